@@ -1,0 +1,28 @@
+//! drover's domain, free of IO: the types every other crate speaks in, the state machines that
+//! say which changes are legal, and the pure decisions built on them.
+//!
+//! Everything here parses at the boundary: a value of a type from this crate is valid by
+//! construction, so the layers above never re-check it.
+
+mod audit;
+mod customer;
+mod domain;
+mod error;
+mod ids;
+mod names;
+mod patch;
+mod plan;
+mod scope;
+mod server;
+mod service;
+
+pub use audit::{AuditChainBreak, AuditEntry, Hash, verify_chain};
+pub use domain::{DomainName, DomainWarning};
+pub use error::Error;
+pub use ids::{AccountId, AuditEventId, CustomerId, JobId, PlanId, ServerId, ServiceId, TokenId};
+pub use names::{PlanName, ServerName, Tag, UnixUsername};
+pub use scope::{Access, Scope};
+pub use customer::CustomerSpec;
+pub use plan::{Feature, PlanPatch, PlanSpec};
+pub use server::{CertFingerprint, CredentialRef, Hostname, ServerPatch, ServerSpec, ServerState};
+pub use service::{DesiredState, ServiceStatus, Transition};

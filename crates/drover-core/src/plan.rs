@@ -1,0 +1,196 @@
+//! Hosting plans: what Virtualmin creates for an account and where it may be placed.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+use crate::{Error, PlanName, Tag};
+
+/// A Virtualmin feature a plan turns on for its accounts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum Feature {
+    Unix,
+    Dir,
+    Web,
+    Ssl,
+    Dns,
+    Mail,
+    Spam,
+    Virus,
+    Mysql,
+    Postgres,
+    Webalizer,
+    Logrotate,
+    Webmin,
+}
+
+impl Feature {
+    pub const ALL: [Self; 13] = [
+        Self::Unix,
+        Self::Dir,
+        Self::Web,
+        Self::Ssl,
+        Self::Dns,
+        Self::Mail,
+        Self::Spam,
+        Self::Virus,
+        Self::Mysql,
+        Self::Postgres,
+        Self::Webalizer,
+        Self::Logrotate,
+        Self::Webmin,
+    ];
+
+    /// The name Virtualmin uses, which is also its `create-domain` flag.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Unix => "unix",
+            Self::Dir => "dir",
+            Self::Web => "web",
+            Self::Ssl => "ssl",
+            Self::Dns => "dns",
+            Self::Mail => "mail",
+            Self::Spam => "spam",
+            Self::Virus => "virus",
+            Self::Mysql => "mysql",
+            Self::Postgres => "postgres",
+            Self::Webalizer => "webalizer",
+            Self::Logrotate => "logrotate",
+            Self::Webmin => "webmin",
+        }
+    }
+
+    pub fn parse(input: &str) -> Result<Self, Error> {
+        Self::ALL.into_iter().find(|f| f.as_str() == input).ok_or_else(|| {
+            let names: Vec<_> = Self::ALL.iter().map(|f| f.as_str()).collect();
+            Error::invalid("feature", input, format!("one of {}", names.join(", ")))
+        })
+    }
+}
+
+impl fmt::Display for Feature {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Everything that defines a plan. `None` limits are unlimited.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct PlanSpec {
+    /// The plan's name, also the Virtualmin account plan applied to its accounts.
+    #[cfg_attr(feature = "openapi", schema(value_type = String, example = "Web 10GB"))]
+    pub name: PlanName,
+    /// The Virtualmin server template, when not the server's default.
+    #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>))]
+    pub template: Option<PlanName>,
+    #[serde(default)]
+    pub disk_quota_mb: Option<u64>,
+    #[serde(default)]
+    pub bandwidth_mb: Option<u64>,
+    #[serde(default)]
+    pub max_mailboxes: Option<u32>,
+    #[serde(default)]
+    pub max_databases: Option<u32>,
+    #[serde(default)]
+    pub max_subservers: Option<u32>,
+    /// Features turned on for each account; empty means the server's defaults.
+    #[serde(default)]
+    pub features: Vec<Feature>,
+    /// Tags a server must carry to host this plan's accounts.
+    #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(value_type = Vec<String>))]
+    pub required_tags: Vec<Tag>,
+}
+
+/// A partial change to a plan: absent fields are kept; `null` clears an optional one.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct PlanPatch {
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>))]
+    pub name: Option<PlanName>,
+    #[serde(default, deserialize_with = "crate::patch::nullable")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>))]
+    pub template: Option<Option<PlanName>>,
+    #[serde(default, deserialize_with = "crate::patch::nullable")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<u64>))]
+    pub disk_quota_mb: Option<Option<u64>>,
+    #[serde(default, deserialize_with = "crate::patch::nullable")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<u64>))]
+    pub bandwidth_mb: Option<Option<u64>>,
+    #[serde(default, deserialize_with = "crate::patch::nullable")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<u32>))]
+    pub max_mailboxes: Option<Option<u32>>,
+    #[serde(default, deserialize_with = "crate::patch::nullable")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<u32>))]
+    pub max_databases: Option<Option<u32>>,
+    #[serde(default, deserialize_with = "crate::patch::nullable")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<u32>))]
+    pub max_subservers: Option<Option<u32>>,
+    pub features: Option<Vec<Feature>>,
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<Vec<String>>))]
+    pub required_tags: Option<Vec<Tag>>,
+}
+
+impl PlanSpec {
+    /// Sorts and deduplicates the lists, so equal plans compare equal.
+    pub fn normalized(mut self) -> Self {
+        self.features.sort();
+        self.features.dedup();
+        self.required_tags.sort();
+        self.required_tags.dedup();
+        self
+    }
+
+    pub fn patched(self, patch: PlanPatch) -> Self {
+        Self {
+            name: patch.name.unwrap_or(self.name),
+            template: patch.template.unwrap_or(self.template),
+            disk_quota_mb: patch.disk_quota_mb.unwrap_or(self.disk_quota_mb),
+            bandwidth_mb: patch.bandwidth_mb.unwrap_or(self.bandwidth_mb),
+            max_mailboxes: patch.max_mailboxes.unwrap_or(self.max_mailboxes),
+            max_databases: patch.max_databases.unwrap_or(self.max_databases),
+            max_subservers: patch.max_subservers.unwrap_or(self.max_subservers),
+            features: patch.features.unwrap_or(self.features),
+            required_tags: patch.required_tags.unwrap_or(self.required_tags),
+        }
+        .normalized()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec() -> PlanSpec {
+        serde_json::from_str(r#"{"name":"Web 10GB","disk_quota_mb":10240,"features":["web","dns","web"]}"#)
+            .unwrap()
+    }
+
+    #[test]
+    fn a_patch_keeps_absent_fields_and_clears_nulls() {
+        let patch: PlanPatch =
+            serde_json::from_str(r#"{"disk_quota_mb":null,"max_mailboxes":50,"required_tags":["ssd"]}"#)
+                .unwrap();
+        let patched = spec().normalized().patched(patch);
+        assert_eq!(patched.name.as_str(), "Web 10GB");
+        assert_eq!(patched.disk_quota_mb, None);
+        assert_eq!(patched.max_mailboxes, Some(50));
+        assert_eq!(patched.features, vec![Feature::Web, Feature::Dns]);
+        assert_eq!(patched.required_tags, vec![Tag::parse("ssd").unwrap()]);
+    }
+
+    #[test]
+    fn unknown_fields_and_features_are_refused() {
+        let err = serde_json::from_str::<PlanSpec>(r#"{"name":"x","quota":1}"#).unwrap_err();
+        assert!(err.to_string().contains("unknown field `quota`"), "{err}");
+        let err = serde_json::from_str::<PlanSpec>(r#"{"name":"x","features":["ftp"]}"#).unwrap_err();
+        assert!(err.to_string().contains("unknown variant `ftp`"), "{err}");
+        assert!(Feature::parse("ftp").unwrap_err().to_string().contains("one of unix"));
+    }
+}

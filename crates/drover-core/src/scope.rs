@@ -1,0 +1,83 @@
+//! What an API token may do.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+use crate::Error;
+
+/// The scope an API token carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Scope {
+    /// Everything.
+    Operator,
+    /// Customers, services and their lifecycle; reads.
+    Billing,
+    /// Reads only.
+    Readonly,
+}
+
+/// The kind of access a request needs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    Read,
+    /// Customers, services, lifecycle moves.
+    Billing,
+    /// The fleet, plans, tokens: operators only.
+    Operator,
+}
+
+impl Scope {
+    pub const ALL: [Self; 3] = [Self::Operator, Self::Billing, Self::Readonly];
+
+    pub fn allows(self, access: Access) -> bool {
+        match self {
+            Self::Operator => true,
+            Self::Billing => matches!(access, Access::Read | Access::Billing),
+            Self::Readonly => access == Access::Read,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Operator => "operator",
+            Self::Billing => "billing",
+            Self::Readonly => "readonly",
+        }
+    }
+
+    pub fn parse(input: &str) -> Result<Self, Error> {
+        Self::ALL
+            .into_iter()
+            .find(|s| s.as_str() == input)
+            .ok_or_else(|| Error::invalid("scope", input, "one of operator, billing, readonly"))
+    }
+}
+
+impl fmt::Display for Scope {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scopes_grant_what_they_name() {
+        use Access::*;
+        let table = [
+            (Scope::Operator, [true, true, true]),
+            (Scope::Billing, [true, true, false]),
+            (Scope::Readonly, [true, false, false]),
+        ];
+        for (scope, expected) in table {
+            let got = [Read, Billing, Operator].map(|a| scope.allows(a));
+            assert_eq!(got, expected, "{scope}");
+            assert_eq!(Scope::parse(scope.as_str()), Ok(scope));
+        }
+        assert!(Scope::parse("root").is_err());
+    }
+}

@@ -1,0 +1,416 @@
+//! Servers of the fleet: how they are addressed and the states they move through.
+
+use std::fmt;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+use crate::{Error, ServerName, Tag};
+
+/// Where a server is reached: a DNS name (any, internal names included) or an IP literal.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Hostname(String);
+
+impl Hostname {
+    pub fn parse(input: &str) -> Result<Self, Error> {
+        let input = input.trim();
+        if let Ok(ip) = input
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .parse::<IpAddr>()
+        {
+            return Ok(Self(ip.to_string()));
+        }
+        let name = input
+            .strip_suffix('.')
+            .unwrap_or(input)
+            .to_ascii_lowercase();
+        let label_ok = |l: &str| {
+            !l.is_empty()
+                && l.len() <= 63
+                && !l.starts_with('-')
+                && !l.ends_with('-')
+                && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+        };
+        if !name.is_empty() && name.len() <= 253 && name.split('.').all(label_ok) {
+            Ok(Self(name))
+        } else {
+            Err(Error::invalid(
+                "hostname",
+                input,
+                "a DNS name (letters, digits, hyphens and dots) or an IPv4/IPv6 address",
+            ))
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for Hostname {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl Serialize for Hostname {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&self.0)
+    }
+}
+
+impl<'de> Deserialize<'de> for Hostname {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let raw = String::deserialize(deserializer)?;
+        Self::parse(&raw).map_err(serde::de::Error::custom)
+    }
+}
+
+/// A server's place in the fleet. Health checks move it between healthy, degraded and
+/// unavailable; operators choose maintenance, draining and decommissioned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ServerState {
+    Healthy,
+    Degraded,
+    Unavailable,
+    Maintenance,
+    Draining,
+    Decommissioned,
+}
+
+impl ServerState {
+    pub const ALL: [Self; 6] = [
+        Self::Healthy,
+        Self::Degraded,
+        Self::Unavailable,
+        Self::Maintenance,
+        Self::Draining,
+        Self::Decommissioned,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Healthy => "healthy",
+            Self::Degraded => "degraded",
+            Self::Unavailable => "unavailable",
+            Self::Maintenance => "maintenance",
+            Self::Draining => "draining",
+            Self::Decommissioned => "decommissioned",
+        }
+    }
+
+    pub fn parse(input: &str) -> Result<Self, Error> {
+        Self::ALL
+            .into_iter()
+            .find(|s| s.as_str() == input)
+            .ok_or_else(|| {
+                Error::invalid(
+                    "server state",
+                    input,
+                    "one of healthy, degraded, unavailable, maintenance, draining, decommissioned",
+                )
+            })
+    }
+}
+
+impl fmt::Display for ServerState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hostnames_accept_names_and_addresses() {
+        assert_eq!(
+            Hostname::parse("VM1.Example.net.").unwrap().as_str(),
+            "vm1.example.net"
+        );
+        assert_eq!(Hostname::parse("[::1]").unwrap().as_str(), "::1");
+        assert_eq!(Hostname::parse("127.0.0.1").unwrap().as_str(), "127.0.0.1");
+        assert!(Hostname::parse("bad host").is_err());
+        assert!(Hostname::parse("").is_err());
+        assert!(Hostname::parse("https://vm1").is_err());
+    }
+
+    #[test]
+    fn states_round_trip() {
+        for s in ServerState::ALL {
+            assert_eq!(ServerState::parse(s.as_str()), Ok(s));
+        }
+    }
+}
+
+/// The SHA-256 fingerprint of a server's certificate, for pinning. Accepts 64 hex digits, with
+/// or without colons between bytes, any case.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct CertFingerprint([u8; 32]);
+
+impl CertFingerprint {
+    pub fn parse(input: &str) -> Result<Self, Error> {
+        let digits: String = input.trim().chars().filter(|c| *c != ':').collect();
+        let mut bytes = [0u8; 32];
+        hex::decode_to_slice(&digits, &mut bytes).map_err(|_| {
+            Error::invalid(
+                "SHA-256 certificate fingerprint",
+                input,
+                "64 hex digits, optionally in pairs separated by colons",
+            )
+        })?;
+        Ok(Self(bytes))
+    }
+
+    pub fn as_bytes(&self) -> &[u8; 32] {
+        &self.0
+    }
+
+    pub fn to_hex(self) -> String {
+        hex::encode(self.0)
+    }
+}
+
+impl Serialize for CertFingerprint {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&self.to_hex())
+    }
+}
+
+impl<'de> Deserialize<'de> for CertFingerprint {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let raw = String::deserialize(deserializer)?;
+        Self::parse(&raw).map_err(serde::de::Error::custom)
+    }
+}
+
+#[cfg(test)]
+mod fingerprint_tests {
+    use super::CertFingerprint;
+
+    #[test]
+    fn fingerprints_accept_colons_and_case() {
+        let plain = "ab".repeat(32);
+        let colons = vec!["AB"; 32].join(":");
+        assert_eq!(
+            CertFingerprint::parse(&plain),
+            CertFingerprint::parse(&colons)
+        );
+        assert_eq!(CertFingerprint::parse(&colons).unwrap().to_hex(), plain);
+        assert!(CertFingerprint::parse("abcd").is_err());
+        assert!(CertFingerprint::parse(&"zz".repeat(32)).is_err());
+    }
+}
+
+/// Where a server's API password is found: an environment variable (`env:NAME`) or a file
+/// (`file:/absolute/path`). The secret itself is never stored in drover's database.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum CredentialRef {
+    Env(String),
+    File(String),
+}
+
+impl CredentialRef {
+    pub fn parse(input: &str) -> Result<Self, Error> {
+        let expected = "env:VARIABLE_NAME or file:/absolute/path (the password itself is never stored)";
+        match input.trim().split_once(':') {
+            Some(("env", name))
+                if !name.is_empty()
+                    && !name.starts_with(|c: char| c.is_ascii_digit())
+                    && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') =>
+            {
+                Ok(Self::Env(name.to_owned()))
+            }
+            Some(("file", path)) if path.starts_with('/') && !path.contains('\n') => {
+                Ok(Self::File(path.to_owned()))
+            }
+            _ => Err(Error::invalid("credentials reference", input, expected)),
+        }
+    }
+}
+
+impl fmt::Display for CredentialRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Env(name) => write!(f, "env:{name}"),
+            Self::File(path) => write!(f, "file:{path}"),
+        }
+    }
+}
+
+impl Serialize for CredentialRef {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for CredentialRef {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let raw = String::deserialize(deserializer)?;
+        Self::parse(&raw).map_err(serde::de::Error::custom)
+    }
+}
+
+fn default_port() -> u16 {
+    10000
+}
+
+fn default_api_user() -> String {
+    "root".to_owned()
+}
+
+fn default_true() -> bool {
+    true
+}
+
+/// Everything an operator says about a server when adding or editing it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct ServerSpec {
+    #[cfg_attr(feature = "openapi", schema(value_type = String, example = "vm-eu-1"))]
+    pub name: ServerName,
+    /// Where Virtualmin's API answers.
+    #[cfg_attr(feature = "openapi", schema(value_type = String, example = "vm1.example.net"))]
+    pub hostname: Hostname,
+    #[serde(default = "default_port")]
+    pub port: u16,
+    /// Public addresses, written into DNS for the accounts it hosts.
+    #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>))]
+    pub ipv4: Option<Ipv4Addr>,
+    #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>))]
+    pub ipv6: Option<Ipv6Addr>,
+    /// The most accounts it may hold.
+    pub capacity: u32,
+    #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(value_type = Vec<String>))]
+    pub tags: Vec<Tag>,
+    /// The Webmin user drover logs in as.
+    #[serde(default = "default_api_user")]
+    pub api_user: String,
+    #[cfg_attr(feature = "openapi", schema(value_type = String, example = "env:VM1_PASSWORD"))]
+    pub credentials: CredentialRef,
+    #[serde(default = "default_true")]
+    pub tls_verify: bool,
+    #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>))]
+    pub pinned_cert_sha256: Option<CertFingerprint>,
+    /// Calls per second for this server, when not the fleet default.
+    #[serde(default)]
+    pub rate_qps: Option<f64>,
+}
+
+/// A partial change to a server: absent fields are kept; `null` clears an optional one.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct ServerPatch {
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>))]
+    pub name: Option<ServerName>,
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>))]
+    pub hostname: Option<Hostname>,
+    pub port: Option<u16>,
+    #[serde(default, deserialize_with = "crate::patch::nullable")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>))]
+    pub ipv4: Option<Option<Ipv4Addr>>,
+    #[serde(default, deserialize_with = "crate::patch::nullable")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>))]
+    pub ipv6: Option<Option<Ipv6Addr>>,
+    pub capacity: Option<u32>,
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<Vec<String>>))]
+    pub tags: Option<Vec<Tag>>,
+    pub api_user: Option<String>,
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>))]
+    pub credentials: Option<CredentialRef>,
+    pub tls_verify: Option<bool>,
+    #[serde(default, deserialize_with = "crate::patch::nullable")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>))]
+    pub pinned_cert_sha256: Option<Option<CertFingerprint>>,
+    #[serde(default, deserialize_with = "crate::patch::nullable")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<f64>))]
+    pub rate_qps: Option<Option<f64>>,
+}
+
+impl ServerSpec {
+    /// Checks what field types alone cannot say.
+    pub fn validated(mut self) -> Result<Self, Error> {
+        if self.capacity == 0 {
+            return Err(Error::invalid("capacity", "0", "at least 1 account"));
+        }
+        if self.port == 0 {
+            return Err(Error::invalid("port", "0", "a TCP port from 1 to 65535"));
+        }
+        if let Some(qps) = self.rate_qps
+            && !(qps.is_finite() && qps > 0.0 && qps <= 1000.0)
+        {
+            return Err(Error::invalid(
+                "rate_qps",
+                &qps.to_string(),
+                "calls per second, more than 0 and at most 1000",
+            ));
+        }
+        let user = &self.api_user;
+        if user.is_empty()
+            || user.len() > 64
+            || user.chars().any(|c| c.is_whitespace() || c.is_control() || c == ':')
+        {
+            return Err(Error::invalid(
+                "api_user",
+                user,
+                "a Webmin user name: 1 to 64 characters, no spaces or ':'",
+            ));
+        }
+        self.tags.sort();
+        self.tags.dedup();
+        Ok(self)
+    }
+
+    pub fn patched(self, patch: ServerPatch) -> Result<Self, Error> {
+        Self {
+            name: patch.name.unwrap_or(self.name),
+            hostname: patch.hostname.unwrap_or(self.hostname),
+            port: patch.port.unwrap_or(self.port),
+            ipv4: patch.ipv4.unwrap_or(self.ipv4),
+            ipv6: patch.ipv6.unwrap_or(self.ipv6),
+            capacity: patch.capacity.unwrap_or(self.capacity),
+            tags: patch.tags.unwrap_or(self.tags),
+            api_user: patch.api_user.unwrap_or(self.api_user),
+            credentials: patch.credentials.unwrap_or(self.credentials),
+            tls_verify: patch.tls_verify.unwrap_or(self.tls_verify),
+            pinned_cert_sha256: patch.pinned_cert_sha256.unwrap_or(self.pinned_cert_sha256),
+            rate_qps: patch.rate_qps.unwrap_or(self.rate_qps),
+        }
+        .validated()
+    }
+}
+
+#[cfg(test)]
+mod spec_tests {
+    use super::*;
+
+    #[test]
+    fn server_specs_take_defaults_and_refuse_nonsense() {
+        let spec: ServerSpec = serde_json::from_str(
+            r#"{"name":"vm1","hostname":"vm1.example.net","capacity":100,"credentials":"env:VM1_PASS","tags":["ssd","region-eu","ssd"]}"#,
+        )
+        .unwrap();
+        let spec = spec.validated().unwrap();
+        assert_eq!((spec.port, spec.api_user.as_str(), spec.tls_verify), (10000, "root", true));
+        assert_eq!(spec.tags.len(), 2);
+        let zero = ServerSpec { capacity: 0, ..spec.clone() };
+        assert!(zero.validated().unwrap_err().to_string().contains("at least 1"));
+        let patched = spec
+            .clone()
+            .patched(serde_json::from_str(r#"{"capacity":5,"ipv4":"192.0.2.10"}"#).unwrap())
+            .unwrap();
+        assert_eq!((patched.capacity, patched.ipv4), (5, Some(Ipv4Addr::new(192, 0, 2, 10))));
+        assert!(CredentialRef::parse("hunter2").is_err());
+        assert!(CredentialRef::parse("file:relative").is_err());
+        assert_eq!(CredentialRef::parse("file:/etc/drover/vm1").unwrap().to_string(), "file:/etc/drover/vm1");
+    }
+}

@@ -1,0 +1,21 @@
+//! The jobs drover inserts. Their workers arrive with the provisioning engine; the arguments
+//! live here because a job is inserted in the same transaction as the change that needs it.
+
+use riverqueue::JobArgs;
+use serde::{Deserialize, Serialize};
+
+/// Make the account's server match the account's record. At most one waits or runs per
+/// account: a change made while one runs is picked up because the job re-reads the record.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JobArgs)]
+#[river(
+    kind = "converge_account",
+    queue = "converge",
+    unique(by_args, by_state(available, pending, running, scheduled, retryable))
+)]
+pub struct ConvergeAccount {
+    #[river(unique)]
+    pub account_id: i64,
+}
+
+/// The queue converge jobs wait in.
+pub const CONVERGE_QUEUE: &str = "converge";

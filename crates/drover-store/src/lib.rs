@@ -1,0 +1,87 @@
+//! drover's source of truth. The [`Store`] trait is everything the rest of drover may ask of the
+//! database; [`PgStore`] and [`SqliteStore`] carry it out with the same SQL (see `sql_store.rs`)
+//! and are held to the same contract tests.
+//!
+//! Every change is one transaction that also appends its audit event and, where the fleet must
+//! follow, inserts the River job that makes it so: the job exists exactly when the change does.
+
+mod error;
+pub mod jobs;
+mod migrations;
+mod model;
+mod postgres;
+mod rows;
+mod sqlite;
+mod store;
+
+use std::sync::Arc;
+
+pub use error::StoreError;
+pub use model::{
+    Account, AccountFilter, ApiToken, AuditFilter, AuditReport, Customer, IdempotencyStart,
+    JobFilter, JobSummary, NewService, Page, Plan, RequestContext, Server, Service, ServiceFilter,
+    TransitionOutcome,
+};
+pub use postgres::PgStore;
+pub use riverqueue::JobState;
+pub use sqlite::SqliteStore;
+pub use store::Store;
+
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+/// Which database a store runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Postgres,
+    Sqlite,
+}
+
+impl Backend {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Postgres => "postgres",
+            Self::Sqlite => "sqlite",
+        }
+    }
+}
+
+/// Opens the store a `DATABASE_URL` names (`postgres://…`, `postgresql://…` or `sqlite://…`),
+/// bringing its schema (drover's and River's) up to date.
+pub async fn open(url: &str) -> Result<Arc<dyn Store>> {
+    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        Ok(Arc::new(PgStore::open(url).await?))
+    } else if url.starts_with("sqlite:") {
+        Ok(Arc::new(SqliteStore::open(url).await?))
+    } else {
+        Err(StoreError::Config(format!(
+            "DATABASE_URL '{}' names no supported database; expected postgres://… or sqlite://…",
+            redact_url(url)
+        )))
+    }
+}
+
+/// A URL fit for messages: any password replaced.
+pub fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme_end), Some(at)) if at > scheme_end => {
+            let userinfo = &url[scheme_end + 3..at];
+            match userinfo.split_once(':') {
+                Some((user, _)) => format!("{}{user}:***{}", &url[..scheme_end + 3], &url[at..]),
+                None => url.to_owned(),
+            }
+        }
+        _ => url.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn passwords_are_redacted_from_urls() {
+        assert_eq!(
+            super::redact_url("postgres://drover:s3cret@db:5432/drover"),
+            "postgres://drover:***@db:5432/drover"
+        );
+        assert_eq!(super::redact_url("sqlite://drover.db"), "sqlite://drover.db");
+    }
+}

@@ -1,0 +1,29 @@
+//! drover's own schema, one folder per backend, embedded in the binary.
+
+use std::borrow::Cow;
+
+use sqlx::SqlSafeStr;
+use sqlx::migrate::{Migration, MigrationType, Migrator};
+
+/// One migration file per step; the version is the file's number.
+macro_rules! migrations {
+    ($dir:literal: $($version:literal => $name:literal),+ $(,)?) => {
+        Migrator::with_migrations(vec![$(
+            Migration::new(
+                $version,
+                Cow::Borrowed($name),
+                MigrationType::Simple,
+                include_str!(concat!("../migrations/", $dir, "/", $name, ".sql")).into_sql_str(),
+                false,
+            ),
+        )+])
+    };
+}
+
+pub(crate) fn postgres() -> Migrator {
+    migrations!("postgres": 1 => "0001_initial")
+}
+
+pub(crate) fn sqlite() -> Migrator {
+    migrations!("sqlite": 1 => "0001_initial")
+}

@@ -1,0 +1,196 @@
+//! What the store returns and the inputs that are not plain domain specs.
+
+use drover_core::{
+    AccountId, AuditChainBreak, CustomerId, CustomerSpec, DesiredState, DomainName, JobId, PlanId,
+    PlanSpec, Scope, ServerId, ServerSpec, ServerState, ServiceId, ServiceStatus, TokenId,
+    UnixUsername,
+};
+use jiff::Timestamp;
+use serde::Serialize;
+
+/// Who asks for a change and under which request, recorded with every audit event and job.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RequestContext {
+    /// `token:ID (name)` for API calls, `cli:USER` for the command line, `drover` for itself.
+    pub actor: String,
+    pub correlation_id: String,
+}
+
+/// Keyset pagination: rows with an id above `after`, at most `limit` of them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Page {
+    pub after: Option<i64>,
+    pub limit: u32,
+}
+
+impl Page {
+    pub const DEFAULT_LIMIT: u32 = 100;
+    pub const MAX_LIMIT: u32 = 1000;
+
+    pub fn new(after: Option<i64>, limit: Option<u32>) -> Self {
+        Self {
+            after,
+            limit: limit
+                .unwrap_or(Self::DEFAULT_LIMIT)
+                .clamp(1, Self::MAX_LIMIT),
+        }
+    }
+}
+
+impl Default for Page {
+    fn default() -> Self {
+        Self::new(None, None)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Customer {
+    pub id: CustomerId,
+    #[serde(flatten)]
+    pub spec: CustomerSpec,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Plan {
+    pub id: PlanId,
+    #[serde(flatten)]
+    pub spec: PlanSpec,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Server {
+    pub id: ServerId,
+    #[serde(flatten)]
+    pub spec: ServerSpec,
+    pub state: ServerState,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+}
+
+/// A new service: its account is created with it, holding the domain (unique across drover).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewService {
+    pub customer_id: CustomerId,
+    pub plan_id: PlanId,
+    pub domain: DomainName,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Service {
+    pub id: ServiceId,
+    pub customer_id: CustomerId,
+    pub plan_id: PlanId,
+    pub status: ServiceStatus,
+    pub account_id: AccountId,
+    pub domain: DomainName,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+}
+
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct ServiceFilter {
+    pub customer_id: Option<CustomerId>,
+    pub status: Option<ServiceStatus>,
+    pub page: Page,
+}
+
+/// The hosting account that carries out a service on a server.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Account {
+    pub id: AccountId,
+    pub service_id: ServiceId,
+    pub domain: DomainName,
+    pub unix_username: UnixUsername,
+    pub server_id: Option<ServerId>,
+    pub desired_state: DesiredState,
+    pub desired_generation: i64,
+    /// What the server showed at the last sync (`enabled`, `disabled`, `absent`), if ever.
+    pub observed_state: Option<String>,
+    pub protected_from_deletion: bool,
+    pub suspend_reason: Option<String>,
+    /// Whether a sealed copy of the account password is held (needed to rebuild). The copy
+    /// itself never leaves the store.
+    pub has_sealed_password: bool,
+    pub last_sync_at: Option<Timestamp>,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+}
+
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct AccountFilter {
+    pub domain: Option<DomainName>,
+    pub server_id: Option<ServerId>,
+    pub page: Page,
+}
+
+/// The result of a lifecycle move: the service and account as they now are, and the converge
+/// job that will make the server follow.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct TransitionOutcome {
+    pub service: Service,
+    pub account: Account,
+    pub job_id: JobId,
+    /// The account already had a converge job waiting; it will apply this change too.
+    pub joined_waiting_job: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ApiToken {
+    pub id: TokenId,
+    pub name: String,
+    pub scope: Scope,
+    pub created_at: Timestamp,
+    pub revoked_at: Option<Timestamp>,
+}
+
+/// How a request carrying an `Idempotency-Key` should proceed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum IdempotencyStart {
+    /// First time: run it, then record its answer.
+    Proceed,
+    /// Seen and finished: send back the recorded answer.
+    Replay { status: u16, body: String },
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct JobFilter {
+    pub states: Vec<riverqueue::JobState>,
+    pub account_id: Option<AccountId>,
+    pub limit: Option<u32>,
+}
+
+/// A River job with drover's record of what it is about.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct JobSummary {
+    pub id: JobId,
+    pub kind: String,
+    pub state: String,
+    pub queue: String,
+    pub attempt: i32,
+    pub max_attempts: i32,
+    pub args: serde_json::Value,
+    pub errors: Vec<String>,
+    pub account_id: Option<AccountId>,
+    pub correlation_id: Option<String>,
+    pub created_at: Timestamp,
+    pub scheduled_at: Timestamp,
+    pub finalized_at: Option<Timestamp>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AuditFilter {
+    pub subject: Option<String>,
+    pub page: Page,
+}
+
+/// The outcome of checking the whole audit chain.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct AuditReport {
+    pub events_checked: u64,
+    pub intact: bool,
+    pub problem: Option<AuditChainBreak>,
+}

@@ -1,0 +1,68 @@
+//! The store on PostgreSQL, for production: several drover processes share one database.
+
+use std::time::Duration;
+
+use riverqueue::migrate::PostgresMigrator;
+use sqlx::PgPool;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+
+use crate::redact_url;
+
+type Db = sqlx::Postgres;
+type SqlStore = PgStore;
+const BACKEND: Backend = Backend::Postgres;
+
+/// drover's store on PostgreSQL.
+#[derive(Clone)]
+pub struct PgStore {
+    pool: PgPool,
+    queue: riverqueue::Client,
+}
+
+impl std::fmt::Debug for PgStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PgStore").finish_non_exhaustive()
+    }
+}
+
+impl PgStore {
+    /// Connects and brings drover's and River's schemas up to date.
+    pub async fn open(url: &str) -> Result<Self> {
+        let options: PgConnectOptions = url.parse().map_err(|e| {
+            StoreError::Config(format!("DATABASE_URL '{}' is not valid: {e}", redact_url(url)))
+        })?;
+        let pool = PgPoolOptions::new()
+            .max_connections(16)
+            .acquire_timeout(Duration::from_secs(10))
+            .connect_with(options)
+            .await
+            .map_err(|e| {
+                StoreError::Config(format!(
+                    "cannot connect to PostgreSQL at '{}': {e}",
+                    redact_url(url)
+                ))
+            })?;
+        Self::from_pool(pool).await
+    }
+
+    /// Uses an existing pool; migrates it first.
+    pub async fn from_pool(pool: PgPool) -> Result<Self> {
+        crate::migrations::postgres().run(&pool).await?;
+        PostgresMigrator::new(pool.clone())
+            .migrate_up()
+            .await
+            .map_err(|e| StoreError::Config(format!("River's PostgreSQL migrations failed: {e}")))?;
+        let queue = riverqueue::Client::builder(pool.clone()).build()?;
+        Ok(Self { pool, queue })
+    }
+
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+}
+
+async fn begin(pool: &PgPool) -> Result<Transaction<'static, Db>, sqlx::Error> {
+    riverqueue::database::begin_postgres(pool).await
+}
+
+include!("sql_store.rs");

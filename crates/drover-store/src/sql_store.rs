@@ -1,0 +1,975 @@
+// The Store on one SQL backend. Included by `postgres.rs` and `sqlite.rs`, which each define
+// `Db`, `SqlStore`, `BACKEND` and `begin` first: one body of SQL, compiled once per backend, so
+// the two cannot drift apart. The SQL sticks to what both databases understand.
+
+use async_trait::async_trait;
+use drover_core::{
+    AccountId, AuditEntry, AuditEventId, CustomerId, CustomerSpec, DesiredState, Hash, JobId,
+    PlanId, PlanPatch, PlanSpec, Scope, ServerId, ServerPatch, ServerSpec, ServiceId,
+    ServiceStatus, TokenId, Transition, UnixUsername, verify_chain,
+};
+use secrecy::SecretString;
+use serde_json::json;
+use sqlx::Transaction;
+
+use crate::jobs::ConvergeAccount;
+use crate::model::*;
+use crate::rows::*;
+use crate::store::Store;
+use crate::{Backend, Result, StoreError, error::unique_violation};
+
+type Tx = Transaction<'static, Db>;
+
+/// Runs the block in a write transaction (bound to `$tx`, a `&mut Tx`) and commits it when
+/// the block returns `Ok`; any error rolls it back. Evaluates to the block's `Result`.
+macro_rules! write_tx {
+    ($store:expr, $tx:ident, { $($body:tt)* }) => {{
+        let mut transaction = begin(&$store.pool).await?;
+        let $tx = &mut transaction;
+        let result: Result<_> = async { $($body)* }.await;
+        let value = result?;
+        transaction.commit().await?;
+        Result::<_>::Ok(value)
+    }};
+}
+
+/// Runs reads in one transaction so they see one state.
+macro_rules! read_tx {
+    ($store:expr, $tx:ident, { $($body:tt)* }) => {{
+        let mut transaction: Tx = $store.pool.begin().await?;
+        let $tx = &mut transaction;
+        let result: Result<_> = async { $($body)* }.await;
+        let value = result?;
+        transaction.rollback().await?;
+        Result::<_>::Ok(value)
+    }};
+}
+
+macro_rules! select_plan {
+    () => {
+        "SELECT id, name, template, disk_quota_mb, bandwidth_mb, max_mailboxes, max_databases, \
+         max_subservers, features, required_tags, created_at, updated_at FROM plans"
+    };
+}
+
+macro_rules! select_server {
+    () => {
+        "SELECT id, name, hostname, port, ipv4, ipv6, capacity, tags, api_user, credentials, \
+         tls_verify, pinned_cert_sha256, rate_qps, state, created_at, updated_at FROM servers"
+    };
+}
+
+macro_rules! select_service {
+    () => {
+        "SELECT s.id, s.customer_id, s.plan_id, s.status, a.id AS account_id, a.domain, \
+         s.created_at, s.updated_at FROM services s JOIN accounts a ON a.service_id = s.id"
+    };
+}
+
+macro_rules! select_account {
+    () => {
+        "SELECT id, service_id, domain, unix_username, server_id, desired_state, \
+         desired_generation, observed_state, protected_from_deletion, suspend_reason, \
+         (sealed_password IS NOT NULL) AS has_sealed_password, last_sync_at, created_at, \
+         updated_at FROM accounts"
+    };
+}
+
+macro_rules! select_audit {
+    () => {
+        "SELECT id, at, actor, action, subject, correlation_id, details, prev_hash, hash \
+         FROM audit_events"
+    };
+}
+
+/// Appends one event to the audit chain inside `tx`. Updating the head row first takes its
+/// lock, so concurrent appenders queue up and each links to the one before.
+async fn append_audit(
+    tx: &mut Tx,
+    ctx: &RequestContext,
+    action: &str,
+    subject: String,
+    details: serde_json::Value,
+) -> Result<()> {
+    let (id, prev_hash): (i64, String) = sqlx::query_as(
+        "UPDATE audit_head SET last_id = last_id + 1 WHERE singleton RETURNING last_id, last_hash",
+    )
+    .fetch_one(&mut **tx)
+    .await?;
+    let mut entry = AuditEntry {
+        id: AuditEventId(id),
+        at: now(),
+        actor: ctx.actor.clone(),
+        action: action.to_owned(),
+        subject,
+        correlation_id: ctx.correlation_id.clone(),
+        details: details.to_string(),
+        prev_hash: parse_hash("audit head", &prev_hash)?,
+        hash: Hash::GENESIS,
+    };
+    entry.hash = entry.expected_hash();
+    sqlx::query(
+        "INSERT INTO audit_events (id, at, actor, action, subject, correlation_id, details, \
+         prev_hash, hash) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+    )
+    .bind(id)
+    .bind(jiff_sqlx::Timestamp::from(entry.at))
+    .bind(&entry.actor)
+    .bind(&entry.action)
+    .bind(&entry.subject)
+    .bind(&entry.correlation_id)
+    .bind(&entry.details)
+    .bind(entry.prev_hash.to_hex())
+    .bind(entry.hash.to_hex())
+    .execute(&mut **tx)
+    .await?;
+    sqlx::query("UPDATE audit_head SET last_hash = $1 WHERE singleton")
+        .bind(entry.hash.to_hex())
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
+fn opt_i64<T: Into<u64>>(value: Option<T>) -> Option<i64> {
+    value.map(|v| i64::try_from(v.into()).unwrap_or(i64::MAX))
+}
+
+/// Maps a unique violation on a plan or server name to a conflict that names it.
+fn name_taken(err: sqlx::Error, what: &str, name: &str) -> StoreError {
+    match unique_violation(&err) {
+        Some(constraint) if constraint.contains("hostname") => StoreError::conflict(
+            "duplicate_server_address",
+            Some("hostname"),
+            format!("another {what} already uses this hostname and port"),
+        ),
+        Some(_) => StoreError::conflict(
+            "duplicate_name",
+            Some("name"),
+            format!("a {what} named '{name}' already exists"),
+        ),
+        None => err.into(),
+    }
+}
+
+impl SqlStore {
+    async fn fetch_plan(tx: &mut Tx, id: PlanId) -> Result<Plan> {
+        sqlx::query_as::<_, PlanRow>(concat!(select_plan!(), " WHERE id = $1"))
+            .bind(id.get())
+            .fetch_optional(&mut **tx)
+            .await?
+            .ok_or_else(|| StoreError::not_found("plan", id))?
+            .into_model()
+    }
+
+    async fn save_plan(tx: &mut Tx, id: Option<PlanId>, spec: &PlanSpec) -> Result<Plan> {
+        let now = sql_now();
+        let query = match id {
+            None => sqlx::query_as::<_, PlanRow>(concat!(
+                "INSERT INTO plans (name, template, disk_quota_mb, bandwidth_mb, max_mailboxes, \
+                 max_databases, max_subservers, features, required_tags, created_at, updated_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10) RETURNING ",
+                "id, name, template, disk_quota_mb, bandwidth_mb, max_mailboxes, max_databases, \
+                 max_subservers, features, required_tags, created_at, updated_at"
+            )),
+            Some(_) => sqlx::query_as::<_, PlanRow>(concat!(
+                "UPDATE plans SET name = $1, template = $2, disk_quota_mb = $3, bandwidth_mb = $4, \
+                 max_mailboxes = $5, max_databases = $6, max_subservers = $7, features = $8, \
+                 required_tags = $9, updated_at = $10 WHERE id = $11 RETURNING ",
+                "id, name, template, disk_quota_mb, bandwidth_mb, max_mailboxes, max_databases, \
+                 max_subservers, features, required_tags, created_at, updated_at"
+            )),
+        };
+        query
+            .bind(spec.name.as_str())
+            .bind(spec.template.as_ref().map(|t| t.as_str().to_owned()))
+            .bind(opt_i64(spec.disk_quota_mb))
+            .bind(opt_i64(spec.bandwidth_mb))
+            .bind(opt_i64(spec.max_mailboxes))
+            .bind(opt_i64(spec.max_databases))
+            .bind(opt_i64(spec.max_subservers))
+            .bind(to_json_list(&spec.features))
+            .bind(to_json_list(&spec.required_tags))
+            .bind(now)
+            .bind(id.map(PlanId::get))
+            .fetch_one(&mut **tx)
+            .await
+            .map_err(|e| name_taken(e, "plan", spec.name.as_str()))?
+            .into_model()
+    }
+
+    async fn fetch_server(tx: &mut Tx, id: ServerId) -> Result<Server> {
+        sqlx::query_as::<_, ServerRow>(concat!(select_server!(), " WHERE id = $1"))
+            .bind(id.get())
+            .fetch_optional(&mut **tx)
+            .await?
+            .ok_or_else(|| StoreError::not_found("server", id))?
+            .into_model()
+    }
+
+    async fn save_server(tx: &mut Tx, id: Option<ServerId>, spec: &ServerSpec) -> Result<Server> {
+        let now = sql_now();
+        let query = match id {
+            None => sqlx::query_as::<_, ServerRow>(concat!(
+                "INSERT INTO servers (name, hostname, port, ipv4, ipv6, capacity, tags, api_user, \
+                 credentials, tls_verify, pinned_cert_sha256, rate_qps, state, created_at, \
+                 updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, \
+                 'healthy', $13, $13) RETURNING ",
+                "id, name, hostname, port, ipv4, ipv6, capacity, tags, api_user, credentials, \
+                 tls_verify, pinned_cert_sha256, rate_qps, state, created_at, updated_at"
+            )),
+            Some(_) => sqlx::query_as::<_, ServerRow>(concat!(
+                "UPDATE servers SET name = $1, hostname = $2, port = $3, ipv4 = $4, ipv6 = $5, \
+                 capacity = $6, tags = $7, api_user = $8, credentials = $9, tls_verify = $10, \
+                 pinned_cert_sha256 = $11, rate_qps = $12, updated_at = $13 WHERE id = $14 \
+                 RETURNING ",
+                "id, name, hostname, port, ipv4, ipv6, capacity, tags, api_user, credentials, \
+                 tls_verify, pinned_cert_sha256, rate_qps, state, created_at, updated_at"
+            )),
+        };
+        query
+            .bind(spec.name.as_str())
+            .bind(spec.hostname.as_str())
+            .bind(i64::from(spec.port))
+            .bind(spec.ipv4.map(|a| a.to_string()))
+            .bind(spec.ipv6.map(|a| a.to_string()))
+            .bind(i64::from(spec.capacity))
+            .bind(to_json_list(&spec.tags))
+            .bind(&spec.api_user)
+            .bind(spec.credentials.to_string())
+            .bind(spec.tls_verify)
+            .bind(spec.pinned_cert_sha256.map(|p| p.to_hex()))
+            .bind(spec.rate_qps)
+            .bind(now)
+            .bind(id.map(ServerId::get))
+            .fetch_one(&mut **tx)
+            .await
+            .map_err(|e| name_taken(e, "server", spec.name.as_str()))?
+            .into_model()
+    }
+
+    async fn fetch_service(tx: &mut Tx, id: ServiceId) -> Result<Service> {
+        sqlx::query_as::<_, ServiceRow>(concat!(select_service!(), " WHERE s.id = $1"))
+            .bind(id.get())
+            .fetch_optional(&mut **tx)
+            .await?
+            .ok_or_else(|| StoreError::not_found("service", id))?
+            .into_model()
+    }
+
+    async fn fetch_account(tx: &mut Tx, id: AccountId) -> Result<Account> {
+        sqlx::query_as::<_, AccountRow>(concat!(select_account!(), " WHERE id = $1"))
+            .bind(id.get())
+            .fetch_optional(&mut **tx)
+            .await?
+            .ok_or_else(|| StoreError::not_found("account", id))?
+            .into_model()
+    }
+}
+
+#[async_trait]
+impl Store for SqlStore {
+    fn backend(&self) -> Backend {
+        BACKEND
+    }
+
+    fn queue(&self) -> &riverqueue::Client {
+        &self.queue
+    }
+
+    async fn create_customer(&self, ctx: &RequestContext, spec: CustomerSpec) -> Result<Customer> {
+        write_tx!(self, tx, {
+                let now = sql_now();
+                let customer = sqlx::query_as::<_, CustomerRow>(
+                    "INSERT INTO customers (name, email, external_ref, created_at, updated_at) \
+                     VALUES ($1, $2, $3, $4, $4) \
+                     RETURNING id, name, email, external_ref, created_at, updated_at",
+                )
+                .bind(&spec.name)
+                .bind(&spec.email)
+                .bind(&spec.external_ref)
+                .bind(now)
+                .fetch_one(&mut **tx)
+                .await
+                .map_err(|e| match unique_violation(&e) {
+                    Some(_) => StoreError::conflict(
+                        "duplicate_external_ref",
+                        Some("external_ref"),
+                        format!(
+                            "a customer with external_ref '{}' already exists",
+                            spec.external_ref.as_deref().unwrap_or_default()
+                        ),
+                    ),
+                    None => e.into(),
+                })?
+                .into_model();
+                append_audit(
+                    tx,
+                    ctx,
+                    "customer.create",
+                    format!("customer:{}", customer.id),
+                    json!({ "name": customer.spec.name, "external_ref": customer.spec.external_ref }),
+                )
+                .await?;
+                Ok(customer)
+            })
+    }
+
+    async fn customer(&self, id: CustomerId) -> Result<Customer> {
+        sqlx::query_as::<_, CustomerRow>(
+            "SELECT id, name, email, external_ref, created_at, updated_at FROM customers \
+             WHERE id = $1",
+        )
+        .bind(id.get())
+        .fetch_optional(&self.pool)
+        .await?
+        .map(CustomerRow::into_model)
+        .ok_or_else(|| StoreError::not_found("customer", id))
+    }
+
+    async fn customers(&self, page: Page) -> Result<Vec<Customer>> {
+        let rows = sqlx::query_as::<_, CustomerRow>(
+            "SELECT id, name, email, external_ref, created_at, updated_at FROM customers \
+             WHERE id > $1 ORDER BY id LIMIT $2",
+        )
+        .bind(page.after.unwrap_or(0))
+        .bind(i64::from(page.limit))
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.into_iter().map(CustomerRow::into_model).collect())
+    }
+
+    async fn create_plan(&self, ctx: &RequestContext, spec: PlanSpec) -> Result<Plan> {
+        let spec = spec.normalized();
+        write_tx!(self, tx, {
+                let plan = Self::save_plan(tx, None, &spec).await?;
+                let subject = format!("plan:{}", plan.id);
+                append_audit(tx, ctx, "plan.create", subject, json!({ "plan": plan.spec }))
+                    .await?;
+                Ok(plan)
+            })
+    }
+
+    async fn plan(&self, id: PlanId) -> Result<Plan> {
+        read_tx!(self, tx, { Self::fetch_plan(tx, id).await })
+    }
+
+    async fn plans(&self, page: Page) -> Result<Vec<Plan>> {
+        sqlx::query_as::<_, PlanRow>(concat!(select_plan!(), " WHERE id > $1 ORDER BY id LIMIT $2"))
+            .bind(page.after.unwrap_or(0))
+            .bind(i64::from(page.limit))
+            .fetch_all(&self.pool)
+            .await?
+            .into_iter()
+            .map(PlanRow::into_model)
+            .collect()
+    }
+
+    async fn update_plan(
+        &self,
+        ctx: &RequestContext,
+        id: PlanId,
+        patch: PlanPatch,
+    ) -> Result<Plan> {
+        write_tx!(self, tx, {
+                let before = Self::fetch_plan(tx, id).await?;
+                let spec = before.spec.clone().patched(patch);
+                let plan = Self::save_plan(tx, Some(id), &spec).await?;
+                append_audit(
+                    tx,
+                    ctx,
+                    "plan.update",
+                    format!("plan:{id}"),
+                    json!({ "before": before.spec, "after": plan.spec }),
+                )
+                .await?;
+                Ok(plan)
+            })
+    }
+
+    async fn create_server(&self, ctx: &RequestContext, spec: ServerSpec) -> Result<Server> {
+        let spec = spec.validated()?;
+        write_tx!(self, tx, {
+                let server = Self::save_server(tx, None, &spec).await?;
+                let subject = format!("server:{}", server.id);
+                append_audit(tx, ctx, "server.create", subject, json!({ "server": server.spec }))
+                    .await?;
+                Ok(server)
+            })
+    }
+
+    async fn server(&self, id: ServerId) -> Result<Server> {
+        read_tx!(self, tx, { Self::fetch_server(tx, id).await })
+    }
+
+    async fn servers(&self, page: Page) -> Result<Vec<Server>> {
+        sqlx::query_as::<_, ServerRow>(concat!(
+            select_server!(),
+            " WHERE id > $1 ORDER BY id LIMIT $2"
+        ))
+        .bind(page.after.unwrap_or(0))
+        .bind(i64::from(page.limit))
+        .fetch_all(&self.pool)
+        .await?
+        .into_iter()
+        .map(ServerRow::into_model)
+        .collect()
+    }
+
+    async fn update_server(
+        &self,
+        ctx: &RequestContext,
+        id: ServerId,
+        patch: ServerPatch,
+    ) -> Result<Server> {
+        write_tx!(self, tx, {
+                let before = Self::fetch_server(tx, id).await?;
+                let spec = before.spec.clone().patched(patch)?;
+                let server = Self::save_server(tx, Some(id), &spec).await?;
+                append_audit(
+                    tx,
+                    ctx,
+                    "server.update",
+                    format!("server:{id}"),
+                    json!({ "before": before.spec, "after": server.spec }),
+                )
+                .await?;
+                Ok(server)
+            })
+    }
+
+    async fn create_service(&self, ctx: &RequestContext, new: NewService) -> Result<Service> {
+        write_tx!(self, tx, {
+                let exists = |table: &'static str, id: i64| {
+                    let sql = match table {
+                        "customers" => "SELECT id FROM customers WHERE id = $1",
+                        _ => "SELECT id FROM plans WHERE id = $1",
+                    };
+                    sqlx::query_scalar::<_, i64>(sql).bind(id)
+                };
+                if exists("customers", new.customer_id.get())
+                    .fetch_optional(&mut **tx)
+                    .await?
+                    .is_none()
+                {
+                    return Err(StoreError::Unprocessable {
+                        code: "unknown_customer",
+                        field: Some("customer_id"),
+                        message: format!("customer {} does not exist", new.customer_id),
+                    });
+                }
+                if exists("plans", new.plan_id.get())
+                    .fetch_optional(&mut **tx)
+                    .await?
+                    .is_none()
+                {
+                    return Err(StoreError::Unprocessable {
+                        code: "unknown_plan",
+                        field: Some("plan_id"),
+                        message: format!(
+                            "plan {} does not exist; list plans with GET /api/v1/plans",
+                            new.plan_id
+                        ),
+                    });
+                }
+                let holder: Option<i64> =
+                    sqlx::query_scalar("SELECT service_id FROM accounts WHERE domain = $1")
+                        .bind(new.domain.as_str())
+                        .fetch_optional(&mut **tx)
+                        .await?;
+                if let Some(service) = holder {
+                    return Err(duplicate_domain(&new.domain, Some(service)));
+                }
+                let username = free_username(tx, &new).await?;
+                let now = sql_now();
+                let service_id: i64 = sqlx::query_scalar(
+                    "INSERT INTO services (customer_id, plan_id, status, created_at, updated_at) \
+                     VALUES ($1, $2, 'pending', $3, $3) RETURNING id",
+                )
+                .bind(new.customer_id.get())
+                .bind(new.plan_id.get())
+                .bind(now)
+                .fetch_one(&mut **tx)
+                .await?;
+                let account_id: i64 = sqlx::query_scalar(
+                    "INSERT INTO accounts (service_id, domain, unix_username, desired_state, \
+                     desired_generation, created_at, updated_at) \
+                     VALUES ($1, $2, $3, 'absent', 1, $4, $4) RETURNING id",
+                )
+                .bind(service_id)
+                .bind(new.domain.as_str())
+                .bind(username.as_str())
+                .bind(now)
+                .fetch_one(&mut **tx)
+                .await
+                .map_err(|e| match unique_violation(&e) {
+                    Some(c) if c.contains("domain") => duplicate_domain(&new.domain, None),
+                    Some(_) => StoreError::conflict(
+                        "concurrent_change",
+                        None,
+                        "another service took the same unix user name at the same moment; \
+                         send the request again"
+                            .into(),
+                    ),
+                    None => e.into(),
+                })?;
+                append_audit(
+                    tx,
+                    ctx,
+                    "service.create",
+                    format!("service:{service_id}"),
+                    json!({
+                        "customer_id": new.customer_id,
+                        "plan_id": new.plan_id,
+                        "domain": new.domain,
+                        "account_id": account_id,
+                        "unix_username": username,
+                    }),
+                )
+                .await?;
+                Self::fetch_service(tx, ServiceId(service_id)).await
+            })
+    }
+
+    async fn service(&self, id: ServiceId) -> Result<Service> {
+        read_tx!(self, tx, { Self::fetch_service(tx, id).await })
+    }
+
+    async fn services(&self, filter: ServiceFilter) -> Result<Vec<Service>> {
+        sqlx::query_as::<_, ServiceRow>(concat!(
+            select_service!(),
+            " WHERE s.id > $1 AND ($2 IS NULL OR s.customer_id = $2) \
+             AND ($3 IS NULL OR s.status = $3) ORDER BY s.id LIMIT $4"
+        ))
+        .bind(filter.page.after.unwrap_or(0))
+        .bind(filter.customer_id.map(CustomerId::get))
+        .bind(filter.status.map(ServiceStatus::as_str))
+        .bind(i64::from(filter.page.limit))
+        .fetch_all(&self.pool)
+        .await?
+        .into_iter()
+        .map(ServiceRow::into_model)
+        .collect()
+    }
+
+    async fn transition_service(
+        &self,
+        ctx: &RequestContext,
+        id: ServiceId,
+        transition: Transition,
+        reason: Option<String>,
+    ) -> Result<TransitionOutcome> {
+        write_tx!(self, tx, {
+                let service = Self::fetch_service(tx, id).await?;
+                let status = service.status.apply(transition)?;
+                let desired = status.desired_account_state();
+                let moved = sqlx::query(
+                    "UPDATE services SET status = $1, updated_at = $2 WHERE id = $3 AND status = $4",
+                )
+                .bind(status.as_str())
+                .bind(sql_now())
+                .bind(id.get())
+                .bind(service.status.as_str())
+                .execute(&mut **tx)
+                .await?
+                .rows_affected();
+                if moved == 0 {
+                    return Err(StoreError::conflict(
+                        "concurrent_change",
+                        None,
+                        format!("service {id} changed while this request ran; send it again"),
+                    ));
+                }
+                let reason = reason.filter(|_| desired == DesiredState::Disabled);
+                sqlx::query(
+                    "UPDATE accounts SET desired_state = $1, \
+                     desired_generation = desired_generation + 1, suspend_reason = $2, \
+                     updated_at = $3 WHERE id = $4",
+                )
+                .bind(desired.as_str())
+                .bind(&reason)
+                .bind(sql_now())
+                .bind(service.account_id.get())
+                .execute(&mut **tx)
+                .await?;
+                let inserted = self
+                    .queue
+                    .insert(ConvergeAccount {
+                        account_id: service.account_id.get(),
+                    })
+                    .tx(&mut *tx)
+                    .await?;
+                sqlx::query(
+                    "INSERT INTO job_subjects (job_id, account_id, correlation_id, created_at) \
+                     VALUES ($1, $2, $3, $4) ON CONFLICT (job_id) DO NOTHING",
+                )
+                .bind(inserted.id())
+                .bind(service.account_id.get())
+                .bind(&ctx.correlation_id)
+                .bind(sql_now())
+                .execute(&mut **tx)
+                .await?;
+                append_audit(
+                    tx,
+                    ctx,
+                    &format!("service.{}", transition.verb()),
+                    format!("service:{id}"),
+                    json!({
+                        "from": service.status,
+                        "to": status,
+                        "account_id": service.account_id,
+                        "desired_state": desired,
+                        "reason": reason,
+                        "job_id": inserted.id(),
+                    }),
+                )
+                .await?;
+                Ok(TransitionOutcome {
+                    service: Self::fetch_service(tx, id).await?,
+                    account: Self::fetch_account(tx, service.account_id).await?,
+                    job_id: JobId(inserted.id()),
+                    joined_waiting_job: inserted.unique_skipped_as_duplicate,
+                })
+            })
+    }
+
+    async fn account(&self, id: AccountId) -> Result<Account> {
+        read_tx!(self, tx, { Self::fetch_account(tx, id).await })
+    }
+
+    async fn accounts(&self, filter: AccountFilter) -> Result<Vec<Account>> {
+        sqlx::query_as::<_, AccountRow>(concat!(
+            select_account!(),
+            " WHERE id > $1 AND ($2 IS NULL OR domain = $2) AND ($3 IS NULL OR server_id = $3) \
+             ORDER BY id LIMIT $4"
+        ))
+        .bind(filter.page.after.unwrap_or(0))
+        .bind(filter.domain.as_ref().map(|d| d.as_str().to_owned()))
+        .bind(filter.server_id.map(ServerId::get))
+        .bind(i64::from(filter.page.limit))
+        .fetch_all(&self.pool)
+        .await?
+        .into_iter()
+        .map(AccountRow::into_model)
+        .collect()
+    }
+
+    async fn job(&self, id: JobId) -> Result<JobSummary> {
+        let row = self
+            .queue
+            .jobs()
+            .get(id.get())
+            .await
+            .map_err(|e| match e {
+                riverqueue::Error::NotFound { .. } => StoreError::not_found("job", id),
+                other => other.into(),
+            })?;
+        let mut summaries = self.summarize(vec![row]).await?;
+        summaries.pop().ok_or_else(|| StoreError::not_found("job", id))
+    }
+
+    async fn jobs(&self, filter: JobFilter) -> Result<Vec<JobSummary>> {
+        let limit = filter.limit.unwrap_or(Page::DEFAULT_LIMIT).clamp(1, Page::MAX_LIMIT);
+        let mut params = riverqueue::JobListParams::default()
+            .limit(limit)
+            .direction(riverqueue::SortDirection::Descending);
+        if !filter.states.is_empty() {
+            params = params.states(filter.states.iter().copied());
+        }
+        if let Some(account) = filter.account_id {
+            let ids: Vec<i64> = sqlx::query_scalar(
+                "SELECT job_id FROM job_subjects WHERE account_id = $1 ORDER BY job_id DESC LIMIT $2",
+            )
+            .bind(account.get())
+            .bind(i64::from(limit))
+            .fetch_all(&self.pool)
+            .await?;
+            if ids.is_empty() {
+                return Ok(Vec::new());
+            }
+            params = params.ids(ids);
+        }
+        let page = self.queue.jobs().list(params).await?;
+        self.summarize(page.jobs).await
+    }
+
+    async fn create_token(
+        &self,
+        ctx: &RequestContext,
+        name: &str,
+        scope: Scope,
+    ) -> Result<(ApiToken, SecretString)> {
+        let name = name.trim();
+        if name.is_empty() || name.len() > 100 || name.chars().any(char::is_control) {
+            return Err(StoreError::Rule(drover_core::Error::InvalidValue {
+                what: "token name",
+                input: name.to_owned(),
+                expected: "1 to 100 characters without line breaks".into(),
+            }));
+        }
+        let secret = new_token_secret();
+        let hash = token_hash(&secret);
+        let token = write_tx!(self, tx, {
+                    let token = sqlx::query_as::<_, TokenRow>(
+                        "INSERT INTO api_tokens (name, scope, token_hash, created_at) \
+                         VALUES ($1, $2, $3, $4) RETURNING id, name, scope, created_at, revoked_at",
+                    )
+                    .bind(name)
+                    .bind(scope.as_str())
+                    .bind(&hash)
+                    .bind(sql_now())
+                    .fetch_one(&mut **tx)
+                    .await?
+                    .into_model()?;
+                    append_audit(
+                        tx,
+                        ctx,
+                        "token.create",
+                        format!("token:{}", token.id),
+                        json!({ "name": token.name, "scope": token.scope }),
+                    )
+                    .await?;
+                    Ok(token)
+                })?;
+        Ok((token, SecretString::from(secret)))
+    }
+
+    async fn authenticate(&self, secret: &str) -> Result<Option<ApiToken>> {
+        sqlx::query_as::<_, TokenRow>(
+            "SELECT id, name, scope, created_at, revoked_at FROM api_tokens \
+             WHERE token_hash = $1 AND revoked_at IS NULL",
+        )
+        .bind(token_hash(secret))
+        .fetch_optional(&self.pool)
+        .await?
+        .map(TokenRow::into_model)
+        .transpose()
+    }
+
+    async fn tokens(&self) -> Result<Vec<ApiToken>> {
+        sqlx::query_as::<_, TokenRow>(
+            "SELECT id, name, scope, created_at, revoked_at FROM api_tokens ORDER BY id",
+        )
+        .fetch_all(&self.pool)
+        .await?
+        .into_iter()
+        .map(TokenRow::into_model)
+        .collect()
+    }
+
+    async fn revoke_token(&self, ctx: &RequestContext, id: TokenId) -> Result<ApiToken> {
+        write_tx!(self, tx, {
+                let token = sqlx::query_as::<_, TokenRow>(
+                    "UPDATE api_tokens SET revoked_at = COALESCE(revoked_at, $1) WHERE id = $2 \
+                     RETURNING id, name, scope, created_at, revoked_at",
+                )
+                .bind(sql_now())
+                .bind(id.get())
+                .fetch_optional(&mut **tx)
+                .await?
+                .ok_or_else(|| StoreError::not_found("token", id))?
+                .into_model()?;
+                append_audit(tx, ctx, "token.revoke", format!("token:{id}"), json!({})).await?;
+                Ok(token)
+            })
+    }
+
+    async fn start_idempotent(
+        &self,
+        token: TokenId,
+        key: &str,
+        request_hash: &str,
+    ) -> Result<IdempotencyStart> {
+        let claimed = sqlx::query(
+            "INSERT INTO idempotency_keys (token_id, key, request_hash, created_at) \
+             VALUES ($1, $2, $3, $4) ON CONFLICT (token_id, key) DO NOTHING",
+        )
+        .bind(token.get())
+        .bind(key)
+        .bind(request_hash)
+        .bind(sql_now())
+        .execute(&self.pool)
+        .await?
+        .rows_affected();
+        if claimed == 1 {
+            return Ok(IdempotencyStart::Proceed);
+        }
+        let (stored_hash, status, body): (String, Option<i64>, Option<String>) = sqlx::query_as(
+            "SELECT request_hash, response_status, response_body FROM idempotency_keys \
+             WHERE token_id = $1 AND key = $2",
+        )
+        .bind(token.get())
+        .bind(key)
+        .fetch_one(&self.pool)
+        .await?;
+        if stored_hash != request_hash {
+            return Err(StoreError::Unprocessable {
+                code: "idempotency_key_reused",
+                field: None,
+                message: format!(
+                    "Idempotency-Key '{key}' was already used for a different request; \
+                     use a new key for a new request"
+                ),
+            });
+        }
+        match (status, body) {
+            (Some(status), Some(body)) => Ok(IdempotencyStart::Replay {
+                status: u16::try_from(status).unwrap_or(500),
+                body,
+            }),
+            _ => Err(StoreError::conflict(
+                "idempotent_request_in_progress",
+                None,
+                format!("a request with Idempotency-Key '{key}' is still running; retry shortly"),
+            )),
+        }
+    }
+
+    async fn finish_idempotent(
+        &self,
+        token: TokenId,
+        key: &str,
+        status: u16,
+        body: &str,
+    ) -> Result<()> {
+        sqlx::query(
+            "UPDATE idempotency_keys SET response_status = $1, response_body = $2 \
+             WHERE token_id = $3 AND key = $4",
+        )
+        .bind(i64::from(status))
+        .bind(body)
+        .bind(token.get())
+        .bind(key)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn abandon_idempotent(&self, token: TokenId, key: &str) -> Result<()> {
+        sqlx::query(
+            "DELETE FROM idempotency_keys WHERE token_id = $1 AND key = $2 \
+             AND response_status IS NULL",
+        )
+        .bind(token.get())
+        .bind(key)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn audit_events(&self, filter: AuditFilter) -> Result<Vec<AuditEntry>> {
+        sqlx::query_as::<_, AuditRow>(concat!(
+            select_audit!(),
+            " WHERE id > $1 AND ($2 IS NULL OR subject = $2) ORDER BY id LIMIT $3"
+        ))
+        .bind(filter.page.after.unwrap_or(0))
+        .bind(&filter.subject)
+        .bind(i64::from(filter.page.limit))
+        .fetch_all(&self.pool)
+        .await?
+        .into_iter()
+        .map(AuditRow::into_model)
+        .collect()
+    }
+
+    async fn verify_audit(&self) -> Result<AuditReport> {
+        read_tx!(self, tx, {
+                let (last_id, last_hash): (i64, String) =
+                    sqlx::query_as("SELECT last_id, last_hash FROM audit_head WHERE singleton")
+                        .fetch_one(&mut **tx)
+                        .await?;
+                let head = (last_id > 0)
+                    .then(|| parse_hash("audit head", &last_hash).map(|h| (AuditEventId(last_id), h)))
+                    .transpose()?;
+                let entries = sqlx::query_as::<_, AuditRow>(concat!(select_audit!(), " ORDER BY id"))
+                    .fetch_all(&mut **tx)
+                    .await?
+                    .into_iter()
+                    .map(AuditRow::into_model)
+                    .collect::<Result<Vec<_>>>()?;
+                let checked = entries.len() as u64;
+                Ok(match verify_chain(entries, head) {
+                    Ok(count) => AuditReport {
+                        events_checked: count,
+                        intact: true,
+                        problem: None,
+                    },
+                    Err(problem) => AuditReport {
+                        events_checked: checked,
+                        intact: false,
+                        problem: Some(problem),
+                    },
+                })
+            })
+    }
+}
+
+impl SqlStore {
+    /// Joins River's rows with drover's record of what each job is about.
+    async fn summarize(&self, rows: Vec<riverqueue::JobRow>) -> Result<Vec<JobSummary>> {
+        let mut summaries = Vec::with_capacity(rows.len());
+        for row in rows {
+            let subject: Option<(Option<i64>, String)> = sqlx::query_as(
+                "SELECT account_id, correlation_id FROM job_subjects WHERE job_id = $1",
+            )
+            .bind(row.id)
+            .fetch_optional(&self.pool)
+            .await?;
+            let (account_id, correlation_id) = subject.map_or((None, None), |(a, c)| (a, Some(c)));
+            summaries.push(JobSummary {
+                id: JobId(row.id),
+                kind: row.kind.clone(),
+                state: row.state.as_str().to_owned(),
+                queue: row.queue.clone(),
+                attempt: row.attempt,
+                max_attempts: row.max_attempts,
+                args: serde_json::from_str(row.encoded_args.get()).unwrap_or_default(),
+                errors: row.errors.iter().map(|e| e.error.clone()).collect(),
+                account_id: account_id.map(AccountId),
+                correlation_id,
+                created_at: row.created_at,
+                scheduled_at: row.scheduled_at,
+                finalized_at: row.finalized_at,
+            });
+        }
+        Ok(summaries)
+    }
+}
+
+fn duplicate_domain(domain: &drover_core::DomainName, service: Option<i64>) -> StoreError {
+    let holder = service.map_or_else(String::new, |s| format!(" by service {s}"));
+    StoreError::conflict(
+        "duplicate_domain",
+        Some("domain"),
+        format!(
+            "the domain {} ({}) is already taken{holder}; a domain can be hosted only once",
+            domain.as_str(),
+            domain.to_unicode()
+        ),
+    )
+}
+
+/// The first unix user name candidate for the new account's domain that no account holds.
+async fn free_username(tx: &mut Tx, new: &NewService) -> Result<UnixUsername> {
+    for attempt in 0..1000 {
+        let candidate = UnixUsername::candidate_for(&new.domain, attempt);
+        let taken: Option<i64> =
+            sqlx::query_scalar("SELECT id FROM accounts WHERE unix_username = $1")
+                .bind(candidate.as_str())
+                .fetch_optional(&mut **tx)
+                .await?;
+        if taken.is_none() {
+            return Ok(candidate);
+        }
+    }
+    Err(StoreError::conflict(
+        "no_free_username",
+        Some("domain"),
+        format!("no free unix user name derived from {}", new.domain),
+    ))
+}
+
+fn new_token_secret() -> String {
+    let mut bytes = [0u8; 32];
+    rand::fill(&mut bytes);
+    format!("drv_{}", hex::encode(bytes))
+}

@@ -1,0 +1,93 @@
+use async_trait::async_trait;
+use drover_core::{
+    AccountId, AuditEntry, CustomerId, CustomerSpec, JobId, PlanId, PlanPatch, PlanSpec, Scope,
+    ServerId, ServerPatch, ServerSpec, ServiceId, TokenId, Transition,
+};
+use secrecy::SecretString;
+
+use crate::model::*;
+use crate::{Backend, Result};
+
+/// Everything drover keeps. Each method that changes something is one transaction, including
+/// its audit event (and its job, where the fleet must follow).
+#[async_trait]
+pub trait Store: Send + Sync + std::fmt::Debug + 'static {
+    fn backend(&self) -> Backend;
+
+    /// River's client for this database: inserting, listing and managing jobs.
+    fn queue(&self) -> &riverqueue::Client;
+
+    async fn create_customer(&self, ctx: &RequestContext, spec: CustomerSpec) -> Result<Customer>;
+    async fn customer(&self, id: CustomerId) -> Result<Customer>;
+    async fn customers(&self, page: Page) -> Result<Vec<Customer>>;
+
+    async fn create_plan(&self, ctx: &RequestContext, spec: PlanSpec) -> Result<Plan>;
+    async fn plan(&self, id: PlanId) -> Result<Plan>;
+    async fn plans(&self, page: Page) -> Result<Vec<Plan>>;
+    async fn update_plan(&self, ctx: &RequestContext, id: PlanId, patch: PlanPatch)
+    -> Result<Plan>;
+
+    async fn create_server(&self, ctx: &RequestContext, spec: ServerSpec) -> Result<Server>;
+    async fn server(&self, id: ServerId) -> Result<Server>;
+    async fn servers(&self, page: Page) -> Result<Vec<Server>>;
+    async fn update_server(
+        &self,
+        ctx: &RequestContext,
+        id: ServerId,
+        patch: ServerPatch,
+    ) -> Result<Server>;
+
+    /// Creates a pending service and its account (domain and unix user reserved, nothing on
+    /// any server yet).
+    async fn create_service(&self, ctx: &RequestContext, new: NewService) -> Result<Service>;
+    async fn service(&self, id: ServiceId) -> Result<Service>;
+    async fn services(&self, filter: ServiceFilter) -> Result<Vec<Service>>;
+    /// Moves a service through its lifecycle, sets what its account must be, and enqueues the
+    /// converge job, all in one transaction. `reason` is kept for suspensions.
+    async fn transition_service(
+        &self,
+        ctx: &RequestContext,
+        id: ServiceId,
+        transition: Transition,
+        reason: Option<String>,
+    ) -> Result<TransitionOutcome>;
+
+    async fn account(&self, id: AccountId) -> Result<Account>;
+    async fn accounts(&self, filter: AccountFilter) -> Result<Vec<Account>>;
+
+    async fn job(&self, id: JobId) -> Result<JobSummary>;
+    async fn jobs(&self, filter: JobFilter) -> Result<Vec<JobSummary>>;
+
+    /// Creates a token and returns it once; only its hash is kept.
+    async fn create_token(
+        &self,
+        ctx: &RequestContext,
+        name: &str,
+        scope: Scope,
+    ) -> Result<(ApiToken, SecretString)>;
+    /// The live token a presented secret belongs to, if any.
+    async fn authenticate(&self, secret: &str) -> Result<Option<ApiToken>>;
+    async fn tokens(&self) -> Result<Vec<ApiToken>>;
+    async fn revoke_token(&self, ctx: &RequestContext, id: TokenId) -> Result<ApiToken>;
+
+    /// Claims an idempotency key for a request, or says how to answer a repeat of it.
+    async fn start_idempotent(
+        &self,
+        token: TokenId,
+        key: &str,
+        request_hash: &str,
+    ) -> Result<IdempotencyStart>;
+    async fn finish_idempotent(
+        &self,
+        token: TokenId,
+        key: &str,
+        status: u16,
+        body: &str,
+    ) -> Result<()>;
+    /// Releases a claimed key whose request failed without an answer worth repeating.
+    async fn abandon_idempotent(&self, token: TokenId, key: &str) -> Result<()>;
+
+    async fn audit_events(&self, filter: AuditFilter) -> Result<Vec<AuditEntry>>;
+    /// Walks the whole chain and reports the first break.
+    async fn verify_audit(&self) -> Result<AuditReport>;
+}
