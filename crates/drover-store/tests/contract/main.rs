@@ -1,1 +1,506 @@
+//! The store contract: every test here runs once on PostgreSQL and once on SQLite, against
+//! real databases, so the two backends keep the same behaviour.
 
+use std::sync::Arc;
+
+use drover_core::{
+    AuditChainBreak, AuditEventId, CustomerId, CustomerSpec, DesiredState, DomainName, PlanId,
+    PlanPatch, PlanSpec, Scope, ServerPatch, ServerSpec, ServiceStatus, Transition,
+};
+use drover_store::{
+    AccountFilter, AuditFilter, IdempotencyStart, JobFilter, JobState, NewService, Page,
+    RequestContext, ServiceFilter, Store, StoreError,
+};
+use secrecy::ExposeSecret;
+
+/// A store under test, with a way around it to play the part of someone editing the database.
+struct Harness {
+    store: Arc<dyn Store>,
+    raw: Raw,
+    _keep: Box<dyn std::any::Any + Send>,
+}
+
+enum Raw {
+    Postgres(sqlx::PgPool),
+    Sqlite(sqlx::SqlitePool),
+}
+
+impl Raw {
+    async fn exec(&self, sql: &str) -> Result<u64, sqlx::Error> {
+        let sql = sqlx::AssertSqlSafe(sql.to_owned());
+        match self {
+            Self::Postgres(pool) => sqlx::raw_sql(sql).execute(pool).await.map(|r| r.rows_affected()),
+            Self::Sqlite(pool) => sqlx::raw_sql(sql).execute(pool).await.map(|r| r.rows_affected()),
+        }
+    }
+
+    fn is_postgres(&self) -> bool {
+        matches!(self, Self::Postgres(_))
+    }
+}
+
+async fn postgres() -> Harness {
+    let db = drover_testkit::TestPostgres::create().await.expect("PostgreSQL for tests");
+    let store = drover_store::PgStore::open(db.url()).await.expect("open PostgreSQL store");
+    Harness {
+        raw: Raw::Postgres(store.pool().clone()),
+        store: Arc::new(store),
+        _keep: Box::new(db),
+    }
+}
+
+async fn sqlite() -> Harness {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let url = format!("sqlite://{}", dir.path().join("drover.db").display());
+    let store = drover_store::SqliteStore::open(&url).await.expect("open SQLite store");
+    Harness {
+        raw: Raw::Sqlite(store.pool().clone()),
+        store: Arc::new(store),
+        _keep: Box::new(dir),
+    }
+}
+
+macro_rules! contract {
+    ($($test:ident),+ $(,)?) => {
+        mod postgres {
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $test() {
+                super::$test(super::postgres().await).await;
+            })+
+        }
+        mod sqlite {
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $test() {
+                super::$test(super::sqlite().await).await;
+            })+
+        }
+    };
+}
+
+contract!(
+    customers_are_stored_and_listed,
+    plans_are_created_and_patched,
+    servers_are_created_and_patched,
+    a_service_reserves_its_domain_and_a_unix_user,
+    refused_services_change_nothing,
+    lifecycle_moves_set_the_account_and_enqueue_one_job,
+    an_illegal_move_changes_nothing,
+    tokens_authenticate_until_revoked,
+    idempotency_keys_replay_the_first_answer,
+    the_audit_chain_detects_edits_and_removals,
+    concurrent_changes_keep_the_audit_chain_intact,
+);
+
+fn ctx() -> RequestContext {
+    RequestContext {
+        actor: "test".into(),
+        correlation_id: "corr-1".into(),
+    }
+}
+
+fn plan_spec(name: &str) -> PlanSpec {
+    serde_json::from_value(serde_json::json!({
+        "name": name, "disk_quota_mb": 1024, "features": ["web", "dns", "mail"],
+        "required_tags": ["region-eu"]
+    }))
+    .unwrap()
+}
+
+fn server_spec(name: &str) -> ServerSpec {
+    serde_json::from_value(serde_json::json!({
+        "name": name, "hostname": format!("{name}.example.net"), "capacity": 100,
+        "credentials": "env:VM_PASSWORD", "ipv4": "192.0.2.10", "tags": ["region-eu"]
+    }))
+    .unwrap()
+}
+
+async fn customer(store: &dyn Store) -> CustomerId {
+    let spec = CustomerSpec::new("Ana Pop", Some("ana@example.ro"), None).unwrap();
+    store.create_customer(&ctx(), spec).await.unwrap().id
+}
+
+async fn service(store: &dyn Store, domain: &str) -> drover_store::Service {
+    let customer_id = customer(store).await;
+    let plan_id = match store.plans(Page::default()).await.unwrap().first() {
+        Some(plan) => plan.id,
+        None => store.create_plan(&ctx(), plan_spec("Web")).await.unwrap().id,
+    };
+    store
+        .create_service(
+            &ctx(),
+            NewService {
+                customer_id,
+                plan_id,
+                domain: DomainName::parse(domain).unwrap(),
+            },
+        )
+        .await
+        .unwrap()
+}
+
+async fn audit_count(store: &dyn Store) -> usize {
+    let filter = AuditFilter {
+        subject: None,
+        page: Page::new(None, Some(1000)),
+    };
+    store.audit_events(filter).await.unwrap().len()
+}
+
+async fn customers_are_stored_and_listed(h: Harness) {
+    let store = &*h.store;
+    let spec = CustomerSpec::new("Ana Pop", Some("ana@example.ro"), Some("BILL-1")).unwrap();
+    let created = store.create_customer(&ctx(), spec.clone()).await.unwrap();
+    assert_eq!(created.spec, spec);
+    assert_eq!(store.customer(created.id).await.unwrap(), created);
+    let second = store
+        .create_customer(&ctx(), CustomerSpec::new("Ion", None, None).unwrap())
+        .await
+        .unwrap();
+    let all = store.customers(Page::default()).await.unwrap();
+    assert_eq!(all.iter().map(|c| c.id).collect::<Vec<_>>(), vec![created.id, second.id]);
+    let after_first = store.customers(Page::new(Some(created.id.get()), Some(10))).await.unwrap();
+    assert_eq!(after_first.len(), 1);
+    assert_eq!(after_first[0].id, second.id);
+
+    let duplicate = store.create_customer(&ctx(), spec).await.unwrap_err();
+    assert!(
+        matches!(duplicate, StoreError::Conflict { code: "duplicate_external_ref", .. }),
+        "{duplicate:?}"
+    );
+    assert!(matches!(
+        store.customer(CustomerId(999)).await,
+        Err(StoreError::NotFound { what: "customer", .. })
+    ));
+}
+
+async fn plans_are_created_and_patched(h: Harness) {
+    let store = &*h.store;
+    let plan = store.create_plan(&ctx(), plan_spec("Web")).await.unwrap();
+    assert_eq!(store.plan(plan.id).await.unwrap(), plan);
+    let err = store.create_plan(&ctx(), plan_spec("Web")).await.unwrap_err();
+    assert!(matches!(err, StoreError::Conflict { code: "duplicate_name", .. }), "{err:?}");
+
+    let patch: PlanPatch =
+        serde_json::from_str(r#"{"disk_quota_mb": null, "max_mailboxes": 25}"#).unwrap();
+    let patched = store.update_plan(&ctx(), plan.id, patch).await.unwrap();
+    assert_eq!(patched.spec.disk_quota_mb, None);
+    assert_eq!(patched.spec.max_mailboxes, Some(25));
+    assert_eq!(patched.spec.features, plan.spec.features);
+    assert_eq!(store.plan(plan.id).await.unwrap().spec, patched.spec);
+    assert!(matches!(
+        store.update_plan(&ctx(), PlanId(404), PlanPatch::default()).await,
+        Err(StoreError::NotFound { .. })
+    ));
+}
+
+async fn servers_are_created_and_patched(h: Harness) {
+    let store = &*h.store;
+    let server = store.create_server(&ctx(), server_spec("vm1")).await.unwrap();
+    assert_eq!(server.state, drover_core::ServerState::Healthy);
+    assert_eq!(store.server(server.id).await.unwrap(), server);
+
+    let mut same_address = server_spec("vm2");
+    same_address.hostname = server.spec.hostname.clone();
+    let err = store.create_server(&ctx(), same_address).await.unwrap_err();
+    assert!(matches!(err, StoreError::Conflict { code: "duplicate_server_address", .. }), "{err:?}");
+
+    let patch: ServerPatch =
+        serde_json::from_str(r#"{"capacity": 250, "ipv4": null, "rate_qps": 1.5}"#).unwrap();
+    let patched = store.update_server(&ctx(), server.id, patch).await.unwrap();
+    assert_eq!((patched.spec.capacity, patched.spec.ipv4), (250, None));
+    assert_eq!(patched.spec.rate_qps, Some(1.5));
+    let bad: ServerPatch = serde_json::from_str(r#"{"capacity": 0}"#).unwrap();
+    assert!(matches!(
+        store.update_server(&ctx(), server.id, bad).await,
+        Err(StoreError::Rule(_))
+    ));
+    assert_eq!(store.server(server.id).await.unwrap().spec.capacity, 250);
+    assert_eq!(store.servers(Page::default()).await.unwrap().len(), 1);
+}
+
+async fn a_service_reserves_its_domain_and_a_unix_user(h: Harness) {
+    let store = &*h.store;
+    let first = service(store, "știri.ro").await;
+    assert_eq!(first.status, ServiceStatus::Pending);
+    assert_eq!(first.domain.as_str(), "xn--tiri-pxb.ro");
+    let account = store.account(first.account_id).await.unwrap();
+    assert_eq!(account.desired_state, DesiredState::Absent);
+    assert!(account.protected_from_deletion, "protection is on by default");
+    assert!(!account.has_sealed_password);
+    assert_eq!(account.server_id, None);
+
+    // Same first label, different domain: the unix user must differ.
+    let second = service(store, "știri.com").await;
+    let second_account = store.account(second.account_id).await.unwrap();
+    assert_ne!(second_account.unix_username, account.unix_username);
+
+    let found = store
+        .accounts(AccountFilter {
+            domain: Some(DomainName::parse("XN--TIRI-PXB.RO").unwrap()),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(found.len(), 1);
+    assert_eq!(found[0].id, account.id);
+
+    // The database itself refuses a second account for the domain, whatever the code does.
+    let bypass = h
+        .raw
+        .exec(&format!(
+            "INSERT INTO accounts (service_id, domain, unix_username, desired_state, \
+             desired_generation, created_at, updated_at) VALUES ({}, 'xn--tiri-pxb.ro', \
+             'other', 'absent', 1, '2026-01-01T00:00:00Z', '2026-01-01T00:00:00Z')",
+            second.id
+        ))
+        .await;
+    assert!(bypass.is_err(), "a duplicate domain must violate a database constraint");
+}
+
+async fn refused_services_change_nothing(h: Harness) {
+    let store = &*h.store;
+    let existing = service(store, "example.ro").await;
+    let services_before = store.services(ServiceFilter::default()).await.unwrap();
+    let audit_before = audit_count(store).await;
+
+    let attempt = |customer_id, plan_id, domain: &str| NewService {
+        customer_id,
+        plan_id,
+        domain: DomainName::parse(domain).unwrap(),
+    };
+    let err = store
+        .create_service(&ctx(), attempt(existing.customer_id, existing.plan_id, "Example.RO."))
+        .await
+        .unwrap_err();
+    match &err {
+        StoreError::Conflict { code, field, message } => {
+            assert_eq!((*code, *field), ("duplicate_domain", Some("domain")));
+            assert!(message.contains("example.ro"), "{message}");
+        }
+        other => panic!("expected a conflict, got {other:?}"),
+    }
+    let err = store
+        .create_service(&ctx(), attempt(existing.customer_id, PlanId(999), "new.ro"))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, StoreError::Unprocessable { code: "unknown_plan", field: Some("plan_id"), .. }),
+        "{err:?}"
+    );
+    let err = store
+        .create_service(&ctx(), attempt(CustomerId(999), existing.plan_id, "new.ro"))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::Unprocessable { code: "unknown_customer", .. }), "{err:?}");
+
+    assert_eq!(store.services(ServiceFilter::default()).await.unwrap(), services_before);
+    assert_eq!(audit_count(store).await, audit_before);
+}
+
+async fn lifecycle_moves_set_the_account_and_enqueue_one_job(h: Harness) {
+    let store = &*h.store;
+    let svc = service(store, "example.ro").await;
+
+    let activated = store
+        .transition_service(&ctx(), svc.id, Transition::Activate, None)
+        .await
+        .unwrap();
+    assert_eq!(activated.service.status, ServiceStatus::Active);
+    assert_eq!(activated.account.desired_state, DesiredState::Enabled);
+    assert_eq!(activated.account.desired_generation, 2);
+    assert!(!activated.joined_waiting_job);
+
+    let job = store.job(activated.job_id).await.unwrap();
+    assert_eq!(job.kind, "converge_account");
+    assert_eq!(job.state, "available");
+    assert_eq!(job.account_id, Some(svc.account_id));
+    assert_eq!(job.correlation_id.as_deref(), Some("corr-1"));
+    assert_eq!(job.args["account_id"], svc.account_id.get());
+
+    // While that job waits, a second move joins it instead of queueing another.
+    let suspended = store
+        .transition_service(&ctx(), svc.id, Transition::Suspend, Some("unpaid invoice".into()))
+        .await
+        .unwrap();
+    assert_eq!(suspended.job_id, activated.job_id);
+    assert!(suspended.joined_waiting_job);
+    assert_eq!(suspended.account.desired_state, DesiredState::Disabled);
+    assert_eq!(suspended.account.suspend_reason.as_deref(), Some("unpaid invoice"));
+    assert_eq!(suspended.account.desired_generation, 3);
+
+    let for_account = store
+        .jobs(JobFilter {
+            account_id: Some(svc.account_id),
+            states: vec![JobState::Available],
+            limit: None,
+        })
+        .await
+        .unwrap();
+    assert_eq!(for_account.len(), 1);
+
+    let unsuspended = store
+        .transition_service(&ctx(), svc.id, Transition::Unsuspend, None)
+        .await
+        .unwrap();
+    assert_eq!(unsuspended.account.suspend_reason, None);
+    let terminated = store
+        .transition_service(&ctx(), svc.id, Transition::Terminate, None)
+        .await
+        .unwrap();
+    assert_eq!(terminated.service.status, ServiceStatus::Terminated);
+    assert_eq!(terminated.account.desired_state, DesiredState::Absent);
+    assert!(terminated.account.protected_from_deletion);
+
+    let actions: Vec<String> = store
+        .audit_events(AuditFilter {
+            subject: Some(format!("service:{}", svc.id)),
+            page: Page::default(),
+        })
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| e.action)
+        .collect();
+    assert_eq!(
+        actions,
+        [
+            "service.create",
+            "service.activate",
+            "service.suspend",
+            "service.unsuspend",
+            "service.terminate"
+        ]
+    );
+}
+
+async fn an_illegal_move_changes_nothing(h: Harness) {
+    let store = &*h.store;
+    let svc = service(store, "example.ro").await;
+    let audit_before = audit_count(store).await;
+    let err = store
+        .transition_service(&ctx(), svc.id, Transition::Suspend, None)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            StoreError::Rule(drover_core::Error::IllegalTransition {
+                from: ServiceStatus::Pending,
+                action: Transition::Suspend
+            })
+        ),
+        "{err:?}"
+    );
+    assert_eq!(store.service(svc.id).await.unwrap(), svc);
+    assert_eq!(store.account(svc.account_id).await.unwrap().desired_generation, 1);
+    assert!(store.jobs(JobFilter::default()).await.unwrap().is_empty(), "no job without a change");
+    assert_eq!(audit_count(store).await, audit_before);
+    assert!(matches!(
+        store
+            .transition_service(&ctx(), drover_core::ServiceId(999), Transition::Activate, None)
+            .await,
+        Err(StoreError::NotFound { what: "service", .. })
+    ));
+}
+
+async fn tokens_authenticate_until_revoked(h: Harness) {
+    let store = &*h.store;
+    let (token, secret) = store.create_token(&ctx(), "billing", Scope::Billing).await.unwrap();
+    assert!(secret.expose_secret().starts_with("drv_"));
+    let found = store.authenticate(secret.expose_secret()).await.unwrap().unwrap();
+    assert_eq!((found.id, found.scope), (token.id, Scope::Billing));
+    assert_eq!(store.authenticate("drv_wrong").await.unwrap(), None);
+    store.revoke_token(&ctx(), token.id).await.unwrap();
+    assert_eq!(store.authenticate(secret.expose_secret()).await.unwrap(), None);
+    assert!(store.tokens().await.unwrap()[0].revoked_at.is_some());
+    assert!(store.create_token(&ctx(), "  ", Scope::Readonly).await.is_err());
+}
+
+async fn idempotency_keys_replay_the_first_answer(h: Harness) {
+    let store = &*h.store;
+    let (token, _) = store.create_token(&ctx(), "billing", Scope::Billing).await.unwrap();
+    assert_eq!(store.start_idempotent(token.id, "k1", "h1").await.unwrap(), IdempotencyStart::Proceed);
+    let running = store.start_idempotent(token.id, "k1", "h1").await.unwrap_err();
+    assert!(matches!(running, StoreError::Conflict { code: "idempotent_request_in_progress", .. }));
+    store.finish_idempotent(token.id, "k1", 201, r#"{"id":1}"#).await.unwrap();
+    assert_eq!(
+        store.start_idempotent(token.id, "k1", "h1").await.unwrap(),
+        IdempotencyStart::Replay {
+            status: 201,
+            body: r#"{"id":1}"#.into()
+        }
+    );
+    let reused = store.start_idempotent(token.id, "k1", "other").await.unwrap_err();
+    assert!(matches!(reused, StoreError::Unprocessable { code: "idempotency_key_reused", .. }));
+
+    // An abandoned claim frees the key for a retry; a finished one stays.
+    assert_eq!(store.start_idempotent(token.id, "k2", "h").await.unwrap(), IdempotencyStart::Proceed);
+    store.abandon_idempotent(token.id, "k2").await.unwrap();
+    assert_eq!(store.start_idempotent(token.id, "k2", "h").await.unwrap(), IdempotencyStart::Proceed);
+    store.abandon_idempotent(token.id, "k1").await.unwrap();
+    assert!(matches!(
+        store.start_idempotent(token.id, "k1", "h1").await.unwrap(),
+        IdempotencyStart::Replay { .. }
+    ));
+}
+
+async fn the_audit_chain_detects_edits_and_removals(h: Harness) {
+    let store = &*h.store;
+    for name in ["a", "b", "c", "d"] {
+        store
+            .create_customer(&ctx(), CustomerSpec::new(name, None, None).unwrap())
+            .await
+            .unwrap();
+    }
+    let report = store.verify_audit().await.unwrap();
+    assert!(report.intact, "{report:?}");
+    assert_eq!(report.events_checked, 4);
+
+    // The append-only guard refuses a casual edit...
+    assert!(h.raw.exec("UPDATE audit_events SET actor = 'x' WHERE id = 2").await.is_err());
+    assert!(h.raw.exec("DELETE FROM audit_events WHERE id = 2").await.is_err());
+
+    // ...and someone who removes the guard is caught by the chain.
+    let unguard = if h.raw.is_postgres() {
+        "ALTER TABLE audit_events DISABLE TRIGGER audit_events_append_only"
+    } else {
+        "DROP TRIGGER audit_events_no_update; DROP TRIGGER audit_events_no_delete"
+    };
+    h.raw.exec(unguard).await.unwrap();
+    assert_eq!(h.raw.exec("UPDATE audit_events SET actor = 'someone' WHERE id = 2").await.unwrap(), 1);
+    let report = store.verify_audit().await.unwrap();
+    assert!(!report.intact);
+    assert_eq!(report.problem, Some(AuditChainBreak::Altered { id: AuditEventId(2) }));
+
+    h.raw.exec("UPDATE audit_events SET actor = 'test' WHERE id = 2").await.unwrap();
+    assert!(store.verify_audit().await.unwrap().intact, "restoring the row restores the chain");
+
+    h.raw.exec("DELETE FROM audit_events WHERE id = 3").await.unwrap();
+    let problem = store.verify_audit().await.unwrap().problem;
+    assert!(
+        matches!(problem, Some(AuditChainBreak::Unlinked { id: AuditEventId(4), .. })),
+        "{problem:?}"
+    );
+
+    h.raw.exec("DELETE FROM audit_events WHERE id >= 3").await.unwrap();
+    let problem = store.verify_audit().await.unwrap().problem;
+    assert!(matches!(problem, Some(AuditChainBreak::Truncated { .. })), "{problem:?}");
+}
+
+async fn concurrent_changes_keep_the_audit_chain_intact(h: Harness) {
+    let tasks: Vec<_> = (0..24)
+        .map(|i| {
+            let store = Arc::clone(&h.store);
+            tokio::spawn(async move {
+                let spec = CustomerSpec::new(&format!("customer {i}"), None, None).unwrap();
+                store.create_customer(&ctx(), spec).await
+            })
+        })
+        .collect();
+    for task in tasks {
+        task.await.unwrap().unwrap();
+    }
+    let report = h.store.verify_audit().await.unwrap();
+    assert!(report.intact, "{report:?}");
+    assert_eq!(report.events_checked, 24);
+}
