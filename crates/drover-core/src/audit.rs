@@ -55,15 +55,19 @@ impl<'de> Deserialize<'de> for Hash {
 
 /// One audit event as stored. `details` is the exact JSON text stored, since the hash covers it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct AuditEntry {
     pub id: AuditEventId,
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
     pub at: Timestamp,
     pub actor: String,
     pub action: String,
     pub subject: String,
     pub correlation_id: String,
     pub details: String,
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
     pub prev_hash: Hash,
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
     pub hash: Hash,
 }
 
@@ -92,6 +96,7 @@ impl AuditEntry {
 
 /// Where and how the chain is broken.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, thiserror::Error)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum AuditChainBreak {
     #[error("audit event {id} was altered: its content no longer matches its hash")]

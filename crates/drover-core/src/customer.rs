@@ -18,11 +18,7 @@ pub struct CustomerSpec {
 }
 
 impl CustomerSpec {
-    pub fn new(
-        name: &str,
-        email: Option<&str>,
-        external_ref: Option<&str>,
-    ) -> Result<Self, Error> {
+    pub fn new(name: &str, email: Option<&str>, external_ref: Option<&str>) -> Result<Self, Error> {
         Ok(Self {
             name: check_name(name)?,
             email: email.map(check_email).transpose()?,

@@ -19,6 +19,7 @@ pub struct DomainName {
 
 /// Something legal but probably unintended about a domain name, for the caller to show.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct DomainWarning {
     pub code: &'static str,
     pub message: String,

@@ -17,12 +17,12 @@ mod server;
 mod service;
 
 pub use audit::{AuditChainBreak, AuditEntry, Hash, verify_chain};
+pub use customer::CustomerSpec;
 pub use domain::{DomainName, DomainWarning};
 pub use error::Error;
 pub use ids::{AccountId, AuditEventId, CustomerId, JobId, PlanId, ServerId, ServiceId, TokenId};
 pub use names::{PlanName, ServerName, Tag, UnixUsername};
-pub use scope::{Access, Scope};
-pub use customer::CustomerSpec;
 pub use plan::{Feature, PlanPatch, PlanSpec};
+pub use scope::{Access, Scope};
 pub use server::{CertFingerprint, CredentialRef, Hostname, ServerPatch, ServerSpec, ServerState};
 pub use service::{DesiredState, ServiceStatus, Transition};

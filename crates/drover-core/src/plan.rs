@@ -63,10 +63,13 @@ impl Feature {
     }
 
     pub fn parse(input: &str) -> Result<Self, Error> {
-        Self::ALL.into_iter().find(|f| f.as_str() == input).ok_or_else(|| {
-            let names: Vec<_> = Self::ALL.iter().map(|f| f.as_str()).collect();
-            Error::invalid("feature", input, format!("one of {}", names.join(", ")))
-        })
+        Self::ALL
+            .into_iter()
+            .find(|f| f.as_str() == input)
+            .ok_or_else(|| {
+                let names: Vec<_> = Self::ALL.iter().map(|f| f.as_str()).collect();
+                Error::invalid("feature", input, format!("one of {}", names.join(", ")))
+            })
     }
 }
 
@@ -168,15 +171,18 @@ mod tests {
     use super::*;
 
     fn spec() -> PlanSpec {
-        serde_json::from_str(r#"{"name":"Web 10GB","disk_quota_mb":10240,"features":["web","dns","web"]}"#)
-            .unwrap()
+        serde_json::from_str(
+            r#"{"name":"Web 10GB","disk_quota_mb":10240,"features":["web","dns","web"]}"#,
+        )
+        .unwrap()
     }
 
     #[test]
     fn a_patch_keeps_absent_fields_and_clears_nulls() {
-        let patch: PlanPatch =
-            serde_json::from_str(r#"{"disk_quota_mb":null,"max_mailboxes":50,"required_tags":["ssd"]}"#)
-                .unwrap();
+        let patch: PlanPatch = serde_json::from_str(
+            r#"{"disk_quota_mb":null,"max_mailboxes":50,"required_tags":["ssd"]}"#,
+        )
+        .unwrap();
         let patched = spec().normalized().patched(patch);
         assert_eq!(patched.name.as_str(), "Web 10GB");
         assert_eq!(patched.disk_quota_mb, None);
@@ -189,8 +195,14 @@ mod tests {
     fn unknown_fields_and_features_are_refused() {
         let err = serde_json::from_str::<PlanSpec>(r#"{"name":"x","quota":1}"#).unwrap_err();
         assert!(err.to_string().contains("unknown field `quota`"), "{err}");
-        let err = serde_json::from_str::<PlanSpec>(r#"{"name":"x","features":["ftp"]}"#).unwrap_err();
+        let err =
+            serde_json::from_str::<PlanSpec>(r#"{"name":"x","features":["ftp"]}"#).unwrap_err();
         assert!(err.to_string().contains("unknown variant `ftp`"), "{err}");
-        assert!(Feature::parse("ftp").unwrap_err().to_string().contains("one of unix"));
+        assert!(
+            Feature::parse("ftp")
+                .unwrap_err()
+                .to_string()
+                .contains("one of unix")
+        );
     }
 }

@@ -70,6 +70,7 @@ impl<'de> Deserialize<'de> for Hostname {
 /// A server's place in the fleet. Health checks move it between healthy, degraded and
 /// unavailable; operators choose maintenance, draining and decommissioned.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum ServerState {
     Healthy,
@@ -215,7 +216,8 @@ pub enum CredentialRef {
 
 impl CredentialRef {
     pub fn parse(input: &str) -> Result<Self, Error> {
-        let expected = "env:VARIABLE_NAME or file:/absolute/path (the password itself is never stored)";
+        let expected =
+            "env:VARIABLE_NAME or file:/absolute/path (the password itself is never stored)";
         match input.trim().split_once(':') {
             Some(("env", name))
                 if !name.is_empty()
@@ -357,7 +359,9 @@ impl ServerSpec {
         let user = &self.api_user;
         if user.is_empty()
             || user.len() > 64
-            || user.chars().any(|c| c.is_whitespace() || c.is_control() || c == ':')
+            || user
+                .chars()
+                .any(|c| c.is_whitespace() || c.is_control() || c == ':')
         {
             return Err(Error::invalid(
                 "api_user",
@@ -400,17 +404,36 @@ mod spec_tests {
         )
         .unwrap();
         let spec = spec.validated().unwrap();
-        assert_eq!((spec.port, spec.api_user.as_str(), spec.tls_verify), (10000, "root", true));
+        assert_eq!(
+            (spec.port, spec.api_user.as_str(), spec.tls_verify),
+            (10000, "root", true)
+        );
         assert_eq!(spec.tags.len(), 2);
-        let zero = ServerSpec { capacity: 0, ..spec.clone() };
-        assert!(zero.validated().unwrap_err().to_string().contains("at least 1"));
+        let zero = ServerSpec {
+            capacity: 0,
+            ..spec.clone()
+        };
+        assert!(
+            zero.validated()
+                .unwrap_err()
+                .to_string()
+                .contains("at least 1")
+        );
         let patched = spec
             .clone()
             .patched(serde_json::from_str(r#"{"capacity":5,"ipv4":"192.0.2.10"}"#).unwrap())
             .unwrap();
-        assert_eq!((patched.capacity, patched.ipv4), (5, Some(Ipv4Addr::new(192, 0, 2, 10))));
+        assert_eq!(
+            (patched.capacity, patched.ipv4),
+            (5, Some(Ipv4Addr::new(192, 0, 2, 10)))
+        );
         assert!(CredentialRef::parse("hunter2").is_err());
         assert!(CredentialRef::parse("file:relative").is_err());
-        assert_eq!(CredentialRef::parse("file:/etc/drover/vm1").unwrap().to_string(), "file:/etc/drover/vm1");
+        assert_eq!(
+            CredentialRef::parse("file:/etc/drover/vm1")
+                .unwrap()
+                .to_string(),
+            "file:/etc/drover/vm1"
+        );
     }
 }

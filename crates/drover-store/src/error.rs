@@ -49,7 +49,11 @@ impl StoreError {
         }
     }
 
-    pub(crate) fn conflict(code: &'static str, field: Option<&'static str>, message: String) -> Self {
+    pub(crate) fn conflict(
+        code: &'static str,
+        field: Option<&'static str>,
+        message: String,
+    ) -> Self {
         Self::Conflict {
             code,
             field,
@@ -62,6 +66,8 @@ impl StoreError {
 /// `error` is; lets callers turn a lost race into a conflict.
 pub(crate) fn unique_violation(error: &sqlx::Error) -> Option<String> {
     let db = error.as_database_error()?;
-    db.is_unique_violation()
-        .then(|| db.constraint().map_or_else(|| db.message().to_owned(), str::to_owned))
+    db.is_unique_violation().then(|| {
+        db.constraint()
+            .map_or_else(|| db.message().to_owned(), str::to_owned)
+    })
 }

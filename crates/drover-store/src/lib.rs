@@ -82,6 +82,9 @@ mod tests {
             super::redact_url("postgres://drover:s3cret@db:5432/drover"),
             "postgres://drover:***@db:5432/drover"
         );
-        assert_eq!(super::redact_url("sqlite://drover.db"), "sqlite://drover.db");
+        assert_eq!(
+            super::redact_url("sqlite://drover.db"),
+            "sqlite://drover.db"
+        );
     }
 }

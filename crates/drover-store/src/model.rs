@@ -44,30 +44,39 @@ impl Default for Page {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Customer {
     pub id: CustomerId,
     #[serde(flatten)]
     pub spec: CustomerSpec,
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
     pub created_at: Timestamp,
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
     pub updated_at: Timestamp,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Plan {
     pub id: PlanId,
     #[serde(flatten)]
     pub spec: PlanSpec,
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
     pub created_at: Timestamp,
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
     pub updated_at: Timestamp,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Server {
     pub id: ServerId,
     #[serde(flatten)]
     pub spec: ServerSpec,
     pub state: ServerState,
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
     pub created_at: Timestamp,
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
     pub updated_at: Timestamp,
 }
 
@@ -80,14 +89,18 @@ pub struct NewService {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Service {
     pub id: ServiceId,
     pub customer_id: CustomerId,
     pub plan_id: PlanId,
     pub status: ServiceStatus,
     pub account_id: AccountId,
+    #[cfg_attr(feature = "openapi", schema(value_type = String, example = "xn--tiri-pxb.ro"))]
     pub domain: DomainName,
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
     pub created_at: Timestamp,
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
     pub updated_at: Timestamp,
 }
 
@@ -100,10 +113,13 @@ pub struct ServiceFilter {
 
 /// The hosting account that carries out a service on a server.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Account {
     pub id: AccountId,
     pub service_id: ServiceId,
+    #[cfg_attr(feature = "openapi", schema(value_type = String, example = "xn--tiri-pxb.ro"))]
     pub domain: DomainName,
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
     pub unix_username: UnixUsername,
     pub server_id: Option<ServerId>,
     pub desired_state: DesiredState,
@@ -115,8 +131,11 @@ pub struct Account {
     /// Whether a sealed copy of the account password is held (needed to rebuild). The copy
     /// itself never leaves the store.
     pub has_sealed_password: bool,
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, format = DateTime))]
     pub last_sync_at: Option<Timestamp>,
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
     pub created_at: Timestamp,
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
     pub updated_at: Timestamp,
 }
 
@@ -130,6 +149,7 @@ pub struct AccountFilter {
 /// The result of a lifecycle move: the service and account as they now are, and the converge
 /// job that will make the server follow.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct TransitionOutcome {
     pub service: Service,
     pub account: Account,
@@ -139,11 +159,14 @@ pub struct TransitionOutcome {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ApiToken {
     pub id: TokenId,
     pub name: String,
     pub scope: Scope,
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
     pub created_at: Timestamp,
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, format = DateTime))]
     pub revoked_at: Option<Timestamp>,
 }
 
@@ -165,6 +188,7 @@ pub struct JobFilter {
 
 /// A River job with drover's record of what it is about.
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct JobSummary {
     pub id: JobId,
     pub kind: String,
@@ -172,12 +196,16 @@ pub struct JobSummary {
     pub queue: String,
     pub attempt: i32,
     pub max_attempts: i32,
+    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
     pub args: serde_json::Value,
     pub errors: Vec<String>,
     pub account_id: Option<AccountId>,
     pub correlation_id: Option<String>,
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
     pub created_at: Timestamp,
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
     pub scheduled_at: Timestamp,
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, format = DateTime))]
     pub finalized_at: Option<Timestamp>,
 }
 
@@ -189,6 +217,7 @@ pub struct AuditFilter {
 
 /// The outcome of checking the whole audit chain.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct AuditReport {
     pub events_checked: u64,
     pub intact: bool,

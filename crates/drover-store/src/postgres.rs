@@ -29,7 +29,10 @@ impl PgStore {
     /// Connects and brings drover's and River's schemas up to date.
     pub async fn open(url: &str) -> Result<Self> {
         let options: PgConnectOptions = url.parse().map_err(|e| {
-            StoreError::Config(format!("DATABASE_URL '{}' is not valid: {e}", redact_url(url)))
+            StoreError::Config(format!(
+                "DATABASE_URL '{}' is not valid: {e}",
+                redact_url(url)
+            ))
         })?;
         let pool = PgPoolOptions::new()
             .max_connections(16)
@@ -51,7 +54,9 @@ impl PgStore {
         PostgresMigrator::new(pool.clone())
             .migrate_up()
             .await
-            .map_err(|e| StoreError::Config(format!("River's PostgreSQL migrations failed: {e}")))?;
+            .map_err(|e| {
+                StoreError::Config(format!("River's PostgreSQL migrations failed: {e}"))
+            })?;
         let queue = riverqueue::Client::builder(pool.clone()).build()?;
         Ok(Self { pool, queue })
     }

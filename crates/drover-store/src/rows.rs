@@ -3,9 +3,8 @@
 
 use drover_core::{
     AccountId, AuditEntry, AuditEventId, CertFingerprint, CredentialRef, CustomerId, CustomerSpec,
-    DesiredState, DomainName, Feature, Hash, Hostname, PlanId, PlanName, PlanSpec, Scope,
-    ServerId, ServerName, ServerSpec, ServerState, ServiceId, ServiceStatus, Tag, TokenId,
-    UnixUsername,
+    DesiredState, DomainName, Feature, Hash, Hostname, PlanId, PlanName, PlanSpec, Scope, ServerId,
+    ServerName, ServerSpec, ServerState, ServiceId, ServiceStatus, Tag, TokenId, UnixUsername,
 };
 use jiff_sqlx::Timestamp as SqlTimestamp;
 use serde::de::DeserializeOwned;
@@ -28,7 +27,11 @@ fn corrupt(what: &str, err: impl std::fmt::Display) -> StoreError {
     StoreError::Corrupt(format!("{what}: {err}"))
 }
 
-fn parse<T>(what: &str, value: &str, f: impl FnOnce(&str) -> Result<T, drover_core::Error>) -> Result<T> {
+fn parse<T>(
+    what: &str,
+    value: &str,
+    f: impl FnOnce(&str) -> Result<T, drover_core::Error>,
+) -> Result<T> {
     f(value).map_err(|e| corrupt(what, e))
 }
 
@@ -44,7 +47,9 @@ fn address<T: std::str::FromStr>(what: &str, value: Option<String>) -> Result<Op
 where
     T::Err: std::fmt::Display,
 {
-    value.map(|a| a.parse().map_err(|e| corrupt(what, e))).transpose()
+    value
+        .map(|a| a.parse().map_err(|e| corrupt(what, e)))
+        .transpose()
 }
 
 fn count<T: TryFrom<i64>>(what: &str, value: Option<i64>) -> Result<Option<T>> {
@@ -151,7 +156,11 @@ impl ServerRow {
                 capacity: u32::try_from(self.capacity).map_err(|e| corrupt("capacity", e))?,
                 tags: json_list::<Tag>("server tags", &self.tags)?,
                 api_user: self.api_user,
-                credentials: parse("server credentials", &self.credentials, CredentialRef::parse)?,
+                credentials: parse(
+                    "server credentials",
+                    &self.credentials,
+                    CredentialRef::parse,
+                )?,
                 tls_verify: self.tls_verify,
                 pinned_cert_sha256: self
                     .pinned_cert_sha256

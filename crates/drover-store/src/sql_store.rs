@@ -278,40 +278,40 @@ impl Store for SqlStore {
 
     async fn create_customer(&self, ctx: &RequestContext, spec: CustomerSpec) -> Result<Customer> {
         write_tx!(self, tx, {
-                let now = sql_now();
-                let customer = sqlx::query_as::<_, CustomerRow>(
-                    "INSERT INTO customers (name, email, external_ref, created_at, updated_at) \
+            let now = sql_now();
+            let customer = sqlx::query_as::<_, CustomerRow>(
+                "INSERT INTO customers (name, email, external_ref, created_at, updated_at) \
                      VALUES ($1, $2, $3, $4, $4) \
                      RETURNING id, name, email, external_ref, created_at, updated_at",
-                )
-                .bind(&spec.name)
-                .bind(&spec.email)
-                .bind(&spec.external_ref)
-                .bind(now)
-                .fetch_one(&mut **tx)
-                .await
-                .map_err(|e| match unique_violation(&e) {
-                    Some(_) => StoreError::conflict(
-                        "duplicate_external_ref",
-                        Some("external_ref"),
-                        format!(
-                            "a customer with external_ref '{}' already exists",
-                            spec.external_ref.as_deref().unwrap_or_default()
-                        ),
+            )
+            .bind(&spec.name)
+            .bind(&spec.email)
+            .bind(&spec.external_ref)
+            .bind(now)
+            .fetch_one(&mut **tx)
+            .await
+            .map_err(|e| match unique_violation(&e) {
+                Some(_) => StoreError::conflict(
+                    "duplicate_external_ref",
+                    Some("external_ref"),
+                    format!(
+                        "a customer with external_ref '{}' already exists",
+                        spec.external_ref.as_deref().unwrap_or_default()
                     ),
-                    None => e.into(),
-                })?
-                .into_model();
-                append_audit(
-                    tx,
-                    ctx,
-                    "customer.create",
-                    format!("customer:{}", customer.id),
-                    json!({ "name": customer.spec.name, "external_ref": customer.spec.external_ref }),
-                )
-                .await?;
-                Ok(customer)
-            })
+                ),
+                None => e.into(),
+            })?
+            .into_model();
+            append_audit(
+                tx,
+                ctx,
+                "customer.create",
+                format!("customer:{}", customer.id),
+                json!({ "name": customer.spec.name, "external_ref": customer.spec.external_ref }),
+            )
+            .await?;
+            Ok(customer)
+        })
     }
 
     async fn customer(&self, id: CustomerId) -> Result<Customer> {
@@ -341,12 +341,18 @@ impl Store for SqlStore {
     async fn create_plan(&self, ctx: &RequestContext, spec: PlanSpec) -> Result<Plan> {
         let spec = spec.normalized();
         write_tx!(self, tx, {
-                let plan = Self::save_plan(tx, None, &spec).await?;
-                let subject = format!("plan:{}", plan.id);
-                append_audit(tx, ctx, "plan.create", subject, json!({ "plan": plan.spec }))
-                    .await?;
-                Ok(plan)
-            })
+            let plan = Self::save_plan(tx, None, &spec).await?;
+            let subject = format!("plan:{}", plan.id);
+            append_audit(
+                tx,
+                ctx,
+                "plan.create",
+                subject,
+                json!({ "plan": plan.spec }),
+            )
+            .await?;
+            Ok(plan)
+        })
     }
 
     async fn plan(&self, id: PlanId) -> Result<Plan> {
@@ -354,14 +360,17 @@ impl Store for SqlStore {
     }
 
     async fn plans(&self, page: Page) -> Result<Vec<Plan>> {
-        sqlx::query_as::<_, PlanRow>(concat!(select_plan!(), " WHERE id > $1 ORDER BY id LIMIT $2"))
-            .bind(page.after.unwrap_or(0))
-            .bind(i64::from(page.limit))
-            .fetch_all(&self.pool)
-            .await?
-            .into_iter()
-            .map(PlanRow::into_model)
-            .collect()
+        sqlx::query_as::<_, PlanRow>(concat!(
+            select_plan!(),
+            " WHERE id > $1 ORDER BY id LIMIT $2"
+        ))
+        .bind(page.after.unwrap_or(0))
+        .bind(i64::from(page.limit))
+        .fetch_all(&self.pool)
+        .await?
+        .into_iter()
+        .map(PlanRow::into_model)
+        .collect()
     }
 
     async fn update_plan(
@@ -371,30 +380,36 @@ impl Store for SqlStore {
         patch: PlanPatch,
     ) -> Result<Plan> {
         write_tx!(self, tx, {
-                let before = Self::fetch_plan(tx, id).await?;
-                let spec = before.spec.clone().patched(patch);
-                let plan = Self::save_plan(tx, Some(id), &spec).await?;
-                append_audit(
-                    tx,
-                    ctx,
-                    "plan.update",
-                    format!("plan:{id}"),
-                    json!({ "before": before.spec, "after": plan.spec }),
-                )
-                .await?;
-                Ok(plan)
-            })
+            let before = Self::fetch_plan(tx, id).await?;
+            let spec = before.spec.clone().patched(patch);
+            let plan = Self::save_plan(tx, Some(id), &spec).await?;
+            append_audit(
+                tx,
+                ctx,
+                "plan.update",
+                format!("plan:{id}"),
+                json!({ "before": before.spec, "after": plan.spec }),
+            )
+            .await?;
+            Ok(plan)
+        })
     }
 
     async fn create_server(&self, ctx: &RequestContext, spec: ServerSpec) -> Result<Server> {
         let spec = spec.validated()?;
         write_tx!(self, tx, {
-                let server = Self::save_server(tx, None, &spec).await?;
-                let subject = format!("server:{}", server.id);
-                append_audit(tx, ctx, "server.create", subject, json!({ "server": server.spec }))
-                    .await?;
-                Ok(server)
-            })
+            let server = Self::save_server(tx, None, &spec).await?;
+            let subject = format!("server:{}", server.id);
+            append_audit(
+                tx,
+                ctx,
+                "server.create",
+                subject,
+                json!({ "server": server.spec }),
+            )
+            .await?;
+            Ok(server)
+        })
     }
 
     async fn server(&self, id: ServerId) -> Result<Server> {
@@ -422,112 +437,112 @@ impl Store for SqlStore {
         patch: ServerPatch,
     ) -> Result<Server> {
         write_tx!(self, tx, {
-                let before = Self::fetch_server(tx, id).await?;
-                let spec = before.spec.clone().patched(patch)?;
-                let server = Self::save_server(tx, Some(id), &spec).await?;
-                append_audit(
-                    tx,
-                    ctx,
-                    "server.update",
-                    format!("server:{id}"),
-                    json!({ "before": before.spec, "after": server.spec }),
-                )
-                .await?;
-                Ok(server)
-            })
+            let before = Self::fetch_server(tx, id).await?;
+            let spec = before.spec.clone().patched(patch)?;
+            let server = Self::save_server(tx, Some(id), &spec).await?;
+            append_audit(
+                tx,
+                ctx,
+                "server.update",
+                format!("server:{id}"),
+                json!({ "before": before.spec, "after": server.spec }),
+            )
+            .await?;
+            Ok(server)
+        })
     }
 
     async fn create_service(&self, ctx: &RequestContext, new: NewService) -> Result<Service> {
         write_tx!(self, tx, {
-                let exists = |table: &'static str, id: i64| {
-                    let sql = match table {
-                        "customers" => "SELECT id FROM customers WHERE id = $1",
-                        _ => "SELECT id FROM plans WHERE id = $1",
-                    };
-                    sqlx::query_scalar::<_, i64>(sql).bind(id)
+            let exists = |table: &'static str, id: i64| {
+                let sql = match table {
+                    "customers" => "SELECT id FROM customers WHERE id = $1",
+                    _ => "SELECT id FROM plans WHERE id = $1",
                 };
-                if exists("customers", new.customer_id.get())
+                sqlx::query_scalar::<_, i64>(sql).bind(id)
+            };
+            if exists("customers", new.customer_id.get())
+                .fetch_optional(&mut **tx)
+                .await?
+                .is_none()
+            {
+                return Err(StoreError::Unprocessable {
+                    code: "unknown_customer",
+                    field: Some("customer_id"),
+                    message: format!("customer {} does not exist", new.customer_id),
+                });
+            }
+            if exists("plans", new.plan_id.get())
+                .fetch_optional(&mut **tx)
+                .await?
+                .is_none()
+            {
+                return Err(StoreError::Unprocessable {
+                    code: "unknown_plan",
+                    field: Some("plan_id"),
+                    message: format!(
+                        "plan {} does not exist; list plans with GET /api/v1/plans",
+                        new.plan_id
+                    ),
+                });
+            }
+            let holder: Option<i64> =
+                sqlx::query_scalar("SELECT service_id FROM accounts WHERE domain = $1")
+                    .bind(new.domain.as_str())
                     .fetch_optional(&mut **tx)
-                    .await?
-                    .is_none()
-                {
-                    return Err(StoreError::Unprocessable {
-                        code: "unknown_customer",
-                        field: Some("customer_id"),
-                        message: format!("customer {} does not exist", new.customer_id),
-                    });
-                }
-                if exists("plans", new.plan_id.get())
-                    .fetch_optional(&mut **tx)
-                    .await?
-                    .is_none()
-                {
-                    return Err(StoreError::Unprocessable {
-                        code: "unknown_plan",
-                        field: Some("plan_id"),
-                        message: format!(
-                            "plan {} does not exist; list plans with GET /api/v1/plans",
-                            new.plan_id
-                        ),
-                    });
-                }
-                let holder: Option<i64> =
-                    sqlx::query_scalar("SELECT service_id FROM accounts WHERE domain = $1")
-                        .bind(new.domain.as_str())
-                        .fetch_optional(&mut **tx)
-                        .await?;
-                if let Some(service) = holder {
-                    return Err(duplicate_domain(&new.domain, Some(service)));
-                }
-                let username = free_username(tx, &new).await?;
-                let now = sql_now();
-                let service_id: i64 = sqlx::query_scalar(
-                    "INSERT INTO services (customer_id, plan_id, status, created_at, updated_at) \
+                    .await?;
+            if let Some(service) = holder {
+                return Err(duplicate_domain(&new.domain, Some(service)));
+            }
+            let username = free_username(tx, &new).await?;
+            let now = sql_now();
+            let service_id: i64 = sqlx::query_scalar(
+                "INSERT INTO services (customer_id, plan_id, status, created_at, updated_at) \
                      VALUES ($1, $2, 'pending', $3, $3) RETURNING id",
-                )
-                .bind(new.customer_id.get())
-                .bind(new.plan_id.get())
-                .bind(now)
-                .fetch_one(&mut **tx)
-                .await?;
-                let account_id: i64 = sqlx::query_scalar(
-                    "INSERT INTO accounts (service_id, domain, unix_username, desired_state, \
+            )
+            .bind(new.customer_id.get())
+            .bind(new.plan_id.get())
+            .bind(now)
+            .fetch_one(&mut **tx)
+            .await?;
+            let account_id: i64 = sqlx::query_scalar(
+                "INSERT INTO accounts (service_id, domain, unix_username, desired_state, \
                      desired_generation, created_at, updated_at) \
                      VALUES ($1, $2, $3, 'absent', 1, $4, $4) RETURNING id",
-                )
-                .bind(service_id)
-                .bind(new.domain.as_str())
-                .bind(username.as_str())
-                .bind(now)
-                .fetch_one(&mut **tx)
-                .await
-                .map_err(|e| match unique_violation(&e) {
-                    Some(c) if c.contains("domain") => duplicate_domain(&new.domain, None),
-                    Some(_) => StoreError::conflict(
-                        "concurrent_change",
-                        None,
-                        "another service took the same unix user name at the same moment; \
+            )
+            .bind(service_id)
+            .bind(new.domain.as_str())
+            .bind(username.as_str())
+            .bind(now)
+            .fetch_one(&mut **tx)
+            .await
+            .map_err(|e| match unique_violation(&e) {
+                Some(c) if c.contains("domain") => duplicate_domain(&new.domain, None),
+                Some(_) => StoreError::conflict(
+                    "concurrent_change",
+                    None,
+                    "another service took the same unix user name at the same moment; \
                          send the request again"
-                            .into(),
-                    ),
-                    None => e.into(),
-                })?;
-                append_audit(
-                    tx,
-                    ctx,
-                    "service.create",
-                    format!("service:{service_id}"),
-                    json!({
-                        "customer_id": new.customer_id,
-                        "plan_id": new.plan_id,
-                        "domain": new.domain,
-                        "account_id": account_id,
-                        "unix_username": username,
-                    }),
-                )
-                .await?;
-                Self::fetch_service(tx, ServiceId(service_id)).await
-            })
+                        .into(),
+                ),
+                None => e.into(),
+            })?;
+            append_audit(
+                tx,
+                ctx,
+                "service.create",
+                format!("service:{service_id}"),
+                json!({
+                    "customer_id": new.customer_id,
+                    "plan_id": new.plan_id,
+                    "domain": new.domain,
+                    "account_id": account_id,
+                    "unix_username": username,
+                }),
+            )
+            .await?;
+            Self::fetch_service(tx, ServiceId(service_id)).await
+        })
     }
 
     async fn service(&self, id: ServiceId) -> Result<Service> {
@@ -559,77 +574,77 @@ impl Store for SqlStore {
         reason: Option<String>,
     ) -> Result<TransitionOutcome> {
         write_tx!(self, tx, {
-                let service = Self::fetch_service(tx, id).await?;
-                let status = service.status.apply(transition)?;
-                let desired = status.desired_account_state();
-                let moved = sqlx::query(
-                    "UPDATE services SET status = $1, updated_at = $2 WHERE id = $3 AND status = $4",
-                )
-                .bind(status.as_str())
-                .bind(sql_now())
-                .bind(id.get())
-                .bind(service.status.as_str())
-                .execute(&mut **tx)
-                .await?
-                .rows_affected();
-                if moved == 0 {
-                    return Err(StoreError::conflict(
-                        "concurrent_change",
-                        None,
-                        format!("service {id} changed while this request ran; send it again"),
-                    ));
-                }
-                let reason = reason.filter(|_| desired == DesiredState::Disabled);
-                sqlx::query(
-                    "UPDATE accounts SET desired_state = $1, \
+            let service = Self::fetch_service(tx, id).await?;
+            let status = service.status.apply(transition)?;
+            let desired = status.desired_account_state();
+            let moved = sqlx::query(
+                "UPDATE services SET status = $1, updated_at = $2 WHERE id = $3 AND status = $4",
+            )
+            .bind(status.as_str())
+            .bind(sql_now())
+            .bind(id.get())
+            .bind(service.status.as_str())
+            .execute(&mut **tx)
+            .await?
+            .rows_affected();
+            if moved == 0 {
+                return Err(StoreError::conflict(
+                    "concurrent_change",
+                    None,
+                    format!("service {id} changed while this request ran; send it again"),
+                ));
+            }
+            let reason = reason.filter(|_| desired == DesiredState::Disabled);
+            sqlx::query(
+                "UPDATE accounts SET desired_state = $1, \
                      desired_generation = desired_generation + 1, suspend_reason = $2, \
                      updated_at = $3 WHERE id = $4",
-                )
-                .bind(desired.as_str())
-                .bind(&reason)
-                .bind(sql_now())
-                .bind(service.account_id.get())
-                .execute(&mut **tx)
-                .await?;
-                let inserted = self
-                    .queue
-                    .insert(ConvergeAccount {
-                        account_id: service.account_id.get(),
-                    })
-                    .tx(&mut *tx)
-                    .await?;
-                sqlx::query(
-                    "INSERT INTO job_subjects (job_id, account_id, correlation_id, created_at) \
-                     VALUES ($1, $2, $3, $4) ON CONFLICT (job_id) DO NOTHING",
-                )
-                .bind(inserted.id())
-                .bind(service.account_id.get())
-                .bind(&ctx.correlation_id)
-                .bind(sql_now())
-                .execute(&mut **tx)
-                .await?;
-                append_audit(
-                    tx,
-                    ctx,
-                    &format!("service.{}", transition.verb()),
-                    format!("service:{id}"),
-                    json!({
-                        "from": service.status,
-                        "to": status,
-                        "account_id": service.account_id,
-                        "desired_state": desired,
-                        "reason": reason,
-                        "job_id": inserted.id(),
-                    }),
-                )
-                .await?;
-                Ok(TransitionOutcome {
-                    service: Self::fetch_service(tx, id).await?,
-                    account: Self::fetch_account(tx, service.account_id).await?,
-                    job_id: JobId(inserted.id()),
-                    joined_waiting_job: inserted.unique_skipped_as_duplicate,
+            )
+            .bind(desired.as_str())
+            .bind(&reason)
+            .bind(sql_now())
+            .bind(service.account_id.get())
+            .execute(&mut **tx)
+            .await?;
+            let inserted = self
+                .queue
+                .insert(ConvergeAccount {
+                    account_id: service.account_id.get(),
                 })
+                .tx(&mut *tx)
+                .await?;
+            sqlx::query(
+                "INSERT INTO job_subjects (job_id, account_id, correlation_id, created_at) \
+                     VALUES ($1, $2, $3, $4) ON CONFLICT (job_id) DO NOTHING",
+            )
+            .bind(inserted.id())
+            .bind(service.account_id.get())
+            .bind(&ctx.correlation_id)
+            .bind(sql_now())
+            .execute(&mut **tx)
+            .await?;
+            append_audit(
+                tx,
+                ctx,
+                &format!("service.{}", transition.verb()),
+                format!("service:{id}"),
+                json!({
+                    "from": service.status,
+                    "to": status,
+                    "account_id": service.account_id,
+                    "desired_state": desired,
+                    "reason": reason,
+                    "job_id": inserted.id(),
+                }),
+            )
+            .await?;
+            Ok(TransitionOutcome {
+                service: Self::fetch_service(tx, id).await?,
+                account: Self::fetch_account(tx, service.account_id).await?,
+                job_id: JobId(inserted.id()),
+                joined_waiting_job: inserted.unique_skipped_as_duplicate,
             })
+        })
     }
 
     async fn account(&self, id: AccountId) -> Result<Account> {
@@ -654,21 +669,21 @@ impl Store for SqlStore {
     }
 
     async fn job(&self, id: JobId) -> Result<JobSummary> {
-        let row = self
-            .queue
-            .jobs()
-            .get(id.get())
-            .await
-            .map_err(|e| match e {
-                riverqueue::Error::NotFound { .. } => StoreError::not_found("job", id),
-                other => other.into(),
-            })?;
+        let row = self.queue.jobs().get(id.get()).await.map_err(|e| match e {
+            riverqueue::Error::NotFound { .. } => StoreError::not_found("job", id),
+            other => other.into(),
+        })?;
         let mut summaries = self.summarize(vec![row]).await?;
-        summaries.pop().ok_or_else(|| StoreError::not_found("job", id))
+        summaries
+            .pop()
+            .ok_or_else(|| StoreError::not_found("job", id))
     }
 
     async fn jobs(&self, filter: JobFilter) -> Result<Vec<JobSummary>> {
-        let limit = filter.limit.unwrap_or(Page::DEFAULT_LIMIT).clamp(1, Page::MAX_LIMIT);
+        let limit = filter
+            .limit
+            .unwrap_or(Page::DEFAULT_LIMIT)
+            .clamp(1, Page::MAX_LIMIT);
         let mut params = riverqueue::JobListParams::default()
             .limit(limit)
             .direction(riverqueue::SortDirection::Descending);
@@ -709,27 +724,27 @@ impl Store for SqlStore {
         let secret = new_token_secret();
         let hash = token_hash(&secret);
         let token = write_tx!(self, tx, {
-                    let token = sqlx::query_as::<_, TokenRow>(
-                        "INSERT INTO api_tokens (name, scope, token_hash, created_at) \
+            let token = sqlx::query_as::<_, TokenRow>(
+                "INSERT INTO api_tokens (name, scope, token_hash, created_at) \
                          VALUES ($1, $2, $3, $4) RETURNING id, name, scope, created_at, revoked_at",
-                    )
-                    .bind(name)
-                    .bind(scope.as_str())
-                    .bind(&hash)
-                    .bind(sql_now())
-                    .fetch_one(&mut **tx)
-                    .await?
-                    .into_model()?;
-                    append_audit(
-                        tx,
-                        ctx,
-                        "token.create",
-                        format!("token:{}", token.id),
-                        json!({ "name": token.name, "scope": token.scope }),
-                    )
-                    .await?;
-                    Ok(token)
-                })?;
+            )
+            .bind(name)
+            .bind(scope.as_str())
+            .bind(&hash)
+            .bind(sql_now())
+            .fetch_one(&mut **tx)
+            .await?
+            .into_model()?;
+            append_audit(
+                tx,
+                ctx,
+                "token.create",
+                format!("token:{}", token.id),
+                json!({ "name": token.name, "scope": token.scope }),
+            )
+            .await?;
+            Ok(token)
+        })?;
         Ok((token, SecretString::from(secret)))
     }
 
@@ -758,19 +773,19 @@ impl Store for SqlStore {
 
     async fn revoke_token(&self, ctx: &RequestContext, id: TokenId) -> Result<ApiToken> {
         write_tx!(self, tx, {
-                let token = sqlx::query_as::<_, TokenRow>(
-                    "UPDATE api_tokens SET revoked_at = COALESCE(revoked_at, $1) WHERE id = $2 \
+            let token = sqlx::query_as::<_, TokenRow>(
+                "UPDATE api_tokens SET revoked_at = COALESCE(revoked_at, $1) WHERE id = $2 \
                      RETURNING id, name, scope, created_at, revoked_at",
-                )
-                .bind(sql_now())
-                .bind(id.get())
-                .fetch_optional(&mut **tx)
-                .await?
-                .ok_or_else(|| StoreError::not_found("token", id))?
-                .into_model()?;
-                append_audit(tx, ctx, "token.revoke", format!("token:{id}"), json!({})).await?;
-                Ok(token)
-            })
+            )
+            .bind(sql_now())
+            .bind(id.get())
+            .fetch_optional(&mut **tx)
+            .await?
+            .ok_or_else(|| StoreError::not_found("token", id))?
+            .into_model()?;
+            append_audit(tx, ctx, "token.revoke", format!("token:{id}"), json!({})).await?;
+            Ok(token)
+        })
     }
 
     async fn start_idempotent(
@@ -873,33 +888,33 @@ impl Store for SqlStore {
 
     async fn verify_audit(&self) -> Result<AuditReport> {
         read_tx!(self, tx, {
-                let (last_id, last_hash): (i64, String) =
-                    sqlx::query_as("SELECT last_id, last_hash FROM audit_head WHERE singleton")
-                        .fetch_one(&mut **tx)
-                        .await?;
-                let head = (last_id > 0)
-                    .then(|| parse_hash("audit head", &last_hash).map(|h| (AuditEventId(last_id), h)))
-                    .transpose()?;
-                let entries = sqlx::query_as::<_, AuditRow>(concat!(select_audit!(), " ORDER BY id"))
-                    .fetch_all(&mut **tx)
-                    .await?
-                    .into_iter()
-                    .map(AuditRow::into_model)
-                    .collect::<Result<Vec<_>>>()?;
-                let checked = entries.len() as u64;
-                Ok(match verify_chain(entries, head) {
-                    Ok(count) => AuditReport {
-                        events_checked: count,
-                        intact: true,
-                        problem: None,
-                    },
-                    Err(problem) => AuditReport {
-                        events_checked: checked,
-                        intact: false,
-                        problem: Some(problem),
-                    },
-                })
+            let (last_id, last_hash): (i64, String) =
+                sqlx::query_as("SELECT last_id, last_hash FROM audit_head WHERE singleton")
+                    .fetch_one(&mut **tx)
+                    .await?;
+            let head = (last_id > 0)
+                .then(|| parse_hash("audit head", &last_hash).map(|h| (AuditEventId(last_id), h)))
+                .transpose()?;
+            let entries = sqlx::query_as::<_, AuditRow>(concat!(select_audit!(), " ORDER BY id"))
+                .fetch_all(&mut **tx)
+                .await?
+                .into_iter()
+                .map(AuditRow::into_model)
+                .collect::<Result<Vec<_>>>()?;
+            let checked = entries.len() as u64;
+            Ok(match verify_chain(entries, head) {
+                Ok(count) => AuditReport {
+                    events_checked: count,
+                    intact: true,
+                    problem: None,
+                },
+                Err(problem) => AuditReport {
+                    events_checked: checked,
+                    intact: false,
+                    problem: Some(problem),
+                },
             })
+        })
     }
 }
 

@@ -7,7 +7,6 @@ use riverqueue::migrate::SqliteMigrator;
 use sqlx::SqlitePool;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 
-
 type Db = sqlx::Sqlite;
 type SqlStore = SqliteStore;
 const BACKEND: Backend = Backend::Sqlite;

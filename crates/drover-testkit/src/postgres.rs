@@ -75,7 +75,10 @@ impl Drop for TestPostgres {
                 .ok()?;
             runtime.block_on(async {
                 let mut admin = PgConnection::connect(&admin_url).await.ok()?;
-                sqlx::query(sqlx::AssertSqlSafe(sql)).execute(&mut admin).await.ok()
+                sqlx::query(sqlx::AssertSqlSafe(sql))
+                    .execute(&mut admin)
+                    .await
+                    .ok()
             })
         })
         .join();

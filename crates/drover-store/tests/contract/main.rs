@@ -29,8 +29,14 @@ impl Raw {
     async fn exec(&self, sql: &str) -> Result<u64, sqlx::Error> {
         let sql = sqlx::AssertSqlSafe(sql.to_owned());
         match self {
-            Self::Postgres(pool) => sqlx::raw_sql(sql).execute(pool).await.map(|r| r.rows_affected()),
-            Self::Sqlite(pool) => sqlx::raw_sql(sql).execute(pool).await.map(|r| r.rows_affected()),
+            Self::Postgres(pool) => sqlx::raw_sql(sql)
+                .execute(pool)
+                .await
+                .map(|r| r.rows_affected()),
+            Self::Sqlite(pool) => sqlx::raw_sql(sql)
+                .execute(pool)
+                .await
+                .map(|r| r.rows_affected()),
         }
     }
 
@@ -40,8 +46,12 @@ impl Raw {
 }
 
 async fn postgres() -> Harness {
-    let db = drover_testkit::TestPostgres::create().await.expect("PostgreSQL for tests");
-    let store = drover_store::PgStore::open(db.url()).await.expect("open PostgreSQL store");
+    let db = drover_testkit::TestPostgres::create()
+        .await
+        .expect("PostgreSQL for tests");
+    let store = drover_store::PgStore::open(db.url())
+        .await
+        .expect("open PostgreSQL store");
     Harness {
         raw: Raw::Postgres(store.pool().clone()),
         store: Arc::new(store),
@@ -52,7 +62,9 @@ async fn postgres() -> Harness {
 async fn sqlite() -> Harness {
     let dir = tempfile::tempdir().expect("temp dir");
     let url = format!("sqlite://{}", dir.path().join("drover.db").display());
-    let store = drover_store::SqliteStore::open(&url).await.expect("open SQLite store");
+    let store = drover_store::SqliteStore::open(&url)
+        .await
+        .expect("open SQLite store");
     Harness {
         raw: Raw::Sqlite(store.pool().clone()),
         store: Arc::new(store),
@@ -123,7 +135,13 @@ async fn service(store: &dyn Store, domain: &str) -> drover_store::Service {
     let customer_id = customer(store).await;
     let plan_id = match store.plans(Page::default()).await.unwrap().first() {
         Some(plan) => plan.id,
-        None => store.create_plan(&ctx(), plan_spec("Web")).await.unwrap().id,
+        None => {
+            store
+                .create_plan(&ctx(), plan_spec("Web"))
+                .await
+                .unwrap()
+                .id
+        }
     };
     store
         .create_service(
@@ -157,19 +175,34 @@ async fn customers_are_stored_and_listed(h: Harness) {
         .await
         .unwrap();
     let all = store.customers(Page::default()).await.unwrap();
-    assert_eq!(all.iter().map(|c| c.id).collect::<Vec<_>>(), vec![created.id, second.id]);
-    let after_first = store.customers(Page::new(Some(created.id.get()), Some(10))).await.unwrap();
+    assert_eq!(
+        all.iter().map(|c| c.id).collect::<Vec<_>>(),
+        vec![created.id, second.id]
+    );
+    let after_first = store
+        .customers(Page::new(Some(created.id.get()), Some(10)))
+        .await
+        .unwrap();
     assert_eq!(after_first.len(), 1);
     assert_eq!(after_first[0].id, second.id);
 
     let duplicate = store.create_customer(&ctx(), spec).await.unwrap_err();
     assert!(
-        matches!(duplicate, StoreError::Conflict { code: "duplicate_external_ref", .. }),
+        matches!(
+            duplicate,
+            StoreError::Conflict {
+                code: "duplicate_external_ref",
+                ..
+            }
+        ),
         "{duplicate:?}"
     );
     assert!(matches!(
         store.customer(CustomerId(999)).await,
-        Err(StoreError::NotFound { what: "customer", .. })
+        Err(StoreError::NotFound {
+            what: "customer",
+            ..
+        })
     ));
 }
 
@@ -177,8 +210,20 @@ async fn plans_are_created_and_patched(h: Harness) {
     let store = &*h.store;
     let plan = store.create_plan(&ctx(), plan_spec("Web")).await.unwrap();
     assert_eq!(store.plan(plan.id).await.unwrap(), plan);
-    let err = store.create_plan(&ctx(), plan_spec("Web")).await.unwrap_err();
-    assert!(matches!(err, StoreError::Conflict { code: "duplicate_name", .. }), "{err:?}");
+    let err = store
+        .create_plan(&ctx(), plan_spec("Web"))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            StoreError::Conflict {
+                code: "duplicate_name",
+                ..
+            }
+        ),
+        "{err:?}"
+    );
 
     let patch: PlanPatch =
         serde_json::from_str(r#"{"disk_quota_mb": null, "max_mailboxes": 25}"#).unwrap();
@@ -188,21 +233,35 @@ async fn plans_are_created_and_patched(h: Harness) {
     assert_eq!(patched.spec.features, plan.spec.features);
     assert_eq!(store.plan(plan.id).await.unwrap().spec, patched.spec);
     assert!(matches!(
-        store.update_plan(&ctx(), PlanId(404), PlanPatch::default()).await,
+        store
+            .update_plan(&ctx(), PlanId(404), PlanPatch::default())
+            .await,
         Err(StoreError::NotFound { .. })
     ));
 }
 
 async fn servers_are_created_and_patched(h: Harness) {
     let store = &*h.store;
-    let server = store.create_server(&ctx(), server_spec("vm1")).await.unwrap();
+    let server = store
+        .create_server(&ctx(), server_spec("vm1"))
+        .await
+        .unwrap();
     assert_eq!(server.state, drover_core::ServerState::Healthy);
     assert_eq!(store.server(server.id).await.unwrap(), server);
 
     let mut same_address = server_spec("vm2");
     same_address.hostname = server.spec.hostname.clone();
     let err = store.create_server(&ctx(), same_address).await.unwrap_err();
-    assert!(matches!(err, StoreError::Conflict { code: "duplicate_server_address", .. }), "{err:?}");
+    assert!(
+        matches!(
+            err,
+            StoreError::Conflict {
+                code: "duplicate_server_address",
+                ..
+            }
+        ),
+        "{err:?}"
+    );
 
     let patch: ServerPatch =
         serde_json::from_str(r#"{"capacity": 250, "ipv4": null, "rate_qps": 1.5}"#).unwrap();
@@ -225,7 +284,10 @@ async fn a_service_reserves_its_domain_and_a_unix_user(h: Harness) {
     assert_eq!(first.domain.as_str(), "xn--tiri-pxb.ro");
     let account = store.account(first.account_id).await.unwrap();
     assert_eq!(account.desired_state, DesiredState::Absent);
-    assert!(account.protected_from_deletion, "protection is on by default");
+    assert!(
+        account.protected_from_deletion,
+        "protection is on by default"
+    );
     assert!(!account.has_sealed_password);
     assert_eq!(account.server_id, None);
 
@@ -254,7 +316,10 @@ async fn a_service_reserves_its_domain_and_a_unix_user(h: Harness) {
             second.id
         ))
         .await;
-    assert!(bypass.is_err(), "a duplicate domain must violate a database constraint");
+    assert!(
+        bypass.is_err(),
+        "a duplicate domain must violate a database constraint"
+    );
 }
 
 async fn refused_services_change_nothing(h: Harness) {
@@ -269,11 +334,18 @@ async fn refused_services_change_nothing(h: Harness) {
         domain: DomainName::parse(domain).unwrap(),
     };
     let err = store
-        .create_service(&ctx(), attempt(existing.customer_id, existing.plan_id, "Example.RO."))
+        .create_service(
+            &ctx(),
+            attempt(existing.customer_id, existing.plan_id, "Example.RO."),
+        )
         .await
         .unwrap_err();
     match &err {
-        StoreError::Conflict { code, field, message } => {
+        StoreError::Conflict {
+            code,
+            field,
+            message,
+        } => {
             assert_eq!((*code, *field), ("duplicate_domain", Some("domain")));
             assert!(message.contains("example.ro"), "{message}");
         }
@@ -284,16 +356,35 @@ async fn refused_services_change_nothing(h: Harness) {
         .await
         .unwrap_err();
     assert!(
-        matches!(err, StoreError::Unprocessable { code: "unknown_plan", field: Some("plan_id"), .. }),
+        matches!(
+            err,
+            StoreError::Unprocessable {
+                code: "unknown_plan",
+                field: Some("plan_id"),
+                ..
+            }
+        ),
         "{err:?}"
     );
     let err = store
         .create_service(&ctx(), attempt(CustomerId(999), existing.plan_id, "new.ro"))
         .await
         .unwrap_err();
-    assert!(matches!(err, StoreError::Unprocessable { code: "unknown_customer", .. }), "{err:?}");
+    assert!(
+        matches!(
+            err,
+            StoreError::Unprocessable {
+                code: "unknown_customer",
+                ..
+            }
+        ),
+        "{err:?}"
+    );
 
-    assert_eq!(store.services(ServiceFilter::default()).await.unwrap(), services_before);
+    assert_eq!(
+        store.services(ServiceFilter::default()).await.unwrap(),
+        services_before
+    );
     assert_eq!(audit_count(store).await, audit_before);
 }
 
@@ -319,13 +410,21 @@ async fn lifecycle_moves_set_the_account_and_enqueue_one_job(h: Harness) {
 
     // While that job waits, a second move joins it instead of queueing another.
     let suspended = store
-        .transition_service(&ctx(), svc.id, Transition::Suspend, Some("unpaid invoice".into()))
+        .transition_service(
+            &ctx(),
+            svc.id,
+            Transition::Suspend,
+            Some("unpaid invoice".into()),
+        )
         .await
         .unwrap();
     assert_eq!(suspended.job_id, activated.job_id);
     assert!(suspended.joined_waiting_job);
     assert_eq!(suspended.account.desired_state, DesiredState::Disabled);
-    assert_eq!(suspended.account.suspend_reason.as_deref(), Some("unpaid invoice"));
+    assert_eq!(
+        suspended.account.suspend_reason.as_deref(),
+        Some("unpaid invoice")
+    );
     assert_eq!(suspended.account.desired_generation, 3);
 
     let for_account = store
@@ -392,37 +491,88 @@ async fn an_illegal_move_changes_nothing(h: Harness) {
         "{err:?}"
     );
     assert_eq!(store.service(svc.id).await.unwrap(), svc);
-    assert_eq!(store.account(svc.account_id).await.unwrap().desired_generation, 1);
-    assert!(store.jobs(JobFilter::default()).await.unwrap().is_empty(), "no job without a change");
+    assert_eq!(
+        store
+            .account(svc.account_id)
+            .await
+            .unwrap()
+            .desired_generation,
+        1
+    );
+    assert!(
+        store.jobs(JobFilter::default()).await.unwrap().is_empty(),
+        "no job without a change"
+    );
     assert_eq!(audit_count(store).await, audit_before);
     assert!(matches!(
         store
-            .transition_service(&ctx(), drover_core::ServiceId(999), Transition::Activate, None)
+            .transition_service(
+                &ctx(),
+                drover_core::ServiceId(999),
+                Transition::Activate,
+                None
+            )
             .await,
-        Err(StoreError::NotFound { what: "service", .. })
+        Err(StoreError::NotFound {
+            what: "service",
+            ..
+        })
     ));
 }
 
 async fn tokens_authenticate_until_revoked(h: Harness) {
     let store = &*h.store;
-    let (token, secret) = store.create_token(&ctx(), "billing", Scope::Billing).await.unwrap();
+    let (token, secret) = store
+        .create_token(&ctx(), "billing", Scope::Billing)
+        .await
+        .unwrap();
     assert!(secret.expose_secret().starts_with("drv_"));
-    let found = store.authenticate(secret.expose_secret()).await.unwrap().unwrap();
+    let found = store
+        .authenticate(secret.expose_secret())
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!((found.id, found.scope), (token.id, Scope::Billing));
     assert_eq!(store.authenticate("drv_wrong").await.unwrap(), None);
     store.revoke_token(&ctx(), token.id).await.unwrap();
-    assert_eq!(store.authenticate(secret.expose_secret()).await.unwrap(), None);
+    assert_eq!(
+        store.authenticate(secret.expose_secret()).await.unwrap(),
+        None
+    );
     assert!(store.tokens().await.unwrap()[0].revoked_at.is_some());
-    assert!(store.create_token(&ctx(), "  ", Scope::Readonly).await.is_err());
+    assert!(
+        store
+            .create_token(&ctx(), "  ", Scope::Readonly)
+            .await
+            .is_err()
+    );
 }
 
 async fn idempotency_keys_replay_the_first_answer(h: Harness) {
     let store = &*h.store;
-    let (token, _) = store.create_token(&ctx(), "billing", Scope::Billing).await.unwrap();
-    assert_eq!(store.start_idempotent(token.id, "k1", "h1").await.unwrap(), IdempotencyStart::Proceed);
-    let running = store.start_idempotent(token.id, "k1", "h1").await.unwrap_err();
-    assert!(matches!(running, StoreError::Conflict { code: "idempotent_request_in_progress", .. }));
-    store.finish_idempotent(token.id, "k1", 201, r#"{"id":1}"#).await.unwrap();
+    let (token, _) = store
+        .create_token(&ctx(), "billing", Scope::Billing)
+        .await
+        .unwrap();
+    assert_eq!(
+        store.start_idempotent(token.id, "k1", "h1").await.unwrap(),
+        IdempotencyStart::Proceed
+    );
+    let running = store
+        .start_idempotent(token.id, "k1", "h1")
+        .await
+        .unwrap_err();
+    assert!(matches!(
+        running,
+        StoreError::Conflict {
+            code: "idempotent_request_in_progress",
+            ..
+        }
+    ));
+    store
+        .finish_idempotent(token.id, "k1", 201, r#"{"id":1}"#)
+        .await
+        .unwrap();
     assert_eq!(
         store.start_idempotent(token.id, "k1", "h1").await.unwrap(),
         IdempotencyStart::Replay {
@@ -430,13 +580,28 @@ async fn idempotency_keys_replay_the_first_answer(h: Harness) {
             body: r#"{"id":1}"#.into()
         }
     );
-    let reused = store.start_idempotent(token.id, "k1", "other").await.unwrap_err();
-    assert!(matches!(reused, StoreError::Unprocessable { code: "idempotency_key_reused", .. }));
+    let reused = store
+        .start_idempotent(token.id, "k1", "other")
+        .await
+        .unwrap_err();
+    assert!(matches!(
+        reused,
+        StoreError::Unprocessable {
+            code: "idempotency_key_reused",
+            ..
+        }
+    ));
 
     // An abandoned claim frees the key for a retry; a finished one stays.
-    assert_eq!(store.start_idempotent(token.id, "k2", "h").await.unwrap(), IdempotencyStart::Proceed);
+    assert_eq!(
+        store.start_idempotent(token.id, "k2", "h").await.unwrap(),
+        IdempotencyStart::Proceed
+    );
     store.abandon_idempotent(token.id, "k2").await.unwrap();
-    assert_eq!(store.start_idempotent(token.id, "k2", "h").await.unwrap(), IdempotencyStart::Proceed);
+    assert_eq!(
+        store.start_idempotent(token.id, "k2", "h").await.unwrap(),
+        IdempotencyStart::Proceed
+    );
     store.abandon_idempotent(token.id, "k1").await.unwrap();
     assert!(matches!(
         store.start_idempotent(token.id, "k1", "h1").await.unwrap(),
@@ -457,8 +622,18 @@ async fn the_audit_chain_detects_edits_and_removals(h: Harness) {
     assert_eq!(report.events_checked, 4);
 
     // The append-only guard refuses a casual edit...
-    assert!(h.raw.exec("UPDATE audit_events SET actor = 'x' WHERE id = 2").await.is_err());
-    assert!(h.raw.exec("DELETE FROM audit_events WHERE id = 2").await.is_err());
+    assert!(
+        h.raw
+            .exec("UPDATE audit_events SET actor = 'x' WHERE id = 2")
+            .await
+            .is_err()
+    );
+    assert!(
+        h.raw
+            .exec("DELETE FROM audit_events WHERE id = 2")
+            .await
+            .is_err()
+    );
 
     // ...and someone who removes the guard is caught by the chain.
     let unguard = if h.raw.is_postgres() {
@@ -467,24 +642,56 @@ async fn the_audit_chain_detects_edits_and_removals(h: Harness) {
         "DROP TRIGGER audit_events_no_update; DROP TRIGGER audit_events_no_delete"
     };
     h.raw.exec(unguard).await.unwrap();
-    assert_eq!(h.raw.exec("UPDATE audit_events SET actor = 'someone' WHERE id = 2").await.unwrap(), 1);
+    assert_eq!(
+        h.raw
+            .exec("UPDATE audit_events SET actor = 'someone' WHERE id = 2")
+            .await
+            .unwrap(),
+        1
+    );
     let report = store.verify_audit().await.unwrap();
     assert!(!report.intact);
-    assert_eq!(report.problem, Some(AuditChainBreak::Altered { id: AuditEventId(2) }));
+    assert_eq!(
+        report.problem,
+        Some(AuditChainBreak::Altered {
+            id: AuditEventId(2)
+        })
+    );
 
-    h.raw.exec("UPDATE audit_events SET actor = 'test' WHERE id = 2").await.unwrap();
-    assert!(store.verify_audit().await.unwrap().intact, "restoring the row restores the chain");
+    h.raw
+        .exec("UPDATE audit_events SET actor = 'test' WHERE id = 2")
+        .await
+        .unwrap();
+    assert!(
+        store.verify_audit().await.unwrap().intact,
+        "restoring the row restores the chain"
+    );
 
-    h.raw.exec("DELETE FROM audit_events WHERE id = 3").await.unwrap();
+    h.raw
+        .exec("DELETE FROM audit_events WHERE id = 3")
+        .await
+        .unwrap();
     let problem = store.verify_audit().await.unwrap().problem;
     assert!(
-        matches!(problem, Some(AuditChainBreak::Unlinked { id: AuditEventId(4), .. })),
+        matches!(
+            problem,
+            Some(AuditChainBreak::Unlinked {
+                id: AuditEventId(4),
+                ..
+            })
+        ),
         "{problem:?}"
     );
 
-    h.raw.exec("DELETE FROM audit_events WHERE id >= 3").await.unwrap();
+    h.raw
+        .exec("DELETE FROM audit_events WHERE id >= 3")
+        .await
+        .unwrap();
     let problem = store.verify_audit().await.unwrap().problem;
-    assert!(matches!(problem, Some(AuditChainBreak::Truncated { .. })), "{problem:?}");
+    assert!(
+        matches!(problem, Some(AuditChainBreak::Truncated { .. })),
+        "{problem:?}"
+    );
 }
 
 async fn concurrent_changes_keep_the_audit_chain_intact(h: Harness) {

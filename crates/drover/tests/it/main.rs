@@ -1,1 +1,5 @@
+//! drover as its users meet it: the HTTP API (through the real router, on both databases) and
+//! the `drover` command itself.
 
+mod api;
+mod command;

@@ -1,0 +1,133 @@
+//! The one error shape of the HTTP API: `{"error": {"code", "message", "field"}}`.
+
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use drover_store::StoreError;
+use serde::Serialize;
+use utoipa::ToSchema;
+
+#[derive(Debug)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub code: &'static str,
+    pub message: String,
+    pub field: Option<String>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct ErrorBody {
+    error: ErrorDetail,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct ErrorDetail {
+    /// A stable identifier to decide on, like `duplicate_domain` or `illegal_transition`.
+    code: &'static str,
+    /// What was wrong and what is accepted, for people.
+    message: String,
+    /// The request field at fault, when there is one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    field: Option<String>,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            code,
+            message: message.into(),
+            field: None,
+        }
+    }
+
+    pub fn with_field(mut self, field: impl Into<String>) -> Self {
+        self.field = Some(field.into());
+        self
+    }
+
+    pub fn not_found(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::NOT_FOUND, "not_found", message)
+    }
+
+    pub fn unauthorized(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::UNAUTHORIZED, "unauthorized", message)
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(error: StoreError) -> Self {
+        match error {
+            StoreError::NotFound { .. } => Self::not_found(error.to_string()),
+            StoreError::Unprocessable {
+                code,
+                field,
+                message,
+            } => Self {
+                status: StatusCode::UNPROCESSABLE_ENTITY,
+                code,
+                message,
+                field: field.map(str::to_owned),
+            },
+            StoreError::Conflict {
+                code,
+                field,
+                message,
+            } => Self {
+                status: StatusCode::CONFLICT,
+                code,
+                message,
+                field: field.map(str::to_owned),
+            },
+            StoreError::Rule(rule) => rule.into(),
+            other => {
+                tracing::error!(error = %other, "request failed inside drover");
+                Self::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "internal",
+                    "drover could not complete the request; the error is in its log under this \
+                     request's correlation id",
+                )
+            }
+        }
+    }
+}
+
+impl From<drover_core::Error> for ApiError {
+    fn from(error: drover_core::Error) -> Self {
+        use drover_core::Error::*;
+        let message = error.to_string();
+        match error {
+            InvalidDomain { .. } => {
+                Self::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_domain", message)
+                    .with_field("domain")
+            }
+            InvalidValue { what, .. } => {
+                Self::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_value", message)
+                    .with_field(what.replace(' ', "_"))
+            }
+            IllegalTransition { .. } => {
+                Self::new(StatusCode::CONFLICT, "illegal_transition", message)
+            }
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = ErrorBody {
+            error: ErrorDetail {
+                code: self.code,
+                message: self.message,
+                field: self.field,
+            },
+        };
+        let mut response = (self.status, axum::Json(body)).into_response();
+        if self.status == StatusCode::UNAUTHORIZED {
+            response.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Bearer realm=\"drover\""),
+            );
+        }
+        response
+    }
+}

@@ -1,0 +1,266 @@
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::http::{HeaderValue, Method, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use drover_core::{Access, Scope};
+use drover_store::{ApiToken, IdempotencyStart, RequestContext};
+use sha2::{Digest, Sha256};
+use tracing::Instrument;
+
+use super::AppState;
+use super::error::ApiError;
+
+pub const CORRELATION_HEADER: &str = "x-correlation-id";
+const IDEMPOTENCY_HEADER: &str = "idempotency-key";
+const MAX_BODY: usize = 1024 * 1024;
+
+/// The request's correlation id, carried into logs, audit events and jobs.
+#[derive(Debug, Clone)]
+pub struct CorrelationId(pub String);
+
+/// The authenticated token behind a request.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    pub token: ApiToken,
+    pub correlation_id: String,
+}
+
+impl Caller {
+    pub fn context(&self) -> RequestContext {
+        RequestContext {
+            actor: format!("token:{} ({})", self.token.id, self.token.name),
+            correlation_id: self.correlation_id.clone(),
+        }
+    }
+}
+
+/// Takes the caller's `X-Correlation-Id` when it is sane, or makes one; echoes it back.
+pub async fn correlate(mut request: Request, next: Next) -> Response {
+    let id = request
+        .headers()
+        .get(CORRELATION_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| {
+            !v.is_empty()
+                && v.len() <= 128
+                && v.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "-_.:".contains(c))
+        })
+        .map_or_else(new_correlation_id, str::to_owned);
+    request.extensions_mut().insert(CorrelationId(id.clone()));
+    let span = tracing::info_span!(
+        "request",
+        method = %request.method(),
+        path = %request.uri().path(),
+        correlation_id = %id,
+    );
+    async move {
+        let mut response = next.run(request).await;
+        tracing::info!(status = response.status().as_u16(), "answered");
+        if let Ok(value) = HeaderValue::from_str(&id) {
+            response.headers_mut().insert(CORRELATION_HEADER, value);
+        }
+        response
+    }
+    .instrument(span)
+    .await
+}
+
+pub fn new_correlation_id() -> String {
+    let bytes: [u8; 12] = rand::random();
+    hex::encode(bytes)
+}
+
+/// What a request needs its token's scope to allow. Reads need `read`; writes to customers
+/// and services (billing's work) need `billing`; every other write needs `operator`.
+fn required_access(method: &Method, path: &str) -> Access {
+    if method == Method::GET || method == Method::HEAD {
+        return Access::Read;
+    }
+    let billing = ["/api/v1/customers", "/api/v1/services"];
+    if billing
+        .iter()
+        .any(|prefix| path == *prefix || path.starts_with(&format!("{prefix}/")))
+    {
+        Access::Billing
+    } else {
+        Access::Operator
+    }
+}
+
+fn scopes_allowing(access: Access) -> String {
+    let names: Vec<_> = Scope::ALL
+        .iter()
+        .filter(|s| s.allows(access))
+        .map(|s| s.as_str())
+        .collect();
+    names.join(" or ")
+}
+
+/// Checks the bearer token and its scope.
+pub async fn authenticate(
+    State(app): State<AppState>,
+    mut request: Request,
+    next: Next,
+) -> Result<Response, ApiError> {
+    let header = request
+        .headers()
+        .get(header::AUTHORIZATION)
+        .ok_or_else(|| {
+            ApiError::unauthorized("this route needs a token: send Authorization: Bearer <token>")
+        })?;
+    let secret = header
+        .to_str()
+        .ok()
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+        .ok_or_else(|| {
+            ApiError::unauthorized("the Authorization header must be 'Bearer <token>'")
+        })?;
+    let token = app
+        .store
+        .authenticate(secret)
+        .await?
+        .ok_or_else(|| ApiError::unauthorized("the token is unknown or revoked"))?;
+    let access = required_access(request.method(), request.uri().path());
+    if !token.scope.allows(access) {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            format!(
+                "token '{}' has scope {}; {} {} needs scope {}",
+                token.name,
+                token.scope,
+                request.method(),
+                request.uri().path(),
+                scopes_allowing(access)
+            ),
+        ));
+    }
+    let correlation_id = request
+        .extensions()
+        .get::<CorrelationId>()
+        .map_or_else(new_correlation_id, |c| c.0.clone());
+    request.extensions_mut().insert(Caller {
+        token,
+        correlation_id,
+    });
+    Ok(next.run(request).await)
+}
+
+/// Makes a POST sent again with the same `Idempotency-Key` (by the same token) answer what the
+/// first one answered, without doing it twice.
+pub async fn idempotency(
+    State(app): State<AppState>,
+    request: Request,
+    next: Next,
+) -> Result<Response, ApiError> {
+    let Some(key) = request.headers().get(IDEMPOTENCY_HEADER) else {
+        return Ok(next.run(request).await);
+    };
+    if request.method() != Method::POST {
+        return Ok(next.run(request).await);
+    }
+    let key = key
+        .to_str()
+        .ok()
+        .filter(|k| !k.is_empty() && k.len() <= 255)
+        .ok_or_else(|| {
+            ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "invalid_idempotency_key",
+                "Idempotency-Key must be 1 to 255 visible ASCII characters",
+            )
+        })?
+        .to_owned();
+    let caller = request
+        .extensions()
+        .get::<Caller>()
+        .cloned()
+        .ok_or_else(|| ApiError::unauthorized("authentication is missing"))?;
+    let (parts, body) = request.into_parts();
+    let bytes = axum::body::to_bytes(body, MAX_BODY).await.map_err(|_| {
+        ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "body_too_large",
+            "the body is larger than 1 MiB",
+        )
+    })?;
+    let mut hasher = Sha256::new();
+    hasher.update(parts.method.as_str());
+    hasher.update([0]);
+    hasher.update(parts.uri.path());
+    hasher.update([0]);
+    hasher.update(&bytes);
+    let request_hash = hex::encode(hasher.finalize());
+
+    let token = caller.token.id;
+    match app
+        .store
+        .start_idempotent(token, &key, &request_hash)
+        .await?
+    {
+        IdempotencyStart::Replay { status, body } => {
+            let status = StatusCode::from_u16(status).unwrap_or(StatusCode::OK);
+            let mut response = (status, body).into_response();
+            let headers = response.headers_mut();
+            headers.insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            );
+            headers.insert("idempotent-replayed", HeaderValue::from_static("true"));
+            Ok(response)
+        }
+        IdempotencyStart::Proceed => {
+            let response = next
+                .run(Request::from_parts(parts, Body::from(bytes)))
+                .await;
+            let (parts, body) = response.into_parts();
+            let body = match axum::body::to_bytes(body, MAX_BODY * 8).await {
+                Ok(body) => body,
+                Err(_) => {
+                    app.store.abandon_idempotent(token, &key).await?;
+                    return Err(ApiError::new(
+                        StatusCode::INTERNAL_SERVER_ERROR,
+                        "internal",
+                        "the answer could not be recorded for replay",
+                    ));
+                }
+            };
+            if parts.status.is_server_error() {
+                // Nothing worth repeating: let a retry try again.
+                app.store.abandon_idempotent(token, &key).await?;
+            } else {
+                let text = String::from_utf8_lossy(&body);
+                app.store
+                    .finish_idempotent(token, &key, parts.status.as_u16(), &text)
+                    .await?;
+            }
+            Ok(Response::from_parts(parts, Body::from(body)))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn billing_writes_customers_and_services_only() {
+        use Access::*;
+        let cases = [
+            (Method::GET, "/api/v1/servers", Read),
+            (Method::POST, "/api/v1/customers", Billing),
+            (Method::POST, "/api/v1/services/4/activate", Billing),
+            (Method::POST, "/api/v1/servicesx", Operator),
+            (Method::POST, "/api/v1/plans", Operator),
+            (Method::PATCH, "/api/v1/servers/1", Operator),
+            (Method::DELETE, "/api/v1/tokens/1", Operator),
+        ];
+        for (method, path, access) in cases {
+            assert_eq!(required_access(&method, path), access, "{method} {path}");
+        }
+    }
+}

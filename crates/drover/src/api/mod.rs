@@ -1,0 +1,50 @@
+//! The HTTP API v1: JSON over axum, every route but the probes behind a bearer token.
+//!
+//! Requests pass, outermost first: correlation id → authentication and scope → idempotency
+//! (POSTs with an `Idempotency-Key`) → the handler, which validates, records and enqueues
+//! through the store, and never calls a server itself.
+
+mod error;
+mod extract;
+mod middleware;
+mod openapi;
+mod routes;
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use drover_store::Store;
+
+pub use extract::parse_json;
+pub use middleware::new_correlation_id;
+pub use openapi::ApiDoc;
+pub use routes::parse_job_states;
+
+/// What every handler shares.
+#[derive(Clone, Debug)]
+pub struct AppState {
+    pub store: Arc<dyn Store>,
+}
+
+/// The whole HTTP surface of drover.
+pub fn router(store: Arc<dyn Store>) -> Router {
+    let state = AppState { store };
+    let api = routes::v1()
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            middleware::idempotency,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            middleware::authenticate,
+        ));
+    Router::new()
+        .merge(routes::probes())
+        .merge(api)
+        .fallback(routes::no_such_route)
+        .method_not_allowed_fallback(routes::method_not_allowed)
+        .layer(DefaultBodyLimit::max(1024 * 1024))
+        .layer(axum::middleware::from_fn(middleware::correlate))
+        .with_state(state)
+}

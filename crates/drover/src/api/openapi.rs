@@ -1,0 +1,42 @@
+use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+
+use super::routes;
+
+/// The OpenAPI document served at `/api/v1/openapi.json`.
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "drover",
+        description = "The provisioning control plane of a web-hosting business. Every route \
+                       but the probes needs `Authorization: Bearer <token>`; a token's scope \
+                       (operator, billing, readonly) decides what it may do."
+    ),
+    paths(
+        routes::healthz, routes::readyz,
+        routes::create_customer, routes::list_customers, routes::get_customer,
+        routes::create_plan, routes::list_plans, routes::get_plan, routes::update_plan,
+        routes::create_server, routes::list_servers, routes::get_server, routes::update_server,
+        routes::create_service, routes::list_services, routes::get_service, routes::move_service,
+        routes::list_accounts, routes::get_account,
+        routes::list_jobs, routes::get_job,
+        routes::list_audit, routes::verify_audit,
+        routes::create_token, routes::list_tokens, routes::revoke_token,
+    ),
+    modifiers(&BearerAuth),
+    security(("bearer" = []))
+)]
+#[derive(Debug)]
+pub struct ApiDoc;
+
+struct BearerAuth;
+
+impl Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)),
+        );
+    }
+}

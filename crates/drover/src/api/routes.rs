@@ -1,0 +1,524 @@
+//! The routes of API v1 and their handlers: parse, call the store, shape the answer.
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use axum::routing::{get, post};
+use axum::{Extension, Router};
+use drover_core::{
+    AccountId, CustomerId, CustomerSpec, DomainName, DomainWarning, JobId, PlanId, PlanPatch,
+    PlanSpec, Scope, ServerId, ServerPatch, ServerSpec, ServiceId, ServiceStatus, TokenId,
+    Transition,
+};
+use drover_store::{
+    Account, AccountFilter, ApiToken, AuditFilter, AuditReport, Customer, JobFilter, JobState,
+    JobSummary, NewService, Page, Plan, Server, Service, ServiceFilter, TransitionOutcome,
+};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+
+use super::AppState;
+use super::error::{ApiError, ErrorBody};
+use super::extract::{Json, Query, path_id};
+use super::middleware::Caller;
+
+type Reply<T> = Result<axum::Json<T>, ApiError>;
+type Created<T> = Result<(StatusCode, axum::Json<T>), ApiError>;
+
+pub fn probes() -> Router<AppState> {
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+}
+
+pub fn v1() -> Router<AppState> {
+    Router::new()
+        .route("/api/v1/openapi.json", get(openapi))
+        .route(
+            "/api/v1/customers",
+            post(create_customer).get(list_customers),
+        )
+        .route("/api/v1/customers/{id}", get(get_customer))
+        .route("/api/v1/plans", post(create_plan).get(list_plans))
+        .route("/api/v1/plans/{id}", get(get_plan).patch(update_plan))
+        .route("/api/v1/servers", post(create_server).get(list_servers))
+        .route("/api/v1/servers/{id}", get(get_server).patch(update_server))
+        .route("/api/v1/services", post(create_service).get(list_services))
+        .route("/api/v1/services/{id}", get(get_service))
+        .route("/api/v1/services/{id}/{action}", post(move_service))
+        .route("/api/v1/accounts", get(list_accounts))
+        .route("/api/v1/accounts/{id}", get(get_account))
+        .route("/api/v1/jobs", get(list_jobs))
+        .route("/api/v1/jobs/{id}", get(get_job))
+        .route("/api/v1/audit", get(list_audit))
+        .route("/api/v1/audit/verify", get(verify_audit))
+        .route("/api/v1/tokens", post(create_token).get(list_tokens))
+        .route("/api/v1/tokens/{id}", axum::routing::delete(revoke_token))
+}
+
+pub async fn no_such_route(uri: axum::http::Uri) -> ApiError {
+    ApiError::not_found(format!(
+        "no route {}; the API is described at /api/v1/openapi.json",
+        uri.path()
+    ))
+}
+
+pub async fn method_not_allowed(method: axum::http::Method, uri: axum::http::Uri) -> ApiError {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        format!(
+            "{method} is not allowed on {}; see /api/v1/openapi.json",
+            uri.path()
+        ),
+    )
+}
+
+/// Liveness: the process answers.
+#[utoipa::path(get, path = "/healthz", tag = "probes", security(()),
+    responses((status = 200, description = "drover is running", body = String)))]
+async fn healthz() -> &'static str {
+    "ok"
+}
+
+/// Readiness: the database answers.
+#[utoipa::path(get, path = "/readyz", tag = "probes", security(()),
+    responses((status = 200, body = String), (status = 503, body = ErrorBody)))]
+async fn readyz(State(app): State<AppState>) -> Result<&'static str, ApiError> {
+    app.store
+        .customers(Page::new(None, Some(1)))
+        .await
+        .map(|_| "ready")
+        .map_err(|e| {
+            tracing::warn!(error = %e, "not ready");
+            ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "not_ready",
+                "the database does not answer",
+            )
+        })
+}
+
+async fn openapi() -> impl IntoResponse {
+    axum::Json(<super::ApiDoc as utoipa::OpenApi>::openapi())
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+struct PageQuery {
+    /// Return rows with an id above this one.
+    after: Option<i64>,
+    /// At most this many rows (default 100, at most 1000).
+    limit: Option<u32>,
+}
+
+impl PageQuery {
+    fn page(&self) -> Page {
+        Page::new(self.after, self.limit)
+    }
+}
+
+#[utoipa::path(post, path = "/api/v1/customers", tag = "customers", request_body = CustomerSpec,
+    params(("Idempotency-Key" = Option<String>, Header, description = "makes a retry return the first answer")),
+    responses((status = 201, body = Customer), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
+async fn create_customer(
+    State(app): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Json(spec): Json<CustomerSpec>,
+) -> Created<Customer> {
+    let customer = app.store.create_customer(&caller.context(), spec).await?;
+    Ok((StatusCode::CREATED, axum::Json(customer)))
+}
+
+#[utoipa::path(get, path = "/api/v1/customers", tag = "customers", params(PageQuery),
+    responses((status = 200, body = [Customer])))]
+async fn list_customers(
+    State(app): State<AppState>,
+    Query(query): Query<PageQuery>,
+) -> Reply<Vec<Customer>> {
+    Ok(axum::Json(app.store.customers(query.page()).await?))
+}
+
+#[utoipa::path(get, path = "/api/v1/customers/{id}", tag = "customers",
+    responses((status = 200, body = Customer), (status = 404, body = ErrorBody)))]
+async fn get_customer(State(app): State<AppState>, Path(id): Path<String>) -> Reply<Customer> {
+    let id: CustomerId = path_id("customer", &id)?;
+    Ok(axum::Json(app.store.customer(id).await?))
+}
+
+#[utoipa::path(post, path = "/api/v1/plans", tag = "plans", request_body = PlanSpec,
+    responses((status = 201, body = Plan), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
+async fn create_plan(
+    State(app): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Json(spec): Json<PlanSpec>,
+) -> Created<Plan> {
+    let plan = app.store.create_plan(&caller.context(), spec).await?;
+    Ok((StatusCode::CREATED, axum::Json(plan)))
+}
+
+#[utoipa::path(get, path = "/api/v1/plans", tag = "plans", params(PageQuery),
+    responses((status = 200, body = [Plan])))]
+async fn list_plans(
+    State(app): State<AppState>,
+    Query(query): Query<PageQuery>,
+) -> Reply<Vec<Plan>> {
+    Ok(axum::Json(app.store.plans(query.page()).await?))
+}
+
+#[utoipa::path(get, path = "/api/v1/plans/{id}", tag = "plans",
+    responses((status = 200, body = Plan), (status = 404, body = ErrorBody)))]
+async fn get_plan(State(app): State<AppState>, Path(id): Path<String>) -> Reply<Plan> {
+    let id: PlanId = path_id("plan", &id)?;
+    Ok(axum::Json(app.store.plan(id).await?))
+}
+
+#[utoipa::path(patch, path = "/api/v1/plans/{id}", tag = "plans", request_body = PlanPatch,
+    responses((status = 200, body = Plan), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+async fn update_plan(
+    State(app): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<String>,
+    Json(patch): Json<PlanPatch>,
+) -> Reply<Plan> {
+    let id: PlanId = path_id("plan", &id)?;
+    Ok(axum::Json(
+        app.store.update_plan(&caller.context(), id, patch).await?,
+    ))
+}
+
+#[utoipa::path(post, path = "/api/v1/servers", tag = "servers", request_body = ServerSpec,
+    responses((status = 201, body = Server), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
+async fn create_server(
+    State(app): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Json(spec): Json<ServerSpec>,
+) -> Created<Server> {
+    let server = app.store.create_server(&caller.context(), spec).await?;
+    Ok((StatusCode::CREATED, axum::Json(server)))
+}
+
+#[utoipa::path(get, path = "/api/v1/servers", tag = "servers", params(PageQuery),
+    responses((status = 200, body = [Server])))]
+async fn list_servers(
+    State(app): State<AppState>,
+    Query(query): Query<PageQuery>,
+) -> Reply<Vec<Server>> {
+    Ok(axum::Json(app.store.servers(query.page()).await?))
+}
+
+#[utoipa::path(get, path = "/api/v1/servers/{id}", tag = "servers",
+    responses((status = 200, body = Server), (status = 404, body = ErrorBody)))]
+async fn get_server(State(app): State<AppState>, Path(id): Path<String>) -> Reply<Server> {
+    let id: ServerId = path_id("server", &id)?;
+    Ok(axum::Json(app.store.server(id).await?))
+}
+
+#[utoipa::path(patch, path = "/api/v1/servers/{id}", tag = "servers", request_body = ServerPatch,
+    responses((status = 200, body = Server), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+async fn update_server(
+    State(app): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<String>,
+    Json(patch): Json<ServerPatch>,
+) -> Reply<Server> {
+    let id: ServerId = path_id("server", &id)?;
+    Ok(axum::Json(
+        app.store
+            .update_server(&caller.context(), id, patch)
+            .await?,
+    ))
+}
+
+/// A new service: the customer, the plan and the domain its account will host.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewServiceRequest {
+    #[schema(value_type = i64)]
+    customer_id: CustomerId,
+    #[schema(value_type = i64)]
+    plan_id: PlanId,
+    /// Unicode or punycode; stored as punycode.
+    #[schema(value_type = String, example = "știri.ro")]
+    domain: DomainName,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ServiceCreated {
+    #[serde(flatten)]
+    service: Service,
+    /// Things about the domain that are legal but may be a mistake.
+    warnings: Vec<DomainWarning>,
+}
+
+#[utoipa::path(post, path = "/api/v1/services", tag = "services", request_body = NewServiceRequest,
+    params(("Idempotency-Key" = Option<String>, Header, description = "makes a retry return the first answer")),
+    responses((status = 201, body = ServiceCreated), (status = 409, description = "domain already hosted", body = ErrorBody),
+        (status = 422, description = "invalid domain, unknown plan or customer", body = ErrorBody)))]
+async fn create_service(
+    State(app): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Json(request): Json<NewServiceRequest>,
+) -> Created<ServiceCreated> {
+    let warnings = request.domain.warnings();
+    let new = NewService {
+        customer_id: request.customer_id,
+        plan_id: request.plan_id,
+        domain: request.domain,
+    };
+    let service = app.store.create_service(&caller.context(), new).await?;
+    Ok((
+        StatusCode::CREATED,
+        axum::Json(ServiceCreated { service, warnings }),
+    ))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+struct ServiceQuery {
+    #[param(value_type = Option<i64>)]
+    customer_id: Option<CustomerId>,
+    #[param(value_type = Option<String>)]
+    status: Option<ServiceStatus>,
+    after: Option<i64>,
+    limit: Option<u32>,
+}
+
+#[utoipa::path(get, path = "/api/v1/services", tag = "services", params(ServiceQuery),
+    responses((status = 200, body = [Service])))]
+async fn list_services(
+    State(app): State<AppState>,
+    Query(query): Query<ServiceQuery>,
+) -> Reply<Vec<Service>> {
+    let filter = ServiceFilter {
+        customer_id: query.customer_id,
+        status: query.status,
+        page: Page::new(query.after, query.limit),
+    };
+    Ok(axum::Json(app.store.services(filter).await?))
+}
+
+#[utoipa::path(get, path = "/api/v1/services/{id}", tag = "services",
+    responses((status = 200, body = Service), (status = 404, body = ErrorBody)))]
+async fn get_service(State(app): State<AppState>, Path(id): Path<String>) -> Reply<Service> {
+    let id: ServiceId = path_id("service", &id)?;
+    Ok(axum::Json(app.store.service(id).await?))
+}
+
+/// Optional details of a lifecycle move.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MoveRequest {
+    /// Why the service is suspended; kept on the account and shown on the server.
+    reason: Option<String>,
+}
+
+/// Moves a service through billing's lifecycle. Answers 202: the change is recorded and the
+/// job that makes the server follow is queued.
+#[utoipa::path(post, path = "/api/v1/services/{id}/{action}", tag = "services",
+    params(("action" = String, Path, description = "activate, suspend, unsuspend or terminate"),
+        ("Idempotency-Key" = Option<String>, Header, description = "makes a retry return the first answer")),
+    request_body(content = Option<MoveRequest>),
+    responses((status = 202, body = TransitionOutcome), (status = 404, body = ErrorBody),
+        (status = 409, description = "illegal move for the current status", body = ErrorBody)))]
+async fn move_service(
+    State(app): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path((id, action)): Path<(String, String)>,
+    body: axum::body::Bytes,
+) -> Created<TransitionOutcome> {
+    let id: ServiceId = path_id("service", &id)?;
+    let transition = Transition::parse(&action).map_err(|_| {
+        ApiError::not_found(format!(
+            "no action '{action}' on services; use activate, suspend, unsuspend or terminate"
+        ))
+    })?;
+    let request: MoveRequest = if body.iter().all(u8::is_ascii_whitespace) {
+        MoveRequest::default()
+    } else {
+        super::extract::parse_json(&body)?
+    };
+    if let Some(reason) = &request.reason
+        && (reason.len() > 500 || reason.contains(['\n', '\r', '\0']))
+    {
+        return Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_value",
+            "reason: at most 500 characters on one line",
+        )
+        .with_field("reason"));
+    }
+    let outcome = app
+        .store
+        .transition_service(&caller.context(), id, transition, request.reason)
+        .await?;
+    Ok((StatusCode::ACCEPTED, axum::Json(outcome)))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+struct AccountQuery {
+    /// Unicode or punycode.
+    domain: Option<String>,
+    #[param(value_type = Option<i64>)]
+    server_id: Option<ServerId>,
+    after: Option<i64>,
+    limit: Option<u32>,
+}
+
+#[utoipa::path(get, path = "/api/v1/accounts", tag = "accounts", params(AccountQuery),
+    responses((status = 200, body = [Account]), (status = 422, body = ErrorBody)))]
+async fn list_accounts(
+    State(app): State<AppState>,
+    Query(query): Query<AccountQuery>,
+) -> Reply<Vec<Account>> {
+    let filter = AccountFilter {
+        domain: query.domain.as_deref().map(DomainName::parse).transpose()?,
+        server_id: query.server_id,
+        page: Page::new(query.after, query.limit),
+    };
+    Ok(axum::Json(app.store.accounts(filter).await?))
+}
+
+#[utoipa::path(get, path = "/api/v1/accounts/{id}", tag = "accounts",
+    responses((status = 200, body = Account), (status = 404, body = ErrorBody)))]
+async fn get_account(State(app): State<AppState>, Path(id): Path<String>) -> Reply<Account> {
+    let id: AccountId = path_id("account", &id)?;
+    Ok(axum::Json(app.store.account(id).await?))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+struct JobQuery {
+    /// Comma-separated River states: available, scheduled, running, retryable, completed,
+    /// discarded, cancelled, pending.
+    status: Option<String>,
+    #[param(value_type = Option<i64>)]
+    account_id: Option<AccountId>,
+    limit: Option<u32>,
+}
+
+#[utoipa::path(get, path = "/api/v1/jobs", tag = "jobs", params(JobQuery),
+    responses((status = 200, body = [JobSummary]), (status = 400, body = ErrorBody)))]
+async fn list_jobs(
+    State(app): State<AppState>,
+    Query(query): Query<JobQuery>,
+) -> Reply<Vec<JobSummary>> {
+    let states = match &query.status {
+        None => Vec::new(),
+        Some(list) => parse_job_states(list)?,
+    };
+    let filter = JobFilter {
+        states,
+        account_id: query.account_id,
+        limit: query.limit,
+    };
+    Ok(axum::Json(app.store.jobs(filter).await?))
+}
+
+pub fn parse_job_states(list: &str) -> Result<Vec<JobState>, ApiError> {
+    list.split(',')
+        .map(|s| {
+            s.trim().parse::<JobState>().map_err(|_| {
+                ApiError::new(
+                    StatusCode::BAD_REQUEST,
+                    "invalid_query",
+                    format!(
+                        "status '{s}' is not a job state; use available, scheduled, running, \
+                         retryable, completed, discarded, cancelled or pending"
+                    ),
+                )
+                .with_field("status")
+            })
+        })
+        .collect()
+}
+
+#[utoipa::path(get, path = "/api/v1/jobs/{id}", tag = "jobs",
+    responses((status = 200, body = JobSummary), (status = 404, body = ErrorBody)))]
+async fn get_job(State(app): State<AppState>, Path(id): Path<String>) -> Reply<JobSummary> {
+    let id: JobId = path_id("job", &id)?;
+    Ok(axum::Json(app.store.job(id).await?))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+struct AuditQuery {
+    /// Like `service:7` or `server:2`.
+    subject: Option<String>,
+    after: Option<i64>,
+    limit: Option<u32>,
+}
+
+#[utoipa::path(get, path = "/api/v1/audit", tag = "audit", params(AuditQuery),
+    responses((status = 200, body = [drover_core::AuditEntry])))]
+async fn list_audit(
+    State(app): State<AppState>,
+    Query(query): Query<AuditQuery>,
+) -> Reply<Vec<drover_core::AuditEntry>> {
+    let filter = AuditFilter {
+        subject: query.subject,
+        page: Page::new(query.after, query.limit),
+    };
+    Ok(axum::Json(app.store.audit_events(filter).await?))
+}
+
+#[utoipa::path(get, path = "/api/v1/audit/verify", tag = "audit",
+    responses((status = 200, body = AuditReport)))]
+async fn verify_audit(State(app): State<AppState>) -> Reply<AuditReport> {
+    Ok(axum::Json(app.store.verify_audit().await?))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewTokenRequest {
+    /// Who or what uses the token, like `billing`.
+    name: String,
+    scope: Scope,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TokenCreated {
+    #[serde(flatten)]
+    token: ApiToken,
+    /// Shown once; drover keeps only its hash.
+    secret: String,
+}
+
+#[utoipa::path(post, path = "/api/v1/tokens", tag = "tokens", request_body = NewTokenRequest,
+    responses((status = 201, body = TokenCreated), (status = 422, body = ErrorBody)))]
+async fn create_token(
+    State(app): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Json(request): Json<NewTokenRequest>,
+) -> Created<TokenCreated> {
+    use secrecy::ExposeSecret;
+    let (token, secret) = app
+        .store
+        .create_token(&caller.context(), &request.name, request.scope)
+        .await?;
+    let secret = secret.expose_secret().to_owned();
+    Ok((
+        StatusCode::CREATED,
+        axum::Json(TokenCreated { token, secret }),
+    ))
+}
+
+#[utoipa::path(get, path = "/api/v1/tokens", tag = "tokens",
+    responses((status = 200, body = [ApiToken])))]
+async fn list_tokens(State(app): State<AppState>) -> Reply<Vec<ApiToken>> {
+    Ok(axum::Json(app.store.tokens().await?))
+}
+
+#[utoipa::path(delete, path = "/api/v1/tokens/{id}", tag = "tokens",
+    responses((status = 200, body = ApiToken), (status = 404, body = ErrorBody)))]
+async fn revoke_token(
+    State(app): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<String>,
+) -> Reply<ApiToken> {
+    let id: TokenId = path_id("token", &id)?;
+    Ok(axum::Json(
+        app.store.revoke_token(&caller.context(), id).await?,
+    ))
+}

@@ -1,0 +1,826 @@
+//! The command line. Resource commands work on the database directly (the same store calls the
+//! HTTP API makes, audited as `cli:$USER`), so they work whether or not `drover serve` runs.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::{Context, bail};
+use clap::{Args as ClapArgs, Parser, Subcommand, ValueEnum};
+use drover_core::{
+    AccountId, CustomerId, CustomerSpec, DomainName, JobId, PlanId, PlanPatch, PlanSpec, Scope,
+    ServerId, ServerPatch, ServerSpec, ServiceId, ServiceStatus, TokenId, Transition,
+};
+use drover_store::{
+    AccountFilter, AuditFilter, JobFilter, NewService, Page, RequestContext, ServiceFilter, Store,
+};
+use secrecy::ExposeSecret;
+use serde::Serialize;
+use serde_json::{Map, Value, json};
+
+use crate::config::{Config, Overrides};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "drover",
+    version,
+    about = "The provisioning control plane of a web-hosting business."
+)]
+pub struct Args {
+    /// The database: sqlite://FILE (default sqlite://drover.db) or postgres://…
+    #[arg(long, global = true, env = "DATABASE_URL", hide_env_values = true)]
+    database_url: Option<String>,
+
+    /// A TOML file with settings (environment variables and flags win over it).
+    #[arg(long, global = true, env = "DROVER_CONFIG")]
+    config: Option<PathBuf>,
+
+    /// Print results as JSON instead of text.
+    #[arg(long, global = true)]
+    json: bool,
+
+    /// Log lines as JSON (for collectors) or text (for people).
+    #[arg(
+        long,
+        global = true,
+        env = "DROVER_LOG_FORMAT",
+        value_enum,
+        default_value = "json"
+    )]
+    pub log_format: LogFormat,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum LogFormat {
+    Json,
+    Text,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Serve the HTTP API (creating the database on first start).
+    Serve {
+        /// Address and port to listen on [default: 127.0.0.1:8080].
+        #[arg(long, env = "DROVER_LISTEN")]
+        listen: Option<String>,
+    },
+    /// Create or upgrade the database schema, then exit.
+    Migrate,
+    /// API tokens.
+    #[command(subcommand)]
+    Token(TokenCommand),
+    /// Customers.
+    #[command(subcommand)]
+    Customers(CustomerCommand),
+    /// Hosting plans.
+    #[command(subcommand)]
+    Plans(PlanCommand),
+    /// Virtualmin servers of the fleet.
+    #[command(subcommand)]
+    Servers(ServerCommand),
+    /// Services and their lifecycle.
+    #[command(subcommand)]
+    Services(ServiceCommand),
+    /// Hosting accounts.
+    #[command(subcommand)]
+    Accounts(AccountCommand),
+    /// Jobs that make the fleet follow the database.
+    #[command(subcommand)]
+    Jobs(JobCommand),
+    /// The tamper-evident audit log.
+    #[command(subcommand)]
+    Audit(AuditCommand),
+}
+
+impl Command {
+    /// Whether this command runs until stopped (and so logs at info by default).
+    pub fn is_service(&self) -> bool {
+        matches!(self, Self::Serve { .. })
+    }
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TokenCommand {
+    /// Create a token; it is printed once, as the last line.
+    Create {
+        /// operator (everything), billing (customers, services, lifecycle) or readonly.
+        #[arg(long)]
+        scope: String,
+        /// Who uses it [default: the scope's name].
+        #[arg(long)]
+        name: Option<String>,
+    },
+    /// List tokens (never their secrets).
+    List,
+    /// Revoke a token.
+    Revoke { id: TokenId },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CustomerCommand {
+    /// Add a customer.
+    Create {
+        #[arg(long)]
+        name: String,
+        #[arg(long)]
+        email: Option<String>,
+        /// Billing's id for the customer.
+        #[arg(long)]
+        external_ref: Option<String>,
+    },
+    List(PageArgs),
+    Show {
+        id: CustomerId,
+    },
+}
+
+#[derive(Debug, ClapArgs)]
+pub struct PageArgs {
+    /// Rows with an id above this one.
+    #[arg(long)]
+    after: Option<i64>,
+    /// At most this many rows.
+    #[arg(long, default_value_t = 100)]
+    limit: u32,
+}
+
+impl PageArgs {
+    fn page(&self) -> Page {
+        Page::new(self.after, Some(self.limit))
+    }
+}
+
+/// A plan's fields as flags; on `update`, only the flags given change.
+#[derive(Debug, ClapArgs)]
+pub struct PlanFields {
+    /// Virtualmin server template [default: the server's].
+    #[arg(long)]
+    template: Option<String>,
+    /// Disk quota in MB, or `unlimited`.
+    #[arg(long)]
+    disk_quota_mb: Option<Limit>,
+    /// Monthly bandwidth in MB, or `unlimited`.
+    #[arg(long)]
+    bandwidth_mb: Option<Limit>,
+    #[arg(long)]
+    max_mailboxes: Option<Limit>,
+    #[arg(long)]
+    max_databases: Option<Limit>,
+    #[arg(long)]
+    max_subservers: Option<Limit>,
+    /// A Virtualmin feature (web, ssl, dns, mail, mysql, …); repeat for more.
+    #[arg(long = "feature")]
+    features: Vec<String>,
+    /// A tag servers must carry to host the plan; repeat for more.
+    #[arg(long = "tag")]
+    tags: Vec<String>,
+}
+
+/// A number, or `unlimited`.
+#[derive(Debug, Clone, Copy)]
+pub struct Limit(Option<u64>);
+
+impl std::str::FromStr for Limit {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        if s == "unlimited" {
+            return Ok(Self(None));
+        }
+        s.parse()
+            .map(|n| Self(Some(n)))
+            .map_err(|_| format!("'{s}' is not a whole number or 'unlimited'"))
+    }
+}
+
+impl PlanFields {
+    fn into_json(self, name: Option<String>) -> Value {
+        let mut object = Map::new();
+        let mut set = |key: &str, value: Value| {
+            object.insert(key.to_owned(), value);
+        };
+        if let Some(name) = name {
+            set("name", json!(name));
+        }
+        if let Some(template) = self.template {
+            set("template", json!(template));
+        }
+        for (key, limit) in [
+            ("disk_quota_mb", self.disk_quota_mb),
+            ("bandwidth_mb", self.bandwidth_mb),
+            ("max_mailboxes", self.max_mailboxes),
+            ("max_databases", self.max_databases),
+            ("max_subservers", self.max_subservers),
+        ] {
+            if let Some(Limit(value)) = limit {
+                set(key, json!(value));
+            }
+        }
+        if !self.features.is_empty() {
+            set("features", json!(self.features));
+        }
+        if !self.tags.is_empty() {
+            set("required_tags", json!(self.tags));
+        }
+        Value::Object(object)
+    }
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PlanCommand {
+    /// Add a plan.
+    Create {
+        /// The plan's name, also the Virtualmin account plan applied.
+        #[arg(long)]
+        name: String,
+        #[command(flatten)]
+        fields: PlanFields,
+    },
+    List(PageArgs),
+    Show {
+        id: PlanId,
+    },
+    /// Change a plan; only the flags given change.
+    Update {
+        id: PlanId,
+        #[arg(long)]
+        name: Option<String>,
+        #[command(flatten)]
+        fields: PlanFields,
+    },
+}
+
+/// A server's fields as flags; on `update`, only the flags given change.
+#[derive(Debug, ClapArgs)]
+pub struct ServerFields {
+    /// Where Virtualmin's API answers.
+    #[arg(long)]
+    hostname: Option<String>,
+    /// Webmin's port [default: 10000].
+    #[arg(long)]
+    port: Option<u16>,
+    /// Public IPv4 address, written into DNS.
+    #[arg(long)]
+    ipv4: Option<String>,
+    /// Public IPv6 address, written into DNS.
+    #[arg(long)]
+    ipv6: Option<String>,
+    /// The most accounts it may hold.
+    #[arg(long)]
+    capacity: Option<u32>,
+    /// A placement tag such as region-eu; repeat for more.
+    #[arg(long = "tag")]
+    tags: Vec<String>,
+    /// The Webmin user [default: root].
+    #[arg(long)]
+    api_user: Option<String>,
+    /// Where its password is: env:NAME or file:/path (never the password itself).
+    #[arg(long)]
+    credentials: Option<String>,
+    /// Skip TLS certificate verification (only for a test server with a self-signed certificate).
+    #[arg(long)]
+    insecure_skip_tls_verify: bool,
+    /// SHA-256 fingerprint of the server's certificate to pin.
+    #[arg(long)]
+    pin_sha256: Option<String>,
+    /// Calls per second for this server [default: VIRTUALMIN_RATE_QPS].
+    #[arg(long)]
+    rate_qps: Option<f64>,
+}
+
+impl ServerFields {
+    fn into_json(self, name: Option<String>) -> Value {
+        let mut object = Map::new();
+        let values = [
+            ("name", name.map(Value::from)),
+            ("hostname", self.hostname.map(Value::from)),
+            ("port", self.port.map(Value::from)),
+            ("ipv4", self.ipv4.map(Value::from)),
+            ("ipv6", self.ipv6.map(Value::from)),
+            ("capacity", self.capacity.map(Value::from)),
+            ("api_user", self.api_user.map(Value::from)),
+            ("credentials", self.credentials.map(Value::from)),
+            ("pinned_cert_sha256", self.pin_sha256.map(Value::from)),
+            ("rate_qps", self.rate_qps.map(Value::from)),
+            (
+                "tls_verify",
+                self.insecure_skip_tls_verify.then_some(Value::Bool(false)),
+            ),
+            ("tags", (!self.tags.is_empty()).then(|| json!(self.tags))),
+        ];
+        for (key, value) in values {
+            if let Some(value) = value {
+                object.insert(key.to_owned(), value);
+            }
+        }
+        Value::Object(object)
+    }
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ServerCommand {
+    /// Add a server to the fleet.
+    Add {
+        #[arg(long)]
+        name: String,
+        #[command(flatten)]
+        fields: ServerFields,
+    },
+    List(PageArgs),
+    Show {
+        id: ServerId,
+    },
+    /// Change a server; only the flags given change.
+    Update {
+        id: ServerId,
+        #[arg(long)]
+        name: Option<String>,
+        #[command(flatten)]
+        fields: ServerFields,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ServiceCommand {
+    /// Add a pending service and reserve its domain.
+    Create {
+        #[arg(long)]
+        customer: CustomerId,
+        #[arg(long)]
+        plan: PlanId,
+        /// The domain, Unicode or punycode.
+        #[arg(long)]
+        domain: String,
+    },
+    List {
+        #[arg(long)]
+        customer: Option<CustomerId>,
+        /// pending, active, suspended or terminated.
+        #[arg(long)]
+        status: Option<String>,
+        #[command(flatten)]
+        page: PageArgs,
+    },
+    Show {
+        id: ServiceId,
+    },
+    /// pending → active: the account is created on a server.
+    Activate {
+        id: ServiceId,
+    },
+    /// active → suspended: the account is disabled.
+    Suspend {
+        id: ServiceId,
+        /// Why; kept on the account.
+        #[arg(long)]
+        reason: Option<String>,
+    },
+    /// suspended → active.
+    Unsuspend {
+        id: ServiceId,
+    },
+    /// → terminated: the account is deleted unless protected.
+    Terminate {
+        id: ServiceId,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AccountCommand {
+    List {
+        /// Unicode or punycode.
+        #[arg(long)]
+        domain: Option<String>,
+        #[arg(long)]
+        server: Option<ServerId>,
+        #[command(flatten)]
+        page: PageArgs,
+    },
+    Show {
+        id: AccountId,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum JobCommand {
+    List {
+        /// Comma-separated states: available, scheduled, running, retryable, completed,
+        /// discarded, cancelled, pending.
+        #[arg(long)]
+        status: Option<String>,
+        #[arg(long)]
+        account: Option<AccountId>,
+        #[arg(long, default_value_t = 100)]
+        limit: u32,
+    },
+    Show {
+        id: JobId,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AuditCommand {
+    /// Check the whole hash chain; exits non-zero when it is broken.
+    Verify,
+    /// List events, oldest first.
+    List {
+        /// Like service:7.
+        #[arg(long)]
+        subject: Option<String>,
+        #[command(flatten)]
+        page: PageArgs,
+    },
+}
+
+pub async fn run(args: Args) -> anyhow::Result<()> {
+    let listen = match &args.command {
+        Command::Serve { listen } => listen.clone(),
+        _ => None,
+    };
+    let config = Config::load(Overrides {
+        config_file: args.config.clone(),
+        database_url: args.database_url.clone(),
+        listen,
+    })?;
+    let store = drover_store::open(&config.database_url).await?;
+    let out = Output { json: args.json };
+    let ctx = cli_context();
+    match args.command {
+        Command::Serve { .. } => crate::serve::serve(&config, store).await,
+        Command::Migrate => {
+            println!(
+                "database {} is up to date",
+                drover_store::redact_url(&config.database_url)
+            );
+            Ok(())
+        }
+        Command::Token(command) => token(command, &*store, &ctx, out).await,
+        Command::Customers(command) => customers(command, &*store, &ctx, out).await,
+        Command::Plans(command) => plans(command, &*store, &ctx, out).await,
+        Command::Servers(command) => servers(command, &*store, &ctx, out).await,
+        Command::Services(command) => services(command, &store, &ctx, out).await,
+        Command::Accounts(command) => accounts(command, &*store, out).await,
+        Command::Jobs(command) => jobs(command, &*store, out).await,
+        Command::Audit(command) => audit(command, &*store, out).await,
+    }
+}
+
+fn cli_context() -> RequestContext {
+    let user = std::env::var("USER").unwrap_or_else(|_| "unknown".into());
+    RequestContext {
+        actor: format!("cli:{user}"),
+        correlation_id: crate::api::new_correlation_id(),
+    }
+}
+
+/// Prints one record or a list, as JSON or as text.
+#[derive(Debug, Clone, Copy)]
+struct Output {
+    json: bool,
+}
+
+impl Output {
+    fn one<T: Serialize>(self, value: &T) -> anyhow::Result<()> {
+        println!("{}", serde_json::to_string_pretty(value)?);
+        Ok(())
+    }
+
+    /// A list: JSON, or a table of the named columns.
+    fn list<T: Serialize>(self, rows: &[T], columns: &[&str]) -> anyhow::Result<()> {
+        if self.json {
+            return self.one(&rows);
+        }
+        let cells: Vec<Vec<String>> = rows
+            .iter()
+            .map(|row| {
+                let value = serde_json::to_value(row).unwrap_or_default();
+                columns.iter().map(|c| cell(&value[*c])).collect()
+            })
+            .collect();
+        let widths: Vec<usize> = columns
+            .iter()
+            .enumerate()
+            .map(|(i, c)| {
+                cells
+                    .iter()
+                    .map(|r| r[i].len())
+                    .chain([c.len()])
+                    .max()
+                    .unwrap_or(0)
+            })
+            .collect();
+        let line = |values: Vec<String>| {
+            let padded: Vec<String> = values
+                .iter()
+                .zip(&widths)
+                .map(|(v, w)| format!("{v:w$}"))
+                .collect();
+            println!("{}", padded.join("  ").trim_end());
+        };
+        line(columns.iter().map(|c| c.to_uppercase()).collect());
+        for row in cells {
+            line(row);
+        }
+        if rows.is_empty() {
+            println!("(none)");
+        }
+        Ok(())
+    }
+}
+
+fn cell(value: &Value) -> String {
+    match value {
+        Value::Null => "-".into(),
+        Value::String(s) => s.clone(),
+        Value::Array(items) => items.iter().map(cell).collect::<Vec<_>>().join(","),
+        other => other.to_string(),
+    }
+}
+
+/// Parses flags gathered as JSON the same way the API parses a body, so both give the same
+/// messages for the same mistakes.
+fn from_flags<T: serde::de::DeserializeOwned>(value: Value) -> anyhow::Result<T> {
+    let bytes = serde_json::to_vec(&value)?;
+    crate::api::parse_json(&bytes).map_err(|e| anyhow::anyhow!(e.message))
+}
+
+async fn token(
+    command: TokenCommand,
+    store: &dyn Store,
+    ctx: &RequestContext,
+    out: Output,
+) -> anyhow::Result<()> {
+    match command {
+        TokenCommand::Create { scope, name } => {
+            let scope = Scope::parse(&scope)?;
+            let name = name.unwrap_or_else(|| scope.as_str().to_owned());
+            let (token, secret) = store.create_token(ctx, &name, scope).await?;
+            if out.json {
+                out.one(&json!({ "token": token, "secret": secret.expose_secret() }))
+            } else {
+                eprintln!(
+                    "created token {} '{}' with scope {} (shown once):",
+                    token.id, token.name, token.scope
+                );
+                println!("{}", secret.expose_secret());
+                Ok(())
+            }
+        }
+        TokenCommand::List => out.list(
+            &store.tokens().await?,
+            &["id", "name", "scope", "created_at", "revoked_at"],
+        ),
+        TokenCommand::Revoke { id } => out.one(&store.revoke_token(ctx, id).await?),
+    }
+}
+
+async fn customers(
+    command: CustomerCommand,
+    store: &dyn Store,
+    ctx: &RequestContext,
+    out: Output,
+) -> anyhow::Result<()> {
+    match command {
+        CustomerCommand::Create {
+            name,
+            email,
+            external_ref,
+        } => {
+            let spec = CustomerSpec::new(&name, email.as_deref(), external_ref.as_deref())?;
+            out.one(&store.create_customer(ctx, spec).await?)
+        }
+        CustomerCommand::List(page) => out.list(
+            &store.customers(page.page()).await?,
+            &["id", "name", "email", "external_ref", "created_at"],
+        ),
+        CustomerCommand::Show { id } => out.one(&store.customer(id).await?),
+    }
+}
+
+async fn plans(
+    command: PlanCommand,
+    store: &dyn Store,
+    ctx: &RequestContext,
+    out: Output,
+) -> anyhow::Result<()> {
+    match command {
+        PlanCommand::Create { name, fields } => {
+            let spec: PlanSpec = from_flags(fields.into_json(Some(name)))?;
+            out.one(&store.create_plan(ctx, spec).await?)
+        }
+        PlanCommand::List(page) => out.list(
+            &store.plans(page.page()).await?,
+            &[
+                "id",
+                "name",
+                "disk_quota_mb",
+                "max_mailboxes",
+                "features",
+                "required_tags",
+            ],
+        ),
+        PlanCommand::Show { id } => out.one(&store.plan(id).await?),
+        PlanCommand::Update { id, name, fields } => {
+            let patch: PlanPatch = from_flags(fields.into_json(name))?;
+            out.one(&store.update_plan(ctx, id, patch).await?)
+        }
+    }
+}
+
+async fn servers(
+    command: ServerCommand,
+    store: &dyn Store,
+    ctx: &RequestContext,
+    out: Output,
+) -> anyhow::Result<()> {
+    match command {
+        ServerCommand::Add { name, fields } => {
+            let spec: ServerSpec = from_flags(fields.into_json(Some(name)))?;
+            out.one(&store.create_server(ctx, spec).await?)
+        }
+        ServerCommand::List(page) => out.list(
+            &store.servers(page.page()).await?,
+            &[
+                "id", "name", "hostname", "port", "capacity", "tags", "state",
+            ],
+        ),
+        ServerCommand::Show { id } => out.one(&store.server(id).await?),
+        ServerCommand::Update { id, name, fields } => {
+            let patch: ServerPatch = from_flags(fields.into_json(name))?;
+            out.one(&store.update_server(ctx, id, patch).await?)
+        }
+    }
+}
+
+async fn services(
+    command: ServiceCommand,
+    store: &Arc<dyn Store>,
+    ctx: &RequestContext,
+    out: Output,
+) -> anyhow::Result<()> {
+    let transition = |id, transition, reason| async move {
+        let outcome = store
+            .transition_service(ctx, id, transition, reason)
+            .await?;
+        if out.json {
+            return out.one(&outcome);
+        }
+        println!(
+            "service {} is {}; account {} ({}) must be {}; converge job {}{}",
+            outcome.service.id,
+            outcome.service.status,
+            outcome.account.id,
+            outcome.account.domain.to_unicode(),
+            outcome.account.desired_state,
+            outcome.job_id,
+            if outcome.joined_waiting_job {
+                " (already queued)"
+            } else {
+                ""
+            }
+        );
+        Ok(())
+    };
+    match command {
+        ServiceCommand::Create {
+            customer,
+            plan,
+            domain,
+        } => {
+            let domain = DomainName::parse(&domain)?;
+            for warning in domain.warnings() {
+                eprintln!("warning: {}", warning.message);
+            }
+            let new = NewService {
+                customer_id: customer,
+                plan_id: plan,
+                domain,
+            };
+            out.one(&store.create_service(ctx, new).await?)
+        }
+        ServiceCommand::List {
+            customer,
+            status,
+            page,
+        } => {
+            let filter = ServiceFilter {
+                customer_id: customer,
+                status: status.as_deref().map(ServiceStatus::parse).transpose()?,
+                page: page.page(),
+            };
+            out.list(
+                &store.services(filter).await?,
+                &[
+                    "id",
+                    "customer_id",
+                    "plan_id",
+                    "domain",
+                    "status",
+                    "account_id",
+                ],
+            )
+        }
+        ServiceCommand::Show { id } => out.one(&store.service(id).await?),
+        ServiceCommand::Activate { id } => transition(id, Transition::Activate, None).await,
+        ServiceCommand::Suspend { id, reason } => transition(id, Transition::Suspend, reason).await,
+        ServiceCommand::Unsuspend { id } => transition(id, Transition::Unsuspend, None).await,
+        ServiceCommand::Terminate { id } => transition(id, Transition::Terminate, None).await,
+    }
+}
+
+async fn accounts(command: AccountCommand, store: &dyn Store, out: Output) -> anyhow::Result<()> {
+    match command {
+        AccountCommand::List {
+            domain,
+            server,
+            page,
+        } => {
+            let filter = AccountFilter {
+                domain: domain.as_deref().map(DomainName::parse).transpose()?,
+                server_id: server,
+                page: page.page(),
+            };
+            out.list(
+                &store.accounts(filter).await?,
+                &[
+                    "id",
+                    "domain",
+                    "unix_username",
+                    "server_id",
+                    "desired_state",
+                    "observed_state",
+                    "protected_from_deletion",
+                ],
+            )
+        }
+        AccountCommand::Show { id } => out.one(&store.account(id).await?),
+    }
+}
+
+async fn jobs(command: JobCommand, store: &dyn Store, out: Output) -> anyhow::Result<()> {
+    match command {
+        JobCommand::List {
+            status,
+            account,
+            limit,
+        } => {
+            let states = match status {
+                Some(list) => {
+                    crate::api::parse_job_states(&list).map_err(|e| anyhow::anyhow!(e.message))?
+                }
+                None => Vec::new(),
+            };
+            let filter = JobFilter {
+                states,
+                account_id: account,
+                limit: Some(limit),
+            };
+            out.list(
+                &store.jobs(filter).await?,
+                &[
+                    "id",
+                    "kind",
+                    "state",
+                    "attempt",
+                    "account_id",
+                    "correlation_id",
+                    "created_at",
+                ],
+            )
+        }
+        JobCommand::Show { id } => out.one(&store.job(id).await?),
+    }
+}
+
+async fn audit(command: AuditCommand, store: &dyn Store, out: Output) -> anyhow::Result<()> {
+    match command {
+        AuditCommand::Verify => {
+            let report = store.verify_audit().await?;
+            if out.json {
+                out.one(&report)?;
+            } else if report.intact {
+                println!(
+                    "audit chain intact: {} events verified",
+                    report.events_checked
+                );
+            }
+            match report.problem {
+                Some(problem) => bail!("audit chain broken: {problem}"),
+                None => Ok(()),
+            }
+        }
+        AuditCommand::List { subject, page } => {
+            let filter = AuditFilter {
+                subject,
+                page: page.page(),
+            };
+            out.list(
+                &store.audit_events(filter).await?,
+                &["id", "at", "actor", "action", "subject", "correlation_id"],
+            )
+        }
+    }
+    .context("audit")
+}

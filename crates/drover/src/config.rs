@@ -1,0 +1,368 @@
+//! drover's settings, from (first wins) command-line flags, the environment, an optional TOML
+//! file, and defaults. Every value is parsed when drover starts: a bad one stops the start with
+//! a message that names the setting, where it came from, and what is accepted.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use drover_core::CertFingerprint;
+use drover_virtualmin::{Timeouts, VirtualminSettings};
+
+pub const DEFAULT_DATABASE_URL: &str = "sqlite://drover.db";
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub database_url: String,
+    pub listen: SocketAddr,
+    pub virtualmin: VirtualminSettings,
+}
+
+/// A setting that could not be used.
+#[derive(Debug, thiserror::Error)]
+#[error("{setting} = '{value}' (from {origin}): {problem}")]
+pub struct ConfigError {
+    setting: String,
+    value: String,
+    origin: String,
+    problem: String,
+}
+
+impl ConfigError {
+    fn file(path: &Path, problem: impl Into<String>) -> Self {
+        Self {
+            setting: "config file".into(),
+            value: path.display().to_string(),
+            origin: "--config / DROVER_CONFIG".into(),
+            problem: problem.into(),
+        }
+    }
+}
+
+/// What the command line (flag or its environment variable, through clap) already settled.
+#[derive(Debug, Default, Clone)]
+pub struct Overrides {
+    pub config_file: Option<PathBuf>,
+    pub database_url: Option<String>,
+    pub listen: Option<String>,
+}
+
+/// Where each raw value comes from.
+struct Sources {
+    env: BTreeMap<String, String>,
+    file: BTreeMap<String, String>,
+    file_name: String,
+}
+
+impl Sources {
+    /// The raw value of the setting whose environment name is `env_name` (its TOML key is the
+    /// same name in lower case, `VIRTUALMIN_` moved into a `[virtualmin]` table).
+    fn get(&self, env_name: &str) -> Option<(String, String)> {
+        if let Some(value) = self.env.get(env_name) {
+            return Some((value.clone(), "the environment".into()));
+        }
+        self.file
+            .get(&toml_key(env_name))
+            .map(|v| (v.clone(), self.file_name.clone()))
+    }
+
+    fn parse<T>(
+        &self,
+        env_name: &str,
+        default: T,
+        expected: &str,
+        parse: impl Fn(&str) -> Option<T>,
+    ) -> Result<T, ConfigError> {
+        match self.get(env_name) {
+            None => Ok(default),
+            Some((value, source)) => parse(value.trim()).ok_or_else(|| ConfigError {
+                setting: env_name.into(),
+                value,
+                origin: source,
+                problem: format!("expected {expected}"),
+            }),
+        }
+    }
+
+    fn seconds(&self, name: &str, default: Duration) -> Result<Duration, ConfigError> {
+        self.parse(
+            name,
+            default,
+            "a number of seconds above 0, like 30 or 2.5",
+            |v| {
+                v.parse::<f64>()
+                    .ok()
+                    .filter(|s| s.is_finite() && *s > 0.0 && *s <= 86_400.0)
+                    .map(Duration::from_secs_f64)
+            },
+        )
+    }
+
+    fn flag(&self, name: &str, default: bool) -> Result<bool, ConfigError> {
+        self.parse(name, default, "true or false", |v| {
+            match v.to_ascii_lowercase().as_str() {
+                "true" | "1" | "yes" | "on" => Some(true),
+                "false" | "0" | "no" | "off" => Some(false),
+                _ => None,
+            }
+        })
+    }
+}
+
+fn toml_key(env_name: &str) -> String {
+    match env_name.strip_prefix("VIRTUALMIN_") {
+        Some(rest) => format!("virtualmin.{}", rest.to_ascii_lowercase()),
+        None => env_name
+            .strip_prefix("DROVER_")
+            .unwrap_or(env_name)
+            .to_ascii_lowercase(),
+    }
+}
+
+/// Every setting drover reads, by environment name.
+const SETTINGS: &[&str] = &[
+    "DATABASE_URL",
+    "DROVER_LISTEN",
+    "VIRTUALMIN_REQUEST_TIMEOUT",
+    "VIRTUALMIN_MAX_RETRIES",
+    "VIRTUALMIN_RETRY_DELAY",
+    "VIRTUALMIN_RATE_QPS",
+    "VIRTUALMIN_SSL_VERIFY",
+    "VIRTUALMIN_PINNED_CERT_SHA256",
+    "VIRTUALMIN_AUTO_PROVISIONING_ENABLED",
+    "VIRTUALMIN_API_REQUEST_TIMEOUT",
+    "VIRTUALMIN_API_HEALTH_CHECK_TIMEOUT",
+    "VIRTUALMIN_API_BACKUP_TIMEOUT",
+    "VIRTUALMIN_API_BULK_TIMEOUT",
+    "VIRTUALMIN_CONNECTION_TIMEOUT",
+    "VIRTUALMIN_PROVISIONING_TIMEOUT",
+    "VIRTUALMIN_DOMAIN_SYNC_TIMEOUT",
+    "VIRTUALMIN_USAGE_SYNC_TIMEOUT",
+];
+
+impl Config {
+    /// Loads from the process environment.
+    pub fn load(overrides: Overrides) -> Result<Self, ConfigError> {
+        Self::load_from(overrides, std::env::vars().collect())
+    }
+
+    pub fn load_from(
+        overrides: Overrides,
+        env: BTreeMap<String, String>,
+    ) -> Result<Self, ConfigError> {
+        let (file, file_name) = match &overrides.config_file {
+            Some(path) => (read_toml(path)?, path.display().to_string()),
+            None => (BTreeMap::new(), String::new()),
+        };
+        let sources = Sources {
+            env,
+            file,
+            file_name,
+        };
+        let database_url = match overrides.database_url {
+            Some(url) => url,
+            None => sources
+                .get("DATABASE_URL")
+                .map_or_else(|| DEFAULT_DATABASE_URL.to_owned(), |(v, _)| v),
+        };
+        let listen = match overrides.listen {
+            Some(raw) => raw.parse().map_err(|_| ConfigError {
+                setting: "--listen".into(),
+                value: raw,
+                origin: "the command line or DROVER_LISTEN".into(),
+                problem: "expected an address and port, like 127.0.0.1:8080 or [::]:8080".into(),
+            })?,
+            None => sources.parse(
+                "DROVER_LISTEN",
+                DEFAULT_LISTEN.parse().expect("default listen address"),
+                "an address and port, like 127.0.0.1:8080 or [::]:8080",
+                |v| v.parse().ok(),
+            )?,
+        };
+        let defaults = VirtualminSettings::default();
+        let t = defaults.timeouts;
+        let virtualmin = VirtualminSettings {
+            request_timeout: sources
+                .seconds("VIRTUALMIN_REQUEST_TIMEOUT", defaults.request_timeout)?,
+            max_retries: sources.parse(
+                "VIRTUALMIN_MAX_RETRIES",
+                defaults.max_retries,
+                "a whole number from 0 to 20",
+                |v| v.parse().ok().filter(|n| *n <= 20),
+            )?,
+            retry_delay: sources.seconds("VIRTUALMIN_RETRY_DELAY", defaults.retry_delay)?,
+            rate_qps: sources.parse(
+                "VIRTUALMIN_RATE_QPS",
+                defaults.rate_qps,
+                "calls per second per server, above 0 and at most 1000, like 2 or 0.5",
+                |v| {
+                    v.parse::<f64>()
+                        .ok()
+                        .filter(|q| q.is_finite() && *q > 0.0 && *q <= 1000.0)
+                },
+            )?,
+            ssl_verify: sources.flag("VIRTUALMIN_SSL_VERIFY", defaults.ssl_verify)?,
+            pinned_cert_sha256: sources.parse(
+                "VIRTUALMIN_PINNED_CERT_SHA256",
+                None,
+                "64 hex digits (a SHA-256 fingerprint), optionally with colons between bytes",
+                |v| CertFingerprint::parse(v).ok().map(Some),
+            )?,
+            auto_provisioning_enabled: sources.flag(
+                "VIRTUALMIN_AUTO_PROVISIONING_ENABLED",
+                defaults.auto_provisioning_enabled,
+            )?,
+            timeouts: Timeouts {
+                api_request: sources.seconds("VIRTUALMIN_API_REQUEST_TIMEOUT", t.api_request)?,
+                health_check: sources
+                    .seconds("VIRTUALMIN_API_HEALTH_CHECK_TIMEOUT", t.health_check)?,
+                backup: sources.seconds("VIRTUALMIN_API_BACKUP_TIMEOUT", t.backup)?,
+                bulk: sources.seconds("VIRTUALMIN_API_BULK_TIMEOUT", t.bulk)?,
+                connection: sources.seconds("VIRTUALMIN_CONNECTION_TIMEOUT", t.connection)?,
+                provisioning: sources.seconds("VIRTUALMIN_PROVISIONING_TIMEOUT", t.provisioning)?,
+                domain_sync: sources.seconds("VIRTUALMIN_DOMAIN_SYNC_TIMEOUT", t.domain_sync)?,
+                usage_sync: sources.seconds("VIRTUALMIN_USAGE_SYNC_TIMEOUT", t.usage_sync)?,
+            },
+        };
+        Ok(Self {
+            database_url,
+            listen,
+            virtualmin,
+        })
+    }
+}
+
+/// Reads the TOML file into `key` / `table.key` → text, refusing keys drover does not know.
+fn read_toml(path: &Path) -> Result<BTreeMap<String, String>, ConfigError> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| ConfigError::file(path, format!("cannot be read: {e}")))?;
+    let table: toml::Table = text
+        .parse()
+        .map_err(|e| ConfigError::file(path, format!("is not valid TOML: {e}")))?;
+    let known: Vec<String> = SETTINGS.iter().map(|s| toml_key(s)).collect();
+    let mut values = BTreeMap::new();
+    let mut flatten = |key: String, value: &toml::Value| -> Result<(), ConfigError> {
+        let text = match value {
+            toml::Value::String(s) => s.clone(),
+            toml::Value::Integer(_) | toml::Value::Float(_) | toml::Value::Boolean(_) => {
+                value.to_string()
+            }
+            _ => {
+                return Err(ConfigError::file(
+                    path,
+                    format!("'{key}' must be a string, number or boolean"),
+                ));
+            }
+        };
+        if !known.contains(&key) {
+            return Err(ConfigError::file(
+                path,
+                format!(
+                    "'{key}' is not a drover setting; known: {}",
+                    known.join(", ")
+                ),
+            ));
+        }
+        values.insert(key, text);
+        Ok(())
+    };
+    for (key, value) in &table {
+        match value {
+            toml::Value::Table(inner) => {
+                for (inner_key, inner_value) in inner {
+                    flatten(format!("{key}.{inner_key}"), inner_value)?;
+                }
+            }
+            other => flatten(key.clone(), other)?,
+        }
+    }
+    Ok(values)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn defaults_need_no_configuration() {
+        let config = Config::load_from(Overrides::default(), BTreeMap::new()).unwrap();
+        assert_eq!(config.database_url, DEFAULT_DATABASE_URL);
+        assert_eq!(config.listen.to_string(), DEFAULT_LISTEN);
+        assert_eq!(config.virtualmin, VirtualminSettings::default());
+    }
+
+    #[test]
+    fn flags_beat_environment_which_beats_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("drover.toml");
+        std::fs::write(
+            &path,
+            "database_url = \"sqlite://file.db\"\nlisten = \"127.0.0.1:9000\"\n[virtualmin]\nrate_qps = 5\nssl_verify = false\n",
+        )
+        .unwrap();
+        let overrides = Overrides {
+            config_file: Some(path),
+            database_url: Some("sqlite://flag.db".into()),
+            listen: None,
+        };
+        let config = Config::load_from(overrides, env(&[("VIRTUALMIN_RATE_QPS", "3")])).unwrap();
+        assert_eq!(config.database_url, "sqlite://flag.db");
+        assert_eq!(config.listen.port(), 9000);
+        assert_eq!(config.virtualmin.rate_qps, 3.0);
+        assert!(!config.virtualmin.ssl_verify);
+    }
+
+    #[test]
+    fn a_bad_value_names_the_setting_its_source_and_what_is_accepted() {
+        let err = Config::load_from(
+            Overrides::default(),
+            env(&[("VIRTUALMIN_RATE_QPS", "fast")]),
+        )
+        .unwrap_err()
+        .to_string();
+        assert_eq!(
+            err,
+            "VIRTUALMIN_RATE_QPS = 'fast' (from the environment): expected calls per second per \
+             server, above 0 and at most 1000, like 2 or 0.5"
+        );
+        for (name, value) in [
+            ("VIRTUALMIN_SSL_VERIFY", "maybe"),
+            ("VIRTUALMIN_PINNED_CERT_SHA256", "abc"),
+            ("VIRTUALMIN_API_BULK_TIMEOUT", "-1"),
+            ("VIRTUALMIN_MAX_RETRIES", "many"),
+            ("DROVER_LISTEN", "localhost"),
+        ] {
+            let err = Config::load_from(Overrides::default(), env(&[(name, value)]))
+                .unwrap_err()
+                .to_string();
+            assert!(err.starts_with(&format!("{name} = '{value}'")), "{err}");
+        }
+    }
+
+    #[test]
+    fn unknown_file_keys_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("drover.toml");
+        std::fs::write(&path, "[virtualmin]\nrate_qsp = 2\n").unwrap();
+        let overrides = Overrides {
+            config_file: Some(path),
+            ..Default::default()
+        };
+        let err = Config::load_from(overrides, BTreeMap::new())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("'virtualmin.rate_qsp' is not a drover setting"),
+            "{err}"
+        );
+    }
+}

@@ -1,0 +1,7 @@
+//! drover: the provisioning control plane of a web-hosting business. This crate wires the
+//! parts: configuration, the store, the HTTP API and the command line.
+
+pub mod api;
+pub mod cli;
+pub mod config;
+mod serve;

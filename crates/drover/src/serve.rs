@@ -1,0 +1,72 @@
+//! `drover serve`: the HTTP API until a shutdown signal.
+
+use std::sync::Arc;
+
+use anyhow::Context;
+use drover_core::Scope;
+use drover_store::{RequestContext, Store};
+use secrecy::ExposeSecret;
+
+use crate::config::Config;
+
+pub async fn serve(config: &Config, store: Arc<dyn Store>) -> anyhow::Result<()> {
+    if store.tokens().await?.is_empty() {
+        let ctx = RequestContext {
+            actor: "drover".into(),
+            correlation_id: "first-start".into(),
+        };
+        let (token, secret) = store
+            .create_token(&ctx, "first operator", Scope::Operator)
+            .await?;
+        println!(
+            "First start: created operator token {} (shown once, keep it safe):\n{}",
+            token.id,
+            secret.expose_secret()
+        );
+    }
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .with_context(|| {
+            format!(
+                "cannot listen on {} (--listen / DROVER_LISTEN)",
+                config.listen
+            )
+        })?;
+    let address = listener.local_addr()?;
+    println!(
+        "drover listening on http://{address} (database: {}, {})",
+        drover_store::redact_url(&config.database_url),
+        store.backend().as_str()
+    );
+    let vm = &config.virtualmin;
+    tracing::info!(
+        %address,
+        backend = store.backend().as_str(),
+        virtualmin_rate_qps = vm.rate_qps,
+        virtualmin_ssl_verify = vm.ssl_verify,
+        virtualmin_auto_provisioning = vm.auto_provisioning_enabled,
+        "serving"
+    );
+    axum::serve(listener, crate::api::router(store))
+        .with_graceful_shutdown(shutdown_signal())
+        .await
+        .context("the HTTP server failed")?;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let interrupt = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut terminate =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+                .expect("a SIGTERM handler");
+        tokio::select! {
+            _ = interrupt => {}
+            _ = terminate.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    interrupt.await.ok();
+}

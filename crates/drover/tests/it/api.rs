@@ -1,0 +1,671 @@
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::http::{Method, Request, StatusCode};
+use drover_core::Scope;
+use drover_store::{RequestContext, Store};
+use http_body_util::BodyExt;
+use secrecy::ExposeSecret;
+use serde_json::{Value, json};
+use tower::ServiceExt;
+
+/// The router over a fresh store, with one token per scope.
+struct Api {
+    router: axum::Router,
+    store: Arc<dyn Store>,
+    operator: String,
+    billing: String,
+    readonly: String,
+    _keep: Box<dyn std::any::Any + Send>,
+}
+
+struct Answer {
+    status: StatusCode,
+    headers: axum::http::HeaderMap,
+    body: Value,
+}
+
+impl Answer {
+    fn code(&self) -> &str {
+        self.body["error"]["code"].as_str().unwrap_or_default()
+    }
+
+    fn message(&self) -> &str {
+        self.body["error"]["message"].as_str().unwrap_or_default()
+    }
+}
+
+impl Api {
+    async fn new(store: Arc<dyn Store>, keep: Box<dyn std::any::Any + Send>) -> Self {
+        let ctx = RequestContext {
+            actor: "test".into(),
+            correlation_id: "setup".into(),
+        };
+        let mut secrets = Vec::new();
+        for scope in [Scope::Operator, Scope::Billing, Scope::Readonly] {
+            let (_, secret) = store
+                .create_token(&ctx, scope.as_str(), scope)
+                .await
+                .unwrap();
+            secrets.push(secret.expose_secret().to_owned());
+        }
+        Self {
+            router: drover::api::router(Arc::clone(&store)),
+            store,
+            readonly: secrets.pop().unwrap(),
+            billing: secrets.pop().unwrap(),
+            operator: secrets.pop().unwrap(),
+            _keep: keep,
+        }
+    }
+
+    async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        headers: &[(&str, &str)],
+        body: Option<&str>,
+    ) -> Answer {
+        let mut request = Request::builder().method(method).uri(path);
+        if let Some(token) = token {
+            request = request.header("authorization", format!("Bearer {token}"));
+        }
+        if body.is_some() {
+            request = request.header("content-type", "application/json");
+        }
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        let request = request
+            .body(body.map_or_else(Body::empty, |b| Body::from(b.to_owned())))
+            .unwrap();
+        let response = self.router.clone().oneshot(request).await.unwrap();
+        let status = response.status();
+        let headers = response.headers().clone();
+        let bytes = response.into_body().collect().await.unwrap().to_bytes();
+        let body = serde_json::from_slice(&bytes)
+            .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()));
+        Answer {
+            status,
+            headers,
+            body,
+        }
+    }
+
+    async fn get(&self, path: &str) -> Answer {
+        self.call(Method::GET, path, Some(&self.operator), &[], None)
+            .await
+    }
+
+    async fn post(&self, path: &str, body: Value) -> Answer {
+        self.call(
+            Method::POST,
+            path,
+            Some(&self.operator),
+            &[],
+            Some(&body.to_string()),
+        )
+        .await
+    }
+
+    /// A plan, a server and a customer, as an operator sets them up before billing sells.
+    async fn setup(&self) -> (i64, i64) {
+        let plan = self
+            .post(
+                "/api/v1/plans",
+                json!({"name": "Web 10GB", "disk_quota_mb": 10240, "features": ["web", "dns", "mail"]}),
+            )
+            .await;
+        assert_eq!(plan.status, StatusCode::CREATED, "{:?}", plan.body);
+        let server = self
+            .post(
+                "/api/v1/servers",
+                json!({"name": "vm1", "hostname": "vm1.example.net", "capacity": 100,
+                       "credentials": "env:VM1_PASSWORD", "ipv4": "192.0.2.10"}),
+            )
+            .await;
+        assert_eq!(server.status, StatusCode::CREATED, "{:?}", server.body);
+        let customer = self
+            .post(
+                "/api/v1/customers",
+                json!({"name": "Ana Pop", "email": "ana@example.ro"}),
+            )
+            .await;
+        assert_eq!(customer.status, StatusCode::CREATED, "{:?}", customer.body);
+        (
+            customer.body["id"].as_i64().unwrap(),
+            plan.body["id"].as_i64().unwrap(),
+        )
+    }
+
+    /// Everything that a refused request must leave untouched.
+    async fn snapshot(&self) -> (Value, Value, Value, usize) {
+        let services = self.get("/api/v1/services").await.body;
+        let accounts = self.get("/api/v1/accounts").await.body;
+        let jobs = self.get("/api/v1/jobs").await.body;
+        let audit = self.get("/api/v1/audit?limit=1000").await.body;
+        (
+            services,
+            accounts,
+            jobs,
+            audit.as_array().map_or(0, Vec::len),
+        )
+    }
+}
+
+async fn sqlite() -> Api {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("drover.db").display());
+    Api::new(drover_store::open(&url).await.unwrap(), Box::new(dir)).await
+}
+
+async fn postgres() -> Api {
+    let db = drover_testkit::TestPostgres::create()
+        .await
+        .expect("PostgreSQL for tests");
+    Api::new(drover_store::open(db.url()).await.unwrap(), Box::new(db)).await
+}
+
+macro_rules! on_both_databases {
+    ($($test:ident),+ $(,)?) => {
+        mod postgres {
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $test() {
+                super::$test(super::postgres().await).await;
+            })+
+        }
+        mod sqlite {
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $test() {
+                super::$test(super::sqlite().await).await;
+            })+
+        }
+    };
+}
+
+on_both_databases!(
+    the_readme_tour_works,
+    bad_requests_get_clear_errors_and_change_nothing,
+    tokens_are_required_and_scoped,
+    a_retried_post_with_an_idempotency_key_is_answered_once,
+    plans_and_servers_are_patched,
+    the_openapi_document_describes_every_route,
+);
+
+async fn the_readme_tour_works(api: Api) {
+    let (customer, plan) = api.setup().await;
+    let created = api
+        .call(
+            Method::POST,
+            "/api/v1/services",
+            Some(&api.billing),
+            &[],
+            Some(
+                &json!({"customer_id": customer, "plan_id": plan, "domain": "știri.ro"})
+                    .to_string(),
+            ),
+        )
+        .await;
+    assert_eq!(created.status, StatusCode::CREATED, "{:?}", created.body);
+    assert_eq!(created.body["domain"], "xn--tiri-pxb.ro");
+    assert_eq!(created.body["status"], "pending");
+    assert_eq!(created.body["warnings"], json!([]));
+    let id = created.body["id"].as_i64().unwrap();
+
+    let activated = api
+        .call(
+            Method::POST,
+            &format!("/api/v1/services/{id}/activate"),
+            Some(&api.billing),
+            &[("x-correlation-id", "billing-req-42")],
+            None,
+        )
+        .await;
+    assert_eq!(
+        activated.status,
+        StatusCode::ACCEPTED,
+        "{:?}",
+        activated.body
+    );
+    assert_eq!(activated.headers["x-correlation-id"], "billing-req-42");
+    assert_eq!(activated.body["service"]["status"], "active");
+    assert_eq!(activated.body["account"]["desired_state"], "enabled");
+    let job_id = activated.body["job_id"].as_i64().unwrap();
+
+    let job = api.get(&format!("/api/v1/jobs/{job_id}")).await;
+    assert_eq!(job.status, StatusCode::OK);
+    assert_eq!(job.body["kind"], "converge_account");
+    assert_eq!(job.body["state"], "available");
+    assert_eq!(job.body["correlation_id"], "billing-req-42");
+    let waiting = api.get("/api/v1/jobs?status=available,scheduled").await;
+    assert_eq!(waiting.body.as_array().unwrap().len(), 1);
+
+    let account = api.get("/api/v1/accounts?domain=%C8%99tiri.ro").await;
+    assert_eq!(account.body[0]["id"], activated.body["account"]["id"]);
+    assert_eq!(account.body[0]["protected_from_deletion"], true);
+
+    let suspended = api
+        .post(
+            &format!("/api/v1/services/{id}/suspend"),
+            json!({"reason": "unpaid invoice"}),
+        )
+        .await;
+    assert_eq!(suspended.status, StatusCode::ACCEPTED);
+    assert_eq!(
+        suspended.body["account"]["suspend_reason"],
+        "unpaid invoice"
+    );
+
+    let audit = api
+        .get(&format!("/api/v1/audit?subject=service:{id}"))
+        .await;
+    let entries = audit.body.as_array().unwrap();
+    assert_eq!(entries[1]["action"], "service.activate");
+    assert_eq!(entries[1]["correlation_id"], "billing-req-42");
+    assert!(entries[1]["actor"].as_str().unwrap().starts_with("token:"));
+    assert_eq!(api.get("/api/v1/audit/verify").await.body["intact"], true);
+
+    let warned = api
+        .post(
+            "/api/v1/services",
+            json!({"customer_id": customer, "plan_id": plan, "domain": "ştiri.ro"}),
+        )
+        .await;
+    assert_eq!(warned.status, StatusCode::CREATED);
+    assert_eq!(warned.body["warnings"][0]["code"], "cedilla_letters");
+}
+
+async fn bad_requests_get_clear_errors_and_change_nothing(api: Api) {
+    let (customer, plan) = api.setup().await;
+    let existing = api
+        .post(
+            "/api/v1/services",
+            json!({"customer_id": customer, "plan_id": plan, "domain": "example.ro"}),
+        )
+        .await;
+    let id = existing.body["id"].as_i64().unwrap();
+    let before = api.snapshot().await;
+
+    let service = |domain: &str, plan: i64| json!({"customer_id": customer, "plan_id": plan, "domain": domain});
+    let invalid = api
+        .post("/api/v1/services", service("exa_mple.ro", plan))
+        .await;
+    assert_eq!(invalid.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(invalid.body["error"]["field"], "domain");
+    assert!(
+        invalid.message().contains("exa_mple")
+            && invalid.message().contains("letters, digits and hyphens")
+    );
+
+    let duplicate = api
+        .post("/api/v1/services", service("EXAMPLE.ro.", plan))
+        .await;
+    assert_eq!(duplicate.status, StatusCode::CONFLICT);
+    assert_eq!(duplicate.code(), "duplicate_domain");
+    assert!(
+        duplicate.message().contains("example.ro"),
+        "{}",
+        duplicate.message()
+    );
+
+    let unknown_plan = api.post("/api/v1/services", service("new.ro", 999)).await;
+    assert_eq!(unknown_plan.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(
+        (unknown_plan.code(), &unknown_plan.body["error"]["field"]),
+        ("unknown_plan", &json!("plan_id"))
+    );
+
+    let illegal = api
+        .post(&format!("/api/v1/services/{id}/unsuspend"), json!({}))
+        .await;
+    assert_eq!(illegal.status, StatusCode::CONFLICT);
+    assert_eq!(illegal.code(), "illegal_transition");
+    assert!(
+        illegal.message().contains("pending") && illegal.message().contains("suspended"),
+        "{}",
+        illegal.message()
+    );
+
+    let malformed = api
+        .call(
+            Method::POST,
+            "/api/v1/services",
+            Some(&api.operator),
+            &[],
+            Some("{\"customer_id\": 1,"),
+        )
+        .await;
+    assert_eq!(malformed.status, StatusCode::BAD_REQUEST);
+    assert_eq!(malformed.code(), "malformed_json");
+
+    let unknown_field = api
+        .post(
+            "/api/v1/customers",
+            json!({"name": "X", "mail": "x@example.ro"}),
+        )
+        .await;
+    assert_eq!(unknown_field.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(
+        unknown_field.message().contains("unknown field `mail`"),
+        "{}",
+        unknown_field.message()
+    );
+
+    let bad_server = api
+        .post("/api/v1/servers", json!({"name": "vm2", "hostname": "vm2.example.net", "capacity": 0, "credentials": "hunter2"}))
+        .await;
+    assert_eq!(bad_server.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(
+        bad_server.message().contains("env:VARIABLE_NAME"),
+        "{}",
+        bad_server.message()
+    );
+
+    assert_eq!(
+        api.get("/api/v1/services/999").await.status,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        api.get("/api/v1/services/abc").await.status,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        api.get("/api/v1/jobs?status=stuck").await.status,
+        StatusCode::BAD_REQUEST
+    );
+
+    assert_eq!(
+        api.snapshot().await,
+        before,
+        "a refused request must change nothing"
+    );
+}
+
+async fn tokens_are_required_and_scoped(api: Api) {
+    let (customer, _) = api.setup().await;
+    let body = json!({"name": "Ion"}).to_string();
+
+    let missing = api
+        .call(Method::GET, "/api/v1/customers", None, &[], None)
+        .await;
+    assert_eq!(missing.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        missing.headers["www-authenticate"],
+        "Bearer realm=\"drover\""
+    );
+    let wrong = api
+        .call(
+            Method::GET,
+            "/api/v1/customers",
+            Some("drv_forged"),
+            &[],
+            None,
+        )
+        .await;
+    assert_eq!(wrong.status, StatusCode::UNAUTHORIZED);
+
+    let read = api
+        .call(
+            Method::GET,
+            &format!("/api/v1/customers/{customer}"),
+            Some(&api.readonly),
+            &[],
+            None,
+        )
+        .await;
+    assert_eq!(read.status, StatusCode::OK);
+    let write = api
+        .call(
+            Method::POST,
+            "/api/v1/customers",
+            Some(&api.readonly),
+            &[],
+            Some(&body),
+        )
+        .await;
+    assert_eq!(write.status, StatusCode::FORBIDDEN);
+    assert!(write.message().contains("readonly"), "{}", write.message());
+
+    let billing_customer = api
+        .call(
+            Method::POST,
+            "/api/v1/customers",
+            Some(&api.billing),
+            &[],
+            Some(&body),
+        )
+        .await;
+    assert_eq!(billing_customer.status, StatusCode::CREATED);
+    let billing_plan = api
+        .call(
+            Method::POST,
+            "/api/v1/plans",
+            Some(&api.billing),
+            &[],
+            Some(&json!({"name": "P"}).to_string()),
+        )
+        .await;
+    assert_eq!(billing_plan.status, StatusCode::FORBIDDEN);
+    assert!(
+        billing_plan.message().contains("needs scope operator"),
+        "{}",
+        billing_plan.message()
+    );
+
+    // Probes answer without a token; nothing else does.
+    for path in ["/healthz", "/readyz"] {
+        assert_eq!(
+            api.call(Method::GET, path, None, &[], None).await.status,
+            StatusCode::OK
+        );
+    }
+    let openapi = api
+        .call(Method::GET, "/api/v1/openapi.json", None, &[], None)
+        .await;
+    assert_eq!(openapi.status, StatusCode::UNAUTHORIZED);
+
+    // A revoked token stops working at once.
+    let created = api
+        .post(
+            "/api/v1/tokens",
+            json!({"name": "temp", "scope": "readonly"}),
+        )
+        .await;
+    let secret = created.body["secret"].as_str().unwrap().to_owned();
+    let id = created.body["id"].as_i64().unwrap();
+    assert_eq!(
+        api.call(Method::GET, "/api/v1/plans", Some(&secret), &[], None)
+            .await
+            .status,
+        StatusCode::OK
+    );
+    let revoked = api
+        .call(
+            Method::DELETE,
+            &format!("/api/v1/tokens/{id}"),
+            Some(&api.operator),
+            &[],
+            None,
+        )
+        .await;
+    assert_eq!(revoked.status, StatusCode::OK);
+    assert_eq!(
+        api.call(Method::GET, "/api/v1/plans", Some(&secret), &[], None)
+            .await
+            .status,
+        StatusCode::UNAUTHORIZED
+    );
+    let listed = api.get("/api/v1/tokens").await;
+    assert!(
+        !listed.body.to_string().contains(&secret),
+        "token secrets are never listed"
+    );
+}
+
+async fn a_retried_post_with_an_idempotency_key_is_answered_once(api: Api) {
+    let (customer, plan) = api.setup().await;
+    let body =
+        json!({"customer_id": customer, "plan_id": plan, "domain": "example.ro"}).to_string();
+    let send = |key: &'static str, body: String| {
+        let api = &api;
+        async move {
+            api.call(
+                Method::POST,
+                "/api/v1/services",
+                Some(&api.billing),
+                &[("idempotency-key", key)],
+                Some(&body),
+            )
+            .await
+        }
+    };
+    let first = send("order-77", body.clone()).await;
+    assert_eq!(first.status, StatusCode::CREATED);
+    let retry = send("order-77", body.clone()).await;
+    assert_eq!(
+        retry.status,
+        StatusCode::CREATED,
+        "the retry gets the first answer, not a 409"
+    );
+    assert_eq!(retry.body, first.body);
+    assert_eq!(retry.headers["idempotent-replayed"], "true");
+    assert_eq!(
+        api.get("/api/v1/services")
+            .await
+            .body
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+
+    let other = json!({"customer_id": customer, "plan_id": plan, "domain": "other.ro"}).to_string();
+    let reused = send("order-77", other).await;
+    assert_eq!(reused.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(reused.code(), "idempotency_key_reused");
+
+    // A refusal is an answer too: the retry gets the same refusal.
+    let id = first.body["id"].as_i64().unwrap();
+    let path = format!("/api/v1/services/{id}/suspend");
+    let refused = api
+        .call(
+            Method::POST,
+            &path,
+            Some(&api.billing),
+            &[("idempotency-key", "s1")],
+            None,
+        )
+        .await;
+    assert_eq!(refused.status, StatusCode::CONFLICT);
+    let again = api
+        .call(
+            Method::POST,
+            &path,
+            Some(&api.billing),
+            &[("idempotency-key", "s1")],
+            None,
+        )
+        .await;
+    assert_eq!((again.status, again.body), (refused.status, refused.body));
+
+    // Without a key, a repeat is a new request.
+    let activate = format!("/api/v1/services/{id}/activate");
+    assert_eq!(
+        api.call(Method::POST, &activate, Some(&api.billing), &[], None)
+            .await
+            .status,
+        StatusCode::ACCEPTED
+    );
+    assert_eq!(
+        api.call(Method::POST, &activate, Some(&api.billing), &[], None)
+            .await
+            .status,
+        StatusCode::CONFLICT
+    );
+}
+
+async fn plans_and_servers_are_patched(api: Api) {
+    api.setup().await;
+    let patch = |path: &str, body: Value| {
+        let api = &api;
+        let path = path.to_owned();
+        async move {
+            api.call(
+                Method::PATCH,
+                &path,
+                Some(&api.operator),
+                &[],
+                Some(&body.to_string()),
+            )
+            .await
+        }
+    };
+    let plan = patch(
+        "/api/v1/plans/1",
+        json!({"max_mailboxes": 50, "disk_quota_mb": null}),
+    )
+    .await;
+    assert_eq!(plan.status, StatusCode::OK, "{:?}", plan.body);
+    assert_eq!(
+        (
+            plan.body["max_mailboxes"].clone(),
+            plan.body["disk_quota_mb"].clone()
+        ),
+        (json!(50), Value::Null)
+    );
+    assert_eq!(plan.body["features"], json!(["web", "dns", "mail"]));
+
+    let server = patch(
+        "/api/v1/servers/1",
+        json!({"capacity": 300, "tags": ["ssd"]}),
+    )
+    .await;
+    assert_eq!(server.status, StatusCode::OK, "{:?}", server.body);
+    assert_eq!(server.body["capacity"], 300);
+    let refused = patch("/api/v1/servers/1", json!({"port": 0})).await;
+    assert_eq!(refused.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(api.get("/api/v1/servers/1").await.body["port"], 10000);
+    assert_eq!(
+        patch("/api/v1/plans/9", json!({})).await.status,
+        StatusCode::NOT_FOUND
+    );
+    let stored = api.store.server(drover_core::ServerId(1)).await.unwrap();
+    assert_eq!(stored.spec.capacity, 300);
+}
+
+async fn the_openapi_document_describes_every_route(api: Api) {
+    let doc = api.get("/api/v1/openapi.json").await;
+    assert_eq!(doc.status, StatusCode::OK);
+    let paths = doc.body["paths"].as_object().unwrap();
+    for (path, method) in [
+        ("/api/v1/customers", "post"),
+        ("/api/v1/customers/{id}", "get"),
+        ("/api/v1/plans/{id}", "patch"),
+        ("/api/v1/servers/{id}", "patch"),
+        ("/api/v1/services", "post"),
+        ("/api/v1/services/{id}/{action}", "post"),
+        ("/api/v1/accounts", "get"),
+        ("/api/v1/jobs", "get"),
+        ("/api/v1/tokens/{id}", "delete"),
+        ("/healthz", "get"),
+    ] {
+        assert!(
+            paths.get(path).and_then(|p| p.get(method)).is_some(),
+            "{method} {path} missing"
+        );
+    }
+    // Every documented route exists: none answers "no route".
+    for (path, methods) in paths {
+        let concrete = path.replace("{id}", "999").replace("{action}", "activate");
+        for method in methods.as_object().unwrap().keys() {
+            let method: Method = method.to_uppercase().parse().unwrap();
+            let answer = api
+                .call(method.clone(), &concrete, Some(&api.operator), &[], None)
+                .await;
+            assert_ne!(answer.code(), "method_not_allowed", "{method} {path}");
+            assert!(!answer.message().starts_with("no route"), "{method} {path}");
+        }
+    }
+    assert!(doc.body["components"]["securitySchemes"]["bearer"].is_object());
+}

@@ -1,0 +1,318 @@
+//! The `drover` binary, run as an operator would run it.
+
+use std::path::Path;
+use std::process::Stdio;
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+
+const DROVER: &str = env!("CARGO_BIN_EXE_drover");
+
+/// `drover` in `dir`, with none of the caller's drover settings leaking in.
+fn drover(dir: &Path) -> Command {
+    let mut command = Command::new(DROVER);
+    command.current_dir(dir).kill_on_drop(true);
+    for (name, _) in std::env::vars() {
+        if name.starts_with("VIRTUALMIN_") || name.starts_with("DROVER_") || name == "DATABASE_URL"
+        {
+            command.env_remove(name);
+        }
+    }
+    command
+}
+
+async fn run(dir: &Path, args: &[&str]) -> (bool, String, String) {
+    let output = drover(dir).args(args).output().await.unwrap();
+    (
+        output.status.success(),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+/// A running `drover serve`, its address and what it printed before listening.
+struct Served {
+    _child: Child,
+    base: String,
+    printed: Vec<String>,
+}
+
+async fn serve(dir: &Path) -> Served {
+    let mut child = drover(dir)
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut printed = Vec::new();
+    let base = tokio::time::timeout(Duration::from_secs(30), async {
+        while let Some(line) = lines.next_line().await.unwrap() {
+            if let Some(rest) = line.strip_prefix("drover listening on ") {
+                return rest.split_whitespace().next().unwrap().to_owned();
+            }
+            printed.push(line);
+        }
+        panic!("drover serve stopped before listening: {printed:?}");
+    })
+    .await
+    .expect("drover serve did not start within 30 s");
+    Served {
+        _child: child,
+        base,
+        printed,
+    }
+}
+
+#[tokio::test]
+async fn first_start_needs_no_configuration_and_prints_a_token_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let served = serve(dir.path()).await;
+    assert!(
+        dir.path().join("drover.db").exists(),
+        "the SQLite file is created in the working directory"
+    );
+    assert!(
+        served.printed[0].starts_with("First start"),
+        "{:?}",
+        served.printed
+    );
+    let token = served.printed[1].clone();
+    assert!(token.starts_with("drv_"));
+
+    let http = reqwest::Client::new();
+    let api = format!("{}/api/v1", served.base);
+    let created = http
+        .post(format!("{api}/customers"))
+        .bearer_auth(&token)
+        .json(&json!({"name": "Ana Pop"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(created.status(), 201);
+    let health = http
+        .get(format!("{}/healthz", served.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(health.text().await.unwrap(), "ok");
+    drop(served);
+
+    let again = serve(dir.path()).await;
+    assert!(
+        again.printed.is_empty(),
+        "no new token on a later start: {:?}",
+        again.printed
+    );
+    let customers: Value = http
+        .get(format!("{}/api/v1/customers", again.base))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(customers[0]["name"], "Ana Pop", "data survives a restart");
+}
+
+#[tokio::test]
+async fn token_create_prints_the_token_as_its_last_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let (ok, stdout, stderr) = run(dir.path(), &["token", "create", "--scope", "billing"]).await;
+    assert!(ok, "{stderr}");
+    let token = stdout.lines().last().unwrap().to_owned();
+    assert!(token.starts_with("drv_"), "{stdout}");
+
+    let served = serve(dir.path()).await;
+    let http = reqwest::Client::new();
+    let api = format!("{}/api/v1", served.base);
+    let read = http
+        .get(format!("{api}/customers"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(read.status(), 200);
+    let forbidden = http
+        .post(format!("{api}/plans"))
+        .bearer_auth(&token)
+        .json(&json!({"name": "P"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(forbidden.status(), 403, "billing may not create plans");
+
+    let (ok, _, stderr) = run(dir.path(), &["token", "create", "--scope", "root"]).await;
+    assert!(!ok);
+    assert!(
+        stderr.contains("one of operator, billing, readonly"),
+        "{stderr}"
+    );
+}
+
+#[tokio::test]
+async fn bad_configuration_stops_the_start_and_names_the_setting() {
+    let dir = tempfile::tempdir().unwrap();
+    type Case<'a> = (&'a [(&'a str, &'a str)], &'a [&'a str], &'a str);
+    let cases: [Case; 4] = [
+        (
+            &[("VIRTUALMIN_SSL_VERIFY", "maybe")],
+            &["serve"],
+            "VIRTUALMIN_SSL_VERIFY = 'maybe'",
+        ),
+        (
+            &[("VIRTUALMIN_RATE_QPS", "-2")],
+            &["migrate"],
+            "VIRTUALMIN_RATE_QPS = '-2'",
+        ),
+        (
+            &[],
+            &["serve", "--listen", "localhost"],
+            "--listen = 'localhost'",
+        ),
+        (
+            &[("DATABASE_URL", "mysql://db/drover")],
+            &["migrate"],
+            "expected postgres://",
+        ),
+    ];
+    for (env, args, expected) in cases {
+        let output = drover(dir.path())
+            .envs(env.iter().copied())
+            .args(args)
+            .output()
+            .await
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(!output.status.success(), "{args:?} {env:?} should fail");
+        assert!(stderr.contains(expected), "{args:?}: {stderr}");
+    }
+    std::fs::write(
+        dir.path().join("drover.toml"),
+        "[virtualmin]\nrate_qsp = 2\n",
+    )
+    .unwrap();
+    let (ok, _, stderr) = run(dir.path(), &["--config", "drover.toml", "migrate"]).await;
+    assert!(!ok);
+    assert!(
+        stderr.contains("'virtualmin.rate_qsp' is not a drover setting"),
+        "{stderr}"
+    );
+}
+
+#[tokio::test]
+async fn the_command_line_tour_works_on_postgres_too() {
+    let db = drover_testkit::TestPostgres::create()
+        .await
+        .expect("PostgreSQL for tests");
+    let dir = tempfile::tempdir().unwrap();
+    let cli = |args: &[&str]| {
+        let mut all = vec!["--database-url", db.url(), "--json"];
+        all.extend_from_slice(args);
+        let all: Vec<String> = all.into_iter().map(str::to_owned).collect();
+        let dir = dir.path().to_owned();
+        async move {
+            let refs: Vec<&str> = all.iter().map(String::as_str).collect();
+            run(&dir, &refs).await
+        }
+    };
+    let json = |text: &str| serde_json::from_str::<Value>(text).unwrap();
+
+    let (ok, _, stderr) = cli(&["migrate"]).await;
+    assert!(ok, "{stderr}");
+    let (ok, out, err) = cli(&[
+        "plans",
+        "create",
+        "--name",
+        "Web",
+        "--disk-quota-mb",
+        "1024",
+        "--feature",
+        "web",
+    ])
+    .await;
+    assert!(ok, "{err}");
+    assert_eq!(json(&out)["disk_quota_mb"], 1024);
+    let (ok, _, err) = cli(&[
+        "servers",
+        "add",
+        "--name",
+        "vm1",
+        "--hostname",
+        "vm1.example.net",
+        "--capacity",
+        "50",
+        "--credentials",
+        "env:VM1_PASSWORD",
+    ])
+    .await;
+    assert!(ok, "{err}");
+    let (ok, out, err) = cli(&["customers", "create", "--name", "Ana Pop"]).await;
+    assert!(ok, "{err}");
+    let customer = json(&out)["id"].to_string();
+
+    let (ok, _, err) = cli(&[
+        "services",
+        "create",
+        "--customer",
+        &customer,
+        "--plan",
+        "1",
+        "--domain",
+        "exa_mple.ro",
+    ])
+    .await;
+    assert!(!ok);
+    assert!(err.contains("invalid domain name 'exa_mple.ro'"), "{err}");
+    let (ok, _, err) = cli(&[
+        "services",
+        "create",
+        "--customer",
+        &customer,
+        "--plan",
+        "9",
+        "--domain",
+        "știri.ro",
+    ])
+    .await;
+    assert!(!ok);
+    assert!(err.contains("plan 9 does not exist"), "{err}");
+
+    let (ok, out, err) = cli(&[
+        "services",
+        "create",
+        "--customer",
+        &customer,
+        "--plan",
+        "1",
+        "--domain",
+        "știri.ro",
+    ])
+    .await;
+    assert!(ok, "{err}");
+    let service = json(&out)["id"].to_string();
+    let (ok, out, err) = cli(&["services", "activate", &service]).await;
+    assert!(ok, "{err}");
+    let outcome = json(&out);
+    assert_eq!(outcome["service"]["status"], "active");
+    let (ok, out, _) = cli(&["jobs", "list", "--status", "available"]).await;
+    assert!(ok);
+    assert_eq!(json(&out)[0]["id"], outcome["job_id"]);
+
+    let (ok, _, err) = cli(&["services", "activate", &service]).await;
+    assert!(!ok);
+    assert!(
+        err.contains("cannot activate a service that is active"),
+        "{err}"
+    );
+
+    let (ok, out, err) = cli(&["audit", "verify"]).await;
+    assert!(ok, "{err}");
+    assert_eq!(json(&out)["intact"], true);
+    let (ok, out, _) = cli(&["audit", "list", "--subject", &format!("service:{service}")]).await;
+    assert!(ok);
+    assert!(json(&out)[0]["actor"].as_str().unwrap().starts_with("cli:"));
+}
