@@ -98,6 +98,9 @@ pub struct Service {
     pub account_id: AccountId,
     #[cfg_attr(feature = "openapi", schema(value_type = String, example = "xn--tiri-pxb.ro"))]
     pub domain: DomainName,
+    /// The domain as people read it (`știri.ro`).
+    #[cfg_attr(feature = "openapi", schema(example = "știri.ro"))]
+    pub domain_unicode: String,
     #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
     pub created_at: Timestamp,
     #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
@@ -119,6 +122,9 @@ pub struct Account {
     pub service_id: ServiceId,
     #[cfg_attr(feature = "openapi", schema(value_type = String, example = "xn--tiri-pxb.ro"))]
     pub domain: DomainName,
+    /// The domain as people read it (`știri.ro`).
+    #[cfg_attr(feature = "openapi", schema(example = "știri.ro"))]
+    pub domain_unicode: String,
     #[cfg_attr(feature = "openapi", schema(value_type = String))]
     pub unix_username: UnixUsername,
     pub server_id: Option<ServerId>,

@@ -189,13 +189,15 @@ pub(crate) struct ServiceRow {
 
 impl ServiceRow {
     pub(crate) fn into_model(self) -> Result<Service> {
+        let domain = parse("domain", &self.domain, DomainName::parse)?;
         Ok(Service {
             id: ServiceId(self.id),
             customer_id: CustomerId(self.customer_id),
             plan_id: PlanId(self.plan_id),
             status: parse("service status", &self.status, ServiceStatus::parse)?,
             account_id: AccountId(self.account_id),
-            domain: parse("domain", &self.domain, DomainName::parse)?,
+            domain_unicode: domain.to_unicode(),
+            domain,
             created_at: self.created_at.to_jiff(),
             updated_at: self.updated_at.to_jiff(),
         })
@@ -222,10 +224,12 @@ pub(crate) struct AccountRow {
 
 impl AccountRow {
     pub(crate) fn into_model(self) -> Result<Account> {
+        let domain = parse("domain", &self.domain, DomainName::parse)?;
         Ok(Account {
             id: AccountId(self.id),
             service_id: ServiceId(self.service_id),
-            domain: parse("domain", &self.domain, DomainName::parse)?,
+            domain_unicode: domain.to_unicode(),
+            domain,
             unix_username: parse("unix username", &self.unix_username, UnixUsername::parse)?,
             server_id: self.server_id.map(ServerId),
             desired_state: parse("desired state", &self.desired_state, DesiredState::parse)?,

@@ -4,3 +4,24 @@
 mod postgres;
 
 pub use postgres::TestPostgres;
+
+/// Runs each named `async fn test(harness)` once per database: a `postgres::test` built with
+/// `$postgres().await` and a `sqlite::test` built with `$sqlite().await`, so one body holds both
+/// backends to the same behaviour.
+#[macro_export]
+macro_rules! on_both_databases {
+    (postgres: $postgres:ident, sqlite: $sqlite:ident; $($test:ident),+ $(,)?) => {
+        mod postgres {
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $test() {
+                super::$test(super::$postgres().await).await;
+            })+
+        }
+        mod sqlite {
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $test() {
+                super::$test(super::$sqlite().await).await;
+            })+
+        }
+    };
+}

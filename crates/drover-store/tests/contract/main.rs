@@ -72,24 +72,9 @@ async fn sqlite() -> Harness {
     }
 }
 
-macro_rules! contract {
-    ($($test:ident),+ $(,)?) => {
-        mod postgres {
-            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $test() {
-                super::$test(super::postgres().await).await;
-            })+
-        }
-        mod sqlite {
-            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $test() {
-                super::$test(super::sqlite().await).await;
-            })+
-        }
-    };
-}
-
-contract!(
+drover_testkit::on_both_databases!(
+    postgres: postgres,
+    sqlite: sqlite;
     customers_are_stored_and_listed,
     plans_are_created_and_patched,
     servers_are_created_and_patched,

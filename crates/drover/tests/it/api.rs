@@ -167,24 +167,9 @@ async fn postgres() -> Api {
     Api::new(drover_store::open(db.url()).await.unwrap(), Box::new(db)).await
 }
 
-macro_rules! on_both_databases {
-    ($($test:ident),+ $(,)?) => {
-        mod postgres {
-            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $test() {
-                super::$test(super::postgres().await).await;
-            })+
-        }
-        mod sqlite {
-            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $test() {
-                super::$test(super::sqlite().await).await;
-            })+
-        }
-    };
-}
-
-on_both_databases!(
+drover_testkit::on_both_databases!(
+    postgres: postgres,
+    sqlite: sqlite;
     the_readme_tour_works,
     bad_requests_get_clear_errors_and_change_nothing,
     tokens_are_required_and_scoped,
@@ -209,6 +194,7 @@ async fn the_readme_tour_works(api: Api) {
         .await;
     assert_eq!(created.status, StatusCode::CREATED, "{:?}", created.body);
     assert_eq!(created.body["domain"], "xn--tiri-pxb.ro");
+    assert_eq!(created.body["domain_unicode"], "știri.ro");
     assert_eq!(created.body["status"], "pending");
     assert_eq!(created.body["warnings"], json!([]));
     let id = created.body["id"].as_i64().unwrap();
