@@ -1,0 +1,207 @@
+//! Table-driven over every file in `shared/virtualmin-captures`: the parser must give the
+//! outcome INDEX.md records for it, and the error kind that outcome means.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use drover_virtualmin::{ErrorKind, Reply, VirtualminError, parse_reply, text_records};
+
+/// The captures live beside the repository (`../shared`), never copied into it.
+fn captures_dir() -> PathBuf {
+    let dir = std::env::var_os("DROVER_SHARED_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared"))
+        .join("virtualmin-captures");
+    assert!(
+        dir.join("INDEX.md").exists(),
+        "the Virtualmin captures are missing at {}; set DROVER_SHARED_DIR to the shared folder",
+        dir.display()
+    );
+    dir
+}
+
+/// A capture: its HTTP status, body, and what INDEX.md says came back.
+struct Capture {
+    file: String,
+    status: u16,
+    body: Vec<u8>,
+    outcome: String,
+}
+
+fn captures() -> Vec<Capture> {
+    let dir = captures_dir();
+    let index = std::fs::read_to_string(dir.join("INDEX.md")).unwrap();
+    let mut outcomes = BTreeMap::new();
+    for line in index.lines().filter(|l| l.starts_with("| `")) {
+        let cells: Vec<&str> = line.split(" | ").collect();
+        let file = cells[0].trim_start_matches("| `").trim_end_matches('`');
+        outcomes.insert(file.to_owned(), cells[5].trim().to_owned());
+    }
+    let mut all = Vec::new();
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().and_then(|e| e.to_str()) != Some("http") {
+            continue;
+        }
+        let file = path.file_name().unwrap().to_string_lossy().into_owned();
+        let raw = std::fs::read(&path).unwrap();
+        let split = raw
+            .windows(4)
+            .position(|w| w == b"\r\n\r\n")
+            .expect("headers end");
+        let head = String::from_utf8_lossy(&raw[..split]);
+        let status: u16 = head.split_whitespace().nth(1).unwrap().parse().unwrap();
+        let outcome = outcomes
+            .get(&file)
+            .unwrap_or_else(|| panic!("{file} is not in INDEX.md"))
+            .clone();
+        all.push(Capture {
+            file,
+            status,
+            body: raw[split + 4..].to_vec(),
+            outcome,
+        });
+    }
+    all.sort_by(|a, b| a.file.cmp(&b.file));
+    all
+}
+
+/// The kind each refused capture must be read as, by the scenario in its file name.
+const EXPECTED_KINDS: &[(&str, ErrorKind)] = &[
+    ("__duplicate__", ErrorKind::AlreadyExists),
+    ("__repeat__", ErrorKind::AlreadyInState),
+    ("missing-domain", ErrorKind::NotFound),
+    ("missing-user", ErrorKind::NotFound),
+    ("parent-missing", ErrorKind::NotFound),
+    ("alias-missing-target", ErrorKind::NotFound),
+    ("other-owners-domain", ErrorKind::NotFound),
+    ("missing-capability", ErrorKind::Auth),
+    ("delete-domain__own-domain", ErrorKind::Auth),
+    ("unaudited-command", ErrorKind::Auth),
+    ("before-grant", ErrorKind::Auth),
+    ("owner-alpha__unknown-program", ErrorKind::Auth),
+    ("apiuser-limitedacl__info", ErrorKind::Auth),
+    ("apiuser-limitedacl__create-domain", ErrorKind::Invalid),
+    ("owner-alpha__list-features", ErrorKind::Invalid),
+    ("invalid-name", ErrorKind::Invalid),
+    ("missing-pass", ErrorKind::Invalid),
+    ("bad-type", ErrorKind::Invalid),
+    ("unknown-flag", ErrorKind::Invalid),
+    ("desc-with-newline", ErrorKind::Invalid),
+    ("no-domain-param", ErrorKind::Invalid),
+    ("unknown-program__", ErrorKind::Invalid),
+    ("no-program-param", ErrorKind::Invalid),
+    ("post-multipart-form", ErrorKind::Invalid),
+    ("auth__blockhost-attempt5", ErrorKind::LockedOut),
+    ("auth__blocked-host", ErrorKind::LockedOut),
+    ("auth__", ErrorKind::Auth),
+    ("protocol__plain-http-to-tls-port", ErrorKind::Protocol),
+];
+
+fn expected_kind(file: &str) -> ErrorKind {
+    EXPECTED_KINDS
+        .iter()
+        .find(|(pattern, _)| file.contains(pattern))
+        .map(|(_, kind)| *kind)
+        .unwrap_or_else(|| panic!("no expected error kind for {file}"))
+}
+
+#[test]
+fn every_capture_parses_to_the_outcome_index_md_records() {
+    let all = captures();
+    assert!(
+        all.len() >= 200,
+        "expected the 203 captures, found {}",
+        all.len()
+    );
+    let mut failures = Vec::new();
+    for capture in &all {
+        let result = parse_reply(capture.status, &capture.body);
+        let problem = match (capture.outcome.as_str(), &result) {
+            ("success", Ok(_)) => None,
+            ("success", Err(e)) => Some(format!("expected success, got {e}")),
+            (_, Ok(_)) => Some("expected a refusal, got success".to_owned()),
+            (outcome, Err(VirtualminError { kind, message })) => {
+                let want = expected_kind(&capture.file);
+                let shape_ok = match outcome {
+                    o if o.starts_with("failure") || o == "error" || o == "ERROR: line" => {
+                        !message.is_empty()
+                            && !matches!(kind, ErrorKind::Protocol | ErrorKind::Transient)
+                    }
+                    "usage text" => *kind == ErrorKind::Invalid,
+                    "http 401" => *kind == ErrorKind::Auth,
+                    "http 403" => *kind == ErrorKind::LockedOut,
+                    "http 302" => *kind == ErrorKind::Protocol,
+                    other => panic!(
+                        "{}: INDEX.md outcome '{other}' is not known to this test",
+                        capture.file
+                    ),
+                };
+                (!shape_ok || *kind != want).then(|| {
+                    format!("INDEX says {outcome}; parsed {kind} ({message}); expected {want}")
+                })
+            }
+        };
+        if let Some(problem) = problem {
+            failures.push(format!("{}: {problem}", capture.file));
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{} captures misread:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+}
+
+fn reply(file: &str) -> Reply {
+    let capture = captures().into_iter().find(|c| c.file == file).unwrap();
+    parse_reply(capture.status, &capture.body).unwrap()
+}
+
+/// The three formats of one list answer give the same records.
+#[test]
+fn json_xml_and_text_lists_agree() {
+    for base in [
+        "list-domains__one-multiline",
+        "list-domains__filter-domain-multiline",
+    ] {
+        let json = reply(&format!("{base}__json.http")).records;
+        let xml = reply(&format!("{base}__xml.http")).records;
+        let text = text_records(&reply(&format!("{base}__text.http")).output);
+        assert_eq!(json.len(), 1, "{base}");
+        for (format, records) in [("xml", &xml), ("text", &text)] {
+            assert_eq!(records.len(), json.len(), "{base} {format}");
+            assert_eq!(records[0].name, json[0].name, "{base} {format}");
+            for key in ["username", "id", "plan", "template", "type", "description"] {
+                assert_eq!(
+                    records[0].get(key),
+                    json[0].get(key),
+                    "{base} {format} {key}"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn program_output_keeps_its_line_breaks_in_every_format() {
+    for file in [
+        "create-domain__success__json.http",
+        "create-domain__success__xml.http",
+        "create-domain__success__text.http",
+    ] {
+        let output = reply(file).output;
+        assert!(output.contains("\n.. done\n"), "{file}: {output:?}");
+        assert!(output.trim_end().ends_with("All done!"), "{file}");
+    }
+}
+
+#[test]
+fn utf8_and_markup_characters_survive() {
+    let json = reply("list-domains__utf8-desc-multiline__json.http").records;
+    let xml = reply("list-domains__utf8-desc-multiline__xml.http").records;
+    let want = "Café ✓ Δelta & <tag> \"q\"";
+    assert_eq!(json[0].get("description"), Some(want));
+    assert_eq!(xml[0].get("description"), Some(want));
+}
