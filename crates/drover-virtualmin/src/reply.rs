@@ -208,27 +208,19 @@ fn parse_xml(text: &str) -> Result<Reply, VirtualminError> {
                     _ => {}
                 }
             }
-            Event::Text(t) => {
-                if current_key.is_some() {
-                    current_text.push_str(&t.xml_content(quick_xml::XmlVersion::Implicit1_0));
+            Event::Text(t) if current_key.is_some() => {
+                current_text.push_str(&t.xml_content(quick_xml::XmlVersion::Implicit1_0));
+            }
+            Event::GeneralRef(r) if current_key.is_some() => {
+                if let Some(c) = r.resolve_char_ref().map_err(protocol)? {
+                    current_text.push(c);
+                } else {
+                    let resolved = quick_xml::escape::resolve_predefined_entity(&r)
+                        .ok_or_else(|| protocol(format!("unknown entity &{};", &*r)))?;
+                    current_text.push_str(resolved);
                 }
             }
-            Event::GeneralRef(r) => {
-                if current_key.is_some() {
-                    if let Some(c) = r.resolve_char_ref().map_err(protocol)? {
-                        current_text.push(c);
-                    } else {
-                        let resolved = quick_xml::escape::resolve_predefined_entity(&r)
-                            .ok_or_else(|| protocol(format!("unknown entity &{};", &*r)))?;
-                        current_text.push_str(resolved);
-                    }
-                }
-            }
-            Event::CData(t) => {
-                if current_key.is_some() {
-                    current_text.push_str(&t);
-                }
-            }
+            Event::CData(t) if current_key.is_some() => current_text.push_str(&t),
             Event::End(e) => {
                 let tag = e.name().as_ref().to_owned();
                 if tag == "values" {
