@@ -12,7 +12,7 @@ use crate::error::{ErrorKind, VirtualminError, classify_error, classify_failure}
 
 /// One entry of a list answer: a domain, user, plan, … with its named values. Keys are those of
 /// the JSON form (`home_directory`, `server-side_includes`); text keys are brought to that form.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Clone, Default, PartialEq, Eq)]
 pub struct Record {
     pub name: String,
     pub values: BTreeMap<String, Vec<String>>,
@@ -25,6 +25,32 @@ impl Record {
             .get(key)
             .and_then(|v| v.first())
             .map(String::as_str)
+    }
+}
+
+impl std::fmt::Debug for Record {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Record")
+            .field("name", &self.name)
+            .field("values", &MaskedFields(&self.values))
+            .finish()
+    }
+}
+
+/// Shows fields with the values of secret ones (passwords, hashed or not) replaced.
+pub(crate) struct MaskedFields<'a>(pub &'a BTreeMap<String, Vec<String>>);
+
+impl std::fmt::Debug for MaskedFields<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut map = f.debug_map();
+        for (key, values) in self.0 {
+            if crate::domain::is_secret_field(key) {
+                map.entry(key, &"***");
+            } else {
+                map.entry(key, values);
+            }
+        }
+        map.finish()
     }
 }
 
