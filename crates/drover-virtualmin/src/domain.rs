@@ -90,7 +90,9 @@ impl DomainInfo {
             alias_of: (kind == Some(DomainKind::Alias))
                 .then(|| text("real_domain"))
                 .flatten(),
-            created_unix_time: record.get("created_unix_time").and_then(|v| v.trim().parse().ok()),
+            created_unix_time: record
+                .get("created_unix_time")
+                .and_then(|v| v.trim().parse().ok()),
             ip_address: record
                 .get("ip_address")
                 .and_then(|ip| ip.split_whitespace().next())

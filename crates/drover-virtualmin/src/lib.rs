@@ -2,12 +2,21 @@
 //! drover starts), the reading of every kind of answer the server gives, and the error
 //! taxonomy callers decide on.
 
+mod breaker;
+mod client;
 mod domain;
 mod error;
+mod limit;
 mod reply;
+mod request;
 mod settings;
+mod tls;
 
+pub use breaker::{BreakerConfig, BreakerState};
+pub use client::{Endpoint, VirtualminClient, with_correlation};
 pub use domain::{Disabled, DomainInfo, DomainKind, Quota};
 pub use error::{ErrorKind, VirtualminError, classify_error, classify_failure};
 pub use reply::{Record, Reply, parse_reply, text_records};
+pub use request::{Call, OperationClass};
 pub use settings::{Timeouts, VirtualminSettings};
+pub use tls::{TlsPolicy, client_config, fingerprint};

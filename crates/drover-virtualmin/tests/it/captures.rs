@@ -213,21 +213,36 @@ fn domains_are_typed_from_the_list() {
     let domains: Vec<DomainInfo> = records.iter().map(DomainInfo::from_record).collect();
     let by_name = |name: &str| domains.iter().find(|d| d.domain == name).unwrap();
     let alpha = by_name("alpha.test");
-    assert_eq!((alpha.kind, alpha.unix_user.as_deref()), (Some(DomainKind::TopLevel), Some("alpha")));
+    assert_eq!(
+        (alpha.kind, alpha.unix_user.as_deref()),
+        (Some(DomainKind::TopLevel), Some("alpha"))
+    );
     assert_eq!(alpha.plan.as_deref(), Some("Default Plan"));
     assert!(alpha.features.contains(&"web".to_owned()));
     assert_eq!(alpha.ip_address.as_deref(), Some("192.0.2.2"));
     let shop = by_name("shop.alpha.test");
-    assert_eq!((shop.kind, shop.parent.as_deref()), (Some(DomainKind::SubServer), Some("alpha.test")));
+    assert_eq!(
+        (shop.kind, shop.parent.as_deref()),
+        (Some(DomainKind::SubServer), Some("alpha.test"))
+    );
     let alias = by_name("alpha-alias.test");
-    assert_eq!((alias.kind, alias.alias_of.as_deref()), (Some(DomainKind::Alias), Some("alpha.test")));
+    assert_eq!(
+        (alias.kind, alias.alias_of.as_deref()),
+        (Some(DomainKind::Alias), Some("alpha.test"))
+    );
 
     let disabled = reply("list-domains__disabled-domain-multiline__json.http").records;
     let gamma = DomainInfo::from_record(&disabled[0]);
     let reason = gamma.disabled.as_ref().and_then(|d| d.reason.as_deref());
     assert_eq!(reason, Some("Suspended for non-payment"));
-    assert!(gamma.fields.contains_key("php_execution_mode"), "unknown fields are kept");
+    assert!(
+        gamma.fields.contains_key("php_execution_mode"),
+        "unknown fields are kept"
+    );
 
     let debug = format!("{alpha:?}");
-    assert!(debug.contains("hashed_password") && !debug.contains("$y$j9T$"), "secrets masked: {debug}");
+    assert!(
+        debug.contains("hashed_password") && !debug.contains("$y$j9T$"),
+        "secrets masked: {debug}"
+    );
 }

@@ -1,0 +1,256 @@
+//! One client per Virtualmin server: its TLS policy, call rate, concurrency cap, circuit
+//! breaker, per-class time limits and retries, with every call traced and counted.
+
+use std::time::Duration;
+
+use backon::BackoffBuilder;
+use secrecy::{ExposeSecret, SecretString};
+use tokio::sync::Semaphore;
+use tracing::Instrument;
+
+use crate::breaker::{BreakerConfig, BreakerState, CircuitBreaker};
+use crate::error::{ErrorKind, VirtualminError};
+use crate::limit::CallRate;
+use crate::reply::{Reply, parse_reply};
+use crate::request::{Call, OperationClass};
+use crate::settings::VirtualminSettings;
+use crate::tls::{TlsPolicy, client_config};
+
+tokio::task_local! {
+    static CORRELATION_ID: String;
+}
+
+/// Runs `future` with `id` as the correlation id of every Virtualmin call it makes.
+pub async fn with_correlation<F: Future>(id: String, future: F) -> F::Output {
+    CORRELATION_ID.scope(id, future).await
+}
+
+fn correlation_id() -> String {
+    CORRELATION_ID.try_with(Clone::clone).unwrap_or_default()
+}
+
+/// Where and how to reach one server.
+#[derive(Clone)]
+pub struct Endpoint {
+    /// The server's name in drover, for logs and metrics.
+    pub name: String,
+    /// `https://host:port`.
+    pub base_url: String,
+    pub user: String,
+    pub password: SecretString,
+    pub tls: TlsPolicy,
+    pub rate_qps: f64,
+    pub max_concurrency: usize,
+}
+
+impl std::fmt::Debug for Endpoint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Endpoint")
+            .field("name", &self.name)
+            .field("base_url", &self.base_url)
+            .field("user", &self.user)
+            .field("password", &"***")
+            .field("tls", &self.tls)
+            .field("rate_qps", &self.rate_qps)
+            .finish()
+    }
+}
+
+#[derive(Debug)]
+pub struct VirtualminClient {
+    endpoint: Endpoint,
+    http: reqwest::Client,
+    rate: CallRate,
+    permits: Semaphore,
+    breaker: CircuitBreaker,
+    settings: VirtualminSettings,
+}
+
+impl VirtualminClient {
+    pub fn new(
+        endpoint: Endpoint,
+        settings: &VirtualminSettings,
+        breaker: BreakerConfig,
+    ) -> Result<Self, VirtualminError> {
+        let tls = client_config(&endpoint.tls).map_err(|e| {
+            VirtualminError::new(
+                ErrorKind::Invalid,
+                format!("TLS settings of {}: {e}", endpoint.name),
+            )
+        })?;
+        let http = reqwest::Client::builder()
+            .tls_backend_preconfigured(tls)
+            .connect_timeout(settings.timeouts.connection)
+            // remote.cgi closes every connection; keeping none idle avoids stale sockets.
+            .pool_max_idle_per_host(0)
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .map_err(|e| VirtualminError::new(ErrorKind::Invalid, format!("HTTP client: {e}")))?;
+        if !endpoint.tls.verify && endpoint.tls.pinned_sha256.is_none() {
+            tracing::warn!(server = %endpoint.name, "TLS verification is off for this server");
+        }
+        Ok(Self {
+            rate: CallRate::new(endpoint.rate_qps),
+            permits: Semaphore::new(endpoint.max_concurrency.max(1)),
+            breaker: CircuitBreaker::new(breaker),
+            settings: settings.clone(),
+            http,
+            endpoint,
+        })
+    }
+
+    pub fn server(&self) -> &str {
+        &self.endpoint.name
+    }
+
+    pub fn breaker_state(&self) -> BreakerState {
+        self.breaker.state()
+    }
+
+    fn timeout(&self, class: OperationClass) -> Duration {
+        let t = &self.settings.timeouts;
+        match class {
+            OperationClass::Read | OperationClass::Write => t.api_request,
+            OperationClass::Provisioning => t.provisioning,
+            OperationClass::Backup => t.backup,
+            OperationClass::HealthCheck => t.health_check,
+        }
+    }
+
+    /// Makes the call, retrying transient failures with exponential backoff and jitter when
+    /// the call is safe to repeat. Auth and lock-out are never retried.
+    pub async fn call(&self, call: &Call) -> Result<Reply, VirtualminError> {
+        let body = call.form_body()?;
+        let mut delays = backon::ExponentialBuilder::default()
+            .with_min_delay(self.settings.retry_delay)
+            .with_max_delay(self.settings.retry_delay * 16)
+            .with_max_times(self.settings.max_retries as usize)
+            .with_jitter()
+            .build();
+        loop {
+            let result = self.attempt(call, &body).await;
+            match result {
+                Err(e) if e.kind.is_retryable() && call.is_retry_safe() => match delays.next() {
+                    Some(delay) => {
+                        tracing::info!(server = %self.endpoint.name, program = call.program(), error = %e, ?delay, "retrying");
+                        tokio::time::sleep(delay).await;
+                    }
+                    None => return Err(e),
+                },
+                other => return other,
+            }
+        }
+    }
+
+    /// One try: breaker, rate, concurrency cap, then the request.
+    async fn attempt(&self, call: &Call, body: &str) -> Result<Reply, VirtualminError> {
+        let span = tracing::info_span!(
+            "virtualmin_call",
+            server = %self.endpoint.name,
+            program = call.program(),
+            correlation_id = %correlation_id(),
+            outcome = tracing::field::Empty,
+            duration_ms = tracing::field::Empty,
+        );
+        async {
+            self.breaker
+                .admit()
+                .inspect_err(|e| self.count(call, Err(e), Duration::ZERO))?;
+            self.rate.wait().await;
+            let _permit = self.permits.acquire().await.map_err(|_| {
+                VirtualminError::new(ErrorKind::Transient, "the client is shutting down")
+            })?;
+            let started = tokio::time::Instant::now();
+            let result = self.send(call, body).await;
+            let elapsed = started.elapsed();
+            self.breaker
+                .record(result.as_ref().map(|_| ()).map_err(|e| e.kind));
+            self.count(call, result.as_ref().map(|_| ()), elapsed);
+            let span = tracing::Span::current();
+            span.record("outcome", outcome_label(result.as_ref().map(|_| ())));
+            span.record("duration_ms", elapsed.as_millis() as u64);
+            match &result {
+                Ok(_) => tracing::info!(call = %call, "virtualmin call succeeded"),
+                Err(e) => tracing::warn!(call = %call, error = %e, "virtualmin call failed"),
+            }
+            result
+        }
+        .instrument(span)
+        .await
+    }
+
+    async fn send(&self, call: &Call, body: &str) -> Result<Reply, VirtualminError> {
+        let url = format!(
+            "{}/virtual-server/remote.cgi",
+            self.endpoint.base_url.trim_end_matches('/')
+        );
+        let timeout = self.timeout(call.operation_class());
+        let response = self
+            .http
+            .post(url)
+            .basic_auth(
+                &self.endpoint.user,
+                Some(self.endpoint.password.expose_secret()),
+            )
+            .header(
+                reqwest::header::CONTENT_TYPE,
+                "application/x-www-form-urlencoded",
+            )
+            .timeout(timeout)
+            .body(body.to_owned())
+            .send()
+            .await
+            .map_err(|e| transport_error(&e, timeout))?;
+        let status = response.status().as_u16();
+        let bytes = response
+            .bytes()
+            .await
+            .map_err(|e| transport_error(&e, timeout))?;
+        parse_reply(status, &bytes)
+    }
+
+    fn count(&self, call: &Call, result: Result<(), &VirtualminError>, elapsed: Duration) {
+        let labels = [
+            ("server", self.endpoint.name.clone()),
+            ("program", call.program().to_owned()),
+            ("outcome", outcome_label(result).to_owned()),
+        ];
+        metrics::counter!("virtualmin_requests_total", &labels).increment(1);
+        metrics::histogram!("virtualmin_request_duration_seconds", &labels)
+            .record(elapsed.as_secs_f64());
+        metrics::gauge!("virtualmin_circuit_state", "server" => self.endpoint.name.clone())
+            .set(self.breaker.state().as_gauge());
+    }
+}
+
+fn outcome_label<E: std::borrow::Borrow<VirtualminError>>(result: Result<(), E>) -> &'static str {
+    match result {
+        Ok(()) => "success",
+        Err(e) => e.borrow().kind.as_str(),
+    }
+}
+
+/// A failure below HTTP: TLS refusals are final; timeouts and broken connections may pass.
+fn transport_error(error: &reqwest::Error, timeout: Duration) -> VirtualminError {
+    let mut source: Option<&dyn std::error::Error> = Some(error);
+    while let Some(e) = source {
+        if let Some(tls) = e.downcast_ref::<rustls::Error>() {
+            return VirtualminError::new(ErrorKind::Protocol, format!("TLS: {tls}"));
+        }
+        source = e.source();
+    }
+    if error.is_timeout() {
+        VirtualminError::new(
+            ErrorKind::Transient,
+            format!("no answer within {} s", timeout.as_secs_f64()),
+        )
+    } else {
+        let mut message = error.to_string();
+        let mut source = std::error::Error::source(error);
+        while let Some(e) = source {
+            message = format!("{message}: {e}");
+            source = e.source();
+        }
+        VirtualminError::new(ErrorKind::Transient, message)
+    }
+}

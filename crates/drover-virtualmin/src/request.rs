@@ -1,0 +1,214 @@
+//! One remote.cgi call: a program and its `--flag value` parameters, checked before sending.
+
+use std::fmt;
+
+use secrecy::{ExposeSecret, SecretString};
+
+use crate::error::{ErrorKind, VirtualminError};
+
+/// Which time limit a call runs under.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OperationClass {
+    /// Lists and `info`.
+    Read,
+    /// Changes to an existing domain (enable, disable, modify, users, databases).
+    Write,
+    /// Creating and deleting domains: slow on real servers (4–10 s).
+    Provisioning,
+    Backup,
+    HealthCheck,
+}
+
+#[derive(Clone)]
+enum Value {
+    /// `--flag` with no value (an empty form value).
+    Flag,
+    Text(String),
+    /// A password: sent, never shown.
+    Secret(SecretString),
+}
+
+/// A call to one Virtualmin program. Parameters keep their order; a name may repeat.
+#[derive(Clone)]
+pub struct Call {
+    program: String,
+    params: Vec<(String, Value)>,
+    class: OperationClass,
+    retry_safe: bool,
+}
+
+impl Call {
+    /// A call; reads (`list-*`, `info`) are classed as reads and safe to retry.
+    pub fn new(program: &str) -> Self {
+        let read = program.starts_with("list-") || program == "info";
+        Self {
+            program: program.to_owned(),
+            params: Vec::new(),
+            class: if read {
+                OperationClass::Read
+            } else {
+                OperationClass::Write
+            },
+            retry_safe: read,
+        }
+    }
+
+    pub fn flag(mut self, name: &str) -> Self {
+        self.params.push((name.to_owned(), Value::Flag));
+        self
+    }
+
+    pub fn arg(mut self, name: &str, value: impl Into<String>) -> Self {
+        self.params
+            .push((name.to_owned(), Value::Text(value.into())));
+        self
+    }
+
+    pub fn secret(mut self, name: &str, value: SecretString) -> Self {
+        self.params.push((name.to_owned(), Value::Secret(value)));
+        self
+    }
+
+    pub fn class(mut self, class: OperationClass) -> Self {
+        self.class = class;
+        self
+    }
+
+    /// Marks a write as safe to retry after a transient failure, because the caller checked
+    /// first (say, that the domain does not exist yet) or the call is idempotent.
+    pub fn retry_safe(mut self) -> Self {
+        self.retry_safe = true;
+        self
+    }
+
+    pub fn program(&self) -> &str {
+        &self.program
+    }
+
+    pub fn operation_class(&self) -> OperationClass {
+        self.class
+    }
+
+    pub fn is_retry_safe(&self) -> bool {
+        self.retry_safe
+    }
+
+    /// The form body: `program`, each parameter, and `json=1`. A value with a line break or
+    /// NUL is refused: the server would split it into extra arguments.
+    pub fn form_body(&self) -> Result<String, VirtualminError> {
+        let valid_name = |n: &str| {
+            !n.is_empty()
+                && n.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        };
+        if !valid_name(&self.program) {
+            return Err(VirtualminError::new(
+                ErrorKind::Invalid,
+                format!("'{}' is not a program name", self.program),
+            ));
+        }
+        let mut form = form_urlencoded::Serializer::new(String::new());
+        form.append_pair("program", &self.program);
+        for (name, value) in &self.params {
+            if !valid_name(name) || name == "program" || name == "json" || name == "xml" {
+                return Err(VirtualminError::new(
+                    ErrorKind::Invalid,
+                    format!("'{name}' is not a parameter drover may send"),
+                ));
+            }
+            let text = match value {
+                Value::Flag => "",
+                Value::Text(text) => text.as_str(),
+                Value::Secret(secret) => secret.expose_secret(),
+            };
+            if text.contains(['\n', '\r', '\0']) {
+                return Err(VirtualminError::new(
+                    ErrorKind::Invalid,
+                    format!(
+                        "the value of --{name} contains a line break or NUL, which remote.cgi would split into extra arguments"
+                    ),
+                ));
+            }
+            form.append_pair(name, text);
+        }
+        form.append_pair("json", "1");
+        Ok(form.finish())
+    }
+}
+
+/// For logs and call records: secrets shown as `***`.
+impl fmt::Display for Call {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.program)?;
+        for (name, value) in &self.params {
+            match value {
+                Value::Flag => write!(f, " --{name}")?,
+                Value::Text(text) => write!(f, " --{name} {text:?}")?,
+                Value::Secret(_) => write!(f, " --{name} ***")?,
+            }
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Debug for Call {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Call({self})")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parameters_become_flags_in_order() {
+        let call = Call::new("list-domains")
+            .arg("domain", "a.ro")
+            .arg("domain", "b.ro")
+            .flag("multiline");
+        assert_eq!(
+            call.form_body().unwrap(),
+            "program=list-domains&domain=a.ro&domain=b.ro&multiline=&json=1"
+        );
+        assert_eq!(call.operation_class(), OperationClass::Read);
+        assert!(call.is_retry_safe());
+        assert!(!Call::new("create-domain").is_retry_safe());
+    }
+
+    #[test]
+    fn line_breaks_are_refused_before_sending() {
+        let err = Call::new("modify-domain")
+            .arg("desc", "line one\nline two")
+            .form_body()
+            .unwrap_err();
+        assert_eq!(err.kind, ErrorKind::Invalid);
+        assert!(err.message.contains("--desc"));
+        assert!(
+            Call::new("x")
+                .secret("pass", "a\0b".to_owned().into())
+                .form_body()
+                .is_err()
+        );
+        assert!(Call::new("../../etc/passwd").form_body().is_err());
+        assert!(
+            Call::new("list-domains")
+                .arg("json", "0")
+                .form_body()
+                .is_err()
+        );
+    }
+
+    #[test]
+    fn secrets_are_sent_but_never_shown() {
+        let call = Call::new("create-domain")
+            .arg("domain", "a.ro")
+            .secret("pass", "hunter2".to_owned().into());
+        assert!(call.form_body().unwrap().contains("pass=hunter2"));
+        let shown = format!("{call} {call:?}");
+        assert!(
+            !shown.contains("hunter2") && shown.contains("--pass ***"),
+            "{shown}"
+        );
+    }
+}
