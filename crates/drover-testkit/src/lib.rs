@@ -1,10 +1,11 @@
-//! Test harnesses for drover: a throwaway PostgreSQL database per test. The Virtualmin simulator,
-//! the Cloudflare fake and the PowerDNS launcher join it with their features.
+//! Test harnesses for drover: throwaway PostgreSQL databases and a Virtualmin remote.cgi
+//! simulator (also the `virtualmin-sim` binary). The Cloudflare fake and the PowerDNS launcher
+//! join them with DNS support.
 
 mod postgres;
+pub mod virtualmin;
 
 pub use postgres::TestPostgres;
-
 /// Runs each named `async fn test(harness)` once per database: a `postgres::test` built with
 /// `$postgres().await` and a `sqlite::test` built with `$sqlite().await`, so one body holds both
 /// backends to the same behaviour.

@@ -20,22 +20,64 @@ fn captures_dir() -> PathBuf {
     dir
 }
 
-/// A capture: its HTTP status, body, and what INDEX.md says came back.
-struct Capture {
-    file: String,
-    status: u16,
-    body: Vec<u8>,
-    outcome: String,
+/// A capture: the request INDEX.md records, and what came back.
+pub struct Capture {
+    pub file: String,
+    pub method: String,
+    pub user: String,
+    /// The request's parameters as INDEX.md shows them (decoded, joined with `&`).
+    pub params: String,
+    pub status: u16,
+    pub head: Vec<u8>,
+    pub body: Vec<u8>,
+    pub outcome: String,
 }
 
-fn captures() -> Vec<Capture> {
+impl Capture {
+    /// A request that is not in the captures, made as root.
+    pub fn synthetic(params: &str) -> Self {
+        Self {
+            file: "(setup)".into(),
+            method: "POST".into(),
+            user: "root".into(),
+            params: params.into(),
+            status: 200,
+            head: Vec::new(),
+            body: Vec::new(),
+            outcome: "success".into(),
+        }
+    }
+}
+
+/// INDEX.md's rows: file, method, user, params, status line, outcome.
+fn index() -> Vec<Vec<String>> {
+    let index = std::fs::read_to_string(captures_dir().join("INDEX.md")).unwrap();
+    index
+        .lines()
+        .filter(|l| l.starts_with("| `"))
+        .map(|line| {
+            line.split(" | ")
+                .map(|c| {
+                    c.trim()
+                        .trim_start_matches("| ")
+                        .trim_matches('`')
+                        .to_owned()
+                })
+                .collect()
+        })
+        .collect()
+}
+
+/// The capture files in the order they were recorded.
+pub fn index_rows() -> Vec<String> {
+    index().into_iter().map(|row| row[0].clone()).collect()
+}
+
+pub fn captures() -> Vec<Capture> {
     let dir = captures_dir();
-    let index = std::fs::read_to_string(dir.join("INDEX.md")).unwrap();
-    let mut outcomes = BTreeMap::new();
-    for line in index.lines().filter(|l| l.starts_with("| `")) {
-        let cells: Vec<&str> = line.split(" | ").collect();
-        let file = cells[0].trim_start_matches("| `").trim_end_matches('`');
-        outcomes.insert(file.to_owned(), cells[5].trim().to_owned());
+    let mut rows = BTreeMap::new();
+    for row in index() {
+        rows.insert(row[0].clone(), row);
     }
     let mut all = Vec::new();
     for entry in std::fs::read_dir(&dir).unwrap() {
@@ -51,15 +93,18 @@ fn captures() -> Vec<Capture> {
             .expect("headers end");
         let head = String::from_utf8_lossy(&raw[..split]);
         let status: u16 = head.split_whitespace().nth(1).unwrap().parse().unwrap();
-        let outcome = outcomes
+        let row = rows
             .get(&file)
-            .unwrap_or_else(|| panic!("{file} is not in INDEX.md"))
-            .clone();
+            .unwrap_or_else(|| panic!("{file} is not in INDEX.md"));
         all.push(Capture {
+            method: row[1].clone(),
+            user: row[2].clone(),
+            params: row[3].clone(),
+            outcome: row[5].clone(),
             file,
             status,
+            head: raw[..split].to_vec(),
             body: raw[split + 4..].to_vec(),
-            outcome,
         });
     }
     all.sort_by(|a, b| a.file.cmp(&b.file));

@@ -1,0 +1,59 @@
+//! `virtualmin-sim`: the Virtualmin remote.cgi simulator on its own, for trying drover by hand.
+
+use std::net::SocketAddr;
+
+use clap::Parser;
+use drover_testkit::virtualmin::{SimConfig, VirtualminSim};
+
+#[derive(Debug, Parser)]
+#[command(about = "A Virtualmin remote.cgi simulator that answers like Virtualmin 8.1.")]
+struct Args {
+    /// Address and port to listen on.
+    #[arg(long, default_value = "127.0.0.1:10000")]
+    listen: SocketAddr,
+    /// The Webmin user to accept.
+    #[arg(long, default_value = "root")]
+    user: String,
+    /// Its password.
+    #[arg(long)]
+    pass: String,
+    /// Serve HTTPS with a self-signed certificate (its SHA-256 is printed, for pinning).
+    #[arg(long)]
+    tls: bool,
+    /// 1.0 answers as slowly as a real server; 0 at once.
+    #[arg(long, default_value_t = 1.0)]
+    latency_scale: f64,
+}
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> std::io::Result<()> {
+    let args = Args::parse();
+    let config = SimConfig {
+        user: args.user,
+        password: args.pass,
+        tls: args.tls,
+        latency_scale: args.latency_scale,
+        ..SimConfig::default()
+    };
+    let sim = VirtualminSim::start_on(args.listen, config).await?;
+    println!(
+        "virtualmin-sim listening on {}/virtual-server/remote.cgi",
+        sim.url()
+    );
+    if let Some(der) = sim.certificate_der() {
+        use std::fmt::Write as _;
+        let digest = ring_free_sha256(der);
+        let mut hex = String::new();
+        for b in digest {
+            let _ = write!(hex, "{b:02x}");
+        }
+        println!("certificate SHA-256: {hex}");
+    }
+    tokio::signal::ctrl_c().await?;
+    Ok(())
+}
+
+fn ring_free_sha256(data: &[u8]) -> [u8; 32] {
+    use sha2::Digest as _;
+    sha2::Sha256::digest(data).into()
+}

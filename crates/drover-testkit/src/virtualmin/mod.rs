@@ -1,0 +1,222 @@
+//! A Virtualmin remote.cgi simulator: a stateful HTTP(S) server that answers like the real one
+//! (status lines, headers, JSON/XML/text shapes, error texts, slowness, 401s with growing
+//! delay and a 403 lock-out), with fault injection and counters that prove limits were kept.
+
+mod programs;
+mod render;
+mod server;
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+pub use programs::{Kind, SimDomain, State};
+
+/// How the simulator behaves.
+#[derive(Debug, Clone)]
+pub struct SimConfig {
+    pub user: String,
+    pub password: String,
+    /// Serve HTTPS with a self-signed certificate (as Webmin does by default).
+    pub tls: bool,
+    /// Multiplies every latency: 1.0 is as slow as the real server, 0.0 answers at once.
+    pub latency_scale: f64,
+    /// Consecutive failed logins from one address that block it (Webmin's `blockhost_failures`).
+    pub block_after: u32,
+    pub block_for: Duration,
+    /// Added per consecutive failed login for a user (Webmin's `passdelay`), before scaling.
+    pub pass_delay: Duration,
+}
+
+impl Default for SimConfig {
+    fn default() -> Self {
+        Self {
+            user: "root".to_owned(),
+            password: "secret".to_owned(),
+            tls: false,
+            latency_scale: 0.0,
+            block_after: 5,
+            block_for: Duration::from_secs(60),
+            pass_delay: Duration::from_secs(1),
+        }
+    }
+}
+
+/// A failure to inject instead of (or before) a normal answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Fault {
+    /// Answer with this HTTP status (a 5xx from a proxy, say).
+    Status(u16),
+    /// Read the request, never answer.
+    Hang,
+    /// Read the request, close the connection without a word.
+    Drop,
+    /// Answer 200 with bytes that are no format at all.
+    Garble,
+    /// Answer normally, this much later.
+    Slow(Duration),
+}
+
+/// What the simulator saw.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SimStats {
+    /// Requests that reached a program (authenticated, not faulted), by program.
+    pub calls_by_program: BTreeMap<String, u64>,
+    /// Successful `create-domain` calls, by domain: a domain created twice shows 2.
+    pub creates_by_domain: BTreeMap<String, u64>,
+    /// Every request that arrived, faulted or not.
+    pub requests: u64,
+    /// The most requests that arrived within any one second.
+    pub max_calls_per_second: u32,
+}
+
+/// Median latencies of the real server (INDEX.md), by program, for successful calls.
+fn median_latency(program: &str) -> Duration {
+    let ms = match program {
+        "create-domain" => 6792,
+        "delete-domain" => 4157,
+        "disable-domain" => 2756,
+        "enable-domain" => 2289,
+        "modify-domain" => 2655,
+        "create-user" => 2907,
+        "delete-user" => 2905,
+        "create-database" => 2146,
+        "backup-domain" => 2461,
+        "generate-letsencrypt-cert" => 5000,
+        "list-domains" => 482,
+        "list-users" => 519,
+        "list-templates" => 494,
+        "info" => 454,
+        "list-databases" => 325,
+        "list-plans" => 266,
+        "list-features" => 238,
+        _ => 250,
+    };
+    Duration::from_millis(ms)
+}
+
+/// Refusals are quick on the real server: about a quarter of a second.
+const REFUSAL_LATENCY: Duration = Duration::from_millis(250);
+
+#[derive(Debug, Default)]
+struct Faults {
+    down: bool,
+    queued: VecDeque<Fault>,
+    probability: f64,
+    random: Vec<Fault>,
+}
+
+#[derive(Debug, Default)]
+struct Logins {
+    failures_by_ip: HashMap<IpAddr, u32>,
+    failures_by_user: HashMap<String, u32>,
+    blocked_until: HashMap<IpAddr, tokio::time::Instant>,
+}
+
+#[derive(Debug, Default)]
+struct Counters {
+    stats: SimStats,
+    arrivals: VecDeque<tokio::time::Instant>,
+}
+
+#[derive(Debug)]
+struct Shared {
+    config: SimConfig,
+    state: Mutex<State>,
+    faults: Mutex<Faults>,
+    logins: Mutex<Logins>,
+    counters: Mutex<Counters>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// A running simulator; stops when dropped.
+#[derive(Debug)]
+pub struct VirtualminSim {
+    shared: Arc<Shared>,
+    addr: SocketAddr,
+    certificate_der: Option<Vec<u8>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl VirtualminSim {
+    /// Starts on a free loopback port.
+    pub async fn start(config: SimConfig) -> std::io::Result<Self> {
+        Self::start_on("127.0.0.1:0".parse().expect("loopback address"), config).await
+    }
+
+    pub async fn start_on(listen: SocketAddr, config: SimConfig) -> std::io::Result<Self> {
+        let shared = Arc::new(Shared {
+            config,
+            state: Mutex::new(State::default()),
+            faults: Mutex::new(Faults::default()),
+            logins: Mutex::new(Logins::default()),
+            counters: Mutex::new(Counters::default()),
+        });
+        let (addr, certificate_der, task) = server::spawn(listen, Arc::clone(&shared)).await?;
+        Ok(Self {
+            shared,
+            addr,
+            certificate_der,
+            task,
+        })
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// `https://127.0.0.1:PORT` (or `http://` without TLS).
+    pub fn url(&self) -> String {
+        let scheme = if self.shared.config.tls {
+            "https"
+        } else {
+            "http"
+        };
+        format!("{scheme}://{}", self.addr)
+    }
+
+    /// The self-signed certificate served, for pinning.
+    pub fn certificate_der(&self) -> Option<&[u8]> {
+        self.certificate_der.as_deref()
+    }
+
+    /// Reads or changes the server's state directly, as an administrator on the box would.
+    pub fn with_state<R>(&self, f: impl FnOnce(&mut State) -> R) -> R {
+        f(&mut lock(&self.shared.state))
+    }
+
+    pub fn domain_names(&self) -> Vec<String> {
+        self.with_state(|s| s.domains.keys().cloned().collect())
+    }
+
+    /// The next request gets this fault.
+    pub fn fail_next(&self, fault: Fault) {
+        lock(&self.shared.faults).queued.push_back(fault);
+    }
+
+    /// Each request gets one of `faults`, picked at random, with this probability.
+    pub fn set_fault_rate(&self, probability: f64, faults: Vec<Fault>) {
+        let mut f = lock(&self.shared.faults);
+        f.probability = probability.clamp(0.0, 1.0);
+        f.random = faults;
+    }
+
+    /// A down server closes every connection at once.
+    pub fn set_down(&self, down: bool) {
+        lock(&self.shared.faults).down = down;
+    }
+
+    pub fn stats(&self) -> SimStats {
+        lock(&self.shared.counters).stats.clone()
+    }
+}
+
+impl Drop for VirtualminSim {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}

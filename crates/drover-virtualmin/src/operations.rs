@@ -1,0 +1,298 @@
+//! The typed operations drover needs, each one call (or two, where the server's answer alone
+//! cannot say what happened).
+
+use secrecy::SecretString;
+
+use crate::client::VirtualminClient;
+use crate::domain::DomainInfo;
+use crate::error::{ErrorKind, VirtualminError};
+use crate::reply::{Record, Reply, text_records};
+use crate::request::{Call, OperationClass};
+
+/// Everything `create-domain` is told. Names are drover's, chosen before the call, so a
+/// rebuild recreates exactly the same thing.
+#[derive(Debug, Clone)]
+pub struct NewDomain {
+    pub domain: String,
+    pub password: SecretString,
+    pub unix_user: Option<String>,
+    pub plan: Option<String>,
+    pub template: Option<String>,
+    /// Feature flags (`web`, `dns`, …); empty means the server's defaults.
+    pub features: Vec<String>,
+    pub description: Option<String>,
+    pub placement: Placement,
+    /// Warnings the caller has decided are harmless for this domain (`--skip-warnings`).
+    pub skip_warnings: bool,
+}
+
+/// Where a new domain sits.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Placement {
+    TopLevel,
+    SubServerOf(String),
+    AliasOf(String),
+}
+
+/// What `modify-domain` changes; `None` leaves a field alone.
+#[derive(Debug, Clone, Default)]
+pub struct DomainChange {
+    /// Applies the plan's limits too, not just the label.
+    pub apply_plan: Option<String>,
+    pub password: Option<SecretString>,
+    /// Disk quota in blocks (1 KiB on most systems).
+    pub quota_blocks: Option<u64>,
+    pub description: Option<String>,
+}
+
+/// Records of a list answer: JSON/XML carry them; text needs reading.
+fn records(reply: Reply) -> Vec<Record> {
+    if reply.records.is_empty() && !reply.output.is_empty() {
+        text_records(&reply.output)
+    } else {
+        reply.records
+    }
+}
+
+/// Treats "already in that state" as done: repeats of enable/disable are no-ops.
+fn idempotent(result: Result<Reply, VirtualminError>) -> Result<(), VirtualminError> {
+    match result {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind == ErrorKind::AlreadyInState => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
+impl VirtualminClient {
+    /// Every domain on the server, sub-servers and aliases included. A failure is an error,
+    /// never an empty list: a failed observation must not look like an empty server.
+    pub async fn list_domains(&self) -> Result<Vec<DomainInfo>, VirtualminError> {
+        let reply = self
+            .call(&Call::new("list-domains").flag("multiline"))
+            .await?;
+        Ok(records(reply).iter().map(DomainInfo::from_record).collect())
+    }
+
+    /// One domain, or `None` when the server says exactly that it does not exist.
+    pub async fn get_domain(&self, domain: &str) -> Result<Option<DomainInfo>, VirtualminError> {
+        let call = Call::new("list-domains")
+            .arg("domain", domain)
+            .flag("multiline");
+        match self.call(&call).await {
+            Ok(reply) => Ok(records(reply)
+                .iter()
+                .map(DomainInfo::from_record)
+                .find(|d| d.domain == domain)),
+            Err(e)
+                if e.kind == ErrorKind::NotFound
+                    && e.message.contains(&format!("Virtual server {domain} ")) =>
+            {
+                Ok(None)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Creates a domain. Not idempotent on the server: callers check with `get_domain` first
+    /// and treat `AlreadyExists` as "look again".
+    pub async fn create_domain(&self, new: &NewDomain) -> Result<String, VirtualminError> {
+        let mut call = Call::new("create-domain")
+            .class(OperationClass::Provisioning)
+            .arg("domain", &new.domain)
+            .secret("pass", new.password.clone());
+        if let Some(user) = &new.unix_user {
+            call = call.arg("user", user);
+        }
+        if let Some(plan) = &new.plan {
+            call = call.arg("plan", plan).flag("limits-from-plan");
+        }
+        if let Some(template) = &new.template {
+            call = call.arg("template", template);
+        }
+        if new.features.is_empty() {
+            call = call.flag("default-features");
+        }
+        for feature in &new.features {
+            call = call.flag(feature);
+        }
+        if let Some(description) = &new.description {
+            call = call.arg("desc", description);
+        }
+        call = match &new.placement {
+            Placement::TopLevel => call,
+            Placement::SubServerOf(parent) => call.arg("parent", parent),
+            Placement::AliasOf(target) => call.arg("alias", target),
+        };
+        if new.skip_warnings {
+            call = call.flag("skip-warnings");
+        }
+        Ok(self.call(&call).await?.output)
+    }
+
+    pub async fn delete_domain(&self, domain: &str) -> Result<(), VirtualminError> {
+        let call = Call::new("delete-domain")
+            .class(OperationClass::Provisioning)
+            .arg("domain", domain);
+        self.call(&call).await.map(|_| ())
+    }
+
+    /// Enables a domain; enabling an enabled one succeeds.
+    pub async fn enable_domain(&self, domain: &str) -> Result<(), VirtualminError> {
+        idempotent(
+            self.call(
+                &Call::new("enable-domain")
+                    .arg("domain", domain)
+                    .retry_safe(),
+            )
+            .await,
+        )
+    }
+
+    /// Disables a domain with the reason shown to its owner; disabling a disabled one succeeds.
+    pub async fn disable_domain(
+        &self,
+        domain: &str,
+        why: Option<&str>,
+    ) -> Result<(), VirtualminError> {
+        let mut call = Call::new("disable-domain")
+            .arg("domain", domain)
+            .retry_safe();
+        if let Some(why) = why {
+            call = call.arg("why", why);
+        }
+        idempotent(self.call(&call).await)
+    }
+
+    pub async fn modify_domain(
+        &self,
+        domain: &str,
+        change: &DomainChange,
+    ) -> Result<(), VirtualminError> {
+        let mut call = Call::new("modify-domain").arg("domain", domain);
+        if let Some(plan) = &change.apply_plan {
+            call = call.arg("apply-plan", plan);
+        }
+        if let Some(password) = &change.password {
+            call = call.secret("pass", password.clone());
+        }
+        if let Some(quota) = change.quota_blocks {
+            call = call.arg("quota", quota.to_string());
+        }
+        if let Some(description) = &change.description {
+            call = call.arg("desc", description);
+        }
+        self.call(&call).await.map(|_| ())
+    }
+
+    pub async fn list_plans(&self) -> Result<Vec<Record>, VirtualminError> {
+        Ok(records(
+            self.call(&Call::new("list-plans").flag("multiline"))
+                .await?,
+        ))
+    }
+
+    pub async fn list_templates(&self) -> Result<Vec<Record>, VirtualminError> {
+        Ok(records(
+            self.call(&Call::new("list-templates").flag("multiline"))
+                .await?,
+        ))
+    }
+
+    /// The server's own description (versions, status); the cheap health check.
+    pub async fn info(&self) -> Result<Reply, VirtualminError> {
+        self.call(&Call::new("info").class(OperationClass::HealthCheck))
+            .await
+    }
+
+    pub async fn create_mailbox(
+        &self,
+        domain: &str,
+        user: &str,
+        password: SecretString,
+        real_name: Option<&str>,
+    ) -> Result<(), VirtualminError> {
+        let mut call = Call::new("create-user")
+            .arg("domain", domain)
+            .arg("user", user)
+            .secret("pass", password);
+        if let Some(real) = real_name {
+            call = call.arg("real", real);
+        }
+        self.call(&call).await.map(|_| ())
+    }
+
+    pub async fn delete_mailbox(&self, domain: &str, user: &str) -> Result<(), VirtualminError> {
+        self.call(
+            &Call::new("delete-user")
+                .arg("domain", domain)
+                .arg("user", user),
+        )
+        .await
+        .map(|_| ())
+    }
+
+    pub async fn list_mailboxes(&self, domain: &str) -> Result<Vec<Record>, VirtualminError> {
+        Ok(records(
+            self.call(
+                &Call::new("list-users")
+                    .arg("domain", domain)
+                    .flag("multiline"),
+            )
+            .await?,
+        ))
+    }
+
+    pub async fn create_database(
+        &self,
+        domain: &str,
+        name: &str,
+        kind: &str,
+    ) -> Result<(), VirtualminError> {
+        let call = Call::new("create-database")
+            .arg("domain", domain)
+            .arg("name", name)
+            .arg("type", kind);
+        self.call(&call).await.map(|_| ())
+    }
+
+    pub async fn list_databases(&self, domain: &str) -> Result<Vec<Record>, VirtualminError> {
+        Ok(records(
+            self.call(
+                &Call::new("list-databases")
+                    .arg("domain", domain)
+                    .flag("multiline"),
+            )
+            .await?,
+        ))
+    }
+
+    /// Requests a Let's Encrypt certificate for the domain's web names.
+    pub async fn generate_letsencrypt_cert(&self, domain: &str) -> Result<String, VirtualminError> {
+        let call = Call::new("generate-letsencrypt-cert")
+            .class(OperationClass::Provisioning)
+            .arg("domain", domain);
+        Ok(self.call(&call).await?.output)
+    }
+
+    /// Backs the domain up, all features, to a path or URL the server understands.
+    pub async fn backup_domain(
+        &self,
+        domain: &str,
+        destination: &str,
+    ) -> Result<String, VirtualminError> {
+        let call = Call::new("backup-domain")
+            .class(OperationClass::Backup)
+            .arg("domain", domain)
+            .arg("dest", destination)
+            .flag("all-features");
+        Ok(self.call(&call).await?.output)
+    }
+
+    /// A one-time login URL for the domain's owner.
+    pub async fn create_login_link(&self, domain: &str) -> Result<String, VirtualminError> {
+        let reply = self
+            .call(&Call::new("create-login-link").arg("domain", domain))
+            .await?;
+        Ok(reply.output.trim().to_owned())
+    }
+}
