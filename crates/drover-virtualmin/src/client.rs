@@ -232,12 +232,8 @@ fn outcome_label<E: std::borrow::Borrow<VirtualminError>>(result: Result<(), E>)
 
 /// A failure below HTTP: TLS refusals are final; timeouts and broken connections may pass.
 fn transport_error(error: &reqwest::Error, timeout: Duration) -> VirtualminError {
-    let mut source: Option<&dyn std::error::Error> = Some(error);
-    while let Some(e) = source {
-        if let Some(tls) = e.downcast_ref::<rustls::Error>() {
-            return VirtualminError::new(ErrorKind::Protocol, format!("TLS: {tls}"));
-        }
-        source = e.source();
+    if let Some(tls) = find_tls_error(error) {
+        return VirtualminError::new(ErrorKind::Protocol, format!("TLS: {tls}"));
     }
     if error.is_timeout() {
         VirtualminError::new(
@@ -253,4 +249,19 @@ fn transport_error(error: &reqwest::Error, timeout: Duration) -> VirtualminError
         }
         VirtualminError::new(ErrorKind::Transient, message)
     }
+}
+
+/// The rustls error behind a failed connection, however deep. An io::Error hides the error it
+/// wraps from `source()`, so those are opened with `get_ref`.
+fn find_tls_error<'e>(error: &'e (dyn std::error::Error + 'static)) -> Option<&'e rustls::Error> {
+    if let Some(tls) = error.downcast_ref::<rustls::Error>() {
+        return Some(tls);
+    }
+    if let Some(inner) = error
+        .downcast_ref::<std::io::Error>()
+        .and_then(|io| io.get_ref())
+    {
+        return find_tls_error(inner);
+    }
+    error.source().and_then(find_tls_error)
 }

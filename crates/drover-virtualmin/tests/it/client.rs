@@ -1,0 +1,377 @@
+//! The client against the simulator: typed operations, TLS pinning, authentication and
+//! lock-out, retries, the breaker and the rate limit, as a real server would exercise them.
+
+use std::time::Duration;
+
+use drover_testkit::virtualmin::{Fault, SimConfig, VirtualminSim};
+use drover_virtualmin::{
+    BreakerConfig, BreakerState, Call, DomainChange, Endpoint, ErrorKind, NewDomain, Placement,
+    TlsPolicy, VirtualminClient, VirtualminSettings, fingerprint,
+};
+use secrecy::SecretString;
+
+fn settings() -> VirtualminSettings {
+    VirtualminSettings {
+        retry_delay: Duration::from_millis(10),
+        max_retries: 3,
+        ..VirtualminSettings::default()
+    }
+}
+
+fn endpoint(sim: &VirtualminSim, password: &str) -> Endpoint {
+    Endpoint {
+        name: "sim".into(),
+        base_url: sim.url(),
+        user: "root".into(),
+        password: SecretString::from(password.to_owned()),
+        tls: TlsPolicy::default(),
+        rate_qps: 100.0,
+        max_concurrency: 4,
+    }
+}
+
+async fn client(sim: &VirtualminSim) -> VirtualminClient {
+    VirtualminClient::new(
+        endpoint(sim, "secret"),
+        &settings(),
+        BreakerConfig::default(),
+    )
+    .unwrap()
+}
+
+fn new_domain(name: &str) -> NewDomain {
+    NewDomain {
+        domain: name.into(),
+        password: SecretString::from("s3cret-pass".to_owned()),
+        unix_user: Some(name.split('.').next().unwrap().into()),
+        plan: None,
+        template: None,
+        features: vec!["dir".into(), "web".into(), "dns".into()],
+        description: Some("Created by drover".into()),
+        placement: Placement::TopLevel,
+        skip_warnings: false,
+    }
+}
+
+#[tokio::test]
+async fn typed_operations_drive_a_domain_through_its_life() {
+    let sim = VirtualminSim::start(SimConfig::default()).await.unwrap();
+    let vm = client(&sim).await;
+    assert_eq!(
+        vm.get_domain("example.ro").await.unwrap(),
+        None,
+        "absent is exactly 'does not exist'"
+    );
+
+    vm.create_domain(&new_domain("example.ro")).await.unwrap();
+    let again = vm
+        .create_domain(&new_domain("example.ro"))
+        .await
+        .unwrap_err();
+    assert_eq!(again.kind, ErrorKind::AlreadyExists);
+
+    let domain = vm.get_domain("example.ro").await.unwrap().unwrap();
+    assert_eq!(domain.unix_user.as_deref(), Some("example"));
+    assert_eq!(domain.features, ["dir", "dns", "web"]);
+
+    vm.disable_domain("example.ro", Some("unpaid invoice"))
+        .await
+        .unwrap();
+    vm.disable_domain("example.ro", Some("unpaid invoice"))
+        .await
+        .unwrap();
+    let disabled = vm.get_domain("example.ro").await.unwrap().unwrap();
+    assert_eq!(
+        disabled.disabled.unwrap().reason.as_deref(),
+        Some("unpaid invoice")
+    );
+    vm.enable_domain("example.ro").await.unwrap();
+    vm.enable_domain("example.ro").await.unwrap();
+
+    let change = DomainChange {
+        description: Some("Renamed".into()),
+        quota_blocks: Some(1_048_576),
+        ..DomainChange::default()
+    };
+    vm.modify_domain("example.ro", &change).await.unwrap();
+    let modified = vm.get_domain("example.ro").await.unwrap().unwrap();
+    assert_eq!(modified.description.as_deref(), Some("Renamed"));
+    assert_eq!(modified.quota.server_block_quota, Some(1_048_576));
+
+    let mut sub = new_domain("shop.example.ro");
+    sub.placement = Placement::SubServerOf("example.ro".into());
+    vm.create_domain(&sub).await.unwrap();
+    vm.create_mailbox(
+        "example.ro",
+        "ana",
+        SecretString::from("pw".to_owned()),
+        Some("Ana"),
+    )
+    .await
+    .unwrap();
+    assert_eq!(vm.list_mailboxes("example.ro").await.unwrap().len(), 1);
+    vm.create_database("example.ro", "example_shop", "mysql")
+        .await
+        .unwrap_err();
+    let listed = vm.list_domains().await.unwrap();
+    assert_eq!(listed.len(), 2);
+    assert_eq!(listed[1].parent.as_deref(), Some("example.ro"));
+    assert!(
+        vm.info()
+            .await
+            .unwrap()
+            .output
+            .contains("virtualmin version")
+    );
+    assert!(
+        vm.backup_domain("example.ro", "/backups/example.tar.gz")
+            .await
+            .unwrap()
+            .contains("complete")
+    );
+    assert!(
+        vm.create_login_link("example.ro")
+            .await
+            .unwrap()
+            .starts_with("https://")
+    );
+
+    vm.delete_domain("example.ro").await.unwrap();
+    assert!(
+        vm.list_domains().await.unwrap().is_empty(),
+        "sub-servers go with their parent"
+    );
+    let missing = vm.delete_domain("example.ro").await.unwrap_err();
+    assert_eq!(missing.kind, ErrorKind::NotFound);
+}
+
+#[tokio::test]
+async fn a_failed_observation_is_an_error_never_an_empty_list() {
+    let sim = VirtualminSim::start(SimConfig::default()).await.unwrap();
+    let patient = BreakerConfig {
+        failure_threshold: 100,
+        ..BreakerConfig::default()
+    };
+    let vm = VirtualminClient::new(endpoint(&sim, "secret"), &settings(), patient).unwrap();
+    vm.create_domain(&new_domain("example.ro")).await.unwrap();
+    for fault in [Fault::Garble, Fault::Status(500), Fault::Drop] {
+        // Enough faults to outlast the retries (a garbled answer is not retried).
+        let times = if fault == Fault::Garble { 1 } else { 4 };
+        for _ in 0..times {
+            sim.fail_next(fault.clone());
+        }
+        let err = vm.list_domains().await.unwrap_err();
+        assert!(
+            matches!(err.kind, ErrorKind::Protocol | ErrorKind::Transient),
+            "{fault:?}: {err}"
+        );
+    }
+    assert_eq!(vm.list_domains().await.unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn bad_values_are_refused_before_anything_is_sent() {
+    let sim = VirtualminSim::start(SimConfig::default()).await.unwrap();
+    let vm = client(&sim).await;
+    let change = DomainChange {
+        description: Some("line one\nline two".into()),
+        ..DomainChange::default()
+    };
+    let err = vm.modify_domain("example.ro", &change).await.unwrap_err();
+    assert_eq!(err.kind, ErrorKind::Invalid);
+    assert_eq!(sim.stats().requests, 0);
+}
+
+#[tokio::test]
+async fn reads_are_retried_after_transient_failures_and_writes_are_not() {
+    let sim = VirtualminSim::start(SimConfig::default()).await.unwrap();
+    let vm = client(&sim).await;
+    sim.fail_next(Fault::Status(502));
+    sim.fail_next(Fault::Drop);
+    assert!(vm.list_domains().await.unwrap().is_empty());
+    assert_eq!(sim.stats().requests, 3, "two failures, then the answer");
+
+    sim.fail_next(Fault::Status(503));
+    let err = vm
+        .create_domain(&new_domain("example.ro"))
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind, ErrorKind::Transient);
+    assert_eq!(sim.stats().requests, 4, "a create is not repeated blindly");
+
+    // A write made safe by the caller is retried.
+    sim.fail_next(Fault::Status(503));
+    let call = Call::new("list-plans").flag("multiline");
+    vm.call(&call).await.unwrap();
+    assert_eq!(sim.stats().requests, 6);
+}
+
+#[tokio::test]
+async fn wrong_credentials_are_never_retried_and_lead_to_the_lock_out() {
+    let config = SimConfig {
+        block_for: Duration::from_millis(400),
+        ..SimConfig::default()
+    };
+    let sim = VirtualminSim::start(config).await.unwrap();
+    let wrong = VirtualminClient::new(
+        endpoint(&sim, "wrong"),
+        &settings(),
+        BreakerConfig::default(),
+    )
+    .unwrap();
+    for attempt in 1..=4 {
+        let err = wrong.list_domains().await.unwrap_err();
+        assert_eq!(err.kind, ErrorKind::Auth, "attempt {attempt}");
+    }
+    assert_eq!(sim.stats().requests, 4, "auth failures are not retried");
+    let err = wrong.list_domains().await.unwrap_err();
+    assert_eq!(
+        err.kind,
+        ErrorKind::LockedOut,
+        "the fifth failure in a row blocks the address"
+    );
+    let right = client(&sim).await;
+    assert_eq!(
+        right.list_domains().await.unwrap_err().kind,
+        ErrorKind::LockedOut
+    );
+    tokio::time::sleep(Duration::from_millis(450)).await;
+    assert!(right.list_domains().await.is_ok(), "the block expires");
+}
+
+#[tokio::test]
+async fn the_breaker_opens_on_a_dead_server_and_closes_when_it_returns() {
+    let sim = VirtualminSim::start(SimConfig::default()).await.unwrap();
+    let breaker = BreakerConfig {
+        failure_threshold: 3,
+        cool_down: Duration::from_millis(300),
+    };
+    let no_retry = VirtualminSettings {
+        max_retries: 0,
+        ..settings()
+    };
+    let vm = VirtualminClient::new(endpoint(&sim, "secret"), &no_retry, breaker).unwrap();
+    sim.set_down(true);
+    for _ in 0..3 {
+        assert_eq!(
+            vm.list_domains().await.unwrap_err().kind,
+            ErrorKind::Transient
+        );
+    }
+    assert_eq!(vm.breaker_state(), BreakerState::Open);
+    let seen = sim.stats().requests;
+    let fast = vm.list_domains().await.unwrap_err();
+    assert!(fast.message.contains("circuit open"), "{fast}");
+    assert_eq!(
+        sim.stats().requests,
+        seen,
+        "an open breaker spares the server"
+    );
+
+    sim.set_down(false);
+    tokio::time::sleep(Duration::from_millis(350)).await;
+    assert_eq!(vm.breaker_state(), BreakerState::HalfOpen);
+    vm.list_domains().await.unwrap();
+    assert_eq!(vm.breaker_state(), BreakerState::Closed);
+}
+
+#[tokio::test]
+async fn the_call_rate_is_never_exceeded() {
+    let sim = VirtualminSim::start(SimConfig::default()).await.unwrap();
+    let mut config = endpoint(&sim, "secret");
+    config.rate_qps = 10.0;
+    let vm = std::sync::Arc::new(
+        VirtualminClient::new(config, &settings(), BreakerConfig::default()).unwrap(),
+    );
+    let calls: Vec<_> = (0..15)
+        .map(|_| {
+            let vm = std::sync::Arc::clone(&vm);
+            tokio::spawn(async move { vm.list_domains().await })
+        })
+        .collect();
+    for call in calls {
+        call.await.unwrap().unwrap();
+    }
+    let stats = sim.stats();
+    assert_eq!(stats.requests, 15);
+    assert!(
+        stats.max_calls_per_second <= 10,
+        "saw {} calls in one second",
+        stats.max_calls_per_second
+    );
+}
+
+async fn tls_client(sim: &VirtualminSim, tls: TlsPolicy) -> VirtualminClient {
+    let mut config = endpoint(sim, "secret");
+    config.tls = tls;
+    VirtualminClient::new(config, &settings(), BreakerConfig::default()).unwrap()
+}
+
+#[tokio::test]
+async fn a_pinned_certificate_is_checked_before_credentials_are_sent() {
+    let sim = VirtualminSim::start(SimConfig {
+        tls: true,
+        ..SimConfig::default()
+    })
+    .await
+    .unwrap();
+    let right = fingerprint(sim.certificate_der().unwrap());
+
+    let pinned = tls_client(
+        &sim,
+        TlsPolicy {
+            pinned_sha256: Some(right),
+            ..TlsPolicy::default()
+        },
+    )
+    .await;
+    assert!(
+        pinned.list_domains().await.is_ok(),
+        "the right pin is accepted"
+    );
+
+    let wrong_pin = drover_core::CertFingerprint::parse(&"ab".repeat(32)).unwrap();
+    let wrong = tls_client(
+        &sim,
+        TlsPolicy {
+            pinned_sha256: Some(wrong_pin),
+            ..TlsPolicy::default()
+        },
+    )
+    .await;
+    let err = wrong.list_domains().await.unwrap_err();
+    assert_eq!(err.kind, ErrorKind::Protocol, "{err}");
+    assert!(err.message.contains("not the pinned one"), "{err}");
+
+    let unverified = tls_client(&sim, TlsPolicy::default()).await;
+    let err = unverified.list_domains().await.unwrap_err();
+    assert_eq!(
+        err.kind,
+        ErrorKind::Protocol,
+        "a self-signed certificate with no pin and no CA: {err}"
+    );
+
+    let requests = sim.stats().requests;
+    assert_eq!(
+        requests, 1,
+        "refused handshakes never sent a request (or credentials)"
+    );
+}
+
+#[test]
+fn endpoints_never_show_their_password() {
+    let endpoint = Endpoint {
+        name: "vm1".into(),
+        base_url: "https://vm1:10000".into(),
+        user: "root".into(),
+        password: SecretString::from("hunter2".to_owned()),
+        tls: TlsPolicy::default(),
+        rate_qps: 2.0,
+        max_concurrency: 4,
+    };
+    let shown = format!("{endpoint:?}");
+    assert!(
+        !shown.contains("hunter2") && shown.contains("***"),
+        "{shown}"
+    );
+}
