@@ -121,25 +121,10 @@ impl VirtualminClient {
     /// the call is safe to repeat. Auth and lock-out are never retried.
     pub async fn call(&self, call: &Call) -> Result<Reply, VirtualminError> {
         let body = call.form_body()?;
-        let mut delays = backon::ExponentialBuilder::default()
-            .with_min_delay(self.settings.retry_delay)
-            .with_max_delay(self.settings.retry_delay * 16)
-            .with_max_times(self.settings.max_retries as usize)
-            .with_jitter()
-            .build();
-        loop {
-            let result = self.attempt(call, &body).await;
-            match result {
-                Err(e) if e.kind.is_retryable() && call.is_retry_safe() => match delays.next() {
-                    Some(delay) => {
-                        tracing::info!(server = %self.endpoint.name, program = call.program(), error = %e, ?delay, "retrying");
-                        tokio::time::sleep(delay).await;
-                    }
-                    None => return Err(e),
-                },
-                other => return other,
-            }
-        }
+        retrying(&self.settings, call.is_retry_safe(), || {
+            self.attempt(call, &body)
+        })
+        .await
     }
 
     /// One try: breaker, rate, concurrency cap, then the request.
@@ -223,6 +208,43 @@ impl VirtualminClient {
     }
 }
 
+/// The backoff between tries: exponential from `retry_delay`, with jitter, at most
+/// `max_retries` of them.
+pub(crate) fn retry_delays(settings: &VirtualminSettings) -> impl Iterator<Item = Duration> {
+    backon::ExponentialBuilder::default()
+        .with_min_delay(settings.retry_delay)
+        .with_max_delay(settings.retry_delay * 16)
+        .with_max_times(settings.max_retries as usize)
+        .with_jitter()
+        .build()
+}
+
+/// Runs `attempt` until it succeeds, fails for good, or the delays run out. Only retryable
+/// kinds of failure are tried again, and only when `safe`.
+pub(crate) async fn retrying<F, Fut>(
+    settings: &VirtualminSettings,
+    safe: bool,
+    mut attempt: F,
+) -> Result<Reply, VirtualminError>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<Reply, VirtualminError>>,
+{
+    let mut delays = retry_delays(settings);
+    loop {
+        match attempt().await {
+            Err(e) if e.kind.is_retryable() && safe => match delays.next() {
+                Some(delay) => {
+                    tracing::info!(error = %e, ?delay, "retrying");
+                    tokio::time::sleep(delay).await;
+                }
+                None => return Err(e),
+            },
+            other => return other,
+        }
+    }
+}
+
 fn outcome_label<E: std::borrow::Borrow<VirtualminError>>(result: Result<(), E>) -> &'static str {
     match result {
         Ok(()) => "success",
@@ -264,4 +286,69 @@ fn find_tls_error<'e>(error: &'e (dyn std::error::Error + 'static)) -> Option<&'
         return find_tls_error(inner);
     }
     error.source().and_then(find_tls_error)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicU32, Ordering};
+
+    use super::*;
+
+    fn settings() -> VirtualminSettings {
+        VirtualminSettings {
+            retry_delay: Duration::from_secs(5),
+            max_retries: 3,
+            ..VirtualminSettings::default()
+        }
+    }
+
+    async fn run(
+        safe: bool,
+        kinds: &[ErrorKind],
+    ) -> (Result<Reply, VirtualminError>, u32, Duration) {
+        let tries = AtomicU32::new(0);
+        let start = tokio::time::Instant::now();
+        let result = retrying(&settings(), safe, || {
+            let n = tries.fetch_add(1, Ordering::SeqCst) as usize;
+            let outcome = kinds.get(n).map(|k| VirtualminError::new(*k, "x"));
+            async move { outcome.map_or(Ok(Reply::default()), Err) }
+        })
+        .await;
+        (result, tries.load(Ordering::SeqCst), start.elapsed())
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn transient_failures_are_retried_with_growing_delays() {
+        let (result, tries, waited) =
+            run(true, &[ErrorKind::Transient, ErrorKind::Transient]).await;
+        assert!(result.is_ok());
+        assert_eq!(tries, 3);
+        // Two waits: at least 5 s and 10 s, at most double that with jitter.
+        assert!(
+            waited >= Duration::from_secs(15) && waited <= Duration::from_secs(30),
+            "{waited:?}"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn retries_stop_at_the_maximum() {
+        let (result, tries, _) = run(true, &[ErrorKind::Transient; 10]).await;
+        assert_eq!(result.unwrap_err().kind, ErrorKind::Transient);
+        assert_eq!(tries, 4, "one try and three retries");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn auth_lock_out_and_unsafe_calls_are_never_retried() {
+        for kind in [
+            ErrorKind::Auth,
+            ErrorKind::LockedOut,
+            ErrorKind::Invalid,
+            ErrorKind::NotFound,
+        ] {
+            let (_, tries, waited) = run(true, &[kind]).await;
+            assert_eq!((tries, waited), (1, Duration::ZERO), "{kind}");
+        }
+        let (_, tries, _) = run(false, &[ErrorKind::Transient]).await;
+        assert_eq!(tries, 1, "a call that is not safe to repeat is tried once");
+    }
 }

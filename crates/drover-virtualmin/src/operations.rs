@@ -70,7 +70,10 @@ impl VirtualminClient {
         let reply = self
             .call(&Call::new("list-domains").flag("multiline"))
             .await?;
-        Ok(records(reply).iter().map(DomainInfo::from_record).collect())
+        Ok(records(reply)
+            .into_iter()
+            .map(DomainInfo::from_record)
+            .collect())
     }
 
     /// One domain, or `None` when the server says exactly that it does not exist.
@@ -80,7 +83,7 @@ impl VirtualminClient {
             .flag("multiline");
         match self.call(&call).await {
             Ok(reply) => Ok(records(reply)
-                .iter()
+                .into_iter()
                 .map(DomainInfo::from_record)
                 .find(|d| d.domain == domain)),
             Err(e)

@@ -255,7 +255,7 @@ fn utf8_and_markup_characters_survive() {
 fn domains_are_typed_from_the_list() {
     use drover_virtualmin::{DomainInfo, DomainKind};
     let records = reply("list-domains__with-subservers-aliases-multiline__json.http").records;
-    let domains: Vec<DomainInfo> = records.iter().map(DomainInfo::from_record).collect();
+    let domains: Vec<DomainInfo> = records.into_iter().map(DomainInfo::from_record).collect();
     let by_name = |name: &str| domains.iter().find(|d| d.domain == name).unwrap();
     let alpha = by_name("alpha.test");
     assert_eq!(
@@ -277,7 +277,7 @@ fn domains_are_typed_from_the_list() {
     );
 
     let disabled = reply("list-domains__disabled-domain-multiline__json.http").records;
-    let gamma = DomainInfo::from_record(&disabled[0]);
+    let gamma = DomainInfo::from_record(disabled[0].clone());
     let reason = gamma.disabled.as_ref().and_then(|d| d.reason.as_deref());
     assert_eq!(reason, Some("Suspended for non-payment"));
     assert!(

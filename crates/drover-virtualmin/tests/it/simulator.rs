@@ -105,7 +105,10 @@ fn compare(capture: &Capture, status: u16, head: &str, body: &[u8]) -> Result<()
         }
         if capture.params.contains("multiline") && capture.file.starts_with("list-domains") {
             for (w, g) in want.iter().zip(&got) {
-                let (w, g) = (DomainInfo::from_record(w), DomainInfo::from_record(g));
+                let (w, g) = (
+                    DomainInfo::from_record(w.clone()),
+                    DomainInfo::from_record(g.clone()),
+                );
                 let facts = |d: &DomainInfo| {
                     (
                         d.kind,
