@@ -27,6 +27,8 @@ pub struct SimConfig {
     pub block_for: Duration,
     /// Added per consecutive failed login for a user (Webmin's `passdelay`), before scaling.
     pub pass_delay: Duration,
+    /// Latency of a successful call by program, where not the real server's median.
+    pub latency: HashMap<String, Duration>,
 }
 
 impl Default for SimConfig {
@@ -39,6 +41,7 @@ impl Default for SimConfig {
             block_after: 5,
             block_for: Duration::from_secs(60),
             pass_delay: Duration::from_secs(1),
+            latency: HashMap::new(),
         }
     }
 }

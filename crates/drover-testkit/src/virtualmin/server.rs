@@ -285,7 +285,12 @@ async fn answer(request: &Request, ip: IpAddr, shared: &Shared) -> Option<Vec<u8
         }
     };
     let latency = match (&answer, &program) {
-        (Answer::Output(_) | Answer::List(_), Some(p)) => median_latency(p),
+        (Answer::Output(_) | Answer::List(_), Some(p)) => shared
+            .config
+            .latency
+            .get(p)
+            .copied()
+            .unwrap_or_else(|| median_latency(p)),
         _ => REFUSAL_LATENCY,
     };
     tokio::time::sleep(scaled(shared, latency)).await;

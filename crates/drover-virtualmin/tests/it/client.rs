@@ -375,3 +375,58 @@ fn endpoints_never_show_their_password() {
         "{shown}"
     );
 }
+
+#[tokio::test]
+async fn every_call_is_counted_by_server_program_and_outcome() {
+    use metrics_util::debugging::{DebugValue, DebuggingRecorder};
+    static RECORDER: std::sync::OnceLock<metrics_util::debugging::Snapshotter> =
+        std::sync::OnceLock::new();
+    let snapshotter = RECORDER.get_or_init(|| {
+        let recorder = DebuggingRecorder::new();
+        let snapshotter = recorder.snapshotter();
+        recorder
+            .install()
+            .expect("the only metrics recorder of this test binary");
+        snapshotter
+    });
+    let sim = VirtualminSim::start(SimConfig::default()).await.unwrap();
+    let mut config = endpoint(&sim, "secret");
+    config.name = "metrics-test".into();
+    let vm = VirtualminClient::new(config, &settings(), BreakerConfig::default()).unwrap();
+    vm.list_domains().await.unwrap();
+    vm.delete_domain("nosuch.ro").await.unwrap_err();
+
+    let mut counted = std::collections::BTreeMap::new();
+    let mut durations = 0;
+    let mut circuit = None;
+    for (key, _, _, value) in snapshotter.snapshot().into_vec() {
+        let labels: std::collections::BTreeMap<String, String> = key
+            .key()
+            .labels()
+            .map(|l| (l.key().to_owned(), l.value().to_owned()))
+            .collect();
+        if labels.get("server").map(String::as_str) != Some("metrics-test") {
+            continue;
+        }
+        match (key.key().name(), value) {
+            ("virtualmin_requests_total", DebugValue::Counter(n)) => {
+                counted.insert((labels["program"].clone(), labels["outcome"].clone()), n);
+            }
+            ("virtualmin_request_duration_seconds", DebugValue::Histogram(v)) => {
+                durations += v.len()
+            }
+            ("virtualmin_circuit_state", DebugValue::Gauge(g)) => circuit = Some(g.into_inner()),
+            _ => {}
+        }
+    }
+    assert_eq!(
+        counted.get(&("list-domains".into(), "success".into())),
+        Some(&1)
+    );
+    assert_eq!(
+        counted.get(&("delete-domain".into(), "not_found".into())),
+        Some(&1)
+    );
+    assert_eq!(durations, 2);
+    assert_eq!(circuit, Some(0.0), "closed");
+}
