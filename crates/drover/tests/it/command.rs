@@ -32,6 +32,15 @@ async fn run(dir: &Path, args: &[&str]) -> (bool, String, String) {
     )
 }
 
+/// An HTTP client using drover's one TLS provider (ring), like drover itself.
+fn http_client() -> reqwest::Client {
+    let tls = drover_virtualmin::client_config(&drover_virtualmin::TlsPolicy::default()).unwrap();
+    reqwest::Client::builder()
+        .tls_backend_preconfigured(tls)
+        .build()
+        .unwrap()
+}
+
 /// A running `drover serve`, its address and what it printed before listening.
 struct Served {
     _child: Child,
@@ -82,7 +91,7 @@ async fn first_start_needs_no_configuration_and_prints_a_token_once() {
     let token = served.printed[1].clone();
     assert!(token.starts_with("drv_"));
 
-    let http = reqwest::Client::new();
+    let http = http_client();
     let api = format!("{}/api/v1", served.base);
     let created = http
         .post(format!("{api}/customers"))
@@ -127,7 +136,7 @@ async fn token_create_prints_the_token_as_its_last_line() {
     assert!(token.starts_with("drv_"), "{stdout}");
 
     let served = serve(dir.path()).await;
-    let http = reqwest::Client::new();
+    let http = http_client();
     let api = format!("{}/api/v1", served.base);
     let read = http
         .get(format!("{api}/customers"))
