@@ -5,23 +5,27 @@
 //! construction, so the layers above never re-check it.
 
 mod audit;
+mod converge;
 mod customer;
 mod domain;
 mod error;
 mod ids;
 mod names;
 mod patch;
+mod placement;
 mod plan;
 mod scope;
 mod server;
 mod service;
 
 pub use audit::{AuditChainBreak, AuditEntry, Hash, verify_chain};
+pub use converge::{Action, Blocked, Observed, Wanted, converge};
 pub use customer::CustomerSpec;
 pub use domain::{DomainName, DomainWarning};
 pub use error::Error;
 pub use ids::{AccountId, AuditEventId, CustomerId, JobId, PlanId, ServerId, ServiceId, TokenId};
 pub use names::{PlanName, ServerName, Tag, UnixUsername};
+pub use placement::{Candidate, PlacementPolicy, place};
 pub use plan::{Feature, PlanPatch, PlanSpec};
 pub use scope::{Access, Scope};
 pub use server::{CertFingerprint, CredentialRef, Hostname, ServerPatch, ServerSpec, ServerState};
