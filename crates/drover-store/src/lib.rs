@@ -18,9 +18,9 @@ use std::sync::Arc;
 
 pub use error::StoreError;
 pub use model::{
-    Account, AccountFilter, ApiToken, AuditFilter, AuditReport, Customer, IdempotencyStart,
-    JobFilter, JobSummary, NewService, Page, Plan, RequestContext, Server, Service, ServiceFilter,
-    TransitionOutcome,
+    Account, AccountFilter, ApiToken, AuditFilter, AuditReport, ConvergeTarget, Customer,
+    IdempotencyStart, JobCall, JobFilter, JobSummary, NewService, Page, Plan, RequestContext,
+    Server, Service, ServiceFilter, TransitionOutcome,
 };
 pub use postgres::PgStore;
 pub use riverqueue::JobState;

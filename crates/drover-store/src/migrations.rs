@@ -21,9 +21,9 @@ macro_rules! migrations {
 }
 
 pub(crate) fn postgres() -> Migrator {
-    migrations!("postgres": 1 => "0001_initial")
+    migrations!("postgres": 1 => "0001_initial", 2 => "0002_engine")
 }
 
 pub(crate) fn sqlite() -> Migrator {
-    migrations!("sqlite": 1 => "0001_initial")
+    migrations!("sqlite": 1 => "0001_initial", 2 => "0002_engine")
 }

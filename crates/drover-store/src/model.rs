@@ -205,6 +205,9 @@ pub struct JobSummary {
     #[cfg_attr(feature = "openapi", schema(value_type = Object))]
     pub args: serde_json::Value,
     pub errors: Vec<String>,
+    /// What the job reported: why it waits, why it was discarded.
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<Object>))]
+    pub output: Option<serde_json::Value>,
     pub account_id: Option<AccountId>,
     pub correlation_id: Option<String>,
     #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
@@ -228,4 +231,29 @@ pub struct AuditReport {
     pub events_checked: u64,
     pub intact: bool,
     pub problem: Option<AuditChainBreak>,
+}
+
+/// Everything a converge job needs about one account, read in one go.
+#[derive(Debug, Clone)]
+pub struct ConvergeTarget {
+    pub account: Account,
+    pub plan: Plan,
+    pub server: Option<Server>,
+    /// The account password sealed with the operator key, if one was stored.
+    pub sealed_password: Option<Vec<u8>>,
+}
+
+/// One Virtualmin call a job made.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct JobCall {
+    pub seq: i64,
+    pub server: String,
+    /// The program and its parameters, secrets shown as `***`.
+    pub call: String,
+    pub outcome: String,
+    pub message: Option<String>,
+    pub duration_ms: i64,
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
+    pub at: Timestamp,
 }

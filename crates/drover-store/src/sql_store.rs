@@ -606,23 +606,7 @@ impl Store for SqlStore {
             .bind(service.account_id.get())
             .execute(&mut **tx)
             .await?;
-            let inserted = self
-                .queue
-                .insert(ConvergeAccount {
-                    account_id: service.account_id.get(),
-                })
-                .tx(&mut *tx)
-                .await?;
-            sqlx::query(
-                "INSERT INTO job_subjects (job_id, account_id, correlation_id, created_at) \
-                     VALUES ($1, $2, $3, $4) ON CONFLICT (job_id) DO NOTHING",
-            )
-            .bind(inserted.id())
-            .bind(service.account_id.get())
-            .bind(&ctx.correlation_id)
-            .bind(sql_now())
-            .execute(&mut **tx)
-            .await?;
+            let (job_id, joined) = self.enqueue_converge(tx, ctx, service.account_id).await?;
             append_audit(
                 tx,
                 ctx,
@@ -634,15 +618,15 @@ impl Store for SqlStore {
                     "account_id": service.account_id,
                     "desired_state": desired,
                     "reason": reason,
-                    "job_id": inserted.id(),
+                    "job_id": job_id,
                 }),
             )
             .await?;
             Ok(TransitionOutcome {
                 service: Self::fetch_service(tx, id).await?,
                 account: Self::fetch_account(tx, service.account_id).await?,
-                job_id: JobId(inserted.id()),
-                joined_waiting_job: inserted.unique_skipped_as_duplicate,
+                job_id,
+                joined_waiting_job: joined,
             })
         })
     }
@@ -871,6 +855,269 @@ impl Store for SqlStore {
         Ok(())
     }
 
+    fn job_client_builder(&self) -> riverqueue::ClientBuilder {
+        riverqueue::Client::builder(self.pool.clone())
+    }
+
+    async fn converge_target(&self, account: AccountId) -> Result<ConvergeTarget> {
+        read_tx!(self, tx, {
+            let account = Self::fetch_account(tx, account).await?;
+            let plan_id: i64 = sqlx::query_scalar("SELECT plan_id FROM services WHERE id = $1")
+                .bind(account.service_id.get())
+                .fetch_one(&mut **tx)
+                .await?;
+            let plan = Self::fetch_plan(tx, PlanId(plan_id)).await?;
+            let server = match account.server_id {
+                Some(id) => Some(Self::fetch_server(tx, id).await?),
+                None => None,
+            };
+            let sealed_password: Option<Vec<u8>> =
+                sqlx::query_scalar("SELECT sealed_password FROM accounts WHERE id = $1")
+                    .bind(account.id.get())
+                    .fetch_one(&mut **tx)
+                    .await?;
+            Ok(ConvergeTarget {
+                account,
+                plan,
+                server,
+                sealed_password,
+            })
+        })
+    }
+
+    async fn placement_candidates(&self) -> Result<Vec<drover_core::Candidate>> {
+        let servers = self.servers(Page::new(None, Some(Page::MAX_LIMIT))).await?;
+        let counts: Vec<(i64, i64)> = sqlx::query_as(
+            "SELECT server_id, COUNT(*) FROM accounts \
+             WHERE server_id IS NOT NULL AND (desired_state <> 'absent' \
+             OR COALESCE(observed_state, 'absent') <> 'absent') GROUP BY server_id",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(servers
+            .into_iter()
+            .map(|server| {
+                let accounts = counts
+                    .iter()
+                    .find(|(id, _)| *id == server.id.get())
+                    .map_or(0, |(_, n)| u32::try_from(*n).unwrap_or(u32::MAX));
+                drover_core::Candidate {
+                    id: server.id,
+                    name: server.spec.name.to_string(),
+                    state: server.state,
+                    tags: server.spec.tags,
+                    capacity: server.spec.capacity,
+                    accounts,
+                }
+            })
+            .collect())
+    }
+
+    async fn assign_server(
+        &self,
+        ctx: &RequestContext,
+        account: AccountId,
+        server: ServerId,
+    ) -> Result<Account> {
+        write_tx!(self, tx, {
+            let placed = sqlx::query(
+                "UPDATE accounts SET server_id = $1, updated_at = $2 \
+                 WHERE id = $3 AND server_id IS NULL",
+            )
+            .bind(server.get())
+            .bind(sql_now())
+            .bind(account.get())
+            .execute(&mut **tx)
+            .await?
+            .rows_affected();
+            if placed == 0 {
+                return Err(StoreError::conflict(
+                    "already_placed",
+                    None,
+                    format!("account {account} is already on a server"),
+                ));
+            }
+            append_audit(
+                tx,
+                ctx,
+                "account.place",
+                format!("account:{account}"),
+                json!({ "server_id": server }),
+            )
+            .await?;
+            Self::fetch_account(tx, account).await
+        })
+    }
+
+    async fn store_sealed_password(&self, account: AccountId, sealed: &[u8]) -> Result<()> {
+        sqlx::query("UPDATE accounts SET sealed_password = $1, updated_at = $2 WHERE id = $3")
+            .bind(sealed)
+            .bind(sql_now())
+            .bind(account.get())
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn record_observation(
+        &self,
+        account: AccountId,
+        observed_state: &str,
+        applied_generation: i64,
+    ) -> Result<()> {
+        sqlx::query(
+            "UPDATE accounts SET observed_state = $1, last_sync_at = $2, \
+             applied_generation = CASE WHEN applied_generation > $3 THEN applied_generation \
+             ELSE $3 END WHERE id = $4",
+        )
+        .bind(observed_state)
+        .bind(sql_now())
+        .bind(applied_generation)
+        .bind(account.get())
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn record_job_call(&self, job: JobId, call: &JobCall) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO job_calls (job_id, seq, server, call, outcome, message, duration_ms, at) \
+             VALUES ($1, (SELECT COALESCE(MAX(seq), 0) + 1 FROM job_calls WHERE job_id = $1), \
+             $2, $3, $4, $5, $6, $7)",
+        )
+        .bind(job.get())
+        .bind(&call.server)
+        .bind(&call.call)
+        .bind(&call.outcome)
+        .bind(&call.message)
+        .bind(call.duration_ms)
+        .bind(jiff_sqlx::Timestamp::from(call.at))
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn job_calls(&self, job: JobId) -> Result<Vec<JobCall>> {
+        type Row = (
+            i64,
+            String,
+            String,
+            String,
+            Option<String>,
+            i64,
+            jiff_sqlx::Timestamp,
+        );
+        let rows: Vec<Row> = sqlx::query_as(
+            "SELECT seq, server, call, outcome, message, duration_ms, at FROM job_calls \
+             WHERE job_id = $1 ORDER BY seq",
+        )
+        .bind(job.get())
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(
+                |(seq, server, call, outcome, message, duration_ms, at)| JobCall {
+                    seq,
+                    server,
+                    call,
+                    outcome,
+                    message,
+                    duration_ms,
+                    at: at.to_jiff(),
+                },
+            )
+            .collect())
+    }
+
+    async fn audit(
+        &self,
+        ctx: &RequestContext,
+        action: &str,
+        subject: String,
+        details: serde_json::Value,
+    ) -> Result<()> {
+        write_tx!(self, tx, {
+            append_audit(tx, ctx, action, subject, details).await
+        })
+    }
+
+    async fn retry_job(&self, ctx: &RequestContext, id: JobId) -> Result<JobSummary> {
+        self.queue
+            .jobs()
+            .retry(id.get())
+            .await
+            .map_err(|e| match e {
+                riverqueue::Error::NotFound { .. } => StoreError::not_found("job", id),
+                other => other.into(),
+            })?;
+        self.audit(ctx, "job.retry", format!("job:{id}"), json!({}))
+            .await?;
+        self.job(id).await
+    }
+
+    async fn cancel_job(&self, ctx: &RequestContext, id: JobId) -> Result<JobSummary> {
+        self.queue
+            .jobs()
+            .cancel(id.get())
+            .await
+            .map_err(|e| match e {
+                riverqueue::Error::NotFound { .. } => StoreError::not_found("job", id),
+                other => other.into(),
+            })?;
+        self.audit(ctx, "job.cancel", format!("job:{id}"), json!({}))
+            .await?;
+        self.job(id).await
+    }
+
+    async fn set_protection(
+        &self,
+        ctx: &RequestContext,
+        account: AccountId,
+        protected: bool,
+        confirmation: &str,
+    ) -> Result<Account> {
+        write_tx!(self, tx, {
+            let current = Self::fetch_account(tx, account).await?;
+            let confirmed =
+                drover_core::DomainName::parse(confirmation).is_ok_and(|d| d == current.domain);
+            if !confirmed {
+                return Err(StoreError::Unprocessable {
+                    code: "confirmation_mismatch",
+                    field: Some("confirm_domain"),
+                    message: format!(
+                        "to change the protection of account {account}, repeat its domain {} \
+                         exactly; got '{confirmation}'",
+                        current.domain.to_unicode()
+                    ),
+                });
+            }
+            sqlx::query(
+                "UPDATE accounts SET protected_from_deletion = $1, updated_at = $2 WHERE id = $3",
+            )
+            .bind(protected)
+            .bind(sql_now())
+            .bind(account.get())
+            .execute(&mut **tx)
+            .await?;
+            let action = if protected {
+                "account.protect"
+            } else {
+                self.enqueue_converge(tx, ctx, account).await?;
+                "account.unprotect"
+            };
+            append_audit(
+                tx,
+                ctx,
+                action,
+                format!("account:{account}"),
+                json!({ "domain": current.domain }),
+            )
+            .await?;
+            Self::fetch_account(tx, account).await
+        })
+    }
+
     async fn audit_events(&self, filter: AuditFilter) -> Result<Vec<AuditEntry>> {
         sqlx::query_as::<_, AuditRow>(concat!(
             select_audit!(),
@@ -919,6 +1166,34 @@ impl Store for SqlStore {
 }
 
 impl SqlStore {
+    /// Enqueues the account's converge job in `tx` (or joins the one already waiting) and
+    /// records what it is about.
+    async fn enqueue_converge(
+        &self,
+        tx: &mut Tx,
+        ctx: &RequestContext,
+        account: AccountId,
+    ) -> Result<(JobId, bool)> {
+        let inserted = self
+            .queue
+            .insert(ConvergeAccount {
+                account_id: account.get(),
+            })
+            .tx(&mut *tx)
+            .await?;
+        sqlx::query(
+            "INSERT INTO job_subjects (job_id, account_id, correlation_id, created_at) \
+             VALUES ($1, $2, $3, $4) ON CONFLICT (job_id) DO NOTHING",
+        )
+        .bind(inserted.id())
+        .bind(account.get())
+        .bind(&ctx.correlation_id)
+        .bind(sql_now())
+        .execute(&mut **tx)
+        .await?;
+        Ok((JobId(inserted.id()), inserted.unique_skipped_as_duplicate))
+    }
+
     /// Joins River's rows with drover's record of what each job is about.
     async fn summarize(&self, rows: Vec<riverqueue::JobRow>) -> Result<Vec<JobSummary>> {
         let mut summaries = Vec::with_capacity(rows.len());
@@ -939,6 +1214,9 @@ impl SqlStore {
                 max_attempts: row.max_attempts,
                 args: serde_json::from_str(row.encoded_args.get()).unwrap_or_default(),
                 errors: row.errors.iter().map(|e| e.error.clone()).collect(),
+                output: row
+                    .output()
+                    .and_then(|raw| serde_json::from_str(raw.get()).ok()),
                 account_id: account_id.map(AccountId),
                 correlation_id,
                 created_at: row.created_at,

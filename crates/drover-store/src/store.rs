@@ -87,6 +87,53 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     /// Releases a claimed key whose request failed without an answer worth repeating.
     async fn abandon_idempotent(&self, token: TokenId, key: &str) -> Result<()>;
 
+    /// A River client builder on this database, for the processes that work jobs.
+    fn job_client_builder(&self) -> riverqueue::ClientBuilder;
+
+    /// The account, its plan, its server and its sealed password, for a converge job.
+    async fn converge_target(&self, account: AccountId) -> Result<ConvergeTarget>;
+    /// Every server with the number of accounts it holds or is about to hold.
+    async fn placement_candidates(&self) -> Result<Vec<drover_core::Candidate>>;
+    /// Puts an account that has no server yet on `server`. Refused if it has one already.
+    async fn assign_server(
+        &self,
+        ctx: &RequestContext,
+        account: AccountId,
+        server: ServerId,
+    ) -> Result<Account>;
+    /// Keeps the account's sealed password (set once, before the first create).
+    async fn store_sealed_password(&self, account: AccountId, sealed: &[u8]) -> Result<()>;
+    /// Records what the server showed after a converge, and the record generation it matched.
+    async fn record_observation(
+        &self,
+        account: AccountId,
+        observed_state: &str,
+        applied_generation: i64,
+    ) -> Result<()>;
+    async fn record_job_call(&self, job: JobId, call: &JobCall) -> Result<()>;
+    async fn job_calls(&self, job: JobId) -> Result<Vec<JobCall>>;
+    /// Appends an audit event outside any other change (a job's outcome, a refusal).
+    async fn audit(
+        &self,
+        ctx: &RequestContext,
+        action: &str,
+        subject: String,
+        details: serde_json::Value,
+    ) -> Result<()>;
+    /// Runs a finished (discarded, cancelled, completed) job again now.
+    async fn retry_job(&self, ctx: &RequestContext, id: JobId) -> Result<JobSummary>;
+    /// Cancels a job that has not finished.
+    async fn cancel_job(&self, ctx: &RequestContext, id: JobId) -> Result<JobSummary>;
+    /// Turns deletion protection on or off; `confirmation` must repeat the account's domain.
+    /// Lifting it enqueues a converge job, so a terminated account is then deleted.
+    async fn set_protection(
+        &self,
+        ctx: &RequestContext,
+        account: AccountId,
+        protected: bool,
+        confirmation: &str,
+    ) -> Result<Account>;
+
     async fn audit_events(&self, filter: AuditFilter) -> Result<Vec<AuditEntry>>;
     /// Walks the whole chain and reports the first break.
     async fn verify_audit(&self) -> Result<AuditReport>;

@@ -16,17 +16,60 @@ use crate::request::{Call, OperationClass};
 use crate::settings::VirtualminSettings;
 use crate::tls::{TlsPolicy, client_config};
 
+/// One call as it went, for a job's record (secrets already masked).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CallRecord {
+    pub server: String,
+    pub call: String,
+    pub outcome: String,
+    pub message: Option<String>,
+    pub duration: Duration,
+}
+
+/// What the calls a task makes are part of: the request they serve and, optionally, a log
+/// that collects them (a job's record of its calls).
+#[derive(Debug, Clone, Default)]
+pub struct CallScope {
+    pub correlation_id: String,
+    pub log: Option<std::sync::Arc<std::sync::Mutex<Vec<CallRecord>>>>,
+}
+
 tokio::task_local! {
-    static CORRELATION_ID: String;
+    static SCOPE: CallScope;
+}
+
+/// Runs `future` with every Virtualmin call it makes tagged with `scope`'s correlation id and
+/// collected into its log.
+pub async fn in_scope<F: Future>(scope: CallScope, future: F) -> F::Output {
+    SCOPE.scope(scope, future).await
 }
 
 /// Runs `future` with `id` as the correlation id of every Virtualmin call it makes.
 pub async fn with_correlation<F: Future>(id: String, future: F) -> F::Output {
-    CORRELATION_ID.scope(id, future).await
+    in_scope(
+        CallScope {
+            correlation_id: id,
+            log: None,
+        },
+        future,
+    )
+    .await
 }
 
 fn correlation_id() -> String {
-    CORRELATION_ID.try_with(Clone::clone).unwrap_or_default()
+    SCOPE
+        .try_with(|s| s.correlation_id.clone())
+        .unwrap_or_default()
+}
+
+fn log_call(record: CallRecord) {
+    let _ = SCOPE.try_with(|s| {
+        if let Some(log) = &s.log {
+            log.lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .push(record);
+        }
+    });
 }
 
 /// Where and how to reach one server.
@@ -158,6 +201,13 @@ impl VirtualminClient {
                 Ok(_) => tracing::info!(call = %call, "virtualmin call succeeded"),
                 Err(e) => tracing::warn!(call = %call, error = %e, "virtualmin call failed"),
             }
+            log_call(CallRecord {
+                server: self.endpoint.name.clone(),
+                call: call.to_string(),
+                outcome: outcome_label(result.as_ref().map(|_| ())).to_owned(),
+                message: result.as_ref().err().map(|e| e.message.clone()),
+                duration: elapsed,
+            });
             result
         }
         .instrument(span)

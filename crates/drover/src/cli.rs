@@ -66,6 +66,8 @@ pub enum Command {
         #[arg(long, env = "DROVER_LISTEN")]
         listen: Option<String>,
     },
+    /// Work jobs (as `serve` does too), without serving HTTP: add these to scale out.
+    Worker,
     /// Create or upgrade the database schema, then exit.
     Migrate,
     /// API tokens.
@@ -97,7 +99,7 @@ pub enum Command {
 impl Command {
     /// Whether this command runs until stopped (and so logs at info by default).
     pub fn is_service(&self) -> bool {
-        matches!(self, Self::Serve { .. })
+        matches!(self, Self::Serve { .. } | Self::Worker)
     }
 }
 
@@ -449,6 +451,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let ctx = cli_context();
     match args.command {
         Command::Serve { .. } => crate::serve::serve(&config, store).await,
+        Command::Worker => crate::serve::work(&config, store).await,
         Command::Migrate => {
             println!(
                 "database {} is up to date",

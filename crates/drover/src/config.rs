@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use drover_core::CertFingerprint;
+use drover_core::{CertFingerprint, PlacementPolicy};
 use drover_virtualmin::{Timeouts, VirtualminSettings};
 
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://drover.db";
@@ -18,6 +18,28 @@ pub struct Config {
     pub database_url: String,
     pub listen: SocketAddr,
     pub virtualmin: VirtualminSettings,
+    /// Where the operator key that seals account passwords comes from.
+    pub seal_key: SealKey,
+    /// Jobs worked at once by this process.
+    pub workers: usize,
+    pub placement: PlacementPolicy,
+}
+
+/// The operator key: given in `DROVER_SEAL_KEY` (64 hex digits), or kept in a file
+/// (`DROVER_SEAL_KEY_FILE`, default `drover.key`, created on first start).
+#[derive(Clone)]
+pub enum SealKey {
+    Hex(secrecy::SecretString),
+    File(PathBuf),
+}
+
+impl std::fmt::Debug for SealKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Hex(_) => f.write_str("SealKey::Hex(***)"),
+            Self::File(path) => write!(f, "SealKey::File({})", path.display()),
+        }
+    }
 }
 
 /// A setting that could not be used.
@@ -125,6 +147,11 @@ fn toml_key(env_name: &str) -> String {
 const SETTINGS: &[&str] = &[
     "DATABASE_URL",
     "DROVER_LISTEN",
+    "DROVER_SEAL_KEY",
+    "DROVER_SEAL_KEY_FILE",
+    "DROVER_WORKERS",
+    "DROVER_PLACEMENT_FILL_LIMIT",
+    "DROVER_PLACEMENT_ALLOW_DEGRADED",
     "VIRTUALMIN_REQUEST_TIMEOUT",
     "VIRTUALMIN_MAX_RETRIES",
     "VIRTUALMIN_RETRY_DELAY",
@@ -226,10 +253,51 @@ impl Config {
                 usage_sync: sources.seconds("VIRTUALMIN_USAGE_SYNC_TIMEOUT", t.usage_sync)?,
             },
         };
+        let seal_key = match sources.get("DROVER_SEAL_KEY") {
+            Some((hex_key, origin)) => {
+                let valid = hex_key.trim().len() == 64 && hex::decode(hex_key.trim()).is_ok();
+                if !valid {
+                    return Err(ConfigError {
+                        setting: "DROVER_SEAL_KEY".into(),
+                        value: "***".into(),
+                        origin,
+                        problem: "expected 64 hex digits (a 256-bit key)".into(),
+                    });
+                }
+                SealKey::Hex(secrecy::SecretString::from(hex_key.trim().to_owned()))
+            }
+            None => SealKey::File(PathBuf::from(
+                sources
+                    .get("DROVER_SEAL_KEY_FILE")
+                    .map_or_else(|| "drover.key".to_owned(), |(v, _)| v),
+            )),
+        };
+        let workers = sources.parse(
+            "DROVER_WORKERS",
+            10,
+            "a whole number of jobs from 1 to 256",
+            |v| v.parse().ok().filter(|n| (1..=256).contains(n)),
+        )?;
+        let default_placement = PlacementPolicy::default();
+        let placement = PlacementPolicy {
+            fill_limit: sources.parse(
+                "DROVER_PLACEMENT_FILL_LIMIT",
+                default_placement.fill_limit,
+                "a share of capacity above 0 and at most 1, like 0.9",
+                |v| v.parse::<f64>().ok().filter(|f| *f > 0.0 && *f <= 1.0),
+            )?,
+            allow_degraded: sources.flag(
+                "DROVER_PLACEMENT_ALLOW_DEGRADED",
+                default_placement.allow_degraded,
+            )?,
+        };
         Ok(Self {
             database_url,
             listen,
             virtualmin,
+            seal_key,
+            workers,
+            placement,
         })
     }
 }

@@ -8,6 +8,7 @@ use drover_store::{RequestContext, Store};
 use secrecy::ExposeSecret;
 
 use crate::config::Config;
+use crate::engine::Engine;
 
 pub async fn serve(config: &Config, store: Arc<dyn Store>) -> anyhow::Result<()> {
     if store.tokens().await?.is_empty() {
@@ -47,15 +48,32 @@ pub async fn serve(config: &Config, store: Arc<dyn Store>) -> anyhow::Result<()>
         virtualmin_auto_provisioning = vm.auto_provisioning_enabled,
         "serving"
     );
+    let engine = Engine::from_config(Arc::clone(&store), config)?;
+    let mut workers = crate::engine::start(Arc::new(engine), config.workers)
+        .context("cannot start the job workers")?;
     axum::serve(listener, crate::api::router(store))
         .with_graceful_shutdown(shutdown_signal())
         .await
         .context("the HTTP server failed")?;
+    tracing::info!("stopping: letting running jobs finish");
+    workers.stop().await.context("stopping the job workers")?;
     tracing::info!("stopped");
     Ok(())
 }
 
-async fn shutdown_signal() {
+/// `drover worker`: works jobs, serves nothing, until a shutdown signal.
+pub async fn work(config: &Config, store: Arc<dyn Store>) -> anyhow::Result<()> {
+    let engine = Engine::from_config(store, config)?;
+    let mut workers = crate::engine::start(Arc::new(engine), config.workers)
+        .context("cannot start the job workers")?;
+    println!("drover worker working {} jobs at a time", config.workers);
+    shutdown_signal().await;
+    tracing::info!("stopping: letting running jobs finish");
+    workers.stop().await.context("stopping the job workers")?;
+    Ok(())
+}
+
+pub(crate) async fn shutdown_signal() {
     let interrupt = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {

@@ -3,3 +3,4 @@
 
 mod api;
 mod command;
+mod provisioning;

@@ -1,0 +1,15 @@
+-- The Virtualmin calls each job made (secrets masked), in order.
+CREATE TABLE job_calls (
+    job_id      BIGINT NOT NULL,
+    seq         BIGINT NOT NULL,
+    server      TEXT NOT NULL,
+    call        TEXT NOT NULL,
+    outcome     TEXT NOT NULL,
+    message     TEXT,
+    duration_ms BIGINT NOT NULL,
+    at          TIMESTAMPTZ NOT NULL,
+    PRIMARY KEY (job_id, seq)
+);
+
+-- The last account record generation a converge job made the server match.
+ALTER TABLE accounts ADD COLUMN applied_generation BIGINT NOT NULL DEFAULT 0;

@@ -1,0 +1,329 @@
+//! The converge job: observe the account's domain on its server with one call, decide with
+//! `drover_core::converge`, apply the smallest set of calls, record what was seen. A change to
+//! the account made while the job runs is picked up before it finishes.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use drover_core::{
+    AccountId, Action, Blocked, DesiredState, JobId, Observed, Wanted, converge, place,
+};
+use drover_store::{ConvergeTarget, JobCall, RequestContext};
+use drover_virtualmin::{
+    CallScope, ErrorKind, NewDomain, Placement, VirtualminClient, VirtualminError, in_scope,
+};
+use riverqueue::{Job, WorkContext, WorkOutcome};
+use serde_json::json;
+
+use super::Engine;
+use super::seal::new_password;
+
+/// How long a job waits when nothing can be done yet (no server fits, provisioning is off).
+const WAIT: Duration = Duration::from_secs(30);
+/// Rounds of re-reading the record before leaving further changes to a follow-up job.
+const MAX_ROUNDS: usize = 5;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConvergeError {
+    #[error(transparent)]
+    Store(#[from] drover_store::StoreError),
+    #[error("virtualmin: {0}")]
+    Virtualmin(#[from] VirtualminError),
+}
+
+/// What a round ended with.
+enum Round {
+    /// The server matches the record of this generation.
+    Done {
+        generation: i64,
+        actions: Vec<Action>,
+    },
+    /// Nothing can be done now; try later.
+    Wait(String),
+    /// A person must act; retrying cannot help.
+    Refused(String),
+}
+
+pub async fn run(
+    engine: Arc<Engine>,
+    context: WorkContext,
+    job: Job<drover_store::jobs::ConvergeAccount>,
+) -> Result<WorkOutcome, ConvergeError> {
+    let job_id = JobId(job.id());
+    let account = AccountId(job.args.account_id);
+    let correlation_id = engine
+        .store
+        .job(job_id)
+        .await?
+        .correlation_id
+        .unwrap_or_else(|| format!("job-{job_id}"));
+    let ctx = RequestContext {
+        actor: format!("job:{job_id}"),
+        correlation_id: correlation_id.clone(),
+    };
+    let log = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let scope = CallScope {
+        correlation_id,
+        log: Some(Arc::clone(&log)),
+    };
+    let outcome = in_scope(scope, rounds(&engine, &ctx, account)).await;
+    // Keep every call made, whatever the outcome.
+    let calls = std::mem::take(
+        &mut *log
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner),
+    );
+    for call in calls {
+        let record = JobCall {
+            seq: 0,
+            server: call.server,
+            call: call.call,
+            outcome: call.outcome,
+            message: call.message,
+            duration_ms: i64::try_from(call.duration.as_millis()).unwrap_or(i64::MAX),
+            at: jiff::Timestamp::now(),
+        };
+        engine.store.record_job_call(job_id, &record).await?;
+    }
+    let subject = format!("account:{account}");
+    match outcome {
+        Ok(Round::Done {
+            generation,
+            actions,
+        }) => {
+            engine
+                .store
+                .audit(
+                    &ctx,
+                    "account.converged",
+                    subject,
+                    json!({ "job_id": job_id, "generation": generation, "actions": actions }),
+                )
+                .await?;
+            Ok(WorkOutcome::Complete)
+        }
+        Ok(Round::Wait(reason)) => {
+            tracing::info!(%account, %reason, "converge waits");
+            let _ = context.record_output(json!({ "waiting": reason }));
+            Ok(WorkOutcome::Snooze(WAIT))
+        }
+        Ok(Round::Refused(reason)) => {
+            tracing::warn!(%account, %reason, "converge refused");
+            let _ = context.record_output(json!({ "discarded": reason }));
+            engine
+                .store
+                .audit(
+                    &ctx,
+                    "account.converge_refused",
+                    subject,
+                    json!({ "job_id": job_id, "reason": reason }),
+                )
+                .await?;
+            Ok(WorkOutcome::Discard)
+        }
+        Err(ConvergeError::Virtualmin(e))
+            if !e.kind.is_retryable() && e.kind != ErrorKind::Protocol =>
+        {
+            let reason = format!("the server refused: {e}");
+            let _ = context.record_output(json!({ "discarded": reason }));
+            engine
+                .store
+                .audit(
+                    &ctx,
+                    "account.converge_refused",
+                    subject,
+                    json!({ "job_id": job_id, "reason": reason }),
+                )
+                .await?;
+            Ok(WorkOutcome::Discard)
+        }
+        // Transient trouble: River retries with backoff.
+        Err(e) => Err(e),
+    }
+}
+
+async fn rounds(
+    engine: &Engine,
+    ctx: &RequestContext,
+    account: AccountId,
+) -> Result<Round, ConvergeError> {
+    let mut all_actions = Vec::new();
+    for _ in 0..MAX_ROUNDS {
+        let target = engine.store.converge_target(account).await?;
+        let generation = target.account.desired_generation;
+        match round(engine, ctx, &target).await? {
+            Round::Done { actions, .. } => all_actions.extend(actions),
+            other => return Ok(other),
+        }
+        // A change that arrived while this round ran is applied by the next one.
+        let now = engine.store.converge_target(account).await?;
+        if now.account.desired_generation == generation {
+            return Ok(Round::Done {
+                generation,
+                actions: all_actions,
+            });
+        }
+    }
+    Ok(Round::Wait(
+        "the account kept changing while it was converged; trying again".into(),
+    ))
+}
+
+async fn round(
+    engine: &Engine,
+    ctx: &RequestContext,
+    target: &ConvergeTarget,
+) -> Result<Round, ConvergeError> {
+    let account = &target.account;
+    if !engine.auto_provisioning {
+        return Ok(Round::Wait(
+            "automatic provisioning is switched off (VIRTUALMIN_AUTO_PROVISIONING_ENABLED=false)"
+                .into(),
+        ));
+    }
+    let server = match (&target.server, account.desired_state) {
+        (Some(server), _) => server.clone(),
+        (None, DesiredState::Absent) => {
+            // Never placed: nothing exists anywhere.
+            engine
+                .store
+                .record_observation(account.id, "absent", account.desired_generation)
+                .await?;
+            return Ok(Round::Done {
+                generation: account.desired_generation,
+                actions: Vec::new(),
+            });
+        }
+        (None, _) => {
+            let candidates = engine.store.placement_candidates().await?;
+            match place(
+                &candidates,
+                &target.plan.spec.required_tags,
+                &engine.placement,
+            ) {
+                Ok(server_id) => {
+                    engine
+                        .store
+                        .assign_server(ctx, account.id, server_id)
+                        .await?;
+                    engine.store.server(server_id).await?
+                }
+                Err(reason) => return Ok(Round::Wait(reason)),
+            }
+        }
+    };
+    if matches!(
+        server.state,
+        drover_core::ServerState::Maintenance | drover_core::ServerState::Decommissioned
+    ) {
+        return Ok(Round::Wait(format!(
+            "server {} is in {}",
+            server.spec.name, server.state
+        )));
+    }
+    let client = match engine.fleet.client(&server) {
+        Ok(client) => client,
+        Err(e) => return Ok(Round::Refused(e.to_string())),
+    };
+    let wanted = Wanted {
+        domain: account.domain.clone(),
+        unix_user: account.unix_username.clone(),
+        state: account.desired_state,
+        plan: target.plan.spec.name.to_string(),
+        suspend_reason: account.suspend_reason.clone(),
+        protected: account.protected_from_deletion,
+    };
+    let observed = observe(&client, account.domain.as_str()).await?;
+    let actions = match converge(&wanted, observed.as_ref()) {
+        Ok(actions) => actions,
+        Err(blocked @ (Blocked::NotOurs { .. } | Blocked::Protected { .. })) => {
+            return Ok(Round::Refused(blocked.to_string()));
+        }
+    };
+    for action in &actions {
+        apply(engine, &client, target, action).await?;
+    }
+    let state = match account.desired_state {
+        DesiredState::Enabled => "enabled",
+        DesiredState::Disabled => "disabled",
+        DesiredState::Absent => "absent",
+    };
+    engine
+        .store
+        .record_observation(account.id, state, account.desired_generation)
+        .await?;
+    Ok(Round::Done {
+        generation: account.desired_generation,
+        actions,
+    })
+}
+
+/// The domain as the server has it: one `list-domains` call.
+async fn observe(
+    client: &VirtualminClient,
+    domain: &str,
+) -> Result<Option<Observed>, VirtualminError> {
+    Ok(client.get_domain(domain).await?.map(|d| Observed {
+        unix_user: d.unix_user.clone(),
+        disabled: d.is_disabled(),
+        plan: d.plan.clone(),
+    }))
+}
+
+async fn apply(
+    engine: &Engine,
+    client: &VirtualminClient,
+    target: &ConvergeTarget,
+    action: &Action,
+) -> Result<(), ConvergeError> {
+    let account = &target.account;
+    let domain = account.domain.as_str();
+    match action {
+        Action::Create => {
+            // The password is kept sealed before the domain exists, so a rebuild can recreate it.
+            let password = match &target.sealed_password {
+                Some(sealed) => engine.sealer.open(sealed).map_err(|e| {
+                    VirtualminError::new(ErrorKind::Invalid, format!("account {}: {e}", account.id))
+                })?,
+                None => {
+                    let password = new_password();
+                    engine
+                        .store
+                        .store_sealed_password(account.id, &engine.sealer.seal(&password))
+                        .await?;
+                    password
+                }
+            };
+            let plan = &target.plan.spec;
+            let new = NewDomain {
+                domain: domain.to_owned(),
+                password,
+                unix_user: Some(account.unix_username.to_string()),
+                plan: Some(plan.name.to_string()),
+                template: plan.template.as_ref().map(ToString::to_string),
+                features: plan.features.iter().map(ToString::to_string).collect(),
+                description: Some(format!("drover account {}", account.id)),
+                placement: Placement::TopLevel,
+                skip_warnings: false,
+            };
+            match client.create_domain(&new).await {
+                Ok(_) => {}
+                // Created by an earlier try whose answer was lost: the next round looks again
+                // and checks it is ours.
+                Err(e) if e.kind == ErrorKind::AlreadyExists => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Action::Enable => client.enable_domain(domain).await?,
+        Action::Disable { reason } => client.disable_domain(domain, reason.as_deref()).await?,
+        Action::ApplyPlan { plan } => {
+            let change = drover_virtualmin::DomainChange {
+                apply_plan: Some(plan.clone()),
+                ..Default::default()
+            };
+            client.modify_domain(domain, &change).await?;
+        }
+        Action::Delete => client.delete_domain(domain).await?,
+    }
+    Ok(())
+}

@@ -1,0 +1,91 @@
+//! One Virtualmin client per server, built from its record and kept while the record is
+//! unchanged, so each server's rate limit and breaker are shared by every job.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use drover_core::CredentialRef;
+use drover_store::Server;
+use drover_virtualmin::{BreakerConfig, Endpoint, TlsPolicy, VirtualminClient, VirtualminSettings};
+use secrecy::SecretString;
+
+#[derive(Debug)]
+pub struct Fleet {
+    settings: VirtualminSettings,
+    clients: Mutex<HashMap<i64, (jiff::Timestamp, Arc<VirtualminClient>)>>,
+}
+
+/// Why a server cannot be called.
+#[derive(Debug, thiserror::Error)]
+#[error("server {server}: {reason}")]
+pub struct FleetError {
+    pub server: String,
+    pub reason: String,
+}
+
+impl Fleet {
+    pub fn new(settings: VirtualminSettings) -> Self {
+        Self {
+            settings,
+            clients: Mutex::new(HashMap::new()),
+        }
+    }
+
+    pub fn settings(&self) -> &VirtualminSettings {
+        &self.settings
+    }
+
+    /// The client for `server`, rebuilt when its record changed.
+    pub fn client(&self, server: &Server) -> Result<Arc<VirtualminClient>, FleetError> {
+        let mut clients = self
+            .clients
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some((version, client)) = clients.get(&server.id.get())
+            && *version == server.updated_at
+        {
+            return Ok(Arc::clone(client));
+        }
+        let fail = |reason: String| FleetError {
+            server: server.spec.name.to_string(),
+            reason,
+        };
+        let password = read_credentials(&server.spec.credentials).map_err(fail)?;
+        let spec = &server.spec;
+        let host = if spec.hostname.as_str().contains(':') {
+            format!("[{}]", spec.hostname)
+        } else {
+            spec.hostname.to_string()
+        };
+        let endpoint = Endpoint {
+            name: spec.name.to_string(),
+            base_url: format!("https://{host}:{}", spec.port),
+            user: spec.api_user.clone(),
+            password,
+            tls: TlsPolicy {
+                verify: spec.tls_verify && self.settings.ssl_verify,
+                pinned_sha256: spec.pinned_cert_sha256.or(self.settings.pinned_cert_sha256),
+                extra_roots: Vec::new(),
+            },
+            rate_qps: spec.rate_qps.unwrap_or(self.settings.rate_qps),
+            max_concurrency: 4,
+        };
+        let client = VirtualminClient::new(endpoint, &self.settings, BreakerConfig::default())
+            .map(Arc::new)
+            .map_err(|e| fail(e.to_string()))?;
+        clients.insert(server.id.get(), (server.updated_at, Arc::clone(&client)));
+        Ok(client)
+    }
+}
+
+/// Reads a server's API password from where its record points.
+fn read_credentials(reference: &CredentialRef) -> Result<SecretString, String> {
+    match reference {
+        CredentialRef::Env(name) => std::env::var(name).map(SecretString::from).map_err(|_| {
+            format!("its password variable {name} is not set in drover's environment")
+        }),
+        CredentialRef::File(path) => std::fs::read_to_string(path)
+            .map(|p| SecretString::from(p.trim_end_matches(['\n', '\r']).to_owned()))
+            .map_err(|e| format!("its password file {path} cannot be read: {e}")),
+    }
+}

@@ -1,0 +1,63 @@
+//! The workers: River clients that work drover's jobs against the fleet.
+
+mod converge;
+mod fleet;
+pub mod seal;
+
+use std::sync::Arc;
+
+use drover_core::PlacementPolicy;
+use drover_store::Store;
+use riverqueue::{QueueConfig, RunHandle, Workers};
+
+pub use fleet::Fleet;
+pub use seal::Sealer;
+
+/// What the jobs share.
+#[derive(Debug)]
+pub struct Engine {
+    pub store: Arc<dyn Store>,
+    pub fleet: Fleet,
+    pub sealer: Sealer,
+    pub placement: PlacementPolicy,
+    /// `VIRTUALMIN_AUTO_PROVISIONING_ENABLED`: off makes converge jobs wait.
+    pub auto_provisioning: bool,
+}
+
+/// Starts working jobs with `concurrency` at a time; stop through the returned handle.
+pub fn start(engine: Arc<Engine>, concurrency: usize) -> Result<RunHandle, riverqueue::Error> {
+    let mut workers = Workers::new();
+    let for_converge = Arc::clone(&engine);
+    workers.add_fn(move |context, job| converge::run(Arc::clone(&for_converge), context, job))?;
+    let client = engine
+        .store
+        .job_client_builder()
+        .workers(workers)
+        .queue(
+            drover_store::jobs::CONVERGE_QUEUE,
+            QueueConfig::new(concurrency.max(1)),
+        )
+        .build()?;
+    client.start()
+}
+
+impl Engine {
+    /// The engine a configured drover process runs.
+    pub fn from_config(
+        store: Arc<dyn Store>,
+        config: &crate::config::Config,
+    ) -> Result<Self, seal::SealError> {
+        use secrecy::ExposeSecret;
+        let sealer = match &config.seal_key {
+            crate::config::SealKey::Hex(key) => Sealer::from_hex(key.expose_secret())?,
+            crate::config::SealKey::File(path) => Sealer::from_file(path)?,
+        };
+        Ok(Self {
+            store,
+            fleet: Fleet::new(config.virtualmin.clone()),
+            sealer,
+            placement: config.placement,
+            auto_provisioning: config.virtualmin.auto_provisioning_enabled,
+        })
+    }
+}

@@ -1,0 +1,235 @@
+//! The fleet follows billing: lifecycle moves made through the store are carried out on a
+//! Virtualmin simulator (over TLS with a pinned certificate) by the job workers, on both
+//! databases.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use drover::engine::{Engine, Fleet, Sealer};
+use drover_core::{CustomerSpec, DomainName, JobId, PlacementPolicy, Transition};
+use drover_store::{JobFilter, NewService, RequestContext, Store};
+use drover_testkit::virtualmin::{SimConfig, VirtualminSim};
+use drover_virtualmin::{VirtualminSettings, fingerprint};
+
+struct Fleetwork {
+    store: Arc<dyn Store>,
+    sim: VirtualminSim,
+    workers: riverqueue::RunHandle,
+    _keep: Vec<Box<dyn std::any::Any + Send>>,
+}
+
+fn ctx() -> RequestContext {
+    RequestContext {
+        actor: "test".into(),
+        correlation_id: "prov-1".into(),
+    }
+}
+
+async fn setup(store: Arc<dyn Store>, keep: Box<dyn std::any::Any + Send>) -> Fleetwork {
+    let sim = VirtualminSim::start(SimConfig {
+        tls: true,
+        password: "sim-secret".into(),
+        ..SimConfig::default()
+    })
+    .await
+    .unwrap();
+    sim.with_state(|s| s.plans.push("Web".into()));
+    let dir = tempfile::tempdir().unwrap();
+    let password_file = dir.path().join("vm1.password");
+    std::fs::write(&password_file, "sim-secret\n").unwrap();
+
+    let plan = serde_json::json!({"name": "Web", "features": ["dir", "web", "dns"]});
+    store
+        .create_plan(&ctx(), serde_json::from_value(plan).unwrap())
+        .await
+        .unwrap();
+    let server = serde_json::json!({
+        "name": "vm1", "hostname": "127.0.0.1", "port": sim.addr().port(), "capacity": 100,
+        "credentials": format!("file:{}", password_file.display()),
+        "pinned_cert_sha256": fingerprint(sim.certificate_der().unwrap()).to_hex(),
+    });
+    store
+        .create_server(&ctx(), serde_json::from_value(server).unwrap())
+        .await
+        .unwrap();
+
+    let engine = Engine {
+        store: Arc::clone(&store),
+        fleet: Fleet::new(VirtualminSettings {
+            retry_delay: Duration::from_millis(20),
+            ..VirtualminSettings::default()
+        }),
+        sealer: Sealer::from_hex(&"42".repeat(32)).unwrap(),
+        placement: PlacementPolicy::default(),
+        auto_provisioning: true,
+    };
+    let workers = drover::engine::start(Arc::new(engine), 4).unwrap();
+    Fleetwork {
+        store,
+        sim,
+        workers,
+        _keep: vec![keep, Box::new(dir)],
+    }
+}
+
+async fn sqlite() -> Fleetwork {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("drover.db").display());
+    setup(drover_store::open(&url).await.unwrap(), Box::new(dir)).await
+}
+
+async fn postgres() -> Fleetwork {
+    let db = drover_testkit::TestPostgres::create()
+        .await
+        .expect("PostgreSQL for tests");
+    setup(drover_store::open(db.url()).await.unwrap(), Box::new(db)).await
+}
+
+/// Waits for a job to reach a final state and returns it.
+async fn finished(store: &dyn Store, id: JobId) -> drover_store::JobSummary {
+    for _ in 0..300 {
+        let job = store.job(id).await.unwrap();
+        if ["completed", "discarded", "cancelled"].contains(&job.state.as_str()) {
+            return job;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!(
+        "job {id} did not finish: {:?}",
+        store.job(id).await.unwrap()
+    );
+}
+
+drover_testkit::on_both_databases!(
+    postgres: postgres,
+    sqlite: sqlite;
+    billing_moves_are_carried_out_on_the_server,
+);
+
+async fn billing_moves_are_carried_out_on_the_server(mut f: Fleetwork) {
+    let store = &*f.store;
+    let customer = store
+        .create_customer(&ctx(), CustomerSpec::new("Ana", None, None).unwrap())
+        .await
+        .unwrap();
+    let service = store
+        .create_service(
+            &ctx(),
+            NewService {
+                customer_id: customer.id,
+                plan_id: drover_core::PlanId(1),
+                domain: DomainName::parse("știri.ro").unwrap(),
+            },
+        )
+        .await
+        .unwrap();
+    let domain = "xn--tiri-pxb.ro";
+    let on_server = |f: &Fleetwork| f.sim.with_state(|s| s.domains.get(domain).cloned());
+
+    let moved = store
+        .transition_service(&ctx(), service.id, Transition::Activate, None)
+        .await
+        .unwrap();
+    let job = finished(store, moved.job_id).await;
+    assert_eq!(job.state, "completed", "{job:?}");
+    let created = on_server(&f).expect("the domain exists on the server");
+    assert_eq!(created.plan, "Web");
+    assert_eq!(created.unix_user, moved.account.unix_username.as_str());
+    assert_eq!(created.features, ["dir", "dns", "web"]);
+    let account = store.account(moved.account.id).await.unwrap();
+    assert_eq!(
+        account.server_id,
+        Some(drover_core::ServerId(1)),
+        "placed on the only server"
+    );
+    assert_eq!(account.observed_state.as_deref(), Some("enabled"));
+    assert!(
+        account.has_sealed_password,
+        "sealed before the create, for rebuilds"
+    );
+    let calls = store.job_calls(moved.job_id).await.unwrap();
+    let programs: Vec<&str> = calls
+        .iter()
+        .map(|c| c.call.split(' ').next().unwrap())
+        .collect();
+    assert_eq!(
+        programs,
+        ["list-domains", "create-domain"],
+        "observe once, then create"
+    );
+    assert!(calls[1].call.contains("--pass ***") && !calls[1].call.contains(&created.password));
+
+    let moved = store
+        .transition_service(
+            &ctx(),
+            service.id,
+            Transition::Suspend,
+            Some("unpaid invoice".into()),
+        )
+        .await
+        .unwrap();
+    assert_eq!(finished(store, moved.job_id).await.state, "completed");
+    assert_eq!(
+        on_server(&f).unwrap().disabled.as_deref(),
+        Some("unpaid invoice")
+    );
+
+    let moved = store
+        .transition_service(&ctx(), service.id, Transition::Unsuspend, None)
+        .await
+        .unwrap();
+    assert_eq!(finished(store, moved.job_id).await.state, "completed");
+    assert_eq!(on_server(&f).unwrap().disabled, None);
+
+    // Terminating a protected account is refused, with its reason, and audited.
+    let moved = store
+        .transition_service(&ctx(), service.id, Transition::Terminate, None)
+        .await
+        .unwrap();
+    let refused = finished(store, moved.job_id).await;
+    assert_eq!(refused.state, "discarded");
+    let reason = refused.output.unwrap()["discarded"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(reason.contains("protected from deletion"), "{reason}");
+    assert!(on_server(&f).is_some(), "a protected domain stays");
+    let audit = store
+        .audit_events(drover_store::AuditFilter {
+            subject: Some(format!("account:{}", moved.account.id)),
+            page: drover_store::Page::default(),
+        })
+        .await
+        .unwrap();
+    assert!(audit.iter().any(|e| e.action == "account.converge_refused"));
+
+    // Lifting protection needs the domain repeated; then the termination goes through.
+    let wrong = store
+        .set_protection(&ctx(), moved.account.id, false, "other.ro")
+        .await;
+    assert!(wrong.is_err());
+    store
+        .set_protection(&ctx(), moved.account.id, false, "știri.ro")
+        .await
+        .unwrap();
+    let jobs = store
+        .jobs(JobFilter {
+            account_id: Some(moved.account.id),
+            ..JobFilter::default()
+        })
+        .await
+        .unwrap();
+    let latest = jobs.iter().map(|j| j.id).max().unwrap();
+    assert_eq!(finished(store, latest).await.state, "completed");
+    assert!(
+        on_server(&f).is_none(),
+        "terminated and unprotected: gone from the server"
+    );
+    assert_eq!(
+        f.sim.stats().creates_by_domain.get(domain),
+        Some(&1),
+        "created exactly once"
+    );
+    assert!(store.verify_audit().await.unwrap().intact);
+    f.workers.stop().await.unwrap();
+}
