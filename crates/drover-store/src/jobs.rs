@@ -19,3 +19,15 @@ pub struct ConvergeAccount {
 
 /// The queue converge jobs wait in.
 pub const CONVERGE_QUEUE: &str = "converge";
+
+/// Set the account's password on its server to the sealed one drover holds.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JobArgs)]
+#[river(
+    kind = "set_account_password",
+    queue = "converge",
+    unique(by_args, by_state(available, pending, running, scheduled, retryable))
+)]
+pub struct SetAccountPassword {
+    #[river(unique)]
+    pub account_id: i64,
+}

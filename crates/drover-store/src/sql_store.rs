@@ -1042,6 +1042,146 @@ impl Store for SqlStore {
         })
     }
 
+    async fn change_plan(
+        &self,
+        ctx: &RequestContext,
+        id: ServiceId,
+        plan: PlanId,
+    ) -> Result<TransitionOutcome> {
+        write_tx!(self, tx, {
+            let service = Self::fetch_service(tx, id).await?;
+            if sqlx::query_scalar::<_, i64>("SELECT id FROM plans WHERE id = $1")
+                .bind(plan.get())
+                .fetch_optional(&mut **tx)
+                .await?
+                .is_none()
+            {
+                return Err(StoreError::Unprocessable {
+                    code: "unknown_plan",
+                    field: Some("plan_id"),
+                    message: format!(
+                        "plan {plan} does not exist; list plans with GET /api/v1/plans"
+                    ),
+                });
+            }
+            if service.status == ServiceStatus::Terminated {
+                return Err(StoreError::conflict(
+                    "service_terminated",
+                    None,
+                    format!("service {id} is terminated; its plan can no longer change"),
+                ));
+            }
+            sqlx::query("UPDATE services SET plan_id = $1, updated_at = $2 WHERE id = $3")
+                .bind(plan.get())
+                .bind(sql_now())
+                .bind(id.get())
+                .execute(&mut **tx)
+                .await?;
+            sqlx::query(
+                "UPDATE accounts SET desired_generation = desired_generation + 1, \
+                 updated_at = $1 WHERE id = $2",
+            )
+            .bind(sql_now())
+            .bind(service.account_id.get())
+            .execute(&mut **tx)
+            .await?;
+            let (job_id, joined) = self.enqueue_converge(tx, ctx, service.account_id).await?;
+            append_audit(
+                tx,
+                ctx,
+                "service.change_plan",
+                format!("service:{id}"),
+                json!({ "from": service.plan_id, "to": plan, "job_id": job_id }),
+            )
+            .await?;
+            Ok(TransitionOutcome {
+                service: Self::fetch_service(tx, id).await?,
+                account: Self::fetch_account(tx, service.account_id).await?,
+                job_id,
+                joined_waiting_job: joined,
+            })
+        })
+    }
+
+    async fn change_password(
+        &self,
+        ctx: &RequestContext,
+        account: AccountId,
+        sealed: &[u8],
+    ) -> Result<JobId> {
+        write_tx!(self, tx, {
+            let current = Self::fetch_account(tx, account).await?;
+            sqlx::query("UPDATE accounts SET sealed_password = $1, updated_at = $2 WHERE id = $3")
+                .bind(sealed)
+                .bind(sql_now())
+                .bind(account.get())
+                .execute(&mut **tx)
+                .await?;
+            let inserted = self
+                .queue
+                .insert(crate::jobs::SetAccountPassword {
+                    account_id: account.get(),
+                })
+                .tx(&mut *tx)
+                .await?;
+            let job_id = JobId(inserted.id());
+            sqlx::query(
+                "INSERT INTO job_subjects (job_id, account_id, correlation_id, created_at) \
+                 VALUES ($1, $2, $3, $4) ON CONFLICT (job_id) DO NOTHING",
+            )
+            .bind(job_id.get())
+            .bind(account.get())
+            .bind(&ctx.correlation_id)
+            .bind(sql_now())
+            .execute(&mut **tx)
+            .await?;
+            append_audit(
+                tx,
+                ctx,
+                "account.change_password",
+                format!("account:{account}"),
+                json!({ "domain": current.domain, "job_id": job_id }),
+            )
+            .await?;
+            Ok(job_id)
+        })
+    }
+
+    async fn set_provisioning_paused(&self, ctx: &RequestContext, paused: bool) -> Result<()> {
+        let queue = crate::jobs::CONVERGE_QUEUE.to_owned();
+        let queues = self.queue.queues();
+        let result = if paused {
+            queues.pause(riverqueue::QueueSelector::Named(queue)).await
+        } else {
+            queues.resume(riverqueue::QueueSelector::Named(queue)).await
+        };
+        result.map_err(|e| match e {
+            riverqueue::Error::NotFound { .. } => StoreError::conflict(
+                "no_queue_yet",
+                None,
+                "the provisioning queue appears when a worker first runs; start drover serve \
+                 or drover worker, then pause"
+                    .into(),
+            ),
+            other => other.into(),
+        })?;
+        let action = if paused {
+            "provisioning.pause"
+        } else {
+            "provisioning.resume"
+        };
+        self.audit(ctx, action, "provisioning".into(), json!({}))
+            .await
+    }
+
+    async fn provisioning_paused(&self) -> Result<Option<bool>> {
+        match self.queue.queues().get(crate::jobs::CONVERGE_QUEUE).await {
+            Ok(queue) => Ok(Some(queue.paused_at.is_some())),
+            Err(riverqueue::Error::NotFound { .. }) => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+
     async fn retry_job(&self, ctx: &RequestContext, id: JobId) -> Result<JobSummary> {
         self.queue
             .jobs()

@@ -120,6 +120,25 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
         subject: String,
         details: serde_json::Value,
     ) -> Result<()>;
+    /// Moves a service to another plan; the converge job applies the plan's limits.
+    async fn change_plan(
+        &self,
+        ctx: &RequestContext,
+        id: ServiceId,
+        plan: PlanId,
+    ) -> Result<TransitionOutcome>;
+    /// Keeps a new sealed password for the account and enqueues the job that sets it on the
+    /// server, in one transaction.
+    async fn change_password(
+        &self,
+        ctx: &RequestContext,
+        account: AccountId,
+        sealed: &[u8],
+    ) -> Result<JobId>;
+    /// The emergency stop: provisioning jobs wait while the converge queue is paused.
+    async fn set_provisioning_paused(&self, ctx: &RequestContext, paused: bool) -> Result<()>;
+    /// Whether the converge queue is paused (`None` before any worker has run).
+    async fn provisioning_paused(&self) -> Result<Option<bool>>;
     /// Runs a finished (discarded, cancelled, completed) job again now.
     async fn retry_job(&self, ctx: &RequestContext, id: JobId) -> Result<JobSummary>;
     /// Cancels a job that has not finished.

@@ -94,6 +94,17 @@ pub enum Command {
     /// The tamper-evident audit log.
     #[command(subcommand)]
     Audit(AuditCommand),
+    /// The emergency stop for all provisioning.
+    #[command(subcommand)]
+    Provisioning(ProvisioningCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ProvisioningCommand {
+    /// Pause: provisioning jobs wait until resumed.
+    Pause,
+    Resume,
+    Status,
 }
 
 impl Command {
@@ -387,6 +398,16 @@ pub enum ServiceCommand {
     Terminate {
         id: ServiceId,
     },
+    /// Move to another plan; its limits are applied on the server.
+    ChangePlan {
+        id: ServiceId,
+        #[arg(long)]
+        plan: PlanId,
+    },
+    /// Set a new account password, read from standard input (never from the command line).
+    Password {
+        id: ServiceId,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -403,6 +424,20 @@ pub enum AccountCommand {
     Show {
         id: AccountId,
     },
+    /// Turn deletion protection on.
+    Protect {
+        id: AccountId,
+        /// The account's domain, repeated.
+        #[arg(long)]
+        confirm: String,
+    },
+    /// Lift deletion protection (a terminated account is then deleted).
+    Unprotect {
+        id: AccountId,
+        /// The account's domain, repeated.
+        #[arg(long)]
+        confirm: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -417,9 +452,12 @@ pub enum JobCommand {
         #[arg(long, default_value_t = 100)]
         limit: u32,
     },
-    Show {
-        id: JobId,
-    },
+    /// A job with the Virtualmin calls it made.
+    Show { id: JobId },
+    /// Run a discarded, cancelled or completed job again.
+    Retry { id: JobId },
+    /// Cancel a job that has not finished.
+    Cancel { id: JobId },
 }
 
 #[derive(Debug, Subcommand)]
@@ -463,10 +501,19 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         Command::Customers(command) => customers(command, &*store, &ctx, out).await,
         Command::Plans(command) => plans(command, &*store, &ctx, out).await,
         Command::Servers(command) => servers(command, &*store, &ctx, out).await,
-        Command::Services(command) => services(command, &store, &ctx, out).await,
-        Command::Accounts(command) => accounts(command, &*store, out).await,
-        Command::Jobs(command) => jobs(command, &*store, out).await,
+        Command::Services(command) => services(command, &store, &ctx, &config, out).await,
+        Command::Accounts(command) => accounts(command, &*store, &ctx, out).await,
+        Command::Jobs(command) => jobs(command, &*store, &ctx, out).await,
         Command::Audit(command) => audit(command, &*store, out).await,
+        Command::Provisioning(command) => {
+            match command {
+                ProvisioningCommand::Pause => store.set_provisioning_paused(&ctx, true).await?,
+                ProvisioningCommand::Resume => store.set_provisioning_paused(&ctx, false).await?,
+                ProvisioningCommand::Status => {}
+            }
+            let paused = store.provisioning_paused().await?;
+            out.one(&json!({ "paused": paused }))
+        }
     }
 }
 
@@ -661,6 +708,7 @@ async fn services(
     command: ServiceCommand,
     store: &Arc<dyn Store>,
     ctx: &RequestContext,
+    config: &Config,
     out: Output,
 ) -> anyhow::Result<()> {
     let transition = |id, transition, reason| async move {
@@ -730,10 +778,33 @@ async fn services(
         ServiceCommand::Suspend { id, reason } => transition(id, Transition::Suspend, reason).await,
         ServiceCommand::Unsuspend { id } => transition(id, Transition::Unsuspend, None).await,
         ServiceCommand::Terminate { id } => transition(id, Transition::Terminate, None).await,
+        ServiceCommand::ChangePlan { id, plan } => {
+            out.one(&store.change_plan(ctx, id, plan).await?)
+        }
+        ServiceCommand::Password { id } => {
+            let mut password = String::new();
+            std::io::stdin().read_line(&mut password)?;
+            let password = password.trim_end_matches(['\n', '\r']).to_owned();
+            if password.len() < 8 || password.chars().any(char::is_control) {
+                bail!("the password must be at least 8 characters on one line");
+            }
+            let engine = crate::engine::Engine::from_config(Arc::clone(store), config)?;
+            let sealed = engine.sealer.seal(&secrecy::SecretString::from(password));
+            let service = store.service(id).await?;
+            let job = store
+                .change_password(ctx, service.account_id, &sealed)
+                .await?;
+            out.one(&json!({ "job_id": job }))
+        }
     }
 }
 
-async fn accounts(command: AccountCommand, store: &dyn Store, out: Output) -> anyhow::Result<()> {
+async fn accounts(
+    command: AccountCommand,
+    store: &dyn Store,
+    ctx: &RequestContext,
+    out: Output,
+) -> anyhow::Result<()> {
     match command {
         AccountCommand::List {
             domain,
@@ -759,10 +830,21 @@ async fn accounts(command: AccountCommand, store: &dyn Store, out: Output) -> an
             )
         }
         AccountCommand::Show { id } => out.one(&store.account(id).await?),
+        AccountCommand::Protect { id, confirm } => {
+            out.one(&store.set_protection(ctx, id, true, &confirm).await?)
+        }
+        AccountCommand::Unprotect { id, confirm } => {
+            out.one(&store.set_protection(ctx, id, false, &confirm).await?)
+        }
     }
 }
 
-async fn jobs(command: JobCommand, store: &dyn Store, out: Output) -> anyhow::Result<()> {
+async fn jobs(
+    command: JobCommand,
+    store: &dyn Store,
+    ctx: &RequestContext,
+    out: Output,
+) -> anyhow::Result<()> {
     match command {
         JobCommand::List {
             status,
@@ -793,7 +875,13 @@ async fn jobs(command: JobCommand, store: &dyn Store, out: Output) -> anyhow::Re
                 ],
             )
         }
-        JobCommand::Show { id } => out.one(&store.job(id).await?),
+        JobCommand::Show { id } => {
+            let job = store.job(id).await?;
+            let calls = store.job_calls(id).await?;
+            out.one(&json!({ "job": job, "calls": calls }))
+        }
+        JobCommand::Retry { id } => out.one(&store.retry_job(ctx, id).await?),
+        JobCommand::Cancel { id } => out.one(&store.cancel_job(ctx, id).await?),
     }
 }
 

@@ -48,10 +48,11 @@ pub async fn serve(config: &Config, store: Arc<dyn Store>) -> anyhow::Result<()>
         virtualmin_auto_provisioning = vm.auto_provisioning_enabled,
         "serving"
     );
-    let engine = Engine::from_config(Arc::clone(&store), config)?;
-    let mut workers = crate::engine::start(Arc::new(engine), config.workers)
-        .context("cannot start the job workers")?;
-    axum::serve(listener, crate::api::router(store))
+    let engine = Arc::new(Engine::from_config(Arc::clone(&store), config)?);
+    let sealer = Arc::clone(&engine.sealer);
+    let mut workers =
+        crate::engine::start(engine, config.workers).context("cannot start the job workers")?;
+    axum::serve(listener, crate::api::router(store, sealer))
         .with_graceful_shutdown(shutdown_signal())
         .await
         .context("the HTTP server failed")?;

@@ -16,6 +16,8 @@ use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use drover_store::Store;
 
+use crate::engine::Sealer;
+
 pub use extract::parse_json;
 pub use middleware::new_correlation_id;
 pub use openapi::ApiDoc;
@@ -25,11 +27,13 @@ pub use routes::parse_job_states;
 #[derive(Clone, Debug)]
 pub struct AppState {
     pub store: Arc<dyn Store>,
+    /// Seals account passwords sent by billing before they are stored.
+    pub sealer: Arc<Sealer>,
 }
 
 /// The whole HTTP surface of drover.
-pub fn router(store: Arc<dyn Store>) -> Router {
-    let state = AppState { store };
+pub fn router(store: Arc<dyn Store>, sealer: Arc<Sealer>) -> Router {
+    let state = AppState { store, sealer };
     let api = routes::v1()
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),

@@ -11,8 +11,9 @@ use drover_core::{
     Transition,
 };
 use drover_store::{
-    Account, AccountFilter, ApiToken, AuditFilter, AuditReport, Customer, JobFilter, JobState,
-    JobSummary, NewService, Page, Plan, Server, Service, ServiceFilter, TransitionOutcome,
+    Account, AccountFilter, ApiToken, AuditFilter, AuditReport, Customer, JobCall, JobFilter,
+    JobState, JobSummary, NewService, Page, Plan, Server, Service, ServiceFilter,
+    TransitionOutcome,
 };
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
@@ -45,11 +46,20 @@ pub fn v1() -> Router<AppState> {
         .route("/api/v1/servers/{id}", get(get_server).patch(update_server))
         .route("/api/v1/services", post(create_service).get(list_services))
         .route("/api/v1/services/{id}", get(get_service))
+        .route("/api/v1/services/{id}/change-plan", post(change_plan))
+        .route("/api/v1/services/{id}/password", post(change_password))
         .route("/api/v1/services/{id}/{action}", post(move_service))
         .route("/api/v1/accounts", get(list_accounts))
         .route("/api/v1/accounts/{id}", get(get_account))
+        .route("/api/v1/accounts/{id}/protect", post(protect_account))
+        .route("/api/v1/accounts/{id}/unprotect", post(unprotect_account))
         .route("/api/v1/jobs", get(list_jobs))
         .route("/api/v1/jobs/{id}", get(get_job))
+        .route("/api/v1/jobs/{id}/retry", post(retry_job))
+        .route("/api/v1/jobs/{id}/cancel", post(cancel_job))
+        .route("/api/v1/provisioning", get(provisioning_status))
+        .route("/api/v1/provisioning/pause", post(pause_provisioning))
+        .route("/api/v1/provisioning/resume", post(resume_provisioning))
         .route("/api/v1/audit", get(list_audit))
         .route("/api/v1/audit/verify", get(verify_audit))
         .route("/api/v1/tokens", post(create_token).get(list_tokens))
@@ -434,11 +444,199 @@ pub fn parse_job_states(list: &str) -> Result<Vec<JobState>, ApiError> {
         .collect()
 }
 
+/// A job with the Virtualmin calls it made (secrets masked).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct JobDetail {
+    #[serde(flatten)]
+    job: JobSummary,
+    calls: Vec<JobCall>,
+}
+
 #[utoipa::path(get, path = "/api/v1/jobs/{id}", tag = "jobs",
-    responses((status = 200, body = JobSummary), (status = 404, body = ErrorBody)))]
-async fn get_job(State(app): State<AppState>, Path(id): Path<String>) -> Reply<JobSummary> {
+    responses((status = 200, body = JobDetail), (status = 404, body = ErrorBody)))]
+async fn get_job(State(app): State<AppState>, Path(id): Path<String>) -> Reply<JobDetail> {
     let id: JobId = path_id("job", &id)?;
-    Ok(axum::Json(app.store.job(id).await?))
+    let job = app.store.job(id).await?;
+    let calls = app.store.job_calls(id).await?;
+    Ok(axum::Json(JobDetail { job, calls }))
+}
+
+#[utoipa::path(post, path = "/api/v1/jobs/{id}/retry", tag = "jobs",
+    responses((status = 200, body = JobSummary), (status = 404, body = ErrorBody)))]
+async fn retry_job(
+    State(app): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<String>,
+) -> Reply<JobSummary> {
+    let id: JobId = path_id("job", &id)?;
+    Ok(axum::Json(
+        app.store.retry_job(&caller.context(), id).await?,
+    ))
+}
+
+#[utoipa::path(post, path = "/api/v1/jobs/{id}/cancel", tag = "jobs",
+    responses((status = 200, body = JobSummary), (status = 404, body = ErrorBody)))]
+async fn cancel_job(
+    State(app): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<String>,
+) -> Reply<JobSummary> {
+    let id: JobId = path_id("job", &id)?;
+    Ok(axum::Json(
+        app.store.cancel_job(&caller.context(), id).await?,
+    ))
+}
+
+/// A new plan for a service.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ChangePlanRequest {
+    #[schema(value_type = i64)]
+    plan_id: PlanId,
+}
+
+#[utoipa::path(post, path = "/api/v1/services/{id}/change-plan", tag = "services",
+    request_body = ChangePlanRequest,
+    responses((status = 202, body = TransitionOutcome), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+async fn change_plan(
+    State(app): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<String>,
+    Json(request): Json<ChangePlanRequest>,
+) -> Created<TransitionOutcome> {
+    let id: ServiceId = path_id("service", &id)?;
+    let outcome = app
+        .store
+        .change_plan(&caller.context(), id, request.plan_id)
+        .await?;
+    Ok((StatusCode::ACCEPTED, axum::Json(outcome)))
+}
+
+/// A new password for the service's account: sealed at once, never stored in clear, never
+/// returned.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PasswordRequest {
+    #[schema(value_type = String, format = Password)]
+    password: secrecy::SecretString,
+}
+
+/// The job that sets it on the server.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Accepted {
+    #[schema(value_type = i64)]
+    job_id: JobId,
+}
+
+#[utoipa::path(post, path = "/api/v1/services/{id}/password", tag = "services",
+    request_body = PasswordRequest,
+    responses((status = 202, body = Accepted), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+async fn change_password(
+    State(app): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<String>,
+    Json(request): Json<PasswordRequest>,
+) -> Created<Accepted> {
+    use secrecy::ExposeSecret;
+    let id: ServiceId = path_id("service", &id)?;
+    let password = request.password.expose_secret();
+    if password.len() < 8 || password.len() > 128 || password.chars().any(char::is_control) {
+        return Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_value",
+            "password: 8 to 128 characters, no line breaks or control characters",
+        )
+        .with_field("password"));
+    }
+    let service = app.store.service(id).await?;
+    let sealed = app.sealer.seal(&request.password);
+    let job_id = app
+        .store
+        .change_password(&caller.context(), service.account_id, &sealed)
+        .await?;
+    Ok((StatusCode::ACCEPTED, axum::Json(Accepted { job_id })))
+}
+
+/// The domain of the account, repeated, to confirm a change of its protection.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ProtectionRequest {
+    confirm_domain: String,
+}
+
+#[utoipa::path(post, path = "/api/v1/accounts/{id}/protect", tag = "accounts",
+    request_body = ProtectionRequest,
+    responses((status = 200, body = Account), (status = 422, description = "the domain was not repeated", body = ErrorBody)))]
+async fn protect_account(
+    State(app): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<String>,
+    Json(request): Json<ProtectionRequest>,
+) -> Reply<Account> {
+    let id: AccountId = path_id("account", &id)?;
+    let account = app
+        .store
+        .set_protection(&caller.context(), id, true, &request.confirm_domain)
+        .await?;
+    Ok(axum::Json(account))
+}
+
+/// Lifts deletion protection; a terminated account is then deleted by its converge job.
+#[utoipa::path(post, path = "/api/v1/accounts/{id}/unprotect", tag = "accounts",
+    request_body = ProtectionRequest,
+    responses((status = 200, body = Account), (status = 422, description = "the domain was not repeated", body = ErrorBody)))]
+async fn unprotect_account(
+    State(app): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<String>,
+    Json(request): Json<ProtectionRequest>,
+) -> Reply<Account> {
+    let id: AccountId = path_id("account", &id)?;
+    let account = app
+        .store
+        .set_protection(&caller.context(), id, false, &request.confirm_domain)
+        .await?;
+    Ok(axum::Json(account))
+}
+
+/// Whether provisioning runs.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ProvisioningStatus {
+    /// `null` before any worker has run.
+    paused: Option<bool>,
+}
+
+#[utoipa::path(get, path = "/api/v1/provisioning", tag = "provisioning",
+    responses((status = 200, body = ProvisioningStatus)))]
+async fn provisioning_status(State(app): State<AppState>) -> Reply<ProvisioningStatus> {
+    Ok(axum::Json(ProvisioningStatus {
+        paused: app.store.provisioning_paused().await?,
+    }))
+}
+
+/// The emergency stop: provisioning jobs wait until resumed.
+#[utoipa::path(post, path = "/api/v1/provisioning/pause", tag = "provisioning",
+    responses((status = 200, body = ProvisioningStatus), (status = 409, body = ErrorBody)))]
+async fn pause_provisioning(
+    State(app): State<AppState>,
+    Extension(caller): Extension<Caller>,
+) -> Reply<ProvisioningStatus> {
+    app.store
+        .set_provisioning_paused(&caller.context(), true)
+        .await?;
+    provisioning_status(State(app)).await
+}
+
+#[utoipa::path(post, path = "/api/v1/provisioning/resume", tag = "provisioning",
+    responses((status = 200, body = ProvisioningStatus), (status = 409, body = ErrorBody)))]
+async fn resume_provisioning(
+    State(app): State<AppState>,
+    Extension(caller): Extension<Caller>,
+) -> Reply<ProvisioningStatus> {
+    app.store
+        .set_provisioning_paused(&caller.context(), false)
+        .await?;
+    provisioning_status(State(app)).await
 }
 
 #[derive(Debug, Deserialize, IntoParams)]

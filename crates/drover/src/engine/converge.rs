@@ -49,8 +49,78 @@ pub async fn run(
     context: WorkContext,
     job: Job<drover_store::jobs::ConvergeAccount>,
 ) -> Result<WorkOutcome, ConvergeError> {
-    let job_id = JobId(job.id());
     let account = AccountId(job.args.account_id);
+    let engine = &*engine;
+    run_for_account(
+        engine,
+        &context,
+        JobId(job.id()),
+        account,
+        |ctx| async move { rounds(engine, &ctx, account).await },
+    )
+    .await
+}
+
+/// `set_account_password`: sets the sealed password on the account's server.
+pub async fn set_password(
+    engine: Arc<Engine>,
+    context: WorkContext,
+    job: Job<drover_store::jobs::SetAccountPassword>,
+) -> Result<WorkOutcome, ConvergeError> {
+    let account = AccountId(job.args.account_id);
+    let engine = &*engine;
+    run_for_account(engine, &context, JobId(job.id()), account, |_| async move {
+        let target = engine.store.converge_target(account).await?;
+        let generation = target.account.desired_generation;
+        let (Some(server), Some(sealed)) = (&target.server, &target.sealed_password) else {
+            // Not on a server yet: the create will use the new password.
+            return Ok(Round::Done {
+                generation,
+                actions: Vec::new(),
+            });
+        };
+        if target.account.desired_state == DesiredState::Absent {
+            return Ok(Round::Done {
+                generation,
+                actions: Vec::new(),
+            });
+        }
+        let client = match engine.fleet.client(server) {
+            Ok(client) => client,
+            Err(e) => return Ok(Round::Refused(e.to_string())),
+        };
+        let password = match engine.sealer.open(sealed) {
+            Ok(password) => password,
+            Err(e) => return Ok(Round::Refused(e.to_string())),
+        };
+        let change = drover_virtualmin::DomainChange {
+            password: Some(password),
+            ..Default::default()
+        };
+        client
+            .modify_domain(target.account.domain.as_str(), &change)
+            .await?;
+        Ok(Round::Done {
+            generation,
+            actions: Vec::new(),
+        })
+    })
+    .await
+}
+
+/// Runs a job's work on one account with its calls recorded and correlated, and turns how it
+/// ended into River's outcome: done, wait (snooze), refused (discard, audited) or retry.
+async fn run_for_account<F, Fut>(
+    engine: &Engine,
+    context: &WorkContext,
+    job_id: JobId,
+    account: AccountId,
+    work: F,
+) -> Result<WorkOutcome, ConvergeError>
+where
+    F: FnOnce(RequestContext) -> Fut,
+    Fut: Future<Output = Result<Round, ConvergeError>>,
+{
     let correlation_id = engine
         .store
         .job(job_id)
@@ -66,7 +136,7 @@ pub async fn run(
         correlation_id,
         log: Some(Arc::clone(&log)),
     };
-    let outcome = in_scope(scope, rounds(&engine, &ctx, account)).await;
+    let outcome = in_scope(scope, work(ctx.clone())).await;
     // Keep every call made, whatever the outcome.
     let calls = std::mem::take(
         &mut *log
@@ -86,6 +156,29 @@ pub async fn run(
         engine.store.record_job_call(job_id, &record).await?;
     }
     let subject = format!("account:{account}");
+    let refused = match outcome {
+        Ok(Round::Refused(ref reason)) => Some(reason.clone()),
+        Err(ConvergeError::Virtualmin(ref e))
+            if !e.kind.is_retryable() && e.kind != ErrorKind::Protocol =>
+        {
+            Some(format!("the server refused: {e}"))
+        }
+        _ => None,
+    };
+    if let Some(reason) = refused {
+        tracing::warn!(%account, %reason, "job refused");
+        let _ = context.record_output(json!({ "discarded": reason }));
+        engine
+            .store
+            .audit(
+                &ctx,
+                "account.job_refused",
+                subject,
+                json!({ "job_id": job_id, "reason": reason }),
+            )
+            .await?;
+        return Ok(WorkOutcome::Discard);
+    }
     match outcome {
         Ok(Round::Done {
             generation,
@@ -103,40 +196,11 @@ pub async fn run(
             Ok(WorkOutcome::Complete)
         }
         Ok(Round::Wait(reason)) => {
-            tracing::info!(%account, %reason, "converge waits");
+            tracing::info!(%account, %reason, "job waits");
             let _ = context.record_output(json!({ "waiting": reason }));
             Ok(WorkOutcome::Snooze(WAIT))
         }
-        Ok(Round::Refused(reason)) => {
-            tracing::warn!(%account, %reason, "converge refused");
-            let _ = context.record_output(json!({ "discarded": reason }));
-            engine
-                .store
-                .audit(
-                    &ctx,
-                    "account.converge_refused",
-                    subject,
-                    json!({ "job_id": job_id, "reason": reason }),
-                )
-                .await?;
-            Ok(WorkOutcome::Discard)
-        }
-        Err(ConvergeError::Virtualmin(e))
-            if !e.kind.is_retryable() && e.kind != ErrorKind::Protocol =>
-        {
-            let reason = format!("the server refused: {e}");
-            let _ = context.record_output(json!({ "discarded": reason }));
-            engine
-                .store
-                .audit(
-                    &ctx,
-                    "account.converge_refused",
-                    subject,
-                    json!({ "job_id": job_id, "reason": reason }),
-                )
-                .await?;
-            Ok(WorkOutcome::Discard)
-        }
+        Ok(Round::Refused(_)) => Ok(WorkOutcome::Discard),
         // Transient trouble: River retries with backoff.
         Err(e) => Err(e),
     }

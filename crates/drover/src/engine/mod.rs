@@ -18,7 +18,7 @@ pub use seal::Sealer;
 pub struct Engine {
     pub store: Arc<dyn Store>,
     pub fleet: Fleet,
-    pub sealer: Sealer,
+    pub sealer: Arc<Sealer>,
     pub placement: PlacementPolicy,
     /// `VIRTUALMIN_AUTO_PROVISIONING_ENABLED`: off makes converge jobs wait.
     pub auto_provisioning: bool,
@@ -29,6 +29,10 @@ pub fn start(engine: Arc<Engine>, concurrency: usize) -> Result<RunHandle, river
     let mut workers = Workers::new();
     let for_converge = Arc::clone(&engine);
     workers.add_fn(move |context, job| converge::run(Arc::clone(&for_converge), context, job))?;
+    let for_password = Arc::clone(&engine);
+    workers.add_fn(move |context, job| {
+        converge::set_password(Arc::clone(&for_password), context, job)
+    })?;
     let client = engine
         .store
         .job_client_builder()
@@ -48,10 +52,10 @@ impl Engine {
         config: &crate::config::Config,
     ) -> Result<Self, seal::SealError> {
         use secrecy::ExposeSecret;
-        let sealer = match &config.seal_key {
+        let sealer = Arc::new(match &config.seal_key {
             crate::config::SealKey::Hex(key) => Sealer::from_hex(key.expose_secret())?,
             crate::config::SealKey::File(path) => Sealer::from_file(path)?,
-        };
+        });
         Ok(Self {
             store,
             fleet: Fleet::new(config.virtualmin.clone()),

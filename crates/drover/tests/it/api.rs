@@ -50,7 +50,10 @@ impl Api {
             secrets.push(secret.expose_secret().to_owned());
         }
         Self {
-            router: drover::api::router(Arc::clone(&store)),
+            router: drover::api::router(
+                Arc::clone(&store),
+                Arc::new(drover::engine::Sealer::from_hex(&"42".repeat(32)).unwrap()),
+            ),
             store,
             readonly: secrets.pop().unwrap(),
             billing: secrets.pop().unwrap(),

@@ -59,7 +59,7 @@ async fn setup(store: Arc<dyn Store>, keep: Box<dyn std::any::Any + Send>) -> Fl
             retry_delay: Duration::from_millis(20),
             ..VirtualminSettings::default()
         }),
-        sealer: Sealer::from_hex(&"42".repeat(32)).unwrap(),
+        sealer: Arc::new(Sealer::from_hex(&"42".repeat(32)).unwrap()),
         placement: PlacementPolicy::default(),
         auto_provisioning: true,
     };
@@ -104,6 +104,7 @@ drover_testkit::on_both_databases!(
     postgres: postgres,
     sqlite: sqlite;
     billing_moves_are_carried_out_on_the_server,
+    jobs_wait_with_a_reason_and_the_emergency_stop_holds_them,
 );
 
 async fn billing_moves_are_carried_out_on_the_server(mut f: Fleetwork) {
@@ -201,7 +202,7 @@ async fn billing_moves_are_carried_out_on_the_server(mut f: Fleetwork) {
         })
         .await
         .unwrap();
-    assert!(audit.iter().any(|e| e.action == "account.converge_refused"));
+    assert!(audit.iter().any(|e| e.action == "account.job_refused"));
 
     // Lifting protection needs the domain repeated; then the termination goes through.
     let wrong = store
@@ -231,5 +232,85 @@ async fn billing_moves_are_carried_out_on_the_server(mut f: Fleetwork) {
         "created exactly once"
     );
     assert!(store.verify_audit().await.unwrap().intact);
+    f.workers.stop().await.unwrap();
+}
+
+async fn service_on(
+    store: &dyn Store,
+    plan: drover_core::PlanId,
+    domain: &str,
+) -> drover_core::ServiceId {
+    let customer = store
+        .create_customer(&ctx(), CustomerSpec::new("Ion", None, None).unwrap())
+        .await
+        .unwrap();
+    let new = NewService {
+        customer_id: customer.id,
+        plan_id: plan,
+        domain: DomainName::parse(domain).unwrap(),
+    };
+    store.create_service(&ctx(), new).await.unwrap().id
+}
+
+async fn jobs_wait_with_a_reason_and_the_emergency_stop_holds_them(mut f: Fleetwork) {
+    let store = &*f.store;
+    let tagged = serde_json::json!({"name": "US", "required_tags": ["region-us"]});
+    let tagged = store
+        .create_plan(&ctx(), serde_json::from_value(tagged).unwrap())
+        .await
+        .unwrap();
+    f.sim.with_state(|s| s.plans.push("US".into()));
+    let service = service_on(store, tagged.id, "far-away.com").await;
+    let moved = store
+        .transition_service(&ctx(), service, Transition::Activate, None)
+        .await
+        .unwrap();
+    let mut waiting = store.job(moved.job_id).await.unwrap();
+    for _ in 0..100 {
+        if waiting.output.is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        waiting = store.job(moved.job_id).await.unwrap();
+    }
+    assert_eq!(waiting.state, "scheduled", "{waiting:?}");
+    assert_eq!(
+        waiting.output.unwrap()["waiting"],
+        "no healthy server with tag region-us under 90 % of its capacity"
+    );
+    assert!(f.sim.domain_names().is_empty());
+
+    // Tag the server; the waiting job, run again now, places the account there.
+    let patch = serde_json::json!({"tags": ["region-us"]});
+    store
+        .update_server(
+            &ctx(),
+            drover_core::ServerId(1),
+            serde_json::from_value(patch).unwrap(),
+        )
+        .await
+        .unwrap();
+    store.retry_job(&ctx(), moved.job_id).await.unwrap();
+    let placed = finished(store, moved.job_id).await;
+    assert_eq!(placed.state, "completed", "{placed:?}");
+    assert_eq!(f.sim.domain_names(), ["far-away.com"]);
+
+    // The emergency stop: a paused queue holds new jobs until resumed.
+    store.set_provisioning_paused(&ctx(), true).await.unwrap();
+    assert_eq!(store.provisioning_paused().await.unwrap(), Some(true));
+    let second = service_on(store, tagged.id, "second.com").await;
+    let held = store
+        .transition_service(&ctx(), second, Transition::Activate, None)
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(
+        store.job(held.job_id).await.unwrap().state,
+        "available",
+        "held while paused"
+    );
+    store.set_provisioning_paused(&ctx(), false).await.unwrap();
+    assert_eq!(finished(store, held.job_id).await.state, "completed");
+    assert!(f.sim.domain_names().contains(&"second.com".to_owned()));
     f.workers.stop().await.unwrap();
 }
