@@ -979,6 +979,39 @@ impl Store for SqlStore {
         Ok(())
     }
 
+    async fn lease_account(
+        &self,
+        account: AccountId,
+        job: JobId,
+        until: jiff::Timestamp,
+    ) -> Result<bool> {
+        let now = now().as_millisecond();
+        let taken = sqlx::query(
+            "UPDATE accounts SET lease_owner = $1, lease_until = $2 WHERE id = $3 \
+             AND (lease_owner IS NULL OR lease_owner = $1 OR lease_until < $4)",
+        )
+        .bind(job.get())
+        .bind(until.as_millisecond())
+        .bind(account.get())
+        .bind(now)
+        .execute(&self.pool)
+        .await?
+        .rows_affected();
+        Ok(taken == 1)
+    }
+
+    async fn release_account(&self, account: AccountId, job: JobId) -> Result<()> {
+        sqlx::query(
+            "UPDATE accounts SET lease_owner = NULL, lease_until = NULL \
+             WHERE id = $1 AND lease_owner = $2",
+        )
+        .bind(account.get())
+        .bind(job.get())
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
     async fn record_job_call(&self, job: JobId, call: &JobCall) -> Result<()> {
         sqlx::query(
             "INSERT INTO job_calls (job_id, seq, server, call, outcome, message, duration_ms, at) \

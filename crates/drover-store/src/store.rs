@@ -110,6 +110,14 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
         observed_state: &str,
         applied_generation: i64,
     ) -> Result<()>;
+    /// Takes the account for `job` until `until` unless another job holds it; false if held.
+    async fn lease_account(
+        &self,
+        account: AccountId,
+        job: JobId,
+        until: jiff::Timestamp,
+    ) -> Result<bool>;
+    async fn release_account(&self, account: AccountId, job: JobId) -> Result<()>;
     async fn record_job_call(&self, job: JobId, call: &JobCall) -> Result<()>;
     async fn job_calls(&self, job: JobId) -> Result<Vec<JobCall>>;
     /// Appends an audit event outside any other change (a job's outcome, a refusal).

@@ -22,6 +22,8 @@ pub struct Config {
     pub seal_key: SealKey,
     /// Jobs worked at once by this process.
     pub workers: usize,
+    /// `DROVER_JOB_TIMEOUT`: the longest one job may run.
+    pub job_timeout: Duration,
     pub placement: PlacementPolicy,
 }
 
@@ -150,6 +152,7 @@ const SETTINGS: &[&str] = &[
     "DROVER_SEAL_KEY",
     "DROVER_SEAL_KEY_FILE",
     "DROVER_WORKERS",
+    "DROVER_JOB_TIMEOUT",
     "DROVER_PLACEMENT_FILL_LIMIT",
     "DROVER_PLACEMENT_ALLOW_DEGRADED",
     "VIRTUALMIN_REQUEST_TIMEOUT",
@@ -278,6 +281,7 @@ impl Config {
             "a whole number of jobs from 1 to 256",
             |v| v.parse().ok().filter(|n| (1..=256).contains(n)),
         )?;
+        let job_timeout = sources.seconds("DROVER_JOB_TIMEOUT", Duration::from_secs(600))?;
         let default_placement = PlacementPolicy::default();
         let placement = PlacementPolicy {
             fill_limit: sources.parse(
@@ -297,6 +301,7 @@ impl Config {
             virtualmin,
             seal_key,
             workers,
+            job_timeout,
             placement,
         })
     }

@@ -13,3 +13,7 @@ CREATE TABLE job_calls (
 
 -- The last account record generation a converge job made the server match.
 ALTER TABLE accounts ADD COLUMN applied_generation BIGINT NOT NULL DEFAULT 0;
+
+-- Held by the job working on the account, so two jobs never work one account at once.
+ALTER TABLE accounts ADD COLUMN lease_owner BIGINT;
+ALTER TABLE accounts ADD COLUMN lease_until BIGINT;   -- unix milliseconds: compares alike on both databases

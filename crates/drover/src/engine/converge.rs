@@ -131,12 +131,23 @@ where
         actor: format!("job:{job_id}"),
         correlation_id: correlation_id.clone(),
     };
+    // The per-account guard: one job at a time works an account, whatever its kind.
+    let timeout_ms = i64::try_from(engine.job_timeout.as_millis()).unwrap_or(i64::MAX);
+    let until =
+        jiff::Timestamp::from_millisecond(jiff::Timestamp::now().as_millisecond() + timeout_ms)
+            .unwrap_or_else(|_| jiff::Timestamp::now());
+    if !engine.store.lease_account(account, job_id, until).await? {
+        let _ =
+            context.record_output(json!({ "waiting": "another job is working on this account" }));
+        return Ok(WorkOutcome::Snooze(Duration::from_secs(2)));
+    }
     let log = Arc::new(std::sync::Mutex::new(Vec::new()));
     let scope = CallScope {
         correlation_id,
         log: Some(Arc::clone(&log)),
     };
     let outcome = in_scope(scope, work(ctx.clone())).await;
+    engine.store.release_account(account, job_id).await?;
     // Keep every call made, whatever the outcome.
     let calls = std::mem::take(
         &mut *log

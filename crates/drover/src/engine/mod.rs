@@ -22,6 +22,8 @@ pub struct Engine {
     pub placement: PlacementPolicy,
     /// `VIRTUALMIN_AUTO_PROVISIONING_ENABLED`: off makes converge jobs wait.
     pub auto_provisioning: bool,
+    /// The longest a job may run; a job held longer by a crashed worker is rescued after it.
+    pub job_timeout: std::time::Duration,
 }
 
 /// Starts working jobs with `concurrency` at a time; stop through the returned handle.
@@ -33,9 +35,17 @@ pub fn start(engine: Arc<Engine>, concurrency: usize) -> Result<RunHandle, river
     workers.add_fn(move |context, job| {
         converge::set_password(Arc::clone(&for_password), context, job)
     })?;
+    // A crashed worker's jobs are rescued once they have run half as long again as allowed.
+    let rescue_after =
+        engine.job_timeout + (engine.job_timeout / 2).max(std::time::Duration::from_secs(2));
+    let maintenance = riverqueue::MaintenanceConfig::default()
+        .with_rescue_after(rescue_after)
+        .with_rescuer_interval((rescue_after / 2).min(std::time::Duration::from_secs(30)));
     let client = engine
         .store
         .job_client_builder()
+        .job_timeout(engine.job_timeout)
+        .maintenance(maintenance)
         .workers(workers)
         .queue(
             drover_store::jobs::CONVERGE_QUEUE,
@@ -62,6 +72,7 @@ impl Engine {
             sealer,
             placement: config.placement,
             auto_provisioning: config.virtualmin.auto_provisioning_enabled,
+            job_timeout: config.job_timeout,
         })
     }
 }

@@ -62,6 +62,7 @@ async fn setup(store: Arc<dyn Store>, keep: Box<dyn std::any::Any + Send>) -> Fl
         sealer: Arc::new(Sealer::from_hex(&"42".repeat(32)).unwrap()),
         placement: PlacementPolicy::default(),
         auto_provisioning: true,
+        job_timeout: Duration::from_secs(30),
     };
     let workers = drover::engine::start(Arc::new(engine), 4).unwrap();
     Fleetwork {
