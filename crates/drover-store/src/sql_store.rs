@@ -1012,6 +1012,22 @@ impl Store for SqlStore {
         Ok(())
     }
 
+    async fn reserve_call_slot(&self, server: ServerId, interval_ms: i64) -> Result<i64> {
+        let now = now().as_millisecond();
+        let slot: i64 = sqlx::query_scalar(
+            "INSERT INTO server_call_slots (server_id, next_slot_ms) VALUES ($1, $2 + $3) \
+             ON CONFLICT (server_id) DO UPDATE SET next_slot_ms = \
+             (CASE WHEN server_call_slots.next_slot_ms > $2 THEN server_call_slots.next_slot_ms \
+             ELSE $2 END) + $3 RETURNING next_slot_ms - $3",
+        )
+        .bind(server.get())
+        .bind(now)
+        .bind(interval_ms)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(slot)
+    }
+
     async fn record_job_call(&self, job: JobId, call: &JobCall) -> Result<()> {
         sqlx::query(
             "INSERT INTO job_calls (job_id, seq, server, call, outcome, message, duration_ms, at) \

@@ -118,6 +118,9 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
         until: jiff::Timestamp,
     ) -> Result<bool>;
     async fn release_account(&self, account: AccountId, job: JobId) -> Result<()>;
+    /// Reserves the next call slot of a server whose calls must be `interval_ms` apart, for
+    /// every process; returns when (unix milliseconds) the call may go.
+    async fn reserve_call_slot(&self, server: ServerId, interval_ms: i64) -> Result<i64>;
     async fn record_job_call(&self, job: JobId, call: &JobCall) -> Result<()>;
     async fn job_calls(&self, job: JobId) -> Result<Vec<JobCall>>;
     /// Appends an audit event outside any other change (a job's outcome, a refusal).

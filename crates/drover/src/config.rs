@@ -24,6 +24,8 @@ pub struct Config {
     pub workers: usize,
     /// `DROVER_JOB_TIMEOUT`: the longest one job may run.
     pub job_timeout: Duration,
+    /// `DROVER_JOB_RETRY_MAX_DELAY`: the longest wait between two tries of a failing job.
+    pub retry_max_delay: Duration,
     pub placement: PlacementPolicy,
 }
 
@@ -153,6 +155,7 @@ const SETTINGS: &[&str] = &[
     "DROVER_SEAL_KEY_FILE",
     "DROVER_WORKERS",
     "DROVER_JOB_TIMEOUT",
+    "DROVER_JOB_RETRY_MAX_DELAY",
     "DROVER_PLACEMENT_FILL_LIMIT",
     "DROVER_PLACEMENT_ALLOW_DEGRADED",
     "VIRTUALMIN_REQUEST_TIMEOUT",
@@ -282,6 +285,8 @@ impl Config {
             |v| v.parse().ok().filter(|n| (1..=256).contains(n)),
         )?;
         let job_timeout = sources.seconds("DROVER_JOB_TIMEOUT", Duration::from_secs(600))?;
+        let retry_max_delay =
+            sources.seconds("DROVER_JOB_RETRY_MAX_DELAY", Duration::from_secs(300))?;
         let default_placement = PlacementPolicy::default();
         let placement = PlacementPolicy {
             fill_limit: sources.parse(
@@ -302,6 +307,7 @@ impl Config {
             seal_key,
             workers,
             job_timeout,
+            retry_max_delay,
             placement,
         })
     }

@@ -32,6 +32,8 @@ pub(super) async fn spawn(
             let Ok((stream, peer)) = listener.accept().await else {
                 continue;
             };
+            // Arrival is when the connection is accepted: the nearest the wire this side sees.
+            let arrived = tokio::time::Instant::now();
             let shared = Arc::clone(&shared);
             let acceptor = acceptor.clone();
             tokio::spawn(async move {
@@ -41,10 +43,10 @@ pub(super) async fn spawn(
                 match acceptor {
                     Some(acceptor) => {
                         if let Ok(tls) = acceptor.accept(stream).await {
-                            serve(tls, peer.ip(), &shared).await;
+                            serve(tls, peer.ip(), arrived, &shared).await;
                         }
                     }
-                    None => serve(stream, peer.ip(), &shared).await,
+                    None => serve(stream, peer.ip(), arrived, &shared).await,
                 }
             });
         }
@@ -152,11 +154,16 @@ fn html_error(title: &str, text: &str) -> String {
     )
 }
 
-async fn serve<S: AsyncRead + AsyncWrite + Unpin>(mut stream: S, ip: IpAddr, shared: &Shared) {
+async fn serve<S: AsyncRead + AsyncWrite + Unpin>(
+    mut stream: S,
+    ip: IpAddr,
+    arrived: tokio::time::Instant,
+    shared: &Shared,
+) {
     let Some(request) = read_request(&mut stream).await else {
         return;
     };
-    let reply = answer(&request, ip, shared).await;
+    let reply = answer(&request, ip, arrived, shared).await;
     if let Some(bytes) = reply {
         let _ = stream.write_all(&bytes).await;
         let _ = stream.flush().await;
@@ -169,20 +176,41 @@ fn scaled(shared: &Shared, d: Duration) -> Duration {
 }
 
 /// The bytes to send back, or `None` to close without a word.
-async fn answer(request: &Request, ip: IpAddr, shared: &Shared) -> Option<Vec<u8>> {
-    let now = tokio::time::Instant::now();
+async fn answer(
+    request: &Request,
+    ip: IpAddr,
+    now: tokio::time::Instant,
+    shared: &Shared,
+) -> Option<Vec<u8>> {
     {
         let mut counters = lock(&shared.counters);
         counters.stats.requests += 1;
-        counters.arrivals.push_back(now);
+        // Connections are accepted in order but recorded by concurrent tasks: keep the
+        // arrivals sorted, and count the busiest one-second window that holds this one.
+        let at = counters.arrivals.partition_point(|t| *t <= now);
+        counters.arrivals.insert(at, now);
+        let second = Duration::from_secs(1);
+        let in_window = counters
+            .arrivals
+            .iter()
+            .filter(|start| **start <= now && now.duration_since(**start) < second)
+            .map(|start| {
+                counters
+                    .arrivals
+                    .iter()
+                    .filter(|t| **t >= *start && t.duration_since(*start) < second)
+                    .count()
+            })
+            .max()
+            .unwrap_or(1);
+        let in_window = u32::try_from(in_window).unwrap_or(u32::MAX);
         while counters
             .arrivals
             .front()
-            .is_some_and(|t| now.duration_since(*t) >= Duration::from_secs(1))
+            .is_some_and(|t| now.saturating_duration_since(*t) >= 2 * second)
         {
             counters.arrivals.pop_front();
         }
-        let in_window = u32::try_from(counters.arrivals.len()).unwrap_or(u32::MAX);
         counters.stats.max_calls_per_second = counters.stats.max_calls_per_second.max(in_window);
     }
     let fault = {

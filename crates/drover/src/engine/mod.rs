@@ -24,6 +24,29 @@ pub struct Engine {
     pub auto_provisioning: bool,
     /// The longest a job may run; a job held longer by a crashed worker is rescued after it.
     pub job_timeout: std::time::Duration,
+    /// The longest wait between two tries of a failing job.
+    pub retry_max_delay: std::time::Duration,
+}
+
+/// Retries after 1 s, 2 s, 4 s, … up to a ceiling, with jitter: a flaky server is tried again
+/// soon, and a failing job still gets through its attempts in hours, not the days of River's
+/// quartic default.
+#[derive(Debug, Clone, Copy)]
+pub struct CappedBackoff {
+    pub max_delay: std::time::Duration,
+}
+
+impl riverqueue::RetryPolicy for CappedBackoff {
+    fn next_retry(
+        &self,
+        job: &riverqueue::JobRow,
+        _error: &riverqueue::WorkError,
+        _now: jiff::Timestamp,
+    ) -> std::time::Duration {
+        let exponent = u32::try_from(job.attempt.max(1) - 1).unwrap_or(0).min(20);
+        let delay = std::time::Duration::from_secs(1 << exponent).min(self.max_delay);
+        delay.mul_f64(0.8 + 0.4 * rand::random::<f64>())
+    }
 }
 
 /// Starts working jobs with `concurrency` at a time; stop through the returned handle.
@@ -45,6 +68,9 @@ pub fn start(engine: Arc<Engine>, concurrency: usize) -> Result<RunHandle, river
         .store
         .job_client_builder()
         .job_timeout(engine.job_timeout)
+        .retry_policy(CappedBackoff {
+            max_delay: engine.retry_max_delay,
+        })
         .maintenance(maintenance)
         .workers(workers)
         .queue(
@@ -67,12 +93,13 @@ impl Engine {
             crate::config::SealKey::File(path) => Sealer::from_file(path)?,
         });
         Ok(Self {
-            store,
-            fleet: Fleet::new(config.virtualmin.clone()),
+            store: Arc::clone(&store),
+            fleet: Fleet::shared(config.virtualmin.clone(), Arc::clone(&store)),
             sealer,
             placement: config.placement,
             auto_provisioning: config.virtualmin.auto_provisioning_enabled,
             job_timeout: config.job_timeout,
+            retry_max_delay: config.retry_max_delay,
         })
     }
 }

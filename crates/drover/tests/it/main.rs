@@ -3,4 +3,5 @@
 
 mod api;
 mod command;
+mod fleet_scale;
 mod provisioning;
