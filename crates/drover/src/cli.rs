@@ -408,6 +408,28 @@ pub enum ServiceCommand {
     Password {
         id: ServiceId,
     },
+    /// Suspend, unsuspend or change the plan of many services, with progress and a summary.
+    Bulk {
+        /// suspend, unsuspend or change-plan.
+        action: String,
+        /// Services by id, comma-separated; or leave out and select with --status/--customer.
+        #[arg(long, value_delimiter = ',')]
+        ids: Vec<ServiceId>,
+        /// Select services in this status (pending, active, suspended).
+        #[arg(long)]
+        status: Option<String>,
+        #[arg(long)]
+        customer: Option<CustomerId>,
+        /// For suspend: the reason kept on each account.
+        #[arg(long)]
+        reason: Option<String>,
+        /// For change-plan: the new plan.
+        #[arg(long)]
+        plan: Option<PlanId>,
+        /// Return once queued instead of waiting for the fleet.
+        #[arg(long)]
+        no_wait: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -778,6 +800,62 @@ async fn services(
         ServiceCommand::Suspend { id, reason } => transition(id, Transition::Suspend, reason).await,
         ServiceCommand::Unsuspend { id } => transition(id, Transition::Unsuspend, None).await,
         ServiceCommand::Terminate { id } => transition(id, Transition::Terminate, None).await,
+        ServiceCommand::Bulk {
+            action,
+            ids,
+            status,
+            customer,
+            reason,
+            plan,
+            no_wait,
+        } => {
+            let action = match (action.as_str(), plan) {
+                ("suspend", _) => crate::bulk::BulkAction::Suspend { reason },
+                ("unsuspend", _) => crate::bulk::BulkAction::Unsuspend,
+                ("change-plan", Some(plan)) => crate::bulk::BulkAction::ChangePlan { plan },
+                ("change-plan", None) => bail!("change-plan needs --plan"),
+                (other, _) => {
+                    bail!("'{other}' is not a bulk action; use suspend, unsuspend or change-plan")
+                }
+            };
+            let ids = if ids.is_empty() {
+                if status.is_none() && customer.is_none() {
+                    bail!("select services with --ids, or with --status and/or --customer");
+                }
+                let mut selected = Vec::new();
+                let mut after = None;
+                loop {
+                    let filter = ServiceFilter {
+                        customer_id: customer,
+                        status: status.as_deref().map(ServiceStatus::parse).transpose()?,
+                        page: Page::new(after, Some(Page::MAX_LIMIT)),
+                    };
+                    let page = store.services(filter).await?;
+                    let Some(last) = page.last() else { break };
+                    after = Some(last.id.get());
+                    selected.extend(page.iter().map(|s| s.id));
+                }
+                selected
+            } else {
+                ids
+            };
+            let queued = crate::bulk::queue(&**store, ctx, &action, &ids).await;
+            eprintln!(
+                "{} services: {} queued, {} refused",
+                queued.total,
+                queued.queued.len(),
+                queued.refused.len()
+            );
+            if no_wait {
+                return out.one(&queued);
+            }
+            let summary = crate::bulk::wait(&**store, &queued, |done, total| {
+                eprint!("\r{done}/{total} done");
+            })
+            .await?;
+            eprintln!();
+            out.one(&summary)
+        }
         ServiceCommand::ChangePlan { id, plan } => {
             out.one(&store.change_plan(ctx, id, plan).await?)
         }

@@ -2,6 +2,7 @@
 //! parts: configuration, the store, the HTTP API and the command line.
 
 pub mod api;
+pub mod bulk;
 pub mod cli;
 pub mod config;
 pub mod engine;

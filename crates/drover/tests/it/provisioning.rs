@@ -107,6 +107,7 @@ drover_testkit::on_both_databases!(
     sqlite: sqlite;
     billing_moves_are_carried_out_on_the_server,
     jobs_wait_with_a_reason_and_the_emergency_stop_holds_them,
+    a_bulk_suspension_reports_every_outcome,
 );
 
 async fn billing_moves_are_carried_out_on_the_server(mut f: Fleetwork) {
@@ -314,5 +315,51 @@ async fn jobs_wait_with_a_reason_and_the_emergency_stop_holds_them(mut f: Fleetw
     store.set_provisioning_paused(&ctx(), false).await.unwrap();
     assert_eq!(finished(store, held.job_id).await.state, "completed");
     assert!(f.sim.domain_names().contains(&"second.com".to_owned()));
+    f.workers.stop().await.unwrap();
+}
+
+async fn a_bulk_suspension_reports_every_outcome(mut f: Fleetwork) {
+    let store = &*f.store;
+    let mut ids = Vec::new();
+    for i in 0..3 {
+        let id = service_on(store, drover_core::PlanId(1), &format!("bulk-{i}.ro")).await;
+        let moved = store
+            .transition_service(&ctx(), id, Transition::Activate, None)
+            .await
+            .unwrap();
+        assert_eq!(finished(store, moved.job_id).await.state, "completed");
+        ids.push(id);
+    }
+    let never_activated = service_on(store, drover_core::PlanId(1), "pending.ro").await;
+    ids.push(never_activated);
+
+    let action = drover::bulk::BulkAction::Suspend {
+        reason: Some("audit".into()),
+    };
+    let queued = drover::bulk::queue(store, &ctx(), &action, &ids).await;
+    assert_eq!(
+        (queued.total, queued.queued.len(), queued.refused.len()),
+        (4, 3, 1)
+    );
+    let mut seen = Vec::new();
+    let summary = drover::bulk::wait(store, &queued, |done, total| seen.push((done, total)))
+        .await
+        .unwrap();
+    assert_eq!(summary.succeeded, 3);
+    assert_eq!(summary.failed.len(), 1);
+    assert_eq!(summary.failed[0].0, never_activated);
+    assert!(
+        summary.failed[0]
+            .1
+            .contains("cannot suspend a service that is pending"),
+        "{:?}",
+        summary.failed
+    );
+    assert_eq!(seen.last(), Some(&(4, 4)), "progress reaches the total");
+    for i in 0..3 {
+        let domain = format!("bulk-{i}.ro");
+        let reason = f.sim.with_state(|s| s.domains[&domain].disabled.clone());
+        assert_eq!(reason.as_deref(), Some("audit"));
+    }
     f.workers.stop().await.unwrap();
 }
