@@ -23,6 +23,9 @@ struct Args {
     /// 1.0 answers as slowly as a real server; 0 at once.
     #[arg(long, default_value_t = 1.0)]
     latency_scale: f64,
+    /// An account plan the server knows besides "Default Plan"; repeat for more.
+    #[arg(long = "plan")]
+    plans: Vec<String>,
 }
 
 #[tokio::main(flavor = "current_thread")]
@@ -36,6 +39,7 @@ async fn main() -> std::io::Result<()> {
         ..SimConfig::default()
     };
     let sim = VirtualminSim::start_on(args.listen, config).await?;
+    sim.with_state(|state| state.plans.extend(args.plans));
     println!(
         "virtualmin-sim listening on {}/virtual-server/remote.cgi",
         sim.url()

@@ -18,7 +18,7 @@ use super::routes;
         routes::create_plan, routes::list_plans, routes::get_plan, routes::update_plan,
         routes::create_server, routes::list_servers, routes::get_server, routes::update_server,
         routes::create_service, routes::list_services, routes::get_service, routes::move_service,
-        routes::change_plan, routes::change_password,
+        routes::change_plan, routes::change_password, routes::bulk_services,
         routes::list_accounts, routes::get_account, routes::protect_account, routes::unprotect_account,
         routes::list_jobs, routes::get_job, routes::retry_job, routes::cancel_job,
         routes::provisioning_status, routes::pause_provisioning, routes::resume_provisioning,

@@ -45,6 +45,7 @@ pub fn v1() -> Router<AppState> {
         .route("/api/v1/servers", post(create_server).get(list_servers))
         .route("/api/v1/servers/{id}", get(get_server).patch(update_server))
         .route("/api/v1/services", post(create_service).get(list_services))
+        .route("/api/v1/services/bulk", post(bulk_services))
         .route("/api/v1/services/{id}", get(get_service))
         .route("/api/v1/services/{id}/change-plan", post(change_plan))
         .route("/api/v1/services/{id}/password", post(change_password))
@@ -718,5 +719,78 @@ async fn revoke_token(
     let id: TokenId = path_id("token", &id)?;
     Ok(axum::Json(
         app.store.revoke_token(&caller.context(), id).await?,
+    ))
+}
+
+/// Many services at once: `action` is suspend, unsuspend or change-plan.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct BulkRequest {
+    action: String,
+    #[schema(value_type = Vec<i64>)]
+    service_ids: Vec<ServiceId>,
+    /// For suspend.
+    reason: Option<String>,
+    /// For change-plan.
+    #[schema(value_type = Option<i64>)]
+    plan_id: Option<PlanId>,
+}
+
+/// What was queued (service, job) and what was refused at once (service, reason); follow the
+/// jobs for the rest.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct BulkAccepted {
+    total: usize,
+    #[schema(value_type = Vec<Vec<i64>>)]
+    queued: Vec<(ServiceId, JobId)>,
+    #[schema(value_type = Vec<Vec<String>>)]
+    refused: Vec<(ServiceId, String)>,
+}
+
+#[utoipa::path(post, path = "/api/v1/services/bulk", tag = "services", request_body = BulkRequest,
+    responses((status = 202, body = BulkAccepted), (status = 422, body = ErrorBody)))]
+async fn bulk_services(
+    State(app): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Json(request): Json<BulkRequest>,
+) -> Created<BulkAccepted> {
+    use crate::bulk::BulkAction;
+    let action = match (request.action.as_str(), request.plan_id) {
+        ("suspend", _) => BulkAction::Suspend {
+            reason: request.reason,
+        },
+        ("unsuspend", _) => BulkAction::Unsuspend,
+        ("change-plan", Some(plan)) => BulkAction::ChangePlan { plan },
+        (action, _) => {
+            return Err(ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid_value",
+                format!("action '{action}': use suspend, unsuspend, or change-plan with plan_id"),
+            )
+            .with_field("action"));
+        }
+    };
+    if request.service_ids.is_empty() || request.service_ids.len() > 10_000 {
+        return Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_value",
+            "service_ids: 1 to 10,000 service ids",
+        )
+        .with_field("service_ids"));
+    }
+    let queued = crate::bulk::queue(
+        &*app.store,
+        &caller.context(),
+        &action,
+        &request.service_ids,
+    )
+    .await;
+    Ok((
+        StatusCode::ACCEPTED,
+        axum::Json(BulkAccepted {
+            total: queued.total,
+            queued: queued.queued,
+            refused: queued.refused,
+        }),
     ))
 }
