@@ -86,6 +86,11 @@ drover_testkit::on_both_databases!(
     idempotency_keys_replay_the_first_answer,
     the_audit_chain_detects_edits_and_removals,
     concurrent_changes_keep_the_audit_chain_intact,
+    one_job_at_a_time_holds_an_account,
+    call_slots_are_spaced_for_every_caller,
+    placement_sees_each_servers_load,
+    protection_changes_need_the_domain_repeated,
+    plan_changes_queue_a_converge,
 );
 
 fn ctx() -> RequestContext {
@@ -695,4 +700,216 @@ async fn concurrent_changes_keep_the_audit_chain_intact(h: Harness) {
     let report = h.store.verify_audit().await.unwrap();
     assert!(report.intact, "{report:?}");
     assert_eq!(report.events_checked, 24);
+}
+
+async fn one_job_at_a_time_holds_an_account(h: Harness) {
+    let store = &*h.store;
+    let svc = service(store, "example.ro").await;
+    let later = jiff::Timestamp::now() + jiff::SignedDuration::from_secs(60);
+    let job = |n| drover_core::JobId(n);
+    assert!(
+        store
+            .lease_account(svc.account_id, job(1), later)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .lease_account(svc.account_id, job(2), later)
+            .await
+            .unwrap(),
+        "held by job 1"
+    );
+    assert!(
+        store
+            .lease_account(svc.account_id, job(1), later)
+            .await
+            .unwrap(),
+        "job 1 may renew"
+    );
+    store.release_account(svc.account_id, job(2)).await.unwrap();
+    assert!(
+        !store
+            .lease_account(svc.account_id, job(2), later)
+            .await
+            .unwrap(),
+        "only the holder releases"
+    );
+    store.release_account(svc.account_id, job(1)).await.unwrap();
+    assert!(
+        store
+            .lease_account(svc.account_id, job(2), later)
+            .await
+            .unwrap()
+    );
+    // An expired lease (a crashed worker's) can be taken.
+    let past = jiff::Timestamp::now() - jiff::SignedDuration::from_secs(1);
+    assert!(
+        store
+            .lease_account(svc.account_id, job(2), past)
+            .await
+            .unwrap()
+    );
+    assert!(
+        store
+            .lease_account(svc.account_id, job(3), later)
+            .await
+            .unwrap()
+    );
+}
+
+async fn call_slots_are_spaced_for_every_caller(h: Harness) {
+    let server = h
+        .store
+        .create_server(&ctx(), server_spec("vm1"))
+        .await
+        .unwrap()
+        .id;
+    let tasks: Vec<_> = (0..10)
+        .map(|_| {
+            let store = Arc::clone(&h.store);
+            tokio::spawn(async move { store.reserve_call_slot(server, 500).await.unwrap() })
+        })
+        .collect();
+    let mut slots = Vec::new();
+    for task in tasks {
+        slots.push(task.await.unwrap());
+    }
+    slots.sort_unstable();
+    for pair in slots.windows(2) {
+        assert_eq!(pair[1] - pair[0], 500, "{slots:?}");
+    }
+    let other = h
+        .store
+        .create_server(&ctx(), server_spec("vm2"))
+        .await
+        .unwrap()
+        .id;
+    let first = h.store.reserve_call_slot(other, 500).await.unwrap();
+    assert!(first < slots[9], "each server has its own slots");
+}
+
+async fn placement_sees_each_servers_load(h: Harness) {
+    let store = &*h.store;
+    let vm1 = store
+        .create_server(&ctx(), server_spec("vm1"))
+        .await
+        .unwrap()
+        .id;
+    store
+        .create_server(&ctx(), server_spec("vm2"))
+        .await
+        .unwrap();
+    for domain in ["a.ro", "b.ro"] {
+        let svc = service(store, domain).await;
+        store
+            .transition_service(&ctx(), svc.id, Transition::Activate, None)
+            .await
+            .unwrap();
+        store
+            .assign_server(&ctx(), svc.account_id, vm1)
+            .await
+            .unwrap();
+    }
+    // A pending account placed nowhere yet, and one that is absent, count for nothing.
+    service(store, "c.ro").await;
+    let candidates = store.placement_candidates().await.unwrap();
+    let load: Vec<(String, u32)> = candidates
+        .iter()
+        .map(|c| (c.name.clone(), c.accounts))
+        .collect();
+    assert_eq!(load, [("vm1".to_owned(), 2), ("vm2".to_owned(), 0)]);
+    let placed = store.account(drover_core::AccountId(1)).await.unwrap();
+    let again = store
+        .assign_server(&ctx(), placed.id, vm1)
+        .await
+        .unwrap_err();
+    assert!(matches!(
+        again,
+        StoreError::Conflict {
+            code: "already_placed",
+            ..
+        }
+    ));
+}
+
+async fn protection_changes_need_the_domain_repeated(h: Harness) {
+    let store = &*h.store;
+    let svc = service(store, "știri.ro").await;
+    let err = store
+        .set_protection(&ctx(), svc.account_id, false, "stiri.ro")
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            StoreError::Unprocessable {
+                code: "confirmation_mismatch",
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    assert!(
+        store
+            .account(svc.account_id)
+            .await
+            .unwrap()
+            .protected_from_deletion
+    );
+    let account = store
+        .set_protection(&ctx(), svc.account_id, false, "XN--TIRI-PXB.RO")
+        .await
+        .unwrap();
+    assert!(
+        !account.protected_from_deletion,
+        "punycode or Unicode, any case"
+    );
+    let jobs = store
+        .jobs(JobFilter {
+            account_id: Some(svc.account_id),
+            ..JobFilter::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(jobs.len(), 1, "lifting protection queues a converge");
+    store
+        .set_protection(&ctx(), svc.account_id, true, "știri.ro")
+        .await
+        .unwrap();
+    let actions: Vec<String> = store
+        .audit_events(AuditFilter {
+            subject: Some(format!("account:{}", svc.account_id)),
+            page: Page::default(),
+        })
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| e.action)
+        .collect();
+    assert_eq!(actions, ["account.unprotect", "account.protect"]);
+}
+
+async fn plan_changes_queue_a_converge(h: Harness) {
+    let store = &*h.store;
+    let svc = service(store, "example.ro").await;
+    let other = store.create_plan(&ctx(), plan_spec("Other")).await.unwrap();
+    let moved = store.change_plan(&ctx(), svc.id, other.id).await.unwrap();
+    assert_eq!(moved.service.plan_id, other.id);
+    assert_eq!(moved.account.desired_generation, 2);
+    assert_eq!(
+        store.job(moved.job_id).await.unwrap().kind,
+        "converge_account"
+    );
+    let err = store
+        .change_plan(&ctx(), svc.id, PlanId(404))
+        .await
+        .unwrap_err();
+    assert!(matches!(
+        err,
+        StoreError::Unprocessable {
+            code: "unknown_plan",
+            ..
+        }
+    ));
 }
