@@ -1232,31 +1232,13 @@ impl Store for SqlStore {
     }
 
     async fn retry_job(&self, ctx: &RequestContext, id: JobId) -> Result<JobSummary> {
-        self.queue
-            .jobs()
-            .retry(id.get())
-            .await
-            .map_err(|e| match e {
-                riverqueue::Error::NotFound { .. } => StoreError::not_found("job", id),
-                other => other.into(),
-            })?;
-        self.audit(ctx, "job.retry", format!("job:{id}"), json!({}))
-            .await?;
-        self.job(id).await
+        let done = self.queue.jobs().retry(id.get()).await.map(|_| ());
+        self.control_job(ctx, id, "job.retry", done).await
     }
 
     async fn cancel_job(&self, ctx: &RequestContext, id: JobId) -> Result<JobSummary> {
-        self.queue
-            .jobs()
-            .cancel(id.get())
-            .await
-            .map_err(|e| match e {
-                riverqueue::Error::NotFound { .. } => StoreError::not_found("job", id),
-                other => other.into(),
-            })?;
-        self.audit(ctx, "job.cancel", format!("job:{id}"), json!({}))
-            .await?;
-        self.job(id).await
+        let done = self.queue.jobs().cancel(id.get()).await.map(|_| ());
+        self.control_job(ctx, id, "job.cancel", done).await
     }
 
     async fn set_protection(
@@ -1355,6 +1337,23 @@ impl Store for SqlStore {
 }
 
 impl SqlStore {
+    /// Audits an operator's retry or cancel of a job, once River has done it.
+    async fn control_job(
+        &self,
+        ctx: &RequestContext,
+        id: JobId,
+        action: &str,
+        done: std::result::Result<(), riverqueue::Error>,
+    ) -> Result<JobSummary> {
+        done.map_err(|e| match e {
+            riverqueue::Error::NotFound { .. } => StoreError::not_found("job", id),
+            other => other.into(),
+        })?;
+        self.audit(ctx, action, format!("job:{id}"), json!({}))
+            .await?;
+        self.job(id).await
+    }
+
     /// Enqueues the account's converge job in `tx` (or joins the one already waiting) and
     /// records what it is about.
     async fn enqueue_converge(

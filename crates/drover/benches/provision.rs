@@ -138,7 +138,7 @@ async fn main() {
 
     let jobs = 500;
     let (store, _dir) = sqlite().await;
-    let run = provision(store, 2, 10_000.0, 0.0, jobs).await;
+    let run = provision(store, 2, 1000.0, 0.0, jobs).await;
     println!(
         "queue overhead, SQLite: {jobs} jobs in {:.2} s = {:.0} jobs/s",
         run.seconds,
@@ -147,7 +147,7 @@ async fn main() {
     match drover_testkit::TestPostgres::create().await {
         Ok(db) => {
             let store = drover_store::open(db.url()).await.unwrap();
-            let run = provision(store, 2, 10_000.0, 0.0, jobs).await;
+            let run = provision(store, 2, 1000.0, 0.0, jobs).await;
             println!(
                 "queue overhead, PostgreSQL: {jobs} jobs in {:.2} s = {:.0} jobs/s",
                 run.seconds,
