@@ -220,7 +220,9 @@ async fn a_flaky_fleet_ends_with_every_job_done_or_refused_and_no_rate_exceeded(
         ("VIRTUALMIN_PROVISIONING_TIMEOUT", "2"),
         ("VIRTUALMIN_RETRY_DELAY", "0.05"),
     ];
-    let mut cluster = Cluster::new(3, SimConfig::default(), 20.0, env).await;
+    // A modest rate: calls 200 ms apart leave the simulators' own scheduling (they share this
+    // process and two cores with the workers) no room to bunch arrivals into a false excess.
+    let mut cluster = Cluster::new(3, SimConfig::default(), 5.0, env).await;
     for sim in &cluster.sims {
         sim.set_fault_rate(
             0.3,
@@ -236,9 +238,9 @@ async fn a_flaky_fleet_ends_with_every_job_done_or_refused_and_no_rate_exceeded(
     for _ in 0..3 {
         cluster.spawn_worker();
     }
-    cluster.sell(150).await;
+    cluster.sell(90).await;
     let (completed, discarded) = cluster.settle(Duration::from_secs(300)).await;
-    assert_eq!(completed + discarded, 150, "every job ended");
+    assert_eq!(completed + discarded, 90, "every job ended");
     // A discarded job says why.
     let filter = drover_store::JobFilter {
         states: vec![drover_store::JobState::Discarded],
