@@ -44,18 +44,6 @@ pub async fn in_scope<F: Future>(scope: CallScope, future: F) -> F::Output {
     SCOPE.scope(scope, future).await
 }
 
-/// Runs `future` with `id` as the correlation id of every Virtualmin call it makes.
-pub async fn with_correlation<F: Future>(id: String, future: F) -> F::Output {
-    in_scope(
-        CallScope {
-            correlation_id: id,
-            log: None,
-        },
-        future,
-    )
-    .await
-}
-
 fn correlation_id() -> String {
     SCOPE
         .try_with(|s| s.correlation_id.clone())

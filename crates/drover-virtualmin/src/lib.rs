@@ -14,9 +14,7 @@ mod settings;
 mod tls;
 
 pub use breaker::{BreakerConfig, BreakerState};
-pub use client::{
-    CallPacer, CallRecord, CallScope, Endpoint, VirtualminClient, in_scope, with_correlation,
-};
+pub use client::{CallPacer, CallRecord, CallScope, Endpoint, VirtualminClient, in_scope};
 pub use domain::{Disabled, DomainInfo, DomainKind, Quota};
 pub use error::{ErrorKind, VirtualminError, classify_error, classify_failure};
 pub use operations::{DomainChange, NewDomain, Placement};

@@ -88,14 +88,6 @@ impl Record {
             .map(|f| self.slice(f.value))
     }
 
-    /// Every value of `key`, in order.
-    pub fn get_all<'a>(&'a self, key: &'a str) -> impl Iterator<Item = &'a str> + 'a {
-        self.fields
-            .iter()
-            .filter(move |f| self.slice(f.key) == key)
-            .map(|f| self.slice(f.value))
-    }
-
     pub fn contains_key(&self, key: &str) -> bool {
         self.get(key).is_some()
     }
