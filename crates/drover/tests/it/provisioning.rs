@@ -108,6 +108,7 @@ drover_testkit::on_both_databases!(
     billing_moves_are_carried_out_on_the_server,
     jobs_wait_with_a_reason_and_the_emergency_stop_holds_them,
     a_bulk_suspension_reports_every_outcome,
+    a_change_made_while_a_job_runs_is_applied_by_that_job,
 );
 
 async fn billing_moves_are_carried_out_on_the_server(mut f: Fleetwork) {
@@ -361,5 +362,52 @@ async fn a_bulk_suspension_reports_every_outcome(mut f: Fleetwork) {
         let reason = f.sim.with_state(|s| s.domains[&domain].disabled.clone());
         assert_eq!(reason.as_deref(), Some("audit"));
     }
+    f.workers.stop().await.unwrap();
+}
+
+async fn a_change_made_while_a_job_runs_is_applied_by_that_job(mut f: Fleetwork) {
+    let store = &*f.store;
+    let id = service_on(store, drover_core::PlanId(1), "midway.ro").await;
+    // The job's first call (its observation) answers slowly: billing acts meanwhile.
+    f.sim.fail_next(drover_testkit::virtualmin::Fault::Slow(
+        Duration::from_millis(1500),
+    ));
+    let activated = store
+        .transition_service(&ctx(), id, Transition::Activate, None)
+        .await
+        .unwrap();
+    for _ in 0..200 {
+        if store.job(activated.job_id).await.unwrap().state == "running" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(store.job(activated.job_id).await.unwrap().state, "running");
+    let suspended = store
+        .transition_service(
+            &ctx(),
+            id,
+            Transition::Suspend,
+            Some("changed midway".into()),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        suspended.job_id, activated.job_id,
+        "the running job takes the change"
+    );
+    assert!(suspended.joined_waiting_job);
+    assert_eq!(finished(store, activated.job_id).await.state, "completed");
+    let on_server = f
+        .sim
+        .with_state(|s| s.domains.get("midway.ro").cloned())
+        .unwrap();
+    assert_eq!(
+        on_server.disabled.as_deref(),
+        Some("changed midway"),
+        "not lost"
+    );
+    let account = store.account(activated.account.id).await.unwrap();
+    assert_eq!(account.observed_state.as_deref(), Some("disabled"));
     f.workers.stop().await.unwrap();
 }
