@@ -196,10 +196,10 @@ impl VirtualminClient {
             })?;
             match &self.pacer {
                 Some(pacer) => {
-                    // Slots 5 % wider than the rate: calls paced by several processes arrive
+                    // Slots 3 % wider than the rate: calls paced by several processes arrive
                     // with a little jitter, and the server must never see more than its rate.
                     let interval =
-                        Duration::from_secs_f64(1.05 / self.endpoint.rate_qps.max(0.001));
+                        Duration::from_secs_f64(1.03 / self.endpoint.rate_qps.max(0.001));
                     tokio::time::sleep(pacer.next_slot(interval).await?).await;
                 }
                 None => self.rate.wait().await,
