@@ -25,6 +25,9 @@ fn ctx() -> RequestContext {
 struct Run {
     seconds: f64,
     calls: u64,
+    /// Calls per second while calls flowed: per server, the intervals between its first and
+    /// last call over that span, summed.
+    steady_rate: f64,
     max_per_second: Vec<u32>,
 }
 

@@ -72,6 +72,9 @@ pub struct SimStats {
     pub requests: u64,
     /// The most requests that arrived within any one second.
     pub max_calls_per_second: u32,
+    /// When the first and the latest request arrived.
+    pub first_arrival: Option<tokio::time::Instant>,
+    pub last_arrival: Option<tokio::time::Instant>,
 }
 
 /// Median latencies of the real server (INDEX.md), by program, for successful calls.

@@ -185,6 +185,9 @@ async fn answer(
     {
         let mut counters = lock(&shared.counters);
         counters.stats.requests += 1;
+        counters.stats.first_arrival =
+            Some(counters.stats.first_arrival.map_or(now, |t| t.min(now)));
+        counters.stats.last_arrival = Some(counters.stats.last_arrival.map_or(now, |t| t.max(now)));
         // Connections are accepted in order but recorded by concurrent tasks: keep the
         // arrivals sorted, and count the busiest one-second window that holds this one.
         let at = counters.arrivals.partition_point(|t| *t <= now);
