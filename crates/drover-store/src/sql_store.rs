@@ -1166,24 +1166,10 @@ impl Store for SqlStore {
                 .bind(account.get())
                 .execute(&mut **tx)
                 .await?;
-            let inserted = self
-                .queue
-                .insert(crate::jobs::SetAccountPassword {
-                    account_id: account.get(),
-                })
-                .tx(&mut *tx)
-                .await?;
-            let job_id = JobId(inserted.id());
-            sqlx::query(
-                "INSERT INTO job_subjects (job_id, account_id, correlation_id, created_at) \
-                 VALUES ($1, $2, $3, $4) ON CONFLICT (job_id) DO NOTHING",
-            )
-            .bind(job_id.get())
-            .bind(account.get())
-            .bind(&ctx.correlation_id)
-            .bind(sql_now())
-            .execute(&mut **tx)
-            .await?;
+            let args = crate::jobs::SetAccountPassword {
+                account_id: account.get(),
+            };
+            let (job_id, _) = self.enqueue_for_account(tx, ctx, account, args).await?;
             append_audit(
                 tx,
                 ctx,
@@ -1354,21 +1340,19 @@ impl SqlStore {
         self.job(id).await
     }
 
-    /// Enqueues the account's converge job in `tx` (or joins the one already waiting) and
-    /// records what it is about.
-    async fn enqueue_converge(
+    /// Enqueues a job about `account` in `tx` (or joins the same one already waiting, for
+    /// unique kinds) and records what it is about.
+    async fn enqueue_for_account<A>(
         &self,
         tx: &mut Tx,
         ctx: &RequestContext,
         account: AccountId,
-    ) -> Result<(JobId, bool)> {
-        let inserted = self
-            .queue
-            .insert(ConvergeAccount {
-                account_id: account.get(),
-            })
-            .tx(&mut *tx)
-            .await?;
+        args: A,
+    ) -> Result<(JobId, bool)>
+    where
+        A: riverqueue::JobArgs + Send + Sync + 'static,
+    {
+        let inserted = self.queue.insert(args).tx(&mut *tx).await?;
         sqlx::query(
             "INSERT INTO job_subjects (job_id, account_id, correlation_id, created_at) \
              VALUES ($1, $2, $3, $4) ON CONFLICT (job_id) DO NOTHING",
@@ -1380,6 +1364,19 @@ impl SqlStore {
         .execute(&mut **tx)
         .await?;
         Ok((JobId(inserted.id()), inserted.unique_skipped_as_duplicate))
+    }
+
+    /// Enqueues the account's converge job (or joins the one already waiting).
+    async fn enqueue_converge(
+        &self,
+        tx: &mut Tx,
+        ctx: &RequestContext,
+        account: AccountId,
+    ) -> Result<(JobId, bool)> {
+        let args = ConvergeAccount {
+            account_id: account.get(),
+        };
+        self.enqueue_for_account(tx, ctx, account, args).await
     }
 
     /// Joins River's rows with drover's record of what each job is about.
