@@ -210,6 +210,8 @@ async fn reads_are_retried_after_transient_failures_and_writes_are_not() {
 async fn wrong_credentials_are_never_retried_and_lead_to_the_lock_out() {
     let config = SimConfig {
         block_for: Duration::from_millis(400),
+        pass_delay: Duration::from_millis(40),
+        latency_scale: 1.0,
         ..SimConfig::default()
     };
     let sim = VirtualminSim::start(config).await.unwrap();
@@ -220,8 +222,15 @@ async fn wrong_credentials_are_never_retried_and_lead_to_the_lock_out() {
     )
     .unwrap();
     for attempt in 1..=4 {
+        let started = std::time::Instant::now();
         let err = wrong.list_domains().await.unwrap_err();
         assert_eq!(err.kind, ErrorKind::Auth, "attempt {attempt}");
+        // The server waits 40 ms more at each failure: the n-th refusal takes at least n × 40 ms.
+        let took = started.elapsed();
+        assert!(
+            took >= Duration::from_millis(40) * attempt,
+            "the delay grows: {took:?} at attempt {attempt}"
+        );
     }
     assert_eq!(sim.stats().requests, 4, "auth failures are not retried");
     let err = wrong.list_domains().await.unwrap_err();
