@@ -186,6 +186,43 @@ async fn billing_moves_are_carried_out_on_the_server(mut f: Fleetwork) {
     assert_eq!(finished(store, moved.job_id).await.state, "completed");
     assert_eq!(on_server(&f).unwrap().disabled, None);
 
+    // A plan change applies the plan on the server.
+    f.sim.with_state(|s| s.plans.push("Web Plus".into()));
+    let plus = serde_json::json!({"name": "Web Plus", "features": ["dir", "web", "dns"]});
+    let plus = store
+        .create_plan(&ctx(), serde_json::from_value(plus).unwrap())
+        .await
+        .unwrap();
+    let moved = store
+        .change_plan(&ctx(), service.id, plus.id)
+        .await
+        .unwrap();
+    assert_eq!(finished(store, moved.job_id).await.state, "completed");
+    assert_eq!(on_server(&f).unwrap().plan, "Web Plus");
+    let calls = store.job_calls(moved.job_id).await.unwrap();
+    assert!(
+        calls
+            .iter()
+            .any(|c| c.call.starts_with("modify-domain")
+                && c.call.contains("--apply-plan \"Web Plus\"")),
+        "{calls:?}"
+    );
+
+    // A new password is sealed, then set on the server by its own job.
+    let sealer = Sealer::from_hex(&"42".repeat(32)).unwrap();
+    let sealed = sealer.seal(&secrecy::SecretString::from("N3w-passw0rd".to_owned()));
+    let job = store
+        .change_password(&ctx(), moved.account.id, &sealed)
+        .await
+        .unwrap();
+    assert_eq!(finished(store, job).await.state, "completed");
+    assert_eq!(on_server(&f).unwrap().password, "N3w-passw0rd");
+    let calls = store.job_calls(job).await.unwrap();
+    assert!(
+        calls.iter().all(|c| !c.call.contains("N3w-passw0rd")),
+        "never recorded in clear"
+    );
+
     // Terminating a protected account is refused, with its reason, and audited.
     let moved = store
         .transition_service(&ctx(), service.id, Transition::Terminate, None)
