@@ -13,7 +13,7 @@ use drover::engine::{Engine, Fleet, Sealer};
 use drover_core::{CustomerSpec, DomainName, PlacementPolicy, Transition};
 use drover_store::{NewService, RequestContext, Store};
 use drover_testkit::virtualmin::{SimConfig, VirtualminSim};
-use drover_virtualmin::{VirtualminSettings, fingerprint};
+use drover_virtualmin::VirtualminSettings;
 
 fn ctx() -> RequestContext {
     RequestContext {
@@ -56,12 +56,8 @@ async fn provision(
         .await
         .unwrap();
         sim.with_state(|s| s.plans.push("Web".into()));
-        let server = serde_json::json!({
-            "name": format!("vm{i}"), "hostname": "127.0.0.1", "port": sim.addr().port(),
-            "capacity": 100_000, "rate_qps": qps,
-            "credentials": format!("file:{}", password.display()),
-            "pinned_cert_sha256": fingerprint(sim.certificate_der().unwrap()).to_hex(),
-        });
+        let extra = serde_json::json!({"capacity": 100_000, "rate_qps": qps});
+        let server = sim.server_record(&format!("vm{i}"), &password, extra);
         store
             .create_server(&ctx(), serde_json::from_value(server).unwrap())
             .await

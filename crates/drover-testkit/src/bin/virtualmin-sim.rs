@@ -44,20 +44,9 @@ async fn main() -> std::io::Result<()> {
         "virtualmin-sim listening on {}/virtual-server/remote.cgi",
         sim.url()
     );
-    if let Some(der) = sim.certificate_der() {
-        use std::fmt::Write as _;
-        let digest = ring_free_sha256(der);
-        let mut hex = String::new();
-        for b in digest {
-            let _ = write!(hex, "{b:02x}");
-        }
-        println!("certificate SHA-256: {hex}");
+    if let Some(pin) = sim.certificate_sha256() {
+        println!("certificate SHA-256: {pin}");
     }
     tokio::signal::ctrl_c().await?;
     Ok(())
-}
-
-fn ring_free_sha256(data: &[u8]) -> [u8; 32] {
-    use sha2::Digest as _;
-    sha2::Sha256::digest(data).into()
 }

@@ -190,6 +190,37 @@ impl VirtualminSim {
         self.certificate_der.as_deref()
     }
 
+    /// The SHA-256 of the served certificate in hex, as drover pins it.
+    pub fn certificate_sha256(&self) -> Option<String> {
+        use sha2::Digest as _;
+        let digest = sha2::Sha256::digest(self.certificate_der.as_deref()?);
+        Some(digest.iter().map(|b| format!("{b:02x}")).collect())
+    }
+
+    /// The JSON a drover server record needs to reach this simulator (name, address, its
+    /// password file, and the pinned certificate when serving TLS), merged with `extra`
+    /// (capacity, rate, tags).
+    pub fn server_record(
+        &self,
+        name: &str,
+        password_file: &std::path::Path,
+        extra: serde_json::Value,
+    ) -> serde_json::Value {
+        let mut record = serde_json::json!({
+            "name": name,
+            "hostname": self.addr.ip().to_string(),
+            "port": self.addr.port(),
+            "credentials": format!("file:{}", password_file.display()),
+        });
+        if let Some(pin) = self.certificate_sha256() {
+            record["pinned_cert_sha256"] = pin.into();
+        }
+        if let (Some(record), serde_json::Value::Object(extra)) = (record.as_object_mut(), extra) {
+            record.extend(extra);
+        }
+        record
+    }
+
     /// Reads or changes the server's state directly, as an administrator on the box would.
     pub fn with_state<R>(&self, f: impl FnOnce(&mut State) -> R) -> R {
         f(&mut lock(&self.shared.state))

@@ -9,7 +9,6 @@ use drover_core::{CustomerSpec, DomainName, Transition};
 use drover_store::{NewService, PgStore, RequestContext, Store};
 use drover_testkit::TestPostgres;
 use drover_testkit::virtualmin::{Fault, SimConfig, VirtualminSim};
-use drover_virtualmin::fingerprint;
 use tokio::process::{Child, Command};
 
 const DROVER: &str = env!("CARGO_BIN_EXE_drover");
@@ -56,12 +55,8 @@ impl Cluster {
             .await
             .unwrap();
             sim.with_state(|s| s.plans.push("Web".into()));
-            let server = serde_json::json!({
-                "name": format!("vm{i}"), "hostname": "127.0.0.1", "port": sim.addr().port(),
-                "capacity": 5000, "rate_qps": rate_qps,
-                "credentials": format!("file:{}", password_file.display()),
-                "pinned_cert_sha256": fingerprint(sim.certificate_der().unwrap()).to_hex(),
-            });
+            let extra = serde_json::json!({"capacity": 5000, "rate_qps": rate_qps});
+            let server = sim.server_record(&format!("vm{i}"), &password_file, extra);
             store
                 .create_server(&ctx(), serde_json::from_value(server).unwrap())
                 .await

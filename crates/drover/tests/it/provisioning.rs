@@ -9,7 +9,7 @@ use drover::engine::{Engine, Fleet, Sealer};
 use drover_core::{CustomerSpec, DomainName, JobId, PlacementPolicy, Transition};
 use drover_store::{JobFilter, NewService, RequestContext, Store};
 use drover_testkit::virtualmin::{SimConfig, VirtualminSim};
-use drover_virtualmin::{VirtualminSettings, fingerprint};
+use drover_virtualmin::VirtualminSettings;
 
 struct Fleetwork {
     store: Arc<dyn Store>,
@@ -43,11 +43,7 @@ async fn setup(store: Arc<dyn Store>, keep: Box<dyn std::any::Any + Send>) -> Fl
         .create_plan(&ctx(), serde_json::from_value(plan).unwrap())
         .await
         .unwrap();
-    let server = serde_json::json!({
-        "name": "vm1", "hostname": "127.0.0.1", "port": sim.addr().port(), "capacity": 100,
-        "credentials": format!("file:{}", password_file.display()),
-        "pinned_cert_sha256": fingerprint(sim.certificate_der().unwrap()).to_hex(),
-    });
+    let server = sim.server_record("vm1", &password_file, serde_json::json!({"capacity": 100}));
     store
         .create_server(&ctx(), serde_json::from_value(server).unwrap())
         .await
