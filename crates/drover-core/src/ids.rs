@@ -59,6 +59,10 @@ id_type!(
     AuditEventId,
     /// A River job.
     JobId,
+    /// A DNS zone drover keeps.
+    ZoneId,
+    /// A DNS provider: one PowerDNS server or one Cloudflare account.
+    DnsProviderId,
 );
 
 #[cfg(test)]

@@ -7,6 +7,7 @@
 mod audit;
 mod converge;
 mod customer;
+mod dns;
 mod domain;
 mod error;
 mod ids;
@@ -21,9 +22,17 @@ mod service;
 pub use audit::{AuditChainBreak, AuditEntry, Hash, verify_chain};
 pub use converge::{Action, Blocked, Observed, Wanted, converge};
 pub use customer::CustomerSpec;
+pub use dns::{
+    AddressMove, MAX_TTL, OwnerName, RecordType, RrSet, RrSetUpdate, SafetyLimits, SafetyRefusal,
+    ZoneDiff, ZoneTemplate, account_zone, canonical_content, check_safety, diff_zone,
+    rewrite_addresses, txt_text, validate_zone,
+};
 pub use domain::{DomainName, DomainWarning};
 pub use error::Error;
-pub use ids::{AccountId, AuditEventId, CustomerId, JobId, PlanId, ServerId, ServiceId, TokenId};
+pub use ids::{
+    AccountId, AuditEventId, CustomerId, DnsProviderId, JobId, PlanId, ServerId, ServiceId,
+    TokenId, ZoneId,
+};
 pub use names::{PlanName, ServerName, Tag, UnixUsername};
 pub use placement::{Candidate, PlacementPolicy, place};
 pub use plan::{Feature, PlanPatch, PlanSpec};

@@ -1,3 +1,18 @@
-//! DNS providers (PowerDNS servers and Cloudflare) behind one trait, and the plan/apply of the
-//! zones drover holds. The clients arrive with DNS support; this crate holds its place in the
-//! workspace so the dependency graph is fixed from the start.
+//! drover's DNS providers behind one trait ([`DnsProvider`]): PowerDNS servers through their
+//! HTTP API and Cloudflare through its DNS records API, with the call budget Cloudflare needs
+//! and a DNS query to confirm what a server answers.
+
+mod budget;
+mod cloudflare;
+mod error;
+mod http;
+mod powerdns;
+mod provider;
+mod query;
+
+pub use budget::{BudgetTicket, CallBudget, CallBudgets};
+pub use cloudflare::{CLOUDFLARE_API, CloudflareClient, CloudflareSettings, FREE_BATCH_SIZE};
+pub use error::{DnsError, Result};
+pub use powerdns::{DEFAULT_MAX_BODY_BYTES, PowerDnsClient, PowerDnsSettings};
+pub use provider::{Applied, DnsProvider, ListedZone, ProviderZone, RecordIds, RecordKey, ZoneRef};
+pub use query::{ServedAnswer, query_served};

@@ -1,11 +1,15 @@
-//! Test harnesses for drover: throwaway PostgreSQL databases and a Virtualmin remote.cgi
-//! simulator (also the `virtualmin-sim` binary). The Cloudflare fake and the PowerDNS launcher
-//! join them with DNS support.
+//! Test harnesses for drover: throwaway PostgreSQL databases, a Virtualmin remote.cgi simulator
+//! (also the `virtualmin-sim` binary), real PowerDNS servers on loopback ports, and a stateful
+//! Cloudflare API fake.
 
+pub mod cloudflare;
 mod postgres;
+pub mod powerdns;
 pub mod virtualmin;
 
+pub use cloudflare::{CloudflareFake, FakeConfig};
 pub use postgres::TestPostgres;
+pub use powerdns::PowerDns;
 /// Runs each named `async fn test(harness)` once per database: a `postgres::test` built with
 /// `$postgres().await` and a `sqlite::test` built with `$sqlite().await`, so one body holds both
 /// backends to the same behaviour.

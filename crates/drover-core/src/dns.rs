@@ -1,0 +1,1044 @@
+//! DNS as drover keeps it: zones of rrsets in one canonical form, the difference between what a
+//! zone should hold and what a provider serves, the safety limits on applying it, the zone an
+//! account starts with, and the address rewrite that moves traffic between servers.
+//!
+//! Canonical form (the one PowerDNS speaks and every comparison uses): owner names lower-case
+//! ASCII without the trailing dot; CNAME, NS and MX targets lower-case with the trailing dot;
+//! TXT quoted; records of an rrset sorted and without repeats.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+use crate::{DomainName, Error};
+
+/// The record types drover manages. SOA belongs to each provider and is never compared.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub enum RecordType {
+    A,
+    Aaaa,
+    Cname,
+    Mx,
+    Ns,
+    Txt,
+}
+
+impl RecordType {
+    pub const ALL: [Self; 6] = [
+        Self::A,
+        Self::Aaaa,
+        Self::Cname,
+        Self::Mx,
+        Self::Ns,
+        Self::Txt,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::A => "A",
+            Self::Aaaa => "AAAA",
+            Self::Cname => "CNAME",
+            Self::Mx => "MX",
+            Self::Ns => "NS",
+            Self::Txt => "TXT",
+        }
+    }
+
+    pub fn parse(input: &str) -> Result<Self, Error> {
+        Self::ALL
+            .into_iter()
+            .find(|t| t.as_str().eq_ignore_ascii_case(input.trim()))
+            .ok_or_else(|| {
+                Error::invalid("record type", input, "one of A, AAAA, CNAME, MX, NS, TXT")
+            })
+    }
+}
+
+impl fmt::Display for RecordType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl Serialize for RecordType {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.as_str())
+    }
+}
+
+impl<'de> Deserialize<'de> for RecordType {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        Self::parse(&String::deserialize(deserializer)?).map_err(serde::de::Error::custom)
+    }
+}
+
+/// The owner name of an rrset: inside its zone, lower-case ASCII, no trailing dot. Labels may
+/// start with `_` (`_dmarc`) and the first may be `*`.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(transparent)]
+pub struct OwnerName(String);
+
+impl OwnerName {
+    /// Reads a name an operator wrote: `@` for the apex, a name relative to the zone (`www`),
+    /// or an absolute one (`www.example.ro` or `www.example.ro.`).
+    pub fn parse(input: &str, zone: &DomainName) -> Result<Self, Error> {
+        let expected = format!(
+            "a name inside {zone}: '@' for the apex, a relative name like 'www', or an absolute \
+             one like 'www.{zone}'"
+        );
+        let trimmed = input.trim();
+        let zone_name = zone.as_str();
+        let absolute = if trimmed == "@" {
+            zone_name.to_owned()
+        } else if let Some(name) = trimmed.strip_suffix('.') {
+            name.to_ascii_lowercase()
+        } else {
+            let lower = trimmed.to_ascii_lowercase();
+            if lower == zone_name || lower.ends_with(&format!(".{zone_name}")) {
+                lower
+            } else {
+                format!("{lower}.{zone_name}")
+            }
+        };
+        let inside = absolute == zone_name || absolute.ends_with(&format!(".{zone_name}"));
+        if !inside || absolute.len() > 253 {
+            return Err(Error::invalid("owner name", input, expected));
+        }
+        let relative_labels = absolute[..absolute.len() - zone_name.len()].trim_end_matches('.');
+        if !relative_labels.is_empty() {
+            for (i, label) in relative_labels.split('.').enumerate() {
+                let ok = (i == 0 && label == "*") || host_label_ok(label, true);
+                if !ok {
+                    return Err(Error::invalid("owner name", input, expected));
+                }
+            }
+        }
+        Ok(Self(absolute))
+    }
+
+    pub fn apex(zone: &DomainName) -> Self {
+        Self(zone.as_str().to_owned())
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// With the trailing dot, as PowerDNS wants it.
+    pub fn absolute(&self) -> String {
+        format!("{}.", self.0)
+    }
+
+    pub fn is_apex(&self, zone: &DomainName) -> bool {
+        self.0 == zone.as_str()
+    }
+}
+
+impl fmt::Display for OwnerName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+fn host_label_ok(label: &str, underscore: bool) -> bool {
+    !label.is_empty()
+        && label.len() <= 63
+        && !label.starts_with('-')
+        && !label.ends_with('-')
+        && label
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || (underscore && b == b'_'))
+}
+
+/// A host name as record content: lower-case ASCII with the trailing dot.
+fn canonical_host(input: &str) -> Option<String> {
+    let name = input.trim().strip_suffix('.').unwrap_or(input.trim());
+    let ascii = if name.is_ascii() {
+        name.to_ascii_lowercase()
+    } else {
+        idna::domain_to_ascii_strict(name).ok()?
+    };
+    let ok = !ascii.is_empty()
+        && ascii.len() <= 253
+        && ascii.split('.').all(|label| host_label_ok(label, true));
+    ok.then(|| format!("{ascii}."))
+}
+
+/// Puts one record's content in canonical form, or says what its type accepts.
+pub fn canonical_content(rtype: RecordType, input: &str) -> Result<String, Error> {
+    let what = "record content";
+    let text = input.trim();
+    match rtype {
+        RecordType::A => text
+            .parse::<Ipv4Addr>()
+            .map(|ip| ip.to_string())
+            .map_err(|_| Error::invalid(what, input, "an IPv4 address like 192.0.2.10 (type A)")),
+        RecordType::Aaaa => text
+            .parse::<Ipv6Addr>()
+            .map(|ip| ip.to_string())
+            .map_err(|_| {
+                Error::invalid(what, input, "an IPv6 address like 2001:db8::10 (type AAAA)")
+            }),
+        RecordType::Cname | RecordType::Ns => canonical_host(text).ok_or_else(|| {
+            Error::invalid(
+                what,
+                input,
+                format!("a host name like host.example.ro (type {rtype})"),
+            )
+        }),
+        RecordType::Mx => {
+            let mut parts = text.split_whitespace();
+            let parsed = match (parts.next(), parts.next(), parts.next()) {
+                (Some(pref), Some(host), None) => pref
+                    .parse::<u16>()
+                    .ok()
+                    .zip(canonical_host(host))
+                    .map(|(pref, host)| format!("{pref} {host}")),
+                _ => None,
+            };
+            parsed.ok_or_else(|| {
+                Error::invalid(
+                    what,
+                    input,
+                    "a preference and a host, like '10 mail.example.ro' (type MX)",
+                )
+            })
+        }
+        RecordType::Txt => canonical_txt(text).ok_or_else(|| {
+            Error::invalid(
+                what,
+                input,
+                "text, or one or more double-quoted strings with \\\" and \\\\ escaped (type TXT)",
+            )
+        }),
+    }
+}
+
+/// TXT content as one or more quoted strings. Unquoted text is quoted whole.
+fn canonical_txt(text: &str) -> Option<String> {
+    if !text.starts_with('"') {
+        let escaped = text.replace('\\', "\\\\").replace('"', "\\\"");
+        return Some(format!("\"{escaped}\""));
+    }
+    // Already quoted: check every string is closed and only whitespace lies between them.
+    let mut in_string = false;
+    let mut escaped = false;
+    for c in text.chars() {
+        match (in_string, escaped, c) {
+            (true, true, _) => escaped = false,
+            (true, false, '\\') => escaped = true,
+            (true, false, '"') => in_string = false,
+            (true, false, _) => {}
+            (false, _, '"') => in_string = true,
+            (false, _, c) if c.is_whitespace() => {}
+            (false, _, _) => return None,
+        }
+    }
+    (!in_string).then(|| text.to_owned())
+}
+
+/// The text a TXT record carries, its quoted strings joined.
+pub fn txt_text(content: &str) -> String {
+    let mut out = String::new();
+    let mut in_string = false;
+    let mut chars = content.chars();
+    while let Some(c) = chars.next() {
+        match (in_string, c) {
+            (true, '\\') => out.extend(chars.next()),
+            (_, '"') => in_string = !in_string,
+            (true, c) => out.push(c),
+            (false, _) => {}
+        }
+    }
+    out
+}
+
+/// One name and type of a zone with its records, all in canonical form.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct RrSet {
+    pub name: OwnerName,
+    #[serde(rename = "type")]
+    pub rtype: RecordType,
+    pub ttl: u32,
+    pub records: Vec<String>,
+}
+
+/// The largest TTL DNS allows (RFC 2181); PowerDNS would take more and serve nonsense.
+pub const MAX_TTL: u32 = 2_147_483_647;
+
+impl RrSet {
+    /// Builds an rrset, putting every record in canonical form. An empty rrset is refused:
+    /// removing a name and type is a delete, not an rrset without records.
+    pub fn new<'a>(
+        name: OwnerName,
+        rtype: RecordType,
+        ttl: u32,
+        records: impl IntoIterator<Item = &'a str>,
+    ) -> Result<Self, Error> {
+        if ttl > MAX_TTL {
+            return Err(Error::invalid(
+                "TTL",
+                &ttl.to_string(),
+                "0 to 2147483647 seconds",
+            ));
+        }
+        let mut canonical = records
+            .into_iter()
+            .map(|r| canonical_content(rtype, r))
+            .collect::<Result<Vec<_>, _>>()?;
+        canonical.sort();
+        canonical.dedup();
+        if canonical.is_empty() {
+            return Err(Error::invalid(
+                "rrset",
+                &format!("{name} {rtype}"),
+                "at least one record",
+            ));
+        }
+        Ok(Self {
+            name,
+            rtype,
+            ttl,
+            records: canonical,
+        })
+    }
+
+    pub fn key(&self) -> (&OwnerName, RecordType) {
+        (&self.name, self.rtype)
+    }
+}
+
+/// Refuses a set of rrsets no DNS server would serve: repeats, CNAME at the apex, CNAME beside
+/// other data or with more than one record.
+pub fn validate_zone(zone: &DomainName, rrsets: &[RrSet]) -> Result<(), Error> {
+    let mut by_name: BTreeMap<&OwnerName, Vec<RecordType>> = BTreeMap::new();
+    for rrset in rrsets {
+        let types = by_name.entry(&rrset.name).or_default();
+        if types.contains(&rrset.rtype) {
+            return Err(Error::invalid(
+                "zone",
+                zone.as_str(),
+                format!(
+                    "one rrset per name and type; {} {} appears twice",
+                    rrset.name, rrset.rtype
+                ),
+            ));
+        }
+        types.push(rrset.rtype);
+        if rrset.rtype == RecordType::Cname {
+            if rrset.name.is_apex(zone) {
+                return Err(Error::invalid(
+                    "zone",
+                    zone.as_str(),
+                    "no CNAME at the apex (it would hide the SOA and NS)",
+                ));
+            }
+            if rrset.records.len() > 1 {
+                return Err(Error::invalid(
+                    "zone",
+                    zone.as_str(),
+                    format!("a single CNAME record at {}", rrset.name),
+                ));
+            }
+        }
+    }
+    for (name, types) in by_name {
+        if types.contains(&RecordType::Cname) && types.len() > 1 {
+            return Err(Error::invalid(
+                "zone",
+                zone.as_str(),
+                format!("nothing beside the CNAME at {name}"),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// An rrset as it is and as it should become.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct RrSetUpdate {
+    pub before: RrSet,
+    pub after: RrSet,
+}
+
+/// What must change on a provider for a zone to hold what drover says, sorted by name and type.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ZoneDiff {
+    pub creates: Vec<RrSet>,
+    pub updates: Vec<RrSetUpdate>,
+    pub deletes: Vec<RrSet>,
+}
+
+impl ZoneDiff {
+    pub fn is_empty(&self) -> bool {
+        self.creates.is_empty() && self.updates.is_empty() && self.deletes.is_empty()
+    }
+
+    /// Records that would be changed or removed (additions are not counted: they destroy
+    /// nothing).
+    pub fn changed_records(&self) -> usize {
+        let deleted: usize = self.deletes.iter().map(|r| r.records.len()).sum();
+        let updated: usize = self
+            .updates
+            .iter()
+            .map(|u| {
+                if u.before.ttl == u.after.ttl {
+                    u.before
+                        .records
+                        .iter()
+                        .filter(|r| !u.after.records.contains(r))
+                        .count()
+                } else {
+                    u.before.records.len()
+                }
+            })
+            .sum();
+        deleted + updated
+    }
+
+    /// The rrsets the diff leaves in place of the changed ones (creates and updated `after`s).
+    pub fn upserts(&self) -> impl Iterator<Item = &RrSet> {
+        self.creates
+            .iter()
+            .chain(self.updates.iter().map(|u| &u.after))
+    }
+
+    pub fn touches(&self, name: &OwnerName, rtype: RecordType) -> bool {
+        self.creates.iter().any(|r| r.key() == (name, rtype))
+            || self.deletes.iter().any(|r| r.key() == (name, rtype))
+            || self.updates.iter().any(|u| u.before.key() == (name, rtype))
+    }
+}
+
+impl fmt::Display for ZoneDiff {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.is_empty() {
+            return writeln!(f, "  no changes");
+        }
+        for r in &self.creates {
+            writeln!(
+                f,
+                "  + {} {} {} {}",
+                r.name,
+                r.ttl,
+                r.rtype,
+                r.records.join(" | ")
+            )?;
+        }
+        for u in &self.updates {
+            let (b, a) = (&u.before, &u.after);
+            writeln!(
+                f,
+                "  ~ {} {} {} {}",
+                b.name,
+                b.ttl,
+                b.rtype,
+                b.records.join(" | ")
+            )?;
+            writeln!(
+                f,
+                "    → {} {} {} {}",
+                a.name,
+                a.ttl,
+                a.rtype,
+                a.records.join(" | ")
+            )?;
+        }
+        for r in &self.deletes {
+            writeln!(
+                f,
+                "  - {} {} {} {}",
+                r.name,
+                r.ttl,
+                r.rtype,
+                r.records.join(" | ")
+            )?;
+        }
+        Ok(())
+    }
+}
+
+/// What it takes to turn `actual` into `wanted`. Both are canonical; order does not matter.
+pub fn diff_zone(wanted: &[RrSet], actual: &[RrSet]) -> ZoneDiff {
+    let index = |sets: &[RrSet]| -> BTreeMap<(OwnerName, RecordType), RrSet> {
+        sets.iter()
+            .map(|r| ((r.name.clone(), r.rtype), r.clone()))
+            .collect()
+    };
+    let wanted = index(wanted);
+    let mut actual = index(actual);
+    let mut diff = ZoneDiff::default();
+    for (key, want) in wanted {
+        match actual.remove(&key) {
+            None => diff.creates.push(want),
+            Some(have) if have != want => diff.updates.push(RrSetUpdate {
+                before: have,
+                after: want,
+            }),
+            Some(_) => {}
+        }
+    }
+    diff.deletes = actual.into_values().collect();
+    diff
+}
+
+/// When a plan is too dangerous to apply without an operator's `--force`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct SafetyLimits {
+    /// The largest share of a zone's records a plan may change or delete, in percent.
+    pub max_change_percent: u8,
+    /// Zones with fewer records than this have no share limit (one change is already a lot).
+    pub min_zone_records: usize,
+}
+
+impl Default for SafetyLimits {
+    fn default() -> Self {
+        Self {
+            max_change_percent: 25,
+            min_zone_records: 10,
+        }
+    }
+}
+
+/// Why a plan was refused.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(tag = "refusal", rename_all = "snake_case")]
+pub enum SafetyRefusal {
+    TooManyChanges {
+        changed: usize,
+        total: usize,
+        max_percent: u8,
+    },
+    ApexNameservers,
+}
+
+impl fmt::Display for SafetyRefusal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::TooManyChanges {
+                changed,
+                total,
+                max_percent,
+            } => write!(
+                f,
+                "the plan changes or deletes {changed} of the zone's {total} records, more than \
+                 the {max_percent} % limit"
+            ),
+            Self::ApexNameservers => f.write_str(
+                "the plan changes the zone's apex NS records, which decide who serves the zone",
+            ),
+        }
+    }
+}
+
+/// Checks a plan for an existing provider zone holding `actual_records` records.
+pub fn check_safety(
+    zone: &DomainName,
+    diff: &ZoneDiff,
+    actual_records: usize,
+    limits: SafetyLimits,
+) -> Vec<SafetyRefusal> {
+    let mut refusals = Vec::new();
+    let changed = diff.changed_records();
+    if actual_records >= limits.min_zone_records
+        && changed * 100 > actual_records * usize::from(limits.max_change_percent)
+    {
+        refusals.push(SafetyRefusal::TooManyChanges {
+            changed,
+            total: actual_records,
+            max_percent: limits.max_change_percent,
+        });
+    }
+    if diff.touches(&OwnerName::apex(zone), RecordType::Ns) {
+        refusals.push(SafetyRefusal::ApexNameservers);
+    }
+    refusals
+}
+
+/// What a new account's zone holds besides its server's addresses.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ZoneTemplate {
+    /// TTL of the records that point at the server: short, so a failover moves traffic fast.
+    pub address_ttl: u32,
+    pub ttl: u32,
+    /// The zone's apex NS targets (none: the providers' defaults).
+    pub nameservers: Vec<String>,
+}
+
+impl Default for ZoneTemplate {
+    fn default() -> Self {
+        Self {
+            address_ttl: 300,
+            ttl: 3600,
+            nameservers: Vec::new(),
+        }
+    }
+}
+
+/// An account's first zone: apex, `www` and `mail` at the server's addresses, mail for the
+/// domain at `mail`, and an SPF record naming the server.
+pub fn account_zone(
+    domain: &DomainName,
+    ipv4: Option<Ipv4Addr>,
+    ipv6: Option<Ipv6Addr>,
+    template: &ZoneTemplate,
+) -> Result<Vec<RrSet>, Error> {
+    let apex = OwnerName::apex(domain);
+    let name = |relative: &str| OwnerName::parse(relative, domain);
+    let mut rrsets = Vec::new();
+    for owner in [apex.clone(), name("www")?, name("mail")?] {
+        if let Some(v4) = ipv4 {
+            let ip = v4.to_string();
+            rrsets.push(RrSet::new(
+                owner.clone(),
+                RecordType::A,
+                template.address_ttl,
+                [ip.as_str()],
+            )?);
+        }
+        if let Some(v6) = ipv6 {
+            let ip = v6.to_string();
+            rrsets.push(RrSet::new(
+                owner,
+                RecordType::Aaaa,
+                template.address_ttl,
+                [ip.as_str()],
+            )?);
+        }
+    }
+    let mx = format!("10 mail.{domain}.");
+    rrsets.push(RrSet::new(
+        apex.clone(),
+        RecordType::Mx,
+        template.ttl,
+        [mx.as_str()],
+    )?);
+    let mut spf = String::from("v=spf1 a mx");
+    if let Some(v4) = ipv4 {
+        spf.push_str(&format!(" ip4:{v4}"));
+    }
+    if let Some(v6) = ipv6 {
+        spf.push_str(&format!(" ip6:{v6}"));
+    }
+    spf.push_str(" ~all");
+    rrsets.push(RrSet::new(
+        apex.clone(),
+        RecordType::Txt,
+        template.ttl,
+        [spf.as_str()],
+    )?);
+    if !template.nameservers.is_empty() {
+        rrsets.push(RrSet::new(
+            apex,
+            RecordType::Ns,
+            template.ttl,
+            template.nameservers.iter().map(String::as_str),
+        )?);
+    }
+    Ok(rrsets)
+}
+
+/// Where addresses move: each old address to the new one of its family, or away if the new
+/// server has none of that family.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct AddressMove {
+    pub from: Vec<IpAddr>,
+    pub to: Vec<IpAddr>,
+}
+
+impl AddressMove {
+    fn target(&self, old: IpAddr) -> Option<Option<IpAddr>> {
+        if !self.from.contains(&old) {
+            return None;
+        }
+        Some(
+            self.to
+                .iter()
+                .copied()
+                .find(|new| new.is_ipv4() == old.is_ipv4()),
+        )
+    }
+
+    fn rewrite_text(&self, text: &str) -> String {
+        let mut out = text.to_owned();
+        for old in &self.from {
+            let prefix = if old.is_ipv4() { "ip4:" } else { "ip6:" };
+            let needle = format!("{prefix}{old}");
+            let replacement = match self.target(*old).flatten() {
+                Some(new) => format!("{prefix}{new}"),
+                None => String::new(),
+            };
+            out = out
+                .split(' ')
+                .map(|word| {
+                    if word == needle {
+                        replacement.as_str()
+                    } else {
+                        word
+                    }
+                })
+                .filter(|word| !word.is_empty())
+                .collect::<Vec<_>>()
+                .join(" ");
+        }
+        out
+    }
+}
+
+/// The rrsets of a zone that point at a moved address, rewritten: A/AAAA records and the
+/// `ip4:`/`ip6:` terms of SPF. An rrset left without records becomes a delete.
+pub fn rewrite_addresses(rrsets: &[RrSet], moved: &AddressMove) -> ZoneDiff {
+    let mut diff = ZoneDiff::default();
+    for rrset in rrsets {
+        let new_records: Vec<String> = match rrset.rtype {
+            RecordType::A | RecordType::Aaaa => rrset
+                .records
+                .iter()
+                .filter_map(|r| {
+                    let ip: IpAddr = r.parse().ok()?;
+                    match moved.target(ip) {
+                        None => Some(r.clone()),
+                        Some(Some(new)) if new.is_ipv4() == (rrset.rtype == RecordType::A) => {
+                            Some(new.to_string())
+                        }
+                        Some(_) => None,
+                    }
+                })
+                .collect(),
+            RecordType::Txt => rrset
+                .records
+                .iter()
+                .map(|r| {
+                    let text = txt_text(r);
+                    if text.starts_with("v=spf1") {
+                        let rewritten = moved.rewrite_text(&text);
+                        canonical_txt(&rewritten).unwrap_or_else(|| r.clone())
+                    } else {
+                        r.clone()
+                    }
+                })
+                .collect(),
+            _ => rrset.records.clone(),
+        };
+        let mut sorted = new_records;
+        sorted.sort();
+        sorted.dedup();
+        if sorted == rrset.records {
+            continue;
+        }
+        if sorted.is_empty() {
+            diff.deletes.push(rrset.clone());
+        } else {
+            diff.updates.push(RrSetUpdate {
+                before: rrset.clone(),
+                after: RrSet {
+                    records: sorted,
+                    ..rrset.clone()
+                },
+            });
+        }
+    }
+    diff
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn zone() -> DomainName {
+        DomainName::parse("example.ro").unwrap()
+    }
+
+    fn rr(name: &str, rtype: RecordType, ttl: u32, records: &[&str]) -> RrSet {
+        RrSet::new(
+            OwnerName::parse(name, &zone()).unwrap(),
+            rtype,
+            ttl,
+            records.iter().copied(),
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn owner_names_are_read_relative_absolute_or_apex() {
+        let z = zone();
+        for (input, expected) in [
+            ("@", "example.ro"),
+            ("www", "www.example.ro"),
+            ("WWW.Example.RO.", "www.example.ro"),
+            ("www.example.ro", "www.example.ro"),
+            ("_dmarc", "_dmarc.example.ro"),
+            ("*.shop", "*.shop.example.ro"),
+        ] {
+            assert_eq!(
+                OwnerName::parse(input, &z).unwrap().as_str(),
+                expected,
+                "{input}"
+            );
+        }
+        for bad in ["www.other.ro.", "a..b", "-x", "a*b", "shop.*", "x y"] {
+            let err = OwnerName::parse(bad, &z).unwrap_err().to_string();
+            assert!(err.contains("inside example.ro"), "{bad}: {err}");
+        }
+    }
+
+    #[test]
+    fn contents_become_canonical_or_say_what_is_accepted() {
+        use RecordType::*;
+        for (t, input, expected) in [
+            (A, " 192.0.2.1 ", "192.0.2.1"),
+            (Aaaa, "2001:DB8:0:0::1", "2001:db8::1"),
+            (Cname, "Target.Example.NET", "target.example.net."),
+            (Ns, "ns1.example.net.", "ns1.example.net."),
+            (Mx, "10   Mail.example.ro", "10 mail.example.ro."),
+            (Txt, "v=spf1 a ~all", "\"v=spf1 a ~all\""),
+            (Txt, "say \"hi\"", "\"say \\\"hi\\\"\""),
+            (
+                Txt,
+                "\"part one\" \"part two\"",
+                "\"part one\" \"part two\"",
+            ),
+            (Cname, "știri.ro", "xn--tiri-pxb.ro."),
+        ] {
+            assert_eq!(
+                canonical_content(t, input).unwrap(),
+                expected,
+                "{t} {input}"
+            );
+        }
+        for (t, input, says) in [
+            (A, "2001:db8::1", "IPv4"),
+            (Aaaa, "192.0.2.1", "IPv6"),
+            (Mx, "mail.example.ro", "preference"),
+            (Mx, "70000 mail.example.ro", "preference"),
+            (Cname, "bad host", "host name"),
+            (Txt, "\"open", "double-quoted"),
+        ] {
+            let err = canonical_content(t, input).unwrap_err().to_string();
+            assert!(err.contains(says), "{t} {input}: {err}");
+        }
+        assert_eq!(txt_text("\"a\\\"b\" \"c\""), "a\"bc");
+    }
+
+    #[test]
+    fn rrsets_sort_and_deduplicate_and_refuse_empty_or_huge_ttl() {
+        let r = rr(
+            "@",
+            RecordType::A,
+            60,
+            &["192.0.2.2", "192.0.2.1", "192.0.2.2"],
+        );
+        assert_eq!(r.records, ["192.0.2.1", "192.0.2.2"]);
+        let owner = OwnerName::apex(&zone());
+        assert!(RrSet::new(owner.clone(), RecordType::A, 60, []).is_err());
+        assert!(RrSet::new(owner, RecordType::A, MAX_TTL + 1, ["192.0.2.1"]).is_err());
+    }
+
+    #[test]
+    fn zones_refuse_what_dns_cannot_serve() {
+        let z = zone();
+        let ok = [
+            rr("www", RecordType::Cname, 60, &["example.ro"]),
+            rr("@", RecordType::A, 60, &["192.0.2.1"]),
+        ];
+        validate_zone(&z, &ok).unwrap();
+        for (bad, says) in [
+            (vec![rr("@", RecordType::Cname, 60, &["x.net"])], "apex"),
+            (
+                vec![
+                    rr("www", RecordType::Cname, 60, &["x.net"]),
+                    rr("www", RecordType::A, 60, &["192.0.2.1"]),
+                ],
+                "beside the CNAME",
+            ),
+            (
+                vec![rr("www", RecordType::Cname, 60, &["x.net", "y.net"])],
+                "single CNAME",
+            ),
+            (
+                vec![
+                    rr("@", RecordType::A, 60, &["192.0.2.1"]),
+                    rr("@", RecordType::A, 60, &["192.0.2.2"]),
+                ],
+                "twice",
+            ),
+        ] {
+            let err = validate_zone(&z, &bad).unwrap_err().to_string();
+            assert!(err.contains(says), "{err}");
+        }
+    }
+
+    #[test]
+    fn diff_lists_creates_updates_and_deletes() {
+        let actual = [
+            rr("@", RecordType::A, 300, &["192.0.2.1"]),
+            rr("old", RecordType::A, 300, &["192.0.2.9"]),
+            rr("same", RecordType::Txt, 300, &["x"]),
+        ];
+        let wanted = [
+            rr("@", RecordType::A, 300, &["192.0.2.2"]),
+            rr("new", RecordType::A, 300, &["192.0.2.3"]),
+            rr("same", RecordType::Txt, 300, &["x"]),
+        ];
+        let diff = diff_zone(&wanted, &actual);
+        assert_eq!(diff.creates, [wanted[1].clone()]);
+        assert_eq!(diff.updates.len(), 1);
+        assert_eq!(diff.updates[0].after, wanted[0]);
+        assert_eq!(diff.deletes, [actual[1].clone()]);
+        assert_eq!(diff.changed_records(), 2);
+        assert!(diff_zone(&wanted, &wanted).is_empty());
+        let text = diff.to_string();
+        assert!(text.contains("+ new.example.ro 300 A 192.0.2.3"), "{text}");
+        assert!(text.contains("- old.example.ro"), "{text}");
+    }
+
+    #[test]
+    fn safety_limits_share_minimum_size_and_apex_ns() {
+        let z = zone();
+        let actual: Vec<RrSet> = (0..12)
+            .map(|i| rr(&format!("h{i}"), RecordType::A, 300, &["192.0.2.1"]))
+            .collect();
+        let limits = SafetyLimits::default();
+        // 3 of 12 = 25 %: allowed; 4 of 12: refused.
+        let wanted: Vec<RrSet> = actual[3..].to_vec();
+        assert!(check_safety(&z, &diff_zone(&wanted, &actual), 12, limits).is_empty());
+        let wanted: Vec<RrSet> = actual[4..].to_vec();
+        let refusals = check_safety(&z, &diff_zone(&wanted, &actual), 12, limits);
+        assert_eq!(
+            refusals,
+            [SafetyRefusal::TooManyChanges {
+                changed: 4,
+                total: 12,
+                max_percent: 25
+            }]
+        );
+        // Below the minimum size no share applies.
+        let small = &actual[..5];
+        assert!(check_safety(&z, &diff_zone(&[], small), 5, limits).is_empty());
+        // The apex NS is refused even alone.
+        let ns = rr("@", RecordType::Ns, 3600, &["ns1.example.net"]);
+        let diff = diff_zone(&[ns], &[]);
+        assert_eq!(
+            check_safety(&z, &diff, 0, limits),
+            [SafetyRefusal::ApexNameservers]
+        );
+        let other = rr("sub", RecordType::Ns, 3600, &["ns1.example.net"]);
+        assert!(check_safety(&z, &diff_zone(&[other], &[]), 0, limits).is_empty());
+    }
+
+    #[test]
+    fn account_zone_points_at_the_server_and_validates() {
+        let z = zone();
+        let template = ZoneTemplate {
+            nameservers: vec!["ns1.host.net".into(), "ns2.host.net".into()],
+            ..ZoneTemplate::default()
+        };
+        let rrsets = account_zone(
+            &z,
+            Some("192.0.2.10".parse().unwrap()),
+            Some("2001:db8::10".parse().unwrap()),
+            &template,
+        )
+        .unwrap();
+        validate_zone(&z, &rrsets).unwrap();
+        let find = |name: &str, t| {
+            rrsets
+                .iter()
+                .find(|r| r.name.as_str() == name && r.rtype == t)
+                .unwrap()
+        };
+        assert_eq!(
+            find("www.example.ro", RecordType::A).records,
+            ["192.0.2.10"]
+        );
+        assert_eq!(find("example.ro", RecordType::Aaaa).ttl, 300);
+        assert_eq!(
+            find("example.ro", RecordType::Mx).records,
+            ["10 mail.example.ro."]
+        );
+        assert_eq!(
+            find("example.ro", RecordType::Txt).records,
+            ["\"v=spf1 a mx ip4:192.0.2.10 ip6:2001:db8::10 ~all\""]
+        );
+        assert_eq!(find("example.ro", RecordType::Ns).records.len(), 2);
+        assert_eq!(rrsets.len(), 9);
+    }
+
+    #[test]
+    fn rewrite_moves_every_record_pointing_at_the_old_addresses() {
+        let z = zone();
+        let rrsets = account_zone(
+            &z,
+            Some("192.0.2.10".parse().unwrap()),
+            Some("2001:db8::10".parse().unwrap()),
+            &ZoneTemplate::default(),
+        )
+        .unwrap();
+        let mut with_other = rrsets.clone();
+        with_other.push(rr("keep", RecordType::A, 300, &["198.51.100.1"]));
+        let moved = AddressMove {
+            from: vec![
+                "192.0.2.10".parse().unwrap(),
+                "2001:db8::10".parse().unwrap(),
+            ],
+            to: vec!["203.0.113.5".parse().unwrap()],
+        };
+        let diff = rewrite_addresses(&with_other, &moved);
+        // Three A rewritten, SPF rewritten; three AAAA dropped (the new server has no IPv6).
+        assert_eq!(diff.updates.len(), 4);
+        assert_eq!(diff.deletes.len(), 3);
+        assert!(diff.deletes.iter().all(|r| r.rtype == RecordType::Aaaa));
+        let spf = diff
+            .updates
+            .iter()
+            .find(|u| u.after.rtype == RecordType::Txt)
+            .unwrap();
+        assert_eq!(spf.after.records, ["\"v=spf1 a mx ip4:203.0.113.5 ~all\""]);
+        assert!(
+            diff.updates
+                .iter()
+                .all(|u| u.after.name.as_str() != "keep.example.ro")
+        );
+        // Rewriting again finds nothing: the zone no longer points at the old addresses.
+        let mut after = diff_apply(&with_other, &diff);
+        after.sort_by(|a, b| a.key().cmp(&b.key()));
+        assert!(rewrite_addresses(&after, &moved).is_empty());
+    }
+
+    fn diff_apply(rrsets: &[RrSet], diff: &ZoneDiff) -> Vec<RrSet> {
+        let mut out: Vec<RrSet> = rrsets
+            .iter()
+            .filter(|r| !diff.deletes.contains(r) && !diff.updates.iter().any(|u| &u.before == *r))
+            .cloned()
+            .collect();
+        out.extend(diff.upserts().cloned());
+        out
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn diff_applied_to_actual_gives_wanted(
+            a in proptest::collection::btree_map(0u8..8, (0u8..3, 1u32..4), 0..8),
+            w in proptest::collection::btree_map(0u8..8, (0u8..3, 1u32..4), 0..8),
+        ) {
+            let build = |m: &std::collections::BTreeMap<u8, (u8, u32)>| -> Vec<RrSet> {
+                m.iter().map(|(name, (ip, ttl))| rr(&format!("h{name}"), RecordType::A, *ttl, &[&format!("192.0.2.{ip}")])).collect()
+            };
+            let (actual, wanted) = (build(&a), build(&w));
+            let diff = diff_zone(&wanted, &actual);
+            let mut result = diff_apply(&actual, &diff);
+            result.sort_by(|x, y| x.key().cmp(&y.key()));
+            proptest::prop_assert_eq!(result, wanted);
+        }
+    }
+}
