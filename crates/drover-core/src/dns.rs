@@ -313,6 +313,17 @@ impl RrSet {
     }
 }
 
+/// Provider-side ids of single records (Cloudflare's), keyed by owner name, type and canonical
+/// content, so a change can name the records it touches without reading the zone first.
+pub type RecordIds = BTreeMap<RecordKey, String>;
+
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct RecordKey {
+    pub name: String,
+    pub rtype: RecordType,
+    pub content: String,
+}
+
 /// Refuses a set of rrsets no DNS server would serve: repeats, CNAME at the apex, CNAME beside
 /// other data or with more than one record.
 pub fn validate_zone(zone: &DomainName, rrsets: &[RrSet]) -> Result<(), Error> {

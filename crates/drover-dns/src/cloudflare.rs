@@ -7,7 +7,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use drover_core::{DomainName, OwnerName, RecordType, RrSet, ZoneDiff, canonical_content};
+use drover_core::{
+    DomainName, OwnerName, RecordIds, RecordKey, RecordType, RrSet, ZoneDiff, canonical_content,
+};
 use reqwest::Method;
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
@@ -16,9 +18,7 @@ use serde_json::{Value, json};
 use crate::budget::{CallBudget, CallBudgets};
 use crate::error::snippet;
 use crate::http::{http_client, unreachable};
-use crate::provider::{
-    Applied, DnsProvider, ListedZone, ProviderZone, RecordIds, RecordKey, ZoneRef,
-};
+use crate::provider::{Applied, DnsProvider, ListedZone, ProviderZone, ZoneRef};
 use crate::{DnsError, Result};
 
 pub const CLOUDFLARE_API: &str = "https://api.cloudflare.com/client/v4";

@@ -12,7 +12,8 @@ mod query;
 
 pub use budget::{BudgetTicket, CallBudget, CallBudgets};
 pub use cloudflare::{CLOUDFLARE_API, CloudflareClient, CloudflareSettings, FREE_BATCH_SIZE};
+pub use drover_core::{RecordIds, RecordKey};
 pub use error::{DnsError, Result};
 pub use powerdns::{DEFAULT_MAX_BODY_BYTES, PowerDnsClient, PowerDnsSettings};
-pub use provider::{Applied, DnsProvider, ListedZone, ProviderZone, RecordIds, RecordKey, ZoneRef};
+pub use provider::{Applied, DnsProvider, ListedZone, ProviderZone, ZoneRef};
 pub use query::{ServedAnswer, query_served};

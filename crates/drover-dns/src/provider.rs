@@ -1,20 +1,7 @@
-use std::collections::BTreeMap;
-
 use async_trait::async_trait;
-use drover_core::{DomainName, RecordType, RrSet, ZoneDiff};
+use drover_core::{DomainName, RecordIds, RrSet, ZoneDiff};
 
 use crate::Result;
-
-/// Provider-side ids of single records (Cloudflare's), keyed by owner name, type and canonical
-/// content, so a change can name the records it touches without reading the zone first.
-pub type RecordIds = BTreeMap<RecordKey, String>;
-
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct RecordKey {
-    pub name: String,
-    pub rtype: RecordType,
-    pub content: String,
-}
 
 /// A zone as one provider serves it.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

@@ -31,3 +31,23 @@ pub struct SetAccountPassword {
     #[river(unique)]
     pub account_id: i64,
 }
+
+/// Make every provider of a zone serve what drover holds for it (or remove it, if the zone is
+/// being deleted). At most one waits or runs per zone: a change made while one runs is picked up
+/// because the job re-reads the zone's generation before it finishes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JobArgs)]
+#[river(
+    kind = "sync_zone",
+    queue = "dns",
+    unique(by_args, by_state(available, pending, running, scheduled, retryable))
+)]
+pub struct SyncZone {
+    #[river(unique)]
+    pub zone_id: i64,
+    /// Apply even what the safety limits refuse (an operator's explicit choice).
+    #[serde(default)]
+    pub force: bool,
+}
+
+/// The queue DNS jobs wait in: DNS work never waits behind provisioning.
+pub const DNS_QUEUE: &str = "dns";

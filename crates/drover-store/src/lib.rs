@@ -5,6 +5,7 @@
 //! Every change is one transaction that also appends its audit event and, where the fleet must
 //! follow, inserts the River job that makes it so: the job exists exactly when the change does.
 
+mod dns_store;
 mod error;
 pub mod jobs;
 mod migrations;
@@ -16,6 +17,10 @@ mod store;
 
 use std::sync::Arc;
 
+pub use dns_store::{
+    DnsProviderKind, DnsProviderRecord, DnsProviderSpec, DnsStore, Zone, ZoneFilter, ZoneProvider,
+    ZoneRewrite, ZoneSyncOutcome,
+};
 pub use error::StoreError;
 pub use model::{
     Account, AccountFilter, ApiToken, AuditFilter, AuditReport, ConvergeTarget, Customer,

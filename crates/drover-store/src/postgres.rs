@@ -71,3 +71,4 @@ async fn begin(pool: &PgPool) -> Result<Transaction<'static, Db>, sqlx::Error> {
 }
 
 include!("sql_store.rs");
+include!("sql_dns.rs");

@@ -13,6 +13,9 @@ use drover_store::{
 };
 use secrecy::ExposeSecret;
 
+mod dns;
+use dns::*;
+
 /// A store under test, with a way around it to play the part of someone editing the database.
 struct Harness {
     store: Arc<dyn Store>,
@@ -91,6 +94,10 @@ drover_testkit::on_both_databases!(
     placement_sees_each_servers_load,
     protection_changes_need_the_domain_repeated,
     plan_changes_queue_a_converge,
+    dns_providers_are_stored_and_refuse_bad_settings,
+    zones_keep_their_rrsets_and_enqueue_a_sync,
+    provider_sync_state_and_record_ids_are_kept,
+    an_address_rewrite_changes_only_zones_pointing_at_it,
 );
 
 fn ctx() -> RequestContext {

@@ -1,0 +1,252 @@
+//! What drover keeps about DNS: providers, zones with their rrsets, which providers serve which
+//! zone and how far each has caught up, and Cloudflare's record ids.
+
+use std::net::SocketAddr;
+
+use async_trait::async_trait;
+use drover_core::{
+    AccountId, AddressMove, CredentialRef, DnsProviderId, DomainName, JobId, OwnerName, RecordIds,
+    RecordType, RrSet, ZoneDiff, ZoneId,
+};
+use jiff::Timestamp;
+use serde::{Deserialize, Serialize};
+
+use crate::{RequestContext, Result};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "lowercase")]
+pub enum DnsProviderKind {
+    PowerDns,
+    Cloudflare,
+}
+
+impl DnsProviderKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::PowerDns => "powerdns",
+            Self::Cloudflare => "cloudflare",
+        }
+    }
+
+    pub fn parse(input: &str) -> Result<Self, drover_core::Error> {
+        match input.trim().to_ascii_lowercase().as_str() {
+            "powerdns" => Ok(Self::PowerDns),
+            "cloudflare" => Ok(Self::Cloudflare),
+            _ => Err(drover_core::Error::InvalidValue {
+                what: "DNS provider kind",
+                input: input.to_owned(),
+                expected: "powerdns or cloudflare".to_owned(),
+            }),
+        }
+    }
+}
+
+/// What an operator says about a DNS provider.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct DnsProviderSpec {
+    pub name: String,
+    pub kind: DnsProviderKind,
+    /// PowerDNS: `http://host:8081`; Cloudflare: `https://api.cloudflare.com/client/v4`.
+    pub api_url: String,
+    /// Where the API key or token is read from: `env:NAME` or `file:/path`.
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
+    pub credentials: CredentialRef,
+    /// PowerDNS: the API's server id (`localhost`).
+    #[serde(default)]
+    pub server_id: Option<String>,
+    /// Cloudflare: the account new zones are created in.
+    #[serde(default)]
+    pub account_id: Option<String>,
+    /// PowerDNS: where it answers DNS, for consistency checks.
+    #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>))]
+    pub dns_address: Option<SocketAddr>,
+    /// Cloudflare: records per batch (200 on the free plan, 3,500 on paid plans).
+    #[serde(default)]
+    pub batch_size: Option<u32>,
+    /// New account zones are put on this provider.
+    #[serde(default)]
+    pub serves_new_zones: bool,
+}
+
+impl DnsProviderSpec {
+    /// Checks what the types cannot: names, URLs, the settings each kind needs.
+    pub fn validated(self) -> Result<Self, drover_core::Error> {
+        let invalid = |what, input: &str, expected: &str| drover_core::Error::InvalidValue {
+            what,
+            input: input.to_owned(),
+            expected: expected.to_owned(),
+        };
+        let name_ok = !self.name.is_empty()
+            && self.name.len() <= 63
+            && self
+                .name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+        if !name_ok {
+            return Err(invalid(
+                "DNS provider name",
+                &self.name,
+                "1 to 63 letters, digits, '-' or '_'",
+            ));
+        }
+        if !(self.api_url.starts_with("http://") || self.api_url.starts_with("https://")) {
+            return Err(invalid(
+                "API URL",
+                &self.api_url,
+                "an http:// or https:// URL",
+            ));
+        }
+        if self.batch_size == Some(0) {
+            return Err(invalid(
+                "batch size",
+                "0",
+                "at least 1 (200 on Cloudflare's free plan)",
+            ));
+        }
+        Ok(Self {
+            api_url: self.api_url.trim_end_matches('/').to_owned(),
+            ..self
+        })
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct DnsProviderRecord {
+    pub id: DnsProviderId,
+    #[serde(flatten)]
+    pub spec: DnsProviderSpec,
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
+    pub created_at: Timestamp,
+}
+
+/// How far one provider of a zone has caught up.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ZoneProvider {
+    pub provider_id: DnsProviderId,
+    pub provider_name: String,
+    pub kind: DnsProviderKind,
+    pub provider_zone_id: Option<String>,
+    pub synced_generation: i64,
+    pub last_error: Option<String>,
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, format = DateTime))]
+    pub last_sync_at: Option<Timestamp>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Zone {
+    pub id: ZoneId,
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
+    pub name: DomainName,
+    pub account_id: Option<AccountId>,
+    pub generation: i64,
+    pub max_change_percent: Option<u8>,
+    pub deleting: bool,
+    pub rrsets: Vec<RrSet>,
+    pub providers: Vec<ZoneProvider>,
+}
+
+impl Zone {
+    pub fn in_sync(&self) -> bool {
+        self.providers
+            .iter()
+            .all(|p| p.synced_generation == self.generation && p.last_error.is_none())
+    }
+}
+
+/// What a provider did for a zone.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ZoneSyncOutcome {
+    /// The zone generation the provider now matches (unchanged on error).
+    pub generation: Option<i64>,
+    pub provider_zone_id: Option<String>,
+    /// Every record id of the zone on the provider, where it has ids.
+    pub record_ids: Option<RecordIds>,
+    pub error: Option<String>,
+}
+
+/// A zone an address rewrite changed: its new state and what changed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ZoneRewrite {
+    pub zone: Zone,
+    pub diff: ZoneDiff,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ZoneFilter {
+    pub provider: Option<DnsProviderId>,
+    pub after: Option<ZoneId>,
+    pub limit: Option<u32>,
+}
+
+#[async_trait]
+pub trait DnsStore: Send + Sync {
+    async fn create_dns_provider(
+        &self,
+        ctx: &RequestContext,
+        spec: DnsProviderSpec,
+    ) -> Result<DnsProviderRecord>;
+    async fn dns_providers(&self) -> Result<Vec<DnsProviderRecord>>;
+    async fn dns_provider(&self, id: DnsProviderId) -> Result<DnsProviderRecord>;
+    async fn dns_provider_by_name(&self, name: &str) -> Result<DnsProviderRecord>;
+
+    /// Creates a zone with its rrsets on `providers` and enqueues its sync, in one transaction.
+    async fn create_zone(
+        &self,
+        ctx: &RequestContext,
+        name: &DomainName,
+        account: Option<AccountId>,
+        rrsets: Vec<RrSet>,
+        providers: &[DnsProviderId],
+    ) -> Result<Zone>;
+    async fn zone(&self, id: ZoneId) -> Result<Zone>;
+    async fn zone_by_name(&self, name: &DomainName) -> Result<Zone>;
+    async fn zones(&self, filter: ZoneFilter) -> Result<Vec<Zone>>;
+    async fn account_zone(&self, account: AccountId) -> Result<Option<Zone>>;
+    /// Sets (adds or replaces) one rrset and enqueues the sync.
+    async fn set_rrset(&self, ctx: &RequestContext, zone: ZoneId, rrset: RrSet) -> Result<Zone>;
+    async fn delete_rrset(
+        &self,
+        ctx: &RequestContext,
+        zone: ZoneId,
+        name: &OwnerName,
+        rtype: RecordType,
+    ) -> Result<Zone>;
+    /// The zone's own safety limit (`None`: the configured default).
+    async fn set_zone_safety(
+        &self,
+        ctx: &RequestContext,
+        zone: ZoneId,
+        max_change_percent: Option<u8>,
+    ) -> Result<Zone>;
+    /// Marks the zone for removal from its providers and enqueues the job that removes it.
+    async fn remove_zone(&self, ctx: &RequestContext, zone: ZoneId) -> Result<Zone>;
+    /// Drops a removed zone's rows once no provider serves it.
+    async fn forget_zone(&self, ctx: &RequestContext, zone: ZoneId) -> Result<()>;
+    /// Enqueues a sync of the zone (or joins the one waiting).
+    async fn enqueue_zone_sync(
+        &self,
+        ctx: &RequestContext,
+        zone: ZoneId,
+        force: bool,
+    ) -> Result<JobId>;
+    async fn record_ids(&self, zone: ZoneId, provider: DnsProviderId) -> Result<RecordIds>;
+    async fn record_zone_sync(
+        &self,
+        zone: ZoneId,
+        provider: DnsProviderId,
+        outcome: ZoneSyncOutcome,
+    ) -> Result<()>;
+    /// Rewrites every record pointing at a moved address in every zone, in one transaction
+    /// with its audit event; the caller pushes the changes to the providers.
+    async fn rewrite_addresses(
+        &self,
+        ctx: &RequestContext,
+        moved: &AddressMove,
+    ) -> Result<Vec<ZoneRewrite>>;
+}

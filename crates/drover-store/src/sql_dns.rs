@@ -1,0 +1,775 @@
+// The DnsStore on one SQL backend, included after `sql_store.rs` by `postgres.rs` and
+// `sqlite.rs` (it uses that file's transaction macros and helpers).
+
+mod dns_sql {
+    use std::collections::{BTreeMap, BTreeSet};
+
+    use drover_core::{
+        AccountId, AddressMove, CredentialRef, DnsProviderId, DomainName, JobId, OwnerName,
+        RecordIds, RecordKey, RecordType, RrSet, ZoneDiff, ZoneId, rewrite_addresses,
+        validate_zone,
+    };
+    use jiff_sqlx::Timestamp as SqlTimestamp;
+    use serde_json::json;
+
+    use super::{SqlStore, Tx, append_audit, begin};
+    use crate::dns_store::*;
+    use crate::error::unique_violation;
+    use crate::jobs::SyncZone;
+    use crate::rows::{sql_now, to_json_list};
+    use crate::{RequestContext, Result, StoreError};
+
+    fn corrupt(what: &str, err: impl std::fmt::Display) -> StoreError {
+        StoreError::Corrupt(format!("{what}: {err}"))
+    }
+
+    #[derive(sqlx::FromRow)]
+    struct ProviderRow {
+        id: i64,
+        name: String,
+        kind: String,
+        api_url: String,
+        credentials: String,
+        server_id: Option<String>,
+        account_id: Option<String>,
+        dns_address: Option<String>,
+        batch_size: Option<i64>,
+        serves_new_zones: bool,
+        created_at: SqlTimestamp,
+    }
+
+    impl ProviderRow {
+        fn into_model(self) -> Result<DnsProviderRecord> {
+            Ok(DnsProviderRecord {
+                id: DnsProviderId(self.id),
+                spec: DnsProviderSpec {
+                    name: self.name,
+                    kind: DnsProviderKind::parse(&self.kind)
+                        .map_err(|e| corrupt("provider kind", e))?,
+                    api_url: self.api_url,
+                    credentials: CredentialRef::parse(&self.credentials)
+                        .map_err(|e| corrupt("provider credentials", e))?,
+                    server_id: self.server_id,
+                    account_id: self.account_id,
+                    dns_address: self
+                        .dns_address
+                        .map(|a| a.parse().map_err(|e| corrupt("provider DNS address", e)))
+                        .transpose()?,
+                    batch_size: self
+                        .batch_size
+                        .map(|b| u32::try_from(b).map_err(|e| corrupt("batch size", e)))
+                        .transpose()?,
+                    serves_new_zones: self.serves_new_zones,
+                },
+                created_at: self.created_at.to_jiff(),
+            })
+        }
+    }
+
+    macro_rules! select_provider {
+        () => {
+            "SELECT id, name, kind, api_url, credentials, server_id, account_id, dns_address, \
+             batch_size, serves_new_zones, created_at FROM dns_providers"
+        };
+    }
+
+    #[derive(sqlx::FromRow)]
+    struct ZoneRow {
+        id: i64,
+        name: String,
+        account_id: Option<i64>,
+        generation: i64,
+        max_change_percent: Option<i64>,
+        deleting: bool,
+    }
+
+    #[derive(sqlx::FromRow)]
+    struct RrSetRow {
+        zone_id: i64,
+        name: String,
+        rtype: String,
+        ttl: i64,
+        records: String,
+    }
+
+    #[derive(sqlx::FromRow)]
+    struct ZoneProviderRow {
+        zone_id: i64,
+        provider_id: i64,
+        name: String,
+        kind: String,
+        provider_zone_id: Option<String>,
+        synced_generation: i64,
+        last_error: Option<String>,
+        last_sync_at: Option<SqlTimestamp>,
+    }
+
+    fn rrset_from_row(zone: &DomainName, row: RrSetRow) -> Result<RrSet> {
+        let what = format!("rrset {} {} of {zone}", row.name, row.rtype);
+        let name =
+            OwnerName::parse(&format!("{}.", row.name), zone).map_err(|e| corrupt(&what, e))?;
+        let rtype = RecordType::parse(&row.rtype).map_err(|e| corrupt(&what, e))?;
+        let ttl = u32::try_from(row.ttl).map_err(|e| corrupt(&what, e))?;
+        let records: Vec<String> =
+            serde_json::from_str(&row.records).map_err(|e| corrupt(&what, e))?;
+        RrSet::new(name, rtype, ttl, records.iter().map(String::as_str))
+            .map_err(|e| corrupt(&what, e))
+    }
+
+    /// `($1, $2, …)` for `n` values starting at `$first`: only numbered placeholders, so the
+    /// SQL built with it stays safe.
+    fn placeholders(first: usize, n: usize) -> String {
+        let list: Vec<String> = (first..first + n).map(|i| format!("${i}")).collect();
+        format!("({})", list.join(", "))
+    }
+
+    /// Loads zones with their rrsets and providers, in the order of `ids`.
+    async fn load_zones(tx: &mut Tx, ids: &[i64]) -> Result<Vec<Zone>> {
+        let mut zones = Vec::with_capacity(ids.len());
+        for chunk in ids.chunks(500) {
+            let list = placeholders(1, chunk.len());
+            let mut zone_rows = sqlx::query_as::<_, ZoneRow>(sqlx::AssertSqlSafe(format!(
+                "SELECT id, name, account_id, generation, max_change_percent, deleting \
+                 FROM dns_zones WHERE id IN {list}"
+            )));
+            let mut rrset_rows = sqlx::query_as::<_, RrSetRow>(sqlx::AssertSqlSafe(format!(
+                "SELECT zone_id, name, rtype, ttl, records FROM dns_rrsets WHERE zone_id IN {list} \
+                 ORDER BY zone_id, name, rtype"
+            )));
+            let mut provider_rows =
+                sqlx::query_as::<_, ZoneProviderRow>(sqlx::AssertSqlSafe(format!(
+                    "SELECT zp.zone_id, zp.provider_id, p.name, p.kind, zp.provider_zone_id, \
+                 zp.synced_generation, zp.last_error, zp.last_sync_at \
+                 FROM dns_zone_providers zp JOIN dns_providers p ON p.id = zp.provider_id \
+                 WHERE zp.zone_id IN {list} ORDER BY zp.zone_id, zp.provider_id"
+                )));
+            for id in chunk {
+                zone_rows = zone_rows.bind(*id);
+                rrset_rows = rrset_rows.bind(*id);
+                provider_rows = provider_rows.bind(*id);
+            }
+            let zone_rows = zone_rows.fetch_all(&mut **tx).await?;
+            let mut rrsets: BTreeMap<i64, Vec<RrSetRow>> = BTreeMap::new();
+            for row in rrset_rows.fetch_all(&mut **tx).await? {
+                rrsets.entry(row.zone_id).or_default().push(row);
+            }
+            let mut providers: BTreeMap<i64, Vec<ZoneProvider>> = BTreeMap::new();
+            for row in provider_rows.fetch_all(&mut **tx).await? {
+                providers
+                    .entry(row.zone_id)
+                    .or_default()
+                    .push(ZoneProvider {
+                        provider_id: DnsProviderId(row.provider_id),
+                        provider_name: row.name,
+                        kind: DnsProviderKind::parse(&row.kind)
+                            .map_err(|e| corrupt("provider kind", e))?,
+                        provider_zone_id: row.provider_zone_id,
+                        synced_generation: row.synced_generation,
+                        last_error: row.last_error,
+                        last_sync_at: row.last_sync_at.map(|t| t.to_jiff()),
+                    });
+            }
+            let mut by_id = BTreeMap::new();
+            for row in zone_rows {
+                let name = DomainName::parse(&row.name).map_err(|e| corrupt("zone name", e))?;
+                let sets = rrsets
+                    .remove(&row.id)
+                    .unwrap_or_default()
+                    .into_iter()
+                    .map(|r| rrset_from_row(&name, r))
+                    .collect::<Result<Vec<_>>>()?;
+                by_id.insert(
+                    row.id,
+                    Zone {
+                        id: ZoneId(row.id),
+                        name,
+                        account_id: row.account_id.map(AccountId),
+                        generation: row.generation,
+                        max_change_percent: row
+                            .max_change_percent
+                            .map(|p| u8::try_from(p).map_err(|e| corrupt("max_change_percent", e)))
+                            .transpose()?,
+                        deleting: row.deleting,
+                        rrsets: sets,
+                        providers: providers.remove(&row.id).unwrap_or_default(),
+                    },
+                );
+            }
+            zones.extend(chunk.iter().filter_map(|id| by_id.remove(id)));
+        }
+        Ok(zones)
+    }
+
+    async fn fetch_zone(tx: &mut Tx, id: ZoneId) -> Result<Zone> {
+        load_zones(tx, &[id.get()])
+            .await?
+            .pop()
+            .ok_or_else(|| StoreError::not_found("zone", id))
+    }
+
+    async fn save_rrset(tx: &mut Tx, zone: ZoneId, rrset: &RrSet) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO dns_rrsets (zone_id, name, rtype, ttl, records) VALUES ($1, $2, $3, $4, $5) \
+             ON CONFLICT (zone_id, name, rtype) DO UPDATE SET ttl = excluded.ttl, records = excluded.records",
+        )
+        .bind(zone.get())
+        .bind(rrset.name.as_str())
+        .bind(rrset.rtype.as_str())
+        .bind(i64::from(rrset.ttl))
+        .bind(to_json_list(&rrset.records))
+        .execute(&mut **tx)
+        .await?;
+        Ok(())
+    }
+
+    async fn drop_rrset(
+        tx: &mut Tx,
+        zone: ZoneId,
+        name: &OwnerName,
+        rtype: RecordType,
+    ) -> Result<u64> {
+        Ok(
+            sqlx::query("DELETE FROM dns_rrsets WHERE zone_id = $1 AND name = $2 AND rtype = $3")
+                .bind(zone.get())
+                .bind(name.as_str())
+                .bind(rtype.as_str())
+                .execute(&mut **tx)
+                .await?
+                .rows_affected(),
+        )
+    }
+
+    async fn bump_generation(tx: &mut Tx, zone: ZoneId) -> Result<()> {
+        sqlx::query(
+            "UPDATE dns_zones SET generation = generation + 1, updated_at = $2 WHERE id = $1",
+        )
+        .bind(zone.get())
+        .bind(sql_now())
+        .execute(&mut **tx)
+        .await?;
+        Ok(())
+    }
+
+    async fn enqueue_sync(
+        store: &SqlStore,
+        tx: &mut Tx,
+        ctx: &RequestContext,
+        zone: &Zone,
+        force: bool,
+    ) -> Result<JobId> {
+        let inserted = store
+            .queue
+            .insert(SyncZone {
+                zone_id: zone.id.get(),
+                force,
+            })
+            .tx(&mut *tx)
+            .await?;
+        sqlx::query(
+            "INSERT INTO job_subjects (job_id, account_id, correlation_id, created_at) \
+             VALUES ($1, $2, $3, $4) ON CONFLICT (job_id) DO NOTHING",
+        )
+        .bind(inserted.id())
+        .bind(zone.account_id.map(AccountId::get))
+        .bind(&ctx.correlation_id)
+        .bind(sql_now())
+        .execute(&mut **tx)
+        .await?;
+        Ok(JobId(inserted.id()))
+    }
+
+    /// Changes a zone's rrsets in `tx`, checking the whole zone still holds together, then
+    /// bumps its generation, audits and enqueues the sync.
+    async fn change_zone(
+        store: &SqlStore,
+        tx: &mut Tx,
+        ctx: &RequestContext,
+        id: ZoneId,
+        action: &str,
+        details: serde_json::Value,
+        change: impl FnOnce(&mut Vec<RrSet>) -> Result<()>,
+    ) -> Result<Zone> {
+        let before = fetch_zone(tx, id).await?;
+        if before.deleting {
+            return Err(StoreError::conflict(
+                "zone_deleting",
+                None,
+                format!(
+                    "zone {} is being removed; its records cannot change",
+                    before.name
+                ),
+            ));
+        }
+        let mut rrsets = before.rrsets.clone();
+        change(&mut rrsets)?;
+        validate_zone(&before.name, &rrsets)?;
+        let diff = drover_core::diff_zone(&rrsets, &before.rrsets);
+        for rrset in &diff.deletes {
+            drop_rrset(tx, id, &rrset.name, rrset.rtype).await?;
+        }
+        for rrset in diff.upserts() {
+            save_rrset(tx, id, rrset).await?;
+        }
+        bump_generation(tx, id).await?;
+        append_audit(tx, ctx, action, format!("zone:{}", before.name), details).await?;
+        let zone = fetch_zone(tx, id).await?;
+        enqueue_sync(store, tx, ctx, &zone, false).await?;
+        Ok(zone)
+    }
+
+    #[async_trait::async_trait]
+    impl DnsStore for SqlStore {
+        async fn create_dns_provider(
+            &self,
+            ctx: &RequestContext,
+            spec: DnsProviderSpec,
+        ) -> Result<DnsProviderRecord> {
+            let spec = spec.validated()?;
+            write_tx!(self, tx, {
+                let id: i64 = sqlx::query_scalar(
+                    "INSERT INTO dns_providers (name, kind, api_url, credentials, server_id, account_id, \
+                     dns_address, batch_size, serves_new_zones, created_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING id",
+                )
+                .bind(&spec.name)
+                .bind(spec.kind.as_str())
+                .bind(&spec.api_url)
+                .bind(spec.credentials.to_string())
+                .bind(&spec.server_id)
+                .bind(&spec.account_id)
+                .bind(spec.dns_address.map(|a| a.to_string()))
+                .bind(spec.batch_size.map(i64::from))
+                .bind(spec.serves_new_zones)
+                .bind(sql_now())
+                .fetch_one(&mut **tx)
+                .await
+                .map_err(|e| match unique_violation(&e) {
+                    Some(_) => StoreError::conflict(
+                        "provider_exists",
+                        Some("name"),
+                        format!("a DNS provider named '{}' exists already", spec.name),
+                    ),
+                    None => e.into(),
+                })?;
+                append_audit(
+                    tx,
+                    ctx,
+                    "dns.provider.create",
+                    format!("dns_provider:{id}"),
+                    json!({ "provider": spec }),
+                )
+                .await?;
+                sqlx::query_as::<_, ProviderRow>(concat!(select_provider!(), " WHERE id = $1"))
+                    .bind(id)
+                    .fetch_one(&mut **tx)
+                    .await?
+                    .into_model()
+            })
+        }
+
+        async fn dns_providers(&self) -> Result<Vec<DnsProviderRecord>> {
+            sqlx::query_as::<_, ProviderRow>(concat!(select_provider!(), " ORDER BY id"))
+                .fetch_all(&self.pool)
+                .await?
+                .into_iter()
+                .map(ProviderRow::into_model)
+                .collect()
+        }
+
+        async fn dns_provider(&self, id: DnsProviderId) -> Result<DnsProviderRecord> {
+            sqlx::query_as::<_, ProviderRow>(concat!(select_provider!(), " WHERE id = $1"))
+                .bind(id.get())
+                .fetch_optional(&self.pool)
+                .await?
+                .ok_or_else(|| StoreError::not_found("DNS provider", id))?
+                .into_model()
+        }
+
+        async fn dns_provider_by_name(&self, name: &str) -> Result<DnsProviderRecord> {
+            sqlx::query_as::<_, ProviderRow>(concat!(select_provider!(), " WHERE name = $1"))
+                .bind(name)
+                .fetch_optional(&self.pool)
+                .await?
+                .ok_or_else(|| StoreError::not_found("DNS provider", name))?
+                .into_model()
+        }
+
+        async fn create_zone(
+            &self,
+            ctx: &RequestContext,
+            name: &DomainName,
+            account: Option<AccountId>,
+            rrsets: Vec<RrSet>,
+            providers: &[DnsProviderId],
+        ) -> Result<Zone> {
+            validate_zone(name, &rrsets)?;
+            write_tx!(self, tx, {
+                let now = sql_now();
+                let id: i64 = sqlx::query_scalar(
+                    "INSERT INTO dns_zones (name, account_id, generation, deleting, created_at, updated_at) \
+                     VALUES ($1, $2, 1, FALSE, $3, $3) RETURNING id",
+                )
+                .bind(name.as_str())
+                .bind(account.map(AccountId::get))
+                .bind(now)
+                .fetch_one(&mut **tx)
+                .await
+                .map_err(|e| match unique_violation(&e) {
+                    Some(c) if c.contains("account") => StoreError::conflict(
+                        "account_has_zone",
+                        None,
+                        format!("account {} has a zone already", account.map_or(0, AccountId::get)),
+                    ),
+                    Some(_) => StoreError::conflict(
+                        "zone_exists",
+                        Some("name"),
+                        format!("drover holds a zone {name} already"),
+                    ),
+                    None => e.into(),
+                })?;
+                let zone_id = ZoneId(id);
+                for rrset in &rrsets {
+                    save_rrset(tx, zone_id, rrset).await?;
+                }
+                for provider in providers {
+                    sqlx::query(
+                        "INSERT INTO dns_zone_providers (zone_id, provider_id, synced_generation) VALUES ($1, $2, 0)",
+                    )
+                    .bind(id)
+                    .bind(provider.get())
+                    .execute(&mut **tx)
+                    .await
+                    .map_err(|e| match e.as_database_error().map(|d| d.is_foreign_key_violation()) {
+                        Some(true) => StoreError::Unprocessable {
+                            code: "unknown_provider",
+                            field: Some("providers"),
+                            message: format!("DNS provider {provider} does not exist"),
+                        },
+                        _ => e.into(),
+                    })?;
+                }
+                append_audit(
+                    tx,
+                    ctx,
+                    "dns.zone.create",
+                    format!("zone:{name}"),
+                    json!({ "rrsets": rrsets.len(), "providers": providers, "account": account }),
+                )
+                .await?;
+                let zone = fetch_zone(tx, zone_id).await?;
+                if !providers.is_empty() {
+                    enqueue_sync(self, tx, ctx, &zone, false).await?;
+                }
+                Ok(zone)
+            })
+        }
+
+        async fn zone(&self, id: ZoneId) -> Result<Zone> {
+            read_tx!(self, tx, { fetch_zone(tx, id).await })
+        }
+
+        async fn zone_by_name(&self, name: &DomainName) -> Result<Zone> {
+            read_tx!(self, tx, {
+                let id: Option<i64> =
+                    sqlx::query_scalar("SELECT id FROM dns_zones WHERE name = $1")
+                        .bind(name.as_str())
+                        .fetch_optional(&mut **tx)
+                        .await?;
+                let id = id.ok_or_else(|| StoreError::not_found("zone", name))?;
+                fetch_zone(tx, ZoneId(id)).await
+            })
+        }
+
+        async fn zones(&self, filter: ZoneFilter) -> Result<Vec<Zone>> {
+            read_tx!(self, tx, {
+                let ids: Vec<i64> = sqlx::query_scalar(
+                    "SELECT id FROM dns_zones z WHERE id > $1 AND ($2 IS NULL OR EXISTS \
+                     (SELECT 1 FROM dns_zone_providers zp WHERE zp.zone_id = z.id AND zp.provider_id = $2)) \
+                     ORDER BY id LIMIT $3",
+                )
+                .bind(filter.after.map_or(0, ZoneId::get))
+                .bind(filter.provider.map(DnsProviderId::get))
+                .bind(i64::from(filter.limit.unwrap_or(u32::MAX >> 1)))
+                .fetch_all(&mut **tx)
+                .await?;
+                load_zones(tx, &ids).await
+            })
+        }
+
+        async fn account_zone(&self, account: AccountId) -> Result<Option<Zone>> {
+            read_tx!(self, tx, {
+                let id: Option<i64> =
+                    sqlx::query_scalar("SELECT id FROM dns_zones WHERE account_id = $1")
+                        .bind(account.get())
+                        .fetch_optional(&mut **tx)
+                        .await?;
+                match id {
+                    Some(id) => Ok(Some(fetch_zone(tx, ZoneId(id)).await?)),
+                    None => Ok(None),
+                }
+            })
+        }
+
+        async fn set_rrset(
+            &self,
+            ctx: &RequestContext,
+            zone: ZoneId,
+            rrset: RrSet,
+        ) -> Result<Zone> {
+            write_tx!(self, tx, {
+                let details = json!({ "rrset": rrset });
+                change_zone(self, tx, ctx, zone, "dns.rrset.set", details, |rrsets| {
+                    rrsets.retain(|r| r.key() != rrset.key());
+                    rrsets.push(rrset);
+                    Ok(())
+                })
+                .await
+            })
+        }
+
+        async fn delete_rrset(
+            &self,
+            ctx: &RequestContext,
+            zone: ZoneId,
+            name: &OwnerName,
+            rtype: RecordType,
+        ) -> Result<Zone> {
+            write_tx!(self, tx, {
+                let details = json!({ "name": name, "type": rtype });
+                change_zone(self, tx, ctx, zone, "dns.rrset.delete", details, |rrsets| {
+                    let before = rrsets.len();
+                    rrsets.retain(|r| r.key() != (name, rtype));
+                    if rrsets.len() == before {
+                        return Err(StoreError::not_found("rrset", format!("{name} {rtype}")));
+                    }
+                    Ok(())
+                })
+                .await
+            })
+        }
+
+        async fn set_zone_safety(
+            &self,
+            ctx: &RequestContext,
+            zone: ZoneId,
+            max_change_percent: Option<u8>,
+        ) -> Result<Zone> {
+            if max_change_percent.is_some_and(|p| p > 100) {
+                return Err(drover_core::Error::InvalidValue {
+                    what: "max change percent",
+                    input: format!("{max_change_percent:?}"),
+                    expected: "0 to 100".into(),
+                }
+                .into());
+            }
+            write_tx!(self, tx, {
+                let before = fetch_zone(tx, zone).await?;
+                sqlx::query(
+                    "UPDATE dns_zones SET max_change_percent = $2, updated_at = $3 WHERE id = $1",
+                )
+                .bind(zone.get())
+                .bind(max_change_percent.map(i64::from))
+                .bind(sql_now())
+                .execute(&mut **tx)
+                .await?;
+                append_audit(
+                    tx,
+                    ctx,
+                    "dns.zone.safety",
+                    format!("zone:{}", before.name),
+                    json!({ "before": before.max_change_percent, "after": max_change_percent }),
+                )
+                .await?;
+                fetch_zone(tx, zone).await
+            })
+        }
+
+        async fn remove_zone(&self, ctx: &RequestContext, zone: ZoneId) -> Result<Zone> {
+            write_tx!(self, tx, {
+                let before = fetch_zone(tx, zone).await?;
+                sqlx::query(
+                    "UPDATE dns_zones SET deleting = TRUE, generation = generation + 1, updated_at = $2 WHERE id = $1",
+                )
+                .bind(zone.get())
+                .bind(sql_now())
+                .execute(&mut **tx)
+                .await?;
+                append_audit(
+                    tx,
+                    ctx,
+                    "dns.zone.remove",
+                    format!("zone:{}", before.name),
+                    json!({}),
+                )
+                .await?;
+                let zone = fetch_zone(tx, zone).await?;
+                enqueue_sync(self, tx, ctx, &zone, false).await?;
+                Ok(zone)
+            })
+        }
+
+        async fn forget_zone(&self, ctx: &RequestContext, zone: ZoneId) -> Result<()> {
+            write_tx!(self, tx, {
+                let before = fetch_zone(tx, zone).await?;
+                for statement in [
+                    "DELETE FROM dns_record_ids WHERE zone_id = $1",
+                    "DELETE FROM dns_zone_providers WHERE zone_id = $1",
+                    "DELETE FROM dns_rrsets WHERE zone_id = $1",
+                    "DELETE FROM dns_zones WHERE id = $1",
+                ] {
+                    sqlx::query(statement)
+                        .bind(zone.get())
+                        .execute(&mut **tx)
+                        .await?;
+                }
+                append_audit(
+                    tx,
+                    ctx,
+                    "dns.zone.forget",
+                    format!("zone:{}", before.name),
+                    json!({}),
+                )
+                .await?;
+                Ok(())
+            })
+        }
+
+        async fn enqueue_zone_sync(
+            &self,
+            ctx: &RequestContext,
+            zone: ZoneId,
+            force: bool,
+        ) -> Result<JobId> {
+            write_tx!(self, tx, {
+                let zone = fetch_zone(tx, zone).await?;
+                enqueue_sync(self, tx, ctx, &zone, force).await
+            })
+        }
+
+        async fn record_ids(&self, zone: ZoneId, provider: DnsProviderId) -> Result<RecordIds> {
+            let rows: Vec<(String, String, String, String)> = sqlx::query_as(
+                "SELECT name, rtype, content, record_id FROM dns_record_ids WHERE zone_id = $1 AND provider_id = $2",
+            )
+            .bind(zone.get())
+            .bind(provider.get())
+            .fetch_all(&self.pool)
+            .await?;
+            rows.into_iter()
+                .map(|(name, rtype, content, id)| {
+                    let rtype =
+                        RecordType::parse(&rtype).map_err(|e| corrupt("record id type", e))?;
+                    Ok((
+                        RecordKey {
+                            name,
+                            rtype,
+                            content,
+                        },
+                        id,
+                    ))
+                })
+                .collect()
+        }
+
+        async fn record_zone_sync(
+            &self,
+            zone: ZoneId,
+            provider: DnsProviderId,
+            outcome: ZoneSyncOutcome,
+        ) -> Result<()> {
+            write_tx!(self, tx, {
+                sqlx::query(
+                    "UPDATE dns_zone_providers SET synced_generation = COALESCE($3, synced_generation), \
+                     provider_zone_id = COALESCE($4, provider_zone_id), last_error = $5, last_sync_at = $6 \
+                     WHERE zone_id = $1 AND provider_id = $2",
+                )
+                .bind(zone.get())
+                .bind(provider.get())
+                .bind(outcome.generation)
+                .bind(&outcome.provider_zone_id)
+                .bind(&outcome.error)
+                .bind(sql_now())
+                .execute(&mut **tx)
+                .await?;
+                if let Some(ids) = &outcome.record_ids {
+                    sqlx::query(
+                        "DELETE FROM dns_record_ids WHERE zone_id = $1 AND provider_id = $2",
+                    )
+                    .bind(zone.get())
+                    .bind(provider.get())
+                    .execute(&mut **tx)
+                    .await?;
+                    for (key, id) in ids {
+                        sqlx::query(
+                            "INSERT INTO dns_record_ids (zone_id, provider_id, name, rtype, content, record_id) \
+                             VALUES ($1, $2, $3, $4, $5, $6)",
+                        )
+                        .bind(zone.get())
+                        .bind(provider.get())
+                        .bind(&key.name)
+                        .bind(key.rtype.as_str())
+                        .bind(&key.content)
+                        .bind(id)
+                        .execute(&mut **tx)
+                        .await?;
+                    }
+                }
+                Ok(())
+            })
+        }
+
+        async fn rewrite_addresses(
+            &self,
+            ctx: &RequestContext,
+            moved: &AddressMove,
+        ) -> Result<Vec<ZoneRewrite>> {
+            write_tx!(self, tx, {
+                // Zones holding an old address in an A/AAAA record or an SPF term; the pure
+                // rewrite then decides exactly what changes.
+                let mut candidates = BTreeSet::new();
+                for old in &moved.from {
+                    let ids: Vec<i64> = sqlx::query_scalar(
+                        "SELECT DISTINCT r.zone_id FROM dns_rrsets r JOIN dns_zones z ON z.id = r.zone_id \
+                         WHERE NOT z.deleting AND ((r.rtype IN ('A', 'AAAA') AND r.records LIKE $1) \
+                         OR (r.rtype = 'TXT' AND r.records LIKE $2))",
+                    )
+                    .bind(format!("%\"{old}\"%"))
+                    .bind(format!("%:{old}%"))
+                    .fetch_all(&mut **tx)
+                    .await?;
+                    candidates.extend(ids);
+                }
+                let ids: Vec<i64> = candidates.into_iter().collect();
+                let mut rewrites = Vec::new();
+                for zone in load_zones(tx, &ids).await? {
+                    let diff: ZoneDiff = rewrite_addresses(&zone.rrsets, moved);
+                    if diff.is_empty() {
+                        continue;
+                    }
+                    for rrset in &diff.deletes {
+                        drop_rrset(tx, zone.id, &rrset.name, rrset.rtype).await?;
+                    }
+                    for rrset in diff.upserts() {
+                        save_rrset(tx, zone.id, rrset).await?;
+                    }
+                    bump_generation(tx, zone.id).await?;
+                    rewrites.push((zone.id, diff));
+                }
+                let changed: Vec<i64> = rewrites.iter().map(|(id, _)| id.get()).collect();
+                let zones = load_zones(tx, &changed).await?;
+                append_audit(
+                    tx,
+                    ctx,
+                    "dns.rewrite",
+                    "dns".to_owned(),
+                    json!({ "from": moved.from, "to": moved.to, "zones": zones.len() }),
+                )
+                .await?;
+                Ok(zones
+                    .into_iter()
+                    .zip(rewrites)
+                    .map(|(zone, (_, diff))| ZoneRewrite { zone, diff })
+                    .collect())
+            })
+        }
+    }
+}

@@ -1,0 +1,391 @@
+//! The DNS part of the store contract.
+
+use drover_core::{
+    AddressMove, DomainName, OwnerName, RecordIds, RecordKey, RecordType, RrSet, ZoneTemplate,
+    account_zone,
+};
+use drover_store::{
+    AuditFilter, DnsProviderKind, DnsProviderSpec, JobFilter, StoreError, ZoneFilter,
+    ZoneSyncOutcome,
+};
+
+use crate::{Harness, ctx};
+
+fn provider(name: &str, kind: DnsProviderKind) -> DnsProviderSpec {
+    serde_json::from_value(serde_json::json!({
+        "name": name, "kind": kind, "api_url": "http://127.0.0.1:8081/",
+        "credentials": "env:PDNS_KEY", "server_id": "localhost", "dns_address": "127.0.0.1:5301",
+        "serves_new_zones": true,
+    }))
+    .unwrap()
+}
+
+fn zone_records(zone: &DomainName, ip: &str) -> Vec<RrSet> {
+    account_zone(
+        zone,
+        Some(ip.parse().unwrap()),
+        None,
+        &ZoneTemplate::default(),
+    )
+    .unwrap()
+}
+
+pub async fn dns_providers_are_stored_and_refuse_bad_settings(h: Harness) {
+    let store = &h.store;
+    let pdns = store
+        .create_dns_provider(&ctx(), provider("pdns-1", DnsProviderKind::PowerDns))
+        .await
+        .unwrap();
+    assert_eq!(
+        pdns.spec.api_url, "http://127.0.0.1:8081",
+        "trailing slash dropped"
+    );
+    assert_eq!(
+        pdns.spec.dns_address,
+        Some("127.0.0.1:5301".parse().unwrap())
+    );
+    let cf = store
+        .create_dns_provider(&ctx(), provider("cf", DnsProviderKind::Cloudflare))
+        .await
+        .unwrap();
+    assert_eq!(store.dns_providers().await.unwrap(), [pdns.clone(), cf]);
+    assert_eq!(store.dns_provider_by_name("pdns-1").await.unwrap(), pdns);
+    let err = store
+        .create_dns_provider(&ctx(), provider("pdns-1", DnsProviderKind::PowerDns))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            StoreError::Conflict {
+                code: "provider_exists",
+                ..
+            }
+        ),
+        "{err}"
+    );
+    let mut bad = provider("bad name!", DnsProviderKind::PowerDns);
+    let err = store
+        .create_dns_provider(&ctx(), bad.clone())
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("letters, digits"), "{err}");
+    bad.name = "ok".into();
+    bad.api_url = "ftp://x".into();
+    let err = store
+        .create_dns_provider(&ctx(), bad)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("http://"), "{err}");
+    assert!(matches!(
+        store.dns_provider_by_name("nope").await,
+        Err(StoreError::NotFound { .. })
+    ));
+}
+
+pub async fn zones_keep_their_rrsets_and_enqueue_a_sync(h: Harness) {
+    let store = &h.store;
+    let p = store
+        .create_dns_provider(&ctx(), provider("pdns-1", DnsProviderKind::PowerDns))
+        .await
+        .unwrap();
+    let name = DomainName::parse("exemplu.ro").unwrap();
+    let rrsets = zone_records(&name, "192.0.2.10");
+    let zone = store
+        .create_zone(&ctx(), &name, None, rrsets.clone(), &[p.id])
+        .await
+        .unwrap();
+    assert_eq!(zone.generation, 1);
+    let mut sorted = rrsets.clone();
+    sorted.sort_by(|a, b| a.key().cmp(&b.key()));
+    assert_eq!(zone.rrsets, sorted);
+    assert_eq!(zone.providers.len(), 1);
+    assert_eq!(
+        (zone.providers[0].synced_generation, zone.in_sync()),
+        (0, false)
+    );
+    assert_eq!(store.zone_by_name(&name).await.unwrap(), zone);
+    let jobs = store.jobs(JobFilter::default()).await.unwrap();
+    assert!(
+        jobs.iter()
+            .any(|j| j.kind == "sync_zone" && j.args["zone_id"] == zone.id.get()),
+        "{jobs:?}"
+    );
+    // Refusals: the same name, a zone DNS cannot serve, an unknown provider.
+    let err = store
+        .create_zone(&ctx(), &name, None, vec![], &[])
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            StoreError::Conflict {
+                code: "zone_exists",
+                ..
+            }
+        ),
+        "{err}"
+    );
+    let other = DomainName::parse("altul.ro").unwrap();
+    let cname_apex = RrSet::new(
+        OwnerName::apex(&other),
+        RecordType::Cname,
+        60,
+        ["x.example.net"],
+    )
+    .unwrap();
+    let err = store
+        .create_zone(&ctx(), &other, None, vec![cname_apex], &[])
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("apex"), "{err}");
+    let err = store
+        .create_zone(
+            &ctx(),
+            &other,
+            None,
+            vec![],
+            &[drover_core::DnsProviderId(999)],
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            StoreError::Unprocessable {
+                code: "unknown_provider",
+                ..
+            }
+        ),
+        "{err}"
+    );
+    assert!(
+        matches!(
+            store.zone_by_name(&other).await,
+            Err(StoreError::NotFound { .. })
+        ),
+        "nothing kept"
+    );
+    // Editing rrsets bumps the generation; a CNAME beside other data is refused.
+    let www = OwnerName::parse("www", &name).unwrap();
+    let shop = RrSet::new(
+        OwnerName::parse("shop", &name).unwrap(),
+        RecordType::A,
+        300,
+        ["192.0.2.50"],
+    )
+    .unwrap();
+    let zone = store
+        .set_rrset(&ctx(), zone.id, shop.clone())
+        .await
+        .unwrap();
+    assert_eq!(zone.generation, 2);
+    assert!(zone.rrsets.contains(&shop));
+    let clash = RrSet::new(
+        www.clone(),
+        RecordType::Cname,
+        300,
+        ["elsewhere.example.net"],
+    )
+    .unwrap();
+    let err = store
+        .set_rrset(&ctx(), zone.id, clash)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("beside the CNAME"), "{err}");
+    let zone = store
+        .delete_rrset(&ctx(), zone.id, &www, RecordType::A)
+        .await
+        .unwrap();
+    assert_eq!(zone.generation, 3);
+    let err = store
+        .delete_rrset(&ctx(), zone.id, &www, RecordType::A)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::NotFound { .. }), "{err}");
+    let zone = store
+        .set_zone_safety(&ctx(), zone.id, Some(40))
+        .await
+        .unwrap();
+    assert_eq!(zone.max_change_percent, Some(40));
+    assert!(
+        store
+            .set_zone_safety(&ctx(), zone.id, Some(101))
+            .await
+            .is_err()
+    );
+    let listed = store
+        .zones(ZoneFilter {
+            provider: Some(p.id),
+            ..ZoneFilter::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(listed, std::slice::from_ref(&zone));
+    let events = store
+        .audit_events(AuditFilter {
+            subject: Some("zone:exemplu.ro".into()),
+            ..AuditFilter::default()
+        })
+        .await
+        .unwrap();
+    let actions: Vec<&str> = events.iter().map(|e| e.action.as_str()).collect();
+    assert_eq!(
+        actions,
+        [
+            "dns.zone.create",
+            "dns.rrset.set",
+            "dns.rrset.delete",
+            "dns.zone.safety"
+        ]
+    );
+}
+
+pub async fn provider_sync_state_and_record_ids_are_kept(h: Harness) {
+    let store = &h.store;
+    let p = store
+        .create_dns_provider(&ctx(), provider("cf", DnsProviderKind::Cloudflare))
+        .await
+        .unwrap();
+    let name = DomainName::parse("ids.ro").unwrap();
+    let zone = store
+        .create_zone(
+            &ctx(),
+            &name,
+            None,
+            zone_records(&name, "192.0.2.10"),
+            &[p.id],
+        )
+        .await
+        .unwrap();
+    let ids: RecordIds = [(
+        RecordKey {
+            name: "ids.ro".into(),
+            rtype: RecordType::A,
+            content: "192.0.2.10".into(),
+        },
+        "abc".to_owned(),
+    )]
+    .into();
+    let outcome = ZoneSyncOutcome {
+        generation: Some(1),
+        provider_zone_id: Some("zone-1".into()),
+        record_ids: Some(ids.clone()),
+        error: None,
+    };
+    store
+        .record_zone_sync(zone.id, p.id, outcome)
+        .await
+        .unwrap();
+    assert_eq!(store.record_ids(zone.id, p.id).await.unwrap(), ids);
+    let zone = store.zone(zone.id).await.unwrap();
+    assert!(zone.in_sync());
+    assert_eq!(
+        zone.providers[0].provider_zone_id.as_deref(),
+        Some("zone-1")
+    );
+    // A failure keeps the generation and zone id, and says why.
+    let failed = ZoneSyncOutcome {
+        generation: None,
+        provider_zone_id: None,
+        record_ids: None,
+        error: Some("HTTP 500".into()),
+    };
+    store.record_zone_sync(zone.id, p.id, failed).await.unwrap();
+    let zone = store.zone(zone.id).await.unwrap();
+    assert_eq!(zone.providers[0].synced_generation, 1);
+    assert_eq!(
+        zone.providers[0].provider_zone_id.as_deref(),
+        Some("zone-1")
+    );
+    assert_eq!(zone.providers[0].last_error.as_deref(), Some("HTTP 500"));
+    assert!(!zone.in_sync());
+    assert_eq!(
+        store.record_ids(zone.id, p.id).await.unwrap(),
+        ids,
+        "ids kept"
+    );
+    // Removal: marked, then forgotten.
+    let removed = store.remove_zone(&ctx(), zone.id).await.unwrap();
+    assert!(removed.deleting);
+    let err = store
+        .set_rrset(&ctx(), zone.id, zone.rrsets[0].clone())
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            StoreError::Conflict {
+                code: "zone_deleting",
+                ..
+            }
+        ),
+        "{err}"
+    );
+    store.forget_zone(&ctx(), zone.id).await.unwrap();
+    assert!(matches!(
+        store.zone(zone.id).await,
+        Err(StoreError::NotFound { .. })
+    ));
+    assert!(store.record_ids(zone.id, p.id).await.unwrap().is_empty());
+}
+
+pub async fn an_address_rewrite_changes_only_zones_pointing_at_it(h: Harness) {
+    let store = &h.store;
+    let mut moved_zones = Vec::new();
+    for i in 0..5 {
+        let name = DomainName::parse(&format!("old{i}.ro")).unwrap();
+        moved_zones.push(
+            store
+                .create_zone(&ctx(), &name, None, zone_records(&name, "192.0.2.10"), &[])
+                .await
+                .unwrap(),
+        );
+    }
+    let keep = DomainName::parse("keep.ro").unwrap();
+    // 192.0.2.100 contains 192.0.2.10 as text: it must not be touched.
+    let kept = store
+        .create_zone(&ctx(), &keep, None, zone_records(&keep, "192.0.2.100"), &[])
+        .await
+        .unwrap();
+    let moved = AddressMove {
+        from: vec!["192.0.2.10".parse().unwrap()],
+        to: vec!["203.0.113.9".parse().unwrap()],
+    };
+    let rewrites = store.rewrite_addresses(&ctx(), &moved).await.unwrap();
+    assert_eq!(rewrites.len(), 5);
+    for rewrite in &rewrites {
+        assert_eq!(rewrite.zone.generation, 2);
+        assert_eq!(rewrite.diff.updates.len(), 4, "apex, www, mail A and SPF");
+        assert!(
+            rewrite
+                .zone
+                .rrsets
+                .iter()
+                .filter(|r| r.rtype == RecordType::A)
+                .all(|r| r.records == ["203.0.113.9"])
+        );
+    }
+    assert_eq!(store.zone(kept.id).await.unwrap(), kept);
+    assert!(
+        store
+            .rewrite_addresses(&ctx(), &moved)
+            .await
+            .unwrap()
+            .is_empty(),
+        "nothing left to move"
+    );
+    let events = store
+        .audit_events(AuditFilter {
+            subject: Some("dns".into()),
+            ..AuditFilter::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(events.len(), 2);
+    assert_eq!(events[0].action, "dns.rewrite");
+}
