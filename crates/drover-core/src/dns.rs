@@ -663,7 +663,9 @@ pub fn account_zone(
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct AddressMove {
+    #[cfg_attr(feature = "openapi", schema(value_type = Vec<String>))]
     pub from: Vec<IpAddr>,
+    #[cfg_attr(feature = "openapi", schema(value_type = Vec<String>))]
     pub to: Vec<IpAddr>,
 }
 

@@ -236,11 +236,11 @@ pub trait DnsStore: Send + Sync {
         force: bool,
     ) -> Result<JobId>;
     async fn record_ids(&self, zone: ZoneId, provider: DnsProviderId) -> Result<RecordIds>;
-    async fn record_zone_sync(
+    /// Records what providers did for zones, all in one transaction (a failover records a
+    /// thousand at once).
+    async fn record_zone_syncs(
         &self,
-        zone: ZoneId,
-        provider: DnsProviderId,
-        outcome: ZoneSyncOutcome,
+        outcomes: &[(ZoneId, DnsProviderId, ZoneSyncOutcome)],
     ) -> Result<()>;
     /// Rewrites every record pointing at a moved address in every zone, in one transaction
     /// with its audit event; the caller pushes the changes to the providers.

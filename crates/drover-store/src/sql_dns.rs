@@ -670,27 +670,29 @@ mod dns_sql {
                 .collect()
         }
 
-        async fn record_zone_sync(
+        async fn record_zone_syncs(
             &self,
-            zone: ZoneId,
-            provider: DnsProviderId,
-            outcome: ZoneSyncOutcome,
+            outcomes: &[(ZoneId, DnsProviderId, ZoneSyncOutcome)],
         ) -> Result<()> {
             write_tx!(self, tx, {
-                sqlx::query(
-                    "UPDATE dns_zone_providers SET synced_generation = COALESCE($3, synced_generation), \
-                     provider_zone_id = COALESCE($4, provider_zone_id), last_error = $5, last_sync_at = $6 \
-                     WHERE zone_id = $1 AND provider_id = $2",
-                )
-                .bind(zone.get())
-                .bind(provider.get())
-                .bind(outcome.generation)
-                .bind(&outcome.provider_zone_id)
-                .bind(&outcome.error)
-                .bind(sql_now())
-                .execute(&mut **tx)
-                .await?;
-                if let Some(ids) = &outcome.record_ids {
+                let now = sql_now();
+                for (zone, provider, outcome) in outcomes {
+                    sqlx::query(
+                        "UPDATE dns_zone_providers SET synced_generation = COALESCE($3, synced_generation), \
+                         provider_zone_id = COALESCE($4, provider_zone_id), last_error = $5, last_sync_at = $6 \
+                         WHERE zone_id = $1 AND provider_id = $2",
+                    )
+                    .bind(zone.get())
+                    .bind(provider.get())
+                    .bind(outcome.generation)
+                    .bind(&outcome.provider_zone_id)
+                    .bind(&outcome.error)
+                    .bind(now)
+                    .execute(&mut **tx)
+                    .await?;
+                    let Some(ids) = &outcome.record_ids else {
+                        continue;
+                    };
                     sqlx::query(
                         "DELETE FROM dns_record_ids WHERE zone_id = $1 AND provider_id = $2",
                     )

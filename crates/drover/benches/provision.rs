@@ -83,6 +83,7 @@ async fn provision(
     let engine = Engine {
         store: Arc::clone(&store),
         fleet: Fleet::shared(VirtualminSettings::default(), Arc::clone(&store)),
+        dns: drover::engine::Dns::new(Arc::clone(&store), Default::default()),
         sealer: Arc::new(Sealer::from_hex(&"42".repeat(32)).unwrap()),
         placement: PlacementPolicy::default(),
         auto_provisioning: true,

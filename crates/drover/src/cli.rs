@@ -19,6 +19,8 @@ use serde_json::{Map, Value, json};
 
 use crate::config::{Config, Overrides};
 
+mod dns;
+
 #[derive(Debug, Parser)]
 #[command(
     name = "drover",
@@ -97,6 +99,9 @@ pub enum Command {
     /// The emergency stop for all provisioning.
     #[command(subcommand)]
     Provisioning(ProvisioningCommand),
+    /// DNS zones, records and providers.
+    #[command(subcommand)]
+    Dns(dns::DnsCommand),
 }
 
 #[derive(Debug, Subcommand)]
@@ -527,6 +532,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         Command::Accounts(command) => accounts(command, &*store, &ctx, out).await,
         Command::Jobs(command) => jobs(command, &*store, &ctx, out).await,
         Command::Audit(command) => audit(command, &*store, out).await,
+        Command::Dns(command) => dns::run(command, &store, &ctx, &config, out).await,
         Command::Provisioning(command) => {
             match command {
                 ProvisioningCommand::Pause => store.set_provisioning_paused(&ctx, true).await?,

@@ -7,8 +7,10 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use drover_core::{CertFingerprint, PlacementPolicy};
+use drover_core::{CertFingerprint, PlacementPolicy, SafetyLimits, ZoneTemplate};
 use drover_virtualmin::{Timeouts, VirtualminSettings};
+
+use crate::engine::dns::{DnsSettings, TerminatedZones};
 
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://drover.db";
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
@@ -27,6 +29,7 @@ pub struct Config {
     /// `DROVER_JOB_RETRY_MAX_DELAY`: the longest wait between two tries of a failing job.
     pub retry_max_delay: Duration,
     pub placement: PlacementPolicy,
+    pub dns: DnsSettings,
 }
 
 /// The operator key: given in `DROVER_SEAL_KEY` (64 hex digits), or kept in a file
@@ -158,6 +161,13 @@ const SETTINGS: &[&str] = &[
     "DROVER_JOB_RETRY_MAX_DELAY",
     "DROVER_PLACEMENT_FILL_LIMIT",
     "DROVER_PLACEMENT_ALLOW_DEGRADED",
+    "DROVER_DNS_NAMESERVERS",
+    "DROVER_DNS_ADDRESS_TTL",
+    "DROVER_DNS_TTL",
+    "DROVER_DNS_MAX_CHANGE_PERCENT",
+    "DROVER_DNS_MIN_ZONE_RECORDS",
+    "DROVER_DNS_ON_TERMINATE",
+    "DROVER_DNS_PUSH_CONCURRENCY",
     "VIRTUALMIN_REQUEST_TIMEOUT",
     "VIRTUALMIN_MAX_RETRIES",
     "VIRTUALMIN_RETRY_DELAY",
@@ -300,6 +310,7 @@ impl Config {
                 default_placement.allow_degraded,
             )?,
         };
+        let dns = dns_settings(&sources)?;
         Ok(Self {
             database_url,
             listen,
@@ -309,6 +320,7 @@ impl Config {
             job_timeout,
             retry_max_delay,
             placement,
+            dns,
         })
     }
 }
@@ -358,6 +370,66 @@ fn read_toml(path: &Path) -> Result<BTreeMap<String, String>, ConfigError> {
         }
     }
     Ok(values)
+}
+
+/// The `DROVER_DNS_*` settings: the account zone template, safety limits, what happens to a
+/// deleted account's zone, and how many writes go to one provider at once in a failover.
+fn dns_settings(sources: &Sources) -> Result<DnsSettings, ConfigError> {
+    let defaults = DnsSettings::default();
+    let ttl = |name, default: u32| {
+        sources.parse(name, default, "a TTL in seconds from 1 to 86400", |v| {
+            v.parse::<u32>().ok().filter(|t| (1..=86_400).contains(t))
+        })
+    };
+    let nameservers = sources.parse(
+        "DROVER_DNS_NAMESERVERS",
+        Vec::new(),
+        "host names separated by commas, like ns1.example.net,ns2.example.net",
+        |v| {
+            v.split(',')
+                .map(str::trim)
+                .filter(|h| !h.is_empty())
+                .map(|h| drover_core::canonical_content(drover_core::RecordType::Ns, h).ok())
+                .collect::<Option<Vec<_>>>()
+        },
+    )?;
+    Ok(DnsSettings {
+        template: ZoneTemplate {
+            address_ttl: ttl("DROVER_DNS_ADDRESS_TTL", defaults.template.address_ttl)?,
+            ttl: ttl("DROVER_DNS_TTL", defaults.template.ttl)?,
+            nameservers,
+        },
+        limits: SafetyLimits {
+            max_change_percent: sources.parse(
+                "DROVER_DNS_MAX_CHANGE_PERCENT",
+                defaults.limits.max_change_percent,
+                "a percentage from 0 to 100",
+                |v| v.parse::<u8>().ok().filter(|p| *p <= 100),
+            )?,
+            min_zone_records: sources.parse(
+                "DROVER_DNS_MIN_ZONE_RECORDS",
+                defaults.limits.min_zone_records,
+                "a whole number of records",
+                |v| v.parse().ok(),
+            )?,
+        },
+        on_terminate: sources.parse(
+            "DROVER_DNS_ON_TERMINATE",
+            defaults.on_terminate,
+            "delete (remove the zone from every provider) or keep",
+            |v| match v.to_ascii_lowercase().as_str() {
+                "delete" => Some(TerminatedZones::Delete),
+                "keep" => Some(TerminatedZones::Keep),
+                _ => None,
+            },
+        )?,
+        push_concurrency: sources.parse(
+            "DROVER_DNS_PUSH_CONCURRENCY",
+            defaults.push_concurrency,
+            "a whole number from 1 to 64",
+            |v| v.parse().ok().filter(|n| (1..=64).contains(n)),
+        )?,
+    })
 }
 
 #[cfg(test)]
@@ -419,12 +491,41 @@ mod tests {
             ("VIRTUALMIN_API_BULK_TIMEOUT", "-1"),
             ("VIRTUALMIN_MAX_RETRIES", "many"),
             ("DROVER_LISTEN", "localhost"),
+            ("DROVER_DNS_NAMESERVERS", "ns1.example.net,bad host"),
+            ("DROVER_DNS_ADDRESS_TTL", "0"),
+            ("DROVER_DNS_MAX_CHANGE_PERCENT", "120"),
+            ("DROVER_DNS_ON_TERMINATE", "archive"),
+            ("DROVER_DNS_PUSH_CONCURRENCY", "0"),
         ] {
             let err = Config::load_from(Overrides::default(), env(&[(name, value)]))
                 .unwrap_err()
                 .to_string();
             assert!(err.starts_with(&format!("{name} = '{value}'")), "{err}");
         }
+    }
+
+    #[test]
+    fn dns_settings_are_read() {
+        let config = Config::load_from(
+            Overrides::default(),
+            env(&[
+                ("DROVER_DNS_NAMESERVERS", "ns1.example.net, NS2.example.net."),
+                ("DROVER_DNS_ADDRESS_TTL", "60"),
+                ("DROVER_DNS_ON_TERMINATE", "keep"),
+                ("DROVER_DNS_MAX_CHANGE_PERCENT", "40"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(
+            config.dns.template.nameservers,
+            ["ns1.example.net.", "ns2.example.net."]
+        );
+        assert_eq!(config.dns.template.address_ttl, 60);
+        assert_eq!(config.dns.on_terminate, TerminatedZones::Keep);
+        assert_eq!(config.dns.limits.max_change_percent, 40);
+        let defaults = Config::load_from(Overrides::default(), BTreeMap::new()).unwrap();
+        assert_eq!(defaults.dns.on_terminate, TerminatedZones::Delete);
+        assert_eq!(defaults.dns.limits.max_change_percent, 25);
     }
 
     #[test]

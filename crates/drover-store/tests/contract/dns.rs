@@ -278,7 +278,7 @@ pub async fn provider_sync_state_and_record_ids_are_kept(h: Harness) {
         error: None,
     };
     store
-        .record_zone_sync(zone.id, p.id, outcome)
+        .record_zone_syncs(&[(zone.id, p.id, outcome)])
         .await
         .unwrap();
     assert_eq!(store.record_ids(zone.id, p.id).await.unwrap(), ids);
@@ -295,7 +295,10 @@ pub async fn provider_sync_state_and_record_ids_are_kept(h: Harness) {
         record_ids: None,
         error: Some("HTTP 500".into()),
     };
-    store.record_zone_sync(zone.id, p.id, failed).await.unwrap();
+    store
+        .record_zone_syncs(&[(zone.id, p.id, failed)])
+        .await
+        .unwrap();
     let zone = store.zone(zone.id).await.unwrap();
     assert_eq!(zone.providers[0].synced_generation, 1);
     assert_eq!(

@@ -29,6 +29,8 @@ pub enum ConvergeError {
     Store(#[from] drover_store::StoreError),
     #[error("virtualmin: {0}")]
     Virtualmin(#[from] VirtualminError),
+    #[error(transparent)]
+    Dns(#[from] super::dns::DnsWorkError),
 }
 
 /// What a round ended with.
@@ -317,6 +319,17 @@ async fn round(
     };
     for action in &actions {
         apply(engine, &client, target, action).await?;
+    }
+    // The account's DNS follows where it lives: a zone once it exists on its server, removed
+    // (or kept, as configured) once it is deleted.
+    match account.desired_state {
+        DesiredState::Absent => engine.dns.retire_account_zone(ctx, account.id).await?,
+        _ => {
+            engine
+                .dns
+                .ensure_account_zone(ctx, account, &server)
+                .await?
+        }
     }
     let state = match account.desired_state {
         DesiredState::Enabled => "enabled",

@@ -4,10 +4,8 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-use drover_core::CredentialRef;
 use drover_store::Server;
 use drover_virtualmin::{BreakerConfig, Endpoint, TlsPolicy, VirtualminClient, VirtualminSettings};
-use secrecy::SecretString;
 
 /// Paces one server's calls through the shared database.
 #[derive(Debug)]
@@ -103,7 +101,7 @@ impl Fleet {
             server: server.spec.name.to_string(),
             reason,
         };
-        let password = read_credentials(&server.spec.credentials).map_err(fail)?;
+        let password = super::read_credentials(&server.spec.credentials).map_err(fail)?;
         let spec = &server.spec;
         let host = if spec.hostname.as_str().contains(':') {
             format!("[{}]", spec.hostname)
@@ -134,17 +132,5 @@ impl Fleet {
         let client = Arc::new(client);
         clients.insert(server.id.get(), (server.updated_at, Arc::clone(&client)));
         Ok(client)
-    }
-}
-
-/// Reads a server's API password from where its record points.
-fn read_credentials(reference: &CredentialRef) -> Result<SecretString, String> {
-    match reference {
-        CredentialRef::Env(name) => std::env::var(name).map(SecretString::from).map_err(|_| {
-            format!("its password variable {name} is not set in drover's environment")
-        }),
-        CredentialRef::File(path) => std::fs::read_to_string(path)
-            .map(|p| SecretString::from(p.trim_end_matches(['\n', '\r']).to_owned()))
-            .map_err(|e| format!("its password file {path} cannot be read: {e}")),
     }
 }

@@ -1,15 +1,18 @@
 //! The workers: River clients that work drover's jobs against the fleet.
 
 mod converge;
+pub mod dns;
 mod fleet;
 pub mod seal;
 
 use std::sync::Arc;
 
-use drover_core::PlacementPolicy;
+use drover_core::{CredentialRef, PlacementPolicy};
 use drover_store::Store;
 use riverqueue::{QueueConfig, RunHandle, Workers};
+use secrecy::SecretString;
 
+pub use dns::{Dns, DnsSettings};
 pub use fleet::Fleet;
 pub use seal::Sealer;
 
@@ -18,6 +21,7 @@ pub use seal::Sealer;
 pub struct Engine {
     pub store: Arc<dyn Store>,
     pub fleet: Fleet,
+    pub dns: Dns,
     pub sealer: Arc<Sealer>,
     pub placement: PlacementPolicy,
     /// `VIRTUALMIN_AUTO_PROVISIONING_ENABLED`: off makes converge jobs wait.
@@ -54,6 +58,8 @@ pub fn start(engine: Arc<Engine>, concurrency: usize) -> Result<RunHandle, river
     let mut workers = Workers::new();
     let for_converge = Arc::clone(&engine);
     workers.add_fn(move |context, job| converge::run(Arc::clone(&for_converge), context, job))?;
+    let for_dns = Arc::clone(&engine);
+    workers.add_fn(move |context, job| dns::run_sync(Arc::clone(&for_dns), context, job))?;
     let for_password = Arc::clone(&engine);
     workers.add_fn(move |context, job| {
         converge::set_password(Arc::clone(&for_password), context, job)
@@ -77,6 +83,10 @@ pub fn start(engine: Arc<Engine>, concurrency: usize) -> Result<RunHandle, river
             drover_store::jobs::CONVERGE_QUEUE,
             QueueConfig::new(concurrency.max(1)),
         )
+        .queue(
+            drover_store::jobs::DNS_QUEUE,
+            QueueConfig::new(concurrency.clamp(1, 4)),
+        )
         .build()?;
     client.start()
 }
@@ -95,11 +105,24 @@ impl Engine {
         Ok(Self {
             store: Arc::clone(&store),
             fleet: Fleet::shared(config.virtualmin.clone(), Arc::clone(&store)),
+            dns: Dns::new(Arc::clone(&store), config.dns.clone()),
             sealer,
             placement: config.placement,
             auto_provisioning: config.virtualmin.auto_provisioning_enabled,
             job_timeout: config.job_timeout,
             retry_max_delay: config.retry_max_delay,
         })
+    }
+}
+
+/// Reads a secret (a server's API password, a DNS provider's key) from where its record points.
+pub(crate) fn read_credentials(reference: &CredentialRef) -> Result<SecretString, String> {
+    match reference {
+        CredentialRef::Env(name) => std::env::var(name)
+            .map(SecretString::from)
+            .map_err(|_| format!("its secret variable {name} is not set in drover's environment")),
+        CredentialRef::File(path) => std::fs::read_to_string(path)
+            .map(|p| SecretString::from(p.trim_end_matches(['\n', '\r']).to_owned()))
+            .map_err(|e| format!("its secret file {path} cannot be read: {e}")),
     }
 }

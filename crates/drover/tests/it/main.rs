@@ -3,5 +3,6 @@
 
 mod api;
 mod command;
+mod dns;
 mod fleet_scale;
 mod provisioning;

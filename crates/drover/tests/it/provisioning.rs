@@ -55,6 +55,7 @@ async fn setup(store: Arc<dyn Store>, keep: Box<dyn std::any::Any + Send>) -> Fl
             retry_delay: Duration::from_millis(20),
             ..VirtualminSettings::default()
         }),
+        dns: drover::engine::Dns::new(Arc::clone(&store), Default::default()),
         sealer: Arc::new(Sealer::from_hex(&"42".repeat(32)).unwrap()),
         placement: PlacementPolicy::default(),
         auto_provisioning: true,

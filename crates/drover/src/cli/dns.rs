@@ -1,0 +1,406 @@
+//! `drover dns …`: providers, zones and records, plan/apply, the consistency check and the
+//! failover address rewrite. Plan, apply, check and rewrite talk to the providers from this
+//! process; the rest changes the database and leaves the providers to the sync jobs.
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+
+use anyhow::bail;
+use clap::Subcommand;
+use drover_core::{AddressMove, DomainName, OwnerName, RecordType, RrSet};
+use drover_store::{DnsProviderKind, DnsProviderSpec, RequestContext, Store, ZoneFilter};
+use serde_json::json;
+
+use super::Output;
+use crate::config::Config;
+use crate::engine::Dns;
+
+#[derive(Debug, Subcommand)]
+pub enum DnsCommand {
+    /// The PowerDNS servers and Cloudflare accounts that serve zones.
+    #[command(subcommand)]
+    Providers(ProviderCommand),
+    /// Zones drover holds.
+    #[command(subcommand)]
+    Zones(ZoneCommand),
+    /// Records of a zone (providers follow through a sync job).
+    #[command(subcommand)]
+    Records(RecordCommand),
+    /// Show what applying a zone would change on each of its providers.
+    Plan { zone: String },
+    /// Apply a zone to its providers. Plans over the safety limits need --force.
+    Apply {
+        zone: String,
+        #[arg(long)]
+        force: bool,
+    },
+    /// Compare providers with drover's data (zones missing, extra, different), and ask each
+    /// PowerDNS server what it serves.
+    Check {
+        /// Only this provider.
+        #[arg(long)]
+        provider: Option<String>,
+    },
+    /// Move every record pointing at the old addresses to the new ones, on every provider.
+    Rewrite {
+        /// Old addresses, comma-separated.
+        #[arg(long, value_delimiter = ',', required = true)]
+        from: Vec<IpAddr>,
+        /// New addresses (one per family), comma-separated.
+        #[arg(long, value_delimiter = ',', required = true)]
+        to: Vec<IpAddr>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ProviderCommand {
+    Add {
+        #[arg(long)]
+        name: String,
+        /// powerdns or cloudflare.
+        #[arg(long)]
+        kind: String,
+        /// PowerDNS: http://host:8081; Cloudflare: https://api.cloudflare.com/client/v4
+        #[arg(long)]
+        api_url: String,
+        /// Where the API key or token is: env:NAME or file:/path.
+        #[arg(long)]
+        credentials: String,
+        /// PowerDNS server id [default: localhost].
+        #[arg(long)]
+        server_id: Option<String>,
+        /// Cloudflare account new zones are created in.
+        #[arg(long)]
+        account_id: Option<String>,
+        /// PowerDNS: where it answers DNS (host:port), for checks.
+        #[arg(long)]
+        dns_address: Option<SocketAddr>,
+        /// Cloudflare records per batch (200 free, 3500 paid).
+        #[arg(long)]
+        batch_size: Option<u32>,
+        /// Put new account zones on this provider.
+        #[arg(long)]
+        serves_new_zones: bool,
+    },
+    List,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ZoneCommand {
+    /// Hold a new, empty zone served by the named providers.
+    Create {
+        zone: String,
+        #[arg(long = "provider")]
+        providers: Vec<String>,
+    },
+    List {
+        #[arg(long)]
+        provider: Option<String>,
+    },
+    Show {
+        zone: String,
+    },
+    /// The share of a zone's records one apply may change without --force.
+    Safety {
+        zone: String,
+        /// Percent, or `default` for the configured limit.
+        #[arg(long)]
+        max_change_percent: String,
+    },
+    /// Remove a zone from its providers and from drover; --confirm repeats its name.
+    Delete {
+        zone: String,
+        #[arg(long)]
+        confirm: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RecordCommand {
+    /// Set an rrset: `drover dns records set example.ro www A 192.0.2.10 --ttl 300`.
+    Set {
+        zone: String,
+        /// `@` for the apex, a relative or an absolute name.
+        name: String,
+        #[arg(value_name = "TYPE")]
+        rtype: String,
+        #[arg(required = true)]
+        contents: Vec<String>,
+        #[arg(long, default_value_t = 3600)]
+        ttl: u32,
+    },
+    Delete {
+        zone: String,
+        name: String,
+        #[arg(value_name = "TYPE")]
+        rtype: String,
+    },
+}
+
+fn zone_name(input: &str) -> anyhow::Result<DomainName> {
+    Ok(DomainName::parse(input)?)
+}
+
+pub async fn run(
+    command: DnsCommand,
+    store: &Arc<dyn Store>,
+    ctx: &RequestContext,
+    config: &Config,
+    out: Output,
+) -> anyhow::Result<()> {
+    let dns = Dns::new(Arc::clone(store), config.dns.clone());
+    match command {
+        DnsCommand::Providers(ProviderCommand::Add {
+            name,
+            kind,
+            api_url,
+            credentials,
+            server_id,
+            account_id,
+            dns_address,
+            batch_size,
+            serves_new_zones,
+        }) => {
+            let spec = DnsProviderSpec {
+                name,
+                kind: DnsProviderKind::parse(&kind)?,
+                api_url,
+                credentials: drover_core::CredentialRef::parse(&credentials)?,
+                server_id,
+                account_id,
+                dns_address,
+                batch_size,
+                serves_new_zones,
+            };
+            out.one(&store.create_dns_provider(ctx, spec).await?)
+        }
+        DnsCommand::Providers(ProviderCommand::List) => out.list(
+            &store.dns_providers().await?,
+            &["id", "name", "kind", "api_url", "serves_new_zones"],
+        ),
+        DnsCommand::Zones(command) => zones(command, store, ctx, out).await,
+        DnsCommand::Records(command) => records(command, store, ctx, out).await,
+        DnsCommand::Plan { zone } => {
+            let zone = store.zone_by_name(&zone_name(&zone)?).await?;
+            let plan = dns.plan(&zone).await?;
+            if out.json {
+                out.one(&plan)
+            } else {
+                print!("{plan}");
+                Ok(())
+            }
+        }
+        DnsCommand::Apply { zone, force } => {
+            let zone = store.zone_by_name(&zone_name(&zone)?).await?;
+            let plan = dns.plan(&zone).await?;
+            let outcomes = dns.apply(ctx, &zone, &plan, force).await?;
+            if out.json {
+                out.one(&json!({ "plan": plan, "outcomes": outcomes }))?;
+            } else {
+                print!("{plan}");
+                for o in &outcomes {
+                    let detail = o
+                        .message
+                        .as_deref()
+                        .map(|m| format!(": {m}"))
+                        .unwrap_or_default();
+                    println!(
+                        "{}: {} ({} requests){detail}",
+                        o.provider, o.result, o.requests
+                    );
+                }
+            }
+            if let Some(o) = outcomes
+                .iter()
+                .find(|o| o.result == "refused" || o.result == "failed")
+            {
+                bail!(
+                    "zone {} was not applied on {}: {}",
+                    zone.name,
+                    o.provider,
+                    o.result
+                );
+            }
+            Ok(())
+        }
+        DnsCommand::Check { provider } => {
+            let only = match provider {
+                Some(name) => Some(store.dns_provider_by_name(&name).await?.id),
+                None => None,
+            };
+            let checks = dns.check(only).await?;
+            if out.json {
+                out.one(&checks)?;
+            } else {
+                for c in &checks {
+                    println!(
+                        "{}: {} zones checked, {} missing, {} extra, {} different, {} DNS answers wrong ({} queries){}",
+                        c.provider,
+                        c.zones_checked,
+                        c.missing.len(),
+                        c.extra.len(),
+                        c.different.len(),
+                        c.served_mismatches.len(),
+                        c.queries,
+                        c.error
+                            .as_deref()
+                            .map(|e| format!("; error: {e}"))
+                            .unwrap_or_default(),
+                    );
+                    for z in &c.missing {
+                        println!("  missing {z}");
+                    }
+                    for z in &c.extra {
+                        println!("  extra   {z}");
+                    }
+                    for (z, diff) in &c.different {
+                        println!("  differs {z}:\n{diff}");
+                    }
+                    for m in &c.served_mismatches {
+                        println!("  served  {m}");
+                    }
+                }
+            }
+            if checks.iter().any(|c| !c.is_consistent()) {
+                bail!("DNS is not consistent with drover's data");
+            }
+            Ok(())
+        }
+        DnsCommand::Rewrite { from, to } => {
+            let moved = AddressMove { from, to };
+            let report = dns.rewrite(ctx, &moved).await?;
+            if out.json {
+                out.one(&report)?;
+            } else {
+                println!(
+                    "{} zones rewritten: {} provider writes in {} requests, {} left to sync jobs, {} ms ({} ms in the database)",
+                    report.zones,
+                    report.pushed,
+                    report.requests,
+                    report.deferred,
+                    report.elapsed_ms,
+                    report.database_ms
+                );
+                for failure in &report.failures {
+                    println!("  {failure}");
+                }
+            }
+            Ok(())
+        }
+    }
+}
+
+async fn zones(
+    command: ZoneCommand,
+    store: &Arc<dyn Store>,
+    ctx: &RequestContext,
+    out: Output,
+) -> anyhow::Result<()> {
+    match command {
+        ZoneCommand::Create { zone, providers } => {
+            let mut ids = Vec::new();
+            for name in providers {
+                ids.push(store.dns_provider_by_name(&name).await?.id);
+            }
+            out.one(
+                &store
+                    .create_zone(ctx, &zone_name(&zone)?, None, Vec::new(), &ids)
+                    .await?,
+            )
+        }
+        ZoneCommand::List { provider } => {
+            let provider = match provider {
+                Some(name) => Some(store.dns_provider_by_name(&name).await?.id),
+                None => None,
+            };
+            let zones = store
+                .zones(ZoneFilter {
+                    provider,
+                    ..ZoneFilter::default()
+                })
+                .await?;
+            let rows: Vec<_> = zones
+                .iter()
+                .map(|z| {
+                    json!({
+                        "id": z.id, "name": z.name, "account_id": z.account_id,
+                        "generation": z.generation, "rrsets": z.rrsets.len(),
+                        "providers": z.providers.iter().map(|p| p.provider_name.clone()).collect::<Vec<_>>(),
+                        "in_sync": z.in_sync(), "deleting": z.deleting,
+                    })
+                })
+                .collect();
+            out.list(
+                &rows,
+                &[
+                    "id",
+                    "name",
+                    "account_id",
+                    "rrsets",
+                    "providers",
+                    "in_sync",
+                    "deleting",
+                ],
+            )
+        }
+        ZoneCommand::Show { zone } => out.one(&store.zone_by_name(&zone_name(&zone)?).await?),
+        ZoneCommand::Safety {
+            zone,
+            max_change_percent,
+        } => {
+            let zone = store.zone_by_name(&zone_name(&zone)?).await?;
+            let limit = match max_change_percent.as_str() {
+                "default" => None,
+                text => match text.parse::<u8>() {
+                    Ok(p) if p <= 100 => Some(p),
+                    _ => bail!("--max-change-percent '{text}': expected 0 to 100, or 'default'"),
+                },
+            };
+            out.one(&store.set_zone_safety(ctx, zone.id, limit).await?)
+        }
+        ZoneCommand::Delete { zone, confirm } => {
+            let name = zone_name(&zone)?;
+            if zone_name(&confirm).ok().as_ref() != Some(&name) {
+                bail!("--confirm must repeat the zone's name ({name}) to delete it");
+            }
+            let zone = store.zone_by_name(&name).await?;
+            out.one(&store.remove_zone(ctx, zone.id).await?)
+        }
+    }
+}
+
+async fn records(
+    command: RecordCommand,
+    store: &Arc<dyn Store>,
+    ctx: &RequestContext,
+    out: Output,
+) -> anyhow::Result<()> {
+    match command {
+        RecordCommand::Set {
+            zone,
+            name,
+            rtype,
+            contents,
+            ttl,
+        } => {
+            let zone = store.zone_by_name(&zone_name(&zone)?).await?;
+            let owner = OwnerName::parse(&name, &zone.name)?;
+            let rrset = RrSet::new(
+                owner,
+                RecordType::parse(&rtype)?,
+                ttl,
+                contents.iter().map(String::as_str),
+            )?;
+            out.one(&store.set_rrset(ctx, zone.id, rrset).await?)
+        }
+        RecordCommand::Delete { zone, name, rtype } => {
+            let zone = store.zone_by_name(&zone_name(&zone)?).await?;
+            let owner = OwnerName::parse(&name, &zone.name)?;
+            out.one(
+                &store
+                    .delete_rrset(ctx, zone.id, &owner, RecordType::parse(&rtype)?)
+                    .await?,
+            )
+        }
+    }
+}

@@ -1,0 +1,774 @@
+//! DNS work: plan and apply a zone on its providers, the zone-sync job, the failover address
+//! rewrite, the consistency check, and the zone an account gets when it is placed.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use drover_core::{
+    AccountId, AddressMove, DnsProviderId, RecordIds, RecordType, RrSet, SafetyLimits,
+    SafetyRefusal, ZoneDiff, ZoneTemplate, account_zone, check_safety, diff_zone,
+};
+use drover_dns::{
+    CallBudgets, CloudflareClient, CloudflareSettings, DnsError, DnsProvider, PowerDnsClient,
+    PowerDnsSettings, ZoneRef, query_served,
+};
+use drover_store::{
+    Account, DnsProviderKind, DnsProviderRecord, RequestContext, Server, Store, StoreError, Zone,
+    ZoneFilter, ZoneProvider, ZoneSyncOutcome,
+};
+use riverqueue::{Job, WorkContext, WorkOutcome};
+use serde::Serialize;
+use serde_json::json;
+
+/// What happens to an account's zone when the account is deleted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TerminatedZones {
+    /// Removed from every provider, then from drover.
+    Delete,
+    /// Left as it is (the domain may move to another host that keeps its DNS here).
+    Keep,
+}
+
+#[derive(Debug, Clone)]
+pub struct DnsSettings {
+    pub template: ZoneTemplate,
+    pub limits: SafetyLimits,
+    pub on_terminate: TerminatedZones,
+    /// Requests sent at once to one provider during a failover rewrite.
+    pub push_concurrency: usize,
+}
+
+impl Default for DnsSettings {
+    fn default() -> Self {
+        Self {
+            template: ZoneTemplate::default(),
+            limits: SafetyLimits::default(),
+            on_terminate: TerminatedZones::Delete,
+            push_concurrency: 4,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum DnsWorkError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("DNS provider {provider}: {source}")]
+    Provider {
+        provider: String,
+        #[source]
+        source: DnsError,
+    },
+    #[error("DNS provider {provider} cannot be used: {message}")]
+    Unusable { provider: String, message: String },
+    #[error("zone {zone}: {message}")]
+    Refused { zone: String, message: String },
+}
+
+/// What applying one zone on one provider would do.
+#[derive(Debug, Clone, Serialize)]
+pub struct ProviderPlan {
+    pub provider_id: DnsProviderId,
+    pub provider: String,
+    /// Whether the provider has the zone now.
+    pub exists: bool,
+    /// Records the provider serves now.
+    pub records: usize,
+    /// `create` (zone absent), `delete` (zone being removed), `update` or `none`.
+    pub action: &'static str,
+    pub diff: ZoneDiff,
+    /// Why applying needs `--force`.
+    pub refusals: Vec<SafetyRefusal>,
+    #[serde(skip)]
+    record_ids: RecordIds,
+    #[serde(skip)]
+    provider_zone_id: Option<String>,
+}
+
+impl ProviderPlan {
+    pub fn is_noop(&self) -> bool {
+        self.action == "none"
+    }
+}
+
+/// The plan for a zone on each of its providers.
+#[derive(Debug, Clone, Serialize)]
+pub struct ZonePlan {
+    pub zone: String,
+    pub generation: i64,
+    pub providers: Vec<ProviderPlan>,
+}
+
+impl std::fmt::Display for ZonePlan {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        for p in &self.providers {
+            writeln!(
+                f,
+                "zone {} on {} ({}, {} records served now):",
+                self.zone, p.provider, p.action, p.records
+            )?;
+            match p.action {
+                "create" => writeln!(f, "  create the zone with {} rrsets", p.diff.creates.len())?,
+                "delete" => writeln!(f, "  delete the zone")?,
+                _ => write!(f, "{}", p.diff)?,
+            }
+            for refusal in &p.refusals {
+                writeln!(f, "  refused without --force: {refusal}")?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// How applying went on one provider.
+#[derive(Debug, Clone, Serialize)]
+pub struct ProviderOutcome {
+    pub provider: String,
+    pub action: &'static str,
+    pub requests: usize,
+    /// `applied`, `unchanged`, `refused` or `failed`.
+    pub result: &'static str,
+    pub message: Option<String>,
+}
+
+/// What a failover rewrite did.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct RewriteReport {
+    pub zones: usize,
+    pub requests: usize,
+    /// Zone/provider pairs written directly.
+    pub pushed: usize,
+    /// Pairs left to a sync job (the provider had not caught up, or the write failed).
+    pub deferred: usize,
+    pub failures: Vec<String>,
+    pub database_ms: u128,
+    pub elapsed_ms: u128,
+}
+
+/// One provider's consistency with drover's data.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct ProviderCheck {
+    pub provider: String,
+    pub zones_checked: usize,
+    /// Zones drover says the provider serves, which it does not have.
+    pub missing: Vec<String>,
+    /// Zones the provider has that drover does not hold for it.
+    pub extra: Vec<String>,
+    /// Zones whose records differ, with what would change.
+    pub different: BTreeMap<String, ZoneDiff>,
+    /// Answers over DNS that differ from drover's data (`zone name type: expected / served`).
+    pub served_mismatches: Vec<String>,
+    pub queries: usize,
+    pub error: Option<String>,
+}
+
+impl ProviderCheck {
+    pub fn is_consistent(&self) -> bool {
+        self.missing.is_empty()
+            && self.extra.is_empty()
+            && self.different.is_empty()
+            && self.served_mismatches.is_empty()
+            && self.error.is_none()
+    }
+}
+
+/// drover's DNS gateway: one client per provider, built on first use from the provider's
+/// record, sharing Cloudflare call budgets per token.
+#[derive(Debug)]
+pub struct Dns {
+    store: Arc<dyn Store>,
+    pub settings: DnsSettings,
+    budgets: CallBudgets,
+    clients: Mutex<HashMap<i64, Arc<dyn DnsProvider>>>,
+}
+
+fn provider_error(provider: &str) -> impl Fn(DnsError) -> DnsWorkError + '_ {
+    move |source| DnsWorkError::Provider {
+        provider: provider.to_owned(),
+        source,
+    }
+}
+
+impl Dns {
+    pub fn new(store: Arc<dyn Store>, settings: DnsSettings) -> Self {
+        Self {
+            store,
+            settings,
+            budgets: CallBudgets::default(),
+            clients: Mutex::default(),
+        }
+    }
+
+    /// The client for a provider.
+    pub fn provider(
+        &self,
+        record: &DnsProviderRecord,
+    ) -> Result<Arc<dyn DnsProvider>, DnsWorkError> {
+        let mut clients = self.clients.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(client) = clients.get(&record.id.get()) {
+            return Ok(Arc::clone(client));
+        }
+        let unusable = |message: String| DnsWorkError::Unusable {
+            provider: record.spec.name.clone(),
+            message,
+        };
+        let secret = super::read_credentials(&record.spec.credentials).map_err(unusable)?;
+        let client: Arc<dyn DnsProvider> = match record.spec.kind {
+            DnsProviderKind::PowerDns => {
+                let mut settings = PowerDnsSettings::new(&record.spec.api_url, secret);
+                if let Some(server_id) = &record.spec.server_id {
+                    settings.server_id = server_id.clone();
+                }
+                Arc::new(PowerDnsClient::new(settings).map_err(|e| unusable(e.to_string()))?)
+            }
+            DnsProviderKind::Cloudflare => {
+                let mut settings = CloudflareSettings::new(secret);
+                settings.api_url = record.spec.api_url.clone();
+                settings.account_id = record.spec.account_id.clone();
+                if let Some(batch) = record.spec.batch_size {
+                    settings.batch_size = batch as usize;
+                }
+                Arc::new(
+                    CloudflareClient::new(settings, &self.budgets)
+                        .map_err(|e| unusable(e.to_string()))?,
+                )
+            }
+        };
+        clients.insert(record.id.get(), Arc::clone(&client));
+        Ok(client)
+    }
+
+    async fn provider_by_id(
+        &self,
+        id: DnsProviderId,
+    ) -> Result<Arc<dyn DnsProvider>, DnsWorkError> {
+        let record = self.store.dns_provider(id).await?;
+        self.provider(&record)
+    }
+
+    fn limits_for(&self, zone: &Zone) -> SafetyLimits {
+        SafetyLimits {
+            max_change_percent: zone
+                .max_change_percent
+                .unwrap_or(self.settings.limits.max_change_percent),
+            ..self.settings.limits
+        }
+    }
+
+    /// Reads each provider of the zone and says what applying would do.
+    pub async fn plan(&self, zone: &Zone) -> Result<ZonePlan, DnsWorkError> {
+        let mut providers = Vec::new();
+        for zp in &zone.providers {
+            providers.push(self.plan_one(zone, zp).await?);
+        }
+        Ok(ZonePlan {
+            zone: zone.name.to_string(),
+            generation: zone.generation,
+            providers,
+        })
+    }
+
+    async fn plan_one(&self, zone: &Zone, zp: &ZoneProvider) -> Result<ProviderPlan, DnsWorkError> {
+        let client = self.provider_by_id(zp.provider_id).await?;
+        let stored_ids = RecordIds::new();
+        let zref = ZoneRef {
+            name: &zone.name,
+            provider_zone_id: zp.provider_zone_id.as_deref(),
+            record_ids: &stored_ids,
+        };
+        let served = client
+            .read_zone(zref)
+            .await
+            .map_err(provider_error(&zp.provider_name))?;
+        let (exists, records, actual, record_ids) = match served {
+            Some(served) => (
+                true,
+                served.record_count(),
+                served.rrsets,
+                served.record_ids,
+            ),
+            None => (false, 0, Vec::new(), RecordIds::new()),
+        };
+        let (action, diff) = match (zone.deleting, exists) {
+            (true, true) => ("delete", diff_zone(&[], &actual)),
+            (true, false) => ("none", ZoneDiff::default()),
+            (false, false) => ("create", diff_zone(&zone.rrsets, &[])),
+            (false, true) => {
+                let diff = diff_zone(&zone.rrsets, &actual);
+                (if diff.is_empty() { "none" } else { "update" }, diff)
+            }
+        };
+        let refusals = if action == "update" {
+            check_safety(&zone.name, &diff, records, self.limits_for(zone))
+        } else {
+            Vec::new()
+        };
+        Ok(ProviderPlan {
+            provider_id: zp.provider_id,
+            provider: zp.provider_name.clone(),
+            exists,
+            records,
+            action,
+            diff,
+            refusals,
+            record_ids,
+            provider_zone_id: zp.provider_zone_id.clone(),
+        })
+    }
+
+    /// Carries out a plan (refused parts only with `force`) and records each provider's state.
+    pub async fn apply(
+        &self,
+        ctx: &RequestContext,
+        zone: &Zone,
+        plan: &ZonePlan,
+        force: bool,
+    ) -> Result<Vec<ProviderOutcome>, DnsWorkError> {
+        let mut outcomes = Vec::new();
+        let mut records = Vec::new();
+        for p in &plan.providers {
+            let client = self.provider_by_id(p.provider_id).await?;
+            let zref = ZoneRef {
+                name: &zone.name,
+                provider_zone_id: p.provider_zone_id.as_deref(),
+                record_ids: &p.record_ids,
+            };
+            let outcome = |result, requests, message: Option<String>| ProviderOutcome {
+                provider: p.provider.clone(),
+                action: p.action,
+                requests,
+                result,
+                message,
+            };
+            if !p.refusals.is_empty() && !force {
+                let message = p
+                    .refusals
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join("; ");
+                self.store
+                    .audit(
+                        ctx,
+                        "dns.apply.refused",
+                        format!("zone:{}", zone.name),
+                        json!({
+                            "provider": p.provider, "refusals": p.refusals,
+                        }),
+                    )
+                    .await?;
+                records.push((
+                    zone.id,
+                    p.provider_id,
+                    ZoneSyncOutcome {
+                        generation: None,
+                        provider_zone_id: None,
+                        record_ids: None,
+                        error: Some(format!("refused by the safety limits: {message}")),
+                    },
+                ));
+                outcomes.push(outcome("refused", 0, Some(message)));
+                continue;
+            }
+            let result = match p.action {
+                "none" => Ok(drover_dns::Applied {
+                    record_ids: (!p.record_ids.is_empty()).then(|| p.record_ids.clone()),
+                    ..Default::default()
+                }),
+                "create" => client.create_zone(&zone.name, &zone.rrsets).await,
+                "delete" => client.delete_zone(zref).await,
+                _ => client.apply(zref, &p.diff).await,
+            };
+            match result {
+                Ok(applied) => {
+                    records.push((
+                        zone.id,
+                        p.provider_id,
+                        ZoneSyncOutcome {
+                            generation: Some(plan.generation),
+                            provider_zone_id: applied.provider_zone_id,
+                            record_ids: applied.record_ids,
+                            error: None,
+                        },
+                    ));
+                    let result = if p.is_noop() { "unchanged" } else { "applied" };
+                    outcomes.push(outcome(result, applied.requests, None));
+                }
+                Err(e) => {
+                    records.push((
+                        zone.id,
+                        p.provider_id,
+                        ZoneSyncOutcome {
+                            generation: None,
+                            provider_zone_id: None,
+                            record_ids: None,
+                            error: Some(e.to_string()),
+                        },
+                    ));
+                    outcomes.push(outcome("failed", 0, Some(e.to_string())));
+                }
+            }
+        }
+        self.store.record_zone_syncs(&records).await?;
+        if outcomes.iter().any(|o| o.result == "applied") {
+            self.store
+                .audit(
+                    ctx,
+                    "dns.apply",
+                    format!("zone:{}", zone.name),
+                    json!({
+                        "generation": plan.generation, "force": force, "outcomes": outcomes,
+                    }),
+                )
+                .await?;
+        }
+        Ok(outcomes)
+    }
+
+    /// The sync job's work: plan and apply until the zone stops changing. A removed zone is
+    /// forgotten once no provider has it.
+    pub async fn sync(
+        &self,
+        ctx: &RequestContext,
+        zone: drover_core::ZoneId,
+        force: bool,
+    ) -> Result<Vec<ProviderOutcome>, DnsWorkError> {
+        let mut outcomes = Vec::new();
+        for _ in 0..5 {
+            let current = match self.store.zone(zone).await {
+                Ok(zone) => zone,
+                Err(StoreError::NotFound { .. }) => return Ok(outcomes),
+                Err(e) => return Err(e.into()),
+            };
+            let plan = self.plan(&current).await?;
+            outcomes = self.apply(ctx, &current, &plan, force).await?;
+            if let Some(failed) = outcomes.iter().find(|o| o.result == "failed") {
+                return Err(DnsWorkError::Refused {
+                    zone: current.name.to_string(),
+                    message: format!(
+                        "{}: {}",
+                        failed.provider,
+                        failed.message.clone().unwrap_or_default()
+                    ),
+                });
+            }
+            if current.deleting && outcomes.iter().all(|o| o.result != "refused") {
+                self.store.forget_zone(ctx, current.id).await?;
+                return Ok(outcomes);
+            }
+            if self.store.zone(zone).await?.generation == current.generation {
+                return Ok(outcomes);
+            }
+        }
+        Ok(outcomes)
+    }
+
+    /// Moves every record pointing at `moved.from` to `moved.to` in drover's data, then writes
+    /// each changed zone to each of its providers with one request, reading nothing first.
+    pub async fn rewrite(
+        &self,
+        ctx: &RequestContext,
+        moved: &AddressMove,
+    ) -> Result<RewriteReport, DnsWorkError> {
+        let started = Instant::now();
+        let rewrites = self.store.rewrite_addresses(ctx, moved).await?;
+        let database_ms = started.elapsed().as_millis();
+        let mut report = RewriteReport {
+            zones: rewrites.len(),
+            database_ms,
+            ..RewriteReport::default()
+        };
+        // Work per provider, so one slow provider does not hold the others' pushes.
+        let mut by_provider: BTreeMap<DnsProviderId, Vec<(usize, &ZoneProvider)>> = BTreeMap::new();
+        for (i, rewrite) in rewrites.iter().enumerate() {
+            for zp in &rewrite.zone.providers {
+                by_provider.entry(zp.provider_id).or_default().push((i, zp));
+            }
+        }
+        let mut deferred: BTreeSet<drover_core::ZoneId> = BTreeSet::new();
+        let mut records = Vec::new();
+        let pushes = by_provider.into_iter().map(|(provider_id, pairs)| {
+            let rewrites = &rewrites;
+            async move {
+                let client = self.provider_by_id(provider_id).await;
+                let semaphore = tokio::sync::Semaphore::new(self.settings.push_concurrency.max(1));
+                let pushes = pairs.into_iter().map(|(i, zp)| {
+                    let (client, semaphore) = (&client, &semaphore);
+                    async move {
+                        let rewrite = &rewrites[i];
+                        let zone = &rewrite.zone;
+                        let caught_up = zp.synced_generation == zone.generation - 1 && zp.last_error.is_none();
+                        let client = match client {
+                            Ok(client) if caught_up => client,
+                            Ok(_) => {
+                                let why = "the provider had not caught up; a sync job will write the whole zone";
+                                return (zone.id, zp.provider_id, Err(format!("{} {}: {why}", zone.name, zp.provider_name)));
+                            }
+                            Err(e) => return (zone.id, zp.provider_id, Err(e.to_string())),
+                        };
+                        let _permit = semaphore.acquire().await;
+                        let ids = if zp.kind == DnsProviderKind::Cloudflare {
+                            match self.store.record_ids(zone.id, zp.provider_id).await {
+                                Ok(ids) => ids,
+                                Err(e) => return (zone.id, zp.provider_id, Err(e.to_string())),
+                            }
+                        } else {
+                            RecordIds::new()
+                        };
+                        let zref = ZoneRef {
+                            name: &zone.name,
+                            provider_zone_id: zp.provider_zone_id.as_deref(),
+                            record_ids: &ids,
+                        };
+                        match client.apply(zref, &rewrite.diff).await {
+                            Ok(applied) => (zone.id, zp.provider_id, Ok((zone.generation, applied))),
+                            Err(e) => (zone.id, zp.provider_id, Err(format!("{} {}: {e}", zone.name, zp.provider_name))),
+                        }
+                    }
+                });
+                futures_util::future::join_all(pushes).await
+            }
+        });
+        for results in futures_util::future::join_all(pushes).await {
+            for (zone, provider, result) in results {
+                match result {
+                    Ok((generation, applied)) => {
+                        report.pushed += 1;
+                        report.requests += applied.requests;
+                        records.push((
+                            zone,
+                            provider,
+                            ZoneSyncOutcome {
+                                generation: Some(generation),
+                                provider_zone_id: applied.provider_zone_id,
+                                record_ids: applied.record_ids,
+                                error: None,
+                            },
+                        ));
+                    }
+                    Err(message) => {
+                        report.deferred += 1;
+                        report.failures.push(message.clone());
+                        deferred.insert(zone);
+                        records.push((
+                            zone,
+                            provider,
+                            ZoneSyncOutcome {
+                                generation: None,
+                                provider_zone_id: None,
+                                record_ids: None,
+                                error: Some(message),
+                            },
+                        ));
+                    }
+                }
+            }
+        }
+        self.store.record_zone_syncs(&records).await?;
+        for zone in deferred {
+            self.store.enqueue_zone_sync(ctx, zone, false).await?;
+        }
+        report.elapsed_ms = started.elapsed().as_millis();
+        Ok(report)
+    }
+
+    /// Compares each provider (or the one named) with drover's data, and asks each PowerDNS
+    /// server with a DNS address what it serves for every zone's apex and `www`.
+    pub async fn check(
+        &self,
+        only: Option<DnsProviderId>,
+    ) -> Result<Vec<ProviderCheck>, DnsWorkError> {
+        let mut checks = Vec::new();
+        for record in self.store.dns_providers().await? {
+            if only.is_some_and(|id| id != record.id) {
+                continue;
+            }
+            let mut check = ProviderCheck {
+                provider: record.spec.name.clone(),
+                ..ProviderCheck::default()
+            };
+            if let Err(e) = self.check_one(&record, &mut check).await {
+                check.error = Some(e.to_string());
+            }
+            checks.push(check);
+        }
+        Ok(checks)
+    }
+
+    async fn check_one(
+        &self,
+        record: &DnsProviderRecord,
+        check: &mut ProviderCheck,
+    ) -> Result<(), DnsWorkError> {
+        let client = self.provider(record)?;
+        let name = record.spec.name.as_str();
+        let zones = self
+            .store
+            .zones(ZoneFilter {
+                provider: Some(record.id),
+                ..ZoneFilter::default()
+            })
+            .await?;
+        let listed = client.list_zones().await.map_err(provider_error(name))?;
+        let listed: BTreeSet<String> = listed.into_iter().map(|z| z.name).collect();
+        let held: BTreeSet<String> = zones
+            .iter()
+            .filter(|z| !z.deleting)
+            .map(|z| z.name.to_string())
+            .collect();
+        check.extra = listed.difference(&held).cloned().collect();
+        for zone in zones.iter().filter(|z| !z.deleting) {
+            check.zones_checked += 1;
+            if !listed.contains(zone.name.as_str()) {
+                check.missing.push(zone.name.to_string());
+                continue;
+            }
+            let zp = zone.providers.iter().find(|p| p.provider_id == record.id);
+            let no_ids = RecordIds::new();
+            let zref = ZoneRef {
+                name: &zone.name,
+                provider_zone_id: zp.and_then(|p| p.provider_zone_id.as_deref()),
+                record_ids: &no_ids,
+            };
+            let served = client.read_zone(zref).await.map_err(provider_error(name))?;
+            let actual = served.map(|s| s.rrsets).unwrap_or_default();
+            let diff = diff_zone(&zone.rrsets, &actual);
+            if !diff.is_empty() {
+                check.different.insert(zone.name.to_string(), diff);
+            }
+            if let Some(address) = record.spec.dns_address {
+                self.check_served(address, zone, check).await;
+            }
+        }
+        Ok(())
+    }
+
+    async fn check_served(
+        &self,
+        address: std::net::SocketAddr,
+        zone: &Zone,
+        check: &mut ProviderCheck,
+    ) {
+        let apex = zone.name.to_string();
+        let www = format!("www.{apex}");
+        let wanted: Vec<&RrSet> = zone
+            .rrsets
+            .iter()
+            .filter(|r| matches!(r.rtype, RecordType::A | RecordType::Aaaa))
+            .filter(|r| r.name.as_str() == apex || r.name.as_str() == www)
+            .collect();
+        for rrset in wanted {
+            check.queries += 1;
+            let served = query_served(
+                address,
+                rrset.name.as_str(),
+                rrset.rtype,
+                Duration::from_secs(3),
+            )
+            .await;
+            let mismatch = match served {
+                Ok(answer) if answer.records == rrset.records => None,
+                Ok(answer) => Some(format!(
+                    "{} / {} {}",
+                    rrset.records.join(","),
+                    answer.code,
+                    answer.records.join(",")
+                )),
+                Err(e) => Some(format!("{} / no answer: {e}", rrset.records.join(","))),
+            };
+            if let Some(detail) = mismatch {
+                check.served_mismatches.push(format!(
+                    "{} {} {}: {detail}",
+                    zone.name, rrset.name, rrset.rtype
+                ));
+            }
+        }
+    }
+
+    /// Gives a placed account its zone from the template, on the providers that serve new
+    /// zones; nothing if it has one.
+    pub async fn ensure_account_zone(
+        &self,
+        ctx: &RequestContext,
+        account: &Account,
+        server: &Server,
+    ) -> Result<(), DnsWorkError> {
+        if self.store.account_zone(account.id).await?.is_some() {
+            return Ok(());
+        }
+        let providers: Vec<DnsProviderId> = self
+            .store
+            .dns_providers()
+            .await?
+            .into_iter()
+            .filter(|p| p.spec.serves_new_zones)
+            .map(|p| p.id)
+            .collect();
+        let rrsets = account_zone(
+            &account.domain,
+            server.spec.ipv4,
+            server.spec.ipv6,
+            &self.settings.template,
+        )
+        .map_err(StoreError::from)?;
+        match self
+            .store
+            .create_zone(ctx, &account.domain, Some(account.id), rrsets, &providers)
+            .await
+        {
+            // Held already without an account (an operator created it): leave it to them.
+            Ok(_)
+            | Err(StoreError::Conflict {
+                code: "zone_exists",
+                ..
+            }) => Ok(()),
+            Err(StoreError::Conflict {
+                code: "account_has_zone",
+                ..
+            }) => Ok(()),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// After an account is deleted: its zone is removed or kept, as configured.
+    pub async fn retire_account_zone(
+        &self,
+        ctx: &RequestContext,
+        account: AccountId,
+    ) -> Result<(), DnsWorkError> {
+        if self.settings.on_terminate == TerminatedZones::Keep {
+            return Ok(());
+        }
+        match self.store.account_zone(account).await? {
+            Some(zone) if !zone.deleting => {
+                self.store.remove_zone(ctx, zone.id).await?;
+                Ok(())
+            }
+            _ => Ok(()),
+        }
+    }
+}
+
+/// `sync_zone`: one zone on all its providers. Safety refusals are recorded on the zone and
+/// end the job (an operator decides); provider failures are retried.
+pub async fn run_sync(
+    engine: Arc<super::Engine>,
+    _context: WorkContext,
+    job: Job<drover_store::jobs::SyncZone>,
+) -> Result<WorkOutcome, DnsWorkError> {
+    let ctx = RequestContext {
+        actor: "drover".into(),
+        correlation_id: format!("job-{}", job.id()),
+    };
+    let zone = drover_core::ZoneId(job.args.zone_id);
+    let outcomes = engine.dns.sync(&ctx, zone, job.args.force).await?;
+    if outcomes.iter().any(|o| o.result == "refused") {
+        tracing::warn!(
+            zone = zone.get(),
+            "zone sync refused by the safety limits; an operator must apply it with --force"
+        );
+    }
+    Ok(WorkOutcome::Complete)
+}
