@@ -235,6 +235,8 @@ pub trait DnsStore: Send + Sync {
         zone: ZoneId,
         force: bool,
     ) -> Result<JobId>;
+    /// Enqueues the failover rewrite as a job, audited.
+    async fn enqueue_rewrite(&self, ctx: &RequestContext, moved: &AddressMove) -> Result<JobId>;
     async fn record_ids(&self, zone: ZoneId, provider: DnsProviderId) -> Result<RecordIds>;
     /// Records what providers did for zones, all in one transaction (a failover records a
     /// thousand at once).

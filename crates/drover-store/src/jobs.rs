@@ -51,3 +51,11 @@ pub struct SyncZone {
 
 /// The queue DNS jobs wait in: DNS work never waits behind provisioning.
 pub const DNS_QUEUE: &str = "dns";
+
+/// Move every record pointing at old addresses to new ones, on every provider (the failover
+/// rewrite, when asked for through the API). Its report is the job's output.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JobArgs)]
+#[river(kind = "rewrite_addresses", queue = "dns")]
+pub struct RewriteAddresses {
+    pub moved: drover_core::AddressMove,
+}

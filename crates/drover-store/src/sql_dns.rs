@@ -15,7 +15,7 @@ mod dns_sql {
     use super::{SqlStore, Tx, append_audit, begin};
     use crate::dns_store::*;
     use crate::error::unique_violation;
-    use crate::jobs::SyncZone;
+    use crate::jobs::{RewriteAddresses, SyncZone};
     use crate::rows::{sql_now, to_json_list};
     use crate::{RequestContext, Result, StoreError};
 
@@ -643,6 +643,40 @@ mod dns_sql {
             write_tx!(self, tx, {
                 let zone = fetch_zone(tx, zone).await?;
                 enqueue_sync(self, tx, ctx, &zone, force).await
+            })
+        }
+
+        async fn enqueue_rewrite(
+            &self,
+            ctx: &RequestContext,
+            moved: &AddressMove,
+        ) -> Result<JobId> {
+            write_tx!(self, tx, {
+                let inserted = self
+                    .queue
+                    .insert(RewriteAddresses {
+                        moved: moved.clone(),
+                    })
+                    .tx(&mut *tx)
+                    .await?;
+                sqlx::query(
+                    "INSERT INTO job_subjects (job_id, account_id, correlation_id, created_at) \
+                     VALUES ($1, NULL, $2, $3)",
+                )
+                .bind(inserted.id())
+                .bind(&ctx.correlation_id)
+                .bind(sql_now())
+                .execute(&mut **tx)
+                .await?;
+                append_audit(
+                    tx,
+                    ctx,
+                    "dns.rewrite.requested",
+                    "dns".to_owned(),
+                    json!({ "from": moved.from, "to": moved.to, "job": inserted.id() }),
+                )
+                .await?;
+                Ok(JobId(inserted.id()))
             })
         }
 

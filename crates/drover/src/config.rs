@@ -509,7 +509,10 @@ mod tests {
         let config = Config::load_from(
             Overrides::default(),
             env(&[
-                ("DROVER_DNS_NAMESERVERS", "ns1.example.net, NS2.example.net."),
+                (
+                    "DROVER_DNS_NAMESERVERS",
+                    "ns1.example.net, NS2.example.net.",
+                ),
                 ("DROVER_DNS_ADDRESS_TTL", "60"),
                 ("DROVER_DNS_ON_TERMINATE", "keep"),
                 ("DROVER_DNS_MAX_CHANGE_PERCENT", "40"),

@@ -4,6 +4,7 @@
 //! (POSTs with an `Idempotency-Key`) → the handler, which validates, records and enqueues
 //! through the store, and never calls a server itself.
 
+mod dns;
 mod error;
 mod extract;
 mod middleware;
@@ -35,6 +36,7 @@ pub struct AppState {
 pub fn router(store: Arc<dyn Store>, sealer: Arc<Sealer>) -> Router {
     let state = AppState { store, sealer };
     let api = routes::v1()
+        .merge(dns::routes())
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             middleware::idempotency,

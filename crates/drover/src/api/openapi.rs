@@ -1,7 +1,7 @@
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::routes;
+use super::{dns, routes};
 
 /// The OpenAPI document served at `/api/v1/openapi.json`.
 #[derive(OpenApi)]
@@ -24,6 +24,9 @@ use super::routes;
         routes::provisioning_status, routes::pause_provisioning, routes::resume_provisioning,
         routes::list_audit, routes::verify_audit,
         routes::create_token, routes::list_tokens, routes::revoke_token,
+        dns::create_provider, dns::list_providers, dns::create_zone, dns::list_zones,
+        dns::get_zone, dns::set_rrset, dns::delete_rrset, dns::sync_zone, dns::delete_zone,
+        dns::rewrite,
     ),
     modifiers(&BearerAuth),
     security(("bearer" = []))

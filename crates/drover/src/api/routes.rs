@@ -529,6 +529,12 @@ pub struct Accepted {
     job_id: JobId,
 }
 
+impl Accepted {
+    pub fn new(job_id: JobId) -> Self {
+        Self { job_id }
+    }
+}
+
 #[utoipa::path(post, path = "/api/v1/services/{id}/password", tag = "services",
     request_body = PasswordRequest,
     responses((status = 202, body = Accepted), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]

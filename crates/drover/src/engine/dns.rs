@@ -772,3 +772,19 @@ pub async fn run_sync(
     }
     Ok(WorkOutcome::Complete)
 }
+
+/// `rewrite_addresses`: the failover rewrite asked for through the API; its report is the
+/// job's output.
+pub async fn run_rewrite(
+    engine: Arc<super::Engine>,
+    context: WorkContext,
+    job: Job<drover_store::jobs::RewriteAddresses>,
+) -> Result<WorkOutcome, DnsWorkError> {
+    let ctx = RequestContext {
+        actor: "drover".into(),
+        correlation_id: format!("job-{}", job.id()),
+    };
+    let report = engine.dns.rewrite(&ctx, &job.args.moved).await?;
+    let _ = context.record_output(&report);
+    Ok(WorkOutcome::Complete)
+}

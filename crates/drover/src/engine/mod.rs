@@ -60,6 +60,8 @@ pub fn start(engine: Arc<Engine>, concurrency: usize) -> Result<RunHandle, river
     workers.add_fn(move |context, job| converge::run(Arc::clone(&for_converge), context, job))?;
     let for_dns = Arc::clone(&engine);
     workers.add_fn(move |context, job| dns::run_sync(Arc::clone(&for_dns), context, job))?;
+    let for_rewrite = Arc::clone(&engine);
+    workers.add_fn(move |context, job| dns::run_rewrite(Arc::clone(&for_rewrite), context, job))?;
     let for_password = Arc::clone(&engine);
     workers.add_fn(move |context, job| {
         converge::set_password(Arc::clone(&for_password), context, job)

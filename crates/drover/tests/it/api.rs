@@ -179,6 +179,7 @@ drover_testkit::on_both_databases!(
     a_retried_post_with_an_idempotency_key_is_answered_once,
     plans_and_servers_are_patched,
     the_openapi_document_describes_every_route,
+    dns_zones_are_kept_through_the_api_and_left_to_jobs,
 );
 
 async fn the_readme_tour_works(api: Api) {
@@ -657,4 +658,172 @@ async fn the_openapi_document_describes_every_route(api: Api) {
         }
     }
     assert!(doc.body["components"]["securitySchemes"]["bearer"].is_object());
+}
+
+async fn dns_zones_are_kept_through_the_api_and_left_to_jobs(api: Api) {
+    let provider = json!({"name": "pdns-1", "kind": "powerdns", "api_url": "http://127.0.0.1:8081",
+                          "credentials": "env:PDNS_KEY", "dns_address": "127.0.0.1:5301"});
+    let billing = api
+        .call(
+            Method::POST,
+            "/api/v1/dns/providers",
+            Some(&api.billing),
+            &[],
+            Some(&provider.to_string()),
+        )
+        .await;
+    assert_eq!(billing.status, StatusCode::FORBIDDEN);
+    let created = api.post("/api/v1/dns/providers", provider.clone()).await;
+    assert_eq!(created.status, StatusCode::CREATED, "{:?}", created.body);
+    assert_eq!(
+        api.post("/api/v1/dns/providers", provider).await.status,
+        StatusCode::CONFLICT
+    );
+    let zone = json!({"name": "Știri.ro", "providers": ["pdns-1"], "rrsets": [
+        {"name": "@", "type": "A", "ttl": 300, "records": ["192.0.2.10"]},
+        {"name": "www", "type": "cname", "ttl": 300, "records": ["știri.ro"]},
+        {"name": "@", "type": "TXT", "ttl": 3600, "records": ["v=spf1 a ~all"]},
+    ]});
+    let created = api.post("/api/v1/dns/zones", zone).await;
+    assert_eq!(created.status, StatusCode::CREATED, "{:?}", created.body);
+    assert_eq!(created.body["name"], "xn--tiri-pxb.ro");
+    let rrsets = created.body["rrsets"].as_array().unwrap();
+    assert!(
+        rrsets
+            .iter()
+            .any(|r| r["type"] == "CNAME" && r["records"][0] == "xn--tiri-pxb.ro.")
+    );
+    assert!(
+        rrsets
+            .iter()
+            .any(|r| r["type"] == "TXT" && r["records"][0] == "\"v=spf1 a ~all\"")
+    );
+    let jobs = api.get("/api/v1/jobs").await.body;
+    assert!(
+        jobs.as_array()
+            .unwrap()
+            .iter()
+            .any(|j| j["kind"] == "sync_zone"),
+        "{jobs}"
+    );
+    // Refusals say what was wrong and change nothing.
+    let unknown = api
+        .post(
+            "/api/v1/dns/zones",
+            json!({"name": "alt.ro", "providers": ["nope"]}),
+        )
+        .await;
+    assert_eq!(
+        (unknown.status, unknown.code()),
+        (StatusCode::UNPROCESSABLE_ENTITY, "unknown_provider")
+    );
+    let put = |body: Value| {
+        let api = &api;
+        async move {
+            api.call(
+                Method::PUT,
+                "/api/v1/dns/zones/xn--tiri-pxb.ro/rrsets",
+                Some(&api.operator),
+                &[],
+                Some(&body.to_string()),
+            )
+            .await
+        }
+    };
+    let bad =
+        put(json!({"name": "mail", "type": "A", "ttl": 300, "records": ["2001:db8::1"]})).await;
+    assert_eq!(bad.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(bad.message().contains("IPv4"), "{}", bad.message());
+    let clash =
+        put(json!({"name": "www", "type": "A", "ttl": 300, "records": ["192.0.2.1"]})).await;
+    assert!(
+        clash.message().contains("beside the CNAME"),
+        "{}",
+        clash.message()
+    );
+    assert_eq!(
+        api.get("/api/v1/dns/zones/știri.ro").await.body["generation"],
+        1
+    );
+    let good =
+        put(json!({"name": "mail", "type": "A", "ttl": 300, "records": ["192.0.2.11"]})).await;
+    assert_eq!(
+        (good.status, good.body["generation"].as_i64()),
+        (StatusCode::OK, Some(2))
+    );
+    let deleted = api
+        .call(
+            Method::DELETE,
+            "/api/v1/dns/zones/xn--tiri-pxb.ro/rrsets/mail/A",
+            Some(&api.operator),
+            &[],
+            None,
+        )
+        .await;
+    assert_eq!(
+        (deleted.status, deleted.body["generation"].as_i64()),
+        (StatusCode::OK, Some(3))
+    );
+    let listed = api.get("/api/v1/dns/zones?provider=pdns-1").await;
+    assert_eq!(listed.body.as_array().map(Vec::len), Some(1));
+    let sync = api
+        .post(
+            "/api/v1/dns/zones/xn--tiri-pxb.ro/sync",
+            json!({"force": true}),
+        )
+        .await;
+    assert_eq!(sync.status, StatusCode::ACCEPTED, "{:?}", sync.body);
+    assert!(sync.body["job_id"].as_i64().is_some());
+    // Deleting needs the name repeated; then the zone waits for its job to empty the providers.
+    let refused = api
+        .post(
+            "/api/v1/dns/zones/xn--tiri-pxb.ro/delete",
+            json!({"confirm_zone": "other.ro"}),
+        )
+        .await;
+    assert_eq!(
+        (refused.status, refused.code()),
+        (StatusCode::UNPROCESSABLE_ENTITY, "confirmation_mismatch")
+    );
+    let removed = api
+        .post(
+            "/api/v1/dns/zones/xn--tiri-pxb.ro/delete",
+            json!({"confirm_zone": "știri.ro"}),
+        )
+        .await;
+    assert_eq!(
+        (removed.status, removed.body["deleting"].as_bool()),
+        (StatusCode::OK, Some(true))
+    );
+    // The failover rewrite runs as a job; its output will be the report.
+    let empty = api
+        .post(
+            "/api/v1/dns/rewrite",
+            json!({"from": [], "to": ["203.0.113.1"]}),
+        )
+        .await;
+    assert_eq!(empty.status, StatusCode::UNPROCESSABLE_ENTITY);
+    let not_ip = api
+        .post(
+            "/api/v1/dns/rewrite",
+            json!({"from": ["192.0.2.300"], "to": ["203.0.113.1"]}),
+        )
+        .await;
+    assert_eq!(
+        not_ip.status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "{:?}",
+        not_ip.body
+    );
+    let rewrite = api
+        .post(
+            "/api/v1/dns/rewrite",
+            json!({"from": ["192.0.2.10"], "to": ["203.0.113.1"]}),
+        )
+        .await;
+    assert_eq!(rewrite.status, StatusCode::ACCEPTED);
+    let job = api
+        .get(&format!("/api/v1/jobs/{}", rewrite.body["job_id"]))
+        .await;
+    assert_eq!(job.body["kind"], "rewrite_addresses", "{:?}", job.body);
 }

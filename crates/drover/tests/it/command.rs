@@ -325,3 +325,131 @@ async fn the_command_line_tour_works_on_postgres_too() {
     assert!(ok);
     assert!(json(&out)[0]["actor"].as_str().unwrap().starts_with("cli:"));
 }
+
+#[tokio::test]
+async fn an_operator_manages_dns_from_the_command_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let pdns = &drover_testkit::PowerDns::shared()[0];
+    std::fs::write(dir.path().join("pdns.key"), &pdns.api_key).unwrap();
+    let key = format!("file:{}", dir.path().join("pdns.key").display());
+    let dns_address = pdns.dns_addr.to_string();
+    let zone = format!("cli-{}.ro", std::process::id());
+    let ok = |(success, stdout, stderr): (bool, String, String)| {
+        assert!(success, "stdout: {stdout}\nstderr: {stderr}");
+        stdout
+    };
+    let d = dir.path();
+    ok(run(
+        d,
+        &[
+            "dns",
+            "providers",
+            "add",
+            "--name",
+            "pdns-a",
+            "--kind",
+            "powerdns",
+            "--api-url",
+            &pdns.api_url,
+            "--credentials",
+            &key,
+            "--dns-address",
+            &dns_address,
+        ],
+    )
+    .await);
+    ok(run(
+        d,
+        &["dns", "zones", "create", &zone, "--provider", "pdns-a"],
+    )
+    .await);
+    ok(run(
+        d,
+        &[
+            "dns",
+            "records",
+            "set",
+            &zone,
+            "@",
+            "A",
+            "192.0.2.80",
+            "--ttl",
+            "300",
+        ],
+    )
+    .await);
+    ok(run(
+        d,
+        &[
+            "dns",
+            "records",
+            "set",
+            &zone,
+            "www",
+            "A",
+            "192.0.2.80",
+            "--ttl",
+            "300",
+        ],
+    )
+    .await);
+    let plan = ok(run(d, &["dns", "plan", &zone]).await);
+    assert!(
+        plan.contains("on pdns-a (create, 0 records served now)"),
+        "{plan}"
+    );
+    let applied = ok(run(d, &["dns", "apply", &zone]).await);
+    assert!(
+        applied.contains("pdns-a: applied (1 requests)"),
+        "{applied}"
+    );
+    let plan = ok(run(d, &["dns", "plan", &zone]).await);
+    assert!(plan.contains("no changes"), "{plan}");
+    let check = ok(run(d, &["dns", "check"]).await);
+    assert!(
+        check.contains("pdns-a: 1 zones checked, 0 missing"),
+        "{check}"
+    );
+    // Bad input is refused with what is accepted.
+    let (success, _, stderr) = run(d, &["dns", "records", "set", &zone, "www", "MX", "mail"]).await;
+    assert!(!success && stderr.contains("preference"), "{stderr}");
+    let (success, _, stderr) = run(
+        d,
+        &["dns", "zones", "delete", &zone, "--confirm", "other.ro"],
+    )
+    .await;
+    assert!(
+        !success && stderr.contains("repeat the zone's name"),
+        "{stderr}"
+    );
+    // The failover rewrite, in JSON, and what DNS serves right after.
+    let report = ok(run(
+        d,
+        &[
+            "--json",
+            "dns",
+            "rewrite",
+            "--from",
+            "192.0.2.80",
+            "--to",
+            "203.0.113.80",
+        ],
+    )
+    .await);
+    let report: Value = serde_json::from_str(&report).unwrap();
+    assert_eq!(
+        (report["zones"].as_u64(), report["requests"].as_u64()),
+        (Some(1), Some(1)),
+        "{report}"
+    );
+    let answer = drover_dns::query_served(
+        pdns.dns_addr,
+        &format!("www.{zone}"),
+        drover_core::RecordType::A,
+        Duration::from_secs(2),
+    )
+    .await
+    .unwrap();
+    assert_eq!(answer.records, ["203.0.113.80"]);
+    ok(run(d, &["dns", "zones", "delete", &zone, "--confirm", &zone]).await);
+}

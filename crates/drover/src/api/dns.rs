@@ -1,0 +1,278 @@
+//! DNS routes: providers, zones and their records, sync and the failover rewrite. Handlers
+//! change drover's data and enqueue the jobs that carry it to the providers; none of them
+//! talks to a provider itself.
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::routing::{get, post, put};
+use axum::{Extension, Router};
+use drover_core::DnsProviderId;
+use drover_core::{AddressMove, DomainName, OwnerName, RecordType, RrSet};
+use drover_store::{DnsProviderRecord, DnsProviderSpec, Zone, ZoneFilter};
+use serde::Deserialize;
+use utoipa::{IntoParams, ToSchema};
+
+use super::AppState;
+use super::error::{ApiError, ErrorBody};
+use super::extract::{Json, Query};
+use super::middleware::Caller;
+use super::routes::Accepted;
+
+type Reply<T> = Result<axum::Json<T>, ApiError>;
+type Created<T> = Result<(StatusCode, axum::Json<T>), ApiError>;
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route(
+            "/api/v1/dns/providers",
+            post(create_provider).get(list_providers),
+        )
+        .route("/api/v1/dns/zones", post(create_zone).get(list_zones))
+        .route("/api/v1/dns/zones/{zone}", get(get_zone))
+        .route("/api/v1/dns/zones/{zone}/rrsets", put(set_rrset))
+        .route(
+            "/api/v1/dns/zones/{zone}/rrsets/{name}/{rtype}",
+            axum::routing::delete(delete_rrset),
+        )
+        .route("/api/v1/dns/zones/{zone}/sync", post(sync_zone))
+        .route("/api/v1/dns/zones/{zone}/delete", post(delete_zone))
+        .route("/api/v1/dns/rewrite", post(rewrite))
+}
+
+fn zone_name(raw: &str) -> Result<DomainName, ApiError> {
+    Ok(DomainName::parse(raw)?)
+}
+
+#[utoipa::path(post, path = "/api/v1/dns/providers", tag = "dns", request_body = DnsProviderSpec,
+    responses((status = 201, body = DnsProviderRecord), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub async fn create_provider(
+    State(app): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Json(spec): Json<DnsProviderSpec>,
+) -> Created<DnsProviderRecord> {
+    let provider = app
+        .store
+        .create_dns_provider(&caller.context(), spec)
+        .await?;
+    Ok((StatusCode::CREATED, axum::Json(provider)))
+}
+
+#[utoipa::path(get, path = "/api/v1/dns/providers", tag = "dns",
+    responses((status = 200, body = [DnsProviderRecord])))]
+pub async fn list_providers(State(app): State<AppState>) -> Reply<Vec<DnsProviderRecord>> {
+    Ok(axum::Json(app.store.dns_providers().await?))
+}
+
+/// An rrset as the API takes it: names relative (`www`, `@`) or absolute, contents in any of
+/// the forms drover reads.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RrSetInput {
+    name: String,
+    #[serde(rename = "type")]
+    rtype: String,
+    ttl: u32,
+    records: Vec<String>,
+}
+
+impl RrSetInput {
+    fn parse(&self, zone: &DomainName) -> Result<RrSet, ApiError> {
+        let owner = OwnerName::parse(&self.name, zone)?;
+        let rtype = RecordType::parse(&self.rtype)?;
+        Ok(RrSet::new(
+            owner,
+            rtype,
+            self.ttl,
+            self.records.iter().map(String::as_str),
+        )?)
+    }
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewZone {
+    name: String,
+    /// Names of the providers that serve it.
+    #[serde(default)]
+    providers: Vec<String>,
+    #[serde(default)]
+    rrsets: Vec<RrSetInput>,
+}
+
+#[utoipa::path(post, path = "/api/v1/dns/zones", tag = "dns", request_body = NewZone,
+    responses((status = 201, body = Zone), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub async fn create_zone(
+    State(app): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Json(new): Json<NewZone>,
+) -> Created<Zone> {
+    let name = zone_name(&new.name)?;
+    let rrsets = new
+        .rrsets
+        .iter()
+        .map(|r| r.parse(&name))
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut providers: Vec<DnsProviderId> = Vec::new();
+    for provider in &new.providers {
+        providers.push(
+            app.store
+                .dns_provider_by_name(provider)
+                .await
+                .map_err(|_| {
+                    ApiError::new(
+                        StatusCode::UNPROCESSABLE_ENTITY,
+                        "unknown_provider",
+                        format!("no DNS provider named '{provider}'"),
+                    )
+                    .with_field("providers")
+                })?
+                .id,
+        );
+    }
+    let zone = app
+        .store
+        .create_zone(&caller.context(), &name, None, rrsets, &providers)
+        .await?;
+    Ok((StatusCode::CREATED, axum::Json(zone)))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct ZoneQuery {
+    /// Only zones this provider serves.
+    provider: Option<String>,
+    after: Option<i64>,
+    limit: Option<u32>,
+}
+
+#[utoipa::path(get, path = "/api/v1/dns/zones", tag = "dns", params(ZoneQuery),
+    responses((status = 200, body = [Zone])))]
+pub async fn list_zones(
+    State(app): State<AppState>,
+    Query(query): Query<ZoneQuery>,
+) -> Reply<Vec<Zone>> {
+    let provider = match &query.provider {
+        Some(name) => Some(app.store.dns_provider_by_name(name).await?.id),
+        None => None,
+    };
+    let filter = ZoneFilter {
+        provider,
+        after: query.after.map(drover_core::ZoneId),
+        limit: Some(query.limit.unwrap_or(100).min(1000)),
+    };
+    Ok(axum::Json(app.store.zones(filter).await?))
+}
+
+#[utoipa::path(get, path = "/api/v1/dns/zones/{zone}", tag = "dns",
+    responses((status = 200, body = Zone), (status = 404, body = ErrorBody)))]
+pub async fn get_zone(State(app): State<AppState>, Path(zone): Path<String>) -> Reply<Zone> {
+    Ok(axum::Json(
+        app.store.zone_by_name(&zone_name(&zone)?).await?,
+    ))
+}
+
+#[utoipa::path(put, path = "/api/v1/dns/zones/{zone}/rrsets", tag = "dns", request_body = RrSetInput,
+    responses((status = 200, body = Zone), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub async fn set_rrset(
+    State(app): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path(zone): Path<String>,
+    Json(input): Json<RrSetInput>,
+) -> Reply<Zone> {
+    let zone = app.store.zone_by_name(&zone_name(&zone)?).await?;
+    let rrset = input.parse(&zone.name)?;
+    Ok(axum::Json(
+        app.store
+            .set_rrset(&caller.context(), zone.id, rrset)
+            .await?,
+    ))
+}
+
+#[utoipa::path(delete, path = "/api/v1/dns/zones/{zone}/rrsets/{name}/{rtype}", tag = "dns",
+    responses((status = 200, body = Zone), (status = 404, body = ErrorBody)))]
+pub async fn delete_rrset(
+    State(app): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path((zone, name, rtype)): Path<(String, String, String)>,
+) -> Reply<Zone> {
+    let zone = app.store.zone_by_name(&zone_name(&zone)?).await?;
+    let owner = OwnerName::parse(&name, &zone.name)?;
+    let rtype = RecordType::parse(&rtype)?;
+    Ok(axum::Json(
+        app.store
+            .delete_rrset(&caller.context(), zone.id, &owner, rtype)
+            .await?,
+    ))
+}
+
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SyncRequest {
+    /// Apply even what the safety limits refuse.
+    #[serde(default)]
+    force: bool,
+}
+
+#[utoipa::path(post, path = "/api/v1/dns/zones/{zone}/sync", tag = "dns", request_body = SyncRequest,
+    responses((status = 202, body = Accepted), (status = 404, body = ErrorBody)))]
+pub async fn sync_zone(
+    State(app): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path(zone): Path<String>,
+    Json(request): Json<SyncRequest>,
+) -> Result<(StatusCode, axum::Json<Accepted>), ApiError> {
+    let zone = app.store.zone_by_name(&zone_name(&zone)?).await?;
+    let job_id = app
+        .store
+        .enqueue_zone_sync(&caller.context(), zone.id, request.force)
+        .await?;
+    Ok((StatusCode::ACCEPTED, axum::Json(Accepted::new(job_id))))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DeleteZoneRequest {
+    /// The zone's name again.
+    confirm_zone: String,
+}
+
+#[utoipa::path(post, path = "/api/v1/dns/zones/{zone}/delete", tag = "dns", request_body = DeleteZoneRequest,
+    responses((status = 200, body = Zone), (status = 422, description = "the name was not repeated", body = ErrorBody)))]
+pub async fn delete_zone(
+    State(app): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path(zone): Path<String>,
+    Json(request): Json<DeleteZoneRequest>,
+) -> Reply<Zone> {
+    let name = zone_name(&zone)?;
+    if DomainName::parse(&request.confirm_zone).ok().as_ref() != Some(&name) {
+        return Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "confirmation_mismatch",
+            format!("confirm_zone must repeat the zone's name ({name}) to delete it"),
+        )
+        .with_field("confirm_zone"));
+    }
+    let zone = app.store.zone_by_name(&name).await?;
+    Ok(axum::Json(
+        app.store.remove_zone(&caller.context(), zone.id).await?,
+    ))
+}
+
+#[utoipa::path(post, path = "/api/v1/dns/rewrite", tag = "dns", request_body = AddressMove,
+    responses((status = 202, description = "the rewrite job; its output is the report", body = Accepted), (status = 422, body = ErrorBody)))]
+pub async fn rewrite(
+    State(app): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Json(moved): Json<AddressMove>,
+) -> Result<(StatusCode, axum::Json<Accepted>), ApiError> {
+    if moved.from.is_empty() || moved.to.is_empty() {
+        return Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_value",
+            "from and to each need at least one address",
+        ));
+    }
+    let job_id = app.store.enqueue_rewrite(&caller.context(), &moved).await?;
+    Ok((StatusCode::ACCEPTED, axum::Json(Accepted::new(job_id))))
+}
