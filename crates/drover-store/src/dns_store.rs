@@ -177,6 +177,14 @@ pub struct ZoneRewrite {
     pub diff: ZoneDiff,
 }
 
+/// One batch of an address rewrite.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RewriteBatch {
+    pub rewrites: Vec<ZoneRewrite>,
+    /// The last zone looked at; `None` when no zone was left to look at.
+    pub scanned_to: Option<ZoneId>,
+}
+
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct ZoneFilter {
     pub provider: Option<DnsProviderId>,
@@ -244,11 +252,14 @@ pub trait DnsStore: Send + Sync {
         &self,
         outcomes: &[(ZoneId, DnsProviderId, ZoneSyncOutcome)],
     ) -> Result<()>;
-    /// Rewrites every record pointing at a moved address in every zone, in one transaction
-    /// with its audit event; the caller pushes the changes to the providers.
+    /// Rewrites the records pointing at a moved address in the next `limit` zones that may
+    /// hold one (ids above `after`), in one transaction with its audit event; the caller pushes
+    /// the changes to the providers. Batches let pushing start while later zones are written.
     async fn rewrite_addresses(
         &self,
         ctx: &RequestContext,
         moved: &AddressMove,
-    ) -> Result<Vec<ZoneRewrite>>;
+        after: Option<ZoneId>,
+        limit: u32,
+    ) -> Result<RewriteBatch>;
 }

@@ -18,8 +18,8 @@ mod store;
 use std::sync::Arc;
 
 pub use dns_store::{
-    DnsProviderKind, DnsProviderRecord, DnsProviderSpec, DnsStore, Zone, ZoneFilter, ZoneProvider,
-    ZoneRewrite, ZoneSyncOutcome,
+    DnsProviderKind, DnsProviderRecord, DnsProviderSpec, DnsStore, RewriteBatch, Zone, ZoneFilter,
+    ZoneProvider, ZoneRewrite, ZoneSyncOutcome,
 };
 pub use error::StoreError;
 pub use model::{

@@ -757,7 +757,9 @@ mod dns_sql {
             &self,
             ctx: &RequestContext,
             moved: &AddressMove,
-        ) -> Result<Vec<ZoneRewrite>> {
+            after: Option<ZoneId>,
+            limit: u32,
+        ) -> Result<RewriteBatch> {
             write_tx!(self, tx, {
                 // Zones holding an old address in an A/AAAA record or an SPF term; the pure
                 // rewrite then decides exactly what changes.
@@ -765,18 +767,22 @@ mod dns_sql {
                 for old in &moved.from {
                     let ids: Vec<i64> = sqlx::query_scalar(
                         "SELECT DISTINCT r.zone_id FROM dns_rrsets r JOIN dns_zones z ON z.id = r.zone_id \
-                         WHERE NOT z.deleting AND ((r.rtype IN ('A', 'AAAA') AND r.records LIKE $1) \
-                         OR (r.rtype = 'TXT' AND r.records LIKE $2))",
+                         WHERE NOT z.deleting AND r.zone_id > $3 \
+                         AND ((r.rtype IN ('A', 'AAAA') AND r.records LIKE $1) \
+                         OR (r.rtype = 'TXT' AND r.records LIKE $2)) ORDER BY r.zone_id LIMIT $4",
                     )
                     .bind(format!("%\"{old}\"%"))
                     .bind(format!("%:{old}%"))
+                    .bind(after.map_or(0, ZoneId::get))
+                    .bind(i64::from(limit.max(1)))
                     .fetch_all(&mut **tx)
                     .await?;
                     candidates.extend(ids);
                 }
-                let ids: Vec<i64> = candidates.into_iter().collect();
+                let ids: Vec<i64> = candidates.into_iter().take(limit.max(1) as usize).collect();
+                let scanned_to = ids.last().copied().map(ZoneId);
                 let mut rewrites = Vec::new();
-                for zone in load_zones(tx, &ids).await? {
+                for mut zone in load_zones(tx, &ids).await? {
                     let diff: ZoneDiff = rewrite_addresses(&zone.rrsets, moved);
                     if diff.is_empty() {
                         continue;
@@ -788,23 +794,27 @@ mod dns_sql {
                         save_rrset(tx, zone.id, rrset).await?;
                     }
                     bump_generation(tx, zone.id).await?;
-                    rewrites.push((zone.id, diff));
+                    // The zone as it now is, without reading it back.
+                    zone.rrsets.retain(|r| !diff.touches(&r.name, r.rtype));
+                    zone.rrsets.extend(diff.upserts().cloned());
+                    zone.rrsets.sort_by(|a, b| a.key().cmp(&b.key()));
+                    zone.generation += 1;
+                    rewrites.push(ZoneRewrite { zone, diff });
                 }
-                let changed: Vec<i64> = rewrites.iter().map(|(id, _)| id.get()).collect();
-                let zones = load_zones(tx, &changed).await?;
-                append_audit(
-                    tx,
-                    ctx,
-                    "dns.rewrite",
-                    "dns".to_owned(),
-                    json!({ "from": moved.from, "to": moved.to, "zones": zones.len() }),
-                )
-                .await?;
-                Ok(zones
-                    .into_iter()
-                    .zip(rewrites)
-                    .map(|(zone, (_, diff))| ZoneRewrite { zone, diff })
-                    .collect())
+                if !rewrites.is_empty() {
+                    append_audit(
+                        tx,
+                        ctx,
+                        "dns.rewrite",
+                        "dns".to_owned(),
+                        json!({ "from": moved.from, "to": moved.to, "zones": rewrites.len() }),
+                    )
+                    .await?;
+                }
+                Ok(RewriteBatch {
+                    rewrites,
+                    scanned_to,
+                })
             })
         }
     }

@@ -529,6 +529,7 @@ mod tests {
         let defaults = Config::load_from(Overrides::default(), BTreeMap::new()).unwrap();
         assert_eq!(defaults.dns.on_terminate, TerminatedZones::Delete);
         assert_eq!(defaults.dns.limits.max_change_percent, 25);
+        assert_eq!(defaults.dns.push_concurrency, 1);
     }
 
     #[test]
