@@ -1,5 +1,6 @@
 //! drover-dns against real PowerDNS servers (started by the testkit) and the Cloudflare fake.
 
+mod captures;
 mod cloudflare;
 mod powerdns;
 
