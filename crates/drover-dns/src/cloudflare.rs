@@ -17,7 +17,7 @@ use serde_json::{Value, json};
 
 use crate::budget::{CallBudget, CallBudgets};
 use crate::error::snippet;
-use crate::http::{http_client, unreachable};
+use crate::http::{http_client, record_request, unreachable};
 use crate::provider::{Applied, DnsProvider, ListedZone, ProviderZone, ZoneRef};
 use crate::{DnsError, Result};
 
@@ -152,10 +152,23 @@ impl CloudflareClient {
                     .header("Content-Type", "application/json")
                     .body(body.to_string());
             }
+            let started = std::time::Instant::now();
             let response = request.send().await;
             self.budget.answered(ticket);
-            let response = response.map_err(|e| unreachable(&url, &e))?;
+            let response = match response {
+                Ok(response) => response,
+                Err(e) => {
+                    record_request(
+                        "cloudflare",
+                        &method,
+                        "unreachable".into(),
+                        started.elapsed(),
+                    );
+                    return Err(unreachable(&url, &e));
+                }
+            };
             let status = response.status().as_u16();
+            record_request("cloudflare", &method, status.to_string(), started.elapsed());
             let retry_after = response
                 .headers()
                 .get("retry-after")

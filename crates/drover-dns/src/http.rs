@@ -44,3 +44,21 @@ pub(crate) fn unreachable(url: &str, err: &reqwest::Error) -> DnsError {
         message,
     }
 }
+
+/// Counts one provider request and its duration (`dns_requests_total`,
+/// `dns_request_duration_seconds`), by provider kind, method and outcome (the HTTP status, or
+/// `unreachable`).
+pub(crate) fn record_request(
+    provider: &'static str,
+    method: &reqwest::Method,
+    outcome: String,
+    took: Duration,
+) {
+    let labels = [
+        ("provider", provider.to_owned()),
+        ("method", method.as_str().to_owned()),
+        ("outcome", outcome),
+    ];
+    metrics::counter!("dns_requests_total", &labels).increment(1);
+    metrics::histogram!("dns_request_duration_seconds", &labels).record(took.as_secs_f64());
+}

@@ -11,7 +11,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::error::snippet;
-use crate::http::{http_client, unreachable};
+use crate::http::{http_client, record_request, unreachable};
 use crate::provider::{Applied, DnsProvider, ListedZone, ProviderZone, ZoneRef};
 use crate::{DnsError, Result};
 
@@ -186,17 +186,25 @@ impl PowerDnsClient {
         let bytes = body.as_ref().map_or(0, String::len);
         let mut request = self
             .http
-            .request(method, url)
+            .request(method.clone(), url)
             .header("X-API-Key", self.settings.api_key.expose_secret());
         if let Some(body) = body {
             request = request
                 .header("Content-Type", "application/json")
                 .body(body);
         }
-        let response = request.send().await.map_err(|e| unreachable(url, &e))?;
+        let started = std::time::Instant::now();
+        let response = match request.send().await {
+            Ok(response) => response,
+            Err(e) => {
+                record_request("powerdns", &method, "unreachable".into(), started.elapsed());
+                return Err(unreachable(url, &e));
+            }
+        };
         let status = response.status().as_u16();
-        let text = response.text().await.map_err(|e| unreachable(url, &e))?;
-        classify(status, text, bytes, what)
+        let text = response.text().await.map_err(|e| unreachable(url, &e));
+        record_request("powerdns", &method, status.to_string(), started.elapsed());
+        classify(status, text?, bytes, what)
     }
 
     /// Sends a change as PATCHes of at most `max_body_bytes` each, in order (so deletes stay

@@ -6,4 +6,5 @@ pub mod bulk;
 pub mod cli;
 pub mod config;
 pub mod engine;
+pub mod metrics;
 mod serve;

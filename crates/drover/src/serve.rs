@@ -11,6 +11,8 @@ use crate::config::Config;
 use crate::engine::Engine;
 
 pub async fn serve(config: &Config, store: Arc<dyn Store>) -> anyhow::Result<()> {
+    // Before anything counts, so nothing counted is lost.
+    let metrics = crate::metrics::install().map_err(anyhow::Error::msg)?;
     if store.tokens().await?.is_empty() {
         let ctx = RequestContext {
             actor: "drover".into(),
@@ -52,7 +54,8 @@ pub async fn serve(config: &Config, store: Arc<dyn Store>) -> anyhow::Result<()>
     let sealer = Arc::clone(&engine.sealer);
     let mut workers =
         crate::engine::start(engine, config.workers).context("cannot start the job workers")?;
-    axum::serve(listener, crate::api::router(store, sealer))
+    let app = crate::api::router(store, sealer).merge(crate::metrics::routes(metrics));
+    axum::serve(listener, app)
         .with_graceful_shutdown(shutdown_signal())
         .await
         .context("the HTTP server failed")?;

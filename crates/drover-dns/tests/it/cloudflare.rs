@@ -316,3 +316,49 @@ async fn a_429_is_waited_out_as_retry_after_says() {
         "{limited:?}"
     );
 }
+
+#[tokio::test]
+async fn every_request_is_counted_by_provider_method_and_outcome() {
+    use metrics_util::debugging::{DebugValue, DebuggingRecorder};
+    let recorder = DebuggingRecorder::new();
+    let snapshotter = recorder.snapshotter();
+    recorder
+        .install()
+        .expect("the only metrics recorder of this test binary");
+    let fake = CloudflareFake::start(FakeConfig::default()).await;
+    let cf = client(settings(&fake));
+    cf.list_zones().await.unwrap();
+    let mut bad = settings(&fake);
+    bad.token = SecretString::from("wrong");
+    client(bad).list_zones().await.unwrap_err();
+    // Other tests of this binary count too once the recorder is in: look for at least these.
+    let counts: Vec<(String, u64)> = snapshotter
+        .snapshot()
+        .into_vec()
+        .into_iter()
+        .filter(|(key, ..)| key.key().name() == "dns_requests_total")
+        .filter_map(|(key, _, _, value)| match value {
+            DebugValue::Counter(n) => {
+                let labels: Vec<String> = key
+                    .key()
+                    .labels()
+                    .map(|l| format!("{}={}", l.key(), l.value()))
+                    .collect();
+                Some((labels.join(","), n))
+            }
+            _ => None,
+        })
+        .collect();
+    assert!(
+        counts
+            .iter()
+            .any(|(l, n)| l == "provider=cloudflare,method=GET,outcome=200" && *n >= 1),
+        "{counts:?}"
+    );
+    assert!(
+        counts
+            .iter()
+            .any(|(l, n)| l == "provider=cloudflare,method=GET,outcome=401" && *n >= 1),
+        "{counts:?}"
+    );
+}

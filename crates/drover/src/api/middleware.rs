@@ -55,9 +55,14 @@ pub async fn correlate(mut request: Request, next: Next) -> Response {
         path = %request.uri().path(),
         correlation_id = %id,
     );
+    let method = request.method().as_str().to_owned();
     async move {
         let mut response = next.run(request).await;
-        tracing::info!(status = response.status().as_u16(), "answered");
+        let status = response.status().as_u16();
+        tracing::info!(status, "answered");
+        // By method and status only: paths carry ids, which would make a series per account.
+        metrics::counter!("http_requests_total", "method" => method, "status" => status.to_string())
+            .increment(1);
         if let Ok(value) = HeaderValue::from_str(&id) {
             response.headers_mut().insert(CORRELATION_HEADER, value);
         }

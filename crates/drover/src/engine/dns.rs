@@ -418,6 +418,9 @@ impl Dns {
             }
         }
         self.store.record_zone_syncs(&records).await?;
+        for o in &outcomes {
+            count_zone_write(&o.provider, o.result);
+        }
         if outcomes.iter().any(|o| o.result == "applied") {
             self.store
                 .audit(
@@ -526,6 +529,11 @@ impl Dns {
     ) -> Result<(), DnsWorkError> {
         let mut by_provider: BTreeMap<DnsProviderId, Vec<(&ZoneRewrite, &ZoneProvider)>> =
             BTreeMap::new();
+        let provider_names: BTreeMap<DnsProviderId, String> = rewrites
+            .iter()
+            .flat_map(|r| &r.zone.providers)
+            .map(|zp| (zp.provider_id, zp.provider_name.clone()))
+            .collect();
         for rewrite in rewrites {
             for zp in &rewrite.zone.providers {
                 by_provider
@@ -566,6 +574,14 @@ impl Dns {
         let mut records = Vec::new();
         for results in futures_util::future::join_all(pushes).await {
             for (zone, provider, generation, result) in results {
+                count_zone_write(
+                    &provider_names[&provider],
+                    if result.is_ok() {
+                        "applied"
+                    } else {
+                        "deferred"
+                    },
+                );
                 let outcome = match result {
                     Ok(applied) => {
                         report.pushed += 1;
@@ -800,6 +816,13 @@ impl Dns {
             _ => Ok(()),
         }
     }
+}
+
+/// `dns_zone_writes_total`: what happened to each zone on each provider (applied, unchanged,
+/// refused by the safety limits, failed, or deferred to a sync job).
+fn count_zone_write(provider: &str, result: &str) {
+    metrics::counter!("dns_zone_writes_total", "provider" => provider.to_owned(), "result" => result.to_owned())
+        .increment(1);
 }
 
 /// `sync_zone`: one zone on all its providers. Safety refusals are recorded on the zone and

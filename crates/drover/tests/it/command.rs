@@ -107,6 +107,17 @@ async fn first_start_needs_no_configuration_and_prints_a_token_once() {
         .await
         .unwrap();
     assert_eq!(health.text().await.unwrap(), "ok");
+    let metrics = http
+        .get(format!("{}/metrics", served.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(metrics.status(), 200);
+    let metrics = metrics.text().await.unwrap();
+    assert!(
+        metrics.contains("http_requests_total{method=\"POST\",status=\"201\"} 1"),
+        "{metrics}"
+    );
     drop(served);
 
     let again = serve(dir.path()).await;
