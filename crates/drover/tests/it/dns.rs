@@ -626,3 +626,55 @@ async fn an_account_gets_its_zone_everywhere_and_loses_it_when_deleted(mut h: Ho
     );
     h.workers.stop().await.ok();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deleted_accounts_zone_is_removed_or_kept_as_configured() {
+    let w = world(false).await;
+    let store = &*w.store;
+    let plan = serde_json::json!({"name": "Web", "features": ["web", "dns"]});
+    let plan = store
+        .create_plan(&ctx(), serde_json::from_value(plan).unwrap())
+        .await
+        .unwrap();
+    let customer = store
+        .create_customer(&ctx(), CustomerSpec::new("Ion", None, None).unwrap())
+        .await
+        .unwrap();
+    let mut accounts = Vec::new();
+    for policy in [TerminatedZones::Keep, TerminatedZones::Delete] {
+        let domain = DomainName::parse(&format!("{}.ro", unique("policy"))).unwrap();
+        let new = NewService {
+            customer_id: customer.id,
+            plan_id: plan.id,
+            domain: domain.clone(),
+        };
+        let account = store.create_service(&ctx(), new).await.unwrap().account_id;
+        let rrsets = account_zone(
+            &domain,
+            Some("192.0.2.9".parse().unwrap()),
+            None,
+            &ZoneTemplate::default(),
+        )
+        .unwrap();
+        store
+            .create_zone(&ctx(), &domain, Some(account), rrsets, &[])
+            .await
+            .unwrap();
+        let dns = Dns::new(
+            Arc::clone(&w.store),
+            DnsSettings {
+                on_terminate: policy,
+                ..DnsSettings::default()
+            },
+        );
+        dns.retire_account_zone(&ctx(), account).await.unwrap();
+        accounts.push(account);
+    }
+    let kept = store.account_zone(accounts[0]).await.unwrap().unwrap();
+    assert!(!kept.deleting, "keep leaves the zone served");
+    let removed = store.account_zone(accounts[1]).await.unwrap().unwrap();
+    assert!(
+        removed.deleting,
+        "delete marks it for removal; its sync job empties the providers"
+    );
+}
