@@ -10,6 +10,7 @@ mod customer;
 mod dns;
 mod domain;
 mod error;
+mod health;
 mod ids;
 mod names;
 mod patch;
@@ -29,6 +30,7 @@ pub use dns::{
 };
 pub use domain::{DomainName, DomainWarning};
 pub use error::Error;
+pub use health::{HealthPolicy, HealthProbe, HealthStreak, Verdict, next_health};
 pub use ids::{
     AccountId, AuditEventId, CustomerId, DnsProviderId, JobId, PlanId, ServerId, ServiceId,
     TokenId, ZoneId,

@@ -7,6 +7,7 @@
 
 mod dns_store;
 mod error;
+mod fleet_store;
 pub mod jobs;
 mod migrations;
 mod model;
@@ -22,6 +23,7 @@ pub use dns_store::{
     ZoneProvider, ZoneRewrite, ZoneSyncOutcome,
 };
 pub use error::StoreError;
+pub use fleet_store::{FleetStore, HealthChange, ServerHealth};
 pub use model::{
     Account, AccountFilter, ApiToken, AuditFilter, AuditReport, ConvergeTarget, Customer,
     IdempotencyStart, JobCall, JobFilter, JobSummary, NewService, Page, Plan, RequestContext,

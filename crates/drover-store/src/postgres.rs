@@ -72,3 +72,4 @@ async fn begin(pool: &PgPool) -> Result<Transaction<'static, Db>, sqlx::Error> {
 
 include!("sql_store.rs");
 include!("sql_dns.rs");
+include!("sql_fleet.rs");

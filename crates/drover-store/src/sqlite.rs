@@ -63,3 +63,4 @@ async fn begin(pool: &SqlitePool) -> Result<Transaction<'static, Db>, sqlx::Erro
 
 include!("sql_store.rs");
 include!("sql_dns.rs");
+include!("sql_fleet.rs");

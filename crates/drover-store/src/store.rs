@@ -11,7 +11,9 @@ use crate::{Backend, Result};
 /// Everything drover keeps (DNS in [`crate::DnsStore`]). Each method that changes something is one transaction, including
 /// its audit event (and its job, where the fleet must follow).
 #[async_trait]
-pub trait Store: crate::DnsStore + Send + Sync + std::fmt::Debug + 'static {
+pub trait Store:
+    crate::DnsStore + crate::FleetStore + Send + Sync + std::fmt::Debug + 'static
+{
     fn backend(&self) -> Backend;
 
     /// River's client for this database: inserting, listing and managing jobs.

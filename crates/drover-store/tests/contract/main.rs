@@ -14,7 +14,9 @@ use drover_store::{
 use secrecy::ExposeSecret;
 
 mod dns;
+mod fleet;
 use dns::*;
+use fleet::*;
 
 /// A store under test, with a way around it to play the part of someone editing the database.
 struct Harness {
@@ -98,6 +100,7 @@ drover_testkit::on_both_databases!(
     zones_keep_their_rrsets_and_enqueue_a_sync,
     provider_sync_state_and_record_ids_are_kept,
     an_address_rewrite_changes_only_zones_pointing_at_it,
+    health_checks_move_a_server_after_consecutive_results,
 );
 
 fn ctx() -> RequestContext {

@@ -1,0 +1,194 @@
+// The FleetStore on one SQL backend, included after `sql_store.rs` by `postgres.rs` and
+// `sqlite.rs` (it uses that file's transaction macros and helpers).
+
+mod fleet_sql {
+    use drover_core::{
+        HealthPolicy, HealthProbe, HealthStreak, ServerId, ServerState, Verdict, next_health,
+    };
+    use jiff_sqlx::Timestamp as SqlTimestamp;
+    use serde_json::json;
+
+    use super::{SqlStore, Tx, append_audit, begin};
+    use crate::fleet_store::*;
+    use crate::rows::{sql_now, to_json_list};
+    use crate::{RequestContext, Result, Server, StoreError};
+
+    fn corrupt(what: &str, err: impl std::fmt::Display) -> StoreError {
+        StoreError::Corrupt(format!("{what}: {err}"))
+    }
+
+    #[derive(sqlx::FromRow)]
+    struct HealthRow {
+        server_id: i64,
+        state: String,
+        failures: i64,
+        degraded: i64,
+        healthy: i64,
+        verdict: String,
+        reasons: String,
+        probe: String,
+        checked_at: SqlTimestamp,
+    }
+
+    fn count(value: i64) -> u32 {
+        u32::try_from(value).unwrap_or(u32::MAX)
+    }
+
+    impl HealthRow {
+        fn into_model(self) -> Result<ServerHealth> {
+            let verdict = match self.verdict.as_str() {
+                "healthy" => Verdict::Healthy,
+                "degraded" => Verdict::Degraded,
+                "unavailable" => Verdict::Unavailable,
+                other => return Err(corrupt("health verdict", other)),
+            };
+            Ok(ServerHealth {
+                server_id: ServerId(self.server_id),
+                state: ServerState::parse(&self.state).map_err(|e| corrupt("server state", e))?,
+                verdict,
+                reasons: serde_json::from_str(&self.reasons).map_err(|e| corrupt("reasons", e))?,
+                probe: serde_json::from_str(&self.probe).map_err(|e| corrupt("probe", e))?,
+                streak: HealthStreak {
+                    failures: count(self.failures),
+                    degraded: count(self.degraded),
+                    healthy: count(self.healthy),
+                },
+                checked_at: self.checked_at.to_jiff(),
+            })
+        }
+    }
+
+    async fn fetch_health(tx: &mut Tx, server: ServerId) -> Result<Option<ServerHealth>> {
+        sqlx::query_as::<_, HealthRow>(
+            "SELECT h.server_id, s.state, h.failures, h.degraded, h.healthy, h.verdict, h.reasons, \
+             h.probe, h.checked_at FROM server_health h JOIN servers s ON s.id = h.server_id \
+             WHERE h.server_id = $1",
+        )
+        .bind(server.get())
+        .fetch_optional(&mut **tx)
+        .await?
+        .map(HealthRow::into_model)
+        .transpose()
+    }
+
+    fn verdict_name(verdict: Verdict) -> &'static str {
+        match verdict {
+            Verdict::Healthy => "healthy",
+            Verdict::Degraded => "degraded",
+            Verdict::Unavailable => "unavailable",
+        }
+    }
+
+    #[async_trait::async_trait]
+    impl FleetStore for SqlStore {
+        async fn set_maintenance(
+            &self,
+            ctx: &RequestContext,
+            server: ServerId,
+            on: bool,
+        ) -> Result<Server> {
+            write_tx!(self, tx, {
+                let before = SqlStore::fetch_server(tx, server).await?;
+                let state = match (on, before.state) {
+                    (true, ServerState::Decommissioned) | (false, ServerState::Decommissioned) => {
+                        return Err(StoreError::conflict(
+                            "server_decommissioned",
+                            None,
+                            format!("server {} is decommissioned", before.spec.name),
+                        ));
+                    }
+                    (true, _) => ServerState::Maintenance,
+                    (false, ServerState::Maintenance) => ServerState::Healthy,
+                    (false, other) => other,
+                };
+                sqlx::query("UPDATE servers SET state = $2, updated_at = $3 WHERE id = $1")
+                    .bind(server.get())
+                    .bind(state.as_str())
+                    .bind(sql_now())
+                    .execute(&mut **tx)
+                    .await?;
+                sqlx::query("UPDATE server_health SET failures = 0, degraded = 0, healthy = 0 WHERE server_id = $1")
+                    .bind(server.get())
+                    .execute(&mut **tx)
+                    .await?;
+                append_audit(
+                    tx,
+                    ctx,
+                    "server.maintenance",
+                    format!("server:{server}"),
+                    json!({ "from": before.state, "to": state }),
+                )
+                .await?;
+                SqlStore::fetch_server(tx, server).await
+            })
+        }
+
+        async fn server_health(&self, server: ServerId) -> Result<Option<ServerHealth>> {
+            read_tx!(self, tx, { fetch_health(tx, server).await })
+        }
+
+        async fn record_health(
+            &self,
+            ctx: &RequestContext,
+            server: ServerId,
+            probe: &HealthProbe,
+            policy: &HealthPolicy,
+        ) -> Result<HealthChange> {
+            write_tx!(self, tx, {
+                let before = SqlStore::fetch_server(tx, server).await?;
+                let streak = fetch_health(tx, server)
+                    .await?
+                    .map(|h| h.streak)
+                    .unwrap_or_default();
+                let (verdict, reasons) = probe.assess(policy);
+                let (state, streak) = next_health(before.state, streak, verdict, policy);
+                let probe_json = serde_json::to_string(probe).map_err(|e| corrupt("probe", e))?;
+                sqlx::query(
+                    "INSERT INTO server_health (server_id, failures, degraded, healthy, verdict, \
+                     reasons, probe, checked_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
+                     ON CONFLICT (server_id) DO UPDATE SET failures = excluded.failures, \
+                     degraded = excluded.degraded, healthy = excluded.healthy, \
+                     verdict = excluded.verdict, reasons = excluded.reasons, \
+                     probe = excluded.probe, checked_at = excluded.checked_at",
+                )
+                .bind(server.get())
+                .bind(i64::from(streak.failures))
+                .bind(i64::from(streak.degraded))
+                .bind(i64::from(streak.healthy))
+                .bind(verdict_name(verdict))
+                .bind(to_json_list(&reasons))
+                .bind(probe_json)
+                .bind(sql_now())
+                .execute(&mut **tx)
+                .await?;
+                if state != before.state {
+                    sqlx::query("UPDATE servers SET state = $2, updated_at = $3 WHERE id = $1")
+                        .bind(server.get())
+                        .bind(state.as_str())
+                        .bind(sql_now())
+                        .execute(&mut **tx)
+                        .await?;
+                    append_audit(
+                        tx,
+                        ctx,
+                        "server.health",
+                        format!("server:{server}"),
+                        json!({
+                            "from": before.state, "to": state, "reasons": reasons,
+                            "latency_ms": probe.latency_ms,
+                        }),
+                    )
+                    .await?;
+                }
+                let health = fetch_health(tx, server)
+                    .await?
+                    .ok_or_else(|| StoreError::not_found("server health", server))?;
+                Ok(HealthChange {
+                    server: SqlStore::fetch_server(tx, server).await?,
+                    before: before.state,
+                    health,
+                })
+            })
+        }
+    }
+}
