@@ -59,3 +59,15 @@ pub const DNS_QUEUE: &str = "dns";
 pub struct RewriteAddresses {
     pub moved: drover_core::AddressMove,
 }
+
+/// Check every server's health once (the scheduler enqueues one per interval, on the leader).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JobArgs)]
+#[river(
+    kind = "check_fleet_health",
+    queue = "fleet",
+    unique(by_args, by_state(available, pending, running, scheduled, retryable))
+)]
+pub struct CheckFleetHealth {}
+
+/// The queue of periodic fleet work: never behind provisioning or DNS.
+pub const FLEET_QUEUE: &str = "fleet";

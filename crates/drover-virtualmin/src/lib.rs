@@ -21,4 +21,4 @@ pub use operations::{DomainChange, NewDomain, Placement};
 pub use reply::{Record, Reply, parse_reply, text_records};
 pub use request::{Call, OperationClass};
 pub use settings::{Timeouts, VirtualminSettings};
-pub use tls::{TlsPolicy, client_config, fingerprint};
+pub use tls::{PresentedCertificate, TlsPolicy, client_config, fingerprint, presented_certificate};

@@ -201,10 +201,14 @@ impl VirtualminClient {
         ))
     }
 
-    /// The server's own description (versions, status); the cheap health check.
+    /// The server's own description (versions, status): the cheap health check, tried once.
     pub async fn info(&self) -> Result<Reply, VirtualminError> {
-        self.call(&Call::new("info").class(OperationClass::HealthCheck))
-            .await
+        self.call(
+            &Call::new("info")
+                .class(OperationClass::HealthCheck)
+                .single_try(),
+        )
+        .await
     }
 
     pub async fn create_mailbox(

@@ -81,6 +81,12 @@ impl Call {
         self
     }
 
+    /// One try only, even for a read: a health check measures what one attempt gets.
+    pub fn single_try(mut self) -> Self {
+        self.retry_safe = false;
+        self
+    }
+
     pub fn program(&self) -> &str {
         &self.program
     }

@@ -125,3 +125,52 @@ impl ServerCertVerifier for PolicyVerifier {
 pub fn fingerprint(der: &[u8]) -> CertFingerprint {
     CertFingerprint::parse(&hex::encode(Sha256::digest(der))).expect("a SHA-256 digest is 32 bytes")
 }
+
+/// The certificate a server presents: its fingerprint and when it expires.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PresentedCertificate {
+    pub sha256: CertFingerprint,
+    /// Expiry, in seconds since the Unix epoch.
+    pub not_after: i64,
+}
+
+/// Reads the certificate a server presents in a TLS handshake, trusting nothing and sending
+/// nothing: the health check compares it with the pin and reads its expiry.
+pub async fn presented_certificate(
+    host: &str,
+    port: u16,
+    timeout: std::time::Duration,
+) -> Result<PresentedCertificate, String> {
+    let config = client_config(&TlsPolicy {
+        verify: false,
+        pinned_sha256: None,
+        extra_roots: Vec::new(),
+    })
+    .map_err(|e| e.to_string())?;
+    let name =
+        ServerName::try_from(host.to_owned()).map_err(|e| format!("server name {host}: {e}"))?;
+    let handshake = async {
+        let tcp = tokio::net::TcpStream::connect((host, port))
+            .await
+            .map_err(|e| format!("cannot connect to {host}:{port}: {e}"))?;
+        tokio_rustls::TlsConnector::from(Arc::new(config))
+            .connect(name, tcp)
+            .await
+            .map_err(|e| format!("TLS handshake with {host}:{port}: {e}"))
+    };
+    let stream = tokio::time::timeout(timeout, handshake)
+        .await
+        .map_err(|_| format!("no TLS handshake with {host}:{port} within {timeout:?}"))??;
+    let der = stream
+        .get_ref()
+        .1
+        .peer_certificates()
+        .and_then(|chain| chain.first())
+        .ok_or_else(|| format!("{host}:{port} presented no certificate"))?;
+    let (_, parsed) = x509_parser::parse_x509_certificate(der.as_ref())
+        .map_err(|e| format!("the certificate of {host}:{port} cannot be read: {e}"))?;
+    Ok(PresentedCertificate {
+        sha256: fingerprint(der.as_ref()),
+        not_after: parsed.validity().not_after.timestamp(),
+    })
+}

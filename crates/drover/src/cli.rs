@@ -358,6 +358,24 @@ pub enum ServerCommand {
         #[command(flatten)]
         fields: ServerFields,
     },
+    /// Check servers' health now (all, or the one given) and record the results, as the
+    /// scheduler does.
+    Check {
+        id: Option<ServerId>,
+    },
+    /// The last health check of a server, with its reasons.
+    Health {
+        id: ServerId,
+    },
+    /// Put a server in maintenance (nothing is placed on it, its jobs wait, health checks never
+    /// move it) or take it out.
+    Maintenance {
+        id: ServerId,
+        #[arg(long, conflicts_with = "off", required_unless_present = "off")]
+        on: bool,
+        #[arg(long)]
+        off: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -527,7 +545,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         Command::Token(command) => token(command, &*store, &ctx, out).await,
         Command::Customers(command) => customers(command, &*store, &ctx, out).await,
         Command::Plans(command) => plans(command, &*store, &ctx, out).await,
-        Command::Servers(command) => servers(command, &*store, &ctx, out).await,
+        Command::Servers(command) => servers(command, &store, &ctx, &config, out).await,
         Command::Services(command) => services(command, &store, &ctx, &config, out).await,
         Command::Accounts(command) => accounts(command, &*store, &ctx, out).await,
         Command::Jobs(command) => jobs(command, &*store, &ctx, out).await,
@@ -709,8 +727,9 @@ async fn plans(
 
 async fn servers(
     command: ServerCommand,
-    store: &dyn Store,
+    store: &Arc<dyn Store>,
     ctx: &RequestContext,
+    config: &Config,
     out: Output,
 ) -> anyhow::Result<()> {
     match command {
@@ -728,6 +747,42 @@ async fn servers(
         ServerCommand::Update { id, name, fields } => {
             let patch: ServerPatch = from_flags(fields.into_json(name))?;
             out.one(&store.update_server(ctx, id, patch).await?)
+        }
+        ServerCommand::Check { id } => {
+            let engine = crate::engine::Engine::from_config(Arc::clone(store), config)?;
+            let changes = crate::engine::health::check_fleet(&engine, ctx, id).await?;
+            let rows: Vec<Value> = changes
+                .iter()
+                .map(|c| {
+                    json!({
+                        "id": c.server.id, "name": c.server.spec.name, "state": c.server.state,
+                        "was": c.before, "verdict": c.health.verdict,
+                        "latency_ms": c.health.probe.latency_ms,
+                        "certificate_days_left": c.health.probe.certificate_days_left,
+                        "reasons": c.health.reasons.join("; "),
+                    })
+                })
+                .collect();
+            out.list(
+                &rows,
+                &[
+                    "id",
+                    "name",
+                    "state",
+                    "was",
+                    "verdict",
+                    "latency_ms",
+                    "certificate_days_left",
+                    "reasons",
+                ],
+            )
+        }
+        ServerCommand::Health { id } => match store.server_health(id).await? {
+            Some(health) => out.one(&health),
+            None => bail!("server {id} has not been checked yet (drover servers check {id})"),
+        },
+        ServerCommand::Maintenance { id, on, off: _ } => {
+            out.one(&store.set_maintenance(ctx, id, on).await?)
         }
     }
 }

@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use drover_core::{CertFingerprint, PlacementPolicy, SafetyLimits, ZoneTemplate};
+use drover_core::{CertFingerprint, HealthPolicy, PlacementPolicy, SafetyLimits, ZoneTemplate};
 use drover_virtualmin::{Timeouts, VirtualminSettings};
 
 use crate::engine::dns::{DnsSettings, TerminatedZones};
@@ -30,6 +30,10 @@ pub struct Config {
     pub retry_max_delay: Duration,
     pub placement: PlacementPolicy,
     pub dns: DnsSettings,
+    /// `DROVER_HEALTH_FAIL_AFTER`, `DROVER_HEALTH_SLOW_MS`, `DROVER_HEALTH_CERT_WARN_DAYS`.
+    pub health: HealthPolicy,
+    /// `DROVER_HEALTH_INTERVAL`: how often the fleet is checked; 0 turns the checks off.
+    pub health_interval: Option<Duration>,
 }
 
 /// The operator key: given in `DROVER_SEAL_KEY` (64 hex digits), or kept in a file
@@ -161,6 +165,10 @@ const SETTINGS: &[&str] = &[
     "DROVER_JOB_RETRY_MAX_DELAY",
     "DROVER_PLACEMENT_FILL_LIMIT",
     "DROVER_PLACEMENT_ALLOW_DEGRADED",
+    "DROVER_HEALTH_INTERVAL",
+    "DROVER_HEALTH_FAIL_AFTER",
+    "DROVER_HEALTH_SLOW_MS",
+    "DROVER_HEALTH_CERT_WARN_DAYS",
     "DROVER_DNS_NAMESERVERS",
     "DROVER_DNS_ADDRESS_TTL",
     "DROVER_DNS_TTL",
@@ -311,6 +319,40 @@ impl Config {
             )?,
         };
         let dns = dns_settings(&sources)?;
+        let default_health = HealthPolicy::default();
+        let health = HealthPolicy {
+            fail_after: sources.parse(
+                "DROVER_HEALTH_FAIL_AFTER",
+                default_health.fail_after,
+                "a whole number of consecutive failed checks from 1 to 100",
+                |v| v.parse().ok().filter(|n| (1..=100).contains(n)),
+            )?,
+            slow_ms: sources.parse(
+                "DROVER_HEALTH_SLOW_MS",
+                default_health.slow_ms,
+                "milliseconds, at least 1",
+                |v| v.parse().ok().filter(|n| *n >= 1),
+            )?,
+            certificate_warn_days: sources.parse(
+                "DROVER_HEALTH_CERT_WARN_DAYS",
+                default_health.certificate_warn_days,
+                "a whole number of days from 0 to 365",
+                |v| v.parse().ok().filter(|n| (0..=365).contains(n)),
+            )?,
+            ..default_health
+        };
+        let health_interval = sources.parse(
+            "DROVER_HEALTH_INTERVAL",
+            Some(Duration::from_secs(60)),
+            "seconds between checks of the fleet, like 60; 0 turns them off",
+            |v| {
+                let seconds = v
+                    .parse::<f64>()
+                    .ok()
+                    .filter(|s| s.is_finite() && (0.0..=86_400.0).contains(s))?;
+                Some((seconds > 0.0).then(|| Duration::from_secs_f64(seconds)))
+            },
+        )?;
         Ok(Self {
             database_url,
             listen,
@@ -321,6 +363,8 @@ impl Config {
             retry_max_delay,
             placement,
             dns,
+            health,
+            health_interval,
         })
     }
 }
@@ -496,6 +540,8 @@ mod tests {
             ("DROVER_DNS_MAX_CHANGE_PERCENT", "120"),
             ("DROVER_DNS_ON_TERMINATE", "archive"),
             ("DROVER_DNS_PUSH_CONCURRENCY", "0"),
+            ("DROVER_HEALTH_INTERVAL", "-5"),
+            ("DROVER_HEALTH_FAIL_AFTER", "0"),
         ] {
             let err = Config::load_from(Overrides::default(), env(&[(name, value)]))
                 .unwrap_err()
@@ -530,6 +576,13 @@ mod tests {
         assert_eq!(defaults.dns.on_terminate, TerminatedZones::Delete);
         assert_eq!(defaults.dns.limits.max_change_percent, 25);
         assert_eq!(defaults.dns.push_concurrency, 1);
+        assert_eq!(defaults.health_interval, Some(Duration::from_secs(60)));
+        let off = Config::load_from(
+            Overrides::default(),
+            env(&[("DROVER_HEALTH_INTERVAL", "0")]),
+        )
+        .unwrap();
+        assert_eq!(off.health_interval, None);
     }
 
     #[test]

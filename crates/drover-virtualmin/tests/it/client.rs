@@ -439,3 +439,35 @@ async fn every_call_is_counted_by_server_program_and_outcome() {
     assert_eq!(durations, 2);
     assert_eq!(circuit, Some(0.0), "closed");
 }
+
+#[tokio::test]
+async fn the_presented_certificate_is_read_without_trusting_it() {
+    let sim = VirtualminSim::start(SimConfig {
+        tls: true,
+        ..SimConfig::default()
+    })
+    .await
+    .unwrap();
+    let addr = sim.addr();
+    let cert = drover_virtualmin::presented_certificate(
+        &addr.ip().to_string(),
+        addr.port(),
+        Duration::from_secs(5),
+    )
+    .await
+    .unwrap();
+    assert_eq!(Some(cert.sha256.to_hex()), sim.certificate_sha256());
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    assert!(
+        cert.not_after > now,
+        "the simulator's certificate is still valid"
+    );
+    // Nobody listening: a clear error, not a hang.
+    let err = drover_virtualmin::presented_certificate("127.0.0.1", 9, Duration::from_secs(2))
+        .await
+        .unwrap_err();
+    assert!(err.contains("cannot connect to 127.0.0.1:9"), "{err}");
+}

@@ -12,7 +12,7 @@ use drover_core::{
 };
 use drover_store::{
     Account, AccountFilter, ApiToken, AuditFilter, AuditReport, Customer, JobCall, JobFilter,
-    JobState, JobSummary, NewService, Page, Plan, Server, Service, ServiceFilter,
+    JobState, JobSummary, NewService, Page, Plan, Server, ServerHealth, Service, ServiceFilter,
     TransitionOutcome,
 };
 use serde::{Deserialize, Serialize};
@@ -44,6 +44,8 @@ pub fn v1() -> Router<AppState> {
         .route("/api/v1/plans/{id}", get(get_plan).patch(update_plan))
         .route("/api/v1/servers", post(create_server).get(list_servers))
         .route("/api/v1/servers/{id}", get(get_server).patch(update_server))
+        .route("/api/v1/servers/{id}/health", get(server_health))
+        .route("/api/v1/servers/{id}/maintenance", post(set_maintenance))
         .route("/api/v1/services", post(create_service).get(list_services))
         .route("/api/v1/services/bulk", post(bulk_services))
         .route("/api/v1/services/{id}", get(get_service))
@@ -237,6 +239,43 @@ async fn update_server(
     Ok(axum::Json(
         app.store
             .update_server(&caller.context(), id, patch)
+            .await?,
+    ))
+}
+
+#[utoipa::path(get, path = "/api/v1/servers/{id}/health", tag = "servers",
+    responses((status = 200, body = ServerHealth), (status = 404, description = "no such server, or not checked yet", body = ErrorBody)))]
+async fn server_health(State(app): State<AppState>, Path(id): Path<String>) -> Reply<ServerHealth> {
+    let id: ServerId = path_id("server", &id)?;
+    app.store.server(id).await?;
+    match app.store.server_health(id).await? {
+        Some(health) => Ok(axum::Json(health)),
+        None => Err(ApiError::not_found(format!(
+            "server {id} has not been checked yet; checks run every DROVER_HEALTH_INTERVAL"
+        ))),
+    }
+}
+
+/// Maintenance on (`true`) or off.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MaintenanceRequest {
+    on: bool,
+}
+
+#[utoipa::path(post, path = "/api/v1/servers/{id}/maintenance", tag = "servers",
+    request_body = MaintenanceRequest,
+    responses((status = 200, body = Server), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+async fn set_maintenance(
+    State(app): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<String>,
+    Json(request): Json<MaintenanceRequest>,
+) -> Reply<Server> {
+    let id: ServerId = path_id("server", &id)?;
+    Ok(axum::Json(
+        app.store
+            .set_maintenance(&caller.context(), id, request.on)
             .await?,
     ))
 }

@@ -3,6 +3,7 @@
 mod converge;
 pub mod dns;
 mod fleet;
+pub mod health;
 pub mod seal;
 
 use std::sync::Arc;
@@ -30,6 +31,9 @@ pub struct Engine {
     pub job_timeout: std::time::Duration,
     /// The longest wait between two tries of a failing job.
     pub retry_max_delay: std::time::Duration,
+    pub health: drover_core::HealthPolicy,
+    /// How often the elected leader checks the fleet's health (`None`: never).
+    pub health_interval: Option<std::time::Duration>,
 }
 
 /// Retries after 1 s, 2 s, 4 s, … up to a ceiling, with jitter: a flaky server is tried again
@@ -60,6 +64,8 @@ pub fn start(engine: Arc<Engine>, concurrency: usize) -> Result<RunHandle, river
     workers.add_fn(move |context, job| converge::run(Arc::clone(&for_converge), context, job))?;
     let for_dns = Arc::clone(&engine);
     workers.add_fn(move |context, job| dns::run_sync(Arc::clone(&for_dns), context, job))?;
+    let for_health = Arc::clone(&engine);
+    workers.add_fn(move |context, job| health::run_check(Arc::clone(&for_health), context, job))?;
     let for_rewrite = Arc::clone(&engine);
     workers.add_fn(move |context, job| dns::run_rewrite(Arc::clone(&for_rewrite), context, job))?;
     let for_password = Arc::clone(&engine);
@@ -72,9 +78,18 @@ pub fn start(engine: Arc<Engine>, concurrency: usize) -> Result<RunHandle, river
     let maintenance = riverqueue::MaintenanceConfig::default()
         .with_rescue_after(rescue_after)
         .with_rescuer_interval((rescue_after / 2).min(std::time::Duration::from_secs(30)));
-    let client = engine
-        .store
-        .job_client_builder()
+    let mut builder = engine.store.job_client_builder();
+    // Periodic work, enqueued by whichever process River elects leader.
+    if let Some(interval) = engine.health_interval {
+        builder = builder.periodic_job(riverqueue::PeriodicJob::with_options(
+            riverqueue::IntervalSchedule::new(interval)?,
+            || drover_store::jobs::CheckFleetHealth {},
+            riverqueue::PeriodicJobOpts::new()
+                .with_id("fleet-health")
+                .with_run_on_start(true),
+        ));
+    }
+    let client = builder
         .job_timeout(engine.job_timeout)
         .retry_policy(CappedBackoff {
             max_delay: engine.retry_max_delay,
@@ -89,6 +104,7 @@ pub fn start(engine: Arc<Engine>, concurrency: usize) -> Result<RunHandle, river
             drover_store::jobs::DNS_QUEUE,
             QueueConfig::new(concurrency.clamp(1, 4)),
         )
+        .queue(drover_store::jobs::FLEET_QUEUE, QueueConfig::new(2))
         .build()?;
     client.start()
 }
@@ -113,6 +129,8 @@ impl Engine {
             auto_provisioning: config.virtualmin.auto_provisioning_enabled,
             job_timeout: config.job_timeout,
             retry_max_delay: config.retry_max_delay,
+            health: config.health,
+            health_interval: config.health_interval,
         })
     }
 }

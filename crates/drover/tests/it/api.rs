@@ -180,6 +180,7 @@ drover_testkit::on_both_databases!(
     plans_and_servers_are_patched,
     the_openapi_document_describes_every_route,
     dns_zones_are_kept_through_the_api_and_left_to_jobs,
+    server_health_is_shown_and_maintenance_set,
 );
 
 async fn the_readme_tour_works(api: Api) {
@@ -826,4 +827,87 @@ async fn dns_zones_are_kept_through_the_api_and_left_to_jobs(api: Api) {
         .get(&format!("/api/v1/jobs/{}", rewrite.body["job_id"]))
         .await;
     assert_eq!(job.body["kind"], "rewrite_addresses", "{:?}", job.body);
+}
+
+async fn server_health_is_shown_and_maintenance_set(api: Api) {
+    api.setup().await;
+    let unchecked = api.get("/api/v1/servers/1/health").await;
+    assert_eq!(unchecked.status, StatusCode::NOT_FOUND);
+    assert!(
+        unchecked.message().contains("not been checked yet"),
+        "{}",
+        unchecked.message()
+    );
+    assert_eq!(
+        api.get("/api/v1/servers/9/health").await.status,
+        StatusCode::NOT_FOUND
+    );
+    let probe = drover_core::HealthProbe {
+        api_ok: true,
+        latency_ms: 2600,
+        error: None,
+        certificate_days_left: Some(40),
+        pin_matches: None,
+        breaker_open: false,
+    };
+    let ctx = RequestContext {
+        actor: "test".into(),
+        correlation_id: "health".into(),
+    };
+    api.store
+        .record_health(&ctx, drover_core::ServerId(1), &probe, &Default::default())
+        .await
+        .unwrap();
+    let health = api
+        .call(
+            Method::GET,
+            "/api/v1/servers/1/health",
+            Some(&api.readonly),
+            &[],
+            None,
+        )
+        .await;
+    assert_eq!(health.status, StatusCode::OK, "{:?}", health.body);
+    assert_eq!(health.body["verdict"], "degraded");
+    assert!(
+        health.body["reasons"][0]
+            .as_str()
+            .unwrap()
+            .contains("2600 ms")
+    );
+    assert_eq!(
+        health.body["state"], "healthy",
+        "one slow answer moves nothing"
+    );
+    let body = json!({"on": true}).to_string();
+    let billing = api
+        .call(
+            Method::POST,
+            "/api/v1/servers/1/maintenance",
+            Some(&api.billing),
+            &[],
+            Some(&body),
+        )
+        .await;
+    assert_eq!(billing.status, StatusCode::FORBIDDEN);
+    let on = api
+        .post("/api/v1/servers/1/maintenance", json!({"on": true}))
+        .await;
+    assert_eq!(
+        (on.status, on.body["state"].as_str()),
+        (StatusCode::OK, Some("maintenance"))
+    );
+    let off = api
+        .post("/api/v1/servers/1/maintenance", json!({"on": false}))
+        .await;
+    assert_eq!(off.body["state"], "healthy");
+    let bad = api
+        .post("/api/v1/servers/1/maintenance", json!({"enabled": true}))
+        .await;
+    assert_eq!(
+        bad.status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "{:?}",
+        bad.body
+    );
 }

@@ -464,3 +464,80 @@ async fn an_operator_manages_dns_from_the_command_line() {
     assert_eq!(answer.records, ["203.0.113.80"]);
     ok(run(d, &["dns", "zones", "delete", &zone, "--confirm", &zone]).await);
 }
+
+#[tokio::test]
+async fn an_operator_checks_servers_and_sets_maintenance() {
+    use drover_testkit::virtualmin::{SimConfig, VirtualminSim};
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let sim = VirtualminSim::start(SimConfig {
+        tls: true,
+        password: "pw-1".into(),
+        ..SimConfig::default()
+    })
+    .await
+    .unwrap();
+    std::fs::write(d.join("vm.password"), "pw-1").unwrap();
+    let credentials = format!("file:{}", d.join("vm.password").display());
+    let (port, pin) = (
+        sim.addr().port().to_string(),
+        sim.certificate_sha256().unwrap(),
+    );
+    let ok = |(success, stdout, stderr): (bool, String, String)| {
+        assert!(success, "stdout: {stdout}\nstderr: {stderr}");
+        stdout
+    };
+    ok(run(
+        d,
+        &[
+            "servers",
+            "add",
+            "--name",
+            "vm1",
+            "--hostname",
+            "127.0.0.1",
+            "--port",
+            &port,
+            "--capacity",
+            "10",
+            "--credentials",
+            &credentials,
+            "--pin-sha256",
+            &pin,
+        ],
+    )
+    .await);
+    let (success, _, stderr) = run(d, &["servers", "health", "1"]).await;
+    assert!(
+        !success && stderr.contains("not been checked yet"),
+        "{stderr}"
+    );
+    let checked = ok(run(d, &["servers", "check"]).await);
+    assert!(
+        checked.contains("vm1") && checked.contains("healthy"),
+        "{checked}"
+    );
+    let health: Value =
+        serde_json::from_str(&ok(run(d, &["--json", "servers", "health", "1"]).await)).unwrap();
+    assert_eq!(
+        (
+            health["verdict"].as_str(),
+            health["probe"]["pin_matches"].as_bool()
+        ),
+        (Some("healthy"), Some(true))
+    );
+    let on: Value =
+        serde_json::from_str(&ok(run(d, &["servers", "maintenance", "1", "--on"]).await)).unwrap();
+    assert_eq!(on["state"], "maintenance");
+    sim.set_down(true);
+    for _ in 0..4 {
+        ok(run(d, &["servers", "check", "1"]).await);
+    }
+    let shown: Value = serde_json::from_str(&ok(run(d, &["servers", "show", "1"]).await)).unwrap();
+    assert_eq!(
+        shown["state"], "maintenance",
+        "checks never move a server out of maintenance"
+    );
+    let (success, _, stderr) = run(d, &["servers", "maintenance", "1"]).await;
+    assert!(!success && stderr.contains("--on"), "{stderr}");
+}

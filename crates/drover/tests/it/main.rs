@@ -5,4 +5,5 @@ mod api;
 mod command;
 mod dns;
 mod fleet_scale;
+mod health;
 mod provisioning;

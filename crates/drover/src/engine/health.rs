@@ -1,0 +1,130 @@
+//! Health checks: per server, a cheap API call (`info`) with its latency, the certificate the
+//! server presents (expiry and pin), and drover's breaker for it. Results are recorded by the
+//! store, which moves a server's state only after consecutive results agree.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use drover_core::{HealthProbe, ServerState};
+use drover_store::{HealthChange, RequestContext, Server, StoreError};
+use drover_virtualmin::BreakerState;
+use riverqueue::{Job, WorkContext, WorkOutcome};
+
+use super::Engine;
+
+/// Checks one server. Never fails: what went wrong is part of the probe.
+pub async fn probe_server(engine: &Engine, server: &Server) -> HealthProbe {
+    let timeout = engine.fleet.settings().timeouts.health_check;
+    let started = Instant::now();
+    let (api_ok, error, breaker_open) = match engine.fleet.client(server) {
+        Ok(client) => {
+            let answer = tokio::time::timeout(timeout, client.info()).await;
+            let breaker_open = client.breaker_state() == BreakerState::Open;
+            match answer {
+                Ok(Ok(_)) => (true, None, breaker_open),
+                Ok(Err(e)) => (false, Some(e.to_string()), breaker_open),
+                Err(_) => (
+                    false,
+                    Some(format!("no answer within {timeout:?}")),
+                    breaker_open,
+                ),
+            }
+        }
+        Err(e) => (false, Some(e.to_string()), false),
+    };
+    let latency_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+    let (certificate_days_left, pin_matches) = match drover_virtualmin::presented_certificate(
+        &server.spec.hostname.to_string(),
+        server.spec.port,
+        timeout,
+    )
+    .await
+    {
+        Ok(cert) => {
+            let now = jiff::Timestamp::now().as_second();
+            let days = (cert.not_after - now).div_euclid(86_400);
+            (
+                Some(days),
+                server.spec.pinned_cert_sha256.map(|pin| pin == cert.sha256),
+            )
+        }
+        // The API check above already says whether the server can be reached.
+        Err(_) => (None, None),
+    };
+    HealthProbe {
+        api_ok,
+        latency_ms,
+        error,
+        certificate_days_left,
+        pin_matches,
+        breaker_open,
+    }
+}
+
+/// Checks every server that is not decommissioned (or only `only`), all at once, and records
+/// the results.
+pub async fn check_fleet(
+    engine: &Engine,
+    ctx: &RequestContext,
+    only: Option<drover_core::ServerId>,
+) -> Result<Vec<HealthChange>, StoreError> {
+    let servers: Vec<Server> = engine
+        .store
+        .servers(drover_store::Page::new(None, Some(10_000)))
+        .await?
+        .into_iter()
+        .filter(|s| s.state != ServerState::Decommissioned)
+        .filter(|s| only.is_none_or(|id| id == s.id))
+        .collect();
+    let probes =
+        futures_util::future::join_all(servers.iter().map(|s| probe_server(engine, s))).await;
+    let mut changes = Vec::new();
+    for (server, probe) in servers.iter().zip(probes) {
+        let change = engine
+            .store
+            .record_health(ctx, server.id, &probe, &engine.health)
+            .await?;
+        for state in ServerState::ALL {
+            let value = if state == change.server.state {
+                1.0
+            } else {
+                0.0
+            };
+            metrics::gauge!("server_state", "server" => server.spec.name.to_string(), "state" => state.as_str())
+                .set(value);
+        }
+        metrics::gauge!("server_check_latency_seconds", "server" => server.spec.name.to_string())
+            .set(probe.latency_ms as f64 / 1000.0);
+        if change.moved() {
+            tracing::warn!(
+                server = %server.spec.name,
+                from = %change.before,
+                to = %change.server.state,
+                reasons = ?change.health.reasons,
+                "server state moved"
+            );
+        }
+        changes.push(change);
+    }
+    Ok(changes)
+}
+
+/// `check_fleet_health`, enqueued by the scheduler on the elected leader.
+pub async fn run_check(
+    engine: Arc<Engine>,
+    context: WorkContext,
+    job: Job<drover_store::jobs::CheckFleetHealth>,
+) -> Result<WorkOutcome, StoreError> {
+    let ctx = RequestContext {
+        actor: "drover".into(),
+        correlation_id: format!("job-{}", job.id()),
+    };
+    let changes = check_fleet(&engine, &ctx, None).await?;
+    let moved: Vec<String> = changes
+        .iter()
+        .filter(|c| c.moved())
+        .map(|c| format!("{}: {} → {}", c.server.spec.name, c.before, c.server.state))
+        .collect();
+    let _ = context.record_output(serde_json::json!({ "servers": changes.len(), "moved": moved }));
+    Ok(WorkOutcome::Complete)
+}

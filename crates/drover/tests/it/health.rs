@@ -1,0 +1,140 @@
+//! Health checks as the scheduler runs them: a live simulator, a server nobody answers for, a
+//! server going down and coming back, and one in maintenance, with every state move audited.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use drover::engine::{Dns, Engine, Fleet, Sealer};
+use drover_core::{PlacementPolicy, ServerId, ServerState};
+use drover_store::{AuditFilter, RequestContext, Store};
+use drover_testkit::virtualmin::{SimConfig, VirtualminSim};
+
+fn ctx() -> RequestContext {
+    RequestContext {
+        actor: "test".into(),
+        correlation_id: "health-1".into(),
+    }
+}
+
+async fn state_of(store: &dyn Store, id: ServerId) -> ServerState {
+    store.server(id).await.unwrap().state
+}
+
+async fn until_state(store: &dyn Store, id: ServerId, wanted: ServerState) {
+    for _ in 0..100 {
+        if state_of(store, id).await == wanted {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let health = store.server_health(id).await.unwrap();
+    panic!("server {id} never became {wanted}; last check: {health:#?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_scheduler_checks_the_fleet_and_states_follow_consecutive_results() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("drover.db").display());
+    let store: Arc<dyn Store> = drover_store::open(&url).await.unwrap();
+    let sim = VirtualminSim::start(SimConfig {
+        tls: true,
+        password: "sim-secret".into(),
+        ..SimConfig::default()
+    })
+    .await
+    .unwrap();
+    let password = dir.path().join("vm.password");
+    std::fs::write(&password, "sim-secret\n").unwrap();
+    let live = sim.server_record("vm-live", &password, serde_json::json!({"capacity": 10}));
+    let live = store
+        .create_server(&ctx(), serde_json::from_value(live).unwrap())
+        .await
+        .unwrap();
+    let closed_port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let dead = serde_json::json!({"name": "vm-dead", "hostname": "127.0.0.1", "port": closed_port,
+        "capacity": 10, "credentials": format!("file:{}", password.display())});
+    let dead = store
+        .create_server(&ctx(), serde_json::from_value(dead).unwrap())
+        .await
+        .unwrap();
+    let engine = Engine {
+        store: Arc::clone(&store),
+        fleet: Fleet::new(drover_virtualmin::VirtualminSettings::default()),
+        dns: Dns::new(Arc::clone(&store), Default::default()),
+        sealer: Arc::new(Sealer::from_hex(&"42".repeat(32)).unwrap()),
+        placement: PlacementPolicy::default(),
+        auto_provisioning: true,
+        job_timeout: Duration::from_secs(30),
+        retry_max_delay: Duration::from_secs(1),
+        health: drover_core::HealthPolicy::default(),
+        health_interval: Some(Duration::from_millis(300)),
+    };
+    let mut workers = drover::engine::start(Arc::new(engine), 4).unwrap();
+
+    // Nobody answers for vm-dead: unavailable after three checks; vm-live stays healthy.
+    until_state(&*store, dead.id, ServerState::Unavailable).await;
+    let dead_health = store.server_health(dead.id).await.unwrap().unwrap();
+    assert!(dead_health.streak.failures >= 3, "{dead_health:?}");
+    assert!(
+        !dead_health.probe.api_ok && dead_health.reasons[0].contains("API"),
+        "{dead_health:?}"
+    );
+    assert_eq!(state_of(&*store, live.id).await, ServerState::Healthy);
+    let live_health = store.server_health(live.id).await.unwrap().unwrap();
+    assert!(live_health.probe.api_ok, "{live_health:?}");
+    assert_eq!(live_health.probe.pin_matches, Some(true));
+    assert!(
+        live_health
+            .probe
+            .certificate_days_left
+            .is_some_and(|d| d > 0)
+    );
+
+    // vm-live goes down and comes back.
+    sim.set_down(true);
+    until_state(&*store, live.id, ServerState::Unavailable).await;
+    sim.set_down(false);
+    until_state(&*store, live.id, ServerState::Healthy).await;
+    let events = store
+        .audit_events(AuditFilter {
+            subject: Some(format!("server:{}", live.id)),
+            ..AuditFilter::default()
+        })
+        .await
+        .unwrap();
+    let moves: Vec<String> = events
+        .iter()
+        .filter(|e| e.action == "server.health")
+        .map(|e| {
+            let d: serde_json::Value = serde_json::from_str(&e.details).unwrap();
+            format!(
+                "{}→{}",
+                d["from"].as_str().unwrap(),
+                d["to"].as_str().unwrap()
+            )
+        })
+        .collect();
+    assert_eq!(
+        moves,
+        [
+            "healthy→degraded",
+            "degraded→unavailable",
+            "unavailable→healthy"
+        ]
+    );
+
+    // Maintenance is the operator's: vm-dead stays in it, checked or not.
+    store.set_maintenance(&ctx(), dead.id, true).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    assert_eq!(state_of(&*store, dead.id).await, ServerState::Maintenance);
+    let checked = store.server_health(dead.id).await.unwrap().unwrap();
+    assert!(
+        checked.checked_at > dead_health.checked_at,
+        "checks go on in maintenance"
+    );
+    workers.stop().await.unwrap();
+}
