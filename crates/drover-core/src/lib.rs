@@ -9,6 +9,7 @@ mod converge;
 mod customer;
 mod dns;
 mod domain;
+mod drift;
 mod error;
 mod health;
 mod ids;
@@ -29,6 +30,10 @@ pub use dns::{
     check_safety, diff_zone, rewrite_addresses, txt_text, validate_zone,
 };
 pub use domain::{DomainName, DomainWarning};
+pub use drift::{
+    DriftAction, DriftFinding, DriftKind, DriftPolicy, Expected, Listed, RepairPlan, find_drift,
+    plan_repair,
+};
 pub use error::Error;
 pub use health::{HealthPolicy, HealthProbe, HealthStreak, Verdict, next_health};
 pub use ids::{

@@ -2,7 +2,10 @@
 //! streak of results that moves its state.
 
 use async_trait::async_trait;
-use drover_core::{HealthPolicy, HealthProbe, HealthStreak, ServerId, ServerState, Verdict};
+use drover_core::{
+    AccountId, DriftAction, DriftFinding, Expected, HealthPolicy, HealthProbe, HealthStreak, JobId,
+    ServerId, ServerState, Verdict,
+};
 use jiff::Timestamp;
 use serde::Serialize;
 
@@ -37,8 +40,40 @@ impl HealthChange {
     }
 }
 
+/// A finding of a server's last drift scan, and what the last repair did with it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct DriftRecord {
+    pub id: i64,
+    pub server_id: ServerId,
+    #[serde(flatten)]
+    pub finding: DriftFinding,
+    pub action: Option<DriftAction>,
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
+    pub found_at: Timestamp,
+}
+
 #[async_trait]
 pub trait FleetStore: Send + Sync {
+    /// drover's accounts on a server, as a drift scan compares them.
+    async fn server_expectations(&self, server: ServerId) -> Result<Vec<Expected>>;
+    /// Replaces a server's open findings with a scan's, audited with their counts.
+    async fn record_drift(
+        &self,
+        ctx: &RequestContext,
+        server: ServerId,
+        findings: &[DriftFinding],
+    ) -> Result<Vec<DriftRecord>>;
+    async fn drift_findings(&self, server: Option<ServerId>) -> Result<Vec<DriftRecord>>;
+    /// Records what a repair pass did with each finding, and enqueues the converge job of
+    /// every account it enforces, in one transaction.
+    async fn record_drift_repair(
+        &self,
+        ctx: &RequestContext,
+        server: ServerId,
+        actions: &[(i64, DriftAction)],
+        enforce: &[AccountId],
+    ) -> Result<Vec<JobId>>;
     /// Puts a server in maintenance (health checks go on, but never move it; nothing is placed
     /// on it and its jobs wait) or takes it out, back to healthy with a fresh streak so the
     /// next checks judge it. Audited.

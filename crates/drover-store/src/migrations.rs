@@ -21,9 +21,9 @@ macro_rules! migrations {
 }
 
 pub(crate) fn postgres() -> Migrator {
-    migrations!("postgres": 1 => "0001_initial", 2 => "0002_engine", 3 => "0003_dns", 4 => "0004_health")
+    migrations!("postgres": 1 => "0001_initial", 2 => "0002_engine", 3 => "0003_dns", 4 => "0004_health", 5 => "0005_drift")
 }
 
 pub(crate) fn sqlite() -> Migrator {
-    migrations!("sqlite": 1 => "0001_initial", 2 => "0002_engine", 3 => "0003_dns", 4 => "0004_health")
+    migrations!("sqlite": 1 => "0001_initial", 2 => "0002_engine", 3 => "0003_dns", 4 => "0004_health", 5 => "0005_drift")
 }

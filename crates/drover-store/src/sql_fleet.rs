@@ -3,7 +3,9 @@
 
 mod fleet_sql {
     use drover_core::{
-        HealthPolicy, HealthProbe, HealthStreak, ServerId, ServerState, Verdict, next_health,
+        AccountId, DesiredState, DomainName, DriftAction, DriftFinding, DriftKind, Expected,
+        HealthPolicy, HealthProbe, HealthStreak, JobId, ServerId, ServerState, Verdict,
+        next_health,
     };
     use jiff_sqlx::Timestamp as SqlTimestamp;
     use serde_json::json;
@@ -79,8 +81,181 @@ mod fleet_sql {
         }
     }
 
+    #[derive(sqlx::FromRow)]
+    struct DriftRow {
+        id: i64,
+        server_id: i64,
+        kind: String,
+        domain: String,
+        account_id: Option<i64>,
+        expected: Option<String>,
+        found: Option<String>,
+        action: Option<String>,
+        found_at: SqlTimestamp,
+    }
+
+    fn action_name(action: DriftAction) -> &'static str {
+        match action {
+            DriftAction::Log => "log",
+            DriftAction::Enforce => "enforce",
+            DriftAction::Quarantine => "quarantine",
+        }
+    }
+
+    impl DriftRow {
+        fn into_model(self) -> Result<DriftRecord> {
+            let action = match self.action.as_deref() {
+                None => None,
+                Some("log") => Some(DriftAction::Log),
+                Some("enforce") => Some(DriftAction::Enforce),
+                Some("quarantine") => Some(DriftAction::Quarantine),
+                Some(other) => return Err(corrupt("drift action", other)),
+            };
+            Ok(DriftRecord {
+                id: self.id,
+                server_id: ServerId(self.server_id),
+                finding: DriftFinding {
+                    kind: DriftKind::parse(&self.kind).map_err(|e| corrupt("drift kind", e))?,
+                    domain: self.domain,
+                    account_id: self.account_id.map(AccountId),
+                    expected: self.expected,
+                    found: self.found,
+                },
+                action,
+                found_at: self.found_at.to_jiff(),
+            })
+        }
+    }
+
+    const SELECT_DRIFT: &str = "SELECT id, server_id, kind, domain, account_id, expected, found, \
+        action, found_at FROM drift_findings";
+
+    async fn fetch_drift(tx: &mut Tx, server: Option<ServerId>) -> Result<Vec<DriftRecord>> {
+        sqlx::query_as::<_, DriftRow>(sqlx::AssertSqlSafe(format!(
+            "{SELECT_DRIFT} WHERE ($1 IS NULL OR server_id = $1) ORDER BY id"
+        )))
+        .bind(server.map(ServerId::get))
+        .fetch_all(&mut **tx)
+        .await?
+        .into_iter()
+        .map(DriftRow::into_model)
+        .collect()
+    }
+
     #[async_trait::async_trait]
     impl FleetStore for SqlStore {
+        async fn server_expectations(&self, server: ServerId) -> Result<Vec<Expected>> {
+            let rows: Vec<(i64, String, String, String)> = sqlx::query_as(
+                "SELECT a.id, a.domain, a.desired_state, p.name FROM accounts a \
+                 JOIN services s ON s.id = a.service_id JOIN plans p ON p.id = s.plan_id \
+                 WHERE a.server_id = $1 ORDER BY a.id",
+            )
+            .bind(server.get())
+            .fetch_all(&self.pool)
+            .await?;
+            rows.into_iter()
+                .map(|(id, domain, state, plan)| {
+                    Ok(Expected {
+                        account: AccountId(id),
+                        domain: DomainName::parse(&domain)
+                            .map_err(|e| corrupt("account domain", e))?,
+                        state: DesiredState::parse(&state)
+                            .map_err(|e| corrupt("desired state", e))?,
+                        plan,
+                    })
+                })
+                .collect()
+        }
+
+        async fn record_drift(
+            &self,
+            ctx: &RequestContext,
+            server: ServerId,
+            findings: &[DriftFinding],
+        ) -> Result<Vec<DriftRecord>> {
+            write_tx!(self, tx, {
+                SqlStore::fetch_server(tx, server).await?;
+                sqlx::query("DELETE FROM drift_findings WHERE server_id = $1")
+                    .bind(server.get())
+                    .execute(&mut **tx)
+                    .await?;
+                let now = sql_now();
+                for finding in findings {
+                    sqlx::query(
+                        "INSERT INTO drift_findings (server_id, kind, domain, account_id, expected, \
+                         found, found_at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                    )
+                    .bind(server.get())
+                    .bind(finding.kind.as_str())
+                    .bind(&finding.domain)
+                    .bind(finding.account_id.map(AccountId::get))
+                    .bind(&finding.expected)
+                    .bind(&finding.found)
+                    .bind(now)
+                    .execute(&mut **tx)
+                    .await?;
+                }
+                let mut counts = serde_json::Map::new();
+                for kind in DriftKind::ALL {
+                    let n = findings.iter().filter(|f| f.kind == kind).count();
+                    counts.insert(kind.as_str().to_owned(), json!(n));
+                }
+                append_audit(
+                    tx,
+                    ctx,
+                    "drift.scan",
+                    format!("server:{server}"),
+                    json!(counts),
+                )
+                .await?;
+                fetch_drift(tx, Some(server)).await
+            })
+        }
+
+        async fn drift_findings(&self, server: Option<ServerId>) -> Result<Vec<DriftRecord>> {
+            read_tx!(self, tx, { fetch_drift(tx, server).await })
+        }
+
+        async fn record_drift_repair(
+            &self,
+            ctx: &RequestContext,
+            server: ServerId,
+            actions: &[(i64, DriftAction)],
+            enforce: &[AccountId],
+        ) -> Result<Vec<JobId>> {
+            write_tx!(self, tx, {
+                for (id, action) in actions {
+                    sqlx::query(
+                        "UPDATE drift_findings SET action = $2 WHERE id = $1 AND server_id = $3",
+                    )
+                    .bind(id)
+                    .bind(action_name(*action))
+                    .bind(server.get())
+                    .execute(&mut **tx)
+                    .await?;
+                }
+                let mut jobs = Vec::new();
+                for account in enforce {
+                    jobs.push(self.enqueue_converge(tx, ctx, *account).await?.0);
+                }
+                let count = |a: DriftAction| actions.iter().filter(|(_, x)| *x == a).count();
+                append_audit(
+                    tx,
+                    ctx,
+                    "drift.repair",
+                    format!("server:{server}"),
+                    json!({
+                        "logged": count(DriftAction::Log),
+                        "enforced": count(DriftAction::Enforce),
+                        "quarantined": count(DriftAction::Quarantine),
+                        "jobs": jobs,
+                    }),
+                )
+                .await?;
+                Ok(jobs)
+            })
+        }
+
         async fn set_maintenance(
             &self,
             ctx: &RequestContext,

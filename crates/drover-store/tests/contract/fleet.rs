@@ -84,3 +84,115 @@ pub async fn health_checks_move_a_server_after_consecutive_results(h: Harness) {
         (Verdict::Unavailable, 4)
     );
 }
+
+pub async fn drift_scans_replace_findings_and_repairs_enqueue_converges(h: Harness) {
+    use drover_core::{DesiredState, DomainName, DriftAction, DriftFinding, DriftKind, Transition};
+    use drover_store::{JobFilter, NewService};
+    let store = &h.store;
+    let server = store
+        .create_server(&ctx(), server_spec("vm1"))
+        .await
+        .unwrap();
+    let plan = store
+        .create_plan(&ctx(), crate::plan_spec("Web"))
+        .await
+        .unwrap();
+    let customer = crate::customer(&**store).await;
+    let service = store
+        .create_service(
+            &ctx(),
+            NewService {
+                customer_id: customer,
+                plan_id: plan.id,
+                domain: DomainName::parse("ana.ro").unwrap(),
+            },
+        )
+        .await
+        .unwrap();
+    store
+        .assign_server(&ctx(), service.account_id, server.id)
+        .await
+        .unwrap();
+    store
+        .transition_service(&ctx(), service.id, Transition::Activate, None)
+        .await
+        .unwrap();
+    let expected = store.server_expectations(server.id).await.unwrap();
+    assert_eq!(expected.len(), 1);
+    assert_eq!(
+        (
+            expected[0].domain.as_str(),
+            expected[0].state,
+            expected[0].plan.as_str()
+        ),
+        ("ana.ro", DesiredState::Enabled, "Web")
+    );
+    let findings = [
+        DriftFinding {
+            kind: DriftKind::Missing,
+            domain: "ana.ro".into(),
+            account_id: Some(service.account_id),
+            expected: Some("enabled".into()),
+            found: None,
+        },
+        DriftFinding {
+            kind: DriftKind::Orphan,
+            domain: "stray.ro".into(),
+            account_id: None,
+            expected: None,
+            found: Some("enabled".into()),
+        },
+    ];
+    let records = store
+        .record_drift(&ctx(), server.id, &findings)
+        .await
+        .unwrap();
+    assert_eq!(
+        records
+            .iter()
+            .map(|r| r.finding.clone())
+            .collect::<Vec<_>>(),
+        findings
+    );
+    assert!(records.iter().all(|r| r.action.is_none()));
+    let jobs_before = store.jobs(JobFilter::default()).await.unwrap().len();
+    let actions = [
+        (records[0].id, DriftAction::Enforce),
+        (records[1].id, DriftAction::Log),
+    ];
+    let jobs = store
+        .record_drift_repair(&ctx(), server.id, &actions, &[service.account_id])
+        .await
+        .unwrap();
+    assert_eq!(jobs.len(), 1);
+    let after = store.drift_findings(Some(server.id)).await.unwrap();
+    assert_eq!(
+        after.iter().map(|r| r.action).collect::<Vec<_>>(),
+        [Some(DriftAction::Enforce), Some(DriftAction::Log)]
+    );
+    // The activation's converge job was still waiting: the repair joined it.
+    assert_eq!(
+        store.jobs(JobFilter::default()).await.unwrap().len(),
+        jobs_before
+    );
+    // A new scan replaces the open findings.
+    let records = store
+        .record_drift(&ctx(), server.id, &findings[1..])
+        .await
+        .unwrap();
+    assert_eq!(records.len(), 1);
+    assert_eq!(store.drift_findings(None).await.unwrap(), records);
+    let events = store
+        .audit_events(drover_store::AuditFilter {
+            subject: Some(format!("server:{}", server.id)),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let actions: Vec<&str> = events
+        .iter()
+        .map(|e| e.action.as_str())
+        .filter(|a| a.starts_with("drift"))
+        .collect();
+    assert_eq!(actions, ["drift.scan", "drift.repair", "drift.scan"]);
+}

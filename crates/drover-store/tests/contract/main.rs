@@ -101,6 +101,7 @@ drover_testkit::on_both_databases!(
     provider_sync_state_and_record_ids_are_kept,
     an_address_rewrite_changes_only_zones_pointing_at_it,
     health_checks_move_a_server_after_consecutive_results,
+    drift_scans_replace_findings_and_repairs_enqueue_converges,
 );
 
 fn ctx() -> RequestContext {
@@ -110,7 +111,7 @@ fn ctx() -> RequestContext {
     }
 }
 
-fn plan_spec(name: &str) -> PlanSpec {
+pub fn plan_spec(name: &str) -> PlanSpec {
     serde_json::from_value(serde_json::json!({
         "name": name, "disk_quota_mb": 1024, "features": ["web", "dns", "mail"],
         "required_tags": ["region-eu"]
@@ -118,7 +119,7 @@ fn plan_spec(name: &str) -> PlanSpec {
     .unwrap()
 }
 
-fn server_spec(name: &str) -> ServerSpec {
+pub fn server_spec(name: &str) -> ServerSpec {
     serde_json::from_value(serde_json::json!({
         "name": name, "hostname": format!("{name}.example.net"), "capacity": 100,
         "credentials": "env:VM_PASSWORD", "ipv4": "192.0.2.10", "tags": ["region-eu"]
@@ -126,7 +127,7 @@ fn server_spec(name: &str) -> ServerSpec {
     .unwrap()
 }
 
-async fn customer(store: &dyn Store) -> CustomerId {
+pub async fn customer(store: &dyn Store) -> CustomerId {
     let spec = CustomerSpec::new("Ana Pop", Some("ana@example.ro"), None).unwrap();
     store.create_customer(&ctx(), spec).await.unwrap().id
 }

@@ -1,0 +1,385 @@
+//! Drift: how a server's domains differ from drover's accounts on it, what to do about each
+//! finding, and when a repair pass is too large to run without an operator's say-so.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::{AccountId, DesiredState, DomainName};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum DriftKind {
+    /// drover's account is not on its server.
+    Missing,
+    /// A top-level domain on the server that no account of drover's is.
+    Orphan,
+    /// Enabled where it should be disabled, or the reverse, or present where it should be gone.
+    StateMismatch,
+    /// On another plan than the account's.
+    PlanMismatch,
+}
+
+impl DriftKind {
+    pub const ALL: [Self; 4] = [
+        Self::Missing,
+        Self::Orphan,
+        Self::StateMismatch,
+        Self::PlanMismatch,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Missing => "missing",
+            Self::Orphan => "orphan",
+            Self::StateMismatch => "state_mismatch",
+            Self::PlanMismatch => "plan_mismatch",
+        }
+    }
+
+    pub fn parse(input: &str) -> Result<Self, crate::Error> {
+        Self::ALL
+            .into_iter()
+            .find(|k| k.as_str() == input.trim())
+            .ok_or_else(|| {
+                crate::Error::invalid(
+                    "drift kind",
+                    input,
+                    "missing, orphan, state_mismatch or plan_mismatch",
+                )
+            })
+    }
+}
+
+/// What drover expects on a server: one of its accounts there.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Expected {
+    pub account: AccountId,
+    pub domain: DomainName,
+    pub state: DesiredState,
+    pub plan: String,
+}
+
+/// A domain as the server listed it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Listed {
+    pub domain: String,
+    pub disabled: bool,
+    pub plan: Option<String>,
+    /// Set for sub-servers and aliases: they belong to their parent's account.
+    pub parent: Option<String>,
+}
+
+/// One difference between a server and drover's records.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct DriftFinding {
+    pub kind: DriftKind,
+    pub domain: String,
+    pub account_id: Option<AccountId>,
+    /// What drover's records say (`enabled`, a plan name…).
+    pub expected: Option<String>,
+    /// What the server has.
+    pub found: Option<String>,
+}
+
+fn state_name(state: DesiredState) -> &'static str {
+    match state {
+        DesiredState::Enabled => "enabled",
+        DesiredState::Disabled => "disabled",
+        DesiredState::Absent => "absent",
+    }
+}
+
+/// Compares one complete listing of a server with drover's accounts on it. (An incomplete or
+/// failed listing must never reach here: no drift is derived from a failed observation.)
+pub fn find_drift(expected: &[Expected], listed: &[Listed]) -> Vec<DriftFinding> {
+    let on_server: BTreeMap<&str, &Listed> = listed
+        .iter()
+        .filter(|l| l.parent.is_none())
+        .map(|l| (l.domain.as_str(), l))
+        .collect();
+    let mut findings = Vec::new();
+    for want in expected {
+        let domain = want.domain.as_str();
+        let finding = |kind, expected: &str, found: Option<String>| DriftFinding {
+            kind,
+            domain: domain.to_owned(),
+            account_id: Some(want.account),
+            expected: Some(expected.to_owned()),
+            found,
+        };
+        match (on_server.get(domain), want.state) {
+            (None, DesiredState::Absent) => {}
+            (None, state) => findings.push(finding(DriftKind::Missing, state_name(state), None)),
+            (Some(_), DesiredState::Absent) => findings.push(finding(
+                DriftKind::StateMismatch,
+                "absent",
+                Some("present".into()),
+            )),
+            (Some(have), state) => {
+                let found_state = if have.disabled { "disabled" } else { "enabled" };
+                if found_state != state_name(state) {
+                    findings.push(finding(
+                        DriftKind::StateMismatch,
+                        state_name(state),
+                        Some(found_state.into()),
+                    ));
+                }
+                if have.plan.as_deref().is_some_and(|p| p != want.plan) {
+                    findings.push(finding(
+                        DriftKind::PlanMismatch,
+                        &want.plan,
+                        have.plan.clone(),
+                    ));
+                }
+            }
+        }
+    }
+    let ours: std::collections::BTreeSet<&str> =
+        expected.iter().map(|e| e.domain.as_str()).collect();
+    for (domain, have) in on_server {
+        if !ours.contains(domain) {
+            findings.push(DriftFinding {
+                kind: DriftKind::Orphan,
+                domain: domain.to_owned(),
+                account_id: None,
+                expected: None,
+                found: Some(if have.disabled { "disabled" } else { "enabled" }.to_owned()),
+            });
+        }
+    }
+    findings
+}
+
+/// What a repair pass does with each kind of finding.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum DriftAction {
+    /// Record it, change nothing.
+    Log,
+    /// Make the server match drover (a converge job for the account).
+    Enforce,
+    /// Disable an orphan on its server (it is deleted only by an operator's explicit action).
+    Quarantine,
+}
+
+/// The action per kind, and how much one pass may touch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DriftPolicy {
+    pub missing: DriftAction,
+    pub orphan: DriftAction,
+    pub state_mismatch: DriftAction,
+    pub plan_mismatch: DriftAction,
+    /// A pass touching more than this share of the server's accounts enforces nothing…
+    pub max_percent: u8,
+    /// …nor one touching more than this many accounts.
+    pub max_accounts: usize,
+}
+
+impl Default for DriftPolicy {
+    fn default() -> Self {
+        Self {
+            missing: DriftAction::Enforce,
+            orphan: DriftAction::Log,
+            state_mismatch: DriftAction::Enforce,
+            plan_mismatch: DriftAction::Enforce,
+            max_percent: 10,
+            max_accounts: 25,
+        }
+    }
+}
+
+impl DriftPolicy {
+    pub fn action(&self, kind: DriftKind) -> DriftAction {
+        let action = match kind {
+            DriftKind::Missing => self.missing,
+            DriftKind::Orphan => self.orphan,
+            DriftKind::StateMismatch => self.state_mismatch,
+            DriftKind::PlanMismatch => self.plan_mismatch,
+        };
+        // An orphan is never "enforced" (that would mean deleting it); a kept account is
+        // never quarantined.
+        match (kind, action) {
+            (DriftKind::Orphan, DriftAction::Enforce) => DriftAction::Quarantine,
+            (DriftKind::Orphan, other) => other,
+            (_, DriftAction::Quarantine) => DriftAction::Enforce,
+            (_, other) => other,
+        }
+    }
+
+    /// The most domains one pass may touch on a server holding `accounts`: the smaller of the
+    /// share and the count, and never less than one.
+    pub fn limit(&self, accounts: usize) -> usize {
+        let share = (accounts * usize::from(self.max_percent)).div_ceil(100);
+        share.min(self.max_accounts).max(1)
+    }
+}
+
+/// A repair pass planned: each finding with its action, and whether the pass may run.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct RepairPlan {
+    pub steps: Vec<(DriftFinding, DriftAction)>,
+    /// Domains the pass would touch (enforce or quarantine).
+    pub touches: usize,
+    pub limit: usize,
+    /// Why the pass enforces nothing, when it does not.
+    pub held: Option<String>,
+}
+
+pub fn plan_repair(
+    findings: &[DriftFinding],
+    accounts: usize,
+    policy: &DriftPolicy,
+    force: bool,
+) -> RepairPlan {
+    let steps: Vec<(DriftFinding, DriftAction)> = findings
+        .iter()
+        .map(|f| (f.clone(), policy.action(f.kind)))
+        .collect();
+    let touched: std::collections::BTreeSet<&str> = steps
+        .iter()
+        .filter(|(_, a)| *a != DriftAction::Log)
+        .map(|(f, _)| f.domain.as_str())
+        .collect();
+    let touches = touched.len();
+    let limit = policy.limit(accounts);
+    let held = (touches > limit && !force).then(|| {
+        format!(
+            "the pass would touch {touches} domains, more than the limit of {limit} for a server \
+             of {accounts} accounts ({} % or {} accounts); nothing was enforced — repeat with \
+             --force if this is intended",
+            policy.max_percent, policy.max_accounts
+        )
+    });
+    RepairPlan {
+        steps,
+        touches,
+        limit,
+        held,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn expected(n: i64, domain: &str, state: DesiredState, plan: &str) -> Expected {
+        Expected {
+            account: AccountId(n),
+            domain: DomainName::parse(domain).unwrap(),
+            state,
+            plan: plan.into(),
+        }
+    }
+
+    fn listed(domain: &str, disabled: bool, plan: &str, parent: Option<&str>) -> Listed {
+        Listed {
+            domain: domain.into(),
+            disabled,
+            plan: Some(plan.into()),
+            parent: parent.map(Into::into),
+        }
+    }
+
+    #[test]
+    fn every_kind_is_found_and_sub_servers_belong_to_their_parent() {
+        use DesiredState::*;
+        let expected = [
+            expected(1, "ok.ro", Enabled, "Web"),
+            expected(2, "gone.ro", Enabled, "Web"),
+            expected(3, "off.ro", Disabled, "Web"),
+            expected(4, "plan.ro", Enabled, "Web"),
+            expected(5, "deleted.ro", Absent, "Web"),
+            expected(6, "still.ro", Absent, "Web"),
+        ];
+        let listed = [
+            listed("ok.ro", false, "Web", None),
+            listed("shop.ok.ro", false, "Web", Some("ok.ro")),
+            listed("off.ro", false, "Web", None),
+            listed("plan.ro", false, "Big", None),
+            listed("still.ro", true, "Web", None),
+            listed("stray.ro", false, "Web", None),
+        ];
+        let found: Vec<String> = find_drift(&expected, &listed)
+            .iter()
+            .map(|f| {
+                format!(
+                    "{} {} {:?} {:?}",
+                    f.kind.as_str(),
+                    f.domain,
+                    f.expected,
+                    f.found
+                )
+            })
+            .collect();
+        assert_eq!(
+            found,
+            [
+                r#"missing gone.ro Some("enabled") None"#,
+                r#"state_mismatch off.ro Some("disabled") Some("enabled")"#,
+                r#"plan_mismatch plan.ro Some("Web") Some("Big")"#,
+                r#"state_mismatch still.ro Some("absent") Some("present")"#,
+                r#"orphan stray.ro None Some("enabled")"#,
+            ]
+        );
+        assert!(find_drift(&expected[..1], &listed[..2]).is_empty());
+    }
+
+    #[test]
+    fn the_limit_is_the_smaller_of_share_and_count_and_at_least_one() {
+        let policy = DriftPolicy::default();
+        assert_eq!(policy.limit(0), 1);
+        assert_eq!(policy.limit(10), 1);
+        assert_eq!(policy.limit(100), 10);
+        assert_eq!(policy.limit(1000), 25);
+    }
+
+    fn finding(kind: DriftKind, domain: &str) -> DriftFinding {
+        DriftFinding {
+            kind,
+            domain: domain.into(),
+            account_id: None,
+            expected: None,
+            found: None,
+        }
+    }
+
+    #[test]
+    fn a_pass_over_the_limit_is_held_unless_forced() {
+        let policy = DriftPolicy::default();
+        let findings: Vec<_> = (0..3)
+            .map(|i| finding(DriftKind::Missing, &format!("d{i}.ro")))
+            .collect();
+        let plan = plan_repair(&findings, 20, &policy, false);
+        assert_eq!((plan.touches, plan.limit), (3, 2));
+        assert!(
+            plan.held
+                .as_deref()
+                .is_some_and(|h| h.contains("more than the limit of 2"))
+        );
+        assert!(plan_repair(&findings, 20, &policy, true).held.is_none());
+        assert!(plan_repair(&findings, 30, &policy, false).held.is_none());
+        // Logged findings touch nothing.
+        let orphans: Vec<_> = (0..5)
+            .map(|i| finding(DriftKind::Orphan, &format!("o{i}.ro")))
+            .collect();
+        let plan = plan_repair(&orphans, 20, &policy, false);
+        assert_eq!((plan.touches, plan.held), (0, None));
+        assert!(plan.steps.iter().all(|(_, a)| *a == DriftAction::Log));
+    }
+
+    #[test]
+    fn orphans_are_never_enforced_and_accounts_never_quarantined() {
+        let policy = DriftPolicy {
+            orphan: DriftAction::Enforce,
+            missing: DriftAction::Quarantine,
+            ..DriftPolicy::default()
+        };
+        assert_eq!(policy.action(DriftKind::Orphan), DriftAction::Quarantine);
+        assert_eq!(policy.action(DriftKind::Missing), DriftAction::Enforce);
+    }
+}
