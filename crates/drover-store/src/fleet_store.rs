@@ -65,6 +65,12 @@ pub trait FleetStore: Send + Sync {
         findings: &[DriftFinding],
     ) -> Result<Vec<DriftRecord>>;
     async fn drift_findings(&self, server: Option<ServerId>) -> Result<Vec<DriftRecord>>;
+    /// Enqueues a drift scan and repair by policy (one server, or every healthy one), audited.
+    async fn enqueue_drift_scan(
+        &self,
+        ctx: &RequestContext,
+        server: Option<ServerId>,
+    ) -> Result<JobId>;
     /// Records what a repair pass did with each finding, and enqueues the converge job of
     /// every account it enforces, in one transaction.
     async fn record_drift_repair(

@@ -71,3 +71,15 @@ pub struct CheckFleetHealth {}
 
 /// The queue of periodic fleet work: never behind provisioning or DNS.
 pub const FLEET_QUEUE: &str = "fleet";
+
+/// Scan servers for drift (one, or every healthy or degraded one) and repair by policy.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JobArgs)]
+#[river(
+    kind = "scan_drift",
+    queue = "fleet",
+    unique(by_args, by_state(available, pending, running, scheduled, retryable))
+)]
+pub struct ScanDrift {
+    #[river(unique)]
+    pub server_id: Option<i64>,
+}

@@ -12,6 +12,7 @@ mod fleet_sql {
 
     use super::{SqlStore, Tx, append_audit, begin};
     use crate::fleet_store::*;
+    use crate::jobs::ScanDrift;
     use crate::rows::{sql_now, to_json_list};
     use crate::{RequestContext, Result, Server, StoreError};
 
@@ -214,6 +215,35 @@ mod fleet_sql {
 
         async fn drift_findings(&self, server: Option<ServerId>) -> Result<Vec<DriftRecord>> {
             read_tx!(self, tx, { fetch_drift(tx, server).await })
+        }
+
+        async fn enqueue_drift_scan(
+            &self,
+            ctx: &RequestContext,
+            server: Option<ServerId>,
+        ) -> Result<JobId> {
+            write_tx!(self, tx, {
+                if let Some(server) = server {
+                    SqlStore::fetch_server(tx, server).await?;
+                }
+                let inserted = self
+                    .queue
+                    .insert(ScanDrift {
+                        server_id: server.map(ServerId::get),
+                    })
+                    .tx(&mut *tx)
+                    .await?;
+                let subject = server.map_or_else(|| "fleet".to_owned(), |s| format!("server:{s}"));
+                append_audit(
+                    tx,
+                    ctx,
+                    "drift.scan_requested",
+                    subject,
+                    json!({ "job": inserted.id() }),
+                )
+                .await?;
+                Ok(JobId(inserted.id()))
+            })
         }
 
         async fn record_drift_repair(

@@ -89,8 +89,7 @@ async fn provision(
         auto_provisioning: true,
         job_timeout: Duration::from_secs(600),
         retry_max_delay: Duration::from_secs(5),
-        health: Default::default(),
-        health_interval: None,
+        fleet_policy: Default::default(),
     };
     let started = Instant::now();
     let mut workers = drover::engine::start(Arc::new(engine), 50).unwrap();

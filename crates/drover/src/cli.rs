@@ -102,6 +102,43 @@ pub enum Command {
     /// DNS zones, records and providers.
     #[command(subcommand)]
     Dns(dns::DnsCommand),
+    /// Differences between servers and drover's records, and their repair.
+    #[command(subcommand)]
+    Drift(DriftCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DriftCommand {
+    /// List each server's domains once and record what differs from drover's accounts.
+    Scan {
+        /// Only this server [default: every healthy or degraded one].
+        #[arg(long)]
+        server: Option<ServerId>,
+    },
+    /// Scan, then repair by policy: converge jobs for accounts, disabling quarantined orphans.
+    Repair {
+        #[arg(long)]
+        server: Option<ServerId>,
+        /// Print the plan and change nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Repair even a pass larger than the limit.
+        #[arg(long)]
+        force: bool,
+    },
+    /// The findings of the last scans.
+    List {
+        #[arg(long)]
+        server: Option<ServerId>,
+    },
+    /// Delete an orphan from its server (never done automatically); --confirm repeats it.
+    DeleteOrphan {
+        #[arg(long)]
+        server: ServerId,
+        domain: String,
+        #[arg(long)]
+        confirm: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -551,6 +588,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         Command::Jobs(command) => jobs(command, &*store, &ctx, out).await,
         Command::Audit(command) => audit(command, &*store, out).await,
         Command::Dns(command) => dns::run(command, &store, &ctx, &config, out).await,
+        Command::Drift(command) => drift(command, &store, &ctx, &config, out).await,
         Command::Provisioning(command) => {
             match command {
                 ProvisioningCommand::Pause => store.set_provisioning_paused(&ctx, true).await?,
@@ -1053,4 +1091,125 @@ async fn audit(command: AuditCommand, store: &dyn Store, out: Output) -> anyhow:
         }
     }
     .context("audit")
+}
+
+/// The servers a drift command works on: the one named, or every healthy or degraded one.
+async fn drift_servers(
+    store: &dyn Store,
+    only: Option<ServerId>,
+) -> anyhow::Result<Vec<drover_store::Server>> {
+    Ok(match only {
+        Some(id) => vec![store.server(id).await?],
+        None => store
+            .servers(Page::new(None, Some(10_000)))
+            .await?
+            .into_iter()
+            .filter(|s| {
+                matches!(
+                    s.state,
+                    drover_core::ServerState::Healthy | drover_core::ServerState::Degraded
+                )
+            })
+            .collect(),
+    })
+}
+
+fn finding_rows(records: &[drover_store::DriftRecord]) -> Vec<Value> {
+    records
+        .iter()
+        .map(|r| {
+            json!({
+                "server": r.server_id, "kind": r.finding.kind.as_str(), "domain": r.finding.domain,
+                "account": r.finding.account_id, "expected": r.finding.expected,
+                "found": r.finding.found, "action": r.action,
+            })
+        })
+        .collect()
+}
+
+const FINDING_COLUMNS: &[&str] = &[
+    "server", "kind", "domain", "account", "expected", "found", "action",
+];
+
+async fn drift(
+    command: DriftCommand,
+    store: &Arc<dyn Store>,
+    ctx: &RequestContext,
+    config: &Config,
+    out: Output,
+) -> anyhow::Result<()> {
+    use crate::engine::drift;
+    let engine = crate::engine::Engine::from_config(Arc::clone(store), config)?;
+    match command {
+        DriftCommand::Scan { server } => {
+            let mut all = Vec::new();
+            for server in drift_servers(&**store, server).await? {
+                match drift::scan_server(&engine, ctx, &server).await {
+                    Ok(records) => all.extend(records),
+                    Err(e) => eprintln!("{}: {e}", server.spec.name),
+                }
+            }
+            out.list(&finding_rows(&all), FINDING_COLUMNS)
+        }
+        DriftCommand::Repair {
+            server,
+            dry_run,
+            force,
+        } => {
+            let mut outcomes = Vec::new();
+            for server in drift_servers(&**store, server).await? {
+                let outcome = drift::repair_server(&engine, ctx, &server, force, dry_run).await?;
+                outcomes.push(outcome);
+            }
+            if out.json {
+                return out.one(&outcomes);
+            }
+            for o in &outcomes {
+                let verb = if o.dry_run { "would touch" } else { "touches" };
+                println!(
+                    "{}: {} findings; the pass {verb} {} of at most {} domains",
+                    o.server,
+                    o.findings.len(),
+                    o.plan.touches,
+                    o.plan.limit
+                );
+                for (finding, action) in &o.plan.steps {
+                    let action = serde_json::to_value(action)?;
+                    println!(
+                        "  {:<9} {:<14} {}",
+                        cell(&action),
+                        finding.kind.as_str(),
+                        finding.domain
+                    );
+                }
+                if let Some(held) = &o.plan.held {
+                    println!("  held: {held}");
+                }
+                if !o.dry_run && o.plan.held.is_none() {
+                    println!(
+                        "  {} converge jobs enqueued, {} orphans quarantined",
+                        o.jobs.len(),
+                        o.quarantined.len()
+                    );
+                }
+                for failure in &o.failures {
+                    println!("  failed: {failure}");
+                }
+            }
+            Ok(())
+        }
+        DriftCommand::List { server } => out.list(
+            &finding_rows(&store.drift_findings(server).await?),
+            FINDING_COLUMNS,
+        ),
+        DriftCommand::DeleteOrphan {
+            server,
+            domain,
+            confirm,
+        } => {
+            let server = store.server(server).await?;
+            drift::delete_orphan(&engine, ctx, &server, &domain, &confirm).await?;
+            out.one(&json!({ "deleted": domain, "server": server.spec.name }))
+        }
+    }
 }

@@ -7,9 +7,13 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use drover_core::{CertFingerprint, HealthPolicy, PlacementPolicy, SafetyLimits, ZoneTemplate};
+use drover_core::{
+    CertFingerprint, DriftAction, DriftPolicy, HealthPolicy, PlacementPolicy, SafetyLimits,
+    ZoneTemplate,
+};
 use drover_virtualmin::{Timeouts, VirtualminSettings};
 
+use crate::engine::FleetPolicy;
 use crate::engine::dns::{DnsSettings, TerminatedZones};
 
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://drover.db";
@@ -30,10 +34,8 @@ pub struct Config {
     pub retry_max_delay: Duration,
     pub placement: PlacementPolicy,
     pub dns: DnsSettings,
-    /// `DROVER_HEALTH_FAIL_AFTER`, `DROVER_HEALTH_SLOW_MS`, `DROVER_HEALTH_CERT_WARN_DAYS`.
-    pub health: HealthPolicy,
-    /// `DROVER_HEALTH_INTERVAL`: how often the fleet is checked; 0 turns the checks off.
-    pub health_interval: Option<Duration>,
+    /// `DROVER_HEALTH_*` and `DROVER_DRIFT_*`: health checks and drift scans.
+    pub fleet: FleetPolicy,
 }
 
 /// The operator key: given in `DROVER_SEAL_KEY` (64 hex digits), or kept in a file
@@ -169,6 +171,13 @@ const SETTINGS: &[&str] = &[
     "DROVER_HEALTH_FAIL_AFTER",
     "DROVER_HEALTH_SLOW_MS",
     "DROVER_HEALTH_CERT_WARN_DAYS",
+    "DROVER_DRIFT_INTERVAL",
+    "DROVER_DRIFT_MISSING",
+    "DROVER_DRIFT_ORPHAN",
+    "DROVER_DRIFT_STATE_MISMATCH",
+    "DROVER_DRIFT_PLAN_MISMATCH",
+    "DROVER_DRIFT_MAX_PERCENT",
+    "DROVER_DRIFT_MAX_ACCOUNTS",
     "DROVER_DNS_NAMESERVERS",
     "DROVER_DNS_ADDRESS_TTL",
     "DROVER_DNS_TTL",
@@ -341,18 +350,13 @@ impl Config {
             )?,
             ..default_health
         };
-        let health_interval = sources.parse(
-            "DROVER_HEALTH_INTERVAL",
-            Some(Duration::from_secs(60)),
-            "seconds between checks of the fleet, like 60; 0 turns them off",
-            |v| {
-                let seconds = v
-                    .parse::<f64>()
-                    .ok()
-                    .filter(|s| s.is_finite() && (0.0..=86_400.0).contains(s))?;
-                Some((seconds > 0.0).then(|| Duration::from_secs_f64(seconds)))
-            },
-        )?;
+        let health_interval = interval(&sources, "DROVER_HEALTH_INTERVAL", 60.0)?;
+        let fleet = FleetPolicy {
+            health,
+            health_interval,
+            drift: drift_policy(&sources)?,
+            drift_interval: interval(&sources, "DROVER_DRIFT_INTERVAL", 3600.0)?,
+        };
         Ok(Self {
             database_url,
             listen,
@@ -363,8 +367,7 @@ impl Config {
             retry_max_delay,
             placement,
             dns,
-            health,
-            health_interval,
+            fleet,
         })
     }
 }
@@ -414,6 +417,77 @@ fn read_toml(path: &Path) -> Result<BTreeMap<String, String>, ConfigError> {
         }
     }
     Ok(values)
+}
+
+/// A period in seconds where 0 turns the periodic work off.
+fn interval(
+    sources: &Sources,
+    name: &str,
+    default_seconds: f64,
+) -> Result<Option<Duration>, ConfigError> {
+    sources.parse(
+        name,
+        Some(Duration::from_secs_f64(default_seconds)),
+        "seconds between runs, like 60; 0 turns them off",
+        |v| {
+            let seconds = v
+                .parse::<f64>()
+                .ok()
+                .filter(|s| s.is_finite() && (0.0..=7.0 * 86_400.0).contains(s))?;
+            Some((seconds > 0.0).then(|| Duration::from_secs_f64(seconds)))
+        },
+    )
+}
+
+/// The `DROVER_DRIFT_*` settings: the action per kind of finding and the limits of one pass.
+fn drift_policy(sources: &Sources) -> Result<DriftPolicy, ConfigError> {
+    let defaults = DriftPolicy::default();
+    let action = |name, default: DriftAction, allowed: &'static [(&'static str, DriftAction)]| {
+        let words: Vec<&str> = allowed.iter().map(|(w, _)| *w).collect();
+        sources.parse(
+            name,
+            default,
+            &format!("one of {}", words.join(", ")),
+            |v| {
+                allowed
+                    .iter()
+                    .find(|(w, _)| *w == v.to_ascii_lowercase())
+                    .map(|(_, a)| *a)
+            },
+        )
+    };
+    const FOR_ACCOUNTS: &[(&str, DriftAction)] =
+        &[("log", DriftAction::Log), ("enforce", DriftAction::Enforce)];
+    const FOR_ORPHANS: &[(&str, DriftAction)] = &[
+        ("log", DriftAction::Log),
+        ("quarantine", DriftAction::Quarantine),
+    ];
+    Ok(DriftPolicy {
+        missing: action("DROVER_DRIFT_MISSING", defaults.missing, FOR_ACCOUNTS)?,
+        state_mismatch: action(
+            "DROVER_DRIFT_STATE_MISMATCH",
+            defaults.state_mismatch,
+            FOR_ACCOUNTS,
+        )?,
+        plan_mismatch: action(
+            "DROVER_DRIFT_PLAN_MISMATCH",
+            defaults.plan_mismatch,
+            FOR_ACCOUNTS,
+        )?,
+        orphan: action("DROVER_DRIFT_ORPHAN", defaults.orphan, FOR_ORPHANS)?,
+        max_percent: sources.parse(
+            "DROVER_DRIFT_MAX_PERCENT",
+            defaults.max_percent,
+            "a percentage from 0 to 100",
+            |v| v.parse::<u8>().ok().filter(|p| *p <= 100),
+        )?,
+        max_accounts: sources.parse(
+            "DROVER_DRIFT_MAX_ACCOUNTS",
+            defaults.max_accounts,
+            "a whole number of accounts, at least 1",
+            |v| v.parse().ok().filter(|n| *n >= 1),
+        )?,
+    })
 }
 
 /// The `DROVER_DNS_*` settings: the account zone template, safety limits, what happens to a
@@ -542,6 +616,8 @@ mod tests {
             ("DROVER_DNS_PUSH_CONCURRENCY", "0"),
             ("DROVER_HEALTH_INTERVAL", "-5"),
             ("DROVER_HEALTH_FAIL_AFTER", "0"),
+            ("DROVER_DRIFT_ORPHAN", "enforce"),
+            ("DROVER_DRIFT_MISSING", "quarantine"),
         ] {
             let err = Config::load_from(Overrides::default(), env(&[(name, value)]))
                 .unwrap_err()
@@ -576,13 +652,20 @@ mod tests {
         assert_eq!(defaults.dns.on_terminate, TerminatedZones::Delete);
         assert_eq!(defaults.dns.limits.max_change_percent, 25);
         assert_eq!(defaults.dns.push_concurrency, 1);
-        assert_eq!(defaults.health_interval, Some(Duration::from_secs(60)));
+        assert_eq!(
+            defaults.fleet.health_interval,
+            Some(Duration::from_secs(60))
+        );
+        assert_eq!(
+            defaults.fleet.drift_interval,
+            Some(Duration::from_secs(3600))
+        );
         let off = Config::load_from(
             Overrides::default(),
             env(&[("DROVER_HEALTH_INTERVAL", "0")]),
         )
         .unwrap();
-        assert_eq!(off.health_interval, None);
+        assert_eq!(off.fleet.health_interval, None);
     }
 
     #[test]

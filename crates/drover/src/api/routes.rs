@@ -11,9 +11,9 @@ use drover_core::{
     Transition,
 };
 use drover_store::{
-    Account, AccountFilter, ApiToken, AuditFilter, AuditReport, Customer, JobCall, JobFilter,
-    JobState, JobSummary, NewService, Page, Plan, Server, ServerHealth, Service, ServiceFilter,
-    TransitionOutcome,
+    Account, AccountFilter, ApiToken, AuditFilter, AuditReport, Customer, DriftRecord, JobCall,
+    JobFilter, JobState, JobSummary, NewService, Page, Plan, Server, ServerHealth, Service,
+    ServiceFilter, TransitionOutcome,
 };
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
@@ -46,6 +46,8 @@ pub fn v1() -> Router<AppState> {
         .route("/api/v1/servers/{id}", get(get_server).patch(update_server))
         .route("/api/v1/servers/{id}/health", get(server_health))
         .route("/api/v1/servers/{id}/maintenance", post(set_maintenance))
+        .route("/api/v1/servers/{id}/drift-scan", post(scan_drift))
+        .route("/api/v1/drift", get(list_drift))
         .route("/api/v1/services", post(create_service).get(list_services))
         .route("/api/v1/services/bulk", post(bulk_services))
         .route("/api/v1/services/{id}", get(get_service))
@@ -254,6 +256,37 @@ async fn server_health(State(app): State<AppState>, Path(id): Path<String>) -> R
             "server {id} has not been checked yet; checks run every DROVER_HEALTH_INTERVAL"
         ))),
     }
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+struct DriftQuery {
+    #[param(value_type = Option<i64>)]
+    server_id: Option<ServerId>,
+}
+
+#[utoipa::path(get, path = "/api/v1/drift", tag = "servers", params(DriftQuery),
+    responses((status = 200, description = "the findings of each server's last scan", body = [DriftRecord])))]
+async fn list_drift(
+    State(app): State<AppState>,
+    Query(query): Query<DriftQuery>,
+) -> Reply<Vec<DriftRecord>> {
+    Ok(axum::Json(app.store.drift_findings(query.server_id).await?))
+}
+
+#[utoipa::path(post, path = "/api/v1/servers/{id}/drift-scan", tag = "servers",
+    responses((status = 202, description = "the scan-and-repair job", body = Accepted), (status = 404, body = ErrorBody)))]
+async fn scan_drift(
+    State(app): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<String>,
+) -> Created<Accepted> {
+    let id: ServerId = path_id("server", &id)?;
+    let job_id = app
+        .store
+        .enqueue_drift_scan(&caller.context(), Some(id))
+        .await?;
+    Ok((StatusCode::ACCEPTED, axum::Json(Accepted::new(job_id))))
 }
 
 /// Maintenance on (`true`) or off.

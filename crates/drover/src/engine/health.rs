@@ -82,7 +82,7 @@ pub async fn check_fleet(
     for (server, probe) in servers.iter().zip(probes) {
         let change = engine
             .store
-            .record_health(ctx, server.id, &probe, &engine.health)
+            .record_health(ctx, server.id, &probe, &engine.fleet_policy.health)
             .await?;
         for state in ServerState::ALL {
             let value = if state == change.server.state {

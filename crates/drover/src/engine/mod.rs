@@ -2,6 +2,7 @@
 
 mod converge;
 pub mod dns;
+pub mod drift;
 mod fleet;
 pub mod health;
 pub mod seal;
@@ -31,9 +32,20 @@ pub struct Engine {
     pub job_timeout: std::time::Duration,
     /// The longest wait between two tries of a failing job.
     pub retry_max_delay: std::time::Duration,
+    /// Health checks and drift scans: what they judge and how often they run.
+    pub fleet_policy: FleetPolicy,
+}
+
+/// The periodic fleet work and its thresholds.
+#[derive(Debug, Clone, Default)]
+pub struct FleetPolicy {
     pub health: drover_core::HealthPolicy,
     /// How often the elected leader checks the fleet's health (`None`: never).
     pub health_interval: Option<std::time::Duration>,
+    pub drift: drover_core::DriftPolicy,
+    /// How often the elected leader scans every server for drift and repairs it by policy
+    /// (`None`: only when an operator asks).
+    pub drift_interval: Option<std::time::Duration>,
 }
 
 /// Retries after 1 s, 2 s, 4 s, … up to a ceiling, with jitter: a flaky server is tried again
@@ -66,6 +78,8 @@ pub fn start(engine: Arc<Engine>, concurrency: usize) -> Result<RunHandle, river
     workers.add_fn(move |context, job| dns::run_sync(Arc::clone(&for_dns), context, job))?;
     let for_health = Arc::clone(&engine);
     workers.add_fn(move |context, job| health::run_check(Arc::clone(&for_health), context, job))?;
+    let for_drift = Arc::clone(&engine);
+    workers.add_fn(move |context, job| drift::run_scan(Arc::clone(&for_drift), context, job))?;
     let for_rewrite = Arc::clone(&engine);
     workers.add_fn(move |context, job| dns::run_rewrite(Arc::clone(&for_rewrite), context, job))?;
     let for_password = Arc::clone(&engine);
@@ -80,13 +94,20 @@ pub fn start(engine: Arc<Engine>, concurrency: usize) -> Result<RunHandle, river
         .with_rescuer_interval((rescue_after / 2).min(std::time::Duration::from_secs(30)));
     let mut builder = engine.store.job_client_builder();
     // Periodic work, enqueued by whichever process River elects leader.
-    if let Some(interval) = engine.health_interval {
+    if let Some(interval) = engine.fleet_policy.health_interval {
         builder = builder.periodic_job(riverqueue::PeriodicJob::with_options(
             riverqueue::IntervalSchedule::new(interval)?,
             || drover_store::jobs::CheckFleetHealth {},
             riverqueue::PeriodicJobOpts::new()
                 .with_id("fleet-health")
                 .with_run_on_start(true),
+        ));
+    }
+    if let Some(interval) = engine.fleet_policy.drift_interval {
+        builder = builder.periodic_job(riverqueue::PeriodicJob::with_options(
+            riverqueue::IntervalSchedule::new(interval)?,
+            || drover_store::jobs::ScanDrift { server_id: None },
+            riverqueue::PeriodicJobOpts::new().with_id("drift-scan"),
         ));
     }
     let client = builder
@@ -129,8 +150,7 @@ impl Engine {
             auto_provisioning: config.virtualmin.auto_provisioning_enabled,
             job_timeout: config.job_timeout,
             retry_max_delay: config.retry_max_delay,
-            health: config.health,
-            health_interval: config.health_interval,
+            fleet_policy: config.fleet.clone(),
         })
     }
 }

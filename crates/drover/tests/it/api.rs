@@ -910,4 +910,18 @@ async fn server_health_is_shown_and_maintenance_set(api: Api) {
         "{:?}",
         bad.body
     );
+    // Drift: findings of the last scans, and a scan-and-repair job on request.
+    assert_eq!(api.get("/api/v1/drift?server_id=1").await.body, json!([]));
+    let scan = api.post("/api/v1/servers/1/drift-scan", json!({})).await;
+    assert_eq!(scan.status, StatusCode::ACCEPTED, "{:?}", scan.body);
+    let job = api
+        .get(&format!("/api/v1/jobs/{}", scan.body["job_id"]))
+        .await;
+    assert_eq!(job.body["kind"], "scan_drift");
+    assert_eq!(
+        api.post("/api/v1/servers/77/drift-scan", json!({}))
+            .await
+            .status,
+        StatusCode::NOT_FOUND
+    );
 }

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use drover::engine::{Dns, Engine, Fleet, Sealer};
+use drover::engine::{Dns, Engine, Fleet, FleetPolicy, Sealer};
 use drover_core::{PlacementPolicy, ServerId, ServerState};
 use drover_store::{AuditFilter, RequestContext, Store};
 use drover_testkit::virtualmin::{SimConfig, VirtualminSim};
@@ -70,8 +70,10 @@ async fn the_scheduler_checks_the_fleet_and_states_follow_consecutive_results() 
         auto_provisioning: true,
         job_timeout: Duration::from_secs(30),
         retry_max_delay: Duration::from_secs(1),
-        health: drover_core::HealthPolicy::default(),
-        health_interval: Some(Duration::from_millis(300)),
+        fleet_policy: FleetPolicy {
+            health_interval: Some(Duration::from_millis(300)),
+            ..FleetPolicy::default()
+        },
     };
     let mut workers = drover::engine::start(Arc::new(engine), 4).unwrap();
 

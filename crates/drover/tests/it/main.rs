@@ -4,6 +4,7 @@
 mod api;
 mod command;
 mod dns;
+mod drift;
 mod fleet_scale;
 mod health;
 mod provisioning;

@@ -61,8 +61,7 @@ async fn setup(store: Arc<dyn Store>, keep: Box<dyn std::any::Any + Send>) -> Fl
         auto_provisioning: true,
         job_timeout: Duration::from_secs(30),
         retry_max_delay: Duration::from_secs(1),
-        health: Default::default(),
-        health_interval: None,
+        fleet_policy: Default::default(),
     };
     let workers = drover::engine::start(Arc::new(engine), 4).unwrap();
     Fleetwork {

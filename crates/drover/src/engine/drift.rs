@@ -1,0 +1,251 @@
+//! Drift: one `list-domains multiline=` call per server compared with drover's accounts there,
+//! each finding recorded, then a repair pass by policy (converge jobs for accounts, disabling
+//! for quarantined orphans) unless it is larger than the limit. Orphans are deleted only by an
+//! operator's explicit action.
+
+use std::sync::Arc;
+
+use drover_core::{
+    AccountId, DriftAction, DriftKind, Listed, RepairPlan, ServerState, find_drift, plan_repair,
+};
+use drover_store::{DriftRecord, RequestContext, Server, StoreError};
+use drover_virtualmin::VirtualminError;
+use riverqueue::{Job, WorkContext, WorkOutcome};
+use serde::Serialize;
+use serde_json::json;
+
+use super::Engine;
+
+#[derive(Debug, thiserror::Error)]
+pub enum DriftError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The listing failed: nothing is derived from a failed observation.
+    #[error("server {server} could not be observed, so no drift was derived: {source}")]
+    Observation {
+        server: String,
+        #[source]
+        source: VirtualminError,
+    },
+    #[error("server {server}: {message}")]
+    Unusable { server: String, message: String },
+    #[error("{0}")]
+    Refused(String),
+}
+
+/// A repair pass: its plan and what it did.
+#[derive(Debug, Clone, Serialize)]
+pub struct RepairOutcome {
+    pub server: String,
+    pub findings: Vec<DriftRecord>,
+    pub plan: RepairPlan,
+    pub dry_run: bool,
+    /// Converge jobs enqueued for enforced accounts.
+    pub jobs: Vec<drover_core::JobId>,
+    pub quarantined: Vec<String>,
+    pub failures: Vec<String>,
+}
+
+/// Lists the server's domains once and records what differs from drover's accounts there.
+pub async fn scan_server(
+    engine: &Engine,
+    ctx: &RequestContext,
+    server: &Server,
+) -> Result<Vec<DriftRecord>, DriftError> {
+    let name = server.spec.name.to_string();
+    let client = engine
+        .fleet
+        .client(server)
+        .map_err(|e| DriftError::Unusable {
+            server: name.clone(),
+            message: e.to_string(),
+        })?;
+    let domains = client
+        .list_domains()
+        .await
+        .map_err(|source| DriftError::Observation {
+            server: name,
+            source,
+        })?;
+    let listed: Vec<Listed> = domains
+        .into_iter()
+        .map(|d| Listed {
+            disabled: d.disabled.is_some(),
+            plan: d.plan,
+            parent: d.parent.or(d.alias_of),
+            domain: d.domain,
+        })
+        .collect();
+    let expected = engine.store.server_expectations(server.id).await?;
+    let findings = find_drift(&expected, &listed);
+    let records = engine.store.record_drift(ctx, server.id, &findings).await?;
+    for kind in DriftKind::ALL {
+        let count = findings.iter().filter(|f| f.kind == kind).count();
+        metrics::gauge!("drift_findings", "server" => server.spec.name.to_string(), "kind" => kind.as_str())
+            .set(count as f64);
+    }
+    Ok(records)
+}
+
+/// Scans the server, plans the repair by policy and, unless `dry_run` or over the limit
+/// (without `force`), carries it out.
+pub async fn repair_server(
+    engine: &Engine,
+    ctx: &RequestContext,
+    server: &Server,
+    force: bool,
+    dry_run: bool,
+) -> Result<RepairOutcome, DriftError> {
+    let findings = scan_server(engine, ctx, server).await?;
+    let accounts = engine.store.server_expectations(server.id).await?.len();
+    let plain: Vec<_> = findings.iter().map(|r| r.finding.clone()).collect();
+    let plan = plan_repair(&plain, accounts, &engine.fleet_policy.drift, force);
+    let mut outcome = RepairOutcome {
+        server: server.spec.name.to_string(),
+        findings,
+        plan,
+        dry_run,
+        jobs: Vec::new(),
+        quarantined: Vec::new(),
+        failures: Vec::new(),
+    };
+    if dry_run {
+        return Ok(outcome);
+    }
+    if let Some(held) = &outcome.plan.held {
+        engine
+            .store
+            .audit(
+                ctx,
+                "drift.held",
+                format!("server:{}", server.id),
+                json!({ "reason": held }),
+            )
+            .await?;
+        return Ok(outcome);
+    }
+    let client = engine
+        .fleet
+        .client(server)
+        .map_err(|e| DriftError::Unusable {
+            server: outcome.server.clone(),
+            message: e.to_string(),
+        })?;
+    let mut actions = Vec::new();
+    let mut enforce: Vec<AccountId> = Vec::new();
+    for (record, (_, action)) in outcome.findings.iter().zip(&outcome.plan.steps) {
+        match action {
+            DriftAction::Log => {}
+            DriftAction::Enforce => enforce.extend(record.finding.account_id),
+            DriftAction::Quarantine => {
+                let reason = "drover: not in drover's records (quarantined orphan)";
+                match client
+                    .disable_domain(&record.finding.domain, Some(reason))
+                    .await
+                {
+                    Ok(()) => outcome.quarantined.push(record.finding.domain.clone()),
+                    Err(e) => {
+                        outcome
+                            .failures
+                            .push(format!("{}: {e}", record.finding.domain));
+                        continue;
+                    }
+                }
+            }
+        }
+        actions.push((record.id, *action));
+    }
+    enforce.sort();
+    enforce.dedup();
+    outcome.jobs = engine
+        .store
+        .record_drift_repair(ctx, server.id, &actions, &enforce)
+        .await?;
+    Ok(outcome)
+}
+
+/// Deletes an orphan from its server: only on an operator's explicit request, only for a domain
+/// the last scan found as an orphan there, with its name repeated.
+pub async fn delete_orphan(
+    engine: &Engine,
+    ctx: &RequestContext,
+    server: &Server,
+    domain: &str,
+    confirm: &str,
+) -> Result<(), DriftError> {
+    if confirm != domain {
+        return Err(DriftError::Refused(format!(
+            "--confirm must repeat the orphan's domain ({domain}) to delete it"
+        )));
+    }
+    let findings = engine.store.drift_findings(Some(server.id)).await?;
+    let is_orphan = findings
+        .iter()
+        .any(|r| r.finding.kind == DriftKind::Orphan && r.finding.domain == domain);
+    if !is_orphan {
+        return Err(DriftError::Refused(format!(
+            "{domain} is not an orphan found on {} by the last scan; scan first (drover drift scan)",
+            server.spec.name
+        )));
+    }
+    let client = engine
+        .fleet
+        .client(server)
+        .map_err(|e| DriftError::Unusable {
+            server: server.spec.name.to_string(),
+            message: e.to_string(),
+        })?;
+    client
+        .delete_domain(domain)
+        .await
+        .map_err(|source| DriftError::Observation {
+            server: server.spec.name.to_string(),
+            source,
+        })?;
+    engine
+        .store
+        .audit(
+            ctx,
+            "drift.orphan_deleted",
+            format!("server:{}", server.id),
+            json!({ "domain": domain }),
+        )
+        .await?;
+    Ok(())
+}
+
+/// `scan_drift`: one server, or every healthy or degraded one, repaired by policy (never
+/// forced). A server that cannot be listed is skipped with its reason in the job's output.
+pub async fn run_scan(
+    engine: Arc<Engine>,
+    context: WorkContext,
+    job: Job<drover_store::jobs::ScanDrift>,
+) -> Result<WorkOutcome, DriftError> {
+    let ctx = RequestContext {
+        actor: "drover".into(),
+        correlation_id: format!("job-{}", job.id()),
+    };
+    let servers: Vec<Server> = match job.args.server_id {
+        Some(id) => vec![engine.store.server(drover_core::ServerId(id)).await?],
+        None => engine
+            .store
+            .servers(drover_store::Page::new(None, Some(10_000)))
+            .await?
+            .into_iter()
+            .filter(|s| matches!(s.state, ServerState::Healthy | ServerState::Degraded))
+            .collect(),
+    };
+    let mut report = Vec::new();
+    for server in &servers {
+        let line = match repair_server(&engine, &ctx, server, false, false).await {
+            Ok(o) => json!({
+                "server": o.server, "findings": o.findings.len(), "held": o.plan.held,
+                "enforced": o.jobs.len(), "quarantined": o.quarantined, "failures": o.failures,
+            }),
+            Err(e) => json!({ "server": server.spec.name, "error": e.to_string() }),
+        };
+        report.push(line);
+    }
+    let _ = context.record_output(json!({ "servers": report }));
+    Ok(WorkOutcome::Complete)
+}

@@ -1,0 +1,243 @@
+//! Drift made by hand on a simulator (an extra domain, a deleted one, a disabled one): found,
+//! limited, repaired by policy; an orphan quarantined, then deleted only when an operator asks.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use drover::engine::drift::{delete_orphan, repair_server, scan_server};
+use drover::engine::{Dns, Engine, Fleet, FleetPolicy, Sealer};
+use drover_core::{
+    CustomerSpec, DomainName, DriftAction, DriftKind, DriftPolicy, PlacementPolicy, Transition,
+};
+use drover_store::{NewService, RequestContext, Store};
+use drover_testkit::virtualmin::{SimConfig, VirtualminSim};
+
+fn ctx() -> RequestContext {
+    RequestContext {
+        actor: "test".into(),
+        correlation_id: "drift-1".into(),
+    }
+}
+
+struct Setup {
+    store: Arc<dyn Store>,
+    sim: VirtualminSim,
+    engine: Arc<Engine>,
+    workers: riverqueue::RunHandle,
+    server: drover_store::Server,
+    _dir: tempfile::TempDir,
+}
+
+async fn setup(accounts: usize) -> Setup {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("drover.db").display());
+    let store: Arc<dyn Store> = drover_store::open(&url).await.unwrap();
+    let sim = VirtualminSim::start(SimConfig {
+        tls: true,
+        password: "pw".into(),
+        ..SimConfig::default()
+    })
+    .await
+    .unwrap();
+    sim.with_state(|s| s.plans.push("Web".into()));
+    std::fs::write(dir.path().join("vm.password"), "pw").unwrap();
+    let record = sim.server_record(
+        "vm1",
+        &dir.path().join("vm.password"),
+        serde_json::json!({"capacity": 100}),
+    );
+    let server = store
+        .create_server(&ctx(), serde_json::from_value(record).unwrap())
+        .await
+        .unwrap();
+    let plan = serde_json::json!({"name": "Web", "features": ["dir", "web"]});
+    let plan = store
+        .create_plan(&ctx(), serde_json::from_value(plan).unwrap())
+        .await
+        .unwrap();
+    let customer = store
+        .create_customer(&ctx(), CustomerSpec::new("Ana", None, None).unwrap())
+        .await
+        .unwrap();
+    let engine = Arc::new(Engine {
+        store: Arc::clone(&store),
+        fleet: Fleet::new(drover_virtualmin::VirtualminSettings {
+            rate_qps: 50.0,
+            retry_delay: Duration::from_millis(20),
+            ..Default::default()
+        }),
+        dns: Dns::new(Arc::clone(&store), Default::default()),
+        sealer: Arc::new(Sealer::from_hex(&"42".repeat(32)).unwrap()),
+        placement: PlacementPolicy::default(),
+        auto_provisioning: true,
+        job_timeout: Duration::from_secs(30),
+        retry_max_delay: Duration::from_secs(1),
+        fleet_policy: FleetPolicy {
+            drift: DriftPolicy {
+                orphan: DriftAction::Quarantine,
+                ..DriftPolicy::default()
+            },
+            ..FleetPolicy::default()
+        },
+    });
+    let workers = drover::engine::start(Arc::clone(&engine), 4).unwrap();
+    for i in 0..accounts {
+        let new = NewService {
+            customer_id: customer.id,
+            plan_id: plan.id,
+            domain: DomainName::parse(&format!("site{i}.ro")).unwrap(),
+        };
+        let service = store.create_service(&ctx(), new).await.unwrap();
+        store
+            .transition_service(&ctx(), service.id, Transition::Activate, None)
+            .await
+            .unwrap();
+    }
+    let setup = Setup {
+        store,
+        sim,
+        engine,
+        workers,
+        server,
+        _dir: dir,
+    };
+    setup
+        .until("every account is on the server", |s| {
+            s.sim.domain_names().len() == accounts
+        })
+        .await;
+    setup
+        .until("every job is done", |s| {
+            let _ = s;
+            true
+        })
+        .await;
+    setup
+}
+
+impl Setup {
+    async fn until(&self, what: &str, check: impl Fn(&Self) -> bool) {
+        for _ in 0..300 {
+            if check(self) {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("timed out waiting until {what}");
+    }
+
+    fn disabled(&self, domain: &str) -> bool {
+        self.sim
+            .with_state(|s| s.domains.get(domain).is_some_and(|d| d.disabled.is_some()))
+    }
+
+    /// Drift made by hand, as someone with root on the server would.
+    fn make_drift(&self, delete: &[&str], disable: &str, extra: &str) {
+        self.sim.with_state(|s| {
+            for domain in delete {
+                s.domains.remove(*domain);
+            }
+            s.domains.get_mut(disable).unwrap().disabled = Some("by hand".into());
+            let mut orphan = s.domains.values().next().unwrap().clone();
+            orphan.name = extra.into();
+            orphan.unix_user = "stray".into();
+            orphan.id += 1000;
+            orphan.disabled = None;
+            s.domains.insert(extra.into(), orphan);
+        });
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn drift_made_by_hand_is_found_limited_and_repaired() {
+    let mut s = setup(20).await;
+    s.make_drift(&["site3.ro"], "site5.ro", "stray.ro");
+    let findings = scan_server(&s.engine, &ctx(), &s.server).await.unwrap();
+    let mut kinds: Vec<(DriftKind, String)> = findings
+        .iter()
+        .map(|r| (r.finding.kind, r.finding.domain.clone()))
+        .collect();
+    kinds.sort();
+    assert_eq!(
+        kinds,
+        [
+            (DriftKind::Missing, "site3.ro".to_owned()),
+            (DriftKind::Orphan, "stray.ro".to_owned()),
+            (DriftKind::StateMismatch, "site5.ro".to_owned()),
+        ]
+    );
+    // 20 accounts: at most 2 domains per pass (10 %); this pass touches 3 (the orphan too).
+    let dry = repair_server(&s.engine, &ctx(), &s.server, false, true)
+        .await
+        .unwrap();
+    assert_eq!((dry.plan.touches, dry.plan.limit), (3, 2));
+    assert!(dry.plan.held.is_some());
+    let held = repair_server(&s.engine, &ctx(), &s.server, false, false)
+        .await
+        .unwrap();
+    assert!(
+        held.jobs.is_empty() && held.quarantined.is_empty(),
+        "a held pass changes nothing"
+    );
+    assert!(!s.sim.domain_names().contains(&"site3.ro".to_owned()));
+    // Forced: converge jobs recreate and re-enable; the orphan is disabled, not deleted.
+    let forced = repair_server(&s.engine, &ctx(), &s.server, true, false)
+        .await
+        .unwrap();
+    assert_eq!(
+        (forced.jobs.len(), forced.quarantined.as_slice()),
+        (2, ["stray.ro".to_owned()].as_slice())
+    );
+    s.until("site3.ro is back and site5.ro enabled", |s| {
+        s.sim.domain_names().contains(&"site3.ro".to_owned()) && !s.disabled("site5.ro")
+    })
+    .await;
+    assert!(s.disabled("stray.ro"));
+    let after = scan_server(&s.engine, &ctx(), &s.server).await.unwrap();
+    assert_eq!(
+        after.len(),
+        1,
+        "only the quarantined orphan is left: {after:?}"
+    );
+    assert_eq!(
+        (after[0].finding.kind, after[0].finding.found.as_deref()),
+        (DriftKind::Orphan, Some("disabled"))
+    );
+    // The orphan goes only when an operator asks, repeating its name.
+    let refused = delete_orphan(&s.engine, &ctx(), &s.server, "stray.ro", "stray")
+        .await
+        .unwrap_err();
+    assert!(refused.to_string().contains("repeat"), "{refused}");
+    let ours = delete_orphan(&s.engine, &ctx(), &s.server, "site1.ro", "site1.ro")
+        .await
+        .unwrap_err();
+    assert!(ours.to_string().contains("not an orphan"), "{ours}");
+    delete_orphan(&s.engine, &ctx(), &s.server, "stray.ro", "stray.ro")
+        .await
+        .unwrap();
+    assert!(!s.sim.domain_names().contains(&"stray.ro".to_owned()));
+    assert!(
+        scan_server(&s.engine, &ctx(), &s.server)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    // A failed listing is a failed observation: no findings replace the last scan's.
+    s.sim.set_down(true);
+    let err = scan_server(&s.engine, &ctx(), &s.server).await.unwrap_err();
+    assert!(err.to_string().contains("no drift was derived"), "{err}");
+    s.sim.set_down(false);
+    // The scan job (what the scheduler enqueues) repairs by policy on its own.
+    s.sim
+        .with_state(|st| st.domains.get_mut("site7.ro").unwrap().disabled = Some("by hand".into()));
+    let job = s
+        .store
+        .enqueue_drift_scan(&ctx(), Some(s.server.id))
+        .await
+        .unwrap();
+    s.until("site7.ro is enabled again", |s| !s.disabled("site7.ro"))
+        .await;
+    let summary = s.store.job(job).await.unwrap();
+    assert_eq!(summary.kind, "scan_drift");
+    s.workers.stop().await.unwrap();
+}
