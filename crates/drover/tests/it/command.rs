@@ -541,3 +541,116 @@ async fn an_operator_checks_servers_and_sets_maintenance() {
     let (success, _, stderr) = run(d, &["servers", "maintenance", "1"]).await;
     assert!(!success && stderr.contains("--on"), "{stderr}");
 }
+
+#[tokio::test]
+async fn an_operator_scans_drift_and_deletes_an_orphan_only_when_asked() {
+    use drover_testkit::virtualmin::{Kind, SimConfig, SimDomain, VirtualminSim};
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let sim = VirtualminSim::start(SimConfig {
+        tls: true,
+        password: "pw-2".into(),
+        ..SimConfig::default()
+    })
+    .await
+    .unwrap();
+    sim.with_state(|s| {
+        s.domains.insert(
+            "stray.ro".into(),
+            SimDomain {
+                name: "stray.ro".into(),
+                id: 1,
+                kind: Kind::TopLevel,
+                parent: None,
+                unix_user: "stray".into(),
+                description: String::new(),
+                plan: "Default Plan".into(),
+                template: "Default Settings".into(),
+                features: vec!["dir".into()],
+                disabled: None,
+                password: "x".into(),
+                quota_blocks: None,
+                created_unix: 0,
+                mailboxes: Default::default(),
+                databases: Vec::new(),
+            },
+        )
+    });
+    std::fs::write(d.join("vm.password"), "pw-2").unwrap();
+    let credentials = format!("file:{}", d.join("vm.password").display());
+    let (port, pin) = (
+        sim.addr().port().to_string(),
+        sim.certificate_sha256().unwrap(),
+    );
+    let ok = |(success, stdout, stderr): (bool, String, String)| {
+        assert!(success, "stdout: {stdout}\nstderr: {stderr}");
+        stdout
+    };
+    ok(run(
+        d,
+        &[
+            "servers",
+            "add",
+            "--name",
+            "vm1",
+            "--hostname",
+            "127.0.0.1",
+            "--port",
+            &port,
+            "--capacity",
+            "10",
+            "--credentials",
+            &credentials,
+            "--pin-sha256",
+            &pin,
+        ],
+    )
+    .await);
+    let scan = ok(run(d, &["drift", "scan", "--server", "1"]).await);
+    assert!(
+        scan.contains("orphan") && scan.contains("stray.ro"),
+        "{scan}"
+    );
+    let plan = ok(run(d, &["drift", "repair", "--dry-run", "--server", "1"]).await);
+    assert!(
+        plan.contains("would touch 0") && plan.contains("log"),
+        "{plan}"
+    );
+    let (success, _, stderr) = run(
+        d,
+        &[
+            "drift",
+            "delete-orphan",
+            "--server",
+            "1",
+            "stray.ro",
+            "--confirm",
+            "other.ro",
+        ],
+    )
+    .await;
+    assert!(!success && stderr.contains("repeat"), "{stderr}");
+    assert!(
+        sim.domain_names().contains(&"stray.ro".to_owned()),
+        "still there"
+    );
+    ok(run(
+        d,
+        &[
+            "drift",
+            "delete-orphan",
+            "--server",
+            "1",
+            "stray.ro",
+            "--confirm",
+            "stray.ro",
+        ],
+    )
+    .await);
+    assert!(sim.domain_names().is_empty());
+    let listed = ok(run(d, &["--json", "drift", "list"]).await);
+    assert!(
+        listed.contains("stray.ro"),
+        "the finding stays until the next scan: {listed}"
+    );
+}

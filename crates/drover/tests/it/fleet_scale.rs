@@ -84,6 +84,9 @@ impl Cluster {
             .env("DROVER_JOB_TIMEOUT", "4")
             .env("DROVER_JOB_RETRY_MAX_DELAY", "2")
             .env("RUST_LOG", "error")
+            // These proofs count provisioning jobs and calls: no periodic fleet work beside them.
+            .env("DROVER_HEALTH_INTERVAL", "0")
+            .env("DROVER_DRIFT_INTERVAL", "0")
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .kill_on_drop(true);
