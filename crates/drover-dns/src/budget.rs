@@ -111,6 +111,14 @@ impl CallBudget {
     }
 }
 
+/// A budget kept outside the process (drover's database), so several drover processes using
+/// one token stay under its limit together.
+#[async_trait::async_trait]
+pub trait SharedBudget: Send + Sync + std::fmt::Debug {
+    /// Counts one call if it fits: `Ok(None)` to go now, `Ok(Some(wait))` to try again later.
+    async fn reserve(&self) -> Result<Option<Duration>, String>;
+}
+
 /// One budget per token, shared by every client in the process that uses the token.
 #[derive(Debug, Clone, Default)]
 pub struct CallBudgets {

@@ -15,7 +15,7 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use crate::budget::{CallBudget, CallBudgets};
+use crate::budget::{CallBudget, CallBudgets, SharedBudget};
 use crate::error::snippet;
 use crate::http::{http_client, record_request, unreachable};
 use crate::provider::{Applied, DnsProvider, ListedZone, ProviderZone, ZoneRef};
@@ -65,6 +65,8 @@ pub struct CloudflareClient {
     settings: CloudflareSettings,
     http: reqwest::Client,
     budget: Arc<CallBudget>,
+    /// The token's budget across every drover process, where there are several.
+    shared: Option<Arc<dyn SharedBudget>>,
 }
 
 #[derive(Deserialize)]
@@ -128,11 +130,40 @@ impl CloudflareClient {
             settings,
             http,
             budget,
+            shared: None,
         })
     }
 
     pub fn budget(&self) -> &CallBudget {
         &self.budget
+    }
+
+    /// Counts every call also in a budget shared with other processes.
+    pub fn with_shared_budget(mut self, shared: Arc<dyn SharedBudget>) -> Self {
+        self.shared = Some(shared);
+        self
+    }
+
+    /// Waits until the shared budget (if any) has room for one more call.
+    async fn reserve_shared(&self) -> Result<()> {
+        let Some(shared) = &self.shared else {
+            return Ok(());
+        };
+        loop {
+            match shared.reserve().await {
+                Ok(None) => return Ok(()),
+                Ok(Some(wait)) => {
+                    tracing::debug!(?wait, "shared call budget spent; waiting");
+                    tokio::time::sleep(wait).await;
+                }
+                Err(message) => {
+                    return Err(DnsError::Unreachable {
+                        url: "drover's shared call budget".into(),
+                        message,
+                    });
+                }
+            }
+        }
     }
 
     /// One API call inside the budget; 429 waits `retry-after` (and holds every call of the
@@ -143,6 +174,10 @@ impl CloudflareClient {
         loop {
             attempt += 1;
             let ticket = self.budget.acquire().await;
+            if let Err(e) = self.reserve_shared().await {
+                self.budget.answered(ticket);
+                return Err(e);
+            }
             let mut request = self
                 .http
                 .request(method.clone(), &url)

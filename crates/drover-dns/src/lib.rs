@@ -10,7 +10,7 @@ mod powerdns;
 mod provider;
 mod query;
 
-pub use budget::{BudgetTicket, CallBudget, CallBudgets};
+pub use budget::{BudgetTicket, CallBudget, CallBudgets, SharedBudget};
 pub use cloudflare::{CLOUDFLARE_API, CloudflareClient, CloudflareSettings, FREE_BATCH_SIZE};
 pub use drover_core::{RecordIds, RecordKey};
 pub use error::{DnsError, Result};

@@ -245,6 +245,14 @@ pub trait DnsStore: Send + Sync {
     ) -> Result<JobId>;
     /// Enqueues the failover rewrite as a job, audited.
     async fn enqueue_rewrite(&self, ctx: &RequestContext, moved: &AddressMove) -> Result<JobId>;
+    /// Counts one call against a budget shared by every drover process: `None` if it may go
+    /// now (and is counted), or how long (milliseconds) until one leaves the window.
+    async fn reserve_provider_call(
+        &self,
+        key: &str,
+        limit: u32,
+        window_ms: i64,
+    ) -> Result<Option<i64>>;
     async fn record_ids(&self, zone: ZoneId, provider: DnsProviderId) -> Result<RecordIds>;
     /// Records what providers did for zones, all in one transaction (a failover records a
     /// thousand at once).

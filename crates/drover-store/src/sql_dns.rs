@@ -680,6 +680,47 @@ mod dns_sql {
             })
         }
 
+        async fn reserve_provider_call(
+            &self,
+            key: &str,
+            limit: u32,
+            window_ms: i64,
+        ) -> Result<Option<i64>> {
+            write_tx!(self, tx, {
+                // Touching the key's row first serialises reservations on it (a row lock on
+                // PostgreSQL; SQLite has one writer anyway), so a count and its insert agree.
+                sqlx::query(
+                    "INSERT INTO provider_budgets (budget_key, reserved) VALUES ($1, 0) \
+                     ON CONFLICT (budget_key) DO UPDATE SET reserved = provider_budgets.reserved + 1",
+                )
+                .bind(key)
+                .execute(&mut **tx)
+                .await?;
+                let now = jiff::Timestamp::now().as_millisecond();
+                sqlx::query("DELETE FROM provider_calls WHERE budget_key = $1 AND at_ms <= $2")
+                    .bind(key)
+                    .bind(now - window_ms)
+                    .execute(&mut **tx)
+                    .await?;
+                let (count, oldest): (i64, Option<i64>) = sqlx::query_as(
+                    "SELECT COUNT(*), MIN(at_ms) FROM provider_calls WHERE budget_key = $1",
+                )
+                .bind(key)
+                .fetch_one(&mut **tx)
+                .await?;
+                if count < i64::from(limit) {
+                    sqlx::query("INSERT INTO provider_calls (budget_key, at_ms) VALUES ($1, $2)")
+                        .bind(key)
+                        .bind(now)
+                        .execute(&mut **tx)
+                        .await?;
+                    Ok(None)
+                } else {
+                    Ok(Some((oldest.unwrap_or(now) + window_ms - now).max(1)))
+                }
+            })
+        }
+
         async fn record_ids(&self, zone: ZoneId, provider: DnsProviderId) -> Result<RecordIds> {
             let rows: Vec<(String, String, String, String)> = sqlx::query_as(
                 "SELECT name, rtype, content, record_id FROM dns_record_ids WHERE zone_id = $1 AND provider_id = $2",

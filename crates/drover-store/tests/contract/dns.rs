@@ -419,3 +419,55 @@ pub async fn an_address_rewrite_changes_only_zones_pointing_at_it(h: Harness) {
     );
     assert!(events.iter().all(|e| e.action == "dns.rewrite"));
 }
+
+pub async fn a_provider_call_budget_is_shared_through_the_database(h: Harness) {
+    let store = &h.store;
+    for _ in 0..3 {
+        assert_eq!(
+            store
+                .reserve_provider_call("cf:token-a", 3, 300)
+                .await
+                .unwrap(),
+            None
+        );
+    }
+    let wait = store
+        .reserve_provider_call("cf:token-a", 3, 300)
+        .await
+        .unwrap();
+    assert!(wait.is_some_and(|w| (1..=300).contains(&w)), "{wait:?}");
+    // Another key has its own budget.
+    assert_eq!(
+        store
+            .reserve_provider_call("cf:token-b", 3, 300)
+            .await
+            .unwrap(),
+        None
+    );
+    tokio::time::sleep(std::time::Duration::from_millis(wait.unwrap() as u64 + 20)).await;
+    assert_eq!(
+        store
+            .reserve_provider_call("cf:token-a", 3, 300)
+            .await
+            .unwrap(),
+        None,
+        "the window moved on"
+    );
+    // Concurrent reservations never exceed the limit.
+    let attempts = (0..20).map(|_| {
+        let store = std::sync::Arc::clone(store);
+        tokio::spawn(async move {
+            store
+                .reserve_provider_call("cf:token-c", 5, 60_000)
+                .await
+                .unwrap()
+        })
+    });
+    let mut granted = 0;
+    for attempt in attempts {
+        if attempt.await.unwrap().is_none() {
+            granted += 1;
+        }
+    }
+    assert_eq!(granted, 5);
+}

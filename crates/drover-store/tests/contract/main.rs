@@ -102,6 +102,7 @@ drover_testkit::on_both_databases!(
     an_address_rewrite_changes_only_zones_pointing_at_it,
     health_checks_move_a_server_after_consecutive_results,
     drift_scans_replace_findings_and_repairs_enqueue_converges,
+    a_provider_call_budget_is_shared_through_the_database,
 );
 
 fn ctx() -> RequestContext {

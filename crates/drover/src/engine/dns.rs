@@ -180,6 +180,37 @@ impl ProviderCheck {
     }
 }
 
+/// A Cloudflare token's call budget kept in drover's database, shared by every process.
+#[derive(Debug)]
+pub struct StoreBudget {
+    pub store: Arc<dyn Store>,
+    /// `cloudflare:` and the SHA-256 of the token: the token itself is never stored.
+    pub key: String,
+    pub limit: u32,
+    pub window_ms: i64,
+}
+
+#[async_trait::async_trait]
+impl drover_dns::SharedBudget for StoreBudget {
+    async fn reserve(&self) -> Result<Option<Duration>, String> {
+        self.store
+            .reserve_provider_call(&self.key, self.limit, self.window_ms)
+            .await
+            .map(|wait| wait.map(|ms| Duration::from_millis(ms.unsigned_abs())))
+            .map_err(|e| e.to_string())
+    }
+}
+
+/// The budget key of a Cloudflare token.
+pub fn budget_key(token: &secrecy::SecretString) -> String {
+    use secrecy::ExposeSecret;
+    use sha2::Digest;
+    format!(
+        "cloudflare:{}",
+        hex::encode(sha2::Sha256::digest(token.expose_secret().as_bytes()))
+    )
+}
+
 /// drover's DNS gateway: one client per provider, built on first use from the provider's
 /// record, sharing Cloudflare call budgets per token.
 #[derive(Debug)]
@@ -236,9 +267,17 @@ impl Dns {
                 if let Some(batch) = record.spec.batch_size {
                     settings.batch_size = batch as usize;
                 }
+                let shared = StoreBudget {
+                    store: Arc::clone(&self.store),
+                    key: budget_key(&settings.token),
+                    limit: u32::try_from(settings.budget_calls).unwrap_or(u32::MAX),
+                    window_ms: i64::try_from(settings.budget_window.as_millis())
+                        .unwrap_or(i64::MAX),
+                };
                 Arc::new(
                     CloudflareClient::new(settings, &self.budgets)
-                        .map_err(|e| unusable(e.to_string()))?,
+                        .map_err(|e| unusable(e.to_string()))?
+                        .with_shared_budget(Arc::new(shared)),
                 )
             }
         };

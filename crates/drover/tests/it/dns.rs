@@ -679,3 +679,65 @@ async fn a_deleted_accounts_zone_is_removed_or_kept_as_configured() {
         "delete marks it for removal; its sync job empties the providers"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn processes_with_one_token_share_its_budget_through_the_database() {
+    use drover::engine::dns::{StoreBudget, budget_key};
+    use drover_dns::{CallBudgets, CloudflareClient, CloudflareSettings, DnsProvider};
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("drover.db").display());
+    let store: Arc<dyn Store> = drover_store::open(&url).await.unwrap();
+    let window = Duration::from_secs(1);
+    let cf = CloudflareFake::start(FakeConfig {
+        limit: 20,
+        window,
+        block: Duration::from_secs(2),
+        ..FakeConfig::default()
+    })
+    .await;
+    // Two "processes": each its own in-process budget (generous), one budget in the database.
+    let client = || {
+        let mut settings = CloudflareSettings::new(secrecy::SecretString::from("cf-test-token"));
+        settings.api_url = cf.api_url();
+        (settings.budget_calls, settings.budget_window) = (100, window);
+        let shared = StoreBudget {
+            store: Arc::clone(&store),
+            key: budget_key(&settings.token),
+            limit: 10,
+            window_ms: 1000,
+        };
+        Arc::new(
+            CloudflareClient::new(settings, &CallBudgets::default())
+                .unwrap()
+                .with_shared_budget(Arc::new(shared)),
+        )
+    };
+    let (a, b) = (client(), client());
+    let started = std::time::Instant::now();
+    let calls: Vec<_> = (0..30)
+        .map(|i| {
+            let c = if i % 2 == 0 {
+                Arc::clone(&a)
+            } else {
+                Arc::clone(&b)
+            };
+            tokio::spawn(async move { c.list_zones().await })
+        })
+        .collect();
+    for call in calls {
+        call.await.unwrap().unwrap();
+    }
+    let stats = cf.stats();
+    assert_eq!(stats.rate_limited, 0);
+    assert!(
+        stats.max_in_window <= 20,
+        "{} in one window",
+        stats.max_in_window
+    );
+    assert!(
+        started.elapsed() >= 2 * window,
+        "30 calls at 10 a second: {:?}",
+        started.elapsed()
+    );
+    assert!(!budget_key(&secrecy::SecretString::from("cf-test-token")).contains("cf-test-token"));
+}
