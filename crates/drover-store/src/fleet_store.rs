@@ -40,6 +40,21 @@ impl HealthChange {
     }
 }
 
+/// An account's move to another server.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Migration {
+    pub account_id: AccountId,
+    pub from_server: ServerId,
+    pub to_server: ServerId,
+    /// `creating` (on the target), `switched` (the account and its DNS point at the target),
+    /// `source_disabled` (waiting for confirmation or the grace period), `done`.
+    pub state: String,
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
+    pub delete_after: Timestamp,
+    pub confirmed: bool,
+}
+
 /// A finding of a server's last drift scan, and what the last repair did with it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
@@ -55,6 +70,33 @@ pub struct DriftRecord {
 
 #[async_trait]
 pub trait FleetStore: Send + Sync {
+    /// Starts moving an account to `to` (checked: placed, not being deleted, another server
+    /// that is healthy or degraded, its password held for recreation, no move under way) and
+    /// enqueues the job, in one transaction.
+    async fn start_migration(
+        &self,
+        ctx: &RequestContext,
+        account: AccountId,
+        to: ServerId,
+        grace: std::time::Duration,
+    ) -> Result<(Migration, JobId)>;
+    async fn migration(&self, account: AccountId) -> Result<Option<Migration>>;
+    /// Moves a migration on; `switched` also makes the target the account's server.
+    async fn advance_migration(
+        &self,
+        ctx: &RequestContext,
+        account: AccountId,
+        state: &str,
+    ) -> Result<Migration>;
+    /// The operator confirms the source copy may go now (repeating the domain); enqueues the job.
+    async fn confirm_migration(
+        &self,
+        ctx: &RequestContext,
+        account: AccountId,
+        confirm_domain: &str,
+    ) -> Result<JobId>;
+    /// Enqueues the migration's job to run at `at` (a later check of the grace period).
+    async fn schedule_migration(&self, account: AccountId, at: Timestamp) -> Result<JobId>;
     /// drover's accounts on a server, as a drift scan compares them.
     async fn server_expectations(&self, server: ServerId) -> Result<Vec<Expected>>;
     /// Replaces a server's open findings with a scan's, audited with their counts.

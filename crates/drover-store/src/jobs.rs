@@ -83,3 +83,13 @@ pub struct ScanDrift {
     #[river(unique)]
     pub server_id: Option<i64>,
 }
+
+/// Move an account to the server its migration names, one step at a time (see
+/// `account_migrations`). Not unique: each run works under the account's lease and takes the
+/// step the migration's state says, so a repeat is harmless, and a confirmation can run at once
+/// while a later check waits scheduled.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JobArgs)]
+#[river(kind = "migrate_account", queue = "converge")]
+pub struct MigrateAccount {
+    pub account_id: i64,
+}

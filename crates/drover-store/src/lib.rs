@@ -23,7 +23,7 @@ pub use dns_store::{
     ZoneProvider, ZoneRewrite, ZoneSyncOutcome,
 };
 pub use error::StoreError;
-pub use fleet_store::{DriftRecord, FleetStore, HealthChange, ServerHealth};
+pub use fleet_store::{DriftRecord, FleetStore, HealthChange, Migration, ServerHealth};
 pub use model::{
     Account, AccountFilter, ApiToken, AuditFilter, AuditReport, ConvergeTarget, Customer,
     IdempotencyStart, JobCall, JobFilter, JobSummary, NewService, Page, Plan, RequestContext,

@@ -12,7 +12,7 @@ mod fleet_sql {
 
     use super::{SqlStore, Tx, append_audit, begin};
     use crate::fleet_store::*;
-    use crate::jobs::ScanDrift;
+    use crate::jobs::{MigrateAccount, ScanDrift};
     use crate::rows::{sql_now, to_json_list};
     use crate::{RequestContext, Result, Server, StoreError};
 
@@ -143,8 +143,282 @@ mod fleet_sql {
         .collect()
     }
 
+    #[derive(sqlx::FromRow)]
+    struct MigrationRow {
+        account_id: i64,
+        from_server: i64,
+        to_server: i64,
+        state: String,
+        delete_after_ms: i64,
+        confirmed: bool,
+    }
+
+    impl MigrationRow {
+        fn into_model(self) -> Result<Migration> {
+            Ok(Migration {
+                account_id: AccountId(self.account_id),
+                from_server: ServerId(self.from_server),
+                to_server: ServerId(self.to_server),
+                state: self.state,
+                delete_after: jiff::Timestamp::from_millisecond(self.delete_after_ms)
+                    .map_err(|e| corrupt("delete_after", e))?,
+                confirmed: self.confirmed,
+            })
+        }
+    }
+
+    async fn fetch_migration(tx: &mut Tx, account: AccountId) -> Result<Option<Migration>> {
+        sqlx::query_as::<_, MigrationRow>(
+            "SELECT account_id, from_server, to_server, state, delete_after_ms, confirmed \
+             FROM account_migrations WHERE account_id = $1",
+        )
+        .bind(account.get())
+        .fetch_optional(&mut **tx)
+        .await?
+        .map(MigrationRow::into_model)
+        .transpose()
+    }
+
+    fn refuse(code: &'static str, message: String) -> StoreError {
+        StoreError::Unprocessable {
+            code,
+            field: None,
+            message,
+        }
+    }
+
     #[async_trait::async_trait]
     impl FleetStore for SqlStore {
+        async fn start_migration(
+            &self,
+            ctx: &RequestContext,
+            account: AccountId,
+            to: ServerId,
+            grace: std::time::Duration,
+        ) -> Result<(Migration, JobId)> {
+            write_tx!(self, tx, {
+                let acct = SqlStore::fetch_account(tx, account).await?;
+                let Some(from) = acct.server_id else {
+                    return Err(refuse(
+                        "not_placed",
+                        format!(
+                            "account {account} is on no server yet; it is placed when activated"
+                        ),
+                    ));
+                };
+                if acct.desired_state == DesiredState::Absent {
+                    return Err(refuse(
+                        "not_active",
+                        format!(
+                            "account {account} is not meant to be on a server (its service is pending or terminated)"
+                        ),
+                    ));
+                }
+                if from == to {
+                    return Err(refuse(
+                        "same_server",
+                        format!("account {account} is on server {to} already"),
+                    ));
+                }
+                let target = SqlStore::fetch_server(tx, to).await?;
+                if !matches!(target.state, ServerState::Healthy | ServerState::Degraded) {
+                    return Err(refuse(
+                        "target_unusable",
+                        format!(
+                            "server {} is {}; a move needs a healthy or degraded target",
+                            target.spec.name, target.state
+                        ),
+                    ));
+                }
+                if !acct.has_sealed_password {
+                    return Err(refuse(
+                        "no_password",
+                        format!(
+                            "drover holds no sealed password for account {account}, so it cannot recreate it; set one first"
+                        ),
+                    ));
+                }
+                if fetch_migration(tx, account)
+                    .await?
+                    .is_some_and(|m| m.state != "done")
+                {
+                    return Err(StoreError::conflict(
+                        "migration_under_way",
+                        None,
+                        format!("account {account} is being moved already"),
+                    ));
+                }
+                let delete_after = jiff::Timestamp::now().as_millisecond()
+                    + i64::try_from(grace.as_millis()).unwrap_or(i64::MAX / 2);
+                let now = sql_now();
+                sqlx::query(
+                    "INSERT INTO account_migrations (account_id, from_server, to_server, state, \
+                     delete_after_ms, confirmed, created_at, updated_at) \
+                     VALUES ($1, $2, $3, 'creating', $4, FALSE, $5, $5) \
+                     ON CONFLICT (account_id) DO UPDATE SET from_server = excluded.from_server, \
+                     to_server = excluded.to_server, state = 'creating', \
+                     delete_after_ms = excluded.delete_after_ms, confirmed = FALSE, \
+                     updated_at = excluded.updated_at",
+                )
+                .bind(account.get())
+                .bind(from.get())
+                .bind(to.get())
+                .bind(delete_after)
+                .bind(now)
+                .execute(&mut **tx)
+                .await?;
+                let (job, _) = self
+                    .enqueue_for_account(
+                        tx,
+                        ctx,
+                        account,
+                        MigrateAccount {
+                            account_id: account.get(),
+                        },
+                    )
+                    .await?;
+                append_audit(
+                    tx,
+                    ctx,
+                    "account.migrate",
+                    format!("account:{account}"),
+                    json!({ "from": from, "to": to, "grace_seconds": grace.as_secs(), "job": job }),
+                )
+                .await?;
+                let migration = fetch_migration(tx, account)
+                    .await?
+                    .ok_or_else(|| StoreError::not_found("migration", account))?;
+                Ok((migration, job))
+            })
+        }
+
+        async fn migration(&self, account: AccountId) -> Result<Option<Migration>> {
+            read_tx!(self, tx, { fetch_migration(tx, account).await })
+        }
+
+        async fn advance_migration(
+            &self,
+            ctx: &RequestContext,
+            account: AccountId,
+            state: &str,
+        ) -> Result<Migration> {
+            write_tx!(self, tx, {
+                let before = fetch_migration(tx, account)
+                    .await?
+                    .ok_or_else(|| StoreError::not_found("migration", account))?;
+                sqlx::query("UPDATE account_migrations SET state = $2, updated_at = $3 WHERE account_id = $1")
+                    .bind(account.get())
+                    .bind(state)
+                    .bind(sql_now())
+                    .execute(&mut **tx)
+                    .await?;
+                if state == "switched" {
+                    sqlx::query(
+                        "UPDATE accounts SET server_id = $2, updated_at = $3 WHERE id = $1",
+                    )
+                    .bind(account.get())
+                    .bind(before.to_server.get())
+                    .bind(sql_now())
+                    .execute(&mut **tx)
+                    .await?;
+                }
+                append_audit(
+                    tx,
+                    ctx,
+                    "account.migrate.step",
+                    format!("account:{account}"),
+                    json!({ "from_state": before.state, "to_state": state, "to_server": before.to_server }),
+                )
+                .await?;
+                fetch_migration(tx, account)
+                    .await?
+                    .ok_or_else(|| StoreError::not_found("migration", account))
+            })
+        }
+
+        async fn confirm_migration(
+            &self,
+            ctx: &RequestContext,
+            account: AccountId,
+            confirm_domain: &str,
+        ) -> Result<JobId> {
+            write_tx!(self, tx, {
+                let acct = SqlStore::fetch_account(tx, account).await?;
+                let repeated = DomainName::parse(confirm_domain).ok();
+                if repeated.as_ref() != Some(&acct.domain) {
+                    return Err(StoreError::Unprocessable {
+                        code: "confirmation_mismatch",
+                        field: Some("confirm_domain"),
+                        message: format!(
+                            "repeat the account's domain ({}) to delete the old copy",
+                            acct.domain
+                        ),
+                    });
+                }
+                let Some(migration) = fetch_migration(tx, account)
+                    .await?
+                    .filter(|m| m.state != "done")
+                else {
+                    return Err(refuse(
+                        "no_migration",
+                        format!("account {account} is not being moved"),
+                    ));
+                };
+                sqlx::query("UPDATE account_migrations SET confirmed = TRUE, updated_at = $2 WHERE account_id = $1")
+                    .bind(account.get())
+                    .bind(sql_now())
+                    .execute(&mut **tx)
+                    .await?;
+                let (job, _) = self
+                    .enqueue_for_account(
+                        tx,
+                        ctx,
+                        account,
+                        MigrateAccount {
+                            account_id: account.get(),
+                        },
+                    )
+                    .await?;
+                append_audit(
+                    tx,
+                    ctx,
+                    "account.migrate.confirm",
+                    format!("account:{account}"),
+                    json!({ "from_server": migration.from_server, "job": job }),
+                )
+                .await?;
+                Ok(job)
+            })
+        }
+
+        async fn schedule_migration(
+            &self,
+            account: AccountId,
+            at: jiff::Timestamp,
+        ) -> Result<JobId> {
+            write_tx!(self, tx, {
+                let inserted = self
+                    .queue
+                    .insert(MigrateAccount {
+                        account_id: account.get(),
+                    })
+                    .opts(riverqueue::InsertOpts::default().with_scheduled_at(at))
+                    .tx(&mut *tx)
+                    .await?;
+                sqlx::query(
+                    "INSERT INTO job_subjects (job_id, account_id, correlation_id, created_at) \
+                     VALUES ($1, $2, $3, $4) ON CONFLICT (job_id) DO NOTHING",
+                )
+                .bind(inserted.id())
+                .bind(account.get())
+                .bind(format!("migration-{account}"))
+                .bind(sql_now())
+                .execute(&mut **tx)
+                .await?;
+                Ok(JobId(inserted.id()))
+            })
+        }
+
         async fn server_expectations(&self, server: ServerId) -> Result<Vec<Expected>> {
             let rows: Vec<(i64, String, String, String)> = sqlx::query_as(
                 "SELECT a.id, a.domain, a.desired_state, p.name FROM accounts a \

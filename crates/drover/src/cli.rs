@@ -520,6 +520,26 @@ pub enum AccountCommand {
         #[arg(long)]
         confirm: String,
     },
+    /// Move an account to another server: created there, DNS switched, the old copy disabled
+    /// and deleted after confirmation or the grace period (DROVER_MIGRATION_GRACE).
+    Migrate {
+        id: AccountId,
+        #[arg(long)]
+        to: ServerId,
+        /// Seconds to keep the old copy unless confirmed [default: DROVER_MIGRATION_GRACE].
+        #[arg(long)]
+        grace: Option<u64>,
+    },
+    /// Where an account's move stands.
+    Migration {
+        id: AccountId,
+    },
+    /// Let a moved account's old copy be deleted now; --confirm repeats the domain.
+    ConfirmMigration {
+        id: AccountId,
+        #[arg(long)]
+        confirm: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -584,7 +604,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         Command::Plans(command) => plans(command, &*store, &ctx, out).await,
         Command::Servers(command) => servers(command, &store, &ctx, &config, out).await,
         Command::Services(command) => services(command, &store, &ctx, &config, out).await,
-        Command::Accounts(command) => accounts(command, &*store, &ctx, out).await,
+        Command::Accounts(command) => accounts(command, &*store, &ctx, &config, out).await,
         Command::Jobs(command) => jobs(command, &*store, &ctx, out).await,
         Command::Audit(command) => audit(command, &*store, out).await,
         Command::Dns(command) => dns::run(command, &store, &ctx, &config, out).await,
@@ -980,6 +1000,7 @@ async fn accounts(
     command: AccountCommand,
     store: &dyn Store,
     ctx: &RequestContext,
+    config: &Config,
     out: Output,
 ) -> anyhow::Result<()> {
     match command {
@@ -1012,6 +1033,19 @@ async fn accounts(
         }
         AccountCommand::Unprotect { id, confirm } => {
             out.one(&store.set_protection(ctx, id, false, &confirm).await?)
+        }
+        AccountCommand::Migrate { id, to, grace } => {
+            let grace = grace.map_or(config.fleet.migration_grace, std::time::Duration::from_secs);
+            let (migration, job) = store.start_migration(ctx, id, to, grace).await?;
+            out.one(&json!({ "migration": migration, "job_id": job }))
+        }
+        AccountCommand::Migration { id } => match store.migration(id).await? {
+            Some(migration) => out.one(&migration),
+            None => bail!("account {id} has never been moved"),
+        },
+        AccountCommand::ConfirmMigration { id, confirm } => {
+            let job = store.confirm_migration(ctx, id, &confirm).await?;
+            out.one(&json!({ "job_id": job }))
         }
     }
 }

@@ -178,6 +178,7 @@ const SETTINGS: &[&str] = &[
     "DROVER_DRIFT_PLAN_MISMATCH",
     "DROVER_DRIFT_MAX_PERCENT",
     "DROVER_DRIFT_MAX_ACCOUNTS",
+    "DROVER_MIGRATION_GRACE",
     "DROVER_DNS_NAMESERVERS",
     "DROVER_DNS_ADDRESS_TTL",
     "DROVER_DNS_TTL",
@@ -356,6 +357,17 @@ impl Config {
             health_interval,
             drift: drift_policy(&sources)?,
             drift_interval: interval(&sources, "DROVER_DRIFT_INTERVAL", 3600.0)?,
+            migration_grace: sources.parse(
+                "DROVER_MIGRATION_GRACE",
+                Duration::from_secs(7 * 86_400),
+                "seconds a moved account's old copy is kept, from 0 to 7776000 (90 days)",
+                |v| {
+                    v.parse::<u64>()
+                        .ok()
+                        .filter(|s| *s <= 90 * 86_400)
+                        .map(Duration::from_secs)
+                },
+            )?,
         };
         Ok(Self {
             database_url,

@@ -196,3 +196,159 @@ pub async fn drift_scans_replace_findings_and_repairs_enqueue_converges(h: Harne
         .collect();
     assert_eq!(actions, ["drift.scan", "drift.repair", "drift.scan"]);
 }
+
+pub async fn a_migration_is_checked_stepped_and_confirmed(h: Harness) {
+    use drover_core::{DomainName, ServerId};
+    use drover_store::{NewService, StoreError};
+    let store = &h.store;
+    let vm1 = store
+        .create_server(&ctx(), server_spec("vm1"))
+        .await
+        .unwrap();
+    let vm2 = store
+        .create_server(&ctx(), server_spec("vm2"))
+        .await
+        .unwrap();
+    let plan = store
+        .create_plan(&ctx(), crate::plan_spec("Web"))
+        .await
+        .unwrap();
+    let customer = crate::customer(&**store).await;
+    let new = NewService {
+        customer_id: customer,
+        plan_id: plan.id,
+        domain: DomainName::parse("ana.ro").unwrap(),
+    };
+    let service = store.create_service(&ctx(), new).await.unwrap();
+    let account = service.account_id;
+    let grace = std::time::Duration::from_secs(60);
+    let code = |e: StoreError| match e {
+        StoreError::Unprocessable { code, .. } | StoreError::Conflict { code, .. } => code,
+        other => panic!("unexpected {other}"),
+    };
+    assert_eq!(
+        code(
+            store
+                .start_migration(&ctx(), account, vm2.id, grace)
+                .await
+                .unwrap_err()
+        ),
+        "not_placed"
+    );
+    store.assign_server(&ctx(), account, vm1.id).await.unwrap();
+    assert_eq!(
+        code(
+            store
+                .start_migration(&ctx(), account, vm2.id, grace)
+                .await
+                .unwrap_err()
+        ),
+        "not_active"
+    );
+    store
+        .transition_service(&ctx(), service.id, drover_core::Transition::Activate, None)
+        .await
+        .unwrap();
+    assert_eq!(
+        code(
+            store
+                .start_migration(&ctx(), account, vm1.id, grace)
+                .await
+                .unwrap_err()
+        ),
+        "same_server"
+    );
+    assert_eq!(
+        code(
+            store
+                .start_migration(&ctx(), account, vm2.id, grace)
+                .await
+                .unwrap_err()
+        ),
+        "no_password"
+    );
+    store
+        .store_sealed_password(account, b"sealed")
+        .await
+        .unwrap();
+    store.set_maintenance(&ctx(), vm2.id, true).await.unwrap();
+    assert_eq!(
+        code(
+            store
+                .start_migration(&ctx(), account, vm2.id, grace)
+                .await
+                .unwrap_err()
+        ),
+        "target_unusable"
+    );
+    store.set_maintenance(&ctx(), vm2.id, false).await.unwrap();
+    let (migration, _job) = store
+        .start_migration(&ctx(), account, vm2.id, grace)
+        .await
+        .unwrap();
+    assert_eq!(
+        (
+            migration.from_server,
+            migration.to_server,
+            migration.state.as_str()
+        ),
+        (vm1.id, vm2.id, "creating")
+    );
+    assert!(!migration.confirmed);
+    assert_eq!(
+        code(
+            store
+                .start_migration(&ctx(), account, vm2.id, grace)
+                .await
+                .unwrap_err()
+        ),
+        "migration_under_way"
+    );
+    let switched = store
+        .advance_migration(&ctx(), account, "switched")
+        .await
+        .unwrap();
+    assert_eq!(switched.state, "switched");
+    assert_eq!(
+        store.account(account).await.unwrap().server_id,
+        Some(vm2.id)
+    );
+    assert_eq!(
+        code(
+            store
+                .confirm_migration(&ctx(), account, "alt.ro")
+                .await
+                .unwrap_err()
+        ),
+        "confirmation_mismatch"
+    );
+    store
+        .confirm_migration(&ctx(), account, "ANA.ro")
+        .await
+        .unwrap();
+    assert!(store.migration(account).await.unwrap().unwrap().confirmed);
+    store
+        .schedule_migration(account, jiff::Timestamp::now())
+        .await
+        .unwrap();
+    store
+        .advance_migration(&ctx(), account, "done")
+        .await
+        .unwrap();
+    assert_eq!(
+        code(
+            store
+                .confirm_migration(&ctx(), account, "ana.ro")
+                .await
+                .unwrap_err()
+        ),
+        "no_migration"
+    );
+    // A finished move allows the next one.
+    assert!(
+        store
+            .start_migration(&ctx(), account, ServerId(vm1.id.get()), grace)
+            .await
+            .is_ok()
+    );
+}

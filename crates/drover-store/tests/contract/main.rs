@@ -103,6 +103,7 @@ drover_testkit::on_both_databases!(
     health_checks_move_a_server_after_consecutive_results,
     drift_scans_replace_findings_and_repairs_enqueue_converges,
     a_provider_call_budget_is_shared_through_the_database,
+    a_migration_is_checked_stepped_and_confirmed,
 );
 
 fn ctx() -> RequestContext {

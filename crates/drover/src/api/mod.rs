@@ -30,11 +30,30 @@ pub struct AppState {
     pub store: Arc<dyn Store>,
     /// Seals account passwords sent by billing before they are stored.
     pub sealer: Arc<Sealer>,
+    /// How long a moved account's old copy is kept when the request does not say.
+    pub migration_grace: std::time::Duration,
+}
+
+/// The whole HTTP surface of drover, with the default migration grace period.
+pub fn router(store: Arc<dyn Store>, sealer: Arc<Sealer>) -> Router {
+    router_with(
+        store,
+        sealer,
+        crate::engine::FleetPolicy::default().migration_grace,
+    )
 }
 
 /// The whole HTTP surface of drover.
-pub fn router(store: Arc<dyn Store>, sealer: Arc<Sealer>) -> Router {
-    let state = AppState { store, sealer };
+pub fn router_with(
+    store: Arc<dyn Store>,
+    sealer: Arc<Sealer>,
+    migration_grace: std::time::Duration,
+) -> Router {
+    let state = AppState {
+        store,
+        sealer,
+        migration_grace,
+    };
     let api = routes::v1()
         .merge(dns::routes())
         .layer(axum::middleware::from_fn_with_state(

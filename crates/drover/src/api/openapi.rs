@@ -21,6 +21,7 @@ use super::{dns, routes};
         routes::create_service, routes::list_services, routes::get_service, routes::move_service,
         routes::change_plan, routes::change_password, routes::bulk_services,
         routes::list_accounts, routes::get_account, routes::protect_account, routes::unprotect_account,
+        routes::migrate_account, routes::get_migration, routes::confirm_migration,
         routes::list_jobs, routes::get_job, routes::retry_job, routes::cancel_job,
         routes::provisioning_status, routes::pause_provisioning, routes::resume_provisioning,
         routes::list_audit, routes::verify_audit,

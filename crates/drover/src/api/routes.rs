@@ -12,8 +12,8 @@ use drover_core::{
 };
 use drover_store::{
     Account, AccountFilter, ApiToken, AuditFilter, AuditReport, Customer, DriftRecord, JobCall,
-    JobFilter, JobState, JobSummary, NewService, Page, Plan, Server, ServerHealth, Service,
-    ServiceFilter, TransitionOutcome,
+    JobFilter, JobState, JobSummary, Migration, NewService, Page, Plan, Server, ServerHealth,
+    Service, ServiceFilter, TransitionOutcome,
 };
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
@@ -58,6 +58,12 @@ pub fn v1() -> Router<AppState> {
         .route("/api/v1/accounts/{id}", get(get_account))
         .route("/api/v1/accounts/{id}/protect", post(protect_account))
         .route("/api/v1/accounts/{id}/unprotect", post(unprotect_account))
+        .route("/api/v1/accounts/{id}/migrate", post(migrate_account))
+        .route("/api/v1/accounts/{id}/migration", get(get_migration))
+        .route(
+            "/api/v1/accounts/{id}/migration/confirm",
+            post(confirm_migration),
+        )
         .route("/api/v1/jobs", get(list_jobs))
         .route("/api/v1/jobs/{id}", get(get_job))
         .route("/api/v1/jobs/{id}/retry", post(retry_job))
@@ -285,6 +291,65 @@ async fn scan_drift(
     let job_id = app
         .store
         .enqueue_drift_scan(&caller.context(), Some(id))
+        .await?;
+    Ok((StatusCode::ACCEPTED, axum::Json(Accepted::new(job_id))))
+}
+
+/// Where to move an account, and how long to keep its old copy unless confirmed.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MigrateRequest {
+    #[schema(value_type = i64)]
+    to_server: ServerId,
+    /// Seconds [default: DROVER_MIGRATION_GRACE].
+    grace_seconds: Option<u64>,
+}
+
+#[utoipa::path(post, path = "/api/v1/accounts/{id}/migrate", tag = "accounts", request_body = MigrateRequest,
+    responses((status = 202, description = "the move's job", body = Accepted), (status = 404, body = ErrorBody),
+              (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
+async fn migrate_account(
+    State(app): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<String>,
+    Json(request): Json<MigrateRequest>,
+) -> Created<Accepted> {
+    let id: AccountId = path_id("account", &id)?;
+    let grace = request
+        .grace_seconds
+        .map_or(app.migration_grace, std::time::Duration::from_secs);
+    let (_, job_id) = app
+        .store
+        .start_migration(&caller.context(), id, request.to_server, grace)
+        .await?;
+    Ok((StatusCode::ACCEPTED, axum::Json(Accepted::new(job_id))))
+}
+
+#[utoipa::path(get, path = "/api/v1/accounts/{id}/migration", tag = "accounts",
+    responses((status = 200, body = Migration), (status = 404, body = ErrorBody)))]
+async fn get_migration(State(app): State<AppState>, Path(id): Path<String>) -> Reply<Migration> {
+    let id: AccountId = path_id("account", &id)?;
+    match app.store.migration(id).await? {
+        Some(migration) => Ok(axum::Json(migration)),
+        None => Err(ApiError::not_found(format!(
+            "account {id} has never been moved"
+        ))),
+    }
+}
+
+#[utoipa::path(post, path = "/api/v1/accounts/{id}/migration/confirm", tag = "accounts",
+    request_body = ProtectionRequest,
+    responses((status = 202, body = Accepted), (status = 422, body = ErrorBody)))]
+async fn confirm_migration(
+    State(app): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<String>,
+    Json(request): Json<ProtectionRequest>,
+) -> Created<Accepted> {
+    let id: AccountId = path_id("account", &id)?;
+    let job_id = app
+        .store
+        .confirm_migration(&caller.context(), id, &request.confirm_domain)
         .await?;
     Ok((StatusCode::ACCEPTED, axum::Json(Accepted::new(job_id))))
 }

@@ -110,6 +110,121 @@ pub async fn set_password(
     .await
 }
 
+/// `migrate_account`: one account moved to another server, a step per state of its
+/// migration: created on the target (with the sealed password), then the account and its DNS
+/// switched to the target, then the source copy disabled, then deleted once an operator
+/// confirms or the grace period ends (a later run is scheduled to look again).
+pub async fn migrate(
+    engine: Arc<Engine>,
+    context: WorkContext,
+    job: Job<drover_store::jobs::MigrateAccount>,
+) -> Result<WorkOutcome, ConvergeError> {
+    let account = AccountId(job.args.account_id);
+    let engine = &*engine;
+    run_for_account(
+        engine,
+        &context,
+        JobId(job.id()),
+        account,
+        |ctx| async move { migrate_steps(engine, &ctx, account).await },
+    )
+    .await
+}
+
+/// How long a waiting migration sleeps before it looks again at its grace period.
+const GRACE_CHECK: jiff::SignedDuration = jiff::SignedDuration::from_hours(1);
+
+async fn migrate_steps(
+    engine: &Engine,
+    ctx: &RequestContext,
+    account: AccountId,
+) -> Result<Round, ConvergeError> {
+    let Some(mut migration) = engine.store.migration(account).await? else {
+        return Ok(Round::Refused(format!(
+            "account {account} is not being moved"
+        )));
+    };
+    let target = engine.store.converge_target(account).await?;
+    let domain = target.account.domain.as_str();
+    let to = engine.store.server(migration.to_server).await?;
+    let from = engine.store.server(migration.from_server).await?;
+    let client_for =
+        |server: &drover_store::Server| engine.fleet.client(server).map_err(|e| e.to_string());
+    let mut actions = Vec::new();
+    if migration.state == "creating" {
+        let client = match client_for(&to) {
+            Ok(client) => client,
+            Err(e) => return Ok(Round::Refused(e)),
+        };
+        match observe(&client, domain).await? {
+            None => {
+                apply(engine, &client, &target, &Action::Create).await?;
+                actions.push(Action::Create);
+            }
+            Some(seen)
+                if seen.unix_user.as_deref() != Some(target.account.unix_username.as_str()) =>
+            {
+                return Ok(Round::Refused(format!(
+                    "{domain} exists on {} and is not drover's account (its unix user differs)",
+                    to.spec.name
+                )));
+            }
+            Some(_) => {}
+        }
+        if target.account.desired_state == DesiredState::Disabled {
+            let reason = target.account.suspend_reason.clone();
+            apply(engine, &client, &target, &Action::Disable { reason }).await?;
+        }
+        // Traffic follows the account: its zone points at the target's addresses.
+        engine
+            .dns
+            .move_account_zone(ctx, account, &from, &to)
+            .await?;
+        migration = engine
+            .store
+            .advance_migration(ctx, account, "switched")
+            .await?;
+    }
+    if migration.state == "switched" {
+        let client = match client_for(&from) {
+            Ok(client) => client,
+            Err(e) => return Ok(Round::Refused(e)),
+        };
+        let reason = format!("drover: moved to {}", to.spec.name);
+        match client.disable_domain(domain, Some(&reason)).await {
+            Ok(()) => {}
+            Err(e) if e.kind == ErrorKind::NotFound => {}
+            Err(e) => return Err(e.into()),
+        }
+        migration = engine
+            .store
+            .advance_migration(ctx, account, "source_disabled")
+            .await?;
+    }
+    if migration.state == "source_disabled" {
+        let now = jiff::Timestamp::now();
+        if migration.confirmed || now >= migration.delete_after {
+            let client = match client_for(&from) {
+                Ok(client) => client,
+                Err(e) => return Ok(Round::Refused(e)),
+            };
+            match client.delete_domain(domain).await {
+                Ok(()) => {}
+                Err(e) if e.kind == ErrorKind::NotFound => {}
+                Err(e) => return Err(e.into()),
+            }
+            engine.store.advance_migration(ctx, account, "done").await?;
+        } else {
+            let next = (now + GRACE_CHECK).min(migration.delete_after);
+            engine.store.schedule_migration(account, next).await?;
+        }
+    }
+    Ok(Round::Done {
+        generation: target.account.desired_generation,
+        actions,
+    })
+}
+
 /// Runs a job's work on one account with its calls recorded and correlated, and turns how it
 /// ended into River's outcome: done, wait (snooze), refused (discard, audited) or retry.
 async fn run_for_account<F, Fut>(

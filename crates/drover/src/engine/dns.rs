@@ -838,6 +838,42 @@ impl Dns {
         }
     }
 
+    /// Points an account's zone at another server: every record at the old server's addresses
+    /// moves to the new one's (a sync job carries it to the providers).
+    pub async fn move_account_zone(
+        &self,
+        ctx: &RequestContext,
+        account: AccountId,
+        from: &Server,
+        to: &Server,
+    ) -> Result<(), DnsWorkError> {
+        let Some(zone) = self.store.account_zone(account).await? else {
+            return Ok(());
+        };
+        let addresses = |s: &Server| -> Vec<std::net::IpAddr> {
+            s.spec
+                .ipv4
+                .map(Into::into)
+                .into_iter()
+                .chain(s.spec.ipv6.map(Into::into))
+                .collect()
+        };
+        let moved = AddressMove {
+            from: addresses(from),
+            to: addresses(to),
+        };
+        let diff = drover_core::rewrite_addresses(&zone.rrsets, &moved);
+        for rrset in &diff.deletes {
+            self.store
+                .delete_rrset(ctx, zone.id, &rrset.name, rrset.rtype)
+                .await?;
+        }
+        for rrset in diff.upserts() {
+            self.store.set_rrset(ctx, zone.id, rrset.clone()).await?;
+        }
+        Ok(())
+    }
+
     /// After an account is deleted: its zone is removed or kept, as configured.
     pub async fn retire_account_zone(
         &self,

@@ -36,8 +36,21 @@ pub struct Engine {
     pub fleet_policy: FleetPolicy,
 }
 
+impl Default for FleetPolicy {
+    /// Thresholds at their defaults, no periodic work (engines built by hand choose theirs).
+    fn default() -> Self {
+        Self {
+            health: Default::default(),
+            health_interval: None,
+            drift: Default::default(),
+            drift_interval: None,
+            migration_grace: std::time::Duration::from_secs(7 * 86_400),
+        }
+    }
+}
+
 /// The periodic fleet work and its thresholds.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct FleetPolicy {
     pub health: drover_core::HealthPolicy,
     /// How often the elected leader checks the fleet's health (`None`: never).
@@ -46,6 +59,8 @@ pub struct FleetPolicy {
     /// How often the elected leader scans every server for drift and repairs it by policy
     /// (`None`: only when an operator asks).
     pub drift_interval: Option<std::time::Duration>,
+    /// How long a moved account's old copy is kept (disabled) unless an operator confirms.
+    pub migration_grace: std::time::Duration,
 }
 
 /// Retries after 1 s, 2 s, 4 s, … up to a ceiling, with jitter: a flaky server is tried again
@@ -82,6 +97,9 @@ pub fn start(engine: Arc<Engine>, concurrency: usize) -> Result<RunHandle, river
     workers.add_fn(move |context, job| drift::run_scan(Arc::clone(&for_drift), context, job))?;
     let for_rewrite = Arc::clone(&engine);
     workers.add_fn(move |context, job| dns::run_rewrite(Arc::clone(&for_rewrite), context, job))?;
+    let for_migrate = Arc::clone(&engine);
+    workers
+        .add_fn(move |context, job| converge::migrate(Arc::clone(&for_migrate), context, job))?;
     let for_password = Arc::clone(&engine);
     workers.add_fn(move |context, job| {
         converge::set_password(Arc::clone(&for_password), context, job)

@@ -181,6 +181,7 @@ drover_testkit::on_both_databases!(
     the_openapi_document_describes_every_route,
     dns_zones_are_kept_through_the_api_and_left_to_jobs,
     server_health_is_shown_and_maintenance_set,
+    a_move_is_refused_with_its_reason_until_it_can_be_done,
 );
 
 async fn the_readme_tour_works(api: Api) {
@@ -923,5 +924,66 @@ async fn server_health_is_shown_and_maintenance_set(api: Api) {
             .await
             .status,
         StatusCode::NOT_FOUND
+    );
+}
+
+async fn a_move_is_refused_with_its_reason_until_it_can_be_done(api: Api) {
+    let (customer, plan) = api.setup().await;
+    assert_eq!(
+        api.post("/api/v1/accounts/1/migrate", json!({"to_server": 1}))
+            .await
+            .status,
+        StatusCode::NOT_FOUND
+    );
+    let created = api
+        .post(
+            "/api/v1/services",
+            json!({"customer_id": customer, "plan_id": plan, "domain": "mut.ro"}),
+        )
+        .await;
+    assert_eq!(created.status, StatusCode::CREATED);
+    let refused = api
+        .post(
+            "/api/v1/accounts/1/migrate",
+            json!({"to_server": 1, "grace_seconds": 60}),
+        )
+        .await;
+    assert_eq!(
+        (refused.status, refused.code()),
+        (StatusCode::UNPROCESSABLE_ENTITY, "not_placed"),
+        "{:?}",
+        refused.body
+    );
+    assert!(
+        refused.message().contains("on no server yet"),
+        "{}",
+        refused.message()
+    );
+    let never = api.get("/api/v1/accounts/1/migration").await;
+    assert_eq!(never.status, StatusCode::NOT_FOUND);
+    assert!(never.message().contains("never been moved"));
+    let confirm = api
+        .post(
+            "/api/v1/accounts/1/migration/confirm",
+            json!({"confirm_domain": "mut.ro"}),
+        )
+        .await;
+    assert_eq!(
+        (confirm.status, confirm.code()),
+        (StatusCode::UNPROCESSABLE_ENTITY, "no_migration")
+    );
+    let billing = api
+        .call(
+            Method::POST,
+            "/api/v1/accounts/1/migrate",
+            Some(&api.billing),
+            &[],
+            Some(&json!({"to_server": 1}).to_string()),
+        )
+        .await;
+    assert_eq!(
+        billing.status,
+        StatusCode::FORBIDDEN,
+        "moving accounts is an operator's work"
     );
 }

@@ -7,4 +7,5 @@ mod dns;
 mod drift;
 mod fleet_scale;
 mod health;
+mod migrate;
 mod provisioning;

@@ -1,0 +1,229 @@
+//! Moving one account between two simulators: created on the target, DNS switched to the
+//! target's address, the source copy disabled, and deleted on confirmation or after the grace.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use drover::engine::{Dns, Engine, Fleet, FleetPolicy, Sealer};
+use drover_core::{CustomerSpec, DomainName, PlacementPolicy, RecordType, ServerId, Transition};
+use drover_store::{NewService, RequestContext, Store, StoreError};
+use drover_testkit::virtualmin::{SimConfig, VirtualminSim};
+
+fn ctx() -> RequestContext {
+    RequestContext {
+        actor: "test".into(),
+        correlation_id: "migrate-1".into(),
+    }
+}
+
+async fn until(what: &str, check: impl AsyncFn() -> bool) {
+    for _ in 0..200 {
+        if check().await {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("timed out waiting until {what}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_account_moves_to_another_server_with_its_dns() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("drover.db").display());
+    let store: Arc<dyn Store> = drover_store::open(&url).await.unwrap();
+    std::fs::write(dir.path().join("vm.password"), "pw").unwrap();
+    let mut sims = Vec::new();
+    for (i, ip) in ["192.0.2.31", "192.0.2.32"].iter().enumerate() {
+        let sim = VirtualminSim::start(SimConfig {
+            tls: true,
+            password: "pw".into(),
+            ..SimConfig::default()
+        })
+        .await
+        .unwrap();
+        sim.with_state(|s| s.plans.push("Web".into()));
+        let record = sim.server_record(
+            &format!("vm{}", i + 1),
+            &dir.path().join("vm.password"),
+            serde_json::json!({"capacity": 10, "ipv4": ip}),
+        );
+        store
+            .create_server(&ctx(), serde_json::from_value(record).unwrap())
+            .await
+            .unwrap();
+        sims.push(sim);
+    }
+    // Only vm1 takes new accounts at first.
+    store
+        .set_maintenance(&ctx(), ServerId(2), true)
+        .await
+        .unwrap();
+    let plan = serde_json::json!({"name": "Web", "features": ["dir", "web"]});
+    let plan = store
+        .create_plan(&ctx(), serde_json::from_value(plan).unwrap())
+        .await
+        .unwrap();
+    let customer = store
+        .create_customer(&ctx(), CustomerSpec::new("Ana", None, None).unwrap())
+        .await
+        .unwrap();
+    let engine = Engine {
+        store: Arc::clone(&store),
+        fleet: Fleet::new(drover_virtualmin::VirtualminSettings {
+            retry_delay: Duration::from_millis(20),
+            ..Default::default()
+        }),
+        dns: Dns::new(Arc::clone(&store), Default::default()),
+        sealer: Arc::new(Sealer::from_hex(&"42".repeat(32)).unwrap()),
+        placement: PlacementPolicy::default(),
+        auto_provisioning: true,
+        job_timeout: Duration::from_secs(30),
+        retry_max_delay: Duration::from_secs(1),
+        fleet_policy: FleetPolicy::default(),
+    };
+    let mut workers = drover::engine::start(Arc::new(engine), 4).unwrap();
+    let mut accounts = Vec::new();
+    for name in ["stay.ro", "move.ro", "wait.ro"] {
+        let new = NewService {
+            customer_id: customer.id,
+            plan_id: plan.id,
+            domain: DomainName::parse(name).unwrap(),
+        };
+        let service = store.create_service(&ctx(), new).await.unwrap();
+        store
+            .transition_service(&ctx(), service.id, Transition::Activate, None)
+            .await
+            .unwrap();
+        accounts.push(service.account_id);
+    }
+    until("all three are on vm1 with their zones", || async {
+        sims[0].domain_names().len() == 3
+            && store.account_zone(accounts[2]).await.unwrap().is_some()
+    })
+    .await;
+    store
+        .set_maintenance(&ctx(), ServerId(2), false)
+        .await
+        .unwrap();
+
+    // Refusals first: same server, unknown server, a target in maintenance.
+    let grace = Duration::from_secs(3600);
+    let err = store
+        .start_migration(&ctx(), accounts[1], ServerId(1), grace)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            StoreError::Unprocessable {
+                code: "same_server",
+                ..
+            }
+        ),
+        "{err}"
+    );
+    assert!(matches!(
+        store
+            .start_migration(&ctx(), accounts[1], ServerId(9), grace)
+            .await,
+        Err(StoreError::NotFound { .. })
+    ));
+
+    // move.ro: confirmed by the operator, deleted from vm1 at once.
+    store
+        .start_migration(&ctx(), accounts[1], ServerId(2), grace)
+        .await
+        .unwrap();
+    until("move.ro is on vm2 and disabled on vm1", || async {
+        store
+            .migration(accounts[1])
+            .await
+            .unwrap()
+            .is_some_and(|m| m.state == "source_disabled")
+    })
+    .await;
+    assert!(sims[1].domain_names().contains(&"move.ro".to_owned()));
+    assert!(sims[0].with_state(|s| s.domains["move.ro"].disabled.is_some()));
+    assert_eq!(
+        store.account(accounts[1]).await.unwrap().server_id,
+        Some(ServerId(2))
+    );
+    let zone = store.account_zone(accounts[1]).await.unwrap().unwrap();
+    let apex_a = zone
+        .rrsets
+        .iter()
+        .find(|r| r.rtype == RecordType::A && r.name.as_str() == "move.ro")
+        .unwrap();
+    assert_eq!(apex_a.records, ["192.0.2.32"], "DNS follows the account");
+    let err = store
+        .start_migration(&ctx(), accounts[1], ServerId(1), grace)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            StoreError::Conflict {
+                code: "migration_under_way",
+                ..
+            }
+        ),
+        "{err}"
+    );
+    // Unconfirmed, it waits: a later look is scheduled within the grace period.
+    let scheduled = store
+        .jobs(drover_store::JobFilter {
+            states: vec![drover_store::JobState::Scheduled],
+            account_id: Some(accounts[1]),
+            limit: None,
+        })
+        .await
+        .unwrap();
+    assert!(
+        scheduled.iter().any(|j| j.kind == "migrate_account"),
+        "{scheduled:?}"
+    );
+    assert!(
+        sims[0].domain_names().contains(&"move.ro".to_owned()),
+        "not deleted before the grace or a confirmation"
+    );
+    assert!(
+        store
+            .confirm_migration(&ctx(), accounts[1], "other.ro")
+            .await
+            .is_err()
+    );
+    store
+        .confirm_migration(&ctx(), accounts[1], "move.ro")
+        .await
+        .unwrap();
+    until("move.ro is gone from vm1", || async {
+        !sims[0].domain_names().contains(&"move.ro".to_owned())
+    })
+    .await;
+    until("the move is done", || async {
+        store
+            .migration(accounts[1])
+            .await
+            .unwrap()
+            .is_some_and(|m| m.state == "done")
+    })
+    .await;
+
+    // wait.ro: no confirmation; a zero grace period deletes the old copy on its own.
+    store
+        .start_migration(&ctx(), accounts[2], ServerId(2), Duration::ZERO)
+        .await
+        .unwrap();
+    until("wait.ro is moved and its old copy gone", || async {
+        store
+            .migration(accounts[2])
+            .await
+            .unwrap()
+            .is_some_and(|m| m.state == "done")
+    })
+    .await;
+    assert!(!sims[0].domain_names().contains(&"wait.ro".to_owned()));
+    assert!(sims[1].domain_names().contains(&"wait.ro".to_owned()));
+    assert_eq!(sims[0].domain_names(), ["stay.ro"]);
+    workers.stop().await.unwrap();
+}
