@@ -81,6 +81,10 @@ pub trait FleetStore: Send + Sync {
         grace: std::time::Duration,
     ) -> Result<(Migration, JobId)>;
     async fn migration(&self, account: AccountId) -> Result<Option<Migration>>;
+    /// Marks a server draining: nothing new is placed on it; its accounts are moved off.
+    async fn begin_drain(&self, ctx: &RequestContext, server: ServerId) -> Result<Server>;
+    /// Retires a drained server; refused while any account still lives on it.
+    async fn decommission(&self, ctx: &RequestContext, server: ServerId) -> Result<Server>;
     /// Moves a migration on; `switched` also makes the target the account's server.
     async fn advance_migration(
         &self,

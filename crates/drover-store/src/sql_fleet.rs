@@ -292,6 +292,71 @@ mod fleet_sql {
             })
         }
 
+        async fn begin_drain(&self, ctx: &RequestContext, server: ServerId) -> Result<Server> {
+            write_tx!(self, tx, {
+                let before = SqlStore::fetch_server(tx, server).await?;
+                if before.state == ServerState::Decommissioned {
+                    return Err(StoreError::conflict(
+                        "server_decommissioned",
+                        None,
+                        format!("server {} is decommissioned", before.spec.name),
+                    ));
+                }
+                sqlx::query("UPDATE servers SET state = 'draining', updated_at = $2 WHERE id = $1")
+                    .bind(server.get())
+                    .bind(sql_now())
+                    .execute(&mut **tx)
+                    .await?;
+                append_audit(
+                    tx,
+                    ctx,
+                    "server.drain",
+                    format!("server:{server}"),
+                    json!({ "from": before.state }),
+                )
+                .await?;
+                SqlStore::fetch_server(tx, server).await
+            })
+        }
+
+        async fn decommission(&self, ctx: &RequestContext, server: ServerId) -> Result<Server> {
+            write_tx!(self, tx, {
+                let before = SqlStore::fetch_server(tx, server).await?;
+                let remaining: i64 = sqlx::query_scalar(
+                    "SELECT COUNT(*) FROM accounts WHERE server_id = $1 AND desired_state <> 'absent'",
+                )
+                .bind(server.get())
+                .fetch_one(&mut **tx)
+                .await?;
+                if remaining > 0 {
+                    return Err(StoreError::conflict(
+                        "server_not_empty",
+                        None,
+                        format!(
+                            "server {} still holds {remaining} accounts; drain it first (drover servers drain {server})",
+                            before.spec.name
+                        ),
+                    ));
+                }
+                sqlx::query(
+                    "UPDATE servers SET state = 'decommissioned', updated_at = $2 WHERE id = $1",
+                )
+                .bind(server.get())
+                .bind(sql_now())
+                .execute(&mut **tx)
+                .await?;
+                append_audit(
+                    tx,
+                    ctx,
+                    "server.decommission",
+                    format!("server:{server}"),
+                    json!({ "from": before.state }),
+                )
+                .await?;
+                SqlStore::fetch_server(tx, server).await
+            })
+        }
+
         async fn migration(&self, account: AccountId) -> Result<Option<Migration>> {
             read_tx!(self, tx, { fetch_migration(tx, account).await })
         }

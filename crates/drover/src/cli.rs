@@ -413,6 +413,22 @@ pub enum ServerCommand {
         #[arg(long)]
         off: bool,
     },
+    /// Move every account off a server by placement (each a migration); nothing new lands on it.
+    Drain {
+        id: ServerId,
+        /// Print the moves and change nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Seconds to keep each old copy unless confirmed [default: DROVER_MIGRATION_GRACE].
+        #[arg(long)]
+        grace: Option<u64>,
+    },
+    /// Retire an empty server; --confirm repeats its name.
+    Decommission {
+        id: ServerId,
+        #[arg(long)]
+        confirm: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -839,6 +855,40 @@ async fn servers(
             Some(health) => out.one(&health),
             None => bail!("server {id} has not been checked yet (drover servers check {id})"),
         },
+        ServerCommand::Drain { id, dry_run, grace } => {
+            let server = store.server(id).await?;
+            let grace = grace.map_or(config.fleet.migration_grace, std::time::Duration::from_secs);
+            let planner = crate::engine::drain::Planner {
+                store: &**store,
+                placement: config.placement,
+            };
+            let plan = planner.drain(ctx, &server, grace, dry_run).await?;
+            if out.json {
+                return out.one(&plan);
+            }
+            let verb = if dry_run { "would move" } else { "moving" };
+            println!("{}: {verb} {} accounts", plan.server, plan.moves.len());
+            for m in &plan.moves {
+                println!("  {} (account {}) → {}", m.domain, m.account_id, m.to_name);
+            }
+            for (account, domain, reason) in &plan.unplaced {
+                println!("  {domain} (account {account}) stays: {reason}");
+            }
+            if !plan.under_way.is_empty() {
+                println!("  {} accounts already being moved", plan.under_way.len());
+            }
+            Ok(())
+        }
+        ServerCommand::Decommission { id, confirm } => {
+            let server = store.server(id).await?;
+            if confirm != server.spec.name.to_string() {
+                bail!(
+                    "--confirm must repeat the server's name ({}) to retire it",
+                    server.spec.name
+                );
+            }
+            out.one(&store.decommission(ctx, id).await?)
+        }
         ServerCommand::Maintenance { id, on, off: _ } => {
             out.one(&store.set_maintenance(ctx, id, on).await?)
         }

@@ -32,14 +32,18 @@ pub struct AppState {
     pub sealer: Arc<Sealer>,
     /// How long a moved account's old copy is kept when the request does not say.
     pub migration_grace: std::time::Duration,
+    /// How drains choose where accounts go.
+    pub placement: drover_core::PlacementPolicy,
 }
 
-/// The whole HTTP surface of drover, with the default migration grace period.
+/// The whole HTTP surface of drover, with default settings.
 pub fn router(store: Arc<dyn Store>, sealer: Arc<Sealer>) -> Router {
+    let grace = crate::engine::FleetPolicy::default().migration_grace;
     router_with(
         store,
         sealer,
-        crate::engine::FleetPolicy::default().migration_grace,
+        grace,
+        drover_core::PlacementPolicy::default(),
     )
 }
 
@@ -48,11 +52,13 @@ pub fn router_with(
     store: Arc<dyn Store>,
     sealer: Arc<Sealer>,
     migration_grace: std::time::Duration,
+    placement: drover_core::PlacementPolicy,
 ) -> Router {
     let state = AppState {
         store,
         sealer,
         migration_grace,
+        placement,
     };
     let api = routes::v1()
         .merge(dns::routes())

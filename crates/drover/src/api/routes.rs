@@ -46,6 +46,11 @@ pub fn v1() -> Router<AppState> {
         .route("/api/v1/servers/{id}", get(get_server).patch(update_server))
         .route("/api/v1/servers/{id}/health", get(server_health))
         .route("/api/v1/servers/{id}/maintenance", post(set_maintenance))
+        .route("/api/v1/servers/{id}/drain", post(drain_server))
+        .route(
+            "/api/v1/servers/{id}/decommission",
+            post(decommission_server),
+        )
         .route("/api/v1/servers/{id}/drift-scan", post(scan_drift))
         .route("/api/v1/drift", get(list_drift))
         .route("/api/v1/services", post(create_service).get(list_services))
@@ -352,6 +357,75 @@ async fn confirm_migration(
         .confirm_migration(&caller.context(), id, &request.confirm_domain)
         .await?;
     Ok((StatusCode::ACCEPTED, axum::Json(Accepted::new(job_id))))
+}
+
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DrainRequest {
+    /// Only say what would move.
+    #[serde(default)]
+    dry_run: bool,
+    /// Seconds to keep each old copy unless confirmed [default: DROVER_MIGRATION_GRACE].
+    grace_seconds: Option<u64>,
+}
+
+#[utoipa::path(post, path = "/api/v1/servers/{id}/drain", tag = "servers", request_body = DrainRequest,
+    responses((status = 200, description = "the moves started (or that would be), and accounts no server can take now"),
+              (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+async fn drain_server(
+    State(app): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<String>,
+    Json(request): Json<DrainRequest>,
+) -> Result<axum::Json<serde_json::Value>, ApiError> {
+    let id: ServerId = path_id("server", &id)?;
+    let server = app.store.server(id).await?;
+    let grace = request
+        .grace_seconds
+        .map_or(app.migration_grace, std::time::Duration::from_secs);
+    // Placement and the migrations' records only: the moves are carried out by jobs.
+    let planner = crate::engine::drain::Planner {
+        store: &*app.store,
+        placement: app.placement,
+    };
+    let plan = planner
+        .drain(&caller.context(), &server, grace, request.dry_run)
+        .await?;
+    Ok(axum::Json(serde_json::to_value(plan).unwrap_or_default()))
+}
+
+/// The server's name, repeated.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DecommissionRequest {
+    confirm_name: String,
+}
+
+#[utoipa::path(post, path = "/api/v1/servers/{id}/decommission", tag = "servers", request_body = DecommissionRequest,
+    responses((status = 200, body = Server), (status = 409, description = "accounts remain on it", body = ErrorBody),
+              (status = 422, body = ErrorBody)))]
+async fn decommission_server(
+    State(app): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<String>,
+    Json(request): Json<DecommissionRequest>,
+) -> Reply<Server> {
+    let id: ServerId = path_id("server", &id)?;
+    let server = app.store.server(id).await?;
+    if request.confirm_name != server.spec.name.to_string() {
+        return Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "confirmation_mismatch",
+            format!(
+                "confirm_name must repeat the server's name ({})",
+                server.spec.name
+            ),
+        )
+        .with_field("confirm_name"));
+    }
+    Ok(axum::Json(
+        app.store.decommission(&caller.context(), id).await?,
+    ))
 }
 
 /// Maintenance on (`true`) or off.

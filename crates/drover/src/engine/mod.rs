@@ -2,6 +2,7 @@
 
 mod converge;
 pub mod dns;
+pub mod drain;
 pub mod drift;
 mod fleet;
 pub mod health;

@@ -986,4 +986,31 @@ async fn a_move_is_refused_with_its_reason_until_it_can_be_done(api: Api) {
         StatusCode::FORBIDDEN,
         "moving accounts is an operator's work"
     );
+    // Draining plans from the records; an empty server is retired with its name repeated.
+    let dry = api
+        .post("/api/v1/servers/1/drain", json!({"dry_run": true}))
+        .await;
+    assert_eq!(dry.status, StatusCode::OK, "{:?}", dry.body);
+    assert_eq!(dry.body["moves"], json!([]));
+    let wrong = api
+        .post(
+            "/api/v1/servers/1/decommission",
+            json!({"confirm_name": "vm9"}),
+        )
+        .await;
+    assert_eq!(
+        (wrong.status, wrong.code()),
+        (StatusCode::UNPROCESSABLE_ENTITY, "confirmation_mismatch")
+    );
+    let retired = api
+        .post(
+            "/api/v1/servers/1/decommission",
+            json!({"confirm_name": "vm1"}),
+        )
+        .await;
+    assert_eq!(
+        retired.body["state"], "decommissioned",
+        "{:?}",
+        retired.body
+    );
 }

@@ -227,3 +227,145 @@ async fn an_account_moves_to_another_server_with_its_dns() {
     assert_eq!(sims[0].domain_names(), ["stay.ro"]);
     workers.stop().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_drained_server_empties_by_placement_and_is_retired() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("drover.db").display());
+    let store: Arc<dyn Store> = drover_store::open(&url).await.unwrap();
+    std::fs::write(dir.path().join("vm.password"), "pw").unwrap();
+    let mut sims = Vec::new();
+    for i in 1..=3 {
+        let sim = VirtualminSim::start(SimConfig {
+            tls: true,
+            password: "pw".into(),
+            ..SimConfig::default()
+        })
+        .await
+        .unwrap();
+        sim.with_state(|s| s.plans.push("Web".into()));
+        let record = sim.server_record(
+            &format!("vm{i}"),
+            &dir.path().join("vm.password"),
+            serde_json::json!({"capacity": 10, "ipv4": format!("192.0.2.4{i}")}),
+        );
+        store
+            .create_server(&ctx(), serde_json::from_value(record).unwrap())
+            .await
+            .unwrap();
+        sims.push(sim);
+    }
+    for id in [2, 3] {
+        store
+            .set_maintenance(&ctx(), ServerId(id), true)
+            .await
+            .unwrap();
+    }
+    let plan = serde_json::json!({"name": "Web", "features": ["dir", "web"]});
+    let plan = store
+        .create_plan(&ctx(), serde_json::from_value(plan).unwrap())
+        .await
+        .unwrap();
+    let customer = store
+        .create_customer(&ctx(), CustomerSpec::new("Ana", None, None).unwrap())
+        .await
+        .unwrap();
+    let engine = Engine {
+        store: Arc::clone(&store),
+        fleet: Fleet::new(drover_virtualmin::VirtualminSettings {
+            retry_delay: Duration::from_millis(20),
+            ..Default::default()
+        }),
+        dns: Dns::new(Arc::clone(&store), Default::default()),
+        sealer: Arc::new(Sealer::from_hex(&"42".repeat(32)).unwrap()),
+        placement: PlacementPolicy::default(),
+        auto_provisioning: true,
+        job_timeout: Duration::from_secs(30),
+        retry_max_delay: Duration::from_secs(1),
+        fleet_policy: FleetPolicy::default(),
+    };
+    let mut workers = drover::engine::start(Arc::new(engine), 4).unwrap();
+    for i in 0..6 {
+        let new = NewService {
+            customer_id: customer.id,
+            plan_id: plan.id,
+            domain: DomainName::parse(&format!("d{i}.ro")).unwrap(),
+        };
+        let service = store.create_service(&ctx(), new).await.unwrap();
+        store
+            .transition_service(&ctx(), service.id, Transition::Activate, None)
+            .await
+            .unwrap();
+    }
+    until("six accounts on vm1", || async {
+        sims[0].domain_names().len() == 6
+    })
+    .await;
+    for id in [2, 3] {
+        store
+            .set_maintenance(&ctx(), ServerId(id), false)
+            .await
+            .unwrap();
+    }
+    let vm1 = store.server(ServerId(1)).await.unwrap();
+    let planner = drover::engine::drain::Planner {
+        store: &*store,
+        placement: PlacementPolicy::default(),
+    };
+    let dry = planner
+        .drain(&ctx(), &vm1, Duration::ZERO, true)
+        .await
+        .unwrap();
+    assert_eq!(dry.moves.len(), 6);
+    let to_vm2 = dry
+        .moves
+        .iter()
+        .filter(|m| m.to_server == ServerId(2))
+        .count();
+    assert_eq!(to_vm2, 3, "placement spreads the moves: {:?}", dry.moves);
+    assert_eq!(
+        store.server(ServerId(1)).await.unwrap().state,
+        drover_core::ServerState::Healthy,
+        "a dry run changes nothing"
+    );
+    let err = store.decommission(&ctx(), ServerId(1)).await.unwrap_err();
+    assert!(
+        matches!(
+            err,
+            StoreError::Conflict {
+                code: "server_not_empty",
+                ..
+            }
+        ),
+        "{err}"
+    );
+    let plan = planner
+        .drain(&ctx(), &vm1, Duration::ZERO, false)
+        .await
+        .unwrap();
+    assert_eq!(plan.moves.len(), 6);
+    assert_eq!(
+        store.server(ServerId(1)).await.unwrap().state,
+        drover_core::ServerState::Draining
+    );
+    until("vm1 is empty and the others hold everything", || async {
+        sims[0].domain_names().is_empty()
+            && sims[1].domain_names().len() + sims[2].domain_names().len() == 6
+    })
+    .await;
+    until("every move is done", || async {
+        let mut done = true;
+        for m in &plan.moves {
+            done &= store
+                .migration(m.account_id)
+                .await
+                .unwrap()
+                .is_some_and(|m| m.state == "done");
+        }
+        done
+    })
+    .await;
+    let retired = store.decommission(&ctx(), ServerId(1)).await.unwrap();
+    assert_eq!(retired.state, drover_core::ServerState::Decommissioned);
+    workers.stop().await.unwrap();
+}

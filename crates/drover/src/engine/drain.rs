@@ -1,0 +1,129 @@
+//! Draining a server: every account on it moved elsewhere by placement (each a migration),
+//! then the empty server retired.
+
+use drover_core::{AccountId, DesiredState, PlacementPolicy, ServerId, place};
+use drover_store::{AccountFilter, Page, RequestContext, Server, Store, StoreError};
+use serde::Serialize;
+
+#[derive(Debug, Clone, Serialize)]
+pub struct DrainMove {
+    pub account_id: AccountId,
+    pub domain: String,
+    pub to_server: ServerId,
+    pub to_name: String,
+}
+
+/// The moves a drain makes (or would make), and the accounts no server can take now.
+#[derive(Debug, Clone, Serialize)]
+pub struct DrainPlan {
+    pub server: String,
+    pub dry_run: bool,
+    pub moves: Vec<DrainMove>,
+    /// Accounts with the reason no server can take them (they stay until one can).
+    pub unplaced: Vec<(AccountId, String, String)>,
+    /// Accounts already being moved.
+    pub under_way: Vec<AccountId>,
+}
+
+/// Plans drains from drover's records alone (placement and migrations): the moves themselves
+/// are carried out by the migration jobs, so an API handler may run it.
+#[derive(Debug, Clone, Copy)]
+pub struct Planner<'a> {
+    pub store: &'a dyn Store,
+    pub placement: PlacementPolicy,
+}
+
+impl Planner<'_> {
+    /// Plans (and unless `dry_run`, starts) moving every account off `server`. The server is
+    /// marked draining first, so nothing new lands on it.
+    pub async fn drain(
+        &self,
+        ctx: &RequestContext,
+        server: &Server,
+        grace: std::time::Duration,
+        dry_run: bool,
+    ) -> Result<DrainPlan, StoreError> {
+        let engine = self;
+        if !dry_run {
+            engine.store.begin_drain(ctx, server.id).await?;
+        }
+        let mut accounts = Vec::new();
+        loop {
+            let page = engine
+                .store
+                .accounts(AccountFilter {
+                    domain: None,
+                    server_id: Some(server.id),
+                    page: Page::new(
+                        accounts.last().map(|a: &drover_store::Account| a.id.get()),
+                        Some(Page::MAX_LIMIT),
+                    ),
+                })
+                .await?;
+            let full = page.len() == Page::MAX_LIMIT as usize;
+            accounts.extend(page);
+            if !full {
+                break;
+            }
+        }
+        let mut candidates: Vec<_> = engine
+            .store
+            .placement_candidates()
+            .await?
+            .into_iter()
+            .filter(|c| c.id != server.id)
+            .collect();
+        let mut plan = DrainPlan {
+            server: server.spec.name.to_string(),
+            dry_run,
+            moves: Vec::new(),
+            unplaced: Vec::new(),
+            under_way: Vec::new(),
+        };
+        for account in accounts
+            .iter()
+            .filter(|a| a.desired_state != DesiredState::Absent)
+        {
+            if engine
+                .store
+                .migration(account.id)
+                .await?
+                .is_some_and(|m| m.state != "done")
+            {
+                plan.under_way.push(account.id);
+                continue;
+            }
+            let target = engine.store.converge_target(account.id).await?;
+            match place(
+                &candidates,
+                &target.plan.spec.required_tags,
+                &engine.placement,
+            ) {
+                Ok(to) => {
+                    // Count the move at once, so the next account sees the target's new load.
+                    let chosen = candidates.iter_mut().find(|c| c.id == to);
+                    let to_name = chosen.as_ref().map_or_else(String::new, |c| c.name.clone());
+                    if let Some(c) = chosen {
+                        c.accounts += 1;
+                    }
+                    if !dry_run {
+                        engine
+                            .store
+                            .start_migration(ctx, account.id, to, grace)
+                            .await?;
+                    }
+                    plan.moves.push(DrainMove {
+                        account_id: account.id,
+                        domain: account.domain.to_string(),
+                        to_server: to,
+                        to_name,
+                    });
+                }
+                Err(reason) => plan
+                    .unplaced
+                    .push((account.id, account.domain.to_string(), reason)),
+            }
+        }
+        Ok(plan)
+    }
+}
