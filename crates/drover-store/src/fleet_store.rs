@@ -53,6 +53,8 @@ pub struct Migration {
     #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
     pub delete_after: Timestamp,
     pub confirmed: bool,
+    /// The source is lost: nothing is done to it once the account is switched.
+    pub failover: bool,
 }
 
 /// A finding of a server's last drift scan, and what the last repair did with it.
@@ -80,6 +82,16 @@ pub trait FleetStore: Send + Sync {
         to: ServerId,
         grace: std::time::Duration,
     ) -> Result<(Migration, JobId)>;
+    /// Like `start_migration`, for an account whose server is lost: the job recreates it on
+    /// `to` and switches it, and touches nothing on the source.
+    async fn start_failover(
+        &self,
+        ctx: &RequestContext,
+        account: AccountId,
+        to: ServerId,
+    ) -> Result<(Migration, JobId)>;
+    /// Failover moves off `server` not finished yet.
+    async fn failovers_remaining(&self, server: ServerId) -> Result<i64>;
     async fn migration(&self, account: AccountId) -> Result<Option<Migration>>;
     /// Marks a server draining: nothing new is placed on it; its accounts are moved off.
     async fn begin_drain(&self, ctx: &RequestContext, server: ServerId) -> Result<Server>;

@@ -151,6 +151,7 @@ mod fleet_sql {
         state: String,
         delete_after_ms: i64,
         confirmed: bool,
+        failover: bool,
     }
 
     impl MigrationRow {
@@ -163,14 +164,15 @@ mod fleet_sql {
                 delete_after: jiff::Timestamp::from_millisecond(self.delete_after_ms)
                     .map_err(|e| corrupt("delete_after", e))?,
                 confirmed: self.confirmed,
+                failover: self.failover,
             })
         }
     }
 
     async fn fetch_migration(tx: &mut Tx, account: AccountId) -> Result<Option<Migration>> {
         sqlx::query_as::<_, MigrationRow>(
-            "SELECT account_id, from_server, to_server, state, delete_after_ms, confirmed \
-             FROM account_migrations WHERE account_id = $1",
+            "SELECT account_id, from_server, to_server, state, delete_after_ms, confirmed, \
+             failover FROM account_migrations WHERE account_id = $1",
         )
         .bind(account.get())
         .fetch_optional(&mut **tx)
@@ -187,6 +189,114 @@ mod fleet_sql {
         }
     }
 
+    /// Starts a move (a migration, or a failover off a lost server) in one transaction.
+    async fn begin_move(
+        store: &SqlStore,
+        ctx: &RequestContext,
+        account: AccountId,
+        to: ServerId,
+        grace: std::time::Duration,
+        failover: bool,
+    ) -> Result<(Migration, JobId)> {
+        write_tx!(store, tx, {
+            let acct = SqlStore::fetch_account(tx, account).await?;
+            let Some(from) = acct.server_id else {
+                return Err(refuse(
+                    "not_placed",
+                    format!("account {account} is on no server yet; it is placed when activated"),
+                ));
+            };
+            if acct.desired_state == DesiredState::Absent {
+                return Err(refuse(
+                    "not_active",
+                    format!(
+                        "account {account} is not meant to be on a server (its service is pending or terminated)"
+                    ),
+                ));
+            }
+            if from == to {
+                return Err(refuse(
+                    "same_server",
+                    format!("account {account} is on server {to} already"),
+                ));
+            }
+            let target = SqlStore::fetch_server(tx, to).await?;
+            if !matches!(target.state, ServerState::Healthy | ServerState::Degraded) {
+                return Err(refuse(
+                    "target_unusable",
+                    format!(
+                        "server {} is {}; a move needs a healthy or degraded target",
+                        target.spec.name, target.state
+                    ),
+                ));
+            }
+            if !acct.has_sealed_password {
+                return Err(refuse(
+                    "no_password",
+                    format!(
+                        "drover holds no sealed password for account {account}, so it cannot recreate it; set one first"
+                    ),
+                ));
+            }
+            if fetch_migration(tx, account)
+                .await?
+                .is_some_and(|m| m.state != "done")
+            {
+                return Err(StoreError::conflict(
+                    "migration_under_way",
+                    None,
+                    format!("account {account} is being moved already"),
+                ));
+            }
+            let delete_after = jiff::Timestamp::now().as_millisecond()
+                + i64::try_from(grace.as_millis()).unwrap_or(i64::MAX / 2);
+            let now = sql_now();
+            sqlx::query(
+                "INSERT INTO account_migrations (account_id, from_server, to_server, state, \
+                 delete_after_ms, confirmed, failover, created_at, updated_at) \
+                 VALUES ($1, $2, $3, 'creating', $4, FALSE, $6, $5, $5) \
+                 ON CONFLICT (account_id) DO UPDATE SET from_server = excluded.from_server, \
+                 to_server = excluded.to_server, state = 'creating', \
+                 delete_after_ms = excluded.delete_after_ms, confirmed = FALSE, failover = excluded.failover, \
+                 updated_at = excluded.updated_at",
+            )
+            .bind(account.get())
+            .bind(from.get())
+            .bind(to.get())
+            .bind(delete_after)
+            .bind(now)
+            .bind(failover)
+            .execute(&mut **tx)
+            .await?;
+            let (job, _) = store
+                .enqueue_for_account(
+                    tx,
+                    ctx,
+                    account,
+                    MigrateAccount {
+                        account_id: account.get(),
+                    },
+                )
+                .await?;
+            append_audit(
+                tx,
+                ctx,
+                if failover {
+                    "account.failover"
+                } else {
+                    "account.migrate"
+                },
+                format!("account:{account}"),
+                json!({ "from": from, "to": to, "grace_seconds": grace.as_secs(), "job": job }),
+            )
+            .await?;
+            let migration = fetch_migration(tx, account)
+                .await?
+                .ok_or_else(|| StoreError::not_found("migration", account))?;
+            Ok((migration, job))
+        })
+    }
+
     #[async_trait::async_trait]
     impl FleetStore for SqlStore {
         async fn start_migration(
@@ -196,100 +306,26 @@ mod fleet_sql {
             to: ServerId,
             grace: std::time::Duration,
         ) -> Result<(Migration, JobId)> {
-            write_tx!(self, tx, {
-                let acct = SqlStore::fetch_account(tx, account).await?;
-                let Some(from) = acct.server_id else {
-                    return Err(refuse(
-                        "not_placed",
-                        format!(
-                            "account {account} is on no server yet; it is placed when activated"
-                        ),
-                    ));
-                };
-                if acct.desired_state == DesiredState::Absent {
-                    return Err(refuse(
-                        "not_active",
-                        format!(
-                            "account {account} is not meant to be on a server (its service is pending or terminated)"
-                        ),
-                    ));
-                }
-                if from == to {
-                    return Err(refuse(
-                        "same_server",
-                        format!("account {account} is on server {to} already"),
-                    ));
-                }
-                let target = SqlStore::fetch_server(tx, to).await?;
-                if !matches!(target.state, ServerState::Healthy | ServerState::Degraded) {
-                    return Err(refuse(
-                        "target_unusable",
-                        format!(
-                            "server {} is {}; a move needs a healthy or degraded target",
-                            target.spec.name, target.state
-                        ),
-                    ));
-                }
-                if !acct.has_sealed_password {
-                    return Err(refuse(
-                        "no_password",
-                        format!(
-                            "drover holds no sealed password for account {account}, so it cannot recreate it; set one first"
-                        ),
-                    ));
-                }
-                if fetch_migration(tx, account)
-                    .await?
-                    .is_some_and(|m| m.state != "done")
-                {
-                    return Err(StoreError::conflict(
-                        "migration_under_way",
-                        None,
-                        format!("account {account} is being moved already"),
-                    ));
-                }
-                let delete_after = jiff::Timestamp::now().as_millisecond()
-                    + i64::try_from(grace.as_millis()).unwrap_or(i64::MAX / 2);
-                let now = sql_now();
-                sqlx::query(
-                    "INSERT INTO account_migrations (account_id, from_server, to_server, state, \
-                     delete_after_ms, confirmed, created_at, updated_at) \
-                     VALUES ($1, $2, $3, 'creating', $4, FALSE, $5, $5) \
-                     ON CONFLICT (account_id) DO UPDATE SET from_server = excluded.from_server, \
-                     to_server = excluded.to_server, state = 'creating', \
-                     delete_after_ms = excluded.delete_after_ms, confirmed = FALSE, \
-                     updated_at = excluded.updated_at",
-                )
-                .bind(account.get())
-                .bind(from.get())
-                .bind(to.get())
-                .bind(delete_after)
-                .bind(now)
-                .execute(&mut **tx)
-                .await?;
-                let (job, _) = self
-                    .enqueue_for_account(
-                        tx,
-                        ctx,
-                        account,
-                        MigrateAccount {
-                            account_id: account.get(),
-                        },
-                    )
-                    .await?;
-                append_audit(
-                    tx,
-                    ctx,
-                    "account.migrate",
-                    format!("account:{account}"),
-                    json!({ "from": from, "to": to, "grace_seconds": grace.as_secs(), "job": job }),
-                )
-                .await?;
-                let migration = fetch_migration(tx, account)
-                    .await?
-                    .ok_or_else(|| StoreError::not_found("migration", account))?;
-                Ok((migration, job))
-            })
+            begin_move(self, ctx, account, to, grace, false).await
+        }
+
+        async fn start_failover(
+            &self,
+            ctx: &RequestContext,
+            account: AccountId,
+            to: ServerId,
+        ) -> Result<(Migration, JobId)> {
+            begin_move(self, ctx, account, to, std::time::Duration::ZERO, true).await
+        }
+
+        async fn failovers_remaining(&self, server: ServerId) -> Result<i64> {
+            Ok(sqlx::query_scalar(
+                "SELECT COUNT(*) FROM account_migrations WHERE from_server = $1 AND failover \
+                 AND state <> 'done'",
+            )
+            .bind(server.get())
+            .fetch_one(&self.pool)
+            .await?)
         }
 
         async fn begin_drain(&self, ctx: &RequestContext, server: ServerId) -> Result<Server> {

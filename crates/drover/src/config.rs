@@ -179,6 +179,7 @@ const SETTINGS: &[&str] = &[
     "DROVER_DRIFT_MAX_PERCENT",
     "DROVER_DRIFT_MAX_ACCOUNTS",
     "DROVER_MIGRATION_GRACE",
+    "DROVER_FAILOVER",
     "DROVER_DNS_NAMESERVERS",
     "DROVER_DNS_ADDRESS_TTL",
     "DROVER_DNS_TTL",
@@ -357,6 +358,7 @@ impl Config {
             health_interval,
             drift: drift_policy(&sources)?,
             drift_interval: interval(&sources, "DROVER_DRIFT_INTERVAL", 3600.0)?,
+            failover: sources.flag("DROVER_FAILOVER", false)?,
             migration_grace: sources.parse(
                 "DROVER_MIGRATION_GRACE",
                 Duration::from_secs(7 * 86_400),

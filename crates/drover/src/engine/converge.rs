@@ -131,6 +131,31 @@ pub async fn migrate(
     .await
 }
 
+/// The last failover move off a lost server is done: the time since the server was found
+/// unavailable is its time to recovery, audited and exported.
+async fn record_recovery(
+    engine: &Engine,
+    ctx: &RequestContext,
+    lost: &drover_store::Server,
+) -> Result<(), ConvergeError> {
+    let seconds = jiff::Timestamp::now()
+        .duration_since(lost.updated_at)
+        .as_secs_f64();
+    metrics::gauge!("failover_recovery_seconds", "server" => lost.spec.name.to_string())
+        .set(seconds);
+    tracing::warn!(server = %lost.spec.name, seconds, "failover complete");
+    engine
+        .store
+        .audit(
+            ctx,
+            "server.failover_complete",
+            format!("server:{}", lost.id),
+            json!({ "seconds_since_unavailable": seconds }),
+        )
+        .await?;
+    Ok(())
+}
+
 /// How long a waiting migration sleeps before it looks again at its grace period.
 const GRACE_CHECK: jiff::SignedDuration = jiff::SignedDuration::from_hours(1);
 
@@ -184,6 +209,17 @@ async fn migrate_steps(
             .store
             .advance_migration(ctx, account, "switched")
             .await?;
+    }
+    if migration.state == "switched" && migration.failover {
+        // The source is lost: nothing to disable or delete there.
+        engine.store.advance_migration(ctx, account, "done").await?;
+        if engine.store.failovers_remaining(from.id).await? == 0 {
+            record_recovery(engine, ctx, &from).await?;
+        }
+        return Ok(Round::Done {
+            generation: target.account.desired_generation,
+            actions,
+        });
     }
     if migration.state == "switched" {
         let client = match client_for(&from) {

@@ -1,5 +1,5 @@
-//! Draining a server: every account on it moved elsewhere by placement (each a migration),
-//! then the empty server retired.
+//! Emptying a server: draining moves every account elsewhere by placement (each a migration),
+//! then the empty server is retired; failover recreates a lost server's accounts elsewhere.
 
 use drover_core::{AccountId, DesiredState, PlacementPolicy, ServerId, place};
 use drover_store::{AccountFilter, Page, RequestContext, Server, Store, StoreError};
@@ -43,10 +43,31 @@ impl Planner<'_> {
         grace: std::time::Duration,
         dry_run: bool,
     ) -> Result<DrainPlan, StoreError> {
-        let engine = self;
         if !dry_run {
-            engine.store.begin_drain(ctx, server.id).await?;
+            self.store.begin_drain(ctx, server.id).await?;
         }
+        self.move_all(ctx, server, Some(grace), dry_run).await
+    }
+
+    /// Recreates every account of a lost server elsewhere by placement (failover moves:
+    /// nothing is asked of the lost server).
+    pub async fn failover(
+        &self,
+        ctx: &RequestContext,
+        server: &Server,
+    ) -> Result<DrainPlan, StoreError> {
+        self.move_all(ctx, server, None, false).await
+    }
+
+    /// Moves every account off `server`: migrations with `grace`, failovers without one.
+    async fn move_all(
+        &self,
+        ctx: &RequestContext,
+        server: &Server,
+        grace: Option<std::time::Duration>,
+        dry_run: bool,
+    ) -> Result<DrainPlan, StoreError> {
+        let engine = self;
         let mut accounts = Vec::new();
         loop {
             let page = engine
@@ -106,11 +127,17 @@ impl Planner<'_> {
                     if let Some(c) = chosen {
                         c.accounts += 1;
                     }
+
                     if !dry_run {
-                        engine
-                            .store
-                            .start_migration(ctx, account.id, to, grace)
-                            .await?;
+                        match grace {
+                            Some(grace) => {
+                                engine
+                                    .store
+                                    .start_migration(ctx, account.id, to, grace)
+                                    .await?
+                            }
+                            None => engine.store.start_failover(ctx, account.id, to).await?,
+                        };
                     }
                     plan.moves.push(DrainMove {
                         account_id: account.id,

@@ -95,6 +95,22 @@ pub async fn check_fleet(
         }
         metrics::gauge!("server_check_latency_seconds", "server" => server.spec.name.to_string())
             .set(probe.latency_ms as f64 / 1000.0);
+        if change.moved()
+            && change.server.state == ServerState::Unavailable
+            && engine.fleet_policy.failover
+        {
+            let planner = super::drain::Planner {
+                store: &*engine.store,
+                placement: engine.placement,
+            };
+            let plan = planner.failover(ctx, &change.server).await?;
+            tracing::warn!(
+                server = %server.spec.name,
+                moves = plan.moves.len(),
+                unplaced = plan.unplaced.len(),
+                "server unavailable: its accounts are being recreated elsewhere"
+            );
+        }
         if change.moved() {
             tracing::warn!(
                 server = %server.spec.name,

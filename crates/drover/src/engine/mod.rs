@@ -46,6 +46,7 @@ impl Default for FleetPolicy {
             drift: Default::default(),
             drift_interval: None,
             migration_grace: std::time::Duration::from_secs(7 * 86_400),
+            failover: false,
         }
     }
 }
@@ -62,6 +63,8 @@ pub struct FleetPolicy {
     pub drift_interval: Option<std::time::Duration>,
     /// How long a moved account's old copy is kept (disabled) unless an operator confirms.
     pub migration_grace: std::time::Duration,
+    /// When a server becomes unavailable, recreate its accounts elsewhere at once.
+    pub failover: bool,
 }
 
 /// Retries after 1 s, 2 s, 4 s, … up to a ceiling, with jitter: a flaky server is tried again

@@ -5,6 +5,7 @@ mod api;
 mod command;
 mod dns;
 mod drift;
+mod failover;
 mod fleet_scale;
 mod health;
 mod migrate;

@@ -1,0 +1,223 @@
+//! A server dies: health checks find it unavailable, its accounts are recreated on the other
+//! servers by placement, and both real PowerDNS servers answer the new addresses. The time to
+//! recovery (from the kill to the last answer) is printed.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use drover::engine::{Dns, Engine, Fleet, FleetPolicy, Sealer};
+use drover_core::{
+    CustomerSpec, DomainName, HealthPolicy, PlacementPolicy, RecordType, ServerId, ServerState,
+    Transition,
+};
+use drover_store::{
+    AuditFilter, DnsProviderKind, DnsProviderSpec, NewService, RequestContext, Store,
+};
+use drover_testkit::PowerDns;
+use drover_testkit::virtualmin::{SimConfig, VirtualminSim};
+
+fn ctx() -> RequestContext {
+    RequestContext {
+        actor: "test".into(),
+        correlation_id: "failover-1".into(),
+    }
+}
+
+async fn until(what: &str, limit: Duration, check: impl AsyncFn() -> bool) {
+    let deadline = Instant::now() + limit;
+    while Instant::now() < deadline {
+        if check().await {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("timed out waiting until {what}");
+}
+
+async fn served_a(pdns: &PowerDns, name: &str) -> Vec<String> {
+    drover_dns::query_served(pdns.dns_addr, name, RecordType::A, Duration::from_secs(2))
+        .await
+        .map(|a| a.records)
+        .unwrap_or_default()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lost_servers_accounts_come_back_elsewhere_with_dns_answering_the_new_address() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("drover.db").display());
+    let store: Arc<dyn Store> = drover_store::open(&url).await.unwrap();
+    std::fs::write(dir.path().join("vm.password"), "pw").unwrap();
+    let mut sims = Vec::new();
+    for i in 1..=3 {
+        let sim = VirtualminSim::start(SimConfig {
+            tls: true,
+            password: "pw".into(),
+            ..SimConfig::default()
+        })
+        .await
+        .unwrap();
+        sim.with_state(|s| s.plans.push("Web".into()));
+        let record = sim.server_record(
+            &format!("vm{i}"),
+            &dir.path().join("vm.password"),
+            serde_json::json!({"capacity": 20, "ipv4": format!("198.51.100.{i}")}),
+        );
+        store
+            .create_server(&ctx(), serde_json::from_value(record).unwrap())
+            .await
+            .unwrap();
+        sims.push(sim);
+    }
+    for (i, pdns) in PowerDns::shared().iter().enumerate() {
+        let key = dir.path().join(format!("pdns{i}.key"));
+        std::fs::write(&key, &pdns.api_key).unwrap();
+        let spec = DnsProviderSpec {
+            name: format!("pdns-{i}"),
+            kind: DnsProviderKind::PowerDns,
+            api_url: pdns.api_url.clone(),
+            credentials: drover_core::CredentialRef::parse(&format!("file:{}", key.display()))
+                .unwrap(),
+            server_id: None,
+            account_id: None,
+            dns_address: Some(pdns.dns_addr),
+            batch_size: None,
+            serves_new_zones: true,
+        };
+        store.create_dns_provider(&ctx(), spec).await.unwrap();
+    }
+    // Everything starts on vm1.
+    for id in [2, 3] {
+        store
+            .set_maintenance(&ctx(), ServerId(id), true)
+            .await
+            .unwrap();
+    }
+    let plan = serde_json::json!({"name": "Web", "features": ["dir", "web", "dns"]});
+    let plan = store
+        .create_plan(&ctx(), serde_json::from_value(plan).unwrap())
+        .await
+        .unwrap();
+    let customer = store
+        .create_customer(&ctx(), CustomerSpec::new("Ana", None, None).unwrap())
+        .await
+        .unwrap();
+    let engine = Engine {
+        store: Arc::clone(&store),
+        fleet: Fleet::new(drover_virtualmin::VirtualminSettings {
+            retry_delay: Duration::from_millis(20),
+            max_retries: 0,
+            ..Default::default()
+        }),
+        dns: Dns::new(Arc::clone(&store), Default::default()),
+        sealer: Arc::new(Sealer::from_hex(&"42".repeat(32)).unwrap()),
+        placement: PlacementPolicy::default(),
+        auto_provisioning: true,
+        job_timeout: Duration::from_secs(30),
+        retry_max_delay: Duration::from_secs(1),
+        fleet_policy: FleetPolicy {
+            health: HealthPolicy::default(),
+            health_interval: Some(Duration::from_millis(250)),
+            failover: true,
+            ..FleetPolicy::default()
+        },
+    };
+    let mut workers = drover::engine::start(Arc::new(engine), 8).unwrap();
+    let domains: Vec<String> = (0..8)
+        .map(|i| format!("fo{i}-{}.ro", std::process::id()))
+        .collect();
+    for domain in &domains {
+        let new = NewService {
+            customer_id: customer.id,
+            plan_id: plan.id,
+            domain: DomainName::parse(domain).unwrap(),
+        };
+        let service = store.create_service(&ctx(), new).await.unwrap();
+        store
+            .transition_service(&ctx(), service.id, Transition::Activate, None)
+            .await
+            .unwrap();
+    }
+    until(
+        "every account is on vm1 and served by both PowerDNS servers",
+        Duration::from_secs(30),
+        || async {
+            let mut ok = sims[0].domain_names().len() == domains.len();
+            for domain in &domains {
+                for pdns in PowerDns::shared() {
+                    ok = ok && served_a(pdns, domain).await == ["198.51.100.1"];
+                }
+            }
+            ok
+        },
+    )
+    .await;
+    for id in [2, 3] {
+        store
+            .set_maintenance(&ctx(), ServerId(id), false)
+            .await
+            .unwrap();
+    }
+
+    // vm1 dies.
+    let killed = Instant::now();
+    sims[0].set_down(true);
+    until(
+        "every domain answers a new address on both PowerDNS servers",
+        Duration::from_secs(60),
+        || async {
+            let mut ok = true;
+            for domain in &domains {
+                for pdns in PowerDns::shared() {
+                    let answer = served_a(pdns, domain).await;
+                    ok = ok && (answer == ["198.51.100.2"] || answer == ["198.51.100.3"]);
+                }
+            }
+            ok
+        },
+    )
+    .await;
+    let recovery = killed.elapsed();
+    println!(
+        "time to recovery: {recovery:?} for {} accounts (kill to both PowerDNS servers answering the new addresses)",
+        domains.len()
+    );
+    assert_eq!(
+        store.server(ServerId(1)).await.unwrap().state,
+        ServerState::Unavailable
+    );
+    let on_others = sims[1].domain_names().len() + sims[2].domain_names().len();
+    assert_eq!(on_others, domains.len(), "every account recreated once");
+    assert!(
+        !sims[1].domain_names().is_empty() && !sims[2].domain_names().is_empty(),
+        "placement spread them"
+    );
+    for domain in &domains {
+        let account = store
+            .accounts(drover_store::AccountFilter {
+                domain: Some(DomainName::parse(domain).unwrap()),
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .remove(0);
+        assert_ne!(account.server_id, Some(ServerId(1)));
+    }
+    until(
+        "the failover is recorded as complete",
+        Duration::from_secs(10),
+        || async {
+            let events = store
+                .audit_events(AuditFilter {
+                    subject: Some("server:1".into()),
+                    ..AuditFilter::default()
+                })
+                .await
+                .unwrap();
+            events
+                .iter()
+                .any(|e| e.action == "server.failover_complete")
+        },
+    )
+    .await;
+    workers.stop().await.unwrap();
+}
