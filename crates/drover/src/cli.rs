@@ -423,6 +423,19 @@ pub enum ServerCommand {
         #[arg(long)]
         grace: Option<u64>,
     },
+    /// Recreate a lost server's accounts on a fresh server from drover's data alone: checks
+    /// first, then the plan, then the jobs.
+    Rebuild {
+        id: ServerId,
+        #[arg(long)]
+        onto: ServerId,
+        /// Check and plan only.
+        #[arg(long)]
+        dry_run: bool,
+        /// Show progress until every account is rebuilt.
+        #[arg(long)]
+        wait: bool,
+    },
     /// Retire an empty server; --confirm repeats its name.
     Decommission {
         id: ServerId,
@@ -876,6 +889,63 @@ async fn servers(
             }
             if !plan.under_way.is_empty() {
                 println!("  {} accounts already being moved", plan.under_way.len());
+            }
+            Ok(())
+        }
+        ServerCommand::Rebuild {
+            id,
+            onto,
+            dry_run,
+            wait,
+        } => {
+            let lost = store.server(id).await?;
+            let plan = crate::engine::rebuild::rebuild(
+                &**store,
+                ctx,
+                &lost,
+                onto,
+                config.virtualmin.rate_qps,
+                dry_run,
+            )
+            .await?;
+            if out.json {
+                out.one(&plan)?;
+            } else {
+                println!(
+                    "rebuild {} onto {}: {} accounts, {} calls, about {:.0} s at the new server's rate",
+                    plan.lost,
+                    plan.onto,
+                    plan.steps.len(),
+                    plan.calls,
+                    plan.estimated_seconds
+                );
+                for step in &plan.steps {
+                    println!(
+                        "  {} (account {}, plan {}): {} calls",
+                        step.domain, step.account_id, step.plan, step.calls
+                    );
+                }
+                for problem in &plan.problems {
+                    println!("  problem: {problem}");
+                }
+            }
+            if !plan.problems.is_empty() {
+                bail!(
+                    "the rebuild was not started: {} accounts lack what recreation needs",
+                    plan.problems.len()
+                );
+            }
+            if wait && plan.started {
+                let total = plan.steps.len();
+                loop {
+                    let remaining =
+                        usize::try_from(store.failovers_remaining(id).await?).unwrap_or(0);
+                    eprintln!("rebuilt {} of {total}", total - remaining.min(total));
+                    if remaining == 0 {
+                        break;
+                    }
+                    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+                }
             }
             Ok(())
         }

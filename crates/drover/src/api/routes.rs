@@ -51,6 +51,7 @@ pub fn v1() -> Router<AppState> {
             "/api/v1/servers/{id}/decommission",
             post(decommission_server),
         )
+        .route("/api/v1/servers/{id}/rebuild", post(rebuild_server))
         .route("/api/v1/servers/{id}/drift-scan", post(scan_drift))
         .route("/api/v1/drift", get(list_drift))
         .route("/api/v1/services", post(create_service).get(list_services))
@@ -391,6 +392,48 @@ async fn drain_server(
     let plan = planner
         .drain(&caller.context(), &server, grace, request.dry_run)
         .await?;
+    Ok(axum::Json(serde_json::to_value(plan).unwrap_or_default()))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RebuildRequest {
+    /// The fresh server the accounts are recreated on.
+    #[schema(value_type = i64)]
+    onto: ServerId,
+    /// Check and plan only.
+    #[serde(default)]
+    dry_run: bool,
+}
+
+#[utoipa::path(post, path = "/api/v1/servers/{id}/rebuild", tag = "servers", request_body = RebuildRequest,
+    responses((status = 200, description = "the checks and the plan; started unless a dry run or a problem"),
+              (status = 404, body = ErrorBody), (status = 422, description = "accounts lack what recreation needs", body = ErrorBody)))]
+async fn rebuild_server(
+    State(app): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<String>,
+    Json(request): Json<RebuildRequest>,
+) -> Result<axum::Json<serde_json::Value>, ApiError> {
+    let id: ServerId = path_id("server", &id)?;
+    let lost = app.store.server(id).await?;
+    // drover's records only: the accounts are recreated by jobs.
+    let plan = crate::engine::rebuild::rebuild(
+        &*app.store,
+        &caller.context(),
+        &lost,
+        request.onto,
+        drover_virtualmin::VirtualminSettings::default().rate_qps,
+        request.dry_run,
+    )
+    .await?;
+    if !plan.problems.is_empty() {
+        return Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "rebuild_blocked",
+            format!("the rebuild was not started: {}", plan.problems.join("; ")),
+        ));
+    }
     Ok(axum::Json(serde_json::to_value(plan).unwrap_or_default()))
 }
 

@@ -6,6 +6,7 @@ pub mod drain;
 pub mod drift;
 mod fleet;
 pub mod health;
+pub mod rebuild;
 pub mod seal;
 
 use std::sync::Arc;

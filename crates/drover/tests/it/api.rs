@@ -1013,4 +1013,19 @@ async fn a_move_is_refused_with_its_reason_until_it_can_be_done(api: Api) {
         "{:?}",
         retired.body
     );
+    let rebuild = api
+        .post(
+            "/api/v1/servers/1/rebuild",
+            json!({"onto": 1, "dry_run": true}),
+        )
+        .await;
+    assert_eq!(
+        (rebuild.status, rebuild.code()),
+        (StatusCode::UNPROCESSABLE_ENTITY, "rebuild_blocked")
+    );
+    assert!(
+        rebuild.message().contains("onto itself"),
+        "{}",
+        rebuild.message()
+    );
 }

@@ -221,3 +221,193 @@ async fn a_lost_servers_accounts_come_back_elsewhere_with_dns_answering_the_new_
     .await;
     workers.stop().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lost_server_is_rebuilt_onto_a_fresh_one_from_drovers_records() {
+    use drover::engine::rebuild::rebuild;
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("drover.db").display());
+    let store: Arc<dyn Store> = drover_store::open(&url).await.unwrap();
+    std::fs::write(dir.path().join("vm.password"), "pw").unwrap();
+    let start_sim = || async {
+        let sim = VirtualminSim::start(SimConfig {
+            tls: true,
+            password: "pw".into(),
+            ..SimConfig::default()
+        })
+        .await
+        .unwrap();
+        sim.with_state(|s| s.plans.push("Web".into()));
+        sim
+    };
+    let lost_sim = start_sim().await;
+    let record = lost_sim.server_record(
+        "vm1",
+        &dir.path().join("vm.password"),
+        serde_json::json!({"capacity": 20}),
+    );
+    let lost = store
+        .create_server(&ctx(), serde_json::from_value(record).unwrap())
+        .await
+        .unwrap();
+    let plan = serde_json::json!({"name": "Web", "features": ["dir", "web"]});
+    let plan = store
+        .create_plan(&ctx(), serde_json::from_value(plan).unwrap())
+        .await
+        .unwrap();
+    let customer = store
+        .create_customer(&ctx(), CustomerSpec::new("Ana", None, None).unwrap())
+        .await
+        .unwrap();
+    let mut services = Vec::new();
+    for name in ["r1.ro", "r2.ro", "r3.ro", "r4.ro"] {
+        let new = NewService {
+            customer_id: customer.id,
+            plan_id: plan.id,
+            domain: DomainName::parse(name).unwrap(),
+        };
+        let service = store.create_service(&ctx(), new).await.unwrap();
+        store
+            .transition_service(&ctx(), service.id, Transition::Activate, None)
+            .await
+            .unwrap();
+        services.push(service);
+    }
+    // Before any job ran: r4 is on vm1 in drover's records but has no sealed password yet.
+    store
+        .assign_server(&ctx(), services[3].account_id, lost.id)
+        .await
+        .unwrap();
+    let dry = rebuild(&*store, &ctx(), &lost, lost.id, 2.0, true)
+        .await
+        .unwrap();
+    assert!(
+        dry.problems
+            .iter()
+            .any(|p| p.contains("r4.ro") && p.contains("sealed password")),
+        "{:?}",
+        dry.problems
+    );
+    assert!(dry.problems.iter().any(|p| p.contains("onto itself")));
+    let sealer = Arc::new(Sealer::from_hex(&"42".repeat(32)).unwrap());
+    let password = secrecy::SecretString::from("r4-password".to_owned());
+    store
+        .store_sealed_password(services[3].account_id, &sealer.seal(&password))
+        .await
+        .unwrap();
+
+    let engine = Engine {
+        store: Arc::clone(&store),
+        fleet: Fleet::new(drover_virtualmin::VirtualminSettings {
+            retry_delay: Duration::from_millis(20),
+            max_retries: 0,
+            ..Default::default()
+        }),
+        dns: Dns::new(Arc::clone(&store), Default::default()),
+        sealer,
+        placement: PlacementPolicy::default(),
+        auto_provisioning: true,
+        job_timeout: Duration::from_secs(30),
+        retry_max_delay: Duration::from_secs(1),
+        fleet_policy: FleetPolicy::default(),
+    };
+    let mut workers = drover::engine::start(Arc::new(engine), 4).unwrap();
+    until(
+        "every account is on vm1",
+        Duration::from_secs(20),
+        || async { lost_sim.domain_names().len() == 4 },
+    )
+    .await;
+    store
+        .transition_service(
+            &ctx(),
+            services[1].id,
+            Transition::Suspend,
+            Some("unpaid".into()),
+        )
+        .await
+        .unwrap();
+    until(
+        "r2 is suspended on vm1",
+        Duration::from_secs(20),
+        || async {
+            lost_sim.with_state(|s| s.domains.get("r2.ro").is_some_and(|d| d.disabled.is_some()))
+        },
+    )
+    .await;
+
+    // vm1 is lost; a fresh, empty server takes its place.
+    lost_sim.set_down(true);
+    let failed = drover_core::HealthProbe {
+        api_ok: false,
+        latency_ms: 5,
+        error: Some("connection refused".into()),
+        certificate_days_left: None,
+        pin_matches: None,
+        breaker_open: false,
+    };
+    for _ in 0..3 {
+        store
+            .record_health(&ctx(), lost.id, &failed, &HealthPolicy::default())
+            .await
+            .unwrap();
+    }
+    let fresh_sim = start_sim().await;
+    let record = fresh_sim.server_record(
+        "vm2",
+        &dir.path().join("vm.password"),
+        serde_json::json!({"capacity": 20}),
+    );
+    let fresh = store
+        .create_server(&ctx(), serde_json::from_value(record).unwrap())
+        .await
+        .unwrap();
+    let lost = store.server(lost.id).await.unwrap();
+    let dry = rebuild(&*store, &ctx(), &lost, fresh.id, 2.0, true)
+        .await
+        .unwrap();
+    assert!(dry.problems.is_empty(), "{:?}", dry.problems);
+    assert_eq!(
+        (dry.steps.len(), dry.calls),
+        (4, 9),
+        "2 calls each, 1 more for the suspended one"
+    );
+    assert!((dry.estimated_seconds - 4.5).abs() < 1e-9);
+    assert!(
+        fresh_sim.domain_names().is_empty(),
+        "a dry run changes nothing"
+    );
+    let started = Instant::now();
+    let plan = rebuild(&*store, &ctx(), &lost, fresh.id, 2.0, false)
+        .await
+        .unwrap();
+    assert!(plan.started);
+    until("the rebuild is done", Duration::from_secs(30), || async {
+        store.failovers_remaining(lost.id).await.unwrap() == 0
+    })
+    .await;
+    println!(
+        "rebuilt {} accounts in {:?}",
+        plan.steps.len(),
+        started.elapsed()
+    );
+
+    // The fresh server holds exactly what drover's records say.
+    for service in &services {
+        let account = store.account(service.account_id).await.unwrap();
+        assert_eq!(account.server_id, Some(fresh.id));
+        let on_server = fresh_sim
+            .with_state(|s| s.domains.get(account.domain.as_str()).cloned())
+            .unwrap();
+        assert_eq!(on_server.unix_user, account.unix_username.as_str());
+        assert_eq!(on_server.plan, "Web");
+        assert_eq!(
+            on_server.disabled.is_some(),
+            account.desired_state == drover_core::DesiredState::Disabled,
+            "{}",
+            account.domain
+        );
+    }
+    assert_eq!(fresh_sim.domain_names().len(), 4);
+    workers.stop().await.unwrap();
+}

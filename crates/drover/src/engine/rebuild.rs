@@ -1,0 +1,120 @@
+//! Rebuilding a lost server onto a fresh one from drover's data alone: an integrity check
+//! (every account has what recreation needs), a plan (accounts, order, calls), then one
+//! failover move per account, carried out by jobs.
+
+use drover_core::{AccountId, DesiredState, ServerId};
+use drover_store::{AccountFilter, Page, RequestContext, Server, Store, StoreError};
+use serde::Serialize;
+
+#[derive(Debug, Clone, Serialize)]
+pub struct RebuildStep {
+    pub account_id: AccountId,
+    pub domain: String,
+    pub plan: String,
+    /// Virtualmin calls the step makes on the new server.
+    pub calls: u32,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct RebuildPlan {
+    pub lost: String,
+    pub onto: String,
+    /// In order: by account id, the order they were created.
+    pub steps: Vec<RebuildStep>,
+    pub calls: u32,
+    /// At the new server's call rate.
+    pub estimated_seconds: f64,
+    /// What stops the rebuild: an account lacking what recreation needs.
+    pub problems: Vec<String>,
+    pub started: bool,
+}
+
+/// Checks and plans, and unless `dry_run` (or a problem was found) starts the moves.
+pub async fn rebuild(
+    store: &dyn Store,
+    ctx: &RequestContext,
+    lost: &Server,
+    onto: ServerId,
+    default_rate_qps: f64,
+    dry_run: bool,
+) -> Result<RebuildPlan, StoreError> {
+    let target = store.server(onto).await?;
+    let mut accounts = Vec::new();
+    loop {
+        let page = store
+            .accounts(AccountFilter {
+                domain: None,
+                server_id: Some(lost.id),
+                page: Page::new(
+                    accounts.last().map(|a: &drover_store::Account| a.id.get()),
+                    Some(Page::MAX_LIMIT),
+                ),
+            })
+            .await?;
+        let full = page.len() == Page::MAX_LIMIT as usize;
+        accounts.extend(page);
+        if !full {
+            break;
+        }
+    }
+    let mut plan = RebuildPlan {
+        lost: lost.spec.name.to_string(),
+        onto: target.spec.name.to_string(),
+        steps: Vec::new(),
+        calls: 0,
+        estimated_seconds: 0.0,
+        problems: Vec::new(),
+        started: false,
+    };
+    if lost.id == onto {
+        plan.problems
+            .push("a server cannot be rebuilt onto itself".into());
+    }
+    for account in accounts
+        .iter()
+        .filter(|a| a.desired_state != DesiredState::Absent)
+    {
+        let details = store.converge_target(account.id).await?;
+        if !account.has_sealed_password {
+            plan.problems.push(format!(
+                "{} (account {}): no sealed password is held, so it cannot be recreated",
+                account.domain, account.id
+            ));
+        }
+        // One call to look, one to create, one more to disable a suspended account.
+        let calls = 2 + u32::from(account.desired_state == DesiredState::Disabled);
+        plan.calls += calls;
+        plan.steps.push(RebuildStep {
+            account_id: account.id,
+            domain: account.domain.to_string(),
+            plan: details.plan.spec.name.to_string(),
+            calls,
+        });
+    }
+    let rate = target.spec.rate_qps.unwrap_or(default_rate_qps).max(0.01);
+    plan.estimated_seconds = f64::from(plan.calls) / rate;
+    if dry_run || !plan.problems.is_empty() {
+        return Ok(plan);
+    }
+    store
+        .audit(
+            ctx,
+            "server.rebuild",
+            format!("server:{}", lost.id),
+            serde_json::json!({ "onto": onto, "accounts": plan.steps.len(), "calls": plan.calls }),
+        )
+        .await?;
+    for step in &plan.steps {
+        // A rebuild started again leaves the moves under way to their jobs.
+        if store
+            .migration(step.account_id)
+            .await?
+            .is_some_and(|m| m.state != "done")
+        {
+            continue;
+        }
+        store.start_failover(ctx, step.account_id, onto).await?;
+    }
+    plan.started = true;
+    Ok(plan)
+}
