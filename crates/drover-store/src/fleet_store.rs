@@ -112,7 +112,12 @@ pub trait FleetStore: Send + Sync {
         confirm_domain: &str,
     ) -> Result<JobId>;
     /// Enqueues the migration's job to run at `at` (a later check of the grace period).
-    async fn schedule_migration(&self, account: AccountId, at: Timestamp) -> Result<JobId>;
+    async fn schedule_migration(
+        &self,
+        ctx: &RequestContext,
+        account: AccountId,
+        at: Timestamp,
+    ) -> Result<JobId>;
     /// drover's accounts on a server, as a drift scan compares them.
     async fn server_expectations(&self, server: ServerId) -> Result<Vec<Expected>>;
     /// Replaces a server's open findings with a scan's, audited with their counts.

@@ -23,7 +23,7 @@ pub(crate) fn sql_now() -> SqlTimestamp {
     SqlTimestamp::from(now())
 }
 
-fn corrupt(what: &str, err: impl std::fmt::Display) -> StoreError {
+pub(crate) fn corrupt(what: &str, err: impl std::fmt::Display) -> StoreError {
     StoreError::Corrupt(format!("{what}: {err}"))
 }
 

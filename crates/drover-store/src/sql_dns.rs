@@ -16,12 +16,8 @@ mod dns_sql {
     use crate::dns_store::*;
     use crate::error::unique_violation;
     use crate::jobs::{RewriteAddresses, SyncZone};
-    use crate::rows::{sql_now, to_json_list};
+    use crate::rows::{corrupt, sql_now, to_json_list};
     use crate::{RequestContext, Result, StoreError};
-
-    fn corrupt(what: &str, err: impl std::fmt::Display) -> StoreError {
-        StoreError::Corrupt(format!("{what}: {err}"))
-    }
 
     #[derive(sqlx::FromRow)]
     struct ProviderRow {
@@ -257,25 +253,14 @@ mod dns_sql {
         zone: &Zone,
         force: bool,
     ) -> Result<JobId> {
-        let inserted = store
-            .queue
-            .insert(SyncZone {
-                zone_id: zone.id.get(),
-                force,
-            })
-            .tx(&mut *tx)
+        let args = SyncZone {
+            zone_id: zone.id.get(),
+            force,
+        };
+        let (job, _) = store
+            .enqueue_job(tx, ctx, zone.account_id, args, Default::default())
             .await?;
-        sqlx::query(
-            "INSERT INTO job_subjects (job_id, account_id, correlation_id, created_at) \
-             VALUES ($1, $2, $3, $4) ON CONFLICT (job_id) DO NOTHING",
-        )
-        .bind(inserted.id())
-        .bind(zone.account_id.map(AccountId::get))
-        .bind(&ctx.correlation_id)
-        .bind(sql_now())
-        .execute(&mut **tx)
-        .await?;
-        Ok(JobId(inserted.id()))
+        Ok(job)
     }
 
     /// Changes a zone's rrsets in `tx`, checking the whole zone still holds together, then
@@ -652,31 +637,21 @@ mod dns_sql {
             moved: &AddressMove,
         ) -> Result<JobId> {
             write_tx!(self, tx, {
-                let inserted = self
-                    .queue
-                    .insert(RewriteAddresses {
-                        moved: moved.clone(),
-                    })
-                    .tx(&mut *tx)
+                let args = RewriteAddresses {
+                    moved: moved.clone(),
+                };
+                let (job, _) = self
+                    .enqueue_job(tx, ctx, None, args, Default::default())
                     .await?;
-                sqlx::query(
-                    "INSERT INTO job_subjects (job_id, account_id, correlation_id, created_at) \
-                     VALUES ($1, NULL, $2, $3)",
-                )
-                .bind(inserted.id())
-                .bind(&ctx.correlation_id)
-                .bind(sql_now())
-                .execute(&mut **tx)
-                .await?;
                 append_audit(
                     tx,
                     ctx,
                     "dns.rewrite.requested",
                     "dns".to_owned(),
-                    json!({ "from": moved.from, "to": moved.to, "job": inserted.id() }),
+                    json!({ "from": moved.from, "to": moved.to, "job": job }),
                 )
                 .await?;
-                Ok(JobId(inserted.id()))
+                Ok(job)
             })
         }
 

@@ -13,12 +13,8 @@ mod fleet_sql {
     use super::{SqlStore, Tx, append_audit, begin};
     use crate::fleet_store::*;
     use crate::jobs::{MigrateAccount, ScanDrift};
-    use crate::rows::{sql_now, to_json_list};
+    use crate::rows::{corrupt, sql_now, to_json_list};
     use crate::{RequestContext, Result, Server, StoreError};
-
-    fn corrupt(what: &str, err: impl std::fmt::Display) -> StoreError {
-        StoreError::Corrupt(format!("{what}: {err}"))
-    }
 
     #[derive(sqlx::FromRow)]
     struct HealthRow {
@@ -494,29 +490,17 @@ mod fleet_sql {
 
         async fn schedule_migration(
             &self,
+            ctx: &RequestContext,
             account: AccountId,
             at: jiff::Timestamp,
         ) -> Result<JobId> {
             write_tx!(self, tx, {
-                let inserted = self
-                    .queue
-                    .insert(MigrateAccount {
-                        account_id: account.get(),
-                    })
-                    .opts(riverqueue::InsertOpts::default().with_scheduled_at(at))
-                    .tx(&mut *tx)
-                    .await?;
-                sqlx::query(
-                    "INSERT INTO job_subjects (job_id, account_id, correlation_id, created_at) \
-                     VALUES ($1, $2, $3, $4) ON CONFLICT (job_id) DO NOTHING",
-                )
-                .bind(inserted.id())
-                .bind(account.get())
-                .bind(format!("migration-{account}"))
-                .bind(sql_now())
-                .execute(&mut **tx)
-                .await?;
-                Ok(JobId(inserted.id()))
+                let args = MigrateAccount {
+                    account_id: account.get(),
+                };
+                let opts = riverqueue::InsertOpts::default().with_scheduled_at(at);
+                let (job, _) = self.enqueue_job(tx, ctx, Some(account), args, opts).await?;
+                Ok(job)
             })
         }
 
@@ -601,12 +585,11 @@ mod fleet_sql {
                 if let Some(server) = server {
                     SqlStore::fetch_server(tx, server).await?;
                 }
-                let inserted = self
-                    .queue
-                    .insert(ScanDrift {
-                        server_id: server.map(ServerId::get),
-                    })
-                    .tx(&mut *tx)
+                let args = ScanDrift {
+                    server_id: server.map(ServerId::get),
+                };
+                let (job, _) = self
+                    .enqueue_job(tx, ctx, None, args, Default::default())
                     .await?;
                 let subject = server.map_or_else(|| "fleet".to_owned(), |s| format!("server:{s}"));
                 append_audit(
@@ -614,10 +597,10 @@ mod fleet_sql {
                     ctx,
                     "drift.scan_requested",
                     subject,
-                    json!({ "job": inserted.id() }),
+                    json!({ "job": job }),
                 )
                 .await?;
-                Ok(JobId(inserted.id()))
+                Ok(job)
             })
         }
 

@@ -1352,13 +1352,36 @@ impl SqlStore {
     where
         A: riverqueue::JobArgs + Send + Sync + 'static,
     {
-        let inserted = self.queue.insert(args).tx(&mut *tx).await?;
+        self.enqueue_job(
+            tx,
+            ctx,
+            Some(account),
+            args,
+            riverqueue::InsertOpts::default(),
+        )
+        .await
+    }
+
+    /// Enqueues any job in `tx` with `opts` (a schedule, say), recording the account it is
+    /// about, if any, and the request behind it. The one place jobs are inserted.
+    async fn enqueue_job<A>(
+        &self,
+        tx: &mut Tx,
+        ctx: &RequestContext,
+        account: Option<AccountId>,
+        args: A,
+        opts: riverqueue::InsertOpts,
+    ) -> Result<(JobId, bool)>
+    where
+        A: riverqueue::JobArgs + Send + Sync + 'static,
+    {
+        let inserted = self.queue.insert(args).opts(opts).tx(&mut *tx).await?;
         sqlx::query(
             "INSERT INTO job_subjects (job_id, account_id, correlation_id, created_at) \
              VALUES ($1, $2, $3, $4) ON CONFLICT (job_id) DO NOTHING",
         )
         .bind(inserted.id())
-        .bind(account.get())
+        .bind(account.map(AccountId::get))
         .bind(&ctx.correlation_id)
         .bind(sql_now())
         .execute(&mut **tx)

@@ -328,7 +328,7 @@ pub async fn a_migration_is_checked_stepped_and_confirmed(h: Harness) {
         .unwrap();
     assert!(store.migration(account).await.unwrap().unwrap().confirmed);
     store
-        .schedule_migration(account, jiff::Timestamp::now())
+        .schedule_migration(&ctx(), account, jiff::Timestamp::now())
         .await
         .unwrap();
     store

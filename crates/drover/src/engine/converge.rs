@@ -252,7 +252,7 @@ async fn migrate_steps(
             engine.store.advance_migration(ctx, account, "done").await?;
         } else {
             let next = (now + GRACE_CHECK).min(migration.delete_after);
-            engine.store.schedule_migration(account, next).await?;
+            engine.store.schedule_migration(ctx, account, next).await?;
         }
     }
     Ok(Round::Done {
