@@ -1247,27 +1247,6 @@ async fn audit(command: AuditCommand, store: &dyn Store, out: Output) -> anyhow:
     .context("audit")
 }
 
-/// The servers a drift command works on: the one named, or every healthy or degraded one.
-async fn drift_servers(
-    store: &dyn Store,
-    only: Option<ServerId>,
-) -> anyhow::Result<Vec<drover_store::Server>> {
-    Ok(match only {
-        Some(id) => vec![store.server(id).await?],
-        None => store
-            .servers(Page::new(None, Some(10_000)))
-            .await?
-            .into_iter()
-            .filter(|s| {
-                matches!(
-                    s.state,
-                    drover_core::ServerState::Healthy | drover_core::ServerState::Degraded
-                )
-            })
-            .collect(),
-    })
-}
-
 fn finding_rows(records: &[drover_store::DriftRecord]) -> Vec<Value> {
     records
         .iter()
@@ -1297,7 +1276,7 @@ async fn drift(
     match command {
         DriftCommand::Scan { server } => {
             let mut all = Vec::new();
-            for server in drift_servers(&**store, server).await? {
+            for server in drift::servers_to_scan(&**store, server).await? {
                 match drift::scan_server(&engine, ctx, &server).await {
                     Ok(records) => all.extend(records),
                     Err(e) => eprintln!("{}: {e}", server.spec.name),
@@ -1311,7 +1290,7 @@ async fn drift(
             force,
         } => {
             let mut outcomes = Vec::new();
-            for server in drift_servers(&**store, server).await? {
+            for server in drift::servers_to_scan(&**store, server).await? {
                 let outcome = drift::repair_server(&engine, ctx, &server, force, dry_run).await?;
                 outcomes.push(outcome);
             }

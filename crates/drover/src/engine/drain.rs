@@ -2,7 +2,7 @@
 //! then the empty server is retired; failover recreates a lost server's accounts elsewhere.
 
 use drover_core::{AccountId, DesiredState, PlacementPolicy, ServerId, place};
-use drover_store::{AccountFilter, Page, RequestContext, Server, Store, StoreError};
+use drover_store::{RequestContext, Server, Store, StoreError};
 use serde::Serialize;
 
 #[derive(Debug, Clone, Serialize)]
@@ -67,27 +67,8 @@ impl Planner<'_> {
         grace: Option<std::time::Duration>,
         dry_run: bool,
     ) -> Result<DrainPlan, StoreError> {
-        let engine = self;
-        let mut accounts = Vec::new();
-        loop {
-            let page = engine
-                .store
-                .accounts(AccountFilter {
-                    domain: None,
-                    server_id: Some(server.id),
-                    page: Page::new(
-                        accounts.last().map(|a: &drover_store::Account| a.id.get()),
-                        Some(Page::MAX_LIMIT),
-                    ),
-                })
-                .await?;
-            let full = page.len() == Page::MAX_LIMIT as usize;
-            accounts.extend(page);
-            if !full {
-                break;
-            }
-        }
-        let mut candidates: Vec<_> = engine
+        let accounts = super::accounts_on(self.store, server.id).await?;
+        let mut candidates: Vec<_> = self
             .store
             .placement_candidates()
             .await?
@@ -105,7 +86,7 @@ impl Planner<'_> {
             .iter()
             .filter(|a| a.desired_state != DesiredState::Absent)
         {
-            if engine
+            if self
                 .store
                 .migration(account.id)
                 .await?
@@ -114,11 +95,11 @@ impl Planner<'_> {
                 plan.under_way.push(account.id);
                 continue;
             }
-            let target = engine.store.converge_target(account.id).await?;
+            let target = self.store.converge_target(account.id).await?;
             match place(
                 &candidates,
                 &target.plan.spec.required_tags,
-                &engine.placement,
+                &self.placement,
             ) {
                 Ok(to) => {
                     // Count the move at once, so the next account sees the target's new load.
@@ -131,12 +112,11 @@ impl Planner<'_> {
                     if !dry_run {
                         match grace {
                             Some(grace) => {
-                                engine
-                                    .store
+                                self.store
                                     .start_migration(ctx, account.id, to, grace)
                                     .await?
                             }
-                            None => engine.store.start_failover(ctx, account.id, to).await?,
+                            None => self.store.start_failover(ctx, account.id, to).await?,
                         };
                     }
                     plan.moves.push(DrainMove {

@@ -189,3 +189,26 @@ pub(crate) fn read_credentials(reference: &CredentialRef) -> Result<SecretString
             .map_err(|e| format!("its secret file {path} cannot be read: {e}")),
     }
 }
+
+/// Every account on a server, all pages of them.
+pub(crate) async fn accounts_on(
+    store: &dyn Store,
+    server: drover_core::ServerId,
+) -> Result<Vec<drover_store::Account>, drover_store::StoreError> {
+    use drover_store::{AccountFilter, Page};
+    let mut accounts: Vec<drover_store::Account> = Vec::new();
+    loop {
+        let page = store
+            .accounts(AccountFilter {
+                domain: None,
+                server_id: Some(server),
+                page: Page::new(accounts.last().map(|a| a.id.get()), Some(Page::MAX_LIMIT)),
+            })
+            .await?;
+        let full = page.len() == Page::MAX_LIMIT as usize;
+        accounts.extend(page);
+        if !full {
+            return Ok(accounts);
+        }
+    }
+}

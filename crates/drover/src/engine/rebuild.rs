@@ -3,7 +3,7 @@
 //! failover move per account, carried out by jobs.
 
 use drover_core::{AccountId, DesiredState, ServerId};
-use drover_store::{AccountFilter, Page, RequestContext, Server, Store, StoreError};
+use drover_store::{RequestContext, Server, Store, StoreError};
 use serde::Serialize;
 
 #[derive(Debug, Clone, Serialize)]
@@ -39,24 +39,7 @@ pub async fn rebuild(
     dry_run: bool,
 ) -> Result<RebuildPlan, StoreError> {
     let target = store.server(onto).await?;
-    let mut accounts = Vec::new();
-    loop {
-        let page = store
-            .accounts(AccountFilter {
-                domain: None,
-                server_id: Some(lost.id),
-                page: Page::new(
-                    accounts.last().map(|a: &drover_store::Account| a.id.get()),
-                    Some(Page::MAX_LIMIT),
-                ),
-            })
-            .await?;
-        let full = page.len() == Page::MAX_LIMIT as usize;
-        accounts.extend(page);
-        if !full {
-            break;
-        }
-    }
+    let accounts = super::accounts_on(store, lost.id).await?;
     let mut plan = RebuildPlan {
         lost: lost.spec.name.to_string(),
         onto: target.spec.name.to_string(),
