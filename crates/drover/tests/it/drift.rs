@@ -5,12 +5,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use drover::engine::drift::{delete_orphan, repair_server, scan_server};
-use drover::engine::{Dns, Engine, Fleet, FleetPolicy, Sealer};
-use drover_core::{
-    CustomerSpec, DomainName, DriftAction, DriftKind, DriftPolicy, PlacementPolicy, Transition,
-};
+use drover::engine::{Engine, FleetPolicy};
+use drover_core::{DomainName, DriftAction, DriftKind, DriftPolicy, Transition};
 use drover_store::{NewService, RequestContext, Store};
-use drover_testkit::virtualmin::{SimConfig, VirtualminSim};
+use drover_testkit::virtualmin::VirtualminSim;
 
 fn ctx() -> RequestContext {
     RequestContext {
@@ -25,66 +23,34 @@ struct Setup {
     engine: Arc<Engine>,
     workers: riverqueue::RunHandle,
     server: drover_store::Server,
-    _dir: tempfile::TempDir,
+    _fleet: crate::TestFleet,
 }
 
 async fn setup(accounts: usize) -> Setup {
-    let dir = tempfile::tempdir().unwrap();
-    let url = format!("sqlite://{}", dir.path().join("drover.db").display());
-    let store: Arc<dyn Store> = drover_store::open(&url).await.unwrap();
-    let sim = VirtualminSim::start(SimConfig {
-        tls: true,
-        password: "pw".into(),
-        ..SimConfig::default()
-    })
-    .await
-    .unwrap();
-    sim.with_state(|s| s.plans.push("Web".into()));
-    std::fs::write(dir.path().join("vm.password"), "pw").unwrap();
-    let record = sim.server_record(
-        "vm1",
-        &dir.path().join("vm.password"),
-        serde_json::json!({"capacity": 100}),
-    );
-    let server = store
-        .create_server(&ctx(), serde_json::from_value(record).unwrap())
-        .await
-        .unwrap();
-    let plan = serde_json::json!({"name": "Web", "features": ["dir", "web"]});
-    let plan = store
-        .create_plan(&ctx(), serde_json::from_value(plan).unwrap())
-        .await
-        .unwrap();
-    let customer = store
-        .create_customer(&ctx(), CustomerSpec::new("Ana", None, None).unwrap())
-        .await
-        .unwrap();
-    let engine = Arc::new(Engine {
-        store: Arc::clone(&store),
-        fleet: Fleet::new(drover_virtualmin::VirtualminSettings {
+    let fleet = crate::TestFleet::new().await;
+    let store = Arc::clone(&fleet.store);
+    let (sim, server) = fleet
+        .add_server("vm1", serde_json::json!({"capacity": 100}))
+        .await;
+    let (plan_id, customer_id) = fleet.plan_and_customer().await;
+    let engine = Arc::new(fleet.engine(
+        drover_virtualmin::VirtualminSettings {
             rate_qps: 50.0,
-            retry_delay: Duration::from_millis(20),
-            ..Default::default()
-        }),
-        dns: Dns::new(Arc::clone(&store), Default::default()),
-        sealer: Arc::new(Sealer::from_hex(&"42".repeat(32)).unwrap()),
-        placement: PlacementPolicy::default(),
-        auto_provisioning: true,
-        job_timeout: Duration::from_secs(30),
-        retry_max_delay: Duration::from_secs(1),
-        fleet_policy: FleetPolicy {
+            ..crate::quick_retries()
+        },
+        FleetPolicy {
             drift: DriftPolicy {
                 orphan: DriftAction::Quarantine,
                 ..DriftPolicy::default()
             },
             ..FleetPolicy::default()
         },
-    });
+    ));
     let workers = drover::engine::start(Arc::clone(&engine), 4).unwrap();
     for i in 0..accounts {
         let new = NewService {
-            customer_id: customer.id,
-            plan_id: plan.id,
+            customer_id,
+            plan_id,
             domain: DomainName::parse(&format!("site{i}.ro")).unwrap(),
         };
         let service = store.create_service(&ctx(), new).await.unwrap();
@@ -99,7 +65,7 @@ async fn setup(accounts: usize) -> Setup {
         engine,
         workers,
         server,
-        _dir: dir,
+        _fleet: fleet,
     };
     setup
         .until("every account is on the server", |s| {

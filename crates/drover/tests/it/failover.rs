@@ -7,14 +7,10 @@ use std::time::{Duration, Instant};
 
 use drover::engine::{Dns, Engine, Fleet, FleetPolicy, Sealer};
 use drover_core::{
-    CustomerSpec, DomainName, HealthPolicy, PlacementPolicy, RecordType, ServerId, ServerState,
-    Transition,
+    DomainName, HealthPolicy, PlacementPolicy, RecordType, ServerId, ServerState, Transition,
 };
-use drover_store::{
-    AuditFilter, DnsProviderKind, DnsProviderSpec, NewService, RequestContext, Store,
-};
+use drover_store::{AuditFilter, DnsProviderKind, DnsProviderSpec, NewService, RequestContext};
 use drover_testkit::PowerDns;
-use drover_testkit::virtualmin::{SimConfig, VirtualminSim};
 
 fn ctx() -> RequestContext {
     RequestContext {
@@ -43,33 +39,20 @@ async fn served_a(pdns: &PowerDns, name: &str) -> Vec<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_lost_servers_accounts_come_back_elsewhere_with_dns_answering_the_new_address() {
-    let dir = tempfile::tempdir().unwrap();
-    let url = format!("sqlite://{}", dir.path().join("drover.db").display());
-    let store: Arc<dyn Store> = drover_store::open(&url).await.unwrap();
-    std::fs::write(dir.path().join("vm.password"), "pw").unwrap();
+    let fleet = crate::TestFleet::new().await;
+    let store = Arc::clone(&fleet.store);
     let mut sims = Vec::new();
     for i in 1..=3 {
-        let sim = VirtualminSim::start(SimConfig {
-            tls: true,
-            password: "pw".into(),
-            ..SimConfig::default()
-        })
-        .await
-        .unwrap();
-        sim.with_state(|s| s.plans.push("Web".into()));
-        let record = sim.server_record(
-            &format!("vm{i}"),
-            &dir.path().join("vm.password"),
-            serde_json::json!({"capacity": 20, "ipv4": format!("198.51.100.{i}")}),
-        );
-        store
-            .create_server(&ctx(), serde_json::from_value(record).unwrap())
-            .await
-            .unwrap();
+        let (sim, _) = fleet
+            .add_server(
+                &format!("vm{i}"),
+                serde_json::json!({"capacity": 20, "ipv4": format!("198.51.100.{i}")}),
+            )
+            .await;
         sims.push(sim);
     }
     for (i, pdns) in PowerDns::shared().iter().enumerate() {
-        let key = dir.path().join(format!("pdns{i}.key"));
+        let key = fleet.dir.path().join(format!("pdns{i}.key"));
         std::fs::write(&key, &pdns.api_key).unwrap();
         let spec = DnsProviderSpec {
             name: format!("pdns-{i}"),
@@ -92,43 +75,27 @@ async fn a_lost_servers_accounts_come_back_elsewhere_with_dns_answering_the_new_
             .await
             .unwrap();
     }
-    let plan = serde_json::json!({"name": "Web", "features": ["dir", "web", "dns"]});
-    let plan = store
-        .create_plan(&ctx(), serde_json::from_value(plan).unwrap())
-        .await
-        .unwrap();
-    let customer = store
-        .create_customer(&ctx(), CustomerSpec::new("Ana", None, None).unwrap())
-        .await
-        .unwrap();
-    let engine = Engine {
-        store: Arc::clone(&store),
-        fleet: Fleet::new(drover_virtualmin::VirtualminSettings {
-            retry_delay: Duration::from_millis(20),
+    let (plan_id, customer_id) = fleet.plan_and_customer().await;
+    let engine = fleet.engine(
+        drover_virtualmin::VirtualminSettings {
             max_retries: 0,
-            ..Default::default()
-        }),
-        dns: Dns::new(Arc::clone(&store), Default::default()),
-        sealer: Arc::new(Sealer::from_hex(&"42".repeat(32)).unwrap()),
-        placement: PlacementPolicy::default(),
-        auto_provisioning: true,
-        job_timeout: Duration::from_secs(30),
-        retry_max_delay: Duration::from_secs(1),
-        fleet_policy: FleetPolicy {
+            ..crate::quick_retries()
+        },
+        FleetPolicy {
             health: HealthPolicy::default(),
             health_interval: Some(Duration::from_millis(250)),
             failover: true,
             ..FleetPolicy::default()
         },
-    };
+    );
     let mut workers = drover::engine::start(Arc::new(engine), 8).unwrap();
     let domains: Vec<String> = (0..8)
         .map(|i| format!("fo{i}-{}.ro", std::process::id()))
         .collect();
     for domain in &domains {
         let new = NewService {
-            customer_id: customer.id,
-            plan_id: plan.id,
+            customer_id,
+            plan_id,
             domain: DomainName::parse(domain).unwrap(),
         };
         let service = store.create_service(&ctx(), new).await.unwrap();
@@ -225,45 +192,17 @@ async fn a_lost_servers_accounts_come_back_elsewhere_with_dns_answering_the_new_
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_lost_server_is_rebuilt_onto_a_fresh_one_from_drovers_records() {
     use drover::engine::rebuild::rebuild;
-    let dir = tempfile::tempdir().unwrap();
-    let url = format!("sqlite://{}", dir.path().join("drover.db").display());
-    let store: Arc<dyn Store> = drover_store::open(&url).await.unwrap();
-    std::fs::write(dir.path().join("vm.password"), "pw").unwrap();
-    let start_sim = || async {
-        let sim = VirtualminSim::start(SimConfig {
-            tls: true,
-            password: "pw".into(),
-            ..SimConfig::default()
-        })
-        .await
-        .unwrap();
-        sim.with_state(|s| s.plans.push("Web".into()));
-        sim
-    };
-    let lost_sim = start_sim().await;
-    let record = lost_sim.server_record(
-        "vm1",
-        &dir.path().join("vm.password"),
-        serde_json::json!({"capacity": 20}),
-    );
-    let lost = store
-        .create_server(&ctx(), serde_json::from_value(record).unwrap())
-        .await
-        .unwrap();
-    let plan = serde_json::json!({"name": "Web", "features": ["dir", "web"]});
-    let plan = store
-        .create_plan(&ctx(), serde_json::from_value(plan).unwrap())
-        .await
-        .unwrap();
-    let customer = store
-        .create_customer(&ctx(), CustomerSpec::new("Ana", None, None).unwrap())
-        .await
-        .unwrap();
+    let fleet = crate::TestFleet::new().await;
+    let store = Arc::clone(&fleet.store);
+    let (lost_sim, lost) = fleet
+        .add_server("vm1", serde_json::json!({"capacity": 20}))
+        .await;
+    let (plan_id, customer_id) = fleet.plan_and_customer().await;
     let mut services = Vec::new();
     for name in ["r1.ro", "r2.ro", "r3.ro", "r4.ro"] {
         let new = NewService {
-            customer_id: customer.id,
-            plan_id: plan.id,
+            customer_id,
+            plan_id,
             domain: DomainName::parse(name).unwrap(),
         };
         let service = store.create_service(&ctx(), new).await.unwrap();
@@ -352,16 +291,9 @@ async fn a_lost_server_is_rebuilt_onto_a_fresh_one_from_drovers_records() {
             .await
             .unwrap();
     }
-    let fresh_sim = start_sim().await;
-    let record = fresh_sim.server_record(
-        "vm2",
-        &dir.path().join("vm.password"),
-        serde_json::json!({"capacity": 20}),
-    );
-    let fresh = store
-        .create_server(&ctx(), serde_json::from_value(record).unwrap())
-        .await
-        .unwrap();
+    let (fresh_sim, fresh) = fleet
+        .add_server("vm2", serde_json::json!({"capacity": 20}))
+        .await;
     let lost = store.server(lost.id).await.unwrap();
     let dry = rebuild(&*store, &ctx(), &lost, fresh.id, 2.0, true)
         .await

@@ -4,10 +4,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use drover::engine::{Dns, Engine, Fleet, FleetPolicy, Sealer};
-use drover_core::{PlacementPolicy, ServerId, ServerState};
+use drover::engine::FleetPolicy;
+use drover_core::{ServerId, ServerState};
 use drover_store::{AuditFilter, RequestContext, Store};
-use drover_testkit::virtualmin::{SimConfig, VirtualminSim};
 
 fn ctx() -> RequestContext {
     RequestContext {
@@ -33,23 +32,12 @@ async fn until_state(store: &dyn Store, id: ServerId, wanted: ServerState) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_scheduler_checks_the_fleet_and_states_follow_consecutive_results() {
-    let dir = tempfile::tempdir().unwrap();
-    let url = format!("sqlite://{}", dir.path().join("drover.db").display());
-    let store: Arc<dyn Store> = drover_store::open(&url).await.unwrap();
-    let sim = VirtualminSim::start(SimConfig {
-        tls: true,
-        password: "sim-secret".into(),
-        ..SimConfig::default()
-    })
-    .await
-    .unwrap();
-    let password = dir.path().join("vm.password");
-    std::fs::write(&password, "sim-secret\n").unwrap();
-    let live = sim.server_record("vm-live", &password, serde_json::json!({"capacity": 10}));
-    let live = store
-        .create_server(&ctx(), serde_json::from_value(live).unwrap())
-        .await
-        .unwrap();
+    let fleet = crate::TestFleet::new().await;
+    let store = Arc::clone(&fleet.store);
+    let (sim, live) = fleet
+        .add_server("vm-live", serde_json::json!({"capacity": 10}))
+        .await;
+    let password = fleet.dir.path().join("vm.password");
     let closed_port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -61,20 +49,13 @@ async fn the_scheduler_checks_the_fleet_and_states_follow_consecutive_results() 
         .create_server(&ctx(), serde_json::from_value(dead).unwrap())
         .await
         .unwrap();
-    let engine = Engine {
-        store: Arc::clone(&store),
-        fleet: Fleet::new(drover_virtualmin::VirtualminSettings::default()),
-        dns: Dns::new(Arc::clone(&store), Default::default()),
-        sealer: Arc::new(Sealer::from_hex(&"42".repeat(32)).unwrap()),
-        placement: PlacementPolicy::default(),
-        auto_provisioning: true,
-        job_timeout: Duration::from_secs(30),
-        retry_max_delay: Duration::from_secs(1),
-        fleet_policy: FleetPolicy {
+    let engine = fleet.engine(
+        drover_virtualmin::VirtualminSettings::default(),
+        FleetPolicy {
             health_interval: Some(Duration::from_millis(300)),
             ..FleetPolicy::default()
         },
-    };
+    );
     let mut workers = drover::engine::start(Arc::new(engine), 4).unwrap();
 
     // Nobody answers for vm-dead: unavailable after three checks; vm-live stays healthy.

@@ -10,3 +10,104 @@ mod fleet_scale;
 mod health;
 mod migrate;
 mod provisioning;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use drover::engine::{Dns, Engine, Fleet, FleetPolicy, Sealer};
+use drover_store::{RequestContext, Server, Store};
+use drover_testkit::virtualmin::{SimConfig, VirtualminSim};
+
+/// A fleet for the engine's tests: an SQLite store in a temporary folder, and Virtualmin
+/// simulators (TLS, password `pw`, plan `Web`) added to it as servers.
+#[derive(Debug)]
+pub struct TestFleet {
+    pub store: Arc<dyn Store>,
+    pub dir: tempfile::TempDir,
+}
+
+pub fn setup_ctx() -> RequestContext {
+    RequestContext {
+        actor: "test".into(),
+        correlation_id: "fleet-setup".into(),
+    }
+}
+
+/// Client settings for tests: retries after 20 ms, not seconds.
+pub fn quick_retries() -> drover_virtualmin::VirtualminSettings {
+    drover_virtualmin::VirtualminSettings {
+        retry_delay: Duration::from_millis(20),
+        ..Default::default()
+    }
+}
+
+impl TestFleet {
+    pub async fn new() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("drover.db").display());
+        let store = drover_store::open(&url).await.unwrap();
+        std::fs::write(dir.path().join("vm.password"), "pw").unwrap();
+        Self { store, dir }
+    }
+
+    /// Starts a simulator and adds it as server `name`, with `extra` fields (capacity, ipv4…).
+    pub async fn add_server(
+        &self,
+        name: &str,
+        extra: serde_json::Value,
+    ) -> (VirtualminSim, Server) {
+        let sim = VirtualminSim::start(SimConfig {
+            tls: true,
+            password: "pw".into(),
+            ..SimConfig::default()
+        })
+        .await
+        .unwrap();
+        sim.with_state(|s| s.plans.push("Web".into()));
+        let record = sim.server_record(name, &self.dir.path().join("vm.password"), extra);
+        let server = self
+            .store
+            .create_server(&setup_ctx(), serde_json::from_value(record).unwrap())
+            .await
+            .unwrap();
+        (sim, server)
+    }
+
+    /// The plan `Web` and a customer, as billing needs them to sell.
+    pub async fn plan_and_customer(&self) -> (drover_core::PlanId, drover_core::CustomerId) {
+        let plan = serde_json::json!({"name": "Web", "features": ["dir", "web", "dns"]});
+        let plan = self
+            .store
+            .create_plan(&setup_ctx(), serde_json::from_value(plan).unwrap())
+            .await
+            .unwrap();
+        let customer = self
+            .store
+            .create_customer(
+                &setup_ctx(),
+                drover_core::CustomerSpec::new("Ana", None, None).unwrap(),
+            )
+            .await
+            .unwrap();
+        (plan.id, customer.id)
+    }
+
+    /// The engine the workers run, with these client settings and this periodic work.
+    pub fn engine(
+        &self,
+        settings: drover_virtualmin::VirtualminSettings,
+        fleet_policy: FleetPolicy,
+    ) -> Engine {
+        Engine {
+            store: Arc::clone(&self.store),
+            fleet: Fleet::new(settings),
+            dns: Dns::new(Arc::clone(&self.store), Default::default()),
+            sealer: Arc::new(Sealer::from_hex(&"42".repeat(32)).unwrap()),
+            placement: drover_core::PlacementPolicy::default(),
+            auto_provisioning: true,
+            job_timeout: Duration::from_secs(30),
+            retry_max_delay: Duration::from_secs(1),
+            fleet_policy,
+        }
+    }
+}

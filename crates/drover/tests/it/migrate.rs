@@ -4,10 +4,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use drover::engine::{Dns, Engine, Fleet, FleetPolicy, Sealer};
-use drover_core::{CustomerSpec, DomainName, PlacementPolicy, RecordType, ServerId, Transition};
-use drover_store::{NewService, RequestContext, Store, StoreError};
-use drover_testkit::virtualmin::{SimConfig, VirtualminSim};
+use drover::engine::FleetPolicy;
+use drover_core::{DomainName, PlacementPolicy, RecordType, ServerId, Transition};
+use drover_store::{NewService, RequestContext, StoreError};
 
 fn ctx() -> RequestContext {
     RequestContext {
@@ -28,29 +27,16 @@ async fn until(what: &str, check: impl AsyncFn() -> bool) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_account_moves_to_another_server_with_its_dns() {
-    let dir = tempfile::tempdir().unwrap();
-    let url = format!("sqlite://{}", dir.path().join("drover.db").display());
-    let store: Arc<dyn Store> = drover_store::open(&url).await.unwrap();
-    std::fs::write(dir.path().join("vm.password"), "pw").unwrap();
+    let fleet = crate::TestFleet::new().await;
+    let store = Arc::clone(&fleet.store);
     let mut sims = Vec::new();
     for (i, ip) in ["192.0.2.31", "192.0.2.32"].iter().enumerate() {
-        let sim = VirtualminSim::start(SimConfig {
-            tls: true,
-            password: "pw".into(),
-            ..SimConfig::default()
-        })
-        .await
-        .unwrap();
-        sim.with_state(|s| s.plans.push("Web".into()));
-        let record = sim.server_record(
-            &format!("vm{}", i + 1),
-            &dir.path().join("vm.password"),
-            serde_json::json!({"capacity": 10, "ipv4": ip}),
-        );
-        store
-            .create_server(&ctx(), serde_json::from_value(record).unwrap())
-            .await
-            .unwrap();
+        let (sim, _) = fleet
+            .add_server(
+                &format!("vm{}", i + 1),
+                serde_json::json!({"capacity": 10, "ipv4": ip}),
+            )
+            .await;
         sims.push(sim);
     }
     // Only vm1 takes new accounts at first.
@@ -58,35 +44,14 @@ async fn an_account_moves_to_another_server_with_its_dns() {
         .set_maintenance(&ctx(), ServerId(2), true)
         .await
         .unwrap();
-    let plan = serde_json::json!({"name": "Web", "features": ["dir", "web"]});
-    let plan = store
-        .create_plan(&ctx(), serde_json::from_value(plan).unwrap())
-        .await
-        .unwrap();
-    let customer = store
-        .create_customer(&ctx(), CustomerSpec::new("Ana", None, None).unwrap())
-        .await
-        .unwrap();
-    let engine = Engine {
-        store: Arc::clone(&store),
-        fleet: Fleet::new(drover_virtualmin::VirtualminSettings {
-            retry_delay: Duration::from_millis(20),
-            ..Default::default()
-        }),
-        dns: Dns::new(Arc::clone(&store), Default::default()),
-        sealer: Arc::new(Sealer::from_hex(&"42".repeat(32)).unwrap()),
-        placement: PlacementPolicy::default(),
-        auto_provisioning: true,
-        job_timeout: Duration::from_secs(30),
-        retry_max_delay: Duration::from_secs(1),
-        fleet_policy: FleetPolicy::default(),
-    };
+    let (plan_id, customer_id) = fleet.plan_and_customer().await;
+    let engine = fleet.engine(crate::quick_retries(), FleetPolicy::default());
     let mut workers = drover::engine::start(Arc::new(engine), 4).unwrap();
     let mut accounts = Vec::new();
     for name in ["stay.ro", "move.ro", "wait.ro"] {
         let new = NewService {
-            customer_id: customer.id,
-            plan_id: plan.id,
+            customer_id,
+            plan_id,
             domain: DomainName::parse(name).unwrap(),
         };
         let service = store.create_service(&ctx(), new).await.unwrap();
@@ -230,29 +195,16 @@ async fn an_account_moves_to_another_server_with_its_dns() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_drained_server_empties_by_placement_and_is_retired() {
-    let dir = tempfile::tempdir().unwrap();
-    let url = format!("sqlite://{}", dir.path().join("drover.db").display());
-    let store: Arc<dyn Store> = drover_store::open(&url).await.unwrap();
-    std::fs::write(dir.path().join("vm.password"), "pw").unwrap();
+    let fleet = crate::TestFleet::new().await;
+    let store = Arc::clone(&fleet.store);
     let mut sims = Vec::new();
     for i in 1..=3 {
-        let sim = VirtualminSim::start(SimConfig {
-            tls: true,
-            password: "pw".into(),
-            ..SimConfig::default()
-        })
-        .await
-        .unwrap();
-        sim.with_state(|s| s.plans.push("Web".into()));
-        let record = sim.server_record(
-            &format!("vm{i}"),
-            &dir.path().join("vm.password"),
-            serde_json::json!({"capacity": 10, "ipv4": format!("192.0.2.4{i}")}),
-        );
-        store
-            .create_server(&ctx(), serde_json::from_value(record).unwrap())
-            .await
-            .unwrap();
+        let (sim, _) = fleet
+            .add_server(
+                &format!("vm{i}"),
+                serde_json::json!({"capacity": 10, "ipv4": format!("192.0.2.4{i}")}),
+            )
+            .await;
         sims.push(sim);
     }
     for id in [2, 3] {
@@ -261,34 +213,13 @@ async fn a_drained_server_empties_by_placement_and_is_retired() {
             .await
             .unwrap();
     }
-    let plan = serde_json::json!({"name": "Web", "features": ["dir", "web"]});
-    let plan = store
-        .create_plan(&ctx(), serde_json::from_value(plan).unwrap())
-        .await
-        .unwrap();
-    let customer = store
-        .create_customer(&ctx(), CustomerSpec::new("Ana", None, None).unwrap())
-        .await
-        .unwrap();
-    let engine = Engine {
-        store: Arc::clone(&store),
-        fleet: Fleet::new(drover_virtualmin::VirtualminSettings {
-            retry_delay: Duration::from_millis(20),
-            ..Default::default()
-        }),
-        dns: Dns::new(Arc::clone(&store), Default::default()),
-        sealer: Arc::new(Sealer::from_hex(&"42".repeat(32)).unwrap()),
-        placement: PlacementPolicy::default(),
-        auto_provisioning: true,
-        job_timeout: Duration::from_secs(30),
-        retry_max_delay: Duration::from_secs(1),
-        fleet_policy: FleetPolicy::default(),
-    };
+    let (plan_id, customer_id) = fleet.plan_and_customer().await;
+    let engine = fleet.engine(crate::quick_retries(), FleetPolicy::default());
     let mut workers = drover::engine::start(Arc::new(engine), 4).unwrap();
     for i in 0..6 {
         let new = NewService {
-            customer_id: customer.id,
-            plan_id: plan.id,
+            customer_id,
+            plan_id,
             domain: DomainName::parse(&format!("d{i}.ro")).unwrap(),
         };
         let service = store.create_service(&ctx(), new).await.unwrap();
