@@ -32,6 +32,54 @@ async fn run(dir: &Path, args: &[&str]) -> (bool, String, String) {
     )
 }
 
+/// What a command that must succeed printed.
+fn succeeded((success, stdout, stderr): (bool, String, String)) -> String {
+    assert!(success, "stdout: {stdout}\nstderr: {stderr}");
+    stdout
+}
+
+/// A Virtualmin simulator added as server 1 with `drover servers add`, as an operator would:
+/// its password in a file, its certificate pinned.
+async fn add_simulated_server(d: &Path) -> drover_testkit::virtualmin::VirtualminSim {
+    use drover_testkit::virtualmin::{SimConfig, VirtualminSim};
+    let sim = VirtualminSim::start(SimConfig {
+        tls: true,
+        password: "pw".into(),
+        ..SimConfig::default()
+    })
+    .await
+    .unwrap();
+    std::fs::write(d.join("vm.password"), "pw").unwrap();
+    let credentials = format!("file:{}", d.join("vm.password").display());
+    let (port, pin) = (
+        sim.addr().port().to_string(),
+        sim.certificate_sha256().unwrap(),
+    );
+    succeeded(
+        run(
+            d,
+            &[
+                "servers",
+                "add",
+                "--name",
+                "vm1",
+                "--hostname",
+                "127.0.0.1",
+                "--port",
+                &port,
+                "--capacity",
+                "10",
+                "--credentials",
+                &credentials,
+                "--pin-sha256",
+                &pin,
+            ],
+        )
+        .await,
+    );
+    sim
+}
+
 /// An HTTP client using drover's one TLS provider (ring), like drover itself.
 fn http_client() -> reqwest::Client {
     let tls = drover_virtualmin::client_config(&drover_virtualmin::TlsPolicy::default()).unwrap();
@@ -345,78 +393,82 @@ async fn an_operator_manages_dns_from_the_command_line() {
     let key = format!("file:{}", dir.path().join("pdns.key").display());
     let dns_address = pdns.dns_addr.to_string();
     let zone = format!("cli-{}.ro", std::process::id());
-    let ok = |(success, stdout, stderr): (bool, String, String)| {
-        assert!(success, "stdout: {stdout}\nstderr: {stderr}");
-        stdout
-    };
     let d = dir.path();
-    ok(run(
-        d,
-        &[
-            "dns",
-            "providers",
-            "add",
-            "--name",
-            "pdns-a",
-            "--kind",
-            "powerdns",
-            "--api-url",
-            &pdns.api_url,
-            "--credentials",
-            &key,
-            "--dns-address",
-            &dns_address,
-        ],
-    )
-    .await);
-    ok(run(
-        d,
-        &["dns", "zones", "create", &zone, "--provider", "pdns-a"],
-    )
-    .await);
-    ok(run(
-        d,
-        &[
-            "dns",
-            "records",
-            "set",
-            &zone,
-            "@",
-            "A",
-            "192.0.2.80",
-            "--ttl",
-            "300",
-        ],
-    )
-    .await);
-    ok(run(
-        d,
-        &[
-            "dns",
-            "records",
-            "set",
-            &zone,
-            "www",
-            "A",
-            "192.0.2.80",
-            "--ttl",
-            "300",
-        ],
-    )
-    .await);
-    let plan = ok(run(d, &["dns", "plan", &zone]).await);
+    succeeded(
+        run(
+            d,
+            &[
+                "dns",
+                "providers",
+                "add",
+                "--name",
+                "pdns-a",
+                "--kind",
+                "powerdns",
+                "--api-url",
+                &pdns.api_url,
+                "--credentials",
+                &key,
+                "--dns-address",
+                &dns_address,
+            ],
+        )
+        .await,
+    );
+    succeeded(
+        run(
+            d,
+            &["dns", "zones", "create", &zone, "--provider", "pdns-a"],
+        )
+        .await,
+    );
+    succeeded(
+        run(
+            d,
+            &[
+                "dns",
+                "records",
+                "set",
+                &zone,
+                "@",
+                "A",
+                "192.0.2.80",
+                "--ttl",
+                "300",
+            ],
+        )
+        .await,
+    );
+    succeeded(
+        run(
+            d,
+            &[
+                "dns",
+                "records",
+                "set",
+                &zone,
+                "www",
+                "A",
+                "192.0.2.80",
+                "--ttl",
+                "300",
+            ],
+        )
+        .await,
+    );
+    let plan = succeeded(run(d, &["dns", "plan", &zone]).await);
     assert!(
         plan.contains("on pdns-a (create, 0 records served now)"),
         "{plan}"
     );
-    let applied = ok(run(d, &["dns", "apply", &zone]).await);
+    let applied = succeeded(run(d, &["dns", "apply", &zone]).await);
     assert!(
         applied.contains("pdns-a: applied (1 requests)"),
         "{applied}"
     );
-    let plan = ok(run(d, &["dns", "plan", &zone]).await);
+    let plan = succeeded(run(d, &["dns", "plan", &zone]).await);
     assert!(plan.contains("no changes"), "{plan}");
-    let check = ok(run(d, &["dns", "check"]).await);
+    let check = succeeded(run(d, &["dns", "check"]).await);
     assert!(
         check.contains("pdns-a: 1 zones checked, 0 missing"),
         "{check}"
@@ -434,19 +486,21 @@ async fn an_operator_manages_dns_from_the_command_line() {
         "{stderr}"
     );
     // The failover rewrite, in JSON, and what DNS serves right after.
-    let report = ok(run(
-        d,
-        &[
-            "--json",
-            "dns",
-            "rewrite",
-            "--from",
-            "192.0.2.80",
-            "--to",
-            "203.0.113.80",
-        ],
-    )
-    .await);
+    let report = succeeded(
+        run(
+            d,
+            &[
+                "--json",
+                "dns",
+                "rewrite",
+                "--from",
+                "192.0.2.80",
+                "--to",
+                "203.0.113.80",
+            ],
+        )
+        .await,
+    );
     let report: Value = serde_json::from_str(&report).unwrap();
     assert_eq!(
         (report["zones"].as_u64(), report["requests"].as_u64()),
@@ -462,63 +516,28 @@ async fn an_operator_manages_dns_from_the_command_line() {
     .await
     .unwrap();
     assert_eq!(answer.records, ["203.0.113.80"]);
-    ok(run(d, &["dns", "zones", "delete", &zone, "--confirm", &zone]).await);
+    succeeded(run(d, &["dns", "zones", "delete", &zone, "--confirm", &zone]).await);
 }
 
 #[tokio::test]
 async fn an_operator_checks_servers_and_sets_maintenance() {
-    use drover_testkit::virtualmin::{SimConfig, VirtualminSim};
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let sim = VirtualminSim::start(SimConfig {
-        tls: true,
-        password: "pw-1".into(),
-        ..SimConfig::default()
-    })
-    .await
-    .unwrap();
-    std::fs::write(d.join("vm.password"), "pw-1").unwrap();
-    let credentials = format!("file:{}", d.join("vm.password").display());
-    let (port, pin) = (
-        sim.addr().port().to_string(),
-        sim.certificate_sha256().unwrap(),
-    );
-    let ok = |(success, stdout, stderr): (bool, String, String)| {
-        assert!(success, "stdout: {stdout}\nstderr: {stderr}");
-        stdout
-    };
-    ok(run(
-        d,
-        &[
-            "servers",
-            "add",
-            "--name",
-            "vm1",
-            "--hostname",
-            "127.0.0.1",
-            "--port",
-            &port,
-            "--capacity",
-            "10",
-            "--credentials",
-            &credentials,
-            "--pin-sha256",
-            &pin,
-        ],
-    )
-    .await);
+    let sim = add_simulated_server(d).await;
     let (success, _, stderr) = run(d, &["servers", "health", "1"]).await;
     assert!(
         !success && stderr.contains("not been checked yet"),
         "{stderr}"
     );
-    let checked = ok(run(d, &["servers", "check"]).await);
+    let checked = succeeded(run(d, &["servers", "check"]).await);
     assert!(
         checked.contains("vm1") && checked.contains("healthy"),
         "{checked}"
     );
-    let health: Value =
-        serde_json::from_str(&ok(run(d, &["--json", "servers", "health", "1"]).await)).unwrap();
+    let health: Value = serde_json::from_str(&succeeded(
+        run(d, &["--json", "servers", "health", "1"]).await,
+    ))
+    .unwrap();
     assert_eq!(
         (
             health["verdict"].as_str(),
@@ -526,14 +545,17 @@ async fn an_operator_checks_servers_and_sets_maintenance() {
         ),
         (Some("healthy"), Some(true))
     );
-    let on: Value =
-        serde_json::from_str(&ok(run(d, &["servers", "maintenance", "1", "--on"]).await)).unwrap();
+    let on: Value = serde_json::from_str(&succeeded(
+        run(d, &["servers", "maintenance", "1", "--on"]).await,
+    ))
+    .unwrap();
     assert_eq!(on["state"], "maintenance");
     sim.set_down(true);
     for _ in 0..4 {
-        ok(run(d, &["servers", "check", "1"]).await);
+        succeeded(run(d, &["servers", "check", "1"]).await);
     }
-    let shown: Value = serde_json::from_str(&ok(run(d, &["servers", "show", "1"]).await)).unwrap();
+    let shown: Value =
+        serde_json::from_str(&succeeded(run(d, &["servers", "show", "1"]).await)).unwrap();
     assert_eq!(
         shown["state"], "maintenance",
         "checks never move a server out of maintenance"
@@ -544,16 +566,10 @@ async fn an_operator_checks_servers_and_sets_maintenance() {
 
 #[tokio::test]
 async fn an_operator_scans_drift_and_deletes_an_orphan_only_when_asked() {
-    use drover_testkit::virtualmin::{Kind, SimConfig, SimDomain, VirtualminSim};
+    use drover_testkit::virtualmin::{Kind, SimDomain};
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let sim = VirtualminSim::start(SimConfig {
-        tls: true,
-        password: "pw-2".into(),
-        ..SimConfig::default()
-    })
-    .await
-    .unwrap();
+    let sim = add_simulated_server(d).await;
     sim.with_state(|s| {
         s.domains.insert(
             "stray.ro".into(),
@@ -576,42 +592,12 @@ async fn an_operator_scans_drift_and_deletes_an_orphan_only_when_asked() {
             },
         )
     });
-    std::fs::write(d.join("vm.password"), "pw-2").unwrap();
-    let credentials = format!("file:{}", d.join("vm.password").display());
-    let (port, pin) = (
-        sim.addr().port().to_string(),
-        sim.certificate_sha256().unwrap(),
-    );
-    let ok = |(success, stdout, stderr): (bool, String, String)| {
-        assert!(success, "stdout: {stdout}\nstderr: {stderr}");
-        stdout
-    };
-    ok(run(
-        d,
-        &[
-            "servers",
-            "add",
-            "--name",
-            "vm1",
-            "--hostname",
-            "127.0.0.1",
-            "--port",
-            &port,
-            "--capacity",
-            "10",
-            "--credentials",
-            &credentials,
-            "--pin-sha256",
-            &pin,
-        ],
-    )
-    .await);
-    let scan = ok(run(d, &["drift", "scan", "--server", "1"]).await);
+    let scan = succeeded(run(d, &["drift", "scan", "--server", "1"]).await);
     assert!(
         scan.contains("orphan") && scan.contains("stray.ro"),
         "{scan}"
     );
-    let plan = ok(run(d, &["drift", "repair", "--dry-run", "--server", "1"]).await);
+    let plan = succeeded(run(d, &["drift", "repair", "--dry-run", "--server", "1"]).await);
     assert!(
         plan.contains("would touch 0") && plan.contains("log"),
         "{plan}"
@@ -634,21 +620,23 @@ async fn an_operator_scans_drift_and_deletes_an_orphan_only_when_asked() {
         sim.domain_names().contains(&"stray.ro".to_owned()),
         "still there"
     );
-    ok(run(
-        d,
-        &[
-            "drift",
-            "delete-orphan",
-            "--server",
-            "1",
-            "stray.ro",
-            "--confirm",
-            "stray.ro",
-        ],
-    )
-    .await);
+    succeeded(
+        run(
+            d,
+            &[
+                "drift",
+                "delete-orphan",
+                "--server",
+                "1",
+                "stray.ro",
+                "--confirm",
+                "stray.ro",
+            ],
+        )
+        .await,
+    );
     assert!(sim.domain_names().is_empty());
-    let listed = ok(run(d, &["--json", "drift", "list"]).await);
+    let listed = succeeded(run(d, &["--json", "drift", "list"]).await);
     assert!(
         listed.contains("stray.ro"),
         "the finding stays until the next scan: {listed}"
