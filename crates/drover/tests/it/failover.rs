@@ -19,17 +19,6 @@ fn ctx() -> RequestContext {
     }
 }
 
-async fn until(what: &str, limit: Duration, check: impl AsyncFn() -> bool) {
-    let deadline = Instant::now() + limit;
-    while Instant::now() < deadline {
-        if check().await {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("timed out waiting until {what}");
-}
-
 async fn served_a(pdns: &PowerDns, name: &str) -> Vec<String> {
     drover_dns::query_served(pdns.dns_addr, name, RecordType::A, Duration::from_secs(2))
         .await
@@ -104,7 +93,7 @@ async fn a_lost_servers_accounts_come_back_elsewhere_with_dns_answering_the_new_
             .await
             .unwrap();
     }
-    until(
+    crate::until(
         "every account is on vm1 and served by both PowerDNS servers",
         Duration::from_secs(30),
         || async {
@@ -128,7 +117,7 @@ async fn a_lost_servers_accounts_come_back_elsewhere_with_dns_answering_the_new_
     // vm1 dies.
     let killed = Instant::now();
     sims[0].set_down(true);
-    until(
+    crate::until(
         "every domain answers a new address on both PowerDNS servers",
         Duration::from_secs(60),
         || async {
@@ -169,7 +158,7 @@ async fn a_lost_servers_accounts_come_back_elsewhere_with_dns_answering_the_new_
             .remove(0);
         assert_ne!(account.server_id, Some(ServerId(1)));
     }
-    until(
+    crate::until(
         "the failover is recorded as complete",
         Duration::from_secs(10),
         || async {
@@ -251,7 +240,7 @@ async fn a_lost_server_is_rebuilt_onto_a_fresh_one_from_drovers_records() {
         fleet_policy: FleetPolicy::default(),
     };
     let mut workers = drover::engine::start(Arc::new(engine), 4).unwrap();
-    until(
+    crate::until(
         "every account is on vm1",
         Duration::from_secs(20),
         || async { lost_sim.domain_names().len() == 4 },
@@ -266,7 +255,7 @@ async fn a_lost_server_is_rebuilt_onto_a_fresh_one_from_drovers_records() {
         )
         .await
         .unwrap();
-    until(
+    crate::until(
         "r2 is suspended on vm1",
         Duration::from_secs(20),
         || async {
@@ -314,7 +303,7 @@ async fn a_lost_server_is_rebuilt_onto_a_fresh_one_from_drovers_records() {
         .await
         .unwrap();
     assert!(plan.started);
-    until("the rebuild is done", Duration::from_secs(30), || async {
+    crate::until("the rebuild is done", Duration::from_secs(30), || async {
         store.failovers_remaining(lost.id).await.unwrap() == 0
     })
     .await;

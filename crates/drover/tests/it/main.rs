@@ -111,3 +111,15 @@ impl TestFleet {
         }
     }
 }
+
+/// Waits until `check` holds, at most `limit`.
+pub async fn until(what: &str, limit: Duration, check: impl AsyncFn() -> bool) {
+    let deadline = std::time::Instant::now() + limit;
+    while std::time::Instant::now() < deadline {
+        if check().await {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("timed out waiting until {what}");
+}

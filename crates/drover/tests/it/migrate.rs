@@ -15,16 +15,6 @@ fn ctx() -> RequestContext {
     }
 }
 
-async fn until(what: &str, check: impl AsyncFn() -> bool) {
-    for _ in 0..200 {
-        if check().await {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("timed out waiting until {what}");
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_account_moves_to_another_server_with_its_dns() {
     let fleet = crate::TestFleet::new().await;
@@ -61,10 +51,14 @@ async fn an_account_moves_to_another_server_with_its_dns() {
             .unwrap();
         accounts.push(service.account_id);
     }
-    until("all three are on vm1 with their zones", || async {
-        sims[0].domain_names().len() == 3
-            && store.account_zone(accounts[2]).await.unwrap().is_some()
-    })
+    crate::until(
+        "all three are on vm1 with their zones",
+        Duration::from_secs(10),
+        || async {
+            sims[0].domain_names().len() == 3
+                && store.account_zone(accounts[2]).await.unwrap().is_some()
+        },
+    )
     .await;
     store
         .set_maintenance(&ctx(), ServerId(2), false)
@@ -99,13 +93,17 @@ async fn an_account_moves_to_another_server_with_its_dns() {
         .start_migration(&ctx(), accounts[1], ServerId(2), grace)
         .await
         .unwrap();
-    until("move.ro is on vm2 and disabled on vm1", || async {
-        store
-            .migration(accounts[1])
-            .await
-            .unwrap()
-            .is_some_and(|m| m.state == "source_disabled")
-    })
+    crate::until(
+        "move.ro is on vm2 and disabled on vm1",
+        Duration::from_secs(10),
+        || async {
+            store
+                .migration(accounts[1])
+                .await
+                .unwrap()
+                .is_some_and(|m| m.state == "source_disabled")
+        },
+    )
     .await;
     assert!(sims[1].domain_names().contains(&"move.ro".to_owned()));
     assert!(sims[0].with_state(|s| s.domains["move.ro"].disabled.is_some()));
@@ -161,11 +159,13 @@ async fn an_account_moves_to_another_server_with_its_dns() {
         .confirm_migration(&ctx(), accounts[1], "move.ro")
         .await
         .unwrap();
-    until("move.ro is gone from vm1", || async {
-        !sims[0].domain_names().contains(&"move.ro".to_owned())
-    })
+    crate::until(
+        "move.ro is gone from vm1",
+        Duration::from_secs(10),
+        || async { !sims[0].domain_names().contains(&"move.ro".to_owned()) },
+    )
     .await;
-    until("the move is done", || async {
+    crate::until("the move is done", Duration::from_secs(10), || async {
         store
             .migration(accounts[1])
             .await
@@ -179,13 +179,17 @@ async fn an_account_moves_to_another_server_with_its_dns() {
         .start_migration(&ctx(), accounts[2], ServerId(2), Duration::ZERO)
         .await
         .unwrap();
-    until("wait.ro is moved and its old copy gone", || async {
-        store
-            .migration(accounts[2])
-            .await
-            .unwrap()
-            .is_some_and(|m| m.state == "done")
-    })
+    crate::until(
+        "wait.ro is moved and its old copy gone",
+        Duration::from_secs(10),
+        || async {
+            store
+                .migration(accounts[2])
+                .await
+                .unwrap()
+                .is_some_and(|m| m.state == "done")
+        },
+    )
     .await;
     assert!(!sims[0].domain_names().contains(&"wait.ro".to_owned()));
     assert!(sims[1].domain_names().contains(&"wait.ro".to_owned()));
@@ -228,7 +232,7 @@ async fn a_drained_server_empties_by_placement_and_is_retired() {
             .await
             .unwrap();
     }
-    until("six accounts on vm1", || async {
+    crate::until("six accounts on vm1", Duration::from_secs(10), || async {
         sims[0].domain_names().len() == 6
     })
     .await;
@@ -279,12 +283,16 @@ async fn a_drained_server_empties_by_placement_and_is_retired() {
         store.server(ServerId(1)).await.unwrap().state,
         drover_core::ServerState::Draining
     );
-    until("vm1 is empty and the others hold everything", || async {
-        sims[0].domain_names().is_empty()
-            && sims[1].domain_names().len() + sims[2].domain_names().len() == 6
-    })
+    crate::until(
+        "vm1 is empty and the others hold everything",
+        Duration::from_secs(10),
+        || async {
+            sims[0].domain_names().is_empty()
+                && sims[1].domain_names().len() + sims[2].domain_names().len() == 6
+        },
+    )
     .await;
-    until("every move is done", || async {
+    crate::until("every move is done", Duration::from_secs(10), || async {
         let mut done = true;
         for m in &plan.moves {
             done &= store
