@@ -20,6 +20,7 @@ mod plan;
 mod scope;
 mod server;
 mod service;
+mod usage;
 
 pub use audit::{AuditChainBreak, AuditEntry, Hash, verify_chain};
 pub use converge::{Action, Blocked, Observed, Wanted, converge};
@@ -46,3 +47,4 @@ pub use plan::{Feature, PlanPatch, PlanSpec};
 pub use scope::{Access, Scope};
 pub use server::{CertFingerprint, CredentialRef, Hostname, ServerPatch, ServerSpec, ServerState};
 pub use service::{DesiredState, ServiceStatus, Transition};
+pub use usage::{ListedUsage, Usage, usage_by_domain};

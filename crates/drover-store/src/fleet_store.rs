@@ -3,13 +3,13 @@
 
 use async_trait::async_trait;
 use drover_core::{
-    AccountId, DriftAction, DriftFinding, Expected, HealthPolicy, HealthProbe, HealthStreak, JobId,
-    ServerId, ServerState, Verdict,
+    AccountId, DomainName, DriftAction, DriftFinding, Expected, HealthPolicy, HealthProbe,
+    HealthStreak, JobId, ServerId, ServerState, ServiceId, Usage, Verdict,
 };
 use jiff::Timestamp;
 use serde::Serialize;
 
-use crate::{RequestContext, Result, Server};
+use crate::{Page, RequestContext, Result, Server};
 
 /// A server's last health check.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -68,6 +68,30 @@ pub struct DriftRecord {
     pub action: Option<DriftAction>,
     #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
     pub found_at: Timestamp,
+}
+
+/// An account's last usage figures, as billing reads them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct AccountUsage {
+    pub account_id: AccountId,
+    pub service_id: ServiceId,
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
+    pub domain: DomainName,
+    /// The server the figures came from.
+    pub server_id: ServerId,
+    #[serde(flatten)]
+    pub usage: Usage,
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
+    pub measured_at: Timestamp,
+}
+
+/// Which usage figures to read, by account id.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct UsageFilter {
+    pub server_id: Option<ServerId>,
+    pub service_id: Option<ServiceId>,
+    pub page: Page,
 }
 
 #[async_trait]
@@ -152,6 +176,18 @@ pub trait FleetStore: Send + Sync {
         server: ServerId,
         on: bool,
     ) -> Result<Server>;
+    /// Replaces the usage figures of the given accounts with a sync's, for those still on
+    /// `server` (an account moved meanwhile keeps its figures until its new server's sync).
+    /// Returns how many were recorded.
+    async fn record_usage(&self, server: ServerId, usage: &[(AccountId, Usage)]) -> Result<usize>;
+    /// Accounts' last usage figures, by account id.
+    async fn usage(&self, filter: UsageFilter) -> Result<Vec<AccountUsage>>;
+    /// Enqueues a usage sync (one server, or every healthy or degraded one), audited.
+    async fn enqueue_usage_sync(
+        &self,
+        ctx: &RequestContext,
+        server: Option<ServerId>,
+    ) -> Result<JobId>;
     async fn server_health(&self, server: ServerId) -> Result<Option<ServerHealth>>;
     /// Records a check and, if its streak reaches a threshold, moves the server's state,
     /// audited with the reasons, in one transaction.

@@ -84,6 +84,18 @@ pub struct ScanDrift {
     pub server_id: Option<i64>,
 }
 
+/// Pull usage figures (one server, or every healthy or degraded one) into `account_usage`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JobArgs)]
+#[river(
+    kind = "sync_usage",
+    queue = "fleet",
+    unique(by_args, by_state(available, pending, running, scheduled, retryable))
+)]
+pub struct SyncUsage {
+    #[river(unique)]
+    pub server_id: Option<i64>,
+}
+
 /// Move an account to the server its migration names, one step at a time (see
 /// `account_migrations`). Not unique: each run works under the account's lease and takes the
 /// step the migration's state says, so a repeat is harmless, and a confirmation can run at once

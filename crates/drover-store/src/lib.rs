@@ -23,7 +23,9 @@ pub use dns_store::{
     ZoneProvider, ZoneRewrite, ZoneSyncOutcome,
 };
 pub use error::StoreError;
-pub use fleet_store::{DriftRecord, FleetStore, HealthChange, Migration, ServerHealth};
+pub use fleet_store::{
+    AccountUsage, DriftRecord, FleetStore, HealthChange, Migration, ServerHealth, UsageFilter,
+};
 pub use model::{
     Account, AccountFilter, ApiToken, AuditFilter, AuditReport, ConvergeTarget, Customer,
     IdempotencyStart, JobCall, JobFilter, JobSummary, NewService, Page, Plan, RequestContext,

@@ -4,15 +4,15 @@
 mod fleet_sql {
     use drover_core::{
         AccountId, DesiredState, DomainName, DriftAction, DriftFinding, DriftKind, Expected,
-        HealthPolicy, HealthProbe, HealthStreak, JobId, ServerId, ServerState, Verdict,
-        next_health,
+        HealthPolicy, HealthProbe, HealthStreak, JobId, ServerId, ServerState, ServiceId, Usage,
+        Verdict, next_health,
     };
     use jiff_sqlx::Timestamp as SqlTimestamp;
     use serde_json::json;
 
     use super::{SqlStore, Tx, append_audit, begin};
     use crate::fleet_store::*;
-    use crate::jobs::{MigrateAccount, ScanDrift};
+    use crate::jobs::{MigrateAccount, ScanDrift, SyncUsage};
     use crate::rows::{corrupt, sql_now, to_json_list};
     use crate::{RequestContext, Result, Server, StoreError};
 
@@ -290,6 +290,79 @@ mod fleet_sql {
                 .await?
                 .ok_or_else(|| StoreError::not_found("migration", account))?;
             Ok((migration, job))
+        })
+    }
+
+    #[derive(sqlx::FromRow)]
+    struct UsageRow {
+        account_id: i64,
+        service_id: i64,
+        domain: String,
+        server_id: i64,
+        disk_bytes: Option<i64>,
+        bandwidth_bytes: Option<i64>,
+        mailboxes: i64,
+        databases: i64,
+        database_bytes: i64,
+        measured_at: SqlTimestamp,
+    }
+
+    /// Figures are counts and byte sizes: never negative, and within i64 on any real server.
+    fn to_sql(figure: u64) -> i64 {
+        i64::try_from(figure).unwrap_or(i64::MAX)
+    }
+
+    fn from_sql(what: &str, figure: i64) -> Result<u64> {
+        u64::try_from(figure).map_err(|_| corrupt(what, figure))
+    }
+
+    impl UsageRow {
+        fn into_model(self) -> Result<AccountUsage> {
+            Ok(AccountUsage {
+                account_id: AccountId(self.account_id),
+                service_id: ServiceId(self.service_id),
+                domain: DomainName::parse(&self.domain)
+                    .map_err(|e| corrupt("account domain", e))?,
+                server_id: ServerId(self.server_id),
+                usage: Usage {
+                    disk_bytes: self
+                        .disk_bytes
+                        .map(|b| from_sql("disk_bytes", b))
+                        .transpose()?,
+                    bandwidth_bytes: self
+                        .bandwidth_bytes
+                        .map(|b| from_sql("bandwidth_bytes", b))
+                        .transpose()?,
+                    mailboxes: from_sql("mailboxes", self.mailboxes)?,
+                    databases: from_sql("databases", self.databases)?,
+                    database_bytes: from_sql("database_bytes", self.database_bytes)?,
+                },
+                measured_at: self.measured_at.to_jiff(),
+            })
+        }
+    }
+
+    /// Enqueues an operator's request for fleet work (one server, or every one), audited.
+    async fn enqueue_fleet_work<A>(
+        store: &SqlStore,
+        ctx: &RequestContext,
+        server: Option<ServerId>,
+        args: A,
+        action: &str,
+    ) -> Result<JobId>
+    where
+        A: riverqueue::JobArgs + Send + Sync + 'static,
+    {
+        write_tx!(store, tx, {
+            if let Some(server) = server {
+                SqlStore::fetch_server(tx, server).await?;
+            }
+            let (job, _) = store
+                .enqueue_job(tx, ctx, None, args, Default::default())
+                .await?;
+            let subject = server.map_or_else(|| "fleet".to_owned(), |s| format!("server:{s}"));
+            append_audit(tx, ctx, action, subject, json!({ "job": job })).await?;
+            Ok(job)
         })
     }
 
@@ -581,27 +654,10 @@ mod fleet_sql {
             ctx: &RequestContext,
             server: Option<ServerId>,
         ) -> Result<JobId> {
-            write_tx!(self, tx, {
-                if let Some(server) = server {
-                    SqlStore::fetch_server(tx, server).await?;
-                }
-                let args = ScanDrift {
-                    server_id: server.map(ServerId::get),
-                };
-                let (job, _) = self
-                    .enqueue_job(tx, ctx, None, args, Default::default())
-                    .await?;
-                let subject = server.map_or_else(|| "fleet".to_owned(), |s| format!("server:{s}"));
-                append_audit(
-                    tx,
-                    ctx,
-                    "drift.scan_requested",
-                    subject,
-                    json!({ "job": job }),
-                )
-                .await?;
-                Ok(job)
-            })
+            let args = ScanDrift {
+                server_id: server.map(ServerId::get),
+            };
+            enqueue_fleet_work(self, ctx, server, args, "drift.scan_requested").await
         }
 
         async fn record_drift_repair(
@@ -684,6 +740,75 @@ mod fleet_sql {
                 .await?;
                 SqlStore::fetch_server(tx, server).await
             })
+        }
+
+        async fn record_usage(
+            &self,
+            server: ServerId,
+            usage: &[(AccountId, Usage)],
+        ) -> Result<usize> {
+            write_tx!(self, tx, {
+                let now = sql_now();
+                let mut recorded = 0;
+                for (account, u) in usage {
+                    // Only while the account still lives on the server the figures came from.
+                    let written = sqlx::query(
+                        "INSERT INTO account_usage (account_id, server_id, disk_bytes, \
+                         bandwidth_bytes, mailboxes, databases, database_bytes, measured_at) \
+                         SELECT id, server_id, $3, $4, $5, $6, $7, $8 FROM accounts \
+                         WHERE id = $1 AND server_id = $2 \
+                         ON CONFLICT (account_id) DO UPDATE SET server_id = excluded.server_id, \
+                         disk_bytes = excluded.disk_bytes, \
+                         bandwidth_bytes = excluded.bandwidth_bytes, \
+                         mailboxes = excluded.mailboxes, databases = excluded.databases, \
+                         database_bytes = excluded.database_bytes, \
+                         measured_at = excluded.measured_at",
+                    )
+                    .bind(account.get())
+                    .bind(server.get())
+                    .bind(u.disk_bytes.map(to_sql))
+                    .bind(u.bandwidth_bytes.map(to_sql))
+                    .bind(to_sql(u.mailboxes))
+                    .bind(to_sql(u.databases))
+                    .bind(to_sql(u.database_bytes))
+                    .bind(now)
+                    .execute(&mut **tx)
+                    .await?
+                    .rows_affected();
+                    recorded += usize::from(written > 0);
+                }
+                Ok(recorded)
+            })
+        }
+
+        async fn usage(&self, filter: UsageFilter) -> Result<Vec<AccountUsage>> {
+            sqlx::query_as::<_, UsageRow>(
+                "SELECT u.account_id, a.service_id, a.domain, u.server_id, u.disk_bytes, \
+                 u.bandwidth_bytes, u.mailboxes, u.databases, u.database_bytes, u.measured_at \
+                 FROM account_usage u JOIN accounts a ON a.id = u.account_id \
+                 WHERE u.account_id > $1 AND ($2 IS NULL OR u.server_id = $2) \
+                 AND ($3 IS NULL OR a.service_id = $3) ORDER BY u.account_id LIMIT $4",
+            )
+            .bind(filter.page.after.unwrap_or(0))
+            .bind(filter.server_id.map(ServerId::get))
+            .bind(filter.service_id.map(ServiceId::get))
+            .bind(i64::from(filter.page.limit))
+            .fetch_all(&self.pool)
+            .await?
+            .into_iter()
+            .map(UsageRow::into_model)
+            .collect()
+        }
+
+        async fn enqueue_usage_sync(
+            &self,
+            ctx: &RequestContext,
+            server: Option<ServerId>,
+        ) -> Result<JobId> {
+            let args = SyncUsage {
+                server_id: server.map(ServerId::get),
+            };
+            enqueue_fleet_work(self, ctx, server, args, "usage.sync_requested").await
         }
 
         async fn server_health(&self, server: ServerId) -> Result<Option<ServerHealth>> {

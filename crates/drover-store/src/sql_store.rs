@@ -197,6 +197,75 @@ impl SqlStore {
             .into_model()
     }
 
+    /// Every server with the number of accounts it holds or is about to hold.
+    async fn fetch_candidates(tx: &mut Tx) -> Result<Vec<drover_core::Candidate>> {
+        let servers: Vec<Server> =
+            sqlx::query_as::<_, ServerRow>(concat!(select_server!(), " ORDER BY id"))
+                .fetch_all(&mut **tx)
+                .await?
+                .into_iter()
+                .map(ServerRow::into_model)
+                .collect::<Result<_>>()?;
+        let counts: Vec<(i64, i64)> = sqlx::query_as(
+            "SELECT server_id, COUNT(*) FROM accounts \
+             WHERE server_id IS NOT NULL AND (desired_state <> 'absent' \
+             OR COALESCE(observed_state, 'absent') <> 'absent') GROUP BY server_id",
+        )
+        .fetch_all(&mut **tx)
+        .await?;
+        Ok(servers
+            .into_iter()
+            .map(|server| {
+                let accounts = counts
+                    .iter()
+                    .find(|(id, _)| *id == server.id.get())
+                    .map_or(0, |(_, n)| u32::try_from(*n).unwrap_or(u32::MAX));
+                drover_core::Candidate {
+                    id: server.id,
+                    name: server.spec.name.to_string(),
+                    state: server.state,
+                    tags: server.spec.tags,
+                    capacity: server.spec.capacity,
+                    accounts,
+                }
+            })
+            .collect())
+    }
+
+    /// Puts an account without a server on `server`, audited.
+    async fn assign_in(
+        tx: &mut Tx,
+        ctx: &RequestContext,
+        account: AccountId,
+        server: ServerId,
+    ) -> Result<()> {
+        let placed = sqlx::query(
+            "UPDATE accounts SET server_id = $1, updated_at = $2 \
+             WHERE id = $3 AND server_id IS NULL",
+        )
+        .bind(server.get())
+        .bind(sql_now())
+        .bind(account.get())
+        .execute(&mut **tx)
+        .await?
+        .rows_affected();
+        if placed == 0 {
+            return Err(StoreError::conflict(
+                "already_placed",
+                None,
+                format!("account {account} is already on a server"),
+            ));
+        }
+        append_audit(
+            tx,
+            ctx,
+            "account.place",
+            format!("account:{account}"),
+            json!({ "server_id": server }),
+        )
+        .await
+    }
+
     async fn fetch_server(tx: &mut Tx, id: ServerId) -> Result<Server> {
         sqlx::query_as::<_, ServerRow>(concat!(select_server!(), " WHERE id = $1"))
             .bind(id.get())
@@ -886,31 +955,32 @@ impl Store for SqlStore {
     }
 
     async fn placement_candidates(&self) -> Result<Vec<drover_core::Candidate>> {
-        let servers = self.servers(Page::new(None, Some(Page::MAX_LIMIT))).await?;
-        let counts: Vec<(i64, i64)> = sqlx::query_as(
-            "SELECT server_id, COUNT(*) FROM accounts \
-             WHERE server_id IS NOT NULL AND (desired_state <> 'absent' \
-             OR COALESCE(observed_state, 'absent') <> 'absent') GROUP BY server_id",
-        )
-        .fetch_all(&self.pool)
-        .await?;
-        Ok(servers
-            .into_iter()
-            .map(|server| {
-                let accounts = counts
-                    .iter()
-                    .find(|(id, _)| *id == server.id.get())
-                    .map_or(0, |(_, n)| u32::try_from(*n).unwrap_or(u32::MAX));
-                drover_core::Candidate {
-                    id: server.id,
-                    name: server.spec.name.to_string(),
-                    state: server.state,
-                    tags: server.spec.tags,
-                    capacity: server.spec.capacity,
-                    accounts,
-                }
-            })
-            .collect())
+        read_tx!(self, tx, { Self::fetch_candidates(tx).await })
+    }
+
+    async fn place_account(
+        &self,
+        ctx: &RequestContext,
+        account: AccountId,
+        required_tags: &[drover_core::Tag],
+        policy: &drover_core::PlacementPolicy,
+    ) -> Result<std::result::Result<Server, String>> {
+        write_tx!(self, tx, {
+            // One placement at a time, so the load each reads includes the one before it
+            // (SQLite's write transactions are serial already).
+            if BACKEND == Backend::Postgres {
+                sqlx::query("SELECT pg_advisory_xact_lock(7201)")
+                    .execute(&mut **tx)
+                    .await?;
+            }
+            let candidates = Self::fetch_candidates(tx).await?;
+            let server = match drover_core::place(&candidates, required_tags, policy) {
+                Ok(server) => server,
+                Err(reason) => return Ok(Err(reason)),
+            };
+            Self::assign_in(tx, ctx, account, server).await?;
+            Ok(Ok(Self::fetch_server(tx, server).await?))
+        })
     }
 
     async fn assign_server(
@@ -920,31 +990,7 @@ impl Store for SqlStore {
         server: ServerId,
     ) -> Result<Account> {
         write_tx!(self, tx, {
-            let placed = sqlx::query(
-                "UPDATE accounts SET server_id = $1, updated_at = $2 \
-                 WHERE id = $3 AND server_id IS NULL",
-            )
-            .bind(server.get())
-            .bind(sql_now())
-            .bind(account.get())
-            .execute(&mut **tx)
-            .await?
-            .rows_affected();
-            if placed == 0 {
-                return Err(StoreError::conflict(
-                    "already_placed",
-                    None,
-                    format!("account {account} is already on a server"),
-                ));
-            }
-            append_audit(
-                tx,
-                ctx,
-                "account.place",
-                format!("account:{account}"),
-                json!({ "server_id": server }),
-            )
-            .await?;
+            Self::assign_in(tx, ctx, account, server).await?;
             Self::fetch_account(tx, account).await
         })
     }

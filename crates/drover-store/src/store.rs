@@ -96,6 +96,16 @@ pub trait Store:
     async fn converge_target(&self, account: AccountId) -> Result<ConvergeTarget>;
     /// Every server with the number of accounts it holds or is about to hold.
     async fn placement_candidates(&self) -> Result<Vec<drover_core::Candidate>>;
+    /// Places an account that has no server yet by `policy`, reading the fleet's load and
+    /// assigning in one step so that concurrent placements never overfill a server. `Ok(Err)`
+    /// says why no server fits.
+    async fn place_account(
+        &self,
+        ctx: &RequestContext,
+        account: AccountId,
+        required_tags: &[drover_core::Tag],
+        policy: &drover_core::PlacementPolicy,
+    ) -> Result<std::result::Result<Server, String>>;
     /// Puts an account that has no server yet on `server`. Refused if it has one already.
     async fn assign_server(
         &self,

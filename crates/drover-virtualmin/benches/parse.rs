@@ -8,7 +8,7 @@
 
 use std::time::{Duration, Instant};
 
-use drover_testkit::virtualmin::{Kind, SimConfig, SimDomain, VirtualminSim};
+use drover_testkit::virtualmin::{SimConfig, SimDomain, VirtualminSim};
 use drover_virtualmin::{DomainInfo, parse_reply, text_records};
 
 const DOMAINS: usize = 10_000;
@@ -140,28 +140,22 @@ fn run_case(case: &str, path: &str) {
 async fn bodies() -> (Vec<u8>, Vec<u8>) {
     let sim = VirtualminSim::start(SimConfig::default()).await.unwrap();
     sim.with_state(|state| {
+        // Quota figures listed as on a server with disk quotas.
+        state.home_quotas = true;
         for i in 0..DOMAINS {
             let name = format!("customer-{i:05}.example.ro");
             state.domains.insert(
                 name.clone(),
                 SimDomain {
                     id: 1_000_000 + i as u64,
-                    kind: Kind::TopLevel,
-                    parent: None,
-                    unix_user: format!("cust{i:05}"),
                     description: format!("Customer {i}"),
-                    plan: "Default Plan".into(),
-                    template: "Default Settings".into(),
                     features: ["unix", "dir", "dns", "mail", "web"]
                         .map(String::from)
                         .to_vec(),
                     disabled: (i % 10 == 0).then(|| "Suspended for non-payment".to_owned()),
-                    password: "x".into(),
                     quota_blocks: Some(1_048_576),
                     created_unix: 1_795_318_727,
-                    mailboxes: Default::default(),
-                    databases: Vec::new(),
-                    name,
+                    ..SimDomain::top_level(&name, &format!("cust{i:05}"))
                 },
             );
         }

@@ -162,6 +162,8 @@ impl VirtualminClient {
             OperationClass::Provisioning => t.provisioning,
             OperationClass::Backup => t.backup,
             OperationClass::HealthCheck => t.health_check,
+            OperationClass::DomainSync => t.domain_sync,
+            OperationClass::UsageSync => t.usage_sync,
         }
     }
 

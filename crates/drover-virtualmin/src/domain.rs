@@ -54,6 +54,10 @@ pub struct Quota {
     pub server_byte_quota_used: Option<u64>,
     pub bandwidth_limit: Option<String>,
     pub bandwidth_usage: Option<String>,
+    /// Bytes transferred since `bandwidth_start` (only when the server monitors bandwidth).
+    pub bandwidth_byte_usage: Option<u64>,
+    pub bandwidth_start: Option<String>,
+    /// Absent in a multiline listing when the domain has no databases.
     pub databases_count: Option<u64>,
     pub databases_byte_size: Option<u64>,
 }
@@ -114,6 +118,8 @@ impl DomainInfo {
                 server_byte_quota_used: count("server_byte_quota_used"),
                 bandwidth_limit: text("bandwidth_limit"),
                 bandwidth_usage: text("bandwidth_usage"),
+                bandwidth_byte_usage: count("bandwidth_byte_usage"),
+                bandwidth_start: text("bandwidth_start"),
                 databases_count: count("databases_count"),
                 databases_byte_size: count("databases_byte_size"),
             },
@@ -131,7 +137,7 @@ impl DomainInfo {
 }
 
 /// The fields `from_record` types.
-const KEYS: [&str; 22] = [
+const KEYS: [&str; 24] = [
     "id",
     "type",
     "username",
@@ -154,6 +160,8 @@ const KEYS: [&str; 22] = [
     "bandwidth_usage",
     "databases_count",
     "databases_byte_size",
+    "bandwidth_byte_usage",
+    "bandwidth_start",
 ];
 
 /// A key's place in `KEYS`; a `match` compiles to a length switch, far cheaper than a scan.
@@ -181,8 +189,38 @@ fn key_index(key: &str) -> Option<usize> {
         "bandwidth_usage" => 19,
         "databases_count" => 20,
         "databases_byte_size" => 21,
+        "bandwidth_byte_usage" => 22,
+        "bandwidth_start" => 23,
         _ => return None,
     })
+}
+
+/// A mail, FTP or database user of a domain, as `list-users multiline=` describes it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DomainUser {
+    /// The short name (`alice`).
+    pub user: String,
+    pub domain: String,
+    /// Set for users that receive mail: a mailbox.
+    pub email: Option<String>,
+}
+
+impl DomainUser {
+    /// `None` for a record without the domain it belongs to (not a multiline user record).
+    pub fn from_record(record: &Record) -> Option<Self> {
+        Some(Self {
+            user: record.get("user").unwrap_or(&record.name).to_owned(),
+            domain: record.get("domain").filter(|d| !d.is_empty())?.to_owned(),
+            email: record
+                .get("email_address")
+                .filter(|e| !e.is_empty())
+                .map(str::to_owned),
+        })
+    }
+
+    pub fn is_mailbox(&self) -> bool {
+        self.email.is_some()
+    }
 }
 
 /// Whether a field holds a secret (a password, even hashed) that must not reach logs.

@@ -15,7 +15,7 @@ mod tls;
 
 pub use breaker::{BreakerConfig, BreakerState};
 pub use client::{CallPacer, CallRecord, CallScope, Endpoint, VirtualminClient, in_scope};
-pub use domain::{Disabled, DomainInfo, DomainKind, Quota};
+pub use domain::{Disabled, DomainInfo, DomainKind, DomainUser, Quota};
 pub use error::{ErrorKind, VirtualminError, classify_error, classify_failure};
 pub use operations::{DomainChange, NewDomain, Placement};
 pub use reply::{Record, Reply, parse_reply, text_records};

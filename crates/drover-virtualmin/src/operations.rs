@@ -4,7 +4,7 @@
 use secrecy::SecretString;
 
 use crate::client::VirtualminClient;
-use crate::domain::DomainInfo;
+use crate::domain::{DomainInfo, DomainUser};
 use crate::error::{ErrorKind, VirtualminError};
 use crate::reply::{Record, Reply, text_records};
 use crate::request::{Call, OperationClass};
@@ -67,9 +67,10 @@ impl VirtualminClient {
     /// Every domain on the server, sub-servers and aliases included. A failure is an error,
     /// never an empty list: a failed observation must not look like an empty server.
     pub async fn list_domains(&self) -> Result<Vec<DomainInfo>, VirtualminError> {
-        let reply = self
-            .call(&Call::new("list-domains").flag("multiline"))
-            .await?;
+        let call = Call::new("list-domains")
+            .flag("multiline")
+            .class(OperationClass::DomainSync);
+        let reply = self.call(&call).await?;
         Ok(records(reply)
             .into_iter()
             .map(DomainInfo::from_record)
@@ -247,6 +248,19 @@ impl VirtualminClient {
             )
             .await?,
         ))
+    }
+
+    /// Every user of every domain on the server, in one call (usage counts mailboxes from it).
+    pub async fn list_all_users(&self) -> Result<Vec<DomainUser>, VirtualminError> {
+        let call = Call::new("list-users")
+            .flag("all-domains")
+            .flag("multiline")
+            .class(OperationClass::UsageSync);
+        let reply = self.call(&call).await?;
+        Ok(records(reply)
+            .iter()
+            .filter_map(DomainUser::from_record)
+            .collect())
     }
 
     pub async fn create_database(

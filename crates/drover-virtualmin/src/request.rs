@@ -17,6 +17,10 @@ pub enum OperationClass {
     Provisioning,
     Backup,
     HealthCheck,
+    /// Listing every domain of a server (drift scans, usage): slow where there are thousands.
+    DomainSync,
+    /// Listing every user of every domain (usage).
+    UsageSync,
 }
 
 #[derive(Clone)]

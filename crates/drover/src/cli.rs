@@ -20,6 +20,7 @@ use serde_json::{Map, Value, json};
 use crate::config::{Config, Overrides};
 
 mod dns;
+mod usage;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -105,6 +106,9 @@ pub enum Command {
     /// Differences between servers and drover's records, and their repair.
     #[command(subcommand)]
     Drift(DriftCommand),
+    /// What each account uses (disk, bandwidth, mailboxes, databases), as billing reads it.
+    #[command(subcommand)]
+    Usage(usage::UsageCommand),
 }
 
 #[derive(Debug, Subcommand)]
@@ -638,6 +642,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         Command::Audit(command) => audit(command, &*store, out).await,
         Command::Dns(command) => dns::run(command, &store, &ctx, &config, out).await,
         Command::Drift(command) => drift(command, &store, &ctx, &config, out).await,
+        Command::Usage(command) => usage::run(command, &store, &config, out).await,
         Command::Provisioning(command) => {
             match command {
                 ProvisioningCommand::Pause => store.set_provisioning_paused(&ctx, true).await?,
@@ -1276,7 +1281,7 @@ async fn drift(
     match command {
         DriftCommand::Scan { server } => {
             let mut all = Vec::new();
-            for server in drift::servers_to_scan(&**store, server).await? {
+            for server in crate::engine::observable_servers(&**store, server).await? {
                 match drift::scan_server(&engine, ctx, &server).await {
                     Ok(records) => all.extend(records),
                     Err(e) => eprintln!("{}: {e}", server.spec.name),
@@ -1290,7 +1295,7 @@ async fn drift(
             force,
         } => {
             let mut outcomes = Vec::new();
-            for server in drift::servers_to_scan(&**store, server).await? {
+            for server in crate::engine::observable_servers(&**store, server).await? {
                 let outcome = drift::repair_server(&engine, ctx, &server, force, dry_run).await?;
                 outcomes.push(outcome);
             }

@@ -34,7 +34,7 @@ pub struct Config {
     pub retry_max_delay: Duration,
     pub placement: PlacementPolicy,
     pub dns: DnsSettings,
-    /// `DROVER_HEALTH_*` and `DROVER_DRIFT_*`: health checks and drift scans.
+    /// `DROVER_HEALTH_*`, `DROVER_DRIFT_*`, `DROVER_USAGE_INTERVAL`: the periodic fleet work.
     pub fleet: FleetPolicy,
 }
 
@@ -178,6 +178,7 @@ const SETTINGS: &[&str] = &[
     "DROVER_DRIFT_PLAN_MISMATCH",
     "DROVER_DRIFT_MAX_PERCENT",
     "DROVER_DRIFT_MAX_ACCOUNTS",
+    "DROVER_USAGE_INTERVAL",
     "DROVER_MIGRATION_GRACE",
     "DROVER_FAILOVER",
     "DROVER_DNS_NAMESERVERS",
@@ -358,6 +359,7 @@ impl Config {
             health_interval,
             drift: drift_policy(&sources)?,
             drift_interval: interval(&sources, "DROVER_DRIFT_INTERVAL", 3600.0)?,
+            usage_interval: interval(&sources, "DROVER_USAGE_INTERVAL", 3600.0)?,
             failover: sources.flag("DROVER_FAILOVER", false)?,
             migration_grace: sources.parse(
                 "DROVER_MIGRATION_GRACE",
@@ -672,6 +674,10 @@ mod tests {
         );
         assert_eq!(
             defaults.fleet.drift_interval,
+            Some(Duration::from_secs(3600))
+        );
+        assert_eq!(
+            defaults.fleet.usage_interval,
             Some(Duration::from_secs(3600))
         );
         let off = Config::load_from(

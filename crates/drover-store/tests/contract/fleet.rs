@@ -352,3 +352,132 @@ pub async fn a_migration_is_checked_stepped_and_confirmed(h: Harness) {
             .is_ok()
     );
 }
+
+pub async fn usage_is_replaced_by_each_sync_for_accounts_still_on_the_server(h: Harness) {
+    use drover_core::{DomainName, Usage};
+    use drover_store::{NewService, Page, UsageFilter};
+    let store = &h.store;
+    let vm1 = store
+        .create_server(&ctx(), server_spec("vm1"))
+        .await
+        .unwrap();
+    let vm2 = store
+        .create_server(&ctx(), server_spec("vm2"))
+        .await
+        .unwrap();
+    let plan = store
+        .create_plan(&ctx(), crate::plan_spec("Web"))
+        .await
+        .unwrap();
+    let customer = crate::customer(&**store).await;
+    let mut services = Vec::new();
+    for domain in ["ana.ro", "ion.ro"] {
+        let service = store
+            .create_service(
+                &ctx(),
+                NewService {
+                    customer_id: customer,
+                    plan_id: plan.id,
+                    domain: DomainName::parse(domain).unwrap(),
+                },
+            )
+            .await
+            .unwrap();
+        store
+            .assign_server(&ctx(), service.account_id, vm1.id)
+            .await
+            .unwrap();
+        services.push(service);
+    }
+    let figures = |mailboxes: u64| Usage {
+        disk_bytes: Some(5 * 1024 * 1024 * 1024),
+        bandwidth_bytes: None,
+        mailboxes,
+        databases: 2,
+        database_bytes: 4096,
+    };
+    let (ana, ion) = (services[0].account_id, services[1].account_id);
+    assert_eq!(store.usage(UsageFilter::default()).await.unwrap(), []);
+    let recorded = store
+        .record_usage(vm1.id, &[(ana, figures(3)), (ion, figures(1))])
+        .await
+        .unwrap();
+    assert_eq!(recorded, 2);
+    let all = store.usage(UsageFilter::default()).await.unwrap();
+    assert_eq!(all.len(), 2);
+    assert_eq!(
+        (
+            all[0].account_id,
+            all[0].service_id,
+            all[0].domain.as_str(),
+            all[0].server_id,
+            all[0].usage
+        ),
+        (ana, services[0].id, "ana.ro", vm1.id, figures(3))
+    );
+    // A later sync replaces the figures; billing pages through them by account id.
+    store
+        .record_usage(vm1.id, &[(ana, figures(4))])
+        .await
+        .unwrap();
+    let page = store
+        .usage(UsageFilter {
+            page: Page::new(None, Some(1)),
+            ..UsageFilter::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!((page.len(), page[0].usage.mailboxes), (1, 4));
+    assert!(page[0].measured_at >= all[0].measured_at);
+    let rest = store
+        .usage(UsageFilter {
+            page: Page::new(Some(ana.get()), None),
+            ..UsageFilter::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(rest.iter().map(|u| u.account_id).collect::<Vec<_>>(), [ion]);
+    let by_service = store
+        .usage(UsageFilter {
+            service_id: Some(services[1].id),
+            ..UsageFilter::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(by_service.len(), 1);
+    assert_eq!(by_service[0].account_id, ion);
+
+    // An account moved off the server is not written from that server's listing any more.
+    h.raw
+        .exec(&format!(
+            "UPDATE accounts SET server_id = {} WHERE id = {ion}",
+            vm2.id
+        ))
+        .await
+        .unwrap();
+    let recorded = store
+        .record_usage(vm1.id, &[(ana, figures(5)), (ion, figures(9))])
+        .await
+        .unwrap();
+    assert_eq!(recorded, 1);
+    let on_vm1 = store
+        .usage(UsageFilter {
+            server_id: Some(vm1.id),
+            ..UsageFilter::default()
+        })
+        .await
+        .unwrap();
+    let mailboxes: Vec<u64> = on_vm1.iter().map(|u| u.usage.mailboxes).collect();
+    assert_eq!(mailboxes, [5, 1], "ion keeps its last figures from vm1");
+
+    // An operator's request for a sync is a job, audited; an unknown server is refused.
+    store
+        .enqueue_usage_sync(&ctx(), Some(vm1.id))
+        .await
+        .unwrap();
+    let missing = store
+        .enqueue_usage_sync(&ctx(), Some(drover_core::ServerId(999)))
+        .await
+        .unwrap_err();
+    assert!(matches!(missing, drover_store::StoreError::NotFound { .. }));
+}

@@ -94,6 +94,7 @@ drover_testkit::on_both_databases!(
     one_job_at_a_time_holds_an_account,
     call_slots_are_spaced_for_every_caller,
     placement_sees_each_servers_load,
+    concurrent_placements_never_overfill_a_server,
     protection_changes_need_the_domain_repeated,
     plan_changes_queue_a_converge,
     dns_providers_are_stored_and_refuse_bad_settings,
@@ -104,6 +105,7 @@ drover_testkit::on_both_databases!(
     drift_scans_replace_findings_and_repairs_enqueue_converges,
     a_provider_call_budget_is_shared_through_the_database,
     a_migration_is_checked_stepped_and_confirmed,
+    usage_is_replaced_by_each_sync_for_accounts_still_on_the_server,
 );
 
 fn ctx() -> RequestContext {
@@ -844,6 +846,53 @@ async fn placement_sees_each_servers_load(h: Harness) {
             ..
         }
     ));
+}
+
+/// Placements made at the same moment (as concurrent converge jobs make them) never put more on
+/// a server than it has room for: each sees the load the ones before it added.
+async fn concurrent_placements_never_overfill_a_server(h: Harness) {
+    let store = &*h.store;
+    for name in ["vm1", "vm2"] {
+        let mut spec = server_spec(name);
+        spec.capacity = 10;
+        store.create_server(&ctx(), spec).await.unwrap();
+    }
+    let mut accounts = Vec::new();
+    for i in 0..24 {
+        let svc = service(store, &format!("site{i}.ro")).await;
+        store
+            .transition_service(&ctx(), svc.id, Transition::Activate, None)
+            .await
+            .unwrap();
+        accounts.push(svc.account_id);
+    }
+    let mut placing = tokio::task::JoinSet::new();
+    for account in accounts {
+        let store = Arc::clone(&h.store);
+        placing.spawn(async move {
+            let policy = drover_core::PlacementPolicy::default();
+            store.place_account(&ctx(), account, &[], &policy).await
+        });
+    }
+    let mut per_server = std::collections::BTreeMap::<String, usize>::new();
+    let mut refused = Vec::new();
+    for result in placing.join_all().await {
+        match result.unwrap() {
+            Ok(server) => *per_server.entry(server.spec.name.to_string()).or_default() += 1,
+            Err(reason) => refused.push(reason),
+        }
+    }
+    // 90 % of 10 on each server; the rest wait with the reason.
+    assert_eq!(
+        per_server.into_iter().collect::<Vec<_>>(),
+        [("vm1".to_owned(), 9), ("vm2".to_owned(), 9)]
+    );
+    assert_eq!(refused.len(), 6);
+    assert!(
+        refused[0].contains("under 90 % of its capacity"),
+        "{}",
+        refused[0]
+    );
 }
 
 async fn protection_changes_need_the_domain_repeated(h: Harness) {

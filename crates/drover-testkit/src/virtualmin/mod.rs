@@ -11,7 +11,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-pub use programs::{Kind, SimDomain, State};
+pub use programs::{Kind, SimDomain, SimUsage, State};
 
 /// How the simulator behaves.
 #[derive(Debug, Clone)]

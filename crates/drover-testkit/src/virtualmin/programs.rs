@@ -31,6 +31,43 @@ pub struct SimDomain {
     pub created_unix: u64,
     pub mailboxes: BTreeMap<String, String>,
     pub databases: Vec<String>,
+    pub usage: SimUsage,
+}
+
+/// What a domain uses, as a test sets it; the server reports it only where the real one would
+/// (disk with quotas on, bandwidth with monitoring on, database size with databases).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SimUsage {
+    /// Home and mail files, in bytes.
+    pub disk_bytes: u64,
+    /// Transferred since the start of the bandwidth period.
+    pub bandwidth_bytes: u64,
+    pub database_bytes: u64,
+}
+
+impl SimDomain {
+    /// A top-level domain as `create-domain` with default features makes it, for tests that
+    /// put a domain on the server behind drover's back.
+    pub fn top_level(name: &str, unix_user: &str) -> Self {
+        Self {
+            name: name.to_owned(),
+            id: 1,
+            kind: Kind::TopLevel,
+            parent: None,
+            unix_user: unix_user.to_owned(),
+            description: name.to_owned(),
+            plan: "Default Plan".to_owned(),
+            template: "Default Settings".to_owned(),
+            features: DEFAULT_FEATURES.iter().map(|f| (*f).to_owned()).collect(),
+            disabled: None,
+            password: "x".to_owned(),
+            quota_blocks: None,
+            created_unix: 0,
+            mailboxes: BTreeMap::new(),
+            databases: Vec::new(),
+            usage: SimUsage::default(),
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -40,6 +77,10 @@ pub struct State {
     pub templates: Vec<String>,
     next_id: u64,
     pub ip: String,
+    /// Disk quotas on (the captured server had them off: no quota fields are listed).
+    pub home_quotas: bool,
+    /// Bandwidth monitoring on (off on the captured server: no bandwidth fields).
+    pub bandwidth_monitoring: bool,
 }
 
 impl Default for State {
@@ -53,6 +94,8 @@ impl Default for State {
             ],
             next_id: 179_531_872_723_975,
             ip: "192.0.2.2".to_owned(),
+            home_quotas: false,
+            bandwidth_monitoring: false,
         }
     }
 }
@@ -114,6 +157,22 @@ impl Params {
             .map(|(n, _)| n.as_str())
             .find(|n| !allowed.contains(n) && !["json", "xml", "program"].contains(n))
     }
+}
+
+/// Sizes as Virtualmin's `nice_size` writes them.
+fn nice_size(bytes: u64) -> String {
+    const UNITS: [(&str, u64); 4] = [
+        ("TiB", 1 << 40),
+        ("GiB", 1 << 30),
+        ("MiB", 1 << 20),
+        ("kiB", 1 << 10),
+    ];
+    for (unit, size) in UNITS {
+        if bytes >= size * 2 {
+            return format!("{} {unit}", bytes / size);
+        }
+    }
+    format!("{bytes} bytes")
 }
 
 fn usage(program: &str) -> String {
@@ -394,15 +453,37 @@ impl State {
         add("IP address", format!("{} (Shared)", self.ip));
         add("Features", d.features.join(" "));
         add("Plugins", String::new());
-        if let Some(blocks) = d.quota_blocks {
-            add("Server quota", format!("{} MiB", blocks / 1024));
-            add("Server block quota", blocks.to_string());
-            add("Server quota used", "0 bytes".to_owned());
-            add("Server byte quota used", "0".to_owned());
+        // As list-domains.pl prints them: quotas and bandwidth for top-level servers only,
+        // and only when the server measures them; database figures only when there are some.
+        if self.home_quotas && d.parent.is_none() {
+            let quota = d.quota_blocks.filter(|b| *b > 0);
+            add(
+                "Server quota",
+                quota.map_or("Unlimited".to_owned(), |b| nice_size(b * 1024)),
+            );
+            add(
+                "Server block quota",
+                quota.map_or("Unlimited".to_owned(), |b| b.to_string()),
+            );
+            add("Server quota used", nice_size(d.usage.disk_bytes));
+            add(
+                "Server block quota used",
+                d.usage.disk_bytes.div_ceil(1024).to_string(),
+            );
+            add("Server byte quota used", d.usage.disk_bytes.to_string());
         }
-        add("Databases count", d.databases.len().to_string());
-        add("Databases size", "0 bytes".to_owned());
-        add("Databases byte size", "0".to_owned());
+        if !d.databases.is_empty() {
+            add("Databases count", d.databases.len().to_string());
+            add("Databases size", nice_size(d.usage.database_bytes));
+            add("Databases byte size", d.usage.database_bytes.to_string());
+        }
+        if self.bandwidth_monitoring && d.parent.is_none() {
+            add("Bandwidth limit", "Unlimited".to_owned());
+            add("Bandwidth byte limit", "Unlimited".to_owned());
+            add("Bandwidth start", "01/Nov/2026".to_owned());
+            add("Bandwidth usage", nice_size(d.usage.bandwidth_bytes));
+            add("Bandwidth byte usage", d.usage.bandwidth_bytes.to_string());
+        }
         add("PHP execution mode", "none".to_owned());
         add("Website hostnames", format!("{0} www.{0}", d.name));
         add("SPF DNS record", "Enabled".to_owned());
@@ -539,6 +620,7 @@ impl State {
             created_unix: now_unix,
             mailboxes: BTreeMap::new(),
             databases: Vec::new(),
+            usage: SimUsage::default(),
         };
         self.domains.insert(name.clone(), domain);
         Answer::Output(format!(
@@ -782,26 +864,81 @@ impl State {
     }
 
     fn list_users(&self, params: &Params) -> Answer {
-        self.with_domain("list-users", params, |d| {
-            Answer::List(
-                d.mailboxes
-                    .iter()
-                    .map(|(user, real)| Entry {
-                        name: format!("{user}.{}", d.unix_user),
-                        fields: if params.has("multiline") {
-                            vec![
-                                ("User".to_owned(), user.clone()),
-                                ("Domain".to_owned(), d.name.clone()),
-                                ("Real name".to_owned(), real.clone()),
-                                ("Disabled".to_owned(), "No".to_owned()),
-                            ]
-                        } else {
-                            Vec::new()
-                        },
-                    })
-                    .collect(),
-            )
-        })
+        const P: &str = "list-users";
+        let allowed = [
+            "domain",
+            "all-domains",
+            "multiline",
+            "name-only",
+            "email-only",
+            "include-owner",
+            "user",
+        ];
+        if let Some(flag) = params.unknown(&allowed) {
+            return failure(P, format!("Unknown parameter --{flag}"));
+        }
+        let names = params.all("domain");
+        if names.is_empty() && !params.has("all-domains") {
+            return failure(P, "No domains specified");
+        }
+        for name in &names {
+            if !self.domains.contains_key(*name) {
+                return missing(P, name);
+            }
+        }
+        let only_user = params.get("user");
+        let mut entries = Vec::new();
+        for d in self.ordered() {
+            if !names.is_empty() && !names.contains(&d.name.as_str()) {
+                continue;
+            }
+            let has_mail = d.features.iter().any(|f| f == "mail");
+            for (user, real) in &d.mailboxes {
+                if only_user.is_some_and(|u| u != user) {
+                    continue;
+                }
+                let unix = format!("{user}.{}", d.unix_user);
+                let email = has_mail.then(|| format!("{user}@{}", d.name));
+                let fields = if params.has("multiline") {
+                    let mut f = vec![
+                        ("User".to_owned(), user.clone()),
+                        ("Domain".to_owned(), d.name.clone()),
+                        ("Unix username".to_owned(), unix.clone()),
+                        ("Real name".to_owned(), real.clone()),
+                        ("Disabled".to_owned(), "No".to_owned()),
+                        (
+                            "Home directory".to_owned(),
+                            format!("/home/{}/homes/{user}", d.unix_user),
+                        ),
+                        ("FTP access".to_owned(), "No".to_owned()),
+                        ("Login permissions".to_owned(), "Email only".to_owned()),
+                        ("Shell".to_owned(), "/dev/null".to_owned()),
+                        ("User type".to_owned(), "Normal user".to_owned()),
+                        (
+                            "Mail location".to_owned(),
+                            format!("/home/{}/homes/{user}/Maildir", d.unix_user),
+                        ),
+                        ("Mail storage type".to_owned(), "Maildir".to_owned()),
+                    ];
+                    if let Some(email) = &email {
+                        f.push(("Email address".to_owned(), email.clone()));
+                    }
+                    f
+                } else {
+                    Vec::new()
+                };
+                let name = if params.has("email-only") {
+                    match email {
+                        Some(email) => email,
+                        None => continue,
+                    }
+                } else {
+                    unix
+                };
+                entries.push(Entry { name, fields });
+            }
+        }
+        Answer::List(entries)
     }
 
     fn create_database(&mut self, params: &Params) -> Answer {

@@ -291,3 +291,43 @@ fn domains_are_typed_from_the_list() {
         "secrets masked: {debug}"
     );
 }
+
+/// Usage reads mailboxes from `list-users multiline=`; every format gives the same users.
+#[test]
+fn domain_users_are_typed_from_every_format() {
+    use drover_virtualmin::DomainUser;
+    let json = reply("list-users__multiline__json.http").records;
+    let xml = reply("list-users__multiline__xml.http").records;
+    let text = text_records(&reply("list-users__multiline__text.http").output);
+    let typed = |records: &[drover_virtualmin::Record]| -> Vec<DomainUser> {
+        records.iter().filter_map(DomainUser::from_record).collect()
+    };
+    let users = typed(&json);
+    assert_eq!(users.len(), 4);
+    assert_eq!(
+        users[0],
+        DomainUser {
+            user: "alice".into(),
+            domain: "alpha.test".into(),
+            email: Some("alice@alpha.test".into()),
+        }
+    );
+    assert!(users.iter().all(DomainUser::is_mailbox));
+    assert_eq!(typed(&xml), users, "xml");
+    assert_eq!(typed(&text), users, "text");
+    // A name-only listing carries no domain: nothing is guessed from it.
+    assert!(typed(&reply("list-users__name-only__json.http").records).is_empty());
+}
+
+/// The figures usage reads are typed; the captured server had quotas and bandwidth monitoring
+/// off, so those stay unknown rather than zero.
+#[test]
+fn usage_figures_are_typed_from_the_list() {
+    use drover_virtualmin::DomainInfo;
+    let records = reply("list-domains__one-multiline__json.http").records;
+    let alpha = DomainInfo::from_record(records[0].clone());
+    assert_eq!(alpha.quota.databases_count, Some(1));
+    assert_eq!(alpha.quota.databases_byte_size, Some(0));
+    assert_eq!(alpha.quota.server_byte_quota_used, None);
+    assert_eq!(alpha.quota.bandwidth_byte_usage, None);
+}

@@ -53,9 +53,87 @@ fn new_domain(name: &str) -> NewDomain {
     }
 }
 
+/// Usage reads two listings per server, whatever the number of domains: every domain's
+/// figures, and every user of every domain.
+#[tokio::test]
+async fn usage_figures_come_from_two_listings() {
+    use drover_testkit::virtualmin::{SimDomain, SimUsage};
+    let sim = VirtualminSim::start(SimConfig::default()).await.unwrap();
+    let vm = client(&sim).await;
+    for name in ["example.ro", "other.ro"] {
+        let mut new = new_domain(name);
+        new.features.push("mail".into());
+        vm.create_domain(&new).await.unwrap();
+    }
+    for (domain, user) in [
+        ("example.ro", "ana"),
+        ("example.ro", "bob"),
+        ("other.ro", "cy"),
+    ] {
+        vm.create_mailbox(domain, user, SecretString::from("pw".to_owned()), None)
+            .await
+            .unwrap();
+    }
+    sim.with_state(|s| {
+        s.domains.get_mut("example.ro").unwrap().usage = SimUsage {
+            disk_bytes: 5_000_000,
+            bandwidth_bytes: 7_000_000,
+            database_bytes: 0,
+        };
+        // A domain without the mail feature: its users have no mailbox.
+        let mut ftp = SimDomain::top_level("ftp.ro", "ftp");
+        ftp.features.retain(|f| f != "mail");
+        ftp.mailboxes.insert("uploader".into(), String::new());
+        s.domains.insert("ftp.ro".into(), ftp);
+    });
+    let before = sim.stats().requests;
+
+    // Quotas and bandwidth monitoring off, as on the captured server: unknown, not zero.
+    let listed = vm.list_domains().await.unwrap();
+    let example = listed.iter().find(|d| d.domain == "example.ro").unwrap();
+    assert_eq!(example.quota.server_byte_quota_used, None);
+    assert_eq!(example.quota.bandwidth_byte_usage, None);
+    assert_eq!(
+        example.quota.databases_count, None,
+        "no databases, no lines"
+    );
+
+    sim.with_state(|s| {
+        s.home_quotas = true;
+        s.bandwidth_monitoring = true;
+    });
+    let listed = vm.list_domains().await.unwrap();
+    let example = listed.iter().find(|d| d.domain == "example.ro").unwrap();
+    assert_eq!(example.quota.server_byte_quota_used, Some(5_000_000));
+    assert_eq!(example.quota.bandwidth_byte_usage, Some(7_000_000));
+    assert_eq!(
+        example.quota.bandwidth_start.as_deref(),
+        Some("01/Nov/2026")
+    );
+
+    let users = vm.list_all_users().await.unwrap();
+    let mut mailboxes: Vec<(&str, &str)> = users
+        .iter()
+        .filter(|u| u.is_mailbox())
+        .map(|u| (u.domain.as_str(), u.user.as_str()))
+        .collect();
+    mailboxes.sort_unstable();
+    assert_eq!(
+        mailboxes,
+        [
+            ("example.ro", "ana"),
+            ("example.ro", "bob"),
+            ("other.ro", "cy")
+        ]
+    );
+    assert_eq!(users.len(), 4, "the FTP-only user is listed, not a mailbox");
+    assert_eq!(sim.stats().requests - before, 3);
+}
+
 #[tokio::test]
 async fn typed_operations_drive_a_domain_through_its_life() {
     let sim = VirtualminSim::start(SimConfig::default()).await.unwrap();
+    sim.with_state(|s| s.home_quotas = true);
     let vm = client(&sim).await;
     assert_eq!(
         vm.get_domain("example.ro").await.unwrap(),
@@ -470,4 +548,48 @@ async fn the_presented_certificate_is_read_without_trusting_it() {
         .await
         .unwrap_err();
     assert!(err.contains("cannot connect to 127.0.0.1:9"), "{err}");
+}
+
+/// Whole-server listings run under their own, longer limits: a fleet of thousands of domains
+/// lists slower than one call is allowed to take.
+#[tokio::test]
+async fn whole_server_listings_have_their_own_time_limits() {
+    let sim = VirtualminSim::start(SimConfig {
+        latency_scale: 1.0,
+        latency: [
+            ("list-domains".to_owned(), Duration::from_millis(400)),
+            ("list-users".to_owned(), Duration::from_millis(400)),
+        ]
+        .into(),
+        ..SimConfig::default()
+    })
+    .await
+    .unwrap();
+    let mut settings = settings();
+    settings.max_retries = 0;
+    settings.timeouts.api_request = Duration::from_millis(150);
+    settings.timeouts.domain_sync = Duration::from_secs(5);
+    settings.timeouts.usage_sync = Duration::from_millis(150);
+    let vm = VirtualminClient::new(
+        endpoint(&sim, "secret"),
+        &settings,
+        BreakerConfig::default(),
+    )
+    .unwrap();
+    assert!(
+        vm.list_domains().await.unwrap().is_empty(),
+        "domain sync limit"
+    );
+    let one = vm.get_domain("example.ro").await.unwrap_err();
+    assert_eq!(
+        one.kind,
+        ErrorKind::Transient,
+        "one domain: the request limit: {one}"
+    );
+    let users = vm.list_all_users().await.unwrap_err();
+    assert_eq!(
+        users.kind,
+        ErrorKind::Transient,
+        "usage sync limit: {users}"
+    );
 }

@@ -19,6 +19,7 @@ use super::{dns, routes};
         routes::create_server, routes::list_servers, routes::get_server, routes::update_server,
         routes::server_health, routes::set_maintenance, routes::drain_server, routes::decommission_server,
         routes::rebuild_server, routes::scan_drift, routes::list_drift,
+        routes::sync_usage, routes::list_usage, routes::service_usage,
         routes::create_service, routes::list_services, routes::get_service, routes::move_service,
         routes::change_plan, routes::change_password, routes::bulk_services,
         routes::list_accounts, routes::get_account, routes::protect_account, routes::unprotect_account,

@@ -5,9 +5,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use drover_core::{
-    AccountId, Action, Blocked, DesiredState, JobId, Observed, Wanted, converge, place,
-};
+use drover_core::{AccountId, Action, Blocked, DesiredState, JobId, Observed, Wanted, converge};
 use drover_store::{ConvergeTarget, JobCall, RequestContext};
 use drover_virtualmin::{
     CallScope, ErrorKind, NewDomain, Placement, VirtualminClient, VirtualminError, in_scope,
@@ -423,19 +421,17 @@ async fn round(
             });
         }
         (None, _) => {
-            let candidates = engine.store.placement_candidates().await?;
-            match place(
-                &candidates,
-                &target.plan.spec.required_tags,
-                &engine.placement,
-            ) {
-                Ok(server_id) => {
-                    engine
-                        .store
-                        .assign_server(ctx, account.id, server_id)
-                        .await?;
-                    engine.store.server(server_id).await?
-                }
+            let placed = engine
+                .store
+                .place_account(
+                    ctx,
+                    account.id,
+                    &target.plan.spec.required_tags,
+                    &engine.placement,
+                )
+                .await?;
+            match placed {
+                Ok(server) => server,
                 Err(reason) => return Ok(Round::Wait(reason)),
             }
         }

@@ -5,10 +5,8 @@
 
 use std::sync::Arc;
 
-use drover_core::{
-    AccountId, DriftAction, DriftKind, Listed, RepairPlan, ServerState, find_drift, plan_repair,
-};
-use drover_store::{DriftRecord, RequestContext, Server, Store, StoreError};
+use drover_core::{AccountId, DriftAction, DriftKind, Listed, RepairPlan, find_drift, plan_repair};
+use drover_store::{DriftRecord, RequestContext, Server, StoreError};
 use drover_virtualmin::VirtualminError;
 use riverqueue::{Job, WorkContext, WorkOutcome};
 use serde::Serialize;
@@ -214,26 +212,6 @@ pub async fn delete_orphan(
     Ok(())
 }
 
-/// The servers a scan covers: the one named, or every healthy or degraded one (a server in
-/// trouble cannot be observed exactly; one in maintenance or draining is the operator's).
-pub async fn servers_to_scan(
-    store: &dyn Store,
-    only: Option<drover_core::ServerId>,
-) -> Result<Vec<Server>, StoreError> {
-    Ok(match only {
-        Some(id) => vec![store.server(id).await?],
-        None => store
-            .servers(drover_store::Page::new(
-                None,
-                Some(drover_store::Page::MAX_LIMIT),
-            ))
-            .await?
-            .into_iter()
-            .filter(|s| matches!(s.state, ServerState::Healthy | ServerState::Degraded))
-            .collect(),
-    })
-}
-
 /// `scan_drift`: one server, or every healthy or degraded one, repaired by policy (never
 /// forced). A server that cannot be listed is skipped with its reason in the job's output.
 pub async fn run_scan(
@@ -246,7 +224,7 @@ pub async fn run_scan(
         correlation_id: format!("job-{}", job.id()),
     };
     let only = job.args.server_id.map(drover_core::ServerId);
-    let servers = servers_to_scan(&*engine.store, only).await?;
+    let servers = super::observable_servers(&*engine.store, only).await?;
     let mut report = Vec::new();
     for server in &servers {
         let line = match repair_server(&engine, &ctx, server, false, false).await {

@@ -8,6 +8,7 @@ mod fleet;
 pub mod health;
 pub mod rebuild;
 pub mod seal;
+pub mod usage;
 
 use std::sync::Arc;
 
@@ -34,7 +35,7 @@ pub struct Engine {
     pub job_timeout: std::time::Duration,
     /// The longest wait between two tries of a failing job.
     pub retry_max_delay: std::time::Duration,
-    /// Health checks and drift scans: what they judge and how often they run.
+    /// Health checks, drift scans and usage syncs: what they judge and how often they run.
     pub fleet_policy: FleetPolicy,
 }
 
@@ -46,6 +47,7 @@ impl Default for FleetPolicy {
             health_interval: None,
             drift: Default::default(),
             drift_interval: None,
+            usage_interval: None,
             migration_grace: std::time::Duration::from_secs(7 * 86_400),
             failover: false,
         }
@@ -62,6 +64,9 @@ pub struct FleetPolicy {
     /// How often the elected leader scans every server for drift and repairs it by policy
     /// (`None`: only when an operator asks).
     pub drift_interval: Option<std::time::Duration>,
+    /// How often the elected leader pulls usage figures from every server (`None`: only when
+    /// an operator asks).
+    pub usage_interval: Option<std::time::Duration>,
     /// How long a moved account's old copy is kept (disabled) unless an operator confirms.
     pub migration_grace: std::time::Duration,
     /// When a server becomes unavailable, recreate its accounts elsewhere at once.
@@ -100,6 +105,8 @@ pub fn start(engine: Arc<Engine>, concurrency: usize) -> Result<RunHandle, river
     workers.add_fn(move |context, job| health::run_check(Arc::clone(&for_health), context, job))?;
     let for_drift = Arc::clone(&engine);
     workers.add_fn(move |context, job| drift::run_scan(Arc::clone(&for_drift), context, job))?;
+    let for_usage = Arc::clone(&engine);
+    workers.add_fn(move |context, job| usage::run_sync(Arc::clone(&for_usage), context, job))?;
     let for_rewrite = Arc::clone(&engine);
     workers.add_fn(move |context, job| dns::run_rewrite(Arc::clone(&for_rewrite), context, job))?;
     let for_migrate = Arc::clone(&engine);
@@ -131,6 +138,13 @@ pub fn start(engine: Arc<Engine>, concurrency: usize) -> Result<RunHandle, river
             riverqueue::IntervalSchedule::new(interval)?,
             || drover_store::jobs::ScanDrift { server_id: None },
             riverqueue::PeriodicJobOpts::new().with_id("drift-scan"),
+        ));
+    }
+    if let Some(interval) = engine.fleet_policy.usage_interval {
+        builder = builder.periodic_job(riverqueue::PeriodicJob::with_options(
+            riverqueue::IntervalSchedule::new(interval)?,
+            || drover_store::jobs::SyncUsage { server_id: None },
+            riverqueue::PeriodicJobOpts::new().with_id("usage-sync"),
         ));
     }
     let client = builder
@@ -190,8 +204,30 @@ pub(crate) fn read_credentials(reference: &CredentialRef) -> Result<SecretString
     }
 }
 
+/// The servers a drift scan or usage sync covers: the one named, or every healthy or degraded
+/// one (a server in trouble cannot be observed exactly; one in maintenance or draining is the
+/// operator's).
+pub async fn observable_servers(
+    store: &dyn Store,
+    only: Option<drover_core::ServerId>,
+) -> Result<Vec<drover_store::Server>, drover_store::StoreError> {
+    use drover_core::ServerState;
+    Ok(match only {
+        Some(id) => vec![store.server(id).await?],
+        None => store
+            .servers(drover_store::Page::new(
+                None,
+                Some(drover_store::Page::MAX_LIMIT),
+            ))
+            .await?
+            .into_iter()
+            .filter(|s| matches!(s.state, ServerState::Healthy | ServerState::Degraded))
+            .collect(),
+    })
+}
+
 /// Every account on a server, all pages of them.
-pub(crate) async fn accounts_on(
+pub async fn accounts_on(
     store: &dyn Store,
     server: drover_core::ServerId,
 ) -> Result<Vec<drover_store::Account>, drover_store::StoreError> {

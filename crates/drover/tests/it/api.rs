@@ -182,6 +182,7 @@ drover_testkit::on_both_databases!(
     dns_zones_are_kept_through_the_api_and_left_to_jobs,
     server_health_is_shown_and_maintenance_set,
     a_move_is_refused_with_its_reason_until_it_can_be_done,
+    billing_reads_usage_and_an_operator_asks_for_a_sync,
 );
 
 async fn the_readme_tour_works(api: Api) {
@@ -640,6 +641,8 @@ async fn the_openapi_document_describes_every_route(api: Api) {
         ("/api/v1/accounts", "get"),
         ("/api/v1/jobs", "get"),
         ("/api/v1/tokens/{id}", "delete"),
+        ("/api/v1/usage", "get"),
+        ("/api/v1/services/{id}/usage", "get"),
         ("/healthz", "get"),
     ] {
         assert!(
@@ -1027,5 +1030,108 @@ async fn a_move_is_refused_with_its_reason_until_it_can_be_done(api: Api) {
         rebuild.message().contains("onto itself"),
         "{}",
         rebuild.message()
+    );
+}
+
+async fn billing_reads_usage_and_an_operator_asks_for_a_sync(api: Api) {
+    let (customer, plan) = api.setup().await;
+    let created = api
+        .post(
+            "/api/v1/services",
+            json!({"customer_id": customer, "plan_id": plan, "domain": "ana.ro"}),
+        )
+        .await;
+    assert_eq!(created.status, StatusCode::CREATED, "{:?}", created.body);
+    let service = created.body["id"].as_i64().unwrap();
+    let account = drover_core::AccountId(created.body["account_id"].as_i64().unwrap());
+    let ctx = RequestContext {
+        actor: "test".into(),
+        correlation_id: "usage".into(),
+    };
+    api.store
+        .assign_server(&ctx, account, drover_core::ServerId(1))
+        .await
+        .unwrap();
+    let api = &api;
+    let billing_get = async |path: String| {
+        api.call(Method::GET, &path, Some(&api.billing), &[], None)
+            .await
+    };
+    let path = format!("/api/v1/services/{service}/usage");
+    let unmeasured = billing_get(path.clone()).await;
+    assert_eq!(
+        (unmeasured.status, unmeasured.code()),
+        (StatusCode::NOT_FOUND, "not_measured")
+    );
+    assert!(
+        unmeasured.message().contains("ana.ro") && unmeasured.message().contains("usage-sync"),
+        "{}",
+        unmeasured.message()
+    );
+    let unknown = billing_get("/api/v1/services/99/usage".into()).await;
+    assert_eq!(
+        (unknown.status, unknown.code()),
+        (StatusCode::NOT_FOUND, "not_found")
+    );
+
+    let figures = drover_core::Usage {
+        disk_bytes: Some(734_003_200),
+        bandwidth_bytes: None,
+        mailboxes: 3,
+        databases: 1,
+        database_bytes: 65_536,
+    };
+    api.store
+        .record_usage(drover_core::ServerId(1), &[(account, figures)])
+        .await
+        .unwrap();
+    let usage = billing_get(path).await;
+    assert_eq!(usage.status, StatusCode::OK, "{:?}", usage.body);
+    assert_eq!(usage.body["service_id"], service);
+    assert_eq!(usage.body["domain"], "ana.ro");
+    assert_eq!(usage.body["disk_bytes"], 734_003_200);
+    assert_eq!(usage.body["mailboxes"], 3);
+    assert!(
+        usage.body["bandwidth_bytes"].is_null(),
+        "not measured is null, not zero: {:?}",
+        usage.body
+    );
+    assert!(usage.body["measured_at"].is_string());
+    let listed = api
+        .call(
+            Method::GET,
+            "/api/v1/usage?server_id=1&limit=10",
+            Some(&api.readonly),
+            &[],
+            None,
+        )
+        .await;
+    assert_eq!(listed.body.as_array().map(Vec::len), Some(1));
+    let typo = api.get("/api/v1/usage?server=1").await;
+    assert_eq!(typo.status, StatusCode::BAD_REQUEST);
+    assert!(typo.message().contains("server"), "{}", typo.message());
+
+    // A sync is an operator's request: a job, never a call made inline.
+    let by_billing = api
+        .call(
+            Method::POST,
+            "/api/v1/servers/1/usage-sync",
+            Some(&api.billing),
+            &[],
+            None,
+        )
+        .await;
+    assert_eq!(by_billing.status, StatusCode::FORBIDDEN);
+    let sync = api.post("/api/v1/servers/1/usage-sync", json!({})).await;
+    assert_eq!(sync.status, StatusCode::ACCEPTED, "{:?}", sync.body);
+    let job = api
+        .get(&format!("/api/v1/jobs/{}", sync.body["job_id"]))
+        .await;
+    assert_eq!(job.body["kind"], "sync_usage");
+    assert_eq!(
+        api.post("/api/v1/servers/77/usage-sync", json!({}))
+            .await
+            .status,
+        StatusCode::NOT_FOUND
     );
 }

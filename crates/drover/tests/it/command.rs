@@ -566,7 +566,7 @@ async fn an_operator_checks_servers_and_sets_maintenance() {
 
 #[tokio::test]
 async fn an_operator_scans_drift_and_deletes_an_orphan_only_when_asked() {
-    use drover_testkit::virtualmin::{Kind, SimDomain};
+    use drover_testkit::virtualmin::SimDomain;
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     let sim = add_simulated_server(d).await;
@@ -574,21 +574,8 @@ async fn an_operator_scans_drift_and_deletes_an_orphan_only_when_asked() {
         s.domains.insert(
             "stray.ro".into(),
             SimDomain {
-                name: "stray.ro".into(),
-                id: 1,
-                kind: Kind::TopLevel,
-                parent: None,
-                unix_user: "stray".into(),
-                description: String::new(),
-                plan: "Default Plan".into(),
-                template: "Default Settings".into(),
                 features: vec!["dir".into()],
-                disabled: None,
-                password: "x".into(),
-                quota_blocks: None,
-                created_unix: 0,
-                mailboxes: Default::default(),
-                databases: Vec::new(),
+                ..SimDomain::top_level("stray.ro", "stray")
             },
         )
     });
@@ -640,5 +627,35 @@ async fn an_operator_scans_drift_and_deletes_an_orphan_only_when_asked() {
     assert!(
         listed.contains("stray.ro"),
         "the finding stays until the next scan: {listed}"
+    );
+}
+
+#[tokio::test]
+async fn an_operator_syncs_usage_and_hears_which_server_failed() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let sim = add_simulated_server(d).await;
+    let synced = succeeded(run(d, &["usage", "sync"]).await);
+    assert!(
+        synced.contains("vm1: figures of 0 accounts recorded"),
+        "{synced}"
+    );
+    assert!(succeeded(run(d, &["usage", "list"]).await).contains("(none)"));
+    sim.set_down(true);
+    let output = drover(d)
+        .args(["usage", "sync", "--server", "1"])
+        .env("VIRTUALMIN_RETRY_DELAY", "0.01")
+        .output()
+        .await
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        !output.status.success(),
+        "a failed listing is a failed command"
+    );
+    assert!(
+        stderr.contains("vm1: server vm1 could not be listed")
+            && stderr.contains("figures are unchanged"),
+        "{stderr}"
     );
 }

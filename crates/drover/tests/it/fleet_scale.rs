@@ -87,6 +87,7 @@ impl Cluster {
             // These proofs count provisioning jobs and calls: no periodic fleet work beside them.
             .env("DROVER_HEALTH_INTERVAL", "0")
             .env("DROVER_DRIFT_INTERVAL", "0")
+            .env("DROVER_USAGE_INTERVAL", "0")
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .kill_on_drop(true);

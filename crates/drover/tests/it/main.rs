@@ -10,6 +10,7 @@ mod fleet_scale;
 mod health;
 mod migrate;
 mod provisioning;
+mod usage;
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -1,0 +1,113 @@
+//! Usage: two listings per server (every domain's figures, every domain's users), summed per
+//! account and recorded for billing. The cost is per server, not per account.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use drover_core::{ListedUsage, usage_by_domain};
+use drover_store::{Server, StoreError};
+use drover_virtualmin::VirtualminError;
+use riverqueue::{Job, WorkContext, WorkOutcome};
+use serde::Serialize;
+use serde_json::json;
+
+use super::Engine;
+
+#[derive(Debug, thiserror::Error)]
+pub enum UsageError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// Nothing is recorded from a failed listing: stale figures beat wrong ones.
+    #[error("server {server} could not be listed, so no usage was recorded: {source}")]
+    Observation {
+        server: String,
+        #[source]
+        source: VirtualminError,
+    },
+    #[error("server {server}: {message}")]
+    Unusable { server: String, message: String },
+}
+
+/// What one server's sync recorded.
+#[derive(Debug, Clone, Serialize)]
+pub struct SyncReport {
+    pub server: String,
+    /// Accounts whose figures were replaced.
+    pub accounts: usize,
+    /// drover's accounts on the server that it did not list (drift's business).
+    pub not_listed: Vec<String>,
+}
+
+/// Lists the server's domains and users once each and records every account's figures.
+pub async fn sync_server(engine: &Engine, server: &Server) -> Result<SyncReport, UsageError> {
+    let name = server.spec.name.to_string();
+    let observation = |source| UsageError::Observation {
+        server: name.clone(),
+        source,
+    };
+    let client = engine
+        .fleet
+        .client(server)
+        .map_err(|e| UsageError::Unusable {
+            server: name.clone(),
+            message: e.to_string(),
+        })?;
+    let domains = client.list_domains().await.map_err(observation)?;
+    let users = client.list_all_users().await.map_err(observation)?;
+    let listed: Vec<ListedUsage> = domains
+        .into_iter()
+        .map(|d| ListedUsage {
+            alias: d.kind == Some(drover_virtualmin::DomainKind::Alias),
+            parent: d.parent,
+            disk_bytes: d.quota.server_byte_quota_used,
+            bandwidth_bytes: d.quota.bandwidth_byte_usage,
+            // A multiline listing leaves the lines out for a domain without databases.
+            databases: d.quota.databases_count.unwrap_or(0),
+            database_bytes: d.quota.databases_byte_size.unwrap_or(0),
+            domain: d.domain,
+        })
+        .collect();
+    let mut by_domain = usage_by_domain(
+        &listed,
+        users
+            .iter()
+            .filter(|u| u.is_mailbox())
+            .map(|u| u.domain.as_str()),
+    );
+    let mut figures = Vec::new();
+    let mut not_listed = Vec::new();
+    for expected in engine.store.server_expectations(server.id).await? {
+        match by_domain.remove(expected.domain.as_str()) {
+            Some(usage) => figures.push((expected.account, usage)),
+            None => not_listed.push(expected.domain.to_string()),
+        }
+    }
+    let accounts = engine.store.record_usage(server.id, &figures).await?;
+    metrics::gauge!("usage_synced_accounts", "server" => name.clone()).set(accounts as f64);
+    Ok(SyncReport {
+        server: name,
+        accounts,
+        not_listed,
+    })
+}
+
+/// `sync_usage`: one server, or every healthy or degraded one. A server that cannot be listed
+/// is skipped with its reason in the job's output; the others are still synced.
+pub async fn run_sync(
+    engine: Arc<Engine>,
+    context: WorkContext,
+    job: Job<drover_store::jobs::SyncUsage>,
+) -> Result<WorkOutcome, UsageError> {
+    let only = job.args.server_id.map(drover_core::ServerId);
+    let mut report: BTreeMap<String, serde_json::Value> = BTreeMap::new();
+    for server in super::observable_servers(&*engine.store, only).await? {
+        let line = match sync_server(&engine, &server).await {
+            Ok(r) => json!({ "accounts": r.accounts, "not_listed": r.not_listed }),
+            Err(UsageError::Store(e)) => return Err(e.into()),
+            Err(e) => json!({ "error": e.to_string() }),
+        };
+        report.insert(server.spec.name.to_string(), line);
+    }
+    let _ = context.record_output(json!({ "servers": report }));
+    Ok(WorkOutcome::Complete)
+}
