@@ -1058,6 +1058,34 @@ impl Store for SqlStore {
         Ok(())
     }
 
+    async fn complete_converge(
+        &self,
+        account: AccountId,
+        generation: i64,
+        context: &riverqueue::WorkContext,
+    ) -> Result<bool> {
+        // PostgreSQL: the row lock orders this against a change's update of the same row
+        // (SQLite's write transactions are serial already).
+        let lock = if BACKEND == Backend::Postgres {
+            " FOR UPDATE"
+        } else {
+            ""
+        };
+        write_tx!(self, tx, {
+            let (current,): (i64,) = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+                "SELECT desired_generation FROM accounts WHERE id = $1{lock}"
+            )))
+            .bind(account.get())
+            .fetch_one(&mut **tx)
+            .await?;
+            if current != generation {
+                return Ok(false);
+            }
+            context.job_complete_tx(&mut *tx).await?;
+            Ok(true)
+        })
+    }
+
     async fn reserve_call_slot(&self, server: ServerId, interval_ms: i64) -> Result<i64> {
         let now = now().as_millisecond();
         let slot: i64 = sqlx::query_scalar(

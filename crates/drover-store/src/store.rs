@@ -130,6 +130,15 @@ pub trait Store:
         until: jiff::Timestamp,
     ) -> Result<bool>;
     async fn release_account(&self, account: AccountId, job: JobId) -> Result<()>;
+    /// Completes a converge job that applied `generation`, in the same transaction that checks
+    /// it is still the account's latest: a change committed before is seen (`false`: run again),
+    /// and one committed after finds the job finished and enqueues its own.
+    async fn complete_converge(
+        &self,
+        account: AccountId,
+        generation: i64,
+        context: &riverqueue::WorkContext,
+    ) -> Result<bool>;
     /// Reserves the next call slot of a server whose calls must be `interval_ms` apart, for
     /// every process; returns when (unix milliseconds) the call may go.
     async fn reserve_call_slot(&self, server: ServerId, interval_ms: i64) -> Result<i64>;

@@ -355,7 +355,17 @@ where
                     json!({ "job_id": job_id, "generation": generation, "actions": actions }),
                 )
                 .await?;
-            Ok(WorkOutcome::Complete)
+            // A change that arrived after the last round's check found this job still running
+            // and joined it: run again rather than finish.
+            if engine
+                .store
+                .complete_converge(account, generation, context)
+                .await?
+            {
+                Ok(WorkOutcome::Complete)
+            } else {
+                Ok(WorkOutcome::Snooze(Duration::ZERO))
+            }
         }
         Ok(Round::Wait(reason)) => {
             tracing::info!(%account, %reason, "job waits");

@@ -56,24 +56,7 @@ async fn world(serves_new_zones: bool) -> World {
 
 async fn world_on(store: Arc<dyn Store>, dir: tempfile::TempDir, serves_new_zones: bool) -> World {
     let cf = CloudflareFake::start(FakeConfig::default()).await;
-    let mut providers = Vec::new();
-    for (i, pdns) in PowerDns::shared().iter().enumerate() {
-        let key = dir.path().join(format!("pdns{i}.key"));
-        std::fs::write(&key, format!("{}\n", pdns.api_key)).unwrap();
-        let spec = DnsProviderSpec {
-            name: format!("pdns-{i}"),
-            kind: DnsProviderKind::PowerDns,
-            api_url: pdns.api_url.clone(),
-            credentials: drover_core::CredentialRef::parse(&format!("file:{}", key.display()))
-                .unwrap(),
-            server_id: None,
-            account_id: None,
-            dns_address: Some(pdns.dns_addr),
-            batch_size: None,
-            serves_new_zones,
-        };
-        providers.push(store.create_dns_provider(&ctx(), spec).await.unwrap());
-    }
+    let mut providers = crate::add_shared_powerdns(&*store, dir.path(), serves_new_zones).await;
     let token = dir.path().join("cf.token");
     std::fs::write(&token, "cf-test-token").unwrap();
     let spec = DnsProviderSpec {

@@ -6,6 +6,7 @@ mod command;
 mod dns;
 mod drift;
 mod failover;
+mod fleet_e2e;
 mod fleet_scale;
 mod health;
 mod migrate;
@@ -110,6 +111,69 @@ impl TestFleet {
             retry_max_delay: Duration::from_secs(1),
             fleet_policy,
         }
+    }
+}
+
+/// Registers both shared PowerDNS servers as DNS providers, their API keys in files in `dir`.
+pub async fn add_shared_powerdns(
+    store: &dyn Store,
+    dir: &std::path::Path,
+    serves_new_zones: bool,
+) -> Vec<drover_store::DnsProviderRecord> {
+    let mut providers = Vec::new();
+    for (i, pdns) in drover_testkit::PowerDns::shared().iter().enumerate() {
+        let key = dir.join(format!("pdns{i}.key"));
+        std::fs::write(&key, format!("{}\n", pdns.api_key)).unwrap();
+        let spec = drover_store::DnsProviderSpec {
+            name: format!("pdns-{i}"),
+            kind: drover_store::DnsProviderKind::PowerDns,
+            api_url: pdns.api_url.clone(),
+            credentials: drover_core::CredentialRef::parse(&format!("file:{}", key.display()))
+                .unwrap(),
+            server_id: None,
+            account_id: None,
+            dns_address: Some(pdns.dns_addr),
+            batch_size: None,
+            serves_new_zones,
+        };
+        providers.push(store.create_dns_provider(&setup_ctx(), spec).await.unwrap());
+    }
+    providers
+}
+
+/// No zone sync is waiting or running. Asking PowerDNS about a name before its zone exists
+/// can leave a cached refusal served for the packet cache's 20 s, so the tests ask after.
+pub async fn zone_syncs_done(store: &dyn Store) -> bool {
+    use riverqueue::JobState::*;
+    let open = store
+        .jobs(drover_store::JobFilter {
+            states: vec![Available, Pending, Running, Retryable, Scheduled],
+            limit: Some(1000),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    !open.iter().any(|j| j.kind == "sync_zone")
+}
+
+/// The A address both shared PowerDNS servers answer for `domain`, if they agree on one.
+pub async fn served_a(domain: &str) -> Option<String> {
+    let mut answers = std::collections::BTreeSet::new();
+    for pdns in drover_testkit::PowerDns::shared() {
+        let answer = drover_dns::query_served(
+            pdns.dns_addr,
+            domain,
+            drover_core::RecordType::A,
+            Duration::from_secs(2),
+        )
+        .await
+        .map(|a| a.records)
+        .unwrap_or_default();
+        answers.insert(answer);
+    }
+    match answers.into_iter().collect::<Vec<_>>().as_slice() {
+        [one] if one.len() == 1 => Some(one[0].clone()),
+        _ => None,
     }
 }
 
