@@ -65,9 +65,13 @@ pub async fn run(
         }
         UsageCommand::Sync { server } => {
             let engine = Engine::from_config(Arc::clone(store), config)?;
+            let servers = observable_servers(&**store, server).await?;
+            if servers.is_empty() && !out.json {
+                println!("no healthy or degraded server to sync");
+            }
             let mut reports = Vec::new();
             let mut failed = 0;
-            for server in observable_servers(&**store, server).await? {
+            for server in servers {
                 match usage::sync_server(&engine, &server).await {
                     Ok(report) => reports.push(report),
                     Err(e) => {
