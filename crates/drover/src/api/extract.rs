@@ -88,13 +88,25 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for Query<T> {
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
         let query = parts.uri.query().unwrap_or_default();
         serde_urlencoded::from_str(query).map(Query).map_err(|e| {
-            ApiError::new(
-                StatusCode::BAD_REQUEST,
-                "invalid_query",
-                format!("query string: {e}"),
-            )
+            let message = match bad_parameter::<T>(query) {
+                Some((name, problem)) => format!("query parameter {name}: {problem}"),
+                None => format!("query string: {e}"),
+            };
+            ApiError::new(StatusCode::BAD_REQUEST, "invalid_query", message)
         })
     }
+}
+
+/// The first parameter that fails on its own (every query's parameters are optional), and why:
+/// serde's message alone does not say which value was wrong.
+fn bad_parameter<T: DeserializeOwned>(query: &str) -> Option<(String, String)> {
+    let pairs: Vec<(String, String)> = serde_urlencoded::from_str(query).ok()?;
+    pairs.into_iter().find_map(|(name, value)| {
+        let alone = serde_urlencoded::to_string([(&name, &value)]).ok()?;
+        serde_urlencoded::from_str::<T>(&alone)
+            .err()
+            .map(|e| (name, e.to_string()))
+    })
 }
 
 /// A path id such as the `7` of `/api/v1/services/7`.

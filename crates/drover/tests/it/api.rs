@@ -1109,7 +1109,21 @@ async fn billing_reads_usage_and_an_operator_asks_for_a_sync(api: Api) {
     assert_eq!(listed.body.as_array().map(Vec::len), Some(1));
     let typo = api.get("/api/v1/usage?server=1").await;
     assert_eq!(typo.status, StatusCode::BAD_REQUEST);
-    assert!(typo.message().contains("server"), "{}", typo.message());
+    assert!(
+        typo.message()
+            .starts_with("query parameter server: unknown field"),
+        "{}",
+        typo.message()
+    );
+    let bad_limit = api.get("/api/v1/usage?server_id=1&limit=ten").await;
+    assert_eq!(bad_limit.status, StatusCode::BAD_REQUEST);
+    assert!(
+        bad_limit
+            .message()
+            .starts_with("query parameter limit: invalid digit"),
+        "{}",
+        bad_limit.message()
+    );
 
     // A sync is an operator's request: a job, never a call made inline.
     let by_billing = api
