@@ -665,9 +665,8 @@ impl Store for SqlStore {
             }
             let reason = reason.filter(|_| desired == DesiredState::Disabled);
             sqlx::query(
-                "UPDATE accounts SET desired_state = $1, \
-                     desired_generation = desired_generation + 1, suspend_reason = $2, \
-                     updated_at = $3 WHERE id = $4",
+                "UPDATE accounts SET desired_state = $1, suspend_reason = $2, updated_at = $3 \
+                 WHERE id = $4",
             )
             .bind(desired.as_str())
             .bind(&reason)
@@ -1200,14 +1199,6 @@ impl Store for SqlStore {
                 .bind(id.get())
                 .execute(&mut **tx)
                 .await?;
-            sqlx::query(
-                "UPDATE accounts SET desired_generation = desired_generation + 1, \
-                 updated_at = $1 WHERE id = $2",
-            )
-            .bind(sql_now())
-            .bind(service.account_id.get())
-            .execute(&mut **tx)
-            .await?;
             let (job_id, joined) = self.enqueue_converge(tx, ctx, service.account_id).await?;
             append_audit(
                 tx,
@@ -1463,13 +1454,23 @@ impl SqlStore {
         Ok((JobId(inserted.id()), inserted.unique_skipped_as_duplicate))
     }
 
-    /// Enqueues the account's converge job (or joins the one already waiting).
+    /// Makes the account's record a new generation and enqueues its converge job (or joins the
+    /// one already there). A job that finishes without having seen the new generation runs
+    /// again (`complete_converge`), so no request is lost to a job that was just finishing.
     async fn enqueue_converge(
         &self,
         tx: &mut Tx,
         ctx: &RequestContext,
         account: AccountId,
     ) -> Result<(JobId, bool)> {
+        sqlx::query(
+            "UPDATE accounts SET desired_generation = desired_generation + 1, updated_at = $1 \
+             WHERE id = $2",
+        )
+        .bind(sql_now())
+        .bind(account.get())
+        .execute(&mut **tx)
+        .await?;
         let args = ConvergeAccount {
             account_id: account.get(),
         };

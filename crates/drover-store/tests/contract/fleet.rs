@@ -160,11 +160,18 @@ pub async fn drift_scans_replace_findings_and_repairs_enqueue_converges(h: Harne
         (records[0].id, DriftAction::Enforce),
         (records[1].id, DriftAction::Log),
     ];
+    let generation = |a: drover_store::Account| a.desired_generation;
+    let before = generation(store.account(service.account_id).await.unwrap());
     let jobs = store
         .record_drift_repair(&ctx(), server.id, &actions, &[service.account_id])
         .await
         .unwrap();
     assert_eq!(jobs.len(), 1);
+    // Enforcing is a new generation: a converge job just finishing runs again for it.
+    assert_eq!(
+        generation(store.account(service.account_id).await.unwrap()),
+        before + 1
+    );
     let after = store.drift_findings(Some(server.id)).await.unwrap();
     assert_eq!(
         after.iter().map(|r| r.action).collect::<Vec<_>>(),
