@@ -56,6 +56,7 @@ pub async fn run(
         &context,
         JobId(job.id()),
         account,
+        Finish::AtLatestGeneration,
         |ctx| async move { rounds(engine, &ctx, account).await },
     )
     .await
@@ -69,42 +70,49 @@ pub async fn set_password(
 ) -> Result<WorkOutcome, ConvergeError> {
     let account = AccountId(job.args.account_id);
     let engine = &*engine;
-    run_for_account(engine, &context, JobId(job.id()), account, |_| async move {
-        let target = engine.store.converge_target(account).await?;
-        let generation = target.account.desired_generation;
-        let (Some(server), Some(sealed)) = (&target.server, &target.sealed_password) else {
-            // Not on a server yet: the create will use the new password.
-            return Ok(Round::Done {
+    run_for_account(
+        engine,
+        &context,
+        JobId(job.id()),
+        account,
+        Finish::Always,
+        |_| async move {
+            let target = engine.store.converge_target(account).await?;
+            let generation = target.account.desired_generation;
+            let (Some(server), Some(sealed)) = (&target.server, &target.sealed_password) else {
+                // Not on a server yet: the create will use the new password.
+                return Ok(Round::Done {
+                    generation,
+                    actions: Vec::new(),
+                });
+            };
+            if target.account.desired_state == DesiredState::Absent {
+                return Ok(Round::Done {
+                    generation,
+                    actions: Vec::new(),
+                });
+            }
+            let client = match engine.fleet.client(server) {
+                Ok(client) => client,
+                Err(e) => return Ok(Round::Refused(e.to_string())),
+            };
+            let password = match engine.sealer.open(sealed) {
+                Ok(password) => password,
+                Err(e) => return Ok(Round::Refused(e.to_string())),
+            };
+            let change = drover_virtualmin::DomainChange {
+                password: Some(password),
+                ..Default::default()
+            };
+            client
+                .modify_domain(target.account.domain.as_str(), &change)
+                .await?;
+            Ok(Round::Done {
                 generation,
                 actions: Vec::new(),
-            });
-        };
-        if target.account.desired_state == DesiredState::Absent {
-            return Ok(Round::Done {
-                generation,
-                actions: Vec::new(),
-            });
-        }
-        let client = match engine.fleet.client(server) {
-            Ok(client) => client,
-            Err(e) => return Ok(Round::Refused(e.to_string())),
-        };
-        let password = match engine.sealer.open(sealed) {
-            Ok(password) => password,
-            Err(e) => return Ok(Round::Refused(e.to_string())),
-        };
-        let change = drover_virtualmin::DomainChange {
-            password: Some(password),
-            ..Default::default()
-        };
-        client
-            .modify_domain(target.account.domain.as_str(), &change)
-            .await?;
-        Ok(Round::Done {
-            generation,
-            actions: Vec::new(),
-        })
-    })
+            })
+        },
+    )
     .await
 }
 
@@ -124,6 +132,7 @@ pub async fn migrate(
         &context,
         JobId(job.id()),
         account,
+        Finish::Always,
         |ctx| async move { migrate_steps(engine, &ctx, account).await },
     )
     .await
@@ -259,6 +268,16 @@ async fn migrate_steps(
     })
 }
 
+/// How a job that did its work finishes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Finish {
+    /// It brought the account to a generation: it finishes only if that is still the latest,
+    /// since a change made meanwhile may have joined it (converge jobs are unique per account).
+    AtLatestGeneration,
+    /// Its work stands on its own (a move, a password): it finishes.
+    Always,
+}
+
 /// Runs a job's work on one account with its calls recorded and correlated, and turns how it
 /// ended into River's outcome: done, wait (snooze), refused (discard, audited) or retry.
 async fn run_for_account<F, Fut>(
@@ -266,6 +285,7 @@ async fn run_for_account<F, Fut>(
     context: &WorkContext,
     job_id: JobId,
     account: AccountId,
+    finish: Finish,
     work: F,
 ) -> Result<WorkOutcome, ConvergeError>
 where
@@ -355,15 +375,15 @@ where
                     json!({ "job_id": job_id, "generation": generation, "actions": actions }),
                 )
                 .await?;
-            // A change that arrived after the last round's check found this job still running
-            // and joined it: run again rather than finish.
-            if engine
-                .store
-                .complete_converge(account, generation, context)
-                .await?
+            if finish == Finish::Always
+                || engine
+                    .store
+                    .complete_converge(account, generation, context)
+                    .await?
             {
                 Ok(WorkOutcome::Complete)
             } else {
+                // A change that arrived after the last round's check joined this job: run again.
                 Ok(WorkOutcome::Snooze(Duration::ZERO))
             }
         }
