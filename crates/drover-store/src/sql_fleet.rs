@@ -185,6 +185,27 @@ mod fleet_sql {
         }
     }
 
+    /// Enqueues the account's migration job, to run now or at `at`.
+    async fn enqueue_migration(
+        store: &SqlStore,
+        tx: &mut Tx,
+        ctx: &RequestContext,
+        account: AccountId,
+        at: Option<jiff::Timestamp>,
+    ) -> Result<JobId> {
+        let args = MigrateAccount {
+            account_id: account.get(),
+        };
+        let opts = match at {
+            Some(at) => riverqueue::InsertOpts::default().with_scheduled_at(at),
+            None => riverqueue::InsertOpts::default(),
+        };
+        let (job, _) = store
+            .enqueue_job(tx, ctx, Some(account), args, opts)
+            .await?;
+        Ok(job)
+    }
+
     /// Starts a move (a migration, or a failover off a lost server) in one transaction.
     async fn begin_move(
         store: &SqlStore,
@@ -264,16 +285,7 @@ mod fleet_sql {
             .bind(failover)
             .execute(&mut **tx)
             .await?;
-            let (job, _) = store
-                .enqueue_for_account(
-                    tx,
-                    ctx,
-                    account,
-                    MigrateAccount {
-                        account_id: account.get(),
-                    },
-                )
-                .await?;
+            let job = enqueue_migration(store, tx, ctx, account, None).await?;
             append_audit(
                 tx,
                 ctx,
@@ -539,16 +551,7 @@ mod fleet_sql {
                     .bind(sql_now())
                     .execute(&mut **tx)
                     .await?;
-                let (job, _) = self
-                    .enqueue_for_account(
-                        tx,
-                        ctx,
-                        account,
-                        MigrateAccount {
-                            account_id: account.get(),
-                        },
-                    )
-                    .await?;
+                let job = enqueue_migration(self, tx, ctx, account, None).await?;
                 append_audit(
                     tx,
                     ctx,
@@ -568,12 +571,7 @@ mod fleet_sql {
             at: jiff::Timestamp,
         ) -> Result<JobId> {
             write_tx!(self, tx, {
-                let args = MigrateAccount {
-                    account_id: account.get(),
-                };
-                let opts = riverqueue::InsertOpts::default().with_scheduled_at(at);
-                let (job, _) = self.enqueue_job(tx, ctx, Some(account), args, opts).await?;
-                Ok(job)
+                enqueue_migration(self, tx, ctx, account, Some(at)).await
             })
         }
 
