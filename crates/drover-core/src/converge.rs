@@ -4,7 +4,7 @@
 
 use serde::Serialize;
 
-use crate::{DesiredState, DomainName, UnixUsername};
+use crate::{DesiredState, DomainName, Feature, UnixUsername};
 
 /// The account as drover's record says it must be.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -17,6 +17,9 @@ pub struct Wanted {
     pub suspend_reason: Option<String>,
     /// Deletion is refused while this is on.
     pub protected: bool,
+    /// The features the account must have on its server (`PlanSpec::server_features`); empty
+    /// leaves them to the server's defaults and checks none.
+    pub features: Vec<Feature>,
 }
 
 /// The domain as the server showed it; `None` when the server said it does not exist.
@@ -25,6 +28,8 @@ pub struct Observed {
     pub unix_user: Option<String>,
     pub disabled: bool,
     pub plan: Option<String>,
+    /// The features the server lists for the domain.
+    pub features: Vec<Feature>,
 }
 
 /// One change to make on the server, in order.
@@ -33,8 +38,17 @@ pub struct Observed {
 pub enum Action {
     Create,
     Enable,
-    Disable { reason: Option<String> },
-    ApplyPlan { plan: String },
+    Disable {
+        reason: Option<String>,
+    },
+    /// Turns on features the domain lacks (Virtualmin can report a create as done and leave
+    /// one out, as it does for mysql while its database server is down).
+    EnableFeatures {
+        features: Vec<Feature>,
+    },
+    ApplyPlan {
+        plan: String,
+    },
     Delete,
 }
 
@@ -55,6 +69,16 @@ pub enum Blocked {
          before the account can be deleted"
     )]
     Protected { domain: DomainName },
+}
+
+/// The wanted features the server does not list for the domain.
+pub fn missing_features(wanted: &Wanted, observed: &Observed) -> Vec<Feature> {
+    wanted
+        .features
+        .iter()
+        .filter(|f| !observed.features.contains(f))
+        .copied()
+        .collect()
 }
 
 /// The actions that make the server match `wanted`, given what was `observed`.
@@ -87,6 +111,7 @@ pub fn converge(wanted: &Wanted, observed: Option<&Observed>) -> Result<Vec<Acti
         };
     }
     let mut actions = Vec::new();
+    let missing = missing_features(wanted, observed);
     match wanted.state {
         DesiredState::Absent if wanted.protected => {
             return Err(Blocked::Protected {
@@ -94,11 +119,25 @@ pub fn converge(wanted: &Wanted, observed: Option<&Observed>) -> Result<Vec<Acti
             });
         }
         DesiredState::Absent => return Ok(vec![Action::Delete]),
-        DesiredState::Enabled if observed.disabled => actions.push(Action::Enable),
-        DesiredState::Disabled if !observed.disabled => actions.push(Action::Disable {
-            reason: wanted.suspend_reason.clone(),
-        }),
-        DesiredState::Enabled | DesiredState::Disabled => {}
+        DesiredState::Enabled => {
+            if observed.disabled {
+                actions.push(Action::Enable);
+            }
+            if !missing.is_empty() {
+                actions.push(Action::EnableFeatures { features: missing });
+            }
+        }
+        // Features are turned on while the domain is enabled: before it is disabled, or once
+        // it is unsuspended (Virtualmin keeps a disabled domain's features switched off).
+        DesiredState::Disabled if !observed.disabled => {
+            if !missing.is_empty() {
+                actions.push(Action::EnableFeatures { features: missing });
+            }
+            actions.push(Action::Disable {
+                reason: wanted.suspend_reason.clone(),
+            });
+        }
+        DesiredState::Disabled => {}
     }
     if observed.plan.as_deref() != Some(wanted.plan.as_str()) {
         actions.push(Action::ApplyPlan {
@@ -120,6 +159,7 @@ mod tests {
             plan: "Web".into(),
             suspend_reason: Some("unpaid".into()),
             protected,
+            features: vec![Feature::Unix, Feature::Dir, Feature::Web],
         }
     }
 
@@ -128,6 +168,7 @@ mod tests {
             unix_user: Some(user.into()),
             disabled,
             plan: Some(plan.into()),
+            features: vec![Feature::Unix, Feature::Dir, Feature::Web],
         }
     }
 
@@ -209,6 +250,45 @@ mod tests {
             converge(&wanted(DesiredState::Absent, false), None),
             Ok(vec![])
         );
+    }
+
+    #[test]
+    fn a_missing_feature_is_turned_on_while_the_domain_is_enabled() {
+        let mut lacking = observed("example", false, "Web");
+        lacking.features = vec![Feature::Unix, Feature::Dir];
+        let web = || Action::EnableFeatures {
+            features: vec![Feature::Web],
+        };
+        let enabled = wanted(DesiredState::Enabled, true);
+        assert_eq!(converge(&enabled, Some(&lacking)), Ok(vec![web()]));
+        // Unsuspended: enabled first, then the feature.
+        lacking.disabled = true;
+        assert_eq!(
+            converge(&enabled, Some(&lacking)),
+            Ok(vec![Action::Enable, web()])
+        );
+        // A suspended domain stays as it is until it is unsuspended…
+        let suspended = wanted(DesiredState::Disabled, true);
+        assert_eq!(converge(&suspended, Some(&lacking)), Ok(vec![]));
+        // …and one about to be suspended gets the feature before.
+        lacking.disabled = false;
+        assert_eq!(
+            converge(&suspended, Some(&lacking)),
+            Ok(vec![
+                web(),
+                Action::Disable {
+                    reason: Some("unpaid".into())
+                }
+            ])
+        );
+        // Features the plan leaves to the server are not checked; extra ones are left alone.
+        let mut defaults = wanted(DesiredState::Enabled, true);
+        defaults.features.clear();
+        lacking.features.clear();
+        assert_eq!(converge(&defaults, Some(&lacking)), Ok(vec![]));
+        let mut extra = observed("example", false, "Web");
+        extra.features.push(Feature::Mysql);
+        assert_eq!(converge(&enabled, Some(&extra)), Ok(vec![]));
     }
 
     #[test]

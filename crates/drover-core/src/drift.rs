@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::{AccountId, DesiredState, DomainName};
+use crate::{AccountId, DesiredState, DomainName, Feature};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
@@ -19,14 +19,17 @@ pub enum DriftKind {
     StateMismatch,
     /// On another plan than the account's.
     PlanMismatch,
+    /// Lacking a feature its plan gives it.
+    FeatureMissing,
 }
 
 impl DriftKind {
-    pub const ALL: [Self; 4] = [
+    pub const ALL: [Self; 5] = [
         Self::Missing,
         Self::Orphan,
         Self::StateMismatch,
         Self::PlanMismatch,
+        Self::FeatureMissing,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -35,6 +38,7 @@ impl DriftKind {
             Self::Orphan => "orphan",
             Self::StateMismatch => "state_mismatch",
             Self::PlanMismatch => "plan_mismatch",
+            Self::FeatureMissing => "feature_missing",
         }
     }
 
@@ -46,7 +50,7 @@ impl DriftKind {
                 crate::Error::invalid(
                     "drift kind",
                     input,
-                    "missing, orphan, state_mismatch or plan_mismatch",
+                    "missing, orphan, state_mismatch, plan_mismatch or feature_missing",
                 )
             })
     }
@@ -59,6 +63,16 @@ pub struct Expected {
     pub domain: DomainName,
     pub state: DesiredState,
     pub plan: String,
+    /// The features its plan gives it on the server (empty: the server's defaults, unchecked).
+    pub features: Vec<Feature>,
+}
+
+impl Expected {
+    /// Whether the account is meant to exist: a terminated one still on its server is not
+    /// part of the server's size.
+    pub fn is_live(&self) -> bool {
+        self.state != DesiredState::Absent
+    }
 }
 
 /// A domain as the server listed it.
@@ -67,6 +81,7 @@ pub struct Listed {
     pub domain: String,
     pub disabled: bool,
     pub plan: Option<String>,
+    pub features: Vec<Feature>,
     /// Set for sub-servers and aliases: they belong to their parent's account.
     pub parent: Option<String>,
 }
@@ -134,6 +149,21 @@ pub fn find_drift(expected: &[Expected], listed: &[Listed]) -> Vec<DriftFinding>
                         have.plan.clone(),
                     ));
                 }
+                let missing: Vec<&str> = want
+                    .features
+                    .iter()
+                    .filter(|f| !have.features.contains(f))
+                    .map(|f| f.as_str())
+                    .collect();
+                // A disabled domain's features are off by design; they are checked enabled.
+                if !missing.is_empty() && !have.disabled {
+                    let listed: Vec<&str> = have.features.iter().map(|f| f.as_str()).collect();
+                    findings.push(finding(
+                        DriftKind::FeatureMissing,
+                        &missing.join(" "),
+                        Some(listed.join(" ")),
+                    ));
+                }
             }
         }
     }
@@ -173,6 +203,7 @@ pub struct DriftPolicy {
     pub orphan: DriftAction,
     pub state_mismatch: DriftAction,
     pub plan_mismatch: DriftAction,
+    pub feature_missing: DriftAction,
     /// A pass touching more than this share of the server's accounts enforces nothing…
     pub max_percent: u8,
     /// …nor one touching more than this many accounts.
@@ -186,6 +217,7 @@ impl Default for DriftPolicy {
             orphan: DriftAction::Log,
             state_mismatch: DriftAction::Enforce,
             plan_mismatch: DriftAction::Enforce,
+            feature_missing: DriftAction::Enforce,
             max_percent: 10,
             max_accounts: 25,
         }
@@ -199,6 +231,7 @@ impl DriftPolicy {
             DriftKind::Orphan => self.orphan,
             DriftKind::StateMismatch => self.state_mismatch,
             DriftKind::PlanMismatch => self.plan_mismatch,
+            DriftKind::FeatureMissing => self.feature_missing,
         };
         // An orphan is never "enforced" (that would mean deleting it); a kept account is
         // never quarantined.
@@ -273,6 +306,7 @@ mod tests {
             domain: DomainName::parse(domain).unwrap(),
             state,
             plan: plan.into(),
+            features: vec![Feature::Unix, Feature::Dir, Feature::Mysql],
         }
     }
 
@@ -281,6 +315,7 @@ mod tests {
             domain: domain.into(),
             disabled,
             plan: Some(plan.into()),
+            features: vec![Feature::Unix, Feature::Dir, Feature::Mysql],
             parent: parent.map(Into::into),
         }
     }
@@ -295,7 +330,13 @@ mod tests {
             expected(4, "plan.ro", Enabled, "Web"),
             expected(5, "deleted.ro", Absent, "Web"),
             expected(6, "still.ro", Absent, "Web"),
+            expected(7, "nodb.ro", Enabled, "Web"),
+            expected(8, "nodb-off.ro", Disabled, "Web"),
         ];
+        let without_mysql = |mut l: Listed| {
+            l.features.retain(|f| *f != Feature::Mysql);
+            l
+        };
         let listed = [
             listed("ok.ro", false, "Web", None),
             listed("shop.ok.ro", false, "Web", Some("ok.ro")),
@@ -303,6 +344,8 @@ mod tests {
             listed("plan.ro", false, "Big", None),
             listed("still.ro", true, "Web", None),
             listed("stray.ro", false, "Web", None),
+            without_mysql(listed("nodb.ro", false, "Web", None)),
+            without_mysql(listed("nodb-off.ro", true, "Web", None)),
         ];
         let found: Vec<String> = find_drift(&expected, &listed)
             .iter()
@@ -323,10 +366,12 @@ mod tests {
                 r#"state_mismatch off.ro Some("disabled") Some("enabled")"#,
                 r#"plan_mismatch plan.ro Some("Web") Some("Big")"#,
                 r#"state_mismatch still.ro Some("absent") Some("present")"#,
+                r#"feature_missing nodb.ro Some("mysql") Some("unix dir")"#,
                 r#"orphan stray.ro None Some("enabled")"#,
             ]
         );
         assert!(find_drift(&expected[..1], &listed[..2]).is_empty());
+        assert_eq!(expected.iter().filter(|e| e.is_live()).count(), 6);
     }
 
     #[test]

@@ -62,6 +62,17 @@ impl Feature {
         }
     }
 
+    /// The features this one cannot work without on a top-level account, beyond the
+    /// administration user every drover account has (Virtualmin's own dependency checks).
+    pub fn needs(self) -> &'static [Feature] {
+        match self {
+            Self::Ssl | Self::Webalizer | Self::Logrotate => &[Self::Web],
+            Self::Spam => &[Self::Mail],
+            Self::Virus => &[Self::Mail, Self::Spam],
+            _ => &[],
+        }
+    }
+
     pub fn parse(input: &str) -> Result<Self, Error> {
         Self::ALL
             .into_iter()
@@ -150,6 +161,53 @@ impl PlanSpec {
         self
     }
 
+    /// The plan, if its features can work together on a Virtualmin server; otherwise what
+    /// each one is missing.
+    pub fn validated(self) -> Result<Self, Error> {
+        let spec = self.normalized();
+        let missing: Vec<String> = spec
+            .features
+            .iter()
+            .flat_map(|f| f.needs().iter().map(move |n| (*f, *n)))
+            .filter(|(_, needed)| !spec.features.contains(needed))
+            .map(|(f, needed)| format!("{f} needs {needed}"))
+            .collect();
+        if missing.is_empty() {
+            Ok(spec)
+        } else {
+            let names: Vec<_> = spec.features.iter().map(|f| f.as_str()).collect();
+            Err(Error::invalid(
+                "features",
+                &names.join(", "),
+                format!(
+                    "{}: a plan's features must include what each needs (ssl, webalizer and \
+                     logrotate need web; spam needs mail; virus needs mail and spam)",
+                    missing.join("; ")
+                ),
+            ))
+        }
+    }
+
+    /// The feature flags Virtualmin is given for an account of this plan. Flags replace the
+    /// server's defaults, and Virtualmin refuses mail or a website without an administration
+    /// user, so `unix` and `dir` (the user and its home) always come with the plan's own.
+    /// Empty when the plan leaves features to the server's defaults.
+    pub fn server_features(&self) -> Vec<Feature> {
+        Self::server_features_of(&self.features)
+    }
+
+    /// `server_features` of a plan's feature list.
+    pub fn server_features_of(plan_features: &[Feature]) -> Vec<Feature> {
+        if plan_features.is_empty() {
+            return Vec::new();
+        }
+        let mut features = plan_features.to_vec();
+        features.extend([Feature::Unix, Feature::Dir]);
+        features.sort();
+        features.dedup();
+        features
+    }
+
     pub fn patched(self, patch: PlanPatch) -> Self {
         Self {
             name: patch.name.unwrap_or(self.name),
@@ -189,6 +247,40 @@ mod tests {
         assert_eq!(patched.max_mailboxes, Some(50));
         assert_eq!(patched.features, vec![Feature::Web, Feature::Dns]);
         assert_eq!(patched.required_tags, vec![Tag::parse("ssd").unwrap()]);
+    }
+
+    #[test]
+    fn features_that_cannot_work_together_are_refused_with_what_each_needs() {
+        let with = |features: &[Feature]| PlanSpec {
+            features: features.to_vec(),
+            ..spec()
+        };
+        use Feature::*;
+        let err = with(&[Ssl, Virus, Mail])
+            .validated()
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("ssl needs web; virus needs spam"), "{err}");
+        assert!(err.contains("invalid features 'ssl, mail, virus'"), "{err}");
+        for ok in [
+            &[][..],
+            &[Web, Dns, Mail, Mysql],
+            &[Web, Ssl, Logrotate, Webalizer],
+            &[Mail, Spam, Virus],
+        ] {
+            assert!(with(ok).validated().is_ok(), "{ok:?}");
+        }
+    }
+
+    #[test]
+    fn the_server_is_told_the_administration_user_with_any_feature() {
+        let mut plan = spec().normalized();
+        use Feature::*;
+        assert_eq!(plan.server_features(), vec![Unix, Dir, Web, Dns]);
+        plan.features = vec![Dns];
+        assert_eq!(plan.server_features(), vec![Unix, Dir, Dns]);
+        plan.features = vec![];
+        assert!(plan.server_features().is_empty(), "the server's defaults");
     }
 
     #[test]

@@ -35,7 +35,7 @@ fn parse<T>(
     f(value).map_err(|e| corrupt(what, e))
 }
 
-fn json_list<T: DeserializeOwned>(what: &str, text: &str) -> Result<Vec<T>> {
+pub(crate) fn json_list<T: DeserializeOwned>(what: &str, text: &str) -> Result<Vec<T>> {
     serde_json::from_str(text).map_err(|e| corrupt(what, e))
 }
 

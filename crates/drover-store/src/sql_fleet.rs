@@ -576,8 +576,8 @@ mod fleet_sql {
         }
 
         async fn server_expectations(&self, server: ServerId) -> Result<Vec<Expected>> {
-            let rows: Vec<(i64, String, String, String)> = sqlx::query_as(
-                "SELECT a.id, a.domain, a.desired_state, p.name FROM accounts a \
+            let rows: Vec<(i64, String, String, String, String)> = sqlx::query_as(
+                "SELECT a.id, a.domain, a.desired_state, p.name, p.features FROM accounts a \
                  JOIN services s ON s.id = a.service_id JOIN plans p ON p.id = s.plan_id \
                  WHERE a.server_id = $1 ORDER BY a.id",
             )
@@ -585,7 +585,10 @@ mod fleet_sql {
             .fetch_all(&self.pool)
             .await?;
             rows.into_iter()
-                .map(|(id, domain, state, plan)| {
+                .map(|(id, domain, state, plan, features)| {
+                    let features: Vec<drover_core::Feature> =
+                        crate::rows::json_list("plan features", &features)?;
+                    let spec_features = drover_core::PlanSpec::server_features_of(&features);
                     Ok(Expected {
                         account: AccountId(id),
                         domain: DomainName::parse(&domain)
@@ -593,6 +596,7 @@ mod fleet_sql {
                         state: DesiredState::parse(&state)
                             .map_err(|e| corrupt("desired state", e))?,
                         plan,
+                        features: spec_features,
                     })
                 })
                 .collect()

@@ -408,7 +408,7 @@ impl Store for SqlStore {
     }
 
     async fn create_plan(&self, ctx: &RequestContext, spec: PlanSpec) -> Result<Plan> {
-        let spec = spec.normalized();
+        let spec = spec.validated()?;
         write_tx!(self, tx, {
             let plan = Self::save_plan(tx, None, &spec).await?;
             let subject = format!("plan:{}", plan.id);
@@ -450,7 +450,7 @@ impl Store for SqlStore {
     ) -> Result<Plan> {
         write_tx!(self, tx, {
             let before = Self::fetch_plan(tx, id).await?;
-            let spec = before.spec.clone().patched(patch);
+            let spec = before.spec.clone().patched(patch).validated()?;
             let plan = Self::save_plan(tx, Some(id), &spec).await?;
             append_audit(
                 tx,

@@ -8,6 +8,7 @@ mod domain;
 mod error;
 mod limit;
 mod operations;
+mod plans;
 mod reply;
 mod request;
 mod settings;
@@ -18,6 +19,7 @@ pub use client::{CallPacer, CallRecord, CallScope, Endpoint, VirtualminClient, i
 pub use domain::{Disabled, DomainInfo, DomainKind, DomainUser, Quota};
 pub use error::{ErrorKind, VirtualminError, classify_error, classify_failure};
 pub use operations::{DomainChange, NewDomain, Placement};
+pub use plans::{PlanSync, ServerPlan};
 pub use reply::{Record, Reply, parse_reply, text_records};
 pub use request::{Call, OperationClass};
 pub use settings::{Timeouts, VirtualminSettings};

@@ -188,6 +188,21 @@ impl VirtualminClient {
         self.call(&call).await.map(|_| ())
     }
 
+    /// Turns features on for an existing domain (`enable-feature --domain D --mysql …`).
+    pub async fn enable_features(
+        &self,
+        domain: &str,
+        features: &[String],
+    ) -> Result<(), VirtualminError> {
+        let mut call = Call::new("enable-feature")
+            .class(OperationClass::Provisioning)
+            .arg("domain", domain);
+        for feature in features {
+            call = call.flag(feature);
+        }
+        self.call(&call).await.map(|_| ())
+    }
+
     pub async fn list_plans(&self) -> Result<Vec<Record>, VirtualminError> {
         Ok(records(
             self.call(&Call::new("list-plans").flag("multiline"))

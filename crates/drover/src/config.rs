@@ -176,6 +176,7 @@ const SETTINGS: &[&str] = &[
     "DROVER_DRIFT_ORPHAN",
     "DROVER_DRIFT_STATE_MISMATCH",
     "DROVER_DRIFT_PLAN_MISMATCH",
+    "DROVER_DRIFT_FEATURE_MISSING",
     "DROVER_DRIFT_MAX_PERCENT",
     "DROVER_DRIFT_MAX_ACCOUNTS",
     "DROVER_USAGE_INTERVAL",
@@ -488,6 +489,11 @@ fn drift_policy(sources: &Sources) -> Result<DriftPolicy, ConfigError> {
         plan_mismatch: action(
             "DROVER_DRIFT_PLAN_MISMATCH",
             defaults.plan_mismatch,
+            FOR_ACCOUNTS,
+        )?,
+        feature_missing: action(
+            "DROVER_DRIFT_FEATURE_MISSING",
+            defaults.feature_missing,
             FOR_ACCOUNTS,
         )?,
         orphan: action("DROVER_DRIFT_ORPHAN", defaults.orphan, FOR_ORPHANS)?,

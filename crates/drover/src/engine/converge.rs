@@ -5,10 +5,13 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use drover_core::{AccountId, Action, Blocked, DesiredState, JobId, Observed, Wanted, converge};
+use drover_core::{
+    AccountId, Action, Blocked, DesiredState, Feature, JobId, Observed, Wanted, converge,
+};
 use drover_store::{ConvergeTarget, JobCall, RequestContext};
 use drover_virtualmin::{
-    CallScope, ErrorKind, NewDomain, Placement, VirtualminClient, VirtualminError, in_scope,
+    CallScope, ErrorKind, NewDomain, Placement, ServerPlan, VirtualminClient, VirtualminError,
+    in_scope,
 };
 use riverqueue::{Job, WorkContext, WorkOutcome};
 use serde_json::json;
@@ -486,6 +489,7 @@ async fn round(
         plan: target.plan.spec.name.to_string(),
         suspend_reason: account.suspend_reason.clone(),
         protected: account.protected_from_deletion,
+        features: target.plan.spec.server_features(),
     };
     let observed = observe(&client, account.domain.as_str()).await?;
     let actions = match converge(&wanted, observed.as_ref()) {
@@ -532,7 +536,35 @@ async fn observe(
         unix_user: d.unix_user.clone(),
         disabled: d.is_disabled(),
         plan: d.plan.clone(),
+        features: known_features(&d.features),
     }))
+}
+
+/// The features drover knows among those a server lists (plugins and the like are skipped).
+pub(crate) fn known_features(listed: &[String]) -> Vec<Feature> {
+    listed
+        .iter()
+        .filter_map(|f| Feature::parse(f).ok())
+        .collect()
+}
+
+/// The plan as drover puts it on its servers: its limits in Virtualmin's units and the
+/// features its accounts are created with.
+pub(crate) fn server_plan(plan: &drover_core::PlanSpec) -> ServerPlan {
+    const MIB: u64 = 1024 * 1024;
+    ServerPlan {
+        name: plan.name.to_string(),
+        quota_blocks: plan.disk_quota_mb.map(|mb| mb * 1024),
+        max_mailboxes: plan.max_mailboxes.map(u64::from),
+        max_databases: plan.max_databases.map(u64::from),
+        max_domains: plan.max_subservers.map(u64::from),
+        max_bandwidth_bytes: plan.bandwidth_mb.map(|mb| mb * MIB),
+        features: plan
+            .server_features()
+            .iter()
+            .map(ToString::to_string)
+            .collect(),
+    }
 }
 
 async fn apply(
@@ -560,13 +592,20 @@ async fn apply(
                 }
             };
             let plan = &target.plan.spec;
+            // The account is created from the plan's limits: the server must have the plan as
+            // drover defines it.
+            client.ensure_plan(&server_plan(plan)).await?;
             let new = NewDomain {
                 domain: domain.to_owned(),
                 password,
                 unix_user: Some(account.unix_username.to_string()),
                 plan: Some(plan.name.to_string()),
                 template: plan.template.as_ref().map(ToString::to_string),
-                features: plan.features.iter().map(ToString::to_string).collect(),
+                features: plan
+                    .server_features()
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect(),
                 description: Some(format!("drover account {}", account.id)),
                 placement: Placement::TopLevel,
                 skip_warnings: false,
@@ -581,7 +620,12 @@ async fn apply(
         }
         Action::Enable => client.enable_domain(domain).await?,
         Action::Disable { reason } => client.disable_domain(domain, reason.as_deref()).await?,
+        Action::EnableFeatures { features } => {
+            let flags: Vec<String> = features.iter().map(ToString::to_string).collect();
+            client.enable_features(domain, &flags).await?;
+        }
         Action::ApplyPlan { plan } => {
+            client.ensure_plan(&server_plan(&target.plan.spec)).await?;
             let change = drover_virtualmin::DomainChange {
                 apply_plan: Some(plan.clone()),
                 ..Default::default()

@@ -69,6 +69,7 @@ pub async fn scan_server(
         .into_iter()
         .map(|d| Listed {
             disabled: d.disabled.is_some(),
+            features: super::converge::known_features(&d.features),
             plan: d.plan,
             parent: d.parent.or(d.alias_of),
             domain: d.domain,
@@ -95,7 +96,13 @@ pub async fn repair_server(
     dry_run: bool,
 ) -> Result<RepairOutcome, DriftError> {
     let findings = scan_server(engine, ctx, server).await?;
-    let accounts = engine.store.server_expectations(server.id).await?.len();
+    let accounts = engine
+        .store
+        .server_expectations(server.id)
+        .await?
+        .iter()
+        .filter(|e| e.is_live())
+        .count();
     let plain: Vec<_> = findings.iter().map(|r| r.finding.clone()).collect();
     let plan = plan_repair(&plain, accounts, &engine.fleet_policy.drift, force);
     let mut outcome = RepairOutcome {

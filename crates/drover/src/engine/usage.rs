@@ -76,7 +76,8 @@ pub async fn sync_server(engine: &Engine, server: &Server) -> Result<SyncReport,
     );
     let mut figures = Vec::new();
     let mut not_listed = Vec::new();
-    for expected in engine.store.server_expectations(server.id).await? {
+    let expectations = engine.store.server_expectations(server.id).await?;
+    for expected in expectations.into_iter().filter(|e| e.is_live()) {
         match by_domain.remove(expected.domain.as_str()) {
             Some(usage) => figures.push((expected.account, usage)),
             None => not_listed.push(expected.domain.to_string()),
