@@ -11,7 +11,7 @@ use tokio::process::{Child, Command};
 const DROVER: &str = env!("CARGO_BIN_EXE_drover");
 
 /// `drover` in `dir`, with none of the caller's drover settings leaking in.
-fn drover(dir: &Path) -> Command {
+pub(crate) fn drover(dir: &Path) -> Command {
     let mut command = Command::new(DROVER);
     command.current_dir(dir).kill_on_drop(true);
     for (name, _) in std::env::vars() {
@@ -81,7 +81,7 @@ async fn add_simulated_server(d: &Path) -> drover_testkit::virtualmin::Virtualmi
 }
 
 /// An HTTP client using drover's one TLS provider (ring), like drover itself.
-fn http_client() -> reqwest::Client {
+pub(crate) fn http_client() -> reqwest::Client {
     let tls = drover_virtualmin::client_config(&drover_virtualmin::TlsPolicy::default()).unwrap();
     reqwest::Client::builder()
         .tls_backend_preconfigured(tls)
@@ -90,15 +90,21 @@ fn http_client() -> reqwest::Client {
 }
 
 /// A running `drover serve`, its address and what it printed before listening.
-struct Served {
+pub(crate) struct Served {
     _child: Child,
-    base: String,
-    printed: Vec<String>,
+    pub base: String,
+    pub printed: Vec<String>,
 }
 
 async fn serve(dir: &Path) -> Served {
+    serve_with(dir, &[]).await
+}
+
+/// `drover serve` with settings in its environment.
+pub(crate) async fn serve_with(dir: &Path, settings: &[(&str, &str)]) -> Served {
     let mut child = drover(dir)
         .args(["serve", "--listen", "127.0.0.1:0"])
+        .envs(settings.iter().copied())
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()

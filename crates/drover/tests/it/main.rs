@@ -11,6 +11,7 @@ mod fleet_scale;
 mod health;
 mod migrate;
 mod provisioning;
+mod real;
 mod usage;
 
 use std::sync::Arc;

@@ -1,0 +1,442 @@
+//! The real tier: `drover serve` against a real Webmin + Virtualmin (`scripts/real-virtualmin
+//! start`), driven over the API as billing and an operator would, and the real server checked
+//! after each step with its own command line, never with drover's client.
+//!
+//! These tests are ignored in the fast tier (they need the real server and take minutes);
+//! `scripts/test` runs them one at a time with `--ignored` when `DROVER_REAL_VIRTUALMIN=1` or
+//! under CI, passing the server's address and credentials in `DROVER_REAL_VIRTUALMIN_URL`,
+//! `…_USER`, `…_PASS` and `…_PIN`.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use super::command::{Served, http_client, serve_with};
+use super::until;
+
+const REASON: &str = "real tier: needs a real Virtualmin (scripts/real-virtualmin start); \
+                      scripts/test runs it with DROVER_REAL_VIRTUALMIN=1 and under CI";
+
+/// How long one real job may take: `create-domain` alone takes 5 to 15 s on two cores.
+const JOB_LIMIT: Duration = Duration::from_secs(180);
+
+/// The real server, as `scripts/real-virtualmin start` described it.
+pub(crate) struct RealServer {
+    pub port: u16,
+    pub user: String,
+    pub pass: String,
+    pub pin: String,
+}
+
+impl RealServer {
+    pub fn from_env() -> Self {
+        let var = |name: &str| {
+            std::env::var(name).unwrap_or_else(|_| {
+                panic!("{name} is not set: run the real tier through scripts/test ({REASON})")
+            })
+        };
+        let url = var("DROVER_REAL_VIRTUALMIN_URL");
+        let port = url
+            .trim_start_matches("https://127.0.0.1:")
+            .split('/')
+            .next()
+            .and_then(|p| p.parse().ok())
+            .unwrap_or_else(|| panic!("not a loopback remote.cgi address: {url}"));
+        Self {
+            port,
+            user: var("DROVER_REAL_VIRTUALMIN_USER"),
+            pass: var("DROVER_REAL_VIRTUALMIN_PASS"),
+            pin: var("DROVER_REAL_VIRTUALMIN_PIN"),
+        }
+    }
+}
+
+/// Runs one of Virtualmin's programs on the server's own command line.
+pub(crate) fn virtualmin(args: &[&str]) -> (bool, String) {
+    let output = std::process::Command::new("virtualmin")
+        .args(args)
+        .output()
+        .expect("the virtualmin command of the real server");
+    let mut text = String::from_utf8_lossy(&output.stdout).into_owned();
+    text.push_str(&String::from_utf8_lossy(&output.stderr));
+    (output.status.success(), text)
+}
+
+/// A domain as the server's own `list-domains --multiline` shows it, or `None`.
+pub(crate) fn server_domain(domain: &str) -> Option<BTreeMap<String, String>> {
+    let (ok, text) = virtualmin(&["list-domains", "--domain", domain, "--multiline"]);
+    if !ok {
+        assert!(
+            text.contains("does not exist"),
+            "list-domains failed: {text}"
+        );
+        return None;
+    }
+    let fields: BTreeMap<String, String> = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("    "))
+        .filter_map(|l| l.split_once(": "))
+        .map(|(k, v)| (k.to_owned(), v.trim().to_owned()))
+        .collect();
+    (!fields.is_empty()).then_some(fields)
+}
+
+/// The features the server lists for a domain.
+pub(crate) fn server_features(domain: &str) -> Vec<String> {
+    server_domain(domain)
+        .and_then(|d| d.get("Features").cloned())
+        .map(|f| f.split_whitespace().map(str::to_owned).collect())
+        .unwrap_or_default()
+}
+
+/// Whether `password` is the unix user's password, by the server's own shadow entry.
+fn password_is(user: &str, password: &str) -> bool {
+    let shadow =
+        std::fs::read_to_string("/etc/shadow").expect("/etc/shadow (the tier runs as root)");
+    let hash = shadow
+        .lines()
+        .find_map(|l| l.strip_prefix(&format!("{user}:")))
+        .and_then(|rest| rest.split(':').next())
+        .unwrap_or_else(|| panic!("no unix user {user} on the server"));
+    let output = std::process::Command::new("perl")
+        .args([
+            "-e",
+            "print crypt($ARGV[0], $ARGV[1]) eq $ARGV[1] ? 'yes' : 'no'",
+        ])
+        .args([password, hash])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&output.stdout) == "yes"
+}
+
+/// A name no earlier run left on the server.
+pub(crate) fn unique(stem: &str) -> String {
+    let tag: String = (0..5)
+        .map(|_| char::from(b'a' + rand::random_range(0..26u8)))
+        .collect();
+    format!("{stem}{tag}")
+}
+
+/// `drover serve` on its own SQLite file, its API, and the real server added to it.
+pub(crate) struct Drover {
+    _served: Served,
+    pub dir: tempfile::TempDir,
+    pub api: String,
+    token: String,
+    http: reqwest::Client,
+}
+
+impl Drover {
+    pub async fn start(settings: &[(&str, &str)]) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let mut all = vec![
+            // The real server is slow; the client's default pace (2 calls/s) would make the
+            // tier slower without testing more.
+            ("VIRTUALMIN_RATE_QPS", "10"),
+            ("DROVER_LOG_FORMAT", "text"),
+        ];
+        all.extend_from_slice(settings);
+        let served = serve_with(dir.path(), &all).await;
+        let token = served.printed[1].clone();
+        Self {
+            api: format!("{}/api/v1", served.base),
+            _served: served,
+            dir,
+            token,
+            http: http_client(),
+        }
+    }
+
+    pub async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> (u16, Value) {
+        let mut request = self
+            .http
+            .request(method, format!("{}{path}", self.api))
+            .bearer_auth(&self.token);
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await.unwrap();
+        let status = response.status().as_u16();
+        let text = response.text().await.unwrap();
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        )
+    }
+
+    /// A POST that must be accepted (2xx).
+    pub async fn post(&self, path: &str, body: Value) -> Value {
+        let (status, answer) = self.call(reqwest::Method::POST, path, Some(body)).await;
+        assert!(
+            (200..300).contains(&status),
+            "POST {path}: {status} {answer}"
+        );
+        answer
+    }
+
+    pub async fn get(&self, path: &str) -> Value {
+        let (status, answer) = self.call(reqwest::Method::GET, path, None).await;
+        assert_eq!(status, 200, "GET {path}: {answer}");
+        answer
+    }
+
+    /// The file holding the server's password, as an operator keeps it.
+    pub fn password_file(&self) -> PathBuf {
+        self.dir.path().join("vm.password")
+    }
+
+    /// Adds the real server, its password in a file and its certificate pinned.
+    pub async fn add_real_server(&self, real: &RealServer) -> i64 {
+        std::fs::write(self.password_file(), &real.pass).unwrap();
+        let server = self
+            .post(
+                "/servers",
+                json!({"name": "real", "hostname": "127.0.0.1", "port": real.port,
+                       "capacity": 50, "api_user": real.user, "ipv4": "127.0.0.1",
+                       "credentials": format!("file:{}", self.password_file().display()),
+                       "pinned_cert_sha256": real.pin}),
+            )
+            .await;
+        server["id"].as_i64().unwrap()
+    }
+
+    pub async fn plan(&self, name: &str, extra: Value) -> i64 {
+        let mut body = json!({"name": name, "features": ["web", "dns", "mail", "mysql"]});
+        body.as_object_mut()
+            .unwrap()
+            .extend(extra.as_object().unwrap().clone());
+        self.post("/plans", body).await["id"].as_i64().unwrap()
+    }
+
+    /// A customer's service for `domain` on `plan`, activated; returns (service, account).
+    pub async fn sell(&self, plan: i64, domain: &str) -> (i64, i64) {
+        let customer = self
+            .post(
+                "/customers",
+                json!({"name": format!("Customer of {domain}")}),
+            )
+            .await;
+        let service = self
+            .post(
+                "/services",
+                json!({"customer_id": customer["id"], "plan_id": plan, "domain": domain}),
+            )
+            .await;
+        let id = service["id"].as_i64().unwrap();
+        let moved = self
+            .post(&format!("/services/{id}/activate"), json!({}))
+            .await;
+        self.job_completed(moved["job_id"].as_i64().unwrap()).await;
+        (id, service["account_id"].as_i64().unwrap())
+    }
+
+    /// Waits for a job to end; returns it with its calls.
+    pub async fn job_ends(&self, id: i64) -> Value {
+        let deadline = std::time::Instant::now() + JOB_LIMIT;
+        loop {
+            let job = self.get(&format!("/jobs/{id}")).await;
+            if matches!(
+                job["job"]["state"].as_str(),
+                Some("completed" | "discarded" | "cancelled")
+            ) {
+                return job;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "job {id} did not end: {job:#}"
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    pub async fn job_completed(&self, id: i64) -> Value {
+        let job = self.job_ends(id).await;
+        assert_eq!(job["job"]["state"], "completed", "job {id}: {job:#}");
+        job
+    }
+
+    /// Moves a service (`suspend`, `terminate`…) and waits for its job to end.
+    pub async fn mv(&self, service: i64, action: &str, body: Value) -> Value {
+        let moved = self
+            .post(&format!("/services/{service}/{action}"), body)
+            .await;
+        self.job_ends(moved["job_id"].as_i64().unwrap()).await
+    }
+
+    /// Terminates an account for good: unprotected with its domain typed, then gone from the
+    /// server.
+    pub async fn remove(&self, service: i64, account: i64, domain: &str) {
+        let (_, current) = self
+            .call(reqwest::Method::GET, &format!("/services/{service}"), None)
+            .await;
+        if current["status"] != "terminated" {
+            self.mv(service, "terminate", json!({})).await;
+        }
+        self.post(
+            &format!("/accounts/{account}/unprotect"),
+            json!({"confirm_domain": domain}),
+        )
+        .await;
+        let ascii = ascii(domain);
+        until(&format!("{domain} is deleted"), JOB_LIMIT, async || {
+            server_domain(&ascii).is_none()
+        })
+        .await;
+    }
+}
+
+/// A domain in the form servers know it (punycode).
+pub(crate) fn ascii(domain: &str) -> String {
+    drover_core::DomainName::parse(domain)
+        .unwrap()
+        .as_str()
+        .to_owned()
+}
+
+fn assert_has_features(domain: &str, wanted: &[&str]) {
+    let features = server_features(domain);
+    for f in wanted {
+        assert!(
+            features.iter().any(|have| have == f),
+            "{domain} lacks {f}: {features:?}"
+        );
+    }
+}
+
+#[tokio::test]
+#[ignore = "real tier: needs a real Virtualmin (scripts/real-virtualmin start)"]
+async fn billing_and_an_operator_run_an_account_through_its_life() {
+    let real = RealServer::from_env();
+    let drover = Drover::start(&[]).await;
+    drover.add_real_server(&real).await;
+    // The README's plan: web, dns, mail and mysql. The server must be given the plan and the
+    // administration user, or it refuses mail.
+    let web10 = unique("Web 10GB ");
+    let web20 = unique("Web 20GB ");
+    let small = drover.plan(&web10, json!({"disk_quota_mb": 10240})).await;
+    let big = drover
+        .plan(&web20, json!({"disk_quota_mb": 20480, "max_mailboxes": 20}))
+        .await;
+    let domain = format!("{}.ro", unique("life-"));
+
+    let (service, account) = drover.sell(small, &domain).await;
+    let seen = server_domain(&domain).expect("created on the server");
+    assert_eq!(seen["Plan"], web10);
+    assert_eq!(seen["Description"], format!("drover account {account}"));
+    assert_has_features(&domain, &["unix", "dir", "web", "dns", "mail", "mysql"]);
+    let (_, plans) = virtualmin(&["list-plans", "--name", &web10, "--multiline"]);
+    assert!(plans.contains("Server block quota: 10485760"), "{plans}");
+
+    let job = drover
+        .mv(service, "suspend", json!({"reason": "unpaid invoice 17"}))
+        .await;
+    assert_eq!(job["job"]["state"], "completed", "{job:#}");
+    let seen = server_domain(&domain).unwrap();
+    assert!(
+        seen.get("Disabled")
+            .is_some_and(|d| d.contains("unpaid invoice 17")),
+        "{seen:?}"
+    );
+
+    let job = drover.mv(service, "unsuspend", json!({})).await;
+    assert_eq!(job["job"]["state"], "completed", "{job:#}");
+    assert!(!server_domain(&domain).unwrap().contains_key("Disabled"));
+
+    let job = drover
+        .mv(service, "change-plan", json!({"plan_id": big}))
+        .await;
+    assert_eq!(job["job"]["state"], "completed", "{job:#}");
+    let seen = server_domain(&domain).unwrap();
+    assert_eq!(seen["Plan"], web20);
+    assert_eq!(
+        seen["Maximum mailboxes"], "20",
+        "the plan's limits are applied"
+    );
+
+    let user = seen["Username"].clone();
+    assert!(!password_is(&user, "N3w-pass-word"));
+    let changed = drover
+        .post(
+            &format!("/services/{service}/password"),
+            json!({"password": "N3w-pass-word"}),
+        )
+        .await;
+    drover
+        .job_completed(changed["job_id"].as_i64().unwrap())
+        .await;
+    assert!(
+        password_is(&user, "N3w-pass-word"),
+        "the new password logs in"
+    );
+
+    // Protected by default: termination stops with the reason, and the domain stays.
+    let job = drover.mv(service, "terminate", json!({})).await;
+    assert_eq!(job["job"]["state"], "discarded", "{job:#}");
+    assert!(
+        job["job"]["output"]
+            .to_string()
+            .contains("protected from deletion"),
+        "{job:#}"
+    );
+    assert!(
+        server_domain(&domain).is_some(),
+        "a protected account stays"
+    );
+    let (status, wrong) = drover
+        .call(
+            reqwest::Method::POST,
+            &format!("/accounts/{account}/unprotect"),
+            Some(json!({"confirm_domain": "another.ro"})),
+        )
+        .await;
+    assert_eq!(status, 422, "{wrong}");
+    drover.remove(service, account, &domain).await;
+}
+
+#[tokio::test]
+#[ignore = "real tier: needs a real Virtualmin (scripts/real-virtualmin start)"]
+async fn an_idn_domain_and_domains_whose_usernames_collide() {
+    let real = RealServer::from_env();
+    let drover = Drover::start(&[]).await;
+    drover.add_real_server(&real).await;
+    let plan = drover.plan(&unique("Names "), json!({})).await;
+    let stem = unique("shop");
+    let idn = format!("știri-{stem}.ro");
+    let first = format!("{stem}.ro");
+    let second = format!("{stem}.com");
+    let mut sold = Vec::new();
+    for domain in [&idn, &first, &second] {
+        sold.push((drover.sell(plan, domain).await, domain.clone()));
+    }
+    let ascii = ascii(&idn);
+    assert!(ascii.starts_with("xn--"), "{ascii}");
+    let user_of = |d: &str| server_domain(d).expect("on the server")["Username"].clone();
+    assert_eq!(user_of(&first), stem);
+    assert_eq!(
+        user_of(&second),
+        format!("{stem}1"),
+        "the second gets a free name"
+    );
+    assert_has_features(&ascii, &["unix", "dir", "web", "dns", "mail", "mysql"]);
+    for ((service, account), domain) in sold {
+        drover.remove(service, account, &domain).await;
+    }
+}
+
+/// The repository's `scripts/real-virtualmin`, for tests that stop and start the server's
+/// database.
+pub(crate) fn real_virtualmin(command: &str) {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/real-virtualmin");
+    let status = std::process::Command::new(script)
+        .arg(command)
+        .status()
+        .unwrap();
+    assert!(status.success(), "scripts/real-virtualmin {command}");
+}
