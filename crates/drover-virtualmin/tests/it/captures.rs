@@ -68,9 +68,16 @@ fn index() -> Vec<Vec<String>> {
         .collect()
 }
 
-/// The capture files in the order they were recorded.
-pub fn index_rows() -> Vec<String> {
-    index().into_iter().map(|row| row[0].clone()).collect()
+/// The capture files of the first session (before INDEX.md's "Wave 2" section), which was
+/// one server from its first domain on and can be replayed as a whole.
+pub fn wave_one_rows() -> Vec<String> {
+    let index = std::fs::read_to_string(captures_dir().join("INDEX.md")).unwrap();
+    let wave_one = index.split("\n## Wave 2").next().unwrap_or_default();
+    wave_one
+        .lines()
+        .filter(|l| l.starts_with("| `"))
+        .filter_map(|l| l.split('`').nth(1).map(str::to_owned))
+        .collect()
 }
 
 pub fn captures() -> Vec<Capture> {
