@@ -255,6 +255,14 @@ impl VirtualminClient {
             .await
             .map_err(|e| transport_error(&e, timeout))?;
         let status = response.status().as_u16();
+        // Decided on the status line alone: Webmin's lock-out answer (403) has no length and
+        // ends without a TLS close_notify, so reading its body ends in an unexpected EOF that
+        // would look like a network failure (and be retried into a longer block). Only a 200
+        // carries an answer worth reading.
+        if status != 200 {
+            drop(response);
+            return parse_reply(status, &[]);
+        }
         let bytes = response
             .bytes()
             .await

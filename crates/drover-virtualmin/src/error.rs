@@ -73,10 +73,16 @@ impl VirtualminError {
 /// 8.1's (see the captures); anything unrecognised is `Invalid`, which is never retried.
 pub fn classify_failure(message: &str) -> ErrorKind {
     let m = message.trim();
-    if m.contains("You are already hosting this domain")
+    let m = m.strip_prefix(".. ").unwrap_or(m);
+    if is_dependency_failure(m) {
+        ErrorKind::Transient
+    } else if m.contains("You are already hosting this domain")
         || m.contains("is already associated with this server")
-        || m.contains("with the same name and domain already exists")
+        || m.contains("already exists")
     {
+        // "A plan name … already exists", "A plan named … already exists", "A user named …
+        // already exists in this virtual server", "A database called … already exists", "A
+        // user or mail alias with the same name and domain already exists", …
         ErrorKind::AlreadyExists
     } else if m.ends_with("is already disabled")
         || m.ends_with("is not disabled")
@@ -85,15 +91,117 @@ pub fn classify_failure(message: &str) -> ErrorKind {
         ErrorKind::AlreadyInState
     } else if (m.starts_with("Virtual server ")
         && m.trim_end_matches('.').ends_with("does not exist"))
-        || (m.starts_with("No user named ") && m.contains(" was found"))
+        || (m.starts_with("No ") && (m.contains(" was found") || m.ends_with(" found")))
         || m.starts_with("Parent domain does not exist")
+        || m == "Unknown plan name"
+        || m == "Unknown template name"
+        || m.starts_with("The specified database is not associated with this server")
+        || (m.starts_with("Restore file ") && m.ends_with("does not exist"))
+        || m.ends_with("does not have an SSL cert")
+        || m.starts_with("None of the specified virtual servers have an SSL cert")
     {
+        // "No plan with name … was found", "No plan with name or ID … found", "No virtual
+        // server named … found", "No alias target named … found", "No user named … was found".
         ErrorKind::NotFound
     } else if m.starts_with("You are not allowed") {
         ErrorKind::Auth
     } else {
         ErrorKind::Invalid
     }
+}
+
+/// Whether a text says a service the server depends on failed (its database server, a
+/// remote system): the request was fine and may work later.
+pub fn is_dependency_failure(text: &str) -> bool {
+    const MARKERS: &[&str] = &[
+        "DBI connect failed",
+        "Can't connect to local server through socket",
+        "Can't connect to local MySQL server",
+        "Can't connect to local MariaDB server",
+        "Can't connect to MySQL server",
+        "Can't connect to MariaDB server",
+        "Failed to contact Virtualmin on destination system",
+        "Connection refused",
+    ];
+    MARKERS.iter().any(|marker| text.contains(marker))
+}
+
+/// A line Webmin's error log handler prints to stderr, which lands in the program's output:
+/// `[03/Dec/2026:08:26:19 +0000] [127.0.0.1] …`. Also matches its first part alone, as JSON
+/// lists show it after splitting the line at its first ':' (`[03/Dec/2026`).
+pub fn is_log_line(line: &str) -> bool {
+    let b = line.trim_start().as_bytes();
+    b.len() >= 12
+        && b[0] == b'['
+        && b[1..3].iter().all(u8::is_ascii_digit)
+        && b[3] == b'/'
+        && b[4..7].iter().all(u8::is_ascii_alphabetic)
+        && b[7] == b'/'
+        && b[8..12].iter().all(u8::is_ascii_digit)
+}
+
+/// The real cause in a failed program's whole answer (its JSON/XML `full_error`, or its text
+/// output). The JSON/XML `error` is only the first non-blank line, which is often a warning
+/// printed before the failure or the first step of a long program. In order: the message of
+/// Webmin's `Error` block; a failed step (`.. failed : …`); the first line that is not a
+/// timestamped warning; `first_line` as the server chose it.
+pub fn failure_message(first_line: &str, full: &str) -> String {
+    let lines: Vec<&str> = full.lines().collect();
+    for (i, line) in lines.iter().enumerate() {
+        if line.trim() == "Error"
+            && lines
+                .get(i + 1)
+                .is_some_and(|l| l.trim().starts_with("---"))
+            && let Some(message) = lines.get(i + 2).map(|l| l.trim())
+            && !message.is_empty()
+        {
+            return message.to_owned();
+        }
+    }
+    if let Some(step) = lines.iter().map(|l| l.trim()).find(|l| is_step_failure(l)) {
+        return step.trim_start_matches('.').trim().to_owned();
+    }
+    let first = first_line.trim();
+    if !first.is_empty() && !is_log_line(first) {
+        return first.to_owned();
+    }
+    lines
+        .iter()
+        .map(|l| l.trim())
+        .find(|l| !l.is_empty() && !is_log_line(l))
+        .or(Some(first).filter(|f| !f.is_empty()))
+        .unwrap_or("the program failed without a message")
+        .to_owned()
+}
+
+/// Whether a line of a program's output reports one of its steps failing, though the
+/// program went on: `.. MariaDB database failed : …`, `.. MariaDB user does not exist!`.
+pub fn is_step_failure(line: &str) -> bool {
+    let l = line.trim();
+    let Some(rest) = l.strip_prefix("..") else {
+        return false;
+    };
+    let rest = rest.to_ascii_lowercase();
+    rest.contains("failed")
+        || rest.contains("does not exist")
+        || (rest.contains("error") && !rest.contains("no error"))
+        || rest.contains("could not")
+        || rest.contains("cannot")
+}
+
+/// The kind and message of a failed program, from its whole answer: `first_line` is what the
+/// server reports as the error (JSON/XML `error`, or the text's first line), `full` the whole
+/// output (`full_error`, or the text). A dependency failure anywhere in it makes the failure
+/// transient, whatever line came first.
+pub fn classify_answer(first_line: &str, full: &str) -> (ErrorKind, String) {
+    let message = failure_message(first_line, full);
+    let mut kind = classify_failure(&message);
+    if kind == ErrorKind::Invalid
+        && (is_dependency_failure(full) || is_dependency_failure(first_line))
+    {
+        kind = ErrorKind::Transient;
+    }
+    (kind, message)
 }
 
 /// The kind of an `error` (the program itself was refused).
@@ -149,5 +257,114 @@ mod tests {
         );
         assert_eq!(classify_error("Remote program x does not exist"), Invalid);
         assert!(!Auth.is_retryable() && !LockedOut.is_retryable() && Transient.is_retryable());
+    }
+
+    const DB_SOCKET_ERROR: &str = "DBI connect failed : Can't connect to local server through socket '/run/mysqld-vm/mysqld.sock' (2)";
+    const WARNING: &str = "[03/Dec/2026:08:26:52 +0000] [127.0.0.1] Failed to get MySQL/MariaDB version for user size map : Failed to get version";
+
+    #[test]
+    fn wave_two_texts_are_classified() {
+        use ErrorKind::*;
+        for (message, kind) in [
+            ("A plan name Web 10GB already exists", AlreadyExists),
+            ("A plan named Web 20GB already exists", AlreadyExists),
+            (
+                "A user named hal already exists in this virtual server",
+                AlreadyExists,
+            ),
+            ("A database called tp1 already exists", AlreadyExists),
+            ("No plan with name No Such Plan was found", NotFound),
+            ("No plan with name Cap Plan J2 was found", NotFound),
+            ("No plan with name or ID Cap Plan X found", NotFound),
+            ("Unknown plan name", NotFound),
+            (
+                "The specified database is not associated with this server",
+                NotFound,
+            ),
+            ("No virtual server named nosuch-w2.test found", NotFound),
+            ("No alias target named nosuch-w2.test found", NotFound),
+            (
+                "Restore file /var/backups/drover-cap/nosuch.tar.gz does not exist",
+                NotFound,
+            ),
+            (
+                "Virtual server kappa.test does not have an SSL cert",
+                NotFound,
+            ),
+            (
+                "None of the specified virtual servers have an SSL cert",
+                NotFound,
+            ),
+            (DB_SOCKET_ERROR, Transient),
+            (
+                "Failed to contact Virtualmin on destination system : ssh: connect to host 127.0.0.2 port 22: Connection refused",
+                Transient,
+            ),
+            ("Selected plan has no features enabled", Invalid),
+            ("No virtual server features enabled", Invalid),
+            (
+                "Mail for the domain cannot be enabled unless an administration user is created",
+                Invalid,
+            ),
+            ("--quota must be followed by a quota in blocks", Invalid),
+            ("Missing --name flag", Invalid),
+            ("Invalid new username", Invalid),
+        ] {
+            assert_eq!(classify_failure(message), kind, "{message}");
+        }
+    }
+
+    #[test]
+    fn the_real_cause_is_found_in_the_whole_answer() {
+        // create-database with MariaDB down: `error` is the first warning, the cause follows.
+        let full = format!(
+            "{WARNING}\n[03/Dec/2026:08:26:52 +0000] [127.0.0.1] Failed to detect MySQL/MariaDB user name length : DBI connect failed :  Can't connect to local server through socket '/run/mysqld-vm/mysqld.sock' (2) \n[03/Dec/2026:08:26:52 +0000] [127.0.0.1] {DB_SOCKET_ERROR}\nError\n-----\n{DB_SOCKET_ERROR}\n-----\n"
+        );
+        assert_eq!(
+            classify_answer(WARNING, &full),
+            (ErrorKind::Transient, DB_SOCKET_ERROR.to_owned())
+        );
+        // A backup whose archive cannot be written: `error` is the first step's line.
+        let full = "Starting backup..\nTesting backup destination local file /x/bk1.tar.gz ..\n.. done\n\n[03/Dec/2026:08:24:31 +0000] [127.0.0.1] Failed to open /x/bk1.tar.gz for writing : No such file or directory\nError\n-----\nFailed to open /x/bk1.tar.gz for writing : No such file or directory\n-----\n.. completed in 1 seconds\n";
+        assert_eq!(
+            classify_answer("Starting backup..", full),
+            (
+                ErrorKind::Invalid,
+                "Failed to open /x/bk1.tar.gz for writing : No such file or directory".to_owned()
+            )
+        );
+        // A failed step names the cause.
+        let full = "Checking certificate names for resolvability ..\n.. all certificate names are usable\n\nRequesting SSL certificate for kappa.test ..\n.. failed : Web-based validation failed : Failed to request certificate\n";
+        assert_eq!(
+            classify_answer("Checking certificate names for resolvability ..", full).1,
+            "failed : Web-based validation failed : Failed to request certificate"
+        );
+        // An ordinary failure: the message, then the usage text.
+        let full = "Unknown plan name\n\nAdds a new Virtualmin virtual server, with the settings and features\n";
+        assert_eq!(
+            classify_answer("Unknown plan name", full),
+            (ErrorKind::NotFound, "Unknown plan name".to_owned())
+        );
+    }
+
+    #[test]
+    fn log_lines_and_step_failures_are_recognised() {
+        assert!(is_log_line(WARNING));
+        assert!(is_log_line("[03/Dec/2026"));
+        assert!(!is_log_line("[--quota] blocks"));
+        assert!(!is_log_line("bk3"));
+        assert!(is_step_failure(
+            ".. MariaDB database failed : mysql::execute_sql_logged failed : DBI connect failed :  Can't connect to local server through socket '/run/mysqld-vm/mysqld.sock' (2)"
+        ));
+        assert!(is_step_failure(".. MariaDB user does not exist!"));
+        for fine in [
+            ".. done",
+            ".. none defined",
+            ".. completed in 1 seconds",
+            ".. no errors found",
+            "Creating MariaDB login ..",
+        ] {
+            assert!(!is_step_failure(fine), "{fine}");
+        }
     }
 }

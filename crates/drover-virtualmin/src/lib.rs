@@ -17,7 +17,10 @@ mod tls;
 pub use breaker::{BreakerConfig, BreakerState};
 pub use client::{CallPacer, CallRecord, CallScope, Endpoint, VirtualminClient, in_scope};
 pub use domain::{Disabled, DomainInfo, DomainKind, DomainUser, Quota};
-pub use error::{ErrorKind, VirtualminError, classify_error, classify_failure};
+pub use error::{
+    ErrorKind, VirtualminError, classify_answer, classify_error, classify_failure, failure_message,
+    is_dependency_failure, is_log_line, is_step_failure,
+};
 pub use operations::{DomainChange, NewDomain, Placement};
 pub use plans::{PlanSync, ServerPlan};
 pub use reply::{Record, Reply, parse_reply, text_records};

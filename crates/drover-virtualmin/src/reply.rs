@@ -6,7 +6,9 @@
 
 use quick_xml::events::Event;
 
-use crate::error::{ErrorKind, VirtualminError, classify_error, classify_failure};
+use crate::error::{
+    ErrorKind, VirtualminError, classify_answer, classify_error, is_log_line, is_step_failure,
+};
 
 /// One entry of a list answer: a domain, user, plan, … with its named values. Keys are those
 /// of the JSON form (`home_directory`, `server-side_includes`); text keys are brought to that
@@ -139,6 +141,54 @@ impl std::fmt::Debug for MaskedFields<'_> {
 pub struct Reply {
     pub records: Vec<Record>,
     pub output: String,
+    /// Steps the program reported as failed though it answered success (`.. MariaDB
+    /// database failed : …`, `.. MariaDB user does not exist!`), trimmed; empty on a clean
+    /// success.
+    pub step_failures: Vec<String>,
+    /// Timestamped warnings the server printed on stderr into the answer (`[03/Dec/2026:…]
+    /// [127.0.0.1] Failed to …`), whole; in a list answer they are not records.
+    pub warnings: Vec<String>,
+}
+
+impl Reply {
+    /// A success: keeps the real records, moves stray warning lines out of them, and picks
+    /// the failed steps and warnings out of the output.
+    fn success(records: Vec<Record>, output: String) -> Self {
+        let mut warnings = Vec::new();
+        let records = records
+            .into_iter()
+            .filter(|r| {
+                if is_log_line(&r.name) {
+                    warnings.push(match r.get("value") {
+                        Some(rest) => format!("{}:{rest}", r.name),
+                        None => r.name.clone(),
+                    });
+                    false
+                } else {
+                    true
+                }
+            })
+            .collect();
+        let mut step_failures = Vec::new();
+        for line in output.lines() {
+            if is_log_line(line) {
+                warnings.push(line.trim().to_owned());
+            } else if is_step_failure(line) {
+                step_failures.push(line.trim().to_owned());
+            }
+        }
+        Self {
+            records,
+            output,
+            step_failures,
+            warnings,
+        }
+    }
+}
+
+fn failed(error: &str, full: Option<&str>) -> VirtualminError {
+    let (kind, message) = classify_answer(error, full.unwrap_or(error));
+    VirtualminError::new(kind, message)
 }
 
 /// Parses an answer. `status` is the HTTP status code; `body` the raw bytes.
@@ -206,20 +256,18 @@ fn parse_json(text: &str) -> Result<Reply, VirtualminError> {
     struct Body {
         status: Option<String>,
         error: Option<String>,
+        full_error: Option<String>,
         output: Option<String>,
         data: Option<Vec<Record>>,
     }
     let body: Body = serde_json::from_str(text).map_err(protocol)?;
     let message = || body.error.clone().unwrap_or_default();
     match body.status.as_deref() {
-        Some("success") => Ok(Reply {
-            records: body.data.unwrap_or_default(),
-            output: body.output.unwrap_or_default(),
-        }),
-        Some("failure") => Err(VirtualminError::new(
-            classify_failure(&message()),
-            message(),
+        Some("success") => Ok(Reply::success(
+            body.data.unwrap_or_default(),
+            body.output.unwrap_or_default(),
         )),
+        Some("failure") => Err(failed(&message(), body.full_error.as_deref())),
         Some("error") => Err(VirtualminError::new(classify_error(&message()), message())),
         other => Err(protocol(format!("status {other:?}"))),
     }
@@ -249,6 +297,12 @@ impl<'de> serde::Deserialize<'de> for Record {
                             named = true;
                         }
                         "values" => map.next_value_seed(ValuesSeed(&mut record))?,
+                        // A top-level `Key: value` line of a list's output (stray warnings
+                        // split at their first ':', or get-ssl's attributes).
+                        "value" => {
+                            let value = map.next_value::<Text<'de>>()?;
+                            record.push("value", &value.0);
+                        }
                         _ => {
                             map.next_value::<serde::de::IgnoredAny>()?;
                         }
@@ -400,6 +454,7 @@ fn parse_xml(text: &str) -> Result<Reply, VirtualminError> {
     let mut reader = quick_xml::Reader::from_str(text);
     let mut status = None;
     let mut error = String::new();
+    let mut full_error = None;
     let mut output = String::new();
     let mut records: Vec<Record> = Vec::new();
     // Where we are: inside <data>, inside <values>, inside a value element.
@@ -427,9 +482,16 @@ fn parse_xml(text: &str) -> Result<Reply, VirtualminError> {
                     "api" => {
                         status = attribute("status")?;
                         error = attribute("error")?.unwrap_or_default();
+                        full_error = attribute("full_error")?;
                         output = attribute("output")?.unwrap_or_default();
                     }
-                    "data" => records.push(Record::new(attribute("name")?.unwrap_or_default())),
+                    "data" => {
+                        let mut record = Record::new(attribute("name")?.unwrap_or_default());
+                        if let Some(value) = attribute("value")? {
+                            record.push("value", &value);
+                        }
+                        records.push(record);
+                    }
                     "values" => in_values = matches!(event, Event::Start(_)),
                     key if in_values => {
                         current_text.clear();
@@ -469,8 +531,8 @@ fn parse_xml(text: &str) -> Result<Reply, VirtualminError> {
         }
     }
     match status.as_deref() {
-        Some("success") => Ok(Reply { records, output }),
-        Some("failure") => Err(VirtualminError::new(classify_failure(&error), error)),
+        Some("success") => Ok(Reply::success(records, output)),
+        Some("failure") => Err(failed(&error, full_error.as_deref())),
         Some("error") => Err(VirtualminError::new(classify_error(&error), error)),
         other => Err(protocol(format!("XML status {other:?}"))),
     }
@@ -508,19 +570,16 @@ fn parse_text(text: &str) -> Result<Reply, VirtualminError> {
         .and_then(|c| c.trim().parse::<i64>().ok())
         .ok_or_else(|| protocol("a text answer without its closing 'Exit status' line"))?;
     if code == 0 {
-        return Ok(Reply {
-            records: Vec::new(),
-            output: output.to_owned(),
-        });
+        return Ok(Reply::success(Vec::new(), output.to_owned()));
     }
-    // The message is the first line; the program's usage text follows it.
-    let message = output
+    // The message is the first line (the program's usage text follows it), unless the whole
+    // output names another cause.
+    let first = output
         .lines()
         .map(str::trim)
         .find(|l| !l.is_empty())
-        .unwrap_or("the program failed without a message")
-        .to_owned();
-    Err(VirtualminError::new(classify_failure(&message), message))
+        .unwrap_or("the program failed without a message");
+    Err(failed(first, Some(output)))
 }
 
 /// Reads the text form of a `multiline` list: an unindented name, then indented `Key: value`
@@ -533,7 +592,10 @@ pub fn text_records(output: &str) -> Vec<Record> {
             continue;
         }
         if !line.starts_with(' ') {
-            records.push(Record::for_domain(content));
+            // A warning printed on stderr is not an entry.
+            if !is_log_line(content) {
+                records.push(Record::for_domain(content));
+            }
             continue;
         }
         let Some(record) = records.last_mut() else {

@@ -39,7 +39,7 @@ async fn main() -> std::io::Result<()> {
         ..SimConfig::default()
     };
     let sim = VirtualminSim::start_on(args.listen, config).await?;
-    sim.with_state(|state| state.plans.extend(args.plans));
+    sim.with_state(|state| state.plans.extend(args.plans.into_iter().map(Into::into)));
     println!(
         "virtualmin-sim listening on {}/virtual-server/remote.cgi",
         sim.url()

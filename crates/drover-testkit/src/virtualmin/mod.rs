@@ -2,6 +2,7 @@
 //! (status lines, headers, JSON/XML/text shapes, error texts, slowness, 401s with growing
 //! delay and a 403 lock-out), with fault injection and counters that prove limits were kept.
 
+mod plans;
 mod programs;
 mod render;
 mod server;
@@ -11,6 +12,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+pub use plans::{PLAN_MAXES, SimPlan};
 pub use programs::{Kind, SimDomain, SimUsage, State};
 
 /// How the simulator behaves.
@@ -29,6 +31,9 @@ pub struct SimConfig {
     pub pass_delay: Duration,
     /// Latency of a successful call by program, where not the real server's median.
     pub latency: HashMap<String, Duration>,
+    /// Account plans the server has besides "Default Plan" when it starts (tests may also
+    /// push them into `State::plans` later).
+    pub plans: Vec<SimPlan>,
 }
 
 impl Default for SimConfig {
@@ -42,6 +47,7 @@ impl Default for SimConfig {
             block_for: Duration::from_secs(60),
             pass_delay: Duration::from_secs(1),
             latency: HashMap::new(),
+            plans: Vec::new(),
         }
     }
 }
@@ -155,9 +161,11 @@ impl VirtualminSim {
     }
 
     pub async fn start_on(listen: SocketAddr, config: SimConfig) -> std::io::Result<Self> {
+        let mut state = State::default();
+        state.plans.extend(config.plans.iter().cloned());
         let shared = Arc::new(Shared {
             config,
-            state: Mutex::new(State::default()),
+            state: Mutex::new(state),
             faults: Mutex::new(Faults::default()),
             logins: Mutex::new(Logins::default()),
             counters: Mutex::new(Counters::default()),
@@ -245,6 +253,12 @@ impl VirtualminSim {
     /// A down server closes every connection at once.
     pub fn set_down(&self, down: bool) {
         lock(&self.shared.faults).down = down;
+    }
+
+    /// Stops or starts Virtualmin's own MariaDB server: while it is down, programs that need
+    /// it answer as the real server did (see `State::database_down`).
+    pub fn set_database_down(&self, down: bool) {
+        self.with_state(|s| s.database_down = down);
     }
 
     pub fn stats(&self) -> SimStats {

@@ -3,6 +3,7 @@
 
 use std::collections::BTreeMap;
 
+use super::plans::SimPlan;
 use super::render::{Answer, Entry, table};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -32,6 +33,12 @@ pub struct SimDomain {
     pub mailboxes: BTreeMap<String, String>,
     pub databases: Vec<String>,
     pub usage: SimUsage,
+    /// The id of the plan it was created on (kept when the plan is deleted, as the real
+    /// server keeps it).
+    pub plan_id: u64,
+    /// Its limits, from its plan (`--limits-from-plan`) or the `--max-*` flags.
+    pub max_mailboxes: Option<u64>,
+    pub max_databases: Option<u64>,
 }
 
 /// What a domain uses, as a test sets it; the server reports it only where the real one would
@@ -66,28 +73,43 @@ impl SimDomain {
             mailboxes: BTreeMap::new(),
             databases: Vec::new(),
             usage: SimUsage::default(),
+            plan_id: 0,
+            max_mailboxes: None,
+            max_databases: None,
         }
+    }
+
+    /// Takes the plan's limits, as `--limits-from-plan` and `modify-plan --apply` do.
+    pub fn limits_from(&mut self, plan: &SimPlan) {
+        self.plan_id = plan.id;
+        self.quota_blocks = plan.quota_blocks;
+        self.max_mailboxes = plan.limit("mailbox");
+        self.max_databases = plan.limit("dbs");
     }
 }
 
 #[derive(Debug, Clone)]
 pub struct State {
     pub domains: BTreeMap<String, SimDomain>,
-    pub plans: Vec<String>,
+    /// The server's account plans. A test seeds one with `plans.push("Web".into())`.
+    pub plans: Vec<SimPlan>,
     pub templates: Vec<String>,
-    next_id: u64,
+    pub(super) next_id: u64,
     pub ip: String,
     /// Disk quotas on (the captured server had them off: no quota fields are listed).
     pub home_quotas: bool,
     /// Bandwidth monitoring on (off on the captured server: no bandwidth fields).
     pub bandwidth_monitoring: bool,
+    /// Virtualmin's MariaDB server is down: programs that need it fail or skip their
+    /// database steps as the real server does (see the `*mariadb-down*` captures).
+    pub database_down: bool,
 }
 
 impl Default for State {
     fn default() -> Self {
         Self {
             domains: BTreeMap::new(),
-            plans: vec!["Default Plan".to_owned()],
+            plans: vec![SimPlan::default_plan()],
             templates: vec![
                 "Default Settings".to_owned(),
                 "Settings For Sub-Servers".to_owned(),
@@ -96,6 +118,7 @@ impl Default for State {
             ip: "192.0.2.2".to_owned(),
             home_quotas: false,
             bandwidth_monitoring: false,
+            database_down: false,
         }
     }
 }
@@ -110,28 +133,74 @@ const DEFAULT_FEATURES: &[&str] = &[
     "mysql",
     "webmin",
 ];
+/// Virtualmin's features in its own order (`@features`), which is also the order of a
+/// domain's `Features:` line and of the dependency checks.
 const KNOWN_FEATURES: &[&str] = &[
     "unix",
     "dir",
     "dns",
     "mail",
     "web",
+    "webalizer",
+    "ssl",
     "logrotate",
     "mysql",
-    "webmin",
-    "ssl",
+    "postgres",
     "spam",
     "virus",
-    "postgres",
-    "webalizer",
+    "webmin",
 ];
+
+/// Features an alias may have (`@opt_alias_features`).
+const ALIAS_FEATURES: &[&str] = &["dir", "mail", "dns", "web"];
+
+/// Puts features in Virtualmin's order, once each.
+fn in_feature_order<'a>(features: impl IntoIterator<Item = &'a str>) -> Vec<String> {
+    let features: Vec<&str> = features.into_iter().collect();
+    KNOWN_FEATURES
+        .iter()
+        .filter(|f| features.contains(f))
+        .map(|f| (*f).to_owned())
+        .collect()
+}
+
+/// The two warnings Webmin prints on stderr once it fails to reach MariaDB, as the captures
+/// show them (they land in the program's output).
+pub(super) fn database_warnings() -> String {
+    let stamp = jiff::Timestamp::now().strftime("%d/%b/%Y:%H:%M:%S +0000");
+    format!(
+        "[{stamp}] [127.0.0.1] Failed to get MySQL/MariaDB version for user size map : Failed to get version\n[{stamp}] [127.0.0.1] Failed to detect MySQL/MariaDB user name length : {DBI_ERROR_SPACED} \n"
+    )
+}
+
+/// The connection error of the captures (the second warning has two spaces after ':').
+pub(super) const DBI_ERROR: &str = "DBI connect failed : Can't connect to local server through socket '/run/mysqld-vm/mysqld.sock' (2)";
+const DBI_ERROR_SPACED: &str = "DBI connect failed :  Can't connect to local server through socket '/run/mysqld-vm/mysqld.sock' (2)";
+
+/// How a program run ends when MariaDB cannot be reached: the error logged, then Webmin's
+/// error block.
+fn database_error_block() -> String {
+    let stamp = jiff::Timestamp::now().strftime("%d/%b/%Y:%H:%M:%S +0000");
+    format!("[{stamp}] [127.0.0.1] {DBI_ERROR}\nError\n-----\n{DBI_ERROR}\n-----\n")
+}
+
+/// The name Virtualmin gives a domain's own database: its first label.
+fn default_database_name(domain: &str) -> String {
+    domain
+        .split('.')
+        .next()
+        .unwrap_or_default()
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+        .collect()
+}
 
 /// Parameters as remote.cgi passes them on: `--name value`, repeatable, value may be empty.
 #[derive(Debug)]
 pub(super) struct Params(pub Vec<(String, String)>);
 
 impl Params {
-    fn get(&self, name: &str) -> Option<&str> {
+    pub(super) fn get(&self, name: &str) -> Option<&str> {
         self.0
             .iter()
             .find(|(n, _)| n == name)
@@ -146,12 +215,12 @@ impl Params {
             .collect()
     }
 
-    fn has(&self, name: &str) -> bool {
+    pub(super) fn has(&self, name: &str) -> bool {
         self.0.iter().any(|(n, _)| n == name)
     }
 
     /// The first parameter outside `allowed` (the output-format ones are remote.cgi's own).
-    fn unknown(&self, allowed: &[&str]) -> Option<&str> {
+    pub(super) fn unknown(&self, allowed: &[&str]) -> Option<&str> {
         self.0
             .iter()
             .map(|(n, _)| n.as_str())
@@ -160,7 +229,7 @@ impl Params {
 }
 
 /// Sizes as Virtualmin's `nice_size` writes them.
-fn nice_size(bytes: u64) -> String {
+pub(super) fn nice_size(bytes: u64) -> String {
     const UNITS: [(&str, u64); 4] = [
         ("TiB", 1 << 40),
         ("GiB", 1 << 30),
@@ -199,6 +268,12 @@ pub const PROGRAMS: &[&str] = &[
     "disable-domain",
     "modify-domain",
     "list-plans",
+    "create-plan",
+    "modify-plan",
+    "delete-plan",
+    "enable-feature",
+    "disable-feature",
+    "delete-database",
     "list-templates",
     "info",
     "list-features",
@@ -225,6 +300,7 @@ impl State {
             let extra = value.split('\n').nth(1).unwrap_or_default();
             return Some(failure(program, format!("Unknown parameter {extra}")));
         }
+        self.number_plans();
         let answer = match program {
             "list-domains" => self.list_domains(params),
             "create-domain" => self.create_domain(params, now_unix),
@@ -233,6 +309,12 @@ impl State {
             "disable-domain" => self.disable_domain(params),
             "modify-domain" => self.modify_domain(params),
             "list-plans" => self.list_plans(params),
+            "create-plan" => self.create_plan(params),
+            "modify-plan" => self.modify_plan(params),
+            "delete-plan" => self.delete_plan(params),
+            "enable-feature" => self.change_features(params, true),
+            "disable-feature" => self.change_features(params, false),
+            "delete-database" => self.delete_database(params),
             "list-templates" => self.list_templates(params),
             "info" => Answer::Output(format!(
                 "host: \n    virtualmin version: 8.1.0\n    webmin version: 2.660\n    virtualmin edition: GPL\nfcount: \n    doms: {}\n",
@@ -293,6 +375,9 @@ impl State {
             "disabled",
             "user",
             "plan",
+            "alias",
+            "subserver",
+            "toplevel",
         ];
         if let Some(flag) = params.unknown(&allowed) {
             return failure(P, format!("Unknown parameter --{flag}"));
@@ -302,6 +387,18 @@ impl State {
             if !self.domains.contains_key(*name) {
                 return missing(P, name);
             }
+        }
+        let plan_id = match params.get("plan") {
+            Some(plan) => match self.plan_named(plan) {
+                Some(p) => Some(p.id),
+                None => return failure(P, format!("No plan with name or ID {plan} found")),
+            },
+            None => None,
+        };
+        if let Some(target) = params.get("alias")
+            && !self.domains.contains_key(target)
+        {
+            return failure(P, format!("No alias target named {target} found"));
         }
         let domains: Vec<&SimDomain> = self
             .ordered()
@@ -315,9 +412,34 @@ impl State {
             .filter(|d| !params.has("enabled") || d.disabled.is_none())
             .filter(|d| !params.has("disabled") || d.disabled.is_some())
             .filter(|d| params.get("user").is_none_or(|u| d.unix_user == u))
+            .filter(|d| plan_id.is_none_or(|id| d.plan_id == id))
+            .filter(|d| {
+                params
+                    .get("alias")
+                    .is_none_or(|t| d.kind == Kind::Alias && d.parent.as_deref() == Some(t))
+            })
+            .filter(|d| !params.has("subserver") || d.kind == Kind::SubServer)
+            .filter(|d| !params.has("toplevel") || d.kind == Kind::TopLevel)
             .collect();
         if params.has("multiline") {
-            return Answer::List(domains.iter().map(|d| self.domain_entry(d)).collect());
+            let entries: Vec<Entry> = domains.iter().map(|d| self.domain_entry(d)).collect();
+            // With MariaDB down the listing stops inside the first domain with a database
+            // feature, with the connection error (see the mariadb-down captures).
+            if self.database_down
+                && let Some(first) = domains
+                    .iter()
+                    .position(|d| d.features.iter().any(|f| f == "mysql"))
+            {
+                let mut output = database_warnings();
+                output.push_str(&super::render::entries_text(&entries[..=first]));
+                output.push_str(&database_error_block());
+                return Answer::Raw {
+                    output,
+                    exit: 256,
+                    multiline: true,
+                };
+            }
+            return Answer::List(entries);
         }
         if params.has("simple-multiline") {
             // Unlike --multiline, the real server sends this as plain output even in JSON.
@@ -414,7 +536,7 @@ impl State {
         add("Description", d.description.clone());
         add("Template ID", "0".to_owned());
         add("Template", template.to_owned());
-        add("Plan ID", "0".to_owned());
+        add("Plan ID", d.plan_id.to_string());
         add("Plan", d.plan.clone());
         add("Username", d.unix_user.clone());
         add("User ID", "1001".to_owned());
@@ -487,8 +609,9 @@ impl State {
         add("PHP execution mode", "none".to_owned());
         add("Website hostnames", format!("{0} www.{0}", d.name));
         add("SPF DNS record", "Enabled".to_owned());
-        add("Maximum mailboxes", "Unlimited".to_owned());
-        add("Maximum databases", "Unlimited".to_owned());
+        let limit = |l: Option<u64>| l.map_or("Unlimited".to_owned(), |v| v.to_string());
+        add("Maximum mailboxes", limit(d.max_mailboxes));
+        add("Maximum databases", limit(d.max_databases));
         add("Allowed features", d.features.join(" "));
         add("Login permissions", "Email, FTP and SSH".to_owned());
         add("Last login", "Never".to_owned());
@@ -509,23 +632,76 @@ impl State {
             "plan",
             "template",
             "limits-from-plan",
+            "limits-from-template",
             "features-from-plan",
+            "features-from-template",
             "default-features",
             "parent",
             "alias",
             "skip-warnings",
             "email",
+            "max-mailboxes",
+            "max-dbs",
+            "max-doms",
+            "max-aliases",
         ];
-        if let Some(flag) = params.0.iter().map(|(n, _)| n.as_str()).find(|n| {
-            !allowed.contains(n)
-                && !KNOWN_FEATURES.contains(n)
-                && !["json", "xml", "program"].contains(n)
-        }) {
-            return failure(P, format!("Unknown parameter --{flag}"));
+        // As create-domain.pl reads its arguments, in order.
+        for (name, _) in &params.0 {
+            let name = name.as_str();
+            if ["json", "xml", "program"].contains(&name) || allowed.contains(&name) {
+                continue;
+            }
+            if KNOWN_FEATURES.contains(&name) {
+                if !DEFAULT_FEATURES.contains(&name) {
+                    return failure(
+                        P,
+                        format!(
+                            "The --{name} option cannot be used unless the feature is enabled in the module configuration"
+                        ),
+                    );
+                }
+                continue;
+            }
+            return failure(P, format!("Unknown parameter --{name}"));
         }
+        if let Some(template) = params.get("template")
+            && !self.templates.iter().any(|t| t == template)
+        {
+            return failure(P, "Unknown template name");
+        }
+        let plan = match params.get("plan") {
+            Some(name) => match self.plan_named(name) {
+                Some(plan) => plan.clone(),
+                None => return failure(P, "Unknown plan name"),
+            },
+            None => self
+                .plans
+                .iter()
+                .find(|p| p.name == "Default Plan")
+                .cloned()
+                .unwrap_or_else(SimPlan::default_plan),
+        };
         let Some(name) = params.get("domain").map(str::to_lowercase) else {
             return failure(P, "Missing domain name");
         };
+        let target = params.get("parent").or_else(|| params.get("alias"));
+        let password = params.get("pass").unwrap_or_default();
+        if target.is_none() && password.is_empty() {
+            return failure(P, "Missing password");
+        }
+        let requested: Vec<&str> = KNOWN_FEATURES
+            .iter()
+            .copied()
+            .filter(|f| params.has(f))
+            .collect();
+        if target.is_some() && requested.contains(&"unix") {
+            return failure(P, "--unix option makes no sense for sub-servers");
+        }
+        if params.has("alias")
+            && let Some(f) = requested.iter().find(|f| !ALIAS_FEATURES.contains(f))
+        {
+            return failure(P, format!("--{f} option makes no sense for alias servers"));
+        }
         if name.is_empty()
             || !name
                 .chars()
@@ -536,43 +712,44 @@ impl State {
                 "Domain names cannot include anything other than letters, numbers, dots, and dashes",
             );
         }
-        let target = params.get("parent").or_else(|| params.get("alias"));
+        if self.domains.contains_key(&name) {
+            return failure(P, "You are already hosting this domain");
+        }
         let parent = match target {
-            Some(t) => match self.domains.get(t) {
+            Some(t) => match self.domains.get(&t.to_lowercase()) {
                 Some(p) => Some(p.clone()),
                 None => return failure(P, "Parent domain does not exist"),
             },
             None => None,
         };
-        let password = params.get("pass").unwrap_or_default();
-        if parent.is_none() && password.is_empty() {
-            return failure(P, "Missing password");
-        }
-        if self.domains.contains_key(&name) {
-            return failure(P, "You are already hosting this domain");
-        }
-        let plan = params.get("plan").unwrap_or("Default Plan").to_owned();
-        if !self.plans.contains(&plan) {
-            return failure(P, format!("Plan {plan} does not exist"));
-        }
-        let template = params
-            .get("template")
-            .unwrap_or("Default Settings")
-            .to_owned();
-        if !self.templates.contains(&template) {
-            return failure(P, format!("Template {template} does not exist"));
-        }
-        let unix_user = match &parent {
+        // A sub-server takes its parent's plan; an alias hangs under its target's top.
+        let plan = match &parent {
+            Some(p) => self
+                .plans
+                .iter()
+                .find(|pl| pl.id == p.plan_id)
+                .cloned()
+                .unwrap_or(plan),
+            None => plan,
+        };
+        let top = parent.as_ref().map(|p| match &p.parent {
+            Some(top) => self.domains.get(top).cloned().unwrap_or_else(|| p.clone()),
+            None => p.clone(),
+        });
+        let unix_user = match &top {
             Some(p) => p.unix_user.clone(),
             None => {
-                let user = params.get("user").map(str::to_owned).unwrap_or_else(|| {
-                    name.split('.')
-                        .next()
-                        .unwrap_or_default()
-                        .chars()
-                        .take(16)
-                        .collect()
-                });
+                let user = params
+                    .get("user")
+                    .map(str::to_lowercase)
+                    .unwrap_or_else(|| {
+                        name.split('.')
+                            .next()
+                            .unwrap_or_default()
+                            .chars()
+                            .take(16)
+                            .collect()
+                    });
                 if self
                     .domains
                     .values()
@@ -583,35 +760,95 @@ impl State {
                 user
             }
         };
-        let mut features: Vec<String> = KNOWN_FEATURES
-            .iter()
-            .filter(|f| params.has(f))
-            .map(|f| (*f).to_owned())
-            .collect();
-        if features.is_empty() || params.has("default-features") {
-            features = DEFAULT_FEATURES.iter().map(|f| (*f).to_owned()).collect();
-            // Sub-servers share their parent's user and login; aliases serve only names.
-            let dropped: &[&str] = match (params.has("parent"), params.has("alias")) {
-                (true, _) => &["unix", "webmin"],
-                (_, true) => &["unix", "webmin", "logrotate", "mysql"],
-                _ => &[],
-            };
-            features.retain(|f| !dropped.contains(&f.as_str()));
+        // Features: the flags given replace the defaults; --default-features takes the
+        // server's defaults; --features-from-plan the plan's (or the defaults when it has
+        // none). Nothing at all is refused.
+        let available: Vec<&str> = match (&parent, params.has("alias")) {
+            (Some(target), true) => ALIAS_FEATURES
+                .iter()
+                .copied()
+                .filter(|f| target.features.iter().any(|t| t == f))
+                .collect(),
+            (Some(_), false) => DEFAULT_FEATURES
+                .iter()
+                .copied()
+                .filter(|f| *f != "unix" && *f != "webmin")
+                .collect(),
+            (None, _) => DEFAULT_FEATURES.to_vec(),
+        };
+        let from_plan = params.has("features-from-plan") || params.has("features-from-template");
+        let mut features: Vec<String> = match &plan.features {
+            Some(allowed) if from_plan => {
+                if allowed.is_empty() {
+                    return failure(P, "Selected plan has no features enabled");
+                }
+                in_feature_order(
+                    available
+                        .iter()
+                        .copied()
+                        .filter(|f| allowed.iter().any(|a| a == f)),
+                )
+            }
+            _ if from_plan || params.has("default-features") => {
+                in_feature_order(available.iter().copied())
+            }
+            _ => in_feature_order(requested.iter().copied()),
+        };
+        if features.is_empty() {
+            return failure(P, "No virtual server features enabled");
+        }
+        for limit in ["max-mailboxes", "max-dbs", "max-doms", "max-aliases"] {
+            if let Some(value) = params.get(limit)
+                && (value.is_empty()
+                    || value.starts_with('0')
+                    || !value.bytes().all(|b| b.is_ascii_digit()))
+            {
+                let what = match limit {
+                    "max-mailboxes" => "mailboxes",
+                    "max-dbs" => "databases",
+                    "max-doms" => "sub-servers",
+                    _ => "aliases",
+                };
+                return failure(P, format!("Missing or invalid number of {what}"));
+            }
+        }
+        if let Some(error) = feature_dependencies(
+            &features,
+            parent.as_ref(),
+            top.as_ref(),
+            params.has("alias"),
+        ) {
+            return failure(P, error);
         }
         let kind = match (params.has("parent"), params.has("alias")) {
             (true, _) => Kind::SubServer,
             (_, true) => Kind::Alias,
             _ => Kind::TopLevel,
         };
+        let template = match (params.get("template"), kind) {
+            (Some(t), _) => t.to_owned(),
+            (None, Kind::TopLevel) => "Default Settings".to_owned(),
+            (None, _) => "Settings For Sub-Servers".to_owned(),
+        };
+        // With MariaDB down the domain is still made, without its database feature.
+        let mut output = String::new();
+        let mysql_failed = self.database_down && features.iter().any(|f| f == "mysql");
+        if mysql_failed {
+            output.push_str(&database_warnings());
+            output.push_str(
+                "/usr/bin/mysqlshow: Can't connect to local server through socket '/run/mysqld-vm/mysqld.sock' (2)\n",
+            );
+            features.retain(|f| f != "mysql");
+        }
         self.next_id += 7_919;
-        let domain = SimDomain {
+        let mut domain = SimDomain {
             name: name.clone(),
             id: self.next_id,
             kind,
-            parent: parent.map(|p| p.name),
+            parent: top.map(|p| p.name),
             unix_user: unix_user.clone(),
             description: params.get("desc").unwrap_or(&name).to_owned(),
-            plan,
+            plan: plan.name.clone(),
             template,
             features,
             disabled: None,
@@ -621,11 +858,68 @@ impl State {
             mailboxes: BTreeMap::new(),
             databases: Vec::new(),
             usage: SimUsage::default(),
+            plan_id: plan.id,
+            max_mailboxes: None,
+            max_databases: None,
         };
-        self.domains.insert(name.clone(), domain);
-        Answer::Output(format!(
-            "Beginning server creation ..\n\nSaving server details ..\n.. done\n\nCreating administration group {unix_user} ..\n.. done\n\nCreating home directory ..\n.. done\n\nAdding new DNS zone ..\n.. done\n\nAdding new virtual website ..\n.. done\n\nRe-starting DNS server for {name} ..\n.. done\n\nAll done!\n"
-        ))
+        if kind == Kind::Alias {
+            domain.parent = parent.as_ref().map(|p| p.name.clone());
+        }
+        let explicit_limits = ["max-mailboxes", "max-dbs", "max-doms", "max-aliases"]
+            .iter()
+            .any(|l| params.has(l));
+        if domain.parent.is_none() {
+            if params.has("limits-from-plan") || !explicit_limits {
+                domain.limits_from(&plan);
+            }
+            if let Some(v) = params.get("max-mailboxes") {
+                domain.max_mailboxes = v.parse().ok();
+            }
+            if let Some(v) = params.get("max-dbs") {
+                domain.max_databases = v.parse().ok();
+            }
+        }
+        let has = |f: &str| domain.features.iter().any(|x| x == f);
+        if has("mysql") {
+            domain.databases.push(default_database_name(&name));
+        }
+        output.push_str("Beginning server creation ..\n\nSaving server details ..\n.. done\n\n");
+        if has("unix") {
+            output.push_str(&format!("Creating administration group {unix_user} ..\n.. done\n\nCreating administration user {unix_user} ..\n.. done\n\n"));
+        }
+        if has("dir") {
+            output.push_str("Creating home directory ..\n.. done\n\n");
+        }
+        if has("dns") {
+            output.push_str("Adding new DNS zone ..\n.. done\n\n");
+        }
+        if has("mail") {
+            output.push_str("Adding to email domains list ..\n.. done\n\n");
+        }
+        if has("web") {
+            output.push_str("Adding new virtual website ..\n.. done\n\n");
+        }
+        if has("logrotate") {
+            output.push_str("Setting up log file rotation ..\n.. done\n\n");
+        }
+        if mysql_failed {
+            output.push_str(&format!(
+                "Creating MariaDB login ..\n.. MariaDB database failed : mysql::execute_sql_logged failed : {DBI_ERROR_SPACED}\n\n\n\n"
+            ));
+        } else if has("mysql") {
+            output.push_str(&format!(
+                "Creating MariaDB login ..\n.. done\n\nCreating MariaDB database {} ..\n.. done\n\n",
+                default_database_name(&name)
+            ));
+        }
+        if has("webmin") {
+            output.push_str("Creating Webmin login ..\n.. done\n\n");
+        }
+        output.push_str(&format!(
+            "Saving server details ..\n.. done\n\nRe-starting DNS server for {name} ..\n.. done\n\nAll done!\n"
+        ));
+        self.domains.insert(name, domain);
+        Answer::Output(output)
     }
 
     fn delete_domain(&mut self, params: &Params) -> Answer {
@@ -698,9 +992,34 @@ impl State {
             }
             Some(d) => {
                 d.disabled = Some(why);
-                Answer::Output(format!(
-                    "Disabling virtual server {name} ..\n\nDisabling administration user ..\n.. done\n\n.. done\n"
-                ))
+                let has = |f: &str| d.features.iter().any(|x| x == f);
+                let mut out = format!("Disabling virtual server {name} ..\n\n");
+                if has("unix") {
+                    out.push_str("Locking administration user's password ..\n.. done\n\n");
+                }
+                if has("dns") {
+                    out.push_str("Renaming DNS zone to disable it ..\n.. done\n\n");
+                }
+                if has("mail") {
+                    out.push_str("Removing from email domains list ..\n");
+                    if self.database_down {
+                        out.push_str(&database_warnings());
+                    }
+                    out.push_str(".. done\n\nLocking mail users' accounts ..\n.. done\n\n");
+                }
+                if has("web") {
+                    out.push_str("Replacing website with error page ..\n.. done\n\n");
+                }
+                if has("mysql") {
+                    // With MariaDB down its user cannot be found, and is left unlocked.
+                    out.push_str(if self.database_down {
+                        "Locking MariaDB user's password ..\n.. MariaDB user does not exist!\n\n"
+                    } else {
+                        "Locking MariaDB user's password ..\n.. done\n\n"
+                    });
+                }
+                out.push_str(&format!("Saving server details ..\n.. done\n\nRe-starting DNS server for {name} ..\n.. done\n\nApplying webserver configuration ..\n.. done\n\nAll done!\n"));
+                Answer::Output(out)
             }
         }
     }
@@ -722,15 +1041,13 @@ impl State {
         let Some(name) = params.get("domain") else {
             return failure(P, "No domain specified");
         };
+        // modify-domain.pl looks the plan up and, when there is none by that name or id,
+        // silently leaves the plan alone.
         let plan = params
             .get("apply-plan")
             .or_else(|| params.get("plan"))
-            .map(str::to_owned);
-        if let Some(plan) = &plan
-            && !self.plans.contains(plan)
-        {
-            return failure(P, format!("Plan {plan} does not exist"));
-        }
+            .and_then(|p| self.plan_named(p))
+            .cloned();
         let Some(d) = self.domains.get_mut(name) else {
             return failure(P, format!("Virtual server {name} does not exist."));
         };
@@ -744,32 +1061,16 @@ impl State {
             d.quota_blocks = Some(quota);
         }
         if let Some(plan) = plan {
-            d.plan = plan;
+            d.plan = plan.name.clone();
+            if params.has("apply-plan") {
+                d.limits_from(&plan);
+            } else {
+                d.plan_id = plan.id;
+            }
         }
         Answer::Output(
             "Updating server details ..\n.. done\n\nSaving server details ..\n.. done\n".to_owned(),
         )
-    }
-
-    fn list_plans(&self, params: &Params) -> Answer {
-        let entries = self
-            .plans
-            .iter()
-            .enumerate()
-            .map(|(i, plan)| Entry {
-                name: i.to_string(),
-                fields: if params.has("multiline") {
-                    vec![
-                        ("Name".to_owned(), plan.clone()),
-                        ("Server quota".to_owned(), "Unlimited".to_owned()),
-                        ("Maximum dbs".to_owned(), "Unlimited".to_owned()),
-                    ]
-                } else {
-                    Vec::new()
-                },
-            })
-            .collect();
-        Answer::List(entries)
     }
 
     fn list_templates(&self, params: &Params) -> Answer {
@@ -943,49 +1244,235 @@ impl State {
 
     fn create_database(&mut self, params: &Params) -> Answer {
         const P: &str = "create-database";
-        let (Some(domain), Some(name)) = (params.get("domain"), params.get("name")) else {
-            return failure(P, "Missing --domain or --name parameter");
+        let Some(domain) = params.get("domain") else {
+            return failure(P, "Missing --domain parameter");
         };
-        let Some(d) = self.domains.get_mut(domain) else {
+        if !self.domains.contains_key(domain) {
             return missing(P, domain);
-        };
-        if params.get("type").unwrap_or("mysql") != "mysql"
-            || !d.features.iter().any(|f| f == "mysql")
-        {
+        }
+        let name = params.get("name").unwrap_or_default();
+        if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+            return failure(
+                P,
+                "Missing or invalid database name - only letters, numbers and _ are allowed",
+            );
+        }
+        let has_mysql = self.domains[domain].features.iter().any(|f| f == "mysql");
+        if params.get("type").unwrap_or("mysql") != "mysql" || !has_mysql {
             return failure(
                 P,
                 "The specified database type is not enabled in this virtual server",
             );
         }
-        if d.databases.iter().any(|db| db == name) {
+        if self.domains[domain].databases.iter().any(|db| db == name) {
             return failure(
                 P,
                 "A database with the same name and type is already associated with this server",
             );
         }
-        d.databases.push(name.to_owned());
-        Answer::Output(format!("Creating MySQL database {name} ..\n.. done\n"))
+        if self
+            .domains
+            .values()
+            .any(|d| d.databases.iter().any(|db| db == name))
+        {
+            return failure(P, format!("A database called {name} already exists"));
+        }
+        if self.database_down {
+            return Answer::Raw {
+                output: format!("{}{}", database_warnings(), database_error_block()),
+                exit: 256,
+                multiline: false,
+            };
+        }
+        if let Some(d) = self.domains.get_mut(domain) {
+            d.databases.push(name.to_owned());
+        }
+        Answer::Output(format!("Database {name} created successfully\n"))
+    }
+
+    fn delete_database(&mut self, params: &Params) -> Answer {
+        const P: &str = "delete-database";
+        let Some(domain) = params.get("domain") else {
+            return failure(P, "Missing --domain parameter");
+        };
+        let name = params.get("name").unwrap_or_default().to_owned();
+        let down = self.database_down;
+        let Some(d) = self.domains.get_mut(domain) else {
+            return missing(P, domain);
+        };
+        if !d.databases.contains(&name) {
+            return failure(
+                P,
+                "The specified database is not associated with this server",
+            );
+        }
+        if down {
+            return Answer::Raw {
+                output: format!("{}{}", database_warnings(), database_error_block()),
+                exit: 256,
+                multiline: false,
+            };
+        }
+        d.databases.retain(|db| *db != name);
+        Answer::Output(format!("Database {name} deleted successfully\n"))
     }
 
     fn list_databases(&self, params: &Params) -> Answer {
+        let down = self.database_down;
         self.with_domain("list-databases", params, |d| {
-            Answer::List(
-                d.databases
-                    .iter()
-                    .map(|db| Entry {
-                        name: db.clone(),
-                        fields: if params.has("multiline") {
-                            vec![
-                                ("Type".to_owned(), "mysql".to_owned()),
-                                ("Tables".to_owned(), "0".to_owned()),
-                            ]
-                        } else {
-                            Vec::new()
-                        },
-                    })
-                    .collect(),
-            )
+            let entries: Vec<Entry> = d
+                .databases
+                .iter()
+                .map(|db| Entry {
+                    name: db.clone(),
+                    fields: if params.has("multiline") {
+                        vec![
+                            ("Type".to_owned(), "mysql".to_owned()),
+                            ("Files".to_owned(), "1".to_owned()),
+                            ("Tables".to_owned(), "0".to_owned()),
+                        ]
+                    } else {
+                        Vec::new()
+                    },
+                })
+                .collect();
+            if down {
+                // The warnings come first in the output, and the listing still succeeds.
+                let mut output = database_warnings();
+                output.push_str(&super::render::entries_text(&entries));
+                return Answer::Raw {
+                    output,
+                    exit: 0,
+                    multiline: params.has("multiline"),
+                };
+            }
+            Answer::List(entries)
         })
+    }
+
+    /// `enable-feature` / `disable-feature --domain D --FEATURE…`.
+    fn change_features(&mut self, params: &Params, enable: bool) -> Answer {
+        let p = if enable {
+            "enable-feature"
+        } else {
+            "disable-feature"
+        };
+        for (name, _) in &params.0 {
+            let name = name.as_str();
+            if [
+                "json",
+                "xml",
+                "program",
+                "domain",
+                "skip-warnings",
+                "associate",
+            ]
+            .contains(&name)
+            {
+                continue;
+            }
+            if KNOWN_FEATURES.contains(&name) {
+                if !DEFAULT_FEATURES.contains(&name) {
+                    return failure(
+                        p,
+                        format!(
+                            "The --{name} option cannot be used unless the feature is enabled in the module configuration"
+                        ),
+                    );
+                }
+                continue;
+            }
+            return failure(p, format!("Unknown parameter --{name}"));
+        }
+        let names = params.all("domain");
+        if names.is_empty() {
+            return failure(p, "No domains or users specified");
+        }
+        for name in &names {
+            if !self.domains.contains_key(*name) {
+                return missing(p, name);
+            }
+        }
+        let wanted: Vec<&str> = KNOWN_FEATURES
+            .iter()
+            .copied()
+            .filter(|f| params.has(f))
+            .collect();
+        let mut output = String::new();
+        let mut failed = false;
+        for name in names {
+            let d = self.domains[name].clone();
+            output.push_str(&format!("Updating server {name} ..\n"));
+            let features: Vec<String> = if enable {
+                in_feature_order(
+                    d.features
+                        .iter()
+                        .map(String::as_str)
+                        .chain(wanted.iter().copied()),
+                )
+            } else {
+                in_feature_order(
+                    d.features
+                        .iter()
+                        .map(String::as_str)
+                        .filter(|f| !wanted.contains(f)),
+                )
+            };
+            let parent = d.parent.as_ref().and_then(|p| self.domains.get(p)).cloned();
+            let top = parent.as_ref().map(|p| match &p.parent {
+                Some(t) => self.domains.get(t).cloned().unwrap_or_else(|| p.clone()),
+                None => p.clone(),
+            });
+            if let Some(error) = feature_dependencies(
+                &features,
+                parent.as_ref(),
+                top.as_ref(),
+                d.kind == Kind::Alias,
+            ) {
+                output.push_str(&format!(".. dependency checks failed : {error}\n"));
+                failed = true;
+                continue;
+            }
+            let added_mysql =
+                enable && wanted.contains(&"mysql") && !d.features.iter().any(|f| f == "mysql");
+            if added_mysql && self.database_down {
+                output.push_str(&database_warnings());
+                output.push_str(&format!(
+                    "    Creating MariaDB login ..\n    .. MariaDB database failed : mysql::execute_sql_logged failed : {DBI_ERROR_SPACED}\n.. failed\n"
+                ));
+                failed = true;
+                continue;
+            }
+            if let Some(domain) = self.domains.get_mut(name) {
+                for f in &wanted {
+                    let had = d.features.iter().any(|x| x == f);
+                    if enable != had {
+                        let verb = if enable { "Enabling" } else { "Disabling" };
+                        output.push_str(&format!("    {verb} feature {f} ..\n    .. done\n"));
+                    }
+                }
+                if added_mysql {
+                    let db = default_database_name(name);
+                    if !domain.databases.contains(&db) {
+                        domain.databases.push(db);
+                    }
+                }
+                if !enable && wanted.contains(&"mysql") {
+                    domain.databases.clear();
+                }
+                domain.features = features;
+            }
+            output.push_str(".. done\n");
+        }
+        if failed {
+            Answer::Raw {
+                output,
+                exit: 256,
+                multiline: false,
+            }
+        } else {
+            Answer::Output(output)
+        }
     }
 
     fn backup_domain(&self, params: &Params) -> Answer {
@@ -1000,4 +1487,51 @@ impl State {
             ))
         })
     }
+}
+
+/// Virtualmin's dependency checks between a new domain's features (`virtual_server_depends`:
+/// the `check_depends_*` functions and `%feature_depends`, in feature order), with their
+/// texts. `parent` is the domain named by --parent/--alias, `top` its top-level server.
+fn feature_dependencies(
+    features: &[String],
+    parent: Option<&SimDomain>,
+    top: Option<&SimDomain>,
+    alias: bool,
+) -> Option<&'static str> {
+    let has = |f: &str| features.iter().any(|x| x == f);
+    let sub = parent.is_some();
+    for f in features {
+        let error = match f.as_str() {
+            "unix" if !has("dir") => {
+                Some("A domain cannot have an administration user without a home directory")
+            }
+            "dir" if !sub && !has("unix") => {
+                Some("A top-level virtual server with a home directory must have a Unix user")
+            }
+            "mail" if alias => None,
+            "mail" if sub && !top.is_some_and(|t| t.features.iter().any(|x| x == "unix")) => Some(
+                "Mail for the domain cannot be enabled unless an administration user is created",
+            ),
+            "mail" if !sub && !has("unix") => Some(
+                "Mail for the domain cannot be enabled unless an administration user is created",
+            ),
+            "web" if !sub && !has("unix") => {
+                Some("A website cannot be enabled without an administration user")
+            }
+            "web" if !alias && !has("dir") => {
+                Some("A website cannot be enabled unless a home directory is created")
+            }
+            "logrotate" if !has("web") => {
+                Some("Log file rotation cannot be enabled unless a website is")
+            }
+            "mysql" if sub && !top.is_some_and(|t| t.features.iter().any(|x| x == "mysql")) => {
+                Some("A sub-server cannot have MySQL enabled unless the parent server does")
+            }
+            _ => None,
+        };
+        if error.is_some() {
+            return error;
+        }
+    }
+    None
 }

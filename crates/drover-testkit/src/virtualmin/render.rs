@@ -15,6 +15,76 @@ pub(super) enum Answer {
     Error(String),
     /// No program parameter: remote.cgi's own usage text.
     Usage,
+    /// A program's whole output and exit status, put in a format as remote.cgi does it
+    /// (`convert_remote_format`): a failure's `error` is its first non-blank line and
+    /// `full_error` all of it; a `multiline` list's lines become data items, a top-level
+    /// `Key: value` line (a stray warning) an item with a `value`.
+    Raw {
+        output: String,
+        exit: u32,
+        multiline: bool,
+    },
+}
+
+/// The text form of list entries: each name, then its indented `Label: value` lines.
+pub(super) fn entries_text(entries: &[Entry]) -> String {
+    let mut body = String::new();
+    for entry in entries {
+        body.push_str(&entry.name);
+        body.push('\n');
+        for (label, value) in &entry.fields {
+            let _ = writeln!(body, "    {label}: {value}");
+        }
+    }
+    body
+}
+
+/// One data item of a converted list: a name with values, or a stray `name: value` line.
+enum Item {
+    Object(String, Vec<(String, Vec<String>)>),
+    Value(String, String),
+}
+
+/// `convert_remote_format`'s reading of a multiline list's output.
+fn convert_lines(output: &str) -> Vec<Item> {
+    let mut items: Vec<Item> = Vec::new();
+    let mut in_object = false;
+    for line in output.lines() {
+        let starts_plain = line.chars().next().is_some_and(|c| !c.is_whitespace());
+        if starts_plain {
+            if !in_object
+                && let Some((name, value)) = line.split_once(':')
+                && name.chars().count() >= 2
+            {
+                items.push(Item::Value(name.to_owned(), value.trim_start().to_owned()));
+                continue;
+            }
+            in_object = true;
+            items.push(Item::Object(line.to_owned(), Vec::new()));
+        } else if let Some((k, v)) = line.trim_start().split_once(':')
+            && let Some(Item::Object(_, values)) = items.last_mut()
+        {
+            let key = k
+                .to_lowercase()
+                .split_whitespace()
+                .collect::<Vec<_>>()
+                .join("_");
+            let v = v.trim_start().to_owned();
+            match values.iter_mut().find(|(existing, _)| *existing == key) {
+                Some((_, list)) => list.push(v),
+                None => values.push((key, vec![v])),
+            }
+        }
+    }
+    items
+}
+
+fn first_line(output: &str) -> String {
+    output
+        .lines()
+        .find(|l| !l.trim().is_empty())
+        .unwrap_or_default()
+        .to_owned()
 }
 
 /// One list entry: its name and its `Label: value` lines, in order.
@@ -108,6 +178,29 @@ fn json(program: &str, answer: &Answer) -> serde_json::Value {
             "command": program, "status": "failure", "error": message,
             "full_error": format!("{message}\n\n{usage}"),
         }),
+        Answer::Raw { output, exit, .. } if *exit != 0 => json!({
+            "command": program, "status": "failure", "error": first_line(output),
+            "full_error": output,
+        }),
+        Answer::Raw {
+            output, multiline, ..
+        } if *multiline => {
+            let data: Vec<Value> = convert_lines(output)
+                .into_iter()
+                .map(|item| match item {
+                    Item::Value(name, value) => json!({"name": name, "value": value}),
+                    Item::Object(name, values) => {
+                        let values: Map<String, Value> =
+                            values.into_iter().map(|(k, v)| (k, json!(v))).collect();
+                        json!({"name": name, "values": values})
+                    }
+                })
+                .collect();
+            json!({"command": program, "status": "success", "data": data})
+        }
+        Answer::Raw { output, .. } => {
+            json!({"command": program, "status": "success", "output": output})
+        }
         Answer::Error(_) | Answer::Usage => Value::Null,
     }
 }
@@ -144,7 +237,44 @@ fn xml(program: &str, answer: &Answer) -> String {
         Answer::Failure { message, usage } => format!(
             "<api command=\"{program}\" error=\"{}\" full_error=\"{}\" status=\"failure\" />\n",
             attr(message),
-            attr(&format!("{message}\n{usage}"))
+            attr(&format!("{message}\n\n{usage}"))
+        ),
+        Answer::Raw { output, exit, .. } if *exit != 0 => format!(
+            "<api command=\"{program}\" error=\"{}\" full_error=\"{}\" status=\"failure\" />\n",
+            attr(&first_line(output)),
+            attr(output)
+        ),
+        Answer::Raw {
+            output, multiline, ..
+        } if *multiline => {
+            let mut body = format!("<api command=\"{program}\" status=\"success\">\n");
+            for item in convert_lines(output) {
+                match item {
+                    Item::Value(name, value) => {
+                        let _ = writeln!(
+                            body,
+                            "  <data name=\"{}\" value=\"{}\" />",
+                            attr(&name),
+                            attr(&value)
+                        );
+                    }
+                    Item::Object(name, values) => {
+                        let _ = writeln!(body, "  <data name=\"{}\">\n    <values>", attr(&name));
+                        for (k, list) in values {
+                            for v in list {
+                                let _ = writeln!(body, "      <{k}>{}</{k}>", attr(&v));
+                            }
+                        }
+                        body.push_str("    </values>\n  </data>\n");
+                    }
+                }
+            }
+            body.push_str("</api>\n");
+            body
+        }
+        Answer::Raw { output, .. } => format!(
+            "<api command=\"{program}\" output=\"{}\" status=\"success\" />\n",
+            attr(output)
         ),
         Answer::Error(_) | Answer::Usage => String::new(),
     }
@@ -166,6 +296,7 @@ fn text(answer: &Answer) -> String {
             body
         }
         Answer::Failure { message, usage } => format!("{message}\n\n{usage}\nExit status: 256\n"),
+        Answer::Raw { output, exit, .. } => format!("{output}\nExit status: {exit}\n"),
         Answer::Error(_) | Answer::Usage => String::new(),
     }
 }

@@ -138,6 +138,22 @@ async fn read_request<S: AsyncRead + Unpin>(stream: &mut S) -> Option<Request> {
     })
 }
 
+/// miniserv's lock-out answer: its own header order, no length, an error page.
+fn forbidden(reason: &str) -> Vec<u8> {
+    let date = jiff::Timestamp::now().strftime("%a, %-d %b %Y %H:%M:%S GMT");
+    let mut out = format!(
+        "HTTP/1.0 403 {reason}\r\nServer: MiniServ\r\nDate: {date}\r\nContent-type: text/html; Charset=utf-8\r\nConnection: close\r\n\r\n"
+    )
+    .into_bytes();
+    out.extend_from_slice(
+        format!(
+            "<html>\n<head>\n<title>403 &mdash; {reason}</title></head>\n<body class=\"err-body\"><h2 class=\"err-head\">Error &mdash; {reason}</h2>\n</body></html>\n"
+        )
+        .as_bytes(),
+    );
+    out
+}
+
 fn response(status_line: &str, content_type: &str, extra: &str, body: &[u8]) -> Vec<u8> {
     let date = jiff::Timestamp::now().strftime("%a, %d %b %Y %H:%M:%S GMT");
     let mut out = format!(
@@ -164,9 +180,18 @@ async fn serve<S: AsyncRead + AsyncWrite + Unpin>(
         return;
     };
     let reply = answer(&request, ip, arrived, shared).await;
+    let abrupt = reply
+        .as_ref()
+        .is_some_and(|bytes| bytes.starts_with(b"HTTP/1.0 403 "));
     if let Some(bytes) = reply {
         let _ = stream.write_all(&bytes).await;
         let _ = stream.flush().await;
+    }
+    if abrupt {
+        // miniserv's lock-out answer: the TCP connection is closed under the TLS session,
+        // without a close_notify, as the captures show. Dropping the stream does that.
+        drop(stream);
+        return;
     }
     let _ = stream.shutdown().await;
 }
@@ -316,7 +341,7 @@ async fn answer(
         }
     };
     let latency = match (&answer, &program) {
-        (Answer::Output(_) | Answer::List(_), Some(p)) => shared
+        (Answer::Output(_) | Answer::List(_) | Answer::Raw { exit: 0, .. }, Some(p)) => shared
             .config
             .latency
             .get(p)
@@ -346,13 +371,7 @@ async fn check_login(request: &Request, ip: IpAddr, shared: &Shared) -> Option<V
             .get(&ip)
             .is_some_and(|until| tokio::time::Instant::now() < *until)
         {
-            let body = html_error(&format!("403 &mdash; {blocked_message}"), "");
-            return Some(response(
-                &format!("403 {blocked_message}"),
-                "text/html; Charset=utf-8",
-                "",
-                body.as_bytes(),
-            ));
+            return Some(forbidden(&blocked_message));
         }
     }
     let credentials = request
@@ -396,13 +415,7 @@ async fn check_login(request: &Request, ip: IpAddr, shared: &Shared) -> Option<V
         let reason = format!(
             "{blocked_message}. The host has been blocked because of too many authentication failures."
         );
-        let body = html_error(&format!("403 &mdash; {reason}"), "");
-        return Some(response(
-            &format!("403 {reason}"),
-            "text/html; Charset=utf-8",
-            "",
-            body.as_bytes(),
-        ));
+        return Some(forbidden(&reason));
     }
     let body = html_error(
         "401 &mdash; Unauthorized",

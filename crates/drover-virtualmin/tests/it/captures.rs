@@ -68,9 +68,16 @@ fn index() -> Vec<Vec<String>> {
         .collect()
 }
 
-/// The capture files in the order they were recorded.
-pub fn index_rows() -> Vec<String> {
-    index().into_iter().map(|row| row[0].clone()).collect()
+/// The capture files of the first session (before INDEX.md's "Wave 2" section), which was
+/// one server from its first domain on and can be replayed as a whole.
+pub fn wave_one_rows() -> Vec<String> {
+    let index = std::fs::read_to_string(captures_dir().join("INDEX.md")).unwrap();
+    let wave_one = index.split("\n## Wave 2").next().unwrap_or_default();
+    wave_one
+        .lines()
+        .filter(|l| l.starts_with("| `"))
+        .filter_map(|l| l.split('`').nth(1).map(str::to_owned))
+        .collect()
 }
 
 pub fn captures() -> Vec<Capture> {
@@ -111,21 +118,50 @@ pub fn captures() -> Vec<Capture> {
     all
 }
 
-/// The kind each refused capture must be read as, by the scenario in its file name.
+/// The kind each refused capture must be read as, by the scenario in its file name (the first
+/// pattern found wins).
 const EXPECTED_KINDS: &[(&str, ErrorKind)] = &[
-    ("__duplicate__", ErrorKind::AlreadyExists),
+    // A service the server depends on is down: worth trying again later.
+    ("mariadb-down", ErrorKind::Transient),
+    (
+        "transfer-domain__ssh-connection-refused",
+        ErrorKind::Transient,
+    ),
+    (
+        "transfer-domain__webmin-connection-refused",
+        ErrorKind::Transient,
+    ),
+    // Already there.
+    ("duplicate", ErrorKind::AlreadyExists),
+    ("name-taken-by-other-domain", ErrorKind::AlreadyExists),
+    ("rename-to-existing", ErrorKind::AlreadyExists),
+    // Not there (a repeated delete finds nothing).
+    ("delete-user__repeat", ErrorKind::NotFound),
+    ("alias-repeat", ErrorKind::NotFound),
+    ("repeat-missing", ErrorKind::NotFound),
     ("__repeat__", ErrorKind::AlreadyInState),
+    ("plan-missing", ErrorKind::NotFound),
+    ("missing-plan", ErrorKind::NotFound),
+    ("delete-plan__missing", ErrorKind::NotFound),
+    ("plan-deleted-filter", ErrorKind::NotFound),
     ("missing-domain", ErrorKind::NotFound),
+    ("nonexistent-domain", ErrorKind::NotFound),
     ("missing-user", ErrorKind::NotFound),
+    ("old-name-after-rename", ErrorKind::NotFound),
     ("parent-missing", ErrorKind::NotFound),
     ("alias-missing-target", ErrorKind::NotFound),
     ("other-owners-domain", ErrorKind::NotFound),
+    ("restore-domain__missing-file", ErrorKind::NotFound),
+    ("get-ssl__domain", ErrorKind::NotFound),
+    ("list-certs__", ErrorKind::NotFound),
+    // Not allowed.
     ("missing-capability", ErrorKind::Auth),
     ("delete-domain__own-domain", ErrorKind::Auth),
     ("unaudited-command", ErrorKind::Auth),
     ("before-grant", ErrorKind::Auth),
     ("owner-alpha__unknown-program", ErrorKind::Auth),
     ("apiuser-limitedacl__info", ErrorKind::Auth),
+    // Refused as asked.
     ("apiuser-limitedacl__create-domain", ErrorKind::Invalid),
     ("owner-alpha__list-features", ErrorKind::Invalid),
     ("invalid-name", ErrorKind::Invalid),
@@ -137,8 +173,31 @@ const EXPECTED_KINDS: &[(&str, ErrorKind)] = &[
     ("unknown-program__", ErrorKind::Invalid),
     ("no-program-param", ErrorKind::Invalid),
     ("post-multipart-form", ErrorKind::Invalid),
+    ("plan-features-", ErrorKind::Invalid),
+    ("plan-no-features", ErrorKind::Invalid),
+    ("subserver-with-unix", ErrorKind::Invalid),
+    ("invalid-lifetime", ErrorKind::Invalid),
+    ("create-login-link__no-target", ErrorKind::Invalid),
+    ("invalid-quota", ErrorKind::Invalid),
+    ("missing-name", ErrorKind::Invalid),
+    ("unknown-feature", ErrorKind::Invalid),
+    ("invalid-limit", ErrorKind::Invalid),
+    ("dest-dir-missing", ErrorKind::Invalid),
+    ("newformat-onebyone", ErrorKind::Invalid),
+    ("backup-domain__no-dest", ErrorKind::Invalid),
+    ("list-certs-expiry__missing-flag", ErrorKind::Invalid),
+    ("alias-of-flag-unknown", ErrorKind::Invalid),
+    ("generate-letsencrypt-cert__no-internet", ErrorKind::Invalid),
+    ("transfer-domain__unresolvable-host", ErrorKind::Invalid),
+    ("transfer-domain__usage-no-args", ErrorKind::Invalid),
+    // Webmin's own answers.
     ("auth__blockhost-attempt5", ErrorKind::LockedOut),
     ("auth__blocked-host", ErrorKind::LockedOut),
+    (
+        "auth__lockout-wrong-password-attempt5",
+        ErrorKind::LockedOut,
+    ),
+    ("auth__lockout-blocked", ErrorKind::LockedOut),
     ("auth__", ErrorKind::Auth),
     ("protocol__plain-http-to-tls-port", ErrorKind::Protocol),
 ];
@@ -155,8 +214,8 @@ fn expected_kind(file: &str) -> ErrorKind {
 fn every_capture_parses_to_the_outcome_index_md_records() {
     let all = captures();
     assert!(
-        all.len() >= 200,
-        "expected the 203 captures, found {}",
+        all.len() >= 400,
+        "expected the 410 captures, found {}",
         all.len()
     );
     let mut failures = Vec::new();
@@ -171,7 +230,9 @@ fn every_capture_parses_to_the_outcome_index_md_records() {
                 let shape_ok = match outcome {
                     o if o.starts_with("failure") || o == "error" || o == "ERROR: line" => {
                         !message.is_empty()
-                            && !matches!(kind, ErrorKind::Protocol | ErrorKind::Transient)
+                            && *kind != ErrorKind::Protocol
+                            && (*kind != ErrorKind::Transient || want == ErrorKind::Transient)
+                            && !drover_virtualmin::is_log_line(message)
                     }
                     "usage text" => *kind == ErrorKind::Invalid,
                     "http 401" => *kind == ErrorKind::Auth,
@@ -330,4 +391,80 @@ fn usage_figures_are_typed_from_the_list() {
     assert_eq!(alpha.quota.databases_byte_size, Some(0));
     assert_eq!(alpha.quota.server_byte_quota_used, None);
     assert_eq!(alpha.quota.bandwidth_byte_usage, None);
+}
+
+/// With MariaDB down the real error is the message, never the warning printed first.
+#[test]
+fn a_database_outage_is_transient_and_says_so() {
+    let dbi = "DBI connect failed : Can't connect to local server through socket '/run/mysqld-vm/mysqld.sock' (2)";
+    for file in [
+        "list-domains__mariadb-down-multiline__json.http",
+        "list-domains__mariadb-down-multiline__text.http",
+        "create-database__mariadb-down__json.http",
+    ] {
+        let capture = captures().into_iter().find(|c| c.file == file).unwrap();
+        let err = parse_reply(capture.status, &capture.body).unwrap_err();
+        assert_eq!(err.kind, ErrorKind::Transient, "{file}");
+        assert!(err.kind.is_retryable());
+        assert_eq!(err.message, dbi, "{file}");
+    }
+}
+
+/// Warnings on stderr split into a list's JSON items are not databases.
+#[test]
+fn warning_lines_in_a_list_are_not_records() {
+    let reply = reply("list-databases__mariadb-down__json.http");
+    let names: Vec<&str> = reply.records.iter().map(|r| r.name.as_str()).collect();
+    assert_eq!(names, ["bk3"]);
+    assert_eq!(reply.warnings.len(), 2);
+    assert!(
+        reply.warnings[0].starts_with(
+            "[03/Dec/2026:08:26:52 +0000] [127.0.0.1] Failed to get MySQL/MariaDB version"
+        ),
+        "{:?}",
+        reply.warnings
+    );
+    assert!(reply.step_failures.is_empty());
+    let text =
+        "[03/Dec/2026:08:26:52 +0000] [127.0.0.1] Failed to get version\nbk3\n    Type: mysql\n";
+    let records = text_records(text);
+    assert_eq!(records.len(), 1);
+    assert_eq!(records[0].name, "bk3");
+}
+
+/// A success whose output says a step failed carries that step; a clean success none.
+#[test]
+fn failed_steps_of_a_success_are_surfaced() {
+    for (file, step) in [
+        (
+            "create-domain__mariadb-down-with-mysql__json.http",
+            ".. MariaDB database failed : mysql::execute_sql_logged failed : DBI connect failed :  Can't connect to local server through socket '/run/mysqld-vm/mysqld.sock' (2)",
+        ),
+        (
+            "create-domain__mariadb-down-with-mysql__text.http",
+            ".. MariaDB database failed : mysql::execute_sql_logged failed : DBI connect failed :  Can't connect to local server through socket '/run/mysqld-vm/mysqld.sock' (2)",
+        ),
+        (
+            "disable-domain__mariadb-down__json.http",
+            ".. MariaDB user does not exist!",
+        ),
+        (
+            "disable-domain__mariadb-down__xml.http",
+            ".. MariaDB user does not exist!",
+        ),
+    ] {
+        assert_eq!(reply(file).step_failures, [step], "{file}");
+    }
+    for capture in captures() {
+        if capture.outcome != "success" || capture.file.contains("mariadb-down") {
+            continue;
+        }
+        let reply = parse_reply(capture.status, &capture.body).unwrap();
+        assert!(
+            reply.step_failures.is_empty(),
+            "{}: {:?}",
+            capture.file,
+            reply.step_failures
+        );
+    }
 }

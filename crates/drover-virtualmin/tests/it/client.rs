@@ -46,7 +46,7 @@ fn new_domain(name: &str) -> NewDomain {
         unix_user: Some(name.split('.').next().unwrap().into()),
         plan: None,
         template: None,
-        features: vec!["dir".into(), "web".into(), "dns".into()],
+        features: vec!["unix".into(), "dir".into(), "web".into(), "dns".into()],
         description: Some("Created by drover".into()),
         placement: Placement::TopLevel,
         skip_warnings: false,
@@ -150,7 +150,7 @@ async fn typed_operations_drive_a_domain_through_its_life() {
 
     let domain = vm.get_domain("example.ro").await.unwrap().unwrap();
     assert_eq!(domain.unix_user.as_deref(), Some("example"));
-    assert_eq!(domain.features, ["dir", "dns", "web"]);
+    assert_eq!(domain.features, ["unix", "dir", "dns", "web"]);
 
     vm.disable_domain("example.ro", Some("unpaid invoice"))
         .await
@@ -178,6 +178,8 @@ async fn typed_operations_drive_a_domain_through_its_life() {
 
     let mut sub = new_domain("shop.example.ro");
     sub.placement = Placement::SubServerOf("example.ro".into());
+    // A sub-server shares its parent's administration user: --unix is refused for it.
+    sub.features.retain(|f| f != "unix");
     vm.create_domain(&sub).await.unwrap();
     vm.create_mailbox(
         "example.ro",
