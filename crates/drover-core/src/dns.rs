@@ -3,8 +3,9 @@
 //! account starts with, and the address rewrite that moves traffic between servers.
 //!
 //! Canonical form (the one PowerDNS speaks and every comparison uses): owner names lower-case
-//! ASCII without the trailing dot; CNAME, NS and MX targets lower-case with the trailing dot;
-//! TXT quoted; records of an rrset sorted and without repeats.
+//! ASCII without the trailing dot; CNAME, NS, MX and SRV targets lower-case with the trailing
+//! dot; TXT quoted; CAA as `flags tag "value"` with a lower-case tag and the value quoted; SRV
+//! as `priority weight port target`; records of an rrset sorted and without repeats.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -20,19 +21,26 @@ use crate::{DomainName, Error};
 pub enum RecordType {
     A,
     Aaaa,
+    /// Which certificate authorities may issue for the name (RFC 8659); Let's Encrypt checks it.
+    Caa,
     Cname,
     Mx,
     Ns,
+    /// Where a service is (RFC 2782), at `_service._proto.name`: mail clients look for
+    /// `_submission._tcp`, `_imaps._tcp` and the like.
+    Srv,
     Txt,
 }
 
 impl RecordType {
-    pub const ALL: [Self; 6] = [
+    pub const ALL: [Self; 8] = [
         Self::A,
         Self::Aaaa,
+        Self::Caa,
         Self::Cname,
         Self::Mx,
         Self::Ns,
+        Self::Srv,
         Self::Txt,
     ];
 
@@ -40,9 +48,11 @@ impl RecordType {
         match self {
             Self::A => "A",
             Self::Aaaa => "AAAA",
+            Self::Caa => "CAA",
             Self::Cname => "CNAME",
             Self::Mx => "MX",
             Self::Ns => "NS",
+            Self::Srv => "SRV",
             Self::Txt => "TXT",
         }
     }
@@ -52,7 +62,11 @@ impl RecordType {
             .into_iter()
             .find(|t| t.as_str().eq_ignore_ascii_case(input.trim()))
             .ok_or_else(|| {
-                Error::invalid("record type", input, "one of A, AAAA, CNAME, MX, NS, TXT")
+                Error::invalid(
+                    "record type",
+                    input,
+                    "one of A, AAAA, CAA, CNAME, MX, NS, SRV, TXT",
+                )
             })
     }
 }
@@ -215,8 +229,156 @@ pub fn canonical_content(rtype: RecordType, input: &str) -> Result<String, Error
                 "text, or one or more double-quoted strings with \\\" and \\\\ escaped (type TXT)",
             )
         }),
+        RecordType::Caa => CaaData::parse(text).map(|caa| caa.content()),
+        RecordType::Srv => SrvData::parse(text).map(|srv| srv.content()),
     }
 }
+
+/// The parts of a CAA record (RFC 8659): `0 issue "letsencrypt.org"`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CaaData {
+    /// 0, or 128 for "critical".
+    pub flags: u8,
+    /// The property, lower-case: `issue`, `issuewild`, `iodef`, …
+    pub tag: String,
+    /// The value without quotes or escapes.
+    pub value: String,
+}
+
+impl CaaData {
+    /// Builds one from its parts, checking each.
+    pub fn new(flags: u8, tag: &str, value: &str) -> Result<Self, Error> {
+        let input = format!("{flags} {tag} {value}");
+        let tag_ok =
+            (1..=15).contains(&tag.len()) && tag.bytes().all(|b| b.is_ascii_alphanumeric());
+        if !tag_ok {
+            return Err(Error::invalid("record content", &input, CAA_EXPECTED));
+        }
+        if !value.bytes().all(|b| (0x20..0x7f).contains(&b)) {
+            return Err(Error::invalid(
+                "record content",
+                &input,
+                "a CAA value of printable ASCII characters",
+            ));
+        }
+        Ok(Self {
+            flags,
+            tag: tag.to_ascii_lowercase(),
+            value: value.to_owned(),
+        })
+    }
+
+    /// Reads `flags tag value`, the value quoted (with `\"`, `\\` and `\DDD` escapes) or bare.
+    pub fn parse(input: &str) -> Result<Self, Error> {
+        let bad = || Error::invalid("record content", input, CAA_EXPECTED);
+        let text = input.trim();
+        let (flags, rest) = text.split_once(char::is_whitespace).ok_or_else(bad)?;
+        let (tag, value) = rest
+            .trim_start()
+            .split_once(char::is_whitespace)
+            .ok_or_else(bad)?;
+        let flags = flags.parse::<u8>().map_err(|_| bad())?;
+        let value = value.trim();
+        let value = if value.starts_with('"') {
+            unquote_one(value).ok_or_else(bad)?
+        } else {
+            value.to_owned()
+        };
+        Self::new(flags, tag, &value)
+    }
+
+    /// The canonical content: `flags tag "value"`.
+    pub fn content(&self) -> String {
+        let escaped = self.value.replace('\\', "\\\\").replace('"', "\\\"");
+        format!("{} {} \"{escaped}\"", self.flags, self.tag)
+    }
+}
+
+const CAA_EXPECTED: &str = "flags, a tag and a value, like '0 issue \"letsencrypt.org\"' (type CAA; the tag is 1 to 15 \
+     letters or digits)";
+
+/// One double-quoted string and nothing after it, its escapes undone.
+fn unquote_one(text: &str) -> Option<String> {
+    let inner = text.strip_prefix('"')?.strip_suffix('"')?;
+    let mut out = String::new();
+    let mut chars = inner.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            '"' => return None,
+            '\\' => {
+                let next = chars.next()?;
+                if next.is_ascii_digit() {
+                    let digits: String = [Some(next), chars.next(), chars.next()]
+                        .into_iter()
+                        .collect::<Option<String>>()?;
+                    out.push(char::from(digits.parse::<u8>().ok()?));
+                } else {
+                    out.push(next);
+                }
+            }
+            c => out.push(c),
+        }
+    }
+    Some(out)
+}
+
+/// The parts of an SRV record (RFC 2782): `10 5 587 mail.example.ro.`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SrvData {
+    pub priority: u16,
+    pub weight: u16,
+    pub port: u16,
+    /// Lower-case with the trailing dot, or `.` for "no such service here".
+    pub target: String,
+}
+
+impl SrvData {
+    /// Builds one from its parts; the target may come with or without the trailing dot.
+    pub fn new(priority: u16, weight: u16, port: u16, target: &str) -> Result<Self, Error> {
+        let canonical = match target.trim() {
+            "." => Some(".".to_owned()),
+            host => canonical_host(host),
+        };
+        let input = format!("{priority} {weight} {port} {target}");
+        let target =
+            canonical.ok_or_else(|| Error::invalid("record content", &input, SRV_EXPECTED))?;
+        Ok(Self {
+            priority,
+            weight,
+            port,
+            target,
+        })
+    }
+
+    pub fn parse(input: &str) -> Result<Self, Error> {
+        let bad = || Error::invalid("record content", input, SRV_EXPECTED);
+        let parts: Vec<&str> = input.split_whitespace().collect();
+        let [priority, weight, port, target] = parts.as_slice() else {
+            return Err(bad());
+        };
+        let number = |s: &str| s.parse::<u16>().map_err(|_| bad());
+        Self::new(number(priority)?, number(weight)?, number(port)?, target).map_err(|_| bad())
+    }
+
+    /// The canonical content: `priority weight port target`.
+    pub fn content(&self) -> String {
+        format!(
+            "{} {} {} {}",
+            self.priority, self.weight, self.port, self.target
+        )
+    }
+
+    /// The target as Cloudflare takes it: without the trailing dot (`.` stays `.`).
+    pub fn target_without_dot(&self) -> &str {
+        match self.target.as_str() {
+            "." => ".",
+            target => target.trim_end_matches('.'),
+        }
+    }
+}
+
+const SRV_EXPECTED: &str = "a priority, a weight, a port and a host (or '.'), like \
+     '10 5 587 mail.example.ro' (type SRV)";
 
 /// TXT content as one or more quoted strings. Unquoted text is quoted whole.
 fn canonical_txt(text: &str) -> Option<String> {
@@ -325,7 +487,7 @@ pub struct RecordKey {
 }
 
 /// Refuses a set of rrsets no DNS server would serve: repeats, CNAME at the apex, CNAME beside
-/// other data or with more than one record.
+/// other data or with more than one record, SRV at a name without `_service._proto`.
 pub fn validate_zone(zone: &DomainName, rrsets: &[RrSet]) -> Result<(), Error> {
     let mut by_name: BTreeMap<&OwnerName, Vec<RecordType>> = BTreeMap::new();
     for rrset in rrsets {
@@ -341,6 +503,17 @@ pub fn validate_zone(zone: &DomainName, rrsets: &[RrSet]) -> Result<(), Error> {
             ));
         }
         types.push(rrset.rtype);
+        if rrset.rtype == RecordType::Srv && !srv_owner_ok(zone, &rrset.name) {
+            return Err(Error::invalid(
+                "zone",
+                zone.as_str(),
+                format!(
+                    "an SRV name of the form _service._proto or _service._proto.host (RFC 2782), \
+                     not {}",
+                    rrset.name
+                ),
+            ));
+        }
         if rrset.rtype == RecordType::Cname {
             if rrset.name.is_apex(zone) {
                 return Err(Error::invalid(
@@ -368,6 +541,20 @@ pub fn validate_zone(zone: &DomainName, rrsets: &[RrSet]) -> Result<(), Error> {
         }
     }
     Ok(())
+}
+
+/// `_service._proto[.host]` inside the zone.
+fn srv_owner_ok(zone: &DomainName, name: &OwnerName) -> bool {
+    let relative = name
+        .as_str()
+        .strip_suffix(zone.as_str())
+        .unwrap_or("")
+        .trim_end_matches('.');
+    let mut labels = relative.split('.');
+    let service_proto = [labels.next(), labels.next()];
+    service_proto
+        .iter()
+        .all(|label| label.is_some_and(|l| l.len() > 1 && l.starts_with('_')))
 }
 
 /// An rrset as it is and as it should become.
@@ -841,6 +1028,138 @@ mod tests {
             assert!(err.contains(says), "{t} {input}: {err}");
         }
         assert_eq!(txt_text("\"a\\\"b\" \"c\""), "a\"bc");
+    }
+
+    #[test]
+    fn caa_and_srv_contents_become_canonical_or_say_what_is_accepted() {
+        use RecordType::*;
+        for (t, input, expected) in [
+            (
+                Caa,
+                "0 issue \"letsencrypt.org\"",
+                "0 issue \"letsencrypt.org\"",
+            ),
+            (
+                Caa,
+                " 0  ISSUE  letsencrypt.org ",
+                "0 issue \"letsencrypt.org\"",
+            ),
+            (Caa, "128 issuewild \";\"", "128 issuewild \";\""),
+            (
+                Caa,
+                "0 iodef \"mailto:security@example.ro\"",
+                "0 iodef \"mailto:security@example.ro\"",
+            ),
+            (
+                Caa,
+                "0 issue letsencrypt.org; validationmethods=dns-01",
+                "0 issue \"letsencrypt.org; validationmethods=dns-01\"",
+            ),
+            (
+                Caa,
+                "0 issue \"a\\\"b\\\\c\\059\"",
+                "0 issue \"a\\\"b\\\\c;\"",
+            ),
+            (Caa, "0 issue \"\"", "0 issue \"\""),
+            (Srv, "10 5 587 Mail.Example.ro", "10 5 587 mail.example.ro."),
+            (
+                Srv,
+                "0  0 993  imap.example.net.",
+                "0 0 993 imap.example.net.",
+            ),
+            (Srv, "0 0 0 .", "0 0 0 ."),
+        ] {
+            assert_eq!(
+                canonical_content(t, input).unwrap(),
+                expected,
+                "{t} {input}"
+            );
+        }
+        for (t, input, says) in [
+            (Caa, "issue letsencrypt.org", "type CAA"),
+            (Caa, "256 issue \"x\"", "type CAA"),
+            (Caa, "0 is-sue \"x\"", "type CAA"),
+            (Caa, "0 issue \"open", "type CAA"),
+            (Caa, "0 issue \"a\" \"b\"", "type CAA"),
+            (Caa, "0 issue \"\u{21a}\"", "printable ASCII"),
+            (Srv, "10 5 mail.example.ro", "type SRV"),
+            (Srv, "10 5 70000 mail.example.ro", "type SRV"),
+            (Srv, "10 5 587 bad host", "type SRV"),
+            (Srv, "10 5 587 a..b", "type SRV"),
+        ] {
+            let err = canonical_content(t, input).unwrap_err().to_string();
+            assert!(err.contains(says), "{t} {input}: {err}");
+        }
+        let caa = CaaData::parse("0 issue \"say \\\"hi\\\"\"").unwrap();
+        assert_eq!((caa.flags, caa.tag.as_str()), (0, "issue"));
+        assert_eq!(caa.value, "say \"hi\"");
+        assert_eq!(CaaData::parse(&caa.content()).unwrap(), caa);
+        let srv = SrvData::parse("10 5 587 mail.example.ro.").unwrap();
+        assert_eq!((srv.priority, srv.weight, srv.port), (10, 5, 587));
+        assert_eq!(srv.target_without_dot(), "mail.example.ro");
+        assert_eq!(
+            SrvData::new(0, 0, 0, ".").unwrap().target_without_dot(),
+            "."
+        );
+    }
+
+    #[test]
+    fn srv_names_need_service_and_protocol_and_caa_srv_diff_like_others() {
+        let z = zone();
+        let caa = rr("@", RecordType::Caa, 3600, &["0 issue \"letsencrypt.org\""]);
+        let srv = rr(
+            "_submission._tcp",
+            RecordType::Srv,
+            3600,
+            &["0 1 587 mail.example.ro"],
+        );
+        let host_srv = rr(
+            "_imaps._tcp.mail",
+            RecordType::Srv,
+            3600,
+            &["0 1 993 mail.example.ro"],
+        );
+        validate_zone(&z, &[caa.clone(), srv.clone(), host_srv.clone()]).unwrap();
+        for bad in ["@", "mail", "_sip", "_sip.tcp", "sip._tcp", "_._tcp"] {
+            let wrong = rr(bad, RecordType::Srv, 3600, &["0 1 5060 sip.example.ro"]);
+            let err = validate_zone(&z, &[wrong]).unwrap_err().to_string();
+            assert!(err.contains("_service._proto"), "{bad}: {err}");
+        }
+        // Beside a CNAME they are refused like any other data.
+        let cname = rr(
+            "_submission._tcp",
+            RecordType::Cname,
+            60,
+            &["x.example.net"],
+        );
+        assert!(validate_zone(&z, &[srv.clone(), cname]).is_err());
+        // Changing one CAA value and adding an SRV: one update, one create.
+        let caa2 = rr(
+            "@",
+            RecordType::Caa,
+            3600,
+            &[
+                "0 issue \"letsencrypt.org\"",
+                "0 iodef \"mailto:ca@example.ro\"",
+            ],
+        );
+        let diff = diff_zone(
+            &[caa2.clone(), srv.clone(), host_srv.clone()],
+            &[caa.clone(), host_srv],
+        );
+        assert_eq!(diff.creates, [srv]);
+        assert_eq!(diff.updates.len(), 1);
+        assert_eq!(diff.updates[0].after, caa2);
+        assert_eq!(
+            diff.changed_records(),
+            0,
+            "an added CAA value destroys nothing"
+        );
+        // The same records written otherwise are no change.
+        let same = rr("@", RecordType::Caa, 3600, &["0 ISSUE letsencrypt.org"]);
+        assert!(diff_zone(&[same], &[caa]).is_empty());
+        assert_eq!(RecordType::parse("srv").unwrap(), RecordType::Srv);
+        assert_eq!(RecordType::parse("caa").unwrap().to_string(), "CAA");
     }
 
     #[test]

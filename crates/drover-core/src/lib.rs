@@ -26,8 +26,8 @@ pub use audit::{AuditChainBreak, AuditEntry, Hash, verify_chain};
 pub use converge::{Action, Blocked, Observed, Wanted, converge};
 pub use customer::CustomerSpec;
 pub use dns::{
-    AddressMove, MAX_TTL, OwnerName, RecordIds, RecordKey, RecordType, RrSet, RrSetUpdate,
-    SafetyLimits, SafetyRefusal, ZoneDiff, ZoneTemplate, account_zone, canonical_content,
+    AddressMove, CaaData, MAX_TTL, OwnerName, RecordIds, RecordKey, RecordType, RrSet, RrSetUpdate,
+    SafetyLimits, SafetyRefusal, SrvData, ZoneDiff, ZoneTemplate, account_zone, canonical_content,
     check_safety, diff_zone, rewrite_addresses, txt_text, validate_zone,
 };
 pub use domain::{DomainName, DomainWarning};

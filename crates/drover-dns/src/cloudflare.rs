@@ -8,7 +8,8 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use drover_core::{
-    DomainName, OwnerName, RecordIds, RecordKey, RecordType, RrSet, ZoneDiff, canonical_content,
+    CaaData, DomainName, OwnerName, RecordIds, RecordKey, RecordType, RrSet, SrvData, ZoneDiff,
+    canonical_content,
 };
 use reqwest::Method;
 use secrecy::{ExposeSecret, SecretString};
@@ -24,6 +25,8 @@ use crate::{DnsError, Result};
 pub const CLOUDFLARE_API: &str = "https://api.cloudflare.com/client/v4";
 /// Records per batch on the free plan; paid plans take 3,500.
 pub const FREE_BATCH_SIZE: usize = 200;
+/// The most zones Cloudflare lists on one page.
+pub const MAX_ZONES_PER_PAGE: usize = 50;
 
 #[derive(Debug, Clone)]
 pub struct CloudflareSettings {
@@ -103,11 +106,15 @@ struct CfRecord {
     name: String,
     #[serde(rename = "type")]
     rtype: String,
+    #[serde(default)]
     content: String,
     #[serde(default)]
     ttl: u32,
     #[serde(default)]
     priority: Option<u16>,
+    /// The parts of a CAA or SRV record.
+    #[serde(default)]
+    data: Option<Value>,
 }
 
 /// Cloudflare's error code for a zone that exists already.
@@ -251,18 +258,15 @@ impl CloudflareClient {
         }
     }
 
-    /// Every page of a list.
-    async fn list_all(&self, path: &str) -> Result<Vec<Value>> {
+    /// Every page of a list, `per_page` items a page.
+    async fn list_all(&self, path: &str, per_page: usize) -> Result<Vec<Value>> {
         let separator = if path.contains('?') { '&' } else { '?' };
         let mut all = Vec::new();
         for page in 1.. {
             let envelope = self
                 .call(
                     Method::GET,
-                    &format!(
-                        "{path}{separator}page={page}&per_page={}",
-                        self.settings.per_page
-                    ),
+                    &format!("{path}{separator}page={page}&per_page={per_page}"),
                     None,
                 )
                 .await?;
@@ -403,7 +407,8 @@ fn record_ops(diff: &ZoneDiff, ids: &RecordIds) -> Result<Ops> {
     Ok(ops)
 }
 
-/// A record as Cloudflare takes it: host names without the trailing dot, MX preference apart.
+/// A record as Cloudflare takes it: host names without the trailing dot, MX preference apart,
+/// CAA and SRV as `data` objects (Cloudflare derives their `content`).
 fn record_body(rrset: &RrSet, content: &str) -> Value {
     let mut body = json!({
         "name": rrset.name.as_str(),
@@ -420,6 +425,24 @@ fn record_body(rrset: &RrSet, content: &str) -> Value {
             body["content"] = json!(content.trim_end_matches('.'))
         }
         RecordType::A | RecordType::Aaaa | RecordType::Txt => body["content"] = json!(content),
+        RecordType::Caa => {
+            // Canonical content always parses; the fallback only keeps the function total.
+            match CaaData::parse(content) {
+                Ok(caa) => {
+                    body["data"] = json!({"flags": caa.flags, "tag": caa.tag, "value": caa.value})
+                }
+                Err(_) => body["content"] = json!(content),
+            }
+        }
+        RecordType::Srv => match SrvData::parse(content) {
+            Ok(srv) => {
+                body["data"] = json!({
+                    "priority": srv.priority, "weight": srv.weight, "port": srv.port,
+                    "target": srv.target_without_dot(),
+                })
+            }
+            Err(_) => body["content"] = json!(content),
+        },
     }
     if matches!(
         rrset.rtype,
@@ -435,12 +458,42 @@ fn canonical_record(record: CfRecord) -> Result<Option<(RecordKey, String, u32)>
     let Ok(rtype) = RecordType::parse(&record.rtype) else {
         return Ok(None);
     };
-    let raw = match rtype {
-        RecordType::Mx => format!("{} {}", record.priority.unwrap_or(0), record.content),
-        _ => record.content.clone(),
+    let bad =
+        |e: drover_core::Error| malformed(format!("record {} {}: {e}", record.name, record.rtype));
+    let content = match (rtype, &record.data) {
+        (RecordType::Caa, Some(data)) => {
+            let flags = data["flags"].as_u64().and_then(|f| u8::try_from(f).ok());
+            match (flags, data["tag"].as_str(), data["value"].as_str()) {
+                (Some(flags), Some(tag), Some(value)) => {
+                    CaaData::new(flags, tag, value).map_err(bad)?.content()
+                }
+                _ => canonical_content(rtype, &record.content).map_err(bad)?,
+            }
+        }
+        (RecordType::Srv, Some(data)) => {
+            let number = |key: &str| data[key].as_u64().and_then(|n| u16::try_from(n).ok());
+            match (
+                number("priority"),
+                number("weight"),
+                number("port"),
+                data["target"].as_str(),
+            ) {
+                (Some(priority), Some(weight), Some(port), Some(target)) => {
+                    SrvData::new(priority, weight, port, target)
+                        .map_err(bad)?
+                        .content()
+                }
+                _ => canonical_content(rtype, &srv_content(&record)).map_err(bad)?,
+            }
+        }
+        (RecordType::Srv, None) => canonical_content(rtype, &srv_content(&record)).map_err(bad)?,
+        (RecordType::Mx, _) => canonical_content(
+            rtype,
+            &format!("{} {}", record.priority.unwrap_or(0), record.content),
+        )
+        .map_err(bad)?,
+        _ => canonical_content(rtype, &record.content).map_err(bad)?,
     };
-    let content = canonical_content(rtype, &raw)
-        .map_err(|e| malformed(format!("record {} {}: {e}", record.name, record.rtype)))?;
     Ok(Some((
         RecordKey {
             name: record.name.trim_end_matches('.').to_ascii_lowercase(),
@@ -450,6 +503,15 @@ fn canonical_record(record: CfRecord) -> Result<Option<(RecordKey, String, u32)>
         record.id,
         record.ttl,
     )))
+}
+
+/// An SRV record's content in full: Cloudflare has also answered `weight port target` with the
+/// priority apart, like MX.
+fn srv_content(record: &CfRecord) -> String {
+    match (record.content.split_whitespace().count(), record.priority) {
+        (3, Some(priority)) => format!("{priority} {}", record.content),
+        _ => record.content.clone(),
+    }
 }
 
 fn malformed(detail: String) -> DnsError {
@@ -500,7 +562,7 @@ impl DnsProvider for CloudflareClient {
             None => "/zones".to_owned(),
         };
         Ok(self
-            .list_all(&path)
+            .list_all(&path, self.settings.per_page.min(MAX_ZONES_PER_PAGE))
             .await?
             .into_iter()
             .filter_map(|z| {
@@ -517,7 +579,10 @@ impl DnsProvider for CloudflareClient {
             return Ok(None);
         };
         let records = match self
-            .list_all(&format!("/zones/{zone_id}/dns_records"))
+            .list_all(
+                &format!("/zones/{zone_id}/dns_records"),
+                self.settings.per_page,
+            )
             .await
         {
             Ok(records) => records,
@@ -668,6 +733,7 @@ mod tests {
             content: "mail.example.ro".into(),
             ttl: 3600,
             priority: Some(10),
+            data: None,
         })
         .unwrap()
         .unwrap();
@@ -676,6 +742,74 @@ mod tests {
         assert_eq!(
             record_body(&cname, &cname.records[0])["content"],
             "example.ro"
+        );
+    }
+
+    fn cf(rtype: &str, content: &str, priority: Option<u16>, data: Option<Value>) -> CfRecord {
+        CfRecord {
+            id: "x".into(),
+            name: "_submission._tcp.example.ro".into(),
+            rtype: rtype.into(),
+            content: content.into(),
+            ttl: 3600,
+            priority,
+            data,
+        }
+    }
+
+    #[test]
+    fn caa_and_srv_go_as_data_and_come_back_from_data_or_content() {
+        let caa = rr("@", RecordType::Caa, 3600, &["0 issue \"letsencrypt.org\""]);
+        let body = record_body(&caa, &caa.records[0]);
+        assert_eq!(
+            body["data"],
+            json!({"flags": 0, "tag": "issue", "value": "letsencrypt.org"})
+        );
+        assert!(body.get("content").is_none() && body.get("proxied").is_none());
+        let srv = rr(
+            "_submission._tcp",
+            RecordType::Srv,
+            3600,
+            &["10 5 587 mail.example.ro."],
+        );
+        let body = record_body(&srv, &srv.records[0]);
+        assert_eq!(body["name"], "_submission._tcp.example.ro");
+        assert_eq!(
+            body["data"],
+            json!({"priority": 10, "weight": 5, "port": 587, "target": "mail.example.ro"})
+        );
+        let srv_key = key(&srv, &srv.records[0]);
+        for record in [
+            cf(
+                "SRV",
+                "10 5 587 mail.example.ro",
+                Some(10),
+                Some(
+                    json!({"priority": 10, "weight": 5, "port": 587, "target": "mail.example.ro"}),
+                ),
+            ),
+            cf("SRV", "10 5 587 mail.example.ro", None, None),
+            cf("SRV", "5\t587\tmail.example.ro", Some(10), None),
+        ] {
+            assert_eq!(canonical_record(record).unwrap().unwrap().0, srv_key);
+        }
+        let content = "0 issue \"letsencrypt.org\"";
+        let data = json!({"flags": 0, "tag": "issue", "value": "letsencrypt.org"});
+        for record in [
+            cf("CAA", content, None, Some(data)),
+            cf("CAA", content, None, None),
+        ] {
+            let (key, _, _) = canonical_record(record).unwrap().unwrap();
+            assert_eq!(
+                (key.rtype, key.content.as_str()),
+                (RecordType::Caa, content)
+            );
+        }
+        // A type drover does not manage is left out, not an error.
+        assert!(
+            canonical_record(cf("TLSA", "3 1 1 ab", None, None))
+                .unwrap()
+                .is_none()
         );
     }
 

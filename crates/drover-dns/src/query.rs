@@ -39,9 +39,11 @@ fn wire_type(rtype: RecordType) -> WireType {
     match rtype {
         RecordType::A => WireType::A,
         RecordType::Aaaa => WireType::AAAA,
+        RecordType::Caa => WireType::CAA,
         RecordType::Cname => WireType::CNAME,
         RecordType::Mx => WireType::MX,
         RecordType::Ns => WireType::NS,
+        RecordType::Srv => WireType::SRV,
         RecordType::Txt => WireType::TXT,
     }
 }

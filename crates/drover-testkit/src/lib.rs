@@ -1,6 +1,6 @@
 //! Test harnesses for drover: throwaway PostgreSQL databases, a Virtualmin remote.cgi simulator
 //! (also the `virtualmin-sim` binary), real PowerDNS servers on loopback ports, and a stateful
-//! Cloudflare API fake.
+//! Cloudflare API fake (also the `cloudflare-fake` binary).
 
 pub mod cloudflare;
 mod postgres;

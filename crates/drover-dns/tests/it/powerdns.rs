@@ -136,6 +136,93 @@ async fn a_patch_deletes_before_it_replaces_and_is_served_at_once() {
 }
 
 #[tokio::test]
+async fn caa_and_srv_round_trip_and_are_served() {
+    let server = &PowerDns::shared()[0];
+    let pdns = client(server);
+    let zone = unique_zone("caa-srv");
+    let ids = RecordIds::new();
+    let mut rrsets = sample_zone(&zone, "192.0.2.10");
+    let caa = rr(
+        &zone,
+        "@",
+        RecordType::Caa,
+        3600,
+        &[
+            "0 issue \"letsencrypt.org\"",
+            "0 issuewild \";\"",
+            "0 iodef \"mailto:security@example.ro\"",
+        ],
+    );
+    let submission = rr(
+        &zone,
+        "_submission._tcp",
+        RecordType::Srv,
+        3600,
+        &[&format!("0 1 587 mail.{zone}")],
+    );
+    let imaps = rr(
+        &zone,
+        "_imaps._tcp",
+        RecordType::Srv,
+        3600,
+        &[&format!("0 1 993 mail.{zone}."), "10 0 0 ."],
+    );
+    rrsets.extend([caa.clone(), submission.clone(), imaps]);
+    drover_core::validate_zone(&zone, &rrsets).unwrap();
+    pdns.create_zone(&zone, &rrsets).await.unwrap();
+    let read = pdns.read_zone(zref(&zone, &ids)).await.unwrap().unwrap();
+    assert_eq!(sorted(read.rrsets.clone()), sorted(rrsets.clone()));
+    // Changing a CAA value and an SRV port is an update of each, applied and read back.
+    let mut wanted: Vec<_> = rrsets
+        .iter()
+        .filter(|r| r.key() != caa.key() && r.key() != submission.key())
+        .cloned()
+        .collect();
+    wanted.push(rr(
+        &zone,
+        "@",
+        RecordType::Caa,
+        3600,
+        &["0 issue \"letsencrypt.org; validationmethods=dns-01\""],
+    ));
+    wanted.push(rr(
+        &zone,
+        "_submission._tcp",
+        RecordType::Srv,
+        3600,
+        &[&format!("0 1 465 mail.{zone}")],
+    ));
+    let diff = diff_zone(&wanted, &read.rrsets);
+    assert_eq!(diff.updates.len(), 2, "{diff}");
+    pdns.apply(zref(&zone, &ids), &diff).await.unwrap();
+    let read = pdns.read_zone(zref(&zone, &ids)).await.unwrap().unwrap();
+    assert!(diff_zone(&wanted, &read.rrsets).is_empty());
+    // Served over DNS as written.
+    let srv = query_served(
+        server.dns_addr,
+        &format!("_submission._tcp.{zone}"),
+        RecordType::Srv,
+        Duration::from_secs(2),
+    )
+    .await
+    .unwrap();
+    assert_eq!(srv.records, [format!("0 1 465 mail.{zone}.")]);
+    let served_caa = query_served(
+        server.dns_addr,
+        zone.as_str(),
+        RecordType::Caa,
+        Duration::from_secs(2),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        served_caa.records,
+        ["0 issue \"letsencrypt.org; validationmethods=dns-01\""]
+    );
+    pdns.delete_zone(zref(&zone, &ids)).await.unwrap();
+}
+
+#[tokio::test]
 async fn refused_data_is_a_typed_error_and_changes_nothing() {
     let server = &PowerDns::shared()[0];
     let pdns = client(server);
