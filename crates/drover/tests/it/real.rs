@@ -243,7 +243,7 @@ impl Drover {
         loop {
             let job = self.get(&format!("/jobs/{id}")).await;
             if matches!(
-                job["job"]["state"].as_str(),
+                job["state"].as_str(),
                 Some("completed" | "discarded" | "cancelled")
             ) {
                 return job;
@@ -258,7 +258,7 @@ impl Drover {
 
     pub async fn job_completed(&self, id: i64) -> Value {
         let job = self.job_ends(id).await;
-        assert_eq!(job["job"]["state"], "completed", "job {id}: {job:#}");
+        assert_eq!(job["state"], "completed", "job {id}: {job:#}");
         job
     }
 
@@ -337,7 +337,7 @@ async fn billing_and_an_operator_run_an_account_through_its_life() {
     let job = drover
         .mv(service, "suspend", json!({"reason": "unpaid invoice 17"}))
         .await;
-    assert_eq!(job["job"]["state"], "completed", "{job:#}");
+    assert_eq!(job["state"], "completed", "{job:#}");
     let seen = server_domain(&domain).unwrap();
     assert!(
         seen.get("Disabled")
@@ -346,13 +346,13 @@ async fn billing_and_an_operator_run_an_account_through_its_life() {
     );
 
     let job = drover.mv(service, "unsuspend", json!({})).await;
-    assert_eq!(job["job"]["state"], "completed", "{job:#}");
+    assert_eq!(job["state"], "completed", "{job:#}");
     assert!(!server_domain(&domain).unwrap().contains_key("Disabled"));
 
     let job = drover
         .mv(service, "change-plan", json!({"plan_id": big}))
         .await;
-    assert_eq!(job["job"]["state"], "completed", "{job:#}");
+    assert_eq!(job["state"], "completed", "{job:#}");
     let seen = server_domain(&domain).unwrap();
     assert_eq!(seen["Plan"], web20);
     assert_eq!(
@@ -378,9 +378,9 @@ async fn billing_and_an_operator_run_an_account_through_its_life() {
 
     // Protected by default: termination stops with the reason, and the domain stays.
     let job = drover.mv(service, "terminate", json!({})).await;
-    assert_eq!(job["job"]["state"], "discarded", "{job:#}");
+    assert_eq!(job["state"], "discarded", "{job:#}");
     assert!(
-        job["job"]["output"]
+        job["output"]
             .to_string()
             .contains("protected from deletion"),
         "{job:#}"
