@@ -20,6 +20,10 @@ pub struct HealthProbe {
     pub pin_matches: Option<bool>,
     /// drover's circuit breaker for the server is open (calls are being refused).
     pub breaker_open: bool,
+    /// The server refused drover's login, so drover did not call it: it may be up, but
+    /// nothing can be done on it until its credentials are fixed.
+    #[serde(default)]
+    pub login_refused: bool,
 }
 
 /// What a single check says about a server.
@@ -71,6 +75,14 @@ impl HealthProbe {
     /// The verdict and the reasons for it, in words an operator reads.
     pub fn assess(&self, policy: &HealthPolicy) -> (Verdict, Vec<String>) {
         let mut reasons = Vec::new();
+        // Not an outage: moving its accounts away would not help, fixing the login does.
+        if self.login_refused {
+            reasons.push(format!(
+                "drover's login is refused: {}",
+                self.error.as_deref().unwrap_or("no detail")
+            ));
+            return (Verdict::Degraded, reasons);
+        }
         if !self.api_ok {
             reasons.push(format!(
                 "the API did not answer correctly: {}",
@@ -165,6 +177,7 @@ mod tests {
             certificate_days_left: Some(90),
             pin_matches: Some(true),
             breaker_open: false,
+            login_refused: false,
         }
     }
 

@@ -69,6 +69,15 @@ pub struct RewriteAddresses {
 )]
 pub struct CheckFleetHealth {}
 
+/// Try the accounts whose converge job gave up once more (periodic, on the elected leader).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JobArgs)]
+#[river(
+    kind = "retry_failed_accounts",
+    queue = "fleet",
+    unique(by_args, by_state(available, pending, running, scheduled, retryable))
+)]
+pub struct RetryFailedAccounts {}
+
 /// The queue of periodic fleet work: never behind provisioning or DNS.
 pub const FLEET_QUEUE: &str = "fleet";
 

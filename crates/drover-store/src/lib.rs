@@ -28,8 +28,8 @@ pub use fleet_store::{
 };
 pub use model::{
     Account, AccountFilter, ApiToken, AuditFilter, AuditReport, ConvergeTarget, Customer,
-    IdempotencyStart, JobCall, JobFilter, JobSummary, NewService, Page, Plan, RequestContext,
-    Server, Service, ServiceFilter, TransitionOutcome,
+    IdempotencyStart, JobAttempt, JobCall, JobFilter, JobSummary, LoginRefused, NewService, Page,
+    Plan, RequestContext, Server, Service, ServiceFilter, TransitionOutcome,
 };
 pub use postgres::PgStore;
 pub use riverqueue::JobState;

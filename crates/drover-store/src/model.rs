@@ -74,10 +74,25 @@ pub struct Server {
     #[serde(flatten)]
     pub spec: ServerSpec,
     pub state: ServerState,
+    /// Set when the server refused drover's login: drover calls it no more until its
+    /// credentials change or an operator lets it try again.
+    pub login_refused: Option<LoginRefused>,
     #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
     pub created_at: Timestamp,
     #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
     pub updated_at: Timestamp,
+}
+
+/// Why and when a server refused drover's login.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct LoginRefused {
+    pub reason: String,
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
+    pub at: Timestamp,
+    /// SHA-256 of the secret that was refused: a different one may be tried.
+    #[serde(skip)]
+    pub secret_sha256: String,
 }
 
 /// A new service: its account is created with it, holding the domain (unique across drover).
@@ -139,6 +154,11 @@ pub struct Account {
     pub has_sealed_password: bool,
     #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, format = DateTime))]
     pub last_sync_at: Option<Timestamp>,
+    /// Why the last converge job gave up (refused, or out of retries): the server does not
+    /// match this record. Cleared when a later one succeeds; drover tries again on its own.
+    pub failure: Option<String>,
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, format = DateTime))]
+    pub failed_at: Option<Timestamp>,
     #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
     pub created_at: Timestamp,
     #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
@@ -149,6 +169,8 @@ pub struct Account {
 pub struct AccountFilter {
     pub domain: Option<DomainName>,
     pub server_id: Option<ServerId>,
+    /// Only accounts whose last converge job gave up.
+    pub failed: bool,
     pub page: Page,
 }
 
@@ -243,6 +265,23 @@ pub struct ConvergeTarget {
     pub sealed_password: Option<Vec<u8>>,
 }
 
+/// How one attempt of a job ended.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct JobAttempt {
+    #[cfg_attr(feature = "openapi", schema(value_type = i64))]
+    pub job_id: JobId,
+    pub attempt: i64,
+    /// `completed`, `snoozed` (waits, or runs again), `retried` (failed, tried again later) or
+    /// `discarded`.
+    pub outcome: String,
+    pub message: Option<String>,
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
+    pub started_at: Timestamp,
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
+    pub finished_at: Timestamp,
+}
+
 /// One Virtualmin call a job made.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
@@ -254,6 +293,7 @@ pub struct JobCall {
     pub outcome: String,
     pub message: Option<String>,
     pub duration_ms: i64,
+    /// When the call started.
     #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
     pub at: Timestamp,
 }

@@ -9,7 +9,7 @@ use drover_core::{
 use jiff_sqlx::Timestamp as SqlTimestamp;
 use serde::de::DeserializeOwned;
 
-use crate::model::{Account, ApiToken, Customer, Plan, Server, Service};
+use crate::model::{Account, ApiToken, Customer, LoginRefused, Plan, Server, Service};
 use crate::{Result, StoreError};
 
 /// Now, to the microsecond: what both databases keep, so a value reads back exactly as written
@@ -139,6 +139,9 @@ pub(crate) struct ServerRow {
     pinned_cert_sha256: Option<String>,
     rate_qps: Option<f64>,
     state: String,
+    login_refused: Option<String>,
+    login_refused_at: Option<SqlTimestamp>,
+    login_refused_secret: Option<String>,
     created_at: SqlTimestamp,
     updated_at: SqlTimestamp,
 }
@@ -169,6 +172,14 @@ impl ServerRow {
                 rate_qps: self.rate_qps,
             },
             state: parse("server state", &self.state, ServerState::parse)?,
+            login_refused: match (self.login_refused, self.login_refused_at) {
+                (Some(reason), Some(at)) => Some(LoginRefused {
+                    reason,
+                    at: at.to_jiff(),
+                    secret_sha256: self.login_refused_secret.unwrap_or_default(),
+                }),
+                _ => None,
+            },
             created_at: self.created_at.to_jiff(),
             updated_at: self.updated_at.to_jiff(),
         })
@@ -218,6 +229,8 @@ pub(crate) struct AccountRow {
     suspend_reason: Option<String>,
     has_sealed_password: bool,
     last_sync_at: Option<SqlTimestamp>,
+    failure: Option<String>,
+    failed_at: Option<SqlTimestamp>,
     created_at: SqlTimestamp,
     updated_at: SqlTimestamp,
 }
@@ -239,6 +252,8 @@ impl AccountRow {
             suspend_reason: self.suspend_reason,
             has_sealed_password: self.has_sealed_password,
             last_sync_at: self.last_sync_at.map(|t| t.to_jiff()),
+            failure: self.failure,
+            failed_at: self.failed_at.map(|t| t.to_jiff()),
             created_at: self.created_at.to_jiff(),
             updated_at: self.updated_at.to_jiff(),
         })

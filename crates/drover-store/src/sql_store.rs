@@ -55,7 +55,8 @@ macro_rules! select_plan {
 macro_rules! select_server {
     () => {
         "SELECT id, name, hostname, port, ipv4, ipv6, capacity, tags, api_user, credentials, \
-         tls_verify, pinned_cert_sha256, rate_qps, state, created_at, updated_at FROM servers"
+         tls_verify, pinned_cert_sha256, rate_qps, state, login_refused, login_refused_at, \
+         login_refused_secret, created_at, updated_at FROM servers"
     };
 }
 
@@ -70,8 +71,8 @@ macro_rules! select_account {
     () => {
         "SELECT id, service_id, domain, unix_username, server_id, desired_state, \
          desired_generation, observed_state, protected_from_deletion, suspend_reason, \
-         (sealed_password IS NOT NULL) AS has_sealed_password, last_sync_at, created_at, \
-         updated_at FROM accounts"
+         (sealed_password IS NOT NULL) AS has_sealed_password, last_sync_at, failure, failed_at, \
+         created_at, updated_at FROM accounts"
     };
 }
 
@@ -707,11 +708,12 @@ impl Store for SqlStore {
         sqlx::query_as::<_, AccountRow>(concat!(
             select_account!(),
             " WHERE id > $1 AND ($2 IS NULL OR domain = $2) AND ($3 IS NULL OR server_id = $3) \
-             ORDER BY id LIMIT $4"
+             AND ($4 = FALSE OR failure IS NOT NULL) ORDER BY id LIMIT $5"
         ))
         .bind(filter.page.after.unwrap_or(0))
         .bind(filter.domain.as_ref().map(|d| d.as_str().to_owned()))
         .bind(filter.server_id.map(ServerId::get))
+        .bind(filter.failed)
         .bind(i64::from(filter.page.limit))
         .fetch_all(&self.pool)
         .await?
@@ -1013,7 +1015,7 @@ impl Store for SqlStore {
         sqlx::query(
             "UPDATE accounts SET observed_state = $1, last_sync_at = $2, \
              applied_generation = CASE WHEN applied_generation > $3 THEN applied_generation \
-             ELSE $3 END WHERE id = $4",
+             ELSE $3 END, failure = NULL, failed_at = NULL WHERE id = $4",
         )
         .bind(observed_state)
         .bind(sql_now())
@@ -1117,6 +1119,152 @@ impl Store for SqlStore {
         .execute(&self.pool)
         .await?;
         Ok(())
+    }
+
+    async fn record_job_attempt(&self, attempt: &JobAttempt) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO job_attempts (job_id, attempt, outcome, message, started_at, finished_at) \
+             VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(attempt.job_id.get())
+        .bind(attempt.attempt)
+        .bind(&attempt.outcome)
+        .bind(&attempt.message)
+        .bind(jiff_sqlx::Timestamp::from(attempt.started_at))
+        .bind(jiff_sqlx::Timestamp::from(attempt.finished_at))
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn job_attempts(&self, job: JobId) -> Result<Vec<JobAttempt>> {
+        type Row = (
+            i64,
+            String,
+            Option<String>,
+            jiff_sqlx::Timestamp,
+            jiff_sqlx::Timestamp,
+        );
+        let rows: Vec<Row> = sqlx::query_as(
+            "SELECT attempt, outcome, message, started_at, finished_at FROM job_attempts \
+             WHERE job_id = $1 ORDER BY finished_at, attempt",
+        )
+        .bind(job.get())
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(
+                |(attempt, outcome, message, started_at, finished_at)| JobAttempt {
+                    job_id: job,
+                    attempt,
+                    outcome,
+                    message,
+                    started_at: started_at.to_jiff(),
+                    finished_at: finished_at.to_jiff(),
+                },
+            )
+            .collect())
+    }
+
+    async fn mark_account_failed(
+        &self,
+        ctx: &RequestContext,
+        account: AccountId,
+        reason: &str,
+    ) -> Result<()> {
+        write_tx!(self, tx, {
+            sqlx::query("UPDATE accounts SET failure = $1, failed_at = $2 WHERE id = $3")
+                .bind(reason)
+                .bind(sql_now())
+                .bind(account.get())
+                .execute(&mut **tx)
+                .await?;
+            append_audit(
+                tx,
+                ctx,
+                "account.failed",
+                format!("account:{account}"),
+                json!({ "reason": reason }),
+            )
+            .await?;
+            Ok(())
+        })
+    }
+
+    async fn retry_failed_accounts(&self, ctx: &RequestContext) -> Result<Vec<JobId>> {
+        write_tx!(self, tx, {
+            let ids: Vec<i64> = sqlx::query_scalar(
+                "SELECT id FROM accounts WHERE failure IS NOT NULL \
+                 AND NOT (desired_state = 'absent' AND protected_from_deletion) ORDER BY id",
+            )
+            .fetch_all(&mut **tx)
+            .await?;
+            let mut jobs = Vec::with_capacity(ids.len());
+            for id in ids {
+                let (job, _) = self.enqueue_converge(tx, ctx, AccountId(id)).await?;
+                jobs.push(job);
+            }
+            Ok(jobs)
+        })
+    }
+
+    async fn mark_login_refused(
+        &self,
+        ctx: &RequestContext,
+        server: ServerId,
+        reason: &str,
+        secret_sha256: &str,
+    ) -> Result<()> {
+        write_tx!(self, tx, {
+            let changed = sqlx::query(
+                "UPDATE servers SET login_refused = $1, login_refused_at = $2, \
+                 login_refused_secret = $3 WHERE id = $4 \
+                 AND (login_refused_secret IS NULL OR login_refused_secret <> $3)",
+            )
+            .bind(reason)
+            .bind(sql_now())
+            .bind(secret_sha256)
+            .bind(server.get())
+            .execute(&mut **tx)
+            .await?
+            .rows_affected();
+            if changed > 0 {
+                append_audit(
+                    tx,
+                    ctx,
+                    "server.login_refused",
+                    format!("server:{server}"),
+                    json!({ "reason": reason }),
+                )
+                .await?;
+            }
+            Ok(())
+        })
+    }
+
+    async fn clear_login_refused(&self, ctx: &RequestContext, server: ServerId) -> Result<Server> {
+        write_tx!(self, tx, {
+            let changed = sqlx::query(
+                "UPDATE servers SET login_refused = NULL, login_refused_at = NULL, \
+                 login_refused_secret = NULL WHERE id = $1 AND login_refused IS NOT NULL",
+            )
+            .bind(server.get())
+            .execute(&mut **tx)
+            .await?
+            .rows_affected();
+            if changed > 0 {
+                append_audit(
+                    tx,
+                    ctx,
+                    "server.login_allowed",
+                    format!("server:{server}"),
+                    json!({}),
+                )
+                .await?;
+            }
+            Self::fetch_server(tx, server).await
+        })
     }
 
     async fn job_calls(&self, job: JobId) -> Result<Vec<JobCall>> {

@@ -144,6 +144,31 @@ pub trait Store:
     async fn reserve_call_slot(&self, server: ServerId, interval_ms: i64) -> Result<i64>;
     async fn record_job_call(&self, job: JobId, call: &JobCall) -> Result<()>;
     async fn job_calls(&self, job: JobId) -> Result<Vec<JobCall>>;
+    /// Keeps how one attempt of a job ended, apart from the attempts before and after it.
+    async fn record_job_attempt(&self, attempt: &JobAttempt) -> Result<()>;
+    async fn job_attempts(&self, job: JobId) -> Result<Vec<JobAttempt>>;
+    /// The account's converge job gave up (refused, or out of retries): its server does not
+    /// match the record. Audited; cleared by the next successful converge.
+    async fn mark_account_failed(
+        &self,
+        ctx: &RequestContext,
+        account: AccountId,
+        reason: &str,
+    ) -> Result<()>;
+    /// Enqueues a converge job for every failed account that trying again may fix (all but a
+    /// protected account waiting to be deleted, which needs an operator).
+    async fn retry_failed_accounts(&self, ctx: &RequestContext) -> Result<Vec<JobId>>;
+    /// The server refused drover's login with the secret whose SHA-256 is `secret_sha256`.
+    async fn mark_login_refused(
+        &self,
+        ctx: &RequestContext,
+        server: ServerId,
+        reason: &str,
+        secret_sha256: &str,
+    ) -> Result<()>;
+    /// Lets drover try to log in to the server again (an operator's word, or a login that
+    /// worked).
+    async fn clear_login_refused(&self, ctx: &RequestContext, server: ServerId) -> Result<Server>;
     /// Appends an audit event outside any other change (a job's outcome, a refusal).
     async fn audit(
         &self,

@@ -21,10 +21,16 @@ use crate::tls::{TlsPolicy, client_config};
 pub struct CallRecord {
     pub server: String,
     pub call: String,
+    /// `success`, `partial` (done, but a step the server reported failed), or the error kind.
     pub outcome: String,
     pub message: Option<String>,
+    pub started_at: std::time::SystemTime,
     pub duration: Duration,
 }
+
+/// Told once when the server refuses the client's login (wrong credentials or a lock-out),
+/// so that drover can stop every caller, in every process, from trying again.
+pub type LoginRefusedHook = std::sync::Arc<dyn Fn(&VirtualminError) + Send + Sync>;
 
 /// What the calls a task makes are part of: the request they serve and, optionally, a log
 /// that collects them (a job's record of its calls).
@@ -96,7 +102,6 @@ pub trait CallPacer: Send + Sync + std::fmt::Debug {
     ) -> std::pin::Pin<Box<dyn Future<Output = Result<Duration, VirtualminError>> + Send + '_>>;
 }
 
-#[derive(Debug)]
 pub struct VirtualminClient {
     endpoint: Endpoint,
     http: reqwest::Client,
@@ -105,6 +110,21 @@ pub struct VirtualminClient {
     permits: Semaphore,
     breaker: CircuitBreaker,
     settings: VirtualminSettings,
+    /// The server's refusal of this client's login, once it happened: every later call ends
+    /// with it at once. Another try with the same credentials would only count as one more
+    /// failed login (and lengthen a lock-out).
+    login_refused: std::sync::Mutex<Option<VirtualminError>>,
+    on_login_refused: Option<LoginRefusedHook>,
+}
+
+impl std::fmt::Debug for VirtualminClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("VirtualminClient")
+            .field("endpoint", &self.endpoint)
+            .field("breaker", &self.breaker.state())
+            .field("login_refused", &self.login_refusal())
+            .finish_non_exhaustive()
+    }
 }
 
 impl VirtualminClient {
@@ -138,7 +158,23 @@ impl VirtualminClient {
             settings: settings.clone(),
             http,
             endpoint,
+            login_refused: std::sync::Mutex::new(None),
+            on_login_refused: None,
         })
+    }
+
+    /// Calls `hook` when the server refuses this client's login.
+    pub fn on_login_refused(mut self, hook: LoginRefusedHook) -> Self {
+        self.on_login_refused = Some(hook);
+        self
+    }
+
+    /// The refusal that stopped this client, if its login was refused.
+    pub fn login_refusal(&self) -> Option<VirtualminError> {
+        self.login_refused
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
     }
 
     /// Paces calls through `pacer` (shared by every process) instead of this client alone.
@@ -188,6 +224,16 @@ impl VirtualminClient {
             duration_ms = tracing::field::Empty,
         );
         async {
+            if let Some(refused) = self.login_refusal() {
+                return Err(VirtualminError::new(
+                    refused.kind,
+                    format!(
+                        "not called: the server refused drover's login ({}); fix its \
+                         credentials, or let drover try again",
+                        refused.message
+                    ),
+                ));
+            }
             self.breaker
                 .admit()
                 .inspect_err(|e| self.count(call, Err(e), Duration::ZERO))?;
@@ -206,9 +252,23 @@ impl VirtualminClient {
                 }
                 None => self.rate.wait().await,
             }
+            let started_at = std::time::SystemTime::now();
             let started = tokio::time::Instant::now();
             let result = self.send(call, body).await;
             let elapsed = started.elapsed();
+            if let Err(e) = &result
+                && matches!(e.kind, ErrorKind::Auth | ErrorKind::LockedOut)
+            {
+                let first = self
+                    .login_refused
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .replace(e.clone())
+                    .is_none();
+                if first && let Some(hook) = &self.on_login_refused {
+                    hook(e);
+                }
+            }
             self.breaker
                 .record(result.as_ref().map(|_| ()).map_err(|e| e.kind));
             self.count(call, result.as_ref().map(|_| ()), elapsed);
@@ -219,11 +279,20 @@ impl VirtualminClient {
                 Ok(_) => tracing::info!(call = %call, "virtualmin call succeeded"),
                 Err(e) => tracing::warn!(call = %call, error = %e, "virtualmin call failed"),
             }
+            let (outcome, message) = match &result {
+                Ok(reply) if !reply.step_failures.is_empty() => {
+                    tracing::warn!(call = %call, failed = ?reply.step_failures, "a step failed");
+                    ("partial", Some(reply.step_failures.join("; ")))
+                }
+                Ok(_) => ("success", None),
+                Err(e) => (e.kind.as_str(), Some(e.message.clone())),
+            };
             log_call(CallRecord {
                 server: self.endpoint.name.clone(),
                 call: call.to_string(),
-                outcome: outcome_label(result.as_ref().map(|_| ())).to_owned(),
-                message: result.as_ref().err().map(|e| e.message.clone()),
+                outcome: outcome.to_owned(),
+                message,
+                started_at,
                 duration: elapsed,
             });
             result

@@ -15,7 +15,9 @@ mod settings;
 mod tls;
 
 pub use breaker::{BreakerConfig, BreakerState};
-pub use client::{CallPacer, CallRecord, CallScope, Endpoint, VirtualminClient, in_scope};
+pub use client::{
+    CallPacer, CallRecord, CallScope, Endpoint, LoginRefusedHook, VirtualminClient, in_scope,
+};
 pub use domain::{Disabled, DomainInfo, DomainKind, DomainUser, Quota};
 pub use error::{
     ErrorKind, VirtualminError, classify_answer, classify_error, classify_failure, failure_message,

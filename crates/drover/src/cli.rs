@@ -417,6 +417,11 @@ pub enum ServerCommand {
         #[arg(long)]
         off: bool,
     },
+    /// Let drover try to log in to a server that refused it (its credentials were fixed on
+    /// the server's side, or a lock-out has passed). New credentials in drover need no command.
+    AllowLogin {
+        id: ServerId,
+    },
     /// Move every account off a server by placement (each a migration); nothing new lands on it.
     Drain {
         id: ServerId,
@@ -533,6 +538,9 @@ pub enum AccountCommand {
         domain: Option<String>,
         #[arg(long)]
         server: Option<ServerId>,
+        /// Only accounts whose last converge job gave up, with why.
+        #[arg(long)]
+        failed: bool,
         #[command(flatten)]
         page: PageArgs,
     },
@@ -967,6 +975,7 @@ async fn servers(
         ServerCommand::Maintenance { id, on, off: _ } => {
             out.one(&store.set_maintenance(ctx, id, on).await?)
         }
+        ServerCommand::AllowLogin { id } => out.one(&store.clear_login_refused(ctx, id).await?),
     }
 }
 
@@ -1132,11 +1141,13 @@ async fn accounts(
         AccountCommand::List {
             domain,
             server,
+            failed,
             page,
         } => {
             let filter = AccountFilter {
                 domain: domain.as_deref().map(DomainName::parse).transpose()?,
                 server_id: server,
+                failed,
                 page: page.page(),
             };
             out.list(
@@ -1149,6 +1160,7 @@ async fn accounts(
                     "desired_state",
                     "observed_state",
                     "protected_from_deletion",
+                    "failure",
                 ],
             )
         }
@@ -1213,8 +1225,9 @@ async fn jobs(
         }
         JobCommand::Show { id } => {
             let job = store.job(id).await?;
+            let attempts = store.job_attempts(id).await?;
             let calls = store.job_calls(id).await?;
-            out.one(&json!({ "job": job, "calls": calls }))
+            out.one(&json!({ "job": job, "attempts": attempts, "calls": calls }))
         }
         JobCommand::Retry { id } => out.one(&store.retry_job(ctx, id).await?),
         JobCommand::Cancel { id } => out.one(&store.cancel_job(ctx, id).await?),

@@ -180,6 +180,7 @@ const SETTINGS: &[&str] = &[
     "DROVER_DRIFT_MAX_PERCENT",
     "DROVER_DRIFT_MAX_ACCOUNTS",
     "DROVER_USAGE_INTERVAL",
+    "DROVER_FAILED_RETRY_INTERVAL",
     "DROVER_MIGRATION_GRACE",
     "DROVER_FAILOVER",
     "DROVER_DNS_NAMESERVERS",
@@ -361,6 +362,7 @@ impl Config {
             drift: drift_policy(&sources)?,
             drift_interval: interval(&sources, "DROVER_DRIFT_INTERVAL", 3600.0)?,
             usage_interval: interval(&sources, "DROVER_USAGE_INTERVAL", 3600.0)?,
+            failed_retry_interval: interval(&sources, "DROVER_FAILED_RETRY_INTERVAL", 900.0)?,
             failover: sources.flag("DROVER_FAILOVER", false)?,
             migration_grace: sources.parse(
                 "DROVER_MIGRATION_GRACE",

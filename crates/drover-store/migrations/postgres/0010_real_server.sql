@@ -17,3 +17,9 @@ CREATE TABLE job_attempts (
     finished_at TIMESTAMPTZ NOT NULL,
     PRIMARY KEY (job_id, attempt, finished_at)
 );
+
+-- A server that refused drover's login: drover stops calling it until its credentials change
+-- (the secret's SHA-256 tells) or an operator lets it try again.
+ALTER TABLE servers ADD COLUMN login_refused TEXT;
+ALTER TABLE servers ADD COLUMN login_refused_at TIMESTAMPTZ;
+ALTER TABLE servers ADD COLUMN login_refused_secret TEXT;

@@ -13,6 +13,7 @@ fn probe(api_ok: bool) -> HealthProbe {
         certificate_days_left: Some(60),
         pin_matches: None,
         breaker_open: false,
+        login_refused: false,
     }
 }
 

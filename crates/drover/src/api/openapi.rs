@@ -17,7 +17,7 @@ use super::{dns, routes};
         routes::create_customer, routes::list_customers, routes::get_customer,
         routes::create_plan, routes::list_plans, routes::get_plan, routes::update_plan,
         routes::create_server, routes::list_servers, routes::get_server, routes::update_server,
-        routes::server_health, routes::set_maintenance, routes::drain_server, routes::decommission_server,
+        routes::server_health, routes::set_maintenance, routes::allow_login, routes::drain_server, routes::decommission_server,
         routes::rebuild_server, routes::scan_drift, routes::list_drift,
         routes::sync_usage, routes::list_usage, routes::service_usage,
         routes::create_service, routes::list_services, routes::get_service, routes::move_service,

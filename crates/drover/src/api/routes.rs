@@ -11,9 +11,9 @@ use drover_core::{
     Transition,
 };
 use drover_store::{
-    Account, AccountFilter, ApiToken, AuditFilter, AuditReport, Customer, DriftRecord, JobCall,
-    JobFilter, JobState, JobSummary, Migration, NewService, Page, Plan, Server, ServerHealth,
-    Service, ServiceFilter, TransitionOutcome, UsageFilter,
+    Account, AccountFilter, ApiToken, AuditFilter, AuditReport, Customer, DriftRecord, JobAttempt,
+    JobCall, JobFilter, JobState, JobSummary, Migration, NewService, Page, Plan, Server,
+    ServerHealth, Service, ServiceFilter, TransitionOutcome, UsageFilter,
 };
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
@@ -46,6 +46,7 @@ pub fn v1() -> Router<AppState> {
         .route("/api/v1/servers/{id}", get(get_server).patch(update_server))
         .route("/api/v1/servers/{id}/health", get(server_health))
         .route("/api/v1/servers/{id}/maintenance", post(set_maintenance))
+        .route("/api/v1/servers/{id}/allow-login", post(allow_login))
         .route("/api/v1/servers/{id}/drain", post(drain_server))
         .route(
             "/api/v1/servers/{id}/decommission",
@@ -569,6 +570,21 @@ async fn set_maintenance(
     ))
 }
 
+/// Lets drover try to log in to a server that refused it (after fixing its credentials on the
+/// server's side, or once a lock-out has passed).
+#[utoipa::path(post, path = "/api/v1/servers/{id}/allow-login", tag = "servers",
+    responses((status = 200, body = Server), (status = 404, body = ErrorBody)))]
+async fn allow_login(
+    State(app): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<String>,
+) -> Reply<Server> {
+    let id: ServerId = path_id("server", &id)?;
+    Ok(axum::Json(
+        app.store.clear_login_refused(&caller.context(), id).await?,
+    ))
+}
+
 /// A new service: the customer, the plan and the domain its account will host.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -701,6 +717,9 @@ struct AccountQuery {
     domain: Option<String>,
     #[param(value_type = Option<i64>)]
     server_id: Option<ServerId>,
+    /// Only accounts whose last converge job gave up (the server does not match them).
+    #[serde(default)]
+    failed: bool,
     after: Option<i64>,
     limit: Option<u32>,
 }
@@ -714,6 +733,7 @@ async fn list_accounts(
     let filter = AccountFilter {
         domain: query.domain.as_deref().map(DomainName::parse).transpose()?,
         server_id: query.server_id,
+        failed: query.failed,
         page: Page::new(query.after, query.limit),
     };
     Ok(axum::Json(app.store.accounts(filter).await?))
@@ -778,6 +798,8 @@ pub fn parse_job_states(list: &str) -> Result<Vec<JobState>, ApiError> {
 pub struct JobDetail {
     #[serde(flatten)]
     job: JobSummary,
+    /// How each attempt ended, oldest first.
+    attempts: Vec<JobAttempt>,
     calls: Vec<JobCall>,
 }
 
@@ -786,8 +808,13 @@ pub struct JobDetail {
 async fn get_job(State(app): State<AppState>, Path(id): Path<String>) -> Reply<JobDetail> {
     let id: JobId = path_id("job", &id)?;
     let job = app.store.job(id).await?;
+    let attempts = app.store.job_attempts(id).await?;
     let calls = app.store.job_calls(id).await?;
-    Ok(axum::Json(JobDetail { job, calls }))
+    Ok(axum::Json(JobDetail {
+        job,
+        attempts,
+        calls,
+    }))
 }
 
 #[utoipa::path(post, path = "/api/v1/jobs/{id}/retry", tag = "jobs",

@@ -57,7 +57,7 @@ pub async fn run(
     run_for_account(
         engine,
         &context,
-        JobId(job.id()),
+        &job.row,
         account,
         Finish::AtLatestGeneration,
         |ctx| async move { rounds(engine, &ctx, account).await },
@@ -76,7 +76,7 @@ pub async fn set_password(
     run_for_account(
         engine,
         &context,
-        JobId(job.id()),
+        &job.row,
         account,
         Finish::Always,
         |_| async move {
@@ -133,7 +133,7 @@ pub async fn migrate(
     run_for_account(
         engine,
         &context,
-        JobId(job.id()),
+        &job.row,
         account,
         Finish::Always,
         |ctx| async move { migrate_steps(engine, &ctx, account).await },
@@ -282,11 +282,13 @@ enum Finish {
 }
 
 /// Runs a job's work on one account with its calls recorded and correlated, and turns how it
-/// ended into River's outcome: done, wait (snooze), refused (discard, audited) or retry.
+/// ended into River's outcome: done, wait (snooze), refused (discard, audited) or retry. Each
+/// attempt's ending is kept; an account whose job gives up (refused, or out of retries) is
+/// marked failed with the reason until a later job succeeds.
 async fn run_for_account<F, Fut>(
     engine: &Engine,
     context: &WorkContext,
-    job_id: JobId,
+    row: &riverqueue::JobRow,
     account: AccountId,
     finish: Finish,
     work: F,
@@ -295,6 +297,8 @@ where
     F: FnOnce(RequestContext) -> Fut,
     Fut: Future<Output = Result<Round, ConvergeError>>,
 {
+    let job_id = JobId(row.id);
+    let started_at = jiff::Timestamp::now();
     let correlation_id = engine
         .store
         .job(job_id)
@@ -336,11 +340,72 @@ where
             outcome: call.outcome,
             message: call.message,
             duration_ms: i64::try_from(call.duration.as_millis()).unwrap_or(i64::MAX),
-            at: jiff::Timestamp::now(),
+            at: jiff::Timestamp::try_from(call.started_at).unwrap_or(started_at),
         };
         engine.store.record_job_call(job_id, &record).await?;
     }
     let subject = format!("account:{account}");
+    let (ended, why) = decide(engine, &ctx, context, account, finish, outcome, &subject).await?;
+    let (outcome, message) = match &ended {
+        Ok(WorkOutcome::Complete) => ("completed", why),
+        Ok(WorkOutcome::Snooze(_)) => ("snoozed", why),
+        Ok(WorkOutcome::Discard) => ("discarded", why),
+        Ok(_) => ("ended", why),
+        Err(e) => ("retried", Some(e.to_string())),
+    };
+    let last_try = row.attempt >= row.max_attempts;
+    if let Err(e) = &ended
+        && last_try
+    {
+        let reason = format!("gave up after {} attempts: {e}", row.attempt);
+        engine
+            .store
+            .mark_account_failed(&ctx, account, &reason)
+            .await?;
+    }
+    engine
+        .store
+        .record_job_attempt(&drover_store::JobAttempt {
+            job_id,
+            attempt: i64::from(row.attempt),
+            outcome: if outcome == "retried" && last_try {
+                "discarded"
+            } else {
+                outcome
+            }
+            .to_owned(),
+            message,
+            started_at,
+            finished_at: jiff::Timestamp::now(),
+        })
+        .await?;
+    ended
+}
+
+/// How a job's work ended, as River's outcome, and why when it did not complete.
+async fn decide(
+    engine: &Engine,
+    ctx: &RequestContext,
+    context: &WorkContext,
+    account: AccountId,
+    finish: Finish,
+    outcome: Result<Round, ConvergeError>,
+    subject: &str,
+) -> Result<(Result<WorkOutcome, ConvergeError>, Option<String>), ConvergeError> {
+    let job_id = ctx.actor.clone();
+    let outcome = match outcome {
+        // The server refused drover's login: nothing can be done until its credentials are
+        // fixed, and trying again would only lengthen a lock-out. The job waits (the server
+        // is not called meanwhile) and carries on once they are.
+        Err(ConvergeError::Virtualmin(e))
+            if matches!(e.kind, ErrorKind::Auth | ErrorKind::LockedOut) =>
+        {
+            Ok(Round::Wait(format!(
+                "the server refused drover's login: {e}"
+            )))
+        }
+        other => other,
+    };
     let refused = match outcome {
         Ok(Round::Refused(ref reason)) => Some(reason.clone()),
         Err(ConvergeError::Virtualmin(ref e))
@@ -356,15 +421,19 @@ where
         engine
             .store
             .audit(
-                &ctx,
+                ctx,
                 "account.job_refused",
-                subject,
-                json!({ "job_id": job_id, "reason": reason }),
+                subject.to_owned(),
+                json!({ "job": job_id, "reason": reason }),
             )
             .await?;
-        return Ok(WorkOutcome::Discard);
+        engine
+            .store
+            .mark_account_failed(ctx, account, &reason)
+            .await?;
+        return Ok((Ok(WorkOutcome::Discard), Some(reason)));
     }
-    match outcome {
+    Ok(match outcome {
         Ok(Round::Done {
             generation,
             actions,
@@ -372,33 +441,38 @@ where
             engine
                 .store
                 .audit(
-                    &ctx,
+                    ctx,
                     "account.converged",
-                    subject,
-                    json!({ "job_id": job_id, "generation": generation, "actions": actions }),
+                    subject.to_owned(),
+                    json!({ "job": job_id, "generation": generation, "actions": actions }),
                 )
                 .await?;
+            // This attempt's own output, not an earlier one's.
+            let _ = context.record_output(json!({ "actions": actions }));
             if finish == Finish::Always
                 || engine
                     .store
                     .complete_converge(account, generation, context)
                     .await?
             {
-                Ok(WorkOutcome::Complete)
+                (Ok(WorkOutcome::Complete), None)
             } else {
                 // A change that arrived after the last round's check joined this job: run again.
-                Ok(WorkOutcome::Snooze(Duration::ZERO))
+                (
+                    Ok(WorkOutcome::Snooze(Duration::ZERO)),
+                    Some("the account changed meanwhile: running again".into()),
+                )
             }
         }
         Ok(Round::Wait(reason)) => {
             tracing::info!(%account, %reason, "job waits");
             let _ = context.record_output(json!({ "waiting": reason }));
-            Ok(WorkOutcome::Snooze(WAIT))
+            (Ok(WorkOutcome::Snooze(WAIT)), Some(reason))
         }
-        Ok(Round::Refused(_)) => Ok(WorkOutcome::Discard),
+        Ok(Round::Refused(reason)) => (Ok(WorkOutcome::Discard), Some(reason)),
         // Transient trouble: River retries with backoff.
-        Err(e) => Err(e),
-    }
+        Err(e) => (Err(e), None),
+    })
 }
 
 async fn rounds(
@@ -407,25 +481,36 @@ async fn rounds(
     account: AccountId,
 ) -> Result<Round, ConvergeError> {
     let mut all_actions = Vec::new();
+    let mut last_actions = Vec::new();
     for _ in 0..MAX_ROUNDS {
         let target = engine.store.converge_target(account).await?;
         let generation = target.account.desired_generation;
         match round(engine, ctx, &target).await? {
-            Round::Done { actions, .. } => all_actions.extend(actions),
+            Round::Done { actions, .. } => {
+                all_actions.extend(actions.iter().cloned());
+                last_actions = actions;
+            }
             other => return Ok(other),
         }
-        // A change that arrived while this round ran is applied by the next one.
+        // A change that arrived while this round ran is applied by the next one; a round
+        // that changed the server is followed by one that looks again, since a server can
+        // report success and leave part of it undone (a feature it dropped).
         let now = engine.store.converge_target(account).await?;
-        if now.account.desired_generation == generation {
+        if now.account.desired_generation == generation && last_actions.is_empty() {
             return Ok(Round::Done {
                 generation,
                 actions: all_actions,
             });
         }
     }
-    Ok(Round::Wait(
-        "the account kept changing while it was converged; trying again".into(),
-    ))
+    Ok(Round::Wait(if last_actions.is_empty() {
+        "the account kept changing while it was converged; trying again".into()
+    } else {
+        format!(
+            "the server does not show what was applied ({}); trying again",
+            serde_json::to_string(&last_actions).unwrap_or_default()
+        )
+    }))
 }
 
 async fn round(
@@ -480,6 +565,7 @@ async fn round(
     }
     let client = match engine.fleet.client(&server) {
         Ok(client) => client,
+        Err(e) if e.login_refused => return Ok(Round::Wait(e.to_string())),
         Err(e) => return Ok(Round::Refused(e.to_string())),
     };
     let wanted = Wanted {

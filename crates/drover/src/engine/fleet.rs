@@ -1,5 +1,7 @@
-//! One Virtualmin client per server, built from its record and kept while the record is
-//! unchanged, so each server's rate limit and breaker are shared by every job.
+//! One Virtualmin client per server, built from its record and kept while the record and its
+//! secret are unchanged, so each server's rate limit and breaker are shared by every job. A
+//! server that refused drover's login is not called again until its secret changes or an
+//! operator says so.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -52,8 +54,11 @@ pub struct Fleet {
     /// Shares each server's call rate with every drover process.
     store: Option<Arc<dyn drover_store::Store>>,
     settings: VirtualminSettings,
-    clients: Mutex<HashMap<i64, (jiff::Timestamp, Arc<VirtualminClient>)>>,
+    clients: Mutex<HashMap<i64, (ClientVersion, Arc<VirtualminClient>)>>,
 }
+
+/// What a cached client was built from: the server's record and its secret.
+type ClientVersion = (jiff::Timestamp, String);
 
 /// Why a server cannot be called.
 #[derive(Debug, thiserror::Error)]
@@ -61,6 +66,16 @@ pub struct Fleet {
 pub struct FleetError {
     pub server: String,
     pub reason: String,
+    /// The server refused drover's login with the secret it has now: waiting for new
+    /// credentials (or an operator) is the only way on.
+    pub login_refused: bool,
+}
+
+/// A secret's fingerprint, to tell whether the one refused is the one held now.
+fn secret_sha256(secret: &secrecy::SecretString) -> String {
+    use secrecy::ExposeSecret;
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(secret.expose_secret().as_bytes()))
 }
 
 impl Fleet {
@@ -86,22 +101,41 @@ impl Fleet {
         &self.settings
     }
 
-    /// The client for `server`, rebuilt when its record changed.
+    /// The client for `server`, rebuilt when its record or its secret changed. The secret is
+    /// read on every use (a file or a variable: small), so a changed one is picked up without
+    /// touching the server's record.
     pub fn client(&self, server: &Server) -> Result<Arc<VirtualminClient>, FleetError> {
+        let fail = |reason: String| FleetError {
+            server: server.spec.name.to_string(),
+            reason,
+            login_refused: false,
+        };
+        let password = super::read_credentials(&server.spec.credentials).map_err(fail)?;
+        let secret = secret_sha256(&password);
+        if let Some(refused) = &server.login_refused
+            && refused.secret_sha256 == secret
+        {
+            return Err(FleetError {
+                server: server.spec.name.to_string(),
+                reason: format!(
+                    "it refused drover's login at {} ({}); drover calls it no more until its \
+                     credentials change or an operator allows it again (drover servers \
+                     allow-login {})",
+                    refused.at, refused.reason, server.id
+                ),
+                login_refused: true,
+            });
+        }
+        let version = (server.updated_at, secret.clone());
         let mut clients = self
             .clients
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if let Some((version, client)) = clients.get(&server.id.get())
-            && *version == server.updated_at
+        if let Some((built_from, client)) = clients.get(&server.id.get())
+            && *built_from == version
         {
             return Ok(Arc::clone(client));
         }
-        let fail = |reason: String| FleetError {
-            server: server.spec.name.to_string(),
-            reason,
-        };
-        let password = super::read_credentials(&server.spec.credentials).map_err(fail)?;
         let spec = &server.spec;
         let host = if spec.hostname.as_str().contains(':') {
             format!("[{}]", spec.hostname)
@@ -124,13 +158,39 @@ impl Fleet {
         let mut client = VirtualminClient::new(endpoint, &self.settings, BreakerConfig::default())
             .map_err(|e| fail(e.to_string()))?;
         if let Some(store) = &self.store {
-            client = client.with_pacer(Arc::new(StorePacer {
-                store: Arc::clone(store),
-                server: server.id,
-            }));
+            client = client
+                .with_pacer(Arc::new(StorePacer {
+                    store: Arc::clone(store),
+                    server: server.id,
+                }))
+                .on_login_refused(login_refused_hook(Arc::clone(store), server.id, secret));
         }
         let client = Arc::new(client);
-        clients.insert(server.id.get(), (server.updated_at, Arc::clone(&client)));
+        clients.insert(server.id.get(), (version, Arc::clone(&client)));
         Ok(client)
     }
+}
+
+/// Records a refused login on the server's record, so every drover process stops calling it.
+fn login_refused_hook(
+    store: Arc<dyn drover_store::Store>,
+    server: drover_core::ServerId,
+    secret: String,
+) -> drover_virtualmin::LoginRefusedHook {
+    Arc::new(move |error| {
+        let (store, secret, reason) = (Arc::clone(&store), secret.clone(), error.to_string());
+        tracing::error!(%server, %reason, "the server refused drover's login; drover stops calling it");
+        tokio::spawn(async move {
+            let ctx = drover_store::RequestContext {
+                actor: "drover".into(),
+                correlation_id: format!("login-refused-{server}"),
+            };
+            if let Err(e) = store
+                .mark_login_refused(&ctx, server, &reason, &secret)
+                .await
+            {
+                tracing::error!(%server, error = %e, "cannot record the refused login");
+            }
+        });
+    })
 }

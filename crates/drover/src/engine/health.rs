@@ -16,13 +16,21 @@ use super::Engine;
 pub async fn probe_server(engine: &Engine, server: &Server) -> HealthProbe {
     let timeout = engine.fleet.settings().timeouts.health_check;
     let started = Instant::now();
+    let mut login_refused = false;
     let (api_ok, error, breaker_open) = match engine.fleet.client(server) {
         Ok(client) => {
             let answer = tokio::time::timeout(timeout, client.info()).await;
             let breaker_open = client.breaker_state() == BreakerState::Open;
             match answer {
                 Ok(Ok(_)) => (true, None, breaker_open),
-                Ok(Err(e)) => (false, Some(e.to_string()), breaker_open),
+                Ok(Err(e)) => {
+                    login_refused = matches!(
+                        e.kind,
+                        drover_virtualmin::ErrorKind::Auth
+                            | drover_virtualmin::ErrorKind::LockedOut
+                    );
+                    (false, Some(e.to_string()), breaker_open)
+                }
                 Err(_) => (
                     false,
                     Some(format!("no answer within {timeout:?}")),
@@ -30,7 +38,10 @@ pub async fn probe_server(engine: &Engine, server: &Server) -> HealthProbe {
                 ),
             }
         }
-        Err(e) => (false, Some(e.to_string()), false),
+        Err(e) => {
+            login_refused = e.login_refused;
+            (false, Some(e.to_string()), false)
+        }
     };
     let latency_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
     let (certificate_days_left, pin_matches) = match drover_virtualmin::presented_certificate(
@@ -58,6 +69,7 @@ pub async fn probe_server(engine: &Engine, server: &Server) -> HealthProbe {
         certificate_days_left,
         pin_matches,
         breaker_open,
+        login_refused,
     }
 }
 
@@ -80,6 +92,10 @@ pub async fn check_fleet(
         futures_util::future::join_all(servers.iter().map(|s| probe_server(engine, s))).await;
     let mut changes = Vec::new();
     for (server, probe) in servers.iter().zip(probes) {
+        // A login that works again (new credentials) lifts an earlier refusal.
+        if probe.api_ok && server.login_refused.is_some() {
+            engine.store.clear_login_refused(ctx, server.id).await?;
+        }
         let change = engine
             .store
             .record_health(ctx, server.id, &probe, &engine.fleet_policy.health)

@@ -7,6 +7,7 @@ pub mod drift;
 mod fleet;
 pub mod health;
 pub mod rebuild;
+mod retry;
 pub mod seal;
 pub mod usage;
 
@@ -48,6 +49,7 @@ impl Default for FleetPolicy {
             drift: Default::default(),
             drift_interval: None,
             usage_interval: None,
+            failed_retry_interval: None,
             migration_grace: std::time::Duration::from_secs(7 * 86_400),
             failover: false,
         }
@@ -67,6 +69,8 @@ pub struct FleetPolicy {
     /// How often the elected leader pulls usage figures from every server (`None`: only when
     /// an operator asks).
     pub usage_interval: Option<std::time::Duration>,
+    /// How often the elected leader tries the failed accounts again (`None`: never).
+    pub failed_retry_interval: Option<std::time::Duration>,
     /// How long a moved account's old copy is kept (disabled) unless an operator confirms.
     pub migration_grace: std::time::Duration,
     /// When a server becomes unavailable, recreate its accounts elsewhere at once.
@@ -107,6 +111,8 @@ pub fn start(engine: Arc<Engine>, concurrency: usize) -> Result<RunHandle, river
     workers.add_fn(move |context, job| drift::run_scan(Arc::clone(&for_drift), context, job))?;
     let for_usage = Arc::clone(&engine);
     workers.add_fn(move |context, job| usage::run_sync(Arc::clone(&for_usage), context, job))?;
+    let for_retry = Arc::clone(&engine);
+    workers.add_fn(move |context, job| retry::run(Arc::clone(&for_retry), context, job))?;
     let for_rewrite = Arc::clone(&engine);
     workers.add_fn(move |context, job| dns::run_rewrite(Arc::clone(&for_rewrite), context, job))?;
     let for_migrate = Arc::clone(&engine);
@@ -145,6 +151,13 @@ pub fn start(engine: Arc<Engine>, concurrency: usize) -> Result<RunHandle, river
             riverqueue::IntervalSchedule::new(interval)?,
             || drover_store::jobs::SyncUsage { server_id: None },
             riverqueue::PeriodicJobOpts::new().with_id("usage-sync"),
+        ));
+    }
+    if let Some(interval) = engine.fleet_policy.failed_retry_interval {
+        builder = builder.periodic_job(riverqueue::PeriodicJob::with_options(
+            riverqueue::IntervalSchedule::new(interval)?,
+            || drover_store::jobs::RetryFailedAccounts {},
+            riverqueue::PeriodicJobOpts::new().with_id("retry-failed-accounts"),
         ));
     }
     let client = builder
@@ -238,6 +251,7 @@ pub async fn accounts_on(
             .accounts(AccountFilter {
                 domain: None,
                 server_id: Some(server),
+                failed: false,
                 page: Page::new(accounts.last().map(|a| a.id.get()), Some(Page::MAX_LIMIT)),
             })
             .await?;

@@ -853,6 +853,7 @@ async fn server_health_is_shown_and_maintenance_set(api: Api) {
         certificate_days_left: Some(40),
         pin_matches: None,
         breaker_open: false,
+        login_refused: false,
     };
     let ctx = RequestContext {
         actor: "test".into(),

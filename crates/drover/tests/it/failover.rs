@@ -247,6 +247,7 @@ async fn a_lost_server_is_rebuilt_onto_a_fresh_one_from_drovers_records() {
         certificate_days_left: None,
         pin_matches: None,
         breaker_open: false,
+        login_refused: false,
     };
     for _ in 0..3 {
         store

@@ -138,7 +138,8 @@ async fn billing_moves_are_carried_out_on_the_server(mut f: Fleetwork) {
     let created = on_server(&f).expect("the domain exists on the server");
     assert_eq!(created.plan, "Web");
     assert_eq!(created.unix_user, moved.account.unix_username.as_str());
-    assert_eq!(created.features, ["dir", "dns", "web"]);
+    // The plan's features and the administration user they need (the server refuses them alone).
+    assert_eq!(created.features, ["unix", "dir", "dns", "web"]);
     let account = store.account(moved.account.id).await.unwrap();
     assert_eq!(
         account.server_id,

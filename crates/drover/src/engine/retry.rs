@@ -1,0 +1,35 @@
+//! Accounts whose converge job gave up (refused, or out of retries) are tried again on a slower
+//! schedule of their own: an outage that outlasted a job's retries heals without an operator.
+
+use std::sync::Arc;
+
+use drover_store::{AccountFilter, Page, RequestContext, StoreError};
+use riverqueue::{Job, WorkContext, WorkOutcome};
+use serde_json::json;
+
+use super::Engine;
+
+/// `retry_failed_accounts`: a converge job for every failed account that may succeed now.
+pub async fn run(
+    engine: Arc<Engine>,
+    context: WorkContext,
+    job: Job<drover_store::jobs::RetryFailedAccounts>,
+) -> Result<WorkOutcome, StoreError> {
+    let ctx = RequestContext {
+        actor: format!("job:{}", job.id()),
+        correlation_id: format!("retry-failed-{}", job.id()),
+    };
+    let failed = engine
+        .store
+        .accounts(AccountFilter {
+            failed: true,
+            page: Page::new(None, Some(Page::MAX_LIMIT)),
+            ..AccountFilter::default()
+        })
+        .await?
+        .len();
+    metrics::gauge!("accounts_failed").set(failed as f64);
+    let jobs = engine.store.retry_failed_accounts(&ctx).await?;
+    let _ = context.record_output(json!({ "failed": failed, "converge_jobs": jobs }));
+    Ok(WorkOutcome::Complete)
+}
