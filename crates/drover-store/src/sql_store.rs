@@ -52,11 +52,17 @@ macro_rules! select_plan {
     };
 }
 
+macro_rules! server_columns {
+    () => {
+        "id, name, hostname, port, ipv4, ipv6, capacity, tags, api_user, credentials, \
+         tls_verify, pinned_cert_sha256, rate_qps, state, login_refused, login_refused_at, \
+         login_refused_secret, created_at, updated_at"
+    };
+}
+
 macro_rules! select_server {
     () => {
-        "SELECT id, name, hostname, port, ipv4, ipv6, capacity, tags, api_user, credentials, \
-         tls_verify, pinned_cert_sha256, rate_qps, state, login_refused, login_refused_at, \
-         login_refused_secret, created_at, updated_at FROM servers"
+        concat!("SELECT ", server_columns!(), " FROM servers")
     };
 }
 
@@ -284,16 +290,14 @@ impl SqlStore {
                  credentials, tls_verify, pinned_cert_sha256, rate_qps, state, created_at, \
                  updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, \
                  'healthy', $13, $13) RETURNING ",
-                "id, name, hostname, port, ipv4, ipv6, capacity, tags, api_user, credentials, \
-                 tls_verify, pinned_cert_sha256, rate_qps, state, created_at, updated_at"
+                server_columns!()
             )),
             Some(_) => sqlx::query_as::<_, ServerRow>(concat!(
                 "UPDATE servers SET name = $1, hostname = $2, port = $3, ipv4 = $4, ipv6 = $5, \
                  capacity = $6, tags = $7, api_user = $8, credentials = $9, tls_verify = $10, \
                  pinned_cert_sha256 = $11, rate_qps = $12, updated_at = $13 WHERE id = $14 \
                  RETURNING ",
-                "id, name, hostname, port, ipv4, ipv6, capacity, tags, api_user, credentials, \
-                 tls_verify, pinned_cert_sha256, rate_qps, state, created_at, updated_at"
+                server_columns!()
             )),
         };
         query

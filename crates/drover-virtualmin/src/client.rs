@@ -115,6 +115,8 @@ pub struct VirtualminClient {
     /// failed login (and lengthen a lock-out).
     login_refused: std::sync::Mutex<Option<VirtualminError>>,
     on_login_refused: Option<LoginRefusedHook>,
+    /// Plans made to match on the server, and when (see `ensure_plan`).
+    pub(crate) plans_checked: std::sync::Mutex<Vec<(crate::ServerPlan, std::time::Instant)>>,
 }
 
 impl std::fmt::Debug for VirtualminClient {
@@ -160,6 +162,7 @@ impl VirtualminClient {
             endpoint,
             login_refused: std::sync::Mutex::new(None),
             on_login_refused: None,
+            plans_checked: std::sync::Mutex::new(Vec::new()),
         })
     }
 

@@ -96,10 +96,48 @@ impl ServerPlan {
     }
 }
 
+/// How long a plan this client made match is trusted without reading the server's plans again:
+/// creating many accounts on one plan reads them once, and a plan changed by hand on the server
+/// is corrected within this time.
+const PLAN_CHECKED_FOR: std::time::Duration = std::time::Duration::from_secs(600);
+
 impl VirtualminClient {
     /// Makes the server's plan match `plan`: one `list-plans`, then a create or a modify only
-    /// when it is missing or differs. Virtualmin compares plan names without case.
+    /// when it is missing or differs. Virtualmin compares plan names without case. A plan
+    /// checked in the last minutes is not read again.
     pub async fn ensure_plan(&self, plan: &ServerPlan) -> Result<PlanSync, VirtualminError> {
+        if self.plan_checked(plan) {
+            return Ok(PlanSync::Unchanged);
+        }
+        let synced = self.sync_plan(plan).await?;
+        self.remember_plan(plan);
+        Ok(synced)
+    }
+
+    /// Forgets that plans were checked: the server said one is missing.
+    pub fn forget_plans(&self) {
+        self.checked_plans().clear();
+    }
+
+    fn checked_plans(&self) -> std::sync::MutexGuard<'_, Vec<(ServerPlan, std::time::Instant)>> {
+        self.plans_checked
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn plan_checked(&self, plan: &ServerPlan) -> bool {
+        self.checked_plans()
+            .iter()
+            .any(|(p, at)| p == plan && at.elapsed() < PLAN_CHECKED_FOR)
+    }
+
+    fn remember_plan(&self, plan: &ServerPlan) {
+        let mut checked = self.checked_plans();
+        checked.retain(|(p, _)| p.name != plan.name);
+        checked.push((plan.clone(), std::time::Instant::now()));
+    }
+
+    async fn sync_plan(&self, plan: &ServerPlan) -> Result<PlanSync, VirtualminError> {
         let plans = self.list_plans().await?;
         match plans
             .iter()

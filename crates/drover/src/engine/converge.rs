@@ -701,6 +701,15 @@ async fn apply(
                 // Created by an earlier try whose answer was lost: the next round looks again
                 // and checks it is ours.
                 Err(e) if e.kind == ErrorKind::AlreadyExists => {}
+                // The plan went missing since it was checked: the next try checks it again.
+                Err(e) if e.kind == ErrorKind::NotFound => {
+                    client.forget_plans();
+                    return Err(VirtualminError::new(
+                        ErrorKind::Transient,
+                        format!("{} (the plan is put on the server again)", e.message),
+                    )
+                    .into());
+                }
                 Err(e) => return Err(e.into()),
             }
         }

@@ -23,7 +23,7 @@ pub(crate) fn drover(dir: &Path) -> Command {
     command
 }
 
-async fn run(dir: &Path, args: &[&str]) -> (bool, String, String) {
+pub(crate) async fn run(dir: &Path, args: &[&str]) -> (bool, String, String) {
     let output = drover(dir).args(args).output().await.unwrap();
     (
         output.status.success(),
@@ -33,7 +33,7 @@ async fn run(dir: &Path, args: &[&str]) -> (bool, String, String) {
 }
 
 /// What a command that must succeed printed.
-fn succeeded((success, stdout, stderr): (bool, String, String)) -> String {
+pub(crate) fn succeeded((success, stdout, stderr): (bool, String, String)) -> String {
     assert!(success, "stdout: {stdout}\nstderr: {stderr}");
     stdout
 }

@@ -11,9 +11,10 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use futures_util::FutureExt;
 use serde_json::{Value, json};
 
-use super::command::{Served, http_client, serve_with};
+use super::command::{Served, http_client, run, serve_with};
 use super::until;
 
 const REASON: &str = "real tier: needs a real Virtualmin (scripts/real-virtualmin start); \
@@ -292,6 +293,21 @@ impl Drover {
     }
 }
 
+/// Polls `fetch` until it returns something, for at most `limit`.
+async fn eventually<T>(what: &str, limit: Duration, fetch: impl AsyncFn() -> Option<T>) -> T {
+    let deadline = std::time::Instant::now() + limit;
+    loop {
+        if let Some(found) = fetch().await {
+            return found;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out waiting until {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
 /// A domain in the form servers know it (punycode).
 pub(crate) fn ascii(domain: &str) -> String {
     drover_core::DomainName::parse(domain)
@@ -428,6 +444,407 @@ async fn an_idn_domain_and_domains_whose_usernames_collide() {
     for ((service, account), domain) in sold {
         drover.remove(service, account, &domain).await;
     }
+}
+
+#[tokio::test]
+#[ignore = "real tier: needs a real Virtualmin (scripts/real-virtualmin start)"]
+async fn drift_made_by_hand_is_found_and_repaired() {
+    let real = RealServer::from_env();
+    let drover = Drover::start(&[]).await;
+    let server = drover.add_real_server(&real).await;
+    let plan_name = unique("Drift ");
+    let plan = drover.plan(&plan_name, json!({})).await;
+    let stem = unique("drift");
+    let names = ["off", "gone", "plan", "nodb"].map(|n| format!("{n}-{stem}.ro"));
+    let mut sold = Vec::new();
+    for domain in &names {
+        sold.push(drover.sell(plan, domain).await);
+    }
+    let [off, gone, replanned, nodb] = &names;
+    // An operator's hands on the server, behind drover's back.
+    let orphan = format!("stray-{stem}.ro");
+    let other_plan = unique("Other ");
+    for args in [
+        vec![
+            "create-domain",
+            "--domain",
+            &orphan,
+            "--pass",
+            "Stray-pass-1",
+            "--unix",
+            "--dir",
+            "--web",
+            "--dns",
+        ],
+        vec!["disable-domain", "--domain", off],
+        vec!["delete-domain", "--domain", gone],
+        vec!["create-plan", "--name", &other_plan],
+        vec![
+            "modify-domain",
+            "--domain",
+            replanned,
+            "--apply-plan",
+            &other_plan,
+        ],
+        vec!["disable-feature", "--domain", nodb, "--mysql"],
+    ] {
+        let (ok, text) = virtualmin(&args);
+        assert!(ok, "{args:?}: {text}");
+    }
+    assert!(!server_features(nodb).contains(&"mysql".to_owned()));
+
+    // The scheduled scan (here asked for) finds every kind, and holds a repair this large.
+    let scan = drover
+        .post(&format!("/servers/{server}/drift-scan"), json!({}))
+        .await;
+    let job = drover.job_completed(scan["job_id"].as_i64().unwrap()).await;
+    assert!(
+        job["output"].to_string().contains("more than the limit"),
+        "{job:#}"
+    );
+    let findings = drover.get(&format!("/drift?server_id={server}")).await;
+    let found: Vec<(String, String)> = findings
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| {
+            (
+                f["kind"].as_str().unwrap().to_owned(),
+                f["domain"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    for (kind, domain) in [
+        ("state_mismatch", off),
+        ("missing", gone),
+        ("plan_mismatch", replanned),
+        ("feature_missing", nodb),
+        ("orphan", &orphan),
+    ] {
+        assert!(
+            found.contains(&(kind.to_owned(), domain.clone())),
+            "{kind} {domain} in {found:?}"
+        );
+    }
+
+    // The operator forces the repair; each account is made to match drover again.
+    let repaired = super::command::succeeded(
+        run(
+            drover.dir.path(),
+            &[
+                "drift",
+                "repair",
+                "--server",
+                &server.to_string(),
+                "--force",
+            ],
+        )
+        .await,
+    );
+    assert!(repaired.contains("4"), "{repaired}");
+    until("the accounts match drover again", JOB_LIMIT, async || {
+        server_domain(off).is_some_and(|d| !d.contains_key("Disabled"))
+            && server_domain(gone).is_some()
+            && server_domain(replanned).is_some_and(|d| d["Plan"] == plan_name)
+            && server_features(nodb).contains(&"mysql".to_owned())
+    })
+    .await;
+    // The orphan is only logged, and deleted only when the operator repeats its name.
+    assert!(server_domain(&orphan).is_some());
+    super::command::succeeded(
+        run(
+            drover.dir.path(),
+            &[
+                "drift",
+                "delete-orphan",
+                "--server",
+                &server.to_string(),
+                &orphan,
+                "--confirm",
+                &orphan,
+            ],
+        )
+        .await,
+    );
+    assert!(server_domain(&orphan).is_none());
+    for ((service, account), domain) in sold.into_iter().zip(&names) {
+        drover.remove(service, account, domain).await;
+    }
+}
+
+#[tokio::test]
+#[ignore = "real tier: needs a real Virtualmin (scripts/real-virtualmin start)"]
+async fn usage_and_health_come_from_the_real_server() {
+    let real = RealServer::from_env();
+    let drover = Drover::start(&[("DROVER_HEALTH_INTERVAL", "1")]).await;
+    let server = drover.add_real_server(&real).await;
+    let plan = drover.plan(&unique("Usage "), json!({})).await;
+    let stem = unique("use");
+    let (live, domain) = (format!("live-{stem}.ro"), format!("done-{stem}.ro"));
+    let (service, account) = drover.sell(plan, &live).await;
+    let (ended, ended_account) = drover.sell(plan, &domain).await;
+    drover.remove(ended, ended_account, &domain).await;
+
+    let sync = drover
+        .post(&format!("/servers/{server}/usage-sync"), json!({}))
+        .await;
+    let job = drover.job_completed(sync["job_id"].as_i64().unwrap()).await;
+    assert_eq!(
+        job["output"]["servers"]["real"]["not_listed"],
+        json!([]),
+        "a terminated account is not missing: {job:#}"
+    );
+    let usage = drover.get(&format!("/services/{service}/usage")).await;
+    assert_eq!(usage["account_id"], account, "{usage}");
+    assert_eq!(
+        usage["usage"]["databases"], 1,
+        "the account's own database: {usage}"
+    );
+    assert_eq!(usage["usage"]["mailboxes"], 0, "{usage}");
+    assert!(
+        usage["usage"]["disk_bytes"].is_null(),
+        "quotas are off on this server: {usage}"
+    );
+
+    let health = eventually(
+        "the server is checked",
+        Duration::from_secs(30),
+        async || {
+            let (status, answer) = drover
+                .call(
+                    reqwest::Method::GET,
+                    &format!("/servers/{server}/health"),
+                    None,
+                )
+                .await;
+            (status == 200).then_some(answer)
+        },
+    )
+    .await;
+    assert_eq!(health["probe"]["api_ok"], true, "{health:#}");
+    assert_eq!(health["probe"]["pin_matches"], true, "{health:#}");
+    assert!(
+        health["probe"]["certificate_days_left"].as_i64().unwrap() > 300,
+        "{health:#}"
+    );
+    drover.remove(service, account, &live).await;
+}
+
+#[tokio::test]
+#[ignore = "real tier: needs a real Virtualmin (scripts/real-virtualmin start)"]
+async fn a_database_outage_on_the_server_loses_nothing() {
+    let real = RealServer::from_env();
+    let drover = Drover::start(&[("DROVER_JOB_RETRY_MAX_DELAY", "2")]).await;
+    let server = drover.add_real_server(&real).await;
+    let plan = drover.plan(&unique("Outage "), json!({})).await;
+    let stem = unique("out");
+    let (up, later) = (format!("up-{stem}.ro"), format!("later-{stem}.ro"));
+    let (service, account) = drover.sell(plan, &up).await;
+
+    real_virtualmin("db-stop");
+    let outage = async {
+        // A scan and a usage sync during the outage record nothing from a failed listing.
+        let scan = drover
+            .post(&format!("/servers/{server}/drift-scan"), json!({}))
+            .await;
+        let job = drover.job_completed(scan["job_id"].as_i64().unwrap()).await;
+        assert!(job["output"].to_string().contains("error"), "{job:#}");
+        let findings = drover.get(&format!("/drift?server_id={server}")).await;
+        assert_eq!(findings, json!([]), "no drift from a failed listing");
+        let sync = drover
+            .post(&format!("/servers/{server}/usage-sync"), json!({}))
+            .await;
+        let job = drover.job_completed(sync["job_id"].as_i64().unwrap()).await;
+        assert!(job["output"].to_string().contains("error"), "{job:#}");
+
+        // A suspension and an activation wait the outage out: not discarded, not failed.
+        let suspended = drover
+            .post(
+                &format!("/services/{service}/suspend"),
+                json!({"reason": "outage test"}),
+            )
+            .await;
+        let customer = drover.post("/customers", json!({"name": "Later"})).await;
+        let created = drover
+            .post(
+                "/services",
+                json!({"customer_id": customer["id"], "plan_id": plan, "domain": later}),
+            )
+            .await;
+        let activated = drover
+            .post(&format!("/services/{}/activate", created["id"]), json!({}))
+            .await;
+        let jobs = [&suspended, &activated].map(|m| m["job_id"].as_i64().unwrap());
+        for id in jobs {
+            until(&format!("job {id} is retried"), JOB_LIMIT, async || {
+                let job = drover.get(&format!("/jobs/{id}")).await;
+                assert_ne!(job["state"], "discarded", "{job:#}");
+                job["attempts"]
+                    .as_array()
+                    .is_some_and(|a| a.iter().any(|t| t["outcome"] == "retried"))
+            })
+            .await;
+        }
+        let failed = drover.get("/accounts?failed=true").await;
+        assert_eq!(failed, json!([]), "waiting out an outage is not a failure");
+        (
+            jobs,
+            created["id"].as_i64().unwrap(),
+            created["account_id"].as_i64().unwrap(),
+        )
+    };
+    let outcome = std::panic::AssertUnwindSafe(outage).catch_unwind().await;
+    real_virtualmin("db-start");
+    let (jobs, later_service, later_account) = match outcome {
+        Ok(done) => done,
+        Err(panic) => std::panic::resume_unwind(panic),
+    };
+    for id in jobs {
+        drover.job_completed(id).await;
+    }
+    assert!(server_domain(&up).unwrap()["Disabled"].contains("outage test"));
+    assert_has_features(&later, &["unix", "dir", "web", "dns", "mail", "mysql"]);
+    drover.remove(service, account, &up).await;
+    drover.remove(later_service, later_account, &later).await;
+}
+
+#[tokio::test]
+#[ignore = "real tier: needs a real Virtualmin (scripts/real-virtualmin start)"]
+async fn a_refused_login_stops_the_calls_until_the_credentials_change() {
+    let real = RealServer::from_env();
+    let drover = Drover::start(&[("DROVER_HEALTH_INTERVAL", "1")]).await;
+    let server = drover.add_real_server(&real).await;
+    std::fs::write(drover.password_file(), "not-the-password").unwrap();
+    let plan = drover.plan(&unique("Login "), json!({})).await;
+    let domain = format!("{}.ro", unique("login-"));
+    let customer = drover.post("/customers", json!({"name": "Login"})).await;
+    let service = drover
+        .post(
+            "/services",
+            json!({"customer_id": customer["id"], "plan_id": plan, "domain": domain}),
+        )
+        .await;
+    let id = service["id"].as_i64().unwrap();
+    let moved = drover
+        .post(&format!("/services/{id}/activate"), json!({}))
+        .await;
+    let job_id = moved["job_id"].as_i64().unwrap();
+
+    let refused = eventually(
+        "the server shows the refused login",
+        JOB_LIMIT,
+        async || {
+            let server = drover.get(&format!("/servers/{server}")).await;
+            (!server["login_refused"].is_null()).then_some(server)
+        },
+    )
+    .await;
+    assert!(
+        refused["login_refused"]["reason"]
+            .to_string()
+            .contains("auth"),
+        "{refused:#}"
+    );
+    // Health checks and the job wait without calling: one failed login in all.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let job = drover.get(&format!("/jobs/{job_id}")).await;
+    assert_eq!(job["state"], "scheduled", "the job waits: {job:#}");
+    let logins = job["calls"].as_array().unwrap().len();
+    assert_eq!(logins, 1, "{job:#}");
+    let health = drover.get(&format!("/servers/{server}/health")).await;
+    assert!(
+        health.to_string().contains("login is refused"),
+        "{health:#}"
+    );
+
+    // The operator fixes the secret in its file: drover picks it up and carries on.
+    std::fs::write(drover.password_file(), &real.pass).unwrap();
+    drover.job_completed(job_id).await;
+    assert!(server_domain(&domain).is_some());
+    until(
+        "the refusal is lifted",
+        Duration::from_secs(30),
+        async || drover.get(&format!("/servers/{server}")).await["login_refused"].is_null(),
+    )
+    .await;
+    drover
+        .remove(id, service["account_id"].as_i64().unwrap(), &domain)
+        .await;
+}
+
+#[tokio::test]
+#[ignore = "real tier: needs a real Virtualmin (scripts/real-virtualmin start)"]
+async fn the_lock_out_is_read_as_a_lock_out_and_never_retried_into() {
+    let real = RealServer::from_env();
+    let url = format!(
+        "https://127.0.0.1:{}/virtual-server/remote.cgi?program=info&json=1",
+        real.port
+    );
+    let login = |password: &str| {
+        let output = std::process::Command::new("curl")
+            .args(["-sk", "-o", "/dev/null", "-w", "%{http_code}", "-u"])
+            .arg(format!("{}:{password}", real.user))
+            .arg(&url)
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&output.stdout).into_owned()
+    };
+    // Someone else's failed logins get this address blocked.
+    let mut codes = Vec::new();
+    for _ in 0..5 {
+        codes.push(login("wrong-password"));
+    }
+    assert_eq!(codes.last().map(String::as_str), Some("403"), "{codes:?}");
+
+    let drover = Drover::start(&[]).await;
+    let server = drover.add_real_server(&real).await;
+    let plan = drover.plan(&unique("Locked "), json!({})).await;
+    let domain = format!("{}.ro", unique("locked-"));
+    let customer = drover.post("/customers", json!({"name": "Locked"})).await;
+    let service = drover
+        .post(
+            "/services",
+            json!({"customer_id": customer["id"], "plan_id": plan, "domain": domain}),
+        )
+        .await;
+    let id = service["id"].as_i64().unwrap();
+    let moved = drover
+        .post(&format!("/services/{id}/activate"), json!({}))
+        .await;
+    let job_id = moved["job_id"].as_i64().unwrap();
+    let job = eventually("the job meets the lock-out", JOB_LIMIT, async || {
+        let job = drover.get(&format!("/jobs/{job_id}")).await;
+        job["calls"]
+            .as_array()
+            .is_some_and(|c| !c.is_empty())
+            .then_some(job)
+    })
+    .await;
+    assert_eq!(job["calls"][0]["outcome"], "locked_out", "{job:#}");
+    let refused = drover.get(&format!("/servers/{server}")).await;
+    assert!(
+        refused["login_refused"]["reason"]
+            .to_string()
+            .contains("locked_out"),
+        "{refused:#}"
+    );
+
+    // The block passes (the correct password is not counted while blocked)…
+    until("the block expires", Duration::from_secs(90), async || {
+        login(&real.pass) == "200"
+    })
+    .await;
+    // …and drover has not called again on its own: the operator lets it.
+    let job = drover.get(&format!("/jobs/{job_id}")).await;
+    assert_eq!(job["calls"].as_array().unwrap().len(), 1, "{job:#}");
+    drover
+        .post(&format!("/servers/{server}/allow-login"), json!({}))
+        .await;
+    drover.job_completed(job_id).await;
+    assert!(server_domain(&domain).is_some());
+    drover
+        .remove(id, service["account_id"].as_i64().unwrap(), &domain)
+        .await;
 }
 
 /// The repository's `scripts/real-virtualmin`, for tests that stop and start the server's
