@@ -12,6 +12,7 @@ mod health;
 mod migrate;
 mod provisioning;
 mod real;
+mod server_faults;
 mod usage;
 
 use std::sync::Arc;

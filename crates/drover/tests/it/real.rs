@@ -847,6 +847,261 @@ async fn the_lock_out_is_read_as_a_lock_out_and_never_retried_into() {
         .await;
 }
 
+/// One scenario through drover's client against the real server and against the simulator:
+/// their answers, normalised (names the scenario chose, ids and times aside), must agree field
+/// by field on everything drover reads, and the simulator may send no field the real server
+/// does not.
+#[tokio::test]
+#[ignore = "real tier: needs a real Virtualmin (scripts/real-virtualmin start)"]
+async fn the_simulator_answers_as_the_real_server_does() {
+    use drover_testkit::virtualmin::{SimConfig, VirtualminSim};
+    use drover_virtualmin::{
+        BreakerConfig, DomainChange, Endpoint, NewDomain, Placement, ServerPlan, TlsPolicy,
+        VirtualminClient, VirtualminSettings,
+    };
+
+    let real = RealServer::from_env();
+    let sim = VirtualminSim::start(SimConfig {
+        tls: true,
+        password: real.pass.clone(),
+        ..SimConfig::default()
+    })
+    .await
+    .unwrap();
+    let client = |name: &str, port: u16, pin: &str| {
+        let endpoint = Endpoint {
+            name: name.into(),
+            base_url: format!("https://127.0.0.1:{port}"),
+            user: real.user.clone(),
+            password: real.pass.clone().into(),
+            tls: TlsPolicy {
+                verify: true,
+                pinned_sha256: Some(drover_core::CertFingerprint::parse(pin).unwrap()),
+                extra_roots: Vec::new(),
+            },
+            rate_qps: 20.0,
+            max_concurrency: 1,
+        };
+        VirtualminClient::new(
+            endpoint,
+            &VirtualminSettings::default(),
+            BreakerConfig::default(),
+        )
+        .unwrap()
+    };
+    let servers = [
+        client("real", real.port, &real.pin),
+        client("sim", sim.addr().port(), &sim.certificate_sha256().unwrap()),
+    ];
+    let stem = unique("diff");
+    let plan = ServerPlan {
+        name: format!("Diff {stem}"),
+        quota_blocks: Some(1_048_576),
+        max_mailboxes: Some(7),
+        max_databases: Some(3),
+        max_domains: None,
+        max_bandwidth_bytes: None,
+        features: ["unix", "dir", "web", "dns", "mail", "mysql"]
+            .map(String::from)
+            .to_vec(),
+    };
+    let domain = format!("{stem}.ro");
+    let mut seen = Vec::new();
+    for server in &servers {
+        server.ensure_plan(&plan).await.unwrap();
+        server
+            .create_domain(&NewDomain {
+                domain: domain.clone(),
+                password: "Diff-pass-1".to_owned().into(),
+                unix_user: Some(stem.clone()),
+                plan: Some(plan.name.clone()),
+                template: None,
+                features: plan.features.clone(),
+                description: Some("drover account 1".into()),
+                placement: Placement::TopLevel,
+                skip_warnings: false,
+            })
+            .await
+            .unwrap();
+        let created = server.get_domain(&domain).await.unwrap().unwrap();
+        server
+            .disable_domain(&domain, Some("unpaid invoice 9"))
+            .await
+            .unwrap();
+        let disabled = server.get_domain(&domain).await.unwrap().unwrap();
+        server.enable_domain(&domain).await.unwrap();
+        server
+            .modify_domain(
+                &domain,
+                &DomainChange {
+                    description: Some("changed".into()),
+                    ..Default::default()
+                },
+            )
+            .await
+            .unwrap();
+        let plans = server.list_plans().await.unwrap();
+        let plan_record = plans
+            .into_iter()
+            .find(|p| p.get("name") == Some(plan.name.as_str()))
+            .expect("the plan is listed");
+        let databases = server.list_databases(&domain).await.unwrap();
+        let missing_plan = server
+            .create_domain(&NewDomain {
+                domain: format!("other-{domain}"),
+                plan: Some(format!("No plan {stem}")),
+                password: "Diff-pass-1".to_owned().into(),
+                unix_user: None,
+                template: None,
+                features: plan.features.clone(),
+                description: None,
+                placement: Placement::TopLevel,
+                skip_warnings: false,
+            })
+            .await
+            .unwrap_err();
+        let again = NewDomain {
+            domain: domain.clone(),
+            password: "Diff-pass-1".to_owned().into(),
+            unix_user: None,
+            plan: None,
+            template: None,
+            features: vec![],
+            description: None,
+            placement: Placement::TopLevel,
+            skip_warnings: false,
+        };
+        let duplicate = server.create_domain(&again).await.unwrap_err();
+        server.delete_domain(&domain).await.unwrap();
+        let gone = server.get_domain(&domain).await.unwrap();
+        seen.push((
+            created,
+            disabled,
+            plan_record,
+            databases,
+            missing_plan,
+            duplicate,
+            gone,
+        ));
+    }
+    let (real_seen, sim_seen) = (&seen[0], &seen[1]);
+    let sorted = |f: &[String]| {
+        let mut f = f.to_vec();
+        f.sort();
+        f
+    };
+    for (what, real_value, sim_value) in [
+        (
+            "user",
+            format!("{:?}", real_seen.0.unix_user),
+            format!("{:?}", sim_seen.0.unix_user),
+        ),
+        (
+            "plan",
+            format!("{:?}", real_seen.0.plan),
+            format!("{:?}", sim_seen.0.plan),
+        ),
+        (
+            "kind",
+            format!("{:?}", real_seen.0.kind),
+            format!("{:?}", sim_seen.0.kind),
+        ),
+        (
+            "description",
+            format!("{:?}", real_seen.0.description),
+            format!("{:?}", sim_seen.0.description),
+        ),
+        (
+            "features",
+            format!("{:?}", sorted(&real_seen.0.features)),
+            format!("{:?}", sorted(&sim_seen.0.features)),
+        ),
+        (
+            "enabled",
+            format!("{:?}", real_seen.0.disabled),
+            format!("{:?}", sim_seen.0.disabled),
+        ),
+        (
+            "disabled reason",
+            format!("{:?}", real_seen.1.disabled.as_ref().map(|d| &d.reason)),
+            format!("{:?}", sim_seen.1.disabled.as_ref().map(|d| &d.reason)),
+        ),
+        (
+            "databases",
+            format!(
+                "{:?}",
+                real_seen
+                    .3
+                    .iter()
+                    .map(|d| d.name.clone())
+                    .collect::<Vec<_>>()
+            ),
+            format!(
+                "{:?}",
+                sim_seen
+                    .3
+                    .iter()
+                    .map(|d| d.name.clone())
+                    .collect::<Vec<_>>()
+            ),
+        ),
+        (
+            "plan matches",
+            plan.matches(&real_seen.2).to_string(),
+            plan.matches(&sim_seen.2).to_string(),
+        ),
+        (
+            "missing plan",
+            format!("{:?}", real_seen.4.kind),
+            format!("{:?}", sim_seen.4.kind),
+        ),
+        (
+            "duplicate",
+            format!("{:?}", real_seen.5.kind),
+            format!("{:?}", sim_seen.5.kind),
+        ),
+        (
+            "deleted",
+            format!("{:?}", real_seen.6.is_none()),
+            format!("{:?}", sim_seen.6.is_none()),
+        ),
+    ] {
+        assert_eq!(
+            real_value, sim_value,
+            "{what}: the real server and the simulator differ"
+        );
+    }
+    assert!(plan.matches(&real_seen.2), "the plan as drover put it on the real server");
+    // Fields: the simulator invents none, and keeps the real server's names.
+    for (name, real_record, sim_record) in [
+        ("list-domains", &real_seen.0.fields, &sim_seen.0.fields),
+        ("list-plans", &real_seen.2, &sim_seen.2),
+    ] {
+        let real_keys: std::collections::BTreeSet<&str> =
+            real_record.fields().map(|(k, _)| k).collect();
+        let invented: Vec<&str> = sim_record
+            .fields()
+            .map(|(k, _)| k)
+            .filter(|k| !real_keys.contains(k))
+            .collect();
+        assert!(
+            invented.is_empty(),
+            "{name}: the simulator sends fields the real server does not: {invented:?}"
+        );
+        let sim_keys: std::collections::BTreeSet<&str> =
+            sim_record.fields().map(|(k, _)| k).collect();
+        let not_simulated: Vec<&&str> = real_keys
+            .iter()
+            .filter(|k| !sim_keys.contains(*k))
+            .collect();
+        println!(
+            "{name}: {} fields of the real server the simulator does not send: {not_simulated:?}",
+            not_simulated.len()
+        );
+    }
+    virtualmin(&["delete-plan", "--name", &plan.name]);
+}
+
 /// The repository's `scripts/real-virtualmin`, for tests that stop and start the server's
 /// database.
 pub(crate) fn real_virtualmin(command: &str) {

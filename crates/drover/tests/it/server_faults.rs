@@ -1,0 +1,332 @@
+//! What the real server showed, on the simulator (the real tier proves the same against the real
+//! server): a refused login stops every call until the secret changes, the lock-out is read as
+//! one, a database outage is waited out, a failed account is tried again on its own, and a
+//! feature removed by hand comes back.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use drover::engine::{Engine, Fleet, FleetPolicy};
+use drover_core::{DomainName, Transition};
+use drover_store::{AccountFilter, NewService, Page, Store};
+use drover_testkit::virtualmin::{SimConfig, SimDomain, VirtualminSim};
+use serde_json::json;
+
+use crate::{TestFleet, quick_retries, setup_ctx as ctx, until};
+
+/// The engine `drover serve` runs: calls paced, and refused logins recorded, through the store.
+fn engine(fleet: &TestFleet, policy: FleetPolicy) -> Arc<Engine> {
+    let mut engine = fleet.engine(quick_retries(), policy);
+    engine.fleet = Fleet::shared(quick_retries(), Arc::clone(&fleet.store));
+    Arc::new(engine)
+}
+
+/// A plan with a database, and a customer.
+async fn mysql_plan(store: &dyn Store) -> (drover_core::PlanId, drover_core::CustomerId) {
+    let plan = json!({"name": "Web", "features": ["web", "dns", "mail", "mysql"]});
+    let plan = store
+        .create_plan(&ctx(), serde_json::from_value(plan).unwrap())
+        .await
+        .unwrap();
+    let customer = json!({"name": "Ana Pop"});
+    let customer = store
+        .create_customer(&ctx(), serde_json::from_value(customer).unwrap())
+        .await
+        .unwrap();
+    (plan.id, customer.id)
+}
+
+/// Sells and activates a service for `domain`; returns the account and its converge job.
+async fn activate(
+    store: &dyn Store,
+    (plan_id, customer_id): (drover_core::PlanId, drover_core::CustomerId),
+    domain: &str,
+) -> (drover_core::AccountId, drover_core::JobId) {
+    let new = NewService {
+        customer_id,
+        plan_id,
+        domain: DomainName::parse(domain).unwrap(),
+    };
+    let service = store.create_service(&ctx(), new).await.unwrap();
+    let moved = store
+        .transition_service(&ctx(), service.id, Transition::Activate, None)
+        .await
+        .unwrap();
+    (moved.account.id, moved.job_id)
+}
+
+async fn job_state(store: &dyn Store, job: drover_core::JobId) -> String {
+    store.job(job).await.unwrap().state
+}
+
+#[tokio::test]
+async fn a_refused_login_stops_every_call_until_the_secret_changes() {
+    let fleet = TestFleet::new().await;
+    let store = &*fleet.store;
+    let (sim, server) = fleet.add_server("vm1", json!({"capacity": 10})).await;
+    let password = fleet.dir.path().join("vm.password");
+    std::fs::write(&password, "not-the-password").unwrap();
+    let plan = mysql_plan(store).await;
+    let engine = engine(&fleet, FleetPolicy::default());
+    let mut workers = drover::engine::start(Arc::clone(&engine), 2).unwrap();
+
+    let (_, job) = activate(store, plan, "login.ro").await;
+    until(
+        "the server shows the refused login",
+        Duration::from_secs(10),
+        async || {
+            store
+                .server(server.id)
+                .await
+                .unwrap()
+                .login_refused
+                .is_some()
+        },
+    )
+    .await;
+    until("the job waits", Duration::from_secs(10), async || {
+        job_state(store, job).await == "scheduled"
+    })
+    .await;
+    let refused = store
+        .server(server.id)
+        .await
+        .unwrap()
+        .login_refused
+        .unwrap();
+    assert!(refused.reason.contains("auth"), "{refused:?}");
+    // A health check does not call it either, and says why it is degraded.
+    let probe =
+        drover::engine::health::probe_server(&engine, &store.server(server.id).await.unwrap())
+            .await;
+    assert!(probe.login_refused, "{probe:?}");
+    let (verdict, reasons) = probe.assess(&Default::default());
+    assert_eq!(verdict, drover_core::Verdict::Degraded);
+    assert!(reasons[0].contains("login is refused"), "{reasons:?}");
+    assert_eq!(sim.stats().requests, 1, "one failed login in all");
+
+    // The secret is fixed in its file: picked up on the next use, no record change needed.
+    std::fs::write(&password, "pw").unwrap();
+    store.retry_job(&ctx(), job).await.unwrap();
+    until("the job completes", Duration::from_secs(20), async || {
+        job_state(store, job).await == "completed"
+    })
+    .await;
+    assert!(sim.domain_names().contains(&"login.ro".to_owned()));
+    let attempts = store.job_attempts(job).await.unwrap();
+    assert_eq!(
+        attempts.first().map(|a| a.outcome.as_str()),
+        Some("snoozed"),
+        "{attempts:?}"
+    );
+    assert_eq!(
+        attempts.last().map(|a| a.outcome.as_str()),
+        Some("completed"),
+        "{attempts:?}"
+    );
+    workers.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn the_lock_out_is_read_from_the_status_line_and_never_retried_into() {
+    let fleet = TestFleet::new().await;
+    let store = &*fleet.store;
+    let sim = VirtualminSim::start(SimConfig {
+        tls: true,
+        password: "pw".into(),
+        block_after: 2,
+        pass_delay: Duration::ZERO,
+        ..SimConfig::default()
+    })
+    .await
+    .unwrap();
+    // Someone else's failed logins get this address blocked.
+    let pinned = drover_virtualmin::TlsPolicy {
+        verify: true,
+        pinned_sha256: Some(
+            drover_core::CertFingerprint::parse(&sim.certificate_sha256().unwrap()).unwrap(),
+        ),
+        extra_roots: Vec::new(),
+    };
+    let http = reqwest::Client::builder()
+        .tls_backend_preconfigured(drover_virtualmin::client_config(&pinned).unwrap())
+        .build()
+        .unwrap();
+    let mut statuses = Vec::new();
+    for _ in 0..2 {
+        let answer = http
+            .post(format!("{}/virtual-server/remote.cgi", sim.url()))
+            .basic_auth("root", Some("wrong"))
+            .body("program=info")
+            .send()
+            .await
+            .unwrap();
+        statuses.push(answer.status().as_u16());
+    }
+    assert_eq!(statuses, [401, 403], "blocked after two failures");
+    let before = sim.stats().requests;
+    let record = sim.server_record(
+        "vm1",
+        &fleet.dir.path().join("vm.password"),
+        json!({"capacity": 10}),
+    );
+    let server = store
+        .create_server(&ctx(), serde_json::from_value(record).unwrap())
+        .await
+        .unwrap();
+    let plan = mysql_plan(store).await;
+    let engine = engine(&fleet, FleetPolicy::default());
+    let mut workers = drover::engine::start(Arc::clone(&engine), 2).unwrap();
+    let (_, job) = activate(store, plan, "locked.ro").await;
+    until("the job waits", Duration::from_secs(10), async || {
+        job_state(store, job).await == "scheduled"
+    })
+    .await;
+    let calls = store.job_calls(job).await.unwrap();
+    assert_eq!(calls.len(), 1, "{calls:?}");
+    assert_eq!(calls[0].outcome, "locked_out", "{calls:?}");
+    let refused = store.server(server.id).await.unwrap().login_refused;
+    assert!(refused.is_some_and(|r| r.reason.contains("locked_out")));
+    assert_eq!(
+        sim.stats().requests,
+        before + 1,
+        "never retried into the block"
+    );
+    workers.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_database_outage_on_the_server_is_waited_out() {
+    let fleet = TestFleet::new().await;
+    let store = &*fleet.store;
+    let (sim, _) = fleet.add_server("vm1", json!({"capacity": 10})).await;
+    let plan = mysql_plan(store).await;
+    let engine = engine(&fleet, FleetPolicy::default());
+    let mut workers = drover::engine::start(Arc::clone(&engine), 2).unwrap();
+
+    sim.set_database_down(true);
+    let (account, job) = activate(store, plan, "outage.ro").await;
+    until("the job is retried", Duration::from_secs(10), async || {
+        store
+            .job_attempts(job)
+            .await
+            .unwrap()
+            .iter()
+            .any(|a| a.outcome == "retried")
+    })
+    .await;
+    assert_ne!(job_state(store, job).await, "discarded");
+    assert!(store.account(account).await.unwrap().failure.is_none());
+    sim.set_database_down(false);
+    until("the job completes", Duration::from_secs(20), async || {
+        job_state(store, job).await == "completed"
+    })
+    .await;
+    let created = sim
+        .with_state(|s| s.domains.get("outage.ro").cloned())
+        .unwrap();
+    assert!(
+        created.features.contains(&"mysql".to_owned()),
+        "{:?}",
+        created.features
+    );
+    workers.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_failed_account_is_tried_again_on_its_own() {
+    let fleet = TestFleet::new().await;
+    let store = &*fleet.store;
+    let (sim, _) = fleet.add_server("vm1", json!({"capacity": 10})).await;
+    // Someone else's domain of the same name is on the server: drover will not touch it.
+    sim.with_state(|s| {
+        s.domains.insert(
+            "taken.ro".into(),
+            SimDomain::top_level("taken.ro", "someone"),
+        )
+    });
+    let plan = mysql_plan(store).await;
+    let policy = FleetPolicy {
+        failed_retry_interval: Some(Duration::from_secs(1)),
+        ..FleetPolicy::default()
+    };
+    let engine = engine(&fleet, policy);
+    let mut workers = drover::engine::start(Arc::clone(&engine), 2).unwrap();
+    let (account, job) = activate(store, plan, "taken.ro").await;
+    until("the job is refused", Duration::from_secs(10), async || {
+        job_state(store, job).await == "discarded"
+    })
+    .await;
+    let failed = store
+        .accounts(AccountFilter {
+            failed: true,
+            page: Page::default(),
+            ..AccountFilter::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(failed.len(), 1);
+    assert_eq!(failed[0].id, account);
+    assert!(
+        failed[0]
+            .failure
+            .as_deref()
+            .unwrap()
+            .contains("someone else's domain"),
+        "{:?}",
+        failed[0].failure
+    );
+
+    // The operator removes the stray domain; drover carries on by itself.
+    sim.with_state(|s| s.domains.remove("taken.ro"));
+    until(
+        "the account is created and not failed",
+        Duration::from_secs(20),
+        async || {
+            store.account(account).await.unwrap().failure.is_none()
+                && sim.domain_names().contains(&"taken.ro".to_owned())
+        },
+    )
+    .await;
+    workers.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_feature_removed_by_hand_is_found_and_turned_on_again() {
+    let fleet = TestFleet::new().await;
+    let store = &*fleet.store;
+    let (sim, server) = fleet.add_server("vm1", json!({"capacity": 10})).await;
+    let plan = mysql_plan(store).await;
+    let engine = engine(&fleet, FleetPolicy::default());
+    let mut workers = drover::engine::start(Arc::clone(&engine), 2).unwrap();
+    let (_, job) = activate(store, plan, "nodb.ro").await;
+    until("created", Duration::from_secs(10), async || {
+        job_state(store, job).await == "completed"
+    })
+    .await;
+    let has_mysql =
+        || sim.with_state(|s| s.domains["nodb.ro"].features.contains(&"mysql".to_owned()));
+    assert!(has_mysql());
+    sim.with_state(|s| {
+        s.domains
+            .get_mut("nodb.ro")
+            .unwrap()
+            .features
+            .retain(|f| f != "mysql")
+    });
+    let server = store.server(server.id).await.unwrap();
+    let outcome = drover::engine::drift::repair_server(&engine, &ctx(), &server, false, false)
+        .await
+        .unwrap();
+    let kinds: Vec<_> = outcome.findings.iter().map(|f| f.finding.kind).collect();
+    assert_eq!(kinds, [drover_core::DriftKind::FeatureMissing]);
+    assert_eq!(
+        outcome.findings[0].finding.expected.as_deref(),
+        Some("mysql")
+    );
+    until("mysql is back", Duration::from_secs(10), async || {
+        has_mysql()
+    })
+    .await;
+    workers.stop().await.unwrap();
+}
