@@ -1071,7 +1071,10 @@ async fn the_simulator_answers_as_the_real_server_does() {
             "{what}: the real server and the simulator differ"
         );
     }
-    assert!(plan.matches(&real_seen.2), "the plan as drover put it on the real server");
+    assert!(
+        plan.matches(&real_seen.2),
+        "the plan as drover put it on the real server"
+    );
     // Fields: the simulator invents none, and keeps the real server's names.
     for (name, real_record, sim_record) in [
         ("list-domains", &real_seen.0.fields, &sim_seen.0.fields),
