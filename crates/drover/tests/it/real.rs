@@ -596,10 +596,7 @@ async fn usage_and_health_come_from_the_real_server() {
     );
     let usage = drover.get(&format!("/services/{service}/usage")).await;
     assert_eq!(usage["account_id"], account, "{usage}");
-    assert_eq!(
-        usage["databases"], 1,
-        "the account's own database: {usage}"
-    );
+    assert_eq!(usage["databases"], 1, "the account's own database: {usage}");
     assert_eq!(usage["mailboxes"], 0, "{usage}");
     assert!(
         usage["disk_bytes"].is_null(),
