@@ -75,15 +75,14 @@ impl HealthProbe {
     /// The verdict and the reasons for it, in words an operator reads.
     pub fn assess(&self, policy: &HealthPolicy) -> (Verdict, Vec<String>) {
         let mut reasons = Vec::new();
-        // Not an outage: moving its accounts away would not help, fixing the login does.
+        // A refused login is not an outage (moving its accounts away would not help, fixing
+        // the login does), unless the certificate says something is wrong too.
         if self.login_refused {
             reasons.push(format!(
                 "drover's login is refused: {}",
                 self.error.as_deref().unwrap_or("no detail")
             ));
-            return (Verdict::Degraded, reasons);
-        }
-        if !self.api_ok {
+        } else if !self.api_ok {
             reasons.push(format!(
                 "the API did not answer correctly: {}",
                 self.error.as_deref().unwrap_or("no detail")
@@ -95,8 +94,11 @@ impl HealthProbe {
         if self.certificate_days_left.is_some_and(|d| d < 0) {
             reasons.push("the TLS certificate has expired".to_owned());
         }
-        if !reasons.is_empty() {
+        if reasons.len() > usize::from(self.login_refused) {
             return (Verdict::Unavailable, reasons);
+        }
+        if self.login_refused {
+            return (Verdict::Degraded, reasons);
         }
         if self.breaker_open {
             reasons.push("drover's circuit breaker for it is open".to_owned());
@@ -179,6 +181,23 @@ mod tests {
             breaker_open: false,
             login_refused: false,
         }
+    }
+
+    #[test]
+    fn a_refused_login_degrades_and_a_wrong_certificate_beside_it_is_unavailable() {
+        let policy = HealthPolicy::default();
+        let mut refused = probe(false, 10);
+        refused.login_refused = true;
+        let (verdict, reasons) = refused.assess(&policy);
+        assert_eq!(verdict, Verdict::Degraded);
+        assert!(
+            reasons[0].starts_with("drover's login is refused"),
+            "{reasons:?}"
+        );
+        refused.pin_matches = Some(false);
+        let (verdict, reasons) = refused.assess(&policy);
+        assert_eq!(verdict, Verdict::Unavailable);
+        assert_eq!(reasons.len(), 2, "{reasons:?}");
     }
 
     #[test]

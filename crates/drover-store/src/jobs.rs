@@ -69,6 +69,15 @@ pub struct RewriteAddresses {
 )]
 pub struct CheckFleetHealth {}
 
+/// Put a plan, as drover defines it, on every server that may host its accounts. Not unique: a
+/// change made while one runs must not join it (it may have read the plan before), and a
+/// repeat costs one listing per server.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JobArgs)]
+#[river(kind = "sync_plan", queue = "fleet")]
+pub struct SyncPlan {
+    pub plan_id: i64,
+}
+
 /// Try the accounts whose converge job gave up once more (periodic, on the elected leader).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JobArgs)]
 #[river(

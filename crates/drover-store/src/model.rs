@@ -84,15 +84,25 @@ pub struct Server {
 }
 
 /// Why and when a server refused drover's login.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Clone, PartialEq, Eq, Serialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct LoginRefused {
     pub reason: String,
     #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
     pub at: Timestamp,
-    /// SHA-256 of the secret that was refused: a different one may be tried.
+    /// A short fingerprint (SHA-256, first 4 bytes) of the secret that was refused: a
+    /// different one may be tried.
     #[serde(skip)]
     pub secret_sha256: String,
+}
+
+impl std::fmt::Debug for LoginRefused {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LoginRefused")
+            .field("reason", &self.reason)
+            .field("at", &self.at)
+            .finish_non_exhaustive()
+    }
 }
 
 /// A new service: its account is created with it, holding the domain (unique across drover).

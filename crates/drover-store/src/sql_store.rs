@@ -457,6 +457,7 @@ impl Store for SqlStore {
             let before = Self::fetch_plan(tx, id).await?;
             let spec = before.spec.clone().patched(patch).validated()?;
             let plan = Self::save_plan(tx, Some(id), &spec).await?;
+            self.enqueue_plan_sync(tx, ctx, id).await?;
             append_audit(
                 tx,
                 ctx,
@@ -1251,9 +1252,11 @@ impl Store for SqlStore {
         write_tx!(self, tx, {
             let changed = sqlx::query(
                 "UPDATE servers SET login_refused = NULL, login_refused_at = NULL, \
-                 login_refused_secret = NULL WHERE id = $1 AND login_refused IS NOT NULL",
+                 login_refused_secret = NULL, updated_at = $2 \
+                 WHERE id = $1 AND login_refused IS NOT NULL",
             )
             .bind(server.get())
+            .bind(sql_now())
             .execute(&mut **tx)
             .await?
             .rows_affected();
@@ -1627,6 +1630,23 @@ impl SqlStore {
             account_id: account.get(),
         };
         self.enqueue_for_account(tx, ctx, account, args).await
+    }
+
+    /// The changed plan is put on every server that may host it, as it now is. (A new plan
+    /// reaches a server when its first account there is created.)
+    async fn enqueue_plan_sync(
+        &self,
+        tx: &mut Tx,
+        ctx: &RequestContext,
+        plan: PlanId,
+    ) -> Result<JobId> {
+        let args = crate::jobs::SyncPlan {
+            plan_id: plan.get(),
+        };
+        let (job, _) = self
+            .enqueue_job(tx, ctx, None, args, riverqueue::InsertOpts::default())
+            .await?;
+        Ok(job)
     }
 
     /// Joins River's rows with drover's record of what each job is about.

@@ -117,6 +117,8 @@ pub struct VirtualminClient {
     on_login_refused: Option<LoginRefusedHook>,
     /// Plans made to match on the server, and when (see `ensure_plan`).
     pub(crate) plans_checked: std::sync::Mutex<Vec<(crate::ServerPlan, std::time::Instant)>>,
+    /// One plan check at a time, so two jobs do not both create the same plan.
+    pub(crate) plan_sync: tokio::sync::Mutex<()>,
 }
 
 impl std::fmt::Debug for VirtualminClient {
@@ -163,6 +165,7 @@ impl VirtualminClient {
             login_refused: std::sync::Mutex::new(None),
             on_login_refused: None,
             plans_checked: std::sync::Mutex::new(Vec::new()),
+            plan_sync: tokio::sync::Mutex::new(()),
         })
     }
 
@@ -259,19 +262,6 @@ impl VirtualminClient {
             let started = tokio::time::Instant::now();
             let result = self.send(call, body).await;
             let elapsed = started.elapsed();
-            if let Err(e) = &result
-                && matches!(e.kind, ErrorKind::Auth | ErrorKind::LockedOut)
-            {
-                let first = self
-                    .login_refused
-                    .lock()
-                    .unwrap_or_else(std::sync::PoisonError::into_inner)
-                    .replace(e.clone())
-                    .is_none();
-                if first && let Some(hook) = &self.on_login_refused {
-                    hook(e);
-                }
-            }
             self.breaker
                 .record(result.as_ref().map(|_| ()).map_err(|e| e.kind));
             self.count(call, result.as_ref().map(|_| ()), elapsed);
@@ -287,7 +277,12 @@ impl VirtualminClient {
                     tracing::warn!(call = %call, failed = ?reply.step_failures, "a step failed");
                     ("partial", Some(reply.step_failures.join("; ")))
                 }
-                Ok(_) => ("success", None),
+                Ok(reply) => {
+                    if !reply.warnings.is_empty() {
+                        tracing::debug!(call = %call, warnings = ?reply.warnings, "the server warned");
+                    }
+                    ("success", None)
+                }
                 Err(e) => (e.kind.as_str(), Some(e.message.clone())),
             };
             log_call(CallRecord {
@@ -333,13 +328,33 @@ impl VirtualminClient {
         // carries an answer worth reading.
         if status != 200 {
             drop(response);
-            return parse_reply(status, &[]);
+            let refused = parse_reply(status, &[]);
+            if matches!(status, 401 | 403)
+                && let Err(e) = &refused
+            {
+                self.refuse_login(e);
+            }
+            return refused;
         }
         let bytes = response
             .bytes()
             .await
             .map_err(|e| transport_error(&e, timeout))?;
         parse_reply(status, &bytes)
+    }
+
+    /// The server refused the login itself (HTTP 401 or 403, not a program's "not allowed"):
+    /// no call of this client goes out again, and the hook is told once.
+    fn refuse_login(&self, error: &VirtualminError) {
+        let first = self
+            .login_refused
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .replace(error.clone())
+            .is_none();
+        if first && let Some(hook) = &self.on_login_refused {
+            hook(error);
+        }
     }
 
     fn count(&self, call: &Call, result: Result<(), &VirtualminError>, elapsed: Duration) {

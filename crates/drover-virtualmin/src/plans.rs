@@ -106,10 +106,15 @@ impl VirtualminClient {
     /// when it is missing or differs. Virtualmin compares plan names without case. A plan
     /// checked in the last minutes is not read again.
     pub async fn ensure_plan(&self, plan: &ServerPlan) -> Result<PlanSync, VirtualminError> {
+        let _one_at_a_time = self.plan_sync.lock().await;
         if self.plan_checked(plan) {
             return Ok(PlanSync::Unchanged);
         }
-        let synced = self.sync_plan(plan).await?;
+        let synced = match self.sync_plan(plan).await {
+            // Another process created it between our read and our create: read again.
+            Err(e) if e.kind == crate::ErrorKind::AlreadyExists => self.sync_plan(plan).await?,
+            other => other?,
+        };
         self.remember_plan(plan);
         Ok(synced)
     }

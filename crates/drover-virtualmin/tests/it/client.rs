@@ -295,15 +295,29 @@ async fn wrong_credentials_are_never_retried_and_lead_to_the_lock_out() {
         ..SimConfig::default()
     };
     let sim = VirtualminSim::start(config).await.unwrap();
-    let wrong = VirtualminClient::new(
-        endpoint(&sim, "wrong"),
-        &settings(),
-        BreakerConfig::default(),
-    )
-    .unwrap();
-    for attempt in 1..=4 {
+    // Each login is a new client's: a client whose login was refused calls no more.
+    let wrong = || {
+        VirtualminClient::new(
+            endpoint(&sim, "wrong"),
+            &settings(),
+            BreakerConfig::default(),
+        )
+        .unwrap()
+    };
+    let refused = wrong();
+    refused.list_domains().await.unwrap_err();
+    let err = refused.list_domains().await.unwrap_err();
+    assert_eq!(err.kind, ErrorKind::Auth);
+    assert!(err.message.starts_with("not called"), "{err}");
+    assert_eq!(
+        sim.stats().requests,
+        1,
+        "the refused client did not call again"
+    );
+    assert!(refused.login_refusal().is_some());
+    for attempt in 2..=4 {
         let started = std::time::Instant::now();
-        let err = wrong.list_domains().await.unwrap_err();
+        let err = wrong().list_domains().await.unwrap_err();
         assert_eq!(err.kind, ErrorKind::Auth, "attempt {attempt}");
         // The server waits 40 ms more at each failure: the n-th refusal takes at least n × 40 ms.
         let took = started.elapsed();
@@ -313,7 +327,7 @@ async fn wrong_credentials_are_never_retried_and_lead_to_the_lock_out() {
         );
     }
     assert_eq!(sim.stats().requests, 4, "auth failures are not retried");
-    let err = wrong.list_domains().await.unwrap_err();
+    let err = wrong().list_domains().await.unwrap_err();
     assert_eq!(
         err.kind,
         ErrorKind::LockedOut,
@@ -325,7 +339,14 @@ async fn wrong_credentials_are_never_retried_and_lead_to_the_lock_out() {
         ErrorKind::LockedOut
     );
     tokio::time::sleep(Duration::from_millis(450)).await;
-    assert!(right.list_domains().await.is_ok(), "the block expires");
+    assert!(
+        right.list_domains().await.is_err(),
+        "a client that met the lock-out does not call again on its own"
+    );
+    assert!(
+        client(&sim).await.list_domains().await.is_ok(),
+        "the block expires: a new client (the operator allowed it) gets through"
+    );
 }
 
 #[tokio::test]

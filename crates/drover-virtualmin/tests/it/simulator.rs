@@ -970,8 +970,8 @@ mod rules {
         let read = || Call::new("list-domains").flag("name-only").retry_safe();
         assert_eq!(wrong.call(&read()).await.unwrap_err().kind, ErrorKind::Auth);
         assert_eq!(sim.stats().requests, 1);
-        // The second failure blocks: 403, TLS cut without close_notify.
-        let err = wrong.call(&read()).await.unwrap_err();
+        // The second failure (another login) blocks: 403, TLS cut without close_notify.
+        let err = client_with(&sim, "wrong").call(&read()).await.unwrap_err();
         assert_eq!(err.kind, ErrorKind::LockedOut, "{err}");
         assert_eq!(sim.stats().requests, 2, "a lock-out is tried once");
         // The right password while blocked: still the lock-out, once, and not counted as a

@@ -32,6 +32,10 @@ pub enum ConvergeError {
     Virtualmin(#[from] VirtualminError),
     #[error(transparent)]
     Dns(#[from] super::dns::DnsWorkError),
+    /// The server reported success but still does not show the change: tried again later,
+    /// and the account is marked failed if it never does.
+    #[error("the server does not show what was applied: {0}")]
+    NotApplied(String),
 }
 
 /// What a round ended with.
@@ -340,12 +344,17 @@ where
             outcome: call.outcome,
             message: call.message,
             duration_ms: i64::try_from(call.duration.as_millis()).unwrap_or(i64::MAX),
-            at: jiff::Timestamp::try_from(call.started_at).unwrap_or(started_at),
+            at: jiff::Timestamp::try_from(call.started_at)
+                .and_then(|t| t.round(jiff::Unit::Microsecond))
+                .unwrap_or(started_at),
         };
         engine.store.record_job_call(job_id, &record).await?;
     }
     let subject = format!("account:{account}");
-    let (ended, why) = decide(engine, &ctx, context, account, finish, outcome, &subject).await?;
+    let (ended, why) = decide(
+        engine, &ctx, context, job_id, account, finish, outcome, &subject,
+    )
+    .await?;
     let (outcome, message) = match &ended {
         Ok(WorkOutcome::Complete) => ("completed", why),
         Ok(WorkOutcome::Snooze(_)) => ("snoozed", why),
@@ -356,6 +365,7 @@ where
     let last_try = row.attempt >= row.max_attempts;
     if let Err(e) = &ended
         && last_try
+        && finish == Finish::AtLatestGeneration
     {
         let reason = format!("gave up after {} attempts: {e}", row.attempt);
         engine
@@ -363,36 +373,48 @@ where
             .mark_account_failed(&ctx, account, &reason)
             .await?;
     }
-    engine
-        .store
-        .record_job_attempt(&drover_store::JobAttempt {
-            job_id,
-            attempt: i64::from(row.attempt),
-            outcome: if outcome == "retried" && last_try {
-                "discarded"
-            } else {
-                outcome
-            }
-            .to_owned(),
-            message,
-            started_at,
-            finished_at: jiff::Timestamp::now(),
-        })
-        .await?;
+    let outcome = if outcome == "retried" && last_try {
+        "discarded"
+    } else {
+        outcome
+    };
+    // A job that waits is woken every half minute: only a change of why it waits is kept.
+    let repeated_wait = outcome == "snoozed"
+        && engine
+            .store
+            .job_attempts(job_id)
+            .await?
+            .last()
+            .is_some_and(|a| a.outcome == outcome && a.message == message);
+    if !repeated_wait {
+        let micros = |t: jiff::Timestamp| t.round(jiff::Unit::Microsecond).unwrap_or(t);
+        engine
+            .store
+            .record_job_attempt(&drover_store::JobAttempt {
+                job_id,
+                attempt: i64::from(row.attempt),
+                outcome: outcome.to_owned(),
+                message,
+                started_at: micros(started_at),
+                finished_at: micros(jiff::Timestamp::now()),
+            })
+            .await?;
+    }
     ended
 }
 
 /// How a job's work ended, as River's outcome, and why when it did not complete.
+#[allow(clippy::too_many_arguments)]
 async fn decide(
     engine: &Engine,
     ctx: &RequestContext,
     context: &WorkContext,
+    job_id: JobId,
     account: AccountId,
     finish: Finish,
     outcome: Result<Round, ConvergeError>,
     subject: &str,
 ) -> Result<(Result<WorkOutcome, ConvergeError>, Option<String>), ConvergeError> {
-    let job_id = ctx.actor.clone();
     let outcome = match outcome {
         // The server refused drover's login: nothing can be done until its credentials are
         // fixed, and trying again would only lengthen a lock-out. The job waits (the server
@@ -424,13 +446,17 @@ async fn decide(
                 ctx,
                 "account.job_refused",
                 subject.to_owned(),
-                json!({ "job": job_id, "reason": reason }),
+                json!({ "job_id": job_id, "reason": reason }),
             )
             .await?;
-        engine
-            .store
-            .mark_account_failed(ctx, account, &reason)
-            .await?;
+        // The account's own converge gave up: it does not match its record. (A move or a
+        // password job that is refused says so in its own record.)
+        if finish == Finish::AtLatestGeneration {
+            engine
+                .store
+                .mark_account_failed(ctx, account, &reason)
+                .await?;
+        }
         return Ok((Ok(WorkOutcome::Discard), Some(reason)));
     }
     Ok(match outcome {
@@ -444,7 +470,7 @@ async fn decide(
                     ctx,
                     "account.converged",
                     subject.to_owned(),
-                    json!({ "job": job_id, "generation": generation, "actions": actions }),
+                    json!({ "job_id": job_id, "generation": generation, "actions": actions }),
                 )
                 .await?;
             // This attempt's own output, not an earlier one's.
@@ -503,14 +529,15 @@ async fn rounds(
             });
         }
     }
-    Ok(Round::Wait(if last_actions.is_empty() {
-        "the account kept changing while it was converged; trying again".into()
+    if last_actions.is_empty() {
+        Ok(Round::Wait(
+            "the account kept changing while it was converged; trying again".into(),
+        ))
     } else {
-        format!(
-            "the server does not show what was applied ({}); trying again",
-            serde_json::to_string(&last_actions).unwrap_or_default()
-        )
-    }))
+        Err(ConvergeError::NotApplied(
+            serde_json::to_string(&last_actions).unwrap_or_default(),
+        ))
+    }
 }
 
 async fn round(
@@ -587,6 +614,13 @@ async fn round(
     for action in &actions {
         apply(engine, &client, target, action).await?;
     }
+    if !actions.is_empty() {
+        // Recorded only once a look at the server shows it matches (the next round).
+        return Ok(Round::Done {
+            generation: account.desired_generation,
+            actions,
+        });
+    }
     // The account's DNS follows where it lives: a zone once it exists on its server, removed
     // (or kept, as configured) once it is deleted.
     match account.desired_state {
@@ -624,6 +658,21 @@ async fn observe(
         plan: d.plan.clone(),
         features: known_features(&d.features),
     }))
+}
+
+/// A plan missing on the server since the client checked it (removed by hand): the check is
+/// forgotten and the call tried again, which puts the plan back first.
+fn plan_gone(client: &VirtualminClient, error: VirtualminError) -> VirtualminError {
+    let plan_missing = error.kind == ErrorKind::NotFound
+        && (error.message.contains("plan") || error.message.contains("Plan"));
+    if !plan_missing {
+        return error;
+    }
+    client.forget_plans();
+    VirtualminError::new(
+        ErrorKind::Transient,
+        format!("{} (the plan is put on the server again)", error.message),
+    )
 }
 
 /// The features drover knows among those a server lists (plugins and the like are skipped).
@@ -699,18 +748,12 @@ async fn apply(
             match client.create_domain(&new).await {
                 Ok(_) => {}
                 // Created by an earlier try whose answer was lost: the next round looks again
-                // and checks it is ours.
-                Err(e) if e.kind == ErrorKind::AlreadyExists => {}
-                // The plan went missing since it was checked: the next try checks it again.
-                Err(e) if e.kind == ErrorKind::NotFound => {
-                    client.forget_plans();
-                    return Err(VirtualminError::new(
-                        ErrorKind::Transient,
-                        format!("{} (the plan is put on the server again)", e.message),
-                    )
-                    .into());
-                }
-                Err(e) => return Err(e.into()),
+                // and checks it is ours. Anything else that exists (a unix user, a database of
+                // that name) is a refusal.
+                Err(e)
+                    if e.kind == ErrorKind::AlreadyExists
+                        && e.message.contains("already hosting this domain") => {}
+                Err(e) => return Err(plan_gone(client, e).into()),
             }
         }
         Action::Enable => client.enable_domain(domain).await?,
@@ -725,7 +768,10 @@ async fn apply(
                 apply_plan: Some(plan.clone()),
                 ..Default::default()
             };
-            client.modify_domain(domain, &change).await?;
+            client
+                .modify_domain(domain, &change)
+                .await
+                .map_err(|e| plan_gone(client, e))?;
         }
         Action::Delete => client.delete_domain(domain).await?,
     }

@@ -57,7 +57,8 @@ pub struct Fleet {
     clients: Mutex<HashMap<i64, (ClientVersion, Arc<VirtualminClient>)>>,
 }
 
-/// What a cached client was built from: the server's record and its secret.
+/// What a cached client was built from: the server's record (an operator's allow-login changes
+/// it, so a client that met a refusal starts afresh) and its secret.
 type ClientVersion = (jiff::Timestamp, String);
 
 /// Why a server cannot be called.
@@ -71,11 +72,13 @@ pub struct FleetError {
     pub login_refused: bool,
 }
 
-/// A secret's fingerprint, to tell whether the one refused is the one held now.
+/// A short fingerprint of a secret, to tell whether the one refused is the one held now. Short
+/// on purpose: it tells two secrets apart, and is too short to confirm a guessed password from
+/// a copy of the database.
 fn secret_sha256(secret: &secrecy::SecretString) -> String {
     use secrecy::ExposeSecret;
     use sha2::Digest;
-    hex::encode(sha2::Sha256::digest(secret.expose_secret().as_bytes()))
+    hex::encode(&sha2::Sha256::digest(secret.expose_secret().as_bytes())[..4])
 }
 
 impl Fleet {

@@ -6,6 +6,7 @@ pub mod drain;
 pub mod drift;
 mod fleet;
 pub mod health;
+mod plans;
 pub mod rebuild;
 mod retry;
 pub mod seal;
@@ -111,6 +112,8 @@ pub fn start(engine: Arc<Engine>, concurrency: usize) -> Result<RunHandle, river
     workers.add_fn(move |context, job| drift::run_scan(Arc::clone(&for_drift), context, job))?;
     let for_usage = Arc::clone(&engine);
     workers.add_fn(move |context, job| usage::run_sync(Arc::clone(&for_usage), context, job))?;
+    let for_plans = Arc::clone(&engine);
+    workers.add_fn(move |context, job| plans::run(Arc::clone(&for_plans), context, job))?;
     let for_retry = Arc::clone(&engine);
     workers.add_fn(move |context, job| retry::run(Arc::clone(&for_retry), context, job))?;
     let for_rewrite = Arc::clone(&engine);

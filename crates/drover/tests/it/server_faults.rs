@@ -105,6 +105,20 @@ async fn a_refused_login_stops_every_call_until_the_secret_changes() {
     assert!(reasons[0].contains("login is refused"), "{reasons:?}");
     assert_eq!(sim.stats().requests, 1, "one failed login in all");
 
+    // An operator lets drover try again with the same secret: one more refused login, no more.
+    store.clear_login_refused(&ctx(), server.id).await.unwrap();
+    store.retry_job(&ctx(), job).await.unwrap();
+    until("refused again", Duration::from_secs(10), async || {
+        store
+            .server(server.id)
+            .await
+            .unwrap()
+            .login_refused
+            .is_some()
+    })
+    .await;
+    assert_eq!(sim.stats().requests, 2, "tried once more after allow-login");
+
     // The secret is fixed in its file: picked up on the next use, no record change needed.
     std::fs::write(&password, "pw").unwrap();
     store.retry_job(&ctx(), job).await.unwrap();
@@ -327,6 +341,39 @@ async fn a_feature_removed_by_hand_is_found_and_turned_on_again() {
     until("mysql is back", Duration::from_secs(10), async || {
         has_mysql()
     })
+    .await;
+    workers.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_changed_plan_is_put_on_the_servers_that_host_it() {
+    let fleet = TestFleet::new().await;
+    let store = &*fleet.store;
+    let (sim, _) = fleet.add_server("vm1", json!({"capacity": 10})).await;
+    let plan = mysql_plan(store).await;
+    let engine = engine(&fleet, FleetPolicy::default());
+    let mut workers = drover::engine::start(Arc::clone(&engine), 2).unwrap();
+    let (_, job) = activate(store, plan, "planned.ro").await;
+    until("created", Duration::from_secs(10), async || {
+        job_state(store, job).await == "completed"
+    })
+    .await;
+    let quota = || {
+        sim.with_state(|s| {
+            s.plans
+                .iter()
+                .find(|p| p.name == "Web")
+                .and_then(|p| p.quota_blocks)
+        })
+    };
+    assert_eq!(quota(), None);
+    let patch = serde_json::from_value(json!({"disk_quota_mb": 2048})).unwrap();
+    store.update_plan(&ctx(), plan.0, patch).await.unwrap();
+    until(
+        "the server's plan has the new quota",
+        Duration::from_secs(10),
+        async || quota() == Some(2048 * 1024),
+    )
     .await;
     workers.stop().await.unwrap();
 }
