@@ -562,7 +562,11 @@ async fn drift_made_by_hand_is_found_and_repaired() {
         )
         .await,
     );
-    assert!(repaired.contains("4"), "{repaired}");
+    assert!(
+        repaired.contains("the pass touches 4 of at most")
+            && repaired.contains("4 converge jobs enqueued"),
+        "{repaired}"
+    );
     until("the accounts match drover again", JOB_LIMIT, async || {
         server_domain(off).is_some_and(|d| !d.contains_key("Disabled"))
             && server_domain(gone).is_some()
@@ -666,14 +670,22 @@ async fn a_database_outage_on_the_server_loses_nothing() {
             .post(&format!("/servers/{server}/drift-scan"), json!({}))
             .await;
         let job = drover.job_completed(scan["job_id"].as_i64().unwrap()).await;
-        assert!(job["output"].to_string().contains("error"), "{job:#}");
+        let scanned = job["output"]["servers"][0]["error"].to_string();
+        assert!(
+            scanned.contains("DBI connect failed"),
+            "the real cause: {job:#}"
+        );
         let findings = drover.get(&format!("/drift?server_id={server}")).await;
         assert_eq!(findings, json!([]), "no drift from a failed listing");
         let sync = drover
             .post(&format!("/servers/{server}/usage-sync"), json!({}))
             .await;
         let job = drover.job_completed(sync["job_id"].as_i64().unwrap()).await;
-        assert!(job["output"].to_string().contains("error"), "{job:#}");
+        let synced = job["output"]["servers"]["real"]["error"].to_string();
+        assert!(
+            synced.contains("DBI connect failed"),
+            "the real cause: {job:#}"
+        );
 
         // A suspension and an activation wait the outage out: not discarded, not failed.
         let suspended = drover
