@@ -106,6 +106,10 @@ drover_testkit::on_both_databases!(
     a_provider_call_budget_is_shared_through_the_database,
     a_migration_is_checked_stepped_and_confirmed,
     usage_is_replaced_by_each_sync_for_accounts_still_on_the_server,
+    failed_accounts_are_listed_retried_and_cleared,
+    each_attempt_of_a_job_is_kept_apart,
+    a_refused_login_is_kept_until_lifted,
+    a_changed_plan_queues_its_sync_to_the_servers,
 );
 
 fn ctx() -> RequestContext {
@@ -974,4 +978,210 @@ async fn plan_changes_queue_a_converge(h: Harness) {
             ..
         }
     ));
+}
+
+async fn failed_accounts_are_listed_retried_and_cleared(h: Harness) {
+    let store = &*h.store;
+    let failing = service(store, "failing.ro").await;
+    let protected = service(store, "kept.ro").await;
+    service(store, "fine.ro").await;
+    let failed = |failed| AccountFilter {
+        failed,
+        ..AccountFilter::default()
+    };
+    assert!(store.accounts(failed(true)).await.unwrap().is_empty());
+    store
+        .transition_service(&ctx(), failing.id, Transition::Activate, None)
+        .await
+        .unwrap();
+    store
+        .mark_account_failed(&ctx(), failing.account_id, "the server refused: invalid: x")
+        .await
+        .unwrap();
+    // A protected account waiting to be deleted needs an operator, not another try.
+    store
+        .transition_service(&ctx(), protected.id, Transition::Terminate, None)
+        .await
+        .unwrap();
+    store
+        .mark_account_failed(&ctx(), protected.account_id, "protected from deletion")
+        .await
+        .unwrap();
+    let listed = store.accounts(failed(true)).await.unwrap();
+    assert_eq!(
+        listed.iter().map(|a| a.id).collect::<Vec<_>>(),
+        [failing.account_id, protected.account_id]
+    );
+    assert_eq!(
+        listed[0].failure.as_deref(),
+        Some("the server refused: invalid: x")
+    );
+    assert!(listed[0].failed_at.is_some());
+    assert_eq!(store.accounts(failed(false)).await.unwrap().len(), 3);
+    let before = store.account(failing.account_id).await.unwrap();
+    let jobs = store.retry_failed_accounts(&ctx()).await.unwrap();
+    assert_eq!(jobs.len(), 1, "only the account a try may fix");
+    let job = store.job(jobs[0]).await.unwrap();
+    assert_eq!(
+        (job.kind.as_str(), job.account_id),
+        ("converge_account", Some(failing.account_id))
+    );
+    let after = store.account(failing.account_id).await.unwrap();
+    assert_eq!(after.desired_generation, before.desired_generation + 1);
+    // A converge that matches the server clears the failure.
+    store
+        .record_observation(failing.account_id, "enabled", after.desired_generation)
+        .await
+        .unwrap();
+    let cleared = store.account(failing.account_id).await.unwrap();
+    assert_eq!((cleared.failure, cleared.failed_at), (None, None));
+    let audited = store
+        .audit_events(AuditFilter {
+            subject: Some(format!("account:{}", failing.account_id)),
+            ..AuditFilter::default()
+        })
+        .await
+        .unwrap();
+    assert!(audited.iter().any(|e| e.action == "account.failed"));
+}
+
+async fn each_attempt_of_a_job_is_kept_apart(h: Harness) {
+    let store = &*h.store;
+    let svc = service(store, "tries.ro").await;
+    let moved = store
+        .transition_service(&ctx(), svc.id, Transition::Activate, None)
+        .await
+        .unwrap();
+    let at = |s: i64| jiff::Timestamp::from_microsecond(1_800_000_000_000_000 + s).unwrap();
+    for (attempt, outcome, message, started) in [
+        (1, "retried", Some("transient: DBI connect failed"), 0),
+        (2, "snoozed", Some("the server refused drover's login"), 10),
+        (2, "completed", None, 20),
+    ] {
+        store
+            .record_job_attempt(&drover_store::JobAttempt {
+                job_id: moved.job_id,
+                attempt,
+                outcome: outcome.into(),
+                message: message.map(Into::into),
+                started_at: at(started),
+                finished_at: at(started + 5),
+            })
+            .await
+            .unwrap();
+    }
+    let attempts = store.job_attempts(moved.job_id).await.unwrap();
+    let seen: Vec<_> = attempts
+        .iter()
+        .map(|a| {
+            (
+                a.attempt,
+                a.outcome.as_str(),
+                a.message.is_some(),
+                a.started_at,
+            )
+        })
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            (1, "retried", true, at(0)),
+            (2, "snoozed", true, at(10)),
+            (2, "completed", false, at(20)),
+        ]
+    );
+    assert!(
+        store
+            .job_attempts(drover_core::JobId(999))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+
+async fn a_refused_login_is_kept_until_lifted(h: Harness) {
+    let store = &*h.store;
+    let server = store
+        .create_server(&ctx(), server_spec("vm1"))
+        .await
+        .unwrap();
+    assert!(server.login_refused.is_none());
+    store
+        .mark_login_refused(
+            &ctx(),
+            server.id,
+            "auth: wrong user name or password",
+            "0a1b2c3d",
+        )
+        .await
+        .unwrap();
+    let refused = store.server(server.id).await.unwrap();
+    let mark = refused.login_refused.clone().expect("kept");
+    assert_eq!(mark.reason, "auth: wrong user name or password");
+    assert_eq!(mark.secret_sha256, "0a1b2c3d");
+    assert_eq!(
+        refused.updated_at, server.updated_at,
+        "the record itself is unchanged"
+    );
+    // The same secret refused again (another process) is the same refusal: audited once.
+    store
+        .mark_login_refused(&ctx(), server.id, "auth: again", "0a1b2c3d")
+        .await
+        .unwrap();
+    assert_eq!(
+        store.server(server.id).await.unwrap().login_refused,
+        Some(mark)
+    );
+    let listed = store.servers(Page::default()).await.unwrap();
+    assert!(listed[0].login_refused.is_some(), "listed with it");
+    let lifted = store.clear_login_refused(&ctx(), server.id).await.unwrap();
+    assert!(lifted.login_refused.is_none());
+    assert!(
+        lifted.updated_at > server.updated_at,
+        "clients are built afresh"
+    );
+    let audited = store
+        .audit_events(AuditFilter {
+            subject: Some(format!("server:{}", server.id)),
+            ..AuditFilter::default()
+        })
+        .await
+        .unwrap();
+    let actions: Vec<&str> = audited.iter().map(|e| e.action.as_str()).collect();
+    assert_eq!(
+        actions
+            .iter()
+            .filter(|a| **a == "server.login_refused")
+            .count(),
+        1,
+        "{actions:?}"
+    );
+    assert!(actions.contains(&"server.login_allowed"), "{actions:?}");
+}
+
+async fn a_changed_plan_queues_its_sync_to_the_servers(h: Harness) {
+    let store = &*h.store;
+    let plan = store.create_plan(&ctx(), plan_spec("Web")).await.unwrap();
+    let syncs = |jobs: Vec<drover_store::JobSummary>| {
+        jobs.into_iter()
+            .filter(|j| j.kind == "sync_plan")
+            .map(|j| j.args["plan_id"].clone())
+            .collect::<Vec<_>>()
+    };
+    let all = || store.jobs(JobFilter::default());
+    assert!(
+        syncs(all().await.unwrap()).is_empty(),
+        "a new plan reaches a server with its first account"
+    );
+    let patch: PlanPatch = serde_json::from_value(serde_json::json!({"max_mailboxes": 5})).unwrap();
+    store.update_plan(&ctx(), plan.id, patch).await.unwrap();
+    assert_eq!(
+        syncs(all().await.unwrap()),
+        [serde_json::json!(plan.id.get())]
+    );
+    // Features that cannot work together are refused, and nothing is queued.
+    let bad: PlanPatch = serde_json::from_value(serde_json::json!({"features": ["ssl"]})).unwrap();
+    let err = store.update_plan(&ctx(), plan.id, bad).await.unwrap_err();
+    assert!(err.to_string().contains("ssl needs web"), "{err}");
+    assert_eq!(syncs(all().await.unwrap()).len(), 1);
 }
