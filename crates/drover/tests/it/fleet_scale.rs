@@ -20,7 +20,13 @@ struct Cluster {
     dir: tempfile::TempDir,
     workers: Vec<Child>,
     extra_env: Vec<(&'static str, &'static str)>,
+    /// Held while the cluster lives (dropped last, after its workers).
+    _one_at_a_time: tokio::sync::MutexGuard<'static, ()>,
 }
+
+/// One cluster at a time: three worker processes with 16 connections each, twice over, with the
+/// other PostgreSQL tests beside them, would pass PostgreSQL's 100 connections and time out.
+static CLUSTERS: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 fn ctx() -> RequestContext {
     RequestContext {
@@ -36,6 +42,7 @@ impl Cluster {
         rate_qps: f64,
         extra_env: Vec<(&'static str, &'static str)>,
     ) -> Self {
+        let one_at_a_time = CLUSTERS.lock().await;
         let db = TestPostgres::create().await.expect("PostgreSQL for tests");
         let store = Arc::new(PgStore::open(db.url()).await.unwrap());
         let dir = tempfile::tempdir().unwrap();
@@ -70,6 +77,7 @@ impl Cluster {
             dir,
             workers: Vec::new(),
             extra_env,
+            _one_at_a_time: one_at_a_time,
         }
     }
 

@@ -377,3 +377,55 @@ async fn a_changed_plan_is_put_on_the_servers_that_host_it() {
     .await;
     workers.stop().await.unwrap();
 }
+
+#[tokio::test]
+async fn terminated_accounts_do_not_count_in_the_drift_limit() {
+    let fleet = TestFleet::new().await;
+    let store = &*fleet.store;
+    let (sim, server) = fleet
+        .add_server("vm1", json!({"capacity": 30, "rate_qps": 200.0}))
+        .await;
+    let plan = mysql_plan(store).await;
+    let engine = engine(&fleet, FleetPolicy::default());
+    let mut workers = drover::engine::start(Arc::clone(&engine), 4).unwrap();
+    let mut accounts = Vec::new();
+    for i in 0..20 {
+        accounts.push(activate(store, plan, &format!("site{i}.ro")).await);
+    }
+    until("all created", Duration::from_secs(30), async || {
+        sim.domain_names().len() == 20
+    })
+    .await;
+    // Eighteen are terminated and deleted: the server holds two live accounts.
+    for (account, _) in &accounts[2..] {
+        let service = store.account(*account).await.unwrap().service_id;
+        store
+            .transition_service(&ctx(), service, Transition::Terminate, None)
+            .await
+            .unwrap();
+        let domain = store.account(*account).await.unwrap().domain;
+        store
+            .set_protection(&ctx(), *account, false, domain.as_str())
+            .await
+            .unwrap();
+    }
+    until(
+        "the terminated are deleted",
+        Duration::from_secs(30),
+        async || sim.domain_names().len() == 2,
+    )
+    .await;
+    // Both live ones are disabled by hand: two of a server of two, over the limit of one.
+    sim.with_state(|s| {
+        for d in ["site0.ro", "site1.ro"] {
+            s.domains.get_mut(d).unwrap().disabled = Some("by hand".into());
+        }
+    });
+    let server = store.server(server.id).await.unwrap();
+    let outcome = drover::engine::drift::repair_server(&engine, &ctx(), &server, false, true)
+        .await
+        .unwrap();
+    assert_eq!((outcome.plan.touches, outcome.plan.limit), (2, 1));
+    assert!(outcome.plan.held.is_some(), "{:?}", outcome.plan);
+    workers.stop().await.unwrap();
+}
