@@ -243,8 +243,8 @@ impl Drover {
         self.post("/plans", body).await["id"].as_i64().unwrap()
     }
 
-    /// A customer's service for `domain` on `plan`, activated; returns (service, account).
-    pub async fn sell(&self, plan: i64, domain: &str) -> (i64, i64) {
+    /// A customer's service for `domain` on `plan`, activated: (service, account, its job).
+    pub async fn order(&self, plan: i64, domain: &str) -> (i64, i64, i64) {
         let customer = self
             .post(
                 "/customers",
@@ -261,8 +261,18 @@ impl Drover {
         let moved = self
             .post(&format!("/services/{id}/activate"), json!({}))
             .await;
-        self.job_completed(moved["job_id"].as_i64().unwrap()).await;
-        (id, service["account_id"].as_i64().unwrap())
+        (
+            id,
+            service["account_id"].as_i64().unwrap(),
+            moved["job_id"].as_i64().unwrap(),
+        )
+    }
+
+    /// `order`, waiting for the account to be created; returns (service, account).
+    pub async fn sell(&self, plan: i64, domain: &str) -> (i64, i64) {
+        let (service, account, job) = self.order(plan, domain).await;
+        self.job_completed(job).await;
+        (service, account)
     }
 
     /// Waits for a job to end; returns it with its calls.
@@ -700,17 +710,8 @@ async fn a_database_outage_on_the_server_loses_nothing() {
                 json!({"reason": "outage test"}),
             )
             .await;
-        let customer = drover.post("/customers", json!({"name": "Later"})).await;
-        let created = drover
-            .post(
-                "/services",
-                json!({"customer_id": customer["id"], "plan_id": plan, "domain": later}),
-            )
-            .await;
-        let activated = drover
-            .post(&format!("/services/{}/activate", created["id"]), json!({}))
-            .await;
-        let jobs = [&suspended, &activated].map(|m| m["job_id"].as_i64().unwrap());
+        let (later_service, later_account, activated) = drover.order(plan, &later).await;
+        let jobs = [suspended["job_id"].as_i64().unwrap(), activated];
         for id in jobs {
             until(&format!("job {id} is retried"), JOB_LIMIT, async || {
                 let job = drover.get(&format!("/jobs/{id}")).await;
@@ -723,11 +724,7 @@ async fn a_database_outage_on_the_server_loses_nothing() {
         }
         let failed = drover.get("/accounts?failed=true").await;
         assert_eq!(failed, json!([]), "waiting out an outage is not a failure");
-        (
-            jobs,
-            created["id"].as_i64().unwrap(),
-            created["account_id"].as_i64().unwrap(),
-        )
+        (jobs, later_service, later_account)
     };
     let outcome = std::panic::AssertUnwindSafe(outage).catch_unwind().await;
     real_virtualmin("db-start");
@@ -754,18 +751,7 @@ async fn a_refused_login_stops_the_calls_until_the_credentials_change() {
     std::fs::write(drover.password_file(), "not-the-password").unwrap();
     let plan = drover.plan(&unique("Login "), json!({})).await;
     let domain = format!("{}.ro", unique("login-"));
-    let customer = drover.post("/customers", json!({"name": "Login"})).await;
-    let service = drover
-        .post(
-            "/services",
-            json!({"customer_id": customer["id"], "plan_id": plan, "domain": domain}),
-        )
-        .await;
-    let id = service["id"].as_i64().unwrap();
-    let moved = drover
-        .post(&format!("/services/{id}/activate"), json!({}))
-        .await;
-    let job_id = moved["job_id"].as_i64().unwrap();
+    let (id, account, job_id) = drover.order(plan, &domain).await;
 
     let refused = eventually(
         "the server shows the refused login",
@@ -821,9 +807,7 @@ async fn a_refused_login_stops_the_calls_until_the_credentials_change() {
         async || drover.get(&format!("/servers/{server}")).await["login_refused"].is_null(),
     )
     .await;
-    drover
-        .remove(id, service["account_id"].as_i64().unwrap(), &domain)
-        .await;
+    drover.remove(id, account, &domain).await;
 }
 
 #[tokio::test]
@@ -856,18 +840,7 @@ async fn the_lock_out_is_read_as_a_lock_out_and_never_retried_into() {
     let server = drover.add_real_server(&real).await;
     let plan = drover.plan(&unique("Locked "), json!({})).await;
     let domain = format!("{}.ro", unique("locked-"));
-    let customer = drover.post("/customers", json!({"name": "Locked"})).await;
-    let service = drover
-        .post(
-            "/services",
-            json!({"customer_id": customer["id"], "plan_id": plan, "domain": domain}),
-        )
-        .await;
-    let id = service["id"].as_i64().unwrap();
-    let moved = drover
-        .post(&format!("/services/{id}/activate"), json!({}))
-        .await;
-    let job_id = moved["job_id"].as_i64().unwrap();
+    let (id, account, job_id) = drover.order(plan, &domain).await;
     let job = eventually("the job meets the lock-out", JOB_LIMIT, async || {
         let job = drover.get(&format!("/jobs/{job_id}")).await;
         job["calls"]
@@ -904,9 +877,7 @@ async fn the_lock_out_is_read_as_a_lock_out_and_never_retried_into() {
         .await;
     drover.job_completed(job_id).await;
     assert!(server_domain(&domain).is_some());
-    drover
-        .remove(id, service["account_id"].as_i64().unwrap(), &domain)
-        .await;
+    drover.remove(id, account, &domain).await;
 }
 
 /// One scenario through drover's client against the real server and against the simulator:

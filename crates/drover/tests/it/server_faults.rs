@@ -21,6 +21,31 @@ fn engine(fleet: &TestFleet, policy: FleetPolicy) -> Arc<Engine> {
     Arc::new(engine)
 }
 
+/// The plan with a database and its customer, and the engine `drover serve` runs, working.
+async fn working(
+    fleet: &TestFleet,
+    policy: FleetPolicy,
+) -> (
+    (drover_core::PlanId, drover_core::CustomerId),
+    Arc<Engine>,
+    riverqueue::RunHandle,
+) {
+    let plan = mysql_plan(&*fleet.store).await;
+    let engine = engine(fleet, policy);
+    let workers = drover::engine::start(Arc::clone(&engine), 4).unwrap();
+    (plan, engine, workers)
+}
+
+/// Waits until the job has completed.
+async fn completed(store: &dyn Store, job: drover_core::JobId) {
+    until(
+        &format!("job {job} completes"),
+        Duration::from_secs(20),
+        async || job_state(store, job).await == "completed",
+    )
+    .await;
+}
+
 /// A plan with a database, and a customer.
 async fn mysql_plan(store: &dyn Store) -> (drover_core::PlanId, drover_core::CustomerId) {
     let plan = json!({"name": "Web", "features": ["web", "dns", "mail", "mysql"]});
@@ -66,9 +91,7 @@ async fn a_refused_login_stops_every_call_until_the_secret_changes() {
     let (sim, server) = fleet.add_server("vm1", json!({"capacity": 10})).await;
     let password = fleet.dir.path().join("vm.password");
     std::fs::write(&password, "not-the-password").unwrap();
-    let plan = mysql_plan(store).await;
-    let engine = engine(&fleet, FleetPolicy::default());
-    let mut workers = drover::engine::start(Arc::clone(&engine), 2).unwrap();
+    let (plan, engine, mut workers) = working(&fleet, FleetPolicy::default()).await;
 
     let (_, job) = activate(store, plan, "login.ro").await;
     until(
@@ -122,10 +145,7 @@ async fn a_refused_login_stops_every_call_until_the_secret_changes() {
     // The secret is fixed in its file: picked up on the next use, no record change needed.
     std::fs::write(&password, "pw").unwrap();
     store.retry_job(&ctx(), job).await.unwrap();
-    until("the job completes", Duration::from_secs(20), async || {
-        job_state(store, job).await == "completed"
-    })
-    .await;
+    completed(store, job).await;
     assert!(sim.domain_names().contains(&"login.ro".to_owned()));
     let attempts = store.job_attempts(job).await.unwrap();
     assert_eq!(
@@ -188,9 +208,7 @@ async fn the_lock_out_is_read_from_the_status_line_and_never_retried_into() {
         .create_server(&ctx(), serde_json::from_value(record).unwrap())
         .await
         .unwrap();
-    let plan = mysql_plan(store).await;
-    let engine = engine(&fleet, FleetPolicy::default());
-    let mut workers = drover::engine::start(Arc::clone(&engine), 2).unwrap();
+    let (plan, _engine, mut workers) = working(&fleet, FleetPolicy::default()).await;
     let (_, job) = activate(store, plan, "locked.ro").await;
     until("the job waits", Duration::from_secs(10), async || {
         job_state(store, job).await == "scheduled"
@@ -214,9 +232,7 @@ async fn a_database_outage_on_the_server_is_waited_out() {
     let fleet = TestFleet::new().await;
     let store = &*fleet.store;
     let (sim, _) = fleet.add_server("vm1", json!({"capacity": 10})).await;
-    let plan = mysql_plan(store).await;
-    let engine = engine(&fleet, FleetPolicy::default());
-    let mut workers = drover::engine::start(Arc::clone(&engine), 2).unwrap();
+    let (plan, _engine, mut workers) = working(&fleet, FleetPolicy::default()).await;
 
     sim.set_database_down(true);
     let (account, job) = activate(store, plan, "outage.ro").await;
@@ -232,10 +248,7 @@ async fn a_database_outage_on_the_server_is_waited_out() {
     assert_ne!(job_state(store, job).await, "discarded");
     assert!(store.account(account).await.unwrap().failure.is_none());
     sim.set_database_down(false);
-    until("the job completes", Duration::from_secs(20), async || {
-        job_state(store, job).await == "completed"
-    })
-    .await;
+    completed(store, job).await;
     let created = sim
         .with_state(|s| s.domains.get("outage.ro").cloned())
         .unwrap();
@@ -259,13 +272,11 @@ async fn a_failed_account_is_tried_again_on_its_own() {
             SimDomain::top_level("taken.ro", "someone"),
         )
     });
-    let plan = mysql_plan(store).await;
     let policy = FleetPolicy {
         failed_retry_interval: Some(Duration::from_secs(1)),
         ..FleetPolicy::default()
     };
-    let engine = engine(&fleet, policy);
-    let mut workers = drover::engine::start(Arc::clone(&engine), 2).unwrap();
+    let (plan, _engine, mut workers) = working(&fleet, policy).await;
     let (account, job) = activate(store, plan, "taken.ro").await;
     until("the job is refused", Duration::from_secs(10), async || {
         job_state(store, job).await == "discarded"
@@ -310,14 +321,9 @@ async fn a_feature_removed_by_hand_is_found_and_turned_on_again() {
     let fleet = TestFleet::new().await;
     let store = &*fleet.store;
     let (sim, server) = fleet.add_server("vm1", json!({"capacity": 10})).await;
-    let plan = mysql_plan(store).await;
-    let engine = engine(&fleet, FleetPolicy::default());
-    let mut workers = drover::engine::start(Arc::clone(&engine), 2).unwrap();
+    let (plan, engine, mut workers) = working(&fleet, FleetPolicy::default()).await;
     let (_, job) = activate(store, plan, "nodb.ro").await;
-    until("created", Duration::from_secs(10), async || {
-        job_state(store, job).await == "completed"
-    })
-    .await;
+    completed(store, job).await;
     let has_mysql =
         || sim.with_state(|s| s.domains["nodb.ro"].features.contains(&"mysql".to_owned()));
     assert!(has_mysql());
@@ -350,14 +356,9 @@ async fn a_changed_plan_is_put_on_the_servers_that_host_it() {
     let fleet = TestFleet::new().await;
     let store = &*fleet.store;
     let (sim, _) = fleet.add_server("vm1", json!({"capacity": 10})).await;
-    let plan = mysql_plan(store).await;
-    let engine = engine(&fleet, FleetPolicy::default());
-    let mut workers = drover::engine::start(Arc::clone(&engine), 2).unwrap();
+    let (plan, _engine, mut workers) = working(&fleet, FleetPolicy::default()).await;
     let (_, job) = activate(store, plan, "planned.ro").await;
-    until("created", Duration::from_secs(10), async || {
-        job_state(store, job).await == "completed"
-    })
-    .await;
+    completed(store, job).await;
     let quota = || {
         sim.with_state(|s| {
             s.plans
@@ -385,9 +386,7 @@ async fn terminated_accounts_do_not_count_in_the_drift_limit() {
     let (sim, server) = fleet
         .add_server("vm1", json!({"capacity": 30, "rate_qps": 200.0}))
         .await;
-    let plan = mysql_plan(store).await;
-    let engine = engine(&fleet, FleetPolicy::default());
-    let mut workers = drover::engine::start(Arc::clone(&engine), 4).unwrap();
+    let (plan, engine, mut workers) = working(&fleet, FleetPolicy::default()).await;
     let mut accounts = Vec::new();
     for i in 0..20 {
         accounts.push(activate(store, plan, &format!("site{i}.ro")).await);
