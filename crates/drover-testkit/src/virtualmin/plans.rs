@@ -17,22 +17,9 @@ pub const PLAN_MAXES: &[&str] = &[
 ];
 
 /// Features a plan may name (`--features`): Virtualmin's own, then `virt`.
-pub(super) const PLAN_FEATURES: &[&str] = &[
-    "unix",
-    "dir",
-    "dns",
-    "mail",
-    "web",
-    "webalizer",
-    "ssl",
-    "logrotate",
-    "mysql",
-    "postgres",
-    "spam",
-    "virus",
-    "webmin",
-    "virt",
-];
+fn plan_feature(name: &str) -> bool {
+    name == "virt" || super::programs::KNOWN_FEATURES.contains(&name)
+}
 
 /// An account plan on the simulated server.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -232,15 +219,12 @@ fn apply(plan: &mut SimPlan, name: &str, value: &str, usage: &str) -> Result<boo
         "admin-quota" => plan.admin_quota_blocks = Some(number("a quota in blocks")?),
         "features" => {
             let features: Vec<String> = value.split_whitespace().map(str::to_owned).collect();
-            if let Some(unknown) = features
-                .iter()
-                .find(|f| !PLAN_FEATURES.contains(&f.as_str()))
-            {
+            if let Some(unknown) = features.iter().find(|f| !plan_feature(f)) {
                 return Err(refuse(
                     usage,
                     format!(
-                        "Unknown feature {unknown} - allowed options are : {}",
-                        PLAN_FEATURES.join(" ")
+                        "Unknown feature {unknown} - allowed options are : {} virt",
+                        super::programs::KNOWN_FEATURES.join(" ")
                     ),
                 ));
             }

@@ -135,7 +135,7 @@ const DEFAULT_FEATURES: &[&str] = &[
 ];
 /// Virtualmin's features in its own order (`@features`), which is also the order of a
 /// domain's `Features:` line and of the dependency checks.
-const KNOWN_FEATURES: &[&str] = &[
+pub(super) const KNOWN_FEATURES: &[&str] = &[
     "unix",
     "dir",
     "dns",
