@@ -248,6 +248,22 @@ fn usage(program: &str) -> String {
     format!("virtualmin {program} --domain domain.name [options]\n")
 }
 
+/// An argument that is no parameter of the program: a feature flag of a feature the module has
+/// switched on passes; anything else is refused as the real program refuses it.
+fn refuse_argument(program: &str, name: &str) -> Option<Answer> {
+    if !KNOWN_FEATURES.contains(&name) {
+        return Some(failure(program, format!("Unknown parameter --{name}")));
+    }
+    (!DEFAULT_FEATURES.contains(&name)).then(|| {
+        failure(
+            program,
+            format!(
+                "The --{name} option cannot be used unless the feature is enabled in the module configuration"
+            ),
+        )
+    })
+}
+
 fn failure(program: &str, message: impl Into<String>) -> Answer {
     Answer::Failure {
         message: message.into(),
@@ -651,18 +667,9 @@ impl State {
             if ["json", "xml", "program"].contains(&name) || allowed.contains(&name) {
                 continue;
             }
-            if KNOWN_FEATURES.contains(&name) {
-                if !DEFAULT_FEATURES.contains(&name) {
-                    return failure(
-                        P,
-                        format!(
-                            "The --{name} option cannot be used unless the feature is enabled in the module configuration"
-                        ),
-                    );
-                }
-                continue;
+            if let Some(refused) = refuse_argument(P, name) {
+                return refused;
             }
-            return failure(P, format!("Unknown parameter --{name}"));
         }
         if let Some(template) = params.get("template")
             && !self.templates.iter().any(|t| t == template)
@@ -1371,18 +1378,9 @@ impl State {
             {
                 continue;
             }
-            if KNOWN_FEATURES.contains(&name) {
-                if !DEFAULT_FEATURES.contains(&name) {
-                    return failure(
-                        p,
-                        format!(
-                            "The --{name} option cannot be used unless the feature is enabled in the module configuration"
-                        ),
-                    );
-                }
-                continue;
+            if let Some(refused) = refuse_argument(p, name) {
+                return refused;
             }
-            return failure(p, format!("Unknown parameter --{name}"));
         }
         let names = params.all("domain");
         if names.is_empty() {
