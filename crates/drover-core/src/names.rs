@@ -153,7 +153,84 @@ impl UnixUsername {
         base.push_str(&suffix);
         Self(base)
     }
+
+    /// The names to try for a domain's account, in order: the candidates after `after` (from
+    /// the first when `None`), without the names a server keeps for its own services.
+    pub fn candidates(
+        domain: &DomainName,
+        after: Option<&UnixUsername>,
+    ) -> impl Iterator<Item = Self> {
+        let all = (0..MAX_CANDIDATES).map(|attempt| Self::candidate_for(domain, attempt));
+        let start = after
+            .and_then(|after| all.clone().position(|c| &c == after))
+            .map_or(0, |i| i + 1);
+        all.skip(start).filter(|c| !c.is_system_name())
+    }
+
+    /// Whether a hosting server's own services commonly hold this name (a Debian or RHEL
+    /// install with Virtualmin's stack): Virtualmin refuses it as an administration user.
+    pub fn is_system_name(&self) -> bool {
+        SYSTEM_USERS.contains(&self.0.as_str())
+    }
 }
+
+/// How many numbered candidates drover walks before it gives up on a domain's first label.
+const MAX_CANDIDATES: u32 = 1000;
+
+/// Users and groups of a Debian or RHEL server running Virtualmin's stack (base system,
+/// Apache, Postfix, Dovecot, BIND, MariaDB, PostgreSQL, ClamAV, SpamAssassin, ProFTPD, …).
+const SYSTEM_USERS: &[&str] = &[
+    "adm",
+    "admin",
+    "apache",
+    "backup",
+    "bin",
+    "bind",
+    "clamav",
+    "daemon",
+    "dovecot",
+    "dovenull",
+    "ftp",
+    "games",
+    "gnats",
+    "halt",
+    "irc",
+    "list",
+    "lp",
+    "mail",
+    "mailman",
+    "man",
+    "messagebus",
+    "mysql",
+    "named",
+    "news",
+    "nginx",
+    "nobody",
+    "nogroup",
+    "ntp",
+    "opendkim",
+    "operator",
+    "polkitd",
+    "postfix",
+    "postgres",
+    "proftpd",
+    "proxy",
+    "root",
+    "shutdown",
+    "spamd",
+    "sshd",
+    "staff",
+    "sudo",
+    "sync",
+    "sys",
+    "tss",
+    "users",
+    "uucp",
+    "webmin",
+    "wheel",
+    "www",
+    "www-data",
+];
 
 fn is_slug(input: &str, max: usize) -> bool {
     !input.is_empty()
@@ -207,6 +284,24 @@ mod tests {
         assert_eq!(
             UnixUsername::candidate_for(&long, 15).as_str(),
             "averyveryv15"
+        );
+        let mail = DomainName::parse("mail.ro").unwrap();
+        let names: Vec<String> = UnixUsername::candidates(&mail, None)
+            .take(2)
+            .map(|c| c.to_string())
+            .collect();
+        assert_eq!(
+            names,
+            ["mail1", "mail2"],
+            "a server's own user is never chosen"
+        );
+        let after = UnixUsername::parse("mail1").unwrap();
+        assert_eq!(
+            UnixUsername::candidates(&mail, Some(&after))
+                .next()
+                .unwrap()
+                .as_str(),
+            "mail2"
         );
         for attempt in [0, 1, 99, 12345] {
             let name = UnixUsername::candidate_for(&long, attempt);

@@ -27,7 +27,7 @@ pub(crate) fn corrupt(what: &str, err: impl std::fmt::Display) -> StoreError {
     StoreError::Corrupt(format!("{what}: {err}"))
 }
 
-fn parse<T>(
+pub(crate) fn parse<T>(
     what: &str,
     value: &str,
     f: impl FnOnce(&str) -> Result<T, drover_core::Error>,

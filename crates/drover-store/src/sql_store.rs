@@ -4,7 +4,7 @@
 
 use async_trait::async_trait;
 use drover_core::{
-    AccountId, AuditEntry, AuditEventId, CustomerId, CustomerSpec, DesiredState, Hash, JobId,
+    AccountId, AuditEntry, DomainName, AuditEventId, CustomerId, CustomerSpec, DesiredState, Hash, JobId,
     PlanId, PlanPatch, PlanSpec, Scope, ServerId, ServerPatch, ServerSpec, ServiceId,
     ServiceStatus, TokenId, Transition, UnixUsername, verify_chain,
 };
@@ -1197,6 +1197,43 @@ impl Store for SqlStore {
         })
     }
 
+    async fn reassign_username(
+        &self,
+        ctx: &RequestContext,
+        account: AccountId,
+        refused: &UnixUsername,
+    ) -> Result<UnixUsername> {
+        write_tx!(self, tx, {
+            let (domain, current): (String, String) =
+                sqlx::query_as("SELECT domain, unix_username FROM accounts WHERE id = $1")
+                    .bind(account.get())
+                    .fetch_optional(&mut **tx)
+                    .await?
+                    .ok_or_else(|| StoreError::not_found("account", account))?;
+            if current != refused.as_str() {
+                // Another try chose already.
+                return parse("unix username", &current, UnixUsername::parse);
+            }
+            let domain = parse("domain", &domain, DomainName::parse)?;
+            let chosen = next_free_username(tx, &domain, Some(refused)).await?;
+            sqlx::query("UPDATE accounts SET unix_username = $1, updated_at = $2 WHERE id = $3")
+                .bind(chosen.as_str())
+                .bind(sql_now())
+                .bind(account.get())
+                .execute(&mut **tx)
+                .await?;
+            append_audit(
+                tx,
+                ctx,
+                "account.username_changed",
+                format!("account:{account}"),
+                json!({ "from": refused.as_str(), "to": chosen.as_str() }),
+            )
+            .await?;
+            Ok(chosen)
+        })
+    }
+
     async fn retry_failed_accounts(&self, ctx: &RequestContext) -> Result<Vec<JobId>> {
         write_tx!(self, tx, {
             let ids: Vec<i64> = sqlx::query_scalar(
@@ -1683,7 +1720,7 @@ impl SqlStore {
     }
 }
 
-fn duplicate_domain(domain: &drover_core::DomainName, service: Option<i64>) -> StoreError {
+fn duplicate_domain(domain: &DomainName, service: Option<i64>) -> StoreError {
     let holder = service.map_or_else(String::new, |s| format!(" by service {s}"));
     StoreError::conflict(
         "duplicate_domain",
@@ -1698,8 +1735,17 @@ fn duplicate_domain(domain: &drover_core::DomainName, service: Option<i64>) -> S
 
 /// The first unix user name candidate for the new account's domain that no account holds.
 async fn free_username(tx: &mut Tx, new: &NewService) -> Result<UnixUsername> {
-    for attempt in 0..1000 {
-        let candidate = UnixUsername::candidate_for(&new.domain, attempt);
+    next_free_username(tx, &new.domain, None).await
+}
+
+/// The first candidate for `domain` after `after` (from the first when `None`) that no
+/// account holds.
+async fn next_free_username(
+    tx: &mut Tx,
+    domain: &DomainName,
+    after: Option<&UnixUsername>,
+) -> Result<UnixUsername> {
+    for candidate in UnixUsername::candidates(domain, after) {
         let taken: Option<i64> =
             sqlx::query_scalar("SELECT id FROM accounts WHERE unix_username = $1")
                 .bind(candidate.as_str())
@@ -1712,7 +1758,7 @@ async fn free_username(tx: &mut Tx, new: &NewService) -> Result<UnixUsername> {
     Err(StoreError::conflict(
         "no_free_username",
         Some("domain"),
-        format!("no free unix user name derived from {}", new.domain),
+        format!("no free unix user name derived from {domain}"),
     ))
 }
 

@@ -1,7 +1,7 @@
 use async_trait::async_trait;
 use drover_core::{
     AccountId, AuditEntry, CustomerId, CustomerSpec, JobId, PlanId, PlanPatch, PlanSpec, Scope,
-    ServerId, ServerPatch, ServerSpec, ServiceId, TokenId, Transition,
+    ServerId, ServerPatch, ServerSpec, ServiceId, TokenId, Transition, UnixUsername,
 };
 use secrecy::SecretString;
 
@@ -155,6 +155,15 @@ pub trait Store:
         account: AccountId,
         reason: &str,
     ) -> Result<()>;
+    /// The server refused the account's unix user name as taken (by one of its own users)
+    /// before anything was created: the account takes the next free candidate for its domain.
+    /// Audited; a name another try chose already is kept.
+    async fn reassign_username(
+        &self,
+        ctx: &RequestContext,
+        account: AccountId,
+        refused: &UnixUsername,
+    ) -> Result<UnixUsername>;
     /// Enqueues a converge job for every failed account that trying again may fix (all but a
     /// protected account waiting to be deleted, which needs an operator).
     async fn retry_failed_accounts(&self, ctx: &RequestContext) -> Result<Vec<JobId>>;

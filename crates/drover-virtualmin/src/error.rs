@@ -67,6 +67,20 @@ impl VirtualminError {
             message: message.into(),
         }
     }
+
+    /// Whether `create-domain` refused the administration user's name as taken on that
+    /// server (a system user or group, or another server's mail prefix): another name works.
+    pub fn username_taken(&self) -> bool {
+        let m = self.message.trim();
+        self.kind == ErrorKind::AlreadyExists
+            && (m.starts_with("The specified administration user already exists")
+                || (m.starts_with("An administration group named ")
+                    || m.starts_with("A unix user named ")
+                    || m.starts_with("A unix group named "))
+                    && m.contains(" already exists"))
+            || m.starts_with("The specified username prefix is already in use")
+            || (m.starts_with("The username prefix ") && m.contains(" is already in use by "))
+    }
 }
 
 /// The kind of a `failure` the server reported, from its message. The texts are Virtualmin
@@ -216,6 +230,28 @@ pub fn classify_error(message: &str) -> ErrorKind {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_taken_administration_user_is_told_apart() {
+        let taken = |message: &str| VirtualminError::new(classify_failure(message), message);
+        for message in [
+            // create-domain.pl's own texts (lang/en setup_euser, setup_egroup, …).
+            "The specified administration user already exists",
+            "An administration group named postfix already exists",
+            "A unix user named mail already exists - try selecting a different administration username",
+            "A unix group named mail already exists - try selecting a different administration username",
+            "The username prefix mail is already in use by mail.com",
+        ] {
+            assert!(taken(message).username_taken(), "{message}");
+        }
+        for message in [
+            "You are already hosting this domain",
+            "A plan name Web 10GB already exists",
+            "A database called tp1 already exists",
+        ] {
+            assert!(!taken(message).username_taken(), "{message}");
+        }
+    }
 
     #[test]
     fn messages_of_the_real_server_are_classified() {

@@ -107,6 +107,7 @@ drover_testkit::on_both_databases!(
     a_migration_is_checked_stepped_and_confirmed,
     usage_is_replaced_by_each_sync_for_accounts_still_on_the_server,
     failed_accounts_are_listed_retried_and_cleared,
+    a_username_a_server_refused_is_replaced_by_the_next_free_one,
     each_attempt_of_a_job_is_kept_apart,
     a_refused_login_is_kept_until_lifted,
     a_changed_plan_queues_its_sync_to_the_servers,
@@ -978,6 +979,59 @@ async fn plan_changes_queue_a_converge(h: Harness) {
             ..
         }
     ));
+}
+
+async fn a_username_a_server_refused_is_replaced_by_the_next_free_one(h: Harness) {
+    let store = &*h.store;
+    // A server's own user is never the first choice.
+    let mail = service(store, "mail.ro").await;
+    let taken = service(store, "mail.com").await;
+    let first = store.account(mail.account_id).await.unwrap().unix_username;
+    assert_eq!(first.as_str(), "mail1");
+    assert_eq!(
+        store
+            .account(taken.account_id)
+            .await
+            .unwrap()
+            .unix_username
+            .as_str(),
+        "mail2"
+    );
+    // The server refused mail1: the next candidate no account holds is mail3.
+    let chosen = store
+        .reassign_username(&ctx(), mail.account_id, &first)
+        .await
+        .unwrap();
+    assert_eq!(chosen.as_str(), "mail3");
+    assert_eq!(
+        store.account(mail.account_id).await.unwrap().unix_username,
+        chosen
+    );
+    // A second try that saw the old refusal keeps what the first chose.
+    assert_eq!(
+        store
+            .reassign_username(&ctx(), mail.account_id, &first)
+            .await
+            .unwrap(),
+        chosen
+    );
+    let audit = store
+        .audit_events(AuditFilter {
+            subject: Some(format!("account:{}", mail.account_id)),
+            page: Page::new(None, Some(1000)),
+        })
+        .await
+        .unwrap();
+    let changes: Vec<serde_json::Value> = audit
+        .iter()
+        .filter(|e| e.action == "account.username_changed")
+        .map(|e| serde_json::from_str(&e.details).unwrap())
+        .collect();
+    assert_eq!(
+        changes,
+        [serde_json::json!({ "from": "mail1", "to": "mail3" })],
+        "one change, audited once"
+    );
 }
 
 async fn failed_accounts_are_listed_retried_and_cleared(h: Harness) {

@@ -1,7 +1,7 @@
 //! The simulated server's state and the programs that act on it, with the messages of
 //! Virtualmin 8.1 (see the captures).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use super::plans::SimPlan;
 use super::render::{Answer, Entry, table};
@@ -103,6 +103,10 @@ pub struct State {
     /// Virtualmin's MariaDB server is down: programs that need it fail or skip their
     /// database steps as the real server does (see the `*mariadb-down*` captures).
     pub database_down: bool,
+    /// The server's own unix users and groups (a Debian install's): `create-domain` refuses
+    /// them as a domain's administration user or group.
+    pub system_users: BTreeSet<String>,
+    pub system_groups: BTreeSet<String>,
 }
 
 impl Default for State {
@@ -119,9 +123,85 @@ impl Default for State {
             home_quotas: false,
             bandwidth_monitoring: false,
             database_down: false,
+            system_users: SYSTEM_USERS.iter().map(|u| (*u).to_owned()).collect(),
+            system_groups: SYSTEM_GROUPS.iter().map(|g| (*g).to_owned()).collect(),
         }
     }
 }
+
+/// Users and groups of the Debian install the real tier runs (Virtualmin's stack on Debian 12).
+const SYSTEM_USERS: &[&str] = &[
+    "_apt",
+    "backup",
+    "bin",
+    "bind",
+    "daemon",
+    "games",
+    "irc",
+    "list",
+    "lp",
+    "mail",
+    "man",
+    "messagebus",
+    "mysql",
+    "news",
+    "nobody",
+    "postfix",
+    "proxy",
+    "root",
+    "sync",
+    "sys",
+    "systemd-network",
+    "systemd-timesync",
+    "uucp",
+    "www-data",
+];
+const SYSTEM_GROUPS: &[&str] = &[
+    "adm",
+    "audio",
+    "backup",
+    "bin",
+    "bind",
+    "cdrom",
+    "daemon",
+    "dialout",
+    "dip",
+    "disk",
+    "fax",
+    "floppy",
+    "games",
+    "irc",
+    "kmem",
+    "list",
+    "lp",
+    "mail",
+    "man",
+    "messagebus",
+    "mysql",
+    "news",
+    "nogroup",
+    "operator",
+    "plugdev",
+    "postdrop",
+    "postfix",
+    "proxy",
+    "root",
+    "sasl",
+    "shadow",
+    "src",
+    "ssl-cert",
+    "staff",
+    "sudo",
+    "sys",
+    "tape",
+    "tty",
+    "users",
+    "utmp",
+    "uucp",
+    "video",
+    "voice",
+    "www-data",
+];
 
 const DEFAULT_FEATURES: &[&str] = &[
     "unix",
@@ -564,18 +644,31 @@ impl State {
             "Hashed password",
             "$y$j9T$simulated$0000000000000000000000000000000000000000".to_owned(),
         );
+        let has = |feature: &str| d.features.iter().any(|f| f == feature);
+        let top_level = d.parent.is_none();
+        let website = has("web") && d.kind != Kind::Alias;
+        if has("mysql") {
+            add("Username for mysql", d.unix_user.clone());
+            add("Password for mysql", "simulatedMysqlPass0000000".to_owned());
+            add("Hostname for mysql", "localhost".to_owned());
+            add("Port for mysql", "3306".to_owned());
+        }
         add("Home directory", home.clone());
-        add("HTML directory", format!("{home}/public_html"));
-        add("CGI directory", format!("{home}/cgi-bin"));
-        add(
-            "Access log",
-            format!("/var/log/virtualmin/{}_access_log", d.name),
-        );
-        add(
-            "Error log",
-            format!("/var/log/virtualmin/{}_error_log", d.name),
-        );
-        add("Contact email", format!("{}@{}", d.unix_user, d.name));
+        if has("web") {
+            add("HTML directory", format!("{home}/public_html"));
+            add("CGI directory", format!("{home}/cgi-bin"));
+            add(
+                "Access log",
+                format!("/var/log/virtualmin/{}_access_log", d.name),
+            );
+            add(
+                "Error log",
+                format!("/var/log/virtualmin/{}_error_log", d.name),
+            );
+        }
+        let contact = format!("{}@{}", d.unix_user, d.name);
+        add("Contact email", contact.clone());
+        add("Contact address", contact);
         add("Created on", "22/Nov/2026 03:38".to_owned());
         add("Created Unix time", d.created_unix.to_string());
         add("Created by", "root".to_owned());
@@ -593,7 +686,7 @@ impl State {
         add("Plugins", String::new());
         // As list-domains.pl prints them: quotas and bandwidth for top-level servers only,
         // and only when the server measures them; database figures only when there are some.
-        if self.home_quotas && d.parent.is_none() {
+        if self.home_quotas && top_level {
             let quota = d.quota_blocks.filter(|b| *b > 0);
             add(
                 "Server quota",
@@ -615,21 +708,91 @@ impl State {
             add("Databases size", nice_size(d.usage.database_bytes));
             add("Databases byte size", d.usage.database_bytes.to_string());
         }
-        if self.bandwidth_monitoring && d.parent.is_none() {
+        if self.bandwidth_monitoring && top_level {
             add("Bandwidth limit", "Unlimited".to_owned());
             add("Bandwidth byte limit", "Unlimited".to_owned());
             add("Bandwidth start", "01/Nov/2026".to_owned());
             add("Bandwidth usage", nice_size(d.usage.bandwidth_bytes));
             add("Bandwidth byte usage", d.usage.bandwidth_bytes.to_string());
         }
-        add("PHP execution mode", "none".to_owned());
-        add("Website hostnames", format!("{0} www.{0}", d.name));
-        add("SPF DNS record", "Enabled".to_owned());
-        let limit = |l: Option<u64>| l.map_or("Unlimited".to_owned(), |v| v.to_string());
-        add("Maximum mailboxes", limit(d.max_mailboxes));
-        add("Maximum databases", limit(d.max_databases));
-        add("Allowed features", d.features.join(" "));
-        add("Login permissions", "Email, FTP and SSH".to_owned());
+        // PHP-FPM as the Debian install runs it (list-domains.pl prints these for websites).
+        if website {
+            add("PHP execution mode", "fpm".to_owned());
+            add("Possible PHP execution modes", "none fpm".to_owned());
+            add("PHP FPM socket", format!("File /run/php/{}.sock", d.id));
+            add(
+                "PHP FPM config file",
+                format!("/etc/php/8.2/fpm/pool.d/{}.conf", d.id),
+            );
+            add("CGI script execution mode", "disabled".to_owned());
+            add("Possible CGI script execution modes", String::new());
+            add("PHP fCGId subprocesses", "None".to_owned());
+            add("PHP max execution time", "Unlimited".to_owned());
+            add("PHP version", "8.2".to_owned());
+            add("PHP error log", format!("{home}/logs/php_log"));
+            add("Webmail redirects", "Yes".to_owned());
+            add("Match all web sub-domains", "No".to_owned());
+            add("Server-side includes", "Global default".to_owned());
+        }
+        let hostnames = format!("{0} www.{0} mail.{0} webmail.{0} admin.{0}", d.name);
+        if has("web") {
+            add("Default website for IP", "No".to_owned());
+            add("Website hostnames", hostnames);
+            add("Proxy hostname", "No".to_owned());
+            add(
+                "SSL candidate hostnames",
+                format!("{0} www.{0} mail.{0} admin.{0} webmail.{0}", d.name),
+            );
+            add("SSL provider subset mode", "No".to_owned());
+            add("SSL cert used by", "webmin".to_owned());
+        }
+        for provisioned in ["dns", "mysql", "spam", "virus"] {
+            add(
+                &format!("Provisioning for {provisioned}"),
+                "Local".to_owned(),
+            );
+        }
+        if has("dns") {
+            add("SPF DNS record", "Enabled".to_owned());
+            add("DMARC DNS record", "Disabled".to_owned());
+        }
+        if top_level {
+            let limit = |l: Option<u64>| l.map_or("Unlimited".to_owned(), |v| v.to_string());
+            add("Maximum sub-servers", "Cannot create".to_owned());
+            add("Maximum alias servers", "*".to_owned());
+            add("Maximum non-alias servers", "*".to_owned());
+            add("Maximum mailboxes", limit(d.max_mailboxes));
+            add("Maximum databases", limit(d.max_databases));
+            add("Maximum aliases", "Unlimited".to_owned());
+            add("Maximum Mongrel instances", "Unlimited".to_owned());
+            for (label, value) in [
+                ("Can choose database names", "Yes"),
+                ("Can rename servers", "Yes"),
+                ("Can migrate backups", "No"),
+                ("Sub-servers must be under main domain", "No"),
+                ("Sub-servers cannot be under other domains", "No"),
+                ("Sub-servers inherit IP address", "No"),
+                ("Read-only mode", "No"),
+            ] {
+                add(label, value.to_owned());
+            }
+            add("Allowed features", d.features.join(" "));
+            add("Edit capabilities", "users aliases passwd".to_owned());
+            add("Allowed scripts", "All".to_owned());
+            add(
+                "Webmin module access",
+                "dns=1 mail=1 web=1 webalizer=0 mysql=1 postgres=1 spam=1 filemin=1 passwd=1 \
+                 proc=2 cron=1 at=1 systemd=0 xterm=0 updown=0 change-user=1 \
+                 htaccess-htpasswd=1 mailboxes=1 custom=0 shell=0 webminlog=1 logviewer=1 phpini=1"
+                    .to_owned(),
+            );
+            add("Shell type", "ssh".to_owned());
+            add("Login permissions", "Email, FTP and SSH".to_owned());
+            add("Shell command", "/bin/bash".to_owned());
+            if has("mysql") {
+                add("Allowed mysql hosts", "127.0.0.1 localhost".to_owned());
+            }
+        }
         add("Last login", "Never".to_owned());
         Entry {
             name: d.name.clone(),
@@ -746,25 +909,46 @@ impl State {
         let unix_user = match &top {
             Some(p) => p.unix_user.clone(),
             None => {
-                let user = params
-                    .get("user")
-                    .map(str::to_lowercase)
-                    .unwrap_or_else(|| {
-                        name.split('.')
+                // Every domain's owner is a unix user and group of the server too.
+                let taken_user = |u: &str| {
+                    self.system_users.contains(u)
+                        || self
+                            .domains
+                            .values()
+                            .any(|d| d.kind == Kind::TopLevel && d.unix_user == u)
+                };
+                match params.get("user").map(str::to_lowercase) {
+                    // As create-domain.pl checks a given name: the user, then a group of it.
+                    Some(user) => {
+                        if taken_user(&user) {
+                            return failure(P, "The specified administration user already exists");
+                        }
+                        if self.system_groups.contains(&user) {
+                            return failure(
+                                P,
+                                format!("An administration group named {user} already exists"),
+                            );
+                        }
+                        user
+                    }
+                    // Chosen by the server: the domain's first label, numbered when taken.
+                    None => {
+                        let base: String = name
+                            .split('.')
                             .next()
                             .unwrap_or_default()
                             .chars()
                             .take(16)
-                            .collect()
-                    });
-                if self
-                    .domains
-                    .values()
-                    .any(|d| d.kind == Kind::TopLevel && d.unix_user == user)
-                {
-                    return failure(P, format!("A Unix user named {user} already exists"));
+                            .collect();
+                        (0..)
+                            .map(|n| match n {
+                                0 => base.clone(),
+                                n => format!("{base}{n}"),
+                            })
+                            .find(|u| !taken_user(u) && !self.system_groups.contains(u))
+                            .unwrap_or(base)
+                    }
                 }
-                user
             }
         };
         // Features: the flags given replace the defaults; --default-features takes the
@@ -1088,7 +1272,17 @@ impl State {
                 .map(|(i, t)| Entry {
                     name: i.to_string(),
                     fields: if params.has("multiline") {
-                        vec![("Name".to_owned(), t.clone())]
+                        // As the Debian install lists them: the default template has its
+                        // own web settings, every other one inherits them.
+                        let web = if i == 0 { "Custom" } else { "Default" };
+                        let inherited = if i == 0 { "None" } else { "Default" };
+                        vec![
+                            ("Name".to_owned(), t.clone()),
+                            ("Custom web".to_owned(), web.to_owned()),
+                            ("Custom dns".to_owned(), inherited.to_owned()),
+                            ("Custom logrotate".to_owned(), inherited.to_owned()),
+                            ("Custom mail".to_owned(), "None".to_owned()),
+                        ]
                     } else {
                         Vec::new()
                     },

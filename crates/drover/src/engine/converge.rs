@@ -197,7 +197,7 @@ async fn migrate_steps(
         };
         match observe(&client, domain).await? {
             None => {
-                apply(engine, &client, &target, &Action::Create).await?;
+                apply(engine, ctx, &client, &target, &Action::Create).await?;
                 actions.push(Action::Create);
             }
             Some(seen)
@@ -212,7 +212,7 @@ async fn migrate_steps(
         }
         if target.account.desired_state == DesiredState::Disabled {
             let reason = target.account.suspend_reason.clone();
-            apply(engine, &client, &target, &Action::Disable { reason }).await?;
+            apply(engine, ctx, &client, &target, &Action::Disable { reason }).await?;
         }
         // Traffic follows the account: its zone points at the target's addresses.
         engine
@@ -612,7 +612,7 @@ async fn round(
         }
     };
     for action in &actions {
-        apply(engine, &client, target, action).await?;
+        apply(engine, ctx, &client, target, action).await?;
     }
     if !actions.is_empty() {
         // Recorded only once a look at the server shows it matches (the next round).
@@ -702,8 +702,12 @@ pub(crate) fn server_plan(plan: &drover_core::PlanSpec) -> ServerPlan {
     }
 }
 
+/// How many unix user names a create tries when the server keeps names for itself.
+const USERNAME_TRIES: usize = 5;
+
 async fn apply(
     engine: &Engine,
+    ctx: &RequestContext,
     client: &VirtualminClient,
     target: &ConvergeTarget,
     action: &Action,
@@ -730,7 +734,7 @@ async fn apply(
             // The account is created from the plan's limits: the server must have the plan as
             // drover defines it.
             client.ensure_plan(&server_plan(plan)).await?;
-            let new = NewDomain {
+            let mut new = NewDomain {
                 domain: domain.to_owned(),
                 password,
                 unix_user: Some(account.unix_username.to_string()),
@@ -745,16 +749,41 @@ async fn apply(
                 placement: Placement::TopLevel,
                 skip_warnings: false,
             };
-            match client.create_domain(&new).await {
-                Ok(_) => {}
-                // Created by an earlier try whose answer was lost: the next round looks again
-                // and checks it is ours. Anything else that exists (a unix user, a database of
-                // that name) is a refusal.
-                Err(e)
-                    if e.kind == ErrorKind::AlreadyExists
-                        && e.message.contains("already hosting this domain") => {}
-                Err(e) => return Err(plan_gone(client, e).into()),
+            let mut username = account.unix_username.clone();
+            for _ in 0..USERNAME_TRIES {
+                match client.create_domain(&new).await {
+                    Ok(_) => return Ok(()),
+                    // Created by an earlier try whose answer was lost: the next round looks
+                    // again and checks it is ours.
+                    Err(e)
+                        if e.kind == ErrorKind::AlreadyExists
+                            && e.message.contains("already hosting this domain") =>
+                    {
+                        return Ok(());
+                    }
+                    // The server keeps that name for itself. Nothing was created, and an
+                    // account that exists nowhere else may take another name; a moving one
+                    // keeps its name (its source server has it).
+                    Err(e)
+                        if e.username_taken()
+                            && engine.store.migration(account.id).await?.is_none() =>
+                    {
+                        username = engine
+                            .store
+                            .reassign_username(ctx, account.id, &username)
+                            .await?;
+                        tracing::info!(%domain, %username, reason = %e.message, "unix user name changed");
+                        new.unix_user = Some(username.to_string());
+                    }
+                    // Anything else that exists (a database of that name) is a refusal.
+                    Err(e) => return Err(plan_gone(client, e).into()),
+                }
             }
+            return Err(VirtualminError::new(
+                ErrorKind::Invalid,
+                format!("{domain}: the server refused {USERNAME_TRIES} unix user names, the last {username}"),
+            )
+            .into());
         }
         Action::Enable => client.enable_domain(domain).await?,
         Action::Disable { reason } => client.disable_domain(domain, reason.as_deref()).await?,

@@ -478,8 +478,50 @@ async fn an_idn_domain_and_domains_whose_usernames_collide() {
         "the second gets a free name"
     );
     assert_has_features(&ascii, &["unix", "dir", "web", "dns", "mail", "mysql"]);
+    // Names the server keeps for its own services: a user, and a group with no user.
+    let kept = SystemNames::add(&[("useradd", unique("svc")), ("groupadd", unique("grp"))]);
+    for name in &kept.0 {
+        let domain = format!("{name}.ro");
+        let (service, account) = drover.sell(plan, &domain).await;
+        assert_eq!(user_of(&domain), format!("{name}1"), "the next free name");
+        let record = drover.get(&format!("/accounts/{account}")).await;
+        assert_eq!(record["unix_username"], format!("{name}1"));
+        sold.push(((service, account), domain));
+    }
     for ((service, account), domain) in sold {
         drover.remove(service, account, &domain).await;
+    }
+}
+
+/// Users and groups made on the server for a test, removed when it ends.
+struct SystemNames(Vec<String>);
+
+impl SystemNames {
+    fn add(names: &[(&str, String)]) -> Self {
+        let mut made = Self(Vec::new());
+        for (program, name) in names {
+            let status = std::process::Command::new(program)
+                .args(["--system", name])
+                .status()
+                .unwrap();
+            assert!(status.success(), "{program} {name}");
+            made.0.push(name.clone());
+        }
+        made
+    }
+}
+
+impl Drop for SystemNames {
+    fn drop(&mut self) {
+        for name in &self.0 {
+            // userdel takes the user's own group with it; groupdel the group made alone.
+            for program in ["userdel", "groupdel"] {
+                let _ = std::process::Command::new(program)
+                    .arg(name)
+                    .stderr(std::process::Stdio::null())
+                    .status();
+            }
+        }
     }
 }
 
@@ -979,6 +1021,14 @@ async fn the_simulator_answers_as_the_real_server_does() {
             .find(|p| p.get("name") == Some(plan.name.as_str()))
             .expect("the plan is listed");
         let databases = server.list_databases(&domain).await.unwrap();
+        let users = server.list_mailboxes(&domain).await.unwrap();
+        let template = server
+            .list_templates()
+            .await
+            .unwrap()
+            .into_iter()
+            .find(|t| t.get("name") == Some("Default Settings"))
+            .expect("the default template is listed");
         let missing_plan = server
             .create_domain(&NewDomain {
                 domain: format!("other-{domain}"),
@@ -1015,6 +1065,7 @@ async fn the_simulator_answers_as_the_real_server_does() {
             missing_plan,
             duplicate,
             gone,
+            (users, template),
         ));
     }
     let (real_seen, sim_seen) = (&seen[0], &seen[1]);
@@ -1108,31 +1159,42 @@ async fn the_simulator_answers_as_the_real_server_does() {
         plan.matches(&real_seen.2),
         "the plan as drover put it on the real server"
     );
-    // Fields: the simulator invents none, and keeps the real server's names.
-    for (name, real_record, sim_record) in [
+    // Fields: the simulator sends the real server's, by the real server's names, and no other.
+    let (real_users, sim_users) = (&real_seen.7.0, &sim_seen.7.0);
+    assert_eq!(
+        real_users.iter().map(|u| &u.name).collect::<Vec<_>>(),
+        sim_users.iter().map(|u| &u.name).collect::<Vec<_>>(),
+        "list-users: the real server and the simulator list other users"
+    );
+    let mut compared = vec![
         ("list-domains", &real_seen.0.fields, &sim_seen.0.fields),
         ("list-plans", &real_seen.2, &sim_seen.2),
-    ] {
-        let real_keys: std::collections::BTreeSet<&str> =
-            real_record.fields().map(|(k, _)| k).collect();
-        let invented: Vec<&str> = sim_record
-            .fields()
-            .map(|(k, _)| k)
-            .filter(|k| !real_keys.contains(k))
-            .collect();
-        assert!(
-            invented.is_empty(),
-            "{name}: the simulator sends fields the real server does not: {invented:?}"
-        );
-        let sim_keys: std::collections::BTreeSet<&str> =
-            sim_record.fields().map(|(k, _)| k).collect();
-        let not_simulated: Vec<&&str> = real_keys
+        ("list-templates", &real_seen.7.1, &sim_seen.7.1),
+    ];
+    compared.extend(
+        real_users
             .iter()
-            .filter(|k| !sim_keys.contains(*k))
-            .collect();
-        println!(
-            "{name}: {} fields of the real server the simulator does not send: {not_simulated:?}",
-            not_simulated.len()
+            .zip(sim_users)
+            .map(|(r, s)| ("list-users", r, s)),
+    );
+    compared.extend(
+        real_seen
+            .3
+            .iter()
+            .zip(&sim_seen.3)
+            .map(|(r, s)| ("list-databases", r, s)),
+    );
+    for (name, real_record, sim_record) in compared {
+        let keys = |record: &drover_virtualmin::Record| -> std::collections::BTreeSet<String> {
+            record.fields().map(|(k, _)| k.to_owned()).collect()
+        };
+        let (real_keys, sim_keys) = (keys(real_record), keys(sim_record));
+        let invented: Vec<&String> = sim_keys.difference(&real_keys).collect();
+        let not_simulated: Vec<&String> = real_keys.difference(&sim_keys).collect();
+        assert!(
+            invented.is_empty() && not_simulated.is_empty(),
+            "{name}: the simulator sends fields the real server does not: {invented:?}; \
+             the real server sends fields the simulator does not: {not_simulated:?}"
         );
     }
     virtualmin(&["delete-plan", "--name", &plan.name]);

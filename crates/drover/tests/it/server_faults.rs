@@ -1,7 +1,7 @@
 //! What the real server showed, on the simulator (the real tier proves the same against the real
 //! server): a refused login stops every call until the secret changes, the lock-out is read as
-//! one, a database outage is waited out, a failed account is tried again on its own, and a
-//! feature removed by hand comes back.
+//! one, a database outage is waited out, a failed account is tried again on its own, a unix
+//! name the server keeps is replaced, and a feature removed by hand comes back.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -257,6 +257,32 @@ async fn a_database_outage_on_the_server_is_waited_out() {
         "{:?}",
         created.features
     );
+    workers.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_unix_name_the_server_keeps_for_itself_is_replaced() {
+    let fleet = TestFleet::new().await;
+    let store = &*fleet.store;
+    let (sim, _) = fleet.add_server("vm1", json!({"capacity": 10})).await;
+    // A service of the server's own with a user and one with only a group, by the names
+    // drover would choose.
+    sim.with_state(|s| {
+        s.system_users.insert("redis".into());
+        s.system_groups.insert("tomcat".into());
+    });
+    let (plan, _engine, mut workers) = working(&fleet, FleetPolicy::default()).await;
+    for (domain, chosen) in [("redis.ro", "redis1"), ("tomcat.ro", "tomcat1")] {
+        let (account, job) = activate(store, plan, domain).await;
+        completed(store, job).await;
+        let on_server = sim
+            .with_state(|s| s.domains.get(domain).map(|d| d.unix_user.clone()))
+            .expect("created");
+        assert_eq!(on_server, chosen, "{domain}");
+        let record = store.account(account).await.unwrap();
+        assert_eq!(record.unix_username.as_str(), chosen, "{domain}");
+        assert!(record.failure.is_none());
+    }
     workers.stop().await.unwrap();
 }
 
