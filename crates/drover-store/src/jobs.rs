@@ -5,7 +5,8 @@ use riverqueue::JobArgs;
 use serde::{Deserialize, Serialize};
 
 /// Make the account's server match the account's record. At most one waits or runs per
-/// account: a change made while one runs is picked up because the job re-reads the record.
+/// account: a change made while one runs joins it, and is picked up because the job finishes
+/// only at the latest generation (see `Store::complete_converge` and `Store::end_converge`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JobArgs)]
 #[river(
     kind = "converge_account",
@@ -15,6 +16,11 @@ use serde::{Deserialize, Serialize};
 pub struct ConvergeAccount {
     #[river(unique)]
     pub account_id: i64,
+    /// Set when a converge job of the account gave up at the generation it read: this job,
+    /// enqueued by a later change, cannot join that one while River finishes it.
+    #[river(unique)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub after_job: Option<i64>,
 }
 
 /// The queue converge jobs wait in.

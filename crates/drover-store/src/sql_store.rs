@@ -1092,6 +1092,36 @@ impl Store for SqlStore {
         })
     }
 
+    async fn end_converge(
+        &self,
+        account: AccountId,
+        generation: i64,
+        job: JobId,
+    ) -> Result<bool> {
+        let lock = if BACKEND == Backend::Postgres {
+            " FOR UPDATE"
+        } else {
+            ""
+        };
+        write_tx!(self, tx, {
+            let (current,): (i64,) = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+                "SELECT desired_generation FROM accounts WHERE id = $1{lock}"
+            )))
+            .bind(account.get())
+            .fetch_one(&mut **tx)
+            .await?;
+            if current != generation {
+                return Ok(false);
+            }
+            sqlx::query("UPDATE accounts SET converge_ended_by = $1 WHERE id = $2")
+                .bind(job.get())
+                .bind(account.get())
+                .execute(&mut **tx)
+                .await?;
+            Ok(true)
+        })
+    }
+
     async fn reserve_call_slot(&self, server: ServerId, interval_ms: i64) -> Result<i64> {
         let now = now().as_millisecond();
         let slot: i64 = sqlx::query_scalar(
@@ -1663,8 +1693,14 @@ impl SqlStore {
         .bind(account.get())
         .execute(&mut **tx)
         .await?;
+        let after_job: Option<i64> =
+            sqlx::query_scalar("SELECT converge_ended_by FROM accounts WHERE id = $1")
+                .bind(account.get())
+                .fetch_one(&mut **tx)
+                .await?;
         let args = ConvergeAccount {
             account_id: account.get(),
+            after_job,
         };
         self.enqueue_for_account(tx, ctx, account, args).await
     }

@@ -139,6 +139,11 @@ pub trait Store:
         generation: i64,
         context: &riverqueue::WorkContext,
     ) -> Result<bool>;
+    /// A converge job that read `generation` gives up (refused, or out of retries). `false`
+    /// when the account changed since (a change that joined the job: run again); otherwise a
+    /// change from now on enqueues a job of its own instead of joining this one, which River
+    /// finishes outside this transaction.
+    async fn end_converge(&self, account: AccountId, generation: i64, job: JobId) -> Result<bool>;
     /// Reserves the next call slot of a server whose calls must be `interval_ms` apart, for
     /// every process; returns when (unix milliseconds) the call may go.
     async fn reserve_call_slot(&self, server: ServerId, interval_ms: i64) -> Result<i64>;

@@ -108,6 +108,7 @@ drover_testkit::on_both_databases!(
     usage_is_replaced_by_each_sync_for_accounts_still_on_the_server,
     failed_accounts_are_listed_retried_and_cleared,
     a_username_a_server_refused_is_replaced_by_the_next_free_one,
+    a_change_after_a_converge_gave_up_gets_a_job_of_its_own,
     each_attempt_of_a_job_is_kept_apart,
     a_refused_login_is_kept_until_lifted,
     a_changed_plan_queues_its_sync_to_the_servers,
@@ -979,6 +980,37 @@ async fn plan_changes_queue_a_converge(h: Harness) {
             ..
         }
     ));
+}
+
+async fn a_change_after_a_converge_gave_up_gets_a_job_of_its_own(h: Harness) {
+    let store = &*h.store;
+    let sold = service(store, "giving-up.ro").await;
+    let moved = store
+        .transition_service(&ctx(), sold.id, Transition::Activate, None)
+        .await
+        .unwrap();
+    let generation = moved.account.desired_generation;
+    // The job read an older generation: a change joined it, it must run again.
+    assert!(
+        !store
+            .end_converge(moved.account.id, generation - 1, moved.job_id)
+            .await
+            .unwrap()
+    );
+    assert!(
+        store
+            .end_converge(moved.account.id, generation, moved.job_id)
+            .await
+            .unwrap()
+    );
+    // The job is still running in River's eyes: the next change must not join it.
+    let next = store
+        .transition_service(&ctx(), sold.id, Transition::Suspend, Some("unpaid".into()))
+        .await
+        .unwrap();
+    assert_ne!(next.job_id, moved.job_id);
+    let job = store.job(next.job_id).await.unwrap();
+    assert_eq!(job.args["after_job"], moved.job_id.get());
 }
 
 async fn a_username_a_server_refused_is_replaced_by_the_next_free_one(h: Harness) {

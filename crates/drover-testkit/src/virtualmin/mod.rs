@@ -65,6 +65,8 @@ pub enum Fault {
     Garble,
     /// Answer normally, this much later.
     Slow(Duration),
+    /// Run the program at once, send its answer this much later.
+    SlowAnswer(Duration),
 }
 
 /// What the simulator saw.
@@ -72,6 +74,8 @@ pub enum Fault {
 pub struct SimStats {
     /// Requests that reached a program (authenticated, not faulted), by program.
     pub calls_by_program: BTreeMap<String, u64>,
+    /// Calls that reached a program naming a domain (`domain=`), by domain.
+    pub calls_by_domain: BTreeMap<String, u64>,
     /// Successful `create-domain` calls, by domain: a domain created twice shows 2.
     pub creates_by_domain: BTreeMap<String, u64>,
     /// Every request that arrived, faulted or not.

@@ -275,8 +275,12 @@ async fn answer(
             ));
         }
         Some(Fault::Slow(extra)) => tokio::time::sleep(extra).await,
-        None => {}
+        Some(Fault::SlowAnswer(_)) | None => {}
     }
+    let answer_late = match fault {
+        Some(Fault::SlowAnswer(extra)) => extra,
+        _ => Duration::ZERO,
+    };
 
     if let Some(refusal) = check_login(request, ip, shared).await {
         return Some(refusal);
@@ -327,6 +331,13 @@ async fn answer(
                 .calls_by_program
                 .entry(p.clone())
                 .or_default() += 1;
+            if let Some((_, domain)) = params.iter().find(|(n, _)| n == "domain") {
+                *counters
+                    .stats
+                    .calls_by_domain
+                    .entry(domain.to_lowercase())
+                    .or_default() += 1;
+            }
             if p == "create-domain"
                 && matches!(answer, Answer::Output(_))
                 && let Some((_, domain)) = params.iter().find(|(n, _)| n == "domain")
@@ -349,7 +360,7 @@ async fn answer(
             .unwrap_or_else(|| median_latency(p)),
         _ => REFUSAL_LATENCY,
     };
-    tokio::time::sleep(scaled(shared, latency)).await;
+    tokio::time::sleep(scaled(shared, latency) + answer_late).await;
     let program = program.unwrap_or_default();
     let (content_type, body) = render(&program, format, &answer);
     Some(response(

@@ -323,6 +323,9 @@ where
             context.record_output(json!({ "waiting": "another job is working on this account" }));
         return Ok(WorkOutcome::Snooze(Duration::from_secs(2)));
     }
+    // What the work will read at the earliest: a job that gives up checks nothing changed
+    // since, or runs again (a change made meanwhile may have joined it).
+    let read_generation = engine.store.account(account).await?.desired_generation;
     let log = Arc::new(std::sync::Mutex::new(Vec::new()));
     let scope = CallScope {
         correlation_id,
@@ -351,10 +354,39 @@ where
         engine.store.record_job_call(job_id, &record).await?;
     }
     let subject = format!("account:{account}");
-    let (ended, why) = decide(
-        engine, &ctx, context, job_id, account, finish, outcome, &subject,
-    )
-    .await?;
+    let last_try = row.attempt >= row.max_attempts;
+    let (ended, why) = match outcome {
+        // Giving up would drop a change that joined this job: run again instead.
+        Err(e)
+            if last_try
+                && finish == Finish::AtLatestGeneration
+                && !engine
+                    .store
+                    .end_converge(account, read_generation, job_id)
+                    .await? =>
+        {
+            (
+                Ok(WorkOutcome::Snooze(Duration::ZERO)),
+                Some(format!(
+                    "the account changed meanwhile: running again ({e})"
+                )),
+            )
+        }
+        outcome => {
+            decide(
+                engine,
+                &ctx,
+                context,
+                job_id,
+                account,
+                finish,
+                read_generation,
+                outcome,
+                &subject,
+            )
+            .await?
+        }
+    };
     let (outcome, message) = match &ended {
         Ok(WorkOutcome::Complete) => ("completed", why),
         Ok(WorkOutcome::Snooze(_)) => ("snoozed", why),
@@ -362,7 +394,6 @@ where
         Ok(_) => ("ended", why),
         Err(e) => ("retried", Some(e.to_string())),
     };
-    let last_try = row.attempt >= row.max_attempts;
     if let Err(e) = &ended
         && last_try
         && finish == Finish::AtLatestGeneration
@@ -412,6 +443,7 @@ async fn decide(
     job_id: JobId,
     account: AccountId,
     finish: Finish,
+    read_generation: i64,
     outcome: Result<Round, ConvergeError>,
     subject: &str,
 ) -> Result<(Result<WorkOutcome, ConvergeError>, Option<String>), ConvergeError> {
@@ -438,6 +470,20 @@ async fn decide(
         _ => None,
     };
     if let Some(reason) = refused {
+        if finish == Finish::AtLatestGeneration
+            && !engine
+                .store
+                .end_converge(account, read_generation, job_id)
+                .await?
+        {
+            // A change that joined this job may lift the refusal (an unprotect, say).
+            return Ok((
+                Ok(WorkOutcome::Snooze(Duration::ZERO)),
+                Some(format!(
+                    "the account changed meanwhile: running again ({reason})"
+                )),
+            ));
+        }
         tracing::warn!(%account, %reason, "job refused");
         let _ = context.record_output(json!({ "discarded": reason }));
         engine

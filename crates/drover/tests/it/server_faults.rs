@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use drover::engine::{Engine, Fleet, FleetPolicy};
 use drover_core::{DomainName, Transition};
-use drover_store::{AccountFilter, NewService, Page, Store};
-use drover_testkit::virtualmin::{SimConfig, SimDomain, VirtualminSim};
+use drover_store::{AccountFilter, JobFilter, NewService, Page, Store};
+use drover_testkit::virtualmin::{Fault, SimConfig, SimDomain, VirtualminSim};
 use serde_json::json;
 
 use crate::{TestFleet, quick_retries, setup_ctx as ctx, until};
@@ -257,6 +257,110 @@ async fn a_database_outage_on_the_server_is_waited_out() {
         "{:?}",
         created.features
     );
+    workers.stop().await.unwrap();
+}
+
+/// The race behind a lost update, made on purpose: a termination's job reads the account while
+/// it is protected, and the protection is lifted while the job waits for the server's answer.
+/// The lift joins the running job (one converge job per account); the job must not give up at
+/// the generation it read, or nothing would ever delete the account. Fifty accounts at once.
+#[tokio::test]
+async fn a_change_that_joins_a_job_about_to_refuse_is_applied() {
+    const ACCOUNTS: usize = 50;
+    let fleet = TestFleet::new().await;
+    let store = &*fleet.store;
+    let (sim, _) = fleet
+        .add_server("vm1", json!({"capacity": 100, "rate_qps": 200.0}))
+        .await;
+    let (plan, _engine, mut workers) = working(&fleet, FleetPolicy::default()).await;
+    let mut accounts = Vec::new();
+    for n in 0..ACCOUNTS {
+        let domain = format!("race{n}.ro");
+        let (account, job) = activate(store, plan, &domain).await;
+        accounts.push((domain, account, job));
+    }
+    for (_, account, job) in &accounts {
+        completed(store, *job).await;
+        assert!(
+            store
+                .account(*account)
+                .await
+                .unwrap()
+                .protected_from_deletion
+        );
+    }
+    // Every answer comes late: the program has run, the job waits for what it said.
+    sim.set_fault_rate(1.0, vec![Fault::SlowAnswer(Duration::from_millis(100))]);
+    let calls_before = sim.stats().calls_by_domain;
+    let mut terminations = Vec::new();
+    for (domain, account, _) in &accounts {
+        let service = store.account(*account).await.unwrap().service_id;
+        let moved = store
+            .transition_service(&ctx(), service, Transition::Terminate, None)
+            .await
+            .unwrap();
+        terminations.push((domain.clone(), *account, moved.job_id));
+    }
+    // Each protection is lifted as soon as its job has asked the server about the domain: the
+    // job read the account before, and has not seen the answer yet.
+    let sim = &sim;
+    let lifts = terminations.iter().map(|(domain, account, _)| {
+        let called = calls_before.get(domain).copied().unwrap_or(0);
+        async move {
+            // Watched closely: the answer is held back 100 ms.
+            while sim
+                .stats()
+                .calls_by_domain
+                .get(domain)
+                .copied()
+                .unwrap_or(0)
+                <= called
+            {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+            store
+                .set_protection(&ctx(), *account, false, domain)
+                .await
+                .unwrap();
+        }
+    });
+    futures_util::future::join_all(lifts).await;
+    // Either the lift joined the running job, which then ran again instead of giving up; or
+    // it came just after the job gave up, and enqueued a job of its own. Never lost.
+    let (mut joined, mut followed) = (0, 0);
+    for (domain, account, job) in &terminations {
+        until(
+            &format!("{domain}: deleted and its last job completed"),
+            Duration::from_secs(60),
+            async || {
+                let jobs = store
+                    .jobs(JobFilter {
+                        account_id: Some(*account),
+                        ..JobFilter::default()
+                    })
+                    .await
+                    .unwrap();
+                let last = jobs.iter().max_by_key(|j| j.id).unwrap();
+                last.state == "completed" && sim.with_state(|s| !s.domains.contains_key(domain))
+            },
+        )
+        .await;
+        let attempts = store.job_attempts(*job).await.unwrap();
+        let ran_again = attempts.iter().any(|a| {
+            a.message
+                .as_deref()
+                .is_some_and(|m| m.contains("changed meanwhile"))
+        });
+        match job_state(store, *job).await.as_str() {
+            "completed" if ran_again => joined += 1,
+            "discarded" => followed += 1,
+            other => panic!("{domain}: job {job} is {other}: {attempts:?}"),
+        }
+    }
+    println!(
+        "of {ACCOUNTS} lifts, {joined} joined the running job and {followed} came after it gave up"
+    );
+    assert!(joined > 0, "the race was never made");
     workers.stop().await.unwrap();
 }
 
