@@ -11,6 +11,7 @@ mod fleet_scale;
 mod health;
 mod migrate;
 mod provisioning;
+mod readme;
 mod real;
 mod server_faults;
 mod usage;
