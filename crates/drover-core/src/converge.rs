@@ -194,11 +194,13 @@ mod tests {
                 assert_eq!(absent, expected_absent, "{state} absent");
                 for user in ["example", "someone"] {
                     for disabled in [false, true] {
-                        for plan in ["Web", "Other"] {
-                            let o = observed(user, disabled, plan);
+                        // A server that does not say the plan has not shown it is right.
+                        for plan in [Some("Web"), Some("Other"), None] {
+                            let mut o = observed(user, disabled, "Web");
+                            o.plan = plan.map(str::to_owned);
                             let result = converge(&w, Some(&o));
                             let case = format!(
-                                "{state} protected={protected} user={user} disabled={disabled} plan={plan}"
+                                "{state} protected={protected} user={user} disabled={disabled} plan={plan:?}"
                             );
                             if user != "example" {
                                 match state {
@@ -228,7 +230,7 @@ mod tests {
                                 }],
                                 _ => vec![],
                             };
-                            if plan != "Web" {
+                            if plan != Some("Web") {
                                 expected.push(Action::ApplyPlan { plan: "Web".into() });
                             }
                             assert_eq!(result, Ok(expected), "{case}");

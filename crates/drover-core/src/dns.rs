@@ -1254,9 +1254,20 @@ mod tests {
                 max_percent: 25
             }]
         );
-        // Below the minimum size no share applies.
+        // Below the minimum size no share applies; at it, the share does.
         let small = &actual[..5];
         assert!(check_safety(&z, &diff_zone(&[], small), 5, limits).is_empty());
+        let least = &actual[..10];
+        assert!(check_safety(&z, &diff_zone(&least[1..], least), 9, limits).is_empty());
+        assert_eq!(
+            check_safety(&z, &diff_zone(&least[3..], least), 10, limits),
+            [SafetyRefusal::TooManyChanges {
+                changed: 3,
+                total: 10,
+                max_percent: 25
+            }],
+            "a zone of exactly the minimum size is limited"
+        );
         // The apex NS is refused even alone.
         let ns = rr("@", RecordType::Ns, 3600, &["ns1.example.net"]);
         let diff = diff_zone(&[ns], &[]);

@@ -332,6 +332,7 @@ mod tests {
             expected(6, "still.ro", Absent, "Web"),
             expected(7, "nodb.ro", Enabled, "Web"),
             expected(8, "nodb-off.ro", Disabled, "Web"),
+            expected(9, "both.ro", Disabled, "Web"),
         ];
         let without_mysql = |mut l: Listed| {
             l.features.retain(|f| *f != Feature::Mysql);
@@ -346,6 +347,7 @@ mod tests {
             listed("stray.ro", false, "Web", None),
             without_mysql(listed("nodb.ro", false, "Web", None)),
             without_mysql(listed("nodb-off.ro", true, "Web", None)),
+            listed("both.ro", false, "Big", None),
         ];
         let found: Vec<String> = find_drift(&expected, &listed)
             .iter()
@@ -367,11 +369,14 @@ mod tests {
                 r#"plan_mismatch plan.ro Some("Web") Some("Big")"#,
                 r#"state_mismatch still.ro Some("absent") Some("present")"#,
                 r#"feature_missing nodb.ro Some("mysql") Some("unix dir")"#,
+                // A wrong state does not hide a wrong plan.
+                r#"state_mismatch both.ro Some("disabled") Some("enabled")"#,
+                r#"plan_mismatch both.ro Some("Web") Some("Big")"#,
                 r#"orphan stray.ro None Some("enabled")"#,
             ]
         );
         assert!(find_drift(&expected[..1], &listed[..2]).is_empty());
-        assert_eq!(expected.iter().filter(|e| e.is_live()).count(), 6);
+        assert_eq!(expected.iter().filter(|e| e.is_live()).count(), 7);
     }
 
     #[test]

@@ -13,6 +13,13 @@ pub enum Error {
         expected: String,
     },
 
+    /// A refused secret: what was expected, never the input.
+    #[error("invalid {what}: {expected}")]
+    InvalidSecret {
+        what: &'static str,
+        expected: String,
+    },
+
     #[error(
         "cannot {action} a service that is {from}: {action} moves a service from {allowed} to {to}",
         action = action.verb(), allowed = action.allowed_from_text(), to = action.target()
@@ -24,10 +31,19 @@ pub enum Error {
 }
 
 impl Error {
+    /// A refused value; a long one is shown by its start and its length.
     pub(crate) fn invalid(what: &'static str, input: &str, expected: impl Into<String>) -> Self {
+        const SHOWN: usize = 60;
+        let chars = input.chars().count();
+        let input = if chars > SHOWN + 20 {
+            let start: String = input.chars().take(SHOWN).collect();
+            format!("{start}… ({chars} characters)")
+        } else {
+            input.to_owned()
+        };
         Self::InvalidValue {
             what,
-            input: input.to_owned(),
+            input,
             expected: expected.into(),
         }
     }

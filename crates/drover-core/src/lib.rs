@@ -4,6 +4,7 @@
 //! Everything here parses at the boundary: a value of a type from this crate is valid by
 //! construction, so the layers above never re-check it.
 
+mod account;
 mod audit;
 mod converge;
 mod customer;
@@ -22,6 +23,7 @@ mod server;
 mod service;
 mod usage;
 
+pub use account::{AccountPassword, SuspendReason};
 pub use audit::{AuditChainBreak, AuditEntry, Hash, verify_chain};
 pub use converge::{Action, Blocked, Observed, Wanted, converge};
 pub use customer::CustomerSpec;

@@ -3,13 +3,13 @@
 
 use std::time::Duration;
 
-use drover_core::{JobId, PlanId, ServiceId, Transition};
+use drover_core::{JobId, PlanId, ServiceId, SuspendReason, Transition};
 use drover_store::{RequestContext, Store};
 use serde::Serialize;
 
 #[derive(Debug, Clone)]
 pub enum BulkAction {
-    Suspend { reason: Option<String> },
+    Suspend { reason: Option<SuspendReason> },
     Unsuspend,
     ChangePlan { plan: PlanId },
 }
@@ -44,7 +44,12 @@ pub async fn queue(
         let outcome = match action {
             BulkAction::Suspend { reason } => {
                 store
-                    .transition_service(ctx, id, Transition::Suspend, reason.clone())
+                    .transition_service(
+                        ctx,
+                        id,
+                        Transition::Suspend,
+                        reason.as_ref().map(|r| r.as_str().to_owned()),
+                    )
                     .await
             }
             BulkAction::Unsuspend => {

@@ -7,8 +7,9 @@ use std::sync::Arc;
 use anyhow::{Context, bail};
 use clap::{Args as ClapArgs, Parser, Subcommand, ValueEnum};
 use drover_core::{
-    AccountId, CustomerId, CustomerSpec, DomainName, JobId, PlanId, PlanPatch, PlanSpec, Scope,
-    ServerId, ServerPatch, ServerSpec, ServiceId, ServiceStatus, TokenId, Transition,
+    AccountId, AccountPassword, CustomerId, CustomerSpec, DomainName, JobId, PlanId, PlanPatch,
+    PlanSpec, Scope, ServerId, ServerPatch, ServerSpec, ServiceId, ServiceStatus, SuspendReason,
+    TokenId, Transition,
 };
 use drover_store::{
     AccountFilter, AuditFilter, JobFilter, NewService, Page, RequestContext, ServiceFilter, Store,
@@ -1050,7 +1051,15 @@ async fn services(
         }
         ServiceCommand::Show { id } => out.one(&store.service(id).await?),
         ServiceCommand::Activate { id } => transition(id, Transition::Activate, None).await,
-        ServiceCommand::Suspend { id, reason } => transition(id, Transition::Suspend, reason).await,
+        ServiceCommand::Suspend { id, reason } => {
+            let reason = reason.as_deref().map(SuspendReason::parse).transpose()?;
+            transition(
+                id,
+                Transition::Suspend,
+                reason.map(SuspendReason::into_string),
+            )
+            .await
+        }
         ServiceCommand::Unsuspend { id } => transition(id, Transition::Unsuspend, None).await,
         ServiceCommand::Terminate { id } => transition(id, Transition::Terminate, None).await,
         ServiceCommand::Bulk {
@@ -1063,7 +1072,9 @@ async fn services(
             no_wait,
         } => {
             let action = match (action.as_str(), plan) {
-                ("suspend", _) => crate::bulk::BulkAction::Suspend { reason },
+                ("suspend", _) => crate::bulk::BulkAction::Suspend {
+                    reason: reason.as_deref().map(SuspendReason::parse).transpose()?,
+                },
                 ("unsuspend", _) => crate::bulk::BulkAction::Unsuspend,
                 ("change-plan", Some(plan)) => crate::bulk::BulkAction::ChangePlan { plan },
                 ("change-plan", None) => bail!("change-plan needs --plan"),
@@ -1115,12 +1126,11 @@ async fn services(
         ServiceCommand::Password { id } => {
             let mut password = String::new();
             std::io::stdin().read_line(&mut password)?;
-            let password = password.trim_end_matches(['\n', '\r']).to_owned();
-            if password.len() < 8 || password.chars().any(char::is_control) {
-                bail!("the password must be at least 8 characters on one line");
-            }
+            let password = AccountPassword::parse(secrecy::SecretString::from(
+                password.trim_end_matches(['\n', '\r']).to_owned(),
+            ))?;
             let engine = crate::engine::Engine::from_config(Arc::clone(store), config)?;
-            let sealed = engine.sealer.seal(&secrecy::SecretString::from(password));
+            let sealed = engine.sealer.seal(password.secret());
             let service = store.service(id).await?;
             let job = store
                 .change_password(ctx, service.account_id, &sealed)

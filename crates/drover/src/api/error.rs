@@ -105,6 +105,10 @@ impl From<drover_core::Error> for ApiError {
                 Self::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_value", message)
                     .with_field(what.replace(' ', "_"))
             }
+            InvalidSecret { what, .. } => {
+                Self::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_value", message)
+                    .with_field(what.replace(' ', "_"))
+            }
             IllegalTransition { .. } => {
                 Self::new(StatusCode::CONFLICT, "illegal_transition", message)
             }

@@ -6,9 +6,9 @@ use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use axum::{Extension, Router};
 use drover_core::{
-    AccountId, CustomerId, CustomerSpec, DomainName, DomainWarning, JobId, PlanId, PlanPatch,
-    PlanSpec, Scope, ServerId, ServerPatch, ServerSpec, ServiceId, ServiceStatus, TokenId,
-    Transition,
+    AccountId, AccountPassword, CustomerId, CustomerSpec, DomainName, DomainWarning, JobId, PlanId,
+    PlanPatch, PlanSpec, Scope, ServerId, ServerPatch, ServerSpec, ServiceId, ServiceStatus,
+    SuspendReason, TokenId, Transition,
 };
 use drover_store::{
     Account, AccountFilter, ApiToken, AuditFilter, AuditReport, Customer, DriftRecord, JobAttempt,
@@ -593,9 +593,10 @@ pub struct NewServiceRequest {
     customer_id: CustomerId,
     #[schema(value_type = i64)]
     plan_id: PlanId,
-    /// Unicode or punycode; stored as punycode.
-    #[schema(value_type = String, example = "știri.ro")]
-    domain: DomainName,
+    /// Unicode or punycode; stored as punycode. Parsed by the handler, so a bad one gets the
+    /// same answer as from the command line.
+    #[schema(example = "știri.ro")]
+    domain: String,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -615,11 +616,12 @@ async fn create_service(
     Extension(caller): Extension<Caller>,
     Json(request): Json<NewServiceRequest>,
 ) -> Created<ServiceCreated> {
-    let warnings = request.domain.warnings();
+    let domain = DomainName::parse(&request.domain)?;
+    let warnings = domain.warnings();
     let new = NewService {
         customer_id: request.customer_id,
         plan_id: request.plan_id,
-        domain: request.domain,
+        domain,
     };
     let service = app.store.create_service(&caller.context(), new).await?;
     Ok((
@@ -693,19 +695,19 @@ async fn move_service(
     } else {
         super::extract::parse_json(&body)?
     };
-    if let Some(reason) = &request.reason
-        && (reason.len() > 500 || reason.contains(['\n', '\r', '\0']))
-    {
-        return Err(ApiError::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "invalid_value",
-            "reason: at most 500 characters on one line",
-        )
-        .with_field("reason"));
-    }
+    let reason = request
+        .reason
+        .as_deref()
+        .map(SuspendReason::parse)
+        .transpose()?;
     let outcome = app
         .store
-        .transition_service(&caller.context(), id, transition, request.reason)
+        .transition_service(
+            &caller.context(),
+            id,
+            transition,
+            reason.map(SuspendReason::into_string),
+        )
         .await?;
     Ok((StatusCode::ACCEPTED, axum::Json(outcome)))
 }
@@ -899,19 +901,10 @@ async fn change_password(
     Path(id): Path<String>,
     Json(request): Json<PasswordRequest>,
 ) -> Created<Accepted> {
-    use secrecy::ExposeSecret;
     let id: ServiceId = path_id("service", &id)?;
-    let password = request.password.expose_secret();
-    if password.len() < 8 || password.len() > 128 || password.chars().any(char::is_control) {
-        return Err(ApiError::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "invalid_value",
-            "password: 8 to 128 characters, no line breaks or control characters",
-        )
-        .with_field("password"));
-    }
+    let password = AccountPassword::parse(request.password)?;
     let service = app.store.service(id).await?;
-    let sealed = app.sealer.seal(&request.password);
+    let sealed = app.sealer.seal(password.secret());
     let job_id = app
         .store
         .change_password(&caller.context(), service.account_id, &sealed)
@@ -1118,7 +1111,11 @@ async fn bulk_services(
     use crate::bulk::BulkAction;
     let action = match (request.action.as_str(), request.plan_id) {
         ("suspend", _) => BulkAction::Suspend {
-            reason: request.reason,
+            reason: request
+                .reason
+                .as_deref()
+                .map(SuspendReason::parse)
+                .transpose()?,
         },
         ("unsuspend", _) => BulkAction::Unsuspend,
         ("change-plan", Some(plan)) => BulkAction::ChangePlan { plan },

@@ -8,6 +8,7 @@ mod drift;
 mod failover;
 mod fleet_e2e;
 mod fleet_scale;
+mod front_doors;
 mod health;
 mod migrate;
 mod provisioning;

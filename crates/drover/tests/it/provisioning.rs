@@ -378,7 +378,7 @@ async fn a_bulk_suspension_reports_every_outcome(mut f: Fleetwork) {
     ids.push(never_activated);
 
     let action = drover::bulk::BulkAction::Suspend {
-        reason: Some("audit".into()),
+        reason: Some(drover_core::SuspendReason::parse("audit").unwrap()),
     };
     let queued = drover::bulk::queue(store, &ctx(), &action, &ids).await;
     assert_eq!(
