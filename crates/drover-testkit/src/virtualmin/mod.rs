@@ -74,8 +74,9 @@ pub enum Fault {
 pub struct SimStats {
     /// Requests that reached a program (authenticated, not faulted), by program.
     pub calls_by_program: BTreeMap<String, u64>,
-    /// Calls that reached a program naming a domain (`domain=`), by domain.
-    pub calls_by_domain: BTreeMap<String, u64>,
+    /// Calls that reached a program naming a domain (`domain=`), by domain, then program:
+    /// `create-domain` twice for one domain shows here even when the second was refused.
+    pub calls_by_domain: BTreeMap<String, BTreeMap<String, u64>>,
     /// Successful `create-domain` calls, by domain: a domain created twice shows 2.
     pub creates_by_domain: BTreeMap<String, u64>,
     /// Every request that arrived, faulted or not.
@@ -263,6 +264,17 @@ impl VirtualminSim {
     /// it answer as the real server did (see `State::database_down`).
     pub fn set_database_down(&self, down: bool) {
         self.with_state(|s| s.database_down = down);
+    }
+
+    /// How many calls of `program` named `domain`.
+    pub fn calls_naming(&self, domain: &str, program: &str) -> u64 {
+        lock(&self.shared.counters)
+            .stats
+            .calls_by_domain
+            .get(domain)
+            .and_then(|by_program| by_program.get(program))
+            .copied()
+            .unwrap_or(0)
     }
 
     pub fn stats(&self) -> SimStats {

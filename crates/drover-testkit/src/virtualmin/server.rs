@@ -336,6 +336,8 @@ async fn answer(
                     .stats
                     .calls_by_domain
                     .entry(domain.to_lowercase())
+                    .or_default()
+                    .entry(p.clone())
                     .or_default() += 1;
             }
             if p == "create-domain"

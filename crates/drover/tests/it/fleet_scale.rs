@@ -149,23 +149,24 @@ impl Cluster {
         }
     }
 
-    /// Every domain is on exactly one server and was created exactly once.
+    /// Every domain is on exactly one server, and `create-domain` reached a server once for
+    /// it: a second try would show even though the server refuses it.
     fn assert_each_created_once(&self, count: usize) {
         let mut seen = std::collections::BTreeMap::new();
+        let mut creates = std::collections::BTreeMap::new();
         for sim in &self.sims {
             for name in sim.domain_names() {
                 *seen.entry(name).or_insert(0) += 1;
             }
-            let stats = sim.stats();
-            let twice: Vec<_> = stats
-                .creates_by_domain
-                .iter()
-                .filter(|(_, n)| **n > 1)
-                .collect();
-            assert!(twice.is_empty(), "created more than once: {twice:?}");
+            for (domain, programs) in sim.stats().calls_by_domain {
+                *creates.entry(domain).or_insert(0) +=
+                    programs.get("create-domain").copied().unwrap_or(0);
+            }
         }
         assert_eq!(seen.len(), count, "every account's domain exists");
         assert!(seen.values().all(|n| *n == 1), "no domain on two servers");
+        let twice: Vec<_> = creates.iter().filter(|(_, n)| **n != 1).collect();
+        assert!(twice.is_empty(), "created other than once: {twice:?}");
     }
 }
 
@@ -266,14 +267,41 @@ async fn a_flaky_fleet_ends_with_every_job_done_or_refused_and_no_rate_exceeded(
             "a discarded job without a reason: {job:?}"
         );
     }
+    // Every completed account exists once, created once; a discarded one is marked failed.
+    let failed = cluster
+        .store
+        .accounts(drover_store::AccountFilter {
+            failed: true,
+            ..drover_store::AccountFilter::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(failed.len(), usize::try_from(discarded).unwrap());
+    let on_servers: usize = cluster.sims.iter().map(|s| s.domain_names().len()).sum();
+    assert_eq!(
+        on_servers,
+        usize::try_from(completed).unwrap(),
+        "every completed account is on a server"
+    );
+    assert!(
+        completed >= 80,
+        "faults on 30 % of calls, retried: most accounts get through ({completed} of 90)"
+    );
     for sim in &cluster.sims {
         let stats = sim.stats();
+        // 5 calls a second, and one more for an arrival the shared cores delayed into the
+        // next second's window.
         assert!(
-            stats.max_calls_per_second <= 20,
+            stats.max_calls_per_second <= 6,
             "rate exceeded: {}",
             stats.max_calls_per_second
         );
-        assert!(stats.creates_by_domain.values().all(|n| *n == 1));
+        let twice: Vec<_> = stats
+            .calls_by_domain
+            .iter()
+            .filter(|(_, p)| p.get("create-domain").copied().unwrap_or(0) > 1)
+            .collect();
+        assert!(twice.is_empty(), "created more than once: {twice:?}");
     }
     println!("flaky fleet: {completed} completed, {discarded} discarded");
 }

@@ -8,6 +8,8 @@ use drover::engine::FleetPolicy;
 use drover_core::{ServerId, ServerState};
 use drover_store::{AuditFilter, RequestContext, Store};
 
+use crate::until;
+
 fn ctx() -> RequestContext {
     RequestContext {
         actor: "test".into(),
@@ -112,12 +114,19 @@ async fn the_scheduler_checks_the_fleet_and_states_follow_consecutive_results() 
 
     // Maintenance is the operator's: vm-dead stays in it, checked or not.
     store.set_maintenance(&ctx(), dead.id, true).await.unwrap();
-    tokio::time::sleep(Duration::from_millis(1200)).await;
+    let in_maintenance = store.server_health(dead.id).await.unwrap().unwrap();
+    until(
+        "checks go on in maintenance",
+        Duration::from_secs(10),
+        async || {
+            store
+                .server_health(dead.id)
+                .await
+                .unwrap()
+                .is_some_and(|h| h.checked_at > in_maintenance.checked_at)
+        },
+    )
+    .await;
     assert_eq!(state_of(&*store, dead.id).await, ServerState::Maintenance);
-    let checked = store.server_health(dead.id).await.unwrap().unwrap();
-    assert!(
-        checked.checked_at > dead_health.checked_at,
-        "checks go on in maintenance"
-    );
     workers.stop().await.unwrap();
 }

@@ -291,7 +291,11 @@ async fn a_change_that_joins_a_job_about_to_refuse_is_applied() {
     }
     // Every answer comes late: the program has run, the job waits for what it said.
     sim.set_fault_rate(1.0, vec![Fault::SlowAnswer(Duration::from_millis(100))]);
-    let calls_before = sim.stats().calls_by_domain;
+    let calls = |domain: &str| sim.calls_naming(domain, "list-domains");
+    let before: Vec<u64> = accounts
+        .iter()
+        .map(|(domain, _, _)| calls(domain))
+        .collect();
     let mut terminations = Vec::new();
     for (domain, account, _) in &accounts {
         let service = store.account(*account).await.unwrap().service_id;
@@ -303,27 +307,25 @@ async fn a_change_that_joins_a_job_about_to_refuse_is_applied() {
     }
     // Each protection is lifted as soon as its job has asked the server about the domain: the
     // job read the account before, and has not seen the answer yet.
-    let sim = &sim;
-    let lifts = terminations.iter().map(|(domain, account, _)| {
-        let called = calls_before.get(domain).copied().unwrap_or(0);
-        async move {
+    let calls = &calls;
+    let lifts = terminations
+        .iter()
+        .zip(before)
+        .map(|((domain, account, _), called)| async move {
             // Watched closely: the answer is held back 100 ms.
-            while sim
-                .stats()
-                .calls_by_domain
-                .get(domain)
-                .copied()
-                .unwrap_or(0)
-                <= called
-            {
+            let deadline = std::time::Instant::now() + Duration::from_secs(60);
+            while calls(domain) <= called {
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "{domain}: the job never called the server"
+                );
                 tokio::time::sleep(Duration::from_millis(5)).await;
             }
             store
                 .set_protection(&ctx(), *account, false, domain)
                 .await
                 .unwrap();
-        }
-    });
+        });
     futures_util::future::join_all(lifts).await;
     // Either the lift joined the running job, which then ran again instead of giving up; or
     // it came just after the job gave up, and enqueued a job of its own. Never lost.
