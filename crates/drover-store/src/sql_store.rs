@@ -4,8 +4,8 @@
 
 use async_trait::async_trait;
 use drover_core::{
-    AccountId, AuditEntry, DomainName, AuditEventId, CustomerId, CustomerSpec, DesiredState, Hash, JobId,
-    PlanId, PlanPatch, PlanSpec, Scope, ServerId, ServerPatch, ServerSpec, ServiceId,
+    AccountId, AuditEntry, AuditEventId, CustomerId, CustomerSpec, DesiredState, DomainName, Hash,
+    JobId, PlanId, PlanPatch, PlanSpec, Scope, ServerId, ServerPatch, ServerSpec, ServiceId,
     ServiceStatus, TokenId, Transition, UnixUsername, verify_chain,
 };
 use secrecy::SecretString;
@@ -1092,12 +1092,7 @@ impl Store for SqlStore {
         })
     }
 
-    async fn end_converge(
-        &self,
-        account: AccountId,
-        generation: i64,
-        job: JobId,
-    ) -> Result<bool> {
+    async fn end_converge(&self, account: AccountId, generation: i64, job: JobId) -> Result<bool> {
         let lock = if BACKEND == Backend::Postgres {
             " FOR UPDATE"
         } else {
