@@ -229,7 +229,11 @@ impl CredentialRef {
             Some(("file", path)) if path.starts_with('/') && !path.contains('\n') => {
                 Ok(Self::File(path.to_owned()))
             }
-            _ => Err(Error::invalid("credentials reference", input, expected)),
+            // Not echoed: an operator who pasted the password here must not see it logged.
+            _ => Err(Error::InvalidSecret {
+                what: "credentials reference",
+                expected: expected.into(),
+            }),
         }
     }
 }

@@ -72,14 +72,16 @@ impl VirtualminError {
     /// server (a system user or group, or another server's mail prefix): another name works.
     pub fn username_taken(&self) -> bool {
         let m = self.message.trim();
-        self.kind == ErrorKind::AlreadyExists
+        let user_or_group = self.kind == ErrorKind::AlreadyExists
             && (m.starts_with("The specified administration user already exists")
-                || (m.starts_with("An administration group named ")
+                || ((m.starts_with("An administration group named ")
                     || m.starts_with("A unix user named ")
                     || m.starts_with("A unix group named "))
-                    && m.contains(" already exists"))
-            || m.starts_with("The specified username prefix is already in use")
-            || (m.starts_with("The username prefix ") && m.contains(" is already in use by "))
+                    && m.contains(" already exists")));
+        // The mail prefix follows the user name; "in use" is not read as already_exists.
+        let prefix = m.starts_with("The specified username prefix is already in use")
+            || (m.starts_with("The username prefix ") && m.contains(" is already in use by "));
+        user_or_group || prefix
     }
 }
 

@@ -332,105 +332,102 @@ where
         log: Some(Arc::clone(&log)),
     };
     let outcome = in_scope(scope, work(ctx.clone())).await;
-    engine.store.release_account(account, job_id).await?;
-    // Keep every call made, whatever the outcome.
-    let calls = std::mem::take(
-        &mut *log
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner),
-    );
-    for call in calls {
-        let record = JobCall {
-            seq: 0,
-            server: call.server,
-            call: call.call,
-            outcome: call.outcome,
-            message: call.message,
-            duration_ms: i64::try_from(call.duration.as_millis()).unwrap_or(i64::MAX),
-            at: jiff::Timestamp::try_from(call.started_at)
-                .and_then(|t| t.round(jiff::Unit::Microsecond))
-                .unwrap_or(started_at),
-        };
-        engine.store.record_job_call(job_id, &record).await?;
-    }
-    let subject = format!("account:{account}");
-    let last_try = row.attempt >= row.max_attempts;
-    let (ended, why) = match outcome {
-        // Giving up would drop a change that joined this job: run again instead.
-        Err(e)
-            if last_try
-                && finish == Finish::AtLatestGeneration
-                && !engine
+    // The lease is held until this attempt's ending is recorded: a job that starts after it
+    // finds this one's failure mark (and clears it), never the other way round.
+    let ended = async {
+        // Keep every call made, whatever the outcome.
+        let calls = std::mem::take(
+            &mut *log
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+        );
+        for call in calls {
+            let record = JobCall {
+                seq: 0,
+                server: call.server,
+                call: call.call,
+                outcome: call.outcome,
+                message: call.message,
+                duration_ms: i64::try_from(call.duration.as_millis()).unwrap_or(i64::MAX),
+                at: jiff::Timestamp::try_from(call.started_at)
+                    .and_then(|t| t.round(jiff::Unit::Microsecond))
+                    .unwrap_or(started_at),
+            };
+            engine.store.record_job_call(job_id, &record).await?;
+        }
+        let subject = format!("account:{account}");
+        let last_try = row.attempt >= row.max_attempts;
+        let (ended, why) = decide(
+            engine,
+            &ctx,
+            context,
+            job_id,
+            account,
+            finish,
+            read_generation,
+            outcome,
+            &subject,
+        )
+        .await?;
+        let (ended, why) = match ended {
+            // Out of retries: River discards the job, unless a change joined it meanwhile.
+            Err(e) if last_try && finish == Finish::AtLatestGeneration => {
+                if engine
                     .store
                     .end_converge(account, read_generation, job_id)
-                    .await? =>
-        {
-            (
-                Ok(WorkOutcome::Snooze(Duration::ZERO)),
-                Some(format!(
-                    "the account changed meanwhile: running again ({e})"
-                )),
-            )
+                    .await?
+                {
+                    let reason = format!("gave up after {} attempts: {e}", row.attempt);
+                    engine
+                        .store
+                        .mark_account_failed(&ctx, account, &reason)
+                        .await?;
+                    (Err(e), why)
+                } else {
+                    (
+                        Ok(WorkOutcome::Snooze(Duration::ZERO)),
+                        Some(format!(
+                            "the account changed meanwhile: running again ({e})"
+                        )),
+                    )
+                }
+            }
+            other => (other, why),
+        };
+        let (outcome, message) = match &ended {
+            Ok(WorkOutcome::Complete) => ("completed", why),
+            Ok(WorkOutcome::Snooze(_)) => ("snoozed", why),
+            Ok(WorkOutcome::Discard) => ("discarded", why),
+            Ok(_) => ("ended", why),
+            Err(e) if last_try => ("discarded", Some(e.to_string())),
+            Err(e) => ("retried", Some(e.to_string())),
+        };
+        // A job that waits is woken every half minute: only a change of why it waits is kept.
+        let repeated_wait = outcome == "snoozed"
+            && engine
+                .store
+                .job_attempts(job_id)
+                .await?
+                .last()
+                .is_some_and(|a| a.outcome == outcome && a.message == message);
+        if !repeated_wait {
+            let micros = |t: jiff::Timestamp| t.round(jiff::Unit::Microsecond).unwrap_or(t);
+            engine
+                .store
+                .record_job_attempt(&drover_store::JobAttempt {
+                    job_id,
+                    attempt: i64::from(row.attempt),
+                    outcome: outcome.to_owned(),
+                    message,
+                    started_at: micros(started_at),
+                    finished_at: micros(jiff::Timestamp::now()),
+                })
+                .await?;
         }
-        outcome => {
-            decide(
-                engine,
-                &ctx,
-                context,
-                job_id,
-                account,
-                finish,
-                read_generation,
-                outcome,
-                &subject,
-            )
-            .await?
-        }
-    };
-    let (outcome, message) = match &ended {
-        Ok(WorkOutcome::Complete) => ("completed", why),
-        Ok(WorkOutcome::Snooze(_)) => ("snoozed", why),
-        Ok(WorkOutcome::Discard) => ("discarded", why),
-        Ok(_) => ("ended", why),
-        Err(e) => ("retried", Some(e.to_string())),
-    };
-    if let Err(e) = &ended
-        && last_try
-        && finish == Finish::AtLatestGeneration
-    {
-        let reason = format!("gave up after {} attempts: {e}", row.attempt);
-        engine
-            .store
-            .mark_account_failed(&ctx, account, &reason)
-            .await?;
+        ended
     }
-    let outcome = if outcome == "retried" && last_try {
-        "discarded"
-    } else {
-        outcome
-    };
-    // A job that waits is woken every half minute: only a change of why it waits is kept.
-    let repeated_wait = outcome == "snoozed"
-        && engine
-            .store
-            .job_attempts(job_id)
-            .await?
-            .last()
-            .is_some_and(|a| a.outcome == outcome && a.message == message);
-    if !repeated_wait {
-        let micros = |t: jiff::Timestamp| t.round(jiff::Unit::Microsecond).unwrap_or(t);
-        engine
-            .store
-            .record_job_attempt(&drover_store::JobAttempt {
-                job_id,
-                attempt: i64::from(row.attempt),
-                outcome: outcome.to_owned(),
-                message,
-                started_at: micros(started_at),
-                finished_at: micros(jiff::Timestamp::now()),
-            })
-            .await?;
-    }
+    .await;
+    engine.store.release_account(account, job_id).await?;
     ended
 }
 
@@ -796,7 +793,7 @@ async fn apply(
                 skip_warnings: false,
             };
             let mut username = account.unix_username.clone();
-            for _ in 0..USERNAME_TRIES {
+            for tried in 1..=USERNAME_TRIES {
                 match client.create_domain(&new).await {
                     Ok(_) => return Ok(()),
                     // Created by an earlier try whose answer was lost: the next round looks
@@ -812,8 +809,18 @@ async fn apply(
                     // keeps its name (its source server has it).
                     Err(e)
                         if e.username_taken()
-                            && engine.store.migration(account.id).await?.is_none() =>
+                            && tried < USERNAME_TRIES
+                            && engine
+                                .store
+                                .migration(account.id)
+                                .await?
+                                .is_none_or(|m| m.state == "done") =>
                     {
+                        // An earlier create whose answer was lost may have made the user: if
+                        // the domain is there now, the next round checks it is ours.
+                        if observe(client, domain).await?.is_some() {
+                            return Ok(());
+                        }
                         username = engine
                             .store
                             .reassign_username(ctx, account.id, &username)

@@ -61,12 +61,9 @@ impl Default for DnsSettings {
 pub enum DnsWorkError {
     #[error(transparent)]
     Store(#[from] StoreError),
-    #[error("DNS provider {provider}: {source}")]
-    Provider {
-        provider: String,
-        #[source]
-        source: DnsError,
-    },
+    /// The provider's error is in the message (not a source: the chain would say it twice).
+    #[error("DNS provider {provider}: {error}")]
+    Provider { provider: String, error: DnsError },
     #[error("DNS provider {provider} cannot be used: {message}")]
     Unusable { provider: String, message: String },
     #[error("zone {zone}: {message}")]
@@ -222,9 +219,9 @@ pub struct Dns {
 }
 
 fn provider_error(provider: &str) -> impl Fn(DnsError) -> DnsWorkError + '_ {
-    move |source| DnsWorkError::Provider {
+    move |error| DnsWorkError::Provider {
         provider: provider.to_owned(),
-        source,
+        error,
     }
 }
 

@@ -141,6 +141,11 @@ async fn a_refused_login_stops_every_call_until_the_secret_changes() {
     })
     .await;
     assert_eq!(sim.stats().requests, 2, "tried once more after allow-login");
+    // (A job can be run again once it has ended its attempt: it waits again.)
+    until("the job waits again", Duration::from_secs(10), async || {
+        job_state(store, job).await == "scheduled"
+    })
+    .await;
 
     // The secret is fixed in its file: picked up on the next use, no record change needed.
     std::fs::write(&password, "pw").unwrap();
