@@ -1070,21 +1070,8 @@ impl Store for SqlStore {
         generation: i64,
         context: &riverqueue::WorkContext,
     ) -> Result<bool> {
-        // PostgreSQL: the row lock orders this against a change's update of the same row
-        // (SQLite's write transactions are serial already).
-        let lock = if BACKEND == Backend::Postgres {
-            " FOR UPDATE"
-        } else {
-            ""
-        };
         write_tx!(self, tx, {
-            let (current,): (i64,) = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-                "SELECT desired_generation FROM accounts WHERE id = $1{lock}"
-            )))
-            .bind(account.get())
-            .fetch_one(&mut **tx)
-            .await?;
-            if current != generation {
+            if locked_generation(tx, account).await? != generation {
                 return Ok(false);
             }
             context.job_complete_tx(&mut *tx).await?;
@@ -1093,19 +1080,8 @@ impl Store for SqlStore {
     }
 
     async fn end_converge(&self, account: AccountId, generation: i64, job: JobId) -> Result<bool> {
-        let lock = if BACKEND == Backend::Postgres {
-            " FOR UPDATE"
-        } else {
-            ""
-        };
         write_tx!(self, tx, {
-            let (current,): (i64,) = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-                "SELECT desired_generation FROM accounts WHERE id = $1{lock}"
-            )))
-            .bind(account.get())
-            .fetch_one(&mut **tx)
-            .await?;
-            if current != generation {
+            if locked_generation(tx, account).await? != generation {
                 return Ok(false);
             }
             sqlx::query("UPDATE accounts SET converge_ended_by = $1 WHERE id = $2")
@@ -1762,6 +1738,23 @@ fn duplicate_domain(domain: &DomainName, service: Option<i64>) -> StoreError {
             domain.to_unicode()
         ),
     )
+}
+
+/// The account's latest generation, its row locked until `tx` ends on PostgreSQL: a change's
+/// update of the same row is ordered before or after (SQLite's write transactions are serial
+/// already).
+async fn locked_generation(tx: &mut Tx, account: AccountId) -> Result<i64> {
+    let lock = if BACKEND == Backend::Postgres {
+        " FOR UPDATE"
+    } else {
+        ""
+    };
+    Ok(sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+        "SELECT desired_generation FROM accounts WHERE id = $1{lock}"
+    )))
+    .bind(account.get())
+    .fetch_one(&mut **tx)
+    .await?)
 }
 
 /// The first unix user name candidate for the new account's domain that no account holds.

@@ -14,13 +14,18 @@ const DROVER: &str = env!("CARGO_BIN_EXE_drover");
 pub(crate) fn drover(dir: &Path) -> Command {
     let mut command = Command::new(DROVER);
     command.current_dir(dir).kill_on_drop(true);
+    without_drover_settings(&mut command);
+    command
+}
+
+/// Removes the caller's drover settings from a command's environment.
+pub(crate) fn without_drover_settings(command: &mut Command) {
     for (name, _) in std::env::vars() {
         if name.starts_with("VIRTUALMIN_") || name.starts_with("DROVER_") || name == "DATABASE_URL"
         {
             command.env_remove(name);
         }
     }
-    command
 }
 
 pub(crate) async fn run(dir: &Path, args: &[&str]) -> (bool, String, String) {

@@ -9,7 +9,7 @@ use std::time::Duration;
 use drover_testkit::virtualmin::{SimConfig, VirtualminSim};
 use serde_json::Value;
 
-use crate::command::{Served, serve_with};
+use crate::command::{Served, serve_with, without_drover_settings};
 use crate::until;
 
 fn readme() -> String {
@@ -49,12 +49,7 @@ async fn bash(dir: &Path, script: &str) -> (bool, String, String) {
         .current_dir(dir)
         .env("PATH", path)
         .kill_on_drop(true);
-    for (name, _) in std::env::vars() {
-        if name.starts_with("VIRTUALMIN_") || name.starts_with("DROVER_") || name == "DATABASE_URL"
-        {
-            command.env_remove(name);
-        }
-    }
+    without_drover_settings(&mut command);
     let output = command.output().await.unwrap();
     (
         output.status.success(),
