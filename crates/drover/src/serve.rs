@@ -54,13 +54,13 @@ pub async fn serve(config: &Config, store: Arc<dyn Store>) -> anyhow::Result<()>
     let sealer = Arc::clone(&engine.sealer);
     let mut workers =
         crate::engine::start(engine, config.workers).context("cannot start the job workers")?;
-    let app = crate::api::router_with(
-        store,
-        sealer,
-        config.fleet.migration_grace,
-        config.placement,
-    )
-    .merge(crate::metrics::routes(metrics));
+    let settings = crate::api::ApiSettings {
+        migration_grace: config.fleet.migration_grace,
+        placement: config.placement,
+        virtualmin_rate_qps: vm.rate_qps,
+    };
+    let app =
+        crate::api::router_with(store, sealer, settings).merge(crate::metrics::routes(metrics));
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown_signal())
         .await

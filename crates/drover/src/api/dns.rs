@@ -2,41 +2,33 @@
 //! change drover's data and enqueue the jobs that carry it to the providers; none of them
 //! talks to a provider itself.
 
+use axum::Extension;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use axum::routing::{get, post, put};
-use axum::{Extension, Router};
 use drover_core::DnsProviderId;
 use drover_core::{AddressMove, DomainName, OwnerName, RecordType, RrSet};
 use drover_store::{DnsProviderRecord, DnsProviderSpec, Zone, ZoneFilter};
 use serde::Deserialize;
 use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::AppState;
 use super::error::{ApiError, ErrorBody};
 use super::extract::{Json, Query};
 use super::middleware::Caller;
-use super::routes::Accepted;
+use super::shared::{Accepted, Created, Reply};
 
-type Reply<T> = Result<axum::Json<T>, ApiError>;
-type Created<T> = Result<(StatusCode, axum::Json<T>), ApiError>;
-
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route(
-            "/api/v1/dns/providers",
-            post(create_provider).get(list_providers),
-        )
-        .route("/api/v1/dns/zones", post(create_zone).get(list_zones))
-        .route("/api/v1/dns/zones/{zone}", get(get_zone))
-        .route("/api/v1/dns/zones/{zone}/rrsets", put(set_rrset))
-        .route(
-            "/api/v1/dns/zones/{zone}/rrsets/{name}/{rtype}",
-            axum::routing::delete(delete_rrset),
-        )
-        .route("/api/v1/dns/zones/{zone}/sync", post(sync_zone))
-        .route("/api/v1/dns/zones/{zone}/delete", post(delete_zone))
-        .route("/api/v1/dns/rewrite", post(rewrite))
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(create_provider, list_providers))
+        .routes(routes!(create_zone, list_zones))
+        .routes(routes!(get_zone))
+        .routes(routes!(set_rrset))
+        .routes(routes!(delete_rrset))
+        .routes(routes!(sync_zone))
+        .routes(routes!(delete_zone))
+        .routes(routes!(rewrite))
 }
 
 fn zone_name(raw: &str) -> Result<DomainName, ApiError> {
@@ -140,13 +132,17 @@ pub async fn create_zone(
 #[serde(deny_unknown_fields)]
 pub struct ZoneQuery {
     /// Only zones this provider serves.
+    #[param(min_length = 1)]
     provider: Option<String>,
     after: Option<i64>,
+    /// At most this many rows: 100 unless said; 0 is taken as 1 and more than 1000 as 1000.
+    #[param(value_type = Option<i64>, minimum = 0, maximum = 4294967295_i64)]
     limit: Option<u32>,
 }
 
 #[utoipa::path(get, path = "/api/v1/dns/zones", tag = "dns", params(ZoneQuery),
-    responses((status = 200, body = [Zone])))]
+    responses((status = 200, body = [Zone]),
+        (status = 404, description = "no such provider", body = ErrorBody)))]
 pub async fn list_zones(
     State(app): State<AppState>,
     Query(query): Query<ZoneQuery>,

@@ -4,25 +4,39 @@
 //! (POSTs with an `Idempotency-Key`) → the handler, which validates, records and enqueues
 //! through the store, and never calls a server itself.
 
+mod accounts;
+mod audit;
+mod customers;
 mod dns;
+mod drift;
 mod error;
 mod extract;
+mod jobs;
 mod middleware;
 mod openapi;
-mod routes;
+mod plans;
+mod probes;
+mod provisioning;
+mod servers;
+mod services;
+mod shared;
+mod tokens;
+mod usage;
 
 use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
+use axum::routing::get;
 use drover_store::Store;
+use utoipa_axum::router::OpenApiRouter;
 
 use crate::engine::Sealer;
 
 pub use extract::parse_json;
+pub use jobs::parse_job_states;
 pub use middleware::new_correlation_id;
-pub use openapi::ApiDoc;
-pub use routes::parse_job_states;
+pub use openapi::document as openapi_document;
 
 /// What every handler shares.
 #[derive(Clone, Debug)]
@@ -30,38 +44,63 @@ pub struct AppState {
     pub store: Arc<dyn Store>,
     /// Seals account passwords sent by billing before they are stored.
     pub sealer: Arc<Sealer>,
+    pub settings: ApiSettings,
+}
+
+/// The settings handlers plan with.
+#[derive(Clone, Copy, Debug)]
+pub struct ApiSettings {
     /// How long a moved account's old copy is kept when the request does not say.
     pub migration_grace: std::time::Duration,
     /// How drains choose where accounts go.
     pub placement: drover_core::PlacementPolicy,
+    /// The call rate a rebuild's time is estimated at, for servers that set none.
+    pub virtualmin_rate_qps: f64,
+}
+
+impl Default for ApiSettings {
+    fn default() -> Self {
+        Self {
+            migration_grace: crate::engine::FleetPolicy::default().migration_grace,
+            placement: drover_core::PlacementPolicy::default(),
+            virtualmin_rate_qps: drover_virtualmin::VirtualminSettings::default().rate_qps,
+        }
+    }
 }
 
 /// The whole HTTP surface of drover, with default settings.
 pub fn router(store: Arc<dyn Store>, sealer: Arc<Sealer>) -> Router {
-    let grace = crate::engine::FleetPolicy::default().migration_grace;
-    router_with(
-        store,
-        sealer,
-        grace,
-        drover_core::PlacementPolicy::default(),
-    )
+    router_with(store, sealer, ApiSettings::default())
+}
+
+/// Every route behind a token, each resource module declaring its routes once for both the
+/// router and the OpenAPI document.
+fn resources() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .merge(customers::routes())
+        .merge(plans::routes())
+        .merge(servers::routes())
+        .merge(drift::routes())
+        .merge(usage::routes())
+        .merge(services::routes())
+        .merge(accounts::routes())
+        .merge(jobs::routes())
+        .merge(provisioning::routes())
+        .merge(audit::routes())
+        .merge(tokens::routes())
+        .merge(dns::routes())
 }
 
 /// The whole HTTP surface of drover.
-pub fn router_with(
-    store: Arc<dyn Store>,
-    sealer: Arc<Sealer>,
-    migration_grace: std::time::Duration,
-    placement: drover_core::PlacementPolicy,
-) -> Router {
+pub fn router_with(store: Arc<dyn Store>, sealer: Arc<Sealer>, settings: ApiSettings) -> Router {
     let state = AppState {
         store,
         sealer,
-        migration_grace,
-        placement,
+        settings,
     };
-    let api = routes::v1()
-        .merge(dns::routes())
+    let (api, _) = resources().split_for_parts();
+    let api = api
+        .route("/api/v1/openapi.json", get(openapi::serve))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             middleware::idempotency,
@@ -70,11 +109,12 @@ pub fn router_with(
             state.clone(),
             middleware::authenticate,
         ));
+    let (probes, _) = probes::routes().split_for_parts();
     Router::new()
-        .merge(routes::probes())
+        .merge(probes)
         .merge(api)
-        .fallback(routes::no_such_route)
-        .method_not_allowed_fallback(routes::method_not_allowed)
+        .fallback(error::no_such_route)
+        .method_not_allowed_fallback(error::method_not_allowed)
         .layer(DefaultBodyLimit::max(1024 * 1024))
         .layer(axum::middleware::from_fn(middleware::correlate))
         .with_state(state)

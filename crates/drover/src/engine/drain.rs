@@ -5,23 +5,28 @@ use drover_core::{AccountId, DesiredState, PlacementPolicy, ServerId, place};
 use drover_store::{RequestContext, Server, Store, StoreError};
 use serde::Serialize;
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct DrainMove {
+    #[schema(value_type = i64)]
     pub account_id: AccountId,
     pub domain: String,
+    #[schema(value_type = i64)]
     pub to_server: ServerId,
     pub to_name: String,
 }
 
 /// The moves a drain makes (or would make), and the accounts no server can take now.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct DrainPlan {
     pub server: String,
     pub dry_run: bool,
     pub moves: Vec<DrainMove>,
-    /// Accounts with the reason no server can take them (they stay until one can).
+    /// Accounts with the reason no server can take them (they stay until one can), each as
+    /// `[account id, domain, reason]`.
+    #[schema(value_type = Vec<Vec<Value>>)]
     pub unplaced: Vec<(AccountId, String, String)>,
     /// Accounts already being moved.
+    #[schema(value_type = Vec<i64>)]
     pub under_way: Vec<AccountId>,
 }
 

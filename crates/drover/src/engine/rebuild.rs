@@ -6,8 +6,9 @@ use drover_core::{AccountId, DesiredState, ServerId};
 use drover_store::{RequestContext, Server, Store, StoreError};
 use serde::Serialize;
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct RebuildStep {
+    #[schema(value_type = i64)]
     pub account_id: AccountId,
     pub domain: String,
     pub plan: String,
@@ -15,7 +16,7 @@ pub struct RebuildStep {
     pub calls: u32,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct RebuildPlan {
     pub lost: String,
     pub onto: String,

@@ -1,0 +1,62 @@
+//! Plans: what a service includes and what a server must offer to host it.
+
+use axum::Extension;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use drover_core::{PlanId, PlanPatch, PlanSpec};
+use drover_store::Plan;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use super::AppState;
+use super::error::ErrorBody;
+use super::extract::{Json, Query, path_id};
+use super::middleware::Caller;
+use super::shared::{Created, PageQuery, Reply};
+
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(create_plan, list_plans))
+        .routes(routes!(get_plan, update_plan))
+}
+
+#[utoipa::path(post, path = "/api/v1/plans", tag = "plans", request_body = PlanSpec,
+    responses((status = 201, body = Plan), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
+async fn create_plan(
+    State(app): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Json(spec): Json<PlanSpec>,
+) -> Created<Plan> {
+    let plan = app.store.create_plan(&caller.context(), spec).await?;
+    Ok((StatusCode::CREATED, axum::Json(plan)))
+}
+
+#[utoipa::path(get, path = "/api/v1/plans", tag = "plans", params(PageQuery),
+    responses((status = 200, body = [Plan])))]
+async fn list_plans(
+    State(app): State<AppState>,
+    Query(query): Query<PageQuery>,
+) -> Reply<Vec<Plan>> {
+    Ok(axum::Json(app.store.plans(query.page()).await?))
+}
+
+#[utoipa::path(get, path = "/api/v1/plans/{id}", tag = "plans",
+    responses((status = 200, body = Plan), (status = 404, body = ErrorBody)))]
+async fn get_plan(State(app): State<AppState>, Path(id): Path<String>) -> Reply<Plan> {
+    let id: PlanId = path_id("plan", &id)?;
+    Ok(axum::Json(app.store.plan(id).await?))
+}
+
+#[utoipa::path(patch, path = "/api/v1/plans/{id}", tag = "plans", request_body = PlanPatch,
+    responses((status = 200, body = Plan), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+async fn update_plan(
+    State(app): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<String>,
+    Json(patch): Json<PlanPatch>,
+) -> Reply<Plan> {
+    let id: PlanId = path_id("plan", &id)?;
+    Ok(axum::Json(
+        app.store.update_plan(&caller.context(), id, patch).await?,
+    ))
+}

@@ -1,0 +1,238 @@
+//! Servers: the fleet, its health, maintenance, and the moves off a server (drain, rebuild,
+//! decommission). Moves are recorded here and carried out by jobs.
+
+use crate::engine::drain::DrainPlan;
+use crate::engine::rebuild::RebuildPlan;
+use axum::Extension;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use drover_core::{ServerId, ServerPatch, ServerSpec};
+use drover_store::{Server, ServerHealth};
+use serde::Deserialize;
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use super::AppState;
+use super::error::{ApiError, ErrorBody};
+use super::extract::{Json, Query, path_id};
+use super::middleware::Caller;
+use super::shared::{Created, PageQuery, Reply};
+
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(create_server, list_servers))
+        .routes(routes!(get_server, update_server))
+        .routes(routes!(server_health))
+        .routes(routes!(set_maintenance))
+        .routes(routes!(allow_login))
+        .routes(routes!(drain_server))
+        .routes(routes!(rebuild_server))
+        .routes(routes!(decommission_server))
+}
+
+#[utoipa::path(post, path = "/api/v1/servers", tag = "servers", request_body = ServerSpec,
+    responses((status = 201, body = Server), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
+async fn create_server(
+    State(app): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Json(spec): Json<ServerSpec>,
+) -> Created<Server> {
+    let server = app.store.create_server(&caller.context(), spec).await?;
+    Ok((StatusCode::CREATED, axum::Json(server)))
+}
+
+#[utoipa::path(get, path = "/api/v1/servers", tag = "servers", params(PageQuery),
+    responses((status = 200, body = [Server])))]
+async fn list_servers(
+    State(app): State<AppState>,
+    Query(query): Query<PageQuery>,
+) -> Reply<Vec<Server>> {
+    Ok(axum::Json(app.store.servers(query.page()).await?))
+}
+
+#[utoipa::path(get, path = "/api/v1/servers/{id}", tag = "servers",
+    responses((status = 200, body = Server), (status = 404, body = ErrorBody)))]
+async fn get_server(State(app): State<AppState>, Path(id): Path<String>) -> Reply<Server> {
+    let id: ServerId = path_id("server", &id)?;
+    Ok(axum::Json(app.store.server(id).await?))
+}
+
+#[utoipa::path(patch, path = "/api/v1/servers/{id}", tag = "servers", request_body = ServerPatch,
+    responses((status = 200, body = Server), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+async fn update_server(
+    State(app): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<String>,
+    Json(patch): Json<ServerPatch>,
+) -> Reply<Server> {
+    let id: ServerId = path_id("server", &id)?;
+    Ok(axum::Json(
+        app.store
+            .update_server(&caller.context(), id, patch)
+            .await?,
+    ))
+}
+
+#[utoipa::path(get, path = "/api/v1/servers/{id}/health", tag = "servers",
+    responses((status = 200, body = ServerHealth), (status = 404, description = "no such server, or not checked yet", body = ErrorBody)))]
+async fn server_health(State(app): State<AppState>, Path(id): Path<String>) -> Reply<ServerHealth> {
+    let id: ServerId = path_id("server", &id)?;
+    app.store.server(id).await?;
+    match app.store.server_health(id).await? {
+        Some(health) => Ok(axum::Json(health)),
+        None => Err(ApiError::not_found(format!(
+            "server {id} has not been checked yet; checks run every DROVER_HEALTH_INTERVAL"
+        ))),
+    }
+}
+
+/// Maintenance on (`true`) or off.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MaintenanceRequest {
+    on: bool,
+}
+
+#[utoipa::path(post, path = "/api/v1/servers/{id}/maintenance", tag = "servers",
+    request_body = MaintenanceRequest,
+    responses((status = 200, body = Server), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+async fn set_maintenance(
+    State(app): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<String>,
+    Json(request): Json<MaintenanceRequest>,
+) -> Reply<Server> {
+    let id: ServerId = path_id("server", &id)?;
+    Ok(axum::Json(
+        app.store
+            .set_maintenance(&caller.context(), id, request.on)
+            .await?,
+    ))
+}
+
+/// Lets drover try to log in to a server that refused it (after fixing its credentials on the
+/// server's side, or once a lock-out has passed).
+#[utoipa::path(post, path = "/api/v1/servers/{id}/allow-login", tag = "servers",
+    responses((status = 200, body = Server), (status = 404, body = ErrorBody)))]
+async fn allow_login(
+    State(app): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<String>,
+) -> Reply<Server> {
+    let id: ServerId = path_id("server", &id)?;
+    Ok(axum::Json(
+        app.store.clear_login_refused(&caller.context(), id).await?,
+    ))
+}
+
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DrainRequest {
+    /// Only say what would move.
+    #[serde(default)]
+    dry_run: bool,
+    /// Seconds to keep each old copy unless confirmed [default: DROVER_MIGRATION_GRACE].
+    grace_seconds: Option<u64>,
+}
+
+#[utoipa::path(post, path = "/api/v1/servers/{id}/drain", tag = "servers", request_body = DrainRequest,
+    responses((status = 200, description = "the moves started (or that would be), and accounts no server can take now", body = DrainPlan),
+              (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+async fn drain_server(
+    State(app): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<String>,
+    Json(request): Json<DrainRequest>,
+) -> Reply<DrainPlan> {
+    let id: ServerId = path_id("server", &id)?;
+    let server = app.store.server(id).await?;
+    let grace = request
+        .grace_seconds
+        .map_or(app.settings.migration_grace, std::time::Duration::from_secs);
+    // Placement and the migrations' records only: the moves are carried out by jobs.
+    let planner = crate::engine::drain::Planner {
+        store: &*app.store,
+        placement: app.settings.placement,
+    };
+    let plan = planner
+        .drain(&caller.context(), &server, grace, request.dry_run)
+        .await?;
+    Ok(axum::Json(plan))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RebuildRequest {
+    /// The fresh server the accounts are recreated on.
+    #[schema(value_type = i64)]
+    onto: ServerId,
+    /// Check and plan only.
+    #[serde(default)]
+    dry_run: bool,
+}
+
+#[utoipa::path(post, path = "/api/v1/servers/{id}/rebuild", tag = "servers", request_body = RebuildRequest,
+    responses((status = 200, description = "the checks and the plan; started unless a dry run", body = RebuildPlan),
+              (status = 404, body = ErrorBody), (status = 422, description = "accounts lack what recreation needs", body = ErrorBody)))]
+async fn rebuild_server(
+    State(app): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<String>,
+    Json(request): Json<RebuildRequest>,
+) -> Reply<RebuildPlan> {
+    let id: ServerId = path_id("server", &id)?;
+    let lost = app.store.server(id).await?;
+    // drover's records only: the accounts are recreated by jobs.
+    let plan = crate::engine::rebuild::rebuild(
+        &*app.store,
+        &caller.context(),
+        &lost,
+        request.onto,
+        app.settings.virtualmin_rate_qps,
+        request.dry_run,
+    )
+    .await?;
+    if !plan.problems.is_empty() {
+        return Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "rebuild_blocked",
+            format!("the rebuild was not started: {}", plan.problems.join("; ")),
+        ));
+    }
+    Ok(axum::Json(plan))
+}
+
+/// The server's name, repeated.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DecommissionRequest {
+    confirm_name: String,
+}
+
+#[utoipa::path(post, path = "/api/v1/servers/{id}/decommission", tag = "servers", request_body = DecommissionRequest,
+    responses((status = 200, body = Server), (status = 409, description = "accounts remain on it", body = ErrorBody),
+              (status = 422, body = ErrorBody)))]
+async fn decommission_server(
+    State(app): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<String>,
+    Json(request): Json<DecommissionRequest>,
+) -> Reply<Server> {
+    let id: ServerId = path_id("server", &id)?;
+    let server = app.store.server(id).await?;
+    if request.confirm_name != server.spec.name.to_string() {
+        return Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "confirmation_mismatch",
+            format!(
+                "confirm_name must repeat the server's name ({})",
+                server.spec.name
+            ),
+        )
+        .with_field("confirm_name"));
+    }
+    Ok(axum::Json(
+        app.store.decommission(&caller.context(), id).await?,
+    ))
+}

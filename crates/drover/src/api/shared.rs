@@ -1,0 +1,41 @@
+//! Shapes every resource module answers with.
+
+use axum::http::StatusCode;
+use drover_core::JobId;
+use drover_store::Page;
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+
+use super::error::ApiError;
+
+pub type Reply<T> = Result<axum::Json<T>, ApiError>;
+pub type Created<T> = Result<(StatusCode, axum::Json<T>), ApiError>;
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct PageQuery {
+    /// Return rows with an id above this one.
+    after: Option<i64>,
+    /// At most this many rows: 100 unless said; 0 is taken as 1 and more than 1000 as 1000.
+    #[param(value_type = Option<i64>, minimum = 0, maximum = 4294967295_i64)]
+    limit: Option<u32>,
+}
+
+impl PageQuery {
+    pub fn page(&self) -> Page {
+        Page::new(self.after, self.limit)
+    }
+}
+
+/// The job queued to carry the change out; follow it at `/api/v1/jobs/{job_id}`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Accepted {
+    #[schema(value_type = i64)]
+    job_id: JobId,
+}
+
+impl Accepted {
+    pub fn new(job_id: JobId) -> Self {
+        Self { job_id }
+    }
+}
