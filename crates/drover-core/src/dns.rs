@@ -762,6 +762,110 @@ pub fn check_safety(
     refusals
 }
 
+/// What applying a zone does on one provider.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ZoneAction {
+    /// The provider lacks the zone: create it with every rrset.
+    Create,
+    /// Change the rrsets that differ.
+    Update,
+    /// drover is removing the zone and the provider still has it.
+    Delete,
+    /// The provider serves what drover holds (or lacks a zone drover is removing).
+    None,
+}
+
+impl ZoneAction {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Create => "create",
+            Self::Update => "update",
+            Self::Delete => "delete",
+            Self::None => "none",
+        }
+    }
+}
+
+/// How applying went on one provider.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ApplyResult {
+    Applied,
+    /// Nothing needed changing.
+    Unchanged,
+    /// Over the safety limits, and not forced.
+    Refused,
+    /// The provider refused or failed.
+    Failed,
+}
+
+impl ApplyResult {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Applied => "applied",
+            Self::Unchanged => "unchanged",
+            Self::Refused => "refused",
+            Self::Failed => "failed",
+        }
+    }
+}
+
+impl fmt::Display for ZoneAction {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl fmt::Display for ApplyResult {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// What applying a zone would do on one provider, and why it would need forcing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProviderChange {
+    pub action: ZoneAction,
+    pub diff: ZoneDiff,
+    pub refusals: Vec<SafetyRefusal>,
+}
+
+/// Decides what applying `wanted` does on a provider that serves `served` (`None`: it lacks
+/// the zone; `records`: how many records it serves). Only an update of a served zone is held to
+/// the safety limits: creating adds to nothing, and deleting was confirmed by name.
+pub fn plan_provider_change(
+    zone: &DomainName,
+    wanted: &[RrSet],
+    deleting: bool,
+    served: Option<(&[RrSet], usize)>,
+    limits: SafetyLimits,
+) -> ProviderChange {
+    let (action, diff) = match (deleting, served) {
+        (true, Some((actual, _))) => (ZoneAction::Delete, diff_zone(&[], actual)),
+        (true, None) => (ZoneAction::None, ZoneDiff::default()),
+        (false, None) => (ZoneAction::Create, diff_zone(wanted, &[])),
+        (false, Some((actual, _))) => {
+            let diff = diff_zone(wanted, actual);
+            let action = if diff.is_empty() {
+                ZoneAction::None
+            } else {
+                ZoneAction::Update
+            };
+            (action, diff)
+        }
+    };
+    let refusals = match (action, served) {
+        (ZoneAction::Update, Some((_, records))) => check_safety(zone, &diff, records, limits),
+        _ => Vec::new(),
+    };
+    ProviderChange {
+        action,
+        diff,
+        refusals,
+    }
+}
+
 /// What a new account's zone holds besides its server's addresses.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ZoneTemplate {
@@ -1277,6 +1381,60 @@ mod tests {
         );
         let other = rr("sub", RecordType::Ns, 3600, &["ns1.example.net"]);
         assert!(check_safety(&z, &diff_zone(&[other], &[]), 0, limits).is_empty());
+    }
+
+    #[test]
+    fn a_provider_change_is_chosen_from_what_it_serves_and_only_updates_are_limited() {
+        let z = zone();
+        let limits = SafetyLimits::default();
+        let served: Vec<RrSet> = (0..12)
+            .map(|i| rr(&format!("h{i}"), RecordType::A, 300, &["192.0.2.1"]))
+            .collect();
+        let plan = |wanted: &[RrSet], deleting, served: Option<&[RrSet]>| {
+            plan_provider_change(&z, wanted, deleting, served.map(|s| (s, s.len())), limits)
+        };
+        let created = plan(&served, false, None);
+        assert_eq!(
+            (created.action, created.diff.creates.len()),
+            (ZoneAction::Create, 12)
+        );
+        assert!(created.refusals.is_empty(), "creating adds to nothing");
+        let same = plan(&served, false, Some(&served));
+        assert_eq!(
+            (same.action, same.diff.is_empty()),
+            (ZoneAction::None, true)
+        );
+        let deleted = plan(&served, true, Some(&served));
+        assert_eq!(
+            (deleted.action, deleted.diff.deletes.len()),
+            (ZoneAction::Delete, 12)
+        );
+        assert!(
+            deleted.refusals.is_empty(),
+            "deleting a zone was confirmed by name"
+        );
+        let gone = plan(&served, true, None);
+        assert_eq!(
+            (gone.action, gone.diff.is_empty()),
+            (ZoneAction::None, true)
+        );
+        let small = plan(&served[1..], false, Some(&served));
+        assert_eq!(
+            (small.action, small.refusals.len()),
+            (ZoneAction::Update, 0)
+        );
+        let large = plan(&served[4..], false, Some(&served));
+        assert_eq!(large.action, ZoneAction::Update);
+        assert_eq!(
+            large.refusals,
+            [SafetyRefusal::TooManyChanges {
+                changed: 4,
+                total: 12,
+                max_percent: 25
+            }]
+        );
+        assert_eq!(ZoneAction::Update.to_string(), "update");
+        assert_eq!(ApplyResult::Refused.to_string(), "refused");
     }
 
     #[test]

@@ -14,6 +14,7 @@ mod drift;
 mod error;
 mod health;
 mod ids;
+mod moves;
 mod names;
 mod patch;
 mod placement;
@@ -28,9 +29,10 @@ pub use audit::{AuditChainBreak, AuditEntry, Hash, verify_chain};
 pub use converge::{Action, Blocked, Observed, Wanted, converge};
 pub use customer::CustomerSpec;
 pub use dns::{
-    AddressMove, CaaData, MAX_TTL, OwnerName, RecordIds, RecordKey, RecordType, RrSet, RrSetUpdate,
-    SafetyLimits, SafetyRefusal, SrvData, ZoneDiff, ZoneTemplate, account_zone, canonical_content,
-    check_safety, diff_zone, rewrite_addresses, txt_text, validate_zone,
+    AddressMove, ApplyResult, CaaData, MAX_TTL, OwnerName, ProviderChange, RecordIds, RecordKey,
+    RecordType, RrSet, RrSetUpdate, SafetyLimits, SafetyRefusal, SrvData, ZoneAction, ZoneDiff,
+    ZoneTemplate, account_zone, canonical_content, check_safety, diff_zone, plan_provider_change,
+    rewrite_addresses, txt_text, validate_zone,
 };
 pub use domain::{DomainName, DomainWarning};
 pub use drift::{
@@ -43,6 +45,7 @@ pub use ids::{
     AccountId, AuditEventId, CustomerId, DnsProviderId, JobId, PlanId, ServerId, ServiceId,
     TokenId, ZoneId,
 };
+pub use moves::{GRACE_CHECK, MoveState, MoveStep};
 pub use names::{PlanName, ServerName, Tag, UnixUsername};
 pub use placement::{Candidate, PlacementPolicy, place};
 pub use plan::{Feature, PlanPatch, PlanSpec};

@@ -4,7 +4,7 @@
 use async_trait::async_trait;
 use drover_core::{
     AccountId, DomainName, DriftAction, DriftFinding, Expected, HealthPolicy, HealthProbe,
-    HealthStreak, JobId, ServerId, ServerState, ServiceId, Usage, Verdict,
+    HealthStreak, JobId, MoveState, ServerId, ServerState, ServiceId, Usage, Verdict,
 };
 use jiff::Timestamp;
 use serde::Serialize;
@@ -47,9 +47,7 @@ pub struct Migration {
     pub account_id: AccountId,
     pub from_server: ServerId,
     pub to_server: ServerId,
-    /// `creating` (on the target), `switched` (the account and its DNS point at the target),
-    /// `source_disabled` (waiting for confirmation or the grace period), `done`.
-    pub state: String,
+    pub state: MoveState,
     #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
     pub delete_after: Timestamp,
     pub confirmed: bool,
@@ -121,12 +119,12 @@ pub trait FleetStore: Send + Sync {
     async fn begin_drain(&self, ctx: &RequestContext, server: ServerId) -> Result<Server>;
     /// Retires a drained server; refused while any account still lives on it.
     async fn decommission(&self, ctx: &RequestContext, server: ServerId) -> Result<Server>;
-    /// Moves a migration on; `switched` also makes the target the account's server.
+    /// Moves a migration on; `Switched` also makes the target the account's server.
     async fn advance_migration(
         &self,
         ctx: &RequestContext,
         account: AccountId,
-        state: &str,
+        state: MoveState,
     ) -> Result<Migration>;
     /// The operator confirms the source copy may go now (repeating the domain); enqueues the job.
     async fn confirm_migration(

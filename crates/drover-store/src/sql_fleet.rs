@@ -4,8 +4,8 @@
 mod fleet_sql {
     use drover_core::{
         AccountId, DesiredState, DomainName, DriftAction, DriftFinding, DriftKind, Expected,
-        HealthPolicy, HealthProbe, HealthStreak, JobId, ServerId, ServerState, ServiceId, Usage,
-        Verdict, next_health,
+        HealthPolicy, HealthProbe, HealthStreak, JobId, MoveState, ServerId, ServerState, ServiceId,
+        Usage, Verdict, next_health,
     };
     use jiff_sqlx::Timestamp as SqlTimestamp;
     use serde_json::json;
@@ -156,7 +156,7 @@ mod fleet_sql {
                 account_id: AccountId(self.account_id),
                 from_server: ServerId(self.from_server),
                 to_server: ServerId(self.to_server),
-                state: self.state,
+                state: MoveState::parse(&self.state).map_err(|e| corrupt("move state", e))?,
                 delete_after: jiff::Timestamp::from_millisecond(self.delete_after_ms)
                     .map_err(|e| corrupt("delete_after", e))?,
                 confirmed: self.confirmed,
@@ -257,7 +257,7 @@ mod fleet_sql {
             }
             if fetch_migration(tx, account)
                 .await?
-                .is_some_and(|m| m.state != "done")
+                .is_some_and(|m| m.state.under_way())
             {
                 return Err(StoreError::conflict(
                     "migration_under_way",
@@ -482,7 +482,7 @@ mod fleet_sql {
             &self,
             ctx: &RequestContext,
             account: AccountId,
-            state: &str,
+            state: MoveState,
         ) -> Result<Migration> {
             write_tx!(self, tx, {
                 let before = fetch_migration(tx, account)
@@ -490,11 +490,11 @@ mod fleet_sql {
                     .ok_or_else(|| StoreError::not_found("migration", account))?;
                 sqlx::query("UPDATE account_migrations SET state = $2, updated_at = $3 WHERE account_id = $1")
                     .bind(account.get())
-                    .bind(state)
+                    .bind(state.as_str())
                     .bind(sql_now())
                     .execute(&mut **tx)
                     .await?;
-                if state == "switched" {
+                if state == MoveState::Switched {
                     sqlx::query(
                         "UPDATE accounts SET server_id = $2, updated_at = $3 WHERE id = $1",
                     )
@@ -539,7 +539,7 @@ mod fleet_sql {
                 }
                 let Some(migration) = fetch_migration(tx, account)
                     .await?
-                    .filter(|m| m.state != "done")
+                    .filter(|m| m.state.under_way())
                 else {
                     return Err(refuse(
                         "no_migration",

@@ -313,10 +313,10 @@ pub async fn a_migration_is_checked_stepped_and_confirmed(h: Harness) {
         "migration_under_way"
     );
     let switched = store
-        .advance_migration(&ctx(), account, "switched")
+        .advance_migration(&ctx(), account, drover_core::MoveState::Switched)
         .await
         .unwrap();
-    assert_eq!(switched.state, "switched");
+    assert_eq!(switched.state, drover_core::MoveState::Switched);
     assert_eq!(
         store.account(account).await.unwrap().server_id,
         Some(vm2.id)
@@ -340,7 +340,7 @@ pub async fn a_migration_is_checked_stepped_and_confirmed(h: Harness) {
         .await
         .unwrap();
     store
-        .advance_migration(&ctx(), account, "done")
+        .advance_migration(&ctx(), account, drover_core::MoveState::Done)
         .await
         .unwrap();
     assert_eq!(

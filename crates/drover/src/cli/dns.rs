@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use anyhow::bail;
 use clap::Subcommand;
-use drover_core::{AddressMove, DomainName, OwnerName, RecordType, RrSet};
+use drover_core::{AddressMove, ApplyResult, DomainName, OwnerName, RecordType, RrSet};
 use drover_store::{DnsProviderKind, DnsProviderSpec, RequestContext, Store, ZoneFilter};
 use serde_json::json;
 
@@ -212,7 +212,7 @@ pub async fn run(
             }
             if let Some(o) = outcomes
                 .iter()
-                .find(|o| o.result == "refused" || o.result == "failed")
+                .find(|o| matches!(o.result, ApplyResult::Refused | ApplyResult::Failed))
             {
                 bail!(
                     "zone {} was not applied on {}: {}",

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use drover_core::{
-    AccountId, Action, Blocked, DesiredState, Feature, JobId, Observed, Wanted, converge,
+    AccountId, Action, Blocked, DesiredState, Feature, JobId, MoveStep, Observed, Wanted, converge,
 };
 use drover_store::{ConvergeTarget, JobCall, RequestContext};
 use drover_virtualmin::{
@@ -170,9 +170,7 @@ async fn record_recovery(
     Ok(())
 }
 
-/// How long a waiting migration sleeps before it looks again at its grace period.
-const GRACE_CHECK: jiff::SignedDuration = jiff::SignedDuration::from_hours(1);
-
+/// Takes a move through its steps (see [`drover_core::MoveState`]) as far as it can go now.
 async fn migrate_steps(
     engine: &Engine,
     ctx: &RequestContext,
@@ -190,83 +188,80 @@ async fn migrate_steps(
     let client_for =
         |server: &drover_store::Server| engine.fleet.client(server).map_err(|e| e.to_string());
     let mut actions = Vec::new();
-    if migration.state == "creating" {
-        let client = match client_for(&to) {
-            Ok(client) => client,
-            Err(e) => return Ok(Round::Refused(e)),
+    loop {
+        let step = migration.state.next_step(
+            migration.failover,
+            migration.confirmed,
+            migration.delete_after,
+            jiff::Timestamp::now(),
+        );
+        match step {
+            MoveStep::CreateOnTarget => {
+                let client = match client_for(&to) {
+                    Ok(client) => client,
+                    Err(e) => return Ok(Round::Refused(e)),
+                };
+                match observe(&client, domain).await? {
+                    None => {
+                        apply(engine, ctx, &client, &target, &Action::Create).await?;
+                        actions.push(Action::Create);
+                    }
+                    Some(seen)
+                        if seen.unix_user.as_deref()
+                            != Some(target.account.unix_username.as_str()) =>
+                    {
+                        return Ok(Round::Refused(format!(
+                            "{domain} exists on {} and is not drover's account (its unix user differs)",
+                            to.spec.name
+                        )));
+                    }
+                    Some(_) => {}
+                }
+                if target.account.desired_state == DesiredState::Disabled {
+                    let reason = target.account.suspend_reason.clone();
+                    apply(engine, ctx, &client, &target, &Action::Disable { reason }).await?;
+                }
+                // Traffic follows the account: its zone points at the target's addresses.
+                engine
+                    .dns
+                    .move_account_zone(ctx, account, &from, &to)
+                    .await?;
+            }
+            MoveStep::EndFailover => {}
+            MoveStep::DisableSource => {
+                let client = match client_for(&from) {
+                    Ok(client) => client,
+                    Err(e) => return Ok(Round::Refused(e)),
+                };
+                let reason = format!("drover: moved to {}", to.spec.name);
+                match client.disable_domain(domain, Some(&reason)).await {
+                    Ok(()) => {}
+                    Err(e) if e.kind == ErrorKind::NotFound => {}
+                    Err(e) => return Err(e.into()),
+                }
+            }
+            MoveStep::DeleteSource => {
+                let client = match client_for(&from) {
+                    Ok(client) => client,
+                    Err(e) => return Ok(Round::Refused(e)),
+                };
+                match client.delete_domain(domain).await {
+                    Ok(()) => {}
+                    Err(e) if e.kind == ErrorKind::NotFound => {}
+                    Err(e) => return Err(e.into()),
+                }
+            }
+            MoveStep::WaitUntil(next) => {
+                engine.store.schedule_migration(ctx, account, next).await?;
+            }
+            MoveStep::Nothing => {}
+        }
+        let Some(next) = step.leads_to() else {
+            break;
         };
-        match observe(&client, domain).await? {
-            None => {
-                apply(engine, ctx, &client, &target, &Action::Create).await?;
-                actions.push(Action::Create);
-            }
-            Some(seen)
-                if seen.unix_user.as_deref() != Some(target.account.unix_username.as_str()) =>
-            {
-                return Ok(Round::Refused(format!(
-                    "{domain} exists on {} and is not drover's account (its unix user differs)",
-                    to.spec.name
-                )));
-            }
-            Some(_) => {}
-        }
-        if target.account.desired_state == DesiredState::Disabled {
-            let reason = target.account.suspend_reason.clone();
-            apply(engine, ctx, &client, &target, &Action::Disable { reason }).await?;
-        }
-        // Traffic follows the account: its zone points at the target's addresses.
-        engine
-            .dns
-            .move_account_zone(ctx, account, &from, &to)
-            .await?;
-        migration = engine
-            .store
-            .advance_migration(ctx, account, "switched")
-            .await?;
-    }
-    if migration.state == "switched" && migration.failover {
-        // The source is lost: nothing to disable or delete there.
-        engine.store.advance_migration(ctx, account, "done").await?;
-        if engine.store.failovers_remaining(from.id).await? == 0 {
+        migration = engine.store.advance_migration(ctx, account, next).await?;
+        if step == MoveStep::EndFailover && engine.store.failovers_remaining(from.id).await? == 0 {
             record_recovery(engine, ctx, &from).await?;
-        }
-        return Ok(Round::Done {
-            generation: target.account.desired_generation,
-            actions,
-        });
-    }
-    if migration.state == "switched" {
-        let client = match client_for(&from) {
-            Ok(client) => client,
-            Err(e) => return Ok(Round::Refused(e)),
-        };
-        let reason = format!("drover: moved to {}", to.spec.name);
-        match client.disable_domain(domain, Some(&reason)).await {
-            Ok(()) => {}
-            Err(e) if e.kind == ErrorKind::NotFound => {}
-            Err(e) => return Err(e.into()),
-        }
-        migration = engine
-            .store
-            .advance_migration(ctx, account, "source_disabled")
-            .await?;
-    }
-    if migration.state == "source_disabled" {
-        let now = jiff::Timestamp::now();
-        if migration.confirmed || now >= migration.delete_after {
-            let client = match client_for(&from) {
-                Ok(client) => client,
-                Err(e) => return Ok(Round::Refused(e)),
-            };
-            match client.delete_domain(domain).await {
-                Ok(()) => {}
-                Err(e) if e.kind == ErrorKind::NotFound => {}
-                Err(e) => return Err(e.into()),
-            }
-            engine.store.advance_migration(ctx, account, "done").await?;
-        } else {
-            let next = (now + GRACE_CHECK).min(migration.delete_after);
-            engine.store.schedule_migration(ctx, account, next).await?;
         }
     }
     Ok(Round::Done {
@@ -814,7 +809,7 @@ async fn apply(
                                 .store
                                 .migration(account.id)
                                 .await?
-                                .is_none_or(|m| m.state == "done") =>
+                                .is_none_or(|m| !m.state.under_way()) =>
                     {
                         // An earlier create whose answer was lost may have made the user: if
                         // the domain is there now, the next round checks it is ours.

@@ -6,8 +6,9 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use drover_core::{
-    AccountId, AddressMove, DnsProviderId, RecordIds, RecordType, RrSet, SafetyLimits,
-    SafetyRefusal, ZoneDiff, ZoneTemplate, account_zone, check_safety, diff_zone,
+    AccountId, AddressMove, ApplyResult, DnsProviderId, ProviderChange, RecordIds, RecordType,
+    RrSet, SafetyLimits, SafetyRefusal, ZoneAction, ZoneDiff, ZoneTemplate, account_zone,
+    diff_zone, plan_provider_change,
 };
 use drover_dns::{
     CallBudgets, CloudflareClient, CloudflareSettings, DnsError, DnsProvider, PowerDnsClient,
@@ -79,8 +80,7 @@ pub struct ProviderPlan {
     pub exists: bool,
     /// Records the provider serves now.
     pub records: usize,
-    /// `create` (zone absent), `delete` (zone being removed), `update` or `none`.
-    pub action: &'static str,
+    pub action: ZoneAction,
     pub diff: ZoneDiff,
     /// Why applying needs `--force`.
     pub refusals: Vec<SafetyRefusal>,
@@ -92,7 +92,7 @@ pub struct ProviderPlan {
 
 impl ProviderPlan {
     pub fn is_noop(&self) -> bool {
-        self.action == "none"
+        self.action == ZoneAction::None
     }
 }
 
@@ -113,9 +113,11 @@ impl std::fmt::Display for ZonePlan {
                 self.zone, p.provider, p.action, p.records
             )?;
             match p.action {
-                "create" => writeln!(f, "  create the zone with {} rrsets", p.diff.creates.len())?,
-                "delete" => writeln!(f, "  delete the zone")?,
-                _ => write!(f, "{}", p.diff)?,
+                ZoneAction::Create => {
+                    writeln!(f, "  create the zone with {} rrsets", p.diff.creates.len())?;
+                }
+                ZoneAction::Delete => writeln!(f, "  delete the zone")?,
+                ZoneAction::Update | ZoneAction::None => write!(f, "{}", p.diff)?,
             }
             for refusal in &p.refusals {
                 writeln!(f, "  refused without --force: {refusal}")?;
@@ -129,10 +131,9 @@ impl std::fmt::Display for ZonePlan {
 #[derive(Debug, Clone, Serialize)]
 pub struct ProviderOutcome {
     pub provider: String,
-    pub action: &'static str,
+    pub action: ZoneAction,
     pub requests: usize,
-    /// `applied`, `unchanged`, `refused` or `failed`.
-    pub result: &'static str,
+    pub result: ApplyResult,
     pub message: Option<String>,
 }
 
@@ -333,20 +334,17 @@ impl Dns {
             ),
             None => (false, 0, Vec::new(), RecordIds::new()),
         };
-        let (action, diff) = match (zone.deleting, exists) {
-            (true, true) => ("delete", diff_zone(&[], &actual)),
-            (true, false) => ("none", ZoneDiff::default()),
-            (false, false) => ("create", diff_zone(&zone.rrsets, &[])),
-            (false, true) => {
-                let diff = diff_zone(&zone.rrsets, &actual);
-                (if diff.is_empty() { "none" } else { "update" }, diff)
-            }
-        };
-        let refusals = if action == "update" {
-            check_safety(&zone.name, &diff, records, self.limits_for(zone))
-        } else {
-            Vec::new()
-        };
+        let ProviderChange {
+            action,
+            diff,
+            refusals,
+        } = plan_provider_change(
+            &zone.name,
+            &zone.rrsets,
+            zone.deleting,
+            exists.then_some((actual.as_slice(), records)),
+            self.limits_for(zone),
+        );
         Ok(ProviderPlan {
             provider_id: zp.provider_id,
             provider: zp.provider_name.clone(),
@@ -411,17 +409,17 @@ impl Dns {
                         error: Some(format!("refused by the safety limits: {message}")),
                     },
                 ));
-                outcomes.push(outcome("refused", 0, Some(message)));
+                outcomes.push(outcome(ApplyResult::Refused, 0, Some(message)));
                 continue;
             }
             let result = match p.action {
-                "none" => Ok(drover_dns::Applied {
+                ZoneAction::None => Ok(drover_dns::Applied {
                     record_ids: (!p.record_ids.is_empty()).then(|| p.record_ids.clone()),
                     ..Default::default()
                 }),
-                "create" => client.create_zone(&zone.name, &zone.rrsets).await,
-                "delete" => client.delete_zone(zref).await,
-                _ => client.apply(zref, &p.diff).await,
+                ZoneAction::Create => client.create_zone(&zone.name, &zone.rrsets).await,
+                ZoneAction::Delete => client.delete_zone(zref).await,
+                ZoneAction::Update => client.apply(zref, &p.diff).await,
             };
             match result {
                 Ok(applied) => {
@@ -435,7 +433,11 @@ impl Dns {
                             error: None,
                         },
                     ));
-                    let result = if p.is_noop() { "unchanged" } else { "applied" };
+                    let result = if p.is_noop() {
+                        ApplyResult::Unchanged
+                    } else {
+                        ApplyResult::Applied
+                    };
                     outcomes.push(outcome(result, applied.requests, None));
                 }
                 Err(e) => {
@@ -449,15 +451,15 @@ impl Dns {
                             error: Some(e.to_string()),
                         },
                     ));
-                    outcomes.push(outcome("failed", 0, Some(e.to_string())));
+                    outcomes.push(outcome(ApplyResult::Failed, 0, Some(e.to_string())));
                 }
             }
         }
         self.store.record_zone_syncs(&records).await?;
         for o in &outcomes {
-            count_zone_write(&o.provider, o.result);
+            count_zone_write(&o.provider, o.result.as_str());
         }
-        if outcomes.iter().any(|o| o.result == "applied") {
+        if outcomes.iter().any(|o| o.result == ApplyResult::Applied) {
             self.store
                 .audit(
                     ctx,
@@ -489,7 +491,7 @@ impl Dns {
             };
             let plan = self.plan(&current).await?;
             outcomes = self.apply(ctx, &current, &plan, force).await?;
-            if let Some(failed) = outcomes.iter().find(|o| o.result == "failed") {
+            if let Some(failed) = outcomes.iter().find(|o| o.result == ApplyResult::Failed) {
                 return Err(DnsWorkError::Refused {
                     zone: current.name.to_string(),
                     message: format!(
@@ -499,7 +501,7 @@ impl Dns {
                     ),
                 });
             }
-            if current.deleting && outcomes.iter().all(|o| o.result != "refused") {
+            if current.deleting && outcomes.iter().all(|o| o.result != ApplyResult::Refused) {
                 self.store.forget_zone(ctx, current.id).await?;
                 return Ok(outcomes);
             }
@@ -910,7 +912,7 @@ pub async fn run_sync(
     };
     let zone = drover_core::ZoneId(job.args.zone_id);
     let outcomes = engine.dns.sync(&ctx, zone, job.args.force).await?;
-    if outcomes.iter().any(|o| o.result == "refused") {
+    if outcomes.iter().any(|o| o.result == ApplyResult::Refused) {
         tracing::warn!(
             zone = zone.get(),
             "zone sync refused by the safety limits; an operator must apply it with --force"

@@ -95,7 +95,7 @@ impl Planner<'_> {
                 .store
                 .migration(account.id)
                 .await?
-                .is_some_and(|m| m.state != "done")
+                .is_some_and(|m| m.state.under_way())
             {
                 plan.under_way.push(account.id);
                 continue;

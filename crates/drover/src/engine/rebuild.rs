@@ -93,7 +93,7 @@ pub async fn rebuild(
         if store
             .migration(step.account_id)
             .await?
-            .is_some_and(|m| m.state != "done")
+            .is_some_and(|m| m.state.under_way())
         {
             continue;
         }

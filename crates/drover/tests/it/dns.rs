@@ -9,8 +9,8 @@ use std::time::Duration;
 use drover::engine::dns::{DnsSettings, TerminatedZones};
 use drover::engine::{Dns, Engine, Fleet, Sealer};
 use drover_core::{
-    AddressMove, CustomerSpec, DomainName, OwnerName, PlacementPolicy, RecordType, RrSet,
-    Transition, ZoneTemplate, account_zone,
+    AddressMove, ApplyResult, CustomerSpec, DomainName, OwnerName, PlacementPolicy, RecordType,
+    RrSet, Transition, ZoneAction, ZoneTemplate, account_zone,
 };
 use drover_dns::query_served;
 use drover_store::{
@@ -119,7 +119,7 @@ async fn plan_and_apply_respect_the_safety_limits_on_every_provider() {
     let plan = dns.plan(&zone).await.unwrap();
     assert_eq!(
         plan.providers.iter().map(|p| p.action).collect::<Vec<_>>(),
-        ["create"; 3]
+        [ZoneAction::Create; 3]
     );
     let text = plan.to_string();
     assert!(
@@ -128,7 +128,7 @@ async fn plan_and_apply_respect_the_safety_limits_on_every_provider() {
     );
     let outcomes = dns.apply(&ctx(), &zone, &plan, false).await.unwrap();
     assert!(
-        outcomes.iter().all(|o| o.result == "applied"),
+        outcomes.iter().all(|o| o.result == ApplyResult::Applied),
         "{outcomes:?}"
     );
     let zone = w.store.zone(zone.id).await.unwrap();
@@ -172,7 +172,7 @@ async fn plan_and_apply_respect_the_safety_limits_on_every_provider() {
     let zone = w.store.zone(zone.id).await.unwrap();
     let plan = dns.plan(&zone).await.unwrap();
     for p in &plan.providers {
-        assert_eq!((p.action, p.diff.deletes.len()), ("update", 8));
+        assert_eq!((p.action, p.diff.deletes.len()), (ZoneAction::Update, 8));
         assert!(
             matches!(
                 p.refusals.as_slice(),
@@ -188,7 +188,7 @@ async fn plan_and_apply_respect_the_safety_limits_on_every_provider() {
     }
     let outcomes = dns.apply(&ctx(), &zone, &plan, false).await.unwrap();
     assert!(
-        outcomes.iter().all(|o| o.result == "refused"),
+        outcomes.iter().all(|o| o.result == ApplyResult::Refused),
         "{outcomes:?}"
     );
     assert_eq!(
@@ -226,7 +226,7 @@ async fn plan_and_apply_respect_the_safety_limits_on_every_provider() {
     }));
     let outcomes = dns.apply(&ctx(), &zone, &plan, true).await.unwrap();
     assert!(
-        outcomes.iter().all(|o| o.result == "applied"),
+        outcomes.iter().all(|o| o.result == ApplyResult::Applied),
         "{outcomes:?}"
     );
     for pdns in PowerDns::shared() {

@@ -238,7 +238,7 @@ async fn a_fleet_is_provisioned_repaired_drained_failed_over_and_rebuilt() {
                         .migration(m.account_id)
                         .await
                         .unwrap()
-                        .is_some_and(|m| m.state == "done");
+                        .is_some_and(|m| m.state == drover_core::MoveState::Done);
             }
             done && dns_follows(&*store, servers[0].id).await
                 && dns_follows(&*store, servers[2].id).await

@@ -101,7 +101,7 @@ async fn an_account_moves_to_another_server_with_its_dns() {
                 .migration(accounts[1])
                 .await
                 .unwrap()
-                .is_some_and(|m| m.state == "source_disabled")
+                .is_some_and(|m| m.state == drover_core::MoveState::SourceDisabled)
         },
     )
     .await;
@@ -170,7 +170,7 @@ async fn an_account_moves_to_another_server_with_its_dns() {
             .migration(accounts[1])
             .await
             .unwrap()
-            .is_some_and(|m| m.state == "done")
+            .is_some_and(|m| m.state == drover_core::MoveState::Done)
     })
     .await;
 
@@ -187,7 +187,7 @@ async fn an_account_moves_to_another_server_with_its_dns() {
                 .migration(accounts[2])
                 .await
                 .unwrap()
-                .is_some_and(|m| m.state == "done")
+                .is_some_and(|m| m.state == drover_core::MoveState::Done)
         },
     )
     .await;
@@ -299,7 +299,7 @@ async fn a_drained_server_empties_by_placement_and_is_retired() {
                 .migration(m.account_id)
                 .await
                 .unwrap()
-                .is_some_and(|m| m.state == "done");
+                .is_some_and(|m| m.state == drover_core::MoveState::Done);
         }
         done
     })

@@ -1,0 +1,213 @@
+//! Moving an account between servers (a migration, a drain's move, a failover's recreation):
+//! the states a move passes through and what its job does next in each.
+
+use std::fmt;
+
+use jiff::{SignedDuration, Timestamp};
+use serde::{Deserialize, Serialize};
+
+use crate::Error;
+
+/// Where a move stands. The order is the order a move passes through them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum MoveState {
+    /// Being created on the target.
+    Creating,
+    /// The account and its DNS point at the target; the source still has its copy.
+    Switched,
+    /// The source's copy is disabled, kept until confirmed or the grace period ends.
+    SourceDisabled,
+    Done,
+}
+
+/// What a move's job does next.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MoveStep {
+    /// Create the account on the target (unless there), disable it there if it is disabled,
+    /// and point its zone at the target; then [`MoveState::Switched`].
+    CreateOnTarget,
+    /// The source is lost: there is nothing to disable or delete; then [`MoveState::Done`].
+    EndFailover,
+    /// Disable the source's copy; then [`MoveState::SourceDisabled`].
+    DisableSource,
+    /// Delete the source's copy (confirmed, or the grace period ended); then [`MoveState::Done`].
+    DeleteSource,
+    /// Look again at this time: the grace period runs.
+    WaitUntil(Timestamp),
+    /// The move is over.
+    Nothing,
+}
+
+/// How often a waiting move looks again at its grace period (it may be confirmed meanwhile,
+/// which enqueues it at once, or its grace shortened).
+pub const GRACE_CHECK: SignedDuration = SignedDuration::from_hours(1);
+
+impl MoveState {
+    pub const ALL: [Self; 4] = [
+        Self::Creating,
+        Self::Switched,
+        Self::SourceDisabled,
+        Self::Done,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Creating => "creating",
+            Self::Switched => "switched",
+            Self::SourceDisabled => "source_disabled",
+            Self::Done => "done",
+        }
+    }
+
+    pub fn parse(input: &str) -> Result<Self, Error> {
+        Self::ALL
+            .into_iter()
+            .find(|s| s.as_str() == input)
+            .ok_or_else(|| {
+                Error::invalid(
+                    "move state",
+                    input,
+                    "one of creating, switched, source_disabled, done",
+                )
+            })
+    }
+
+    /// Whether the move still has work (an account under way cannot be moved again).
+    pub fn under_way(self) -> bool {
+        self != Self::Done
+    }
+
+    /// The step a move in this state takes now. `failover`: the source is lost.
+    /// `confirmed`: an operator allowed the source's copy to go before its grace ends.
+    pub fn next_step(
+        self,
+        failover: bool,
+        confirmed: bool,
+        delete_after: Timestamp,
+        now: Timestamp,
+    ) -> MoveStep {
+        match self {
+            Self::Creating => MoveStep::CreateOnTarget,
+            Self::Switched if failover => MoveStep::EndFailover,
+            Self::Switched => MoveStep::DisableSource,
+            Self::SourceDisabled if confirmed || now >= delete_after => MoveStep::DeleteSource,
+            Self::SourceDisabled => MoveStep::WaitUntil(
+                now.checked_add(GRACE_CHECK)
+                    .map_or(delete_after, |t| t.min(delete_after)),
+            ),
+            Self::Done => MoveStep::Nothing,
+        }
+    }
+}
+
+impl MoveStep {
+    /// The state a move is in once this step is done; `None` when the step leaves it where it
+    /// is (waiting, or nothing left).
+    pub fn leads_to(self) -> Option<MoveState> {
+        match self {
+            Self::CreateOnTarget => Some(MoveState::Switched),
+            Self::EndFailover | Self::DeleteSource => Some(MoveState::Done),
+            Self::DisableSource => Some(MoveState::SourceDisabled),
+            Self::WaitUntil(_) | Self::Nothing => None,
+        }
+    }
+}
+
+impl fmt::Display for MoveState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(seconds: i64) -> Timestamp {
+        Timestamp::from_second(seconds).unwrap()
+    }
+
+    #[test]
+    fn a_planned_move_creates_switches_disables_then_deletes_after_its_grace() {
+        let grace_ends = at(10 * 3600);
+        let mut state = MoveState::Creating;
+        let mut steps = Vec::new();
+        let mut now = at(0);
+        while state.under_way() {
+            let step = state.next_step(false, false, grace_ends, now);
+            steps.push(step);
+            match step.leads_to() {
+                Some(next) => state = next,
+                None => match step {
+                    MoveStep::WaitUntil(then) => {
+                        assert!(then > now && then <= grace_ends);
+                        now = then;
+                    }
+                    other => panic!("{other:?} left the move where it was"),
+                },
+            }
+        }
+        assert_eq!(
+            &steps[..2],
+            &[MoveStep::CreateOnTarget, MoveStep::DisableSource]
+        );
+        // One look an hour through ten hours of grace, then the delete.
+        assert_eq!(steps.len(), 2 + 10 + 1, "{steps:?}");
+        assert_eq!(steps.last(), Some(&MoveStep::DeleteSource));
+        assert_eq!(now, grace_ends);
+    }
+
+    #[test]
+    fn a_confirmed_move_deletes_the_source_at_once_and_the_grace_end_is_inclusive() {
+        let grace_ends = at(7200);
+        let waiting = MoveState::SourceDisabled;
+        assert_eq!(
+            waiting.next_step(false, true, grace_ends, at(0)),
+            MoveStep::DeleteSource
+        );
+        assert_eq!(
+            waiting.next_step(false, false, grace_ends, grace_ends),
+            MoveStep::DeleteSource
+        );
+        assert_eq!(
+            waiting.next_step(false, false, grace_ends, at(7199)),
+            MoveStep::WaitUntil(grace_ends),
+            "the last look is at the end of the grace, not an hour after"
+        );
+        assert_eq!(
+            waiting.next_step(false, false, grace_ends, at(0)),
+            MoveStep::WaitUntil(at(3600))
+        );
+    }
+
+    #[test]
+    fn a_failover_ends_at_the_switch_and_never_touches_the_lost_source() {
+        let step = MoveState::Switched.next_step(true, false, at(0), at(0));
+        assert_eq!(step, MoveStep::EndFailover);
+        assert_eq!(step.leads_to(), Some(MoveState::Done));
+        assert_eq!(
+            MoveState::Creating.next_step(true, false, at(0), at(0)),
+            MoveStep::CreateOnTarget
+        );
+        assert_eq!(
+            MoveState::Done.next_step(true, true, at(0), at(0)),
+            MoveStep::Nothing
+        );
+        assert_eq!(MoveStep::Nothing.leads_to(), None);
+    }
+
+    #[test]
+    fn states_are_stored_by_name() {
+        for state in MoveState::ALL {
+            assert_eq!(MoveState::parse(state.as_str()).unwrap(), state);
+            assert_eq!(
+                serde_json::to_value(state).unwrap(),
+                serde_json::json!(state.as_str())
+            );
+        }
+        assert!(MoveState::parse("moving").is_err());
+        assert!(MoveState::Switched.under_way() && !MoveState::Done.under_way());
+    }
+}
