@@ -9,6 +9,7 @@ use drover_core::{
 use jiff::Timestamp;
 use serde::Serialize;
 
+use crate::jobs::Requested;
 use crate::{Page, RequestContext, Result, Server};
 
 /// A server's last health check.
@@ -150,12 +151,10 @@ pub trait FleetStore: Send + Sync {
         findings: &[DriftFinding],
     ) -> Result<Vec<DriftRecord>>;
     async fn drift_findings(&self, server: Option<ServerId>) -> Result<Vec<DriftRecord>>;
-    /// Enqueues a drift scan and repair by policy (one server, or every healthy one), audited.
-    async fn enqueue_drift_scan(
-        &self,
-        ctx: &RequestContext,
-        server: Option<ServerId>,
-    ) -> Result<JobId>;
+    /// Enqueues the job that carries out what an operator asked for (a health check, a drift
+    /// scan, a usage sync, a zone's plan, …), audited; the server, zone or provider it names
+    /// must exist.
+    async fn enqueue_requested(&self, ctx: &RequestContext, work: Requested) -> Result<JobId>;
     /// Records what a repair pass did with each finding, and enqueues the converge job of
     /// every account it enforces, in one transaction.
     async fn record_drift_repair(
@@ -180,12 +179,6 @@ pub trait FleetStore: Send + Sync {
     async fn record_usage(&self, server: ServerId, usage: &[(AccountId, Usage)]) -> Result<usize>;
     /// Accounts' last usage figures, by account id.
     async fn usage(&self, filter: UsageFilter) -> Result<Vec<AccountUsage>>;
-    /// Enqueues a usage sync (one server, or every healthy or degraded one), audited.
-    async fn enqueue_usage_sync(
-        &self,
-        ctx: &RequestContext,
-        server: Option<ServerId>,
-    ) -> Result<JobId>;
     async fn server_health(&self, server: ServerId) -> Result<Option<ServerHealth>>;
     /// Records a check and, if its streak reaches a threshold, moves the server's state,
     /// audited with the reasons, in one transaction.

@@ -58,6 +58,46 @@ pub struct SyncZone {
 /// The queue DNS jobs wait in: DNS work never waits behind provisioning.
 pub const DNS_QUEUE: &str = "dns";
 
+/// Read a zone's providers and say what applying it would change; the plan is the job's output.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JobArgs)]
+#[river(kind = "plan_zone", queue = "dns")]
+pub struct PlanZone {
+    pub zone_id: i64,
+}
+
+/// Compare what each provider (or one) serves with drover's zones; the report is the job's
+/// output.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JobArgs)]
+#[river(kind = "check_zones", queue = "dns")]
+pub struct CheckZones {
+    pub provider_id: Option<i64>,
+}
+
+/// Work an operator asks for, carried out by a job (see `FleetStore::enqueue_requested`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Requested {
+    HealthCheck {
+        server: Option<drover_core::ServerId>,
+    },
+    DriftScan {
+        server: Option<drover_core::ServerId>,
+        repair: DriftRepair,
+    },
+    OrphanDeletion {
+        server: drover_core::ServerId,
+        domain: drover_core::DomainName,
+    },
+    UsageSync {
+        server: Option<drover_core::ServerId>,
+    },
+    ZonePlan {
+        zone: drover_core::ZoneId,
+    },
+    ZoneCheck {
+        provider: Option<drover_core::DnsProviderId>,
+    },
+}
+
 /// Move every record pointing at old addresses to new ones, on every provider (the failover
 /// rewrite, when asked for through the API). Its report is the job's output.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JobArgs)]
@@ -66,14 +106,19 @@ pub struct RewriteAddresses {
     pub moved: drover_core::AddressMove,
 }
 
-/// Check every server's health once (the scheduler enqueues one per interval, on the leader).
+/// Check the health of one server, or of every one (the scheduler enqueues one per interval,
+/// on the leader).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JobArgs)]
 #[river(
     kind = "check_fleet_health",
     queue = "fleet",
     unique(by_args, by_state(available, pending, running, scheduled, retryable))
 )]
-pub struct CheckFleetHealth {}
+pub struct CheckFleetHealth {
+    #[river(unique)]
+    #[serde(default)]
+    pub server_id: Option<i64>,
+}
 
 /// Put a plan, as drover defines it, on every server that may host its accounts. Not unique: a
 /// change made while one runs must not join it (it may have read the plan before), and a
@@ -96,7 +141,7 @@ pub struct RetryFailedAccounts {}
 /// The queue of periodic fleet work: never behind provisioning or DNS.
 pub const FLEET_QUEUE: &str = "fleet";
 
-/// Scan servers for drift (one, or every healthy or degraded one) and repair by policy.
+/// Scan servers for drift (one, or every healthy or degraded one), and repair as asked.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JobArgs)]
 #[river(
     kind = "scan_drift",
@@ -106,6 +151,39 @@ pub const FLEET_QUEUE: &str = "fleet";
 pub struct ScanDrift {
     #[river(unique)]
     pub server_id: Option<i64>,
+    #[river(unique)]
+    #[serde(default)]
+    pub repair: DriftRepair,
+}
+
+/// What a drift scan does with what it finds.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DriftRepair {
+    /// Repair within the drift limits, by the configured policy (the scheduled scan).
+    #[default]
+    ByPolicy,
+    /// Record the findings only.
+    ScanOnly,
+    /// Say what a repair would do, changing nothing.
+    DryRun,
+    /// Repair past the drift limits (an operator's explicit choice).
+    Forced,
+}
+
+/// Delete a domain drover does not hold from a server, once an operator repeated its name
+/// (the last scan must have found it as an orphan).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JobArgs)]
+#[river(
+    kind = "delete_orphan",
+    queue = "fleet",
+    unique(by_args, by_state(available, pending, running, scheduled, retryable))
+)]
+pub struct DeleteOrphan {
+    #[river(unique)]
+    pub server_id: i64,
+    #[river(unique)]
+    pub domain: String,
 }
 
 /// Pull usage figures (one server, or every healthy or degraded one) into `account_usage`.

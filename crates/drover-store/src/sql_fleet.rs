@@ -3,16 +3,19 @@
 
 mod fleet_sql {
     use drover_core::{
-        AccountId, DesiredState, DomainName, DriftAction, DriftFinding, DriftKind, Expected,
-        HealthPolicy, HealthProbe, HealthStreak, JobId, MoveState, ServerId, ServerState, ServiceId,
-        Usage, Verdict, next_health,
+        AccountId, DesiredState, DnsProviderId, DomainName, DriftAction, DriftFinding, DriftKind,
+        Expected, HealthPolicy, HealthProbe, HealthStreak, JobId, MoveState, ServerId, ServerState,
+        ServiceId, Usage, Verdict, ZoneId, next_health,
     };
     use jiff_sqlx::Timestamp as SqlTimestamp;
     use serde_json::json;
 
     use super::{SqlStore, Tx, append_audit, begin};
     use crate::fleet_store::*;
-    use crate::jobs::{MigrateAccount, ScanDrift, SyncUsage};
+    use crate::jobs::{
+        CheckFleetHealth, CheckZones, DeleteOrphan, MigrateAccount, PlanZone, Requested, ScanDrift,
+        SyncUsage,
+    };
     use crate::rows::{corrupt, sql_now, to_json_list};
     use crate::{RequestContext, Result, Server, StoreError};
 
@@ -354,11 +357,31 @@ mod fleet_sql {
         }
     }
 
-    /// Enqueues an operator's request for fleet work (one server, or every one), audited.
-    async fn enqueue_fleet_work<A>(
+    /// What a requested job is about, checked to exist before the job is queued.
+    enum About {
+        Fleet,
+        Server(ServerId),
+        Zone(ZoneId),
+        Providers(Option<DnsProviderId>),
+    }
+
+    /// Refuses an id naming no row of the table `sql` counts in.
+    async fn row_exists(tx: &mut Tx, sql: &'static str, what: &'static str, id: i64) -> Result<()> {
+        let found: i64 = sqlx::query_scalar(sql)
+            .bind(id)
+            .fetch_one(&mut **tx)
+            .await?;
+        if found == 0 {
+            return Err(StoreError::not_found(what, id));
+        }
+        Ok(())
+    }
+
+    /// Enqueues the job that carries out an operator's request, audited as `action`.
+    async fn enqueue_request<A>(
         store: &SqlStore,
         ctx: &RequestContext,
-        server: Option<ServerId>,
+        about: About,
         args: A,
         action: &str,
     ) -> Result<JobId>
@@ -366,13 +389,36 @@ mod fleet_sql {
         A: riverqueue::JobArgs + Send + Sync + 'static,
     {
         write_tx!(store, tx, {
-            if let Some(server) = server {
-                SqlStore::fetch_server(tx, server).await?;
-            }
+            let subject = match about {
+                About::Fleet | About::Providers(None) => "fleet".to_owned(),
+                About::Server(server) => {
+                    SqlStore::fetch_server(tx, server).await?;
+                    format!("server:{server}")
+                }
+                About::Zone(zone) => {
+                    row_exists(
+                        tx,
+                        "SELECT COUNT(*) FROM dns_zones WHERE id = $1",
+                        "zone",
+                        zone.get(),
+                    )
+                    .await?;
+                    format!("zone:{zone}")
+                }
+                About::Providers(Some(provider)) => {
+                    row_exists(
+                        tx,
+                        "SELECT COUNT(*) FROM dns_providers WHERE id = $1",
+                        "DNS provider",
+                        provider.get(),
+                    )
+                    .await?;
+                    format!("dns_provider:{provider}")
+                }
+            };
             let (job, _) = store
                 .enqueue_job(tx, ctx, None, args, Default::default())
                 .await?;
-            let subject = server.map_or_else(|| "fleet".to_owned(), |s| format!("server:{s}"));
             append_audit(tx, ctx, action, subject, json!({ "job": job })).await?;
             Ok(job)
         })
@@ -651,15 +697,51 @@ mod fleet_sql {
             read_tx!(self, tx, { fetch_drift(tx, server).await })
         }
 
-        async fn enqueue_drift_scan(
-            &self,
-            ctx: &RequestContext,
-            server: Option<ServerId>,
-        ) -> Result<JobId> {
-            let args = ScanDrift {
-                server_id: server.map(ServerId::get),
-            };
-            enqueue_fleet_work(self, ctx, server, args, "drift.scan_requested").await
+        async fn enqueue_requested(&self, ctx: &RequestContext, work: Requested) -> Result<JobId> {
+            let on = |server: Option<ServerId>| server.map_or(About::Fleet, About::Server);
+            let id = |server: Option<ServerId>| server.map(ServerId::get);
+            match work {
+                Requested::HealthCheck { server } => {
+                    let args = CheckFleetHealth {
+                        server_id: id(server),
+                    };
+                    enqueue_request(self, ctx, on(server), args, "health.check_requested").await
+                }
+                Requested::DriftScan { server, repair } => {
+                    let args = ScanDrift {
+                        server_id: id(server),
+                        repair,
+                    };
+                    enqueue_request(self, ctx, on(server), args, "drift.scan_requested").await
+                }
+                Requested::OrphanDeletion { server, domain } => {
+                    let args = DeleteOrphan {
+                        server_id: server.get(),
+                        domain: domain.as_str().to_owned(),
+                    };
+                    let action = "drift.orphan_deletion_requested";
+                    enqueue_request(self, ctx, About::Server(server), args, action).await
+                }
+                Requested::UsageSync { server } => {
+                    let args = SyncUsage {
+                        server_id: id(server),
+                    };
+                    enqueue_request(self, ctx, on(server), args, "usage.sync_requested").await
+                }
+                Requested::ZonePlan { zone } => {
+                    let args = PlanZone {
+                        zone_id: zone.get(),
+                    };
+                    enqueue_request(self, ctx, About::Zone(zone), args, "dns.plan_requested").await
+                }
+                Requested::ZoneCheck { provider } => {
+                    let args = CheckZones {
+                        provider_id: provider.map(DnsProviderId::get),
+                    };
+                    let about = About::Providers(provider);
+                    enqueue_request(self, ctx, about, args, "dns.check_requested").await
+                }
+            }
         }
 
         async fn record_drift_repair(
@@ -800,17 +882,6 @@ mod fleet_sql {
             .into_iter()
             .map(UsageRow::into_model)
             .collect()
-        }
-
-        async fn enqueue_usage_sync(
-            &self,
-            ctx: &RequestContext,
-            server: Option<ServerId>,
-        ) -> Result<JobId> {
-            let args = SyncUsage {
-                server_id: server.map(ServerId::get),
-            };
-            enqueue_fleet_work(self, ctx, server, args, "usage.sync_requested").await
         }
 
         async fn server_health(&self, server: ServerId) -> Result<Option<ServerHealth>> {

@@ -1,5 +1,7 @@
 //! The command line. Resource commands work on the database directly (the same store calls the
 //! HTTP API makes, audited as `cli:$USER`), so they work whether or not `drover serve` runs.
+//! Long work (health checks, drift scans, usage syncs, DNS plans and applies) is queued as a
+//! job for a worker, as the API does; `--wait` follows it (see `follow.rs`).
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -21,7 +23,11 @@ use serde_json::{Map, Value, json};
 use crate::config::{Config, Overrides};
 
 mod dns;
+mod follow;
 mod usage;
+
+use drover_store::jobs::{DriftRepair, Requested};
+use follow::{WaitFlag, follow};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -119,6 +125,8 @@ pub enum DriftCommand {
         /// Only this server [default: every healthy or degraded one].
         #[arg(long)]
         server: Option<ServerId>,
+        #[command(flatten)]
+        wait: WaitFlag,
     },
     /// Scan, then repair by policy: converge jobs for accounts, disabling quarantined orphans.
     Repair {
@@ -130,6 +138,8 @@ pub enum DriftCommand {
         /// Repair even a pass larger than the limit.
         #[arg(long)]
         force: bool,
+        #[command(flatten)]
+        wait: WaitFlag,
     },
     /// The findings of the last scans.
     List {
@@ -143,6 +153,8 @@ pub enum DriftCommand {
         domain: String,
         #[arg(long)]
         confirm: String,
+        #[command(flatten)]
+        wait: WaitFlag,
     },
 }
 
@@ -404,6 +416,8 @@ pub enum ServerCommand {
     /// scheduler does.
     Check {
         id: Option<ServerId>,
+        #[command(flatten)]
+        wait: WaitFlag,
     },
     /// The last health check of a server, with its reasons.
     Health {
@@ -649,9 +663,9 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         Command::Accounts(command) => accounts(command, &*store, &ctx, &config, out).await,
         Command::Jobs(command) => jobs(command, &*store, &ctx, out).await,
         Command::Audit(command) => audit(command, &*store, out).await,
-        Command::Dns(command) => dns::run(command, &store, &ctx, &config, out).await,
-        Command::Drift(command) => drift(command, &store, &ctx, &config, out).await,
-        Command::Usage(command) => usage::run(command, &store, &config, out).await,
+        Command::Dns(command) => dns::run(command, &store, &ctx, out).await,
+        Command::Drift(command) => drift(command, &store, &ctx, out).await,
+        Command::Usage(command) => usage::run(command, &store, &ctx, out).await,
         Command::Provisioning(command) => {
             match command {
                 ProvisioningCommand::Pause => store.set_provisioning_paused(&ctx, true).await?,
@@ -727,7 +741,7 @@ impl Output {
     }
 }
 
-fn cell(value: &Value) -> String {
+pub(crate) fn cell(value: &Value) -> String {
     match value {
         Value::Null => "-".into(),
         Value::String(s) => s.clone(),
@@ -849,23 +863,15 @@ async fn servers(
             let patch: ServerPatch = from_flags(fields.into_json(name))?;
             out.one(&store.update_server(ctx, id, patch).await?)
         }
-        ServerCommand::Check { id } => {
-            let engine = crate::engine::Engine::from_config(Arc::clone(store), config)?;
-            let changes = crate::engine::health::check_fleet(&engine, ctx, id).await?;
-            let rows: Vec<Value> = changes
-                .iter()
-                .map(|c| {
-                    json!({
-                        "id": c.server.id, "name": c.server.spec.name, "state": c.server.state,
-                        "was": c.before, "verdict": c.health.verdict,
-                        "latency_ms": c.health.probe.latency_ms,
-                        "certificate_days_left": c.health.probe.certificate_days_left,
-                        "reasons": c.health.reasons.join("; "),
-                    })
-                })
-                .collect();
+        ServerCommand::Check { id, wait } => {
+            let job = store
+                .enqueue_requested(ctx, Requested::HealthCheck { server: id })
+                .await?;
+            let Some(output) = follow(&**store, job, wait).await? else {
+                return Ok(());
+            };
             out.list(
-                &rows,
+                output["servers"].as_array().map_or(&[][..], Vec::as_slice),
                 &[
                     "id",
                     "name",
@@ -1275,6 +1281,57 @@ async fn audit(command: AuditCommand, store: &dyn Store, out: Output) -> anyhow:
     .context("audit")
 }
 
+/// Says which servers of a scan job's output could not be listed; returns how many.
+fn say_unlisted(output: &Value) -> usize {
+    let unlisted: Vec<&Value> = output["servers"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|s| s.get("error").is_some())
+        .collect();
+    for server in &unlisted {
+        eprintln!("{}: {}", cell(&server["server"]), cell(&server["error"]));
+    }
+    unlisted.len()
+}
+
+/// One server's repair pass, from the scan job's output.
+fn print_repair(outcome: &Value) {
+    let dry_run = outcome["dry_run"].as_bool().unwrap_or(false);
+    let plan = &outcome["plan"];
+    let count = |value: &Value| value.as_array().map_or(0, Vec::len);
+    let verb = if dry_run { "would touch" } else { "touches" };
+    println!(
+        "{}: {} findings; the pass {verb} {} of at most {} domains",
+        cell(&outcome["server"]),
+        count(&outcome["findings"]),
+        cell(&plan["touches"]),
+        cell(&plan["limit"])
+    );
+    for step in plan["steps"].as_array().into_iter().flatten() {
+        println!(
+            "  {:<9} {:<14} {}",
+            cell(&step[1]),
+            cell(&step[0]["kind"]),
+            cell(&step[0]["domain"])
+        );
+    }
+    let held = plan["held"].as_str();
+    if let Some(held) = held {
+        println!("  held: {held}");
+    }
+    if !dry_run && held.is_none() {
+        println!(
+            "  {} converge jobs enqueued, {} orphans quarantined",
+            count(&outcome["jobs"]),
+            count(&outcome["quarantined"])
+        );
+    }
+    for failure in outcome["failures"].as_array().into_iter().flatten() {
+        println!("  failed: {}", cell(failure));
+    }
+}
+
 fn finding_rows(records: &[drover_store::DriftRecord]) -> Vec<Value> {
     records
         .iter()
@@ -1296,66 +1353,60 @@ async fn drift(
     command: DriftCommand,
     store: &Arc<dyn Store>,
     ctx: &RequestContext,
-    config: &Config,
     out: Output,
 ) -> anyhow::Result<()> {
-    use crate::engine::drift;
-    let engine = crate::engine::Engine::from_config(Arc::clone(store), config)?;
     match command {
-        DriftCommand::Scan { server } => {
-            let mut all = Vec::new();
-            for server in crate::engine::observable_servers(&**store, server).await? {
-                match drift::scan_server(&engine, ctx, &server).await {
-                    Ok(records) => all.extend(records),
-                    Err(e) => eprintln!("{}: {e}", server.spec.name),
-                }
+        DriftCommand::Scan { server, wait } => {
+            let repair = DriftRepair::ScanOnly;
+            let job = store
+                .enqueue_requested(ctx, Requested::DriftScan { server, repair })
+                .await?;
+            let Some(output) = follow(&**store, job, wait).await? else {
+                return Ok(());
+            };
+            let unlisted = say_unlisted(&output);
+            out.list(
+                &finding_rows(&store.drift_findings(server).await?),
+                FINDING_COLUMNS,
+            )?;
+            if unlisted > 0 {
+                bail!("{unlisted} servers could not be listed; their findings are unchanged");
             }
-            out.list(&finding_rows(&all), FINDING_COLUMNS)
+            Ok(())
         }
         DriftCommand::Repair {
             server,
             dry_run,
             force,
+            wait,
         } => {
-            let mut outcomes = Vec::new();
-            for server in crate::engine::observable_servers(&**store, server).await? {
-                let outcome = drift::repair_server(&engine, ctx, &server, force, dry_run).await?;
-                outcomes.push(outcome);
-            }
+            let repair = match (dry_run, force) {
+                (true, _) => DriftRepair::DryRun,
+                (false, true) => DriftRepair::Forced,
+                (false, false) => DriftRepair::ByPolicy,
+            };
+            let job = store
+                .enqueue_requested(ctx, Requested::DriftScan { server, repair })
+                .await?;
+            let Some(output) = follow(&**store, job, wait).await? else {
+                return Ok(());
+            };
+            let unlisted = say_unlisted(&output);
+            let outcomes: Vec<&Value> = output["servers"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter(|o| o.get("error").is_none())
+                .collect();
             if out.json {
-                return out.one(&outcomes);
+                out.one(&outcomes)?;
+            } else {
+                for o in outcomes {
+                    print_repair(o);
+                }
             }
-            for o in &outcomes {
-                let verb = if o.dry_run { "would touch" } else { "touches" };
-                println!(
-                    "{}: {} findings; the pass {verb} {} of at most {} domains",
-                    o.server,
-                    o.findings.len(),
-                    o.plan.touches,
-                    o.plan.limit
-                );
-                for (finding, action) in &o.plan.steps {
-                    let action = serde_json::to_value(action)?;
-                    println!(
-                        "  {:<9} {:<14} {}",
-                        cell(&action),
-                        finding.kind.as_str(),
-                        finding.domain
-                    );
-                }
-                if let Some(held) = &o.plan.held {
-                    println!("  held: {held}");
-                }
-                if !o.dry_run && o.plan.held.is_none() {
-                    println!(
-                        "  {} converge jobs enqueued, {} orphans quarantined",
-                        o.jobs.len(),
-                        o.quarantined.len()
-                    );
-                }
-                for failure in &o.failures {
-                    println!("  failed: {failure}");
-                }
+            if unlisted > 0 {
+                bail!("{unlisted} servers could not be listed and were not repaired");
             }
             Ok(())
         }
@@ -1367,10 +1418,19 @@ async fn drift(
             server,
             domain,
             confirm,
+            wait,
         } => {
-            let server = store.server(server).await?;
-            drift::delete_orphan(&engine, ctx, &server, &domain, &confirm).await?;
-            out.one(&json!({ "deleted": domain, "server": server.spec.name }))
+            let domain = DomainName::parse(&domain)?;
+            if DomainName::parse(&confirm).ok().as_ref() != Some(&domain) {
+                bail!("--confirm must repeat the orphan's domain ({domain}) to delete it");
+            }
+            let job = store
+                .enqueue_requested(ctx, Requested::OrphanDeletion { server, domain })
+                .await?;
+            match follow(&**store, job, wait).await? {
+                Some(output) => out.one(&output),
+                None => Ok(()),
+            }
         }
     }
 }

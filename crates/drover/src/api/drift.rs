@@ -5,6 +5,7 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use drover_core::ServerId;
 use drover_store::DriftRecord;
+use drover_store::jobs::{DriftRepair, Requested};
 use serde::Deserialize;
 use utoipa::IntoParams;
 use utoipa_axum::router::OpenApiRouter;
@@ -48,7 +49,13 @@ async fn scan_drift(
     let id: ServerId = path_id("server", &id)?;
     let job_id = app
         .store
-        .enqueue_drift_scan(&caller.context(), Some(id))
+        .enqueue_requested(
+            &caller.context(),
+            Requested::DriftScan {
+                server: Some(id),
+                repair: DriftRepair::ByPolicy,
+            },
+        )
         .await?;
     Ok((StatusCode::ACCEPTED, axum::Json(Accepted::new(job_id))))
 }

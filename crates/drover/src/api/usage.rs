@@ -4,6 +4,7 @@ use axum::Extension;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use drover_core::{ServerId, ServiceId};
+use drover_store::jobs::Requested;
 use drover_store::{Page, UsageFilter};
 use serde::Deserialize;
 use utoipa::IntoParams;
@@ -91,7 +92,7 @@ async fn sync_usage(
     let id: ServerId = path_id("server", &id)?;
     let job_id = app
         .store
-        .enqueue_usage_sync(&caller.context(), Some(id))
+        .enqueue_requested(&caller.context(), Requested::UsageSync { server: Some(id) })
         .await?;
     Ok((StatusCode::ACCEPTED, axum::Json(Accepted::new(job_id))))
 }

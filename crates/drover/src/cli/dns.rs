@@ -1,6 +1,6 @@
 //! `drover dns …`: providers, zones and records, plan/apply, the consistency check and the
-//! failover address rewrite. Plan, apply, check and rewrite talk to the providers from this
-//! process; the rest changes the database and leaves the providers to the sync jobs.
+//! failover address rewrite. Plan, apply, check and rewrite are jobs (`--wait` follows them);
+//! the rest changes the database and leaves the providers to the sync jobs.
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
@@ -8,12 +8,12 @@ use std::sync::Arc;
 use anyhow::bail;
 use clap::Subcommand;
 use drover_core::{AddressMove, ApplyResult, DomainName, OwnerName, RecordType, RrSet};
+use drover_store::jobs::Requested;
 use drover_store::{DnsProviderKind, DnsProviderSpec, RequestContext, Store, ZoneFilter};
-use serde_json::json;
+use serde_json::{Value, json};
 
-use super::Output;
-use crate::config::Config;
-use crate::engine::Dns;
+use super::follow::{WaitFlag, follow};
+use super::{Output, cell};
 
 #[derive(Debug, Subcommand)]
 pub enum DnsCommand {
@@ -27,12 +27,18 @@ pub enum DnsCommand {
     #[command(subcommand)]
     Records(RecordCommand),
     /// Show what applying a zone would change on each of its providers.
-    Plan { zone: String },
+    Plan {
+        zone: String,
+        #[command(flatten)]
+        wait: WaitFlag,
+    },
     /// Apply a zone to its providers. Plans over the safety limits need --force.
     Apply {
         zone: String,
         #[arg(long)]
         force: bool,
+        #[command(flatten)]
+        wait: WaitFlag,
     },
     /// Compare providers with drover's data (zones missing, extra, different), and ask each
     /// PowerDNS server what it serves.
@@ -40,6 +46,8 @@ pub enum DnsCommand {
         /// Only this provider.
         #[arg(long)]
         provider: Option<String>,
+        #[command(flatten)]
+        wait: WaitFlag,
     },
     /// Move every record pointing at the old addresses to the new ones, on every provider.
     Rewrite {
@@ -49,6 +57,8 @@ pub enum DnsCommand {
         /// New addresses (one per family), comma-separated.
         #[arg(long, value_delimiter = ',', required = true)]
         to: Vec<IpAddr>,
+        #[command(flatten)]
+        wait: WaitFlag,
     },
 }
 
@@ -145,10 +155,8 @@ pub async fn run(
     command: DnsCommand,
     store: &Arc<dyn Store>,
     ctx: &RequestContext,
-    config: &Config,
     out: Output,
 ) -> anyhow::Result<()> {
-    let dns = Dns::new(Arc::clone(store), config.dns.clone());
     match command {
         DnsCommand::Providers(ProviderCommand::Add {
             name,
@@ -180,109 +188,100 @@ pub async fn run(
         ),
         DnsCommand::Zones(command) => zones(command, store, ctx, out).await,
         DnsCommand::Records(command) => records(command, store, ctx, out).await,
-        DnsCommand::Plan { zone } => {
+        DnsCommand::Plan { zone, wait } => {
             let zone = store.zone_by_name(&zone_name(&zone)?).await?;
-            let plan = dns.plan(&zone).await?;
+            let job = store
+                .enqueue_requested(ctx, Requested::ZonePlan { zone: zone.id })
+                .await?;
+            let Some(output) = follow(&**store, job, wait).await? else {
+                return Ok(());
+            };
             if out.json {
-                out.one(&plan)
+                out.one(&output["plan"])
             } else {
-                print!("{plan}");
+                print!("{}", cell(&output["text"]));
                 Ok(())
             }
         }
-        DnsCommand::Apply { zone, force } => {
+        DnsCommand::Apply { zone, force, wait } => {
             let zone = store.zone_by_name(&zone_name(&zone)?).await?;
-            let plan = dns.plan(&zone).await?;
-            let outcomes = dns.apply(ctx, &zone, &plan, force).await?;
+            let job = store.enqueue_zone_sync(ctx, zone.id, force).await?;
+            let Some(output) = follow(&**store, job, wait).await? else {
+                return Ok(());
+            };
+            let outcomes = output["outcomes"].as_array().cloned().unwrap_or_default();
             if out.json {
-                out.one(&json!({ "plan": plan, "outcomes": outcomes }))?;
+                out.one(&outcomes)?;
             } else {
-                print!("{plan}");
                 for o in &outcomes {
-                    let detail = o
-                        .message
-                        .as_deref()
+                    let detail = o["message"]
+                        .as_str()
                         .map(|m| format!(": {m}"))
                         .unwrap_or_default();
                     println!(
                         "{}: {} ({} requests){detail}",
-                        o.provider, o.result, o.requests
+                        cell(&o["provider"]),
+                        cell(&o["result"]),
+                        cell(&o["requests"])
                     );
                 }
             }
-            if let Some(o) = outcomes
-                .iter()
-                .find(|o| matches!(o.result, ApplyResult::Refused | ApplyResult::Failed))
-            {
+            let not_applied = |o: &&Value| {
+                [ApplyResult::Refused, ApplyResult::Failed]
+                    .iter()
+                    .any(|r| o["result"] == r.as_str())
+            };
+            if let Some(o) = outcomes.iter().find(not_applied) {
                 bail!(
                     "zone {} was not applied on {}: {}",
                     zone.name,
-                    o.provider,
-                    o.result
+                    cell(&o["provider"]),
+                    cell(&o["result"])
                 );
             }
             Ok(())
         }
-        DnsCommand::Check { provider } => {
-            let only = match provider {
+        DnsCommand::Check { provider, wait } => {
+            let provider = match provider {
                 Some(name) => Some(store.dns_provider_by_name(&name).await?.id),
                 None => None,
             };
-            let checks = dns.check(only).await?;
+            let job = store
+                .enqueue_requested(ctx, Requested::ZoneCheck { provider })
+                .await?;
+            let Some(output) = follow(&**store, job, wait).await? else {
+                return Ok(());
+            };
             if out.json {
-                out.one(&checks)?;
+                out.one(&output["checks"])?;
             } else {
-                for c in &checks {
-                    println!(
-                        "{}: {} zones checked, {} missing, {} extra, {} different, {} DNS answers wrong ({} queries){}",
-                        c.provider,
-                        c.zones_checked,
-                        c.missing.len(),
-                        c.extra.len(),
-                        c.different.len(),
-                        c.served_mismatches.len(),
-                        c.queries,
-                        c.error
-                            .as_deref()
-                            .map(|e| format!("; error: {e}"))
-                            .unwrap_or_default(),
-                    );
-                    for z in &c.missing {
-                        println!("  missing {z}");
-                    }
-                    for z in &c.extra {
-                        println!("  extra   {z}");
-                    }
-                    for (z, diff) in &c.different {
-                        println!("  differs {z}:\n{diff}");
-                    }
-                    for m in &c.served_mismatches {
-                        println!("  served  {m}");
-                    }
-                }
+                print!("{}", cell(&output["text"]));
             }
-            if checks.iter().any(|c| !c.is_consistent()) {
+            if output["consistent"] != Value::Bool(true) {
                 bail!("DNS is not consistent with drover's data");
             }
             Ok(())
         }
-        DnsCommand::Rewrite { from, to } => {
+        DnsCommand::Rewrite { from, to, wait } => {
             let moved = AddressMove { from, to };
-            let report = dns.rewrite(ctx, &moved).await?;
+            let job = store.enqueue_rewrite(ctx, &moved).await?;
+            let Some(report) = follow(&**store, job, wait).await? else {
+                return Ok(());
+            };
             if out.json {
                 out.one(&report)?;
             } else {
                 println!(
                     "{} zones rewritten: {} provider writes in {} requests, {} left to sync jobs, {} ms ({} ms in the database)",
-                    report.zones,
-                    report.pushed,
-                    report.requests,
-                    report.deferred,
-                    report.elapsed_ms,
-                    report.database_ms
+                    cell(&report["zones"]),
+                    cell(&report["pushed"]),
+                    cell(&report["requests"]),
+                    cell(&report["deferred"]),
+                    cell(&report["elapsed_ms"]),
+                    cell(&report["database_ms"])
                 );
-                for failure in &report.failures {
-                    println!("  {failure}");
+                for failure in report["failures"].as_array().into_iter().flatten() {
+                    println!("  {}", cell(failure));
                 }
             }
             Ok(())

@@ -4,11 +4,11 @@ use std::sync::Arc;
 
 use clap::Subcommand;
 use drover_core::{ServerId, ServiceId};
-use drover_store::{Store, UsageFilter};
+use drover_store::jobs::Requested;
+use drover_store::{RequestContext, Store, UsageFilter};
 
-use super::{Output, PageArgs};
-use crate::config::Config;
-use crate::engine::{Engine, observable_servers, usage};
+use super::follow::{WaitFlag, follow};
+use super::{Output, PageArgs, cell};
 
 #[derive(Debug, Subcommand)]
 pub enum UsageCommand {
@@ -27,13 +27,15 @@ pub enum UsageCommand {
         /// Only this server [default: every healthy or degraded one].
         #[arg(long)]
         server: Option<ServerId>,
+        #[command(flatten)]
+        wait: WaitFlag,
     },
 }
 
 pub async fn run(
     command: UsageCommand,
     store: &Arc<dyn Store>,
-    config: &Config,
+    ctx: &RequestContext,
     out: Output,
 ) -> anyhow::Result<()> {
     match command {
@@ -63,38 +65,43 @@ pub async fn run(
                 ],
             )
         }
-        UsageCommand::Sync { server } => {
-            let engine = Engine::from_config(Arc::clone(store), config)?;
-            let servers = observable_servers(&**store, server).await?;
+        UsageCommand::Sync { server, wait } => {
+            let job = store
+                .enqueue_requested(ctx, Requested::UsageSync { server })
+                .await?;
+            let Some(output) = follow(&**store, job, wait).await? else {
+                return Ok(());
+            };
+            let servers = output["servers"].as_object().cloned().unwrap_or_default();
             if servers.is_empty() && !out.json {
                 println!("no healthy or degraded server to sync");
             }
-            let mut reports = Vec::new();
-            let mut failed = 0;
-            for server in servers {
-                match usage::sync_server(&engine, &server).await {
-                    Ok(report) => reports.push(report),
-                    Err(e) => {
-                        eprintln!("{}: {e}", server.spec.name);
-                        failed += 1;
-                    }
-                }
+            let (failed, synced): (Vec<_>, Vec<_>) =
+                servers.iter().partition(|(_, r)| r.get("error").is_some());
+            for (name, report) in &failed {
+                eprintln!("{name}: {}", cell(&report["error"]));
             }
             if out.json {
-                out.one(&reports)?;
+                out.one(&synced.iter().map(|(name, r)| serde_json::json!({
+                    "server": name, "accounts": r["accounts"], "not_listed": r["not_listed"],
+                })).collect::<Vec<_>>())?;
             } else {
-                for r in &reports {
-                    println!("{}: figures of {} accounts recorded", r.server, r.accounts);
-                    if !r.not_listed.is_empty() {
-                        println!(
-                            "  not on the server (see drover drift scan): {}",
-                            r.not_listed.join(", ")
-                        );
+                for (name, report) in &synced {
+                    println!(
+                        "{name}: figures of {} accounts recorded",
+                        cell(&report["accounts"])
+                    );
+                    let not_listed = cell(&report["not_listed"]);
+                    if !not_listed.is_empty() {
+                        println!("  not on the server (see drover drift scan): {not_listed}");
                     }
                 }
             }
-            if failed > 0 {
-                anyhow::bail!("{failed} servers could not be synced; their figures are unchanged");
+            if !failed.is_empty() {
+                anyhow::bail!(
+                    "{} servers could not be synced; their figures are unchanged",
+                    failed.len()
+                );
             }
             Ok(())
         }

@@ -18,7 +18,6 @@ use drover_store::{
     Account, DnsProviderKind, DnsProviderRecord, RequestContext, Server, Store, StoreError, Zone,
     ZoneFilter, ZoneProvider, ZoneRewrite, ZoneSyncOutcome,
 };
-use riverqueue::{Job, WorkContext, WorkOutcome};
 use serde::Serialize;
 use serde_json::json;
 
@@ -175,6 +174,39 @@ impl ProviderCheck {
             && self.different.is_empty()
             && self.served_mismatches.is_empty()
             && self.error.is_none()
+    }
+}
+
+impl std::fmt::Display for ProviderCheck {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        writeln!(
+            f,
+            "{}: {} zones checked, {} missing, {} extra, {} different, {} DNS answers wrong ({} queries){}",
+            self.provider,
+            self.zones_checked,
+            self.missing.len(),
+            self.extra.len(),
+            self.different.len(),
+            self.served_mismatches.len(),
+            self.queries,
+            self.error
+                .as_deref()
+                .map(|e| format!("; error: {e}"))
+                .unwrap_or_default(),
+        )?;
+        for z in &self.missing {
+            writeln!(f, "  missing {z}")?;
+        }
+        for z in &self.extra {
+            writeln!(f, "  extra   {z}")?;
+        }
+        for (z, diff) in &self.different {
+            writeln!(f, "  differs {z}:\n{diff}")?;
+        }
+        for m in &self.served_mismatches {
+            writeln!(f, "  served  {m}")?;
+        }
+        Ok(())
     }
 }
 
@@ -897,42 +929,4 @@ impl Dns {
 fn count_zone_write(provider: &str, result: &str) {
     metrics::counter!("dns_zone_writes_total", "provider" => provider.to_owned(), "result" => result.to_owned())
         .increment(1);
-}
-
-/// `sync_zone`: one zone on all its providers. Safety refusals are recorded on the zone and
-/// end the job (an operator decides); provider failures are retried.
-pub async fn run_sync(
-    engine: Arc<super::Engine>,
-    _context: WorkContext,
-    job: Job<drover_store::jobs::SyncZone>,
-) -> Result<WorkOutcome, DnsWorkError> {
-    let ctx = RequestContext {
-        actor: "drover".into(),
-        correlation_id: format!("job-{}", job.id()),
-    };
-    let zone = drover_core::ZoneId(job.args.zone_id);
-    let outcomes = engine.dns.sync(&ctx, zone, job.args.force).await?;
-    if outcomes.iter().any(|o| o.result == ApplyResult::Refused) {
-        tracing::warn!(
-            zone = zone.get(),
-            "zone sync refused by the safety limits; an operator must apply it with --force"
-        );
-    }
-    Ok(WorkOutcome::Complete)
-}
-
-/// `rewrite_addresses`: the failover rewrite asked for through the API; its report is the
-/// job's output.
-pub async fn run_rewrite(
-    engine: Arc<super::Engine>,
-    context: WorkContext,
-    job: Job<drover_store::jobs::RewriteAddresses>,
-) -> Result<WorkOutcome, DnsWorkError> {
-    let ctx = RequestContext {
-        actor: "drover".into(),
-        correlation_id: format!("job-{}", job.id()),
-    };
-    let report = engine.dns.rewrite(&ctx, &job.args.moved).await?;
-    let _ = context.record_output(&report);
-    Ok(WorkOutcome::Complete)
 }

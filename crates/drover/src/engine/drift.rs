@@ -3,12 +3,9 @@
 //! for quarantined orphans) unless it is larger than the limit. Orphans are deleted only by an
 //! operator's explicit action.
 
-use std::sync::Arc;
-
 use drover_core::{AccountId, DriftAction, DriftKind, Listed, RepairPlan, find_drift, plan_repair};
 use drover_store::{DriftRecord, RequestContext, Server, StoreError};
 use drover_virtualmin::VirtualminError;
-use riverqueue::{Job, WorkContext, WorkOutcome};
 use serde::Serialize;
 use serde_json::json;
 
@@ -217,32 +214,4 @@ pub async fn delete_orphan(
         )
         .await?;
     Ok(())
-}
-
-/// `scan_drift`: one server, or every healthy or degraded one, repaired by policy (never
-/// forced). A server that cannot be listed is skipped with its reason in the job's output.
-pub async fn run_scan(
-    engine: Arc<Engine>,
-    context: WorkContext,
-    job: Job<drover_store::jobs::ScanDrift>,
-) -> Result<WorkOutcome, DriftError> {
-    let ctx = RequestContext {
-        actor: "drover".into(),
-        correlation_id: format!("job-{}", job.id()),
-    };
-    let only = job.args.server_id.map(drover_core::ServerId);
-    let servers = super::observable_servers(&*engine.store, only).await?;
-    let mut report = Vec::new();
-    for server in &servers {
-        let line = match repair_server(&engine, &ctx, server, false, false).await {
-            Ok(o) => json!({
-                "server": o.server, "findings": o.findings.len(), "held": o.plan.held,
-                "enforced": o.jobs.len(), "quarantined": o.quarantined, "failures": o.failures,
-            }),
-            Err(e) => json!({ "server": server.spec.name, "error": e.to_string() }),
-        };
-        report.push(line);
-    }
-    let _ = context.record_output(json!({ "servers": report }));
-    Ok(WorkOutcome::Complete)
 }

@@ -2,13 +2,11 @@
 //! server presents (expiry and pin), and drover's breaker for it. Results are recorded by the
 //! store, which moves a server's state only after consecutive results agree.
 
-use std::sync::Arc;
 use std::time::Instant;
 
 use drover_core::{HealthProbe, ServerState};
 use drover_store::{HealthChange, RequestContext, Server, StoreError};
 use drover_virtualmin::BreakerState;
-use riverqueue::{Job, WorkContext, WorkOutcome};
 
 use super::Engine;
 
@@ -139,24 +137,4 @@ pub async fn check_fleet(
         changes.push(change);
     }
     Ok(changes)
-}
-
-/// `check_fleet_health`, enqueued by the scheduler on the elected leader.
-pub async fn run_check(
-    engine: Arc<Engine>,
-    context: WorkContext,
-    job: Job<drover_store::jobs::CheckFleetHealth>,
-) -> Result<WorkOutcome, StoreError> {
-    let ctx = RequestContext {
-        actor: "drover".into(),
-        correlation_id: format!("job-{}", job.id()),
-    };
-    let changes = check_fleet(&engine, &ctx, None).await?;
-    let moved: Vec<String> = changes
-        .iter()
-        .filter(|c| c.moved())
-        .map(|c| format!("{}: {} → {}", c.server.spec.name, c.before, c.server.state))
-        .collect();
-    let _ = context.record_output(serde_json::json!({ "servers": changes.len(), "moved": moved }));
-    Ok(WorkOutcome::Complete)
 }

@@ -1,14 +1,14 @@
 //! The workers: River clients that work drover's jobs against the fleet.
 
+mod account_job;
 mod converge;
 pub mod dns;
 pub mod drain;
 pub mod drift;
 mod fleet;
 pub mod health;
-mod plans;
+mod jobs;
 pub mod rebuild;
-mod retry;
 pub mod seal;
 pub mod usage;
 
@@ -102,29 +102,7 @@ impl riverqueue::RetryPolicy for CappedBackoff {
 /// Starts working jobs with `concurrency` at a time; stop through the returned handle.
 pub fn start(engine: Arc<Engine>, concurrency: usize) -> Result<RunHandle, riverqueue::Error> {
     let mut workers = Workers::new();
-    let for_converge = Arc::clone(&engine);
-    workers.add_fn(move |context, job| converge::run(Arc::clone(&for_converge), context, job))?;
-    let for_dns = Arc::clone(&engine);
-    workers.add_fn(move |context, job| dns::run_sync(Arc::clone(&for_dns), context, job))?;
-    let for_health = Arc::clone(&engine);
-    workers.add_fn(move |context, job| health::run_check(Arc::clone(&for_health), context, job))?;
-    let for_drift = Arc::clone(&engine);
-    workers.add_fn(move |context, job| drift::run_scan(Arc::clone(&for_drift), context, job))?;
-    let for_usage = Arc::clone(&engine);
-    workers.add_fn(move |context, job| usage::run_sync(Arc::clone(&for_usage), context, job))?;
-    let for_plans = Arc::clone(&engine);
-    workers.add_fn(move |context, job| plans::run(Arc::clone(&for_plans), context, job))?;
-    let for_retry = Arc::clone(&engine);
-    workers.add_fn(move |context, job| retry::run(Arc::clone(&for_retry), context, job))?;
-    let for_rewrite = Arc::clone(&engine);
-    workers.add_fn(move |context, job| dns::run_rewrite(Arc::clone(&for_rewrite), context, job))?;
-    let for_migrate = Arc::clone(&engine);
-    workers
-        .add_fn(move |context, job| converge::migrate(Arc::clone(&for_migrate), context, job))?;
-    let for_password = Arc::clone(&engine);
-    workers.add_fn(move |context, job| {
-        converge::set_password(Arc::clone(&for_password), context, job)
-    })?;
+    jobs::register(&mut workers, &engine)?;
     // A crashed worker's jobs are rescued once they have run half as long again as allowed.
     let rescue_after =
         engine.job_timeout + (engine.job_timeout / 2).max(std::time::Duration::from_secs(2));
@@ -136,7 +114,7 @@ pub fn start(engine: Arc<Engine>, concurrency: usize) -> Result<RunHandle, river
     if let Some(interval) = engine.fleet_policy.health_interval {
         builder = builder.periodic_job(riverqueue::PeriodicJob::with_options(
             riverqueue::IntervalSchedule::new(interval)?,
-            || drover_store::jobs::CheckFleetHealth {},
+            || drover_store::jobs::CheckFleetHealth { server_id: None },
             riverqueue::PeriodicJobOpts::new()
                 .with_id("fleet-health")
                 .with_run_on_start(true),
@@ -145,7 +123,10 @@ pub fn start(engine: Arc<Engine>, concurrency: usize) -> Result<RunHandle, river
     if let Some(interval) = engine.fleet_policy.drift_interval {
         builder = builder.periodic_job(riverqueue::PeriodicJob::with_options(
             riverqueue::IntervalSchedule::new(interval)?,
-            || drover_store::jobs::ScanDrift { server_id: None },
+            || drover_store::jobs::ScanDrift {
+                server_id: None,
+                repair: drover_store::jobs::DriftRepair::ByPolicy,
+            },
             riverqueue::PeriodicJobOpts::new().with_id("drift-scan"),
         ));
     }

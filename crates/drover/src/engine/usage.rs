@@ -1,15 +1,10 @@
 //! Usage: two listings per server (every domain's figures, every domain's users), summed per
 //! account and recorded for billing. The cost is per server, not per account.
 
-use std::collections::BTreeMap;
-use std::sync::Arc;
-
 use drover_core::{ListedUsage, usage_by_domain};
 use drover_store::{Server, StoreError};
 use drover_virtualmin::VirtualminError;
-use riverqueue::{Job, WorkContext, WorkOutcome};
 use serde::Serialize;
-use serde_json::json;
 
 use super::Engine;
 
@@ -90,25 +85,4 @@ pub async fn sync_server(engine: &Engine, server: &Server) -> Result<SyncReport,
         accounts,
         not_listed,
     })
-}
-
-/// `sync_usage`: one server, or every healthy or degraded one. A server that cannot be listed
-/// is skipped with its reason in the job's output; the others are still synced.
-pub async fn run_sync(
-    engine: Arc<Engine>,
-    context: WorkContext,
-    job: Job<drover_store::jobs::SyncUsage>,
-) -> Result<WorkOutcome, UsageError> {
-    let only = job.args.server_id.map(drover_core::ServerId);
-    let mut report: BTreeMap<String, serde_json::Value> = BTreeMap::new();
-    for server in super::observable_servers(&*engine.store, only).await? {
-        let line = match sync_server(&engine, &server).await {
-            Ok(r) => json!({ "accounts": r.accounts, "not_listed": r.not_listed }),
-            Err(UsageError::Store(e)) => return Err(e.into()),
-            Err(e) => json!({ "error": e.to_string() }),
-        };
-        report.insert(server.spec.name.to_string(), line);
-    }
-    let _ = context.record_output(json!({ "servers": report }));
-    Ok(WorkOutcome::Complete)
 }

@@ -37,6 +37,18 @@ pub(crate) async fn run(dir: &Path, args: &[&str]) -> (bool, String, String) {
     )
 }
 
+/// `drover worker` on the database in `dir`, working the jobs commands queue until dropped.
+/// Its client retries a failed call at once: the tests' servers fail on purpose.
+pub(crate) fn worker(dir: &Path) -> Child {
+    drover(dir)
+        .args(["worker", "--log-format", "text"])
+        .env("VIRTUALMIN_RETRY_DELAY", "0.01")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("drover worker starts")
+}
+
 /// What a command that must succeed printed.
 pub(crate) fn succeeded((success, stdout, stderr): (bool, String, String)) -> String {
     assert!(success, "stdout: {stdout}\nstderr: {stderr}");
@@ -399,6 +411,7 @@ async fn the_command_line_tour_works_on_postgres_too() {
 #[tokio::test]
 async fn an_operator_manages_dns_from_the_command_line() {
     let dir = tempfile::tempdir().unwrap();
+    let _worker = worker(dir.path());
     // Its own PowerDNS: `dns check` lists every zone a server has, and other tests' zones on
     // the shared servers would be extra.
     let pdns = tokio::task::spawn_blocking(drover_testkit::PowerDns::start)
@@ -472,22 +485,53 @@ async fn an_operator_manages_dns_from_the_command_line() {
         )
         .await,
     );
-    let plan = succeeded(run(d, &["dns", "plan", &zone]).await);
+    // The worker's sync jobs carried the zone to PowerDNS (an apply now follows the same job,
+    // or finds nothing to change), and a check finds it consistent.
+    let applied = succeeded(run(d, &["dns", "apply", &zone, "--wait"]).await);
     assert!(
-        plan.contains("on pdns-a (create, 0 records served now)"),
+        applied.contains("pdns-a: applied") || applied.contains("pdns-a: unchanged"),
+        "{applied}"
+    );
+    let check = succeeded(run(d, &["dns", "check", "--wait"]).await);
+    assert!(
+        check.contains("pdns-a: 1 zones checked, 0 missing, 0 extra, 0 different"),
+        "{check}"
+    );
+    // A record deleted on PowerDNS behind drover's back: the plan puts it back, and so does
+    // an apply, with one request.
+    let deleted = http_client()
+        .patch(format!(
+            "{}/api/v1/servers/localhost/zones/{zone}.",
+            pdns.api_url
+        ))
+        .header("X-API-Key", &pdns.api_key)
+        .json(&json!({"rrsets": [
+            {"name": format!("www.{zone}."), "type": "A", "changetype": "DELETE"}
+        ]}))
+        .send()
+        .await
+        .unwrap();
+    assert!(deleted.status().is_success(), "{deleted:?}");
+    let (success, _, stderr) = run(d, &["dns", "check", "--wait"]).await;
+    assert!(!success && stderr.contains("not consistent"), "{stderr}");
+    let plan = succeeded(run(d, &["dns", "plan", &zone, "--wait"]).await);
+    assert!(
+        plan.contains("on pdns-a (update, 1 records served now)")
+            && plan.contains(&format!("+ www.{zone} 300 A 192.0.2.80")),
         "{plan}"
     );
-    let applied = succeeded(run(d, &["dns", "apply", &zone]).await);
+    let applied = succeeded(run(d, &["dns", "apply", &zone, "--wait"]).await);
     assert!(
         applied.contains("pdns-a: applied (1 requests)"),
         "{applied}"
     );
-    let plan = succeeded(run(d, &["dns", "plan", &zone]).await);
+    let plan = succeeded(run(d, &["dns", "plan", &zone, "--wait"]).await);
     assert!(plan.contains("no changes"), "{plan}");
-    let check = succeeded(run(d, &["dns", "check"]).await);
+    // Without --wait the job is queued and its id said.
+    let queued = succeeded(run(d, &["dns", "plan", &zone]).await);
     assert!(
-        check.contains("pdns-a: 1 zones checked, 0 missing"),
-        "{check}"
+        queued.starts_with("queued job ") && queued.contains("drover jobs show"),
+        "{queued}"
     );
     // Bad input is refused with what is accepted.
     let (success, _, stderr) = run(d, &["dns", "records", "set", &zone, "www", "MX", "mail"]).await;
@@ -513,6 +557,7 @@ async fn an_operator_manages_dns_from_the_command_line() {
                 "192.0.2.80",
                 "--to",
                 "203.0.113.80",
+                "--wait",
             ],
         )
         .await,
@@ -540,12 +585,13 @@ async fn an_operator_checks_servers_and_sets_maintenance() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     let sim = add_simulated_server(d).await;
+    let _worker = worker(dir.path());
     let (success, _, stderr) = run(d, &["servers", "health", "1"]).await;
     assert!(
         !success && stderr.contains("not been checked yet"),
         "{stderr}"
     );
-    let checked = succeeded(run(d, &["servers", "check"]).await);
+    let checked = succeeded(run(d, &["servers", "check", "--wait"]).await);
     assert!(
         checked.contains("vm1") && checked.contains("healthy"),
         "{checked}"
@@ -568,7 +614,7 @@ async fn an_operator_checks_servers_and_sets_maintenance() {
     assert_eq!(on["state"], "maintenance");
     sim.set_down(true);
     for _ in 0..4 {
-        succeeded(run(d, &["servers", "check", "1"]).await);
+        succeeded(run(d, &["servers", "check", "1", "--wait"]).await);
     }
     let shown: Value =
         serde_json::from_str(&succeeded(run(d, &["servers", "show", "1"]).await)).unwrap();
@@ -586,6 +632,7 @@ async fn an_operator_scans_drift_and_deletes_an_orphan_only_when_asked() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     let sim = add_simulated_server(d).await;
+    let _worker = worker(d);
     sim.with_state(|s| {
         s.domains.insert(
             "stray.ro".into(),
@@ -595,12 +642,18 @@ async fn an_operator_scans_drift_and_deletes_an_orphan_only_when_asked() {
             },
         )
     });
-    let scan = succeeded(run(d, &["drift", "scan", "--server", "1"]).await);
+    let scan = succeeded(run(d, &["drift", "scan", "--server", "1", "--wait"]).await);
     assert!(
         scan.contains("orphan") && scan.contains("stray.ro"),
         "{scan}"
     );
-    let plan = succeeded(run(d, &["drift", "repair", "--dry-run", "--server", "1"]).await);
+    let plan = succeeded(
+        run(
+            d,
+            &["drift", "repair", "--dry-run", "--server", "1", "--wait"],
+        )
+        .await,
+    );
     assert!(
         plan.contains("would touch 0") && plan.contains("log"),
         "{plan}"
@@ -634,6 +687,7 @@ async fn an_operator_scans_drift_and_deletes_an_orphan_only_when_asked() {
                 "stray.ro",
                 "--confirm",
                 "stray.ro",
+                "--wait",
             ],
         )
         .await,
@@ -651,7 +705,8 @@ async fn an_operator_syncs_usage_and_hears_which_server_failed() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     let sim = add_simulated_server(d).await;
-    let synced = succeeded(run(d, &["usage", "sync"]).await);
+    let _worker = worker(dir.path());
+    let synced = succeeded(run(d, &["usage", "sync", "--wait"]).await);
     assert!(
         synced.contains("vm1: figures of 0 accounts recorded"),
         "{synced}"
@@ -659,8 +714,7 @@ async fn an_operator_syncs_usage_and_hears_which_server_failed() {
     assert!(succeeded(run(d, &["usage", "list"]).await).contains("(none)"));
     sim.set_down(true);
     let output = drover(d)
-        .args(["usage", "sync", "--server", "1"])
-        .env("VIRTUALMIN_RETRY_DELAY", "0.01")
+        .args(["usage", "sync", "--server", "1", "--wait"])
         .output()
         .await
         .unwrap();

@@ -198,7 +198,13 @@ async fn drift_made_by_hand_is_found_limited_and_repaired() {
         .with_state(|st| st.domains.get_mut("site7.ro").unwrap().disabled = Some("by hand".into()));
     let job = s
         .store
-        .enqueue_drift_scan(&ctx(), Some(s.server.id))
+        .enqueue_requested(
+            &ctx(),
+            drover_store::jobs::Requested::DriftScan {
+                server: Some(s.server.id),
+                repair: drover_store::jobs::DriftRepair::ByPolicy,
+            },
+        )
         .await
         .unwrap();
     s.until("site7.ro is enabled again", |s| !s.disabled("site7.ro"))

@@ -616,6 +616,7 @@ async fn drift_made_by_hand_is_found_and_repaired() {
                 "--server",
                 &server.to_string(),
                 "--force",
+                "--wait",
             ],
         )
         .await,
@@ -645,6 +646,7 @@ async fn drift_made_by_hand_is_found_and_repaired() {
                 &orphan,
                 "--confirm",
                 &orphan,
+                "--wait",
             ],
         )
         .await,

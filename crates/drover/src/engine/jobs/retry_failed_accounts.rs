@@ -7,7 +7,7 @@ use drover_store::{AccountFilter, Page, RequestContext, StoreError};
 use riverqueue::{Job, WorkContext, WorkOutcome};
 use serde_json::json;
 
-use super::Engine;
+use crate::engine::Engine;
 
 /// `retry_failed_accounts`: a converge job for every failed account that may succeed now.
 pub async fn run(

@@ -10,7 +10,7 @@ use drover_store::{Page, StoreError};
 use riverqueue::{Job, WorkContext, WorkOutcome};
 use serde_json::json;
 
-use super::Engine;
+use crate::engine::Engine;
 
 #[derive(Debug, thiserror::Error)]
 pub enum PlanSyncError {
@@ -28,7 +28,7 @@ pub async fn run(
     job: Job<drover_store::jobs::SyncPlan>,
 ) -> Result<WorkOutcome, PlanSyncError> {
     let plan = engine.store.plan(PlanId(job.args.plan_id)).await?;
-    let wanted = super::converge::server_plan(&plan.spec);
+    let wanted = crate::engine::converge::server_plan(&plan.spec);
     let servers = engine
         .store
         .servers(Page::new(None, Some(Page::MAX_LIMIT)))

@@ -1,0 +1,75 @@
+//! Long work from the command line: a command queues its job, as the HTTP API does, and with
+//! `--wait` follows it until a worker (`drover serve` or `drover worker` on the same database)
+//! has finished it. The command line never talks to a server itself.
+
+use std::time::Duration;
+
+use anyhow::bail;
+use drover_core::JobId;
+use drover_store::{JobSummary, Store};
+use serde_json::Value;
+
+/// `--wait`, shared by every command that queues long work.
+#[derive(Debug, Clone, Copy, clap::Args)]
+pub struct WaitFlag {
+    /// Wait for the job and show its result (a worker must be running on this database:
+    /// `drover serve` or `drover worker`); without it, the job is queued and its id printed.
+    #[arg(long)]
+    pub wait: bool,
+}
+
+/// How often the job's row is read while waiting.
+const POLL: Duration = Duration::from_millis(200);
+/// How long a job may wait untaken before the command says a worker seems missing.
+const UNTAKEN: Duration = Duration::from_secs(5);
+
+/// The job's output once it completed; `None` without `--wait` (the job's id is printed). A job
+/// discarded or cancelled is an error with its reason; a failed attempt is shown, and waiting
+/// goes on while River tries it again.
+pub async fn follow(
+    store: &dyn Store,
+    job: JobId,
+    wait: WaitFlag,
+) -> anyhow::Result<Option<Value>> {
+    if !wait.wait {
+        println!(
+            "queued job {job}: follow it with `drover jobs show {job}`, or add --wait to wait for it"
+        );
+        return Ok(None);
+    }
+    let started = tokio::time::Instant::now();
+    let mut warned = false;
+    let mut errors_shown = 0;
+    loop {
+        let row = store.job(job).await?;
+        for error in row.errors.iter().skip(errors_shown) {
+            eprintln!("job {job}: an attempt failed ({error}); it will be tried again");
+        }
+        errors_shown = row.errors.len();
+        match row.state.as_str() {
+            "completed" => return Ok(Some(row.output.unwrap_or(Value::Null))),
+            "discarded" | "cancelled" => {
+                bail!("job {job} was {}: {}", row.state, why_not(&row))
+            }
+            "available" if !warned && started.elapsed() >= UNTAKEN => {
+                eprintln!(
+                    "job {job} is not taken yet: is `drover serve` or `drover worker` running on \
+                     this database?"
+                );
+                warned = true;
+            }
+            _ => {}
+        }
+        tokio::time::sleep(POLL).await;
+    }
+}
+
+/// Why a job ended without completing: its own word in its output, else its last error.
+fn why_not(row: &JobSummary) -> String {
+    let output = row.output.as_ref();
+    ["refused", "discarded"]
+        .into_iter()
+        .find_map(|key| output.and_then(|o| o[key].as_str()).map(str::to_owned))
+        .or_else(|| row.errors.last().cloned())
+        .unwrap_or_else(|| "no reason was recorded".to_owned())
+}

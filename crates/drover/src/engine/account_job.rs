@@ -1,0 +1,313 @@
+//! What the jobs that work on one account share (converge, password, move): the account is
+//! leased to the job, its calls are recorded under the job, and how the work ended becomes
+//! River's outcome, with a failure mark kept until a later job succeeds.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use drover_core::{AccountId, Action, JobId};
+use drover_store::{JobCall, RequestContext};
+use drover_virtualmin::{CallScope, ErrorKind, VirtualminError, in_scope};
+use riverqueue::{WorkContext, WorkOutcome};
+use serde_json::json;
+
+use super::Engine;
+
+/// How long a job waits when nothing can be done yet (no server fits, provisioning is off).
+const WAIT: Duration = Duration::from_secs(30);
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConvergeError {
+    #[error(transparent)]
+    Store(#[from] drover_store::StoreError),
+    #[error("virtualmin: {0}")]
+    Virtualmin(#[from] VirtualminError),
+    #[error(transparent)]
+    Dns(#[from] super::dns::DnsWorkError),
+    /// The server reported success but still does not show the change: tried again later,
+    /// and the account is marked failed if it never does.
+    #[error("the server does not show what was applied: {0}")]
+    NotApplied(String),
+}
+
+/// What a round ended with.
+pub(super) enum Round {
+    /// The server matches the record of this generation.
+    Done {
+        generation: i64,
+        actions: Vec<Action>,
+    },
+    /// Nothing can be done now; try later.
+    Wait(String),
+    /// A person must act; retrying cannot help.
+    Refused(String),
+}
+
+/// How a job that did its work finishes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Finish {
+    /// It brought the account to a generation: it finishes only if that is still the latest,
+    /// since a change made meanwhile may have joined it (converge jobs are unique per account).
+    AtLatestGeneration,
+    /// Its work stands on its own (a move, a password): it finishes.
+    Always,
+}
+
+/// Runs a job's work on one account with its calls recorded and correlated, and turns how it
+/// ended into River's outcome: done, wait (snooze), refused (discard, audited) or retry. Each
+/// attempt's ending is kept; an account whose job gives up (refused, or out of retries) is
+/// marked failed with the reason until a later job succeeds.
+pub(super) async fn run_for_account<F, Fut>(
+    engine: &Engine,
+    context: &WorkContext,
+    row: &riverqueue::JobRow,
+    account: AccountId,
+    finish: Finish,
+    work: F,
+) -> Result<WorkOutcome, ConvergeError>
+where
+    F: FnOnce(RequestContext) -> Fut,
+    Fut: Future<Output = Result<Round, ConvergeError>>,
+{
+    let job_id = JobId(row.id);
+    let started_at = jiff::Timestamp::now();
+    let correlation_id = engine
+        .store
+        .job(job_id)
+        .await?
+        .correlation_id
+        .unwrap_or_else(|| format!("job-{job_id}"));
+    let ctx = RequestContext {
+        actor: format!("job:{job_id}"),
+        correlation_id: correlation_id.clone(),
+    };
+    // The per-account guard: one job at a time works an account, whatever its kind.
+    let timeout_ms = i64::try_from(engine.job_timeout.as_millis()).unwrap_or(i64::MAX);
+    let until =
+        jiff::Timestamp::from_millisecond(jiff::Timestamp::now().as_millisecond() + timeout_ms)
+            .unwrap_or_else(|_| jiff::Timestamp::now());
+    if !engine.store.lease_account(account, job_id, until).await? {
+        let _ =
+            context.record_output(json!({ "waiting": "another job is working on this account" }));
+        return Ok(WorkOutcome::Snooze(Duration::from_secs(2)));
+    }
+    // What the work will read at the earliest: a job that gives up checks nothing changed
+    // since, or runs again (a change made meanwhile may have joined it).
+    let read_generation = engine.store.account(account).await?.desired_generation;
+    let log = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let scope = CallScope {
+        correlation_id,
+        log: Some(Arc::clone(&log)),
+    };
+    let outcome = in_scope(scope, work(ctx.clone())).await;
+    // The lease is held until this attempt's ending is recorded: a job that starts after it
+    // finds this one's failure mark (and clears it), never the other way round.
+    let ended = async {
+        // Keep every call made, whatever the outcome.
+        let calls = std::mem::take(
+            &mut *log
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+        );
+        for call in calls {
+            let record = JobCall {
+                seq: 0,
+                server: call.server,
+                call: call.call,
+                outcome: call.outcome,
+                message: call.message,
+                duration_ms: i64::try_from(call.duration.as_millis()).unwrap_or(i64::MAX),
+                at: jiff::Timestamp::try_from(call.started_at)
+                    .and_then(|t| t.round(jiff::Unit::Microsecond))
+                    .unwrap_or(started_at),
+            };
+            engine.store.record_job_call(job_id, &record).await?;
+        }
+        let subject = format!("account:{account}");
+        let last_try = row.attempt >= row.max_attempts;
+        let (ended, why) = decide(
+            engine,
+            &ctx,
+            context,
+            job_id,
+            account,
+            finish,
+            read_generation,
+            outcome,
+            &subject,
+        )
+        .await?;
+        let (ended, why) = match ended {
+            // Out of retries: River discards the job, unless a change joined it meanwhile.
+            Err(e) if last_try && finish == Finish::AtLatestGeneration => {
+                if engine
+                    .store
+                    .end_converge(account, read_generation, job_id)
+                    .await?
+                {
+                    let reason = format!("gave up after {} attempts: {e}", row.attempt);
+                    engine
+                        .store
+                        .mark_account_failed(&ctx, account, &reason)
+                        .await?;
+                    (Err(e), why)
+                } else {
+                    (
+                        Ok(WorkOutcome::Snooze(Duration::ZERO)),
+                        Some(format!(
+                            "the account changed meanwhile: running again ({e})"
+                        )),
+                    )
+                }
+            }
+            other => (other, why),
+        };
+        let (outcome, message) = match &ended {
+            Ok(WorkOutcome::Complete) => ("completed", why),
+            Ok(WorkOutcome::Snooze(_)) => ("snoozed", why),
+            Ok(WorkOutcome::Discard) => ("discarded", why),
+            Ok(_) => ("ended", why),
+            Err(e) if last_try => ("discarded", Some(e.to_string())),
+            Err(e) => ("retried", Some(e.to_string())),
+        };
+        // A job that waits is woken every half minute: only a change of why it waits is kept.
+        let repeated_wait = outcome == "snoozed"
+            && engine
+                .store
+                .job_attempts(job_id)
+                .await?
+                .last()
+                .is_some_and(|a| a.outcome == outcome && a.message == message);
+        if !repeated_wait {
+            let micros = |t: jiff::Timestamp| t.round(jiff::Unit::Microsecond).unwrap_or(t);
+            engine
+                .store
+                .record_job_attempt(&drover_store::JobAttempt {
+                    job_id,
+                    attempt: i64::from(row.attempt),
+                    outcome: outcome.to_owned(),
+                    message,
+                    started_at: micros(started_at),
+                    finished_at: micros(jiff::Timestamp::now()),
+                })
+                .await?;
+        }
+        ended
+    }
+    .await;
+    engine.store.release_account(account, job_id).await?;
+    ended
+}
+
+/// How a job's work ended, as River's outcome, and why when it did not complete.
+#[allow(clippy::too_many_arguments)]
+async fn decide(
+    engine: &Engine,
+    ctx: &RequestContext,
+    context: &WorkContext,
+    job_id: JobId,
+    account: AccountId,
+    finish: Finish,
+    read_generation: i64,
+    outcome: Result<Round, ConvergeError>,
+    subject: &str,
+) -> Result<(Result<WorkOutcome, ConvergeError>, Option<String>), ConvergeError> {
+    let outcome = match outcome {
+        // The server refused drover's login: nothing can be done until its credentials are
+        // fixed, and trying again would only lengthen a lock-out. The job waits (the server
+        // is not called meanwhile) and carries on once they are.
+        Err(ConvergeError::Virtualmin(e))
+            if matches!(e.kind, ErrorKind::Auth | ErrorKind::LockedOut) =>
+        {
+            Ok(Round::Wait(format!(
+                "the server refused drover's login: {e}"
+            )))
+        }
+        other => other,
+    };
+    let refused = match outcome {
+        Ok(Round::Refused(ref reason)) => Some(reason.clone()),
+        Err(ConvergeError::Virtualmin(ref e))
+            if !e.kind.is_retryable() && e.kind != ErrorKind::Protocol =>
+        {
+            Some(format!("the server refused: {e}"))
+        }
+        _ => None,
+    };
+    if let Some(reason) = refused {
+        if finish == Finish::AtLatestGeneration
+            && !engine
+                .store
+                .end_converge(account, read_generation, job_id)
+                .await?
+        {
+            // A change that joined this job may lift the refusal (an unprotect, say).
+            return Ok((
+                Ok(WorkOutcome::Snooze(Duration::ZERO)),
+                Some(format!(
+                    "the account changed meanwhile: running again ({reason})"
+                )),
+            ));
+        }
+        tracing::warn!(%account, %reason, "job refused");
+        let _ = context.record_output(json!({ "discarded": reason }));
+        engine
+            .store
+            .audit(
+                ctx,
+                "account.job_refused",
+                subject.to_owned(),
+                json!({ "job_id": job_id, "reason": reason }),
+            )
+            .await?;
+        // The account's own converge gave up: it does not match its record. (A move or a
+        // password job that is refused says so in its own record.)
+        if finish == Finish::AtLatestGeneration {
+            engine
+                .store
+                .mark_account_failed(ctx, account, &reason)
+                .await?;
+        }
+        return Ok((Ok(WorkOutcome::Discard), Some(reason)));
+    }
+    Ok(match outcome {
+        Ok(Round::Done {
+            generation,
+            actions,
+        }) => {
+            engine
+                .store
+                .audit(
+                    ctx,
+                    "account.converged",
+                    subject.to_owned(),
+                    json!({ "job_id": job_id, "generation": generation, "actions": actions }),
+                )
+                .await?;
+            // This attempt's own output, not an earlier one's.
+            let _ = context.record_output(json!({ "actions": actions }));
+            if finish == Finish::Always
+                || engine
+                    .store
+                    .complete_converge(account, generation, context)
+                    .await?
+            {
+                (Ok(WorkOutcome::Complete), None)
+            } else {
+                // A change that arrived after the last round's check joined this job: run again.
+                (
+                    Ok(WorkOutcome::Snooze(Duration::ZERO)),
+                    Some("the account changed meanwhile: running again".into()),
+                )
+            }
+        }
+        Ok(Round::Wait(reason)) => {
+            tracing::info!(%account, %reason, "job waits");
+            let _ = context.record_output(json!({ "waiting": reason }));
+            (Ok(WorkOutcome::Snooze(WAIT)), Some(reason))
+        }
+        Ok(Round::Refused(reason)) => (Ok(WorkOutcome::Discard), Some(reason)),
+        // Transient trouble: River retries with backoff.
+        Err(e) => (Err(e), None),
+    })
+}

@@ -1,0 +1,70 @@
+//! Every kind of job drover works, one module each: what its `run` does with its arguments.
+//! The arguments live in `drover_store::jobs`, where the store inserts them in the transaction
+//! of the change that needs them. A kind is worked once it is in the table of [`register`].
+
+mod check_fleet_health;
+mod check_zones;
+mod converge_account;
+mod delete_orphan;
+mod migrate_account;
+mod plan_zone;
+mod retry_failed_accounts;
+mod rewrite_addresses;
+mod scan_drift;
+mod set_account_password;
+mod sync_plan;
+mod sync_usage;
+mod sync_zone;
+
+use std::future::Future;
+use std::sync::Arc;
+
+use drover_store::RequestContext;
+use riverqueue::{BoxError, Job, JobArgs, WorkContext, WorkOutcome, Workers};
+
+use super::Engine;
+
+/// The table of job kinds and the `run` that works each.
+pub(super) fn register(
+    workers: &mut Workers,
+    engine: &Arc<Engine>,
+) -> Result<(), riverqueue::Error> {
+    add(workers, engine, converge_account::run)?;
+    add(workers, engine, set_account_password::run)?;
+    add(workers, engine, migrate_account::run)?;
+    add(workers, engine, sync_plan::run)?;
+    add(workers, engine, retry_failed_accounts::run)?;
+    add(workers, engine, sync_zone::run)?;
+    add(workers, engine, rewrite_addresses::run)?;
+    add(workers, engine, check_fleet_health::run)?;
+    add(workers, engine, scan_drift::run)?;
+    add(workers, engine, delete_orphan::run)?;
+    add(workers, engine, plan_zone::run)?;
+    add(workers, engine, check_zones::run)?;
+    add(workers, engine, sync_usage::run)?;
+    Ok(())
+}
+
+fn add<A, E, F, Fut>(
+    workers: &mut Workers,
+    engine: &Arc<Engine>,
+    run: F,
+) -> Result<(), riverqueue::Error>
+where
+    A: JobArgs,
+    E: Into<BoxError>,
+    F: Fn(Arc<Engine>, WorkContext, Job<A>) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Result<WorkOutcome, E>> + Send,
+{
+    let engine = Arc::clone(engine);
+    workers.add_fn(move |context, job| run(Arc::clone(&engine), context, job))?;
+    Ok(())
+}
+
+/// Who a job's changes are recorded as, correlated by the job's id.
+fn job_context(job_id: i64) -> RequestContext {
+    RequestContext {
+        actor: "drover".into(),
+        correlation_id: format!("job-{job_id}"),
+    }
+}
