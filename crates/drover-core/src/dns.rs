@@ -1012,9 +1012,8 @@ pub fn rewrite_addresses(rrsets: &[RrSet], moved: &AddressMove) -> ZoneDiff {
                     let ip: IpAddr = r.parse().ok()?;
                     match moved.target(ip) {
                         None => Some(r.clone()),
-                        Some(Some(new)) if new.is_ipv4() == (rrset.rtype == RecordType::A) => {
-                            Some(new.to_string())
-                        }
+                        // `target` keeps the family: an A record gets an IPv4 address.
+                        Some(Some(new)) => Some(new.to_string()),
                         Some(_) => None,
                     }
                 })
@@ -1381,6 +1380,61 @@ mod tests {
         );
         let other = rr("sub", RecordType::Ns, 3600, &["ns1.example.net"]);
         assert!(check_safety(&z, &diff_zone(&[other], &[]), 0, limits).is_empty());
+    }
+
+    #[test]
+    fn a_diff_touches_a_name_and_type_it_creates_updates_or_deletes() {
+        let z = zone();
+        let apex_ns = || rr("@", RecordType::Ns, 3600, &["ns1.example.net"]);
+        let apex = OwnerName::apex(&z);
+        let created = diff_zone(&[apex_ns()], &[]);
+        let deleted = diff_zone(&[], &[apex_ns()]);
+        let updated = diff_zone(
+            &[rr("@", RecordType::Ns, 3600, &["ns2.example.net"])],
+            &[apex_ns()],
+        );
+        for diff in [&created, &deleted, &updated] {
+            assert!(diff.touches(&apex, RecordType::Ns), "{diff}");
+            assert!(!diff.touches(&apex, RecordType::A), "{diff}");
+            let www = OwnerName::parse("www", &z).unwrap();
+            assert!(!diff.touches(&www, RecordType::Ns), "{diff}");
+        }
+        assert!(!ZoneDiff::default().touches(&apex, RecordType::Ns));
+        assert_eq!(
+            SafetyRefusal::ApexNameservers.to_string(),
+            "the plan changes the zone's apex NS records, which decide who serves the zone"
+        );
+        let share = SafetyRefusal::TooManyChanges {
+            changed: 4,
+            total: 12,
+            max_percent: 25,
+        };
+        assert_eq!(
+            share.to_string(),
+            "the plan changes or deletes 4 of the zone's 12 records, more than the 25 % limit"
+        );
+    }
+
+    #[test]
+    fn owner_names_may_be_as_long_as_dns_allows_and_no_longer() {
+        let z = zone();
+        let labels = |last: usize| format!("{0}.{0}.{0}.{1}", "a".repeat(63), "b".repeat(last));
+        let longest = OwnerName::parse(&labels(50), &z).unwrap();
+        assert_eq!(longest.as_str().len(), 253);
+        assert_eq!(longest.absolute(), format!("{}.", longest.as_str()));
+        assert!(OwnerName::parse(&labels(51), &z).is_err());
+    }
+
+    #[test]
+    fn txt_content_is_plain_text_or_only_quoted_strings() {
+        assert_eq!(
+            canonical_content(RecordType::Txt, r#""v=spf1" "~all""#).unwrap(),
+            r#""v=spf1" "~all""#
+        );
+        assert!(
+            canonical_content(RecordType::Txt, r#""a" b"#).is_err(),
+            "text beside quoted strings is neither quoted nor plain"
+        );
     }
 
     #[test]

@@ -300,6 +300,14 @@ pub fn plan_repair(
 mod tests {
     use super::*;
 
+    #[test]
+    fn kinds_are_stored_by_name() {
+        for kind in DriftKind::ALL {
+            assert_eq!(DriftKind::parse(kind.as_str()).unwrap(), kind);
+        }
+        assert!(DriftKind::parse("orphans").is_err());
+    }
+
     fn expected(n: i64, domain: &str, state: DesiredState, plan: &str) -> Expected {
         Expected {
             account: AccountId(n),

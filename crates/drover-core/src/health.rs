@@ -184,6 +184,26 @@ mod tests {
     }
 
     #[test]
+    fn each_threshold_is_met_only_past_it() {
+        let policy = HealthPolicy::default();
+        let verdict = |p: &HealthProbe| p.assess(&policy).0;
+        assert_eq!(verdict(&probe(true, policy.slow_ms)), Verdict::Healthy);
+        assert_eq!(verdict(&probe(true, policy.slow_ms + 1)), Verdict::Degraded);
+        let mut expiring = probe(true, 10);
+        expiring.certificate_days_left = Some(policy.certificate_warn_days);
+        assert_eq!(verdict(&expiring), Verdict::Healthy);
+        expiring.certificate_days_left = Some(policy.certificate_warn_days - 1);
+        assert_eq!(verdict(&expiring), Verdict::Degraded);
+        // Expiring today is a warning; a day past it, the certificate has expired.
+        expiring.certificate_days_left = Some(0);
+        assert_eq!(verdict(&expiring), Verdict::Degraded);
+        expiring.certificate_days_left = Some(-1);
+        let (verdict, reasons) = expiring.assess(&policy);
+        assert_eq!(verdict, Verdict::Unavailable);
+        assert_eq!(reasons, ["the TLS certificate has expired"]);
+    }
+
+    #[test]
     fn a_refused_login_degrades_and_a_wrong_certificate_beside_it_is_unavailable() {
         let policy = HealthPolicy::default();
         let mut refused = probe(false, 10);

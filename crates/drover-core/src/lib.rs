@@ -47,7 +47,7 @@ pub use ids::{
 };
 pub use moves::{GRACE_CHECK, MoveState, MoveStep};
 pub use names::{PlanName, ServerName, Tag, UnixUsername};
-pub use placement::{Candidate, PlacementPolicy, place};
+pub use placement::{Candidate, Leaving, MovePlan, PlacementPolicy, place, plan_moves};
 pub use plan::{Feature, PlanPatch, PlanSpec};
 pub use scope::{Access, Scope};
 pub use server::{CertFingerprint, CredentialRef, Hostname, ServerPatch, ServerSpec, ServerState};

@@ -208,6 +208,7 @@ mod tests {
             );
         }
         assert!(MoveState::parse("moving").is_err());
+        assert_eq!(MoveState::SourceDisabled.to_string(), "source_disabled");
         assert!(MoveState::Switched.under_way() && !MoveState::Done.under_way());
     }
 }

@@ -78,6 +78,57 @@ pub fn place(
         })
 }
 
+/// An account to move off a server, as placement sees it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Leaving {
+    pub account: crate::AccountId,
+    /// Tags its plan requires of a server.
+    pub required_tags: Vec<Tag>,
+    /// A move of it is under way already: it is left to that one.
+    pub under_way: bool,
+}
+
+/// Where each account leaving a server goes, decided together: each move counts on its target
+/// at once, so the next account sees the target's new load.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct MovePlan {
+    pub moves: Vec<(crate::AccountId, ServerId)>,
+    /// Accounts no server can take now, with the reason.
+    pub unplaced: Vec<(crate::AccountId, String)>,
+    pub under_way: Vec<crate::AccountId>,
+}
+
+/// Places every account leaving `from` on the other candidates.
+pub fn plan_moves(
+    from: ServerId,
+    leaving: &[Leaving],
+    candidates: &[Candidate],
+    policy: &PlacementPolicy,
+) -> MovePlan {
+    let mut candidates: Vec<Candidate> = candidates
+        .iter()
+        .filter(|c| c.id != from)
+        .cloned()
+        .collect();
+    let mut plan = MovePlan::default();
+    for account in leaving {
+        if account.under_way {
+            plan.under_way.push(account.account);
+            continue;
+        }
+        match place(&candidates, &account.required_tags, policy) {
+            Ok(to) => {
+                if let Some(chosen) = candidates.iter_mut().find(|c| c.id == to) {
+                    chosen.accounts += 1;
+                }
+                plan.moves.push((account.account, to));
+            }
+            Err(reason) => plan.unplaced.push((account.account, reason)),
+        }
+    }
+    plan
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -101,6 +152,52 @@ mod tests {
 
     fn tags(names: &[&str]) -> Vec<Tag> {
         names.iter().map(|t| Tag::parse(t).unwrap()).collect()
+    }
+
+    #[test]
+    fn moves_off_a_server_spread_by_load_skip_those_under_way_and_say_why_one_stays() {
+        use crate::AccountId;
+        let leaving = |id, tags: &[&str], under_way| Leaving {
+            account: AccountId(id),
+            required_tags: self::tags(tags),
+            under_way,
+        };
+        let candidates = [
+            server(1, ServerState::Healthy, &[], 10, 0),
+            server(2, ServerState::Healthy, &[], 10, 1),
+            server(3, ServerState::Healthy, &[], 10, 2),
+        ];
+        let accounts = [
+            leaving(10, &[], false),
+            leaving(11, &[], false),
+            leaving(12, &[], true),
+            leaving(13, &["region-us"], false),
+            leaving(14, &[], false),
+        ];
+        let plan = plan_moves(
+            ServerId(1),
+            &accounts,
+            &candidates,
+            &PlacementPolicy::default(),
+        );
+        // The least loaded first; each move counts, so the load evens out; never back onto
+        // the server being left, however empty it looks.
+        assert_eq!(
+            plan.moves,
+            [
+                (AccountId(10), ServerId(2)),
+                (AccountId(11), ServerId(2)),
+                (AccountId(14), ServerId(3)),
+            ]
+        );
+        assert_eq!(plan.under_way, [AccountId(12)]);
+        assert_eq!(plan.unplaced.len(), 1);
+        assert_eq!(plan.unplaced[0].0, AccountId(13));
+        assert!(
+            plan.unplaced[0].1.contains("region-us"),
+            "{:?}",
+            plan.unplaced
+        );
     }
 
     #[test]

@@ -191,6 +191,27 @@ mod tests {
     use super::*;
 
     #[test]
+    fn states_and_moves_are_named_as_stored_and_shown() {
+        for state in [
+            DesiredState::Enabled,
+            DesiredState::Disabled,
+            DesiredState::Absent,
+        ] {
+            assert_eq!(DesiredState::parse(state.as_str()).unwrap(), state);
+            assert_eq!(state.to_string(), state.as_str());
+        }
+        assert_eq!(DesiredState::Disabled.as_str(), "disabled");
+        assert!(DesiredState::parse("gone").is_err());
+        for transition in Transition::ALL {
+            assert_eq!(
+                Transition::parse(&transition.to_string()).unwrap(),
+                transition
+            );
+        }
+        assert_eq!(Terminate.to_string(), "terminate");
+    }
+
+    #[test]
     fn every_status_and_transition_pair_is_decided() {
         let legal = [
             (Pending, Activate, Active),

@@ -1,7 +1,7 @@
 //! Emptying a server: draining moves every account elsewhere by placement (each a migration),
 //! then the empty server is retired; failover recreates a lost server's accounts elsewhere.
 
-use drover_core::{AccountId, DesiredState, PlacementPolicy, ServerId, place};
+use drover_core::{AccountId, DesiredState, Leaving, PlacementPolicy, ServerId, plan_moves};
 use drover_store::{RequestContext, Server, Store, StoreError};
 use serde::Serialize;
 
@@ -65,6 +65,7 @@ impl Planner<'_> {
     }
 
     /// Moves every account off `server`: migrations with `grace`, failovers without one.
+    /// Where each goes is `drover_core::plan_moves`'s decision, from drover's records.
     async fn move_all(
         &self,
         ctx: &RequestContext,
@@ -72,69 +73,61 @@ impl Planner<'_> {
         grace: Option<std::time::Duration>,
         dry_run: bool,
     ) -> Result<DrainPlan, StoreError> {
-        let accounts = super::accounts_on(self.store, server.id).await?;
-        let mut candidates: Vec<_> = self
-            .store
-            .placement_candidates()
+        let accounts: Vec<_> = super::accounts_on(self.store, server.id)
             .await?
             .into_iter()
-            .filter(|c| c.id != server.id)
+            .filter(|a| a.desired_state != DesiredState::Absent)
             .collect();
+        let mut leaving = Vec::with_capacity(accounts.len());
+        for account in &accounts {
+            let under_way = self
+                .store
+                .migration(account.id)
+                .await?
+                .is_some_and(|m| m.state.under_way());
+            let target = self.store.converge_target(account.id).await?;
+            leaving.push(Leaving {
+                account: account.id,
+                required_tags: target.plan.spec.required_tags,
+                under_way,
+            });
+        }
+        let candidates = self.store.placement_candidates().await?;
+        let decided = plan_moves(server.id, &leaving, &candidates, &self.placement);
+        let domain = |id: AccountId| {
+            accounts
+                .iter()
+                .find(|a| a.id == id)
+                .map_or_else(String::new, |a| a.domain.to_string())
+        };
         let mut plan = DrainPlan {
             server: server.spec.name.to_string(),
             dry_run,
             moves: Vec::new(),
-            unplaced: Vec::new(),
-            under_way: Vec::new(),
+            unplaced: decided
+                .unplaced
+                .into_iter()
+                .map(|(id, reason)| (id, domain(id), reason))
+                .collect(),
+            under_way: decided.under_way,
         };
-        for account in accounts
-            .iter()
-            .filter(|a| a.desired_state != DesiredState::Absent)
-        {
-            if self
-                .store
-                .migration(account.id)
-                .await?
-                .is_some_and(|m| m.state.under_way())
-            {
-                plan.under_way.push(account.id);
-                continue;
+        for (account, to) in decided.moves {
+            if !dry_run {
+                match grace {
+                    Some(grace) => self.store.start_migration(ctx, account, to, grace).await?,
+                    None => self.store.start_failover(ctx, account, to).await?,
+                };
             }
-            let target = self.store.converge_target(account.id).await?;
-            match place(
-                &candidates,
-                &target.plan.spec.required_tags,
-                &self.placement,
-            ) {
-                Ok(to) => {
-                    // Count the move at once, so the next account sees the target's new load.
-                    let chosen = candidates.iter_mut().find(|c| c.id == to);
-                    let to_name = chosen.as_ref().map_or_else(String::new, |c| c.name.clone());
-                    if let Some(c) = chosen {
-                        c.accounts += 1;
-                    }
-
-                    if !dry_run {
-                        match grace {
-                            Some(grace) => {
-                                self.store
-                                    .start_migration(ctx, account.id, to, grace)
-                                    .await?
-                            }
-                            None => self.store.start_failover(ctx, account.id, to).await?,
-                        };
-                    }
-                    plan.moves.push(DrainMove {
-                        account_id: account.id,
-                        domain: account.domain.to_string(),
-                        to_server: to,
-                        to_name,
-                    });
-                }
-                Err(reason) => plan
-                    .unplaced
-                    .push((account.id, account.domain.to_string(), reason)),
-            }
+            let to_name = candidates
+                .iter()
+                .find(|c| c.id == to)
+                .map_or_else(String::new, |c| c.name.clone());
+            plan.moves.push(DrainMove {
+                account_id: account,
+                domain: domain(account),
+                to_server: to,
+                to_name,
+            });
         }
         Ok(plan)
     }
