@@ -21,6 +21,10 @@ pub enum StoreError {
         message: String,
     },
 
+    /// The change collides with what a unique key already holds (a lost race included).
+    #[error("{message}")]
+    Duplicate { key: UniqueKey, message: String },
+
     /// A rule of the domain refused the change (an illegal service move, an invalid value).
     #[error(transparent)]
     Rule(#[from] drover_core::Error),
@@ -39,6 +43,33 @@ pub enum StoreError {
 
     #[error("stored data is not valid: {0}")]
     Corrupt(String),
+}
+
+/// A unique key of drover's data, named so that callers decide on it as data.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UniqueKey {
+    /// drover holds a zone of this name already.
+    ZoneName,
+    /// The account has its zone already.
+    AccountZone,
+}
+
+impl UniqueKey {
+    /// The code the API answers with.
+    pub fn code(self) -> &'static str {
+        match self {
+            Self::ZoneName => "zone_exists",
+            Self::AccountZone => "account_has_zone",
+        }
+    }
+
+    /// The request field at fault, when there is one.
+    pub fn field(self) -> Option<&'static str> {
+        match self {
+            Self::ZoneName => Some("name"),
+            Self::AccountZone => None,
+        }
+    }
 }
 
 impl StoreError {

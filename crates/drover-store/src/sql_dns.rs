@@ -14,7 +14,7 @@ mod dns_sql {
 
     use super::{SqlStore, Tx, append_audit, begin};
     use crate::dns_store::*;
-    use crate::error::unique_violation;
+    use crate::error::{UniqueKey, unique_violation};
     use crate::jobs::{RewriteAddresses, SyncZone};
     use crate::rows::{corrupt, sql_now, to_json_list};
     use crate::{RequestContext, Result, StoreError};
@@ -400,16 +400,17 @@ mod dns_sql {
                 .fetch_one(&mut **tx)
                 .await
                 .map_err(|e| match unique_violation(&e) {
-                    Some(c) if c.contains("account") => StoreError::conflict(
-                        "account_has_zone",
-                        None,
-                        format!("account {} has a zone already", account.map_or(0, AccountId::get)),
-                    ),
-                    Some(_) => StoreError::conflict(
-                        "zone_exists",
-                        Some("name"),
-                        format!("drover holds a zone {name} already"),
-                    ),
+                    Some(c) if c.contains("account") => StoreError::Duplicate {
+                        key: UniqueKey::AccountZone,
+                        message: format!(
+                            "account {} has a zone already",
+                            account.map_or(0, AccountId::get)
+                        ),
+                    },
+                    Some(_) => StoreError::Duplicate {
+                        key: UniqueKey::ZoneName,
+                        message: format!("drover holds a zone {name} already"),
+                    },
                     None => e.into(),
                 })?;
                 let zone_id = ZoneId(id);

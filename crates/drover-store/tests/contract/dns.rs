@@ -121,8 +121,8 @@ pub async fn zones_keep_their_rrsets_and_enqueue_a_sync(h: Harness) {
     assert!(
         matches!(
             err,
-            StoreError::Conflict {
-                code: "zone_exists",
+            StoreError::Duplicate {
+                key: drover_store::UniqueKey::ZoneName,
                 ..
             }
         ),

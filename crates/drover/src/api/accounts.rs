@@ -83,12 +83,7 @@ async fn protect_account(
     Path(id): Path<String>,
     Json(request): Json<ProtectionRequest>,
 ) -> Reply<Account> {
-    let id: AccountId = path_id("account", &id)?;
-    let account = app
-        .store
-        .set_protection(&caller.context(), id, true, &request.confirm_domain)
-        .await?;
-    Ok(axum::Json(account))
+    set_protection(&app, &caller, &id, true, &request).await
 }
 
 /// Lifts deletion protection; a terminated account is then deleted by its converge job.
@@ -101,10 +96,20 @@ async fn unprotect_account(
     Path(id): Path<String>,
     Json(request): Json<ProtectionRequest>,
 ) -> Reply<Account> {
-    let id: AccountId = path_id("account", &id)?;
+    set_protection(&app, &caller, &id, false, &request).await
+}
+
+async fn set_protection(
+    app: &AppState,
+    caller: &Caller,
+    id: &str,
+    protected: bool,
+    request: &ProtectionRequest,
+) -> Reply<Account> {
+    let id: AccountId = path_id("account", id)?;
     let account = app
         .store
-        .set_protection(&caller.context(), id, false, &request.confirm_domain)
+        .set_protection(&caller.context(), id, protected, &request.confirm_domain)
         .await?;
     Ok(axum::Json(account))
 }

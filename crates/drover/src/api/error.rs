@@ -78,6 +78,12 @@ impl From<StoreError> for ApiError {
                 message,
                 field: field.map(str::to_owned),
             },
+            StoreError::Duplicate { key, message } => Self {
+                status: StatusCode::CONFLICT,
+                code: key.code(),
+                message,
+                field: key.field().map(str::to_owned),
+            },
             StoreError::Rule(rule) => rule.into(),
             other => {
                 tracing::error!(error = %other, "request failed inside drover");

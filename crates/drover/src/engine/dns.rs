@@ -15,8 +15,8 @@ use drover_dns::{
     PowerDnsSettings, ZoneRef, query_served,
 };
 use drover_store::{
-    Account, DnsProviderKind, DnsProviderRecord, RequestContext, Server, Store, StoreError, Zone,
-    ZoneFilter, ZoneProvider, ZoneRewrite, ZoneSyncOutcome,
+    Account, DnsProviderKind, DnsProviderRecord, RequestContext, Server, Store, StoreError,
+    UniqueKey, Zone, ZoneFilter, ZoneProvider, ZoneRewrite, ZoneSyncOutcome,
 };
 use serde::Serialize;
 use serde_json::json;
@@ -855,14 +855,11 @@ impl Dns {
             .create_zone(ctx, &account.domain, Some(account.id), rrsets, &providers)
             .await
         {
-            // Held already without an account (an operator created it): leave it to them.
+            // Held already without an account (an operator created it): leave it to them. Or
+            // another job gave the account its zone meanwhile.
             Ok(_)
-            | Err(StoreError::Conflict {
-                code: "zone_exists",
-                ..
-            }) => Ok(()),
-            Err(StoreError::Conflict {
-                code: "account_has_zone",
+            | Err(StoreError::Duplicate {
+                key: UniqueKey::ZoneName | UniqueKey::AccountZone,
                 ..
             }) => Ok(()),
             Err(e) => Err(e.into()),
