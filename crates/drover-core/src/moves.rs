@@ -115,6 +115,65 @@ impl MoveStep {
     }
 }
 
+/// An account a rebuild recreates on a fresh server, as drover's records hold it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Recreated {
+    pub account: crate::AccountId,
+    pub domain: String,
+    pub state: crate::DesiredState,
+    pub has_sealed_password: bool,
+}
+
+/// A rebuild's check and cost: the calls each account needs on the new server, and what
+/// stops the rebuild.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RebuildCheck {
+    /// Per account recreated (absent ones are left out), in the order given.
+    pub steps: Vec<(crate::AccountId, u32)>,
+    pub calls: u32,
+    /// At `rate_qps` calls a second.
+    pub estimated_seconds: f64,
+    pub problems: Vec<String>,
+}
+
+/// Checks that every account of a lost server can be recreated from drover's records alone
+/// (its sealed password is the one thing drover cannot make up), and counts the calls.
+pub fn check_rebuild(
+    lost: crate::ServerId,
+    onto: crate::ServerId,
+    accounts: &[Recreated],
+    rate_qps: f64,
+) -> RebuildCheck {
+    let mut check = RebuildCheck {
+        steps: Vec::new(),
+        calls: 0,
+        estimated_seconds: 0.0,
+        problems: Vec::new(),
+    };
+    if lost == onto {
+        check
+            .problems
+            .push("a server cannot be rebuilt onto itself".into());
+    }
+    for account in accounts
+        .iter()
+        .filter(|a| a.state != crate::DesiredState::Absent)
+    {
+        if !account.has_sealed_password {
+            check.problems.push(format!(
+                "{} (account {}): no sealed password is held, so it cannot be recreated",
+                account.domain, account.account
+            ));
+        }
+        // One call to look, one to create, one more to disable a suspended account.
+        let calls = 2 + u32::from(account.state == crate::DesiredState::Disabled);
+        check.calls += calls;
+        check.steps.push((account.account, calls));
+    }
+    check.estimated_seconds = f64::from(check.calls) / rate_qps.max(0.01);
+    check
+}
+
 impl fmt::Display for MoveState {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
@@ -196,6 +255,43 @@ mod tests {
             MoveStep::Nothing
         );
         assert_eq!(MoveStep::Nothing.leads_to(), None);
+    }
+
+    #[test]
+    fn a_rebuild_counts_calls_per_account_and_names_what_stops_it() {
+        use crate::{AccountId, DesiredState, ServerId};
+        let account = |id, state, sealed| Recreated {
+            account: AccountId(id),
+            domain: format!("a{id}.ro"),
+            state,
+            has_sealed_password: sealed,
+        };
+        let accounts = [
+            account(1, DesiredState::Enabled, true),
+            account(2, DesiredState::Disabled, true),
+            account(3, DesiredState::Absent, false),
+        ];
+        let check = check_rebuild(ServerId(1), ServerId(2), &accounts, 5.0);
+        assert_eq!(check.steps, [(AccountId(1), 2), (AccountId(2), 3)]);
+        assert_eq!(check.calls, 5);
+        assert!((check.estimated_seconds - 1.0).abs() < 1e-9);
+        assert!(
+            check.problems.is_empty(),
+            "an absent account is not recreated"
+        );
+        let unsealed = [account(4, DesiredState::Enabled, false)];
+        let check = check_rebuild(ServerId(1), ServerId(1), &unsealed, 0.0);
+        assert_eq!(
+            check.problems,
+            [
+                "a server cannot be rebuilt onto itself",
+                "a4.ro (account 4): no sealed password is held, so it cannot be recreated",
+            ]
+        );
+        assert!(
+            check.estimated_seconds.is_finite(),
+            "a rate of 0 is taken as 0.01"
+        );
     }
 
     #[test]

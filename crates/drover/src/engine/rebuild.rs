@@ -2,7 +2,7 @@
 //! (every account has what recreation needs), a plan (accounts, order, calls), then one
 //! failover move per account, carried out by jobs.
 
-use drover_core::{AccountId, DesiredState, ServerId};
+use drover_core::{AccountId, Recreated, ServerId, check_rebuild};
 use drover_store::{RequestContext, Server, Store, StoreError};
 use serde::Serialize;
 
@@ -41,42 +41,36 @@ pub async fn rebuild(
 ) -> Result<RebuildPlan, StoreError> {
     let target = store.server(onto).await?;
     let accounts = super::accounts_on(store, lost.id).await?;
-    let mut plan = RebuildPlan {
-        lost: lost.spec.name.to_string(),
-        onto: target.spec.name.to_string(),
-        steps: Vec::new(),
-        calls: 0,
-        estimated_seconds: 0.0,
-        problems: Vec::new(),
-        started: false,
-    };
-    if lost.id == onto {
-        plan.problems
-            .push("a server cannot be rebuilt onto itself".into());
-    }
-    for account in accounts
+    let recreated: Vec<Recreated> = accounts
         .iter()
-        .filter(|a| a.desired_state != DesiredState::Absent)
-    {
-        let details = store.converge_target(account.id).await?;
-        if !account.has_sealed_password {
-            plan.problems.push(format!(
-                "{} (account {}): no sealed password is held, so it cannot be recreated",
-                account.domain, account.id
-            ));
-        }
-        // One call to look, one to create, one more to disable a suspended account.
-        let calls = 2 + u32::from(account.desired_state == DesiredState::Disabled);
-        plan.calls += calls;
-        plan.steps.push(RebuildStep {
-            account_id: account.id,
-            domain: account.domain.to_string(),
+        .map(|a| Recreated {
+            account: a.id,
+            domain: a.domain.to_string(),
+            state: a.desired_state,
+            has_sealed_password: a.has_sealed_password,
+        })
+        .collect();
+    let rate = target.spec.rate_qps.unwrap_or(default_rate_qps);
+    let check = check_rebuild(lost.id, onto, &recreated, rate);
+    let mut steps = Vec::with_capacity(check.steps.len());
+    for (account, calls) in check.steps {
+        let details = store.converge_target(account).await?;
+        steps.push(RebuildStep {
+            account_id: account,
+            domain: details.account.domain.to_string(),
             plan: details.plan.spec.name.to_string(),
             calls,
         });
     }
-    let rate = target.spec.rate_qps.unwrap_or(default_rate_qps).max(0.01);
-    plan.estimated_seconds = f64::from(plan.calls) / rate;
+    let mut plan = RebuildPlan {
+        lost: lost.spec.name.to_string(),
+        onto: target.spec.name.to_string(),
+        steps,
+        calls: check.calls,
+        estimated_seconds: check.estimated_seconds,
+        problems: check.problems,
+        started: false,
+    };
     if dry_run || !plan.problems.is_empty() {
         return Ok(plan);
     }
