@@ -236,7 +236,8 @@ pub trait DnsStore: Send + Sync {
     async fn remove_zone(&self, ctx: &RequestContext, zone: ZoneId) -> Result<Zone>;
     /// Drops a removed zone's rows once no provider serves it.
     async fn forget_zone(&self, ctx: &RequestContext, zone: ZoneId) -> Result<()>;
-    /// Enqueues a sync of the zone (or joins the one waiting).
+    /// Enqueues a sync of the zone (or joins the one waiting). A forced sync cannot join one:
+    /// that is a conflict naming the job to wait for.
     async fn enqueue_zone_sync(
         &self,
         ctx: &RequestContext,

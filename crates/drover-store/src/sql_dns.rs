@@ -257,9 +257,22 @@ mod dns_sql {
             zone_id: zone.id.get(),
             force,
         };
-        let (job, _) = store
+        let (job, joined) = store
             .enqueue_job(tx, ctx, zone.account_id, args, Default::default())
             .await?;
+        // Syncs are one per zone: a forced one would join the waiting or running one, which
+        // keeps to the safety limits.
+        if force && joined {
+            return Err(StoreError::conflict(
+                "sync_under_way",
+                None,
+                format!(
+                    "a sync of zone {} is waiting or running already (job {job}); apply with \
+                     force again once it has finished",
+                    zone.name
+                ),
+            ));
+        }
         Ok(job)
     }
 

@@ -377,7 +377,11 @@ mod fleet_sql {
         Ok(())
     }
 
-    /// Enqueues the job that carries out an operator's request, audited as `action`.
+    /// How often a job an operator asked for is tried.
+    const REQUESTED_ATTEMPTS: i32 = 3;
+
+    /// Enqueues the job that carries out an operator's request, audited as `action` with what
+    /// was asked (`asked`: its arguments).
     async fn enqueue_request<A>(
         store: &SqlStore,
         ctx: &RequestContext,
@@ -386,8 +390,9 @@ mod fleet_sql {
         action: &str,
     ) -> Result<JobId>
     where
-        A: riverqueue::JobArgs + Send + Sync + 'static,
+        A: riverqueue::JobArgs + serde::Serialize + Send + Sync + 'static,
     {
+        let asked = serde_json::to_value(&args).unwrap_or_default();
         write_tx!(store, tx, {
             let subject = match about {
                 About::Fleet | About::Providers(None) => "fleet".to_owned(),
@@ -416,10 +421,11 @@ mod fleet_sql {
                     format!("dns_provider:{provider}")
                 }
             };
-            let (job, _) = store
-                .enqueue_job(tx, ctx, None, args, Default::default())
-                .await?;
-            append_audit(tx, ctx, action, subject, json!({ "job": job })).await?;
+            // Someone may be waiting for it: a few quick tries, then it says why it failed.
+            let opts = riverqueue::InsertOpts::default().with_max_attempts(REQUESTED_ATTEMPTS);
+            let (job, _) = store.enqueue_job(tx, ctx, None, args, opts).await?;
+            let details = json!({ "job": job, "asked": asked });
+            append_audit(tx, ctx, action, subject, details).await?;
             Ok(job)
         })
     }

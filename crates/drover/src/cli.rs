@@ -867,7 +867,7 @@ async fn servers(
             let job = store
                 .enqueue_requested(ctx, Requested::HealthCheck { server: id })
                 .await?;
-            let Some(output) = follow(&**store, job, wait).await? else {
+            let Some(output) = follow(&**store, job, wait, out).await? else {
                 return Ok(());
             };
             out.list(
@@ -1361,7 +1361,7 @@ async fn drift(
             let job = store
                 .enqueue_requested(ctx, Requested::DriftScan { server, repair })
                 .await?;
-            let Some(output) = follow(&**store, job, wait).await? else {
+            let Some(output) = follow(&**store, job, wait, out).await? else {
                 return Ok(());
             };
             let unlisted = say_unlisted(&output);
@@ -1388,7 +1388,7 @@ async fn drift(
             let job = store
                 .enqueue_requested(ctx, Requested::DriftScan { server, repair })
                 .await?;
-            let Some(output) = follow(&**store, job, wait).await? else {
+            let Some(output) = follow(&**store, job, wait, out).await? else {
                 return Ok(());
             };
             let unlisted = say_unlisted(&output);
@@ -1427,7 +1427,7 @@ async fn drift(
             let job = store
                 .enqueue_requested(ctx, Requested::OrphanDeletion { server, domain })
                 .await?;
-            match follow(&**store, job, wait).await? {
+            match follow(&**store, job, wait, out).await? {
                 Some(output) => out.one(&output),
                 None => Ok(()),
             }

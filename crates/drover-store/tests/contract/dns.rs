@@ -113,6 +113,33 @@ pub async fn zones_keep_their_rrsets_and_enqueue_a_sync(h: Harness) {
             .any(|j| j.kind == "sync_zone" && j.args["zone_id"] == zone.id.get()),
         "{jobs:?}"
     );
+    // Its sync waits (no worker here): an unforced one joins it, a forced one may not.
+    let zone_id = store.zone_by_name(&name).await.unwrap().id;
+    let waiting = store
+        .enqueue_zone_sync(&ctx(), zone_id, false)
+        .await
+        .unwrap();
+    assert_eq!(
+        store
+            .enqueue_zone_sync(&ctx(), zone_id, false)
+            .await
+            .unwrap(),
+        waiting
+    );
+    let forced = store
+        .enqueue_zone_sync(&ctx(), zone_id, true)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            forced,
+            StoreError::Conflict {
+                code: "sync_under_way",
+                ..
+            }
+        ) && forced.to_string().contains(&format!("job {waiting}")),
+        "{forced}"
+    );
     // Refusals: the same name, a zone DNS cannot serve, an unknown provider.
     let err = store
         .create_zone(&ctx(), &name, None, vec![], &[])

@@ -14,7 +14,7 @@ use super::AppState;
 use super::error::{ApiError, ErrorBody};
 use super::extract::{Json, Query, path_id};
 use super::middleware::Caller;
-use super::shared::{Accepted, Created, Reply};
+use super::shared::{Accepted, Reply, WithStatus};
 
 pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -132,7 +132,7 @@ async fn migrate_account(
     Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
     Json(request): Json<MigrateRequest>,
-) -> Created<Accepted> {
+) -> WithStatus<Accepted> {
     let id: AccountId = path_id("account", &id)?;
     let grace = request
         .grace_seconds
@@ -164,7 +164,7 @@ async fn confirm_migration(
     Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
     Json(request): Json<ProtectionRequest>,
-) -> Created<Accepted> {
+) -> WithStatus<Accepted> {
     let id: AccountId = path_id("account", &id)?;
     let job_id = app
         .store

@@ -12,7 +12,7 @@ use super::AppState;
 use super::error::ErrorBody;
 use super::extract::{Json, Query, path_id};
 use super::middleware::Caller;
-use super::shared::{Created, PageQuery, Reply};
+use super::shared::{PageQuery, Reply, WithStatus};
 
 pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -27,7 +27,7 @@ async fn create_customer(
     State(app): State<AppState>,
     Extension(caller): Extension<Caller>,
     Json(spec): Json<CustomerSpec>,
-) -> Created<Customer> {
+) -> WithStatus<Customer> {
     let customer = app.store.create_customer(&caller.context(), spec).await?;
     Ok((StatusCode::CREATED, axum::Json(customer)))
 }

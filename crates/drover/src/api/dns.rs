@@ -17,7 +17,7 @@ use super::AppState;
 use super::error::{ApiError, ErrorBody};
 use super::extract::{Json, Query};
 use super::middleware::Caller;
-use super::shared::{Accepted, Created, Reply};
+use super::shared::{Accepted, Reply, WithStatus};
 
 pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -41,7 +41,7 @@ pub async fn create_provider(
     State(app): State<AppState>,
     Extension(caller): Extension<Caller>,
     Json(spec): Json<DnsProviderSpec>,
-) -> Created<DnsProviderRecord> {
+) -> WithStatus<DnsProviderRecord> {
     let provider = app
         .store
         .create_dns_provider(&caller.context(), spec)
@@ -97,7 +97,7 @@ pub async fn create_zone(
     State(app): State<AppState>,
     Extension(caller): Extension<Caller>,
     Json(new): Json<NewZone>,
-) -> Created<Zone> {
+) -> WithStatus<Zone> {
     let name = zone_name(&new.name)?;
     let rrsets = new
         .rrsets
@@ -210,7 +210,8 @@ pub struct SyncRequest {
 }
 
 #[utoipa::path(post, path = "/api/v1/dns/zones/{zone}/sync", tag = "dns", request_body = SyncRequest,
-    responses((status = 202, body = Accepted), (status = 404, body = ErrorBody)))]
+    responses((status = 202, body = Accepted), (status = 404, body = ErrorBody),
+        (status = 409, description = "a forced sync while another sync of the zone waits or runs", body = ErrorBody)))]
 pub async fn sync_zone(
     State(app): State<AppState>,
     Extension(caller): Extension<Caller>,

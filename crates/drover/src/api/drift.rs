@@ -15,7 +15,7 @@ use super::AppState;
 use super::error::ErrorBody;
 use super::extract::{Query, path_id};
 use super::middleware::Caller;
-use super::shared::{Accepted, Created, Reply};
+use super::shared::{Accepted, Reply, WithStatus};
 
 pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -45,7 +45,7 @@ async fn scan_drift(
     State(app): State<AppState>,
     Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
-) -> Created<Accepted> {
+) -> WithStatus<Accepted> {
     let id: ServerId = path_id("server", &id)?;
     let job_id = app
         .store

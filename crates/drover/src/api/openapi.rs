@@ -169,10 +169,34 @@ fn complete_operation(path: &str, method: &str, operation: &mut Value) {
             "a field is missing or its value is not accepted; the message says what is",
         ));
     }
+    if method == "post" {
+        shared.push((
+            "400",
+            "the Idempotency-Key is not 1 to 255 visible characters",
+        ));
+        shared.push((
+            "409",
+            "a request with this Idempotency-Key is still running; retry shortly",
+        ));
+        shared.push(("413", "the body is larger than 1 MiB"));
+        shared.push((
+            "422",
+            "this Idempotency-Key was used for a different request",
+        ));
+    }
+    // A status several causes share says each of them.
     for (status, description) in shared {
-        responses
+        let response = responses
             .entry(status)
-            .or_insert_with(|| json!({"description": description}));
+            .or_insert_with(|| json!({"description": ""}));
+        let said = response["description"].as_str().unwrap_or_default();
+        if !said.contains(description) {
+            response["description"] = json!(if said.is_empty() {
+                description.to_owned()
+            } else {
+                format!("{said}; or {description}")
+            });
+        }
     }
     for (status, response) in responses.iter_mut() {
         let error = !status.starts_with('2');

@@ -12,7 +12,7 @@ use super::AppState;
 use super::error::ErrorBody;
 use super::extract::{Json, Query, path_id};
 use super::middleware::Caller;
-use super::shared::{Created, PageQuery, Reply};
+use super::shared::{PageQuery, Reply, WithStatus};
 
 pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -26,7 +26,7 @@ async fn create_plan(
     State(app): State<AppState>,
     Extension(caller): Extension<Caller>,
     Json(spec): Json<PlanSpec>,
-) -> Created<Plan> {
+) -> WithStatus<Plan> {
     let plan = app.store.create_plan(&caller.context(), spec).await?;
     Ok((StatusCode::CREATED, axum::Json(plan)))
 }

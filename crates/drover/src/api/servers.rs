@@ -17,7 +17,7 @@ use super::AppState;
 use super::error::{ApiError, ErrorBody};
 use super::extract::{Json, Query, path_id};
 use super::middleware::Caller;
-use super::shared::{Created, PageQuery, Reply};
+use super::shared::{PageQuery, Reply, WithStatus};
 
 pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -37,7 +37,7 @@ async fn create_server(
     State(app): State<AppState>,
     Extension(caller): Extension<Caller>,
     Json(spec): Json<ServerSpec>,
-) -> Created<Server> {
+) -> WithStatus<Server> {
     let server = app.store.create_server(&caller.context(), spec).await?;
     Ok((StatusCode::CREATED, axum::Json(server)))
 }

@@ -18,7 +18,7 @@ use super::AppState;
 use super::error::{ApiError, ErrorBody};
 use super::extract::{Json, Query, path_id};
 use super::middleware::Caller;
-use super::shared::{Accepted, Created, Reply};
+use super::shared::{Accepted, Reply, WithStatus};
 
 pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -60,7 +60,7 @@ async fn create_service(
     State(app): State<AppState>,
     Extension(caller): Extension<Caller>,
     Json(request): Json<NewServiceRequest>,
-) -> Created<ServiceCreated> {
+) -> WithStatus<ServiceCreated> {
     let domain = DomainName::parse(&request.domain)?;
     let warnings = domain.warnings();
     let new = NewService {
@@ -130,7 +130,7 @@ async fn move_service(
     Extension(caller): Extension<Caller>,
     Path((id, action)): Path<(String, String)>,
     body: axum::body::Bytes,
-) -> Created<TransitionOutcome> {
+) -> WithStatus<TransitionOutcome> {
     let id: ServiceId = path_id("service", &id)?;
     let transition = Transition::parse(&action).map_err(|_| {
         ApiError::not_found(format!(
@@ -175,7 +175,7 @@ async fn change_plan(
     Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
     Json(request): Json<ChangePlanRequest>,
-) -> Created<TransitionOutcome> {
+) -> WithStatus<TransitionOutcome> {
     let id: ServiceId = path_id("service", &id)?;
     let outcome = app
         .store
@@ -201,7 +201,7 @@ async fn change_password(
     Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
     Json(request): Json<PasswordRequest>,
-) -> Created<Accepted> {
+) -> WithStatus<Accepted> {
     let id: ServiceId = path_id("service", &id)?;
     let password = AccountPassword::parse(request.password)?;
     let service = app.store.service(id).await?;
@@ -246,7 +246,7 @@ async fn bulk_services(
     State(app): State<AppState>,
     Extension(caller): Extension<Caller>,
     Json(request): Json<BulkRequest>,
-) -> Created<BulkAccepted> {
+) -> WithStatus<BulkAccepted> {
     use crate::bulk::BulkAction;
     let action = match (request.action.as_str(), request.plan_id) {
         ("suspend", _) => BulkAction::Suspend {

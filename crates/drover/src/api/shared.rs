@@ -9,7 +9,8 @@ use utoipa::{IntoParams, ToSchema};
 use super::error::ApiError;
 
 pub type Reply<T> = Result<axum::Json<T>, ApiError>;
-pub type Created<T> = Result<(StatusCode, axum::Json<T>), ApiError>;
+/// An answer with its own status (201 created, 202 accepted).
+pub type WithStatus<T> = Result<(StatusCode, axum::Json<T>), ApiError>;
 
 #[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]

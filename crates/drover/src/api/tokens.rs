@@ -14,7 +14,7 @@ use super::AppState;
 use super::error::ErrorBody;
 use super::extract::{Json, path_id};
 use super::middleware::Caller;
-use super::shared::{Created, Reply};
+use super::shared::{Reply, WithStatus};
 
 pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -44,7 +44,7 @@ async fn create_token(
     State(app): State<AppState>,
     Extension(caller): Extension<Caller>,
     Json(request): Json<NewTokenRequest>,
-) -> Created<TokenCreated> {
+) -> WithStatus<TokenCreated> {
     use secrecy::ExposeSecret;
     let (token, secret) = app
         .store

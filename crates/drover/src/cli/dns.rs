@@ -193,7 +193,7 @@ pub async fn run(
             let job = store
                 .enqueue_requested(ctx, Requested::ZonePlan { zone: zone.id })
                 .await?;
-            let Some(output) = follow(&**store, job, wait).await? else {
+            let Some(output) = follow(&**store, job, wait, out).await? else {
                 return Ok(());
             };
             if out.json {
@@ -206,7 +206,7 @@ pub async fn run(
         DnsCommand::Apply { zone, force, wait } => {
             let zone = store.zone_by_name(&zone_name(&zone)?).await?;
             let job = store.enqueue_zone_sync(ctx, zone.id, force).await?;
-            let Some(output) = follow(&**store, job, wait).await? else {
+            let Some(output) = follow(&**store, job, wait, out).await? else {
                 return Ok(());
             };
             let outcomes = output["outcomes"].as_array().cloned().unwrap_or_default();
@@ -249,7 +249,7 @@ pub async fn run(
             let job = store
                 .enqueue_requested(ctx, Requested::ZoneCheck { provider })
                 .await?;
-            let Some(output) = follow(&**store, job, wait).await? else {
+            let Some(output) = follow(&**store, job, wait, out).await? else {
                 return Ok(());
             };
             if out.json {
@@ -265,7 +265,7 @@ pub async fn run(
         DnsCommand::Rewrite { from, to, wait } => {
             let moved = AddressMove { from, to };
             let job = store.enqueue_rewrite(ctx, &moved).await?;
-            let Some(report) = follow(&**store, job, wait).await? else {
+            let Some(report) = follow(&**store, job, wait, out).await? else {
                 return Ok(());
             };
             if out.json {

@@ -24,17 +24,23 @@ const POLL: Duration = Duration::from_millis(200);
 const UNTAKEN: Duration = Duration::from_secs(5);
 
 /// The job's output once it completed; `None` without `--wait` (the job's id is printed). A job
-/// discarded or cancelled is an error with its reason; a failed attempt is shown, and waiting
-/// goes on while River tries it again.
+/// discarded or cancelled is an error with its reason. Jobs an operator asks for are tried a
+/// few times: each failed try is shown, and waiting goes on while tries remain.
 pub async fn follow(
     store: &dyn Store,
     job: JobId,
     wait: WaitFlag,
+    out: super::Output,
 ) -> anyhow::Result<Option<Value>> {
     if !wait.wait {
-        println!(
-            "queued job {job}: follow it with `drover jobs show {job}`, or add --wait to wait for it"
-        );
+        if out.json {
+            out.one(&serde_json::json!({ "job_id": job }))?;
+        } else {
+            println!(
+                "queued job {job}: follow it with `drover jobs show {job}`, or add --wait to wait \
+                 for it"
+            );
+        }
         return Ok(None);
     }
     let started = tokio::time::Instant::now();
@@ -42,23 +48,26 @@ pub async fn follow(
     let mut errors_shown = 0;
     loop {
         let row = store.job(job).await?;
-        for error in row.errors.iter().skip(errors_shown) {
-            eprintln!("job {job}: an attempt failed ({error}); it will be tried again");
-        }
-        errors_shown = row.errors.len();
         match row.state.as_str() {
             "completed" => return Ok(Some(row.output.unwrap_or(Value::Null))),
             "discarded" | "cancelled" => {
                 bail!("job {job} was {}: {}", row.state, why_not(&row))
             }
-            "available" if !warned && started.elapsed() >= UNTAKEN => {
-                eprintln!(
-                    "job {job} is not taken yet: is `drover serve` or `drover worker` running on \
-                     this database?"
-                );
-                warned = true;
-            }
             _ => {}
+        }
+        for error in row.errors.iter().skip(errors_shown) {
+            eprintln!(
+                "job {job}: try {} of {} failed ({error}); it will be tried again",
+                row.attempt, row.max_attempts
+            );
+        }
+        errors_shown = row.errors.len();
+        if row.state == "available" && !warned && started.elapsed() >= UNTAKEN {
+            eprintln!(
+                "job {job} is not taken yet: is `drover serve` or `drover worker` running on this \
+                 database?"
+            );
+            warned = true;
         }
         tokio::time::sleep(POLL).await;
     }

@@ -69,7 +69,7 @@ pub async fn run(
             let job = store
                 .enqueue_requested(ctx, Requested::UsageSync { server })
                 .await?;
-            let Some(output) = follow(&**store, job, wait).await? else {
+            let Some(output) = follow(&**store, job, wait, out).await? else {
                 return Ok(());
             };
             let servers = output["servers"].as_object().cloned().unwrap_or_default();
@@ -91,8 +91,14 @@ pub async fn run(
                         "{name}: figures of {} accounts recorded",
                         cell(&report["accounts"])
                     );
-                    let not_listed = cell(&report["not_listed"]);
+                    let not_listed: Vec<String> = report["not_listed"]
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .map(cell)
+                        .collect();
                     if !not_listed.is_empty() {
+                        let not_listed = not_listed.join(", ");
                         println!("  not on the server (see drover drift scan): {not_listed}");
                     }
                 }

@@ -3,9 +3,11 @@
 //! for quarantined orphans) unless it is larger than the limit. Orphans are deleted only by an
 //! operator's explicit action.
 
-use drover_core::{AccountId, DriftAction, DriftKind, Listed, RepairPlan, find_drift, plan_repair};
-use drover_store::{DriftRecord, RequestContext, Server, StoreError};
-use drover_virtualmin::VirtualminError;
+use drover_core::{
+    AccountId, DomainName, DriftAction, DriftKind, Listed, RepairPlan, find_drift, plan_repair,
+};
+use drover_store::{AccountFilter, DriftRecord, RequestContext, Server, StoreError};
+use drover_virtualmin::{ErrorKind, VirtualminError};
 use serde::Serialize;
 use serde_json::json;
 
@@ -166,28 +168,34 @@ pub async fn repair_server(
     Ok(outcome)
 }
 
-/// Deletes an orphan from its server: only on an operator's explicit request, only for a domain
-/// the last scan found as an orphan there, with its name repeated.
+/// Deletes an orphan from its server: only on an operator's explicit request (the name was
+/// repeated where it was asked for), only for a domain the last scan found as an orphan there
+/// and that drover does not hold now. Gone already is done.
 pub async fn delete_orphan(
     engine: &Engine,
     ctx: &RequestContext,
     server: &Server,
-    domain: &str,
-    confirm: &str,
+    domain: &DomainName,
 ) -> Result<(), DriftError> {
-    if confirm != domain {
-        return Err(DriftError::Refused(format!(
-            "--confirm must repeat the orphan's domain ({domain}) to delete it"
-        )));
-    }
     let findings = engine.store.drift_findings(Some(server.id)).await?;
     let is_orphan = findings
         .iter()
-        .any(|r| r.finding.kind == DriftKind::Orphan && r.finding.domain == domain);
+        .any(|r| r.finding.kind == DriftKind::Orphan && r.finding.domain == domain.as_str());
     if !is_orphan {
         return Err(DriftError::Refused(format!(
             "{domain} is not an orphan found on {} by the last scan; scan first (drover drift scan)",
             server.spec.name
+        )));
+    }
+    // The scan may be old: an account given this domain since is drover's, not an orphan.
+    let held = AccountFilter {
+        domain: Some(domain.clone()),
+        ..AccountFilter::default()
+    };
+    if let Some(account) = engine.store.accounts(held).await?.first() {
+        return Err(DriftError::Refused(format!(
+            "{domain} is drover's account {} now; it is not deleted as an orphan",
+            account.id
         )));
     }
     let client = engine
@@ -197,13 +205,16 @@ pub async fn delete_orphan(
             server: server.spec.name.to_string(),
             message: e.to_string(),
         })?;
-    client
-        .delete_domain(domain)
-        .await
-        .map_err(|source| DriftError::Observation {
-            server: server.spec.name.to_string(),
-            source,
-        })?;
+    match client.delete_domain(domain.as_str()).await {
+        Ok(()) => {}
+        Err(e) if e.kind == ErrorKind::NotFound => {}
+        Err(source) => {
+            return Err(DriftError::Observation {
+                server: server.spec.name.to_string(),
+                source,
+            });
+        }
+    }
     engine
         .store
         .audit(

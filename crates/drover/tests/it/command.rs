@@ -533,6 +533,9 @@ async fn an_operator_manages_dns_from_the_command_line() {
         queued.starts_with("queued job ") && queued.contains("drover jobs show"),
         "{queued}"
     );
+    let queued: Value =
+        serde_json::from_str(&succeeded(run(d, &["--json", "dns", "plan", &zone]).await)).unwrap();
+    assert!(queued["job_id"].as_i64().is_some(), "{queued}");
     // Bad input is refused with what is accepted.
     let (success, _, stderr) = run(d, &["dns", "records", "set", &zone, "www", "MX", "mail"]).await;
     assert!(!success && stderr.contains("preference"), "{stderr}");
@@ -675,6 +678,29 @@ async fn an_operator_scans_drift_and_deletes_an_orphan_only_when_asked() {
     assert!(
         sim.domain_names().contains(&"stray.ro".to_owned()),
         "still there"
+    );
+    // A domain the last scan did not find as an orphan: the job refuses it, and says why.
+    let (success, _, stderr) = run(
+        d,
+        &[
+            "drift",
+            "delete-orphan",
+            "--server",
+            "1",
+            "elsewhere.ro",
+            "--confirm",
+            "elsewhere.ro",
+            "--wait",
+        ],
+    )
+    .await;
+    assert!(
+        !success && stderr.contains("was discarded") && stderr.contains("not an orphan found"),
+        "{stderr}"
+    );
+    assert!(
+        !stderr.contains("tried again"),
+        "a refusal is not retried: {stderr}"
     );
     succeeded(
         run(

@@ -211,7 +211,8 @@ async fn a_fleet_is_provisioned_repaired_drained_failed_over_and_rebuilt() {
         "only the quarantined orphan is left"
     );
     // Deleted only when an operator asks; then vm1 holds exactly drover's records again.
-    drover::engine::drift::delete_orphan(&drift_engine, &ctx(), &servers[0], &stray, &stray)
+    let orphan = drover_core::DomainName::parse(&stray).unwrap();
+    drover::engine::drift::delete_orphan(&drift_engine, &ctx(), &servers[0], &orphan)
         .await
         .unwrap();
     assert_eq!(held(&sims[0]), recorded(&*store, servers[0].id).await);

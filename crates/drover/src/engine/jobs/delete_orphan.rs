@@ -3,7 +3,8 @@
 
 use std::sync::Arc;
 
-use drover_core::ServerId;
+use drover_core::{DomainName, ServerId};
+use drover_store::StoreError;
 use riverqueue::{Job, WorkContext, WorkOutcome};
 use serde_json::json;
 
@@ -19,8 +20,8 @@ pub async fn run(
 ) -> Result<WorkOutcome, DriftError> {
     let ctx = super::job_context(job.id());
     let server = engine.store.server(ServerId(job.args.server_id)).await?;
-    let domain = &job.args.domain;
-    match delete_orphan(&engine, &ctx, &server, domain, domain).await {
+    let domain = DomainName::parse(&job.args.domain).map_err(StoreError::from)?;
+    match delete_orphan(&engine, &ctx, &server, &domain).await {
         Ok(()) => {
             let _ = context.record_output(json!({ "deleted": domain, "server": server.spec.name }));
             Ok(WorkOutcome::Complete)
