@@ -174,7 +174,7 @@ async fn run(zones: usize) {
         let (dns, id, semaphore) = (Arc::clone(&dns), *id, Arc::clone(&semaphore));
         tasks.push(tokio::spawn(async move {
             let _permit = semaphore.acquire().await;
-            dns.sync(&ctx(), id, false).await.unwrap()
+            dns.sync(&ctx(), id, false).await.unwrap().outcomes
         }));
     }
     let mut drover_requests = 0;

@@ -1365,10 +1365,16 @@ async fn drift(
                 return Ok(());
             };
             let unlisted = say_unlisted(&output);
-            out.list(
-                &finding_rows(&store.drift_findings(server).await?),
-                FINDING_COLUMNS,
-            )?;
+            // The findings of the servers this scan listed; the others keep their last ones.
+            let scanned: Vec<i64> = output["servers"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|s| s["server_id"].as_i64())
+                .collect();
+            let mut findings = store.drift_findings(server).await?;
+            findings.retain(|r| scanned.contains(&r.server_id.get()));
+            out.list(&finding_rows(&findings), FINDING_COLUMNS)?;
             if unlisted > 0 {
                 bail!("{unlisted} servers could not be listed; their findings are unchanged");
             }

@@ -211,8 +211,9 @@ pub async fn run(
             };
             let outcomes = output["outcomes"].as_array().cloned().unwrap_or_default();
             if out.json {
-                out.one(&outcomes)?;
+                out.one(&json!({ "plan": output["plan"], "outcomes": outcomes }))?;
             } else {
+                print!("{}", output["text"].as_str().unwrap_or_default());
                 for o in &outcomes {
                     let detail = o["message"]
                         .as_str()

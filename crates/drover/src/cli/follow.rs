@@ -16,6 +16,9 @@ pub struct WaitFlag {
     /// `drover serve` or `drover worker`); without it, the job is queued and its id printed.
     #[arg(long)]
     pub wait: bool,
+    /// With --wait: stop waiting after this many seconds (the job goes on) [default: no limit].
+    #[arg(long, value_name = "SECONDS", requires = "wait")]
+    pub wait_timeout: Option<u64>,
 }
 
 /// How often the job's row is read while waiting.
@@ -62,6 +65,16 @@ pub async fn follow(
             );
         }
         errors_shown = row.errors.len();
+        if wait
+            .wait_timeout
+            .is_some_and(|limit| started.elapsed() >= Duration::from_secs(limit))
+        {
+            bail!(
+                "job {job} is still {} after --wait-timeout; it goes on: follow it with \
+                 `drover jobs show {job}`",
+                row.state
+            );
+        }
         if row.state == "available" && !warned && started.elapsed() >= UNTAKEN {
             eprintln!(
                 "job {job} is not taken yet: is `drover serve` or `drover worker` running on this \

@@ -136,6 +136,13 @@ pub struct ProviderOutcome {
     pub message: Option<String>,
 }
 
+/// What a sync did: the last plan it applied and how each provider took it.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Synced {
+    pub plan: Option<ZonePlan>,
+    pub outcomes: Vec<ProviderOutcome>,
+}
+
 /// What a failover rewrite did.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct RewriteReport {
@@ -513,16 +520,16 @@ impl Dns {
         ctx: &RequestContext,
         zone: drover_core::ZoneId,
         force: bool,
-    ) -> Result<Vec<ProviderOutcome>, DnsWorkError> {
-        let mut outcomes = Vec::new();
+    ) -> Result<Synced, DnsWorkError> {
+        let mut synced = Synced::default();
         for _ in 0..5 {
             let current = match self.store.zone(zone).await {
                 Ok(zone) => zone,
-                Err(StoreError::NotFound { .. }) => return Ok(outcomes),
+                Err(StoreError::NotFound { .. }) => return Ok(synced),
                 Err(e) => return Err(e.into()),
             };
             let plan = self.plan(&current).await?;
-            outcomes = self.apply(ctx, &current, &plan, force).await?;
+            let outcomes = self.apply(ctx, &current, &plan, force).await?;
             if let Some(failed) = outcomes.iter().find(|o| o.result == ApplyResult::Failed) {
                 return Err(DnsWorkError::Refused {
                     zone: current.name.to_string(),
@@ -533,15 +540,21 @@ impl Dns {
                     ),
                 });
             }
-            if current.deleting && outcomes.iter().all(|o| o.result != ApplyResult::Refused) {
+            let forget =
+                current.deleting && outcomes.iter().all(|o| o.result != ApplyResult::Refused);
+            synced = Synced {
+                plan: Some(plan),
+                outcomes,
+            };
+            if forget {
                 self.store.forget_zone(ctx, current.id).await?;
-                return Ok(outcomes);
+                return Ok(synced);
             }
             if self.store.zone(zone).await?.generation == current.generation {
-                return Ok(outcomes);
+                return Ok(synced);
             }
         }
-        Ok(outcomes)
+        Ok(synced)
     }
 
     /// Moves every record pointing at `moved.from` to `moved.to` in drover's data, then writes

@@ -727,6 +727,32 @@ async fn an_operator_scans_drift_and_deletes_an_orphan_only_when_asked() {
 }
 
 #[tokio::test]
+async fn long_work_waits_for_a_worker_and_stops_waiting_when_told() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    // No worker yet: the job is queued, and waiting stops at the limit without losing it.
+    let (success, _, stderr) = run(d, &["usage", "sync", "--wait", "--wait-timeout", "1"]).await;
+    assert!(
+        !success
+            && stderr.contains("is still available after --wait-timeout")
+            && stderr.contains("drover jobs show"),
+        "{stderr}"
+    );
+    let (success, _, stderr) = run(d, &["usage", "sync", "--wait-timeout", "1"]).await;
+    assert!(
+        !success && stderr.contains("--wait"),
+        "the limit needs --wait: {stderr}"
+    );
+    // A worker takes it (and the one asked for now), and the answer comes.
+    let _worker = worker(d);
+    let synced = succeeded(run(d, &["usage", "sync", "--wait"]).await);
+    assert!(
+        synced.contains("no healthy or degraded server to sync"),
+        "{synced}"
+    );
+}
+
+#[tokio::test]
 async fn an_operator_syncs_usage_and_hears_which_server_failed() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();

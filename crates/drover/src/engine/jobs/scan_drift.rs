@@ -25,9 +25,9 @@ pub async fn run(
     for server in &servers {
         let name = &server.spec.name;
         let line = match job.args.repair {
-            DriftRepair::ScanOnly => scan_server(&engine, &ctx, server)
-                .await
-                .map(|found| json!({ "server": name, "findings": found.len() })),
+            DriftRepair::ScanOnly => scan_server(&engine, &ctx, server).await.map(
+                |found| json!({ "server": name, "server_id": server.id, "findings": found.len() }),
+            ),
             repair => {
                 let (force, dry_run) = match repair {
                     DriftRepair::Forced => (true, false),

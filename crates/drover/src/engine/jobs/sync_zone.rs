@@ -10,7 +10,7 @@ use crate::engine::dns::DnsWorkError;
 
 /// `sync_zone`: one zone on all its providers. Safety refusals are recorded on the zone and
 /// end the job (an operator decides); provider failures are retried. What each provider did
-/// is the job's output.
+/// is the job's output, with the last plan applied.
 pub async fn run(
     engine: Arc<super::Engine>,
     context: WorkContext,
@@ -18,9 +18,16 @@ pub async fn run(
 ) -> Result<WorkOutcome, DnsWorkError> {
     let ctx = super::job_context(job.id());
     let zone = drover_core::ZoneId(job.args.zone_id);
-    let outcomes = engine.dns.sync(&ctx, zone, job.args.force).await?;
-    let _ = context.record_output(json!({ "outcomes": outcomes }));
-    if outcomes.iter().any(|o| o.result == ApplyResult::Refused) {
+    let synced = engine.dns.sync(&ctx, zone, job.args.force).await?;
+    let text = synced.plan.as_ref().map(ToString::to_string);
+    let _ = context.record_output(json!({
+        "plan": synced.plan, "text": text, "outcomes": synced.outcomes,
+    }));
+    if synced
+        .outcomes
+        .iter()
+        .any(|o| o.result == ApplyResult::Refused)
+    {
         tracing::warn!(
             zone = zone.get(),
             "zone sync refused by the safety limits; an operator must apply it with --force"
