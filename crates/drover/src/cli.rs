@@ -27,7 +27,7 @@ mod follow;
 mod usage;
 
 use drover_store::jobs::{DriftRepair, Requested};
-use follow::{WaitFlag, follow};
+use follow::{WaitFlag, ask};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -864,10 +864,15 @@ async fn servers(
             out.one(&store.update_server(ctx, id, patch).await?)
         }
         ServerCommand::Check { id, wait } => {
-            let job = store
-                .enqueue_requested(ctx, Requested::HealthCheck { server: id })
-                .await?;
-            let Some(output) = follow(&**store, job, wait, out).await? else {
+            let Some(output) = ask(
+                &**store,
+                ctx,
+                Requested::HealthCheck { server: id },
+                wait,
+                out,
+            )
+            .await?
+            else {
                 return Ok(());
             };
             out.list(
@@ -1358,10 +1363,15 @@ async fn drift(
     match command {
         DriftCommand::Scan { server, wait } => {
             let repair = DriftRepair::ScanOnly;
-            let job = store
-                .enqueue_requested(ctx, Requested::DriftScan { server, repair })
-                .await?;
-            let Some(output) = follow(&**store, job, wait, out).await? else {
+            let Some(output) = ask(
+                &**store,
+                ctx,
+                Requested::DriftScan { server, repair },
+                wait,
+                out,
+            )
+            .await?
+            else {
                 return Ok(());
             };
             let unlisted = say_unlisted(&output);
@@ -1391,10 +1401,15 @@ async fn drift(
                 (false, true) => DriftRepair::Forced,
                 (false, false) => DriftRepair::ByPolicy,
             };
-            let job = store
-                .enqueue_requested(ctx, Requested::DriftScan { server, repair })
-                .await?;
-            let Some(output) = follow(&**store, job, wait, out).await? else {
+            let Some(output) = ask(
+                &**store,
+                ctx,
+                Requested::DriftScan { server, repair },
+                wait,
+                out,
+            )
+            .await?
+            else {
                 return Ok(());
             };
             let unlisted = say_unlisted(&output);
@@ -1430,10 +1445,15 @@ async fn drift(
             if DomainName::parse(&confirm).ok().as_ref() != Some(&domain) {
                 bail!("--confirm must repeat the orphan's domain ({domain}) to delete it");
             }
-            let job = store
-                .enqueue_requested(ctx, Requested::OrphanDeletion { server, domain })
-                .await?;
-            match follow(&**store, job, wait, out).await? {
+            match ask(
+                &**store,
+                ctx,
+                Requested::OrphanDeletion { server, domain },
+                wait,
+                out,
+            )
+            .await?
+            {
                 Some(output) => out.one(&output),
                 None => Ok(()),
             }

@@ -2,7 +2,6 @@
 
 use axum::Extension;
 use axum::extract::{Path, State};
-use axum::http::StatusCode;
 use drover_core::ServerId;
 use drover_store::DriftRecord;
 use drover_store::jobs::{DriftRepair, Requested};
@@ -15,7 +14,7 @@ use super::AppState;
 use super::error::ErrorBody;
 use super::extract::{Query, path_id};
 use super::middleware::Caller;
-use super::shared::{Accepted, Reply, WithStatus};
+use super::shared::{Accepted, Reply, WithStatus, queue};
 
 pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -47,15 +46,14 @@ async fn scan_drift(
     Path(id): Path<String>,
 ) -> WithStatus<Accepted> {
     let id: ServerId = path_id("server", &id)?;
-    let job_id = app
-        .store
-        .enqueue_requested(
-            &caller.context(),
-            Requested::DriftScan {
-                server: Some(id),
-                repair: DriftRepair::ByPolicy,
-            },
-        )
-        .await?;
-    Ok((StatusCode::ACCEPTED, axum::Json(Accepted::new(job_id))))
+    let repair = DriftRepair::ByPolicy;
+    queue(
+        &app,
+        &caller,
+        Requested::DriftScan {
+            server: Some(id),
+            repair,
+        },
+    )
+    .await
 }

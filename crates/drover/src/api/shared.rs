@@ -6,7 +6,11 @@ use drover_store::Page;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
+use drover_store::jobs::Requested;
+
+use super::AppState;
 use super::error::ApiError;
+use super::middleware::Caller;
 
 pub type Reply<T> = Result<axum::Json<T>, ApiError>;
 /// An answer with its own status (201 created, 202 accepted).
@@ -39,4 +43,13 @@ impl Accepted {
     pub fn new(job_id: JobId) -> Self {
         Self { job_id }
     }
+}
+
+/// Queues what an operator asked for: 202 with its job.
+pub async fn queue(app: &AppState, caller: &Caller, request: Requested) -> WithStatus<Accepted> {
+    let job_id = app
+        .store
+        .enqueue_requested(&caller.context(), request)
+        .await?;
+    Ok((StatusCode::ACCEPTED, axum::Json(Accepted::new(job_id))))
 }

@@ -15,7 +15,7 @@ use super::AppState;
 use super::error::{ApiError, ErrorBody};
 use super::extract::{Query, path_id};
 use super::middleware::Caller;
-use super::shared::{Accepted, Reply, WithStatus};
+use super::shared::{Accepted, Reply, WithStatus, queue};
 
 pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -90,9 +90,5 @@ async fn sync_usage(
     Path(id): Path<String>,
 ) -> WithStatus<Accepted> {
     let id: ServerId = path_id("server", &id)?;
-    let job_id = app
-        .store
-        .enqueue_requested(&caller.context(), Requested::UsageSync { server: Some(id) })
-        .await?;
-    Ok((StatusCode::ACCEPTED, axum::Json(Accepted::new(job_id))))
+    queue(&app, &caller, Requested::UsageSync { server: Some(id) }).await
 }

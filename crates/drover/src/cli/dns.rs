@@ -12,7 +12,7 @@ use drover_store::jobs::Requested;
 use drover_store::{DnsProviderKind, DnsProviderSpec, RequestContext, Store, ZoneFilter};
 use serde_json::{Value, json};
 
-use super::follow::{WaitFlag, follow};
+use super::follow::{WaitFlag, ask, follow};
 use super::{Output, cell};
 
 #[derive(Debug, Subcommand)]
@@ -190,10 +190,15 @@ pub async fn run(
         DnsCommand::Records(command) => records(command, store, ctx, out).await,
         DnsCommand::Plan { zone, wait } => {
             let zone = store.zone_by_name(&zone_name(&zone)?).await?;
-            let job = store
-                .enqueue_requested(ctx, Requested::ZonePlan { zone: zone.id })
-                .await?;
-            let Some(output) = follow(&**store, job, wait, out).await? else {
+            let Some(output) = ask(
+                &**store,
+                ctx,
+                Requested::ZonePlan { zone: zone.id },
+                wait,
+                out,
+            )
+            .await?
+            else {
                 return Ok(());
             };
             if out.json {
@@ -247,10 +252,9 @@ pub async fn run(
                 Some(name) => Some(store.dns_provider_by_name(&name).await?.id),
                 None => None,
             };
-            let job = store
-                .enqueue_requested(ctx, Requested::ZoneCheck { provider })
-                .await?;
-            let Some(output) = follow(&**store, job, wait, out).await? else {
+            let Some(output) =
+                ask(&**store, ctx, Requested::ZoneCheck { provider }, wait, out).await?
+            else {
                 return Ok(());
             };
             if out.json {

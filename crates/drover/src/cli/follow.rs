@@ -6,7 +6,8 @@ use std::time::Duration;
 
 use anyhow::bail;
 use drover_core::JobId;
-use drover_store::{JobSummary, Store};
+use drover_store::jobs::Requested;
+use drover_store::{JobSummary, RequestContext, Store};
 use serde_json::Value;
 
 /// `--wait`, shared by every command that queues long work.
@@ -25,6 +26,18 @@ pub struct WaitFlag {
 const POLL: Duration = Duration::from_millis(200);
 /// How long a job may wait untaken before the command says a worker seems missing.
 const UNTAKEN: Duration = Duration::from_secs(5);
+
+/// Queues what an operator asked for and, with `--wait`, follows it (see [`follow`]).
+pub async fn ask(
+    store: &dyn Store,
+    ctx: &RequestContext,
+    request: Requested,
+    wait: WaitFlag,
+    out: super::Output,
+) -> anyhow::Result<Option<Value>> {
+    let job = store.enqueue_requested(ctx, request).await?;
+    follow(store, job, wait, out).await
+}
 
 /// The job's output once it completed; `None` without `--wait` (the job's id is printed). A job
 /// discarded or cancelled is an error with its reason. Jobs an operator asks for are tried a

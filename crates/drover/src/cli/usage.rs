@@ -7,7 +7,7 @@ use drover_core::{ServerId, ServiceId};
 use drover_store::jobs::Requested;
 use drover_store::{RequestContext, Store, UsageFilter};
 
-use super::follow::{WaitFlag, follow};
+use super::follow::{WaitFlag, ask};
 use super::{Output, PageArgs, cell};
 
 #[derive(Debug, Subcommand)]
@@ -66,10 +66,9 @@ pub async fn run(
             )
         }
         UsageCommand::Sync { server, wait } => {
-            let job = store
-                .enqueue_requested(ctx, Requested::UsageSync { server })
-                .await?;
-            let Some(output) = follow(&**store, job, wait, out).await? else {
+            let Some(output) =
+                ask(&**store, ctx, Requested::UsageSync { server }, wait, out).await?
+            else {
                 return Ok(());
             };
             let servers = output["servers"].as_object().cloned().unwrap_or_default();
