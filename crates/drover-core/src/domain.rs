@@ -106,6 +106,19 @@ impl DomainName {
         idna::domain_to_unicode(&self.ascii).0
     }
 
+    /// Accepts `typed` as confirming a change that loses data or protection when it is this
+    /// domain in any form [`DomainName::parse`] accepts (Unicode or punycode, any case).
+    pub fn confirm(&self, typed: &str, purpose: impl FnOnce() -> String) -> Result<(), Error> {
+        if Self::parse(typed).is_ok_and(|d| d == *self) {
+            return Ok(());
+        }
+        Err(Error::ConfirmationMismatch {
+            purpose: purpose(),
+            expected: self.to_unicode(),
+            got: crate::error::shown(typed),
+        })
+    }
+
     /// Warnings about a valid name; today the Romanian cedilla letters ş and ţ, which look like
     /// ș and ț (comma below) but make a different domain.
     pub fn warnings(&self) -> Vec<DomainWarning> {
@@ -198,6 +211,36 @@ mod tests {
         match DomainName::parse(input) {
             Err(Error::InvalidDomain { reason, .. }) => reason,
             other => panic!("{input:?} should be refused, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_confirmation_is_the_domain_in_any_accepted_form_and_nothing_else() {
+        let name = DomainName::parse("știri.ro").unwrap();
+        for typed in ["știri.ro", "XN--TIRI-PXB.RO", " știri.ro. "] {
+            assert_eq!(name.confirm(typed, || unreachable!()), Ok(()), "{typed:?}");
+        }
+        let long = "x".repeat(5000);
+        for typed in ["", "stiri.ro", "știri.ro.ro", long.as_str()] {
+            let refused = name
+                .confirm(typed, || "delete account 7".into())
+                .unwrap_err();
+            let Error::ConfirmationMismatch {
+                purpose,
+                expected,
+                got,
+            } = &refused
+            else {
+                panic!("{typed:?}: {refused:?}");
+            };
+            assert_eq!(
+                (purpose.as_str(), expected.as_str()),
+                ("delete account 7", "știri.ro")
+            );
+            assert!(
+                got.len() < 100,
+                "the message shows a long input by its length: {got}"
+            );
         }
     }
 

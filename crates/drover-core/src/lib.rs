@@ -45,7 +45,10 @@ pub use ids::{
     AccountId, AuditEventId, CustomerId, DnsProviderId, JobId, PlanId, ServerId, ServiceId,
     TokenId, ZoneId,
 };
-pub use moves::{GRACE_CHECK, MoveState, MoveStep, RebuildCheck, Recreated, check_rebuild};
+pub use moves::{
+    GRACE_CHECK, MoveRefusal, MoveRequest, MoveState, MoveStep, RebuildCheck, Recreated,
+    check_move, check_rebuild,
+};
 pub use names::{PlanName, ServerName, Tag, UnixUsername};
 pub use placement::{Candidate, Leaving, MovePlan, PlacementPolicy, place, plan_moves};
 pub use plan::{Feature, PlanPatch, PlanSpec};

@@ -6,7 +6,7 @@ use std::fmt;
 use jiff::{SignedDuration, Timestamp};
 use serde::{Deserialize, Serialize};
 
-use crate::Error;
+use crate::{AccountId, DesiredState, Error, ServerId, ServerState};
 
 /// Where a move stands. The order is the order a move passes through them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -115,6 +115,80 @@ impl MoveStep {
     }
 }
 
+/// What decides whether an account may start moving to a server now.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MoveRequest<'a> {
+    pub account: AccountId,
+    /// Where the account is; `None` before it is first placed.
+    pub from: Option<ServerId>,
+    pub desired: DesiredState,
+    pub has_sealed_password: bool,
+    /// A move of the account is under way already.
+    pub moving: bool,
+    pub to: ServerId,
+    pub target_name: &'a str,
+    pub target_state: ServerState,
+}
+
+/// Why an account cannot start a move (or confirm one) now.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum MoveRefusal {
+    #[error("account {account} is on no server yet; it is placed when activated")]
+    NotPlaced { account: AccountId },
+    #[error(
+        "account {account} is not meant to be on a server (its service is pending or terminated)"
+    )]
+    NotActive { account: AccountId },
+    #[error("account {account} is on server {server} already")]
+    SameServer {
+        account: AccountId,
+        server: ServerId,
+    },
+    #[error("server {name} is {state}; a move needs a healthy or degraded target")]
+    TargetUnusable { name: String, state: ServerState },
+    #[error(
+        "drover holds no sealed password for account {account}, so it cannot recreate it; set one first"
+    )]
+    NoPassword { account: AccountId },
+    #[error("account {account} is being moved already")]
+    UnderWay { account: AccountId },
+    #[error("account {account} is not being moved")]
+    NotMoving { account: AccountId },
+}
+
+/// Decides whether the move may start; on yes, the server it leaves.
+pub fn check_move(request: &MoveRequest<'_>) -> Result<ServerId, MoveRefusal> {
+    let account = request.account;
+    let Some(from) = request.from else {
+        return Err(MoveRefusal::NotPlaced { account });
+    };
+    if request.desired == DesiredState::Absent {
+        return Err(MoveRefusal::NotActive { account });
+    }
+    if from == request.to {
+        return Err(MoveRefusal::SameServer {
+            account,
+            server: from,
+        });
+    }
+    if !matches!(
+        request.target_state,
+        ServerState::Healthy | ServerState::Degraded
+    ) {
+        return Err(MoveRefusal::TargetUnusable {
+            name: request.target_name.to_owned(),
+            state: request.target_state,
+        });
+    }
+    if !request.has_sealed_password {
+        return Err(MoveRefusal::NoPassword { account });
+    }
+    if request.moving {
+        return Err(MoveRefusal::UnderWay { account });
+    }
+    Ok(from)
+}
+
 /// An account a rebuild recreates on a fresh server, as drover's records hold it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Recreated {
@@ -186,6 +260,90 @@ mod tests {
 
     fn at(seconds: i64) -> Timestamp {
         Timestamp::from_second(seconds).unwrap()
+    }
+
+    #[test]
+    fn a_move_starts_only_from_a_placed_wanted_account_with_its_password_to_a_usable_server() {
+        let ok = MoveRequest {
+            account: AccountId(7),
+            from: Some(ServerId(1)),
+            desired: DesiredState::Disabled,
+            has_sealed_password: true,
+            moving: false,
+            to: ServerId(2),
+            target_name: "web2",
+            target_state: ServerState::Degraded,
+        };
+        assert_eq!(check_move(&ok), Ok(ServerId(1)));
+        assert_eq!(
+            check_move(&MoveRequest {
+                target_state: ServerState::Healthy,
+                desired: DesiredState::Enabled,
+                ..ok.clone()
+            }),
+            Ok(ServerId(1))
+        );
+        let account = ok.account;
+        let refused = [
+            (
+                MoveRequest {
+                    from: None,
+                    ..ok.clone()
+                },
+                MoveRefusal::NotPlaced { account },
+            ),
+            (
+                MoveRequest {
+                    desired: DesiredState::Absent,
+                    ..ok.clone()
+                },
+                MoveRefusal::NotActive { account },
+            ),
+            (
+                MoveRequest {
+                    to: ServerId(1),
+                    ..ok.clone()
+                },
+                MoveRefusal::SameServer {
+                    account,
+                    server: ServerId(1),
+                },
+            ),
+            (
+                MoveRequest {
+                    has_sealed_password: false,
+                    ..ok.clone()
+                },
+                MoveRefusal::NoPassword { account },
+            ),
+            (
+                MoveRequest {
+                    moving: true,
+                    ..ok.clone()
+                },
+                MoveRefusal::UnderWay { account },
+            ),
+        ];
+        for (request, refusal) in refused {
+            assert_eq!(check_move(&request), Err(refusal));
+        }
+        for state in [
+            ServerState::Maintenance,
+            ServerState::Draining,
+            ServerState::Unavailable,
+            ServerState::Decommissioned,
+        ] {
+            assert_eq!(
+                check_move(&MoveRequest {
+                    target_state: state,
+                    ..ok.clone()
+                }),
+                Err(MoveRefusal::TargetUnusable {
+                    name: "web2".into(),
+                    state
+                })
+            );
+        }
     }
 
     #[test]

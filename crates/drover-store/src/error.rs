@@ -4,26 +4,20 @@ pub enum StoreError {
     #[error("{what} {id} does not exist")]
     NotFound { what: &'static str, id: String },
 
-    /// The request is well-formed but names something that is missing or unusable
-    /// (an unknown plan for a new service, say).
+    /// The change names a record that does not exist (the plan of a new service, say).
     #[error("{message}")]
-    Unprocessable {
-        code: &'static str,
-        field: Option<&'static str>,
-        message: String,
-    },
-
-    /// The request collides with the current state (a domain already hosted, a concurrent change).
-    #[error("{message}")]
-    Conflict {
-        code: &'static str,
-        field: Option<&'static str>,
+    UnknownReference {
+        reference: Reference,
         message: String,
     },
 
     /// The change collides with what a unique key already holds (a lost race included).
     #[error("{message}")]
     Duplicate { key: UniqueKey, message: String },
+
+    /// The change collides with the state it found (a concurrent change, a job under way).
+    #[error("{message}")]
+    Conflict { conflict: Conflict, message: String },
 
     /// A rule of the domain refused the change (an illegal service move, an invalid value).
     #[error(transparent)]
@@ -45,31 +39,60 @@ pub enum StoreError {
     Corrupt(String),
 }
 
+/// A record another one refers to, named so that callers decide on it as data.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reference {
+    /// The customer of a new service.
+    Customer,
+    /// The plan of a new service or of a plan change.
+    Plan,
+    /// A provider a zone is to be served by.
+    DnsProvider,
+}
+
 /// A unique key of drover's data, named so that callers decide on it as data.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum UniqueKey {
+    /// A domain is hosted once.
+    Domain,
+    /// A customer's reference in the billing system.
+    CustomerExternalRef,
+    /// The name of a plan, a server or a customer.
+    Name,
+    /// A server's hostname and port.
+    ServerAddress,
+    /// The name of a DNS provider.
+    DnsProviderName,
     /// drover holds a zone of this name already.
     ZoneName,
     /// The account has its zone already.
     AccountZone,
 }
 
-impl UniqueKey {
-    /// The code the API answers with.
-    pub fn code(self) -> &'static str {
-        match self {
-            Self::ZoneName => "zone_exists",
-            Self::AccountZone => "account_has_zone",
-        }
-    }
-
-    /// The request field at fault, when there is one.
-    pub fn field(self) -> Option<&'static str> {
-        match self {
-            Self::ZoneName => Some("name"),
-            Self::AccountZone => None,
-        }
-    }
+/// What a change found that stops it now; sending it again later may succeed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Conflict {
+    /// The record changed between reading and writing it.
+    ConcurrentChange,
+    /// The account is on a server already.
+    AlreadyPlaced,
+    /// Every unix user name derived from the domain is taken.
+    NoFreeUsername,
+    ServerDecommissioned,
+    /// A server still holds accounts.
+    ServerNotEmpty,
+    /// A terminated service does not change any more.
+    ServiceTerminated,
+    /// A forced sync waits for the sync of the zone that is under way.
+    SyncUnderWay,
+    /// The zone is being removed.
+    ZoneDeleting,
+    /// An Idempotency-Key came back with a different request.
+    IdempotencyKeyReused,
+    /// The first request of an Idempotency-Key still runs.
+    IdempotentRequestInProgress,
+    /// The job queue has not been created yet (no worker has run).
+    NoQueueYet,
 }
 
 impl StoreError {
@@ -80,16 +103,16 @@ impl StoreError {
         }
     }
 
-    pub(crate) fn conflict(
-        code: &'static str,
-        field: Option<&'static str>,
-        message: String,
-    ) -> Self {
-        Self::Conflict {
-            code,
-            field,
-            message,
-        }
+    pub(crate) fn conflict(conflict: Conflict, message: String) -> Self {
+        Self::Conflict { conflict, message }
+    }
+
+    pub(crate) fn duplicate(key: UniqueKey, message: String) -> Self {
+        Self::Duplicate { key, message }
+    }
+
+    pub(crate) fn unknown(reference: Reference, message: String) -> Self {
+        Self::UnknownReference { reference, message }
     }
 }
 

@@ -22,7 +22,7 @@ pub use dns_store::{
     DnsProviderKind, DnsProviderRecord, DnsProviderSpec, DnsStore, RewriteBatch, Zone, ZoneFilter,
     ZoneProvider, ZoneRewrite, ZoneSyncOutcome,
 };
-pub use error::{StoreError, UniqueKey};
+pub use error::{Conflict, Reference, StoreError, UniqueKey};
 pub use fleet_store::{
     AccountUsage, DriftRecord, FleetStore, HealthChange, Migration, ServerHealth, UsageFilter,
 };

@@ -12,9 +12,9 @@ mod dns_sql {
     use jiff_sqlx::Timestamp as SqlTimestamp;
     use serde_json::json;
 
-    use super::{SqlStore, Tx, append_audit, begin};
+    use super::{SqlStore, Tx, append_audit, begin, begin_read};
     use crate::dns_store::*;
-    use crate::error::{UniqueKey, unique_violation};
+    use crate::error::{Conflict, Reference, UniqueKey, unique_violation};
     use crate::jobs::{RewriteAddresses, SyncZone};
     use crate::rows::{corrupt, sql_now, to_json_list};
     use crate::{RequestContext, Result, StoreError};
@@ -264,8 +264,7 @@ mod dns_sql {
         // keeps to the safety limits.
         if force && joined {
             return Err(StoreError::conflict(
-                "sync_under_way",
-                None,
+                Conflict::SyncUnderWay,
                 format!(
                     "a sync of zone {} is waiting or running already (job {job}); apply with \
                      force again once it has finished",
@@ -290,8 +289,7 @@ mod dns_sql {
         let before = fetch_zone(tx, id).await?;
         if before.deleting {
             return Err(StoreError::conflict(
-                "zone_deleting",
-                None,
+                Conflict::ZoneDeleting,
                 format!(
                     "zone {} is being removed; its records cannot change",
                     before.name
@@ -342,10 +340,9 @@ mod dns_sql {
                 .fetch_one(&mut **tx)
                 .await
                 .map_err(|e| match unique_violation(&e) {
-                    Some(_) => StoreError::conflict(
-                        "provider_exists",
-                        Some("name"),
-                        format!("a DNS provider named '{}' exists already", spec.name),
+                    Some(_) => StoreError::duplicate(
+UniqueKey::DnsProviderName,
+format!("a DNS provider named '{}' exists already", spec.name),
                     ),
                     None => e.into(),
                 })?;
@@ -439,11 +436,7 @@ mod dns_sql {
                     .execute(&mut **tx)
                     .await
                     .map_err(|e| match e.as_database_error().map(|d| d.is_foreign_key_violation()) {
-                        Some(true) => StoreError::Unprocessable {
-                            code: "unknown_provider",
-                            field: Some("providers"),
-                            message: format!("DNS provider {provider} does not exist"),
-                        },
+                        Some(true) => StoreError::unknown(Reference::DnsProvider, format!("DNS provider {provider} does not exist")),
                         _ => e.into(),
                     })?;
                 }

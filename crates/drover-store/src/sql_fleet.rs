@@ -4,13 +4,15 @@
 mod fleet_sql {
     use drover_core::{
         AccountId, DesiredState, DnsProviderId, DomainName, DriftAction, DriftFinding, DriftKind,
-        Expected, HealthPolicy, HealthProbe, HealthStreak, JobId, MoveState, ServerId, ServerState,
-        ServiceId, Usage, Verdict, ZoneId, next_health,
+        Expected, HealthPolicy, HealthProbe, HealthStreak, JobId, MoveRefusal, MoveRequest,
+        MoveState, ServerId, ServerState, ServiceId, Usage, Verdict, ZoneId, check_move,
+        next_health,
     };
     use jiff_sqlx::Timestamp as SqlTimestamp;
     use serde_json::json;
 
-    use super::{SqlStore, Tx, append_audit, begin};
+    use super::{SqlStore, Tx, append_audit, begin, begin_read};
+    use crate::error::Conflict;
     use crate::fleet_store::*;
     use crate::jobs::{
         CheckFleetHealth, CheckZones, DeleteOrphan, MigrateAccount, PlanZone, Requested, ScanDrift,
@@ -180,14 +182,6 @@ mod fleet_sql {
         .transpose()
     }
 
-    fn refuse(code: &'static str, message: String) -> StoreError {
-        StoreError::Unprocessable {
-            code,
-            field: None,
-            message,
-        }
-    }
-
     /// Enqueues the account's migration job, to run now or at `at`.
     async fn enqueue_migration(
         store: &SqlStore,
@@ -220,54 +214,21 @@ mod fleet_sql {
     ) -> Result<(Migration, JobId)> {
         write_tx!(store, tx, {
             let acct = SqlStore::fetch_account(tx, account).await?;
-            let Some(from) = acct.server_id else {
-                return Err(refuse(
-                    "not_placed",
-                    format!("account {account} is on no server yet; it is placed when activated"),
-                ));
-            };
-            if acct.desired_state == DesiredState::Absent {
-                return Err(refuse(
-                    "not_active",
-                    format!(
-                        "account {account} is not meant to be on a server (its service is pending or terminated)"
-                    ),
-                ));
-            }
-            if from == to {
-                return Err(refuse(
-                    "same_server",
-                    format!("account {account} is on server {to} already"),
-                ));
-            }
             let target = SqlStore::fetch_server(tx, to).await?;
-            if !matches!(target.state, ServerState::Healthy | ServerState::Degraded) {
-                return Err(refuse(
-                    "target_unusable",
-                    format!(
-                        "server {} is {}; a move needs a healthy or degraded target",
-                        target.spec.name, target.state
-                    ),
-                ));
-            }
-            if !acct.has_sealed_password {
-                return Err(refuse(
-                    "no_password",
-                    format!(
-                        "drover holds no sealed password for account {account}, so it cannot recreate it; set one first"
-                    ),
-                ));
-            }
-            if fetch_migration(tx, account)
+            let moving = fetch_migration(tx, account)
                 .await?
-                .is_some_and(|m| m.state.under_way())
-            {
-                return Err(StoreError::conflict(
-                    "migration_under_way",
-                    None,
-                    format!("account {account} is being moved already"),
-                ));
-            }
+                .is_some_and(|m| m.state.under_way());
+            let from = check_move(&MoveRequest {
+                account,
+                from: acct.server_id,
+                desired: acct.desired_state,
+                has_sealed_password: acct.has_sealed_password,
+                moving,
+                to,
+                target_name: target.spec.name.as_str(),
+                target_state: target.state,
+            })
+            .map_err(drover_core::Error::from)?;
             let delete_after = jiff::Timestamp::now().as_millisecond()
                 + i64::try_from(grace.as_millis()).unwrap_or(i64::MAX / 2);
             let now = sql_now();
@@ -466,8 +427,7 @@ mod fleet_sql {
                 let before = SqlStore::fetch_server(tx, server).await?;
                 if before.state == ServerState::Decommissioned {
                     return Err(StoreError::conflict(
-                        "server_decommissioned",
-                        None,
+                        Conflict::ServerDecommissioned,
                         format!("server {} is decommissioned", before.spec.name),
                     ));
                 }
@@ -499,8 +459,7 @@ mod fleet_sql {
                 .await?;
                 if remaining > 0 {
                     return Err(StoreError::conflict(
-                        "server_not_empty",
-                        None,
+                        Conflict::ServerNotEmpty,
                         format!(
                             "server {} still holds {remaining} accounts; drain it first (drover servers drain {server})",
                             before.spec.name
@@ -578,25 +537,14 @@ mod fleet_sql {
         ) -> Result<JobId> {
             write_tx!(self, tx, {
                 let acct = SqlStore::fetch_account(tx, account).await?;
-                let repeated = DomainName::parse(confirm_domain).ok();
-                if repeated.as_ref() != Some(&acct.domain) {
-                    return Err(StoreError::Unprocessable {
-                        code: "confirmation_mismatch",
-                        field: Some("confirm_domain"),
-                        message: format!(
-                            "repeat the account's domain ({}) to delete the old copy",
-                            acct.domain
-                        ),
-                    });
-                }
+                acct.domain.confirm(confirm_domain, || {
+                    format!("delete the old copy of account {account}")
+                })?;
                 let Some(migration) = fetch_migration(tx, account)
                     .await?
                     .filter(|m| m.state.under_way())
                 else {
-                    return Err(refuse(
-                        "no_migration",
-                        format!("account {account} is not being moved"),
-                    ));
+                    return Err(drover_core::Error::from(MoveRefusal::NotMoving { account }).into());
                 };
                 sqlx::query("UPDATE account_migrations SET confirmed = TRUE, updated_at = $2 WHERE account_id = $1")
                     .bind(account.get())
@@ -801,8 +749,7 @@ mod fleet_sql {
                 let state = match (on, before.state) {
                     (true, ServerState::Decommissioned) | (false, ServerState::Decommissioned) => {
                         return Err(StoreError::conflict(
-                            "server_decommissioned",
-                            None,
+                            Conflict::ServerDecommissioned,
                             format!("server {} is decommissioned", before.spec.name),
                         ));
                     }

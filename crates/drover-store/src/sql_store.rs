@@ -12,11 +12,12 @@ use secrecy::SecretString;
 use serde_json::json;
 use sqlx::Transaction;
 
+use crate::error::{Conflict, Reference, UniqueKey, unique_violation};
 use crate::jobs::ConvergeAccount;
 use crate::model::*;
 use crate::rows::*;
 use crate::store::Store;
-use crate::{Backend, Result, StoreError, error::unique_violation};
+use crate::{Backend, Result, StoreError};
 
 type Tx = Transaction<'static, Db>;
 
@@ -33,16 +34,28 @@ macro_rules! write_tx {
     }};
 }
 
-/// Runs reads in one transaction so they see one state.
+/// Runs reads in one snapshot so they see one state: REPEATABLE READ on PostgreSQL (its
+/// default, READ COMMITTED, takes a new snapshot per statement); SQLite's read transaction
+/// keeps the snapshot of its first read.
 macro_rules! read_tx {
     ($store:expr, $tx:ident, { $($body:tt)* }) => {{
-        let mut transaction: Tx = $store.pool.begin().await?;
+        let mut transaction: Tx = begin_read(&$store.pool).await?;
         let $tx = &mut transaction;
         let result: Result<_> = async { $($body)* }.await;
         let value = result?;
         transaction.rollback().await?;
         Result::<_>::Ok(value)
     }};
+}
+
+async fn begin_read(pool: &sqlx::Pool<Db>) -> Result<Tx> {
+    let mut transaction = pool.begin().await?;
+    if BACKEND == Backend::Postgres {
+        sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+            .execute(&mut *transaction)
+            .await?;
+    }
+    Ok(transaction)
 }
 
 macro_rules! select_plan {
@@ -144,14 +157,12 @@ fn opt_i64<T: Into<u64>>(value: Option<T>) -> Option<i64> {
 /// Maps a unique violation on a plan or server name to a conflict that names it.
 fn name_taken(err: sqlx::Error, what: &str, name: &str) -> StoreError {
     match unique_violation(&err) {
-        Some(constraint) if constraint.contains("hostname") => StoreError::conflict(
-            "duplicate_server_address",
-            Some("hostname"),
+        Some(constraint) if constraint.contains("hostname") => StoreError::duplicate(
+            UniqueKey::ServerAddress,
             format!("another {what} already uses this hostname and port"),
         ),
-        Some(_) => StoreError::conflict(
-            "duplicate_name",
-            Some("name"),
+        Some(_) => StoreError::duplicate(
+            UniqueKey::Name,
             format!("a {what} named '{name}' already exists"),
         ),
         None => err.into(),
@@ -258,8 +269,7 @@ impl SqlStore {
         .rows_affected();
         if placed == 0 {
             return Err(StoreError::conflict(
-                "already_placed",
-                None,
+                Conflict::AlreadyPlaced,
                 format!("account {account} is already on a server"),
             ));
         }
@@ -365,9 +375,8 @@ impl Store for SqlStore {
             .fetch_one(&mut **tx)
             .await
             .map_err(|e| match unique_violation(&e) {
-                Some(_) => StoreError::conflict(
-                    "duplicate_external_ref",
-                    Some("external_ref"),
+                Some(_) => StoreError::duplicate(
+                    UniqueKey::CustomerExternalRef,
                     format!(
                         "a customer with external_ref '{}' already exists",
                         spec.external_ref.as_deref().unwrap_or_default()
@@ -541,25 +550,23 @@ impl Store for SqlStore {
                 .await?
                 .is_none()
             {
-                return Err(StoreError::Unprocessable {
-                    code: "unknown_customer",
-                    field: Some("customer_id"),
-                    message: format!("customer {} does not exist", new.customer_id),
-                });
+                return Err(StoreError::unknown(
+                    Reference::Customer,
+                    format!("customer {} does not exist", new.customer_id),
+                ));
             }
             if exists("plans", new.plan_id.get())
                 .fetch_optional(&mut **tx)
                 .await?
                 .is_none()
             {
-                return Err(StoreError::Unprocessable {
-                    code: "unknown_plan",
-                    field: Some("plan_id"),
-                    message: format!(
+                return Err(StoreError::unknown(
+                    Reference::Plan,
+                    format!(
                         "plan {} does not exist; list plans with GET /api/v1/plans",
                         new.plan_id
                     ),
-                });
+                ));
             }
             let holder: Option<i64> =
                 sqlx::query_scalar("SELECT service_id FROM accounts WHERE domain = $1")
@@ -594,8 +601,7 @@ impl Store for SqlStore {
             .map_err(|e| match unique_violation(&e) {
                 Some(c) if c.contains("domain") => duplicate_domain(&new.domain, None),
                 Some(_) => StoreError::conflict(
-                    "concurrent_change",
-                    None,
+                    Conflict::ConcurrentChange,
                     "another service took the same unix user name at the same moment; \
                          send the request again"
                         .into(),
@@ -664,8 +670,7 @@ impl Store for SqlStore {
             .rows_affected();
             if moved == 0 {
                 return Err(StoreError::conflict(
-                    "concurrent_change",
-                    None,
+                    Conflict::ConcurrentChange,
                     format!("service {id} changed while this request ran; send it again"),
                 ));
             }
@@ -876,14 +881,13 @@ impl Store for SqlStore {
         .fetch_one(&self.pool)
         .await?;
         if stored_hash != request_hash {
-            return Err(StoreError::Unprocessable {
-                code: "idempotency_key_reused",
-                field: None,
-                message: format!(
+            return Err(StoreError::conflict(
+                Conflict::IdempotencyKeyReused,
+                format!(
                     "Idempotency-Key '{key}' was already used for a different request; \
                      use a new key for a new request"
                 ),
-            });
+            ));
         }
         match (status, body) {
             (Some(status), Some(body)) => Ok(IdempotencyStart::Replay {
@@ -891,8 +895,7 @@ impl Store for SqlStore {
                 body,
             }),
             _ => Err(StoreError::conflict(
-                "idempotent_request_in_progress",
-                None,
+                Conflict::IdempotentRequestInProgress,
                 format!("a request with Idempotency-Key '{key}' is still running; retry shortly"),
             )),
         }
@@ -1371,18 +1374,14 @@ impl Store for SqlStore {
                 .await?
                 .is_none()
             {
-                return Err(StoreError::Unprocessable {
-                    code: "unknown_plan",
-                    field: Some("plan_id"),
-                    message: format!(
-                        "plan {plan} does not exist; list plans with GET /api/v1/plans"
-                    ),
-                });
+                return Err(StoreError::unknown(
+                    Reference::Plan,
+                    format!("plan {plan} does not exist; list plans with GET /api/v1/plans"),
+                ));
             }
             if service.status == ServiceStatus::Terminated {
                 return Err(StoreError::conflict(
-                    "service_terminated",
-                    None,
+                    Conflict::ServiceTerminated,
                     format!("service {id} is terminated; its plan can no longer change"),
                 ));
             }
@@ -1450,8 +1449,7 @@ impl Store for SqlStore {
         };
         result.map_err(|e| match e {
             riverqueue::Error::NotFound { .. } => StoreError::conflict(
-                "no_queue_yet",
-                None,
+                Conflict::NoQueueYet,
                 "the provisioning queue appears when a worker first runs; start drover serve \
                  or drover worker, then pause"
                     .into(),
@@ -1494,19 +1492,9 @@ impl Store for SqlStore {
     ) -> Result<Account> {
         write_tx!(self, tx, {
             let current = Self::fetch_account(tx, account).await?;
-            let confirmed =
-                drover_core::DomainName::parse(confirmation).is_ok_and(|d| d == current.domain);
-            if !confirmed {
-                return Err(StoreError::Unprocessable {
-                    code: "confirmation_mismatch",
-                    field: Some("confirm_domain"),
-                    message: format!(
-                        "to change the protection of account {account}, repeat its domain {} \
-                         exactly; got '{confirmation}'",
-                        current.domain.to_unicode()
-                    ),
-                });
-            }
+            current.domain.confirm(confirmation, || {
+                format!("change the protection of account {account}")
+            })?;
             sqlx::query(
                 "UPDATE accounts SET protected_from_deletion = $1, updated_at = $2 WHERE id = $3",
             )
@@ -1729,9 +1717,8 @@ impl SqlStore {
 
 fn duplicate_domain(domain: &DomainName, service: Option<i64>) -> StoreError {
     let holder = service.map_or_else(String::new, |s| format!(" by service {s}"));
-    StoreError::conflict(
-        "duplicate_domain",
-        Some("domain"),
+    StoreError::duplicate(
+        UniqueKey::Domain,
         format!(
             "the domain {} ({}) is already taken{holder}; a domain can be hosted only once",
             domain.as_str(),
@@ -1780,8 +1767,7 @@ async fn next_free_username(
         }
     }
     Err(StoreError::conflict(
-        "no_free_username",
-        Some("domain"),
+        Conflict::NoFreeUsername,
         format!("no free unix user name derived from {domain}"),
     ))
 }

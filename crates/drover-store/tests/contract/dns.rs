@@ -5,8 +5,8 @@ use drover_core::{
     account_zone,
 };
 use drover_store::{
-    AuditFilter, DnsProviderKind, DnsProviderSpec, JobFilter, StoreError, ZoneFilter,
-    ZoneSyncOutcome,
+    AuditFilter, Conflict, DnsProviderKind, DnsProviderSpec, JobFilter, Reference, StoreError,
+    UniqueKey, ZoneFilter, ZoneSyncOutcome,
 };
 
 use crate::{Harness, ctx};
@@ -57,8 +57,8 @@ pub async fn dns_providers_are_stored_and_refuse_bad_settings(h: Harness) {
     assert!(
         matches!(
             err,
-            StoreError::Conflict {
-                code: "provider_exists",
+            StoreError::Duplicate {
+                key: UniqueKey::DnsProviderName,
                 ..
             }
         ),
@@ -134,7 +134,7 @@ pub async fn zones_keep_their_rrsets_and_enqueue_a_sync(h: Harness) {
         matches!(
             forced,
             StoreError::Conflict {
-                code: "sync_under_way",
+                conflict: Conflict::SyncUnderWay,
                 ..
             }
         ) && forced.to_string().contains(&format!("job {waiting}")),
@@ -182,8 +182,8 @@ pub async fn zones_keep_their_rrsets_and_enqueue_a_sync(h: Harness) {
     assert!(
         matches!(
             err,
-            StoreError::Unprocessable {
-                code: "unknown_provider",
+            StoreError::UnknownReference {
+                reference: Reference::DnsProvider,
                 ..
             }
         ),
@@ -350,7 +350,7 @@ pub async fn provider_sync_state_and_record_ids_are_kept(h: Harness) {
         matches!(
             err,
             StoreError::Conflict {
-                code: "zone_deleting",
+                conflict: Conflict::ZoneDeleting,
                 ..
             }
         ),

@@ -231,8 +231,18 @@ pub async fn a_migration_is_checked_stepped_and_confirmed(h: Harness) {
     let service = store.create_service(&ctx(), new).await.unwrap();
     let account = service.account_id;
     let grace = std::time::Duration::from_secs(60);
+    // The refusal's name: which rule refused, as data.
     let code = |e: StoreError| match e {
-        StoreError::Unprocessable { code, .. } | StoreError::Conflict { code, .. } => code,
+        StoreError::Rule(drover_core::Error::MoveRefused(refusal)) => {
+            let name = format!("{refusal:?}");
+            name.split_whitespace()
+                .next()
+                .unwrap_or_default()
+                .to_owned()
+        }
+        StoreError::Rule(drover_core::Error::ConfirmationMismatch { .. }) => {
+            "ConfirmationMismatch".to_owned()
+        }
         other => panic!("unexpected {other}"),
     };
     assert_eq!(
@@ -242,7 +252,7 @@ pub async fn a_migration_is_checked_stepped_and_confirmed(h: Harness) {
                 .await
                 .unwrap_err()
         ),
-        "not_placed"
+        "NotPlaced"
     );
     store.assign_server(&ctx(), account, vm1.id).await.unwrap();
     assert_eq!(
@@ -252,7 +262,7 @@ pub async fn a_migration_is_checked_stepped_and_confirmed(h: Harness) {
                 .await
                 .unwrap_err()
         ),
-        "not_active"
+        "NotActive"
     );
     store
         .transition_service(&ctx(), service.id, drover_core::Transition::Activate, None)
@@ -265,7 +275,7 @@ pub async fn a_migration_is_checked_stepped_and_confirmed(h: Harness) {
                 .await
                 .unwrap_err()
         ),
-        "same_server"
+        "SameServer"
     );
     assert_eq!(
         code(
@@ -274,7 +284,7 @@ pub async fn a_migration_is_checked_stepped_and_confirmed(h: Harness) {
                 .await
                 .unwrap_err()
         ),
-        "no_password"
+        "NoPassword"
     );
     store
         .store_sealed_password(account, b"sealed")
@@ -288,7 +298,7 @@ pub async fn a_migration_is_checked_stepped_and_confirmed(h: Harness) {
                 .await
                 .unwrap_err()
         ),
-        "target_unusable"
+        "TargetUnusable"
     );
     store.set_maintenance(&ctx(), vm2.id, false).await.unwrap();
     let (migration, _job) = store
@@ -311,7 +321,7 @@ pub async fn a_migration_is_checked_stepped_and_confirmed(h: Harness) {
                 .await
                 .unwrap_err()
         ),
-        "migration_under_way"
+        "UnderWay"
     );
     let switched = store
         .advance_migration(&ctx(), account, drover_core::MoveState::Switched)
@@ -329,7 +339,7 @@ pub async fn a_migration_is_checked_stepped_and_confirmed(h: Harness) {
                 .await
                 .unwrap_err()
         ),
-        "confirmation_mismatch"
+        "ConfirmationMismatch"
     );
     store
         .confirm_migration(&ctx(), account, "ANA.ro")
@@ -351,7 +361,7 @@ pub async fn a_migration_is_checked_stepped_and_confirmed(h: Harness) {
                 .await
                 .unwrap_err()
         ),
-        "no_migration"
+        "NotMoving"
     );
     // A finished move allows the next one.
     assert!(

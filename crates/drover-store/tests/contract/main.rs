@@ -8,8 +8,8 @@ use drover_core::{
     PlanPatch, PlanSpec, Scope, ServerPatch, ServerSpec, ServiceStatus, Transition,
 };
 use drover_store::{
-    AccountFilter, AuditFilter, IdempotencyStart, JobFilter, JobState, NewService, Page,
-    RequestContext, ServiceFilter, Store, StoreError,
+    AccountFilter, AuditFilter, Conflict, IdempotencyStart, JobFilter, JobState, NewService, Page,
+    Reference, RequestContext, ServiceFilter, Store, StoreError, UniqueKey,
 };
 use secrecy::ExposeSecret;
 
@@ -201,8 +201,8 @@ async fn customers_are_stored_and_listed(h: Harness) {
     assert!(
         matches!(
             duplicate,
-            StoreError::Conflict {
-                code: "duplicate_external_ref",
+            StoreError::Duplicate {
+                key: UniqueKey::CustomerExternalRef,
                 ..
             }
         ),
@@ -228,8 +228,8 @@ async fn plans_are_created_and_patched(h: Harness) {
     assert!(
         matches!(
             err,
-            StoreError::Conflict {
-                code: "duplicate_name",
+            StoreError::Duplicate {
+                key: UniqueKey::Name,
                 ..
             }
         ),
@@ -266,8 +266,8 @@ async fn servers_are_created_and_patched(h: Harness) {
     assert!(
         matches!(
             err,
-            StoreError::Conflict {
-                code: "duplicate_server_address",
+            StoreError::Duplicate {
+                key: UniqueKey::ServerAddress,
                 ..
             }
         ),
@@ -352,12 +352,8 @@ async fn refused_services_change_nothing(h: Harness) {
         .await
         .unwrap_err();
     match &err {
-        StoreError::Conflict {
-            code,
-            field,
-            message,
-        } => {
-            assert_eq!((*code, *field), ("duplicate_domain", Some("domain")));
+        StoreError::Duplicate { key, message } => {
+            assert_eq!(*key, UniqueKey::Domain);
             assert!(message.contains("example.ro"), "{message}");
         }
         other => panic!("expected a conflict, got {other:?}"),
@@ -369,9 +365,8 @@ async fn refused_services_change_nothing(h: Harness) {
     assert!(
         matches!(
             err,
-            StoreError::Unprocessable {
-                code: "unknown_plan",
-                field: Some("plan_id"),
+            StoreError::UnknownReference {
+                reference: Reference::Plan,
                 ..
             }
         ),
@@ -384,8 +379,8 @@ async fn refused_services_change_nothing(h: Harness) {
     assert!(
         matches!(
             err,
-            StoreError::Unprocessable {
-                code: "unknown_customer",
+            StoreError::UnknownReference {
+                reference: Reference::Customer,
                 ..
             }
         ),
@@ -576,7 +571,7 @@ async fn idempotency_keys_replay_the_first_answer(h: Harness) {
     assert!(matches!(
         running,
         StoreError::Conflict {
-            code: "idempotent_request_in_progress",
+            conflict: Conflict::IdempotentRequestInProgress,
             ..
         }
     ));
@@ -597,8 +592,8 @@ async fn idempotency_keys_replay_the_first_answer(h: Harness) {
         .unwrap_err();
     assert!(matches!(
         reused,
-        StoreError::Unprocessable {
-            code: "idempotency_key_reused",
+        StoreError::Conflict {
+            conflict: Conflict::IdempotencyKeyReused,
             ..
         }
     ));
@@ -848,7 +843,7 @@ async fn placement_sees_each_servers_load(h: Harness) {
     assert!(matches!(
         again,
         StoreError::Conflict {
-            code: "already_placed",
+            conflict: Conflict::AlreadyPlaced,
             ..
         }
     ));
@@ -911,10 +906,7 @@ async fn protection_changes_need_the_domain_repeated(h: Harness) {
     assert!(
         matches!(
             err,
-            StoreError::Unprocessable {
-                code: "confirmation_mismatch",
-                ..
-            }
+            StoreError::Rule(drover_core::Error::ConfirmationMismatch { .. })
         ),
         "{err:?}"
     );
@@ -975,8 +967,8 @@ async fn plan_changes_queue_a_converge(h: Harness) {
         .unwrap_err();
     assert!(matches!(
         err,
-        StoreError::Unprocessable {
-            code: "unknown_plan",
+        StoreError::UnknownReference {
+            reference: Reference::Plan,
             ..
         }
     ));

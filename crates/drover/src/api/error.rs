@@ -2,7 +2,8 @@
 
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use drover_store::StoreError;
+use drover_core::MoveRefusal;
+use drover_store::{Conflict, Reference, StoreError, UniqueKey};
 use serde::Serialize;
 use utoipa::ToSchema;
 
@@ -58,32 +59,58 @@ impl From<StoreError> for ApiError {
     fn from(error: StoreError) -> Self {
         match error {
             StoreError::NotFound { .. } => Self::not_found(error.to_string()),
-            StoreError::Unprocessable {
-                code,
-                field,
-                message,
-            } => Self {
-                status: StatusCode::UNPROCESSABLE_ENTITY,
-                code,
-                message,
-                field: field.map(str::to_owned),
-            },
-            StoreError::Conflict {
-                code,
-                field,
-                message,
-            } => Self {
-                status: StatusCode::CONFLICT,
-                code,
-                message,
-                field: field.map(str::to_owned),
-            },
-            StoreError::Duplicate { key, message } => Self {
-                status: StatusCode::CONFLICT,
-                code: key.code(),
-                message,
-                field: key.field().map(str::to_owned),
-            },
+            StoreError::UnknownReference { reference, message } => {
+                let (code, field) = match reference {
+                    Reference::Customer => ("unknown_customer", "customer_id"),
+                    Reference::Plan => ("unknown_plan", "plan_id"),
+                    Reference::DnsProvider => ("unknown_provider", "providers"),
+                };
+                Self::new(StatusCode::UNPROCESSABLE_ENTITY, code, message).with_field(field)
+            }
+            StoreError::Duplicate { key, message } => {
+                let (code, field) = match key {
+                    UniqueKey::Domain => ("duplicate_domain", Some("domain")),
+                    UniqueKey::CustomerExternalRef => {
+                        ("duplicate_external_ref", Some("external_ref"))
+                    }
+                    UniqueKey::Name => ("duplicate_name", Some("name")),
+                    UniqueKey::ServerAddress => ("duplicate_server_address", Some("hostname")),
+                    UniqueKey::DnsProviderName => ("provider_exists", Some("name")),
+                    UniqueKey::ZoneName => ("zone_exists", Some("name")),
+                    UniqueKey::AccountZone => ("account_has_zone", None),
+                };
+                let error = Self::new(StatusCode::CONFLICT, code, message);
+                match field {
+                    Some(field) => error.with_field(field),
+                    None => error,
+                }
+            }
+            StoreError::Conflict { conflict, message } => {
+                let code = match conflict {
+                    Conflict::ConcurrentChange => "concurrent_change",
+                    Conflict::AlreadyPlaced => "already_placed",
+                    Conflict::NoFreeUsername => {
+                        return Self::new(StatusCode::CONFLICT, "no_free_username", message)
+                            .with_field("domain");
+                    }
+                    Conflict::ServerDecommissioned => "server_decommissioned",
+                    Conflict::ServerNotEmpty => "server_not_empty",
+                    Conflict::ServiceTerminated => "service_terminated",
+                    Conflict::SyncUnderWay => "sync_under_way",
+                    Conflict::ZoneDeleting => "zone_deleting",
+                    // The same key for another request is a client's mistake, not a state.
+                    Conflict::IdempotencyKeyReused => {
+                        return Self::new(
+                            StatusCode::UNPROCESSABLE_ENTITY,
+                            "idempotency_key_reused",
+                            message,
+                        );
+                    }
+                    Conflict::IdempotentRequestInProgress => "idempotent_request_in_progress",
+                    Conflict::NoQueueYet => "no_queue_yet",
+                };
+                Self::new(StatusCode::CONFLICT, code, message)
+            }
             StoreError::Rule(rule) => rule.into(),
             other => {
                 tracing::error!(error = %other, "request failed inside drover");
@@ -117,6 +144,26 @@ impl From<drover_core::Error> for ApiError {
             }
             IllegalTransition { .. } => {
                 Self::new(StatusCode::CONFLICT, "illegal_transition", message)
+            }
+            ConfirmationMismatch { .. } => Self::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "confirmation_mismatch",
+                message,
+            )
+            .with_field("confirm_domain"),
+            MoveRefused(refusal) => {
+                let code = match refusal {
+                    MoveRefusal::UnderWay { .. } => {
+                        return Self::new(StatusCode::CONFLICT, "migration_under_way", message);
+                    }
+                    MoveRefusal::NotPlaced { .. } => "not_placed",
+                    MoveRefusal::NotActive { .. } => "not_active",
+                    MoveRefusal::SameServer { .. } => "same_server",
+                    MoveRefusal::TargetUnusable { .. } => "target_unusable",
+                    MoveRefusal::NoPassword { .. } => "no_password",
+                    MoveRefusal::NotMoving { .. } => "no_migration",
+                };
+                Self::new(StatusCode::UNPROCESSABLE_ENTITY, code, message)
             }
         }
     }

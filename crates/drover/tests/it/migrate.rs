@@ -5,8 +5,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use drover::engine::FleetPolicy;
-use drover_core::{DomainName, PlacementPolicy, RecordType, ServerId, Transition};
-use drover_store::{NewService, RequestContext, StoreError};
+use drover_core::{DomainName, MoveRefusal, PlacementPolicy, RecordType, ServerId, Transition};
+use drover_store::{Conflict, NewService, RequestContext, StoreError};
 
 fn ctx() -> RequestContext {
     RequestContext {
@@ -74,10 +74,9 @@ async fn an_account_moves_to_another_server_with_its_dns() {
     assert!(
         matches!(
             err,
-            StoreError::Unprocessable {
-                code: "same_server",
-                ..
-            }
+            StoreError::Rule(drover_core::Error::MoveRefused(
+                MoveRefusal::SameServer { .. }
+            ))
         ),
         "{err}"
     );
@@ -125,10 +124,9 @@ async fn an_account_moves_to_another_server_with_its_dns() {
     assert!(
         matches!(
             err,
-            StoreError::Conflict {
-                code: "migration_under_way",
-                ..
-            }
+            StoreError::Rule(drover_core::Error::MoveRefused(
+                MoveRefusal::UnderWay { .. }
+            ))
         ),
         "{err}"
     );
@@ -268,7 +266,7 @@ async fn a_drained_server_empties_by_placement_and_is_retired() {
         matches!(
             err,
             StoreError::Conflict {
-                code: "server_not_empty",
+                conflict: Conflict::ServerNotEmpty,
                 ..
             }
         ),
