@@ -9,6 +9,7 @@ mod http;
 mod powerdns;
 mod provider;
 mod query;
+mod settings;
 
 pub use budget::{BudgetTicket, CallBudget, CallBudgets, SharedBudget};
 pub use cloudflare::{CLOUDFLARE_API, CloudflareClient, CloudflareSettings, FREE_BATCH_SIZE};
@@ -17,3 +18,4 @@ pub use error::{DnsError, Result};
 pub use powerdns::{DEFAULT_MAX_BODY_BYTES, PowerDnsClient, PowerDnsSettings};
 pub use provider::{Applied, DnsProvider, ListedZone, ProviderZone, ZoneRef};
 pub use query::{ServedAnswer, query_served};
+pub use settings::{ProviderKind, ProviderSettings, SharedBudgetScope, budget_key};

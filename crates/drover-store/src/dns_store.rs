@@ -1,84 +1,36 @@
 //! What drover keeps about DNS: providers, zones with their rrsets, which providers serve which
 //! zone and how far each has caught up, and Cloudflare's record ids.
 
-use std::net::SocketAddr;
-
 use async_trait::async_trait;
 use drover_core::{
     AccountId, AddressMove, CredentialRef, DnsProviderId, DomainName, JobId, OwnerName, RecordIds,
     RecordType, RrSet, ZoneDiff, ZoneId,
 };
+use drover_dns::{ProviderKind, ProviderSettings};
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
 use crate::{RequestContext, Result};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
-#[serde(rename_all = "lowercase")]
-pub enum DnsProviderKind {
-    PowerDns,
-    Cloudflare,
-}
-
-impl DnsProviderKind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::PowerDns => "powerdns",
-            Self::Cloudflare => "cloudflare",
-        }
-    }
-
-    pub fn parse(input: &str) -> Result<Self, drover_core::Error> {
-        match input.trim().to_ascii_lowercase().as_str() {
-            "powerdns" => Ok(Self::PowerDns),
-            "cloudflare" => Ok(Self::Cloudflare),
-            _ => Err(drover_core::Error::InvalidValue {
-                what: "DNS provider kind",
-                input: input.to_owned(),
-                expected: "powerdns or cloudflare".to_owned(),
-            }),
-        }
-    }
-}
-
 /// What an operator says about a DNS provider.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
 pub struct DnsProviderSpec {
     pub name: String,
-    pub kind: DnsProviderKind,
-    /// PowerDNS: `http://host:8081`; Cloudflare: `https://api.cloudflare.com/client/v4`.
-    pub api_url: String,
     /// Where the API key or token is read from: `env:NAME` or `file:/path`.
     #[cfg_attr(feature = "openapi", schema(value_type = String))]
     pub credentials: CredentialRef,
-    /// PowerDNS: the API's server id (`localhost`).
-    #[serde(default)]
-    pub server_id: Option<String>,
-    /// Cloudflare: the account new zones are created in.
-    #[serde(default)]
-    pub account_id: Option<String>,
-    /// PowerDNS: where it answers DNS, for consistency checks.
-    #[serde(default)]
-    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>))]
-    pub dns_address: Option<SocketAddr>,
-    /// Cloudflare: records per batch (200 on the free plan, 3,500 on paid plans).
-    #[serde(default)]
-    pub batch_size: Option<u32>,
     /// New account zones are put on this provider.
     #[serde(default)]
     pub serves_new_zones: bool,
+    /// The provider's kind and how to reach it; kept as JSON, read by `drover-dns`.
+    pub settings: ProviderSettings,
 }
 
 impl DnsProviderSpec {
-    /// Checks what the types cannot: names, URLs, the settings each kind needs.
+    /// Checks what the types cannot: the name, and the settings of its kind.
     pub fn validated(self) -> Result<Self, drover_core::Error> {
-        let invalid = |what, input: &str, expected: &str| drover_core::Error::InvalidValue {
-            what,
-            input: input.to_owned(),
-            expected: expected.to_owned(),
-        };
         let name_ok = !self.name.is_empty()
             && self.name.len() <= 63
             && self
@@ -86,28 +38,14 @@ impl DnsProviderSpec {
                 .bytes()
                 .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
         if !name_ok {
-            return Err(invalid(
-                "DNS provider name",
-                &self.name,
-                "1 to 63 letters, digits, '-' or '_'",
-            ));
-        }
-        if !(self.api_url.starts_with("http://") || self.api_url.starts_with("https://")) {
-            return Err(invalid(
-                "API URL",
-                &self.api_url,
-                "an http:// or https:// URL",
-            ));
-        }
-        if self.batch_size == Some(0) {
-            return Err(invalid(
-                "batch size",
-                "0",
-                "at least 1 (200 on Cloudflare's free plan)",
-            ));
+            return Err(drover_core::Error::InvalidValue {
+                what: "DNS provider name",
+                input: self.name,
+                expected: "1 to 63 letters, digits, '-' or '_'".to_owned(),
+            });
         }
         Ok(Self {
-            api_url: self.api_url.trim_end_matches('/').to_owned(),
+            settings: self.settings.validated()?,
             ..self
         })
     }
@@ -129,7 +67,7 @@ pub struct DnsProviderRecord {
 pub struct ZoneProvider {
     pub provider_id: DnsProviderId,
     pub provider_name: String,
-    pub kind: DnsProviderKind,
+    pub kind: ProviderKind,
     pub provider_zone_id: Option<String>,
     pub synced_generation: i64,
     pub last_error: Option<String>,

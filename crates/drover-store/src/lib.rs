@@ -9,7 +9,8 @@ mod dns_store;
 mod error;
 mod fleet_store;
 pub mod jobs;
-mod migrations;
+#[doc(hidden)]
+pub mod migrations;
 mod model;
 mod postgres;
 mod rows;
@@ -19,8 +20,8 @@ mod store;
 use std::sync::Arc;
 
 pub use dns_store::{
-    DnsProviderKind, DnsProviderRecord, DnsProviderSpec, DnsStore, RewriteBatch, Zone, ZoneFilter,
-    ZoneProvider, ZoneRewrite, ZoneSyncOutcome,
+    DnsProviderRecord, DnsProviderSpec, DnsStore, RewriteBatch, Zone, ZoneFilter, ZoneProvider,
+    ZoneRewrite, ZoneSyncOutcome,
 };
 pub use error::{Conflict, Reference, StoreError, UniqueKey};
 pub use fleet_store::{

@@ -18,19 +18,15 @@ mod dns_sql {
     use crate::jobs::{RewriteAddresses, SyncZone};
     use crate::rows::{corrupt, sql_now, to_json_list};
     use crate::{RequestContext, Result, StoreError};
+    use drover_dns::ProviderSettings;
 
     #[derive(sqlx::FromRow)]
     struct ProviderRow {
         id: i64,
         name: String,
-        kind: String,
-        api_url: String,
         credentials: String,
-        server_id: Option<String>,
-        account_id: Option<String>,
-        dns_address: Option<String>,
-        batch_size: Option<i64>,
         serves_new_zones: bool,
+        settings: String,
         created_at: SqlTimestamp,
     }
 
@@ -40,22 +36,10 @@ mod dns_sql {
                 id: DnsProviderId(self.id),
                 spec: DnsProviderSpec {
                     name: self.name,
-                    kind: DnsProviderKind::parse(&self.kind)
-                        .map_err(|e| corrupt("provider kind", e))?,
-                    api_url: self.api_url,
                     credentials: CredentialRef::parse(&self.credentials)
                         .map_err(|e| corrupt("provider credentials", e))?,
-                    server_id: self.server_id,
-                    account_id: self.account_id,
-                    dns_address: self
-                        .dns_address
-                        .map(|a| a.parse().map_err(|e| corrupt("provider DNS address", e)))
-                        .transpose()?,
-                    batch_size: self
-                        .batch_size
-                        .map(|b| u32::try_from(b).map_err(|e| corrupt("batch size", e)))
-                        .transpose()?,
                     serves_new_zones: self.serves_new_zones,
+                    settings: provider_settings(&self.settings)?,
                 },
                 created_at: self.created_at.to_jiff(),
             })
@@ -64,9 +48,12 @@ mod dns_sql {
 
     macro_rules! select_provider {
         () => {
-            "SELECT id, name, kind, api_url, credentials, server_id, account_id, dns_address, \
-             batch_size, serves_new_zones, created_at FROM dns_providers"
+            "SELECT id, name, credentials, serves_new_zones, settings, created_at FROM dns_providers"
         };
+    }
+
+    fn provider_settings(json: &str) -> Result<ProviderSettings> {
+        serde_json::from_str(json).map_err(|e| corrupt("provider settings", e))
     }
 
     #[derive(sqlx::FromRow)]
@@ -93,7 +80,7 @@ mod dns_sql {
         zone_id: i64,
         provider_id: i64,
         name: String,
-        kind: String,
+        settings: String,
         provider_zone_id: Option<String>,
         synced_generation: i64,
         last_error: Option<String>,
@@ -134,7 +121,7 @@ mod dns_sql {
             )));
             let mut provider_rows =
                 sqlx::query_as::<_, ZoneProviderRow>(sqlx::AssertSqlSafe(format!(
-                    "SELECT zp.zone_id, zp.provider_id, p.name, p.kind, zp.provider_zone_id, \
+                    "SELECT zp.zone_id, zp.provider_id, p.name, p.settings, zp.provider_zone_id, \
                  zp.synced_generation, zp.last_error, zp.last_sync_at \
                  FROM dns_zone_providers zp JOIN dns_providers p ON p.id = zp.provider_id \
                  WHERE zp.zone_id IN {list} ORDER BY zp.zone_id, zp.provider_id"
@@ -157,8 +144,7 @@ mod dns_sql {
                     .push(ZoneProvider {
                         provider_id: DnsProviderId(row.provider_id),
                         provider_name: row.name,
-                        kind: DnsProviderKind::parse(&row.kind)
-                            .map_err(|e| corrupt("provider kind", e))?,
+                        kind: provider_settings(&row.settings)?.kind(),
                         provider_zone_id: row.provider_zone_id,
                         synced_generation: row.synced_generation,
                         last_error: row.last_error,
@@ -323,26 +309,23 @@ mod dns_sql {
             let spec = spec.validated()?;
             write_tx!(self, tx, {
                 let id: i64 = sqlx::query_scalar(
-                    "INSERT INTO dns_providers (name, kind, api_url, credentials, server_id, account_id, \
-                     dns_address, batch_size, serves_new_zones, created_at) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING id",
+                    "INSERT INTO dns_providers (name, credentials, serves_new_zones, settings, \
+                     created_at) VALUES ($1, $2, $3, $4, $5) RETURNING id",
                 )
                 .bind(&spec.name)
-                .bind(spec.kind.as_str())
-                .bind(&spec.api_url)
                 .bind(spec.credentials.to_string())
-                .bind(&spec.server_id)
-                .bind(&spec.account_id)
-                .bind(spec.dns_address.map(|a| a.to_string()))
-                .bind(spec.batch_size.map(i64::from))
                 .bind(spec.serves_new_zones)
+                .bind(
+                    serde_json::to_string(&spec.settings)
+                        .map_err(|e| corrupt("provider settings", e))?,
+                )
                 .bind(sql_now())
                 .fetch_one(&mut **tx)
                 .await
                 .map_err(|e| match unique_violation(&e) {
                     Some(_) => StoreError::duplicate(
-UniqueKey::DnsProviderName,
-format!("a DNS provider named '{}' exists already", spec.name),
+                        UniqueKey::DnsProviderName,
+                        format!("a DNS provider named '{}' exists already", spec.name),
                     ),
                     None => e.into(),
                 })?;

@@ -12,7 +12,8 @@ use std::time::{Duration, Instant};
 use drover::engine::Dns;
 use drover::engine::dns::DnsSettings;
 use drover_core::{AddressMove, DomainName, RrSet, ZoneTemplate, account_zone};
-use drover_store::{DnsProviderKind, DnsProviderSpec, RequestContext, Store};
+use drover_dns::ProviderSettings;
+use drover_store::{DnsProviderSpec, RequestContext, Store};
 use drover_testkit::PowerDns;
 use serde_json::{Value, json};
 
@@ -107,18 +108,17 @@ async fn run(zones: usize) {
             &ctx(),
             DnsProviderSpec {
                 name: "pdns".into(),
-                kind: DnsProviderKind::PowerDns,
-                api_url: pdns.api_url.clone(),
                 credentials: drover_core::CredentialRef::parse(&format!(
                     "file:{}",
                     dir.path().join("pdns.key").display()
                 ))
                 .unwrap(),
-                server_id: None,
-                account_id: None,
-                dns_address: None,
-                batch_size: None,
                 serves_new_zones: false,
+                settings: ProviderSettings::PowerDns {
+                    api_url: pdns.api_url.clone(),
+                    server_id: None,
+                    dns_address: None,
+                },
             },
         )
         .await

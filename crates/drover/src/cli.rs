@@ -699,6 +699,8 @@ impl Output {
     }
 
     /// A list: JSON, or a table of the named columns.
+    /// A table of `rows`, one column per field; `a.b` names a field of an object field and is
+    /// headed by its last part.
     fn list<T: Serialize>(self, rows: &[T], columns: &[&str]) -> anyhow::Result<()> {
         if self.json {
             return self.one(&rows);
@@ -707,7 +709,17 @@ impl Output {
             .iter()
             .map(|row| {
                 let value = serde_json::to_value(row).unwrap_or_default();
-                columns.iter().map(|c| cell(&value[*c])).collect()
+                columns
+                    .iter()
+                    .map(|c| {
+                        cell(
+                            &value
+                                .pointer(&format!("/{}", c.replace('.', "/")))
+                                .cloned()
+                                .unwrap_or_default(),
+                        )
+                    })
+                    .collect()
             })
             .collect();
         let widths: Vec<usize> = columns
@@ -730,7 +742,12 @@ impl Output {
                 .collect();
             println!("{}", padded.join("  ").trim_end());
         };
-        line(columns.iter().map(|c| c.to_uppercase()).collect());
+        line(
+            columns
+                .iter()
+                .map(|c| c.rsplit('.').next().unwrap_or(c).to_uppercase())
+                .collect(),
+        );
         for row in cells {
             line(row);
         }
@@ -752,7 +769,7 @@ pub(crate) fn cell(value: &Value) -> String {
 
 /// Parses flags gathered as JSON the same way the API parses a body, so both give the same
 /// messages for the same mistakes.
-fn from_flags<T: serde::de::DeserializeOwned>(value: Value) -> anyhow::Result<T> {
+pub(crate) fn from_flags<T: serde::de::DeserializeOwned>(value: Value) -> anyhow::Result<T> {
     let bytes = serde_json::to_vec(&value)?;
     crate::api::parse_json(&bytes).map_err(|e| anyhow::anyhow!(e.message))
 }

@@ -5,17 +5,26 @@ use drover_core::{
     account_zone,
 };
 use drover_store::{
-    AuditFilter, Conflict, DnsProviderKind, DnsProviderSpec, JobFilter, Reference, StoreError,
-    UniqueKey, ZoneFilter, ZoneSyncOutcome,
+    AuditFilter, Conflict, DnsProviderSpec, JobFilter, Reference, StoreError, UniqueKey,
+    ZoneFilter, ZoneSyncOutcome,
 };
+
+use drover_dns::{ProviderKind, ProviderSettings};
 
 use crate::{Harness, ctx};
 
-fn provider(name: &str, kind: DnsProviderKind) -> DnsProviderSpec {
+fn provider(name: &str, kind: ProviderKind) -> DnsProviderSpec {
+    let settings = match kind {
+        ProviderKind::PowerDns => serde_json::json!({
+            "kind": kind, "api_url": "http://127.0.0.1:8081/", "server_id": "localhost",
+            "dns_address": "127.0.0.1:5301",
+        }),
+        ProviderKind::Cloudflare => serde_json::json!({
+            "kind": kind, "api_url": "http://127.0.0.1:8082/", "account_id": "acc-1", "batch_size": 200,
+        }),
+    };
     serde_json::from_value(serde_json::json!({
-        "name": name, "kind": kind, "api_url": "http://127.0.0.1:8081/",
-        "credentials": "env:PDNS_KEY", "server_id": "localhost", "dns_address": "127.0.0.1:5301",
-        "serves_new_zones": true,
+        "name": name, "credentials": "env:PDNS_KEY", "serves_new_zones": true, "settings": settings,
     }))
     .unwrap()
 }
@@ -33,25 +42,26 @@ fn zone_records(zone: &DomainName, ip: &str) -> Vec<RrSet> {
 pub async fn dns_providers_are_stored_and_refuse_bad_settings(h: Harness) {
     let store = &h.store;
     let pdns = store
-        .create_dns_provider(&ctx(), provider("pdns-1", DnsProviderKind::PowerDns))
+        .create_dns_provider(&ctx(), provider("pdns-1", ProviderKind::PowerDns))
         .await
         .unwrap();
     assert_eq!(
-        pdns.spec.api_url, "http://127.0.0.1:8081",
-        "trailing slash dropped"
-    );
-    assert_eq!(
-        pdns.spec.dns_address,
-        Some("127.0.0.1:5301".parse().unwrap())
+        pdns.spec.settings,
+        ProviderSettings::PowerDns {
+            api_url: "http://127.0.0.1:8081".into(),
+            server_id: Some("localhost".into()),
+            dns_address: Some("127.0.0.1:5301".parse().unwrap()),
+        },
+        "kept as given, the trailing slash dropped"
     );
     let cf = store
-        .create_dns_provider(&ctx(), provider("cf", DnsProviderKind::Cloudflare))
+        .create_dns_provider(&ctx(), provider("cf", ProviderKind::Cloudflare))
         .await
         .unwrap();
     assert_eq!(store.dns_providers().await.unwrap(), [pdns.clone(), cf]);
     assert_eq!(store.dns_provider_by_name("pdns-1").await.unwrap(), pdns);
     let err = store
-        .create_dns_provider(&ctx(), provider("pdns-1", DnsProviderKind::PowerDns))
+        .create_dns_provider(&ctx(), provider("pdns-1", ProviderKind::PowerDns))
         .await
         .unwrap_err();
     assert!(
@@ -64,7 +74,7 @@ pub async fn dns_providers_are_stored_and_refuse_bad_settings(h: Harness) {
         ),
         "{err}"
     );
-    let mut bad = provider("bad name!", DnsProviderKind::PowerDns);
+    let mut bad = provider("bad name!", ProviderKind::PowerDns);
     let err = store
         .create_dns_provider(&ctx(), bad.clone())
         .await
@@ -72,7 +82,11 @@ pub async fn dns_providers_are_stored_and_refuse_bad_settings(h: Harness) {
         .to_string();
     assert!(err.contains("letters, digits"), "{err}");
     bad.name = "ok".into();
-    bad.api_url = "ftp://x".into();
+    bad.settings = ProviderSettings::PowerDns {
+        api_url: "ftp://x".into(),
+        server_id: None,
+        dns_address: None,
+    };
     let err = store
         .create_dns_provider(&ctx(), bad)
         .await
@@ -88,7 +102,7 @@ pub async fn dns_providers_are_stored_and_refuse_bad_settings(h: Harness) {
 pub async fn zones_keep_their_rrsets_and_enqueue_a_sync(h: Harness) {
     let store = &h.store;
     let p = store
-        .create_dns_provider(&ctx(), provider("pdns-1", DnsProviderKind::PowerDns))
+        .create_dns_provider(&ctx(), provider("pdns-1", ProviderKind::PowerDns))
         .await
         .unwrap();
     let name = DomainName::parse("exemplu.ro").unwrap();
@@ -275,7 +289,7 @@ pub async fn zones_keep_their_rrsets_and_enqueue_a_sync(h: Harness) {
 pub async fn provider_sync_state_and_record_ids_are_kept(h: Harness) {
     let store = &h.store;
     let p = store
-        .create_dns_provider(&ctx(), provider("cf", DnsProviderKind::Cloudflare))
+        .create_dns_provider(&ctx(), provider("cf", ProviderKind::Cloudflare))
         .await
         .unwrap();
     let name = DomainName::parse("ids.ro").unwrap();
@@ -497,4 +511,82 @@ pub async fn a_provider_call_budget_is_shared_through_the_database(h: Harness) {
         }
     }
     assert_eq!(granted, 5);
+}
+
+/// Providers written before their settings became one JSON document keep every setting.
+const OLD_PROVIDERS: &str = "INSERT INTO dns_providers (id, name, kind, api_url, credentials, \
+    server_id, account_id, dns_address, batch_size, serves_new_zones, created_at) VALUES \
+    (1, 'pdns-1', 'powerdns', 'http://127.0.0.1:8081', 'env:PDNS_KEY', 'localhost', NULL, \
+     '127.0.0.1:5301', NULL, TRUE, '2026-01-01T00:00:00Z'), \
+    (2, 'cf', 'cloudflare', 'https://api.cloudflare.com/client/v4', 'file:/etc/cf.token', NULL, \
+     'acc-1', NULL, 200, FALSE, '2026-01-01T00:00:00Z')";
+
+fn settings_of(providers: &[drover_store::DnsProviderRecord]) -> Vec<(String, ProviderSettings)> {
+    providers
+        .iter()
+        .map(|p| (p.spec.name.clone(), p.spec.settings.clone()))
+        .collect()
+}
+
+fn old_settings() -> Vec<(String, ProviderSettings)> {
+    vec![
+        (
+            "pdns-1".into(),
+            ProviderSettings::PowerDns {
+                api_url: "http://127.0.0.1:8081".into(),
+                server_id: Some("localhost".into()),
+                dns_address: Some("127.0.0.1:5301".parse().unwrap()),
+            },
+        ),
+        (
+            "cf".into(),
+            ProviderSettings::Cloudflare {
+                api_url: "https://api.cloudflare.com/client/v4".into(),
+                account_id: Some("acc-1".into()),
+                batch_size: Some(200),
+            },
+        ),
+    ]
+}
+
+#[tokio::test]
+async fn sqlite_providers_of_the_column_schema_keep_their_settings() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("drover.db").display());
+    {
+        let options: sqlx::sqlite::SqliteConnectOptions = url.parse().unwrap();
+        let pool = sqlx::SqlitePool::connect_with(options.create_if_missing(true))
+            .await
+            .unwrap();
+        drover_store::migrations::sqlite()
+            .run_to(11, &pool)
+            .await
+            .unwrap();
+        sqlx::raw_sql(OLD_PROVIDERS).execute(&pool).await.unwrap();
+        pool.close().await;
+    }
+    let store = drover_store::SqliteStore::open(&url).await.unwrap();
+    let providers = drover_store::DnsStore::dns_providers(&store).await.unwrap();
+    assert_eq!(settings_of(&providers), old_settings());
+    assert!(providers[0].spec.serves_new_zones && !providers[1].spec.serves_new_zones);
+}
+
+#[tokio::test]
+async fn postgres_providers_of_the_column_schema_keep_their_settings() {
+    let db = drover_testkit::TestPostgres::create()
+        .await
+        .expect("PostgreSQL for tests");
+    {
+        let pool = sqlx::PgPool::connect(db.url()).await.unwrap();
+        drover_store::migrations::postgres()
+            .run_to(11, &pool)
+            .await
+            .unwrap();
+        sqlx::raw_sql(OLD_PROVIDERS).execute(&pool).await.unwrap();
+        pool.close().await;
+    }
+    let store = drover_store::PgStore::open(db.url()).await.unwrap();
+    let providers = drover_store::DnsStore::dns_providers(&store).await.unwrap();
+    assert_eq!(settings_of(&providers), old_settings());
+    assert!(providers[0].spec.serves_new_zones && !providers[1].spec.serves_new_zones);
 }

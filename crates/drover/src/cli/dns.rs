@@ -9,7 +9,7 @@ use anyhow::bail;
 use clap::Subcommand;
 use drover_core::{AddressMove, ApplyResult, DomainName, OwnerName, RecordType, RrSet};
 use drover_store::jobs::Requested;
-use drover_store::{DnsProviderKind, DnsProviderSpec, RequestContext, Store, ZoneFilter};
+use drover_store::{DnsProviderSpec, RequestContext, Store, ZoneFilter};
 use serde_json::{Value, json};
 
 use super::follow::{WaitFlag, ask, follow};
@@ -169,22 +169,40 @@ pub async fn run(
             batch_size,
             serves_new_zones,
         }) => {
-            let spec = DnsProviderSpec {
-                name,
-                kind: DnsProviderKind::parse(&kind)?,
-                api_url,
-                credentials: drover_core::CredentialRef::parse(&credentials)?,
-                server_id,
-                account_id,
-                dns_address,
-                batch_size,
-                serves_new_zones,
-            };
+            // The flags become the JSON the API takes, read as the API reads it: a setting the
+            // kind does not take gets the API's answer.
+            let mut settings =
+                json!({"kind": kind.trim().to_ascii_lowercase(), "api_url": api_url});
+            let optional = [
+                ("server_id", server_id.map(Value::from)),
+                ("account_id", account_id.map(Value::from)),
+                (
+                    "dns_address",
+                    dns_address.map(|a| Value::from(a.to_string())),
+                ),
+                ("batch_size", batch_size.map(Value::from)),
+            ];
+            for (key, value) in optional {
+                if let Some(value) = value {
+                    settings[key] = value;
+                }
+            }
+            let body = json!({
+                "name": name, "credentials": credentials, "serves_new_zones": serves_new_zones,
+                "settings": settings,
+            });
+            let spec: DnsProviderSpec = super::from_flags(body)?;
             out.one(&store.create_dns_provider(ctx, spec).await?)
         }
         DnsCommand::Providers(ProviderCommand::List) => out.list(
             &store.dns_providers().await?,
-            &["id", "name", "kind", "api_url", "serves_new_zones"],
+            &[
+                "id",
+                "name",
+                "settings.kind",
+                "settings.api_url",
+                "serves_new_zones",
+            ],
         ),
         DnsCommand::Zones(command) => zones(command, store, ctx, out).await,
         DnsCommand::Records(command) => records(command, store, ctx, out).await,

@@ -11,12 +11,12 @@ use drover_core::{
     diff_zone, plan_provider_change,
 };
 use drover_dns::{
-    CallBudgets, CloudflareClient, CloudflareSettings, DnsError, DnsProvider, PowerDnsClient,
-    PowerDnsSettings, ZoneRef, query_served,
+    CallBudgets, DnsError, DnsProvider, ProviderKind, SharedBudget, SharedBudgetScope, ZoneRef,
+    query_served,
 };
 use drover_store::{
-    Account, DnsProviderKind, DnsProviderRecord, RequestContext, Server, Store, StoreError,
-    UniqueKey, Zone, ZoneFilter, ZoneProvider, ZoneRewrite, ZoneSyncOutcome,
+    Account, DnsProviderRecord, RequestContext, Server, Store, StoreError, UniqueKey, Zone,
+    ZoneFilter, ZoneProvider, ZoneRewrite, ZoneSyncOutcome,
 };
 use serde::Serialize;
 use serde_json::json;
@@ -238,16 +238,6 @@ impl drover_dns::SharedBudget for StoreBudget {
     }
 }
 
-/// The budget key of a Cloudflare token.
-pub fn budget_key(token: &secrecy::SecretString) -> String {
-    use secrecy::ExposeSecret;
-    use sha2::Digest;
-    format!(
-        "cloudflare:{}",
-        hex::encode(sha2::Sha256::digest(token.expose_secret().as_bytes()))
-    )
-}
-
 /// drover's DNS gateway: one client per provider, built on first use from the provider's
 /// record, sharing Cloudflare call budgets per token.
 #[derive(Debug)]
@@ -289,35 +279,19 @@ impl Dns {
             message,
         };
         let secret = super::read_credentials(&record.spec.credentials).map_err(unusable)?;
-        let client: Arc<dyn DnsProvider> = match record.spec.kind {
-            DnsProviderKind::PowerDns => {
-                let mut settings = PowerDnsSettings::new(&record.spec.api_url, secret);
-                if let Some(server_id) = &record.spec.server_id {
-                    settings.server_id = server_id.clone();
-                }
-                Arc::new(PowerDnsClient::new(settings).map_err(|e| unusable(e.to_string()))?)
-            }
-            DnsProviderKind::Cloudflare => {
-                let mut settings = CloudflareSettings::new(secret);
-                settings.api_url = record.spec.api_url.clone();
-                settings.account_id = record.spec.account_id.clone();
-                if let Some(batch) = record.spec.batch_size {
-                    settings.batch_size = batch as usize;
-                }
-                let shared = StoreBudget {
-                    store: Arc::clone(&self.store),
-                    key: budget_key(&settings.token),
-                    limit: u32::try_from(settings.budget_calls).unwrap_or(u32::MAX),
-                    window_ms: i64::try_from(settings.budget_window.as_millis())
-                        .unwrap_or(i64::MAX),
-                };
-                Arc::new(
-                    CloudflareClient::new(settings, &self.budgets)
-                        .map_err(|e| unusable(e.to_string()))?
-                        .with_shared_budget(Arc::new(shared)),
-                )
-            }
+        let shared = |scope: SharedBudgetScope| -> Arc<dyn SharedBudget> {
+            Arc::new(StoreBudget {
+                store: Arc::clone(&self.store),
+                key: scope.key,
+                limit: scope.limit,
+                window_ms: i64::try_from(scope.window.as_millis()).unwrap_or(i64::MAX),
+            })
         };
+        let client = record
+            .spec
+            .settings
+            .connect(secret, &self.budgets, &shared)
+            .map_err(|e| unusable(e.to_string()))?;
         clients.insert(record.id.get(), Arc::clone(&client));
         Ok(client)
     }
@@ -629,7 +603,7 @@ impl Dns {
             let client = self.provider_by_id(provider_id).await;
             let kind = pairs.first().map(|(_, zp)| zp.kind);
             let concurrency = match kind {
-                Some(DnsProviderKind::Cloudflare) => CLOUDFLARE_CONCURRENCY,
+                Some(ProviderKind::Cloudflare) => CLOUDFLARE_CONCURRENCY,
                 _ => self.settings.push_concurrency.max(1),
             };
             let semaphore = tokio::sync::Semaphore::new(concurrency);
@@ -705,7 +679,7 @@ impl Dns {
         zp: &ZoneProvider,
     ) -> Result<drover_dns::Applied, String> {
         let zone = &rewrite.zone;
-        let ids = if zp.kind == DnsProviderKind::Cloudflare {
+        let ids = if zp.kind == ProviderKind::Cloudflare {
             self.store
                 .record_ids(zone.id, zp.provider_id)
                 .await
@@ -788,7 +762,7 @@ impl Dns {
             if !diff.is_empty() {
                 check.different.insert(zone.name.to_string(), diff);
             }
-            if let Some(address) = record.spec.dns_address {
+            if let Some(address) = record.spec.settings.dns_address() {
                 self.check_served(address, zone, check).await;
             }
         }

@@ -710,8 +710,8 @@ async fn the_openapi_document_describes_every_route(api: Api) {
 }
 
 async fn dns_zones_are_kept_through_the_api_and_left_to_jobs(api: Api) {
-    let provider = json!({"name": "pdns-1", "kind": "powerdns", "api_url": "http://127.0.0.1:8081",
-                          "credentials": "env:PDNS_KEY", "dns_address": "127.0.0.1:5301"});
+    let provider = json!({"name": "pdns-1", "credentials": "env:PDNS_KEY", "settings": {
+        "kind": "powerdns", "api_url": "http://127.0.0.1:8081", "dns_address": "127.0.0.1:5301"}});
     let billing = api
         .call(
             Method::POST,

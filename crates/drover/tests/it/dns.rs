@@ -13,9 +13,7 @@ use drover_core::{
     RrSet, Transition, ZoneAction, ZoneTemplate, account_zone,
 };
 use drover_dns::query_served;
-use drover_store::{
-    DnsProviderKind, DnsProviderRecord, DnsProviderSpec, NewService, RequestContext, Store,
-};
+use drover_store::{DnsProviderRecord, DnsProviderSpec, NewService, RequestContext, Store};
 use drover_testkit::{CloudflareFake, FakeConfig, PowerDns};
 
 fn ctx() -> RequestContext {
@@ -61,15 +59,14 @@ async fn world_on(store: Arc<dyn Store>, dir: tempfile::TempDir, serves_new_zone
     std::fs::write(&token, "cf-test-token").unwrap();
     let spec = DnsProviderSpec {
         name: "cloudflare".into(),
-        kind: DnsProviderKind::Cloudflare,
-        api_url: cf.api_url(),
         credentials: drover_core::CredentialRef::parse(&format!("file:{}", token.display()))
             .unwrap(),
-        server_id: None,
-        account_id: Some(cf.account_id()),
-        dns_address: None,
-        batch_size: Some(200),
         serves_new_zones,
+        settings: drover_dns::ProviderSettings::Cloudflare {
+            api_url: cf.api_url(),
+            account_id: Some(cf.account_id()),
+            batch_size: Some(200),
+        },
     };
     providers.push(store.create_dns_provider(&ctx(), spec).await.unwrap());
     World {
@@ -665,8 +662,8 @@ async fn a_deleted_accounts_zone_is_removed_or_kept_as_configured() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn processes_with_one_token_share_its_budget_through_the_database() {
-    use drover::engine::dns::{StoreBudget, budget_key};
-    use drover_dns::{CallBudgets, CloudflareClient, CloudflareSettings, DnsProvider};
+    use drover::engine::dns::StoreBudget;
+    use drover_dns::{CallBudgets, CloudflareClient, CloudflareSettings, DnsProvider, budget_key};
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}", dir.path().join("drover.db").display());
     let store: Arc<dyn Store> = drover_store::open(&url).await.unwrap();

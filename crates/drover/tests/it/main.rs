@@ -130,15 +130,14 @@ pub async fn add_shared_powerdns(
         std::fs::write(&key, format!("{}\n", pdns.api_key)).unwrap();
         let spec = drover_store::DnsProviderSpec {
             name: format!("pdns-{i}"),
-            kind: drover_store::DnsProviderKind::PowerDns,
-            api_url: pdns.api_url.clone(),
             credentials: drover_core::CredentialRef::parse(&format!("file:{}", key.display()))
                 .unwrap(),
-            server_id: None,
-            account_id: None,
-            dns_address: Some(pdns.dns_addr),
-            batch_size: None,
             serves_new_zones,
+            settings: drover_dns::ProviderSettings::PowerDns {
+                api_url: pdns.api_url.clone(),
+                server_id: None,
+                dns_address: Some(pdns.dns_addr),
+            },
         };
         providers.push(store.create_dns_provider(&setup_ctx(), spec).await.unwrap());
     }
