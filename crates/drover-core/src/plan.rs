@@ -163,8 +163,27 @@ impl PlanSpec {
 
     /// The plan, if its features can work together on a Virtualmin server; otherwise what
     /// each one is missing.
+    /// The largest size a plan may give, in MB: 1 EiB, far beyond any disk, and what every
+    /// database and Virtualmin hold without loss.
+    pub const MAX_MB: u64 = 1 << 40;
+
     pub fn validated(self) -> Result<Self, Error> {
         let spec = self.normalized();
+        for (what, value) in [
+            ("disk quota (MB)", spec.disk_quota_mb),
+            ("bandwidth (MB)", spec.bandwidth_mb),
+        ] {
+            if let Some(mb) = value.filter(|mb| *mb > Self::MAX_MB) {
+                return Err(Error::invalid(
+                    what,
+                    &mb.to_string(),
+                    format!(
+                        "at most {} MB (1 EiB); leave it out for no limit",
+                        Self::MAX_MB
+                    ),
+                ));
+            }
+        }
         let missing: Vec<String> = spec
             .features
             .iter()
@@ -247,6 +266,29 @@ mod tests {
         assert_eq!(patched.max_mailboxes, Some(50));
         assert_eq!(patched.features, vec![Feature::Web, Feature::Dns]);
         assert_eq!(patched.required_tags, vec![Tag::parse("ssd").unwrap()]);
+    }
+
+    #[test]
+    fn sizes_beyond_what_is_stored_are_refused_not_clamped() {
+        let largest = PlanSpec {
+            disk_quota_mb: Some(PlanSpec::MAX_MB),
+            bandwidth_mb: Some(PlanSpec::MAX_MB),
+            ..spec()
+        };
+        assert!(largest.clone().validated().is_ok());
+        for spec in [
+            PlanSpec {
+                disk_quota_mb: Some(PlanSpec::MAX_MB + 1),
+                ..largest.clone()
+            },
+            PlanSpec {
+                bandwidth_mb: Some(u64::MAX),
+                ..largest
+            },
+        ] {
+            let err = spec.validated().unwrap_err().to_string();
+            assert!(err.contains("at most 1099511627776 MB"), "{err}");
+        }
     }
 
     #[test]

@@ -91,6 +91,10 @@ pub enum Conflict {
     IdempotencyKeyReused,
     /// The first request of an Idempotency-Key still runs.
     IdempotentRequestInProgress,
+    /// The change would leave no operator token that works.
+    LastOperatorToken,
+    /// A job of the same kind waits for the same account already.
+    JobWaiting,
     /// The job queue has not been created yet (no worker has run).
     NoQueueYet,
 }

@@ -55,11 +55,21 @@ impl Backend {
     }
 }
 
+/// PostgreSQL connections a process keeps at most unless told: three processes (a `serve` and
+/// two workers) fit PostgreSQL's default of 100 connections with room for its tools.
+pub const DEFAULT_POOL_SIZE: u32 = 16;
+
 /// Opens the store a `DATABASE_URL` names (`postgres://…`, `postgresql://…` or `sqlite://…`),
 /// bringing its schema (drover's and River's) up to date.
 pub async fn open(url: &str) -> Result<Arc<dyn Store>> {
+    open_with_pool(url, DEFAULT_POOL_SIZE).await
+}
+
+/// As [`open`], with at most `pool_size` PostgreSQL connections (SQLite has one writer
+/// whatever the pool, so its own size stays).
+pub async fn open_with_pool(url: &str, pool_size: u32) -> Result<Arc<dyn Store>> {
     if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-        Ok(Arc::new(PgStore::open(url).await?))
+        Ok(Arc::new(PgStore::open_with_pool(url, pool_size).await?))
     } else if url.starts_with("sqlite:") {
         Ok(Arc::new(SqliteStore::open(url).await?))
     } else {

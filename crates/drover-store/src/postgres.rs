@@ -28,6 +28,11 @@ impl std::fmt::Debug for PgStore {
 impl PgStore {
     /// Connects and brings drover's and River's schemas up to date.
     pub async fn open(url: &str) -> Result<Self> {
+        Self::open_with_pool(url, crate::DEFAULT_POOL_SIZE).await
+    }
+
+    /// As [`PgStore::open`], keeping at most `pool_size` connections.
+    pub async fn open_with_pool(url: &str, pool_size: u32) -> Result<Self> {
         let options: PgConnectOptions = url.parse().map_err(|e| {
             StoreError::Config(format!(
                 "DATABASE_URL '{}' is not valid: {e}",
@@ -35,7 +40,7 @@ impl PgStore {
             ))
         })?;
         let pool = PgPoolOptions::new()
-            .max_connections(16)
+            .max_connections(pool_size)
             .acquire_timeout(Duration::from_secs(10))
             .connect_with(options)
             .await

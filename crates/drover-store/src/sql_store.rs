@@ -837,6 +837,26 @@ impl Store for SqlStore {
 
     async fn revoke_token(&self, ctx: &RequestContext, id: TokenId) -> Result<ApiToken> {
         write_tx!(self, tx, {
+            // Locked on PostgreSQL so that two revocations cannot each leave the other's token
+            // as the last (SQLite's write transactions are serial already).
+            let active_operators: Vec<i64> = sqlx::query_scalar(if BACKEND == Backend::Postgres {
+                "SELECT id FROM api_tokens WHERE scope = 'operator' AND revoked_at IS NULL \
+                 ORDER BY id FOR UPDATE"
+            } else {
+                "SELECT id FROM api_tokens WHERE scope = 'operator' AND revoked_at IS NULL"
+            })
+            .fetch_all(&mut **tx)
+            .await?;
+            if active_operators == [id.get()] {
+                return Err(StoreError::conflict(
+                    Conflict::LastOperatorToken,
+                    format!(
+                        "token {id} is the last operator token: revoking it would lock every \
+                         operator out of the API; create another (drover tokens create --scope \
+                         operator) and revoke this one with it"
+                    ),
+                ));
+            }
             let token = sqlx::query_as::<_, TokenRow>(
                 "UPDATE api_tokens SET revoked_at = COALESCE(revoked_at, $1) WHERE id = $2 \
                      RETURNING id, name, scope, created_at, revoked_at",
@@ -1475,6 +1495,11 @@ impl Store for SqlStore {
 
     async fn retry_job(&self, ctx: &RequestContext, id: JobId) -> Result<JobSummary> {
         let done = self.queue.jobs().retry(id.get()).await.map(|_| ());
+        if let Err(riverqueue::Error::Database(e)) = &done
+            && unique_violation(e).is_some()
+        {
+            return Err(self.job_waiting_instead_of(id).await?);
+        }
         self.control_job(ctx, id, "job.retry", done).await
     }
 
@@ -1570,6 +1595,38 @@ impl Store for SqlStore {
 
 impl SqlStore {
     /// Audits an operator's retry or cancel of a job, once River has done it.
+    /// Why job `id` cannot run again: a job of its kind (unique per account) waits or runs for
+    /// the same account, and does the same work.
+    async fn job_waiting_instead_of(&self, id: JobId) -> Result<StoreError> {
+        use riverqueue::JobState::*;
+        let job = self.job(id).await?;
+        let mut waiting = None;
+        if let Some(account) = job.account_id {
+            let filter = JobFilter {
+                states: vec![Available, Pending, Retryable, Running, Scheduled],
+                account_id: Some(account),
+                limit: None,
+            };
+            waiting = self
+                .jobs(filter)
+                .await?
+                .into_iter()
+                .find(|j| j.kind == job.kind && j.id != id);
+        }
+        let message = match waiting {
+            Some(other) => format!(
+                "job {id} cannot run again while job {} ({}) is {} for the same account; it does \
+                 the same work, so follow that one",
+                other.id, other.kind, other.state
+            ),
+            None => format!(
+                "job {id} cannot run again while another {} job is waiting for the same subject",
+                job.kind
+            ),
+        };
+        Ok(StoreError::conflict(Conflict::JobWaiting, message))
+    }
+
     async fn control_job(
         &self,
         ctx: &RequestContext,

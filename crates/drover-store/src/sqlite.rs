@@ -36,6 +36,9 @@ impl SqliteStore {
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Full)
             .busy_timeout(Duration::from_secs(10));
+        let path = options.get_filename().to_owned();
+        create_private(&path)?;
+        let migrating = migration_lock(&path).await?;
         let pool = SqlitePoolOptions::new()
             .max_connections(8)
             .connect_with(options)
@@ -46,12 +49,67 @@ impl SqliteStore {
             .migrate_up()
             .await
             .map_err(|e| StoreError::Config(format!("River's SQLite migrations failed: {e}")))?;
+        drop(migrating);
         let queue = riverqueue::Client::builder(pool.clone()).build()?;
         Ok(Self { pool, queue })
     }
 
     pub fn pool(&self) -> &SqlitePool {
         &self.pool
+    }
+}
+
+/// An exclusive lock on `<database>.lock`, held while the schema is brought up to date: two
+/// processes starting on a new database (a `serve` and a `worker`, say) would otherwise apply
+/// the same migration twice. `None` for an in-memory database.
+async fn migration_lock(path: &std::path::Path) -> Result<Option<std::fs::File>> {
+    use std::os::unix::fs::OpenOptionsExt;
+    if path.as_os_str().is_empty() || path.as_os_str() == ":memory:" {
+        return Ok(None);
+    }
+    let mut lock_path = path.as_os_str().to_owned();
+    lock_path.push(".lock");
+    let lock_path = std::path::PathBuf::from(lock_path);
+    let locked = tokio::task::spawn_blocking(move || {
+        let file = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .mode(0o600)
+            .open(&lock_path)?;
+        file.lock()?;
+        Ok::<_, std::io::Error>(file)
+    })
+    .await
+    .map_err(|e| StoreError::Config(format!("waiting for the schema lock failed: {e}")))?
+    .map_err(|e| {
+        StoreError::Config(format!(
+            "cannot lock {}.lock to update the schema: {e}",
+            path.display()
+        ))
+    })?;
+    Ok(Some(locked))
+}
+
+/// Creates a new database file readable by its owner alone: it holds sealed passwords and the
+/// audit trail. SQLite gives its WAL and shared-memory files the database file's mode.
+fn create_private(path: &std::path::Path) -> Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    if path.as_os_str().is_empty() || path.as_os_str() == ":memory:" || path.exists() {
+        return Ok(());
+    }
+    match std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+    {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(StoreError::Config(format!(
+            "cannot create the SQLite database {}: {e}",
+            path.display()
+        ))),
     }
 }
 

@@ -642,7 +642,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         database_url: args.database_url.clone(),
         listen,
     })?;
-    let store = drover_store::open(&config.database_url).await?;
+    let store = drover_store::open_with_pool(&config.database_url, config.db_pool).await?;
     let out = Output { json: args.json };
     let ctx = cli_context();
     match args.command {

@@ -22,6 +22,8 @@ pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
 #[derive(Debug, Clone)]
 pub struct Config {
     pub database_url: String,
+    /// PostgreSQL connections this process keeps at most (jobs and requests share them).
+    pub db_pool: u32,
     pub listen: SocketAddr,
     pub virtualmin: VirtualminSettings,
     /// Where the operator key that seals account passwords comes from.
@@ -159,6 +161,7 @@ fn toml_key(env_name: &str) -> String {
 /// Every setting drover reads, by environment name.
 const SETTINGS: &[&str] = &[
     "DATABASE_URL",
+    "DROVER_DB_POOL",
     "DROVER_LISTEN",
     "DROVER_SEAL_KEY",
     "DROVER_SEAL_KEY_FILE",
@@ -310,6 +313,13 @@ impl Config {
                     .map_or_else(|| "drover.key".to_owned(), |(v, _)| v),
             )),
         };
+        let db_pool = sources.parse(
+            "DROVER_DB_POOL",
+            drover_store::DEFAULT_POOL_SIZE,
+            "a whole number of connections from 2 to 500 (PostgreSQL allows 100 in all unless \
+             configured otherwise)",
+            |v| v.parse().ok().filter(|n| (2..=500).contains(n)),
+        )?;
         let workers = sources.parse(
             "DROVER_WORKERS",
             10,
@@ -378,6 +388,7 @@ impl Config {
         };
         Ok(Self {
             database_url,
+            db_pool,
             listen,
             virtualmin,
             seal_key,
@@ -589,6 +600,7 @@ mod tests {
     fn defaults_need_no_configuration() {
         let config = Config::load_from(Overrides::default(), BTreeMap::new()).unwrap();
         assert_eq!(config.database_url, DEFAULT_DATABASE_URL);
+        assert_eq!(config.db_pool, 16);
         assert_eq!(config.listen.to_string(), DEFAULT_LISTEN);
         assert_eq!(config.virtualmin, VirtualminSettings::default());
     }

@@ -87,6 +87,7 @@ drover_testkit::on_both_databases!(
     refused_services_change_nothing,
     lifecycle_moves_set_the_account_and_enqueue_one_job,
     an_illegal_move_changes_nothing,
+    retrying_a_job_while_another_waits_for_its_account_names_the_waiting_one,
     tokens_authenticate_until_revoked,
     idempotency_keys_replay_the_first_answer,
     the_audit_chain_detects_edits_and_removals,
@@ -478,6 +479,41 @@ async fn lifecycle_moves_set_the_account_and_enqueue_one_job(h: Harness) {
     );
 }
 
+async fn retrying_a_job_while_another_waits_for_its_account_names_the_waiting_one(h: Harness) {
+    let store = &*h.store;
+    let svc = service(store, "example.ro").await;
+    let first = store
+        .transition_service(&ctx(), svc.id, Transition::Activate, None)
+        .await
+        .unwrap()
+        .job_id;
+    store.cancel_job(&ctx(), first).await.unwrap();
+    let waiting = store
+        .transition_service(&ctx(), svc.id, Transition::Suspend, None)
+        .await
+        .unwrap()
+        .job_id;
+    assert_ne!(waiting, first);
+    let err = store.retry_job(&ctx(), first).await.unwrap_err();
+    assert!(
+        matches!(
+            err,
+            StoreError::Conflict {
+                conflict: Conflict::JobWaiting,
+                ..
+            }
+        ) && err.to_string().contains(&format!("job {waiting}")),
+        "{err:?}"
+    );
+    assert_eq!(store.job(first).await.unwrap().state, "cancelled");
+    // Once the waiting job is gone, the retry goes through.
+    store.cancel_job(&ctx(), waiting).await.unwrap();
+    assert_eq!(
+        store.retry_job(&ctx(), first).await.unwrap().state,
+        "available"
+    );
+}
+
 async fn an_illegal_move_changes_nothing(h: Harness) {
     let store = &*h.store;
     let svc = service(store, "example.ro").await;
@@ -551,6 +587,35 @@ async fn tokens_authenticate_until_revoked(h: Harness) {
             .create_token(&ctx(), "  ", Scope::Readonly)
             .await
             .is_err()
+    );
+    // The last working operator token stays: without it nobody could use the API as operator.
+    let (first, _) = store
+        .create_token(&ctx(), "ops-1", Scope::Operator)
+        .await
+        .unwrap();
+    let (second, _) = store
+        .create_token(&ctx(), "ops-2", Scope::Operator)
+        .await
+        .unwrap();
+    store.revoke_token(&ctx(), first.id).await.unwrap();
+    let refused = store.revoke_token(&ctx(), second.id).await.unwrap_err();
+    assert!(
+        matches!(
+            refused,
+            StoreError::Conflict {
+                conflict: Conflict::LastOperatorToken,
+                ..
+            }
+        ),
+        "{refused:?}"
+    );
+    assert!(refused.to_string().contains("create another"), "{refused}");
+    let still = store.tokens().await.unwrap();
+    assert!(
+        still
+            .iter()
+            .any(|t| t.id == second.id && t.revoked_at.is_none()),
+        "{still:?}"
     );
 }
 
@@ -1262,4 +1327,75 @@ async fn a_changed_plan_queues_its_sync_to_the_servers(h: Harness) {
     let err = store.update_plan(&ctx(), plan.id, bad).await.unwrap_err();
     assert!(err.to_string().contains("ssl needs web"), "{err}");
     assert_eq!(syncs(all().await.unwrap()).len(), 1);
+}
+
+#[tokio::test]
+async fn a_new_sqlite_database_and_its_wal_are_readable_by_their_owner_alone() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("drover.db");
+    let store = drover_store::SqliteStore::open(&format!("sqlite://{}", path.display()))
+        .await
+        .unwrap();
+    customer(&store).await;
+    for name in ["drover.db", "drover.db-wal", "drover.db-shm"] {
+        let mode = std::fs::metadata(dir.path().join(name))
+            .unwrap_or_else(|e| panic!("{name}: {e}"))
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600, "{name} is {:o}", mode & 0o777);
+    }
+}
+
+#[tokio::test]
+async fn a_postgres_store_keeps_at_most_the_connections_it_is_given() {
+    let db = drover_testkit::TestPostgres::create()
+        .await
+        .expect("PostgreSQL for tests");
+    let store = drover_store::PgStore::open_with_pool(db.url(), 3)
+        .await
+        .unwrap();
+    assert_eq!(store.pool().options().get_max_connections(), 3);
+    let held: Vec<_> = acquire_all(store.pool(), 3).await;
+    assert!(
+        tokio::time::timeout(
+            std::time::Duration::from_millis(200),
+            store.pool().acquire()
+        )
+        .await
+        .is_err(),
+        "a fourth connection waits"
+    );
+    drop(held);
+}
+
+async fn acquire_all(
+    pool: &sqlx::PgPool,
+    n: usize,
+) -> Vec<sqlx::pool::PoolConnection<sqlx::Postgres>> {
+    let mut held = Vec::new();
+    for _ in 0..n {
+        held.push(pool.acquire().await.unwrap());
+    }
+    held
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn processes_starting_at_once_on_a_new_sqlite_database_all_open_it() {
+    for round in 0..5 {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("drover.db").display());
+        let starting: Vec<_> = (0..4)
+            .map(|_| {
+                let url = url.clone();
+                tokio::spawn(async move { drover_store::SqliteStore::open(&url).await })
+            })
+            .collect();
+        for process in starting {
+            process
+                .await
+                .unwrap()
+                .unwrap_or_else(|e| panic!("round {round}: {e}"));
+        }
+    }
 }

@@ -108,6 +108,8 @@ impl From<StoreError> for ApiError {
                     }
                     Conflict::IdempotentRequestInProgress => "idempotent_request_in_progress",
                     Conflict::NoQueueYet => "no_queue_yet",
+                    Conflict::JobWaiting => "job_waiting",
+                    Conflict::LastOperatorToken => "last_operator_token",
                 };
                 Self::new(StatusCode::CONFLICT, code, message)
             }

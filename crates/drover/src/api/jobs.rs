@@ -101,7 +101,8 @@ async fn get_job(State(app): State<AppState>, Path(id): Path<String>) -> Reply<J
 }
 
 #[utoipa::path(post, path = "/api/v1/jobs/{id}/retry", tag = "jobs",
-    responses((status = 200, body = JobSummary), (status = 404, body = ErrorBody)))]
+    responses((status = 200, body = JobSummary), (status = 404, body = ErrorBody),
+        (status = 409, description = "a job of its kind waits for the same account (`job_waiting`, naming it)", body = ErrorBody)))]
 async fn retry_job(
     State(app): State<AppState>,
     Extension(caller): Extension<Caller>,

@@ -64,7 +64,8 @@ async fn list_tokens(State(app): State<AppState>) -> Reply<Vec<ApiToken>> {
 }
 
 #[utoipa::path(delete, path = "/api/v1/tokens/{id}", tag = "tokens",
-    responses((status = 200, body = ApiToken), (status = 404, body = ErrorBody)))]
+    responses((status = 200, body = ApiToken), (status = 404, body = ErrorBody),
+        (status = 409, description = "the last operator token (`last_operator_token`)", body = ErrorBody)))]
 async fn revoke_token(
     State(app): State<AppState>,
     Extension(caller): Extension<Caller>,

@@ -74,7 +74,10 @@ impl Api {
         if let Some(token) = token {
             request = request.header("authorization", format!("Bearer {token}"));
         }
-        if body.is_some() {
+        let typed = headers
+            .iter()
+            .any(|(name, _)| name.eq_ignore_ascii_case("content-type"));
+        if body.is_some() && !typed {
             request = request.header("content-type", "application/json");
         }
         for (name, value) in headers {
@@ -176,6 +179,7 @@ drover_testkit::on_both_databases!(
     the_readme_tour_works,
     bad_requests_get_clear_errors_and_change_nothing,
     tokens_are_required_and_scoped,
+    headers_and_bodies_are_read_as_http_defines_them,
     a_retried_post_with_an_idempotency_key_is_answered_once,
     plans_and_servers_are_patched,
     the_openapi_document_describes_every_route,
@@ -373,6 +377,60 @@ async fn bad_requests_get_clear_errors_and_change_nothing(api: Api) {
         before,
         "a refused request must change nothing"
     );
+}
+
+async fn headers_and_bodies_are_read_as_http_defines_them(api: Api) {
+    let body = json!({"name": "Ion"}).to_string();
+    // The scheme's name is case-insensitive (RFC 9110 section 11.1).
+    for scheme in ["bearer", "BEARER", "Bearer"] {
+        let auth = format!("{scheme} {}", api.operator);
+        let answer = api
+            .call(
+                Method::GET,
+                "/api/v1/customers",
+                None,
+                &[("authorization", &auth)],
+                None,
+            )
+            .await;
+        assert_eq!(answer.status, StatusCode::OK, "{scheme}: {:?}", answer.body);
+    }
+    let token = Some(api.operator.as_str());
+    for (content_type, status) in [
+        ("application/json; charset=utf-8", StatusCode::CREATED),
+        ("Application/JSON", StatusCode::CREATED),
+        ("application/merge+json", StatusCode::CREATED),
+        ("application/jsonx", StatusCode::UNSUPPORTED_MEDIA_TYPE),
+        ("application/json-seq", StatusCode::UNSUPPORTED_MEDIA_TYPE),
+        ("text/plain+jsonish", StatusCode::UNSUPPORTED_MEDIA_TYPE),
+        ("text/plain", StatusCode::UNSUPPORTED_MEDIA_TYPE),
+    ] {
+        let answer = api
+            .call(
+                Method::POST,
+                "/api/v1/customers",
+                token,
+                &[("content-type", content_type)],
+                Some(&body),
+            )
+            .await;
+        assert_eq!(answer.status, status, "{content_type}: {:?}", answer.body);
+    }
+    // Too large is 413 whether or not the request carries an Idempotency-Key.
+    let large = json!({"name": "x".repeat(2 * 1024 * 1024)}).to_string();
+    for headers in [&[][..], &[("idempotency-key", "big-1")][..]] {
+        let answer = api
+            .call(
+                Method::POST,
+                "/api/v1/customers",
+                token,
+                headers,
+                Some(&large),
+            )
+            .await;
+        assert_eq!(answer.status, StatusCode::PAYLOAD_TOO_LARGE, "{headers:?}");
+        assert_eq!(answer.code(), "body_too_large");
+    }
 }
 
 async fn tokens_are_required_and_scoped(api: Api) {

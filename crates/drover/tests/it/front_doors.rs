@@ -149,6 +149,19 @@ async fn the_api_and_the_command_line_give_the_same_answer_to_the_same_mistake()
             json!({"customer_id": 1, "plan_id": 9, "domain": "new.ro"}),
         ),
         mistake(
+            "a disk quota beyond what is stored",
+            &[
+                "plans",
+                "create",
+                "--name",
+                "Huge",
+                "--disk-quota-mb",
+                "18446744073709551615",
+            ],
+            "/api/v1/plans",
+            json!({"name": "Huge", "disk_quota_mb": 18446744073709551615_u64}),
+        ),
+        mistake(
             "a setting the provider's kind does not take",
             &[
                 "dns",
