@@ -55,6 +55,13 @@ impl Backend {
     }
 }
 
+/// Kinds of write transaction that run one at a time across every drover process.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Serialized {
+    /// A placement reads every server's load and adds one account to it.
+    Placement,
+}
+
 /// PostgreSQL connections a process keeps at most unless told: three processes (a `serve` and
 /// two workers) fit PostgreSQL's default of 100 connections with room for its tools.
 pub const DEFAULT_POOL_SIZE: u32 = 16;

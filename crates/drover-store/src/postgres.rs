@@ -71,8 +71,38 @@ impl PgStore {
     }
 }
 
+// The dialect seam of the shared SQL body (see `sql_store.rs`).
+
 async fn begin(pool: &PgPool) -> Result<Transaction<'static, Db>, sqlx::Error> {
     riverqueue::database::begin_postgres(pool).await
+}
+
+/// One snapshot for every read of the transaction: PostgreSQL's default, READ COMMITTED, takes
+/// a new one per statement.
+async fn begin_read(pool: &PgPool) -> Result<Transaction<'static, Db>> {
+    let mut transaction = pool.begin().await?;
+    sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+        .execute(&mut *transaction)
+        .await?;
+    Ok(transaction)
+}
+
+/// Rows read with this suffix stay locked until the transaction ends.
+const FOR_UPDATE: &str = " FOR UPDATE";
+
+/// Waits until no other transaction of the kind runs, and holds that until `tx` ends.
+async fn serialize(
+    tx: &mut Transaction<'static, Db>,
+    kind: Serialized,
+) -> Result<(), sqlx::Error> {
+    let key: i64 = match kind {
+        Serialized::Placement => 7201,
+    };
+    sqlx::query("SELECT pg_advisory_xact_lock($1)")
+        .bind(key)
+        .execute(&mut **tx)
+        .await
+        .map(drop)
 }
 
 include!("sql_store.rs");

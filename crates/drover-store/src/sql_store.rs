@@ -1,6 +1,8 @@
-// The Store on one SQL backend. Included by `postgres.rs` and `sqlite.rs`, which each define
-// `Db`, `SqlStore`, `BACKEND` and `begin` first: one body of SQL, compiled once per backend, so
-// the two cannot drift apart. The SQL sticks to what both databases understand.
+// The Store on one SQL backend. Included by `postgres.rs` and `sqlite.rs`, which each define the
+// dialect seam first: `Db`, `SqlStore`, `BACKEND`, `begin` (a write transaction), `begin_read`
+// (one snapshot), `FOR_UPDATE` (row locks) and `serialize` (one transaction of a kind at a
+// time). One body of SQL, compiled once per backend, so the two cannot drift apart; it sticks to
+// what both databases understand and never asks which one it runs on.
 
 use async_trait::async_trait;
 use drover_core::{
@@ -17,7 +19,7 @@ use crate::jobs::ConvergeAccount;
 use crate::model::*;
 use crate::rows::*;
 use crate::store::Store;
-use crate::{Backend, Result, StoreError};
+use crate::{Backend, Result, Serialized, StoreError};
 
 type Tx = Transaction<'static, Db>;
 
@@ -46,16 +48,6 @@ macro_rules! read_tx {
         transaction.rollback().await?;
         Result::<_>::Ok(value)
     }};
-}
-
-async fn begin_read(pool: &sqlx::Pool<Db>) -> Result<Tx> {
-    let mut transaction = pool.begin().await?;
-    if BACKEND == Backend::Postgres {
-        sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
-            .execute(&mut *transaction)
-            .await?;
-    }
-    Ok(transaction)
 }
 
 macro_rules! select_plan {
@@ -839,12 +831,10 @@ impl Store for SqlStore {
         write_tx!(self, tx, {
             // Locked on PostgreSQL so that two revocations cannot each leave the other's token
             // as the last (SQLite's write transactions are serial already).
-            let active_operators: Vec<i64> = sqlx::query_scalar(if BACKEND == Backend::Postgres {
+            let active_operators: Vec<i64> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
                 "SELECT id FROM api_tokens WHERE scope = 'operator' AND revoked_at IS NULL \
-                 ORDER BY id FOR UPDATE"
-            } else {
-                "SELECT id FROM api_tokens WHERE scope = 'operator' AND revoked_at IS NULL"
-            })
+                 ORDER BY id{FOR_UPDATE}"
+            )))
             .fetch_all(&mut **tx)
             .await?;
             if active_operators == [id.get()] {
@@ -997,11 +987,7 @@ impl Store for SqlStore {
         write_tx!(self, tx, {
             // One placement at a time, so the load each reads includes the one before it
             // (SQLite's write transactions are serial already).
-            if BACKEND == Backend::Postgres {
-                sqlx::query("SELECT pg_advisory_xact_lock(7201)")
-                    .execute(&mut **tx)
-                    .await?;
-            }
+            serialize(tx, Serialized::Placement).await?;
             let candidates = Self::fetch_candidates(tx).await?;
             let server = match drover_core::place(&candidates, required_tags, policy) {
                 Ok(server) => server,
@@ -1788,13 +1774,8 @@ fn duplicate_domain(domain: &DomainName, service: Option<i64>) -> StoreError {
 /// update of the same row is ordered before or after (SQLite's write transactions are serial
 /// already).
 async fn locked_generation(tx: &mut Tx, account: AccountId) -> Result<i64> {
-    let lock = if BACKEND == Backend::Postgres {
-        " FOR UPDATE"
-    } else {
-        ""
-    };
     Ok(sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
-        "SELECT desired_generation FROM accounts WHERE id = $1{lock}"
+        "SELECT desired_generation FROM accounts WHERE id = $1{FOR_UPDATE}"
     )))
     .bind(account.get())
     .fetch_one(&mut **tx)

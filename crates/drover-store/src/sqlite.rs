@@ -113,10 +113,28 @@ fn create_private(path: &std::path::Path) -> Result<()> {
     }
 }
 
+// The dialect seam of the shared SQL body (see `sql_store.rs`).
+
 async fn begin(pool: &SqlitePool) -> Result<Transaction<'static, Db>, sqlx::Error> {
     // BEGIN IMMEDIATE: take the write lock up front, so a transaction that reads before it
     // writes cannot fail half-way when another writer commits.
     riverqueue::database::begin_sqlite_write(pool).await
+}
+
+/// A read transaction keeps the snapshot of its first read (WAL mode).
+async fn begin_read(pool: &SqlitePool) -> Result<Transaction<'static, Db>> {
+    Ok(pool.begin().await?)
+}
+
+/// SQLite has one writer at a time: what a transaction reads stays as it was until it ends.
+const FOR_UPDATE: &str = "";
+
+/// Write transactions are serial already.
+async fn serialize(
+    _tx: &mut Transaction<'static, Db>,
+    _kind: Serialized,
+) -> Result<(), sqlx::Error> {
+    Ok(())
 }
 
 include!("sql_store.rs");
