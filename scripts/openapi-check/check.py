@@ -86,7 +86,7 @@ def plans():
 def servers():
     spec = ServerSpec.from_dict(
         {"name": "vm1", "hostname": "vm1.example.net", "capacity": 200,
-         "credentials": "env:VM1_PASSWORD", "ipv4": "192.0.2.10", "tags": ["region-eu"]}
+         "credentials": "env:DROVER_SECRET_VM1", "ipv4": "192.0.2.10", "tags": ["region-eu"]}
     )
     made = answer(create_server.sync_detailed(client=client, body=spec), 201, Server)
     assert made.hostname == "vm1.example.net" and made.state.value == "healthy"

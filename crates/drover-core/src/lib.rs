@@ -53,6 +53,8 @@ pub use names::{PlanName, ServerName, Tag, UnixUsername};
 pub use placement::{Candidate, Leaving, MovePlan, PlacementPolicy, place, plan_moves};
 pub use plan::{Feature, PlanPatch, PlanSpec};
 pub use scope::{Access, Scope};
-pub use server::{CertFingerprint, CredentialRef, Hostname, ServerPatch, ServerSpec, ServerState};
+pub use server::{
+    CertFingerprint, CredentialRef, Hostname, SecretSources, ServerPatch, ServerSpec, ServerState,
+};
 pub use service::{DesiredState, ServiceStatus, Transition};
 pub use usage::{ListedUsage, Usage, usage_by_domain};

@@ -2,6 +2,7 @@
 
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::path::{Component, Path, PathBuf};
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
@@ -127,6 +128,39 @@ mod tests {
     use super::*;
 
     #[test]
+    fn secrets_are_read_only_from_the_secrets_directory_and_prefixed_variables() {
+        let sources = SecretSources {
+            dir: PathBuf::from("/var/lib/drover/secrets"),
+            env_prefix: "DROVER_SECRET_".into(),
+        };
+        let check = |reference: &str| sources.check(&CredentialRef::parse(reference).unwrap());
+        for allowed in [
+            "file:/var/lib/drover/secrets/vm1.pass",
+            "file:/var/lib/drover/secrets/dns/pdns.key",
+            "file:/var/lib/drover/secrets/./vm1.pass",
+            "env:DROVER_SECRET_VM1",
+        ] {
+            assert_eq!(check(allowed), Ok(()), "{allowed}");
+        }
+        for refused in [
+            "file:/var/lib/drover/drover.key",
+            "file:/var/lib/drover/secrets/../drover.key",
+            "file:/var/lib/drover/secrets",
+            "file:/var/lib/drover/secrets-old/vm1.pass",
+            "file:/etc/shadow",
+            "env:DATABASE_URL",
+            "env:DROVER_SECRET_",
+            "env:MY_DROVER_SECRET_X",
+        ] {
+            let err = check(refused).unwrap_err().to_string();
+            assert!(
+                err.contains("DROVER_SECRETS_DIR") || err.contains("DROVER_SECRET_ENV_PREFIX"),
+                "{refused}: {err}"
+            );
+        }
+    }
+
+    #[test]
     fn hostnames_accept_names_and_addresses() {
         assert_eq!(
             Hostname::parse("VM1.Example.net.").unwrap().as_str(),
@@ -234,6 +268,63 @@ impl CredentialRef {
                 what: "credentials reference",
                 expected: expected.into(),
             }),
+        }
+    }
+}
+
+/// Where drover may read secrets from: files under one directory and environment variables
+/// with one prefix. Anything else is refused, so that whoever may edit a server or a DNS
+/// provider cannot point it at another file or variable drover can read (its own key, say) and
+/// have that sent to a host of their choosing as a password.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SecretSources {
+    /// Absolute; files below it, at any depth.
+    pub dir: PathBuf,
+    pub env_prefix: String,
+}
+
+impl SecretSources {
+    pub const DEFAULT_ENV_PREFIX: &str = "DROVER_SECRET_";
+
+    /// Accepts a reference to a file below the directory (by its path as written: `..` is
+    /// refused) or to a variable with the prefix.
+    pub fn check(&self, reference: &CredentialRef) -> Result<(), Error> {
+        let refused = |expected: String| Error::InvalidValue {
+            what: "credentials",
+            input: reference.to_string(),
+            expected,
+        };
+        match reference {
+            CredentialRef::Env(name) => {
+                if name.len() > self.env_prefix.len() && name.starts_with(&self.env_prefix) {
+                    Ok(())
+                } else {
+                    Err(refused(format!(
+                        "env:{}NAME: drover reads secrets only from variables whose names start \
+                         with {} (DROVER_SECRET_ENV_PREFIX)",
+                        self.env_prefix, self.env_prefix
+                    )))
+                }
+            }
+            CredentialRef::File(path) => {
+                let path = Path::new(path);
+                let plain = path.components().all(|c| {
+                    matches!(
+                        c,
+                        Component::RootDir | Component::CurDir | Component::Normal(_)
+                    )
+                });
+                if plain && path.starts_with(&self.dir) && path != self.dir {
+                    Ok(())
+                } else {
+                    Err(refused(format!(
+                        "file:{}/NAME: drover reads secret files only below {} \
+                         (DROVER_SECRETS_DIR), named without '..'",
+                        self.dir.display(),
+                        self.dir.display()
+                    )))
+                }
+            }
         }
     }
 }

@@ -91,10 +91,7 @@ async fn begin_read(pool: &PgPool) -> Result<Transaction<'static, Db>> {
 const FOR_UPDATE: &str = " FOR UPDATE";
 
 /// Waits until no other transaction of the kind runs, and holds that until `tx` ends.
-async fn serialize(
-    tx: &mut Transaction<'static, Db>,
-    kind: Serialized,
-) -> Result<(), sqlx::Error> {
+async fn serialize(tx: &mut Transaction<'static, Db>, kind: Serialized) -> Result<(), sqlx::Error> {
     let key: i64 = match kind {
         Serialized::Placement => 7201,
     };

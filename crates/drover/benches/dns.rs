@@ -131,7 +131,14 @@ async fn run(zones: usize) {
     {
         settings.push_concurrency = n;
     }
-    let dns = Arc::new(Dns::new(Arc::clone(&store), settings));
+    let secrets = drover::engine::Secrets::new(
+        drover_core::SecretSources {
+            dir: dir.path().to_owned(),
+            env_prefix: drover_core::SecretSources::DEFAULT_ENV_PREFIX.into(),
+        },
+        Vec::new(),
+    );
+    let dns = Arc::new(Dns::new(Arc::clone(&store), settings, Arc::new(secrets)));
     let names = |set: &str| -> Vec<DomainName> {
         (0..zones)
             .map(|i| DomainName::parse(&format!("{set}{i:05}.ro")).unwrap())

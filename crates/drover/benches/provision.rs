@@ -41,6 +41,13 @@ async fn provision(
     let dir = tempfile::tempdir().unwrap();
     let password = dir.path().join("password");
     std::fs::write(&password, "secret").unwrap();
+    let secrets = Arc::new(drover::engine::Secrets::new(
+        drover_core::SecretSources {
+            dir: dir.path().to_owned(),
+            env_prefix: drover_core::SecretSources::DEFAULT_ENV_PREFIX.into(),
+        },
+        Vec::new(),
+    ));
     let plan = serde_json::json!({"name": "Web", "features": ["dir", "web"]});
     store
         .create_plan(&ctx(), serde_json::from_value(plan).unwrap())
@@ -82,8 +89,12 @@ async fn provision(
     }
     let engine = Engine {
         store: Arc::clone(&store),
-        fleet: Fleet::shared(VirtualminSettings::default(), Arc::clone(&store)),
-        dns: drover::engine::Dns::new(Arc::clone(&store), Default::default()),
+        fleet: Fleet::shared(
+            VirtualminSettings::default(),
+            Arc::clone(&store),
+            secrets.clone(),
+        ),
+        dns: drover::engine::Dns::new(Arc::clone(&store), Default::default(), secrets),
         sealer: Arc::new(Sealer::from_hex(&"42".repeat(32)).unwrap()),
         placement: PlacementPolicy::default(),
         auto_provisioning: true,

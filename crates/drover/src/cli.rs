@@ -663,7 +663,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         Command::Accounts(command) => accounts(command, &*store, &ctx, &config, out).await,
         Command::Jobs(command) => jobs(command, &*store, &ctx, out).await,
         Command::Audit(command) => audit(command, &*store, out).await,
-        Command::Dns(command) => dns::run(command, &store, &ctx, out).await,
+        Command::Dns(command) => dns::run(command, &store, &ctx, &config, out).await,
         Command::Drift(command) => drift(command, &store, &ctx, out).await,
         Command::Usage(command) => usage::run(command, &store, &ctx, out).await,
         Command::Provisioning(command) => {
@@ -867,6 +867,7 @@ async fn servers(
     match command {
         ServerCommand::Add { name, fields } => {
             let spec: ServerSpec = from_flags(fields.into_json(Some(name)))?;
+            config.secret_sources.check(&spec.credentials)?;
             out.one(&store.create_server(ctx, spec).await?)
         }
         ServerCommand::List(page) => out.list(
@@ -878,6 +879,9 @@ async fn servers(
         ServerCommand::Show { id } => out.one(&store.server(id).await?),
         ServerCommand::Update { id, name, fields } => {
             let patch: ServerPatch = from_flags(fields.into_json(name))?;
+            if let Some(credentials) = &patch.credentials {
+                config.secret_sources.check(credentials)?;
+            }
             out.one(&store.update_server(ctx, id, patch).await?)
         }
         ServerCommand::Check { id, wait } => {

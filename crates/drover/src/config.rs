@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use drover_core::{
     CertFingerprint, DriftAction, DriftPolicy, HealthPolicy, PlacementPolicy, SafetyLimits,
-    ZoneTemplate,
+    SecretSources, ZoneTemplate,
 };
 use drover_virtualmin::{Timeouts, VirtualminSettings};
 
@@ -24,6 +24,8 @@ pub struct Config {
     pub database_url: String,
     /// PostgreSQL connections this process keeps at most (jobs and requests share them).
     pub db_pool: u32,
+    /// `DROVER_SECRETS_DIR`, `DROVER_SECRET_ENV_PREFIX`: where credential references may point.
+    pub secret_sources: SecretSources,
     pub listen: SocketAddr,
     pub virtualmin: VirtualminSettings,
     /// Where the operator key that seals account passwords comes from.
@@ -158,10 +160,35 @@ fn toml_key(env_name: &str) -> String {
     }
 }
 
+/// `secrets` beside an SQLite database; in the working directory otherwise.
+fn default_secrets_dir(database_url: &str) -> PathBuf {
+    sqlite_path(database_url)
+        .and_then(|db| db.parent().map(|dir| dir.join("secrets")))
+        .unwrap_or_else(|| PathBuf::from("secrets"))
+}
+
+/// The file of an SQLite `DATABASE_URL`, if that is what it names.
+fn sqlite_path(database_url: &str) -> Option<PathBuf> {
+    let rest = database_url.strip_prefix("sqlite:")?;
+    let path = rest.trim_start_matches("//");
+    let path = path.split('?').next().unwrap_or_default();
+    (!path.is_empty() && path != ":memory:").then(|| PathBuf::from(path))
+}
+
+/// `path` from the working directory when relative: a secret's reference names it whole.
+fn absolute(path: PathBuf) -> PathBuf {
+    if path.is_absolute() {
+        return path;
+    }
+    std::env::current_dir().map_or(path.clone(), |cwd| cwd.join(&path))
+}
+
 /// Every setting drover reads, by environment name.
 const SETTINGS: &[&str] = &[
     "DATABASE_URL",
     "DROVER_DB_POOL",
+    "DROVER_SECRETS_DIR",
+    "DROVER_SECRET_ENV_PREFIX",
     "DROVER_LISTEN",
     "DROVER_SEAL_KEY",
     "DROVER_SEAL_KEY_FILE",
@@ -211,6 +238,19 @@ const SETTINGS: &[&str] = &[
 ];
 
 impl Config {
+    /// Where secrets are read from, and drover's own files that never are.
+    pub fn secrets(&self) -> std::sync::Arc<crate::engine::Secrets> {
+        let mut own = Vec::new();
+        if let SealKey::File(path) = &self.seal_key {
+            own.push(path.clone());
+        }
+        own.extend(sqlite_path(&self.database_url));
+        std::sync::Arc::new(crate::engine::Secrets::new(
+            self.secret_sources.clone(),
+            own,
+        ))
+    }
+
     /// Loads from the process environment.
     pub fn load(overrides: Overrides) -> Result<Self, ConfigError> {
         Self::load_from(overrides, std::env::vars().collect())
@@ -320,6 +360,23 @@ impl Config {
              configured otherwise)",
             |v| v.parse().ok().filter(|n| (2..=500).contains(n)),
         )?;
+        let secret_sources = SecretSources {
+            dir: absolute(
+                sources
+                    .get("DROVER_SECRETS_DIR")
+                    .map_or_else(|| default_secrets_dir(&database_url), |(v, _)| v.into()),
+            ),
+            env_prefix: sources.parse(
+                "DROVER_SECRET_ENV_PREFIX",
+                SecretSources::DEFAULT_ENV_PREFIX.to_owned(),
+                "letters, digits and '_', like DROVER_SECRET_",
+                |v| {
+                    Some(v.to_owned()).filter(|p| {
+                        !p.is_empty() && p.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+                    })
+                },
+            )?,
+        };
         let workers = sources.parse(
             "DROVER_WORKERS",
             10,
@@ -389,6 +446,7 @@ impl Config {
         Ok(Self {
             database_url,
             db_pool,
+            secret_sources,
             listen,
             virtualmin,
             seal_key,

@@ -58,6 +58,7 @@ pub async fn serve(config: &Config, store: Arc<dyn Store>) -> anyhow::Result<()>
         migration_grace: config.fleet.migration_grace,
         placement: config.placement,
         virtualmin_rate_qps: vm.rate_qps,
+        secret_sources: config.secret_sources.clone(),
     };
     let app =
         crate::api::router_with(store, sealer, settings).merge(crate::metrics::routes(metrics));

@@ -42,6 +42,7 @@ pub async fn create_provider(
     Extension(caller): Extension<Caller>,
     Json(spec): Json<DnsProviderSpec>,
 ) -> WithStatus<DnsProviderRecord> {
+    app.settings.secret_sources.check(&spec.credentials)?;
     let provider = app
         .store
         .create_dns_provider(&caller.context(), spec)

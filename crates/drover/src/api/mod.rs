@@ -48,7 +48,7 @@ pub struct AppState {
 }
 
 /// The settings handlers plan with.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 pub struct ApiSettings {
     /// How long a moved account's old copy is kept when the request does not say.
     pub migration_grace: std::time::Duration,
@@ -56,6 +56,8 @@ pub struct ApiSettings {
     pub placement: drover_core::PlacementPolicy,
     /// The call rate a rebuild's time is estimated at, for servers that set none.
     pub virtualmin_rate_qps: f64,
+    /// Where a server's or DNS provider's credentials may point.
+    pub secret_sources: drover_core::SecretSources,
 }
 
 impl Default for ApiSettings {
@@ -64,6 +66,10 @@ impl Default for ApiSettings {
             migration_grace: crate::engine::FleetPolicy::default().migration_grace,
             placement: drover_core::PlacementPolicy::default(),
             virtualmin_rate_qps: drover_virtualmin::VirtualminSettings::default().rate_qps,
+            secret_sources: drover_core::SecretSources {
+                dir: std::env::current_dir().unwrap_or_default().join("secrets"),
+                env_prefix: drover_core::SecretSources::DEFAULT_ENV_PREFIX.to_owned(),
+            },
         }
     }
 }

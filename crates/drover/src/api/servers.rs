@@ -38,6 +38,7 @@ async fn create_server(
     Extension(caller): Extension<Caller>,
     Json(spec): Json<ServerSpec>,
 ) -> WithStatus<Server> {
+    app.settings.secret_sources.check(&spec.credentials)?;
     let server = app.store.create_server(&caller.context(), spec).await?;
     Ok((StatusCode::CREATED, axum::Json(server)))
 }
@@ -67,6 +68,9 @@ async fn update_server(
     Json(patch): Json<ServerPatch>,
 ) -> Reply<Server> {
     let id: ServerId = path_id("server", &id)?;
+    if let Some(credentials) = &patch.credentials {
+        app.settings.secret_sources.check(credentials)?;
+    }
     Ok(axum::Json(
         app.store
             .update_server(&caller.context(), id, patch)

@@ -155,6 +155,7 @@ pub async fn run(
     command: DnsCommand,
     store: &Arc<dyn Store>,
     ctx: &RequestContext,
+    config: &crate::config::Config,
     out: Output,
 ) -> anyhow::Result<()> {
     match command {
@@ -192,6 +193,7 @@ pub async fn run(
                 "settings": settings,
             });
             let spec: DnsProviderSpec = super::from_flags(body)?;
+            config.secret_sources.check(&spec.credentials)?;
             out.one(&store.create_dns_provider(ctx, spec).await?)
         }
         DnsCommand::Providers(ProviderCommand::List) => out.list(

@@ -244,6 +244,7 @@ impl drover_dns::SharedBudget for StoreBudget {
 pub struct Dns {
     store: Arc<dyn Store>,
     pub settings: DnsSettings,
+    secrets: Arc<super::Secrets>,
     budgets: CallBudgets,
     clients: Mutex<HashMap<i64, Arc<dyn DnsProvider>>>,
 }
@@ -256,10 +257,11 @@ fn provider_error(provider: &str) -> impl Fn(DnsError) -> DnsWorkError + '_ {
 }
 
 impl Dns {
-    pub fn new(store: Arc<dyn Store>, settings: DnsSettings) -> Self {
+    pub fn new(store: Arc<dyn Store>, settings: DnsSettings, secrets: Arc<super::Secrets>) -> Self {
         Self {
             store,
             settings,
+            secrets,
             budgets: CallBudgets::default(),
             clients: Mutex::default(),
         }
@@ -278,7 +280,10 @@ impl Dns {
             provider: record.spec.name.clone(),
             message,
         };
-        let secret = super::read_credentials(&record.spec.credentials).map_err(unusable)?;
+        let secret = self
+            .secrets
+            .read(&record.spec.credentials)
+            .map_err(unusable)?;
         let shared = |scope: SharedBudgetScope| -> Arc<dyn SharedBudget> {
             Arc::new(StoreBudget {
                 store: Arc::clone(&self.store),

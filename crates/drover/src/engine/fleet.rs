@@ -54,6 +54,7 @@ pub struct Fleet {
     /// Shares each server's call rate with every drover process.
     store: Option<Arc<dyn drover_store::Store>>,
     settings: VirtualminSettings,
+    secrets: Arc<super::Secrets>,
     clients: Mutex<HashMap<i64, (ClientVersion, Arc<VirtualminClient>)>>,
 }
 
@@ -83,19 +84,25 @@ fn secret_sha256(secret: &secrecy::SecretString) -> String {
 
 impl Fleet {
     /// Each process paces its own calls: right for one process.
-    pub fn new(settings: VirtualminSettings) -> Self {
+    pub fn new(settings: VirtualminSettings, secrets: Arc<super::Secrets>) -> Self {
         Self {
             store: None,
             settings,
+            secrets,
             clients: Mutex::new(HashMap::new()),
         }
     }
 
     /// Calls are paced through the database, so a server's rate holds across processes.
-    pub fn shared(settings: VirtualminSettings, store: Arc<dyn drover_store::Store>) -> Self {
+    pub fn shared(
+        settings: VirtualminSettings,
+        store: Arc<dyn drover_store::Store>,
+        secrets: Arc<super::Secrets>,
+    ) -> Self {
         Self {
             store: Some(store),
             settings,
+            secrets,
             clients: Mutex::new(HashMap::new()),
         }
     }
@@ -113,7 +120,7 @@ impl Fleet {
             reason,
             login_refused: false,
         };
-        let password = super::read_credentials(&server.spec.credentials).map_err(fail)?;
+        let password = self.secrets.read(&server.spec.credentials).map_err(fail)?;
         let secret = secret_sha256(&password);
         if let Some(refused) = &server.login_refused
             && refused.secret_sha256 == secret

@@ -10,18 +10,19 @@ pub mod health;
 mod jobs;
 pub mod rebuild;
 pub mod seal;
+mod secrets;
 pub mod usage;
 
 use std::sync::Arc;
 
-use drover_core::{CredentialRef, PlacementPolicy};
+use drover_core::PlacementPolicy;
 use drover_store::Store;
 use riverqueue::{QueueConfig, RunHandle, Workers};
-use secrecy::SecretString;
 
 pub use dns::{Dns, DnsSettings};
 pub use fleet::Fleet;
 pub use seal::Sealer;
+pub use secrets::Secrets;
 
 /// What the jobs share.
 #[derive(Debug)]
@@ -177,8 +178,12 @@ impl Engine {
         });
         Ok(Self {
             store: Arc::clone(&store),
-            fleet: Fleet::shared(config.virtualmin.clone(), Arc::clone(&store)),
-            dns: Dns::new(Arc::clone(&store), config.dns.clone()),
+            fleet: Fleet::shared(
+                config.virtualmin.clone(),
+                Arc::clone(&store),
+                config.secrets(),
+            ),
+            dns: Dns::new(Arc::clone(&store), config.dns.clone(), config.secrets()),
             sealer,
             placement: config.placement,
             auto_provisioning: config.virtualmin.auto_provisioning_enabled,
@@ -186,18 +191,6 @@ impl Engine {
             retry_max_delay: config.retry_max_delay,
             fleet_policy: config.fleet.clone(),
         })
-    }
-}
-
-/// Reads a secret (a server's API password, a DNS provider's key) from where its record points.
-pub(crate) fn read_credentials(reference: &CredentialRef) -> Result<SecretString, String> {
-    match reference {
-        CredentialRef::Env(name) => std::env::var(name)
-            .map(SecretString::from)
-            .map_err(|_| format!("its secret variable {name} is not set in drover's environment")),
-        CredentialRef::File(path) => std::fs::read_to_string(path)
-            .map(|p| SecretString::from(p.trim_end_matches(['\n', '\r']).to_owned()))
-            .map_err(|e| format!("its secret file {path} cannot be read: {e}")),
     }
 }
 

@@ -128,7 +128,7 @@ impl Api {
             .post(
                 "/api/v1/servers",
                 json!({"name": "vm1", "hostname": "vm1.example.net", "capacity": 100,
-                       "credentials": "env:VM1_PASSWORD", "ipv4": "192.0.2.10"}),
+                       "credentials": "env:DROVER_SECRET_VM1", "ipv4": "192.0.2.10"}),
             )
             .await;
         assert_eq!(server.status, StatusCode::CREATED, "{:?}", server.body);
@@ -768,7 +768,7 @@ async fn the_openapi_document_describes_every_route(api: Api) {
 }
 
 async fn dns_zones_are_kept_through_the_api_and_left_to_jobs(api: Api) {
-    let provider = json!({"name": "pdns-1", "credentials": "env:PDNS_KEY", "settings": {
+    let provider = json!({"name": "pdns-1", "credentials": "env:DROVER_SECRET_PDNS", "settings": {
         "kind": "powerdns", "api_url": "http://127.0.0.1:8081", "dns_address": "127.0.0.1:5301"}});
     let billing = api
         .call(

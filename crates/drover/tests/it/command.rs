@@ -66,8 +66,9 @@ async fn add_simulated_server(d: &Path) -> drover_testkit::virtualmin::Virtualmi
     })
     .await
     .unwrap();
-    std::fs::write(d.join("vm.password"), "pw").unwrap();
-    let credentials = format!("file:{}", d.join("vm.password").display());
+    std::fs::create_dir_all(d.join("secrets")).unwrap();
+    std::fs::write(d.join("secrets/vm.password"), "pw").unwrap();
+    let credentials = format!("file:{}", d.join("secrets/vm.password").display());
     let (port, pin) = (
         sim.addr().port().to_string(),
         sim.certificate_sha256().unwrap(),
@@ -337,7 +338,7 @@ async fn the_command_line_tour_works_on_postgres_too() {
         "--capacity",
         "50",
         "--credentials",
-        "env:VM1_PASSWORD",
+        "env:DROVER_SECRET_VM1",
     ])
     .await;
     assert!(ok, "{err}");
@@ -418,8 +419,9 @@ async fn an_operator_manages_dns_from_the_command_line() {
         .await
         .unwrap()
         .expect("PowerDNS for tests");
-    std::fs::write(dir.path().join("pdns.key"), &pdns.api_key).unwrap();
-    let key = format!("file:{}", dir.path().join("pdns.key").display());
+    std::fs::create_dir_all(dir.path().join("secrets")).unwrap();
+    std::fs::write(dir.path().join("secrets/pdns.key"), &pdns.api_key).unwrap();
+    let key = format!("file:{}", dir.path().join("secrets/pdns.key").display());
     let dns_address = pdns.dns_addr.to_string();
     let zone = format!("cli-{}.ro", std::process::id());
     let d = dir.path();
@@ -779,5 +781,100 @@ async fn an_operator_syncs_usage_and_hears_which_server_failed() {
         stderr.contains("vm1: server vm1 could not be listed")
             && stderr.contains("figures are unchanged"),
         "{stderr}"
+    );
+}
+
+/// An operator token must not be able to have drover send one of its own files (its key) to a
+/// host of the token holder's choosing as a server's password.
+#[tokio::test]
+async fn credentials_cannot_send_drovers_own_files_anywhere() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let served = serve_with(d, &[]).await;
+    let token = served.printed[1].clone();
+    let http = http_client();
+    let post = |path: String, body: Value| {
+        http.post(format!("{}/api/v1{path}", served.base))
+            .bearer_auth(&token)
+            .json(&body)
+            .send()
+    };
+    // The key holder's "server" is a Virtualmin that takes drover's key as its password: it
+    // serves a call only if the key was sent.
+    // `serve` makes its key as it starts its workers, just after it starts listening.
+    crate::until("drover has its key", Duration::from_secs(10), async || {
+        d.join("drover.key").exists()
+    })
+    .await;
+    let key = std::fs::read_to_string(d.join("drover.key")).unwrap();
+    let sim =
+        drover_testkit::virtualmin::VirtualminSim::start(drover_testkit::virtualmin::SimConfig {
+            tls: true,
+            password: key.trim().to_owned(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let server = |credentials: String| {
+        let mut record = sim.server_record("evil", Path::new("/unused"), json!({"capacity": 1}));
+        record["credentials"] = json!(credentials);
+        record
+    };
+    for credentials in [
+        format!("file:{}", d.join("drover.key").display()),
+        format!("file:{}/secrets/../drover.key", d.display()),
+        "env:DROVER_SEAL_KEY".to_owned(),
+    ] {
+        let refused = post("/servers".into(), server(credentials.clone()))
+            .await
+            .unwrap();
+        assert_eq!(refused.status(), 422, "{credentials}");
+        let body: Value = refused.json().await.unwrap();
+        assert_eq!(body["error"]["field"], "credentials", "{body}");
+    }
+    // A link inside the secrets directory is followed no further than the directory.
+    std::fs::create_dir_all(d.join("secrets")).unwrap();
+    std::os::unix::fs::symlink(d.join("drover.key"), d.join("secrets/vm.password")).unwrap();
+    let created = post(
+        "/servers".into(),
+        server(format!("file:{}/secrets/vm.password", d.display())),
+    )
+    .await
+    .unwrap();
+    assert_eq!(created.status(), 201);
+    let id = created.json::<Value>().await.unwrap()["id"]
+        .as_i64()
+        .unwrap();
+    let sync = post(format!("/servers/{id}/usage-sync"), json!({}))
+        .await
+        .unwrap();
+    assert_eq!(sync.status(), 202);
+    let job = sync.json::<Value>().await.unwrap()["job_id"]
+        .as_i64()
+        .unwrap();
+    let job_url = format!("{}/api/v1/jobs/{job}", served.base);
+    let read_job = || async {
+        let answer = http.get(&job_url).bearer_auth(&token).send().await.unwrap();
+        answer.json::<Value>().await.unwrap()
+    };
+    crate::until(
+        "the usage sync has ended",
+        Duration::from_secs(30),
+        async || {
+            let job = read_job().await;
+            job["state"] == "completed" || job["state"] == "discarded"
+        },
+    )
+    .await;
+    let done = read_job().await;
+    assert!(
+        done.to_string()
+            .contains("drover does not read as a secret"),
+        "{done}"
+    );
+    assert!(
+        sim.stats().calls_by_program.is_empty(),
+        "the key was sent: {:?}",
+        sim.stats().calls_by_program
     );
 }

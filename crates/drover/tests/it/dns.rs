@@ -79,7 +79,11 @@ async fn world_on(store: Arc<dyn Store>, dir: tempfile::TempDir, serves_new_zone
 
 impl World {
     fn dns(&self) -> Dns {
-        Dns::new(Arc::clone(&self.store), DnsSettings::default())
+        Dns::new(
+            Arc::clone(&self.store),
+            DnsSettings::default(),
+            crate::secrets_in(self._keep.path()),
+        )
     }
 
     fn provider_ids(&self) -> Vec<drover_core::DnsProviderId> {
@@ -468,13 +472,17 @@ async fn hosting(
     let world = world_on(Arc::clone(&store), dir, true).await;
     let engine = Engine {
         store: Arc::clone(&store),
-        fleet: Fleet::new(drover_virtualmin::VirtualminSettings::default()),
+        fleet: Fleet::new(
+            drover_virtualmin::VirtualminSettings::default(),
+            crate::secrets_in(world._keep.path()),
+        ),
         dns: Dns::new(
             Arc::clone(&store),
             DnsSettings {
                 on_terminate: TerminatedZones::Delete,
                 ..DnsSettings::default()
             },
+            crate::secrets_in(world._keep.path()),
         ),
         sealer: Arc::new(Sealer::from_hex(&"42".repeat(32)).unwrap()),
         placement: PlacementPolicy::default(),
@@ -647,6 +655,7 @@ async fn a_deleted_accounts_zone_is_removed_or_kept_as_configured() {
                 on_terminate: policy,
                 ..DnsSettings::default()
             },
+            crate::secrets_in(w._keep.path()),
         );
         dns.retire_account_zone(&ctx(), account).await.unwrap();
         accounts.push(account);

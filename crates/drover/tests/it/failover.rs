@@ -200,12 +200,19 @@ async fn a_lost_server_is_rebuilt_onto_a_fresh_one_from_drovers_records() {
 
     let engine = Engine {
         store: Arc::clone(&store),
-        fleet: Fleet::new(drover_virtualmin::VirtualminSettings {
-            retry_delay: Duration::from_millis(20),
-            max_retries: 0,
-            ..Default::default()
-        }),
-        dns: Dns::new(Arc::clone(&store), Default::default()),
+        fleet: Fleet::new(
+            drover_virtualmin::VirtualminSettings {
+                retry_delay: Duration::from_millis(20),
+                max_retries: 0,
+                ..Default::default()
+            },
+            crate::secrets_in(fleet.dir.path()),
+        ),
+        dns: Dns::new(
+            Arc::clone(&store),
+            Default::default(),
+            crate::secrets_in(fleet.dir.path()),
+        ),
         sealer,
         placement: PlacementPolicy::default(),
         auto_provisioning: true,

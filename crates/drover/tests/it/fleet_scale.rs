@@ -87,6 +87,7 @@ impl Cluster {
             .arg("worker")
             .current_dir(self.dir.path())
             .env("DATABASE_URL", self.db.url())
+            .env("DROVER_SECRETS_DIR", self.dir.path())
             .env("DROVER_SEAL_KEY", "42".repeat(32))
             .env("DROVER_WORKERS", "10")
             .env("DROVER_JOB_TIMEOUT", "4")

@@ -162,6 +162,42 @@ async fn the_api_and_the_command_line_give_the_same_answer_to_the_same_mistake()
             json!({"name": "Huge", "disk_quota_mb": 18446744073709551615_u64}),
         ),
         mistake(
+            "credentials outside the secrets directory",
+            &[
+                "servers",
+                "add",
+                "--name",
+                "evil",
+                "--hostname",
+                "203.0.113.9",
+                "--capacity",
+                "1",
+                "--credentials",
+                "file:/etc/passwd",
+            ],
+            "/api/v1/servers",
+            json!({"name": "evil", "hostname": "203.0.113.9", "capacity": 1,
+                   "credentials": "file:/etc/passwd"}),
+        ),
+        mistake(
+            "credentials in a variable without the secrets prefix",
+            &[
+                "servers",
+                "add",
+                "--name",
+                "evil",
+                "--hostname",
+                "203.0.113.9",
+                "--capacity",
+                "1",
+                "--credentials",
+                "env:DATABASE_URL",
+            ],
+            "/api/v1/servers",
+            json!({"name": "evil", "hostname": "203.0.113.9", "capacity": 1,
+                   "credentials": "env:DATABASE_URL"}),
+        ),
+        mistake(
             "a setting the provider's kind does not take",
             &[
                 "dns",
@@ -174,12 +210,12 @@ async fn the_api_and_the_command_line_give_the_same_answer_to_the_same_mistake()
                 "--api-url",
                 "http://127.0.0.1:8081",
                 "--credentials",
-                "env:PDNS_KEY",
+                "env:DROVER_SECRET_PDNS",
                 "--batch-size",
                 "200",
             ],
             "/api/v1/dns/providers",
-            json!({"name": "pdns-1", "credentials": "env:PDNS_KEY", "settings": {
+            json!({"name": "pdns-1", "credentials": "env:DROVER_SECRET_PDNS", "settings": {
                 "kind": "powerdns", "api_url": "http://127.0.0.1:8081", "batch_size": 200}}),
         ),
         mistake(
@@ -195,10 +231,10 @@ async fn the_api_and_the_command_line_give_the_same_answer_to_the_same_mistake()
                 "--api-url",
                 "https://route53.amazonaws.com",
                 "--credentials",
-                "env:AWS_KEY",
+                "env:DROVER_SECRET_AWS",
             ],
             "/api/v1/dns/providers",
-            json!({"name": "r53", "credentials": "env:AWS_KEY", "settings": {
+            json!({"name": "r53", "credentials": "env:DROVER_SECRET_AWS", "settings": {
                 "kind": "route53", "api_url": "https://route53.amazonaws.com"}}),
         ),
         mistake(

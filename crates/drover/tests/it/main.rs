@@ -39,6 +39,18 @@ pub fn setup_ctx() -> RequestContext {
     }
 }
 
+/// Secrets read from files in `dir` and `DROVER_SECRET_…` variables, as `drover serve` reads
+/// them from its secrets directory.
+pub fn secrets_in(dir: &std::path::Path) -> Arc<drover::engine::Secrets> {
+    Arc::new(drover::engine::Secrets::new(
+        drover_core::SecretSources {
+            dir: dir.to_owned(),
+            env_prefix: drover_core::SecretSources::DEFAULT_ENV_PREFIX.into(),
+        },
+        Vec::new(),
+    ))
+}
+
 /// Client settings for tests: retries after 20 ms, not seconds.
 pub fn quick_retries() -> drover_virtualmin::VirtualminSettings {
     drover_virtualmin::VirtualminSettings {
@@ -106,8 +118,12 @@ impl TestFleet {
     ) -> Engine {
         Engine {
             store: Arc::clone(&self.store),
-            fleet: Fleet::new(settings),
-            dns: Dns::new(Arc::clone(&self.store), Default::default()),
+            fleet: Fleet::new(settings, secrets_in(self.dir.path())),
+            dns: Dns::new(
+                Arc::clone(&self.store),
+                Default::default(),
+                secrets_in(self.dir.path()),
+            ),
             sealer: Arc::new(Sealer::from_hex(&"42".repeat(32)).unwrap()),
             placement: drover_core::PlacementPolicy::default(),
             auto_provisioning: true,

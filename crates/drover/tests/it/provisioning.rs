@@ -51,11 +51,18 @@ async fn setup(store: Arc<dyn Store>, keep: Box<dyn std::any::Any + Send>) -> Fl
 
     let engine = Engine {
         store: Arc::clone(&store),
-        fleet: Fleet::new(VirtualminSettings {
-            retry_delay: Duration::from_millis(20),
-            ..VirtualminSettings::default()
-        }),
-        dns: drover::engine::Dns::new(Arc::clone(&store), Default::default()),
+        fleet: Fleet::new(
+            VirtualminSettings {
+                retry_delay: Duration::from_millis(20),
+                ..VirtualminSettings::default()
+            },
+            crate::secrets_in(dir.path()),
+        ),
+        dns: drover::engine::Dns::new(
+            Arc::clone(&store),
+            Default::default(),
+            crate::secrets_in(dir.path()),
+        ),
         sealer: Arc::new(Sealer::from_hex(&"42".repeat(32)).unwrap()),
         placement: PlacementPolicy::default(),
         auto_provisioning: true,

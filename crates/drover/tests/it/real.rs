@@ -217,7 +217,9 @@ impl Drover {
 
     /// The file holding the server's password, as an operator keeps it.
     pub fn password_file(&self) -> PathBuf {
-        self.dir.path().join("vm.password")
+        let secrets = self.dir.path().join("secrets");
+        std::fs::create_dir_all(&secrets).unwrap();
+        secrets.join("vm.password")
     }
 
     /// Adds the real server, its password in a file and its certificate pinned.

@@ -17,7 +17,11 @@ use crate::{TestFleet, quick_retries, setup_ctx as ctx, until};
 /// The engine `drover serve` runs: calls paced, and refused logins recorded, through the store.
 fn engine(fleet: &TestFleet, policy: FleetPolicy) -> Arc<Engine> {
     let mut engine = fleet.engine(quick_retries(), policy);
-    engine.fleet = Fleet::shared(quick_retries(), Arc::clone(&fleet.store));
+    engine.fleet = Fleet::shared(
+        quick_retries(),
+        Arc::clone(&fleet.store),
+        crate::secrets_in(fleet.dir.path()),
+    );
     Arc::new(engine)
 }
 

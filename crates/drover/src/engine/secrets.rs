@@ -1,0 +1,61 @@
+//! Reading the secrets that servers and DNS providers refer to, only from where an operator
+//! allowed (`DROVER_SECRETS_DIR`, `DROVER_SECRET_ENV_PREFIX`), and never drover's own files.
+
+use std::path::PathBuf;
+
+use drover_core::{CredentialRef, SecretSources};
+use secrecy::SecretString;
+
+#[derive(Debug, Clone)]
+pub struct Secrets {
+    sources: SecretSources,
+    /// drover's key and database: never read as a secret, whatever link leads to them.
+    own_files: Vec<PathBuf>,
+}
+
+impl Secrets {
+    pub fn new(sources: SecretSources, own_files: Vec<PathBuf>) -> Self {
+        Self { sources, own_files }
+    }
+
+    pub fn sources(&self) -> &SecretSources {
+        &self.sources
+    }
+
+    /// The secret `reference` points at; the message says why it cannot be had.
+    pub fn read(&self, reference: &CredentialRef) -> Result<SecretString, String> {
+        self.sources.check(reference).map_err(|e| e.to_string())?;
+        match reference {
+            CredentialRef::Env(name) => std::env::var(name).map(SecretString::from).map_err(|_| {
+                format!("its secret variable {name} is not set in drover's environment")
+            }),
+            CredentialRef::File(path) => {
+                // A link below the directory may lead anywhere: what it reaches must be below
+                // the directory too.
+                let real = std::fs::canonicalize(path)
+                    .map_err(|e| format!("its secret file {path} cannot be read: {e}"))?;
+                let dir = std::fs::canonicalize(&self.sources.dir).map_err(|e| {
+                    format!(
+                        "the secrets directory {} cannot be read: {e}",
+                        self.sources.dir.display()
+                    )
+                })?;
+                let own = self
+                    .own_files
+                    .iter()
+                    .any(|f| std::fs::canonicalize(f).is_ok_and(|f| f == real));
+                if own || !real.starts_with(&dir) {
+                    return Err(format!(
+                        "its secret file {path} leads to {}, which drover does not read as a \
+                         secret (only files below {} that are not drover's own)",
+                        real.display(),
+                        dir.display()
+                    ));
+                }
+                std::fs::read_to_string(&real)
+                    .map(|p| SecretString::from(p.trim_end_matches(['\n', '\r']).to_owned()))
+                    .map_err(|e| format!("its secret file {path} cannot be read: {e}"))
+            }
+        }
+    }
+}
