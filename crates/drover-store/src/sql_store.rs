@@ -1078,11 +1078,13 @@ impl Store for SqlStore {
         account: AccountId,
         generation: i64,
         context: &riverqueue::WorkContext,
+        attempt: &JobAttempt,
     ) -> Result<bool> {
         write_tx!(self, tx, {
             if locked_generation(tx, account).await? != generation {
                 return Ok(false);
             }
+            insert_job_attempt(attempt).execute(&mut **tx).await?;
             context.job_complete_tx(&mut *tx).await?;
             Ok(true)
         })
@@ -1137,18 +1139,7 @@ impl Store for SqlStore {
     }
 
     async fn record_job_attempt(&self, attempt: &JobAttempt) -> Result<()> {
-        sqlx::query(
-            "INSERT INTO job_attempts (job_id, attempt, outcome, message, started_at, finished_at) \
-             VALUES ($1, $2, $3, $4, $5, $6)",
-        )
-        .bind(attempt.job_id.get())
-        .bind(attempt.attempt)
-        .bind(&attempt.outcome)
-        .bind(&attempt.message)
-        .bind(jiff_sqlx::Timestamp::from(attempt.started_at))
-        .bind(jiff_sqlx::Timestamp::from(attempt.finished_at))
-        .execute(&self.pool)
-        .await?;
+        insert_job_attempt(attempt).execute(&self.pool).await?;
         Ok(())
     }
 
@@ -1768,6 +1759,21 @@ fn duplicate_domain(domain: &DomainName, service: Option<i64>) -> StoreError {
             domain.to_unicode()
         ),
     )
+}
+
+fn insert_job_attempt(
+    attempt: &JobAttempt,
+) -> sqlx::query::Query<'_, Db, <Db as sqlx::Database>::Arguments> {
+    sqlx::query(
+        "INSERT INTO job_attempts (job_id, attempt, outcome, message, started_at, finished_at) \
+         VALUES ($1, $2, $3, $4, $5, $6)",
+    )
+    .bind(attempt.job_id.get())
+    .bind(attempt.attempt)
+    .bind(&attempt.outcome)
+    .bind(&attempt.message)
+    .bind(jiff_sqlx::Timestamp::from(attempt.started_at))
+    .bind(jiff_sqlx::Timestamp::from(attempt.finished_at))
 }
 
 /// The account's latest generation, its row locked until `tx` ends on PostgreSQL: a change's

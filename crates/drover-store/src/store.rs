@@ -132,12 +132,14 @@ pub trait Store:
     async fn release_account(&self, account: AccountId, job: JobId) -> Result<()>;
     /// Completes a converge job that applied `generation`, in the same transaction that checks
     /// it is still the account's latest: a change committed before is seen (`false`: run again),
-    /// and one committed after finds the job finished and enqueues its own.
+    /// and one committed after finds the job finished and enqueues its own. The completed
+    /// `attempt` is recorded in that transaction too: whoever sees the job completed sees how.
     async fn complete_converge(
         &self,
         account: AccountId,
         generation: i64,
         context: &riverqueue::WorkContext,
+        attempt: &JobAttempt,
     ) -> Result<bool>;
     /// A converge job that read `generation` gives up (refused, or out of retries). `false`
     /// when the account changed since (a change that joined the job: run again); otherwise a

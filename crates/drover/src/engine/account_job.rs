@@ -125,11 +125,16 @@ where
         }
         let subject = format!("account:{account}");
         let last_try = row.attempt >= row.max_attempts;
+        let attempt = AttemptStart {
+            job_id,
+            number: i64::from(row.attempt),
+            started_at,
+        };
         let (ended, why) = decide(
             engine,
             &ctx,
             context,
-            job_id,
+            &attempt,
             account,
             finish,
             read_generation,
@@ -170,6 +175,8 @@ where
             Err(e) if last_try => ("discarded", Some(e.to_string())),
             Err(e) => ("retried", Some(e.to_string())),
         };
+        // A converge that completed recorded its attempt as it completed.
+        let recorded = outcome == "completed" && finish == Finish::AtLatestGeneration;
         // A job that waits is woken every half minute: only a change of why it waits is kept.
         let repeated_wait = outcome == "snoozed"
             && engine
@@ -178,18 +185,10 @@ where
                 .await?
                 .last()
                 .is_some_and(|a| a.outcome == outcome && a.message == message);
-        if !repeated_wait {
-            let micros = |t: jiff::Timestamp| t.round(jiff::Unit::Microsecond).unwrap_or(t);
+        if !recorded && !repeated_wait {
             engine
                 .store
-                .record_job_attempt(&drover_store::JobAttempt {
-                    job_id,
-                    attempt: i64::from(row.attempt),
-                    outcome: outcome.to_owned(),
-                    message,
-                    started_at: micros(started_at),
-                    finished_at: micros(jiff::Timestamp::now()),
-                })
+                .record_job_attempt(&attempt.ended(outcome, message))
                 .await?;
         }
         ended
@@ -199,19 +198,42 @@ where
     ended
 }
 
+/// An attempt of a job, as it started.
+struct AttemptStart {
+    job_id: JobId,
+    number: i64,
+    started_at: jiff::Timestamp,
+}
+
+impl AttemptStart {
+    /// The attempt's record, ending now.
+    fn ended(&self, outcome: &str, message: Option<String>) -> drover_store::JobAttempt {
+        let micros = |t: jiff::Timestamp| t.round(jiff::Unit::Microsecond).unwrap_or(t);
+        drover_store::JobAttempt {
+            job_id: self.job_id,
+            attempt: self.number,
+            outcome: outcome.to_owned(),
+            message,
+            started_at: micros(self.started_at),
+            finished_at: micros(jiff::Timestamp::now()),
+        }
+    }
+}
+
 /// How a job's work ended, as River's outcome, and why when it did not complete.
 #[allow(clippy::too_many_arguments)]
 async fn decide(
     engine: &Engine,
     ctx: &RequestContext,
     context: &WorkContext,
-    job_id: JobId,
+    attempt: &AttemptStart,
     account: AccountId,
     finish: Finish,
     read_generation: i64,
     outcome: Result<Round, ConvergeError>,
     subject: &str,
 ) -> Result<(Result<WorkOutcome, ConvergeError>, Option<String>), ConvergeError> {
+    let job_id = attempt.job_id;
     let outcome = match outcome {
         // The server refused drover's login: nothing can be done until its credentials are
         // fixed, and trying again would only lengthen a lock-out. The job waits (the server
@@ -289,7 +311,12 @@ async fn decide(
             if finish == Finish::Always
                 || engine
                     .store
-                    .complete_converge(account, generation, context)
+                    .complete_converge(
+                        account,
+                        generation,
+                        context,
+                        &attempt.ended("completed", None),
+                    )
                     .await?
             {
                 (Ok(WorkOutcome::Complete), None)
