@@ -67,6 +67,51 @@ pub enum Fault {
     Slow(Duration),
     /// Run the program at once, send its answer this much later.
     SlowAnswer(Duration),
+    /// Run the program at once, send its answer once the test has released the domain the
+    /// request names ([`Gate::release`]; `""` for a request naming none): a window exactly as
+    /// long as the test needs.
+    AnswerWhenReleased(Gate),
+}
+
+/// Holds answers about a domain until the test releases it.
+#[derive(Debug, Clone, Default)]
+pub struct Gate {
+    released: Arc<Mutex<std::collections::BTreeSet<String>>>,
+    opened: Arc<tokio::sync::Notify>,
+}
+
+impl PartialEq for Gate {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.released, &other.released)
+    }
+}
+
+impl Eq for Gate {}
+
+impl Gate {
+    /// Lets the answers about `domain` go, now and from now on.
+    pub fn release(&self, domain: &str) {
+        self.released
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(domain.to_owned());
+        self.opened.notify_waiters();
+    }
+
+    pub(crate) async fn wait(&self, domain: &str) {
+        loop {
+            let opened = self.opened.notified();
+            if self
+                .released
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .contains(domain)
+            {
+                return;
+            }
+            opened.await;
+        }
+    }
 }
 
 /// What the simulator saw.

@@ -275,7 +275,7 @@ async fn answer(
             ));
         }
         Some(Fault::Slow(extra)) => tokio::time::sleep(extra).await,
-        Some(Fault::SlowAnswer(_)) | None => {}
+        Some(Fault::SlowAnswer(_) | Fault::AnswerWhenReleased(_)) | None => {}
     }
     let answer_late = match fault {
         Some(Fault::SlowAnswer(extra)) => extra,
@@ -363,6 +363,13 @@ async fn answer(
         _ => REFUSAL_LATENCY,
     };
     tokio::time::sleep(scaled(shared, latency) + answer_late).await;
+    if let Some(Fault::AnswerWhenReleased(gate)) = &fault {
+        let domain = params
+            .iter()
+            .find(|(n, _)| n == "domain")
+            .map(|(_, v)| v.as_str());
+        gate.wait(domain.unwrap_or_default()).await;
+    }
     let program = program.unwrap_or_default();
     let (content_type, body) = render(&program, format, &answer);
     Some(response(
