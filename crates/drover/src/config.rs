@@ -32,6 +32,8 @@ pub struct Config {
     pub seal_key: SealKey,
     /// Jobs worked at once by this process.
     pub workers: usize,
+    /// `DROVER_SHUTDOWN_GRACE`: how long running jobs may finish after a stop signal.
+    pub shutdown_grace: Duration,
     /// `DROVER_JOB_TIMEOUT`: the longest one job may run.
     pub job_timeout: Duration,
     /// `DROVER_JOB_RETRY_MAX_DELAY`: the longest wait between two tries of a failing job.
@@ -193,6 +195,7 @@ const SETTINGS: &[&str] = &[
     "DROVER_SEAL_KEY",
     "DROVER_SEAL_KEY_FILE",
     "DROVER_WORKERS",
+    "DROVER_SHUTDOWN_GRACE",
     "DROVER_JOB_TIMEOUT",
     "DROVER_JOB_RETRY_MAX_DELAY",
     "DROVER_PLACEMENT_FILL_LIMIT",
@@ -383,6 +386,7 @@ impl Config {
             "a whole number of jobs from 1 to 256",
             |v| v.parse().ok().filter(|n| (1..=256).contains(n)),
         )?;
+        let shutdown_grace = sources.seconds("DROVER_SHUTDOWN_GRACE", Duration::from_secs(30))?;
         let job_timeout = sources.seconds("DROVER_JOB_TIMEOUT", Duration::from_secs(600))?;
         let retry_max_delay =
             sources.seconds("DROVER_JOB_RETRY_MAX_DELAY", Duration::from_secs(300))?;
@@ -451,6 +455,7 @@ impl Config {
             virtualmin,
             seal_key,
             workers,
+            shutdown_grace,
             job_timeout,
             retry_max_delay,
             placement,

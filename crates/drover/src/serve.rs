@@ -1,4 +1,7 @@
-//! `drover serve`: the HTTP API until a shutdown signal.
+//! `drover serve` and `drover worker` until a stop signal: on the first (SIGTERM or Ctrl-C)
+//! they stop taking requests and jobs, let running ones finish within the grace period
+//! (`DROVER_SHUTDOWN_GRACE`), cancel what is still running after it (its job runs again
+//! elsewhere or later) and exit 0; a second signal exits at once.
 
 use std::sync::Arc;
 
@@ -11,6 +14,8 @@ use crate::config::Config;
 use crate::engine::Engine;
 
 pub async fn serve(config: &Config, store: Arc<dyn Store>) -> anyhow::Result<()> {
+    // Listened to before anything is announced: a signal from then on is a stop, not a kill.
+    let mut signals = StopSignals::new()?;
     // Before anything counts, so nothing counted is lost.
     let metrics = crate::metrics::install().map_err(anyhow::Error::msg)?;
     if store.tokens().await?.is_empty() {
@@ -52,8 +57,9 @@ pub async fn serve(config: &Config, store: Arc<dyn Store>) -> anyhow::Result<()>
     );
     let engine = Arc::new(Engine::from_config(Arc::clone(&store), config)?);
     let sealer = Arc::clone(&engine.sealer);
-    let mut workers =
-        crate::engine::start(engine, config.workers).context("cannot start the job workers")?;
+    let hand_back = crate::engine::HandBack::new();
+    let mut workers = crate::engine::start_handing_back(engine, config.workers, hand_back.clone())
+        .context("cannot start the job workers")?;
     let settings = crate::api::ApiSettings {
         migration_grace: config.fleet.migration_grace,
         placement: config.placement,
@@ -62,40 +68,119 @@ pub async fn serve(config: &Config, store: Arc<dyn Store>) -> anyhow::Result<()>
     };
     let app =
         crate::api::router_with(store, sealer, settings).merge(crate::metrics::routes(metrics));
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown_signal())
-        .await
+    let (stopping, stop_requested) = tokio::sync::watch::channel(false);
+    let http = tokio::spawn(async move {
+        let mut stop_requested = stop_requested;
+        axum::serve(listener, app)
+            .with_graceful_shutdown(async move {
+                let _ = stop_requested.wait_for(|stop| *stop).await;
+            })
+            .await
+    });
+    signals.next().await;
+    tracing::info!(
+        grace_seconds = config.shutdown_grace.as_secs_f64(),
+        "stopping"
+    );
+    let _ = stopping.send(true);
+    let stopper = workers.stopper();
+    stopper.stop();
+    let stopped = async { (http.await, workers.wait().await) };
+    let (served, worked) = finish_within(
+        config.shutdown_grace,
+        stopped,
+        &stopper,
+        &hand_back,
+        &mut signals,
+    )
+    .await;
+    served
+        .context("the HTTP server task failed")?
         .context("the HTTP server failed")?;
-    tracing::info!("stopping: letting running jobs finish");
-    workers.stop().await.context("stopping the job workers")?;
+    worked.context("stopping the job workers")?;
     tracing::info!("stopped");
     Ok(())
 }
 
-/// `drover worker`: works jobs, serves nothing, until a shutdown signal.
+/// `drover worker`: works jobs, serves nothing, until a stop signal.
 pub async fn work(config: &Config, store: Arc<dyn Store>) -> anyhow::Result<()> {
+    let mut signals = StopSignals::new()?;
     let engine = Engine::from_config(store, config)?;
-    let mut workers = crate::engine::start(Arc::new(engine), config.workers)
-        .context("cannot start the job workers")?;
+    let hand_back = crate::engine::HandBack::new();
+    let mut workers =
+        crate::engine::start_handing_back(Arc::new(engine), config.workers, hand_back.clone())
+            .context("cannot start the job workers")?;
     println!("drover worker working {} jobs at a time", config.workers);
-    shutdown_signal().await;
-    tracing::info!("stopping: letting running jobs finish");
-    workers.stop().await.context("stopping the job workers")?;
+    signals.next().await;
+    tracing::info!(
+        grace_seconds = config.shutdown_grace.as_secs_f64(),
+        "stopping"
+    );
+    let stopper = workers.stopper();
+    stopper.stop();
+    let stopped = workers.wait();
+    finish_within(
+        config.shutdown_grace,
+        stopped,
+        &stopper,
+        &hand_back,
+        &mut signals,
+    )
+    .await
+    .context("stopping the job workers")?;
     Ok(())
 }
 
-pub(crate) async fn shutdown_signal() {
-    let interrupt = tokio::signal::ctrl_c();
-    #[cfg(unix)]
-    {
-        let mut terminate =
-            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-                .expect("a SIGTERM handler");
+/// Waits for `stopped` for `grace`, then cancels the jobs still running and waits for them to
+/// hand their work back (River makes a cancelled job available again); a second stop signal
+/// meanwhile exits at once.
+async fn finish_within<T>(
+    grace: std::time::Duration,
+    stopped: impl Future<Output = T>,
+    stopper: &riverqueue::Stopper,
+    hand_back: &crate::engine::HandBack,
+    signals: &mut StopSignals,
+) -> T {
+    let mut stopped = std::pin::pin!(stopped);
+    tokio::select! {
+        done = &mut stopped => return done,
+        () = tokio::time::sleep(grace) => {
+            tracing::warn!("the grace period is over: cancelling the jobs still running");
+            hand_back.cancel();
+            stopper.stop_and_cancel();
+        }
+        () = signals.next() => exit_at_once(),
+    }
+    tokio::select! {
+        done = &mut stopped => done,
+        () = signals.next() => exit_at_once(),
+    }
+}
+
+fn exit_at_once() -> ! {
+    tracing::warn!("a second stop signal: exiting at once");
+    std::process::exit(1)
+}
+
+/// SIGTERM and SIGINT (Ctrl-C), listened to from start to exit so that none is missed.
+struct StopSignals {
+    terminate: tokio::signal::unix::Signal,
+    interrupt: tokio::signal::unix::Signal,
+}
+
+impl StopSignals {
+    fn new() -> anyhow::Result<Self> {
+        use tokio::signal::unix::{SignalKind, signal};
+        Ok(Self {
+            terminate: signal(SignalKind::terminate()).context("cannot listen for SIGTERM")?,
+            interrupt: signal(SignalKind::interrupt()).context("cannot listen for SIGINT")?,
+        })
+    }
+
+    async fn next(&mut self) {
         tokio::select! {
-            _ = interrupt => {}
-            _ = terminate.recv() => {}
+            _ = self.terminate.recv() => {}
+            _ = self.interrupt.recv() => {}
         }
     }
-    #[cfg(not(unix))]
-    interrupt.await.ok();
 }

@@ -102,8 +102,21 @@ impl riverqueue::RetryPolicy for CappedBackoff {
 
 /// Starts working jobs with `concurrency` at a time; stop through the returned handle.
 pub fn start(engine: Arc<Engine>, concurrency: usize) -> Result<RunHandle, riverqueue::Error> {
+    start_handing_back(engine, concurrency, HandBack::new())
+}
+
+/// Cancelled when a stopping process's grace period is over: the jobs still running hand
+/// their work back (River makes them available again) instead of finishing.
+pub type HandBack = riverqueue::tokio_util::sync::CancellationToken;
+
+/// As [`start`], with running jobs handing their work back once `hand_back` is cancelled.
+pub fn start_handing_back(
+    engine: Arc<Engine>,
+    concurrency: usize,
+    hand_back: HandBack,
+) -> Result<RunHandle, riverqueue::Error> {
     let mut workers = Workers::new();
-    jobs::register(&mut workers, &engine)?;
+    jobs::register(&mut workers, &engine, &hand_back)?;
     // A crashed worker's jobs are rescued once they have run half as long again as allowed.
     let rescue_after =
         engine.job_timeout + (engine.job_timeout / 2).max(std::time::Duration::from_secs(2));

@@ -109,7 +109,7 @@ pub(crate) fn http_client() -> reqwest::Client {
 
 /// A running `drover serve`, its address and what it printed before listening.
 pub(crate) struct Served {
-    _child: Child,
+    pub child: Child,
     pub base: String,
     pub printed: Vec<String>,
 }
@@ -141,7 +141,7 @@ pub(crate) async fn serve_with(dir: &Path, settings: &[(&str, &str)]) -> Served 
     .await
     .expect("drover serve did not start within 30 s");
     Served {
-        _child: child,
+        child,
         base,
         printed,
     }
@@ -877,4 +877,110 @@ async fn credentials_cannot_send_drovers_own_files_anywhere() {
         "the key was sent: {:?}",
         sim.stats().calls_by_program
     );
+}
+
+/// Sends `signal` (`TERM`, `INT`) to a running drover.
+fn send(child: &Child, signal: &str) {
+    let pid = child.id().expect("still running").to_string();
+    let sent = std::process::Command::new("kill")
+        .args([&format!("-{signal}"), &pid])
+        .status()
+        .unwrap();
+    assert!(sent.success());
+}
+
+/// How long `child` takes to exit, and how it exits; `None` if not within `limit`.
+async fn exit_within(
+    child: &mut Child,
+    limit: Duration,
+) -> Option<(Duration, std::process::ExitStatus)> {
+    let started = std::time::Instant::now();
+    let status = tokio::time::timeout(limit, child.wait()).await.ok()?;
+    Some((started.elapsed(), status.unwrap()))
+}
+
+#[tokio::test]
+async fn a_stop_signal_lets_running_work_finish_within_its_grace_and_a_second_exits_at_once() {
+    use drover_testkit::virtualmin::Fault;
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let sim = add_simulated_server(d).await;
+    let job_state = async |job: &str| -> String {
+        let shown = succeeded(run(d, &["--json", "jobs", "show", job]).await);
+        serde_json::from_str::<Value>(&shown).unwrap()["job"]["state"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+    let queued_check = async || -> String {
+        let out = succeeded(run(d, &["--json", "servers", "check"]).await);
+        serde_json::from_str::<Value>(&out).unwrap()["job_id"].to_string()
+    };
+    let sim = &sim;
+    let called = async |before: u64| {
+        crate::until(
+            "the job calls the server",
+            Duration::from_secs(20),
+            async || sim.stats().requests > before,
+        )
+        .await;
+    };
+
+    // Idle: the signal stops it at once, and it says all went well.
+    let mut served = serve_with(d, &[("DROVER_SHUTDOWN_GRACE", "20")]).await;
+    send(&served.child, "TERM");
+    let (took, status) = exit_within(&mut served.child, Duration::from_secs(10))
+        .await
+        .expect("an idle drover stops at once");
+    assert!(status.success(), "{status}");
+    println!("idle: stopped in {took:?}");
+
+    // A check under way when the signal comes is finished, then drover exits 0.
+    sim.set_fault_rate(1.0, vec![Fault::Slow(Duration::from_secs(2))]);
+    let mut served = serve_with(d, &[("DROVER_SHUTDOWN_GRACE", "20")]).await;
+    let before = sim.stats().requests;
+    let job = queued_check().await;
+    called(before).await;
+    send(&served.child, "TERM");
+    let (took, status) = exit_within(&mut served.child, Duration::from_secs(20))
+        .await
+        .expect("drover stops once the running check ends");
+    assert!(status.success(), "{status}");
+    assert_eq!(
+        job_state(&job).await,
+        "completed",
+        "the running job finished"
+    );
+    println!("a 2 s call under way: stopped in {took:?}");
+
+    // A call that never ends is cancelled when the grace period is over; the job is not lost.
+    sim.set_fault_rate(1.0, vec![Fault::Hang]);
+    let mut served = serve_with(d, &[("DROVER_SHUTDOWN_GRACE", "1")]).await;
+    let before = sim.stats().requests;
+    let job = queued_check().await;
+    called(before).await;
+    send(&served.child, "TERM");
+    let (took, status) = exit_within(&mut served.child, Duration::from_secs(8))
+        .await
+        .expect("drover stops soon after its grace period");
+    assert!(status.success(), "{status}");
+    let state = job_state(&job).await;
+    assert!(
+        ["available", "retryable", "scheduled"].contains(&state.as_str()),
+        "the cancelled job waits to run again: {state}"
+    );
+    println!("a hung call, 1 s grace: stopped in {took:?}");
+
+    // A second signal does not wait for the grace period.
+    let mut served = serve_with(d, &[("DROVER_SHUTDOWN_GRACE", "60")]).await;
+    let before = sim.stats().requests;
+    queued_check().await;
+    called(before).await;
+    send(&served.child, "TERM");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    send(&served.child, "INT");
+    let (_, status) = exit_within(&mut served.child, Duration::from_secs(5))
+        .await
+        .expect("a second signal exits at once");
+    assert!(!status.success(), "{status}");
 }

@@ -20,7 +20,7 @@ use std::future::Future;
 use std::sync::Arc;
 
 use drover_store::RequestContext;
-use riverqueue::{BoxError, Job, JobArgs, WorkContext, WorkOutcome, Workers};
+use riverqueue::{BoxError, Job, JobArgs, WorkCancelled, WorkContext, WorkOutcome, Workers};
 
 use super::Engine;
 
@@ -28,26 +28,28 @@ use super::Engine;
 pub(super) fn register(
     workers: &mut Workers,
     engine: &Arc<Engine>,
+    hand_back: &super::HandBack,
 ) -> Result<(), riverqueue::Error> {
-    add(workers, engine, converge_account::run)?;
-    add(workers, engine, set_account_password::run)?;
-    add(workers, engine, migrate_account::run)?;
-    add(workers, engine, sync_plan::run)?;
-    add(workers, engine, retry_failed_accounts::run)?;
-    add(workers, engine, sync_zone::run)?;
-    add(workers, engine, rewrite_addresses::run)?;
-    add(workers, engine, check_fleet_health::run)?;
-    add(workers, engine, scan_drift::run)?;
-    add(workers, engine, delete_orphan::run)?;
-    add(workers, engine, plan_zone::run)?;
-    add(workers, engine, check_zones::run)?;
-    add(workers, engine, sync_usage::run)?;
+    add(workers, engine, hand_back, converge_account::run)?;
+    add(workers, engine, hand_back, set_account_password::run)?;
+    add(workers, engine, hand_back, migrate_account::run)?;
+    add(workers, engine, hand_back, sync_plan::run)?;
+    add(workers, engine, hand_back, retry_failed_accounts::run)?;
+    add(workers, engine, hand_back, sync_zone::run)?;
+    add(workers, engine, hand_back, rewrite_addresses::run)?;
+    add(workers, engine, hand_back, check_fleet_health::run)?;
+    add(workers, engine, hand_back, scan_drift::run)?;
+    add(workers, engine, hand_back, delete_orphan::run)?;
+    add(workers, engine, hand_back, plan_zone::run)?;
+    add(workers, engine, hand_back, check_zones::run)?;
+    add(workers, engine, hand_back, sync_usage::run)?;
     Ok(())
 }
 
 fn add<A, E, F, Fut>(
     workers: &mut Workers,
     engine: &Arc<Engine>,
+    hand_back: &super::HandBack,
     run: F,
 ) -> Result<(), riverqueue::Error>
 where
@@ -57,7 +59,20 @@ where
     Fut: Future<Output = Result<WorkOutcome, E>> + Send,
 {
     let engine = Arc::clone(engine);
-    workers.add_fn(move |context, job| run(Arc::clone(&engine), context, job))?;
+    let hand_back = hand_back.clone();
+    workers.add_fn(move |context: WorkContext, job| {
+        let hand_back = hand_back.clone();
+        let work = run(Arc::clone(&engine), context, job);
+        async move {
+            // The process stops past its grace period: the job hands its work back, to run
+            // again (a job holding an account's lease takes it again, being the same job).
+            // River's own cancellation (a job over its time) is left to the job's timeouts.
+            tokio::select! {
+                result = work => result.map_err(Into::into),
+                () = hand_back.cancelled() => Err(BoxError::from(WorkCancelled)),
+            }
+        }
+    })?;
     Ok(())
 }
 
