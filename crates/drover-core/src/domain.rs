@@ -30,7 +30,7 @@ impl DomainName {
     /// without one trailing dot.
     pub fn parse(input: &str) -> Result<Self, Error> {
         let invalid = |reason: String| Error::InvalidDomain {
-            input: input.to_owned(),
+            input: crate::error::shown(input),
             reason,
         };
         let trimmed = input.trim();
@@ -212,6 +212,14 @@ mod tests {
             Err(Error::InvalidDomain { reason, .. }) => reason,
             other => panic!("{input:?} should be refused, got {other:?}"),
         }
+    }
+
+    #[test]
+    fn a_long_refused_name_is_shown_by_its_start_and_length() {
+        let long = format!("{}.ro", "a".repeat(100_000));
+        let message = DomainName::parse(&long).unwrap_err().to_string();
+        assert!(message.len() < 400, "{} bytes", message.len());
+        assert!(message.contains("(100003 characters)"), "{message}");
     }
 
     #[test]

@@ -85,6 +85,15 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
             let text = text
                 .rsplit_once(" at line ")
                 .map_or(text.as_str(), |(head, _)| head);
+            // serde repeats a wrong value whole: a long one is shown by its start and length.
+            const SHOWN: usize = 200;
+            let chars = text.chars().count();
+            let text = if chars > SHOWN + 40 {
+                let start: String = text.chars().take(SHOWN).collect();
+                format!("{start}… ({chars} characters)")
+            } else {
+                text.to_owned()
+            };
             let error = ApiError::new(
                 StatusCode::UNPROCESSABLE_ENTITY,
                 "invalid_field",

@@ -416,6 +416,32 @@ async fn headers_and_bodies_are_read_as_http_defines_them(api: Api) {
             .await;
         assert_eq!(answer.status, status, "{content_type}: {:?}", answer.body);
     }
+    // A long wrong value is not echoed whole.
+    let huge = "x".repeat(100_000);
+    for body in [
+        json!({"name": "pdns-1", "credentials": "env:DROVER_SECRET_P",
+               "settings": {"kind": huge, "api_url": "http://p"}}),
+        json!({"name": "Ion", "email": 5, huge.clone(): 1}),
+    ] {
+        let answer = api
+            .call(
+                Method::POST,
+                "/api/v1/dns/providers",
+                token,
+                &[],
+                Some(&body.to_string()),
+            )
+            .await;
+        assert_eq!(answer.status, StatusCode::UNPROCESSABLE_ENTITY);
+        assert!(answer.message().len() < 600, "{}", answer.message().len());
+    }
+    let answer = api
+        .post(
+            "/api/v1/services",
+            json!({"customer_id": 1, "plan_id": 1, "domain": huge}),
+        )
+        .await;
+    assert!(answer.message().len() < 600, "{}", answer.message().len());
     // Too large is 413 whether or not the request carries an Idempotency-Key.
     let large = json!({"name": "x".repeat(2 * 1024 * 1024)}).to_string();
     for headers in [&[][..], &[("idempotency-key", "big-1")][..]] {
