@@ -119,12 +119,39 @@ impl DomainName {
         })
     }
 
-    /// Warnings about a valid name; today the Romanian cedilla letters ş and ţ, which look like
-    /// ș and ț (comma below) but make a different domain.
+    /// Warnings about a valid name: labels that can pass for another name (homographs, Unicode
+    /// TR39), and the Romanian cedilla letters ş and ţ, which look like ș and ț (comma below)
+    /// but make a different domain.
     pub fn warnings(&self) -> Vec<DomainWarning> {
         let unicode = self.to_unicode();
+        let mut warnings = homographs(&unicode);
+        warnings.extend(self.cedilla_warning(&unicode));
+        warnings
+    }
+
+    /// Whether a warning says the name can pass for another (what `DROVER_REFUSE_CONFUSABLE`
+    /// refuses).
+    pub fn confusable(&self) -> Option<DomainWarning> {
+        homographs(&self.to_unicode()).into_iter().next()
+    }
+
+    /// Refuses a name that can pass for another, for hosts that want none.
+    pub fn refuse_confusable(&self) -> Result<(), Error> {
+        match self.confusable() {
+            None => Ok(()),
+            Some(warning) => Err(Error::InvalidDomain {
+                input: self.to_unicode(),
+                reason: format!(
+                    "{} (names that can pass for others are refused: DROVER_REFUSE_CONFUSABLE)",
+                    warning.message
+                ),
+            }),
+        }
+    }
+
+    fn cedilla_warning(&self, unicode: &str) -> Option<DomainWarning> {
         if !unicode.contains(['ş', 'ţ']) {
-            return Vec::new();
+            return None;
         }
         let comma_below: String = unicode
             .chars()
@@ -135,19 +162,50 @@ impl DomainName {
             })
             .collect();
         let alternative = idna::domain_to_ascii_strict(&comma_below).unwrap_or_default();
-        vec![DomainWarning {
+        Some(DomainWarning {
             code: "cedilla_letters",
             message: format!(
                 "'{unicode}' is spelled with ş/ţ (cedilla); Romanian writes ș/ț (comma below), \
                  which is a different domain: '{comma_below}' ({alternative})"
             ),
-        }]
+        })
     }
 
     /// The first label, the name's most specific part (`shop` for `shop.example.ro`).
     pub fn first_label(&self) -> &str {
         self.ascii.split('.').next().unwrap_or(&self.ascii)
     }
+}
+
+/// Labels that can pass for another name: letters of several scripts in one label
+/// (`аpple`, a Cyrillic а), or a label of another script that reads as plain ASCII
+/// (`аррӏе`), by Unicode TR39's mixed-script check and confusable skeletons.
+fn homographs(unicode: &str) -> Vec<DomainWarning> {
+    use unicode_security::{MixedScript, skeleton};
+    let mut warnings = Vec::new();
+    for label in unicode.split('.').filter(|l| !l.is_ascii()) {
+        if !label.is_single_script() {
+            warnings.push(DomainWarning {
+                code: "mixed_script",
+                message: format!(
+                    "the label '{label}' mixes letters of different scripts, as names made to \
+                     pass for others do; check it is the name the customer means"
+                ),
+            });
+            continue;
+        }
+        let looks_like: String = skeleton(label).collect();
+        if looks_like.is_ascii() {
+            warnings.push(DomainWarning {
+                code: "confusable",
+                message: format!(
+                    "the label '{label}' is written in another script but reads as \
+                     '{looks_like}'; check it is the name the customer means"
+                ),
+            });
+        }
+    }
+    warnings
 }
 
 /// Catches the common ASCII mistakes before IDNA processing, so the message can name them.
@@ -212,6 +270,42 @@ mod tests {
             Err(Error::InvalidDomain { reason, .. }) => reason,
             other => panic!("{input:?} should be refused, got {other:?}"),
         }
+    }
+
+    #[test]
+    fn names_that_can_pass_for_others_are_warned_about() {
+        let codes = |name: &str| -> Vec<&'static str> {
+            DomainName::parse(name)
+                .unwrap()
+                .warnings()
+                .iter()
+                .map(|w| w.code)
+                .collect()
+        };
+        // A Cyrillic а in a Latin name; a whole-Cyrillic name that reads as Latin.
+        assert_eq!(codes("\u{430}pple.com"), ["mixed_script"]);
+        assert_eq!(
+            codes("\u{430}\u{440}\u{440}\u{4cf}\u{435}.com"),
+            ["confusable"]
+        );
+        assert!(
+            DomainName::parse("\u{430}pple.com")
+                .unwrap()
+                .confusable()
+                .is_some()
+        );
+        // Romanian, German, Russian and Greek names as their writers spell them are not.
+        for name in [
+            "știri.ro",
+            "țară.ro",
+            "bücher.de",
+            "пример.рф",
+            "παράδειγμα.gr",
+            "example.ro",
+        ] {
+            assert_eq!(codes(name), Vec::<&str>::new(), "{name}");
+        }
+        assert_eq!(codes("ştiri.ro"), ["cedilla_letters"]);
     }
 
     #[test]

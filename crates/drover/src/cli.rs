@@ -1049,6 +1049,9 @@ async fn services(
             domain,
         } => {
             let domain = DomainName::parse(&domain)?;
+            if config.refuse_confusable {
+                domain.refuse_confusable()?;
+            }
             for warning in domain.warnings() {
                 eprintln!("warning: {}", warning.message);
             }

@@ -32,6 +32,8 @@ pub struct Config {
     pub seal_key: SealKey,
     /// Jobs worked at once by this process.
     pub workers: usize,
+    /// `DROVER_REFUSE_CONFUSABLE`: refuse new domains that can pass for others, not only warn.
+    pub refuse_confusable: bool,
     /// `DROVER_SHUTDOWN_GRACE`: how long running jobs may finish after a stop signal.
     pub shutdown_grace: Duration,
     /// `DROVER_JOB_TIMEOUT`: the longest one job may run.
@@ -196,6 +198,7 @@ const SETTINGS: &[&str] = &[
     "DROVER_SEAL_KEY_FILE",
     "DROVER_WORKERS",
     "DROVER_SHUTDOWN_GRACE",
+    "DROVER_REFUSE_CONFUSABLE",
     "DROVER_JOB_TIMEOUT",
     "DROVER_JOB_RETRY_MAX_DELAY",
     "DROVER_PLACEMENT_FILL_LIMIT",
@@ -386,6 +389,7 @@ impl Config {
             "a whole number of jobs from 1 to 256",
             |v| v.parse().ok().filter(|n| (1..=256).contains(n)),
         )?;
+        let refuse_confusable = sources.flag("DROVER_REFUSE_CONFUSABLE", false)?;
         let shutdown_grace = sources.seconds("DROVER_SHUTDOWN_GRACE", Duration::from_secs(30))?;
         let job_timeout = sources.seconds("DROVER_JOB_TIMEOUT", Duration::from_secs(600))?;
         let retry_max_delay =
@@ -456,6 +460,7 @@ impl Config {
             seal_key,
             workers,
             shutdown_grace,
+            refuse_confusable,
             job_timeout,
             retry_max_delay,
             placement,

@@ -65,6 +65,7 @@ pub async fn serve(config: &Config, store: Arc<dyn Store>) -> anyhow::Result<()>
         placement: config.placement,
         virtualmin_rate_qps: vm.rate_qps,
         secret_sources: config.secret_sources.clone(),
+        refuse_confusable: config.refuse_confusable,
     };
     let app =
         crate::api::router_with(store, sealer, settings).merge(crate::metrics::routes(metrics));

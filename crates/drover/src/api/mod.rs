@@ -58,6 +58,8 @@ pub struct ApiSettings {
     pub virtualmin_rate_qps: f64,
     /// Where a server's or DNS provider's credentials may point.
     pub secret_sources: drover_core::SecretSources,
+    /// New domains that can pass for others are refused, not only warned about.
+    pub refuse_confusable: bool,
 }
 
 impl Default for ApiSettings {
@@ -70,6 +72,7 @@ impl Default for ApiSettings {
                 dir: std::env::current_dir().unwrap_or_default().join("secrets"),
                 env_prefix: drover_core::SecretSources::DEFAULT_ENV_PREFIX.to_owned(),
             },
+            refuse_confusable: false,
         }
     }
 }

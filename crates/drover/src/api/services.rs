@@ -62,6 +62,9 @@ async fn create_service(
     Json(request): Json<NewServiceRequest>,
 ) -> WithStatus<ServiceCreated> {
     let domain = DomainName::parse(&request.domain)?;
+    if app.settings.refuse_confusable {
+        domain.refuse_confusable()?;
+    }
     let warnings = domain.warnings();
     let new = NewService {
         customer_id: request.customer_id,

@@ -984,3 +984,57 @@ async fn a_stop_signal_lets_running_work_finish_within_its_grace_and_a_second_ex
         .expect("a second signal exits at once");
     assert!(!status.success(), "{status}");
 }
+
+#[tokio::test]
+async fn a_name_that_can_pass_for_another_is_warned_about_or_refused_at_both_doors() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let refusing = [("DROVER_REFUSE_CONFUSABLE", "true")];
+    let served = serve_with(d, &refusing).await;
+    let token = served.printed[1].clone();
+    for args in [
+        &["plans", "create", "--name", "Web", "--feature", "web"][..],
+        &["customers", "create", "--name", "Ana Pop"],
+    ] {
+        succeeded(run(d, args).await);
+    }
+    // A Cyrillic а before "pple".
+    let lookalike = "\u{430}pple.com";
+    let create = [
+        "services",
+        "create",
+        "--customer",
+        "1",
+        "--plan",
+        "1",
+        "--domain",
+    ];
+    let output = drover(d)
+        .args(create)
+        .arg(lookalike)
+        .envs(refusing)
+        .output()
+        .await
+        .unwrap();
+    assert!(!output.status.success());
+    let cli = String::from_utf8_lossy(&output.stderr);
+    let answer = http_client()
+        .post(format!("{}/api/v1/services", served.base))
+        .bearer_auth(&token)
+        .json(&json!({"customer_id": 1, "plan_id": 1, "domain": lookalike}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), 422);
+    let body: Value = answer.json().await.unwrap();
+    let api = body["error"]["message"].as_str().unwrap();
+    assert!(api.contains("mixes letters of different scripts"), "{api}");
+    assert_eq!(cli.trim_end().strip_prefix("error: "), Some(api));
+    // Without the setting it is created, with the warning.
+    let mut args = create.to_vec();
+    args.push(lookalike);
+    let (ok, out, err) = run(d, &args).await;
+    assert!(ok, "{err}");
+    assert!(err.contains("warning: the label"), "{err}");
+    assert!(out.contains("xn--pple-43d.com"), "{out}");
+}
