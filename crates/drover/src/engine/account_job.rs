@@ -28,6 +28,9 @@ pub enum ConvergeError {
     /// and the account is marked failed if it never does.
     #[error("the server does not show what was applied: {0}")]
     NotApplied(String),
+    /// The job ran past its time (`DROVER_JOB_TIMEOUT`) or was cancelled: tried again later.
+    #[error("stopped before it finished: it ran past DROVER_JOB_TIMEOUT or was cancelled")]
+    Stopped,
 }
 
 /// What a round ended with.
@@ -99,7 +102,14 @@ where
         correlation_id,
         log: Some(Arc::clone(&log)),
     };
-    let outcome = in_scope(scope, work(ctx.clone())).await;
+    // River cancels a job that runs past its time: the work stops at its next wait and the
+    // attempt ends as failed, recorded and its lease released like any other, so that no later
+    // run (in this process or another) overlaps one that ran on.
+    let cancelled = context.cancellation_token().clone();
+    let outcome = tokio::select! {
+        outcome = in_scope(scope, work(ctx.clone())) => outcome,
+        () = cancelled.cancelled() => Err(ConvergeError::Stopped),
+    };
     // The lease is held until this attempt's ending is recorded: a job that starts after it
     // finds this one's failure mark (and clears it), never the other way round.
     let ended = async {
