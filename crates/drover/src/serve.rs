@@ -41,6 +41,8 @@ pub async fn serve(config: &Config, store: Arc<dyn Store>) -> anyhow::Result<()>
             )
         })?;
     let address = listener.local_addr()?;
+    // The key and the engine exist before drover says it listens: a caller may rely on both.
+    let engine = Arc::new(Engine::from_config(Arc::clone(&store), config)?);
     println!(
         "drover listening on http://{address} (database: {}, {})",
         drover_store::redact_url(&config.database_url),
@@ -55,7 +57,6 @@ pub async fn serve(config: &Config, store: Arc<dyn Store>) -> anyhow::Result<()>
         virtualmin_auto_provisioning = vm.auto_provisioning_enabled,
         "serving"
     );
-    let engine = Arc::new(Engine::from_config(Arc::clone(&store), config)?);
     let sealer = Arc::clone(&engine.sealer);
     let hand_back = crate::engine::HandBack::new();
     let mut workers = crate::engine::start_handing_back(engine, config.workers, hand_back.clone())
