@@ -12,7 +12,7 @@ use crate::breaker::{BreakerConfig, BreakerState, CircuitBreaker};
 use crate::error::{ErrorKind, VirtualminError};
 use crate::limit::CallRate;
 use crate::reply::{Reply, parse_reply};
-use crate::request::{Call, OperationClass};
+use crate::request::{Call, OperationClass, Repeat};
 use crate::settings::VirtualminSettings;
 use crate::tls::{TlsPolicy, client_config};
 
@@ -213,10 +213,7 @@ impl VirtualminClient {
     /// the call is safe to repeat. Auth and lock-out are never retried.
     pub async fn call(&self, call: &Call) -> Result<Reply, VirtualminError> {
         let body = call.form_body()?;
-        retrying(&self.settings, call.is_retry_safe(), || {
-            self.attempt(call, &body)
-        })
-        .await
+        retrying(&self.settings, call.repeat(), || self.attempt(call, &body)).await
     }
 
     /// One try: breaker, rate, concurrency cap, then the request.
@@ -386,7 +383,7 @@ pub(crate) fn retry_delays(settings: &VirtualminSettings) -> impl Iterator<Item 
 /// kinds of failure are tried again, and only when `safe`.
 pub(crate) async fn retrying<F, Fut>(
     settings: &VirtualminSettings,
-    safe: bool,
+    repeat: Repeat,
     mut attempt: F,
 ) -> Result<Reply, VirtualminError>
 where
@@ -396,7 +393,7 @@ where
     let mut delays = retry_delays(settings);
     loop {
         match attempt().await {
-            Err(e) if e.kind.is_retryable() && safe => match delays.next() {
+            Err(e) if e.kind.is_retryable() && repeat.allows(&e) => match delays.next() {
                 Some(delay) => {
                     tracing::info!(error = %e, ?delay, "retrying");
                     tokio::time::sleep(delay).await;
@@ -420,11 +417,8 @@ fn transport_error(error: &reqwest::Error, timeout: Duration) -> VirtualminError
     if let Some(tls) = find_tls_error(error) {
         return VirtualminError::new(ErrorKind::Protocol, format!("TLS: {tls}"));
     }
-    if error.is_timeout() {
-        VirtualminError::new(
-            ErrorKind::Transient,
-            format!("no answer within {} s", timeout.as_secs_f64()),
-        )
+    if error.is_timeout() && !error.is_connect() {
+        VirtualminError::unanswered(format!("no answer within {} s", timeout.as_secs_f64()))
     } else {
         let mut message = error.to_string();
         let mut source = std::error::Error::source(error);
@@ -466,14 +460,25 @@ mod tests {
     }
 
     async fn run(
-        safe: bool,
+        repeat: Repeat,
         kinds: &[ErrorKind],
+    ) -> (Result<Reply, VirtualminError>, u32, Duration) {
+        let errors: Vec<_> = kinds
+            .iter()
+            .map(|k| VirtualminError::new(*k, "x"))
+            .collect();
+        run_errors(repeat, &errors).await
+    }
+
+    async fn run_errors(
+        repeat: Repeat,
+        errors: &[VirtualminError],
     ) -> (Result<Reply, VirtualminError>, u32, Duration) {
         let tries = AtomicU32::new(0);
         let start = tokio::time::Instant::now();
-        let result = retrying(&settings(), safe, || {
+        let result = retrying(&settings(), repeat, || {
             let n = tries.fetch_add(1, Ordering::SeqCst) as usize;
-            let outcome = kinds.get(n).map(|k| VirtualminError::new(*k, "x"));
+            let outcome = errors.get(n).cloned();
             async move { outcome.map_or(Ok(Reply::default()), Err) }
         })
         .await;
@@ -482,8 +487,11 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn transient_failures_are_retried_with_growing_delays() {
-        let (result, tries, waited) =
-            run(true, &[ErrorKind::Transient, ErrorKind::Transient]).await;
+        let (result, tries, waited) = run(
+            Repeat::Always,
+            &[ErrorKind::Transient, ErrorKind::Transient],
+        )
+        .await;
         assert!(result.is_ok());
         assert_eq!(tries, 3);
         // Two waits: at least 5 s and 10 s, at most double that with jitter.
@@ -495,7 +503,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn retries_stop_at_the_maximum() {
-        let (result, tries, _) = run(true, &[ErrorKind::Transient; 10]).await;
+        let (result, tries, _) = run(Repeat::Always, &[ErrorKind::Transient; 10]).await;
         assert_eq!(result.unwrap_err().kind, ErrorKind::Transient);
         assert_eq!(tries, 4, "one try and three retries");
     }
@@ -508,10 +516,28 @@ mod tests {
             ErrorKind::Invalid,
             ErrorKind::NotFound,
         ] {
-            let (_, tries, waited) = run(true, &[kind]).await;
+            let (_, tries, waited) = run(Repeat::Always, &[kind]).await;
             assert_eq!((tries, waited), (1, Duration::ZERO), "{kind}");
         }
-        let (_, tries, _) = run(false, &[ErrorKind::Transient]).await;
+        let (_, tries, _) = run(Repeat::Never, &[ErrorKind::Transient]).await;
         assert_eq!(tries, 1, "a call that is not safe to repeat is tried once");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_idempotent_write_is_repeated_only_after_an_answer() {
+        let answered = VirtualminError::new(ErrorKind::Transient, "DBI connect failed");
+        let (result, tries, _) = run_errors(Repeat::WhenAnswered, &[answered]).await;
+        assert!(result.is_ok());
+        assert_eq!(tries, 2, "the server said it failed: sending again is safe");
+
+        // Still running on the server, perhaps: a second would queue behind it.
+        let silent = VirtualminError::unanswered("no answer within 30 s");
+        let (result, tries, _) =
+            run_errors(Repeat::WhenAnswered, std::slice::from_ref(&silent)).await;
+        assert!(result.unwrap_err().unanswered);
+        assert_eq!(tries, 1);
+        let (result, tries, _) = run_errors(Repeat::Always, &[silent]).await;
+        assert!(result.is_ok(), "a read is asked again");
+        assert_eq!(tries, 2);
     }
 }

@@ -58,6 +58,8 @@ impl fmt::Display for ErrorKind {
 pub struct VirtualminError {
     pub kind: ErrorKind,
     pub message: String,
+    /// The request went out and no answer came in time: the server may still be doing it.
+    pub unanswered: bool,
 }
 
 impl VirtualminError {
@@ -65,6 +67,15 @@ impl VirtualminError {
         Self {
             kind,
             message: message.into(),
+            unanswered: false,
+        }
+    }
+
+    /// A request sent and never answered (a transient failure).
+    pub fn unanswered(message: impl Into<String>) -> Self {
+        Self {
+            unanswered: true,
+            ..Self::new(ErrorKind::Transient, message)
         }
     }
 

@@ -26,6 +26,6 @@ pub use error::{
 pub use operations::{DomainChange, NewDomain, Placement};
 pub use plans::{PlanSync, ServerPlan};
 pub use reply::{Record, Reply, parse_reply, text_records};
-pub use request::{Call, OperationClass};
+pub use request::{Call, OperationClass, Repeat};
 pub use settings::{Timeouts, VirtualminSettings};
 pub use tls::{PresentedCertificate, TlsPolicy, client_config, fingerprint, presented_certificate};

@@ -145,6 +145,7 @@ impl VirtualminClient {
         idempotent(
             self.call(
                 &Call::new("enable-domain")
+                    .class(OperationClass::Provisioning)
                     .arg("domain", domain)
                     .retry_safe(),
             )
@@ -158,7 +159,9 @@ impl VirtualminClient {
         domain: &str,
         why: Option<&str>,
     ) -> Result<(), VirtualminError> {
+        // Like a create, it visits every feature and reloads services: it gets as long.
         let mut call = Call::new("disable-domain")
+            .class(OperationClass::Provisioning)
             .arg("domain", domain)
             .retry_safe();
         if let Some(why) = why {
@@ -172,7 +175,9 @@ impl VirtualminClient {
         domain: &str,
         change: &DomainChange,
     ) -> Result<(), VirtualminError> {
-        let mut call = Call::new("modify-domain").arg("domain", domain);
+        let mut call = Call::new("modify-domain")
+            .class(OperationClass::Provisioning)
+            .arg("domain", domain);
         if let Some(plan) = &change.apply_plan {
             call = call.arg("apply-plan", plan);
         }

@@ -32,17 +32,42 @@ enum Value {
     Secret(SecretString),
 }
 
+/// Whether a call that failed in passing is sent again within the same call; ordered from
+/// the most careful.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Repeat {
+    /// Never: the server may have done it (a create, a delete), or one try is the point.
+    Never,
+    /// After a failure the server answered: an idempotent write. One whose answer never came
+    /// may still be running there, and a second would queue behind it (Virtualmin serialises
+    /// changes with locks), so the caller looks again before it repeats anything.
+    WhenAnswered,
+    /// After any transient failure: reads.
+    Always,
+}
+
+impl Repeat {
+    pub(crate) fn allows(self, error: &VirtualminError) -> bool {
+        match self {
+            Self::Never => false,
+            Self::WhenAnswered => !error.unanswered,
+            Self::Always => true,
+        }
+    }
+}
+
 /// A call to one Virtualmin program. Parameters keep their order; a name may repeat.
 #[derive(Clone)]
 pub struct Call {
     program: String,
     params: Vec<(String, Value)>,
     class: OperationClass,
-    retry_safe: bool,
+    repeat: Repeat,
 }
 
 impl Call {
-    /// A call; reads (`list-*`, `info`) are classed as reads and safe to retry.
+    /// A call; reads (`list-*`, `info`) are classed as reads and repeated after any
+    /// transient failure.
     pub fn new(program: &str) -> Self {
         let read = program.starts_with("list-") || program == "info";
         Self {
@@ -53,7 +78,7 @@ impl Call {
             } else {
                 OperationClass::Write
             },
-            retry_safe: read,
+            repeat: if read { Repeat::Always } else { Repeat::Never },
         }
     }
 
@@ -78,16 +103,15 @@ impl Call {
         self
     }
 
-    /// Marks a write as safe to retry after a transient failure, because the caller checked
-    /// first (say, that the domain does not exist yet) or the call is idempotent.
+    /// Marks a write as idempotent: repeated after a transient failure the server answered.
     pub fn retry_safe(mut self) -> Self {
-        self.retry_safe = true;
+        self.repeat = self.repeat.max(Repeat::WhenAnswered);
         self
     }
 
     /// One try only, even for a read: a health check measures what one attempt gets.
     pub fn single_try(mut self) -> Self {
-        self.retry_safe = false;
+        self.repeat = Repeat::Never;
         self
     }
 
@@ -99,8 +123,8 @@ impl Call {
         self.class
     }
 
-    pub fn is_retry_safe(&self) -> bool {
-        self.retry_safe
+    pub fn repeat(&self) -> Repeat {
+        self.repeat
     }
 
     /// The form body: `program`, each parameter, and `json=1`. A value with a line break or
@@ -182,8 +206,15 @@ mod tests {
             "program=list-domains&domain=a.ro&domain=b.ro&multiline=&json=1"
         );
         assert_eq!(call.operation_class(), OperationClass::Read);
-        assert!(call.is_retry_safe());
-        assert!(!Call::new("create-domain").is_retry_safe());
+        assert_eq!(call.repeat(), Repeat::Always);
+        assert_eq!(Call::new("create-domain").repeat(), Repeat::Never);
+        let idempotent = Call::new("disable-domain").retry_safe();
+        assert_eq!(idempotent.repeat(), Repeat::WhenAnswered);
+        assert_eq!(
+            call.retry_safe().repeat(),
+            Repeat::Always,
+            "a read stays a read"
+        );
     }
 
     #[test]

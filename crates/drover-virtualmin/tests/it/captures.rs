@@ -225,7 +225,7 @@ fn every_capture_parses_to_the_outcome_index_md_records() {
             ("success", Ok(_)) => None,
             ("success", Err(e)) => Some(format!("expected success, got {e}")),
             (_, Ok(_)) => Some("expected a refusal, got success".to_owned()),
-            (outcome, Err(VirtualminError { kind, message })) => {
+            (outcome, Err(VirtualminError { kind, message, .. })) => {
                 let want = expected_kind(&capture.file);
                 let shape_ok = match outcome {
                     o if o.starts_with("failure") || o == "error" || o == "ERROR: line" => {

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use drover_testkit::virtualmin::{Fault, SimConfig, VirtualminSim};
 use drover_virtualmin::{
-    BreakerConfig, BreakerState, Call, DomainChange, Endpoint, ErrorKind, NewDomain, Placement,
+    BreakerConfig, BreakerState, DomainChange, Endpoint, ErrorKind, NewDomain, Placement,
     TlsPolicy, VirtualminClient, VirtualminSettings, fingerprint,
 };
 use secrecy::SecretString;
@@ -279,11 +279,43 @@ async fn reads_are_retried_after_transient_failures_and_writes_are_not() {
     assert_eq!(err.kind, ErrorKind::Transient);
     assert_eq!(sim.stats().requests, 4, "a create is not repeated blindly");
 
-    // A write made safe by the caller is retried.
+    // An idempotent write whose failure the server answered is sent again.
+    vm.create_domain(&new_domain("example.ro")).await.unwrap();
+    let before = sim.stats().requests;
     sim.fail_next(Fault::Status(503));
-    let call = Call::new("list-plans").flag("multiline");
-    vm.call(&call).await.unwrap();
-    assert_eq!(sim.stats().requests, 6);
+    vm.disable_domain("example.ro", None).await.unwrap();
+    assert_eq!(sim.stats().requests, before + 2);
+}
+
+/// A change the server was still making when drover stopped waiting is not sent again: a
+/// second would queue behind the first (Virtualmin serialises changes with locks), so the
+/// caller looks before repeating. Whole-domain changes wait as long as a create.
+#[tokio::test]
+async fn an_unanswered_change_is_not_sent_again() {
+    let sim = VirtualminSim::start(SimConfig::default()).await.unwrap();
+    let mut settings = settings();
+    settings.timeouts.api_request = Duration::from_millis(100);
+    settings.timeouts.provisioning = Duration::from_millis(600);
+    let vm = VirtualminClient::new(
+        endpoint(&sim, "secret"),
+        &settings,
+        BreakerConfig::default(),
+    )
+    .unwrap();
+    vm.create_domain(&new_domain("example.ro")).await.unwrap();
+
+    sim.fail_next(Fault::SlowAnswer(Duration::from_millis(300)));
+    vm.disable_domain("example.ro", Some("unpaid"))
+        .await
+        .unwrap();
+
+    sim.fail_next(Fault::SlowAnswer(Duration::from_secs(2)));
+    let before = sim.stats().requests;
+    let err = vm.enable_domain("example.ro").await.unwrap_err();
+    assert!(err.unanswered && err.kind == ErrorKind::Transient, "{err}");
+    assert_eq!(sim.stats().requests, before + 1, "sent once");
+    let seen = vm.get_domain("example.ro").await.unwrap().unwrap();
+    assert!(seen.disabled.is_none(), "the server did it all the same");
 }
 
 #[tokio::test]
