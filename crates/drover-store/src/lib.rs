@@ -75,10 +75,22 @@ pub async fn open(url: &str) -> Result<Arc<dyn Store>> {
 /// As [`open`], with at most `pool_size` PostgreSQL connections (SQLite has one writer
 /// whatever the pool, so its own size stays).
 pub async fn open_with_pool(url: &str, pool_size: u32) -> Result<Arc<dyn Store>> {
+    Ok(open_reporting(url, pool_size).await?.0)
+}
+
+/// As [`open_with_pool`], saying what it applied to the schema.
+pub async fn open_reporting(
+    url: &str,
+    pool_size: u32,
+) -> Result<(Arc<dyn Store>, migrations::Applied)> {
     if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-        Ok(Arc::new(PgStore::open_with_pool(url, pool_size).await?))
+        let store = PgStore::open_with_pool(url, pool_size).await?;
+        let applied = store.applied().clone();
+        Ok((Arc::new(store), applied))
     } else if url.starts_with("sqlite:") {
-        Ok(Arc::new(SqliteStore::open(url).await?))
+        let store = SqliteStore::open(url).await?;
+        let applied = store.applied().clone();
+        Ok((Arc::new(store), applied))
     } else {
         Err(StoreError::Config(format!(
             "DATABASE_URL '{}' names no supported database; expected postgres://… or sqlite://…",

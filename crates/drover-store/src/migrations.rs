@@ -22,9 +22,65 @@ macro_rules! migrations {
 }
 
 pub fn postgres() -> Migrator {
-    migrations!("postgres": 1 => "0001_initial", 2 => "0002_engine", 3 => "0003_dns", 4 => "0004_health", 5 => "0005_drift", 6 => "0006_provider_calls", 7 => "0007_migrations", 8 => "0008_failover", 9 => "0009_usage", 10 => "0010_real_server", 11 => "0011_converge_endings", 12 => "0012_dns_provider_settings")
+    migrations!("postgres": 1 => "0001_initial", 2 => "0002_engine", 3 => "0003_dns", 4 => "0004_health", 5 => "0005_drift", 6 => "0006_provider_calls", 7 => "0007_migrations", 8 => "0008_failover", 9 => "0009_usage", 10 => "0010_real_server", 11 => "0011_converge_endings", 12 => "0012_dns_provider_settings", 13 => "0013_seal_key")
 }
 
 pub fn sqlite() -> Migrator {
-    migrations!("sqlite": 1 => "0001_initial", 2 => "0002_engine", 3 => "0003_dns", 4 => "0004_health", 5 => "0005_drift", 6 => "0006_provider_calls", 7 => "0007_migrations", 8 => "0008_failover", 9 => "0009_usage", 10 => "0010_real_server", 11 => "0011_converge_endings", 12 => "0012_dns_provider_settings")
+    migrations!("sqlite": 1 => "0001_initial", 2 => "0002_engine", 3 => "0003_dns", 4 => "0004_health", 5 => "0005_drift", 6 => "0006_provider_calls", 7 => "0007_migrations", 8 => "0008_failover", 9 => "0009_usage", 10 => "0010_real_server", 11 => "0011_converge_endings", 12 => "0012_dns_provider_settings", 13 => "0013_seal_key")
+}
+
+/// The versions of drover's migrations a database has (the table is missing before the first).
+pub(crate) const APPLIED_VERSIONS: &str = "SELECT version FROM _sqlx_migrations WHERE success";
+
+/// What bringing a database's schema up to date applied, oldest first; empty when it was
+/// up to date already.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Applied {
+    /// drover's migrations, by name (`0003_dns`).
+    pub drover: Vec<String>,
+    /// River's, by version.
+    pub river: Vec<i64>,
+    /// drover's schema version now.
+    pub version: i64,
+}
+
+impl Applied {
+    /// `migrator`'s migrations that `before` (the versions a database had) lacked.
+    pub(crate) fn new(migrator: &Migrator, before: &[i64], river: Vec<i64>) -> Self {
+        Self {
+            drover: migrator
+                .iter()
+                .filter(|m| !before.contains(&m.version))
+                .map(|m| m.description.to_string())
+                .collect(),
+            river,
+            version: migrator.iter().map(|m| m.version).max().unwrap_or(0),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.drover.is_empty() && self.river.is_empty()
+    }
+}
+
+impl std::fmt::Display for Applied {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.is_empty() {
+            return write!(f, "up to date at schema version {}", self.version);
+        }
+        let mut parts = Vec::new();
+        if !self.drover.is_empty() {
+            parts.push(self.drover.join(", "));
+        }
+        if !self.river.is_empty() {
+            let versions: Vec<String> = self.river.iter().map(i64::to_string).collect();
+            parts.push(format!("River's {}", versions.join(", ")));
+        }
+        write!(
+            f,
+            "applied {}; now at schema version {}",
+            parts.join("; "),
+            self.version
+        )
+    }
 }

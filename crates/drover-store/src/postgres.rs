@@ -6,6 +6,7 @@ use riverqueue::migrate::PostgresMigrator;
 use sqlx::PgPool;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 
+use crate::migrations::Applied;
 use crate::redact_url;
 
 type Db = sqlx::Postgres;
@@ -17,6 +18,7 @@ const BACKEND: Backend = Backend::Postgres;
 pub struct PgStore {
     pool: PgPool,
     queue: riverqueue::Client,
+    applied: Applied,
 }
 
 impl std::fmt::Debug for PgStore {
@@ -39,31 +41,58 @@ impl PgStore {
                 redact_url(url)
             ))
         })?;
+        let unreachable = |e: sqlx::Error| {
+            StoreError::Config(format!(
+                "cannot connect to PostgreSQL at {}:{} ('{}'): {e}",
+                options.get_host(),
+                options.get_port(),
+                redact_url(url)
+            ))
+        };
+        // One connection first: a pool retries until its timeout and then reports only that
+        // it timed out, hiding "connection refused" or a wrong password.
+        sqlx::Connection::close(
+            <sqlx::PgConnection as sqlx::Connection>::connect_with(&options)
+                .await
+                .map_err(unreachable)?,
+        )
+        .await
+        .map_err(unreachable)?;
         let pool = PgPoolOptions::new()
             .max_connections(pool_size)
             .acquire_timeout(Duration::from_secs(10))
-            .connect_with(options)
+            .connect_with(options.clone())
             .await
-            .map_err(|e| {
-                StoreError::Config(format!(
-                    "cannot connect to PostgreSQL at '{}': {e}",
-                    redact_url(url)
-                ))
-            })?;
+            .map_err(unreachable)?;
         Self::from_pool(pool).await
     }
 
     /// Uses an existing pool; migrates it first.
     pub async fn from_pool(pool: PgPool) -> Result<Self> {
-        crate::migrations::postgres().run(&pool).await?;
-        PostgresMigrator::new(pool.clone())
+        let migrator = crate::migrations::postgres();
+        let before: Vec<i64> = sqlx::query_scalar(crate::migrations::APPLIED_VERSIONS)
+            .fetch_all(&pool)
+            .await
+            .unwrap_or_default();
+        migrator.run(&pool).await?;
+        let river = PostgresMigrator::new(pool.clone())
             .migrate_up()
             .await
             .map_err(|e| {
                 StoreError::Config(format!("River's PostgreSQL migrations failed: {e}"))
             })?;
+        let applied = Applied::new(&migrator, &before, river);
         let queue = riverqueue::Client::builder(pool.clone()).build()?;
-        Ok(Self { pool, queue })
+        Ok(Self {
+            pool,
+            queue,
+            applied,
+        })
+    }
+
+    /// What opening it applied to the schema.
+    pub fn applied(&self) -> &Applied {
+        &self.applied
     }
 
     pub fn pool(&self) -> &PgPool {

@@ -827,6 +827,38 @@ impl Store for SqlStore {
         .collect()
     }
 
+    async fn seal_key_id(&self) -> Result<Option<String>> {
+        Ok(
+            sqlx::query_scalar("SELECT key_id FROM seal_key WHERE id = 1")
+                .fetch_optional(&self.pool)
+                .await?,
+        )
+    }
+
+    async fn record_seal_key_id(&self, key_id: &str) -> Result<String> {
+        sqlx::query(
+            "INSERT INTO seal_key (id, key_id, recorded_at) VALUES (1, $1, $2) \
+             ON CONFLICT (id) DO NOTHING",
+        )
+        .bind(key_id)
+        .bind(sql_now())
+        .execute(&self.pool)
+        .await?;
+        Ok(
+            sqlx::query_scalar("SELECT key_id FROM seal_key WHERE id = 1")
+                .fetch_one(&self.pool)
+                .await?,
+        )
+    }
+
+    async fn any_sealed_password(&self) -> Result<Option<Vec<u8>>> {
+        Ok(sqlx::query_scalar(
+            "SELECT sealed_password FROM accounts WHERE sealed_password IS NOT NULL LIMIT 1",
+        )
+        .fetch_optional(&self.pool)
+        .await?)
+    }
+
     async fn revoke_token(&self, ctx: &RequestContext, id: TokenId) -> Result<ApiToken> {
         write_tx!(self, tx, {
             // Locked on PostgreSQL so that two revocations cannot each leave the other's token

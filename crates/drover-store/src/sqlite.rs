@@ -5,6 +5,8 @@ use std::time::Duration;
 
 use riverqueue::migrate::SqliteMigrator;
 use sqlx::SqlitePool;
+
+use crate::migrations::Applied;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 
 type Db = sqlx::Sqlite;
@@ -16,6 +18,7 @@ const BACKEND: Backend = Backend::Sqlite;
 pub struct SqliteStore {
     pool: SqlitePool,
     queue: riverqueue::Client,
+    applied: Applied,
 }
 
 impl std::fmt::Debug for SqliteStore {
@@ -44,14 +47,29 @@ impl SqliteStore {
             .connect_with(options)
             .await
             .map_err(|e| StoreError::Config(format!("cannot open SQLite database '{url}': {e}")))?;
-        crate::migrations::sqlite().run(&pool).await?;
-        SqliteMigrator::new(pool.clone())
+        let migrator = crate::migrations::sqlite();
+        let before: Vec<i64> = sqlx::query_scalar(crate::migrations::APPLIED_VERSIONS)
+            .fetch_all(&pool)
+            .await
+            .unwrap_or_default();
+        migrator.run(&pool).await?;
+        let river = SqliteMigrator::new(pool.clone())
             .migrate_up()
             .await
             .map_err(|e| StoreError::Config(format!("River's SQLite migrations failed: {e}")))?;
         drop(migrating);
+        let applied = Applied::new(&migrator, &before, river);
         let queue = riverqueue::Client::builder(pool.clone()).build()?;
-        Ok(Self { pool, queue })
+        Ok(Self {
+            pool,
+            queue,
+            applied,
+        })
+    }
+
+    /// What opening it applied to the schema.
+    pub fn applied(&self) -> &Applied {
+        &self.applied
     }
 
     pub fn pool(&self) -> &SqlitePool {

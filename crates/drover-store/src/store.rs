@@ -72,6 +72,13 @@ pub trait Store:
     async fn tokens(&self) -> Result<Vec<ApiToken>>;
     async fn revoke_token(&self, ctx: &RequestContext, id: TokenId) -> Result<ApiToken>;
 
+    /// The id of the operator key the database's passwords are sealed with, once recorded.
+    async fn seal_key_id(&self) -> Result<Option<String>>;
+    /// Records `key_id` unless one is recorded already; returns the recorded one.
+    async fn record_seal_key_id(&self, key_id: &str) -> Result<String>;
+    /// One sealed account password, if any account has one (to try a key on).
+    async fn any_sealed_password(&self) -> Result<Option<Vec<u8>>>;
+
     /// Claims an idempotency key for a request, or says how to answer a repeat of it.
     async fn start_idempotent(
         &self,

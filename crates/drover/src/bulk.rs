@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use drover_core::{JobId, PlanId, ServiceId, SuspendReason, Transition};
+use drover_core::{JobId, PlanId, ServiceId, ServiceStatus, SuspendReason, Transition};
 use drover_store::{RequestContext, Store};
 use serde::Serialize;
 
@@ -22,12 +22,59 @@ pub struct BulkQueued {
     pub refused: Vec<(ServiceId, String)>,
 }
 
-/// How it all ended.
+/// How it all ended, or where it stood when waiting stopped.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct BulkSummary {
     pub total: usize,
     pub succeeded: usize,
     pub failed: Vec<(ServiceId, String)>,
+    /// Jobs still under way when waiting stopped; they go on.
+    pub unfinished: Vec<(ServiceId, JobId)>,
+}
+
+/// What the action would do to one service, or why it would be refused.
+#[derive(Debug, Clone, Serialize)]
+pub struct BulkPreview {
+    pub service: ServiceId,
+    pub domain: String,
+    pub change: Option<String>,
+    pub refused: Option<String>,
+}
+
+/// What `queue` would do, changing nothing: each service's move by the lifecycle's rules.
+pub async fn preview(
+    store: &dyn Store,
+    action: &BulkAction,
+    services: &[ServiceId],
+) -> Result<Vec<BulkPreview>, drover_store::StoreError> {
+    let mut previews = Vec::with_capacity(services.len());
+    for &id in services {
+        let service = store.service(id).await?;
+        let status = service.status;
+        let change = match action {
+            BulkAction::Suspend { .. } => status.apply(Transition::Suspend),
+            BulkAction::Unsuspend => status.apply(Transition::Unsuspend),
+            BulkAction::ChangePlan { .. } => Ok(status),
+        }
+        .map_err(|e| e.to_string())
+        .and_then(|to| match action {
+            BulkAction::ChangePlan { .. } if status == ServiceStatus::Terminated => {
+                Err("a terminated service keeps its plan".to_owned())
+            }
+            BulkAction::ChangePlan { plan } if service.plan_id == *plan => {
+                Err(format!("already on plan {plan}"))
+            }
+            BulkAction::ChangePlan { plan } => Ok(format!("plan {} → {plan}", service.plan_id)),
+            _ => Ok(format!("{} → {}", status.as_str(), to.as_str())),
+        });
+        previews.push(BulkPreview {
+            service: id,
+            domain: service.domain_unicode,
+            change: change.as_ref().ok().cloned(),
+            refused: change.err(),
+        });
+    }
+    Ok(previews)
 }
 
 pub async fn queue(
@@ -67,12 +114,14 @@ pub async fn queue(
     result
 }
 
-/// Waits for the queued jobs, reporting (finished, total) as they end.
+/// Waits for the queued jobs, reporting (finished, total) as they end, for at most `limit`.
 pub async fn wait(
     store: &dyn Store,
     queued: &BulkQueued,
+    limit: Option<Duration>,
     mut progress: impl FnMut(usize, usize),
 ) -> Result<BulkSummary, drover_store::StoreError> {
+    let started = tokio::time::Instant::now();
     let mut summary = BulkSummary {
         total: queued.total,
         failed: queued.refused.clone(),
@@ -100,6 +149,10 @@ pub async fn wait(
         }
         pending = still;
         progress(summary.total - pending.len(), summary.total);
+        if limit.is_some_and(|limit| started.elapsed() >= limit) {
+            summary.unfinished = pending;
+            break;
+        }
         if !pending.is_empty() {
             tokio::time::sleep(Duration::from_millis(250)).await;
         }

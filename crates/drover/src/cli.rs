@@ -32,7 +32,7 @@ use follow::{WaitFlag, ask};
 #[derive(Debug, Parser)]
 #[command(
     name = "drover",
-    version,
+    version = concat!(env!("CARGO_PKG_VERSION"), " (", env!("DROVER_COMMIT"), ")"),
     about = "The provisioning control plane of a web-hosting business."
 )]
 pub struct Args {
@@ -116,17 +116,32 @@ pub enum Command {
     /// What each account uses (disk, bandwidth, mailboxes, databases), as billing reads it.
     #[command(subcommand)]
     Usage(usage::UsageCommand),
+    /// Print a shell's completion script, e.g. `drover completions bash >
+    /// /etc/bash_completion.d/drover`.
+    Completions {
+        /// bash, zsh, fish, elvish or powershell.
+        shell: clap_complete::Shell,
+    },
+    /// Print the manual page (`drover man | man -l -`), or write one page per command.
+    Man {
+        /// Write drover.1, drover-servers.1, drover-servers-add.1, … into this directory.
+        #[arg(long)]
+        dir: Option<PathBuf>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
 pub enum DriftCommand {
     /// List each server's domains once and record what differs from drover's accounts.
+    /// Exits 1 when a server could not be listed.
     Scan {
         /// Only this server [default: every healthy or degraded one].
         #[arg(long)]
         server: Option<ServerId>,
         #[command(flatten)]
         wait: WaitFlag,
+        #[command(flatten)]
+        exit: DetailedExitcode,
     },
     /// Scan, then repair by policy: converge jobs for accounts, disabling quarantined orphans.
     Repair {
@@ -414,10 +429,13 @@ pub enum ServerCommand {
     },
     /// Check servers' health now (all, or the one given) and record the results, as the
     /// scheduler does.
+    /// Exits 1 when a server could not be reached.
     Check {
         id: Option<ServerId>,
         #[command(flatten)]
         wait: WaitFlag,
+        #[command(flatten)]
+        exit: DetailedExitcode,
     },
     /// The last health check of a server, with its reasons.
     Health {
@@ -542,6 +560,15 @@ pub enum ServiceCommand {
         /// Return once queued instead of waiting for the fleet.
         #[arg(long)]
         no_wait: bool,
+        /// Stop waiting after this many seconds (the jobs go on) [default: no limit].
+        #[arg(long, value_name = "SECONDS", conflicts_with = "no_wait")]
+        wait_timeout: Option<u64>,
+        /// List what each service would become, and change nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Go ahead without asking when more than one service is selected.
+        #[arg(long)]
+        yes: bool,
     },
 }
 
@@ -632,7 +659,51 @@ pub enum AuditCommand {
     },
 }
 
+/// `--detailed-exitcode`'s "there is something to see" (exit 2, as terraform's): not a failure,
+/// so nothing is printed for it.
+#[derive(Debug, thiserror::Error)]
+#[error("changes or findings")]
+pub struct ChangesFound;
+
+/// Exit codes: 0 done, 1 an error, 2 a usage error, or with this flag, changes or findings.
+#[derive(Debug, Clone, Copy, ClapArgs)]
+pub struct DetailedExitcode {
+    /// With --wait: exit 2 when there are changes (a DNS plan), findings (a drift scan) or a
+    /// server that is not healthy (a check); 0 when there are none, 1 on an error.
+    #[arg(long, requires = "wait")]
+    detailed_exitcode: bool,
+}
+
+impl DetailedExitcode {
+    fn report(self, found: bool) -> anyhow::Result<()> {
+        if self.detailed_exitcode && found {
+            Err(ChangesFound.into())
+        } else {
+            Ok(())
+        }
+    }
+}
+
 pub async fn run(args: Args) -> anyhow::Result<()> {
+    // These describe drover itself: no configuration, no database.
+    match &args.command {
+        Command::Completions { shell } => {
+            let mut command = <Args as clap::CommandFactory>::command();
+            clap_complete::generate(*shell, &mut command, "drover", &mut std::io::stdout());
+            return Ok(());
+        }
+        Command::Man { dir } => {
+            let command = <Args as clap::CommandFactory>::command();
+            match dir {
+                Some(dir) => std::fs::create_dir_all(dir)
+                    .and_then(|()| clap_mangen::generate_to(command, dir))
+                    .with_context(|| format!("writing manual pages to {}", dir.display()))?,
+                None => clap_mangen::Man::new(command).render(&mut std::io::stdout())?,
+            }
+            return Ok(());
+        }
+        _ => {}
+    }
     let listen = match &args.command {
         Command::Serve { listen } => listen.clone(),
         _ => None,
@@ -642,17 +713,23 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         database_url: args.database_url.clone(),
         listen,
     })?;
-    let store = drover_store::open_with_pool(&config.database_url, config.db_pool).await?;
+    let env = std::env::vars().collect();
+    for unknown in crate::config::unknown_settings(&env, &config.secret_sources.env_prefix) {
+        tracing::warn!("{unknown}");
+    }
+    let (store, applied) =
+        drover_store::open_reporting(&config.database_url, config.db_pool).await?;
+    let database = drover_store::redact_url(&config.database_url);
+    if !applied.is_empty() && !matches!(args.command, Command::Migrate) {
+        tracing::info!(%database, "schema {applied}");
+    }
     let out = Output { json: args.json };
     let ctx = cli_context();
     match args.command {
         Command::Serve { .. } => crate::serve::serve(&config, store).await,
         Command::Worker => crate::serve::work(&config, store).await,
         Command::Migrate => {
-            println!(
-                "database {} is up to date",
-                drover_store::redact_url(&config.database_url)
-            );
+            println!("database {database}: {applied}");
             Ok(())
         }
         Command::Token(command) => token(command, &*store, &ctx, out).await,
@@ -666,6 +743,9 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         Command::Dns(command) => dns::run(command, &store, &ctx, &config, out).await,
         Command::Drift(command) => drift(command, &store, &ctx, out).await,
         Command::Usage(command) => usage::run(command, &store, &ctx, out).await,
+        Command::Completions { .. } | Command::Man { .. } => {
+            unreachable!("answered above, before the database is opened")
+        }
         Command::Provisioning(command) => {
             match command {
                 ProvisioningCommand::Pause => store.set_provisioning_paused(&ctx, true).await?,
@@ -676,6 +756,22 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             out.one(&json!({ "paused": paused }))
         }
     }
+}
+
+/// Asks before a change to many services: at a terminal, the operator types the count; from a
+/// script, `--yes` says it.
+fn confirm_bulk(count: usize) -> anyhow::Result<()> {
+    use std::io::IsTerminal;
+    if !std::io::stdin().is_terminal() {
+        bail!("{count} services are selected: add --yes to go ahead, or --dry-run to list them");
+    }
+    eprint!("{count} services are selected; type {count} to go ahead: ");
+    let mut answer = String::new();
+    std::io::stdin().read_line(&mut answer)?;
+    if answer.trim() != count.to_string() {
+        bail!("nothing changed: the answer was not {count}");
+    }
+    Ok(())
 }
 
 fn cli_context() -> RequestContext {
@@ -884,7 +980,7 @@ async fn servers(
             }
             out.one(&store.update_server(ctx, id, patch).await?)
         }
-        ServerCommand::Check { id, wait } => {
+        ServerCommand::Check { id, wait, exit } => {
             let Some(output) = ask(
                 &**store,
                 ctx,
@@ -896,8 +992,9 @@ async fn servers(
             else {
                 return Ok(());
             };
+            let checked = output["servers"].as_array().map_or(&[][..], Vec::as_slice);
             out.list(
-                output["servers"].as_array().map_or(&[][..], Vec::as_slice),
+                checked,
                 &[
                     "id",
                     "name",
@@ -908,7 +1005,14 @@ async fn servers(
                     "certificate_days_left",
                     "reasons",
                 ],
-            )
+            )?;
+            let with =
+                |verdict: &'static str| checked.iter().filter(move |s| s["verdict"] == verdict);
+            let unreached: Vec<String> = with("unavailable").map(|s| cell(&s["name"])).collect();
+            if !unreached.is_empty() {
+                bail!("{} could not be reached", unreached.join(", "));
+            }
+            exit.report(with("degraded").next().is_some())
         }
         ServerCommand::Health { id } => match store.server_health(id).await? {
             Some(health) => out.one(&health),
@@ -1105,6 +1209,9 @@ async fn services(
             reason,
             plan,
             no_wait,
+            wait_timeout,
+            dry_run,
+            yes,
         } => {
             let action = match (action.as_str(), plan) {
                 ("suspend", _) => crate::bulk::BulkAction::Suspend {
@@ -1138,6 +1245,14 @@ async fn services(
             } else {
                 ids
             };
+            if dry_run {
+                let previews = crate::bulk::preview(&**store, &action, &ids).await?;
+                let rows: Vec<Value> = previews.iter().map(|p| json!(p)).collect();
+                return out.list(&rows, &["service", "domain", "change", "refused"]);
+            }
+            if ids.len() > 1 && !yes {
+                confirm_bulk(ids.len())?;
+            }
             let queued = crate::bulk::queue(&**store, ctx, &action, &ids).await;
             eprintln!(
                 "{} services: {} queued, {} refused",
@@ -1148,11 +1263,28 @@ async fn services(
             if no_wait {
                 return out.one(&queued);
             }
-            let summary = crate::bulk::wait(&**store, &queued, |done, total| {
-                eprint!("\r{done}/{total} done");
+            // A terminal gets a line rewritten in place; a pipe or a file a line per change.
+            let terminal = std::io::IsTerminal::is_terminal(&std::io::stderr());
+            let mut shown = None;
+            let limit = wait_timeout.map(std::time::Duration::from_secs);
+            let summary = crate::bulk::wait(&**store, &queued, limit, |done, total| {
+                if terminal {
+                    eprint!("\r{done}/{total} done");
+                } else if shown != Some(done) {
+                    eprintln!("{done}/{total} done");
+                }
+                shown = Some(done);
             })
             .await?;
-            eprintln!();
+            if terminal {
+                eprintln!();
+            }
+            if !summary.unfinished.is_empty() {
+                eprintln!(
+                    "stopped waiting after --wait-timeout: {} jobs go on (drover jobs list)",
+                    summary.unfinished.len()
+                );
+            }
             out.one(&summary)
         }
         ServiceCommand::ChangePlan { id, plan } => {
@@ -1164,8 +1296,8 @@ async fn services(
             let password = AccountPassword::parse(secrecy::SecretString::from(
                 password.trim_end_matches(['\n', '\r']).to_owned(),
             ))?;
-            let engine = crate::engine::Engine::from_config(Arc::clone(store), config)?;
-            let sealed = engine.sealer.seal(password.secret());
+            let sealer = crate::engine::seal::operator_key(&**store, &config.seal_key).await?;
+            let sealed = sealer.seal(password.secret());
             let service = store.service(id).await?;
             let job = store
                 .change_password(ctx, service.account_id, &sealed)
@@ -1385,7 +1517,7 @@ async fn drift(
     out: Output,
 ) -> anyhow::Result<()> {
     match command {
-        DriftCommand::Scan { server, wait } => {
+        DriftCommand::Scan { server, wait, exit } => {
             let repair = DriftRepair::ScanOnly;
             let Some(output) = ask(
                 &**store,
@@ -1412,7 +1544,7 @@ async fn drift(
             if unlisted > 0 {
                 bail!("{unlisted} servers could not be listed; their findings are unchanged");
             }
-            Ok(())
+            exit.report(!findings.is_empty())
         }
         DriftCommand::Repair {
             server,

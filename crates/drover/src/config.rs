@@ -243,6 +243,48 @@ const SETTINGS: &[&str] = &[
     "VIRTUALMIN_USAGE_SYNC_TIMEOUT",
 ];
 
+/// Read by the command line itself rather than by [`Config`].
+const COMMAND_LINE_SETTINGS: &[&str] = &["DROVER_CONFIG", "DROVER_LOG_FORMAT"];
+
+/// Variables named like drover's settings that are none, each with the setting it may have
+/// meant: a misspelt one would otherwise be ignored without a word. Secrets (named with the
+/// secrets' prefix) are not settings and are left alone.
+pub fn unknown_settings(env: &BTreeMap<String, String>, secret_prefix: &str) -> Vec<String> {
+    let known = || SETTINGS.iter().chain(COMMAND_LINE_SETTINGS).copied();
+    env.keys()
+        .filter(|name| name.starts_with("DROVER_") || name.starts_with("VIRTUALMIN_"))
+        .filter(|name| !name.starts_with(secret_prefix) && !known().any(|k| k == *name))
+        .map(|name| {
+            let nearest = known()
+                .map(|k| (edit_distance(name, k), k))
+                .min()
+                .filter(|(distance, _)| *distance <= 3);
+            match nearest {
+                Some((_, meant)) => {
+                    format!("{name} is not a drover setting (did you mean {meant}?)")
+                }
+                None => format!("{name} is not a drover setting; it is ignored"),
+            }
+        })
+        .collect()
+}
+
+/// Levenshtein distance: single-character insertions, deletions and substitutions.
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut diagonal = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let substituted = diagonal + usize::from(ca != *cb);
+            diagonal = row[j + 1];
+            row[j + 1] = substituted.min(row[j] + 1).min(diagonal + 1);
+        }
+    }
+    row[b.len()]
+}
+
 impl Config {
     /// Where secrets are read from, and drover's own files that never are.
     pub fn secrets(&self) -> std::sync::Arc<crate::engine::Secrets> {
@@ -774,6 +816,32 @@ mod tests {
         )
         .unwrap();
         assert_eq!(off.fleet.health_interval, None);
+    }
+
+    #[test]
+    fn misspelt_environment_settings_are_named_with_what_was_meant() {
+        let env: BTreeMap<String, String> = [
+            "DROVER_WORKRES",
+            "VIRTUALMIN_RATE_QSP",
+            "DROVER_FROBNICATE_EVERYTHING",
+            "DROVER_WORKERS",
+            "DROVER_LOG_FORMAT",
+            "DROVER_SECRET_VM1",
+            "HOME",
+        ]
+        .into_iter()
+        .map(|n| (n.to_owned(), "1".to_owned()))
+        .collect();
+        assert_eq!(
+            unknown_settings(&env, "DROVER_SECRET_"),
+            [
+                "DROVER_FROBNICATE_EVERYTHING is not a drover setting; it is ignored",
+                "DROVER_WORKRES is not a drover setting (did you mean DROVER_WORKERS?)",
+                "VIRTUALMIN_RATE_QSP is not a drover setting (did you mean VIRTUALMIN_RATE_QPS?)",
+            ]
+        );
+        assert_eq!(edit_distance("kitten", "sitting"), 3);
+        assert_eq!(edit_distance("", "abc"), 3);
     }
 
     #[test]

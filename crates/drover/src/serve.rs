@@ -42,7 +42,7 @@ pub async fn serve(config: &Config, store: Arc<dyn Store>) -> anyhow::Result<()>
         })?;
     let address = listener.local_addr()?;
     // The key and the engine exist before drover says it listens: a caller may rely on both.
-    let engine = Arc::new(Engine::from_config(Arc::clone(&store), config)?);
+    let engine = Arc::new(Engine::from_config(Arc::clone(&store), config).await?);
     println!(
         "drover listening on http://{address} (database: {}, {})",
         drover_store::redact_url(&config.database_url),
@@ -107,7 +107,7 @@ pub async fn serve(config: &Config, store: Arc<dyn Store>) -> anyhow::Result<()>
 /// `drover worker`: works jobs, serves nothing, until a stop signal.
 pub async fn work(config: &Config, store: Arc<dyn Store>) -> anyhow::Result<()> {
     let mut signals = StopSignals::new()?;
-    let engine = Engine::from_config(store, config)?;
+    let engine = Engine::from_config(store, config).await?;
     let hand_back = crate::engine::HandBack::new();
     let mut workers =
         crate::engine::start_handing_back(Arc::new(engine), config.workers, hand_back.clone())

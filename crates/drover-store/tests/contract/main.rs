@@ -89,6 +89,7 @@ drover_testkit::on_both_databases!(
     an_illegal_move_changes_nothing,
     retrying_a_job_while_another_waits_for_its_account_names_the_waiting_one,
     tokens_authenticate_until_revoked,
+    the_first_operator_key_recorded_stays,
     idempotency_keys_replay_the_first_answer,
     the_audit_chain_detects_edits_and_removals,
     concurrent_changes_keep_the_audit_chain_intact,
@@ -560,6 +561,25 @@ async fn an_illegal_move_changes_nothing(h: Harness) {
             ..
         })
     ));
+}
+
+async fn the_first_operator_key_recorded_stays(h: Harness) {
+    let store = &*h.store;
+    assert_eq!(store.seal_key_id().await.unwrap(), None);
+    assert_eq!(store.any_sealed_password().await.unwrap(), None);
+    assert_eq!(
+        store.record_seal_key_id("key:aaaa").await.unwrap(),
+        "key:aaaa"
+    );
+    assert_eq!(
+        store.record_seal_key_id("key:bbbb").await.unwrap(),
+        "key:aaaa",
+        "a second key does not replace the first"
+    );
+    assert_eq!(
+        store.seal_key_id().await.unwrap().as_deref(),
+        Some("key:aaaa")
+    );
 }
 
 async fn tokens_authenticate_until_revoked(h: Harness) {

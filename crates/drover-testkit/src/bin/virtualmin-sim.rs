@@ -8,8 +8,8 @@ use drover_testkit::virtualmin::{SimConfig, VirtualminSim};
 #[derive(Debug, Parser)]
 #[command(about = "A Virtualmin remote.cgi simulator that answers like Virtualmin 8.1.")]
 struct Args {
-    /// Address and port to listen on.
-    #[arg(long, default_value = "127.0.0.1:10000")]
+    /// Address and port to listen on (not Webmin's 10000: a real server may hold it).
+    #[arg(long, default_value = "127.0.0.1:10443")]
     listen: SocketAddr,
     /// The Webmin user to accept.
     #[arg(long, default_value = "root")]
@@ -29,8 +29,17 @@ struct Args {
 }
 
 #[tokio::main(flavor = "current_thread")]
-async fn main() -> std::io::Result<()> {
-    let args = Args::parse();
+async fn main() -> std::process::ExitCode {
+    match run(Args::parse()).await {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("virtualmin-sim: {e}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(args: Args) -> Result<(), String> {
     let config = SimConfig {
         user: args.user,
         password: args.pass,
@@ -38,7 +47,10 @@ async fn main() -> std::io::Result<()> {
         latency_scale: args.latency_scale,
         ..SimConfig::default()
     };
-    let sim = VirtualminSim::start_on(args.listen, config).await?;
+    let listen = args.listen;
+    let sim = VirtualminSim::start_on(listen, config)
+        .await
+        .map_err(|e| format!("cannot listen on {listen}: {e} (choose another with --listen)"))?;
     sim.with_state(|state| state.plans.extend(args.plans.into_iter().map(Into::into)));
     println!(
         "virtualmin-sim listening on {}/virtual-server/remote.cgi",
@@ -47,6 +59,22 @@ async fn main() -> std::io::Result<()> {
     if let Some(pin) = sim.certificate_sha256() {
         println!("certificate SHA-256: {pin}");
     }
-    tokio::signal::ctrl_c().await?;
-    Ok(())
+    tokio::signal::ctrl_c().await.map_err(|e| e.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_busy_address_is_named() {
+        let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = taken.local_addr().unwrap().to_string();
+        let args = Args::parse_from(["virtualmin-sim", "--pass", "x", "--listen", &addr]);
+        let error = run(args).await.unwrap_err();
+        assert!(
+            error.starts_with(&format!("cannot listen on {addr}: ")) && error.contains("--listen"),
+            "{error}"
+        );
+    }
 }

@@ -12,6 +12,7 @@ use drover_store::jobs::Requested;
 use drover_store::{DnsProviderSpec, RequestContext, Store, ZoneFilter};
 use serde_json::{Value, json};
 
+use super::DetailedExitcode;
 use super::follow::{WaitFlag, ask, follow};
 use super::{Output, cell};
 
@@ -31,6 +32,8 @@ pub enum DnsCommand {
         zone: String,
         #[command(flatten)]
         wait: WaitFlag,
+        #[command(flatten)]
+        exit: DetailedExitcode,
     },
     /// Apply a zone to its providers. Plans over the safety limits need --force.
     Apply {
@@ -208,7 +211,7 @@ pub async fn run(
         ),
         DnsCommand::Zones(command) => zones(command, store, ctx, out).await,
         DnsCommand::Records(command) => records(command, store, ctx, out).await,
-        DnsCommand::Plan { zone, wait } => {
+        DnsCommand::Plan { zone, wait, exit } => {
             let zone = store.zone_by_name(&zone_name(&zone)?).await?;
             let Some(output) = ask(
                 &**store,
@@ -222,11 +225,11 @@ pub async fn run(
                 return Ok(());
             };
             if out.json {
-                out.one(&output["plan"])
+                out.one(&output["plan"])?;
             } else {
                 print!("{}", cell(&output["text"]));
-                Ok(())
             }
+            exit.report(output["changes"] == true)
         }
         DnsCommand::Apply { zone, force, wait } => {
             let zone = store.zone_by_name(&zone_name(&zone)?).await?;

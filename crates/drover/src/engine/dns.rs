@@ -103,6 +103,13 @@ pub struct ZonePlan {
     pub providers: Vec<ProviderPlan>,
 }
 
+impl ZonePlan {
+    /// Whether applying would change anything on any provider.
+    pub fn has_changes(&self) -> bool {
+        self.providers.iter().any(|p| p.action != ZoneAction::None)
+    }
+}
+
 impl std::fmt::Display for ZonePlan {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         for p in &self.providers {

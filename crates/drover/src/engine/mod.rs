@@ -180,15 +180,11 @@ pub fn start_handing_back(
 
 impl Engine {
     /// The engine a configured drover process runs.
-    pub fn from_config(
+    pub async fn from_config(
         store: Arc<dyn Store>,
         config: &crate::config::Config,
     ) -> Result<Self, seal::SealError> {
-        use secrecy::ExposeSecret;
-        let sealer = Arc::new(match &config.seal_key {
-            crate::config::SealKey::Hex(key) => Sealer::from_hex(key.expose_secret())?,
-            crate::config::SealKey::File(path) => Sealer::from_file(path)?,
-        });
+        let sealer = Arc::new(seal::operator_key(&*store, &config.seal_key).await?);
         Ok(Self {
             store: Arc::clone(&store),
             fleet: Fleet::shared(

@@ -9,6 +9,7 @@ use secrecy::{ExposeSecret, SecretString};
 /// Seals and unseals with one 256-bit key.
 pub struct Sealer {
     key: LessSafeKey,
+    id: String,
 }
 
 impl std::fmt::Debug for Sealer {
@@ -25,6 +26,23 @@ pub enum SealError {
     KeyFile { path: String, reason: String },
     #[error("a sealed password does not open with this operator key (wrong key, or altered data)")]
     Open,
+    #[error(
+        "the operator key file {path} is missing, and this database's passwords are sealed with \
+         key {recorded}: point DROVER_SEAL_KEY_FILE at that key (or run where drover.key is); \
+         a new key would seal passwords no other process can open"
+    )]
+    MissingKey { path: String, recorded: String },
+    #[error(
+        "the operator key {found} ({source_name}) is not the key this database's passwords are \
+         sealed with ({recorded}): point DROVER_SEAL_KEY_FILE or DROVER_SEAL_KEY at that key"
+    )]
+    WrongKey {
+        found: String,
+        source_name: String,
+        recorded: String,
+    },
+    #[error(transparent)]
+    Store(#[from] drover_store::StoreError),
 }
 
 impl Sealer {
@@ -34,7 +52,14 @@ impl Sealer {
         let key = UnboundKey::new(&CHACHA20_POLY1305, &bytes).map_err(|_| SealError::BadKey)?;
         Ok(Self {
             key: LessSafeKey::new(key),
+            id: key_id(&bytes),
         })
+    }
+
+    /// The key's id: a fingerprint that names it in messages and in the database without
+    /// revealing it.
+    pub fn id(&self) -> &str {
+        &self.id
     }
 
     /// Reads the key file, creating it (readable by its owner only) with a new random key the
@@ -89,6 +114,64 @@ impl Sealer {
             .map(SecretString::from)
             .map_err(|_| SealError::Open)
     }
+}
+
+fn key_id(key: &[u8; 32]) -> String {
+    let digest = ring::digest::digest(
+        &ring::digest::SHA256,
+        &[b"drover operator key id\0".as_slice(), key].concat(),
+    );
+    format!("key:{}", hex::encode(&digest.as_ref()[..8]))
+}
+
+/// The operator key a process seals and opens with, checked against the one the database's
+/// passwords are sealed with: a process pointed at another key, or at a key file that is not
+/// there, refuses at its start instead of sealing what no other process can open. The first
+/// process on a new database (or on one from before keys had ids, whose passwords must open
+/// with it) records its key's id.
+pub async fn operator_key(
+    store: &dyn drover_store::Store,
+    key: &crate::config::SealKey,
+) -> Result<Sealer, SealError> {
+    use crate::config::SealKey;
+    let recorded = store.seal_key_id().await?;
+    let (sealer, source_name) = match key {
+        SealKey::Hex(hex_key) => (
+            Sealer::from_hex(hex_key.expose_secret())?,
+            "DROVER_SEAL_KEY".to_owned(),
+        ),
+        SealKey::File(path) => {
+            if let Some(recorded) = &recorded
+                && !path.exists()
+            {
+                return Err(SealError::MissingKey {
+                    path: path.display().to_string(),
+                    recorded: recorded.clone(),
+                });
+            }
+            (Sealer::from_file(path)?, path.display().to_string())
+        }
+    };
+    let wrong = |recorded: String| SealError::WrongKey {
+        found: sealer.id.clone(),
+        source_name: source_name.clone(),
+        recorded,
+    };
+    let recorded = match recorded {
+        Some(recorded) => recorded,
+        None => {
+            if let Some(sealed) = store.any_sealed_password().await?
+                && sealer.open(&sealed).is_err()
+            {
+                return Err(wrong("another key, not recorded".to_owned()));
+            }
+            store.record_seal_key_id(&sealer.id).await?
+        }
+    };
+    if recorded != sealer.id {
+        return Err(wrong(recorded));
+    }
+    Ok(sealer)
 }
 
 /// A new random account password: 24 letters and digits.

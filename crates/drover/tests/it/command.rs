@@ -37,6 +37,16 @@ pub(crate) async fn run(dir: &Path, args: &[&str]) -> (bool, String, String) {
     )
 }
 
+/// `drover` run to its end: its exit code, stdout and stderr.
+pub(crate) async fn exits(dir: &Path, args: &[&str]) -> (Option<i32>, String, String) {
+    let output = drover(dir).args(args).output().await.unwrap();
+    (
+        output.status.code(),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
 /// `drover worker` on the database in `dir`, working the jobs commands queue until dropped.
 /// Its client retries a failed call at once: the tests' servers fail on purpose.
 pub(crate) fn worker(dir: &Path) -> Child {
@@ -295,6 +305,270 @@ async fn bad_configuration_stops_the_start_and_names_the_setting() {
     );
 }
 
+/// What an operator meets first: the version names its commit; completions and the manual
+/// need no database; `migrate` says what it applied; a PostgreSQL that refuses connections is
+/// named by its address; a misspelt setting is named with the one meant, without colour in a
+/// pipe.
+#[tokio::test]
+async fn the_command_line_describes_itself_and_its_database() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let version = succeeded(run(d, &["--version"]).await);
+    let commit = std::process::Command::new("git")
+        .args(["rev-parse", "--short=12", "HEAD"])
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned());
+    let expected = format!(
+        "drover {} ({})",
+        env!("CARGO_PKG_VERSION"),
+        commit.as_deref().unwrap_or("commit unknown")
+    );
+    assert_eq!(version.trim(), expected);
+    let completions = succeeded(run(d, &["completions", "bash"]).await);
+    assert!(
+        completions.contains("_drover()") && completions.contains("detailed-exitcode"),
+        "{completions}"
+    );
+    // A reader that stops early (`| head`) ends drover quietly, as a shell expects.
+    let early = Command::new("bash")
+        .args([
+            "-c",
+            &format!("{DROVER} completions bash | head -c 100 >/dev/null; echo ${{PIPESTATUS[0]}}"),
+        ])
+        .output()
+        .await
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&early.stderr);
+    assert_eq!(
+        String::from_utf8_lossy(&early.stdout).trim(),
+        "141",
+        "{stderr}"
+    );
+    assert!(stderr.is_empty(), "{stderr}");
+    let man = succeeded(run(d, &["man"]).await);
+    assert!(
+        man.starts_with(".ie") || man.contains(".TH drover 1"),
+        "{man}"
+    );
+    succeeded(run(d, &["man", "--dir", "pages"]).await);
+    assert!(d.join("pages/drover-servers-check.1").is_file());
+    assert!(!d.join("drover.db").exists(), "no database for these");
+
+    let first = succeeded(run(d, &["migrate"]).await);
+    assert!(
+        first.contains("applied 0001_initial, 0002_engine")
+            && first.contains("River's 1")
+            && first.contains("now at schema version"),
+        "{first}"
+    );
+    let again = succeeded(run(d, &["migrate"]).await);
+    assert!(again.contains("up to date at schema version"), "{again}");
+
+    let nobody = "postgres://drover@127.0.0.1:1/drover";
+    let (ok, _, stderr) = run(d, &["--database-url", nobody, "migrate"]).await;
+    assert!(!ok);
+    assert!(
+        stderr.contains("cannot connect to PostgreSQL at 127.0.0.1:1")
+            && stderr.to_lowercase().contains("connection refused"),
+        "{stderr}"
+    );
+
+    let output = drover(d)
+        .env("DROVER_WORKRES", "2")
+        .args(["--log-format", "text", "migrate"])
+        .output()
+        .await
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("DROVER_WORKRES is not a drover setting (did you mean DROVER_WORKERS?)"),
+        "{stderr}"
+    );
+    assert!(
+        !stderr.contains('\x1b'),
+        "no colour into a pipe: {stderr:?}"
+    );
+}
+
+/// `drover` with `input` on its stdin and these settings.
+pub(crate) async fn with_stdin(
+    dir: &Path,
+    args: &[&str],
+    env: &[(&str, &str)],
+    input: &str,
+) -> (bool, String, String) {
+    use tokio::io::AsyncWriteExt;
+    let mut child = drover(dir)
+        .args(args)
+        .envs(env.iter().copied())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    stdin.write_all(input.as_bytes()).await.unwrap();
+    drop(stdin);
+    let output = child.wait_with_output().await.unwrap();
+    (
+        output.status.success(),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+/// A plan, a customer and a service per domain, from the command line.
+async fn sell(d: &Path, domains: &[&str]) {
+    let plan = [
+        "plans",
+        "create",
+        "--name",
+        "Web",
+        "--disk-quota-mb",
+        "1024",
+    ];
+    succeeded(run(d, &plan).await);
+    succeeded(run(d, &["customers", "create", "--name", "Ana Pop"]).await);
+    for domain in domains {
+        let service = [
+            "services",
+            "create",
+            "--customer",
+            "1",
+            "--plan",
+            "1",
+            "--domain",
+            domain,
+        ];
+        succeeded(run(d, &service).await);
+    }
+}
+
+/// The database records which operator key seals its passwords: a command run where the key
+/// file is not, or with another key, refuses and names the keys, instead of sealing with a
+/// new key what no other process could open.
+#[tokio::test]
+async fn a_process_without_the_databases_operator_key_refuses_to_seal() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    sell(d, &["keys.ro"]).await;
+    let change = ["services", "password", "1"];
+    succeeded(with_stdin(d, &change, &[], "N3w-passw0rd\n").await);
+    let key = std::fs::read_to_string(d.join("drover.key")).unwrap();
+
+    // Elsewhere, on the same database: no key there, and none is made.
+    let elsewhere = tempfile::tempdir().unwrap();
+    let database = format!("sqlite://{}", d.join("drover.db").display());
+    let mut args = vec!["--database-url", &database];
+    args.extend(change);
+    let (ok, _, stderr) = with_stdin(elsewhere.path(), &args, &[], "N3w-passw0rd\n").await;
+    assert!(!ok);
+    assert!(
+        stderr.contains(
+            "drover.key is missing, and this database's passwords are sealed with key key:"
+        ),
+        "{stderr}"
+    );
+    assert!(!elsewhere.path().join("drover.key").exists(), "no new key");
+
+    // Another key.
+    let other = "11".repeat(32);
+    let env = [("DROVER_SEAL_KEY", other.as_str())];
+    let (ok, _, stderr) = with_stdin(d, &change, &env, "N3w-passw0rd\n").await;
+    assert!(!ok);
+    assert!(
+        stderr
+            .contains("(DROVER_SEAL_KEY) is not the key this database's passwords are sealed with"),
+        "{stderr}"
+    );
+    // A database from before keys had ids: its sealed passwords must open with the key.
+    let pool = sqlx::SqlitePool::connect(&database).await.unwrap();
+    sqlx::query("DELETE FROM seal_key")
+        .execute(&pool)
+        .await
+        .unwrap();
+    pool.close().await;
+    let (ok, _, stderr) = with_stdin(d, &change, &env, "N3w-passw0rd\n").await;
+    assert!(
+        !ok && stderr.contains("sealed with (another key, not recorded)"),
+        "{stderr}"
+    );
+    // The right key given in full works like its file, and is recorded again.
+    let env = [("DROVER_SEAL_KEY", key.trim())];
+    succeeded(with_stdin(elsewhere.path(), &args, &env, "An0ther-passw0rd\n").await);
+    succeeded(with_stdin(d, &change, &[], "N3w-passw0rd\n").await);
+}
+
+/// A change to many services is listed first on request, asked for (or `--yes`), and
+/// followed without filling a log with carriage returns; waiting can stop while the jobs go on.
+#[tokio::test]
+async fn a_bulk_change_is_previewed_confirmed_and_followed() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    sell(d, &["bulk-a.ro", "bulk-b.ro", "bulk-c.ro"]).await;
+    for id in ["1", "2", "3"] {
+        succeeded(run(d, &["services", "activate", id]).await);
+    }
+    succeeded(run(d, &["services", "suspend", "3", "--reason", "unpaid"]).await);
+    let bulk = [
+        "services",
+        "bulk",
+        "suspend",
+        "--customer",
+        "1",
+        "--reason",
+        "audit",
+    ];
+
+    let (ok, _, stderr) = run(d, &bulk).await;
+    assert!(
+        !ok && stderr.contains("3 services are selected: add --yes to go ahead, or --dry-run"),
+        "{stderr}"
+    );
+    let preview = succeeded(run(d, &[&bulk[..], &["--dry-run"]].concat()).await);
+    assert!(
+        preview.contains("bulk-a.ro") && preview.contains("active → suspended"),
+        "{preview}"
+    );
+    assert!(
+        preview.contains("cannot suspend a service that is suspended"),
+        "{preview}"
+    );
+    let shown: Value = serde_json::from_str(&succeeded(
+        run(d, &["--json", "services", "show", "1"]).await,
+    ))
+    .unwrap();
+    assert_eq!(shown["status"], "active", "a dry run changes nothing");
+
+    // No worker runs: the jobs wait, and so does the command until its limit.
+    let (ok, stdout, stderr) =
+        run(d, &[&bulk[..], &["--yes", "--wait-timeout", "1"]].concat()).await;
+    assert!(ok, "{stderr}");
+    assert!(
+        stderr.contains("3 services: 2 queued, 1 refused"),
+        "{stderr}"
+    );
+    assert!(
+        !stderr.contains('\r'),
+        "no carriage returns into a pipe: {stderr:?}"
+    );
+    // The refused one is done at once; the others wait: one line, not one per poll.
+    assert_eq!(stderr.matches("/3 done").count(), 1, "{stderr}");
+    assert!(stderr.contains("1/3 done"), "{stderr}");
+    assert!(
+        stderr.contains("stopped waiting after --wait-timeout: 2 jobs go on"),
+        "{stderr}"
+    );
+    let summary: Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(
+        summary["unfinished"].as_array().map(Vec::len),
+        Some(2),
+        "{summary}"
+    );
+}
+
 #[tokio::test]
 async fn the_command_line_tour_works_on_postgres_too() {
     let db = drover_testkit::TestPostgres::create()
@@ -516,19 +790,26 @@ async fn an_operator_manages_dns_from_the_command_line() {
     assert!(deleted.status().is_success(), "{deleted:?}");
     let (success, _, stderr) = run(d, &["dns", "check", "--wait"]).await;
     assert!(!success && stderr.contains("not consistent"), "{stderr}");
-    let plan = succeeded(run(d, &["dns", "plan", &zone, "--wait"]).await);
+    let (code, plan, _) = exits(d, &["dns", "plan", &zone, "--wait", "--detailed-exitcode"]).await;
     assert!(
         plan.contains("on pdns-a (update, 1 records served now)")
             && plan.contains(&format!("+ www.{zone} 300 A 192.0.2.80")),
         "{plan}"
     );
+    assert_eq!(code, Some(2), "changes, with --detailed-exitcode");
     let applied = succeeded(run(d, &["dns", "apply", &zone, "--wait"]).await);
     assert!(
         applied.contains("pdns-a: applied (1 requests)"),
         "{applied}"
     );
-    let plan = succeeded(run(d, &["dns", "plan", &zone, "--wait"]).await);
+    let (code, plan, _) = exits(d, &["dns", "plan", &zone, "--wait", "--detailed-exitcode"]).await;
     assert!(plan.contains("no changes"), "{plan}");
+    assert_eq!(code, Some(0));
+    let (code, _, stderr) = exits(d, &["dns", "plan", &zone, "--detailed-exitcode"]).await;
+    assert!(
+        code == Some(2) && stderr.contains("--wait"),
+        "a usage error: {stderr}"
+    );
     // Without --wait the job is queued and its id said.
     let queued = succeeded(run(d, &["dns", "plan", &zone]).await);
     assert!(
@@ -596,11 +877,12 @@ async fn an_operator_checks_servers_and_sets_maintenance() {
         !success && stderr.contains("not been checked yet"),
         "{stderr}"
     );
-    let checked = succeeded(run(d, &["servers", "check", "--wait"]).await);
+    let (code, checked, _) = exits(d, &["servers", "check", "--wait", "--detailed-exitcode"]).await;
     assert!(
         checked.contains("vm1") && checked.contains("healthy"),
         "{checked}"
     );
+    assert_eq!(code, Some(0), "healthy: nothing to see");
     let health: Value = serde_json::from_str(&succeeded(
         run(d, &["--json", "servers", "health", "1"]).await,
     ))
@@ -619,7 +901,10 @@ async fn an_operator_checks_servers_and_sets_maintenance() {
     assert_eq!(on["state"], "maintenance");
     sim.set_down(true);
     for _ in 0..4 {
-        succeeded(run(d, &["servers", "check", "1", "--wait"]).await);
+        let (code, checked, stderr) = exits(d, &["servers", "check", "1", "--wait"]).await;
+        assert!(checked.contains("unavailable"), "{checked}");
+        assert_eq!(code, Some(1), "an unreachable server is an error");
+        assert!(stderr.contains("vm1 could not be reached"), "{stderr}");
     }
     let shown: Value =
         serde_json::from_str(&succeeded(run(d, &["servers", "show", "1"]).await)).unwrap();
@@ -647,10 +932,27 @@ async fn an_operator_scans_drift_and_deletes_an_orphan_only_when_asked() {
             },
         )
     });
-    let scan = succeeded(run(d, &["drift", "scan", "--server", "1", "--wait"]).await);
+    let (code, scan, _) = exits(
+        d,
+        &[
+            "drift",
+            "scan",
+            "--server",
+            "1",
+            "--wait",
+            "--detailed-exitcode",
+        ],
+    )
+    .await;
     assert!(
         scan.contains("orphan") && scan.contains("stray.ro"),
         "{scan}"
+    );
+    assert_eq!(code, Some(2), "findings, with --detailed-exitcode");
+    let scan = succeeded(run(d, &["drift", "scan", "--server", "1", "--wait"]).await);
+    assert!(
+        scan.contains("stray.ro"),
+        "without it, findings are a success: {scan}"
     );
     let plan = succeeded(
         run(

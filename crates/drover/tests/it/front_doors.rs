@@ -2,9 +2,8 @@
 //! same answer from both, and changes nothing.
 
 use serde_json::{Value, json};
-use tokio::io::AsyncWriteExt;
 
-use crate::command::{drover, http_client, run, serve_with, succeeded};
+use crate::command::{http_client, run, serve_with, succeeded, with_stdin};
 
 /// A mistake as each door takes it: the command line's arguments (and what it reads on stdin),
 /// the API's route and body.
@@ -31,24 +30,7 @@ async fn cli_error(dir: &std::path::Path, m: &Mistake) -> String {
     let args: Vec<&str> = m.cli.iter().map(String::as_str).collect();
     let (ok, stdout, stderr) = match &m.stdin {
         None => run(dir, &args).await,
-        Some(input) => {
-            let mut child = drover(dir)
-                .args(&args)
-                .stdin(std::process::Stdio::piped())
-                .stdout(std::process::Stdio::piped())
-                .stderr(std::process::Stdio::piped())
-                .spawn()
-                .unwrap();
-            let mut stdin = child.stdin.take().unwrap();
-            stdin.write_all(input.as_bytes()).await.unwrap();
-            drop(stdin);
-            let output = child.wait_with_output().await.unwrap();
-            (
-                output.status.success(),
-                String::from_utf8_lossy(&output.stdout).into_owned(),
-                String::from_utf8_lossy(&output.stderr).into_owned(),
-            )
-        }
+        Some(input) => with_stdin(dir, &args, &[], input).await,
     };
     assert!(!ok, "{}: the command line accepted it: {stdout}", m.what);
     stderr

@@ -403,7 +403,7 @@ async fn a_bulk_suspension_reports_every_outcome(mut f: Fleetwork) {
         (4, 3, 1)
     );
     let mut seen = Vec::new();
-    let summary = drover::bulk::wait(store, &queued, |done, total| seen.push((done, total)))
+    let summary = drover::bulk::wait(store, &queued, None, |done, total| seen.push((done, total)))
         .await
         .unwrap();
     assert_eq!(summary.succeeded, 3);

@@ -1,7 +1,7 @@
 //! The README's tours, run as written by bash against the real `drover` binary: the HTTP tour
 //! with the "mistakes" that follow it, the command-line tour, and the one with the simulator.
 //! Only what a reader fills in is filled in: the token `serve` printed, its address, the
-//! certificate's SHA-256, and the simulator's port (another server may hold 10000 here).
+//! certificate's SHA-256, and the simulator's port (another test may hold 10443 here).
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -168,10 +168,7 @@ async fn the_tour_with_the_simulator_runs_as_written() {
         .collect::<Vec<_>>()
         .join("\n")
         .replace("<the printed SHA-256>", &sim.certificate_sha256().unwrap())
-        .replace(
-            "--hostname 127.0.0.1",
-            &format!("--hostname 127.0.0.1 --port {}", sim.addr().port()),
-        );
+        .replace("--port 10443", &format!("--port {}", sim.addr().port()));
     let dir = tempfile::tempdir().unwrap();
     // "with drover serve running": started before the commands, on the same database.
     let _served = serve_with(dir.path(), &[]).await;

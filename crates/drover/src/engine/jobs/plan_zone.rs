@@ -17,6 +17,8 @@ pub async fn run(
 ) -> Result<WorkOutcome, DnsWorkError> {
     let zone = engine.store.zone(ZoneId(job.args.zone_id)).await?;
     let plan = engine.dns.plan(&zone).await?;
-    let _ = context.record_output(json!({ "plan": plan, "text": plan.to_string() }));
+    let _ = context.record_output(json!({
+        "plan": plan, "text": plan.to_string(), "changes": plan.has_changes(),
+    }));
     Ok(WorkOutcome::Complete)
 }
