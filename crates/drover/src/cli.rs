@@ -145,6 +145,7 @@ pub enum DriftCommand {
     },
     /// Scan, then repair by policy: converge jobs for accounts, disabling quarantined orphans.
     Repair {
+        /// Only this server [default: every healthy or degraded one].
         #[arg(long)]
         server: Option<ServerId>,
         /// Print the plan and change nothing.
@@ -158,14 +159,18 @@ pub enum DriftCommand {
     },
     /// The findings of the last scans.
     List {
+        /// Only this server's.
         #[arg(long)]
         server: Option<ServerId>,
     },
     /// Delete an orphan from its server (never done automatically); --confirm repeats it.
     DeleteOrphan {
+        /// The server that holds it.
         #[arg(long)]
         server: ServerId,
+        /// The orphan's domain.
         domain: String,
+        /// The domain, repeated.
         #[arg(long)]
         confirm: String,
         #[command(flatten)]
@@ -177,7 +182,9 @@ pub enum DriftCommand {
 pub enum ProvisioningCommand {
     /// Pause: provisioning jobs wait until resumed.
     Pause,
+    /// Resume: waiting provisioning jobs run.
     Resume,
+    /// Whether provisioning is paused.
     Status,
 }
 
@@ -201,24 +208,32 @@ pub enum TokenCommand {
     },
     /// List tokens (never their secrets).
     List,
-    /// Revoke a token.
-    Revoke { id: TokenId },
+    /// Revoke a token (not the last operator token).
+    Revoke {
+        /// The token's id (drover token list).
+        id: TokenId,
+    },
 }
 
 #[derive(Debug, Subcommand)]
 pub enum CustomerCommand {
     /// Add a customer.
     Create {
+        /// The customer's name, as billing knows it.
         #[arg(long)]
         name: String,
+        /// Where the customer is reached.
         #[arg(long)]
         email: Option<String>,
         /// Billing's id for the customer.
         #[arg(long)]
         external_ref: Option<String>,
     },
+    /// List customers, by id.
     List(PageArgs),
+    /// One customer.
     Show {
+        /// The customer's id.
         id: CustomerId,
     },
 }
@@ -251,10 +266,13 @@ pub struct PlanFields {
     /// Monthly bandwidth in MB, or `unlimited`.
     #[arg(long)]
     bandwidth_mb: Option<Limit>,
+    /// Mailboxes an account may have, or `unlimited`.
     #[arg(long)]
     max_mailboxes: Option<Limit>,
+    /// Databases an account may have, or `unlimited`.
     #[arg(long)]
     max_databases: Option<Limit>,
+    /// Sub-servers an account may have, or `unlimited`.
     #[arg(long)]
     max_subservers: Option<Limit>,
     /// A Virtualmin feature (web, ssl, dns, mail, mysql, …); repeat for more.
@@ -325,13 +343,18 @@ pub enum PlanCommand {
         #[command(flatten)]
         fields: PlanFields,
     },
+    /// List plans, by id.
     List(PageArgs),
+    /// One plan.
     Show {
+        /// The plan's id.
         id: PlanId,
     },
     /// Change a plan; only the flags given change.
     Update {
+        /// The plan's id.
         id: PlanId,
+        /// A new name (the Virtualmin account plan of that name is applied).
         #[arg(long)]
         name: Option<String>,
         #[command(flatten)]
@@ -410,18 +433,24 @@ impl ServerFields {
 pub enum ServerCommand {
     /// Add a server to the fleet.
     Add {
+        /// drover's name for the server, unique in the fleet.
         #[arg(long)]
         name: String,
         #[command(flatten)]
         fields: ServerFields,
     },
+    /// List servers, by id, with their state and load.
     List(PageArgs),
+    /// One server.
     Show {
+        /// The server's id.
         id: ServerId,
     },
     /// Change a server; only the flags given change.
     Update {
+        /// The server's id.
         id: ServerId,
+        /// A new name.
         #[arg(long)]
         name: Option<String>,
         #[command(flatten)]
@@ -431,6 +460,7 @@ pub enum ServerCommand {
     /// scheduler does.
     /// Exits 1 when a server could not be reached.
     Check {
+        /// Only this server [default: all].
         id: Option<ServerId>,
         #[command(flatten)]
         wait: WaitFlag,
@@ -439,24 +469,30 @@ pub enum ServerCommand {
     },
     /// The last health check of a server, with its reasons.
     Health {
+        /// The server's id.
         id: ServerId,
     },
     /// Put a server in maintenance (nothing is placed on it, its jobs wait, health checks never
     /// move it) or take it out.
     Maintenance {
+        /// The server's id.
         id: ServerId,
+        /// Into maintenance.
         #[arg(long, conflicts_with = "off", required_unless_present = "off")]
         on: bool,
+        /// Out of maintenance: back to what health checks say.
         #[arg(long)]
         off: bool,
     },
     /// Let drover try to log in to a server that refused it (its credentials were fixed on
     /// the server's side, or a lock-out has passed). New credentials in drover need no command.
     AllowLogin {
+        /// The server's id.
         id: ServerId,
     },
     /// Move every account off a server by placement (each a migration); nothing new lands on it.
     Drain {
+        /// The server to empty.
         id: ServerId,
         /// Print the moves and change nothing.
         #[arg(long)]
@@ -468,7 +504,9 @@ pub enum ServerCommand {
     /// Recreate a lost server's accounts on a fresh server from drover's data alone: checks
     /// first, then the plan, then the jobs.
     Rebuild {
+        /// The lost server.
         id: ServerId,
+        /// The fresh server that receives its accounts.
         #[arg(long)]
         onto: ServerId,
         /// Check and plan only.
@@ -480,7 +518,9 @@ pub enum ServerCommand {
     },
     /// Retire an empty server; --confirm repeats its name.
     Decommission {
+        /// The server's id.
         id: ServerId,
+        /// The server's name, repeated.
         #[arg(long)]
         confirm: String,
     },
@@ -490,15 +530,19 @@ pub enum ServerCommand {
 pub enum ServiceCommand {
     /// Add a pending service and reserve its domain.
     Create {
+        /// The customer's id.
         #[arg(long)]
         customer: CustomerId,
+        /// The plan's id.
         #[arg(long)]
         plan: PlanId,
         /// The domain, Unicode or punycode.
         #[arg(long)]
         domain: String,
     },
+    /// List services, by id.
     List {
+        /// Only this customer's.
         #[arg(long)]
         customer: Option<CustomerId>,
         /// pending, active, suspended or terminated.
@@ -507,15 +551,19 @@ pub enum ServiceCommand {
         #[command(flatten)]
         page: PageArgs,
     },
+    /// One service.
     Show {
+        /// The service's id.
         id: ServiceId,
     },
     /// pending → active: the account is created on a server.
     Activate {
+        /// The service's id.
         id: ServiceId,
     },
     /// active → suspended: the account is disabled.
     Suspend {
+        /// The service's id.
         id: ServiceId,
         /// Why; kept on the account.
         #[arg(long)]
@@ -523,20 +571,25 @@ pub enum ServiceCommand {
     },
     /// suspended → active.
     Unsuspend {
+        /// The service's id.
         id: ServiceId,
     },
     /// → terminated: the account is deleted unless protected.
     Terminate {
+        /// The service's id.
         id: ServiceId,
     },
     /// Move to another plan; its limits are applied on the server.
     ChangePlan {
+        /// The service's id.
         id: ServiceId,
+        /// The new plan's id.
         #[arg(long)]
         plan: PlanId,
     },
     /// Set a new account password, read from standard input (never from the command line).
     Password {
+        /// The service's id.
         id: ServiceId,
     },
     /// Suspend, unsuspend or change the plan of many services, with progress and a summary.
@@ -549,6 +602,7 @@ pub enum ServiceCommand {
         /// Select services in this status (pending, active, suspended).
         #[arg(long)]
         status: Option<String>,
+        /// Select this customer's services.
         #[arg(long)]
         customer: Option<CustomerId>,
         /// For suspend: the reason kept on each account.
@@ -574,10 +628,12 @@ pub enum ServiceCommand {
 
 #[derive(Debug, Subcommand)]
 pub enum AccountCommand {
+    /// List accounts, by id.
     List {
         /// Unicode or punycode.
         #[arg(long)]
         domain: Option<String>,
+        /// Only those placed on this server.
         #[arg(long)]
         server: Option<ServerId>,
         /// Only accounts whose last converge job gave up, with why.
@@ -586,11 +642,14 @@ pub enum AccountCommand {
         #[command(flatten)]
         page: PageArgs,
     },
+    /// One account, with where it is and what it should be.
     Show {
+        /// The account's id.
         id: AccountId,
     },
     /// Turn deletion protection on.
     Protect {
+        /// The account's id.
         id: AccountId,
         /// The account's domain, repeated.
         #[arg(long)]
@@ -598,6 +657,7 @@ pub enum AccountCommand {
     },
     /// Lift deletion protection (a terminated account is then deleted).
     Unprotect {
+        /// The account's id.
         id: AccountId,
         /// The account's domain, repeated.
         #[arg(long)]
@@ -606,7 +666,9 @@ pub enum AccountCommand {
     /// Move an account to another server: created there, DNS switched, the old copy disabled
     /// and deleted after confirmation or the grace period (DROVER_MIGRATION_GRACE).
     Migrate {
+        /// The account's id.
         id: AccountId,
+        /// The server it moves to.
         #[arg(long)]
         to: ServerId,
         /// Seconds to keep the old copy unless confirmed [default: DROVER_MIGRATION_GRACE].
@@ -615,11 +677,14 @@ pub enum AccountCommand {
     },
     /// Where an account's move stands.
     Migration {
+        /// The account's id.
         id: AccountId,
     },
     /// Let a moved account's old copy be deleted now; --confirm repeats the domain.
     ConfirmMigration {
+        /// The account's id.
         id: AccountId,
+        /// The account's domain, repeated.
         #[arg(long)]
         confirm: String,
     },
@@ -627,22 +692,34 @@ pub enum AccountCommand {
 
 #[derive(Debug, Subcommand)]
 pub enum JobCommand {
+    /// List jobs, newest first.
     List {
         /// Comma-separated states: available, scheduled, running, retryable, completed,
         /// discarded, cancelled, pending.
         #[arg(long)]
         status: Option<String>,
+        /// Only this account's.
         #[arg(long)]
         account: Option<AccountId>,
+        /// At most this many.
         #[arg(long, default_value_t = 100)]
         limit: u32,
     },
     /// A job with the Virtualmin calls it made.
-    Show { id: JobId },
+    Show {
+        /// The job's id.
+        id: JobId,
+    },
     /// Run a discarded, cancelled or completed job again.
-    Retry { id: JobId },
+    Retry {
+        /// The job's id.
+        id: JobId,
+    },
     /// Cancel a job that has not finished.
-    Cancel { id: JobId },
+    Cancel {
+        /// The job's id.
+        id: JobId,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -1614,5 +1691,34 @@ async fn drift(
                 None => Ok(()),
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    /// Every command and option says what it is for, in `--help` and in the manual.
+    #[test]
+    fn every_command_and_option_has_help() {
+        fn walk(command: &clap::Command, path: &str, missing: &mut Vec<String>) {
+            for arg in command.get_arguments() {
+                let id = arg.get_id().as_str();
+                if !arg.is_hide_set() && id != "help" && id != "version" && arg.get_help().is_none()
+                {
+                    missing.push(format!("{path} {id}"));
+                }
+            }
+            for sub in command.get_subcommands() {
+                let name = format!("{path} {}", sub.get_name());
+                if sub.get_about().is_none() && sub.get_name() != "help" {
+                    missing.push(name.clone());
+                }
+                walk(sub, &name, missing);
+            }
+        }
+        let mut missing = Vec::new();
+        walk(&super::Args::command(), "drover", &mut missing);
+        assert!(missing.is_empty(), "without help: {missing:#?}");
     }
 }

@@ -57,9 +57,11 @@ pub async fn correlate(mut request: Request, next: Next) -> Response {
     );
     let method = request.method().as_str().to_owned();
     async move {
+        let started = std::time::Instant::now();
         let mut response = next.run(request).await;
         let status = response.status().as_u16();
-        tracing::info!(status, "answered");
+        let duration_ms = started.elapsed().as_secs_f64() * 1000.0;
+        tracing::info!(status, duration_ms, "answered");
         // By method and status only: paths carry ids, which would make a series per account.
         metrics::counter!("http_requests_total", "method" => method, "status" => status.to_string())
             .increment(1);

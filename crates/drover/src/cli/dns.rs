@@ -29,6 +29,7 @@ pub enum DnsCommand {
     Records(RecordCommand),
     /// Show what applying a zone would change on each of its providers.
     Plan {
+        /// The zone, Unicode or punycode.
         zone: String,
         #[command(flatten)]
         wait: WaitFlag,
@@ -37,7 +38,9 @@ pub enum DnsCommand {
     },
     /// Apply a zone to its providers. Plans over the safety limits need --force.
     Apply {
+        /// The zone, Unicode or punycode.
         zone: String,
+        /// Apply even a plan over the safety limits.
         #[arg(long)]
         force: bool,
         #[command(flatten)]
@@ -67,7 +70,9 @@ pub enum DnsCommand {
 
 #[derive(Debug, Subcommand)]
 pub enum ProviderCommand {
+    /// Add a provider.
     Add {
+        /// drover's name for it, unique.
         #[arg(long)]
         name: String,
         /// powerdns or cloudflare.
@@ -95,6 +100,7 @@ pub enum ProviderCommand {
         #[arg(long)]
         serves_new_zones: bool,
     },
+    /// List providers (never their credentials).
     List,
 }
 
@@ -102,19 +108,26 @@ pub enum ProviderCommand {
 pub enum ZoneCommand {
     /// Hold a new, empty zone served by the named providers.
     Create {
+        /// The zone, Unicode or punycode.
         zone: String,
+        /// A provider's name; repeat for more.
         #[arg(long = "provider")]
         providers: Vec<String>,
     },
+    /// List zones.
     List {
+        /// Only those this provider serves.
         #[arg(long)]
         provider: Option<String>,
     },
+    /// A zone with its records and providers.
     Show {
+        /// The zone, Unicode or punycode.
         zone: String,
     },
     /// The share of a zone's records one apply may change without --force.
     Safety {
+        /// The zone, Unicode or punycode.
         zone: String,
         /// Percent, or `default` for the configured limit.
         #[arg(long)]
@@ -122,7 +135,9 @@ pub enum ZoneCommand {
     },
     /// Remove a zone from its providers and from drover; --confirm repeats its name.
     Delete {
+        /// The zone, Unicode or punycode.
         zone: String,
+        /// The zone's name, repeated.
         #[arg(long)]
         confirm: String,
     },
@@ -132,19 +147,27 @@ pub enum ZoneCommand {
 pub enum RecordCommand {
     /// Set an rrset: `drover dns records set example.ro www A 192.0.2.10 --ttl 300`.
     Set {
+        /// The zone, Unicode or punycode.
         zone: String,
         /// `@` for the apex, a relative or an absolute name.
         name: String,
+        /// A, AAAA, CNAME, MX, TXT, NS, SRV or CAA.
         #[arg(value_name = "TYPE")]
         rtype: String,
+        /// Each record's content, as in a zone file (MX: `10 mail.example.ro.`).
         #[arg(required = true)]
         contents: Vec<String>,
+        /// Seconds resolvers may keep it.
         #[arg(long, default_value_t = 3600)]
         ttl: u32,
     },
+    /// Delete an rrset.
     Delete {
+        /// The zone, Unicode or punycode.
         zone: String,
+        /// `@` for the apex, a relative or an absolute name.
         name: String,
+        /// Its type.
         #[arg(value_name = "TYPE")]
         rtype: String,
     },

@@ -17,6 +17,7 @@ pub enum UsageCommand {
         /// Figures that came from this server.
         #[arg(long)]
         server: Option<ServerId>,
+        /// Only this service's account.
         #[arg(long)]
         service: Option<ServiceId>,
         #[command(flatten)]

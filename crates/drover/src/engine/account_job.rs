@@ -10,6 +10,7 @@ use drover_store::{JobCall, RequestContext};
 use drover_virtualmin::{CallScope, ErrorKind, VirtualminError, in_scope};
 use riverqueue::{WorkContext, WorkOutcome};
 use serde_json::json;
+use tracing::Instrument;
 
 use super::Engine;
 
@@ -106,8 +107,10 @@ where
     // attempt ends as failed, recorded and its lease released like any other, so that no later
     // run (in this process or another) overlaps one that ran on.
     let cancelled = context.cancellation_token().clone();
+    // Every line the work logs names the job and the request that caused it.
+    let span = tracing::info_span!("job", %job_id, %account, correlation_id = %ctx.correlation_id);
     let outcome = tokio::select! {
-        outcome = in_scope(scope, work(ctx.clone())) => outcome,
+        outcome = in_scope(scope, work(ctx.clone())).instrument(span) => outcome,
         () = cancelled.cancelled() => Err(ConvergeError::Stopped),
     };
     // The lease is held until this attempt's ending is recorded: a job that starts after it

@@ -189,6 +189,58 @@ drover_testkit::on_both_databases!(
     billing_reads_usage_and_an_operator_asks_for_a_sync,
 );
 
+/// Log lines written while it lives, as `serve` writes them (JSON, with the span's fields).
+#[derive(Clone, Default)]
+struct Captured(Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Captured {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// An operator reading the log finds each request's time and the id that ties it to its jobs.
+#[tokio::test]
+async fn each_request_is_logged_with_its_duration_and_correlation_id() {
+    let api = sqlite().await;
+    let captured = Captured::default();
+    let writer = captured.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .json()
+        .flatten_event(true)
+        .with_current_span(true)
+        .with_writer(move || writer.clone())
+        .finish();
+    let _logging = tracing::subscriber::set_default(subscriber);
+    let answer = api
+        .call(
+            Method::GET,
+            "/api/v1/plans",
+            Some(&api.readonly),
+            &[("x-correlation-id", "log-req-7")],
+            None,
+        )
+        .await;
+    assert_eq!(answer.status, StatusCode::OK);
+    let text = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    let answered: Vec<Value> = text
+        .lines()
+        .map(|line| serde_json::from_str::<Value>(line).unwrap())
+        .filter(|line| line["message"] == "answered")
+        .collect();
+    assert_eq!(answered.len(), 1, "{text}");
+    let line = &answered[0];
+    assert_eq!(line["status"], 200, "{line}");
+    assert!(line["duration_ms"].as_f64().is_some(), "{line}");
+    assert_eq!(line["span"]["correlation_id"], "log-req-7", "{line}");
+    assert_eq!(line["span"]["path"], "/api/v1/plans", "{line}");
+}
+
 async fn the_readme_tour_works(api: Api) {
     let (customer, plan) = api.setup().await;
     let created = api
