@@ -23,6 +23,7 @@ use serde_json::{Map, Value, json};
 use crate::config::{Config, Overrides};
 
 mod dns;
+mod doctor;
 mod follow;
 mod usage;
 
@@ -116,6 +117,13 @@ pub enum Command {
     /// What each account uses (disk, bandwidth, mailboxes, databases), as billing reads it.
     #[command(subcommand)]
     Usage(usage::UsageCommand),
+    /// Check the configuration, the database, the operator key, the workers, every server and
+    /// DNS provider, and say what is wrong with its fix; exits 1 when a check fails.
+    Doctor {
+        /// Skip the live health check (it needs a worker: `drover serve` or `drover worker`).
+        #[arg(long)]
+        offline: bool,
+    },
     /// Print a shell's completion script, e.g. `drover completions bash >
     /// /etc/bash_completion.d/drover`.
     Completions {
@@ -820,6 +828,10 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         Command::Dns(command) => dns::run(command, &store, &ctx, &config, out).await,
         Command::Drift(command) => drift(command, &store, &ctx, out).await,
         Command::Usage(command) => usage::run(command, &store, &ctx, out).await,
+        Command::Doctor { offline } => {
+            let findings = doctor::examine(&*store, &ctx, &config, &applied, !offline).await?;
+            doctor::print(&findings, out)
+        }
         Command::Completions { .. } | Command::Man { .. } => {
             unreachable!("answered above, before the database is opened")
         }

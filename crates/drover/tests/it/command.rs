@@ -501,6 +501,49 @@ async fn a_process_without_the_databases_operator_key_refuses_to_seal() {
     succeeded(with_stdin(d, &change, &[], "N3w-passw0rd\n").await);
 }
 
+/// `drover doctor` as an operator meets it: every check passes on a working installation
+/// (the servers checked live by a worker); a secret file gone or a server that refused the
+/// login is a failure with its fix, and the command exits 1.
+#[tokio::test]
+async fn the_doctor_finds_what_is_wrong_and_says_how_to_fix_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let _sim = add_simulated_server(d).await;
+    let _worker = worker(d);
+    let (code, report, stderr) = exits(d, &["doctor"]).await;
+    assert_eq!(code, Some(0), "{report}\n{stderr}");
+    for line in [
+        "ok    operator key: key:",
+        "ok    workers: no job waits untaken",
+        "ok    server vm1 now: answers, healthy",
+        "ok    database: sqlite://drover.db: up to date at schema version",
+    ] {
+        assert!(report.contains(line), "{line}: {report}");
+    }
+    assert!(!report.contains("FAIL"), "{report}");
+
+    std::fs::remove_file(d.join("secrets/vm.password")).unwrap();
+    let (code, report, stderr) = exits(d, &["doctor", "--offline"]).await;
+    assert_eq!(code, Some(1), "{report}");
+    assert!(
+        report.contains("FAIL  server vm1: credentials file:")
+            && report.contains("cannot be read")
+            && report.contains("fix: provide it, or: drover servers update 1 --credentials"),
+        "{report}"
+    );
+    assert!(stderr.contains("1 checks failed"), "{stderr}");
+    let findings: Value =
+        serde_json::from_str(&exits(d, &["--json", "doctor", "--offline"]).await.1).unwrap();
+    let failed: Vec<&Value> = findings
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["level"] == "fail")
+        .collect();
+    assert_eq!(failed.len(), 1, "{findings}");
+    assert_eq!(failed[0]["check"], "server vm1");
+}
+
 /// A change to many services is listed first on request, asked for (or `--yes`), and
 /// followed without filling a log with carriage returns; waiting can stop while the jobs go on.
 #[tokio::test]
