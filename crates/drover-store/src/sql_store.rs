@@ -859,6 +859,60 @@ impl Store for SqlStore {
         .await?)
     }
 
+    async fn reseal_passwords(
+        &self,
+        ctx: &RequestContext,
+        reseal: &(dyn for<'p> Fn(&'p [u8]) -> std::result::Result<Vec<u8>, String> + Send + Sync),
+        from_key_id: &str,
+        to_key_id: &str,
+    ) -> Result<usize> {
+        write_tx!(self, tx, {
+            // Locked on PostgreSQL: two rotations at once would each re-seal from the same key.
+            let recorded: Option<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+                "SELECT key_id FROM seal_key WHERE id = 1{FOR_UPDATE}"
+            )))
+            .fetch_optional(&mut **tx)
+            .await?;
+            if recorded.as_deref() != Some(from_key_id) {
+                return Err(StoreError::Config(format!(
+                    "the database's passwords are sealed with {}, not {from_key_id}: nothing was \
+                     changed",
+                    recorded.as_deref().unwrap_or("a key it has not recorded")
+                )));
+            }
+            let sealed: Vec<(i64, Vec<u8>)> = sqlx::query_as(
+                "SELECT id, sealed_password FROM accounts WHERE sealed_password IS NOT NULL \
+                 ORDER BY id",
+            )
+            .fetch_all(&mut **tx)
+            .await?;
+            for (id, password) in &sealed {
+                let again = reseal(password).map_err(|e| {
+                    StoreError::Corrupt(format!("account {id}'s sealed password: {e}"))
+                })?;
+                sqlx::query("UPDATE accounts SET sealed_password = $1 WHERE id = $2")
+                    .bind(again)
+                    .bind(id)
+                    .execute(&mut **tx)
+                    .await?;
+            }
+            sqlx::query("UPDATE seal_key SET key_id = $1, recorded_at = $2 WHERE id = 1")
+                .bind(to_key_id)
+                .bind(sql_now())
+                .execute(&mut **tx)
+                .await?;
+            append_audit(
+                tx,
+                ctx,
+                "key.rotate",
+                "operator_key".into(),
+                json!({ "from": from_key_id, "to": to_key_id, "passwords": sealed.len() }),
+            )
+            .await?;
+            Ok(sealed.len())
+        })
+    }
+
     async fn revoke_token(&self, ctx: &RequestContext, id: TokenId) -> Result<ApiToken> {
         write_tx!(self, tx, {
             // Locked on PostgreSQL so that two revocations cannot each leave the other's token

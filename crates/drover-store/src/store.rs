@@ -78,6 +78,16 @@ pub trait Store:
     async fn record_seal_key_id(&self, key_id: &str) -> Result<String>;
     /// One sealed account password, if any account has one (to try a key on).
     async fn any_sealed_password(&self) -> Result<Option<Vec<u8>>>;
+    /// Replaces every sealed password by what `reseal` makes of it and records `to_key_id`, in
+    /// one transaction, audited; refused unless `from_key_id` is the key recorded. Returns how
+    /// many passwords were sealed again.
+    async fn reseal_passwords(
+        &self,
+        ctx: &RequestContext,
+        reseal: &(dyn for<'p> Fn(&'p [u8]) -> std::result::Result<Vec<u8>, String> + Send + Sync),
+        from_key_id: &str,
+        to_key_id: &str,
+    ) -> Result<usize>;
 
     /// Claims an idempotency key for a request, or says how to answer a repeat of it.
     async fn start_idempotent(

@@ -117,6 +117,9 @@ pub enum Command {
     /// What each account uses (disk, bandwidth, mailboxes, databases), as billing reads it.
     #[command(subcommand)]
     Usage(usage::UsageCommand),
+    /// The operator key that seals account passwords.
+    #[command(subcommand)]
+    Key(KeyCommand),
     /// Check the configuration, the database, the operator key, the workers, every server and
     /// DNS provider, and say what is wrong with its fix; exits 1 when a check fails.
     Doctor {
@@ -183,6 +186,20 @@ pub enum DriftCommand {
         confirm: String,
         #[command(flatten)]
         wait: WaitFlag,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KeyCommand {
+    /// This process's key id and the one the database records.
+    Show,
+    /// Seal every account password again with a new key, in one transaction, and record it;
+    /// then restart every drover process with the new key (one still on the old key refuses
+    /// to start, and cannot open the passwords).
+    Rotate {
+        /// The new key's file, created (readable by its owner alone) when it does not exist.
+        #[arg(long)]
+        new_key_file: PathBuf,
     },
 }
 
@@ -828,6 +845,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         Command::Dns(command) => dns::run(command, &store, &ctx, &config, out).await,
         Command::Drift(command) => drift(command, &store, &ctx, out).await,
         Command::Usage(command) => usage::run(command, &store, &ctx, out).await,
+        Command::Key(command) => key(command, &*store, &ctx, &config, out).await,
         Command::Doctor { offline } => {
             let findings = doctor::examine(&*store, &ctx, &config, &applied, !offline).await?;
             doctor::print(&findings, out)
@@ -843,6 +861,49 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             }
             let paused = store.provisioning_paused().await?;
             out.one(&json!({ "paused": paused }))
+        }
+    }
+}
+
+async fn key(
+    command: KeyCommand,
+    store: &dyn Store,
+    ctx: &RequestContext,
+    config: &Config,
+    out: Output,
+) -> anyhow::Result<()> {
+    use crate::engine::seal::{Sealer, operator_key};
+    match command {
+        KeyCommand::Show => {
+            let recorded = store.seal_key_id().await?;
+            let key = operator_key(store, &config.seal_key).await?;
+            out.one(&json!({ "key_id": key.id(), "recorded": recorded }))
+        }
+        KeyCommand::Rotate { new_key_file } => {
+            let old = operator_key(store, &config.seal_key).await?;
+            let new = Sealer::from_file(&new_key_file)?;
+            if new.id() == old.id() {
+                bail!(
+                    "{} holds the key in use ({}): name a new file",
+                    new_key_file.display(),
+                    old.id()
+                );
+            }
+            let reseal = |sealed: &[u8]| {
+                old.open(sealed)
+                    .map(|password| new.seal(&password))
+                    .map_err(|e| e.to_string())
+            };
+            let count = store
+                .reseal_passwords(ctx, &reseal, old.id(), new.id())
+                .await?;
+            eprintln!(
+                "{count} passwords are sealed with {} now: restart every drover process with \
+                 DROVER_SEAL_KEY_FILE={}, and keep a copy of the key with the database's backups",
+                new.id(),
+                new_key_file.display()
+            );
+            out.one(&json!({ "passwords": count, "from": old.id(), "key_id": new.id() }))
         }
     }
 }

@@ -89,7 +89,7 @@ drover_testkit::on_both_databases!(
     an_illegal_move_changes_nothing,
     retrying_a_job_while_another_waits_for_its_account_names_the_waiting_one,
     tokens_authenticate_until_revoked,
-    the_first_operator_key_recorded_stays,
+    the_first_operator_key_recorded_stays_until_rotated,
     idempotency_keys_replay_the_first_answer,
     the_audit_chain_detects_edits_and_removals,
     concurrent_changes_keep_the_audit_chain_intact,
@@ -563,7 +563,7 @@ async fn an_illegal_move_changes_nothing(h: Harness) {
     ));
 }
 
-async fn the_first_operator_key_recorded_stays(h: Harness) {
+async fn the_first_operator_key_recorded_stays_until_rotated(h: Harness) {
     let store = &*h.store;
     assert_eq!(store.seal_key_id().await.unwrap(), None);
     assert_eq!(store.any_sealed_password().await.unwrap(), None);
@@ -579,6 +579,44 @@ async fn the_first_operator_key_recorded_stays(h: Harness) {
     assert_eq!(
         store.seal_key_id().await.unwrap().as_deref(),
         Some("key:aaaa")
+    );
+
+    let account = service(store, "sealed.ro").await.account_id;
+    store
+        .change_password(&ctx(), account, b"old:pw")
+        .await
+        .unwrap();
+    let reseal = |sealed: &[u8]| match sealed.strip_prefix(b"old:") {
+        Some(password) => Ok([b"new:".as_slice(), password].concat()),
+        None => Err("not sealed with the old key".to_owned()),
+    };
+    let refused = store
+        .reseal_passwords(&ctx(), &reseal, "key:bbbb", "key:cccc")
+        .await;
+    assert!(refused.is_err(), "only from the recorded key");
+    let audited = audit_count(store).await;
+    let count = store
+        .reseal_passwords(&ctx(), &reseal, "key:aaaa", "key:cccc")
+        .await
+        .unwrap();
+    assert_eq!(count, 1);
+    assert_eq!(
+        store.any_sealed_password().await.unwrap().as_deref(),
+        Some(&b"new:pw"[..])
+    );
+    assert_eq!(
+        store.seal_key_id().await.unwrap().as_deref(),
+        Some("key:cccc")
+    );
+    assert_eq!(audit_count(store).await, audited + 1);
+    // A password that does not open stops the whole rotation.
+    let failed = store
+        .reseal_passwords(&ctx(), &reseal, "key:cccc", "key:dddd")
+        .await;
+    assert!(failed.is_err());
+    assert_eq!(
+        store.seal_key_id().await.unwrap().as_deref(),
+        Some("key:cccc")
     );
 }
 

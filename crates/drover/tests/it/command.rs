@@ -392,6 +392,11 @@ async fn the_command_line_describes_itself_and_its_database() {
     );
 }
 
+/// `drover` run with these settings.
+async fn run_with(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> (bool, String, String) {
+    with_stdin(dir, args, env, "").await
+}
+
 /// `drover` with `input` on its stdin and these settings.
 pub(crate) async fn with_stdin(
     dir: &Path,
@@ -448,9 +453,9 @@ async fn sell(d: &Path, domains: &[&str]) {
 
 /// The database records which operator key seals its passwords: a command run where the key
 /// file is not, or with another key, refuses and names the keys, instead of sealing with a
-/// new key what no other process could open.
+/// new key what no other process could open. A rotation seals every password again.
 #[tokio::test]
-async fn a_process_without_the_databases_operator_key_refuses_to_seal() {
+async fn the_databases_operator_key_is_checked_and_can_be_rotated() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     sell(d, &["keys.ro"]).await;
@@ -499,6 +504,34 @@ async fn a_process_without_the_databases_operator_key_refuses_to_seal() {
     let env = [("DROVER_SEAL_KEY", key.trim())];
     succeeded(with_stdin(elsewhere.path(), &args, &env, "An0ther-passw0rd\n").await);
     succeeded(with_stdin(d, &change, &[], "N3w-passw0rd\n").await);
+
+    // Rotation seals every password again with a new key; the old key is refused after it.
+    let (ok, rotated, stderr) = run(d, &["key", "rotate", "--new-key-file", "new.key"]).await;
+    assert!(ok, "{stderr}");
+    let rotated: Value = serde_json::from_str(&rotated).unwrap();
+    assert_eq!(rotated["passwords"], 1, "{rotated}");
+    assert!(stderr.contains("restart every drover process with DROVER_SEAL_KEY_FILE=new.key"));
+    let (ok, _, stderr) = with_stdin(d, &change, &[], "N3w-passw0rd\n").await;
+    assert!(!ok && stderr.contains("is not the key this database's passwords are sealed with"));
+    let new_key = [("DROVER_SEAL_KEY_FILE", "new.key")];
+    let shown: Value =
+        serde_json::from_str(&succeeded(run_with(d, &["key", "show"], &new_key).await)).unwrap();
+    assert_eq!(shown["key_id"], rotated["key_id"]);
+    assert_eq!(shown["recorded"], rotated["key_id"]);
+    // Every password opens with the new key: rotating again from it succeeds.
+    let (ok, _, stderr) = run_with(
+        d,
+        &["key", "rotate", "--new-key-file", "newer.key"],
+        &new_key,
+    )
+    .await;
+    assert!(ok, "{stderr}");
+    let (ok, _, stderr) =
+        run_with(d, &["key", "rotate", "--new-key-file", "new.key"], &new_key).await;
+    assert!(
+        !ok && stderr.contains("not the key this database's passwords are sealed with"),
+        "{stderr}"
+    );
 }
 
 /// `drover doctor` as an operator meets it: every check passes on a working installation
