@@ -232,7 +232,7 @@ pub(super) async fn apply(
         Action::Create => {
             // The password is kept sealed before the domain exists, so a rebuild can recreate it.
             let password = match &target.sealed_password {
-                Some(sealed) => engine.sealer.open(sealed).map_err(|e| {
+                Some(sealed) => engine.open_sealed(sealed).await.map_err(|e| {
                     VirtualminError::new(ErrorKind::Invalid, format!("account {}: {e}", account.id))
                 })?,
                 None => {

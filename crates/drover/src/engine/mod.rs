@@ -203,6 +203,25 @@ impl Engine {
     }
 }
 
+impl Engine {
+    /// Opens a sealed account password; when it does not open because the key was rotated
+    /// since this process started, says so: the process must restart with the new key.
+    pub async fn open_sealed(&self, sealed: &[u8]) -> Result<secrecy::SecretString, String> {
+        let error = match self.sealer.open(sealed) {
+            Ok(password) => return Ok(password),
+            Err(e) => e,
+        };
+        match self.store.seal_key_id().await {
+            Ok(Some(recorded)) if recorded != self.sealer.id() => Err(format!(
+                "the operator key was rotated to {recorded} while this process runs with {}: \
+                 restart it with the new key",
+                self.sealer.id()
+            )),
+            _ => Err(error.to_string()),
+        }
+    }
+}
+
 /// The servers a drift scan or usage sync covers: the one named, or every healthy or degraded
 /// one (a server in trouble cannot be observed exactly; one in maintenance or draining is the
 /// operator's).

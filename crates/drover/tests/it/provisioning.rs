@@ -471,3 +471,33 @@ async fn a_change_made_while_a_job_runs_is_applied_by_that_job(mut f: Fleetwork)
     assert_eq!(account.observed_state.as_deref(), Some("disabled"));
     f.workers.stop().await.unwrap();
 }
+
+/// A process still running with the key from before a rotation says so when a password does
+/// not open, rather than calling the data altered.
+#[tokio::test]
+async fn a_password_sealed_after_a_rotation_names_the_restart_it_needs() {
+    let fleet = crate::TestFleet::new().await;
+    let engine = fleet.engine(VirtualminSettings::default(), Default::default());
+    let rotated = Sealer::from_hex(&"43".repeat(32)).unwrap();
+    let sealed = rotated.seal(&secrecy::SecretString::from("pw".to_owned()));
+    let altered = engine.open_sealed(&sealed).await.unwrap_err();
+    assert!(
+        altered.contains("does not open with this operator key"),
+        "{altered}"
+    );
+    fleet.store.record_seal_key_id(rotated.id()).await.unwrap();
+    let message = engine.open_sealed(&sealed).await.unwrap_err();
+    assert_eq!(
+        message,
+        format!(
+            "the operator key was rotated to {} while this process runs with {}: restart it \
+             with the new key",
+            rotated.id(),
+            engine.sealer.id()
+        )
+    );
+    let own = engine
+        .sealer
+        .seal(&secrecy::SecretString::from("pw".to_owned()));
+    assert!(engine.open_sealed(&own).await.is_ok());
+}

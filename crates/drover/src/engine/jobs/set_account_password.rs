@@ -43,9 +43,9 @@ pub async fn run(
                 Ok(client) => client,
                 Err(e) => return Ok(Round::Refused(e.to_string())),
             };
-            let password = match engine.sealer.open(sealed) {
+            let password = match engine.open_sealed(sealed).await {
                 Ok(password) => password,
-                Err(e) => return Ok(Round::Refused(e.to_string())),
+                Err(e) => return Ok(Round::Refused(e)),
             };
             let change = drover_virtualmin::DomainChange {
                 password: Some(password),
