@@ -166,9 +166,15 @@ fn toml_key(env_name: &str) -> String {
 
 /// `secrets` beside an SQLite database; in the working directory otherwise.
 fn default_secrets_dir(database_url: &str) -> PathBuf {
+    state_dir(database_url).join("secrets")
+}
+
+/// Where drover keeps its files: beside an SQLite database; the working directory otherwise
+/// (a service's state directory).
+fn state_dir(database_url: &str) -> PathBuf {
     sqlite_path(database_url)
-        .and_then(|db| db.parent().map(|dir| dir.join("secrets")))
-        .unwrap_or_else(|| PathBuf::from("secrets"))
+        .and_then(|db| db.parent().map(Path::to_path_buf))
+        .unwrap_or_default()
 }
 
 /// The file of an SQLite `DATABASE_URL`, if that is what it names.
@@ -286,6 +292,12 @@ fn edit_distance(a: &str, b: &str) -> usize {
 }
 
 impl Config {
+    /// The file the first start leaves the first operator token in, readable by its owner
+    /// alone: a service's standard output may be kept in a journal.
+    pub fn first_token_file(&self) -> PathBuf {
+        state_dir(&self.database_url).join("first-operator-token")
+    }
+
     /// Where secrets are read from, and drover's own files that never are.
     pub fn secrets(&self) -> std::sync::Arc<crate::engine::Secrets> {
         let mut own = Vec::new();
@@ -842,6 +854,36 @@ mod tests {
         );
         assert_eq!(edit_distance("kitten", "sitting"), 3);
         assert_eq!(edit_distance("", "abc"), 3);
+    }
+
+    #[test]
+    fn the_packaged_examples_are_settings_drover_takes() {
+        let packaging = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../packaging");
+        let overrides = Overrides {
+            config_file: Some(packaging.join("drover.toml.example")),
+            ..Default::default()
+        };
+        let config = Config::load_from(overrides, BTreeMap::new()).unwrap();
+        assert_eq!(
+            config.virtualmin.timeouts.provisioning,
+            Duration::from_secs(180)
+        );
+        let env: BTreeMap<String, String> =
+            std::fs::read_to_string(packaging.join("drover.env.example"))
+                .unwrap()
+                .lines()
+                .filter(|line| !line.starts_with('#') && !line.trim().is_empty())
+                .map(|line| {
+                    let (name, value) = line.split_once('=').unwrap();
+                    (name.to_owned(), value.to_owned())
+                })
+                .collect();
+        assert_eq!(
+            unknown_settings(&env, "DROVER_SECRET_"),
+            Vec::<String>::new()
+        );
+        let config = Config::load_from(Overrides::default(), env).unwrap();
+        assert_eq!(config.database_url, "postgres://drover@db.internal/drover");
     }
 
     #[test]

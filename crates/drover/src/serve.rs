@@ -26,9 +26,14 @@ pub async fn serve(config: &Config, store: Arc<dyn Store>) -> anyhow::Result<()>
         let (token, secret) = store
             .create_token(&ctx, "first operator", Scope::Operator)
             .await?;
+        let file = config.first_token_file();
+        write_private(&file, secret.expose_secret())
+            .with_context(|| format!("cannot keep the first token in {}", file.display()))?;
         println!(
-            "First start: created operator token {} (shown once, keep it safe):\n{}",
+            "First start: created operator token {} (shown once, and kept in {} for its owner \
+             alone: delete the file once the token is stored safely):\n{}",
             token.id,
+            file.display(),
             secret.expose_secret()
         );
     }
@@ -185,4 +190,17 @@ impl StopSignals {
             _ = self.interrupt.recv() => {}
         }
     }
+}
+
+/// Writes `text` to a new file readable by its owner alone.
+fn write_private(path: &std::path::Path, text: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)?;
+    file.write_all(format!("{text}\n").as_bytes())
 }

@@ -172,6 +172,12 @@ async fn first_start_needs_no_configuration_and_prints_a_token_once() {
     );
     let token = served.printed[1].clone();
     assert!(token.starts_with("drv_"));
+    // Kept for its owner alone too: a service's output may go to a journal.
+    let kept = dir.path().join("first-operator-token");
+    assert_eq!(std::fs::read_to_string(&kept).unwrap().trim(), token);
+    let mode =
+        std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&kept).unwrap().permissions());
+    assert_eq!(mode & 0o777, 0o600);
 
     let http = http_client();
     let api = format!("{}/api/v1", served.base);
@@ -575,6 +581,51 @@ async fn the_doctor_finds_what_is_wrong_and_says_how_to_fix_it() {
         .collect();
     assert_eq!(failed.len(), 1, "{findings}");
     assert_eq!(failed[0]["check"], "server vm1");
+}
+
+/// The packaged systemd units pass `systemd-analyze verify` (with the binary the tests built)
+/// and keep the service's exposure low by systemd's own measure.
+#[tokio::test]
+async fn the_packaged_systemd_units_verify() {
+    let Ok(found) = Command::new("systemd-analyze")
+        .arg("--version")
+        .output()
+        .await
+    else {
+        eprintln!(
+            "skipped: systemd-analyze is missing (Debian package systemd; scripts/test installs it)"
+        );
+        return;
+    };
+    assert!(found.status.success());
+    let units = tempfile::tempdir().unwrap();
+    let packaged = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../packaging/systemd");
+    let mut paths = Vec::new();
+    for name in ["drover.service", "drover-worker.service"] {
+        let text = std::fs::read_to_string(packaged.join(name)).unwrap();
+        let path = units.path().join(name);
+        std::fs::write(&path, text.replace("/usr/local/bin/drover", DROVER)).unwrap();
+        paths.push(path);
+    }
+    let verified = Command::new("systemd-analyze")
+        .arg("verify")
+        .args(&paths)
+        .output()
+        .await
+        .unwrap();
+    let said = String::from_utf8_lossy(&verified.stderr);
+    assert!(
+        verified.status.success() && said.trim().is_empty(),
+        "{said}"
+    );
+    let security = Command::new("systemd-analyze")
+        .args(["security", "--offline=true", "--threshold=20"])
+        .arg(&paths[0])
+        .output()
+        .await
+        .unwrap();
+    let report = String::from_utf8_lossy(&security.stdout);
+    assert!(security.status.success(), "{report}");
 }
 
 /// A change to many services is listed first on request, asked for (or `--yes`), and
