@@ -59,6 +59,6 @@ pub(crate) fn record_request(
         ("method", method.as_str().to_owned()),
         ("outcome", outcome),
     ];
-    metrics::counter!("dns_requests_total", &labels).increment(1);
-    metrics::histogram!("dns_request_duration_seconds", &labels).record(took.as_secs_f64());
+    metrics::counter!("drover_dns_requests_total", &labels).increment(1);
+    metrics::histogram!("drover_dns_request_duration_seconds", &labels).record(took.as_secs_f64());
 }

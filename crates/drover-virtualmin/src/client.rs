@@ -360,10 +360,10 @@ impl VirtualminClient {
             ("program", call.program().to_owned()),
             ("outcome", outcome_label(result).to_owned()),
         ];
-        metrics::counter!("virtualmin_requests_total", &labels).increment(1);
-        metrics::histogram!("virtualmin_request_duration_seconds", &labels)
+        metrics::counter!("drover_virtualmin_requests_total", &labels).increment(1);
+        metrics::histogram!("drover_virtualmin_request_duration_seconds", &labels)
             .record(elapsed.as_secs_f64());
-        metrics::gauge!("virtualmin_circuit_state", "server" => self.endpoint.name.clone())
+        metrics::gauge!("drover_virtualmin_circuit_state", "server" => self.endpoint.name.clone())
             .set(self.breaker.state().as_gauge());
     }
 }

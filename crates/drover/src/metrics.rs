@@ -8,18 +8,98 @@ use axum::Router;
 use axum::routing::get;
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 
+/// Bucket bounds of every duration, in seconds: from a quick API answer to a slow
+/// `create-domain`.
+const BUCKETS: &[f64] = &[
+    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 180.0,
+];
+
 /// Installs the process's metrics recorder (once) and returns the handle that renders it.
 pub fn install() -> Result<PrometheusHandle, String> {
     static HANDLE: OnceLock<Result<PrometheusHandle, String>> = OnceLock::new();
     HANDLE
         .get_or_init(|| {
-            let recorder = PrometheusBuilder::new().build_recorder();
+            let recorder = PrometheusBuilder::new()
+                .set_buckets(BUCKETS)
+                .map_err(|e| format!("metrics buckets: {e}"))?
+                .build_recorder();
             let handle = recorder.handle();
             metrics::set_global_recorder(recorder)
-                .map(|()| handle)
-                .map_err(|e| format!("cannot install the metrics recorder: {e}"))
+                .map_err(|e| format!("cannot install the metrics recorder: {e}"))?;
+            describe();
+            Ok(handle)
         })
         .clone()
+}
+
+/// What each metric means, shown as its HELP line.
+fn describe() {
+    use metrics::{Unit, describe_counter, describe_gauge, describe_histogram};
+    describe_counter!(
+        "drover_http_requests_total",
+        "API requests answered, by method and status"
+    );
+    describe_histogram!(
+        "drover_http_request_duration_seconds",
+        Unit::Seconds,
+        "Time to answer an API request, by method"
+    );
+    describe_counter!(
+        "drover_jobs_total",
+        "Jobs worked by this process, by kind and outcome (completed, snoozed, failed, …)"
+    );
+    describe_counter!(
+        "drover_virtualmin_requests_total",
+        "Calls to Virtualmin servers, by server, program and outcome"
+    );
+    describe_histogram!(
+        "drover_virtualmin_request_duration_seconds",
+        Unit::Seconds,
+        "Time a Virtualmin server took to answer, by server and program"
+    );
+    describe_gauge!(
+        "drover_virtualmin_circuit_state",
+        "Each server's circuit breaker: 0 closed, 1 half open, 2 open"
+    );
+    describe_counter!(
+        "drover_dns_requests_total",
+        "Calls to DNS providers, by provider, method and outcome"
+    );
+    describe_histogram!(
+        "drover_dns_request_duration_seconds",
+        Unit::Seconds,
+        "Time a DNS provider took to answer, by provider"
+    );
+    describe_counter!(
+        "drover_dns_zone_writes_total",
+        "Zone changes sent to DNS providers, by provider and result"
+    );
+    describe_gauge!(
+        "drover_server_state",
+        "1 for each server's current state (healthy, degraded, unavailable, …)"
+    );
+    describe_gauge!(
+        "drover_server_check_latency_seconds",
+        Unit::Seconds,
+        "How long each server's last health check took"
+    );
+    describe_gauge!(
+        "drover_accounts_failed",
+        "Accounts whose last converge job gave up"
+    );
+    describe_gauge!(
+        "drover_drift_findings",
+        "Differences between servers and drover's records, by server and kind"
+    );
+    describe_gauge!(
+        "drover_usage_synced_accounts",
+        "Accounts whose usage the last sync recorded, by server"
+    );
+    describe_gauge!(
+        "drover_failover_recovery_seconds",
+        Unit::Seconds,
+        "How long the last failover of a server took to move its accounts"
+    );
 }
 
 pub fn routes(handle: PrometheusHandle) -> Router {

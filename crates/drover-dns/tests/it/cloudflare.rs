@@ -337,7 +337,7 @@ async fn every_request_is_counted_by_provider_method_and_outcome() {
         .snapshot()
         .into_vec()
         .into_iter()
-        .filter(|(key, ..)| key.key().name() == "dns_requests_total")
+        .filter(|(key, ..)| key.key().name() == "drover_dns_requests_total")
         .filter_map(|(key, _, _, value)| match value {
             DebugValue::Counter(n) => {
                 let labels: Vec<String> = key

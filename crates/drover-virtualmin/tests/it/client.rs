@@ -559,13 +559,15 @@ async fn every_call_is_counted_by_server_program_and_outcome() {
             continue;
         }
         match (key.key().name(), value) {
-            ("virtualmin_requests_total", DebugValue::Counter(n)) => {
+            ("drover_virtualmin_requests_total", DebugValue::Counter(n)) => {
                 counted.insert((labels["program"].clone(), labels["outcome"].clone()), n);
             }
-            ("virtualmin_request_duration_seconds", DebugValue::Histogram(v)) => {
+            ("drover_virtualmin_request_duration_seconds", DebugValue::Histogram(v)) => {
                 durations += v.len()
             }
-            ("virtualmin_circuit_state", DebugValue::Gauge(g)) => circuit = Some(g.into_inner()),
+            ("drover_virtualmin_circuit_state", DebugValue::Gauge(g)) => {
+                circuit = Some(g.into_inner())
+            }
             _ => {}
         }
     }

@@ -60,10 +60,13 @@ pub async fn correlate(mut request: Request, next: Next) -> Response {
         let started = std::time::Instant::now();
         let mut response = next.run(request).await;
         let status = response.status().as_u16();
-        let duration_ms = started.elapsed().as_secs_f64() * 1000.0;
+        let elapsed = started.elapsed().as_secs_f64();
+        let duration_ms = elapsed * 1000.0;
         tracing::info!(status, duration_ms, "answered");
+        metrics::histogram!("drover_http_request_duration_seconds", "method" => method.clone())
+            .record(elapsed);
         // By method and status only: paths carry ids, which would make a series per account.
-        metrics::counter!("http_requests_total", "method" => method, "status" => status.to_string())
+        metrics::counter!("drover_http_requests_total", "method" => method, "status" => status.to_string())
             .increment(1);
         if let Ok(value) = HeaderValue::from_str(&id) {
             response.headers_mut().insert(CORRELATION_HEADER, value);

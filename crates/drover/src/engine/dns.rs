@@ -923,6 +923,6 @@ impl Dns {
 /// `dns_zone_writes_total`: what happened to each zone on each provider (applied, unchanged,
 /// refused by the safety limits, failed, or deferred to a sync job).
 fn count_zone_write(provider: &str, result: &str) {
-    metrics::counter!("dns_zone_writes_total", "provider" => provider.to_owned(), "result" => result.to_owned())
+    metrics::counter!("drover_dns_zone_writes_total", "provider" => provider.to_owned(), "result" => result.to_owned())
         .increment(1);
 }

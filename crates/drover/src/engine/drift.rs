@@ -79,7 +79,7 @@ pub async fn scan_server(
     let records = engine.store.record_drift(ctx, server.id, &findings).await?;
     for kind in DriftKind::ALL {
         let count = findings.iter().filter(|f| f.kind == kind).count();
-        metrics::gauge!("drift_findings", "server" => server.spec.name.to_string(), "kind" => kind.as_str())
+        metrics::gauge!("drover_drift_findings", "server" => server.spec.name.to_string(), "kind" => kind.as_str())
             .set(count as f64);
     }
     Ok(records)

@@ -104,10 +104,10 @@ pub async fn check_fleet(
             } else {
                 0.0
             };
-            metrics::gauge!("server_state", "server" => server.spec.name.to_string(), "state" => state.as_str())
+            metrics::gauge!("drover_server_state", "server" => server.spec.name.to_string(), "state" => state.as_str())
                 .set(value);
         }
-        metrics::gauge!("server_check_latency_seconds", "server" => server.spec.name.to_string())
+        metrics::gauge!("drover_server_check_latency_seconds", "server" => server.spec.name.to_string())
             .set(probe.latency_ms as f64 / 1000.0);
         if change.moved()
             && change.server.state == ServerState::Unavailable

@@ -79,7 +79,7 @@ pub async fn sync_server(engine: &Engine, server: &Server) -> Result<SyncReport,
         }
     }
     let accounts = engine.store.record_usage(server.id, &figures).await?;
-    metrics::gauge!("usage_synced_accounts", "server" => name.clone()).set(accounts as f64);
+    metrics::gauge!("drover_usage_synced_accounts", "server" => name.clone()).set(accounts as f64);
     Ok(SyncReport {
         server: name,
         accounts,

@@ -202,9 +202,23 @@ async fn first_start_needs_no_configuration_and_prints_a_token_once() {
         .unwrap();
     assert_eq!(metrics.status(), 200);
     let metrics = metrics.text().await.unwrap();
+    // Each metric explained and typed; durations as histograms an alert can take quantiles of.
+    for line in [
+        "drover_http_requests_total{method=\"POST\",status=\"201\"} 1",
+        "# HELP drover_http_requests_total API requests answered, by method and status",
+        "# TYPE drover_http_requests_total counter",
+        "# TYPE drover_http_request_duration_seconds histogram",
+        "drover_http_request_duration_seconds_bucket{method=\"POST\",le=\"0.005\"}",
+        "drover_http_request_duration_seconds_count{method=\"POST\"} 1",
+    ] {
+        assert!(metrics.contains(line), "{line}: {metrics}");
+    }
     assert!(
-        metrics.contains("http_requests_total{method=\"POST\",status=\"201\"} 1"),
-        "{metrics}"
+        metrics
+            .lines()
+            .filter(|l| !l.starts_with('#') && !l.is_empty())
+            .all(|l| l.starts_with("drover_")),
+        "every metric is drover's: {metrics}"
     );
     drop(served);
 

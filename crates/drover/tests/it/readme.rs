@@ -171,13 +171,31 @@ async fn the_tour_with_the_simulator_runs_as_written() {
         .replace("--port 10443", &format!("--port {}", sim.addr().port()));
     let dir = tempfile::tempdir().unwrap();
     // "with drover serve running": started before the commands, on the same database.
-    let _served = serve_with(dir.path(), &[]).await;
+    let served = serve_with(dir.path(), &[]).await;
     let (ok, stdout, stderr) = bash(dir.path(), &format!("set -e\n{rest}")).await;
     assert!(ok, "stdout: {stdout}\nstderr: {stderr}");
     until(
         "the account is created on the simulator",
         Duration::from_secs(30),
         async || sim.with_state(|s| s.domains.contains_key("xn--tiri-pxb.ro")),
+    )
+    .await;
+    // The job that did it is counted by kind and outcome.
+    let metrics_url = format!("{}/metrics", served.base);
+    until(
+        "the converge job is counted",
+        Duration::from_secs(10),
+        async || {
+            let metrics = crate::command::http_client()
+                .get(&metrics_url)
+                .send()
+                .await
+                .unwrap()
+                .text()
+                .await
+                .unwrap();
+            metrics.contains("drover_jobs_total{kind=\"converge_account\",outcome=\"completed\"} 1")
+        },
     )
     .await;
 }

@@ -45,7 +45,7 @@ async fn record_recovery(
     let seconds = jiff::Timestamp::now()
         .duration_since(lost.updated_at)
         .as_secs_f64();
-    metrics::gauge!("failover_recovery_seconds", "server" => lost.spec.name.to_string())
+    metrics::gauge!("drover_failover_recovery_seconds", "server" => lost.spec.name.to_string())
         .set(seconds);
     tracing::warn!(server = %lost.spec.name, seconds, "failover complete");
     engine

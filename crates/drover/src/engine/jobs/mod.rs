@@ -67,10 +67,21 @@ where
             // The process stops past its grace period: the job hands its work back, to run
             // again (a job holding an account's lease takes it again, being the same job).
             // River's own cancellation (a job over its time) is left to the job's timeouts.
-            tokio::select! {
+            let result = tokio::select! {
                 result = work => result.map_err(Into::into),
                 () = hand_back.cancelled() => Err(BoxError::from(WorkCancelled)),
-            }
+            };
+            let outcome = match &result {
+                Ok(WorkOutcome::Complete) => "completed",
+                Ok(WorkOutcome::Snooze(_)) => "snoozed",
+                Ok(WorkOutcome::Discard) => "discarded",
+                Ok(WorkOutcome::Cancel) => "cancelled",
+                Ok(_) => "other",
+                Err(_) => "failed",
+            };
+            metrics::counter!("drover_jobs_total", "kind" => A::KIND, "outcome" => outcome)
+                .increment(1);
+            result
         }
     })?;
     Ok(())

@@ -28,7 +28,7 @@ pub async fn run(
         })
         .await?
         .len();
-    metrics::gauge!("accounts_failed").set(failed as f64);
+    metrics::gauge!("drover_accounts_failed").set(failed as f64);
     let jobs = engine.store.retry_failed_accounts(&ctx).await?;
     let _ = context.record_output(json!({ "failed": failed, "converge_jobs": jobs }));
     Ok(WorkOutcome::Complete)
