@@ -827,6 +827,15 @@ impl Store for SqlStore {
         .collect()
     }
 
+    async fn job_counts(&self) -> Result<Vec<(String, String, i64)>> {
+        Ok(sqlx::query_as(
+            "SELECT queue, CAST(state AS TEXT), COUNT(*) FROM river_job GROUP BY queue, state \
+             ORDER BY queue, state",
+        )
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
     async fn seal_key_id(&self) -> Result<Option<String>> {
         Ok(
             sqlx::query_scalar("SELECT key_id FROM seal_key WHERE id = 1")
@@ -880,10 +889,11 @@ impl Store for SqlStore {
                     recorded.as_deref().unwrap_or("a key it has not recorded")
                 )));
             }
-            let sealed: Vec<(i64, Vec<u8>)> = sqlx::query_as(
+            // Locked: a password changed meanwhile must not be overwritten by its old value.
+            let sealed: Vec<(i64, Vec<u8>)> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
                 "SELECT id, sealed_password FROM accounts WHERE sealed_password IS NOT NULL \
-                 ORDER BY id",
-            )
+                 ORDER BY id{FOR_UPDATE}"
+            )))
             .fetch_all(&mut **tx)
             .await?;
             for (id, password) in &sealed {

@@ -47,9 +47,23 @@ pub async fn preview(
     action: &BulkAction,
     services: &[ServiceId],
 ) -> Result<Vec<BulkPreview>, drover_store::StoreError> {
+    if let BulkAction::ChangePlan { plan } = action {
+        store.plan(*plan).await?;
+    }
     let mut previews = Vec::with_capacity(services.len());
     for &id in services {
-        let service = store.service(id).await?;
+        let service = match store.service(id).await {
+            Ok(service) => service,
+            Err(e) => {
+                previews.push(BulkPreview {
+                    service: id,
+                    domain: String::new(),
+                    change: None,
+                    refused: Some(e.to_string()),
+                });
+                continue;
+            }
+        };
         let status = service.status;
         let change = match action {
             BulkAction::Suspend { .. } => status.apply(Transition::Suspend),
@@ -62,7 +76,7 @@ pub async fn preview(
                 Err("a terminated service keeps its plan".to_owned())
             }
             BulkAction::ChangePlan { plan } if service.plan_id == *plan => {
-                Err(format!("already on plan {plan}"))
+                Ok(format!("stays on plan {plan} (converged again)"))
             }
             BulkAction::ChangePlan { plan } => Ok(format!("plan {} → {plan}", service.plan_id)),
             _ => Ok(format!("{} → {}", status.as_str(), to.as_str())),

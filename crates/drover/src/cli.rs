@@ -77,8 +77,12 @@ pub enum Command {
         #[arg(long, env = "DROVER_LISTEN")]
         listen: Option<String>,
     },
-    /// Work jobs (as `serve` does too), without serving HTTP: add these to scale out.
-    Worker,
+    /// Work jobs (as `serve` does too), without serving the API: add these to scale out.
+    Worker {
+        /// Serve `/metrics` (and nothing else) on this address and port.
+        #[arg(long, env = "DROVER_METRICS_LISTEN")]
+        metrics_listen: Option<std::net::SocketAddr>,
+    },
     /// Create or upgrade the database schema, then exit.
     Migrate,
     /// API tokens.
@@ -193,9 +197,9 @@ pub enum DriftCommand {
 pub enum KeyCommand {
     /// This process's key id and the one the database records.
     Show,
-    /// Seal every account password again with a new key, in one transaction, and record it;
-    /// then restart every drover process with the new key (one still on the old key refuses
-    /// to start, and cannot open the passwords).
+    /// Seal every account password again with a new key, in one transaction, and record it.
+    /// Stop every drover process first (one still running would seal new passwords with the
+    /// old key), then start them with the new key (one on the old key refuses to start).
     Rotate {
         /// The new key's file, created (readable by its owner alone) when it does not exist.
         #[arg(long)]
@@ -216,7 +220,7 @@ pub enum ProvisioningCommand {
 impl Command {
     /// Whether this command runs until stopped (and so logs at info by default).
     pub fn is_service(&self) -> bool {
-        matches!(self, Self::Serve { .. } | Self::Worker)
+        matches!(self, Self::Serve { .. } | Self::Worker { .. })
     }
 }
 
@@ -829,7 +833,9 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let ctx = cli_context();
     match args.command {
         Command::Serve { .. } => crate::serve::serve(&config, store).await,
-        Command::Worker => crate::serve::work(&config, store).await,
+        Command::Worker { metrics_listen } => {
+            crate::serve::work(&config, store, metrics_listen).await
+        }
         Command::Migrate => {
             println!("database {database}: {applied}");
             Ok(())
@@ -872,12 +878,12 @@ async fn key(
     config: &Config,
     out: Output,
 ) -> anyhow::Result<()> {
-    use crate::engine::seal::{Sealer, operator_key};
+    use crate::engine::seal::{Sealer, look_at_operator_key, operator_key};
     match command {
         KeyCommand::Show => {
             let recorded = store.seal_key_id().await?;
-            let key = operator_key(store, &config.seal_key).await?;
-            out.one(&json!({ "key_id": key.id(), "recorded": recorded }))
+            let key = look_at_operator_key(store, &config.seal_key).await?;
+            out.one(&json!({ "key_id": key.as_ref().map(Sealer::id), "recorded": recorded }))
         }
         KeyCommand::Rotate { new_key_file } => {
             let old = operator_key(store, &config.seal_key).await?;
@@ -897,9 +903,14 @@ async fn key(
             let count = store
                 .reseal_passwords(ctx, &reseal, old.id(), new.id())
                 .await?;
+            let unset = match config.seal_key {
+                crate::config::SealKey::Hex(_) => " (and without DROVER_SEAL_KEY)",
+                crate::config::SealKey::File(_) => "",
+            };
             eprintln!(
-                "{count} passwords are sealed with {} now: restart every drover process with \
-                 DROVER_SEAL_KEY_FILE={}, and keep a copy of the key with the database's backups",
+                "{count} passwords are sealed with {} now: start every drover process with \
+                 DROVER_SEAL_KEY_FILE={}{unset}, and keep a copy of the key apart from the \
+                 database's backups",
                 new.id(),
                 new_key_file.display()
             );
@@ -1429,13 +1440,15 @@ async fn services(
             if terminal {
                 eprintln!();
             }
+            out.one(&summary)?;
+            // As for one job: waiting that stopped short is not a success.
             if !summary.unfinished.is_empty() {
-                eprintln!(
+                bail!(
                     "stopped waiting after --wait-timeout: {} jobs go on (drover jobs list)",
                     summary.unfinished.len()
                 );
             }
-            out.one(&summary)
+            Ok(())
         }
         ServiceCommand::ChangePlan { id, plan } => {
             out.one(&store.change_plan(ctx, id, plan).await?)

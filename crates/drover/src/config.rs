@@ -250,7 +250,11 @@ const SETTINGS: &[&str] = &[
 ];
 
 /// Read by the command line itself rather than by [`Config`].
-const COMMAND_LINE_SETTINGS: &[&str] = &["DROVER_CONFIG", "DROVER_LOG_FORMAT"];
+const COMMAND_LINE_SETTINGS: &[&str] = &[
+    "DROVER_CONFIG",
+    "DROVER_LOG_FORMAT",
+    "DROVER_METRICS_LISTEN",
+];
 
 /// Variables named like drover's settings that are none, each with the setting it may have
 /// meant: a misspelt one would otherwise be ignored without a word. Secrets (named with the

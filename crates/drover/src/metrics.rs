@@ -2,10 +2,12 @@
 //! Prometheus' text format. Unauthenticated, like the health probes: serve it on an address
 //! only the monitoring can reach.
 
-use std::sync::OnceLock;
+use std::collections::BTreeSet;
+use std::sync::{Arc, Mutex, OnceLock};
 
 use axum::Router;
 use axum::routing::get;
+use drover_store::Store;
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 
 /// Bucket bounds of every duration, in seconds: from a quick API answer to a slow
@@ -47,6 +49,10 @@ fn describe() {
     describe_counter!(
         "drover_jobs_total",
         "Jobs worked by this process, by kind and outcome (completed, snoozed, failed, …)"
+    );
+    describe_gauge!(
+        "drover_queue_jobs",
+        "Jobs in the database, by queue and state, when /metrics was read"
     );
     describe_counter!(
         "drover_virtualmin_requests_total",
@@ -102,12 +108,14 @@ fn describe() {
     );
 }
 
-pub fn routes(handle: PrometheusHandle) -> Router {
+pub fn routes(handle: PrometheusHandle, store: Arc<dyn Store>) -> Router {
+    let seen = Arc::new(Mutex::new(BTreeSet::new()));
     Router::new().route(
         "/metrics",
         get(move || {
-            let handle = handle.clone();
+            let (handle, store, seen) = (handle.clone(), Arc::clone(&store), Arc::clone(&seen));
             async move {
+                count_jobs(&*store, &seen).await;
                 (
                     [("content-type", "text/plain; version=0.0.4")],
                     handle.render(),
@@ -115,4 +123,31 @@ pub fn routes(handle: PrometheusHandle) -> Router {
             }
         }),
     )
+}
+
+/// The queue as it stands when read: a series seen before and gone now reads 0, not its
+/// last count.
+async fn count_jobs(store: &dyn Store, seen: &Mutex<BTreeSet<(String, String)>>) {
+    let counts = match store.job_counts().await {
+        Ok(counts) => counts,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot count the jobs for /metrics");
+            return;
+        }
+    };
+    let mut seen = seen
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let now: BTreeSet<(String, String)> = counts
+        .iter()
+        .map(|(q, s, _)| (q.clone(), s.clone()))
+        .collect();
+    for (queue, state) in seen.difference(&now) {
+        metrics::gauge!("drover_queue_jobs", "queue" => queue.clone(), "state" => state.clone())
+            .set(0.0);
+    }
+    for (queue, state, count) in counts {
+        metrics::gauge!("drover_queue_jobs", "queue" => queue, "state" => state).set(count as f64);
+    }
+    seen.extend(now);
 }

@@ -27,13 +27,21 @@ pub async fn serve(config: &Config, store: Arc<dyn Store>) -> anyhow::Result<()>
             .create_token(&ctx, "first operator", Scope::Operator)
             .await?;
         let file = config.first_token_file();
-        write_private(&file, secret.expose_secret())
-            .with_context(|| format!("cannot keep the first token in {}", file.display()))?;
+        let kept = match write_private(&file, secret.expose_secret()) {
+            Ok(()) => format!(
+                "and kept in {} for its owner alone: delete the file once the token is stored \
+                 safely",
+                file.display()
+            ),
+            // The token is printed all the same: failing here would lose it for good.
+            Err(e) => {
+                tracing::warn!(file = %file.display(), error = %e, "cannot keep the first token");
+                "keep it safe".to_owned()
+            }
+        };
         println!(
-            "First start: created operator token {} (shown once, and kept in {} for its owner \
-             alone: delete the file once the token is stored safely):\n{}",
+            "First start: created operator token {} (shown once, {kept}):\n{}",
             token.id,
-            file.display(),
             secret.expose_secret()
         );
     }
@@ -73,8 +81,8 @@ pub async fn serve(config: &Config, store: Arc<dyn Store>) -> anyhow::Result<()>
         secret_sources: config.secret_sources.clone(),
         refuse_confusable: config.refuse_confusable,
     };
-    let app =
-        crate::api::router_with(store, sealer, settings).merge(crate::metrics::routes(metrics));
+    let app = crate::api::router_with(Arc::clone(&store), sealer, settings)
+        .merge(crate::metrics::routes(metrics, store));
     let (stopping, stop_requested) = tokio::sync::watch::channel(false);
     let http = tokio::spawn(async move {
         let mut stop_requested = stop_requested;
@@ -109,9 +117,26 @@ pub async fn serve(config: &Config, store: Arc<dyn Store>) -> anyhow::Result<()>
     Ok(())
 }
 
-/// `drover worker`: works jobs, serves nothing, until a stop signal.
-pub async fn work(config: &Config, store: Arc<dyn Store>) -> anyhow::Result<()> {
+/// `drover worker`: works jobs until a stop signal, serving only `/metrics` when asked.
+pub async fn work(
+    config: &Config,
+    store: Arc<dyn Store>,
+    metrics_listen: Option<std::net::SocketAddr>,
+) -> anyhow::Result<()> {
     let mut signals = StopSignals::new()?;
+    if let Some(address) = metrics_listen {
+        let metrics = crate::metrics::install().map_err(anyhow::Error::msg)?;
+        let listener = tokio::net::TcpListener::bind(address)
+            .await
+            .with_context(|| format!("cannot listen on {address} (--metrics-listen)"))?;
+        let app = crate::metrics::routes(metrics, Arc::clone(&store));
+        println!(
+            "drover worker serves /metrics on http://{}",
+            listener.local_addr()?
+        );
+        // It ends with the process: metrics have nothing to finish.
+        tokio::spawn(async move { axum::serve(listener, app).await });
+    }
     let engine = Engine::from_config(store, config).await?;
     let hand_back = crate::engine::HandBack::new();
     let mut workers =
@@ -192,14 +217,18 @@ impl StopSignals {
     }
 }
 
-/// Writes `text` to a new file readable by its owner alone.
+/// Writes `text` to a new file readable by its owner alone; one left from before (or a link
+/// planted there) is removed first, never written through.
 fn write_private(path: &std::path::Path, text: &str) -> std::io::Result<()> {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
+    match std::fs::remove_file(path) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
+        _ => {}
+    }
     let mut file = std::fs::OpenOptions::new()
         .write(true)
-        .create(true)
-        .truncate(true)
+        .create_new(true)
         .mode(0o600)
         .open(path)?;
     file.write_all(format!("{text}\n").as_bytes())

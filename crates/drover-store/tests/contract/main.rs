@@ -90,6 +90,7 @@ drover_testkit::on_both_databases!(
     retrying_a_job_while_another_waits_for_its_account_names_the_waiting_one,
     tokens_authenticate_until_revoked,
     the_first_operator_key_recorded_stays_until_rotated,
+    jobs_are_counted_by_queue_and_state,
     idempotency_keys_replay_the_first_answer,
     the_audit_chain_detects_edits_and_removals,
     concurrent_changes_keep_the_audit_chain_intact,
@@ -617,6 +618,20 @@ async fn the_first_operator_key_recorded_stays_until_rotated(h: Harness) {
     assert_eq!(
         store.seal_key_id().await.unwrap().as_deref(),
         Some("key:cccc")
+    );
+}
+
+async fn jobs_are_counted_by_queue_and_state(h: Harness) {
+    let store = &*h.store;
+    assert_eq!(store.job_counts().await.unwrap(), vec![]);
+    let service = service(store, "counted.ro").await;
+    store
+        .transition_service(&ctx(), service.id, Transition::Activate, None)
+        .await
+        .unwrap();
+    assert_eq!(
+        store.job_counts().await.unwrap(),
+        vec![("converge".to_owned(), "available".to_owned(), 1)]
     );
 }
 

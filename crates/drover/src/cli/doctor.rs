@@ -14,7 +14,7 @@ use serde_json::Value;
 use crate::config::Config;
 
 /// How long a queued job may wait untaken before the doctor says no worker runs.
-const UNTAKEN: Duration = Duration::from_secs(10);
+const UNTAKEN: Duration = Duration::from_secs(30);
 /// How long the health check may take once taken.
 const CHECK_LIMIT: Duration = Duration::from_secs(90);
 /// Jobs waiting longer than this mean no worker works the queue.
@@ -103,8 +103,14 @@ pub async fn examine(
     } else {
         report.add(Level::Ok, "database", format!("{database}: {applied}"));
     }
-    match crate::engine::seal::operator_key(store, &config.seal_key).await {
-        Ok(sealer) => report.add(Level::Ok, "operator key", sealer.id().to_owned()),
+    // Only looked at: the doctor makes no key and records none.
+    match crate::engine::seal::look_at_operator_key(store, &config.seal_key).await {
+        Ok(Some(sealer)) => report.add(Level::Ok, "operator key", sealer.id().to_owned()),
+        Ok(None) => report.add(
+            Level::Ok,
+            "operator key",
+            "none yet: the first process that needs one makes it",
+        ),
         Err(e) => report.fix(
             Level::Fail,
             "operator key",
@@ -122,26 +128,39 @@ pub async fn examine(
 }
 
 async fn waiting_jobs(store: &dyn Store, report: &mut Report) -> anyhow::Result<()> {
+    let in_state = |state| drover_store::JobFilter {
+        states: vec![state],
+        account_id: None,
+        limit: Some(1000),
+    };
     let waiting = store
-        .jobs(drover_store::JobFilter {
-            states: vec![riverqueue::JobState::Available],
-            account_id: None,
-            limit: Some(1000),
-        })
+        .jobs(in_state(riverqueue::JobState::Available))
         .await?;
     let now = jiff::Timestamp::now();
     let stale = waiting
         .iter()
         .filter(|j| now.duration_since(j.scheduled_at).unsigned_abs() > STALE_JOB)
         .count();
-    if stale > 0 {
+    let running = store
+        .jobs(in_state(riverqueue::JobState::Running))
+        .await?
+        .len();
+    let waited = format!(
+        "{stale} jobs have waited more than {} s",
+        STALE_JOB.as_secs()
+    );
+    if stale > 0 && running > 0 {
+        report.fix(
+            Level::Warn,
+            "workers",
+            format!("{waited} while {running} run"),
+            "add workers (drover worker, DROVER_WORKERS) if this lasts",
+        );
+    } else if stale > 0 {
         report.fix(
             Level::Fail,
             "workers",
-            format!(
-                "{stale} jobs have waited more than {} s",
-                STALE_JOB.as_secs()
-            ),
+            format!("{waited} and none runs"),
             "start `drover serve` or `drover worker` on this database",
         );
     } else {

@@ -63,7 +63,8 @@ impl Sealer {
     }
 
     /// Reads the key file, creating it (readable by its owner only) with a new random key the
-    /// first time.
+    /// first time. Two processes starting at once make one key: the new key is written aside
+    /// and linked into place, which fails if another got there first.
     pub fn from_file(path: &Path) -> Result<Self, SealError> {
         let fail = |reason: String| SealError::KeyFile {
             path: path.display().to_string(),
@@ -71,13 +72,22 @@ impl Sealer {
         };
         if !path.exists() {
             let key: [u8; 32] = rand::random();
+            let mut aside = path.as_os_str().to_owned();
+            aside.push(format!(".new-{}", std::process::id()));
+            let aside = std::path::PathBuf::from(aside);
             let mut options = std::fs::OpenOptions::new();
             options.write(true).create_new(true);
-            #[cfg(unix)]
             std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-            let mut file = options.open(path).map_err(|e| fail(e.to_string()))?;
-            std::io::Write::write_all(&mut file, hex::encode(key).as_bytes())
-                .map_err(|e| fail(e.to_string()))?;
+            let written = options.open(&aside).and_then(|mut file| {
+                std::io::Write::write_all(&mut file, hex::encode(key).as_bytes())?;
+                file.sync_all()
+            });
+            let linked = written.and_then(|()| match std::fs::hard_link(&aside, path) {
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+                other => other,
+            });
+            let _ = std::fs::remove_file(&aside);
+            linked.map_err(|e| fail(e.to_string()))?;
         }
         let text = std::fs::read_to_string(path).map_err(|e| fail(e.to_string()))?;
         Self::from_hex(&text)
@@ -128,11 +138,50 @@ fn key_id(key: &[u8; 32]) -> String {
 /// passwords are sealed with: a process pointed at another key, or at a key file that is not
 /// there, refuses at its start instead of sealing what no other process can open. The first
 /// process on a new database (or on one from before keys had ids, whose passwords must open
-/// with it) records its key's id.
+/// with it) makes the key file if needed and records its key's id.
 pub async fn operator_key(
     store: &dyn drover_store::Store,
     key: &crate::config::SealKey,
 ) -> Result<Sealer, SealError> {
+    let Checked {
+        sealer,
+        recorded,
+        source_name,
+    } = check(store, key, true).await?;
+    let sealer = sealer.expect("a key is made when missing");
+    if recorded.is_none() {
+        let recorded = store.record_seal_key_id(&sealer.id).await?;
+        if recorded != sealer.id {
+            return Err(SealError::WrongKey {
+                found: sealer.id.clone(),
+                source_name,
+                recorded,
+            });
+        }
+    }
+    Ok(sealer)
+}
+
+/// As [`operator_key`], changing nothing (no key file made, no id recorded): for looking.
+/// `None` when there is no key yet and nothing needs one (the first start makes it).
+pub async fn look_at_operator_key(
+    store: &dyn drover_store::Store,
+    key: &crate::config::SealKey,
+) -> Result<Option<Sealer>, SealError> {
+    Ok(check(store, key, false).await?.sealer)
+}
+
+struct Checked {
+    sealer: Option<Sealer>,
+    recorded: Option<String>,
+    source_name: String,
+}
+
+async fn check(
+    store: &dyn drover_store::Store,
+    key: &crate::config::SealKey,
+    make: bool,
+) -> Result<Checked, SealError> {
     use crate::config::SealKey;
     let recorded = store.seal_key_id().await?;
     let (sealer, source_name) = match key {
@@ -141,13 +190,24 @@ pub async fn operator_key(
             "DROVER_SEAL_KEY".to_owned(),
         ),
         SealKey::File(path) => {
-            if let Some(recorded) = &recorded
-                && !path.exists()
-            {
-                return Err(SealError::MissingKey {
+            if !path.exists() {
+                let missing = |recorded: String| SealError::MissingKey {
                     path: path.display().to_string(),
-                    recorded: recorded.clone(),
-                });
+                    recorded,
+                };
+                if let Some(recorded) = &recorded {
+                    return Err(missing(recorded.clone()));
+                }
+                if store.any_sealed_password().await?.is_some() {
+                    return Err(missing("a key it has not recorded".to_owned()));
+                }
+                if !make {
+                    return Ok(Checked {
+                        sealer: None,
+                        recorded,
+                        source_name: path.display().to_string(),
+                    });
+                }
             }
             (Sealer::from_file(path)?, path.display().to_string())
         }
@@ -157,21 +217,22 @@ pub async fn operator_key(
         source_name: source_name.clone(),
         recorded,
     };
-    let recorded = match recorded {
-        Some(recorded) => recorded,
+    match &recorded {
+        Some(recorded) if *recorded != sealer.id => return Err(wrong(recorded.clone())),
+        Some(_) => {}
         None => {
             if let Some(sealed) = store.any_sealed_password().await?
                 && sealer.open(&sealed).is_err()
             {
                 return Err(wrong("another key, not recorded".to_owned()));
             }
-            store.record_seal_key_id(&sealer.id).await?
         }
-    };
-    if recorded != sealer.id {
-        return Err(wrong(recorded));
     }
-    Ok(sealer)
+    Ok(Checked {
+        sealer: Some(sealer),
+        recorded,
+        source_name,
+    })
 }
 
 /// A new random account password: 24 letters and digits.

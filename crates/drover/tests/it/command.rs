@@ -530,7 +530,7 @@ async fn the_databases_operator_key_is_checked_and_can_be_rotated() {
     assert!(ok, "{stderr}");
     let rotated: Value = serde_json::from_str(&rotated).unwrap();
     assert_eq!(rotated["passwords"], 1, "{rotated}");
-    assert!(stderr.contains("restart every drover process with DROVER_SEAL_KEY_FILE=new.key"));
+    assert!(stderr.contains("start every drover process with DROVER_SEAL_KEY_FILE=new.key,"));
     let (ok, _, stderr) = with_stdin(d, &change, &[], "N3w-passw0rd\n").await;
     assert!(!ok && stderr.contains("is not the key this database's passwords are sealed with"));
     let new_key = [("DROVER_SEAL_KEY_FILE", "new.key")];
@@ -562,6 +562,11 @@ async fn the_doctor_finds_what_is_wrong_and_says_how_to_fix_it() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     let _sim = add_simulated_server(d).await;
+    // The doctor only looks: before any process made the key, it makes none.
+    let (code, report, _) = exits(d, &["doctor", "--offline"]).await;
+    assert_eq!(code, Some(0), "{report}");
+    assert!(report.contains("ok    operator key: none yet"), "{report}");
+    assert!(!d.join("drover.key").exists(), "{report}");
     let _worker = worker(d);
     let (code, report, stderr) = exits(d, &["doctor"]).await;
     assert_eq!(code, Some(0), "{report}\n{stderr}");
@@ -642,6 +647,49 @@ async fn the_packaged_systemd_units_verify() {
     assert!(security.status.success(), "{report}");
 }
 
+/// A worker can serve `/metrics` alone: the queue it works, as it stands.
+#[tokio::test]
+async fn a_worker_serves_its_metrics_when_asked() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    sell(d, &["counted.ro"]).await;
+    succeeded(run(d, &["services", "activate", "1"]).await);
+    let mut child = drover(d)
+        .args(["worker", "--metrics-listen", "127.0.0.1:0"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let base = tokio::time::timeout(Duration::from_secs(30), async {
+        while let Some(line) = lines.next_line().await.unwrap() {
+            if let Some(url) = line.strip_prefix("drover worker serves /metrics on ") {
+                return url.to_owned();
+            }
+        }
+        panic!("the worker stopped before serving /metrics");
+    })
+    .await
+    .unwrap();
+    let metrics = http_client()
+        .get(format!("{base}/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("# TYPE drover_queue_jobs gauge"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("drover_queue_jobs{queue=\"converge\""),
+        "{metrics}"
+    );
+    drop(child);
+}
+
 /// A change to many services is listed first on request, asked for (or `--yes`), and
 /// followed without filling a log with carriage returns; waiting can stop while the jobs go on.
 #[tokio::test]
@@ -686,7 +734,7 @@ async fn a_bulk_change_is_previewed_confirmed_and_followed() {
     // No worker runs: the jobs wait, and so does the command until its limit.
     let (ok, stdout, stderr) =
         run(d, &[&bulk[..], &["--yes", "--wait-timeout", "1"]].concat()).await;
-    assert!(ok, "{stderr}");
+    assert!(!ok, "jobs left unfinished are not a success: {stderr}");
     assert!(
         stderr.contains("3 services: 2 queued, 1 refused"),
         "{stderr}"

@@ -195,6 +195,7 @@ async fn the_tour_with_the_simulator_runs_as_written() {
                 .await
                 .unwrap();
             metrics.contains("drover_jobs_total{kind=\"converge_account\",outcome=\"completed\"} 1")
+                && metrics.contains("drover_queue_jobs{queue=\"converge\",state=\"completed\"} 1")
         },
     )
     .await;
