@@ -30,7 +30,7 @@ pub use fleet_store::{
 pub use model::{
     Account, AccountFilter, ApiToken, AuditFilter, AuditReport, ConvergeTarget, Customer,
     IdempotencyStart, JobAttempt, JobCall, JobFilter, JobSummary, LoginRefused, NewService, Page,
-    Plan, RequestContext, Server, Service, ServiceFilter, TransitionOutcome,
+    Plan, QueueCount, RequestContext, Server, Service, ServiceFilter, TransitionOutcome,
 };
 pub use postgres::PgStore;
 pub use riverqueue::JobState;

@@ -217,6 +217,16 @@ pub enum IdempotencyStart {
     Replay { status: u16, body: String },
 }
 
+/// The jobs of one queue in one state.
+#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
+pub struct QueueCount {
+    pub queue: String,
+    pub state: String,
+    pub count: i64,
+    /// Seconds since the earliest of them was due (negative when all are due later).
+    pub oldest_seconds: f64,
+}
+
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct JobFilter {
     pub states: Vec<riverqueue::JobState>,

@@ -119,6 +119,10 @@ async fn begin_read(pool: &PgPool) -> Result<Transaction<'static, Db>> {
 /// Rows read with this suffix stay locked until the transaction ends.
 const FOR_UPDATE: &str = " FOR UPDATE";
 
+/// Over a group of River's jobs: seconds since the earliest was due.
+const SECONDS_SINCE_EARLIEST_SCHEDULED: &str =
+    "CAST(EXTRACT(EPOCH FROM now() - MIN(scheduled_at)) AS DOUBLE PRECISION)";
+
 /// Waits until no other transaction of the kind runs, and holds that until `tx` ends.
 async fn serialize(tx: &mut Transaction<'static, Db>, kind: Serialized) -> Result<(), sqlx::Error> {
     let key: i64 = match kind {

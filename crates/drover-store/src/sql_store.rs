@@ -827,11 +827,12 @@ impl Store for SqlStore {
         .collect()
     }
 
-    async fn job_counts(&self) -> Result<Vec<(String, String, i64)>> {
-        Ok(sqlx::query_as(
-            "SELECT queue, CAST(state AS TEXT), COUNT(*) FROM river_job GROUP BY queue, state \
-             ORDER BY queue, state",
-        )
+    async fn job_counts(&self) -> Result<Vec<QueueCount>> {
+        Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "SELECT queue, CAST(state AS TEXT) AS state, COUNT(*) AS count, \
+             {SECONDS_SINCE_EARLIEST_SCHEDULED} AS oldest_seconds FROM river_job \
+             GROUP BY queue, state ORDER BY queue, state"
+        )))
         .fetch_all(&self.pool)
         .await?)
     }

@@ -147,6 +147,10 @@ async fn begin_read(pool: &SqlitePool) -> Result<Transaction<'static, Db>> {
 /// SQLite has one writer at a time: what a transaction reads stays as it was until it ends.
 const FOR_UPDATE: &str = "";
 
+/// Over a group of River's jobs: seconds since the earliest was due (River keeps UTC text).
+const SECONDS_SINCE_EARLIEST_SCHEDULED: &str =
+    "(julianday('now') - julianday(MIN(scheduled_at))) * 86400.0";
+
 /// Write transactions are serial already.
 async fn serialize(
     _tx: &mut Transaction<'static, Db>,

@@ -72,8 +72,8 @@ pub trait Store:
     async fn tokens(&self) -> Result<Vec<ApiToken>>;
     async fn revoke_token(&self, ctx: &RequestContext, id: TokenId) -> Result<ApiToken>;
 
-    /// How many jobs each queue holds in each state, as (queue, state, count).
-    async fn job_counts(&self) -> Result<Vec<(String, String, i64)>>;
+    /// How many jobs each queue holds in each state, and how long the earliest has been due.
+    async fn job_counts(&self) -> Result<Vec<QueueCount>>;
 
     /// The id of the operator key the database's passwords are sealed with, once recorded.
     async fn seal_key_id(&self) -> Result<Option<String>>;

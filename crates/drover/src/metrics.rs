@@ -54,6 +54,11 @@ fn describe() {
         "drover_queue_jobs",
         "Jobs in the database, by queue and state, when /metrics was read"
     );
+    describe_gauge!(
+        "drover_queue_oldest_seconds",
+        Unit::Seconds,
+        "How long the earliest job of each queue and state has been due"
+    );
     describe_counter!(
         "drover_virtualmin_requests_total",
         "Calls to Virtualmin servers, by server, program and outcome"
@@ -140,14 +145,18 @@ async fn count_jobs(store: &dyn Store, seen: &Mutex<BTreeSet<(String, String)>>)
         .unwrap_or_else(std::sync::PoisonError::into_inner);
     let now: BTreeSet<(String, String)> = counts
         .iter()
-        .map(|(q, s, _)| (q.clone(), s.clone()))
+        .map(|c| (c.queue.clone(), c.state.clone()))
         .collect();
     for (queue, state) in seen.difference(&now) {
-        metrics::gauge!("drover_queue_jobs", "queue" => queue.clone(), "state" => state.clone())
-            .set(0.0);
+        let labels = [("queue", queue.clone()), ("state", state.clone())];
+        metrics::gauge!("drover_queue_jobs", &labels).set(0.0);
+        metrics::gauge!("drover_queue_oldest_seconds", &labels).set(0.0);
     }
-    for (queue, state, count) in counts {
-        metrics::gauge!("drover_queue_jobs", "queue" => queue, "state" => state).set(count as f64);
+    for c in counts {
+        let labels = [("queue", c.queue), ("state", c.state)];
+        metrics::gauge!("drover_queue_jobs", &labels).set(c.count as f64);
+        // Jobs due later are not late.
+        metrics::gauge!("drover_queue_oldest_seconds", &labels).set(c.oldest_seconds.max(0.0));
     }
     seen.extend(now);
 }

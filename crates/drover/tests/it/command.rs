@@ -568,6 +568,14 @@ async fn the_doctor_finds_what_is_wrong_and_says_how_to_fix_it() {
     assert!(report.contains("ok    operator key: none yet"), "{report}");
     assert!(!d.join("drover.key").exists(), "{report}");
     let _worker = worker(d);
+    // The worker makes the key as it starts; the doctor looks once it has.
+    let key = d.join("drover.key");
+    crate::until(
+        "the worker made the key",
+        Duration::from_secs(30),
+        async || key.exists(),
+    )
+    .await;
     let (code, report, stderr) = exits(d, &["doctor"]).await;
     assert_eq!(code, Some(0), "{report}\n{stderr}");
     for line in [
@@ -687,6 +695,12 @@ async fn a_worker_serves_its_metrics_when_asked() {
         metrics.contains("drover_queue_jobs{queue=\"converge\""),
         "{metrics}"
     );
+    for line in [
+        "# TYPE drover_queue_oldest_seconds gauge",
+        "drover_queue_oldest_seconds{queue=\"converge\"",
+    ] {
+        assert!(metrics.contains(line), "{line}: {metrics}");
+    }
     drop(child);
 }
 
