@@ -137,24 +137,31 @@ pub(crate) async fn serve_with(dir: &Path, settings: &[(&str, &str)]) -> Served 
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let mut printed = Vec::new();
-    let base = tokio::time::timeout(Duration::from_secs(30), async {
-        while let Some(line) = lines.next_line().await.unwrap() {
-            if let Some(rest) = line.strip_prefix("drover listening on ") {
-                return rest.split_whitespace().next().unwrap().to_owned();
-            }
-            printed.push(line);
-        }
-        panic!("drover serve stopped before listening: {printed:?}");
-    })
-    .await
-    .expect("drover serve did not start within 30 s");
+    let (rest, printed) = printed_until(&mut child, "drover listening on ").await;
+    let base = rest.split_whitespace().next().unwrap().to_owned();
     Served {
         child,
         base,
         printed,
     }
+}
+
+/// What a started `drover` printed after `prefix` on the line that starts with it, and the
+/// lines before; it must print that line within 30 s.
+async fn printed_until(child: &mut Child, prefix: &str) -> (String, Vec<String>) {
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut printed = Vec::new();
+    tokio::time::timeout(Duration::from_secs(30), async {
+        while let Some(line) = lines.next_line().await.unwrap() {
+            if let Some(rest) = line.strip_prefix(prefix) {
+                return (rest.to_owned(), printed);
+            }
+            printed.push(line);
+        }
+        panic!("drover stopped before printing {prefix:?}: {printed:?}");
+    })
+    .await
+    .unwrap_or_else(|_| panic!("drover did not print {prefix:?} within 30 s"))
 }
 
 #[tokio::test]
@@ -668,17 +675,7 @@ async fn a_worker_serves_its_metrics_when_asked() {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let base = tokio::time::timeout(Duration::from_secs(30), async {
-        while let Some(line) = lines.next_line().await.unwrap() {
-            if let Some(url) = line.strip_prefix("drover worker serves /metrics on ") {
-                return url.to_owned();
-            }
-        }
-        panic!("the worker stopped before serving /metrics");
-    })
-    .await
-    .unwrap();
+    let (base, _) = printed_until(&mut child, "drover worker serves /metrics on ").await;
     let metrics = http_client()
         .get(format!("{base}/metrics"))
         .send()
