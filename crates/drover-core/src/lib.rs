@@ -5,6 +5,7 @@
 //! construction, so the layers above never re-check it.
 
 mod account;
+mod adopt;
 mod audit;
 mod converge;
 mod customer;
@@ -25,6 +26,10 @@ mod service;
 mod usage;
 
 pub use account::{AccountPassword, SuspendReason};
+pub use adopt::{
+    Adopted, Adoption, Found, Known, KnownAccount, KnownCustomer, KnownPlan, Mapping, Owner,
+    Skipped, parse_mapping, propose,
+};
 pub use audit::{AuditChainBreak, AuditEntry, Hash, verify_chain};
 pub use converge::{Action, Blocked, Observed, Wanted, converge};
 pub use customer::CustomerSpec;

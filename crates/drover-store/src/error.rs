@@ -97,6 +97,8 @@ pub enum Conflict {
     JobWaiting,
     /// The job queue has not been created yet (no worker has run).
     NoQueueYet,
+    /// An adoption names plans drover does not have.
+    UnmappedPlans,
 }
 
 impl StoreError {

@@ -155,6 +155,20 @@ pub trait FleetStore: Send + Sync {
     /// scan, a usage sync, a zone's plan, …), audited; the server, zone or provider it names
     /// must exist.
     async fn enqueue_requested(&self, ctx: &RequestContext, work: Requested) -> Result<JobId>;
+    /// What adopting a server matches its domains against: drover's plans, customers and
+    /// accounts (with their servers' names), in one snapshot.
+    async fn adoption_known(&self) -> Result<drover_core::Known>;
+    /// Records an adoption on `server` in one transaction and changes nothing on the server:
+    /// its new customers, then each account with its service (active, or suspended with the
+    /// server's reason), on the server as last seen (no job), protected from deletion and with
+    /// no sealed password; each audited. Refused whole if a domain or unix user was taken
+    /// since it was proposed. Returns the new accounts' ids.
+    async fn adopt(
+        &self,
+        ctx: &RequestContext,
+        server: ServerId,
+        adoption: &drover_core::Adoption,
+    ) -> Result<Vec<AccountId>>;
     /// Records what a repair pass did with each finding, and enqueues the converge job of
     /// every account it enforces, in one transaction.
     async fn record_drift_repair(

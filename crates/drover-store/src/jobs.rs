@@ -78,6 +78,8 @@ pub struct CheckZones {
 pub enum Requested {
     HealthCheck {
         server: Option<drover_core::ServerId>,
+        /// Compare the servers' plans with drover's too.
+        plans: bool,
     },
     DriftScan {
         server: Option<drover_core::ServerId>,
@@ -95,6 +97,11 @@ pub enum Requested {
     },
     ZoneCheck {
         provider: Option<drover_core::DnsProviderId>,
+    },
+    Adoption {
+        server: drover_core::ServerId,
+        apply: bool,
+        mapping: Option<Vec<drover_core::Mapping>>,
     },
 }
 
@@ -118,6 +125,11 @@ pub struct CheckFleetHealth {
     #[river(unique)]
     #[serde(default)]
     pub server_id: Option<i64>,
+    /// Also compare each answering server's plans with drover's (one `list-plans` each), as
+    /// the doctor asks; the scheduler's checks do not.
+    #[river(unique)]
+    #[serde(default)]
+    pub plans: bool,
 }
 
 /// Put a plan, as drover defines it, on every server that may host its accounts. Not unique: a
@@ -196,6 +208,19 @@ pub struct DeleteOrphan {
 pub struct SyncUsage {
     #[river(unique)]
     pub server_id: Option<i64>,
+}
+
+/// Read what a server holds as drover's records (see `drover_core::propose`) and, when
+/// `apply`, record them; nothing on the server changes. Not unique: a dry run and its apply
+/// may be asked for one after the other, and an apply finds what an earlier one recorded.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JobArgs)]
+#[river(kind = "adopt_server", queue = "fleet")]
+pub struct AdoptServer {
+    pub server_id: i64,
+    pub apply: bool,
+    /// Billing's mapping (domain → customer, plan), when one was given.
+    #[serde(default)]
+    pub mapping: Option<Vec<drover_core::Mapping>>,
 }
 
 /// Move an account to the server its migration names, one step at a time (see

@@ -15,8 +15,8 @@ mod fleet_sql {
     use crate::error::Conflict;
     use crate::fleet_store::*;
     use crate::jobs::{
-        CheckFleetHealth, CheckZones, DeleteOrphan, MigrateAccount, PlanZone, Requested, ScanDrift,
-        SyncUsage,
+        AdoptServer, CheckFleetHealth, CheckZones, DeleteOrphan, MigrateAccount, PlanZone,
+        Requested, ScanDrift, SyncUsage,
     };
     use crate::rows::{corrupt, sql_now, to_json_list};
     use crate::{RequestContext, Result, Server, StoreError};
@@ -655,9 +655,10 @@ mod fleet_sql {
             let on = |server: Option<ServerId>| server.map_or(About::Fleet, About::Server);
             let id = |server: Option<ServerId>| server.map(ServerId::get);
             match work {
-                Requested::HealthCheck { server } => {
+                Requested::HealthCheck { server, plans } => {
                     let args = CheckFleetHealth {
                         server_id: id(server),
+                        plans,
                     };
                     enqueue_request(self, ctx, on(server), args, "health.check_requested").await
                 }
@@ -688,6 +689,23 @@ mod fleet_sql {
                     };
                     enqueue_request(self, ctx, About::Zone(zone), args, "dns.plan_requested").await
                 }
+                Requested::Adoption {
+                    server,
+                    apply,
+                    mapping,
+                } => {
+                    let args = AdoptServer {
+                        server_id: server.get(),
+                        apply,
+                        mapping,
+                    };
+                    let action = if apply {
+                        "server.adoption_requested"
+                    } else {
+                        "server.adoption_planned"
+                    };
+                    enqueue_request(self, ctx, About::Server(server), args, action).await
+                }
                 Requested::ZoneCheck { provider } => {
                     let args = CheckZones {
                         provider_id: provider.map(DnsProviderId::get),
@@ -696,6 +714,198 @@ mod fleet_sql {
                     enqueue_request(self, ctx, about, args, "dns.check_requested").await
                 }
             }
+        }
+
+        async fn adoption_known(&self) -> Result<drover_core::Known> {
+            read_tx!(self, tx, {
+                let plans: Vec<(i64, String, String)> =
+                    sqlx::query_as("SELECT id, name, features FROM plans ORDER BY id")
+                        .fetch_all(&mut **tx)
+                        .await?;
+                let customers: Vec<(i64, Option<String>, Option<String>)> =
+                    sqlx::query_as("SELECT id, email, external_ref FROM customers ORDER BY id")
+                        .fetch_all(&mut **tx)
+                        .await?;
+                let accounts: Vec<(i64, String, String, Option<String>)> = sqlx::query_as(
+                    "SELECT a.id, a.domain, a.unix_username, v.name FROM accounts a \
+                     LEFT JOIN servers v ON v.id = a.server_id ORDER BY a.id",
+                )
+                .fetch_all(&mut **tx)
+                .await?;
+                let plans = plans
+                    .into_iter()
+                    .map(|(id, name, features)| {
+                        let features: Vec<drover_core::Feature> =
+                            crate::rows::json_list("plan features", &features)?;
+                        Ok(drover_core::KnownPlan {
+                            id: drover_core::PlanId(id),
+                            name: drover_core::PlanName::parse(&name)
+                                .map_err(|e| corrupt("plan name", e))?,
+                            features: drover_core::PlanSpec::server_features_of(&features),
+                        })
+                    })
+                    .collect::<Result<_>>()?;
+                let accounts = accounts
+                    .into_iter()
+                    .map(|(id, domain, user, server)| {
+                        Ok(drover_core::KnownAccount {
+                            id: AccountId(id),
+                            domain: DomainName::parse(&domain)
+                                .map_err(|e| corrupt("account domain", e))?,
+                            unix_username: drover_core::UnixUsername::parse(&user)
+                                .map_err(|e| corrupt("unix username", e))?,
+                            server,
+                        })
+                    })
+                    .collect::<Result<_>>()?;
+                Ok(drover_core::Known {
+                    plans,
+                    customers: customers
+                        .into_iter()
+                        .map(|(id, email, external_ref)| drover_core::KnownCustomer {
+                            id: drover_core::CustomerId(id),
+                            email,
+                            external_ref,
+                        })
+                        .collect(),
+                    accounts,
+                })
+            })
+        }
+
+        async fn adopt(
+            &self,
+            ctx: &RequestContext,
+            server: ServerId,
+            adoption: &drover_core::Adoption,
+        ) -> Result<Vec<AccountId>> {
+            if let Some(refusal) = adoption.refusal() {
+                return Err(StoreError::conflict(Conflict::UnmappedPlans, refusal));
+            }
+            write_tx!(self, tx, {
+                let on = SqlStore::fetch_server(tx, server).await?;
+                if on.state == ServerState::Decommissioned {
+                    return Err(StoreError::conflict(
+                        Conflict::ServerDecommissioned,
+                        format!(
+                            "server {} is decommissioned: nothing is adopted onto it",
+                            on.spec.name
+                        ),
+                    ));
+                }
+                let now = sql_now();
+                let mut customers = Vec::with_capacity(adoption.new_customers.len());
+                for spec in &adoption.new_customers {
+                    let id: i64 = sqlx::query_scalar(
+                        "INSERT INTO customers (name, email, external_ref, created_at, updated_at) \
+                         VALUES ($1, $2, $3, $4, $4) RETURNING id",
+                    )
+                    .bind(&spec.name)
+                    .bind(&spec.email)
+                    .bind(&spec.external_ref)
+                    .bind(now)
+                    .fetch_one(&mut **tx)
+                    .await
+                    .map_err(|e| match crate::error::unique_violation(&e) {
+                        Some(_) => StoreError::conflict(
+                            Conflict::ConcurrentChange,
+                            format!(
+                                "a customer with external_ref '{}' was added since the adoption \
+                                 was planned; adopt again",
+                                spec.external_ref.as_deref().unwrap_or_default()
+                            ),
+                        ),
+                        None => e.into(),
+                    })?;
+                    append_audit(
+                        tx,
+                        ctx,
+                        "customer.create",
+                        format!("customer:{id}"),
+                        json!({ "name": spec.name, "external_ref": spec.external_ref, "adopted_from": on.spec.name }),
+                    )
+                    .await?;
+                    customers.push(id);
+                }
+                let mut adopted = Vec::with_capacity(adoption.accounts.len());
+                for account in &adoption.accounts {
+                    let customer = match account.owner {
+                        drover_core::Owner::Existing(id) => id.get(),
+                        drover_core::Owner::New(i) => customers[i],
+                    };
+                    let status = match account.state {
+                        DesiredState::Disabled => "suspended",
+                        _ => "active",
+                    };
+                    let service: i64 = sqlx::query_scalar(
+                        "INSERT INTO services (customer_id, plan_id, status, created_at, updated_at) \
+                         VALUES ($1, $2, $3, $4, $4) RETURNING id",
+                    )
+                    .bind(customer)
+                    .bind(account.plan.get())
+                    .bind(status)
+                    .bind(now)
+                    .fetch_one(&mut **tx)
+                    .await?;
+                    let id: i64 = sqlx::query_scalar(
+                        "INSERT INTO accounts (service_id, domain, unix_username, server_id, \
+                         desired_state, desired_generation, applied_generation, observed_state, \
+                         protected_from_deletion, suspend_reason, last_sync_at, created_at, \
+                         updated_at) \
+                         VALUES ($1, $2, $3, $4, $5, 1, 1, $5, TRUE, $6, $7, $7, $7) RETURNING id",
+                    )
+                    .bind(service)
+                    .bind(account.domain.as_str())
+                    .bind(account.unix_username.as_str())
+                    .bind(server.get())
+                    .bind(account.state.as_str())
+                    .bind(&account.suspend_reason)
+                    .bind(now)
+                    .fetch_one(&mut **tx)
+                    .await
+                    .map_err(|e| match crate::error::unique_violation(&e) {
+                        Some(_) => StoreError::conflict(
+                            Conflict::ConcurrentChange,
+                            format!(
+                                "{} or its unix user {} was taken since the adoption was \
+                                 planned; adopt again",
+                                account.domain.to_unicode(),
+                                account.unix_username.as_str()
+                            ),
+                        ),
+                        None => e.into(),
+                    })?;
+                    append_audit(
+                        tx,
+                        ctx,
+                        "account.adopt",
+                        format!("account:{id}"),
+                        json!({
+                            "domain": account.domain,
+                            "server": on.spec.name,
+                            "service_id": service,
+                            "customer_id": customer,
+                            "plan": account.plan_name,
+                            "state": account.state.as_str(),
+                        }),
+                    )
+                    .await?;
+                    adopted.push(AccountId(id));
+                }
+                append_audit(
+                    tx,
+                    ctx,
+                    "server.adopt",
+                    format!("server:{server}"),
+                    json!({
+                        "accounts": adopted.len(),
+                        "new_customers": customers.len(),
+                        "skipped": adoption.skipped.len(),
+                    }),
+                )
+                .await?;
+                Ok(adopted)
+            })
         }
 
         async fn record_drift_repair(

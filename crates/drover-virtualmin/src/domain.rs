@@ -22,6 +22,9 @@ pub struct DomainInfo {
     /// Who created it (`root`, a reseller).
     pub created_by: Option<String>,
     pub description: Option<String>,
+    /// The owner's contact address (the one given at creation, else one the server derives:
+    /// `user@domain` with mail, `user@host` without).
+    pub contact_email: Option<String>,
     /// `Some` when disabled, with the reason when one was given.
     pub disabled: Option<Disabled>,
     pub plan: Option<String>,
@@ -97,6 +100,7 @@ impl DomainInfo {
             unix_user: text("username"),
             created_by: text("created_by"),
             description: text("description"),
+            contact_email: text("contact_email"),
             disabled,
             plan: text("plan"),
             template: text("template"),
@@ -137,7 +141,7 @@ impl DomainInfo {
 }
 
 /// The fields `from_record` types.
-const KEYS: [&str; 24] = [
+const KEYS: [&str; 25] = [
     "id",
     "type",
     "username",
@@ -162,6 +166,7 @@ const KEYS: [&str; 24] = [
     "databases_byte_size",
     "bandwidth_byte_usage",
     "bandwidth_start",
+    "contact_email",
 ];
 
 /// A key's place in `KEYS`; a `match` compiles to a length switch, far cheaper than a scan.
@@ -191,6 +196,7 @@ fn key_index(key: &str) -> Option<usize> {
         "databases_byte_size" => 21,
         "bandwidth_byte_usage" => 22,
         "bandwidth_start" => 23,
+        "contact_email" => 24,
         _ => return None,
     })
 }

@@ -24,7 +24,7 @@ pub use error::{
     is_dependency_failure, is_log_line, is_step_failure,
 };
 pub use operations::{DomainChange, NewDomain, Placement};
-pub use plans::{PlanSync, ServerPlan};
+pub use plans::{PlanPresence, PlanSync, ServerPlan};
 pub use reply::{Record, Reply, parse_reply, text_records};
 pub use request::{Call, OperationClass, Repeat};
 pub use settings::{Timeouts, VirtualminSettings};

@@ -31,7 +31,29 @@ pub enum PlanSync {
     Updated,
 }
 
+/// How a server carries a plan drover defines.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PlanPresence {
+    Missing,
+    /// There, with other limits or features (changed by hand, or drover's changed since).
+    Differs,
+    Matches,
+}
+
 impl ServerPlan {
+    /// How the server's plans (a `list-plans --multiline` listing) carry this one. Virtualmin
+    /// compares plan names without case.
+    pub fn presence(&self, plans: &[Record]) -> PlanPresence {
+        match plans
+            .iter()
+            .find(|p| plan_name(p).is_some_and(|n| n.eq_ignore_ascii_case(&self.name)))
+        {
+            None => PlanPresence::Missing,
+            Some(found) if self.matches(found) => PlanPresence::Matches,
+            Some(_) => PlanPresence::Differs,
+        }
+    }
+
     /// Whether the server's record of the plan (a `list-plans --multiline` entry) carries
     /// these limits and features.
     pub fn matches(&self, record: &Record) -> bool {
@@ -144,16 +166,13 @@ impl VirtualminClient {
 
     async fn sync_plan(&self, plan: &ServerPlan) -> Result<PlanSync, VirtualminError> {
         let plans = self.list_plans().await?;
-        match plans
-            .iter()
-            .find(|p| plan_name(p).is_some_and(|n| n.eq_ignore_ascii_case(&plan.name)))
-        {
-            None => {
+        match plan.presence(&plans) {
+            PlanPresence::Missing => {
                 self.call(&plan.call("create-plan")).await?;
                 Ok(PlanSync::Created)
             }
-            Some(found) if plan.matches(found) => Ok(PlanSync::Unchanged),
-            Some(_) => {
+            PlanPresence::Matches => Ok(PlanSync::Unchanged),
+            PlanPresence::Differs => {
                 self.call(&plan.call("modify-plan")).await?;
                 Ok(PlanSync::Updated)
             }

@@ -545,6 +545,27 @@ pub enum ServerCommand {
         #[arg(long)]
         wait: bool,
     },
+    /// Bring a server's existing accounts under drover: --dry-run lists what it holds and the
+    /// records drover would keep (customers, plans, accounts, suspensions); --apply records them
+    /// in one transaction. Nothing changes on the server; adopted accounts are protected from
+    /// deletion and have no password drover knows (set one with `drover services password`).
+    Adopt {
+        /// The server's id.
+        id: ServerId,
+        /// Only say what would be recorded.
+        #[arg(long, conflicts_with = "apply", required_unless_present = "apply")]
+        dry_run: bool,
+        /// Record it.
+        #[arg(long)]
+        apply: bool,
+        /// Billing's mapping, CSV with a header: domain,customer[,plan,name,email] (customer is
+        /// billing's customer id). Without it, customers are found by the owner's contact
+        /// address and plans by the server's plan names.
+        #[arg(long, value_name = "FILE.csv")]
+        map: Option<PathBuf>,
+        #[command(flatten)]
+        wait: WaitFlag,
+    },
     /// Retire an empty server; --confirm repeats its name.
     Decommission {
         /// The server's id.
@@ -1145,7 +1166,10 @@ async fn servers(
             let Some(output) = ask(
                 &**store,
                 ctx,
-                Requested::HealthCheck { server: id },
+                Requested::HealthCheck {
+                    server: id,
+                    plans: false,
+                },
                 wait,
                 out,
             )
@@ -1258,6 +1282,36 @@ async fn servers(
                     tokio::time::sleep(std::time::Duration::from_secs(1)).await;
                 }
             }
+            Ok(())
+        }
+        ServerCommand::Adopt {
+            id,
+            dry_run: _,
+            apply,
+            map,
+            wait,
+        } => {
+            let mapping = match map {
+                Some(path) => {
+                    let text = std::fs::read_to_string(&path).with_context(|| {
+                        format!("cannot read the mapping file {}", path.display())
+                    })?;
+                    Some(drover_core::parse_mapping(&text)?)
+                }
+                None => None,
+            };
+            let request = Requested::Adoption {
+                server: id,
+                apply,
+                mapping,
+            };
+            let Some(output) = ask(&**store, ctx, request, wait, out).await? else {
+                return Ok(());
+            };
+            if out.json {
+                return out.one(&output);
+            }
+            println!("{}", output["text"].as_str().unwrap_or_default());
             Ok(())
         }
         ServerCommand::Decommission { id, confirm } => {

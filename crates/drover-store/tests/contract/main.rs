@@ -109,6 +109,7 @@ drover_testkit::on_both_databases!(
     a_provider_call_budget_is_shared_through_the_database,
     a_migration_is_checked_stepped_and_confirmed,
     usage_is_replaced_by_each_sync_for_accounts_still_on_the_server,
+    an_adoption_records_accounts_as_found_in_one_transaction,
     failed_accounts_are_listed_retried_and_cleared,
     a_username_a_server_refused_is_replaced_by_the_next_free_one,
     a_change_after_a_converge_gave_up_gets_a_job_of_its_own,

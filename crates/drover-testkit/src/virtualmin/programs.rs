@@ -22,6 +22,8 @@ pub struct SimDomain {
     pub parent: Option<String>,
     pub unix_user: String,
     pub description: String,
+    /// The contact address given at creation (`--email`).
+    pub email: Option<String>,
     pub plan: String,
     pub template: String,
     pub features: Vec<String>,
@@ -63,6 +65,7 @@ impl SimDomain {
             parent: None,
             unix_user: unix_user.to_owned(),
             description: name.to_owned(),
+            email: None,
             plan: "Default Plan".to_owned(),
             template: "Default Settings".to_owned(),
             features: DEFAULT_FEATURES.iter().map(|f| (*f).to_owned()).collect(),
@@ -96,6 +99,8 @@ pub struct State {
     pub templates: Vec<String>,
     pub(super) next_id: u64,
     pub ip: String,
+    /// The server's host name (in contact addresses of domains without mail).
+    pub hostname: String,
     /// Disk quotas on (the captured server had them off: no quota fields are listed).
     pub home_quotas: bool,
     /// Bandwidth monitoring on (off on the captured server: no bandwidth fields).
@@ -120,6 +125,7 @@ impl Default for State {
             ],
             next_id: 179_531_872_723_975,
             ip: "192.0.2.2".to_owned(),
+            hostname: "vm".to_owned(),
             home_quotas: false,
             bandwidth_monitoring: false,
             database_down: false,
@@ -597,6 +603,21 @@ impl State {
         out
     }
 
+    /// The contact address as `compute_emailto` derives it: a sub-server's is its parent's;
+    /// else the one given at creation, `user@domain` with mail, `user@host` without.
+    fn contact_email(&self, d: &SimDomain) -> String {
+        if let Some(parent) = d.parent.as_ref().and_then(|p| self.domains.get(p)) {
+            return self.contact_email(parent);
+        }
+        match &d.email {
+            Some(email) => email.clone(),
+            None if d.features.iter().any(|f| f == "mail") => {
+                format!("{}@{}", d.unix_user, d.name)
+            }
+            None => format!("{}@{}", d.unix_user, self.hostname),
+        }
+    }
+
     fn domain_entry(&self, d: &SimDomain) -> Entry {
         let (kind, template) = match d.kind {
             Kind::TopLevel => ("Top-level server", d.template.as_str()),
@@ -666,7 +687,7 @@ impl State {
                 format!("/var/log/virtualmin/{}_error_log", d.name),
             );
         }
-        let contact = format!("{}@{}", d.unix_user, d.name);
+        let contact = self.contact_email(d);
         add("Contact email", contact.clone());
         add("Contact address", contact);
         add("Created on", "22/Nov/2026 03:38".to_owned());
@@ -1039,6 +1060,7 @@ impl State {
             parent: top.map(|p| p.name),
             unix_user: unix_user.clone(),
             description: params.get("desc").unwrap_or(&name).to_owned(),
+            email: params.get("email").map(str::to_owned),
             plan: plan.name.clone(),
             template,
             features,

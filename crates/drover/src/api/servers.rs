@@ -17,7 +17,8 @@ use super::AppState;
 use super::error::{ApiError, ErrorBody};
 use super::extract::{Json, Query, path_id};
 use super::middleware::Caller;
-use super::shared::{PageQuery, Reply, WithStatus};
+use super::shared::{Accepted, PageQuery, Reply, WithStatus, queue};
+use drover_store::jobs::Requested;
 
 pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -29,6 +30,39 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(drain_server))
         .routes(routes!(rebuild_server))
         .routes(routes!(decommission_server))
+        .routes(routes!(adopt_server))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AdoptRequest {
+    /// Record the adoption; without it, the job's output only says what would be recorded.
+    #[serde(default)]
+    apply: bool,
+    /// Billing's mapping of domains to customers (by billing's id) and plans. Without it,
+    /// customers are found by the owner's contact address and plans by the server's names.
+    #[serde(default)]
+    mapping: Option<Vec<drover_core::Mapping>>,
+}
+
+/// Brings a server's existing accounts under drover, changing nothing on the server: the job
+/// lists them and proposes drover's records (its output), and with `apply` records them in one
+/// transaction, protected and without known passwords.
+#[utoipa::path(post, path = "/api/v1/servers/{id}/adopt", tag = "servers", request_body = AdoptRequest,
+    responses((status = 202, description = "the adoption's job", body = Accepted), (status = 404, body = ErrorBody)))]
+async fn adopt_server(
+    State(app): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<String>,
+    Json(request): Json<AdoptRequest>,
+) -> WithStatus<Accepted> {
+    let id: ServerId = path_id("server", &id)?;
+    let request = Requested::Adoption {
+        server: id,
+        apply: request.apply,
+        mapping: request.mapping,
+    };
+    queue(&app, &caller, request).await
 }
 
 #[utoipa::path(post, path = "/api/v1/servers", tag = "servers", request_body = ServerSpec,

@@ -282,7 +282,13 @@ async fn health_check(
     report: &mut Report,
 ) -> anyhow::Result<()> {
     let job = store
-        .enqueue_requested(ctx, Requested::HealthCheck { server: None })
+        .enqueue_requested(
+            ctx,
+            Requested::HealthCheck {
+                server: None,
+                plans: true,
+            },
+        )
         .await?;
     let started = tokio::time::Instant::now();
     let output: Value = loop {
@@ -327,16 +333,62 @@ async fn health_check(
         let verdict = super::cell(&server["verdict"]);
         let reasons = super::cell(&server["reasons"]);
         match verdict.as_str() {
-            "healthy" => report.add(Level::Ok, check, "answers, healthy"),
+            "healthy" => report.add(Level::Ok, &check, "answers, healthy"),
             _ => report.fix(
                 Level::Fail,
-                check,
+                &check,
                 format!("{verdict}: {reasons}"),
                 "see drover servers health ID for the probe's details",
             ),
         }
+        plans(&server["plans"], &check, report);
     }
     Ok(())
+}
+
+/// drover's plans on one server, as the health check compared them.
+fn plans(found: &Value, check: &str, report: &mut Report) {
+    let names = |key: &str| -> Vec<String> {
+        found[key]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(super::cell)
+            .collect()
+    };
+    let check = format!("{check}: plans");
+    if let Some(error) = found["error"].as_str() {
+        report.add(Level::Warn, check, format!("could not be read: {error}"));
+        return;
+    }
+    let (missing, differing) = (names("missing"), names("differing"));
+    if !differing.is_empty() {
+        report.fix(
+            Level::Warn,
+            &check,
+            format!(
+                "{} differ from drover's (changed on the server by hand?)",
+                differing.join(", ")
+            ),
+            "drover puts its plan back before the next account there; to do it now, change              the plan in drover (drover plans update ID …)",
+        );
+    }
+    if !missing.is_empty() {
+        report.add(
+            Level::Ok,
+            &check,
+            format!(
+                "{} not there yet: drover puts each there before its first account",
+                missing.join(", ")
+            ),
+        );
+    } else if differing.is_empty() && found.is_object() {
+        report.add(
+            Level::Ok,
+            check,
+            "every plan it may host is there, as drover defines it",
+        );
+    }
 }
 
 /// Prints the findings; the error says how many failed.

@@ -43,6 +43,17 @@ pub struct RepairOutcome {
     pub failures: Vec<String>,
 }
 
+/// A domain as drift compares it.
+pub(crate) fn listed(d: drover_virtualmin::DomainInfo) -> Listed {
+    Listed {
+        disabled: d.disabled.is_some(),
+        features: super::converge::known_features(&d.features),
+        plan: d.plan,
+        parent: d.parent.or(d.alias_of),
+        domain: d.domain,
+    }
+}
+
 /// Lists the server's domains once and records what differs from drover's accounts there.
 pub async fn scan_server(
     engine: &Engine,
@@ -64,16 +75,7 @@ pub async fn scan_server(
             server: name,
             source,
         })?;
-    let listed: Vec<Listed> = domains
-        .into_iter()
-        .map(|d| Listed {
-            disabled: d.disabled.is_some(),
-            features: super::converge::known_features(&d.features),
-            plan: d.plan,
-            parent: d.parent.or(d.alias_of),
-            domain: d.domain,
-        })
-        .collect();
+    let listed: Vec<Listed> = domains.into_iter().map(listed).collect();
     let expected = engine.store.server_expectations(server.id).await?;
     let findings = find_drift(&expected, &listed);
     let records = engine.store.record_drift(ctx, server.id, &findings).await?;

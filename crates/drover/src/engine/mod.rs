@@ -128,7 +128,10 @@ pub fn start_handing_back(
     if let Some(interval) = engine.fleet_policy.health_interval {
         builder = builder.periodic_job(riverqueue::PeriodicJob::with_options(
             riverqueue::IntervalSchedule::new(interval)?,
-            || drover_store::jobs::CheckFleetHealth { server_id: None },
+            || drover_store::jobs::CheckFleetHealth {
+                server_id: None,
+                plans: false,
+            },
             riverqueue::PeriodicJobOpts::new()
                 .with_id("fleet-health")
                 .with_run_on_start(true),

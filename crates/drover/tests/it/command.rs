@@ -568,7 +568,16 @@ async fn the_databases_operator_key_is_checked_and_can_be_rotated() {
 async fn the_doctor_finds_what_is_wrong_and_says_how_to_fix_it() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let _sim = add_simulated_server(d).await;
+    let sim = add_simulated_server(d).await;
+    // drover's plans: one not on the server yet, one changed there by hand.
+    for plan in ["Web", "Gold"] {
+        succeeded(run(d, &["plans", "create", "--name", plan]).await);
+    }
+    sim.with_state(|s| {
+        let mut gold = drover_testkit::virtualmin::SimPlan::new("Gold");
+        gold.quota_blocks = Some(1024);
+        s.plans.push(gold);
+    });
     // The doctor only looks: before any process made the key, it makes none.
     let (code, report, _) = exits(d, &["doctor", "--offline"]).await;
     assert_eq!(code, Some(0), "{report}");
@@ -589,6 +598,8 @@ async fn the_doctor_finds_what_is_wrong_and_says_how_to_fix_it() {
         "ok    operator key: key:",
         "ok    workers: no job waits untaken",
         "ok    server vm1 now: answers, healthy",
+        "ok    server vm1 now: plans: Web not there yet",
+        "warn  server vm1 now: plans: Gold differ from drover's",
         "ok    database: sqlite://drover.db: up to date at schema version",
     ] {
         assert!(report.contains(line), "{line}: {report}");
@@ -1534,4 +1545,138 @@ async fn a_name_that_can_pass_for_another_is_warned_about_or_refused_at_both_doo
     assert!(ok, "{err}");
     assert!(err.contains("warning: the label"), "{err}");
     assert!(out.contains("xn--pple-43d.com"), "{out}");
+}
+
+/// A server full of accounts drover never made: listed and proposed first (a plan drover lacks
+/// refuses the adoption and is named), recorded on --apply with billing's mapping (nothing on
+/// the server changes), then drift finds nothing, a second adoption finds nothing new, and the
+/// adopted accounts are drover's to manage.
+#[tokio::test]
+async fn an_operator_adopts_a_server_full_of_accounts() {
+    use drover_testkit::virtualmin::{Kind, SimDomain};
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let sim = add_simulated_server(d).await;
+    let _worker = worker(d);
+    sim.with_state(|s| {
+        let mut add = |name: &str, user: &str, plan: &str, change: &dyn Fn(&mut SimDomain)| {
+            let mut domain = SimDomain::top_level(name, user);
+            domain.plan = plan.into();
+            domain.email = Some(format!("{user}@clients.example.ro"));
+            change(&mut domain);
+            s.domains.insert(name.into(), domain);
+        };
+        add("ana.ro", "ana", "Web", &|_| {});
+        add("xn--tiri-pxb.ro", "stiri", "Web", &|d| {
+            d.disabled = Some("unpaid invoice".into());
+        });
+        add("old.ro", "old", "Legacy", &|_| {});
+        add("shop.ana.ro", "ana", "Web", &|d| {
+            d.kind = Kind::SubServer;
+            d.parent = Some("ana.ro".into());
+        });
+    });
+    succeeded(run(d, &["plans", "create", "--name", "Web"]).await);
+
+    let (success, _, stderr) = run(d, &["servers", "adopt", "1", "--apply", "--wait"]).await;
+    assert!(
+        !success && stderr.contains("no drover plan for 'Legacy'"),
+        "{stderr}"
+    );
+    let proposal = succeeded(run(d, &["servers", "adopt", "1", "--dry-run", "--wait"]).await);
+    assert!(
+        proposal.contains("adopt ana.ro (user ana) for new customer 'ana@clients.example.ro'")
+            && proposal.contains("adopt știri.ro (user stiri)")
+            && proposal.contains("suspended (unpaid invoice)")
+            && proposal.contains("refused: no drover plan for 'Legacy'"),
+        "{proposal}"
+    );
+    assert!(
+        !proposal.contains("shop.ana.ro"),
+        "part of ana.ro: {proposal}"
+    );
+
+    // Billing's mapping: its customers, and a drover plan for the legacy one.
+    let map = d.join("billing.csv");
+    std::fs::write(
+        &map,
+        "domain,customer,plan,name\n\
+         ana.ro,WHMCS-1,,Ana Pop\n\
+         știri.ro,WHMCS-2,,\"Știri, SRL\"\n\
+         old.ro,WHMCS-1,Web,Ana Pop\n",
+    )
+    .unwrap();
+    let map = map.to_str().unwrap();
+    let applied = succeeded(
+        run(
+            d,
+            &["servers", "adopt", "1", "--apply", "--map", map, "--wait"],
+        )
+        .await,
+    );
+    assert!(
+        applied.contains("3 to adopt (2 new customers)")
+            && applied.contains("drift will report plan_mismatch"),
+        "{applied}"
+    );
+    // Only reads reached the server (the worker's health checks call `info`).
+    let programs = sim.stats().calls_by_program;
+    assert!(
+        programs
+            .keys()
+            .all(|p| p.starts_with("list-") || p == "info"),
+        "adoption changes nothing on the server: {programs:?}"
+    );
+    let accounts: Value =
+        serde_json::from_str(&succeeded(run(d, &["--json", "accounts", "list"]).await)).unwrap();
+    let accounts = accounts.as_array().unwrap();
+    assert_eq!(accounts.len(), 3, "{accounts:?}");
+    for account in accounts {
+        assert_eq!(account["server_id"], 1);
+        assert_eq!(account["protected_from_deletion"], true);
+        assert_eq!(account["has_sealed_password"], false);
+    }
+    let stiri = accounts
+        .iter()
+        .find(|a| a["domain_unicode"] == "știri.ro")
+        .unwrap();
+    assert_eq!(stiri["desired_state"], "disabled");
+    assert_eq!(stiri["suspend_reason"], "unpaid invoice");
+    let customers = succeeded(run(d, &["--json", "customers", "list"]).await);
+    assert!(
+        customers.contains("WHMCS-1") && customers.contains("Știri, SRL"),
+        "{customers}"
+    );
+
+    let again = succeeded(
+        run(
+            d,
+            &["servers", "adopt", "1", "--dry-run", "--map", map, "--wait"],
+        )
+        .await,
+    );
+    assert!(
+        again.contains("0 to adopt (0 new customers), 0 skipped, 3 adopted before"),
+        "{again}"
+    );
+    // old.ro is on the server's Legacy plan and drover's Web: the one difference, as foretold.
+    let scan = succeeded(run(d, &["--json", "drift", "scan", "--server", "1", "--wait"]).await);
+    let findings: Value = serde_json::from_str(&scan).unwrap();
+    let kinds: Vec<(&str, &str)> = findings
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| (f["domain"].as_str().unwrap(), f["kind"].as_str().unwrap()))
+        .collect();
+    assert_eq!(kinds, [("old.ro", "plan_mismatch")], "{scan}");
+
+    // Adopted accounts are drover's: billing's unsuspension reaches the server.
+    let service = stiri["service_id"].to_string();
+    succeeded(run(d, &["services", "unsuspend", &service]).await);
+    crate::until(
+        "știri.ro is enabled on the server",
+        Duration::from_secs(20),
+        async || sim.with_state(|s| s.domains["xn--tiri-pxb.ro"].disabled.is_none()),
+    )
+    .await;
 }

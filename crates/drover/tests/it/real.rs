@@ -661,6 +661,129 @@ async fn drift_made_by_hand_is_found_and_repaired() {
     }
 }
 
+/// Accounts an operator made by hand on the real server, adopted with billing's mapping: the
+/// records match the server (drift finds nothing), a disabled one is suspended with the
+/// server's reason, and drover manages them from then on.
+#[tokio::test]
+#[ignore = "real tier: needs a real Virtualmin (scripts/real-virtualmin start)"]
+async fn accounts_made_by_hand_are_adopted_and_then_managed() {
+    let real = RealServer::from_env();
+    let drover = Drover::start(&[]).await;
+    let server = drover.add_real_server(&real).await;
+    let plan_name = unique("Adopted ");
+    drover
+        .plan(&plan_name, json!({"features": ["web", "dns"]}))
+        .await;
+    let stem = unique("adopt");
+    let (open, closed) = (format!("open-{stem}.ro"), format!("closed-{stem}.ro"));
+    let (ok, text) = virtualmin(&["create-plan", "--name", &plan_name]);
+    assert!(ok, "{text}");
+    for domain in [&open, &closed] {
+        let owner = format!("owner@{domain}");
+        let args = [
+            "create-domain",
+            "--domain",
+            domain,
+            "--pass",
+            "Made-by-hand-1",
+            "--unix",
+            "--dir",
+            "--web",
+            "--dns",
+            "--plan",
+            &plan_name,
+            "--email",
+            &owner,
+        ];
+        let (ok, text) = virtualmin(&args);
+        assert!(ok, "{args:?}: {text}");
+    }
+    let (ok, text) = virtualmin(&[
+        "disable-domain",
+        "--domain",
+        &closed,
+        "--why",
+        "Unpaid invoice",
+    ]);
+    assert!(ok, "{text}");
+
+    // Only these two: the server may hold other tests' domains, which the mapping leaves out.
+    let map = drover.dir.path().join("billing.csv");
+    std::fs::write(
+        &map,
+        format!("domain,customer,name\n{open},B-{stem},Open Ltd\n{closed},B-{stem},Open Ltd\n"),
+    )
+    .unwrap();
+    let d = drover.dir.path();
+    let adopt = |mode: &'static str| {
+        let server = server.to_string();
+        let map = map.display().to_string();
+        async move {
+            super::command::succeeded(
+                run(
+                    d,
+                    &["servers", "adopt", &server, mode, "--map", &map, "--wait"],
+                )
+                .await,
+            )
+        }
+    };
+    let proposal = adopt("--dry-run").await;
+    assert!(
+        proposal.contains(&format!("adopt {open}"))
+            && proposal.contains("suspended (Unpaid invoice)"),
+        "{proposal}"
+    );
+    let applied = adopt("--apply").await;
+    assert!(
+        applied.contains("2 to adopt (1 new customers)"),
+        "{applied}"
+    );
+    assert!(
+        adopt("--dry-run").await.contains("0 to adopt"),
+        "a second adoption finds nothing new"
+    );
+
+    let scan = drover
+        .post(&format!("/servers/{server}/drift-scan"), json!({}))
+        .await;
+    drover.job_completed(scan["job_id"].as_i64().unwrap()).await;
+    let findings = drover.get(&format!("/drift?server_id={server}")).await;
+    let ours: Vec<&Value> = findings
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| {
+            [&open, &closed].contains(&&f["domain"].as_str().unwrap_or_default().to_owned())
+        })
+        .collect();
+    assert!(
+        ours.is_empty(),
+        "drift finds nothing on adopted accounts: {ours:?}"
+    );
+
+    let accounts = drover.get(&format!("/accounts?domain={closed}")).await;
+    let account = &accounts[0];
+    assert_eq!(account["desired_state"], "disabled");
+    assert_eq!(account["suspend_reason"], "Unpaid invoice");
+    assert_eq!(account["has_sealed_password"], false);
+    let service = account["service_id"].as_i64().unwrap();
+    let job = drover.mv(service, "unsuspend", json!({})).await;
+    assert_eq!(job["state"], "completed", "{job:#}");
+    assert!(server_domain(&closed).is_some_and(|d| !d.contains_key("Disabled")));
+
+    for domain in [&open, &closed] {
+        let accounts = drover.get(&format!("/accounts?domain={domain}")).await;
+        let (service, account) = (
+            accounts[0]["service_id"].as_i64().unwrap(),
+            accounts[0]["id"].as_i64().unwrap(),
+        );
+        drover.remove(service, account, domain).await;
+    }
+    let (ok, text) = virtualmin(&["delete-plan", "--name", &plan_name]);
+    assert!(ok, "{text}");
+}
+
 #[tokio::test]
 #[ignore = "real tier: needs a real Virtualmin (scripts/real-virtualmin start)"]
 async fn usage_and_health_come_from_the_real_server() {

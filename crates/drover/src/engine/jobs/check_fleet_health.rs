@@ -2,7 +2,9 @@
 
 use std::sync::Arc;
 
-use drover_store::StoreError;
+use drover_core::Verdict;
+use drover_store::{Page, Plan, Server, StoreError};
+use drover_virtualmin::PlanPresence;
 use riverqueue::{Job, WorkContext, WorkOutcome};
 use serde_json::json;
 
@@ -19,18 +21,28 @@ pub async fn run(
     let ctx = super::job_context(job.id());
     let only = job.args.server_id.map(drover_core::ServerId);
     let changes = check_fleet(&engine, &ctx, only).await?;
-    let rows: Vec<_> = changes
-        .iter()
-        .map(|c| {
-            json!({
-                "id": c.server.id, "name": c.server.spec.name, "state": c.server.state,
-                "was": c.before, "verdict": c.health.verdict,
-                "latency_ms": c.health.probe.latency_ms,
-                "certificate_days_left": c.health.probe.certificate_days_left,
-                "reasons": c.health.reasons.join("; "),
-            })
-        })
-        .collect();
+    let plans = if job.args.plans {
+        engine
+            .store
+            .plans(Page::new(None, Some(Page::MAX_LIMIT)))
+            .await?
+    } else {
+        Vec::new()
+    };
+    let mut rows = Vec::with_capacity(changes.len());
+    for c in &changes {
+        let mut row = json!({
+            "id": c.server.id, "name": c.server.spec.name, "state": c.server.state,
+            "was": c.before, "verdict": c.health.verdict,
+            "latency_ms": c.health.probe.latency_ms,
+            "certificate_days_left": c.health.probe.certificate_days_left,
+            "reasons": c.health.reasons.join("; "),
+        });
+        if job.args.plans && c.health.verdict != Verdict::Unavailable {
+            row["plans"] = plan_presence(&engine, &c.server, &plans).await;
+        }
+        rows.push(row);
+    }
     let moved: Vec<String> = changes
         .iter()
         .filter(|c| c.moved())
@@ -38,4 +50,32 @@ pub async fn run(
         .collect();
     let _ = context.record_output(json!({ "servers": rows, "moved": moved }));
     Ok(WorkOutcome::Complete)
+}
+
+/// Which of drover's plans the server may host (by their tags) it lacks, or carries with other
+/// limits or features than drover's; or why its plans could not be read.
+async fn plan_presence(engine: &Engine, server: &Server, plans: &[Plan]) -> serde_json::Value {
+    let listed = match engine.fleet.client(server) {
+        Ok(client) => client.list_plans().await.map_err(|e| e.to_string()),
+        Err(e) => Err(e.to_string()),
+    };
+    let listed = match listed {
+        Ok(listed) => listed,
+        Err(error) => return json!({ "error": error }),
+    };
+    let (mut missing, mut differing) = (Vec::new(), Vec::new());
+    for plan in plans.iter().filter(|p| {
+        p.spec
+            .required_tags
+            .iter()
+            .all(|t| server.spec.tags.contains(t))
+    }) {
+        let name = plan.spec.name.to_string();
+        match crate::engine::converge::server_plan(&plan.spec).presence(&listed) {
+            PlanPresence::Missing => missing.push(name),
+            PlanPresence::Differs => differing.push(name),
+            PlanPresence::Matches => {}
+        }
+    }
+    json!({ "missing": missing, "differing": differing })
 }

@@ -2,6 +2,7 @@
 //! The arguments live in `drover_store::jobs`, where the store inserts them in the transaction
 //! of the change that needs them. A kind is worked once it is in the table of [`register`].
 
+mod adopt_server;
 mod check_fleet_health;
 mod check_zones;
 mod converge_account;
@@ -43,6 +44,7 @@ pub(super) fn register(
     add(workers, engine, hand_back, plan_zone::run)?;
     add(workers, engine, hand_back, check_zones::run)?;
     add(workers, engine, hand_back, sync_usage::run)?;
+    add(workers, engine, hand_back, adopt_server::run)?;
     Ok(())
 }
 

@@ -1,0 +1,709 @@
+//! Adopting a server full of accounts drover never made: what the server holds, read as
+//! drover's records (customers, plans, accounts with their state), proposed before anything is
+//! recorded. Nothing here changes the server: adoption only writes drover's side.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::{Deserialize, Serialize};
+
+use crate::{
+    AccountId, CustomerId, CustomerSpec, DesiredState, DomainName, DriftFinding, DriftKind, Error,
+    Expected, Feature, Listed, PlanId, PlanName, UnixUsername, find_drift,
+};
+
+/// A top-level domain (or a sub-server or alias, which belong to their parent) as the server
+/// listed it, with what adoption reads beyond drift's view.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Found {
+    pub listed: Listed,
+    pub unix_user: Option<String>,
+    /// The account owner's contact address as the server shows it.
+    pub contact_email: Option<String>,
+    /// Why it was disabled, when the server says.
+    pub disabled_reason: Option<String>,
+}
+
+/// One line of billing's mapping file: the domain, billing's customer id, and optionally the
+/// drover plan, the customer's name and address (for a customer drover does not know yet).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct Mapping {
+    #[cfg_attr(feature = "openapi", schema(value_type = String, example = "știri.ro"))]
+    pub domain: DomainName,
+    /// Billing's id for the customer (a customer's `external_ref`).
+    pub customer: String,
+    /// The drover plan, when not the plan of the server's name.
+    #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>))]
+    pub plan: Option<PlanName>,
+    #[serde(default)]
+    pub name: Option<String>,
+    #[serde(default)]
+    pub email: Option<String>,
+}
+
+/// A plan drover has, as adoption matches it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KnownPlan {
+    pub id: PlanId,
+    pub name: PlanName,
+    pub features: Vec<Feature>,
+}
+
+/// A customer drover has, as adoption matches it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KnownCustomer {
+    pub id: CustomerId,
+    pub email: Option<String>,
+    pub external_ref: Option<String>,
+}
+
+/// An account drover has (on any server), which adoption must not take twice.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KnownAccount {
+    pub id: AccountId,
+    pub domain: DomainName,
+    pub unix_username: UnixUsername,
+    /// The name of its server, if it has one.
+    pub server: Option<String>,
+}
+
+/// What drover already holds.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Known {
+    pub plans: Vec<KnownPlan>,
+    pub customers: Vec<KnownCustomer>,
+    pub accounts: Vec<KnownAccount>,
+}
+
+/// Who an adopted account belongs to: a customer drover has, or one of the adoption's new ones
+/// (by its index in [`Adoption::new_customers`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Owner {
+    Existing(CustomerId),
+    New(usize),
+}
+
+/// An account as it would be recorded.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Adopted {
+    pub domain: DomainName,
+    pub unix_username: UnixUsername,
+    pub owner: Owner,
+    pub plan: PlanId,
+    pub plan_name: PlanName,
+    /// Enabled (its service active) or disabled (suspended, with the server's reason).
+    pub state: DesiredState,
+    pub suspend_reason: Option<String>,
+    /// What drift will report about it once adopted (a plan or features unlike drover's plan).
+    pub differences: Vec<DriftFinding>,
+}
+
+/// A domain the server holds that is not adopted, and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Skipped {
+    pub domain: String,
+    pub why: String,
+}
+
+/// What adopting a server would record. Applied only when nothing [`Adoption::refusal`] names
+/// stands in the way.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Adoption {
+    pub accounts: Vec<Adopted>,
+    pub new_customers: Vec<CustomerSpec>,
+    /// Plans on the server (or in the mapping) with no drover plan of that name.
+    pub unmapped_plans: Vec<String>,
+    pub skipped: Vec<Skipped>,
+    /// Domains of the mapping this server does not hold.
+    pub not_on_server: Vec<String>,
+    /// Domains drover holds on this server already (a second adoption finds nothing new).
+    pub already_adopted: usize,
+}
+
+impl Adoption {
+    /// Why the adoption cannot be applied as it stands, with what to do.
+    pub fn refusal(&self) -> Option<String> {
+        (!self.unmapped_plans.is_empty()).then(|| {
+            format!(
+                "no drover plan for {}: create plans of these names (drover plans create), or \
+                 name a drover plan per domain in the mapping file's plan column",
+                self.unmapped_plans
+                    .iter()
+                    .map(|p| format!("'{p}'"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )
+        })
+    }
+}
+
+impl std::fmt::Display for Adoption {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        for a in &self.accounts {
+            let owner = match a.owner {
+                Owner::Existing(id) => format!("customer {id}"),
+                Owner::New(i) => {
+                    let c = &self.new_customers[i];
+                    format!("new customer '{}'", c.name)
+                }
+            };
+            let state = match a.state {
+                DesiredState::Disabled => format!(
+                    "suspended ({})",
+                    a.suspend_reason.as_deref().unwrap_or("no reason")
+                ),
+                _ => "active".to_owned(),
+            };
+            writeln!(
+                f,
+                "  adopt {} (user {}) for {owner} on plan '{}', {state}",
+                a.domain.to_unicode(),
+                a.unix_username.as_str(),
+                a.plan_name,
+            )?;
+            for d in &a.differences {
+                writeln!(
+                    f,
+                    "    drift will report {}: drover's plan says {}, the server has {}",
+                    d.kind.as_str(),
+                    d.expected.as_deref().unwrap_or("-"),
+                    d.found.as_deref().unwrap_or("-"),
+                )?;
+            }
+        }
+        for s in &self.skipped {
+            writeln!(f, "  skip {}: {}", s.domain, s.why)?;
+        }
+        for d in &self.not_on_server {
+            writeln!(f, "  {d} is in the mapping but not on this server")?;
+        }
+        write!(
+            f,
+            "{} to adopt ({} new customers), {} skipped, {} adopted before",
+            self.accounts.len(),
+            self.new_customers.len(),
+            self.skipped.len(),
+            self.already_adopted,
+        )?;
+        if let Some(refusal) = self.refusal() {
+            write!(f, "\nrefused: {refusal}")?;
+        }
+        Ok(())
+    }
+}
+
+/// Reads what `server` holds as drover's records. With a mapping, it says each domain's
+/// customer (billing's id) and may say its plan; a domain missing from it is skipped. Without
+/// one, customers are found by the owner's contact address. Every account is protected from
+/// deletion (the store's default) and has no password drover knows.
+pub fn propose(
+    server: &str,
+    found: &[Found],
+    mapping: Option<&[Mapping]>,
+    known: &Known,
+) -> Adoption {
+    let mut adoption = Adoption {
+        accounts: Vec::new(),
+        new_customers: Vec::new(),
+        unmapped_plans: Vec::new(),
+        skipped: Vec::new(),
+        not_on_server: Vec::new(),
+        already_adopted: 0,
+    };
+    let mapped: Option<BTreeMap<&str, &Mapping>> =
+        mapping.map(|rows| rows.iter().map(|m| (m.domain.as_str(), m)).collect());
+    let accounts_by_domain: BTreeMap<&str, &KnownAccount> = known
+        .accounts
+        .iter()
+        .map(|a| (a.domain.as_str(), a))
+        .collect();
+    let mut users_taken: BTreeSet<String> = known
+        .accounts
+        .iter()
+        .map(|a| a.unix_username.as_str().to_owned())
+        .collect();
+    let mut unmapped = BTreeSet::new();
+    let mut new_by_key: BTreeMap<String, usize> = BTreeMap::new();
+    let mut skip = |domain: &str, why: String| {
+        adoption.skipped.push(Skipped {
+            domain: domain.to_owned(),
+            why,
+        });
+    };
+    let mut listed_names = BTreeSet::new();
+    for f in found {
+        let shown = f.listed.domain.as_str();
+        listed_names.insert(shown.to_ascii_lowercase());
+        if let Some(parent) = &f.listed.parent {
+            // Sub-servers and aliases are part of their parent's account.
+            if !found.iter().any(|p| &p.listed.domain == parent) {
+                skip(shown, format!("belongs to {parent}, which is not listed"));
+            }
+            continue;
+        }
+        let domain = match DomainName::parse(shown) {
+            Ok(d) => d,
+            Err(e) => {
+                skip(shown, e.to_string());
+                continue;
+            }
+        };
+        if let Some(have) = accounts_by_domain.get(domain.as_str()) {
+            match &have.server {
+                Some(s) if s == server => adoption.already_adopted += 1,
+                Some(s) => skip(
+                    shown,
+                    format!("drover holds it on server {s} (account {})", have.id),
+                ),
+                None => skip(
+                    shown,
+                    format!("drover holds it, not yet placed (account {})", have.id),
+                ),
+            }
+            continue;
+        }
+        let entry = match &mapped {
+            Some(rows) => match rows.get(domain.as_str()) {
+                Some(row) => Some(*row),
+                None => {
+                    skip(shown, "not in the mapping file".into());
+                    continue;
+                }
+            },
+            None => None,
+        };
+        let username = match f.unix_user.as_deref().map(UnixUsername::parse) {
+            Some(Ok(u)) => u,
+            Some(Err(e)) => {
+                skip(shown, e.to_string());
+                continue;
+            }
+            None => {
+                skip(shown, "the server lists no unix user for it".into());
+                continue;
+            }
+        };
+        if !users_taken.insert(username.as_str().to_owned()) {
+            skip(
+                shown,
+                format!(
+                    "its unix user {} is another account's in drover",
+                    username.as_str()
+                ),
+            );
+            continue;
+        }
+        let plan_name = entry
+            .and_then(|m| m.plan.as_ref().map(|p| p.as_str().to_owned()))
+            .or_else(|| f.listed.plan.clone());
+        let Some(plan) = plan_name
+            .as_deref()
+            .and_then(|name| known.plans.iter().find(|p| p.name.as_str() == name))
+        else {
+            unmapped.insert(plan_name.unwrap_or_else(|| "(no plan)".to_owned()));
+            continue;
+        };
+        let owner = match owner(
+            entry,
+            f,
+            known,
+            &mut adoption.new_customers,
+            &mut new_by_key,
+        ) {
+            Ok(owner) => owner,
+            Err(why) => {
+                skip(shown, why);
+                continue;
+            }
+        };
+        let state = if f.listed.disabled {
+            DesiredState::Disabled
+        } else {
+            DesiredState::Enabled
+        };
+        let expected = Expected {
+            account: AccountId(0),
+            domain: domain.clone(),
+            state,
+            plan: plan.name.as_str().to_owned(),
+            features: plan.features.clone(),
+        };
+        let differences = find_drift(&[expected], std::slice::from_ref(&f.listed))
+            .into_iter()
+            .filter(|d| d.kind != DriftKind::Orphan)
+            .map(|d| DriftFinding {
+                account_id: None,
+                ..d
+            })
+            .collect();
+        adoption.accounts.push(Adopted {
+            domain,
+            unix_username: username,
+            owner,
+            plan: plan.id,
+            plan_name: plan.name.clone(),
+            state,
+            suspend_reason: f.listed.disabled.then(|| {
+                f.disabled_reason
+                    .clone()
+                    .unwrap_or_else(|| "disabled on the server before adoption".to_owned())
+            }),
+            differences,
+        });
+    }
+    adoption.unmapped_plans = unmapped.into_iter().collect();
+    if let Some(rows) = mapping {
+        adoption.not_on_server = rows
+            .iter()
+            .filter(|m| !listed_names.contains(m.domain.as_str()))
+            .map(|m| m.domain.to_unicode())
+            .collect();
+    }
+    adoption
+}
+
+/// The customer an account goes to: by billing's id from the mapping, else by the contact
+/// address; one drover does not know yet is proposed once, however many accounts it has.
+fn owner(
+    entry: Option<&Mapping>,
+    found: &Found,
+    known: &Known,
+    new_customers: &mut Vec<CustomerSpec>,
+    new_by_key: &mut BTreeMap<String, usize>,
+) -> Result<Owner, String> {
+    let (key, existing, spec) = match entry {
+        Some(m) => {
+            let existing = known
+                .customers
+                .iter()
+                .find(|c| c.external_ref.as_deref() == Some(m.customer.as_str()));
+            let name = m.name.as_deref().unwrap_or(&m.customer);
+            let spec = || CustomerSpec::new(name, m.email.as_deref(), Some(&m.customer));
+            (format!("ref:{}", m.customer), existing, spec())
+        }
+        None => {
+            let Some(email) = found.contact_email.as_deref() else {
+                return Err("the server lists no contact address for its owner, and no \
+                            mapping file names its customer"
+                    .into());
+            };
+            let email = email.trim().to_ascii_lowercase();
+            let existing = known.customers.iter().find(|c| {
+                c.email
+                    .as_deref()
+                    .is_some_and(|e| e.eq_ignore_ascii_case(&email))
+            });
+            (
+                format!("email:{email}"),
+                existing,
+                CustomerSpec::new(&email, Some(&email), None),
+            )
+        }
+    };
+    if let Some(c) = existing {
+        return Ok(Owner::Existing(c.id));
+    }
+    if let Some(&i) = new_by_key.get(&key) {
+        return Ok(Owner::New(i));
+    }
+    let spec = spec.map_err(|e| format!("its customer cannot be recorded: {e}"))?;
+    new_customers.push(spec);
+    new_by_key.insert(key, new_customers.len() - 1);
+    Ok(Owner::New(new_customers.len() - 1))
+}
+
+/// Reads billing's mapping file: CSV with a header naming at least `domain` and `customer`
+/// (billing's customer id), and optionally `plan`, `name` and `email`; fields may be quoted.
+pub fn parse_mapping(text: &str) -> Result<Vec<Mapping>, Error> {
+    let bad =
+        |line: usize, what: String| Error::invalid("mapping file", &format!("line {line}"), what);
+    let mut lines = text
+        .lines()
+        .enumerate()
+        .map(|(i, l)| (i + 1, l.trim_end_matches('\r')))
+        .filter(|(_, l)| !l.trim().is_empty() && !l.starts_with('#'));
+    let Some((line, header)) = lines.next() else {
+        return Err(bad(
+            1,
+            "the file is empty; expected a header: domain,customer[,plan,name,email]".into(),
+        ));
+    };
+    let header: Vec<String> = csv_fields(header)
+        .map_err(|e| bad(line, e))?
+        .into_iter()
+        .map(|h| h.trim().to_ascii_lowercase())
+        .collect();
+    let column = |name: &str| header.iter().position(|h| h == name);
+    let (Some(domain_at), Some(customer_at)) = (column("domain"), column("customer")) else {
+        return Err(bad(
+            line,
+            format!(
+                "the header is '{}'; expected it to name the columns domain and customer \
+                 (plan, name and email may follow)",
+                header.join(",")
+            ),
+        ));
+    };
+    if let Some(other) = header
+        .iter()
+        .find(|h| !["domain", "customer", "plan", "name", "email"].contains(&h.as_str()))
+    {
+        return Err(bad(
+            line,
+            format!(
+                "unknown column '{other}'; the columns are domain, customer, plan, name and email"
+            ),
+        ));
+    }
+    let mut rows: Vec<Mapping> = Vec::new();
+    let mut seen = BTreeMap::new();
+    for (line, text) in lines {
+        let fields = csv_fields(text).map_err(|e| bad(line, e))?;
+        if fields.len() != header.len() {
+            return Err(bad(
+                line,
+                format!(
+                    "{} fields where the header has {}",
+                    fields.len(),
+                    header.len()
+                ),
+            ));
+        }
+        let field = |name: &str| {
+            column(name)
+                .map(|i| fields[i].trim())
+                .filter(|v| !v.is_empty())
+        };
+        let at = |e: Error| bad(line, e.to_string());
+        let domain = DomainName::parse(&fields[domain_at]).map_err(at)?;
+        let customer = fields[customer_at].trim().to_owned();
+        if customer.is_empty() {
+            return Err(bad(line, "the customer column is empty".into()));
+        }
+        if let Some(first) = seen.insert(domain.clone(), line) {
+            return Err(bad(
+                line,
+                format!(
+                    "{} is mapped twice (first on line {first})",
+                    domain.to_unicode()
+                ),
+            ));
+        }
+        rows.push(Mapping {
+            domain,
+            customer,
+            plan: field("plan").map(PlanName::parse).transpose().map_err(at)?,
+            name: field("name").map(str::to_owned),
+            email: field("email").map(str::to_owned),
+        });
+    }
+    Ok(rows)
+}
+
+/// The fields of one CSV line (RFC 4180: quoted fields, doubled quotes inside them).
+fn csv_fields(line: &str) -> Result<Vec<String>, String> {
+    let mut fields = Vec::new();
+    let mut chars = line.chars().peekable();
+    loop {
+        let mut field = String::new();
+        if chars.peek() == Some(&'"') {
+            chars.next();
+            loop {
+                match chars.next() {
+                    Some('"') if chars.peek() == Some(&'"') => {
+                        chars.next();
+                        field.push('"');
+                    }
+                    Some('"') => break,
+                    Some(c) => field.push(c),
+                    None => return Err("a quoted field is not closed".into()),
+                }
+            }
+            match chars.next() {
+                None => {
+                    fields.push(field);
+                    return Ok(fields);
+                }
+                Some(',') => {}
+                Some(c) => return Err(format!("'{c}' after a quoted field; expected a comma")),
+            }
+        } else {
+            loop {
+                match chars.next() {
+                    None => {
+                        fields.push(field);
+                        return Ok(fields);
+                    }
+                    Some(',') => break,
+                    Some(c) => field.push(c),
+                }
+            }
+        }
+        fields.push(field);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn found(domain: &str, user: &str, plan: &str, email: &str) -> Found {
+        Found {
+            listed: Listed {
+                domain: domain.into(),
+                disabled: false,
+                plan: Some(plan.into()),
+                features: vec![Feature::Unix, Feature::Dir, Feature::Web],
+                parent: None,
+            },
+            unix_user: Some(user.into()),
+            contact_email: Some(email.into()),
+            disabled_reason: None,
+        }
+    }
+
+    fn known() -> Known {
+        Known {
+            plans: vec![KnownPlan {
+                id: PlanId(1),
+                name: PlanName::parse("Web").unwrap(),
+                features: vec![Feature::Unix, Feature::Web],
+            }],
+            customers: vec![KnownCustomer {
+                id: CustomerId(7),
+                email: Some("ana@example.ro".into()),
+                external_ref: Some("C-7".into()),
+            }],
+            accounts: vec![KnownAccount {
+                id: AccountId(3),
+                domain: DomainName::parse("ours.ro").unwrap(),
+                unix_username: UnixUsername::parse("ours").unwrap(),
+                server: Some("vm1".into()),
+            }],
+        }
+    }
+
+    #[test]
+    fn customers_come_from_contact_addresses_and_are_proposed_once() {
+        let mut disabled = found("ion.ro", "ion", "Web", "Ion@Mail.ro");
+        disabled.listed.disabled = true;
+        disabled.disabled_reason = Some("unpaid".into());
+        let listing = [
+            found("ana.ro", "ana", "Web", "ana@example.ro"),
+            disabled,
+            found("ion2.ro", "ion2", "Web", "ion@mail.ro"),
+            found("ours.ro", "ours", "Web", "x@y.ro"),
+        ];
+        let a = propose("vm1", &listing, None, &known());
+        assert_eq!(a.accounts.len(), 3, "{a}");
+        assert_eq!(a.accounts[0].owner, Owner::Existing(CustomerId(7)));
+        assert_eq!(a.accounts[1].owner, Owner::New(0));
+        assert_eq!(
+            a.accounts[2].owner,
+            Owner::New(0),
+            "one new customer per address"
+        );
+        assert_eq!(a.new_customers.len(), 1);
+        assert_eq!(a.new_customers[0].email.as_deref(), Some("ion@mail.ro"));
+        assert_eq!(a.accounts[1].state, DesiredState::Disabled);
+        assert_eq!(a.accounts[1].suspend_reason.as_deref(), Some("unpaid"));
+        assert_eq!(a.already_adopted, 1);
+        assert!(a.refusal().is_none());
+        // The server's Dir feature is extra; nothing is missing and the plan matches.
+        assert!(a.accounts[0].differences.is_empty());
+    }
+
+    #[test]
+    fn unmapped_plans_refuse_and_name_every_one() {
+        let listing = [
+            found("ana.ro", "ana", "Gold", "a@b.ro"),
+            found("ion.ro", "ion", "Silver", "a@b.ro"),
+            found("eva.ro", "eva", "Gold", "a@b.ro"),
+        ];
+        let a = propose("vm1", &listing, None, &known());
+        assert_eq!(a.unmapped_plans, ["Gold", "Silver"]);
+        let refusal = a.refusal().unwrap();
+        assert!(refusal.contains("'Gold', 'Silver'"), "{refusal}");
+        assert!(a.accounts.is_empty());
+    }
+
+    #[test]
+    fn conflicts_and_parts_of_accounts_are_not_adopted() {
+        let mut sub = found("shop.ana.ro", "ana", "Web", "a@b.ro");
+        sub.listed.parent = Some("ana.ro".into());
+        let listing = [
+            found("ana.ro", "ana", "Web", "a@b.ro"),
+            sub,
+            found("ours.ro", "ours", "Web", "a@b.ro"),
+            found("taken.ro", "ours", "Web", "a@b.ro"),
+            found("bad_name.ro", "bad", "Web", "a@b.ro"),
+            found("noemail.ro", "noemail", "Web", "a@b.ro"),
+        ];
+        let mut listing = listing.to_vec();
+        listing[5].contact_email = None;
+        let a = propose("vm2", &listing, None, &known());
+        assert_eq!(a.accounts.len(), 1, "{a}");
+        let why: Vec<(&str, &str)> = a
+            .skipped
+            .iter()
+            .map(|s| (s.domain.as_str(), s.why.as_str()))
+            .collect();
+        assert!(
+            why[0].0 == "ours.ro" && why[0].1.contains("on server vm1"),
+            "{why:?}"
+        );
+        assert!(
+            why[1].0 == "taken.ro" && why[1].1.contains("unix user ours"),
+            "{why:?}"
+        );
+        assert_eq!(why[2].0, "bad_name.ro");
+        assert!(why[3].1.contains("no contact address"), "{why:?}");
+        assert_eq!(a.already_adopted, 0);
+    }
+
+    #[test]
+    fn a_mapping_names_customers_and_plans() {
+        let map = parse_mapping(
+            "Domain,Customer,Plan,Name\n\
+             ana.ro,C-7,,\n\
+             \"ion.ro\",C-9,Web,\"Pop, Ion\"\n\
+             gone.ro,C-9,,\n",
+        )
+        .unwrap();
+        let listing = [
+            found("ana.ro", "ana", "Web", "other@x.ro"),
+            found("ion.ro", "ion", "Gold", "ion@x.ro"),
+            found("eva.ro", "eva", "Web", "eva@x.ro"),
+        ];
+        let a = propose("vm1", &listing, Some(&map), &known());
+        assert_eq!(a.accounts.len(), 2, "{a}");
+        assert_eq!(a.accounts[0].owner, Owner::Existing(CustomerId(7)));
+        assert_eq!(a.new_customers[0].name, "Pop, Ion");
+        assert_eq!(a.new_customers[0].external_ref.as_deref(), Some("C-9"));
+        // ion.ro is on the server's Gold plan and drover's Web plan: drift will say so.
+        assert_eq!(a.accounts[1].differences[0].kind, DriftKind::PlanMismatch);
+        assert_eq!(a.skipped[0].why, "not in the mapping file");
+        assert_eq!(a.not_on_server, ["gone.ro"]);
+    }
+
+    #[test]
+    fn mapping_files_are_checked_line_by_line() {
+        let err = |text: &str| parse_mapping(text).unwrap_err().to_string();
+        assert!(err("").contains("empty"));
+        assert!(err("domain,plan\n").contains("domain and customer"));
+        assert!(err("domain,customer,colour\n").contains("unknown column 'colour'"));
+        assert!(err("domain,customer\nana.ro\n").contains("line 2"));
+        assert!(err("domain,customer\nana.ro,C\nana.ro,D\n").contains("first on line 2"));
+        assert!(err("domain,customer\nnot a domain,C\n").contains("line 2"));
+        assert!(err("domain,customer\n\"ana.ro,C\n").contains("not closed"));
+        assert!(err("domain,customer\nana.ro,\n").contains("customer column is empty"));
+        let rows =
+            parse_mapping("# billing export\ndomain,customer\r\nștiri.ro,\"C \"\"1\"\"\"\r\n")
+                .unwrap();
+        assert_eq!(rows[0].domain.as_str(), "xn--tiri-pxb.ro");
+        assert_eq!(rows[0].customer, "C \"1\"");
+    }
+}

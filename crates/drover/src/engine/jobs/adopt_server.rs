@@ -1,0 +1,81 @@
+//! `adopt_server`: a server's domains read as drover's records (customers, plans, accounts) and,
+//! when asked, recorded. Nothing is changed on the server.
+
+use std::sync::Arc;
+
+use drover_core::{Found, ServerId, propose};
+use drover_store::StoreError;
+use drover_virtualmin::VirtualminError;
+use riverqueue::{Job, WorkContext, WorkOutcome};
+use serde_json::json;
+
+use crate::engine::Engine;
+use crate::engine::drift::listed;
+
+#[derive(Debug, thiserror::Error)]
+pub enum AdoptError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("server {server} could not be listed, so nothing was adopted: {source}")]
+    Listing {
+        server: String,
+        #[source]
+        source: VirtualminError,
+    },
+    #[error("server {server}: {message}")]
+    Unusable { server: String, message: String },
+}
+
+/// One listing of the server, then the proposal as the job's output (as data and as text). An
+/// apply the proposal refuses (plans drover lacks) is discarded with the reason.
+pub async fn run(
+    engine: Arc<Engine>,
+    context: WorkContext,
+    job: Job<drover_store::jobs::AdoptServer>,
+) -> Result<WorkOutcome, AdoptError> {
+    let ctx = super::job_context(job.id());
+    let server = engine.store.server(ServerId(job.args.server_id)).await?;
+    let name = server.spec.name.to_string();
+    let client = engine
+        .fleet
+        .client(&server)
+        .map_err(|e| AdoptError::Unusable {
+            server: name.clone(),
+            message: e.to_string(),
+        })?;
+    let domains = client
+        .list_domains()
+        .await
+        .map_err(|source| AdoptError::Listing {
+            server: name.clone(),
+            source,
+        })?;
+    let found: Vec<Found> = domains
+        .into_iter()
+        .map(|d| Found {
+            unix_user: d.unix_user.clone(),
+            contact_email: d.contact_email.clone(),
+            disabled_reason: d.disabled.as_ref().and_then(|why| why.reason.clone()),
+            listed: listed(d),
+        })
+        .collect();
+    let known = engine.store.adoption_known().await?;
+    let adoption = propose(&name, &found, job.args.mapping.as_deref(), &known);
+    let text = adoption.to_string();
+    if !job.args.apply {
+        let _ = context.record_output(json!({
+            "server": name, "applied": false, "adoption": adoption, "text": text,
+        }));
+        return Ok(WorkOutcome::Complete);
+    }
+    if let Some(refusal) = adoption.refusal() {
+        let _ = context
+            .record_output(json!({ "refused": refusal, "adoption": adoption, "text": text }));
+        return Ok(WorkOutcome::Discard);
+    }
+    let accounts = engine.store.adopt(&ctx, server.id, &adoption).await?;
+    let _ = context.record_output(json!({
+        "server": name, "applied": true, "adoption": adoption, "text": text, "accounts": accounts,
+    }));
+    Ok(WorkOutcome::Complete)
+}
