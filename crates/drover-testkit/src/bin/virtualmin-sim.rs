@@ -3,7 +3,7 @@
 use std::net::SocketAddr;
 
 use clap::Parser;
-use drover_testkit::virtualmin::{SimConfig, VirtualminSim};
+use drover_testkit::virtualmin::{Fault, SimConfig, VirtualminSim};
 
 #[derive(Debug, Parser)]
 #[command(about = "A Virtualmin remote.cgi simulator that answers like Virtualmin 8.1.")]
@@ -26,6 +26,17 @@ struct Args {
     /// An account plan the server knows besides "Default Plan"; repeat for more.
     #[arg(long = "plan")]
     plans: Vec<String>,
+    /// The share of requests (0 to 1) that fail as a troubled server's do: a proxy's 502, a
+    /// dropped connection, an answer in no format, or one 2 s late.
+    #[arg(long, default_value_t = 0.0, value_parser = share)]
+    fault_rate: f64,
+}
+
+fn share(input: &str) -> Result<f64, String> {
+    match input.parse::<f64>() {
+        Ok(p) if (0.0..=1.0).contains(&p) => Ok(p),
+        _ => Err(format!("'{input}' is not a share: expected a number from 0 to 1")),
+    }
 }
 
 #[tokio::main(flavor = "current_thread")]
@@ -52,6 +63,15 @@ async fn run(args: Args) -> Result<(), String> {
         .await
         .map_err(|e| format!("cannot listen on {listen}: {e} (choose another with --listen)"))?;
     sim.with_state(|state| state.plans.extend(args.plans.into_iter().map(Into::into)));
+    sim.set_fault_rate(
+        args.fault_rate,
+        vec![
+            Fault::Status(502),
+            Fault::Drop,
+            Fault::Garble,
+            Fault::Slow(std::time::Duration::from_secs(2)),
+        ],
+    );
     println!(
         "virtualmin-sim listening on {}/virtual-server/remote.cgi",
         sim.url()
