@@ -20,6 +20,41 @@ pub struct BulkQueued {
     pub total: usize,
     pub queued: Vec<(ServiceId, JobId)>,
     pub refused: Vec<(ServiceId, String)>,
+    /// Services left as they were: the run was interrupted before their turn.
+    pub not_changed: Vec<ServiceId>,
+}
+
+/// An operator's stop (SIGINT or SIGTERM) while a bulk run queues or waits: queueing stops
+/// between two services, so each service is either changed (its job queued, to be carried out)
+/// or left as it was; waiting stops and the jobs go on.
+#[derive(Debug, Clone, Default)]
+pub struct Interrupt(std::sync::Arc<std::sync::atomic::AtomicBool>);
+
+impl Interrupt {
+    /// Listens for SIGINT and SIGTERM from now on.
+    pub fn on_signals() -> std::io::Result<Self> {
+        use tokio::signal::unix::{SignalKind, signal};
+        let interrupt = Self::default();
+        let mut terminate = signal(SignalKind::terminate())?;
+        let mut ctrl_c = signal(SignalKind::interrupt())?;
+        let flag = interrupt.clone();
+        tokio::spawn(async move {
+            tokio::select! {
+                _ = terminate.recv() => {}
+                _ = ctrl_c.recv() => {}
+            }
+            flag.raise();
+        });
+        Ok(interrupt)
+    }
+
+    pub fn raise(&self) {
+        self.0.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    pub fn happened(&self) -> bool {
+        self.0.load(std::sync::atomic::Ordering::SeqCst)
+    }
 }
 
 /// How it all ended, or where it stood when waiting stopped.
@@ -91,17 +126,23 @@ pub async fn preview(
     Ok(previews)
 }
 
+/// Queues each service's move in its own transaction, until done or interrupted.
 pub async fn queue(
     store: &dyn Store,
     ctx: &RequestContext,
     action: &BulkAction,
     services: &[ServiceId],
+    interrupt: &Interrupt,
 ) -> BulkQueued {
     let mut result = BulkQueued {
         total: services.len(),
         ..BulkQueued::default()
     };
-    for &id in services {
+    for (n, &id) in services.iter().enumerate() {
+        if interrupt.happened() {
+            result.not_changed = services[n..].to_vec();
+            break;
+        }
         let outcome = match action {
             BulkAction::Suspend { reason } => {
                 store
@@ -128,16 +169,18 @@ pub async fn queue(
     result
 }
 
-/// Waits for the queued jobs, reporting (finished, total) as they end, for at most `limit`.
+/// Waits for the queued jobs, reporting (finished, total) as they end, for at most `limit` or
+/// until interrupted.
 pub async fn wait(
     store: &dyn Store,
     queued: &BulkQueued,
     limit: Option<Duration>,
+    interrupt: &Interrupt,
     mut progress: impl FnMut(usize, usize),
 ) -> Result<BulkSummary, drover_store::StoreError> {
     let started = tokio::time::Instant::now();
     let mut summary = BulkSummary {
-        total: queued.total,
+        total: queued.queued.len() + queued.refused.len(),
         failed: queued.refused.clone(),
         ..BulkSummary::default()
     };
@@ -163,7 +206,7 @@ pub async fn wait(
         }
         pending = still;
         progress(summary.total - pending.len(), summary.total);
-        if limit.is_some_and(|limit| started.elapsed() >= limit) {
+        if interrupt.happened() || limit.is_some_and(|limit| started.elapsed() >= limit) {
             summary.unfinished = pending;
             break;
         }

@@ -1468,13 +1468,25 @@ async fn services(
             if ids.len() > 1 && !yes {
                 confirm_bulk(ids.len())?;
             }
-            let queued = crate::bulk::queue(&**store, ctx, &action, &ids).await;
+            let interrupt = crate::bulk::Interrupt::on_signals()?;
+            let queued = crate::bulk::queue(&**store, ctx, &action, &ids, &interrupt).await;
             eprintln!(
                 "{} services: {} queued, {} refused",
                 queued.total,
                 queued.queued.len(),
                 queued.refused.len()
             );
+            if !queued.not_changed.is_empty() {
+                out.one(&queued)?;
+                let left: Vec<String> =
+                    queued.not_changed.iter().map(ToString::to_string).collect();
+                bail!(
+                    "interrupted: {} services were queued and their jobs go on; {} were not                      changed (--ids {}): run the command again for them",
+                    queued.queued.len(),
+                    left.len(),
+                    left.join(",")
+                );
+            }
             if no_wait {
                 return out.one(&queued);
             }
@@ -1482,7 +1494,7 @@ async fn services(
             let terminal = std::io::IsTerminal::is_terminal(&std::io::stderr());
             let mut shown = None;
             let limit = wait_timeout.map(std::time::Duration::from_secs);
-            let summary = crate::bulk::wait(&**store, &queued, limit, |done, total| {
+            let summary = crate::bulk::wait(&**store, &queued, limit, &interrupt, |done, total| {
                 if terminal {
                     eprint!("\r{done}/{total} done");
                 } else if shown != Some(done) {
@@ -1497,8 +1509,13 @@ async fn services(
             out.one(&summary)?;
             // As for one job: waiting that stopped short is not a success.
             if !summary.unfinished.is_empty() {
+                let why = if interrupt.happened() {
+                    "stopped waiting (interrupted)"
+                } else {
+                    "stopped waiting after --wait-timeout"
+                };
                 bail!(
-                    "stopped waiting after --wait-timeout: {} jobs go on (drover jobs list)",
+                    "{why}: {} jobs go on (drover jobs list)",
                     summary.unfinished.len()
                 );
             }

@@ -35,7 +35,9 @@ struct Args {
 fn share(input: &str) -> Result<f64, String> {
     match input.parse::<f64>() {
         Ok(p) if (0.0..=1.0).contains(&p) => Ok(p),
-        _ => Err(format!("'{input}' is not a share: expected a number from 0 to 1")),
+        _ => Err(format!(
+            "'{input}' is not a share: expected a number from 0 to 1"
+        )),
     }
 }
 

@@ -283,6 +283,8 @@ async fn bulk_services(
         &caller.context(),
         &action,
         &request.service_ids,
+        // An HTTP request queues every change it names: nothing here interrupts it.
+        &crate::bulk::Interrupt::default(),
     )
     .await;
     Ok((

@@ -1680,3 +1680,127 @@ async fn an_operator_adopts_a_server_full_of_accounts() {
     )
     .await;
 }
+
+/// A stop signal in the middle of a bulk run loses nothing. The worker stopped mid-way finishes
+/// what it runs (or hands it back); the bulk command stopped while it waits says which jobs go
+/// on; a new worker carries them out, every service ends suspended on its server. A run stopped
+/// while it queues leaves each service either changed or as it was, and names the latter.
+#[tokio::test]
+async fn a_stop_signal_during_a_bulk_run_loses_nothing() {
+    use drover_testkit::virtualmin::Fault;
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let sim = add_simulated_server(d).await;
+    let domains: Vec<String> = (1..=6).map(|n| format!("bulk{n}.ro")).collect();
+    sell(d, &domains.iter().map(String::as_str).collect::<Vec<_>>()).await;
+    let start_worker = || {
+        drover(d)
+            .args(["worker", "--log-format", "text"])
+            .env("VIRTUALMIN_RETRY_DELAY", "0.01")
+            .env("DROVER_SHUTDOWN_GRACE", "1")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap()
+    };
+    let mut worker = start_worker();
+    for id in 1..=6 {
+        succeeded(run(d, &["services", "activate", &id.to_string()]).await);
+    }
+    let sim = &sim;
+    crate::until(
+        "every account is created",
+        Duration::from_secs(60),
+        async || sim.domain_names().len() == 6,
+    )
+    .await;
+
+    // Each call now takes 3 s, longer than the worker's grace: the run is under way when the
+    // signals come, and the worker hands back what it has not finished.
+    sim.set_fault_rate(1.0, vec![Fault::Slow(Duration::from_secs(3))]);
+    let mut bulk = drover(d)
+        .args([
+            "services",
+            "bulk",
+            "suspend",
+            "--customer",
+            "1",
+            "--yes",
+            "--reason",
+            "audit",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let disables = || {
+        domains
+            .iter()
+            .map(|domain| sim.calls_naming(domain, "disable-domain"))
+            .sum::<u64>()
+    };
+    crate::until(
+        "a disable reaches the server",
+        Duration::from_secs(30),
+        async || disables() > 0,
+    )
+    .await;
+    send(&worker, "TERM");
+    let (_, status) = exit_within(&mut worker, Duration::from_secs(10))
+        .await
+        .expect("the worker stops within its grace");
+    assert!(status.success(), "{status}");
+    send(&bulk, "TERM");
+    let (_, status) = exit_within(&mut bulk, Duration::from_secs(10))
+        .await
+        .expect("the bulk command stops waiting");
+    assert_eq!(status.code(), Some(1));
+    let mut stderr = String::new();
+    tokio::io::AsyncReadExt::read_to_string(bulk.stderr.as_mut().unwrap(), &mut stderr)
+        .await
+        .unwrap();
+    assert!(
+        stderr.contains("6 services: 6 queued, 0 refused")
+            && stderr.contains("stopped waiting (interrupted):"),
+        "{stderr}"
+    );
+
+    sim.set_fault_rate(0.0, Vec::new());
+    let _worker = start_worker();
+    crate::until(
+        "every account is disabled",
+        Duration::from_secs(60),
+        async || sim.with_state(|s| s.domains.values().all(|d| d.disabled.is_some())),
+    )
+    .await;
+    let services: Value =
+        serde_json::from_str(&succeeded(run(d, &["--json", "services", "list"]).await)).unwrap();
+    assert!(
+        services
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|s| s["status"] == "suspended"),
+        "{services}"
+    );
+
+    // Stopped before its first change: nothing is changed, and each service is named.
+    let store = drover_store::open(&format!("sqlite://{}", d.join("drover.db").display()))
+        .await
+        .unwrap();
+    let stop = drover::bulk::Interrupt::default();
+    stop.raise();
+    let ids: Vec<drover_core::ServiceId> = (1..=6).map(drover_core::ServiceId).collect();
+    let queued = drover::bulk::queue(
+        &*store,
+        &crate::setup_ctx(),
+        &drover::bulk::BulkAction::Unsuspend,
+        &ids,
+        &stop,
+    )
+    .await;
+    assert!(queued.queued.is_empty() && queued.refused.is_empty());
+    assert_eq!(queued.not_changed, ids);
+    let still = store.service(ids[0]).await.unwrap();
+    assert_eq!(still.status, drover_core::ServiceStatus::Suspended);
+}

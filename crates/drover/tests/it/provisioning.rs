@@ -397,15 +397,18 @@ async fn a_bulk_suspension_reports_every_outcome(mut f: Fleetwork) {
     let action = drover::bulk::BulkAction::Suspend {
         reason: Some(drover_core::SuspendReason::parse("audit").unwrap()),
     };
-    let queued = drover::bulk::queue(store, &ctx(), &action, &ids).await;
+    let never = drover::bulk::Interrupt::default();
+    let queued = drover::bulk::queue(store, &ctx(), &action, &ids, &never).await;
     assert_eq!(
         (queued.total, queued.queued.len(), queued.refused.len()),
         (4, 3, 1)
     );
     let mut seen = Vec::new();
-    let summary = drover::bulk::wait(store, &queued, None, |done, total| seen.push((done, total)))
-        .await
-        .unwrap();
+    let summary = drover::bulk::wait(store, &queued, None, &never, |done, total| {
+        seen.push((done, total))
+    })
+    .await
+    .unwrap();
     assert_eq!(summary.succeeded, 3);
     assert_eq!(summary.failed.len(), 1);
     assert_eq!(summary.failed[0].0, never_activated);

@@ -86,7 +86,9 @@ fn section_script(readme: &str, heading: &str) -> String {
         .find(&format!("\n{heading}\n"))
         .unwrap_or_else(|| panic!("the README has no section {heading:?}"));
     let section = &readme[start + 1..];
-    let section = &section[..section[1..].find("\n## ").map_or(section.len(), |end| end + 1)];
+    let section = &section[..section[1..]
+        .find("\n## ")
+        .map_or(section.len(), |end| end + 1)];
     section
         .split("```sh\n")
         .skip(1)
@@ -134,9 +136,8 @@ async fn the_tour_runs_top_to_bottom_as_written() {
     }
     let mistakes = block(&readme, "exa_mple.ro");
     let dir = tempfile::tempdir().unwrap();
-    let script = format!(
-        "set -e\ntrap 'kill $(jobs -p) 2>/dev/null || true' EXIT\n{CURL_REPORTS}{script}"
-    );
+    let script =
+        format!("set -e\ntrap 'kill $(jobs -p) 2>/dev/null || true' EXIT\n{CURL_REPORTS}{script}");
     let (ok, stdout, stderr) = bash(dir.path(), &script).await;
     assert!(ok, "stdout: {stdout}\nstderr: {stderr}");
 
@@ -159,7 +160,10 @@ async fn the_tour_runs_top_to_bottom_as_written() {
     }
     // Each mistake answers what the README's comment under it says.
     assert_eq!(mistake_calls, &expected[..]);
-    assert!(stdout.contains("intact"), "the audit chain checks: {stdout}");
+    assert!(
+        stdout.contains("intact"),
+        "the audit chain checks: {stdout}"
+    );
     // The tour waited for the first account's job: it is on the server. (Later moves may be
     // under way when the tour stops drover; they resume with the next start.)
     assert!(sim.with_state(|s| s.domains.contains_key("xn--tiri-pxb.ro")));
