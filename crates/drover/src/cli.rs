@@ -1490,22 +1490,29 @@ async fn services(
             if no_wait {
                 return out.one(&queued);
             }
-            // A terminal gets a line rewritten in place; a pipe or a file a line per change.
+            // A terminal gets a progress bar; a pipe or a file a line per change.
             let terminal = std::io::IsTerminal::is_terminal(&std::io::stderr());
+            let bar = if terminal {
+                indicatif::ProgressBar::new(queued.total as u64).with_style(
+                    indicatif::ProgressStyle::with_template(
+                        "{bar:40} {pos}/{len} done, {elapsed} so far",
+                    )?,
+                )
+            } else {
+                indicatif::ProgressBar::hidden()
+            };
             let mut shown = None;
             let limit = wait_timeout.map(std::time::Duration::from_secs);
             let summary = crate::bulk::wait(&**store, &queued, limit, &interrupt, |done, total| {
                 if terminal {
-                    eprint!("\r{done}/{total} done");
+                    bar.set_position(done as u64);
                 } else if shown != Some(done) {
                     eprintln!("{done}/{total} done");
                 }
                 shown = Some(done);
             })
             .await?;
-            if terminal {
-                eprintln!();
-            }
+            bar.finish();
             out.one(&summary)?;
             // As for one job: waiting that stopped short is not a success.
             if !summary.unfinished.is_empty() {
