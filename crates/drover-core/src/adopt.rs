@@ -8,8 +8,18 @@ use serde::{Deserialize, Serialize};
 
 use crate::{
     AccountId, CustomerId, CustomerSpec, DesiredState, DomainName, DriftFinding, DriftKind, Error,
-    Expected, Feature, Listed, PlanId, PlanName, UnixUsername, find_drift,
+    Expected, Feature, Listed, PlanId, PlanName, Tag, UnixUsername, find_drift,
 };
+
+/// The server being adopted, as adoption needs it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Target {
+    /// drover's name for it.
+    pub name: String,
+    pub tags: Vec<Tag>,
+    /// drover's plans the server carries with other limits or features than drover's.
+    pub differing_plans: BTreeSet<String>,
+}
 
 /// A top-level domain (or a sub-server or alias, which belong to their parent) as the server
 /// listed it, with what adoption reads beyond drift's view.
@@ -49,6 +59,7 @@ pub struct KnownPlan {
     pub id: PlanId,
     pub name: PlanName,
     pub features: Vec<Feature>,
+    pub required_tags: Vec<Tag>,
 }
 
 /// A customer drover has, as adoption matches it.
@@ -116,6 +127,9 @@ pub struct Adoption {
     pub new_customers: Vec<CustomerSpec>,
     /// Plans on the server (or in the mapping) with no drover plan of that name.
     pub unmapped_plans: Vec<String>,
+    /// drover plans of adopted accounts that the server carries with other limits or features:
+    /// drover puts its own there once it manages them.
+    pub differing_plans: Vec<String>,
     pub skipped: Vec<Skipped>,
     /// Domains of the mapping this server does not hold.
     pub not_on_server: Vec<String>,
@@ -124,17 +138,30 @@ pub struct Adoption {
 }
 
 impl Adoption {
-    /// Why the adoption cannot be applied as it stands, with what to do.
-    pub fn refusal(&self) -> Option<String> {
-        (!self.unmapped_plans.is_empty()).then(|| {
-            format!(
+    /// Why the adoption cannot be applied as it stands, with what to do. Plans the server
+    /// carries otherwise than drover refuse it unless the operator accepts that drover's win.
+    pub fn refusal(&self, accept_plan_changes: bool) -> Option<String> {
+        let quoted = |names: &[String]| {
+            names
+                .iter()
+                .map(|p| format!("'{p}'"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        if !self.unmapped_plans.is_empty() {
+            return Some(format!(
                 "no drover plan for {}: create plans of these names (drover plans create), or \
                  name a drover plan per domain in the mapping file's plan column",
-                self.unmapped_plans
-                    .iter()
-                    .map(|p| format!("'{p}'"))
-                    .collect::<Vec<_>>()
-                    .join(", ")
+                quoted(&self.unmapped_plans)
+            ));
+        }
+        (!self.differing_plans.is_empty() && !accept_plan_changes).then(|| {
+            format!(
+                "the server's plans {} have other limits or features than drover's: once \
+                 adopted, drover puts its own there, and on every domain of those plans; make \
+                 drover's plans match (drover plans update), or accept that drover's win \
+                 (--accept-plan-changes)",
+                quoted(&self.differing_plans)
             )
         })
     }
@@ -167,7 +194,8 @@ impl std::fmt::Display for Adoption {
             for d in &a.differences {
                 writeln!(
                     f,
-                    "    drift will report {}: drover's plan says {}, the server has {}",
+                    "    drift will find {} (its policy may put drover's record on the server): \
+                     drover's plan says {}, the server has {}",
                     d.kind.as_str(),
                     d.expected.as_deref().unwrap_or("-"),
                     d.found.as_deref().unwrap_or("-"),
@@ -188,9 +216,6 @@ impl std::fmt::Display for Adoption {
             self.skipped.len(),
             self.already_adopted,
         )?;
-        if let Some(refusal) = self.refusal() {
-            write!(f, "\nrefused: {refusal}")?;
-        }
         Ok(())
     }
 }
@@ -200,7 +225,7 @@ impl std::fmt::Display for Adoption {
 /// one, customers are found by the owner's contact address. Every account is protected from
 /// deletion (the store's default) and has no password drover knows.
 pub fn propose(
-    server: &str,
+    server: &Target,
     found: &[Found],
     mapping: Option<&[Mapping]>,
     known: &Known,
@@ -209,10 +234,12 @@ pub fn propose(
         accounts: Vec::new(),
         new_customers: Vec::new(),
         unmapped_plans: Vec::new(),
+        differing_plans: Vec::new(),
         skipped: Vec::new(),
         not_on_server: Vec::new(),
         already_adopted: 0,
     };
+    let mut differing = BTreeSet::new();
     let mapped: Option<BTreeMap<&str, &Mapping>> =
         mapping.map(|rows| rows.iter().map(|m| (m.domain.as_str(), m)).collect());
     let accounts_by_domain: BTreeMap<&str, &KnownAccount> = known
@@ -241,6 +268,11 @@ pub fn propose(
             // Sub-servers and aliases are part of their parent's account.
             if !found.iter().any(|p| &p.listed.domain == parent) {
                 skip(shown, format!("belongs to {parent}, which is not listed"));
+            } else if mapped.as_ref().is_some_and(|rows| rows.contains_key(shown)) {
+                skip(
+                    shown,
+                    format!("mapped, but part of {parent}'s account: map {parent} instead"),
+                );
             }
             continue;
         }
@@ -253,7 +285,7 @@ pub fn propose(
         };
         if let Some(have) = accounts_by_domain.get(domain.as_str()) {
             match &have.server {
-                Some(s) if s == server => adoption.already_adopted += 1,
+                Some(s) if *s == server.name => adoption.already_adopted += 1,
                 Some(s) => skip(
                     shown,
                     format!("drover holds it on server {s} (account {})", have.id),
@@ -296,16 +328,37 @@ pub fn propose(
             );
             continue;
         }
-        let plan_name = entry
+        let Some(plan_name) = entry
             .and_then(|m| m.plan.as_ref().map(|p| p.as_str().to_owned()))
-            .or_else(|| f.listed.plan.clone());
-        let Some(plan) = plan_name
-            .as_deref()
-            .and_then(|name| known.plans.iter().find(|p| p.name.as_str() == name))
+            .or_else(|| f.listed.plan.clone())
         else {
-            unmapped.insert(plan_name.unwrap_or_else(|| "(no plan)".to_owned()));
+            skip(
+                shown,
+                "the server lists no plan for it: name a drover plan in the mapping file's plan \
+                 column"
+                    .into(),
+            );
             continue;
         };
+        let Some(plan) = known.plans.iter().find(|p| p.name.as_str() == plan_name) else {
+            unmapped.insert(plan_name);
+            continue;
+        };
+        if let Some(tag) = plan.required_tags.iter().find(|t| !server.tags.contains(t)) {
+            skip(
+                shown,
+                format!(
+                    "drover's plan '{}' needs servers tagged {}, which {} is not",
+                    plan.name,
+                    tag.as_str(),
+                    server.name
+                ),
+            );
+            continue;
+        }
+        if server.differing_plans.contains(plan.name.as_str()) {
+            differing.insert(plan.name.to_string());
+        }
         let owner = match owner(
             entry,
             f,
@@ -355,6 +408,7 @@ pub fn propose(
         });
     }
     adoption.unmapped_plans = unmapped.into_iter().collect();
+    adoption.differing_plans = differing.into_iter().collect();
     if let Some(rows) = mapping {
         adoption.not_on_server = rows
             .iter()
@@ -391,6 +445,12 @@ fn owner(
                     .into());
             };
             let email = email.trim().to_ascii_lowercase();
+            if derived_by_the_server(&email, found) {
+                return Err(format!(
+                    "its contact address {email} is the one Virtualmin makes up for an owner \
+                     who gave none: name its customer in a mapping file (--map)"
+                ));
+            }
             let existing = known.customers.iter().find(|c| {
                 c.email
                     .as_deref()
@@ -413,6 +473,45 @@ fn owner(
     new_customers.push(spec);
     new_by_key.insert(key, new_customers.len() - 1);
     Ok(Owner::New(new_customers.len() - 1))
+}
+
+/// Whether a contact address is Virtualmin's own (`user@domain`, or `user@host` with the
+/// server's short host name) rather than one an owner gave.
+fn derived_by_the_server(email: &str, found: &Found) -> bool {
+    let Some((local, at)) = email.split_once('@') else {
+        return false;
+    };
+    found
+        .unix_user
+        .as_deref()
+        .is_some_and(|user| user.eq_ignore_ascii_case(local))
+        && (at.eq_ignore_ascii_case(&found.listed.domain) || !at.contains('.'))
+}
+
+/// Checks a mapping however it came (a file, the API): billing's ids trimmed and present, each
+/// domain once.
+pub fn check_mapping(rows: Vec<Mapping>) -> Result<Vec<Mapping>, Error> {
+    let mut seen = BTreeSet::new();
+    rows.into_iter()
+        .map(|mut row| {
+            row.customer = row.customer.trim().to_owned();
+            if row.customer.is_empty() || row.customer.chars().any(char::is_control) {
+                return Err(Error::invalid(
+                    "mapping",
+                    row.domain.as_str(),
+                    "a customer for each domain: billing's id for the customer",
+                ));
+            }
+            if !seen.insert(row.domain.clone()) {
+                return Err(Error::invalid(
+                    "mapping",
+                    row.domain.as_str(),
+                    "each domain once",
+                ));
+            }
+            Ok(row)
+        })
+        .collect()
 }
 
 /// Reads billing's mapping file: CSV with a header naming at least `domain` and `customer`
@@ -459,7 +558,6 @@ pub fn parse_mapping(text: &str) -> Result<Vec<Mapping>, Error> {
         ));
     }
     let mut rows: Vec<Mapping> = Vec::new();
-    let mut seen = BTreeMap::new();
     for (line, text) in lines {
         let fields = csv_fields(text).map_err(|e| bad(line, e))?;
         if fields.len() != header.len() {
@@ -479,19 +577,7 @@ pub fn parse_mapping(text: &str) -> Result<Vec<Mapping>, Error> {
         };
         let at = |e: Error| bad(line, e.to_string());
         let domain = DomainName::parse(&fields[domain_at]).map_err(at)?;
-        let customer = fields[customer_at].trim().to_owned();
-        if customer.is_empty() {
-            return Err(bad(line, "the customer column is empty".into()));
-        }
-        if let Some(first) = seen.insert(domain.clone(), line) {
-            return Err(bad(
-                line,
-                format!(
-                    "{} is mapped twice (first on line {first})",
-                    domain.to_unicode()
-                ),
-            ));
-        }
+        let customer = fields[customer_at].clone();
         rows.push(Mapping {
             domain,
             customer,
@@ -500,7 +586,7 @@ pub fn parse_mapping(text: &str) -> Result<Vec<Mapping>, Error> {
             email: field("email").map(str::to_owned),
         });
     }
-    Ok(rows)
+    check_mapping(rows)
 }
 
 /// The fields of one CSV line (RFC 4180: quoted fields, doubled quotes inside them).
@@ -565,12 +651,20 @@ mod tests {
         }
     }
 
+    fn target(name: &str) -> Target {
+        Target {
+            name: name.into(),
+            ..Target::default()
+        }
+    }
+
     fn known() -> Known {
         Known {
             plans: vec![KnownPlan {
                 id: PlanId(1),
                 name: PlanName::parse("Web").unwrap(),
                 features: vec![Feature::Unix, Feature::Web],
+                required_tags: Vec::new(),
             }],
             customers: vec![KnownCustomer {
                 id: CustomerId(7),
@@ -597,7 +691,7 @@ mod tests {
             found("ion2.ro", "ion2", "Web", "ion@mail.ro"),
             found("ours.ro", "ours", "Web", "x@y.ro"),
         ];
-        let a = propose("vm1", &listing, None, &known());
+        let a = propose(&target("vm1"), &listing, None, &known());
         assert_eq!(a.accounts.len(), 3, "{a}");
         assert_eq!(a.accounts[0].owner, Owner::Existing(CustomerId(7)));
         assert_eq!(a.accounts[1].owner, Owner::New(0));
@@ -611,7 +705,7 @@ mod tests {
         assert_eq!(a.accounts[1].state, DesiredState::Disabled);
         assert_eq!(a.accounts[1].suspend_reason.as_deref(), Some("unpaid"));
         assert_eq!(a.already_adopted, 1);
-        assert!(a.refusal().is_none());
+        assert!(a.refusal(false).is_none());
         // The server's Dir feature is extra; nothing is missing and the plan matches.
         assert!(a.accounts[0].differences.is_empty());
     }
@@ -623,9 +717,9 @@ mod tests {
             found("ion.ro", "ion", "Silver", "a@b.ro"),
             found("eva.ro", "eva", "Gold", "a@b.ro"),
         ];
-        let a = propose("vm1", &listing, None, &known());
+        let a = propose(&target("vm1"), &listing, None, &known());
         assert_eq!(a.unmapped_plans, ["Gold", "Silver"]);
-        let refusal = a.refusal().unwrap();
+        let refusal = a.refusal(false).unwrap();
         assert!(refusal.contains("'Gold', 'Silver'"), "{refusal}");
         assert!(a.accounts.is_empty());
     }
@@ -644,7 +738,7 @@ mod tests {
         ];
         let mut listing = listing.to_vec();
         listing[5].contact_email = None;
-        let a = propose("vm2", &listing, None, &known());
+        let a = propose(&target("vm2"), &listing, None, &known());
         assert_eq!(a.accounts.len(), 1, "{a}");
         let why: Vec<(&str, &str)> = a
             .skipped
@@ -678,7 +772,7 @@ mod tests {
             found("ion.ro", "ion", "Gold", "ion@x.ro"),
             found("eva.ro", "eva", "Web", "eva@x.ro"),
         ];
-        let a = propose("vm1", &listing, Some(&map), &known());
+        let a = propose(&target("vm1"), &listing, Some(&map), &known());
         assert_eq!(a.accounts.len(), 2, "{a}");
         assert_eq!(a.accounts[0].owner, Owner::Existing(CustomerId(7)));
         assert_eq!(a.new_customers[0].name, "Pop, Ion");
@@ -696,14 +790,66 @@ mod tests {
         assert!(err("domain,plan\n").contains("domain and customer"));
         assert!(err("domain,customer,colour\n").contains("unknown column 'colour'"));
         assert!(err("domain,customer\nana.ro\n").contains("line 2"));
-        assert!(err("domain,customer\nana.ro,C\nana.ro,D\n").contains("first on line 2"));
+        assert!(err("domain,customer\nana.ro,C\nana.ro,D\n").contains("each domain once"));
         assert!(err("domain,customer\nnot a domain,C\n").contains("line 2"));
         assert!(err("domain,customer\n\"ana.ro,C\n").contains("not closed"));
-        assert!(err("domain,customer\nana.ro,\n").contains("customer column is empty"));
+        assert!(err("domain,customer\nana.ro,\n").contains("a customer for each domain"));
         let rows =
             parse_mapping("# billing export\ndomain,customer\r\nștiri.ro,\"C \"\"1\"\"\"\r\n")
                 .unwrap();
         assert_eq!(rows[0].domain.as_str(), "xn--tiri-pxb.ro");
         assert_eq!(rows[0].customer, "C \"1\"");
+    }
+
+    #[test]
+    fn what_would_be_wrong_to_record_is_skipped_or_refused() {
+        let mut known = known();
+        known.plans.push(KnownPlan {
+            id: PlanId(2),
+            name: PlanName::parse("EU").unwrap(),
+            features: Vec::new(),
+            required_tags: vec![Tag::parse("region-eu").unwrap()],
+        });
+        let mut planless = found("bare.ro", "bare", "Web", "x@y.ro");
+        planless.listed.plan = None;
+        let listing = [
+            // The address Virtualmin makes up without one: not a customer.
+            found("made.ro", "made", "Web", "made@made.ro"),
+            found("host.ro", "host", "Web", "host@vm"),
+            found("eu.ro", "eu", "EU", "eu@clients.ro"),
+            planless,
+            found("fine.ro", "fine", "Web", "fine@clients.ro"),
+        ];
+        let mut server = target("vm1");
+        server.differing_plans.insert("Web".into());
+        let a = propose(&server, &listing, None, &known);
+        let why: Vec<&str> = a.skipped.iter().map(|s| s.why.as_str()).collect();
+        assert!(
+            why[0].contains("makes up") && why[1].contains("makes up"),
+            "{why:?}"
+        );
+        assert!(why[2].contains("needs servers tagged region-eu"), "{why:?}");
+        assert!(why[3].contains("lists no plan"), "{why:?}");
+        assert_eq!(a.accounts.len(), 1);
+        // The server's Web plan is not drover's: applying needs the operator's word.
+        assert_eq!(a.differing_plans, ["Web"]);
+        assert!(a.refusal(false).unwrap().contains("--accept-plan-changes"));
+        assert!(a.refusal(true).is_none());
+
+        let rows = vec![Mapping {
+            domain: DomainName::parse("ana.ro").unwrap(),
+            customer: "  C-7 ".into(),
+            plan: None,
+            name: None,
+            email: None,
+        }];
+        assert_eq!(check_mapping(rows.clone()).unwrap()[0].customer, "C-7");
+        let twice = [rows.clone(), rows].concat();
+        assert!(
+            check_mapping(twice)
+                .unwrap_err()
+                .to_string()
+                .contains("each domain once")
+        );
     }
 }

@@ -28,7 +28,7 @@ mod usage;
 pub use account::{AccountPassword, SuspendReason};
 pub use adopt::{
     Adopted, Adoption, Found, Known, KnownAccount, KnownCustomer, KnownPlan, Mapping, Owner,
-    Skipped, parse_mapping, propose,
+    Skipped, Target, check_mapping, parse_mapping, propose,
 };
 pub use audit::{AuditChainBreak, AuditEntry, Hash, verify_chain};
 pub use converge::{Action, Blocked, Observed, Wanted, converge};

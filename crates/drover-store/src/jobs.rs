@@ -102,6 +102,7 @@ pub enum Requested {
         server: drover_core::ServerId,
         apply: bool,
         mapping: Option<Vec<drover_core::Mapping>>,
+        accept_plan_changes: bool,
     },
 }
 
@@ -221,6 +222,9 @@ pub struct AdoptServer {
     /// Billing's mapping (domain → customer, plan), when one was given.
     #[serde(default)]
     pub mapping: Option<Vec<drover_core::Mapping>>,
+    /// The operator accepts that drover's plans replace the server's where they differ.
+    #[serde(default)]
+    pub accept_plan_changes: bool,
 }
 
 /// Move an account to the server its migration names, one step at a time (see

@@ -693,11 +693,13 @@ mod fleet_sql {
                     server,
                     apply,
                     mapping,
+                    accept_plan_changes,
                 } => {
                     let args = AdoptServer {
                         server_id: server.get(),
                         apply,
                         mapping,
+                        accept_plan_changes,
                     };
                     let action = if apply {
                         "server.adoption_requested"
@@ -718,10 +720,11 @@ mod fleet_sql {
 
         async fn adoption_known(&self) -> Result<drover_core::Known> {
             read_tx!(self, tx, {
-                let plans: Vec<(i64, String, String)> =
-                    sqlx::query_as("SELECT id, name, features FROM plans ORDER BY id")
-                        .fetch_all(&mut **tx)
-                        .await?;
+                let plans: Vec<(i64, String, String, String)> = sqlx::query_as(
+                    "SELECT id, name, features, required_tags FROM plans ORDER BY id",
+                )
+                .fetch_all(&mut **tx)
+                .await?;
                 let customers: Vec<(i64, Option<String>, Option<String>)> =
                     sqlx::query_as("SELECT id, email, external_ref FROM customers ORDER BY id")
                         .fetch_all(&mut **tx)
@@ -734,14 +737,17 @@ mod fleet_sql {
                 .await?;
                 let plans = plans
                     .into_iter()
-                    .map(|(id, name, features)| {
+                    .map(|(id, name, features, tags)| {
                         let features: Vec<drover_core::Feature> =
                             crate::rows::json_list("plan features", &features)?;
+                        let required_tags: Vec<drover_core::Tag> =
+                            crate::rows::json_list("plan tags", &tags)?;
                         Ok(drover_core::KnownPlan {
                             id: drover_core::PlanId(id),
                             name: drover_core::PlanName::parse(&name)
                                 .map_err(|e| corrupt("plan name", e))?,
                             features: drover_core::PlanSpec::server_features_of(&features),
+                            required_tags,
                         })
                     })
                     .collect::<Result<_>>()?;
@@ -779,7 +785,8 @@ mod fleet_sql {
             server: ServerId,
             adoption: &drover_core::Adoption,
         ) -> Result<Vec<AccountId>> {
-            if let Some(refusal) = adoption.refusal() {
+            // Plans the server carries otherwise are the operator's call, made before this.
+            if let Some(refusal) = adoption.refusal(true) {
                 return Err(StoreError::conflict(Conflict::UnmappedPlans, refusal));
             }
             write_tx!(self, tx, {

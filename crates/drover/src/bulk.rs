@@ -31,7 +31,8 @@ pub struct BulkQueued {
 pub struct Interrupt(std::sync::Arc<std::sync::atomic::AtomicBool>);
 
 impl Interrupt {
-    /// Listens for SIGINT and SIGTERM from now on.
+    /// Listens for SIGINT and SIGTERM from now on: the first is noted, a second ends the
+    /// process at once (a store call that hangs must not keep it).
     pub fn on_signals() -> std::io::Result<Self> {
         use tokio::signal::unix::{SignalKind, signal};
         let interrupt = Self::default();
@@ -39,11 +40,17 @@ impl Interrupt {
         let mut ctrl_c = signal(SignalKind::interrupt())?;
         let flag = interrupt.clone();
         tokio::spawn(async move {
-            tokio::select! {
-                _ = terminate.recv() => {}
-                _ = ctrl_c.recv() => {}
+            loop {
+                tokio::select! {
+                    _ = terminate.recv() => {}
+                    _ = ctrl_c.recv() => {}
+                }
+                if flag.happened() {
+                    eprintln!("stopped at once");
+                    std::process::exit(130);
+                }
+                flag.raise();
             }
-            flag.raise();
         });
         Ok(interrupt)
     }
@@ -189,6 +196,10 @@ pub async fn wait(
     while !pending.is_empty() {
         let mut still = Vec::new();
         for (service, job) in pending {
+            if interrupt.happened() {
+                still.push((service, job));
+                continue;
+            }
             let summary_job = store.job(job).await?;
             match summary_job.state.as_str() {
                 "completed" => summary.succeeded += 1,

@@ -563,6 +563,10 @@ pub enum ServerCommand {
         /// address and plans by the server's plan names.
         #[arg(long, value_name = "FILE.csv")]
         map: Option<PathBuf>,
+        /// Where the server carries a plan with other limits or features than drover's, let
+        /// drover's replace it (on every domain of the plan there) once it manages them.
+        #[arg(long)]
+        accept_plan_changes: bool,
         #[command(flatten)]
         wait: WaitFlag,
     },
@@ -1289,6 +1293,7 @@ async fn servers(
             dry_run: _,
             apply,
             map,
+            accept_plan_changes,
             wait,
         } => {
             let mapping = match map {
@@ -1304,6 +1309,7 @@ async fn servers(
                 server: id,
                 apply,
                 mapping,
+                accept_plan_changes,
             };
             let Some(output) = ask(&**store, ctx, request, wait, out).await? else {
                 return Ok(());
@@ -1481,7 +1487,8 @@ async fn services(
                 let left: Vec<String> =
                     queued.not_changed.iter().map(ToString::to_string).collect();
                 bail!(
-                    "interrupted: {} services were queued and their jobs go on; {} were not                      changed (--ids {}): run the command again for them",
+                    "interrupted: {} services were queued and their jobs go on; {} were not \
+                     changed (--ids {}): run the command again for them",
                     queued.queued.len(),
                     left.len(),
                     left.join(",")

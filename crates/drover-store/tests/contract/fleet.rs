@@ -608,6 +608,7 @@ pub async fn an_adoption_records_accounts_as_found_in_one_transaction(h: Harness
         ],
         new_customers: vec![CustomerSpec::new("Ion", Some("ion@x.ro"), Some("B-2")).unwrap()],
         unmapped_plans: Vec::new(),
+        differing_plans: Vec::new(),
         skipped: Vec::new(),
         not_on_server: Vec::new(),
         already_adopted: 0,

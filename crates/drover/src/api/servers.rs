@@ -43,6 +43,9 @@ pub struct AdoptRequest {
     /// customers are found by the owner's contact address and plans by the server's names.
     #[serde(default)]
     mapping: Option<Vec<drover_core::Mapping>>,
+    /// Where the server carries a plan otherwise than drover, let drover's replace it.
+    #[serde(default)]
+    accept_plan_changes: bool,
 }
 
 /// Brings a server's existing accounts under drover, changing nothing on the server: the job
@@ -57,10 +60,15 @@ async fn adopt_server(
     Json(request): Json<AdoptRequest>,
 ) -> WithStatus<Accepted> {
     let id: ServerId = path_id("server", &id)?;
+    let mapping = request
+        .mapping
+        .map(drover_core::check_mapping)
+        .transpose()?;
     let request = Requested::Adoption {
         server: id,
         apply: request.apply,
-        mapping: request.mapping,
+        mapping,
+        accept_plan_changes: request.accept_plan_changes,
     };
     queue(&app, &caller, request).await
 }

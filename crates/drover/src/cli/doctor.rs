@@ -370,7 +370,8 @@ fn plans(found: &Value, check: &str, report: &mut Report) {
                 "{} differ from drover's (changed on the server by hand?)",
                 differing.join(", ")
             ),
-            "drover puts its plan back before the next account there; to do it now, change              the plan in drover (drover plans update ID …)",
+            "drover puts its plan back before the next account there; to do it now, change \
+             the plan in drover (drover plans update ID …)",
         );
     }
     if !missing.is_empty() {

@@ -1588,7 +1588,7 @@ async fn an_operator_adopts_a_server_full_of_accounts() {
         proposal.contains("adopt ana.ro (user ana) for new customer 'ana@clients.example.ro'")
             && proposal.contains("adopt știri.ro (user stiri)")
             && proposal.contains("suspended (unpaid invoice)")
-            && proposal.contains("refused: no drover plan for 'Legacy'"),
+            && proposal.contains("--apply would be refused: no drover plan for 'Legacy'"),
         "{proposal}"
     );
     assert!(
@@ -1607,16 +1607,22 @@ async fn an_operator_adopts_a_server_full_of_accounts() {
     )
     .unwrap();
     let map = map.to_str().unwrap();
-    let applied = succeeded(
-        run(
-            d,
-            &["servers", "adopt", "1", "--apply", "--map", map, "--wait"],
-        )
-        .await,
+    // The server's Web plan has a quota drover's has not: drover's would replace it.
+    sim.with_state(|s| {
+        let mut web = drover_testkit::virtualmin::SimPlan::new("Web");
+        web.quota_blocks = Some(1024);
+        s.plans.push(web);
+    });
+    let adopt = ["servers", "adopt", "1", "--apply", "--map", map, "--wait"];
+    let (success, _, stderr) = run(d, &adopt).await;
+    assert!(
+        !success && stderr.contains("plans 'Web' have other limits or features than drover's"),
+        "{stderr}"
     );
+    let applied = succeeded(run(d, &[&adopt[..], &["--accept-plan-changes"]].concat()).await);
     assert!(
         applied.contains("3 to adopt (2 new customers)")
-            && applied.contains("drift will report plan_mismatch"),
+            && applied.contains("drift will find plan_mismatch"),
         "{applied}"
     );
     // Only reads reached the server (the worker's health checks call `info`).
@@ -1773,16 +1779,17 @@ async fn a_stop_signal_during_a_bulk_run_loses_nothing() {
         async || sim.with_state(|s| s.domains.values().all(|d| d.disabled.is_some())),
     )
     .await;
-    let services: Value =
-        serde_json::from_str(&succeeded(run(d, &["--json", "services", "list"]).await)).unwrap();
-    assert!(
-        services
-            .as_array()
+    // Every job ended well: none gave up or was lost between the two workers.
+    crate::until("every job has ended", Duration::from_secs(30), async || {
+        let jobs: Value =
+            serde_json::from_str(&succeeded(run(d, &["--json", "jobs", "list"]).await)).unwrap();
+        jobs.as_array()
             .unwrap()
             .iter()
-            .all(|s| s["status"] == "suspended"),
-        "{services}"
-    );
+            .filter(|j| j["kind"] == "converge_account")
+            .all(|j| j["state"] == "completed")
+    })
+    .await;
 
     // Stopped before its first change: nothing is changed, and each service is named.
     let store = drover_store::open(&format!("sqlite://{}", d.join("drover.db").display()))

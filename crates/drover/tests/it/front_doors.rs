@@ -226,6 +226,23 @@ async fn the_api_and_the_command_line_give_the_same_answer_to_the_same_mistake()
             json!({}),
         ),
     ];
+    // Billing's mapping for an adoption, as a file and as JSON: a domain mapped twice.
+    let twice = d.join("twice.csv");
+    std::fs::write(&twice, "domain,customer\nana.ro,B-1\nana.ro,B-2\n").unwrap();
+    mistakes.push(mistake(
+        "a domain mapped twice",
+        &[
+            "servers",
+            "adopt",
+            "1",
+            "--dry-run",
+            "--map",
+            twice.to_str().unwrap(),
+        ],
+        "/api/v1/servers/1/adopt",
+        json!({"mapping": [{"domain": "ana.ro", "customer": "B-1"},
+                           {"domain": "ana.ro", "customer": "B-2"}]}),
+    ));
     for (what, password) in [
         ("a password too short", "short"),
         ("a password too long", long_password.as_str()),

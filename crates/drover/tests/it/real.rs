@@ -715,32 +715,33 @@ async fn accounts_made_by_hand_are_adopted_and_then_managed() {
     )
     .unwrap();
     let d = drover.dir.path();
-    let adopt = |mode: &'static str| {
+    let adopt = |flags: &'static [&'static str]| {
         let server = server.to_string();
         let map = map.display().to_string();
         async move {
-            super::command::succeeded(
-                run(
-                    d,
-                    &["servers", "adopt", &server, mode, "--map", &map, "--wait"],
-                )
-                .await,
-            )
+            let mut args = vec!["servers", "adopt", &server, "--map", &map, "--wait"];
+            args.extend_from_slice(flags);
+            super::command::succeeded(run(d, &args).await)
         }
     };
-    let proposal = adopt("--dry-run").await;
+    // The plan made by hand leaves features to the server; drover's names them: the operator
+    // is told drover's would replace it, and accepts.
+    let proposal = adopt(&["--dry-run"]).await;
     assert!(
         proposal.contains(&format!("adopt {open}"))
-            && proposal.contains("suspended (Unpaid invoice)"),
+            && proposal.contains("suspended (Unpaid invoice)")
+            && proposal.contains(&format!(
+                "plans '{plan_name}' have other limits or features"
+            )),
         "{proposal}"
     );
-    let applied = adopt("--apply").await;
+    let applied = adopt(&["--apply", "--accept-plan-changes"]).await;
     assert!(
         applied.contains("2 to adopt (1 new customers)"),
         "{applied}"
     );
     assert!(
-        adopt("--dry-run").await.contains("0 to adopt"),
+        adopt(&["--dry-run"]).await.contains("0 to adopt"),
         "a second adoption finds nothing new"
     );
 

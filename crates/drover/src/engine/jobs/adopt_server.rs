@@ -3,9 +3,9 @@
 
 use std::sync::Arc;
 
-use drover_core::{Found, ServerId, propose};
-use drover_store::StoreError;
-use drover_virtualmin::VirtualminError;
+use drover_core::{Found, ServerId, Target, propose};
+use drover_store::{Page, StoreError};
+use drover_virtualmin::{PlanPresence, VirtualminError};
 use riverqueue::{Job, WorkContext, WorkOutcome};
 use serde_json::json;
 
@@ -26,8 +26,10 @@ pub enum AdoptError {
     Unusable { server: String, message: String },
 }
 
-/// One listing of the server, then the proposal as the job's output (as data and as text). An
-/// apply the proposal refuses (plans drover lacks) is discarded with the reason.
+/// One listing of the server's domains and one of its plans, then the proposal as the job's
+/// output (as data and as text). An apply the proposal refuses (plans drover lacks, or plans
+/// the server carries otherwise without the operator's word) is discarded with the reason, as
+/// is one the store refuses (a server decommissioned, a domain taken meanwhile).
 pub async fn run(
     engine: Arc<Engine>,
     context: WorkContext,
@@ -59,21 +61,55 @@ pub async fn run(
             listed: listed(d),
         })
         .collect();
+    let listed_plans = client
+        .list_plans()
+        .await
+        .map_err(|source| AdoptError::Listing {
+            server: name.clone(),
+            source,
+        })?;
+    let differing_plans = engine
+        .store
+        .plans(Page::new(None, Some(Page::MAX_LIMIT)))
+        .await?
+        .iter()
+        .filter(|p| {
+            crate::engine::converge::server_plan(&p.spec).presence(&listed_plans)
+                == PlanPresence::Differs
+        })
+        .map(|p| p.spec.name.to_string())
+        .collect();
+    let target = Target {
+        name: name.clone(),
+        tags: server.spec.tags.clone(),
+        differing_plans,
+    };
     let known = engine.store.adoption_known().await?;
-    let adoption = propose(&name, &found, job.args.mapping.as_deref(), &known);
-    let text = adoption.to_string();
+    let adoption = propose(&target, &found, job.args.mapping.as_deref(), &known);
+    let refusal = adoption.refusal(job.args.accept_plan_changes);
+    let mut text = adoption.to_string();
     if !job.args.apply {
+        if let Some(refusal) = &refusal {
+            text.push_str(&format!("\n--apply would be refused: {refusal}"));
+        }
         let _ = context.record_output(json!({
             "server": name, "applied": false, "adoption": adoption, "text": text,
         }));
         return Ok(WorkOutcome::Complete);
     }
-    if let Some(refusal) = adoption.refusal() {
+    let refuse = |refusal: String| {
         let _ = context
             .record_output(json!({ "refused": refusal, "adoption": adoption, "text": text }));
-        return Ok(WorkOutcome::Discard);
+        Ok(WorkOutcome::Discard)
+    };
+    if let Some(refusal) = refusal {
+        return refuse(refusal);
     }
-    let accounts = engine.store.adopt(&ctx, server.id, &adoption).await?;
+    let accounts = match engine.store.adopt(&ctx, server.id, &adoption).await {
+        Ok(accounts) => accounts,
+        Err(e @ StoreError::Conflict { .. }) => return refuse(e.to_string()),
+        Err(e) => return Err(e.into()),
+    };
     let _ = context.record_output(json!({
         "server": name, "applied": true, "adoption": adoption, "text": text, "accounts": accounts,
     }));
