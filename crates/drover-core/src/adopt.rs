@@ -210,7 +210,7 @@ impl std::fmt::Display for Adoption {
         }
         write!(
             f,
-            "{} to adopt ({} new customers), {} skipped, {} adopted before",
+            "{} to adopt ({} new customers), {} skipped, {} drover holds already",
             self.accounts.len(),
             self.new_customers.len(),
             self.skipped.len(),

@@ -267,6 +267,11 @@ impl VirtualminClient {
             span.record("duration_ms", elapsed.as_millis() as u64);
             match &result {
                 Ok(_) => tracing::info!(call = %call, "virtualmin call succeeded"),
+                // "Does not exist", "exists already": answers drover asks for (an existence
+                // check before a create, a create made before), not trouble.
+                Err(e) if e.kind.is_an_answer() => {
+                    tracing::info!(call = %call, answer = %e, "virtualmin call answered")
+                }
                 Err(e) => tracing::warn!(call = %call, error = %e, "virtualmin call failed"),
             }
             let (outcome, message) = match &result {

@@ -25,6 +25,15 @@ pub enum ErrorKind {
 }
 
 impl ErrorKind {
+    /// The server said how things stand (not there, there already, in that state already):
+    /// an answer a caller decides on, not a fault.
+    pub fn is_an_answer(self) -> bool {
+        matches!(
+            self,
+            Self::NotFound | Self::AlreadyExists | Self::AlreadyInState
+        )
+    }
+
     /// Whether trying the same call again can help. Auth and lock-out never are: retrying
     /// them makes a lock-out longer.
     pub fn is_retryable(self) -> bool {

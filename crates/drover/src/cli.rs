@@ -49,15 +49,10 @@ pub struct Args {
     #[arg(long, global = true)]
     json: bool,
 
-    /// Log lines as JSON (for collectors) or text (for people).
-    #[arg(
-        long,
-        global = true,
-        env = "DROVER_LOG_FORMAT",
-        value_enum,
-        default_value = "json"
-    )]
-    pub log_format: LogFormat,
+    /// Log lines as JSON (for collectors) or text (for people) [default: text at a terminal,
+    /// JSON otherwise].
+    #[arg(long, global = true, env = "DROVER_LOG_FORMAT", value_enum)]
+    pub log_format: Option<LogFormat>,
 
     #[command(subcommand)]
     pub command: Command,

@@ -34,16 +34,20 @@ fn init_logging(args: &cli::Args) {
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);
-    match args.log_format {
+    let terminal = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let format = args.log_format.unwrap_or(if terminal {
+        cli::LogFormat::Text
+    } else {
+        cli::LogFormat::Json
+    });
+    match format {
         cli::LogFormat::Json => builder
             .json()
             .flatten_event(true)
             .with_current_span(true)
             .init(),
         // Colour is for a person at a terminal, not for a file or a pipe.
-        cli::LogFormat::Text => builder
-            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-            .init(),
+        cli::LogFormat::Text => builder.with_ansi(terminal).init(),
     }
 }
 

@@ -119,7 +119,7 @@ pub async fn examine(
         ),
     }
     waiting_jobs(store, &mut report).await?;
-    let fleet = servers(store, config, &mut report).await?;
+    let fleet = servers(store, config, live, &mut report).await?;
     dns_providers(store, config, &mut report).await?;
     if live && fleet > 0 {
         health_check(store, ctx, &mut report).await?;
@@ -170,7 +170,14 @@ async fn waiting_jobs(store: &dyn Store, report: &mut Report) -> anyhow::Result<
 }
 
 /// Checks each server's record; returns how many there are.
-async fn servers(store: &dyn Store, config: &Config, report: &mut Report) -> anyhow::Result<usize> {
+/// Each server as drover's records show it; `live`: a health check follows, so a server never
+/// checked yet is judged by it.
+async fn servers(
+    store: &dyn Store,
+    config: &Config,
+    live: bool,
+    report: &mut Report,
+) -> anyhow::Result<usize> {
     let secrets = config.secrets();
     let servers = store
         .servers(Page::new(None, Some(Page::MAX_LIMIT)))
@@ -214,6 +221,7 @@ async fn servers(store: &dyn Store, config: &Config, report: &mut Report) -> any
             fine = false;
         }
         match store.server_health(server.id).await? {
+            None if live => {}
             None => {
                 let fix = format!("drover servers check {} --wait", server.id);
                 report.fix(Level::Warn, &check, "never checked", &fix);
@@ -332,14 +340,18 @@ async fn health_check(
         let check = format!("server {} now", super::cell(&server["name"]));
         let verdict = super::cell(&server["verdict"]);
         let reasons = super::cell(&server["reasons"]);
+        let id = super::cell(&server["id"]);
+        let fix = if reasons.contains("is not the pinned one") {
+            format!(
+                "if its certificate was replaced on purpose, pin the new one: drover servers \
+                 update {id} --pin-sha256 <its SHA-256>"
+            )
+        } else {
+            format!("see drover servers health {id} for the probe's details")
+        };
         match verdict.as_str() {
             "healthy" => report.add(Level::Ok, &check, "answers, healthy"),
-            _ => report.fix(
-                Level::Fail,
-                &check,
-                format!("{verdict}: {reasons}"),
-                "see drover servers health ID for the probe's details",
-            ),
+            _ => report.fix(Level::Fail, &check, format!("{verdict}: {reasons}"), &fix),
         }
         plans(&server["plans"], &check, report);
     }

@@ -1662,7 +1662,7 @@ async fn an_operator_adopts_a_server_full_of_accounts() {
         .await,
     );
     assert!(
-        again.contains("0 to adopt (0 new customers), 0 skipped, 3 adopted before"),
+        again.contains("0 to adopt (0 new customers), 0 skipped, 3 drover holds already"),
         "{again}"
     );
     // old.ro is on the server's Legacy plan and drover's Web: the one difference, as foretold.

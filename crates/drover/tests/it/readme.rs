@@ -59,7 +59,7 @@ async fn bash(dir: &Path, script: &str) -> (bool, String, String) {
 /// Every `curl` of a script reports its status and body on one line of its own.
 const CURL_REPORTS: &str = r#"curl() {
   local out
-  out=$(command curl -sS -w '\n%{http_code}' "$@") || return 1
+  out=$(command curl -sS "$@" -w '\n%{http_code}') || return 1
   printf '@@ %s %s\n' "${out##*$'\n'}" "$(printf '%s' "${out%$'\n'*}" | tr -d '\n')"
 }
 "#;
