@@ -99,6 +99,8 @@ pub enum Conflict {
     NoQueueYet,
     /// An adoption names plans drover does not have.
     UnmappedPlans,
+    /// A password sealed with a key the database no longer records.
+    KeyRotated,
 }
 
 impl StoreError {

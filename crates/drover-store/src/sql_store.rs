@@ -1107,14 +1107,22 @@ impl Store for SqlStore {
         })
     }
 
-    async fn store_sealed_password(&self, account: AccountId, sealed: &[u8]) -> Result<()> {
-        sqlx::query("UPDATE accounts SET sealed_password = $1, updated_at = $2 WHERE id = $3")
-            .bind(sealed)
-            .bind(sql_now())
-            .bind(account.get())
-            .execute(&self.pool)
-            .await?;
-        Ok(())
+    async fn store_sealed_password(
+        &self,
+        account: AccountId,
+        sealed: &[u8],
+        key_id: &str,
+    ) -> Result<()> {
+        write_tx!(self, tx, {
+            sealed_with_the_recorded_key(tx, key_id).await?;
+            sqlx::query("UPDATE accounts SET sealed_password = $1, updated_at = $2 WHERE id = $3")
+                .bind(sealed)
+                .bind(sql_now())
+                .bind(account.get())
+                .execute(&mut **tx)
+                .await?;
+            Ok(())
+        })
     }
 
     async fn record_observation(
@@ -1508,8 +1516,10 @@ impl Store for SqlStore {
         ctx: &RequestContext,
         account: AccountId,
         sealed: &[u8],
+        key_id: &str,
     ) -> Result<JobId> {
         write_tx!(self, tx, {
+            sealed_with_the_recorded_key(tx, key_id).await?;
             let current = Self::fetch_account(tx, account).await?;
             sqlx::query("UPDATE accounts SET sealed_password = $1, updated_at = $2 WHERE id = $3")
                 .bind(sealed)
@@ -1843,6 +1853,27 @@ impl SqlStore {
             });
         }
         Ok(summaries)
+    }
+}
+
+/// Refuses a password sealed with another key than the one the database records. The row is
+/// locked as a rotation locks it, so a password sealed before a rotation commits is either
+/// re-sealed by it or refused after it.
+async fn sealed_with_the_recorded_key(tx: &mut Tx, key_id: &str) -> Result<()> {
+    let recorded: Option<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+        "SELECT key_id FROM seal_key WHERE id = 1{FOR_UPDATE}"
+    )))
+    .fetch_optional(&mut **tx)
+    .await?;
+    match recorded {
+        Some(recorded) if recorded != key_id => Err(StoreError::conflict(
+            Conflict::KeyRotated,
+            format!(
+                "the operator key was rotated to {recorded} since this process started with \
+                 {key_id}: restart it with the new key (nothing was sealed)"
+            ),
+        )),
+        _ => Ok(()),
     }
 }
 

@@ -133,8 +133,15 @@ pub trait Store:
         account: AccountId,
         server: ServerId,
     ) -> Result<Account>;
-    /// Keeps the account's sealed password (set once, before the first create).
-    async fn store_sealed_password(&self, account: AccountId, sealed: &[u8]) -> Result<()>;
+    /// Keeps the account's sealed password (set once, before the first create). `key_id` is
+    /// the key it was sealed with: refused unless it is the key the database records (a
+    /// rotation since this process started would leave the password unopenable).
+    async fn store_sealed_password(
+        &self,
+        account: AccountId,
+        sealed: &[u8],
+        key_id: &str,
+    ) -> Result<()>;
     /// Records what the server showed after a converge, and the record generation it matched.
     async fn record_observation(
         &self,
@@ -221,12 +228,13 @@ pub trait Store:
         plan: PlanId,
     ) -> Result<TransitionOutcome>;
     /// Keeps a new sealed password for the account and enqueues the job that sets it on the
-    /// server, in one transaction.
+    /// server, in one transaction; refused as `store_sealed_password` is.
     async fn change_password(
         &self,
         ctx: &RequestContext,
         account: AccountId,
         sealed: &[u8],
+        key_id: &str,
     ) -> Result<JobId>;
     /// The emergency stop: provisioning jobs wait while the converge queue is paused.
     async fn set_provisioning_paused(&self, ctx: &RequestContext, paused: bool) -> Result<()>;

@@ -1543,7 +1543,7 @@ async fn services(
             let sealed = sealer.seal(password.secret());
             let service = store.service(id).await?;
             let job = store
-                .change_password(ctx, service.account_id, &sealed)
+                .change_password(ctx, service.account_id, &sealed, sealer.id())
                 .await?;
             out.one(&json!({ "job_id": job }))
         }

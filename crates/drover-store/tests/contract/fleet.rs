@@ -287,7 +287,7 @@ pub async fn a_migration_is_checked_stepped_and_confirmed(h: Harness) {
         "NoPassword"
     );
     store
-        .store_sealed_password(account, b"sealed")
+        .store_sealed_password(account, b"sealed", "key:any")
         .await
         .unwrap();
     store.set_maintenance(&ctx(), vm2.id, true).await.unwrap();

@@ -585,7 +585,7 @@ async fn the_first_operator_key_recorded_stays_until_rotated(h: Harness) {
 
     let account = service(store, "sealed.ro").await.account_id;
     store
-        .change_password(&ctx(), account, b"old:pw")
+        .change_password(&ctx(), account, b"old:pw", "key:aaaa")
         .await
         .unwrap();
     let reseal = |sealed: &[u8]| match sealed.strip_prefix(b"old:") {
@@ -611,6 +611,32 @@ async fn the_first_operator_key_recorded_stays_until_rotated(h: Harness) {
         Some("key:cccc")
     );
     assert_eq!(audit_count(store).await, audited + 1);
+    // A process still holding the old key seals nothing more: its passwords could not be opened.
+    for refused in [
+        store
+            .change_password(&ctx(), account, b"old:pw2", "key:aaaa")
+            .await
+            .map(|_| ()),
+        store
+            .store_sealed_password(account, b"old:pw2", "key:aaaa")
+            .await,
+    ] {
+        let err = refused.unwrap_err();
+        assert!(
+            matches!(
+                err,
+                StoreError::Conflict {
+                    conflict: Conflict::KeyRotated,
+                    ..
+                }
+            ) && err.to_string().contains("rotated to key:cccc"),
+            "{err}"
+        );
+    }
+    assert_eq!(
+        store.any_sealed_password().await.unwrap().as_deref(),
+        Some(&b"new:pw"[..])
+    );
     // A password that does not open stops the whole rotation.
     let failed = store
         .reseal_passwords(&ctx(), &reseal, "key:cccc", "key:dddd")

@@ -109,6 +109,7 @@ impl From<StoreError> for ApiError {
                     Conflict::IdempotentRequestInProgress => "idempotent_request_in_progress",
                     Conflict::NoQueueYet => "no_queue_yet",
                     Conflict::UnmappedPlans => "unmapped_plans",
+                    Conflict::KeyRotated => "key_rotated",
                     Conflict::JobWaiting => "job_waiting",
                     Conflict::LastOperatorToken => "last_operator_token",
                 };

@@ -211,7 +211,12 @@ async fn change_password(
     let sealed = app.sealer.seal(password.secret());
     let job_id = app
         .store
-        .change_password(&caller.context(), service.account_id, &sealed)
+        .change_password(
+            &caller.context(),
+            service.account_id,
+            &sealed,
+            app.sealer.id(),
+        )
         .await?;
     Ok((StatusCode::ACCEPTED, axum::Json(Accepted::new(job_id))))
 }

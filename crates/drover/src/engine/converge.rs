@@ -239,7 +239,11 @@ pub(super) async fn apply(
                     let password = new_password();
                     engine
                         .store
-                        .store_sealed_password(account.id, &engine.sealer.seal(&password))
+                        .store_sealed_password(
+                            account.id,
+                            &engine.sealer.seal(&password),
+                            engine.sealer.id(),
+                        )
                         .await?;
                     password
                 }

@@ -194,7 +194,7 @@ async fn a_lost_server_is_rebuilt_onto_a_fresh_one_from_drovers_records() {
     let sealer = Arc::new(Sealer::from_hex(&"42".repeat(32)).unwrap());
     let password = secrecy::SecretString::from("r4-password".to_owned());
     store
-        .store_sealed_password(services[3].account_id, &sealer.seal(&password))
+        .store_sealed_password(services[3].account_id, &sealer.seal(&password), sealer.id())
         .await
         .unwrap();
 

@@ -225,7 +225,7 @@ async fn billing_moves_are_carried_out_on_the_server(mut f: Fleetwork) {
     let sealer = Sealer::from_hex(&"42".repeat(32)).unwrap();
     let sealed = sealer.seal(&secrecy::SecretString::from("N3w-passw0rd".to_owned()));
     let job = store
-        .change_password(&ctx(), moved.account.id, &sealed)
+        .change_password(&ctx(), moved.account.id, &sealed, sealer.id())
         .await
         .unwrap();
     assert_eq!(finished(store, job).await.state, "completed");
