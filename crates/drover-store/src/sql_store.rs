@@ -172,6 +172,25 @@ impl SqlStore {
     }
 
     async fn save_plan(tx: &mut Tx, id: Option<PlanId>, spec: &PlanSpec) -> Result<Plan> {
+        // Virtualmin compares plan names without case: two drover plans named alike would be
+        // one plan on every server, each change undoing the other's.
+        let alike: Option<String> = sqlx::query_scalar(
+            "SELECT name FROM plans WHERE lower(name) = lower($1) AND ($2 IS NULL OR id <> $2)",
+        )
+        .bind(spec.name.as_str())
+        .bind(id.map(PlanId::get))
+        .fetch_optional(&mut **tx)
+        .await?;
+        if let Some(other) = alike {
+            return Err(StoreError::duplicate(
+                UniqueKey::Name,
+                format!(
+                    "a plan named '{other}' already exists: Virtualmin compares plan names \
+                     without case, so '{}' would be the same plan on its servers",
+                    spec.name.as_str()
+                ),
+            ));
+        }
         let now = sql_now();
         let query = match id {
             None => sqlx::query_as::<_, PlanRow>(concat!(

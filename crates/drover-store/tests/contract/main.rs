@@ -239,6 +239,27 @@ async fn plans_are_created_and_patched(h: Harness) {
         ),
         "{err:?}"
     );
+    // Virtualmin's servers would take "WEB" for the same plan; renaming a plan to its own name
+    // in another case is its own business.
+    let err = store
+        .create_plan(&ctx(), plan_spec("WEB"))
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("without case"), "{err}");
+    let other = store.create_plan(&ctx(), plan_spec("Mail")).await.unwrap();
+    let rename = |name: &str| {
+        serde_json::from_value::<PlanPatch>(serde_json::json!({"name": name})).unwrap()
+    };
+    assert!(
+        store
+            .update_plan(&ctx(), other.id, rename("web"))
+            .await
+            .is_err()
+    );
+    store
+        .update_plan(&ctx(), other.id, rename("MAIL"))
+        .await
+        .unwrap();
 
     let patch: PlanPatch =
         serde_json::from_str(r#"{"disk_quota_mb": null, "max_mailboxes": 25}"#).unwrap();
