@@ -197,6 +197,31 @@ pub(crate) fn known_features(listed: &[String]) -> Vec<Feature> {
         .collect()
 }
 
+/// drover's plans a server may host (by their tags) that its plans (a `list-plans` listing)
+/// lack, and those it carries with other limits or features than drover's, by name.
+pub(crate) fn plans_unlike_drovers(
+    plans: &[drover_store::Plan],
+    server: &drover_store::Server,
+    listed: &[drover_virtualmin::Record],
+) -> (Vec<String>, Vec<String>) {
+    let (mut missing, mut differing) = (Vec::new(), Vec::new());
+    let hosted = plans.iter().filter(|p| {
+        p.spec
+            .required_tags
+            .iter()
+            .all(|t| server.spec.tags.contains(t))
+    });
+    for plan in hosted {
+        let name = plan.spec.name.to_string();
+        match server_plan(&plan.spec).presence(listed) {
+            drover_virtualmin::PlanPresence::Missing => missing.push(name),
+            drover_virtualmin::PlanPresence::Differs => differing.push(name),
+            drover_virtualmin::PlanPresence::Matches => {}
+        }
+    }
+    (missing, differing)
+}
+
 /// The plan as drover puts it on its servers: its limits in Virtualmin's units and the
 /// features its accounts are created with.
 pub(crate) fn server_plan(plan: &drover_core::PlanSpec) -> ServerPlan {

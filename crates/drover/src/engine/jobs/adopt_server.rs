@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use drover_core::{Found, ServerId, Target, propose};
 use drover_store::{Page, StoreError};
-use drover_virtualmin::{PlanPresence, VirtualminError};
+use drover_virtualmin::VirtualminError;
 use riverqueue::{Job, WorkContext, WorkOutcome};
 use serde_json::json;
 
@@ -68,21 +68,16 @@ pub async fn run(
             server: name.clone(),
             source,
         })?;
-    let differing_plans = engine
+    let plans = engine
         .store
         .plans(Page::new(None, Some(Page::MAX_LIMIT)))
-        .await?
-        .iter()
-        .filter(|p| {
-            crate::engine::converge::server_plan(&p.spec).presence(&listed_plans)
-                == PlanPresence::Differs
-        })
-        .map(|p| p.spec.name.to_string())
-        .collect();
+        .await?;
+    let (_, differing) =
+        crate::engine::converge::plans_unlike_drovers(&plans, &server, &listed_plans);
     let target = Target {
         name: name.clone(),
         tags: server.spec.tags.clone(),
-        differing_plans,
+        differing_plans: differing.into_iter().collect(),
     };
     let known = engine.store.adoption_known().await?;
     let adoption = propose(&target, &found, job.args.mapping.as_deref(), &known);

@@ -4,7 +4,6 @@ use std::sync::Arc;
 
 use drover_core::Verdict;
 use drover_store::{Page, Plan, Server, StoreError};
-use drover_virtualmin::PlanPresence;
 use riverqueue::{Job, WorkContext, WorkOutcome};
 use serde_json::json;
 
@@ -63,19 +62,7 @@ async fn plan_presence(engine: &Engine, server: &Server, plans: &[Plan]) -> serd
         Ok(listed) => listed,
         Err(error) => return json!({ "error": error }),
     };
-    let (mut missing, mut differing) = (Vec::new(), Vec::new());
-    for plan in plans.iter().filter(|p| {
-        p.spec
-            .required_tags
-            .iter()
-            .all(|t| server.spec.tags.contains(t))
-    }) {
-        let name = plan.spec.name.to_string();
-        match crate::engine::converge::server_plan(&plan.spec).presence(&listed) {
-            PlanPresence::Missing => missing.push(name),
-            PlanPresence::Differs => differing.push(name),
-            PlanPresence::Matches => {}
-        }
-    }
+    let (missing, differing) =
+        crate::engine::converge::plans_unlike_drovers(plans, server, &listed);
     json!({ "missing": missing, "differing": differing })
 }
