@@ -254,6 +254,8 @@ const COMMAND_LINE_SETTINGS: &[&str] = &[
     "DROVER_CONFIG",
     "DROVER_LOG_FORMAT",
     "DROVER_METRICS_LISTEN",
+    // The build's (build.rs); `cargo run` also sets it for the program it runs.
+    "DROVER_COMMIT",
 ];
 
 /// Variables named like drover's settings that are none, each with the setting it may have
@@ -843,6 +845,7 @@ mod tests {
             "DROVER_WORKERS",
             "DROVER_LOG_FORMAT",
             "DROVER_SECRET_VM1",
+            "DROVER_COMMIT",
             "HOME",
         ]
         .into_iter()
