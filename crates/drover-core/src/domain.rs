@@ -113,6 +113,7 @@ impl DomainName {
             return Ok(());
         }
         Err(Error::ConfirmationMismatch {
+            what: "domain",
             purpose: purpose(),
             expected: self.to_unicode(),
             got: crate::error::shown(typed),
@@ -331,6 +332,7 @@ mod tests {
                 purpose,
                 expected,
                 got,
+                ..
             } = &refused
             else {
                 panic!("{typed:?}: {refused:?}");

@@ -1,5 +1,7 @@
 use crate::moves::MoveRefusal;
+use crate::server::ServerRefusal;
 use crate::service::{ServiceStatus, Transition};
+use crate::{ServiceId, TokenId};
 
 /// Everything the domain refuses. Each message says what was wrong and what is accepted.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -31,8 +33,10 @@ pub enum Error {
     },
 
     /// A change that loses data or protection was not confirmed by typing the domain.
-    #[error("to {purpose}, repeat its domain {expected} exactly; got '{got}'")]
+    #[error("to {purpose}, repeat its {what} {expected} exactly; got '{got}'")]
     ConfirmationMismatch {
+        /// What must be repeated: `domain` or `name`.
+        what: &'static str,
         purpose: String,
         expected: String,
         got: String,
@@ -40,6 +44,20 @@ pub enum Error {
 
     #[error(transparent)]
     MoveRefused(#[from] MoveRefusal),
+
+    #[error(transparent)]
+    ServerRefused(#[from] ServerRefusal),
+
+    #[error(
+        "token {token} is the last operator token: revoking it would lock every operator out of \
+         the API; create another (drover tokens create --scope operator) and revoke this one \
+         with it"
+    )]
+    LastOperatorToken { token: TokenId },
+
+    /// A terminated service keeps the plan it ended on.
+    #[error("service {service} is terminated; its plan can no longer change")]
+    PlanFixed { service: ServiceId },
 }
 
 impl Error {

@@ -57,9 +57,10 @@ pub use moves::{
 pub use names::{PlanName, ServerName, Tag, UnixUsername};
 pub use placement::{Candidate, Leaving, MovePlan, PlacementPolicy, place, plan_moves};
 pub use plan::{Feature, PlanPatch, PlanSpec};
-pub use scope::{Access, Scope};
+pub use scope::{Access, Scope, check_revocation};
 pub use server::{
-    CertFingerprint, CredentialRef, Hostname, SecretSources, ServerPatch, ServerSpec, ServerState,
+    CertFingerprint, CredentialRef, Hostname, SecretSources, ServerPatch, ServerRefusal,
+    ServerSpec, ServerState,
 };
 pub use service::{DesiredState, ServiceStatus, Transition};
 pub use usage::{ListedUsage, Usage, usage_by_domain};

@@ -98,6 +98,21 @@ impl ServerName {
     }
 }
 
+impl ServerName {
+    /// Accepts `typed` as confirming a change that cannot be undone when it is this name.
+    pub fn confirm(&self, typed: &str, purpose: impl FnOnce() -> String) -> Result<(), Error> {
+        if typed.trim() == self.0 {
+            return Ok(());
+        }
+        Err(Error::ConfirmationMismatch {
+            what: "name",
+            purpose: purpose(),
+            expected: self.0.clone(),
+            got: crate::error::shown(typed),
+        })
+    }
+}
+
 impl Tag {
     pub fn parse(input: &str) -> Result<Self, Error> {
         if is_slug(input, 63) {
@@ -259,6 +274,14 @@ mod tests {
         assert!(ServerName::parse("vm-eu-1").is_ok());
         assert!(ServerName::parse("VM1").is_err());
         assert!(ServerName::parse("-vm").is_err());
+        let name = ServerName::parse("vm-eu-1").unwrap();
+        assert!(name.confirm("vm-eu-1", String::new).is_ok());
+        assert_eq!(
+            name.confirm("vm-eu-2", || "retire server 3".into())
+                .unwrap_err()
+                .to_string(),
+            "to retire server 3, repeat its name vm-eu-1 exactly; got 'vm-eu-2'"
+        );
         assert!(Tag::parse("region-eu").is_ok());
         assert!(
             Tag::parse("region eu")

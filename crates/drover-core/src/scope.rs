@@ -4,7 +4,7 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-use crate::Error;
+use crate::{Error, TokenId};
 
 /// The scope an API token carries.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -56,6 +56,15 @@ impl Scope {
     }
 }
 
+/// Whether token `id` may be revoked: never the last operator token that works, or nobody
+/// could use the API as an operator again (`active_operators`: those not revoked).
+pub fn check_revocation(id: TokenId, active_operators: &[TokenId]) -> Result<(), Error> {
+    if active_operators == [id] {
+        return Err(Error::LastOperatorToken { token: id });
+    }
+    Ok(())
+}
+
 impl fmt::Display for Scope {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
@@ -65,6 +74,20 @@ impl fmt::Display for Scope {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_last_operator_token_that_works_is_kept() {
+        let (one, two) = (TokenId(1), TokenId(2));
+        assert_eq!(check_revocation(one, &[one, two]), Ok(()));
+        assert_eq!(
+            check_revocation(two, &[one]),
+            Ok(()),
+            "a token of another scope"
+        );
+        assert_eq!(check_revocation(one, &[]), Ok(()), "revoked already");
+        let refused = check_revocation(two, &[two]).unwrap_err();
+        assert!(refused.to_string().contains("create another"), "{refused}");
+    }
 
     #[test]
     fn scopes_grant_what_they_name() {

@@ -117,6 +117,66 @@ impl ServerState {
     }
 }
 
+/// Why an operator's change of a server's state is refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ServerRefusal {
+    #[error("server {name} is decommissioned: it no longer changes state")]
+    Decommissioned { name: String },
+    #[error(
+        "server {name} still holds {holding} accounts; drain it first (drover servers drain {id})"
+    )]
+    NotEmpty {
+        name: String,
+        id: crate::ServerId,
+        holding: i64,
+    },
+}
+
+impl ServerState {
+    /// The state a drain leaves the server in: it takes no new account while its accounts move.
+    pub fn drain(self, name: &ServerName) -> Result<Self, ServerRefusal> {
+        self.unless_decommissioned(name).map(|_| Self::Draining)
+    }
+
+    /// The state maintenance on or off leaves the server in. Off, a server in maintenance is
+    /// taken as healthy until its next health check; any other state stays.
+    pub fn maintenance(self, name: &ServerName, on: bool) -> Result<Self, ServerRefusal> {
+        self.unless_decommissioned(name)?;
+        Ok(match (on, self) {
+            (true, _) => Self::Maintenance,
+            (false, Self::Maintenance) => Self::Healthy,
+            (false, other) => other,
+        })
+    }
+
+    /// Retires the server for good: only once no account needs it (`holding` counts those
+    /// assigned to it that must still exist).
+    pub fn decommission(
+        self,
+        id: crate::ServerId,
+        name: &ServerName,
+        holding: i64,
+    ) -> Result<Self, ServerRefusal> {
+        if holding > 0 {
+            return Err(ServerRefusal::NotEmpty {
+                name: name.to_string(),
+                id,
+                holding,
+            });
+        }
+        Ok(Self::Decommissioned)
+    }
+
+    fn unless_decommissioned(self, name: &ServerName) -> Result<Self, ServerRefusal> {
+        if self == Self::Decommissioned {
+            return Err(ServerRefusal::Decommissioned {
+                name: name.to_string(),
+            });
+        }
+        Ok(self)
+    }
+}
+
 impl fmt::Display for ServerState {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
@@ -126,6 +186,34 @@ impl fmt::Display for ServerState {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_operator_moves_a_server_between_states_until_it_is_decommissioned() {
+        use ServerState::*;
+        let name = ServerName::parse("vm1").unwrap();
+        let id = crate::ServerId(7);
+        assert_eq!(Healthy.drain(&name), Ok(Draining));
+        assert_eq!(Unavailable.drain(&name), Ok(Draining));
+        assert_eq!(Degraded.maintenance(&name, true), Ok(Maintenance));
+        assert_eq!(Maintenance.maintenance(&name, false), Ok(Healthy));
+        assert_eq!(Draining.maintenance(&name, false), Ok(Draining));
+        assert_eq!(Draining.decommission(id, &name, 0), Ok(Decommissioned));
+        let refused = Draining.decommission(id, &name, 1).unwrap_err();
+        assert_eq!(
+            refused.to_string(),
+            "server vm1 still holds 1 accounts; drain it first (drover servers drain 7)"
+        );
+        for change in [
+            Decommissioned.drain(&name),
+            Decommissioned.maintenance(&name, true),
+            Decommissioned.maintenance(&name, false),
+        ] {
+            assert_eq!(
+                change,
+                Err(ServerRefusal::Decommissioned { name: "vm1".into() })
+            );
+        }
+    }
 
     #[test]
     fn secrets_are_read_only_from_the_secrets_directory_and_prefixed_variables() {

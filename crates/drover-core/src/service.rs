@@ -4,7 +4,7 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-use crate::Error;
+use crate::{Error, ServiceId};
 
 /// Where billing has put a service.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -83,6 +83,19 @@ impl ServiceStatus {
         }
     }
 
+    /// Whether the plan of service `id` may change now: a terminated service keeps its plan.
+    pub fn check_plan_change(self, id: ServiceId) -> Result<(), Error> {
+        if self == Self::Terminated {
+            return Err(Error::PlanFixed { service: id });
+        }
+        Ok(())
+    }
+
+    /// The suspension reason the account keeps in this status: only a suspended one has one.
+    pub fn kept_reason<R>(self, reason: Option<R>) -> Option<R> {
+        reason.filter(|_| self.desired_account_state() == DesiredState::Disabled)
+    }
+
     /// What the hosting account must be while the service is in this status.
     pub fn desired_account_state(self) -> DesiredState {
         match self {
@@ -148,6 +161,12 @@ impl Transition {
 }
 
 impl DesiredState {
+    /// Whether another converge may end a failure of an account meant to be in this state: not
+    /// while protection holds back its deletion (that needs an operator).
+    pub fn retry_may_fix(self, protected: bool) -> bool {
+        !(self == Self::Absent && protected)
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Enabled => "enabled",
@@ -189,6 +208,35 @@ mod tests {
     use super::ServiceStatus::*;
     use super::Transition::*;
     use super::*;
+
+    #[test]
+    fn a_retry_may_fix_any_failure_but_a_protected_deletion() {
+        use DesiredState::*;
+        for state in [Enabled, Disabled] {
+            assert!(state.retry_may_fix(true) && state.retry_may_fix(false));
+        }
+        assert!(Absent.retry_may_fix(false));
+        assert!(!Absent.retry_may_fix(true));
+    }
+
+    #[test]
+    fn a_terminated_service_keeps_its_plan_and_only_a_suspended_one_its_reason() {
+        use ServiceStatus::*;
+        for status in [Pending, Active, Suspended] {
+            assert_eq!(status.check_plan_change(ServiceId(3)), Ok(()));
+        }
+        assert_eq!(
+            Terminated
+                .check_plan_change(ServiceId(3))
+                .unwrap_err()
+                .to_string(),
+            "service 3 is terminated; its plan can no longer change"
+        );
+        assert_eq!(Suspended.kept_reason(Some("abuse")), Some("abuse"));
+        for status in [Pending, Active, Terminated] {
+            assert_eq!(status.kept_reason(Some("abuse")), None);
+        }
+    }
 
     #[test]
     fn states_and_moves_are_named_as_stored_and_shown() {

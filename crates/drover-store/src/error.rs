@@ -79,10 +79,6 @@ pub enum Conflict {
     /// Every unix user name derived from the domain is taken.
     NoFreeUsername,
     ServerDecommissioned,
-    /// A server still holds accounts.
-    ServerNotEmpty,
-    /// A terminated service does not change any more.
-    ServiceTerminated,
     /// A forced sync waits for the sync of the zone that is under way.
     SyncUnderWay,
     /// The zone is being removed.
@@ -91,8 +87,6 @@ pub enum Conflict {
     IdempotencyKeyReused,
     /// The first request of an Idempotency-Key still runs.
     IdempotentRequestInProgress,
-    /// The change would leave no operator token that works.
-    LastOperatorToken,
     /// A job of the same kind waits for the same account already.
     JobWaiting,
     /// The job queue has not been created yet (no worker has run).

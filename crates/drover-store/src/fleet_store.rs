@@ -95,52 +95,9 @@ pub struct UsageFilter {
 
 #[async_trait]
 pub trait FleetStore: Send + Sync {
-    /// Starts moving an account to `to` (checked: placed, not being deleted, another server
-    /// that is healthy or degraded, its password held for recreation, no move under way) and
-    /// enqueues the job, in one transaction.
-    async fn start_migration(
-        &self,
-        ctx: &RequestContext,
-        account: AccountId,
-        to: ServerId,
-        grace: std::time::Duration,
-    ) -> Result<(Migration, JobId)>;
-    /// Like `start_migration`, for an account whose server is lost: the job recreates it on
-    /// `to` and switches it, and touches nothing on the source.
-    async fn start_failover(
-        &self,
-        ctx: &RequestContext,
-        account: AccountId,
-        to: ServerId,
-    ) -> Result<(Migration, JobId)>;
     /// Failover moves off `server` not finished yet.
     async fn failovers_remaining(&self, server: ServerId) -> Result<i64>;
     async fn migration(&self, account: AccountId) -> Result<Option<Migration>>;
-    /// Marks a server draining: nothing new is placed on it; its accounts are moved off.
-    async fn begin_drain(&self, ctx: &RequestContext, server: ServerId) -> Result<Server>;
-    /// Retires a drained server; refused while any account still lives on it.
-    async fn decommission(&self, ctx: &RequestContext, server: ServerId) -> Result<Server>;
-    /// Moves a migration on; `Switched` also makes the target the account's server.
-    async fn advance_migration(
-        &self,
-        ctx: &RequestContext,
-        account: AccountId,
-        state: MoveState,
-    ) -> Result<Migration>;
-    /// The operator confirms the source copy may go now (repeating the domain); enqueues the job.
-    async fn confirm_migration(
-        &self,
-        ctx: &RequestContext,
-        account: AccountId,
-        confirm_domain: &str,
-    ) -> Result<JobId>;
-    /// Enqueues the migration's job to run at `at` (a later check of the grace period).
-    async fn schedule_migration(
-        &self,
-        ctx: &RequestContext,
-        account: AccountId,
-        at: Timestamp,
-    ) -> Result<JobId>;
     /// drover's accounts on a server, as a drift scan compares them.
     async fn server_expectations(&self, server: ServerId) -> Result<Vec<Expected>>;
     /// Replaces a server's open findings with a scan's, audited with their counts.
@@ -169,24 +126,6 @@ pub trait FleetStore: Send + Sync {
         server: ServerId,
         adoption: &drover_core::Adoption,
     ) -> Result<Vec<AccountId>>;
-    /// Records what a repair pass did with each finding, and enqueues the converge job of
-    /// every account it enforces, in one transaction.
-    async fn record_drift_repair(
-        &self,
-        ctx: &RequestContext,
-        server: ServerId,
-        actions: &[(i64, DriftAction)],
-        enforce: &[AccountId],
-    ) -> Result<Vec<JobId>>;
-    /// Puts a server in maintenance (health checks go on, but never move it; nothing is placed
-    /// on it and its jobs wait) or takes it out, back to healthy with a fresh streak so the
-    /// next checks judge it. Audited.
-    async fn set_maintenance(
-        &self,
-        ctx: &RequestContext,
-        server: ServerId,
-        on: bool,
-    ) -> Result<Server>;
     /// Replaces the usage figures of the given accounts with a sync's, for those still on
     /// `server` (an account moved meanwhile keeps its figures until its new server's sync).
     /// Returns how many were recorded.

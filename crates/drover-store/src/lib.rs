@@ -16,6 +16,7 @@ mod postgres;
 mod rows;
 mod sqlite;
 mod store;
+mod write;
 
 use std::sync::Arc;
 
@@ -36,6 +37,7 @@ pub use postgres::PgStore;
 pub use riverqueue::JobState;
 pub use sqlite::SqliteStore;
 pub use store::Store;
+pub use write::{Enqueued, Generation, Job, Write};
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 

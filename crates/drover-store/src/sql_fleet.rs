@@ -4,8 +4,8 @@
 mod fleet_sql {
     use drover_core::{
         AccountId, DesiredState, DnsProviderId, DomainName, DriftAction, DriftFinding, DriftKind,
-        Expected, HealthPolicy, HealthProbe, HealthStreak, JobId, MoveRefusal, MoveRequest,
-        MoveState, ServerId, ServerState, ServiceId, Usage, Verdict, ZoneId, check_move,
+        Expected, HealthPolicy, HealthProbe, HealthStreak, JobId,
+        MoveState, ServerId, ServerState, ServiceId, Usage, Verdict, ZoneId,
         next_health,
     };
     use jiff_sqlx::Timestamp as SqlTimestamp;
@@ -15,11 +15,11 @@ mod fleet_sql {
     use crate::error::Conflict;
     use crate::fleet_store::*;
     use crate::jobs::{
-        AdoptServer, CheckFleetHealth, CheckZones, DeleteOrphan, MigrateAccount, PlanZone,
+        AdoptServer, CheckFleetHealth, CheckZones, DeleteOrphan, PlanZone,
         Requested, ScanDrift, SyncUsage,
     };
     use crate::rows::{corrupt, sql_now, to_json_list};
-    use crate::{RequestContext, Result, Server, StoreError};
+    use crate::{RequestContext, Result, StoreError};
 
     #[derive(sqlx::FromRow)]
     struct HealthRow {
@@ -96,7 +96,7 @@ mod fleet_sql {
         found_at: SqlTimestamp,
     }
 
-    fn action_name(action: DriftAction) -> &'static str {
+    pub(super) fn action_name(action: DriftAction) -> &'static str {
         match action {
             DriftAction::Log => "log",
             DriftAction::Enforce => "enforce",
@@ -170,7 +170,7 @@ mod fleet_sql {
         }
     }
 
-    async fn fetch_migration(tx: &mut Tx, account: AccountId) -> Result<Option<Migration>> {
+    pub(super) async fn fetch_migration(tx: &mut Tx, account: AccountId) -> Result<Option<Migration>> {
         sqlx::query_as::<_, MigrationRow>(
             "SELECT account_id, from_server, to_server, state, delete_after_ms, confirmed, \
              failover FROM account_migrations WHERE account_id = $1",
@@ -180,93 +180,6 @@ mod fleet_sql {
         .await?
         .map(MigrationRow::into_model)
         .transpose()
-    }
-
-    /// Enqueues the account's migration job, to run now or at `at`.
-    async fn enqueue_migration(
-        store: &SqlStore,
-        tx: &mut Tx,
-        ctx: &RequestContext,
-        account: AccountId,
-        at: Option<jiff::Timestamp>,
-    ) -> Result<JobId> {
-        let args = MigrateAccount {
-            account_id: account.get(),
-        };
-        let opts = match at {
-            Some(at) => riverqueue::InsertOpts::default().with_scheduled_at(at),
-            None => riverqueue::InsertOpts::default(),
-        };
-        let (job, _) = store
-            .enqueue_job(tx, ctx, Some(account), args, opts)
-            .await?;
-        Ok(job)
-    }
-
-    /// Starts a move (a migration, or a failover off a lost server) in one transaction.
-    async fn begin_move(
-        store: &SqlStore,
-        ctx: &RequestContext,
-        account: AccountId,
-        to: ServerId,
-        grace: std::time::Duration,
-        failover: bool,
-    ) -> Result<(Migration, JobId)> {
-        write_tx!(store, tx, {
-            let acct = SqlStore::fetch_account(tx, account).await?;
-            let target = SqlStore::fetch_server(tx, to).await?;
-            let moving = fetch_migration(tx, account)
-                .await?
-                .is_some_and(|m| m.state.under_way());
-            let from = check_move(&MoveRequest {
-                account,
-                from: acct.server_id,
-                desired: acct.desired_state,
-                has_sealed_password: acct.has_sealed_password,
-                moving,
-                to,
-                target_name: target.spec.name.as_str(),
-                target_state: target.state,
-            })
-            .map_err(drover_core::Error::from)?;
-            let delete_after = jiff::Timestamp::now().as_millisecond()
-                + i64::try_from(grace.as_millis()).unwrap_or(i64::MAX / 2);
-            let now = sql_now();
-            sqlx::query(
-                "INSERT INTO account_migrations (account_id, from_server, to_server, state, \
-                 delete_after_ms, confirmed, failover, created_at, updated_at) \
-                 VALUES ($1, $2, $3, 'creating', $4, FALSE, $6, $5, $5) \
-                 ON CONFLICT (account_id) DO UPDATE SET from_server = excluded.from_server, \
-                 to_server = excluded.to_server, state = 'creating', \
-                 delete_after_ms = excluded.delete_after_ms, confirmed = FALSE, failover = excluded.failover, \
-                 updated_at = excluded.updated_at",
-            )
-            .bind(account.get())
-            .bind(from.get())
-            .bind(to.get())
-            .bind(delete_after)
-            .bind(now)
-            .bind(failover)
-            .execute(&mut **tx)
-            .await?;
-            let job = enqueue_migration(store, tx, ctx, account, None).await?;
-            append_audit(
-                tx,
-                ctx,
-                if failover {
-                    "account.failover"
-                } else {
-                    "account.migrate"
-                },
-                format!("account:{account}"),
-                json!({ "from": from, "to": to, "grace_seconds": grace.as_secs(), "job": job }),
-            )
-            .await?;
-            let migration = fetch_migration(tx, account)
-                .await?
-                .ok_or_else(|| StoreError::not_found("migration", account))?;
-            Ok((migration, job))
-        })
     }
 
     #[derive(sqlx::FromRow)]
@@ -393,24 +306,6 @@ mod fleet_sql {
 
     #[async_trait::async_trait]
     impl FleetStore for SqlStore {
-        async fn start_migration(
-            &self,
-            ctx: &RequestContext,
-            account: AccountId,
-            to: ServerId,
-            grace: std::time::Duration,
-        ) -> Result<(Migration, JobId)> {
-            begin_move(self, ctx, account, to, grace, false).await
-        }
-
-        async fn start_failover(
-            &self,
-            ctx: &RequestContext,
-            account: AccountId,
-            to: ServerId,
-        ) -> Result<(Migration, JobId)> {
-            begin_move(self, ctx, account, to, std::time::Duration::ZERO, true).await
-        }
 
         async fn failovers_remaining(&self, server: ServerId) -> Result<i64> {
             Ok(sqlx::query_scalar(
@@ -422,157 +317,8 @@ mod fleet_sql {
             .await?)
         }
 
-        async fn begin_drain(&self, ctx: &RequestContext, server: ServerId) -> Result<Server> {
-            write_tx!(self, tx, {
-                let before = SqlStore::fetch_server(tx, server).await?;
-                if before.state == ServerState::Decommissioned {
-                    return Err(StoreError::conflict(
-                        Conflict::ServerDecommissioned,
-                        format!("server {} is decommissioned", before.spec.name),
-                    ));
-                }
-                sqlx::query("UPDATE servers SET state = 'draining', updated_at = $2 WHERE id = $1")
-                    .bind(server.get())
-                    .bind(sql_now())
-                    .execute(&mut **tx)
-                    .await?;
-                append_audit(
-                    tx,
-                    ctx,
-                    "server.drain",
-                    format!("server:{server}"),
-                    json!({ "from": before.state }),
-                )
-                .await?;
-                SqlStore::fetch_server(tx, server).await
-            })
-        }
-
-        async fn decommission(&self, ctx: &RequestContext, server: ServerId) -> Result<Server> {
-            write_tx!(self, tx, {
-                let before = SqlStore::fetch_server(tx, server).await?;
-                let remaining: i64 = sqlx::query_scalar(
-                    "SELECT COUNT(*) FROM accounts WHERE server_id = $1 AND desired_state <> 'absent'",
-                )
-                .bind(server.get())
-                .fetch_one(&mut **tx)
-                .await?;
-                if remaining > 0 {
-                    return Err(StoreError::conflict(
-                        Conflict::ServerNotEmpty,
-                        format!(
-                            "server {} still holds {remaining} accounts; drain it first (drover servers drain {server})",
-                            before.spec.name
-                        ),
-                    ));
-                }
-                sqlx::query(
-                    "UPDATE servers SET state = 'decommissioned', updated_at = $2 WHERE id = $1",
-                )
-                .bind(server.get())
-                .bind(sql_now())
-                .execute(&mut **tx)
-                .await?;
-                append_audit(
-                    tx,
-                    ctx,
-                    "server.decommission",
-                    format!("server:{server}"),
-                    json!({ "from": before.state }),
-                )
-                .await?;
-                SqlStore::fetch_server(tx, server).await
-            })
-        }
-
         async fn migration(&self, account: AccountId) -> Result<Option<Migration>> {
             read_tx!(self, tx, { fetch_migration(tx, account).await })
-        }
-
-        async fn advance_migration(
-            &self,
-            ctx: &RequestContext,
-            account: AccountId,
-            state: MoveState,
-        ) -> Result<Migration> {
-            write_tx!(self, tx, {
-                let before = fetch_migration(tx, account)
-                    .await?
-                    .ok_or_else(|| StoreError::not_found("migration", account))?;
-                sqlx::query("UPDATE account_migrations SET state = $2, updated_at = $3 WHERE account_id = $1")
-                    .bind(account.get())
-                    .bind(state.as_str())
-                    .bind(sql_now())
-                    .execute(&mut **tx)
-                    .await?;
-                if state == MoveState::Switched {
-                    sqlx::query(
-                        "UPDATE accounts SET server_id = $2, updated_at = $3 WHERE id = $1",
-                    )
-                    .bind(account.get())
-                    .bind(before.to_server.get())
-                    .bind(sql_now())
-                    .execute(&mut **tx)
-                    .await?;
-                }
-                append_audit(
-                    tx,
-                    ctx,
-                    "account.migrate.step",
-                    format!("account:{account}"),
-                    json!({ "from_state": before.state, "to_state": state, "to_server": before.to_server }),
-                )
-                .await?;
-                fetch_migration(tx, account)
-                    .await?
-                    .ok_or_else(|| StoreError::not_found("migration", account))
-            })
-        }
-
-        async fn confirm_migration(
-            &self,
-            ctx: &RequestContext,
-            account: AccountId,
-            confirm_domain: &str,
-        ) -> Result<JobId> {
-            write_tx!(self, tx, {
-                let acct = SqlStore::fetch_account(tx, account).await?;
-                acct.domain.confirm(confirm_domain, || {
-                    format!("delete the old copy of account {account}")
-                })?;
-                let Some(migration) = fetch_migration(tx, account)
-                    .await?
-                    .filter(|m| m.state.under_way())
-                else {
-                    return Err(drover_core::Error::from(MoveRefusal::NotMoving { account }).into());
-                };
-                sqlx::query("UPDATE account_migrations SET confirmed = TRUE, updated_at = $2 WHERE account_id = $1")
-                    .bind(account.get())
-                    .bind(sql_now())
-                    .execute(&mut **tx)
-                    .await?;
-                let job = enqueue_migration(self, tx, ctx, account, None).await?;
-                append_audit(
-                    tx,
-                    ctx,
-                    "account.migrate.confirm",
-                    format!("account:{account}"),
-                    json!({ "from_server": migration.from_server, "job": job }),
-                )
-                .await?;
-                Ok(job)
-            })
-        }
-
-        async fn schedule_migration(
-            &self,
-            ctx: &RequestContext,
-            account: AccountId,
-            at: jiff::Timestamp,
-        ) -> Result<JobId> {
-            write_tx!(self, tx, {
-                enqueue_migration(self, tx, ctx, account, Some(at)).await
-            })
         }
 
         async fn server_expectations(&self, server: ServerId) -> Result<Vec<Expected>> {
@@ -912,87 +658,6 @@ mod fleet_sql {
                 )
                 .await?;
                 Ok(adopted)
-            })
-        }
-
-        async fn record_drift_repair(
-            &self,
-            ctx: &RequestContext,
-            server: ServerId,
-            actions: &[(i64, DriftAction)],
-            enforce: &[AccountId],
-        ) -> Result<Vec<JobId>> {
-            write_tx!(self, tx, {
-                for (id, action) in actions {
-                    sqlx::query(
-                        "UPDATE drift_findings SET action = $2 WHERE id = $1 AND server_id = $3",
-                    )
-                    .bind(id)
-                    .bind(action_name(*action))
-                    .bind(server.get())
-                    .execute(&mut **tx)
-                    .await?;
-                }
-                let mut jobs = Vec::new();
-                for account in enforce {
-                    jobs.push(self.enqueue_converge(tx, ctx, *account).await?.0);
-                }
-                let count = |a: DriftAction| actions.iter().filter(|(_, x)| *x == a).count();
-                append_audit(
-                    tx,
-                    ctx,
-                    "drift.repair",
-                    format!("server:{server}"),
-                    json!({
-                        "logged": count(DriftAction::Log),
-                        "enforced": count(DriftAction::Enforce),
-                        "quarantined": count(DriftAction::Quarantine),
-                        "jobs": jobs,
-                    }),
-                )
-                .await?;
-                Ok(jobs)
-            })
-        }
-
-        async fn set_maintenance(
-            &self,
-            ctx: &RequestContext,
-            server: ServerId,
-            on: bool,
-        ) -> Result<Server> {
-            write_tx!(self, tx, {
-                let before = SqlStore::fetch_server(tx, server).await?;
-                let state = match (on, before.state) {
-                    (true, ServerState::Decommissioned) | (false, ServerState::Decommissioned) => {
-                        return Err(StoreError::conflict(
-                            Conflict::ServerDecommissioned,
-                            format!("server {} is decommissioned", before.spec.name),
-                        ));
-                    }
-                    (true, _) => ServerState::Maintenance,
-                    (false, ServerState::Maintenance) => ServerState::Healthy,
-                    (false, other) => other,
-                };
-                sqlx::query("UPDATE servers SET state = $2, updated_at = $3 WHERE id = $1")
-                    .bind(server.get())
-                    .bind(state.as_str())
-                    .bind(sql_now())
-                    .execute(&mut **tx)
-                    .await?;
-                sqlx::query("UPDATE server_health SET failures = 0, degraded = 0, healthy = 0 WHERE server_id = $1")
-                    .bind(server.get())
-                    .execute(&mut **tx)
-                    .await?;
-                append_audit(
-                    tx,
-                    ctx,
-                    "server.maintenance",
-                    format!("server:{server}"),
-                    json!({ "from": before.state, "to": state }),
-                )
-                .await?;
-                SqlStore::fetch_server(tx, server).await
             })
         }
 

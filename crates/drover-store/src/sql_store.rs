@@ -6,16 +6,15 @@
 
 use async_trait::async_trait;
 use drover_core::{
-    AccountId, AuditEntry, AuditEventId, CustomerId, CustomerSpec, DesiredState, DomainName, Hash,
-    JobId, PlanId, PlanPatch, PlanSpec, Scope, ServerId, ServerPatch, ServerSpec, ServiceId,
-    ServiceStatus, TokenId, Transition, UnixUsername, verify_chain,
+    AccountId, AuditEntry, AuditEventId, CustomerId, CustomerSpec, DomainName, Hash,
+    JobId, PlanId, PlanSpec, Scope, ServerId, ServerPatch, ServerSpec, ServiceId,
+    ServiceStatus, TokenId, UnixUsername, verify_chain,
 };
 use secrecy::SecretString;
 use serde_json::json;
 use sqlx::Transaction;
 
-use crate::error::{Conflict, Reference, UniqueKey, unique_violation};
-use crate::jobs::ConvergeAccount;
+use crate::error::{Conflict, UniqueKey, unique_violation};
 use crate::model::*;
 use crate::rows::*;
 use crate::store::Store;
@@ -371,6 +370,13 @@ impl Store for SqlStore {
         &self.queue
     }
 
+    async fn write(&self) -> Result<Box<dyn crate::Write>> {
+        Ok(Box::new(write_sql::SqlWrite {
+            tx: begin(&self.pool).await?,
+            queue: self.queue.clone(),
+        }))
+    }
+
     async fn create_customer(&self, ctx: &RequestContext, spec: CustomerSpec) -> Result<Customer> {
         write_tx!(self, tx, {
             let now = sql_now();
@@ -467,29 +473,6 @@ impl Store for SqlStore {
         .collect()
     }
 
-    async fn update_plan(
-        &self,
-        ctx: &RequestContext,
-        id: PlanId,
-        patch: PlanPatch,
-    ) -> Result<Plan> {
-        write_tx!(self, tx, {
-            let before = Self::fetch_plan(tx, id).await?;
-            let spec = before.spec.clone().patched(patch).validated()?;
-            let plan = Self::save_plan(tx, Some(id), &spec).await?;
-            self.enqueue_plan_sync(tx, ctx, id).await?;
-            append_audit(
-                tx,
-                ctx,
-                "plan.update",
-                format!("plan:{id}"),
-                json!({ "before": before.spec, "after": plan.spec }),
-            )
-            .await?;
-            Ok(plan)
-        })
-    }
-
     async fn create_server(&self, ctx: &RequestContext, spec: ServerSpec) -> Result<Server> {
         let spec = spec.validated()?;
         write_tx!(self, tx, {
@@ -547,96 +530,6 @@ impl Store for SqlStore {
         })
     }
 
-    async fn create_service(&self, ctx: &RequestContext, new: NewService) -> Result<Service> {
-        write_tx!(self, tx, {
-            let exists = |table: &'static str, id: i64| {
-                let sql = match table {
-                    "customers" => "SELECT id FROM customers WHERE id = $1",
-                    _ => "SELECT id FROM plans WHERE id = $1",
-                };
-                sqlx::query_scalar::<_, i64>(sql).bind(id)
-            };
-            if exists("customers", new.customer_id.get())
-                .fetch_optional(&mut **tx)
-                .await?
-                .is_none()
-            {
-                return Err(StoreError::unknown(
-                    Reference::Customer,
-                    format!("customer {} does not exist", new.customer_id),
-                ));
-            }
-            if exists("plans", new.plan_id.get())
-                .fetch_optional(&mut **tx)
-                .await?
-                .is_none()
-            {
-                return Err(StoreError::unknown(
-                    Reference::Plan,
-                    format!(
-                        "plan {} does not exist; list plans with GET /api/v1/plans",
-                        new.plan_id
-                    ),
-                ));
-            }
-            let holder: Option<i64> =
-                sqlx::query_scalar("SELECT service_id FROM accounts WHERE domain = $1")
-                    .bind(new.domain.as_str())
-                    .fetch_optional(&mut **tx)
-                    .await?;
-            if let Some(service) = holder {
-                return Err(duplicate_domain(&new.domain, Some(service)));
-            }
-            let username = free_username(tx, &new).await?;
-            let now = sql_now();
-            let service_id: i64 = sqlx::query_scalar(
-                "INSERT INTO services (customer_id, plan_id, status, created_at, updated_at) \
-                     VALUES ($1, $2, 'pending', $3, $3) RETURNING id",
-            )
-            .bind(new.customer_id.get())
-            .bind(new.plan_id.get())
-            .bind(now)
-            .fetch_one(&mut **tx)
-            .await?;
-            let account_id: i64 = sqlx::query_scalar(
-                "INSERT INTO accounts (service_id, domain, unix_username, desired_state, \
-                     desired_generation, created_at, updated_at) \
-                     VALUES ($1, $2, $3, 'absent', 1, $4, $4) RETURNING id",
-            )
-            .bind(service_id)
-            .bind(new.domain.as_str())
-            .bind(username.as_str())
-            .bind(now)
-            .fetch_one(&mut **tx)
-            .await
-            .map_err(|e| match unique_violation(&e) {
-                Some(c) if c.contains("domain") => duplicate_domain(&new.domain, None),
-                Some(_) => StoreError::conflict(
-                    Conflict::ConcurrentChange,
-                    "another service took the same unix user name at the same moment; \
-                         send the request again"
-                        .into(),
-                ),
-                None => e.into(),
-            })?;
-            append_audit(
-                tx,
-                ctx,
-                "service.create",
-                format!("service:{service_id}"),
-                json!({
-                    "customer_id": new.customer_id,
-                    "plan_id": new.plan_id,
-                    "domain": new.domain,
-                    "account_id": account_id,
-                    "unix_username": username,
-                }),
-            )
-            .await?;
-            Self::fetch_service(tx, ServiceId(service_id)).await
-        })
-    }
-
     async fn service(&self, id: ServiceId) -> Result<Service> {
         read_tx!(self, tx, { Self::fetch_service(tx, id).await })
     }
@@ -656,69 +549,6 @@ impl Store for SqlStore {
         .into_iter()
         .map(ServiceRow::into_model)
         .collect()
-    }
-
-    async fn transition_service(
-        &self,
-        ctx: &RequestContext,
-        id: ServiceId,
-        transition: Transition,
-        reason: Option<String>,
-    ) -> Result<TransitionOutcome> {
-        write_tx!(self, tx, {
-            let service = Self::fetch_service(tx, id).await?;
-            let status = service.status.apply(transition)?;
-            let desired = status.desired_account_state();
-            let moved = sqlx::query(
-                "UPDATE services SET status = $1, updated_at = $2 WHERE id = $3 AND status = $4",
-            )
-            .bind(status.as_str())
-            .bind(sql_now())
-            .bind(id.get())
-            .bind(service.status.as_str())
-            .execute(&mut **tx)
-            .await?
-            .rows_affected();
-            if moved == 0 {
-                return Err(StoreError::conflict(
-                    Conflict::ConcurrentChange,
-                    format!("service {id} changed while this request ran; send it again"),
-                ));
-            }
-            let reason = reason.filter(|_| desired == DesiredState::Disabled);
-            sqlx::query(
-                "UPDATE accounts SET desired_state = $1, suspend_reason = $2, updated_at = $3 \
-                 WHERE id = $4",
-            )
-            .bind(desired.as_str())
-            .bind(&reason)
-            .bind(sql_now())
-            .bind(service.account_id.get())
-            .execute(&mut **tx)
-            .await?;
-            let (job_id, joined) = self.enqueue_converge(tx, ctx, service.account_id).await?;
-            append_audit(
-                tx,
-                ctx,
-                &format!("service.{}", transition.verb()),
-                format!("service:{id}"),
-                json!({
-                    "from": service.status,
-                    "to": status,
-                    "account_id": service.account_id,
-                    "desired_state": desired,
-                    "reason": reason,
-                    "job_id": job_id,
-                }),
-            )
-            .await?;
-            Ok(TransitionOutcome {
-                service: Self::fetch_service(tx, id).await?,
-                account: Self::fetch_account(tx, service.account_id).await?,
-                job_id,
-                joined_waiting_job: joined,
-            })
-        })
     }
 
     async fn account(&self, id: AccountId) -> Result<Account> {
@@ -940,41 +770,6 @@ impl Store for SqlStore {
             )
             .await?;
             Ok(sealed.len())
-        })
-    }
-
-    async fn revoke_token(&self, ctx: &RequestContext, id: TokenId) -> Result<ApiToken> {
-        write_tx!(self, tx, {
-            // Locked on PostgreSQL so that two revocations cannot each leave the other's token
-            // as the last (SQLite's write transactions are serial already).
-            let active_operators: Vec<i64> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
-                "SELECT id FROM api_tokens WHERE scope = 'operator' AND revoked_at IS NULL \
-                 ORDER BY id{FOR_UPDATE}"
-            )))
-            .fetch_all(&mut **tx)
-            .await?;
-            if active_operators == [id.get()] {
-                return Err(StoreError::conflict(
-                    Conflict::LastOperatorToken,
-                    format!(
-                        "token {id} is the last operator token: revoking it would lock every \
-                         operator out of the API; create another (drover tokens create --scope \
-                         operator) and revoke this one with it"
-                    ),
-                ));
-            }
-            let token = sqlx::query_as::<_, TokenRow>(
-                "UPDATE api_tokens SET revoked_at = COALESCE(revoked_at, $1) WHERE id = $2 \
-                     RETURNING id, name, scope, created_at, revoked_at",
-            )
-            .bind(sql_now())
-            .bind(id.get())
-            .fetch_optional(&mut **tx)
-            .await?
-            .ok_or_else(|| StoreError::not_found("token", id))?
-            .into_model()?;
-            append_audit(tx, ctx, "token.revoke", format!("token:{id}"), json!({})).await?;
-            Ok(token)
         })
     }
 
@@ -1359,23 +1154,6 @@ impl Store for SqlStore {
         })
     }
 
-    async fn retry_failed_accounts(&self, ctx: &RequestContext) -> Result<Vec<JobId>> {
-        write_tx!(self, tx, {
-            let ids: Vec<i64> = sqlx::query_scalar(
-                "SELECT id FROM accounts WHERE failure IS NOT NULL \
-                 AND NOT (desired_state = 'absent' AND protected_from_deletion) ORDER BY id",
-            )
-            .fetch_all(&mut **tx)
-            .await?;
-            let mut jobs = Vec::with_capacity(ids.len());
-            for id in ids {
-                let (job, _) = self.enqueue_converge(tx, ctx, AccountId(id)).await?;
-                jobs.push(job);
-            }
-            Ok(jobs)
-        })
-    }
-
     async fn mark_login_refused(
         &self,
         ctx: &RequestContext,
@@ -1481,87 +1259,6 @@ impl Store for SqlStore {
         })
     }
 
-    async fn change_plan(
-        &self,
-        ctx: &RequestContext,
-        id: ServiceId,
-        plan: PlanId,
-    ) -> Result<TransitionOutcome> {
-        write_tx!(self, tx, {
-            let service = Self::fetch_service(tx, id).await?;
-            if sqlx::query_scalar::<_, i64>("SELECT id FROM plans WHERE id = $1")
-                .bind(plan.get())
-                .fetch_optional(&mut **tx)
-                .await?
-                .is_none()
-            {
-                return Err(StoreError::unknown(
-                    Reference::Plan,
-                    format!("plan {plan} does not exist; list plans with GET /api/v1/plans"),
-                ));
-            }
-            if service.status == ServiceStatus::Terminated {
-                return Err(StoreError::conflict(
-                    Conflict::ServiceTerminated,
-                    format!("service {id} is terminated; its plan can no longer change"),
-                ));
-            }
-            sqlx::query("UPDATE services SET plan_id = $1, updated_at = $2 WHERE id = $3")
-                .bind(plan.get())
-                .bind(sql_now())
-                .bind(id.get())
-                .execute(&mut **tx)
-                .await?;
-            let (job_id, joined) = self.enqueue_converge(tx, ctx, service.account_id).await?;
-            append_audit(
-                tx,
-                ctx,
-                "service.change_plan",
-                format!("service:{id}"),
-                json!({ "from": service.plan_id, "to": plan, "job_id": job_id }),
-            )
-            .await?;
-            Ok(TransitionOutcome {
-                service: Self::fetch_service(tx, id).await?,
-                account: Self::fetch_account(tx, service.account_id).await?,
-                job_id,
-                joined_waiting_job: joined,
-            })
-        })
-    }
-
-    async fn change_password(
-        &self,
-        ctx: &RequestContext,
-        account: AccountId,
-        sealed: &[u8],
-        key_id: &str,
-    ) -> Result<JobId> {
-        write_tx!(self, tx, {
-            sealed_with_the_recorded_key(tx, key_id).await?;
-            let current = Self::fetch_account(tx, account).await?;
-            sqlx::query("UPDATE accounts SET sealed_password = $1, updated_at = $2 WHERE id = $3")
-                .bind(sealed)
-                .bind(sql_now())
-                .bind(account.get())
-                .execute(&mut **tx)
-                .await?;
-            let args = crate::jobs::SetAccountPassword {
-                account_id: account.get(),
-            };
-            let (job_id, _) = self.enqueue_for_account(tx, ctx, account, args).await?;
-            append_audit(
-                tx,
-                ctx,
-                "account.change_password",
-                format!("account:{account}"),
-                json!({ "domain": current.domain, "job_id": job_id }),
-            )
-            .await?;
-            Ok(job_id)
-        })
-    }
-
     async fn set_provisioning_paused(&self, ctx: &RequestContext, paused: bool) -> Result<()> {
         let queue = crate::jobs::CONVERGE_QUEUE.to_owned();
         let queues = self.queue.queues();
@@ -1609,44 +1306,6 @@ impl Store for SqlStore {
     async fn cancel_job(&self, ctx: &RequestContext, id: JobId) -> Result<JobSummary> {
         let done = self.queue.jobs().cancel(id.get()).await.map(|_| ());
         self.control_job(ctx, id, "job.cancel", done).await
-    }
-
-    async fn set_protection(
-        &self,
-        ctx: &RequestContext,
-        account: AccountId,
-        protected: bool,
-        confirmation: &str,
-    ) -> Result<Account> {
-        write_tx!(self, tx, {
-            let current = Self::fetch_account(tx, account).await?;
-            current.domain.confirm(confirmation, || {
-                format!("change the protection of account {account}")
-            })?;
-            sqlx::query(
-                "UPDATE accounts SET protected_from_deletion = $1, updated_at = $2 WHERE id = $3",
-            )
-            .bind(protected)
-            .bind(sql_now())
-            .bind(account.get())
-            .execute(&mut **tx)
-            .await?;
-            let action = if protected {
-                "account.protect"
-            } else {
-                self.enqueue_converge(tx, ctx, account).await?;
-                "account.unprotect"
-            };
-            append_audit(
-                tx,
-                ctx,
-                action,
-                format!("account:{account}"),
-                json!({ "domain": current.domain }),
-            )
-            .await?;
-            Self::fetch_account(tx, account).await
-        })
     }
 
     async fn audit_events(&self, filter: AuditFilter) -> Result<Vec<AuditEntry>> {
@@ -1746,30 +1405,7 @@ impl SqlStore {
         self.job(id).await
     }
 
-    /// Enqueues a job about `account` in `tx` (or joins the same one already waiting, for
-    /// unique kinds) and records what it is about.
-    async fn enqueue_for_account<A>(
-        &self,
-        tx: &mut Tx,
-        ctx: &RequestContext,
-        account: AccountId,
-        args: A,
-    ) -> Result<(JobId, bool)>
-    where
-        A: riverqueue::JobArgs + Send + Sync + 'static,
-    {
-        self.enqueue_job(
-            tx,
-            ctx,
-            Some(account),
-            args,
-            riverqueue::InsertOpts::default(),
-        )
-        .await
-    }
-
-    /// Enqueues any job in `tx` with `opts` (a schedule, say), recording the account it is
-    /// about, if any, and the request behind it. The one place jobs are inserted.
+    /// Enqueues any job in `tx` with `opts` (a schedule, say): see [`insert_job`].
     async fn enqueue_job<A>(
         &self,
         tx: &mut Tx,
@@ -1781,64 +1417,7 @@ impl SqlStore {
     where
         A: riverqueue::JobArgs + Send + Sync + 'static,
     {
-        let inserted = self.queue.insert(args).opts(opts).tx(&mut *tx).await?;
-        sqlx::query(
-            "INSERT INTO job_subjects (job_id, account_id, correlation_id, created_at) \
-             VALUES ($1, $2, $3, $4) ON CONFLICT (job_id) DO NOTHING",
-        )
-        .bind(inserted.id())
-        .bind(account.map(AccountId::get))
-        .bind(&ctx.correlation_id)
-        .bind(sql_now())
-        .execute(&mut **tx)
-        .await?;
-        Ok((JobId(inserted.id()), inserted.unique_skipped_as_duplicate))
-    }
-
-    /// Makes the account's record a new generation and enqueues its converge job (or joins the
-    /// one already there). A job that finishes without having seen the new generation runs
-    /// again (`complete_converge`), so no request is lost to a job that was just finishing.
-    async fn enqueue_converge(
-        &self,
-        tx: &mut Tx,
-        ctx: &RequestContext,
-        account: AccountId,
-    ) -> Result<(JobId, bool)> {
-        sqlx::query(
-            "UPDATE accounts SET desired_generation = desired_generation + 1, updated_at = $1 \
-             WHERE id = $2",
-        )
-        .bind(sql_now())
-        .bind(account.get())
-        .execute(&mut **tx)
-        .await?;
-        let after_job: Option<i64> =
-            sqlx::query_scalar("SELECT converge_ended_by FROM accounts WHERE id = $1")
-                .bind(account.get())
-                .fetch_one(&mut **tx)
-                .await?;
-        let args = ConvergeAccount {
-            account_id: account.get(),
-            after_job,
-        };
-        self.enqueue_for_account(tx, ctx, account, args).await
-    }
-
-    /// The changed plan is put on every server that may host it, as it now is. (A new plan
-    /// reaches a server when its first account there is created.)
-    async fn enqueue_plan_sync(
-        &self,
-        tx: &mut Tx,
-        ctx: &RequestContext,
-        plan: PlanId,
-    ) -> Result<JobId> {
-        let args = crate::jobs::SyncPlan {
-            plan_id: plan.get(),
-        };
-        let (job, _) = self
-            .enqueue_job(tx, ctx, None, args, riverqueue::InsertOpts::default())
-            .await?;
-        Ok(job)
+        insert_job(&self.queue, tx, ctx, account, args, opts).await
     }
 
     /// Joins River's rows with drover's record of what each job is about.
@@ -1935,11 +1514,6 @@ async fn locked_generation(tx: &mut Tx, account: AccountId) -> Result<i64> {
     .await?)
 }
 
-/// The first unix user name candidate for the new account's domain that no account holds.
-async fn free_username(tx: &mut Tx, new: &NewService) -> Result<UnixUsername> {
-    next_free_username(tx, &new.domain, None).await
-}
-
 /// The first candidate for `domain` after `after` (from the first when `None`) that no
 /// account holds.
 async fn next_free_username(
@@ -1967,4 +1541,31 @@ fn new_token_secret() -> String {
     let mut bytes = [0u8; 32];
     rand::fill(&mut bytes);
     format!("drv_{}", hex::encode(bytes))
+}
+
+/// Inserts a River job in `tx` with `opts`, recording the account it is about, if any, and the
+/// request behind it. The one place jobs are inserted.
+async fn insert_job<A>(
+    queue: &riverqueue::Client,
+    tx: &mut Tx,
+    ctx: &RequestContext,
+    account: Option<AccountId>,
+    args: A,
+    opts: riverqueue::InsertOpts,
+) -> Result<(JobId, bool)>
+where
+    A: riverqueue::JobArgs + Send + Sync + 'static,
+{
+    let inserted = queue.insert(args).opts(opts).tx(&mut *tx).await?;
+        sqlx::query(
+            "INSERT INTO job_subjects (job_id, account_id, correlation_id, created_at) \
+             VALUES ($1, $2, $3, $4) ON CONFLICT (job_id) DO NOTHING",
+        )
+        .bind(inserted.id())
+        .bind(account.map(AccountId::get))
+        .bind(&ctx.correlation_id)
+        .bind(sql_now())
+        .execute(&mut **tx)
+        .await?;
+    Ok((JobId(inserted.id()), inserted.unique_skipped_as_duplicate))
 }

@@ -162,3 +162,4 @@ async fn serialize(
 include!("sql_store.rs");
 include!("sql_dns.rs");
 include!("sql_fleet.rs");
+include!("sql_write.rs");

@@ -1,7 +1,7 @@
 use async_trait::async_trait;
 use drover_core::{
-    AccountId, AuditEntry, CustomerId, CustomerSpec, JobId, PlanId, PlanPatch, PlanSpec, Scope,
-    ServerId, ServerPatch, ServerSpec, ServiceId, TokenId, Transition, UnixUsername,
+    AccountId, AuditEntry, CustomerId, CustomerSpec, JobId, PlanId, PlanSpec, Scope, ServerId,
+    ServerPatch, ServerSpec, ServiceId, TokenId, UnixUsername,
 };
 use secrecy::SecretString;
 
@@ -19,6 +19,9 @@ pub trait Store:
     /// River's client for this database: inserting, listing and managing jobs.
     fn queue(&self) -> &riverqueue::Client;
 
+    /// Begins a write transaction for the command layer (see [`crate::Write`]).
+    async fn write(&self) -> Result<Box<dyn crate::Write>>;
+
     async fn create_customer(&self, ctx: &RequestContext, spec: CustomerSpec) -> Result<Customer>;
     async fn customer(&self, id: CustomerId) -> Result<Customer>;
     async fn customers(&self, page: Page) -> Result<Vec<Customer>>;
@@ -26,8 +29,6 @@ pub trait Store:
     async fn create_plan(&self, ctx: &RequestContext, spec: PlanSpec) -> Result<Plan>;
     async fn plan(&self, id: PlanId) -> Result<Plan>;
     async fn plans(&self, page: Page) -> Result<Vec<Plan>>;
-    async fn update_plan(&self, ctx: &RequestContext, id: PlanId, patch: PlanPatch)
-    -> Result<Plan>;
 
     async fn create_server(&self, ctx: &RequestContext, spec: ServerSpec) -> Result<Server>;
     async fn server(&self, id: ServerId) -> Result<Server>;
@@ -39,20 +40,8 @@ pub trait Store:
         patch: ServerPatch,
     ) -> Result<Server>;
 
-    /// Creates a pending service and its account (domain and unix user reserved, nothing on
-    /// any server yet).
-    async fn create_service(&self, ctx: &RequestContext, new: NewService) -> Result<Service>;
     async fn service(&self, id: ServiceId) -> Result<Service>;
     async fn services(&self, filter: ServiceFilter) -> Result<Vec<Service>>;
-    /// Moves a service through its lifecycle, sets what its account must be, and enqueues the
-    /// converge job, all in one transaction. `reason` is kept for suspensions.
-    async fn transition_service(
-        &self,
-        ctx: &RequestContext,
-        id: ServiceId,
-        transition: Transition,
-        reason: Option<String>,
-    ) -> Result<TransitionOutcome>;
 
     async fn account(&self, id: AccountId) -> Result<Account>;
     async fn accounts(&self, filter: AccountFilter) -> Result<Vec<Account>>;
@@ -70,7 +59,6 @@ pub trait Store:
     /// The live token a presented secret belongs to, if any.
     async fn authenticate(&self, secret: &str) -> Result<Option<ApiToken>>;
     async fn tokens(&self) -> Result<Vec<ApiToken>>;
-    async fn revoke_token(&self, ctx: &RequestContext, id: TokenId) -> Result<ApiToken>;
 
     /// How many jobs each queue holds in each state, and how long the earliest has been due.
     async fn job_counts(&self) -> Result<Vec<QueueCount>>;
@@ -198,9 +186,6 @@ pub trait Store:
         account: AccountId,
         refused: &UnixUsername,
     ) -> Result<UnixUsername>;
-    /// Enqueues a converge job for every failed account that trying again may fix (all but a
-    /// protected account waiting to be deleted, which needs an operator).
-    async fn retry_failed_accounts(&self, ctx: &RequestContext) -> Result<Vec<JobId>>;
     /// The server refused drover's login with the secret whose SHA-256 is `secret_sha256`.
     async fn mark_login_refused(
         &self,
@@ -220,22 +205,6 @@ pub trait Store:
         subject: String,
         details: serde_json::Value,
     ) -> Result<()>;
-    /// Moves a service to another plan; the converge job applies the plan's limits.
-    async fn change_plan(
-        &self,
-        ctx: &RequestContext,
-        id: ServiceId,
-        plan: PlanId,
-    ) -> Result<TransitionOutcome>;
-    /// Keeps a new sealed password for the account and enqueues the job that sets it on the
-    /// server, in one transaction; refused as `store_sealed_password` is.
-    async fn change_password(
-        &self,
-        ctx: &RequestContext,
-        account: AccountId,
-        sealed: &[u8],
-        key_id: &str,
-    ) -> Result<JobId>;
     /// The emergency stop: provisioning jobs wait while the converge queue is paused.
     async fn set_provisioning_paused(&self, ctx: &RequestContext, paused: bool) -> Result<()>;
     /// Whether the converge queue is paused (`None` before any worker has run).
@@ -244,15 +213,6 @@ pub trait Store:
     async fn retry_job(&self, ctx: &RequestContext, id: JobId) -> Result<JobSummary>;
     /// Cancels a job that has not finished.
     async fn cancel_job(&self, ctx: &RequestContext, id: JobId) -> Result<JobSummary>;
-    /// Turns deletion protection on or off; `confirmation` must repeat the account's domain.
-    /// Lifting it enqueues a converge job, so a terminated account is then deleted.
-    async fn set_protection(
-        &self,
-        ctx: &RequestContext,
-        account: AccountId,
-        protected: bool,
-        confirmation: &str,
-    ) -> Result<Account>;
 
     async fn audit_events(&self, filter: AuditFilter) -> Result<Vec<AuditEntry>>;
     /// Walks the whole chain and reports the first break.

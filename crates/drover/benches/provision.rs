@@ -81,11 +81,26 @@ async fn provision(
             plan_id: drover_core::PlanId(1),
             domain: DomainName::parse(&format!("bench-{i:05}.example.ro")).unwrap(),
         };
-        let service = store.create_service(&ctx(), new).await.unwrap();
-        store
-            .transition_service(&ctx(), service.id, Transition::Activate, None)
-            .await
-            .unwrap();
+        let service = drover::commands::create_service(
+            &*store,
+            &ctx(),
+            new.customer_id,
+            new.plan_id,
+            new.domain.as_str(),
+            false,
+        )
+        .await
+        .unwrap()
+        .service;
+        drover::commands::transition_service(
+            &*store,
+            &ctx(),
+            service.id,
+            Transition::Activate,
+            None,
+        )
+        .await
+        .unwrap();
     }
     let engine = Engine {
         store: Arc::clone(&store),

@@ -3,8 +3,10 @@
 
 use std::time::Duration;
 
-use drover_core::{JobId, PlanId, ServiceId, ServiceStatus, SuspendReason, Transition};
+use drover_core::{JobId, PlanId, ServiceId, SuspendReason, Transition};
 use drover_store::{RequestContext, Store};
+
+use crate::commands;
 use serde::Serialize;
 
 #[derive(Debug, Clone)]
@@ -110,19 +112,16 @@ pub async fn preview(
         let change = match action {
             BulkAction::Suspend { .. } => status.apply(Transition::Suspend),
             BulkAction::Unsuspend => status.apply(Transition::Unsuspend),
-            BulkAction::ChangePlan { .. } => Ok(status),
+            BulkAction::ChangePlan { .. } => status.check_plan_change(id).map(|()| status),
         }
-        .map_err(|e| e.to_string())
-        .and_then(|to| match action {
-            BulkAction::ChangePlan { .. } if status == ServiceStatus::Terminated => {
-                Err("a terminated service keeps its plan".to_owned())
-            }
+        .map(|to| match action {
             BulkAction::ChangePlan { plan } if service.plan_id == *plan => {
-                Ok(format!("stays on plan {plan} (converged again)"))
+                format!("stays on plan {plan} (converged again)")
             }
-            BulkAction::ChangePlan { plan } => Ok(format!("plan {} → {plan}", service.plan_id)),
-            _ => Ok(format!("{} → {}", status.as_str(), to.as_str())),
-        });
+            BulkAction::ChangePlan { plan } => format!("plan {} → {plan}", service.plan_id),
+            _ => format!("{} → {}", status.as_str(), to.as_str()),
+        })
+        .map_err(|e| e.to_string());
         previews.push(BulkPreview {
             service: id,
             domain: service.domain_unicode,
@@ -152,21 +151,13 @@ pub async fn queue(
         }
         let outcome = match action {
             BulkAction::Suspend { reason } => {
-                store
-                    .transition_service(
-                        ctx,
-                        id,
-                        Transition::Suspend,
-                        reason.as_ref().map(|r| r.as_str().to_owned()),
-                    )
-                    .await
+                let reason = reason.as_ref().map(SuspendReason::as_str);
+                commands::transition_service(store, ctx, id, Transition::Suspend, reason).await
             }
             BulkAction::Unsuspend => {
-                store
-                    .transition_service(ctx, id, Transition::Unsuspend, None)
-                    .await
+                commands::transition_service(store, ctx, id, Transition::Unsuspend, None).await
             }
-            BulkAction::ChangePlan { plan } => store.change_plan(ctx, id, *plan).await,
+            BulkAction::ChangePlan { plan } => commands::change_plan(store, ctx, id, *plan).await,
         };
         match outcome {
             Ok(moved) => result.queued.push((id, moved.job_id)),

@@ -9,17 +9,18 @@ use std::sync::Arc;
 use anyhow::{Context, bail};
 use clap::{Args as ClapArgs, Parser, Subcommand, ValueEnum};
 use drover_core::{
-    AccountId, AccountPassword, CustomerId, CustomerSpec, DomainName, JobId, PlanId, PlanPatch,
-    PlanSpec, Scope, ServerId, ServerPatch, ServerSpec, ServiceId, ServiceStatus, SuspendReason,
-    TokenId, Transition,
+    AccountId, CustomerId, CustomerSpec, DomainName, JobId, PlanId, PlanPatch, PlanSpec, Scope,
+    ServerId, ServerPatch, ServerSpec, ServiceId, ServiceStatus, SuspendReason, TokenId,
+    Transition,
 };
 use drover_store::{
-    AccountFilter, AuditFilter, JobFilter, NewService, Page, RequestContext, ServiceFilter, Store,
+    AccountFilter, AuditFilter, JobFilter, Page, RequestContext, ServiceFilter, Store,
 };
 use secrecy::ExposeSecret;
 use serde::Serialize;
 use serde_json::{Map, Value, json};
 
+use crate::commands;
 use crate::config::{Config, Overrides};
 
 mod dns;
@@ -1077,7 +1078,7 @@ async fn token(
             &store.tokens().await?,
             &["id", "name", "scope", "created_at", "revoked_at"],
         ),
-        TokenCommand::Revoke { id } => out.one(&store.revoke_token(ctx, id).await?),
+        TokenCommand::Revoke { id } => out.one(&commands::revoke_token(store, ctx, id).await?),
     }
 }
 
@@ -1129,7 +1130,7 @@ async fn plans(
         PlanCommand::Show { id } => out.one(&store.plan(id).await?),
         PlanCommand::Update { id, name, fields } => {
             let patch: PlanPatch = from_flags(fields.into_json(name))?;
-            out.one(&store.update_plan(ctx, id, patch).await?)
+            out.one(&commands::update_plan(store, ctx, id, patch).await?)
         }
     }
 }
@@ -1203,13 +1204,9 @@ async fn servers(
             None => bail!("server {id} has not been checked yet (drover servers check {id})"),
         },
         ServerCommand::Drain { id, dry_run, grace } => {
-            let server = store.server(id).await?;
             let grace = grace.map_or(config.fleet.migration_grace, std::time::Duration::from_secs);
-            let planner = crate::engine::drain::Planner {
-                store: &**store,
-                placement: config.placement,
-            };
-            let plan = planner.drain(ctx, &server, grace, dry_run).await?;
+            let plan =
+                commands::drain(&**store, ctx, &config.placement, id, grace, dry_run).await?;
             if out.json {
                 return out.one(&plan);
             }
@@ -1233,7 +1230,7 @@ async fn servers(
             wait,
         } => {
             let lost = store.server(id).await?;
-            let plan = crate::engine::rebuild::rebuild(
+            let plan = commands::rebuild(
                 &**store,
                 ctx,
                 &lost,
@@ -1316,17 +1313,10 @@ async fn servers(
             Ok(())
         }
         ServerCommand::Decommission { id, confirm } => {
-            let server = store.server(id).await?;
-            if confirm != server.spec.name.to_string() {
-                bail!(
-                    "--confirm must repeat the server's name ({}) to retire it",
-                    server.spec.name
-                );
-            }
-            out.one(&store.decommission(ctx, id).await?)
+            out.one(&commands::decommission(&**store, ctx, id, &confirm).await?)
         }
         ServerCommand::Maintenance { id, on, off: _ } => {
-            out.one(&store.set_maintenance(ctx, id, on).await?)
+            out.one(&commands::set_maintenance(&**store, ctx, id, on).await?)
         }
         ServerCommand::AllowLogin { id } => out.one(&store.clear_login_refused(ctx, id).await?),
     }
@@ -1339,10 +1329,9 @@ async fn services(
     config: &Config,
     out: Output,
 ) -> anyhow::Result<()> {
-    let transition = |id, transition, reason| async move {
-        let outcome = store
-            .transition_service(ctx, id, transition, reason)
-            .await?;
+    let transition = |id, transition, reason: Option<String>| async move {
+        let outcome =
+            commands::transition_service(&**store, ctx, id, transition, reason.as_deref()).await?;
         if out.json {
             return out.one(&outcome);
         }
@@ -1368,19 +1357,19 @@ async fn services(
             plan,
             domain,
         } => {
-            let domain = DomainName::parse(&domain)?;
-            if config.refuse_confusable {
-                domain.refuse_confusable()?;
-            }
-            for warning in domain.warnings() {
+            let created = commands::create_service(
+                &**store,
+                ctx,
+                customer,
+                plan,
+                &domain,
+                config.refuse_confusable,
+            )
+            .await?;
+            for warning in &created.warnings {
                 eprintln!("warning: {}", warning.message);
             }
-            let new = NewService {
-                customer_id: customer,
-                plan_id: plan,
-                domain,
-            };
-            out.one(&store.create_service(ctx, new).await?)
+            out.one(&created.service)
         }
         ServiceCommand::List {
             customer,
@@ -1531,20 +1520,15 @@ async fn services(
             Ok(())
         }
         ServiceCommand::ChangePlan { id, plan } => {
-            out.one(&store.change_plan(ctx, id, plan).await?)
+            out.one(&commands::change_plan(&**store, ctx, id, plan).await?)
         }
         ServiceCommand::Password { id } => {
             let mut password = String::new();
             std::io::stdin().read_line(&mut password)?;
-            let password = AccountPassword::parse(secrecy::SecretString::from(
-                password.trim_end_matches(['\n', '\r']).to_owned(),
-            ))?;
+            let password =
+                secrecy::SecretString::from(password.trim_end_matches(['\n', '\r']).to_owned());
             let sealer = crate::engine::seal::operator_key(&**store, &config.seal_key).await?;
-            let sealed = sealer.seal(password.secret());
-            let service = store.service(id).await?;
-            let job = store
-                .change_password(ctx, service.account_id, &sealed, sealer.id())
-                .await?;
+            let job = commands::change_password(&**store, ctx, &sealer, id, password).await?;
             out.one(&json!({ "job_id": job }))
         }
     }
@@ -1586,14 +1570,14 @@ async fn accounts(
         }
         AccountCommand::Show { id } => out.one(&store.account(id).await?),
         AccountCommand::Protect { id, confirm } => {
-            out.one(&store.set_protection(ctx, id, true, &confirm).await?)
+            out.one(&commands::set_protection(store, ctx, id, true, &confirm).await?)
         }
         AccountCommand::Unprotect { id, confirm } => {
-            out.one(&store.set_protection(ctx, id, false, &confirm).await?)
+            out.one(&commands::set_protection(store, ctx, id, false, &confirm).await?)
         }
         AccountCommand::Migrate { id, to, grace } => {
             let grace = grace.map_or(config.fleet.migration_grace, std::time::Duration::from_secs);
-            let (migration, job) = store.start_migration(ctx, id, to, grace).await?;
+            let (migration, job) = commands::start_migration(store, ctx, id, to, grace).await?;
             out.one(&json!({ "migration": migration, "job_id": job }))
         }
         AccountCommand::Migration { id } => match store.migration(id).await? {
@@ -1601,7 +1585,7 @@ async fn accounts(
             None => bail!("account {id} has never been moved"),
         },
         AccountCommand::ConfirmMigration { id, confirm } => {
-            let job = store.confirm_migration(ctx, id, &confirm).await?;
+            let job = commands::confirm_migration(store, ctx, id, &confirm).await?;
             out.one(&json!({ "job_id": job }))
         }
     }

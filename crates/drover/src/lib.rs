@@ -4,6 +4,7 @@
 pub mod api;
 pub mod bulk;
 pub mod cli;
+pub mod commands;
 pub mod config;
 pub mod engine;
 pub mod metrics;

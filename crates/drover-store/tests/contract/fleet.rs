@@ -68,10 +68,7 @@ pub async fn health_checks_move_a_server_after_consecutive_results(h: Harness) {
         moves[1].details
     );
     // Maintenance is the operator's: checks are kept but never move it.
-    let server = store
-        .set_maintenance(&ctx(), server.id, true)
-        .await
-        .unwrap();
+    let server = crate::set_server_state(&**store, server.id, Maintenance).await;
     assert_eq!(server.state, Maintenance);
     for _ in 0..4 {
         let change = store
@@ -100,25 +97,20 @@ pub async fn drift_scans_replace_findings_and_repairs_enqueue_converges(h: Harne
         .await
         .unwrap();
     let customer = crate::customer(&**store).await;
-    let service = store
-        .create_service(
-            &ctx(),
-            NewService {
-                customer_id: customer,
-                plan_id: plan.id,
-                domain: DomainName::parse("ana.ro").unwrap(),
-            },
-        )
-        .await
-        .unwrap();
+    let service = crate::record_service(
+        &**store,
+        NewService {
+            customer_id: customer,
+            plan_id: plan.id,
+            domain: DomainName::parse("ana.ro").unwrap(),
+        },
+    )
+    .await;
     store
         .assign_server(&ctx(), service.account_id, server.id)
         .await
         .unwrap();
-    store
-        .transition_service(&ctx(), service.id, Transition::Activate, None)
-        .await
-        .unwrap();
+    crate::move_service(&**store, service.id, Transition::Activate, None).await;
     let expected = store.server_expectations(server.id).await.unwrap();
     assert_eq!(expected.len(), 1);
     assert_eq!(
@@ -164,11 +156,32 @@ pub async fn drift_scans_replace_findings_and_repairs_enqueue_converges(h: Harne
     ];
     let generation = |a: drover_store::Account| a.desired_generation;
     let before = generation(store.account(service.account_id).await.unwrap());
-    let jobs = store
-        .record_drift_repair(&ctx(), server.id, &actions, &[service.account_id])
+    // A repair's writes: each finding's action, and a converge for the enforced account.
+    let mut tx = store.write().await.unwrap();
+    for (finding, action) in actions {
+        tx.update_drift_action(server.id, finding, action)
+            .await
+            .unwrap();
+    }
+    let next = tx.next_generation(service.account_id).await.unwrap();
+    let args = drover_store::jobs::ConvergeAccount {
+        account_id: service.account_id.get(),
+        after_job: next.converge_ended_by,
+    };
+    let job = tx
+        .enqueue(&ctx(), drover_store::Job::Converge(args))
         .await
         .unwrap();
-    assert_eq!(jobs.len(), 1);
+    tx.audit(
+        &ctx(),
+        "drift.repair",
+        format!("server:{}", server.id),
+        serde_json::json!({}),
+    )
+    .await
+    .unwrap();
+    tx.commit().await.unwrap();
+    assert!(job.joined);
     // Enforcing is a new generation: a converge job just finishing runs again for it.
     assert_eq!(
         generation(store.account(service.account_id).await.unwrap()),
@@ -206,172 +219,6 @@ pub async fn drift_scans_replace_findings_and_repairs_enqueue_converges(h: Harne
     assert_eq!(actions, ["drift.scan", "drift.repair", "drift.scan"]);
 }
 
-pub async fn a_migration_is_checked_stepped_and_confirmed(h: Harness) {
-    use drover_core::{DomainName, ServerId};
-    use drover_store::{NewService, StoreError};
-    let store = &h.store;
-    let vm1 = store
-        .create_server(&ctx(), server_spec("vm1"))
-        .await
-        .unwrap();
-    let vm2 = store
-        .create_server(&ctx(), server_spec("vm2"))
-        .await
-        .unwrap();
-    let plan = store
-        .create_plan(&ctx(), crate::plan_spec("Web"))
-        .await
-        .unwrap();
-    let customer = crate::customer(&**store).await;
-    let new = NewService {
-        customer_id: customer,
-        plan_id: plan.id,
-        domain: DomainName::parse("ana.ro").unwrap(),
-    };
-    let service = store.create_service(&ctx(), new).await.unwrap();
-    let account = service.account_id;
-    let grace = std::time::Duration::from_secs(60);
-    // The refusal's name: which rule refused, as data.
-    let code = |e: StoreError| match e {
-        StoreError::Rule(drover_core::Error::MoveRefused(refusal)) => {
-            let name = format!("{refusal:?}");
-            name.split_whitespace()
-                .next()
-                .unwrap_or_default()
-                .to_owned()
-        }
-        StoreError::Rule(drover_core::Error::ConfirmationMismatch { .. }) => {
-            "ConfirmationMismatch".to_owned()
-        }
-        other => panic!("unexpected {other}"),
-    };
-    assert_eq!(
-        code(
-            store
-                .start_migration(&ctx(), account, vm2.id, grace)
-                .await
-                .unwrap_err()
-        ),
-        "NotPlaced"
-    );
-    store.assign_server(&ctx(), account, vm1.id).await.unwrap();
-    assert_eq!(
-        code(
-            store
-                .start_migration(&ctx(), account, vm2.id, grace)
-                .await
-                .unwrap_err()
-        ),
-        "NotActive"
-    );
-    store
-        .transition_service(&ctx(), service.id, drover_core::Transition::Activate, None)
-        .await
-        .unwrap();
-    assert_eq!(
-        code(
-            store
-                .start_migration(&ctx(), account, vm1.id, grace)
-                .await
-                .unwrap_err()
-        ),
-        "SameServer"
-    );
-    assert_eq!(
-        code(
-            store
-                .start_migration(&ctx(), account, vm2.id, grace)
-                .await
-                .unwrap_err()
-        ),
-        "NoPassword"
-    );
-    store
-        .store_sealed_password(account, b"sealed", "key:any")
-        .await
-        .unwrap();
-    store.set_maintenance(&ctx(), vm2.id, true).await.unwrap();
-    assert_eq!(
-        code(
-            store
-                .start_migration(&ctx(), account, vm2.id, grace)
-                .await
-                .unwrap_err()
-        ),
-        "TargetUnusable"
-    );
-    store.set_maintenance(&ctx(), vm2.id, false).await.unwrap();
-    let (migration, _job) = store
-        .start_migration(&ctx(), account, vm2.id, grace)
-        .await
-        .unwrap();
-    assert_eq!(
-        (
-            migration.from_server,
-            migration.to_server,
-            migration.state.as_str()
-        ),
-        (vm1.id, vm2.id, "creating")
-    );
-    assert!(!migration.confirmed);
-    assert_eq!(
-        code(
-            store
-                .start_migration(&ctx(), account, vm2.id, grace)
-                .await
-                .unwrap_err()
-        ),
-        "UnderWay"
-    );
-    let switched = store
-        .advance_migration(&ctx(), account, drover_core::MoveState::Switched)
-        .await
-        .unwrap();
-    assert_eq!(switched.state, drover_core::MoveState::Switched);
-    assert_eq!(
-        store.account(account).await.unwrap().server_id,
-        Some(vm2.id)
-    );
-    assert_eq!(
-        code(
-            store
-                .confirm_migration(&ctx(), account, "alt.ro")
-                .await
-                .unwrap_err()
-        ),
-        "ConfirmationMismatch"
-    );
-    store
-        .confirm_migration(&ctx(), account, "ANA.ro")
-        .await
-        .unwrap();
-    assert!(store.migration(account).await.unwrap().unwrap().confirmed);
-    store
-        .schedule_migration(&ctx(), account, jiff::Timestamp::now())
-        .await
-        .unwrap();
-    store
-        .advance_migration(&ctx(), account, drover_core::MoveState::Done)
-        .await
-        .unwrap();
-    assert_eq!(
-        code(
-            store
-                .confirm_migration(&ctx(), account, "ana.ro")
-                .await
-                .unwrap_err()
-        ),
-        "NotMoving"
-    );
-    // A finished move allows the next one.
-    assert!(
-        store
-            .start_migration(&ctx(), account, ServerId(vm1.id.get()), grace)
-            .await
-            .is_ok()
-    );
-}
-
 pub async fn usage_is_replaced_by_each_sync_for_accounts_still_on_the_server(h: Harness) {
     use drover_core::{DomainName, Usage};
     use drover_store::{NewService, Page, UsageFilter};
@@ -391,17 +238,15 @@ pub async fn usage_is_replaced_by_each_sync_for_accounts_still_on_the_server(h: 
     let customer = crate::customer(&**store).await;
     let mut services = Vec::new();
     for domain in ["ana.ro", "ion.ro"] {
-        let service = store
-            .create_service(
-                &ctx(),
-                NewService {
-                    customer_id: customer,
-                    plan_id: plan.id,
-                    domain: DomainName::parse(domain).unwrap(),
-                },
-            )
-            .await
-            .unwrap();
+        let service = crate::record_service(
+            &**store,
+            NewService {
+                customer_id: customer,
+                plan_id: plan.id,
+                domain: DomainName::parse(domain).unwrap(),
+            },
+        )
+        .await;
         store
             .assign_server(&ctx(), service.account_id, vm1.id)
             .await

@@ -7,9 +7,10 @@ use drover_core::{
     AuditChainBreak, AuditEventId, CustomerId, CustomerSpec, DesiredState, DomainName, PlanId,
     PlanPatch, PlanSpec, Scope, ServerPatch, ServerSpec, ServiceStatus, Transition,
 };
+use drover_store::jobs::ConvergeAccount;
 use drover_store::{
-    AccountFilter, AuditFilter, Conflict, IdempotencyStart, JobFilter, JobState, NewService, Page,
-    Reference, RequestContext, ServiceFilter, Store, StoreError, UniqueKey,
+    AccountFilter, AuditFilter, Conflict, IdempotencyStart, Job, JobFilter, NewService, Page,
+    Reference, RequestContext, ServiceFilter, Store, StoreError, TransitionOutcome, UniqueKey,
 };
 use secrecy::ExposeSecret;
 
@@ -84,9 +85,8 @@ drover_testkit::on_both_databases!(
     plans_are_created_and_patched,
     servers_are_created_and_patched,
     a_service_reserves_its_domain_and_a_unix_user,
-    refused_services_change_nothing,
-    lifecycle_moves_set_the_account_and_enqueue_one_job,
-    an_illegal_move_changes_nothing,
+    refused_writes_change_nothing,
+    a_write_moves_a_generation_and_joins_a_waiting_job,
     retrying_a_job_while_another_waits_for_its_account_names_the_waiting_one,
     tokens_authenticate_until_revoked,
     the_first_operator_key_recorded_stays_until_rotated,
@@ -98,8 +98,6 @@ drover_testkit::on_both_databases!(
     call_slots_are_spaced_for_every_caller,
     placement_sees_each_servers_load,
     concurrent_placements_never_overfill_a_server,
-    protection_changes_need_the_domain_repeated,
-    plan_changes_queue_a_converge,
     dns_providers_are_stored_and_refuse_bad_settings,
     zones_keep_their_rrsets_and_enqueue_a_sync,
     provider_sync_state_and_record_ids_are_kept,
@@ -107,15 +105,11 @@ drover_testkit::on_both_databases!(
     health_checks_move_a_server_after_consecutive_results,
     drift_scans_replace_findings_and_repairs_enqueue_converges,
     a_provider_call_budget_is_shared_through_the_database,
-    a_migration_is_checked_stepped_and_confirmed,
     usage_is_replaced_by_each_sync_for_accounts_still_on_the_server,
     an_adoption_records_accounts_as_found_in_one_transaction,
-    failed_accounts_are_listed_retried_and_cleared,
     a_username_a_server_refused_is_replaced_by_the_next_free_one,
-    a_change_after_a_converge_gave_up_gets_a_job_of_its_own,
     each_attempt_of_a_job_is_kept_apart,
     a_refused_login_is_kept_until_lifted,
-    a_changed_plan_queues_its_sync_to_the_servers,
 );
 
 fn ctx() -> RequestContext {
@@ -158,17 +152,80 @@ async fn service(store: &dyn Store, domain: &str) -> drover_store::Service {
                 .id
         }
     };
-    store
-        .create_service(
-            &ctx(),
-            NewService {
-                customer_id,
-                plan_id,
-                domain: DomainName::parse(domain).unwrap(),
-            },
-        )
+    let new = NewService {
+        customer_id,
+        plan_id,
+        domain: DomainName::parse(domain).unwrap(),
+    };
+    record_service(store, new).await
+}
+
+/// Records a pending service through the write primitives, as the command layer does.
+pub async fn record_service(store: &dyn Store, new: NewService) -> drover_store::Service {
+    let mut tx = store.write().await.unwrap();
+    let username = tx.free_username(&new.domain).await.unwrap();
+    let service = tx.insert_service(&new, &username).await.unwrap();
+    tx.commit().await.unwrap();
+    service
+}
+
+/// The writes of a lifecycle move, through the write primitives: the service's status, the
+/// account's desired state, a new generation and its converge job.
+pub async fn move_service(
+    store: &dyn Store,
+    id: drover_core::ServiceId,
+    transition: Transition,
+    reason: Option<&str>,
+) -> TransitionOutcome {
+    let mut tx = store.write().await.unwrap();
+    let service = tx.service(id).await.unwrap();
+    let status = service.status.apply(transition).unwrap();
+    tx.update_service_status(id, service.status, status)
         .await
-        .unwrap()
+        .unwrap();
+    tx.update_account_desired(service.account_id, status.desired_account_state(), reason)
+        .await
+        .unwrap();
+    let generation = tx.next_generation(service.account_id).await.unwrap();
+    let args = ConvergeAccount {
+        account_id: service.account_id.get(),
+        after_job: generation.converge_ended_by,
+    };
+    let job = tx.enqueue(&ctx(), Job::Converge(args)).await.unwrap();
+    let outcome = TransitionOutcome {
+        service: tx.service(id).await.unwrap(),
+        account: tx.account(service.account_id).await.unwrap(),
+        job_id: job.id,
+        joined_waiting_job: job.joined,
+    };
+    tx.commit().await.unwrap();
+    outcome
+}
+
+/// Puts the server in `state` with a new run of health checks, as maintenance does.
+pub async fn set_server_state(
+    store: &dyn Store,
+    id: drover_core::ServerId,
+    state: drover_core::ServerState,
+) -> drover_store::Server {
+    let mut tx = store.write().await.unwrap();
+    tx.update_server_state(id, state).await.unwrap();
+    tx.reset_health_streak(id).await.unwrap();
+    let server = tx.server(id).await.unwrap();
+    tx.commit().await.unwrap();
+    server
+}
+
+/// Keeps a sealed password for the account in a write of its own.
+async fn seal_password(
+    store: &dyn Store,
+    account: drover_core::AccountId,
+    sealed: &[u8],
+    key_id: &str,
+) -> Result<(), StoreError> {
+    let mut tx = store.write().await?;
+    tx.update_sealed_password(account, sealed, key_id).await?;
+    tx.commit().await
 }
 
 async fn audit_count(store: &dyn Store) -> usize {
@@ -250,30 +307,41 @@ async fn plans_are_created_and_patched(h: Harness) {
     let rename = |name: &str| {
         serde_json::from_value::<PlanPatch>(serde_json::json!({"name": name})).unwrap()
     };
-    assert!(
-        store
-            .update_plan(&ctx(), other.id, rename("web"))
-            .await
-            .is_err()
-    );
-    store
-        .update_plan(&ctx(), other.id, rename("MAIL"))
-        .await
-        .unwrap();
+    assert!(update_plan(store, other.id, rename("web")).await.is_err());
+    update_plan(store, other.id, rename("MAIL")).await.unwrap();
 
     let patch: PlanPatch =
         serde_json::from_str(r#"{"disk_quota_mb": null, "max_mailboxes": 25}"#).unwrap();
-    let patched = store.update_plan(&ctx(), plan.id, patch).await.unwrap();
+    let patched = update_plan(store, plan.id, patch).await.unwrap();
     assert_eq!(patched.spec.disk_quota_mb, None);
     assert_eq!(patched.spec.max_mailboxes, Some(25));
     assert_eq!(patched.spec.features, plan.spec.features);
     assert_eq!(store.plan(plan.id).await.unwrap().spec, patched.spec);
     assert!(matches!(
-        store
-            .update_plan(&ctx(), PlanId(404), PlanPatch::default())
-            .await,
+        update_plan(store, PlanId(404), PlanPatch::default()).await,
         Err(StoreError::NotFound { .. })
     ));
+}
+
+/// A plan patched and kept through the write primitives.
+async fn update_plan(
+    store: &dyn Store,
+    id: PlanId,
+    patch: PlanPatch,
+) -> Result<drover_store::Plan, StoreError> {
+    let mut tx = store.write().await?;
+    let spec = tx.plan(id).await?.spec.patched(patch).validated()?;
+    let plan = tx.update_plan(id, &spec).await?;
+    tx.commit().await?;
+    Ok(plan)
+}
+
+/// A token revoked through the write primitives.
+async fn revoke_token(store: &dyn Store, id: drover_core::TokenId) -> drover_store::ApiToken {
+    let mut tx = store.write().await.unwrap();
+    let token = tx.revoke_token(id).await.unwrap();
+    tx.commit().await.unwrap();
+    token
 }
 
 async fn servers_are_created_and_patched(h: Harness) {
@@ -358,7 +426,7 @@ async fn a_service_reserves_its_domain_and_a_unix_user(h: Harness) {
     );
 }
 
-async fn refused_services_change_nothing(h: Harness) {
+async fn refused_writes_change_nothing(h: Harness) {
     let store = &*h.store;
     let existing = service(store, "example.ro").await;
     let services_before = store.services(ServiceFilter::default()).await.unwrap();
@@ -369,22 +437,56 @@ async fn refused_services_change_nothing(h: Harness) {
         plan_id,
         domain: DomainName::parse(domain).unwrap(),
     };
-    let err = store
-        .create_service(
-            &ctx(),
-            attempt(existing.customer_id, existing.plan_id, "Example.RO."),
-        )
-        .await
-        .unwrap_err();
+    // Each write appends an event first: a refusal after it must take that back too.
+    let refused = |new: NewService| async move {
+        let mut tx = store.write().await.unwrap();
+        tx.audit(&ctx(), "test.before", "test".into(), serde_json::json!({}))
+            .await
+            .unwrap();
+        let username = tx.free_username(&new.domain).await.unwrap();
+        tx.insert_service(&new, &username).await.unwrap_err()
+    };
+    let err = refused(attempt(
+        existing.customer_id,
+        existing.plan_id,
+        "Example.RO.",
+    ))
+    .await;
     match &err {
         StoreError::Duplicate { key, message } => {
             assert_eq!(*key, UniqueKey::Domain);
-            assert!(message.contains("example.ro"), "{message}");
+            assert!(
+                message.contains("example.ro") && message.contains("by service"),
+                "{message}"
+            );
         }
         other => panic!("expected a conflict, got {other:?}"),
     }
-    let err = store
-        .create_service(&ctx(), attempt(existing.customer_id, PlanId(999), "new.ro"))
+    let err = refused(attempt(existing.customer_id, PlanId(999), "new.ro")).await;
+    assert!(
+        matches!(
+            err,
+            StoreError::UnknownReference {
+                reference: Reference::Plan,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    let err = refused(attempt(CustomerId(999), existing.plan_id, "new.ro")).await;
+    assert!(
+        matches!(
+            err,
+            StoreError::UnknownReference {
+                reference: Reference::Customer,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    let mut tx = store.write().await.unwrap();
+    let err = tx
+        .update_service_plan(existing.id, PlanId(404))
         .await
         .unwrap_err();
     assert!(
@@ -397,125 +499,108 @@ async fn refused_services_change_nothing(h: Harness) {
         ),
         "{err:?}"
     );
-    let err = store
-        .create_service(&ctx(), attempt(CustomerId(999), existing.plan_id, "new.ro"))
+    // A status that moved since it was read is a concurrent change.
+    let err = tx
+        .update_service_status(existing.id, ServiceStatus::Active, ServiceStatus::Suspended)
         .await
         .unwrap_err();
     assert!(
         matches!(
             err,
-            StoreError::UnknownReference {
-                reference: Reference::Customer,
+            StoreError::Conflict {
+                conflict: Conflict::ConcurrentChange,
                 ..
             }
         ),
         "{err:?}"
     );
+    // Changes made and never committed are gone with the transaction.
+    tx.update_service_status(existing.id, ServiceStatus::Pending, ServiceStatus::Active)
+        .await
+        .unwrap();
+    tx.next_generation(existing.account_id).await.unwrap();
+    let args = ConvergeAccount {
+        account_id: existing.account_id.get(),
+        after_job: None,
+    };
+    tx.enqueue(&ctx(), Job::Converge(args)).await.unwrap();
+    drop(tx);
 
     assert_eq!(
         store.services(ServiceFilter::default()).await.unwrap(),
         services_before
     );
+    assert_eq!(
+        store
+            .account(existing.account_id)
+            .await
+            .unwrap()
+            .desired_generation,
+        1
+    );
+    assert!(store.jobs(JobFilter::default()).await.unwrap().is_empty());
     assert_eq!(audit_count(store).await, audit_before);
 }
 
-async fn lifecycle_moves_set_the_account_and_enqueue_one_job(h: Harness) {
+async fn a_write_moves_a_generation_and_joins_a_waiting_job(h: Harness) {
     let store = &*h.store;
     let svc = service(store, "example.ro").await;
-
-    let activated = store
-        .transition_service(&ctx(), svc.id, Transition::Activate, None)
-        .await
-        .unwrap();
+    let activated = move_service(store, svc.id, Transition::Activate, None).await;
     assert_eq!(activated.service.status, ServiceStatus::Active);
     assert_eq!(activated.account.desired_state, DesiredState::Enabled);
     assert_eq!(activated.account.desired_generation, 2);
     assert!(!activated.joined_waiting_job);
-
     let job = store.job(activated.job_id).await.unwrap();
-    assert_eq!(job.kind, "converge_account");
-    assert_eq!(job.state, "available");
-    assert_eq!(job.account_id, Some(svc.account_id));
-    assert_eq!(job.correlation_id.as_deref(), Some("corr-1"));
-    assert_eq!(job.args["account_id"], svc.account_id.get());
-
-    // While that job waits, a second move joins it instead of queueing another.
-    let suspended = store
-        .transition_service(
-            &ctx(),
-            svc.id,
-            Transition::Suspend,
-            Some("unpaid invoice".into()),
-        )
-        .await
-        .unwrap();
-    assert_eq!(suspended.job_id, activated.job_id);
-    assert!(suspended.joined_waiting_job);
-    assert_eq!(suspended.account.desired_state, DesiredState::Disabled);
     assert_eq!(
-        suspended.account.suspend_reason.as_deref(),
-        Some("unpaid invoice")
+        (job.kind.as_str(), job.state.as_str(), job.account_id),
+        ("converge_account", "available", Some(svc.account_id))
+    );
+    assert_eq!(job.correlation_id.as_deref(), Some("corr-1"));
+    // A second change while the job waits joins it.
+    let suspended = move_service(store, svc.id, Transition::Suspend, Some("unpaid")).await;
+    assert_eq!(
+        (suspended.job_id, suspended.joined_waiting_job),
+        (activated.job_id, true)
     );
     assert_eq!(suspended.account.desired_generation, 3);
-
-    let for_account = store
-        .jobs(JobFilter {
-            account_id: Some(svc.account_id),
-            states: vec![JobState::Available],
-            limit: None,
-        })
+    assert_eq!(suspended.account.suspend_reason.as_deref(), Some("unpaid"));
+    // Protection and a password are kept as written.
+    let mut tx = store.write().await.unwrap();
+    tx.update_account_protection(svc.account_id, false)
         .await
         .unwrap();
-    assert_eq!(for_account.len(), 1);
-
-    let unsuspended = store
-        .transition_service(&ctx(), svc.id, Transition::Unsuspend, None)
+    tx.update_sealed_password(svc.account_id, b"sealed", "key:any")
         .await
         .unwrap();
-    assert_eq!(unsuspended.account.suspend_reason, None);
-    let terminated = store
-        .transition_service(&ctx(), svc.id, Transition::Terminate, None)
-        .await
-        .unwrap();
-    assert_eq!(terminated.service.status, ServiceStatus::Terminated);
-    assert_eq!(terminated.account.desired_state, DesiredState::Absent);
-    assert!(terminated.account.protected_from_deletion);
-
-    let actions: Vec<String> = store
-        .audit_events(AuditFilter {
-            subject: Some(format!("service:{}", svc.id)),
-            page: Page::default(),
-        })
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|e| e.action)
-        .collect();
+    let account = tx.account(svc.account_id).await.unwrap();
+    tx.commit().await.unwrap();
+    assert!(!account.protected_from_deletion && account.has_sealed_password);
+    assert_eq!(store.account(svc.account_id).await.unwrap(), account);
+    // A job that ended without reaching the generation is never joined again.
+    assert!(
+        store
+            .end_converge(svc.account_id, 3, activated.job_id)
+            .await
+            .unwrap()
+    );
+    let mut tx = store.write().await.unwrap();
+    let generation = tx.next_generation(svc.account_id).await.unwrap();
+    tx.commit().await.unwrap();
     assert_eq!(
-        actions,
-        [
-            "service.create",
-            "service.activate",
-            "service.suspend",
-            "service.unsuspend",
-            "service.terminate"
-        ]
+        (generation.generation, generation.converge_ended_by),
+        (4, Some(activated.job_id.get()))
     );
 }
 
 async fn retrying_a_job_while_another_waits_for_its_account_names_the_waiting_one(h: Harness) {
     let store = &*h.store;
     let svc = service(store, "example.ro").await;
-    let first = store
-        .transition_service(&ctx(), svc.id, Transition::Activate, None)
+    let first = move_service(store, svc.id, Transition::Activate, None)
         .await
-        .unwrap()
         .job_id;
     store.cancel_job(&ctx(), first).await.unwrap();
-    let waiting = store
-        .transition_service(&ctx(), svc.id, Transition::Suspend, None)
+    let waiting = move_service(store, svc.id, Transition::Suspend, None)
         .await
-        .unwrap()
         .job_id;
     assert_ne!(waiting, first);
     let err = store.retry_job(&ctx(), first).await.unwrap_err();
@@ -538,54 +623,6 @@ async fn retrying_a_job_while_another_waits_for_its_account_names_the_waiting_on
     );
 }
 
-async fn an_illegal_move_changes_nothing(h: Harness) {
-    let store = &*h.store;
-    let svc = service(store, "example.ro").await;
-    let audit_before = audit_count(store).await;
-    let err = store
-        .transition_service(&ctx(), svc.id, Transition::Suspend, None)
-        .await
-        .unwrap_err();
-    assert!(
-        matches!(
-            err,
-            StoreError::Rule(drover_core::Error::IllegalTransition {
-                from: ServiceStatus::Pending,
-                action: Transition::Suspend
-            })
-        ),
-        "{err:?}"
-    );
-    assert_eq!(store.service(svc.id).await.unwrap(), svc);
-    assert_eq!(
-        store
-            .account(svc.account_id)
-            .await
-            .unwrap()
-            .desired_generation,
-        1
-    );
-    assert!(
-        store.jobs(JobFilter::default()).await.unwrap().is_empty(),
-        "no job without a change"
-    );
-    assert_eq!(audit_count(store).await, audit_before);
-    assert!(matches!(
-        store
-            .transition_service(
-                &ctx(),
-                drover_core::ServiceId(999),
-                Transition::Activate,
-                None
-            )
-            .await,
-        Err(StoreError::NotFound {
-            what: "service",
-            ..
-        })
-    ));
-}
-
 async fn the_first_operator_key_recorded_stays_until_rotated(h: Harness) {
     let store = &*h.store;
     assert_eq!(store.seal_key_id().await.unwrap(), None);
@@ -605,8 +642,7 @@ async fn the_first_operator_key_recorded_stays_until_rotated(h: Harness) {
     );
 
     let account = service(store, "sealed.ro").await.account_id;
-    store
-        .change_password(&ctx(), account, b"old:pw", "key:aaaa")
+    seal_password(store, account, b"old:pw", "key:aaaa")
         .await
         .unwrap();
     let reseal = |sealed: &[u8]| match sealed.strip_prefix(b"old:") {
@@ -634,10 +670,7 @@ async fn the_first_operator_key_recorded_stays_until_rotated(h: Harness) {
     assert_eq!(audit_count(store).await, audited + 1);
     // A process still holding the old key seals nothing more: its passwords could not be opened.
     for refused in [
-        store
-            .change_password(&ctx(), account, b"old:pw2", "key:aaaa")
-            .await
-            .map(|_| ()),
+        seal_password(store, account, b"old:pw2", "key:aaaa").await,
         store
             .store_sealed_password(account, b"old:pw2", "key:aaaa")
             .await,
@@ -673,10 +706,7 @@ async fn jobs_are_counted_by_queue_and_state(h: Harness) {
     let store = &*h.store;
     assert_eq!(store.job_counts().await.unwrap(), vec![]);
     let service = service(store, "counted.ro").await;
-    store
-        .transition_service(&ctx(), service.id, Transition::Activate, None)
-        .await
-        .unwrap();
+    move_service(store, service.id, Transition::Activate, None).await;
     let counts = store.job_counts().await.unwrap();
     let seen: Vec<(&str, &str, i64)> = counts
         .iter()
@@ -704,7 +734,7 @@ async fn tokens_authenticate_until_revoked(h: Harness) {
         .unwrap();
     assert_eq!((found.id, found.scope), (token.id, Scope::Billing));
     assert_eq!(store.authenticate("drv_wrong").await.unwrap(), None);
-    store.revoke_token(&ctx(), token.id).await.unwrap();
+    revoke_token(store, token.id).await;
     assert_eq!(
         store.authenticate(secret.expose_secret()).await.unwrap(),
         None
@@ -716,34 +746,22 @@ async fn tokens_authenticate_until_revoked(h: Harness) {
             .await
             .is_err()
     );
-    // The last working operator token stays: without it nobody could use the API as operator.
+    // Only operator tokens not yet revoked are counted as working.
     let (first, _) = store
         .create_token(&ctx(), "ops-1", Scope::Operator)
         .await
         .unwrap();
-    let (second, _) = store
-        .create_token(&ctx(), "ops-2", Scope::Operator)
-        .await
-        .unwrap();
-    store.revoke_token(&ctx(), first.id).await.unwrap();
-    let refused = store.revoke_token(&ctx(), second.id).await.unwrap_err();
-    assert!(
-        matches!(
-            refused,
-            StoreError::Conflict {
-                conflict: Conflict::LastOperatorToken,
-                ..
-            }
-        ),
-        "{refused:?}"
-    );
-    assert!(refused.to_string().contains("create another"), "{refused}");
+    let mut tx = store.write().await.unwrap();
+    assert_eq!(tx.active_operator_tokens().await.unwrap(), [first.id]);
+    tx.revoke_token(first.id).await.unwrap();
+    assert!(tx.active_operator_tokens().await.unwrap().is_empty());
+    drop(tx);
     let still = store.tokens().await.unwrap();
     assert!(
         still
             .iter()
-            .any(|t| t.id == second.id && t.revoked_at.is_none()),
-        "{still:?}"
+            .any(|t| t.id == first.id && t.revoked_at.is_none()),
+        "a revocation never committed is gone: {still:?}"
     );
 }
 
@@ -1011,10 +1029,7 @@ async fn placement_sees_each_servers_load(h: Harness) {
         .unwrap();
     for domain in ["a.ro", "b.ro"] {
         let svc = service(store, domain).await;
-        store
-            .transition_service(&ctx(), svc.id, Transition::Activate, None)
-            .await
-            .unwrap();
+        move_service(store, svc.id, Transition::Activate, None).await;
         store
             .assign_server(&ctx(), svc.account_id, vm1)
             .await
@@ -1054,10 +1069,7 @@ async fn concurrent_placements_never_overfill_a_server(h: Harness) {
     let mut accounts = Vec::new();
     for i in 0..24 {
         let svc = service(store, &format!("site{i}.ro")).await;
-        store
-            .transition_service(&ctx(), svc.id, Transition::Activate, None)
-            .await
-            .unwrap();
+        move_service(store, svc.id, Transition::Activate, None).await;
         accounts.push(svc.account_id);
     }
     let mut placing = tokio::task::JoinSet::new();
@@ -1087,115 +1099,6 @@ async fn concurrent_placements_never_overfill_a_server(h: Harness) {
         "{}",
         refused[0]
     );
-}
-
-async fn protection_changes_need_the_domain_repeated(h: Harness) {
-    let store = &*h.store;
-    let svc = service(store, "știri.ro").await;
-    let err = store
-        .set_protection(&ctx(), svc.account_id, false, "stiri.ro")
-        .await
-        .unwrap_err();
-    assert!(
-        matches!(
-            err,
-            StoreError::Rule(drover_core::Error::ConfirmationMismatch { .. })
-        ),
-        "{err:?}"
-    );
-    assert!(
-        store
-            .account(svc.account_id)
-            .await
-            .unwrap()
-            .protected_from_deletion
-    );
-    let account = store
-        .set_protection(&ctx(), svc.account_id, false, "XN--TIRI-PXB.RO")
-        .await
-        .unwrap();
-    assert!(
-        !account.protected_from_deletion,
-        "punycode or Unicode, any case"
-    );
-    let jobs = store
-        .jobs(JobFilter {
-            account_id: Some(svc.account_id),
-            ..JobFilter::default()
-        })
-        .await
-        .unwrap();
-    assert_eq!(jobs.len(), 1, "lifting protection queues a converge");
-    store
-        .set_protection(&ctx(), svc.account_id, true, "știri.ro")
-        .await
-        .unwrap();
-    let actions: Vec<String> = store
-        .audit_events(AuditFilter {
-            subject: Some(format!("account:{}", svc.account_id)),
-            page: Page::default(),
-        })
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|e| e.action)
-        .collect();
-    assert_eq!(actions, ["account.unprotect", "account.protect"]);
-}
-
-async fn plan_changes_queue_a_converge(h: Harness) {
-    let store = &*h.store;
-    let svc = service(store, "example.ro").await;
-    let other = store.create_plan(&ctx(), plan_spec("Other")).await.unwrap();
-    let moved = store.change_plan(&ctx(), svc.id, other.id).await.unwrap();
-    assert_eq!(moved.service.plan_id, other.id);
-    assert_eq!(moved.account.desired_generation, 2);
-    assert_eq!(
-        store.job(moved.job_id).await.unwrap().kind,
-        "converge_account"
-    );
-    let err = store
-        .change_plan(&ctx(), svc.id, PlanId(404))
-        .await
-        .unwrap_err();
-    assert!(matches!(
-        err,
-        StoreError::UnknownReference {
-            reference: Reference::Plan,
-            ..
-        }
-    ));
-}
-
-async fn a_change_after_a_converge_gave_up_gets_a_job_of_its_own(h: Harness) {
-    let store = &*h.store;
-    let sold = service(store, "giving-up.ro").await;
-    let moved = store
-        .transition_service(&ctx(), sold.id, Transition::Activate, None)
-        .await
-        .unwrap();
-    let generation = moved.account.desired_generation;
-    // The job read an older generation: a change joined it, it must run again.
-    assert!(
-        !store
-            .end_converge(moved.account.id, generation - 1, moved.job_id)
-            .await
-            .unwrap()
-    );
-    assert!(
-        store
-            .end_converge(moved.account.id, generation, moved.job_id)
-            .await
-            .unwrap()
-    );
-    // The job is still running in River's eyes: the next change must not join it.
-    let next = store
-        .transition_service(&ctx(), sold.id, Transition::Suspend, Some("unpaid".into()))
-        .await
-        .unwrap();
-    assert_ne!(next.job_id, moved.job_id);
-    let job = store.job(next.job_id).await.unwrap();
-    assert_eq!(job.args["after_job"], moved.job_id.get());
 }
 
 async fn a_username_a_server_refused_is_replaced_by_the_next_free_one(h: Harness) {
@@ -1251,78 +1154,10 @@ async fn a_username_a_server_refused_is_replaced_by_the_next_free_one(h: Harness
     );
 }
 
-async fn failed_accounts_are_listed_retried_and_cleared(h: Harness) {
-    let store = &*h.store;
-    let failing = service(store, "failing.ro").await;
-    let protected = service(store, "kept.ro").await;
-    service(store, "fine.ro").await;
-    let failed = |failed| AccountFilter {
-        failed,
-        ..AccountFilter::default()
-    };
-    assert!(store.accounts(failed(true)).await.unwrap().is_empty());
-    store
-        .transition_service(&ctx(), failing.id, Transition::Activate, None)
-        .await
-        .unwrap();
-    store
-        .mark_account_failed(&ctx(), failing.account_id, "the server refused: invalid: x")
-        .await
-        .unwrap();
-    // A protected account waiting to be deleted needs an operator, not another try.
-    store
-        .transition_service(&ctx(), protected.id, Transition::Terminate, None)
-        .await
-        .unwrap();
-    store
-        .mark_account_failed(&ctx(), protected.account_id, "protected from deletion")
-        .await
-        .unwrap();
-    let listed = store.accounts(failed(true)).await.unwrap();
-    assert_eq!(
-        listed.iter().map(|a| a.id).collect::<Vec<_>>(),
-        [failing.account_id, protected.account_id]
-    );
-    assert_eq!(
-        listed[0].failure.as_deref(),
-        Some("the server refused: invalid: x")
-    );
-    assert!(listed[0].failed_at.is_some());
-    assert_eq!(store.accounts(failed(false)).await.unwrap().len(), 3);
-    let before = store.account(failing.account_id).await.unwrap();
-    let jobs = store.retry_failed_accounts(&ctx()).await.unwrap();
-    assert_eq!(jobs.len(), 1, "only the account a try may fix");
-    let job = store.job(jobs[0]).await.unwrap();
-    assert_eq!(
-        (job.kind.as_str(), job.account_id),
-        ("converge_account", Some(failing.account_id))
-    );
-    let after = store.account(failing.account_id).await.unwrap();
-    assert_eq!(after.desired_generation, before.desired_generation + 1);
-    // A converge that matches the server clears the failure.
-    store
-        .record_observation(failing.account_id, "enabled", after.desired_generation)
-        .await
-        .unwrap();
-    let cleared = store.account(failing.account_id).await.unwrap();
-    assert_eq!((cleared.failure, cleared.failed_at), (None, None));
-    let audited = store
-        .audit_events(AuditFilter {
-            subject: Some(format!("account:{}", failing.account_id)),
-            ..AuditFilter::default()
-        })
-        .await
-        .unwrap();
-    assert!(audited.iter().any(|e| e.action == "account.failed"));
-}
-
 async fn each_attempt_of_a_job_is_kept_apart(h: Harness) {
     let store = &*h.store;
     let svc = service(store, "tries.ro").await;
-    let moved = store
-        .transition_service(&ctx(), svc.id, Transition::Activate, None)
-        .await
-        .unwrap();
+    let moved = move_service(store, svc.id, Transition::Activate, None).await;
     let at = |s: i64| jiff::Timestamp::from_microsecond(1_800_000_000_000_000 + s).unwrap();
     for (attempt, outcome, message, started) in [
         (1, "retried", Some("transient: DBI connect failed"), 0),
@@ -1428,33 +1263,6 @@ async fn a_refused_login_is_kept_until_lifted(h: Harness) {
         "{actions:?}"
     );
     assert!(actions.contains(&"server.login_allowed"), "{actions:?}");
-}
-
-async fn a_changed_plan_queues_its_sync_to_the_servers(h: Harness) {
-    let store = &*h.store;
-    let plan = store.create_plan(&ctx(), plan_spec("Web")).await.unwrap();
-    let syncs = |jobs: Vec<drover_store::JobSummary>| {
-        jobs.into_iter()
-            .filter(|j| j.kind == "sync_plan")
-            .map(|j| j.args["plan_id"].clone())
-            .collect::<Vec<_>>()
-    };
-    let all = || store.jobs(JobFilter::default());
-    assert!(
-        syncs(all().await.unwrap()).is_empty(),
-        "a new plan reaches a server with its first account"
-    );
-    let patch: PlanPatch = serde_json::from_value(serde_json::json!({"max_mailboxes": 5})).unwrap();
-    store.update_plan(&ctx(), plan.id, patch).await.unwrap();
-    assert_eq!(
-        syncs(all().await.unwrap()),
-        [serde_json::json!(plan.id.get())]
-    );
-    // Features that cannot work together are refused, and nothing is queued.
-    let bad: PlanPatch = serde_json::from_value(serde_json::json!({"features": ["ssl"]})).unwrap();
-    let err = store.update_plan(&ctx(), plan.id, bad).await.unwrap_err();
-    assert!(err.to_string().contains("ssl needs web"), "{err}");
-    assert_eq!(syncs(all().await.unwrap()).len(), 1);
 }
 
 #[tokio::test]

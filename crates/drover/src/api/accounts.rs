@@ -107,10 +107,14 @@ async fn set_protection(
     request: &ProtectionRequest,
 ) -> Reply<Account> {
     let id: AccountId = path_id("account", id)?;
-    let account = app
-        .store
-        .set_protection(&caller.context(), id, protected, &request.confirm_domain)
-        .await?;
+    let account = crate::commands::set_protection(
+        &*app.store,
+        &caller.context(),
+        id,
+        protected,
+        &request.confirm_domain,
+    )
+    .await?;
     Ok(axum::Json(account))
 }
 
@@ -137,10 +141,14 @@ async fn migrate_account(
     let grace = request
         .grace_seconds
         .map_or(app.settings.migration_grace, std::time::Duration::from_secs);
-    let (_, job_id) = app
-        .store
-        .start_migration(&caller.context(), id, request.to_server, grace)
-        .await?;
+    let (_, job_id) = crate::commands::start_migration(
+        &*app.store,
+        &caller.context(),
+        id,
+        request.to_server,
+        grace,
+    )
+    .await?;
     Ok((StatusCode::ACCEPTED, axum::Json(Accepted::new(job_id))))
 }
 
@@ -166,9 +174,12 @@ async fn confirm_migration(
     Json(request): Json<ProtectionRequest>,
 ) -> WithStatus<Accepted> {
     let id: AccountId = path_id("account", &id)?;
-    let job_id = app
-        .store
-        .confirm_migration(&caller.context(), id, &request.confirm_domain)
-        .await?;
+    let job_id = crate::commands::confirm_migration(
+        &*app.store,
+        &caller.context(),
+        id,
+        &request.confirm_domain,
+    )
+    .await?;
     Ok((StatusCode::ACCEPTED, axum::Json(Accepted::new(job_id))))
 }

@@ -2,7 +2,7 @@
 
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use drover_core::MoveRefusal;
+use drover_core::{MoveRefusal, ServerRefusal};
 use drover_store::{Conflict, Reference, StoreError, UniqueKey};
 use serde::Serialize;
 use utoipa::ToSchema;
@@ -94,8 +94,6 @@ impl From<StoreError> for ApiError {
                             .with_field("domain");
                     }
                     Conflict::ServerDecommissioned => "server_decommissioned",
-                    Conflict::ServerNotEmpty => "server_not_empty",
-                    Conflict::ServiceTerminated => "service_terminated",
                     Conflict::SyncUnderWay => "sync_under_way",
                     Conflict::ZoneDeleting => "zone_deleting",
                     // The same key for another request is a client's mistake, not a state.
@@ -111,7 +109,6 @@ impl From<StoreError> for ApiError {
                     Conflict::UnmappedPlans => "unmapped_plans",
                     Conflict::KeyRotated => "key_rotated",
                     Conflict::JobWaiting => "job_waiting",
-                    Conflict::LastOperatorToken => "last_operator_token",
                 };
                 Self::new(StatusCode::CONFLICT, code, message)
             }
@@ -125,6 +122,15 @@ impl From<StoreError> for ApiError {
                      request's correlation id",
                 )
             }
+        }
+    }
+}
+
+impl From<crate::commands::Error> for ApiError {
+    fn from(error: crate::commands::Error) -> Self {
+        match error {
+            crate::commands::Error::Rule(rule) => rule.into(),
+            crate::commands::Error::Store(store) => store.into(),
         }
     }
 }
@@ -149,12 +155,23 @@ impl From<drover_core::Error> for ApiError {
             IllegalTransition { .. } => {
                 Self::new(StatusCode::CONFLICT, "illegal_transition", message)
             }
-            ConfirmationMismatch { .. } => Self::new(
+            ConfirmationMismatch { what, .. } => Self::new(
                 StatusCode::UNPROCESSABLE_ENTITY,
                 "confirmation_mismatch",
                 message,
             )
-            .with_field("confirm_domain"),
+            .with_field(format!("confirm_{what}")),
+            LastOperatorToken { .. } => {
+                Self::new(StatusCode::CONFLICT, "last_operator_token", message)
+            }
+            PlanFixed { .. } => Self::new(StatusCode::CONFLICT, "service_terminated", message),
+            ServerRefused(refusal) => {
+                let code = match refusal {
+                    ServerRefusal::Decommissioned { .. } => "server_decommissioned",
+                    ServerRefusal::NotEmpty { .. } => "server_not_empty",
+                };
+                Self::new(StatusCode::CONFLICT, code, message)
+            }
             MoveRefused(refusal) => {
                 let code = match refusal {
                     MoveRefusal::UnderWay { .. } => {

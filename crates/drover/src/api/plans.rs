@@ -57,6 +57,6 @@ async fn update_plan(
 ) -> Reply<Plan> {
     let id: PlanId = path_id("plan", &id)?;
     Ok(axum::Json(
-        app.store.update_plan(&caller.context(), id, patch).await?,
+        crate::commands::update_plan(&*app.store, &caller.context(), id, patch).await?,
     ))
 }

@@ -1,8 +1,8 @@
 //! Servers: the fleet, its health, maintenance, and the moves off a server (drain, rebuild,
 //! decommission). Moves are recorded here and carried out by jobs.
 
-use crate::engine::drain::DrainPlan;
-use crate::engine::rebuild::RebuildPlan;
+use crate::commands::DrainPlan;
+use crate::commands::RebuildPlan;
 use axum::Extension;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -150,11 +150,9 @@ async fn set_maintenance(
     Json(request): Json<MaintenanceRequest>,
 ) -> Reply<Server> {
     let id: ServerId = path_id("server", &id)?;
-    Ok(axum::Json(
-        app.store
-            .set_maintenance(&caller.context(), id, request.on)
-            .await?,
-    ))
+    let server =
+        crate::commands::set_maintenance(&*app.store, &caller.context(), id, request.on).await?;
+    Ok(axum::Json(server))
 }
 
 /// Lets drover try to log in to a server that refused it (after fixing its credentials on the
@@ -192,18 +190,19 @@ async fn drain_server(
     Json(request): Json<DrainRequest>,
 ) -> Reply<DrainPlan> {
     let id: ServerId = path_id("server", &id)?;
-    let server = app.store.server(id).await?;
     let grace = request
         .grace_seconds
         .map_or(app.settings.migration_grace, std::time::Duration::from_secs);
     // Placement and the migrations' records only: the moves are carried out by jobs.
-    let planner = crate::engine::drain::Planner {
-        store: &*app.store,
-        placement: app.settings.placement,
-    };
-    let plan = planner
-        .drain(&caller.context(), &server, grace, request.dry_run)
-        .await?;
+    let plan = crate::commands::drain(
+        &*app.store,
+        &caller.context(),
+        &app.settings.placement,
+        id,
+        grace,
+        request.dry_run,
+    )
+    .await?;
     Ok(axum::Json(plan))
 }
 
@@ -230,7 +229,7 @@ async fn rebuild_server(
     let id: ServerId = path_id("server", &id)?;
     let lost = app.store.server(id).await?;
     // drover's records only: the accounts are recreated by jobs.
-    let plan = crate::engine::rebuild::rebuild(
+    let plan = crate::commands::rebuild(
         &*app.store,
         &caller.context(),
         &lost,
@@ -266,19 +265,8 @@ async fn decommission_server(
     Json(request): Json<DecommissionRequest>,
 ) -> Reply<Server> {
     let id: ServerId = path_id("server", &id)?;
-    let server = app.store.server(id).await?;
-    if request.confirm_name != server.spec.name.to_string() {
-        return Err(ApiError::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "confirmation_mismatch",
-            format!(
-                "confirm_name must repeat the server's name ({})",
-                server.spec.name
-            ),
-        )
-        .with_field("confirm_name"));
-    }
-    Ok(axum::Json(
-        app.store.decommission(&caller.context(), id).await?,
-    ))
+    let server =
+        crate::commands::decommission(&*app.store, &caller.context(), id, &request.confirm_name)
+            .await?;
+    Ok(axum::Json(server))
 }

@@ -4,11 +4,8 @@
 use axum::Extension;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use drover_core::{
-    AccountPassword, CustomerId, DomainName, DomainWarning, JobId, PlanId, ServiceId,
-    ServiceStatus, SuspendReason, Transition,
-};
-use drover_store::{NewService, Page, Service, ServiceFilter, TransitionOutcome};
+use drover_core::{CustomerId, JobId, PlanId, ServiceId, ServiceStatus, SuspendReason, Transition};
+use drover_store::{Page, Service, ServiceFilter, TransitionOutcome};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
@@ -19,6 +16,7 @@ use super::error::{ApiError, ErrorBody};
 use super::extract::{Json, Query, path_id};
 use super::middleware::Caller;
 use super::shared::{Accepted, Reply, WithStatus};
+use crate::commands::ServiceCreated;
 
 pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -44,14 +42,6 @@ pub struct NewServiceRequest {
     domain: String,
 }
 
-#[derive(Debug, Serialize, ToSchema)]
-pub struct ServiceCreated {
-    #[serde(flatten)]
-    service: Service,
-    /// Things about the domain that are legal but may be a mistake.
-    warnings: Vec<DomainWarning>,
-}
-
 #[utoipa::path(post, path = "/api/v1/services", tag = "services", request_body = NewServiceRequest,
     params(("Idempotency-Key" = Option<String>, Header, description = "makes a retry return the first answer")),
     responses((status = 201, body = ServiceCreated), (status = 409, description = "domain already hosted", body = ErrorBody),
@@ -61,21 +51,16 @@ async fn create_service(
     Extension(caller): Extension<Caller>,
     Json(request): Json<NewServiceRequest>,
 ) -> WithStatus<ServiceCreated> {
-    let domain = DomainName::parse(&request.domain)?;
-    if app.settings.refuse_confusable {
-        domain.refuse_confusable()?;
-    }
-    let warnings = domain.warnings();
-    let new = NewService {
-        customer_id: request.customer_id,
-        plan_id: request.plan_id,
-        domain,
-    };
-    let service = app.store.create_service(&caller.context(), new).await?;
-    Ok((
-        StatusCode::CREATED,
-        axum::Json(ServiceCreated { service, warnings }),
-    ))
+    let created = crate::commands::create_service(
+        &*app.store,
+        &caller.context(),
+        request.customer_id,
+        request.plan_id,
+        &request.domain,
+        app.settings.refuse_confusable,
+    )
+    .await?;
+    Ok((StatusCode::CREATED, axum::Json(created)))
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -145,20 +130,14 @@ async fn move_service(
     } else {
         super::extract::parse_json(&body)?
     };
-    let reason = request
-        .reason
-        .as_deref()
-        .map(SuspendReason::parse)
-        .transpose()?;
-    let outcome = app
-        .store
-        .transition_service(
-            &caller.context(),
-            id,
-            transition,
-            reason.map(SuspendReason::into_string),
-        )
-        .await?;
+    let outcome = crate::commands::transition_service(
+        &*app.store,
+        &caller.context(),
+        id,
+        transition,
+        request.reason.as_deref(),
+    )
+    .await?;
     Ok((StatusCode::ACCEPTED, axum::Json(outcome)))
 }
 
@@ -180,10 +159,8 @@ async fn change_plan(
     Json(request): Json<ChangePlanRequest>,
 ) -> WithStatus<TransitionOutcome> {
     let id: ServiceId = path_id("service", &id)?;
-    let outcome = app
-        .store
-        .change_plan(&caller.context(), id, request.plan_id)
-        .await?;
+    let outcome =
+        crate::commands::change_plan(&*app.store, &caller.context(), id, request.plan_id).await?;
     Ok((StatusCode::ACCEPTED, axum::Json(outcome)))
 }
 
@@ -206,18 +183,14 @@ async fn change_password(
     Json(request): Json<PasswordRequest>,
 ) -> WithStatus<Accepted> {
     let id: ServiceId = path_id("service", &id)?;
-    let password = AccountPassword::parse(request.password)?;
-    let service = app.store.service(id).await?;
-    let sealed = app.sealer.seal(password.secret());
-    let job_id = app
-        .store
-        .change_password(
-            &caller.context(),
-            service.account_id,
-            &sealed,
-            app.sealer.id(),
-        )
-        .await?;
+    let job_id = crate::commands::change_password(
+        &*app.store,
+        &caller.context(),
+        &app.sealer,
+        id,
+        request.password,
+    )
+    .await?;
     Ok((StatusCode::ACCEPTED, axum::Json(Accepted::new(job_id))))
 }
 

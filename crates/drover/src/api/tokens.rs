@@ -73,6 +73,6 @@ async fn revoke_token(
 ) -> Reply<ApiToken> {
     let id: TokenId = path_id("token", &id)?;
     Ok(axum::Json(
-        app.store.revoke_token(&caller.context(), id).await?,
+        crate::commands::revoke_token(&*app.store, &caller.context(), id).await?,
     ))
 }

@@ -21,6 +21,8 @@ const WAIT: Duration = Duration::from_secs(30);
 pub enum ConvergeError {
     #[error(transparent)]
     Store(#[from] drover_store::StoreError),
+    #[error(transparent)]
+    Command(#[from] crate::commands::Error),
     #[error("virtualmin: {0}")]
     Virtualmin(#[from] VirtualminError),
     #[error(transparent)]

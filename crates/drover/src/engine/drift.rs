@@ -17,6 +17,8 @@ use super::Engine;
 pub enum DriftError {
     #[error(transparent)]
     Store(#[from] StoreError),
+    #[error(transparent)]
+    Command(#[from] crate::commands::Error),
     /// The listing failed: nothing is derived from a failed observation.
     #[error("server {server} could not be observed, so no drift was derived: {source}")]
     Observation {
@@ -163,10 +165,9 @@ pub async fn repair_server(
     }
     enforce.sort();
     enforce.dedup();
-    outcome.jobs = engine
-        .store
-        .record_drift_repair(ctx, server.id, &actions, &enforce)
-        .await?;
+    outcome.jobs =
+        crate::commands::record_drift_repair(&*engine.store, ctx, server.id, &actions, &enforce)
+            .await?;
     Ok(outcome)
 }
 

@@ -5,7 +5,7 @@
 use std::time::Instant;
 
 use drover_core::{HealthProbe, ServerState};
-use drover_store::{HealthChange, RequestContext, Server, StoreError};
+use drover_store::{HealthChange, RequestContext, Server};
 use drover_virtualmin::BreakerState;
 
 use super::Engine;
@@ -77,7 +77,7 @@ pub async fn check_fleet(
     engine: &Engine,
     ctx: &RequestContext,
     only: Option<drover_core::ServerId>,
-) -> Result<Vec<HealthChange>, StoreError> {
+) -> crate::commands::Result<Vec<HealthChange>> {
     let servers: Vec<Server> = engine
         .store
         .servers(drover_store::Page::new(None, Some(10_000)))
@@ -113,11 +113,9 @@ pub async fn check_fleet(
             && change.server.state == ServerState::Unavailable
             && engine.fleet_policy.failover
         {
-            let planner = super::drain::Planner {
-                store: &*engine.store,
-                placement: engine.placement,
-            };
-            let plan = planner.failover(ctx, &change.server).await?;
+            let plan =
+                crate::commands::failover(&*engine.store, ctx, &engine.placement, &change.server)
+                    .await?;
             tracing::warn!(
                 server = %server.spec.name,
                 moves = plan.moves.len(),

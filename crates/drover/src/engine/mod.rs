@@ -3,12 +3,10 @@
 mod account_job;
 mod converge;
 pub mod dns;
-pub mod drain;
 pub mod drift;
 mod fleet;
 pub mod health;
 mod jobs;
-pub mod rebuild;
 pub mod seal;
 mod secrets;
 pub mod usage;

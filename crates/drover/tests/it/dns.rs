@@ -548,10 +548,9 @@ async fn an_account_gets_its_zone_everywhere_and_loses_it_when_deleted(mut h: Ho
         plan_id: drover_core::PlanId(1),
         domain: DomainName::parse(&domain).unwrap(),
     };
-    let service = store.create_service(&ctx(), new).await.unwrap();
+    let service = crate::create_service(store, &ctx(), new).await.unwrap();
     let account = service.account_id;
-    store
-        .transition_service(&ctx(), service.id, Transition::Activate, None)
+    crate::transition_service(store, &ctx(), service.id, Transition::Activate, None)
         .await
         .unwrap();
     until(store, "the account's zone is on every provider", || async {
@@ -570,13 +569,11 @@ async fn an_account_gets_its_zone_everywhere_and_loses_it_when_deleted(mut h: Ho
         );
     }
     assert!(h.sim.with_state(|s| s.domains.contains_key(&domain)));
-    store
-        .transition_service(&ctx(), service.id, Transition::Terminate, None)
+    crate::transition_service(store, &ctx(), service.id, Transition::Terminate, None)
         .await
         .unwrap();
     // Accounts are protected from deletion until an operator lifts it, repeating the domain.
-    store
-        .set_protection(&ctx(), account, false, &domain)
+    drover::commands::set_protection(store, &ctx(), account, false, &domain)
         .await
         .unwrap();
     until(store, "the zone is removed everywhere", || async {
@@ -637,7 +634,10 @@ async fn a_deleted_accounts_zone_is_removed_or_kept_as_configured() {
             plan_id: plan.id,
             domain: domain.clone(),
         };
-        let account = store.create_service(&ctx(), new).await.unwrap().account_id;
+        let account = crate::create_service(store, &ctx(), new)
+            .await
+            .unwrap()
+            .account_id;
         let rrsets = account_zone(
             &domain,
             Some("192.0.2.9".parse().unwrap()),

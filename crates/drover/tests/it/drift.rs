@@ -53,9 +53,8 @@ async fn setup(accounts: usize) -> Setup {
             plan_id,
             domain: DomainName::parse(&format!("site{i}.ro")).unwrap(),
         };
-        let service = store.create_service(&ctx(), new).await.unwrap();
-        store
-            .transition_service(&ctx(), service.id, Transition::Activate, None)
+        let service = crate::create_service(&*store, &ctx(), new).await.unwrap();
+        crate::transition_service(&*store, &ctx(), service.id, Transition::Activate, None)
             .await
             .unwrap();
     }

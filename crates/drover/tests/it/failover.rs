@@ -33,8 +33,7 @@ async fn a_lost_servers_accounts_come_back_elsewhere_with_dns_answering_the_new_
     crate::add_shared_powerdns(&*store, fleet.dir.path(), true).await;
     // Everything starts on vm1.
     for id in [2, 3] {
-        store
-            .set_maintenance(&ctx(), ServerId(id), true)
+        drover::commands::set_maintenance(&*store, &ctx(), ServerId(id), true)
             .await
             .unwrap();
     }
@@ -64,9 +63,8 @@ async fn a_lost_servers_accounts_come_back_elsewhere_with_dns_answering_the_new_
             plan_id,
             domain: DomainName::parse(domain).unwrap(),
         };
-        let service = store.create_service(&ctx(), new).await.unwrap();
-        store
-            .transition_service(&ctx(), service.id, Transition::Activate, None)
+        let service = crate::create_service(&*store, &ctx(), new).await.unwrap();
+        crate::transition_service(&*store, &ctx(), service.id, Transition::Activate, None)
             .await
             .unwrap();
     }
@@ -84,8 +82,7 @@ async fn a_lost_servers_accounts_come_back_elsewhere_with_dns_answering_the_new_
     )
     .await;
     for id in [2, 3] {
-        store
-            .set_maintenance(&ctx(), ServerId(id), false)
+        drover::commands::set_maintenance(&*store, &ctx(), ServerId(id), false)
             .await
             .unwrap();
     }
@@ -154,7 +151,7 @@ async fn a_lost_servers_accounts_come_back_elsewhere_with_dns_answering_the_new_
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_lost_server_is_rebuilt_onto_a_fresh_one_from_drovers_records() {
-    use drover::engine::rebuild::rebuild;
+    use drover::commands::rebuild;
     let fleet = crate::TestFleet::new().await;
     let store = Arc::clone(&fleet.store);
     let (lost_sim, lost) = fleet
@@ -168,9 +165,8 @@ async fn a_lost_server_is_rebuilt_onto_a_fresh_one_from_drovers_records() {
             plan_id,
             domain: DomainName::parse(name).unwrap(),
         };
-        let service = store.create_service(&ctx(), new).await.unwrap();
-        store
-            .transition_service(&ctx(), service.id, Transition::Activate, None)
+        let service = crate::create_service(&*store, &ctx(), new).await.unwrap();
+        crate::transition_service(&*store, &ctx(), service.id, Transition::Activate, None)
             .await
             .unwrap();
         services.push(service);
@@ -227,15 +223,15 @@ async fn a_lost_server_is_rebuilt_onto_a_fresh_one_from_drovers_records() {
         || async { lost_sim.domain_names().len() == 4 },
     )
     .await;
-    store
-        .transition_service(
-            &ctx(),
-            services[1].id,
-            Transition::Suspend,
-            Some("unpaid".into()),
-        )
-        .await
-        .unwrap();
+    crate::transition_service(
+        &*store,
+        &ctx(),
+        services[1].id,
+        Transition::Suspend,
+        Some("unpaid".into()),
+    )
+    .await
+    .unwrap();
     crate::until(
         "r2 is suspended on vm1",
         Duration::from_secs(20),

@@ -116,9 +116,8 @@ async fn a_fleet_is_provisioned_repaired_drained_failed_over_and_rebuilt() {
             plan_id,
             domain: DomainName::parse(&domain).unwrap(),
         };
-        let service = store.create_service(&ctx(), new).await.unwrap();
-        store
-            .transition_service(&ctx(), service.id, Transition::Activate, None)
+        let service = crate::create_service(&*store, &ctx(), new).await.unwrap();
+        crate::transition_service(&*store, &ctx(), service.id, Transition::Activate, None)
             .await
             .unwrap();
         domains.push(domain);
@@ -218,14 +217,17 @@ async fn a_fleet_is_provisioned_repaired_drained_failed_over_and_rebuilt() {
     assert_eq!(held(&sims[0]), recorded(&*store, servers[0].id).await);
 
     // 3. Drain vm2: its accounts move by placement, DNS follows, it is retired.
-    let planner = drover::engine::drain::Planner {
-        store: &*store,
-        placement: PlacementPolicy::default(),
-    };
-    let drain = planner
-        .drain(&ctx(), &servers[1], Duration::ZERO, false)
-        .await
-        .unwrap();
+    let placement = PlacementPolicy::default();
+    let drain = drover::commands::drain(
+        &*store,
+        &ctx(),
+        &placement,
+        servers[1].id,
+        Duration::ZERO,
+        false,
+    )
+    .await
+    .unwrap();
     assert_eq!(drain.moves.len(), ACCOUNTS / 3);
     assert!(drain.unplaced.is_empty());
     crate::until(
@@ -246,7 +248,10 @@ async fn a_fleet_is_provisioned_repaired_drained_failed_over_and_rebuilt() {
         },
     )
     .await;
-    let retired = store.decommission(&ctx(), servers[1].id).await.unwrap();
+    let name = servers[1].spec.name.to_string();
+    let retired = drover::commands::decommission(&*store, &ctx(), servers[1].id, &name)
+        .await
+        .unwrap();
     assert_eq!(retired.state, ServerState::Decommissioned);
     assert_eq!(
         held(&sims[0]).len() + held(&sims[2]).len(),
@@ -324,15 +329,15 @@ async fn a_fleet_is_provisioned_repaired_drained_failed_over_and_rebuilt() {
         .await
         .unwrap()
         .remove(0);
-    store
-        .transition_service(
-            &ctx(),
-            suspended.service_id,
-            Transition::Suspend,
-            Some("unpaid".into()),
-        )
-        .await
-        .unwrap();
+    crate::transition_service(
+        &*store,
+        &ctx(),
+        suspended.service_id,
+        Transition::Suspend,
+        Some("unpaid".into()),
+    )
+    .await
+    .unwrap();
     crate::until(
         "the suspension reaches vm1",
         Duration::from_secs(20),
@@ -359,14 +364,14 @@ async fn a_fleet_is_provisioned_repaired_drained_failed_over_and_rebuilt() {
         )
         .await;
     let lost = store.server(servers[0].id).await.unwrap();
-    let dry = drover::engine::rebuild::rebuild(&*store, &ctx(), &lost, fresh.id, 50.0, true)
+    let dry = drover::commands::rebuild(&*store, &ctx(), &lost, fresh.id, 50.0, true)
         .await
         .unwrap();
     assert!(dry.problems.is_empty(), "{:?}", dry.problems);
     assert_eq!(dry.steps.len(), ACCOUNTS);
     assert!(held(&fresh_sim).is_empty(), "a dry run changes nothing");
     let started = Instant::now();
-    let plan = drover::engine::rebuild::rebuild(&*store, &ctx(), &lost, fresh.id, 50.0, false)
+    let plan = drover::commands::rebuild(&*store, &ctx(), &lost, fresh.id, 50.0, false)
         .await
         .unwrap();
     assert!(plan.started);

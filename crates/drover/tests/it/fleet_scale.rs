@@ -119,9 +119,10 @@ impl Cluster {
                 plan_id: drover_core::PlanId(1),
                 domain: DomainName::parse(&format!("site-{i:05}.example.ro")).unwrap(),
             };
-            let service = self.store.create_service(&ctx(), new).await.unwrap();
-            self.store
-                .transition_service(&ctx(), service.id, Transition::Activate, None)
+            let service = crate::create_service(&*self.store, &ctx(), new)
+                .await
+                .unwrap();
+            crate::transition_service(&*self.store, &ctx(), service.id, Transition::Activate, None)
                 .await
                 .unwrap();
         }

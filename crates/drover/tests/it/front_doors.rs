@@ -59,6 +59,18 @@ async fn the_api_and_the_command_line_give_the_same_answer_to_the_same_mistake()
             "--domain",
             "example.ro",
         ],
+        &[
+            "servers",
+            "add",
+            "--name",
+            "vm1",
+            "--hostname",
+            "203.0.113.5",
+            "--capacity",
+            "1",
+            "--credentials",
+            "env:DROVER_SECRET_VM1",
+        ],
     ] {
         succeeded(run(d, args).await);
     }
@@ -218,6 +230,12 @@ async fn the_api_and_the_command_line_give_the_same_answer_to_the_same_mistake()
             "/api/v1/dns/providers",
             json!({"name": "r53", "credentials": "env:DROVER_SECRET_AWS", "settings": {
                 "kind": "route53", "api_url": "https://route53.amazonaws.com"}}),
+        ),
+        mistake(
+            "a server's name mistyped when retiring it",
+            &["servers", "decommission", "1", "--confirm", "vm2"],
+            "/api/v1/servers/1/decommission",
+            json!({"confirm_name": "vm2"}),
         ),
         mistake(
             "a move the lifecycle does not allow",

@@ -113,7 +113,9 @@ async fn the_scheduler_checks_the_fleet_and_states_follow_consecutive_results() 
     );
 
     // Maintenance is the operator's: vm-dead stays in it, checked or not.
-    store.set_maintenance(&ctx(), dead.id, true).await.unwrap();
+    drover::commands::set_maintenance(&*store, &ctx(), dead.id, true)
+        .await
+        .unwrap();
     let in_maintenance = store.server_health(dead.id).await.unwrap().unwrap();
     until(
         "checks go on in maintenance",

@@ -3,6 +3,7 @@
 
 mod api;
 mod command;
+mod commands;
 mod dns;
 mod drift;
 mod failover;
@@ -37,6 +38,35 @@ pub fn setup_ctx() -> RequestContext {
         actor: "test".into(),
         correlation_id: "fleet-setup".into(),
     }
+}
+
+/// Records a pending service as billing's request does (through the command layer).
+pub async fn create_service(
+    store: &dyn Store,
+    ctx: &RequestContext,
+    new: drover_store::NewService,
+) -> drover::commands::Result<drover_store::Service> {
+    let created = drover::commands::create_service(
+        store,
+        ctx,
+        new.customer_id,
+        new.plan_id,
+        new.domain.as_str(),
+        false,
+    )
+    .await?;
+    Ok(created.service)
+}
+
+/// Moves a service through its lifecycle as billing's request does.
+pub async fn transition_service(
+    store: &dyn Store,
+    ctx: &RequestContext,
+    id: drover_core::ServiceId,
+    transition: drover_core::Transition,
+    reason: Option<String>,
+) -> drover::commands::Result<drover_store::TransitionOutcome> {
+    drover::commands::transition_service(store, ctx, id, transition, reason.as_deref()).await
 }
 
 /// Secrets read from files in `dir` and `DROVER_SECRET_…` variables, as `drover serve` reads

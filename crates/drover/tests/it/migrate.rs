@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use drover::engine::FleetPolicy;
 use drover_core::{DomainName, MoveRefusal, PlacementPolicy, RecordType, ServerId, Transition};
-use drover_store::{Conflict, NewService, RequestContext, StoreError};
+use drover_store::{NewService, RequestContext, StoreError};
 
 fn ctx() -> RequestContext {
     RequestContext {
@@ -30,8 +30,7 @@ async fn an_account_moves_to_another_server_with_its_dns() {
         sims.push(sim);
     }
     // Only vm1 takes new accounts at first.
-    store
-        .set_maintenance(&ctx(), ServerId(2), true)
+    drover::commands::set_maintenance(&*store, &ctx(), ServerId(2), true)
         .await
         .unwrap();
     let (plan_id, customer_id) = fleet.plan_and_customer().await;
@@ -44,9 +43,8 @@ async fn an_account_moves_to_another_server_with_its_dns() {
             plan_id,
             domain: DomainName::parse(name).unwrap(),
         };
-        let service = store.create_service(&ctx(), new).await.unwrap();
-        store
-            .transition_service(&ctx(), service.id, Transition::Activate, None)
+        let service = crate::create_service(&*store, &ctx(), new).await.unwrap();
+        crate::transition_service(&*store, &ctx(), service.id, Transition::Activate, None)
             .await
             .unwrap();
         accounts.push(service.account_id);
@@ -60,36 +58,31 @@ async fn an_account_moves_to_another_server_with_its_dns() {
         },
     )
     .await;
-    store
-        .set_maintenance(&ctx(), ServerId(2), false)
+    drover::commands::set_maintenance(&*store, &ctx(), ServerId(2), false)
         .await
         .unwrap();
 
     // Refusals first: same server, unknown server, a target in maintenance.
     let grace = Duration::from_secs(3600);
-    let err = store
-        .start_migration(&ctx(), accounts[1], ServerId(1), grace)
+    let err = drover::commands::start_migration(&*store, &ctx(), accounts[1], ServerId(1), grace)
         .await
         .unwrap_err();
     assert!(
         matches!(
             err,
-            StoreError::Rule(drover_core::Error::MoveRefused(
+            drover::commands::Error::Rule(drover_core::Error::MoveRefused(
                 MoveRefusal::SameServer { .. }
             ))
         ),
         "{err}"
     );
     assert!(matches!(
-        store
-            .start_migration(&ctx(), accounts[1], ServerId(9), grace)
-            .await,
-        Err(StoreError::NotFound { .. })
+        drover::commands::start_migration(&*store, &ctx(), accounts[1], ServerId(9), grace).await,
+        Err(drover::commands::Error::Store(StoreError::NotFound { .. }))
     ));
 
     // move.ro: confirmed by the operator, deleted from vm1 at once.
-    store
-        .start_migration(&ctx(), accounts[1], ServerId(2), grace)
+    drover::commands::start_migration(&*store, &ctx(), accounts[1], ServerId(2), grace)
         .await
         .unwrap();
     crate::until(
@@ -117,14 +110,13 @@ async fn an_account_moves_to_another_server_with_its_dns() {
         .find(|r| r.rtype == RecordType::A && r.name.as_str() == "move.ro")
         .unwrap();
     assert_eq!(apex_a.records, ["192.0.2.32"], "DNS follows the account");
-    let err = store
-        .start_migration(&ctx(), accounts[1], ServerId(1), grace)
+    let err = drover::commands::start_migration(&*store, &ctx(), accounts[1], ServerId(1), grace)
         .await
         .unwrap_err();
     assert!(
         matches!(
             err,
-            StoreError::Rule(drover_core::Error::MoveRefused(
+            drover::commands::Error::Rule(drover_core::Error::MoveRefused(
                 MoveRefusal::UnderWay { .. }
             ))
         ),
@@ -148,13 +140,11 @@ async fn an_account_moves_to_another_server_with_its_dns() {
         "not deleted before the grace or a confirmation"
     );
     assert!(
-        store
-            .confirm_migration(&ctx(), accounts[1], "other.ro")
+        drover::commands::confirm_migration(&*store, &ctx(), accounts[1], "other.ro")
             .await
             .is_err()
     );
-    store
-        .confirm_migration(&ctx(), accounts[1], "move.ro")
+    drover::commands::confirm_migration(&*store, &ctx(), accounts[1], "move.ro")
         .await
         .unwrap();
     crate::until(
@@ -173,8 +163,7 @@ async fn an_account_moves_to_another_server_with_its_dns() {
     .await;
 
     // wait.ro: no confirmation; a zero grace period deletes the old copy on its own.
-    store
-        .start_migration(&ctx(), accounts[2], ServerId(2), Duration::ZERO)
+    drover::commands::start_migration(&*store, &ctx(), accounts[2], ServerId(2), Duration::ZERO)
         .await
         .unwrap();
     crate::until(
@@ -210,8 +199,7 @@ async fn a_drained_server_empties_by_placement_and_is_retired() {
         sims.push(sim);
     }
     for id in [2, 3] {
-        store
-            .set_maintenance(&ctx(), ServerId(id), true)
+        drover::commands::set_maintenance(&*store, &ctx(), ServerId(id), true)
             .await
             .unwrap();
     }
@@ -224,9 +212,8 @@ async fn a_drained_server_empties_by_placement_and_is_retired() {
             plan_id,
             domain: DomainName::parse(&format!("d{i}.ro")).unwrap(),
         };
-        let service = store.create_service(&ctx(), new).await.unwrap();
-        store
-            .transition_service(&ctx(), service.id, Transition::Activate, None)
+        let service = crate::create_service(&*store, &ctx(), new).await.unwrap();
+        crate::transition_service(&*store, &ctx(), service.id, Transition::Activate, None)
             .await
             .unwrap();
     }
@@ -235,18 +222,13 @@ async fn a_drained_server_empties_by_placement_and_is_retired() {
     })
     .await;
     for id in [2, 3] {
-        store
-            .set_maintenance(&ctx(), ServerId(id), false)
+        drover::commands::set_maintenance(&*store, &ctx(), ServerId(id), false)
             .await
             .unwrap();
     }
     let vm1 = store.server(ServerId(1)).await.unwrap();
-    let planner = drover::engine::drain::Planner {
-        store: &*store,
-        placement: PlacementPolicy::default(),
-    };
-    let dry = planner
-        .drain(&ctx(), &vm1, Duration::ZERO, true)
+    let placement = PlacementPolicy::default();
+    let dry = drover::commands::drain(&*store, &ctx(), &placement, vm1.id, Duration::ZERO, true)
         .await
         .unwrap();
     assert_eq!(dry.moves.len(), 6);
@@ -261,19 +243,19 @@ async fn a_drained_server_empties_by_placement_and_is_retired() {
         drover_core::ServerState::Healthy,
         "a dry run changes nothing"
     );
-    let err = store.decommission(&ctx(), ServerId(1)).await.unwrap_err();
+    let err = drover::commands::decommission(&*store, &ctx(), ServerId(1), "vm1")
+        .await
+        .unwrap_err();
     assert!(
         matches!(
             err,
-            StoreError::Conflict {
-                conflict: Conflict::ServerNotEmpty,
-                ..
-            }
+            drover::commands::Error::Rule(drover_core::Error::ServerRefused(
+                drover_core::ServerRefusal::NotEmpty { holding: 6, .. }
+            ))
         ),
         "{err}"
     );
-    let plan = planner
-        .drain(&ctx(), &vm1, Duration::ZERO, false)
+    let plan = drover::commands::drain(&*store, &ctx(), &placement, vm1.id, Duration::ZERO, false)
         .await
         .unwrap();
     assert_eq!(plan.moves.len(), 6);
@@ -302,7 +284,9 @@ async fn a_drained_server_empties_by_placement_and_is_retired() {
         done
     })
     .await;
-    let retired = store.decommission(&ctx(), ServerId(1)).await.unwrap();
+    let retired = drover::commands::decommission(&*store, &ctx(), ServerId(1), "vm1")
+        .await
+        .unwrap();
     assert_eq!(retired.state, drover_core::ServerState::Decommissioned);
     workers.stop().await.unwrap();
 }

@@ -122,22 +122,21 @@ async fn billing_moves_are_carried_out_on_the_server(mut f: Fleetwork) {
         .create_customer(&ctx(), CustomerSpec::new("Ana", None, None).unwrap())
         .await
         .unwrap();
-    let service = store
-        .create_service(
-            &ctx(),
-            NewService {
-                customer_id: customer.id,
-                plan_id: drover_core::PlanId(1),
-                domain: DomainName::parse("știri.ro").unwrap(),
-            },
-        )
-        .await
-        .unwrap();
+    let service = crate::create_service(
+        store,
+        &ctx(),
+        NewService {
+            customer_id: customer.id,
+            plan_id: drover_core::PlanId(1),
+            domain: DomainName::parse("știri.ro").unwrap(),
+        },
+    )
+    .await
+    .unwrap();
     let domain = "xn--tiri-pxb.ro";
     let on_server = |f: &Fleetwork| f.sim.with_state(|s| s.domains.get(domain).cloned());
 
-    let moved = store
-        .transition_service(&ctx(), service.id, Transition::Activate, None)
+    let moved = crate::transition_service(store, &ctx(), service.id, Transition::Activate, None)
         .await
         .unwrap();
     let job = finished(store, moved.job_id).await;
@@ -177,23 +176,22 @@ async fn billing_moves_are_carried_out_on_the_server(mut f: Fleetwork) {
     );
     assert!(calls[3].call.contains("--pass ***") && !calls[3].call.contains(&created.password));
 
-    let moved = store
-        .transition_service(
-            &ctx(),
-            service.id,
-            Transition::Suspend,
-            Some("unpaid invoice".into()),
-        )
-        .await
-        .unwrap();
+    let moved = crate::transition_service(
+        store,
+        &ctx(),
+        service.id,
+        Transition::Suspend,
+        Some("unpaid invoice".into()),
+    )
+    .await
+    .unwrap();
     assert_eq!(finished(store, moved.job_id).await.state, "completed");
     assert_eq!(
         on_server(&f).unwrap().disabled.as_deref(),
         Some("unpaid invoice")
     );
 
-    let moved = store
-        .transition_service(&ctx(), service.id, Transition::Unsuspend, None)
+    let moved = crate::transition_service(store, &ctx(), service.id, Transition::Unsuspend, None)
         .await
         .unwrap();
     assert_eq!(finished(store, moved.job_id).await.state, "completed");
@@ -206,8 +204,7 @@ async fn billing_moves_are_carried_out_on_the_server(mut f: Fleetwork) {
         .create_plan(&ctx(), serde_json::from_value(plus).unwrap())
         .await
         .unwrap();
-    let moved = store
-        .change_plan(&ctx(), service.id, plus.id)
+    let moved = drover::commands::change_plan(store, &ctx(), service.id, plus.id)
         .await
         .unwrap();
     assert_eq!(finished(store, moved.job_id).await.state, "completed");
@@ -223,9 +220,8 @@ async fn billing_moves_are_carried_out_on_the_server(mut f: Fleetwork) {
 
     // A new password is sealed, then set on the server by its own job.
     let sealer = Sealer::from_hex(&"42".repeat(32)).unwrap();
-    let sealed = sealer.seal(&secrecy::SecretString::from("N3w-passw0rd".to_owned()));
-    let job = store
-        .change_password(&ctx(), moved.account.id, &sealed, sealer.id())
+    let password = secrecy::SecretString::from("N3w-passw0rd".to_owned());
+    let job = drover::commands::change_password(store, &ctx(), &sealer, service.id, password)
         .await
         .unwrap();
     assert_eq!(finished(store, job).await.state, "completed");
@@ -237,8 +233,7 @@ async fn billing_moves_are_carried_out_on_the_server(mut f: Fleetwork) {
     );
 
     // Terminating a protected account is refused, with its reason, and audited.
-    let moved = store
-        .transition_service(&ctx(), service.id, Transition::Terminate, None)
+    let moved = crate::transition_service(store, &ctx(), service.id, Transition::Terminate, None)
         .await
         .unwrap();
     let refused = finished(store, moved.job_id).await;
@@ -259,12 +254,10 @@ async fn billing_moves_are_carried_out_on_the_server(mut f: Fleetwork) {
     assert!(audit.iter().any(|e| e.action == "account.job_refused"));
 
     // Lifting protection needs the domain repeated; then the termination goes through.
-    let wrong = store
-        .set_protection(&ctx(), moved.account.id, false, "other.ro")
-        .await;
+    let wrong =
+        drover::commands::set_protection(store, &ctx(), moved.account.id, false, "other.ro").await;
     assert!(wrong.is_err());
-    store
-        .set_protection(&ctx(), moved.account.id, false, "știri.ro")
+    drover::commands::set_protection(store, &ctx(), moved.account.id, false, "știri.ro")
         .await
         .unwrap();
     let jobs = store
@@ -303,7 +296,7 @@ async fn service_on(
         plan_id: plan,
         domain: DomainName::parse(domain).unwrap(),
     };
-    store.create_service(&ctx(), new).await.unwrap().id
+    crate::create_service(store, &ctx(), new).await.unwrap().id
 }
 
 async fn jobs_wait_with_a_reason_and_the_emergency_stop_holds_them(mut f: Fleetwork) {
@@ -315,8 +308,7 @@ async fn jobs_wait_with_a_reason_and_the_emergency_stop_holds_them(mut f: Fleetw
         .unwrap();
     f.sim.with_state(|s| s.plans.push("US".into()));
     let service = service_on(store, tagged.id, "far-away.com").await;
-    let moved = store
-        .transition_service(&ctx(), service, Transition::Activate, None)
+    let moved = crate::transition_service(store, &ctx(), service, Transition::Activate, None)
         .await
         .unwrap();
     let mut waiting = store.job(moved.job_id).await.unwrap();
@@ -353,8 +345,7 @@ async fn jobs_wait_with_a_reason_and_the_emergency_stop_holds_them(mut f: Fleetw
     store.set_provisioning_paused(&ctx(), true).await.unwrap();
     assert_eq!(store.provisioning_paused().await.unwrap(), Some(true));
     let second = service_on(store, tagged.id, "second.com").await;
-    let held = store
-        .transition_service(&ctx(), second, Transition::Activate, None)
+    let held = crate::transition_service(store, &ctx(), second, Transition::Activate, None)
         .await
         .unwrap();
     // A job queued after it on another queue gets done: the workers fetch, and pass it by.
@@ -384,8 +375,7 @@ async fn a_bulk_suspension_reports_every_outcome(mut f: Fleetwork) {
     let mut ids = Vec::new();
     for i in 0..3 {
         let id = service_on(store, drover_core::PlanId(1), &format!("bulk-{i}.ro")).await;
-        let moved = store
-            .transition_service(&ctx(), id, Transition::Activate, None)
+        let moved = crate::transition_service(store, &ctx(), id, Transition::Activate, None)
             .await
             .unwrap();
         assert_eq!(finished(store, moved.job_id).await.state, "completed");
@@ -435,8 +425,7 @@ async fn a_change_made_while_a_job_runs_is_applied_by_that_job(mut f: Fleetwork)
     f.sim.fail_next(drover_testkit::virtualmin::Fault::Slow(
         Duration::from_millis(1500),
     ));
-    let activated = store
-        .transition_service(&ctx(), id, Transition::Activate, None)
+    let activated = crate::transition_service(store, &ctx(), id, Transition::Activate, None)
         .await
         .unwrap();
     for _ in 0..200 {
@@ -446,15 +435,15 @@ async fn a_change_made_while_a_job_runs_is_applied_by_that_job(mut f: Fleetwork)
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     assert_eq!(store.job(activated.job_id).await.unwrap().state, "running");
-    let suspended = store
-        .transition_service(
-            &ctx(),
-            id,
-            Transition::Suspend,
-            Some("changed midway".into()),
-        )
-        .await
-        .unwrap();
+    let suspended = crate::transition_service(
+        store,
+        &ctx(),
+        id,
+        Transition::Suspend,
+        Some("changed midway".into()),
+    )
+    .await
+    .unwrap();
     assert_eq!(
         suspended.job_id, activated.job_id,
         "the running job takes the change"

@@ -76,9 +76,8 @@ async fn activate(
         plan_id,
         domain: DomainName::parse(domain).unwrap(),
     };
-    let service = store.create_service(&ctx(), new).await.unwrap();
-    let moved = store
-        .transition_service(&ctx(), service.id, Transition::Activate, None)
+    let service = crate::create_service(store, &ctx(), new).await.unwrap();
+    let moved = crate::transition_service(store, &ctx(), service.id, Transition::Activate, None)
         .await
         .unwrap();
     (moved.account.id, moved.job_id)
@@ -310,8 +309,7 @@ async fn a_change_that_joins_a_job_about_to_refuse_is_applied() {
     let mut terminations = Vec::new();
     for (domain, account, _) in &accounts {
         let service = store.account(*account).await.unwrap().service_id;
-        let moved = store
-            .transition_service(&ctx(), service, Transition::Terminate, None)
+        let moved = crate::transition_service(store, &ctx(), service, Transition::Terminate, None)
             .await
             .unwrap();
         terminations.push((domain.clone(), *account, moved.job_id));
@@ -331,8 +329,7 @@ async fn a_change_that_joins_a_job_about_to_refuse_is_applied() {
                 );
                 tokio::time::sleep(Duration::from_millis(5)).await;
             }
-            store
-                .set_protection(&ctx(), *account, false, domain)
+            drover::commands::set_protection(&*store, &ctx(), *account, false, domain)
                 .await
                 .unwrap();
             gate.release(domain);
@@ -523,7 +520,9 @@ async fn a_changed_plan_is_put_on_the_servers_that_host_it() {
     };
     assert_eq!(quota(), None);
     let patch = serde_json::from_value(json!({"disk_quota_mb": 2048})).unwrap();
-    store.update_plan(&ctx(), plan.0, patch).await.unwrap();
+    drover::commands::update_plan(store, &ctx(), plan.0, patch)
+        .await
+        .unwrap();
     until(
         "the server's plan has the new quota",
         Duration::from_secs(10),
@@ -552,13 +551,11 @@ async fn terminated_accounts_do_not_count_in_the_drift_limit() {
     // Eighteen are terminated and deleted: the server holds two live accounts.
     for (account, _) in &accounts[2..] {
         let service = store.account(*account).await.unwrap().service_id;
-        store
-            .transition_service(&ctx(), service, Transition::Terminate, None)
+        crate::transition_service(store, &ctx(), service, Transition::Terminate, None)
             .await
             .unwrap();
         let domain = store.account(*account).await.unwrap().domain;
-        store
-            .set_protection(&ctx(), *account, false, domain.as_str())
+        drover::commands::set_protection(store, &ctx(), *account, false, domain.as_str())
             .await
             .unwrap();
     }

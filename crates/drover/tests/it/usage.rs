@@ -40,14 +40,18 @@ async fn usage_is_pulled_on_schedule_and_summed_per_account() {
             plan_id,
             domain: DomainName::parse(domain).unwrap(),
         };
-        let service = store
-            .create_service(&crate::setup_ctx(), new)
+        let service = crate::create_service(&*store, &crate::setup_ctx(), new)
             .await
             .unwrap();
-        store
-            .transition_service(&crate::setup_ctx(), service.id, Transition::Activate, None)
-            .await
-            .unwrap();
+        crate::transition_service(
+            &*store,
+            &crate::setup_ctx(),
+            service.id,
+            Transition::Activate,
+            None,
+        )
+        .await
+        .unwrap();
         services.push(service);
     }
     crate::until(

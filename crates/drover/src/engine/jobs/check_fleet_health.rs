@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use drover_core::Verdict;
-use drover_store::{Page, Plan, Server, StoreError};
+use drover_store::{Page, Plan, Server};
 use riverqueue::{Job, WorkContext, WorkOutcome};
 use serde_json::json;
 
@@ -16,7 +16,7 @@ pub async fn run(
     engine: Arc<Engine>,
     context: WorkContext,
     job: Job<drover_store::jobs::CheckFleetHealth>,
-) -> Result<WorkOutcome, StoreError> {
+) -> crate::commands::Result<WorkOutcome> {
     let ctx = super::job_context(job.id());
     let only = job.args.server_id.map(drover_core::ServerId);
     let changes = check_fleet(&engine, &ctx, only).await?;

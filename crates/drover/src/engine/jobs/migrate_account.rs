@@ -142,14 +142,14 @@ async fn migrate_steps(
                 }
             }
             MoveStep::WaitUntil(next) => {
-                engine.store.schedule_migration(ctx, account, next).await?;
+                crate::commands::schedule_migration(&*engine.store, ctx, account, next).await?;
             }
             MoveStep::Nothing => {}
         }
         let Some(next) = step.leads_to() else {
             break;
         };
-        migration = engine.store.advance_migration(ctx, account, next).await?;
+        migration = crate::commands::advance_migration(&*engine.store, ctx, account, next).await?;
         if step == MoveStep::EndFailover && engine.store.failovers_remaining(from.id).await? == 0 {
             record_recovery(engine, ctx, &from).await?;
         }

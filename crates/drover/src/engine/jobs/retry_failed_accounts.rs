@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use drover_store::{AccountFilter, Page, RequestContext, StoreError};
+use drover_store::{AccountFilter, Page, RequestContext};
 use riverqueue::{Job, WorkContext, WorkOutcome};
 use serde_json::json;
 
@@ -14,7 +14,7 @@ pub async fn run(
     engine: Arc<Engine>,
     context: WorkContext,
     job: Job<drover_store::jobs::RetryFailedAccounts>,
-) -> Result<WorkOutcome, StoreError> {
+) -> crate::commands::Result<WorkOutcome> {
     let ctx = RequestContext {
         actor: format!("job:{}", job.id()),
         correlation_id: format!("retry-failed-{}", job.id()),
@@ -29,7 +29,7 @@ pub async fn run(
         .await?
         .len();
     metrics::gauge!("drover_accounts_failed").set(failed as f64);
-    let jobs = engine.store.retry_failed_accounts(&ctx).await?;
+    let jobs = crate::commands::retry_failed_accounts(&*engine.store, &ctx).await?;
     let _ = context.record_output(json!({ "failed": failed, "converge_jobs": jobs }));
     Ok(WorkOutcome::Complete)
 }

@@ -3,8 +3,10 @@
 //! failover move per account, carried out by jobs.
 
 use drover_core::{AccountId, Recreated, ServerId, check_rebuild};
-use drover_store::{RequestContext, Server, Store, StoreError};
+use drover_store::{RequestContext, Server, Store};
 use serde::Serialize;
+
+use super::Result;
 
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct RebuildStep {
@@ -38,9 +40,9 @@ pub async fn rebuild(
     onto: ServerId,
     default_rate_qps: f64,
     dry_run: bool,
-) -> Result<RebuildPlan, StoreError> {
+) -> Result<RebuildPlan> {
     let target = store.server(onto).await?;
-    let accounts = super::accounts_on(store, lost.id).await?;
+    let accounts = crate::engine::accounts_on(store, lost.id).await?;
     let recreated: Vec<Recreated> = accounts
         .iter()
         .map(|a| Recreated {
@@ -91,7 +93,7 @@ pub async fn rebuild(
         {
             continue;
         }
-        store.start_failover(ctx, step.account_id, onto).await?;
+        super::start_failover(store, ctx, step.account_id, onto).await?;
     }
     plan.started = true;
     Ok(plan)

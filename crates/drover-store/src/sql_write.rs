@@ -1,0 +1,427 @@
+// The command layer's write transaction on one SQL backend, included after `sql_store.rs` by
+// `postgres.rs` and `sqlite.rs` (it uses that file's helpers). Data only: no rule is decided
+// here.
+
+mod write_sql {
+    use async_trait::async_trait;
+    use drover_core::{
+        AccountId, DesiredState, DomainName, DriftAction, MoveState, PlanId, PlanSpec, TokenId, ServerId, ServerState,
+        ServiceId, ServiceStatus, UnixUsername,
+    };
+
+    use super::{
+        SqlStore, Tx, append_audit, duplicate_domain, insert_job, next_free_username,
+        sealed_with_the_recorded_key,
+    };
+    use crate::error::{Conflict, Reference, unique_violation};
+    use crate::rows::sql_now;
+    use crate::write::{Enqueued, Generation, Job, Write};
+    use crate::{
+        Account, ApiToken, Migration, NewService, Plan, RequestContext, Result, Server, Service, StoreError,
+    };
+
+    pub(super) struct SqlWrite {
+        pub(super) tx: Tx,
+        pub(super) queue: riverqueue::Client,
+    }
+
+    impl SqlWrite {
+        async fn referenced_plan(&mut self, plan: PlanId) -> Result<()> {
+            let found: Option<i64> = sqlx::query_scalar("SELECT id FROM plans WHERE id = $1")
+                .bind(plan.get())
+                .fetch_optional(&mut *self.tx)
+                .await?;
+            match found {
+                Some(_) => Ok(()),
+                None => Err(StoreError::unknown(
+                    Reference::Plan,
+                    format!("plan {plan} does not exist; list plans with GET /api/v1/plans"),
+                )),
+            }
+        }
+    }
+
+    #[async_trait]
+    impl Write for SqlWrite {
+        async fn service(&mut self, id: ServiceId) -> Result<Service> {
+            SqlStore::fetch_service(&mut self.tx, id).await
+        }
+
+        async fn account(&mut self, id: AccountId) -> Result<Account> {
+            super::locked_generation(&mut self.tx, id)
+                .await
+                .map_err(|e| match e {
+                    StoreError::Database(sqlx::Error::RowNotFound) => {
+                        StoreError::not_found("account", id)
+                    }
+                    other => other,
+                })?;
+            SqlStore::fetch_account(&mut self.tx, id).await
+        }
+
+        async fn plan(&mut self, id: PlanId) -> Result<Plan> {
+            SqlStore::fetch_plan(&mut self.tx, id).await
+        }
+
+        async fn server(&mut self, id: ServerId) -> Result<Server> {
+            SqlStore::fetch_server(&mut self.tx, id).await
+        }
+
+        async fn free_username(&mut self, domain: &DomainName) -> Result<UnixUsername> {
+            next_free_username(&mut self.tx, domain, None).await
+        }
+
+        async fn migration(&mut self, account: AccountId) -> Result<Option<Migration>> {
+            super::fleet_sql::fetch_migration(&mut self.tx, account).await
+        }
+
+        async fn active_operator_tokens(&mut self) -> Result<Vec<TokenId>> {
+            let ids: Vec<i64> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+                "SELECT id FROM api_tokens WHERE scope = 'operator' AND revoked_at IS NULL \
+                 ORDER BY id{}",
+                super::FOR_UPDATE
+            )))
+            .fetch_all(&mut *self.tx)
+            .await?;
+            Ok(ids.into_iter().map(TokenId).collect())
+        }
+
+        async fn failed_accounts(&mut self) -> Result<Vec<Account>> {
+            sqlx::query_as::<_, crate::rows::AccountRow>(concat!(
+                select_account!(),
+                " WHERE failure IS NOT NULL ORDER BY id"
+            ))
+            .fetch_all(&mut *self.tx)
+            .await?
+            .into_iter()
+            .map(crate::rows::AccountRow::into_model)
+            .collect()
+        }
+
+        async fn accounts_kept_on(&mut self, server: ServerId) -> Result<i64> {
+            Ok(sqlx::query_scalar(
+                "SELECT COUNT(*) FROM accounts WHERE server_id = $1 AND desired_state <> 'absent'",
+            )
+            .bind(server.get())
+            .fetch_one(&mut *self.tx)
+            .await?)
+        }
+
+        async fn insert_service(
+            &mut self,
+            new: &NewService,
+            username: &UnixUsername,
+        ) -> Result<Service> {
+            let exists = |sql: &'static str, id: i64| sqlx::query_scalar::<_, i64>(sql).bind(id);
+            if exists("SELECT id FROM customers WHERE id = $1", new.customer_id.get())
+                .fetch_optional(&mut *self.tx)
+                .await?
+                .is_none()
+            {
+                return Err(StoreError::unknown(
+                    Reference::Customer,
+                    format!("customer {} does not exist", new.customer_id),
+                ));
+            }
+            self.referenced_plan(new.plan_id).await?;
+            let holder: Option<i64> =
+                sqlx::query_scalar("SELECT service_id FROM accounts WHERE domain = $1")
+                    .bind(new.domain.as_str())
+                    .fetch_optional(&mut *self.tx)
+                    .await?;
+            if let Some(service) = holder {
+                return Err(duplicate_domain(&new.domain, Some(service)));
+            }
+            let now = sql_now();
+            let service_id: i64 = sqlx::query_scalar(
+                "INSERT INTO services (customer_id, plan_id, status, created_at, updated_at) \
+                 VALUES ($1, $2, 'pending', $3, $3) RETURNING id",
+            )
+            .bind(new.customer_id.get())
+            .bind(new.plan_id.get())
+            .bind(now)
+            .fetch_one(&mut *self.tx)
+            .await?;
+            sqlx::query(
+                "INSERT INTO accounts (service_id, domain, unix_username, desired_state, \
+                 desired_generation, created_at, updated_at) \
+                 VALUES ($1, $2, $3, 'absent', 1, $4, $4)",
+            )
+            .bind(service_id)
+            .bind(new.domain.as_str())
+            .bind(username.as_str())
+            .bind(now)
+            .execute(&mut *self.tx)
+            .await
+            .map_err(|e| match unique_violation(&e) {
+                Some(c) if c.contains("domain") => duplicate_domain(&new.domain, None),
+                Some(_) => StoreError::conflict(
+                    Conflict::ConcurrentChange,
+                    "another service took the same unix user name at the same moment; \
+                     send the request again"
+                        .into(),
+                ),
+                None => e.into(),
+            })?;
+            SqlStore::fetch_service(&mut self.tx, ServiceId(service_id)).await
+        }
+
+        async fn update_service_status(
+            &mut self,
+            id: ServiceId,
+            from: ServiceStatus,
+            to: ServiceStatus,
+        ) -> Result<()> {
+            let moved = sqlx::query(
+                "UPDATE services SET status = $1, updated_at = $2 WHERE id = $3 AND status = $4",
+            )
+            .bind(to.as_str())
+            .bind(sql_now())
+            .bind(id.get())
+            .bind(from.as_str())
+            .execute(&mut *self.tx)
+            .await?
+            .rows_affected();
+            if moved == 0 {
+                return Err(StoreError::conflict(
+                    Conflict::ConcurrentChange,
+                    format!("service {id} changed while this request ran; send it again"),
+                ));
+            }
+            Ok(())
+        }
+
+        async fn update_plan(&mut self, id: PlanId, spec: &PlanSpec) -> Result<Plan> {
+            SqlStore::save_plan(&mut self.tx, Some(id), spec).await
+        }
+
+        async fn revoke_token(&mut self, id: TokenId) -> Result<ApiToken> {
+            sqlx::query_as::<_, crate::rows::TokenRow>(
+                "UPDATE api_tokens SET revoked_at = COALESCE(revoked_at, $1) WHERE id = $2 \
+                 RETURNING id, name, scope, created_at, revoked_at",
+            )
+            .bind(sql_now())
+            .bind(id.get())
+            .fetch_optional(&mut *self.tx)
+            .await?
+            .ok_or_else(|| StoreError::not_found("token", id))?
+            .into_model()
+        }
+
+        async fn update_service_plan(&mut self, id: ServiceId, plan: PlanId) -> Result<()> {
+            self.referenced_plan(plan).await?;
+            sqlx::query("UPDATE services SET plan_id = $1, updated_at = $2 WHERE id = $3")
+                .bind(plan.get())
+                .bind(sql_now())
+                .bind(id.get())
+                .execute(&mut *self.tx)
+                .await?;
+            Ok(())
+        }
+
+        async fn update_account_desired(
+            &mut self,
+            id: AccountId,
+            desired: DesiredState,
+            suspend_reason: Option<&str>,
+        ) -> Result<()> {
+            sqlx::query(
+                "UPDATE accounts SET desired_state = $1, suspend_reason = $2, updated_at = $3 \
+                 WHERE id = $4",
+            )
+            .bind(desired.as_str())
+            .bind(suspend_reason)
+            .bind(sql_now())
+            .bind(id.get())
+            .execute(&mut *self.tx)
+            .await?;
+            Ok(())
+        }
+
+        async fn update_account_protection(&mut self, id: AccountId, protected: bool) -> Result<()> {
+            sqlx::query(
+                "UPDATE accounts SET protected_from_deletion = $1, updated_at = $2 WHERE id = $3",
+            )
+            .bind(protected)
+            .bind(sql_now())
+            .bind(id.get())
+            .execute(&mut *self.tx)
+            .await?;
+            Ok(())
+        }
+
+        async fn update_sealed_password(
+            &mut self,
+            id: AccountId,
+            sealed: &[u8],
+            key_id: &str,
+        ) -> Result<()> {
+            sealed_with_the_recorded_key(&mut self.tx, key_id).await?;
+            sqlx::query("UPDATE accounts SET sealed_password = $1, updated_at = $2 WHERE id = $3")
+                .bind(sealed)
+                .bind(sql_now())
+                .bind(id.get())
+                .execute(&mut *self.tx)
+                .await?;
+            Ok(())
+        }
+
+        async fn update_server_state(&mut self, id: ServerId, state: ServerState) -> Result<()> {
+            sqlx::query("UPDATE servers SET state = $1, updated_at = $2 WHERE id = $3")
+                .bind(state.as_str())
+                .bind(sql_now())
+                .bind(id.get())
+                .execute(&mut *self.tx)
+                .await?;
+            Ok(())
+        }
+
+        async fn update_account_server(&mut self, id: AccountId, server: ServerId) -> Result<()> {
+            sqlx::query("UPDATE accounts SET server_id = $1, updated_at = $2 WHERE id = $3")
+                .bind(server.get())
+                .bind(sql_now())
+                .bind(id.get())
+                .execute(&mut *self.tx)
+                .await?;
+            Ok(())
+        }
+
+        async fn insert_migration(
+            &mut self,
+            account: AccountId,
+            from: ServerId,
+            to: ServerId,
+            delete_after: jiff::Timestamp,
+            failover: bool,
+        ) -> Result<()> {
+            sqlx::query(
+                "INSERT INTO account_migrations (account_id, from_server, to_server, state, \
+                 delete_after_ms, confirmed, failover, created_at, updated_at) \
+                 VALUES ($1, $2, $3, $4, $5, FALSE, $6, $7, $7) \
+                 ON CONFLICT (account_id) DO UPDATE SET from_server = excluded.from_server, \
+                 to_server = excluded.to_server, state = excluded.state, \
+                 delete_after_ms = excluded.delete_after_ms, confirmed = FALSE, \
+                 failover = excluded.failover, updated_at = excluded.updated_at",
+            )
+            .bind(account.get())
+            .bind(from.get())
+            .bind(to.get())
+            .bind(MoveState::Creating.as_str())
+            .bind(delete_after.as_millisecond())
+            .bind(failover)
+            .bind(sql_now())
+            .execute(&mut *self.tx)
+            .await?;
+            Ok(())
+        }
+
+        async fn update_migration_state(
+            &mut self,
+            account: AccountId,
+            state: MoveState,
+        ) -> Result<()> {
+            sqlx::query(
+                "UPDATE account_migrations SET state = $1, updated_at = $2 WHERE account_id = $3",
+            )
+            .bind(state.as_str())
+            .bind(sql_now())
+            .bind(account.get())
+            .execute(&mut *self.tx)
+            .await?;
+            Ok(())
+        }
+
+        async fn update_migration_confirmed(&mut self, account: AccountId) -> Result<()> {
+            sqlx::query(
+                "UPDATE account_migrations SET confirmed = TRUE, updated_at = $1 \
+                 WHERE account_id = $2",
+            )
+            .bind(sql_now())
+            .bind(account.get())
+            .execute(&mut *self.tx)
+            .await?;
+            Ok(())
+        }
+
+        async fn update_drift_action(
+            &mut self,
+            server: ServerId,
+            finding: i64,
+            action: DriftAction,
+        ) -> Result<()> {
+            sqlx::query("UPDATE drift_findings SET action = $1 WHERE id = $2 AND server_id = $3")
+                .bind(super::fleet_sql::action_name(action))
+                .bind(finding)
+                .bind(server.get())
+                .execute(&mut *self.tx)
+                .await?;
+            Ok(())
+        }
+
+        async fn reset_health_streak(&mut self, id: ServerId) -> Result<()> {
+            sqlx::query(
+                "UPDATE server_health SET failures = 0, degraded = 0, healthy = 0 \
+                 WHERE server_id = $1",
+            )
+            .bind(id.get())
+            .execute(&mut *self.tx)
+            .await?;
+            Ok(())
+        }
+
+        async fn next_generation(&mut self, id: AccountId) -> Result<Generation> {
+            let (generation, converge_ended_by): (i64, Option<i64>) = sqlx::query_as(
+                "UPDATE accounts SET desired_generation = desired_generation + 1, \
+                 updated_at = $1 WHERE id = $2 RETURNING desired_generation, converge_ended_by",
+            )
+            .bind(sql_now())
+            .bind(id.get())
+            .fetch_optional(&mut *self.tx)
+            .await?
+            .ok_or_else(|| StoreError::not_found("account", id))?;
+            Ok(Generation {
+                generation,
+                converge_ended_by,
+            })
+        }
+
+        async fn enqueue(&mut self, ctx: &RequestContext, job: Job) -> Result<Enqueued> {
+            let opts = riverqueue::InsertOpts::default();
+            let (tx, queue) = (&mut self.tx, &self.queue);
+            let (id, joined) = match job {
+                Job::Converge(args) => {
+                    let account = Some(AccountId(args.account_id));
+                    insert_job(queue, tx, ctx, account, args, opts).await?
+                }
+                Job::SetPassword(args) => {
+                    let account = Some(AccountId(args.account_id));
+                    insert_job(queue, tx, ctx, account, args, opts).await?
+                }
+                Job::SyncPlan(args) => insert_job(queue, tx, ctx, None, args, opts).await?,
+                Job::Migrate { args, at } => {
+                    let account = Some(AccountId(args.account_id));
+                    let opts = match at {
+                        Some(at) => opts.with_scheduled_at(at),
+                        None => opts,
+                    };
+                    insert_job(queue, tx, ctx, account, args, opts).await?
+                }
+            };
+            Ok(Enqueued { id, joined })
+        }
+
+        async fn audit(
+            &mut self,
+            ctx: &RequestContext,
+            action: &str,
+            subject: String,
+            details: serde_json::Value,
+        ) -> Result<()> {
+            append_audit(&mut self.tx, ctx, action, subject, details).await
+        }
+
+        async fn commit(self: Box<Self>) -> Result<()> {
+            Ok(self.tx.commit().await?)
+        }
+    }
+}

@@ -1,0 +1,149 @@
+//! One write transaction, as drover's command layer sees it: the rows a command reads and
+//! changes, the jobs it queues and the audit events it appends, committed together or not at
+//! all. It holds data only: what a change may do is decided by the command that calls it, with
+//! `drover-core`'s rules.
+
+use async_trait::async_trait;
+use drover_core::{
+    AccountId, DesiredState, DomainName, DriftAction, JobId, MoveState, PlanId, PlanSpec, ServerId,
+    ServerState, ServiceId, ServiceStatus, TokenId, UnixUsername,
+};
+
+use crate::Migration;
+use crate::Result;
+use crate::jobs::{ConvergeAccount, MigrateAccount, SetAccountPassword, SyncPlan};
+use crate::model::{Account, ApiToken, NewService, Plan, RequestContext, Server, Service};
+
+/// A job a command queues with its change. Kinds unique per account join the one already
+/// waiting instead of adding another ([`Enqueued::joined`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Job {
+    Converge(ConvergeAccount),
+    SetPassword(SetAccountPassword),
+    SyncPlan(SyncPlan),
+    /// The account's move, to run now or at `at`.
+    Migrate {
+        args: MigrateAccount,
+        at: Option<jiff::Timestamp>,
+    },
+}
+
+/// What queueing a job did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Enqueued {
+    pub id: JobId,
+    /// The same job was waiting already; it will do this change's work too.
+    pub joined: bool,
+}
+
+/// An account's record after [`Write::next_generation`]: the generation its converge jobs must
+/// reach, and the converge job that last ended without reaching one (a new job must not be
+/// merged into it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Generation {
+    pub generation: i64,
+    pub converge_ended_by: Option<i64>,
+}
+
+/// A write transaction. Dropped without [`Write::commit`], it is rolled back: an error returned
+/// half-way through a command leaves nothing behind.
+///
+/// Reads of a row the command changes lock it until the end (PostgreSQL); SQLite's write
+/// transactions run one at a time already.
+#[async_trait]
+pub trait Write: Send {
+    async fn service(&mut self, id: ServiceId) -> Result<Service>;
+    async fn account(&mut self, id: AccountId) -> Result<Account>;
+    async fn plan(&mut self, id: PlanId) -> Result<Plan>;
+    async fn server(&mut self, id: ServerId) -> Result<Server>;
+    /// The first unix user name derived from `domain` that no account holds.
+    async fn free_username(&mut self, domain: &DomainName) -> Result<UnixUsername>;
+    /// The account's move, under way or the last one done.
+    async fn migration(&mut self, account: AccountId) -> Result<Option<Migration>>;
+    /// The operator tokens not revoked, by id (locked until the end on PostgreSQL, so that two
+    /// revocations cannot each leave the other's token as the last).
+    async fn active_operator_tokens(&mut self) -> Result<Vec<TokenId>>;
+    /// Accounts whose last converge gave up, by id.
+    async fn failed_accounts(&mut self) -> Result<Vec<Account>>;
+    /// Accounts assigned to `server` that must still exist somewhere.
+    async fn accounts_kept_on(&mut self, server: ServerId) -> Result<i64>;
+
+    /// A new pending service and its account (absent, generation 1). Refused as an unknown
+    /// reference when the customer or plan does not exist, and as a collision when the domain
+    /// is hosted already (by a concurrent request too) or the unix user name was just taken.
+    async fn insert_service(
+        &mut self,
+        new: &NewService,
+        username: &UnixUsername,
+    ) -> Result<Service>;
+    /// Moves the service from `from` to `to`; refused as a concurrent change when it is no
+    /// longer `from`.
+    async fn update_service_status(
+        &mut self,
+        id: ServiceId,
+        from: ServiceStatus,
+        to: ServiceStatus,
+    ) -> Result<()>;
+    /// Keeps the plan's new spec; a name another plan has (in any case: Virtualmin compares plan
+    /// names without case) is refused as a collision.
+    async fn update_plan(&mut self, id: PlanId, spec: &PlanSpec) -> Result<Plan>;
+    /// Revokes the token (a revoked one stays revoked as it was).
+    async fn revoke_token(&mut self, id: TokenId) -> Result<ApiToken>;
+    /// Refused as an unknown reference when the plan does not exist.
+    async fn update_service_plan(&mut self, id: ServiceId, plan: PlanId) -> Result<()>;
+    async fn update_account_desired(
+        &mut self,
+        id: AccountId,
+        desired: DesiredState,
+        suspend_reason: Option<&str>,
+    ) -> Result<()>;
+    async fn update_account_protection(&mut self, id: AccountId, protected: bool) -> Result<()>;
+    /// Keeps the account's password sealed with the key `key_id`; refused (`key_rotated`) when
+    /// the database records another key: no process could open it.
+    async fn update_sealed_password(
+        &mut self,
+        id: AccountId,
+        sealed: &[u8],
+        key_id: &str,
+    ) -> Result<()>;
+    async fn update_server_state(&mut self, id: ServerId, state: ServerState) -> Result<()>;
+    async fn update_account_server(&mut self, id: AccountId, server: ServerId) -> Result<()>;
+    /// A new move of the account (replacing the record of its last one), in its first state,
+    /// unconfirmed.
+    async fn insert_migration(
+        &mut self,
+        account: AccountId,
+        from: ServerId,
+        to: ServerId,
+        delete_after: jiff::Timestamp,
+        failover: bool,
+    ) -> Result<()>;
+    async fn update_migration_state(&mut self, account: AccountId, state: MoveState) -> Result<()>;
+    async fn update_migration_confirmed(&mut self, account: AccountId) -> Result<()>;
+    /// What a repair did with a finding of `server`'s last drift scan.
+    async fn update_drift_action(
+        &mut self,
+        server: ServerId,
+        finding: i64,
+        action: DriftAction,
+    ) -> Result<()>;
+    /// Forgets the server's run of health checks: the next ones start a new streak.
+    async fn reset_health_streak(&mut self, id: ServerId) -> Result<()>;
+    /// Makes the account's record a new generation: a converge job that finishes without having
+    /// seen it runs again, so no change is lost to a job that was just finishing.
+    async fn next_generation(&mut self, id: AccountId) -> Result<Generation>;
+
+    /// Queues `job` in this transaction (it exists exactly when the change does), recording the
+    /// request behind it.
+    async fn enqueue(&mut self, ctx: &RequestContext, job: Job) -> Result<Enqueued>;
+    /// Appends an event to the audit chain.
+    async fn audit(
+        &mut self,
+        ctx: &RequestContext,
+        action: &str,
+        subject: String,
+        details: serde_json::Value,
+    ) -> Result<()>;
+
+    async fn commit(self: Box<Self>) -> Result<()>;
+}

@@ -1,0 +1,48 @@
+//! The command layer: every change billing, an operator or drover itself asks for, in one
+//! place. A command checks its input with `drover-core`'s types and rules, then writes in one
+//! transaction ([`drover_store::Write`]) with the jobs that carry it out and its audit events,
+//! and returns a typed outcome. The HTTP API, the command line and the jobs call these and only
+//! adapt their input and output; no command calls a server: long work is always a job.
+
+mod accounts;
+mod drift;
+mod moves;
+mod plans;
+mod rebuild;
+mod servers;
+mod services;
+mod tokens;
+
+pub use accounts::{retry_failed_accounts, set_protection};
+pub use drift::record_drift_repair;
+pub use moves::{
+    advance_migration, confirm_migration, schedule_migration, start_failover, start_migration,
+};
+pub use plans::update_plan;
+pub use rebuild::{RebuildPlan, RebuildStep, rebuild};
+pub use servers::{DrainMove, DrainPlan, decommission, drain, failover, set_maintenance};
+pub use services::{
+    ServiceCreated, change_password, change_plan, create_service, transition_service,
+};
+pub use tokens::revoke_token;
+
+use drover_store::StoreError;
+
+/// Why a command was refused or failed.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A rule of the domain refused it: the input, or the change for the current state.
+    #[error(transparent)]
+    Rule(#[from] drover_core::Error),
+    /// The store refused or failed it: a missing record, a collision, the database.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl From<drover_core::ServerRefusal> for Error {
+    fn from(refusal: drover_core::ServerRefusal) -> Self {
+        Self::Rule(refusal.into())
+    }
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;

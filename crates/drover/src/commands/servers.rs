@@ -1,0 +1,204 @@
+//! The fleet's servers as an operator changes them: maintenance, draining (every account moved
+//! elsewhere by placement, each a migration), then retiring the empty server; and failover,
+//! which recreates a lost server's accounts elsewhere.
+
+use drover_core::{AccountId, DesiredState, Leaving, PlacementPolicy, ServerId, plan_moves};
+use drover_store::{RequestContext, Server, Store};
+use serde::Serialize;
+use serde_json::json;
+
+use super::Result;
+
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct DrainMove {
+    #[schema(value_type = i64)]
+    pub account_id: AccountId,
+    pub domain: String,
+    #[schema(value_type = i64)]
+    pub to_server: ServerId,
+    pub to_name: String,
+}
+
+/// The moves a drain makes (or would make), and the accounts no server can take now.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct DrainPlan {
+    pub server: String,
+    pub dry_run: bool,
+    pub moves: Vec<DrainMove>,
+    /// Accounts with the reason no server can take them (they stay until one can), each as
+    /// `[account id, domain, reason]`.
+    #[schema(value_type = Vec<Vec<Value>>)]
+    pub unplaced: Vec<(AccountId, String, String)>,
+    /// Accounts already being moved.
+    #[schema(value_type = Vec<i64>)]
+    pub under_way: Vec<AccountId>,
+}
+
+/// Plans drains from drover's records alone (placement and migrations): the moves themselves
+/// are carried out by the migration jobs, so an API handler may run it.
+/// Starts emptying the server (it takes no new account from now on) and starts a migration
+/// for each account it holds, to where placement puts it, keeping each old copy for `grace`;
+/// a dry run only plans. Accounts no server can take now are listed and left.
+pub async fn drain(
+    store: &dyn Store,
+    ctx: &RequestContext,
+    placement: &PlacementPolicy,
+    id: ServerId,
+    grace: std::time::Duration,
+    dry_run: bool,
+) -> Result<DrainPlan> {
+    let server = if dry_run {
+        store.server(id).await?
+    } else {
+        change_state(store, ctx, id, "server.drain", |server| {
+            server.state.drain(&server.spec.name)
+        })
+        .await?
+    };
+    move_all(store, ctx, placement, &server, Some(grace), dry_run).await
+}
+
+/// Recreates a lost server's accounts elsewhere at once (no grace: the old copies are gone).
+pub async fn failover(
+    store: &dyn Store,
+    ctx: &RequestContext,
+    placement: &PlacementPolicy,
+    server: &Server,
+) -> Result<DrainPlan> {
+    move_all(store, ctx, placement, server, None, false).await
+}
+
+/// Retires an empty server for good, once `confirm_name` repeats its name.
+pub async fn decommission(
+    store: &dyn Store,
+    ctx: &RequestContext,
+    id: ServerId,
+    confirm_name: &str,
+) -> Result<Server> {
+    let server = store.server(id).await?;
+    server
+        .spec
+        .name
+        .confirm(confirm_name, || format!("retire server {id}"))?;
+    let mut tx = store.write().await?;
+    let server = tx.server(id).await?;
+    let holding = tx.accounts_kept_on(id).await?;
+    let state = server.state.decommission(id, &server.spec.name, holding)?;
+    tx.update_server_state(id, state).await?;
+    finish_state_change(tx, ctx, "server.decommission", &server).await
+}
+
+/// Puts the server in maintenance (no health verdicts, no new accounts) or takes it out; its
+/// run of health checks starts again either way.
+pub async fn set_maintenance(
+    store: &dyn Store,
+    ctx: &RequestContext,
+    id: ServerId,
+    on: bool,
+) -> Result<Server> {
+    let mut tx = store.write().await?;
+    let server = tx.server(id).await?;
+    let state = server.state.maintenance(&server.spec.name, on)?;
+    tx.update_server_state(id, state).await?;
+    tx.reset_health_streak(id).await?;
+    finish_state_change(tx, ctx, "server.maintenance", &server).await
+}
+
+/// Moves the server to the state `decide` gives for it, audited as `action`.
+async fn change_state(
+    store: &dyn Store,
+    ctx: &RequestContext,
+    id: ServerId,
+    action: &str,
+    decide: impl FnOnce(&Server) -> Result<drover_core::ServerState, drover_core::ServerRefusal>,
+) -> Result<Server> {
+    let mut tx = store.write().await?;
+    let server = tx.server(id).await?;
+    let state = decide(&server)?;
+    tx.update_server_state(id, state).await?;
+    finish_state_change(tx, ctx, action, &server).await
+}
+
+async fn finish_state_change(
+    mut tx: Box<dyn drover_store::Write>,
+    ctx: &RequestContext,
+    action: &str,
+    before: &Server,
+) -> Result<Server> {
+    let after = tx.server(before.id).await?;
+    tx.audit(
+        ctx,
+        action,
+        format!("server:{}", before.id),
+        json!({ "from": before.state, "to": after.state }),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(after)
+}
+
+async fn move_all(
+    store: &dyn Store,
+    ctx: &RequestContext,
+    placement: &PlacementPolicy,
+    server: &Server,
+    grace: Option<std::time::Duration>,
+    dry_run: bool,
+) -> Result<DrainPlan> {
+    let accounts: Vec<_> = crate::engine::accounts_on(store, server.id)
+        .await?
+        .into_iter()
+        .filter(|a| a.desired_state != DesiredState::Absent)
+        .collect();
+    let mut leaving = Vec::with_capacity(accounts.len());
+    for account in &accounts {
+        let under_way = store
+            .migration(account.id)
+            .await?
+            .is_some_and(|m| m.state.under_way());
+        let target = store.converge_target(account.id).await?;
+        leaving.push(Leaving {
+            account: account.id,
+            required_tags: target.plan.spec.required_tags,
+            under_way,
+        });
+    }
+    let candidates = store.placement_candidates().await?;
+    let decided = plan_moves(server.id, &leaving, &candidates, placement);
+    let domain = |id: AccountId| {
+        accounts
+            .iter()
+            .find(|a| a.id == id)
+            .map_or_else(String::new, |a| a.domain.to_string())
+    };
+    let mut plan = DrainPlan {
+        server: server.spec.name.to_string(),
+        dry_run,
+        moves: Vec::new(),
+        unplaced: decided
+            .unplaced
+            .into_iter()
+            .map(|(id, reason)| (id, domain(id), reason))
+            .collect(),
+        under_way: decided.under_way,
+    };
+    for (account, to) in decided.moves {
+        if !dry_run {
+            match grace {
+                Some(grace) => super::start_migration(store, ctx, account, to, grace).await?,
+                None => super::start_failover(store, ctx, account, to).await?,
+            };
+        }
+        let to_name = candidates
+            .iter()
+            .find(|c| c.id == to)
+            .map_or_else(String::new, |c| c.name.clone());
+        plan.moves.push(DrainMove {
+            account_id: account,
+            domain: domain(account),
+            to_server: to,
+            to_name,
+        });
+    }
+    Ok(plan)
+}

@@ -1,0 +1,783 @@
+//! The command layer on both databases: billing's and operators' changes, the rules they are
+//! held to, and what they write together (the change, its job, its audit event) or not at all.
+
+use std::sync::Arc;
+
+use drover::commands;
+use drover_core::{CustomerSpec, DesiredState, PlanId, PlanSpec, ServiceStatus, Transition};
+use drover_store::{
+    AccountFilter, AuditFilter, JobFilter, JobState, Page, Reference, RequestContext, Store,
+    StoreError,
+};
+
+/// A store on one database, kept alive with whatever holds it.
+pub struct Store_(
+    Arc<dyn Store>,
+    #[allow(dead_code)] Box<dyn std::any::Any + Send>,
+);
+
+async fn sqlite() -> Store_ {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("drover.db").display());
+    Store_(drover_store::open(&url).await.unwrap(), Box::new(dir))
+}
+
+async fn postgres() -> Store_ {
+    let db = drover_testkit::TestPostgres::create()
+        .await
+        .expect("PostgreSQL for tests");
+    Store_(drover_store::open(db.url()).await.unwrap(), Box::new(db))
+}
+
+drover_testkit::on_both_databases!(
+    postgres: postgres,
+    sqlite: sqlite;
+    lifecycle_moves_set_the_account_and_enqueue_one_job,
+    an_illegal_move_changes_nothing,
+    protection_changes_need_the_domain_repeated,
+    plan_changes_queue_a_converge,
+    a_change_after_a_converge_gave_up_gets_a_job_of_its_own,
+    refused_input_changes_nothing,
+    an_operator_moves_a_server_until_it_is_retired,
+    a_migration_is_checked_stepped_and_confirmed,
+    failed_accounts_are_listed_retried_and_cleared,
+    the_last_operator_token_is_never_revoked,
+    a_changed_plan_queues_its_sync_to_the_servers,
+);
+
+fn ctx() -> RequestContext {
+    RequestContext {
+        actor: "test".into(),
+        correlation_id: "corr-1".into(),
+    }
+}
+
+fn plan_spec(name: &str) -> PlanSpec {
+    serde_json::from_value(serde_json::json!({"name": name, "features": ["web", "dns"]})).unwrap()
+}
+
+/// A pending service for `domain`, with the first plan (made if there is none).
+async fn service(store: &dyn Store, domain: &str) -> drover_store::Service {
+    let customer = store
+        .create_customer(&ctx(), CustomerSpec::new("Ana Pop", None, None).unwrap())
+        .await
+        .unwrap();
+    let plan = match store.plans(Page::default()).await.unwrap().first() {
+        Some(plan) => plan.id,
+        None => {
+            store
+                .create_plan(&ctx(), plan_spec("Web"))
+                .await
+                .unwrap()
+                .id
+        }
+    };
+    commands::create_service(store, &ctx(), customer.id, plan, domain, false)
+        .await
+        .unwrap()
+        .service
+}
+
+fn server_spec(name: &str) -> drover_core::ServerSpec {
+    serde_json::from_value(serde_json::json!({
+        "name": name, "hostname": format!("{name}.example.net"), "capacity": 100,
+        "credentials": "env:VM_PASSWORD", "ipv4": "192.0.2.10"
+    }))
+    .unwrap()
+}
+
+async fn audit_count(store: &dyn Store) -> usize {
+    let filter = AuditFilter {
+        subject: None,
+        page: Page::new(None, Some(1000)),
+    };
+    store.audit_events(filter).await.unwrap().len()
+}
+
+async fn lifecycle_moves_set_the_account_and_enqueue_one_job(store: Store_) {
+    let store = &*store.0;
+    let svc = service(store, "example.ro").await;
+
+    let activated = commands::transition_service(store, &ctx(), svc.id, Transition::Activate, None)
+        .await
+        .unwrap();
+    assert_eq!(activated.service.status, ServiceStatus::Active);
+    assert_eq!(activated.account.desired_state, DesiredState::Enabled);
+    assert_eq!(activated.account.desired_generation, 2);
+    assert!(!activated.joined_waiting_job);
+
+    let job = store.job(activated.job_id).await.unwrap();
+    assert_eq!(job.kind, "converge_account");
+    assert_eq!(job.state, "available");
+    assert_eq!(job.account_id, Some(svc.account_id));
+    assert_eq!(job.correlation_id.as_deref(), Some("corr-1"));
+    assert_eq!(job.args["account_id"], svc.account_id.get());
+
+    // While that job waits, a second move joins it instead of queueing another.
+    let suspended = commands::transition_service(
+        store,
+        &ctx(),
+        svc.id,
+        Transition::Suspend,
+        Some("unpaid invoice"),
+    )
+    .await
+    .unwrap();
+    assert_eq!(suspended.job_id, activated.job_id);
+    assert!(suspended.joined_waiting_job);
+    assert_eq!(suspended.account.desired_state, DesiredState::Disabled);
+    assert_eq!(
+        suspended.account.suspend_reason.as_deref(),
+        Some("unpaid invoice")
+    );
+    assert_eq!(suspended.account.desired_generation, 3);
+
+    let for_account = store
+        .jobs(JobFilter {
+            account_id: Some(svc.account_id),
+            states: vec![JobState::Available],
+            limit: None,
+        })
+        .await
+        .unwrap();
+    assert_eq!(for_account.len(), 1);
+
+    let unsuspended =
+        commands::transition_service(store, &ctx(), svc.id, Transition::Unsuspend, None)
+            .await
+            .unwrap();
+    assert_eq!(unsuspended.account.suspend_reason, None);
+    let terminated =
+        commands::transition_service(store, &ctx(), svc.id, Transition::Terminate, None)
+            .await
+            .unwrap();
+    assert_eq!(terminated.service.status, ServiceStatus::Terminated);
+    assert_eq!(terminated.account.desired_state, DesiredState::Absent);
+    assert!(terminated.account.protected_from_deletion);
+
+    let actions: Vec<String> = store
+        .audit_events(AuditFilter {
+            subject: Some(format!("service:{}", svc.id)),
+            page: Page::default(),
+        })
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| e.action)
+        .collect();
+    assert_eq!(
+        actions,
+        [
+            "service.create",
+            "service.activate",
+            "service.suspend",
+            "service.unsuspend",
+            "service.terminate"
+        ]
+    );
+}
+
+async fn an_illegal_move_changes_nothing(store: Store_) {
+    let store = &*store.0;
+    let svc = service(store, "example.ro").await;
+    let audit_before = audit_count(store).await;
+    let err = commands::transition_service(store, &ctx(), svc.id, Transition::Suspend, None)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            commands::Error::Rule(drover_core::Error::IllegalTransition {
+                from: ServiceStatus::Pending,
+                action: Transition::Suspend
+            })
+        ),
+        "{err:?}"
+    );
+    assert_eq!(store.service(svc.id).await.unwrap(), svc);
+    assert_eq!(
+        store
+            .account(svc.account_id)
+            .await
+            .unwrap()
+            .desired_generation,
+        1
+    );
+    assert!(
+        store.jobs(JobFilter::default()).await.unwrap().is_empty(),
+        "no job without a change"
+    );
+    assert_eq!(audit_count(store).await, audit_before);
+    assert!(matches!(
+        commands::transition_service(
+            store,
+            &ctx(),
+            drover_core::ServiceId(999),
+            Transition::Activate,
+            None
+        )
+        .await,
+        Err(commands::Error::Store(StoreError::NotFound {
+            what: "service",
+            ..
+        }))
+    ));
+}
+
+async fn protection_changes_need_the_domain_repeated(store: Store_) {
+    let store = &*store.0;
+    let svc = service(store, "știri.ro").await;
+    let err = commands::set_protection(store, &ctx(), svc.account_id, false, "stiri.ro")
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            commands::Error::Rule(drover_core::Error::ConfirmationMismatch { .. })
+        ),
+        "{err:?}"
+    );
+    assert!(
+        store
+            .account(svc.account_id)
+            .await
+            .unwrap()
+            .protected_from_deletion
+    );
+    let account = commands::set_protection(store, &ctx(), svc.account_id, false, "XN--TIRI-PXB.RO")
+        .await
+        .unwrap();
+    assert!(
+        !account.protected_from_deletion,
+        "punycode or Unicode, any case"
+    );
+    let jobs = store
+        .jobs(JobFilter {
+            account_id: Some(svc.account_id),
+            ..JobFilter::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(jobs.len(), 1, "lifting protection queues a converge");
+    commands::set_protection(store, &ctx(), svc.account_id, true, "știri.ro")
+        .await
+        .unwrap();
+    let actions: Vec<String> = store
+        .audit_events(AuditFilter {
+            subject: Some(format!("account:{}", svc.account_id)),
+            page: Page::default(),
+        })
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| e.action)
+        .collect();
+    assert_eq!(actions, ["account.unprotect", "account.protect"]);
+}
+
+async fn plan_changes_queue_a_converge(store: Store_) {
+    let store = &*store.0;
+    let svc = service(store, "example.ro").await;
+    let other = store.create_plan(&ctx(), plan_spec("Other")).await.unwrap();
+    let moved = commands::change_plan(store, &ctx(), svc.id, other.id)
+        .await
+        .unwrap();
+    assert_eq!(moved.service.plan_id, other.id);
+    assert_eq!(moved.account.desired_generation, 2);
+    assert_eq!(
+        store.job(moved.job_id).await.unwrap().kind,
+        "converge_account"
+    );
+    let err = commands::change_plan(store, &ctx(), svc.id, PlanId(404))
+        .await
+        .unwrap_err();
+    assert!(matches!(
+        err,
+        commands::Error::Store(StoreError::UnknownReference {
+            reference: Reference::Plan,
+            ..
+        })
+    ));
+}
+
+async fn a_change_after_a_converge_gave_up_gets_a_job_of_its_own(store: Store_) {
+    let store = &*store.0;
+    let sold = service(store, "giving-up.ro").await;
+    let moved = commands::transition_service(store, &ctx(), sold.id, Transition::Activate, None)
+        .await
+        .unwrap();
+    let generation = moved.account.desired_generation;
+    // The job read an older generation: a change joined it, it must run again.
+    assert!(
+        !store
+            .end_converge(moved.account.id, generation - 1, moved.job_id)
+            .await
+            .unwrap()
+    );
+    assert!(
+        store
+            .end_converge(moved.account.id, generation, moved.job_id)
+            .await
+            .unwrap()
+    );
+    // The job is still running in River's eyes: the next change must not join it.
+    let next =
+        commands::transition_service(store, &ctx(), sold.id, Transition::Suspend, Some("unpaid"))
+            .await
+            .unwrap();
+    assert_ne!(next.job_id, moved.job_id);
+    let job = store.job(next.job_id).await.unwrap();
+    assert_eq!(job.args["after_job"], moved.job_id.get());
+}
+
+async fn refused_input_changes_nothing(store: Store_) {
+    let store = &*store.0;
+    let svc = service(store, "example.ro").await;
+    let plan = svc.plan_id;
+    let audit_before = audit_count(store).await;
+    let customer = svc.customer_id;
+    let refusals = [
+        commands::create_service(store, &ctx(), customer, plan, "not a domain", false)
+            .await
+            .map(drop),
+        // Cyrillic "а" in place of the Latin one: warned about, refused when so configured.
+        commands::create_service(store, &ctx(), customer, plan, "pаypal.com", true)
+            .await
+            .map(drop),
+        commands::create_service(store, &ctx(), customer, PlanId(404), "new.ro", false)
+            .await
+            .map(drop),
+        commands::transition_service(
+            store,
+            &ctx(),
+            svc.id,
+            Transition::Activate,
+            Some("two\nlines"),
+        )
+        .await
+        .map(drop),
+        commands::change_password(
+            store,
+            &ctx(),
+            &drover::engine::Sealer::from_hex(&"42".repeat(32)).unwrap(),
+            svc.id,
+            secrecy::SecretString::from("short".to_owned()),
+        )
+        .await
+        .map(drop),
+    ];
+    let kinds: Vec<String> = refusals
+        .into_iter()
+        .map(|r| match r.unwrap_err() {
+            commands::Error::Rule(drover_core::Error::InvalidDomain { .. }) => "domain".into(),
+            commands::Error::Rule(drover_core::Error::InvalidValue { what, .. }) => what.into(),
+            commands::Error::Rule(drover_core::Error::InvalidSecret { what, .. }) => what.into(),
+            commands::Error::Store(StoreError::UnknownReference { reference, .. }) => {
+                format!("{reference:?}")
+            }
+            other => format!("{other:?}"),
+        })
+        .collect();
+    assert_eq!(kinds, ["domain", "domain", "Plan", "reason", "password"]);
+    let warned = commands::create_service(store, &ctx(), customer, plan, "pаypal.com", false)
+        .await
+        .unwrap();
+    assert!(
+        !warned.warnings.is_empty(),
+        "a confusable name is warned about"
+    );
+    assert_eq!(
+        store.service(svc.id).await.unwrap().status,
+        ServiceStatus::Pending
+    );
+    assert!(store.jobs(JobFilter::default()).await.unwrap().is_empty());
+    assert_eq!(
+        audit_count(store).await,
+        audit_before + 1,
+        "only the warned one"
+    );
+    // A terminated service keeps its plan.
+    commands::transition_service(store, &ctx(), svc.id, Transition::Terminate, None)
+        .await
+        .unwrap();
+    let other = store.create_plan(&ctx(), plan_spec("Other")).await.unwrap();
+    let err = commands::change_plan(store, &ctx(), svc.id, other.id)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            commands::Error::Rule(drover_core::Error::PlanFixed { service }) if service == svc.id
+        ),
+        "{err:?}"
+    );
+    assert_eq!(store.service(svc.id).await.unwrap().plan_id, plan);
+}
+
+async fn an_operator_moves_a_server_until_it_is_retired(store: Store_) {
+    use drover_core::ServerState::*;
+    let store = &*store.0;
+    let spec = serde_json::from_value(serde_json::json!({
+        "name": "vm1", "hostname": "vm1.example.net", "capacity": 10,
+        "credentials": "env:VM_PASSWORD"
+    }))
+    .unwrap();
+    let server = store.create_server(&ctx(), spec).await.unwrap();
+    let id = server.id;
+    let on = commands::set_maintenance(store, &ctx(), id, true)
+        .await
+        .unwrap();
+    assert_eq!(on.state, Maintenance);
+    let off = commands::set_maintenance(store, &ctx(), id, false)
+        .await
+        .unwrap();
+    assert_eq!(off.state, Healthy);
+    // A server holding an account is not retired, and a wrong name retires nothing.
+    let svc = service(store, "kept.ro").await;
+    commands::transition_service(store, &ctx(), svc.id, Transition::Activate, None)
+        .await
+        .unwrap();
+    store
+        .assign_server(&ctx(), svc.account_id, id)
+        .await
+        .unwrap();
+    let wrong = commands::decommission(store, &ctx(), id, "vm2")
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            wrong,
+            commands::Error::Rule(drover_core::Error::ConfirmationMismatch { what: "name", .. })
+        ),
+        "{wrong:?}"
+    );
+    let holding = commands::decommission(store, &ctx(), id, "vm1")
+        .await
+        .unwrap_err();
+    assert_eq!(
+        holding.to_string(),
+        format!("server vm1 still holds 1 accounts; drain it first (drover servers drain {id})")
+    );
+    assert_eq!(store.server(id).await.unwrap().state, Healthy);
+    // Once its account is gone, it is retired and changes no more.
+    commands::transition_service(store, &ctx(), svc.id, Transition::Terminate, None)
+        .await
+        .unwrap();
+    let retired = commands::decommission(store, &ctx(), id, "vm1")
+        .await
+        .unwrap();
+    assert_eq!(retired.state, Decommissioned);
+    let placement = drover_core::PlacementPolicy::default();
+    let refused = [
+        commands::set_maintenance(store, &ctx(), id, true)
+            .await
+            .map(drop),
+        commands::drain(store, &ctx(), &placement, id, Default::default(), false)
+            .await
+            .map(drop),
+    ];
+    for err in refused {
+        assert_eq!(
+            err.unwrap_err().to_string(),
+            "server vm1 is decommissioned: it no longer changes state"
+        );
+    }
+    let actions: Vec<String> = store
+        .audit_events(AuditFilter {
+            subject: Some(format!("server:{id}")),
+            page: Page::default(),
+        })
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| e.action)
+        .collect();
+    assert_eq!(
+        actions,
+        [
+            "server.create",
+            "server.maintenance",
+            "server.maintenance",
+            "server.decommission"
+        ]
+    );
+}
+
+async fn a_migration_is_checked_stepped_and_confirmed(store: Store_) {
+    use drover_core::ServerId;
+    let store = &*store.0;
+    let vm1 = store
+        .create_server(&ctx(), server_spec("vm1"))
+        .await
+        .unwrap();
+    let vm2 = store
+        .create_server(&ctx(), server_spec("vm2"))
+        .await
+        .unwrap();
+    let service = service(store, "ana.ro").await;
+    let account = service.account_id;
+    let grace = std::time::Duration::from_secs(60);
+    // The refusal's name: which rule refused, as data.
+    let code = |e: commands::Error| match e {
+        commands::Error::Rule(drover_core::Error::MoveRefused(refusal)) => {
+            let name = format!("{refusal:?}");
+            name.split_whitespace()
+                .next()
+                .unwrap_or_default()
+                .to_owned()
+        }
+        commands::Error::Rule(drover_core::Error::ConfirmationMismatch { .. }) => {
+            "ConfirmationMismatch".to_owned()
+        }
+        other => panic!("unexpected {other}"),
+    };
+    assert_eq!(
+        code(
+            commands::start_migration(store, &ctx(), account, vm2.id, grace)
+                .await
+                .unwrap_err()
+        ),
+        "NotPlaced"
+    );
+    store.assign_server(&ctx(), account, vm1.id).await.unwrap();
+    assert_eq!(
+        code(
+            commands::start_migration(store, &ctx(), account, vm2.id, grace)
+                .await
+                .unwrap_err()
+        ),
+        "NotActive"
+    );
+    commands::transition_service(store, &ctx(), service.id, Transition::Activate, None)
+        .await
+        .unwrap();
+    assert_eq!(
+        code(
+            commands::start_migration(store, &ctx(), account, vm1.id, grace)
+                .await
+                .unwrap_err()
+        ),
+        "SameServer"
+    );
+    assert_eq!(
+        code(
+            commands::start_migration(store, &ctx(), account, vm2.id, grace)
+                .await
+                .unwrap_err()
+        ),
+        "NoPassword"
+    );
+    store
+        .store_sealed_password(account, b"sealed", "key:any")
+        .await
+        .unwrap();
+    commands::set_maintenance(store, &ctx(), vm2.id, true)
+        .await
+        .unwrap();
+    assert_eq!(
+        code(
+            commands::start_migration(store, &ctx(), account, vm2.id, grace)
+                .await
+                .unwrap_err()
+        ),
+        "TargetUnusable"
+    );
+    commands::set_maintenance(store, &ctx(), vm2.id, false)
+        .await
+        .unwrap();
+    let (migration, _job) = commands::start_migration(store, &ctx(), account, vm2.id, grace)
+        .await
+        .unwrap();
+    assert_eq!(
+        (
+            migration.from_server,
+            migration.to_server,
+            migration.state.as_str()
+        ),
+        (vm1.id, vm2.id, "creating")
+    );
+    assert!(!migration.confirmed);
+    assert_eq!(
+        code(
+            commands::start_migration(store, &ctx(), account, vm2.id, grace)
+                .await
+                .unwrap_err()
+        ),
+        "UnderWay"
+    );
+    let switched =
+        commands::advance_migration(store, &ctx(), account, drover_core::MoveState::Switched)
+            .await
+            .unwrap();
+    assert_eq!(switched.state, drover_core::MoveState::Switched);
+    assert_eq!(
+        store.account(account).await.unwrap().server_id,
+        Some(vm2.id)
+    );
+    assert_eq!(
+        code(
+            commands::confirm_migration(store, &ctx(), account, "alt.ro")
+                .await
+                .unwrap_err()
+        ),
+        "ConfirmationMismatch"
+    );
+    commands::confirm_migration(store, &ctx(), account, "ANA.ro")
+        .await
+        .unwrap();
+    assert!(store.migration(account).await.unwrap().unwrap().confirmed);
+    commands::schedule_migration(store, &ctx(), account, jiff::Timestamp::now())
+        .await
+        .unwrap();
+    commands::advance_migration(store, &ctx(), account, drover_core::MoveState::Done)
+        .await
+        .unwrap();
+    assert_eq!(
+        code(
+            commands::confirm_migration(store, &ctx(), account, "ana.ro")
+                .await
+                .unwrap_err()
+        ),
+        "NotMoving"
+    );
+    // A finished move allows the next one.
+    assert!(
+        commands::start_migration(store, &ctx(), account, ServerId(vm1.id.get()), grace)
+            .await
+            .is_ok()
+    );
+}
+
+async fn failed_accounts_are_listed_retried_and_cleared(store: Store_) {
+    let store = &*store.0;
+    let failing = service(store, "failing.ro").await;
+    let protected = service(store, "kept.ro").await;
+    service(store, "fine.ro").await;
+    let failed = |failed| AccountFilter {
+        failed,
+        ..AccountFilter::default()
+    };
+    assert!(store.accounts(failed(true)).await.unwrap().is_empty());
+    commands::transition_service(store, &ctx(), failing.id, Transition::Activate, None)
+        .await
+        .unwrap();
+    store
+        .mark_account_failed(&ctx(), failing.account_id, "the server refused: invalid: x")
+        .await
+        .unwrap();
+    // A protected account waiting to be deleted needs an operator, not another try.
+    commands::transition_service(store, &ctx(), protected.id, Transition::Terminate, None)
+        .await
+        .unwrap();
+    store
+        .mark_account_failed(&ctx(), protected.account_id, "protected from deletion")
+        .await
+        .unwrap();
+    let listed = store.accounts(failed(true)).await.unwrap();
+    assert_eq!(
+        listed.iter().map(|a| a.id).collect::<Vec<_>>(),
+        [failing.account_id, protected.account_id]
+    );
+    assert_eq!(
+        listed[0].failure.as_deref(),
+        Some("the server refused: invalid: x")
+    );
+    assert!(listed[0].failed_at.is_some());
+    assert_eq!(store.accounts(failed(false)).await.unwrap().len(), 3);
+    let before = store.account(failing.account_id).await.unwrap();
+    let jobs = commands::retry_failed_accounts(store, &ctx())
+        .await
+        .unwrap();
+    assert_eq!(jobs.len(), 1, "only the account a try may fix");
+    let job = store.job(jobs[0]).await.unwrap();
+    assert_eq!(
+        (job.kind.as_str(), job.account_id),
+        ("converge_account", Some(failing.account_id))
+    );
+    let after = store.account(failing.account_id).await.unwrap();
+    assert_eq!(after.desired_generation, before.desired_generation + 1);
+    // A converge that matches the server clears the failure.
+    store
+        .record_observation(failing.account_id, "enabled", after.desired_generation)
+        .await
+        .unwrap();
+    let cleared = store.account(failing.account_id).await.unwrap();
+    assert_eq!((cleared.failure, cleared.failed_at), (None, None));
+    let audited = store
+        .audit_events(AuditFilter {
+            subject: Some(format!("account:{}", failing.account_id)),
+            ..AuditFilter::default()
+        })
+        .await
+        .unwrap();
+    assert!(audited.iter().any(|e| e.action == "account.failed"));
+}
+
+async fn the_last_operator_token_is_never_revoked(store: Store_) {
+    use drover_core::Scope;
+    let store = &*store.0;
+    // The last working operator token stays: without it nobody could use the API as operator.
+    let (first, _) = store
+        .create_token(&ctx(), "ops-1", Scope::Operator)
+        .await
+        .unwrap();
+    let (second, _) = store
+        .create_token(&ctx(), "ops-2", Scope::Operator)
+        .await
+        .unwrap();
+    commands::revoke_token(store, &ctx(), first.id)
+        .await
+        .unwrap();
+    let refused = commands::revoke_token(store, &ctx(), second.id)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            refused,
+            commands::Error::Rule(drover_core::Error::LastOperatorToken { token })
+                if token == second.id
+        ),
+        "{refused:?}"
+    );
+    assert!(refused.to_string().contains("create another"), "{refused}");
+    let still = store.tokens().await.unwrap();
+    assert!(
+        still
+            .iter()
+            .any(|t| t.id == second.id && t.revoked_at.is_none()),
+        "{still:?}"
+    );
+}
+
+async fn a_changed_plan_queues_its_sync_to_the_servers(store: Store_) {
+    let store = &*store.0;
+    let plan = store.create_plan(&ctx(), plan_spec("Web")).await.unwrap();
+    let syncs = |jobs: Vec<drover_store::JobSummary>| {
+        jobs.into_iter()
+            .filter(|j| j.kind == "sync_plan")
+            .map(|j| j.args["plan_id"].clone())
+            .collect::<Vec<_>>()
+    };
+    let all = || store.jobs(JobFilter::default());
+    assert!(
+        syncs(all().await.unwrap()).is_empty(),
+        "a new plan reaches a server with its first account"
+    );
+    let patch: drover_core::PlanPatch =
+        serde_json::from_value(serde_json::json!({"max_mailboxes": 5})).unwrap();
+    commands::update_plan(store, &ctx(), plan.id, patch)
+        .await
+        .unwrap();
+    assert_eq!(
+        syncs(all().await.unwrap()),
+        [serde_json::json!(plan.id.get())]
+    );
+    // Features that cannot work together are refused, and nothing is queued.
+    let bad: drover_core::PlanPatch =
+        serde_json::from_value(serde_json::json!({"features": ["ssl"]})).unwrap();
+    let err = commands::update_plan(store, &ctx(), plan.id, bad)
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("ssl needs web"), "{err}");
+    assert_eq!(syncs(all().await.unwrap()).len(), 1);
+}
