@@ -488,6 +488,28 @@ pub struct RecordKey {
 
 /// Refuses a set of rrsets no DNS server would serve: repeats, CNAME at the apex, CNAME beside
 /// other data or with more than one record, SRV at a name without `_service._proto`.
+/// Whether the records of a zone may change now: not while it is being removed.
+pub fn check_zone_change(zone: &DomainName, deleting: bool) -> Result<(), Error> {
+    if deleting {
+        return Err(Error::ZoneDeleting {
+            zone: zone.to_string(),
+        });
+    }
+    Ok(())
+}
+
+/// A zone's own safety limit: at most this share of its records changed by one sync.
+pub fn check_change_percent(limit: Option<u8>) -> Result<(), Error> {
+    match limit {
+        Some(percent) if percent > 100 => Err(Error::invalid(
+            "max change percent",
+            &percent.to_string(),
+            "0 to 100",
+        )),
+        _ => Ok(()),
+    }
+}
+
 pub fn validate_zone(zone: &DomainName, rrsets: &[RrSet]) -> Result<(), Error> {
     let mut by_name: BTreeMap<&OwnerName, Vec<RecordType>> = BTreeMap::new();
     for rrset in rrsets {

@@ -109,11 +109,21 @@ impl DomainName {
     /// Accepts `typed` as confirming a change that loses data or protection when it is this
     /// domain in any form [`DomainName::parse`] accepts (Unicode or punycode, any case).
     pub fn confirm(&self, typed: &str, purpose: impl FnOnce() -> String) -> Result<(), Error> {
+        self.confirm_as("domain", typed, purpose)
+    }
+
+    /// As [`DomainName::confirm`], for a name that is called `what` (a zone's name, say).
+    pub fn confirm_as(
+        &self,
+        what: &'static str,
+        typed: &str,
+        purpose: impl FnOnce() -> String,
+    ) -> Result<(), Error> {
         if Self::parse(typed).is_ok_and(|d| d == *self) {
             return Ok(());
         }
         Err(Error::ConfirmationMismatch {
-            what: "domain",
+            what,
             purpose: purpose(),
             expected: self.to_unicode(),
             got: crate::error::shown(typed),

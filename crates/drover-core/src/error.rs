@@ -35,7 +35,7 @@ pub enum Error {
     /// A change that loses data or protection was not confirmed by typing the domain.
     #[error("to {purpose}, repeat its {what} {expected} exactly; got '{got}'")]
     ConfirmationMismatch {
-        /// What must be repeated: `domain` or `name`.
+        /// What must be repeated: `domain`, `name` (a server's) or `zone name`.
         what: &'static str,
         purpose: String,
         expected: String,
@@ -54,6 +54,9 @@ pub enum Error {
          with it"
     )]
     LastOperatorToken { token: TokenId },
+
+    #[error("zone {zone} is being removed; its records cannot change")]
+    ZoneDeleting { zone: String },
 
     /// A terminated service keeps the plan it ended on.
     #[error("service {service} is terminated; its plan can no longer change")]

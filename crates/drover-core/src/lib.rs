@@ -36,8 +36,8 @@ pub use customer::CustomerSpec;
 pub use dns::{
     AddressMove, ApplyResult, CaaData, MAX_TTL, OwnerName, ProviderChange, RecordIds, RecordKey,
     RecordType, RrSet, RrSetUpdate, SafetyLimits, SafetyRefusal, SrvData, ZoneAction, ZoneDiff,
-    ZoneTemplate, account_zone, canonical_content, check_safety, diff_zone, plan_provider_change,
-    rewrite_addresses, txt_text, validate_zone,
+    ZoneTemplate, account_zone, canonical_content, check_change_percent, check_safety,
+    check_zone_change, diff_zone, plan_provider_change, rewrite_addresses, txt_text, validate_zone,
 };
 pub use domain::{DomainName, DomainWarning};
 pub use drift::{

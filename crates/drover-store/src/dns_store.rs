@@ -3,8 +3,8 @@
 
 use async_trait::async_trait;
 use drover_core::{
-    AccountId, AddressMove, CredentialRef, DnsProviderId, DomainName, JobId, OwnerName, RecordIds,
-    RecordType, RrSet, ZoneDiff, ZoneId,
+    AccountId, AddressMove, CredentialRef, DnsProviderId, DomainName, JobId, RecordIds, RrSet,
+    ZoneDiff, ZoneId,
 };
 use drover_dns::{ProviderKind, ProviderSettings};
 use jiff::Timestamp;
@@ -154,34 +154,8 @@ pub trait DnsStore: Send + Sync {
     async fn zone_by_name(&self, name: &DomainName) -> Result<Zone>;
     async fn zones(&self, filter: ZoneFilter) -> Result<Vec<Zone>>;
     async fn account_zone(&self, account: AccountId) -> Result<Option<Zone>>;
-    /// Sets (adds or replaces) one rrset and enqueues the sync.
-    async fn set_rrset(&self, ctx: &RequestContext, zone: ZoneId, rrset: RrSet) -> Result<Zone>;
-    async fn delete_rrset(
-        &self,
-        ctx: &RequestContext,
-        zone: ZoneId,
-        name: &OwnerName,
-        rtype: RecordType,
-    ) -> Result<Zone>;
-    /// The zone's own safety limit (`None`: the configured default).
-    async fn set_zone_safety(
-        &self,
-        ctx: &RequestContext,
-        zone: ZoneId,
-        max_change_percent: Option<u8>,
-    ) -> Result<Zone>;
-    /// Marks the zone for removal from its providers and enqueues the job that removes it.
-    async fn remove_zone(&self, ctx: &RequestContext, zone: ZoneId) -> Result<Zone>;
     /// Drops a removed zone's rows once no provider serves it.
     async fn forget_zone(&self, ctx: &RequestContext, zone: ZoneId) -> Result<()>;
-    /// Enqueues a sync of the zone (or joins the one waiting). A forced sync cannot join one:
-    /// that is a conflict naming the job to wait for.
-    async fn enqueue_zone_sync(
-        &self,
-        ctx: &RequestContext,
-        zone: ZoneId,
-        force: bool,
-    ) -> Result<JobId>;
     /// Enqueues the failover rewrite as a job, audited.
     async fn enqueue_rewrite(&self, ctx: &RequestContext, moved: &AddressMove) -> Result<JobId>;
     /// Counts one call against a budget shared by every drover process: `None` if it may go

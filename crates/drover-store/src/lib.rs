@@ -2,8 +2,10 @@
 //! database; [`PgStore`] and [`SqliteStore`] carry it out with the same SQL (see `sql_store.rs`)
 //! and are held to the same contract tests.
 //!
-//! Every change is one transaction that also appends its audit event and, where the fleet must
-//! follow, inserts the River job that makes it so: the job exists exactly when the change does.
+//! It holds data, not rules: drover's command layer decides what a change may do and writes it
+//! through a [`Write`] (`store.write()`), one transaction that also appends the change's audit
+//! event and, where the fleet must follow, inserts the River job that makes it so: the job
+//! exists exactly when the change does.
 
 mod dns_store;
 mod error;

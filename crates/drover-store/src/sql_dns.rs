@@ -14,7 +14,7 @@ mod dns_sql {
 
     use super::{SqlStore, Tx, append_audit, begin, begin_read};
     use crate::dns_store::*;
-    use crate::error::{Conflict, Reference, UniqueKey, unique_violation};
+    use crate::error::{Reference, UniqueKey, unique_violation};
     use crate::jobs::{RewriteAddresses, SyncZone};
     use crate::rows::{corrupt, sql_now, to_json_list};
     use crate::{RequestContext, Result, StoreError};
@@ -182,14 +182,14 @@ mod dns_sql {
         Ok(zones)
     }
 
-    async fn fetch_zone(tx: &mut Tx, id: ZoneId) -> Result<Zone> {
+    pub(super) async fn fetch_zone(tx: &mut Tx, id: ZoneId) -> Result<Zone> {
         load_zones(tx, &[id.get()])
             .await?
             .pop()
             .ok_or_else(|| StoreError::not_found("zone", id))
     }
 
-    async fn save_rrset(tx: &mut Tx, zone: ZoneId, rrset: &RrSet) -> Result<()> {
+    pub(super) async fn save_rrset(tx: &mut Tx, zone: ZoneId, rrset: &RrSet) -> Result<()> {
         sqlx::query(
             "INSERT INTO dns_rrsets (zone_id, name, rtype, ttl, records) VALUES ($1, $2, $3, $4, $5) \
              ON CONFLICT (zone_id, name, rtype) DO UPDATE SET ttl = excluded.ttl, records = excluded.records",
@@ -204,7 +204,7 @@ mod dns_sql {
         Ok(())
     }
 
-    async fn drop_rrset(
+    pub(super) async fn drop_rrset(
         tx: &mut Tx,
         zone: ZoneId,
         name: &OwnerName,
@@ -221,7 +221,7 @@ mod dns_sql {
         )
     }
 
-    async fn bump_generation(tx: &mut Tx, zone: ZoneId) -> Result<()> {
+    pub(super) async fn bump_generation(tx: &mut Tx, zone: ZoneId) -> Result<()> {
         sqlx::query(
             "UPDATE dns_zones SET generation = generation + 1, updated_at = $2 WHERE id = $1",
         )
@@ -237,66 +237,15 @@ mod dns_sql {
         tx: &mut Tx,
         ctx: &RequestContext,
         zone: &Zone,
-        force: bool,
     ) -> Result<JobId> {
         let args = SyncZone {
             zone_id: zone.id.get(),
-            force,
+            force: false,
         };
-        let (job, joined) = store
+        let (job, _) = store
             .enqueue_job(tx, ctx, zone.account_id, args, Default::default())
             .await?;
-        // Syncs are one per zone: a forced one would join the waiting or running one, which
-        // keeps to the safety limits.
-        if force && joined {
-            return Err(StoreError::conflict(
-                Conflict::SyncUnderWay,
-                format!(
-                    "a sync of zone {} is waiting or running already (job {job}); apply with \
-                     force again once it has finished",
-                    zone.name
-                ),
-            ));
-        }
         Ok(job)
-    }
-
-    /// Changes a zone's rrsets in `tx`, checking the whole zone still holds together, then
-    /// bumps its generation, audits and enqueues the sync.
-    async fn change_zone(
-        store: &SqlStore,
-        tx: &mut Tx,
-        ctx: &RequestContext,
-        id: ZoneId,
-        action: &str,
-        details: serde_json::Value,
-        change: impl FnOnce(&mut Vec<RrSet>) -> Result<()>,
-    ) -> Result<Zone> {
-        let before = fetch_zone(tx, id).await?;
-        if before.deleting {
-            return Err(StoreError::conflict(
-                Conflict::ZoneDeleting,
-                format!(
-                    "zone {} is being removed; its records cannot change",
-                    before.name
-                ),
-            ));
-        }
-        let mut rrsets = before.rrsets.clone();
-        change(&mut rrsets)?;
-        validate_zone(&before.name, &rrsets)?;
-        let diff = drover_core::diff_zone(&rrsets, &before.rrsets);
-        for rrset in &diff.deletes {
-            drop_rrset(tx, id, &rrset.name, rrset.rtype).await?;
-        }
-        for rrset in diff.upserts() {
-            save_rrset(tx, id, rrset).await?;
-        }
-        bump_generation(tx, id).await?;
-        append_audit(tx, ctx, action, format!("zone:{}", before.name), details).await?;
-        let zone = fetch_zone(tx, id).await?;
-        enqueue_sync(store, tx, ctx, &zone, false).await?;
-        Ok(zone)
     }
 
     #[async_trait::async_trait]
@@ -433,7 +382,7 @@ mod dns_sql {
                 .await?;
                 let zone = fetch_zone(tx, zone_id).await?;
                 if !providers.is_empty() {
-                    enqueue_sync(self, tx, ctx, &zone, false).await?;
+                    enqueue_sync(self, tx, ctx, &zone).await?;
                 }
                 Ok(zone)
             })
@@ -485,104 +434,6 @@ mod dns_sql {
             })
         }
 
-        async fn set_rrset(
-            &self,
-            ctx: &RequestContext,
-            zone: ZoneId,
-            rrset: RrSet,
-        ) -> Result<Zone> {
-            write_tx!(self, tx, {
-                let details = json!({ "rrset": rrset });
-                change_zone(self, tx, ctx, zone, "dns.rrset.set", details, |rrsets| {
-                    rrsets.retain(|r| r.key() != rrset.key());
-                    rrsets.push(rrset);
-                    Ok(())
-                })
-                .await
-            })
-        }
-
-        async fn delete_rrset(
-            &self,
-            ctx: &RequestContext,
-            zone: ZoneId,
-            name: &OwnerName,
-            rtype: RecordType,
-        ) -> Result<Zone> {
-            write_tx!(self, tx, {
-                let details = json!({ "name": name, "type": rtype });
-                change_zone(self, tx, ctx, zone, "dns.rrset.delete", details, |rrsets| {
-                    let before = rrsets.len();
-                    rrsets.retain(|r| r.key() != (name, rtype));
-                    if rrsets.len() == before {
-                        return Err(StoreError::not_found("rrset", format!("{name} {rtype}")));
-                    }
-                    Ok(())
-                })
-                .await
-            })
-        }
-
-        async fn set_zone_safety(
-            &self,
-            ctx: &RequestContext,
-            zone: ZoneId,
-            max_change_percent: Option<u8>,
-        ) -> Result<Zone> {
-            if max_change_percent.is_some_and(|p| p > 100) {
-                return Err(drover_core::Error::InvalidValue {
-                    what: "max change percent",
-                    input: format!("{max_change_percent:?}"),
-                    expected: "0 to 100".into(),
-                }
-                .into());
-            }
-            write_tx!(self, tx, {
-                let before = fetch_zone(tx, zone).await?;
-                sqlx::query(
-                    "UPDATE dns_zones SET max_change_percent = $2, updated_at = $3 WHERE id = $1",
-                )
-                .bind(zone.get())
-                .bind(max_change_percent.map(i64::from))
-                .bind(sql_now())
-                .execute(&mut **tx)
-                .await?;
-                append_audit(
-                    tx,
-                    ctx,
-                    "dns.zone.safety",
-                    format!("zone:{}", before.name),
-                    json!({ "before": before.max_change_percent, "after": max_change_percent }),
-                )
-                .await?;
-                fetch_zone(tx, zone).await
-            })
-        }
-
-        async fn remove_zone(&self, ctx: &RequestContext, zone: ZoneId) -> Result<Zone> {
-            write_tx!(self, tx, {
-                let before = fetch_zone(tx, zone).await?;
-                sqlx::query(
-                    "UPDATE dns_zones SET deleting = TRUE, generation = generation + 1, updated_at = $2 WHERE id = $1",
-                )
-                .bind(zone.get())
-                .bind(sql_now())
-                .execute(&mut **tx)
-                .await?;
-                append_audit(
-                    tx,
-                    ctx,
-                    "dns.zone.remove",
-                    format!("zone:{}", before.name),
-                    json!({}),
-                )
-                .await?;
-                let zone = fetch_zone(tx, zone).await?;
-                enqueue_sync(self, tx, ctx, &zone, false).await?;
-                Ok(zone)
-            })
-        }
-
         async fn forget_zone(&self, ctx: &RequestContext, zone: ZoneId) -> Result<()> {
             write_tx!(self, tx, {
                 let before = fetch_zone(tx, zone).await?;
@@ -606,18 +457,6 @@ mod dns_sql {
                 )
                 .await?;
                 Ok(())
-            })
-        }
-
-        async fn enqueue_zone_sync(
-            &self,
-            ctx: &RequestContext,
-            zone: ZoneId,
-            force: bool,
-        ) -> Result<JobId> {
-            write_tx!(self, tx, {
-                let zone = fetch_zone(tx, zone).await?;
-                enqueue_sync(self, tx, ctx, &zone, force).await
             })
         }
 

@@ -4,9 +4,8 @@
 mod fleet_sql {
     use drover_core::{
         AccountId, DesiredState, DnsProviderId, DomainName, DriftAction, DriftFinding, DriftKind,
-        Expected, HealthPolicy, HealthProbe, HealthStreak, JobId,
-        MoveState, ServerId, ServerState, ServiceId, Usage, Verdict, ZoneId,
-        next_health,
+        Expected, HealthPolicy, HealthProbe, HealthStreak, JobId, MoveState, ServerId, ServerState,
+        ServiceId, Usage, Verdict, ZoneId, next_health,
     };
     use jiff_sqlx::Timestamp as SqlTimestamp;
     use serde_json::json;
@@ -15,8 +14,8 @@ mod fleet_sql {
     use crate::error::Conflict;
     use crate::fleet_store::*;
     use crate::jobs::{
-        AdoptServer, CheckFleetHealth, CheckZones, DeleteOrphan, PlanZone,
-        Requested, ScanDrift, SyncUsage,
+        AdoptServer, CheckFleetHealth, CheckZones, DeleteOrphan, PlanZone, Requested, ScanDrift,
+        SyncUsage,
     };
     use crate::rows::{corrupt, sql_now, to_json_list};
     use crate::{RequestContext, Result, StoreError};
@@ -170,7 +169,10 @@ mod fleet_sql {
         }
     }
 
-    pub(super) async fn fetch_migration(tx: &mut Tx, account: AccountId) -> Result<Option<Migration>> {
+    pub(super) async fn fetch_migration(
+        tx: &mut Tx,
+        account: AccountId,
+    ) -> Result<Option<Migration>> {
         sqlx::query_as::<_, MigrationRow>(
             "SELECT account_id, from_server, to_server, state, delete_after_ms, confirmed, \
              failover FROM account_migrations WHERE account_id = $1",
@@ -306,7 +308,6 @@ mod fleet_sql {
 
     #[async_trait::async_trait]
     impl FleetStore for SqlStore {
-
         async fn failovers_remaining(&self, server: ServerId) -> Result<i64> {
             Ok(sqlx::query_scalar(
                 "SELECT COUNT(*) FROM account_migrations WHERE from_server = $1 AND failover \

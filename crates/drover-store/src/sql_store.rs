@@ -6,9 +6,9 @@
 
 use async_trait::async_trait;
 use drover_core::{
-    AccountId, AuditEntry, AuditEventId, CustomerId, CustomerSpec, DomainName, Hash,
-    JobId, PlanId, PlanSpec, Scope, ServerId, ServerPatch, ServerSpec, ServiceId,
-    ServiceStatus, TokenId, UnixUsername, verify_chain,
+    AccountId, AuditEntry, AuditEventId, CustomerId, CustomerSpec, DomainName, Hash, JobId, PlanId,
+    PlanSpec, Scope, ServerId, ServerPatch, ServerSpec, ServiceId, ServiceStatus, TokenId,
+    UnixUsername, verify_chain,
 };
 use secrecy::SecretString;
 use serde_json::json;
@@ -1557,15 +1557,15 @@ where
     A: riverqueue::JobArgs + Send + Sync + 'static,
 {
     let inserted = queue.insert(args).opts(opts).tx(&mut *tx).await?;
-        sqlx::query(
-            "INSERT INTO job_subjects (job_id, account_id, correlation_id, created_at) \
+    sqlx::query(
+        "INSERT INTO job_subjects (job_id, account_id, correlation_id, created_at) \
              VALUES ($1, $2, $3, $4) ON CONFLICT (job_id) DO NOTHING",
-        )
-        .bind(inserted.id())
-        .bind(account.map(AccountId::get))
-        .bind(&ctx.correlation_id)
-        .bind(sql_now())
-        .execute(&mut **tx)
-        .await?;
+    )
+    .bind(inserted.id())
+    .bind(account.map(AccountId::get))
+    .bind(&ctx.correlation_id)
+    .bind(sql_now())
+    .execute(&mut **tx)
+    .await?;
     Ok((JobId(inserted.id()), inserted.unique_skipped_as_duplicate))
 }

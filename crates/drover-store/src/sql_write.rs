@@ -5,8 +5,8 @@
 mod write_sql {
     use async_trait::async_trait;
     use drover_core::{
-        AccountId, DesiredState, DomainName, DriftAction, MoveState, PlanId, PlanSpec, TokenId, ServerId, ServerState,
-        ServiceId, ServiceStatus, UnixUsername,
+        AccountId, DesiredState, DomainName, DriftAction, MoveState, PlanId, PlanSpec, ServerId,
+        ServerState, ServiceId, ServiceStatus, TokenId, UnixUsername, ZoneDiff, ZoneId,
     };
 
     use super::{
@@ -17,7 +17,8 @@ mod write_sql {
     use crate::rows::sql_now;
     use crate::write::{Enqueued, Generation, Job, Write};
     use crate::{
-        Account, ApiToken, Migration, NewService, Plan, RequestContext, Result, Server, Service, StoreError,
+        Account, ApiToken, Migration, NewService, Plan, RequestContext, Result, Server, Service,
+        StoreError, Zone,
     };
 
     pub(super) struct SqlWrite {
@@ -71,6 +72,10 @@ mod write_sql {
             next_free_username(&mut self.tx, domain, None).await
         }
 
+        async fn zone(&mut self, id: ZoneId) -> Result<Zone> {
+            super::dns_sql::fetch_zone(&mut self.tx, id).await
+        }
+
         async fn migration(&mut self, account: AccountId) -> Result<Option<Migration>> {
             super::fleet_sql::fetch_migration(&mut self.tx, account).await
         }
@@ -113,10 +118,13 @@ mod write_sql {
             username: &UnixUsername,
         ) -> Result<Service> {
             let exists = |sql: &'static str, id: i64| sqlx::query_scalar::<_, i64>(sql).bind(id);
-            if exists("SELECT id FROM customers WHERE id = $1", new.customer_id.get())
-                .fetch_optional(&mut *self.tx)
-                .await?
-                .is_none()
+            if exists(
+                "SELECT id FROM customers WHERE id = $1",
+                new.customer_id.get(),
+            )
+            .fetch_optional(&mut *self.tx)
+            .await?
+            .is_none()
             {
                 return Err(StoreError::unknown(
                     Reference::Customer,
@@ -238,7 +246,11 @@ mod write_sql {
             Ok(())
         }
 
-        async fn update_account_protection(&mut self, id: AccountId, protected: bool) -> Result<()> {
+        async fn update_account_protection(
+            &mut self,
+            id: AccountId,
+            protected: bool,
+        ) -> Result<()> {
             sqlx::query(
                 "UPDATE accounts SET protected_from_deletion = $1, updated_at = $2 WHERE id = $3",
             )
@@ -343,6 +355,45 @@ mod write_sql {
             Ok(())
         }
 
+        async fn update_rrsets(&mut self, zone: ZoneId, diff: &ZoneDiff) -> Result<()> {
+            for rrset in &diff.deletes {
+                super::dns_sql::drop_rrset(&mut self.tx, zone, &rrset.name, rrset.rtype).await?;
+            }
+            for rrset in diff.upserts() {
+                super::dns_sql::save_rrset(&mut self.tx, zone, rrset).await?;
+            }
+            Ok(())
+        }
+
+        async fn next_zone_generation(&mut self, zone: ZoneId) -> Result<()> {
+            super::dns_sql::bump_generation(&mut self.tx, zone).await
+        }
+
+        async fn update_zone_safety(
+            &mut self,
+            zone: ZoneId,
+            max_change_percent: Option<u8>,
+        ) -> Result<()> {
+            sqlx::query(
+                "UPDATE dns_zones SET max_change_percent = $1, updated_at = $2 WHERE id = $3",
+            )
+            .bind(max_change_percent.map(i64::from))
+            .bind(sql_now())
+            .bind(zone.get())
+            .execute(&mut *self.tx)
+            .await?;
+            Ok(())
+        }
+
+        async fn mark_zone_deleting(&mut self, zone: ZoneId) -> Result<()> {
+            sqlx::query("UPDATE dns_zones SET deleting = TRUE, updated_at = $1 WHERE id = $2")
+                .bind(sql_now())
+                .bind(zone.get())
+                .execute(&mut *self.tx)
+                .await?;
+            Ok(())
+        }
+
         async fn update_drift_action(
             &mut self,
             server: ServerId,
@@ -398,6 +449,9 @@ mod write_sql {
                     insert_job(queue, tx, ctx, account, args, opts).await?
                 }
                 Job::SyncPlan(args) => insert_job(queue, tx, ctx, None, args, opts).await?,
+                Job::SyncZone { args, account } => {
+                    insert_job(queue, tx, ctx, account, args, opts).await?
+                }
                 Job::Migrate { args, at } => {
                     let account = Some(AccountId(args.account_id));
                     let opts = match at {

@@ -6,12 +6,13 @@
 use async_trait::async_trait;
 use drover_core::{
     AccountId, DesiredState, DomainName, DriftAction, JobId, MoveState, PlanId, PlanSpec, ServerId,
-    ServerState, ServiceId, ServiceStatus, TokenId, UnixUsername,
+    ServerState, ServiceId, ServiceStatus, TokenId, UnixUsername, ZoneDiff, ZoneId,
 };
 
 use crate::Migration;
 use crate::Result;
-use crate::jobs::{ConvergeAccount, MigrateAccount, SetAccountPassword, SyncPlan};
+use crate::Zone;
+use crate::jobs::{ConvergeAccount, MigrateAccount, SetAccountPassword, SyncPlan, SyncZone};
 use crate::model::{Account, ApiToken, NewService, Plan, RequestContext, Server, Service};
 
 /// A job a command queues with its change. Kinds unique per account join the one already
@@ -21,6 +22,11 @@ pub enum Job {
     Converge(ConvergeAccount),
     SetPassword(SetAccountPassword),
     SyncPlan(SyncPlan),
+    /// A sync of the zone to its providers (one per zone), recorded as about its account.
+    SyncZone {
+        args: SyncZone,
+        account: Option<AccountId>,
+    },
     /// The account's move, to run now or at `at`.
     Migrate {
         args: MigrateAccount,
@@ -58,6 +64,7 @@ pub trait Write: Send {
     async fn server(&mut self, id: ServerId) -> Result<Server>;
     /// The first unix user name derived from `domain` that no account holds.
     async fn free_username(&mut self, domain: &DomainName) -> Result<UnixUsername>;
+    async fn zone(&mut self, id: ZoneId) -> Result<Zone>;
     /// The account's move, under way or the last one done.
     async fn migration(&mut self, account: AccountId) -> Result<Option<Migration>>;
     /// The operator tokens not revoked, by id (locked until the end on PostgreSQL, so that two
@@ -120,6 +127,17 @@ pub trait Write: Send {
     ) -> Result<()>;
     async fn update_migration_state(&mut self, account: AccountId, state: MoveState) -> Result<()>;
     async fn update_migration_confirmed(&mut self, account: AccountId) -> Result<()>;
+    /// Applies `diff` to the zone's records (deletes first, then creates and updates).
+    async fn update_rrsets(&mut self, zone: ZoneId, diff: &ZoneDiff) -> Result<()>;
+    /// Makes the zone's records a new generation: every provider must sync it again.
+    async fn next_zone_generation(&mut self, zone: ZoneId) -> Result<()>;
+    async fn update_zone_safety(
+        &mut self,
+        zone: ZoneId,
+        max_change_percent: Option<u8>,
+    ) -> Result<()>;
+    /// Marks the zone for removal from its providers.
+    async fn mark_zone_deleting(&mut self, zone: ZoneId) -> Result<()>;
     /// What a repair did with a finding of `server`'s last drift scan.
     async fn update_drift_action(
         &mut self,

@@ -178,11 +178,8 @@ pub async fn set_rrset(
 ) -> Reply<Zone> {
     let zone = app.store.zone_by_name(&zone_name(&zone)?).await?;
     let rrset = input.parse(&zone.name)?;
-    Ok(axum::Json(
-        app.store
-            .set_rrset(&caller.context(), zone.id, rrset)
-            .await?,
-    ))
+    let zone = crate::commands::set_rrset(&*app.store, &caller.context(), zone.id, rrset).await?;
+    Ok(axum::Json(zone))
 }
 
 #[utoipa::path(delete, path = "/api/v1/dns/zones/{zone}/rrsets/{name}/{rtype}", tag = "dns",
@@ -195,11 +192,9 @@ pub async fn delete_rrset(
     let zone = app.store.zone_by_name(&zone_name(&zone)?).await?;
     let owner = OwnerName::parse(&name, &zone.name)?;
     let rtype = RecordType::parse(&rtype)?;
-    Ok(axum::Json(
-        app.store
-            .delete_rrset(&caller.context(), zone.id, &owner, rtype)
-            .await?,
-    ))
+    let ctx = caller.context();
+    let zone = crate::commands::delete_rrset(&*app.store, &ctx, zone.id, &owner, rtype).await?;
+    Ok(axum::Json(zone))
 }
 
 #[derive(Debug, Default, Deserialize, ToSchema)]
@@ -220,10 +215,8 @@ pub async fn sync_zone(
     Json(request): Json<SyncRequest>,
 ) -> Result<(StatusCode, axum::Json<Accepted>), ApiError> {
     let zone = app.store.zone_by_name(&zone_name(&zone)?).await?;
-    let job_id = app
-        .store
-        .enqueue_zone_sync(&caller.context(), zone.id, request.force)
-        .await?;
+    let job_id =
+        crate::commands::sync_zone(&*app.store, &caller.context(), zone.id, request.force).await?;
     Ok((StatusCode::ACCEPTED, axum::Json(Accepted::new(job_id))))
 }
 
@@ -242,19 +235,11 @@ pub async fn delete_zone(
     Path(zone): Path<String>,
     Json(request): Json<DeleteZoneRequest>,
 ) -> Reply<Zone> {
-    let name = zone_name(&zone)?;
-    if DomainName::parse(&request.confirm_zone).ok().as_ref() != Some(&name) {
-        return Err(ApiError::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "confirmation_mismatch",
-            format!("confirm_zone must repeat the zone's name ({name}) to delete it"),
-        )
-        .with_field("confirm_zone"));
-    }
-    let zone = app.store.zone_by_name(&name).await?;
-    Ok(axum::Json(
-        app.store.remove_zone(&caller.context(), zone.id).await?,
-    ))
+    let zone = app.store.zone_by_name(&zone_name(&zone)?).await?;
+    let ctx = caller.context();
+    let removed =
+        crate::commands::remove_zone(&*app.store, &ctx, zone.id, &request.confirm_zone).await?;
+    Ok(axum::Json(removed))
 }
 
 #[utoipa::path(post, path = "/api/v1/dns/rewrite", tag = "dns", request_body = AddressMove,

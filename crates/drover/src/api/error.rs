@@ -160,10 +160,15 @@ impl From<drover_core::Error> for ApiError {
                 "confirmation_mismatch",
                 message,
             )
-            .with_field(format!("confirm_{what}")),
+            .with_field(match what {
+                "name" => "confirm_name",
+                "zone name" => "confirm_zone",
+                _ => "confirm_domain",
+            }),
             LastOperatorToken { .. } => {
                 Self::new(StatusCode::CONFLICT, "last_operator_token", message)
             }
+            ZoneDeleting { .. } => Self::new(StatusCode::CONFLICT, "zone_deleting", message),
             PlanFixed { .. } => Self::new(StatusCode::CONFLICT, "service_terminated", message),
             ServerRefused(refusal) => {
                 let code = match refusal {

@@ -256,7 +256,7 @@ pub async fn run(
         }
         DnsCommand::Apply { zone, force, wait } => {
             let zone = store.zone_by_name(&zone_name(&zone)?).await?;
-            let job = store.enqueue_zone_sync(ctx, zone.id, force).await?;
+            let job = crate::commands::sync_zone(&**store, ctx, zone.id, force).await?;
             let Some(output) = follow(&**store, job, wait, out).await? else {
                 return Ok(());
             };
@@ -402,19 +402,15 @@ async fn zones(
             let limit = match max_change_percent.as_str() {
                 "default" => None,
                 text => match text.parse::<u8>() {
-                    Ok(p) if p <= 100 => Some(p),
+                    Ok(p) => Some(p),
                     _ => bail!("--max-change-percent '{text}': expected 0 to 100, or 'default'"),
                 },
             };
-            out.one(&store.set_zone_safety(ctx, zone.id, limit).await?)
+            out.one(&crate::commands::set_zone_safety(&**store, ctx, zone.id, limit).await?)
         }
         ZoneCommand::Delete { zone, confirm } => {
-            let name = zone_name(&zone)?;
-            if zone_name(&confirm).ok().as_ref() != Some(&name) {
-                bail!("--confirm must repeat the zone's name ({name}) to delete it");
-            }
-            let zone = store.zone_by_name(&name).await?;
-            out.one(&store.remove_zone(ctx, zone.id).await?)
+            let zone = store.zone_by_name(&zone_name(&zone)?).await?;
+            out.one(&crate::commands::remove_zone(&**store, ctx, zone.id, &confirm).await?)
         }
     }
 }
@@ -441,16 +437,14 @@ async fn records(
                 ttl,
                 contents.iter().map(String::as_str),
             )?;
-            out.one(&store.set_rrset(ctx, zone.id, rrset).await?)
+            out.one(&crate::commands::set_rrset(&**store, ctx, zone.id, rrset).await?)
         }
         RecordCommand::Delete { zone, name, rtype } => {
             let zone = store.zone_by_name(&zone_name(&zone)?).await?;
             let owner = OwnerName::parse(&name, &zone.name)?;
-            out.one(
-                &store
-                    .delete_rrset(ctx, zone.id, &owner, RecordType::parse(&rtype)?)
-                    .await?,
-            )
+            let rtype = RecordType::parse(&rtype)?;
+            let zone = crate::commands::delete_rrset(&**store, ctx, zone.id, &owner, rtype).await?;
+            out.one(&zone)
         }
     }
 }

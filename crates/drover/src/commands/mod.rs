@@ -5,6 +5,7 @@
 //! adapt their input and output; no command calls a server: long work is always a job.
 
 mod accounts;
+mod dns;
 mod drift;
 mod moves;
 mod plans;
@@ -14,6 +15,7 @@ mod services;
 mod tokens;
 
 pub use accounts::{retry_failed_accounts, set_protection};
+pub use dns::{delete_rrset, remove_zone, set_rrset, set_zone_safety, sync_zone};
 pub use drift::record_drift_repair;
 pub use moves::{
     advance_migration, confirm_migration, schedule_migration, start_failover, start_migration,

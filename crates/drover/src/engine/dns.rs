@@ -61,6 +61,8 @@ impl Default for DnsSettings {
 pub enum DnsWorkError {
     #[error(transparent)]
     Store(#[from] StoreError),
+    #[error(transparent)]
+    Command(#[from] crate::commands::Error),
     /// The provider's error is in the message (not a source: the chain would say it twice).
     #[error("DNS provider {provider}: {error}")]
     Provider { provider: String, error: DnsError },
@@ -679,7 +681,7 @@ impl Dns {
         }
         self.store.record_zone_syncs(&records).await?;
         for zone in deferred {
-            self.store.enqueue_zone_sync(ctx, zone, false).await?;
+            crate::commands::sync_zone(&*self.store, ctx, zone, false).await?;
         }
         Ok(())
     }
@@ -891,12 +893,11 @@ impl Dns {
         };
         let diff = drover_core::rewrite_addresses(&zone.rrsets, &moved);
         for rrset in &diff.deletes {
-            self.store
-                .delete_rrset(ctx, zone.id, &rrset.name, rrset.rtype)
+            crate::commands::delete_rrset(&*self.store, ctx, zone.id, &rrset.name, rrset.rtype)
                 .await?;
         }
         for rrset in diff.upserts() {
-            self.store.set_rrset(ctx, zone.id, rrset.clone()).await?;
+            crate::commands::set_rrset(&*self.store, ctx, zone.id, rrset.clone()).await?;
         }
         Ok(())
     }
@@ -912,7 +913,8 @@ impl Dns {
         }
         match self.store.account_zone(account).await? {
             Some(zone) if !zone.deleting => {
-                self.store.remove_zone(ctx, zone.id).await?;
+                let name = zone.name.to_string();
+                crate::commands::remove_zone(&*self.store, ctx, zone.id, &name).await?;
                 Ok(())
             }
             _ => Ok(()),

@@ -1039,7 +1039,7 @@ async fn an_operator_manages_dns_from_the_command_line() {
     )
     .await;
     assert!(
-        !success && stderr.contains("repeat the zone's name"),
+        !success && stderr.contains("repeat its zone name cli-"),
         "{stderr}"
     );
     // The failover rewrite, in JSON, and what DNS serves right after.

@@ -43,6 +43,7 @@ drover_testkit::on_both_databases!(
     failed_accounts_are_listed_retried_and_cleared,
     the_last_operator_token_is_never_revoked,
     a_changed_plan_queues_its_sync_to_the_servers,
+    a_zone_changes_whole_and_refuses_what_would_break_it,
 );
 
 fn ctx() -> RequestContext {
@@ -780,4 +781,128 @@ async fn a_changed_plan_queues_its_sync_to_the_servers(store: Store_) {
         .unwrap_err();
     assert!(err.to_string().contains("ssl needs web"), "{err}");
     assert_eq!(syncs(all().await.unwrap()).len(), 1);
+}
+
+async fn a_zone_changes_whole_and_refuses_what_would_break_it(store: Store_) {
+    use drover_core::{OwnerName, RecordType, RrSet, ZoneTemplate, account_zone};
+    let store = &*store.0;
+    let provider = serde_json::from_value(serde_json::json!({
+        "name": "pdns-1", "credentials": "env:PDNS_KEY", "serves_new_zones": true,
+        "settings": {"kind": "powerdns", "api_url": "http://127.0.0.1:8081/"},
+    }))
+    .unwrap();
+    let provider = store.create_dns_provider(&ctx(), provider).await.unwrap();
+    let name = drover_core::DomainName::parse("exemplu.ro").unwrap();
+    let address = Some("192.0.2.10".parse().unwrap());
+    let rrsets = account_zone(&name, address, None, &ZoneTemplate::default()).unwrap();
+    let zone = store
+        .create_zone(&ctx(), &name, None, rrsets, &[provider.id])
+        .await
+        .unwrap();
+    let syncs = || async {
+        store
+            .jobs(JobFilter::default())
+            .await
+            .unwrap()
+            .into_iter()
+            .filter(|j| j.kind == "sync_zone")
+            .count()
+    };
+    assert_eq!(syncs().await, 1);
+    let audited = audit_count(store).await;
+
+    // A change is a new generation, its sync joining the one waiting.
+    let shop = RrSet::new(
+        OwnerName::parse("shop", &name).unwrap(),
+        RecordType::A,
+        300,
+        ["192.0.2.50"],
+    )
+    .unwrap();
+    let changed = commands::set_rrset(store, &ctx(), zone.id, shop.clone())
+        .await
+        .unwrap();
+    assert_eq!(changed.generation, 2);
+    assert!(changed.rrsets.contains(&shop));
+    assert_eq!(syncs().await, 1);
+    // What would break the zone changes nothing.
+    let www = OwnerName::parse("www", &name).unwrap();
+    let clash = RrSet::new(
+        www.clone(),
+        RecordType::Cname,
+        300,
+        ["elsewhere.example.net"],
+    )
+    .unwrap();
+    let err = commands::set_rrset(store, &ctx(), zone.id, clash)
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("beside the CNAME"), "{err}");
+    let shop_aaaa = OwnerName::parse("shop", &name).unwrap();
+    let missing = commands::delete_rrset(store, &ctx(), zone.id, &shop_aaaa, RecordType::Aaaa)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            missing,
+            commands::Error::Store(StoreError::NotFound { what: "rrset", .. })
+        ),
+        "{missing:?}"
+    );
+    let too_much = commands::set_zone_safety(store, &ctx(), zone.id, Some(101))
+        .await
+        .unwrap_err();
+    assert!(too_much.to_string().contains("0 to 100"), "{too_much}");
+    assert_eq!(store.zone(zone.id).await.unwrap(), changed);
+    assert_eq!(audit_count(store).await, audited + 1);
+    // A forced sync may not join the one waiting: that one keeps to the safety limits.
+    let forced = commands::sync_zone(store, &ctx(), zone.id, true)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            forced,
+            commands::Error::Store(StoreError::Conflict {
+                conflict: drover_store::Conflict::SyncUnderWay,
+                ..
+            })
+        ),
+        "{forced:?}"
+    );
+    // Removal needs the name repeated; a zone being removed changes no more.
+    let wrong = commands::remove_zone(store, &ctx(), zone.id, "exemplu.com")
+        .await
+        .unwrap_err();
+    assert_eq!(
+        wrong.to_string(),
+        "to delete zone exemplu.ro, repeat its zone name exemplu.ro exactly; got 'exemplu.com'"
+    );
+    let removed = commands::remove_zone(store, &ctx(), zone.id, "EXEMPLU.ro")
+        .await
+        .unwrap();
+    assert!(removed.deleting && removed.generation == 3);
+    let err = commands::set_rrset(store, &ctx(), zone.id, shop)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            commands::Error::Rule(drover_core::Error::ZoneDeleting { .. })
+        ),
+        "{err:?}"
+    );
+    let actions: Vec<String> = store
+        .audit_events(AuditFilter {
+            subject: Some("zone:exemplu.ro".into()),
+            page: Page::default(),
+        })
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| e.action)
+        .collect();
+    assert_eq!(
+        actions,
+        ["dns.zone.create", "dns.rrset.set", "dns.zone.remove"]
+    );
 }

@@ -158,15 +158,16 @@ async fn plan_and_apply_respect_the_safety_limits_on_every_provider() {
             ["192.0.2.77"],
         )
         .unwrap();
-        w.store.set_rrset(&ctx(), zone.id, rrset).await.unwrap();
+        drover::commands::set_rrset(&*w.store, &ctx(), zone.id, rrset)
+            .await
+            .unwrap();
     }
     let zone = w.store.zone(zone.id).await.unwrap();
     let plan = dns.plan(&zone).await.unwrap();
     dns.apply(&ctx(), &zone, &plan, false).await.unwrap();
     for i in 0..8 {
         let owner = OwnerName::parse(&format!("h{i}"), &name).unwrap();
-        w.store
-            .delete_rrset(&ctx(), zone.id, &owner, RecordType::A)
+        drover::commands::delete_rrset(&*w.store, &ctx(), zone.id, &owner, RecordType::A)
             .await
             .unwrap();
     }
@@ -204,9 +205,7 @@ async fn plan_and_apply_respect_the_safety_limits_on_every_provider() {
             .is_some_and(|e| e.contains("safety limits"))
     }));
     // The zone's own limit lets this plan through.
-    let zone = w
-        .store
-        .set_zone_safety(&ctx(), zone.id, Some(50))
+    let zone = drover::commands::set_zone_safety(&*w.store, &ctx(), zone.id, Some(50))
         .await
         .unwrap();
     let plan = dns.plan(&zone).await.unwrap();
@@ -219,7 +218,9 @@ async fn plan_and_apply_respect_the_safety_limits_on_every_provider() {
         ["ns9.elsewhere.net"],
     )
     .unwrap();
-    let zone = w.store.set_rrset(&ctx(), zone.id, ns).await.unwrap();
+    let zone = drover::commands::set_rrset(&*w.store, &ctx(), zone.id, ns)
+        .await
+        .unwrap();
     let plan = dns.plan(&zone).await.unwrap();
     assert!(plan.providers.iter().all(|p| {
         p.refusals
@@ -413,7 +414,9 @@ async fn a_failover_rewrite_is_one_request_per_zone_and_provider_and_served_at_o
         ["203.0.113.50"],
     )
     .unwrap();
-    w.store.set_rrset(&ctx(), zone.id, extra).await.unwrap();
+    drover::commands::set_rrset(&*w.store, &ctx(), zone.id, extra)
+        .await
+        .unwrap();
     let back = AddressMove {
         from: vec!["203.0.113.50".parse().unwrap()],
         to: vec![old_ip.parse().unwrap()],
