@@ -486,8 +486,6 @@ pub struct RecordKey {
     pub content: String,
 }
 
-/// Refuses a set of rrsets no DNS server would serve: repeats, CNAME at the apex, CNAME beside
-/// other data or with more than one record, SRV at a name without `_service._proto`.
 /// Whether the records of a zone may change now: not while it is being removed.
 pub fn check_zone_change(zone: &DomainName, deleting: bool) -> Result<(), Error> {
     if deleting {
@@ -510,6 +508,8 @@ pub fn check_change_percent(limit: Option<u8>) -> Result<(), Error> {
     }
 }
 
+/// Refuses a set of rrsets no DNS server would serve: repeats, CNAME at the apex, CNAME beside
+/// other data or with more than one record, SRV at a name without `_service._proto`.
 pub fn validate_zone(zone: &DomainName, rrsets: &[RrSet]) -> Result<(), Error> {
     let mut by_name: BTreeMap<&OwnerName, Vec<RecordType>> = BTreeMap::new();
     for rrset in rrsets {
@@ -1079,6 +1079,23 @@ pub fn rewrite_addresses(rrsets: &[RrSet], moved: &AddressMove) -> ZoneDiff {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_zone_being_removed_changes_no_more_and_its_own_limit_is_a_share() {
+        let zone = DomainName::parse("exemplu.ro").unwrap();
+        assert_eq!(check_zone_change(&zone, false), Ok(()));
+        assert_eq!(
+            check_zone_change(&zone, true).unwrap_err().to_string(),
+            "zone exemplu.ro is being removed; its records cannot change"
+        );
+        for fine in [None, Some(0), Some(100)] {
+            assert_eq!(check_change_percent(fine), Ok(()));
+        }
+        assert_eq!(
+            check_change_percent(Some(101)).unwrap_err().to_string(),
+            "invalid max change percent '101': 0 to 100"
+        );
+    }
 
     fn zone() -> DomainName {
         DomainName::parse("example.ro").unwrap()

@@ -81,8 +81,6 @@ pub enum Conflict {
     ServerDecommissioned,
     /// A forced sync waits for the sync of the zone that is under way.
     SyncUnderWay,
-    /// The zone is being removed.
-    ZoneDeleting,
     /// An Idempotency-Key came back with a different request.
     IdempotencyKeyReused,
     /// The first request of an Idempotency-Key still runs.

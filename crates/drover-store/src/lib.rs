@@ -2,10 +2,11 @@
 //! database; [`PgStore`] and [`SqliteStore`] carry it out with the same SQL (see `sql_store.rs`)
 //! and are held to the same contract tests.
 //!
-//! It holds data, not rules: drover's command layer decides what a change may do and writes it
-//! through a [`Write`] (`store.write()`), one transaction that also appends the change's audit
-//! event and, where the fleet must follow, inserts the River job that makes it so: the job
-//! exists exactly when the change does.
+//! It holds data: drover's command layer decides what a change may do and writes it through a
+//! [`Write`] (`store.write()`), one transaction that also appends the change's audit event and,
+//! where the fleet must follow, inserts the River job that makes it so: the job exists exactly
+//! when the change does. (The store's own writes that remain, listed in the command layer's
+//! module, are kept to the same transaction rule; an adoption still checks its proposal here.)
 
 mod dns_store;
 mod error;

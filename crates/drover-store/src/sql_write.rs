@@ -26,7 +26,34 @@ mod write_sql {
         pub(super) queue: riverqueue::Client,
     }
 
+    /// Rows a read locks until the transaction ends.
+    #[derive(Clone, Copy)]
+    enum Locked {
+        Service,
+        Plan,
+        Server,
+        Zone,
+    }
+
     impl SqlWrite {
+        /// Locks the row, if there is one (PostgreSQL; SQLite's writes are serial already).
+        async fn lock(&mut self, table: Locked, id: i64) -> Result<()> {
+            let table = match table {
+                Locked::Service => "services",
+                Locked::Plan => "plans",
+                Locked::Server => "servers",
+                Locked::Zone => "dns_zones",
+            };
+            sqlx::query(sqlx::AssertSqlSafe(format!(
+                "SELECT id FROM {table} WHERE id = $1{}",
+                super::FOR_UPDATE
+            )))
+            .bind(id)
+            .fetch_optional(&mut *self.tx)
+            .await?;
+            Ok(())
+        }
+
         async fn referenced_plan(&mut self, plan: PlanId) -> Result<()> {
             let found: Option<i64> = sqlx::query_scalar("SELECT id FROM plans WHERE id = $1")
                 .bind(plan.get())
@@ -45,6 +72,7 @@ mod write_sql {
     #[async_trait]
     impl Write for SqlWrite {
         async fn service(&mut self, id: ServiceId) -> Result<Service> {
+            self.lock(Locked::Service, id.get()).await?;
             SqlStore::fetch_service(&mut self.tx, id).await
         }
 
@@ -61,10 +89,12 @@ mod write_sql {
         }
 
         async fn plan(&mut self, id: PlanId) -> Result<Plan> {
+            self.lock(Locked::Plan, id.get()).await?;
             SqlStore::fetch_plan(&mut self.tx, id).await
         }
 
         async fn server(&mut self, id: ServerId) -> Result<Server> {
+            self.lock(Locked::Server, id.get()).await?;
             SqlStore::fetch_server(&mut self.tx, id).await
         }
 
@@ -73,6 +103,7 @@ mod write_sql {
         }
 
         async fn zone(&mut self, id: ZoneId) -> Result<Zone> {
+            self.lock(Locked::Zone, id.get()).await?;
             super::dns_sql::fetch_zone(&mut self.tx, id).await
         }
 

@@ -54,8 +54,9 @@ pub struct Generation {
 /// A write transaction. Dropped without [`Write::commit`], it is rolled back: an error returned
 /// half-way through a command leaves nothing behind.
 ///
-/// Reads of a row the command changes lock it until the end (PostgreSQL); SQLite's write
-/// transactions run one at a time already.
+/// A read of one row by its id (a service, an account, a plan, a server, a zone) locks it until
+/// the end on PostgreSQL, so two commands changing the same row run one after the other;
+/// SQLite's write transactions run one at a time already.
 #[async_trait]
 pub trait Write: Send {
     async fn service(&mut self, id: ServiceId) -> Result<Service>;
@@ -76,8 +77,9 @@ pub trait Write: Send {
     async fn accounts_kept_on(&mut self, server: ServerId) -> Result<i64>;
 
     /// A new pending service and its account (absent, generation 1). Refused as an unknown
-    /// reference when the customer or plan does not exist, and as a collision when the domain
-    /// is hosted already (by a concurrent request too) or the unix user name was just taken.
+    /// reference when the customer or plan does not exist, as a collision when the domain is
+    /// hosted already (by a concurrent request too), and as a concurrent change when another
+    /// request took the unix user name a moment before.
     async fn insert_service(
         &mut self,
         new: &NewService,

@@ -1395,15 +1395,7 @@ async fn services(
         }
         ServiceCommand::Show { id } => out.one(&store.service(id).await?),
         ServiceCommand::Activate { id } => transition(id, Transition::Activate, None).await,
-        ServiceCommand::Suspend { id, reason } => {
-            let reason = reason.as_deref().map(SuspendReason::parse).transpose()?;
-            transition(
-                id,
-                Transition::Suspend,
-                reason.map(SuspendReason::into_string),
-            )
-            .await
-        }
+        ServiceCommand::Suspend { id, reason } => transition(id, Transition::Suspend, reason).await,
         ServiceCommand::Unsuspend { id } => transition(id, Transition::Unsuspend, None).await,
         ServiceCommand::Terminate { id } => transition(id, Transition::Terminate, None).await,
         ServiceCommand::Bulk {

@@ -95,7 +95,6 @@ impl From<StoreError> for ApiError {
                     }
                     Conflict::ServerDecommissioned => "server_decommissioned",
                     Conflict::SyncUnderWay => "sync_under_way",
-                    Conflict::ZoneDeleting => "zone_deleting",
                     // The same key for another request is a client's mistake, not a state.
                     Conflict::IdempotencyKeyReused => {
                         return Self::new(

@@ -1,8 +1,14 @@
-//! The command layer: every change billing, an operator or drover itself asks for, in one
-//! place. A command checks its input with `drover-core`'s types and rules, then writes in one
-//! transaction ([`drover_store::Write`]) with the jobs that carry it out and its audit events,
-//! and returns a typed outcome. The HTTP API, the command line and the jobs call these and only
-//! adapt their input and output; no command calls a server: long work is always a job.
+//! The command layer: the changes billing, an operator or drover itself asks for that rules
+//! decide or jobs carry out, in one place. A command checks its input with `drover-core`'s
+//! types and rules, then writes in one transaction ([`drover_store::Write`]) with the jobs that
+//! carry it out and its audit events, and returns a typed outcome. The HTTP API, the command
+//! line and the jobs call these and only adapt their input and output; no command calls a
+//! server: long work is always a job.
+//!
+//! Not here yet (the store still writes them, audited, in one transaction each): creating
+//! customers, plans, servers, tokens, DNS providers and zones, a server's patch, an adoption's
+//! records, the work an operator asks for (`FleetStore::enqueue_requested`), and River's own job
+//! controls (retry, cancel, pause).
 
 mod accounts;
 mod dns;

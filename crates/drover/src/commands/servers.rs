@@ -34,8 +34,6 @@ pub struct DrainPlan {
     pub under_way: Vec<AccountId>,
 }
 
-/// Plans drains from drover's records alone (placement and migrations): the moves themselves
-/// are carried out by the migration jobs, so an API handler may run it.
 /// Starts emptying the server (it takes no new account from now on) and starts a migration
 /// for each account it holds, to where placement puts it, keeping each old copy for `grace`;
 /// a dry run only plans. Accounts no server can take now are listed and left.
@@ -75,13 +73,12 @@ pub async fn decommission(
     id: ServerId,
     confirm_name: &str,
 ) -> Result<Server> {
-    let server = store.server(id).await?;
+    let mut tx = store.write().await?;
+    let server = tx.server(id).await?;
     server
         .spec
         .name
         .confirm(confirm_name, || format!("retire server {id}"))?;
-    let mut tx = store.write().await?;
-    let server = tx.server(id).await?;
     let holding = tx.accounts_kept_on(id).await?;
     let state = server.state.decommission(id, &server.spec.name, holding)?;
     tx.update_server_state(id, state).await?;

@@ -20,6 +20,7 @@ use crate::engine::seal::Sealer;
 pub struct ServiceCreated {
     #[serde(flatten)]
     pub service: Service,
+    /// Things about the domain that are legal but may be a mistake.
     pub warnings: Vec<DomainWarning>,
 }
 
@@ -129,7 +130,8 @@ pub async fn change_plan(
 }
 
 /// Keeps a new password for the service's account, sealed with the operator key, and queues
-/// the job that sets it on the server.
+/// the job that sets it on the server. The account's record becomes a new generation: a
+/// password job already running, which this one joins, then runs again with it.
 pub async fn change_password(
     store: &dyn Store,
     ctx: &RequestContext,
@@ -141,9 +143,11 @@ pub async fn change_password(
     let sealed = sealer.seal(password.secret());
     let mut tx = store.write().await?;
     let service = tx.service(id).await?;
-    let account = tx.account(service.account_id).await?;
-    tx.update_sealed_password(account.id, &sealed, sealer.id())
+    // The key's row first, then the account's: a rotation locks them in this order too.
+    tx.update_sealed_password(service.account_id, &sealed, sealer.id())
         .await?;
+    let account = tx.account(service.account_id).await?;
+    tx.next_generation(account.id).await?;
     let args = SetAccountPassword {
         account_id: account.id.get(),
     };

@@ -55,7 +55,11 @@ pub(super) enum Finish {
     /// It brought the account to a generation: it finishes only if that is still the latest,
     /// since a change made meanwhile may have joined it (converge jobs are unique per account).
     AtLatestGeneration,
-    /// Its work stands on its own (a move, a password): it finishes.
+    /// It applied the latest record of one thing (a password): it finishes only if the
+    /// account's record is unchanged since, or runs again, as a change made meanwhile may have
+    /// joined it; it never marks the account failed (the account itself may match).
+    AtLatestRecord,
+    /// Its work stands on its own (a move): it finishes.
     Always,
 }
 
@@ -159,17 +163,19 @@ where
         .await?;
         let (ended, why) = match ended {
             // Out of retries: River discards the job, unless a change joined it meanwhile.
-            Err(e) if last_try && finish == Finish::AtLatestGeneration => {
+            Err(e) if last_try && finish != Finish::Always => {
                 if engine
                     .store
                     .end_converge(account, read_generation, job_id)
                     .await?
                 {
-                    let reason = format!("gave up after {} attempts: {e}", row.attempt);
-                    engine
-                        .store
-                        .mark_account_failed(&ctx, account, &reason)
-                        .await?;
+                    if finish == Finish::AtLatestGeneration {
+                        let reason = format!("gave up after {} attempts: {e}", row.attempt);
+                        engine
+                            .store
+                            .mark_account_failed(&ctx, account, &reason)
+                            .await?;
+                    }
                     (Err(e), why)
                 } else {
                     (
@@ -191,7 +197,7 @@ where
             Err(e) => ("retried", Some(e.to_string())),
         };
         // A converge that completed recorded its attempt as it completed.
-        let recorded = outcome == "completed" && finish == Finish::AtLatestGeneration;
+        let recorded = outcome == "completed" && finish != Finish::Always;
         // A job that waits is woken every half minute: only a change of why it waits is kept.
         let repeated_wait = outcome == "snoozed"
             && engine
@@ -272,13 +278,14 @@ async fn decide(
         _ => None,
     };
     if let Some(reason) = refused {
-        if finish == Finish::AtLatestGeneration
+        if finish != Finish::Always
             && !engine
                 .store
                 .end_converge(account, read_generation, job_id)
                 .await?
         {
-            // A change that joined this job may lift the refusal (an unprotect, say).
+            // A change that joined this job may lift the refusal (an unprotect, a password
+            // the server takes).
             return Ok((
                 Ok(WorkOutcome::Snooze(Duration::ZERO)),
                 Some(format!(

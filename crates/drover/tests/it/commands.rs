@@ -44,6 +44,7 @@ drover_testkit::on_both_databases!(
     the_last_operator_token_is_never_revoked,
     a_changed_plan_queues_its_sync_to_the_servers,
     a_zone_changes_whole_and_refuses_what_would_break_it,
+    a_drift_repair_records_its_actions_and_converges_what_it_enforces,
 );
 
 fn ctx() -> RequestContext {
@@ -855,7 +856,24 @@ async fn a_zone_changes_whole_and_refuses_what_would_break_it(store: Store_) {
     assert!(too_much.to_string().contains("0 to 100"), "{too_much}");
     assert_eq!(store.zone(zone.id).await.unwrap(), changed);
     assert_eq!(audit_count(store).await, audited + 1);
+    // Its own limit, and a removed rrset: each a new generation but the limit.
+    let limited = commands::set_zone_safety(store, &ctx(), zone.id, Some(40))
+        .await
+        .unwrap();
+    assert_eq!(
+        (limited.max_change_percent, limited.generation),
+        (Some(40), 2)
+    );
+    let shop_a = OwnerName::parse("shop", &name).unwrap();
+    let without = commands::delete_rrset(store, &ctx(), zone.id, &shop_a, RecordType::A)
+        .await
+        .unwrap();
+    assert_eq!(without.generation, 3);
+    assert!(!without.rrsets.contains(&shop));
     // A forced sync may not join the one waiting: that one keeps to the safety limits.
+    let waiting = commands::sync_zone(store, &ctx(), zone.id, false)
+        .await
+        .unwrap();
     let forced = commands::sync_zone(store, &ctx(), zone.id, true)
         .await
         .unwrap_err();
@@ -866,7 +884,7 @@ async fn a_zone_changes_whole_and_refuses_what_would_break_it(store: Store_) {
                 conflict: drover_store::Conflict::SyncUnderWay,
                 ..
             })
-        ),
+        ) && forced.to_string().contains(&format!("job {waiting}")),
         "{forced:?}"
     );
     // Removal needs the name repeated; a zone being removed changes no more.
@@ -880,7 +898,7 @@ async fn a_zone_changes_whole_and_refuses_what_would_break_it(store: Store_) {
     let removed = commands::remove_zone(store, &ctx(), zone.id, "EXEMPLU.ro")
         .await
         .unwrap();
-    assert!(removed.deleting && removed.generation == 3);
+    assert!(removed.deleting && removed.generation == 4);
     let err = commands::set_rrset(store, &ctx(), zone.id, shop)
         .await
         .unwrap_err();
@@ -903,6 +921,88 @@ async fn a_zone_changes_whole_and_refuses_what_would_break_it(store: Store_) {
         .collect();
     assert_eq!(
         actions,
-        ["dns.zone.create", "dns.rrset.set", "dns.zone.remove"]
+        [
+            "dns.zone.create",
+            "dns.rrset.set",
+            "dns.zone.safety",
+            "dns.rrset.delete",
+            "dns.zone.remove"
+        ]
+    );
+}
+
+async fn a_drift_repair_records_its_actions_and_converges_what_it_enforces(store: Store_) {
+    use drover_core::{DriftAction, DriftFinding, DriftKind};
+    let store = &*store.0;
+    let server = store
+        .create_server(&ctx(), server_spec("vm1"))
+        .await
+        .unwrap();
+    let svc = service(store, "ana.ro").await;
+    store
+        .assign_server(&ctx(), svc.account_id, server.id)
+        .await
+        .unwrap();
+    let findings = [
+        DriftFinding {
+            kind: DriftKind::Missing,
+            domain: "ana.ro".into(),
+            account_id: Some(svc.account_id),
+            expected: Some("enabled".into()),
+            found: None,
+        },
+        DriftFinding {
+            kind: DriftKind::Orphan,
+            domain: "stray.ro".into(),
+            account_id: None,
+            expected: None,
+            found: Some("enabled".into()),
+        },
+    ];
+    let records = store
+        .record_drift(&ctx(), server.id, &findings)
+        .await
+        .unwrap();
+    let actions = [
+        (records[0].id, DriftAction::Enforce),
+        (records[1].id, DriftAction::Log),
+    ];
+    let jobs = commands::record_drift_repair(store, &ctx(), server.id, &actions, &[svc.account_id])
+        .await
+        .unwrap();
+    assert_eq!(jobs.len(), 1);
+    let job = store.job(jobs[0]).await.unwrap();
+    assert_eq!(
+        (job.kind.as_str(), job.account_id),
+        ("converge_account", Some(svc.account_id))
+    );
+    // Enforcing is a new generation: a converge job just finishing runs again for it.
+    assert_eq!(
+        store
+            .account(svc.account_id)
+            .await
+            .unwrap()
+            .desired_generation,
+        2
+    );
+    let after = store.drift_findings(Some(server.id)).await.unwrap();
+    assert_eq!(
+        after.iter().map(|r| r.action).collect::<Vec<_>>(),
+        [Some(DriftAction::Enforce), Some(DriftAction::Log)]
+    );
+    let repair = store
+        .audit_events(AuditFilter {
+            subject: Some(format!("server:{}", server.id)),
+            page: Page::default(),
+        })
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|e| e.action == "drift.repair")
+        .unwrap();
+    let details: serde_json::Value = serde_json::from_str(&repair.details).unwrap();
+    assert_eq!(
+        details,
+        serde_json::json!({"logged": 1, "enforced": 1, "quarantined": 0, "jobs": [jobs[0]]})
     );
 }

@@ -114,6 +114,7 @@ drover_testkit::on_both_databases!(
     jobs_wait_with_a_reason_and_the_emergency_stop_holds_them,
     a_bulk_suspension_reports_every_outcome,
     a_change_made_while_a_job_runs_is_applied_by_that_job,
+    a_password_changed_while_its_job_runs_is_the_one_set,
 );
 
 async fn billing_moves_are_carried_out_on_the_server(mut f: Fleetwork) {
@@ -461,6 +462,42 @@ async fn a_change_made_while_a_job_runs_is_applied_by_that_job(mut f: Fleetwork)
     );
     let account = store.account(activated.account.id).await.unwrap();
     assert_eq!(account.observed_state.as_deref(), Some("disabled"));
+    f.workers.stop().await.unwrap();
+}
+
+async fn a_password_changed_while_its_job_runs_is_the_one_set(mut f: Fleetwork) {
+    let store = &*f.store;
+    let id = service_on(store, drover_core::PlanId(1), "parola.ro").await;
+    let activated = crate::transition_service(store, &ctx(), id, Transition::Activate, None)
+        .await
+        .unwrap();
+    assert_eq!(finished(store, activated.job_id).await.state, "completed");
+    let sealer = Sealer::from_hex(&"42".repeat(32)).unwrap();
+    let billing = ctx();
+    let change = |password: &str| {
+        let password = secrecy::SecretString::from(password.to_owned());
+        drover::commands::change_password(store, &billing, &sealer, id, password)
+    };
+    // The job's call answers slowly: billing sets another password meanwhile.
+    f.sim.fail_next(drover_testkit::virtualmin::Fault::Slow(
+        Duration::from_millis(1500),
+    ));
+    let first = change("First-passw0rd").await.unwrap();
+    for _ in 0..200 {
+        if store.job(first).await.unwrap().state == "running" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(store.job(first).await.unwrap().state, "running");
+    let second = change("Second-passw0rd").await.unwrap();
+    assert_eq!(second, first, "the running job takes the change");
+    assert_eq!(finished(store, first).await.state, "completed");
+    let on_server = f
+        .sim
+        .with_state(|s| s.domains.get("parola.ro").cloned())
+        .unwrap();
+    assert_eq!(on_server.password, "Second-passw0rd", "not lost");
     f.workers.stop().await.unwrap();
 }
 

@@ -9,7 +9,8 @@ use riverqueue::{Job, WorkContext, WorkOutcome};
 use crate::engine::Engine;
 use crate::engine::account_job::{ConvergeError, Finish, Round, run_for_account};
 
-/// `set_account_password`: sets the sealed password on the account's server.
+/// `set_account_password`: sets the sealed password on the account's server. A new password
+/// kept while it runs joins it and makes it run again (see `commands::change_password`).
 pub async fn run(
     engine: Arc<Engine>,
     context: WorkContext,
@@ -22,7 +23,7 @@ pub async fn run(
         &context,
         &job.row,
         account,
-        Finish::Always,
+        Finish::AtLatestRecord,
         |_| async move {
             let target = engine.store.converge_target(account).await?;
             let generation = target.account.desired_generation;
