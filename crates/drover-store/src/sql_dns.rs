@@ -12,7 +12,7 @@ mod dns_sql {
     use jiff_sqlx::Timestamp as SqlTimestamp;
     use serde_json::json;
 
-    use super::{SqlStore, Tx, append_audit, begin, begin_read};
+    use super::{SqlStore, Tx, append_audit, begin, begin_read, insert_job};
     use crate::dns_store::*;
     use crate::error::{Reference, UniqueKey, unique_violation};
     use crate::jobs::{RewriteAddresses, SyncZone};
@@ -242,9 +242,15 @@ mod dns_sql {
             zone_id: zone.id.get(),
             force: false,
         };
-        let (job, _) = store
-            .enqueue_job(tx, ctx, zone.account_id, args, Default::default())
-            .await?;
+        let (job, _) = insert_job(
+            &store.queue,
+            tx,
+            ctx,
+            zone.account_id,
+            args,
+            Default::default(),
+        )
+        .await?;
         Ok(job)
     }
 
@@ -469,9 +475,8 @@ mod dns_sql {
                 let args = RewriteAddresses {
                     moved: moved.clone(),
                 };
-                let (job, _) = self
-                    .enqueue_job(tx, ctx, None, args, Default::default())
-                    .await?;
+                let (job, _) =
+                    insert_job(&self.queue, tx, ctx, None, args, Default::default()).await?;
                 append_audit(
                     tx,
                     ctx,

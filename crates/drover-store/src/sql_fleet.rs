@@ -10,7 +10,7 @@ mod fleet_sql {
     use jiff_sqlx::Timestamp as SqlTimestamp;
     use serde_json::json;
 
-    use super::{SqlStore, Tx, append_audit, begin, begin_read};
+    use super::{SqlStore, Tx, append_audit, begin, begin_read, insert_job};
     use crate::error::Conflict;
     use crate::fleet_store::*;
     use crate::jobs::{
@@ -299,7 +299,7 @@ mod fleet_sql {
             };
             // Someone may be waiting for it: a few quick tries, then it says why it failed.
             let opts = riverqueue::InsertOpts::default().with_max_attempts(REQUESTED_ATTEMPTS);
-            let (job, _) = store.enqueue_job(tx, ctx, None, args, opts).await?;
+            let (job, _) = insert_job(&store.queue, tx, ctx, None, args, opts).await?;
             let details = json!({ "job": job, "asked": asked });
             append_audit(tx, ctx, action, subject, details).await?;
             Ok(job)

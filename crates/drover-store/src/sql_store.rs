@@ -1405,21 +1405,6 @@ impl SqlStore {
         self.job(id).await
     }
 
-    /// Enqueues any job in `tx` with `opts` (a schedule, say): see [`insert_job`].
-    async fn enqueue_job<A>(
-        &self,
-        tx: &mut Tx,
-        ctx: &RequestContext,
-        account: Option<AccountId>,
-        args: A,
-        opts: riverqueue::InsertOpts,
-    ) -> Result<(JobId, bool)>
-    where
-        A: riverqueue::JobArgs + Send + Sync + 'static,
-    {
-        insert_job(&self.queue, tx, ctx, account, args, opts).await
-    }
-
     /// Joins River's rows with drover's record of what each job is about.
     async fn summarize(&self, rows: Vec<riverqueue::JobRow>) -> Result<Vec<JobSummary>> {
         let mut summaries = Vec::with_capacity(rows.len());

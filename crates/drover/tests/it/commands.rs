@@ -88,6 +88,16 @@ fn server_spec(name: &str) -> drover_core::ServerSpec {
     .unwrap()
 }
 
+/// The actions audited about `subject`, in order.
+async fn audited(store: &dyn Store, subject: impl Into<String>) -> Vec<String> {
+    let filter = AuditFilter {
+        subject: Some(subject.into()),
+        page: Page::default(),
+    };
+    let events = store.audit_events(filter).await.unwrap();
+    events.into_iter().map(|e| e.action).collect()
+}
+
 async fn audit_count(store: &dyn Store) -> usize {
     let filter = AuditFilter {
         subject: None,
@@ -157,16 +167,7 @@ async fn lifecycle_moves_set_the_account_and_enqueue_one_job(store: Store_) {
     assert_eq!(terminated.account.desired_state, DesiredState::Absent);
     assert!(terminated.account.protected_from_deletion);
 
-    let actions: Vec<String> = store
-        .audit_events(AuditFilter {
-            subject: Some(format!("service:{}", svc.id)),
-            page: Page::default(),
-        })
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|e| e.action)
-        .collect();
+    let actions = audited(store, format!("service:{}", svc.id)).await;
     assert_eq!(
         actions,
         [
@@ -264,16 +265,7 @@ async fn protection_changes_need_the_domain_repeated(store: Store_) {
     commands::set_protection(store, &ctx(), svc.account_id, true, "știri.ro")
         .await
         .unwrap();
-    let actions: Vec<String> = store
-        .audit_events(AuditFilter {
-            subject: Some(format!("account:{}", svc.account_id)),
-            page: Page::default(),
-        })
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|e| e.action)
-        .collect();
+    let actions = audited(store, format!("account:{}", svc.account_id)).await;
     assert_eq!(actions, ["account.unprotect", "account.protect"]);
 }
 
@@ -484,16 +476,7 @@ async fn an_operator_moves_a_server_until_it_is_retired(store: Store_) {
             "server vm1 is decommissioned: it no longer changes state"
         );
     }
-    let actions: Vec<String> = store
-        .audit_events(AuditFilter {
-            subject: Some(format!("server:{id}")),
-            page: Page::default(),
-        })
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|e| e.action)
-        .collect();
+    let actions = audited(store, format!("server:{id}")).await;
     assert_eq!(
         actions,
         [
@@ -810,7 +793,7 @@ async fn a_zone_changes_whole_and_refuses_what_would_break_it(store: Store_) {
             .count()
     };
     assert_eq!(syncs().await, 1);
-    let audited = audit_count(store).await;
+    let audited_before = audit_count(store).await;
 
     // A change is a new generation, its sync joining the one waiting.
     let shop = RrSet::new(
@@ -855,7 +838,7 @@ async fn a_zone_changes_whole_and_refuses_what_would_break_it(store: Store_) {
         .unwrap_err();
     assert!(too_much.to_string().contains("0 to 100"), "{too_much}");
     assert_eq!(store.zone(zone.id).await.unwrap(), changed);
-    assert_eq!(audit_count(store).await, audited + 1);
+    assert_eq!(audit_count(store).await, audited_before + 1);
     // Its own limit, and a removed rrset: each a new generation but the limit.
     let limited = commands::set_zone_safety(store, &ctx(), zone.id, Some(40))
         .await
@@ -909,16 +892,7 @@ async fn a_zone_changes_whole_and_refuses_what_would_break_it(store: Store_) {
         ),
         "{err:?}"
     );
-    let actions: Vec<String> = store
-        .audit_events(AuditFilter {
-            subject: Some("zone:exemplu.ro".into()),
-            page: Page::default(),
-        })
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|e| e.action)
-        .collect();
+    let actions = audited(store, "zone:exemplu.ro").await;
     assert_eq!(
         actions,
         [
