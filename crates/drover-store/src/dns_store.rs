@@ -3,8 +3,8 @@
 
 use async_trait::async_trait;
 use drover_core::{
-    AccountId, AddressMove, CredentialRef, DnsProviderId, DomainName, JobId, RecordIds, RrSet,
-    ZoneDiff, ZoneId,
+    AccountId, AddressMove, CredentialRef, DnsProviderId, DomainName, RecordIds, RrSet, ZoneDiff,
+    ZoneId,
 };
 use drover_dns::{ProviderKind, ProviderSettings};
 use jiff::Timestamp;
@@ -156,8 +156,6 @@ pub trait DnsStore: Send + Sync {
     async fn account_zone(&self, account: AccountId) -> Result<Option<Zone>>;
     /// Drops a removed zone's rows once no provider serves it.
     async fn forget_zone(&self, ctx: &RequestContext, zone: ZoneId) -> Result<()>;
-    /// Enqueues the failover rewrite as a job, audited.
-    async fn enqueue_rewrite(&self, ctx: &RequestContext, moved: &AddressMove) -> Result<JobId>;
     /// Counts one call against a budget shared by every drover process: `None` if it may go
     /// now (and is counted), or how long (milliseconds) until one leaves the window.
     async fn reserve_provider_call(

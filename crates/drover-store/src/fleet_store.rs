@@ -4,12 +4,11 @@
 use async_trait::async_trait;
 use drover_core::{
     AccountId, DomainName, DriftAction, DriftFinding, Expected, HealthPolicy, HealthProbe,
-    HealthStreak, JobId, MoveState, ServerId, ServerState, ServiceId, Usage, Verdict,
+    HealthStreak, MoveState, ServerId, ServerState, ServiceId, Usage, Verdict,
 };
 use jiff::Timestamp;
 use serde::Serialize;
 
-use crate::jobs::Requested;
 use crate::{Page, RequestContext, Result, Server};
 
 /// A server's last health check.
@@ -108,10 +107,6 @@ pub trait FleetStore: Send + Sync {
         findings: &[DriftFinding],
     ) -> Result<Vec<DriftRecord>>;
     async fn drift_findings(&self, server: Option<ServerId>) -> Result<Vec<DriftRecord>>;
-    /// Enqueues the job that carries out what an operator asked for (a health check, a drift
-    /// scan, a usage sync, a zone's plan, …), audited; the server, zone or provider it names
-    /// must exist.
-    async fn enqueue_requested(&self, ctx: &RequestContext, work: Requested) -> Result<JobId>;
     /// What adopting a server matches its domains against: drover's plans, customers and
     /// accounts (with their servers' names), in one snapshot.
     async fn adoption_known(&self) -> Result<drover_core::Known>;

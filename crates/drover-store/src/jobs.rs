@@ -73,37 +73,33 @@ pub struct CheckZones {
     pub provider_id: Option<i64>,
 }
 
-/// Work an operator asks for, carried out by a job (see `FleetStore::enqueue_requested`).
+/// The job of work an operator asked for (see the command layer's `request`): tried a few
+/// times only, as someone may be waiting on it.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Requested {
-    HealthCheck {
-        server: Option<drover_core::ServerId>,
-        /// Compare the servers' plans with drover's too.
-        plans: bool,
-    },
-    DriftScan {
-        server: Option<drover_core::ServerId>,
-        repair: DriftRepair,
-    },
-    OrphanDeletion {
-        server: drover_core::ServerId,
-        domain: drover_core::DomainName,
-    },
-    UsageSync {
-        server: Option<drover_core::ServerId>,
-    },
-    ZonePlan {
-        zone: drover_core::ZoneId,
-    },
-    ZoneCheck {
-        provider: Option<drover_core::DnsProviderId>,
-    },
-    Adoption {
-        server: drover_core::ServerId,
-        apply: bool,
-        mapping: Option<Vec<drover_core::Mapping>>,
-        accept_plan_changes: bool,
-    },
+pub enum RequestedJob {
+    HealthCheck(CheckFleetHealth),
+    DriftScan(ScanDrift),
+    OrphanDeletion(DeleteOrphan),
+    UsageSync(SyncUsage),
+    ZonePlan(PlanZone),
+    ZoneCheck(CheckZones),
+    Adoption(AdoptServer),
+}
+
+impl RequestedJob {
+    /// What was asked: the job's arguments.
+    pub fn asked(&self) -> serde_json::Value {
+        let asked = match self {
+            Self::HealthCheck(args) => serde_json::to_value(args),
+            Self::DriftScan(args) => serde_json::to_value(args),
+            Self::OrphanDeletion(args) => serde_json::to_value(args),
+            Self::UsageSync(args) => serde_json::to_value(args),
+            Self::ZonePlan(args) => serde_json::to_value(args),
+            Self::ZoneCheck(args) => serde_json::to_value(args),
+            Self::Adoption(args) => serde_json::to_value(args),
+        };
+        asked.unwrap_or_default()
+    }
 }
 
 /// Move every record pointing at old addresses to new ones, on every provider (the failover

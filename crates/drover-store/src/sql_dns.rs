@@ -15,7 +15,7 @@ mod dns_sql {
     use super::{SqlStore, Tx, append_audit, begin, begin_read, insert_job};
     use crate::dns_store::*;
     use crate::error::{Reference, UniqueKey, unique_violation};
-    use crate::jobs::{RewriteAddresses, SyncZone};
+    use crate::jobs::SyncZone;
     use crate::rows::{corrupt, sql_now, to_json_list};
     use crate::{RequestContext, Result, StoreError};
     use drover_dns::ProviderSettings;
@@ -180,6 +180,18 @@ mod dns_sql {
             zones.extend(chunk.iter().filter_map(|id| by_id.remove(id)));
         }
         Ok(zones)
+    }
+
+    pub(super) async fn fetch_provider(
+        tx: &mut Tx,
+        id: DnsProviderId,
+    ) -> Result<DnsProviderRecord> {
+        sqlx::query_as::<_, ProviderRow>(concat!(select_provider!(), " WHERE id = $1"))
+            .bind(id.get())
+            .fetch_optional(&mut **tx)
+            .await?
+            .ok_or_else(|| StoreError::not_found("DNS provider", id))?
+            .into_model()
     }
 
     pub(super) async fn fetch_zone(tx: &mut Tx, id: ZoneId) -> Result<Zone> {
@@ -463,29 +475,6 @@ mod dns_sql {
                 )
                 .await?;
                 Ok(())
-            })
-        }
-
-        async fn enqueue_rewrite(
-            &self,
-            ctx: &RequestContext,
-            moved: &AddressMove,
-        ) -> Result<JobId> {
-            write_tx!(self, tx, {
-                let args = RewriteAddresses {
-                    moved: moved.clone(),
-                };
-                let (job, _) =
-                    insert_job(&self.queue, tx, ctx, None, args, Default::default()).await?;
-                append_audit(
-                    tx,
-                    ctx,
-                    "dns.rewrite.requested",
-                    "dns".to_owned(),
-                    json!({ "from": moved.from, "to": moved.to, "job": job }),
-                )
-                .await?;
-                Ok(job)
             })
         }
 

@@ -3,20 +3,16 @@
 
 mod fleet_sql {
     use drover_core::{
-        AccountId, DesiredState, DnsProviderId, DomainName, DriftAction, DriftFinding, DriftKind,
-        Expected, HealthPolicy, HealthProbe, HealthStreak, JobId, MoveState, ServerId, ServerState,
-        ServiceId, Usage, Verdict, ZoneId, next_health,
+        AccountId, DesiredState, DomainName, DriftAction, DriftFinding, DriftKind, Expected,
+        HealthPolicy, HealthProbe, HealthStreak, MoveState, ServerId, ServerState, ServiceId,
+        Usage, Verdict, next_health,
     };
     use jiff_sqlx::Timestamp as SqlTimestamp;
     use serde_json::json;
 
-    use super::{SqlStore, Tx, append_audit, begin, begin_read, insert_job};
+    use super::{SqlStore, Tx, append_audit, begin, begin_read};
     use crate::error::Conflict;
     use crate::fleet_store::*;
-    use crate::jobs::{
-        AdoptServer, CheckFleetHealth, CheckZones, DeleteOrphan, PlanZone, Requested, ScanDrift,
-        SyncUsage,
-    };
     use crate::rows::{corrupt, sql_now, to_json_list};
     use crate::{RequestContext, Result, StoreError};
 
@@ -233,79 +229,6 @@ mod fleet_sql {
         }
     }
 
-    /// What a requested job is about, checked to exist before the job is queued.
-    enum About {
-        Fleet,
-        Server(ServerId),
-        Zone(ZoneId),
-        Providers(Option<DnsProviderId>),
-    }
-
-    /// Refuses an id naming no row of the table `sql` counts in.
-    async fn row_exists(tx: &mut Tx, sql: &'static str, what: &'static str, id: i64) -> Result<()> {
-        let found: i64 = sqlx::query_scalar(sql)
-            .bind(id)
-            .fetch_one(&mut **tx)
-            .await?;
-        if found == 0 {
-            return Err(StoreError::not_found(what, id));
-        }
-        Ok(())
-    }
-
-    /// How often a job an operator asked for is tried.
-    const REQUESTED_ATTEMPTS: i32 = 3;
-
-    /// Enqueues the job that carries out an operator's request, audited as `action` with what
-    /// was asked (`asked`: its arguments).
-    async fn enqueue_request<A>(
-        store: &SqlStore,
-        ctx: &RequestContext,
-        about: About,
-        args: A,
-        action: &str,
-    ) -> Result<JobId>
-    where
-        A: riverqueue::JobArgs + serde::Serialize + Send + Sync + 'static,
-    {
-        let asked = serde_json::to_value(&args).unwrap_or_default();
-        write_tx!(store, tx, {
-            let subject = match about {
-                About::Fleet | About::Providers(None) => "fleet".to_owned(),
-                About::Server(server) => {
-                    SqlStore::fetch_server(tx, server).await?;
-                    format!("server:{server}")
-                }
-                About::Zone(zone) => {
-                    row_exists(
-                        tx,
-                        "SELECT COUNT(*) FROM dns_zones WHERE id = $1",
-                        "zone",
-                        zone.get(),
-                    )
-                    .await?;
-                    format!("zone:{zone}")
-                }
-                About::Providers(Some(provider)) => {
-                    row_exists(
-                        tx,
-                        "SELECT COUNT(*) FROM dns_providers WHERE id = $1",
-                        "DNS provider",
-                        provider.get(),
-                    )
-                    .await?;
-                    format!("dns_provider:{provider}")
-                }
-            };
-            // Someone may be waiting for it: a few quick tries, then it says why it failed.
-            let opts = riverqueue::InsertOpts::default().with_max_attempts(REQUESTED_ATTEMPTS);
-            let (job, _) = insert_job(&store.queue, tx, ctx, None, args, opts).await?;
-            let details = json!({ "job": job, "asked": asked });
-            append_audit(tx, ctx, action, subject, details).await?;
-            Ok(job)
-        })
-    }
-
     #[async_trait::async_trait]
     impl FleetStore for SqlStore {
         async fn failovers_remaining(&self, server: ServerId) -> Result<i64> {
@@ -396,73 +319,6 @@ mod fleet_sql {
 
         async fn drift_findings(&self, server: Option<ServerId>) -> Result<Vec<DriftRecord>> {
             read_tx!(self, tx, { fetch_drift(tx, server).await })
-        }
-
-        async fn enqueue_requested(&self, ctx: &RequestContext, work: Requested) -> Result<JobId> {
-            let on = |server: Option<ServerId>| server.map_or(About::Fleet, About::Server);
-            let id = |server: Option<ServerId>| server.map(ServerId::get);
-            match work {
-                Requested::HealthCheck { server, plans } => {
-                    let args = CheckFleetHealth {
-                        server_id: id(server),
-                        plans,
-                    };
-                    enqueue_request(self, ctx, on(server), args, "health.check_requested").await
-                }
-                Requested::DriftScan { server, repair } => {
-                    let args = ScanDrift {
-                        server_id: id(server),
-                        repair,
-                    };
-                    enqueue_request(self, ctx, on(server), args, "drift.scan_requested").await
-                }
-                Requested::OrphanDeletion { server, domain } => {
-                    let args = DeleteOrphan {
-                        server_id: server.get(),
-                        domain: domain.as_str().to_owned(),
-                    };
-                    let action = "drift.orphan_deletion_requested";
-                    enqueue_request(self, ctx, About::Server(server), args, action).await
-                }
-                Requested::UsageSync { server } => {
-                    let args = SyncUsage {
-                        server_id: id(server),
-                    };
-                    enqueue_request(self, ctx, on(server), args, "usage.sync_requested").await
-                }
-                Requested::ZonePlan { zone } => {
-                    let args = PlanZone {
-                        zone_id: zone.get(),
-                    };
-                    enqueue_request(self, ctx, About::Zone(zone), args, "dns.plan_requested").await
-                }
-                Requested::Adoption {
-                    server,
-                    apply,
-                    mapping,
-                    accept_plan_changes,
-                } => {
-                    let args = AdoptServer {
-                        server_id: server.get(),
-                        apply,
-                        mapping,
-                        accept_plan_changes,
-                    };
-                    let action = if apply {
-                        "server.adoption_requested"
-                    } else {
-                        "server.adoption_planned"
-                    };
-                    enqueue_request(self, ctx, About::Server(server), args, action).await
-                }
-                Requested::ZoneCheck { provider } => {
-                    let args = CheckZones {
-                        provider_id: provider.map(DnsProviderId::get),
-                    };
-                    let about = About::Providers(provider);
-                    enqueue_request(self, ctx, about, args, "dns.check_requested").await
-                }
-            }
         }
 
         async fn adoption_known(&self) -> Result<drover_core::Known> {

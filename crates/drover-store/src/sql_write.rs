@@ -5,8 +5,9 @@
 mod write_sql {
     use async_trait::async_trait;
     use drover_core::{
-        AccountId, DesiredState, DomainName, DriftAction, MoveState, PlanId, PlanSpec, ServerId,
-        ServerState, ServiceId, ServiceStatus, TokenId, UnixUsername, ZoneDiff, ZoneId,
+        AccountId, DesiredState, DnsProviderId, DomainName, DriftAction, MoveState, PlanId,
+        PlanSpec, ServerId, ServerState, ServiceId, ServiceStatus, TokenId, UnixUsername, ZoneDiff,
+        ZoneId,
     };
 
     use super::{
@@ -14,11 +15,12 @@ mod write_sql {
         sealed_with_the_recorded_key,
     };
     use crate::error::{Conflict, Reference, unique_violation};
+    use crate::jobs::RequestedJob;
     use crate::rows::sql_now;
     use crate::write::{Enqueued, Generation, Job, Write};
     use crate::{
-        Account, ApiToken, Migration, NewService, Plan, RequestContext, Result, Server, Service,
-        StoreError, Zone,
+        Account, ApiToken, DnsProviderRecord, Migration, NewService, Plan, RequestContext, Result,
+        Server, Service, StoreError, Zone,
     };
 
     pub(super) struct SqlWrite {
@@ -105,6 +107,10 @@ mod write_sql {
         async fn zone(&mut self, id: ZoneId) -> Result<Zone> {
             self.lock(Locked::Zone, id.get()).await?;
             super::dns_sql::fetch_zone(&mut self.tx, id).await
+        }
+
+        async fn dns_provider(&mut self, id: DnsProviderId) -> Result<DnsProviderRecord> {
+            super::dns_sql::fetch_provider(&mut self.tx, id).await
         }
 
         async fn migration(&mut self, account: AccountId) -> Result<Option<Migration>> {
@@ -483,6 +489,33 @@ mod write_sql {
                 Job::SyncZone { args, account } => {
                     insert_job(queue, tx, ctx, account, args, opts).await?
                 }
+                Job::Requested { job, attempts } => {
+                    let opts = opts.with_max_attempts(attempts);
+                    match job {
+                        RequestedJob::HealthCheck(args) => {
+                            insert_job(queue, tx, ctx, None, args, opts).await?
+                        }
+                        RequestedJob::DriftScan(args) => {
+                            insert_job(queue, tx, ctx, None, args, opts).await?
+                        }
+                        RequestedJob::OrphanDeletion(args) => {
+                            insert_job(queue, tx, ctx, None, args, opts).await?
+                        }
+                        RequestedJob::UsageSync(args) => {
+                            insert_job(queue, tx, ctx, None, args, opts).await?
+                        }
+                        RequestedJob::ZonePlan(args) => {
+                            insert_job(queue, tx, ctx, None, args, opts).await?
+                        }
+                        RequestedJob::ZoneCheck(args) => {
+                            insert_job(queue, tx, ctx, None, args, opts).await?
+                        }
+                        RequestedJob::Adoption(args) => {
+                            insert_job(queue, tx, ctx, None, args, opts).await?
+                        }
+                    }
+                }
+                Job::RewriteAddresses(args) => insert_job(queue, tx, ctx, None, args, opts).await?,
                 Job::Migrate { args, at } => {
                     let account = Some(AccountId(args.account_id));
                     let opts = match at {

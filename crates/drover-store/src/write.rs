@@ -5,15 +5,19 @@
 
 use async_trait::async_trait;
 use drover_core::{
-    AccountId, DesiredState, DomainName, DriftAction, JobId, MoveState, PlanId, PlanSpec, ServerId,
-    ServerState, ServiceId, ServiceStatus, TokenId, UnixUsername, ZoneDiff, ZoneId,
+    AccountId, DesiredState, DnsProviderId, DomainName, DriftAction, JobId, MoveState, PlanId,
+    PlanSpec, ServerId, ServerState, ServiceId, ServiceStatus, TokenId, UnixUsername, ZoneDiff,
+    ZoneId,
 };
 
 use crate::Migration;
 use crate::Result;
-use crate::Zone;
-use crate::jobs::{ConvergeAccount, MigrateAccount, SetAccountPassword, SyncPlan, SyncZone};
+use crate::jobs::{
+    ConvergeAccount, MigrateAccount, RequestedJob, RewriteAddresses, SetAccountPassword, SyncPlan,
+    SyncZone,
+};
 use crate::model::{Account, ApiToken, NewService, Plan, RequestContext, Server, Service};
+use crate::{DnsProviderRecord, Zone};
 
 /// A job a command queues with its change. Kinds unique per account join the one already
 /// waiting instead of adding another ([`Enqueued::joined`]).
@@ -27,6 +31,13 @@ pub enum Job {
         args: SyncZone,
         account: Option<AccountId>,
     },
+    /// Work an operator asked for, tried at most `attempts` times.
+    Requested {
+        job: RequestedJob,
+        attempts: i32,
+    },
+    /// Every record pointing at old addresses moved to new ones, on every provider.
+    RewriteAddresses(RewriteAddresses),
     /// The account's move, to run now or at `at`.
     Migrate {
         args: MigrateAccount,
@@ -66,6 +77,7 @@ pub trait Write: Send {
     /// The first unix user name derived from `domain` that no account holds.
     async fn free_username(&mut self, domain: &DomainName) -> Result<UnixUsername>;
     async fn zone(&mut self, id: ZoneId) -> Result<Zone>;
+    async fn dns_provider(&mut self, id: DnsProviderId) -> Result<DnsProviderRecord>;
     /// The account's move, under way or the last one done.
     async fn migration(&mut self, account: AccountId) -> Result<Option<Migration>>;
     /// The operator tokens not revoked, by id (locked until the end on PostgreSQL, so that two

@@ -28,7 +28,8 @@ mod doctor;
 mod follow;
 mod usage;
 
-use drover_store::jobs::{DriftRepair, Requested};
+use commands::Requested;
+use drover_store::jobs::DriftRepair;
 use follow::{WaitFlag, ask};
 
 #[derive(Debug, Parser)]

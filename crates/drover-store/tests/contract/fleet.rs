@@ -2,7 +2,6 @@
 
 use drover_core::{HealthPolicy, HealthProbe, ServerState, Verdict};
 use drover_store::AuditFilter;
-use drover_store::jobs::{DriftRepair, Requested};
 
 use crate::{Harness, ctx, server_spec};
 
@@ -325,88 +324,6 @@ pub async fn usage_is_replaced_by_each_sync_for_accounts_still_on_the_server(h: 
         .unwrap();
     let mailboxes: Vec<u64> = on_vm1.iter().map(|u| u.usage.mailboxes).collect();
     assert_eq!(mailboxes, [5, 1], "ion keeps its last figures from vm1");
-
-    // An operator's request for a sync is a job, audited; an unknown server is refused.
-    store
-        .enqueue_requested(
-            &ctx(),
-            Requested::UsageSync {
-                server: Some(vm1.id),
-            },
-        )
-        .await
-        .unwrap();
-    let missing = store
-        .enqueue_requested(
-            &ctx(),
-            Requested::UsageSync {
-                server: Some(drover_core::ServerId(999)),
-            },
-        )
-        .await
-        .unwrap_err();
-    assert!(matches!(missing, drover_store::StoreError::NotFound { .. }));
-
-    // Every kind of request is queued and audited; what it names must exist.
-    let domain = drover_core::DomainName::parse("stray.ro").unwrap();
-    for (request, action) in [
-        (
-            Requested::HealthCheck {
-                server: None,
-                plans: false,
-            },
-            "health.check_requested",
-        ),
-        (
-            Requested::DriftScan {
-                server: Some(vm1.id),
-                repair: DriftRepair::DryRun,
-            },
-            "drift.scan_requested",
-        ),
-        (
-            Requested::OrphanDeletion {
-                server: vm1.id,
-                domain: domain.clone(),
-            },
-            "drift.orphan_deletion_requested",
-        ),
-        (
-            Requested::ZoneCheck { provider: None },
-            "dns.check_requested",
-        ),
-    ] {
-        let job = store.enqueue_requested(&ctx(), request).await.unwrap();
-        let audited = store
-            .audit_events(AuditFilter::default())
-            .await
-            .unwrap()
-            .into_iter()
-            .any(|e| {
-                e.action == action
-                    && serde_json::from_str::<serde_json::Value>(&e.details).unwrap()["job"]
-                        == job.get()
-            });
-        assert!(audited, "{action}");
-    }
-    for request in [
-        Requested::ZonePlan {
-            zone: drover_core::ZoneId(999),
-        },
-        Requested::ZoneCheck {
-            provider: Some(drover_core::DnsProviderId(999)),
-        },
-        Requested::OrphanDeletion {
-            server: drover_core::ServerId(999),
-            domain: domain.clone(),
-        },
-    ] {
-        let refused = store.enqueue_requested(&ctx(), request).await.unwrap_err();
-        assert!(
-            matches!(refused, drover_store::StoreError::NotFound { .. }),
-            "{refused}"
-        );
-    }
 }
 
 pub async fn an_adoption_records_accounts_as_found_in_one_transaction(h: Harness) {

@@ -256,6 +256,6 @@ pub async fn rewrite(
             "from and to each need at least one address",
         ));
     }
-    let job_id = app.store.enqueue_rewrite(&caller.context(), &moved).await?;
+    let job_id = crate::commands::rewrite_addresses(&*app.store, &caller.context(), &moved).await?;
     Ok((StatusCode::ACCEPTED, axum::Json(Accepted::new(job_id))))
 }

@@ -1,10 +1,11 @@
 //! Drift: what each server's last scan found, and starting a scan.
 
+use crate::commands::Requested;
 use axum::Extension;
 use axum::extract::{Path, State};
 use drover_core::ServerId;
 use drover_store::DriftRecord;
-use drover_store::jobs::{DriftRepair, Requested};
+use drover_store::jobs::DriftRepair;
 use serde::Deserialize;
 use utoipa::IntoParams;
 use utoipa_axum::router::OpenApiRouter;

@@ -18,7 +18,7 @@ use super::error::{ApiError, ErrorBody};
 use super::extract::{Json, Query, path_id};
 use super::middleware::Caller;
 use super::shared::{Accepted, PageQuery, Reply, WithStatus, queue};
-use drover_store::jobs::Requested;
+use crate::commands::Requested;
 
 pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()

@@ -6,7 +6,7 @@ use drover_store::Page;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
-use drover_store::jobs::Requested;
+use crate::commands::Requested;
 
 use super::AppState;
 use super::error::ApiError;
@@ -47,9 +47,6 @@ impl Accepted {
 
 /// Queues what an operator asked for: 202 with its job.
 pub async fn queue(app: &AppState, caller: &Caller, request: Requested) -> WithStatus<Accepted> {
-    let job_id = app
-        .store
-        .enqueue_requested(&caller.context(), request)
-        .await?;
+    let job_id = crate::commands::request(&*app.store, &caller.context(), request).await?;
     Ok((StatusCode::ACCEPTED, axum::Json(Accepted::new(job_id))))
 }

@@ -1,10 +1,10 @@
 //! Usage: the disk and bandwidth figures servers report for each account.
 
+use crate::commands::Requested;
 use axum::Extension;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use drover_core::{ServerId, ServiceId};
-use drover_store::jobs::Requested;
 use drover_store::{Page, UsageFilter};
 use serde::Deserialize;
 use utoipa::IntoParams;

@@ -5,10 +5,10 @@
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
+use crate::commands::Requested;
 use anyhow::bail;
 use clap::Subcommand;
 use drover_core::{AddressMove, ApplyResult, DomainName, OwnerName, RecordType, RrSet};
-use drover_store::jobs::Requested;
 use drover_store::{DnsProviderSpec, RequestContext, Store, ZoneFilter};
 use serde_json::{Value, json};
 
@@ -315,7 +315,7 @@ pub async fn run(
         }
         DnsCommand::Rewrite { from, to, wait } => {
             let moved = AddressMove { from, to };
-            let job = store.enqueue_rewrite(ctx, &moved).await?;
+            let job = crate::commands::rewrite_addresses(&**store, ctx, &moved).await?;
             let Some(report) = follow(&**store, job, wait, out).await? else {
                 return Ok(());
             };

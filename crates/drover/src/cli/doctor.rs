@@ -5,8 +5,8 @@
 
 use std::time::Duration;
 
+use crate::commands::Requested;
 use drover_core::CredentialRef;
-use drover_store::jobs::Requested;
 use drover_store::{Page, RequestContext, Store};
 use serde::Serialize;
 use serde_json::Value;
@@ -289,15 +289,11 @@ async fn health_check(
     ctx: &RequestContext,
     report: &mut Report,
 ) -> anyhow::Result<()> {
-    let job = store
-        .enqueue_requested(
-            ctx,
-            Requested::HealthCheck {
-                server: None,
-                plans: true,
-            },
-        )
-        .await?;
+    let check = Requested::HealthCheck {
+        server: None,
+        plans: true,
+    };
+    let job = crate::commands::request(store, ctx, check).await?;
     let started = tokio::time::Instant::now();
     let output: Value = loop {
         let row = store.job(job).await?;

@@ -4,9 +4,9 @@
 
 use std::time::Duration;
 
+use crate::commands::Requested;
 use anyhow::bail;
 use drover_core::JobId;
-use drover_store::jobs::Requested;
 use drover_store::{JobSummary, RequestContext, Store};
 use serde_json::Value;
 
@@ -35,7 +35,7 @@ pub async fn ask(
     wait: WaitFlag,
     out: super::Output,
 ) -> anyhow::Result<Option<Value>> {
-    let job = store.enqueue_requested(ctx, request).await?;
+    let job = crate::commands::request(store, ctx, request).await?;
     follow(store, job, wait, out).await
 }
 

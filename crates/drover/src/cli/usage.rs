@@ -2,9 +2,9 @@
 
 use std::sync::Arc;
 
+use crate::commands::Requested;
 use clap::Subcommand;
 use drover_core::{ServerId, ServiceId};
-use drover_store::jobs::Requested;
 use drover_store::{RequestContext, Store, UsageFilter};
 
 use super::follow::{WaitFlag, ask};

@@ -7,8 +7,7 @@
 //!
 //! Not here yet (the store still writes them, audited, in one transaction each): creating
 //! customers, plans, servers, tokens, DNS providers and zones, a server's patch, an adoption's
-//! records, the work an operator asks for (`FleetStore::enqueue_requested`), and River's own job
-//! controls (retry, cancel, pause).
+//! records, and River's own job controls (retry, cancel, pause).
 
 mod accounts;
 mod dns;
@@ -16,6 +15,7 @@ mod drift;
 mod moves;
 mod plans;
 mod rebuild;
+mod requests;
 mod servers;
 mod services;
 mod tokens;
@@ -28,6 +28,7 @@ pub use moves::{
 };
 pub use plans::update_plan;
 pub use rebuild::{RebuildPlan, RebuildStep, rebuild};
+pub use requests::{Requested, request, rewrite_addresses};
 pub use servers::{DrainMove, DrainPlan, decommission, drain, failover, set_maintenance};
 pub use services::{
     ServiceCreated, change_password, change_plan, create_service, transition_service,

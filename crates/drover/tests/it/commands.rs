@@ -45,6 +45,7 @@ drover_testkit::on_both_databases!(
     a_changed_plan_queues_its_sync_to_the_servers,
     a_zone_changes_whole_and_refuses_what_would_break_it,
     a_drift_repair_records_its_actions_and_converges_what_it_enforces,
+    work_an_operator_asks_for_names_what_exists_and_is_audited,
 );
 
 fn ctx() -> RequestContext {
@@ -979,4 +980,98 @@ async fn a_drift_repair_records_its_actions_and_converges_what_it_enforces(store
         details,
         serde_json::json!({"logged": 1, "enforced": 1, "quarantined": 0, "jobs": [jobs[0]]})
     );
+}
+
+async fn work_an_operator_asks_for_names_what_exists_and_is_audited(store: Store_) {
+    use commands::Requested;
+    let store = &*store.0;
+    let vm1 = store
+        .create_server(&ctx(), server_spec("vm1"))
+        .await
+        .unwrap();
+    // An operator's request for a sync is a job, audited, tried a few times; an unknown
+    // server is refused.
+    commands::request(
+        store,
+        &ctx(),
+        Requested::UsageSync {
+            server: Some(vm1.id),
+        },
+    )
+    .await
+    .unwrap();
+    let missing = commands::request(
+        store,
+        &ctx(),
+        Requested::UsageSync {
+            server: Some(drover_core::ServerId(999)),
+        },
+    )
+    .await
+    .unwrap_err();
+    assert!(matches!(
+        missing,
+        commands::Error::Store(StoreError::NotFound { .. })
+    ));
+
+    // Every kind of request is queued and audited; what it names must exist.
+    let domain = drover_core::DomainName::parse("stray.ro").unwrap();
+    for (request, action) in [
+        (
+            Requested::HealthCheck {
+                server: None,
+                plans: false,
+            },
+            "health.check_requested",
+        ),
+        (
+            Requested::DriftScan {
+                server: Some(vm1.id),
+                repair: drover_store::jobs::DriftRepair::DryRun,
+            },
+            "drift.scan_requested",
+        ),
+        (
+            Requested::OrphanDeletion {
+                server: vm1.id,
+                domain: domain.clone(),
+            },
+            "drift.orphan_deletion_requested",
+        ),
+        (
+            Requested::ZoneCheck { provider: None },
+            "dns.check_requested",
+        ),
+    ] {
+        let job = commands::request(store, &ctx(), request).await.unwrap();
+        let audited = store
+            .audit_events(AuditFilter::default())
+            .await
+            .unwrap()
+            .into_iter()
+            .any(|e| {
+                e.action == action
+                    && serde_json::from_str::<serde_json::Value>(&e.details).unwrap()["job"]
+                        == job.get()
+            });
+        assert!(audited, "{action}");
+    }
+    for request in [
+        Requested::ZonePlan {
+            zone: drover_core::ZoneId(999),
+        },
+        Requested::ZoneCheck {
+            provider: Some(drover_core::DnsProviderId(999)),
+        },
+        Requested::OrphanDeletion {
+            server: drover_core::ServerId(999),
+            domain: domain.clone(),
+        },
+    ] {
+        let refused = commands::request(store, &ctx(), request).await.unwrap_err();
+        assert!(
+            matches!(refused, commands::Error::Store(StoreError::NotFound { .. })),
+            "{refused}"
+        );
+    }
 }

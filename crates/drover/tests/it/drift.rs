@@ -197,17 +197,16 @@ async fn drift_made_by_hand_is_found_limited_and_repaired() {
     // The scan job (what the scheduler enqueues) repairs by policy on its own.
     s.sim
         .with_state(|st| st.domains.get_mut("site7.ro").unwrap().disabled = Some("by hand".into()));
-    let job = s
-        .store
-        .enqueue_requested(
-            &ctx(),
-            drover_store::jobs::Requested::DriftScan {
-                server: Some(s.server.id),
-                repair: drover_store::jobs::DriftRepair::ByPolicy,
-            },
-        )
-        .await
-        .unwrap();
+    let job = drover::commands::request(
+        &*s.store,
+        &ctx(),
+        drover::commands::Requested::DriftScan {
+            server: Some(s.server.id),
+            repair: drover_store::jobs::DriftRepair::ByPolicy,
+        },
+    )
+    .await
+    .unwrap();
     s.until("site7.ro is enabled again", |s| !s.disabled("site7.ro"))
         .await;
     let summary = s.store.job(job).await.unwrap();

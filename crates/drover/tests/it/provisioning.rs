@@ -350,15 +350,15 @@ async fn jobs_wait_with_a_reason_and_the_emergency_stop_holds_them(mut f: Fleetw
         .await
         .unwrap();
     // A job queued after it on another queue gets done: the workers fetch, and pass it by.
-    let later = store
-        .enqueue_requested(
-            &ctx(),
-            drover_store::jobs::Requested::UsageSync {
-                server: Some(drover_core::ServerId(1)),
-            },
-        )
-        .await
-        .unwrap();
+    let later = drover::commands::request(
+        store,
+        &ctx(),
+        drover::commands::Requested::UsageSync {
+            server: Some(drover_core::ServerId(1)),
+        },
+    )
+    .await
+    .unwrap();
     assert_eq!(finished(store, later).await.state, "completed");
     assert_eq!(
         store.job(held.job_id).await.unwrap().state,
