@@ -322,12 +322,7 @@ mod dns_sql {
         }
 
         async fn dns_provider(&self, id: DnsProviderId) -> Result<DnsProviderRecord> {
-            sqlx::query_as::<_, ProviderRow>(concat!(select_provider!(), " WHERE id = $1"))
-                .bind(id.get())
-                .fetch_optional(&self.pool)
-                .await?
-                .ok_or_else(|| StoreError::not_found("DNS provider", id))?
-                .into_model()
+            read_tx!(self, tx, { fetch_provider(tx, id).await })
         }
 
         async fn dns_provider_by_name(&self, name: &str) -> Result<DnsProviderRecord> {

@@ -31,6 +31,7 @@ mod write_sql {
     /// Rows a read locks until the transaction ends.
     #[derive(Clone, Copy)]
     enum Locked {
+        Account,
         Service,
         Plan,
         Server,
@@ -41,6 +42,7 @@ mod write_sql {
         /// Locks the row, if there is one (PostgreSQL; SQLite's writes are serial already).
         async fn lock(&mut self, table: Locked, id: i64) -> Result<()> {
             let table = match table {
+                Locked::Account => "accounts",
                 Locked::Service => "services",
                 Locked::Plan => "plans",
                 Locked::Server => "servers",
@@ -79,14 +81,7 @@ mod write_sql {
         }
 
         async fn account(&mut self, id: AccountId) -> Result<Account> {
-            super::locked_generation(&mut self.tx, id)
-                .await
-                .map_err(|e| match e {
-                    StoreError::Database(sqlx::Error::RowNotFound) => {
-                        StoreError::not_found("account", id)
-                    }
-                    other => other,
-                })?;
+            self.lock(Locked::Account, id.get()).await?;
             SqlStore::fetch_account(&mut self.tx, id).await
         }
 
