@@ -58,6 +58,10 @@ pub enum Error {
     #[error("zone {zone} is being removed; its records cannot change")]
     ZoneDeleting { zone: String },
 
+    /// An adoption that cannot be recorded as it stands (the reason says what to do).
+    #[error("adoption refused: {reason}")]
+    AdoptionRefused { reason: String },
+
     /// A terminated service keeps the plan it ended on.
     #[error("service {service} is terminated; its plan can no longer change")]
     PlanFixed { service: ServiceId },

@@ -57,7 +57,7 @@ pub use moves::{
 pub use names::{PlanName, ServerName, Tag, UnixUsername};
 pub use placement::{Candidate, Leaving, MovePlan, PlacementPolicy, place, plan_moves};
 pub use plan::{Feature, PlanPatch, PlanSpec};
-pub use scope::{Access, Scope, check_revocation};
+pub use scope::{Access, Scope, check_revocation, token_name};
 pub use server::{
     CertFingerprint, CredentialRef, Hostname, SecretSources, ServerPatch, ServerRefusal,
     ServerSpec, ServerState,

@@ -65,6 +65,19 @@ pub fn check_revocation(id: TokenId, active_operators: &[TokenId]) -> Result<(),
     Ok(())
 }
 
+/// A token's name as an operator gives it, trimmed: 1 to 100 characters without line breaks.
+pub fn token_name(input: &str) -> Result<&str, Error> {
+    let name = input.trim();
+    if name.is_empty() || name.len() > 100 || name.chars().any(char::is_control) {
+        return Err(Error::invalid(
+            "token name",
+            name,
+            "1 to 100 characters without line breaks",
+        ));
+    }
+    Ok(name)
+}
+
 impl fmt::Display for Scope {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
@@ -87,6 +100,15 @@ mod tests {
         assert_eq!(check_revocation(one, &[]), Ok(()), "revoked already");
         let refused = check_revocation(two, &[two]).unwrap_err();
         assert!(refused.to_string().contains("create another"), "{refused}");
+    }
+
+    #[test]
+    fn token_names_are_trimmed_and_one_line() {
+        assert_eq!(token_name("  ops-1 "), Ok("ops-1"));
+        assert_eq!(token_name(&"x".repeat(100)), Ok("x".repeat(100).as_str()));
+        for bad in ["", "   ", "a\nb", &"x".repeat(101)] {
+            assert!(token_name(bad).is_err(), "{bad:?}");
+        }
     }
 
     #[test]

@@ -167,6 +167,12 @@ impl ServerState {
         Ok(Self::Decommissioned)
     }
 
+    /// Whether a server's existing domains may be adopted as drover's accounts: not once it
+    /// is retired.
+    pub fn accepts_adoption(self, name: &ServerName) -> Result<(), ServerRefusal> {
+        self.unless_decommissioned(name).map(|_| ())
+    }
+
     fn unless_decommissioned(self, name: &ServerName) -> Result<Self, ServerRefusal> {
         if self == Self::Decommissioned {
             return Err(ServerRefusal::Decommissioned {

@@ -132,24 +132,10 @@ pub struct ZoneFilter {
 
 #[async_trait]
 pub trait DnsStore: Send + Sync {
-    async fn create_dns_provider(
-        &self,
-        ctx: &RequestContext,
-        spec: DnsProviderSpec,
-    ) -> Result<DnsProviderRecord>;
     async fn dns_providers(&self) -> Result<Vec<DnsProviderRecord>>;
     async fn dns_provider(&self, id: DnsProviderId) -> Result<DnsProviderRecord>;
     async fn dns_provider_by_name(&self, name: &str) -> Result<DnsProviderRecord>;
 
-    /// Creates a zone with its rrsets on `providers` and enqueues its sync, in one transaction.
-    async fn create_zone(
-        &self,
-        ctx: &RequestContext,
-        name: &DomainName,
-        account: Option<AccountId>,
-        rrsets: Vec<RrSet>,
-        providers: &[DnsProviderId],
-    ) -> Result<Zone>;
     async fn zone(&self, id: ZoneId) -> Result<Zone>;
     async fn zone_by_name(&self, name: &DomainName) -> Result<Zone>;
     async fn zones(&self, filter: ZoneFilter) -> Result<Vec<Zone>>;

@@ -78,7 +78,6 @@ pub enum Conflict {
     AlreadyPlaced,
     /// Every unix user name derived from the domain is taken.
     NoFreeUsername,
-    ServerDecommissioned,
     /// A forced sync waits for the sync of the zone that is under way.
     SyncUnderWay,
     /// An Idempotency-Key came back with a different request.
@@ -89,8 +88,6 @@ pub enum Conflict {
     JobWaiting,
     /// The job queue has not been created yet (no worker has run).
     NoQueueYet,
-    /// An adoption names plans drover does not have.
-    UnmappedPlans,
     /// A password sealed with a key the database no longer records.
     KeyRotated,
 }

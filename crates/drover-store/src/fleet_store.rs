@@ -110,17 +110,6 @@ pub trait FleetStore: Send + Sync {
     /// What adopting a server matches its domains against: drover's plans, customers and
     /// accounts (with their servers' names), in one snapshot.
     async fn adoption_known(&self) -> Result<drover_core::Known>;
-    /// Records an adoption on `server` in one transaction and changes nothing on the server:
-    /// its new customers, then each account with its service (active, or suspended with the
-    /// server's reason), on the server as last seen (no job), protected from deletion and with
-    /// no sealed password; each audited. Refused whole if a domain or unix user was taken
-    /// since it was proposed. Returns the new accounts' ids.
-    async fn adopt(
-        &self,
-        ctx: &RequestContext,
-        server: ServerId,
-        adoption: &drover_core::Adoption,
-    ) -> Result<Vec<AccountId>>;
     /// Replaces the usage figures of the given accounts with a sync's, for those still on
     /// `server` (an account moved meanwhile keeps its figures until its new server's sync).
     /// Returns how many were recorded.

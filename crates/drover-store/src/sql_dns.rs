@@ -5,17 +5,14 @@ mod dns_sql {
     use std::collections::{BTreeMap, BTreeSet};
 
     use drover_core::{
-        AccountId, AddressMove, CredentialRef, DnsProviderId, DomainName, JobId, OwnerName,
-        RecordIds, RecordKey, RecordType, RrSet, ZoneDiff, ZoneId, rewrite_addresses,
-        validate_zone,
+        AccountId, AddressMove, CredentialRef, DnsProviderId, DomainName, OwnerName, RecordIds,
+        RecordKey, RecordType, RrSet, ZoneDiff, ZoneId, rewrite_addresses,
     };
     use jiff_sqlx::Timestamp as SqlTimestamp;
     use serde_json::json;
 
-    use super::{SqlStore, Tx, append_audit, begin, begin_read, insert_job};
+    use super::{SqlStore, Tx, append_audit, begin, begin_read};
     use crate::dns_store::*;
-    use crate::error::{Reference, UniqueKey, unique_violation};
-    use crate::jobs::SyncZone;
     use crate::rows::{corrupt, sql_now, to_json_list};
     use crate::{RequestContext, Result, StoreError};
     use drover_dns::ProviderSettings;
@@ -244,74 +241,8 @@ mod dns_sql {
         Ok(())
     }
 
-    async fn enqueue_sync(
-        store: &SqlStore,
-        tx: &mut Tx,
-        ctx: &RequestContext,
-        zone: &Zone,
-    ) -> Result<JobId> {
-        let args = SyncZone {
-            zone_id: zone.id.get(),
-            force: false,
-        };
-        let (job, _) = insert_job(
-            &store.queue,
-            tx,
-            ctx,
-            zone.account_id,
-            args,
-            Default::default(),
-        )
-        .await?;
-        Ok(job)
-    }
-
     #[async_trait::async_trait]
     impl DnsStore for SqlStore {
-        async fn create_dns_provider(
-            &self,
-            ctx: &RequestContext,
-            spec: DnsProviderSpec,
-        ) -> Result<DnsProviderRecord> {
-            let spec = spec.validated()?;
-            write_tx!(self, tx, {
-                let id: i64 = sqlx::query_scalar(
-                    "INSERT INTO dns_providers (name, credentials, serves_new_zones, settings, \
-                     created_at) VALUES ($1, $2, $3, $4, $5) RETURNING id",
-                )
-                .bind(&spec.name)
-                .bind(spec.credentials.to_string())
-                .bind(spec.serves_new_zones)
-                .bind(
-                    serde_json::to_string(&spec.settings)
-                        .map_err(|e| corrupt("provider settings", e))?,
-                )
-                .bind(sql_now())
-                .fetch_one(&mut **tx)
-                .await
-                .map_err(|e| match unique_violation(&e) {
-                    Some(_) => StoreError::duplicate(
-                        UniqueKey::DnsProviderName,
-                        format!("a DNS provider named '{}' exists already", spec.name),
-                    ),
-                    None => e.into(),
-                })?;
-                append_audit(
-                    tx,
-                    ctx,
-                    "dns.provider.create",
-                    format!("dns_provider:{id}"),
-                    json!({ "provider": spec }),
-                )
-                .await?;
-                sqlx::query_as::<_, ProviderRow>(concat!(select_provider!(), " WHERE id = $1"))
-                    .bind(id)
-                    .fetch_one(&mut **tx)
-                    .await?
-                    .into_model()
-            })
-        }
-
         async fn dns_providers(&self) -> Result<Vec<DnsProviderRecord>> {
             sqlx::query_as::<_, ProviderRow>(concat!(select_provider!(), " ORDER BY id"))
                 .fetch_all(&self.pool)
@@ -332,73 +263,6 @@ mod dns_sql {
                 .await?
                 .ok_or_else(|| StoreError::not_found("DNS provider", name))?
                 .into_model()
-        }
-
-        async fn create_zone(
-            &self,
-            ctx: &RequestContext,
-            name: &DomainName,
-            account: Option<AccountId>,
-            rrsets: Vec<RrSet>,
-            providers: &[DnsProviderId],
-        ) -> Result<Zone> {
-            validate_zone(name, &rrsets)?;
-            write_tx!(self, tx, {
-                let now = sql_now();
-                let id: i64 = sqlx::query_scalar(
-                    "INSERT INTO dns_zones (name, account_id, generation, deleting, created_at, updated_at) \
-                     VALUES ($1, $2, 1, FALSE, $3, $3) RETURNING id",
-                )
-                .bind(name.as_str())
-                .bind(account.map(AccountId::get))
-                .bind(now)
-                .fetch_one(&mut **tx)
-                .await
-                .map_err(|e| match unique_violation(&e) {
-                    Some(c) if c.contains("account") => StoreError::Duplicate {
-                        key: UniqueKey::AccountZone,
-                        message: format!(
-                            "account {} has a zone already",
-                            account.map_or(0, AccountId::get)
-                        ),
-                    },
-                    Some(_) => StoreError::Duplicate {
-                        key: UniqueKey::ZoneName,
-                        message: format!("drover holds a zone {name} already"),
-                    },
-                    None => e.into(),
-                })?;
-                let zone_id = ZoneId(id);
-                for rrset in &rrsets {
-                    save_rrset(tx, zone_id, rrset).await?;
-                }
-                for provider in providers {
-                    sqlx::query(
-                        "INSERT INTO dns_zone_providers (zone_id, provider_id, synced_generation) VALUES ($1, $2, 0)",
-                    )
-                    .bind(id)
-                    .bind(provider.get())
-                    .execute(&mut **tx)
-                    .await
-                    .map_err(|e| match e.as_database_error().map(|d| d.is_foreign_key_violation()) {
-                        Some(true) => StoreError::unknown(Reference::DnsProvider, format!("DNS provider {provider} does not exist")),
-                        _ => e.into(),
-                    })?;
-                }
-                append_audit(
-                    tx,
-                    ctx,
-                    "dns.zone.create",
-                    format!("zone:{name}"),
-                    json!({ "rrsets": rrsets.len(), "providers": providers, "account": account }),
-                )
-                .await?;
-                let zone = fetch_zone(tx, zone_id).await?;
-                if !providers.is_empty() {
-                    enqueue_sync(self, tx, ctx, &zone).await?;
-                }
-                Ok(zone)
-            })
         }
 
         async fn zone(&self, id: ZoneId) -> Result<Zone> {

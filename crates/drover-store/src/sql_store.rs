@@ -6,11 +6,9 @@
 
 use async_trait::async_trait;
 use drover_core::{
-    AccountId, AuditEntry, AuditEventId, CustomerId, CustomerSpec, DomainName, Hash, JobId, PlanId,
-    PlanSpec, Scope, ServerId, ServerPatch, ServerSpec, ServiceId, ServiceStatus, TokenId,
-    UnixUsername, verify_chain,
+    AccountId, AuditEntry, AuditEventId, CustomerId, DomainName, Hash, JobId, PlanId, PlanSpec,
+    ServerId, ServerSpec, ServiceId, ServiceStatus, TokenId, UnixUsername, verify_chain,
 };
-use secrecy::SecretString;
 use serde_json::json;
 use sqlx::Transaction;
 
@@ -377,43 +375,6 @@ impl Store for SqlStore {
         }))
     }
 
-    async fn create_customer(&self, ctx: &RequestContext, spec: CustomerSpec) -> Result<Customer> {
-        write_tx!(self, tx, {
-            let now = sql_now();
-            let customer = sqlx::query_as::<_, CustomerRow>(
-                "INSERT INTO customers (name, email, external_ref, created_at, updated_at) \
-                     VALUES ($1, $2, $3, $4, $4) \
-                     RETURNING id, name, email, external_ref, created_at, updated_at",
-            )
-            .bind(&spec.name)
-            .bind(&spec.email)
-            .bind(&spec.external_ref)
-            .bind(now)
-            .fetch_one(&mut **tx)
-            .await
-            .map_err(|e| match unique_violation(&e) {
-                Some(_) => StoreError::duplicate(
-                    UniqueKey::CustomerExternalRef,
-                    format!(
-                        "a customer with external_ref '{}' already exists",
-                        spec.external_ref.as_deref().unwrap_or_default()
-                    ),
-                ),
-                None => e.into(),
-            })?
-            .into_model();
-            append_audit(
-                tx,
-                ctx,
-                "customer.create",
-                format!("customer:{}", customer.id),
-                json!({ "name": customer.spec.name, "external_ref": customer.spec.external_ref }),
-            )
-            .await?;
-            Ok(customer)
-        })
-    }
-
     async fn customer(&self, id: CustomerId) -> Result<Customer> {
         sqlx::query_as::<_, CustomerRow>(
             "SELECT id, name, email, external_ref, created_at, updated_at FROM customers \
@@ -438,23 +399,6 @@ impl Store for SqlStore {
         Ok(rows.into_iter().map(CustomerRow::into_model).collect())
     }
 
-    async fn create_plan(&self, ctx: &RequestContext, spec: PlanSpec) -> Result<Plan> {
-        let spec = spec.validated()?;
-        write_tx!(self, tx, {
-            let plan = Self::save_plan(tx, None, &spec).await?;
-            let subject = format!("plan:{}", plan.id);
-            append_audit(
-                tx,
-                ctx,
-                "plan.create",
-                subject,
-                json!({ "plan": plan.spec }),
-            )
-            .await?;
-            Ok(plan)
-        })
-    }
-
     async fn plan(&self, id: PlanId) -> Result<Plan> {
         read_tx!(self, tx, { Self::fetch_plan(tx, id).await })
     }
@@ -473,23 +417,6 @@ impl Store for SqlStore {
         .collect()
     }
 
-    async fn create_server(&self, ctx: &RequestContext, spec: ServerSpec) -> Result<Server> {
-        let spec = spec.validated()?;
-        write_tx!(self, tx, {
-            let server = Self::save_server(tx, None, &spec).await?;
-            let subject = format!("server:{}", server.id);
-            append_audit(
-                tx,
-                ctx,
-                "server.create",
-                subject,
-                json!({ "server": server.spec }),
-            )
-            .await?;
-            Ok(server)
-        })
-    }
-
     async fn server(&self, id: ServerId) -> Result<Server> {
         read_tx!(self, tx, { Self::fetch_server(tx, id).await })
     }
@@ -506,28 +433,6 @@ impl Store for SqlStore {
         .into_iter()
         .map(ServerRow::into_model)
         .collect()
-    }
-
-    async fn update_server(
-        &self,
-        ctx: &RequestContext,
-        id: ServerId,
-        patch: ServerPatch,
-    ) -> Result<Server> {
-        write_tx!(self, tx, {
-            let before = Self::fetch_server(tx, id).await?;
-            let spec = before.spec.clone().patched(patch)?;
-            let server = Self::save_server(tx, Some(id), &spec).await?;
-            append_audit(
-                tx,
-                ctx,
-                "server.update",
-                format!("server:{id}"),
-                json!({ "before": before.spec, "after": server.spec }),
-            )
-            .await?;
-            Ok(server)
-        })
     }
 
     async fn service(&self, id: ServiceId) -> Result<Service> {
@@ -610,47 +515,6 @@ impl Store for SqlStore {
         }
         let page = self.queue.jobs().list(params).await?;
         self.summarize(page.jobs).await
-    }
-
-    async fn create_token(
-        &self,
-        ctx: &RequestContext,
-        name: &str,
-        scope: Scope,
-    ) -> Result<(ApiToken, SecretString)> {
-        let name = name.trim();
-        if name.is_empty() || name.len() > 100 || name.chars().any(char::is_control) {
-            return Err(StoreError::Rule(drover_core::Error::InvalidValue {
-                what: "token name",
-                input: name.to_owned(),
-                expected: "1 to 100 characters without line breaks".into(),
-            }));
-        }
-        let secret = new_token_secret();
-        let hash = token_hash(&secret);
-        let token = write_tx!(self, tx, {
-            let token = sqlx::query_as::<_, TokenRow>(
-                "INSERT INTO api_tokens (name, scope, token_hash, created_at) \
-                         VALUES ($1, $2, $3, $4) RETURNING id, name, scope, created_at, revoked_at",
-            )
-            .bind(name)
-            .bind(scope.as_str())
-            .bind(&hash)
-            .bind(sql_now())
-            .fetch_one(&mut **tx)
-            .await?
-            .into_model()?;
-            append_audit(
-                tx,
-                ctx,
-                "token.create",
-                format!("token:{}", token.id),
-                json!({ "name": token.name, "scope": token.scope }),
-            )
-            .await?;
-            Ok(token)
-        })?;
-        Ok((token, SecretString::from(secret)))
     }
 
     async fn authenticate(&self, secret: &str) -> Result<Option<ApiToken>> {
@@ -1188,32 +1052,6 @@ impl Store for SqlStore {
         })
     }
 
-    async fn clear_login_refused(&self, ctx: &RequestContext, server: ServerId) -> Result<Server> {
-        write_tx!(self, tx, {
-            let changed = sqlx::query(
-                "UPDATE servers SET login_refused = NULL, login_refused_at = NULL, \
-                 login_refused_secret = NULL, updated_at = $2 \
-                 WHERE id = $1 AND login_refused IS NOT NULL",
-            )
-            .bind(server.get())
-            .bind(sql_now())
-            .execute(&mut **tx)
-            .await?
-            .rows_affected();
-            if changed > 0 {
-                append_audit(
-                    tx,
-                    ctx,
-                    "server.login_allowed",
-                    format!("server:{server}"),
-                    json!({}),
-                )
-                .await?;
-            }
-            Self::fetch_server(tx, server).await
-        })
-    }
-
     async fn job_calls(&self, job: JobId) -> Result<Vec<JobCall>> {
         type Row = (
             i64,
@@ -1259,7 +1097,7 @@ impl Store for SqlStore {
         })
     }
 
-    async fn set_provisioning_paused(&self, ctx: &RequestContext, paused: bool) -> Result<()> {
+    async fn set_provisioning_paused(&self, paused: bool) -> Result<()> {
         let queue = crate::jobs::CONVERGE_QUEUE.to_owned();
         let queues = self.queue.queues();
         let result = if paused {
@@ -1275,14 +1113,7 @@ impl Store for SqlStore {
                     .into(),
             ),
             other => other.into(),
-        })?;
-        let action = if paused {
-            "provisioning.pause"
-        } else {
-            "provisioning.resume"
-        };
-        self.audit(ctx, action, "provisioning".into(), json!({}))
-            .await
+        })
     }
 
     async fn provisioning_paused(&self) -> Result<Option<bool>> {
@@ -1293,19 +1124,17 @@ impl Store for SqlStore {
         }
     }
 
-    async fn retry_job(&self, ctx: &RequestContext, id: JobId) -> Result<JobSummary> {
-        let done = self.queue.jobs().retry(id.get()).await.map(|_| ());
-        if let Err(riverqueue::Error::Database(e)) = &done
-            && unique_violation(e).is_some()
-        {
-            return Err(self.job_waiting_instead_of(id).await?);
+    async fn retry_job(&self, id: JobId) -> Result<()> {
+        match self.queue.jobs().retry(id.get()).await {
+            Err(riverqueue::Error::Database(e)) if unique_violation(&e).is_some() => {
+                Err(self.job_waiting_instead_of(id).await?)
+            }
+            done => job_controlled(id, done),
         }
-        self.control_job(ctx, id, "job.retry", done).await
     }
 
-    async fn cancel_job(&self, ctx: &RequestContext, id: JobId) -> Result<JobSummary> {
-        let done = self.queue.jobs().cancel(id.get()).await.map(|_| ());
-        self.control_job(ctx, id, "job.cancel", done).await
+    async fn cancel_job(&self, id: JobId) -> Result<()> {
+        job_controlled(id, self.queue.jobs().cancel(id.get()).await)
     }
 
     async fn audit_events(&self, filter: AuditFilter) -> Result<Vec<AuditEntry>> {
@@ -1356,7 +1185,6 @@ impl Store for SqlStore {
 }
 
 impl SqlStore {
-    /// Audits an operator's retry or cancel of a job, once River has done it.
     /// Why job `id` cannot run again: a job of its kind (unique per account) waits or runs for
     /// the same account, and does the same work.
     async fn job_waiting_instead_of(&self, id: JobId) -> Result<StoreError> {
@@ -1387,22 +1215,6 @@ impl SqlStore {
             ),
         };
         Ok(StoreError::conflict(Conflict::JobWaiting, message))
-    }
-
-    async fn control_job(
-        &self,
-        ctx: &RequestContext,
-        id: JobId,
-        action: &str,
-        done: std::result::Result<(), riverqueue::Error>,
-    ) -> Result<JobSummary> {
-        done.map_err(|e| match e {
-            riverqueue::Error::NotFound { .. } => StoreError::not_found("job", id),
-            other => other.into(),
-        })?;
-        self.audit(ctx, action, format!("job:{id}"), json!({}))
-            .await?;
-        self.job(id).await
     }
 
     /// Joins River's rows with drover's record of what each job is about.
@@ -1520,6 +1332,15 @@ async fn next_free_username(
         Conflict::NoFreeUsername,
         format!("no free unix user name derived from {domain}"),
     ))
+}
+
+/// What River's retry or cancel of job `id` came to.
+fn job_controlled<T>(id: JobId, done: std::result::Result<T, riverqueue::Error>) -> Result<()> {
+    match done {
+        Ok(_) => Ok(()),
+        Err(riverqueue::Error::NotFound { .. }) => Err(StoreError::not_found("job", id)),
+        Err(e) => Err(e.into()),
+    }
 }
 
 fn new_token_secret() -> String {

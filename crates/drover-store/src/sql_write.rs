@@ -5,22 +5,23 @@
 mod write_sql {
     use async_trait::async_trait;
     use drover_core::{
-        AccountId, DesiredState, DnsProviderId, DomainName, DriftAction, MoveState, PlanId,
-        PlanSpec, ServerId, ServerState, ServiceId, ServiceStatus, TokenId, UnixUsername, ZoneDiff,
-        ZoneId,
+        AccountId, Adopted, CustomerId, CustomerSpec, DesiredState, DnsProviderId, DomainName,
+        DriftAction, MoveState, PlanId, PlanSpec, RrSet, Scope, ServerId, ServerSpec, ServerState,
+        ServiceId, ServiceStatus, TokenId, UnixUsername, ZoneDiff, ZoneId,
     };
+    use secrecy::SecretString;
 
     use super::{
-        SqlStore, Tx, append_audit, duplicate_domain, insert_job, next_free_username,
-        sealed_with_the_recorded_key,
+        SqlStore, Tx, append_audit, duplicate_domain, insert_job, new_token_secret,
+        next_free_username, sealed_with_the_recorded_key,
     };
-    use crate::error::{Conflict, Reference, unique_violation};
+    use crate::error::{Conflict, Reference, UniqueKey, unique_violation};
     use crate::jobs::RequestedJob;
-    use crate::rows::sql_now;
+    use crate::rows::{CustomerRow, TokenRow, corrupt, sql_now, token_hash};
     use crate::write::{Enqueued, Generation, Job, Write};
     use crate::{
-        Account, ApiToken, DnsProviderRecord, Migration, NewService, Plan, RequestContext, Result,
-        Server, Service, StoreError, Zone,
+        Account, ApiToken, Customer, DnsProviderRecord, DnsProviderSpec, Migration, NewService,
+        Plan, RequestContext, Result, Server, Service, StoreError, Zone,
     };
 
     pub(super) struct SqlWrite {
@@ -142,6 +143,212 @@ mod write_sql {
             .bind(server.get())
             .fetch_one(&mut *self.tx)
             .await?)
+        }
+
+        async fn insert_customer(&mut self, spec: &CustomerSpec) -> Result<Customer> {
+            Ok(sqlx::query_as::<_, CustomerRow>(
+                "INSERT INTO customers (name, email, external_ref, created_at, updated_at) \
+                 VALUES ($1, $2, $3, $4, $4) \
+                 RETURNING id, name, email, external_ref, created_at, updated_at",
+            )
+            .bind(&spec.name)
+            .bind(&spec.email)
+            .bind(&spec.external_ref)
+            .bind(sql_now())
+            .fetch_one(&mut *self.tx)
+            .await
+            .map_err(|e| match unique_violation(&e) {
+                Some(_) => StoreError::duplicate(
+                    UniqueKey::CustomerExternalRef,
+                    format!(
+                        "a customer with external_ref '{}' already exists",
+                        spec.external_ref.as_deref().unwrap_or_default()
+                    ),
+                ),
+                None => e.into(),
+            })?
+            .into_model())
+        }
+
+        async fn insert_plan(&mut self, spec: &PlanSpec) -> Result<Plan> {
+            SqlStore::save_plan(&mut self.tx, None, spec).await
+        }
+
+        async fn insert_server(&mut self, spec: &ServerSpec) -> Result<Server> {
+            SqlStore::save_server(&mut self.tx, None, spec).await
+        }
+
+        async fn update_server(&mut self, id: ServerId, spec: &ServerSpec) -> Result<Server> {
+            SqlStore::save_server(&mut self.tx, Some(id), spec).await
+        }
+
+        async fn clear_login_refused(&mut self, id: ServerId) -> Result<bool> {
+            let changed = sqlx::query(
+                "UPDATE servers SET login_refused = NULL, login_refused_at = NULL, \
+                 login_refused_secret = NULL, updated_at = $2 \
+                 WHERE id = $1 AND login_refused IS NOT NULL",
+            )
+            .bind(id.get())
+            .bind(sql_now())
+            .execute(&mut *self.tx)
+            .await?
+            .rows_affected();
+            Ok(changed > 0)
+        }
+
+        async fn insert_token(
+            &mut self,
+            name: &str,
+            scope: Scope,
+        ) -> Result<(ApiToken, SecretString)> {
+            let secret = new_token_secret();
+            let token = sqlx::query_as::<_, TokenRow>(
+                "INSERT INTO api_tokens (name, scope, token_hash, created_at) \
+                 VALUES ($1, $2, $3, $4) RETURNING id, name, scope, created_at, revoked_at",
+            )
+            .bind(name)
+            .bind(scope.as_str())
+            .bind(token_hash(&secret))
+            .bind(sql_now())
+            .fetch_one(&mut *self.tx)
+            .await?
+            .into_model()?;
+            Ok((token, SecretString::from(secret)))
+        }
+
+        async fn insert_dns_provider(
+            &mut self,
+            spec: &DnsProviderSpec,
+        ) -> Result<DnsProviderRecord> {
+            let id: i64 = sqlx::query_scalar(
+                "INSERT INTO dns_providers (name, credentials, serves_new_zones, settings, \
+                 created_at) VALUES ($1, $2, $3, $4, $5) RETURNING id",
+            )
+            .bind(&spec.name)
+            .bind(spec.credentials.to_string())
+            .bind(spec.serves_new_zones)
+            .bind(
+                serde_json::to_string(&spec.settings)
+                    .map_err(|e| corrupt("provider settings", e))?,
+            )
+            .bind(sql_now())
+            .fetch_one(&mut *self.tx)
+            .await
+            .map_err(|e| match unique_violation(&e) {
+                Some(_) => StoreError::duplicate(
+                    UniqueKey::DnsProviderName,
+                    format!("a DNS provider named '{}' exists already", spec.name),
+                ),
+                None => e.into(),
+            })?;
+            super::dns_sql::fetch_provider(&mut self.tx, DnsProviderId(id)).await
+        }
+
+        async fn insert_zone(
+            &mut self,
+            name: &DomainName,
+            account: Option<AccountId>,
+            rrsets: &[RrSet],
+            providers: &[DnsProviderId],
+        ) -> Result<Zone> {
+            let now = sql_now();
+            let id: i64 = sqlx::query_scalar(
+                "INSERT INTO dns_zones (name, account_id, generation, deleting, created_at, \
+                 updated_at) VALUES ($1, $2, 1, FALSE, $3, $3) RETURNING id",
+            )
+            .bind(name.as_str())
+            .bind(account.map(AccountId::get))
+            .bind(now)
+            .fetch_one(&mut *self.tx)
+            .await
+            .map_err(|e| match unique_violation(&e) {
+                Some(c) if c.contains("account") => StoreError::duplicate(
+                    UniqueKey::AccountZone,
+                    format!(
+                        "account {} has a zone already",
+                        account.map_or(0, AccountId::get)
+                    ),
+                ),
+                Some(_) => StoreError::duplicate(
+                    UniqueKey::ZoneName,
+                    format!("drover holds a zone {name} already"),
+                ),
+                None => e.into(),
+            })?;
+            let zone = ZoneId(id);
+            for rrset in rrsets {
+                super::dns_sql::save_rrset(&mut self.tx, zone, rrset).await?;
+            }
+            for provider in providers {
+                sqlx::query(
+                    "INSERT INTO dns_zone_providers (zone_id, provider_id, synced_generation) \
+                     VALUES ($1, $2, 0)",
+                )
+                .bind(id)
+                .bind(provider.get())
+                .execute(&mut *self.tx)
+                .await
+                .map_err(|e| {
+                    match e.as_database_error().map(|d| d.is_foreign_key_violation()) {
+                        Some(true) => StoreError::unknown(
+                            Reference::DnsProvider,
+                            format!("DNS provider {provider} does not exist"),
+                        ),
+                        _ => e.into(),
+                    }
+                })?;
+            }
+            super::dns_sql::fetch_zone(&mut self.tx, zone).await
+        }
+
+        async fn insert_adopted_account(
+            &mut self,
+            customer: CustomerId,
+            server: ServerId,
+            account: &Adopted,
+        ) -> Result<(ServiceId, AccountId)> {
+            let now = sql_now();
+            let status = match account.state {
+                DesiredState::Disabled => ServiceStatus::Suspended,
+                _ => ServiceStatus::Active,
+            };
+            let service: i64 = sqlx::query_scalar(
+                "INSERT INTO services (customer_id, plan_id, status, created_at, updated_at) \
+                 VALUES ($1, $2, $3, $4, $4) RETURNING id",
+            )
+            .bind(customer.get())
+            .bind(account.plan.get())
+            .bind(status.as_str())
+            .bind(now)
+            .fetch_one(&mut *self.tx)
+            .await?;
+            let id: i64 = sqlx::query_scalar(
+                "INSERT INTO accounts (service_id, domain, unix_username, server_id, \
+                 desired_state, desired_generation, applied_generation, observed_state, \
+                 protected_from_deletion, suspend_reason, last_sync_at, created_at, updated_at) \
+                 VALUES ($1, $2, $3, $4, $5, 1, 1, $5, TRUE, $6, $7, $7, $7) RETURNING id",
+            )
+            .bind(service)
+            .bind(account.domain.as_str())
+            .bind(account.unix_username.as_str())
+            .bind(server.get())
+            .bind(account.state.as_str())
+            .bind(&account.suspend_reason)
+            .bind(now)
+            .fetch_one(&mut *self.tx)
+            .await
+            .map_err(|e| match unique_violation(&e) {
+                Some(_) => StoreError::duplicate(
+                    UniqueKey::Domain,
+                    format!(
+                        "{} or its unix user {} is taken",
+                        account.domain.to_unicode(),
+                        account.unix_username.as_str()
+                    ),
+                ),
+                None => e.into(),
+            })?;
+            Ok((ServiceId(service), AccountId(id)))
         }
 
         async fn insert_service(

@@ -1,9 +1,7 @@
 use async_trait::async_trait;
 use drover_core::{
-    AccountId, AuditEntry, CustomerId, CustomerSpec, JobId, PlanId, PlanSpec, Scope, ServerId,
-    ServerPatch, ServerSpec, ServiceId, TokenId, UnixUsername,
+    AccountId, AuditEntry, CustomerId, JobId, PlanId, ServerId, ServiceId, TokenId, UnixUsername,
 };
-use secrecy::SecretString;
 
 use crate::model::*;
 use crate::{Backend, Result};
@@ -22,23 +20,14 @@ pub trait Store:
     /// Begins a write transaction for the command layer (see [`crate::Write`]).
     async fn write(&self) -> Result<Box<dyn crate::Write>>;
 
-    async fn create_customer(&self, ctx: &RequestContext, spec: CustomerSpec) -> Result<Customer>;
     async fn customer(&self, id: CustomerId) -> Result<Customer>;
     async fn customers(&self, page: Page) -> Result<Vec<Customer>>;
 
-    async fn create_plan(&self, ctx: &RequestContext, spec: PlanSpec) -> Result<Plan>;
     async fn plan(&self, id: PlanId) -> Result<Plan>;
     async fn plans(&self, page: Page) -> Result<Vec<Plan>>;
 
-    async fn create_server(&self, ctx: &RequestContext, spec: ServerSpec) -> Result<Server>;
     async fn server(&self, id: ServerId) -> Result<Server>;
     async fn servers(&self, page: Page) -> Result<Vec<Server>>;
-    async fn update_server(
-        &self,
-        ctx: &RequestContext,
-        id: ServerId,
-        patch: ServerPatch,
-    ) -> Result<Server>;
 
     async fn service(&self, id: ServiceId) -> Result<Service>;
     async fn services(&self, filter: ServiceFilter) -> Result<Vec<Service>>;
@@ -49,13 +38,6 @@ pub trait Store:
     async fn job(&self, id: JobId) -> Result<JobSummary>;
     async fn jobs(&self, filter: JobFilter) -> Result<Vec<JobSummary>>;
 
-    /// Creates a token and returns it once; only its hash is kept.
-    async fn create_token(
-        &self,
-        ctx: &RequestContext,
-        name: &str,
-        scope: Scope,
-    ) -> Result<(ApiToken, SecretString)>;
     /// The live token a presented secret belongs to, if any.
     async fn authenticate(&self, secret: &str) -> Result<Option<ApiToken>>;
     async fn tokens(&self) -> Result<Vec<ApiToken>>;
@@ -194,9 +176,6 @@ pub trait Store:
         reason: &str,
         secret_sha256: &str,
     ) -> Result<()>;
-    /// Lets drover try to log in to the server again (an operator's word, or a login that
-    /// worked).
-    async fn clear_login_refused(&self, ctx: &RequestContext, server: ServerId) -> Result<Server>;
     /// Appends an audit event outside any other change (a job's outcome, a refusal).
     async fn audit(
         &self,
@@ -206,13 +185,15 @@ pub trait Store:
         details: serde_json::Value,
     ) -> Result<()>;
     /// The emergency stop: provisioning jobs wait while the converge queue is paused.
-    async fn set_provisioning_paused(&self, ctx: &RequestContext, paused: bool) -> Result<()>;
+    /// Refused (`NoQueueYet`) before any worker has run.
+    async fn set_provisioning_paused(&self, paused: bool) -> Result<()>;
     /// Whether the converge queue is paused (`None` before any worker has run).
     async fn provisioning_paused(&self) -> Result<Option<bool>>;
-    /// Runs a finished (discarded, cancelled, completed) job again now.
-    async fn retry_job(&self, ctx: &RequestContext, id: JobId) -> Result<JobSummary>;
+    /// Runs a finished (discarded, cancelled, completed) job again now. Refused (`JobWaiting`)
+    /// while a job of its kind waits for the same account: that one does the same work.
+    async fn retry_job(&self, id: JobId) -> Result<()>;
     /// Cancels a job that has not finished.
-    async fn cancel_job(&self, ctx: &RequestContext, id: JobId) -> Result<JobSummary>;
+    async fn cancel_job(&self, id: JobId) -> Result<()>;
 
     async fn audit_events(&self, filter: AuditFilter) -> Result<Vec<AuditEntry>>;
     /// Walks the whole chain and reports the first break.

@@ -5,10 +5,11 @@
 
 use async_trait::async_trait;
 use drover_core::{
-    AccountId, DesiredState, DnsProviderId, DomainName, DriftAction, JobId, MoveState, PlanId,
-    PlanSpec, ServerId, ServerState, ServiceId, ServiceStatus, TokenId, UnixUsername, ZoneDiff,
-    ZoneId,
+    AccountId, Adopted, CustomerId, CustomerSpec, DesiredState, DnsProviderId, DomainName,
+    DriftAction, JobId, MoveState, PlanId, PlanSpec, RrSet, Scope, ServerId, ServerSpec,
+    ServerState, ServiceId, ServiceStatus, TokenId, UnixUsername, ZoneDiff, ZoneId,
 };
+use secrecy::SecretString;
 
 use crate::Migration;
 use crate::Result;
@@ -16,8 +17,10 @@ use crate::jobs::{
     ConvergeAccount, MigrateAccount, RequestedJob, RewriteAddresses, SetAccountPassword, SyncPlan,
     SyncZone,
 };
-use crate::model::{Account, ApiToken, NewService, Plan, RequestContext, Server, Service};
-use crate::{DnsProviderRecord, Zone};
+use crate::model::{
+    Account, ApiToken, Customer, NewService, Plan, RequestContext, Server, Service,
+};
+use crate::{DnsProviderRecord, DnsProviderSpec, Zone};
 
 /// A job a command queues with its change. Kinds unique per account join the one already
 /// waiting instead of adding another ([`Enqueued::joined`]).
@@ -88,6 +91,41 @@ pub trait Write: Send {
     /// Accounts assigned to `server` that must still exist somewhere.
     async fn accounts_kept_on(&mut self, server: ServerId) -> Result<i64>;
 
+    /// Refused as a collision when another customer has its `external_ref`.
+    async fn insert_customer(&mut self, spec: &CustomerSpec) -> Result<Customer>;
+    /// A name another plan has (in any case: Virtualmin compares plan names without case) is
+    /// refused as a collision.
+    async fn insert_plan(&mut self, spec: &PlanSpec) -> Result<Plan>;
+    /// A new server, healthy. A name or an address (hostname and port) another server has is
+    /// refused as a collision.
+    async fn insert_server(&mut self, spec: &ServerSpec) -> Result<Server>;
+    /// Keeps the server's new spec, with the collisions of [`Write::insert_server`].
+    async fn update_server(&mut self, id: ServerId, spec: &ServerSpec) -> Result<Server>;
+    /// Lets drover log in to the server again; `false` when its login was not refused.
+    async fn clear_login_refused(&mut self, id: ServerId) -> Result<bool>;
+    /// A new token with a fresh secret, returned this once: only its hash is kept.
+    async fn insert_token(&mut self, name: &str, scope: Scope) -> Result<(ApiToken, SecretString)>;
+    /// Refused as a collision when another provider has its name.
+    async fn insert_dns_provider(&mut self, spec: &DnsProviderSpec) -> Result<DnsProviderRecord>;
+    /// A new zone at generation 1 with its records, on `providers` (none synced yet). Refused as
+    /// a collision when drover holds a zone of that name or the account has one, and as an
+    /// unknown reference when a provider does not exist.
+    async fn insert_zone(
+        &mut self,
+        name: &DomainName,
+        account: Option<AccountId>,
+        rrsets: &[RrSet],
+        providers: &[DnsProviderId],
+    ) -> Result<Zone>;
+    /// An account found on `server`, and its service, recorded as the server shows it: its
+    /// state applied (no job), protected from deletion, with no sealed password. Refused as a
+    /// collision when its domain or unix user name is taken.
+    async fn insert_adopted_account(
+        &mut self,
+        customer: CustomerId,
+        server: ServerId,
+        account: &Adopted,
+    ) -> Result<(ServiceId, AccountId)>;
     /// A new pending service and its account (absent, generation 1). Refused as an unknown
     /// reference when the customer or plan does not exist, as a collision when the domain is
     /// hosted already (by a concurrent request too), and as a concurrent change when another

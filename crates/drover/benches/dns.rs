@@ -103,26 +103,26 @@ async fn run(zones: usize) {
     let url = format!("sqlite://{}", dir.path().join("drover.db").display());
     let store: Arc<dyn Store> = drover_store::open(&url).await.unwrap();
     std::fs::write(dir.path().join("pdns.key"), &pdns.api_key).unwrap();
-    let provider = store
-        .create_dns_provider(
-            &ctx(),
-            DnsProviderSpec {
-                name: "pdns".into(),
-                credentials: drover_core::CredentialRef::parse(&format!(
-                    "file:{}",
-                    dir.path().join("pdns.key").display()
-                ))
-                .unwrap(),
-                serves_new_zones: false,
-                settings: ProviderSettings::PowerDns {
-                    api_url: pdns.api_url.clone(),
-                    server_id: None,
-                    dns_address: None,
-                },
+    let provider = drover::commands::create_dns_provider(
+        &*store,
+        &ctx(),
+        DnsProviderSpec {
+            name: "pdns".into(),
+            credentials: drover_core::CredentialRef::parse(&format!(
+                "file:{}",
+                dir.path().join("pdns.key").display()
+            ))
+            .unwrap(),
+            serves_new_zones: false,
+            settings: ProviderSettings::PowerDns {
+                api_url: pdns.api_url.clone(),
+                server_id: None,
+                dns_address: None,
             },
-        )
-        .await
-        .unwrap();
+        },
+    )
+    .await
+    .unwrap();
     // DROVER_DNS_PUSH_CONCURRENCY, as drover reads it, to compare settings.
     let mut settings = DnsSettings::default();
     if let Some(n) = std::env::var("DROVER_DNS_PUSH_CONCURRENCY")
@@ -147,10 +147,16 @@ async fn run(zones: usize) {
     let (ours, theirs) = (names("drover"), names("bare"));
     let mut zone_ids = Vec::new();
     for name in &ours {
-        let zone = store
-            .create_zone(&ctx(), name, None, zone_rrsets(name), &[provider.id])
-            .await
-            .unwrap();
+        let zone = drover::commands::create_zone(
+            &*store,
+            &ctx(),
+            name,
+            None,
+            zone_rrsets(name),
+            &[provider.id],
+        )
+        .await
+        .unwrap();
         zone_ids.push(zone.id);
     }
     let records: usize = zone_rrsets(&ours[0]).iter().map(|r| r.records.len()).sum();

@@ -49,8 +49,7 @@ async fn provision(
         Vec::new(),
     ));
     let plan = serde_json::json!({"name": "Web", "features": ["dir", "web"]});
-    store
-        .create_plan(&ctx(), serde_json::from_value(plan).unwrap())
+    drover::commands::create_plan(&*store, &ctx(), serde_json::from_value(plan).unwrap())
         .await
         .unwrap();
     let mut sims = Vec::new();
@@ -65,16 +64,18 @@ async fn provision(
         sim.with_state(|s| s.plans.push("Web".into()));
         let extra = serde_json::json!({"capacity": 100_000, "rate_qps": qps});
         let server = sim.server_record(&format!("vm{i}"), &password, extra);
-        store
-            .create_server(&ctx(), serde_json::from_value(server).unwrap())
+        drover::commands::create_server(&*store, &ctx(), serde_json::from_value(server).unwrap())
             .await
             .unwrap();
         sims.push(sim);
     }
-    let customer = store
-        .create_customer(&ctx(), CustomerSpec::new("Bench", None, None).unwrap())
-        .await
-        .unwrap();
+    let customer = drover::commands::create_customer(
+        &*store,
+        &ctx(),
+        CustomerSpec::new("Bench", None, None).unwrap(),
+    )
+    .await
+    .unwrap();
     for i in 0..accounts {
         let new = NewService {
             customer_id: customer.id,

@@ -883,8 +883,12 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         }
         Command::Provisioning(command) => {
             match command {
-                ProvisioningCommand::Pause => store.set_provisioning_paused(&ctx, true).await?,
-                ProvisioningCommand::Resume => store.set_provisioning_paused(&ctx, false).await?,
+                ProvisioningCommand::Pause => {
+                    commands::set_provisioning_paused(&*store, &ctx, true).await?
+                }
+                ProvisioningCommand::Resume => {
+                    commands::set_provisioning_paused(&*store, &ctx, false).await?
+                }
                 ProvisioningCommand::Status => {}
             }
             let paused = store.provisioning_paused().await?;
@@ -1063,7 +1067,7 @@ async fn token(
         TokenCommand::Create { scope, name } => {
             let scope = Scope::parse(&scope)?;
             let name = name.unwrap_or_else(|| scope.as_str().to_owned());
-            let (token, secret) = store.create_token(ctx, &name, scope).await?;
+            let (token, secret) = commands::create_token(store, ctx, &name, scope).await?;
             if out.json {
                 out.one(&json!({ "token": token, "secret": secret.expose_secret() }))
             } else {
@@ -1096,7 +1100,7 @@ async fn customers(
             external_ref,
         } => {
             let spec = CustomerSpec::new(&name, email.as_deref(), external_ref.as_deref())?;
-            out.one(&store.create_customer(ctx, spec).await?)
+            out.one(&commands::create_customer(store, ctx, spec).await?)
         }
         CustomerCommand::List(page) => out.list(
             &store.customers(page.page()).await?,
@@ -1115,7 +1119,7 @@ async fn plans(
     match command {
         PlanCommand::Create { name, fields } => {
             let spec: PlanSpec = from_flags(fields.into_json(Some(name)))?;
-            out.one(&store.create_plan(ctx, spec).await?)
+            out.one(&commands::create_plan(store, ctx, spec).await?)
         }
         PlanCommand::List(page) => out.list(
             &store.plans(page.page()).await?,
@@ -1147,7 +1151,7 @@ async fn servers(
         ServerCommand::Add { name, fields } => {
             let spec: ServerSpec = from_flags(fields.into_json(Some(name)))?;
             config.secret_sources.check(&spec.credentials)?;
-            out.one(&store.create_server(ctx, spec).await?)
+            out.one(&commands::create_server(&**store, ctx, spec).await?)
         }
         ServerCommand::List(page) => out.list(
             &store.servers(page.page()).await?,
@@ -1161,7 +1165,7 @@ async fn servers(
             if let Some(credentials) = &patch.credentials {
                 config.secret_sources.check(credentials)?;
             }
-            out.one(&store.update_server(ctx, id, patch).await?)
+            out.one(&commands::update_server(&**store, ctx, id, patch).await?)
         }
         ServerCommand::Check { id, wait, exit } => {
             let Some(output) = ask(
@@ -1319,7 +1323,9 @@ async fn servers(
         ServerCommand::Maintenance { id, on, off: _ } => {
             out.one(&commands::set_maintenance(&**store, ctx, id, on).await?)
         }
-        ServerCommand::AllowLogin { id } => out.one(&store.clear_login_refused(ctx, id).await?),
+        ServerCommand::AllowLogin { id } => {
+            out.one(&commands::allow_login(&**store, ctx, id).await?)
+        }
     }
 }
 
@@ -1626,8 +1632,8 @@ async fn jobs(
             let calls = store.job_calls(id).await?;
             out.one(&json!({ "job": job, "attempts": attempts, "calls": calls }))
         }
-        JobCommand::Retry { id } => out.one(&store.retry_job(ctx, id).await?),
-        JobCommand::Cancel { id } => out.one(&store.cancel_job(ctx, id).await?),
+        JobCommand::Retry { id } => out.one(&commands::retry_job(store, ctx, id).await?),
+        JobCommand::Cancel { id } => out.one(&commands::cancel_job(store, ctx, id).await?),
     }
 }
 

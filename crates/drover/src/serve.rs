@@ -23,9 +23,8 @@ pub async fn serve(config: &Config, store: Arc<dyn Store>) -> anyhow::Result<()>
             actor: "drover".into(),
             correlation_id: "first-start".into(),
         };
-        let (token, secret) = store
-            .create_token(&ctx, "first operator", Scope::Operator)
-            .await?;
+        let (token, secret) =
+            crate::commands::create_token(&*store, &ctx, "first operator", Scope::Operator).await?;
         let file = config.first_token_file();
         let kept = match write_private(&file, secret.expose_secret()) {
             Ok(()) => format!(

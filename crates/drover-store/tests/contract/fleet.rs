@@ -3,7 +3,7 @@
 use drover_core::{HealthPolicy, HealthProbe, ServerState, Verdict};
 use drover_store::AuditFilter;
 
-use crate::{Harness, ctx, server_spec};
+use crate::{Harness, ctx, new_plan, new_server, server_spec};
 
 fn probe(api_ok: bool) -> HealthProbe {
     HealthProbe {
@@ -19,10 +19,7 @@ fn probe(api_ok: bool) -> HealthProbe {
 
 pub async fn health_checks_move_a_server_after_consecutive_results(h: Harness) {
     let store = &h.store;
-    let server = store
-        .create_server(&ctx(), server_spec("vm1"))
-        .await
-        .unwrap();
+    let server = new_server(&**store, server_spec("vm1")).await.unwrap();
     assert_eq!(store.server_health(server.id).await.unwrap(), None);
     let policy = HealthPolicy::default();
     let mut states = Vec::new();
@@ -87,14 +84,8 @@ pub async fn drift_scans_replace_findings_and_keep_what_repairs_did(h: Harness) 
     use drover_core::{DesiredState, DomainName, DriftAction, DriftFinding, DriftKind, Transition};
     use drover_store::{JobFilter, NewService};
     let store = &h.store;
-    let server = store
-        .create_server(&ctx(), server_spec("vm1"))
-        .await
-        .unwrap();
-    let plan = store
-        .create_plan(&ctx(), crate::plan_spec("Web"))
-        .await
-        .unwrap();
+    let server = new_server(&**store, server_spec("vm1")).await.unwrap();
+    let plan = new_plan(&**store, crate::plan_spec("Web")).await.unwrap();
     let customer = crate::customer(&**store).await;
     let service = crate::record_service(
         &**store,
@@ -214,18 +205,9 @@ pub async fn usage_is_replaced_by_each_sync_for_accounts_still_on_the_server(h: 
     use drover_core::{DomainName, Usage};
     use drover_store::{NewService, Page, UsageFilter};
     let store = &h.store;
-    let vm1 = store
-        .create_server(&ctx(), server_spec("vm1"))
-        .await
-        .unwrap();
-    let vm2 = store
-        .create_server(&ctx(), server_spec("vm2"))
-        .await
-        .unwrap();
-    let plan = store
-        .create_plan(&ctx(), crate::plan_spec("Web"))
-        .await
-        .unwrap();
+    let vm1 = new_server(&**store, server_spec("vm1")).await.unwrap();
+    let vm2 = new_server(&**store, server_spec("vm2")).await.unwrap();
+    let plan = new_plan(&**store, crate::plan_spec("Web")).await.unwrap();
     let customer = crate::customer(&**store).await;
     let mut services = Vec::new();
     for domain in ["ana.ro", "ion.ro"] {
@@ -324,98 +306,4 @@ pub async fn usage_is_replaced_by_each_sync_for_accounts_still_on_the_server(h: 
         .unwrap();
     let mailboxes: Vec<u64> = on_vm1.iter().map(|u| u.usage.mailboxes).collect();
     assert_eq!(mailboxes, [5, 1], "ion keeps its last figures from vm1");
-}
-
-pub async fn an_adoption_records_accounts_as_found_in_one_transaction(h: Harness) {
-    use drover_core::{
-        Adopted, Adoption, CustomerSpec, DesiredState, DomainName, Owner, UnixUsername,
-    };
-    let store = &h.store;
-    let vm1 = store
-        .create_server(&ctx(), server_spec("vm1"))
-        .await
-        .unwrap();
-    let plan = store
-        .create_plan(&ctx(), crate::plan_spec("Web"))
-        .await
-        .unwrap();
-    let known = crate::customer(&**store).await;
-    let adopted = |domain: &str, user: &str, owner, state| Adopted {
-        domain: DomainName::parse(domain).unwrap(),
-        unix_username: UnixUsername::parse(user).unwrap(),
-        owner,
-        plan: plan.id,
-        plan_name: plan.spec.name.clone(),
-        state,
-        suspend_reason: (state == DesiredState::Disabled).then(|| "unpaid".to_owned()),
-        differences: Vec::new(),
-    };
-    let mut adoption = Adoption {
-        accounts: vec![
-            adopted(
-                "ana.ro",
-                "ana",
-                Owner::Existing(known),
-                DesiredState::Enabled,
-            ),
-            adopted("ion.ro", "ion", Owner::New(0), DesiredState::Disabled),
-        ],
-        new_customers: vec![CustomerSpec::new("Ion", Some("ion@x.ro"), Some("B-2")).unwrap()],
-        unmapped_plans: Vec::new(),
-        differing_plans: Vec::new(),
-        skipped: Vec::new(),
-        not_on_server: Vec::new(),
-        already_adopted: 0,
-    };
-    let ids = store.adopt(&ctx(), vm1.id, &adoption).await.unwrap();
-    assert_eq!(ids.len(), 2);
-    let ion = store.account(ids[1]).await.unwrap();
-    assert_eq!(ion.server_id, Some(vm1.id));
-    assert_eq!(ion.desired_state, DesiredState::Disabled);
-    assert_eq!(ion.observed_state.as_deref(), Some("disabled"));
-    assert_eq!(ion.suspend_reason.as_deref(), Some("unpaid"));
-    assert!(ion.protected_from_deletion && !ion.has_sealed_password);
-    let service = store.service(ion.service_id).await.unwrap();
-    assert_eq!(service.status, drover_core::ServiceStatus::Suspended);
-    // Nothing to converge: the records say what the server has.
-    let jobs = store
-        .jobs(drover_store::JobFilter::default())
-        .await
-        .unwrap();
-    assert!(jobs.is_empty(), "{jobs:?}");
-
-    let seen = store.adoption_known().await.unwrap();
-    assert_eq!(seen.accounts.len(), 2);
-    assert_eq!(seen.accounts[0].server.as_deref(), Some("vm1"));
-    assert!(
-        seen.customers
-            .iter()
-            .any(|c| c.external_ref.as_deref() == Some("B-2"))
-    );
-
-    // A domain taken since the proposal: nothing of the adoption is recorded.
-    adoption.accounts = vec![
-        adopted("eva.ro", "eva", Owner::New(0), DesiredState::Enabled),
-        adopted(
-            "ana.ro",
-            "ana2",
-            Owner::Existing(known),
-            DesiredState::Enabled,
-        ),
-    ];
-    adoption.new_customers[0] = CustomerSpec::new("Eva", None, Some("B-3")).unwrap();
-    let err = store.adopt(&ctx(), vm1.id, &adoption).await.unwrap_err();
-    assert!(err.to_string().contains("ana.ro"), "{err}");
-    let after = store.adoption_known().await.unwrap();
-    assert_eq!(after.accounts.len(), 2, "eva.ro was not kept");
-    assert!(
-        !after
-            .customers
-            .iter()
-            .any(|c| c.external_ref.as_deref() == Some("B-3"))
-    );
-    // An adoption with plans drover lacks is refused whole.
-    adoption.unmapped_plans = vec!["Gold".into()];
-    let err = store.adopt(&ctx(), vm1.id, &adoption).await.unwrap_err();
-    assert!(err.to_string().contains("'Gold'"), "{err}");
 }

@@ -28,7 +28,7 @@ async fn create_customer(
     Extension(caller): Extension<Caller>,
     Json(spec): Json<CustomerSpec>,
 ) -> WithStatus<Customer> {
-    let customer = app.store.create_customer(&caller.context(), spec).await?;
+    let customer = crate::commands::create_customer(&*app.store, &caller.context(), spec).await?;
     Ok((StatusCode::CREATED, axum::Json(customer)))
 }
 

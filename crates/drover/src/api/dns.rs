@@ -43,10 +43,8 @@ pub async fn create_provider(
     Json(spec): Json<DnsProviderSpec>,
 ) -> WithStatus<DnsProviderRecord> {
     app.settings.secret_sources.check(&spec.credentials)?;
-    let provider = app
-        .store
-        .create_dns_provider(&caller.context(), spec)
-        .await?;
+    let provider =
+        crate::commands::create_dns_provider(&*app.store, &caller.context(), spec).await?;
     Ok((StatusCode::CREATED, axum::Json(provider)))
 }
 
@@ -122,10 +120,15 @@ pub async fn create_zone(
                 .id,
         );
     }
-    let zone = app
-        .store
-        .create_zone(&caller.context(), &name, None, rrsets, &providers)
-        .await?;
+    let zone = crate::commands::create_zone(
+        &*app.store,
+        &caller.context(),
+        &name,
+        None,
+        rrsets,
+        &providers,
+    )
+    .await?;
     Ok((StatusCode::CREATED, axum::Json(zone)))
 }
 

@@ -93,7 +93,6 @@ impl From<StoreError> for ApiError {
                         return Self::new(StatusCode::CONFLICT, "no_free_username", message)
                             .with_field("domain");
                     }
-                    Conflict::ServerDecommissioned => "server_decommissioned",
                     Conflict::SyncUnderWay => "sync_under_way",
                     // The same key for another request is a client's mistake, not a state.
                     Conflict::IdempotencyKeyReused => {
@@ -105,7 +104,6 @@ impl From<StoreError> for ApiError {
                     }
                     Conflict::IdempotentRequestInProgress => "idempotent_request_in_progress",
                     Conflict::NoQueueYet => "no_queue_yet",
-                    Conflict::UnmappedPlans => "unmapped_plans",
                     Conflict::KeyRotated => "key_rotated",
                     Conflict::JobWaiting => "job_waiting",
                 };
@@ -169,6 +167,7 @@ impl From<drover_core::Error> for ApiError {
             }
             ZoneDeleting { .. } => Self::new(StatusCode::CONFLICT, "zone_deleting", message),
             PlanFixed { .. } => Self::new(StatusCode::CONFLICT, "service_terminated", message),
+            AdoptionRefused { .. } => Self::new(StatusCode::CONFLICT, "adoption_refused", message),
             ServerRefused(refusal) => {
                 let code = match refusal {
                     ServerRefusal::Decommissioned { .. } => "server_decommissioned",

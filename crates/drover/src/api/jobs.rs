@@ -110,7 +110,7 @@ async fn retry_job(
 ) -> Reply<JobSummary> {
     let id: JobId = path_id("job", &id)?;
     Ok(axum::Json(
-        app.store.retry_job(&caller.context(), id).await?,
+        crate::commands::retry_job(&*app.store, &caller.context(), id).await?,
     ))
 }
 
@@ -123,6 +123,6 @@ async fn cancel_job(
 ) -> Reply<JobSummary> {
     let id: JobId = path_id("job", &id)?;
     Ok(axum::Json(
-        app.store.cancel_job(&caller.context(), id).await?,
+        crate::commands::cancel_job(&*app.store, &caller.context(), id).await?,
     ))
 }

@@ -27,7 +27,7 @@ async fn create_plan(
     Extension(caller): Extension<Caller>,
     Json(spec): Json<PlanSpec>,
 ) -> WithStatus<Plan> {
-    let plan = app.store.create_plan(&caller.context(), spec).await?;
+    let plan = crate::commands::create_plan(&*app.store, &caller.context(), spec).await?;
     Ok((StatusCode::CREATED, axum::Json(plan)))
 }
 

@@ -41,9 +41,7 @@ async fn pause_provisioning(
     State(app): State<AppState>,
     Extension(caller): Extension<Caller>,
 ) -> Reply<ProvisioningStatus> {
-    app.store
-        .set_provisioning_paused(&caller.context(), true)
-        .await?;
+    crate::commands::set_provisioning_paused(&*app.store, &caller.context(), true).await?;
     provisioning_status(State(app)).await
 }
 
@@ -53,8 +51,6 @@ async fn resume_provisioning(
     State(app): State<AppState>,
     Extension(caller): Extension<Caller>,
 ) -> Reply<ProvisioningStatus> {
-    app.store
-        .set_provisioning_paused(&caller.context(), false)
-        .await?;
+    crate::commands::set_provisioning_paused(&*app.store, &caller.context(), false).await?;
     provisioning_status(State(app)).await
 }

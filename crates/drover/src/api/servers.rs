@@ -81,7 +81,7 @@ async fn create_server(
     Json(spec): Json<ServerSpec>,
 ) -> WithStatus<Server> {
     app.settings.secret_sources.check(&spec.credentials)?;
-    let server = app.store.create_server(&caller.context(), spec).await?;
+    let server = crate::commands::create_server(&*app.store, &caller.context(), spec).await?;
     Ok((StatusCode::CREATED, axum::Json(server)))
 }
 
@@ -114,9 +114,7 @@ async fn update_server(
         app.settings.secret_sources.check(credentials)?;
     }
     Ok(axum::Json(
-        app.store
-            .update_server(&caller.context(), id, patch)
-            .await?,
+        crate::commands::update_server(&*app.store, &caller.context(), id, patch).await?,
     ))
 }
 
@@ -166,7 +164,7 @@ async fn allow_login(
 ) -> Reply<Server> {
     let id: ServerId = path_id("server", &id)?;
     Ok(axum::Json(
-        app.store.clear_login_refused(&caller.context(), id).await?,
+        crate::commands::allow_login(&*app.store, &caller.context(), id).await?,
     ))
 }
 

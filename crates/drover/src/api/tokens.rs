@@ -46,10 +46,9 @@ async fn create_token(
     Json(request): Json<NewTokenRequest>,
 ) -> WithStatus<TokenCreated> {
     use secrecy::ExposeSecret;
-    let (token, secret) = app
-        .store
-        .create_token(&caller.context(), &request.name, request.scope)
-        .await?;
+    let (token, secret) =
+        crate::commands::create_token(&*app.store, &caller.context(), &request.name, request.scope)
+            .await?;
     let secret = secret.expose_secret().to_owned();
     Ok((
         StatusCode::CREATED,

@@ -5,7 +5,7 @@
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
-use crate::commands::Requested;
+use crate::commands::{self, Requested};
 use anyhow::bail;
 use clap::Subcommand;
 use drover_core::{AddressMove, ApplyResult, DomainName, OwnerName, RecordType, RrSet};
@@ -220,7 +220,7 @@ pub async fn run(
             });
             let spec: DnsProviderSpec = super::from_flags(body)?;
             config.secret_sources.check(&spec.credentials)?;
-            out.one(&store.create_dns_provider(ctx, spec).await?)
+            out.one(&commands::create_dns_provider(&**store, ctx, spec).await?)
         }
         DnsCommand::Providers(ProviderCommand::List) => out.list(
             &store.dns_providers().await?,
@@ -353,8 +353,7 @@ async fn zones(
                 ids.push(store.dns_provider_by_name(&name).await?.id);
             }
             out.one(
-                &store
-                    .create_zone(ctx, &zone_name(&zone)?, None, Vec::new(), &ids)
+                &commands::create_zone(&**store, ctx, &zone_name(&zone)?, None, Vec::new(), &ids)
                     .await?,
             )
         }

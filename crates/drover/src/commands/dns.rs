@@ -3,14 +3,64 @@
 //! providers, in one transaction.
 
 use drover_core::{
-    JobId, OwnerName, RecordType, RrSet, ZoneId, check_change_percent, check_zone_change,
-    diff_zone, validate_zone,
+    AccountId, DnsProviderId, DomainName, JobId, OwnerName, RecordType, RrSet, ZoneId,
+    check_change_percent, check_zone_change, diff_zone, validate_zone,
 };
 use drover_store::jobs::SyncZone;
-use drover_store::{Conflict, Job, RequestContext, Store, StoreError, Write, Zone};
+use drover_store::{
+    Conflict, DnsProviderRecord, DnsProviderSpec, Job, RequestContext, Store, StoreError, Write,
+    Zone,
+};
 use serde_json::json;
 
 use super::Result;
+
+/// Records a DNS provider (its name and its kind's settings checked first).
+pub async fn create_dns_provider(
+    store: &dyn Store,
+    ctx: &RequestContext,
+    spec: DnsProviderSpec,
+) -> Result<DnsProviderRecord> {
+    let spec = spec.validated()?;
+    let mut tx = store.write().await?;
+    let provider = tx.insert_dns_provider(&spec).await?;
+    tx.audit(
+        ctx,
+        "dns.provider.create",
+        format!("dns_provider:{}", provider.id),
+        json!({ "provider": spec }),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(provider)
+}
+
+/// Records a zone with its records (valid as a whole) on `providers`, and queues its first
+/// sync to them; `account` makes it that account's zone, which follows the account's moves.
+pub async fn create_zone(
+    store: &dyn Store,
+    ctx: &RequestContext,
+    name: &DomainName,
+    account: Option<AccountId>,
+    rrsets: Vec<RrSet>,
+    providers: &[DnsProviderId],
+) -> Result<Zone> {
+    validate_zone(name, &rrsets)?;
+    let mut tx = store.write().await?;
+    let zone = tx.insert_zone(name, account, &rrsets, providers).await?;
+    tx.audit(
+        ctx,
+        "dns.zone.create",
+        format!("zone:{name}"),
+        json!({ "rrsets": rrsets.len(), "providers": providers, "account": account }),
+    )
+    .await?;
+    if !providers.is_empty() {
+        queue_sync(&mut *tx, ctx, &zone, false).await?;
+    }
+    tx.commit().await?;
+    Ok(zone)
+}
 
 /// Sets one rrset of the zone (replacing the one of the same name and type).
 pub async fn set_rrset(

@@ -5,13 +5,15 @@
 //! line and the jobs call these and only adapt their input and output; no command calls a
 //! server: long work is always a job.
 //!
-//! Not here yet (the store still writes them, audited, in one transaction each): creating
-//! customers, plans, servers, tokens, DNS providers and zones, a server's patch, an adoption's
-//! records, and River's own job controls (retry, cancel, pause).
+//! What a job records of its own progress (a lease, a call, an observation, a health check,
+//! a drift scan's findings) is the job's bookkeeping and stays with the store.
 
 mod accounts;
+mod adoption;
+mod customers;
 mod dns;
 mod drift;
+mod jobs;
 mod moves;
 mod plans;
 mod rebuild;
@@ -21,19 +23,28 @@ mod services;
 mod tokens;
 
 pub use accounts::{retry_failed_accounts, set_protection};
-pub use dns::{delete_rrset, remove_zone, set_rrset, set_zone_safety, sync_zone};
+pub use adoption::adopt;
+pub use customers::create_customer;
+pub use dns::{
+    create_dns_provider, create_zone, delete_rrset, remove_zone, set_rrset, set_zone_safety,
+    sync_zone,
+};
 pub use drift::record_drift_repair;
+pub use jobs::{cancel_job, retry_job, set_provisioning_paused};
 pub use moves::{
     advance_migration, confirm_migration, schedule_migration, start_failover, start_migration,
 };
-pub use plans::update_plan;
+pub use plans::{create_plan, update_plan};
 pub use rebuild::{RebuildPlan, RebuildStep, rebuild};
 pub use requests::{Requested, request, rewrite_addresses};
-pub use servers::{DrainMove, DrainPlan, decommission, drain, failover, set_maintenance};
+pub use servers::{
+    DrainMove, DrainPlan, allow_login, create_server, decommission, drain, failover,
+    set_maintenance, update_server,
+};
 pub use services::{
     ServiceCreated, change_password, change_plan, create_service, transition_service,
 };
-pub use tokens::revoke_token;
+pub use tokens::{create_token, revoke_token};
 
 use drover_store::StoreError;
 

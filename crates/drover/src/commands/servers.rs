@@ -2,12 +2,75 @@
 //! elsewhere by placement, each a migration), then retiring the empty server; and failover,
 //! which recreates a lost server's accounts elsewhere.
 
-use drover_core::{AccountId, DesiredState, Leaving, PlacementPolicy, ServerId, plan_moves};
+use drover_core::{
+    AccountId, DesiredState, Leaving, PlacementPolicy, ServerId, ServerPatch, ServerSpec,
+    plan_moves,
+};
 use drover_store::{RequestContext, Server, Store};
 use serde::Serialize;
 use serde_json::json;
 
 use super::Result;
+
+/// Records a server (checked whole first); it takes accounts from now on.
+pub async fn create_server(
+    store: &dyn Store,
+    ctx: &RequestContext,
+    spec: ServerSpec,
+) -> Result<Server> {
+    let spec = spec.validated()?;
+    let mut tx = store.write().await?;
+    let server = tx.insert_server(&spec).await?;
+    tx.audit(
+        ctx,
+        "server.create",
+        format!("server:{}", server.id),
+        json!({ "server": server.spec }),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(server)
+}
+
+/// Changes what drover knows of a server: where it is, how to log in, its capacity and tags.
+pub async fn update_server(
+    store: &dyn Store,
+    ctx: &RequestContext,
+    id: ServerId,
+    patch: ServerPatch,
+) -> Result<Server> {
+    let mut tx = store.write().await?;
+    let before = tx.server(id).await?;
+    let spec = before.spec.clone().patched(patch)?;
+    let server = tx.update_server(id, &spec).await?;
+    tx.audit(
+        ctx,
+        "server.update",
+        format!("server:{id}"),
+        json!({ "before": before.spec, "after": server.spec }),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(server)
+}
+
+/// Lets drover try to log in to the server again after it refused a login (an operator's
+/// word, or a login that worked); audited when it was refused.
+pub async fn allow_login(store: &dyn Store, ctx: &RequestContext, id: ServerId) -> Result<Server> {
+    let mut tx = store.write().await?;
+    if tx.clear_login_refused(id).await? {
+        tx.audit(
+            ctx,
+            "server.login_allowed",
+            format!("server:{id}"),
+            json!({}),
+        )
+        .await?;
+    }
+    let server = tx.server(id).await?;
+    tx.commit().await?;
+    Ok(server)
+}
 
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct DrainMove {

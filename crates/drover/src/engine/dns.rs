@@ -21,6 +21,8 @@ use drover_store::{
 use serde::Serialize;
 use serde_json::json;
 
+use crate::commands;
+
 /// What happens to an account's zone when the account is deleted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -851,18 +853,17 @@ impl Dns {
             &self.settings.template,
         )
         .map_err(StoreError::from)?;
-        match self
-            .store
-            .create_zone(ctx, &account.domain, Some(account.id), rrsets, &providers)
+        let zone = Some(account.id);
+        match commands::create_zone(&*self.store, ctx, &account.domain, zone, rrsets, &providers)
             .await
         {
             // Held already without an account (an operator created it): leave it to them. Or
             // another job gave the account its zone meanwhile.
             Ok(_)
-            | Err(StoreError::Duplicate {
+            | Err(commands::Error::Store(StoreError::Duplicate {
                 key: UniqueKey::ZoneName | UniqueKey::AccountZone,
                 ..
-            }) => Ok(()),
+            })) => Ok(()),
             Err(e) => Err(e.into()),
         }
     }

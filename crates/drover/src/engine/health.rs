@@ -92,7 +92,7 @@ pub async fn check_fleet(
     for (server, probe) in servers.iter().zip(probes) {
         // A login that works again (new credentials) lifts an earlier refusal.
         if probe.api_ok && server.login_refused.is_some() {
-            engine.store.clear_login_refused(ctx, server.id).await?;
+            crate::commands::allow_login(&*engine.store, ctx, server.id).await?;
         }
         let change = engine
             .store

@@ -43,8 +43,7 @@ impl Api {
         };
         let mut secrets = Vec::new();
         for scope in [Scope::Operator, Scope::Billing, Scope::Readonly] {
-            let (_, secret) = store
-                .create_token(&ctx, scope.as_str(), scope)
+            let (_, secret) = drover::commands::create_token(&*store, &ctx, scope.as_str(), scope)
                 .await
                 .unwrap();
             secrets.push(secret.expose_secret().to_owned());

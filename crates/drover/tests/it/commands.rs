@@ -46,6 +46,8 @@ drover_testkit::on_both_databases!(
     a_zone_changes_whole_and_refuses_what_would_break_it,
     a_drift_repair_records_its_actions_and_converges_what_it_enforces,
     work_an_operator_asks_for_names_what_exists_and_is_audited,
+    an_adoption_records_accounts_as_found_all_or_nothing,
+    what_an_operator_creates_is_audited_and_a_zone_queues_its_sync,
 );
 
 fn ctx() -> RequestContext {
@@ -61,15 +63,17 @@ fn plan_spec(name: &str) -> PlanSpec {
 
 /// A pending service for `domain`, with the first plan (made if there is none).
 async fn service(store: &dyn Store, domain: &str) -> drover_store::Service {
-    let customer = store
-        .create_customer(&ctx(), CustomerSpec::new("Ana Pop", None, None).unwrap())
-        .await
-        .unwrap();
+    let customer = commands::create_customer(
+        store,
+        &ctx(),
+        CustomerSpec::new("Ana Pop", None, None).unwrap(),
+    )
+    .await
+    .unwrap();
     let plan = match store.plans(Page::default()).await.unwrap().first() {
         Some(plan) => plan.id,
         None => {
-            store
-                .create_plan(&ctx(), plan_spec("Web"))
+            commands::create_plan(store, &ctx(), plan_spec("Web"))
                 .await
                 .unwrap()
                 .id
@@ -273,7 +277,9 @@ async fn protection_changes_need_the_domain_repeated(store: Store_) {
 async fn plan_changes_queue_a_converge(store: Store_) {
     let store = &*store.0;
     let svc = service(store, "example.ro").await;
-    let other = store.create_plan(&ctx(), plan_spec("Other")).await.unwrap();
+    let other = commands::create_plan(store, &ctx(), plan_spec("Other"))
+        .await
+        .unwrap();
     let moved = commands::change_plan(store, &ctx(), svc.id, other.id)
         .await
         .unwrap();
@@ -395,7 +401,9 @@ async fn refused_input_changes_nothing(store: Store_) {
     commands::transition_service(store, &ctx(), svc.id, Transition::Terminate, None)
         .await
         .unwrap();
-    let other = store.create_plan(&ctx(), plan_spec("Other")).await.unwrap();
+    let other = commands::create_plan(store, &ctx(), plan_spec("Other"))
+        .await
+        .unwrap();
     let err = commands::change_plan(store, &ctx(), svc.id, other.id)
         .await
         .unwrap_err();
@@ -417,7 +425,7 @@ async fn an_operator_moves_a_server_until_it_is_retired(store: Store_) {
         "credentials": "env:VM_PASSWORD"
     }))
     .unwrap();
-    let server = store.create_server(&ctx(), spec).await.unwrap();
+    let server = commands::create_server(store, &ctx(), spec).await.unwrap();
     let id = server.id;
     let on = commands::set_maintenance(store, &ctx(), id, true)
         .await
@@ -492,12 +500,10 @@ async fn an_operator_moves_a_server_until_it_is_retired(store: Store_) {
 async fn a_migration_is_checked_stepped_and_confirmed(store: Store_) {
     use drover_core::ServerId;
     let store = &*store.0;
-    let vm1 = store
-        .create_server(&ctx(), server_spec("vm1"))
+    let vm1 = commands::create_server(store, &ctx(), server_spec("vm1"))
         .await
         .unwrap();
-    let vm2 = store
-        .create_server(&ctx(), server_spec("vm2"))
+    let vm2 = commands::create_server(store, &ctx(), server_spec("vm2"))
         .await
         .unwrap();
     let service = service(store, "ana.ro").await;
@@ -703,12 +709,10 @@ async fn the_last_operator_token_is_never_revoked(store: Store_) {
     use drover_core::Scope;
     let store = &*store.0;
     // The last working operator token stays: without it nobody could use the API as operator.
-    let (first, _) = store
-        .create_token(&ctx(), "ops-1", Scope::Operator)
+    let (first, _) = commands::create_token(store, &ctx(), "ops-1", Scope::Operator)
         .await
         .unwrap();
-    let (second, _) = store
-        .create_token(&ctx(), "ops-2", Scope::Operator)
+    let (second, _) = commands::create_token(store, &ctx(), "ops-2", Scope::Operator)
         .await
         .unwrap();
     commands::revoke_token(store, &ctx(), first.id)
@@ -737,7 +741,9 @@ async fn the_last_operator_token_is_never_revoked(store: Store_) {
 
 async fn a_changed_plan_queues_its_sync_to_the_servers(store: Store_) {
     let store = &*store.0;
-    let plan = store.create_plan(&ctx(), plan_spec("Web")).await.unwrap();
+    let plan = commands::create_plan(store, &ctx(), plan_spec("Web"))
+        .await
+        .unwrap();
     let syncs = |jobs: Vec<drover_store::JobSummary>| {
         jobs.into_iter()
             .filter(|j| j.kind == "sync_plan")
@@ -776,12 +782,13 @@ async fn a_zone_changes_whole_and_refuses_what_would_break_it(store: Store_) {
         "settings": {"kind": "powerdns", "api_url": "http://127.0.0.1:8081/"},
     }))
     .unwrap();
-    let provider = store.create_dns_provider(&ctx(), provider).await.unwrap();
+    let provider = commands::create_dns_provider(store, &ctx(), provider)
+        .await
+        .unwrap();
     let name = drover_core::DomainName::parse("exemplu.ro").unwrap();
     let address = Some("192.0.2.10".parse().unwrap());
     let rrsets = account_zone(&name, address, None, &ZoneTemplate::default()).unwrap();
-    let zone = store
-        .create_zone(&ctx(), &name, None, rrsets, &[provider.id])
+    let zone = commands::create_zone(store, &ctx(), &name, None, rrsets, &[provider.id])
         .await
         .unwrap();
     let syncs = || async {
@@ -909,8 +916,7 @@ async fn a_zone_changes_whole_and_refuses_what_would_break_it(store: Store_) {
 async fn a_drift_repair_records_its_actions_and_converges_what_it_enforces(store: Store_) {
     use drover_core::{DriftAction, DriftFinding, DriftKind};
     let store = &*store.0;
-    let server = store
-        .create_server(&ctx(), server_spec("vm1"))
+    let server = commands::create_server(store, &ctx(), server_spec("vm1"))
         .await
         .unwrap();
     let svc = service(store, "ana.ro").await;
@@ -985,8 +991,7 @@ async fn a_drift_repair_records_its_actions_and_converges_what_it_enforces(store
 async fn work_an_operator_asks_for_names_what_exists_and_is_audited(store: Store_) {
     use commands::Requested;
     let store = &*store.0;
-    let vm1 = store
-        .create_server(&ctx(), server_spec("vm1"))
+    let vm1 = commands::create_server(store, &ctx(), server_spec("vm1"))
         .await
         .unwrap();
     // An operator's request for a sync is a job, audited, tried a few times; an unknown
@@ -1074,4 +1079,220 @@ async fn work_an_operator_asks_for_names_what_exists_and_is_audited(store: Store
             "{refused}"
         );
     }
+}
+
+async fn an_adoption_records_accounts_as_found_all_or_nothing(store: Store_) {
+    use drover_core::{
+        Adopted, Adoption, CustomerSpec, DesiredState, DomainName, Owner, UnixUsername,
+    };
+    let store = &*store.0;
+    let vm1 = commands::create_server(store, &ctx(), server_spec("vm1"))
+        .await
+        .unwrap();
+    let plan = commands::create_plan(store, &ctx(), plan_spec("Web"))
+        .await
+        .unwrap();
+    let spec = CustomerSpec::new("Ana Pop", Some("ana@example.ro"), None).unwrap();
+    let known = commands::create_customer(store, &ctx(), spec)
+        .await
+        .unwrap()
+        .id;
+    let adopted = |domain: &str, user: &str, owner, state| Adopted {
+        domain: DomainName::parse(domain).unwrap(),
+        unix_username: UnixUsername::parse(user).unwrap(),
+        owner,
+        plan: plan.id,
+        plan_name: plan.spec.name.clone(),
+        state,
+        suspend_reason: (state == DesiredState::Disabled).then(|| "unpaid".to_owned()),
+        differences: Vec::new(),
+    };
+    let mut adoption = Adoption {
+        accounts: vec![
+            adopted(
+                "ana.ro",
+                "ana",
+                Owner::Existing(known),
+                DesiredState::Enabled,
+            ),
+            adopted("ion.ro", "ion", Owner::New(0), DesiredState::Disabled),
+        ],
+        new_customers: vec![CustomerSpec::new("Ion", Some("ion@x.ro"), Some("B-2")).unwrap()],
+        unmapped_plans: Vec::new(),
+        differing_plans: Vec::new(),
+        skipped: Vec::new(),
+        not_on_server: Vec::new(),
+        already_adopted: 0,
+    };
+    let ids = commands::adopt(store, &ctx(), vm1.id, &adoption)
+        .await
+        .unwrap();
+    assert_eq!(ids.len(), 2);
+    let ion = store.account(ids[1]).await.unwrap();
+    assert_eq!(ion.server_id, Some(vm1.id));
+    assert_eq!(ion.desired_state, DesiredState::Disabled);
+    assert_eq!(ion.observed_state.as_deref(), Some("disabled"));
+    assert_eq!(ion.suspend_reason.as_deref(), Some("unpaid"));
+    assert!(ion.protected_from_deletion && !ion.has_sealed_password);
+    let service = store.service(ion.service_id).await.unwrap();
+    assert_eq!(service.status, drover_core::ServiceStatus::Suspended);
+    // Nothing to converge: the records say what the server has.
+    let jobs = store
+        .jobs(drover_store::JobFilter::default())
+        .await
+        .unwrap();
+    assert!(jobs.is_empty(), "{jobs:?}");
+
+    let on_server = audited(store, format!("server:{}", vm1.id)).await;
+    assert_eq!(on_server, ["server.create", "server.adopt"]);
+    assert_eq!(
+        audited(store, format!("account:{}", ids[1])).await,
+        ["account.adopt"]
+    );
+    let seen = store.adoption_known().await.unwrap();
+    assert_eq!(seen.accounts.len(), 2);
+    assert_eq!(seen.accounts[0].server.as_deref(), Some("vm1"));
+    assert!(
+        seen.customers
+            .iter()
+            .any(|c| c.external_ref.as_deref() == Some("B-2"))
+    );
+
+    // A domain taken since the proposal: nothing of the adoption is recorded.
+    adoption.accounts = vec![
+        adopted("eva.ro", "eva", Owner::New(0), DesiredState::Enabled),
+        adopted(
+            "ana.ro",
+            "ana2",
+            Owner::Existing(known),
+            DesiredState::Enabled,
+        ),
+    ];
+    adoption.new_customers[0] = CustomerSpec::new("Eva", None, Some("B-3")).unwrap();
+    let err = commands::adopt(store, &ctx(), vm1.id, &adoption)
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("ana.ro"), "{err}");
+    let after = store.adoption_known().await.unwrap();
+    assert_eq!(after.accounts.len(), 2, "eva.ro was not kept");
+    assert!(
+        !after
+            .customers
+            .iter()
+            .any(|c| c.external_ref.as_deref() == Some("B-3"))
+    );
+    // An adoption with plans drover lacks is refused whole.
+    adoption.unmapped_plans = vec!["Gold".into()];
+    let err = commands::adopt(store, &ctx(), vm1.id, &adoption)
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("'Gold'"), "{err}");
+    // Nothing is adopted onto a retired server (an empty one retires without a drain).
+    adoption.unmapped_plans.clear();
+    adoption.accounts.truncate(1);
+    let vm2 = commands::create_server(store, &ctx(), server_spec("vm2"))
+        .await
+        .unwrap();
+    commands::decommission(store, &ctx(), vm2.id, "vm2")
+        .await
+        .unwrap();
+    let err = commands::adopt(store, &ctx(), vm2.id, &adoption)
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("decommissioned"), "{err}");
+}
+
+async fn what_an_operator_creates_is_audited_and_a_zone_queues_its_sync(store: Store_) {
+    use drover_core::{DomainName, Scope};
+    let store = &*store.0;
+    let before = audit_count(store).await;
+    let spec = CustomerSpec::new("Ana Pop", None, Some("B-1")).unwrap();
+    let customer = commands::create_customer(store, &ctx(), spec.clone())
+        .await
+        .unwrap();
+    let err = commands::create_customer(store, &ctx(), spec)
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("'B-1' already exists"), "{err}");
+    let plan = commands::create_plan(store, &ctx(), plan_spec("Web"))
+        .await
+        .unwrap();
+    let server = commands::create_server(store, &ctx(), server_spec("vm1"))
+        .await
+        .unwrap();
+    let patch = serde_json::from_value(serde_json::json!({"capacity": 7})).unwrap();
+    let patched = commands::update_server(store, &ctx(), server.id, patch)
+        .await
+        .unwrap();
+    assert_eq!(patched.spec.capacity, 7);
+    let (token, _) = commands::create_token(store, &ctx(), " ops ", Scope::Operator)
+        .await
+        .unwrap();
+    assert_eq!(token.name, "ops", "trimmed");
+    let err = commands::create_token(store, &ctx(), "a\nb", Scope::Readonly)
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("line breaks"), "{err}");
+    let provider: drover_store::DnsProviderSpec = serde_json::from_value(serde_json::json!({
+        "name": "pdns", "credentials": "env:PDNS_KEY",
+        "settings": {"kind": "powerdns", "api_url": "http://127.0.0.1:8081/"},
+    }))
+    .unwrap();
+    let provider = commands::create_dns_provider(store, &ctx(), provider)
+        .await
+        .unwrap();
+    let name = DomainName::parse("exemplu.ro").unwrap();
+    let zone = commands::create_zone(store, &ctx(), &name, None, vec![], &[provider.id])
+        .await
+        .unwrap();
+    let subjects = [
+        (format!("customer:{}", customer.id), "customer.create"),
+        (format!("plan:{}", plan.id), "plan.create"),
+        (format!("token:{}", token.id), "token.create"),
+        (
+            format!("dns_provider:{}", provider.id),
+            "dns.provider.create",
+        ),
+        (format!("zone:{name}"), "dns.zone.create"),
+    ];
+    for (subject, action) in subjects {
+        assert_eq!(audited(store, &subject).await, [action], "{subject}");
+    }
+    let on_server = audited(store, format!("server:{}", server.id)).await;
+    assert_eq!(on_server, ["server.create", "server.update"]);
+    assert_eq!(
+        audit_count(store).await,
+        before + 7,
+        "refusals are not audited"
+    );
+    let jobs = store.jobs(JobFilter::default()).await.unwrap();
+    let syncs: Vec<_> = jobs.iter().filter(|j| j.kind == "sync_zone").collect();
+    assert_eq!(syncs.len(), 1, "{jobs:?}");
+    assert_eq!(syncs[0].args["zone_id"], zone.id.get());
+    // A zone on no provider has nothing to sync yet.
+    let other = DomainName::parse("altul.ro").unwrap();
+    commands::create_zone(store, &ctx(), &other, None, vec![], &[])
+        .await
+        .unwrap();
+    let jobs = store.jobs(JobFilter::default()).await.unwrap();
+    assert_eq!(jobs.iter().filter(|j| j.kind == "sync_zone").count(), 1);
+    // Letting drover log in again is audited only when a login was refused.
+    let allowed = commands::allow_login(store, &ctx(), server.id)
+        .await
+        .unwrap();
+    assert!(allowed.login_refused.is_none());
+    store
+        .mark_login_refused(&ctx(), server.id, "auth: wrong password", "0a1b")
+        .await
+        .unwrap();
+    let allowed = commands::allow_login(store, &ctx(), server.id)
+        .await
+        .unwrap();
+    assert!(allowed.login_refused.is_none());
+    let on_server = audited(store, format!("server:{}", server.id)).await;
+    let allowed = on_server
+        .iter()
+        .filter(|a| *a == "server.login_allowed")
+        .count();
+    assert_eq!(allowed, 1, "{on_server:?}");
 }

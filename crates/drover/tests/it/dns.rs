@@ -68,7 +68,11 @@ async fn world_on(store: Arc<dyn Store>, dir: tempfile::TempDir, serves_new_zone
             batch_size: Some(200),
         },
     };
-    providers.push(store.create_dns_provider(&ctx(), spec).await.unwrap());
+    providers.push(
+        drover::commands::create_dns_provider(&*store, &ctx(), spec)
+            .await
+            .unwrap(),
+    );
     World {
         store,
         cf,
@@ -96,10 +100,16 @@ impl World {
             ..Default::default()
         };
         let rrsets = account_zone(name, Some(ip.parse().unwrap()), None, &template).unwrap();
-        self.store
-            .create_zone(&ctx(), name, None, rrsets, &self.provider_ids())
-            .await
-            .unwrap()
+        drover::commands::create_zone(
+            &*self.store,
+            &ctx(),
+            name,
+            None,
+            rrsets,
+            &self.provider_ids(),
+        )
+        .await
+        .unwrap()
     }
 }
 
@@ -459,8 +469,7 @@ async fn hosting(
     let password_file = dir.path().join("vm.password");
     std::fs::write(&password_file, "sim-secret\n").unwrap();
     let plan = serde_json::json!({"name": "Web", "features": ["dir", "web", "dns"]});
-    store
-        .create_plan(&ctx(), serde_json::from_value(plan).unwrap())
+    drover::commands::create_plan(&*store, &ctx(), serde_json::from_value(plan).unwrap())
         .await
         .unwrap();
     let server = sim.server_record(
@@ -468,8 +477,7 @@ async fn hosting(
         &password_file,
         serde_json::json!({"capacity": 100, "ipv4": "192.0.2.44"}),
     );
-    store
-        .create_server(&ctx(), serde_json::from_value(server).unwrap())
+    drover::commands::create_server(&*store, &ctx(), serde_json::from_value(server).unwrap())
         .await
         .unwrap();
     let world = world_on(Arc::clone(&store), dir, true).await;
@@ -542,10 +550,13 @@ async fn until<F: AsyncFn() -> bool>(store: &dyn Store, what: &str, check: F) {
 async fn an_account_gets_its_zone_everywhere_and_loses_it_when_deleted(mut h: Hosting) {
     let store = &*h.store;
     let domain = format!("{}.ro", unique("acct"));
-    let customer = store
-        .create_customer(&ctx(), CustomerSpec::new("Ana", None, None).unwrap())
-        .await
-        .unwrap();
+    let customer = drover::commands::create_customer(
+        store,
+        &ctx(),
+        CustomerSpec::new("Ana", None, None).unwrap(),
+    )
+    .await
+    .unwrap();
     let new = NewService {
         customer_id: customer.id,
         plan_id: drover_core::PlanId(1),
@@ -621,14 +632,16 @@ async fn a_deleted_accounts_zone_is_removed_or_kept_as_configured() {
     let w = world(false).await;
     let store = &*w.store;
     let plan = serde_json::json!({"name": "Web", "features": ["web", "dns"]});
-    let plan = store
-        .create_plan(&ctx(), serde_json::from_value(plan).unwrap())
+    let plan = drover::commands::create_plan(store, &ctx(), serde_json::from_value(plan).unwrap())
         .await
         .unwrap();
-    let customer = store
-        .create_customer(&ctx(), CustomerSpec::new("Ion", None, None).unwrap())
-        .await
-        .unwrap();
+    let customer = drover::commands::create_customer(
+        store,
+        &ctx(),
+        CustomerSpec::new("Ion", None, None).unwrap(),
+    )
+    .await
+    .unwrap();
     let mut accounts = Vec::new();
     for policy in [TerminatedZones::Keep, TerminatedZones::Delete] {
         let domain = DomainName::parse(&format!("{}.ro", unique("policy"))).unwrap();
@@ -648,8 +661,7 @@ async fn a_deleted_accounts_zone_is_removed_or_kept_as_configured() {
             &ZoneTemplate::default(),
         )
         .unwrap();
-        store
-            .create_zone(&ctx(), &domain, Some(account), rrsets, &[])
+        drover::commands::create_zone(store, &ctx(), &domain, Some(account), rrsets, &[])
             .await
             .unwrap();
         let dns = Dns::new(

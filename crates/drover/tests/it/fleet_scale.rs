@@ -49,8 +49,7 @@ impl Cluster {
         let password_file = dir.path().join("password");
         std::fs::write(&password_file, &sim_config.password).unwrap();
         let plan = serde_json::json!({"name": "Web", "features": ["dir", "web"]});
-        store
-            .create_plan(&ctx(), serde_json::from_value(plan).unwrap())
+        drover::commands::create_plan(&*store, &ctx(), serde_json::from_value(plan).unwrap())
             .await
             .unwrap();
         let mut started = Vec::new();
@@ -64,10 +63,13 @@ impl Cluster {
             sim.with_state(|s| s.plans.push("Web".into()));
             let extra = serde_json::json!({"capacity": 5000, "rate_qps": rate_qps});
             let server = sim.server_record(&format!("vm{i}"), &password_file, extra);
-            store
-                .create_server(&ctx(), serde_json::from_value(server).unwrap())
-                .await
-                .unwrap();
+            drover::commands::create_server(
+                &*store,
+                &ctx(),
+                serde_json::from_value(server).unwrap(),
+            )
+            .await
+            .unwrap();
             started.push(sim);
         }
         Self {
@@ -108,11 +110,13 @@ impl Cluster {
 
     /// `count` services, each activated: billing's work, as fast as the database allows.
     async fn sell(&self, count: usize) {
-        let customer = self
-            .store
-            .create_customer(&ctx(), CustomerSpec::new("Bulk", None, None).unwrap())
-            .await
-            .unwrap();
+        let customer = drover::commands::create_customer(
+            &*self.store,
+            &ctx(),
+            CustomerSpec::new("Bulk", None, None).unwrap(),
+        )
+        .await
+        .unwrap();
         for i in 0..count {
             let new = NewService {
                 customer_id: customer.id,

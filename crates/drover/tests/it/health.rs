@@ -47,10 +47,10 @@ async fn the_scheduler_checks_the_fleet_and_states_follow_consecutive_results() 
         .port();
     let dead = serde_json::json!({"name": "vm-dead", "hostname": "127.0.0.1", "port": closed_port,
         "capacity": 10, "credentials": format!("file:{}", password.display())});
-    let dead = store
-        .create_server(&ctx(), serde_json::from_value(dead).unwrap())
-        .await
-        .unwrap();
+    let dead =
+        drover::commands::create_server(&*store, &ctx(), serde_json::from_value(dead).unwrap())
+            .await
+            .unwrap();
     let engine = fleet.engine(
         drover_virtualmin::VirtualminSettings::default(),
         FleetPolicy {

@@ -113,30 +113,33 @@ impl TestFleet {
         .unwrap();
         sim.with_state(|s| s.plans.push("Web".into()));
         let record = sim.server_record(name, &self.dir.path().join("vm.password"), extra);
-        let server = self
-            .store
-            .create_server(&setup_ctx(), serde_json::from_value(record).unwrap())
-            .await
-            .unwrap();
+        let server = drover::commands::create_server(
+            &*self.store,
+            &setup_ctx(),
+            serde_json::from_value(record).unwrap(),
+        )
+        .await
+        .unwrap();
         (sim, server)
     }
 
     /// The plan `Web` and a customer, as billing needs them to sell.
     pub async fn plan_and_customer(&self) -> (drover_core::PlanId, drover_core::CustomerId) {
         let plan = serde_json::json!({"name": "Web", "features": ["dir", "web", "dns"]});
-        let plan = self
-            .store
-            .create_plan(&setup_ctx(), serde_json::from_value(plan).unwrap())
-            .await
-            .unwrap();
-        let customer = self
-            .store
-            .create_customer(
-                &setup_ctx(),
-                drover_core::CustomerSpec::new("Ana", None, None).unwrap(),
-            )
-            .await
-            .unwrap();
+        let plan = drover::commands::create_plan(
+            &*self.store,
+            &setup_ctx(),
+            serde_json::from_value(plan).unwrap(),
+        )
+        .await
+        .unwrap();
+        let customer = drover::commands::create_customer(
+            &*self.store,
+            &setup_ctx(),
+            drover_core::CustomerSpec::new("Ana", None, None).unwrap(),
+        )
+        .await
+        .unwrap();
         (plan.id, customer.id)
     }
 
@@ -185,7 +188,11 @@ pub async fn add_shared_powerdns(
                 dns_address: Some(pdns.dns_addr),
             },
         };
-        providers.push(store.create_dns_provider(&setup_ctx(), spec).await.unwrap());
+        providers.push(
+            drover::commands::create_dns_provider(store, &setup_ctx(), spec)
+                .await
+                .unwrap(),
+        );
     }
     providers
 }

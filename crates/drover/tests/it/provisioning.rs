@@ -39,13 +39,11 @@ async fn setup(store: Arc<dyn Store>, keep: Box<dyn std::any::Any + Send>) -> Fl
     std::fs::write(&password_file, "sim-secret\n").unwrap();
 
     let plan = serde_json::json!({"name": "Web", "features": ["dir", "web", "dns"]});
-    store
-        .create_plan(&ctx(), serde_json::from_value(plan).unwrap())
+    drover::commands::create_plan(&*store, &ctx(), serde_json::from_value(plan).unwrap())
         .await
         .unwrap();
     let server = sim.server_record("vm1", &password_file, serde_json::json!({"capacity": 100}));
-    store
-        .create_server(&ctx(), serde_json::from_value(server).unwrap())
+    drover::commands::create_server(&*store, &ctx(), serde_json::from_value(server).unwrap())
         .await
         .unwrap();
 
@@ -119,10 +117,13 @@ drover_testkit::on_both_databases!(
 
 async fn billing_moves_are_carried_out_on_the_server(mut f: Fleetwork) {
     let store = &*f.store;
-    let customer = store
-        .create_customer(&ctx(), CustomerSpec::new("Ana", None, None).unwrap())
-        .await
-        .unwrap();
+    let customer = drover::commands::create_customer(
+        store,
+        &ctx(),
+        CustomerSpec::new("Ana", None, None).unwrap(),
+    )
+    .await
+    .unwrap();
     let service = crate::create_service(
         store,
         &ctx(),
@@ -201,8 +202,7 @@ async fn billing_moves_are_carried_out_on_the_server(mut f: Fleetwork) {
     // A plan change applies the plan on the server.
     f.sim.with_state(|s| s.plans.push("Web Plus".into()));
     let plus = serde_json::json!({"name": "Web Plus", "features": ["dir", "web", "dns"]});
-    let plus = store
-        .create_plan(&ctx(), serde_json::from_value(plus).unwrap())
+    let plus = drover::commands::create_plan(store, &ctx(), serde_json::from_value(plus).unwrap())
         .await
         .unwrap();
     let moved = drover::commands::change_plan(store, &ctx(), service.id, plus.id)
@@ -288,10 +288,13 @@ async fn service_on(
     plan: drover_core::PlanId,
     domain: &str,
 ) -> drover_core::ServiceId {
-    let customer = store
-        .create_customer(&ctx(), CustomerSpec::new("Ion", None, None).unwrap())
-        .await
-        .unwrap();
+    let customer = drover::commands::create_customer(
+        store,
+        &ctx(),
+        CustomerSpec::new("Ion", None, None).unwrap(),
+    )
+    .await
+    .unwrap();
     let new = NewService {
         customer_id: customer.id,
         plan_id: plan,
@@ -303,10 +306,10 @@ async fn service_on(
 async fn jobs_wait_with_a_reason_and_the_emergency_stop_holds_them(mut f: Fleetwork) {
     let store = &*f.store;
     let tagged = serde_json::json!({"name": "US", "required_tags": ["region-us"]});
-    let tagged = store
-        .create_plan(&ctx(), serde_json::from_value(tagged).unwrap())
-        .await
-        .unwrap();
+    let tagged =
+        drover::commands::create_plan(store, &ctx(), serde_json::from_value(tagged).unwrap())
+            .await
+            .unwrap();
     f.sim.with_state(|s| s.plans.push("US".into()));
     let service = service_on(store, tagged.id, "far-away.com").await;
     let moved = crate::transition_service(store, &ctx(), service, Transition::Activate, None)
@@ -329,21 +332,25 @@ async fn jobs_wait_with_a_reason_and_the_emergency_stop_holds_them(mut f: Fleetw
 
     // Tag the server; the waiting job, run again now, places the account there.
     let patch = serde_json::json!({"tags": ["region-us"]});
-    store
-        .update_server(
-            &ctx(),
-            drover_core::ServerId(1),
-            serde_json::from_value(patch).unwrap(),
-        )
+    drover::commands::update_server(
+        store,
+        &ctx(),
+        drover_core::ServerId(1),
+        serde_json::from_value(patch).unwrap(),
+    )
+    .await
+    .unwrap();
+    drover::commands::retry_job(store, &ctx(), moved.job_id)
         .await
         .unwrap();
-    store.retry_job(&ctx(), moved.job_id).await.unwrap();
     let placed = finished(store, moved.job_id).await;
     assert_eq!(placed.state, "completed", "{placed:?}");
     assert_eq!(f.sim.domain_names(), ["far-away.com"]);
 
     // The emergency stop: a paused queue holds new jobs until resumed.
-    store.set_provisioning_paused(&ctx(), true).await.unwrap();
+    drover::commands::set_provisioning_paused(store, &ctx(), true)
+        .await
+        .unwrap();
     assert_eq!(store.provisioning_paused().await.unwrap(), Some(true));
     let second = service_on(store, tagged.id, "second.com").await;
     let held = crate::transition_service(store, &ctx(), second, Transition::Activate, None)
@@ -365,7 +372,9 @@ async fn jobs_wait_with_a_reason_and_the_emergency_stop_holds_them(mut f: Fleetw
         "available",
         "held while paused"
     );
-    store.set_provisioning_paused(&ctx(), false).await.unwrap();
+    drover::commands::set_provisioning_paused(store, &ctx(), false)
+        .await
+        .unwrap();
     assert_eq!(finished(store, held.job_id).await.state, "completed");
     assert!(f.sim.domain_names().contains(&"second.com".to_owned()));
     f.workers.stop().await.unwrap();

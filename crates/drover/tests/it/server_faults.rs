@@ -53,15 +53,14 @@ async fn completed(store: &dyn Store, job: drover_core::JobId) {
 /// A plan with a database, and a customer.
 async fn mysql_plan(store: &dyn Store) -> (drover_core::PlanId, drover_core::CustomerId) {
     let plan = json!({"name": "Web", "features": ["web", "dns", "mail", "mysql"]});
-    let plan = store
-        .create_plan(&ctx(), serde_json::from_value(plan).unwrap())
+    let plan = drover::commands::create_plan(store, &ctx(), serde_json::from_value(plan).unwrap())
         .await
         .unwrap();
     let customer = json!({"name": "Ana Pop"});
-    let customer = store
-        .create_customer(&ctx(), serde_json::from_value(customer).unwrap())
-        .await
-        .unwrap();
+    let customer =
+        drover::commands::create_customer(store, &ctx(), serde_json::from_value(customer).unwrap())
+            .await
+            .unwrap();
     (plan.id, customer.id)
 }
 
@@ -132,8 +131,12 @@ async fn a_refused_login_stops_every_call_until_the_secret_changes() {
     assert_eq!(sim.stats().requests, 1, "one failed login in all");
 
     // An operator lets drover try again with the same secret: one more refused login, no more.
-    store.clear_login_refused(&ctx(), server.id).await.unwrap();
-    store.retry_job(&ctx(), job).await.unwrap();
+    drover::commands::allow_login(store, &ctx(), server.id)
+        .await
+        .unwrap();
+    drover::commands::retry_job(store, &ctx(), job)
+        .await
+        .unwrap();
     until("refused again", Duration::from_secs(10), async || {
         store
             .server(server.id)
@@ -152,7 +155,9 @@ async fn a_refused_login_stops_every_call_until_the_secret_changes() {
 
     // The secret is fixed in its file: picked up on the next use, no record change needed.
     std::fs::write(&password, "pw").unwrap();
-    store.retry_job(&ctx(), job).await.unwrap();
+    drover::commands::retry_job(store, &ctx(), job)
+        .await
+        .unwrap();
     completed(store, job).await;
     assert!(sim.domain_names().contains(&"login.ro".to_owned()));
     let attempts = store.job_attempts(job).await.unwrap();
@@ -212,10 +217,10 @@ async fn the_lock_out_is_read_from_the_status_line_and_never_retried_into() {
         &fleet.dir.path().join("vm.password"),
         json!({"capacity": 10}),
     );
-    let server = store
-        .create_server(&ctx(), serde_json::from_value(record).unwrap())
-        .await
-        .unwrap();
+    let server =
+        drover::commands::create_server(store, &ctx(), serde_json::from_value(record).unwrap())
+            .await
+            .unwrap();
     let (plan, _engine, mut workers) = working(&fleet, FleetPolicy::default()).await;
     let (_, job) = activate(store, plan, "locked.ro").await;
     until("the job waits", Duration::from_secs(10), async || {

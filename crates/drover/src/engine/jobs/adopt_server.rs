@@ -9,6 +9,7 @@ use drover_virtualmin::VirtualminError;
 use riverqueue::{Job, WorkContext, WorkOutcome};
 use serde_json::json;
 
+use crate::commands;
 use crate::engine::Engine;
 use crate::engine::drift::listed;
 
@@ -16,6 +17,8 @@ use crate::engine::drift::listed;
 pub enum AdoptError {
     #[error(transparent)]
     Store(#[from] StoreError),
+    #[error(transparent)]
+    Command(#[from] commands::Error),
     #[error("server {server} could not be listed, so nothing was adopted: {source}")]
     Listing {
         server: String,
@@ -100,9 +103,11 @@ pub async fn run(
     if let Some(refusal) = refusal {
         return refuse(refusal);
     }
-    let accounts = match engine.store.adopt(&ctx, server.id, &adoption).await {
+    let accounts = match commands::adopt(&*engine.store, &ctx, server.id, &adoption).await {
         Ok(accounts) => accounts,
-        Err(e @ StoreError::Conflict { .. }) => return refuse(e.to_string()),
+        Err(
+            e @ (commands::Error::Rule(_) | commands::Error::Store(StoreError::Conflict { .. })),
+        ) => return refuse(e.to_string()),
         Err(e) => return Err(e.into()),
     };
     let _ = context.record_output(json!({
