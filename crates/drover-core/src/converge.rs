@@ -50,6 +50,8 @@ pub enum Action {
         plan: String,
     },
     Delete,
+    /// A change to one of the account's mailboxes (`converge_mailboxes`).
+    Mailbox(crate::MailboxAction),
 }
 
 /// Why converging cannot go on without a person.

@@ -58,6 +58,18 @@ pub enum Error {
     #[error("zone {zone} is being removed; its records cannot change")]
     ZoneDeleting { zone: String },
 
+    /// A terminated service's account keeps what it has until it is gone.
+    #[error("the service of {domain} is terminated: its {what} no longer change")]
+    AccountDeleted { domain: String, what: &'static str },
+
+    /// A request past what the account's plan allows.
+    #[error("plan '{plan}' allows {limit} {what} per account, and the account has them all")]
+    OverLimit {
+        what: &'static str,
+        plan: String,
+        limit: u32,
+    },
+
     /// An adoption that cannot be recorded as it stands (the reason says what to do).
     #[error("adoption refused: {reason}")]
     AdoptionRefused { reason: String },

@@ -15,6 +15,7 @@ mod drift;
 mod error;
 mod health;
 mod ids;
+mod mailbox;
 mod moves;
 mod names;
 mod patch;
@@ -49,6 +50,10 @@ pub use health::{HealthPolicy, HealthProbe, HealthStreak, Verdict, next_health};
 pub use ids::{
     AccountId, AuditEventId, CustomerId, DnsProviderId, JobId, PlanId, ServerId, ServiceId,
     TokenId, ZoneId,
+};
+pub use mailbox::{
+    ListedMailbox, MailboxAction, MailboxName, WantedMailbox, check_mailbox_limit,
+    check_mailboxes_change, converge_mailboxes, real_name,
 };
 pub use moves::{
     GRACE_CHECK, MoveRefusal, MoveRequest, MoveState, MoveStep, RebuildCheck, Recreated,

@@ -67,6 +67,8 @@ pub enum UniqueKey {
     ZoneName,
     /// The account has its zone already.
     AccountZone,
+    /// The account has a mailbox of this name.
+    MailboxName,
 }
 
 /// What a change found that stops it now; sending it again later may succeed.

@@ -33,8 +33,9 @@ pub use fleet_store::{
 };
 pub use model::{
     Account, AccountFilter, ApiToken, AuditFilter, AuditReport, ConvergeTarget, Customer,
-    IdempotencyStart, JobAttempt, JobCall, JobFilter, JobSummary, LoginRefused, NewService, Page,
-    Plan, QueueCount, RequestContext, Server, Service, ServiceFilter, TransitionOutcome,
+    IdempotencyStart, JobAttempt, JobCall, JobFilter, JobSummary, LoginRefused, Mailbox,
+    NewService, Page, Plan, QueueCount, RequestContext, Server, Service, ServiceFilter,
+    TransitionOutcome,
 };
 pub use postgres::PgStore;
 pub use riverqueue::JobState;

@@ -8,6 +8,25 @@ use drover_core::{
 use jiff::Timestamp;
 use serde::Serialize;
 
+/// One of an account's mailboxes, as drover's records say it must be on the account's server.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Mailbox {
+    pub account_id: AccountId,
+    /// The local part of its address (`ana` for `ana@example.ro`).
+    #[cfg_attr(feature = "openapi", schema(value_type = String, example = "ana"))]
+    pub name: drover_core::MailboxName,
+    pub real_name: String,
+    /// A password set in drover that has not reached the server yet.
+    pub password_pending: bool,
+    /// Deleted in drover: the account's next converge removes it from the server.
+    pub deleting: bool,
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
+    pub created_at: Timestamp,
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
+    pub updated_at: Timestamp,
+}
+
 /// Who asks for a change and under which request, recorded with every audit event and job.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RequestContext {

@@ -319,3 +319,33 @@ pub(crate) fn token_hash(secret: &str) -> String {
     use sha2::{Digest, Sha256};
     hex::encode(Sha256::digest(secret.as_bytes()))
 }
+
+#[derive(sqlx::FromRow)]
+pub(crate) struct MailboxRow {
+    account_id: i64,
+    name: String,
+    real_name: String,
+    password_pending: bool,
+    deleting: bool,
+    created_at: SqlTimestamp,
+    updated_at: SqlTimestamp,
+}
+
+impl MailboxRow {
+    pub(crate) fn into_model(self) -> Result<crate::Mailbox> {
+        Ok(crate::Mailbox {
+            account_id: drover_core::AccountId(self.account_id),
+            name: parse("mailbox name", &self.name, drover_core::MailboxName::parse)?,
+            real_name: self.real_name,
+            password_pending: self.password_pending,
+            deleting: self.deleting,
+            created_at: self.created_at.to_jiff(),
+            updated_at: self.updated_at.to_jiff(),
+        })
+    }
+}
+
+/// The columns of [`MailboxRow`], after `SELECT`.
+pub(crate) const MAILBOX_COLUMNS: &str = "account_id, name, real_name, \
+     password_generation > password_applied AS password_pending, deleting, created_at, updated_at \
+     FROM mailboxes";

@@ -6,8 +6,8 @@
 
 use async_trait::async_trait;
 use drover_core::{
-    AccountId, AuditEntry, AuditEventId, CustomerId, DomainName, Hash, JobId, PlanId, PlanSpec,
-    ServerId, ServerSpec, ServiceId, ServiceStatus, TokenId, UnixUsername, verify_chain,
+    AccountId, AuditEntry, AuditEventId, CustomerId, DomainName, Hash, JobId, MailboxName, PlanId,
+    PlanSpec, ServerId, ServerSpec, ServiceId, ServiceStatus, TokenId, UnixUsername, verify_chain,
 };
 use serde_json::json;
 use sqlx::Transaction;
@@ -1050,6 +1050,53 @@ impl Store for SqlStore {
             }
             Ok(())
         })
+    }
+
+    async fn mailboxes(&self, account: AccountId) -> Result<Vec<Mailbox>> {
+        read_tx!(self, tx, { write_sql::fetch_mailboxes(tx, account).await })
+    }
+
+    async fn mailbox_password(
+        &self,
+        account: AccountId,
+        name: &MailboxName,
+    ) -> Result<(Vec<u8>, i64)> {
+        sqlx::query_as(
+            "SELECT sealed_password, password_generation FROM mailboxes \
+             WHERE account_id = $1 AND name = $2",
+        )
+        .bind(account.get())
+        .bind(name.as_str())
+        .fetch_optional(&self.pool)
+        .await?
+        .ok_or_else(|| StoreError::not_found("mailbox", format!("{name} of account {account}")))
+    }
+
+    async fn mailbox_password_set(
+        &self,
+        account: AccountId,
+        name: &MailboxName,
+        generation: i64,
+    ) -> Result<()> {
+        sqlx::query(
+            "UPDATE mailboxes SET password_applied = $3 \
+             WHERE account_id = $1 AND name = $2 AND password_applied < $3",
+        )
+        .bind(account.get())
+        .bind(name.as_str())
+        .bind(generation)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn forget_mailbox(&self, account: AccountId, name: &MailboxName) -> Result<()> {
+        sqlx::query("DELETE FROM mailboxes WHERE account_id = $1 AND name = $2 AND deleting")
+            .bind(account.get())
+            .bind(name.as_str())
+            .execute(&self.pool)
+            .await?;
+        Ok(())
     }
 
     async fn job_calls(&self, job: JobId) -> Result<Vec<JobCall>> {

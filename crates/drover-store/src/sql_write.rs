@@ -6,8 +6,8 @@ mod write_sql {
     use async_trait::async_trait;
     use drover_core::{
         AccountId, Adopted, CustomerId, CustomerSpec, DesiredState, DnsProviderId, DomainName,
-        DriftAction, MoveState, PlanId, PlanSpec, RrSet, Scope, ServerId, ServerSpec, ServerState,
-        ServiceId, ServiceStatus, TokenId, UnixUsername, ZoneDiff, ZoneId,
+        DriftAction, MailboxName, MoveState, PlanId, PlanSpec, RrSet, Scope, ServerId, ServerSpec,
+        ServerState, ServiceId, ServiceStatus, TokenId, UnixUsername, ZoneDiff, ZoneId,
     };
     use secrecy::SecretString;
 
@@ -17,12 +17,37 @@ mod write_sql {
     };
     use crate::error::{Conflict, Reference, UniqueKey, unique_violation};
     use crate::jobs::RequestedJob;
-    use crate::rows::{CustomerRow, TokenRow, corrupt, sql_now, token_hash};
+    use crate::rows::{
+        CustomerRow, MAILBOX_COLUMNS, MailboxRow, TokenRow, corrupt, sql_now, token_hash,
+    };
     use crate::write::{Enqueued, Generation, Job, Write};
     use crate::{
-        Account, ApiToken, Customer, DnsProviderRecord, DnsProviderSpec, Migration, NewService,
-        Plan, RequestContext, Result, Server, Service, StoreError, Zone,
+        Account, ApiToken, Customer, DnsProviderRecord, DnsProviderSpec, Mailbox, Migration,
+        NewService, Plan, RequestContext, Result, Server, Service, StoreError, Zone,
     };
+
+    /// An account's mailboxes, by name.
+    pub(super) async fn fetch_mailboxes(tx: &mut Tx, account: AccountId) -> Result<Vec<Mailbox>> {
+        sqlx::query_as::<_, MailboxRow>(sqlx::AssertSqlSafe(format!(
+            "SELECT {MAILBOX_COLUMNS} WHERE account_id = $1 ORDER BY name"
+        )))
+        .bind(account.get())
+        .fetch_all(&mut **tx)
+        .await?
+        .into_iter()
+        .map(MailboxRow::into_model)
+        .collect()
+    }
+
+    fn found_mailbox(changed: u64, account: AccountId, name: &MailboxName) -> Result<()> {
+        match changed {
+            0 => Err(StoreError::not_found(
+                "mailbox",
+                format!("{name} of account {account}"),
+            )),
+            _ => Ok(()),
+        }
+    }
 
     pub(super) struct SqlWrite {
         pub(super) tx: Tx,
@@ -349,6 +374,107 @@ mod write_sql {
                 None => e.into(),
             })?;
             Ok((ServiceId(service), AccountId(id)))
+        }
+
+        async fn mailboxes(&mut self, account: AccountId) -> Result<Vec<Mailbox>> {
+            self.lock(Locked::Account, account.get()).await?;
+            fetch_mailboxes(&mut self.tx, account).await
+        }
+
+        async fn insert_mailbox(
+            &mut self,
+            account: AccountId,
+            name: &MailboxName,
+            real_name: &str,
+            sealed_password: &[u8],
+            key_id: &str,
+        ) -> Result<Mailbox> {
+            sealed_with_the_recorded_key(&mut self.tx, key_id).await?;
+            let now = sql_now();
+            sqlx::query(
+                "INSERT INTO mailboxes (account_id, name, real_name, sealed_password, \
+                 created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $5)",
+            )
+            .bind(account.get())
+            .bind(name.as_str())
+            .bind(real_name)
+            .bind(sealed_password)
+            .bind(now)
+            .execute(&mut *self.tx)
+            .await
+            .map_err(|e| match unique_violation(&e) {
+                Some(_) => StoreError::duplicate(
+                    UniqueKey::MailboxName,
+                    format!("account {account} has a mailbox named '{name}' already"),
+                ),
+                None => e.into(),
+            })?;
+            fetch_mailboxes(&mut self.tx, account)
+                .await?
+                .into_iter()
+                .find(|m| &m.name == name)
+                .ok_or_else(|| StoreError::not_found("mailbox", name))
+        }
+
+        async fn update_mailbox_real_name(
+            &mut self,
+            account: AccountId,
+            name: &MailboxName,
+            real_name: &str,
+        ) -> Result<()> {
+            let changed = sqlx::query(
+                "UPDATE mailboxes SET real_name = $3, updated_at = $4 \
+                 WHERE account_id = $1 AND name = $2",
+            )
+            .bind(account.get())
+            .bind(name.as_str())
+            .bind(real_name)
+            .bind(sql_now())
+            .execute(&mut *self.tx)
+            .await?
+            .rows_affected();
+            found_mailbox(changed, account, name)
+        }
+
+        async fn update_mailbox_password(
+            &mut self,
+            account: AccountId,
+            name: &MailboxName,
+            sealed_password: &[u8],
+            key_id: &str,
+        ) -> Result<()> {
+            sealed_with_the_recorded_key(&mut self.tx, key_id).await?;
+            let changed = sqlx::query(
+                "UPDATE mailboxes SET sealed_password = $3, \
+                 password_generation = password_generation + 1, updated_at = $4 \
+                 WHERE account_id = $1 AND name = $2",
+            )
+            .bind(account.get())
+            .bind(name.as_str())
+            .bind(sealed_password)
+            .bind(sql_now())
+            .execute(&mut *self.tx)
+            .await?
+            .rows_affected();
+            found_mailbox(changed, account, name)
+        }
+
+        async fn mark_mailbox_deleting(
+            &mut self,
+            account: AccountId,
+            name: &MailboxName,
+        ) -> Result<()> {
+            let changed = sqlx::query(
+                "UPDATE mailboxes SET deleting = TRUE, updated_at = $3 \
+                 WHERE account_id = $1 AND name = $2",
+            )
+            .bind(account.get())
+            .bind(name.as_str())
+            .bind(sql_now())
+            .execute(&mut *self.tx)
+            .await?
+            .rows_affected();
+            found_mailbox(changed, account, name)
         }
 
         async fn insert_service(

@@ -1,6 +1,7 @@
 use async_trait::async_trait;
 use drover_core::{
-    AccountId, AuditEntry, CustomerId, JobId, PlanId, ServerId, ServiceId, TokenId, UnixUsername,
+    AccountId, AuditEntry, CustomerId, JobId, MailboxName, PlanId, ServerId, ServiceId, TokenId,
+    UnixUsername,
 };
 
 use crate::model::*;
@@ -151,6 +152,23 @@ pub trait Store:
     /// Keeps how one attempt of a job ended, apart from the attempts before and after it.
     async fn record_job_attempt(&self, attempt: &JobAttempt) -> Result<()>;
     async fn job_attempts(&self, job: JobId) -> Result<Vec<JobAttempt>>;
+    /// The account's mailboxes, those being deleted included, by name.
+    async fn mailboxes(&self, account: AccountId) -> Result<Vec<Mailbox>>;
+    /// A mailbox's sealed password and its generation, for the job that sets it.
+    async fn mailbox_password(
+        &self,
+        account: AccountId,
+        name: &MailboxName,
+    ) -> Result<(Vec<u8>, i64)>;
+    /// The server took the mailbox's password of `generation` (a newer one stays pending).
+    async fn mailbox_password_set(
+        &self,
+        account: AccountId,
+        name: &MailboxName,
+        generation: i64,
+    ) -> Result<()>;
+    /// Forgets a mailbox being deleted once its server no longer has it.
+    async fn forget_mailbox(&self, account: AccountId, name: &MailboxName) -> Result<()>;
     /// The account's converge job gave up (refused, or out of retries): its server does not
     /// match the record. Audited; cleared by the next successful converge.
     async fn mark_account_failed(

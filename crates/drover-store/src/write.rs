@@ -6,8 +6,8 @@
 use async_trait::async_trait;
 use drover_core::{
     AccountId, Adopted, CustomerId, CustomerSpec, DesiredState, DnsProviderId, DomainName,
-    DriftAction, JobId, MoveState, PlanId, PlanSpec, RrSet, Scope, ServerId, ServerSpec,
-    ServerState, ServiceId, ServiceStatus, TokenId, UnixUsername, ZoneDiff, ZoneId,
+    DriftAction, JobId, MailboxName, MoveState, PlanId, PlanSpec, RrSet, Scope, ServerId,
+    ServerSpec, ServerState, ServiceId, ServiceStatus, TokenId, UnixUsername, ZoneDiff, ZoneId,
 };
 use secrecy::SecretString;
 
@@ -18,7 +18,7 @@ use crate::jobs::{
     SyncZone,
 };
 use crate::model::{
-    Account, ApiToken, Customer, NewService, Plan, RequestContext, Server, Service,
+    Account, ApiToken, Customer, Mailbox, NewService, Plan, RequestContext, Server, Service,
 };
 use crate::{DnsProviderRecord, DnsProviderSpec, Zone};
 
@@ -126,6 +126,34 @@ pub trait Write: Send {
         server: ServerId,
         account: &Adopted,
     ) -> Result<(ServiceId, AccountId)>;
+    /// The account's mailboxes, those being deleted included, by name.
+    async fn mailboxes(&mut self, account: AccountId) -> Result<Vec<Mailbox>>;
+    /// A new mailbox whose password is sealed with `key_id` (refused as `key_rotated` as for an
+    /// account's); its name taken in the account is refused as a collision.
+    async fn insert_mailbox(
+        &mut self,
+        account: AccountId,
+        name: &MailboxName,
+        real_name: &str,
+        sealed_password: &[u8],
+        key_id: &str,
+    ) -> Result<Mailbox>;
+    async fn update_mailbox_real_name(
+        &mut self,
+        account: AccountId,
+        name: &MailboxName,
+        real_name: &str,
+    ) -> Result<()>;
+    /// Keeps a new sealed password: the server must take it again.
+    async fn update_mailbox_password(
+        &mut self,
+        account: AccountId,
+        name: &MailboxName,
+        sealed_password: &[u8],
+        key_id: &str,
+    ) -> Result<()>;
+    async fn mark_mailbox_deleting(&mut self, account: AccountId, name: &MailboxName)
+    -> Result<()>;
     /// A new pending service and its account (absent, generation 1). Refused as an unknown
     /// reference when the customer or plan does not exist, as a collision when the domain is
     /// hosted already (by a concurrent request too), and as a concurrent change when another

@@ -209,6 +209,7 @@ pub struct DomainUser {
     pub domain: String,
     /// Set for users that receive mail: a mailbox.
     pub email: Option<String>,
+    pub real_name: String,
 }
 
 impl DomainUser {
@@ -221,6 +222,7 @@ impl DomainUser {
                 .get("email_address")
                 .filter(|e| !e.is_empty())
                 .map(str::to_owned),
+            real_name: record.get("real_name").unwrap_or_default().to_owned(),
         })
     }
 

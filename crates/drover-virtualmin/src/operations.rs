@@ -249,6 +249,36 @@ impl VirtualminClient {
         self.call(&call).await.map(|_| ())
     }
 
+    /// Changes a mailbox's real name, its password, or both (`modify-user`).
+    pub async fn modify_mailbox(
+        &self,
+        domain: &str,
+        user: &str,
+        real_name: Option<&str>,
+        password: Option<SecretString>,
+    ) -> Result<(), VirtualminError> {
+        let mut call = Call::new("modify-user")
+            .arg("domain", domain)
+            .arg("user", user);
+        if let Some(real) = real_name {
+            call = call.arg("real", real);
+        }
+        if let Some(password) = password {
+            call = call.secret("pass", password);
+        }
+        self.call(&call).await.map(|_| ())
+    }
+
+    /// The domain's mailboxes (its owner left out), typed.
+    pub async fn mailboxes(&self, domain: &str) -> Result<Vec<DomainUser>, VirtualminError> {
+        Ok(self
+            .list_mailboxes(domain)
+            .await?
+            .iter()
+            .filter_map(DomainUser::from_record)
+            .collect())
+    }
+
     pub async fn delete_mailbox(&self, domain: &str, user: &str) -> Result<(), VirtualminError> {
         self.call(
             &Call::new("delete-user")

@@ -26,6 +26,7 @@ use crate::config::{Config, Overrides};
 mod dns;
 mod doctor;
 mod follow;
+mod mailboxes;
 mod usage;
 
 use commands::Requested;
@@ -100,6 +101,9 @@ pub enum Command {
     /// Hosting accounts.
     #[command(subcommand)]
     Accounts(AccountCommand),
+    /// Hosting accounts' mailboxes.
+    #[command(subcommand)]
+    Mailboxes(mailboxes::MailboxCommand),
     /// Jobs that make the fleet follow the database.
     #[command(subcommand)]
     Jobs(JobCommand),
@@ -873,6 +877,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         Command::Dns(command) => dns::run(command, &store, &ctx, &config, out).await,
         Command::Drift(command) => drift(command, &store, &ctx, out).await,
         Command::Usage(command) => usage::run(command, &store, &ctx, out).await,
+        Command::Mailboxes(command) => mailboxes::run(command, &*store, &ctx, &config, out).await,
         Command::Key(command) => key(command, &*store, &ctx, &config, out).await,
         Command::Doctor { offline } => {
             let findings = doctor::examine(&*store, &ctx, &config, &applied, !offline).await?;

@@ -143,6 +143,7 @@ fn median_latency(program: &str) -> Duration {
         "modify-domain" => 2655,
         "create-user" => 2907,
         "delete-user" => 2905,
+        "modify-user" => 1404,
         "create-database" => 2146,
         "backup-domain" => 2461,
         "generate-letsencrypt-cert" => 5000,

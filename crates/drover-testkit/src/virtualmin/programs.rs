@@ -380,6 +380,7 @@ pub const PROGRAMS: &[&str] = &[
     "info",
     "list-features",
     "create-user",
+    "modify-user",
     "delete-user",
     "list-users",
     "create-database",
@@ -424,6 +425,7 @@ impl State {
             )),
             "list-features" => self.list_features(params),
             "create-user" => self.create_user(params),
+            "modify-user" => self.modify_user(params),
             "delete-user" => self.delete_user(params),
             "list-users" => self.list_users(params),
             "create-database" => self.create_database(params),
@@ -1351,21 +1353,77 @@ impl State {
         let (Some(domain), Some(user)) = (params.get("domain"), params.get("user")) else {
             return failure(P, "Missing --domain or --user parameter");
         };
+        if ["pass", "encpass", "random-pass", "passfile"]
+            .iter()
+            .all(|p| !params.has(p))
+        {
+            return failure(P, "No password specified");
+        }
         let Some(d) = self.domains.get_mut(domain) else {
             return missing(P, domain);
         };
-        if d.mailboxes.contains_key(user) {
+        // As the real server: lower-cased, its own suffix taken off, then checked.
+        let user = user.to_lowercase();
+        let user = short_user(&user, &d.unix_user).to_owned();
+        if user.is_empty() || user.contains(INVALID_USER_CHARS) {
+            return failure(P, "Missing or invalid username");
+        }
+        if ["domains", "virtualmin-backup"].contains(&user.as_str()) {
+            return failure(
+                P,
+                format!("The username {user} is reserved for use by Virtualmin"),
+            );
+        }
+        if user.starts_with(|c: char| c.is_ascii_digit()) {
+            return failure(P, "Usernames cannot begin with a number");
+        }
+        let real = params.get("real").unwrap_or_default();
+        if real.contains(':') {
+            return failure(P, "Invalid real name");
+        }
+        // The default template's aliases hold these names.
+        let aliased = ["postmaster", "webmaster", "abuse", "hostmaster"].contains(&user.as_str());
+        if aliased || d.mailboxes.contains_key(&user) {
             return failure(
                 P,
                 "A user or mail alias with the same name and domain already exists",
             );
         }
-        d.mailboxes.insert(
-            user.to_owned(),
-            params.get("real").unwrap_or_default().to_owned(),
-        );
+        let full = format!("{user}.{}", d.unix_user);
+        d.mailboxes.insert(user, real.to_owned());
+        Answer::Output(format!("User {full} created successfully\n"))
+    }
+
+    fn modify_user(&mut self, params: &Params) -> Answer {
+        const P: &str = "modify-user";
+        let (Some(domain), Some(user)) = (params.get("domain"), params.get("user")) else {
+            return failure(P, "No domain name or username specified");
+        };
+        let Some(d) = self.domains.get_mut(domain) else {
+            return missing(P, domain);
+        };
+        let short = short_user(user, &d.unix_user).to_owned();
+        if !d.mailboxes.contains_key(&short) {
+            return failure(
+                P,
+                format!("No user named {user} was found in the server {domain}"),
+            );
+        }
+        // Home directory quotas are off, as on the real install drover is tried against.
+        if params.has("quota") {
+            return failure(
+                P,
+                "--quota option is not available unless home directory quotas are enabled",
+            );
+        }
+        if let Some(real) = params.get("real") {
+            if real.contains(':') {
+                return failure(P, "Invalid real name");
+            }
+            d.mailboxes.insert(short.clone(), real.to_owned());
+        }
         Answer::Output(format!(
-            "User {user}.{} created successfully\n",
+            "User {short}.{} updated successfully\n",
             d.unix_user
         ))
     }
@@ -1378,13 +1436,18 @@ impl State {
         let Some(d) = self.domains.get_mut(domain) else {
             return missing(P, domain);
         };
-        if d.mailboxes.remove(user).is_none() {
+        let user = user.to_lowercase();
+        let short = short_user(&user, &d.unix_user).to_owned();
+        if d.mailboxes.remove(&short).is_none() {
             return failure(
                 P,
                 format!("No user named {user} was found in the server {domain}"),
             );
         }
-        Answer::Output(format!("Deleting user {user} ..\n.. done\n"))
+        Answer::Output(format!(
+            "User {short}.{} deleted successfully\n",
+            d.unix_user
+        ))
     }
 
     fn list_users(&self, params: &Params) -> Answer {
@@ -1429,7 +1492,10 @@ impl State {
                         ("Domain".to_owned(), d.name.clone()),
                         ("Unix username".to_owned(), unix.clone()),
                         ("Real name".to_owned(), real.clone()),
+                        // A stand-in for the shadow hash the real server shows its master admin.
+                        ("Encrypted password".to_owned(), format!("$6$sim${user}")),
                         ("Disabled".to_owned(), "No".to_owned()),
+                        ("No password accepted".to_owned(), "No".to_owned()),
                         (
                             "Home directory".to_owned(),
                             format!("/home/{}/homes/{user}", d.unix_user),
@@ -1748,4 +1814,14 @@ fn feature_dependencies(
         }
     }
     None
+}
+
+/// Characters the real server refuses in a mail user's name.
+const INVALID_USER_CHARS: &[char] = &[
+    ' ', '\t', ':', '&', '(', ')', '|', ';', '<', '>', '*', '?', '!', '/', '\\',
+];
+
+/// A mail user's short name: the full name (`ana.prefix`) with the domain's suffix taken off.
+fn short_user<'a>(user: &'a str, prefix: &str) -> &'a str {
+    user.strip_suffix(&format!(".{prefix}")).unwrap_or(user)
 }

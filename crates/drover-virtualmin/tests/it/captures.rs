@@ -371,6 +371,7 @@ fn domain_users_are_typed_from_every_format() {
             user: "alice".into(),
             domain: "alpha.test".into(),
             email: Some("alice@alpha.test".into()),
+            real_name: "Alice Example".into(),
         }
     );
     assert!(users.iter().all(DomainUser::is_mailbox));

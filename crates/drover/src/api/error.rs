@@ -78,6 +78,7 @@ impl From<StoreError> for ApiError {
                     UniqueKey::DnsProviderName => ("provider_exists", Some("name")),
                     UniqueKey::ZoneName => ("zone_exists", Some("name")),
                     UniqueKey::AccountZone => ("account_has_zone", None),
+                    UniqueKey::MailboxName => ("mailbox_exists", Some("name")),
                 };
                 let error = Self::new(StatusCode::CONFLICT, code, message);
                 match field {
@@ -160,6 +161,7 @@ impl From<drover_core::Error> for ApiError {
             .with_field(match what {
                 "name" => "confirm_name",
                 "zone name" => "confirm_zone",
+                "mailbox name" => "confirm_name",
                 _ => "confirm_domain",
             }),
             LastOperatorToken { .. } => {
@@ -167,6 +169,8 @@ impl From<drover_core::Error> for ApiError {
             }
             ZoneDeleting { .. } => Self::new(StatusCode::CONFLICT, "zone_deleting", message),
             PlanFixed { .. } => Self::new(StatusCode::CONFLICT, "service_terminated", message),
+            AccountDeleted { .. } => Self::new(StatusCode::CONFLICT, "account_deleted", message),
+            OverLimit { .. } => Self::new(StatusCode::CONFLICT, "over_limit", message),
             AdoptionRefused { .. } => Self::new(StatusCode::CONFLICT, "adoption_refused", message),
             ServerRefused(refusal) => {
                 let code = match refusal {

@@ -89,9 +89,13 @@ fn required_access(method: &Method, path: &str) -> Access {
         return Access::Read;
     }
     let billing = ["/api/v1/customers", "/api/v1/services"];
-    if billing
-        .iter()
-        .any(|prefix| path == *prefix || path.starts_with(&format!("{prefix}/")))
+    // An account's mailboxes are what customers buy too.
+    let mailboxes =
+        path.starts_with("/api/v1/accounts/") && path.split('/').nth(5) == Some("mailboxes");
+    if mailboxes
+        || billing
+            .iter()
+            .any(|prefix| path == *prefix || path.starts_with(&format!("{prefix}/")))
     {
         Access::Billing
     } else {
@@ -256,7 +260,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn billing_writes_customers_and_services_only() {
+    fn billing_writes_customers_services_and_mailboxes_only() {
         use Access::*;
         let cases = [
             (Method::GET, "/api/v1/servers", Read),
@@ -266,6 +270,10 @@ mod tests {
             (Method::POST, "/api/v1/plans", Operator),
             (Method::PATCH, "/api/v1/servers/1", Operator),
             (Method::DELETE, "/api/v1/tokens/1", Operator),
+            (Method::POST, "/api/v1/accounts/3/mailboxes", Billing),
+            (Method::PATCH, "/api/v1/accounts/3/mailboxes/ana", Billing),
+            (Method::POST, "/api/v1/accounts/3/protect", Operator),
+            (Method::POST, "/api/v1/accounts/mailboxes", Operator),
         ];
         for (method, path, access) in cases {
             assert_eq!(required_access(&method, path), access, "{method} {path}");

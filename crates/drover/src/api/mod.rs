@@ -12,6 +12,7 @@ mod drift;
 mod error;
 mod extract;
 mod jobs;
+mod mailboxes;
 mod middleware;
 mod openapi;
 mod plans;
@@ -93,6 +94,7 @@ fn resources() -> OpenApiRouter<AppState> {
         .merge(usage::routes())
         .merge(services::routes())
         .merge(accounts::routes())
+        .merge(mailboxes::routes())
         .merge(jobs::routes())
         .merge(provisioning::routes())
         .merge(audit::routes())

@@ -14,6 +14,7 @@ mod customers;
 mod dns;
 mod drift;
 mod jobs;
+mod mailboxes;
 mod moves;
 mod plans;
 mod rebuild;
@@ -31,6 +32,7 @@ pub use dns::{
 };
 pub use drift::record_drift_repair;
 pub use jobs::{cancel_job, retry_job, set_provisioning_paused};
+pub use mailboxes::{create_mailbox, delete_mailbox, update_mailbox};
 pub use moves::{
     advance_migration, confirm_migration, schedule_migration, start_failover, start_migration,
 };

@@ -2,7 +2,10 @@
 //! `drover_core::converge`, apply the smallest set of calls, record what was seen. A change to
 //! the account made while the job runs is picked up before it finishes.
 
-use drover_core::{AccountId, Action, Blocked, DesiredState, Feature, Observed, Wanted, converge};
+use drover_core::{
+    AccountId, Action, Blocked, DesiredState, Feature, ListedMailbox, MailboxAction, MailboxName,
+    Observed, Wanted, WantedMailbox, converge, converge_mailboxes,
+};
 use drover_store::{ConvergeTarget, RequestContext};
 use drover_virtualmin::{
     ErrorKind, NewDomain, Placement, ServerPlan, VirtualminClient, VirtualminError,
@@ -135,6 +138,16 @@ async fn round(
             actions,
         });
     }
+    // Its mailboxes, once the domain is as it must be (a deleted domain takes them along).
+    if account.desired_state != DesiredState::Absent {
+        let changes = mailboxes_on(engine, &client, target).await?;
+        if !changes.is_empty() {
+            return Ok(Round::Done {
+                generation: account.desired_generation,
+                actions: changes.into_iter().map(Action::Mailbox).collect(),
+            });
+        }
+    }
     // The account's DNS follows where it lives: a zone once it exists on its server, removed
     // (or kept, as configured) once it is deleted.
     match account.desired_state {
@@ -159,6 +172,124 @@ async fn round(
         generation: account.desired_generation,
         actions,
     })
+}
+
+/// Makes the account's mailboxes on the server of `client` match its records: one listing
+/// (none when it has no mailbox record), then one call per difference. Mailboxes deleted in
+/// drover and gone from the server are forgotten.
+pub(super) async fn mailboxes_on(
+    engine: &Engine,
+    client: &VirtualminClient,
+    target: &ConvergeTarget,
+) -> Result<Vec<MailboxAction>, ConvergeError> {
+    let account = &target.account;
+    let records = engine.store.mailboxes(account.id).await?;
+    if records.is_empty() {
+        return Ok(Vec::new());
+    }
+    let domain = account.domain.as_str();
+    let listed: Vec<ListedMailbox> = client
+        .mailboxes(domain)
+        .await?
+        .into_iter()
+        .map(|u| ListedMailbox {
+            name: u.user,
+            real_name: u.real_name,
+        })
+        .collect();
+    let wanted: Vec<WantedMailbox> = records
+        .iter()
+        .map(|m| WantedMailbox {
+            name: m.name.clone(),
+            real_name: m.real_name.clone(),
+            password_pending: m.password_pending,
+            deleting: m.deleting,
+        })
+        .collect();
+    let actions = converge_mailboxes(&wanted, &listed);
+    for action in &actions {
+        apply_mailbox(engine, client, target, action).await?;
+    }
+    for gone in records.iter().filter(|m| m.deleting) {
+        if !listed.iter().any(|l| l.name == gone.name.as_str()) {
+            engine.store.forget_mailbox(account.id, &gone.name).await?;
+        }
+    }
+    Ok(actions)
+}
+
+async fn apply_mailbox(
+    engine: &Engine,
+    client: &VirtualminClient,
+    target: &ConvergeTarget,
+    action: &MailboxAction,
+) -> Result<(), ConvergeError> {
+    let account = &target.account;
+    let domain = account.domain.as_str();
+    match action {
+        MailboxAction::Create { name } => {
+            let (secret, generation) = mailbox_password(engine, target, name).await?;
+            let records = engine.store.mailboxes(account.id).await?;
+            let real = records
+                .iter()
+                .find(|m| &m.name == name)
+                .map(|m| m.real_name.as_str())
+                .filter(|r| !r.is_empty());
+            match client
+                .create_mailbox(domain, name.as_str(), secret, real)
+                .await
+            {
+                // Made by an earlier try whose answer was lost: the next round compares it.
+                Ok(()) => {}
+                Err(e) if e.kind == ErrorKind::AlreadyExists => {}
+                Err(e) => return Err(e.into()),
+            }
+            engine
+                .store
+                .mailbox_password_set(account.id, name, generation)
+                .await?;
+        }
+        MailboxAction::SetRealName { name, real_name } => {
+            client
+                .modify_mailbox(domain, name.as_str(), Some(real_name), None)
+                .await?;
+        }
+        MailboxAction::SetPassword { name } => {
+            let (secret, generation) = mailbox_password(engine, target, name).await?;
+            client
+                .modify_mailbox(domain, name.as_str(), None, Some(secret))
+                .await?;
+            engine
+                .store
+                .mailbox_password_set(account.id, name, generation)
+                .await?;
+        }
+        MailboxAction::Delete { name } => {
+            match client.delete_mailbox(domain, name.as_str()).await {
+                Ok(()) => {}
+                Err(e) if e.kind == ErrorKind::NotFound => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+    Ok(())
+}
+
+/// A mailbox's password, opened, and the generation it is.
+async fn mailbox_password(
+    engine: &Engine,
+    target: &ConvergeTarget,
+    name: &MailboxName,
+) -> Result<(secrecy::SecretString, i64), ConvergeError> {
+    let account = &target.account;
+    let (sealed, generation) = engine.store.mailbox_password(account.id, name).await?;
+    let password = engine.open_sealed(&sealed).await.map_err(|e| {
+        VirtualminError::new(
+            ErrorKind::Invalid,
+            format!("mailbox {name}@{}: {e}", account.domain),
+        )
+    })?;
+    Ok((password, generation))
 }
 
 /// The domain as the server has it: one `list-domains` call.
@@ -356,6 +487,7 @@ pub(super) async fn apply(
                 .map_err(|e| plan_gone(client, e))?;
         }
         Action::Delete => client.delete_domain(domain).await?,
+        Action::Mailbox(change) => apply_mailbox(engine, client, target, change).await?,
     }
     Ok(())
 }

@@ -48,6 +48,7 @@ drover_testkit::on_both_databases!(
     work_an_operator_asks_for_names_what_exists_and_is_audited,
     an_adoption_records_accounts_as_found_all_or_nothing,
     what_an_operator_creates_is_audited_and_a_zone_queues_its_sync,
+    mailboxes_are_held_to_their_rules_and_each_change_queues_a_converge,
 );
 
 fn ctx() -> RequestContext {
@@ -1295,4 +1296,113 @@ async fn what_an_operator_creates_is_audited_and_a_zone_queues_its_sync(store: S
         .filter(|a| *a == "server.login_allowed")
         .count();
     assert_eq!(allowed, 1, "{on_server:?}");
+}
+
+async fn mailboxes_are_held_to_their_rules_and_each_change_queues_a_converge(store: Store_) {
+    use drover::commands::Error;
+    let store = &*store.0;
+    let svc = service(store, "posta.ro").await;
+    let account = svc.account_id;
+    let sealer = drover::engine::Sealer::from_hex(&"42".repeat(32)).unwrap();
+    let secret = |p: &str| secrecy::SecretString::from(p.to_owned());
+    let billing = ctx();
+    let create = |name: &'static str, real: &'static str, password: &'static str| {
+        commands::create_mailbox(
+            store,
+            &billing,
+            &sealer,
+            account,
+            name,
+            real,
+            secret(password),
+        )
+    };
+    let ana = create("ana", "Ana Pop", "Mail-passw0rd").await.unwrap();
+    assert!(ana.password_pending && !ana.deleting);
+    let jobs = store.jobs(JobFilter::default()).await.unwrap();
+    assert!(
+        jobs.iter().any(|j| j.kind == "converge_account"),
+        "{jobs:?}"
+    );
+    let before = audit_count(store).await;
+    // Refused, each naming what was wrong, and nothing recorded.
+    for (name, real, password, wanted) in [
+        ("Ana", "", "Mail-passw0rd", "mailbox name"),
+        ("postmaster", "", "Mail-passw0rd", "keeps for itself"),
+        ("eva", "a:b", "Mail-passw0rd", "real name"),
+        ("eva", "", "short", "password"),
+        ("ana", "", "Mail-passw0rd", "has a mailbox named 'ana'"),
+    ] {
+        let err = create(name, real, password).await.unwrap_err();
+        assert!(err.to_string().contains(wanted), "{name}: {err}");
+    }
+    let plan = serde_json::from_value(serde_json::json!({"max_mailboxes": 2})).unwrap();
+    commands::update_plan(store, &ctx(), PlanId(1), plan)
+        .await
+        .unwrap();
+    create("ion", "", "Mail-passw0rd").await.unwrap();
+    let err = create("eva", "", "Mail-passw0rd").await.unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::Rule(drover_core::Error::OverLimit { limit: 2, .. })
+        ),
+        "{err}"
+    );
+    // Deleting needs the name repeated; a mailbox being deleted no longer counts.
+    let err = commands::delete_mailbox(store, &ctx(), account, "ion", "ana")
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("repeat its mailbox name ion"),
+        "{err}"
+    );
+    let gone = commands::delete_mailbox(store, &ctx(), account, "ion", "ion")
+        .await
+        .unwrap();
+    assert!(gone.deleting);
+    create("eva", "", "Mail-passw0rd").await.unwrap();
+    let changed =
+        commands::update_mailbox(store, &ctx(), &sealer, account, "ana", Some("Ana P"), None)
+            .await
+            .unwrap();
+    assert_eq!(changed.real_name, "Ana P");
+    let err = commands::update_mailbox(store, &ctx(), &sealer, account, "nobody", Some("X"), None)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, Error::Store(StoreError::NotFound { .. })),
+        "{err}"
+    );
+    let actions = audited(store, format!("account:{account}")).await;
+    let mailbox_actions: Vec<&str> = actions
+        .iter()
+        .map(String::as_str)
+        .filter(|a| a.starts_with("mailbox."))
+        .collect();
+    assert_eq!(
+        mailbox_actions,
+        [
+            "mailbox.create",
+            "mailbox.create",
+            "mailbox.delete",
+            "mailbox.create",
+            "mailbox.update"
+        ]
+    );
+    // Four mailbox changes and the plan's: refusals are not audited.
+    assert_eq!(audit_count(store).await, before + 5);
+    // A terminated service's mailboxes no longer change.
+    commands::transition_service(store, &ctx(), svc.id, Transition::Activate, None)
+        .await
+        .unwrap();
+    commands::transition_service(store, &ctx(), svc.id, Transition::Terminate, None)
+        .await
+        .unwrap();
+    let err = create("zoe", "", "Mail-passw0rd").await.unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("terminated: its mailboxes no longer change"),
+        "{err}"
+    );
 }

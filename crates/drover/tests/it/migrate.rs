@@ -81,6 +81,28 @@ async fn an_account_moves_to_another_server_with_its_dns() {
         Err(drover::commands::Error::Store(StoreError::NotFound { .. }))
     ));
 
+    // move.ro has a mailbox: it is made on vm2 before traffic moves there.
+    let sealer = drover::engine::Sealer::from_hex(&"42".repeat(32)).unwrap();
+    let password = secrecy::SecretString::from("Mail-passw0rd".to_owned());
+    drover::commands::create_mailbox(
+        &*store,
+        &ctx(),
+        &sealer,
+        accounts[1],
+        "ana",
+        "Ana",
+        password,
+    )
+    .await
+    .unwrap();
+    let mailboxes_on = |sim: &drover_testkit::virtualmin::VirtualminSim| {
+        sim.with_state(|s| s.domains.get("move.ro").map(|d| d.mailboxes.clone()))
+    };
+    crate::until("ana is on vm1", Duration::from_secs(10), || async {
+        mailboxes_on(&sims[0]).is_some_and(|m| m.contains_key("ana"))
+    })
+    .await;
+
     // move.ro: confirmed by the operator, deleted from vm1 at once.
     drover::commands::start_migration(&*store, &ctx(), accounts[1], ServerId(2), grace)
         .await
@@ -98,6 +120,12 @@ async fn an_account_moves_to_another_server_with_its_dns() {
     )
     .await;
     assert!(sims[1].domain_names().contains(&"move.ro".to_owned()));
+    let moved = mailboxes_on(&sims[1]).unwrap();
+    assert_eq!(
+        moved.get("ana").map(String::as_str),
+        Some("Ana"),
+        "{moved:?}"
+    );
     assert!(sims[0].with_state(|s| s.domains["move.ro"].disabled.is_some()));
     assert_eq!(
         store.account(accounts[1]).await.unwrap().server_id,

@@ -113,6 +113,7 @@ drover_testkit::on_both_databases!(
     a_bulk_suspension_reports_every_outcome,
     a_change_made_while_a_job_runs_is_applied_by_that_job,
     a_password_changed_while_its_job_runs_is_the_one_set,
+    mailboxes_reach_the_server_with_one_listing_and_a_call_per_change,
 );
 
 async fn billing_moves_are_carried_out_on_the_server(mut f: Fleetwork) {
@@ -538,4 +539,140 @@ async fn a_password_sealed_after_a_rotation_names_the_restart_it_needs() {
         .sealer
         .seal(&secrecy::SecretString::from("pw".to_owned()));
     assert!(engine.open_sealed(&own).await.is_ok());
+}
+
+async fn mailboxes_reach_the_server_with_one_listing_and_a_call_per_change(f: Fleetwork) {
+    let store = &*f.store;
+    let id = service_on(store, drover_core::PlanId(1), "posta.ro").await;
+    let activated = crate::transition_service(store, &ctx(), id, Transition::Activate, None)
+        .await
+        .unwrap();
+    assert_eq!(finished(store, activated.job_id).await.state, "completed");
+    let account = activated.account.id;
+    let sealer = Sealer::from_hex(&"42".repeat(32)).unwrap();
+    let secret = |p: &str| secrecy::SecretString::from(p.to_owned());
+    let on_server = || {
+        f.sim
+            .with_state(|s| s.domains.get("posta.ro").map(|d| d.mailboxes.clone()))
+            .unwrap()
+    };
+    for (name, real) in [("ana", "Ana Pop"), ("ion", "")] {
+        drover::commands::create_mailbox(
+            store,
+            &ctx(),
+            &sealer,
+            account,
+            name,
+            real,
+            secret("Mail-passw0rd"),
+        )
+        .await
+        .unwrap();
+    }
+    let job = last_converge(store, account).await;
+    let ended = finished(store, job).await;
+    assert_eq!(ended.state, "completed", "{ended:?}");
+    let mailboxes = on_server();
+    assert_eq!(mailboxes.get("ana").map(String::as_str), Some("Ana Pop"));
+    assert!(mailboxes.contains_key("ion"), "{mailboxes:?}");
+    let called = programs_called(store, job).await;
+    assert_eq!(
+        called,
+        [
+            "list-domains",
+            "list-users",
+            "create-user",
+            "create-user",
+            "list-domains",
+            "list-users"
+        ],
+        "one listing, a create each, then a look that finds nothing left to do"
+    );
+    let listed = store.mailboxes(account).await.unwrap();
+    assert!(listed.iter().all(|m| !m.password_pending), "{listed:?}");
+
+    // A real name and a password change are one modify-user each; a deletion is one call.
+    drover::commands::update_mailbox(
+        store,
+        &ctx(),
+        &sealer,
+        account,
+        "ana",
+        Some("Ana Popescu"),
+        Some(secret("New-passw0rd")),
+    )
+    .await
+    .unwrap();
+    drover::commands::delete_mailbox(store, &ctx(), account, "ion", "ion")
+        .await
+        .unwrap();
+    let job = last_converge(store, account).await;
+    let ended = finished(store, job).await;
+    assert_eq!(ended.state, "completed", "{ended:?}");
+    let mailboxes = on_server();
+    assert_eq!(
+        mailboxes.get("ana").map(String::as_str),
+        Some("Ana Popescu")
+    );
+    assert!(!mailboxes.contains_key("ion"), "{mailboxes:?}");
+    let called = programs_called(store, job).await;
+    assert_eq!(
+        called.iter().filter(|p| **p == "modify-user").count(),
+        2,
+        "{called:?}"
+    );
+    assert_eq!(called.iter().filter(|p| **p == "delete-user").count(), 1);
+    let names: Vec<String> = store
+        .mailboxes(account)
+        .await
+        .unwrap()
+        .iter()
+        .map(|m| m.name.to_string())
+        .collect();
+    assert_eq!(
+        names,
+        ["ana"],
+        "a deleted mailbox is forgotten once it is gone"
+    );
+    // Past the plan's limit, nothing is recorded.
+    let plan = serde_json::from_value(serde_json::json!({"max_mailboxes": 1})).unwrap();
+    drover::commands::update_plan(store, &ctx(), drover_core::PlanId(1), plan)
+        .await
+        .unwrap();
+    let err = drover::commands::create_mailbox(
+        store,
+        &ctx(),
+        &sealer,
+        account,
+        "eva",
+        "",
+        secret("Mail-passw0rd"),
+    )
+    .await
+    .unwrap_err();
+    assert!(err.to_string().contains("allows 1 mailboxes"), "{err}");
+    assert_eq!(store.mailboxes(account).await.unwrap().len(), 1);
+}
+
+/// The account's newest converge job.
+async fn last_converge(store: &dyn Store, account: drover_core::AccountId) -> JobId {
+    let filter = JobFilter {
+        account_id: Some(account),
+        ..JobFilter::default()
+    };
+    let jobs = store.jobs(filter).await.unwrap();
+    jobs.iter()
+        .filter(|j| j.kind == "converge_account")
+        .map(|j| j.id)
+        .max()
+        .expect("a converge job")
+}
+
+/// The programs a job called, in order.
+async fn programs_called(store: &dyn Store, job: JobId) -> Vec<String> {
+    let calls = store.job_calls(job).await.unwrap();
+    calls
+        .iter()
+        .map(|c| c.call.split(' ').next().unwrap().to_owned())
+        .collect()
 }

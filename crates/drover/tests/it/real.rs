@@ -459,6 +459,121 @@ async fn billing_and_an_operator_run_an_account_through_its_life() {
 
 #[tokio::test]
 #[ignore = "real tier: needs a real Virtualmin (scripts/real-virtualmin start)"]
+async fn an_accounts_mailboxes_are_created_changed_and_deleted_on_the_server() {
+    let real = RealServer::from_env();
+    let drover = Drover::start(&[]).await;
+    drover.add_real_server(&real).await;
+    let plan = drover
+        .plan(&unique("Mail "), json!({"max_mailboxes": 2}))
+        .await;
+    let domain = format!("{}.ro", unique("mail-"));
+    let (service, account) = drover.sell(plan, &domain).await;
+    let mailboxes = format!("/accounts/{account}/mailboxes");
+    let users = || virtualmin(&["list-users", "--domain", &domain, "--multiline"]).1;
+    let created = drover
+        .post(
+            &mailboxes,
+            json!({"name": "ana", "real_name": "Ana Pop", "password": "Mail-passw0rd"}),
+        )
+        .await;
+    assert_eq!(created["password_pending"], true, "{created}");
+    until("ana is on the server", JOB_LIMIT, async || {
+        users().contains("Real name: Ana Pop")
+    })
+    .await;
+    let listed = users();
+    let unix = listed
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("Unix username: "))
+        .expect("the mailbox's unix user is listed")
+        .to_owned();
+    assert!(unix.starts_with("ana."), "{listed}");
+    assert!(password_is(&unix, "Mail-passw0rd"), "its password logs in");
+    until(
+        "drover knows the password reached the server",
+        JOB_LIMIT,
+        async || drover.get(&mailboxes).await[0]["password_pending"] == false,
+    )
+    .await;
+
+    // The plan's limit: a second mailbox, and no third.
+    drover
+        .post(
+            &mailboxes,
+            json!({"name": "ion", "password": "Mail-passw0rd"}),
+        )
+        .await;
+    let (status, refused) = drover
+        .call(
+            reqwest::Method::POST,
+            &mailboxes,
+            Some(json!({"name": "eva", "password": "Mail-passw0rd"})),
+        )
+        .await;
+    assert_eq!(
+        (status, &refused["error"]["code"]),
+        (409, &json!("over_limit")),
+        "{refused}"
+    );
+    let (status, refused) = drover
+        .call(
+            reqwest::Method::POST,
+            &mailboxes,
+            Some(json!({"name": "postmaster", "password": "Mail-passw0rd"})),
+        )
+        .await;
+    assert_eq!(status, 422, "a name the server's aliases hold: {refused}");
+
+    // A new real name and password are one change each on the server.
+    let (status, changed) = drover
+        .call(
+            reqwest::Method::PATCH,
+            &format!("{mailboxes}/ana"),
+            Some(json!({"real_name": "Ana Popescu", "password": "New-passw0rd"})),
+        )
+        .await;
+    assert_eq!(status, 200, "{changed}");
+    until(
+        "the new real name is on the server",
+        JOB_LIMIT,
+        async || users().contains("Real name: Ana Popescu"),
+    )
+    .await;
+    until("the new password logs in", JOB_LIMIT, async || {
+        password_is(&unix, "New-passw0rd")
+    })
+    .await;
+
+    // Deleting needs the name repeated; then the server loses it and drover forgets it.
+    let (status, wrong) = drover
+        .call(
+            reqwest::Method::POST,
+            &format!("{mailboxes}/ion/delete"),
+            Some(json!({"confirm_name": "ana"})),
+        )
+        .await;
+    assert_eq!(status, 422, "{wrong}");
+    drover
+        .post(
+            &format!("{mailboxes}/ion/delete"),
+            json!({"confirm_name": "ion"}),
+        )
+        .await;
+    until(
+        "ion is gone from the server and from drover",
+        JOB_LIMIT,
+        async || {
+            !users().contains("User: ion")
+                && drover.get(&mailboxes).await.as_array().map(Vec::len) == Some(1)
+        },
+    )
+    .await;
+    assert!(users().contains("User: ana"), "ana stays");
+    drover.remove(service, account, &domain).await;
+}
+
+#[tokio::test]
+#[ignore = "real tier: needs a real Virtualmin (scripts/real-virtualmin start)"]
 async fn an_idn_domain_and_domains_whose_usernames_collide() {
     let real = RealServer::from_env();
     let drover = Drover::start(&[]).await;
@@ -1151,7 +1266,48 @@ async fn the_simulator_answers_as_the_real_server_does() {
             .find(|p| p.get("name") == Some(plan.name.as_str()))
             .expect("the plan is listed");
         let databases = server.list_databases(&domain).await.unwrap();
+        // A mailbox's life, and the refusals drover decides on.
+        let mut mail = Vec::new();
+        let secret = |p: &str| secrecy::SecretString::from(p.to_owned());
+        let outcome = |r: Result<(), drover_virtualmin::VirtualminError>| match r {
+            Ok(()) => "ok".to_owned(),
+            Err(e) => format!("{:?}: {}", e.kind, e.message),
+        };
+        for (user, real_name) in [
+            ("ana", "Ana Pop"),
+            ("ana", ""),
+            ("bad user!", ""),
+            ("9lives", ""),
+        ] {
+            let created = server
+                .create_mailbox(
+                    &domain,
+                    user,
+                    secret("Mail-passw0rd"),
+                    Some(real_name).filter(|r| !r.is_empty()),
+                )
+                .await;
+            mail.push(format!("create {user}: {}", outcome(created)));
+        }
+        for user in ["ana", "nobody"] {
+            let changed = server
+                .modify_mailbox(
+                    &domain,
+                    user,
+                    Some("Ana Popescu"),
+                    Some(secret("New-passw0rd")),
+                )
+                .await;
+            mail.push(format!("modify {user}: {}", outcome(changed)));
+        }
+        let listed = server.mailboxes(&domain).await.unwrap();
+        mail.push(format!("listed: {listed:?}"));
         let users = server.list_mailboxes(&domain).await.unwrap();
+        for user in ["ana", "nobody"] {
+            let deleted = server.delete_mailbox(&domain, user).await;
+            mail.push(format!("delete {user}: {}", outcome(deleted)));
+        }
+        let mail = mail.join("\n");
         let template = server
             .list_templates()
             .await
@@ -1195,7 +1351,7 @@ async fn the_simulator_answers_as_the_real_server_does() {
             missing_plan,
             duplicate,
             gone,
-            (users, template),
+            (users, template, mail),
         ));
     }
     let (real_seen, sim_seen) = (&seen[0], &seen[1]);
@@ -1279,6 +1435,7 @@ async fn the_simulator_answers_as_the_real_server_does() {
             format!("{:?}", real_seen.6.is_none()),
             format!("{:?}", sim_seen.6.is_none()),
         ),
+        ("mailboxes", real_seen.7.2.clone(), sim_seen.7.2.clone()),
     ] {
         assert_eq!(
             real_value, sim_value,

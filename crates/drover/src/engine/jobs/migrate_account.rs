@@ -11,7 +11,7 @@ use serde_json::json;
 
 use crate::engine::Engine;
 use crate::engine::account_job::{ConvergeError, Finish, Round, run_for_account};
-use crate::engine::converge::{apply, observe};
+use crate::engine::converge::{apply, mailboxes_on, observe};
 
 /// `migrate_account`: one account moved to another server, a step per state of its
 /// migration: created on the target (with the sealed password), then the account and its DNS
@@ -111,6 +111,9 @@ async fn migrate_steps(
                     let reason = target.account.suspend_reason.clone();
                     apply(engine, ctx, &client, &target, &Action::Disable { reason }).await?;
                 }
+                // Its mailboxes exist there before its traffic does (their mail is not carried).
+                let made = mailboxes_on(engine, &client, &target).await?;
+                actions.extend(made.into_iter().map(Action::Mailbox));
                 // Traffic follows the account: its zone points at the target's addresses.
                 engine
                     .dns

@@ -1,0 +1,324 @@
+//! Mailboxes: an account's mail users, kept in drover's records and made to exist on the
+//! account's server by its converge job, like the account itself.
+
+use std::fmt;
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+use crate::{DomainName, Error, ServiceStatus};
+
+/// A mailbox's name: the local part of its address, the short user name Virtualmin lists
+/// (it keeps the unix user as `name.prefix`). Lower-case letters, digits, `.`, `_` and `-`,
+/// starting with a letter, at most 64 characters (an address's local part).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct MailboxName(String);
+
+/// Names a Virtualmin server keeps for itself: its own (`domains`, `virtualmin-backup`) and
+/// the aliases its default template gives every domain, which a mailbox would collide with.
+const RESERVED: &[&str] = &[
+    "abuse",
+    "domains",
+    "hostmaster",
+    "postmaster",
+    "virtualmin-backup",
+    "webmaster",
+];
+
+impl MailboxName {
+    pub fn parse(input: &str) -> Result<Self, Error> {
+        let expected = "1 to 64 characters: a lower-case letter, then lower-case letters, \
+                        digits, '.', '_' or '-', not ending in '.' and without '..'";
+        let mut chars = input.chars();
+        let ok = input.len() <= 64
+            && chars.next().is_some_and(|c| c.is_ascii_lowercase())
+            && chars.all(|c| {
+                c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '.' | '_' | '-')
+            })
+            && !input.ends_with('.')
+            && !input.contains("..");
+        if !ok {
+            return Err(Error::invalid("mailbox name", input, expected));
+        }
+        if RESERVED.contains(&input) {
+            return Err(Error::invalid(
+                "mailbox name",
+                input,
+                format!(
+                    "a name the server keeps for itself or for a domain's aliases is refused: {}",
+                    RESERVED.join(", ")
+                ),
+            ));
+        }
+        Ok(Self(input.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for MailboxName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl Serialize for MailboxName {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&self.0)
+    }
+}
+
+impl<'de> Deserialize<'de> for MailboxName {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let raw = String::deserialize(deserializer)?;
+        Self::parse(&raw).map_err(serde::de::Error::custom)
+    }
+}
+
+/// A mailbox owner's real name as the server keeps it (a passwd field): one line of at most
+/// 100 characters, without ':'.
+pub fn real_name(input: &str) -> Result<&str, Error> {
+    let name = input.trim();
+    if name.chars().count() > 100 || name.contains(':') || name.chars().any(char::is_control) {
+        return Err(Error::invalid(
+            "real name",
+            input,
+            "at most 100 characters on one line, without ':'",
+        ));
+    }
+    Ok(name)
+}
+
+/// Whether an account may have one more mailbox: `count` it has (not being deleted) against
+/// its plan's `limit` (`None`: no limit).
+pub fn check_mailbox_limit(plan: &str, limit: Option<u32>, count: usize) -> Result<(), Error> {
+    match limit {
+        Some(limit) if count >= limit as usize => Err(Error::OverLimit {
+            what: "mailboxes",
+            plan: plan.to_owned(),
+            limit,
+        }),
+        _ => Ok(()),
+    }
+}
+
+/// Whether the account of a service in `status` may have its mailboxes changed: not once
+/// the service is terminated (a pending one's are made when it is activated).
+pub fn check_mailboxes_change(status: ServiceStatus, domain: &DomainName) -> Result<(), Error> {
+    if status == ServiceStatus::Terminated {
+        return Err(Error::AccountDeleted {
+            domain: domain.to_unicode(),
+            what: "mailboxes",
+        });
+    }
+    Ok(())
+}
+
+impl MailboxName {
+    /// Accepts `typed` as confirming the mailbox's deletion (its mail is lost) when it is
+    /// this name.
+    pub fn confirm(&self, typed: &str) -> Result<(), Error> {
+        if typed.trim() == self.0 {
+            return Ok(());
+        }
+        Err(Error::ConfirmationMismatch {
+            what: "mailbox name",
+            purpose: format!("delete mailbox {} and its mail", self.0),
+            expected: self.0.clone(),
+            got: crate::error::shown(typed),
+        })
+    }
+}
+
+/// A mailbox as drover's records say it must be.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WantedMailbox {
+    pub name: MailboxName,
+    pub real_name: String,
+    /// Its password changed since the server last took one.
+    pub password_pending: bool,
+    /// Deleted in drover: to go from the server.
+    pub deleting: bool,
+}
+
+/// A mailbox as the server lists it (`list-users`, by its short name).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListedMailbox {
+    pub name: String,
+    pub real_name: String,
+}
+
+/// One change to an account's mailboxes on its server.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "mailbox_action", rename_all = "snake_case")]
+pub enum MailboxAction {
+    /// Created with its real name and password.
+    Create {
+        name: MailboxName,
+    },
+    SetRealName {
+        name: MailboxName,
+        real_name: String,
+    },
+    SetPassword {
+        name: MailboxName,
+    },
+    Delete {
+        name: MailboxName,
+    },
+}
+
+/// The changes that make the server's mailboxes of an account match drover's. Mailboxes the
+/// server has and drover does not know are left alone (drift reports them).
+pub fn converge_mailboxes(
+    wanted: &[WantedMailbox],
+    listed: &[ListedMailbox],
+) -> Vec<MailboxAction> {
+    let mut actions = Vec::new();
+    for mailbox in wanted {
+        let on_server = listed.iter().find(|l| l.name == mailbox.name.as_str());
+        let name = mailbox.name.clone();
+        match (on_server, mailbox.deleting) {
+            (None, true) => {}
+            (Some(_), true) => actions.push(MailboxAction::Delete { name }),
+            (None, false) => actions.push(MailboxAction::Create { name }),
+            (Some(listed), false) => {
+                if listed.real_name != mailbox.real_name {
+                    actions.push(MailboxAction::SetRealName {
+                        name: name.clone(),
+                        real_name: mailbox.real_name.clone(),
+                    });
+                }
+                if mailbox.password_pending {
+                    actions.push(MailboxAction::SetPassword { name });
+                }
+            }
+        }
+    }
+    actions
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(name: &str, real: &str) -> WantedMailbox {
+        WantedMailbox {
+            name: MailboxName::parse(name).unwrap(),
+            real_name: real.into(),
+            password_pending: false,
+            deleting: false,
+        }
+    }
+
+    fn on_server(name: &str, real: &str) -> ListedMailbox {
+        ListedMailbox {
+            name: name.into(),
+            real_name: real.into(),
+        }
+    }
+
+    #[test]
+    fn mailbox_names_are_local_parts_the_server_takes() {
+        for ok in ["ana", "ana.pop", "a-b_c9", &"a".repeat(64)] {
+            assert!(MailboxName::parse(ok).is_ok(), "{ok}");
+        }
+        for bad in [
+            "",
+            "Ana",
+            "9lives",
+            "ana..pop",
+            "ana.",
+            "bad user!",
+            "a:b",
+            "ana@x.ro",
+            &"a".repeat(65),
+        ] {
+            let err = MailboxName::parse(bad).unwrap_err().to_string();
+            assert!(err.contains("mailbox name"), "{bad}: {err}");
+        }
+        let err = MailboxName::parse("postmaster").unwrap_err().to_string();
+        assert!(err.contains("keeps for itself"), "{err}");
+    }
+
+    #[test]
+    fn real_names_are_one_line_without_colons() {
+        assert_eq!(real_name("  Ana Pop "), Ok("Ana Pop"));
+        assert_eq!(real_name("Ștefan Țuțu"), Ok("Ștefan Țuțu"));
+        for bad in ["a:b", "two\nlines", &"x".repeat(101)] {
+            assert!(real_name(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn a_terminated_services_mailboxes_no_longer_change() {
+        let domain = DomainName::parse("posta.ro").unwrap();
+        for open in [
+            ServiceStatus::Pending,
+            ServiceStatus::Active,
+            ServiceStatus::Suspended,
+        ] {
+            assert_eq!(check_mailboxes_change(open, &domain), Ok(()), "{open:?}");
+        }
+        assert!(check_mailboxes_change(ServiceStatus::Terminated, &domain).is_err());
+        let name = MailboxName::parse("ana").unwrap();
+        assert_eq!(name.confirm(" ana "), Ok(()));
+        let err = name.confirm("ion").unwrap_err().to_string();
+        assert!(err.contains("repeat its mailbox name ana exactly"), "{err}");
+    }
+
+    #[test]
+    fn a_plan_limits_how_many_mailboxes_an_account_has() {
+        assert_eq!(check_mailbox_limit("Web", None, 1000), Ok(()));
+        assert_eq!(check_mailbox_limit("Web", Some(3), 2), Ok(()));
+        let err = check_mailbox_limit("Web", Some(3), 3).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "plan 'Web' allows 3 mailboxes per account, and the account has them all"
+        );
+        assert!(check_mailbox_limit("Web", Some(0), 0).is_err());
+    }
+
+    #[test]
+    fn mailboxes_converge_with_the_fewest_changes() {
+        let mut gone = record("old", "");
+        gone.deleting = true;
+        let mut fresh_password = record("ana", "Ana Pop");
+        fresh_password.password_pending = true;
+        let wanted = [
+            fresh_password,
+            record("ion", "Ion"),
+            record("eva", "Eva"),
+            gone.clone(),
+        ];
+        let listed = [
+            on_server("ana", "Ana"),
+            on_server("eva", "Eva"),
+            on_server("old", ""),
+            on_server("stranger", ""),
+        ];
+        let name = |n: &str| MailboxName::parse(n).unwrap();
+        assert_eq!(
+            converge_mailboxes(&wanted, &listed),
+            [
+                MailboxAction::SetRealName {
+                    name: name("ana"),
+                    real_name: "Ana Pop".into()
+                },
+                MailboxAction::SetPassword { name: name("ana") },
+                MailboxAction::Create { name: name("ion") },
+                MailboxAction::Delete { name: name("old") },
+            ]
+        );
+        // Once the server matches, nothing is asked again; a deleted one already gone stays so.
+        let done = [
+            on_server("ana", "Ana Pop"),
+            on_server("ion", "Ion"),
+            on_server("eva", "Eva"),
+        ];
+        let mut settled = wanted.to_vec();
+        settled[0].password_pending = false;
+        assert_eq!(converge_mailboxes(&settled, &done), []);
+    }
+}

@@ -1,0 +1,115 @@
+//! `drover mailboxes …`: an account's mailboxes, recorded and queued for its server. A
+//! password is read from standard input, never from the command line.
+
+use clap::Subcommand;
+use drover_core::AccountId;
+use drover_store::{RequestContext, Store};
+use secrecy::SecretString;
+
+use super::Output;
+use crate::commands;
+use crate::config::Config;
+
+#[derive(Debug, Subcommand)]
+pub enum MailboxCommand {
+    /// The account's mailboxes, by name.
+    List {
+        /// The account's id.
+        account: AccountId,
+    },
+    /// Add a mailbox (its password on standard input), within the plan's limit.
+    Create {
+        /// The account's id.
+        account: AccountId,
+        /// The local part of its address (`ana` for ana@example.ro).
+        name: String,
+        /// Its owner's name.
+        #[arg(long, default_value = "")]
+        real_name: String,
+    },
+    /// Change a mailbox's real name, or its password (read from standard input).
+    Update {
+        /// The account's id.
+        account: AccountId,
+        /// The mailbox's name.
+        name: String,
+        /// Its owner's new name.
+        #[arg(long)]
+        real_name: Option<String>,
+        /// Read a new password from standard input.
+        #[arg(long)]
+        password: bool,
+    },
+    /// Delete a mailbox and its mail; --confirm repeats its name.
+    Delete {
+        /// The account's id.
+        account: AccountId,
+        /// The mailbox's name.
+        name: String,
+        /// The mailbox's name, repeated.
+        #[arg(long)]
+        confirm: String,
+    },
+}
+
+pub async fn run(
+    command: MailboxCommand,
+    store: &dyn Store,
+    ctx: &RequestContext,
+    config: &Config,
+    out: Output,
+) -> anyhow::Result<()> {
+    let columns = ["name", "real_name", "password_pending", "deleting"];
+    match command {
+        MailboxCommand::List { account } => {
+            store.account(account).await?;
+            out.list(&store.mailboxes(account).await?, &columns)
+        }
+        MailboxCommand::Create {
+            account,
+            name,
+            real_name,
+        } => {
+            let password = read_password()?;
+            let sealer = crate::engine::seal::operator_key(store, &config.seal_key).await?;
+            let mailbox =
+                commands::create_mailbox(store, ctx, &sealer, account, &name, &real_name, password)
+                    .await?;
+            out.one(&mailbox)
+        }
+        MailboxCommand::Update {
+            account,
+            name,
+            real_name,
+            password,
+        } => {
+            let password = password.then(read_password).transpose()?;
+            let sealer = crate::engine::seal::operator_key(store, &config.seal_key).await?;
+            let mailbox = commands::update_mailbox(
+                store,
+                ctx,
+                &sealer,
+                account,
+                &name,
+                real_name.as_deref(),
+                password,
+            )
+            .await?;
+            out.one(&mailbox)
+        }
+        MailboxCommand::Delete {
+            account,
+            name,
+            confirm,
+        } => out.one(&commands::delete_mailbox(store, ctx, account, &name, &confirm).await?),
+    }
+}
+
+/// One line of standard input, without its line ending.
+fn read_password() -> anyhow::Result<SecretString> {
+    let mut password = String::new();
+    std::io::stdin().read_line(&mut password)?;
+    Ok(SecretString::from(
+        password.trim_end_matches(['\n', '\r']).to_owned(),
+    ))
+}

@@ -1,0 +1,135 @@
+//! An account's mailboxes: recorded first, then made to exist on the account's server by its
+//! converge job, queued with each change (one listing of the account's mailboxes, then one
+//! call per difference).
+
+use drover_core::{
+    AccountId, AccountPassword, MailboxName, check_mailbox_limit, check_mailboxes_change, real_name,
+};
+use drover_store::{Mailbox, RequestContext, Store, Write};
+use secrecy::SecretString;
+use serde_json::json;
+
+use super::Result;
+use super::services::converge;
+use crate::engine::seal::Sealer;
+
+/// Records a new mailbox of the account, within its plan's limit, and queues its creation.
+pub async fn create_mailbox(
+    store: &dyn Store,
+    ctx: &RequestContext,
+    sealer: &Sealer,
+    account: AccountId,
+    name: &str,
+    real: &str,
+    password: SecretString,
+) -> Result<Mailbox> {
+    let name = MailboxName::parse(name)?;
+    let real = real_name(real)?;
+    let password = AccountPassword::parse(password)?;
+    let sealed = sealer.seal(password.secret());
+    let mut tx = store.write().await?;
+    // The key's row before the account's, as a rotation locks them: the insert checks the key.
+    let mailbox = tx
+        .insert_mailbox(account, &name, real, &sealed, sealer.id())
+        .await?;
+    let record = tx.account(account).await?;
+    let service = tx.service(record.service_id).await?;
+    check_mailboxes_change(service.status, &record.domain)?;
+    let plan = tx.plan(service.plan_id).await?;
+    let others = kept(&mut *tx, account).await? - 1;
+    check_mailbox_limit(plan.spec.name.as_str(), plan.spec.max_mailboxes, others)?;
+    let job = converge(&mut *tx, ctx, account).await?;
+    let details = json!({ "mailbox": name, "real_name": real, "job_id": job.id });
+    tx.audit(ctx, "mailbox.create", format!("account:{account}"), details)
+        .await?;
+    tx.commit().await?;
+    Ok(mailbox)
+}
+
+/// Changes a mailbox's real name, its password, or both, and queues the change.
+pub async fn update_mailbox(
+    store: &dyn Store,
+    ctx: &RequestContext,
+    sealer: &Sealer,
+    account: AccountId,
+    name: &str,
+    real: Option<&str>,
+    password: Option<SecretString>,
+) -> Result<Mailbox> {
+    let name = MailboxName::parse(name)?;
+    let real = real.map(real_name).transpose()?;
+    let password = password.map(AccountPassword::parse).transpose()?;
+    let mut tx = store.write().await?;
+    if let Some(password) = &password {
+        let sealed = sealer.seal(password.secret());
+        tx.update_mailbox_password(account, &name, &sealed, sealer.id())
+            .await?;
+    }
+    check_open(&mut *tx, account).await?;
+    if let Some(real) = real {
+        tx.update_mailbox_real_name(account, &name, real).await?;
+    }
+    let mailbox = find(&mut *tx, account, &name).await?;
+    let job = converge(&mut *tx, ctx, account).await?;
+    let details = json!({
+        "mailbox": name,
+        "real_name": real,
+        "password": password.is_some(),
+        "job_id": job.id,
+    });
+    tx.audit(ctx, "mailbox.update", format!("account:{account}"), details)
+        .await?;
+    tx.commit().await?;
+    Ok(mailbox)
+}
+
+/// Deletes a mailbox and its mail once `confirm` repeats its name; the account's converge
+/// removes it from the server, then drover forgets it.
+pub async fn delete_mailbox(
+    store: &dyn Store,
+    ctx: &RequestContext,
+    account: AccountId,
+    name: &str,
+    confirm: &str,
+) -> Result<Mailbox> {
+    let name = MailboxName::parse(name)?;
+    let mut tx = store.write().await?;
+    check_open(&mut *tx, account).await?;
+    find(&mut *tx, account, &name).await?;
+    name.confirm(confirm)?;
+    tx.mark_mailbox_deleting(account, &name).await?;
+    let mailbox = find(&mut *tx, account, &name).await?;
+    let job = converge(&mut *tx, ctx, account).await?;
+    let details = json!({ "mailbox": name, "job_id": job.id });
+    tx.audit(ctx, "mailbox.delete", format!("account:{account}"), details)
+        .await?;
+    tx.commit().await?;
+    Ok(mailbox)
+}
+
+/// Refuses a change to a terminated service's mailboxes.
+async fn check_open(tx: &mut dyn Write, account: AccountId) -> Result<()> {
+    let record = tx.account(account).await?;
+    let service = tx.service(record.service_id).await?;
+    Ok(check_mailboxes_change(service.status, &record.domain)?)
+}
+
+/// How many of the account's mailboxes stay (those being deleted do not count).
+async fn kept(tx: &mut dyn Write, account: AccountId) -> Result<usize> {
+    let all = tx.mailboxes(account).await?;
+    Ok(all.iter().filter(|m| !m.deleting).count())
+}
+
+async fn find(tx: &mut dyn Write, account: AccountId, name: &MailboxName) -> Result<Mailbox> {
+    tx.mailboxes(account)
+        .await?
+        .into_iter()
+        .find(|m| &m.name == name)
+        .ok_or_else(|| {
+            drover_store::StoreError::NotFound {
+                what: "mailbox",
+                id: format!("{name} of account {account}"),
+            }
+            .into()
+        })
+}
