@@ -383,6 +383,8 @@ pub fn propose(
             state,
             plan: plan.name.as_str().to_owned(),
             features: plan.features.clone(),
+            // Its mailboxes are the server's: drover keeps none of them yet.
+            mailboxes: Vec::new(),
         };
         let differences = find_drift(&[expected], std::slice::from_ref(&f.listed))
             .into_iter()

@@ -21,15 +21,25 @@ pub enum DriftKind {
     PlanMismatch,
     /// Lacking a feature its plan gives it.
     FeatureMissing,
+    /// One of the account's mailboxes is not on the server.
+    MailboxMissing,
+    /// A mailbox on the server that drover's records of the account do not hold (logged only:
+    /// it may hold mail).
+    MailboxOrphan,
+    /// A mailbox whose real name differs from drover's.
+    MailboxMismatch,
 }
 
 impl DriftKind {
-    pub const ALL: [Self; 5] = [
+    pub const ALL: [Self; 8] = [
         Self::Missing,
         Self::Orphan,
         Self::StateMismatch,
         Self::PlanMismatch,
         Self::FeatureMissing,
+        Self::MailboxMissing,
+        Self::MailboxOrphan,
+        Self::MailboxMismatch,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -39,6 +49,9 @@ impl DriftKind {
             Self::StateMismatch => "state_mismatch",
             Self::PlanMismatch => "plan_mismatch",
             Self::FeatureMissing => "feature_missing",
+            Self::MailboxMissing => "mailbox_missing",
+            Self::MailboxOrphan => "mailbox_orphan",
+            Self::MailboxMismatch => "mailbox_mismatch",
         }
     }
 
@@ -50,7 +63,8 @@ impl DriftKind {
                 crate::Error::invalid(
                     "drift kind",
                     input,
-                    "missing, orphan, state_mismatch, plan_mismatch or feature_missing",
+                    "missing, orphan, state_mismatch, plan_mismatch, feature_missing, \
+                     mailbox_missing, mailbox_orphan or mailbox_mismatch",
                 )
             })
     }
@@ -65,6 +79,9 @@ pub struct Expected {
     pub plan: String,
     /// The features its plan gives it on the server (empty: the server's defaults, unchecked).
     pub features: Vec<Feature>,
+    /// Its mailboxes, but those being deleted (the next converge removes them): name and
+    /// real name.
+    pub mailboxes: Vec<(String, String)>,
 }
 
 impl Expected {
@@ -97,6 +114,9 @@ pub struct DriftFinding {
     pub expected: Option<String>,
     /// What the server has.
     pub found: Option<String>,
+    /// The mailbox a mailbox finding is about.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mailbox: Option<String>,
 }
 
 fn state_name(state: DesiredState) -> &'static str {
@@ -124,6 +144,7 @@ pub fn find_drift(expected: &[Expected], listed: &[Listed]) -> Vec<DriftFinding>
             account_id: Some(want.account),
             expected: Some(expected.to_owned()),
             found,
+            mailbox: None,
         };
         match (on_server.get(domain), want.state) {
             (None, DesiredState::Absent) => {}
@@ -177,7 +198,71 @@ pub fn find_drift(expected: &[Expected], listed: &[Listed]) -> Vec<DriftFinding>
                 account_id: None,
                 expected: None,
                 found: Some(if have.disabled { "disabled" } else { "enabled" }.to_owned()),
+                mailbox: None,
             });
+        }
+    }
+    findings
+}
+
+/// A mailbox as a server-wide listing shows it: its domain, its short name, its real name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListedUser {
+    pub domain: String,
+    pub name: String,
+    pub real_name: String,
+}
+
+/// Compares one complete listing of a server's mailboxes with the mailboxes of drover's
+/// accounts there. Only accounts that must exist and that the server has are compared (a
+/// missing domain is a finding of its own); a mailbox drover is deleting is not compared.
+pub fn find_mailbox_drift(
+    expected: &[Expected],
+    domains: &[Listed],
+    users: &[ListedUser],
+) -> Vec<DriftFinding> {
+    let mut findings = Vec::new();
+    for want in expected.iter().filter(|e| e.is_live()) {
+        let domain = want.domain.as_str();
+        if !domains.iter().any(|l| l.domain == domain) {
+            continue;
+        }
+        let finding =
+            |kind, mailbox: &str, expected: Option<&str>, found: Option<&str>| DriftFinding {
+                kind,
+                domain: domain.to_owned(),
+                account_id: Some(want.account),
+                expected: expected.map(str::to_owned),
+                found: found.map(str::to_owned),
+                mailbox: Some(mailbox.to_owned()),
+            };
+        let on_server: Vec<&ListedUser> = users.iter().filter(|u| u.domain == domain).collect();
+        for (name, real_name) in &want.mailboxes {
+            match on_server.iter().find(|u| &u.name == name) {
+                None => findings.push(finding(
+                    DriftKind::MailboxMissing,
+                    name,
+                    Some(real_name),
+                    None,
+                )),
+                Some(have) if &have.real_name != real_name => findings.push(finding(
+                    DriftKind::MailboxMismatch,
+                    name,
+                    Some(real_name),
+                    Some(&have.real_name),
+                )),
+                Some(_) => {}
+            }
+        }
+        for have in on_server {
+            if !want.mailboxes.iter().any(|(name, _)| name == &have.name) {
+                findings.push(finding(
+                    DriftKind::MailboxOrphan,
+                    &have.name,
+                    None,
+                    Some(&have.real_name),
+                ));
+            }
         }
     }
     findings
@@ -204,6 +289,8 @@ pub struct DriftPolicy {
     pub state_mismatch: DriftAction,
     pub plan_mismatch: DriftAction,
     pub feature_missing: DriftAction,
+    /// For a mailbox missing or unlike drover's (a mailbox orphan is only ever logged).
+    pub mailboxes: DriftAction,
     /// A pass touching more than this share of the server's accounts enforces nothing…
     pub max_percent: u8,
     /// …nor one touching more than this many accounts.
@@ -218,6 +305,7 @@ impl Default for DriftPolicy {
             state_mismatch: DriftAction::Enforce,
             plan_mismatch: DriftAction::Enforce,
             feature_missing: DriftAction::Enforce,
+            mailboxes: DriftAction::Enforce,
             max_percent: 10,
             max_accounts: 25,
         }
@@ -232,6 +320,9 @@ impl DriftPolicy {
             DriftKind::StateMismatch => self.state_mismatch,
             DriftKind::PlanMismatch => self.plan_mismatch,
             DriftKind::FeatureMissing => self.feature_missing,
+            DriftKind::MailboxMissing | DriftKind::MailboxMismatch => self.mailboxes,
+            // It may hold mail: only an operator decides about it.
+            DriftKind::MailboxOrphan => DriftAction::Log,
         };
         // An orphan is never "enforced" (that would mean deleting it); a kept account is
         // never quarantined.
@@ -315,6 +406,7 @@ mod tests {
             state,
             plan: plan.into(),
             features: vec![Feature::Unix, Feature::Dir, Feature::Mysql],
+            mailboxes: Vec::new(),
         }
     }
 
@@ -403,6 +495,7 @@ mod tests {
             account_id: None,
             expected: None,
             found: None,
+            mailbox: None,
         }
     }
 
@@ -439,5 +532,79 @@ mod tests {
         };
         assert_eq!(policy.action(DriftKind::Orphan), DriftAction::Quarantine);
         assert_eq!(policy.action(DriftKind::Missing), DriftAction::Enforce);
+    }
+
+    #[test]
+    fn mailboxes_drift_missing_unlike_or_unknown_only_where_the_domain_is() {
+        let mut ana = expected(1, "ana.ro", DesiredState::Enabled, "Web");
+        ana.mailboxes = vec![
+            ("info".into(), "Info".into()),
+            ("sales".into(), "Sales".into()),
+            ("gone".into(), String::new()),
+        ];
+        let mut ion = expected(2, "ion.ro", DesiredState::Enabled, "Web");
+        ion.mailboxes = vec![("info".into(), String::new())];
+        let mut old = expected(3, "old.ro", DesiredState::Absent, "Web");
+        old.mailboxes = vec![("x".into(), String::new())];
+        let listed = |domain: &str| Listed {
+            domain: domain.into(),
+            disabled: false,
+            plan: Some("Web".into()),
+            features: Vec::new(),
+            parent: None,
+        };
+        let user = |domain: &str, name: &str, real: &str| ListedUser {
+            domain: domain.into(),
+            name: name.into(),
+            real_name: real.into(),
+        };
+        let domains = [listed("ana.ro"), listed("old.ro")];
+        let users = [
+            user("ana.ro", "info", "Info"),
+            user("ana.ro", "sales", "Sales Team"),
+            user("ana.ro", "bob", "Bob"),
+            user("old.ro", "y", ""),
+        ];
+        let found = find_mailbox_drift(&[ana, ion, old], &domains, &users);
+        let seen: Vec<(DriftKind, &str, Option<&str>, Option<&str>)> = found
+            .iter()
+            .map(|f| {
+                (
+                    f.kind,
+                    f.mailbox.as_deref().unwrap(),
+                    f.expected.as_deref(),
+                    f.found.as_deref(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            seen,
+            [
+                (
+                    DriftKind::MailboxMismatch,
+                    "sales",
+                    Some("Sales"),
+                    Some("Sales Team")
+                ),
+                (DriftKind::MailboxMissing, "gone", Some(""), None),
+                (DriftKind::MailboxOrphan, "bob", None, Some("Bob")),
+            ],
+            "ion.ro is missing whole (a finding of its own); old.ro is being deleted"
+        );
+        assert!(found.iter().all(|f| f.domain == "ana.ro"));
+        let policy = DriftPolicy::default();
+        assert_eq!(
+            policy.action(DriftKind::MailboxMissing),
+            DriftAction::Enforce
+        );
+        let enforced = DriftPolicy {
+            orphan: DriftAction::Quarantine,
+            ..policy
+        };
+        assert_eq!(
+            enforced.action(DriftKind::MailboxOrphan),
+            DriftAction::Log,
+            "a mailbox that may hold mail is never touched by a repair"
+        );
     }
 }

@@ -62,6 +62,12 @@ pub enum Error {
     #[error("the service of {domain} is terminated: its {what} no longer change")]
     AccountDeleted { domain: String, what: &'static str },
 
+    /// Mailboxes on a plan without mail.
+    #[error(
+        "plan '{plan}' does not give its accounts mail (the feature mail): they have no mailboxes"
+    )]
+    NoMail { plan: String },
+
     /// A request past what the account's plan allows.
     #[error("plan '{plan}' allows {limit} {what} per account, and the account has them all")]
     OverLimit {

@@ -42,8 +42,8 @@ pub use dns::{
 };
 pub use domain::{DomainName, DomainWarning};
 pub use drift::{
-    DriftAction, DriftFinding, DriftKind, DriftPolicy, Expected, Listed, RepairPlan, find_drift,
-    plan_repair,
+    DriftAction, DriftFinding, DriftKind, DriftPolicy, Expected, Listed, ListedUser, RepairPlan,
+    find_drift, find_mailbox_drift, plan_repair,
 };
 pub use error::Error;
 pub use health::{HealthPolicy, HealthProbe, HealthStreak, Verdict, next_health};

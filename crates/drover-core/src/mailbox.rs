@@ -5,7 +5,7 @@ use std::fmt;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-use crate::{DomainName, Error, ServiceStatus};
+use crate::{DomainName, Error, Feature, PlanSpec, ServiceStatus};
 
 /// A mailbox's name: the local part of its address, the short user name Virtualmin lists
 /// (it keeps the unix user as `name.prefix`). Lower-case letters, digits, `.`, `_` and `-`,
@@ -90,13 +90,19 @@ pub fn real_name(input: &str) -> Result<&str, Error> {
     Ok(name)
 }
 
-/// Whether an account may have one more mailbox: `count` it has (not being deleted) against
-/// its plan's `limit` (`None`: no limit).
-pub fn check_mailbox_limit(plan: &str, limit: Option<u32>, count: usize) -> Result<(), Error> {
-    match limit {
+/// Whether an account on `plan` may have one more mailbox, having `count` (not being
+/// deleted): its plan must give it mail (a server makes a user without it, but no mailbox),
+/// and not limit it to `count`.
+pub fn check_mailbox_limit(plan: &PlanSpec, count: usize) -> Result<(), Error> {
+    if !plan.features.is_empty() && !plan.features.contains(&Feature::Mail) {
+        return Err(Error::NoMail {
+            plan: plan.name.to_string(),
+        });
+    }
+    match plan.max_mailboxes {
         Some(limit) if count >= limit as usize => Err(Error::OverLimit {
             what: "mailboxes",
-            plan: plan.to_owned(),
+            plan: plan.name.to_string(),
             limit,
         }),
         _ => Ok(()),
@@ -269,15 +275,32 @@ mod tests {
     }
 
     #[test]
-    fn a_plan_limits_how_many_mailboxes_an_account_has() {
-        assert_eq!(check_mailbox_limit("Web", None, 1000), Ok(()));
-        assert_eq!(check_mailbox_limit("Web", Some(3), 2), Ok(()));
-        let err = check_mailbox_limit("Web", Some(3), 3).unwrap_err();
+    fn a_plan_gives_mail_and_limits_how_many_mailboxes_an_account_has() {
+        let plan = |features: serde_json::Value, max: Option<u32>| -> PlanSpec {
+            serde_json::from_value(serde_json::json!({
+                "name": "Web", "features": features, "max_mailboxes": max
+            }))
+            .unwrap()
+        };
+        let mail = serde_json::json!(["web", "mail"]);
+        assert_eq!(check_mailbox_limit(&plan(mail.clone(), None), 1000), Ok(()));
+        assert_eq!(check_mailbox_limit(&plan(mail.clone(), Some(3)), 2), Ok(()));
+        let err = check_mailbox_limit(&plan(mail.clone(), Some(3)), 3).unwrap_err();
         assert_eq!(
             err.to_string(),
             "plan 'Web' allows 3 mailboxes per account, and the account has them all"
         );
-        assert!(check_mailbox_limit("Web", Some(0), 0).is_err());
+        assert!(check_mailbox_limit(&plan(mail, Some(0)), 0).is_err());
+        // The server's default features include mail; a plan that names its own must say so.
+        assert_eq!(
+            check_mailbox_limit(&plan(serde_json::json!([]), None), 0),
+            Ok(())
+        );
+        let err = check_mailbox_limit(&plan(serde_json::json!(["web"]), None), 0).unwrap_err();
+        assert!(
+            err.to_string().contains("does not give its accounts mail"),
+            "{err}"
+        );
     }
 
     #[test]

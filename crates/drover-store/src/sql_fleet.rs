@@ -88,6 +88,7 @@ mod fleet_sql {
         found: Option<String>,
         action: Option<String>,
         found_at: SqlTimestamp,
+        mailbox: Option<String>,
     }
 
     pub(super) fn action_name(action: DriftAction) -> &'static str {
@@ -116,6 +117,7 @@ mod fleet_sql {
                     account_id: self.account_id.map(AccountId),
                     expected: self.expected,
                     found: self.found,
+                    mailbox: self.mailbox,
                 },
                 action,
                 found_at: self.found_at.to_jiff(),
@@ -124,7 +126,7 @@ mod fleet_sql {
     }
 
     const SELECT_DRIFT: &str = "SELECT id, server_id, kind, domain, account_id, expected, found, \
-        action, found_at FROM drift_findings";
+        action, found_at, mailbox FROM drift_findings";
 
     async fn fetch_drift(tx: &mut Tx, server: Option<ServerId>) -> Result<Vec<DriftRecord>> {
         sqlx::query_as::<_, DriftRow>(sqlx::AssertSqlSafe(format!(
@@ -245,14 +247,27 @@ mod fleet_sql {
         }
 
         async fn server_expectations(&self, server: ServerId) -> Result<Vec<Expected>> {
-            let rows: Vec<(i64, String, String, String, String)> = sqlx::query_as(
-                "SELECT a.id, a.domain, a.desired_state, p.name, p.features FROM accounts a \
-                 JOIN services s ON s.id = a.service_id JOIN plans p ON p.id = s.plan_id \
-                 WHERE a.server_id = $1 ORDER BY a.id",
-            )
-            .bind(server.get())
-            .fetch_all(&self.pool)
-            .await?;
+            // The accounts and their mailboxes as of one moment.
+            let (rows, mailboxes) = read_tx!(self, tx, {
+                let rows: Vec<(i64, String, String, String, String)> = sqlx::query_as(
+                    "SELECT a.id, a.domain, a.desired_state, p.name, p.features FROM accounts a \
+                     JOIN services s ON s.id = a.service_id JOIN plans p ON p.id = s.plan_id \
+                     WHERE a.server_id = $1 ORDER BY a.id",
+                )
+                .bind(server.get())
+                .fetch_all(&mut **tx)
+                .await?;
+                // Mailboxes being deleted are the next converge's, not drift's.
+                let mailboxes: Vec<(i64, String, String)> = sqlx::query_as(
+                    "SELECT m.account_id, m.name, m.real_name FROM mailboxes m \
+                     JOIN accounts a ON a.id = m.account_id \
+                     WHERE a.server_id = $1 AND NOT m.deleting ORDER BY m.account_id, m.name",
+                )
+                .bind(server.get())
+                .fetch_all(&mut **tx)
+                .await?;
+                Ok((rows, mailboxes))
+            })?;
             rows.into_iter()
                 .map(|(id, domain, state, plan, features)| {
                     let features: Vec<drover_core::Feature> =
@@ -266,6 +281,11 @@ mod fleet_sql {
                             .map_err(|e| corrupt("desired state", e))?,
                         plan,
                         features: spec_features,
+                        mailboxes: mailboxes
+                            .iter()
+                            .filter(|(account, _, _)| *account == id)
+                            .map(|(_, name, real)| (name.clone(), real.clone()))
+                            .collect(),
                     })
                 })
                 .collect()
@@ -287,7 +307,7 @@ mod fleet_sql {
                 for finding in findings {
                     sqlx::query(
                         "INSERT INTO drift_findings (server_id, kind, domain, account_id, expected, \
-                         found, found_at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                         found, found_at, mailbox) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
                     )
                     .bind(server.get())
                     .bind(finding.kind.as_str())
@@ -296,6 +316,7 @@ mod fleet_sql {
                     .bind(&finding.expected)
                     .bind(&finding.found)
                     .bind(now)
+                    .bind(&finding.mailbox)
                     .execute(&mut **tx)
                     .await?;
                 }

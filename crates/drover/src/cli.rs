@@ -1527,10 +1527,7 @@ async fn services(
             out.one(&commands::change_plan(&**store, ctx, id, plan).await?)
         }
         ServiceCommand::Password { id } => {
-            let mut password = String::new();
-            std::io::stdin().read_line(&mut password)?;
-            let password =
-                secrecy::SecretString::from(password.trim_end_matches(['\n', '\r']).to_owned());
+            let password = read_password()?;
             let sealer = crate::engine::seal::operator_key(&**store, &config.seal_key).await?;
             let job = commands::change_password(&**store, ctx, &sealer, id, password).await?;
             out.one(&json!({ "job_id": job }))
@@ -1846,6 +1843,16 @@ async fn drift(
             }
         }
     }
+}
+
+/// A password: one line of standard input, without its line ending (never an argument, which
+/// other users of the machine could read).
+fn read_password() -> anyhow::Result<secrecy::SecretString> {
+    let mut password = String::new();
+    std::io::stdin().read_line(&mut password)?;
+    Ok(secrecy::SecretString::from(
+        password.trim_end_matches(['\n', '\r']).to_owned(),
+    ))
 }
 
 #[cfg(test)]

@@ -118,6 +118,7 @@ pub async fn drift_scans_replace_findings_and_keep_what_repairs_did(h: Harness) 
             account_id: Some(service.account_id),
             expected: Some("enabled".into()),
             found: None,
+            mailbox: None,
         },
         DriftFinding {
             kind: DriftKind::Orphan,
@@ -125,6 +126,15 @@ pub async fn drift_scans_replace_findings_and_keep_what_repairs_did(h: Harness) 
             account_id: None,
             expected: None,
             found: Some("enabled".into()),
+            mailbox: None,
+        },
+        DriftFinding {
+            kind: DriftKind::MailboxOrphan,
+            domain: "ana.ro".into(),
+            account_id: Some(service.account_id),
+            expected: None,
+            found: Some("Bob".into()),
+            mailbox: Some("bob".into()),
         },
     ];
     let records = store
@@ -172,7 +182,7 @@ pub async fn drift_scans_replace_findings_and_keep_what_repairs_did(h: Harness) 
     let after = store.drift_findings(Some(server.id)).await.unwrap();
     assert_eq!(
         after.iter().map(|r| r.action).collect::<Vec<_>>(),
-        [Some(DriftAction::Enforce), Some(DriftAction::Log)]
+        [Some(DriftAction::Enforce), Some(DriftAction::Log), None]
     );
     // The activation's converge job was still waiting: the repair joined it.
     assert_eq!(
@@ -184,7 +194,7 @@ pub async fn drift_scans_replace_findings_and_keep_what_repairs_did(h: Harness) 
         .record_drift(&ctx(), server.id, &findings[1..])
         .await
         .unwrap();
-    assert_eq!(records.len(), 1);
+    assert_eq!(records.len(), 2);
     assert_eq!(store.drift_findings(None).await.unwrap(), records);
     let events = store
         .audit_events(drover_store::AuditFilter {

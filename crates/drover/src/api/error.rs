@@ -171,6 +171,7 @@ impl From<drover_core::Error> for ApiError {
             PlanFixed { .. } => Self::new(StatusCode::CONFLICT, "service_terminated", message),
             AccountDeleted { .. } => Self::new(StatusCode::CONFLICT, "account_deleted", message),
             OverLimit { .. } => Self::new(StatusCode::CONFLICT, "over_limit", message),
+            NoMail { .. } => Self::new(StatusCode::CONFLICT, "no_mail", message),
             AdoptionRefused { .. } => Self::new(StatusCode::CONFLICT, "adoption_refused", message),
             ServerRefused(refusal) => {
                 let code = match refusal {

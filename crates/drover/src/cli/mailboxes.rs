@@ -4,9 +4,8 @@
 use clap::Subcommand;
 use drover_core::AccountId;
 use drover_store::{RequestContext, Store};
-use secrecy::SecretString;
 
-use super::Output;
+use super::{Output, read_password};
 use crate::commands;
 use crate::config::Config;
 
@@ -103,13 +102,4 @@ pub async fn run(
             confirm,
         } => out.one(&commands::delete_mailbox(store, ctx, account, &name, &confirm).await?),
     }
-}
-
-/// One line of standard input, without its line ending.
-fn read_password() -> anyhow::Result<SecretString> {
-    let mut password = String::new();
-    std::io::stdin().read_line(&mut password)?;
-    Ok(SecretString::from(
-        password.trim_end_matches(['\n', '\r']).to_owned(),
-    ))
 }

@@ -37,7 +37,7 @@ pub async fn create_mailbox(
     check_mailboxes_change(service.status, &record.domain)?;
     let plan = tx.plan(service.plan_id).await?;
     let others = kept(&mut *tx, account).await? - 1;
-    check_mailbox_limit(plan.spec.name.as_str(), plan.spec.max_mailboxes, others)?;
+    check_mailbox_limit(&plan.spec, others)?;
     let job = converge(&mut *tx, ctx, account).await?;
     let details = json!({ "mailbox": name, "real_name": real, "job_id": job.id });
     tx.audit(ctx, "mailbox.create", format!("account:{account}"), details)

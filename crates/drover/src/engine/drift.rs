@@ -1,10 +1,12 @@
-//! Drift: one `list-domains multiline=` call per server compared with drover's accounts there,
+//! Drift: one `list-domains multiline=` and one `list-users all-domains multiline=` call per
+//! server compared with drover's accounts and their mailboxes there,
 //! each finding recorded, then a repair pass by policy (converge jobs for accounts, disabling
 //! for quarantined orphans) unless it is larger than the limit. Orphans are deleted only by an
 //! operator's explicit action.
 
 use drover_core::{
-    AccountId, DomainName, DriftAction, DriftKind, Listed, RepairPlan, find_drift, plan_repair,
+    AccountId, DomainName, DriftAction, DriftKind, Listed, ListedUser, RepairPlan, find_drift,
+    find_mailbox_drift, plan_repair,
 };
 use drover_store::{AccountFilter, DriftRecord, RequestContext, Server, StoreError};
 use drover_virtualmin::{ErrorKind, VirtualminError};
@@ -77,9 +79,27 @@ pub async fn scan_server(
             server: name,
             source,
         })?;
+    // Every mailbox of every domain in one more listing.
+    let users = client
+        .list_all_users()
+        .await
+        .map_err(|source| DriftError::Observation {
+            server: server.spec.name.to_string(),
+            source,
+        })?;
+    let users: Vec<ListedUser> = users
+        .into_iter()
+        .filter(|u| u.is_mailbox())
+        .map(|u| ListedUser {
+            domain: u.domain,
+            name: u.user,
+            real_name: u.real_name,
+        })
+        .collect();
     let listed: Vec<Listed> = domains.into_iter().map(listed).collect();
     let expected = engine.store.server_expectations(server.id).await?;
-    let findings = find_drift(&expected, &listed);
+    let mut findings = find_drift(&expected, &listed);
+    findings.extend(find_mailbox_drift(&expected, &listed, &users));
     let records = engine.store.record_drift(ctx, server.id, &findings).await?;
     for kind in DriftKind::ALL {
         let count = findings.iter().filter(|f| f.kind == kind).count();

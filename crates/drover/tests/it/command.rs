@@ -1811,3 +1811,37 @@ async fn a_stop_signal_during_a_bulk_run_loses_nothing() {
     let still = store.service(ids[0]).await.unwrap();
     assert_eq!(still.status, drover_core::ServiceStatus::Suspended);
 }
+
+/// An account's mailboxes from the command line: the password on standard input, the rules
+/// with their reasons, the name repeated to delete one.
+#[tokio::test]
+async fn an_operator_manages_mailboxes_from_the_command_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    sell(d, &["posta.ro"]).await;
+    let create = ["mailboxes", "create", "1", "ana", "--real-name", "Ana Pop"];
+    let created = succeeded(with_stdin(d, &create, &[], "Mail-passw0rd\n").await);
+    assert!(created.contains(r#""password_pending": true"#), "{created}");
+    for (input, wanted) in [
+        ("short\n", "invalid password"),
+        ("Mail-passw0rd\n", "has a mailbox named 'ana' already"),
+    ] {
+        let (ok, _, stderr) = with_stdin(d, &create, &[], input).await;
+        assert!(!ok && stderr.contains(wanted), "{stderr}");
+    }
+    let update = ["mailboxes", "update", "1", "ana", "--real-name", "Ana P"];
+    succeeded(run(d, &update).await);
+    let listed = succeeded(run(d, &["mailboxes", "list", "1"]).await);
+    assert!(
+        listed.contains("ana") && listed.contains("Ana P"),
+        "{listed}"
+    );
+    let wrong = ["mailboxes", "delete", "1", "ana", "--confirm", "ion"];
+    let (ok, _, stderr) = run(d, &wrong).await;
+    assert!(
+        !ok && stderr.contains("repeat its mailbox name ana"),
+        "{stderr}"
+    );
+    let deleted = succeeded(run(d, &["mailboxes", "delete", "1", "ana", "--confirm", "ana"]).await);
+    assert!(deleted.contains(r#""deleting": true"#), "{deleted}");
+}

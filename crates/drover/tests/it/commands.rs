@@ -932,6 +932,7 @@ async fn a_drift_repair_records_its_actions_and_converges_what_it_enforces(store
             account_id: Some(svc.account_id),
             expected: Some("enabled".into()),
             found: None,
+            mailbox: None,
         },
         DriftFinding {
             kind: DriftKind::Orphan,
@@ -939,6 +940,7 @@ async fn a_drift_repair_records_its_actions_and_converges_what_it_enforces(store
             account_id: None,
             expected: None,
             found: Some("enabled".into()),
+            mailbox: None,
         },
     ];
     let records = store
@@ -1317,6 +1319,21 @@ async fn mailboxes_are_held_to_their_rules_and_each_change_queues_a_converge(sto
             secret(password),
         )
     };
+    // A plan that names its features must give mail.
+    let err = create("ana", "Ana Pop", "Mail-passw0rd").await.unwrap_err();
+    assert!(
+        matches!(err, Error::Rule(drover_core::Error::NoMail { .. })),
+        "{err}"
+    );
+    let mail = serde_json::json!({"features": ["web", "dns", "mail"]});
+    commands::update_plan(
+        store,
+        &ctx(),
+        PlanId(1),
+        serde_json::from_value(mail).unwrap(),
+    )
+    .await
+    .unwrap();
     let ana = create("ana", "Ana Pop", "Mail-passw0rd").await.unwrap();
     assert!(ana.password_pending && !ana.deleting);
     let jobs = store.jobs(JobFilter::default()).await.unwrap();

@@ -213,3 +213,106 @@ async fn drift_made_by_hand_is_found_limited_and_repaired() {
     assert_eq!(summary.kind, "scan_drift");
     s.workers.stop().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mailboxes_changed_by_hand_are_found_and_repaired_but_a_strangers_is_kept() {
+    let s = setup(0).await;
+    let store = &*s.store;
+    // The fleet's plan, with mail.
+    let mail = serde_json::json!({"features": ["dir", "web", "dns", "mail"]});
+    let plan = drover_core::PlanId(1);
+    drover::commands::update_plan(store, &ctx(), plan, serde_json::from_value(mail).unwrap())
+        .await
+        .unwrap();
+    let customer = store.customers(Default::default()).await.unwrap()[0].id;
+    let new = NewService {
+        customer_id: customer,
+        plan_id: plan,
+        domain: DomainName::parse("posta.ro").unwrap(),
+    };
+    let service = crate::create_service(store, &ctx(), new).await.unwrap();
+    crate::transition_service(store, &ctx(), service.id, Transition::Activate, None)
+        .await
+        .unwrap();
+    let account = service.account_id;
+    let sealer = drover::engine::Sealer::from_hex(&"42".repeat(32)).unwrap();
+    for (name, real) in [("ana", "Ana"), ("ion", "Ion")] {
+        let password = secrecy::SecretString::from("Mail-passw0rd".to_owned());
+        drover::commands::create_mailbox(store, &ctx(), &sealer, account, name, real, password)
+            .await
+            .unwrap();
+    }
+    let mailboxes = |s: &Setup| {
+        s.sim
+            .with_state(|st| st.domains.get("posta.ro").map(|d| d.mailboxes.clone()))
+            .unwrap_or_default()
+    };
+    s.until("both mailboxes are on the server", |s| {
+        mailboxes(s).len() == 2
+    })
+    .await;
+    assert!(
+        scan_server(&s.engine, &ctx(), &s.server)
+            .await
+            .unwrap()
+            .is_empty(),
+        "no drift once they are there"
+    );
+    // By hand: one deleted, one renamed, one added that drover does not know.
+    s.sim.with_state(|st| {
+        let domain = st.domains.get_mut("posta.ro").unwrap();
+        domain.mailboxes.remove("ana");
+        domain.mailboxes.insert("ion".into(), "Somebody".into());
+        domain.mailboxes.insert("bob".into(), "Bob".into());
+    });
+    let findings = scan_server(&s.engine, &ctx(), &s.server).await.unwrap();
+    let mut seen: Vec<(DriftKind, Option<String>, Option<String>)> = findings
+        .iter()
+        .map(|r| {
+            (
+                r.finding.kind,
+                r.finding.mailbox.clone(),
+                r.finding.found.clone(),
+            )
+        })
+        .collect();
+    seen.sort();
+    assert_eq!(
+        seen,
+        [
+            (DriftKind::MailboxMissing, Some("ana".into()), None),
+            (
+                DriftKind::MailboxOrphan,
+                Some("bob".into()),
+                Some("Bob".into())
+            ),
+            (
+                DriftKind::MailboxMismatch,
+                Some("ion".into()),
+                Some("Somebody".into())
+            ),
+        ]
+    );
+    let repaired = repair_server(&s.engine, &ctx(), &s.server, false, false)
+        .await
+        .unwrap();
+    assert_eq!(
+        repaired.jobs.len(),
+        1,
+        "one converge for the account: {repaired:?}"
+    );
+    s.until("ana is back and ion has its name again", |s| {
+        let m = mailboxes(s);
+        m.get("ana").map(String::as_str) == Some("Ana")
+            && m.get("ion").map(String::as_str) == Some("Ion")
+    })
+    .await;
+    assert_eq!(
+        mailboxes(&s).get("bob").map(String::as_str),
+        Some("Bob"),
+        "a mailbox drover does not know may hold mail: it is only logged"
+    );
+    let after = scan_server(&s.engine, &ctx(), &s.server).await.unwrap();
+    let kinds: Vec<DriftKind> = after.iter().map(|r| r.finding.kind).collect();
+    assert_eq!(kinds, [DriftKind::MailboxOrphan]);
+}

@@ -34,6 +34,16 @@ async fn an_account_moves_to_another_server_with_its_dns() {
         .await
         .unwrap();
     let (plan_id, customer_id) = fleet.plan_and_customer().await;
+    // Its accounts have mail, so they can have mailboxes.
+    let mail = serde_json::json!({"features": ["dir", "web", "dns", "mail"]});
+    drover::commands::update_plan(
+        &*store,
+        &ctx(),
+        plan_id,
+        serde_json::from_value(mail).unwrap(),
+    )
+    .await
+    .unwrap();
     let engine = fleet.engine(crate::quick_retries(), FleetPolicy::default());
     let mut workers = drover::engine::start(Arc::new(engine), 4).unwrap();
     let mut accounts = Vec::new();

@@ -543,7 +543,11 @@ async fn a_password_sealed_after_a_rotation_names_the_restart_it_needs() {
 
 async fn mailboxes_reach_the_server_with_one_listing_and_a_call_per_change(f: Fleetwork) {
     let store = &*f.store;
-    let id = service_on(store, drover_core::PlanId(1), "posta.ro").await;
+    let mail = serde_json::json!({"name": "Mail", "features": ["dir", "web", "dns", "mail"]});
+    let mail = drover::commands::create_plan(store, &ctx(), serde_json::from_value(mail).unwrap())
+        .await
+        .unwrap();
+    let id = service_on(store, mail.id, "posta.ro").await;
     let activated = crate::transition_service(store, &ctx(), id, Transition::Activate, None)
         .await
         .unwrap();
@@ -636,7 +640,7 @@ async fn mailboxes_reach_the_server_with_one_listing_and_a_call_per_change(f: Fl
     );
     // Past the plan's limit, nothing is recorded.
     let plan = serde_json::from_value(serde_json::json!({"max_mailboxes": 1})).unwrap();
-    drover::commands::update_plan(store, &ctx(), drover_core::PlanId(1), plan)
+    drover::commands::update_plan(store, &ctx(), mail.id, plan)
         .await
         .unwrap();
     let err = drover::commands::create_mailbox(

@@ -462,7 +462,7 @@ async fn billing_and_an_operator_run_an_account_through_its_life() {
 async fn an_accounts_mailboxes_are_created_changed_and_deleted_on_the_server() {
     let real = RealServer::from_env();
     let drover = Drover::start(&[]).await;
-    drover.add_real_server(&real).await;
+    let server = drover.add_real_server(&real).await;
     let plan = drover
         .plan(&unique("Mail "), json!({"max_mailboxes": 2}))
         .await;
@@ -523,6 +523,72 @@ async fn an_accounts_mailboxes_are_created_changed_and_deleted_on_the_server() {
         )
         .await;
     assert_eq!(status, 422, "a name the server's aliases hold: {refused}");
+    until("ion is on the server", JOB_LIMIT, async || {
+        users().contains("User: ion")
+    })
+    .await;
+
+    // Drift by hand: ion deleted, ana renamed, a stranger's mailbox added. The scan finds each,
+    // and its repair makes drover's two as its records say and leaves the stranger's.
+    for args in [
+        vec!["delete-user", "--domain", &domain, "--user", "ion"],
+        vec![
+            "modify-user",
+            "--domain",
+            &domain,
+            "--user",
+            "ana",
+            "--real",
+            "By Hand",
+        ],
+        vec![
+            "create-user",
+            "--domain",
+            &domain,
+            "--user",
+            "stranger",
+            "--pass",
+            "Str4nger-pass",
+        ],
+    ] {
+        let (ok, text) = virtualmin(&args);
+        assert!(ok, "{args:?}: {text}");
+    }
+    let scan = drover
+        .post(&format!("/servers/{server}/drift-scan"), json!({}))
+        .await;
+    drover.job_completed(scan["job_id"].as_i64().unwrap()).await;
+    let findings = drover.get(&format!("/drift?server_id={server}")).await;
+    let mut found: Vec<(String, String)> = findings
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["domain"] == json!(domain))
+        .map(|f| (f["kind"].to_string(), f["mailbox"].to_string()))
+        .collect();
+    found.sort();
+    assert_eq!(
+        found,
+        [
+            (r#""mailbox_mismatch""#.to_owned(), r#""ana""#.to_owned()),
+            (r#""mailbox_missing""#.to_owned(), r#""ion""#.to_owned()),
+            (r#""mailbox_orphan""#.to_owned(), r#""stranger""#.to_owned()),
+        ],
+        "{findings:#}"
+    );
+    until(
+        "the scan's repair puts drover's mailboxes back",
+        JOB_LIMIT,
+        async || {
+            let listed = users();
+            listed.contains("User: ion") && listed.contains("Real name: Ana Pop")
+        },
+    )
+    .await;
+    assert!(
+        users().contains("User: stranger"),
+        "a stranger's mailbox stays"
+    );
 
     // A new real name and password are one change each on the server.
     let (status, changed) = drover
