@@ -576,7 +576,8 @@ impl Store for SqlStore {
 
     async fn any_sealed_password(&self) -> Result<Option<Vec<u8>>> {
         Ok(sqlx::query_scalar(
-            "SELECT sealed_password FROM accounts WHERE sealed_password IS NOT NULL LIMIT 1",
+            "SELECT sealed_password FROM accounts WHERE sealed_password IS NOT NULL \
+             UNION ALL SELECT sealed_password FROM mailboxes LIMIT 1",
         )
         .fetch_optional(&self.pool)
         .await?)
@@ -620,6 +621,30 @@ impl Store for SqlStore {
                     .execute(&mut **tx)
                     .await?;
             }
+            // Mailboxes' passwords are sealed with the same key.
+            let mailboxes: Vec<(i64, String, Vec<u8>)> =
+                sqlx::query_as(sqlx::AssertSqlSafe(format!(
+                    "SELECT account_id, name, sealed_password FROM mailboxes \
+                     ORDER BY account_id, name{FOR_UPDATE}"
+                )))
+                .fetch_all(&mut **tx)
+                .await?;
+            for (account, name, password) in &mailboxes {
+                let again = reseal(password).map_err(|e| {
+                    StoreError::Corrupt(format!(
+                        "mailbox {name} of account {account}'s sealed password: {e}"
+                    ))
+                })?;
+                sqlx::query(
+                    "UPDATE mailboxes SET sealed_password = $1 WHERE account_id = $2 AND name = $3",
+                )
+                .bind(again)
+                .bind(account)
+                .bind(name)
+                .execute(&mut **tx)
+                .await?;
+            }
+            let count = sealed.len() + mailboxes.len();
             sqlx::query("UPDATE seal_key SET key_id = $1, recorded_at = $2 WHERE id = 1")
                 .bind(to_key_id)
                 .bind(sql_now())
@@ -630,10 +655,10 @@ impl Store for SqlStore {
                 ctx,
                 "key.rotate",
                 "operator_key".into(),
-                json!({ "from": from_key_id, "to": to_key_id, "passwords": sealed.len() }),
+                json!({ "from": from_key_id, "to": to_key_id, "passwords": count }),
             )
             .await?;
-            Ok(sealed.len())
+            Ok(count)
         })
     }
 

@@ -678,6 +678,12 @@ async fn the_first_operator_key_recorded_stays_until_rotated(h: Harness) {
     seal_password(store, account, b"old:pw", "key:aaaa")
         .await
         .unwrap();
+    let mailbox = drover_core::MailboxName::parse("ana").unwrap();
+    let mut tx = store.write().await.unwrap();
+    tx.insert_mailbox(account, &mailbox, "", b"old:mb", "key:aaaa")
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
     let reseal = |sealed: &[u8]| match sealed.strip_prefix(b"old:") {
         Some(password) => Ok([b"new:".as_slice(), password].concat()),
         None => Err("not sealed with the old key".to_owned()),
@@ -691,7 +697,12 @@ async fn the_first_operator_key_recorded_stays_until_rotated(h: Harness) {
         .reseal_passwords(&ctx(), &reseal, "key:aaaa", "key:cccc")
         .await
         .unwrap();
-    assert_eq!(count, 1);
+    assert_eq!(count, 2, "the account's and its mailbox's");
+    assert_eq!(
+        store.mailbox_password(account, &mailbox).await.unwrap().0,
+        b"new:mb",
+        "a mailbox's password opens with the new key"
+    );
     assert_eq!(
         store.any_sealed_password().await.unwrap().as_deref(),
         Some(&b"new:pw"[..])
