@@ -79,9 +79,17 @@ pub struct Expected {
     pub plan: String,
     /// The features its plan gives it on the server (empty: the server's defaults, unchecked).
     pub features: Vec<Feature>,
-    /// Its mailboxes, but those being deleted (the next converge removes them): name and
-    /// real name.
-    pub mailboxes: Vec<(String, String)>,
+    /// Its mailboxes, those being deleted included (the next converge removes them; drift
+    /// neither misses nor reports them).
+    pub mailboxes: Vec<ExpectedMailbox>,
+}
+
+/// One of an account's mailboxes as drift compares it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExpectedMailbox {
+    pub name: String,
+    pub real_name: String,
+    pub deleting: bool,
 }
 
 impl Expected {
@@ -237,7 +245,8 @@ pub fn find_mailbox_drift(
                 mailbox: Some(mailbox.to_owned()),
             };
         let on_server: Vec<&ListedUser> = users.iter().filter(|u| u.domain == domain).collect();
-        for (name, real_name) in &want.mailboxes {
+        for mailbox in want.mailboxes.iter().filter(|m| !m.deleting) {
+            let (name, real_name) = (&mailbox.name, &mailbox.real_name);
             match on_server.iter().find(|u| &u.name == name) {
                 None => findings.push(finding(
                     DriftKind::MailboxMissing,
@@ -255,7 +264,7 @@ pub fn find_mailbox_drift(
             }
         }
         for have in on_server {
-            if !want.mailboxes.iter().any(|(name, _)| name == &have.name) {
+            if !want.mailboxes.iter().any(|m| m.name == have.name) {
                 findings.push(finding(
                     DriftKind::MailboxOrphan,
                     &have.name,
@@ -536,16 +545,24 @@ mod tests {
 
     #[test]
     fn mailboxes_drift_missing_unlike_or_unknown_only_where_the_domain_is() {
+        let mailbox = |name: &str, real: &str, deleting| ExpectedMailbox {
+            name: name.into(),
+            real_name: real.into(),
+            deleting,
+        };
         let mut ana = expected(1, "ana.ro", DesiredState::Enabled, "Web");
         ana.mailboxes = vec![
-            ("info".into(), "Info".into()),
-            ("sales".into(), "Sales".into()),
-            ("gone".into(), String::new()),
+            mailbox("info", "Info", false),
+            mailbox("sales", "Sales", false),
+            mailbox("gone", "", false),
+            // Being deleted: on the server until the next converge, or gone already.
+            mailbox("leaving", "", true),
+            mailbox("left", "", true),
         ];
         let mut ion = expected(2, "ion.ro", DesiredState::Enabled, "Web");
-        ion.mailboxes = vec![("info".into(), String::new())];
+        ion.mailboxes = vec![mailbox("info", "", false)];
         let mut old = expected(3, "old.ro", DesiredState::Absent, "Web");
-        old.mailboxes = vec![("x".into(), String::new())];
+        old.mailboxes = vec![mailbox("x", "", false)];
         let listed = |domain: &str| Listed {
             domain: domain.into(),
             disabled: false,
@@ -563,6 +580,7 @@ mod tests {
             user("ana.ro", "info", "Info"),
             user("ana.ro", "sales", "Sales Team"),
             user("ana.ro", "bob", "Bob"),
+            user("ana.ro", "leaving", ""),
             user("old.ro", "y", ""),
         ];
         let found = find_mailbox_drift(&[ana, ion, old], &domains, &users);

@@ -62,6 +62,10 @@ pub enum Error {
     #[error("the service of {domain} is terminated: its {what} no longer change")]
     AccountDeleted { domain: String, what: &'static str },
 
+    /// A mailbox on its way out changes no more.
+    #[error("mailbox {mailbox} is being deleted: it no longer changes")]
+    MailboxDeleting { mailbox: String },
+
     /// Mailboxes on a plan without mail.
     #[error(
         "plan '{plan}' does not give its accounts mail (the feature mail): they have no mailboxes"

@@ -42,8 +42,8 @@ pub use dns::{
 };
 pub use domain::{DomainName, DomainWarning};
 pub use drift::{
-    DriftAction, DriftFinding, DriftKind, DriftPolicy, Expected, Listed, ListedUser, RepairPlan,
-    find_drift, find_mailbox_drift, plan_repair,
+    DriftAction, DriftFinding, DriftKind, DriftPolicy, Expected, ExpectedMailbox, Listed,
+    ListedUser, RepairPlan, find_drift, find_mailbox_drift, plan_repair,
 };
 pub use error::Error;
 pub use health::{HealthPolicy, HealthProbe, HealthStreak, Verdict, next_health};
@@ -52,8 +52,8 @@ pub use ids::{
     TokenId, ZoneId,
 };
 pub use mailbox::{
-    ListedMailbox, MailboxAction, MailboxName, WantedMailbox, check_mailbox_limit,
-    check_mailboxes_change, converge_mailboxes, real_name,
+    ListedMailbox, MailboxAction, MailboxName, WantedMailbox, check_mailbox_change,
+    check_mailbox_limit, check_mailboxes_change, converge_mailboxes, real_name,
 };
 pub use moves::{
     GRACE_CHECK, MoveRefusal, MoveRequest, MoveState, MoveStep, RebuildCheck, Recreated,

@@ -137,6 +137,18 @@ impl MailboxName {
     }
 }
 
+/// A change of a mailbox must change something: its real name, its password, or both.
+pub fn check_mailbox_change(real_name: bool, password: bool) -> Result<(), Error> {
+    if real_name || password {
+        return Ok(());
+    }
+    Err(Error::invalid(
+        "mailbox change",
+        "nothing",
+        "a real name, a password, or both",
+    ))
+}
+
 /// A mailbox as drover's records say it must be.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WantedMailbox {
@@ -175,14 +187,17 @@ pub enum MailboxAction {
     },
 }
 
-/// The changes that make the server's mailboxes of an account match drover's. Mailboxes the
-/// server has and drover does not know are left alone (drift reports them).
+/// The changes that make the server's mailboxes of an account match drover's, deletions
+/// first (the server holds an account to its plan's number of mailboxes). Mailboxes the server
+/// has and drover does not know are left alone (drift reports them).
 pub fn converge_mailboxes(
     wanted: &[WantedMailbox],
     listed: &[ListedMailbox],
 ) -> Vec<MailboxAction> {
     let mut actions = Vec::new();
-    for mailbox in wanted {
+    let (leaving, staying): (Vec<&WantedMailbox>, Vec<&WantedMailbox>) =
+        wanted.iter().partition(|m| m.deleting);
+    for mailbox in leaving.into_iter().chain(staying) {
         let on_server = listed.iter().find(|l| l.name == mailbox.name.as_str());
         let name = mailbox.name.clone();
         match (on_server, mailbox.deleting) {
@@ -325,13 +340,13 @@ mod tests {
         assert_eq!(
             converge_mailboxes(&wanted, &listed),
             [
+                MailboxAction::Delete { name: name("old") },
                 MailboxAction::SetRealName {
                     name: name("ana"),
                     real_name: "Ana Pop".into()
                 },
                 MailboxAction::SetPassword { name: name("ana") },
                 MailboxAction::Create { name: name("ion") },
-                MailboxAction::Delete { name: name("old") },
             ]
         );
         // Once the server matches, nothing is asked again; a deleted one already gone stays so.

@@ -257,11 +257,9 @@ mod fleet_sql {
                 .bind(server.get())
                 .fetch_all(&mut **tx)
                 .await?;
-                // Mailboxes being deleted are the next converge's, not drift's.
-                let mailboxes: Vec<(i64, String, String)> = sqlx::query_as(
-                    "SELECT m.account_id, m.name, m.real_name FROM mailboxes m \
-                     JOIN accounts a ON a.id = m.account_id \
-                     WHERE a.server_id = $1 AND NOT m.deleting ORDER BY m.account_id, m.name",
+                let mailboxes: Vec<(i64, String, String, bool)> = sqlx::query_as(
+                    "SELECT m.account_id, m.name, m.real_name, m.deleting FROM mailboxes m \
+                     JOIN accounts a ON a.id = m.account_id WHERE a.server_id = $1",
                 )
                 .bind(server.get())
                 .fetch_all(&mut **tx)
@@ -283,8 +281,12 @@ mod fleet_sql {
                         features: spec_features,
                         mailboxes: mailboxes
                             .iter()
-                            .filter(|(account, _, _)| *account == id)
-                            .map(|(_, name, real)| (name.clone(), real.clone()))
+                            .filter(|(account, ..)| *account == id)
+                            .map(|(_, name, real, deleting)| drover_core::ExpectedMailbox {
+                                name: name.clone(),
+                                real_name: real.clone(),
+                                deleting: *deleting,
+                            })
                             .collect(),
                     })
                 })

@@ -1115,6 +1115,14 @@ impl Store for SqlStore {
         Ok(())
     }
 
+    async fn forget_mailboxes(&self, account: AccountId) -> Result<()> {
+        sqlx::query("DELETE FROM mailboxes WHERE account_id = $1")
+            .bind(account.get())
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
     async fn forget_mailbox(&self, account: AccountId, name: &MailboxName) -> Result<()> {
         sqlx::query("DELETE FROM mailboxes WHERE account_id = $1 AND name = $2 AND deleting")
             .bind(account.get())

@@ -28,15 +28,18 @@ mod write_sql {
 
     /// An account's mailboxes, by name.
     pub(super) async fn fetch_mailboxes(tx: &mut Tx, account: AccountId) -> Result<Vec<Mailbox>> {
-        sqlx::query_as::<_, MailboxRow>(sqlx::AssertSqlSafe(format!(
-            "SELECT {MAILBOX_COLUMNS} WHERE account_id = $1 ORDER BY name"
+        let mut mailboxes = sqlx::query_as::<_, MailboxRow>(sqlx::AssertSqlSafe(format!(
+            "SELECT {MAILBOX_COLUMNS} WHERE account_id = $1"
         )))
         .bind(account.get())
         .fetch_all(&mut **tx)
         .await?
         .into_iter()
         .map(MailboxRow::into_model)
-        .collect()
+        .collect::<Result<Vec<_>>>()?;
+        // By name in Rust: PostgreSQL's collation and SQLite's bytes order '.', '-', '_' apart.
+        mailboxes.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(mailboxes)
     }
 
     fn found_mailbox(changed: u64, account: AccountId, name: &MailboxName) -> Result<()> {
@@ -389,7 +392,9 @@ mod write_sql {
             sealed_password: &[u8],
             key_id: &str,
         ) -> Result<Mailbox> {
+            // The key's row, then the account's (as a rotation locks them), then the mailbox.
             sealed_with_the_recorded_key(&mut self.tx, key_id).await?;
+            self.account(account).await?;
             let now = sql_now();
             sqlx::query(
                 "INSERT INTO mailboxes (account_id, name, real_name, sealed_password, \
@@ -444,6 +449,7 @@ mod write_sql {
             key_id: &str,
         ) -> Result<()> {
             sealed_with_the_recorded_key(&mut self.tx, key_id).await?;
+            self.account(account).await?;
             let changed = sqlx::query(
                 "UPDATE mailboxes SET sealed_password = $3, \
                  password_generation = password_generation + 1, updated_at = $4 \

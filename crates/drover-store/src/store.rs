@@ -167,6 +167,8 @@ pub trait Store:
         name: &MailboxName,
         generation: i64,
     ) -> Result<()>;
+    /// Forgets every mailbox of an account that is gone from its server.
+    async fn forget_mailboxes(&self, account: AccountId) -> Result<()>;
     /// Forgets a mailbox being deleted once its server no longer has it.
     async fn forget_mailbox(&self, account: AccountId, name: &MailboxName) -> Result<()>;
     /// The account's converge job gave up (refused, or out of retries): its server does not

@@ -129,7 +129,8 @@ pub trait Write: Send {
     /// The account's mailboxes, those being deleted included, by name.
     async fn mailboxes(&mut self, account: AccountId) -> Result<Vec<Mailbox>>;
     /// A new mailbox whose password is sealed with `key_id` (refused as `key_rotated` as for an
-    /// account's); its name taken in the account is refused as a collision.
+    /// account's); its name taken in the account is refused as a collision. Locks the key's
+    /// row, then the account's.
     async fn insert_mailbox(
         &mut self,
         account: AccountId,
@@ -144,7 +145,8 @@ pub trait Write: Send {
         name: &MailboxName,
         real_name: &str,
     ) -> Result<()>;
-    /// Keeps a new sealed password: the server must take it again.
+    /// Keeps a new sealed password: the server must take it again. Locks the key's row, then
+    /// the account's.
     async fn update_mailbox_password(
         &mut self,
         account: AccountId,

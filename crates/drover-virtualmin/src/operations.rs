@@ -269,13 +269,15 @@ impl VirtualminClient {
         self.call(&call).await.map(|_| ())
     }
 
-    /// The domain's mailboxes (its owner left out), typed.
+    /// The domain's mailboxes, typed: its users that receive mail (the server leaves its
+    /// owner out of the listing).
     pub async fn mailboxes(&self, domain: &str) -> Result<Vec<DomainUser>, VirtualminError> {
         Ok(self
             .list_mailboxes(domain)
             .await?
             .iter()
             .filter_map(DomainUser::from_record)
+            .filter(DomainUser::is_mailbox)
             .collect())
     }
 

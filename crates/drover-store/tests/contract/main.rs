@@ -82,6 +82,7 @@ async fn sqlite() -> Harness {
 drover_testkit::on_both_databases!(
     postgres: postgres,
     sqlite: sqlite;
+    mailboxes_are_kept_by_name_and_their_passwords_by_generation,
     customers_are_stored_and_listed,
     plans_are_created_and_patched,
     servers_are_created_and_patched,
@@ -1356,4 +1357,105 @@ async fn processes_starting_at_once_on_a_new_sqlite_database_all_open_it() {
                 .unwrap_or_else(|e| panic!("round {round}: {e}"));
         }
     }
+}
+
+async fn mailboxes_are_kept_by_name_and_their_passwords_by_generation(h: Harness) {
+    let store = &*h.store;
+    let account = service(store, "posta.ro").await.account_id;
+    let name = |n: &str| drover_core::MailboxName::parse(n).unwrap();
+    let mut tx = store.write().await.unwrap();
+    for n in ["zed", "a-b", "a.b", "a_b"] {
+        tx.insert_mailbox(account, &name(n), "", b"sealed", "key:aaaa")
+            .await
+            .unwrap();
+    }
+    let taken = tx
+        .insert_mailbox(account, &name("zed"), "", b"sealed", "key:aaaa")
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            taken,
+            StoreError::Duplicate {
+                key: UniqueKey::MailboxName,
+                ..
+            }
+        ),
+        "{taken:?}"
+    );
+    drop(tx);
+    let mut tx = store.write().await.unwrap();
+    let missing = tx
+        .insert_mailbox(
+            drover_core::AccountId(999),
+            &name("ana"),
+            "",
+            b"s",
+            "key:aaaa",
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            missing,
+            StoreError::NotFound {
+                what: "account",
+                ..
+            }
+        ),
+        "{missing:?}"
+    );
+    drop(tx);
+    let mut tx = store.write().await.unwrap();
+    for n in ["zed", "a-b", "a.b", "a_b"] {
+        tx.insert_mailbox(account, &name(n), "", b"sealed", "key:aaaa")
+            .await
+            .unwrap();
+    }
+    tx.commit().await.unwrap();
+    let names: Vec<String> = store
+        .mailboxes(account)
+        .await
+        .unwrap()
+        .iter()
+        .map(|m| m.name.to_string())
+        .collect();
+    assert_eq!(
+        names,
+        ["a-b", "a.b", "a_b", "zed"],
+        "by name, alike on both databases"
+    );
+    // A password set by a job of generation 1 while a newer one was kept stays pending.
+    let zed = name("zed");
+    let mut tx = store.write().await.unwrap();
+    tx.update_mailbox_password(account, &zed, b"newer", "key:aaaa")
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    assert_eq!(
+        store.mailbox_password(account, &zed).await.unwrap(),
+        (b"newer".to_vec(), 2)
+    );
+    store.mailbox_password_set(account, &zed, 2).await.unwrap();
+    store.mailbox_password_set(account, &zed, 1).await.unwrap();
+    let pending = |all: Vec<drover_store::Mailbox>| {
+        all.into_iter()
+            .find(|m| m.name == zed)
+            .unwrap()
+            .password_pending
+    };
+    assert!(
+        !pending(store.mailboxes(account).await.unwrap()),
+        "an older job does not undo it"
+    );
+    // Only a mailbox being deleted is forgotten one by one; an account's all at once.
+    store.forget_mailbox(account, &zed).await.unwrap();
+    assert_eq!(store.mailboxes(account).await.unwrap().len(), 4);
+    let mut tx = store.write().await.unwrap();
+    tx.mark_mailbox_deleting(account, &zed).await.unwrap();
+    tx.commit().await.unwrap();
+    store.forget_mailbox(account, &zed).await.unwrap();
+    assert_eq!(store.mailboxes(account).await.unwrap().len(), 3);
+    store.forget_mailboxes(account).await.unwrap();
+    assert!(store.mailboxes(account).await.unwrap().is_empty());
 }

@@ -172,6 +172,7 @@ impl From<drover_core::Error> for ApiError {
             AccountDeleted { .. } => Self::new(StatusCode::CONFLICT, "account_deleted", message),
             OverLimit { .. } => Self::new(StatusCode::CONFLICT, "over_limit", message),
             NoMail { .. } => Self::new(StatusCode::CONFLICT, "no_mail", message),
+            MailboxDeleting { .. } => Self::new(StatusCode::CONFLICT, "mailbox_deleting", message),
             AdoptionRefused { .. } => Self::new(StatusCode::CONFLICT, "adoption_refused", message),
             ServerRefused(refusal) => {
                 let code = match refusal {

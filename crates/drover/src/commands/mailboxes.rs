@@ -3,9 +3,10 @@
 //! call per difference).
 
 use drover_core::{
-    AccountId, AccountPassword, MailboxName, check_mailbox_limit, check_mailboxes_change, real_name,
+    AccountId, AccountPassword, MailboxName, check_mailbox_change, check_mailbox_limit,
+    check_mailboxes_change, real_name,
 };
-use drover_store::{Mailbox, RequestContext, Store, Write};
+use drover_store::{Mailbox, RequestContext, Store, StoreError, Write};
 use secrecy::SecretString;
 use serde_json::json;
 
@@ -29,9 +30,24 @@ pub async fn create_mailbox(
     let sealed = sealer.seal(password.secret());
     let mut tx = store.write().await?;
     // The key's row before the account's, as a rotation locks them: the insert checks the key.
-    let mailbox = tx
+    let mailbox = match tx
         .insert_mailbox(account, &name, real, &sealed, sealer.id())
-        .await?;
+        .await
+    {
+        Ok(mailbox) => mailbox,
+        Err(taken @ StoreError::Duplicate { .. }) => {
+            drop(tx);
+            let all = store.mailboxes(account).await?;
+            if all.iter().any(|m| m.name == name && m.deleting) {
+                return Err(drover_core::Error::MailboxDeleting {
+                    mailbox: name.to_string(),
+                }
+                .into());
+            }
+            return Err(taken.into());
+        }
+        Err(e) => return Err(e.into()),
+    };
     let record = tx.account(account).await?;
     let service = tx.service(record.service_id).await?;
     check_mailboxes_change(service.status, &record.domain)?;
@@ -59,13 +75,21 @@ pub async fn update_mailbox(
     let name = MailboxName::parse(name)?;
     let real = real.map(real_name).transpose()?;
     let password = password.map(AccountPassword::parse).transpose()?;
+    check_mailbox_change(real.is_some(), password.is_some())?;
     let mut tx = store.write().await?;
+    // The key's row, then the account's, then the mailbox's (as a rotation locks them).
     if let Some(password) = &password {
         let sealed = sealer.seal(password.secret());
         tx.update_mailbox_password(account, &name, &sealed, sealer.id())
             .await?;
     }
     check_open(&mut *tx, account).await?;
+    if find(&mut *tx, account, &name).await?.deleting {
+        return Err(drover_core::Error::MailboxDeleting {
+            mailbox: name.to_string(),
+        }
+        .into());
+    }
     if let Some(real) = real {
         tx.update_mailbox_real_name(account, &name, real).await?;
     }

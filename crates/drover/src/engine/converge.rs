@@ -72,7 +72,8 @@ async fn round(
     let server = match (&target.server, account.desired_state) {
         (Some(server), _) => server.clone(),
         (None, DesiredState::Absent) => {
-            // Never placed: nothing exists anywhere.
+            // Never placed: nothing exists anywhere, its mailboxes neither.
+            engine.store.forget_mailboxes(account.id).await?;
             engine
                 .store
                 .record_observation(account.id, "absent", account.desired_generation)
@@ -151,7 +152,11 @@ async fn round(
     // The account's DNS follows where it lives: a zone once it exists on its server, removed
     // (or kept, as configured) once it is deleted.
     match account.desired_state {
-        DesiredState::Absent => engine.dns.retire_account_zone(ctx, account.id).await?,
+        DesiredState::Absent => {
+            engine.dns.retire_account_zone(ctx, account.id).await?;
+            // The domain took its mailboxes along.
+            engine.store.forget_mailboxes(account.id).await?;
+        }
         _ => {
             engine
                 .dns
@@ -239,15 +244,30 @@ async fn apply_mailbox(
                 .create_mailbox(domain, name.as_str(), secret, real)
                 .await
             {
-                // Made by an earlier try whose answer was lost: the next round compares it.
-                Ok(()) => {}
-                Err(e) if e.kind == ErrorKind::AlreadyExists => {}
+                Ok(()) => {
+                    engine
+                        .store
+                        .mailbox_password_set(account.id, name, generation)
+                        .await?;
+                }
+                // Made by an earlier try whose answer was lost: its password stays pending, and
+                // the next round sets it. Anything else of that name (a mail alias) is not ours.
+                Err(e) if e.kind == ErrorKind::AlreadyExists => {
+                    let listed = client.mailboxes(domain).await?;
+                    if !listed.iter().any(|u| u.user == name.as_str()) {
+                        return Err(VirtualminError::new(
+                            e.kind,
+                            format!(
+                                "{}: {name}@{domain} is a mail alias or another user on the \
+                                 server, not a mailbox",
+                                e.message
+                            ),
+                        )
+                        .into());
+                    }
+                }
                 Err(e) => return Err(e.into()),
             }
-            engine
-                .store
-                .mailbox_password_set(account.id, name, generation)
-                .await?;
         }
         MailboxAction::SetRealName { name, real_name } => {
             client

@@ -1378,6 +1378,20 @@ async fn mailboxes_are_held_to_their_rules_and_each_change_queues_a_converge(sto
         .await
         .unwrap();
     assert!(gone.deleting);
+    // Until its deletion reaches the server, it is neither made again nor changed.
+    let err = create("ion", "", "Mail-passw0rd").await.unwrap_err();
+    assert!(err.to_string().contains("ion is being deleted"), "{err}");
+    let err = commands::update_mailbox(store, &ctx(), &sealer, account, "ion", Some("X"), None)
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("ion is being deleted"), "{err}");
+    let err = commands::update_mailbox(store, &ctx(), &sealer, account, "ana", None, None)
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("a real name, a password, or both"),
+        "{err}"
+    );
     create("eva", "", "Mail-passw0rd").await.unwrap();
     let changed =
         commands::update_mailbox(store, &ctx(), &sealer, account, "ana", Some("Ana P"), None)

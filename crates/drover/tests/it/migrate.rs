@@ -91,7 +91,7 @@ async fn an_account_moves_to_another_server_with_its_dns() {
         Err(drover::commands::Error::Store(StoreError::NotFound { .. }))
     ));
 
-    // move.ro has a mailbox: it is made on vm2 before traffic moves there.
+    // move.ro has a mailbox: the move makes it on vm2 too.
     let sealer = drover::engine::Sealer::from_hex(&"42".repeat(32)).unwrap();
     let password = secrecy::SecretString::from("Mail-passw0rd".to_owned());
     drover::commands::create_mailbox(
