@@ -174,6 +174,7 @@ pub enum MailboxAction {
     /// Created with its real name and password.
     Create {
         name: MailboxName,
+        real_name: String,
     },
     SetRealName {
         name: MailboxName,
@@ -203,7 +204,10 @@ pub fn converge_mailboxes(
         match (on_server, mailbox.deleting) {
             (None, true) => {}
             (Some(_), true) => actions.push(MailboxAction::Delete { name }),
-            (None, false) => actions.push(MailboxAction::Create { name }),
+            (None, false) => actions.push(MailboxAction::Create {
+                name,
+                real_name: mailbox.real_name.clone(),
+            }),
             (Some(listed), false) => {
                 if listed.real_name != mailbox.real_name {
                     actions.push(MailboxAction::SetRealName {
@@ -346,7 +350,10 @@ mod tests {
                     real_name: "Ana Pop".into()
                 },
                 MailboxAction::SetPassword { name: name("ana") },
-                MailboxAction::Create { name: name("ion") },
+                MailboxAction::Create {
+                    name: name("ion"),
+                    real_name: "Ion".into()
+                },
             ]
         );
         // Once the server matches, nothing is asked again; a deleted one already gone stays so.

@@ -232,14 +232,9 @@ async fn apply_mailbox(
     let account = &target.account;
     let domain = account.domain.as_str();
     match action {
-        MailboxAction::Create { name } => {
+        MailboxAction::Create { name, real_name } => {
             let (secret, generation) = mailbox_password(engine, target, name).await?;
-            let records = engine.store.mailboxes(account.id).await?;
-            let real = records
-                .iter()
-                .find(|m| &m.name == name)
-                .map(|m| m.real_name.as_str())
-                .filter(|r| !r.is_empty());
+            let real = Some(real_name.as_str()).filter(|r| !r.is_empty());
             match client
                 .create_mailbox(domain, name.as_str(), secret, real)
                 .await

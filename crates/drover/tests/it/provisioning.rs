@@ -118,28 +118,11 @@ drover_testkit::on_both_databases!(
 
 async fn billing_moves_are_carried_out_on_the_server(mut f: Fleetwork) {
     let store = &*f.store;
-    let customer = drover::commands::create_customer(
-        store,
-        &ctx(),
-        CustomerSpec::new("Ana", None, None).unwrap(),
-    )
-    .await
-    .unwrap();
-    let service = crate::create_service(
-        store,
-        &ctx(),
-        NewService {
-            customer_id: customer.id,
-            plan_id: drover_core::PlanId(1),
-            domain: DomainName::parse("știri.ro").unwrap(),
-        },
-    )
-    .await
-    .unwrap();
+    let service = service_on(store, drover_core::PlanId(1), "știri.ro").await;
     let domain = "xn--tiri-pxb.ro";
     let on_server = |f: &Fleetwork| f.sim.with_state(|s| s.domains.get(domain).cloned());
 
-    let moved = crate::transition_service(store, &ctx(), service.id, Transition::Activate, None)
+    let moved = crate::transition_service(store, &ctx(), service, Transition::Activate, None)
         .await
         .unwrap();
     let job = finished(store, moved.job_id).await;
@@ -182,7 +165,7 @@ async fn billing_moves_are_carried_out_on_the_server(mut f: Fleetwork) {
     let moved = crate::transition_service(
         store,
         &ctx(),
-        service.id,
+        service,
         Transition::Suspend,
         Some("unpaid invoice".into()),
     )
@@ -194,7 +177,7 @@ async fn billing_moves_are_carried_out_on_the_server(mut f: Fleetwork) {
         Some("unpaid invoice")
     );
 
-    let moved = crate::transition_service(store, &ctx(), service.id, Transition::Unsuspend, None)
+    let moved = crate::transition_service(store, &ctx(), service, Transition::Unsuspend, None)
         .await
         .unwrap();
     assert_eq!(finished(store, moved.job_id).await.state, "completed");
@@ -206,7 +189,7 @@ async fn billing_moves_are_carried_out_on_the_server(mut f: Fleetwork) {
     let plus = drover::commands::create_plan(store, &ctx(), serde_json::from_value(plus).unwrap())
         .await
         .unwrap();
-    let moved = drover::commands::change_plan(store, &ctx(), service.id, plus.id)
+    let moved = drover::commands::change_plan(store, &ctx(), service, plus.id)
         .await
         .unwrap();
     assert_eq!(finished(store, moved.job_id).await.state, "completed");
@@ -223,7 +206,7 @@ async fn billing_moves_are_carried_out_on_the_server(mut f: Fleetwork) {
     // A new password is sealed, then set on the server by its own job.
     let sealer = Sealer::from_hex(&"42".repeat(32)).unwrap();
     let password = secrecy::SecretString::from("N3w-passw0rd".to_owned());
-    let job = drover::commands::change_password(store, &ctx(), &sealer, service.id, password)
+    let job = drover::commands::change_password(store, &ctx(), &sealer, service, password)
         .await
         .unwrap();
     assert_eq!(finished(store, job).await.state, "completed");
@@ -235,7 +218,7 @@ async fn billing_moves_are_carried_out_on_the_server(mut f: Fleetwork) {
     );
 
     // Terminating a protected account is refused, with its reason, and audited.
-    let moved = crate::transition_service(store, &ctx(), service.id, Transition::Terminate, None)
+    let moved = crate::transition_service(store, &ctx(), service, Transition::Terminate, None)
         .await
         .unwrap();
     let refused = finished(store, moved.job_id).await;
