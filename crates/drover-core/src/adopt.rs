@@ -383,8 +383,10 @@ pub fn propose(
             state,
             plan: plan.name.as_str().to_owned(),
             features: plan.features.clone(),
-            // Its mailboxes are the server's: drover keeps none of them yet.
+            // Its mailboxes and databases are the server's: drover keeps none of them yet.
             mailboxes: Vec::new(),
+            own_database: String::new(),
+            databases: Vec::new(),
         };
         let differences = find_drift(&[expected], std::slice::from_ref(&f.listed))
             .into_iter()

@@ -52,6 +52,8 @@ pub enum Action {
     Delete,
     /// A change to one of the account's mailboxes (`converge_mailboxes`).
     Mailbox(crate::MailboxAction),
+    /// A change to one of the account's databases (`converge_databases`).
+    Database(crate::DatabaseAction),
 }
 
 /// Why converging cannot go on without a person.

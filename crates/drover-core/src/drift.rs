@@ -28,10 +28,15 @@ pub enum DriftKind {
     MailboxOrphan,
     /// A mailbox whose real name differs from drover's.
     MailboxMismatch,
+    /// One of the account's databases is not on the server.
+    DatabaseMissing,
+    /// A database on the server that drover's records of the account do not hold, other than
+    /// the one the server makes with the account (logged only: it may hold tables).
+    DatabaseOrphan,
 }
 
 impl DriftKind {
-    pub const ALL: [Self; 8] = [
+    pub const ALL: [Self; 10] = [
         Self::Missing,
         Self::Orphan,
         Self::StateMismatch,
@@ -40,6 +45,8 @@ impl DriftKind {
         Self::MailboxMissing,
         Self::MailboxOrphan,
         Self::MailboxMismatch,
+        Self::DatabaseMissing,
+        Self::DatabaseOrphan,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -52,6 +59,8 @@ impl DriftKind {
             Self::MailboxMissing => "mailbox_missing",
             Self::MailboxOrphan => "mailbox_orphan",
             Self::MailboxMismatch => "mailbox_mismatch",
+            Self::DatabaseMissing => "database_missing",
+            Self::DatabaseOrphan => "database_orphan",
         }
     }
 
@@ -64,7 +73,8 @@ impl DriftKind {
                     "drift kind",
                     input,
                     "missing, orphan, state_mismatch, plan_mismatch, feature_missing, \
-                     mailbox_missing, mailbox_orphan or mailbox_mismatch",
+                     mailbox_missing, mailbox_orphan, mailbox_mismatch, database_missing or \
+                     database_orphan",
                 )
             })
     }
@@ -82,6 +92,18 @@ pub struct Expected {
     /// Its mailboxes, those being deleted included (the next converge removes them; drift
     /// neither misses nor reports them).
     pub mailboxes: Vec<ExpectedMailbox>,
+    /// The name of the database the server makes with the account (not one of drover's).
+    pub own_database: String,
+    /// Its databases, those being deleted included.
+    pub databases: Vec<ExpectedDatabase>,
+}
+
+/// One of an account's databases as drift compares it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExpectedDatabase {
+    pub name: String,
+    pub kind: String,
+    pub deleting: bool,
 }
 
 /// One of an account's mailboxes as drift compares it.
@@ -122,9 +144,9 @@ pub struct DriftFinding {
     pub expected: Option<String>,
     /// What the server has.
     pub found: Option<String>,
-    /// The mailbox a mailbox finding is about.
+    /// The mailbox or database a finding about one is about.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub mailbox: Option<String>,
+    pub resource: Option<String>,
 }
 
 fn state_name(state: DesiredState) -> &'static str {
@@ -152,7 +174,7 @@ pub fn find_drift(expected: &[Expected], listed: &[Listed]) -> Vec<DriftFinding>
             account_id: Some(want.account),
             expected: Some(expected.to_owned()),
             found,
-            mailbox: None,
+            resource: None,
         };
         match (on_server.get(domain), want.state) {
             (None, DesiredState::Absent) => {}
@@ -206,7 +228,7 @@ pub fn find_drift(expected: &[Expected], listed: &[Listed]) -> Vec<DriftFinding>
                 account_id: None,
                 expected: None,
                 found: Some(if have.disabled { "disabled" } else { "enabled" }.to_owned()),
-                mailbox: None,
+                resource: None,
             });
         }
     }
@@ -242,7 +264,7 @@ pub fn find_mailbox_drift(
                 account_id: Some(want.account),
                 expected: expected.map(str::to_owned),
                 found: found.map(str::to_owned),
-                mailbox: Some(mailbox.to_owned()),
+                resource: Some(mailbox.to_owned()),
             };
         let on_server: Vec<&ListedUser> = users.iter().filter(|u| u.domain == domain).collect();
         for mailbox in want.mailboxes.iter().filter(|m| !m.deleting) {
@@ -277,6 +299,57 @@ pub fn find_mailbox_drift(
     findings
 }
 
+/// Compares the databases listed for some of a server's domains (`listed`, by domain: the
+/// server has no server-wide listing, so drift lists only where there is something to compare)
+/// with the databases of drover's accounts there.
+pub fn find_database_drift(
+    expected: &[Expected],
+    listed: &BTreeMap<String, Vec<crate::ListedDatabase>>,
+) -> Vec<DriftFinding> {
+    let mut findings = Vec::new();
+    for want in expected.iter().filter(|e| e.is_live()) {
+        let domain = want.domain.as_str();
+        let Some(on_server) = listed.get(domain) else {
+            continue;
+        };
+        let finding =
+            |kind, name: &str, expected: Option<&str>, found: Option<&str>| DriftFinding {
+                kind,
+                domain: domain.to_owned(),
+                account_id: Some(want.account),
+                expected: expected.map(str::to_owned),
+                found: found.map(str::to_owned),
+                resource: Some(name.to_owned()),
+            };
+        for db in want.databases.iter().filter(|d| !d.deleting) {
+            let there = on_server
+                .iter()
+                .any(|l| l.name == db.name && l.kind == db.kind);
+            if !there {
+                findings.push(finding(
+                    DriftKind::DatabaseMissing,
+                    &db.name,
+                    Some(&db.kind),
+                    None,
+                ));
+            }
+        }
+        for have in on_server {
+            let ours = have.name == want.own_database
+                || want.databases.iter().any(|d| d.name == have.name);
+            if !ours {
+                findings.push(finding(
+                    DriftKind::DatabaseOrphan,
+                    &have.name,
+                    None,
+                    Some(&have.kind),
+                ));
+            }
+        }
+    }
+    findings
+}
+
 /// What a repair pass does with each kind of finding.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
@@ -300,6 +373,8 @@ pub struct DriftPolicy {
     pub feature_missing: DriftAction,
     /// For a mailbox missing or unlike drover's (a mailbox orphan is only ever logged).
     pub mailboxes: DriftAction,
+    /// For a database missing (a database orphan is only ever logged).
+    pub databases: DriftAction,
     /// A pass touching more than this share of the server's accounts enforces nothing…
     pub max_percent: u8,
     /// …nor one touching more than this many accounts.
@@ -315,6 +390,7 @@ impl Default for DriftPolicy {
             plan_mismatch: DriftAction::Enforce,
             feature_missing: DriftAction::Enforce,
             mailboxes: DriftAction::Enforce,
+            databases: DriftAction::Enforce,
             max_percent: 10,
             max_accounts: 25,
         }
@@ -330,8 +406,9 @@ impl DriftPolicy {
             DriftKind::PlanMismatch => self.plan_mismatch,
             DriftKind::FeatureMissing => self.feature_missing,
             DriftKind::MailboxMissing | DriftKind::MailboxMismatch => self.mailboxes,
-            // It may hold mail: only an operator decides about it.
-            DriftKind::MailboxOrphan => DriftAction::Log,
+            DriftKind::DatabaseMissing => self.databases,
+            // Both may hold data: only an operator decides about them.
+            DriftKind::MailboxOrphan | DriftKind::DatabaseOrphan => DriftAction::Log,
         };
         // An orphan is never "enforced" (that would mean deleting it); a kept account is
         // never quarantined.
@@ -416,6 +493,8 @@ mod tests {
             plan: plan.into(),
             features: vec![Feature::Unix, Feature::Dir, Feature::Mysql],
             mailboxes: Vec::new(),
+            own_database: domain.split('.').next().unwrap().to_owned(),
+            databases: Vec::new(),
         }
     }
 
@@ -504,7 +583,7 @@ mod tests {
             account_id: None,
             expected: None,
             found: None,
-            mailbox: None,
+            resource: None,
         }
     }
 
@@ -589,7 +668,7 @@ mod tests {
             .map(|f| {
                 (
                     f.kind,
-                    f.mailbox.as_deref().unwrap(),
+                    f.resource.as_deref().unwrap(),
                     f.expected.as_deref(),
                     f.found.as_deref(),
                 )
@@ -624,5 +703,58 @@ mod tests {
             DriftAction::Log,
             "a mailbox that may hold mail is never touched by a repair"
         );
+    }
+
+    #[test]
+    fn databases_drift_missing_or_unknown_where_they_were_listed() {
+        let db = |name: &str, deleting| ExpectedDatabase {
+            name: name.into(),
+            kind: "mysql".into(),
+            deleting,
+        };
+        let mut ana = expected(1, "ana.ro", DesiredState::Enabled, "Web");
+        ana.databases = vec![
+            db("ana_shop", false),
+            db("ana_blog", false),
+            db("ana_old", true),
+        ];
+        // Not listed: nothing to compare there, so nothing found.
+        let mut ion = expected(2, "ion.ro", DesiredState::Enabled, "Web");
+        ion.databases = vec![db("ion_x", false)];
+        let listed = |name: &str| crate::ListedDatabase {
+            name: name.into(),
+            kind: "mysql".into(),
+        };
+        let on_server = BTreeMap::from([(
+            "ana.ro".to_owned(),
+            vec![
+                listed("ana"),
+                listed("ana_shop"),
+                listed("ana_old"),
+                listed("ana_tmp"),
+            ],
+        )]);
+        let found = find_database_drift(&[ana, ion], &on_server);
+        let seen: Vec<(DriftKind, &str)> = found
+            .iter()
+            .map(|f| (f.kind, f.resource.as_deref().unwrap()))
+            .collect();
+        assert_eq!(
+            seen,
+            [
+                (DriftKind::DatabaseMissing, "ana_blog"),
+                (DriftKind::DatabaseOrphan, "ana_tmp"),
+            ],
+            "the account's own database and one being deleted are not findings"
+        );
+        let policy = DriftPolicy {
+            orphan: DriftAction::Quarantine,
+            ..DriftPolicy::default()
+        };
+        assert_eq!(
+            policy.action(DriftKind::DatabaseMissing),
+            DriftAction::Enforce
+        );
+        assert_eq!(policy.action(DriftKind::DatabaseOrphan), DriftAction::Log);
     }
 }

@@ -62,15 +62,17 @@ pub enum Error {
     #[error("the service of {domain} is terminated: its {what} no longer change")]
     AccountDeleted { domain: String, what: &'static str },
 
-    /// A mailbox on its way out changes no more.
-    #[error("mailbox {mailbox} is being deleted: it no longer changes")]
-    MailboxDeleting { mailbox: String },
+    /// A mailbox or a database on its way out changes no more.
+    #[error("{what} {name} is being deleted: it no longer changes")]
+    ResourceDeleting { what: &'static str, name: String },
 
-    /// Mailboxes on a plan without mail.
-    #[error(
-        "plan '{plan}' does not give its accounts mail (the feature mail): they have no mailboxes"
-    )]
-    NoMail { plan: String },
+    /// A resource whose feature the account's plan does not give (mailboxes without mail).
+    #[error("plan '{plan}' does not give its accounts the feature {feature}: they have no {what}")]
+    FeatureMissing {
+        plan: String,
+        feature: crate::Feature,
+        what: &'static str,
+    },
 
     /// A request past what the account's plan allows.
     #[error("plan '{plan}' allows {limit} {what} per account, and the account has them all")]

@@ -9,6 +9,7 @@ mod adopt;
 mod audit;
 mod converge;
 mod customer;
+mod database;
 mod dns;
 mod domain;
 mod drift;
@@ -34,6 +35,10 @@ pub use adopt::{
 pub use audit::{AuditChainBreak, AuditEntry, Hash, verify_chain};
 pub use converge::{Action, Blocked, Observed, Wanted, converge};
 pub use customer::CustomerSpec;
+pub use database::{
+    DatabaseAction, DatabaseName, DatabaseType, ListedDatabase, WantedDatabase,
+    check_database_limit, converge_databases,
+};
 pub use dns::{
     AddressMove, ApplyResult, CaaData, MAX_TTL, OwnerName, ProviderChange, RecordIds, RecordKey,
     RecordType, RrSet, RrSetUpdate, SafetyLimits, SafetyRefusal, SrvData, ZoneAction, ZoneDiff,
@@ -42,8 +47,9 @@ pub use dns::{
 };
 pub use domain::{DomainName, DomainWarning};
 pub use drift::{
-    DriftAction, DriftFinding, DriftKind, DriftPolicy, Expected, ExpectedMailbox, Listed,
-    ListedUser, RepairPlan, find_drift, find_mailbox_drift, plan_repair,
+    DriftAction, DriftFinding, DriftKind, DriftPolicy, Expected, ExpectedDatabase, ExpectedMailbox,
+    Listed, ListedUser, RepairPlan, find_database_drift, find_drift, find_mailbox_drift,
+    plan_repair,
 };
 pub use error::Error;
 pub use health::{HealthPolicy, HealthProbe, HealthStreak, Verdict, next_health};
@@ -53,7 +59,7 @@ pub use ids::{
 };
 pub use mailbox::{
     ListedMailbox, MailboxAction, MailboxName, WantedMailbox, check_mailbox_change,
-    check_mailbox_limit, check_mailboxes_change, converge_mailboxes, real_name,
+    check_mailbox_limit, converge_mailboxes, real_name,
 };
 pub use moves::{
     GRACE_CHECK, MoveRefusal, MoveRequest, MoveState, MoveStep, RebuildCheck, Recreated,
@@ -67,5 +73,5 @@ pub use server::{
     CertFingerprint, CredentialRef, Hostname, SecretSources, ServerPatch, ServerRefusal,
     ServerSpec, ServerState,
 };
-pub use service::{DesiredState, ServiceStatus, Transition};
+pub use service::{DesiredState, ServiceStatus, Transition, check_resources_change};
 pub use usage::{ListedUsage, Usage, usage_by_domain};

@@ -5,7 +5,7 @@ use std::fmt;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-use crate::{DomainName, Error, Feature, PlanSpec, ServiceStatus};
+use crate::{Error, Feature, PlanSpec};
 
 /// A mailbox's name: the local part of its address, the short user name Virtualmin lists
 /// (it keeps the unix user as `name.prefix`). Lower-case letters, digits, `.`, `_` and `-`,
@@ -95,8 +95,10 @@ pub fn real_name(input: &str) -> Result<&str, Error> {
 /// and not limit it to `count`.
 pub fn check_mailbox_limit(plan: &PlanSpec, count: usize) -> Result<(), Error> {
     if !plan.features.is_empty() && !plan.features.contains(&Feature::Mail) {
-        return Err(Error::NoMail {
+        return Err(Error::FeatureMissing {
             plan: plan.name.to_string(),
+            feature: Feature::Mail,
+            what: "mailboxes",
         });
     }
     match plan.max_mailboxes {
@@ -107,18 +109,6 @@ pub fn check_mailbox_limit(plan: &PlanSpec, count: usize) -> Result<(), Error> {
         }),
         _ => Ok(()),
     }
-}
-
-/// Whether the account of a service in `status` may have its mailboxes changed: not once
-/// the service is terminated (a pending one's are made when it is activated).
-pub fn check_mailboxes_change(status: ServiceStatus, domain: &DomainName) -> Result<(), Error> {
-    if status == ServiceStatus::Terminated {
-        return Err(Error::AccountDeleted {
-            domain: domain.to_unicode(),
-            what: "mailboxes",
-        });
-    }
-    Ok(())
 }
 
 impl MailboxName {
@@ -227,6 +217,7 @@ pub fn converge_mailboxes(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::{DomainName, ServiceStatus, check_resources_change};
 
     fn record(name: &str, real: &str) -> WantedMailbox {
         WantedMailbox {
@@ -284,9 +275,13 @@ mod tests {
             ServiceStatus::Active,
             ServiceStatus::Suspended,
         ] {
-            assert_eq!(check_mailboxes_change(open, &domain), Ok(()), "{open:?}");
+            assert_eq!(
+                check_resources_change(open, &domain, "mailboxes"),
+                Ok(()),
+                "{open:?}"
+            );
         }
-        assert!(check_mailboxes_change(ServiceStatus::Terminated, &domain).is_err());
+        assert!(check_resources_change(ServiceStatus::Terminated, &domain, "mailboxes").is_err());
         let name = MailboxName::parse("ana").unwrap();
         assert_eq!(name.confirm(" ana "), Ok(()));
         let err = name.confirm("ion").unwrap_err().to_string();
@@ -317,7 +312,8 @@ mod tests {
         );
         let err = check_mailbox_limit(&plan(serde_json::json!(["web"]), None), 0).unwrap_err();
         assert!(
-            err.to_string().contains("does not give its accounts mail"),
+            err.to_string()
+                .contains("does not give its accounts the feature mail"),
             "{err}"
         );
     }

@@ -41,6 +41,23 @@ pub enum DesiredState {
     Absent,
 }
 
+/// Whether the account of a service in `status` may have its `what` (mailboxes, databases…)
+/// changed: not once the service is terminated (a pending one's are made when it is
+/// activated).
+pub fn check_resources_change(
+    status: ServiceStatus,
+    domain: &crate::DomainName,
+    what: &'static str,
+) -> Result<(), Error> {
+    if status == ServiceStatus::Terminated {
+        return Err(Error::AccountDeleted {
+            domain: domain.to_unicode(),
+            what,
+        });
+    }
+    Ok(())
+}
+
 impl ServiceStatus {
     pub const ALL: [Self; 4] = [
         Self::Pending,

@@ -69,6 +69,8 @@ pub enum UniqueKey {
     AccountZone,
     /// The account has a mailbox of this name.
     MailboxName,
+    /// A database of this name is recorded already (names are one namespace per server).
+    DatabaseName,
 }
 
 /// What a change found that stops it now; sending it again later may succeed.

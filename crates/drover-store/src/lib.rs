@@ -32,7 +32,7 @@ pub use fleet_store::{
     AccountUsage, DriftRecord, FleetStore, HealthChange, Migration, ServerHealth, UsageFilter,
 };
 pub use model::{
-    Account, AccountFilter, ApiToken, AuditFilter, AuditReport, ConvergeTarget, Customer,
+    Account, AccountFilter, ApiToken, AuditFilter, AuditReport, ConvergeTarget, Customer, Database,
     IdempotencyStart, JobAttempt, JobCall, JobFilter, JobSummary, LoginRefused, Mailbox,
     NewService, Page, Plan, QueueCount, RequestContext, Server, Service, ServiceFilter,
     TransitionOutcome,

@@ -27,6 +27,24 @@ pub struct Mailbox {
     pub updated_at: Timestamp,
 }
 
+/// One of an account's databases, as drover's records say it must be on the account's server.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Database {
+    pub account_id: AccountId,
+    /// Its name on the server, the account's prefix first (`ana_shop`).
+    #[cfg_attr(feature = "openapi", schema(value_type = String, example = "ana_shop"))]
+    pub name: drover_core::DatabaseName,
+    #[serde(rename = "type")]
+    pub kind: drover_core::DatabaseType,
+    /// Deleted in drover: the account's next converge removes it from the server.
+    pub deleting: bool,
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
+    pub created_at: Timestamp,
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
+    pub updated_at: Timestamp,
+}
+
 /// Who asks for a change and under which request, recorded with every audit event and job.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RequestContext {

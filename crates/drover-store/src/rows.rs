@@ -345,6 +345,38 @@ impl MailboxRow {
     }
 }
 
+#[derive(sqlx::FromRow)]
+pub(crate) struct DatabaseRow {
+    account_id: i64,
+    name: String,
+    #[sqlx(rename = "type")]
+    kind: String,
+    deleting: bool,
+    created_at: SqlTimestamp,
+    updated_at: SqlTimestamp,
+}
+
+impl DatabaseRow {
+    pub(crate) fn into_model(self) -> Result<crate::Database> {
+        Ok(crate::Database {
+            account_id: drover_core::AccountId(self.account_id),
+            name: drover_core::DatabaseName::from_record(self.name),
+            kind: parse(
+                "database type",
+                &self.kind,
+                drover_core::DatabaseType::parse,
+            )?,
+            deleting: self.deleting,
+            created_at: self.created_at.to_jiff(),
+            updated_at: self.updated_at.to_jiff(),
+        })
+    }
+}
+
+/// The columns of [`DatabaseRow`], after `SELECT`.
+pub(crate) const DATABASE_COLUMNS: &str =
+    "account_id, name, type, deleting, created_at, updated_at FROM databases";
+
 /// The columns of [`MailboxRow`], after `SELECT`.
 pub(crate) const MAILBOX_COLUMNS: &str = "account_id, name, real_name, \
      password_generation > password_applied AS password_pending, deleting, created_at, updated_at \

@@ -88,7 +88,7 @@ mod fleet_sql {
         found: Option<String>,
         action: Option<String>,
         found_at: SqlTimestamp,
-        mailbox: Option<String>,
+        resource: Option<String>,
     }
 
     pub(super) fn action_name(action: DriftAction) -> &'static str {
@@ -117,7 +117,7 @@ mod fleet_sql {
                     account_id: self.account_id.map(AccountId),
                     expected: self.expected,
                     found: self.found,
-                    mailbox: self.mailbox,
+                    resource: self.resource,
                 },
                 action,
                 found_at: self.found_at.to_jiff(),
@@ -126,7 +126,7 @@ mod fleet_sql {
     }
 
     const SELECT_DRIFT: &str = "SELECT id, server_id, kind, domain, account_id, expected, found, \
-        action, found_at, mailbox FROM drift_findings";
+        action, found_at, resource FROM drift_findings";
 
     async fn fetch_drift(tx: &mut Tx, server: Option<ServerId>) -> Result<Vec<DriftRecord>> {
         sqlx::query_as::<_, DriftRow>(sqlx::AssertSqlSafe(format!(
@@ -247,10 +247,11 @@ mod fleet_sql {
         }
 
         async fn server_expectations(&self, server: ServerId) -> Result<Vec<Expected>> {
-            // The accounts and their mailboxes as of one moment.
-            let (rows, mailboxes) = read_tx!(self, tx, {
-                let rows: Vec<(i64, String, String, String, String)> = sqlx::query_as(
-                    "SELECT a.id, a.domain, a.desired_state, p.name, p.features FROM accounts a \
+            // The accounts, their mailboxes and their databases as of one moment.
+            let (rows, mailboxes, databases) = read_tx!(self, tx, {
+                let rows: Vec<(i64, String, String, String, String, String)> = sqlx::query_as(
+                    "SELECT a.id, a.domain, a.desired_state, p.name, p.features, \
+                     a.unix_username FROM accounts a \
                      JOIN services s ON s.id = a.service_id JOIN plans p ON p.id = s.plan_id \
                      WHERE a.server_id = $1 ORDER BY a.id",
                 )
@@ -264,10 +265,19 @@ mod fleet_sql {
                 .bind(server.get())
                 .fetch_all(&mut **tx)
                 .await?;
-                Ok((rows, mailboxes))
+                let databases: Vec<(i64, String, String, bool)> = sqlx::query_as(
+                    "SELECT d.account_id, d.name, d.type, d.deleting FROM databases d \
+                     JOIN accounts a ON a.id = d.account_id WHERE a.server_id = $1",
+                )
+                .bind(server.get())
+                .fetch_all(&mut **tx)
+                .await?;
+                Ok((rows, mailboxes, databases))
             })?;
             rows.into_iter()
-                .map(|(id, domain, state, plan, features)| {
+                .map(|(id, domain, state, plan, features, user)| {
+                    let user = drover_core::UnixUsername::parse(&user)
+                        .map_err(|e| corrupt("unix username", e))?;
                     let features: Vec<drover_core::Feature> =
                         crate::rows::json_list("plan features", &features)?;
                     let spec_features = drover_core::PlanSpec::server_features_of(&features);
@@ -285,6 +295,16 @@ mod fleet_sql {
                             .map(|(_, name, real, deleting)| drover_core::ExpectedMailbox {
                                 name: name.clone(),
                                 real_name: real.clone(),
+                                deleting: *deleting,
+                            })
+                            .collect(),
+                        own_database: drover_core::DatabaseName::prefix(&user),
+                        databases: databases
+                            .iter()
+                            .filter(|(account, ..)| *account == id)
+                            .map(|(_, name, kind, deleting)| drover_core::ExpectedDatabase {
+                                name: name.clone(),
+                                kind: kind.clone(),
                                 deleting: *deleting,
                             })
                             .collect(),
@@ -309,7 +329,7 @@ mod fleet_sql {
                 for finding in findings {
                     sqlx::query(
                         "INSERT INTO drift_findings (server_id, kind, domain, account_id, expected, \
-                         found, found_at, mailbox) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+                         found, found_at, resource) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
                     )
                     .bind(server.get())
                     .bind(finding.kind.as_str())
@@ -318,7 +338,7 @@ mod fleet_sql {
                     .bind(&finding.expected)
                     .bind(&finding.found)
                     .bind(now)
-                    .bind(&finding.mailbox)
+                    .bind(&finding.resource)
                     .execute(&mut **tx)
                     .await?;
                 }

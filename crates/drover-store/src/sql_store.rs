@@ -6,8 +6,9 @@
 
 use async_trait::async_trait;
 use drover_core::{
-    AccountId, AuditEntry, AuditEventId, CustomerId, DomainName, Hash, JobId, MailboxName, PlanId,
-    PlanSpec, ServerId, ServerSpec, ServiceId, ServiceStatus, TokenId, UnixUsername, verify_chain,
+    AccountId, AuditEntry, AuditEventId, CustomerId, DatabaseName, DomainName, Hash, JobId,
+    MailboxName, PlanId, PlanSpec, ServerId, ServerSpec, ServiceId, ServiceStatus, TokenId,
+    UnixUsername, verify_chain,
 };
 use serde_json::json;
 use sqlx::Transaction;
@@ -1115,9 +1116,28 @@ impl Store for SqlStore {
         Ok(())
     }
 
-    async fn forget_mailboxes(&self, account: AccountId) -> Result<()> {
-        sqlx::query("DELETE FROM mailboxes WHERE account_id = $1")
+    async fn forget_resources(&self, account: AccountId) -> Result<()> {
+        write_tx!(self, tx, {
+            for table in ["mailboxes", "databases"] {
+                sqlx::query(sqlx::AssertSqlSafe(format!(
+                    "DELETE FROM {table} WHERE account_id = $1"
+                )))
+                .bind(account.get())
+                .execute(&mut **tx)
+                .await?;
+            }
+            Ok(())
+        })
+    }
+
+    async fn databases(&self, account: AccountId) -> Result<Vec<Database>> {
+        read_tx!(self, tx, { write_sql::fetch_databases(tx, account).await })
+    }
+
+    async fn forget_database(&self, account: AccountId, name: &DatabaseName) -> Result<()> {
+        sqlx::query("DELETE FROM databases WHERE account_id = $1 AND name = $2 AND deleting")
             .bind(account.get())
+            .bind(name.as_str())
             .execute(&self.pool)
             .await?;
         Ok(())

@@ -5,9 +5,10 @@
 mod write_sql {
     use async_trait::async_trait;
     use drover_core::{
-        AccountId, Adopted, CustomerId, CustomerSpec, DesiredState, DnsProviderId, DomainName,
-        DriftAction, MailboxName, MoveState, PlanId, PlanSpec, RrSet, Scope, ServerId, ServerSpec,
-        ServerState, ServiceId, ServiceStatus, TokenId, UnixUsername, ZoneDiff, ZoneId,
+        AccountId, Adopted, CustomerId, CustomerSpec, DatabaseName, DatabaseType, DesiredState,
+        DnsProviderId, DomainName, DriftAction, MailboxName, MoveState, PlanId, PlanSpec, RrSet,
+        Scope, ServerId, ServerSpec, ServerState, ServiceId, ServiceStatus, TokenId, UnixUsername,
+        ZoneDiff, ZoneId,
     };
     use secrecy::SecretString;
 
@@ -18,12 +19,13 @@ mod write_sql {
     use crate::error::{Conflict, Reference, UniqueKey, unique_violation};
     use crate::jobs::RequestedJob;
     use crate::rows::{
-        CustomerRow, MAILBOX_COLUMNS, MailboxRow, TokenRow, corrupt, sql_now, token_hash,
+        CustomerRow, DATABASE_COLUMNS, DatabaseRow, MAILBOX_COLUMNS, MailboxRow, TokenRow, corrupt,
+        sql_now, token_hash,
     };
     use crate::write::{Enqueued, Generation, Job, Write};
     use crate::{
-        Account, ApiToken, Customer, DnsProviderRecord, DnsProviderSpec, Mailbox, Migration,
-        NewService, Plan, RequestContext, Result, Server, Service, StoreError, Zone,
+        Account, ApiToken, Customer, Database, DnsProviderRecord, DnsProviderSpec, Mailbox,
+        Migration, NewService, Plan, RequestContext, Result, Server, Service, StoreError, Zone,
     };
 
     /// An account's mailboxes, by name.
@@ -40,6 +42,21 @@ mod write_sql {
         // By name in Rust: PostgreSQL's collation and SQLite's bytes order '.', '-', '_' apart.
         mailboxes.sort_by(|a, b| a.name.cmp(&b.name));
         Ok(mailboxes)
+    }
+
+    /// An account's databases, by name.
+    pub(super) async fn fetch_databases(tx: &mut Tx, account: AccountId) -> Result<Vec<Database>> {
+        let mut databases = sqlx::query_as::<_, DatabaseRow>(sqlx::AssertSqlSafe(format!(
+            "SELECT {DATABASE_COLUMNS} WHERE account_id = $1"
+        )))
+        .bind(account.get())
+        .fetch_all(&mut **tx)
+        .await?
+        .into_iter()
+        .map(DatabaseRow::into_model)
+        .collect::<Result<Vec<_>>>()?;
+        databases.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(databases)
     }
 
     fn found_mailbox(changed: u64, account: AccountId, name: &MailboxName) -> Result<()> {
@@ -481,6 +498,66 @@ mod write_sql {
             .await?
             .rows_affected();
             found_mailbox(changed, account, name)
+        }
+
+        async fn databases(&mut self, account: AccountId) -> Result<Vec<Database>> {
+            self.lock(Locked::Account, account.get()).await?;
+            fetch_databases(&mut self.tx, account).await
+        }
+
+        async fn insert_database(
+            &mut self,
+            account: AccountId,
+            name: &DatabaseName,
+            kind: DatabaseType,
+        ) -> Result<Database> {
+            self.account(account).await?;
+            sqlx::query(
+                "INSERT INTO databases (account_id, name, type, created_at, updated_at) \
+                 VALUES ($1, $2, $3, $4, $4)",
+            )
+            .bind(account.get())
+            .bind(name.as_str())
+            .bind(kind.as_str())
+            .bind(sql_now())
+            .execute(&mut *self.tx)
+            .await
+            .map_err(|e| match unique_violation(&e) {
+                Some(_) => StoreError::duplicate(
+                    UniqueKey::DatabaseName,
+                    format!("a database named '{name}' is recorded already"),
+                ),
+                None => e.into(),
+            })?;
+            fetch_databases(&mut self.tx, account)
+                .await?
+                .into_iter()
+                .find(|d| &d.name == name)
+                .ok_or_else(|| StoreError::not_found("database", name))
+        }
+
+        async fn mark_database_deleting(
+            &mut self,
+            account: AccountId,
+            name: &DatabaseName,
+        ) -> Result<()> {
+            let changed = sqlx::query(
+                "UPDATE databases SET deleting = TRUE, updated_at = $3 \
+                 WHERE account_id = $1 AND name = $2",
+            )
+            .bind(account.get())
+            .bind(name.as_str())
+            .bind(sql_now())
+            .execute(&mut *self.tx)
+            .await?
+            .rows_affected();
+            match changed {
+                0 => Err(StoreError::not_found(
+                    "database",
+                    format!("{name} of account {account}"),
+                )),
+                _ => Ok(()),
+            }
         }
 
         async fn insert_service(

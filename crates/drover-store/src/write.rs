@@ -5,9 +5,10 @@
 
 use async_trait::async_trait;
 use drover_core::{
-    AccountId, Adopted, CustomerId, CustomerSpec, DesiredState, DnsProviderId, DomainName,
-    DriftAction, JobId, MailboxName, MoveState, PlanId, PlanSpec, RrSet, Scope, ServerId,
-    ServerSpec, ServerState, ServiceId, ServiceStatus, TokenId, UnixUsername, ZoneDiff, ZoneId,
+    AccountId, Adopted, CustomerId, CustomerSpec, DatabaseName, DatabaseType, DesiredState,
+    DnsProviderId, DomainName, DriftAction, JobId, MailboxName, MoveState, PlanId, PlanSpec, RrSet,
+    Scope, ServerId, ServerSpec, ServerState, ServiceId, ServiceStatus, TokenId, UnixUsername,
+    ZoneDiff, ZoneId,
 };
 use secrecy::SecretString;
 
@@ -18,7 +19,8 @@ use crate::jobs::{
     SyncZone,
 };
 use crate::model::{
-    Account, ApiToken, Customer, Mailbox, NewService, Plan, RequestContext, Server, Service,
+    Account, ApiToken, Customer, Database, Mailbox, NewService, Plan, RequestContext, Server,
+    Service,
 };
 use crate::{DnsProviderRecord, DnsProviderSpec, Zone};
 
@@ -156,6 +158,22 @@ pub trait Write: Send {
     ) -> Result<()>;
     async fn mark_mailbox_deleting(&mut self, account: AccountId, name: &MailboxName)
     -> Result<()>;
+    /// The account's databases, those being deleted included, by name. Locks the account's
+    /// row.
+    async fn databases(&mut self, account: AccountId) -> Result<Vec<Database>>;
+    /// A new database of the account; a name recorded already (for any account) is refused as
+    /// a collision.
+    async fn insert_database(
+        &mut self,
+        account: AccountId,
+        name: &DatabaseName,
+        kind: DatabaseType,
+    ) -> Result<Database>;
+    async fn mark_database_deleting(
+        &mut self,
+        account: AccountId,
+        name: &DatabaseName,
+    ) -> Result<()>;
     /// A new pending service and its account (absent, generation 1). Refused as an unknown
     /// reference when the customer or plan does not exist, as a collision when the domain is
     /// hosted already (by a concurrent request too), and as a concurrent change when another

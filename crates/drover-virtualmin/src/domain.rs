@@ -231,6 +231,23 @@ impl DomainUser {
     }
 }
 
+/// A database of a domain, as `list-databases multiline=` describes it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DomainDatabase {
+    pub name: String,
+    /// `mysql` or `postgres`.
+    pub kind: String,
+}
+
+impl DomainDatabase {
+    pub fn from_record(record: &Record) -> Self {
+        Self {
+            name: record.name.clone(),
+            kind: record.get("type").unwrap_or("mysql").to_owned(),
+        }
+    }
+}
+
 /// Whether a field holds a secret (a password, even hashed) that must not reach logs.
 pub(crate) fn is_secret_field(key: &str) -> bool {
     key.contains("password") || key.contains("pass_") || key == "pass"

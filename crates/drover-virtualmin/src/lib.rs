@@ -18,7 +18,7 @@ pub use breaker::{BreakerConfig, BreakerState};
 pub use client::{
     CallPacer, CallRecord, CallScope, Endpoint, LoginRefusedHook, VirtualminClient, in_scope,
 };
-pub use domain::{Disabled, DomainInfo, DomainKind, DomainUser, Quota};
+pub use domain::{Disabled, DomainDatabase, DomainInfo, DomainKind, DomainUser, Quota};
 pub use error::{
     ErrorKind, VirtualminError, classify_answer, classify_error, classify_failure, failure_message,
     is_dependency_failure, is_log_line, is_step_failure,

@@ -4,7 +4,7 @@
 use secrecy::SecretString;
 
 use crate::client::VirtualminClient;
-use crate::domain::{DomainInfo, DomainUser};
+use crate::domain::{DomainDatabase, DomainInfo, DomainUser};
 use crate::error::{ErrorKind, VirtualminError};
 use crate::reply::{Record, Reply, text_records};
 use crate::request::{Call, OperationClass};
@@ -326,6 +326,30 @@ impl VirtualminClient {
             .arg("name", name)
             .arg("type", kind);
         self.call(&call).await.map(|_| ())
+    }
+
+    /// Deletes a database and its tables (`delete-database`).
+    pub async fn delete_database(
+        &self,
+        domain: &str,
+        name: &str,
+        kind: &str,
+    ) -> Result<(), VirtualminError> {
+        let call = Call::new("delete-database")
+            .arg("domain", domain)
+            .arg("name", name)
+            .arg("type", kind);
+        self.call(&call).await.map(|_| ())
+    }
+
+    /// The domain's databases, typed (the one the server made with the domain among them).
+    pub async fn databases(&self, domain: &str) -> Result<Vec<DomainDatabase>, VirtualminError> {
+        Ok(self
+            .list_databases(domain)
+            .await?
+            .iter()
+            .map(DomainDatabase::from_record)
+            .collect())
     }
 
     pub async fn list_databases(&self, domain: &str) -> Result<Vec<Record>, VirtualminError> {

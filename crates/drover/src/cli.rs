@@ -23,6 +23,7 @@ use serde_json::{Map, Value, json};
 use crate::commands;
 use crate::config::{Config, Overrides};
 
+mod databases;
 mod dns;
 mod doctor;
 mod follow;
@@ -104,6 +105,9 @@ pub enum Command {
     /// Hosting accounts' mailboxes.
     #[command(subcommand)]
     Mailboxes(mailboxes::MailboxCommand),
+    /// Hosting accounts' databases.
+    #[command(subcommand)]
+    Databases(databases::DatabaseCommand),
     /// Jobs that make the fleet follow the database.
     #[command(subcommand)]
     Jobs(JobCommand),
@@ -878,6 +882,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         Command::Drift(command) => drift(command, &store, &ctx, out).await,
         Command::Usage(command) => usage::run(command, &store, &ctx, out).await,
         Command::Mailboxes(command) => mailboxes::run(command, &*store, &ctx, &config, out).await,
+        Command::Databases(command) => databases::run(command, &*store, &ctx, out).await,
         Command::Key(command) => key(command, &*store, &ctx, &config, out).await,
         Command::Doctor { offline } => {
             let findings = doctor::examine(&*store, &ctx, &config, &applied, !offline).await?;

@@ -118,7 +118,7 @@ pub async fn drift_scans_replace_findings_and_keep_what_repairs_did(h: Harness) 
             account_id: Some(service.account_id),
             expected: Some("enabled".into()),
             found: None,
-            mailbox: None,
+            resource: None,
         },
         DriftFinding {
             kind: DriftKind::Orphan,
@@ -126,7 +126,7 @@ pub async fn drift_scans_replace_findings_and_keep_what_repairs_did(h: Harness) 
             account_id: None,
             expected: None,
             found: Some("enabled".into()),
-            mailbox: None,
+            resource: None,
         },
         DriftFinding {
             kind: DriftKind::MailboxOrphan,
@@ -134,7 +134,7 @@ pub async fn drift_scans_replace_findings_and_keep_what_repairs_did(h: Harness) 
             account_id: Some(service.account_id),
             expected: None,
             found: Some("Bob".into()),
-            mailbox: Some("bob".into()),
+            resource: Some("bob".into()),
         },
     ];
     let records = store

@@ -83,6 +83,7 @@ drover_testkit::on_both_databases!(
     postgres: postgres,
     sqlite: sqlite;
     mailboxes_are_kept_by_name_and_their_passwords_by_generation,
+    database_names_are_one_namespace_and_deletions_are_forgotten,
     customers_are_stored_and_listed,
     plans_are_created_and_patched,
     servers_are_created_and_patched,
@@ -1456,6 +1457,74 @@ async fn mailboxes_are_kept_by_name_and_their_passwords_by_generation(h: Harness
     tx.commit().await.unwrap();
     store.forget_mailbox(account, &zed).await.unwrap();
     assert_eq!(store.mailboxes(account).await.unwrap().len(), 3);
-    store.forget_mailboxes(account).await.unwrap();
+    store.forget_resources(account).await.unwrap();
     assert!(store.mailboxes(account).await.unwrap().is_empty());
+}
+
+async fn database_names_are_one_namespace_and_deletions_are_forgotten(h: Harness) {
+    let store = &*h.store;
+    let shop = service(store, "magazin.ro").await;
+    let shop = store.account(shop.account_id).await.unwrap();
+    let blog = service(store, "jurnal.ro").await;
+    let name = |n: &str| drover_core::DatabaseName::parse(n, &shop.unix_username).unwrap();
+    let mysql = drover_core::DatabaseType::Mysql;
+    let mut tx = store.write().await.unwrap();
+    for n in ["zed", "a_b", "a1"] {
+        tx.insert_database(shop.id, &name(n), mysql).await.unwrap();
+    }
+    tx.commit().await.unwrap();
+    // Another account cannot record a name held already: the server's names are one namespace.
+    let mut tx = store.write().await.unwrap();
+    let taken = tx
+        .insert_database(blog.account_id, &name("zed"), mysql)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            taken,
+            StoreError::Duplicate {
+                key: UniqueKey::DatabaseName,
+                ..
+            }
+        ),
+        "{taken:?}"
+    );
+    drop(tx);
+    let listed = store.databases(shop.id).await.unwrap();
+    let names: Vec<&str> = listed.iter().map(|d| d.name.as_str()).collect();
+    let prefix = drover_core::DatabaseName::prefix(&shop.unix_username);
+    assert_eq!(
+        names,
+        [
+            format!("{prefix}_a1"),
+            format!("{prefix}_a_b"),
+            format!("{prefix}_zed")
+        ],
+        "by name, alike on both databases"
+    );
+    assert!(listed.iter().all(|d| d.kind == mysql && !d.deleting));
+    assert!(store.databases(blog.account_id).await.unwrap().is_empty());
+    // Only a database being deleted is forgotten one by one; an account's all at once.
+    let zed = name("zed");
+    store.forget_database(shop.id, &zed).await.unwrap();
+    assert_eq!(store.databases(shop.id).await.unwrap().len(), 3);
+    let mut tx = store.write().await.unwrap();
+    tx.mark_database_deleting(shop.id, &zed).await.unwrap();
+    let unknown = tx
+        .mark_database_deleting(blog.account_id, &zed)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(unknown, StoreError::NotFound { .. }),
+        "{unknown:?}"
+    );
+    drop(tx);
+    let mut tx = store.write().await.unwrap();
+    tx.mark_database_deleting(shop.id, &zed).await.unwrap();
+    tx.commit().await.unwrap();
+    assert!(store.databases(shop.id).await.unwrap()[2].deleting);
+    store.forget_database(shop.id, &zed).await.unwrap();
+    assert_eq!(store.databases(shop.id).await.unwrap().len(), 2);
+    store.forget_resources(shop.id).await.unwrap();
+    assert!(store.databases(shop.id).await.unwrap().is_empty());
 }

@@ -1539,11 +1539,20 @@ impl State {
         if !self.domains.contains_key(domain) {
             return missing(P, domain);
         }
-        let name = params.get("name").unwrap_or_default();
-        if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+        // The server lower-cases the name, then takes MySQL's letters, digits, `_` and `-`.
+        let name = params.get("name").unwrap_or_default().to_lowercase();
+        let name = name.as_str();
+        let allowed = |c: char| c.is_ascii_alphanumeric() || c == '_' || c == '-';
+        if name.is_empty() || !name.chars().all(allowed) {
             return failure(
                 P,
                 "Missing or invalid database name - only letters, numbers and _ are allowed",
+            );
+        }
+        if name.len() > 64 {
+            return failure(
+                P,
+                "Invalid database name - MariaDB only allows names up to 64 characters",
             );
         }
         let has_mysql = self.domains[domain].features.iter().any(|f| f == "mysql");

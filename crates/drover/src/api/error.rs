@@ -79,6 +79,7 @@ impl From<StoreError> for ApiError {
                     UniqueKey::ZoneName => ("zone_exists", Some("name")),
                     UniqueKey::AccountZone => ("account_has_zone", None),
                     UniqueKey::MailboxName => ("mailbox_exists", Some("name")),
+                    UniqueKey::DatabaseName => ("database_exists", Some("name")),
                 };
                 let error = Self::new(StatusCode::CONFLICT, code, message);
                 match field {
@@ -171,8 +172,10 @@ impl From<drover_core::Error> for ApiError {
             PlanFixed { .. } => Self::new(StatusCode::CONFLICT, "service_terminated", message),
             AccountDeleted { .. } => Self::new(StatusCode::CONFLICT, "account_deleted", message),
             OverLimit { .. } => Self::new(StatusCode::CONFLICT, "over_limit", message),
-            NoMail { .. } => Self::new(StatusCode::CONFLICT, "no_mail", message),
-            MailboxDeleting { .. } => Self::new(StatusCode::CONFLICT, "mailbox_deleting", message),
+            FeatureMissing { .. } => Self::new(StatusCode::CONFLICT, "feature_missing", message),
+            ResourceDeleting { .. } => {
+                Self::new(StatusCode::CONFLICT, "resource_deleting", message)
+            }
             AdoptionRefused { .. } => Self::new(StatusCode::CONFLICT, "adoption_refused", message),
             ServerRefused(refusal) => {
                 let code = match refusal {

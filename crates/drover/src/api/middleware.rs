@@ -89,10 +89,10 @@ fn required_access(method: &Method, path: &str) -> Access {
         return Access::Read;
     }
     let billing = ["/api/v1/customers", "/api/v1/services"];
-    // An account's mailboxes are what customers buy too.
-    let mailboxes =
-        path.starts_with("/api/v1/accounts/") && path.split('/').nth(5) == Some("mailboxes");
-    if mailboxes
+    // An account's mailboxes and databases are what customers buy too.
+    let resources = path.starts_with("/api/v1/accounts/")
+        && matches!(path.split('/').nth(5), Some("mailboxes" | "databases"));
+    if resources
         || billing
             .iter()
             .any(|prefix| path == *prefix || path.starts_with(&format!("{prefix}/")))
@@ -260,7 +260,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn billing_writes_customers_services_and_mailboxes_only() {
+    fn billing_writes_customers_services_and_account_resources_only() {
         use Access::*;
         let cases = [
             (Method::GET, "/api/v1/servers", Read),
@@ -272,6 +272,12 @@ mod tests {
             (Method::DELETE, "/api/v1/tokens/1", Operator),
             (Method::POST, "/api/v1/accounts/3/mailboxes", Billing),
             (Method::PATCH, "/api/v1/accounts/3/mailboxes/ana", Billing),
+            (Method::POST, "/api/v1/accounts/3/databases", Billing),
+            (
+                Method::POST,
+                "/api/v1/accounts/3/databases/ana_x/delete",
+                Billing,
+            ),
             (Method::POST, "/api/v1/accounts/3/protect", Operator),
             (Method::POST, "/api/v1/accounts/mailboxes", Operator),
         ];

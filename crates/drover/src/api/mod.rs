@@ -7,6 +7,7 @@
 mod accounts;
 mod audit;
 mod customers;
+mod databases;
 mod dns;
 mod drift;
 mod error;
@@ -95,6 +96,7 @@ fn resources() -> OpenApiRouter<AppState> {
         .merge(services::routes())
         .merge(accounts::routes())
         .merge(mailboxes::routes())
+        .merge(databases::routes())
         .merge(jobs::routes())
         .merge(provisioning::routes())
         .merge(audit::routes())

@@ -4,7 +4,7 @@
 
 use drover_core::{
     AccountId, AccountPassword, MailboxName, check_mailbox_change, check_mailbox_limit,
-    check_mailboxes_change, real_name,
+    check_resources_change, real_name,
 };
 use drover_store::{Mailbox, RequestContext, Store, StoreError, Write};
 use secrecy::SecretString;
@@ -39,8 +39,9 @@ pub async fn create_mailbox(
             drop(tx);
             let all = store.mailboxes(account).await?;
             if all.iter().any(|m| m.name == name && m.deleting) {
-                return Err(drover_core::Error::MailboxDeleting {
-                    mailbox: name.to_string(),
+                return Err(drover_core::Error::ResourceDeleting {
+                    what: "mailbox",
+                    name: name.to_string(),
                 }
                 .into());
             }
@@ -50,7 +51,7 @@ pub async fn create_mailbox(
     };
     let record = tx.account(account).await?;
     let service = tx.service(record.service_id).await?;
-    check_mailboxes_change(service.status, &record.domain)?;
+    check_resources_change(service.status, &record.domain, "mailboxes")?;
     let plan = tx.plan(service.plan_id).await?;
     let others = kept(&mut *tx, account).await? - 1;
     check_mailbox_limit(&plan.spec, others)?;
@@ -85,8 +86,9 @@ pub async fn update_mailbox(
     }
     check_open(&mut *tx, account).await?;
     if find(&mut *tx, account, &name).await?.deleting {
-        return Err(drover_core::Error::MailboxDeleting {
-            mailbox: name.to_string(),
+        return Err(drover_core::Error::ResourceDeleting {
+            what: "mailbox",
+            name: name.to_string(),
         }
         .into());
     }
@@ -135,7 +137,11 @@ pub async fn delete_mailbox(
 async fn check_open(tx: &mut dyn Write, account: AccountId) -> Result<()> {
     let record = tx.account(account).await?;
     let service = tx.service(record.service_id).await?;
-    Ok(check_mailboxes_change(service.status, &record.domain)?)
+    Ok(check_resources_change(
+        service.status,
+        &record.domain,
+        "mailboxes",
+    )?)
 }
 
 /// How many of the account's mailboxes stay (those being deleted do not count).

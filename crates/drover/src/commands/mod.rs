@@ -11,6 +11,7 @@
 mod accounts;
 mod adoption;
 mod customers;
+mod databases;
 mod dns;
 mod drift;
 mod jobs;
@@ -26,6 +27,7 @@ mod tokens;
 pub use accounts::{retry_failed_accounts, set_protection};
 pub use adoption::adopt;
 pub use customers::create_customer;
+pub use databases::{create_database, delete_database};
 pub use dns::{
     create_dns_provider, create_zone, delete_rrset, remove_zone, set_rrset, set_zone_safety,
     sync_zone,

@@ -3,8 +3,9 @@
 //! the account made while the job runs is picked up before it finishes.
 
 use drover_core::{
-    AccountId, Action, Blocked, DesiredState, Feature, ListedMailbox, MailboxAction, MailboxName,
-    Observed, Wanted, WantedMailbox, converge, converge_mailboxes,
+    AccountId, Action, Blocked, DatabaseAction, DesiredState, Feature, ListedDatabase,
+    ListedMailbox, MailboxAction, MailboxName, Observed, Wanted, WantedDatabase, WantedMailbox,
+    converge, converge_databases, converge_mailboxes,
 };
 use drover_store::{ConvergeTarget, RequestContext};
 use drover_virtualmin::{
@@ -72,8 +73,8 @@ async fn round(
     let server = match (&target.server, account.desired_state) {
         (Some(server), _) => server.clone(),
         (None, DesiredState::Absent) => {
-            // Never placed: nothing exists anywhere, its mailboxes neither.
-            engine.store.forget_mailboxes(account.id).await?;
+            // Never placed: nothing exists anywhere, its mailboxes and databases neither.
+            engine.store.forget_resources(account.id).await?;
             engine
                 .store
                 .record_observation(account.id, "absent", account.desired_generation)
@@ -139,13 +140,14 @@ async fn round(
             actions,
         });
     }
-    // Its mailboxes, once the domain is as it must be (a deleted domain takes them along).
+    // Its mailboxes and databases, once the domain is as it must be (a deleted domain takes
+    // them along).
     if account.desired_state != DesiredState::Absent {
-        let changes = mailboxes_on(engine, &client, target).await?;
+        let changes = resources_on(engine, &client, target).await?;
         if !changes.is_empty() {
             return Ok(Round::Done {
                 generation: account.desired_generation,
-                actions: changes.into_iter().map(Action::Mailbox).collect(),
+                actions: changes,
             });
         }
     }
@@ -154,8 +156,8 @@ async fn round(
     match account.desired_state {
         DesiredState::Absent => {
             engine.dns.retire_account_zone(ctx, account.id).await?;
-            // The domain took its mailboxes along.
-            engine.store.forget_mailboxes(account.id).await?;
+            // The domain took its mailboxes and databases along.
+            engine.store.forget_resources(account.id).await?;
         }
         _ => {
             engine
@@ -179,10 +181,26 @@ async fn round(
     })
 }
 
+/// Makes the account's mailboxes and databases on the server of `client` match its records.
+pub(super) async fn resources_on(
+    engine: &Engine,
+    client: &VirtualminClient,
+    target: &ConvergeTarget,
+) -> Result<Vec<Action>, ConvergeError> {
+    let mut actions: Vec<Action> = mailboxes_on(engine, client, target)
+        .await?
+        .into_iter()
+        .map(Action::Mailbox)
+        .collect();
+    let databases = databases_on(engine, client, target).await?;
+    actions.extend(databases.into_iter().map(Action::Database));
+    Ok(actions)
+}
+
 /// Makes the account's mailboxes on the server of `client` match its records: one listing
 /// (none when it has no mailbox record), then one call per difference. Mailboxes deleted in
 /// drover and gone from the server are forgotten.
-pub(super) async fn mailboxes_on(
+async fn mailboxes_on(
     engine: &Engine,
     client: &VirtualminClient,
     target: &ConvergeTarget,
@@ -281,6 +299,93 @@ async fn apply_mailbox(
         }
         MailboxAction::Delete { name } => {
             match client.delete_mailbox(domain, name.as_str()).await {
+                Ok(()) => {}
+                Err(e) if e.kind == ErrorKind::NotFound => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Makes the account's databases on the server of `client` match its records: one listing
+/// (none when it has no database record), then one call per difference. Databases deleted in
+/// drover and gone from the server are forgotten.
+async fn databases_on(
+    engine: &Engine,
+    client: &VirtualminClient,
+    target: &ConvergeTarget,
+) -> Result<Vec<DatabaseAction>, ConvergeError> {
+    let account = &target.account;
+    let records = engine.store.databases(account.id).await?;
+    if records.is_empty() {
+        return Ok(Vec::new());
+    }
+    let domain = account.domain.as_str();
+    let listed: Vec<ListedDatabase> = client
+        .databases(domain)
+        .await?
+        .into_iter()
+        .map(|d| ListedDatabase {
+            name: d.name,
+            kind: d.kind,
+        })
+        .collect();
+    let wanted: Vec<WantedDatabase> = records
+        .iter()
+        .map(|d| WantedDatabase {
+            name: d.name.clone(),
+            kind: d.kind,
+            deleting: d.deleting,
+        })
+        .collect();
+    let actions = converge_databases(&wanted, &listed);
+    for action in &actions {
+        apply_database(client, domain, action).await?;
+    }
+    for gone in records.iter().filter(|d| d.deleting) {
+        if !listed.iter().any(|l| l.name == gone.name.as_str()) {
+            engine.store.forget_database(account.id, &gone.name).await?;
+        }
+    }
+    Ok(actions)
+}
+
+async fn apply_database(
+    client: &VirtualminClient,
+    domain: &str,
+    action: &DatabaseAction,
+) -> Result<(), ConvergeError> {
+    match action {
+        DatabaseAction::Create { name, kind } => {
+            match client
+                .create_database(domain, name.as_str(), kind.as_str())
+                .await
+            {
+                Ok(()) => {}
+                // Made by an earlier try whose answer was lost, or another domain's: only a
+                // database the domain lists is ours.
+                Err(e) if e.kind == ErrorKind::AlreadyExists => {
+                    let listed = client.databases(domain).await?;
+                    if !listed.iter().any(|d| d.name == name.as_str()) {
+                        return Err(VirtualminError::new(
+                            e.kind,
+                            format!(
+                                "{}: database {name} belongs to another domain on the server",
+                                e.message
+                            ),
+                        )
+                        .into());
+                    }
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        DatabaseAction::Delete { name, kind } => {
+            match client
+                .delete_database(domain, name.as_str(), kind.as_str())
+                .await
+            {
                 Ok(()) => {}
                 Err(e) if e.kind == ErrorKind::NotFound => {}
                 Err(e) => return Err(e.into()),
@@ -503,6 +608,7 @@ pub(super) async fn apply(
         }
         Action::Delete => client.delete_domain(domain).await?,
         Action::Mailbox(change) => apply_mailbox(engine, client, target, change).await?,
+        Action::Database(change) => apply_database(client, domain, change).await?,
     }
     Ok(())
 }

@@ -1,15 +1,19 @@
 //! Drift: one `list-domains multiline=` and one `list-users all-domains multiline=` call per
-//! server compared with drover's accounts and their mailboxes there,
+//! server (and a `list-databases` per account with databases to compare: the server has no
+//! server-wide listing of them) compared with drover's accounts, their mailboxes and their
+//! databases there,
 //! each finding recorded, then a repair pass by policy (converge jobs for accounts, disabling
 //! for quarantined orphans) unless it is larger than the limit. Orphans are deleted only by an
 //! operator's explicit action.
 
 use drover_core::{
-    AccountId, DomainName, DriftAction, DriftKind, Listed, ListedUser, RepairPlan, find_drift,
-    find_mailbox_drift, plan_repair,
+    AccountId, DomainName, DriftAction, DriftKind, Expected, Listed, ListedDatabase, ListedUser,
+    RepairPlan, find_database_drift, find_drift, find_mailbox_drift, plan_repair,
 };
 use drover_store::{AccountFilter, DriftRecord, RequestContext, Server, StoreError};
 use drover_virtualmin::{ErrorKind, VirtualminError};
+use std::collections::BTreeMap;
+
 use serde::Serialize;
 use serde_json::json;
 
@@ -96,10 +100,17 @@ pub async fn scan_server(
             real_name: u.real_name,
         })
         .collect();
-    let listed: Vec<Listed> = domains.into_iter().map(listed).collect();
     let expected = engine.store.server_expectations(server.id).await?;
+    let databases = list_databases(&client, &expected, &domains)
+        .await
+        .map_err(|source| DriftError::Observation {
+            server: server.spec.name.to_string(),
+            source,
+        })?;
+    let listed: Vec<Listed> = domains.into_iter().map(listed).collect();
     let mut findings = find_drift(&expected, &listed);
     findings.extend(find_mailbox_drift(&expected, &listed, &users));
+    findings.extend(find_database_drift(&expected, &databases));
     let records = engine.store.record_drift(ctx, server.id, &findings).await?;
     for kind in DriftKind::ALL {
         let count = findings.iter().filter(|f| f.kind == kind).count();
@@ -107,6 +118,38 @@ pub async fn scan_server(
             .set(count as f64);
     }
     Ok(records)
+}
+
+/// The databases of the live accounts on the server that have any to compare: those with
+/// database records, and those the domain listing counts more databases for than the one
+/// the server makes with an account (a database made by hand). One `list-databases` each.
+async fn list_databases(
+    client: &drover_virtualmin::VirtualminClient,
+    expected: &[Expected],
+    domains: &[drover_virtualmin::DomainInfo],
+) -> Result<BTreeMap<String, Vec<ListedDatabase>>, VirtualminError> {
+    let mut listed = BTreeMap::new();
+    for want in expected.iter().filter(|e| e.is_live()) {
+        let domain = want.domain.as_str();
+        let Some(info) = domains.iter().find(|d| d.domain == domain) else {
+            continue;
+        };
+        let counted = info.quota.databases_count.unwrap_or(0);
+        if want.databases.is_empty() && counted <= 1 {
+            continue;
+        }
+        let databases = client
+            .databases(domain)
+            .await?
+            .into_iter()
+            .map(|d| ListedDatabase {
+                name: d.name,
+                kind: d.kind,
+            })
+            .collect();
+        listed.insert(domain.to_owned(), databases);
+    }
+    Ok(listed)
 }
 
 /// Scans the server, plans the repair by policy and, unless `dry_run` or over the limit

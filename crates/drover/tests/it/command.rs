@@ -1843,3 +1843,46 @@ async fn an_operator_manages_mailboxes_from_the_command_line() {
     let deleted = succeeded(run(d, &["mailboxes", "delete", "1", "ana", "--confirm", "ana"]).await);
     assert!(deleted.contains(r#""deleting": true"#), "{deleted}");
 }
+
+#[tokio::test]
+async fn an_operator_manages_databases_from_the_command_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    sell(d, &["baze.ro"]).await;
+    let created = succeeded(run(d, &["databases", "create", "1", "shop"]).await);
+    assert!(created.contains(r#""name": "baze_shop""#), "{created}");
+    assert!(created.contains(r#""type": "mysql""#), "{created}");
+    for (args, wanted) in [
+        (
+            &["databases", "create", "1", "baze_shop"][..],
+            "a database named 'baze_shop' is recorded already",
+        ),
+        (&["databases", "create", "1", "bad-name"], "database name"),
+        (
+            &["databases", "create", "1", "pg", "--type", "postgres"],
+            "feature postgres",
+        ),
+    ] {
+        let (ok, _, stderr) = run(d, args).await;
+        assert!(!ok && stderr.contains(wanted), "{args:?}: {stderr}");
+    }
+    let listed = succeeded(run(d, &["databases", "list", "1"]).await);
+    assert!(listed.contains("baze_shop"), "{listed}");
+    let (ok, _, stderr) = run(
+        d,
+        &["databases", "delete", "1", "shop", "--confirm", "shop"],
+    )
+    .await;
+    assert!(
+        !ok && stderr.contains("repeat its database name baze_shop"),
+        "{stderr}"
+    );
+    let deleted = succeeded(
+        run(
+            d,
+            &["databases", "delete", "1", "shop", "--confirm", "baze_shop"],
+        )
+        .await,
+    );
+    assert!(deleted.contains(r#""deleting": true"#), "{deleted}");
+}

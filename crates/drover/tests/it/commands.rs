@@ -49,6 +49,7 @@ drover_testkit::on_both_databases!(
     an_adoption_records_accounts_as_found_all_or_nothing,
     what_an_operator_creates_is_audited_and_a_zone_queues_its_sync,
     mailboxes_are_held_to_their_rules_and_each_change_queues_a_converge,
+    databases_are_held_to_their_rules_and_each_change_is_audited,
 );
 
 fn ctx() -> RequestContext {
@@ -932,7 +933,7 @@ async fn a_drift_repair_records_its_actions_and_converges_what_it_enforces(store
             account_id: Some(svc.account_id),
             expected: Some("enabled".into()),
             found: None,
-            mailbox: None,
+            resource: None,
         },
         DriftFinding {
             kind: DriftKind::Orphan,
@@ -940,7 +941,7 @@ async fn a_drift_repair_records_its_actions_and_converges_what_it_enforces(store
             account_id: None,
             expected: None,
             found: Some("enabled".into()),
-            mailbox: None,
+            resource: None,
         },
     ];
     let records = store
@@ -1322,7 +1323,7 @@ async fn mailboxes_are_held_to_their_rules_and_each_change_queues_a_converge(sto
     // A plan that names its features must give mail.
     let err = create("ana", "Ana Pop", "Mail-passw0rd").await.unwrap_err();
     assert!(
-        matches!(err, Error::Rule(drover_core::Error::NoMail { .. })),
+        matches!(err, Error::Rule(drover_core::Error::FeatureMissing { .. })),
         "{err}"
     );
     let mail = serde_json::json!({"features": ["web", "dns", "mail"]});
@@ -1434,6 +1435,84 @@ async fn mailboxes_are_held_to_their_rules_and_each_change_queues_a_converge(sto
     assert!(
         err.to_string()
             .contains("terminated: its mailboxes no longer change"),
+        "{err}"
+    );
+}
+
+async fn databases_are_held_to_their_rules_and_each_change_is_audited(store: Store_) {
+    let store = &*store.0;
+    let svc = service(store, "baze.ro").await;
+    let account = svc.account_id;
+    let billing = ctx();
+    let create =
+        |name: &'static str| commands::create_database(store, &billing, account, name, "mysql");
+    // A plan that names its features must give MySQL.
+    let err = create("shop").await.unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("does not give its accounts the feature mysql: they have no MySQL databases"),
+        "{err}"
+    );
+    let mysql = serde_json::json!({"features": ["web", "dns", "mysql"]});
+    commands::update_plan(
+        store,
+        &ctx(),
+        PlanId(1),
+        serde_json::from_value(mysql).unwrap(),
+    )
+    .await
+    .unwrap();
+    let shop = create("shop").await.unwrap();
+    assert_eq!(shop.name.as_str(), "baze_shop");
+    let jobs = store.jobs(JobFilter::default()).await.unwrap();
+    assert!(
+        jobs.iter().any(|j| j.kind == "converge_account"),
+        "{jobs:?}"
+    );
+    // Deleting needs the full name repeated; until the server has dropped it, the name is not
+    // recorded again.
+    let err = commands::delete_database(store, &ctx(), account, "shop", "shop")
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("repeat its database name baze_shop"),
+        "{err}"
+    );
+    let gone = commands::delete_database(store, &ctx(), account, "baze_shop", "baze_shop")
+        .await
+        .unwrap();
+    assert!(gone.deleting);
+    let err = create("shop").await.unwrap_err();
+    assert!(
+        err.to_string().contains("baze_shop is being deleted"),
+        "{err}"
+    );
+    let err = commands::delete_database(store, &ctx(), account, "nothing", "baze_nothing")
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, commands::Error::Store(StoreError::NotFound { .. })),
+        "{err}"
+    );
+    let actions = audited(store, format!("account:{account}")).await;
+    let database_actions: Vec<&str> = actions
+        .iter()
+        .map(String::as_str)
+        .filter(|a| a.starts_with("database."))
+        .collect();
+    assert_eq!(database_actions, ["database.create", "database.delete"]);
+    // A terminated service's databases no longer change.
+    commands::transition_service(store, &ctx(), svc.id, Transition::Activate, None)
+        .await
+        .unwrap();
+    commands::transition_service(store, &ctx(), svc.id, Transition::Terminate, None)
+        .await
+        .unwrap();
+    let err = create("wiki").await.unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("terminated: its databases no longer change"),
         "{err}"
     );
 }

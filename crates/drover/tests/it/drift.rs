@@ -215,11 +215,11 @@ async fn drift_made_by_hand_is_found_limited_and_repaired() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn mailboxes_changed_by_hand_are_found_and_repaired_but_a_strangers_is_kept() {
+async fn mailboxes_and_databases_changed_by_hand_are_found_and_repaired_but_strangers_kept() {
     let s = setup(0).await;
     let store = &*s.store;
-    // The fleet's plan, with mail.
-    let mail = serde_json::json!({"features": ["dir", "web", "dns", "mail"]});
+    // The fleet's plan, with mail and MySQL.
+    let mail = serde_json::json!({"features": ["dir", "web", "dns", "mail", "mysql"]});
     let plan = drover_core::PlanId(1);
     drover::commands::update_plan(store, &ctx(), plan, serde_json::from_value(mail).unwrap())
         .await
@@ -242,13 +242,23 @@ async fn mailboxes_changed_by_hand_are_found_and_repaired_but_a_strangers_is_kep
             .await
             .unwrap();
     }
+    for name in ["shop", "blog"] {
+        drover::commands::create_database(store, &ctx(), account, name, "mysql")
+            .await
+            .unwrap();
+    }
     let mailboxes = |s: &Setup| {
         s.sim
             .with_state(|st| st.domains.get("posta.ro").map(|d| d.mailboxes.clone()))
             .unwrap_or_default()
     };
-    s.until("both mailboxes are on the server", |s| {
-        mailboxes(s).len() == 2
+    let databases = |s: &Setup| {
+        s.sim
+            .with_state(|st| st.domains.get("posta.ro").map(|d| d.databases.clone()))
+            .unwrap_or_default()
+    };
+    s.until("both mailboxes and both databases are on the server", |s| {
+        mailboxes(s).len() == 2 && databases(s).len() == 3
     })
     .await;
     assert!(
@@ -264,6 +274,8 @@ async fn mailboxes_changed_by_hand_are_found_and_repaired_but_a_strangers_is_kep
         domain.mailboxes.remove("ana");
         domain.mailboxes.insert("ion".into(), "Somebody".into());
         domain.mailboxes.insert("bob".into(), "Bob".into());
+        domain.databases.retain(|d| d != "posta_blog");
+        domain.databases.push("posta_tmp".into());
     });
     let findings = scan_server(&s.engine, &ctx(), &s.server).await.unwrap();
     let mut seen: Vec<(DriftKind, Option<String>, Option<String>)> = findings
@@ -271,7 +283,7 @@ async fn mailboxes_changed_by_hand_are_found_and_repaired_but_a_strangers_is_kep
         .map(|r| {
             (
                 r.finding.kind,
-                r.finding.mailbox.clone(),
+                r.finding.resource.clone(),
                 r.finding.found.clone(),
             )
         })
@@ -291,6 +303,12 @@ async fn mailboxes_changed_by_hand_are_found_and_repaired_but_a_strangers_is_kep
                 Some("ion".into()),
                 Some("Somebody".into())
             ),
+            (DriftKind::DatabaseMissing, Some("posta_blog".into()), None),
+            (
+                DriftKind::DatabaseOrphan,
+                Some("posta_tmp".into()),
+                Some("mysql".into())
+            ),
         ]
     );
     let repaired = repair_server(&s.engine, &ctx(), &s.server, false, false)
@@ -301,12 +319,20 @@ async fn mailboxes_changed_by_hand_are_found_and_repaired_but_a_strangers_is_kep
         1,
         "one converge for the account: {repaired:?}"
     );
-    s.until("ana is back and ion has its name again", |s| {
-        let m = mailboxes(s);
-        m.get("ana").map(String::as_str) == Some("Ana")
-            && m.get("ion").map(String::as_str) == Some("Ion")
-    })
+    s.until(
+        "ana is back, ion has its name again, posta_blog is back",
+        |s| {
+            let m = mailboxes(s);
+            m.get("ana").map(String::as_str) == Some("Ana")
+                && m.get("ion").map(String::as_str) == Some("Ion")
+                && databases(s).contains(&"posta_blog".to_owned())
+        },
+    )
     .await;
+    assert!(
+        databases(&s).contains(&"posta_tmp".to_owned()),
+        "a database drover does not know may hold tables: it is only logged"
+    );
     assert_eq!(
         mailboxes(&s).get("bob").map(String::as_str),
         Some("Bob"),
@@ -314,5 +340,5 @@ async fn mailboxes_changed_by_hand_are_found_and_repaired_but_a_strangers_is_kep
     );
     let after = scan_server(&s.engine, &ctx(), &s.server).await.unwrap();
     let kinds: Vec<DriftKind> = after.iter().map(|r| r.finding.kind).collect();
-    assert_eq!(kinds, [DriftKind::MailboxOrphan]);
+    assert_eq!(kinds, [DriftKind::MailboxOrphan, DriftKind::DatabaseOrphan]);
 }

@@ -35,7 +35,7 @@ async fn an_account_moves_to_another_server_with_its_dns() {
         .unwrap();
     let (plan_id, customer_id) = fleet.plan_and_customer().await;
     // Its accounts have mail, so they can have mailboxes.
-    let mail = serde_json::json!({"features": ["dir", "web", "dns", "mail"]});
+    let mail = serde_json::json!({"features": ["dir", "web", "dns", "mail", "mysql"]});
     drover::commands::update_plan(
         &*store,
         &ctx(),
@@ -91,7 +91,7 @@ async fn an_account_moves_to_another_server_with_its_dns() {
         Err(drover::commands::Error::Store(StoreError::NotFound { .. }))
     ));
 
-    // move.ro has a mailbox: the move makes it on vm2 too.
+    // move.ro has a mailbox and a database: the move makes them on vm2 too.
     let sealer = drover::engine::Sealer::from_hex(&"42".repeat(32)).unwrap();
     let password = secrecy::SecretString::from("Mail-passw0rd".to_owned());
     drover::commands::create_mailbox(
@@ -108,9 +108,21 @@ async fn an_account_moves_to_another_server_with_its_dns() {
     let mailboxes_on = |sim: &drover_testkit::virtualmin::VirtualminSim| {
         sim.with_state(|s| s.domains.get("move.ro").map(|d| d.mailboxes.clone()))
     };
-    crate::until("ana is on vm1", Duration::from_secs(10), || async {
-        mailboxes_on(&sims[0]).is_some_and(|m| m.contains_key("ana"))
-    })
+    drover::commands::create_database(&*store, &ctx(), accounts[1], "shop", "mysql")
+        .await
+        .unwrap();
+    let databases_on = |sim: &drover_testkit::virtualmin::VirtualminSim| {
+        sim.with_state(|s| s.domains.get("move.ro").map(|d| d.databases.clone()))
+            .unwrap_or_default()
+    };
+    crate::until(
+        "ana and move_shop are on vm1",
+        Duration::from_secs(10),
+        || async {
+            mailboxes_on(&sims[0]).is_some_and(|m| m.contains_key("ana"))
+                && databases_on(&sims[0]).contains(&"move_shop".to_owned())
+        },
+    )
     .await;
 
     // move.ro: confirmed by the operator, deleted from vm1 at once.
@@ -136,6 +148,7 @@ async fn an_account_moves_to_another_server_with_its_dns() {
         Some("Ana"),
         "{moved:?}"
     );
+    assert_eq!(databases_on(&sims[1]), ["move", "move_shop"]);
     assert!(sims[0].with_state(|s| s.domains["move.ro"].disabled.is_some()));
     assert_eq!(
         store.account(accounts[1]).await.unwrap().server_id,

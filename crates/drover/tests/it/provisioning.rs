@@ -114,6 +114,7 @@ drover_testkit::on_both_databases!(
     a_change_made_while_a_job_runs_is_applied_by_that_job,
     a_password_changed_while_its_job_runs_is_the_one_set,
     mailboxes_reach_the_server_with_one_listing_and_a_call_per_change,
+    databases_reach_the_server_with_one_listing_and_a_call_per_change,
 );
 
 async fn billing_moves_are_carried_out_on_the_server(mut f: Fleetwork) {
@@ -639,6 +640,101 @@ async fn mailboxes_reach_the_server_with_one_listing_and_a_call_per_change(f: Fl
     .unwrap_err();
     assert!(err.to_string().contains("allows 1 mailboxes"), "{err}");
     assert_eq!(store.mailboxes(account).await.unwrap().len(), 1);
+}
+
+async fn databases_reach_the_server_with_one_listing_and_a_call_per_change(f: Fleetwork) {
+    let store = &*f.store;
+    let spec = serde_json::json!({"name": "Db", "features": ["dir", "web", "dns", "mysql"]});
+    let plan = drover::commands::create_plan(store, &ctx(), serde_json::from_value(spec).unwrap())
+        .await
+        .unwrap();
+    let id = service_on(store, plan.id, "baze.ro").await;
+    let activated = crate::transition_service(store, &ctx(), id, Transition::Activate, None)
+        .await
+        .unwrap();
+    assert_eq!(finished(store, activated.job_id).await.state, "completed");
+    let account = activated.account.id;
+    let on_server = || {
+        f.sim
+            .with_state(|s| s.domains.get("baze.ro").map(|d| d.databases.clone()))
+            .unwrap()
+    };
+    assert_eq!(
+        on_server(),
+        ["baze"],
+        "the server's own database, made with it"
+    );
+    for name in ["shop", "baze_wiki"] {
+        drover::commands::create_database(store, &ctx(), account, name, "mysql")
+            .await
+            .unwrap();
+    }
+    let job = last_converge(store, account).await;
+    let ended = finished(store, job).await;
+    assert_eq!(ended.state, "completed", "{ended:?}");
+    assert_eq!(on_server(), ["baze", "baze_shop", "baze_wiki"]);
+    assert_eq!(
+        programs_called(store, job).await,
+        [
+            "list-domains",
+            "list-databases",
+            "create-database",
+            "create-database",
+            "list-domains",
+            "list-databases",
+        ],
+        "one listing, a create each, then a look that finds nothing left to do"
+    );
+
+    // A deletion repeats the full name, then is one call; drover forgets it once it is gone.
+    let err = drover::commands::delete_database(store, &ctx(), account, "shop", "shop")
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("baze_shop"), "{err}");
+    drover::commands::delete_database(store, &ctx(), account, "shop", "baze_shop")
+        .await
+        .unwrap();
+    let job = last_converge(store, account).await;
+    assert_eq!(finished(store, job).await.state, "completed");
+    assert_eq!(on_server(), ["baze", "baze_wiki"]);
+    let called = programs_called(store, job).await;
+    assert_eq!(
+        called.iter().filter(|p| **p == "delete-database").count(),
+        1,
+        "{called:?}"
+    );
+    let names: Vec<String> = store
+        .databases(account)
+        .await
+        .unwrap()
+        .iter()
+        .map(|d| d.name.to_string())
+        .collect();
+    assert_eq!(
+        names,
+        ["baze_wiki"],
+        "a deleted database is forgotten once it is gone"
+    );
+
+    // Past the plan's limit, of a type the plan lacks, or a name the account's own: refused,
+    // nothing recorded.
+    let limit = serde_json::from_value(serde_json::json!({"max_databases": 1})).unwrap();
+    drover::commands::update_plan(store, &ctx(), plan.id, limit)
+        .await
+        .unwrap();
+    for (name, kind, says) in [
+        ("blog", "mysql", "allows 1 databases"),
+        ("pg", "postgres", "feature postgres"),
+        ("baze", "mysql", "the server makes with the account"),
+        ("Bad name!", "mysql", "database name"),
+        ("blog", "oracle", "mysql or postgres"),
+    ] {
+        let err = drover::commands::create_database(store, &ctx(), account, name, kind)
+            .await
+            .unwrap_err();
+        assert!(err.to_string().contains(says), "{name} {kind}: {err}");
+    }
+    assert_eq!(store.databases(account).await.unwrap().len(), 1);
 }
 
 /// The account's newest converge job.

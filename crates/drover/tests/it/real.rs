@@ -305,6 +305,19 @@ impl Drover {
     }
 
     /// Moves a service (`suspend`, `terminate`…) and waits for its job to end.
+    /// Waits until none of the account's jobs is waiting or running: a change by hand made
+    /// after it is not undone by a job that was still on its way.
+    pub async fn settled(&self, account: i64) {
+        let open = "available,scheduled,running,retryable,pending";
+        until("the account's jobs have ended", JOB_LIMIT, async || {
+            let jobs = self
+                .get(&format!("/jobs?account_id={account}&status={open}"))
+                .await;
+            jobs.as_array().is_some_and(Vec::is_empty)
+        })
+        .await;
+    }
+
     pub async fn mv(&self, service: i64, action: &str, body: Value) -> Value {
         let moved = self
             .post(&format!("/services/{service}/{action}"), body)
@@ -527,6 +540,7 @@ async fn an_accounts_mailboxes_are_created_changed_and_deleted_on_the_server() {
         users().contains("User: ion")
     })
     .await;
+    drover.settled(account).await;
 
     // Drift by hand: ion deleted, ana renamed, a stranger's mailbox added. The scan finds each,
     // and its repair makes drover's two as its records say and leaves the stranger's.
@@ -564,7 +578,7 @@ async fn an_accounts_mailboxes_are_created_changed_and_deleted_on_the_server() {
         .unwrap()
         .iter()
         .filter(|f| f["domain"] == json!(domain))
-        .map(|f| (f["kind"].to_string(), f["mailbox"].to_string()))
+        .map(|f| (f["kind"].to_string(), f["resource"].to_string()))
         .collect();
     found.sort();
     assert_eq!(
@@ -635,6 +649,143 @@ async fn an_accounts_mailboxes_are_created_changed_and_deleted_on_the_server() {
     )
     .await;
     assert!(users().contains("User: ana"), "ana stays");
+    drover.remove(service, account, &domain).await;
+}
+
+#[tokio::test]
+#[ignore = "real tier: needs a real Virtualmin (scripts/real-virtualmin start)"]
+async fn an_accounts_databases_are_created_repaired_and_deleted_on_the_server() {
+    let real = RealServer::from_env();
+    let drover = Drover::start(&[]).await;
+    let server = drover.add_real_server(&real).await;
+    let plan = drover
+        .plan(&unique("Db "), json!({"max_databases": 2}))
+        .await;
+    let domain = format!("{}.ro", unique("db-"));
+    let (service, account) = drover.sell(plan, &domain).await;
+    let user = drover.get(&format!("/accounts/{account}")).await["unix_username"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let prefix = user.replace('-', "_");
+    let databases = format!("/accounts/{account}/databases");
+    let listed = || {
+        let (ok, text) = virtualmin(&["list-databases", "--domain", &domain, "--name-only"]);
+        assert!(ok, "{text}");
+        let mut names: Vec<String> = text.lines().map(str::to_owned).collect();
+        names.sort();
+        names
+    };
+    let with_prefix = |names: &[&str]| -> Vec<String> {
+        let mut all: Vec<String> = names.iter().map(|n| format!("{prefix}_{n}")).collect();
+        all.push(prefix.clone());
+        all.sort();
+        all
+    };
+    let created = drover.post(&databases, json!({"name": "shop"})).await;
+    assert_eq!(
+        created["name"],
+        json!(format!("{prefix}_shop")),
+        "{created}"
+    );
+    drover.post(&databases, json!({"name": "blog"})).await;
+    for (body, code) in [
+        (json!({"name": "wiki"}), "over_limit"),
+        (json!({"name": "shop"}), "database_exists"),
+        (json!({"name": "bad name!"}), "invalid_value"),
+    ] {
+        let (status, refused) = drover
+            .call(reqwest::Method::POST, &databases, Some(body.clone()))
+            .await;
+        assert_eq!(
+            refused["error"]["code"],
+            json!(code),
+            "{body}: {status} {refused}"
+        );
+    }
+    until("both databases are on the server", JOB_LIMIT, async || {
+        listed() == with_prefix(&["blog", "shop"])
+    })
+    .await;
+    drover.settled(account).await;
+
+    // Drift by hand: blog dropped, a stranger's database made. The scan finds both, and its
+    // repair makes blog again and leaves the stranger's.
+    let blog = format!("{prefix}_blog");
+    let stranger = format!("{prefix}_stranger");
+    for args in [
+        [
+            "delete-database",
+            "--domain",
+            &domain,
+            "--name",
+            &blog,
+            "--type",
+            "mysql",
+        ],
+        [
+            "create-database",
+            "--domain",
+            &domain,
+            "--name",
+            &stranger,
+            "--type",
+            "mysql",
+        ],
+    ] {
+        let (ok, text) = virtualmin(&args);
+        assert!(ok, "{args:?}: {text}");
+    }
+    let scan = drover
+        .post(&format!("/servers/{server}/drift-scan"), json!({}))
+        .await;
+    drover.job_completed(scan["job_id"].as_i64().unwrap()).await;
+    let findings = drover.get(&format!("/drift?server_id={server}")).await;
+    let mut found: Vec<(String, String)> = findings
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["domain"] == json!(domain))
+        .map(|f| (f["kind"].to_string(), f["resource"].to_string()))
+        .collect();
+    found.sort();
+    assert_eq!(
+        found,
+        [
+            (r#""database_missing""#.to_owned(), format!("{blog:?}")),
+            (r#""database_orphan""#.to_owned(), format!("{stranger:?}")),
+        ],
+        "{findings:#}"
+    );
+    until("the repair makes blog again", JOB_LIMIT, async || {
+        listed() == with_prefix(&["blog", "shop", "stranger"])
+    })
+    .await;
+
+    // Deleting needs the full name repeated; then the server drops it and drover forgets it.
+    let (status, wrong) = drover
+        .call(
+            reqwest::Method::POST,
+            &format!("{databases}/shop/delete"),
+            Some(json!({"confirm_name": "shop"})),
+        )
+        .await;
+    assert_eq!(status, 422, "{wrong}");
+    drover
+        .post(
+            &format!("{databases}/shop/delete"),
+            json!({"confirm_name": format!("{prefix}_shop")}),
+        )
+        .await;
+    until(
+        "shop is gone from the server and from drover",
+        JOB_LIMIT,
+        async || {
+            listed() == with_prefix(&["blog", "stranger"])
+                && drover.get(&databases).await.as_array().map(Vec::len) == Some(1)
+        },
+    )
+    .await;
     drover.remove(service, account, &domain).await;
 }
 
@@ -1372,6 +1523,25 @@ async fn the_simulator_answers_as_the_real_server_does() {
         for user in ["ana", "nobody"] {
             let deleted = server.delete_mailbox(&domain, user).await;
             mail.push(format!("delete {user}: {}", outcome(deleted)));
+        }
+        // A database's life: names the server lower-cases or refuses, a type it lacks.
+        let shop = format!("{stem}_shop");
+        for (name, kind) in [
+            (shop.as_str(), "mysql"),
+            (shop.as_str(), "mysql"),
+            ("bad name!", "mysql"),
+            (&format!("{stem}_Upper"), "mysql"),
+            (&format!("{stem}_pg"), "postgres"),
+            (&format!("{stem}_{}", "x".repeat(60)), "mysql"),
+        ] {
+            let created = server.create_database(&domain, name, kind).await;
+            mail.push(format!("create database {name}: {}", outcome(created)));
+        }
+        let listed = server.databases(&domain).await.unwrap();
+        mail.push(format!("databases: {listed:?}"));
+        for name in [shop.as_str(), shop.as_str()] {
+            let deleted = server.delete_database(&domain, name, "mysql").await;
+            mail.push(format!("delete database {name}: {}", outcome(deleted)));
         }
         let mail = mail.join("\n");
         let template = server

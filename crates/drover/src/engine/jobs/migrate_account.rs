@@ -11,7 +11,7 @@ use serde_json::json;
 
 use crate::engine::Engine;
 use crate::engine::account_job::{ConvergeError, Finish, Round, run_for_account};
-use crate::engine::converge::{apply, mailboxes_on, observe};
+use crate::engine::converge::{apply, observe, resources_on};
 
 /// `migrate_account`: one account moved to another server, a step per state of its
 /// migration: created on the target (with the sealed password), then the account and its DNS
@@ -111,9 +111,9 @@ async fn migrate_steps(
                     let reason = target.account.suspend_reason.clone();
                     apply(engine, ctx, &client, &target, &Action::Disable { reason }).await?;
                 }
-                // Its mailboxes exist there before its traffic does (their mail is not carried).
-                let made = mailboxes_on(engine, &client, &target).await?;
-                actions.extend(made.into_iter().map(Action::Mailbox));
+                // Its mailboxes and databases exist there before its traffic does (their mail
+                // and tables are not carried).
+                actions.extend(resources_on(engine, &client, &target).await?);
                 // Traffic follows the account: its zone points at the target's addresses.
                 engine
                     .dns
