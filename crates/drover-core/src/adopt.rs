@@ -387,6 +387,7 @@ pub fn propose(
             mailboxes: Vec::new(),
             own_database: String::new(),
             databases: Vec::new(),
+            aliases: Vec::new(),
         };
         let differences = find_drift(&[expected], std::slice::from_ref(&f.listed))
             .into_iter()
@@ -648,6 +649,7 @@ mod tests {
                 plan: Some(plan.into()),
                 features: vec![Feature::Unix, Feature::Dir, Feature::Web],
                 parent: None,
+                alias_of: None,
             },
             unix_user: Some(user.into()),
             contact_email: Some(email.into()),

@@ -54,6 +54,8 @@ pub enum Action {
     Mailbox(crate::MailboxAction),
     /// A change to one of the account's databases (`converge_databases`).
     Database(crate::DatabaseAction),
+    /// A change to one of the account's alias domains (`converge_aliases`).
+    Alias(crate::AliasAction),
 }
 
 /// Why converging cannot go on without a person.

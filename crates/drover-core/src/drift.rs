@@ -33,10 +33,15 @@ pub enum DriftKind {
     /// A database on the server that drover's records of the account do not hold, other than
     /// the one the server makes with the account (logged only: it may hold tables).
     DatabaseOrphan,
+    /// One of the account's alias domains is not on the server.
+    AliasMissing,
+    /// An alias of the account's domain on the server that drover's records do not hold
+    /// (logged only: an operator may have made it for the customer).
+    AliasOrphan,
 }
 
 impl DriftKind {
-    pub const ALL: [Self; 10] = [
+    pub const ALL: [Self; 12] = [
         Self::Missing,
         Self::Orphan,
         Self::StateMismatch,
@@ -47,6 +52,8 @@ impl DriftKind {
         Self::MailboxMismatch,
         Self::DatabaseMissing,
         Self::DatabaseOrphan,
+        Self::AliasMissing,
+        Self::AliasOrphan,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -61,6 +68,8 @@ impl DriftKind {
             Self::MailboxMismatch => "mailbox_mismatch",
             Self::DatabaseMissing => "database_missing",
             Self::DatabaseOrphan => "database_orphan",
+            Self::AliasMissing => "alias_missing",
+            Self::AliasOrphan => "alias_orphan",
         }
     }
 
@@ -73,8 +82,8 @@ impl DriftKind {
                     "drift kind",
                     input,
                     "missing, orphan, state_mismatch, plan_mismatch, feature_missing, \
-                     mailbox_missing, mailbox_orphan, mailbox_mismatch, database_missing or \
-                     database_orphan",
+                     mailbox_missing, mailbox_orphan, mailbox_mismatch, database_missing, \
+                     database_orphan, alias_missing or alias_orphan",
                 )
             })
     }
@@ -96,6 +105,8 @@ pub struct Expected {
     pub own_database: String,
     /// Its databases, those being deleted included.
     pub databases: Vec<ExpectedDatabase>,
+    /// Its alias domains: the name, and whether it is being deleted.
+    pub aliases: Vec<(String, bool)>,
 }
 
 /// One of an account's databases as drift compares it.
@@ -131,6 +142,8 @@ pub struct Listed {
     pub features: Vec<Feature>,
     /// Set for sub-servers and aliases: they belong to their parent's account.
     pub parent: Option<String>,
+    /// Set for aliases: the domain whose site and mail they serve.
+    pub alias_of: Option<String>,
 }
 
 /// One difference between a server and drover's records.
@@ -144,7 +157,7 @@ pub struct DriftFinding {
     pub expected: Option<String>,
     /// What the server has.
     pub found: Option<String>,
-    /// The mailbox or database a finding about one is about.
+    /// The mailbox, database or alias domain a finding about one is about.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resource: Option<String>,
 }
@@ -350,6 +363,42 @@ pub fn find_database_drift(
     findings
 }
 
+/// Compares the aliases a server's domain listing shows with the alias domains of drover's
+/// accounts there.
+pub fn find_alias_drift(expected: &[Expected], listed: &[Listed]) -> Vec<DriftFinding> {
+    let mut findings = Vec::new();
+    for want in expected.iter().filter(|e| e.is_live()) {
+        let domain = want.domain.as_str();
+        if !listed.iter().any(|l| l.domain == domain) {
+            continue;
+        }
+        let finding = |kind, alias: &str| DriftFinding {
+            kind,
+            domain: domain.to_owned(),
+            account_id: Some(want.account),
+            expected: None,
+            found: None,
+            resource: Some(alias.to_owned()),
+        };
+        let on_server: Vec<&str> = listed
+            .iter()
+            .filter(|l| l.alias_of.as_deref() == Some(domain))
+            .map(|l| l.domain.as_str())
+            .collect();
+        for (alias, deleting) in &want.aliases {
+            if !deleting && !on_server.contains(&alias.as_str()) {
+                findings.push(finding(DriftKind::AliasMissing, alias));
+            }
+        }
+        for have in on_server {
+            if !want.aliases.iter().any(|(a, _)| a == have) {
+                findings.push(finding(DriftKind::AliasOrphan, have));
+            }
+        }
+    }
+    findings
+}
+
 /// What a repair pass does with each kind of finding.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
@@ -375,6 +424,8 @@ pub struct DriftPolicy {
     pub mailboxes: DriftAction,
     /// For a database missing (a database orphan is only ever logged).
     pub databases: DriftAction,
+    /// For an alias domain missing (an alias orphan is only ever logged).
+    pub aliases: DriftAction,
     /// A pass touching more than this share of the server's accounts enforces nothing…
     pub max_percent: u8,
     /// …nor one touching more than this many accounts.
@@ -391,6 +442,7 @@ impl Default for DriftPolicy {
             feature_missing: DriftAction::Enforce,
             mailboxes: DriftAction::Enforce,
             databases: DriftAction::Enforce,
+            aliases: DriftAction::Enforce,
             max_percent: 10,
             max_accounts: 25,
         }
@@ -407,8 +459,11 @@ impl DriftPolicy {
             DriftKind::FeatureMissing => self.feature_missing,
             DriftKind::MailboxMissing | DriftKind::MailboxMismatch => self.mailboxes,
             DriftKind::DatabaseMissing => self.databases,
-            // Both may hold data: only an operator decides about them.
-            DriftKind::MailboxOrphan | DriftKind::DatabaseOrphan => DriftAction::Log,
+            DriftKind::AliasMissing => self.aliases,
+            // They may hold data, or be an operator's: only an operator decides about them.
+            DriftKind::MailboxOrphan | DriftKind::DatabaseOrphan | DriftKind::AliasOrphan => {
+                DriftAction::Log
+            }
         };
         // An orphan is never "enforced" (that would mean deleting it); a kept account is
         // never quarantined.
@@ -495,6 +550,7 @@ mod tests {
             mailboxes: Vec::new(),
             own_database: domain.split('.').next().unwrap().to_owned(),
             databases: Vec::new(),
+            aliases: Vec::new(),
         }
     }
 
@@ -505,6 +561,7 @@ mod tests {
             plan: Some(plan.into()),
             features: vec![Feature::Unix, Feature::Dir, Feature::Mysql],
             parent: parent.map(Into::into),
+            alias_of: None,
         }
     }
 
@@ -648,6 +705,7 @@ mod tests {
             plan: Some("Web".into()),
             features: Vec::new(),
             parent: None,
+            alias_of: None,
         };
         let user = |domain: &str, name: &str, real: &str| ListedUser {
             domain: domain.into(),
@@ -756,5 +814,45 @@ mod tests {
             DriftAction::Enforce
         );
         assert_eq!(policy.action(DriftKind::DatabaseOrphan), DriftAction::Log);
+    }
+
+    #[test]
+    fn aliases_drift_missing_or_unknown_from_the_domain_listing() {
+        let mut ana = expected(1, "ana.ro", DesiredState::Enabled, "Web");
+        ana.aliases = vec![
+            ("ana.com".into(), false),
+            ("ana.net".into(), false),
+            ("ana.org".into(), true),
+        ];
+        let mut ion = expected(2, "ion.ro", DesiredState::Enabled, "Web");
+        ion.aliases = vec![("ion.com".into(), false)];
+        let alias = |domain: &str, of: &str| Listed {
+            alias_of: Some(of.into()),
+            parent: Some(of.into()),
+            ..listed(domain, false, "Web", None)
+        };
+        let on_server = [
+            listed("ana.ro", false, "Web", None),
+            alias("ana.com", "ana.ro"),
+            alias("ana.org", "ana.ro"),
+            alias("ana.eu", "ana.ro"),
+        ];
+        let found = find_alias_drift(&[ana, ion], &on_server);
+        let seen: Vec<(DriftKind, &str)> = found
+            .iter()
+            .map(|f| (f.kind, f.resource.as_deref().unwrap()))
+            .collect();
+        assert_eq!(
+            seen,
+            [
+                (DriftKind::AliasMissing, "ana.net"),
+                (DriftKind::AliasOrphan, "ana.eu"),
+            ],
+            "ion.ro is missing whole; ana.org is being deleted"
+        );
+        assert_eq!(
+            DriftPolicy::default().action(DriftKind::AliasOrphan),
+            DriftAction::Log
+        );
     }
 }

@@ -6,6 +6,7 @@
 
 mod account;
 mod adopt;
+mod alias;
 mod audit;
 mod converge;
 mod customer;
@@ -32,6 +33,7 @@ pub use adopt::{
     Adopted, Adoption, Found, Known, KnownAccount, KnownCustomer, KnownPlan, Mapping, Owner,
     Skipped, Target, check_mapping, parse_mapping, propose,
 };
+pub use alias::{AliasAction, WantedAlias, check_alias, check_alias_limit, converge_aliases};
 pub use audit::{AuditChainBreak, AuditEntry, Hash, verify_chain};
 pub use converge::{Action, Blocked, Observed, Wanted, converge};
 pub use customer::CustomerSpec;
@@ -48,8 +50,8 @@ pub use dns::{
 pub use domain::{DomainName, DomainWarning};
 pub use drift::{
     DriftAction, DriftFinding, DriftKind, DriftPolicy, Expected, ExpectedDatabase, ExpectedMailbox,
-    Listed, ListedUser, RepairPlan, find_database_drift, find_drift, find_mailbox_drift,
-    plan_repair,
+    Listed, ListedUser, RepairPlan, find_alias_drift, find_database_drift, find_drift,
+    find_mailbox_drift, plan_repair,
 };
 pub use error::Error;
 pub use health::{HealthPolicy, HealthProbe, HealthStreak, Verdict, next_health};

@@ -112,6 +112,9 @@ pub struct PlanSpec {
     pub max_databases: Option<u32>,
     #[serde(default)]
     pub max_subservers: Option<u32>,
+    /// Alias domains an account may have (drover's own limit).
+    #[serde(default)]
+    pub max_aliases: Option<u32>,
     /// Features turned on for each account; empty means the server's defaults.
     #[serde(default)]
     pub features: Vec<Feature>,
@@ -146,6 +149,9 @@ pub struct PlanPatch {
     #[serde(default, deserialize_with = "crate::patch::nullable")]
     #[cfg_attr(feature = "openapi", schema(value_type = Option<u32>))]
     pub max_subservers: Option<Option<u32>>,
+    #[serde(default, deserialize_with = "crate::patch::nullable")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<u32>))]
+    pub max_aliases: Option<Option<u32>>,
     pub features: Option<Vec<Feature>>,
     #[cfg_attr(feature = "openapi", schema(value_type = Option<Vec<String>>))]
     pub required_tags: Option<Vec<Tag>>,
@@ -236,6 +242,7 @@ impl PlanSpec {
             max_mailboxes: patch.max_mailboxes.unwrap_or(self.max_mailboxes),
             max_databases: patch.max_databases.unwrap_or(self.max_databases),
             max_subservers: patch.max_subservers.unwrap_or(self.max_subservers),
+            max_aliases: patch.max_aliases.unwrap_or(self.max_aliases),
             features: patch.features.unwrap_or(self.features),
             required_tags: patch.required_tags.unwrap_or(self.required_tags),
         }

@@ -139,7 +139,10 @@ pub trait DnsStore: Send + Sync {
     async fn zone(&self, id: ZoneId) -> Result<Zone>;
     async fn zone_by_name(&self, name: &DomainName) -> Result<Zone>;
     async fn zones(&self, filter: ZoneFilter) -> Result<Vec<Zone>>;
+    /// The account's own zone: the one named as its domain.
     async fn account_zone(&self, account: AccountId) -> Result<Option<Zone>>;
+    /// Every zone that follows the account: its own and its alias domains'.
+    async fn account_zones(&self, account: AccountId) -> Result<Vec<Zone>>;
     /// Drops a removed zone's rows once no provider serves it.
     async fn forget_zone(&self, ctx: &RequestContext, zone: ZoneId) -> Result<()>;
     /// Counts one call against a budget shared by every drover process: `None` if it may go

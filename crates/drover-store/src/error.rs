@@ -65,8 +65,6 @@ pub enum UniqueKey {
     DnsProviderName,
     /// drover holds a zone of this name already.
     ZoneName,
-    /// The account has its zone already.
-    AccountZone,
     /// The account has a mailbox of this name.
     MailboxName,
     /// A database of this name is recorded already (names are one namespace per server).

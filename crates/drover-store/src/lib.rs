@@ -32,8 +32,8 @@ pub use fleet_store::{
     AccountUsage, DriftRecord, FleetStore, HealthChange, Migration, ServerHealth, UsageFilter,
 };
 pub use model::{
-    Account, AccountFilter, ApiToken, AuditFilter, AuditReport, ConvergeTarget, Customer, Database,
-    IdempotencyStart, JobAttempt, JobCall, JobFilter, JobSummary, LoginRefused, Mailbox,
+    Account, AccountFilter, Alias, ApiToken, AuditFilter, AuditReport, ConvergeTarget, Customer,
+    Database, IdempotencyStart, JobAttempt, JobCall, JobFilter, JobSummary, LoginRefused, Mailbox,
     NewService, Page, Plan, QueueCount, RequestContext, Server, Service, ServiceFilter,
     TransitionOutcome,
 };

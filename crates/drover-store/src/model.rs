@@ -45,6 +45,23 @@ pub struct Database {
     pub updated_at: Timestamp,
 }
 
+/// One of an account's alias domains, as drover's records say it must be on the account's
+/// server.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Alias {
+    pub account_id: AccountId,
+    /// The alias domain (ASCII; Unicode names are kept as punycode).
+    #[cfg_attr(feature = "openapi", schema(value_type = String, example = "example.com"))]
+    pub domain: DomainName,
+    /// Deleted in drover: the account's next converge removes it from the server.
+    pub deleting: bool,
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
+    pub created_at: Timestamp,
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
+    pub updated_at: Timestamp,
+}
+
 /// Who asks for a change and under which request, recorded with every audit event and job.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RequestContext {

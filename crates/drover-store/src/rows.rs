@@ -93,6 +93,7 @@ pub(crate) struct PlanRow {
     max_mailboxes: Option<i64>,
     max_databases: Option<i64>,
     max_subservers: Option<i64>,
+    max_aliases: Option<i64>,
     features: String,
     required_tags: String,
     created_at: SqlTimestamp,
@@ -114,6 +115,7 @@ impl PlanRow {
                 max_mailboxes: count("max_mailboxes", self.max_mailboxes)?,
                 max_databases: count("max_databases", self.max_databases)?,
                 max_subservers: count("max_subservers", self.max_subservers)?,
+                max_aliases: count("max_aliases", self.max_aliases)?,
                 features: json_list::<Feature>("plan features", &self.features)?,
                 required_tags: json_list::<Tag>("plan tags", &self.required_tags)?,
             },
@@ -372,6 +374,31 @@ impl DatabaseRow {
         })
     }
 }
+
+#[derive(sqlx::FromRow)]
+pub(crate) struct AliasRow {
+    account_id: i64,
+    domain: String,
+    deleting: bool,
+    created_at: SqlTimestamp,
+    updated_at: SqlTimestamp,
+}
+
+impl AliasRow {
+    pub(crate) fn into_model(self) -> Result<crate::Alias> {
+        Ok(crate::Alias {
+            account_id: drover_core::AccountId(self.account_id),
+            domain: parse("alias domain", &self.domain, drover_core::DomainName::parse)?,
+            deleting: self.deleting,
+            created_at: self.created_at.to_jiff(),
+            updated_at: self.updated_at.to_jiff(),
+        })
+    }
+}
+
+/// The columns of [`AliasRow`], after `SELECT`.
+pub(crate) const ALIAS_COLUMNS: &str =
+    "account_id, domain, deleting, created_at, updated_at FROM aliases";
 
 /// The columns of [`DatabaseRow`], after `SELECT`.
 pub(crate) const DATABASE_COLUMNS: &str =

@@ -299,15 +299,33 @@ mod dns_sql {
 
         async fn account_zone(&self, account: AccountId) -> Result<Option<Zone>> {
             read_tx!(self, tx, {
-                let id: Option<i64> =
-                    sqlx::query_scalar("SELECT id FROM dns_zones WHERE account_id = $1")
-                        .bind(account.get())
-                        .fetch_optional(&mut **tx)
-                        .await?;
+                let id: Option<i64> = sqlx::query_scalar(
+                    "SELECT z.id FROM dns_zones z JOIN accounts a ON a.id = z.account_id \
+                     WHERE z.account_id = $1 AND z.name = a.domain",
+                )
+                .bind(account.get())
+                .fetch_optional(&mut **tx)
+                .await?;
                 match id {
                     Some(id) => Ok(Some(fetch_zone(tx, ZoneId(id)).await?)),
                     None => Ok(None),
                 }
+            })
+        }
+
+        async fn account_zones(&self, account: AccountId) -> Result<Vec<Zone>> {
+            read_tx!(self, tx, {
+                let ids: Vec<i64> = sqlx::query_scalar(
+                    "SELECT id FROM dns_zones WHERE account_id = $1 ORDER BY id",
+                )
+                .bind(account.get())
+                .fetch_all(&mut **tx)
+                .await?;
+                let mut zones = Vec::with_capacity(ids.len());
+                for id in ids {
+                    zones.push(fetch_zone(tx, ZoneId(id)).await?);
+                }
+                Ok(zones)
             })
         }
 

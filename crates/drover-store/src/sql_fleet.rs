@@ -248,7 +248,7 @@ mod fleet_sql {
 
         async fn server_expectations(&self, server: ServerId) -> Result<Vec<Expected>> {
             // The accounts, their mailboxes and their databases as of one moment.
-            let (rows, mailboxes, databases) = read_tx!(self, tx, {
+            let (rows, mailboxes, databases, aliases) = read_tx!(self, tx, {
                 let rows: Vec<(i64, String, String, String, String, String)> = sqlx::query_as(
                     "SELECT a.id, a.domain, a.desired_state, p.name, p.features, \
                      a.unix_username FROM accounts a \
@@ -272,7 +272,14 @@ mod fleet_sql {
                 .bind(server.get())
                 .fetch_all(&mut **tx)
                 .await?;
-                Ok((rows, mailboxes, databases))
+                let aliases: Vec<(i64, String, bool)> = sqlx::query_as(
+                    "SELECT l.account_id, l.domain, l.deleting FROM aliases l \
+                     JOIN accounts a ON a.id = l.account_id WHERE a.server_id = $1",
+                )
+                .bind(server.get())
+                .fetch_all(&mut **tx)
+                .await?;
+                Ok((rows, mailboxes, databases, aliases))
             })?;
             rows.into_iter()
                 .map(|(id, domain, state, plan, features, user)| {
@@ -307,6 +314,11 @@ mod fleet_sql {
                                 kind: kind.clone(),
                                 deleting: *deleting,
                             })
+                            .collect(),
+                        aliases: aliases
+                            .iter()
+                            .filter(|(account, ..)| *account == id)
+                            .map(|(_, domain, deleting)| (domain.clone(), *deleting))
                             .collect(),
                     })
                 })

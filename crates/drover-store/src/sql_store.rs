@@ -51,7 +51,7 @@ macro_rules! read_tx {
 macro_rules! select_plan {
     () => {
         "SELECT id, name, template, disk_quota_mb, bandwidth_mb, max_mailboxes, max_databases, \
-         max_subservers, features, required_tags, created_at, updated_at FROM plans"
+         max_subservers, max_aliases, features, required_tags, created_at, updated_at FROM plans"
     };
 }
 
@@ -193,17 +193,19 @@ impl SqlStore {
         let query = match id {
             None => sqlx::query_as::<_, PlanRow>(concat!(
                 "INSERT INTO plans (name, template, disk_quota_mb, bandwidth_mb, max_mailboxes, \
-                 max_databases, max_subservers, features, required_tags, created_at, updated_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10) RETURNING ",
+                 max_databases, max_subservers, features, required_tags, created_at, updated_at, \
+                 max_aliases) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10, $12) \
+                 RETURNING ",
                 "id, name, template, disk_quota_mb, bandwidth_mb, max_mailboxes, max_databases, \
-                 max_subservers, features, required_tags, created_at, updated_at"
+                 max_subservers, max_aliases, features, required_tags, created_at, updated_at"
             )),
             Some(_) => sqlx::query_as::<_, PlanRow>(concat!(
                 "UPDATE plans SET name = $1, template = $2, disk_quota_mb = $3, bandwidth_mb = $4, \
                  max_mailboxes = $5, max_databases = $6, max_subservers = $7, features = $8, \
-                 required_tags = $9, updated_at = $10 WHERE id = $11 RETURNING ",
+                 required_tags = $9, updated_at = $10, max_aliases = $12 WHERE id = $11 \
+                 RETURNING ",
                 "id, name, template, disk_quota_mb, bandwidth_mb, max_mailboxes, max_databases, \
-                 max_subservers, features, required_tags, created_at, updated_at"
+                 max_subservers, max_aliases, features, required_tags, created_at, updated_at"
             )),
         };
         query
@@ -218,6 +220,7 @@ impl SqlStore {
             .bind(to_json_list(&spec.required_tags))
             .bind(now)
             .bind(id.map(PlanId::get))
+            .bind(opt_i64(spec.max_aliases))
             .fetch_one(&mut **tx)
             .await
             .map_err(|e| name_taken(e, "plan", spec.name.as_str()))?
@@ -1118,7 +1121,7 @@ impl Store for SqlStore {
 
     async fn forget_resources(&self, account: AccountId) -> Result<()> {
         write_tx!(self, tx, {
-            for table in ["mailboxes", "databases"] {
+            for table in ["mailboxes", "databases", "aliases"] {
                 sqlx::query(sqlx::AssertSqlSafe(format!(
                     "DELETE FROM {table} WHERE account_id = $1"
                 )))
@@ -1128,6 +1131,19 @@ impl Store for SqlStore {
             }
             Ok(())
         })
+    }
+
+    async fn aliases(&self, account: AccountId) -> Result<Vec<Alias>> {
+        read_tx!(self, tx, { write_sql::fetch_aliases(tx, account).await })
+    }
+
+    async fn forget_alias(&self, account: AccountId, domain: &DomainName) -> Result<()> {
+        sqlx::query("DELETE FROM aliases WHERE account_id = $1 AND domain = $2 AND deleting")
+            .bind(account.get())
+            .bind(domain.as_str())
+            .execute(&self.pool)
+            .await?;
+        Ok(())
     }
 
     async fn databases(&self, account: AccountId) -> Result<Vec<Database>> {

@@ -19,12 +19,12 @@ mod write_sql {
     use crate::error::{Conflict, Reference, UniqueKey, unique_violation};
     use crate::jobs::RequestedJob;
     use crate::rows::{
-        CustomerRow, DATABASE_COLUMNS, DatabaseRow, MAILBOX_COLUMNS, MailboxRow, TokenRow, corrupt,
-        sql_now, token_hash,
+        ALIAS_COLUMNS, AliasRow, CustomerRow, DATABASE_COLUMNS, DatabaseRow, MAILBOX_COLUMNS,
+        MailboxRow, TokenRow, corrupt, sql_now, token_hash,
     };
     use crate::write::{Enqueued, Generation, Job, Write};
     use crate::{
-        Account, ApiToken, Customer, Database, DnsProviderRecord, DnsProviderSpec, Mailbox,
+        Account, Alias, ApiToken, Customer, Database, DnsProviderRecord, DnsProviderSpec, Mailbox,
         Migration, NewService, Plan, RequestContext, Result, Server, Service, StoreError, Zone,
     };
 
@@ -57,6 +57,42 @@ mod write_sql {
         .collect::<Result<Vec<_>>>()?;
         databases.sort_by(|a, b| a.name.cmp(&b.name));
         Ok(databases)
+    }
+
+    /// An account's alias domains, by domain.
+    pub(super) async fn fetch_aliases(tx: &mut Tx, account: AccountId) -> Result<Vec<Alias>> {
+        let mut aliases = sqlx::query_as::<_, AliasRow>(sqlx::AssertSqlSafe(format!(
+            "SELECT {ALIAS_COLUMNS} WHERE account_id = $1"
+        )))
+        .bind(account.get())
+        .fetch_all(&mut **tx)
+        .await?
+        .into_iter()
+        .map(AliasRow::into_model)
+        .collect::<Result<Vec<_>>>()?;
+        aliases.sort_by(|a, b| a.domain.as_str().cmp(b.domain.as_str()));
+        Ok(aliases)
+    }
+
+    /// Refuses a domain that is an account's alias already: a domain is hosted once.
+    async fn alias_holder(tx: &mut Tx, domain: &DomainName) -> Result<()> {
+        let holder: Option<i64> =
+            sqlx::query_scalar("SELECT account_id FROM aliases WHERE domain = $1")
+                .bind(domain.as_str())
+                .fetch_optional(&mut **tx)
+                .await?;
+        match holder {
+            Some(account) => Err(StoreError::duplicate(
+                UniqueKey::Domain,
+                format!(
+                    "the domain {} ({}) is already an alias of account {account}; a domain can \
+                     be hosted only once",
+                    domain.as_str(),
+                    domain.to_unicode()
+                ),
+            )),
+            None => Ok(()),
+        }
     }
 
     fn found_mailbox(changed: u64, account: AccountId, name: &MailboxName) -> Result<()> {
@@ -307,13 +343,6 @@ mod write_sql {
             .fetch_one(&mut *self.tx)
             .await
             .map_err(|e| match unique_violation(&e) {
-                Some(c) if c.contains("account") => StoreError::duplicate(
-                    UniqueKey::AccountZone,
-                    format!(
-                        "account {} has a zone already",
-                        account.map_or(0, AccountId::get)
-                    ),
-                ),
                 Some(_) => StoreError::duplicate(
                     UniqueKey::ZoneName,
                     format!("drover holds a zone {name} already"),
@@ -560,6 +589,67 @@ mod write_sql {
             }
         }
 
+        async fn aliases(&mut self, account: AccountId) -> Result<Vec<Alias>> {
+            self.lock(Locked::Account, account.get()).await?;
+            fetch_aliases(&mut self.tx, account).await
+        }
+
+        async fn insert_alias(&mut self, account: AccountId, domain: &DomainName) -> Result<Alias> {
+            self.account(account).await?;
+            let holder: Option<i64> =
+                sqlx::query_scalar("SELECT service_id FROM accounts WHERE domain = $1")
+                    .bind(domain.as_str())
+                    .fetch_optional(&mut *self.tx)
+                    .await?;
+            if let Some(service) = holder {
+                return Err(duplicate_domain(domain, Some(service)));
+            }
+            alias_holder(&mut self.tx, domain).await?;
+            sqlx::query(
+                "INSERT INTO aliases (account_id, domain, created_at, updated_at) \
+                 VALUES ($1, $2, $3, $3)",
+            )
+            .bind(account.get())
+            .bind(domain.as_str())
+            .bind(sql_now())
+            .execute(&mut *self.tx)
+            .await
+            .map_err(|e| match unique_violation(&e) {
+                // Another request took it a moment before.
+                Some(_) => duplicate_domain(domain, None),
+                None => e.into(),
+            })?;
+            fetch_aliases(&mut self.tx, account)
+                .await?
+                .into_iter()
+                .find(|a| &a.domain == domain)
+                .ok_or_else(|| StoreError::not_found("alias", domain.as_str()))
+        }
+
+        async fn mark_alias_deleting(
+            &mut self,
+            account: AccountId,
+            domain: &DomainName,
+        ) -> Result<()> {
+            let changed = sqlx::query(
+                "UPDATE aliases SET deleting = TRUE, updated_at = $3 \
+                 WHERE account_id = $1 AND domain = $2",
+            )
+            .bind(account.get())
+            .bind(domain.as_str())
+            .bind(sql_now())
+            .execute(&mut *self.tx)
+            .await?
+            .rows_affected();
+            match changed {
+                0 => Err(StoreError::not_found(
+                    "alias",
+                    format!("{domain} of account {account}"),
+                )),
+                _ => Ok(()),
+            }
+        }
+
         async fn insert_service(
             &mut self,
             new: &NewService,
@@ -588,6 +678,7 @@ mod write_sql {
             if let Some(service) = holder {
                 return Err(duplicate_domain(&new.domain, Some(service)));
             }
+            alias_holder(&mut self.tx, &new.domain).await?;
             let now = sql_now();
             let service_id: i64 = sqlx::query_scalar(
                 "INSERT INTO services (customer_id, plan_id, status, created_at, updated_at) \

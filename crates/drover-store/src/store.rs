@@ -1,7 +1,7 @@
 use async_trait::async_trait;
 use drover_core::{
-    AccountId, AuditEntry, CustomerId, DatabaseName, JobId, MailboxName, PlanId, ServerId,
-    ServiceId, TokenId, UnixUsername,
+    AccountId, AuditEntry, CustomerId, DatabaseName, DomainName, JobId, MailboxName, PlanId,
+    ServerId, ServiceId, TokenId, UnixUsername,
 };
 
 use crate::model::*;
@@ -167,7 +167,7 @@ pub trait Store:
         name: &MailboxName,
         generation: i64,
     ) -> Result<()>;
-    /// Forgets every mailbox and database of an account that is gone from its server.
+    /// Forgets every mailbox, database and alias of an account that is gone from its server.
     async fn forget_resources(&self, account: AccountId) -> Result<()>;
     /// Forgets a mailbox being deleted once its server no longer has it.
     async fn forget_mailbox(&self, account: AccountId, name: &MailboxName) -> Result<()>;
@@ -175,6 +175,10 @@ pub trait Store:
     async fn databases(&self, account: AccountId) -> Result<Vec<Database>>;
     /// Forgets a database being deleted once its server no longer has it.
     async fn forget_database(&self, account: AccountId, name: &DatabaseName) -> Result<()>;
+    /// The account's alias domains, those being deleted included.
+    async fn aliases(&self, account: AccountId) -> Result<Vec<Alias>>;
+    /// Forgets an alias being deleted once its server no longer has it.
+    async fn forget_alias(&self, account: AccountId, domain: &DomainName) -> Result<()>;
     /// The account's converge job gave up (refused, or out of retries): its server does not
     /// match the record. Audited; cleared by the next successful converge.
     async fn mark_account_failed(

@@ -133,6 +133,34 @@ impl VirtualminClient {
         Ok(self.call(&call).await?.output)
     }
 
+    /// Creates `alias` serving the site and mail of `target` (`create-domain --alias`, with the
+    /// features the server gives an alias by default). Not idempotent: callers list first.
+    pub async fn create_alias(
+        &self,
+        alias: &str,
+        target: &str,
+        description: &str,
+    ) -> Result<(), VirtualminError> {
+        let call = Call::new("create-domain")
+            .class(OperationClass::Provisioning)
+            .arg("domain", alias)
+            .arg("alias", target)
+            .arg("desc", description)
+            .flag("default-features");
+        self.call(&call).await.map(|_| ())
+    }
+
+    /// The domains the server keeps as aliases of `target` (`list-domains --alias`).
+    pub async fn aliases_of(&self, target: &str) -> Result<Vec<String>, VirtualminError> {
+        let call = Call::new("list-domains")
+            .arg("alias", target)
+            .flag("name-only");
+        Ok(records(self.call(&call).await?)
+            .into_iter()
+            .map(|r| r.name)
+            .collect())
+    }
+
     pub async fn delete_domain(&self, domain: &str) -> Result<(), VirtualminError> {
         let call = Call::new("delete-domain")
             .class(OperationClass::Provisioning)

@@ -23,6 +23,7 @@ use serde_json::{Map, Value, json};
 use crate::commands;
 use crate::config::{Config, Overrides};
 
+mod aliases;
 mod databases;
 mod dns;
 mod doctor;
@@ -108,6 +109,9 @@ pub enum Command {
     /// Hosting accounts' databases.
     #[command(subcommand)]
     Databases(databases::DatabaseCommand),
+    /// Hosting accounts' alias domains.
+    #[command(subcommand)]
+    Aliases(aliases::AliasCommand),
     /// Jobs that make the fleet follow the database.
     #[command(subcommand)]
     Jobs(JobCommand),
@@ -309,6 +313,9 @@ pub struct PlanFields {
     /// Sub-servers an account may have, or `unlimited`.
     #[arg(long)]
     max_subservers: Option<Limit>,
+    /// Alias domains an account may have, or `unlimited`.
+    #[arg(long)]
+    max_aliases: Option<Limit>,
     /// A Virtualmin feature (web, ssl, dns, mail, mysql, …); repeat for more.
     #[arg(long = "feature")]
     features: Vec<String>,
@@ -352,6 +359,7 @@ impl PlanFields {
             ("max_mailboxes", self.max_mailboxes),
             ("max_databases", self.max_databases),
             ("max_subservers", self.max_subservers),
+            ("max_aliases", self.max_aliases),
         ] {
             if let Some(Limit(value)) = limit {
                 set(key, json!(value));
@@ -883,6 +891,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         Command::Usage(command) => usage::run(command, &store, &ctx, out).await,
         Command::Mailboxes(command) => mailboxes::run(command, &*store, &ctx, &config, out).await,
         Command::Databases(command) => databases::run(command, &*store, &ctx, out).await,
+        Command::Aliases(command) => aliases::run(command, &*store, &ctx, out).await,
         Command::Key(command) => key(command, &*store, &ctx, &config, out).await,
         Command::Doctor { offline } => {
             let findings = doctor::examine(&*store, &ctx, &config, &applied, !offline).await?;

@@ -84,6 +84,7 @@ drover_testkit::on_both_databases!(
     sqlite: sqlite;
     mailboxes_are_kept_by_name_and_their_passwords_by_generation,
     database_names_are_one_namespace_and_deletions_are_forgotten,
+    a_domain_is_an_account_or_an_alias_and_an_aliass_zone_follows_its_account,
     customers_are_stored_and_listed,
     plans_are_created_and_patched,
     servers_are_created_and_patched,
@@ -1527,4 +1528,88 @@ async fn database_names_are_one_namespace_and_deletions_are_forgotten(h: Harness
     assert_eq!(store.databases(shop.id).await.unwrap().len(), 2);
     store.forget_resources(shop.id).await.unwrap();
     assert!(store.databases(shop.id).await.unwrap().is_empty());
+}
+
+async fn a_domain_is_an_account_or_an_alias_and_an_aliass_zone_follows_its_account(h: Harness) {
+    let store = &*h.store;
+    let ana = service(store, "ana-alias.ro").await;
+    let ion = service(store, "ion-alias.ro").await;
+    let domain = |d: &str| DomainName::parse(d).unwrap();
+    let mut tx = store.write().await.unwrap();
+    for alias in ["ana.com", "ana.net"] {
+        tx.insert_alias(ana.account_id, &domain(alias))
+            .await
+            .unwrap();
+    }
+    tx.commit().await.unwrap();
+    // Neither another account's domain nor an alias held already, for any account.
+    for (account, taken) in [
+        (ion.account_id, "ana.com"),
+        (ion.account_id, "ana-alias.ro"),
+        (ana.account_id, "ana.net"),
+    ] {
+        let mut tx = store.write().await.unwrap();
+        let err = tx.insert_alias(account, &domain(taken)).await.unwrap_err();
+        assert!(
+            matches!(
+                err,
+                StoreError::Duplicate {
+                    key: UniqueKey::Domain,
+                    ..
+                }
+            ),
+            "{taken}: {err:?}"
+        );
+    }
+    // Nor a new service's domain that is an alias.
+    let new = NewService {
+        customer_id: ana.customer_id,
+        plan_id: ana.plan_id,
+        domain: domain("ana.com"),
+    };
+    let mut tx = store.write().await.unwrap();
+    let user = drover_core::UnixUsername::parse("anacom").unwrap();
+    let err = tx.insert_service(&new, &user).await.unwrap_err();
+    assert!(
+        err.to_string().contains("already an alias of account"),
+        "{err}"
+    );
+    drop(tx);
+    let aliases: Vec<String> = store
+        .aliases(ana.account_id)
+        .await
+        .unwrap()
+        .iter()
+        .map(|a| a.domain.to_string())
+        .collect();
+    assert_eq!(aliases, ["ana.com", "ana.net"]);
+    // The account's own zone is the one named as its domain; every zone of the account follows
+    // it.
+    for name in ["ana.com", "ana-alias.ro"] {
+        new_zone(store, &domain(name), Some(ana.account_id), Vec::new(), &[])
+            .await
+            .unwrap();
+    }
+    let own = store.account_zone(ana.account_id).await.unwrap().unwrap();
+    assert_eq!(own.name.as_str(), "ana-alias.ro");
+    let all: Vec<String> = store
+        .account_zones(ana.account_id)
+        .await
+        .unwrap()
+        .iter()
+        .map(|z| z.name.to_string())
+        .collect();
+    assert_eq!(all, ["ana.com", "ana-alias.ro"]);
+    assert!(store.account_zone(ion.account_id).await.unwrap().is_none());
+    // Only an alias being deleted is forgotten one by one; an account's all at once.
+    let com = domain("ana.com");
+    store.forget_alias(ana.account_id, &com).await.unwrap();
+    assert_eq!(store.aliases(ana.account_id).await.unwrap().len(), 2);
+    let mut tx = store.write().await.unwrap();
+    tx.mark_alias_deleting(ana.account_id, &com).await.unwrap();
+    tx.commit().await.unwrap();
+    store.forget_alias(ana.account_id, &com).await.unwrap();
+    assert_eq!(store.aliases(ana.account_id).await.unwrap().len(), 1);
+    store.forget_resources(ana.account_id).await.unwrap();
+    assert!(store.aliases(ana.account_id).await.unwrap().is_empty());
 }

@@ -77,7 +77,6 @@ impl From<StoreError> for ApiError {
                     UniqueKey::ServerAddress => ("duplicate_server_address", Some("hostname")),
                     UniqueKey::DnsProviderName => ("provider_exists", Some("name")),
                     UniqueKey::ZoneName => ("zone_exists", Some("name")),
-                    UniqueKey::AccountZone => ("account_has_zone", None),
                     UniqueKey::MailboxName => ("mailbox_exists", Some("name")),
                     UniqueKey::DatabaseName => ("database_exists", Some("name")),
                 };

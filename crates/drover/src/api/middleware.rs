@@ -89,9 +89,12 @@ fn required_access(method: &Method, path: &str) -> Access {
         return Access::Read;
     }
     let billing = ["/api/v1/customers", "/api/v1/services"];
-    // An account's mailboxes and databases are what customers buy too.
+    // An account's mailboxes, databases and aliases are what customers buy too.
     let resources = path.starts_with("/api/v1/accounts/")
-        && matches!(path.split('/').nth(5), Some("mailboxes" | "databases"));
+        && matches!(
+            path.split('/').nth(5),
+            Some("mailboxes" | "databases" | "aliases")
+        );
     if resources
         || billing
             .iter()
@@ -273,6 +276,7 @@ mod tests {
             (Method::POST, "/api/v1/accounts/3/mailboxes", Billing),
             (Method::PATCH, "/api/v1/accounts/3/mailboxes/ana", Billing),
             (Method::POST, "/api/v1/accounts/3/databases", Billing),
+            (Method::POST, "/api/v1/accounts/3/aliases", Billing),
             (
                 Method::POST,
                 "/api/v1/accounts/3/databases/ana_x/delete",

@@ -5,6 +5,7 @@
 //! through the store, and never calls a server itself.
 
 mod accounts;
+mod aliases;
 mod audit;
 mod customers;
 mod databases;
@@ -97,6 +98,7 @@ fn resources() -> OpenApiRouter<AppState> {
         .merge(accounts::routes())
         .merge(mailboxes::routes())
         .merge(databases::routes())
+        .merge(aliases::routes())
         .merge(jobs::routes())
         .merge(provisioning::routes())
         .merge(audit::routes())

@@ -10,6 +10,7 @@
 
 mod accounts;
 mod adoption;
+mod aliases;
 mod customers;
 mod databases;
 mod dns;
@@ -26,6 +27,7 @@ mod tokens;
 
 pub use accounts::{retry_failed_accounts, set_protection};
 pub use adoption::adopt;
+pub use aliases::{create_alias, delete_alias};
 pub use customers::create_customer;
 pub use databases::{create_database, delete_database};
 pub use dns::{

@@ -3,9 +3,10 @@
 //! the account made while the job runs is picked up before it finishes.
 
 use drover_core::{
-    AccountId, Action, Blocked, DatabaseAction, DesiredState, Feature, ListedDatabase,
-    ListedMailbox, MailboxAction, MailboxName, Observed, Wanted, WantedDatabase, WantedMailbox,
-    converge, converge_databases, converge_mailboxes,
+    AccountId, Action, AliasAction, Blocked, DatabaseAction, DesiredState, DomainName, Feature,
+    ListedDatabase, ListedMailbox, MailboxAction, MailboxName, Observed, Wanted, WantedAlias,
+    WantedDatabase, WantedMailbox, converge, converge_aliases, converge_databases,
+    converge_mailboxes,
 };
 use drover_store::{ConvergeTarget, RequestContext};
 use drover_virtualmin::{
@@ -143,7 +144,7 @@ async fn round(
     // Its mailboxes and databases, once the domain is as it must be (a deleted domain takes
     // them along).
     if account.desired_state != DesiredState::Absent {
-        let changes = resources_on(engine, &client, target).await?;
+        let changes = resources_on(engine, ctx, &client, target).await?;
         if !changes.is_empty() {
             return Ok(Round::Done {
                 generation: account.desired_generation,
@@ -163,7 +164,17 @@ async fn round(
             engine
                 .dns
                 .ensure_account_zone(ctx, account, &server)
-                .await?
+                .await?;
+            let aliases = engine.store.aliases(account.id).await?;
+            let live: Vec<&DomainName> = aliases
+                .iter()
+                .filter(|a| !a.deleting)
+                .map(|a| &a.domain)
+                .collect();
+            engine
+                .dns
+                .ensure_alias_zones(ctx, account, &server, &live)
+                .await?;
         }
     }
     let state = match account.desired_state {
@@ -181,9 +192,11 @@ async fn round(
     })
 }
 
-/// Makes the account's mailboxes and databases on the server of `client` match its records.
+/// Makes the account's mailboxes, databases and alias domains on the server of `client` match
+/// its records.
 pub(super) async fn resources_on(
     engine: &Engine,
+    ctx: &RequestContext,
     client: &VirtualminClient,
     target: &ConvergeTarget,
 ) -> Result<Vec<Action>, ConvergeError> {
@@ -194,7 +207,88 @@ pub(super) async fn resources_on(
         .collect();
     let databases = databases_on(engine, client, target).await?;
     actions.extend(databases.into_iter().map(Action::Database));
+    let aliases = aliases_on(engine, ctx, client, target).await?;
+    actions.extend(aliases.into_iter().map(Action::Alias));
     Ok(actions)
+}
+
+/// Makes the account's alias domains on the server of `client` match its records: one
+/// listing (none when it has no alias record), then one call per difference. An alias deleted
+/// in drover and gone from the server loses its zone, then drover forgets it.
+async fn aliases_on(
+    engine: &Engine,
+    ctx: &RequestContext,
+    client: &VirtualminClient,
+    target: &ConvergeTarget,
+) -> Result<Vec<AliasAction>, ConvergeError> {
+    let account = &target.account;
+    let records = engine.store.aliases(account.id).await?;
+    if records.is_empty() {
+        return Ok(Vec::new());
+    }
+    let domain = account.domain.as_str();
+    let listed = client.aliases_of(domain).await?;
+    let wanted: Vec<WantedAlias> = records
+        .iter()
+        .map(|a| WantedAlias {
+            domain: a.domain.clone(),
+            deleting: a.deleting,
+        })
+        .collect();
+    let actions = converge_aliases(&wanted, &listed);
+    for action in &actions {
+        apply_alias(client, domain, action).await?;
+    }
+    for gone in records.iter().filter(|a| a.deleting) {
+        if !listed.iter().any(|l| l == gone.domain.as_str()) {
+            engine
+                .dns
+                .retire_alias_zone(ctx, account.id, &gone.domain)
+                .await?;
+            engine.store.forget_alias(account.id, &gone.domain).await?;
+        }
+    }
+    Ok(actions)
+}
+
+async fn apply_alias(
+    client: &VirtualminClient,
+    domain: &str,
+    action: &AliasAction,
+) -> Result<(), ConvergeError> {
+    match action {
+        AliasAction::Create { domain: alias } => {
+            let description = format!("drover alias of {domain}");
+            match client
+                .create_alias(alias.as_str(), domain, &description)
+                .await
+            {
+                Ok(()) => {}
+                // Made by an earlier try whose answer was lost, or a domain of someone else's:
+                // only an alias the server lists for this domain is ours.
+                Err(e) if e.kind == ErrorKind::AlreadyExists => {
+                    let listed = client.aliases_of(domain).await?;
+                    if !listed.iter().any(|l| l == alias.as_str()) {
+                        return Err(VirtualminError::new(
+                            e.kind,
+                            format!(
+                                "{}: {alias} is on the server and is not an alias of {domain}",
+                                e.message
+                            ),
+                        )
+                        .into());
+                    }
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        AliasAction::Delete { domain: alias } => match client.delete_domain(alias.as_str()).await {
+            Ok(()) => {}
+            Err(e) if e.kind == ErrorKind::NotFound => {}
+            Err(e) => return Err(e.into()),
+        },
+    }
+    Ok(())
 }
 
 /// Makes the account's mailboxes on the server of `client` match its records: one listing
@@ -609,6 +703,7 @@ pub(super) async fn apply(
         Action::Delete => client.delete_domain(domain).await?,
         Action::Mailbox(change) => apply_mailbox(engine, client, target, change).await?,
         Action::Database(change) => apply_database(client, domain, change).await?,
+        Action::Alias(change) => apply_alias(client, domain, change).await?,
     }
     Ok(())
 }

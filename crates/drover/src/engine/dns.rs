@@ -6,9 +6,9 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use drover_core::{
-    AccountId, AddressMove, ApplyResult, DnsProviderId, ProviderChange, RecordIds, RecordType,
-    RrSet, SafetyLimits, SafetyRefusal, ZoneAction, ZoneDiff, ZoneTemplate, account_zone,
-    diff_zone, plan_provider_change,
+    AccountId, AddressMove, ApplyResult, DnsProviderId, DomainName, ProviderChange, RecordIds,
+    RecordType, RrSet, SafetyLimits, SafetyRefusal, ZoneAction, ZoneDiff, ZoneTemplate,
+    account_zone, diff_zone, plan_provider_change,
 };
 use drover_dns::{
     CallBudgets, DnsError, DnsProvider, ProviderKind, SharedBudget, SharedBudgetScope, ZoneRef,
@@ -838,6 +838,41 @@ impl Dns {
         if self.store.account_zone(account.id).await?.is_some() {
             return Ok(());
         }
+        self.create_account_zone(ctx, account, &account.domain, server)
+            .await
+    }
+
+    /// Gives each of the account's alias domains a zone of its own, made as the account's is,
+    /// that follows the account from then on.
+    pub async fn ensure_alias_zones(
+        &self,
+        ctx: &RequestContext,
+        account: &Account,
+        server: &Server,
+        aliases: &[&DomainName],
+    ) -> Result<(), DnsWorkError> {
+        if aliases.is_empty() {
+            return Ok(());
+        }
+        let held = self.store.account_zones(account.id).await?;
+        for alias in aliases {
+            if !held.iter().any(|z| &z.name == *alias) {
+                self.create_account_zone(ctx, account, alias, server)
+                    .await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// A zone for `name` from the account zone template, at `server`'s addresses, on the
+    /// providers that serve new zones.
+    async fn create_account_zone(
+        &self,
+        ctx: &RequestContext,
+        account: &Account,
+        name: &DomainName,
+        server: &Server,
+    ) -> Result<(), DnsWorkError> {
         let providers: Vec<DnsProviderId> = self
             .store
             .dns_providers()
@@ -847,29 +882,55 @@ impl Dns {
             .map(|p| p.id)
             .collect();
         let rrsets = account_zone(
-            &account.domain,
+            name,
             server.spec.ipv4,
             server.spec.ipv6,
             &self.settings.template,
         )
         .map_err(StoreError::from)?;
         let zone = Some(account.id);
-        match commands::create_zone(&*self.store, ctx, &account.domain, zone, rrsets, &providers)
-            .await
-        {
-            // Held already without an account (an operator created it): leave it to them. Or
-            // another job gave the account its zone meanwhile.
+        match commands::create_zone(&*self.store, ctx, name, zone, rrsets, &providers).await {
+            // Held already (an operator created it, or another job gave the account its zone
+            // meanwhile): leave it as it is.
             Ok(_)
             | Err(commands::Error::Store(StoreError::Duplicate {
-                key: UniqueKey::ZoneName | UniqueKey::AccountZone,
+                key: UniqueKey::ZoneName,
                 ..
             })) => Ok(()),
             Err(e) => Err(e.into()),
         }
     }
 
-    /// Points an account's zone at another server: every record at the old server's addresses
-    /// moves to the new one's (a sync job carries it to the providers).
+    /// After an alias domain is gone from its server: its zone is removed or kept, as an
+    /// account's is.
+    pub async fn retire_alias_zone(
+        &self,
+        ctx: &RequestContext,
+        account: AccountId,
+        alias: &DomainName,
+    ) -> Result<(), DnsWorkError> {
+        let zones = self.store.account_zones(account).await?;
+        let zone = zones.iter().find(|z| &z.name == alias);
+        self.retire(ctx, zone).await
+    }
+
+    async fn retire(&self, ctx: &RequestContext, zone: Option<&Zone>) -> Result<(), DnsWorkError> {
+        if self.settings.on_terminate == TerminatedZones::Keep {
+            return Ok(());
+        }
+        match zone {
+            Some(zone) if !zone.deleting => {
+                let name = zone.name.to_string();
+                crate::commands::remove_zone(&*self.store, ctx, zone.id, &name).await?;
+                Ok(())
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// Points an account's zones (its own and its aliases') at another server: every record at
+    /// the old server's addresses moves to the new one's (a sync job carries it to the
+    /// providers).
     pub async fn move_account_zone(
         &self,
         ctx: &RequestContext,
@@ -877,9 +938,6 @@ impl Dns {
         from: &Server,
         to: &Server,
     ) -> Result<(), DnsWorkError> {
-        let Some(zone) = self.store.account_zone(account).await? else {
-            return Ok(());
-        };
         let addresses = |s: &Server| -> Vec<std::net::IpAddr> {
             s.spec
                 .ipv4
@@ -892,34 +950,30 @@ impl Dns {
             from: addresses(from),
             to: addresses(to),
         };
-        let diff = drover_core::rewrite_addresses(&zone.rrsets, &moved);
-        for rrset in &diff.deletes {
-            crate::commands::delete_rrset(&*self.store, ctx, zone.id, &rrset.name, rrset.rtype)
-                .await?;
-        }
-        for rrset in diff.upserts() {
-            crate::commands::set_rrset(&*self.store, ctx, zone.id, rrset.clone()).await?;
+        for zone in self.store.account_zones(account).await? {
+            let diff = drover_core::rewrite_addresses(&zone.rrsets, &moved);
+            for rrset in &diff.deletes {
+                crate::commands::delete_rrset(&*self.store, ctx, zone.id, &rrset.name, rrset.rtype)
+                    .await?;
+            }
+            for rrset in diff.upserts() {
+                crate::commands::set_rrset(&*self.store, ctx, zone.id, rrset.clone()).await?;
+            }
         }
         Ok(())
     }
 
-    /// After an account is deleted: its zone is removed or kept, as configured.
+    /// After an account is deleted: its zones (its own and its aliases') are removed or kept,
+    /// as configured.
     pub async fn retire_account_zone(
         &self,
         ctx: &RequestContext,
         account: AccountId,
     ) -> Result<(), DnsWorkError> {
-        if self.settings.on_terminate == TerminatedZones::Keep {
-            return Ok(());
+        for zone in self.store.account_zones(account).await? {
+            self.retire(ctx, Some(&zone)).await?;
         }
-        match self.store.account_zone(account).await? {
-            Some(zone) if !zone.deleting => {
-                let name = zone.name.to_string();
-                crate::commands::remove_zone(&*self.store, ctx, zone.id, &name).await?;
-                Ok(())
-            }
-            _ => Ok(()),
-        }
+        Ok(())
     }
 }
 

@@ -8,7 +8,7 @@
 
 use drover_core::{
     AccountId, DomainName, DriftAction, DriftKind, Expected, Listed, ListedDatabase, ListedUser,
-    RepairPlan, find_database_drift, find_drift, find_mailbox_drift, plan_repair,
+    RepairPlan, find_alias_drift, find_database_drift, find_drift, find_mailbox_drift, plan_repair,
 };
 use drover_store::{AccountFilter, DriftRecord, RequestContext, Server, StoreError};
 use drover_virtualmin::{ErrorKind, VirtualminError};
@@ -57,7 +57,8 @@ pub(crate) fn listed(d: drover_virtualmin::DomainInfo) -> Listed {
         disabled: d.disabled.is_some(),
         features: super::converge::known_features(&d.features),
         plan: d.plan,
-        parent: d.parent.or(d.alias_of),
+        parent: d.parent.or(d.alias_of.clone()),
+        alias_of: d.alias_of,
         domain: d.domain,
     }
 }
@@ -111,6 +112,7 @@ pub async fn scan_server(
     let mut findings = find_drift(&expected, &listed);
     findings.extend(find_mailbox_drift(&expected, &listed, &users));
     findings.extend(find_database_drift(&expected, &databases));
+    findings.extend(find_alias_drift(&expected, &listed));
     let records = engine.store.record_drift(ctx, server.id, &findings).await?;
     for kind in DriftKind::ALL {
         let count = findings.iter().filter(|f| f.kind == kind).count();

@@ -1886,3 +1886,48 @@ async fn an_operator_manages_databases_from_the_command_line() {
     );
     assert!(deleted.contains(r#""deleting": true"#), "{deleted}");
 }
+
+#[tokio::test]
+async fn an_operator_manages_alias_domains_from_the_command_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    sell(d, &["firma.ro", "alta.ro"]).await;
+    let created = succeeded(run(d, &["aliases", "create", "1", "știri-firma.ro"]).await);
+    assert!(
+        created.contains(r#""domain": "xn--tiri-firma-txd.ro""#),
+        "{created}"
+    );
+    for (args, wanted) in [
+        (
+            &["aliases", "create", "2", "știri-firma.ro"][..],
+            "already an alias of account 1",
+        ),
+        (&["aliases", "create", "1", "alta.ro"], "already taken"),
+        (&["aliases", "create", "1", "www.firma.ro"], "sub-server"),
+    ] {
+        let (ok, _, stderr) = run(d, args).await;
+        assert!(!ok && stderr.contains(wanted), "{args:?}: {stderr}");
+    }
+    let listed = succeeded(run(d, &["aliases", "list", "1"]).await);
+    assert!(listed.contains("xn--tiri-firma-txd.ro"), "{listed}");
+    let wrong = [
+        "aliases",
+        "delete",
+        "1",
+        "știri-firma.ro",
+        "--confirm",
+        "firma.ro",
+    ];
+    let (ok, _, stderr) = run(d, &wrong).await;
+    assert!(!ok && stderr.contains("știri-firma.ro"), "{stderr}");
+    let right = [
+        "aliases",
+        "delete",
+        "1",
+        "știri-firma.ro",
+        "--confirm",
+        "xn--tiri-firma-txd.ro",
+    ];
+    let deleted = succeeded(run(d, &right).await);
+    assert!(deleted.contains(r#""deleting": true"#), "{deleted}");
+}

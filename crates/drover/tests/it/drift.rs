@@ -215,7 +215,7 @@ async fn drift_made_by_hand_is_found_limited_and_repaired() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn mailboxes_and_databases_changed_by_hand_are_found_and_repaired_but_strangers_kept() {
+async fn resources_changed_by_hand_are_found_and_repaired_but_strangers_kept() {
     let s = setup(0).await;
     let store = &*s.store;
     // The fleet's plan, with mail and MySQL.
@@ -247,6 +247,16 @@ async fn mailboxes_and_databases_changed_by_hand_are_found_and_repaired_but_stra
             .await
             .unwrap();
     }
+    drover::commands::create_alias(store, &ctx(), account, "posta.com")
+        .await
+        .unwrap();
+    let has_alias = |s: &Setup, alias: &str| {
+        s.sim.with_state(|st| {
+            st.domains
+                .get(alias)
+                .is_some_and(|d| d.parent.as_deref() == Some("posta.ro"))
+        })
+    };
     let mailboxes = |s: &Setup| {
         s.sim
             .with_state(|st| st.domains.get("posta.ro").map(|d| d.mailboxes.clone()))
@@ -257,9 +267,10 @@ async fn mailboxes_and_databases_changed_by_hand_are_found_and_repaired_but_stra
             .with_state(|st| st.domains.get("posta.ro").map(|d| d.databases.clone()))
             .unwrap_or_default()
     };
-    s.until("both mailboxes and both databases are on the server", |s| {
-        mailboxes(s).len() == 2 && databases(s).len() == 3
-    })
+    s.until(
+        "both mailboxes, both databases and the alias are on the server",
+        |s| mailboxes(s).len() == 2 && databases(s).len() == 3 && has_alias(s, "posta.com"),
+    )
     .await;
     assert!(
         scan_server(&s.engine, &ctx(), &s.server)
@@ -277,6 +288,12 @@ async fn mailboxes_and_databases_changed_by_hand_are_found_and_repaired_but_stra
         domain.databases.retain(|d| d != "posta_blog");
         domain.databases.push("posta_tmp".into());
     });
+    let by_hand = s.engine.fleet.client(&s.server).unwrap();
+    by_hand.delete_domain("posta.com").await.unwrap();
+    by_hand
+        .create_alias("posta.net", "posta.ro", "made by hand")
+        .await
+        .unwrap();
     let findings = scan_server(&s.engine, &ctx(), &s.server).await.unwrap();
     let mut seen: Vec<(DriftKind, Option<String>, Option<String>)> = findings
         .iter()
@@ -309,6 +326,8 @@ async fn mailboxes_and_databases_changed_by_hand_are_found_and_repaired_but_stra
                 Some("posta_tmp".into()),
                 Some("mysql".into())
             ),
+            (DriftKind::AliasMissing, Some("posta.com".into()), None),
+            (DriftKind::AliasOrphan, Some("posta.net".into()), None),
         ]
     );
     let repaired = repair_server(&s.engine, &ctx(), &s.server, false, false)
@@ -326,9 +345,14 @@ async fn mailboxes_and_databases_changed_by_hand_are_found_and_repaired_but_stra
             m.get("ana").map(String::as_str) == Some("Ana")
                 && m.get("ion").map(String::as_str) == Some("Ion")
                 && databases(s).contains(&"posta_blog".to_owned())
+                && has_alias(s, "posta.com")
         },
     )
     .await;
+    assert!(
+        has_alias(&s, "posta.net"),
+        "an alias drover does not know may be an operator's: it is only logged"
+    );
     assert!(
         databases(&s).contains(&"posta_tmp".to_owned()),
         "a database drover does not know may hold tables: it is only logged"
@@ -340,5 +364,12 @@ async fn mailboxes_and_databases_changed_by_hand_are_found_and_repaired_but_stra
     );
     let after = scan_server(&s.engine, &ctx(), &s.server).await.unwrap();
     let kinds: Vec<DriftKind> = after.iter().map(|r| r.finding.kind).collect();
-    assert_eq!(kinds, [DriftKind::MailboxOrphan, DriftKind::DatabaseOrphan]);
+    assert_eq!(
+        kinds,
+        [
+            DriftKind::MailboxOrphan,
+            DriftKind::DatabaseOrphan,
+            DriftKind::AliasOrphan
+        ]
+    );
 }

@@ -91,7 +91,8 @@ async fn an_account_moves_to_another_server_with_its_dns() {
         Err(drover::commands::Error::Store(StoreError::NotFound { .. }))
     ));
 
-    // move.ro has a mailbox and a database: the move makes them on vm2 too.
+    // move.ro has a mailbox, a database and an alias: the move makes them on vm2 too, and
+    // the alias's zone follows the account's.
     let sealer = drover::engine::Sealer::from_hex(&"42".repeat(32)).unwrap();
     let password = secrecy::SecretString::from("Mail-passw0rd".to_owned());
     drover::commands::create_mailbox(
@@ -115,12 +116,24 @@ async fn an_account_moves_to_another_server_with_its_dns() {
         sim.with_state(|s| s.domains.get("move.ro").map(|d| d.databases.clone()))
             .unwrap_or_default()
     };
+    drover::commands::create_alias(&*store, &ctx(), accounts[1], "move.com")
+        .await
+        .unwrap();
+    let alias_on = |sim: &drover_testkit::virtualmin::VirtualminSim| {
+        sim.with_state(|s| {
+            s.domains
+                .get("move.com")
+                .is_some_and(|d| d.parent.as_deref() == Some("move.ro"))
+        })
+    };
     crate::until(
-        "ana and move_shop are on vm1",
+        "ana, move_shop and move.com are on vm1, move.com with its zone",
         Duration::from_secs(10),
         || async {
             mailboxes_on(&sims[0]).is_some_and(|m| m.contains_key("ana"))
                 && databases_on(&sims[0]).contains(&"move_shop".to_owned())
+                && alias_on(&sims[0])
+                && store.account_zones(accounts[1]).await.unwrap().len() == 2
         },
     )
     .await;
@@ -149,6 +162,24 @@ async fn an_account_moves_to_another_server_with_its_dns() {
         "{moved:?}"
     );
     assert_eq!(databases_on(&sims[1]), ["move", "move_shop"]);
+    assert!(alias_on(&sims[1]), "the alias is made on vm2");
+    let alias_zone = store
+        .account_zones(accounts[1])
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|z| z.name.as_str() == "move.com")
+        .unwrap();
+    let alias_a = alias_zone
+        .rrsets
+        .iter()
+        .find(|r| r.rtype == RecordType::A && r.name.as_str() == "move.com")
+        .unwrap();
+    assert_eq!(
+        alias_a.records,
+        ["192.0.2.32"],
+        "DNS follows the account's alias too"
+    );
     assert!(sims[0].with_state(|s| s.domains["move.ro"].disabled.is_some()));
     assert_eq!(
         store.account(accounts[1]).await.unwrap().server_id,

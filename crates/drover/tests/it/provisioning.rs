@@ -115,6 +115,7 @@ drover_testkit::on_both_databases!(
     a_password_changed_while_its_job_runs_is_the_one_set,
     mailboxes_reach_the_server_with_one_listing_and_a_call_per_change,
     databases_reach_the_server_with_one_listing_and_a_call_per_change,
+    aliases_reach_the_server_and_get_zones_that_follow_the_account,
 );
 
 async fn billing_moves_are_carried_out_on_the_server(mut f: Fleetwork) {
@@ -735,6 +736,111 @@ async fn databases_reach_the_server_with_one_listing_and_a_call_per_change(f: Fl
         assert!(err.to_string().contains(says), "{name} {kind}: {err}");
     }
     assert_eq!(store.databases(account).await.unwrap().len(), 1);
+}
+
+async fn aliases_reach_the_server_and_get_zones_that_follow_the_account(f: Fleetwork) {
+    let store = &*f.store;
+    let spec = serde_json::json!({"name": "Alias", "max_aliases": 2});
+    let plan = drover::commands::create_plan(store, &ctx(), serde_json::from_value(spec).unwrap())
+        .await
+        .unwrap();
+    let id = service_on(store, plan.id, "firma.ro").await;
+    let activated = crate::transition_service(store, &ctx(), id, Transition::Activate, None)
+        .await
+        .unwrap();
+    assert_eq!(finished(store, activated.job_id).await.state, "completed");
+    let account = activated.account.id;
+    let aliases_on_server = || {
+        let mut names: Vec<String> = f.sim.with_state(|s| {
+            s.domains
+                .values()
+                .filter(|d| d.parent.as_deref() == Some("firma.ro"))
+                .map(|d| d.name.clone())
+                .collect()
+        });
+        names.sort();
+        names
+    };
+    for alias in ["firma.com", "știri-firma.ro"] {
+        drover::commands::create_alias(store, &ctx(), account, alias)
+            .await
+            .unwrap();
+    }
+    let job = last_converge(store, account).await;
+    let ended = finished(store, job).await;
+    assert_eq!(ended.state, "completed", "{ended:?}");
+    assert_eq!(aliases_on_server(), ["firma.com", "xn--tiri-firma-txd.ro"]);
+    assert_eq!(
+        programs_called(store, job).await,
+        [
+            "list-domains",
+            "list-domains",
+            "create-domain",
+            "create-domain",
+            "list-domains",
+            "list-domains",
+        ],
+        "the domain, one listing of its aliases, a create each, then a look that finds \
+         nothing left to do"
+    );
+    // Each alias has a zone of its own, made as the account's, that follows the account.
+    let zones: Vec<String> = store
+        .account_zones(account)
+        .await
+        .unwrap()
+        .iter()
+        .map(|z| z.name.to_string())
+        .collect();
+    assert_eq!(zones, ["firma.ro", "firma.com", "xn--tiri-firma-txd.ro"]);
+
+    // Refusals, each saying what was wrong; nothing recorded.
+    for (alias, says) in [
+        ("firma.net", "allows 2 alias domains"),
+        ("firma.com", "already an alias of account"),
+        ("firma.ro", "alias domain"),
+        ("shop.firma.ro", "sub-server"),
+        ("not a domain", "domain"),
+    ] {
+        let err = drover::commands::create_alias(store, &ctx(), account, alias)
+            .await
+            .unwrap_err();
+        assert!(err.to_string().contains(says), "{alias}: {err}");
+    }
+    // A deletion repeats the domain, then is one call; its zone goes, then drover forgets it.
+    let err = drover::commands::delete_alias(store, &ctx(), account, "firma.com", "firma.ro")
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("firma.com"), "{err}");
+    drover::commands::delete_alias(store, &ctx(), account, "firma.com", "firma.com")
+        .await
+        .unwrap();
+    let job = last_converge(store, account).await;
+    assert_eq!(finished(store, job).await.state, "completed");
+    assert_eq!(aliases_on_server(), ["xn--tiri-firma-txd.ro"]);
+    let called = programs_called(store, job).await;
+    assert_eq!(
+        called.iter().filter(|p| **p == "delete-domain").count(),
+        1,
+        "{called:?}"
+    );
+    let left: Vec<String> = store
+        .aliases(account)
+        .await
+        .unwrap()
+        .iter()
+        .map(|a| a.domain.to_string())
+        .collect();
+    assert_eq!(left, ["xn--tiri-firma-txd.ro"]);
+    // Removed from DNS (no provider serves it here, so its removal forgets it at once).
+    crate::until(
+        "the alias's zone is gone",
+        std::time::Duration::from_secs(10),
+        || async {
+            let zones = store.account_zones(account).await.unwrap();
+            zones.len() == 2 && zones.iter().all(|z| z.name.as_str() != "firma.com")
+        },
+    )
+    .await;
 }
 
 /// The account's newest converge job.

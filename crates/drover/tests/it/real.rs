@@ -791,6 +791,141 @@ async fn an_accounts_databases_are_created_repaired_and_deleted_on_the_server() 
 
 #[tokio::test]
 #[ignore = "real tier: needs a real Virtualmin (scripts/real-virtualmin start)"]
+async fn an_accounts_alias_domains_are_created_repaired_and_deleted_on_the_server() {
+    let real = RealServer::from_env();
+    let drover = Drover::start(&[]).await;
+    let server = drover.add_real_server(&real).await;
+    let plan = drover
+        .plan(&unique("Alias "), json!({"max_aliases": 2}))
+        .await;
+    let stem = unique("al-");
+    let domain = format!("{stem}.ro");
+    let (service, account) = drover.sell(plan, &domain).await;
+    let aliases = format!("/accounts/{account}/aliases");
+    let listed = || {
+        let (ok, text) = virtualmin(&["list-domains", "--alias", &domain, "--name-only"]);
+        assert!(ok, "{text}");
+        let mut names: Vec<String> = text.lines().map(str::to_owned).collect();
+        names.sort();
+        names
+    };
+    let (com, net, stranger) = (
+        format!("{stem}.com"),
+        format!("{stem}.net"),
+        format!("{stem}.eu"),
+    );
+    for alias in [&com, &net] {
+        let created = drover.post(&aliases, json!({ "domain": alias })).await;
+        assert_eq!(created["domain"], json!(alias), "{created}");
+    }
+    for (alias, code) in [
+        (format!("{stem}.org"), "over_limit"),
+        (com.clone(), "duplicate_domain"),
+        (format!("www.{domain}"), "invalid_value"),
+    ] {
+        let (status, refused) = drover
+            .call(
+                reqwest::Method::POST,
+                &aliases,
+                Some(json!({ "domain": alias })),
+            )
+            .await;
+        assert_eq!(
+            refused["error"]["code"],
+            json!(code),
+            "{alias}: {status} {refused}"
+        );
+    }
+    until("both aliases are on the server", JOB_LIMIT, async || {
+        listed() == [com.clone(), net.clone()]
+    })
+    .await;
+    drover.settled(account).await;
+    let zones = drover.get("/dns/zones").await;
+    for alias in [&com, &net] {
+        assert!(
+            zones
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|z| z["name"] == json!(alias) && z["account_id"] == json!(account)),
+            "{alias} has a zone of its own: {zones:#}"
+        );
+    }
+
+    // Drift by hand: one alias deleted, a stranger's made. The scan finds both, and its repair
+    // makes the alias again and leaves the stranger's.
+    for args in [
+        vec!["delete-domain", "--domain", &net],
+        vec![
+            "create-domain",
+            "--domain",
+            &stranger,
+            "--alias",
+            &domain,
+            "--default-features",
+        ],
+    ] {
+        let (ok, text) = virtualmin(&args);
+        assert!(ok, "{args:?}: {text}");
+    }
+    let scan = drover
+        .post(&format!("/servers/{server}/drift-scan"), json!({}))
+        .await;
+    drover.job_completed(scan["job_id"].as_i64().unwrap()).await;
+    let findings = drover.get(&format!("/drift?server_id={server}")).await;
+    let mut found: Vec<(String, String)> = findings
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["domain"] == json!(domain))
+        .map(|f| (f["kind"].to_string(), f["resource"].to_string()))
+        .collect();
+    found.sort();
+    assert_eq!(
+        found,
+        [
+            (r#""alias_missing""#.to_owned(), format!("{net:?}")),
+            (r#""alias_orphan""#.to_owned(), format!("{stranger:?}")),
+        ],
+        "{findings:#}"
+    );
+    until("the repair makes the alias again", JOB_LIMIT, async || {
+        listed() == [com.clone(), stranger.clone(), net.clone()]
+    })
+    .await;
+
+    // Deleting repeats the domain; then the server loses it and drover forgets it.
+    let (status, wrong) = drover
+        .call(
+            reqwest::Method::POST,
+            &format!("{aliases}/{com}/delete"),
+            Some(json!({"confirm_domain": domain})),
+        )
+        .await;
+    assert_eq!(status, 422, "{wrong}");
+    drover
+        .post(
+            &format!("{aliases}/{com}/delete"),
+            json!({ "confirm_domain": com }),
+        )
+        .await;
+    until(
+        "the alias is gone from the server and from drover",
+        JOB_LIMIT,
+        async || {
+            listed() == [stranger.clone(), net.clone()]
+                && drover.get(&aliases).await.as_array().map(Vec::len) == Some(1)
+        },
+    )
+    .await;
+    let (ok, text) = virtualmin(&["delete-domain", "--domain", &stranger]);
+    assert!(ok, "{text}");
+    drover.remove(service, account, &domain).await;
+}
+
+#[tokio::test]
+#[ignore = "real tier: needs a real Virtualmin (scripts/real-virtualmin start)"]
 async fn an_idn_domain_and_domains_whose_usernames_collide() {
     let real = RealServer::from_env();
     let drover = Drover::start(&[]).await;
@@ -1542,6 +1677,22 @@ async fn the_simulator_answers_as_the_real_server_does() {
         for name in [shop.as_str(), shop.as_str()] {
             let deleted = server.delete_database(&domain, name, "mysql").await;
             mail.push(format!("delete database {name}: {}", outcome(deleted)));
+        }
+        // An alias's life: made, made again, of a domain the server lacks, listed, deleted.
+        let alias = format!("{stem}-alias.com");
+        for target in [domain.as_str(), domain.as_str(), "nosuch-diff.ro"] {
+            let created = server.create_alias(&alias, target, "Alias").await;
+            mail.push(format!("create alias of {target}: {}", outcome(created)));
+        }
+        mail.push(format!("aliases: {:?}", server.aliases_of(&domain).await));
+        let listed = server.get_domain(&alias).await.unwrap().unwrap();
+        mail.push(format!(
+            "alias listed: {:?} {:?} {:?}",
+            listed.kind, listed.alias_of, listed.parent
+        ));
+        for _ in 0..2 {
+            let deleted = server.delete_domain(&alias).await;
+            mail.push(format!("delete alias: {}", outcome(deleted)));
         }
         let mail = mail.join("\n");
         let template = server

@@ -113,7 +113,7 @@ async fn migrate_steps(
                 }
                 // Its mailboxes and databases exist there before its traffic does (their mail
                 // and tables are not carried).
-                actions.extend(resources_on(engine, &client, &target).await?);
+                actions.extend(resources_on(engine, ctx, &client, &target).await?);
                 // Traffic follows the account: its zone points at the target's addresses.
                 engine
                     .dns
