@@ -110,6 +110,11 @@ pub struct Adopted {
     pub suspend_reason: Option<String>,
     /// What drift will report about it once adopted (a plan or features unlike drover's plan).
     pub differences: Vec<DriftFinding>,
+    /// Its alias domains and sub-servers on the server, recorded with it.
+    #[serde(default)]
+    pub aliases: Vec<DomainName>,
+    #[serde(default)]
+    pub subservers: Vec<DomainName>,
 }
 
 /// A domain the server holds that is not adopted, and why.
@@ -218,6 +223,20 @@ impl std::fmt::Display for Adoption {
         )?;
         Ok(())
     }
+}
+
+/// The domains `found` lists as parts of `domain`'s account, by `of` (an alias's target, a
+/// sub-server's parent); a name that does not parse is left to drift.
+fn parts_of(
+    found: &[Found],
+    domain: &str,
+    of: impl Fn(&Listed) -> Option<&str>,
+) -> Vec<DomainName> {
+    found
+        .iter()
+        .filter(|f| of(&f.listed) == Some(domain))
+        .filter_map(|f| DomainName::parse(&f.listed.domain).ok())
+        .collect()
 }
 
 /// Reads what `server` holds as drover's records. With a mapping, it says each domain's
@@ -388,6 +407,7 @@ pub fn propose(
             own_database: String::new(),
             databases: Vec::new(),
             aliases: Vec::new(),
+            subservers: Vec::new(),
         };
         let differences = find_drift(&[expected], std::slice::from_ref(&f.listed))
             .into_iter()
@@ -397,6 +417,13 @@ pub fn propose(
                 ..d
             })
             .collect();
+        let aliases = parts_of(found, domain.as_str(), |l| l.alias_of.as_deref());
+        let subservers = parts_of(found, domain.as_str(), |l| {
+            l.alias_of
+                .is_none()
+                .then_some(l.parent.as_deref())
+                .flatten()
+        });
         adoption.accounts.push(Adopted {
             domain,
             unix_username: username,
@@ -410,6 +437,8 @@ pub fn propose(
                     .unwrap_or_else(|| "disabled on the server before adoption".to_owned())
             }),
             differences,
+            aliases,
+            subservers,
         });
     }
     adoption.unmapped_plans = unmapped.into_iter().collect();
@@ -746,6 +775,12 @@ mod tests {
         listing[5].contact_email = None;
         let a = propose(&target("vm2"), &listing, None, &known());
         assert_eq!(a.accounts.len(), 1, "{a}");
+        assert_eq!(
+            a.accounts[0].subservers,
+            [DomainName::parse("shop.ana.ro").unwrap()],
+            "a sub-server is recorded with its parent's account"
+        );
+        assert!(a.accounts[0].aliases.is_empty());
         let why: Vec<(&str, &str)> = a
             .skipped
             .iter()

@@ -56,6 +56,8 @@ pub enum Action {
     Database(crate::DatabaseAction),
     /// A change to one of the account's alias domains (`converge_aliases`).
     Alias(crate::AliasAction),
+    /// A change to one of the account's sub-servers (`converge_subservers`).
+    Subserver(crate::SubserverAction),
 }
 
 /// Why converging cannot go on without a person.

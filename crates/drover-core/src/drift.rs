@@ -38,10 +38,15 @@ pub enum DriftKind {
     /// An alias of the account's domain on the server that drover's records do not hold
     /// (logged only: an operator may have made it for the customer).
     AliasOrphan,
+    /// One of the account's sub-servers is not on the server.
+    SubserverMissing,
+    /// A sub-server of the account's domain on the server that drover's records do not hold
+    /// (logged only: it may hold a website).
+    SubserverOrphan,
 }
 
 impl DriftKind {
-    pub const ALL: [Self; 12] = [
+    pub const ALL: [Self; 14] = [
         Self::Missing,
         Self::Orphan,
         Self::StateMismatch,
@@ -54,6 +59,8 @@ impl DriftKind {
         Self::DatabaseOrphan,
         Self::AliasMissing,
         Self::AliasOrphan,
+        Self::SubserverMissing,
+        Self::SubserverOrphan,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -70,6 +77,8 @@ impl DriftKind {
             Self::DatabaseOrphan => "database_orphan",
             Self::AliasMissing => "alias_missing",
             Self::AliasOrphan => "alias_orphan",
+            Self::SubserverMissing => "subserver_missing",
+            Self::SubserverOrphan => "subserver_orphan",
         }
     }
 
@@ -83,7 +92,8 @@ impl DriftKind {
                     input,
                     "missing, orphan, state_mismatch, plan_mismatch, feature_missing, \
                      mailbox_missing, mailbox_orphan, mailbox_mismatch, database_missing, \
-                     database_orphan, alias_missing or alias_orphan",
+                     database_orphan, alias_missing, alias_orphan, subserver_missing or \
+                     subserver_orphan",
                 )
             })
     }
@@ -107,6 +117,8 @@ pub struct Expected {
     pub databases: Vec<ExpectedDatabase>,
     /// Its alias domains: the name, and whether it is being deleted.
     pub aliases: Vec<(String, bool)>,
+    /// Its sub-servers: the name, and whether it is being deleted.
+    pub subservers: Vec<(String, bool)>,
 }
 
 /// One of an account's databases as drift compares it.
@@ -157,7 +169,7 @@ pub struct DriftFinding {
     pub expected: Option<String>,
     /// What the server has.
     pub found: Option<String>,
-    /// The mailbox, database or alias domain a finding about one is about.
+    /// The mailbox, database, alias domain or sub-server a finding about one is about.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resource: Option<String>,
 }
@@ -366,33 +378,64 @@ pub fn find_database_drift(
 /// Compares the aliases a server's domain listing shows with the alias domains of drover's
 /// accounts there.
 pub fn find_alias_drift(expected: &[Expected], listed: &[Listed]) -> Vec<DriftFinding> {
+    find_nested_drift(
+        expected,
+        listed,
+        |e| &e.aliases,
+        |l, domain| l.alias_of.as_deref() == Some(domain),
+        (DriftKind::AliasMissing, DriftKind::AliasOrphan),
+    )
+}
+
+/// Compares the sub-servers a server's domain listing shows with the sub-servers of drover's
+/// accounts there.
+pub fn find_subserver_drift(expected: &[Expected], listed: &[Listed]) -> Vec<DriftFinding> {
+    find_nested_drift(
+        expected,
+        listed,
+        |e| &e.subservers,
+        |l, domain| l.alias_of.is_none() && l.parent.as_deref() == Some(domain),
+        (DriftKind::SubserverMissing, DriftKind::SubserverOrphan),
+    )
+}
+
+/// Domains the listing shows under an account's (`belongs`), against those drover's records
+/// hold for it (`records`): each missing one, and each drover does not know.
+fn find_nested_drift(
+    expected: &[Expected],
+    listed: &[Listed],
+    records: impl Fn(&Expected) -> &[(String, bool)],
+    belongs: impl Fn(&Listed, &str) -> bool,
+    (missing, orphan): (DriftKind, DriftKind),
+) -> Vec<DriftFinding> {
     let mut findings = Vec::new();
     for want in expected.iter().filter(|e| e.is_live()) {
         let domain = want.domain.as_str();
         if !listed.iter().any(|l| l.domain == domain) {
             continue;
         }
-        let finding = |kind, alias: &str| DriftFinding {
+        let finding = |kind, name: &str| DriftFinding {
             kind,
             domain: domain.to_owned(),
             account_id: Some(want.account),
             expected: None,
             found: None,
-            resource: Some(alias.to_owned()),
+            resource: Some(name.to_owned()),
         };
         let on_server: Vec<&str> = listed
             .iter()
-            .filter(|l| l.alias_of.as_deref() == Some(domain))
+            .filter(|l| belongs(l, domain))
             .map(|l| l.domain.as_str())
             .collect();
-        for (alias, deleting) in &want.aliases {
-            if !deleting && !on_server.contains(&alias.as_str()) {
-                findings.push(finding(DriftKind::AliasMissing, alias));
+        let ours = records(want);
+        for (name, deleting) in ours {
+            if !deleting && !on_server.contains(&name.as_str()) {
+                findings.push(finding(missing, name));
             }
         }
         for have in on_server {
-            if !want.aliases.iter().any(|(a, _)| a == have) {
-                findings.push(finding(DriftKind::AliasOrphan, have));
+            if !ours.iter().any(|(n, _)| n == have) {
+                findings.push(finding(orphan, have));
             }
         }
     }
@@ -426,6 +469,8 @@ pub struct DriftPolicy {
     pub databases: DriftAction,
     /// For an alias domain missing (an alias orphan is only ever logged).
     pub aliases: DriftAction,
+    /// For a sub-server missing (a sub-server orphan is only ever logged).
+    pub subservers: DriftAction,
     /// A pass touching more than this share of the server's accounts enforces nothing…
     pub max_percent: u8,
     /// …nor one touching more than this many accounts.
@@ -443,6 +488,7 @@ impl Default for DriftPolicy {
             mailboxes: DriftAction::Enforce,
             databases: DriftAction::Enforce,
             aliases: DriftAction::Enforce,
+            subservers: DriftAction::Enforce,
             max_percent: 10,
             max_accounts: 25,
         }
@@ -460,10 +506,12 @@ impl DriftPolicy {
             DriftKind::MailboxMissing | DriftKind::MailboxMismatch => self.mailboxes,
             DriftKind::DatabaseMissing => self.databases,
             DriftKind::AliasMissing => self.aliases,
+            DriftKind::SubserverMissing => self.subservers,
             // They may hold data, or be an operator's: only an operator decides about them.
-            DriftKind::MailboxOrphan | DriftKind::DatabaseOrphan | DriftKind::AliasOrphan => {
-                DriftAction::Log
-            }
+            DriftKind::MailboxOrphan
+            | DriftKind::DatabaseOrphan
+            | DriftKind::AliasOrphan
+            | DriftKind::SubserverOrphan => DriftAction::Log,
         };
         // An orphan is never "enforced" (that would mean deleting it); a kept account is
         // never quarantined.
@@ -551,6 +599,7 @@ mod tests {
             own_database: domain.split('.').next().unwrap().to_owned(),
             databases: Vec::new(),
             aliases: Vec::new(),
+            subservers: Vec::new(),
         }
     }
 
@@ -849,6 +898,31 @@ mod tests {
                 (DriftKind::AliasOrphan, "ana.eu"),
             ],
             "ion.ro is missing whole; ana.org is being deleted"
+        );
+        // A sub-server is a domain listed with the account's as its parent and no alias target.
+        let mut ana = expected(1, "ana.ro", DesiredState::Enabled, "Web");
+        ana.subservers = vec![("shop.ana.ro".into(), false), ("blog.ana.ro".into(), false)];
+        let sub = |domain: &str| Listed {
+            parent: Some("ana.ro".into()),
+            ..listed(domain, false, "Web", None)
+        };
+        let on_server = [
+            listed("ana.ro", false, "Web", None),
+            alias("ana.com", "ana.ro"),
+            sub("shop.ana.ro"),
+            sub("x.ana.ro"),
+        ];
+        let found = find_subserver_drift(&[ana], &on_server);
+        let seen: Vec<(DriftKind, &str)> = found
+            .iter()
+            .map(|f| (f.kind, f.resource.as_deref().unwrap()))
+            .collect();
+        assert_eq!(
+            seen,
+            [
+                (DriftKind::SubserverMissing, "blog.ana.ro"),
+                (DriftKind::SubserverOrphan, "x.ana.ro"),
+            ]
         );
         assert_eq!(
             DriftPolicy::default().action(DriftKind::AliasOrphan),

@@ -1,7 +1,7 @@
 use crate::moves::MoveRefusal;
 use crate::server::ServerRefusal;
 use crate::service::{ServiceStatus, Transition};
-use crate::{ServiceId, TokenId};
+use crate::{JobId, ServiceId, TokenId};
 
 /// Everything the domain refuses. Each message says what was wrong and what is accepted.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -89,6 +89,18 @@ pub enum Error {
     /// A terminated service keeps the plan it ended on.
     #[error("service {service} is terminated; its plan can no longer change")]
     PlanFixed { service: ServiceId },
+
+    /// A login link that cannot be handed out.
+    #[error("the login link of job {job} is not there: {why}; ask for a new one")]
+    LoginLinkGone { job: JobId, why: String },
+
+    /// A plan change that would leave the account with more than the new plan allows.
+    #[error(
+        "plan '{plan}' is too small for the account ({overruns}); nothing was changed — \
+         delete what is over first, or force the change to keep everything and flag the \
+         account over its limits"
+    )]
+    PlanTooSmall { plan: String, overruns: String },
 }
 
 impl Error {

@@ -26,6 +26,7 @@ mod plan;
 mod scope;
 mod server;
 mod service;
+mod subserver;
 mod usage;
 
 pub use account::{AccountPassword, SuspendReason};
@@ -51,7 +52,7 @@ pub use domain::{DomainName, DomainWarning};
 pub use drift::{
     DriftAction, DriftFinding, DriftKind, DriftPolicy, Expected, ExpectedDatabase, ExpectedMailbox,
     Listed, ListedUser, RepairPlan, find_alias_drift, find_database_drift, find_drift,
-    find_mailbox_drift, plan_repair,
+    find_mailbox_drift, find_subserver_drift, plan_repair,
 };
 pub use error::Error;
 pub use health::{HealthPolicy, HealthProbe, HealthStreak, Verdict, next_health};
@@ -69,11 +70,15 @@ pub use moves::{
 };
 pub use names::{PlanName, ServerName, Tag, UnixUsername};
 pub use placement::{Candidate, Leaving, MovePlan, PlacementPolicy, place, plan_moves};
-pub use plan::{Feature, PlanPatch, PlanSpec};
+pub use plan::{Feature, PlanPatch, PlanSpec, ResourceCounts};
 pub use scope::{Access, Scope, check_revocation, token_name};
 pub use server::{
     CertFingerprint, CredentialRef, Hostname, SecretSources, ServerPatch, ServerRefusal,
     ServerSpec, ServerState,
 };
 pub use service::{DesiredState, ServiceStatus, Transition, check_resources_change};
+pub use subserver::{
+    SubserverAction, WantedSubserver, check_subserver_limit, converge_subservers, subserver_domain,
+    subserver_features, subserver_owners, subserver_records,
+};
 pub use usage::{ListedUsage, Usage, usage_by_domain};

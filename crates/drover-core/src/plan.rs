@@ -124,6 +124,63 @@ pub struct PlanSpec {
     pub required_tags: Vec<Tag>,
 }
 
+/// What an account holds, as a plan's limits count it (those being deleted left out).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ResourceCounts {
+    pub mailboxes: usize,
+    pub mysql_databases: usize,
+    pub postgres_databases: usize,
+    pub aliases: usize,
+    pub subservers: usize,
+}
+
+impl PlanSpec {
+    /// Where an account holding `counts` is past this plan: each limit exceeded, and each
+    /// resource whose feature the plan does not give. Empty when it fits.
+    pub fn overruns(&self, counts: &ResourceCounts) -> Vec<String> {
+        let mut over = Vec::new();
+        let databases = counts.mysql_databases + counts.postgres_databases;
+        for (what, held, limit) in [
+            ("mailboxes", counts.mailboxes, self.max_mailboxes),
+            ("databases", databases, self.max_databases),
+            ("alias domains", counts.aliases, self.max_aliases),
+            ("sub-servers", counts.subservers, self.max_subservers),
+        ] {
+            if let Some(limit) = limit.filter(|l| held > *l as usize) {
+                over.push(format!("{held} {what}, at most {limit}"));
+            }
+        }
+        let lacks = |f: Feature| !self.features.is_empty() && !self.features.contains(&f);
+        let postgres_lacking =
+            counts.postgres_databases > 0 && (self.features.is_empty() || lacks(Feature::Postgres));
+        for (what, held, lacking, feature) in [
+            (
+                "mailboxes",
+                counts.mailboxes,
+                lacks(Feature::Mail),
+                Feature::Mail,
+            ),
+            (
+                "MySQL databases",
+                counts.mysql_databases,
+                lacks(Feature::Mysql),
+                Feature::Mysql,
+            ),
+            (
+                "PostgreSQL databases",
+                counts.postgres_databases,
+                postgres_lacking,
+                Feature::Postgres,
+            ),
+        ] {
+            if held > 0 && lacking {
+                over.push(format!("{held} {what} without the feature {feature}"));
+            }
+        }
+        over
+    }
+}
+
 /// A partial change to a plan: absent fields are kept; `null` clears an optional one.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
@@ -344,6 +401,37 @@ mod tests {
                 .unwrap_err()
                 .to_string()
                 .contains("one of unix")
+        );
+    }
+
+    #[test]
+    fn a_plan_says_where_an_account_is_past_it() {
+        let plan: PlanSpec = serde_json::from_value(serde_json::json!({
+            "name": "Small", "features": ["web", "mysql"], "max_mailboxes": 2,
+            "max_databases": 1, "max_aliases": 0
+        }))
+        .unwrap();
+        let fits = ResourceCounts {
+            mysql_databases: 1,
+            ..ResourceCounts::default()
+        };
+        assert!(plan.overruns(&fits).is_empty());
+        let held = ResourceCounts {
+            mailboxes: 3,
+            mysql_databases: 1,
+            postgres_databases: 1,
+            aliases: 1,
+            subservers: 4,
+        };
+        assert_eq!(
+            plan.overruns(&held),
+            [
+                "3 mailboxes, at most 2",
+                "2 databases, at most 1",
+                "1 alias domains, at most 0",
+                "3 mailboxes without the feature mail",
+                "1 PostgreSQL databases without the feature postgres",
+            ]
         );
     }
 }

@@ -84,6 +84,7 @@ pub enum RequestedJob {
     ZonePlan(PlanZone),
     ZoneCheck(CheckZones),
     Adoption(AdoptServer),
+    LoginLink(CreateLoginLink),
 }
 
 impl RequestedJob {
@@ -97,6 +98,7 @@ impl RequestedJob {
             Self::ZonePlan(args) => serde_json::to_value(args),
             Self::ZoneCheck(args) => serde_json::to_value(args),
             Self::Adoption(args) => serde_json::to_value(args),
+            Self::LoginLink(args) => serde_json::to_value(args),
         };
         asked.unwrap_or_default()
     }
@@ -178,6 +180,15 @@ pub enum DriftRepair {
     DryRun,
     /// Repair past the drift limits (an operator's explicit choice).
     Forced,
+}
+
+/// A one-time login link into the panel for an account's owner, kept sealed until the one who
+/// asked takes it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JobArgs)]
+#[river(kind = "create_login_link", queue = "fleet")]
+pub struct CreateLoginLink {
+    pub account_id: i64,
+    pub lifetime_seconds: u32,
 }
 
 /// Delete a domain drover does not hold from a server, once an operator repeated its name

@@ -32,10 +32,10 @@ pub use fleet_store::{
     AccountUsage, DriftRecord, FleetStore, HealthChange, Migration, ServerHealth, UsageFilter,
 };
 pub use model::{
-    Account, AccountFilter, Alias, ApiToken, AuditFilter, AuditReport, ConvergeTarget, Customer,
-    Database, IdempotencyStart, JobAttempt, JobCall, JobFilter, JobSummary, LoginRefused, Mailbox,
-    NewService, Page, Plan, QueueCount, RequestContext, Server, Service, ServiceFilter,
-    TransitionOutcome,
+    Account, AccountFilter, ApiToken, AuditFilter, AuditReport, ConvergeTarget, Customer, Database,
+    IdempotencyStart, JobAttempt, JobCall, JobFilter, JobSummary, LoginRefused, Mailbox,
+    NewService, OtherDomain, OtherDomainKind, Page, Plan, QueueCount, RequestContext,
+    ResourceCount, Server, Service, ServiceFilter, TransitionOutcome,
 };
 pub use postgres::PgStore;
 pub use riverqueue::JobState;

@@ -45,13 +45,38 @@ pub struct Database {
     pub updated_at: Timestamp,
 }
 
-/// One of an account's alias domains, as drover's records say it must be on the account's
-/// server.
+/// What an account's other domain is to it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OtherDomainKind {
+    /// An alias domain: serves the account's site and mail.
+    Alias,
+    /// A sub-server: a name under the account's domain with a web root of its own.
+    Subserver,
+}
+
+impl OtherDomainKind {
+    pub(crate) fn table(self) -> &'static str {
+        match self {
+            Self::Alias => "aliases",
+            Self::Subserver => "subservers",
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Alias => "alias",
+            Self::Subserver => "sub-server",
+        }
+    }
+}
+
+/// One of an account's alias domains or sub-servers, as drover's records say it must be on
+/// the account's server.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
-pub struct Alias {
+pub struct OtherDomain {
     pub account_id: AccountId,
-    /// The alias domain (ASCII; Unicode names are kept as punycode).
+    /// The domain (ASCII; Unicode names are kept as punycode).
     #[cfg_attr(feature = "openapi", schema(value_type = String, example = "example.com"))]
     pub domain: DomainName,
     /// Deleted in drover: the account's next converge removes it from the server.
@@ -223,6 +248,10 @@ pub struct Account {
     pub failure: Option<String>,
     #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, format = DateTime))]
     pub failed_at: Option<Timestamp>,
+    /// Set when a plan change was forced past what the account holds: what is over its plan.
+    /// Nothing was deleted; new resources are refused until it fits, and the flag goes once
+    /// it does.
+    pub over_limit: Option<String>,
     #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
     pub created_at: Timestamp,
     #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
@@ -279,6 +308,16 @@ pub struct QueueCount {
     pub count: i64,
     /// Seconds since the earliest of them was due (negative when all are due later).
     pub oldest_seconds: f64,
+}
+
+/// The resources of one kind in one state: `recorded` (made, or to be made, on their server)
+/// or `deleting`.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct ResourceCount {
+    /// mailbox, database, alias or subserver.
+    pub kind: String,
+    pub state: String,
+    pub count: i64,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

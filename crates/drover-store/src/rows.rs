@@ -233,6 +233,7 @@ pub(crate) struct AccountRow {
     last_sync_at: Option<SqlTimestamp>,
     failure: Option<String>,
     failed_at: Option<SqlTimestamp>,
+    over_limit: Option<String>,
     created_at: SqlTimestamp,
     updated_at: SqlTimestamp,
 }
@@ -256,6 +257,7 @@ impl AccountRow {
             last_sync_at: self.last_sync_at.map(|t| t.to_jiff()),
             failure: self.failure,
             failed_at: self.failed_at.map(|t| t.to_jiff()),
+            over_limit: self.over_limit,
             created_at: self.created_at.to_jiff(),
             updated_at: self.updated_at.to_jiff(),
         })
@@ -376,7 +378,7 @@ impl DatabaseRow {
 }
 
 #[derive(sqlx::FromRow)]
-pub(crate) struct AliasRow {
+pub(crate) struct OtherDomainRow {
     account_id: i64,
     domain: String,
     deleting: bool,
@@ -384,11 +386,11 @@ pub(crate) struct AliasRow {
     updated_at: SqlTimestamp,
 }
 
-impl AliasRow {
-    pub(crate) fn into_model(self) -> Result<crate::Alias> {
-        Ok(crate::Alias {
+impl OtherDomainRow {
+    pub(crate) fn into_model(self) -> Result<crate::OtherDomain> {
+        Ok(crate::OtherDomain {
             account_id: drover_core::AccountId(self.account_id),
-            domain: parse("alias domain", &self.domain, drover_core::DomainName::parse)?,
+            domain: parse("domain", &self.domain, drover_core::DomainName::parse)?,
             deleting: self.deleting,
             created_at: self.created_at.to_jiff(),
             updated_at: self.updated_at.to_jiff(),
@@ -396,9 +398,9 @@ impl AliasRow {
     }
 }
 
-/// The columns of [`AliasRow`], after `SELECT`.
-pub(crate) const ALIAS_COLUMNS: &str =
-    "account_id, domain, deleting, created_at, updated_at FROM aliases";
+/// The columns of [`OtherDomainRow`], after `SELECT`; its table follows.
+pub(crate) const OTHER_DOMAIN_COLUMNS: &str =
+    "account_id, domain, deleting, created_at, updated_at FROM";
 
 /// The columns of [`DatabaseRow`], after `SELECT`.
 pub(crate) const DATABASE_COLUMNS: &str =

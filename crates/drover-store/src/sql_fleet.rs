@@ -230,6 +230,14 @@ mod fleet_sql {
         }
     }
 
+    /// The domains (and whether each is being deleted) of one account, from rows of many.
+    fn of_account(rows: &[(i64, String, bool)], account: i64) -> Vec<(String, bool)> {
+        rows.iter()
+            .filter(|(id, ..)| *id == account)
+            .map(|(_, domain, deleting)| (domain.clone(), *deleting))
+            .collect()
+    }
+
     #[async_trait::async_trait]
     impl FleetStore for SqlStore {
         async fn failovers_remaining(&self, server: ServerId) -> Result<i64> {
@@ -248,7 +256,7 @@ mod fleet_sql {
 
         async fn server_expectations(&self, server: ServerId) -> Result<Vec<Expected>> {
             // The accounts, their mailboxes and their databases as of one moment.
-            let (rows, mailboxes, databases, aliases) = read_tx!(self, tx, {
+            let (rows, mailboxes, databases, aliases, subservers) = read_tx!(self, tx, {
                 let rows: Vec<(i64, String, String, String, String, String)> = sqlx::query_as(
                     "SELECT a.id, a.domain, a.desired_state, p.name, p.features, \
                      a.unix_username FROM accounts a \
@@ -272,14 +280,21 @@ mod fleet_sql {
                 .bind(server.get())
                 .fetch_all(&mut **tx)
                 .await?;
-                let aliases: Vec<(i64, String, bool)> = sqlx::query_as(
-                    "SELECT l.account_id, l.domain, l.deleting FROM aliases l \
-                     JOIN accounts a ON a.id = l.account_id WHERE a.server_id = $1",
-                )
-                .bind(server.get())
-                .fetch_all(&mut **tx)
-                .await?;
-                Ok((rows, mailboxes, databases, aliases))
+                let mut others = Vec::new();
+                for table in ["aliases", "subservers"] {
+                    let domains: Vec<(i64, String, bool)> =
+                        sqlx::query_as(sqlx::AssertSqlSafe(format!(
+                            "SELECT o.account_id, o.domain, o.deleting FROM {table} o \
+                             JOIN accounts a ON a.id = o.account_id WHERE a.server_id = $1"
+                        )))
+                        .bind(server.get())
+                        .fetch_all(&mut **tx)
+                        .await?;
+                    others.push(domains);
+                }
+                let subservers = others.pop().unwrap_or_default();
+                let aliases = others.pop().unwrap_or_default();
+                Ok((rows, mailboxes, databases, aliases, subservers))
             })?;
             rows.into_iter()
                 .map(|(id, domain, state, plan, features, user)| {
@@ -315,11 +330,8 @@ mod fleet_sql {
                                 deleting: *deleting,
                             })
                             .collect(),
-                        aliases: aliases
-                            .iter()
-                            .filter(|(account, ..)| *account == id)
-                            .map(|(_, domain, deleting)| (domain.clone(), *deleting))
-                            .collect(),
+                        aliases: of_account(&aliases, id),
+                        subservers: of_account(&subservers, id),
                     })
                 })
                 .collect()

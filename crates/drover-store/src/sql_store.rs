@@ -81,7 +81,7 @@ macro_rules! select_account {
         "SELECT id, service_id, domain, unix_username, server_id, desired_state, \
          desired_generation, observed_state, protected_from_deletion, suspend_reason, \
          (sealed_password IS NOT NULL) AS has_sealed_password, last_sync_at, failure, failed_at, \
-         created_at, updated_at FROM accounts"
+         over_limit, created_at, updated_at FROM accounts"
     };
 }
 
@@ -542,6 +542,70 @@ impl Store for SqlStore {
         .into_iter()
         .map(TokenRow::into_model)
         .collect()
+    }
+
+    async fn keep_login_link(
+        &self,
+        job: JobId,
+        account: AccountId,
+        sealed_url: &[u8],
+        expires_at: jiff::Timestamp,
+    ) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO login_links (job_id, account_id, sealed_url, expires_at) \
+             VALUES ($1, $2, $3, $4)",
+        )
+        .bind(job.get())
+        .bind(account.get())
+        .bind(sealed_url)
+        .bind(jiff_sqlx::Timestamp::from(expires_at))
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn take_login_link(
+        &self,
+        job: JobId,
+        account: AccountId,
+    ) -> Result<Option<(Vec<u8>, jiff::Timestamp)>> {
+        write_tx!(self, tx, {
+            let taken: Option<(Vec<u8>, jiff_sqlx::Timestamp)> = sqlx::query_as(
+                "SELECT sealed_url, expires_at FROM login_links \
+                 WHERE job_id = $1 AND account_id = $2",
+            )
+            .bind(job.get())
+            .bind(account.get())
+            .fetch_optional(&mut **tx)
+            .await?;
+            sqlx::query("DELETE FROM login_links WHERE (job_id = $1 AND account_id = $2) OR expires_at < $3")
+                .bind(job.get())
+                .bind(account.get())
+                .bind(sql_now())
+                .execute(&mut **tx)
+                .await?;
+            Ok(taken.map(|(sealed, at)| (sealed, at.to_jiff())))
+        })
+    }
+
+    async fn resource_counts(&self) -> Result<Vec<ResourceCount>> {
+        let per_kind = [
+            ("mailbox", "mailboxes"),
+            ("database", "databases"),
+            ("alias", "aliases"),
+            ("subserver", "subservers"),
+        ]
+        .map(|(kind, table)| {
+            format!(
+                "SELECT '{kind}' AS kind, CASE WHEN deleting THEN 'deleting' ELSE 'recorded' END \
+                 AS state, COUNT(*) AS count FROM {table} GROUP BY deleting"
+            )
+        });
+        Ok(
+            sqlx::query_as(sqlx::AssertSqlSafe(per_kind.join(" UNION ALL ")))
+                .fetch_all(&self.pool)
+                .await?,
+        )
     }
 
     async fn job_counts(&self) -> Result<Vec<QueueCount>> {
@@ -1121,7 +1185,7 @@ impl Store for SqlStore {
 
     async fn forget_resources(&self, account: AccountId) -> Result<()> {
         write_tx!(self, tx, {
-            for table in ["mailboxes", "databases", "aliases"] {
+            for table in ["mailboxes", "databases", "aliases", "subservers"] {
                 sqlx::query(sqlx::AssertSqlSafe(format!(
                     "DELETE FROM {table} WHERE account_id = $1"
                 )))
@@ -1133,16 +1197,30 @@ impl Store for SqlStore {
         })
     }
 
-    async fn aliases(&self, account: AccountId) -> Result<Vec<Alias>> {
-        read_tx!(self, tx, { write_sql::fetch_aliases(tx, account).await })
+    async fn other_domains(
+        &self,
+        account: AccountId,
+        kind: OtherDomainKind,
+    ) -> Result<Vec<OtherDomain>> {
+        read_tx!(self, tx, {
+            write_sql::fetch_other_domains(tx, account, kind).await
+        })
     }
 
-    async fn forget_alias(&self, account: AccountId, domain: &DomainName) -> Result<()> {
-        sqlx::query("DELETE FROM aliases WHERE account_id = $1 AND domain = $2 AND deleting")
-            .bind(account.get())
-            .bind(domain.as_str())
-            .execute(&self.pool)
-            .await?;
+    async fn forget_other_domain(
+        &self,
+        account: AccountId,
+        kind: OtherDomainKind,
+        domain: &DomainName,
+    ) -> Result<()> {
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "DELETE FROM {} WHERE account_id = $1 AND domain = $2 AND deleting",
+            kind.table()
+        )))
+        .bind(account.get())
+        .bind(domain.as_str())
+        .execute(&self.pool)
+        .await?;
         Ok(())
     }
 

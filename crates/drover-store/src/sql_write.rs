@@ -19,13 +19,14 @@ mod write_sql {
     use crate::error::{Conflict, Reference, UniqueKey, unique_violation};
     use crate::jobs::RequestedJob;
     use crate::rows::{
-        ALIAS_COLUMNS, AliasRow, CustomerRow, DATABASE_COLUMNS, DatabaseRow, MAILBOX_COLUMNS,
-        MailboxRow, TokenRow, corrupt, sql_now, token_hash,
+        CustomerRow, DATABASE_COLUMNS, DatabaseRow, MAILBOX_COLUMNS, MailboxRow,
+        OTHER_DOMAIN_COLUMNS, OtherDomainRow, TokenRow, corrupt, sql_now, token_hash,
     };
     use crate::write::{Enqueued, Generation, Job, Write};
     use crate::{
-        Account, Alias, ApiToken, Customer, Database, DnsProviderRecord, DnsProviderSpec, Mailbox,
-        Migration, NewService, Plan, RequestContext, Result, Server, Service, StoreError, Zone,
+        Account, ApiToken, Customer, Database, DnsProviderRecord, DnsProviderSpec, Mailbox,
+        Migration, NewService, OtherDomain, OtherDomainKind, Plan, RequestContext, Result, Server,
+        Service, StoreError, Zone,
     };
 
     /// An account's mailboxes, by name.
@@ -59,40 +60,51 @@ mod write_sql {
         Ok(databases)
     }
 
-    /// An account's alias domains, by domain.
-    pub(super) async fn fetch_aliases(tx: &mut Tx, account: AccountId) -> Result<Vec<Alias>> {
-        let mut aliases = sqlx::query_as::<_, AliasRow>(sqlx::AssertSqlSafe(format!(
-            "SELECT {ALIAS_COLUMNS} WHERE account_id = $1"
+    /// An account's alias domains or sub-servers, by domain.
+    pub(super) async fn fetch_other_domains(
+        tx: &mut Tx,
+        account: AccountId,
+        kind: OtherDomainKind,
+    ) -> Result<Vec<OtherDomain>> {
+        let mut domains = sqlx::query_as::<_, OtherDomainRow>(sqlx::AssertSqlSafe(format!(
+            "SELECT {OTHER_DOMAIN_COLUMNS} {} WHERE account_id = $1",
+            kind.table()
         )))
         .bind(account.get())
         .fetch_all(&mut **tx)
         .await?
         .into_iter()
-        .map(AliasRow::into_model)
+        .map(OtherDomainRow::into_model)
         .collect::<Result<Vec<_>>>()?;
-        aliases.sort_by(|a, b| a.domain.as_str().cmp(b.domain.as_str()));
-        Ok(aliases)
+        domains.sort_by(|a, b| a.domain.as_str().cmp(b.domain.as_str()));
+        Ok(domains)
     }
 
-    /// Refuses a domain that is an account's alias already: a domain is hosted once.
-    async fn alias_holder(tx: &mut Tx, domain: &DomainName) -> Result<()> {
-        let holder: Option<i64> =
-            sqlx::query_scalar("SELECT account_id FROM aliases WHERE domain = $1")
-                .bind(domain.as_str())
-                .fetch_optional(&mut **tx)
-                .await?;
-        match holder {
-            Some(account) => Err(StoreError::duplicate(
-                UniqueKey::Domain,
-                format!(
-                    "the domain {} ({}) is already an alias of account {account}; a domain can \
-                     be hosted only once",
-                    domain.as_str(),
-                    domain.to_unicode()
-                ),
-            )),
-            None => Ok(()),
+    /// Refuses a domain that is an account's alias or sub-server already: a domain is hosted
+    /// once.
+    async fn other_domain_holder(tx: &mut Tx, domain: &DomainName) -> Result<()> {
+        for kind in [OtherDomainKind::Alias, OtherDomainKind::Subserver] {
+            let holder: Option<i64> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+                "SELECT account_id FROM {} WHERE domain = $1",
+                kind.table()
+            )))
+            .bind(domain.as_str())
+            .fetch_optional(&mut **tx)
+            .await?;
+            if let Some(account) = holder {
+                return Err(StoreError::duplicate(
+                    UniqueKey::Domain,
+                    format!(
+                        "the domain {} ({}) is already account {account}'s {}; a domain can be \
+                         hosted only once",
+                        domain.as_str(),
+                        domain.to_unicode(),
+                        kind.as_str()
+                    ),
+                ));
+            }
         }
+        Ok(())
     }
 
     fn found_mailbox(changed: u64, account: AccountId, name: &MailboxName) -> Result<()> {
@@ -589,12 +601,30 @@ mod write_sql {
             }
         }
 
-        async fn aliases(&mut self, account: AccountId) -> Result<Vec<Alias>> {
-            self.lock(Locked::Account, account.get()).await?;
-            fetch_aliases(&mut self.tx, account).await
+        async fn set_over_limit(&mut self, account: AccountId, over: Option<&str>) -> Result<()> {
+            sqlx::query("UPDATE accounts SET over_limit = $2 WHERE id = $1")
+                .bind(account.get())
+                .bind(over)
+                .execute(&mut *self.tx)
+                .await?;
+            Ok(())
         }
 
-        async fn insert_alias(&mut self, account: AccountId, domain: &DomainName) -> Result<Alias> {
+        async fn other_domains(
+            &mut self,
+            account: AccountId,
+            kind: OtherDomainKind,
+        ) -> Result<Vec<OtherDomain>> {
+            self.lock(Locked::Account, account.get()).await?;
+            fetch_other_domains(&mut self.tx, account, kind).await
+        }
+
+        async fn insert_other_domain(
+            &mut self,
+            account: AccountId,
+            kind: OtherDomainKind,
+            domain: &DomainName,
+        ) -> Result<OtherDomain> {
             self.account(account).await?;
             let holder: Option<i64> =
                 sqlx::query_scalar("SELECT service_id FROM accounts WHERE domain = $1")
@@ -604,11 +634,12 @@ mod write_sql {
             if let Some(service) = holder {
                 return Err(duplicate_domain(domain, Some(service)));
             }
-            alias_holder(&mut self.tx, domain).await?;
-            sqlx::query(
-                "INSERT INTO aliases (account_id, domain, created_at, updated_at) \
+            other_domain_holder(&mut self.tx, domain).await?;
+            sqlx::query(sqlx::AssertSqlSafe(format!(
+                "INSERT INTO {} (account_id, domain, created_at, updated_at) \
                  VALUES ($1, $2, $3, $3)",
-            )
+                kind.table()
+            )))
             .bind(account.get())
             .bind(domain.as_str())
             .bind(sql_now())
@@ -619,22 +650,24 @@ mod write_sql {
                 Some(_) => duplicate_domain(domain, None),
                 None => e.into(),
             })?;
-            fetch_aliases(&mut self.tx, account)
+            fetch_other_domains(&mut self.tx, account, kind)
                 .await?
                 .into_iter()
                 .find(|a| &a.domain == domain)
-                .ok_or_else(|| StoreError::not_found("alias", domain.as_str()))
+                .ok_or_else(|| StoreError::not_found(kind.as_str(), domain.as_str()))
         }
 
-        async fn mark_alias_deleting(
+        async fn mark_other_domain_deleting(
             &mut self,
             account: AccountId,
+            kind: OtherDomainKind,
             domain: &DomainName,
         ) -> Result<()> {
-            let changed = sqlx::query(
-                "UPDATE aliases SET deleting = TRUE, updated_at = $3 \
+            let changed = sqlx::query(sqlx::AssertSqlSafe(format!(
+                "UPDATE {} SET deleting = TRUE, updated_at = $3 \
                  WHERE account_id = $1 AND domain = $2",
-            )
+                kind.table()
+            )))
             .bind(account.get())
             .bind(domain.as_str())
             .bind(sql_now())
@@ -643,7 +676,7 @@ mod write_sql {
             .rows_affected();
             match changed {
                 0 => Err(StoreError::not_found(
-                    "alias",
+                    kind.as_str(),
                     format!("{domain} of account {account}"),
                 )),
                 _ => Ok(()),
@@ -678,7 +711,7 @@ mod write_sql {
             if let Some(service) = holder {
                 return Err(duplicate_domain(&new.domain, Some(service)));
             }
-            alias_holder(&mut self.tx, &new.domain).await?;
+            other_domain_holder(&mut self.tx, &new.domain).await?;
             let now = sql_now();
             let service_id: i64 = sqlx::query_scalar(
                 "INSERT INTO services (customer_id, plan_id, status, created_at, updated_at) \
@@ -1013,6 +1046,9 @@ mod write_sql {
                             insert_job(queue, tx, ctx, None, args, opts).await?
                         }
                         RequestedJob::Adoption(args) => {
+                            insert_job(queue, tx, ctx, None, args, opts).await?
+                        }
+                        RequestedJob::LoginLink(args) => {
                             insert_job(queue, tx, ctx, None, args, opts).await?
                         }
                     }

@@ -45,6 +45,23 @@ pub trait Store:
 
     /// How many jobs each queue holds in each state, and how long the earliest has been due.
     async fn job_counts(&self) -> Result<Vec<QueueCount>>;
+    /// Keeps a login link a job made, sealed, until it is taken or `expires_at`.
+    async fn keep_login_link(
+        &self,
+        job: JobId,
+        account: AccountId,
+        sealed_url: &[u8],
+        expires_at: jiff::Timestamp,
+    ) -> Result<()>;
+    /// Takes the login link `job` made for `account`: returned once (sealed, with its expiry),
+    /// then gone. Links past their expiry are dropped too.
+    async fn take_login_link(
+        &self,
+        job: JobId,
+        account: AccountId,
+    ) -> Result<Option<(Vec<u8>, jiff::Timestamp)>>;
+    /// How many of each kind of account resource drover records, by state.
+    async fn resource_counts(&self) -> Result<Vec<ResourceCount>>;
 
     /// The id of the operator key the database's passwords are sealed with, once recorded.
     async fn seal_key_id(&self) -> Result<Option<String>>;
@@ -167,7 +184,8 @@ pub trait Store:
         name: &MailboxName,
         generation: i64,
     ) -> Result<()>;
-    /// Forgets every mailbox, database and alias of an account that is gone from its server.
+    /// Forgets every mailbox, database, alias and sub-server of an account that is gone from
+    /// its server.
     async fn forget_resources(&self, account: AccountId) -> Result<()>;
     /// Forgets a mailbox being deleted once its server no longer has it.
     async fn forget_mailbox(&self, account: AccountId, name: &MailboxName) -> Result<()>;
@@ -175,10 +193,19 @@ pub trait Store:
     async fn databases(&self, account: AccountId) -> Result<Vec<Database>>;
     /// Forgets a database being deleted once its server no longer has it.
     async fn forget_database(&self, account: AccountId, name: &DatabaseName) -> Result<()>;
-    /// The account's alias domains, those being deleted included.
-    async fn aliases(&self, account: AccountId) -> Result<Vec<Alias>>;
-    /// Forgets an alias being deleted once its server no longer has it.
-    async fn forget_alias(&self, account: AccountId, domain: &DomainName) -> Result<()>;
+    /// The account's alias domains or sub-servers, those being deleted included.
+    async fn other_domains(
+        &self,
+        account: AccountId,
+        kind: OtherDomainKind,
+    ) -> Result<Vec<OtherDomain>>;
+    /// Forgets an alias or sub-server being deleted once its server no longer has it.
+    async fn forget_other_domain(
+        &self,
+        account: AccountId,
+        kind: OtherDomainKind,
+        domain: &DomainName,
+    ) -> Result<()>;
     /// The account's converge job gave up (refused, or out of retries): its server does not
     /// match the record. Audited; cleared by the next successful converge.
     async fn mark_account_failed(

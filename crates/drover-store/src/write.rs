@@ -19,8 +19,8 @@ use crate::jobs::{
     SyncZone,
 };
 use crate::model::{
-    Account, Alias, ApiToken, Customer, Database, Mailbox, NewService, Plan, RequestContext,
-    Server, Service,
+    Account, ApiToken, Customer, Database, Mailbox, NewService, OtherDomain, OtherDomainKind, Plan,
+    RequestContext, Server, Service,
 };
 use crate::{DnsProviderRecord, DnsProviderSpec, Zone};
 
@@ -174,12 +174,29 @@ pub trait Write: Send {
         account: AccountId,
         name: &DatabaseName,
     ) -> Result<()>;
-    /// The account's alias domains, those being deleted included. Locks the account's row.
-    async fn aliases(&mut self, account: AccountId) -> Result<Vec<Alias>>;
-    /// A new alias domain of the account; a domain that is an account's or an alias already
-    /// is refused as a collision on the domain.
-    async fn insert_alias(&mut self, account: AccountId, domain: &DomainName) -> Result<Alias>;
-    async fn mark_alias_deleting(&mut self, account: AccountId, domain: &DomainName) -> Result<()>;
+    /// Flags the account over its plan's limits (what is over), or clears the flag.
+    async fn set_over_limit(&mut self, account: AccountId, over: Option<&str>) -> Result<()>;
+    /// The account's alias domains or sub-servers, those being deleted included. Locks the
+    /// account's row.
+    async fn other_domains(
+        &mut self,
+        account: AccountId,
+        kind: OtherDomainKind,
+    ) -> Result<Vec<OtherDomain>>;
+    /// A new alias domain or sub-server of the account; a domain hosted already (an account's,
+    /// an alias, a sub-server) is refused as a collision on the domain.
+    async fn insert_other_domain(
+        &mut self,
+        account: AccountId,
+        kind: OtherDomainKind,
+        domain: &DomainName,
+    ) -> Result<OtherDomain>;
+    async fn mark_other_domain_deleting(
+        &mut self,
+        account: AccountId,
+        kind: OtherDomainKind,
+        domain: &DomainName,
+    ) -> Result<()>;
     /// A new pending service and its account (absent, generation 1). Refused as an unknown
     /// reference when the customer or plan does not exist, as a collision when the domain is
     /// hosted already (by a concurrent request too), and as a concurrent change when another

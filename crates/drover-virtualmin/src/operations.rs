@@ -150,6 +150,39 @@ impl VirtualminClient {
         self.call(&call).await.map(|_| ())
     }
 
+    /// Creates `domain` as a sub-server of `parent` with `features` (`create-domain --parent`;
+    /// never `--unix`: it shares its parent's user). Not idempotent: callers list first.
+    pub async fn create_subserver(
+        &self,
+        domain: &str,
+        parent: &str,
+        features: &[String],
+        description: &str,
+    ) -> Result<(), VirtualminError> {
+        let mut call = Call::new("create-domain")
+            .class(OperationClass::Provisioning)
+            .arg("domain", domain)
+            .arg("parent", parent)
+            .arg("desc", description);
+        for feature in features {
+            call = call.flag(feature);
+        }
+        self.call(&call).await.map(|_| ())
+    }
+
+    /// The sub-servers of `parent` (`list-domains --parent --no-alias`: aliases have a parent
+    /// too).
+    pub async fn subservers_of(&self, parent: &str) -> Result<Vec<String>, VirtualminError> {
+        let call = Call::new("list-domains")
+            .arg("parent", parent)
+            .flag("no-alias")
+            .flag("name-only");
+        Ok(records(self.call(&call).await?)
+            .into_iter()
+            .map(|r| r.name)
+            .collect())
+    }
+
     /// The domains the server keeps as aliases of `target` (`list-domains --alias`).
     pub async fn aliases_of(&self, target: &str) -> Result<Vec<String>, VirtualminError> {
         let call = Call::new("list-domains")
@@ -413,11 +446,17 @@ impl VirtualminClient {
         Ok(self.call(&call).await?.output)
     }
 
-    /// A one-time login URL for the domain's owner.
-    pub async fn create_login_link(&self, domain: &str) -> Result<String, VirtualminError> {
-        let reply = self
-            .call(&Call::new("create-login-link").arg("domain", domain))
-            .await?;
-        Ok(reply.output.trim().to_owned())
+    /// A one-time login URL for the domain's owner, valid for `lifetime_seconds`. A secret:
+    /// the call's record and logs never hold it.
+    pub async fn create_login_link(
+        &self,
+        domain: &str,
+        lifetime_seconds: u32,
+    ) -> Result<SecretString, VirtualminError> {
+        let call = Call::new("create-login-link")
+            .arg("domain", domain)
+            .arg("lifetime", lifetime_seconds.to_string());
+        let reply = self.call(&call).await?;
+        Ok(SecretString::from(reply.output.trim().to_owned()))
     }
 }

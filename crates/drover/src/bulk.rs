@@ -157,7 +157,10 @@ pub async fn queue(
             BulkAction::Unsuspend => {
                 commands::transition_service(store, ctx, id, Transition::Unsuspend, None).await
             }
-            BulkAction::ChangePlan { plan } => commands::change_plan(store, ctx, id, *plan).await,
+            // A bulk change is never forced: an account past the plan is reported, unchanged.
+            BulkAction::ChangePlan { plan } => {
+                commands::change_plan(store, ctx, id, *plan, false).await
+            }
         };
         match outcome {
             Ok(moved) => result.queued.push((id, moved.job_id)),

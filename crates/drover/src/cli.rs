@@ -23,12 +23,12 @@ use serde_json::{Map, Value, json};
 use crate::commands;
 use crate::config::{Config, Overrides};
 
-mod aliases;
 mod databases;
 mod dns;
 mod doctor;
 mod follow;
 mod mailboxes;
+mod other_domains;
 mod usage;
 
 use commands::Requested;
@@ -111,7 +111,10 @@ pub enum Command {
     Databases(databases::DatabaseCommand),
     /// Hosting accounts' alias domains.
     #[command(subcommand)]
-    Aliases(aliases::AliasCommand),
+    Aliases(other_domains::AliasCommand),
+    /// Hosting accounts' sub-servers.
+    #[command(subcommand)]
+    Subservers(other_domains::SubserverCommand),
     /// Jobs that make the fleet follow the database.
     #[command(subcommand)]
     Jobs(JobCommand),
@@ -653,6 +656,10 @@ pub enum ServiceCommand {
         /// The new plan's id.
         #[arg(long)]
         plan: PlanId,
+        /// Change even if the account holds more than the plan allows: nothing is deleted,
+        /// and the account is flagged over its limits.
+        #[arg(long)]
+        force: bool,
     },
     /// Set a new account password, read from standard input (never from the command line).
     Password {
@@ -729,6 +736,12 @@ pub enum AccountCommand {
         /// The account's domain, repeated.
         #[arg(long)]
         confirm: String,
+    },
+    /// A one-time link into the account's panel for its owner, valid for five minutes: asked
+    /// of its server by a job (a worker must be running) and printed once.
+    LoginLink {
+        /// The account's id.
+        id: AccountId,
     },
     /// Move an account to another server: created there, DNS switched, the old copy disabled
     /// and deleted after confirmation or the grace period (DROVER_MIGRATION_GRACE).
@@ -891,7 +904,10 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         Command::Usage(command) => usage::run(command, &store, &ctx, out).await,
         Command::Mailboxes(command) => mailboxes::run(command, &*store, &ctx, &config, out).await,
         Command::Databases(command) => databases::run(command, &*store, &ctx, out).await,
-        Command::Aliases(command) => aliases::run(command, &*store, &ctx, out).await,
+        Command::Aliases(command) => other_domains::run_aliases(command, &*store, &ctx, out).await,
+        Command::Subservers(command) => {
+            other_domains::run_subservers(command, &*store, &ctx, out).await
+        }
         Command::Key(command) => key(command, &*store, &ctx, &config, out).await,
         Command::Doctor { offline } => {
             let findings = doctor::examine(&*store, &ctx, &config, &applied, !offline).await?;
@@ -1537,8 +1553,8 @@ async fn services(
             }
             Ok(())
         }
-        ServiceCommand::ChangePlan { id, plan } => {
-            out.one(&commands::change_plan(&**store, ctx, id, plan).await?)
+        ServiceCommand::ChangePlan { id, plan, force } => {
+            out.one(&commands::change_plan(&**store, ctx, id, plan, force).await?)
         }
         ServiceCommand::Password { id } => {
             let password = read_password()?;
@@ -1584,6 +1600,23 @@ async fn accounts(
             )
         }
         AccountCommand::Show { id } => out.one(&store.account(id).await?),
+        AccountCommand::LoginLink { id } => {
+            let request = commands::Requested::LoginLink { account: id };
+            let job = commands::request(store, ctx, request).await?;
+            let wait = follow::WaitFlag {
+                wait: true,
+                wait_timeout: None,
+            };
+            follow::follow(store, job, wait, out).await?;
+            let sealer = crate::engine::seal::operator_key(store, &config.seal_key).await?;
+            let link = commands::take_login_link(store, ctx, &sealer, id, job).await?;
+            if out.json {
+                out.one(&json!({ "url": link.reveal(), "expires_at": link.expires_at }))
+            } else {
+                println!("{}", link.reveal());
+                Ok(())
+            }
+        }
         AccountCommand::Protect { id, confirm } => {
             out.one(&commands::set_protection(store, ctx, id, true, &confirm).await?)
         }

@@ -222,6 +222,7 @@ const SETTINGS: &[&str] = &[
     "DROVER_DRIFT_MAILBOXES",
     "DROVER_DRIFT_DATABASES",
     "DROVER_DRIFT_ALIASES",
+    "DROVER_DRIFT_SUBSERVERS",
     "DROVER_DRIFT_MAX_PERCENT",
     "DROVER_DRIFT_MAX_ACCOUNTS",
     "DROVER_USAGE_INTERVAL",
@@ -643,6 +644,7 @@ fn drift_policy(sources: &Sources) -> Result<DriftPolicy, ConfigError> {
         mailboxes: action("DROVER_DRIFT_MAILBOXES", defaults.mailboxes, FOR_ACCOUNTS)?,
         databases: action("DROVER_DRIFT_DATABASES", defaults.databases, FOR_ACCOUNTS)?,
         aliases: action("DROVER_DRIFT_ALIASES", defaults.aliases, FOR_ACCOUNTS)?,
+        subservers: action("DROVER_DRIFT_SUBSERVERS", defaults.subservers, FOR_ACCOUNTS)?,
         orphan: action("DROVER_DRIFT_ORPHAN", defaults.orphan, FOR_ORPHANS)?,
         max_percent: sources.parse(
             "DROVER_DRIFT_MAX_PERCENT",

@@ -103,6 +103,11 @@ fn describe() {
         "Differences between servers and drover's records, by server and kind"
     );
     describe_gauge!(
+        "drover_resources",
+        "Account resources drover records (mailboxes, databases, aliases, sub-servers), by \
+         kind and state (recorded, deleting)"
+    );
+    describe_gauge!(
         "drover_usage_synced_accounts",
         "Accounts whose usage the last sync recorded, by server"
     );
@@ -121,6 +126,7 @@ pub fn routes(handle: PrometheusHandle, store: Arc<dyn Store>) -> Router {
             let (handle, store, seen) = (handle.clone(), Arc::clone(&store), Arc::clone(&seen));
             async move {
                 count_jobs(&*store, &seen).await;
+                count_resources(&*store).await;
                 (
                     [("content-type", "text/plain; version=0.0.4")],
                     handle.render(),
@@ -128,6 +134,26 @@ pub fn routes(handle: PrometheusHandle, store: Arc<dyn Store>) -> Router {
             }
         }),
     )
+}
+
+/// The account resources drover records, by kind and state, as they stand when read.
+async fn count_resources(store: &dyn Store) {
+    let counts = match store.resource_counts().await {
+        Ok(counts) => counts,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot count the resources for /metrics");
+            return;
+        }
+    };
+    for kind in ["mailbox", "database", "alias", "subserver"] {
+        for state in ["recorded", "deleting"] {
+            let count = counts
+                .iter()
+                .find(|c| c.kind == kind && c.state == state)
+                .map_or(0, |c| c.count);
+            metrics::gauge!("drover_resources", "kind" => kind, "state" => state).set(count as f64);
+        }
+    }
 }
 
 /// The queue as it stands when read: a series seen before and gone now reads 0, not its

@@ -84,7 +84,7 @@ drover_testkit::on_both_databases!(
     sqlite: sqlite;
     mailboxes_are_kept_by_name_and_their_passwords_by_generation,
     database_names_are_one_namespace_and_deletions_are_forgotten,
-    a_domain_is_an_account_or_an_alias_and_an_aliass_zone_follows_its_account,
+    a_domain_is_an_account_an_alias_or_a_subserver_and_an_aliass_zone_follows_its_account,
     customers_are_stored_and_listed,
     plans_are_created_and_patched,
     servers_are_created_and_patched,
@@ -1530,26 +1530,37 @@ async fn database_names_are_one_namespace_and_deletions_are_forgotten(h: Harness
     assert!(store.databases(shop.id).await.unwrap().is_empty());
 }
 
-async fn a_domain_is_an_account_or_an_alias_and_an_aliass_zone_follows_its_account(h: Harness) {
+async fn a_domain_is_an_account_an_alias_or_a_subserver_and_an_aliass_zone_follows_its_account(
+    h: Harness,
+) {
+    use drover_store::OtherDomainKind::{Alias, Subserver};
     let store = &*h.store;
     let ana = service(store, "ana-alias.ro").await;
     let ion = service(store, "ion-alias.ro").await;
     let domain = |d: &str| DomainName::parse(d).unwrap();
     let mut tx = store.write().await.unwrap();
     for alias in ["ana.com", "ana.net"] {
-        tx.insert_alias(ana.account_id, &domain(alias))
+        tx.insert_other_domain(ana.account_id, Alias, &domain(alias))
             .await
             .unwrap();
     }
-    tx.commit().await.unwrap();
     // Neither another account's domain nor an alias held already, for any account.
-    for (account, taken) in [
-        (ion.account_id, "ana.com"),
-        (ion.account_id, "ana-alias.ro"),
-        (ana.account_id, "ana.net"),
+    tx.insert_other_domain(ana.account_id, Subserver, &domain("shop.ana-alias.ro"))
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    for (account, kind, taken) in [
+        (ion.account_id, Alias, "ana.com"),
+        (ion.account_id, Subserver, "ana.com"),
+        (ion.account_id, Alias, "ana-alias.ro"),
+        (ana.account_id, Alias, "ana.net"),
+        (ion.account_id, Alias, "shop.ana-alias.ro"),
     ] {
         let mut tx = store.write().await.unwrap();
-        let err = tx.insert_alias(account, &domain(taken)).await.unwrap_err();
+        let err = tx
+            .insert_other_domain(account, kind, &domain(taken))
+            .await
+            .unwrap_err();
         assert!(
             matches!(
                 err,
@@ -1558,7 +1569,7 @@ async fn a_domain_is_an_account_or_an_alias_and_an_aliass_zone_follows_its_accou
                     ..
                 }
             ),
-            "{taken}: {err:?}"
+            "{kind:?} {taken}: {err:?}"
         );
     }
     // Nor a new service's domain that is an alias.
@@ -1571,12 +1582,13 @@ async fn a_domain_is_an_account_or_an_alias_and_an_aliass_zone_follows_its_accou
     let user = drover_core::UnixUsername::parse("anacom").unwrap();
     let err = tx.insert_service(&new, &user).await.unwrap_err();
     assert!(
-        err.to_string().contains("already an alias of account"),
+        err.to_string()
+            .contains("s alias; a domain can be hosted only once"),
         "{err}"
     );
     drop(tx);
     let aliases: Vec<String> = store
-        .aliases(ana.account_id)
+        .other_domains(ana.account_id, Alias)
         .await
         .unwrap()
         .iter()
@@ -1603,13 +1615,43 @@ async fn a_domain_is_an_account_or_an_alias_and_an_aliass_zone_follows_its_accou
     assert!(store.account_zone(ion.account_id).await.unwrap().is_none());
     // Only an alias being deleted is forgotten one by one; an account's all at once.
     let com = domain("ana.com");
-    store.forget_alias(ana.account_id, &com).await.unwrap();
-    assert_eq!(store.aliases(ana.account_id).await.unwrap().len(), 2);
+    store
+        .forget_other_domain(ana.account_id, Alias, &com)
+        .await
+        .unwrap();
+    assert_eq!(
+        store
+            .other_domains(ana.account_id, Alias)
+            .await
+            .unwrap()
+            .len(),
+        2
+    );
     let mut tx = store.write().await.unwrap();
-    tx.mark_alias_deleting(ana.account_id, &com).await.unwrap();
+    tx.mark_other_domain_deleting(ana.account_id, Alias, &com)
+        .await
+        .unwrap();
     tx.commit().await.unwrap();
-    store.forget_alias(ana.account_id, &com).await.unwrap();
-    assert_eq!(store.aliases(ana.account_id).await.unwrap().len(), 1);
+    store
+        .forget_other_domain(ana.account_id, Alias, &com)
+        .await
+        .unwrap();
+    assert_eq!(
+        store
+            .other_domains(ana.account_id, Alias)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
     store.forget_resources(ana.account_id).await.unwrap();
-    assert!(store.aliases(ana.account_id).await.unwrap().is_empty());
+    for kind in [Alias, Subserver] {
+        assert!(
+            store
+                .other_domains(ana.account_id, kind)
+                .await
+                .unwrap()
+                .is_empty()
+        );
+    }
 }

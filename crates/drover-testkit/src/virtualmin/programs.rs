@@ -437,12 +437,33 @@ impl State {
                     d.name
                 ))
             }),
-            "create-login-link" => self.with_domain(program, params, |d| {
-                Answer::Output(format!(
-                    "https://127.0.0.1:10000/session_login.cgi?login={}&key=0f1e2d3c\n",
-                    d.unix_user
-                ))
-            }),
+            // A one-time session at the domain's own name, as the real server gives it.
+            "create-login-link" => {
+                if params
+                    .get("lifetime")
+                    .is_some_and(|l| l.parse::<u32>().is_err())
+                {
+                    return Some(failure(
+                        program,
+                        "--lifetime must be followed by a number of seconds",
+                    ));
+                }
+                self.with_domain(program, params, |d| {
+                    if !d.features.iter().any(|f| f == "webmin") {
+                        return failure(
+                            program,
+                            format!("Virtual server {} has no Webmin login", d.name),
+                        );
+                    }
+                    let session: String = (0..32)
+                        .map(|_| char::from_digit(rand::random_range(0..16u32), 16).unwrap_or('0'))
+                        .collect();
+                    Answer::Output(format!(
+                        "https://{}:10000/session_login.cgi?session={session}\n",
+                        d.name
+                    ))
+                })
+            }
             "modify-limits" => self.with_domain(program, params, |d| {
                 Answer::Output(format!("Updating limits for {} ..\n.. done\n", d.name))
             }),
@@ -480,6 +501,7 @@ impl State {
             "user",
             "plan",
             "alias",
+            "no-alias",
             "subserver",
             "toplevel",
         ];
@@ -522,6 +544,7 @@ impl State {
                     .get("alias")
                     .is_none_or(|t| d.kind == Kind::Alias && d.parent.as_deref() == Some(t))
             })
+            .filter(|d| !params.has("no-alias") || d.kind != Kind::Alias)
             .filter(|d| !params.has("subserver") || d.kind == Kind::SubServer)
             .filter(|d| !params.has("toplevel") || d.kind == Kind::TopLevel)
             .collect();

@@ -209,11 +209,23 @@ async fn typed_operations_drive_a_domain_through_its_life() {
             .unwrap()
             .contains("complete")
     );
+    use secrecy::ExposeSecret;
+    // A login link needs the domain's Webmin login, as on the real server.
+    let refused = vm.create_login_link("example.ro", 300).await.unwrap_err();
+    assert_eq!(refused.message, "Virtual server example.ro has no Webmin login");
+    vm.enable_features("example.ro", &["webmin".to_owned()])
+        .await
+        .unwrap();
+    let link = vm.create_login_link("example.ro", 300).await.unwrap();
     assert!(
-        vm.create_login_link("example.ro")
-            .await
-            .unwrap()
-            .starts_with("https://")
+        link.expose_secret()
+            .starts_with("https://example.ro:10000/session_login.cgi?session="),
+        "{}",
+        link.expose_secret()
+    );
+    assert!(
+        !format!("{link:?}").contains("session"),
+        "a login link is kept out of logs"
     );
 
     vm.delete_domain("example.ro").await.unwrap();

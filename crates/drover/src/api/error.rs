@@ -169,6 +169,8 @@ impl From<drover_core::Error> for ApiError {
             }
             ZoneDeleting { .. } => Self::new(StatusCode::CONFLICT, "zone_deleting", message),
             PlanFixed { .. } => Self::new(StatusCode::CONFLICT, "service_terminated", message),
+            PlanTooSmall { .. } => Self::new(StatusCode::CONFLICT, "plan_too_small", message),
+            LoginLinkGone { .. } => Self::new(StatusCode::GONE, "login_link_gone", message),
             AccountDeleted { .. } => Self::new(StatusCode::CONFLICT, "account_deleted", message),
             OverLimit { .. } => Self::new(StatusCode::CONFLICT, "over_limit", message),
             FeatureMissing { .. } => Self::new(StatusCode::CONFLICT, "feature_missing", message),

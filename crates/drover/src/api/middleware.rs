@@ -89,11 +89,12 @@ fn required_access(method: &Method, path: &str) -> Access {
         return Access::Read;
     }
     let billing = ["/api/v1/customers", "/api/v1/services"];
-    // An account's mailboxes, databases and aliases are what customers buy too.
+    // An account's mailboxes, databases, aliases and sub-servers are what customers buy too,
+    // and its owner's way into the panel is theirs.
     let resources = path.starts_with("/api/v1/accounts/")
         && matches!(
             path.split('/').nth(5),
-            Some("mailboxes" | "databases" | "aliases")
+            Some("mailboxes" | "databases" | "aliases" | "subservers" | "login-link")
         );
     if resources
         || billing

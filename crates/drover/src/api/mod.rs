@@ -5,7 +5,6 @@
 //! through the store, and never calls a server itself.
 
 mod accounts;
-mod aliases;
 mod audit;
 mod customers;
 mod databases;
@@ -14,9 +13,11 @@ mod drift;
 mod error;
 mod extract;
 mod jobs;
+mod login_links;
 mod mailboxes;
 mod middleware;
 mod openapi;
+mod other_domains;
 mod plans;
 mod probes;
 mod provisioning;
@@ -98,7 +99,8 @@ fn resources() -> OpenApiRouter<AppState> {
         .merge(accounts::routes())
         .merge(mailboxes::routes())
         .merge(databases::routes())
-        .merge(aliases::routes())
+        .merge(other_domains::routes())
+        .merge(login_links::routes())
         .merge(jobs::routes())
         .merge(provisioning::routes())
         .merge(audit::routes())

@@ -147,11 +147,17 @@ async fn move_service(
 pub struct ChangePlanRequest {
     #[schema(value_type = i64)]
     plan_id: PlanId,
+    /// Change even if the account holds more than the new plan allows: nothing is deleted,
+    /// and the account is flagged over its limits (`over_limit`).
+    #[serde(default)]
+    force: bool,
 }
 
 #[utoipa::path(post, path = "/api/v1/services/{id}/change-plan", tag = "services",
     request_body = ChangePlanRequest,
-    responses((status = 202, body = TransitionOutcome), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+    responses((status = 202, body = TransitionOutcome), (status = 404, body = ErrorBody),
+        (status = 409, description = "the account holds more than the new plan allows (`plan_too_small`), unless forced", body = ErrorBody),
+        (status = 422, body = ErrorBody)))]
 async fn change_plan(
     State(app): State<AppState>,
     Extension(caller): Extension<Caller>,
@@ -159,8 +165,14 @@ async fn change_plan(
     Json(request): Json<ChangePlanRequest>,
 ) -> WithStatus<TransitionOutcome> {
     let id: ServiceId = path_id("service", &id)?;
-    let outcome =
-        crate::commands::change_plan(&*app.store, &caller.context(), id, request.plan_id).await?;
+    let outcome = crate::commands::change_plan(
+        &*app.store,
+        &caller.context(),
+        id,
+        request.plan_id,
+        request.force,
+    )
+    .await?;
     Ok((StatusCode::ACCEPTED, axum::Json(outcome)))
 }
 

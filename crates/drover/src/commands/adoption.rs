@@ -2,7 +2,7 @@
 //! them. Nothing changes on the server; the proposal is core's (`drover_core::propose`).
 
 use drover_core::{AccountId, Adoption, Owner, ServerId};
-use drover_store::{Conflict, RequestContext, Store, StoreError};
+use drover_store::{Conflict, OtherDomainKind, RequestContext, Store, StoreError};
 use serde_json::json;
 
 use super::{Error, Result};
@@ -51,6 +51,17 @@ pub async fn adopt(
             .insert_adopted_account(customer, server, account)
             .await
             .map_err(taken_since)?;
+        // Its aliases and sub-servers on the server are drover's from now on too.
+        for (kind, domains) in [
+            (OtherDomainKind::Alias, &account.aliases),
+            (OtherDomainKind::Subserver, &account.subservers),
+        ] {
+            for domain in domains {
+                tx.insert_other_domain(id, kind, domain)
+                    .await
+                    .map_err(taken_since)?;
+            }
+        }
         tx.audit(
             ctx,
             "account.adopt",

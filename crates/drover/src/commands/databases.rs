@@ -9,7 +9,7 @@ use drover_store::{Database, RequestContext, Store, StoreError, Write};
 use serde_json::json;
 
 use super::Result;
-use super::services::converge;
+use super::services::{converge, refresh_over_limit};
 
 /// Records a new database of the account (its name gets the account's prefix when it lacks
 /// it), within its plan's limit, and queues its creation.
@@ -68,6 +68,7 @@ pub async fn delete_database(
     find(&mut *tx, account, &name).await?;
     name.confirm(confirm)?;
     tx.mark_database_deleting(account, &name).await?;
+    refresh_over_limit(&mut *tx, account).await?;
     let database = find(&mut *tx, account, &name).await?;
     let job = converge(&mut *tx, ctx, account).await?;
     let details = json!({ "database": name, "job_id": job.id });

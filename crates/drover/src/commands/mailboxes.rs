@@ -11,7 +11,7 @@ use secrecy::SecretString;
 use serde_json::json;
 
 use super::Result;
-use super::services::converge;
+use super::services::{converge, refresh_over_limit};
 use crate::engine::seal::Sealer;
 
 /// Records a new mailbox of the account, within its plan's limit, and queues its creation.
@@ -124,6 +124,7 @@ pub async fn delete_mailbox(
     find(&mut *tx, account, &name).await?;
     name.confirm(confirm)?;
     tx.mark_mailbox_deleting(account, &name).await?;
+    refresh_over_limit(&mut *tx, account).await?;
     let mailbox = find(&mut *tx, account, &name).await?;
     let job = converge(&mut *tx, ctx, account).await?;
     let details = json!({ "mailbox": name, "job_id": job.id });

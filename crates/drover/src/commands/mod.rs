@@ -10,14 +10,15 @@
 
 mod accounts;
 mod adoption;
-mod aliases;
 mod customers;
 mod databases;
 mod dns;
 mod drift;
 mod jobs;
+mod login_links;
 mod mailboxes;
 mod moves;
+mod other_domains;
 mod plans;
 mod rebuild;
 mod requests;
@@ -27,7 +28,6 @@ mod tokens;
 
 pub use accounts::{retry_failed_accounts, set_protection};
 pub use adoption::adopt;
-pub use aliases::{create_alias, delete_alias};
 pub use customers::create_customer;
 pub use databases::{create_database, delete_database};
 pub use dns::{
@@ -36,10 +36,12 @@ pub use dns::{
 };
 pub use drift::record_drift_repair;
 pub use jobs::{cancel_job, retry_job, set_provisioning_paused};
+pub use login_links::{TakenLoginLink, take_login_link};
 pub use mailboxes::{create_mailbox, delete_mailbox, update_mailbox};
 pub use moves::{
     advance_migration, confirm_migration, schedule_migration, start_failover, start_migration,
 };
+pub use other_domains::{create_alias, create_subserver, delete_other_domain};
 pub use plans::{create_plan, update_plan};
 pub use rebuild::{RebuildPlan, RebuildStep, rebuild};
 pub use requests::{Requested, request, rewrite_addresses};

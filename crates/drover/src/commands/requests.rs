@@ -2,15 +2,21 @@
 //! checked to name what exists, audited with what was asked, and queued as a job. Someone may
 //! be waiting on it (`--wait`), so it is tried a few times only and then says why it failed.
 
-use drover_core::{AddressMove, DnsProviderId, DomainName, JobId, ServerId, ZoneId};
+use drover_core::{
+    AccountId, AddressMove, DnsProviderId, DomainName, Feature, JobId, ServerId, ZoneId,
+};
 use drover_store::jobs::{
-    AdoptServer, CheckFleetHealth, CheckZones, DeleteOrphan, DriftRepair, PlanZone, RequestedJob,
-    RewriteAddresses, ScanDrift, SyncUsage,
+    AdoptServer, CheckFleetHealth, CheckZones, CreateLoginLink, DeleteOrphan, DriftRepair,
+    PlanZone, RequestedJob, RewriteAddresses, ScanDrift, SyncUsage,
 };
 use drover_store::{Job, RequestContext, Store};
 use serde_json::json;
 
 use super::Result;
+
+/// How long a login link is valid: long enough to follow it, short enough that a copy
+/// found later is worthless (the server's default is an hour).
+pub const LOGIN_LINK_SECONDS: u32 = 300;
 
 /// How often a job an operator asked for is tried.
 const REQUESTED_ATTEMPTS: i32 = 3;
@@ -46,6 +52,10 @@ pub enum Requested {
         mapping: Option<Vec<drover_core::Mapping>>,
         accept_plan_changes: bool,
     },
+    /// A one-time login link into the panel for the account's owner.
+    LoginLink {
+        account: AccountId,
+    },
 }
 
 /// What a requested job is about, checked to exist before the job is queued.
@@ -54,6 +64,7 @@ enum About {
     Server(ServerId),
     Zone(ZoneId),
     Provider(DnsProviderId),
+    Account(AccountId),
 }
 
 /// Queues the job that carries out `work`, audited as asked.
@@ -138,6 +149,14 @@ pub async fn request(store: &dyn Store, ctx: &RequestContext, work: Requested) -
             };
             (About::Server(server), RequestedJob::Adoption(args), action)
         }
+        Requested::LoginLink { account } => {
+            let args = CreateLoginLink {
+                account_id: account.get(),
+                lifetime_seconds: LOGIN_LINK_SECONDS,
+            };
+            let job = RequestedJob::LoginLink(args);
+            (About::Account(account), job, "account.login_link_requested")
+        }
     };
     let asked = job.asked();
     let mut tx = store.write().await?;
@@ -147,6 +166,22 @@ pub async fn request(store: &dyn Store, ctx: &RequestContext, work: Requested) -
         About::Zone(zone) => format!("zone:{}", tx.zone(zone).await?.id),
         About::Provider(provider) => {
             format!("dns_provider:{}", tx.dns_provider(provider).await?.id)
+        }
+        About::Account(account) => {
+            // A login link needs a panel login: the plan's webmin feature (the server's
+            // defaults give it).
+            let record = tx.account(account).await?;
+            let service = tx.service(record.service_id).await?;
+            let plan = tx.plan(service.plan_id).await?.spec;
+            if !plan.features.is_empty() && !plan.features.contains(&Feature::Webmin) {
+                return Err(drover_core::Error::FeatureMissing {
+                    plan: plan.name.to_string(),
+                    feature: Feature::Webmin,
+                    what: "panel logins",
+                }
+                .into());
+            }
+            format!("account:{account}")
         }
     };
     let attempts = REQUESTED_ATTEMPTS;

@@ -2,11 +2,11 @@
 //! desired state and queues the job that makes its server follow, in one transaction.
 
 use drover_core::{
-    AccountPassword, CustomerId, DomainName, DomainWarning, JobId, PlanId, ServiceId,
-    SuspendReason, Transition,
+    AccountId, AccountPassword, CustomerId, DatabaseType, DomainName, DomainWarning, JobId, PlanId,
+    ResourceCounts, ServiceId, SuspendReason, Transition,
 };
 use drover_store::{
-    Job, NewService, RequestContext, Service, Store, TransitionOutcome, Write,
+    Job, NewService, OtherDomainKind, RequestContext, Service, Store, TransitionOutcome, Write,
     jobs::ConvergeAccount, jobs::SetAccountPassword,
 };
 use serde::Serialize;
@@ -113,20 +113,75 @@ pub async fn change_plan(
     ctx: &RequestContext,
     id: ServiceId,
     plan: PlanId,
+    force: bool,
 ) -> Result<TransitionOutcome> {
     let mut tx = store.write().await?;
     let service = tx.service(id).await?;
     service.status.check_plan_change(id)?;
     tx.update_service_plan(id, plan).await?;
+    // What the account holds must fit the new plan; forced, nothing is deleted and the
+    // account is flagged over its limits instead.
+    let spec = tx.plan(plan).await?.spec;
+    let overruns = spec.overruns(&resource_counts(&mut *tx, service.account_id).await?);
+    if !overruns.is_empty() && !force {
+        return Err(drover_core::Error::PlanTooSmall {
+            plan: spec.name.to_string(),
+            overruns: overruns.join("; "),
+        }
+        .into());
+    }
+    let over = (!overruns.is_empty()).then(|| overruns.join("; "));
+    tx.set_over_limit(service.account_id, over.as_deref())
+        .await?;
     let job = converge(&mut *tx, ctx, service.account_id).await?;
-    tx.audit(
-        ctx,
-        "service.change_plan",
-        format!("service:{id}"),
-        json!({ "from": service.plan_id, "to": plan, "job_id": job.id }),
-    )
-    .await?;
+    let details = json!({
+        "from": service.plan_id, "to": plan, "job_id": job.id, "forced": force,
+        "over_limit": over,
+    });
+    tx.audit(ctx, "service.change_plan", format!("service:{id}"), details)
+        .await?;
     outcome(tx, id, service.account_id, job).await
+}
+
+/// What the account holds, as its plan's limits count it (those being deleted left out).
+pub(super) async fn resource_counts(
+    tx: &mut dyn Write,
+    account: AccountId,
+) -> Result<ResourceCounts> {
+    let mailboxes = tx.mailboxes(account).await?;
+    let databases = tx.databases(account).await?;
+    let databases = databases.iter().filter(|d| !d.deleting);
+    let kept = |all: Vec<drover_store::OtherDomain>| all.iter().filter(|d| !d.deleting).count();
+    Ok(ResourceCounts {
+        mailboxes: mailboxes.iter().filter(|m| !m.deleting).count(),
+        mysql_databases: databases
+            .clone()
+            .filter(|d| d.kind == DatabaseType::Mysql)
+            .count(),
+        postgres_databases: databases
+            .filter(|d| d.kind == DatabaseType::Postgres)
+            .count(),
+        aliases: kept(tx.other_domains(account, OtherDomainKind::Alias).await?),
+        subservers: kept(
+            tx.other_domains(account, OtherDomainKind::Subserver)
+                .await?,
+        ),
+    })
+}
+
+/// After a deletion, an account flagged over its limits loses the flag once it fits (or
+/// keeps what is still over).
+pub(super) async fn refresh_over_limit(tx: &mut dyn Write, account: AccountId) -> Result<()> {
+    let record = tx.account(account).await?;
+    if record.over_limit.is_none() {
+        return Ok(());
+    }
+    let service = tx.service(record.service_id).await?;
+    let spec = tx.plan(service.plan_id).await?.spec;
+    let overruns = spec.overruns(&resource_counts(tx, account).await?);
+    let over = (!overruns.is_empty()).then(|| overruns.join("; "));
+    tx.set_over_limit(account, over.as_deref()).await?;
+    Ok(())
 }
 
 /// Keeps a new password for the service's account, sealed with the operator key, and queues

@@ -4,11 +4,12 @@
 
 use drover_core::{
     AccountId, Action, AliasAction, Blocked, DatabaseAction, DesiredState, DomainName, Feature,
-    ListedDatabase, ListedMailbox, MailboxAction, MailboxName, Observed, Wanted, WantedAlias,
-    WantedDatabase, WantedMailbox, converge, converge_aliases, converge_databases,
-    converge_mailboxes,
+    ListedDatabase, ListedMailbox, MailboxAction, MailboxName, Observed, SubserverAction, Wanted,
+    WantedAlias, WantedDatabase, WantedMailbox, WantedSubserver, converge, converge_aliases,
+    converge_databases, converge_mailboxes, converge_subservers, subserver_features,
 };
-use drover_store::{ConvergeTarget, RequestContext};
+use drover_store::OtherDomainKind::{Alias, Subserver};
+use drover_store::{ConvergeTarget, OtherDomain, RequestContext};
 use drover_virtualmin::{
     ErrorKind, NewDomain, Placement, ServerPlan, VirtualminClient, VirtualminError,
 };
@@ -165,15 +166,22 @@ async fn round(
                 .dns
                 .ensure_account_zone(ctx, account, &server)
                 .await?;
-            let aliases = engine.store.aliases(account.id).await?;
-            let live: Vec<&DomainName> = aliases
-                .iter()
-                .filter(|a| !a.deleting)
-                .map(|a| &a.domain)
-                .collect();
+            // Its aliases' zones, and its sub-servers' addresses in its own.
+            let live = |all: Vec<OtherDomain>| -> Vec<DomainName> {
+                all.into_iter()
+                    .filter(|d| !d.deleting)
+                    .map(|d| d.domain)
+                    .collect()
+            };
+            let aliases = live(engine.store.other_domains(account.id, Alias).await?);
             engine
                 .dns
-                .ensure_alias_zones(ctx, account, &server, &live)
+                .ensure_alias_zones(ctx, account, &server, &aliases)
+                .await?;
+            let subservers = live(engine.store.other_domains(account.id, Subserver).await?);
+            engine
+                .dns
+                .ensure_subserver_records(ctx, account, &server, &subservers)
                 .await?;
         }
     }
@@ -209,6 +217,8 @@ pub(super) async fn resources_on(
     actions.extend(databases.into_iter().map(Action::Database));
     let aliases = aliases_on(engine, ctx, client, target).await?;
     actions.extend(aliases.into_iter().map(Action::Alias));
+    let subservers = subservers_on(engine, ctx, client, target).await?;
+    actions.extend(subservers.into_iter().map(Action::Subserver));
     Ok(actions)
 }
 
@@ -222,7 +232,7 @@ async fn aliases_on(
     target: &ConvergeTarget,
 ) -> Result<Vec<AliasAction>, ConvergeError> {
     let account = &target.account;
-    let records = engine.store.aliases(account.id).await?;
+    let records = engine.store.other_domains(account.id, Alias).await?;
     if records.is_empty() {
         return Ok(Vec::new());
     }
@@ -245,10 +255,101 @@ async fn aliases_on(
                 .dns
                 .retire_alias_zone(ctx, account.id, &gone.domain)
                 .await?;
-            engine.store.forget_alias(account.id, &gone.domain).await?;
+            engine
+                .store
+                .forget_other_domain(account.id, Alias, &gone.domain)
+                .await?;
         }
     }
     Ok(actions)
+}
+
+/// Makes the account's sub-servers on the server of `client` match its records: one listing
+/// (none when it has no sub-server record), then one call per difference. A sub-server
+/// deleted in drover and gone from the server loses its records in the account's zone, then
+/// drover forgets it.
+async fn subservers_on(
+    engine: &Engine,
+    ctx: &RequestContext,
+    client: &VirtualminClient,
+    target: &ConvergeTarget,
+) -> Result<Vec<SubserverAction>, ConvergeError> {
+    let account = &target.account;
+    let records = engine.store.other_domains(account.id, Subserver).await?;
+    if records.is_empty() {
+        return Ok(Vec::new());
+    }
+    let domain = account.domain.as_str();
+    let listed = client.subservers_of(domain).await?;
+    let wanted: Vec<WantedSubserver> = records
+        .iter()
+        .map(|s| WantedSubserver {
+            domain: s.domain.clone(),
+            deleting: s.deleting,
+        })
+        .collect();
+    let actions = converge_subservers(&wanted, &listed);
+    for action in &actions {
+        apply_subserver(client, target, action).await?;
+    }
+    for gone in records.iter().filter(|s| s.deleting) {
+        if !listed.iter().any(|l| l == gone.domain.as_str()) {
+            engine
+                .dns
+                .retire_subserver_records(ctx, account, &gone.domain)
+                .await?;
+            engine
+                .store
+                .forget_other_domain(account.id, Subserver, &gone.domain)
+                .await?;
+        }
+    }
+    Ok(actions)
+}
+
+async fn apply_subserver(
+    client: &VirtualminClient,
+    target: &ConvergeTarget,
+    action: &SubserverAction,
+) -> Result<(), ConvergeError> {
+    let domain = target.account.domain.as_str();
+    match action {
+        SubserverAction::Create { domain: sub } => {
+            let features: Vec<String> = subserver_features(&target.plan.spec)
+                .iter()
+                .map(|f| f.as_str().to_owned())
+                .collect();
+            let description = format!("drover sub-server of {domain}");
+            match client
+                .create_subserver(sub.as_str(), domain, &features, &description)
+                .await
+            {
+                Ok(()) => {}
+                // Made by an earlier try whose answer was lost, or someone else's domain: only
+                // a sub-server the server lists under this domain is ours.
+                Err(e) if e.kind == ErrorKind::AlreadyExists => {
+                    let listed = client.subservers_of(domain).await?;
+                    if !listed.iter().any(|l| l == sub.as_str()) {
+                        return Err(VirtualminError::new(
+                            e.kind,
+                            format!(
+                                "{}: {sub} is on the server and is not a sub-server of {domain}",
+                                e.message
+                            ),
+                        )
+                        .into());
+                    }
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        SubserverAction::Delete { domain: sub } => match client.delete_domain(sub.as_str()).await {
+            Ok(()) => {}
+            Err(e) if e.kind == ErrorKind::NotFound => {}
+            Err(e) => return Err(e.into()),
+        },
+    }
+    Ok(())
 }
 
 async fn apply_alias(
@@ -704,6 +805,7 @@ pub(super) async fn apply(
         Action::Mailbox(change) => apply_mailbox(engine, client, target, change).await?,
         Action::Database(change) => apply_database(client, domain, change).await?,
         Action::Alias(change) => apply_alias(client, domain, change).await?,
+        Action::Subserver(change) => apply_subserver(client, target, change).await?,
     }
     Ok(())
 }

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use drover_core::{
     AccountId, AddressMove, ApplyResult, DnsProviderId, DomainName, ProviderChange, RecordIds,
     RecordType, RrSet, SafetyLimits, SafetyRefusal, ZoneAction, ZoneDiff, ZoneTemplate,
-    account_zone, diff_zone, plan_provider_change,
+    account_zone, diff_zone, plan_provider_change, subserver_owners, subserver_records,
 };
 use drover_dns::{
     CallBudgets, DnsError, DnsProvider, ProviderKind, SharedBudget, SharedBudgetScope, ZoneRef,
@@ -849,14 +849,14 @@ impl Dns {
         ctx: &RequestContext,
         account: &Account,
         server: &Server,
-        aliases: &[&DomainName],
+        aliases: &[DomainName],
     ) -> Result<(), DnsWorkError> {
         if aliases.is_empty() {
             return Ok(());
         }
         let held = self.store.account_zones(account.id).await?;
         for alias in aliases {
-            if !held.iter().any(|z| &z.name == *alias) {
+            if !held.iter().any(|z| &z.name == alias) {
                 self.create_account_zone(ctx, account, alias, server)
                     .await?;
             }
@@ -899,6 +899,61 @@ impl Dns {
             })) => Ok(()),
             Err(e) => Err(e.into()),
         }
+    }
+
+    /// Puts each sub-server's addresses (its name and its `www`) in the account's zone where
+    /// the zone has no record of that name and type yet (an operator's own are kept).
+    pub async fn ensure_subserver_records(
+        &self,
+        ctx: &RequestContext,
+        account: &Account,
+        server: &Server,
+        subservers: &[DomainName],
+    ) -> Result<(), DnsWorkError> {
+        if subservers.is_empty() {
+            return Ok(());
+        }
+        let Some(zone) = self.store.account_zone(account.id).await? else {
+            return Ok(());
+        };
+        for sub in subservers {
+            let wanted = subserver_records(
+                sub,
+                &account.domain,
+                server.spec.ipv4,
+                server.spec.ipv6,
+                self.settings.template.address_ttl,
+            )
+            .map_err(StoreError::from)?;
+            for rrset in wanted {
+                if !zone.rrsets.iter().any(|r| r.key() == rrset.key()) {
+                    commands::set_rrset(&*self.store, ctx, zone.id, rrset).await?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// After a sub-server is gone from its server: its addresses leave the account's zone.
+    pub async fn retire_subserver_records(
+        &self,
+        ctx: &RequestContext,
+        account: &Account,
+        subserver: &DomainName,
+    ) -> Result<(), DnsWorkError> {
+        let Some(zone) = self.store.account_zone(account.id).await? else {
+            return Ok(());
+        };
+        for relative in subserver_owners(subserver, &account.domain) {
+            let owner = drover_core::OwnerName::parse(&relative, &account.domain)
+                .map_err(StoreError::from)?;
+            for rrset in zone.rrsets.iter().filter(|r| r.name == owner) {
+                if matches!(rrset.rtype, RecordType::A | RecordType::Aaaa) {
+                    commands::delete_rrset(&*self.store, ctx, zone.id, &owner, rrset.rtype).await?;
+                }
+            }
+        }
+        Ok(())
     }
 
     /// After an alias domain is gone from its server: its zone is removed or kept, as an

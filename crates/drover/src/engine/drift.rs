@@ -8,7 +8,8 @@
 
 use drover_core::{
     AccountId, DomainName, DriftAction, DriftKind, Expected, Listed, ListedDatabase, ListedUser,
-    RepairPlan, find_alias_drift, find_database_drift, find_drift, find_mailbox_drift, plan_repair,
+    RepairPlan, find_alias_drift, find_database_drift, find_drift, find_mailbox_drift,
+    find_subserver_drift, plan_repair,
 };
 use drover_store::{AccountFilter, DriftRecord, RequestContext, Server, StoreError};
 use drover_virtualmin::{ErrorKind, VirtualminError};
@@ -113,6 +114,7 @@ pub async fn scan_server(
     findings.extend(find_mailbox_drift(&expected, &listed, &users));
     findings.extend(find_database_drift(&expected, &databases));
     findings.extend(find_alias_drift(&expected, &listed));
+    findings.extend(find_subserver_drift(&expected, &listed));
     let records = engine.store.record_drift(ctx, server.id, &findings).await?;
     for kind in DriftKind::ALL {
         let count = findings.iter().filter(|f| f.kind == kind).count();

@@ -680,6 +680,7 @@ async fn a_worker_serves_its_metrics_when_asked() {
     let d = dir.path();
     sell(d, &["counted.ro"]).await;
     succeeded(run(d, &["services", "activate", "1"]).await);
+    succeeded(run(d, &["databases", "create", "1", "shop"]).await);
     let mut child = drover(d)
         .args(["worker", "--metrics-listen", "127.0.0.1:0"])
         .stdout(Stdio::piped())
@@ -706,6 +707,8 @@ async fn a_worker_serves_its_metrics_when_asked() {
     for line in [
         "# TYPE drover_queue_oldest_seconds gauge",
         "drover_queue_oldest_seconds{queue=\"converge\"",
+        "drover_resources{kind=\"database\",state=\"recorded\"} 1",
+        "drover_resources{kind=\"mailbox\",state=\"recorded\"} 0",
     ] {
         assert!(metrics.contains(line), "{line}: {metrics}");
     }
@@ -1888,7 +1891,7 @@ async fn an_operator_manages_databases_from_the_command_line() {
 }
 
 #[tokio::test]
-async fn an_operator_manages_alias_domains_from_the_command_line() {
+async fn an_operator_manages_alias_domains_and_subservers_from_the_command_line() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     sell(d, &["firma.ro", "alta.ro"]).await;
@@ -1900,7 +1903,7 @@ async fn an_operator_manages_alias_domains_from_the_command_line() {
     for (args, wanted) in [
         (
             &["aliases", "create", "2", "știri-firma.ro"][..],
-            "already an alias of account 1",
+            "already account 1's alias",
         ),
         (&["aliases", "create", "1", "alta.ro"], "already taken"),
         (&["aliases", "create", "1", "www.firma.ro"], "sub-server"),
@@ -1929,5 +1932,36 @@ async fn an_operator_manages_alias_domains_from_the_command_line() {
         "xn--tiri-firma-txd.ro",
     ];
     let deleted = succeeded(run(d, &right).await);
+    assert!(deleted.contains(r#""deleting": true"#), "{deleted}");
+    let created = succeeded(run(d, &["subservers", "create", "1", "shop"]).await);
+    assert!(
+        created.contains(r#""domain": "shop.firma.ro""#),
+        "{created}"
+    );
+    for (args, wanted) in [
+        (
+            &["subservers", "create", "1", "alta.ro"][..],
+            "a name under firma.ro",
+        ),
+        (&["subservers", "create", "1", "mail"], "not www or mail"),
+        (
+            &["aliases", "create", "2", "shop.firma.ro"],
+            "already account 1's sub-server",
+        ),
+    ] {
+        let (ok, _, stderr) = run(d, args).await;
+        assert!(!ok && stderr.contains(wanted), "{args:?}: {stderr}");
+    }
+    let listed = succeeded(run(d, &["subservers", "list", "1"]).await);
+    assert!(listed.contains("shop.firma.ro"), "{listed}");
+    let delete = [
+        "subservers",
+        "delete",
+        "1",
+        "shop",
+        "--confirm",
+        "shop.firma.ro",
+    ];
+    let deleted = succeeded(run(d, &delete).await);
     assert!(deleted.contains(r#""deleting": true"#), "{deleted}");
 }

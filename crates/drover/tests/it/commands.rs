@@ -50,6 +50,7 @@ drover_testkit::on_both_databases!(
     what_an_operator_creates_is_audited_and_a_zone_queues_its_sync,
     mailboxes_are_held_to_their_rules_and_each_change_queues_a_converge,
     databases_are_held_to_their_rules_and_each_change_is_audited,
+    a_plan_change_past_what_the_account_holds_is_refused_unless_forced,
 );
 
 fn ctx() -> RequestContext {
@@ -282,7 +283,7 @@ async fn plan_changes_queue_a_converge(store: Store_) {
     let other = commands::create_plan(store, &ctx(), plan_spec("Other"))
         .await
         .unwrap();
-    let moved = commands::change_plan(store, &ctx(), svc.id, other.id)
+    let moved = commands::change_plan(store, &ctx(), svc.id, other.id, false)
         .await
         .unwrap();
     assert_eq!(moved.service.plan_id, other.id);
@@ -291,7 +292,7 @@ async fn plan_changes_queue_a_converge(store: Store_) {
         store.job(moved.job_id).await.unwrap().kind,
         "converge_account"
     );
-    let err = commands::change_plan(store, &ctx(), svc.id, PlanId(404))
+    let err = commands::change_plan(store, &ctx(), svc.id, PlanId(404), false)
         .await
         .unwrap_err();
     assert!(matches!(
@@ -406,7 +407,7 @@ async fn refused_input_changes_nothing(store: Store_) {
     let other = commands::create_plan(store, &ctx(), plan_spec("Other"))
         .await
         .unwrap();
-    let err = commands::change_plan(store, &ctx(), svc.id, other.id)
+    let err = commands::change_plan(store, &ctx(), svc.id, other.id, false)
         .await
         .unwrap_err();
     assert!(
@@ -1110,6 +1111,8 @@ async fn an_adoption_records_accounts_as_found_all_or_nothing(store: Store_) {
         state,
         suspend_reason: (state == DesiredState::Disabled).then(|| "unpaid".to_owned()),
         differences: Vec::new(),
+        aliases: Vec::new(),
+        subservers: Vec::new(),
     };
     let mut adoption = Adoption {
         accounts: vec![
@@ -1515,4 +1518,82 @@ async fn databases_are_held_to_their_rules_and_each_change_is_audited(store: Sto
             .contains("terminated: its databases no longer change"),
         "{err}"
     );
+}
+
+async fn a_plan_change_past_what_the_account_holds_is_refused_unless_forced(store: Store_) {
+    let store = &*store.0;
+    let svc = service(store, "plin.ro").await;
+    let account = svc.account_id;
+    let sealer = drover::engine::Sealer::from_hex(&"42".repeat(32)).unwrap();
+    let mail = serde_json::json!({"features": ["web", "mail", "mysql"]});
+    commands::update_plan(
+        store,
+        &ctx(),
+        PlanId(1),
+        serde_json::from_value(mail).unwrap(),
+    )
+    .await
+    .unwrap();
+    for name in ["ana", "ion", "eva"] {
+        let password = secrecy::SecretString::from("Mail-passw0rd".to_owned());
+        commands::create_mailbox(store, &ctx(), &sealer, account, name, "", password)
+            .await
+            .unwrap();
+    }
+    commands::create_database(store, &ctx(), account, "shop", "mysql")
+        .await
+        .unwrap();
+    let small = serde_json::json!({
+        "name": "Small", "features": ["web", "mail"], "max_mailboxes": 1
+    });
+    let small = commands::create_plan(store, &ctx(), serde_json::from_value(small).unwrap())
+        .await
+        .unwrap();
+    let err = commands::change_plan(store, &ctx(), svc.id, small.id, false)
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "plan 'Small' is too small for the account (3 mailboxes, at most 1; 1 MySQL databases \
+         without the feature mysql); nothing was changed — delete what is over first, or force \
+         the change to keep everything and flag the account over its limits"
+    );
+    assert_eq!(store.service(svc.id).await.unwrap().plan_id, PlanId(1));
+    // Forced: nothing is deleted; the account is flagged, and the flag goes once it fits.
+    commands::change_plan(store, &ctx(), svc.id, small.id, true)
+        .await
+        .unwrap();
+    assert_eq!(store.service(svc.id).await.unwrap().plan_id, small.id);
+    let flagged = store.account(account).await.unwrap().over_limit;
+    assert_eq!(
+        flagged.as_deref(),
+        Some("3 mailboxes, at most 1; 1 MySQL databases without the feature mysql")
+    );
+    assert_eq!(store.mailboxes(account).await.unwrap().len(), 3);
+    let err = commands::create_mailbox(
+        store,
+        &ctx(),
+        &sealer,
+        account,
+        "zoe",
+        "",
+        secrecy::SecretString::from("Mail-passw0rd".to_owned()),
+    )
+    .await
+    .unwrap_err();
+    assert!(err.to_string().contains("allows 1 mailboxes"), "{err}");
+    for name in ["ion", "eva"] {
+        commands::delete_mailbox(store, &ctx(), account, name, name)
+            .await
+            .unwrap();
+    }
+    let still = store.account(account).await.unwrap().over_limit;
+    assert_eq!(
+        still.as_deref(),
+        Some("1 MySQL databases without the feature mysql")
+    );
+    commands::delete_database(store, &ctx(), account, "shop", "plin_shop")
+        .await
+        .unwrap();
+    assert_eq!(store.account(account).await.unwrap().over_limit, None);
 }

@@ -250,7 +250,10 @@ async fn resources_changed_by_hand_are_found_and_repaired_but_strangers_kept() {
     drover::commands::create_alias(store, &ctx(), account, "posta.com")
         .await
         .unwrap();
-    let has_alias = |s: &Setup, alias: &str| {
+    drover::commands::create_subserver(store, &ctx(), account, "shop")
+        .await
+        .unwrap();
+    let held_by_posta = |s: &Setup, alias: &str| {
         s.sim.with_state(|st| {
             st.domains
                 .get(alias)
@@ -269,7 +272,12 @@ async fn resources_changed_by_hand_are_found_and_repaired_but_strangers_kept() {
     };
     s.until(
         "both mailboxes, both databases and the alias are on the server",
-        |s| mailboxes(s).len() == 2 && databases(s).len() == 3 && has_alias(s, "posta.com"),
+        |s| {
+            mailboxes(s).len() == 2
+                && databases(s).len() == 3
+                && held_by_posta(s, "posta.com")
+                && held_by_posta(s, "shop.posta.ro")
+        },
     )
     .await;
     assert!(
@@ -292,6 +300,12 @@ async fn resources_changed_by_hand_are_found_and_repaired_but_strangers_kept() {
     by_hand.delete_domain("posta.com").await.unwrap();
     by_hand
         .create_alias("posta.net", "posta.ro", "made by hand")
+        .await
+        .unwrap();
+    by_hand.delete_domain("shop.posta.ro").await.unwrap();
+    let web = ["dir".to_owned(), "web".to_owned()];
+    by_hand
+        .create_subserver("blog.posta.ro", "posta.ro", &web, "made by hand")
         .await
         .unwrap();
     let findings = scan_server(&s.engine, &ctx(), &s.server).await.unwrap();
@@ -328,6 +342,16 @@ async fn resources_changed_by_hand_are_found_and_repaired_but_strangers_kept() {
             ),
             (DriftKind::AliasMissing, Some("posta.com".into()), None),
             (DriftKind::AliasOrphan, Some("posta.net".into()), None),
+            (
+                DriftKind::SubserverMissing,
+                Some("shop.posta.ro".into()),
+                None
+            ),
+            (
+                DriftKind::SubserverOrphan,
+                Some("blog.posta.ro".into()),
+                None
+            ),
         ]
     );
     let repaired = repair_server(&s.engine, &ctx(), &s.server, false, false)
@@ -345,12 +369,13 @@ async fn resources_changed_by_hand_are_found_and_repaired_but_strangers_kept() {
             m.get("ana").map(String::as_str) == Some("Ana")
                 && m.get("ion").map(String::as_str) == Some("Ion")
                 && databases(s).contains(&"posta_blog".to_owned())
-                && has_alias(s, "posta.com")
+                && held_by_posta(s, "posta.com")
+                && held_by_posta(s, "shop.posta.ro")
         },
     )
     .await;
     assert!(
-        has_alias(&s, "posta.net"),
+        held_by_posta(&s, "posta.net"),
         "an alias drover does not know may be an operator's: it is only logged"
     );
     assert!(
@@ -369,7 +394,8 @@ async fn resources_changed_by_hand_are_found_and_repaired_but_strangers_kept() {
         [
             DriftKind::MailboxOrphan,
             DriftKind::DatabaseOrphan,
-            DriftKind::AliasOrphan
+            DriftKind::AliasOrphan,
+            DriftKind::SubserverOrphan
         ]
     );
 }

@@ -91,8 +91,8 @@ async fn an_account_moves_to_another_server_with_its_dns() {
         Err(drover::commands::Error::Store(StoreError::NotFound { .. }))
     ));
 
-    // move.ro has a mailbox, a database and an alias: the move makes them on vm2 too, and
-    // the alias's zone follows the account's.
+    // move.ro has a mailbox, a database, an alias and a sub-server: the move makes them on
+    // vm2 too, and the alias's zone and the sub-server's addresses follow the account.
     let sealer = drover::engine::Sealer::from_hex(&"42".repeat(32)).unwrap();
     let password = secrecy::SecretString::from("Mail-passw0rd".to_owned());
     drover::commands::create_mailbox(
@@ -119,6 +119,16 @@ async fn an_account_moves_to_another_server_with_its_dns() {
     drover::commands::create_alias(&*store, &ctx(), accounts[1], "move.com")
         .await
         .unwrap();
+    drover::commands::create_subserver(&*store, &ctx(), accounts[1], "shop")
+        .await
+        .unwrap();
+    let subserver_on = |sim: &drover_testkit::virtualmin::VirtualminSim| {
+        sim.with_state(|s| {
+            s.domains
+                .get("shop.move.ro")
+                .is_some_and(|d| d.parent.as_deref() == Some("move.ro"))
+        })
+    };
     let alias_on = |sim: &drover_testkit::virtualmin::VirtualminSim| {
         sim.with_state(|s| {
             s.domains
@@ -133,6 +143,7 @@ async fn an_account_moves_to_another_server_with_its_dns() {
             mailboxes_on(&sims[0]).is_some_and(|m| m.contains_key("ana"))
                 && databases_on(&sims[0]).contains(&"move_shop".to_owned())
                 && alias_on(&sims[0])
+                && subserver_on(&sims[0])
                 && store.account_zones(accounts[1]).await.unwrap().len() == 2
         },
     )
@@ -163,6 +174,7 @@ async fn an_account_moves_to_another_server_with_its_dns() {
     );
     assert_eq!(databases_on(&sims[1]), ["move", "move_shop"]);
     assert!(alias_on(&sims[1]), "the alias is made on vm2");
+    assert!(subserver_on(&sims[1]), "the sub-server is made on vm2");
     let alias_zone = store
         .account_zones(accounts[1])
         .await
@@ -192,6 +204,16 @@ async fn an_account_moves_to_another_server_with_its_dns() {
         .find(|r| r.rtype == RecordType::A && r.name.as_str() == "move.ro")
         .unwrap();
     assert_eq!(apex_a.records, ["192.0.2.32"], "DNS follows the account");
+    let shop_a = zone
+        .rrsets
+        .iter()
+        .find(|r| r.rtype == RecordType::A && r.name.as_str() == "shop.move.ro")
+        .unwrap();
+    assert_eq!(
+        shop_a.records,
+        ["192.0.2.32"],
+        "and its sub-server's addresses"
+    );
     let err = drover::commands::start_migration(&*store, &ctx(), accounts[1], ServerId(1), grace)
         .await
         .unwrap_err();

@@ -116,6 +116,8 @@ drover_testkit::on_both_databases!(
     mailboxes_reach_the_server_with_one_listing_and_a_call_per_change,
     databases_reach_the_server_with_one_listing_and_a_call_per_change,
     aliases_reach_the_server_and_get_zones_that_follow_the_account,
+    subservers_reach_the_server_with_their_addresses_in_the_accounts_zone,
+    a_login_link_is_made_by_the_server_kept_sealed_and_handed_out_once,
 );
 
 async fn billing_moves_are_carried_out_on_the_server(mut f: Fleetwork) {
@@ -191,7 +193,7 @@ async fn billing_moves_are_carried_out_on_the_server(mut f: Fleetwork) {
     let plus = drover::commands::create_plan(store, &ctx(), serde_json::from_value(plus).unwrap())
         .await
         .unwrap();
-    let moved = drover::commands::change_plan(store, &ctx(), service, plus.id)
+    let moved = drover::commands::change_plan(store, &ctx(), service, plus.id, false)
         .await
         .unwrap();
     assert_eq!(finished(store, moved.job_id).await.state, "completed");
@@ -739,6 +741,7 @@ async fn databases_reach_the_server_with_one_listing_and_a_call_per_change(f: Fl
 }
 
 async fn aliases_reach_the_server_and_get_zones_that_follow_the_account(f: Fleetwork) {
+    use drover_store::OtherDomainKind::Alias;
     let store = &*f.store;
     let spec = serde_json::json!({"name": "Alias", "max_aliases": 2});
     let plan = drover::commands::create_plan(store, &ctx(), serde_json::from_value(spec).unwrap())
@@ -796,7 +799,7 @@ async fn aliases_reach_the_server_and_get_zones_that_follow_the_account(f: Fleet
     // Refusals, each saying what was wrong; nothing recorded.
     for (alias, says) in [
         ("firma.net", "allows 2 alias domains"),
-        ("firma.com", "already an alias of account"),
+        ("firma.com", "s alias; a domain can be hosted only once"),
         ("firma.ro", "alias domain"),
         ("shop.firma.ro", "sub-server"),
         ("not a domain", "domain"),
@@ -807,11 +810,18 @@ async fn aliases_reach_the_server_and_get_zones_that_follow_the_account(f: Fleet
         assert!(err.to_string().contains(says), "{alias}: {err}");
     }
     // A deletion repeats the domain, then is one call; its zone goes, then drover forgets it.
-    let err = drover::commands::delete_alias(store, &ctx(), account, "firma.com", "firma.ro")
-        .await
-        .unwrap_err();
+    let err = drover::commands::delete_other_domain(
+        store,
+        &ctx(),
+        account,
+        Alias,
+        "firma.com",
+        "firma.ro",
+    )
+    .await
+    .unwrap_err();
     assert!(err.to_string().contains("firma.com"), "{err}");
-    drover::commands::delete_alias(store, &ctx(), account, "firma.com", "firma.com")
+    drover::commands::delete_other_domain(store, &ctx(), account, Alias, "firma.com", "firma.com")
         .await
         .unwrap();
     let job = last_converge(store, account).await;
@@ -824,7 +834,7 @@ async fn aliases_reach_the_server_and_get_zones_that_follow_the_account(f: Fleet
         "{called:?}"
     );
     let left: Vec<String> = store
-        .aliases(account)
+        .other_domains(account, Alias)
         .await
         .unwrap()
         .iter()
@@ -841,6 +851,226 @@ async fn aliases_reach_the_server_and_get_zones_that_follow_the_account(f: Fleet
         },
     )
     .await;
+}
+
+async fn subservers_reach_the_server_with_their_addresses_in_the_accounts_zone(f: Fleetwork) {
+    use drover_store::OtherDomainKind::Subserver;
+    let store = &*f.store;
+    let spec = serde_json::json!({
+        "name": "Sub", "max_subservers": 2, "features": ["web", "dns", "mail", "mysql"]
+    });
+    let plan = drover::commands::create_plan(store, &ctx(), serde_json::from_value(spec).unwrap())
+        .await
+        .unwrap();
+    let id = service_on(store, plan.id, "magazin.ro").await;
+    let activated = crate::transition_service(store, &ctx(), id, Transition::Activate, None)
+        .await
+        .unwrap();
+    assert_eq!(finished(store, activated.job_id).await.state, "completed");
+    let account = activated.account.id;
+    // Its server has an address for the zone to point at.
+    let server = store.account(account).await.unwrap().server_id.unwrap();
+    let address = serde_json::from_value(serde_json::json!({"ipv4": "192.0.2.7"})).unwrap();
+    drover::commands::update_server(store, &ctx(), server, address)
+        .await
+        .unwrap();
+    let on_server = || {
+        let mut subs: Vec<(String, Vec<String>)> = f.sim.with_state(|s| {
+            s.domains
+                .values()
+                .filter(|d| d.parent.as_deref() == Some("magazin.ro"))
+                .map(|d| (d.name.clone(), d.features.clone()))
+                .collect()
+        });
+        subs.sort();
+        subs
+    };
+    for name in ["shop", "blog.magazin.ro"] {
+        drover::commands::create_subserver(store, &ctx(), account, name)
+            .await
+            .unwrap();
+    }
+    let job = last_converge(store, account).await;
+    let ended = finished(store, job).await;
+    assert_eq!(ended.state, "completed", "{ended:?}");
+    let web = |f: &[&str]| f.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>();
+    assert_eq!(
+        on_server(),
+        [
+            (
+                "blog.magazin.ro".to_owned(),
+                web(&["dir", "dns", "mail", "web"])
+            ),
+            (
+                "shop.magazin.ro".to_owned(),
+                web(&["dir", "dns", "mail", "web"])
+            ),
+        ],
+        "a web root of their own, never a user nor the plan's databases"
+    );
+    let called = programs_called(store, job).await;
+    assert_eq!(
+        called,
+        [
+            "list-domains",
+            "list-domains",
+            "create-domain",
+            "create-domain",
+            "list-domains",
+            "list-domains",
+        ],
+        "the domain, one listing of its sub-servers, a create each, then a look that finds \
+         nothing left to do"
+    );
+    let calls = store.job_calls(job).await.unwrap();
+    let creates: Vec<&str> = calls
+        .iter()
+        .map(|c| c.call.as_str())
+        .filter(|c| c.starts_with("create-domain"))
+        .collect();
+    assert!(
+        creates.len() == 2
+            && creates
+                .iter()
+                .all(|c| !c.contains("--unix") && c.contains("--parent \"magazin.ro\"")),
+        "{creates:?}"
+    );
+    // Their addresses are in the account's zone, at its server's.
+    let zone = store.account_zone(account).await.unwrap().unwrap();
+    for owner in ["shop.magazin.ro", "www.shop.magazin.ro", "blog.magazin.ro"] {
+        assert!(
+            zone.rrsets.iter().any(|r| r.name.as_str() == owner
+                && r.rtype == drover_core::RecordType::A
+                && r.records == ["192.0.2.7"]),
+            "{owner}: {:?}",
+            zone.rrsets
+        );
+    }
+
+    // Refusals, each saying what was wrong; nothing recorded.
+    for (name, says) in [
+        ("wiki", "allows 2 sub-servers"),
+        ("shop", "already account"),
+        ("magazin.com", "a name under magazin.ro"),
+        ("www", "not www or mail"),
+        ("bad name", "sub-server"),
+    ] {
+        let err = drover::commands::create_subserver(store, &ctx(), account, name)
+            .await
+            .unwrap_err();
+        assert!(err.to_string().contains(says), "{name}: {err}");
+    }
+    // A deletion repeats the full name; then the server loses it, and its addresses go.
+    let kind = Subserver;
+    let err = drover::commands::delete_other_domain(store, &ctx(), account, kind, "shop", "shop")
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("shop.magazin.ro"), "{err}");
+    drover::commands::delete_other_domain(store, &ctx(), account, kind, "shop", "shop.magazin.ro")
+        .await
+        .unwrap();
+    let job = last_converge(store, account).await;
+    assert_eq!(finished(store, job).await.state, "completed");
+    assert_eq!(on_server().len(), 1);
+    let zone = store.account_zone(account).await.unwrap().unwrap();
+    assert!(
+        !zone
+            .rrsets
+            .iter()
+            .any(|r| r.name.as_str().ends_with("shop.magazin.ro")),
+        "{:?}",
+        zone.rrsets
+    );
+    assert_eq!(store.other_domains(account, kind).await.unwrap().len(), 1);
+}
+
+async fn a_login_link_is_made_by_the_server_kept_sealed_and_handed_out_once(f: Fleetwork) {
+    use drover::commands::{Requested, request, take_login_link};
+    let store = &*f.store;
+    let plan = drover::commands::create_plan(
+        store,
+        &ctx(),
+        serde_json::from_value(serde_json::json!({"name": "Link"})).unwrap(),
+    )
+    .await
+    .unwrap();
+    let id = service_on(store, plan.id, "intra.ro").await;
+    let sealer = Sealer::from_hex(&"42".repeat(32)).unwrap();
+    // Not on a server yet: refused, with the reason.
+    let pending = store.service(id).await.unwrap().account_id;
+    let job = request(store, &ctx(), Requested::LoginLink { account: pending })
+        .await
+        .unwrap();
+    let ended = finished(store, job).await;
+    assert_eq!(ended.state, "discarded", "{ended:?}");
+    assert!(
+        ended.output.unwrap()["refused"]
+            .as_str()
+            .unwrap()
+            .contains("on no server yet")
+    );
+    let activated = crate::transition_service(store, &ctx(), id, Transition::Activate, None)
+        .await
+        .unwrap();
+    assert_eq!(finished(store, activated.job_id).await.state, "completed");
+    let account = activated.account.id;
+    let job = request(store, &ctx(), Requested::LoginLink { account })
+        .await
+        .unwrap();
+    let ended = finished(store, job).await;
+    assert_eq!(ended.state, "completed", "{ended:?}");
+    // Neither the job's output nor its call record holds the link.
+    let output = ended.output.unwrap().to_string();
+    assert!(!output.contains("session"), "{output}");
+    let calls = store.job_calls(job).await.unwrap();
+    assert!(
+        calls.iter().all(|c| !c.call.contains("session")
+            && !c.message.as_deref().unwrap_or("").contains("session")),
+        "{calls:?}"
+    );
+    let link = take_login_link(store, &ctx(), &sealer, account, job)
+        .await
+        .unwrap();
+    assert!(
+        link.reveal()
+            .starts_with("https://intra.ro:10000/session_login.cgi?session="),
+        "{}",
+        link.reveal()
+    );
+    let lifetime = link.expires_at - jiff::Timestamp::now();
+    assert!(
+        lifetime.get_seconds() <= 300 && lifetime.get_seconds() > 200,
+        "{lifetime:?}"
+    );
+    // Once only; and not to another account.
+    let again = take_login_link(store, &ctx(), &sealer, account, job)
+        .await
+        .unwrap_err();
+    assert!(again.to_string().contains("taken already"), "{again}");
+    // An expired one is not handed out.
+    let sealed = sealer.seal(&secrecy::SecretString::from("https://old".to_owned()));
+    let past = jiff::Timestamp::now() - jiff::SignedDuration::from_secs(1);
+    store
+        .keep_login_link(JobId(9_999_999), account, &sealed, past)
+        .await
+        .unwrap();
+    let expired = take_login_link(store, &ctx(), &sealer, account, JobId(9_999_999))
+        .await
+        .unwrap_err();
+    assert!(expired.to_string().contains("expired"), "{expired}");
+    // A plan without the webmin feature gives no panel login: refused before any job.
+    let web = serde_json::json!({"features": ["web"]});
+    drover::commands::update_plan(store, &ctx(), plan.id, serde_json::from_value(web).unwrap())
+        .await
+        .unwrap();
+    let err = request(store, &ctx(), Requested::LoginLink { account })
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("does not give its accounts the feature webmin: they have no panel logins"),
+        "{err}"
+    );
 }
 
 /// The account's newest converge job.

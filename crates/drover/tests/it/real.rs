@@ -926,6 +926,215 @@ async fn an_accounts_alias_domains_are_created_repaired_and_deleted_on_the_serve
 
 #[tokio::test]
 #[ignore = "real tier: needs a real Virtualmin (scripts/real-virtualmin start)"]
+async fn an_accounts_subservers_are_created_repaired_and_deleted_on_the_server() {
+    let real = RealServer::from_env();
+    let drover = Drover::start(&[]).await;
+    let server = drover.add_real_server(&real).await;
+    let plan = drover
+        .plan(&unique("Sub "), json!({"max_subservers": 2}))
+        .await;
+    let domain = format!("{}.ro", unique("sub-"));
+    let (service, account) = drover.sell(plan, &domain).await;
+    let subservers = format!("/accounts/{account}/subservers");
+    let listed = || {
+        let (ok, text) = virtualmin(&[
+            "list-domains",
+            "--parent",
+            &domain,
+            "--no-alias",
+            "--name-only",
+        ]);
+        assert!(ok, "{text}");
+        let mut names: Vec<String> = text.lines().map(str::to_owned).collect();
+        names.sort();
+        names
+    };
+    let (blog, shop, stranger) = (
+        format!("blog.{domain}"),
+        format!("shop.{domain}"),
+        format!("x.{domain}"),
+    );
+    let created = drover.post(&subservers, json!({"name": "shop"})).await;
+    assert_eq!(created["domain"], json!(shop), "{created}");
+    drover.post(&subservers, json!({ "name": blog })).await;
+    for (name, code) in [
+        ("wiki".to_owned(), "over_limit"),
+        ("shop".to_owned(), "duplicate_domain"),
+        ("other.ro".to_owned(), "invalid_value"),
+    ] {
+        let (status, refused) = drover
+            .call(
+                reqwest::Method::POST,
+                &subservers,
+                Some(json!({ "name": name })),
+            )
+            .await;
+        assert_eq!(
+            refused["error"]["code"],
+            json!(code),
+            "{name}: {status} {refused}"
+        );
+    }
+    until(
+        "both sub-servers are on the server",
+        JOB_LIMIT,
+        async || listed() == [blog.clone(), shop.clone()],
+    )
+    .await;
+    drover.settled(account).await;
+    let on_server = server_domain(&shop).expect("the sub-server is listed");
+    assert_eq!(on_server["Parent domain"], domain, "{on_server:?}");
+    assert_eq!(
+        on_server["Username"],
+        server_domain(&domain).unwrap()["Username"],
+        "it shares its parent's user"
+    );
+
+    // Drift by hand: one deleted, a stranger's made. The scan finds both, and its repair makes
+    // the sub-server again and leaves the stranger's.
+    for args in [
+        vec!["delete-domain", "--domain", &blog],
+        vec![
+            "create-domain",
+            "--domain",
+            &stranger,
+            "--parent",
+            &domain,
+            "--dir",
+            "--web",
+        ],
+    ] {
+        let (ok, text) = virtualmin(&args);
+        assert!(ok, "{args:?}: {text}");
+    }
+    let scan = drover
+        .post(&format!("/servers/{server}/drift-scan"), json!({}))
+        .await;
+    drover.job_completed(scan["job_id"].as_i64().unwrap()).await;
+    let findings = drover.get(&format!("/drift?server_id={server}")).await;
+    let mut found: Vec<(String, String)> = findings
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["domain"] == json!(domain))
+        .map(|f| (f["kind"].to_string(), f["resource"].to_string()))
+        .collect();
+    found.sort();
+    assert_eq!(
+        found,
+        [
+            (r#""subserver_missing""#.to_owned(), format!("{blog:?}")),
+            (r#""subserver_orphan""#.to_owned(), format!("{stranger:?}")),
+        ],
+        "{findings:#}"
+    );
+    until(
+        "the repair makes the sub-server again",
+        JOB_LIMIT,
+        async || listed() == [blog.clone(), shop.clone(), stranger.clone()],
+    )
+    .await;
+
+    // Deleting repeats the full name; then the server loses it and drover forgets it.
+    let (status, wrong) = drover
+        .call(
+            reqwest::Method::POST,
+            &format!("{subservers}/shop/delete"),
+            Some(json!({"confirm_domain": "shop"})),
+        )
+        .await;
+    assert_eq!(status, 422, "{wrong}");
+    drover
+        .post(
+            &format!("{subservers}/shop/delete"),
+            json!({ "confirm_domain": shop }),
+        )
+        .await;
+    until(
+        "the sub-server is gone from the server and from drover",
+        JOB_LIMIT,
+        async || {
+            listed() == [blog.clone(), stranger.clone()]
+                && drover.get(&subservers).await.as_array().map(Vec::len) == Some(1)
+        },
+    )
+    .await;
+    let (ok, text) = virtualmin(&["delete-domain", "--domain", &stranger]);
+    assert!(ok, "{text}");
+    drover.remove(service, account, &domain).await;
+}
+
+#[tokio::test]
+#[ignore = "real tier: needs a real Virtualmin (scripts/real-virtualmin start)"]
+async fn a_login_link_comes_from_the_server_and_is_handed_out_once() {
+    let real = RealServer::from_env();
+    let drover = Drover::start(&[]).await;
+    drover.add_real_server(&real).await;
+    let without = drover
+        .plan(&unique("No panel "), json!({"features": ["web", "mail"]}))
+        .await;
+    let panel = json!({"features": ["web", "dns", "mail", "mysql", "webmin"]});
+    let plan = drover.plan(&unique("Link "), panel).await;
+    let domain = format!("{}.ro", unique("link-"));
+    let (service, account) = drover.sell(plan, &domain).await;
+    // A plan without the webmin feature gives no panel login: refused before any job.
+    let moved = drover
+        .post(
+            &format!("/services/{service}/change-plan"),
+            json!({ "plan_id": without }),
+        )
+        .await;
+    drover
+        .job_completed(moved["job_id"].as_i64().unwrap())
+        .await;
+    let (status, refused) = drover
+        .call(
+            reqwest::Method::POST,
+            &format!("/accounts/{account}/login-link"),
+            None,
+        )
+        .await;
+    assert_eq!(
+        (status, &refused["error"]["code"]),
+        (409, &json!("feature_missing")),
+        "{refused}"
+    );
+    let back = drover
+        .post(
+            &format!("/services/{service}/change-plan"),
+            json!({ "plan_id": plan }),
+        )
+        .await;
+    drover.job_completed(back["job_id"].as_i64().unwrap()).await;
+    let asked = drover
+        .post(&format!("/accounts/{account}/login-link"), json!({}))
+        .await;
+    let job = asked["job_id"].as_i64().unwrap();
+    let done = drover.job_completed(job).await;
+    assert!(
+        !done.to_string().contains("session="),
+        "the job does not show the link: {done}"
+    );
+    let take = format!("/accounts/{account}/login-link/{job}/take");
+    let link = drover.post(&take, json!({})).await;
+    let url = link["url"].as_str().unwrap();
+    assert!(
+        url.starts_with(&format!(
+            "https://{domain}:10000/session_login.cgi?session="
+        )),
+        "{link}"
+    );
+    let (status, again) = drover.call(reqwest::Method::POST, &take, None).await;
+    assert_eq!(
+        (status, &again["error"]["code"]),
+        (410, &json!("login_link_gone")),
+        "{again}"
+    );
+    drover.remove(service, account, &domain).await;
+}
+
+#[tokio::test]
+#[ignore = "real tier: needs a real Virtualmin (scripts/real-virtualmin start)"]
 async fn an_idn_domain_and_domains_whose_usernames_collide() {
     let real = RealServer::from_env();
     let drover = Drover::start(&[]).await;
@@ -1694,6 +1903,33 @@ async fn the_simulator_answers_as_the_real_server_does() {
             let deleted = server.delete_domain(&alias).await;
             mail.push(format!("delete alias: {}", outcome(deleted)));
         }
+        // A sub-server's life, with the features drover gives one, and with a user of its own.
+        let sub = format!("shop.{domain}");
+        let features = ["dir", "web", "dns", "mail"].map(String::from);
+        for _ in 0..2 {
+            let created = server
+                .create_subserver(&sub, &domain, &features, "Shop")
+                .await;
+            mail.push(format!("create sub-server: {}", outcome(created)));
+        }
+        let with_user = ["dir", "web", "unix"].map(String::from);
+        let refused = server
+            .create_subserver(&format!("blog.{domain}"), &domain, &with_user, "Blog")
+            .await;
+        mail.push(format!("create sub-server with unix: {}", outcome(refused)));
+        mail.push(format!(
+            "sub-servers: {:?}",
+            server.subservers_of(&domain).await
+        ));
+        let listed = server.get_domain(&sub).await.unwrap().unwrap();
+        let mut features = listed.features.clone();
+        features.sort();
+        mail.push(format!(
+            "sub-server listed: {:?} {:?} {:?} {features:?}",
+            listed.kind, listed.parent, listed.alias_of
+        ));
+        let deleted = server.delete_domain(&sub).await;
+        mail.push(format!("delete sub-server: {}", outcome(deleted)));
         let mail = mail.join("\n");
         let template = server
             .list_templates()

@@ -6,6 +6,7 @@ mod adopt_server;
 mod check_fleet_health;
 mod check_zones;
 mod converge_account;
+mod create_login_link;
 mod delete_orphan;
 mod migrate_account;
 mod plan_zone;
@@ -45,6 +46,7 @@ pub(super) fn register(
     add(workers, engine, hand_back, check_zones::run)?;
     add(workers, engine, hand_back, sync_usage::run)?;
     add(workers, engine, hand_back, adopt_server::run)?;
+    add(workers, engine, hand_back, create_login_link::run)?;
     Ok(())
 }
 
