@@ -1,6 +1,6 @@
 //! Alias domains: extra domains that serve an account's site and mail, kept in drover's records
-//! and made on the account's server by its converge job (`create-domain --alias`), each with a
-//! DNS zone of its own that follows the account.
+//! and made on the account's server by its converge job (`create-domain --alias`, see
+//! `other_domain.rs`), each with a DNS zone of its own that follows the account.
 
 use crate::{DomainName, Error, PlanSpec};
 
@@ -37,41 +37,6 @@ pub fn check_alias_limit(plan: &PlanSpec, count: usize) -> Result<(), Error> {
     }
 }
 
-/// An alias domain as drover's records say it must be.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct WantedAlias {
-    pub domain: DomainName,
-    /// Deleted in drover: to go from the server.
-    pub deleting: bool,
-}
-
-/// One change to an account's alias domains on its server.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
-#[serde(tag = "alias_action", rename_all = "snake_case")]
-pub enum AliasAction {
-    Create { domain: DomainName },
-    Delete { domain: DomainName },
-}
-
-/// The changes that make the server's aliases of an account (`listed`: the domains the server
-/// lists as aliases of the account's domain) match drover's, deletions first. Aliases the
-/// server has and drover does not know are left alone; drift reports them.
-pub fn converge_aliases(wanted: &[WantedAlias], listed: &[String]) -> Vec<AliasAction> {
-    let (leaving, staying): (Vec<&WantedAlias>, Vec<&WantedAlias>) =
-        wanted.iter().partition(|a| a.deleting);
-    let mut actions = Vec::new();
-    for alias in leaving.into_iter().chain(staying) {
-        let on_server = listed.iter().any(|l| l == alias.domain.as_str());
-        let domain = alias.domain.clone();
-        match (on_server, alias.deleting) {
-            (true, true) => actions.push(AliasAction::Delete { domain }),
-            (false, false) => actions.push(AliasAction::Create { domain }),
-            _ => {}
-        }
-    }
-    actions
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -104,32 +69,5 @@ mod tests {
             err.to_string(),
             "plan 'Web' allows 2 alias domains per account, and the account has them all"
         );
-    }
-
-    #[test]
-    fn aliases_converge_with_the_fewest_changes() {
-        let want = |name: &str, deleting| WantedAlias {
-            domain: domain(name),
-            deleting,
-        };
-        let wanted = [
-            want("a.com", false),
-            want("b.com", false),
-            want("c.com", true),
-        ];
-        let listed = ["b.com".to_owned(), "c.com".to_owned(), "x.com".to_owned()];
-        assert_eq!(
-            converge_aliases(&wanted, &listed),
-            [
-                AliasAction::Delete {
-                    domain: domain("c.com")
-                },
-                AliasAction::Create {
-                    domain: domain("a.com")
-                },
-            ]
-        );
-        let done = ["a.com".to_owned(), "b.com".to_owned()];
-        assert_eq!(converge_aliases(&wanted, &done), []);
     }
 }

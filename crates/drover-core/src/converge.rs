@@ -54,10 +54,10 @@ pub enum Action {
     Mailbox(crate::MailboxAction),
     /// A change to one of the account's databases (`converge_databases`).
     Database(crate::DatabaseAction),
-    /// A change to one of the account's alias domains (`converge_aliases`).
-    Alias(crate::AliasAction),
-    /// A change to one of the account's sub-servers (`converge_subservers`).
-    Subserver(crate::SubserverAction),
+    /// A change to one of the account's alias domains (`converge_domains`).
+    Alias(crate::DomainAction),
+    /// A change to one of the account's sub-servers (`converge_domains`).
+    Subserver(crate::DomainAction),
 }
 
 /// Why converging cannot go on without a person.

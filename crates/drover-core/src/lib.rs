@@ -20,6 +20,7 @@ mod ids;
 mod mailbox;
 mod moves;
 mod names;
+mod other_domain;
 mod patch;
 mod placement;
 mod plan;
@@ -34,7 +35,7 @@ pub use adopt::{
     Adopted, Adoption, Found, Known, KnownAccount, KnownCustomer, KnownPlan, Mapping, Owner,
     Skipped, Target, check_mapping, parse_mapping, propose,
 };
-pub use alias::{AliasAction, WantedAlias, check_alias, check_alias_limit, converge_aliases};
+pub use alias::{check_alias, check_alias_limit};
 pub use audit::{AuditChainBreak, AuditEntry, Hash, verify_chain};
 pub use converge::{Action, Blocked, Observed, Wanted, converge};
 pub use customer::CustomerSpec;
@@ -69,6 +70,7 @@ pub use moves::{
     check_move, check_rebuild,
 };
 pub use names::{PlanName, ServerName, Tag, UnixUsername};
+pub use other_domain::{DomainAction, WantedDomain, converge_domains};
 pub use placement::{Candidate, Leaving, MovePlan, PlacementPolicy, place, plan_moves};
 pub use plan::{Feature, PlanPatch, PlanSpec, ResourceCounts};
 pub use scope::{Access, Scope, check_revocation, token_name};
@@ -78,7 +80,7 @@ pub use server::{
 };
 pub use service::{DesiredState, ServiceStatus, Transition, check_resources_change};
 pub use subserver::{
-    SubserverAction, WantedSubserver, check_subserver_limit, converge_subservers, subserver_domain,
-    subserver_features, subserver_owners, subserver_records,
+    check_subserver_limit, subserver_domain, subserver_features, subserver_owners,
+    subserver_records,
 };
 pub use usage::{ListedUsage, Usage, usage_by_domain};

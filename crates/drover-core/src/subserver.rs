@@ -107,40 +107,6 @@ pub fn subserver_features(plan: &PlanSpec) -> Vec<Feature> {
     features
 }
 
-/// A sub-server as drover's records say it must be.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct WantedSubserver {
-    pub domain: DomainName,
-    /// Deleted in drover: to go from the server.
-    pub deleting: bool,
-}
-
-/// One change to an account's sub-servers on its server.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
-#[serde(tag = "subserver_action", rename_all = "snake_case")]
-pub enum SubserverAction {
-    Create { domain: DomainName },
-    Delete { domain: DomainName },
-}
-
-/// The changes that make the server's sub-servers of an account (`listed`) match drover's,
-/// deletions first. Sub-servers drover does not know are left alone; drift reports them.
-pub fn converge_subservers(wanted: &[WantedSubserver], listed: &[String]) -> Vec<SubserverAction> {
-    let (leaving, staying): (Vec<&WantedSubserver>, Vec<&WantedSubserver>) =
-        wanted.iter().partition(|s| s.deleting);
-    let mut actions = Vec::new();
-    for sub in leaving.into_iter().chain(staying) {
-        let on_server = listed.iter().any(|l| l == sub.domain.as_str());
-        let domain = sub.domain.clone();
-        match (on_server, sub.deleting) {
-            (true, true) => actions.push(SubserverAction::Delete { domain }),
-            (false, false) => actions.push(SubserverAction::Create { domain }),
-            _ => {}
-        }
-    }
-    actions
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -211,31 +177,6 @@ mod tests {
         assert_eq!(
             err.to_string(),
             "plan 'Web' allows 1 sub-servers per account, and the account has them all"
-        );
-    }
-
-    #[test]
-    fn subservers_converge_with_the_fewest_changes() {
-        let want = |name: &str, deleting| WantedSubserver {
-            domain: domain(name),
-            deleting,
-        };
-        let wanted = [
-            want("a.ana.ro", false),
-            want("b.ana.ro", false),
-            want("c.ana.ro", true),
-        ];
-        let listed = ["b.ana.ro".to_owned(), "c.ana.ro".to_owned()];
-        assert_eq!(
-            converge_subservers(&wanted, &listed),
-            [
-                SubserverAction::Delete {
-                    domain: domain("c.ana.ro")
-                },
-                SubserverAction::Create {
-                    domain: domain("a.ana.ro")
-                },
-            ]
         );
     }
 }

@@ -212,7 +212,10 @@ async fn typed_operations_drive_a_domain_through_its_life() {
     use secrecy::ExposeSecret;
     // A login link needs the domain's Webmin login, as on the real server.
     let refused = vm.create_login_link("example.ro", 300).await.unwrap_err();
-    assert_eq!(refused.message, "Virtual server example.ro has no Webmin login");
+    assert_eq!(
+        refused.message,
+        "Virtual server example.ro has no Webmin login"
+    );
     vm.enable_features("example.ro", &["webmin".to_owned()])
         .await
         .unwrap();

@@ -3,13 +3,13 @@
 //! the account made while the job runs is picked up before it finishes.
 
 use drover_core::{
-    AccountId, Action, AliasAction, Blocked, DatabaseAction, DesiredState, DomainName, Feature,
-    ListedDatabase, ListedMailbox, MailboxAction, MailboxName, Observed, SubserverAction, Wanted,
-    WantedAlias, WantedDatabase, WantedMailbox, WantedSubserver, converge, converge_aliases,
-    converge_databases, converge_mailboxes, converge_subservers, subserver_features,
+    AccountId, Action, Blocked, DatabaseAction, DesiredState, DomainAction, DomainName, Feature,
+    ListedDatabase, ListedMailbox, MailboxAction, MailboxName, Observed, Wanted, WantedDatabase,
+    WantedDomain, WantedMailbox, converge, converge_databases, converge_domains,
+    converge_mailboxes, subserver_features,
 };
 use drover_store::OtherDomainKind::{Alias, Subserver};
-use drover_store::{ConvergeTarget, OtherDomain, RequestContext};
+use drover_store::{ConvergeTarget, OtherDomain, OtherDomainKind, RequestContext};
 use drover_virtualmin::{
     ErrorKind, NewDomain, Placement, ServerPlan, VirtualminClient, VirtualminError,
 };
@@ -215,126 +215,116 @@ pub(super) async fn resources_on(
         .collect();
     let databases = databases_on(engine, client, target).await?;
     actions.extend(databases.into_iter().map(Action::Database));
-    let aliases = aliases_on(engine, ctx, client, target).await?;
+    let aliases = other_domains_on(engine, ctx, client, target, Alias).await?;
     actions.extend(aliases.into_iter().map(Action::Alias));
-    let subservers = subservers_on(engine, ctx, client, target).await?;
+    let subservers = other_domains_on(engine, ctx, client, target, Subserver).await?;
     actions.extend(subservers.into_iter().map(Action::Subserver));
     Ok(actions)
 }
 
-/// Makes the account's alias domains on the server of `client` match its records: one
-/// listing (none when it has no alias record), then one call per difference. An alias deleted
-/// in drover and gone from the server loses its zone, then drover forgets it.
-async fn aliases_on(
+/// Makes the account's alias domains or sub-servers on the server of `client` match its
+/// records: one listing of the kind (none when it has no record of it), then one call per
+/// difference. One deleted in drover and gone from the server leaves DNS (an alias's zone, a
+/// sub-server's records in the account's), then drover forgets it.
+async fn other_domains_on(
     engine: &Engine,
     ctx: &RequestContext,
     client: &VirtualminClient,
     target: &ConvergeTarget,
-) -> Result<Vec<AliasAction>, ConvergeError> {
+    kind: OtherDomainKind,
+) -> Result<Vec<DomainAction>, ConvergeError> {
     let account = &target.account;
-    let records = engine.store.other_domains(account.id, Alias).await?;
+    let records = engine.store.other_domains(account.id, kind).await?;
     if records.is_empty() {
         return Ok(Vec::new());
     }
-    let domain = account.domain.as_str();
-    let listed = client.aliases_of(domain).await?;
-    let wanted: Vec<WantedAlias> = records
+    let listed = listed_of(client, &account.domain, kind).await?;
+    let wanted: Vec<WantedDomain> = records
         .iter()
-        .map(|a| WantedAlias {
-            domain: a.domain.clone(),
-            deleting: a.deleting,
+        .map(|d| WantedDomain {
+            domain: d.domain.clone(),
+            deleting: d.deleting,
         })
         .collect();
-    let actions = converge_aliases(&wanted, &listed);
+    let actions = converge_domains(&wanted, &listed);
     for action in &actions {
-        apply_alias(client, domain, action).await?;
+        apply_other_domain(client, target, kind, action).await?;
     }
-    for gone in records.iter().filter(|a| a.deleting) {
+    for gone in records.iter().filter(|d| d.deleting) {
         if !listed.iter().any(|l| l == gone.domain.as_str()) {
-            engine
-                .dns
-                .retire_alias_zone(ctx, account.id, &gone.domain)
-                .await?;
+            match kind {
+                Alias => {
+                    let dns = &engine.dns;
+                    dns.retire_alias_zone(ctx, account.id, &gone.domain).await?
+                }
+                Subserver => {
+                    let dns = &engine.dns;
+                    dns.retire_subserver_records(ctx, account, &gone.domain)
+                        .await?
+                }
+            }
             engine
                 .store
-                .forget_other_domain(account.id, Alias, &gone.domain)
+                .forget_other_domain(account.id, kind, &gone.domain)
                 .await?;
         }
     }
     Ok(actions)
 }
 
-/// Makes the account's sub-servers on the server of `client` match its records: one listing
-/// (none when it has no sub-server record), then one call per difference. A sub-server
-/// deleted in drover and gone from the server loses its records in the account's zone, then
-/// drover forgets it.
-async fn subservers_on(
-    engine: &Engine,
-    ctx: &RequestContext,
+/// The domains the server keeps of `kind` under the account's domain: one listing.
+async fn listed_of(
     client: &VirtualminClient,
-    target: &ConvergeTarget,
-) -> Result<Vec<SubserverAction>, ConvergeError> {
-    let account = &target.account;
-    let records = engine.store.other_domains(account.id, Subserver).await?;
-    if records.is_empty() {
-        return Ok(Vec::new());
+    domain: &DomainName,
+    kind: OtherDomainKind,
+) -> Result<Vec<String>, VirtualminError> {
+    match kind {
+        Alias => client.aliases_of(domain.as_str()).await,
+        Subserver => client.subservers_of(domain.as_str()).await,
     }
-    let domain = account.domain.as_str();
-    let listed = client.subservers_of(domain).await?;
-    let wanted: Vec<WantedSubserver> = records
-        .iter()
-        .map(|s| WantedSubserver {
-            domain: s.domain.clone(),
-            deleting: s.deleting,
-        })
-        .collect();
-    let actions = converge_subservers(&wanted, &listed);
-    for action in &actions {
-        apply_subserver(client, target, action).await?;
-    }
-    for gone in records.iter().filter(|s| s.deleting) {
-        if !listed.iter().any(|l| l == gone.domain.as_str()) {
-            engine
-                .dns
-                .retire_subserver_records(ctx, account, &gone.domain)
-                .await?;
-            engine
-                .store
-                .forget_other_domain(account.id, Subserver, &gone.domain)
-                .await?;
-        }
-    }
-    Ok(actions)
 }
 
-async fn apply_subserver(
+async fn apply_other_domain(
     client: &VirtualminClient,
     target: &ConvergeTarget,
-    action: &SubserverAction,
+    kind: OtherDomainKind,
+    action: &DomainAction,
 ) -> Result<(), ConvergeError> {
     let domain = target.account.domain.as_str();
     match action {
-        SubserverAction::Create { domain: sub } => {
-            let features: Vec<String> = subserver_features(&target.plan.spec)
-                .iter()
-                .map(|f| f.as_str().to_owned())
-                .collect();
-            let description = format!("drover sub-server of {domain}");
-            match client
-                .create_subserver(sub.as_str(), domain, &features, &description)
-                .await
-            {
+        DomainAction::Create { domain: other } => {
+            let made = match kind {
+                Alias => {
+                    let description = format!("drover alias of {domain}");
+                    client
+                        .create_alias(other.as_str(), domain, &description)
+                        .await
+                }
+                Subserver => {
+                    // Its own web root and website; never a user of its own (`--unix`).
+                    let features: Vec<String> = subserver_features(&target.plan.spec)
+                        .iter()
+                        .map(|f| f.as_str().to_owned())
+                        .collect();
+                    let description = format!("drover sub-server of {domain}");
+                    client
+                        .create_subserver(other.as_str(), domain, &features, &description)
+                        .await
+                }
+            };
+            match made {
                 Ok(()) => {}
                 // Made by an earlier try whose answer was lost, or someone else's domain: only
-                // a sub-server the server lists under this domain is ours.
+                // one the server lists under this account is ours.
                 Err(e) if e.kind == ErrorKind::AlreadyExists => {
-                    let listed = client.subservers_of(domain).await?;
-                    if !listed.iter().any(|l| l == sub.as_str()) {
+                    let listed = listed_of(client, &target.account.domain, kind).await?;
+                    if !listed.iter().any(|l| l == other.as_str()) {
                         return Err(VirtualminError::new(
                             e.kind,
                             format!(
-                                "{}: {sub} is on the server and is not a sub-server of {domain}",
-                                e.message
+                                "{}: {other} is on the server and is not a {} of {domain}",
+                                e.message,
+                                kind.as_str()
                             ),
                         )
                         .into());
@@ -343,51 +333,13 @@ async fn apply_subserver(
                 Err(e) => return Err(e.into()),
             }
         }
-        SubserverAction::Delete { domain: sub } => match client.delete_domain(sub.as_str()).await {
-            Ok(()) => {}
-            Err(e) if e.kind == ErrorKind::NotFound => {}
-            Err(e) => return Err(e.into()),
-        },
-    }
-    Ok(())
-}
-
-async fn apply_alias(
-    client: &VirtualminClient,
-    domain: &str,
-    action: &AliasAction,
-) -> Result<(), ConvergeError> {
-    match action {
-        AliasAction::Create { domain: alias } => {
-            let description = format!("drover alias of {domain}");
-            match client
-                .create_alias(alias.as_str(), domain, &description)
-                .await
-            {
+        DomainAction::Delete { domain: other } => {
+            match client.delete_domain(other.as_str()).await {
                 Ok(()) => {}
-                // Made by an earlier try whose answer was lost, or a domain of someone else's:
-                // only an alias the server lists for this domain is ours.
-                Err(e) if e.kind == ErrorKind::AlreadyExists => {
-                    let listed = client.aliases_of(domain).await?;
-                    if !listed.iter().any(|l| l == alias.as_str()) {
-                        return Err(VirtualminError::new(
-                            e.kind,
-                            format!(
-                                "{}: {alias} is on the server and is not an alias of {domain}",
-                                e.message
-                            ),
-                        )
-                        .into());
-                    }
-                }
+                Err(e) if e.kind == ErrorKind::NotFound => {}
                 Err(e) => return Err(e.into()),
             }
         }
-        AliasAction::Delete { domain: alias } => match client.delete_domain(alias.as_str()).await {
-            Ok(()) => {}
-            Err(e) if e.kind == ErrorKind::NotFound => {}
-            Err(e) => return Err(e.into()),
-        },
     }
     Ok(())
 }
@@ -804,8 +756,8 @@ pub(super) async fn apply(
         Action::Delete => client.delete_domain(domain).await?,
         Action::Mailbox(change) => apply_mailbox(engine, client, target, change).await?,
         Action::Database(change) => apply_database(client, domain, change).await?,
-        Action::Alias(change) => apply_alias(client, domain, change).await?,
-        Action::Subserver(change) => apply_subserver(client, target, change).await?,
+        Action::Alias(change) => apply_other_domain(client, target, Alias, change).await?,
+        Action::Subserver(change) => apply_other_domain(client, target, Subserver, change).await?,
     }
     Ok(())
 }
