@@ -417,13 +417,16 @@ pub fn propose(
                 ..d
             })
             .collect();
+        // A sub-server named outside the domain (Virtualmin allows it) is not drover's shape
+        // of one: it is left to drift rather than recorded.
         let aliases = parts_of(found, domain.as_str(), |l| l.alias_of.as_deref());
-        let subservers = parts_of(found, domain.as_str(), |l| {
+        let mut subservers = parts_of(found, domain.as_str(), |l| {
             l.alias_of
                 .is_none()
                 .then_some(l.parent.as_deref())
                 .flatten()
         });
+        subservers.retain(|s| crate::subserver::is_under(s, &domain));
         adoption.accounts.push(Adopted {
             domain,
             unix_username: username,

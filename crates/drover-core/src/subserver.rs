@@ -28,26 +28,33 @@ pub fn subserver_domain(input: &str, domain: &DomainName) -> Result<DomainName, 
     let full = full
         .filter(|d| is_under(d, domain))
         .ok_or_else(|| Error::invalid("sub-server", input, expected()))?;
+    // Neither next to the account's domain nor at the front: `www.shop` is `shop`'s own name.
     let relative = &full.as_str()[..full.as_str().len() - domain.as_str().len() - 1];
-    let first = relative.rsplit('.').next().unwrap_or(relative);
-    if ZONE_LABELS.contains(&first) {
+    let labels: Vec<&str> = relative.split('.').collect();
+    let outer = labels.last().copied().unwrap_or(relative);
+    if ZONE_LABELS.contains(&outer) || ZONE_LABELS.contains(&labels[0]) {
         return Err(Error::invalid("sub-server", input, expected()));
     }
     Ok(full)
 }
 
 /// Whether `name` is strictly under `domain`.
-fn is_under(name: &DomainName, domain: &DomainName) -> bool {
+pub fn is_under(name: &DomainName, domain: &DomainName) -> bool {
     name.as_str()
         .strip_suffix(domain.as_str())
         .is_some_and(|rest| rest.len() > 1 && rest.ends_with('.'))
 }
 
 /// The owner names a sub-server has in its account's zone, relative to the account's domain:
-/// the sub-server itself and its `www`.
-pub fn subserver_owners(subserver: &DomainName, domain: &DomainName) -> [String; 2] {
-    let relative = &subserver.as_str()[..subserver.as_str().len() - domain.as_str().len() - 1];
-    [relative.to_owned(), format!("www.{relative}")]
+/// the sub-server itself and its `www`. None for a name outside the domain (one a server held
+/// before drover adopted it): its addresses are not the account zone's.
+pub fn subserver_owners(subserver: &DomainName, domain: &DomainName) -> Option<[String; 2]> {
+    let relative = subserver
+        .as_str()
+        .strip_suffix(domain.as_str())?
+        .strip_suffix('.')
+        .filter(|r| !r.is_empty())?;
+    Some([relative.to_owned(), format!("www.{relative}")])
 }
 
 /// The records a sub-server has in its account's zone: its name and its `www` at the
@@ -60,7 +67,7 @@ pub fn subserver_records(
     ttl: u32,
 ) -> Result<Vec<RrSet>, Error> {
     let mut rrsets = Vec::new();
-    for relative in subserver_owners(subserver, domain) {
+    for relative in subserver_owners(subserver, domain).into_iter().flatten() {
         let owner = OwnerName::parse(&relative, domain)?;
         if let Some(v4) = ipv4 {
             let ip = v4.to_string();
@@ -137,6 +144,7 @@ mod tests {
             "xana.ro",
             "www",
             "mail.ana.ro",
+            "www.shop.ana.ro",
             "bad name",
             "",
         ] {
@@ -145,8 +153,9 @@ mod tests {
         }
         assert_eq!(
             subserver_owners(&domain("a.b.ana.ro"), &account),
-            ["a.b", "www.a.b"]
+            Some(["a.b".to_owned(), "www.a.b".to_owned()])
         );
+        assert_eq!(subserver_owners(&domain("other.com"), &account), None);
     }
 
     #[test]

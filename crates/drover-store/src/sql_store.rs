@@ -570,17 +570,16 @@ impl Store for SqlStore {
         account: AccountId,
     ) -> Result<Option<(Vec<u8>, jiff::Timestamp)>> {
         write_tx!(self, tx, {
+            // Deleted as it is read: of two takes at once, one gets it.
             let taken: Option<(Vec<u8>, jiff_sqlx::Timestamp)> = sqlx::query_as(
-                "SELECT sealed_url, expires_at FROM login_links \
-                 WHERE job_id = $1 AND account_id = $2",
+                "DELETE FROM login_links WHERE job_id = $1 AND account_id = $2 \
+                 RETURNING sealed_url, expires_at",
             )
             .bind(job.get())
             .bind(account.get())
             .fetch_optional(&mut **tx)
             .await?;
-            sqlx::query("DELETE FROM login_links WHERE (job_id = $1 AND account_id = $2) OR expires_at < $3")
-                .bind(job.get())
-                .bind(account.get())
+            sqlx::query("DELETE FROM login_links WHERE expires_at < $1")
                 .bind(sql_now())
                 .execute(&mut **tx)
                 .await?;
@@ -712,6 +711,11 @@ impl Store for SqlStore {
                 .execute(&mut **tx)
                 .await?;
             }
+            // Login links waiting to be taken would not open with the new key; they last
+            // minutes, so they are dropped (ask for a new one).
+            sqlx::query("DELETE FROM login_links")
+                .execute(&mut **tx)
+                .await?;
             let count = sealed.len() + mailboxes.len();
             sqlx::query("UPDATE seal_key SET key_id = $1, recorded_at = $2 WHERE id = 1")
                 .bind(to_key_id)

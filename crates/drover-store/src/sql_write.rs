@@ -393,6 +393,7 @@ mod write_sql {
             server: ServerId,
             account: &Adopted,
         ) -> Result<(ServiceId, AccountId)> {
+            other_domain_holder(&mut self.tx, &account.domain).await?;
             let now = sql_now();
             let status = match account.state {
                 DesiredState::Disabled => ServiceStatus::Suspended,
@@ -635,6 +636,24 @@ mod write_sql {
                 return Err(duplicate_domain(domain, Some(service)));
             }
             other_domain_holder(&mut self.tx, domain).await?;
+            // An alias under another account's domain would shadow that account's zone.
+            let above: Option<(i64, String)> = sqlx::query_as(
+                "SELECT id, domain FROM accounts WHERE id <> $2 AND $1 LIKE '%.' || domain",
+            )
+            .bind(domain.as_str())
+            .bind(account.get())
+            .fetch_optional(&mut *self.tx)
+            .await?;
+            if let (OtherDomainKind::Alias, Some((other, parent))) = (kind, above) {
+                return Err(StoreError::duplicate(
+                    UniqueKey::Domain,
+                    format!(
+                        "the domain {} is under {parent}, account {other}'s domain: a name there \
+                         is that account's, not an alias of another",
+                        domain.as_str()
+                    ),
+                ));
+            }
             sqlx::query(sqlx::AssertSqlSafe(format!(
                 "INSERT INTO {} (account_id, domain, created_at, updated_at) \
                  VALUES ($1, $2, $3, $3)",

@@ -9,7 +9,7 @@ use drover_store::{Database, RequestContext, Store, StoreError, Write};
 use serde_json::json;
 
 use super::Result;
-use super::services::{converge, refresh_over_limit};
+use super::services::{converge, lock_service_of, refresh_over_limit};
 
 /// Records a new database of the account (its name gets the account's prefix when it lacks
 /// it), within its plan's limit, and queues its creation.
@@ -22,6 +22,7 @@ pub async fn create_database(
 ) -> Result<Database> {
     let kind = DatabaseType::parse(kind)?;
     let mut tx = store.write().await?;
+    lock_service_of(store, &mut *tx, account).await?;
     let record = tx.account(account).await?;
     let name = DatabaseName::parse(name, &record.unix_username)?;
     let service = tx.service(record.service_id).await?;
@@ -61,6 +62,7 @@ pub async fn delete_database(
     confirm: &str,
 ) -> Result<Database> {
     let mut tx = store.write().await?;
+    lock_service_of(store, &mut *tx, account).await?;
     let record = tx.account(account).await?;
     let name = DatabaseName::parse(name, &record.unix_username)?;
     let service = tx.service(record.service_id).await?;

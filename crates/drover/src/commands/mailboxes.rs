@@ -11,7 +11,7 @@ use secrecy::SecretString;
 use serde_json::json;
 
 use super::Result;
-use super::services::{converge, refresh_over_limit};
+use super::services::{converge, lock_service_of, refresh_over_limit};
 use crate::engine::seal::Sealer;
 
 /// Records a new mailbox of the account, within its plan's limit, and queues its creation.
@@ -29,6 +29,7 @@ pub async fn create_mailbox(
     let password = AccountPassword::parse(password)?;
     let sealed = sealer.seal(password.secret());
     let mut tx = store.write().await?;
+    lock_service_of(store, &mut *tx, account).await?;
     // The key's row before the account's, as a rotation locks them: the insert checks the key.
     let mailbox = match tx
         .insert_mailbox(account, &name, real, &sealed, sealer.id())
@@ -78,6 +79,7 @@ pub async fn update_mailbox(
     let password = password.map(AccountPassword::parse).transpose()?;
     check_mailbox_change(real.is_some(), password.is_some())?;
     let mut tx = store.write().await?;
+    lock_service_of(store, &mut *tx, account).await?;
     // The key's row, then the account's, then the mailbox's (as a rotation locks them).
     if let Some(password) = &password {
         let sealed = sealer.seal(password.secret());
@@ -120,6 +122,7 @@ pub async fn delete_mailbox(
 ) -> Result<Mailbox> {
     let name = MailboxName::parse(name)?;
     let mut tx = store.write().await?;
+    lock_service_of(store, &mut *tx, account).await?;
     check_open(&mut *tx, account).await?;
     find(&mut *tx, account, &name).await?;
     name.confirm(confirm)?;

@@ -13,7 +13,7 @@ use drover_store::{
 use serde_json::json;
 
 use super::Result;
-use super::services::{converge, refresh_over_limit};
+use super::services::{converge, lock_service_of, refresh_over_limit};
 
 /// Records a new alias domain of the account, within its plan's limit, and queues its
 /// creation. A domain hosted already, as an account, an alias or a sub-server, is refused.
@@ -53,6 +53,7 @@ pub async fn delete_other_domain(
     confirm: &str,
 ) -> Result<OtherDomain> {
     let mut tx = store.write().await?;
+    lock_service_of(store, &mut *tx, account).await?;
     let record = tx.account(account).await?;
     let domain = match kind {
         OtherDomainKind::Alias => DomainName::parse(domain)?,
@@ -88,6 +89,7 @@ async fn create(
     limit: impl FnOnce(&PlanSpec, usize) -> Result<(), drover_core::Error>,
 ) -> Result<OtherDomain> {
     let mut tx = store.write().await?;
+    lock_service_of(store, &mut *tx, account).await?;
     let record = tx.account(account).await?;
     let service = tx.service(record.service_id).await?;
     check_resources_change(service.status, &record.domain, what(kind))?;

@@ -170,9 +170,10 @@ pub async fn request(store: &dyn Store, ctx: &RequestContext, work: Requested) -
         About::Account(account) => {
             // A login link needs a panel login: the plan's webmin feature (the server's
             // defaults give it).
-            let record = tx.account(account).await?;
-            let service = tx.service(record.service_id).await?;
-            let plan = tx.plan(service.plan_id).await?.spec;
+            // Read, not locked: nothing of the account changes here.
+            let record = store.account(account).await?;
+            let service = store.service(record.service_id).await?;
+            let plan = store.plan(service.plan_id).await?.spec;
             if !plan.features.is_empty() && !plan.features.contains(&Feature::Webmin) {
                 return Err(drover_core::Error::FeatureMissing {
                     plan: plan.name.to_string(),

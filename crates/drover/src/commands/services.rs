@@ -118,6 +118,8 @@ pub async fn change_plan(
     let mut tx = store.write().await?;
     let service = tx.service(id).await?;
     service.status.check_plan_change(id)?;
+    // Every command locks a service's rows in one order: the service, the account, the plan.
+    tx.account(service.account_id).await?;
     tx.update_service_plan(id, plan).await?;
     // What the account holds must fit the new plan; forced, nothing is deleted and the
     // account is flagged over its limits instead.
@@ -141,6 +143,19 @@ pub async fn change_plan(
     tx.audit(ctx, "service.change_plan", format!("service:{id}"), details)
         .await?;
     outcome(tx, id, service.account_id, job).await
+}
+
+/// Locks the account's service row first, as every command that changes an account's
+/// resources does (then the operator key, the account, the plan), so that none waits on
+/// another in the opposite order.
+pub(super) async fn lock_service_of(
+    store: &dyn Store,
+    tx: &mut dyn Write,
+    account: AccountId,
+) -> Result<()> {
+    let record = store.account(account).await?;
+    tx.service(record.service_id).await?;
+    Ok(())
 }
 
 /// What the account holds, as its plan's limits count it (those being deleted left out).

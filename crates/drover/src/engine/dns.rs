@@ -944,7 +944,10 @@ impl Dns {
         let Some(zone) = self.store.account_zone(account.id).await? else {
             return Ok(());
         };
-        for relative in subserver_owners(subserver, &account.domain) {
+        for relative in subserver_owners(subserver, &account.domain)
+            .into_iter()
+            .flatten()
+        {
             let owner = drover_core::OwnerName::parse(&relative, &account.domain)
                 .map_err(StoreError::from)?;
             for rrset in zone.rrsets.iter().filter(|r| r.name == owner) {

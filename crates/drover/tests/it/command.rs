@@ -1948,6 +1948,10 @@ async fn an_operator_manages_alias_domains_and_subservers_from_the_command_line(
             &["aliases", "create", "2", "shop.firma.ro"],
             "already account 1's sub-server",
         ),
+        (
+            &["aliases", "create", "2", "blog.firma.ro"],
+            "under firma.ro, account 1's domain",
+        ),
     ] {
         let (ok, _, stderr) = run(d, args).await;
         assert!(!ok && stderr.contains(wanted), "{args:?}: {stderr}");
