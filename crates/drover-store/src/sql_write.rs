@@ -107,10 +107,16 @@ mod write_sql {
         Ok(())
     }
 
-    fn found_mailbox(changed: u64, account: AccountId, name: &MailboxName) -> Result<()> {
+    /// An update of one of an account's resources found it (`what` named `name`), or not.
+    fn found(
+        changed: u64,
+        what: &'static str,
+        account: AccountId,
+        name: impl std::fmt::Display,
+    ) -> Result<()> {
         match changed {
             0 => Err(StoreError::not_found(
-                "mailbox",
+                what,
                 format!("{name} of account {account}"),
             )),
             _ => Ok(()),
@@ -497,7 +503,7 @@ mod write_sql {
             .execute(&mut *self.tx)
             .await?
             .rows_affected();
-            found_mailbox(changed, account, name)
+            found(changed, "mailbox", account, name)
         }
 
         async fn update_mailbox_password(
@@ -521,7 +527,7 @@ mod write_sql {
             .execute(&mut *self.tx)
             .await?
             .rows_affected();
-            found_mailbox(changed, account, name)
+            found(changed, "mailbox", account, name)
         }
 
         async fn mark_mailbox_deleting(
@@ -539,7 +545,7 @@ mod write_sql {
             .execute(&mut *self.tx)
             .await?
             .rows_affected();
-            found_mailbox(changed, account, name)
+            found(changed, "mailbox", account, name)
         }
 
         async fn databases(&mut self, account: AccountId) -> Result<Vec<Database>> {
@@ -593,13 +599,7 @@ mod write_sql {
             .execute(&mut *self.tx)
             .await?
             .rows_affected();
-            match changed {
-                0 => Err(StoreError::not_found(
-                    "database",
-                    format!("{name} of account {account}"),
-                )),
-                _ => Ok(()),
-            }
+            found(changed, "database", account, name)
         }
 
         async fn set_over_limit(&mut self, account: AccountId, over: Option<&str>) -> Result<()> {
@@ -693,13 +693,7 @@ mod write_sql {
             .execute(&mut *self.tx)
             .await?
             .rows_affected();
-            match changed {
-                0 => Err(StoreError::not_found(
-                    kind.as_str(),
-                    format!("{domain} of account {account}"),
-                )),
-                _ => Ok(()),
-            }
+            found(changed, kind.as_str(), account, domain)
         }
 
         async fn insert_service(
