@@ -123,6 +123,9 @@ pub async fn work(
     metrics_listen: Option<std::net::SocketAddr>,
 ) -> anyhow::Result<()> {
     let mut signals = StopSignals::new()?;
+    // Ready before it answers: a scrape never meets a start-up still writing to the database
+    // (the operator key's first record), nor a process about to exit because start-up failed.
+    let engine = Engine::from_config(store.clone(), config).await?;
     if let Some(address) = metrics_listen {
         let metrics = crate::metrics::install().map_err(anyhow::Error::msg)?;
         let listener = tokio::net::TcpListener::bind(address)
@@ -136,7 +139,6 @@ pub async fn work(
         // It ends with the process: metrics have nothing to finish.
         tokio::spawn(async move { axum::serve(listener, app).await });
     }
-    let engine = Engine::from_config(store, config).await?;
     let hand_back = crate::engine::HandBack::new();
     let mut workers =
         crate::engine::start_handing_back(Arc::new(engine), config.workers, hand_back.clone())
