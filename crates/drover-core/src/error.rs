@@ -101,6 +101,10 @@ pub enum Error {
          account over its limits"
     )]
     PlanTooSmall { plan: String, overruns: String },
+
+    /// A certificate request Let's Encrypt would refuse, or that cannot work as things stand.
+    #[error("no certificate can be requested for {domain} now: {why}")]
+    CertificateRefused { domain: String, why: String },
 }
 
 impl Error {

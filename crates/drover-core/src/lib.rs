@@ -8,6 +8,7 @@ mod account;
 mod adopt;
 mod alias;
 mod audit;
+mod certificate;
 mod converge;
 mod customer;
 mod database;
@@ -37,6 +38,10 @@ pub use adopt::{
 };
 pub use alias::{check_alias, check_alias_limit};
 pub use audit::{AuditChainBreak, AuditEntry, Hash, verify_chain};
+pub use certificate::{
+    CertificateState, FAILED_VALIDATIONS_PER_HOUR, days_left, dns_points_at, earliest_attempt,
+    expiring_within, next_attempt,
+};
 pub use converge::{Action, Blocked, Observed, Wanted, converge};
 pub use customer::CustomerSpec;
 pub use database::{

@@ -191,6 +191,20 @@ pub struct CreateLoginLink {
     pub lifetime_seconds: u32,
 }
 
+/// Ask the account's server for a Let's Encrypt certificate once the account's DNS points at
+/// it, and again after a failure when Let's Encrypt's limits allow. At most one waits or runs
+/// per account: a request made meanwhile joins it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JobArgs)]
+#[river(
+    kind = "request_certificate",
+    queue = "fleet",
+    unique(by_args, by_state(available, pending, running, scheduled, retryable))
+)]
+pub struct RequestCertificate {
+    #[river(unique)]
+    pub account_id: i64,
+}
+
 /// Delete a domain drover does not hold from a server, once an operator repeated its name
 /// (the last scan must have found it as an orphan).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JobArgs)]

@@ -8,6 +8,7 @@
 //! when the change does. (The store's own writes that remain, listed in the command layer's
 //! module, are kept to the same transaction rule; an adoption still checks its proposal here.)
 
+mod certificate_store;
 mod dns_store;
 mod error;
 mod fleet_store;
@@ -23,6 +24,7 @@ mod write;
 
 use std::sync::Arc;
 
+pub use certificate_store::{Certificate, CertificateFilter, CertificateOutcome, CertificateStore};
 pub use dns_store::{
     DnsProviderRecord, DnsProviderSpec, DnsStore, RewriteBatch, Zone, ZoneFilter, ZoneProvider,
     ZoneRewrite, ZoneSyncOutcome,

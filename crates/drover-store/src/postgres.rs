@@ -138,4 +138,5 @@ async fn serialize(tx: &mut Transaction<'static, Db>, kind: Serialized) -> Resul
 include!("sql_store.rs");
 include!("sql_dns.rs");
 include!("sql_fleet.rs");
+include!("sql_certificates.rs");
 include!("sql_write.rs");

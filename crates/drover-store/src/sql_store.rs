@@ -600,11 +600,11 @@ impl Store for SqlStore {
                  AS state, COUNT(*) AS count FROM {table} GROUP BY deleting"
             )
         });
-        Ok(
-            sqlx::query_as(sqlx::AssertSqlSafe(per_kind.join(" UNION ALL ")))
-                .fetch_all(&self.pool)
-                .await?,
-        )
+        let certificates = "SELECT 'certificate' AS kind, state, COUNT(*) AS count FROM certificates GROUP BY state";
+        let query = format!("{} UNION ALL {certificates}", per_kind.join(" UNION ALL "));
+        Ok(sqlx::query_as(sqlx::AssertSqlSafe(query))
+            .fetch_all(&self.pool)
+            .await?)
     }
 
     async fn job_counts(&self) -> Result<Vec<QueueCount>> {
@@ -1189,7 +1189,13 @@ impl Store for SqlStore {
 
     async fn forget_resources(&self, account: AccountId) -> Result<()> {
         write_tx!(self, tx, {
-            for table in ["mailboxes", "databases", "aliases", "subservers"] {
+            for table in [
+                "mailboxes",
+                "databases",
+                "aliases",
+                "subservers",
+                "certificates",
+            ] {
                 sqlx::query(sqlx::AssertSqlSafe(format!(
                     "DELETE FROM {table} WHERE account_id = $1"
                 )))

@@ -1067,6 +1067,10 @@ mod write_sql {
                     }
                 }
                 Job::RewriteAddresses(args) => insert_job(queue, tx, ctx, None, args, opts).await?,
+                Job::Certificate(args) => {
+                    let account = Some(AccountId(args.account_id));
+                    insert_job(queue, tx, ctx, account, args, opts).await?
+                }
                 Job::Migrate { args, at } => {
                     let account = Some(AccountId(args.account_id));
                     let opts = match at {

@@ -162,4 +162,5 @@ async fn serialize(
 include!("sql_store.rs");
 include!("sql_dns.rs");
 include!("sql_fleet.rs");
+include!("sql_certificates.rs");
 include!("sql_write.rs");

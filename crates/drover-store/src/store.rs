@@ -11,7 +11,13 @@ use crate::{Backend, Result};
 /// its audit event (and its job, where the fleet must follow).
 #[async_trait]
 pub trait Store:
-    crate::DnsStore + crate::FleetStore + Send + Sync + std::fmt::Debug + 'static
+    crate::DnsStore
+    + crate::FleetStore
+    + crate::CertificateStore
+    + Send
+    + Sync
+    + std::fmt::Debug
+    + 'static
 {
     fn backend(&self) -> Backend;
 
@@ -60,7 +66,8 @@ pub trait Store:
         job: JobId,
         account: AccountId,
     ) -> Result<Option<(Vec<u8>, jiff::Timestamp)>>;
-    /// How many of each kind of account resource drover records, by state.
+    /// How many of each kind of account resource drover records, by state (certificates by
+    /// theirs).
     async fn resource_counts(&self) -> Result<Vec<ResourceCount>>;
 
     /// The id of the operator key the database's passwords are sealed with, once recorded.
@@ -184,8 +191,8 @@ pub trait Store:
         name: &MailboxName,
         generation: i64,
     ) -> Result<()>;
-    /// Forgets every mailbox, database, alias and sub-server of an account that is gone from
-    /// its server.
+    /// Forgets every mailbox, database, alias, sub-server and certificate of an account that
+    /// is gone from its server.
     async fn forget_resources(&self, account: AccountId) -> Result<()>;
     /// Forgets a mailbox being deleted once its server no longer has it.
     async fn forget_mailbox(&self, account: AccountId, name: &MailboxName) -> Result<()>;

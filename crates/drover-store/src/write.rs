@@ -15,8 +15,8 @@ use secrecy::SecretString;
 use crate::Migration;
 use crate::Result;
 use crate::jobs::{
-    ConvergeAccount, MigrateAccount, RequestedJob, RewriteAddresses, SetAccountPassword, SyncPlan,
-    SyncZone,
+    ConvergeAccount, MigrateAccount, RequestCertificate, RequestedJob, RewriteAddresses,
+    SetAccountPassword, SyncPlan, SyncZone,
 };
 use crate::model::{
     Account, ApiToken, Customer, Database, Mailbox, NewService, OtherDomain, OtherDomainKind, Plan,
@@ -43,6 +43,8 @@ pub enum Job {
     },
     /// Every record pointing at old addresses moved to new ones, on every provider.
     RewriteAddresses(RewriteAddresses),
+    /// The account's certificate request.
+    Certificate(RequestCertificate),
     /// The account's move, to run now or at `at`.
     Migrate {
         args: MigrateAccount,

@@ -39,6 +39,8 @@ pub struct DomainInfo {
     /// Quota and usage as the server reports them, when quotas are on (human text such as
     /// `1 GiB`, block counts, bytes).
     pub quota: Quota,
+    /// When the domain's certificate expires (Unix seconds), when it has one.
+    pub ssl_expiry_unix_time: Option<i64>,
     /// Everything the server reported, known or not.
     pub fields: Record,
 }
@@ -109,6 +111,7 @@ impl DomainInfo {
                 .then(|| text("real_domain"))
                 .flatten(),
             created_unix_time: value("created_unix_time").and_then(|v| v.trim().parse().ok()),
+            ssl_expiry_unix_time: value("ssl_cert_expiry_time").and_then(|v| v.trim().parse().ok()),
             ip_address: value("ip_address")
                 .and_then(|ip| ip.split_whitespace().next())
                 .map(str::to_owned),
@@ -141,7 +144,7 @@ impl DomainInfo {
 }
 
 /// The fields `from_record` types.
-const KEYS: [&str; 25] = [
+const KEYS: [&str; 26] = [
     "id",
     "type",
     "username",
@@ -167,6 +170,7 @@ const KEYS: [&str; 25] = [
     "bandwidth_byte_usage",
     "bandwidth_start",
     "contact_email",
+    "ssl_cert_expiry_time",
 ];
 
 /// A key's place in `KEYS`; a `match` compiles to a length switch, far cheaper than a scan.
@@ -197,6 +201,7 @@ fn key_index(key: &str) -> Option<usize> {
         "bandwidth_byte_usage" => 22,
         "bandwidth_start" => 23,
         "contact_email" => 24,
+        "ssl_cert_expiry_time" => 25,
         _ => return None,
     })
 }

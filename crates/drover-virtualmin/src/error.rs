@@ -69,6 +69,8 @@ pub struct VirtualminError {
     pub message: String,
     /// The request went out and no answer came in time: the server may still be doing it.
     pub unanswered: bool,
+    /// The program ran and reported that it failed (not a fault on the way to it or back).
+    pub program_failed: bool,
 }
 
 impl VirtualminError {
@@ -77,6 +79,7 @@ impl VirtualminError {
             kind,
             message: message.into(),
             unanswered: false,
+            program_failed: false,
         }
     }
 
@@ -194,8 +197,14 @@ pub fn failure_message(first_line: &str, full: &str) -> String {
             return message.to_owned();
         }
     }
-    if let Some(step) = lines.iter().map(|l| l.trim()).find(|l| is_step_failure(l)) {
-        return step.trim_start_matches('.').trim().to_owned();
+    if let Some(i) = lines.iter().position(|l| is_step_failure(l)) {
+        let step = lines[i].trim().trim_start_matches('.').trim();
+        // A helper that died in Python (Let's Encrypt's client): its cause is the exception
+        // after the traceback, not the traceback's first line.
+        return match step.strip_suffix("Traceback (most recent call last):") {
+            Some(head) => format!("{head}{}", python_exception(&lines[i + 1..])),
+            None => step.to_owned(),
+        };
     }
     let first = first_line.trim();
     if !first.is_empty() && !is_log_line(first) {
@@ -208,6 +217,26 @@ pub fn failure_message(first_line: &str, full: &str) -> String {
         .or(Some(first).filter(|f| !f.is_empty()))
         .unwrap_or("the program failed without a message")
         .to_owned()
+}
+
+/// The exception a Python traceback ends with, on one line: its unindented lines joined, and
+/// an indented line after it (the program's next step) after a `;`.
+fn python_exception(after_traceback: &[&str]) -> String {
+    let mut exception = String::new();
+    let start = after_traceback
+        .iter()
+        .position(|l| !l.starts_with(' ') && !l.trim().is_empty());
+    for line in start.map_or(&[][..], |s| &after_traceback[s..]) {
+        let text = line.trim();
+        if text.is_empty() {
+            break;
+        }
+        if !exception.is_empty() {
+            exception.push_str(if line.starts_with(' ') { "; " } else { " " });
+        }
+        exception.push_str(text);
+    }
+    exception
 }
 
 /// Whether a line of a program's output reports one of its steps failing, though the

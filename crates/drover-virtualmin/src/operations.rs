@@ -424,12 +424,15 @@ impl VirtualminClient {
         ))
     }
 
-    /// Requests a Let's Encrypt certificate for the domain's web names.
-    pub async fn generate_letsencrypt_cert(&self, domain: &str) -> Result<String, VirtualminError> {
+    /// Requests a Let's Encrypt certificate for the domain's web names, installs it, and has
+    /// the server renew it. A refusal the program itself reports is `program_failed`: it may
+    /// have cost one of Let's Encrypt's failed validations.
+    pub async fn generate_letsencrypt_cert(&self, domain: &str) -> Result<(), VirtualminError> {
         let call = Call::new("generate-letsencrypt-cert")
             .class(OperationClass::Provisioning)
-            .arg("domain", domain);
-        Ok(self.call(&call).await?.output)
+            .arg("domain", domain)
+            .flag("renew");
+        self.call(&call).await.map(drop)
     }
 
     /// Backs the domain up, all features, to a path or URL the server understands.

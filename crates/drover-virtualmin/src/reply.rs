@@ -188,7 +188,10 @@ impl Reply {
 
 fn failed(error: &str, full: Option<&str>) -> VirtualminError {
     let (kind, message) = classify_answer(error, full.unwrap_or(error));
-    VirtualminError::new(kind, message)
+    VirtualminError {
+        program_failed: true,
+        ..VirtualminError::new(kind, message)
+    }
 }
 
 /// Parses an answer. `status` is the HTTP status code; `body` the raw bytes.

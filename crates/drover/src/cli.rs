@@ -23,6 +23,7 @@ use serde_json::{Map, Value, json};
 use crate::commands;
 use crate::config::{Config, Overrides};
 
+mod certificates;
 mod databases;
 mod dns;
 mod doctor;
@@ -109,6 +110,9 @@ pub enum Command {
     /// Hosting accounts' databases.
     #[command(subcommand)]
     Databases(databases::DatabaseCommand),
+    /// Hosting accounts' Let's Encrypt certificates.
+    #[command(subcommand)]
+    Certificates(certificates::CertificateCommand),
     /// Hosting accounts' alias domains.
     #[command(subcommand)]
     Aliases(other_domains::AliasCommand),
@@ -904,6 +908,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         Command::Usage(command) => usage::run(command, &store, &ctx, out).await,
         Command::Mailboxes(command) => mailboxes::run(command, &*store, &ctx, &config, out).await,
         Command::Databases(command) => databases::run(command, &*store, &ctx, out).await,
+        Command::Certificates(command) => certificates::run(command, &*store, &ctx, out).await,
         Command::Aliases(command) => other_domains::run_aliases(command, &*store, &ctx, out).await,
         Command::Subservers(command) => {
             other_domains::run_subservers(command, &*store, &ctx, out).await

@@ -104,8 +104,14 @@ fn describe() {
     );
     describe_gauge!(
         "drover_resources",
-        "Account resources drover records (mailboxes, databases, aliases, sub-servers), by \
-         kind and state (recorded, deleting)"
+        "Account resources drover records (mailboxes, databases, aliases, sub-servers, \
+         certificates), by kind and state (recorded, deleting; a certificate's requested, \
+         issued, failed)"
+    );
+    describe_gauge!(
+        "drover_certificates_renewal_overdue",
+        "Issued certificates that expire within the warning days: their server did not renew \
+         them"
     );
     describe_gauge!(
         "drover_usage_synced_accounts",
@@ -145,8 +151,15 @@ async fn count_resources(store: &dyn Store) {
             return;
         }
     };
-    for kind in ["mailbox", "database", "alias", "subserver"] {
-        for state in ["recorded", "deleting"] {
+    let kinds = [
+        ("mailbox", &["recorded", "deleting"][..]),
+        ("database", &["recorded", "deleting"]),
+        ("alias", &["recorded", "deleting"]),
+        ("subserver", &["recorded", "deleting"]),
+        ("certificate", &["requested", "issued", "failed"]),
+    ];
+    for (kind, states) in kinds {
+        for &state in states {
             let count = counts
                 .iter()
                 .find(|c| c.kind == kind && c.state == state)

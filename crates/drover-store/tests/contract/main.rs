@@ -84,6 +84,7 @@ drover_testkit::on_both_databases!(
     sqlite: sqlite;
     mailboxes_are_kept_by_name_and_their_passwords_by_generation,
     database_names_are_one_namespace_and_deletions_are_forgotten,
+    a_certificate_keeps_its_last_failures_its_expiry_and_one_job,
     a_domain_is_an_account_an_alias_or_a_subserver_and_an_aliass_zone_follows_its_account,
     customers_are_stored_and_listed,
     plans_are_created_and_patched,
@@ -1528,6 +1529,125 @@ async fn database_names_are_one_namespace_and_deletions_are_forgotten(h: Harness
     assert_eq!(store.databases(shop.id).await.unwrap().len(), 2);
     store.forget_resources(shop.id).await.unwrap();
     assert!(store.databases(shop.id).await.unwrap().is_empty());
+}
+
+async fn a_certificate_keeps_its_last_failures_its_expiry_and_one_job(h: Harness) {
+    use drover_core::CertificateState::{Failed, Issued, Requested};
+    use drover_store::{CertificateFilter, CertificateOutcome};
+    let store = &*h.store;
+    let ana = service(store, "cert-ana.ro").await.account_id;
+    let ion = service(store, "cert-ion.ro").await.account_id;
+    assert!(store.certificate(ana).await.unwrap().is_none());
+    let missing = store
+        .request_certificate(&ctx(), drover_core::AccountId(999))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(missing, StoreError::NotFound { .. }),
+        "{missing:?}"
+    );
+    let (asked, job) = store.request_certificate(&ctx(), ana).await.unwrap();
+    assert_eq!(
+        (asked.state, asked.failures, job.joined),
+        (Requested, 0, false)
+    );
+    assert_eq!(asked.domain.as_str(), "cert-ana.ro");
+    // Asked again while its job waits: the same job.
+    let (_, again) = store.request_certificate(&ctx(), ana).await.unwrap();
+    assert_eq!((again.id, again.joined), (job.id, true));
+    let now = jiff::Timestamp::now();
+    let later = now + jiff::SignedDuration::from_mins(5);
+    let waiting = CertificateOutcome::Waiting {
+        why: "the DNS".into(),
+        until: later,
+    };
+    let c = store
+        .record_certificate(&ctx(), ana, &waiting)
+        .await
+        .unwrap();
+    assert_eq!(c.waiting_for.as_deref(), Some("the DNS"));
+    // Seven failures: all counted, the last five kept for Let's Encrypt's hourly limit.
+    for n in 1..=7 {
+        let failed = CertificateOutcome::Failed {
+            message: format!("refused {n}"),
+            next_attempt_at: later,
+        };
+        let c = store
+            .record_certificate(&ctx(), ana, &failed)
+            .await
+            .unwrap();
+        assert_eq!((c.state, c.failures), (Failed, n));
+        assert_eq!(c.recent_failures.len(), n.min(5) as usize);
+        assert!(c.recent_failures.is_sorted());
+        assert_eq!(c.waiting_for, None);
+        tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+    }
+    let c = store.certificate(ana).await.unwrap().unwrap();
+    assert_eq!(c.last_error.as_deref(), Some("refused 7"));
+    // PostgreSQL keeps microseconds, SQLite nanoseconds.
+    let kept = c.next_attempt_at.unwrap().duration_since(later).abs();
+    assert!(kept < jiff::SignedDuration::from_micros(1), "{c:?}");
+    // Issued: the failures are gone, the expiry kept.
+    let expires = now + jiff::SignedDuration::from_hours(24 * 90);
+    let issued = CertificateOutcome::Issued {
+        expires_at: Some(expires),
+    };
+    let c = store
+        .record_certificate(&ctx(), ana, &issued)
+        .await
+        .unwrap();
+    assert_eq!((c.state, c.failures), (Issued, 0));
+    assert!(c.recent_failures.is_empty() && c.last_error.is_none() && c.issued_at.is_some());
+    // A listing's expiry replaces it, for issued certificates only.
+    store.request_certificate(&ctx(), ion).await.unwrap();
+    let soon = now + jiff::SignedDuration::from_hours(24 * 3);
+    let changed = store
+        .record_certificate_expiries(&[(ana, soon), (ion, soon)])
+        .await
+        .unwrap();
+    assert_eq!(changed, 1);
+    let expiring = CertificateFilter {
+        expiring_before: Some(now + jiff::SignedDuration::from_hours(24 * 14)),
+        ..Default::default()
+    };
+    let listed = store.certificates(expiring).await.unwrap();
+    assert_eq!(
+        listed.iter().map(|c| c.account_id).collect::<Vec<_>>(),
+        [ana]
+    );
+    let requested = CertificateFilter {
+        state: Some(Requested),
+        ..Default::default()
+    };
+    let listed = store.certificates(requested).await.unwrap();
+    assert_eq!(
+        listed.iter().map(|c| c.account_id).collect::<Vec<_>>(),
+        [ion]
+    );
+    let all = store
+        .certificates(CertificateFilter::default())
+        .await
+        .unwrap();
+    assert_eq!(all.len(), 2);
+    // Counted by state; forgotten one by one, or with the account's resources.
+    let counts = store.resource_counts().await.unwrap();
+    let count = |state: &str| {
+        counts
+            .iter()
+            .find(|c| c.kind == "certificate" && c.state == state)
+            .map_or(0, |c| c.count)
+    };
+    assert_eq!((count("issued"), count("requested")), (1, 1));
+    assert!(store.forget_certificate(&ctx(), ion).await.unwrap());
+    assert!(!store.forget_certificate(&ctx(), ion).await.unwrap());
+    store.forget_resources(ana).await.unwrap();
+    assert!(
+        store
+            .certificates(CertificateFilter::default())
+            .await
+            .unwrap()
+            .is_empty()
+    );
 }
 
 async fn a_domain_is_an_account_an_alias_or_a_subserver_and_an_aliass_zone_follows_its_account(

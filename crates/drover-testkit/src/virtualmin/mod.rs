@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 pub use plans::{PLAN_MAXES, SimPlan};
-pub use programs::{Kind, SimDomain, SimUsage, State};
+pub use programs::{Acme, Kind, SimDomain, SimUsage, State};
 
 /// How the simulator behaves.
 #[derive(Debug, Clone)]

@@ -41,6 +41,10 @@ pub struct SimDomain {
     /// Its limits, from its plan (`--limits-from-plan`) or the `--max-*` flags.
     pub max_mailboxes: Option<u64>,
     pub max_databases: Option<u64>,
+    /// When its Let's Encrypt certificate expires (Unix seconds), once one was issued.
+    pub certificate_expiry: Option<u64>,
+    /// The server renews its certificate (`generate-letsencrypt-cert --renew`).
+    pub certificate_renew: bool,
 }
 
 /// What a domain uses, as a test sets it; the server reports it only where the real one would
@@ -79,6 +83,8 @@ impl SimDomain {
             plan_id: 0,
             max_mailboxes: None,
             max_databases: None,
+            certificate_expiry: None,
+            certificate_renew: false,
         }
     }
 
@@ -112,6 +118,25 @@ pub struct State {
     /// them as a domain's administration user or group.
     pub system_users: BTreeSet<String>,
     pub system_groups: BTreeSet<String>,
+    /// What Let's Encrypt does with the server's requests.
+    pub acme: Acme,
+    /// Failed validations Let's Encrypt counted, per domain (Unix seconds), for its limit of
+    /// 5 per name and hour.
+    pub acme_failures: BTreeMap<String, Vec<u64>>,
+    /// Requests Let's Encrypt refused for that limit: a client that respects it makes none.
+    pub acme_rate_limited: u64,
+}
+
+/// What Let's Encrypt answers the server.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum Acme {
+    /// Issues a certificate valid 90 days, as Let's Encrypt does.
+    #[default]
+    Issues,
+    /// Cannot be reached: the server has no internet, as the captured one (its very output).
+    Unreachable,
+    /// Refuses the validation with this message (the site does not answer, say).
+    Refuses(String),
 }
 
 impl Default for State {
@@ -131,6 +156,9 @@ impl Default for State {
             database_down: false,
             system_users: SYSTEM_USERS.iter().map(|u| (*u).to_owned()).collect(),
             system_groups: SYSTEM_GROUPS.iter().map(|g| (*g).to_owned()).collect(),
+            acme: Acme::default(),
+            acme_failures: BTreeMap::new(),
+            acme_rate_limited: 0,
         }
     }
 }
@@ -431,12 +459,7 @@ impl State {
             "create-database" => self.create_database(params),
             "list-databases" => self.list_databases(params),
             "backup-domain" => self.backup_domain(params),
-            "generate-letsencrypt-cert" => self.with_domain(program, params, |d| {
-                Answer::Output(format!(
-                    "Requesting a certificate for {} ..\n.. done\n",
-                    d.name
-                ))
-            }),
+            "generate-letsencrypt-cert" => self.generate_letsencrypt_cert(params, now_unix),
             // A one-time session at the domain's own name, as the real server gives it.
             "create-login-link" => {
                 if params
@@ -484,6 +507,70 @@ impl State {
         match self.domains.get(name) {
             Some(domain) => f(domain),
             None => missing(program, name),
+        }
+    }
+
+    /// `generate-letsencrypt-cert` (`generate-acme-cert.pl`): the names checked, the request
+    /// made, and on success the certificate installed (and renewed, with `--renew`). A failure
+    /// is the program's whole output, as the real server's: Let's Encrypt counts it, and
+    /// refuses a name past 5 failures within an hour.
+    fn generate_letsencrypt_cert(&mut self, params: &Params, now_unix: u64) -> Answer {
+        const P: &str = "generate-letsencrypt-cert";
+        let Some(name) = params.get("domain") else {
+            return failure(P, "Missing --domain parameter");
+        };
+        let Some(domain) = self.domains.get_mut(name) else {
+            return failure(P, format!("No virtual server named {name} found"));
+        };
+        let names = format!("{0} www.{0} mail.{0} admin.{0} webmail.{0}", domain.name);
+        let mut output = format!(
+            "Checking certificate names for resolvability ..\n.. all certificate names are usable\n\n\
+             Requesting SSL certificate for {names} ..\n"
+        );
+        let failures = self.acme_failures.entry(domain.name.clone()).or_default();
+        failures.retain(|at| now_unix < at + 3600);
+        let refusal = if failures.len() >= 5 {
+            self.acme_rate_limited += 1;
+            Some(format!(
+                "Web-based validation failed : Failed to request certificate : \
+                 urn:ietf:params:acme:error:rateLimited: Error creating new order :: too many \
+                 failed authorizations ({}) for \"{}\" in the last 1h0m0s, retry after {}: see \
+                 https://letsencrypt.org/docs/rate-limits/#authorization-failures-per-hostname-per-account",
+                failures.len(),
+                domain.name,
+                failures[0] + 3600,
+            ))
+        } else {
+            match &self.acme {
+                Acme::Issues => None,
+                Acme::Unreachable => Some(unreachable_acme()),
+                Acme::Refuses(message) => Some(format!(
+                    "Web-based validation failed : Failed to request certificate : {message}"
+                )),
+            }
+        };
+        if let Some(refusal) = refusal {
+            failures.push(now_unix);
+            output.push_str(&format!(
+                ".. failed : {refusal}\n   DNS-based validation failed : Only the native ACME \
+                 client supports DNS-based validation\n\n"
+            ));
+            return Answer::Raw {
+                output,
+                exit: 256,
+                multiline: false,
+            };
+        }
+        failures.clear();
+        domain.certificate_expiry = Some(now_unix + 90 * 86_400);
+        domain.certificate_renew = params.has("renew");
+        output.push_str(
+            ".. done for all certificate names\n\nCopying to server configuration ..\n.. done\n\n",
+        );
+        Answer::Raw {
+            output,
+            exit: 0,
+            multiline: false,
         }
     }
 
@@ -792,6 +879,22 @@ impl State {
             add("SSL provider subset mode", "No".to_owned());
             add("SSL cert used by", "webmin".to_owned());
         }
+        if let Some(expiry) = d.certificate_expiry {
+            let date = jiff::Timestamp::from_second(i64::try_from(expiry).unwrap_or(0))
+                .map(|t| t.strftime("%d/%b/%Y %H:%M").to_string())
+                .unwrap_or_default();
+            add("SSL cert expiry", date);
+            add("SSL cert expiry time", expiry.to_string());
+            add(
+                "SSL provider renewal",
+                if d.certificate_renew {
+                    "Enabled"
+                } else {
+                    "Disabled"
+                }
+                .to_owned(),
+            );
+        }
         for provisioned in ["dns", "mysql", "spam", "virus"] {
             add(
                 &format!("Provisioning for {provisioned}"),
@@ -1099,6 +1202,8 @@ impl State {
             plan_id: plan.id,
             max_mailboxes: None,
             max_databases: None,
+            certificate_expiry: None,
+            certificate_renew: false,
         };
         if kind == Kind::Alias {
             domain.parent = parent.as_ref().map(|p| p.name.clone());
@@ -1856,4 +1961,22 @@ const INVALID_USER_CHARS: &[char] = &[
 /// A mail user's short name: the full name (`ana.prefix`) with the domain's suffix taken off.
 fn short_user<'a>(user: &'a str, prefix: &str) -> &'a str {
     user.strip_suffix(&format!(".{prefix}")).unwrap_or(user)
+}
+
+/// The captured server's answer with no internet: the ACME client cannot fetch Let's
+/// Encrypt's directory (`generate-letsencrypt-cert__no-internet__text.http`).
+fn unreachable_acme() -> String {
+    "Web-based validation failed : Failed to request certificate : Traceback (most recent call last):
+  File \"/usr/share/webmin/webmin/acme_tiny.py\", line 199, in <module>
+    main(sys.argv[1:])
+  File \"/usr/share/webmin/webmin/acme_tiny.py\", line 105, in get_crt
+    directory, _, _ = _do_request(directory_url, err_msg=\"Error getting directory\")
+  File \"/usr/share/webmin/webmin/acme_tiny.py\", line 46, in _do_request
+    raise ValueError(\"{0}:\\nUrl: {1}\\nData: {2}\\nResponse Code: {3}\\nResponse: {4}\".format(err_msg, url, data, code, resp_data))
+ValueError: Error getting directory:
+Url: https://acme-v02.api.letsencrypt.org/directory
+Data: None
+Response Code: None
+Response: <urlopen error [Errno -2] Name or service not known>"
+        .to_owned()
 }

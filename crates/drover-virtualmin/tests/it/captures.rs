@@ -411,6 +411,35 @@ fn a_database_outage_is_transient_and_says_so() {
     }
 }
 
+/// A failed Let's Encrypt request names its cause (the exception its client died of, and the
+/// DNS validation's own refusal), not the traceback's first line nor the first step's title;
+/// the program ran, so the failure counts as one of Let's Encrypt's.
+#[test]
+fn a_failed_certificate_request_names_its_cause() {
+    for file in [
+        "generate-letsencrypt-cert__no-internet__json.http",
+        "generate-letsencrypt-cert__no-internet__text.http",
+    ] {
+        let capture = captures().into_iter().find(|c| c.file == file).unwrap();
+        let err = parse_reply(capture.status, &capture.body).unwrap_err();
+        assert!(err.program_failed, "{file}");
+        assert_eq!(
+            err.message,
+            "failed : Web-based validation failed : Failed to request certificate : \
+             ValueError: Error getting directory: Url: https://acme-v02.api.letsencrypt.org/directory \
+             Data: None Response Code: None Response: <urlopen error [Errno -2] Name or service not known>; \
+             DNS-based validation failed : Only the native ACME client supports DNS-based validation",
+            "{file}"
+        );
+    }
+    let capture = captures()
+        .into_iter()
+        .find(|c| c.file == "generate-letsencrypt-cert__missing-domain__json.http")
+        .unwrap();
+    let err = parse_reply(capture.status, &capture.body).unwrap_err();
+    assert_eq!(err.kind, ErrorKind::NotFound);
+}
+
 /// Warnings on stderr split into a list's JSON items are not databases.
 #[test]
 fn warning_lines_in_a_list_are_not_records() {

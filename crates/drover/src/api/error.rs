@@ -171,6 +171,9 @@ impl From<drover_core::Error> for ApiError {
             PlanFixed { .. } => Self::new(StatusCode::CONFLICT, "service_terminated", message),
             PlanTooSmall { .. } => Self::new(StatusCode::CONFLICT, "plan_too_small", message),
             LoginLinkGone { .. } => Self::new(StatusCode::GONE, "login_link_gone", message),
+            CertificateRefused { .. } => {
+                Self::new(StatusCode::CONFLICT, "certificate_refused", message)
+            }
             AccountDeleted { .. } => Self::new(StatusCode::CONFLICT, "account_deleted", message),
             OverLimit { .. } => Self::new(StatusCode::CONFLICT, "over_limit", message),
             FeatureMissing { .. } => Self::new(StatusCode::CONFLICT, "feature_missing", message),

@@ -89,12 +89,15 @@ fn required_access(method: &Method, path: &str) -> Access {
         return Access::Read;
     }
     let billing = ["/api/v1/customers", "/api/v1/services"];
-    // An account's mailboxes, databases, aliases and sub-servers are what customers buy too,
+    // An account's mailboxes, databases, aliases, sub-servers and certificate are what
+    // customers buy too,
     // and its owner's way into the panel is theirs.
     let resources = path.starts_with("/api/v1/accounts/")
         && matches!(
             path.split('/').nth(5),
-            Some("mailboxes" | "databases" | "aliases" | "subservers" | "login-link")
+            Some(
+                "mailboxes" | "databases" | "aliases" | "subservers" | "login-link" | "certificate"
+            )
         );
     if resources
         || billing
@@ -279,6 +282,8 @@ mod tests {
             (Method::PATCH, "/api/v1/accounts/3/mailboxes/ana", Billing),
             (Method::POST, "/api/v1/accounts/3/databases", Billing),
             (Method::POST, "/api/v1/accounts/3/aliases", Billing),
+            (Method::POST, "/api/v1/accounts/3/certificate", Billing),
+            (Method::DELETE, "/api/v1/accounts/3/certificate", Billing),
             (
                 Method::POST,
                 "/api/v1/accounts/3/databases/ana_x/delete",

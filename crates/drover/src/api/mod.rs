@@ -6,6 +6,7 @@
 
 mod accounts;
 mod audit;
+mod certificates;
 mod customers;
 mod databases;
 mod dns;
@@ -101,6 +102,7 @@ fn resources() -> OpenApiRouter<AppState> {
         .merge(databases::routes())
         .merge(other_domains::routes())
         .merge(login_links::routes())
+        .merge(certificates::routes())
         .merge(jobs::routes())
         .merge(provisioning::routes())
         .merge(audit::routes())

@@ -10,6 +10,7 @@
 
 mod accounts;
 mod adoption;
+mod certificates;
 mod customers;
 mod databases;
 mod dns;
@@ -28,6 +29,9 @@ mod tokens;
 
 pub use accounts::{retry_failed_accounts, set_protection};
 pub use adoption::adopt;
+pub use certificates::{
+    ask_again as ask_certificate_again, forget_certificate, request_certificate,
+};
 pub use customers::create_customer;
 pub use databases::{create_database, delete_database};
 pub use dns::{

@@ -639,6 +639,20 @@ pub(crate) fn server_plan(plan: &drover_core::PlanSpec) -> ServerPlan {
     }
 }
 
+/// A domain made anew on a server (a move, a failover, a rebuild) has no certificate there: an
+/// account that had one asked for is asked for again, and its job waits for the account's DNS
+/// to point at the new server.
+pub(super) async fn certify_again(
+    engine: &Engine,
+    ctx: &RequestContext,
+    account: drover_core::AccountId,
+) -> Result<(), ConvergeError> {
+    if engine.store.certificate(account).await?.is_some() {
+        crate::commands::ask_certificate_again(&*engine.store, ctx, account).await?;
+    }
+    Ok(())
+}
+
 /// How many unix user names a create tries when the server keeps names for itself.
 const USERNAME_TRIES: usize = 5;
 
@@ -693,7 +707,7 @@ pub(super) async fn apply(
             let mut username = account.unix_username.clone();
             for tried in 1..=USERNAME_TRIES {
                 match client.create_domain(&new).await {
-                    Ok(_) => return Ok(()),
+                    Ok(_) => return certify_again(engine, ctx, account.id).await,
                     // Created by an earlier try whose answer was lost: the next round looks
                     // again and checks it is ours.
                     Err(e)

@@ -1,5 +1,6 @@
 //! Health checks: per server, a cheap API call (`info`) with its latency, the certificate the
-//! server presents (expiry and pin), and drover's breaker for it. Results are recorded by the
+//! server presents (expiry and pin), and drover's breaker for it; across the fleet, the
+//! accounts' certificates their servers should have renewed by now. Results are recorded by the
 //! store, which moves a server's state only after consecutive results agree.
 
 use std::time::Instant;
@@ -135,4 +136,47 @@ pub async fn check_fleet(
         changes.push(change);
     }
     Ok(changes)
+}
+
+/// The accounts' certificates their servers should have renewed by now (they renew 21 days
+/// before expiry, and these expire within the warning days): each is a warning, and their
+/// number a metric. The expiries are the ones the last usage syncs read.
+pub async fn certificates_not_renewed(
+    engine: &Engine,
+) -> crate::commands::Result<Vec<drover_store::Certificate>> {
+    let warn_days = engine.fleet_policy.health.certificate_warn_days;
+    let now = jiff::Timestamp::now();
+    let before = drover_core::expiring_within(now, u32::try_from(warn_days).unwrap_or(0))?;
+    let mut overdue = Vec::new();
+    let mut page = drover_store::Page::new(None, Some(drover_store::Page::MAX_LIMIT));
+    loop {
+        let batch = engine
+            .store
+            .certificates(drover_store::CertificateFilter {
+                state: Some(drover_core::CertificateState::Issued),
+                expiring_before: Some(before),
+                page,
+                ..Default::default()
+            })
+            .await?;
+        for certificate in &batch {
+            let Some(expires_at) = certificate.expires_at else {
+                continue;
+            };
+            tracing::warn!(
+                domain = %certificate.domain,
+                expires_at = %expires_at,
+                days_left = drover_core::days_left(expires_at, now),
+                "certificate not renewed by its server"
+            );
+        }
+        let full = batch.len() == page.limit as usize;
+        page.after = batch.last().map(|c| c.account_id.get());
+        overdue.extend(batch);
+        if !full {
+            break;
+        }
+    }
+    metrics::gauge!("drover_certificates_renewal_overdue").set(overdue.len() as f64);
+    Ok(overdue)
 }

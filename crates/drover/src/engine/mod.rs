@@ -18,7 +18,7 @@ use drover_store::Store;
 use riverqueue::{QueueConfig, RunHandle, Workers};
 
 pub use dns::{Dns, DnsSettings};
-pub use fleet::Fleet;
+pub use fleet::{Fleet, FleetError};
 pub use seal::Sealer;
 pub use secrets::Secrets;
 

@@ -1,5 +1,6 @@
 //! Usage: two listings per server (every domain's figures, every domain's users), summed per
-//! account and recorded for billing. The cost is per server, not per account.
+//! account and recorded for billing, with each certificate's expiry from the same listing. The
+//! cost is per server, not per account.
 
 use drover_core::{ListedUsage, usage_by_domain};
 use drover_store::{Server, StoreError};
@@ -49,6 +50,13 @@ pub async fn sync_server(engine: &Engine, server: &Server) -> Result<SyncReport,
         })?;
     let domains = client.list_domains().await.map_err(observation)?;
     let users = client.list_all_users().await.map_err(observation)?;
+    let expiries: std::collections::HashMap<String, jiff::Timestamp> = domains
+        .iter()
+        .filter_map(|d| {
+            let expiry = jiff::Timestamp::from_second(d.ssl_expiry_unix_time?).ok()?;
+            Some((d.domain.clone(), expiry))
+        })
+        .collect();
     let listed: Vec<ListedUsage> = domains
         .into_iter()
         .map(|d| ListedUsage {
@@ -71,14 +79,23 @@ pub async fn sync_server(engine: &Engine, server: &Server) -> Result<SyncReport,
     );
     let mut figures = Vec::new();
     let mut not_listed = Vec::new();
+    let mut certificates = Vec::new();
     let expectations = engine.store.server_expectations(server.id).await?;
     for expected in expectations.into_iter().filter(|e| e.is_live()) {
+        if let Some(expiry) = expiries.get(expected.domain.as_str()) {
+            certificates.push((expected.account, *expiry));
+        }
         match by_domain.remove(expected.domain.as_str()) {
             Some(usage) => figures.push((expected.account, usage)),
             None => not_listed.push(expected.domain.to_string()),
         }
     }
     let accounts = engine.store.record_usage(server.id, &figures).await?;
+    // The same listing shows each certificate's expiry: a renewal by the server shows here.
+    engine
+        .store
+        .record_certificate_expiries(&certificates)
+        .await?;
     metrics::gauge!("drover_usage_synced_accounts", "server" => name.clone()).set(accounts as f64);
     Ok(SyncReport {
         server: name,

@@ -186,6 +186,7 @@ drover_testkit::on_both_databases!(
     server_health_is_shown_and_maintenance_set,
     a_move_is_refused_with_its_reason_until_it_can_be_done,
     billing_reads_usage_and_an_operator_asks_for_a_sync,
+    billing_asks_for_a_certificate_and_a_reader_sees_how_it_stands,
 );
 
 /// Log lines written while it lives, as `serve` writes them (JSON, with the span's fields).
@@ -1342,4 +1343,68 @@ async fn billing_reads_usage_and_an_operator_asks_for_a_sync(api: Api) {
             .status,
         StatusCode::NOT_FOUND
     );
+}
+
+async fn billing_asks_for_a_certificate_and_a_reader_sees_how_it_stands(api: Api) {
+    let (customer, plan) = api.setup().await;
+    let created = api
+        .post(
+            "/api/v1/services",
+            json!({"customer_id": customer, "plan_id": plan, "domain": "sigur.ro"}),
+        )
+        .await;
+    let account = created.body["account_id"].as_i64().unwrap();
+    let path = format!("/api/v1/accounts/{account}/certificate");
+    let as_ = |token: &str, method: Method| {
+        let (api, path, token) = (&api, path.clone(), token.to_owned());
+        async move { api.call(method, &path, Some(&token), &[], None).await }
+    };
+    let none = as_(&api.readonly, Method::GET).await;
+    assert_eq!(
+        (none.status, none.code()),
+        (StatusCode::NOT_FOUND, "not_found")
+    );
+    assert!(none.message().contains("sigur.ro"), "{}", none.message());
+    let refused = as_(&api.readonly, Method::POST).await;
+    assert_eq!(refused.status, StatusCode::FORBIDDEN);
+    let asked = as_(&api.billing, Method::POST).await;
+    assert_eq!(asked.status, StatusCode::ACCEPTED, "{:?}", asked.body);
+    assert_eq!(asked.body["certificate"]["state"], "requested");
+    assert!(asked.body["job_id"].as_i64().is_some(), "{:?}", asked.body);
+    let seen = as_(&api.readonly, Method::GET).await;
+    assert_eq!(seen.body["domain"], "sigur.ro", "{:?}", seen.body);
+    assert!(
+        seen.body.get("recent_failures").is_none(),
+        "{:?}",
+        seen.body
+    );
+    let listed = api.get("/api/v1/certificates?state=requested").await;
+    assert_eq!(
+        listed.body.as_array().unwrap().len(),
+        1,
+        "{:?}",
+        listed.body
+    );
+    let bad = api.get("/api/v1/certificates?state=valid").await;
+    assert_eq!(
+        (bad.status, bad.code()),
+        (StatusCode::BAD_REQUEST, "invalid_query")
+    );
+    assert!(
+        bad.message().contains("`requested`, `issued`, `failed`"),
+        "{}",
+        bad.message()
+    );
+    let far = api
+        .get("/api/v1/certificates?expiring_within_days=99999")
+        .await;
+    assert_eq!(
+        (far.status, far.code()),
+        (StatusCode::UNPROCESSABLE_ENTITY, "invalid_value")
+    );
+    assert_eq!(far.body["error"]["field"], "expiring_within_days");
+    let forgotten = as_(&api.billing, Method::DELETE).await;
+    assert_eq!(forgotten.status, StatusCode::NO_CONTENT);
+    let again = as_(&api.billing, Method::DELETE).await;
+    assert_eq!(again.status, StatusCode::NOT_FOUND);
 }

@@ -1891,6 +1891,39 @@ async fn an_operator_manages_databases_from_the_command_line() {
 }
 
 #[tokio::test]
+async fn an_operator_asks_for_watches_and_forgets_a_certificate_from_the_command_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    sell(d, &["sigur.ro"]).await;
+    // A pending service's certificate waits for its activation.
+    let (ok, asked, said) = run(d, &["certificates", "request", "1"]).await;
+    assert!(ok, "{said}");
+    assert!(asked.contains(r#""state": "requested""#), "{asked}");
+    assert!(
+        said.contains("requests it once the account's DNS points at its server"),
+        "{said}"
+    );
+    let listed = succeeded(run(d, &["certificates", "list", "--state", "requested"]).await);
+    assert!(
+        listed.contains("sigur.ro") && listed.contains("requested"),
+        "{listed}"
+    );
+    let (ok, _, stderr) = run(d, &["certificates", "list", "--state", "valid"]).await;
+    assert!(
+        !ok && stderr.contains("requested, issued or failed"),
+        "{stderr}"
+    );
+    let none = succeeded(run(d, &["certificates", "list", "--expiring-within-days", "30"]).await);
+    assert!(!none.contains("sigur.ro"), "{none}");
+    succeeded(run(d, &["certificates", "forget", "1"]).await);
+    let (ok, _, stderr) = run(d, &["certificates", "show", "1"]).await;
+    assert!(
+        !ok && stderr.contains("a certificate request for sigur.ro does not exist"),
+        "{stderr}"
+    );
+}
+
+#[tokio::test]
 async fn an_operator_manages_alias_domains_and_subservers_from_the_command_line() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();

@@ -149,6 +149,24 @@ async fn an_account_moves_to_another_server_with_its_dns() {
     )
     .await;
 
+    // move.ro has a certificate on vm1; the move asks for one on vm2, once its DNS is there.
+    drover::commands::request_certificate(&*store, &ctx(), accounts[1])
+        .await
+        .unwrap();
+    let certified = |sim: &drover_testkit::virtualmin::VirtualminSim| {
+        sim.with_state(|s| {
+            s.domains
+                .get("move.ro")
+                .is_some_and(|d| d.certificate_expiry.is_some())
+        })
+    };
+    crate::until(
+        "move.ro has its certificate on vm1",
+        Duration::from_secs(10),
+        || async { certified(&sims[0]) },
+    )
+    .await;
+
     // move.ro: confirmed by the operator, deleted from vm1 at once.
     drover::commands::start_migration(&*store, &ctx(), accounts[1], ServerId(2), grace)
         .await
@@ -175,6 +193,19 @@ async fn an_account_moves_to_another_server_with_its_dns() {
     assert_eq!(databases_on(&sims[1]), ["move", "move_shop"]);
     assert!(alias_on(&sims[1]), "the alias is made on vm2");
     assert!(subserver_on(&sims[1]), "the sub-server is made on vm2");
+    crate::until(
+        "move.ro has a certificate on vm2",
+        Duration::from_secs(10),
+        || async {
+            certified(&sims[1])
+                && store
+                    .certificate(accounts[1])
+                    .await
+                    .unwrap()
+                    .is_some_and(|c| c.state == drover_core::CertificateState::Issued)
+        },
+    )
+    .await;
     let alias_zone = store
         .account_zones(accounts[1])
         .await

@@ -118,6 +118,7 @@ drover_testkit::on_both_databases!(
     aliases_reach_the_server_and_get_zones_that_follow_the_account,
     subservers_reach_the_server_with_their_addresses_in_the_accounts_zone,
     a_login_link_is_made_by_the_server_kept_sealed_and_handed_out_once,
+    a_certificate_waits_for_dns_and_its_failures_for_lets_encrypts_limits,
 );
 
 async fn billing_moves_are_carried_out_on_the_server(mut f: Fleetwork) {
@@ -1074,6 +1075,228 @@ async fn a_login_link_is_made_by_the_server_kept_sealed_and_handed_out_once(f: F
 }
 
 /// The account's newest converge job.
+async fn a_certificate_waits_for_dns_and_its_failures_for_lets_encrypts_limits(f: Fleetwork) {
+    use drover_core::{CertificateState, OwnerName, RecordType, RrSet};
+    use drover_testkit::virtualmin::Acme;
+    let store = &*f.store;
+    let certificate = |account| async move { store.certificate(account).await.unwrap().unwrap() };
+    let active = |domain: &'static str| async move {
+        let id = service_on(store, drover_core::PlanId(1), domain).await;
+        let moved = crate::transition_service(store, &ctx(), id, Transition::Activate, None)
+            .await
+            .unwrap();
+        assert_eq!(finished(store, moved.job_id).await.state, "completed");
+        moved.account.id
+    };
+
+    // The server has an address for the accounts' zones to point at.
+    let address = serde_json::from_value(serde_json::json!({"ipv4": "192.0.2.7"})).unwrap();
+    drover::commands::update_server(store, &ctx(), drover_core::ServerId(1), address)
+        .await
+        .unwrap();
+    // The account's www still points elsewhere: the job waits, asking nothing of the server.
+    let account = active("cert.ro").await;
+    let domain = DomainName::parse("cert.ro").unwrap();
+    let zone = store.account_zone(account).await.unwrap().unwrap();
+    let www = OwnerName::parse("www", &domain).unwrap();
+    let elsewhere = RrSet::new(www.clone(), RecordType::A, 300, ["198.51.100.9"]).unwrap();
+    drover::commands::set_rrset(store, &ctx(), zone.id, elsewhere)
+        .await
+        .unwrap();
+    let (requested, job) = drover::commands::request_certificate(store, &ctx(), account)
+        .await
+        .unwrap();
+    assert_eq!(requested.state, CertificateState::Requested);
+    let scheduled = || async { store.job(job).await.unwrap().state == "scheduled" };
+    let waiting = wait_for(|| async {
+        let c = certificate(account).await;
+        (c.waiting_for.is_some() && scheduled().await).then_some(c)
+    })
+    .await;
+    assert!(
+        waiting
+            .waiting_for
+            .as_deref()
+            .unwrap()
+            .contains("DNS of cert.ro to point at vm1"),
+        "{waiting:?}"
+    );
+    assert_eq!(
+        f.sim.calls_naming("cert.ro", "generate-letsencrypt-cert"),
+        0
+    );
+    // Pointed at the server, asked again: issued, installed, renewed by the server.
+    let home = RrSet::new(www, RecordType::A, 300, ["192.0.2.7"]).unwrap();
+    drover::commands::set_rrset(store, &ctx(), zone.id, home)
+        .await
+        .unwrap();
+    let (_, again) = drover::commands::request_certificate(store, &ctx(), account)
+        .await
+        .unwrap();
+    assert_eq!(again, job, "the waiting job is the one brought forward");
+    let ended = finished(store, job).await;
+    assert_eq!(ended.state, "completed", "{ended:?}");
+    let issued = certificate(account).await;
+    assert_eq!(issued.state, CertificateState::Issued, "{issued:?}");
+    let days = drover_core::days_left(issued.expires_at.unwrap(), jiff::Timestamp::now());
+    assert!((88..=90).contains(&days), "{issued:?}");
+    let on_server = f.sim.with_state(|s| s.domains["cert.ro"].clone());
+    assert!(on_server.certificate_expiry.is_some() && on_server.certificate_renew);
+    assert_eq!(
+        f.sim.calls_naming("cert.ro", "generate-letsencrypt-cert"),
+        1
+    );
+
+    // The server renews it; drover watches that it did, from the usage sync's listing.
+    use drover::commands::{Requested, request};
+    let sim = &f.sim;
+    let not_renewed = |expiry_days: u64| async move {
+        let now = jiff::Timestamp::now().as_second().unsigned_abs();
+        sim.with_state(|s| {
+            s.domains.get_mut("cert.ro").unwrap().certificate_expiry =
+                Some(now + expiry_days * 86_400);
+        });
+        let sync = request(store, &ctx(), Requested::UsageSync { server: None })
+            .await
+            .unwrap();
+        assert_eq!(finished(store, sync).await.state, "completed");
+        let seen = certificate(account).await.expires_at.unwrap();
+        assert_eq!(
+            drover_core::days_left(seen, jiff::Timestamp::now()),
+            expiry_days as i64 - 1
+        );
+        let check = Requested::HealthCheck {
+            server: None,
+            plans: false,
+        };
+        let health = finished(store, request(store, &ctx(), check).await.unwrap()).await;
+        let output = health.output.unwrap();
+        let overdue: Vec<String> = output["certificates_not_renewed"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["domain"].as_str().unwrap().to_owned())
+            .collect();
+        overdue
+    };
+    assert_eq!(
+        not_renewed(10).await,
+        ["cert.ro"],
+        "10 days left: a renewal was missed"
+    );
+    assert!(not_renewed(80).await.is_empty(), "renewed");
+
+    // Let's Encrypt cannot be reached: failed, with the server's own cause, tried again later.
+    f.sim.with_state(|s| s.acme = Acme::Unreachable);
+    let account = active("nocert.ro").await;
+    let (_, job) = drover::commands::request_certificate(store, &ctx(), account)
+        .await
+        .unwrap();
+    let mut failed = Vec::new();
+    for n in 1..=5 {
+        let c = wait_for(|| async {
+            let c = certificate(account).await;
+            let scheduled = store.job(job).await.unwrap().state == "scheduled";
+            (c.failures == n && scheduled).then_some(c)
+        })
+        .await;
+        assert_eq!(c.state, CertificateState::Failed);
+        assert!(
+            c.last_error
+                .as_deref()
+                .unwrap()
+                .contains("Name or service not known"),
+            "{c:?}"
+        );
+        failed.push(c);
+        if n < 5 {
+            // An operator asks again at once: the waiting job goes now, not after its wait.
+            let (_, again) = drover::commands::request_certificate(store, &ctx(), account)
+                .await
+                .unwrap();
+            assert_eq!(again, job);
+        }
+    }
+    let first_wait = failed[0].next_attempt_at.unwrap() - failed[0].updated_at;
+    assert!(
+        (298..=300).contains(&first_wait.get_seconds()),
+        "five minutes after the first failure: {:?}",
+        failed[0]
+    );
+    // A sixth request within the hour is refused before anything is asked.
+    let err = drover::commands::request_certificate(store, &ctx(), account)
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("5 failed validations per name and hour"),
+        "{err}"
+    );
+    let last = certificate(account).await;
+    let hour_after_first = failed[0].updated_at + jiff::SignedDuration::from_hours(1);
+    assert!(
+        last.next_attempt_at.unwrap() >= hour_after_first,
+        "drover waits for the hour to pass too: {last:?}"
+    );
+    assert_eq!(store.job(job).await.unwrap().state, "scheduled");
+    assert_eq!(
+        f.sim.calls_naming("nocert.ro", "generate-letsencrypt-cert"),
+        5
+    );
+    assert_eq!(f.sim.with_state(|s| s.acme_rate_limited), 0);
+
+    // Suspended or without a website, there is nothing Let's Encrypt could validate.
+    let suspended = active("pauza.ro").await;
+    let service = store.account(suspended).await.unwrap().service_id;
+    let moved = crate::transition_service(
+        store,
+        &ctx(),
+        service,
+        Transition::Suspend,
+        Some("unpaid".into()),
+    )
+    .await
+    .unwrap();
+    finished(store, moved.job_id).await;
+    let err = drover::commands::request_certificate(store, &ctx(), suspended)
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("suspended"), "{err}");
+    let mail_only = serde_json::json!({"name": "Mail only", "features": ["dir", "mail"]});
+    let plan =
+        drover::commands::create_plan(store, &ctx(), serde_json::from_value(mail_only).unwrap())
+            .await
+            .unwrap();
+    let id = service_on(store, plan.id, "posta.ro").await;
+    let pending = store.service(id).await.unwrap().account_id;
+    let err = drover::commands::request_certificate(store, &ctx(), pending)
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("feature web"), "{err}");
+
+    // Forgotten: drover stops asking; the job finds nothing to do.
+    drover::commands::forget_certificate(store, &ctx(), account)
+        .await
+        .unwrap();
+    assert!(store.certificate(account).await.unwrap().is_none());
+    assert_eq!(store.job(job).await.unwrap().state, "cancelled");
+}
+
+/// Polls `check` until it gives a value.
+async fn wait_for<T, F, Fut>(check: F) -> T
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    for _ in 0..300 {
+        if let Some(value) = check().await {
+            return value;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("the awaited state never came");
+}
+
 async fn last_converge(store: &dyn Store, account: drover_core::AccountId) -> JobId {
     let filter = JobFilter {
         account_id: Some(account),

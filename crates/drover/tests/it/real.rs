@@ -1133,6 +1133,63 @@ async fn a_login_link_comes_from_the_server_and_is_handed_out_once() {
     drover.remove(service, account, &domain).await;
 }
 
+/// The real server has no internet: Let's Encrypt cannot be reached, which is the failure
+/// path drover must handle (the server's own cause kept, a wait before the next try, never a
+/// sixth failure within the hour).
+#[tokio::test]
+#[ignore = "real tier: needs a real Virtualmin (scripts/real-virtualmin start)"]
+async fn a_certificate_request_fails_with_the_servers_cause_and_waits() {
+    let real = RealServer::from_env();
+    let drover = Drover::start(&[]).await;
+    drover.add_real_server(&real).await;
+    let plan = drover.plan(&unique("Cert "), json!({})).await;
+    let domain = format!("{}.ro", unique("cert-"));
+    let (service, account) = drover.sell(plan, &domain).await;
+    let path = format!("/accounts/{account}/certificate");
+    let asked = drover.call(reqwest::Method::POST, &path, None).await;
+    assert_eq!(asked.0, 202, "{}", asked.1);
+    assert_eq!(asked.1["certificate"]["state"], "requested");
+    for failures in 1..=2 {
+        let failed = eventually("the request to fail", JOB_LIMIT, async || {
+            let c = drover.get(&path).await;
+            (c["failures"] == failures).then_some(c)
+        })
+        .await;
+        assert_eq!(failed["state"], "failed", "{failed:#}");
+        let cause = failed["last_error"].as_str().unwrap();
+        // The real cause, not the first line of the program's output.
+        assert!(
+            !cause.starts_with("Checking certificate names") && cause.contains("failed"),
+            "{failed:#}"
+        );
+        let next: jiff::Timestamp = failed["next_attempt_at"].as_str().unwrap().parse().unwrap();
+        let wait = next.duration_since(jiff::Timestamp::now());
+        assert!(
+            wait > jiff::SignedDuration::from_mins(3),
+            "five minutes, then more, before drover asks again: {failed:#}"
+        );
+        if failures == 1 {
+            // An operator asks again: the waiting job goes now.
+            let again = drover.call(reqwest::Method::POST, &path, None).await;
+            assert_eq!(again.0, 202, "{}", again.1);
+        }
+    }
+    let listed = drover.get("/certificates?state=failed").await;
+    assert!(
+        listed
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|c| c["account_id"] == account),
+        "{listed:#}"
+    );
+    // drover stops asking; nothing is left waiting for the account.
+    let (status, _) = drover.call(reqwest::Method::DELETE, &path, None).await;
+    assert_eq!(status, 204);
+    drover.settled(account).await;
+    drover.remove(service, account, &domain).await;
+}
+
 #[tokio::test]
 #[ignore = "real tier: needs a real Virtualmin (scripts/real-virtualmin start)"]
 async fn an_idn_domain_and_domains_whose_usernames_collide() {
@@ -1749,6 +1806,8 @@ async fn the_simulator_answers_as_the_real_server_does() {
     })
     .await
     .unwrap();
+    // The real server has no internet.
+    sim.with_state(|s| s.acme = drover_testkit::virtualmin::Acme::Unreachable);
     let client = |name: &str, port: u16, pin: &str| {
         let endpoint = Endpoint {
             name: name.into(),
@@ -1930,6 +1989,15 @@ async fn the_simulator_answers_as_the_real_server_does() {
         ));
         let deleted = server.delete_domain(&sub).await;
         mail.push(format!("delete sub-server: {}", outcome(deleted)));
+        // A certificate without internet, and for a domain the server lacks.
+        for name in [domain.as_str(), "nosuch-diff.ro"] {
+            let asked = server.generate_letsencrypt_cert(name).await;
+            let counted = asked.as_ref().is_err_and(|e| e.program_failed);
+            mail.push(format!(
+                "certificate for {name}: {} {counted}",
+                outcome(asked)
+            ));
+        }
         let mail = mail.join("\n");
         let template = server
             .list_templates()

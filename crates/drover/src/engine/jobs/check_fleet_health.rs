@@ -8,10 +8,11 @@ use riverqueue::{Job, WorkContext, WorkOutcome};
 use serde_json::json;
 
 use crate::engine::Engine;
-use crate::engine::health::check_fleet;
+use crate::engine::health::{certificates_not_renewed, check_fleet};
 
 /// One server, or every one (the scheduler's, on the elected leader). The output has a row per
-/// server checked and the state moves.
+/// server checked and the state moves; across the fleet, the accounts' certificates their
+/// servers did not renew.
 pub async fn run(
     engine: Arc<Engine>,
     context: WorkContext,
@@ -47,7 +48,18 @@ pub async fn run(
         .filter(|c| c.moved())
         .map(|c| format!("{}: {} → {}", c.server.spec.name, c.before, c.server.state))
         .collect();
-    let _ = context.record_output(json!({ "servers": rows, "moved": moved }));
+    let mut output = json!({ "servers": rows, "moved": moved });
+    // Across the fleet only: the accounts' certificates their servers did not renew.
+    if only.is_none() {
+        let overdue = certificates_not_renewed(&engine).await?;
+        output["certificates_not_renewed"] = overdue
+            .iter()
+            .take(100)
+            .map(|c| json!({ "account_id": c.account_id, "domain": c.domain, "expires_at": c.expires_at }))
+            .collect();
+        output["certificates_not_renewed_count"] = overdue.len().into();
+    }
+    let _ = context.record_output(output);
     Ok(WorkOutcome::Complete)
 }
 

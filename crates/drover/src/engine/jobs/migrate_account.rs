@@ -11,7 +11,7 @@ use serde_json::json;
 
 use crate::engine::Engine;
 use crate::engine::account_job::{ConvergeError, Finish, Round, run_for_account};
-use crate::engine::converge::{apply, observe, resources_on};
+use crate::engine::converge::{apply, certify_again, observe, resources_on};
 
 /// `migrate_account`: one account moved to another server, a step per state of its
 /// migration: created on the target (with the sealed password), then the account and its DNS
@@ -153,6 +153,10 @@ async fn migrate_steps(
             break;
         };
         migration = crate::commands::advance_migration(&*engine.store, ctx, account, next).await?;
+        if step == MoveStep::CreateOnTarget {
+            // Switched: a certificate is asked for on the new server (the waiting job goes).
+            certify_again(engine, ctx, account).await?;
+        }
         if step == MoveStep::EndFailover && engine.store.failovers_remaining(from.id).await? == 0 {
             record_recovery(engine, ctx, &from).await?;
         }

@@ -10,6 +10,7 @@ mod create_login_link;
 mod delete_orphan;
 mod migrate_account;
 mod plan_zone;
+mod request_certificate;
 mod retry_failed_accounts;
 mod rewrite_addresses;
 mod scan_drift;
@@ -47,6 +48,7 @@ pub(super) fn register(
     add(workers, engine, hand_back, sync_usage::run)?;
     add(workers, engine, hand_back, adopt_server::run)?;
     add(workers, engine, hand_back, create_login_link::run)?;
+    add(workers, engine, hand_back, request_certificate::run)?;
     Ok(())
 }
 

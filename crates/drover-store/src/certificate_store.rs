@@ -1,0 +1,97 @@
+//! What drover keeps about accounts' certificates: asked for, issued or failed, the server's
+//! own message for the last failure, the failures Let's Encrypt counts, and the expiry the
+//! account's server reports. The rules (when to try, what is overdue) are `drover_core`'s.
+
+use async_trait::async_trait;
+use drover_core::{AccountId, CertificateState, DomainName, ServerId};
+use jiff::Timestamp;
+use serde::Serialize;
+
+use crate::{Enqueued, Page, RequestContext, Result};
+
+/// An account's certificate, as drover's records say it stands.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Certificate {
+    pub account_id: AccountId,
+    #[cfg_attr(feature = "openapi", schema(value_type = String, example = "ana.ro"))]
+    pub domain: DomainName,
+    pub server_id: Option<ServerId>,
+    pub state: CertificateState,
+    /// While requested: why it has not been asked of Let's Encrypt yet (the account's DNS does
+    /// not point at its server yet, a wait after failures).
+    pub waiting_for: Option<String>,
+    /// The server's own message for the last failed request.
+    pub last_error: Option<String>,
+    /// Failed requests since the last success.
+    pub failures: u32,
+    /// The last failed requests (five at most), for Let's Encrypt's hourly limit.
+    #[serde(skip)]
+    pub recent_failures: Vec<Timestamp>,
+    /// When drover asks again, after a failure or a wait.
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, format = DateTime))]
+    pub next_attempt_at: Option<Timestamp>,
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
+    pub requested_at: Timestamp,
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, format = DateTime))]
+    pub issued_at: Option<Timestamp>,
+    /// As the account's server last reported it.
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, format = DateTime))]
+    pub expires_at: Option<Timestamp>,
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
+    pub updated_at: Timestamp,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CertificateFilter {
+    pub state: Option<CertificateState>,
+    /// Accounts on this server.
+    pub server: Option<ServerId>,
+    /// Issued certificates that expire before this.
+    pub expiring_before: Option<Timestamp>,
+    /// By account id.
+    pub page: Page,
+}
+
+/// What one turn of the requesting job came to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CertificateOutcome {
+    /// Not asked yet, and why; the job looks again at `until`.
+    Waiting { why: String, until: Timestamp },
+    /// Issued and installed; its expiry as the server reports it.
+    Issued { expires_at: Option<Timestamp> },
+    /// Let's Encrypt (or the server on its way there) said no; tried again at `next_attempt_at`.
+    Failed {
+        message: String,
+        next_attempt_at: Timestamp,
+    },
+}
+
+#[async_trait]
+pub trait CertificateStore: Send + Sync {
+    async fn certificate(&self, account: AccountId) -> Result<Option<Certificate>>;
+    async fn certificates(&self, filter: CertificateFilter) -> Result<Vec<Certificate>>;
+    /// Records that a certificate is wanted for the account (again, if it has one) and queues
+    /// the job that asks for it (joining one that waits), audited, in one transaction.
+    async fn request_certificate(
+        &self,
+        ctx: &RequestContext,
+        account: AccountId,
+    ) -> Result<(Certificate, Enqueued)>;
+    /// Records what the requesting job's turn came to; an issue or a failure is audited.
+    async fn record_certificate(
+        &self,
+        ctx: &RequestContext,
+        account: AccountId,
+        outcome: &CertificateOutcome,
+    ) -> Result<Certificate>;
+    /// Records the expiry a server's listing shows for its accounts' issued certificates
+    /// (renewed by the server, or not). Returns how many changed.
+    async fn record_certificate_expiries(
+        &self,
+        expiries: &[(AccountId, Timestamp)],
+    ) -> Result<usize>;
+    /// Forgets the account's certificate record (nothing changes on the server), audited.
+    /// Returns whether there was one.
+    async fn forget_certificate(&self, ctx: &RequestContext, account: AccountId) -> Result<bool>;
+}

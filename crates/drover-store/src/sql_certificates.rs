@@ -1,0 +1,311 @@
+// The CertificateStore on one SQL backend, included after `sql_store.rs` by `postgres.rs` and
+// `sqlite.rs` (it uses that file's transaction macros and helpers).
+
+mod certificate_sql {
+    use async_trait::async_trait;
+    use drover_core::{AccountId, CertificateState, FAILED_VALIDATIONS_PER_HOUR, ServerId};
+    use jiff::Timestamp;
+    use jiff_sqlx::Timestamp as SqlTimestamp;
+    use serde_json::json;
+
+    use super::{SqlStore, Tx, append_audit, begin, begin_read, insert_job};
+    use crate::certificate_store::*;
+    use crate::jobs::RequestCertificate;
+    use crate::rows::{parse, sql_now};
+    use crate::{Enqueued, RequestContext, Result, StoreError};
+
+    const COLUMNS: &str = "c.account_id, a.domain, a.server_id, c.state, c.waiting_for, \
+         c.last_error, c.failures, c.next_attempt_at, c.requested_at, c.issued_at, \
+         c.expires_at, c.updated_at FROM certificates c JOIN accounts a ON a.id = c.account_id";
+
+    #[derive(sqlx::FromRow)]
+    struct CertificateRow {
+        account_id: i64,
+        domain: String,
+        server_id: Option<i64>,
+        state: String,
+        waiting_for: Option<String>,
+        last_error: Option<String>,
+        failures: i32,
+        next_attempt_at: Option<SqlTimestamp>,
+        requested_at: SqlTimestamp,
+        issued_at: Option<SqlTimestamp>,
+        expires_at: Option<SqlTimestamp>,
+        updated_at: SqlTimestamp,
+    }
+
+    impl CertificateRow {
+        fn into_model(self, recent_failures: Vec<Timestamp>) -> Result<Certificate> {
+            Ok(Certificate {
+                account_id: AccountId(self.account_id),
+                domain: parse(
+                    "certificate domain",
+                    &self.domain,
+                    drover_core::DomainName::parse,
+                )?,
+                server_id: self.server_id.map(ServerId),
+                state: parse("certificate state", &self.state, CertificateState::parse)?,
+                waiting_for: self.waiting_for,
+                last_error: self.last_error,
+                failures: u32::try_from(self.failures).unwrap_or(0),
+                recent_failures,
+                next_attempt_at: self.next_attempt_at.map(|t| t.to_jiff()),
+                requested_at: self.requested_at.to_jiff(),
+                issued_at: self.issued_at.map(|t| t.to_jiff()),
+                expires_at: self.expires_at.map(|t| t.to_jiff()),
+                updated_at: self.updated_at.to_jiff(),
+            })
+        }
+    }
+
+    async fn fetch(tx: &mut Tx, account: AccountId) -> Result<Option<Certificate>> {
+        let row: Option<CertificateRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "SELECT {COLUMNS} WHERE c.account_id = $1"
+        )))
+        .bind(account.get())
+        .fetch_optional(&mut **tx)
+        .await?;
+        let Some(row) = row else {
+            return Ok(None);
+        };
+        let failures: Vec<(SqlTimestamp,)> = sqlx::query_as(
+            "SELECT failed_at FROM certificate_failures WHERE account_id = $1 ORDER BY failed_at",
+        )
+        .bind(account.get())
+        .fetch_all(&mut **tx)
+        .await?;
+        row.into_model(failures.into_iter().map(|(t,)| t.to_jiff()).collect())
+            .map(Some)
+    }
+
+    async fn fetch_existing(tx: &mut Tx, account: AccountId) -> Result<Certificate> {
+        fetch(tx, account)
+            .await?
+            .ok_or_else(|| StoreError::not_found("certificate of account", account))
+    }
+
+    fn at(t: Timestamp) -> SqlTimestamp {
+        SqlTimestamp::from(t)
+    }
+
+    #[async_trait]
+    impl CertificateStore for SqlStore {
+        async fn certificate(&self, account: AccountId) -> Result<Option<Certificate>> {
+            read_tx!(self, tx, { fetch(tx, account).await })
+        }
+
+        async fn certificates(&self, filter: CertificateFilter) -> Result<Vec<Certificate>> {
+            read_tx!(self, tx, {
+                let rows: Vec<CertificateRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+                    "SELECT {COLUMNS} WHERE c.account_id > $1 \
+                     AND ($2 IS NULL OR c.state = $2) AND ($3 IS NULL OR a.server_id = $3) \
+                     AND ($4 IS NULL OR (c.state = 'issued' AND c.expires_at < $4)) \
+                     ORDER BY c.account_id LIMIT $5"
+                )))
+                .bind(filter.page.after.unwrap_or(0))
+                .bind(filter.state.map(CertificateState::as_str))
+                .bind(filter.server.map(ServerId::get))
+                .bind(filter.expiring_before.map(at))
+                .bind(i64::from(filter.page.limit))
+                .fetch_all(&mut **tx)
+                .await?;
+                // Failures are only needed for one certificate's next turn, not for lists.
+                rows.into_iter()
+                    .map(|row| row.into_model(Vec::new()))
+                    .collect()
+            })
+        }
+
+        async fn request_certificate(
+            &self,
+            ctx: &RequestContext,
+            account: AccountId,
+        ) -> Result<(Certificate, Enqueued)> {
+            write_tx!(self, tx, {
+                let now = sql_now();
+                // Asked again: a fresh request, whatever came before (failures stay counted).
+                sqlx::query(
+                    "INSERT INTO certificates (account_id, state, requested_at, updated_at) \
+                     VALUES ($1, 'requested', $2, $2) ON CONFLICT (account_id) DO UPDATE SET \
+                     state = 'requested', waiting_for = NULL, next_attempt_at = NULL, \
+                     requested_at = $2, updated_at = $2",
+                )
+                .bind(account.get())
+                .bind(now)
+                .execute(&mut **tx)
+                .await
+                .map_err(|e| match e.as_database_error() {
+                    Some(db) if db.is_foreign_key_violation() => {
+                        StoreError::not_found("account", account)
+                    }
+                    _ => e.into(),
+                })?;
+                let args = RequestCertificate {
+                    account_id: account.get(),
+                };
+                let opts = riverqueue::InsertOpts::default();
+                let (id, joined) =
+                    insert_job(&self.queue, tx, ctx, Some(account), args, opts).await?;
+                append_audit(
+                    tx,
+                    ctx,
+                    "certificate.requested",
+                    format!("account:{account}"),
+                    json!({ "job": id, "joined": joined }),
+                )
+                .await?;
+                Ok((fetch_existing(tx, account).await?, Enqueued { id, joined }))
+            })
+        }
+
+        async fn record_certificate(
+            &self,
+            ctx: &RequestContext,
+            account: AccountId,
+            outcome: &CertificateOutcome,
+        ) -> Result<Certificate> {
+            write_tx!(self, tx, {
+                let now = sql_now();
+                let subject = format!("account:{account}");
+                let changed = match outcome {
+                    CertificateOutcome::Waiting { why, until } => sqlx::query(
+                        "UPDATE certificates SET waiting_for = $2, next_attempt_at = $3, \
+                         updated_at = $4 WHERE account_id = $1",
+                    )
+                    .bind(account.get())
+                    .bind(why)
+                    .bind(at(*until))
+                    .bind(now)
+                    .execute(&mut **tx)
+                    .await?
+                    .rows_affected(),
+                    CertificateOutcome::Issued { expires_at } => {
+                        sqlx::query("DELETE FROM certificate_failures WHERE account_id = $1")
+                            .bind(account.get())
+                            .execute(&mut **tx)
+                            .await?;
+                        append_audit(
+                            tx,
+                            ctx,
+                            "certificate.issued",
+                            subject,
+                            json!({ "expires_at": expires_at.map(|t| t.to_string()) }),
+                        )
+                        .await?;
+                        sqlx::query(
+                            "UPDATE certificates SET state = 'issued', waiting_for = NULL, \
+                             last_error = NULL, failures = 0, next_attempt_at = NULL, \
+                             issued_at = $2, expires_at = $3, updated_at = $2 \
+                             WHERE account_id = $1",
+                        )
+                        .bind(account.get())
+                        .bind(now)
+                        .bind(expires_at.map(at))
+                        .execute(&mut **tx)
+                        .await?
+                        .rows_affected()
+                    }
+                    CertificateOutcome::Failed {
+                        message,
+                        next_attempt_at,
+                    } => {
+                        sqlx::query(
+                            "INSERT INTO certificate_failures (account_id, failed_at) \
+                             SELECT account_id, $2 FROM certificates WHERE account_id = $1",
+                        )
+                        .bind(account.get())
+                        .bind(now)
+                        .execute(&mut **tx)
+                        .await?;
+                        // Only the last few count against Let's Encrypt's hourly limit.
+                        sqlx::query(sqlx::AssertSqlSafe(format!(
+                            "DELETE FROM certificate_failures WHERE account_id = $1 \
+                             AND failed_at < (SELECT MIN(failed_at) FROM (SELECT failed_at \
+                             FROM certificate_failures WHERE account_id = $1 \
+                             ORDER BY failed_at DESC LIMIT {FAILED_VALIDATIONS_PER_HOUR}) AS kept)"
+                        )))
+                        .bind(account.get())
+                        .execute(&mut **tx)
+                        .await?;
+                        append_audit(
+                            tx,
+                            ctx,
+                            "certificate.failed",
+                            subject,
+                            json!({
+                                "message": message,
+                                "next_attempt_at": next_attempt_at.to_string(),
+                            }),
+                        )
+                        .await?;
+                        sqlx::query(
+                            "UPDATE certificates SET state = 'failed', waiting_for = NULL, \
+                             last_error = $2, failures = failures + 1, next_attempt_at = $3, \
+                             updated_at = $4 WHERE account_id = $1",
+                        )
+                        .bind(account.get())
+                        .bind(message)
+                        .bind(at(*next_attempt_at))
+                        .bind(now)
+                        .execute(&mut **tx)
+                        .await?
+                        .rows_affected()
+                    }
+                };
+                if changed == 0 {
+                    return Err(StoreError::not_found("certificate of account", account));
+                }
+                fetch_existing(tx, account).await
+            })
+        }
+
+        async fn record_certificate_expiries(
+            &self,
+            expiries: &[(AccountId, Timestamp)],
+        ) -> Result<usize> {
+            write_tx!(self, tx, {
+                let mut changed = 0;
+                for (account, expires_at) in expiries {
+                    changed += sqlx::query(
+                        "UPDATE certificates SET expires_at = $2, updated_at = $3 \
+                         WHERE account_id = $1 AND state = 'issued' \
+                         AND (expires_at IS NULL OR expires_at <> $2)",
+                    )
+                    .bind(account.get())
+                    .bind(at(*expires_at))
+                    .bind(sql_now())
+                    .execute(&mut **tx)
+                    .await?
+                    .rows_affected();
+                }
+                Ok(usize::try_from(changed).unwrap_or(usize::MAX))
+            })
+        }
+
+        async fn forget_certificate(
+            &self,
+            ctx: &RequestContext,
+            account: AccountId,
+        ) -> Result<bool> {
+            write_tx!(self, tx, {
+                let gone = sqlx::query("DELETE FROM certificates WHERE account_id = $1")
+                    .bind(account.get())
+                    .execute(&mut **tx)
+                    .await?
+                    .rows_affected()
+                    > 0;
+                if gone {
+                    append_audit(
+                        tx,
+                        ctx,
+                        "certificate.forgotten",
+                        format!("account:{account}"),
+                        json!({}),
+                    )
+                    .await?;
+                }
+                Ok(gone)
+            })
+        }
+    }
+}

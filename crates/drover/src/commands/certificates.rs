@@ -1,0 +1,113 @@
+//! Let's Encrypt certificates for accounts: asked for here (recorded, then requested by a job
+//! once the account's DNS points at its server), renewed by the server, watched by drover.
+
+use drover_core::{
+    AccountId, FAILED_VALIDATIONS_PER_HOUR, Feature, JobId, ServiceStatus, check_resources_change,
+    earliest_attempt,
+};
+use drover_store::jobs::RequestCertificate;
+use drover_store::{Certificate, JobFilter, JobState, RequestContext, Store};
+use jiff::Timestamp;
+use riverqueue::JobArgs;
+
+use super::Result;
+
+/// Asks for a certificate for the account's names (a pending service's once it is active):
+/// refused when Let's Encrypt could not validate them (the service terminated or suspended, a
+/// plan without a website) or would refuse them (five failed validations within the hour). A
+/// request while one waits brings it forward, within those limits.
+pub async fn request_certificate(
+    store: &dyn Store,
+    ctx: &RequestContext,
+    account: AccountId,
+) -> Result<(Certificate, JobId)> {
+    let record = store.account(account).await?;
+    let refused = |why: String| drover_core::Error::CertificateRefused {
+        domain: record.domain_unicode.clone(),
+        why,
+    };
+    let service = store.service(record.service_id).await?;
+    // A pending service's request waits for its activation; a suspended one's website does not
+    // answer.
+    check_resources_change(service.status, &record.domain, "certificates")?;
+    if service.status == ServiceStatus::Suspended {
+        return Err(refused(
+            "the account is suspended and its website does not answer Let's Encrypt's \
+             validation; unsuspend it first"
+                .to_owned(),
+        )
+        .into());
+    }
+    let plan = store.plan(service.plan_id).await?.spec;
+    // An empty feature list is the server's defaults, which give a website.
+    if !plan.features.is_empty() && !plan.features.contains(&Feature::Web) {
+        return Err(drover_core::Error::FeatureMissing {
+            plan: plan.name.to_string(),
+            feature: Feature::Web,
+            what: "certificates (Let's Encrypt validates over the website)",
+        }
+        .into());
+    }
+    if let Some(current) = store.certificate(account).await? {
+        let now = Timestamp::now();
+        let allowed = earliest_attempt(&current.recent_failures, now);
+        if allowed > now {
+            return Err(refused(format!(
+                "Let's Encrypt allows {FAILED_VALIDATIONS_PER_HOUR} failed validations per name \
+                 and hour and they have all been used; the next request can be made at {allowed} \
+                 (drover tries again on its own then)"
+            ))
+            .into());
+        }
+    }
+    Ok(ask_again(store, ctx, account).await?)
+}
+
+/// Records the request and queues its job; a job that waits (after a failure, for DNS) is
+/// brought forward, to look again now.
+pub async fn ask_again(
+    store: &dyn Store,
+    ctx: &RequestContext,
+    account: AccountId,
+) -> drover_store::Result<(Certificate, JobId)> {
+    let (certificate, job) = store.request_certificate(ctx, account).await?;
+    if job.joined && store.job(job.id).await?.state == "scheduled" {
+        store.retry_job(job.id).await?;
+    }
+    Ok((certificate, job.id))
+}
+
+/// Forgets the account's certificate request: drover stops asking, and a job waiting to ask
+/// is cancelled. A certificate the server installed stays there (and is renewed by it).
+pub async fn forget_certificate(
+    store: &dyn Store,
+    ctx: &RequestContext,
+    account: AccountId,
+) -> Result<()> {
+    let record = store.account(account).await?;
+    if !store.forget_certificate(ctx, account).await? {
+        return Err(drover_store::StoreError::NotFound {
+            what: "a certificate request for",
+            id: record.domain_unicode,
+        }
+        .into());
+    }
+    let waiting = JobFilter {
+        states: vec![
+            JobState::Scheduled,
+            JobState::Available,
+            JobState::Retryable,
+        ],
+        account_id: Some(account),
+        limit: None,
+    };
+    for job in store.jobs(waiting).await? {
+        if job.kind == RequestCertificate::KIND {
+            // One that started (or ended) meanwhile finds no request and ends by itself.
+            if let Err(e) = store.cancel_job(job.id).await {
+                tracing::debug!(job = %job.id, error = %e, "certificate job not cancelled");
+            }
+        }
+    }
+    Ok(())
+}
