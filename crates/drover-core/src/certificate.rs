@@ -64,51 +64,209 @@ impl std::fmt::Display for CertificateState {
     }
 }
 
-/// The earliest time another request may be made, given the failures since the last success
-/// (oldest first), whoever asks: the one that would be the sixth failure within an hour waits
-/// until the oldest of the last five is an hour old.
-pub fn earliest_attempt(failures: &[Timestamp], now: Timestamp) -> Timestamp {
-    match failures.len().checked_sub(FAILED_VALIDATIONS_PER_HOUR) {
-        Some(fifth_last) => now.max(failures[fifth_last] + HOUR),
+/// The earliest time another request may be made, given the failed requests of the last hour
+/// (oldest first), whoever asks: one that would be the sixth failure within an hour waits
+/// until the oldest of the last five is an hour old. A success does not reset the count: Let's
+/// Encrypt counts failures, not streaks.
+pub fn earliest_attempt(recent_failures: &[Timestamp], now: Timestamp) -> Timestamp {
+    match recent_failures
+        .len()
+        .checked_sub(FAILED_VALIDATIONS_PER_HOUR)
+    {
+        Some(fifth_last) => now.max(recent_failures[fifth_last] + HOUR),
         None => now,
     }
 }
 
-/// When drover tries again on its own after the failures since the last success (oldest
-/// first): 5 minutes after the first, doubling to at most a day, and never before
-/// [`earliest_attempt`] allows.
-pub fn next_attempt(failures: &[Timestamp], now: Timestamp) -> Timestamp {
-    let Some(last) = failures.last() else {
+/// When drover tries again on its own after `in_a_row` failures since the last success, the
+/// last of them among `recent_failures` (oldest first): 5 minutes after the first, doubling to
+/// at most a day, and never before [`earliest_attempt`] allows.
+pub fn next_attempt(in_a_row: u32, recent_failures: &[Timestamp], now: Timestamp) -> Timestamp {
+    let Some(last) = recent_failures.last() else {
         return now;
     };
-    let doublings = u32::try_from(failures.len() - 1)
-        .unwrap_or(u32::MAX)
-        .min(16);
+    let doublings = in_a_row.saturating_sub(1).min(16);
     let wait = FIRST_RETRY
         .checked_mul(1 << doublings)
         .unwrap_or(LONGEST_RETRY)
         .min(LONGEST_RETRY);
-    earliest_attempt(failures, now).max(*last + wait)
+    earliest_attempt(recent_failures, now).max(*last + wait)
 }
 
-/// Whether the zone sends the account's web names (the domain and `www`) to the server: each
-/// has an address record, and every address record of theirs is one of the server's
-/// addresses. Let's Encrypt validates over the web at those names.
+/// Whether the zone sends the account's web names to the server, as far as the zone says: the
+/// domain's address records are all the server's (and it has some), and so are `www`'s, or
+/// those of the name in the zone it is an alias of. A `www` the zone does not have, or that is
+/// an alias of a name elsewhere, is left to the server, which drops from its request the names
+/// that do not resolve.
 pub fn dns_points_at(rrsets: &[RrSet], domain: &DomainName, addresses: &[IpAddr]) -> bool {
-    let Ok(www) = OwnerName::parse("www", domain) else {
-        return false;
-    };
-    [OwnerName::apex(domain), www].iter().all(|owner| {
-        let records: Vec<&String> = rrsets
+    let addresses_of = |owner: &OwnerName| -> Vec<&String> {
+        rrsets
             .iter()
             .filter(|r| &r.name == owner && matches!(r.rtype, RecordType::A | RecordType::Aaaa))
             .flat_map(|r| &r.records)
-            .collect();
-        !records.is_empty()
-            && records
-                .iter()
-                .all(|r| r.parse::<IpAddr>().is_ok_and(|ip| addresses.contains(&ip)))
-    })
+            .collect()
+    };
+    let all_here = |records: &[&String]| {
+        records
+            .iter()
+            .all(|r| r.parse::<IpAddr>().is_ok_and(|ip| addresses.contains(&ip)))
+    };
+    let apex = addresses_of(&OwnerName::apex(domain));
+    if apex.is_empty() || !all_here(&apex) {
+        return false;
+    }
+    let Ok(www) = OwnerName::parse("www", domain) else {
+        return false;
+    };
+    let direct = addresses_of(&www);
+    if !direct.is_empty() {
+        return all_here(&direct);
+    }
+    let alias_of = rrsets
+        .iter()
+        .find(|r| r.name == www && r.rtype == RecordType::Cname)
+        .and_then(|r| r.records.first())
+        .and_then(|target| OwnerName::parse(target, domain).ok());
+    match alias_of {
+        Some(target) => all_here(&addresses_of(&target)),
+        None => true,
+    }
+}
+
+/// Whether accounts of `plan` have a website (an empty feature list is the server's defaults,
+/// which give one): Let's Encrypt validates over it.
+pub fn gives_website(plan: &crate::PlanSpec) -> bool {
+    plan.features.is_empty() || plan.features.contains(&crate::Feature::Web)
+}
+
+/// Whether a certificate may be asked for an account of `plan` whose service is `status`: not
+/// for a terminated service, nor a suspended one (its website does not answer), nor on a plan
+/// without a website. A pending service's request waits for its activation.
+pub fn check_certificate_request(
+    plan: &crate::PlanSpec,
+    status: crate::ServiceStatus,
+    domain: &DomainName,
+) -> Result<(), crate::Error> {
+    crate::check_resources_change(status, domain, "certificates")?;
+    if status == crate::ServiceStatus::Suspended {
+        return Err(crate::Error::CertificateRefused {
+            domain: domain.to_unicode(),
+            why: "the account is suspended and its website does not answer Let's Encrypt's \
+                  validation; unsuspend it first"
+                .into(),
+        });
+    }
+    if !gives_website(plan) {
+        return Err(crate::Error::FeatureMissing {
+            plan: plan.name.to_string(),
+            feature: crate::Feature::Web,
+            what: "certificates (Let's Encrypt validates over the website)",
+        });
+    }
+    Ok(())
+}
+
+/// What drover knows of an account when its certificate's turn comes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CertificateFacts {
+    pub domain: String,
+    pub desired: crate::DesiredState,
+    /// Its service is pending (not yet active).
+    pub pending: bool,
+    /// The server the account is on, by name, if it is placed.
+    pub server: Option<String>,
+    /// Its server has the domain (the last converge saw it enabled).
+    pub made: bool,
+    /// A move of the account has not switched it to its new server yet.
+    pub moving: bool,
+    /// Why its server takes no work now (unavailable, in maintenance, its login refused).
+    pub server_unusable: Option<String>,
+    /// Its plan gives a website (Let's Encrypt validates over it).
+    pub plan_gives_web: bool,
+    /// Its server has an address recorded.
+    pub server_has_address: bool,
+    /// Whether its zone points at its server on every provider; `None` when drover holds no
+    /// zone for it.
+    pub dns_points: Option<bool>,
+    /// Failed requests of the last hour, oldest first.
+    pub recent_failures: Vec<Timestamp>,
+}
+
+/// What a certificate's turn does.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CertificateTurn {
+    /// Nothing is left to ask for.
+    Done(&'static str),
+    /// Not now: why, and when to look again.
+    Wait { why: String, until: Timestamp },
+    /// Ask the account's server now.
+    Ask,
+}
+
+/// How long an account that cannot be asked for yet waits before its next look. Those that
+/// change by themselves soon (a converge, a move) are looked at again soon; those that wait
+/// on a person (a suspension, a plan) rarely.
+const SOON: SignedDuration = SignedDuration::from_mins(1);
+const LATER: SignedDuration = SignedDuration::from_mins(5);
+
+/// Whether the account's certificate can be asked for now: the account enabled and made on
+/// its server, that server taking work, its plan giving a website, its DNS pointing there, and
+/// Let's Encrypt's hourly limit not reached.
+pub fn certificate_turn(facts: &CertificateFacts, now: Timestamp) -> CertificateTurn {
+    use crate::DesiredState;
+    let wait = |why: String, after: SignedDuration| CertificateTurn::Wait {
+        why,
+        until: now + after,
+    };
+    match facts.desired {
+        DesiredState::Absent if facts.pending => {
+            return wait("the service to be activated".into(), LATER);
+        }
+        DesiredState::Absent => return CertificateTurn::Done("the account is deleted"),
+        DesiredState::Disabled => {
+            let why = "the account to be unsuspended (its website does not answer while \
+                       suspended)";
+            return wait(why.into(), HOUR);
+        }
+        DesiredState::Enabled => {}
+    }
+    let Some(server) = &facts.server else {
+        return wait("the account to be placed on a server".into(), SOON);
+    };
+    if !facts.made {
+        return wait("the account to be made on its server".into(), SOON);
+    }
+    if facts.moving {
+        return wait(
+            "the account's move to switch it to its new server".into(),
+            SOON,
+        );
+    }
+    if let Some(why) = &facts.server_unusable {
+        return wait(format!("{server} to take work again ({why})"), LATER);
+    }
+    if !facts.plan_gives_web {
+        return wait("its plan to give a website (the feature web)".into(), HOUR);
+    }
+    if facts.dns_points.is_some() && !facts.server_has_address {
+        let why = format!("an address for {server} (none is recorded, so no DNS can point at it)");
+        return wait(why, HOUR);
+    }
+    if facts.dns_points == Some(false) {
+        let why = format!(
+            "the DNS of {} to point at {server} on every provider",
+            facts.domain
+        );
+        return wait(why, SOON);
+    }
+    let allowed = earliest_attempt(&facts.recent_failures, now);
+    if allowed > now {
+        return CertificateTurn::Wait {
+            why: "Let's Encrypt's limit of 5 failed validations per name and hour".into(),
+            until: allowed,
+        };
+    }
+    CertificateTurn::Ask
 }
 
 /// The longest look ahead at expiries: ten years.
@@ -146,12 +304,14 @@ mod tests {
 
     #[test]
     fn the_wait_doubles_from_five_minutes_to_a_day() {
-        let mut failures = Vec::new();
+        // The store keeps the last hour's failures only: the wait still doubles past them.
+        let mut failures: Vec<Timestamp> = Vec::new();
         let mut waits = Vec::new();
         let mut now = at(0);
-        for _ in 0..12 {
+        for in_a_row in 1..=12 {
             failures.push(now);
-            let next = next_attempt(&failures, now);
+            failures.retain(|f| *f + HOUR > now);
+            let next = next_attempt(in_a_row, &failures, now);
             waits.push(minutes(next) - minutes(now));
             now = next;
         }
@@ -166,7 +326,7 @@ mod tests {
         // An operator tried five times in ten minutes.
         let failures: Vec<_> = [0, 2, 4, 6, 8].map(at).into();
         assert_eq!(earliest_attempt(&failures, at(10)), at(60));
-        assert_eq!(next_attempt(&failures, at(10)), at(60).max(at(8 + 80)));
+        assert_eq!(next_attempt(5, &failures, at(10)), at(60).max(at(8 + 80)));
         // Four within the hour leave room for one more now.
         assert_eq!(earliest_attempt(&failures[1..], at(10)), at(10));
         // Once the oldest of the five is an hour old, the limit no longer holds anything.
@@ -175,7 +335,7 @@ mod tests {
 
     #[test]
     fn nothing_failed_means_now() {
-        assert_eq!(next_attempt(&[], at(3)), at(3));
+        assert_eq!(next_attempt(0, &[], at(3)), at(3));
         assert_eq!(earliest_attempt(&[], at(3)), at(3));
     }
 
@@ -188,11 +348,14 @@ mod tests {
         ) {
             let mut failures: Vec<Timestamp> = Vec::new();
             let mut now = at(0);
-            for (operator, pause) in asks {
+            for (in_a_row, (operator, pause)) in (1u32..).zip(asks) {
+                // The store keeps the last hour's failures.
+                let recent: Vec<Timestamp> =
+                    failures.iter().copied().filter(|f| *f + HOUR > now).collect();
                 now = if operator {
-                    earliest_attempt(&failures, now + SignedDuration::from_mins(pause))
+                    earliest_attempt(&recent, now + SignedDuration::from_mins(pause))
                 } else {
-                    next_attempt(&failures, now)
+                    next_attempt(in_a_row, &recent, now)
                 };
                 failures.push(now);
             }
@@ -221,8 +384,22 @@ mod tests {
             rr("www", RecordType::A, "192.0.2.99"),
         ];
         assert!(!dns_points_at(&moving, &domain, &server));
-        // No www at all.
-        assert!(!dns_points_at(&good[..1], &domain, &server));
+        // No www at all: the server leaves out of its request a name that does not resolve.
+        assert!(dns_points_at(&good[..1], &domain, &server));
+        // www an alias of the apex, or of a name elsewhere (then the server's to judge).
+        let alias = |target: &str| {
+            vec![
+                rr("@", RecordType::A, "192.0.2.10"),
+                rr("www", RecordType::Cname, target),
+            ]
+        };
+        assert!(dns_points_at(&alias("ana.ro."), &domain, &server));
+        assert!(dns_points_at(&alias("cdn.example.net."), &domain, &server));
+        let mut elsewhere = alias("old.ana.ro.");
+        elsewhere.push(rr("old", RecordType::A, "192.0.2.99"));
+        assert!(!dns_points_at(&elsewhere, &domain, &server));
+        // The apex elsewhere, or without an address.
+        assert!(!dns_points_at(&good[1..], &domain, &server));
         // An AAAA the server does not have.
         let mut six = good.clone();
         six.push(rr("@", RecordType::Aaaa, "2001:db8::1"));
@@ -238,5 +415,131 @@ mod tests {
         assert_eq!(expiring_within(now, 14).unwrap(), days(14));
         let err = expiring_within(now, u32::MAX).unwrap_err().to_string();
         assert!(err.contains("0 to 3650"), "{err}");
+    }
+
+    #[test]
+    fn a_turn_waits_for_what_it_lacks_and_asks_when_nothing_does() {
+        use crate::DesiredState;
+        let now = at(0);
+        let ready = CertificateFacts {
+            domain: "ana.ro".into(),
+            desired: DesiredState::Enabled,
+            pending: false,
+            server: Some("vm1".into()),
+            made: true,
+            moving: false,
+            server_unusable: None,
+            plan_gives_web: true,
+            server_has_address: true,
+            dns_points: Some(true),
+            recent_failures: Vec::new(),
+        };
+        assert_eq!(certificate_turn(&ready, now), CertificateTurn::Ask);
+        let why = |facts: CertificateFacts| match certificate_turn(&facts, now) {
+            CertificateTurn::Wait { why, until } => (why, minutes(until)),
+            other => panic!("{other:?}"),
+        };
+        for (facts, says, minutes) in [
+            (
+                CertificateFacts {
+                    desired: DesiredState::Disabled,
+                    ..ready.clone()
+                },
+                "unsuspended",
+                60,
+            ),
+            (
+                CertificateFacts {
+                    desired: DesiredState::Absent,
+                    pending: true,
+                    ..ready.clone()
+                },
+                "activated",
+                5,
+            ),
+            (
+                CertificateFacts {
+                    server: None,
+                    ..ready.clone()
+                },
+                "placed",
+                1,
+            ),
+            (
+                CertificateFacts {
+                    made: false,
+                    ..ready.clone()
+                },
+                "made on its server",
+                1,
+            ),
+            (
+                CertificateFacts {
+                    moving: true,
+                    ..ready.clone()
+                },
+                "move",
+                1,
+            ),
+            (
+                CertificateFacts {
+                    server_unusable: Some("maintenance".into()),
+                    ..ready.clone()
+                },
+                "vm1 to take work again (maintenance)",
+                5,
+            ),
+            (
+                CertificateFacts {
+                    plan_gives_web: false,
+                    ..ready.clone()
+                },
+                "feature web",
+                60,
+            ),
+            (
+                CertificateFacts {
+                    server_has_address: false,
+                    ..ready.clone()
+                },
+                "an address for vm1",
+                60,
+            ),
+            (
+                CertificateFacts {
+                    dns_points: Some(false),
+                    ..ready.clone()
+                },
+                "the DNS of ana.ro to point at vm1",
+                1,
+            ),
+            (
+                CertificateFacts {
+                    recent_failures: [-50, -40, -30, -20, -10].map(at).into(),
+                    ..ready.clone()
+                },
+                "5 failed validations",
+                10,
+            ),
+        ] {
+            let (told, at_minute) = why(facts);
+            assert!(told.contains(says), "{told}");
+            assert_eq!(at_minute, minutes, "{told}");
+        }
+        let gone = CertificateFacts {
+            desired: DesiredState::Absent,
+            ..ready.clone()
+        };
+        assert_eq!(
+            certificate_turn(&gone, now),
+            CertificateTurn::Done("the account is deleted")
+        );
+        // Without a zone of drover's, the DNS is not drover's to judge.
+        let outside = CertificateFacts {
+            dns_points: None,
+            server_has_address: false,
+            ..ready
+        };
+        assert_eq!(certificate_turn(&outside, now), CertificateTurn::Ask);
     }
 }

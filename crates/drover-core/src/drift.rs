@@ -134,6 +134,8 @@ pub struct ExpectedDatabase {
 pub struct ExpectedMailbox {
     pub name: String,
     pub real_name: String,
+    /// Its quota (MB), its own or its plan's; `None` is no limit.
+    pub quota_mb: Option<u64>,
     pub deleting: bool,
 }
 
@@ -266,6 +268,8 @@ pub struct ListedUser {
     pub domain: String,
     pub name: String,
     pub real_name: String,
+    /// In bytes (0: none), when the server keeps quotas.
+    pub quota_bytes: Option<u64>,
 }
 
 /// Compares one complete listing of a server's mailboxes with the mailboxes of drover's
@@ -307,7 +311,29 @@ pub fn find_mailbox_drift(
                     Some(real_name),
                     Some(&have.real_name),
                 )),
-                Some(_) => {}
+                Some(have) => {
+                    let listed = crate::ListedMailbox {
+                        name: have.name.clone(),
+                        real_name: have.real_name.clone(),
+                        quota_bytes: have.quota_bytes,
+                    };
+                    if listed.quota_differs(mailbox.quota_mb) {
+                        let quota = |mb: Option<u64>| match mb {
+                            Some(mb) => format!("quota {mb} MB"),
+                            None => "no quota".to_owned(),
+                        };
+                        let found = have
+                            .quota_bytes
+                            .map(|b| b / (1024 * 1024))
+                            .filter(|mb| *mb > 0);
+                        findings.push(finding(
+                            DriftKind::MailboxMismatch,
+                            name,
+                            Some(&quota(mailbox.quota_mb)),
+                            Some(&quota(found)),
+                        ));
+                    }
+                }
             }
         }
         for have in on_server {
@@ -733,6 +759,7 @@ mod tests {
         let mailbox = |name: &str, real: &str, deleting| ExpectedMailbox {
             name: name.into(),
             real_name: real.into(),
+            quota_mb: None,
             deleting,
         };
         let mut ana = expected(1, "ana.ro", DesiredState::Enabled, "Web");
@@ -760,6 +787,7 @@ mod tests {
             domain: domain.into(),
             name: name.into(),
             real_name: real.into(),
+            quota_bytes: None,
         };
         let domains = [listed("ana.ro"), listed("old.ro")];
         let users = [
@@ -928,5 +956,40 @@ mod tests {
             DriftPolicy::default().action(DriftKind::AliasOrphan),
             DriftAction::Log
         );
+    }
+
+    #[test]
+    fn a_mailbox_quota_drifts_only_where_the_server_keeps_quotas() {
+        let mut ana = expected(1, "ana.ro", DesiredState::Enabled, "Web");
+        ana.mailboxes = vec![ExpectedMailbox {
+            name: "info".into(),
+            real_name: "Info".into(),
+            quota_mb: Some(100),
+            deleting: false,
+        }];
+        let domains = [Listed {
+            domain: "ana.ro".into(),
+            disabled: false,
+            plan: Some("Web".into()),
+            features: Vec::new(),
+            parent: None,
+            alias_of: None,
+        }];
+        let user = |quota_bytes| ListedUser {
+            domain: "ana.ro".into(),
+            name: "info".into(),
+            real_name: "Info".into(),
+            quota_bytes,
+        };
+        let expected = std::slice::from_ref(&ana);
+        let found = find_mailbox_drift(expected, &domains, &[user(Some(10 * 1024 * 1024))]);
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert_eq!(found[0].kind, DriftKind::MailboxMismatch);
+        assert_eq!(found[0].expected.as_deref(), Some("quota 100 MB"));
+        assert_eq!(found[0].found.as_deref(), Some("quota 10 MB"));
+        assert!(
+            find_mailbox_drift(expected, &domains, &[user(Some(100 * 1024 * 1024))]).is_empty()
+        );
+        assert!(find_mailbox_drift(expected, &domains, &[user(None)]).is_empty());
     }
 }

@@ -39,8 +39,9 @@ pub use adopt::{
 pub use alias::{check_alias, check_alias_limit};
 pub use audit::{AuditChainBreak, AuditEntry, Hash, verify_chain};
 pub use certificate::{
-    CertificateState, FAILED_VALIDATIONS_PER_HOUR, days_left, dns_points_at, earliest_attempt,
-    expiring_within, next_attempt,
+    CertificateFacts, CertificateState, CertificateTurn, FAILED_VALIDATIONS_PER_HOUR,
+    certificate_turn, check_certificate_request, days_left, dns_points_at, earliest_attempt,
+    expiring_within, gives_website, next_attempt,
 };
 pub use converge::{Action, Blocked, Observed, Wanted, converge};
 pub use customer::CustomerSpec;
@@ -68,7 +69,7 @@ pub use ids::{
 };
 pub use mailbox::{
     ListedMailbox, MailboxAction, MailboxName, WantedMailbox, check_mailbox_change,
-    check_mailbox_limit, converge_mailboxes, real_name,
+    check_mailbox_limit, converge_mailboxes, effective_mailbox_quota, mailbox_quota, real_name,
 };
 pub use moves::{
     GRACE_CHECK, MoveRefusal, MoveRequest, MoveState, MoveStep, RebuildCheck, Recreated,
@@ -76,6 +77,7 @@ pub use moves::{
 };
 pub use names::{PlanName, ServerName, Tag, UnixUsername};
 pub use other_domain::{DomainAction, WantedDomain, converge_domains};
+pub use patch::nullable;
 pub use placement::{Candidate, Leaving, MovePlan, PlacementPolicy, place, plan_moves};
 pub use plan::{Feature, PlanPatch, PlanSpec, ResourceCounts};
 pub use scope::{Access, Scope, check_revocation, token_name};

@@ -111,6 +111,37 @@ pub fn check_mailbox_limit(plan: &PlanSpec, count: usize) -> Result<(), Error> {
     }
 }
 
+/// The quota a mailbox is held to (MB): its own, else its plan's; `None` is no limit.
+pub fn effective_mailbox_quota(own_mb: Option<u64>, plan_mb: Option<u64>) -> Option<u64> {
+    own_mb.or(plan_mb)
+}
+
+/// Checks a mailbox's own quota (MB) against its plan's mailbox quota, which bounds it; returns
+/// the quota it is held to.
+pub fn mailbox_quota(plan: &PlanSpec, own_mb: Option<u64>) -> Result<Option<u64>, Error> {
+    match (own_mb, plan.mailbox_quota_mb) {
+        (Some(0), _) => Err(Error::invalid(
+            "mailbox quota (MB)",
+            "0",
+            "at least 1 MB; leave it out for the plan's",
+        )),
+        (Some(own), Some(limit)) if own > limit => Err(Error::invalid(
+            "mailbox quota (MB)",
+            &own.to_string(),
+            format!(
+                "at most {limit} MB, the mailbox quota of plan '{}'",
+                plan.name
+            ),
+        )),
+        (Some(own), _) if own > PlanSpec::MAX_MB => Err(Error::invalid(
+            "mailbox quota (MB)",
+            &own.to_string(),
+            format!("at most {} MB", PlanSpec::MAX_MB),
+        )),
+        (own, plan_quota) => Ok(effective_mailbox_quota(own, plan_quota)),
+    }
+}
+
 impl MailboxName {
     /// Accepts `typed` as confirming the mailbox's deletion (its mail is lost) when it is
     /// this name.
@@ -127,15 +158,15 @@ impl MailboxName {
     }
 }
 
-/// A change of a mailbox must change something: its real name, its password, or both.
-pub fn check_mailbox_change(real_name: bool, password: bool) -> Result<(), Error> {
-    if real_name || password {
+/// A change of a mailbox must change something: its real name, its password, its quota.
+pub fn check_mailbox_change(real_name: bool, password: bool, quota: bool) -> Result<(), Error> {
+    if real_name || password || quota {
         return Ok(());
     }
     Err(Error::invalid(
         "mailbox change",
         "nothing",
-        "a real name, a password, or both",
+        "a real name, a password or a quota",
     ))
 }
 
@@ -144,6 +175,8 @@ pub fn check_mailbox_change(real_name: bool, password: bool) -> Result<(), Error
 pub struct WantedMailbox {
     pub name: MailboxName,
     pub real_name: String,
+    /// Its quota (MB), its own or its plan's; `None` is no limit.
+    pub quota_mb: Option<u64>,
     /// Its password changed since the server last took one.
     pub password_pending: bool,
     /// Deleted in drover: to go from the server.
@@ -155,16 +188,28 @@ pub struct WantedMailbox {
 pub struct ListedMailbox {
     pub name: String,
     pub real_name: String,
+    /// Its quota in bytes (0: none), when the server keeps quotas; `None` when it does not
+    /// (it then takes a quota at creation and ignores it, and refuses one in a change).
+    pub quota_bytes: Option<u64>,
+}
+
+impl ListedMailbox {
+    /// Whether the server holds the mailbox to another quota than `quota_mb`.
+    pub fn quota_differs(&self, quota_mb: Option<u64>) -> bool {
+        self.quota_bytes
+            .is_some_and(|bytes| bytes != quota_mb.map_or(0, |mb| mb * 1024 * 1024))
+    }
 }
 
 /// One change to an account's mailboxes on its server.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "mailbox_action", rename_all = "snake_case")]
 pub enum MailboxAction {
-    /// Created with its real name and password.
+    /// Created with its real name, password and quota.
     Create {
         name: MailboxName,
         real_name: String,
+        quota_mb: Option<u64>,
     },
     SetRealName {
         name: MailboxName,
@@ -172,6 +217,11 @@ pub enum MailboxAction {
     },
     SetPassword {
         name: MailboxName,
+    },
+    /// Only on a server that keeps quotas.
+    SetQuota {
+        name: MailboxName,
+        quota_mb: Option<u64>,
     },
     Delete {
         name: MailboxName,
@@ -197,12 +247,19 @@ pub fn converge_mailboxes(
             (None, false) => actions.push(MailboxAction::Create {
                 name,
                 real_name: mailbox.real_name.clone(),
+                quota_mb: mailbox.quota_mb,
             }),
             (Some(listed), false) => {
                 if listed.real_name != mailbox.real_name {
                     actions.push(MailboxAction::SetRealName {
                         name: name.clone(),
                         real_name: mailbox.real_name.clone(),
+                    });
+                }
+                if listed.quota_differs(mailbox.quota_mb) {
+                    actions.push(MailboxAction::SetQuota {
+                        name: name.clone(),
+                        quota_mb: mailbox.quota_mb,
                     });
                 }
                 if mailbox.password_pending {
@@ -223,6 +280,7 @@ mod tests {
         WantedMailbox {
             name: MailboxName::parse(name).unwrap(),
             real_name: real.into(),
+            quota_mb: None,
             password_pending: false,
             deleting: false,
         }
@@ -232,6 +290,7 @@ mod tests {
         ListedMailbox {
             name: name.into(),
             real_name: real.into(),
+            quota_bytes: None,
         }
     }
 
@@ -348,7 +407,8 @@ mod tests {
                 MailboxAction::SetPassword { name: name("ana") },
                 MailboxAction::Create {
                     name: name("ion"),
-                    real_name: "Ion".into()
+                    real_name: "Ion".into(),
+                    quota_mb: None,
                 },
             ]
         );
@@ -361,5 +421,46 @@ mod tests {
         let mut settled = wanted.to_vec();
         settled[0].password_pending = false;
         assert_eq!(converge_mailboxes(&settled, &done), []);
+    }
+
+    #[test]
+    fn a_quota_is_the_mailboxs_own_within_its_plans_and_changed_only_where_kept() {
+        let plan = |quota: Option<u64>| -> PlanSpec {
+            serde_json::from_value(serde_json::json!({"name": "Mail", "mailbox_quota_mb": quota}))
+                .unwrap()
+        };
+        assert_eq!(mailbox_quota(&plan(Some(500)), None), Ok(Some(500)));
+        assert_eq!(mailbox_quota(&plan(Some(500)), Some(200)), Ok(Some(200)));
+        assert_eq!(mailbox_quota(&plan(None), Some(200)), Ok(Some(200)));
+        assert_eq!(mailbox_quota(&plan(None), None), Ok(None));
+        let err = mailbox_quota(&plan(Some(500)), Some(501))
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            err,
+            "invalid mailbox quota (MB) '501': at most 500 MB, the mailbox quota of plan 'Mail'"
+        );
+        assert!(mailbox_quota(&plan(None), Some(0)).is_err());
+        // The server keeps quotas: a different one is set; without quotas nothing is asked.
+        let mut ana = record("ana", "Ana");
+        ana.quota_mb = Some(100);
+        let kept = ListedMailbox {
+            quota_bytes: Some(50 * 1024 * 1024),
+            ..on_server("ana", "Ana")
+        };
+        let name = MailboxName::parse("ana").unwrap();
+        assert_eq!(
+            converge_mailboxes(std::slice::from_ref(&ana), std::slice::from_ref(&kept)),
+            [MailboxAction::SetQuota {
+                name,
+                quota_mb: Some(100)
+            }]
+        );
+        let same = ListedMailbox {
+            quota_bytes: Some(100 * 1024 * 1024),
+            ..kept
+        };
+        assert_eq!(converge_mailboxes(std::slice::from_ref(&ana), &[same]), []);
+        assert_eq!(converge_mailboxes(&[ana], &[on_server("ana", "Ana")]), []);
     }
 }

@@ -4,7 +4,7 @@ use serde::{Deserialize, Deserializer};
 
 /// For `Option<Option<T>>` fields with `#[serde(default, deserialize_with = ...)]`: absent →
 /// `None` (keep), `null` → `Some(None)` (clear), a value → `Some(Some(v))` (set).
-pub(crate) fn nullable<'de, D, T>(deserializer: D) -> Result<Option<Option<T>>, D::Error>
+pub fn nullable<'de, D, T>(deserializer: D) -> Result<Option<Option<T>>, D::Error>
 where
     D: Deserializer<'de>,
     T: Deserialize<'de>,

@@ -108,6 +108,10 @@ pub struct PlanSpec {
     pub bandwidth_mb: Option<u64>,
     #[serde(default)]
     pub max_mailboxes: Option<u32>,
+    /// Each mailbox's disk quota (MB): what a mailbox gets unless it is given less, and the
+    /// most it may be given.
+    #[serde(default)]
+    pub mailbox_quota_mb: Option<u64>,
     #[serde(default)]
     pub max_databases: Option<u32>,
     #[serde(default)]
@@ -132,6 +136,8 @@ pub struct ResourceCounts {
     pub postgres_databases: usize,
     pub aliases: usize,
     pub subservers: usize,
+    /// The largest quota a mailbox was given of its own (MB).
+    pub largest_mailbox_quota_mb: Option<u64>,
 }
 
 impl PlanSpec {
@@ -149,6 +155,14 @@ impl PlanSpec {
             if let Some(limit) = limit.filter(|l| held > *l as usize) {
                 over.push(format!("{held} {what}, at most {limit}"));
             }
+        }
+        if let (Some(largest), Some(limit)) =
+            (counts.largest_mailbox_quota_mb, self.mailbox_quota_mb)
+            && largest > limit
+        {
+            over.push(format!(
+                "a mailbox of {largest} MB, at most {limit} MB each"
+            ));
         }
         let lacks = |f: Feature| !self.features.is_empty() && !self.features.contains(&f);
         let postgres_lacking =
@@ -201,6 +215,9 @@ pub struct PlanPatch {
     #[cfg_attr(feature = "openapi", schema(value_type = Option<u32>))]
     pub max_mailboxes: Option<Option<u32>>,
     #[serde(default, deserialize_with = "crate::patch::nullable")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<u64>))]
+    pub mailbox_quota_mb: Option<Option<u64>>,
+    #[serde(default, deserialize_with = "crate::patch::nullable")]
     #[cfg_attr(feature = "openapi", schema(value_type = Option<u32>))]
     pub max_databases: Option<Option<u32>>,
     #[serde(default, deserialize_with = "crate::patch::nullable")]
@@ -232,9 +249,17 @@ impl PlanSpec {
 
     pub fn validated(self) -> Result<Self, Error> {
         let spec = self.normalized();
+        if spec.mailbox_quota_mb == Some(0) {
+            return Err(Error::invalid(
+                "mailbox quota (MB)",
+                "0",
+                "at least 1 MB; leave it out for no limit",
+            ));
+        }
         for (what, value) in [
             ("disk quota (MB)", spec.disk_quota_mb),
             ("bandwidth (MB)", spec.bandwidth_mb),
+            ("mailbox quota (MB)", spec.mailbox_quota_mb),
         ] {
             if let Some(mb) = value.filter(|mb| *mb > Self::MAX_MB) {
                 return Err(Error::invalid(
@@ -297,6 +322,7 @@ impl PlanSpec {
             disk_quota_mb: patch.disk_quota_mb.unwrap_or(self.disk_quota_mb),
             bandwidth_mb: patch.bandwidth_mb.unwrap_or(self.bandwidth_mb),
             max_mailboxes: patch.max_mailboxes.unwrap_or(self.max_mailboxes),
+            mailbox_quota_mb: patch.mailbox_quota_mb.unwrap_or(self.mailbox_quota_mb),
             max_databases: patch.max_databases.unwrap_or(self.max_databases),
             max_subservers: patch.max_subservers.unwrap_or(self.max_subservers),
             max_aliases: patch.max_aliases.unwrap_or(self.max_aliases),
@@ -347,12 +373,25 @@ mod tests {
             },
             PlanSpec {
                 bandwidth_mb: Some(u64::MAX),
-                ..largest
+                ..largest.clone()
+            },
+            PlanSpec {
+                mailbox_quota_mb: Some(PlanSpec::MAX_MB + 1),
+                ..largest.clone()
             },
         ] {
             let err = spec.validated().unwrap_err().to_string();
             assert!(err.contains("at most 1099511627776 MB"), "{err}");
         }
+        let none = PlanSpec {
+            mailbox_quota_mb: Some(0),
+            ..largest
+        };
+        let err = none.validated().unwrap_err().to_string();
+        assert!(
+            err.contains("at least 1 MB; leave it out for no limit"),
+            "{err}"
+        );
     }
 
     #[test]
@@ -422,6 +461,7 @@ mod tests {
             postgres_databases: 1,
             aliases: 1,
             subservers: 4,
+            largest_mailbox_quota_mb: None,
         };
         assert_eq!(
             plan.overruns(&held),

@@ -23,9 +23,9 @@ pub struct Certificate {
     pub waiting_for: Option<String>,
     /// The server's own message for the last failed request.
     pub last_error: Option<String>,
-    /// Failed requests since the last success.
+    /// Failed requests in a row, since the last success.
     pub failures: u32,
-    /// The last failed requests (five at most), for Let's Encrypt's hourly limit.
+    /// The failed requests of the last hour (oldest first), for Let's Encrypt's hourly limit.
     #[serde(skip)]
     pub recent_failures: Vec<Timestamp>,
     /// When drover asks again, after a failure or a wait.
@@ -71,6 +71,9 @@ pub enum CertificateOutcome {
 pub trait CertificateStore: Send + Sync {
     async fn certificate(&self, account: AccountId) -> Result<Option<Certificate>>;
     async fn certificates(&self, filter: CertificateFilter) -> Result<Vec<Certificate>>;
+    /// The account's failed requests of the last hour, oldest first (kept even when its
+    /// certificate's record is forgotten: Let's Encrypt keeps counting them).
+    async fn certificate_failures(&self, account: AccountId) -> Result<Vec<Timestamp>>;
     /// Records that a certificate is wanted for the account (again, if it has one) and queues
     /// the job that asks for it (joining one that waits), audited, in one transaction.
     async fn request_certificate(
@@ -78,13 +81,17 @@ pub trait CertificateStore: Send + Sync {
         ctx: &RequestContext,
         account: AccountId,
     ) -> Result<(Certificate, Enqueued)>;
-    /// Records what the requesting job's turn came to; an issue or a failure is audited.
+    /// Records what the requesting job's turn came to, audited when it is an answer of the
+    /// server. A failure always counts against Let's Encrypt's limit; the certificate's record
+    /// changes only if it was not asked for again (or forgotten) since `asked_at`, its
+    /// `requested_at` when the turn began: then `None` is returned.
     async fn record_certificate(
         &self,
         ctx: &RequestContext,
         account: AccountId,
+        asked_at: Timestamp,
         outcome: &CertificateOutcome,
-    ) -> Result<Certificate>;
+    ) -> Result<Option<Certificate>>;
     /// Records the expiry a server's listing shows for its accounts' issued certificates
     /// (renewed by the server, or not). Returns how many changed.
     async fn record_certificate_expiries(

@@ -17,6 +17,8 @@ pub struct Mailbox {
     #[cfg_attr(feature = "openapi", schema(value_type = String, example = "ana"))]
     pub name: drover_core::MailboxName,
     pub real_name: String,
+    /// Its own quota (MB); `None`: its plan's mailbox quota.
+    pub quota_mb: Option<u64>,
     /// A password set in drover that has not reached the server yet.
     pub password_pending: bool,
     /// Deleted in drover: the account's next converge removes it from the server.

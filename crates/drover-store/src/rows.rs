@@ -94,6 +94,7 @@ pub(crate) struct PlanRow {
     max_databases: Option<i64>,
     max_subservers: Option<i64>,
     max_aliases: Option<i64>,
+    mailbox_quota_mb: Option<i64>,
     features: String,
     required_tags: String,
     created_at: SqlTimestamp,
@@ -116,6 +117,7 @@ impl PlanRow {
                 max_databases: count("max_databases", self.max_databases)?,
                 max_subservers: count("max_subservers", self.max_subservers)?,
                 max_aliases: count("max_aliases", self.max_aliases)?,
+                mailbox_quota_mb: count("mailbox_quota_mb", self.mailbox_quota_mb)?,
                 features: json_list::<Feature>("plan features", &self.features)?,
                 required_tags: json_list::<Tag>("plan tags", &self.required_tags)?,
             },
@@ -329,6 +331,7 @@ pub(crate) struct MailboxRow {
     account_id: i64,
     name: String,
     real_name: String,
+    quota_mb: Option<i64>,
     password_pending: bool,
     deleting: bool,
     created_at: SqlTimestamp,
@@ -341,6 +344,7 @@ impl MailboxRow {
             account_id: drover_core::AccountId(self.account_id),
             name: parse("mailbox name", &self.name, drover_core::MailboxName::parse)?,
             real_name: self.real_name,
+            quota_mb: count("mailbox quota_mb", self.quota_mb)?,
             password_pending: self.password_pending,
             deleting: self.deleting,
             created_at: self.created_at.to_jiff(),
@@ -407,6 +411,6 @@ pub(crate) const DATABASE_COLUMNS: &str =
     "account_id, name, type, deleting, created_at, updated_at FROM databases";
 
 /// The columns of [`MailboxRow`], after `SELECT`.
-pub(crate) const MAILBOX_COLUMNS: &str = "account_id, name, real_name, \
+pub(crate) const MAILBOX_COLUMNS: &str = "account_id, name, real_name, quota_mb, \
      password_generation > password_applied AS password_pending, deleting, created_at, updated_at \
      FROM mailboxes";

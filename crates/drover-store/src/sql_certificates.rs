@@ -3,7 +3,7 @@
 
 mod certificate_sql {
     use async_trait::async_trait;
-    use drover_core::{AccountId, CertificateState, FAILED_VALIDATIONS_PER_HOUR, ServerId};
+    use drover_core::{AccountId, CertificateState, ServerId};
     use jiff::Timestamp;
     use jiff_sqlx::Timestamp as SqlTimestamp;
     use serde_json::json;
@@ -13,6 +13,8 @@ mod certificate_sql {
     use crate::jobs::RequestCertificate;
     use crate::rows::{parse, sql_now};
     use crate::{Enqueued, RequestContext, Result, StoreError};
+
+    const HOUR: jiff::SignedDuration = jiff::SignedDuration::from_hours(1);
 
     const COLUMNS: &str = "c.account_id, a.domain, a.server_id, c.state, c.waiting_for, \
          c.last_error, c.failures, c.next_attempt_at, c.requested_at, c.issued_at, \
@@ -68,14 +70,20 @@ mod certificate_sql {
         let Some(row) = row else {
             return Ok(None);
         };
+        row.into_model(recent_failures(tx, account).await?)
+            .map(Some)
+    }
+
+    async fn recent_failures(tx: &mut Tx, account: AccountId) -> Result<Vec<Timestamp>> {
         let failures: Vec<(SqlTimestamp,)> = sqlx::query_as(
-            "SELECT failed_at FROM certificate_failures WHERE account_id = $1 ORDER BY failed_at",
+            "SELECT failed_at FROM certificate_failures WHERE account_id = $1 AND failed_at > $2 \
+             ORDER BY failed_at",
         )
         .bind(account.get())
+        .bind(at(Timestamp::now() - HOUR))
         .fetch_all(&mut **tx)
         .await?;
-        row.into_model(failures.into_iter().map(|(t,)| t.to_jiff()).collect())
-            .map(Some)
+        Ok(failures.into_iter().map(|(t,)| t.to_jiff()).collect())
     }
 
     async fn fetch_existing(tx: &mut Tx, account: AccountId) -> Result<Certificate> {
@@ -114,6 +122,10 @@ mod certificate_sql {
                     .map(|row| row.into_model(Vec::new()))
                     .collect()
             })
+        }
+
+        async fn certificate_failures(&self, account: AccountId) -> Result<Vec<Timestamp>> {
+            read_tx!(self, tx, { recent_failures(tx, account).await })
         }
 
         async fn request_certificate(
@@ -162,17 +174,45 @@ mod certificate_sql {
             &self,
             ctx: &RequestContext,
             account: AccountId,
+            asked_at: Timestamp,
             outcome: &CertificateOutcome,
-        ) -> Result<Certificate> {
+        ) -> Result<Option<Certificate>> {
             write_tx!(self, tx, {
                 let now = sql_now();
                 let subject = format!("account:{account}");
-                let changed = match outcome {
-                    CertificateOutcome::Waiting { why, until } => sqlx::query(
-                        "UPDATE certificates SET waiting_for = $2, next_attempt_at = $3, \
-                         updated_at = $4 WHERE account_id = $1",
+                // Let's Encrypt counted it, whatever became of the request since.
+                if let CertificateOutcome::Failed { message, .. } = outcome {
+                    sqlx::query(
+                        "INSERT INTO certificate_failures (account_id, failed_at) VALUES ($1, $2)",
                     )
                     .bind(account.get())
+                    .bind(now)
+                    .execute(&mut **tx)
+                    .await?;
+                    sqlx::query(
+                        "DELETE FROM certificate_failures WHERE account_id = $1 AND failed_at <= $2",
+                    )
+                    .bind(account.get())
+                    .bind(at(Timestamp::now() - HOUR))
+                    .execute(&mut **tx)
+                    .await?;
+                    append_audit(
+                        tx,
+                        ctx,
+                        "certificate.failed",
+                        subject.clone(),
+                        json!({ "message": message }),
+                    )
+                    .await?;
+                }
+                let asked = at(asked_at);
+                let changed = match outcome {
+                    CertificateOutcome::Waiting { why, until } => sqlx::query(
+                        "UPDATE certificates SET waiting_for = $3, next_attempt_at = $4, \
+                         updated_at = $5 WHERE account_id = $1 AND requested_at = $2",
+                    )
+                    .bind(account.get())
+                    .bind(asked)
                     .bind(why)
                     .bind(at(*until))
                     .bind(now)
@@ -180,10 +220,6 @@ mod certificate_sql {
                     .await?
                     .rows_affected(),
                     CertificateOutcome::Issued { expires_at } => {
-                        sqlx::query("DELETE FROM certificate_failures WHERE account_id = $1")
-                            .bind(account.get())
-                            .execute(&mut **tx)
-                            .await?;
                         append_audit(
                             tx,
                             ctx,
@@ -195,10 +231,11 @@ mod certificate_sql {
                         sqlx::query(
                             "UPDATE certificates SET state = 'issued', waiting_for = NULL, \
                              last_error = NULL, failures = 0, next_attempt_at = NULL, \
-                             issued_at = $2, expires_at = $3, updated_at = $2 \
-                             WHERE account_id = $1",
+                             issued_at = $3, expires_at = $4, updated_at = $3 \
+                             WHERE account_id = $1 AND requested_at = $2",
                         )
                         .bind(account.get())
+                        .bind(asked)
                         .bind(now)
                         .bind(expires_at.map(at))
                         .execute(&mut **tx)
@@ -208,54 +245,24 @@ mod certificate_sql {
                     CertificateOutcome::Failed {
                         message,
                         next_attempt_at,
-                    } => {
-                        sqlx::query(
-                            "INSERT INTO certificate_failures (account_id, failed_at) \
-                             SELECT account_id, $2 FROM certificates WHERE account_id = $1",
-                        )
-                        .bind(account.get())
-                        .bind(now)
-                        .execute(&mut **tx)
-                        .await?;
-                        // Only the last few count against Let's Encrypt's hourly limit.
-                        sqlx::query(sqlx::AssertSqlSafe(format!(
-                            "DELETE FROM certificate_failures WHERE account_id = $1 \
-                             AND failed_at < (SELECT MIN(failed_at) FROM (SELECT failed_at \
-                             FROM certificate_failures WHERE account_id = $1 \
-                             ORDER BY failed_at DESC LIMIT {FAILED_VALIDATIONS_PER_HOUR}) AS kept)"
-                        )))
-                        .bind(account.get())
-                        .execute(&mut **tx)
-                        .await?;
-                        append_audit(
-                            tx,
-                            ctx,
-                            "certificate.failed",
-                            subject,
-                            json!({
-                                "message": message,
-                                "next_attempt_at": next_attempt_at.to_string(),
-                            }),
-                        )
-                        .await?;
-                        sqlx::query(
-                            "UPDATE certificates SET state = 'failed', waiting_for = NULL, \
-                             last_error = $2, failures = failures + 1, next_attempt_at = $3, \
-                             updated_at = $4 WHERE account_id = $1",
-                        )
-                        .bind(account.get())
-                        .bind(message)
-                        .bind(at(*next_attempt_at))
-                        .bind(now)
-                        .execute(&mut **tx)
-                        .await?
-                        .rows_affected()
-                    }
+                    } => sqlx::query(
+                        "UPDATE certificates SET state = 'failed', waiting_for = NULL, \
+                         last_error = $3, failures = failures + 1, next_attempt_at = $4, \
+                         updated_at = $5 WHERE account_id = $1 AND requested_at = $2",
+                    )
+                    .bind(account.get())
+                    .bind(asked)
+                    .bind(message)
+                    .bind(at(*next_attempt_at))
+                    .bind(now)
+                    .execute(&mut **tx)
+                    .await?
+                    .rows_affected(),
                 };
                 if changed == 0 {
-                    return Err(StoreError::not_found("certificate of account", account));
+                    return Ok(None);
                 }
-                fetch_existing(tx, account).await
+                fetch(tx, account).await
             })
         }
 

@@ -266,13 +266,17 @@ mod fleet_sql {
                 .bind(server.get())
                 .fetch_all(&mut **tx)
                 .await?;
-                let mailboxes: Vec<(i64, String, String, bool)> = sqlx::query_as(
-                    "SELECT m.account_id, m.name, m.real_name, m.deleting FROM mailboxes m \
-                     JOIN accounts a ON a.id = m.account_id WHERE a.server_id = $1",
-                )
-                .bind(server.get())
-                .fetch_all(&mut **tx)
-                .await?;
+                let mailboxes: Vec<(i64, String, String, bool, Option<i64>, Option<i64>)> =
+                    sqlx::query_as(
+                        "SELECT m.account_id, m.name, m.real_name, m.deleting, m.quota_mb, \
+                         p.mailbox_quota_mb FROM mailboxes m \
+                         JOIN accounts a ON a.id = m.account_id \
+                         JOIN services s ON s.id = a.service_id JOIN plans p ON p.id = s.plan_id \
+                         WHERE a.server_id = $1",
+                    )
+                    .bind(server.get())
+                    .fetch_all(&mut **tx)
+                    .await?;
                 let databases: Vec<(i64, String, String, bool)> = sqlx::query_as(
                     "SELECT d.account_id, d.name, d.type, d.deleting FROM databases d \
                      JOIN accounts a ON a.id = d.account_id WHERE a.server_id = $1",
@@ -314,10 +318,17 @@ mod fleet_sql {
                         mailboxes: mailboxes
                             .iter()
                             .filter(|(account, ..)| *account == id)
-                            .map(|(_, name, real, deleting)| drover_core::ExpectedMailbox {
-                                name: name.clone(),
-                                real_name: real.clone(),
-                                deleting: *deleting,
+                            .map(|(_, name, real, deleting, own, plan)| {
+                                let mb = |v: &Option<i64>| v.and_then(|v| u64::try_from(v).ok());
+                                drover_core::ExpectedMailbox {
+                                    name: name.clone(),
+                                    real_name: real.clone(),
+                                    quota_mb: drover_core::effective_mailbox_quota(
+                                        mb(own),
+                                        mb(plan),
+                                    ),
+                                    deleting: *deleting,
+                                }
                             })
                             .collect(),
                         own_database: drover_core::DatabaseName::prefix(&user),

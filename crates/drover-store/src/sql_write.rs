@@ -530,6 +530,26 @@ mod write_sql {
             found(changed, "mailbox", account, name)
         }
 
+        async fn set_mailbox_quota(
+            &mut self,
+            account: AccountId,
+            name: &MailboxName,
+            quota_mb: Option<u64>,
+        ) -> Result<()> {
+            let changed = sqlx::query(
+                "UPDATE mailboxes SET quota_mb = $3, updated_at = $4 \
+                 WHERE account_id = $1 AND name = $2",
+            )
+            .bind(account.get())
+            .bind(name.as_str())
+            .bind(quota_mb.map(|mb| i64::try_from(mb).unwrap_or(i64::MAX)))
+            .bind(sql_now())
+            .execute(&mut *self.tx)
+            .await?
+            .rows_affected();
+            found(changed, "mailbox", account, name)
+        }
+
         async fn mark_mailbox_deleting(
             &mut self,
             account: AccountId,
@@ -1067,10 +1087,6 @@ mod write_sql {
                     }
                 }
                 Job::RewriteAddresses(args) => insert_job(queue, tx, ctx, None, args, opts).await?,
-                Job::Certificate(args) => {
-                    let account = Some(AccountId(args.account_id));
-                    insert_job(queue, tx, ctx, account, args, opts).await?
-                }
                 Job::Migrate { args, at } => {
                     let account = Some(AccountId(args.account_id));
                     let opts = match at {

@@ -15,8 +15,8 @@ use secrecy::SecretString;
 use crate::Migration;
 use crate::Result;
 use crate::jobs::{
-    ConvergeAccount, MigrateAccount, RequestCertificate, RequestedJob, RewriteAddresses,
-    SetAccountPassword, SyncPlan, SyncZone,
+    ConvergeAccount, MigrateAccount, RequestedJob, RewriteAddresses, SetAccountPassword, SyncPlan,
+    SyncZone,
 };
 use crate::model::{
     Account, ApiToken, Customer, Database, Mailbox, NewService, OtherDomain, OtherDomainKind, Plan,
@@ -43,8 +43,6 @@ pub enum Job {
     },
     /// Every record pointing at old addresses moved to new ones, on every provider.
     RewriteAddresses(RewriteAddresses),
-    /// The account's certificate request.
-    Certificate(RequestCertificate),
     /// The account's move, to run now or at `at`.
     Migrate {
         args: MigrateAccount,
@@ -157,6 +155,13 @@ pub trait Write: Send {
         name: &MailboxName,
         sealed_password: &[u8],
         key_id: &str,
+    ) -> Result<()>;
+    /// Gives the mailbox a quota of its own (MB), or takes it away (`None`: its plan's).
+    async fn set_mailbox_quota(
+        &mut self,
+        account: AccountId,
+        name: &MailboxName,
+        quota_mb: Option<u64>,
     ) -> Result<()>;
     async fn mark_mailbox_deleting(&mut self, account: AccountId, name: &MailboxName)
     -> Result<()>;

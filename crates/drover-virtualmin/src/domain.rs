@@ -41,6 +41,9 @@ pub struct DomainInfo {
     pub quota: Quota,
     /// When the domain's certificate expires (Unix seconds), when it has one.
     pub ssl_expiry_unix_time: Option<i64>,
+    /// Its certificate came from an ACME provider (Let's Encrypt), not the server's own
+    /// self-signed one.
+    pub acme_certificate: bool,
     /// Everything the server reported, known or not.
     pub fields: Record,
 }
@@ -112,6 +115,7 @@ impl DomainInfo {
                 .flatten(),
             created_unix_time: value("created_unix_time").and_then(|v| v.trim().parse().ok()),
             ssl_expiry_unix_time: value("ssl_cert_expiry_time").and_then(|v| v.trim().parse().ok()),
+            acme_certificate: value("ssl_provider_cert_issued").is_some(),
             ip_address: value("ip_address")
                 .and_then(|ip| ip.split_whitespace().next())
                 .map(str::to_owned),
@@ -144,7 +148,7 @@ impl DomainInfo {
 }
 
 /// The fields `from_record` types.
-const KEYS: [&str; 26] = [
+const KEYS: [&str; 27] = [
     "id",
     "type",
     "username",
@@ -171,6 +175,7 @@ const KEYS: [&str; 26] = [
     "bandwidth_start",
     "contact_email",
     "ssl_cert_expiry_time",
+    "ssl_provider_cert_issued",
 ];
 
 /// A key's place in `KEYS`; a `match` compiles to a length switch, far cheaper than a scan.
@@ -202,6 +207,7 @@ fn key_index(key: &str) -> Option<usize> {
         "bandwidth_start" => 23,
         "contact_email" => 24,
         "ssl_cert_expiry_time" => 25,
+        "ssl_provider_cert_issued" => 26,
         _ => return None,
     })
 }
@@ -215,6 +221,8 @@ pub struct DomainUser {
     /// Set for users that receive mail: a mailbox.
     pub email: Option<String>,
     pub real_name: String,
+    /// Its quota in bytes (0: none), listed only by a server that keeps quotas.
+    pub quota_bytes: Option<u64>,
 }
 
 impl DomainUser {
@@ -228,6 +236,9 @@ impl DomainUser {
                 .filter(|e| !e.is_empty())
                 .map(str::to_owned),
             real_name: record.get("real_name").unwrap_or_default().to_owned(),
+            quota_bytes: record
+                .get("home_byte_quota")
+                .and_then(|q| q.trim().parse().ok()),
         })
     }
 

@@ -261,7 +261,11 @@ pub fn is_step_failure(line: &str) -> bool {
 pub fn classify_answer(first_line: &str, full: &str) -> (ErrorKind, String) {
     let message = failure_message(first_line, full);
     let mut kind = classify_failure(&message);
-    if kind == ErrorKind::Invalid
+    // Let's Encrypt's own refusals often quote a "Connection refused" of the customer's site:
+    // an answer about that site, never a fault of the server's.
+    if full.contains("validation failed :") {
+        kind = ErrorKind::Invalid;
+    } else if kind == ErrorKind::Invalid
         && (is_dependency_failure(full) || is_dependency_failure(first_line))
     {
         kind = ErrorKind::Transient;
@@ -302,6 +306,16 @@ mod tests {
         ] {
             assert!(!taken(message).username_taken(), "{message}");
         }
+    }
+
+    #[test]
+    fn lets_encrypts_refusal_of_a_site_is_an_answer_not_a_fault_of_the_server() {
+        let full = "Requesting SSL certificate for ana.ro www.ana.ro ..\n.. failed : Web-based \
+                    validation failed : Failed to request certificate : Fetching \
+                    http://ana.ro/.well-known/acme-challenge/x: Connection refused\n";
+        let (kind, message) = classify_answer("Requesting SSL certificate", full);
+        assert_eq!(kind, ErrorKind::Invalid, "{message}");
+        assert!(message.ends_with("Connection refused"), "{message}");
     }
 
     #[test]

@@ -293,12 +293,15 @@ impl VirtualminClient {
         .await
     }
 
+    /// Creates a mailbox, with a quota (MB) when given: a server without quotas takes it
+    /// and keeps none.
     pub async fn create_mailbox(
         &self,
         domain: &str,
         user: &str,
         password: SecretString,
         real_name: Option<&str>,
+        quota_mb: Option<u64>,
     ) -> Result<(), VirtualminError> {
         let mut call = Call::new("create-user")
             .arg("domain", domain)
@@ -307,6 +310,25 @@ impl VirtualminClient {
         if let Some(real) = real_name {
             call = call.arg("real", real);
         }
+        if let Some(mb) = quota_mb {
+            call = call.arg("quota", quota_blocks(mb));
+        }
+        self.call(&call).await.map(|_| ())
+    }
+
+    /// Sets a mailbox's quota (MB; `None`: none). Only a server that keeps quotas takes it:
+    /// one without refuses the flag.
+    pub async fn set_mailbox_quota(
+        &self,
+        domain: &str,
+        user: &str,
+        quota_mb: Option<u64>,
+    ) -> Result<(), VirtualminError> {
+        let quota = quota_mb.map_or_else(|| "UNLIMITED".to_owned(), quota_blocks);
+        let call = Call::new("modify-user")
+            .arg("domain", domain)
+            .arg("user", user)
+            .arg("quota", quota);
         self.call(&call).await.map(|_| ())
     }
 
@@ -425,13 +447,15 @@ impl VirtualminClient {
     }
 
     /// Requests a Let's Encrypt certificate for the domain's web names, installs it, and has
-    /// the server renew it. A refusal the program itself reports is `program_failed`: it may
-    /// have cost one of Let's Encrypt's failed validations.
+    /// the server renew it. Validated over the web only: without `--web` a failed web
+    /// validation is followed by a DNS one, a second failure for Let's Encrypt to count. A
+    /// refusal the program itself reports is `program_failed`: it may have cost one.
     pub async fn generate_letsencrypt_cert(&self, domain: &str) -> Result<(), VirtualminError> {
         let call = Call::new("generate-letsencrypt-cert")
             .class(OperationClass::Provisioning)
             .arg("domain", domain)
-            .flag("renew");
+            .flag("renew")
+            .flag("web");
         self.call(&call).await.map(drop)
     }
 
@@ -462,4 +486,9 @@ impl VirtualminClient {
         let reply = self.call(&call).await?;
         Ok(SecretString::from(reply.output.trim().to_owned()))
     }
+}
+
+/// A quota in MB as the server's programs take it: 1 kB blocks.
+fn quota_blocks(mb: u64) -> String {
+    mb.saturating_mul(1024).to_string()
 }

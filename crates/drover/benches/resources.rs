@@ -72,6 +72,7 @@ async fn through_drover(
             &format!("m{i}"),
             "",
             secret("Mail-passw0rd"),
+            None,
         )
         .await
         .unwrap();
@@ -140,7 +141,13 @@ async fn bare(client: &VirtualminClient, round: usize) -> f64 {
     client.databases(&domain).await.unwrap();
     for i in 0..MAILBOXES {
         client
-            .create_mailbox(&domain, &format!("m{i}"), secret("Mail-passw0rd"), None)
+            .create_mailbox(
+                &domain,
+                &format!("m{i}"),
+                secret("Mail-passw0rd"),
+                None,
+                None,
+            )
             .await
             .unwrap();
     }

@@ -314,6 +314,10 @@ pub struct PlanFields {
     /// Mailboxes an account may have, or `unlimited`.
     #[arg(long)]
     max_mailboxes: Option<Limit>,
+    /// Each mailbox's disk quota in MB (the default, and the most one may be given), or
+    /// `unlimited`.
+    #[arg(long)]
+    mailbox_quota_mb: Option<Limit>,
     /// Databases an account may have, or `unlimited`.
     #[arg(long)]
     max_databases: Option<Limit>,
@@ -364,6 +368,7 @@ impl PlanFields {
             ("disk_quota_mb", self.disk_quota_mb),
             ("bandwidth_mb", self.bandwidth_mb),
             ("max_mailboxes", self.max_mailboxes),
+            ("mailbox_quota_mb", self.mailbox_quota_mb),
             ("max_databases", self.max_databases),
             ("max_subservers", self.max_subservers),
             ("max_aliases", self.max_aliases),

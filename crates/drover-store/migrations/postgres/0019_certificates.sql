@@ -13,9 +13,11 @@ CREATE TABLE certificates (
     updated_at      TIMESTAMPTZ NOT NULL
 );
 CREATE INDEX certificates_expiry ON certificates (expires_at) WHERE state = 'issued';
--- The last failed requests (five at most), for Let's Encrypt's limit of five an hour.
+-- Failed requests of the last hour, for Let's Encrypt's limit of five an hour: kept with the
+-- account, not its certificate record, so asking again (or forgetting and asking) starts no
+-- new count.
 CREATE TABLE certificate_failures (
-    account_id BIGINT NOT NULL REFERENCES certificates (account_id) ON DELETE CASCADE,
+    account_id BIGINT NOT NULL REFERENCES accounts (id) ON DELETE CASCADE,
     failed_at  TIMESTAMPTZ NOT NULL
 );
 CREATE INDEX certificate_failures_account ON certificate_failures (account_id, failed_at);

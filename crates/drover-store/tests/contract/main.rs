@@ -1553,7 +1553,7 @@ async fn a_certificate_keeps_its_last_failures_its_expiry_and_one_job(h: Harness
     );
     assert_eq!(asked.domain.as_str(), "cert-ana.ro");
     // Asked again while its job waits: the same job.
-    let (_, again) = store.request_certificate(&ctx(), ana).await.unwrap();
+    let (asked, again) = store.request_certificate(&ctx(), ana).await.unwrap();
     assert_eq!((again.id, again.joined), (job.id, true));
     let now = jiff::Timestamp::now();
     let later = now + jiff::SignedDuration::from_mins(5);
@@ -1561,27 +1561,53 @@ async fn a_certificate_keeps_its_last_failures_its_expiry_and_one_job(h: Harness
         why: "the DNS".into(),
         until: later,
     };
+    let asked_at = asked.requested_at;
     let c = store
-        .record_certificate(&ctx(), ana, &waiting)
+        .record_certificate(&ctx(), ana, asked_at, &waiting)
         .await
+        .unwrap()
         .unwrap();
     assert_eq!(c.waiting_for.as_deref(), Some("the DNS"));
-    // Seven failures: all counted, the last five kept for Let's Encrypt's hourly limit.
+    // Failures: each counted, in a row and within the hour.
     for n in 1..=7 {
         let failed = CertificateOutcome::Failed {
             message: format!("refused {n}"),
             next_attempt_at: later,
         };
         let c = store
-            .record_certificate(&ctx(), ana, &failed)
+            .record_certificate(&ctx(), ana, asked_at, &failed)
             .await
+            .unwrap()
             .unwrap();
         assert_eq!((c.state, c.failures), (Failed, n));
-        assert_eq!(c.recent_failures.len(), n.min(5) as usize);
+        assert_eq!(c.recent_failures.len(), n as usize);
         assert!(c.recent_failures.is_sorted());
         assert_eq!(c.waiting_for, None);
         tokio::time::sleep(std::time::Duration::from_millis(2)).await;
     }
+    // One an hour old no longer counts.
+    h.raw
+        .exec(&format!(
+            "UPDATE certificate_failures SET failed_at = '2020-01-01T00:00:00Z' \
+             WHERE account_id = {ana} AND failed_at = (SELECT MIN(failed_at) \
+             FROM certificate_failures WHERE account_id = {ana})"
+        ))
+        .await
+        .unwrap();
+    assert_eq!(store.certificate_failures(ana).await.unwrap().len(), 6);
+    // A turn that began before the request was asked again records no change (but a failure
+    // still counts: Let's Encrypt saw it).
+    let stale = asked_at - jiff::SignedDuration::from_secs(1);
+    let failed = CertificateOutcome::Failed {
+        message: "stale".into(),
+        next_attempt_at: later,
+    };
+    let none = store
+        .record_certificate(&ctx(), ana, stale, &failed)
+        .await
+        .unwrap();
+    assert!(none.is_none());
+    assert_eq!(store.certificate_failures(ana).await.unwrap().len(), 7);
     let c = store.certificate(ana).await.unwrap().unwrap();
     assert_eq!(c.last_error.as_deref(), Some("refused 7"));
     // PostgreSQL keeps microseconds, SQLite nanoseconds.
@@ -1593,11 +1619,17 @@ async fn a_certificate_keeps_its_last_failures_its_expiry_and_one_job(h: Harness
         expires_at: Some(expires),
     };
     let c = store
-        .record_certificate(&ctx(), ana, &issued)
+        .record_certificate(&ctx(), ana, asked_at, &issued)
         .await
+        .unwrap()
         .unwrap();
     assert_eq!((c.state, c.failures), (Issued, 0));
-    assert!(c.recent_failures.is_empty() && c.last_error.is_none() && c.issued_at.is_some());
+    assert!(c.last_error.is_none() && c.issued_at.is_some());
+    assert_eq!(
+        c.recent_failures.len(),
+        7,
+        "Let's Encrypt's hour still counts them"
+    );
     // A listing's expiry replaces it, for issued certificates only.
     store.request_certificate(&ctx(), ion).await.unwrap();
     let soon = now + jiff::SignedDuration::from_hours(24 * 3);
@@ -1647,6 +1679,11 @@ async fn a_certificate_keeps_its_last_failures_its_expiry_and_one_job(h: Harness
             .await
             .unwrap()
             .is_empty()
+    );
+    assert_eq!(
+        store.certificate_failures(ana).await.unwrap().len(),
+        7,
+        "forgetting the record forgets no failure"
     );
 }
 

@@ -33,6 +33,8 @@ pub struct SimDomain {
     pub quota_blocks: Option<u64>,
     pub created_unix: u64,
     pub mailboxes: BTreeMap<String, String>,
+    /// Each mailbox's quota in 1 kB blocks (0: none), kept only with home quotas on.
+    pub mailbox_quotas: BTreeMap<String, u64>,
     pub databases: Vec<String>,
     pub usage: SimUsage,
     /// The id of the plan it was created on (kept when the plan is deleted, as the real
@@ -78,6 +80,7 @@ impl SimDomain {
             quota_blocks: None,
             created_unix: 0,
             mailboxes: BTreeMap::new(),
+            mailbox_quotas: BTreeMap::new(),
             databases: Vec::new(),
             usage: SimUsage::default(),
             plan_id: 0,
@@ -529,7 +532,8 @@ impl State {
         );
         let failures = self.acme_failures.entry(domain.name.clone()).or_default();
         failures.retain(|at| now_unix < at + 3600);
-        let refusal = if failures.len() >= 5 {
+        let rate_limited = failures.len() >= 5;
+        let refusal = if rate_limited {
             self.acme_rate_limited += 1;
             Some(format!(
                 "Web-based validation failed : Failed to request certificate : \
@@ -550,18 +554,27 @@ impl State {
             }
         };
         if let Some(refusal) = refusal {
-            failures.push(now_unix);
-            output.push_str(&format!(
-                ".. failed : {refusal}\n   DNS-based validation failed : Only the native ACME \
-                 client supports DNS-based validation\n\n"
-            ));
+            // A refusal for the limit is no validation: it is not counted again.
+            if !rate_limited {
+                failures.push(now_unix);
+            }
+            output.push_str(&format!(".. failed : {refusal}\n"));
+            // Without --web a failed web validation is followed by a DNS one, which only the
+            // native ACME client (not the GPL edition's) can do.
+            if !params.has("web") {
+                output.push_str(
+                    "   DNS-based validation failed : Only the native ACME client supports \
+                     DNS-based validation\n",
+                );
+            }
+            output.push('\n');
             return Answer::Raw {
                 output,
                 exit: 256,
                 multiline: false,
             };
         }
-        failures.clear();
+        // Let's Encrypt counts failures, not streaks: a success keeps the hour's count.
         domain.certificate_expiry = Some(now_unix + 90 * 86_400);
         domain.certificate_renew = params.has("renew");
         output.push_str(
@@ -880,19 +893,23 @@ impl State {
             add("SSL cert used by", "webmin".to_owned());
         }
         if let Some(expiry) = d.certificate_expiry {
-            let date = jiff::Timestamp::from_second(i64::try_from(expiry).unwrap_or(0))
-                .map(|t| t.strftime("%d/%b/%Y %H:%M").to_string())
-                .unwrap_or_default();
-            add("SSL cert expiry", date);
+            // Let's Encrypt's certificates last 90 days: issued 90 days before they expire.
+            let date = |unix: u64| {
+                jiff::Timestamp::from_second(i64::try_from(unix).unwrap_or(0))
+                    .map(|t| t.strftime("%d/%b/%Y %H:%M").to_string())
+                    .unwrap_or_default()
+            };
+            add("SSL cert expiry", date(expiry));
             add("SSL cert expiry time", expiry.to_string());
+            let renewal = if d.certificate_renew {
+                "Enabled"
+            } else {
+                "Disabled"
+            };
+            add("SSL provider renewal", renewal.to_owned());
             add(
-                "SSL provider renewal",
-                if d.certificate_renew {
-                    "Enabled"
-                } else {
-                    "Disabled"
-                }
-                .to_owned(),
+                "SSL provider cert issued",
+                date(expiry.saturating_sub(90 * 86_400)),
             );
         }
         for provisioned in ["dns", "mysql", "spam", "virus"] {
@@ -1197,6 +1214,7 @@ impl State {
             quota_blocks: None,
             created_unix: now_unix,
             mailboxes: BTreeMap::new(),
+            mailbox_quotas: BTreeMap::new(),
             databases: Vec::new(),
             usage: SimUsage::default(),
             plan_id: plan.id,
@@ -1517,7 +1535,21 @@ impl State {
                 "A user or mail alias with the same name and domain already exists",
             );
         }
+        // Taken either way; kept only where the server keeps home quotas (the captured one
+        // does not: `create-user__with-quota`).
+        let quota = match params.get("quota") {
+            Some("UNLIMITED") => Some(0),
+            Some(q) => match q.parse::<u64>() {
+                Ok(q) => Some(q),
+                Err(_) if self.home_quotas => return failure(P, "Quota must be a number"),
+                Err(_) => None,
+            },
+            None => None,
+        };
         let full = format!("{user}.{}", d.unix_user);
+        if self.home_quotas {
+            d.mailbox_quotas.insert(user.clone(), quota.unwrap_or(0));
+        }
         d.mailboxes.insert(user, real.to_owned());
         Answer::Output(format!("User {full} created successfully\n"))
     }
@@ -1537,12 +1569,28 @@ impl State {
                 format!("No user named {user} was found in the server {domain}"),
             );
         }
-        // Home directory quotas are off, as on the real install drover is tried against.
-        if params.has("quota") {
-            return failure(
-                P,
-                "--quota option is not available unless home directory quotas are enabled",
-            );
+        // Refused where home directory quotas are off, as on the real install drover is tried
+        // against.
+        if let Some(quota) = params.get("quota") {
+            if !self.home_quotas {
+                return failure(
+                    P,
+                    "--quota option is not available unless home directory quotas are enabled",
+                );
+            }
+            let blocks = match quota {
+                "UNLIMITED" => 0,
+                q => match q.parse::<u64>() {
+                    Ok(q) => q,
+                    Err(_) => {
+                        return failure(
+                            P,
+                            "Home directory quota must be a number of blocks, or UNLIMITED",
+                        );
+                    }
+                },
+            };
+            d.mailbox_quotas.insert(short.clone(), blocks);
         }
         if let Some(real) = params.get("real") {
             if real.contains(':') {
@@ -1566,6 +1614,7 @@ impl State {
         };
         let user = user.to_lowercase();
         let short = short_user(&user, &d.unix_user).to_owned();
+        d.mailbox_quotas.remove(&short);
         if d.mailboxes.remove(&short).is_none() {
             return failure(
                 P,
@@ -1640,6 +1689,19 @@ impl State {
                     ];
                     if let Some(email) = &email {
                         f.push(("Email address".to_owned(), email.clone()));
+                    }
+                    // list-users.pl shows quotas only where the server keeps them.
+                    if self.home_quotas {
+                        let blocks = d.mailbox_quotas.get(user).copied().unwrap_or(0);
+                        let shown = if blocks == 0 {
+                            "Unlimited".to_owned()
+                        } else {
+                            format!("{} MB", blocks / 1024)
+                        };
+                        f.push(("Home quota".to_owned(), shown));
+                        f.push(("Home quota used".to_owned(), "0 bytes".to_owned()));
+                        f.push(("Home byte quota".to_owned(), (blocks * 1024).to_string()));
+                        f.push(("Home byte quota used".to_owned(), "0".to_owned()));
                     }
                     f
                 } else {

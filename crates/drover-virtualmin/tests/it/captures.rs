@@ -372,6 +372,7 @@ fn domain_users_are_typed_from_every_format() {
             domain: "alpha.test".into(),
             email: Some("alice@alpha.test".into()),
             real_name: "Alice Example".into(),
+            quota_bytes: None,
         }
     );
     assert!(users.iter().all(DomainUser::is_mailbox));

@@ -70,9 +70,15 @@ async fn usage_figures_come_from_two_listings() {
         ("example.ro", "bob"),
         ("other.ro", "cy"),
     ] {
-        vm.create_mailbox(domain, user, SecretString::from("pw".to_owned()), None)
-            .await
-            .unwrap();
+        vm.create_mailbox(
+            domain,
+            user,
+            SecretString::from("pw".to_owned()),
+            None,
+            None,
+        )
+        .await
+        .unwrap();
     }
     sim.with_state(|s| {
         s.domains.get_mut("example.ro").unwrap().usage = SimUsage {
@@ -186,6 +192,7 @@ async fn typed_operations_drive_a_domain_through_its_life() {
         "ana",
         SecretString::from("pw".to_owned()),
         Some("Ana"),
+        None,
     )
     .await
     .unwrap();

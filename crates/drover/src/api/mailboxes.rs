@@ -45,13 +45,16 @@ pub struct NewMailbox {
     real_name: String,
     #[schema(value_type = String, format = Password)]
     password: secrecy::SecretString,
+    /// Its disk quota (MB), at most the plan's mailbox quota; left out: the plan's.
+    #[serde(default)]
+    quota_mb: Option<u64>,
 }
 
 #[utoipa::path(post, path = "/api/v1/accounts/{id}/mailboxes", tag = "mailboxes",
     request_body = NewMailbox,
     responses((status = 201, body = Mailbox), (status = 404, body = ErrorBody),
         (status = 409, description = "the plan's limit is reached (`over_limit`), the name is taken (`mailbox_exists`) or the account is deleted", body = ErrorBody),
-        (status = 422, description = "an invalid name, real name or password", body = ErrorBody)))]
+        (status = 422, description = "an invalid name, real name, password or quota (above the plan's mailbox quota)", body = ErrorBody)))]
 async fn create_mailbox(
     State(app): State<AppState>,
     Extension(caller): Extension<Caller>,
@@ -67,18 +70,23 @@ async fn create_mailbox(
         &new.name,
         &new.real_name,
         new.password,
+        new.quota_mb,
     )
     .await?;
     Ok((StatusCode::CREATED, axum::Json(mailbox)))
 }
 
-/// What changes: the real name, the password, or both.
+/// What changes: the real name, the password, the quota, or several.
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct MailboxChange {
     real_name: Option<String>,
     #[schema(value_type = Option<String>, format = Password)]
     password: Option<secrecy::SecretString>,
+    /// Its own disk quota (MB), at most the plan's mailbox quota; `null`: back to the plan's.
+    #[serde(default, deserialize_with = "drover_core::nullable")]
+    #[schema(value_type = Option<u64>)]
+    quota_mb: Option<Option<u64>>,
 }
 
 #[utoipa::path(patch, path = "/api/v1/accounts/{id}/mailboxes/{name}", tag = "mailboxes",
@@ -100,6 +108,7 @@ async fn update_mailbox(
         &name,
         change.real_name.as_deref(),
         change.password,
+        change.quota_mb,
     )
     .await?;
     Ok(axum::Json(mailbox))

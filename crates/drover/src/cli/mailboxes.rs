@@ -25,8 +25,11 @@ pub enum MailboxCommand {
         /// Its owner's name.
         #[arg(long, default_value = "")]
         real_name: String,
+        /// Its disk quota in MB, at most the plan's mailbox quota [default: the plan's].
+        #[arg(long)]
+        quota_mb: Option<u64>,
     },
-    /// Change a mailbox's real name, or its password (read from standard input).
+    /// Change a mailbox's real name, its quota, or its password (read from standard input).
     Update {
         /// The account's id.
         account: AccountId,
@@ -38,6 +41,9 @@ pub enum MailboxCommand {
         /// Read a new password from standard input.
         #[arg(long)]
         password: bool,
+        /// Its disk quota in MB, at most the plan's mailbox quota, or `plan` for the plan's.
+        #[arg(long, value_parser = parse_quota)]
+        quota_mb: Option<OwnQuota>,
     },
     /// Delete a mailbox and its mail; --confirm repeats its name.
     Delete {
@@ -51,6 +57,20 @@ pub enum MailboxCommand {
     },
 }
 
+/// A mailbox's own quota, or its plan's.
+#[derive(Debug, Clone, Copy)]
+pub struct OwnQuota(Option<u64>);
+
+fn parse_quota(input: &str) -> Result<OwnQuota, String> {
+    match input {
+        "plan" => Ok(OwnQuota(None)),
+        mb => mb
+            .parse()
+            .map(|mb| OwnQuota(Some(mb)))
+            .map_err(|_| format!("'{mb}' is not a number of MB, nor `plan`")),
+    }
+}
+
 pub async fn run(
     command: MailboxCommand,
     store: &dyn Store,
@@ -58,7 +78,13 @@ pub async fn run(
     config: &Config,
     out: Output,
 ) -> anyhow::Result<()> {
-    let columns = ["name", "real_name", "password_pending", "deleting"];
+    let columns = [
+        "name",
+        "real_name",
+        "quota_mb",
+        "password_pending",
+        "deleting",
+    ];
     match command {
         MailboxCommand::List { account } => {
             store.account(account).await?;
@@ -68,12 +94,14 @@ pub async fn run(
             account,
             name,
             real_name,
+            quota_mb,
         } => {
             let password = read_password()?;
             let sealer = crate::engine::seal::operator_key(store, &config.seal_key).await?;
-            let mailbox =
-                commands::create_mailbox(store, ctx, &sealer, account, &name, &real_name, password)
-                    .await?;
+            let mailbox = commands::create_mailbox(
+                store, ctx, &sealer, account, &name, &real_name, password, quota_mb,
+            )
+            .await?;
             out.one(&mailbox)
         }
         MailboxCommand::Update {
@@ -81,6 +109,7 @@ pub async fn run(
             name,
             real_name,
             password,
+            quota_mb,
         } => {
             let password = password.then(read_password).transpose()?;
             let sealer = crate::engine::seal::operator_key(store, &config.seal_key).await?;
@@ -92,6 +121,7 @@ pub async fn run(
                 &name,
                 real_name.as_deref(),
                 password,
+                quota_mb.map(|q| q.0),
             )
             .await?;
             out.one(&mailbox)

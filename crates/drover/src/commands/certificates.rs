@@ -2,8 +2,7 @@
 //! once the account's DNS points at its server), renewed by the server, watched by drover.
 
 use drover_core::{
-    AccountId, FAILED_VALIDATIONS_PER_HOUR, Feature, JobId, ServiceStatus, check_resources_change,
-    earliest_attempt,
+    AccountId, FAILED_VALIDATIONS_PER_HOUR, JobId, check_certificate_request, earliest_attempt,
 };
 use drover_store::jobs::RequestCertificate;
 use drover_store::{Certificate, JobFilter, JobState, RequestContext, Store};
@@ -27,38 +26,17 @@ pub async fn request_certificate(
         why,
     };
     let service = store.service(record.service_id).await?;
-    // A pending service's request waits for its activation; a suspended one's website does not
-    // answer.
-    check_resources_change(service.status, &record.domain, "certificates")?;
-    if service.status == ServiceStatus::Suspended {
-        return Err(refused(
-            "the account is suspended and its website does not answer Let's Encrypt's \
-             validation; unsuspend it first"
-                .to_owned(),
-        )
-        .into());
-    }
     let plan = store.plan(service.plan_id).await?.spec;
-    // An empty feature list is the server's defaults, which give a website.
-    if !plan.features.is_empty() && !plan.features.contains(&Feature::Web) {
-        return Err(drover_core::Error::FeatureMissing {
-            plan: plan.name.to_string(),
-            feature: Feature::Web,
-            what: "certificates (Let's Encrypt validates over the website)",
-        }
+    check_certificate_request(&plan, service.status, &record.domain)?;
+    let now = Timestamp::now();
+    let allowed = earliest_attempt(&store.certificate_failures(account).await?, now);
+    if allowed > now {
+        return Err(refused(format!(
+            "Let's Encrypt allows {FAILED_VALIDATIONS_PER_HOUR} failed validations per name and \
+             hour and they have all been used; the next request can be made at {allowed} (a \
+             request waiting meanwhile is tried then)"
+        ))
         .into());
-    }
-    if let Some(current) = store.certificate(account).await? {
-        let now = Timestamp::now();
-        let allowed = earliest_attempt(&current.recent_failures, now);
-        if allowed > now {
-            return Err(refused(format!(
-                "Let's Encrypt allows {FAILED_VALIDATIONS_PER_HOUR} failed validations per name \
-                 and hour and they have all been used; the next request can be made at {allowed} \
-                 (drover tries again on its own then)"
-            ))
-            .into());
-        }
     }
     Ok(ask_again(store, ctx, account).await?)
 }
@@ -85,13 +63,7 @@ pub async fn forget_certificate(
     account: AccountId,
 ) -> Result<()> {
     let record = store.account(account).await?;
-    if !store.forget_certificate(ctx, account).await? {
-        return Err(drover_store::StoreError::NotFound {
-            what: "a certificate request for",
-            id: record.domain_unicode,
-        }
-        .into());
-    }
+    // The waiting job first: a request after the record's deletion gets a job of its own.
     let waiting = JobFilter {
         states: vec![
             JobState::Scheduled,
@@ -108,6 +80,13 @@ pub async fn forget_certificate(
                 tracing::debug!(job = %job.id, error = %e, "certificate job not cancelled");
             }
         }
+    }
+    if !store.forget_certificate(ctx, account).await? {
+        return Err(drover_store::StoreError::NotFound {
+            what: "a certificate request for",
+            id: record.domain_unicode,
+        }
+        .into());
     }
     Ok(())
 }

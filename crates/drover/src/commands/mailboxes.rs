@@ -4,7 +4,7 @@
 
 use drover_core::{
     AccountId, AccountPassword, MailboxName, check_mailbox_change, check_mailbox_limit,
-    check_resources_change, real_name,
+    check_resources_change, mailbox_quota, real_name,
 };
 use drover_store::{Mailbox, RequestContext, Store, StoreError, Write};
 use secrecy::SecretString;
@@ -14,7 +14,9 @@ use super::Result;
 use super::services::{converge, lock_service_of, refresh_over_limit};
 use crate::engine::seal::Sealer;
 
-/// Records a new mailbox of the account, within its plan's limit, and queues its creation.
+/// Records a new mailbox of the account, within its plan's limits (how many, and each one's
+/// quota: its own `quota_mb`, else the plan's), and queues its creation.
+#[allow(clippy::too_many_arguments)]
 pub async fn create_mailbox(
     store: &dyn Store,
     ctx: &RequestContext,
@@ -23,6 +25,7 @@ pub async fn create_mailbox(
     name: &str,
     real: &str,
     password: SecretString,
+    quota_mb: Option<u64>,
 ) -> Result<Mailbox> {
     let name = MailboxName::parse(name)?;
     let real = real_name(real)?;
@@ -56,15 +59,27 @@ pub async fn create_mailbox(
     let plan = tx.plan(service.plan_id).await?;
     let others = kept(&mut *tx, account).await? - 1;
     check_mailbox_limit(&plan.spec, others)?;
+    mailbox_quota(&plan.spec, quota_mb)?;
+    let mailbox = match quota_mb {
+        Some(_) => {
+            tx.set_mailbox_quota(account, &name, quota_mb).await?;
+            find(&mut *tx, account, &name).await?
+        }
+        None => mailbox,
+    };
     let job = converge(&mut *tx, ctx, account).await?;
-    let details = json!({ "mailbox": name, "real_name": real, "job_id": job.id });
+    let details = json!({
+        "mailbox": name, "real_name": real, "quota_mb": quota_mb, "job_id": job.id
+    });
     tx.audit(ctx, "mailbox.create", format!("account:{account}"), details)
         .await?;
     tx.commit().await?;
     Ok(mailbox)
 }
 
-/// Changes a mailbox's real name, its password, or both, and queues the change.
+/// Changes a mailbox's real name, its password, its quota (`Some(None)`: back to its plan's),
+/// and queues the change.
+#[allow(clippy::too_many_arguments)]
 pub async fn update_mailbox(
     store: &dyn Store,
     ctx: &RequestContext,
@@ -73,11 +88,12 @@ pub async fn update_mailbox(
     name: &str,
     real: Option<&str>,
     password: Option<SecretString>,
+    quota_mb: Option<Option<u64>>,
 ) -> Result<Mailbox> {
     let name = MailboxName::parse(name)?;
     let real = real.map(real_name).transpose()?;
     let password = password.map(AccountPassword::parse).transpose()?;
-    check_mailbox_change(real.is_some(), password.is_some())?;
+    check_mailbox_change(real.is_some(), password.is_some(), quota_mb.is_some())?;
     let mut tx = store.write().await?;
     lock_service_of(store, &mut *tx, account).await?;
     // The key's row, then the account's, then the mailbox's (as a rotation locks them).
@@ -97,12 +113,20 @@ pub async fn update_mailbox(
     if let Some(real) = real {
         tx.update_mailbox_real_name(account, &name, real).await?;
     }
+    if let Some(quota_mb) = quota_mb {
+        let record = tx.account(account).await?;
+        let service = tx.service(record.service_id).await?;
+        let plan = tx.plan(service.plan_id).await?;
+        mailbox_quota(&plan.spec, quota_mb)?;
+        tx.set_mailbox_quota(account, &name, quota_mb).await?;
+    }
     let mailbox = find(&mut *tx, account, &name).await?;
     let job = converge(&mut *tx, ctx, account).await?;
     let details = json!({
         "mailbox": name,
         "real_name": real,
         "password": password.is_some(),
+        "quota_mb": quota_mb,
         "job_id": job.id,
     });
     tx.audit(ctx, "mailbox.update", format!("account:{account}"), details)

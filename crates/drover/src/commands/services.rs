@@ -181,6 +181,11 @@ pub(super) async fn resource_counts(
             tx.other_domains(account, OtherDomainKind::Subserver)
                 .await?,
         ),
+        largest_mailbox_quota_mb: mailboxes
+            .iter()
+            .filter(|m| !m.deleting)
+            .filter_map(|m| m.quota_mb)
+            .max(),
     })
 }
 

@@ -365,13 +365,16 @@ async fn mailboxes_on(
         .map(|u| ListedMailbox {
             name: u.user,
             real_name: u.real_name,
+            quota_bytes: u.quota_bytes,
         })
         .collect();
+    let plan_quota = target.plan.spec.mailbox_quota_mb;
     let wanted: Vec<WantedMailbox> = records
         .iter()
         .map(|m| WantedMailbox {
             name: m.name.clone(),
             real_name: m.real_name.clone(),
+            quota_mb: drover_core::effective_mailbox_quota(m.quota_mb, plan_quota),
             password_pending: m.password_pending,
             deleting: m.deleting,
         })
@@ -397,11 +400,15 @@ async fn apply_mailbox(
     let account = &target.account;
     let domain = account.domain.as_str();
     match action {
-        MailboxAction::Create { name, real_name } => {
+        MailboxAction::Create {
+            name,
+            real_name,
+            quota_mb,
+        } => {
             let (secret, generation) = mailbox_password(engine, target, name).await?;
             let real = Some(real_name.as_str()).filter(|r| !r.is_empty());
             match client
-                .create_mailbox(domain, name.as_str(), secret, real)
+                .create_mailbox(domain, name.as_str(), secret, real, *quota_mb)
                 .await
             {
                 Ok(()) => {
@@ -432,6 +439,11 @@ async fn apply_mailbox(
         MailboxAction::SetRealName { name, real_name } => {
             client
                 .modify_mailbox(domain, name.as_str(), Some(real_name), None)
+                .await?;
+        }
+        MailboxAction::SetQuota { name, quota_mb } => {
+            client
+                .set_mailbox_quota(domain, name.as_str(), *quota_mb)
                 .await?;
         }
         MailboxAction::SetPassword { name } => {
@@ -707,7 +719,14 @@ pub(super) async fn apply(
             let mut username = account.unix_username.clone();
             for tried in 1..=USERNAME_TRIES {
                 match client.create_domain(&new).await {
-                    Ok(_) => return certify_again(engine, ctx, account.id).await,
+                    Ok(_) => {
+                        // A move asks again once it switches the account.
+                        let moving = engine.store.migration(account.id).await?.is_some();
+                        if !moving {
+                            certify_again(engine, ctx, account.id).await?;
+                        }
+                        return Ok(());
+                    }
                     // Created by an earlier try whose answer was lost: the next round looks
                     // again and checks it is ours.
                     Err(e)

@@ -100,6 +100,7 @@ pub async fn scan_server(
             domain: u.domain,
             name: u.user,
             real_name: u.real_name,
+            quota_bytes: u.quota_bytes,
         })
         .collect();
     let expected = engine.store.server_expectations(server.id).await?;

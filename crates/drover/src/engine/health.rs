@@ -139,8 +139,8 @@ pub async fn check_fleet(
 }
 
 /// The accounts' certificates their servers should have renewed by now (they renew 21 days
-/// before expiry, and these expire within the warning days): each is a warning, and their
-/// number a metric. The expiries are the ones the last usage syncs read.
+/// before expiry, and these expire within the warning days): a warning, and their number a
+/// metric. The expiries are the ones the last usage syncs read.
 pub async fn certificates_not_renewed(
     engine: &Engine,
 ) -> crate::commands::Result<Vec<drover_store::Certificate>> {
@@ -159,17 +159,6 @@ pub async fn certificates_not_renewed(
                 ..Default::default()
             })
             .await?;
-        for certificate in &batch {
-            let Some(expires_at) = certificate.expires_at else {
-                continue;
-            };
-            tracing::warn!(
-                domain = %certificate.domain,
-                expires_at = %expires_at,
-                days_left = drover_core::days_left(expires_at, now),
-                "certificate not renewed by its server"
-            );
-        }
         let full = batch.len() == page.limit as usize;
         page.after = batch.last().map(|c| c.account_id.get());
         overdue.extend(batch);
@@ -178,5 +167,13 @@ pub async fn certificates_not_renewed(
         }
     }
     metrics::gauge!("drover_certificates_renewal_overdue").set(overdue.len() as f64);
+    // One line per check, not one per certificate: the list is in the check's output.
+    if let Some(soonest) = overdue.iter().filter_map(|c| c.expires_at).min() {
+        tracing::warn!(
+            count = overdue.len(),
+            soonest_days_left = drover_core::days_left(soonest, now),
+            "certificates not renewed by their servers"
+        );
+    }
     Ok(overdue)
 }

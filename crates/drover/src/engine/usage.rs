@@ -50,8 +50,10 @@ pub async fn sync_server(engine: &Engine, server: &Server) -> Result<SyncReport,
         })?;
     let domains = client.list_domains().await.map_err(observation)?;
     let users = client.list_all_users().await.map_err(observation)?;
+    // A self-signed certificate's expiry says nothing of Let's Encrypt's.
     let expiries: std::collections::HashMap<String, jiff::Timestamp> = domains
         .iter()
+        .filter(|d| d.acme_certificate)
         .filter_map(|d| {
             let expiry = jiff::Timestamp::from_second(d.ssl_expiry_unix_time?).ok()?;
             Some((d.domain.clone(), expiry))

@@ -1837,6 +1837,26 @@ async fn an_operator_manages_mailboxes_from_the_command_line() {
     assert!(updated.contains(r#""real_name": "Ana Popa""#), "{updated}");
     let listed = succeeded(run(d, &["mailboxes", "list", "1"]).await);
     assert!(listed.contains("Ana Popa"), "{listed}");
+    // A quota of its own, and back to the plan's.
+    let own = succeeded(run(d, &["mailboxes", "update", "1", "ana", "--quota-mb", "50"]).await);
+    assert!(own.contains(r#""quota_mb": 50"#), "{own}");
+    let plan = succeeded(
+        run(
+            d,
+            &["mailboxes", "update", "1", "ana", "--quota-mb", "plan"],
+        )
+        .await,
+    );
+    assert!(plan.contains(r#""quota_mb": null"#), "{plan}");
+    let (ok, _, stderr) = run(
+        d,
+        &["mailboxes", "update", "1", "ana", "--quota-mb", "lots"],
+    )
+    .await;
+    assert!(
+        !ok && stderr.contains("'lots' is not a number of MB, nor `plan`"),
+        "{stderr}"
+    );
     let wrong = ["mailboxes", "delete", "1", "ana", "--confirm", "ion"];
     let (ok, _, stderr) = run(d, &wrong).await;
     assert!(

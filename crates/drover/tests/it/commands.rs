@@ -1321,6 +1321,7 @@ async fn mailboxes_are_held_to_their_rules_and_each_change_queues_a_converge(sto
             name,
             real,
             secret(password),
+            None,
         )
     };
     // A plan that names its features must give mail.
@@ -1385,26 +1386,53 @@ async fn mailboxes_are_held_to_their_rules_and_each_change_queues_a_converge(sto
     // Until its deletion reaches the server, it is neither made again nor changed.
     let err = create("ion", "", "Mail-passw0rd").await.unwrap_err();
     assert!(err.to_string().contains("ion is being deleted"), "{err}");
-    let err = commands::update_mailbox(store, &ctx(), &sealer, account, "ion", Some("X"), None)
-        .await
-        .unwrap_err();
+    let err = commands::update_mailbox(
+        store,
+        &ctx(),
+        &sealer,
+        account,
+        "ion",
+        Some("X"),
+        None,
+        None,
+    )
+    .await
+    .unwrap_err();
     assert!(err.to_string().contains("ion is being deleted"), "{err}");
-    let err = commands::update_mailbox(store, &ctx(), &sealer, account, "ana", None, None)
+    let err = commands::update_mailbox(store, &ctx(), &sealer, account, "ana", None, None, None)
         .await
         .unwrap_err();
     assert!(
-        err.to_string().contains("a real name, a password, or both"),
+        err.to_string()
+            .contains("a real name, a password or a quota"),
         "{err}"
     );
     create("eva", "", "Mail-passw0rd").await.unwrap();
-    let changed =
-        commands::update_mailbox(store, &ctx(), &sealer, account, "ana", Some("Ana P"), None)
-            .await
-            .unwrap();
+    let changed = commands::update_mailbox(
+        store,
+        &ctx(),
+        &sealer,
+        account,
+        "ana",
+        Some("Ana P"),
+        None,
+        None,
+    )
+    .await
+    .unwrap();
     assert_eq!(changed.real_name, "Ana P");
-    let err = commands::update_mailbox(store, &ctx(), &sealer, account, "nobody", Some("X"), None)
-        .await
-        .unwrap_err();
+    let err = commands::update_mailbox(
+        store,
+        &ctx(),
+        &sealer,
+        account,
+        "nobody",
+        Some("X"),
+        None,
+        None,
+    )
+    .await
+    .unwrap_err();
     assert!(
         matches!(err, Error::Store(StoreError::NotFound { .. })),
         "{err}"
@@ -1536,7 +1564,7 @@ async fn a_plan_change_past_what_the_account_holds_is_refused_unless_forced(stor
     .unwrap();
     for name in ["ana", "ion", "eva"] {
         let password = secrecy::SecretString::from("Mail-passw0rd".to_owned());
-        commands::create_mailbox(store, &ctx(), &sealer, account, name, "", password)
+        commands::create_mailbox(store, &ctx(), &sealer, account, name, "", password, None)
             .await
             .unwrap();
     }
@@ -1578,6 +1606,7 @@ async fn a_plan_change_past_what_the_account_holds_is_refused_unless_forced(stor
         "zoe",
         "",
         secrecy::SecretString::from("Mail-passw0rd".to_owned()),
+        None,
     )
     .await
     .unwrap_err();

@@ -238,9 +238,18 @@ async fn resources_changed_by_hand_are_found_and_repaired_but_strangers_kept() {
     let sealer = drover::engine::Sealer::from_hex(&"42".repeat(32)).unwrap();
     for (name, real) in [("ana", "Ana"), ("ion", "Ion")] {
         let password = secrecy::SecretString::from("Mail-passw0rd".to_owned());
-        drover::commands::create_mailbox(store, &ctx(), &sealer, account, name, real, password)
-            .await
-            .unwrap();
+        drover::commands::create_mailbox(
+            store,
+            &ctx(),
+            &sealer,
+            account,
+            name,
+            real,
+            password,
+            None,
+        )
+        .await
+        .unwrap();
     }
     for name in ["shop", "blog"] {
         drover::commands::create_database(store, &ctx(), account, name, "mysql")

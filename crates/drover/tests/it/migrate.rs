@@ -103,6 +103,7 @@ async fn an_account_moves_to_another_server_with_its_dns() {
         "ana",
         "Ana",
         password,
+        None,
     )
     .await
     .unwrap();

@@ -119,6 +119,7 @@ drover_testkit::on_both_databases!(
     subservers_reach_the_server_with_their_addresses_in_the_accounts_zone,
     a_login_link_is_made_by_the_server_kept_sealed_and_handed_out_once,
     a_certificate_waits_for_dns_and_its_failures_for_lets_encrypts_limits,
+    mailbox_quotas_come_from_the_plan_and_reach_a_server_that_keeps_them,
 );
 
 async fn billing_moves_are_carried_out_on_the_server(mut f: Fleetwork) {
@@ -557,6 +558,7 @@ async fn mailboxes_reach_the_server_with_one_listing_and_a_call_per_change(f: Fl
             name,
             real,
             secret("Mail-passw0rd"),
+            None,
         )
         .await
         .unwrap();
@@ -592,6 +594,7 @@ async fn mailboxes_reach_the_server_with_one_listing_and_a_call_per_change(f: Fl
         "ana",
         Some("Ana Popescu"),
         Some(secret("New-passw0rd")),
+        None,
     )
     .await
     .unwrap();
@@ -639,11 +642,137 @@ async fn mailboxes_reach_the_server_with_one_listing_and_a_call_per_change(f: Fl
         "eva",
         "",
         secret("Mail-passw0rd"),
+        None,
     )
     .await
     .unwrap_err();
     assert!(err.to_string().contains("allows 1 mailboxes"), "{err}");
     assert_eq!(store.mailboxes(account).await.unwrap().len(), 1);
+}
+
+async fn mailbox_quotas_come_from_the_plan_and_reach_a_server_that_keeps_them(f: Fleetwork) {
+    let store = &*f.store;
+    f.sim.with_state(|s| s.home_quotas = true);
+    let spec = serde_json::json!({
+        "name": "Quota", "features": ["dir", "web", "dns", "mail"], "mailbox_quota_mb": 500
+    });
+    let plan = drover::commands::create_plan(store, &ctx(), serde_json::from_value(spec).unwrap())
+        .await
+        .unwrap();
+    let id = service_on(store, plan.id, "cote.ro").await;
+    let activated = crate::transition_service(store, &ctx(), id, Transition::Activate, None)
+        .await
+        .unwrap();
+    assert_eq!(finished(store, activated.job_id).await.state, "completed");
+    let account = activated.account.id;
+    let sealer = Sealer::from_hex(&"42".repeat(32)).unwrap();
+    let secret = || secrecy::SecretString::from("Mail-passw0rd".to_owned());
+    let quotas = || {
+        f.sim
+            .with_state(|s| s.domains.get("cote.ro").map(|d| d.mailbox_quotas.clone()))
+            .unwrap()
+    };
+    let create = |name: &'static str, quota: Option<u64>| {
+        let sealer = &sealer;
+        async move {
+            drover::commands::create_mailbox(
+                store,
+                &ctx(),
+                sealer,
+                account,
+                name,
+                "",
+                secret(),
+                quota,
+            )
+            .await
+        }
+    };
+    // The plan's quota, or a mailbox's own below it; above it, refused with the plan's.
+    create("ana", None).await.unwrap();
+    let ion = create("ion", Some(100)).await.unwrap();
+    assert_eq!(ion.quota_mb, Some(100));
+    let err = create("eva", Some(501)).await.unwrap_err().to_string();
+    assert!(
+        err.contains("at most 500 MB, the mailbox quota of plan 'Quota'"),
+        "{err}"
+    );
+    let job = last_converge(store, account).await;
+    assert_eq!(finished(store, job).await.state, "completed");
+    let kept = quotas();
+    assert_eq!(
+        (kept["ana"], kept["ion"]),
+        (500 * 1024, 100 * 1024),
+        "1 kB blocks"
+    );
+
+    // Changed by hand on the server: drift says so, and a converge sets it back.
+    f.sim.with_state(|s| {
+        s.domains
+            .get_mut("cote.ro")
+            .unwrap()
+            .mailbox_quotas
+            .insert("ana".into(), 1024);
+    });
+    let scan = drover::commands::request(
+        store,
+        &ctx(),
+        drover::commands::Requested::DriftScan {
+            server: None,
+            repair: drover_store::jobs::DriftRepair::ScanOnly,
+        },
+    )
+    .await
+    .unwrap();
+    let scanned = finished(store, scan).await;
+    assert_eq!(scanned.state, "completed", "{scanned:?}");
+    let findings = store
+        .drift_findings(Some(drover_core::ServerId(1)))
+        .await
+        .unwrap();
+    let quota = findings
+        .iter()
+        .find(|d| d.finding.resource.as_deref() == Some("ana"))
+        .unwrap_or_else(|| panic!("{findings:?}"));
+    assert_eq!(quota.finding.expected.as_deref(), Some("quota 500 MB"));
+    assert_eq!(quota.finding.found.as_deref(), Some("quota 1 MB"));
+    // A mailbox's own quota changed, and ana's set back: one modify-user each.
+    drover::commands::update_mailbox(
+        store,
+        &ctx(),
+        &sealer,
+        account,
+        "ion",
+        None,
+        None,
+        Some(Some(200)),
+    )
+    .await
+    .unwrap();
+    let job = last_converge(store, account).await;
+    assert_eq!(finished(store, job).await.state, "completed");
+    let kept = quotas();
+    assert_eq!((kept["ana"], kept["ion"]), (500 * 1024, 200 * 1024));
+    let called = programs_called(store, job).await;
+    assert_eq!(
+        called.iter().filter(|p| **p == "modify-user").count(),
+        2,
+        "{called:?}"
+    );
+    // A plan whose mailbox quota is below a mailbox's own is refused unless forced.
+    let smaller = serde_json::json!({"name": "Small", "features": ["dir", "web", "dns", "mail"], "mailbox_quota_mb": 150});
+    let smaller =
+        drover::commands::create_plan(store, &ctx(), serde_json::from_value(smaller).unwrap())
+            .await
+            .unwrap();
+    let err = drover::commands::change_plan(store, &ctx(), id, smaller.id, false)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("a mailbox of 200 MB, at most 150 MB each"),
+        "{err}"
+    );
 }
 
 async fn databases_reach_the_server_with_one_listing_and_a_call_per_change(f: Fleetwork) {

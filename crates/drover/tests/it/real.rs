@@ -476,8 +476,13 @@ async fn an_accounts_mailboxes_are_created_changed_and_deleted_on_the_server() {
     let real = RealServer::from_env();
     let drover = Drover::start(&[]).await;
     let server = drover.add_real_server(&real).await;
+    // Each mailbox gets the plan's quota: this server keeps no quotas, so it takes the quota
+    // at creation and drover never asks it to change one.
     let plan = drover
-        .plan(&unique("Mail "), json!({"max_mailboxes": 2}))
+        .plan(
+            &unique("Mail "),
+            json!({"max_mailboxes": 2, "mailbox_quota_mb": 200}),
+        )
         .await;
     let domain = format!("{}.ro", unique("mail-"));
     let (service, account) = drover.sell(plan, &domain).await;
@@ -623,6 +628,31 @@ async fn an_accounts_mailboxes_are_created_changed_and_deleted_on_the_server() {
         password_is(&unix, "New-passw0rd")
     })
     .await;
+    // A quota of its own, within the plan's: recorded; the server, without quotas, is left
+    // alone and its account's converge ends well.
+    let (status, changed) = drover
+        .call(
+            reqwest::Method::PATCH,
+            &format!("{mailboxes}/ana"),
+            Some(json!({"quota_mb": 100})),
+        )
+        .await;
+    assert_eq!(
+        (status, &changed["quota_mb"]),
+        (200, &json!(100)),
+        "{changed}"
+    );
+    drover.settled(account).await;
+    let record = drover.get(&format!("/accounts/{account}")).await;
+    assert_eq!(record["failure"], Value::Null, "{record:#}");
+    let (status, refused) = drover
+        .call(
+            reqwest::Method::PATCH,
+            &format!("{mailboxes}/ana"),
+            Some(json!({"quota_mb": 201})),
+        )
+        .await;
+    assert_eq!(status, 422, "above the plan's mailbox quota: {refused}");
 
     // Deleting needs the name repeated; then the server loses it and drover forgets it.
     let (status, wrong) = drover
@@ -1905,6 +1935,7 @@ async fn the_simulator_answers_as_the_real_server_does() {
                     user,
                     secret("Mail-passw0rd"),
                     Some(real_name).filter(|r| !r.is_empty()),
+                    None,
                 )
                 .await;
             mail.push(format!("create {user}: {}", outcome(created)));
@@ -1920,10 +1951,17 @@ async fn the_simulator_answers_as_the_real_server_does() {
                 .await;
             mail.push(format!("modify {user}: {}", outcome(changed)));
         }
+        // A quota: taken at creation where quotas are off (and not kept), refused in a change.
+        let quota = server
+            .create_mailbox(&domain, "quota", secret("Mail-passw0rd"), None, Some(10))
+            .await;
+        mail.push(format!("create with a quota: {}", outcome(quota)));
+        let quota = server.set_mailbox_quota(&domain, "quota", Some(20)).await;
+        mail.push(format!("set a quota: {}", outcome(quota)));
         let listed = server.mailboxes(&domain).await.unwrap();
         mail.push(format!("listed: {listed:?}"));
         let users = server.list_mailboxes(&domain).await.unwrap();
-        for user in ["ana", "nobody"] {
+        for user in ["ana", "quota", "nobody"] {
             let deleted = server.delete_mailbox(&domain, user).await;
             mail.push(format!("delete {user}: {}", outcome(deleted)));
         }

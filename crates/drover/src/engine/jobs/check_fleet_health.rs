@@ -50,14 +50,26 @@ pub async fn run(
         .collect();
     let mut output = json!({ "servers": rows, "moved": moved });
     // Across the fleet only: the accounts' certificates their servers did not renew.
+    // The servers' results are recorded: a failure here is reported, not retried (a retry
+    // would check the servers again at once).
     if only.is_none() {
-        let overdue = certificates_not_renewed(&engine).await?;
-        output["certificates_not_renewed"] = overdue
-            .iter()
-            .take(100)
-            .map(|c| json!({ "account_id": c.account_id, "domain": c.domain, "expires_at": c.expires_at }))
-            .collect();
-        output["certificates_not_renewed_count"] = overdue.len().into();
+        match certificates_not_renewed(&engine).await {
+            Ok(overdue) => {
+                output["certificates_not_renewed"] = overdue
+                    .iter()
+                    .take(100)
+                    .map(|c| {
+                        json!({
+                            "account_id": c.account_id,
+                            "domain": c.domain,
+                            "expires_at": c.expires_at,
+                        })
+                    })
+                    .collect();
+                output["certificates_not_renewed_count"] = overdue.len().into();
+            }
+            Err(e) => output["certificates_not_renewed_error"] = e.to_string().into(),
+        }
     }
     let _ = context.record_output(output);
     Ok(WorkOutcome::Complete)

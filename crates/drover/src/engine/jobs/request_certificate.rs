@@ -1,38 +1,34 @@
-//! `request_certificate`: asks the account's server for a Let's Encrypt certificate once the
-//! account is on its server and its DNS points there, and again after a failure when
-//! Let's Encrypt's limits allow. The job lives until the certificate is issued: every wait is a
-//! snooze (River counts no attempt for it), every answer is recorded on the certificate.
+//! `request_certificate`: asks the account's server for a Let's Encrypt certificate when
+//! [`drover_core::certificate_turn`] says it may, and again after a failure when Let's
+//! Encrypt's limits allow. The job lives until the certificate is issued: every wait is a
+//! snooze (River counts no attempt for it), every answer is recorded on the certificate, and a
+//! request made while a turn ran is taken up by the next turn at once.
 
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use drover_core::{
-    AccountId, CertificateState, DesiredState, ServiceStatus, dns_points_at, earliest_attempt,
-    next_attempt,
+    AccountId, CertificateFacts, CertificateState, CertificateTurn, ServerState, ServiceStatus,
+    certificate_turn, dns_points_at, gives_website, next_attempt,
 };
-use drover_store::{CertificateOutcome, StoreError};
-use drover_virtualmin::VirtualminError;
-use jiff::Timestamp;
+use drover_store::{Certificate, CertificateOutcome, Server, StoreError};
+use drover_virtualmin::ErrorKind;
+use jiff::{SignedDuration, Timestamp};
 use riverqueue::{Job, WorkContext, WorkOutcome};
 use serde_json::json;
 
 use super::job_context;
 use crate::engine::Engine;
 
-/// How long the job waits before looking again at an account not ready for a request.
-const NOT_READY_WAIT: Duration = Duration::from_secs(60);
+/// How long the job waits after its server could not be reached (nothing was asked of Let's
+/// Encrypt, so nothing is counted).
+const UNREACHED_WAIT: SignedDuration = SignedDuration::from_mins(5);
 
 #[derive(Debug, thiserror::Error)]
 pub enum CertificateError {
     #[error(transparent)]
     Store(#[from] StoreError),
-    /// The server could not be asked (unreachable, refused drover's login): not a request
-    /// Let's Encrypt saw, so tried again as any failing job is.
-    #[error("the account's server could not be asked for the certificate: {0}")]
-    Server(#[from] VirtualminError),
-    #[error(transparent)]
-    Fleet(#[from] crate::engine::FleetError),
 }
 
 pub async fn run(
@@ -40,30 +36,33 @@ pub async fn run(
     context: WorkContext,
     job: Job<drover_store::jobs::RequestCertificate>,
 ) -> Result<WorkOutcome, CertificateError> {
-    let ctx = job_context(job.id());
     let id = AccountId(job.args.account_id);
-    let store = &engine.store;
-    let now = Timestamp::now();
-    let Some(certificate) = store.certificate(id).await? else {
+    let Some(certificate) = engine.store.certificate(id).await? else {
         let _ = context.record_output(json!({ "done": "no certificate is asked for any more" }));
         return Ok(WorkOutcome::Complete);
     };
-    let account = store.account(id).await?;
-    let server = match readiness(&engine, &account, &certificate, now).await? {
-        Turn::Done(why) => {
-            let _ = context.record_output(json!({ "done": why }));
-            return Ok(WorkOutcome::Complete);
-        }
-        Turn::Wait(why, until) => {
-            let _ = context.record_output(json!({ "waiting_for": why }));
-            let waiting = CertificateOutcome::Waiting { why, until };
-            let now = store.record_certificate(&ctx, id, &waiting).await?;
-            return Ok(snooze_until(&certificate, &now, until));
-        }
-        Turn::Ask(server) => *server,
+    let turn = ThisTurn {
+        engine: &engine,
+        ctx: job_context(job.id()),
+        context: &context,
+        id,
+        asked_at: certificate.requested_at,
     };
-    let client = engine.fleet.client(&server)?;
-    let domain = account.domain.as_str();
+    if certificate.state == CertificateState::Issued {
+        return Ok(turn.done("issued"));
+    }
+    let (facts, server) = facts(&engine, id, &certificate).await?;
+    let server = match certificate_turn(&facts, Timestamp::now()) {
+        CertificateTurn::Done(why) => return Ok(turn.done(why)),
+        CertificateTurn::Wait { why, until } => return turn.wait(why, until).await,
+        CertificateTurn::Ask => server.expect("a turn that asks has a server"),
+    };
+    let unreached = Timestamp::now() + UNREACHED_WAIT;
+    let client = match engine.fleet.client(&server) {
+        Ok(client) => client,
+        Err(e) => return turn.wait(e.to_string(), unreached).await,
+    };
+    let domain = facts.domain.as_str();
     match client.generate_letsencrypt_cert(domain).await {
         Ok(()) => {
             // The expiry as the server reports it; each usage sync reads it again.
@@ -73,129 +72,143 @@ pub async fn run(
                     .and_then(|t| Timestamp::from_second(t).ok()),
                 Err(_) => None,
             };
-            store
-                .record_certificate(&ctx, id, &CertificateOutcome::Issued { expires_at })
-                .await?;
-            let _ = context.record_output(json!({
+            turn.output(json!({
                 "issued": domain,
                 "expires_at": expires_at.map(|t| t.to_string()),
             }));
-            Ok(WorkOutcome::Complete)
+            let recorded = turn
+                .record(&CertificateOutcome::Issued { expires_at })
+                .await?;
+            // Asked again meanwhile (a move): the next turn looks again at once.
+            Ok(match recorded {
+                Some(_) => WorkOutcome::Complete,
+                None => snooze_until(None),
+            })
         }
-        // The program ran and said no: Let's Encrypt may have counted it.
-        Err(e) if e.program_failed => {
+        // The server has no such domain (yet): a converge makes it; nothing was asked.
+        Err(e) if e.kind == ErrorKind::NotFound => {
+            let why = "the account to be made on its server".to_owned();
+            turn.wait(why, unreached).await
+        }
+        // The program ran and said no, or may have run: Let's Encrypt may have counted it.
+        Err(e) if e.program_failed || e.unanswered => {
             let failed_at = Timestamp::now();
-            let mut failures = certificate.recent_failures.clone();
-            failures.push(failed_at);
-            let again = next_attempt(&failures, failed_at);
+            let mut recent = facts.recent_failures.clone();
+            recent.push(failed_at);
+            let again = next_attempt(certificate.failures + 1, &recent, failed_at);
+            turn.output(json!({ "failed": e.message, "next_attempt_at": again.to_string() }));
             let failed = CertificateOutcome::Failed {
-                message: e.message.clone(),
+                message: e.message,
                 next_attempt_at: again,
             };
-            let now = store.record_certificate(&ctx, id, &failed).await?;
-            let _ = context.record_output(json!({
-                "failed": e.message,
-                "next_attempt_at": again.to_string(),
-            }));
-            Ok(snooze_until(&certificate, &now, again))
+            let recorded = turn.record(&failed).await?;
+            Ok(snooze_until(recorded.map(|_| again)))
         }
-        Err(e) => Err(e.into()),
+        Err(e) => {
+            let why = format!("{} to answer ({e})", server.spec.name);
+            turn.wait(why, unreached).await
+        }
     }
 }
 
-/// What this turn of the job does.
-enum Turn {
-    /// Nothing left to do.
-    Done(&'static str),
-    /// Not yet: why, and when to look again.
-    Wait(String, Timestamp),
-    /// Ask this server now.
-    Ask(Box<drover_store::Server>),
+/// One turn of the job: what it records is about the request it began from.
+struct ThisTurn<'a> {
+    engine: &'a Engine,
+    ctx: drover_store::RequestContext,
+    context: &'a WorkContext,
+    id: AccountId,
+    /// The certificate's `requested_at` when the turn began.
+    asked_at: Timestamp,
 }
 
-/// Whether the account's certificate can be asked for now: the account enabled and made on its
-/// server, its DNS pointing there, and Let's Encrypt's hourly limit not reached.
-async fn readiness(
+impl ThisTurn<'_> {
+    fn output(&self, value: serde_json::Value) {
+        let _ = self.context.record_output(value);
+    }
+
+    fn done(&self, why: &str) -> WorkOutcome {
+        self.output(json!({ "done": why }));
+        WorkOutcome::Complete
+    }
+
+    /// `None` when the request was asked again (or forgotten) while the turn ran.
+    async fn record(
+        &self,
+        outcome: &CertificateOutcome,
+    ) -> Result<Option<Certificate>, StoreError> {
+        self.engine
+            .store
+            .record_certificate(&self.ctx, self.id, self.asked_at, outcome)
+            .await
+    }
+
+    /// Records a wait (nothing asked of Let's Encrypt) and sleeps until it ends.
+    async fn wait(&self, why: String, until: Timestamp) -> Result<WorkOutcome, CertificateError> {
+        self.output(json!({ "waiting_for": why }));
+        let recorded = self
+            .record(&CertificateOutcome::Waiting { why, until })
+            .await?;
+        Ok(snooze_until(recorded.map(|_| until)))
+    }
+}
+
+/// What the account's turn is decided on, and its server.
+async fn facts(
     engine: &Engine,
-    account: &drover_store::Account,
-    certificate: &drover_store::Certificate,
-    now: Timestamp,
-) -> Result<Turn, CertificateError> {
-    let soon = now + NOT_READY_WAIT;
-    let wait = |why: &str| Ok(Turn::Wait(why.to_owned(), soon));
-    if certificate.state == CertificateState::Issued {
-        return Ok(Turn::Done("issued"));
-    }
-    match account.desired_state {
-        DesiredState::Absent => {
-            let service = engine.store.service(account.service_id).await?;
-            if service.status == ServiceStatus::Pending {
-                return wait("the service to be activated");
-            }
-            return Ok(Turn::Done("the account is deleted"));
-        }
-        DesiredState::Disabled => {
-            return wait(
-                "the account to be unsuspended (its website does not answer while suspended)",
-            );
-        }
-        DesiredState::Enabled => {}
-    }
-    let Some(server_id) = account.server_id else {
-        return wait("the account to be placed on a server");
+    id: AccountId,
+    certificate: &Certificate,
+) -> Result<(CertificateFacts, Option<Server>), StoreError> {
+    let store = &engine.store;
+    let account = store.account(id).await?;
+    let service = store.service(account.service_id).await?;
+    let plan = store.plan(service.plan_id).await?.spec;
+    let server = match account.server_id {
+        Some(server) => Some(store.server(server).await?),
+        None => None,
     };
-    if account.observed_state.as_deref() != Some("enabled") {
-        return wait("the account to be made on its server");
-    }
-    // A move asks again once the account is switched to its new server.
-    if let Some(moving) = engine.store.migration(account.id).await?
-        && moving.to_server != server_id
-    {
-        return wait("the account's move to be switched to its new server");
-    }
-    let server = engine.store.server(server_id).await?;
-    if let Some(zone) = engine.store.account_zone(account.id).await? {
-        let addresses: Vec<IpAddr> = [
-            server.spec.ipv4.map(IpAddr::V4),
-            server.spec.ipv6.map(IpAddr::V6),
-        ]
-        .into_iter()
+    let moving = store
+        .migration(id)
+        .await?
+        .is_some_and(|m| Some(m.to_server) != account.server_id);
+    let addresses: Vec<IpAddr> = server
+        .iter()
+        .flat_map(|s| [s.spec.ipv4.map(IpAddr::V4), s.spec.ipv6.map(IpAddr::V6)])
         .flatten()
         .collect();
-        if addresses.is_empty() {
-            return wait(&format!(
-                "an address for {} (none is recorded, so no DNS can point at it)",
-                server.spec.name
-            ));
+    let dns_points = match store.account_zone(id).await? {
+        Some(zone) => {
+            Some(zone.in_sync() && dns_points_at(&zone.rrsets, &account.domain, &addresses))
         }
-        if !zone.in_sync() || !dns_points_at(&zone.rrsets, &account.domain, &addresses) {
-            return wait(&format!(
-                "the DNS of {} to point at {} on every provider",
-                account.domain, server.spec.name
-            ));
+        None => None,
+    };
+    let server_unusable = server.as_ref().and_then(|s| match s.state {
+        ServerState::Maintenance | ServerState::Decommissioned | ServerState::Unavailable => {
+            Some(format!("it is {}", s.state))
         }
-    }
-    // Never a request Let's Encrypt would count as one failure too many.
-    let allowed = earliest_attempt(&certificate.recent_failures, now);
-    if allowed > now {
-        return Ok(Turn::Wait(
-            "Let's Encrypt's limit of 5 failed validations per name and hour".to_owned(),
-            allowed,
-        ));
-    }
-    Ok(Turn::Ask(Box::new(server)))
+        _ => s
+            .login_refused
+            .as_ref()
+            .map(|_| "its login is refused".to_owned()),
+    });
+    let facts = CertificateFacts {
+        domain: account.domain.to_string(),
+        desired: account.desired_state,
+        pending: service.status == ServiceStatus::Pending,
+        server: server.as_ref().map(|s| s.spec.name.to_string()),
+        made: account.observed_state.as_deref() == Some("enabled"),
+        moving,
+        server_unusable,
+        plan_gives_web: gives_website(&plan),
+        server_has_address: !addresses.is_empty(),
+        dns_points,
+        recent_failures: certificate.recent_failures.clone(),
+    };
+    Ok((facts, server))
 }
 
-/// Waits until `until`, unless someone asked again while this turn ran (`now` is the record
-/// after it, `then` the one it started from): then the next turn is at once.
-fn snooze_until(
-    then: &drover_store::Certificate,
-    now: &drover_store::Certificate,
-    until: Timestamp,
-) -> WorkOutcome {
-    if now.requested_at > then.requested_at {
-        return WorkOutcome::Snooze(Duration::ZERO);
-    }
-    let wait = until.duration_since(Timestamp::now());
+/// Sleeps until `until`; `None` (asked again, or forgotten, while the turn ran) looks again at
+/// once.
+fn snooze_until(until: Option<Timestamp>) -> WorkOutcome {
+    let wait = until.map_or(SignedDuration::ZERO, |t| t.duration_since(Timestamp::now()));
     WorkOutcome::Snooze(Duration::try_from(wait).unwrap_or(Duration::ZERO))
 }
