@@ -9,6 +9,7 @@ mod adopt;
 mod alias;
 mod audit;
 mod certificate;
+mod confirmation;
 mod converge;
 mod customer;
 mod database;
@@ -43,6 +44,7 @@ pub use certificate::{
     certificate_turn, check_certificate_request, days_left, dns_points_at, earliest_attempt,
     expiring_within, gives_website, next_attempt,
 };
+pub use confirmation::Confirmation;
 pub use converge::{Action, Blocked, Observed, Wanted, converge};
 pub use customer::CustomerSpec;
 pub use database::{

@@ -34,6 +34,9 @@ pub struct Config {
     pub workers: usize,
     /// `DROVER_REFUSE_CONFUSABLE`: refuse new domains that can pass for others, not only warn.
     pub refuse_confusable: bool,
+    /// `DROVER_BILLING_DELETES_UNCONFIRMED`: the billing system may delete an account's
+    /// mailboxes, databases, alias domains and sub-servers without repeating their names.
+    pub billing_deletes_unconfirmed: bool,
     /// `DROVER_SHUTDOWN_GRACE`: how long running jobs may finish after a stop signal.
     pub shutdown_grace: Duration,
     /// `DROVER_JOB_TIMEOUT`: the longest one job may run.
@@ -205,6 +208,7 @@ const SETTINGS: &[&str] = &[
     "DROVER_WORKERS",
     "DROVER_SHUTDOWN_GRACE",
     "DROVER_REFUSE_CONFUSABLE",
+    "DROVER_BILLING_DELETES_UNCONFIRMED",
     "DROVER_JOB_TIMEOUT",
     "DROVER_JOB_RETRY_MAX_DELAY",
     "DROVER_PLACEMENT_FILL_LIMIT",
@@ -454,6 +458,8 @@ impl Config {
             |v| v.parse().ok().filter(|n| (1..=256).contains(n)),
         )?;
         let refuse_confusable = sources.flag("DROVER_REFUSE_CONFUSABLE", false)?;
+        let billing_deletes_unconfirmed =
+            sources.flag("DROVER_BILLING_DELETES_UNCONFIRMED", false)?;
         let shutdown_grace = sources.seconds("DROVER_SHUTDOWN_GRACE", Duration::from_secs(30))?;
         let job_timeout = sources.seconds("DROVER_JOB_TIMEOUT", Duration::from_secs(600))?;
         let retry_max_delay =
@@ -525,6 +531,7 @@ impl Config {
             workers,
             shutdown_grace,
             refuse_confusable,
+            billing_deletes_unconfirmed,
             job_timeout,
             retry_max_delay,
             placement,

@@ -79,6 +79,7 @@ pub async fn serve(config: &Config, store: Arc<dyn Store>) -> anyhow::Result<()>
         virtualmin_rate_qps: vm.rate_qps,
         secret_sources: config.secret_sources.clone(),
         refuse_confusable: config.refuse_confusable,
+        billing_deletes_unconfirmed: config.billing_deletes_unconfirmed,
     };
     let app = crate::api::router_with(Arc::clone(&store), sealer, settings)
         .merge(crate::metrics::routes(metrics, store));

@@ -14,7 +14,7 @@ use super::AppState;
 use super::error::ErrorBody;
 use super::extract::{Json, path_id};
 use super::middleware::Caller;
-use super::shared::{Reply, WithStatus};
+use super::shared::{Reply, WithStatus, confirmation};
 
 pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -72,7 +72,10 @@ async fn create_database(
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DeleteDatabaseRequest {
-    confirm_name: String,
+    /// Left out only by the billing system, when an operator allows its cleanup without
+    /// (`DROVER_BILLING_DELETES_UNCONFIRMED`).
+    #[serde(default)]
+    confirm_name: Option<String>,
 }
 
 #[utoipa::path(post, path = "/api/v1/accounts/{id}/databases/{name}/delete", tag = "databases",
@@ -88,8 +91,13 @@ async fn delete_database(
 ) -> Reply<Database> {
     let id: AccountId = path_id("account", &id)?;
     let ctx = caller.context();
-    let database =
-        crate::commands::delete_database(&*app.store, &ctx, id, &name, &request.confirm_name)
-            .await?;
+    let database = crate::commands::delete_database(
+        &*app.store,
+        &ctx,
+        id,
+        &name,
+        &confirmation(&app, &caller, request.confirm_name),
+    )
+    .await?;
     Ok(axum::Json(database))
 }

@@ -14,7 +14,7 @@ use super::AppState;
 use super::error::ErrorBody;
 use super::extract::{Json, path_id};
 use super::middleware::Caller;
-use super::shared::{Reply, WithStatus};
+use super::shared::{Reply, WithStatus, confirmation};
 
 pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -118,7 +118,10 @@ async fn update_mailbox(
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DeleteMailboxRequest {
-    confirm_name: String,
+    /// Left out only by the billing system, when an operator allows its cleanup without
+    /// (`DROVER_BILLING_DELETES_UNCONFIRMED`).
+    #[serde(default)]
+    confirm_name: Option<String>,
 }
 
 #[utoipa::path(post, path = "/api/v1/accounts/{id}/mailboxes/{name}/delete", tag = "mailboxes",
@@ -134,8 +137,13 @@ async fn delete_mailbox(
 ) -> Reply<Mailbox> {
     let id: AccountId = path_id("account", &id)?;
     let ctx = caller.context();
-    let mailbox =
-        crate::commands::delete_mailbox(&*app.store, &ctx, id, &name, &request.confirm_name)
-            .await?;
+    let mailbox = crate::commands::delete_mailbox(
+        &*app.store,
+        &ctx,
+        id,
+        &name,
+        &confirmation(&app, &caller, request.confirm_name),
+    )
+    .await?;
     Ok(axum::Json(mailbox))
 }

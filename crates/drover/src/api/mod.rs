@@ -65,6 +65,8 @@ pub struct ApiSettings {
     pub secret_sources: drover_core::SecretSources,
     /// New domains that can pass for others are refused, not only warned about.
     pub refuse_confusable: bool,
+    /// The billing system may delete an account's resources without repeating their names.
+    pub billing_deletes_unconfirmed: bool,
 }
 
 impl Default for ApiSettings {
@@ -78,6 +80,7 @@ impl Default for ApiSettings {
                 env_prefix: drover_core::SecretSources::DEFAULT_ENV_PREFIX.to_owned(),
             },
             refuse_confusable: false,
+            billing_deletes_unconfirmed: false,
         }
     }
 }

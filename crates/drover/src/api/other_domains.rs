@@ -15,7 +15,7 @@ use super::AppState;
 use super::error::ErrorBody;
 use super::extract::{Json, path_id};
 use super::middleware::Caller;
-use super::shared::{Reply, WithStatus};
+use super::shared::{Reply, WithStatus, confirmation};
 
 pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -35,7 +35,10 @@ async fn list(app: &AppState, id: &str, kind: OtherDomainKind) -> Reply<Vec<Othe
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DeleteOtherDomainRequest {
-    confirm_domain: String,
+    /// Left out only by the billing system, when an operator allows its cleanup without
+    /// (`DROVER_BILLING_DELETES_UNCONFIRMED`).
+    #[serde(default)]
+    confirm_domain: Option<String>,
 }
 
 async fn delete(
@@ -47,9 +50,10 @@ async fn delete(
 ) -> Reply<OtherDomain> {
     let id: AccountId = path_id("account", &id)?;
     let ctx = caller.context();
-    let confirm = &request.confirm_domain;
+    let confirm = confirmation(app, caller, request.confirm_domain);
     let deleted =
-        crate::commands::delete_other_domain(&*app.store, &ctx, id, kind, &domain, confirm).await?;
+        crate::commands::delete_other_domain(&*app.store, &ctx, id, kind, &domain, &confirm)
+            .await?;
     Ok(axum::Json(deleted))
 }
 

@@ -1,7 +1,7 @@
 //! Shapes every resource module answers with.
 
 use axum::http::StatusCode;
-use drover_core::JobId;
+use drover_core::{Confirmation, JobId};
 use drover_store::Page;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
@@ -49,4 +49,19 @@ impl Accepted {
 pub async fn queue(app: &AppState, caller: &Caller, request: Requested) -> WithStatus<Accepted> {
     let job_id = crate::commands::request(&*app.store, &caller.context(), request).await?;
     Ok((StatusCode::ACCEPTED, axum::Json(Accepted::new(job_id))))
+}
+
+/// How a deletion of customer data was confirmed: the name the request repeated, or none from
+/// the billing system when an operator allowed its cleanup without
+/// (`DROVER_BILLING_DELETES_UNCONFIRMED`). Anyone else must repeat it.
+pub fn confirmation(app: &AppState, caller: &Caller, typed: Option<String>) -> Confirmation {
+    match typed {
+        Some(typed) => Confirmation::Typed(typed),
+        None if app.settings.billing_deletes_unconfirmed
+            && caller.token.scope == drover_core::Scope::Billing =>
+        {
+            Confirmation::BillingCleanup
+        }
+        None => Confirmation::Typed(String::new()),
+    }
 }

@@ -60,6 +60,15 @@ pub async fn run(
             account,
             name,
             confirm,
-        } => out.one(&commands::delete_database(store, ctx, account, &name, &confirm).await?),
+        } => out.one(
+            &commands::delete_database(
+                store,
+                ctx,
+                account,
+                &name,
+                &drover_core::Confirmation::Typed(confirm),
+            )
+            .await?,
+        ),
     }
 }

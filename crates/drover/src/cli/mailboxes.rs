@@ -130,6 +130,15 @@ pub async fn run(
             account,
             name,
             confirm,
-        } => out.one(&commands::delete_mailbox(store, ctx, account, &name, &confirm).await?),
+        } => out.one(
+            &commands::delete_mailbox(
+                store,
+                ctx,
+                account,
+                &name,
+                &drover_core::Confirmation::Typed(confirm),
+            )
+            .await?,
+        ),
     }
 }

@@ -79,8 +79,15 @@ pub async fn run_aliases(
             domain,
             confirm,
         } => {
-            let deleted =
-                commands::delete_other_domain(store, ctx, account, kind, &domain, &confirm).await?;
+            let deleted = commands::delete_other_domain(
+                store,
+                ctx,
+                account,
+                kind,
+                &domain,
+                &drover_core::Confirmation::Typed(confirm),
+            )
+            .await?;
             out.one(&deleted)
         }
     }
@@ -103,8 +110,15 @@ pub async fn run_subservers(
             name,
             confirm,
         } => {
-            let deleted =
-                commands::delete_other_domain(store, ctx, account, kind, &name, &confirm).await?;
+            let deleted = commands::delete_other_domain(
+                store,
+                ctx,
+                account,
+                kind,
+                &name,
+                &drover_core::Confirmation::Typed(confirm),
+            )
+            .await?;
             out.one(&deleted)
         }
     }

@@ -3,7 +3,8 @@
 //! call per difference).
 
 use drover_core::{
-    AccountId, DatabaseName, DatabaseType, check_database_limit, check_resources_change,
+    AccountId, Confirmation, DatabaseName, DatabaseType, check_database_limit,
+    check_resources_change,
 };
 use drover_store::{Database, RequestContext, Store, StoreError, Write};
 use serde_json::json;
@@ -59,7 +60,7 @@ pub async fn delete_database(
     ctx: &RequestContext,
     account: AccountId,
     name: &str,
-    confirm: &str,
+    confirm: &Confirmation,
 ) -> Result<Database> {
     let mut tx = store.write().await?;
     lock_service_of(store, &mut *tx, account).await?;
@@ -68,12 +69,12 @@ pub async fn delete_database(
     let service = tx.service(record.service_id).await?;
     check_resources_change(service.status, &record.domain, "databases")?;
     find(&mut *tx, account, &name).await?;
-    name.confirm(confirm)?;
+    confirm.check(|typed| name.confirm(typed))?;
     tx.mark_database_deleting(account, &name).await?;
     refresh_over_limit(&mut *tx, account).await?;
     let database = find(&mut *tx, account, &name).await?;
     let job = converge(&mut *tx, ctx, account).await?;
-    let details = json!({ "database": name, "job_id": job.id });
+    let details = json!({ "database": name, "confirmed": confirm.as_str(), "job_id": job.id });
     tx.audit(
         ctx,
         "database.delete",

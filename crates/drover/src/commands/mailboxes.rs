@@ -3,8 +3,8 @@
 //! call per difference).
 
 use drover_core::{
-    AccountId, AccountPassword, MailboxName, check_mailbox_change, check_mailbox_limit,
-    check_resources_change, mailbox_quota, real_name,
+    AccountId, AccountPassword, Confirmation, MailboxName, check_mailbox_change,
+    check_mailbox_limit, check_resources_change, mailbox_quota, real_name,
 };
 use drover_store::{Mailbox, RequestContext, Store, StoreError, Write};
 use secrecy::SecretString;
@@ -142,19 +142,19 @@ pub async fn delete_mailbox(
     ctx: &RequestContext,
     account: AccountId,
     name: &str,
-    confirm: &str,
+    confirm: &Confirmation,
 ) -> Result<Mailbox> {
     let name = MailboxName::parse(name)?;
     let mut tx = store.write().await?;
     lock_service_of(store, &mut *tx, account).await?;
     check_open(&mut *tx, account).await?;
     find(&mut *tx, account, &name).await?;
-    name.confirm(confirm)?;
+    confirm.check(|typed| name.confirm(typed))?;
     tx.mark_mailbox_deleting(account, &name).await?;
     refresh_over_limit(&mut *tx, account).await?;
     let mailbox = find(&mut *tx, account, &name).await?;
     let job = converge(&mut *tx, ctx, account).await?;
-    let details = json!({ "mailbox": name, "job_id": job.id });
+    let details = json!({ "mailbox": name, "confirmed": confirm.as_str(), "job_id": job.id });
     tx.audit(ctx, "mailbox.delete", format!("account:{account}"), details)
         .await?;
     tx.commit().await?;

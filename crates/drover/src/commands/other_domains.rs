@@ -4,8 +4,8 @@
 //! converge job (one listing per kind, then a call per difference).
 
 use drover_core::{
-    AccountId, DomainName, PlanSpec, check_alias, check_alias_limit, check_resources_change,
-    check_subserver_limit, subserver_domain,
+    AccountId, Confirmation, DomainName, PlanSpec, check_alias, check_alias_limit,
+    check_resources_change, check_subserver_limit, subserver_domain,
 };
 use drover_store::{
     Account, OtherDomain, OtherDomainKind, RequestContext, Store, StoreError, Write,
@@ -50,7 +50,7 @@ pub async fn delete_other_domain(
     account: AccountId,
     kind: OtherDomainKind,
     domain: &str,
-    confirm: &str,
+    confirm: &Confirmation,
 ) -> Result<OtherDomain> {
     let mut tx = store.write().await?;
     lock_service_of(store, &mut *tx, account).await?;
@@ -62,15 +62,17 @@ pub async fn delete_other_domain(
     let service = tx.service(record.service_id).await?;
     check_resources_change(service.status, &record.domain, what(kind))?;
     find(&mut *tx, account, kind, &domain).await?;
-    domain.confirm(confirm, || {
-        format!("delete the {} {}", kind.as_str(), domain.to_unicode())
+    confirm.check(|typed| {
+        domain.confirm(typed, || {
+            format!("delete the {} {}", kind.as_str(), domain.to_unicode())
+        })
     })?;
     tx.mark_other_domain_deleting(account, kind, &domain)
         .await?;
     refresh_over_limit(&mut *tx, account).await?;
     let deleted = find(&mut *tx, account, kind, &domain).await?;
     let job = converge(&mut *tx, ctx, account).await?;
-    let details = json!({ "domain": domain, "job_id": job.id });
+    let details = json!({ "domain": domain, "confirmed": confirm.as_str(), "job_id": job.id });
     let action = format!("{}.delete", event(kind));
     tx.audit(ctx, &action, format!("account:{account}"), details)
         .await?;

@@ -36,6 +36,18 @@ impl Answer {
 }
 
 impl Api {
+    /// Serves with `DROVER_BILLING_DELETES_UNCONFIRMED` on.
+    fn allow_billing_cleanup(&mut self) {
+        self.router = drover::api::router_with(
+            Arc::clone(&self.store),
+            Arc::new(drover::engine::Sealer::from_hex(&"42".repeat(32)).unwrap()),
+            drover::api::ApiSettings {
+                billing_deletes_unconfirmed: true,
+                ..Default::default()
+            },
+        );
+    }
+
     async fn new(store: Arc<dyn Store>, keep: Box<dyn std::any::Any + Send>) -> Self {
         let ctx = RequestContext {
             actor: "test".into(),
@@ -187,6 +199,7 @@ drover_testkit::on_both_databases!(
     a_move_is_refused_with_its_reason_until_it_can_be_done,
     billing_reads_usage_and_an_operator_asks_for_a_sync,
     billing_asks_for_a_certificate_and_a_reader_sees_how_it_stands,
+    billing_deletes_without_repeating_names_only_when_an_operator_allows_it,
 );
 
 /// Log lines written while it lives, as `serve` writes them (JSON, with the span's fields).
@@ -1407,4 +1420,55 @@ async fn billing_asks_for_a_certificate_and_a_reader_sees_how_it_stands(api: Api
     assert_eq!(forgotten.status, StatusCode::NO_CONTENT);
     let again = as_(&api.billing, Method::DELETE).await;
     assert_eq!(again.status, StatusCode::NOT_FOUND);
+}
+
+async fn billing_deletes_without_repeating_names_only_when_an_operator_allows_it(mut api: Api) {
+    let (customer, plan) = api.setup().await;
+    let created = api
+        .post(
+            "/api/v1/services",
+            json!({"customer_id": customer, "plan_id": plan, "domain": "curat.ro"}),
+        )
+        .await;
+    let account = created.body["account_id"].as_i64().unwrap();
+    for name in ["shop", "blog"] {
+        let mailbox = api
+            .call(
+                Method::POST,
+                &format!("/api/v1/accounts/{account}/mailboxes"),
+                Some(&api.billing),
+                &[],
+                Some(&json!({"name": name, "password": "Mail-passw0rd"}).to_string()),
+            )
+            .await;
+        assert_eq!(mailbox.status, StatusCode::CREATED, "{:?}", mailbox.body);
+    }
+    let delete = async |api: &Api, token: &str, name: &str| {
+        let path = format!("/api/v1/accounts/{account}/mailboxes/{name}/delete");
+        api.call(Method::POST, &path, Some(token), &[], Some("{}"))
+            .await
+    };
+    // By default a name must be repeated, whoever asks.
+    let refused = delete(&api, &api.billing, "shop").await;
+    assert_eq!(
+        (refused.status, refused.code()),
+        (StatusCode::UNPROCESSABLE_ENTITY, "confirmation_mismatch")
+    );
+    // An operator allows the billing system's cleanup: billing deletes without, audited as
+    // such; an operator still repeats the name.
+    api.allow_billing_cleanup();
+    let refused = delete(&api, &api.operator, "shop").await;
+    assert_eq!(refused.status, StatusCode::UNPROCESSABLE_ENTITY);
+    let deleted = delete(&api, &api.billing, "shop").await;
+    assert_eq!(deleted.status, StatusCode::OK, "{:?}", deleted.body);
+    assert_eq!(deleted.body["deleting"], true);
+    let audit = api.get("/api/v1/audit?limit=1000").await.body;
+    let event = audit
+        .as_array()
+        .unwrap()
+        .iter()
+        .rfind(|e| e["action"] == "mailbox.delete")
+        .unwrap();
+    let details: Value = serde_json::from_str(event["details"].as_str().unwrap()).unwrap();
+    assert_eq!(details["confirmed"], "billing_cleanup", "{event}");
 }

@@ -1372,16 +1372,28 @@ async fn mailboxes_are_held_to_their_rules_and_each_change_queues_a_converge(sto
         "{err}"
     );
     // Deleting needs the name repeated; a mailbox being deleted no longer counts.
-    let err = commands::delete_mailbox(store, &ctx(), account, "ion", "ana")
-        .await
-        .unwrap_err();
+    let err = commands::delete_mailbox(
+        store,
+        &ctx(),
+        account,
+        "ion",
+        &drover_core::Confirmation::Typed("ana".to_string()),
+    )
+    .await
+    .unwrap_err();
     assert!(
         err.to_string().contains("repeat its mailbox name ion"),
         "{err}"
     );
-    let gone = commands::delete_mailbox(store, &ctx(), account, "ion", "ion")
-        .await
-        .unwrap();
+    let gone = commands::delete_mailbox(
+        store,
+        &ctx(),
+        account,
+        "ion",
+        &drover_core::Confirmation::Typed("ion".to_string()),
+    )
+    .await
+    .unwrap();
     assert!(gone.deleting);
     // Until its deletion reaches the server, it is neither made again nor changed.
     let err = create("ion", "", "Mail-passw0rd").await.unwrap_err();
@@ -1502,26 +1514,44 @@ async fn databases_are_held_to_their_rules_and_each_change_is_audited(store: Sto
     );
     // Deleting needs the full name repeated; until the server has dropped it, the name is not
     // recorded again.
-    let err = commands::delete_database(store, &ctx(), account, "shop", "shop")
-        .await
-        .unwrap_err();
+    let err = commands::delete_database(
+        store,
+        &ctx(),
+        account,
+        "shop",
+        &drover_core::Confirmation::Typed("shop".to_string()),
+    )
+    .await
+    .unwrap_err();
     assert!(
         err.to_string()
             .contains("repeat its database name baze_shop"),
         "{err}"
     );
-    let gone = commands::delete_database(store, &ctx(), account, "baze_shop", "baze_shop")
-        .await
-        .unwrap();
+    let gone = commands::delete_database(
+        store,
+        &ctx(),
+        account,
+        "baze_shop",
+        &drover_core::Confirmation::Typed("baze_shop".to_string()),
+    )
+    .await
+    .unwrap();
     assert!(gone.deleting);
     let err = create("shop").await.unwrap_err();
     assert!(
         err.to_string().contains("baze_shop is being deleted"),
         "{err}"
     );
-    let err = commands::delete_database(store, &ctx(), account, "nothing", "baze_nothing")
-        .await
-        .unwrap_err();
+    let err = commands::delete_database(
+        store,
+        &ctx(),
+        account,
+        "nothing",
+        &drover_core::Confirmation::Typed("baze_nothing".to_string()),
+    )
+    .await
+    .unwrap_err();
     assert!(
         matches!(err, commands::Error::Store(StoreError::NotFound { .. })),
         "{err}"
@@ -1612,17 +1642,29 @@ async fn a_plan_change_past_what_the_account_holds_is_refused_unless_forced(stor
     .unwrap_err();
     assert!(err.to_string().contains("allows 1 mailboxes"), "{err}");
     for name in ["ion", "eva"] {
-        commands::delete_mailbox(store, &ctx(), account, name, name)
-            .await
-            .unwrap();
+        commands::delete_mailbox(
+            store,
+            &ctx(),
+            account,
+            name,
+            &drover_core::Confirmation::Typed(name.to_string()),
+        )
+        .await
+        .unwrap();
     }
     let still = store.account(account).await.unwrap().over_limit;
     assert_eq!(
         still.as_deref(),
         Some("1 MySQL databases without the feature mysql")
     );
-    commands::delete_database(store, &ctx(), account, "shop", "plin_shop")
-        .await
-        .unwrap();
+    commands::delete_database(
+        store,
+        &ctx(),
+        account,
+        "shop",
+        &drover_core::Confirmation::Typed("plin_shop".to_string()),
+    )
+    .await
+    .unwrap();
     assert_eq!(store.account(account).await.unwrap().over_limit, None);
 }

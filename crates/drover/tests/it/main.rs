@@ -244,3 +244,24 @@ pub async fn until(what: &str, limit: Duration, check: impl AsyncFn() -> bool) {
     }
     panic!("timed out waiting until {what}");
 }
+
+/// Waits until none of the account's jobs waits or runs: a change made by hand on its server
+/// after that is not undone by a converge still on its way.
+pub async fn settled(store: &dyn drover_store::Store, account: drover_core::AccountId) {
+    use drover_store::JobState::*;
+    let open = drover_store::JobFilter {
+        states: vec![Available, Pending, Running, Retryable, Scheduled],
+        account_id: Some(account),
+        limit: None,
+    };
+    for _ in 0..400 {
+        if store.jobs(open.clone()).await.unwrap().is_empty() {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    panic!(
+        "account {account}'s jobs did not end: {:?}",
+        store.jobs(open).await.unwrap()
+    );
+}

@@ -91,28 +91,34 @@ async fn an_account_moves_to_another_server_with_its_dns() {
         Err(drover::commands::Error::Store(StoreError::NotFound { .. }))
     ));
 
-    // move.ro has a mailbox, a database, an alias and a sub-server: the move makes them on
-    // vm2 too, and the alias's zone and the sub-server's addresses follow the account.
+    // Tried as an operator would: move.ro gets three mailboxes, two databases, an alias and a
+    // sub-server from billing's requests; some are damaged by hand on its server and repaired
+    // by drift; then the move makes them all on vm2, and the alias's zone and the sub-server's
+    // addresses follow the account.
     let sealer = drover::engine::Sealer::from_hex(&"42".repeat(32)).unwrap();
-    let password = secrecy::SecretString::from("Mail-passw0rd".to_owned());
-    drover::commands::create_mailbox(
-        &*store,
-        &ctx(),
-        &sealer,
-        accounts[1],
-        "ana",
-        "Ana",
-        password,
-        None,
-    )
-    .await
-    .unwrap();
+    for (name, real) in [("ana", "Ana"), ("ion", "Ion"), ("eva", "Eva")] {
+        let password = secrecy::SecretString::from("Mail-passw0rd".to_owned());
+        drover::commands::create_mailbox(
+            &*store,
+            &ctx(),
+            &sealer,
+            accounts[1],
+            name,
+            real,
+            password,
+            None,
+        )
+        .await
+        .unwrap();
+    }
     let mailboxes_on = |sim: &drover_testkit::virtualmin::VirtualminSim| {
         sim.with_state(|s| s.domains.get("move.ro").map(|d| d.mailboxes.clone()))
     };
-    drover::commands::create_database(&*store, &ctx(), accounts[1], "shop", "mysql")
-        .await
-        .unwrap();
+    for name in ["shop", "blog"] {
+        drover::commands::create_database(&*store, &ctx(), accounts[1], name, "mysql")
+            .await
+            .unwrap();
+    }
     let databases_on = |sim: &drover_testkit::virtualmin::VirtualminSim| {
         sim.with_state(|s| s.domains.get("move.ro").map(|d| d.databases.clone()))
             .unwrap_or_default()
@@ -137,18 +143,62 @@ async fn an_account_moves_to_another_server_with_its_dns() {
                 .is_some_and(|d| d.parent.as_deref() == Some("move.ro"))
         })
     };
+    let all_on = |sim: &drover_testkit::virtualmin::VirtualminSim| {
+        let mailboxes = mailboxes_on(sim).unwrap_or_default();
+        let names: Vec<&str> = mailboxes.keys().map(String::as_str).collect();
+        names == ["ana", "eva", "ion"]
+            && mailboxes["eva"] == "Eva"
+            && {
+                let mut databases = databases_on(sim);
+                databases.sort();
+                databases == ["move", "move_blog", "move_shop"]
+            }
+            && alias_on(sim)
+            && subserver_on(sim)
+    };
     crate::until(
-        "ana, move_shop and move.com are on vm1, move.com with its zone",
+        "everything of move.ro is on vm1, move.com with its zone",
         Duration::from_secs(10),
-        || async {
-            mailboxes_on(&sims[0]).is_some_and(|m| m.contains_key("ana"))
-                && databases_on(&sims[0]).contains(&"move_shop".to_owned())
-                && alias_on(&sims[0])
-                && subserver_on(&sims[0])
-                && store.account_zones(accounts[1]).await.unwrap().len() == 2
-        },
+        || async { all_on(&sims[0]) && store.account_zones(accounts[1]).await.unwrap().len() == 2 },
     )
     .await;
+    crate::settled(&*store, accounts[1]).await;
+    // Damaged by hand: a mailbox and a database deleted, a real name changed. A scan finds it
+    // and its repair (by the default policy) puts drover's records back.
+    sims[0].with_state(|s| {
+        let domain = s.domains.get_mut("move.ro").unwrap();
+        domain.mailboxes.remove("ion");
+        domain.mailboxes.insert("eva".into(), "By Hand".into());
+        domain.databases.retain(|d| d != "move_blog");
+    });
+    let scan = drover::commands::request(
+        &*store,
+        &ctx(),
+        drover::commands::Requested::DriftScan {
+            server: Some(ServerId(1)),
+            repair: drover_store::jobs::DriftRepair::ByPolicy,
+        },
+    )
+    .await
+    .unwrap();
+    crate::until(
+        "the scan's repair puts move.ro back",
+        Duration::from_secs(15),
+        || async { store.job(scan).await.unwrap().state == "completed" && all_on(&sims[0]) },
+    )
+    .await;
+    let findings = store.drift_findings(Some(ServerId(1))).await.unwrap();
+    let mut kinds: Vec<String> = findings
+        .iter()
+        .filter(|f| f.finding.domain == "move.ro")
+        .map(|f| f.finding.kind.as_str().to_owned())
+        .collect();
+    kinds.sort();
+    assert_eq!(
+        kinds,
+        ["database_missing", "mailbox_mismatch", "mailbox_missing"],
+        "{findings:?}"
+    );
 
     // move.ro has a certificate on vm1; the move asks for one on vm2, once its DNS is there.
     drover::commands::request_certificate(&*store, &ctx(), accounts[1])
@@ -174,7 +224,7 @@ async fn an_account_moves_to_another_server_with_its_dns() {
         .unwrap();
     crate::until(
         "move.ro is on vm2 and disabled on vm1",
-        Duration::from_secs(10),
+        Duration::from_secs(30),
         || async {
             store
                 .migration(accounts[1])
@@ -191,7 +241,7 @@ async fn an_account_moves_to_another_server_with_its_dns() {
         Some("Ana"),
         "{moved:?}"
     );
-    assert_eq!(databases_on(&sims[1]), ["move", "move_shop"]);
+    assert!(all_on(&sims[1]), "everything of move.ro is made on vm2");
     assert!(alias_on(&sims[1]), "the alias is made on vm2");
     assert!(subserver_on(&sims[1]), "the sub-server is made on vm2");
     crate::until(

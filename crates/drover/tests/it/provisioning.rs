@@ -598,9 +598,15 @@ async fn mailboxes_reach_the_server_with_one_listing_and_a_call_per_change(f: Fl
     )
     .await
     .unwrap();
-    drover::commands::delete_mailbox(store, &ctx(), account, "ion", "ion")
-        .await
-        .unwrap();
+    drover::commands::delete_mailbox(
+        store,
+        &ctx(),
+        account,
+        "ion",
+        &drover_core::Confirmation::Typed("ion".to_string()),
+    )
+    .await
+    .unwrap();
     let job = last_converge(store, account).await;
     let ended = finished(store, job).await;
     assert_eq!(ended.state, "completed", "{ended:?}");
@@ -820,13 +826,25 @@ async fn databases_reach_the_server_with_one_listing_and_a_call_per_change(f: Fl
     );
 
     // A deletion repeats the full name, then is one call; drover forgets it once it is gone.
-    let err = drover::commands::delete_database(store, &ctx(), account, "shop", "shop")
-        .await
-        .unwrap_err();
+    let err = drover::commands::delete_database(
+        store,
+        &ctx(),
+        account,
+        "shop",
+        &drover_core::Confirmation::Typed("shop".to_string()),
+    )
+    .await
+    .unwrap_err();
     assert!(err.to_string().contains("baze_shop"), "{err}");
-    drover::commands::delete_database(store, &ctx(), account, "shop", "baze_shop")
-        .await
-        .unwrap();
+    drover::commands::delete_database(
+        store,
+        &ctx(),
+        account,
+        "shop",
+        &drover_core::Confirmation::Typed("baze_shop".to_string()),
+    )
+    .await
+    .unwrap();
     let job = last_converge(store, account).await;
     assert_eq!(finished(store, job).await.state, "completed");
     assert_eq!(on_server(), ["baze", "baze_wiki"]);
@@ -946,14 +964,21 @@ async fn aliases_reach_the_server_and_get_zones_that_follow_the_account(f: Fleet
         account,
         Alias,
         "firma.com",
-        "firma.ro",
+        &drover_core::Confirmation::Typed("firma.ro".to_string()),
     )
     .await
     .unwrap_err();
     assert!(err.to_string().contains("firma.com"), "{err}");
-    drover::commands::delete_other_domain(store, &ctx(), account, Alias, "firma.com", "firma.com")
-        .await
-        .unwrap();
+    drover::commands::delete_other_domain(
+        store,
+        &ctx(),
+        account,
+        Alias,
+        "firma.com",
+        &drover_core::Confirmation::Typed("firma.com".to_string()),
+    )
+    .await
+    .unwrap();
     let job = last_converge(store, account).await;
     assert_eq!(finished(store, job).await.state, "completed");
     assert_eq!(aliases_on_server(), ["xn--tiri-firma-txd.ro"]);
@@ -1092,13 +1117,27 @@ async fn subservers_reach_the_server_with_their_addresses_in_the_accounts_zone(f
     }
     // A deletion repeats the full name; then the server loses it, and its addresses go.
     let kind = Subserver;
-    let err = drover::commands::delete_other_domain(store, &ctx(), account, kind, "shop", "shop")
-        .await
-        .unwrap_err();
+    let err = drover::commands::delete_other_domain(
+        store,
+        &ctx(),
+        account,
+        kind,
+        "shop",
+        &drover_core::Confirmation::Typed("shop".to_string()),
+    )
+    .await
+    .unwrap_err();
     assert!(err.to_string().contains("shop.magazin.ro"), "{err}");
-    drover::commands::delete_other_domain(store, &ctx(), account, kind, "shop", "shop.magazin.ro")
-        .await
-        .unwrap();
+    drover::commands::delete_other_domain(
+        store,
+        &ctx(),
+        account,
+        kind,
+        "shop",
+        &drover_core::Confirmation::Typed("shop.magazin.ro".to_string()),
+    )
+    .await
+    .unwrap();
     let job = last_converge(store, account).await;
     assert_eq!(finished(store, job).await.state, "completed");
     assert_eq!(on_server().len(), 1);
