@@ -72,14 +72,9 @@ async fn get_certificate(
     Path(id): Path<String>,
 ) -> Reply<Certificate> {
     let id: AccountId = path_id("account", &id)?;
-    let account = app.store.account(id).await?;
-    match app.store.certificate(id).await? {
-        Some(certificate) => Ok(axum::Json(certificate)),
-        None => Err(ApiError::from(drover_store::StoreError::NotFound {
-            what: "a certificate request for",
-            id: account.domain_unicode,
-        })),
-    }
+    Ok(axum::Json(
+        crate::commands::certificate(&*app.store, id).await?,
+    ))
 }
 
 /// A certificate asked for, and the job that requests it.

@@ -3,7 +3,7 @@
 
 use clap::Subcommand;
 use drover_core::{AccountId, CertificateState, ServerId};
-use drover_store::{CertificateFilter, RequestContext, Store, StoreError};
+use drover_store::{CertificateFilter, RequestContext, Store};
 
 use super::{Output, PageArgs};
 use crate::commands;
@@ -83,15 +83,7 @@ pub async fn run(
             out.list(&store.certificates(filter).await?, COLUMNS)
         }
         CertificateCommand::Show { account } => {
-            let record = store.account(account).await?;
-            match store.certificate(account).await? {
-                Some(certificate) => out.one(&certificate),
-                None => Err(StoreError::NotFound {
-                    what: "a certificate request for",
-                    id: record.domain_unicode,
-                }
-                .into()),
-            }
+            out.one(&commands::certificate(store, account).await?)
         }
         CertificateCommand::Request { account } => {
             let (certificate, job) = commands::request_certificate(store, ctx, account).await?;

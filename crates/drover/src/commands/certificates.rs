@@ -82,11 +82,23 @@ pub async fn forget_certificate(
         }
     }
     if !store.forget_certificate(ctx, account).await? {
-        return Err(drover_store::StoreError::NotFound {
-            what: "a certificate request for",
-            id: record.domain_unicode,
-        }
-        .into());
+        return Err(none_asked(&record).into());
     }
     Ok(())
+}
+
+/// The account's certificate; refused, naming its domain, when none was asked for.
+pub async fn certificate(store: &dyn Store, account: AccountId) -> Result<Certificate> {
+    let record = store.account(account).await?;
+    match store.certificate(account).await? {
+        Some(certificate) => Ok(certificate),
+        None => Err(none_asked(&record).into()),
+    }
+}
+
+fn none_asked(record: &drover_store::Account) -> drover_store::StoreError {
+    drover_store::StoreError::NotFound {
+        what: "a certificate request for",
+        id: record.domain_unicode.clone(),
+    }
 }

@@ -30,7 +30,7 @@ mod tokens;
 pub use accounts::{retry_failed_accounts, set_protection};
 pub use adoption::adopt;
 pub use certificates::{
-    ask_again as ask_certificate_again, forget_certificate, request_certificate,
+    ask_again as ask_certificate_again, certificate, forget_certificate, request_certificate,
 };
 pub use customers::create_customer;
 pub use databases::{create_database, delete_database};
