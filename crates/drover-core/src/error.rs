@@ -102,6 +102,26 @@ pub enum Error {
     )]
     PlanTooSmall { plan: String, overruns: String },
 
+    /// A plan's edit that would leave accounts on it with more than it allows.
+    #[error(
+        "plan '{plan}' would be too small for {accounts} of its accounts ({examples}); nothing \
+         was changed — delete what is over first, or force the change to keep everything and \
+         flag those accounts over their limits"
+    )]
+    PlanEditTooSmall {
+        plan: String,
+        accounts: usize,
+        examples: String,
+    },
+
+    /// A backup that cannot be made as things stand.
+    #[error("{domain} cannot be backed up: {why}")]
+    BackupRefused { domain: String, why: String },
+
+    /// A restore that cannot be made as things stand.
+    #[error("{domain} cannot be restored: {why}")]
+    RestoreRefused { domain: String, why: String },
+
     /// A certificate request Let's Encrypt would refuse, or that cannot work as things stand.
     #[error("no certificate can be requested for {domain} now: {why}")]
     CertificateRefused { domain: String, why: String },

@@ -63,6 +63,10 @@ id_type!(
     ZoneId,
     /// A DNS provider: one PowerDNS server or one Cloudflare account.
     DnsProviderId,
+    /// A place backups go.
+    BackupDestinationId,
+    /// One backup of one account.
+    BackupId,
 );
 
 #[cfg(test)]

@@ -8,6 +8,7 @@ mod account;
 mod adopt;
 mod alias;
 mod audit;
+mod backup;
 mod certificate;
 mod confirmation;
 mod converge;
@@ -39,6 +40,10 @@ pub use adopt::{
 };
 pub use alias::{check_alias, check_alias_limit};
 pub use audit::{AuditChainBreak, AuditEntry, Hash, verify_chain};
+pub use backup::{
+    BackupDestinationSpec, BackupFacts, BackupLocation, BackupState, RestoreFacts, backup_refusal,
+    failure_lines, final_size_bytes, overdue_before, restore_refusal, to_prune,
+};
 pub use certificate::{
     CertificateFacts, CertificateState, CertificateTurn, FAILED_VALIDATIONS_PER_HOUR,
     certificate_turn, check_certificate_request, days_left, dns_points_at, earliest_attempt,
@@ -66,8 +71,8 @@ pub use drift::{
 pub use error::Error;
 pub use health::{HealthPolicy, HealthProbe, HealthStreak, Verdict, next_health};
 pub use ids::{
-    AccountId, AuditEventId, CustomerId, DnsProviderId, JobId, PlanId, ServerId, ServiceId,
-    TokenId, ZoneId,
+    AccountId, AuditEventId, BackupDestinationId, BackupId, CustomerId, DnsProviderId, JobId,
+    PlanId, ServerId, ServiceId, TokenId, ZoneId,
 };
 pub use mailbox::{
     ListedMailbox, MailboxAction, MailboxName, WantedMailbox, check_mailbox_change,

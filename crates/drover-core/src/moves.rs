@@ -196,6 +196,8 @@ pub struct Recreated {
     pub domain: String,
     pub state: crate::DesiredState,
     pub has_sealed_password: bool,
+    /// Its mailboxes, databases, aliases and sub-servers, each recreated too.
+    pub resources: crate::ResourceCounts,
 }
 
 /// A rebuild's check and cost: the calls each account needs on the new server, and what
@@ -239,8 +241,19 @@ pub fn check_rebuild(
                 account.domain, account.account
             ));
         }
-        // One call to look, one to create, one more to disable a suspended account.
-        let calls = 2 + u32::from(account.state == crate::DesiredState::Disabled);
+        // One call to look, one to create, one more to disable a suspended account; per kind
+        // of resource it holds, one listing and one call to create each.
+        let held = &account.resources;
+        let kinds = [
+            held.mailboxes,
+            held.mysql_databases + held.postgres_databases,
+            held.aliases,
+            held.subservers,
+        ];
+        let resources: usize = kinds.iter().filter(|n| **n > 0).map(|n| 1 + n).sum();
+        let calls = 2
+            + u32::from(account.state == crate::DesiredState::Disabled)
+            + u32::try_from(resources).unwrap_or(u32::MAX);
         check.calls += calls;
         check.steps.push((account.account, calls));
     }
@@ -423,16 +436,33 @@ mod tests {
             domain: format!("a{id}.ro"),
             state,
             has_sealed_password: sealed,
+            resources: crate::ResourceCounts::default(),
+        };
+        let holding = Recreated {
+            resources: crate::ResourceCounts {
+                mailboxes: 3,
+                mysql_databases: 1,
+                postgres_databases: 1,
+                aliases: 0,
+                subservers: 1,
+                largest_mailbox_quota_mb: None,
+            },
+            ..account(5, DesiredState::Enabled, true)
         };
         let accounts = [
             account(1, DesiredState::Enabled, true),
             account(2, DesiredState::Disabled, true),
             account(3, DesiredState::Absent, false),
+            holding,
         ];
         let check = check_rebuild(ServerId(1), ServerId(2), &accounts, 5.0);
-        assert_eq!(check.steps, [(AccountId(1), 2), (AccountId(2), 3)]);
-        assert_eq!(check.calls, 5);
-        assert!((check.estimated_seconds - 1.0).abs() < 1e-9);
+        // The last: 2 for the domain, 1 + 3 mailboxes, 1 + 2 databases, 1 + 1 sub-server.
+        assert_eq!(
+            check.steps,
+            [(AccountId(1), 2), (AccountId(2), 3), (AccountId(5), 11)]
+        );
+        assert_eq!(check.calls, 16);
+        assert!((check.estimated_seconds - 3.2).abs() < 1e-9);
         assert!(
             check.problems.is_empty(),
             "an absent account is not recreated"

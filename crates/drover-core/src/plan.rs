@@ -119,6 +119,10 @@ pub struct PlanSpec {
     /// Alias domains an account may have (drover's own limit).
     #[serde(default)]
     pub max_aliases: Option<u32>,
+    /// Hours between an account's scheduled backups: unset, the fleet's interval
+    /// (`DROVER_BACKUP_INTERVAL`); 0, none are scheduled.
+    #[serde(default)]
+    pub backup_interval_hours: Option<u32>,
     /// Features turned on for each account; empty means the server's defaults.
     #[serde(default)]
     pub features: Vec<Feature>,
@@ -141,6 +145,31 @@ pub struct ResourceCounts {
 }
 
 impl PlanSpec {
+    /// Whether an account that fits `before` might not fit this plan: a limit set or lowered,
+    /// or a feature taken away. A plan's edit checks its accounts only then.
+    pub fn narrower_than(&self, before: &PlanSpec) -> bool {
+        let lowered = |now: Option<u64>, was: Option<u64>| match (now, was) {
+            (Some(now), Some(was)) => now < was,
+            (Some(_), None) => true,
+            (None, _) => false,
+        };
+        let counts = [
+            (self.max_mailboxes, before.max_mailboxes),
+            (self.max_databases, before.max_databases),
+            (self.max_aliases, before.max_aliases),
+            (self.max_subservers, before.max_subservers),
+        ];
+        counts
+            .into_iter()
+            .any(|(now, was)| lowered(now.map(u64::from), was.map(u64::from)))
+            || lowered(self.mailbox_quota_mb, before.mailbox_quota_mb)
+            || (!self.features.is_empty()
+                && (before.features.is_empty()
+                    || before.features.iter().any(|f| !self.features.contains(f))))
+            // The server's defaults never count as giving PostgreSQL (see `overruns`).
+            || (self.features.is_empty() && before.features.contains(&Feature::Postgres))
+    }
+
     /// Where an account holding `counts` is past this plan: each limit exceeded, and each
     /// resource whose feature the plan does not give. Empty when it fits.
     pub fn overruns(&self, counts: &ResourceCounts) -> Vec<String> {
@@ -226,6 +255,9 @@ pub struct PlanPatch {
     #[serde(default, deserialize_with = "crate::patch::nullable")]
     #[cfg_attr(feature = "openapi", schema(value_type = Option<u32>))]
     pub max_aliases: Option<Option<u32>>,
+    #[serde(default, deserialize_with = "crate::patch::nullable")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<u32>))]
+    pub backup_interval_hours: Option<Option<u32>>,
     pub features: Option<Vec<Feature>>,
     #[cfg_attr(feature = "openapi", schema(value_type = Option<Vec<String>>))]
     pub required_tags: Option<Vec<Tag>>,
@@ -241,14 +273,40 @@ impl PlanSpec {
         self
     }
 
-    /// The plan, if its features can work together on a Virtualmin server; otherwise what
-    /// each one is missing.
     /// The largest size a plan may give, in MB: 1 EiB, far beyond any disk, and what every
     /// database and Virtualmin hold without loss.
     pub const MAX_MB: u64 = 1 << 40;
+    /// The longest a plan may leave between scheduled backups: a year.
+    pub const MAX_BACKUP_HOURS: u32 = 8760;
 
+    /// How long an account on this plan may go between scheduled backups, given the fleet's
+    /// interval: `None` when none are scheduled.
+    pub fn backup_interval(&self, fleet: jiff::SignedDuration) -> Option<jiff::SignedDuration> {
+        match self.backup_interval_hours {
+            None => Some(fleet),
+            Some(0) => None,
+            Some(hours) => Some(jiff::SignedDuration::from_hours(i64::from(hours))),
+        }
+    }
+
+    /// The plan, if its features can work together on a Virtualmin server and its sizes are
+    /// within bounds; otherwise what is wrong.
     pub fn validated(self) -> Result<Self, Error> {
         let spec = self.normalized();
+        if let Some(hours) = spec
+            .backup_interval_hours
+            .filter(|h| *h > Self::MAX_BACKUP_HOURS)
+        {
+            return Err(Error::invalid(
+                "backup interval (hours)",
+                &hours.to_string(),
+                format!(
+                    "0 (no scheduled backups) to {} (a year); leave it out for the fleet's \
+                     interval",
+                    Self::MAX_BACKUP_HOURS
+                ),
+            ));
+        }
         if spec.mailbox_quota_mb == Some(0) {
             return Err(Error::invalid(
                 "mailbox quota (MB)",
@@ -326,6 +384,9 @@ impl PlanSpec {
             max_databases: patch.max_databases.unwrap_or(self.max_databases),
             max_subservers: patch.max_subservers.unwrap_or(self.max_subservers),
             max_aliases: patch.max_aliases.unwrap_or(self.max_aliases),
+            backup_interval_hours: patch
+                .backup_interval_hours
+                .unwrap_or(self.backup_interval_hours),
             features: patch.features.unwrap_or(self.features),
             required_tags: patch.required_tags.unwrap_or(self.required_tags),
         }
@@ -392,6 +453,62 @@ mod tests {
             err.contains("at least 1 MB; leave it out for no limit"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn a_plan_is_narrower_when_a_limit_is_set_or_lowered_or_a_feature_taken_away() {
+        let before = PlanSpec {
+            max_mailboxes: Some(10),
+            mailbox_quota_mb: Some(500),
+            ..spec().normalized()
+        };
+        let after = |patch: &str| before.clone().patched(serde_json::from_str(patch).unwrap());
+        for narrower in [
+            r#"{"max_mailboxes":9}"#,
+            r#"{"max_databases":5}"#,
+            r#"{"mailbox_quota_mb":499}"#,
+            r#"{"features":["web"]}"#,
+        ] {
+            assert!(after(narrower).narrower_than(&before), "{narrower}");
+        }
+        for wider in [
+            r#"{"max_mailboxes":10}"#,
+            r#"{"max_mailboxes":null}"#,
+            r#"{"mailbox_quota_mb":501}"#,
+            r#"{"features":["web","dns","mail"]}"#,
+            r#"{"disk_quota_mb":1}"#,
+        ] {
+            assert!(!after(wider).narrower_than(&before), "{wider}");
+        }
+        let defaults = PlanSpec {
+            features: vec![],
+            ..before.clone()
+        };
+        assert!(before.narrower_than(&defaults));
+        assert!(!defaults.narrower_than(&before));
+        let postgres = PlanSpec {
+            features: vec![Feature::Postgres],
+            ..before.clone()
+        };
+        assert!(defaults.narrower_than(&postgres));
+    }
+
+    #[test]
+    fn a_plan_backs_up_on_the_fleets_interval_its_own_or_not_at_all() {
+        let day = jiff::SignedDuration::from_hours(24);
+        let with = |hours: Option<u32>| PlanSpec {
+            backup_interval_hours: hours,
+            ..spec()
+        };
+        assert_eq!(with(None).backup_interval(day), Some(day));
+        assert_eq!(
+            with(Some(6)).backup_interval(day),
+            Some(jiff::SignedDuration::from_hours(6))
+        );
+        assert_eq!(with(Some(0)).backup_interval(day), None);
+        assert!(with(Some(8760)).validated().is_ok());
+        let err = with(Some(8761)).validated().unwrap_err().to_string();
+        assert!(err.contains("0 (no scheduled backups) to 8760"), "{err}");
     }
 
     #[test]

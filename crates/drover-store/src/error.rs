@@ -92,6 +92,8 @@ pub enum Conflict {
     NoQueueYet,
     /// A password sealed with a key the database no longer records.
     KeyRotated,
+    /// Other records still refer to it.
+    InUse,
 }
 
 impl StoreError {

@@ -152,6 +152,10 @@ pub struct RetryFailedAccounts {}
 /// The queue of periodic fleet work: never behind provisioning or DNS.
 pub const FLEET_QUEUE: &str = "fleet";
 
+/// The queue backups wait in: a server's backups take minutes each, and the fleet's own work
+/// (health checks, drift scans, login links) never waits behind them.
+pub const BACKUP_QUEUE: &str = "backup";
+
 /// Scan servers for drift (one, or every healthy or degraded one), and repair as asked.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JobArgs)]
 #[river(
@@ -203,6 +207,49 @@ pub struct CreateLoginLink {
 pub struct RequestCertificate {
     #[river(unique)]
     pub account_id: i64,
+}
+
+/// Back the account up to a destination: `backup-domain` on its server, the outcome recorded,
+/// then the destination's retention applied to the account's archives there. At most one
+/// waits or runs per account: a request made meanwhile joins it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JobArgs)]
+#[river(
+    kind = "backup_account",
+    queue = "backup",
+    unique(by_args, by_state(available, pending, running, scheduled, retryable))
+)]
+pub struct BackupAccount {
+    #[river(unique)]
+    pub account_id: i64,
+    pub destination_id: i64,
+}
+
+/// Restore the account from one of its backups on its server (an operator's choice, the
+/// account's domain repeated), then converge it so that drover's records win for its
+/// configuration. Tried once: a restore replaces the account's content.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JobArgs)]
+#[river(
+    kind = "restore_account",
+    queue = "converge",
+    unique(by_args, by_state(available, pending, running, scheduled, retryable))
+)]
+pub struct RestoreAccount {
+    #[river(unique)]
+    pub account_id: i64,
+    pub backup_id: i64,
+}
+
+/// Queue the backups that are due: every account on a server without one since the
+/// schedule's interval, to the default destination (the scheduler enqueues it on the leader).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JobArgs)]
+#[river(
+    kind = "schedule_backups",
+    queue = "fleet",
+    unique(by_args, by_state(available, pending, running, scheduled, retryable))
+)]
+pub struct ScheduleBackups {
+    /// The interval in seconds: accounts without a backup started since are due.
+    pub every_seconds: u64,
 }
 
 /// Delete a domain drover does not hold from a server, once an operator repeated its name

@@ -8,6 +8,7 @@
 //! when the change does. (The store's own writes that remain, listed in the command layer's
 //! module, are kept to the same transaction rule; an adoption still checks its proposal here.)
 
+mod backup_store;
 mod certificate_store;
 mod dns_store;
 mod error;
@@ -24,6 +25,9 @@ mod write;
 
 use std::sync::Arc;
 
+pub use backup_store::{
+    Backup, BackupAge, BackupDestination, BackupFilter, BackupOutcome, BackupStore,
+};
 pub use certificate_store::{Certificate, CertificateFilter, CertificateOutcome, CertificateStore};
 pub use dns_store::{
     DnsProviderRecord, DnsProviderSpec, DnsStore, RewriteBatch, Zone, ZoneFilter, ZoneProvider,

@@ -51,8 +51,8 @@ macro_rules! read_tx {
 macro_rules! select_plan {
     () => {
         "SELECT id, name, template, disk_quota_mb, bandwidth_mb, max_mailboxes, max_databases, \
-         max_subservers, max_aliases, mailbox_quota_mb, features, required_tags, created_at, \
-         updated_at FROM plans"
+         max_subservers, max_aliases, mailbox_quota_mb, backup_interval_hours, features, \
+         required_tags, created_at, updated_at FROM plans"
     };
 }
 
@@ -195,20 +195,20 @@ impl SqlStore {
             None => sqlx::query_as::<_, PlanRow>(concat!(
                 "INSERT INTO plans (name, template, disk_quota_mb, bandwidth_mb, max_mailboxes, \
                  max_databases, max_subservers, features, required_tags, created_at, updated_at, \
-                 max_aliases, mailbox_quota_mb) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10, $12, $13) RETURNING ",
+                 max_aliases, mailbox_quota_mb, backup_interval_hours) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10, $12, $13, $14) RETURNING ",
                 "id, name, template, disk_quota_mb, bandwidth_mb, max_mailboxes, max_databases, \
-                 max_subservers, max_aliases, mailbox_quota_mb, features, required_tags, \
-                 created_at, updated_at"
+                 max_subservers, max_aliases, mailbox_quota_mb, backup_interval_hours, features, \
+                 required_tags, created_at, updated_at"
             )),
             Some(_) => sqlx::query_as::<_, PlanRow>(concat!(
                 "UPDATE plans SET name = $1, template = $2, disk_quota_mb = $3, bandwidth_mb = $4, \
                  max_mailboxes = $5, max_databases = $6, max_subservers = $7, features = $8, \
-                 required_tags = $9, updated_at = $10, max_aliases = $12, mailbox_quota_mb = $13 \
-                 WHERE id = $11 RETURNING ",
+                 required_tags = $9, updated_at = $10, max_aliases = $12, mailbox_quota_mb = $13, \
+                 backup_interval_hours = $14 WHERE id = $11 RETURNING ",
                 "id, name, template, disk_quota_mb, bandwidth_mb, max_mailboxes, max_databases, \
-                 max_subservers, max_aliases, mailbox_quota_mb, features, required_tags, \
-                 created_at, updated_at"
+                 max_subservers, max_aliases, mailbox_quota_mb, backup_interval_hours, features, \
+                 required_tags, created_at, updated_at"
             )),
         };
         query
@@ -225,6 +225,7 @@ impl SqlStore {
             .bind(id.map(PlanId::get))
             .bind(opt_i64(spec.max_aliases))
             .bind(opt_i64(spec.mailbox_quota_mb))
+            .bind(opt_i64(spec.backup_interval_hours))
             .fetch_one(&mut **tx)
             .await
             .map_err(|e| name_taken(e, "plan", spec.name.as_str()))?

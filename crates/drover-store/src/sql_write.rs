@@ -244,6 +244,21 @@ mod write_sql {
             .await?)
         }
 
+        async fn accounts_on_plan(&mut self, plan: PlanId) -> Result<Vec<Account>> {
+            sqlx::query_as::<_, crate::rows::AccountRow>(concat!(
+                select_account!(),
+                " WHERE service_id IN \
+                 (SELECT id FROM services WHERE plan_id = $1 AND status <> 'terminated') \
+                 ORDER BY id"
+            ))
+            .bind(plan.get())
+            .fetch_all(&mut *self.tx)
+            .await?
+            .into_iter()
+            .map(crate::rows::AccountRow::into_model)
+            .collect()
+        }
+
         async fn insert_customer(&mut self, spec: &CustomerSpec) -> Result<Customer> {
             Ok(sqlx::query_as::<_, CustomerRow>(
                 "INSERT INTO customers (name, email, external_ref, created_at, updated_at) \
@@ -1087,6 +1102,11 @@ mod write_sql {
                     }
                 }
                 Job::RewriteAddresses(args) => insert_job(queue, tx, ctx, None, args, opts).await?,
+                Job::Restore(args) => {
+                    let account = Some(AccountId(args.account_id));
+                    let opts = opts.with_max_attempts(1);
+                    insert_job(queue, tx, ctx, account, args, opts).await?
+                }
                 Job::Migrate { args, at } => {
                     let account = Some(AccountId(args.account_id));
                     let opts = match at {

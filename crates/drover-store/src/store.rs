@@ -14,6 +14,7 @@ pub trait Store:
     crate::DnsStore
     + crate::FleetStore
     + crate::CertificateStore
+    + crate::BackupStore
     + Send
     + Sync
     + std::fmt::Debug

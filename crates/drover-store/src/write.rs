@@ -43,6 +43,8 @@ pub enum Job {
     },
     /// Every record pointing at old addresses moved to new ones, on every provider.
     RewriteAddresses(RewriteAddresses),
+    /// The account restored from a backup, tried once.
+    Restore(crate::jobs::RestoreAccount),
     /// The account's move, to run now or at `at`.
     Migrate {
         args: MigrateAccount,
@@ -92,6 +94,8 @@ pub trait Write: Send {
     async fn failed_accounts(&mut self) -> Result<Vec<Account>>;
     /// Accounts assigned to `server` that must still exist somewhere.
     async fn accounts_kept_on(&mut self, server: ServerId) -> Result<i64>;
+    /// The accounts of the plan's services not terminated, by id.
+    async fn accounts_on_plan(&mut self, plan: PlanId) -> Result<Vec<Account>>;
 
     /// Refused as a collision when another customer has its `external_ref`.
     async fn insert_customer(&mut self, spec: &CustomerSpec) -> Result<Customer>;

@@ -62,7 +62,7 @@ impl fmt::Display for ErrorKind {
 }
 
 /// A call that did not succeed, with the server's own words when it gave any.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 #[error("{kind}: {message}")]
 pub struct VirtualminError {
     pub kind: ErrorKind,
@@ -71,7 +71,29 @@ pub struct VirtualminError {
     pub unanswered: bool,
     /// The program ran and reported that it failed (not a fault on the way to it or back).
     pub program_failed: bool,
+    /// The failed program's whole output (its log of what it did before failing).
+    pub output: Option<String>,
 }
+
+/// Two errors are the same when they say the same: the program's log around it (timestamps,
+/// progress) is not compared.
+impl PartialEq for VirtualminError {
+    fn eq(&self, other: &Self) -> bool {
+        (
+            self.kind,
+            &self.message,
+            self.unanswered,
+            self.program_failed,
+        ) == (
+            other.kind,
+            &other.message,
+            other.unanswered,
+            other.program_failed,
+        )
+    }
+}
+
+impl Eq for VirtualminError {}
 
 impl VirtualminError {
     pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
@@ -80,6 +102,7 @@ impl VirtualminError {
             message: message.into(),
             unanswered: false,
             program_failed: false,
+            output: None,
         }
     }
 
@@ -182,8 +205,9 @@ pub fn is_log_line(line: &str) -> bool {
 /// The real cause in a failed program's whole answer (its JSON/XML `full_error`, or its text
 /// output). The JSON/XML `error` is only the first non-blank line, which is often a warning
 /// printed before the failure or the first step of a long program. In order: the message of
-/// Webmin's `Error` block; a failed step (`.. failed : …`); the first line that is not a
-/// timestamped warning; `first_line` as the server chose it.
+/// Webmin's `Error` block; a failed step (`.. failed : …`); a line saying what failed
+/// (`Failed to …`); the first line that is not a timestamped warning; `first_line` as the
+/// server chose it.
 pub fn failure_message(first_line: &str, full: &str) -> String {
     let lines: Vec<&str> = full.lines().collect();
     for (i, line) in lines.iter().enumerate() {
@@ -205,6 +229,15 @@ pub fn failure_message(first_line: &str, full: &str) -> String {
             Some(head) => format!("{head}{}", python_exception(&lines[i + 1..])),
             None => step.to_owned(),
         };
+    }
+    // A program that stops on a failure it prints itself (`backup-domain`'s destination
+    // checks: "Failed to create directory …", then "Backup failed!").
+    if let Some(line) = lines
+        .iter()
+        .map(|l| l.trim())
+        .find(|l| l.starts_with("Failed to "))
+    {
+        return line.to_owned();
     }
     let first = first_line.trim();
     if !first.is_empty() && !is_log_line(first) {
@@ -432,6 +465,18 @@ mod tests {
             (
                 ErrorKind::Invalid,
                 "Failed to open /x/bk1.tar.gz for writing : No such file or directory".to_owned()
+            )
+        );
+        // A destination directory `--mkdir` could not make (the real server makes only the
+        // last one, not its parents): the program's own line.
+        let full = "Starting backup..\nTesting backup destination local file /var/backups/nodir-x/bktest.ro/a.tar.gz ..\nFailed to create directory /var/backups/nodir-x/bktest.ro : mkdir: cannot create directory '/var/backups/nodir-x/bktest.ro': No such file or directory\n\n\nBackup failed!\n\n";
+        assert_eq!(
+            classify_answer("Starting backup..", full),
+            (
+                ErrorKind::Invalid,
+                "Failed to create directory /var/backups/nodir-x/bktest.ro : mkdir: cannot \
+                 create directory '/var/backups/nodir-x/bktest.ro': No such file or directory"
+                    .to_owned()
             )
         );
         // A failed step names the cause.

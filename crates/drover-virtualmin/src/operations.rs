@@ -5,7 +5,7 @@ use secrecy::SecretString;
 
 use crate::client::VirtualminClient;
 use crate::domain::{DomainDatabase, DomainInfo, DomainUser};
-use crate::error::{ErrorKind, VirtualminError};
+use crate::error::{ErrorKind, VirtualminError, classify_failure};
 use crate::reply::{Record, Reply, text_records};
 use crate::request::{Call, OperationClass};
 
@@ -459,18 +459,59 @@ impl VirtualminClient {
         self.call(&call).await.map(drop)
     }
 
-    /// Backs the domain up, all features, to a path or URL the server understands.
+    /// Backs the domain up, all features, to an archive at a path the server writes, making
+    /// its directory when missing. The answer is the server's log of the backup (its last line
+    /// gives the archive's size).
     pub async fn backup_domain(
         &self,
         domain: &str,
-        destination: &str,
+        archive: &str,
     ) -> Result<String, VirtualminError> {
         let call = Call::new("backup-domain")
             .class(OperationClass::Backup)
             .arg("domain", domain)
-            .arg("dest", destination)
-            .flag("all-features");
+            .arg("dest", archive)
+            .flag("all-features")
+            .flag("mkdir");
         Ok(self.call(&call).await?.output)
+    }
+
+    /// Restores the domain, all features, from an archive the server can read: re-created when
+    /// the server lacks it, its files, mail and databases replaced when it has it (files made
+    /// since the backup deleted: `dir delete`). The answer is the server's log of the restore.
+    pub async fn restore_domain(
+        &self,
+        archive: &str,
+        domain: &str,
+    ) -> Result<String, VirtualminError> {
+        let call = Call::new("restore-domain")
+            .class(OperationClass::Backup)
+            .arg("source", archive)
+            .arg("domain", domain)
+            .flag("all-features")
+            .arg("option", "dir delete 1");
+        Ok(self.call(&call).await?.output)
+    }
+
+    /// Deletes a backup archive the server wrote (and its `.info`/`.dom` companions); one
+    /// already gone is no error.
+    pub async fn delete_backup(&self, archive: &str) -> Result<(), VirtualminError> {
+        let call = Call::new("delete-backup")
+            .class(OperationClass::Backup)
+            .arg("dest", archive);
+        let output = self.call(&call).await?.output;
+        // The program reports a failed deletion in its output and still exits with success.
+        match output
+            .lines()
+            .find_map(|l| l.trim().strip_prefix(".. failed : "))
+        {
+            Some(cause) => {
+                let mut error = VirtualminError::new(classify_failure(cause), cause);
+                error.program_failed = true;
+                Err(error)
+            }
+            None => Ok(()),
+        }
     }
 
     /// A one-time login URL for the domain's owner, valid for `lifetime_seconds`. A secret:

@@ -190,6 +190,7 @@ fn failed(error: &str, full: Option<&str>) -> VirtualminError {
     let (kind, message) = classify_answer(error, full.unwrap_or(error));
     VirtualminError {
         program_failed: true,
+        output: full.map(str::to_owned),
         ..VirtualminError::new(kind, message)
     }
 }

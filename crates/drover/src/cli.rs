@@ -23,6 +23,7 @@ use serde_json::{Map, Value, json};
 use crate::commands;
 use crate::config::{Config, Overrides};
 
+mod backups;
 mod certificates;
 mod databases;
 mod dns;
@@ -113,6 +114,9 @@ pub enum Command {
     /// Hosting accounts' Let's Encrypt certificates.
     #[command(subcommand)]
     Certificates(certificates::CertificateCommand),
+    /// Backups of hosting accounts: destinations, backups now, their outcomes.
+    #[command(subcommand)]
+    Backups(backups::BackupCommand),
     /// Hosting accounts' alias domains.
     #[command(subcommand)]
     Aliases(other_domains::AliasCommand),
@@ -327,12 +331,27 @@ pub struct PlanFields {
     /// Alias domains an account may have, or `unlimited`.
     #[arg(long)]
     max_aliases: Option<Limit>,
+    /// Hours between each account's scheduled backups, 0 for none, or `default` for the
+    /// fleet's interval (DROVER_BACKUP_INTERVAL).
+    #[arg(long, value_parser = parse_backup_hours)]
+    backup_interval_hours: Option<Option<u64>>,
     /// A Virtualmin feature (web, ssl, dns, mail, mysql, …); repeat for more.
     #[arg(long = "feature")]
     features: Vec<String>,
     /// A tag servers must carry to host the plan; repeat for more.
     #[arg(long = "tag")]
     tags: Vec<String>,
+}
+
+/// Whole hours, or `default` (none of the plan's own).
+fn parse_backup_hours(input: &str) -> Result<Option<u64>, String> {
+    if input == "default" {
+        return Ok(None);
+    }
+    input
+        .parse()
+        .map(Some)
+        .map_err(|_| format!("'{input}' is not a whole number of hours or 'default'"))
 }
 
 /// A number, or `unlimited`.
@@ -377,6 +396,9 @@ impl PlanFields {
                 set(key, json!(value));
             }
         }
+        if let Some(hours) = self.backup_interval_hours {
+            set("backup_interval_hours", json!(hours));
+        }
         if !self.features.is_empty() {
             set("features", json!(self.features));
         }
@@ -413,6 +435,10 @@ pub enum PlanCommand {
         name: Option<String>,
         #[command(flatten)]
         fields: PlanFields,
+        /// Narrow the plan even if accounts on it hold more than it would allow: nothing is
+        /// deleted, and those accounts are flagged over their limits.
+        #[arg(long)]
+        force: bool,
     },
 }
 
@@ -746,6 +772,20 @@ pub enum AccountCommand {
         #[arg(long)]
         confirm: String,
     },
+    /// Restore an account's files, mail and databases from one of its backups on its server;
+    /// drover's records are applied on top. Without --confirm, prints what it would replace.
+    Restore {
+        /// The account's id.
+        id: AccountId,
+        /// The backup's id [default: the account's last good backup].
+        #[arg(long)]
+        from: Option<drover_core::BackupId>,
+        /// The account's domain, repeated: the restore replaces its content.
+        #[arg(long)]
+        confirm: Option<String>,
+        #[command(flatten)]
+        wait: WaitFlag,
+    },
     /// A one-time link into the account's panel for its owner, valid for five minutes: asked
     /// of its server by a job (a worker must be running) and printed once.
     LoginLink {
@@ -914,6 +954,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         Command::Mailboxes(command) => mailboxes::run(command, &*store, &ctx, &config, out).await,
         Command::Databases(command) => databases::run(command, &*store, &ctx, out).await,
         Command::Certificates(command) => certificates::run(command, &*store, &ctx, out).await,
+        Command::Backups(command) => backups::run(command, &*store, &ctx, out).await,
         Command::Aliases(command) => other_domains::run_aliases(command, &*store, &ctx, out).await,
         Command::Subservers(command) => {
             other_domains::run_subservers(command, &*store, &ctx, out).await
@@ -1178,9 +1219,14 @@ async fn plans(
             ],
         ),
         PlanCommand::Show { id } => out.one(&store.plan(id).await?),
-        PlanCommand::Update { id, name, fields } => {
+        PlanCommand::Update {
+            id,
+            name,
+            fields,
+            force,
+        } => {
             let patch: PlanPatch = from_flags(fields.into_json(name))?;
-            out.one(&commands::update_plan(store, ctx, id, patch).await?)
+            out.one(&commands::update_plan(store, ctx, id, patch, force).await?)
         }
     }
 }
@@ -1632,6 +1678,32 @@ async fn accounts(
         }
         AccountCommand::Unprotect { id, confirm } => {
             out.one(&commands::set_protection(store, ctx, id, false, &confirm).await?)
+        }
+        AccountCommand::Restore {
+            id,
+            from,
+            confirm,
+            wait,
+        } => {
+            let Some(confirm) = confirm else {
+                let plan = commands::plan_restore(store, id, from).await?;
+                out.one(&plan)?;
+                if !out.json {
+                    eprintln!(
+                        "nothing was changed: repeat the domain with --confirm {} to restore",
+                        plan.domain
+                    );
+                }
+                return Ok(());
+            };
+            let (plan, job) = commands::restore_account(store, ctx, id, from, &confirm).await?;
+            if !out.json {
+                eprintln!("restoring: {}", plan.replaces);
+            }
+            if let Some(output) = follow::follow(store, job, wait, out).await? {
+                out.one(&output)?;
+            }
+            Ok(())
         }
         AccountCommand::Migrate { id, to, grace } => {
             let grace = grace.map_or(config.fleet.migration_grace, std::time::Duration::from_secs);

@@ -45,7 +45,8 @@ pub struct Config {
     pub retry_max_delay: Duration,
     pub placement: PlacementPolicy,
     pub dns: DnsSettings,
-    /// `DROVER_HEALTH_*`, `DROVER_DRIFT_*`, `DROVER_USAGE_INTERVAL`: the periodic fleet work.
+    /// `DROVER_HEALTH_*`, `DROVER_DRIFT_*`, `DROVER_USAGE_INTERVAL`, `DROVER_BACKUP_INTERVAL`:
+    /// the periodic fleet work.
     pub fleet: FleetPolicy,
 }
 
@@ -230,6 +231,7 @@ const SETTINGS: &[&str] = &[
     "DROVER_DRIFT_MAX_PERCENT",
     "DROVER_DRIFT_MAX_ACCOUNTS",
     "DROVER_USAGE_INTERVAL",
+    "DROVER_BACKUP_INTERVAL",
     "DROVER_FAILED_RETRY_INTERVAL",
     "DROVER_MIGRATION_GRACE",
     "DROVER_FAILOVER",
@@ -507,6 +509,7 @@ impl Config {
             drift: drift_policy(&sources)?,
             drift_interval: interval(&sources, "DROVER_DRIFT_INTERVAL", 3600.0)?,
             usage_interval: interval(&sources, "DROVER_USAGE_INTERVAL", 3600.0)?,
+            backup_interval: interval(&sources, "DROVER_BACKUP_INTERVAL", 86_400.0)?,
             failed_retry_interval: interval(&sources, "DROVER_FAILED_RETRY_INTERVAL", 900.0)?,
             failover: sources.flag("DROVER_FAILOVER", false)?,
             migration_grace: sources.parse(
@@ -842,6 +845,10 @@ mod tests {
         assert_eq!(
             defaults.fleet.usage_interval,
             Some(Duration::from_secs(3600))
+        );
+        assert_eq!(
+            defaults.fleet.backup_interval,
+            Some(Duration::from_secs(86_400))
         );
         let off = Config::load_from(
             Overrides::default(),

@@ -114,6 +114,10 @@ fn describe() {
          them"
     );
     describe_gauge!(
+        "drover_backups_overdue",
+        "Accounts without a good backup within twice DROVER_BACKUP_INTERVAL"
+    );
+    describe_gauge!(
         "drover_usage_synced_accounts",
         "Accounts whose usage the last sync recorded, by server"
     );

@@ -5,7 +5,7 @@
 
 use std::sync::Arc;
 
-use anyhow::Context;
+use anyhow::{Context, bail};
 use drover_core::Scope;
 use drover_store::{RequestContext, Store};
 use secrecy::ExposeSecret;
@@ -26,7 +26,8 @@ pub async fn serve(config: &Config, store: Arc<dyn Store>) -> anyhow::Result<()>
         let (token, secret) =
             crate::commands::create_token(&*store, &ctx, "first operator", Scope::Operator).await?;
         let file = config.first_token_file();
-        let kept = match write_private(&file, secret.expose_secret()) {
+        let written = write_private(&file, secret.expose_secret());
+        let kept = match &written {
             Ok(()) => format!(
                 "and kept in {} for its owner alone: delete the file once the token is stored \
                  safely",
@@ -38,11 +39,20 @@ pub async fn serve(config: &Config, store: Arc<dyn Store>) -> anyhow::Result<()>
                 "keep it safe".to_owned()
             }
         };
-        println!(
+        let shown = announce(format_args!(
             "First start: created operator token {} (shown once, {kept}):\n{}",
             token.id,
             secret.expose_secret()
-        );
+        ));
+        // Neither kept nor shown, it would be lost: the start stops (`drover tokens create`
+        // makes another).
+        if let (Err(e), false) = (written, shown) {
+            bail!(
+                "the first operator token {} could neither be kept in {} ({e}) nor printed",
+                token.id,
+                file.display()
+            );
+        }
     }
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
@@ -55,11 +65,11 @@ pub async fn serve(config: &Config, store: Arc<dyn Store>) -> anyhow::Result<()>
     let address = listener.local_addr()?;
     // The key and the engine exist before drover says it listens: a caller may rely on both.
     let engine = Arc::new(Engine::from_config(Arc::clone(&store), config).await?);
-    println!(
+    announce(format_args!(
         "drover listening on http://{address} (database: {}, {})",
         drover_store::redact_url(&config.database_url),
         store.backend().as_str()
-    );
+    ));
     let vm = &config.virtualmin;
     tracing::info!(
         %address,
@@ -133,10 +143,10 @@ pub async fn work(
             .await
             .with_context(|| format!("cannot listen on {address} (--metrics-listen)"))?;
         let app = crate::metrics::routes(metrics, Arc::clone(&store));
-        println!(
+        announce(format_args!(
             "drover worker serves /metrics on http://{}",
             listener.local_addr()?
-        );
+        ));
         // It ends with the process: metrics have nothing to finish.
         tokio::spawn(async move { axum::serve(listener, app).await });
     }
@@ -144,7 +154,10 @@ pub async fn work(
     let mut workers =
         crate::engine::start_handing_back(Arc::new(engine), config.workers, hand_back.clone())
             .context("cannot start the job workers")?;
-    println!("drover worker working {} jobs at a time", config.workers);
+    announce(format_args!(
+        "drover worker working {} jobs at a time",
+        config.workers
+    ));
     signals.next().await;
     tracing::info!(
         grace_seconds = config.shutdown_grace.as_secs_f64(),
@@ -234,4 +247,12 @@ fn write_private(path: &std::path::Path, text: &str) -> std::io::Result<()> {
         .mode(0o600)
         .open(path)?;
     file.write_all(format!("{text}\n").as_bytes())
+}
+
+/// Says how the process stands on stdout, for whoever started it; whether it was written. A
+/// reader that went away (a closed pipe) must not stop a server and its jobs.
+fn announce(line: std::fmt::Arguments<'_>) -> bool {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "{line}").and_then(|()| out.flush()).is_ok()
 }

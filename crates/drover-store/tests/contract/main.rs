@@ -85,6 +85,7 @@ drover_testkit::on_both_databases!(
     mailboxes_are_kept_by_name_and_their_passwords_by_generation,
     database_names_are_one_namespace_and_deletions_are_forgotten,
     a_certificate_keeps_its_last_failures_its_expiry_and_one_job,
+    backups_keep_their_destinations_outcomes_and_who_is_due,
     a_domain_is_an_account_an_alias_or_a_subserver_and_an_aliass_zone_follows_its_account,
     customers_are_stored_and_listed,
     plans_are_created_and_patched,
@@ -1811,4 +1812,231 @@ async fn a_domain_is_an_account_an_alias_or_a_subserver_and_an_aliass_zone_follo
                 .is_empty()
         );
     }
+}
+
+async fn backups_keep_their_destinations_outcomes_and_who_is_due(h: Harness) {
+    use drover_core::{BackupDestinationSpec, BackupId, BackupState};
+    use drover_store::{BackupFilter, BackupOutcome, Conflict, UniqueKey};
+    let store = &*h.store;
+    let spec = |name: &str, default: bool| BackupDestinationSpec {
+        name: drover_core::ServerName::parse(name).unwrap(),
+        location: drover_core::BackupLocation::parse("/var/backups/drover").unwrap(),
+        keep_daily: 7,
+        keep_weekly: 4,
+        default,
+    };
+    assert_eq!(store.default_backup_destination().await.unwrap(), None);
+    let local = store
+        .create_backup_destination(&ctx(), &spec("local", true))
+        .await
+        .unwrap();
+    assert_eq!(local.spec, spec("local", true));
+    let twin = store
+        .create_backup_destination(&ctx(), &spec("local", false))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            twin,
+            StoreError::Duplicate {
+                key: UniqueKey::Name,
+                ..
+            }
+        ),
+        "{twin:?}"
+    );
+    // A new default replaces the old one.
+    let other = store
+        .create_backup_destination(&ctx(), &spec("other", true))
+        .await
+        .unwrap();
+    let default = store.default_backup_destination().await.unwrap().unwrap();
+    assert_eq!(default.id, other.id);
+    assert!(
+        !store
+            .backup_destination(local.id)
+            .await
+            .unwrap()
+            .spec
+            .default
+    );
+
+    let vm1 = new_server(store, server_spec("vm1")).await.unwrap().id;
+    let mut accounts = Vec::new();
+    let mut plan = drover_core::PlanId(0);
+    for domain in ["arhiva-ana.ro", "arhiva-ion.ro"] {
+        let made = service(store, domain).await;
+        plan = made.plan_id;
+        move_service(store, made.id, Transition::Activate, None).await;
+        accounts.push(made.account_id);
+    }
+    let (ana, ion) = (accounts[0], accounts[1]);
+    let since = jiff::Timestamp::now() - jiff::SignedDuration::from_hours(24);
+    // Not on a server yet, or not made there: nothing is due.
+    assert_eq!(
+        store
+            .accounts_due_for_backup(plan, since, 10)
+            .await
+            .unwrap(),
+        []
+    );
+    for account in [ana, ion] {
+        store.assign_server(&ctx(), account, vm1).await.unwrap();
+        store
+            .record_observation(account, "enabled", 1)
+            .await
+            .unwrap();
+    }
+    assert_eq!(
+        store
+            .accounts_due_for_backup(plan, since, 10)
+            .await
+            .unwrap(),
+        [ana, ion]
+    );
+    assert_eq!(
+        store.accounts_due_for_backup(plan, since, 1).await.unwrap(),
+        [ana]
+    );
+
+    let queued = store
+        .request_backup(&ctx(), ana, local.id, Some("backup.requested"))
+        .await
+        .unwrap();
+    let joined = store
+        .request_backup(&ctx(), ana, local.id, None)
+        .await
+        .unwrap();
+    assert_eq!((joined.id, joined.joined), (queued.id, true));
+
+    let first = store
+        .start_backup(ana, local.id, vm1, "/var/backups/drover/a/1.tar.gz")
+        .await
+        .unwrap();
+    assert_eq!(first.state, BackupState::Running);
+    // A backup started is one the schedule does not ask for again.
+    assert_eq!(
+        store
+            .accounts_due_for_backup(plan, since, 10)
+            .await
+            .unwrap(),
+        [ion]
+    );
+    let size = Some(60_631);
+    let done = store
+        .finish_backup(
+            &ctx(),
+            first.id,
+            &BackupOutcome::Succeeded { size_bytes: size },
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        (done.state, done.size_bytes),
+        (BackupState::Succeeded, size)
+    );
+    assert!(done.finished_at.is_some());
+    let second = store
+        .start_backup(ana, local.id, vm1, "/var/backups/drover/a/2.tar.gz")
+        .await
+        .unwrap();
+    let failed = BackupOutcome::Failed {
+        error:
+            "Failed to open /var/backups/drover/a/2.tar.gz for writing : No space left on device"
+                .into(),
+        log: "Error\n-----".into(),
+    };
+    let second = store
+        .finish_backup(&ctx(), second.id, &failed)
+        .await
+        .unwrap();
+    assert_eq!(second.state, BackupState::Failed);
+    assert!(
+        second
+            .error
+            .as_deref()
+            .unwrap()
+            .ends_with("No space left on device")
+    );
+    let audited = store
+        .audit_events(drover_store::AuditFilter {
+            subject: Some(format!("account:{ana}")),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let actions: Vec<&str> = audited.iter().map(|e| e.action.as_str()).collect();
+    assert!(actions.contains(&"backup.requested"), "{actions:?}");
+    assert!(actions.contains(&"backup.failed"), "{actions:?}");
+
+    // The last good one is the success, not the later failure; lists are newest first.
+    let last = store.last_good_backup(ana).await.unwrap().unwrap();
+    assert_eq!(last.id, first.id);
+    let all = store
+        .backups(BackupFilter {
+            account: Some(ana),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        all.iter().map(|b| b.id).collect::<Vec<_>>(),
+        [second.id, first.id]
+    );
+    let failures = store
+        .backups(BackupFilter {
+            state: Some(BackupState::Failed),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(failures.len(), 1);
+
+    // Overdue: none of accounts younger than the deadline; past it, ana's good backup is
+    // too old and ion never had one.
+    let now = jiff::Timestamp::now();
+    let earlier = now - jiff::SignedDuration::from_hours(1);
+    assert_eq!(store.backups_older_than(plan, earlier).await.unwrap(), []);
+    let later = now + jiff::SignedDuration::from_mins(1);
+    let ages = store.backups_older_than(plan, later).await.unwrap();
+    let named: Vec<_> = ages
+        .iter()
+        .map(|a| (a.account_id, a.last_good_at))
+        .collect();
+    assert_eq!(named, [(ana, done.finished_at), (ion, None)]);
+
+    // Pruned archives stay in the history, and no longer count as good.
+    store.mark_pruned(&ctx(), ana, &[first.id]).await.unwrap();
+    assert_eq!(store.last_good_backup(ana).await.unwrap(), None);
+    assert_eq!(
+        store.backups(BackupFilter::default()).await.unwrap()[1].state,
+        BackupState::Pruned
+    );
+    store
+        .mark_pruned(&ctx(), ana, &[BackupId(999)])
+        .await
+        .unwrap();
+    store.mark_pruned(&ctx(), ana, &[]).await.unwrap();
+
+    // A destination that holds backups is kept; an unused one can go.
+    let held = store
+        .delete_backup_destination(&ctx(), local.id)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            held,
+            StoreError::Conflict {
+                conflict: Conflict::InUse,
+                ..
+            }
+        ),
+        "{held:?}"
+    );
+    store
+        .delete_backup_destination(&ctx(), other.id)
+        .await
+        .unwrap();
+    assert_eq!(store.default_backup_destination().await.unwrap(), None);
+    assert_eq!(store.backup_destinations().await.unwrap().len(), 1);
 }

@@ -285,6 +285,21 @@ impl VirtualminSim {
         f(&mut lock(&self.shared.state))
     }
 
+    /// Puts a file of the customer's into a domain's home directory (`None` when the server
+    /// lacks the domain), as the customer's uploads would.
+    pub fn put_file(&self, domain: &str, path: &str, text: &str) -> Option<()> {
+        self.with_state(|s| {
+            let d = s.domains.get_mut(domain)?;
+            d.files.insert(path.to_owned(), text.to_owned());
+            Some(())
+        })
+    }
+
+    /// A file of a domain's home directory, if the server has the domain and the file.
+    pub fn file(&self, domain: &str, path: &str) -> Option<String> {
+        self.with_state(|s| s.domains.get(domain)?.files.get(path).cloned())
+    }
+
     pub fn domain_names(&self) -> Vec<String> {
         self.with_state(|s| s.domains.keys().cloned().collect())
     }

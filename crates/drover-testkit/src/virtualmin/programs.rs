@@ -47,6 +47,9 @@ pub struct SimDomain {
     pub certificate_expiry: Option<u64>,
     /// The server renews its certificate (`generate-letsencrypt-cert --renew`).
     pub certificate_renew: bool,
+    /// The customer's content: files under its home directory (path → text), which backups
+    /// carry and restores bring back. A test puts and reads them with `VirtualminSim::files`.
+    pub files: BTreeMap<String, String>,
 }
 
 /// What a domain uses, as a test sets it; the server reports it only where the real one would
@@ -88,6 +91,7 @@ impl SimDomain {
             max_databases: None,
             certificate_expiry: None,
             certificate_renew: false,
+            files: BTreeMap::new(),
         }
     }
 
@@ -128,6 +132,12 @@ pub struct State {
     pub acme_failures: BTreeMap<String, Vec<u64>>,
     /// Requests Let's Encrypt refused for that limit: a client that respects it makes none.
     pub acme_rate_limited: u64,
+    /// The server's own directories a backup may be written into without `--mkdir`.
+    pub directories: BTreeSet<String>,
+    /// Backup archives written on the server, by path: the domain as it was backed up.
+    pub archives: BTreeMap<String, SimDomain>,
+    /// The disk takes no more archives: a backup fails writing, as on a full disk.
+    pub backup_disk_full: bool,
 }
 
 /// What Let's Encrypt answers the server.
@@ -162,6 +172,12 @@ impl Default for State {
             acme: Acme::default(),
             acme_failures: BTreeMap::new(),
             acme_rate_limited: 0,
+            directories: ["/", "/backups", "/var", "/var/backups"]
+                .into_iter()
+                .map(str::to_owned)
+                .collect(),
+            archives: BTreeMap::new(),
+            backup_disk_full: false,
         }
     }
 }
@@ -345,6 +361,26 @@ impl Params {
     }
 }
 
+/// Sizes as Webmin's own `nice_size` writes them (binary units, truncated to two decimals),
+/// as backups print their final size.
+pub(super) fn webmin_nice_size(bytes: u64) -> String {
+    const UNITS: [&str; 5] = ["KiB", "MiB", "GiB", "TiB", "PiB"];
+    if bytes < 1024 {
+        return format!("{bytes} bytes");
+    }
+    let mut value = bytes as f64;
+    let mut unit = "bytes";
+    for next in UNITS {
+        if value < 1024.0 {
+            break;
+        }
+        value /= 1024.0;
+        unit = next;
+    }
+    let truncated = (value * 100.0).floor() / 100.0;
+    format!("{truncated} {unit}")
+}
+
 /// Sizes as Virtualmin's `nice_size` writes them.
 pub(super) fn nice_size(bytes: u64) -> String {
     const UNITS: [(&str, u64); 4] = [
@@ -417,6 +453,8 @@ pub const PROGRAMS: &[&str] = &[
     "create-database",
     "list-databases",
     "backup-domain",
+    "delete-backup",
+    "restore-domain",
     "generate-letsencrypt-cert",
     "create-login-link",
     "modify-limits",
@@ -462,6 +500,8 @@ impl State {
             "create-database" => self.create_database(params),
             "list-databases" => self.list_databases(params),
             "backup-domain" => self.backup_domain(params),
+            "delete-backup" => self.delete_backup(params),
+            "restore-domain" => self.restore_domain(params),
             "generate-letsencrypt-cert" => self.generate_letsencrypt_cert(params, now_unix),
             // A one-time session at the domain's own name, as the real server gives it.
             "create-login-link" => {
@@ -1222,6 +1262,7 @@ impl State {
             max_databases: None,
             certificate_expiry: None,
             certificate_renew: false,
+            files: BTreeMap::new(),
         };
         if kind == Kind::Alias {
             domain.parent = parent.as_ref().map(|p| p.name.clone());
@@ -1954,17 +1995,164 @@ impl State {
         }
     }
 
-    fn backup_domain(&self, params: &Params) -> Answer {
-        let dest = params
-            .get("dest")
-            .unwrap_or("/backups/backup.tar.gz")
-            .to_owned();
-        self.with_domain("backup-domain", params, |d| {
-            Answer::Output(format!(
-                "Starting backup..\nTesting backup destination local file {dest} ..\n.. done\n\nCreating backup for virtual server {} ..\n.. done\n\nBackup is complete. Final size was 12 kB.\n",
-                d.name
-            ))
-        })
+    /// `backup-domain` of one domain to a local file (`backup-domain__local-file*`): the
+    /// archive is kept by path with the domain as it was; a missing directory without
+    /// `--mkdir`, or a full disk, fails writing as the real server does
+    /// (`backup-domain__dest-dir-missing__json`); `--mkdir` makes only the last directory, and
+    /// fails before the backup when its parent is missing, as the real server does.
+    fn backup_domain(&mut self, params: &Params) -> Answer {
+        const P: &str = "backup-domain";
+        let Some(dest) = params.get("dest").map(str::to_owned) else {
+            return failure(P, "No destination to backup to specified");
+        };
+        let Some(name) = params.get("domain") else {
+            return failure(P, "No virtual servers specified");
+        };
+        let Some(domain) = self.domains.get(name).cloned() else {
+            return missing(P, name);
+        };
+        let directory = dest.rsplit_once('/').map_or("/", |(dir, _)| dir).to_owned();
+        let testing =
+            format!("Starting backup..\nTesting backup destination local file {dest} ..\n");
+        // `--mkdir` makes the archive's directory, not its parents (a plain mkdir).
+        if params.has("mkdir") && !self.directories.contains(&directory) {
+            let parent = directory.rsplit_once('/').map_or("/", |(dir, _)| dir);
+            let parent = if parent.is_empty() { "/" } else { parent };
+            if !self.directories.contains(parent) {
+                return Answer::Raw {
+                    output: format!(
+                        "{testing}Failed to create directory {directory} : mkdir: cannot create \
+                         directory '{directory}': No such file or directory\n\n\nBackup failed!\n\n"
+                    ),
+                    exit: 256,
+                    multiline: false,
+                };
+            }
+            self.directories.insert(directory.clone());
+        }
+        let mut log = format!("{testing}.. done\n\nCreating backup for virtual server {name} ..\n");
+        for (step, feature) in [
+            ("Copying virtual server configuration", None),
+            ("Creating TAR file of home directory", Some("dir")),
+            ("Copying records in DNS domain", Some("dns")),
+            ("Saving mail aliases", Some("mail")),
+            ("Saving mail and FTP users", Some("mail")),
+            ("Copying Apache virtual host configuration", Some("web")),
+            ("Copying MariaDB user details", Some("mysql")),
+        ] {
+            if feature.is_none_or(|f| domain.features.iter().any(|x| x == f)) {
+                log.push_str(&format!("    {step} ..\n    .. done\n\n"));
+            }
+        }
+        for db in &domain.databases {
+            log.push_str(&format!(
+                "    Dumping MariaDB database {} ..\n    .. done\n\n",
+                db
+            ));
+        }
+        let unwritable = if !self.directories.contains(&directory) {
+            Some("No such file or directory")
+        } else if self.backup_disk_full {
+            Some("No space left on device")
+        } else {
+            None
+        };
+        if let Some(cause) = unwritable {
+            let message = format!("Failed to open {dest} for writing : {cause}");
+            log.push_str(&format!(
+                "[03/Dec/2026:08:24:31 +0000] [127.0.0.1] {message}\nError\n-----\n{message}\n\
+                 -----\n.. completed in 1 seconds\n\n"
+            ));
+            return Answer::Raw {
+                output: log,
+                exit: 256,
+                multiline: false,
+            };
+        }
+        // A small site's archive: its configuration, plus what it uses.
+        let size = 60_000 + domain.usage.disk_bytes + domain.usage.database_bytes;
+        self.archives.insert(dest, domain);
+        log.push_str(&format!(
+            ".. completed in 1 seconds\n\nCreating final backup archive ..\n.. done\n\n\
+             1 virtual servers backed up successfully\nBackup completed successfully. Final size \
+             was {}\n\n",
+            webmin_nice_size(size)
+        ));
+        Answer::Output(log)
+    }
+
+    /// `restore-domain --source FILE --domain D --option "dir delete 1"` (`restore-domain__*`):
+    /// the domain as the archive holds it, re-created when the server lacks it (new unix ids, as
+    /// the real server allocates them) or its content restored when it has it; a missing
+    /// archive fails as captured (`restore-domain__missing-file__*`).
+    fn restore_domain(&mut self, params: &Params) -> Answer {
+        const P: &str = "restore-domain";
+        let Some(source) = params.get("source").map(str::to_owned) else {
+            return failure(P, "Missing --source parameter");
+        };
+        let Some(name) = params.get("domain").map(str::to_owned) else {
+            return failure(P, "No domains to restore specified");
+        };
+        let Some(archived) = self.archives.get(&source).cloned() else {
+            return failure(P, format!("Restore file {source} does not exist"));
+        };
+        let checks = "Checking for missing features ..\n.. all features in backup are supported\n\n\
+                      Checking for errors in backup ..\n.. no errors found\n\nStarting restore..\n\
+                      Extracting backup archive file ..\n.. done\n\n";
+        // The archive holds another domain: the real server says it restored, and restores
+        // nothing (`restore-domain__domain-not-in-backup__json`).
+        if archived.name != name {
+            return Answer::Output(format!(
+                "{checks}Restoring backup for virtual server {name} ..\n    Updating Webmin user ..\n    \
+                 .. done\n\nRe-loading Webmin ..\n.. done\n\nRestore completed successfully.\n\n"
+            ));
+        }
+        let mut log = checks.to_owned();
+        match self.domains.get_mut(&name) {
+            // Its files as backed up (with `dir delete`, those made since go); the mailboxes
+            // and databases backed up come back, those made since stay.
+            Some(existing) => {
+                existing.files = archived.files.clone();
+                existing.mailboxes.extend(archived.mailboxes.clone());
+                existing
+                    .mailbox_quotas
+                    .extend(archived.mailbox_quotas.clone());
+                for database in &archived.databases {
+                    if !existing.databases.contains(database) {
+                        existing.databases.push(database.clone());
+                    }
+                }
+                existing.usage = archived.usage;
+            }
+            None => {
+                log.push_str(&format!(
+                    "Re-creating virtual server {name} ..\n    Re-allocating user and group IDs ..\n    \
+                     .. done\n\n"
+                ));
+                let mut restored = archived;
+                restored.id = self.next_id;
+                self.next_id += 1;
+                self.domains.insert(name.clone(), restored);
+            }
+        }
+        log.push_str(&format!(
+            "Restoring backup for virtual server {name} ..\n    Extracting TAR file of home directory ..\n    \
+             .. done\n\n    Re-creating mail and FTP users ..\n    .. done\n\nRestore completed successfully.\n\n"
+        ));
+        Answer::Output(log)
+    }
+
+    /// `delete-backup --dest`: the archive goes; one already gone is no error, as on the real
+    /// server (it deletes only files that exist).
+    fn delete_backup(&mut self, params: &Params) -> Answer {
+        let Some(dest) = params.get("dest") else {
+            return failure(
+                "delete-backup",
+                "One of the --id or --dest flags must be given",
+            );
+        };
+        self.archives.remove(dest);
+        Answer::Output(format!("Deleting backup at {dest} ..\n.. backup removed\n"))
     }
 }
 

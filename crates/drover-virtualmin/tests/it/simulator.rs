@@ -815,6 +815,118 @@ mod rules {
     }
 
     #[tokio::test]
+    async fn a_backup_is_written_and_deleted_and_fails_as_captured() {
+        let (sim, vm) = start(SimConfig::default()).await;
+        run(
+            &vm,
+            "create-domain",
+            &["domain=bk1.test", "pass=p", "default-features"],
+        )
+        .await
+        .unwrap();
+        let archive = "/var/backups/bk1.test/bk1.test-20261203-082417.tar.gz";
+        let output = vm.backup_domain("bk1.test", archive).await.unwrap();
+        let real = captured("backup-domain__local-file-all-features__json.http")
+            .unwrap()
+            .output;
+        for line in [
+            "Starting backup..",
+            "Creating backup for virtual server bk1.test ..",
+            "    Saving mail and FTP users ..",
+            "1 virtual servers backed up successfully",
+        ] {
+            assert!(output.contains(line) && real.contains(line), "{line}");
+        }
+        let size = |text: &str| {
+            let last = text
+                .trim_end()
+                .lines()
+                .last()
+                .unwrap_or_default()
+                .to_owned();
+            last.split_whitespace().next_back().map(str::to_owned)
+        };
+        assert_eq!(size(&output).as_deref(), Some("KiB"));
+        assert_eq!(size(&real).as_deref(), Some("KiB"));
+        assert!(sim.with_state(|s| s.archives.contains_key(archive)));
+
+        // Its directory missing (no --mkdir): the archive cannot be written, as captured.
+        let err = run(
+            &vm,
+            "backup-domain",
+            &[
+                "domain=bk1.test",
+                "dest=/srv/missing/bk1.tar.gz",
+                "all-features",
+            ],
+        )
+        .await
+        .unwrap_err();
+        let real = captured_error("backup-domain__dest-dir-missing__json.http");
+        assert_eq!(
+            (err.kind, err.program_failed),
+            (real.kind, real.program_failed)
+        );
+        assert_eq!(
+            err.message,
+            "Failed to open /srv/missing/bk1.tar.gz for writing : No such file or directory"
+        );
+        assert!(
+            real.message
+                .ends_with("for writing : No such file or directory")
+        );
+        // `--mkdir` makes the archive's directory only, not its parents (as the real one).
+        let err = vm
+            .backup_domain("bk1.test", "/var/backups/none/bk1.test/a.tar.gz")
+            .await
+            .unwrap_err();
+        assert_eq!(
+            err.message,
+            "Failed to create directory /var/backups/none/bk1.test : mkdir: cannot create \
+             directory '/var/backups/none/bk1.test': No such file or directory"
+        );
+        // A full disk fails the same way, with its own cause.
+        sim.with_state(|s| s.backup_disk_full = true);
+        let err = vm.backup_domain("bk1.test", archive).await.unwrap_err();
+        assert!(err.message.ends_with("No space left on device"), "{err:?}");
+        // A domain the server does not have.
+        let err = vm.backup_domain("nosuch.test", archive).await.unwrap_err();
+        let real = captured_error("backup-domain__nonexistent-domain__json.http");
+        assert_eq!(err.kind, real.kind);
+
+        // A restore brings back what the archive holds: the domain's files, re-created when
+        // the server lacks it.
+        sim.with_state(|s| s.backup_disk_full = false);
+        sim.put_file("bk1.test", "public_html/index.html", "before")
+            .unwrap();
+        vm.backup_domain("bk1.test", archive).await.unwrap();
+        sim.put_file("bk1.test", "public_html/index.html", "after")
+            .unwrap();
+        let log = vm.restore_domain(archive, "bk1.test").await.unwrap();
+        assert!(log.contains("Restore completed successfully."), "{log}");
+        assert_eq!(
+            sim.file("bk1.test", "public_html/index.html").as_deref(),
+            Some("before")
+        );
+        vm.delete_domain("bk1.test").await.unwrap();
+        let log = vm.restore_domain(archive, "bk1.test").await.unwrap();
+        assert!(log.contains("Re-creating virtual server bk1.test"), "{log}");
+        assert_eq!(
+            sim.file("bk1.test", "public_html/index.html").as_deref(),
+            Some("before")
+        );
+        // An archive that is not there, as captured.
+        let missing = "/var/backups/drover-cap/nosuch.tar.gz";
+        let err = vm.restore_domain(missing, "bk1.test").await.unwrap_err();
+        let real = captured_error("restore-domain__missing-file__xml.http");
+        assert_eq!(err, real);
+
+        vm.delete_backup(archive).await.unwrap();
+        assert!(sim.with_state(|s| s.archives.is_empty()));
+        vm.delete_backup(archive).await.unwrap();
+    }
+
+    #[tokio::test]
     async fn with_its_database_down_the_server_answers_as_captured() {
         let (sim, vm) = start(SimConfig::default()).await;
         run(

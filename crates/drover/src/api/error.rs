@@ -107,6 +107,7 @@ impl From<StoreError> for ApiError {
                     Conflict::NoQueueYet => "no_queue_yet",
                     Conflict::KeyRotated => "key_rotated",
                     Conflict::JobWaiting => "job_waiting",
+                    Conflict::InUse => "in_use",
                 };
                 Self::new(StatusCode::CONFLICT, code, message)
             }
@@ -169,7 +170,11 @@ impl From<drover_core::Error> for ApiError {
             }
             ZoneDeleting { .. } => Self::new(StatusCode::CONFLICT, "zone_deleting", message),
             PlanFixed { .. } => Self::new(StatusCode::CONFLICT, "service_terminated", message),
-            PlanTooSmall { .. } => Self::new(StatusCode::CONFLICT, "plan_too_small", message),
+            BackupRefused { .. } => Self::new(StatusCode::CONFLICT, "backup_refused", message),
+            RestoreRefused { .. } => Self::new(StatusCode::CONFLICT, "restore_refused", message),
+            PlanTooSmall { .. } | PlanEditTooSmall { .. } => {
+                Self::new(StatusCode::CONFLICT, "plan_too_small", message)
+            }
             LoginLinkGone { .. } => Self::new(StatusCode::GONE, "login_link_gone", message),
             CertificateRefused { .. } => {
                 Self::new(StatusCode::CONFLICT, "certificate_refused", message)

@@ -6,6 +6,7 @@
 
 mod accounts;
 mod audit;
+mod backups;
 mod certificates;
 mod customers;
 mod databases;
@@ -106,6 +107,7 @@ fn resources() -> OpenApiRouter<AppState> {
         .merge(other_domains::routes())
         .merge(login_links::routes())
         .merge(certificates::routes())
+        .merge(backups::routes())
         .merge(jobs::routes())
         .merge(provisioning::routes())
         .merge(audit::routes())

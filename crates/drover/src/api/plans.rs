@@ -5,6 +5,8 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use drover_core::{PlanId, PlanPatch, PlanSpec};
 use drover_store::Plan;
+use serde::Deserialize;
+use utoipa::IntoParams;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
@@ -47,16 +49,30 @@ async fn get_plan(State(app): State<AppState>, Path(id): Path<String>) -> Reply<
     Ok(axum::Json(app.store.plan(id).await?))
 }
 
+/// How a plan's edit treats accounts it would leave over their limits.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+struct UpdatePlanQuery {
+    /// Change even if accounts on the plan hold more than it would allow: nothing is deleted,
+    /// and those accounts are flagged over their limits (`over_limit`).
+    #[serde(default)]
+    force: bool,
+}
+
 #[utoipa::path(patch, path = "/api/v1/plans/{id}", tag = "plans", request_body = PlanPatch,
-    responses((status = 200, body = Plan), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+    params(UpdatePlanQuery),
+    responses((status = 200, body = Plan), (status = 404, body = ErrorBody),
+        (status = 409, description = "accounts on the plan hold more than it would allow (`plan_too_small`), unless forced", body = ErrorBody),
+        (status = 422, body = ErrorBody)))]
 async fn update_plan(
     State(app): State<AppState>,
     Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
+    Query(query): Query<UpdatePlanQuery>,
     Json(patch): Json<PlanPatch>,
 ) -> Reply<Plan> {
     let id: PlanId = path_id("plan", &id)?;
-    Ok(axum::Json(
-        crate::commands::update_plan(&*app.store, &caller.context(), id, patch).await?,
-    ))
+    let context = caller.context();
+    let plan = crate::commands::update_plan(&*app.store, &context, id, patch, query.force).await?;
+    Ok(axum::Json(plan))
 }

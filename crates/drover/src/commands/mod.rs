@@ -10,6 +10,7 @@
 
 mod accounts;
 mod adoption;
+mod backups;
 mod certificates;
 mod customers;
 mod databases;
@@ -29,6 +30,11 @@ mod tokens;
 
 pub use accounts::{retry_failed_accounts, set_protection};
 pub use adoption::adopt;
+pub(crate) use backups::backup_facts;
+pub use backups::{
+    RestorePlan, after_restore, backup_account, create_backup_destination,
+    delete_backup_destination, plan_restore, restore_account,
+};
 pub use certificates::{
     ask_again as ask_certificate_again, certificate, forget_certificate, request_certificate,
 };

@@ -2,11 +2,12 @@
 //! (every account has what recreation needs), a plan (accounts, order, calls), then one
 //! failover move per account, carried out by jobs.
 
-use drover_core::{AccountId, Recreated, ServerId, check_rebuild};
-use drover_store::{RequestContext, Server, Store};
+use drover_core::{AccountId, Recreated, ResourceCounts, ServerId, check_rebuild};
+use drover_store::{OtherDomainKind, RequestContext, Server, Store};
 use serde::Serialize;
 
 use super::Result;
+use super::services::counted;
 
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct RebuildStep {
@@ -43,15 +44,16 @@ pub async fn rebuild(
 ) -> Result<RebuildPlan> {
     let target = store.server(onto).await?;
     let accounts = crate::engine::accounts_on(store, lost.id).await?;
-    let recreated: Vec<Recreated> = accounts
-        .iter()
-        .map(|a| Recreated {
+    let mut recreated = Vec::with_capacity(accounts.len());
+    for a in &accounts {
+        recreated.push(Recreated {
             account: a.id,
             domain: a.domain.to_string(),
             state: a.desired_state,
             has_sealed_password: a.has_sealed_password,
-        })
-        .collect();
+            resources: held_by(store, a.id).await?,
+        });
+    }
     let rate = target.spec.rate_qps.unwrap_or(default_rate_qps);
     let check = check_rebuild(lost.id, onto, &recreated, rate);
     let mut steps = Vec::with_capacity(check.steps.len());
@@ -97,4 +99,16 @@ pub async fn rebuild(
     }
     plan.started = true;
     Ok(plan)
+}
+
+/// What the account holds that a rebuild recreates (those being deleted left out).
+async fn held_by(store: &dyn Store, account: AccountId) -> Result<ResourceCounts> {
+    Ok(counted(
+        &store.mailboxes(account).await?,
+        &store.databases(account).await?,
+        &store.other_domains(account, OtherDomainKind::Alias).await?,
+        &store
+            .other_domains(account, OtherDomainKind::Subserver)
+            .await?,
+    ))
 }

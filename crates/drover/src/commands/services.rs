@@ -163,12 +163,27 @@ pub(super) async fn resource_counts(
     tx: &mut dyn Write,
     account: AccountId,
 ) -> Result<ResourceCounts> {
-    let mailboxes = tx.mailboxes(account).await?;
-    let databases = tx.databases(account).await?;
+    Ok(counted(
+        &tx.mailboxes(account).await?,
+        &tx.databases(account).await?,
+        &tx.other_domains(account, OtherDomainKind::Alias).await?,
+        &tx.other_domains(account, OtherDomainKind::Subserver)
+            .await?,
+    ))
+}
+
+/// The resources as a plan's limits count them: those being deleted left out.
+pub(super) fn counted(
+    mailboxes: &[drover_store::Mailbox],
+    databases: &[drover_store::Database],
+    aliases: &[drover_store::OtherDomain],
+    subservers: &[drover_store::OtherDomain],
+) -> ResourceCounts {
+    let mailboxes = mailboxes.iter().filter(|m| !m.deleting);
     let databases = databases.iter().filter(|d| !d.deleting);
-    let kept = |all: Vec<drover_store::OtherDomain>| all.iter().filter(|d| !d.deleting).count();
-    Ok(ResourceCounts {
-        mailboxes: mailboxes.iter().filter(|m| !m.deleting).count(),
+    let kept = |all: &[drover_store::OtherDomain]| all.iter().filter(|d| !d.deleting).count();
+    ResourceCounts {
+        mailboxes: mailboxes.clone().count(),
         mysql_databases: databases
             .clone()
             .filter(|d| d.kind == DatabaseType::Mysql)
@@ -176,17 +191,10 @@ pub(super) async fn resource_counts(
         postgres_databases: databases
             .filter(|d| d.kind == DatabaseType::Postgres)
             .count(),
-        aliases: kept(tx.other_domains(account, OtherDomainKind::Alias).await?),
-        subservers: kept(
-            tx.other_domains(account, OtherDomainKind::Subserver)
-                .await?,
-        ),
-        largest_mailbox_quota_mb: mailboxes
-            .iter()
-            .filter(|m| !m.deleting)
-            .filter_map(|m| m.quota_mb)
-            .max(),
-    })
+        aliases: kept(aliases),
+        subservers: kept(subservers),
+        largest_mailbox_quota_mb: mailboxes.filter_map(|m| m.quota_mb).max(),
+    }
 }
 
 /// After a deletion, an account flagged over its limits loses the flag once it fits (or

@@ -138,6 +138,39 @@ pub async fn check_fleet(
     Ok(changes)
 }
 
+/// The accounts whose last good backup is older than their plan's schedule allows (or that
+/// have none though old enough to): a warning, and their number a metric. Nothing while
+/// backups are not scheduled (no interval, or no default destination), nor for a plan
+/// without scheduled backups.
+pub async fn backups_overdue(
+    engine: &Engine,
+) -> crate::commands::Result<Vec<drover_store::BackupAge>> {
+    let Some(every) = engine.fleet_policy.backup_interval else {
+        return Ok(Vec::new());
+    };
+    if engine.store.default_backup_destination().await?.is_none() {
+        return Ok(Vec::new());
+    }
+    let fleet = jiff::SignedDuration::try_from(every).unwrap_or(jiff::SignedDuration::MAX);
+    let mut overdue = Vec::new();
+    for plan in super::jobs::all_plans(&engine.store).await? {
+        let Some(interval) = plan.spec.backup_interval(fleet) else {
+            continue;
+        };
+        let since = drover_core::overdue_before(interval, jiff::Timestamp::now());
+        overdue.extend(engine.store.backups_older_than(plan.id, since).await?);
+    }
+    overdue.sort_by_key(|b| b.account_id);
+    metrics::gauge!("drover_backups_overdue").set(overdue.len() as f64);
+    if !overdue.is_empty() {
+        tracing::warn!(
+            count = overdue.len(),
+            "accounts without a good backup within twice the backup interval"
+        );
+    }
+    Ok(overdue)
+}
+
 /// The accounts' certificates their servers should have renewed by now (they renew 21 days
 /// before expiry, and these expire within the warning days): a warning, and their number a
 /// metric. The expiries are the ones the last usage syncs read.

@@ -49,6 +49,7 @@ impl Default for FleetPolicy {
             drift: Default::default(),
             drift_interval: None,
             usage_interval: None,
+            backup_interval: None,
             failed_retry_interval: None,
             migration_grace: std::time::Duration::from_secs(7 * 86_400),
             failover: false,
@@ -69,6 +70,9 @@ pub struct FleetPolicy {
     /// How often the elected leader pulls usage figures from every server (`None`: only when
     /// an operator asks).
     pub usage_interval: Option<std::time::Duration>,
+    /// How often each account is backed up to the default destination (`None`: only when
+    /// asked). The elected leader looks for accounts due every quarter of an hour at most.
+    pub backup_interval: Option<std::time::Duration>,
     /// How often the elected leader tries the failed accounts again (`None`: never).
     pub failed_retry_interval: Option<std::time::Duration>,
     /// How long a moved account's old copy is kept (disabled) unless an operator confirms.
@@ -152,6 +156,15 @@ pub fn start_handing_back(
             riverqueue::PeriodicJobOpts::new().with_id("usage-sync"),
         ));
     }
+    if let Some(every) = engine.fleet_policy.backup_interval {
+        let look = every.min(std::time::Duration::from_secs(900));
+        let every_seconds = every.as_secs().max(1);
+        builder = builder.periodic_job(riverqueue::PeriodicJob::with_options(
+            riverqueue::IntervalSchedule::new(look)?,
+            move || drover_store::jobs::ScheduleBackups { every_seconds },
+            riverqueue::PeriodicJobOpts::new().with_id("backup-schedule"),
+        ));
+    }
     if let Some(interval) = engine.fleet_policy.failed_retry_interval {
         builder = builder.periodic_job(riverqueue::PeriodicJob::with_options(
             riverqueue::IntervalSchedule::new(interval)?,
@@ -175,6 +188,10 @@ pub fn start_handing_back(
             QueueConfig::new(concurrency.clamp(1, 4)),
         )
         .queue(drover_store::jobs::FLEET_QUEUE, QueueConfig::new(2))
+        .queue(
+            drover_store::jobs::BACKUP_QUEUE,
+            QueueConfig::new(concurrency.clamp(1, 4)),
+        )
         .build()?;
     client.start()
 }

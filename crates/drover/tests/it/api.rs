@@ -193,6 +193,7 @@ drover_testkit::on_both_databases!(
     headers_and_bodies_are_read_as_http_defines_them,
     a_retried_post_with_an_idempotency_key_is_answered_once,
     plans_and_servers_are_patched,
+    backup_destinations_and_backups_are_served,
     the_openapi_document_describes_every_route,
     dns_zones_are_kept_through_the_api_and_left_to_jobs,
     server_health_is_shown_and_maintenance_set,
@@ -728,7 +729,7 @@ async fn a_retried_post_with_an_idempotency_key_is_answered_once(api: Api) {
 }
 
 async fn plans_and_servers_are_patched(api: Api) {
-    api.setup().await;
+    let (customer, plan_id) = api.setup().await;
     let patch = |path: &str, body: Value| {
         let api = &api;
         let path = path.to_owned();
@@ -758,6 +759,29 @@ async fn plans_and_servers_are_patched(api: Api) {
     );
     assert_eq!(plan.body["features"], json!(["web", "dns", "mail"]));
 
+    // A plan narrowed below what an account holds is refused unless forced.
+    let service = json!({"customer_id": customer, "plan_id": plan_id, "domain": "plin.ro"});
+    let account = api.post("/api/v1/services", service).await.body["account_id"].clone();
+    let mailbox = json!({"name": "ana", "password": "Mail-passw0rd"});
+    let path = format!("/api/v1/accounts/{account}/mailboxes");
+    assert_eq!(api.post(&path, mailbox).await.status, StatusCode::CREATED);
+    let no_mail = json!({"features": ["web", "dns"]});
+    let refused = patch("/api/v1/plans/1", no_mail.clone()).await;
+    assert_eq!(
+        (refused.status, refused.code()),
+        (StatusCode::CONFLICT, "plan_too_small")
+    );
+    assert_eq!(
+        api.get("/api/v1/plans/1").await.body["features"],
+        json!(["web", "dns", "mail"])
+    );
+    let forced = patch("/api/v1/plans/1?force=true", no_mail).await;
+    assert_eq!(forced.status, StatusCode::OK, "{:?}", forced.body);
+    assert_eq!(
+        api.get(&format!("/api/v1/accounts/{account}")).await.body["over_limit"],
+        "1 mailboxes without the feature mail"
+    );
+
     let server = patch(
         "/api/v1/servers/1",
         json!({"capacity": 300, "tags": ["ssd"]}),
@@ -784,6 +808,10 @@ async fn the_openapi_document_describes_every_route(api: Api) {
         ("/api/v1/customers", "post"),
         ("/api/v1/customers/{id}", "get"),
         ("/api/v1/plans/{id}", "patch"),
+        ("/api/v1/backup-destinations", "post"),
+        ("/api/v1/accounts/{id}/backups", "post"),
+        ("/api/v1/backups", "get"),
+        ("/api/v1/accounts/{id}/restore", "post"),
         ("/api/v1/servers/{id}", "patch"),
         ("/api/v1/services", "post"),
         ("/api/v1/services/{id}/{action}", "post"),
@@ -1471,4 +1499,116 @@ async fn billing_deletes_without_repeating_names_only_when_an_operator_allows_it
         .unwrap();
     let details: Value = serde_json::from_str(event["details"].as_str().unwrap()).unwrap();
     assert_eq!(details["confirmed"], "billing_cleanup", "{event}");
+}
+
+async fn backup_destinations_and_backups_are_served(api: Api) {
+    let (customer, plan) = api.setup().await;
+    let spec = json!({"name": "local", "location": "/var/backups/drover", "default": true});
+    // Destinations are an operator's.
+    let refused = api
+        .call(
+            Method::POST,
+            "/api/v1/backup-destinations",
+            Some(&api.billing),
+            &[],
+            Some(&spec.to_string()),
+        )
+        .await;
+    assert_eq!(refused.status, StatusCode::FORBIDDEN);
+    let bad = api
+        .post(
+            "/api/v1/backup-destinations",
+            json!({"name": "x", "location": "backups"}),
+        )
+        .await;
+    assert_eq!(
+        (bad.status, bad.code()),
+        (StatusCode::UNPROCESSABLE_ENTITY, "invalid_field")
+    );
+    assert!(
+        bad.message()
+            .contains("an absolute directory on the server"),
+        "{:?}",
+        bad.body
+    );
+    let created = api.post("/api/v1/backup-destinations", spec.clone()).await;
+    assert_eq!(created.status, StatusCode::CREATED, "{:?}", created.body);
+    assert_eq!(
+        (
+            created.body["keep_daily"].clone(),
+            created.body["keep_weekly"].clone(),
+            created.body["default"].clone()
+        ),
+        (json!(7), json!(4), json!(true))
+    );
+    let twin = api.post("/api/v1/backup-destinations", spec).await;
+    assert_eq!(
+        (twin.status, twin.code()),
+        (StatusCode::CONFLICT, "duplicate_name")
+    );
+    let listed = api.get("/api/v1/backup-destinations").await;
+    assert_eq!(listed.body.as_array().unwrap().len(), 1);
+
+    let service = json!({"customer_id": customer, "plan_id": plan, "domain": "arhiva.ro"});
+    let account = api.post("/api/v1/services", service).await.body["account_id"].clone();
+    let path = format!("/api/v1/accounts/{account}/backups");
+    let early = api.post(&path, json!({})).await;
+    assert_eq!(
+        (early.status, early.code()),
+        (StatusCode::CONFLICT, "backup_refused")
+    );
+    assert_eq!(
+        early.message(),
+        "arhiva.ro cannot be backed up: the account is on no server yet"
+    );
+    let restore = format!("/api/v1/accounts/{account}/restore");
+    let nothing = api.post(&restore, json!({"dry_run": true})).await;
+    assert_eq!(
+        (nothing.status, nothing.code()),
+        (StatusCode::CONFLICT, "restore_refused")
+    );
+    assert_eq!(
+        nothing.message(),
+        "arhiva.ro cannot be restored: there is no good backup to restore it from"
+    );
+    let unknown = api
+        .post(
+            &restore,
+            json!({"backup_id": 99, "confirm_domain": "arhiva.ro"}),
+        )
+        .await;
+    assert_eq!(unknown.status, StatusCode::NOT_FOUND);
+    let history = api.get(&path).await;
+    assert_eq!(history.status, StatusCode::OK);
+    assert_eq!(
+        history.body,
+        json!({"last_good": null, "last_good_age_seconds": null, "backups": []})
+    );
+    assert_eq!(
+        api.get("/api/v1/backups?state=failed").await.body,
+        json!([])
+    );
+    let unknown = api.get("/api/v1/backups?state=lost").await;
+    assert_eq!(unknown.status, StatusCode::BAD_REQUEST);
+    assert_eq!(
+        api.get("/api/v1/accounts/999/backups").await.status,
+        StatusCode::NOT_FOUND
+    );
+    let id = created.body["id"].clone();
+    let gone = api
+        .call(
+            Method::DELETE,
+            &format!("/api/v1/backup-destinations/{id}"),
+            Some(&api.operator),
+            &[],
+            None,
+        )
+        .await;
+    assert_eq!(gone.status, StatusCode::NO_CONTENT);
+    assert_eq!(
+        api.get(&format!("/api/v1/backup-destinations/{id}"))
+            .await
+            .status,
+        StatusCode::NOT_FOUND
+    );
 }

@@ -1944,6 +1944,64 @@ async fn an_operator_asks_for_watches_and_forgets_a_certificate_from_the_command
 }
 
 #[tokio::test]
+async fn an_operator_sets_up_backup_destinations_from_the_command_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    sell(d, &["arhiva.ro"]).await;
+    let (ok, _, stderr) = run(
+        d,
+        &[
+            "backups",
+            "destinations",
+            "add",
+            "local",
+            "--location",
+            "var/backups",
+        ],
+    )
+    .await;
+    assert!(
+        !ok && stderr.contains("an absolute directory on the server"),
+        "{stderr}"
+    );
+    let added = succeeded(
+        run(
+            d,
+            &[
+                "backups",
+                "destinations",
+                "add",
+                "local",
+                "--location",
+                "/var/backups/",
+                "--default",
+            ],
+        )
+        .await,
+    );
+    assert!(added.contains(r#""location": "/var/backups""#), "{added}");
+    let listed = succeeded(run(d, &["backups", "destinations", "list"]).await);
+    assert!(
+        listed.contains("local") && listed.contains("true"),
+        "{listed}"
+    );
+    // A pending service's account is on no server: nothing to back up, nothing queued.
+    let (ok, _, stderr) = run(d, &["backups", "run", "1"]).await;
+    assert!(
+        !ok && stderr.contains("arhiva.ro cannot be backed up: the account is on no server yet"),
+        "{stderr}"
+    );
+    let last = succeeded(run(d, &["backups", "last", "1"]).await);
+    assert!(last.contains(r#""last_good": null"#), "{last}");
+    let (ok, _, stderr) = run(d, &["backups", "list", "--state", "lost"]).await;
+    assert!(
+        !ok && stderr.contains("running, succeeded, failed or pruned"),
+        "{stderr}"
+    );
+    succeeded(run(d, &["backups", "destinations", "delete", "1"]).await);
+}
+
+#[tokio::test]
 async fn an_operator_manages_alias_domains_and_subservers_from_the_command_line() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();

@@ -51,6 +51,8 @@ drover_testkit::on_both_databases!(
     mailboxes_are_held_to_their_rules_and_each_change_queues_a_converge,
     databases_are_held_to_their_rules_and_each_change_is_audited,
     a_plan_change_past_what_the_account_holds_is_refused_unless_forced,
+    a_narrower_plan_is_refused_while_its_accounts_hold_more_unless_forced,
+    a_waiting_restore_or_backup_elsewhere_is_not_joined_by_another,
 );
 
 fn ctx() -> RequestContext {
@@ -760,7 +762,7 @@ async fn a_changed_plan_queues_its_sync_to_the_servers(store: Store_) {
     );
     let patch: drover_core::PlanPatch =
         serde_json::from_value(serde_json::json!({"max_mailboxes": 5})).unwrap();
-    commands::update_plan(store, &ctx(), plan.id, patch)
+    commands::update_plan(store, &ctx(), plan.id, patch, false)
         .await
         .unwrap();
     assert_eq!(
@@ -770,7 +772,7 @@ async fn a_changed_plan_queues_its_sync_to_the_servers(store: Store_) {
     // Features that cannot work together are refused, and nothing is queued.
     let bad: drover_core::PlanPatch =
         serde_json::from_value(serde_json::json!({"features": ["ssl"]})).unwrap();
-    let err = commands::update_plan(store, &ctx(), plan.id, bad)
+    let err = commands::update_plan(store, &ctx(), plan.id, bad, false)
         .await
         .unwrap_err();
     assert!(err.to_string().contains("ssl needs web"), "{err}");
@@ -1336,6 +1338,7 @@ async fn mailboxes_are_held_to_their_rules_and_each_change_queues_a_converge(sto
         &ctx(),
         PlanId(1),
         serde_json::from_value(mail).unwrap(),
+        false,
     )
     .await
     .unwrap();
@@ -1359,7 +1362,7 @@ async fn mailboxes_are_held_to_their_rules_and_each_change_queues_a_converge(sto
         assert!(err.to_string().contains(wanted), "{name}: {err}");
     }
     let plan = serde_json::from_value(serde_json::json!({"max_mailboxes": 2})).unwrap();
-    commands::update_plan(store, &ctx(), PlanId(1), plan)
+    commands::update_plan(store, &ctx(), PlanId(1), plan, false)
         .await
         .unwrap();
     create("ion", "", "Mail-passw0rd").await.unwrap();
@@ -1502,6 +1505,7 @@ async fn databases_are_held_to_their_rules_and_each_change_is_audited(store: Sto
         &ctx(),
         PlanId(1),
         serde_json::from_value(mysql).unwrap(),
+        false,
     )
     .await
     .unwrap();
@@ -1589,6 +1593,7 @@ async fn a_plan_change_past_what_the_account_holds_is_refused_unless_forced(stor
         &ctx(),
         PlanId(1),
         serde_json::from_value(mail).unwrap(),
+        false,
     )
     .await
     .unwrap();
@@ -1667,4 +1672,167 @@ async fn a_plan_change_past_what_the_account_holds_is_refused_unless_forced(stor
     .await
     .unwrap();
     assert_eq!(store.account(account).await.unwrap().over_limit, None);
+}
+
+async fn a_narrower_plan_is_refused_while_its_accounts_hold_more_unless_forced(store: Store_) {
+    let store = &*store.0;
+    let sealer = drover::engine::Sealer::from_hex(&"42".repeat(32)).unwrap();
+    let mail = serde_json::json!({"features": ["web", "mail"], "max_mailboxes": 5});
+    let patch = |value: serde_json::Value| serde_json::from_value(value).unwrap();
+    let full = service(store, "plin.ro").await.account_id;
+    commands::update_plan(store, &ctx(), PlanId(1), patch(mail), false)
+        .await
+        .unwrap();
+    let light = service(store, "usor.ro").await.account_id;
+    for name in ["ana", "ion", "eva"] {
+        let password = secrecy::SecretString::from("Mail-passw0rd".to_owned());
+        commands::create_mailbox(store, &ctx(), &sealer, full, name, "", password, None)
+            .await
+            .unwrap();
+    }
+    let password = secrecy::SecretString::from("Mail-passw0rd".to_owned());
+    commands::create_mailbox(store, &ctx(), &sealer, light, "ana", "", password, None)
+        .await
+        .unwrap();
+    let audits = || async {
+        let filter = drover_store::AuditFilter {
+            subject: Some("plan:1".into()),
+            ..Default::default()
+        };
+        store.audit_events(filter).await.unwrap().len()
+    };
+    let before = audits().await;
+
+    let two = serde_json::json!({"max_mailboxes": 2});
+    let err = commands::update_plan(store, &ctx(), PlanId(1), patch(two.clone()), false)
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "plan 'Web' would be too small for 1 of its accounts (plin.ro: 3 mailboxes, at most 2); \
+         nothing was changed — delete what is over first, or force the change to keep \
+         everything and flag those accounts over their limits"
+    );
+    let plan = store.plan(PlanId(1)).await.unwrap();
+    assert_eq!(plan.spec.max_mailboxes, Some(5));
+    assert_eq!(audits().await, before);
+
+    // Forced: nothing is deleted, only the account past the plan is flagged.
+    commands::update_plan(store, &ctx(), PlanId(1), patch(two), true)
+        .await
+        .unwrap();
+    assert_eq!(
+        store.plan(PlanId(1)).await.unwrap().spec.max_mailboxes,
+        Some(2)
+    );
+    assert_eq!(store.mailboxes(full).await.unwrap().len(), 3);
+    let flagged = store.account(full).await.unwrap().over_limit;
+    assert_eq!(flagged.as_deref(), Some("3 mailboxes, at most 2"));
+    assert_eq!(store.account(light).await.unwrap().over_limit, None);
+    assert_eq!(audits().await, before + 1);
+
+    // Widening the plan again clears the flag of the accounts it now fits.
+    let wide = serde_json::json!({"max_mailboxes": null});
+    commands::update_plan(store, &ctx(), PlanId(1), patch(wide), false)
+        .await
+        .unwrap();
+    assert_eq!(store.account(full).await.unwrap().over_limit, None);
+}
+
+/// No worker runs here: a job queued stays waiting, as it would behind a long one.
+async fn a_waiting_restore_or_backup_elsewhere_is_not_joined_by_another(store: Store_) {
+    use drover_store::BackupOutcome;
+    let store = &*store.0;
+    let svc = service(store, "dublu.ro").await;
+    commands::transition_service(store, &ctx(), svc.id, Transition::Activate, None)
+        .await
+        .unwrap();
+    let account = svc.account_id;
+    let vm1 = commands::create_server(store, &ctx(), server_spec("vm1"))
+        .await
+        .unwrap()
+        .id;
+    store.assign_server(&ctx(), account, vm1).await.unwrap();
+    store
+        .record_observation(account, "enabled", 1)
+        .await
+        .unwrap();
+    let spec = |name: &str| drover_core::BackupDestinationSpec {
+        name: drover_core::ServerName::parse(name).unwrap(),
+        location: drover_core::BackupLocation::parse("/var/backups").unwrap(),
+        keep_daily: 7,
+        keep_weekly: 4,
+        default: false,
+    };
+    let one = commands::create_backup_destination(store, &ctx(), spec("one"))
+        .await
+        .unwrap()
+        .id;
+    let two = commands::create_backup_destination(store, &ctx(), spec("two"))
+        .await
+        .unwrap()
+        .id;
+    let mut good = Vec::new();
+    for archive in [
+        "/var/backups/dublu.ro/a.tar.gz",
+        "/var/backups/dublu.ro/b.tar.gz",
+    ] {
+        let started = store
+            .start_backup(account, one, vm1, archive)
+            .await
+            .unwrap();
+        let done = BackupOutcome::Succeeded { size_bytes: None };
+        good.push(
+            store
+                .finish_backup(&ctx(), started.id, &done)
+                .await
+                .unwrap()
+                .id,
+        );
+    }
+
+    let first = commands::backup_account(store, &ctx(), account, Some(one))
+        .await
+        .unwrap();
+    // The same again joins it; another destination waits for it to end.
+    let again = commands::backup_account(store, &ctx(), account, Some(one))
+        .await
+        .unwrap();
+    assert_eq!(again, first);
+    let err = commands::backup_account(store, &ctx(), account, Some(two))
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string().contains(&format!(
+            "a backup to another destination waits or runs already (job {first})"
+        )),
+        "{err}"
+    );
+
+    let (plan, restoring) =
+        commands::restore_account(store, &ctx(), account, Some(good[0]), "dublu.ro")
+            .await
+            .unwrap();
+    assert_eq!(plan.backup.id, good[0]);
+    let err = commands::restore_account(store, &ctx(), account, Some(good[1]), "dublu.ro")
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "dublu.ro cannot be restored: a restore waits or runs already (job {restoring}): ask \
+             again once it ended"
+        )
+    );
+    // A server in maintenance takes no restore.
+    commands::set_maintenance(store, &ctx(), vm1, true)
+        .await
+        .unwrap();
+    let err = commands::plan_restore(store, account, Some(good[1]))
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string().ends_with("its server is in maintenance"),
+        "{err}"
+    );
 }

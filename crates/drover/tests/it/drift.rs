@@ -221,9 +221,15 @@ async fn resources_changed_by_hand_are_found_and_repaired_but_strangers_kept() {
     // The fleet's plan, with mail and MySQL.
     let mail = serde_json::json!({"features": ["dir", "web", "dns", "mail", "mysql"]});
     let plan = drover_core::PlanId(1);
-    drover::commands::update_plan(store, &ctx(), plan, serde_json::from_value(mail).unwrap())
-        .await
-        .unwrap();
+    drover::commands::update_plan(
+        store,
+        &ctx(),
+        plan,
+        serde_json::from_value(mail).unwrap(),
+        false,
+    )
+    .await
+    .unwrap();
     let customer = store.customers(Default::default()).await.unwrap()[0].id;
     let new = NewService {
         customer_id: customer,

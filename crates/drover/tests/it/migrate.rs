@@ -41,6 +41,7 @@ async fn an_account_moves_to_another_server_with_its_dns() {
         &ctx(),
         plan_id,
         serde_json::from_value(mail).unwrap(),
+        false,
     )
     .await
     .unwrap();

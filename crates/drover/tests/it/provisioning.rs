@@ -5,7 +5,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use drover::engine::{Engine, Fleet, Sealer};
+use drover::engine::{Engine, Fleet, FleetPolicy, Sealer};
 use drover_core::{CustomerSpec, DomainName, JobId, PlacementPolicy, Transition};
 use drover_store::{JobFilter, NewService, RequestContext, Store};
 use drover_testkit::virtualmin::{SimConfig, VirtualminSim};
@@ -26,6 +26,14 @@ fn ctx() -> RequestContext {
 }
 
 async fn setup(store: Arc<dyn Store>, keep: Box<dyn std::any::Any + Send>) -> Fleetwork {
+    setup_with(store, keep, FleetPolicy::default()).await
+}
+
+async fn setup_with(
+    store: Arc<dyn Store>,
+    keep: Box<dyn std::any::Any + Send>,
+    fleet_policy: FleetPolicy,
+) -> Fleetwork {
     let sim = VirtualminSim::start(SimConfig {
         tls: true,
         password: "sim-secret".into(),
@@ -66,7 +74,7 @@ async fn setup(store: Arc<dyn Store>, keep: Box<dyn std::any::Any + Send>) -> Fl
         auto_provisioning: true,
         job_timeout: Duration::from_secs(30),
         retry_max_delay: Duration::from_secs(1),
-        fleet_policy: Default::default(),
+        fleet_policy,
     };
     let workers = drover::engine::start(Arc::new(engine), 4).unwrap();
     Fleetwork {
@@ -120,7 +128,47 @@ drover_testkit::on_both_databases!(
     a_login_link_is_made_by_the_server_kept_sealed_and_handed_out_once,
     a_certificate_waits_for_dns_and_its_failures_for_lets_encrypts_limits,
     mailbox_quotas_come_from_the_plan_and_reach_a_server_that_keeps_them,
+    an_account_is_backed_up_its_failures_kept_and_old_archives_pruned,
+    an_account_is_restored_from_its_backup_once_its_domain_is_repeated,
 );
+
+/// Fleets whose engine backs accounts up on a schedule.
+mod scheduled {
+    use super::*;
+
+    drover_testkit::on_both_databases!(
+        postgres: scheduled_postgres,
+        sqlite: scheduled_sqlite;
+        scheduled_backups_go_to_the_default_destination_and_late_ones_are_named,
+    );
+}
+
+/// Backups every second: an account is late after two.
+fn backing_up() -> FleetPolicy {
+    FleetPolicy {
+        backup_interval: Some(Duration::from_secs(1)),
+        ..FleetPolicy::default()
+    }
+}
+
+async fn scheduled_sqlite() -> Fleetwork {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("drover.db").display());
+    setup_with(
+        drover_store::open(&url).await.unwrap(),
+        Box::new(dir),
+        backing_up(),
+    )
+    .await
+}
+
+async fn scheduled_postgres() -> Fleetwork {
+    let db = drover_testkit::TestPostgres::create()
+        .await
+        .expect("PostgreSQL for tests");
+    let store = drover_store::open(db.url()).await.unwrap();
+    setup_with(store, Box::new(db), backing_up()).await
+}
 
 async fn billing_moves_are_carried_out_on_the_server(mut f: Fleetwork) {
     let store = &*f.store;
@@ -637,7 +685,7 @@ async fn mailboxes_reach_the_server_with_one_listing_and_a_call_per_change(f: Fl
     );
     // Past the plan's limit, nothing is recorded.
     let plan = serde_json::from_value(serde_json::json!({"max_mailboxes": 1})).unwrap();
-    drover::commands::update_plan(store, &ctx(), mail.id, plan)
+    drover::commands::update_plan(store, &ctx(), mail.id, plan, false)
         .await
         .unwrap();
     let err = drover::commands::create_mailbox(
@@ -870,7 +918,7 @@ async fn databases_reach_the_server_with_one_listing_and_a_call_per_change(f: Fl
     // Past the plan's limit, of a type the plan lacks, or a name the account's own: refused,
     // nothing recorded.
     let limit = serde_json::from_value(serde_json::json!({"max_databases": 1})).unwrap();
-    drover::commands::update_plan(store, &ctx(), plan.id, limit)
+    drover::commands::update_plan(store, &ctx(), plan.id, limit, false)
         .await
         .unwrap();
     for (name, kind, says) in [
@@ -1229,9 +1277,15 @@ async fn a_login_link_is_made_by_the_server_kept_sealed_and_handed_out_once(f: F
     assert!(expired.to_string().contains("expired"), "{expired}");
     // A plan without the webmin feature gives no panel login: refused before any job.
     let web = serde_json::json!({"features": ["web"]});
-    drover::commands::update_plan(store, &ctx(), plan.id, serde_json::from_value(web).unwrap())
-        .await
-        .unwrap();
+    drover::commands::update_plan(
+        store,
+        &ctx(),
+        plan.id,
+        serde_json::from_value(web).unwrap(),
+        false,
+    )
+    .await
+    .unwrap();
     let err = request(store, &ctx(), Requested::LoginLink { account })
         .await
         .unwrap_err();
@@ -1456,7 +1510,8 @@ where
     F: Fn() -> Fut,
     Fut: std::future::Future<Output = Option<T>>,
 {
-    for _ in 0..300 {
+    // Long enough for the leader's periodic work to start on a loaded machine.
+    for _ in 0..600 {
         if let Some(value) = check().await {
             return value;
         }
@@ -1485,4 +1540,396 @@ async fn programs_called(store: &dyn Store, job: JobId) -> Vec<String> {
         .iter()
         .map(|c| c.call.split(' ').next().unwrap().to_owned())
         .collect()
+}
+
+fn destination(name: &str, keep_daily: u32, default: bool) -> drover_core::BackupDestinationSpec {
+    drover_core::BackupDestinationSpec {
+        name: drover_core::ServerName::parse(name).unwrap(),
+        location: drover_core::BackupLocation::parse("/var/backups").unwrap(),
+        keep_daily,
+        keep_weekly: 0,
+        default,
+    }
+}
+
+async fn an_account_is_backed_up_its_failures_kept_and_old_archives_pruned(f: Fleetwork) {
+    use drover_core::BackupState;
+    let store = &*f.store;
+    let id = service_on(store, drover_core::PlanId(1), "arhiva.ro").await;
+    // Not on a server yet: refused, nothing queued.
+    let pending = store.service(id).await.unwrap().account_id;
+    let err = drover::commands::backup_account(store, &ctx(), pending, None)
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "arhiva.ro cannot be backed up: the account is on no server yet"
+    );
+    let moved = crate::transition_service(store, &ctx(), id, Transition::Activate, None)
+        .await
+        .unwrap();
+    assert_eq!(finished(store, moved.job_id).await.state, "completed");
+    let account = moved.account.id;
+    // No destination named, and none is the default.
+    let err = drover::commands::backup_account(store, &ctx(), account, None)
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("none is the default"), "{err}");
+    let local =
+        drover::commands::create_backup_destination(store, &ctx(), destination("local", 1, false))
+            .await
+            .unwrap();
+    let backup = async |f: &Fleetwork| {
+        let store = &*f.store;
+        let job = drover::commands::backup_account(store, &ctx(), account, Some(local.id))
+            .await
+            .unwrap();
+        let ended = finished(store, job).await;
+        assert_eq!(ended.state, "completed", "{ended:?}");
+        ended.output.unwrap()
+    };
+
+    let first = backup(&f).await;
+    let recorded = store.last_good_backup(account).await.unwrap().unwrap();
+    assert_eq!(first["backup_id"], serde_json::json!(recorded.id));
+    assert!(
+        recorded
+            .archive
+            .starts_with("/var/backups/arhiva.ro/arhiva.ro-"),
+        "{recorded:?}"
+    );
+    // The size the server printed (58.59 KiB for the simulator's 60000 bytes).
+    assert_eq!(recorded.size_bytes, Some(59_996));
+    assert_eq!(recorded.server_id, Some(drover_core::ServerId(1)));
+    let on_server = |archive: &str| f.sim.with_state(|s| s.archives.contains_key(archive));
+    assert!(on_server(&recorded.archive));
+
+    // A destination whose directory the server lacks: it makes the account's directory in
+    // it, not the destination's own; the failure names it.
+    let mut missing = destination("missing", 1, false);
+    missing.location = drover_core::BackupLocation::parse("/srv/backups").unwrap();
+    let missing = drover::commands::create_backup_destination(store, &ctx(), missing)
+        .await
+        .unwrap();
+    let job = drover::commands::backup_account(store, &ctx(), account, Some(missing.id))
+        .await
+        .unwrap();
+    let output = finished(store, job).await.output.unwrap();
+    assert!(
+        output["error"]
+            .as_str()
+            .unwrap()
+            .starts_with("Failed to create directory /srv/backups/arhiva.ro : mkdir:"),
+        "{output}"
+    );
+
+    // A full disk: the backup is recorded as failed with the server's own message and log,
+    // the job itself completes (it is an outcome, not a fault), and the archive before stays.
+    f.sim.with_state(|s| s.backup_disk_full = true);
+    let failed = backup(&f).await;
+    let message = failed["error"].as_str().unwrap();
+    assert!(
+        message.ends_with("for writing : No space left on device"),
+        "{failed}"
+    );
+    let last = &store
+        .backups(drover_store::BackupFilter {
+            account: Some(account),
+            ..Default::default()
+        })
+        .await
+        .unwrap()[0];
+    assert_eq!(last.state, BackupState::Failed);
+    assert_eq!(last.error.as_deref(), Some(message));
+    let log = last.log.as_deref().unwrap();
+    assert!(
+        log.contains("No space left on device") && log.contains("Error"),
+        "{log}"
+    );
+    assert!(
+        !log.contains("Starting backup"),
+        "the progress before the failure: {log}"
+    );
+    assert_eq!(
+        store.last_good_backup(account).await.unwrap().unwrap().id,
+        recorded.id
+    );
+    assert!(on_server(&recorded.archive));
+
+    // Room again: the destination keeps one a day, so the older archive is deleted from the
+    // server and its record marked pruned.
+    f.sim.with_state(|s| s.backup_disk_full = false);
+    let second = backup(&f).await;
+    assert_eq!(
+        second["pruned"],
+        serde_json::json!([recorded.id]),
+        "{second}"
+    );
+    assert!(!on_server(&recorded.archive));
+    let newest = store.last_good_backup(account).await.unwrap().unwrap();
+    assert!(on_server(&newest.archive));
+    let states: Vec<BackupState> = store
+        .backups(drover_store::BackupFilter {
+            account: Some(account),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .iter()
+        .map(|b| b.state)
+        .collect();
+    assert_eq!(
+        states,
+        [
+            BackupState::Succeeded,
+            BackupState::Failed,
+            BackupState::Failed,
+            BackupState::Pruned
+        ]
+    );
+
+    // A destination holding the history is kept.
+    let err = drover::commands::delete_backup_destination(store, &ctx(), local.id)
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("the accounts' history"), "{err}");
+}
+
+async fn scheduled_backups_go_to_the_default_destination_and_late_ones_are_named(f: Fleetwork) {
+    let store = &*f.store;
+    // A plan whose accounts are not backed up on a schedule.
+    let never = serde_json::json!({"name": "Never", "features": ["dir", "web", "dns"],
+                                   "backup_interval_hours": 0});
+    let never =
+        drover::commands::create_plan(store, &ctx(), serde_json::from_value(never).unwrap())
+            .await
+            .unwrap()
+            .id;
+    f.sim.with_state(|s| s.plans.push("Never".into()));
+    let mut accounts = Vec::new();
+    for (domain, plan) in [
+        ("zi1.ro", drover_core::PlanId(1)),
+        ("zi2.ro", drover_core::PlanId(1)),
+        ("zi3.ro", never),
+    ] {
+        let id = service_on(store, plan, domain).await;
+        let moved = crate::transition_service(store, &ctx(), id, Transition::Activate, None)
+            .await
+            .unwrap();
+        assert_eq!(finished(store, moved.job_id).await.state, "completed");
+        accounts.push(moved.account.id);
+    }
+    // Without a default destination, nothing is scheduled and nothing is late.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert!(f.sim.with_state(|s| s.archives.is_empty()));
+    let health = drover::commands::request(
+        store,
+        &ctx(),
+        drover::commands::Requested::HealthCheck {
+            server: None,
+            plans: false,
+        },
+    )
+    .await
+    .unwrap();
+    let output = finished(store, health).await.output.unwrap();
+    assert_eq!(output["backups_overdue_count"], 0, "{output}");
+
+    drover::commands::create_backup_destination(store, &ctx(), destination("nightly", 7, true))
+        .await
+        .unwrap();
+    // Every account is backed up by the schedule, to the default destination.
+    let (scheduled, unscheduled) = (&accounts[..2], accounts[2]);
+    let backed_up = wait_for(|| async {
+        let mut all = Vec::new();
+        for account in scheduled {
+            all.push(store.last_good_backup(*account).await.unwrap()?);
+        }
+        Some(all)
+    })
+    .await;
+    for backup in &backed_up {
+        assert!(backup.archive.starts_with("/var/backups/zi"), "{backup:?}");
+    }
+    assert_eq!(store.last_good_backup(unscheduled).await.unwrap(), None);
+    // Backups failing from now on: after twice the interval the accounts are named late.
+    f.sim.with_state(|s| s.backup_disk_full = true);
+    let late = wait_for(|| async {
+        let job = drover::commands::request(
+            store,
+            &ctx(),
+            drover::commands::Requested::HealthCheck {
+                server: None,
+                plans: false,
+            },
+        )
+        .await
+        .unwrap();
+        let output = finished(store, job).await.output.unwrap();
+        (output["backups_overdue_count"] == 2).then_some(output)
+    })
+    .await;
+    let named: Vec<&str> = late["backups_overdue"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| b["domain"].as_str().unwrap())
+        .collect();
+    assert_eq!(named, ["zi1.ro", "zi2.ro"]);
+    let failed = store
+        .backups(drover_store::BackupFilter {
+            state: Some(drover_core::BackupState::Failed),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert!(!failed.is_empty());
+}
+
+async fn an_account_is_restored_from_its_backup_once_its_domain_is_repeated(f: Fleetwork) {
+    let store = &*f.store;
+    let id = service_on(store, drover_core::PlanId(1), "refacut.ro").await;
+    let moved = crate::transition_service(store, &ctx(), id, Transition::Activate, None)
+        .await
+        .unwrap();
+    assert_eq!(finished(store, moved.job_id).await.state, "completed");
+    let account = moved.account.id;
+    // Nothing to restore from yet.
+    let err = drover::commands::plan_restore(store, account, None)
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "refacut.ro cannot be restored: there is no good backup to restore it from"
+    );
+    let local =
+        drover::commands::create_backup_destination(store, &ctx(), destination("local", 7, true))
+            .await
+            .unwrap();
+    f.sim
+        .put_file(
+            "refacut.ro",
+            "public_html/index.html",
+            "the customer's page",
+        )
+        .unwrap();
+    let job = drover::commands::backup_account(store, &ctx(), account, Some(local.id))
+        .await
+        .unwrap();
+    assert_eq!(finished(store, job).await.state, "completed");
+    let backup = store.last_good_backup(account).await.unwrap().unwrap();
+    // The customer's site is broken afterwards.
+    f.sim
+        .put_file("refacut.ro", "public_html/index.html", "broken")
+        .unwrap();
+
+    let plan = drover::commands::plan_restore(store, account, None)
+        .await
+        .unwrap();
+    assert_eq!(plan.backup.id, backup.id);
+    assert_eq!(plan.server, "vm1");
+    assert!(
+        plan.replaces
+            .starts_with("the files, mail and databases of refacut.ro on vm1 as they are now"),
+        "{plan:?}"
+    );
+    // The domain must be repeated: refused, nothing queued, nothing changed.
+    let jobs_before = store.jobs(JobFilter::default()).await.unwrap().len();
+    let err = drover::commands::restore_account(store, &ctx(), account, None, "refacut.com")
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            drover::commands::Error::Rule(drover_core::Error::ConfirmationMismatch { .. })
+        ),
+        "{err}"
+    );
+    assert_eq!(
+        store.jobs(JobFilter::default()).await.unwrap().len(),
+        jobs_before
+    );
+    assert_eq!(
+        f.sim
+            .file("refacut.ro", "public_html/index.html")
+            .as_deref(),
+        Some("broken")
+    );
+
+    let (_, job) = drover::commands::restore_account(store, &ctx(), account, None, "REFACUT.ro")
+        .await
+        .unwrap();
+    let ended = finished(store, job).await;
+    assert_eq!(ended.state, "completed", "{ended:?}");
+    let output = ended.output.unwrap();
+    assert_eq!(
+        (output["restored"].clone(), output["backup_id"].clone()),
+        (
+            serde_json::json!("refacut.ro"),
+            serde_json::json!(backup.id)
+        )
+    );
+    assert_eq!(
+        f.sim
+            .file("refacut.ro", "public_html/index.html")
+            .as_deref(),
+        Some("the customer's page")
+    );
+    assert_eq!(f.sim.calls_naming("refacut.ro", "restore-domain"), 1);
+    // drover's records are applied on top: a converge and the password, both done.
+    wait_for(|| async {
+        let open = store
+            .jobs(JobFilter {
+                account_id: Some(account),
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .into_iter()
+            .filter(|j| !["completed", "discarded", "cancelled"].contains(&j.state.as_str()))
+            .count();
+        (open == 0).then_some(())
+    })
+    .await;
+    let kinds: Vec<String> = store
+        .jobs(JobFilter {
+            account_id: Some(account),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|j| j.kind)
+        .collect();
+    assert!(
+        kinds.contains(&"set_account_password".to_owned()),
+        "{kinds:?}"
+    );
+    let audited = store
+        .audit_events(drover_store::AuditFilter {
+            subject: Some(format!("account:{account}")),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let actions: Vec<&str> = audited.iter().map(|e| e.action.as_str()).collect();
+    assert!(
+        actions.contains(&"account.restore_requested"),
+        "{actions:?}"
+    );
+    assert!(actions.contains(&"account.restored"), "{actions:?}");
+
+    // A backup retention deleted is no longer restorable.
+    store
+        .mark_pruned(&ctx(), account, &[backup.id])
+        .await
+        .unwrap();
+    let err = drover::commands::plan_restore(store, account, Some(backup.id))
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string()
+            .ends_with("the backup's archive was deleted by retention"),
+        "{err}"
+    );
 }

@@ -1220,6 +1220,281 @@ async fn a_certificate_request_fails_with_the_servers_cause_and_waits() {
     drover.remove(service, account, &domain).await;
 }
 
+/// An account backed up to a directory on its server: the archive there, its size as the
+/// server printed it, the file written into its web root inside; the older archive deleted
+/// by retention; a destination the server lacks named in the failure.
+#[tokio::test]
+#[ignore = "real tier: needs a real Virtualmin (scripts/real-virtualmin start)"]
+async fn an_account_is_backed_up_to_its_server_and_old_archives_are_deleted() {
+    let real = RealServer::from_env();
+    let drover = Drover::start(&[]).await;
+    drover.add_real_server(&real).await;
+    let location = format!("/var/backups/{}", unique("drover-real-"));
+    // The operator makes the destination's directory; the server makes each account's in it.
+    std::fs::create_dir_all(&location).unwrap();
+    let local = drover
+        .post(
+            "/backup-destinations",
+            json!({"name": unique("local-"), "location": location, "keep_daily": 1,
+                   "keep_weekly": 0}),
+        )
+        .await;
+    let plan = drover.plan(&unique("Backup "), json!({})).await;
+    let domain = format!("{}.ro", unique("arhiva-"));
+    let (service, account) = drover.sell(plan, &domain).await;
+    let home = server_domain(&domain).expect("on the server")["Home directory"].clone();
+    let marker = format!("{home}/public_html/drover-marker.txt");
+    std::fs::write(&marker, "written before the backup\n").unwrap();
+
+    let path = format!("/accounts/{account}/backups");
+    let backup = async |destination: &Value| {
+        let asked = drover
+            .post(&path, json!({"destination_id": destination["id"]}))
+            .await;
+        drover
+            .job_completed(asked["job_id"].as_i64().unwrap())
+            .await
+    };
+    let job = backup(&local).await;
+    let first = drover.get(&path).await["last_good"].clone();
+    assert_eq!(first["state"], "succeeded", "{job:#}");
+    let archive = first["archive"].as_str().unwrap().to_owned();
+    assert!(
+        archive.starts_with(&format!("{location}/{domain}/{domain}-")),
+        "{first:#}"
+    );
+    let on_disk = std::fs::metadata(&archive)
+        .expect("the archive on the server")
+        .len();
+    let printed = first["size_bytes"].as_u64().unwrap();
+    assert!(
+        on_disk.abs_diff(printed) <= 1024 + on_disk / 100,
+        "the server printed {printed} bytes, wrote {on_disk}"
+    );
+    // Virtualmin's archive holds each feature's part; the home directory's tar holds the file.
+    let listing = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "tar xzOf '{archive}' './{domain}_dir.tar' | tar tf -"
+        ))
+        .output()
+        .unwrap();
+    let listing = String::from_utf8_lossy(&listing.stdout);
+    assert!(
+        listing.contains("public_html/drover-marker.txt"),
+        "the archive's home directory: {listing}"
+    );
+
+    // One a day is kept: the next backup deletes the first from the server.
+    backup(&local).await;
+    let history = drover.get(&path).await;
+    let states: Vec<&str> = history["backups"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| b["state"].as_str().unwrap())
+        .collect();
+    assert_eq!(states, ["succeeded", "pruned"], "{history:#}");
+    assert!(!std::path::Path::new(&archive).exists());
+    assert!(!std::path::Path::new(&format!("{archive}.info")).exists());
+    let newest = history["last_good"]["archive"].as_str().unwrap().to_owned();
+    assert!(std::path::Path::new(&newest).exists());
+
+    // A destination whose directory the server lacks: the failure is the server's own.
+    let nowhere = drover
+        .post(
+            "/backup-destinations",
+            json!({"name": unique("nowhere-"), "location": format!("{location}-missing")}),
+        )
+        .await;
+    let job = backup(&nowhere).await;
+    let error = job["output"]["error"].as_str().unwrap_or_default();
+    assert!(
+        error.starts_with(&format!(
+            "Failed to create directory {location}-missing/{domain}"
+        )),
+        "{job:#}"
+    );
+    let failed = drover
+        .get(&format!("/backups?account_id={account}&state=failed"))
+        .await;
+    assert_eq!(failed[0]["error"], error);
+
+    drover.settled(account).await;
+    drover.remove(service, account, &domain).await;
+    std::fs::remove_dir_all(&location).unwrap();
+}
+
+/// Runs SQL in one of Virtualmin's own MariaDB databases, as its root; the output's rows.
+fn sql(database: &str, statement: &str) -> String {
+    let output = std::process::Command::new("mariadb")
+        .args([
+            "--socket=/run/mysqld-vm/mysqld.sock",
+            "-N",
+            "-B",
+            database,
+            "-e",
+            statement,
+        ])
+        .output()
+        .expect("the real server's MariaDB client");
+    assert!(
+        output.status.success(),
+        "{statement}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout).trim().to_owned()
+}
+
+/// Content written through the server's own filesystem and MariaDB, backed up, the account
+/// deleted on the server by hand, restored by drover: the web file, a mailbox's mail and a
+/// database row are all back, and drover's records were applied on top.
+#[tokio::test]
+#[ignore = "real tier: needs a real Virtualmin (scripts/real-virtualmin start)"]
+async fn an_account_deleted_by_hand_comes_back_from_its_backup_with_its_content() {
+    let real = RealServer::from_env();
+    let drover = Drover::start(&[]).await;
+    drover.add_real_server(&real).await;
+    let location = format!("/var/backups/{}", unique("drover-real-"));
+    std::fs::create_dir_all(&location).unwrap();
+    drover
+        .post(
+            "/backup-destinations",
+            json!({"name": unique("local-"), "location": location, "default": true}),
+        )
+        .await;
+    let plan = drover.plan(&unique("Restore "), json!({})).await;
+    let domain = format!("{}.ro", unique("refacut-"));
+    let (service, account) = drover.sell(plan, &domain).await;
+    let mailbox = json!({"name": "ana", "password": "Mail-passw0rd"});
+    drover
+        .post(&format!("/accounts/{account}/mailboxes"), mailbox)
+        .await;
+    drover.settled(account).await;
+
+    // The customer's content, written as the customer's site, mail and application would.
+    let home = server_domain(&domain).expect("on the server")["Home directory"].clone();
+    let page = format!("{home}/public_html/index.html");
+    std::fs::write(&page, "the customer's page\n").unwrap();
+    let (ok, users) = virtualmin(&["list-users", "--domain", &domain, "--multiline"]);
+    assert!(ok, "{users}");
+    let mut user = "";
+    let mut mail_location = None;
+    for line in users.lines().map(str::trim) {
+        if let Some(name) = line.strip_prefix("User: ") {
+            user = name;
+        } else if let Some(at) = line.strip_prefix("Mail location: ")
+            && user == "ana"
+        {
+            mail_location = Some(at.to_owned());
+        }
+    }
+    let maildir = format!("{}/new", mail_location.expect("ana's mail location"));
+    std::fs::create_dir_all(&maildir).unwrap();
+    let letter = format!("{maildir}/1733400000.drover.test");
+    std::fs::write(
+        &letter,
+        "Subject: kept\n\nA letter kept across a restore.\n",
+    )
+    .unwrap();
+    let (ok, databases) = virtualmin(&["list-databases", "--domain", &domain, "--name-only"]);
+    assert!(ok, "{databases}");
+    let database = databases
+        .lines()
+        .next()
+        .expect("the account's database")
+        .trim()
+        .to_owned();
+    sql(
+        &database,
+        "CREATE TABLE orders (id INT PRIMARY KEY, item TEXT)",
+    );
+    sql(
+        &database,
+        "INSERT INTO orders VALUES (7, 'kept across a restore')",
+    );
+
+    let asked = drover
+        .post(&format!("/accounts/{account}/backups"), json!({}))
+        .await;
+    let job = drover
+        .job_completed(asked["job_id"].as_i64().unwrap())
+        .await;
+    assert!(job["output"]["error"].is_null(), "{job:#}");
+
+    // Broken in place: the page overwritten, a file added. A restore onto the domain brings
+    // the page back and deletes the file made since.
+    let path = format!("/accounts/{account}/restore");
+    std::fs::write(&page, "broken\n").unwrap();
+    let extra = format!("{home}/public_html/extra.html");
+    std::fs::write(&extra, "made after the backup\n").unwrap();
+    let restored = drover.post(&path, json!({"confirm_domain": domain})).await;
+    drover
+        .job_completed(restored["job_id"].as_i64().unwrap())
+        .await;
+    assert_eq!(
+        std::fs::read_to_string(&page).unwrap(),
+        "the customer's page\n"
+    );
+    assert!(
+        !std::path::Path::new(&extra).exists(),
+        "files made since are deleted"
+    );
+    drover.settled(account).await;
+
+    // Deleted by hand on the server; drover's plan names what it would bring back.
+    let (ok, text) = virtualmin(&["delete-domain", "--domain", &domain]);
+    assert!(ok, "{text}");
+    assert!(server_domain(&domain).is_none());
+    let plan = drover.post(&path, json!({"dry_run": true})).await;
+    assert!(
+        plan["replaces"]
+            .as_str()
+            .unwrap()
+            .contains("as they are now"),
+        "{plan:#}"
+    );
+    let (status, refused) = drover
+        .call(
+            reqwest::Method::POST,
+            &path,
+            Some(json!({"confirm_domain": "another.ro"})),
+        )
+        .await;
+    assert_eq!(status, 422, "{refused}");
+    assert!(server_domain(&domain).is_none());
+    let restored = drover.post(&path, json!({"confirm_domain": domain})).await;
+    let job = drover
+        .job_completed(restored["job_id"].as_i64().unwrap())
+        .await;
+    assert_eq!(job["output"]["restored"], domain.as_str(), "{job:#}");
+
+    assert_eq!(
+        std::fs::read_to_string(&page).unwrap(),
+        "the customer's page\n"
+    );
+    assert!(
+        std::fs::read_to_string(&letter)
+            .unwrap()
+            .contains("A letter kept across a restore."),
+    );
+    assert_eq!(
+        sql(&database, "SELECT item FROM orders WHERE id = 7"),
+        "kept across a restore"
+    );
+    // drover's records applied on top: the account as drover holds it, its mailbox there.
+    drover.settled(account).await;
+    assert_has_features(&domain, &["unix", "dir", "web", "dns", "mail", "mysql"]);
+    let (ok, users) = virtualmin(&["list-users", "--domain", &domain, "--name-only"]);
+    assert!(
+        ok && users.lines().any(|u| u.trim().starts_with("ana")),
+        "{users}"
+    );
+
+    drover.remove(service, account, &domain).await;
+    std::fs::remove_dir_all(&location).unwrap();
+}
+
 #[tokio::test]
 #[ignore = "real tier: needs a real Virtualmin (scripts/real-virtualmin start)"]
 async fn an_idn_domain_and_domains_whose_usernames_collide() {
@@ -1838,6 +2113,10 @@ async fn the_simulator_answers_as_the_real_server_does() {
     .unwrap();
     // The real server has no internet.
     sim.with_state(|s| s.acme = drover_testkit::virtualmin::Acme::Unreachable);
+    let stem = unique("diff");
+    // The backups' directory, on each server.
+    std::fs::create_dir_all(format!("/var/backups/{stem}")).unwrap();
+    sim.with_state(|s| s.directories.insert(format!("/var/backups/{stem}")));
     let client = |name: &str, port: u16, pin: &str| {
         let endpoint = Endpoint {
             name: name.into(),
@@ -1863,7 +2142,6 @@ async fn the_simulator_answers_as_the_real_server_does() {
         client("real", real.port, &real.pin),
         client("sim", sim.addr().port(), &sim.certificate_sha256().unwrap()),
     ];
-    let stem = unique("diff");
     let plan = ServerPlan {
         name: format!("Diff {stem}"),
         quota_blocks: Some(1_048_576),
@@ -2035,6 +2313,32 @@ async fn the_simulator_answers_as_the_real_server_does() {
                 "certificate for {name}: {} {counted}",
                 outcome(asked)
             ));
+        }
+        // A backup: made (its size printed), into a directory whose parent the server lacks,
+        // of a domain it lacks; deleted, and deleted again.
+        let archive = format!("/var/backups/{stem}/{domain}/a.tar.gz");
+        for (name, dest) in [
+            (domain.as_str(), archive.clone()),
+            (
+                domain.as_str(),
+                format!("/var/backups/{stem}-none/{domain}/a.tar.gz"),
+            ),
+            ("nosuch-diff.ro", archive.clone()),
+        ] {
+            let made = server.backup_domain(name, &dest).await;
+            let size = made
+                .as_ref()
+                .ok()
+                .map(|log| drover_core::final_size_bytes(log).is_some());
+            let made = made.map(drop);
+            mail.push(format!(
+                "backup of {name} to {dest}: {} {size:?}",
+                outcome(made)
+            ));
+        }
+        for _ in 0..2 {
+            let deleted = server.delete_backup(&archive).await;
+            mail.push(format!("delete backup: {}", outcome(deleted)));
         }
         let mail = mail.join("\n");
         let template = server
@@ -2214,6 +2518,7 @@ async fn the_simulator_answers_as_the_real_server_does() {
         );
     }
     virtualmin(&["delete-plan", "--name", &plan.name]);
+    let _ = std::fs::remove_dir_all(format!("/var/backups/{stem}"));
 }
 
 /// The repository's `scripts/real-virtualmin`, for tests that stop and start the server's

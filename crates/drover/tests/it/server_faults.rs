@@ -525,7 +525,7 @@ async fn a_changed_plan_is_put_on_the_servers_that_host_it() {
     };
     assert_eq!(quota(), None);
     let patch = serde_json::from_value(json!({"disk_quota_mb": 2048})).unwrap();
-    drover::commands::update_plan(store, &ctx(), plan.0, patch)
+    drover::commands::update_plan(store, &ctx(), plan.0, patch, false)
         .await
         .unwrap();
     until(

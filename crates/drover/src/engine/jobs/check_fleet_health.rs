@@ -8,7 +8,7 @@ use riverqueue::{Job, WorkContext, WorkOutcome};
 use serde_json::json;
 
 use crate::engine::Engine;
-use crate::engine::health::{certificates_not_renewed, check_fleet};
+use crate::engine::health::{backups_overdue, certificates_not_renewed, check_fleet};
 
 /// One server, or every one (the scheduler's, on the elected leader). The output has a row per
 /// server checked and the state moves; across the fleet, the accounts' certificates their
@@ -69,6 +69,13 @@ pub async fn run(
                 output["certificates_not_renewed_count"] = overdue.len().into();
             }
             Err(e) => output["certificates_not_renewed_error"] = e.to_string().into(),
+        }
+        match backups_overdue(&engine).await {
+            Ok(overdue) => {
+                output["backups_overdue"] = overdue.iter().take(100).map(|b| json!(b)).collect();
+                output["backups_overdue_count"] = overdue.len().into();
+            }
+            Err(e) => output["backups_overdue_error"] = e.to_string().into(),
         }
     }
     let _ = context.record_output(output);

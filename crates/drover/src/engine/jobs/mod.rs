@@ -3,6 +3,7 @@
 //! of the change that needs them. A kind is worked once it is in the table of [`register`].
 
 mod adopt_server;
+mod backup_account;
 mod check_fleet_health;
 mod check_zones;
 mod converge_account;
@@ -11,13 +12,17 @@ mod delete_orphan;
 mod migrate_account;
 mod plan_zone;
 mod request_certificate;
+mod restore_account;
 mod retry_failed_accounts;
 mod rewrite_addresses;
 mod scan_drift;
+mod schedule_backups;
 mod set_account_password;
 mod sync_plan;
 mod sync_usage;
 mod sync_zone;
+
+pub(crate) use schedule_backups::all_plans;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -49,6 +54,9 @@ pub(super) fn register(
     add(workers, engine, hand_back, adopt_server::run)?;
     add(workers, engine, hand_back, create_login_link::run)?;
     add(workers, engine, hand_back, request_certificate::run)?;
+    add(workers, engine, hand_back, backup_account::run)?;
+    add(workers, engine, hand_back, schedule_backups::run)?;
+    add(workers, engine, hand_back, restore_account::run)?;
     Ok(())
 }
 

@@ -1,0 +1,195 @@
+//! `backup_account`: one `backup-domain` of the account, with all features, to an archive of
+//! its own in the destination; the outcome recorded (size, or the server's message and log
+//! lines); then each destination's retention applied to the account's archives there. Works
+//! under the account's lease: no restore reads an archive retention is deleting, and no
+//! converge changes the account while it is copied.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use drover_core::{
+    AccountId, BackupDestinationId, BackupState, JobId, backup_refusal, failure_lines,
+    final_size_bytes, to_prune,
+};
+use drover_store::{Backup, BackupFilter, BackupOutcome, Page, RequestContext, StoreError};
+use drover_virtualmin::{VirtualminClient, VirtualminError};
+use jiff::Timestamp;
+use riverqueue::{Job, WorkContext, WorkOutcome};
+use serde_json::json;
+
+use super::job_context;
+use crate::engine::Engine;
+
+#[derive(Debug, thiserror::Error)]
+pub enum BackupError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Command(#[from] crate::commands::Error),
+    /// The server could not be reached: tried again.
+    #[error("the account's server could not be asked for the backup: {0}")]
+    Server(#[from] VirtualminError),
+}
+
+pub async fn run(
+    engine: Arc<Engine>,
+    context: WorkContext,
+    job: Job<drover_store::jobs::BackupAccount>,
+) -> Result<WorkOutcome, BackupError> {
+    let account = AccountId(job.args.account_id);
+    let job_id = JobId(job.id());
+    let until = Timestamp::now()
+        + jiff::SignedDuration::try_from(engine.job_timeout).unwrap_or(jiff::SignedDuration::MAX);
+    if !engine.store.lease_account(account, job_id, until).await? {
+        let _ =
+            context.record_output(json!({ "waiting": "another job is working on this account" }));
+        return Ok(WorkOutcome::Snooze(Duration::from_secs(5)));
+    }
+    let outcome = back_up(&engine, &context, &job).await;
+    engine.store.release_account(account, job_id).await?;
+    outcome
+}
+
+async fn back_up(
+    engine: &Engine,
+    context: &WorkContext,
+    job: &Job<drover_store::jobs::BackupAccount>,
+) -> Result<WorkOutcome, BackupError> {
+    let store = &engine.store;
+    let ctx = job_context(job.id());
+    let account = store.account(AccountId(job.args.account_id)).await?;
+    let destination = store
+        .backup_destination(BackupDestinationId(job.args.destination_id))
+        .await?;
+    let facts = crate::commands::backup_facts(&**store, &account).await?;
+    let refuse = |reason: String| {
+        let _ = context.record_output(json!({ "refused": reason }));
+        Ok(WorkOutcome::Discard)
+    };
+    if let Some(why) = backup_refusal(&facts) {
+        return refuse(format!("{} cannot be backed up now: {why}", account.domain));
+    }
+    let server = store
+        .server(
+            account
+                .server_id
+                .expect("a backup that may run has a server"),
+        )
+        .await?;
+    let client = match engine.fleet.client(&server) {
+        Ok(client) => client,
+        Err(e) => return refuse(e.to_string()),
+    };
+    let archive = destination
+        .spec
+        .location
+        .archive(&account.domain, Timestamp::now());
+    let started = store
+        .start_backup(account.id, destination.id, server.id, &archive)
+        .await?;
+    let outcome = match client
+        .backup_domain(account.domain.as_str(), &archive)
+        .await
+    {
+        Ok(log) => BackupOutcome::Succeeded {
+            size_bytes: final_size_bytes(&log),
+        },
+        // The server ran the backup and said it failed: its own message and log lines are
+        // the record; trying the same again at once would fail the same way.
+        Err(e) if e.program_failed => BackupOutcome::Failed {
+            log: failure_lines(e.output.as_deref().unwrap_or(&e.message)),
+            error: e.message,
+        },
+        // Asked and not answered in time: the server may still be writing it, so it is not
+        // asked again now (the schedule's next turn does).
+        Err(e) if e.unanswered => BackupOutcome::Failed {
+            error: format!(
+                "{} (the server may still be writing {archive}; VIRTUALMIN_API_BACKUP_TIMEOUT \
+                 bounds the wait)",
+                e.message
+            ),
+            log: String::new(),
+        },
+        // Not reached: recorded as failed, and the job is tried again.
+        Err(e) => {
+            let failed = BackupOutcome::Failed {
+                error: e.message.clone(),
+                log: String::new(),
+            };
+            store.finish_backup(&ctx, started.id, &failed).await?;
+            return Err(e.into());
+        }
+    };
+    let done = store.finish_backup(&ctx, started.id, &outcome).await?;
+    let mut output = json!({
+        "backup_id": done.id,
+        "archive": done.archive,
+        "state": done.state,
+        "size_bytes": done.size_bytes,
+    });
+    if let BackupOutcome::Failed { error, .. } = &outcome {
+        output["error"] = json!(error);
+        let _ = context.record_output(output);
+        // A failed backup is an outcome, recorded and alerted on; the job itself is done.
+        return Ok(WorkOutcome::Complete);
+    }
+    output["pruned"] = json!(prune(engine, &ctx, &client, &done).await?);
+    let _ = context.record_output(output);
+    Ok(WorkOutcome::Complete)
+}
+
+/// Retention, after a good backup: in each destination the account has good backups in, the
+/// archives beyond what that destination keeps are deleted from the servers that wrote them
+/// and marked pruned. A destination no longer written to keeps only its newest in the end.
+async fn prune(
+    engine: &Engine,
+    ctx: &RequestContext,
+    client: &Arc<VirtualminClient>,
+    done: &Backup,
+) -> Result<Vec<drover_core::BackupId>, BackupError> {
+    let store = &engine.store;
+    let filter = BackupFilter {
+        account: Some(done.account_id),
+        state: Some(BackupState::Succeeded),
+        page: Page::new(None, Some(Page::MAX_LIMIT)),
+        ..BackupFilter::default()
+    };
+    let good = store.backups(filter).await?;
+    let mut destinations: Vec<BackupDestinationId> =
+        good.iter().map(|b| b.destination_id).collect();
+    destinations.sort();
+    destinations.dedup();
+    let mut pruned = Vec::new();
+    for destination in destinations {
+        let spec = store.backup_destination(destination).await?.spec;
+        let here: Vec<&Backup> = good
+            .iter()
+            .filter(|b| b.destination_id == destination)
+            .collect();
+        let dated: Vec<_> = here
+            .iter()
+            .map(|b| (b.id, b.finished_at.unwrap_or(b.started_at)))
+            .collect();
+        let doomed = to_prune(&dated, spec.keep_daily, spec.keep_weekly, Timestamp::now());
+        for backup in here.into_iter().filter(|b| doomed.contains(&b.id)) {
+            // Written by another server (before a move): deleted there when it is reachable.
+            let on = match backup.server_id {
+                Some(id) if Some(id) == done.server_id => Arc::clone(client),
+                Some(id) => match engine.fleet.client(&store.server(id).await?) {
+                    Ok(client) => client,
+                    Err(_) => continue,
+                },
+                None => continue,
+            };
+            match on.delete_backup(&backup.archive).await {
+                Ok(()) => pruned.push(backup.id),
+                // Kept for the next backup's retention to try again.
+                Err(e) => {
+                    tracing::warn!(archive = %backup.archive, error = %e, "pruning a backup failed");
+                }
+            }
+        }
+    }
+    store.mark_pruned(ctx, done.account_id, &pruned).await?;
+    Ok(pruned)
+}
