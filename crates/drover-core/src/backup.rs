@@ -101,6 +101,33 @@ pub struct BackupDestinationSpec {
     pub default: bool,
 }
 
+/// A change to a destination: absent fields are kept. Its name stays: archives and history
+/// are filed under it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct BackupDestinationPatch {
+    /// A new directory: later backups go there; archives written before stay where they are
+    /// (and are still pruned and restored from there).
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>))]
+    pub location: Option<BackupLocation>,
+    pub keep_daily: Option<u32>,
+    pub keep_weekly: Option<u32>,
+    pub default: Option<bool>,
+}
+
+impl BackupDestinationSpec {
+    pub fn patched(self, patch: BackupDestinationPatch) -> Self {
+        Self {
+            name: self.name,
+            location: patch.location.unwrap_or(self.location),
+            keep_daily: patch.keep_daily.unwrap_or(self.keep_daily),
+            keep_weekly: patch.keep_weekly.unwrap_or(self.keep_weekly),
+            default: patch.default.unwrap_or(self.default),
+        }
+    }
+}
+
 fn default_keep_daily() -> u32 {
     7
 }

@@ -41,8 +41,9 @@ pub use adopt::{
 pub use alias::{check_alias, check_alias_limit};
 pub use audit::{AuditChainBreak, AuditEntry, Hash, verify_chain};
 pub use backup::{
-    BackupDestinationSpec, BackupFacts, BackupLocation, BackupState, RestoreFacts, backup_refusal,
-    failure_lines, final_size_bytes, overdue_before, restore_refusal, to_prune,
+    BackupDestinationPatch, BackupDestinationSpec, BackupFacts, BackupLocation, BackupState,
+    RestoreFacts, backup_refusal, failure_lines, final_size_bytes, overdue_before, restore_refusal,
+    to_prune,
 };
 pub use certificate::{
     CertificateFacts, CertificateState, CertificateTurn, FAILED_VALIDATIONS_PER_HOUR,

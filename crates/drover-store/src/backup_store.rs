@@ -82,6 +82,14 @@ pub trait BackupStore: Send + Sync {
         ctx: &RequestContext,
         spec: &BackupDestinationSpec,
     ) -> Result<BackupDestination>;
+    /// Replaces a destination's spec (its name kept), audited with before and after. A new
+    /// default replaces the old default.
+    async fn update_backup_destination(
+        &self,
+        ctx: &RequestContext,
+        id: BackupDestinationId,
+        spec: &BackupDestinationSpec,
+    ) -> Result<BackupDestination>;
     async fn backup_destinations(&self) -> Result<Vec<BackupDestination>>;
     async fn backup_destination(&self, id: BackupDestinationId) -> Result<BackupDestination>;
     /// Where scheduled backups go, if an operator chose a place.
@@ -111,6 +119,10 @@ pub trait BackupStore: Send + Sync {
         server: ServerId,
         archive: &str,
     ) -> Result<Backup>;
+    /// Records the account's backups still `running` as failed: called under the account's
+    /// lease, where none can be running any more (its process stopped, or its job ran past
+    /// its time). Their number.
+    async fn interrupt_backups(&self, account: AccountId) -> Result<u64>;
     /// Records the server's answer; a failure is audited with the server's message.
     async fn finish_backup(
         &self,

@@ -169,6 +169,49 @@ mod backup_sql {
             })
         }
 
+        async fn update_backup_destination(
+            &self,
+            ctx: &RequestContext,
+            id: BackupDestinationId,
+            spec: &BackupDestinationSpec,
+        ) -> Result<BackupDestination> {
+            write_tx!(self, tx, {
+                let before = destination(tx, id).await?;
+                let now = sql_now();
+                if spec.default {
+                    sqlx::query(
+                        "UPDATE backup_destinations SET is_default = FALSE, updated_at = $1 \
+                         WHERE is_default AND id <> $2",
+                    )
+                    .bind(now)
+                    .bind(id.get())
+                    .execute(&mut **tx)
+                    .await?;
+                }
+                sqlx::query(
+                    "UPDATE backup_destinations SET location = $2, keep_daily = $3, \
+                     keep_weekly = $4, is_default = $5, updated_at = $6 WHERE id = $1",
+                )
+                .bind(id.get())
+                .bind(spec.location.as_str())
+                .bind(i32::try_from(spec.keep_daily).unwrap_or(i32::MAX))
+                .bind(i32::try_from(spec.keep_weekly).unwrap_or(i32::MAX))
+                .bind(spec.default)
+                .bind(now)
+                .execute(&mut **tx)
+                .await?;
+                append_audit(
+                    tx,
+                    ctx,
+                    "backup_destination.update",
+                    format!("backup_destination:{id}"),
+                    json!({ "before": before.spec, "after": spec }),
+                )
+                .await?;
+                destination(tx, id).await
+            })
+        }
+
         async fn backup_destinations(&self) -> Result<Vec<BackupDestination>> {
             read_tx!(self, tx, {
                 let rows: Vec<DestinationRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
@@ -283,6 +326,24 @@ mod backup_sql {
                 .fetch_one(&mut **tx)
                 .await?;
                 backup(tx, BackupId(id)).await
+            })
+        }
+
+        async fn interrupt_backups(&self, account: AccountId) -> Result<u64> {
+            write_tx!(self, tx, {
+                Ok(sqlx::query(
+                    "UPDATE backups SET state = 'failed', finished_at = $2, error = $3 \
+                     WHERE account_id = $1 AND state = 'running'",
+                )
+                .bind(account.get())
+                .bind(sql_now())
+                .bind(
+                    "interrupted before the server answered (drover stopped, or the job ran past \
+                     DROVER_JOB_TIMEOUT): the archive may be partial",
+                )
+                .execute(&mut **tx)
+                .await?
+                .rows_affected())
             })
         }
 

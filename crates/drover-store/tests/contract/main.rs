@@ -1860,6 +1860,38 @@ async fn backups_keep_their_destinations_outcomes_and_who_is_due(h: Harness) {
             .spec
             .default
     );
+    // A change is the whole spec; made the default again, it takes that from the other.
+    let again = drover_core::BackupDestinationSpec {
+        keep_daily: 3,
+        ..spec("local", true)
+    };
+    let changed = store
+        .update_backup_destination(&ctx(), local.id, &again)
+        .await
+        .unwrap();
+    assert_eq!(changed.spec, again);
+    assert!(
+        !store
+            .backup_destination(other.id)
+            .await
+            .unwrap()
+            .spec
+            .default
+    );
+    let back = spec("other", true);
+    store
+        .update_backup_destination(&ctx(), other.id, &back)
+        .await
+        .unwrap();
+    assert_eq!(
+        store
+            .default_backup_destination()
+            .await
+            .unwrap()
+            .unwrap()
+            .id,
+        other.id
+    );
 
     let vm1 = new_server(store, server_spec("vm1")).await.unwrap().id;
     let mut accounts = Vec::new();
@@ -2005,11 +2037,27 @@ async fn backups_keep_their_destinations_outcomes_and_who_is_due(h: Harness) {
         .collect();
     assert_eq!(named, [(ana, done.finished_at), (ion, None)]);
 
+    // A backup left running (its process stopped) is recorded as interrupted.
+    let stale = store
+        .start_backup(ion, local.id, vm1, "/var/backups/drover/i/1.tar.gz")
+        .await
+        .unwrap();
+    assert_eq!(store.interrupt_backups(ana).await.unwrap(), 0);
+    assert_eq!(store.interrupt_backups(ion).await.unwrap(), 1);
+    let stale = store.backup(stale.id).await.unwrap();
+    assert_eq!(stale.state, BackupState::Failed);
+    assert!(
+        stale
+            .error
+            .unwrap()
+            .starts_with("interrupted before the server answered")
+    );
+
     // Pruned archives stay in the history, and no longer count as good.
     store.mark_pruned(&ctx(), ana, &[first.id]).await.unwrap();
     assert_eq!(store.last_good_backup(ana).await.unwrap(), None);
     assert_eq!(
-        store.backups(BackupFilter::default()).await.unwrap()[1].state,
+        store.backup(first.id).await.unwrap().state,
         BackupState::Pruned
     );
     store

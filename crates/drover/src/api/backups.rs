@@ -5,7 +5,9 @@
 use axum::Extension;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use drover_core::{AccountId, BackupDestinationId, BackupDestinationSpec, BackupState};
+use drover_core::{
+    AccountId, BackupDestinationId, BackupDestinationPatch, BackupDestinationSpec, BackupState,
+};
 use drover_store::{Backup, BackupDestination, BackupFilter, Page};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
@@ -21,7 +23,11 @@ use super::shared::{Accepted, Reply, WithStatus};
 pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(create_destination, list_destinations))
-        .routes(routes!(get_destination, delete_destination))
+        .routes(routes!(
+            get_destination,
+            update_destination,
+            delete_destination
+        ))
         .routes(routes!(backup_account, account_backups))
         .routes(routes!(restore_account))
         .routes(routes!(list_backups))
@@ -56,6 +62,23 @@ async fn get_destination(
 ) -> Reply<BackupDestination> {
     let id: BackupDestinationId = path_id("backup destination", &id)?;
     Ok(axum::Json(app.store.backup_destination(id).await?))
+}
+
+#[utoipa::path(patch, path = "/api/v1/backup-destinations/{id}", tag = "backups",
+    request_body = BackupDestinationPatch,
+    responses((status = 200, body = BackupDestination), (status = 404, body = ErrorBody),
+        (status = 422, body = ErrorBody)))]
+async fn update_destination(
+    State(app): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<String>,
+    Json(patch): Json<BackupDestinationPatch>,
+) -> Reply<BackupDestination> {
+    let id: BackupDestinationId = path_id("backup destination", &id)?;
+    let context = caller.context();
+    let updated =
+        crate::commands::update_backup_destination(&*app.store, &context, id, patch).await?;
+    Ok(axum::Json(updated))
 }
 
 #[utoipa::path(delete, path = "/api/v1/backup-destinations/{id}", tag = "backups",

@@ -4,7 +4,8 @@
 use anyhow::bail;
 use clap::Subcommand;
 use drover_core::{
-    AccountId, BackupDestinationId, BackupDestinationSpec, BackupLocation, BackupState, ServerName,
+    AccountId, BackupDestinationId, BackupDestinationPatch, BackupDestinationSpec, BackupLocation,
+    BackupState, ServerName,
 };
 use drover_store::{BackupFilter, Page, RequestContext, Store};
 use serde_json::json;
@@ -71,6 +72,23 @@ pub enum DestinationCommand {
         /// Scheduled backups go here (replacing the old default).
         #[arg(long)]
         default: bool,
+    },
+    /// Change a destination; only the flags given change (its name stays).
+    Update {
+        /// The destination's id.
+        id: BackupDestinationId,
+        /// A new directory for later backups (earlier archives stay where they are).
+        #[arg(long)]
+        location: Option<String>,
+        /// The newest backup of each of the last N days is kept.
+        #[arg(long)]
+        keep_daily: Option<u32>,
+        /// The newest backup of each of the last M weeks is kept too.
+        #[arg(long)]
+        keep_weekly: Option<u32>,
+        /// Make it the default (true) or not (false).
+        #[arg(long)]
+        default: Option<bool>,
     },
     /// Destinations, by id.
     List(PageArgs),
@@ -196,6 +214,21 @@ async fn destinations(
                     "default",
                 ],
             )
+        }
+        DestinationCommand::Update {
+            id,
+            location,
+            keep_daily,
+            keep_weekly,
+            default,
+        } => {
+            let patch = BackupDestinationPatch {
+                location: location.as_deref().map(BackupLocation::parse).transpose()?,
+                keep_daily,
+                keep_weekly,
+                default,
+            };
+            out.one(&commands::update_backup_destination(store, ctx, id, patch).await?)
         }
         DestinationCommand::Delete { id } => {
             commands::delete_backup_destination(store, ctx, id).await?;

@@ -3,8 +3,9 @@
 //! the outcome.
 
 use drover_core::{
-    AccountId, BackupDestinationId, BackupDestinationSpec, BackupFacts, BackupId, DesiredState,
-    JobId, RestoreFacts, ServerId, ServiceStatus, backup_refusal, restore_refusal,
+    AccountId, BackupDestinationId, BackupDestinationPatch, BackupDestinationSpec, BackupFacts,
+    BackupId, DesiredState, JobId, RestoreFacts, ServerId, ServiceStatus, backup_refusal,
+    restore_refusal,
 };
 use drover_store::jobs::{BackupAccount, RestoreAccount, SetAccountPassword};
 use drover_store::{Account, Backup, BackupDestination, Job, JobFilter, RequestContext, Store};
@@ -22,6 +23,22 @@ pub async fn create_backup_destination(
 ) -> Result<BackupDestination> {
     let spec = spec.validated()?;
     Ok(store.create_backup_destination(ctx, &spec).await?)
+}
+
+/// Changes a destination (the whole new spec checked by core's rules); its name stays.
+pub async fn update_backup_destination(
+    store: &dyn Store,
+    ctx: &RequestContext,
+    id: BackupDestinationId,
+    patch: BackupDestinationPatch,
+) -> Result<BackupDestination> {
+    let spec = store
+        .backup_destination(id)
+        .await?
+        .spec
+        .patched(patch)
+        .validated()?;
+    Ok(store.update_backup_destination(ctx, id, &spec).await?)
 }
 
 /// Forgets a destination no backup was written to.

@@ -809,6 +809,7 @@ async fn the_openapi_document_describes_every_route(api: Api) {
         ("/api/v1/customers/{id}", "get"),
         ("/api/v1/plans/{id}", "patch"),
         ("/api/v1/backup-destinations", "post"),
+        ("/api/v1/backup-destinations/{id}", "patch"),
         ("/api/v1/accounts/{id}/backups", "post"),
         ("/api/v1/backups", "get"),
         ("/api/v1/accounts/{id}/restore", "post"),
@@ -1548,6 +1549,35 @@ async fn backup_destinations_and_backups_are_served(api: Api) {
     );
     let listed = api.get("/api/v1/backup-destinations").await;
     assert_eq!(listed.body.as_array().unwrap().len(), 1);
+    let id = created.body["id"].clone();
+    let changed = api
+        .call(
+            Method::PATCH,
+            &format!("/api/v1/backup-destinations/{id}"),
+            Some(&api.operator),
+            &[],
+            Some(&json!({"keep_daily": 3, "location": "/srv/backups"}).to_string()),
+        )
+        .await;
+    assert_eq!(changed.status, StatusCode::OK, "{:?}", changed.body);
+    assert_eq!(
+        (
+            changed.body["name"].clone(),
+            changed.body["keep_daily"].clone(),
+            changed.body["location"].clone()
+        ),
+        (json!("local"), json!(3), json!("/srv/backups"))
+    );
+    let renamed = api
+        .call(
+            Method::PATCH,
+            &format!("/api/v1/backup-destinations/{id}"),
+            Some(&api.operator),
+            &[],
+            Some(&json!({"name": "other"}).to_string()),
+        )
+        .await;
+    assert_eq!(renamed.status, StatusCode::UNPROCESSABLE_ENTITY);
 
     let service = json!({"customer_id": customer, "plan_id": plan, "domain": "arhiva.ro"});
     let account = api.post("/api/v1/services", service).await.body["account_id"].clone();

@@ -1985,6 +1985,44 @@ async fn an_operator_sets_up_backup_destinations_from_the_command_line() {
         listed.contains("local") && listed.contains("true"),
         "{listed}"
     );
+    let changed = succeeded(
+        run(
+            d,
+            &[
+                "backups",
+                "destinations",
+                "update",
+                "1",
+                "--keep-daily",
+                "2",
+                "--default",
+                "false",
+            ],
+        )
+        .await,
+    );
+    assert!(
+        changed.contains(r#""keep_daily": 2"#) && changed.contains(r#""default": false"#),
+        "{changed}"
+    );
+    let (ok, _, stderr) = run(
+        d,
+        &[
+            "backups",
+            "destinations",
+            "update",
+            "1",
+            "--keep-daily",
+            "0",
+            "--keep-weekly",
+            "0",
+        ],
+    )
+    .await;
+    assert!(
+        !ok && stderr.contains("at least 1 day or 1 week kept"),
+        "{stderr}"
+    );
     // A pending service's account is on no server: nothing to back up, nothing queued.
     let (ok, _, stderr) = run(d, &["backups", "run", "1"]).await;
     assert!(

@@ -58,6 +58,8 @@ async fn back_up(
     let store = &engine.store;
     let ctx = job_context(job.id());
     let account = store.account(AccountId(job.args.account_id)).await?;
+    // Under the lease none of the account's backups can still be running.
+    store.interrupt_backups(account.id).await?;
     let destination = store
         .backup_destination(BackupDestinationId(job.args.destination_id))
         .await?;
@@ -191,5 +193,26 @@ async fn prune(
         }
     }
     store.mark_pruned(ctx, done.account_id, &pruned).await?;
+    // A failed backup may have left part of an archive: those since the good backup before
+    // this one are deleted too (their records stay, as the account's history).
+    let before = good
+        .iter()
+        .filter(|b| b.id != done.id)
+        .filter_map(|b| b.finished_at)
+        .max();
+    let failed = BackupFilter {
+        account: Some(done.account_id),
+        state: Some(BackupState::Failed),
+        page: Page::new(None, Some(Page::MAX_LIMIT)),
+        ..BackupFilter::default()
+    };
+    for backup in store.backups(failed).await? {
+        if before.is_some_and(|b| backup.started_at < b) || backup.server_id != done.server_id {
+            continue;
+        }
+        if let Err(e) = client.delete_backup(&backup.archive).await {
+            tracing::warn!(archive = %backup.archive, error = %e, "deleting a failed backup's archive failed");
+        }
+    }
     Ok(pruned)
 }
