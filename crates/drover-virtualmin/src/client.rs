@@ -108,6 +108,8 @@ pub struct VirtualminClient {
     rate: CallRate,
     pacer: Option<std::sync::Arc<dyn CallPacer>>,
     permits: Semaphore,
+    /// One program that changes the server at a time (see [`Call::changes_the_server`]).
+    change: Semaphore,
     breaker: CircuitBreaker,
     settings: VirtualminSettings,
     /// The server's refusal of this client's login, once it happened: every later call ends
@@ -158,6 +160,7 @@ impl VirtualminClient {
             rate: CallRate::new(endpoint.rate_qps),
             pacer: None,
             permits: Semaphore::new(endpoint.max_concurrency.max(1)),
+            change: Semaphore::new(1),
             breaker: CircuitBreaker::new(breaker),
             settings: settings.clone(),
             http,
@@ -242,9 +245,13 @@ impl VirtualminClient {
                 .inspect_err(|e| self.count(call, Err(e), Duration::ZERO))?;
             // The permit first: a call that got its moment must not then queue for a permit,
             // or it would arrive late, bunched with the calls after it.
-            let _permit = self.permits.acquire().await.map_err(|_| {
-                VirtualminError::new(ErrorKind::Transient, "the client is shutting down")
-            })?;
+            let shutting_down =
+                |_| VirtualminError::new(ErrorKind::Transient, "the client is shutting down");
+            let _change = match call.changes_the_server() {
+                true => Some(self.change.acquire().await.map_err(shutting_down)?),
+                false => None,
+            };
+            let _permit = self.permits.acquire().await.map_err(shutting_down)?;
             match &self.pacer {
                 Some(pacer) => {
                     // Slots 3 % wider than the rate: calls paced by several processes arrive

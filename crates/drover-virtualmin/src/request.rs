@@ -123,6 +123,17 @@ impl Call {
         self.class
     }
 
+    /// Whether the program changes the server's configuration (takes Virtualmin's lock
+    /// files): two such programs running at once on one server can each hold a lock the other
+    /// waits for (seen on the real server: `create-domain` and `disable-domain` both hung).
+    /// Reads and backups run beside them; a restore re-creates a domain and does not.
+    pub fn changes_the_server(&self) -> bool {
+        matches!(
+            self.class,
+            OperationClass::Write | OperationClass::Provisioning
+        ) || self.program == "restore-domain"
+    }
+
     pub fn repeat(&self) -> Repeat {
         self.repeat
     }
@@ -194,6 +205,18 @@ impl fmt::Debug for Call {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn programs_that_change_the_server_run_one_at_a_time_and_reads_beside_them() {
+        assert!(Call::new("disable-domain").changes_the_server());
+        let create = Call::new("create-domain").class(OperationClass::Provisioning);
+        assert!(create.changes_the_server());
+        let restore = Call::new("restore-domain").class(OperationClass::Backup);
+        assert!(restore.changes_the_server());
+        let backup = Call::new("backup-domain").class(OperationClass::Backup);
+        assert!(!backup.changes_the_server());
+        assert!(!Call::new("list-domains").changes_the_server());
+    }
 
     #[test]
     fn parameters_become_flags_in_order() {
