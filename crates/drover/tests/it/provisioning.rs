@@ -1698,6 +1698,18 @@ async fn an_account_is_backed_up_its_failures_kept_and_old_archives_pruned(f: Fl
     assert!(err.to_string().contains("the accounts' history"), "{err}");
 }
 
+/// The output of a fleet health check an operator asks for, once it ran.
+async fn fleet_health(store: &dyn Store) -> serde_json::Value {
+    let asked = drover::commands::Requested::HealthCheck {
+        server: None,
+        plans: false,
+    };
+    let job = drover::commands::request(store, &ctx(), asked)
+        .await
+        .unwrap();
+    finished(store, job).await.output.unwrap()
+}
+
 async fn scheduled_backups_go_to_the_default_destination_and_late_ones_are_named(f: Fleetwork) {
     let store = &*f.store;
     // A plan whose accounts are not backed up on a schedule.
@@ -1725,17 +1737,7 @@ async fn scheduled_backups_go_to_the_default_destination_and_late_ones_are_named
     // Without a default destination, nothing is scheduled and nothing is late.
     tokio::time::sleep(Duration::from_millis(1500)).await;
     assert!(f.sim.with_state(|s| s.archives.is_empty()));
-    let health = drover::commands::request(
-        store,
-        &ctx(),
-        drover::commands::Requested::HealthCheck {
-            server: None,
-            plans: false,
-        },
-    )
-    .await
-    .unwrap();
-    let output = finished(store, health).await.output.unwrap();
+    let output = fleet_health(store).await;
     assert_eq!(output["backups_overdue_count"], 0, "{output}");
 
     drover::commands::create_backup_destination(store, &ctx(), destination("nightly", 7, true))
@@ -1758,17 +1760,7 @@ async fn scheduled_backups_go_to_the_default_destination_and_late_ones_are_named
     // Backups failing from now on: after twice the interval the accounts are named late.
     f.sim.with_state(|s| s.backup_disk_full = true);
     let late = wait_for(|| async {
-        let job = drover::commands::request(
-            store,
-            &ctx(),
-            drover::commands::Requested::HealthCheck {
-                server: None,
-                plans: false,
-            },
-        )
-        .await
-        .unwrap();
-        let output = finished(store, job).await.output.unwrap();
+        let output = fleet_health(store).await;
         (output["backups_overdue_count"] == 2).then_some(output)
     })
     .await;
