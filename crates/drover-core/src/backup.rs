@@ -15,61 +15,192 @@ use crate::{DomainName, Error, ServerName};
 pub enum BackupLocation {
     /// A directory on the account's own server (an absolute path).
     ServerDirectory(String),
+    /// A directory on a host every server reaches over SSH (`scp`): an archive one server
+    /// wrote can be restored by another, and outlives the server it came from.
+    Ssh(SshLocation),
+}
+
+/// A directory on an SSH host: `ssh://user@host[:port]:/path`. The password is never part of
+/// it (a destination's `credentials` say where it is found).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct SshLocation {
+    pub user: String,
+    pub host: crate::Hostname,
+    pub port: u16,
+    /// Absolute, on the SSH host.
+    pub path: String,
+}
+
+const DIRECTORY_EXPECTED: &str = "an absolute directory on the server, like /var/backups/drover, \
+                                  or one on an SSH host, like ssh://backup@vault.example.net:/srv/backups \
+                                  (letters, digits, '.', '-', '_' and '/'; no '..')";
+
+/// An absolute path the server's programs read as nothing more than a path (no `..`, spaces,
+/// quotes, control characters or shell syntax), without its trailing `/`.
+fn plain_path(input: &str) -> Option<String> {
+    let path = input.trim_end_matches('/');
+    let safe = |c: char| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_' | '/');
+    let ok = input.starts_with('/')
+        && !path.is_empty()
+        && path.len() <= 1024
+        && path.chars().all(safe)
+        && !path.contains("//")
+        && path.split('/').all(|part| part != ".." && part != ".");
+    ok.then(|| path.to_owned())
 }
 
 impl BackupLocation {
-    /// Accepts an absolute directory on the server: `/var/backups/drover`. Nothing the
-    /// server's programs would read as more than a path (no `..`, spaces, quotes, control
-    /// characters or shell syntax).
+    /// Accepts an absolute directory on the server (`/var/backups/drover`) or on an SSH host
+    /// (`ssh://user@host:/path`, `ssh://user@host:2222:/path`; `ssh://user@host/path` too).
     pub fn parse(input: &str) -> Result<Self, Error> {
-        let expected = "an absolute directory on the server, like /var/backups/drover (letters, \
-                        digits, '.', '-', '_' and '/'; no '..')";
+        // A password pasted into the location is not echoed back (nor logged with the error).
+        let shown = match input.strip_prefix("ssh://").and_then(|r| r.split_once('@')) {
+            Some((user, host)) if user.contains(':') => {
+                format!(
+                    "ssh://{}:***@{host}",
+                    user.split(':').next().unwrap_or_default()
+                )
+            }
+            _ => input.to_owned(),
+        };
+        let invalid = |why: &str| Error::invalid("backup location", &shown, why.to_owned());
+        if let Some(rest) = input.strip_prefix("ssh://") {
+            return SshLocation::parse(rest)
+                .map(Self::Ssh)
+                .map_err(|why| invalid(&why));
+        }
         if input.contains("://") {
-            return Err(Error::invalid(
-                "backup location",
-                input,
-                format!("{expected}; remote destinations are not supported yet"),
+            return Err(invalid(&format!(
+                "{DIRECTORY_EXPECTED}; other remote destinations are not supported"
+            )));
+        }
+        plain_path(input)
+            .map(Self::ServerDirectory)
+            .ok_or_else(|| invalid(DIRECTORY_EXPECTED))
+    }
+
+    /// Whether any server of the fleet can read what one wrote there.
+    pub fn shared(&self) -> bool {
+        matches!(self, Self::Ssh(_))
+    }
+
+    /// The same place's `path` instead (an archive in it).
+    fn with_path(&self, path: String) -> Self {
+        match self {
+            Self::ServerDirectory(_) => Self::ServerDirectory(path),
+            Self::Ssh(ssh) => Self::Ssh(SshLocation {
+                path,
+                ..ssh.clone()
+            }),
+        }
+    }
+
+    /// Where the account's archive taken at `at` goes: one file per backup, named by its UTC
+    /// time to the millisecond so that names sort by age and two backups of an account (one
+    /// at a time) never share one. On the server itself in a directory per domain (the
+    /// server makes it); on an SSH host side by side, as the server makes no directory there
+    /// (`--mkdir` is for local backups only).
+    pub fn archive(&self, domain: &DomainName, at: Timestamp) -> Self {
+        let stamp = at.to_zoned(TimeZone::UTC).strftime("%Y%m%d-%H%M%S%.3f");
+        match self {
+            Self::ServerDirectory(dir) => {
+                self.with_path(format!("{dir}/{domain}/{domain}-{stamp}.tar.gz"))
+            }
+            Self::Ssh(ssh) => self.with_path(format!("{}/{domain}-{stamp}.tar.gz", ssh.path)),
+        }
+    }
+}
+
+impl SshLocation {
+    /// What follows `ssh://`; the error says what was wrong.
+    fn parse(rest: &str) -> Result<Self, String> {
+        let expected = "ssh://user@host:/absolute/path or ssh://user@host:PORT:/absolute/path";
+        let Some((user, after)) = rest.split_once('@') else {
+            return Err(format!("{expected}: the user is missing"));
+        };
+        if user.contains(':') {
+            return Err(format!(
+                "{expected}, without the password: it goes in the destination's credentials \
+                 (env:NAME or file:/path), never in its location"
             ));
         }
-        let path = input.trim_end_matches('/');
-        let safe = |c: char| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_' | '/');
-        let ok = input.starts_with('/')
-            && !path.is_empty()
-            && path.len() <= 1024
-            && path.chars().all(safe)
-            && !path.contains("//")
-            && path.split('/').all(|part| part != ".." && part != ".");
-        if ok {
-            Ok(Self::ServerDirectory(path.to_owned()))
-        } else {
-            Err(Error::invalid("backup location", input, expected))
+        let user_ok = !user.is_empty()
+            && user.len() <= 32
+            && user.starts_with(|c: char| c.is_ascii_lowercase() || c == '_')
+            && user.chars().all(|c| {
+                c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '_' | '-' | '.')
+            });
+        if !user_ok {
+            return Err(format!(
+                "{expected}: '{user}' is not a user name (lower-case letters, digits, '_', '-', '.')"
+            ));
         }
+        // `[v6 address]`, or a name up to the port or the path.
+        let (host, after) = match after.strip_prefix('[') {
+            Some(bracketed) => bracketed
+                .split_once(']')
+                .ok_or_else(|| format!("{expected}: the ']' after the address is missing"))?,
+            None => after.split_at(after.find([':', '/']).unwrap_or(after.len())),
+        };
+        let host = crate::Hostname::parse(host).map_err(|e| format!("{expected}: {e}"))?;
+        let (port, path) = match after.strip_prefix(':') {
+            Some(tail) if tail.starts_with(|c: char| c.is_ascii_digit()) => {
+                let end = tail.find([':', '/']).unwrap_or(tail.len());
+                let port = tail[..end]
+                    .parse::<u16>()
+                    .ok()
+                    .filter(|p| *p > 0)
+                    .ok_or_else(|| format!("{expected}: '{}' is not a port", &tail[..end]))?;
+                (port, tail[end..].strip_prefix(':').unwrap_or(&tail[end..]))
+            }
+            Some(tail) => (22, tail),
+            None => (22, after),
+        };
+        let path = plain_path(path).ok_or_else(|| {
+            format!(
+                "{expected}: the directory must be absolute (letters, digits, '.', '-', '_' and \
+                 '/'; no '..')"
+            )
+        })?;
+        Ok(Self {
+            user: user.to_owned(),
+            host,
+            port,
+            path,
+        })
     }
 
-    pub fn as_str(&self) -> &str {
-        match self {
-            Self::ServerDirectory(path) => path,
+    /// `host` as `scp` and Virtualmin take it: an IPv6 address in brackets.
+    pub fn host_for_url(&self) -> String {
+        match self.host.as_str().contains(':') {
+            true => format!("[{}]", self.host),
+            false => self.host.to_string(),
         }
     }
+}
 
-    /// Where the account's archive taken at `at` goes: one directory per domain, one file per
-    /// backup, named by its UTC time to the millisecond so that names sort by age and two
-    /// backups of an account (one at a time) never share one.
-    pub fn archive(&self, domain: &DomainName, at: Timestamp) -> String {
-        let stamp = at.to_zoned(TimeZone::UTC).strftime("%Y%m%d-%H%M%S%.3f");
-        format!("{}/{domain}/{domain}-{stamp}.tar.gz", self.as_str())
+impl fmt::Display for SshLocation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let (user, host, path) = (&self.user, self.host_for_url(), &self.path);
+        match self.port {
+            22 => write!(f, "ssh://{user}@{host}:{path}"),
+            port => write!(f, "ssh://{user}@{host}:{port}:{path}"),
+        }
     }
 }
 
 impl fmt::Display for BackupLocation {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
+        match self {
+            Self::ServerDirectory(path) => f.write_str(path),
+            Self::Ssh(ssh) => ssh.fmt(f),
+        }
     }
 }
 
 impl Serialize for BackupLocation {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(self.as_str())
+        s.collect_str(self)
     }
 }
 
@@ -87,9 +218,21 @@ impl<'de> Deserialize<'de> for BackupLocation {
 pub struct BackupDestinationSpec {
     #[cfg_attr(feature = "openapi", schema(value_type = String, example = "local"))]
     pub name: ServerName,
-    /// An absolute directory on each account's own server.
+    /// An absolute directory on each account's own server, or on an SSH host every server
+    /// reaches: `ssh://user@host[:port]:/path` (no password in it).
     #[cfg_attr(feature = "openapi", schema(value_type = String, example = "/var/backups/drover"))]
     pub location: BackupLocation,
+    /// For an SSH host: where the password of its user is found (`env:NAME` or
+    /// `file:/path`, read by drover when a backup runs and never stored).
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, example = "env:DROVER_SECRET_BACKUP_VAULT"))]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub credentials: Option<crate::CredentialRef>,
+    /// For an SSH host: its host key, pinned, as `ssh-keygen -lf` prints it
+    /// (`SHA256:…`). drover checks it before each use and sends nothing to a host that
+    /// presents another.
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, example = "SHA256:D6dVhy6OODf0DHt8bFg67I35TK0pDspxPgfkfADKbzU"))]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host_key: Option<SshHostKey>,
     /// The newest backup of each of the last N days is kept.
     #[serde(default = "default_keep_daily")]
     pub keep_daily: u32,
@@ -111,6 +254,10 @@ pub struct BackupDestinationPatch {
     /// (and are still pruned and restored from there).
     #[cfg_attr(feature = "openapi", schema(value_type = Option<String>))]
     pub location: Option<BackupLocation>,
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>))]
+    pub credentials: Option<crate::CredentialRef>,
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>))]
+    pub host_key: Option<SshHostKey>,
     pub keep_daily: Option<u32>,
     pub keep_weekly: Option<u32>,
     pub default: Option<bool>,
@@ -121,6 +268,8 @@ impl BackupDestinationSpec {
         Self {
             name: self.name,
             location: patch.location.unwrap_or(self.location),
+            credentials: patch.credentials.or(self.credentials),
+            host_key: patch.host_key.or(self.host_key),
             keep_daily: patch.keep_daily.unwrap_or(self.keep_daily),
             keep_weekly: patch.keep_weekly.unwrap_or(self.keep_weekly),
             default: patch.default.unwrap_or(self.default),
@@ -153,6 +302,35 @@ impl BackupDestinationSpec {
                 ));
             }
         }
+        match (&self.location, &self.credentials, &self.host_key) {
+            (BackupLocation::Ssh(_), Some(_), Some(_))
+            | (BackupLocation::ServerDirectory(_), None, None) => {}
+            (BackupLocation::Ssh(ssh), credentials, _) => {
+                let missing = if credentials.is_none() {
+                    "credentials"
+                } else {
+                    "host_key"
+                };
+                return Err(Error::invalid(
+                    missing,
+                    "",
+                    format!(
+                        "an SSH destination needs credentials (env:NAME or file:/path holding \
+                         the password of {}) and host_key (its SHA256:… fingerprint, as \
+                         `ssh-keyscan -p {} {} | ssh-keygen -lf -` prints it)",
+                        ssh.user, ssh.port, ssh.host
+                    ),
+                ));
+            }
+            (BackupLocation::ServerDirectory(_), ..) => {
+                return Err(Error::invalid(
+                    "credentials",
+                    "",
+                    "none for a directory on the server itself: credentials and host_key are \
+                     for SSH destinations",
+                ));
+            }
+        }
         if self.keep_daily == 0 && self.keep_weekly == 0 {
             return Err(Error::invalid(
                 "keep_daily",
@@ -161,6 +339,55 @@ impl BackupDestinationSpec {
             ));
         }
         Ok(self)
+    }
+}
+
+/// An SSH host key's SHA-256 fingerprint, as OpenSSH prints it: `SHA256:` and 43 base64
+/// characters (no padding).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct SshHostKey(String);
+
+impl SshHostKey {
+    pub fn parse(input: &str) -> Result<Self, Error> {
+        let input = input.trim();
+        let b64 = |c: char| c.is_ascii_alphanumeric() || c == '+' || c == '/';
+        match input.strip_prefix("SHA256:") {
+            Some(hash)
+                if hash.trim_end_matches('=').len() == 43
+                    && hash.trim_end_matches('=').chars().all(b64) =>
+            {
+                Ok(Self(format!("SHA256:{}", hash.trim_end_matches('='))))
+            }
+            _ => Err(Error::invalid(
+                "host key",
+                input,
+                "SHA256: and 43 base64 characters, as `ssh-keygen -lf` prints a host key's \
+                 fingerprint",
+            )),
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for SshHostKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl Serialize for SshHostKey {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.0)
+    }
+}
+
+impl<'de> Deserialize<'de> for SshHostKey {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let raw = String::deserialize(d)?;
+        Self::parse(&raw).map_err(serde::de::Error::custom)
     }
 }
 
@@ -236,7 +463,9 @@ pub fn final_size_bytes(output: &str) -> Option<u64> {
 /// progress before it (kept short for the record).
 pub fn failure_lines(output: &str) -> String {
     const KEPT: usize = 4096;
-    let lines: Vec<&str> = output.lines().collect();
+    // `ssh` and `scp` answer through a terminal: their lines end in carriage returns.
+    let output = output.replace('\r', "");
+    let lines: Vec<&str> = output.lines().map(str::trim_end).collect();
     let start = lines
         .iter()
         .position(|l| l.contains("Failed") || l.starts_with("Error") || l.contains("failed"))
@@ -336,8 +565,10 @@ pub struct RestoreFacts {
     /// The backup is the account's own.
     pub backup_of_account: bool,
     pub backup_state: BackupState,
-    /// The server that wrote the archive (on its own disk).
+    /// The server that wrote the archive.
     pub backup_server: Option<crate::ServerId>,
+    /// The archive is where every server reads it (an SSH host), not on its writer's disk.
+    pub backup_shared: bool,
     pub moving: bool,
     /// The account's server's state, and whether it refuses drover's login.
     pub server_state: Option<crate::ServerState>,
@@ -365,7 +596,7 @@ pub fn restore_refusal(facts: &RestoreFacts) -> Option<String> {
     if facts.moving {
         return Some("the account is moving between servers".into());
     }
-    if facts.backup_server != Some(server) {
+    if !facts.backup_shared && facts.backup_server != Some(server) {
         return Some(
             "the archive is on the disk of the server that wrote it, not the account's server"
                 .into(),
@@ -399,7 +630,7 @@ mod tests {
     #[test]
     fn a_location_is_an_absolute_directory_without_surprises() {
         let ok = BackupLocation::parse("/var/backups/drover/").unwrap();
-        assert_eq!(ok.as_str(), "/var/backups/drover");
+        assert_eq!(ok.to_string(), "/var/backups/drover");
         for bad in [
             "var/backups",
             "/",
@@ -415,13 +646,123 @@ mod tests {
                 "{bad}: {err}"
             );
         }
-        let err = BackupLocation::parse("ssh://u@h:/b")
+        let err = BackupLocation::parse("ftp://u:p@h/b")
             .unwrap_err()
             .to_string();
         assert!(
-            err.contains("remote destinations are not supported yet"),
+            err.contains("other remote destinations are not supported"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn an_ssh_location_names_user_host_port_and_directory_never_a_password() {
+        for (input, shown, port) in [
+            (
+                "ssh://backup@vault.example.net:/srv/backups/",
+                "ssh://backup@vault.example.net:/srv/backups",
+                22,
+            ),
+            (
+                "ssh://backup@vault.example.net/srv/backups",
+                "ssh://backup@vault.example.net:/srv/backups",
+                22,
+            ),
+            (
+                "ssh://backup@127.0.0.1:2222:/srv/b",
+                "ssh://backup@127.0.0.1:2222:/srv/b",
+                2222,
+            ),
+            (
+                "ssh://backup@127.0.0.1:2222/srv/b",
+                "ssh://backup@127.0.0.1:2222:/srv/b",
+                2222,
+            ),
+            (
+                "ssh://backup@[::1]:2222:/srv/b",
+                "ssh://backup@[::1]:2222:/srv/b",
+                2222,
+            ),
+        ] {
+            let location = BackupLocation::parse(input).unwrap();
+            assert_eq!(location.to_string(), shown);
+            assert_eq!(BackupLocation::parse(shown).unwrap(), location);
+            let BackupLocation::Ssh(ssh) = &location else {
+                panic!("{input} is not an SSH location");
+            };
+            assert_eq!((ssh.user.as_str(), ssh.port), ("backup", port));
+            assert!(location.shared());
+        }
+        for (bad, says) in [
+            (
+                "ssh://backup:hunter2@vault.example.net:/srv",
+                "never in its location",
+            ),
+            ("ssh://vault.example.net:/srv", "the user is missing"),
+            ("ssh://Backup@vault.example.net:/srv", "is not a user name"),
+            ("ssh://backup@vault.example.net:99999:/srv", "is not a port"),
+            ("ssh://backup@vault.example.net:srv", "must be absolute"),
+            (
+                "ssh://backup@vault.example.net:/srv/../etc",
+                "must be absolute",
+            ),
+            ("ssh://backup@vault example.net:/srv", "hostname"),
+        ] {
+            let err = BackupLocation::parse(bad).unwrap_err().to_string();
+            assert!(err.contains(says), "{bad}: {err}");
+            assert!(!err.contains("hunter2"), "{err}");
+        }
+    }
+
+    #[test]
+    fn an_ssh_destination_needs_its_password_source_and_pinned_key() {
+        let spec = |location: &str, credentials: Option<&str>, host_key: Option<&str>| {
+            BackupDestinationSpec {
+                name: ServerName::parse("vault").unwrap(),
+                location: BackupLocation::parse(location).unwrap(),
+                credentials: credentials.map(|c| crate::CredentialRef::parse(c).unwrap()),
+                host_key: host_key.map(|k| SshHostKey::parse(k).unwrap()),
+                keep_daily: 7,
+                keep_weekly: 4,
+                default: false,
+            }
+            .validated()
+        };
+        let key = "SHA256:D6dVhy6OODf0DHt8bFg67I35TK0pDspxPgfkfADKbzU";
+        assert!(
+            spec(
+                "ssh://b@vault:/srv",
+                Some("env:DROVER_SECRET_VAULT"),
+                Some(key)
+            )
+            .is_ok()
+        );
+        let err = spec("ssh://b@vault:/srv", None, Some(key))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("credentials") && err.contains("password of b"),
+            "{err}"
+        );
+        let err = spec("ssh://b@vault:/srv", Some("env:DROVER_SECRET_VAULT"), None)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("host_key") && err.contains("ssh-keyscan -p 22 vault"),
+            "{err}"
+        );
+        let err = spec("/srv", Some("env:DROVER_SECRET_VAULT"), None)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("for SSH destinations"), "{err}");
+        assert_eq!(SshHostKey::parse(&format!("{key}=")).unwrap().as_str(), key);
+        for bad in [
+            "D6dVhy6OODf0DHt8bFg67I35TK0pDspxPgfkfADKbzU",
+            "SHA256:short",
+            "MD5:aa:bb",
+        ] {
+            assert!(SshHostKey::parse(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]
@@ -430,8 +771,14 @@ mod tests {
         let domain = DomainName::parse("știri.ro").unwrap();
         let at: Timestamp = "2026-12-06T09:05:07.04Z".parse().unwrap();
         assert_eq!(
-            location.archive(&domain, at),
+            location.archive(&domain, at).to_string(),
             "/var/backups/drover/xn--tiri-pxb.ro/xn--tiri-pxb.ro-20261206-090507.040.tar.gz"
+        );
+        // No directory per domain on an SSH host: the server makes none there.
+        let vault = BackupLocation::parse("ssh://b@vault:2222:/srv").unwrap();
+        assert_eq!(
+            vault.archive(&domain, at).to_string(),
+            "ssh://b@vault:2222:/srv/xn--tiri-pxb.ro-20261206-090507.040.tar.gz"
         );
     }
 
@@ -545,6 +892,7 @@ mod tests {
             backup_of_account: true,
             backup_state: BackupState::Succeeded,
             backup_server: Some(ServerId(1)),
+            backup_shared: false,
             moving: false,
             server_state: Some(crate::ServerState::Draining),
             login_refused: false,
@@ -608,6 +956,15 @@ mod tests {
                 ..ready.clone()
             })
             .starts_with("the archive is on the disk of the server that wrote it")
+        );
+        // An archive on an SSH host is read by any server.
+        assert_eq!(
+            restore_refusal(&RestoreFacts {
+                backup_server: Some(ServerId(2)),
+                backup_shared: true,
+                ..ready.clone()
+            }),
+            None
         );
     }
 

@@ -5,7 +5,7 @@ mod backup_sql {
     use async_trait::async_trait;
     use drover_core::{
         AccountId, BackupDestinationId, BackupDestinationSpec, BackupId, BackupLocation,
-        BackupState, PlanId, ServerId, ServerName,
+        BackupState, CredentialRef, PlanId, ServerId, ServerName, SshHostKey,
     };
     use jiff::Timestamp;
     use jiff_sqlx::Timestamp as SqlTimestamp;
@@ -18,7 +18,7 @@ mod backup_sql {
     use crate::rows::{parse, sql_now};
     use crate::{Enqueued, RequestContext, Result, StoreError};
 
-    const DESTINATION_COLUMNS: &str = "id, name, location, keep_daily, keep_weekly, is_default, created_at \
+    const DESTINATION_COLUMNS: &str = "id, name, location, credentials, host_key, keep_daily, keep_weekly, is_default, created_at \
          FROM backup_destinations";
 
     const BACKUP_COLUMNS: &str = "b.id, b.account_id, a.domain, b.destination_id, b.server_id, \
@@ -30,6 +30,8 @@ mod backup_sql {
         id: i64,
         name: String,
         location: String,
+        credentials: Option<String>,
+        host_key: Option<String>,
         keep_daily: i32,
         keep_weekly: i32,
         is_default: bool,
@@ -44,6 +46,16 @@ mod backup_sql {
                 spec: BackupDestinationSpec {
                     name: parse("backup destination name", &self.name, ServerName::parse)?,
                     location: parse("backup location", &self.location, BackupLocation::parse)?,
+                    credentials: self
+                        .credentials
+                        .as_deref()
+                        .map(|c| parse("credentials", c, CredentialRef::parse))
+                        .transpose()?,
+                    host_key: self
+                        .host_key
+                        .as_deref()
+                        .map(|k| parse("host key", k, SshHostKey::parse))
+                        .transpose()?,
                     keep_daily: keep(self.keep_daily),
                     keep_weekly: keep(self.keep_weekly),
                     default: self.is_default,
@@ -138,15 +150,17 @@ mod backup_sql {
                 }
                 let id: i64 = sqlx::query_scalar(
                     "INSERT INTO backup_destinations (name, location, keep_daily, keep_weekly, \
-                     is_default, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $6) \
-                     RETURNING id",
+                     is_default, created_at, updated_at, credentials, host_key) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $6, $7, $8) RETURNING id",
                 )
                 .bind(spec.name.as_str())
-                .bind(spec.location.as_str())
+                .bind(spec.location.to_string())
                 .bind(i32::try_from(spec.keep_daily).unwrap_or(i32::MAX))
                 .bind(i32::try_from(spec.keep_weekly).unwrap_or(i32::MAX))
                 .bind(spec.default)
                 .bind(now)
+                .bind(spec.credentials.as_ref().map(ToString::to_string))
+                .bind(spec.host_key.as_ref().map(ToString::to_string))
                 .fetch_one(&mut **tx)
                 .await
                 .map_err(|e| match unique_violation(&e) {
@@ -190,14 +204,17 @@ mod backup_sql {
                 }
                 sqlx::query(
                     "UPDATE backup_destinations SET location = $2, keep_daily = $3, \
-                     keep_weekly = $4, is_default = $5, updated_at = $6 WHERE id = $1",
+                     keep_weekly = $4, is_default = $5, updated_at = $6, credentials = $7, \
+                     host_key = $8 WHERE id = $1",
                 )
                 .bind(id.get())
-                .bind(spec.location.as_str())
+                .bind(spec.location.to_string())
                 .bind(i32::try_from(spec.keep_daily).unwrap_or(i32::MAX))
                 .bind(i32::try_from(spec.keep_weekly).unwrap_or(i32::MAX))
                 .bind(spec.default)
                 .bind(now)
+                .bind(spec.credentials.as_ref().map(ToString::to_string))
+                .bind(spec.host_key.as_ref().map(ToString::to_string))
                 .execute(&mut **tx)
                 .await?;
                 append_audit(

@@ -5,11 +5,13 @@
 pub mod cloudflare;
 mod postgres;
 pub mod powerdns;
+mod sshd;
 pub mod virtualmin;
 
 pub use cloudflare::{CloudflareFake, FakeConfig};
 pub use postgres::TestPostgres;
 pub use powerdns::PowerDns;
+pub use sshd::TestSshd;
 /// Runs each named `async fn test(harness)` once per database: a `postgres::test` built with
 /// `$postgres().await` and a `sqlite::test` built with `$sqlite().await`, so one body holds both
 /// backends to the same behaviour.

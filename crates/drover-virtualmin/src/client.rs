@@ -264,7 +264,10 @@ impl VirtualminClient {
             }
             let started_at = std::time::SystemTime::now();
             let started = tokio::time::Instant::now();
-            let result = self.send(call, body).await;
+            let result = match call.hidden_in_answers() {
+                false => self.send(call, body).await,
+                true => scrubbed(call, self.send(call, body).await),
+            };
             let elapsed = started.elapsed();
             self.breaker
                 .record(result.as_ref().map(|_| ()).map_err(|e| e.kind));
@@ -377,6 +380,24 @@ impl VirtualminClient {
             .record(elapsed.as_secs_f64());
         metrics::gauge!("drover_virtualmin_circuit_state", "server" => self.endpoint.name.clone())
             .set(self.breaker.state().as_gauge());
+    }
+}
+
+/// The answer with the call's secrets taken out of every text the server sent back.
+fn scrubbed(call: &Call, result: Result<Reply, VirtualminError>) -> Result<Reply, VirtualminError> {
+    let scrub_all = |texts: Vec<String>| texts.iter().map(|t| call.scrub(t)).collect();
+    match result {
+        Ok(reply) => Ok(Reply {
+            output: call.scrub(&reply.output),
+            step_failures: scrub_all(reply.step_failures),
+            warnings: scrub_all(reply.warnings),
+            ..reply
+        }),
+        Err(mut e) => {
+            e.message = call.scrub(&e.message);
+            e.output = e.output.map(|o| call.scrub(&o));
+            Err(e)
+        }
     }
 }
 

@@ -209,6 +209,7 @@ pub fn is_log_line(line: &str) -> bool {
 /// (`Failed to …`); the first line that is not a timestamped warning; `first_line` as the
 /// server chose it.
 pub fn failure_message(first_line: &str, full: &str) -> String {
+    let full = terminal_text(full);
     let lines: Vec<&str> = full.lines().collect();
     for (i, line) in lines.iter().enumerate() {
         if line.trim() == "Error"
@@ -227,17 +228,16 @@ pub fn failure_message(first_line: &str, full: &str) -> String {
         // after the traceback, not the traceback's first line.
         return match step.strip_suffix("Traceback (most recent call last):") {
             Some(head) => format!("{head}{}", python_exception(&lines[i + 1..])),
-            None => step.to_owned(),
+            None => with_cause_below(step, &lines[i + 1..]),
         };
     }
     // A program that stops on a failure it prints itself (`backup-domain`'s destination
     // checks: "Failed to create directory …", then "Backup failed!").
-    if let Some(line) = lines
+    if let Some(i) = lines
         .iter()
-        .map(|l| l.trim())
-        .find(|l| l.starts_with("Failed to "))
+        .position(|l| l.trim().starts_with("Failed to "))
     {
-        return line.to_owned();
+        return with_cause_below(lines[i].trim(), &lines[i + 1..]);
     }
     let first = first_line.trim();
     if !first.is_empty() && !is_log_line(first) {
@@ -250,6 +250,48 @@ pub fn failure_message(first_line: &str, full: &str) -> String {
         .or(Some(first).filter(|f| !f.is_empty()))
         .unwrap_or("the program failed without a message")
         .to_owned()
+}
+
+/// What `ssh` and `scp` printed through a terminal, as plain lines: carriage returns gone, and
+/// their password prompts (which Virtualmin answers) left out.
+fn terminal_text(full: &str) -> String {
+    if !full.contains('\r') {
+        return full.to_owned();
+    }
+    let mut text = String::with_capacity(full.len());
+    for line in full.split('\n') {
+        let kept: Vec<&str> = line
+            .split('\r')
+            .filter(|part| !part.trim().is_empty() && !part.trim_end().ends_with("password:"))
+            .collect();
+        // A line that held only a prompt goes; a blank one stays (it ends a message).
+        if kept.is_empty() && !line.trim().is_empty() {
+            continue;
+        }
+        text.push_str(kept.join(" ").trim_end());
+        text.push('\n');
+    }
+    text
+}
+
+/// `head` ("… failed :", "Failed to connect to SSH server :") with the cause the program
+/// printed on the lines below it, up to a blank line, when `head` itself ends before it: the
+/// last three different lines (ssh's final word is last).
+fn with_cause_below(head: &str, below: &[&str]) -> String {
+    if !head.ends_with(':') {
+        return head.to_owned();
+    }
+    let mut cause: Vec<&str> = Vec::new();
+    for line in below.iter().map(|l| l.trim()).take_while(|l| !l.is_empty()) {
+        if cause.last() != Some(&line) {
+            cause.push(line);
+        }
+    }
+    let last = &cause[cause.len().saturating_sub(3)..];
+    match last.is_empty() {
+        true => head.to_owned(),
+        false => format!("{head} {}", last.join("; ")),
+    }
 }
 
 /// The exception a Python traceback ends with, on one line: its unindented lines joined, and
@@ -318,6 +360,36 @@ pub fn classify_error(message: &str) -> ErrorKind {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Backups to an SSH host that failed on the real server: ssh and scp answer through a
+    /// terminal, with carriage returns and the password prompts Virtualmin answered.
+    #[test]
+    fn an_ssh_failure_is_told_by_ssh_own_last_words() {
+        let wrong_password = "Starting backup..\nTesting backup destination /home/b/x.tar.gz on SSH server 127.0.0.1 ..\n\
+            Failed to connect to SSH server : \rb@127.0.0.1's password: \r\nPermission denied, please try again.\r\r\n\
+            \rb@127.0.0.1's password: \r\nPermission denied, please try again.\r\r\n\rb@127.0.0.1's password: \r\n\
+            b@127.0.0.1: Permission denied (publickey,password).\r\r\nscp: Connection closed\r\r\n\n\nBackup failed!\n\n";
+        assert_eq!(
+            failure_message("Starting backup..", wrong_password),
+            "Failed to connect to SSH server : Permission denied, please try again.; \
+             b@127.0.0.1: Permission denied (publickey,password).; scp: Connection closed"
+        );
+        let no_directory = "Creating final backup archive ..\n.. done\n\nUploading archive to SSH server 127.0.0.1 ..\n\
+            .. upload failed : \rb@127.0.0.1's password: \r\nscp: dest open \"/home/b/nodir/x.tar.gz\": No such file or directory\r\r\n\
+            scp: failed to upload file /tmp/.webmin/30883-x.tar.gz to /home/b/nodir/x.tar.gz\r\r\n\n\nBackup failed!\n\n";
+        assert_eq!(
+            failure_message("Starting backup..", no_directory),
+            "upload failed : scp: dest open \"/home/b/nodir/x.tar.gz\": No such file or directory; \
+             scp: failed to upload file /tmp/.webmin/30883-x.tar.gz to /home/b/nodir/x.tar.gz"
+        );
+        let refused = "Starting backup..\nTesting backup destination /home/b/x.tar.gz on SSH server 127.0.0.1 ..\n\
+            Failed to connect to SSH server : ssh: connect to host 127.0.0.1 port 2223: Connection refused\r\r\n\
+            scp: Connection closed\r\r\n\n\nBackup failed!\n\n";
+        assert_eq!(
+            failure_message("Starting backup..", refused),
+            "Failed to connect to SSH server : ssh: connect to host 127.0.0.1 port 2223: Connection refused"
+        );
+    }
 
     #[test]
     fn a_taken_administration_user_is_told_apart() {

@@ -1,7 +1,8 @@
 //! The typed operations drover needs, each one call (or two, where the server's answer alone
 //! cannot say what happened).
 
-use secrecy::SecretString;
+use drover_core::BackupLocation;
+use secrecy::{ExposeSecret, SecretString};
 
 use crate::client::VirtualminClient;
 use crate::domain::{DomainDatabase, DomainInfo, DomainUser};
@@ -459,20 +460,25 @@ impl VirtualminClient {
         self.call(&call).await.map(drop)
     }
 
-    /// Backs the domain up, all features, to an archive at a path the server writes, making
-    /// its directory when missing. The answer is the server's log of the backup (its last line
-    /// gives the archive's size).
+    /// Backs the domain up, all features, to an archive: a path on the server (its
+    /// directory made when missing) or on an SSH host (`password` is its user's; the
+    /// server makes no directory there). The answer is the server's log of the backup (its
+    /// last line gives the archive's size).
     pub async fn backup_domain(
         &self,
         domain: &str,
-        archive: &str,
+        archive: &BackupLocation,
+        password: Option<&SecretString>,
     ) -> Result<String, VirtualminError> {
         let call = Call::new("backup-domain")
             .class(OperationClass::Backup)
-            .arg("domain", domain)
-            .arg("dest", archive)
-            .flag("all-features")
-            .flag("mkdir");
+            .arg("domain", domain);
+        let call = with_archive(call, "dest", archive, password)?.flag("all-features");
+        // `--mkdir` is for local backups only: the program refuses it with an SSH URL.
+        let call = match archive {
+            BackupLocation::ServerDirectory(_) => call.flag("mkdir"),
+            BackupLocation::Ssh(_) => call,
+        };
         Ok(self.call(&call).await?.output)
     }
 
@@ -481,33 +487,54 @@ impl VirtualminClient {
     /// since the backup deleted: `dir delete`). The answer is the server's log of the restore.
     pub async fn restore_domain(
         &self,
-        archive: &str,
+        archive: &BackupLocation,
+        password: Option<&SecretString>,
         domain: &str,
     ) -> Result<String, VirtualminError> {
-        let call = Call::new("restore-domain")
-            .class(OperationClass::Backup)
-            .arg("source", archive)
-            .arg("domain", domain)
-            .flag("all-features")
-            .arg("option", "dir delete 1");
+        let call = with_archive(
+            Call::new("restore-domain").class(OperationClass::Backup),
+            "source",
+            archive,
+            password,
+        )?
+        .arg("domain", domain)
+        .flag("all-features")
+        .arg("option", "dir delete 1");
         Ok(self.call(&call).await?.output)
     }
 
     /// Deletes a backup archive the server wrote (and its `.info`/`.dom` companions); one
     /// already gone is no error.
-    pub async fn delete_backup(&self, archive: &str) -> Result<(), VirtualminError> {
-        let call = Call::new("delete-backup")
-            .class(OperationClass::Backup)
-            .arg("dest", archive);
+    pub async fn delete_backup(
+        &self,
+        archive: &BackupLocation,
+        password: Option<&SecretString>,
+    ) -> Result<(), VirtualminError> {
+        let call = with_archive(
+            Call::new("delete-backup").class(OperationClass::Backup),
+            "dest",
+            archive,
+            password,
+        )?;
         let output = self.call(&call).await?.output;
         // The program reports a failed deletion in its output and still exits with success.
         match output
             .lines()
             .find_map(|l| l.trim().strip_prefix(".. failed : "))
         {
-            Some(cause) => {
-                let mut error = VirtualminError::new(classify_failure(cause), cause);
+            Some(_) => {
+                // The cause, and for an SSH host the lines ssh printed after it (through a
+                // terminal: carriage returns and its password prompts left out).
+                let after = output.split(".. failed : ").nth(1).unwrap_or_default();
+                let cause = after
+                    .split(['\r', '\n'])
+                    .map(str::trim)
+                    .filter(|l| !l.is_empty() && !l.ends_with("password:"))
+                    .collect::<Vec<_>>()
+                    .join("; ");
+                let mut error = VirtualminError::new(classify_failure(&cause), cause);
                 error.program_failed = true;
+                error.output = Some(output);
                 Err(error)
             }
             None => Ok(()),
@@ -527,6 +554,44 @@ impl VirtualminClient {
         let reply = self.call(&call).await?;
         Ok(SecretString::from(reply.output.trim().to_owned()))
     }
+}
+
+/// The archive as the backup programs take it: a path, or for an SSH host
+/// `ssh://user:password@host:port:/path` (Virtualmin's own form: a password with no `@` is
+/// not required, but one starting with `|` would be read as a key file's path).
+fn with_archive(
+    call: Call,
+    name: &str,
+    archive: &BackupLocation,
+    password: Option<&SecretString>,
+) -> Result<Call, VirtualminError> {
+    let BackupLocation::Ssh(ssh) = archive else {
+        return Ok(call.arg(name, archive.to_string()));
+    };
+    let invalid = |why: &str| {
+        Err(VirtualminError::new(
+            ErrorKind::Invalid,
+            format!("{archive}: {why}"),
+        ))
+    };
+    let Some(password) = password else {
+        return invalid("the password of the SSH host's user is needed");
+    };
+    let secret = password.expose_secret();
+    if secret.is_empty() || secret.starts_with('|') {
+        return invalid(
+            "the SSH password is empty or starts with '|' (which the server reads as a key \
+             file's path)",
+        );
+    }
+    let sent = format!(
+        "ssh://{}:{secret}@{}:{}:{}",
+        ssh.user,
+        ssh.host_for_url(),
+        ssh.port,
+        ssh.path
+    );
+    Ok(call.masked(name, sent.into(), archive.to_string(), password.clone()))
 }
 
 /// A quota in MB as the server's programs take it: 1 kB blocks.

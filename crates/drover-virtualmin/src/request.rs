@@ -30,6 +30,11 @@ enum Value {
     Text(String),
     /// A password: sent, never shown.
     Secret(SecretString),
+    /// A value with a password inside (an SSH backup URL): sent whole, shown without it.
+    Masked {
+        sent: SecretString,
+        shown: String,
+    },
 }
 
 /// Whether a call that failed in passing is sent again within the same call; ordered from
@@ -63,6 +68,9 @@ pub struct Call {
     params: Vec<(String, Value)>,
     class: OperationClass,
     repeat: Repeat,
+    /// Secrets sent with the call, taken out of whatever comes back: programs echo their
+    /// arguments (`delete-backup` prints the URL it was given, password and all).
+    hidden: Vec<SecretString>,
 }
 
 impl Call {
@@ -79,6 +87,7 @@ impl Call {
                 OperationClass::Write
             },
             repeat: if read { Repeat::Always } else { Repeat::Never },
+            hidden: Vec::new(),
         }
     }
 
@@ -94,8 +103,41 @@ impl Call {
     }
 
     pub fn secret(mut self, name: &str, value: SecretString) -> Self {
+        self.hidden.push(value.clone());
         self.params.push((name.to_owned(), Value::Secret(value)));
         self
+    }
+
+    /// A value holding `secret` (sent as `sent`, shown as `shown`); `secret` is hidden in
+    /// what comes back.
+    pub fn masked(
+        mut self,
+        name: &str,
+        sent: SecretString,
+        shown: String,
+        secret: SecretString,
+    ) -> Self {
+        self.hidden.push(secret);
+        self.params
+            .push((name.to_owned(), Value::Masked { sent, shown }));
+        self
+    }
+
+    /// Whether the call sends secrets the server may echo back.
+    pub fn hidden_in_answers(&self) -> bool {
+        !self.hidden.is_empty()
+    }
+
+    /// `text` with every secret of the call replaced by `***`.
+    pub fn scrub(&self, text: &str) -> String {
+        let mut text = text.to_owned();
+        for secret in &self.hidden {
+            let secret = secret.expose_secret();
+            if !secret.is_empty() {
+                text = text.replace(secret, "***");
+            }
+        }
+        text
     }
 
     pub fn class(mut self, class: OperationClass) -> Self {
@@ -164,7 +206,9 @@ impl Call {
             let text = match value {
                 Value::Flag => "",
                 Value::Text(text) => text.as_str(),
-                Value::Secret(secret) => secret.expose_secret(),
+                Value::Secret(secret) | Value::Masked { sent: secret, .. } => {
+                    secret.expose_secret()
+                }
             };
             if text.contains(['\n', '\r', '\0']) {
                 return Err(VirtualminError::new(
@@ -190,6 +234,7 @@ impl fmt::Display for Call {
                 Value::Flag => write!(f, " --{name}")?,
                 Value::Text(text) => write!(f, " --{name} {text:?}")?,
                 Value::Secret(_) => write!(f, " --{name} ***")?,
+                Value::Masked { shown, .. } => write!(f, " --{name} {shown:?}")?,
             }
         }
         Ok(())

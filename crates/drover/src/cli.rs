@@ -954,7 +954,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         Command::Mailboxes(command) => mailboxes::run(command, &*store, &ctx, &config, out).await,
         Command::Databases(command) => databases::run(command, &*store, &ctx, out).await,
         Command::Certificates(command) => certificates::run(command, &*store, &ctx, out).await,
-        Command::Backups(command) => backups::run(command, &*store, &ctx, out).await,
+        Command::Backups(command) => backups::run(command, &*store, &ctx, &config, out).await,
         Command::Aliases(command) => other_domains::run_aliases(command, &*store, &ctx, out).await,
         Command::Subservers(command) => {
             other_domains::run_subservers(command, &*store, &ctx, out).await

@@ -1821,6 +1821,8 @@ async fn backups_keep_their_destinations_outcomes_and_who_is_due(h: Harness) {
     let spec = |name: &str, default: bool| BackupDestinationSpec {
         name: drover_core::ServerName::parse(name).unwrap(),
         location: drover_core::BackupLocation::parse("/var/backups/drover").unwrap(),
+        credentials: None,
+        host_key: None,
         keep_daily: 7,
         keep_weekly: 4,
         default,

@@ -6,6 +6,7 @@ mod plans;
 mod programs;
 mod render;
 mod server;
+mod ssh_host;
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::net::{IpAddr, SocketAddr};
@@ -14,6 +15,7 @@ use std::time::Duration;
 
 pub use plans::{PLAN_MAXES, SimPlan};
 pub use programs::{Acme, Kind, SimDomain, SimUsage, State};
+pub use ssh_host::SimSshHost;
 
 /// How the simulator behaves.
 #[derive(Debug, Clone)]

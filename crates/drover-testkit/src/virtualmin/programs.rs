@@ -5,6 +5,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use super::plans::SimPlan;
 use super::render::{Answer, Entry, table};
+use super::ssh_host::{ScpRefusal, SimSshHost, SshUrl, connection_refused};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
@@ -138,6 +139,8 @@ pub struct State {
     pub archives: BTreeMap<String, SimDomain>,
     /// The disk takes no more archives: a backup fails writing, as on a full disk.
     pub backup_disk_full: bool,
+    /// SSH hosts the server reaches for backups (none listens elsewhere).
+    pub ssh_hosts: Vec<SimSshHost>,
 }
 
 /// What Let's Encrypt answers the server.
@@ -178,6 +181,7 @@ impl Default for State {
                 .collect(),
             archives: BTreeMap::new(),
             backup_disk_full: false,
+            ssh_hosts: Vec::new(),
         }
     }
 }
@@ -2011,6 +2015,12 @@ impl State {
         let Some(domain) = self.domains.get(name).cloned() else {
             return missing(P, name);
         };
+        if let Some(url) = SshUrl::parse(&dest) {
+            if params.has("mkdir") {
+                return failure(P, "--mkdir option can only be used for local backups");
+            }
+            return self.backup_over_ssh(&url, domain);
+        }
         let directory = dest.rsplit_once('/').map_or("/", |(dir, _)| dir).to_owned();
         let testing =
             format!("Starting backup..\nTesting backup destination local file {dest} ..\n");
@@ -2030,26 +2040,7 @@ impl State {
             }
             self.directories.insert(directory.clone());
         }
-        let mut log = format!("{testing}.. done\n\nCreating backup for virtual server {name} ..\n");
-        for (step, feature) in [
-            ("Copying virtual server configuration", None),
-            ("Creating TAR file of home directory", Some("dir")),
-            ("Copying records in DNS domain", Some("dns")),
-            ("Saving mail aliases", Some("mail")),
-            ("Saving mail and FTP users", Some("mail")),
-            ("Copying Apache virtual host configuration", Some("web")),
-            ("Copying MariaDB user details", Some("mysql")),
-        ] {
-            if feature.is_none_or(|f| domain.features.iter().any(|x| x == f)) {
-                log.push_str(&format!("    {step} ..\n    .. done\n\n"));
-            }
-        }
-        for db in &domain.databases {
-            log.push_str(&format!(
-                "    Dumping MariaDB database {} ..\n    .. done\n\n",
-                db
-            ));
-        }
+        let mut log = format!("{testing}.. done\n\n{}", backup_steps(&domain));
         let unwritable = if !self.directories.contains(&directory) {
             Some("No such file or directory")
         } else if self.backup_disk_full {
@@ -2081,6 +2072,51 @@ impl State {
         Answer::Output(log)
     }
 
+    /// `backup-domain` to an SSH host: the login tested first, the archive made, then
+    /// uploaded with `scp` (which makes no directory), as the real server does.
+    fn backup_over_ssh(&mut self, url: &SshUrl, domain: SimDomain) -> Answer {
+        let testing = format!(
+            "Starting backup..\nTesting backup destination {} on SSH server {} ..\n",
+            url.path, url.host
+        );
+        let failed = |log: String| Answer::Raw {
+            output: format!("{log}\n\nBackup failed!\n\n"),
+            exit: 256,
+            multiline: false,
+        };
+        let host = self.ssh_host(url);
+        if let Err(ScpRefusal::Connect(text) | ScpRefusal::File(text)) = host
+            .as_ref()
+            .map_or(Err(connection_refused(url)), |h| h.check_login(url))
+        {
+            return failed(format!("{testing}Failed to connect to SSH server : {text}"));
+        }
+        let host = host.expect("a host that took the login");
+        let size = 60_000 + domain.usage.disk_bytes + domain.usage.database_bytes;
+        let mut log = format!(
+            "{testing}.. done\n\n{}.. completed in 1 seconds\n\nCreating final backup archive ..\n\
+             .. done\n\nUploading archive to SSH server {} ..\n",
+            backup_steps(&domain),
+            url.host
+        );
+        if let Err(ScpRefusal::Connect(text) | ScpRefusal::File(text)) = host.upload(url, domain) {
+            return failed(format!("{log}.. upload failed : {text}"));
+        }
+        log.push_str(&format!(
+            ".. done\n\n1 virtual servers backed up successfully\nBackup completed successfully. \
+             Final size was {}\n\n",
+            webmin_nice_size(size)
+        ));
+        Answer::Output(log)
+    }
+
+    fn ssh_host(&self, url: &SshUrl) -> Option<SimSshHost> {
+        self.ssh_hosts
+            .iter()
+            .find(|h| h.is_at(&url.host, url.port))
+            .cloned()
+    }
+
     /// `restore-domain --source FILE --domain D --option "dir delete 1"` (`restore-domain__*`):
     /// the domain as the archive holds it, re-created when the server lacks it (new unix ids, as
     /// the real server allocates them) or its content restored when it has it; a missing
@@ -2093,8 +2129,22 @@ impl State {
         let Some(name) = params.get("domain").map(str::to_owned) else {
             return failure(P, "No domains to restore specified");
         };
-        let Some(archived) = self.archives.get(&source).cloned() else {
-            return failure(P, format!("Restore file {source} does not exist"));
+        let archived = match SshUrl::parse(&source) {
+            Some(url) => {
+                let fetched = self
+                    .ssh_host(&url)
+                    .map_or(Err(connection_refused(&url)), |h| h.download(&url));
+                match fetched {
+                    Ok(archived) => archived,
+                    Err(ScpRefusal::Connect(text) | ScpRefusal::File(text)) => {
+                        return failure(P, format!("Failed to read backup file : {text}"));
+                    }
+                }
+            }
+            None => match self.archives.get(&source).cloned() {
+                Some(archived) => archived,
+                None => return failure(P, format!("Restore file {source} does not exist")),
+            },
         };
         let checks = "Checking for missing features ..\n.. all features in backup are supported\n\n\
                       Checking for errors in backup ..\n.. no errors found\n\nStarting restore..\n\
@@ -2151,9 +2201,47 @@ impl State {
                 "One of the --id or --dest flags must be given",
             );
         };
-        self.archives.remove(dest);
-        Answer::Output(format!("Deleting backup at {dest} ..\n.. backup removed\n"))
+        // The URL is echoed as given, password and all.
+        let deleting = format!("Deleting backup at {dest} ..\n");
+        let Some(url) = SshUrl::parse(dest) else {
+            self.archives.remove(dest);
+            return Answer::Output(format!("{deleting}.. backup removed\n"));
+        };
+        match self
+            .ssh_host(&url)
+            .map_or(Err(connection_refused(&url)), |h| h.remove(&url))
+        {
+            Ok(()) => Answer::Output(format!("{deleting}.. backup removed\n")),
+            Err(ScpRefusal::Connect(text) | ScpRefusal::File(text)) => {
+                Answer::Output(format!("{deleting}.. failed : {text}"))
+            }
+        }
     }
+}
+
+/// The steps `backup-domain` prints for a domain, by its features and databases.
+fn backup_steps(domain: &SimDomain) -> String {
+    let mut log = format!("Creating backup for virtual server {} ..\n", domain.name);
+    for (step, feature) in [
+        ("Copying virtual server configuration", None),
+        ("Creating TAR file of home directory", Some("dir")),
+        ("Copying records in DNS domain", Some("dns")),
+        ("Saving mail aliases", Some("mail")),
+        ("Saving mail and FTP users", Some("mail")),
+        ("Copying Apache virtual host configuration", Some("web")),
+        ("Copying MariaDB user details", Some("mysql")),
+    ] {
+        if feature.is_none_or(|f| domain.features.iter().any(|x| x == f)) {
+            log.push_str(&format!("    {step} ..\n    .. done\n\n"));
+        }
+    }
+    for db in &domain.databases {
+        log.push_str(&format!(
+            "    Dumping MariaDB database {} ..\n    .. done\n\n",
+            db
+        ));
+    }
+    log
 }
 
 /// Virtualmin's dependency checks between a new domain's features (`virtual_server_depends`:

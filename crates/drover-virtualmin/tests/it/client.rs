@@ -211,7 +211,7 @@ async fn typed_operations_drive_a_domain_through_its_life() {
             .contains("virtualmin version")
     );
     assert!(
-        vm.backup_domain("example.ro", "/backups/example.tar.gz")
+        vm.backup_domain("example.ro", &at("/backups/example.tar.gz"), None)
             .await
             .unwrap()
             .contains("complete")
@@ -679,4 +679,9 @@ async fn whole_server_listings_have_their_own_time_limits() {
         ErrorKind::Transient,
         "usage sync limit: {users}"
     );
+}
+
+/// A backup archive's place, as drover names it.
+fn at(path: &str) -> drover_core::BackupLocation {
+    drover_core::BackupLocation::parse(path).unwrap()
 }

@@ -297,6 +297,8 @@ mod rules {
     };
     use secrecy::SecretString;
 
+    use super::at;
+
     use crate::captures::captures;
 
     async fn start(config: SimConfig) -> (VirtualminSim, VirtualminClient) {
@@ -825,7 +827,10 @@ mod rules {
         .await
         .unwrap();
         let archive = "/var/backups/bk1.test/bk1.test-20261203-082417.tar.gz";
-        let output = vm.backup_domain("bk1.test", archive).await.unwrap();
+        let output = vm
+            .backup_domain("bk1.test", &at(archive), None)
+            .await
+            .unwrap();
         let real = captured("backup-domain__local-file-all-features__json.http")
             .unwrap()
             .output;
@@ -877,7 +882,7 @@ mod rules {
         );
         // `--mkdir` makes the archive's directory only, not its parents (as the real one).
         let err = vm
-            .backup_domain("bk1.test", "/var/backups/none/bk1.test/a.tar.gz")
+            .backup_domain("bk1.test", &at("/var/backups/none/bk1.test/a.tar.gz"), None)
             .await
             .unwrap_err();
         assert_eq!(
@@ -887,10 +892,16 @@ mod rules {
         );
         // A full disk fails the same way, with its own cause.
         sim.with_state(|s| s.backup_disk_full = true);
-        let err = vm.backup_domain("bk1.test", archive).await.unwrap_err();
+        let err = vm
+            .backup_domain("bk1.test", &at(archive), None)
+            .await
+            .unwrap_err();
         assert!(err.message.ends_with("No space left on device"), "{err:?}");
         // A domain the server does not have.
-        let err = vm.backup_domain("nosuch.test", archive).await.unwrap_err();
+        let err = vm
+            .backup_domain("nosuch.test", &at(archive), None)
+            .await
+            .unwrap_err();
         let real = captured_error("backup-domain__nonexistent-domain__json.http");
         assert_eq!(err.kind, real.kind);
 
@@ -899,17 +910,25 @@ mod rules {
         sim.with_state(|s| s.backup_disk_full = false);
         sim.put_file("bk1.test", "public_html/index.html", "before")
             .unwrap();
-        vm.backup_domain("bk1.test", archive).await.unwrap();
+        vm.backup_domain("bk1.test", &at(archive), None)
+            .await
+            .unwrap();
         sim.put_file("bk1.test", "public_html/index.html", "after")
             .unwrap();
-        let log = vm.restore_domain(archive, "bk1.test").await.unwrap();
+        let log = vm
+            .restore_domain(&at(archive), None, "bk1.test")
+            .await
+            .unwrap();
         assert!(log.contains("Restore completed successfully."), "{log}");
         assert_eq!(
             sim.file("bk1.test", "public_html/index.html").as_deref(),
             Some("before")
         );
         vm.delete_domain("bk1.test").await.unwrap();
-        let log = vm.restore_domain(archive, "bk1.test").await.unwrap();
+        let log = vm
+            .restore_domain(&at(archive), None, "bk1.test")
+            .await
+            .unwrap();
         assert!(log.contains("Re-creating virtual server bk1.test"), "{log}");
         assert_eq!(
             sim.file("bk1.test", "public_html/index.html").as_deref(),
@@ -917,13 +936,150 @@ mod rules {
         );
         // An archive that is not there, as captured.
         let missing = "/var/backups/drover-cap/nosuch.tar.gz";
-        let err = vm.restore_domain(missing, "bk1.test").await.unwrap_err();
+        let err = vm
+            .restore_domain(&at(missing), None, "bk1.test")
+            .await
+            .unwrap_err();
         let real = captured_error("restore-domain__missing-file__xml.http");
         assert_eq!(err, real);
 
-        vm.delete_backup(archive).await.unwrap();
+        vm.delete_backup(&at(archive), None).await.unwrap();
         assert!(sim.with_state(|s| s.archives.is_empty()));
-        vm.delete_backup(archive).await.unwrap();
+        vm.delete_backup(&at(archive), None).await.unwrap();
+    }
+
+    /// Backups to an SSH host, answered as the real server did in the real tier (Virtualmin
+    /// 8.1.0 with Debian's OpenSSH): no `--mkdir` there, the login refused, a missing
+    /// directory, nothing listening; one server's archive restored by another; the password
+    /// never in what the client hands back, though `delete-backup` echoes it.
+    #[tokio::test]
+    async fn a_backup_goes_to_an_ssh_host_and_fails_there_as_the_real_server_does() {
+        use drover_testkit::virtualmin::SimSshHost;
+        let (sim, vm) = start(SimConfig::default()).await;
+        let (other_sim, other) = start(SimConfig::default()).await;
+        let host = SimSshHost::new("127.0.0.1", 2222, "backup", "s3cret-Pass", &["/srv/vault"]);
+        sim.with_state(|s| s.ssh_hosts.push(host.clone()));
+        other_sim.with_state(|s| s.ssh_hosts.push(host.clone()));
+        run(
+            &vm,
+            "create-domain",
+            &["domain=bk1.test", "pass=p", "default-features"],
+        )
+        .await
+        .unwrap();
+        sim.put_file("bk1.test", "public_html/index.html", "the site")
+            .unwrap();
+        let password = SecretString::from("s3cret-Pass");
+        let archive = at("ssh://backup@127.0.0.1:2222:/srv/vault/bk1.test-1.tar.gz");
+        let log = vm
+            .backup_domain("bk1.test", &archive, Some(&password))
+            .await
+            .unwrap();
+        for line in [
+            "Testing backup destination /srv/vault/bk1.test-1.tar.gz on SSH server 127.0.0.1 ..",
+            "Uploading archive to SSH server 127.0.0.1 ..",
+            "Backup completed successfully. Final size was 58.59 KiB",
+        ] {
+            assert!(log.contains(line), "{line}: {log}");
+        }
+        assert_eq!(host.archives(), ["/srv/vault/bk1.test-1.tar.gz"]);
+
+        // Another server restores it: the archive is on the host, not on a server's disk.
+        let restored = other
+            .restore_domain(&archive, Some(&password), "bk1.test")
+            .await
+            .unwrap();
+        assert!(
+            restored.contains("Re-creating virtual server bk1.test"),
+            "{restored}"
+        );
+        assert_eq!(
+            other_sim
+                .file("bk1.test", "public_html/index.html")
+                .as_deref(),
+            Some("the site")
+        );
+
+        let wrong = SecretString::from("wrong-Pass1");
+        let err = vm
+            .backup_domain("bk1.test", &archive, Some(&wrong))
+            .await
+            .unwrap_err();
+        assert!(err.program_failed);
+        assert_eq!(
+            err.message,
+            "Failed to connect to SSH server : Permission denied, please try again.; \
+             backup@127.0.0.1: Permission denied (publickey,password).; scp: Connection closed"
+        );
+        let nodir = at("ssh://backup@127.0.0.1:2222:/srv/elsewhere/bk1.test-2.tar.gz");
+        let err = vm
+            .backup_domain("bk1.test", &nodir, Some(&password))
+            .await
+            .unwrap_err();
+        assert!(
+            err.message.starts_with(
+                "upload failed : scp: dest open \"/srv/elsewhere/bk1.test-2.tar.gz\": No such file \
+                 or directory; scp: failed to upload file"
+            ),
+            "{}",
+            err.message
+        );
+        let nobody = at("ssh://backup@127.0.0.1:2223:/srv/vault/bk1.test-3.tar.gz");
+        let err = vm
+            .backup_domain("bk1.test", &nobody, Some(&password))
+            .await
+            .unwrap_err();
+        assert_eq!(
+            err.message,
+            "Failed to connect to SSH server : ssh: connect to host 127.0.0.1 port 2223: \
+             Connection refused"
+        );
+        // The real program refuses `--mkdir` with an SSH URL; drover never sends it there.
+        let err = run(
+            &vm,
+            "backup-domain",
+            &[
+                "domain=bk1.test",
+                "dest=ssh://backup:s3cret-Pass@127.0.0.1:2222:/srv/vault/x.tar.gz",
+                "mkdir",
+            ],
+        )
+        .await
+        .unwrap_err();
+        assert_eq!(
+            err.message,
+            "--mkdir option can only be used for local backups"
+        );
+
+        // A refused deletion: the program echoes the URL it was given, password included;
+        // the client hands back neither.
+        let err = vm.delete_backup(&archive, Some(&wrong)).await.unwrap_err();
+        let shown = format!(
+            "{} {}",
+            err.message,
+            err.output.as_deref().unwrap_or_default()
+        );
+        assert!(
+            err.message
+                .contains("Permission denied (publickey,password)"),
+            "{shown}"
+        );
+        assert!(
+            !shown.contains("wrong-Pass1") && shown.contains("ssh://backup:***@"),
+            "{shown}"
+        );
+        vm.delete_backup(&archive, Some(&password)).await.unwrap();
+        assert!(host.archives().is_empty());
+        // Nothing without the password: refused before the server is asked.
+        let err = vm
+            .backup_domain("bk1.test", &archive, None)
+            .await
+            .unwrap_err();
+        assert!(
+            err.message
+                .contains("the password of the SSH host's user is needed"),
+            "{err:?}"
+        );
     }
 
     #[tokio::test]
@@ -1126,4 +1282,9 @@ mod rules {
         let head = String::from_utf8_lossy(&raw).into_owned();
         (head, end)
     }
+}
+
+/// A backup archive's place, as drover names it.
+fn at(path: &str) -> drover_core::BackupLocation {
+    drover_core::BackupLocation::parse(path).unwrap()
 }

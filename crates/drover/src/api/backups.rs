@@ -43,8 +43,13 @@ async fn create_destination(
     Extension(caller): Extension<Caller>,
     Json(spec): Json<BackupDestinationSpec>,
 ) -> WithStatus<BackupDestination> {
-    let created =
-        crate::commands::create_backup_destination(&*app.store, &caller.context(), spec).await?;
+    let created = crate::commands::create_backup_destination(
+        &*app.store,
+        &caller.context(),
+        &app.settings.secret_sources,
+        spec,
+    )
+    .await?;
     Ok((StatusCode::CREATED, axum::Json(created)))
 }
 
@@ -76,8 +81,14 @@ async fn update_destination(
 ) -> Reply<BackupDestination> {
     let id: BackupDestinationId = path_id("backup destination", &id)?;
     let context = caller.context();
-    let updated =
-        crate::commands::update_backup_destination(&*app.store, &context, id, patch).await?;
+    let updated = crate::commands::update_backup_destination(
+        &*app.store,
+        &context,
+        &app.settings.secret_sources,
+        id,
+        patch,
+    )
+    .await?;
     Ok(axum::Json(updated))
 }
 

@@ -5,7 +5,7 @@ use anyhow::bail;
 use clap::Subcommand;
 use drover_core::{
     AccountId, BackupDestinationId, BackupDestinationPatch, BackupDestinationSpec, BackupLocation,
-    BackupState, ServerName,
+    BackupState, CredentialRef, SecretSources, ServerName, SshHostKey,
 };
 use drover_store::{BackupFilter, Page, RequestContext, Store};
 use serde_json::json;
@@ -60,9 +60,12 @@ pub enum DestinationCommand {
     Add {
         /// Its name (lower-case letters, digits and hyphens).
         name: String,
-        /// An absolute directory on the server, like /var/backups/drover.
+        /// An absolute directory on the server, like /var/backups/drover, or on an SSH host
+        /// every server reaches, like ssh://backup@vault.example.net:/srv/backups.
         #[arg(long)]
         location: String,
+        #[command(flatten)]
+        ssh: SshArgs,
         /// The newest backup of each of the last N days is kept.
         #[arg(long, default_value_t = 7)]
         keep_daily: u32,
@@ -80,6 +83,8 @@ pub enum DestinationCommand {
         /// A new directory for later backups (earlier archives stay where they are).
         #[arg(long)]
         location: Option<String>,
+        #[command(flatten)]
+        ssh: SshArgs,
         /// The newest backup of each of the last N days is kept.
         #[arg(long)]
         keep_daily: Option<u32>,
@@ -97,6 +102,36 @@ pub enum DestinationCommand {
         /// The destination's id.
         id: BackupDestinationId,
     },
+}
+
+/// How drover and the servers reach an SSH destination.
+#[derive(Debug, clap::Args)]
+pub struct SshArgs {
+    /// Where the SSH user's password is found: env:NAME or file:/path.
+    #[arg(long)]
+    credentials: Option<String>,
+    /// The SSH host's key, pinned: SHA256:… as `ssh-keyscan -p PORT HOST | ssh-keygen -lf -`
+    /// prints it (check it against the host itself).
+    #[arg(long)]
+    host_key: Option<String>,
+}
+
+impl SshArgs {
+    fn credentials(&self) -> anyhow::Result<Option<CredentialRef>> {
+        Ok(self
+            .credentials
+            .as_deref()
+            .map(CredentialRef::parse)
+            .transpose()?)
+    }
+
+    fn host_key(&self) -> anyhow::Result<Option<SshHostKey>> {
+        Ok(self
+            .host_key
+            .as_deref()
+            .map(SshHostKey::parse)
+            .transpose()?)
+    }
 }
 
 fn parse_state(input: &str) -> Result<BackupState, String> {
@@ -119,10 +154,13 @@ pub async fn run(
     command: BackupCommand,
     store: &dyn Store,
     ctx: &RequestContext,
+    config: &crate::config::Config,
     out: Output,
 ) -> anyhow::Result<()> {
     match command {
-        BackupCommand::Destinations(command) => destinations(command, store, ctx, out).await,
+        BackupCommand::Destinations(command) => {
+            destinations(command, store, ctx, &config.secret_sources, out).await
+        }
         BackupCommand::Run {
             account,
             destination,
@@ -176,12 +214,14 @@ async fn destinations(
     command: DestinationCommand,
     store: &dyn Store,
     ctx: &RequestContext,
+    sources: &SecretSources,
     out: Output,
 ) -> anyhow::Result<()> {
     match command {
         DestinationCommand::Add {
             name,
             location,
+            ssh,
             keep_daily,
             keep_weekly,
             default,
@@ -189,11 +229,13 @@ async fn destinations(
             let spec = BackupDestinationSpec {
                 name: ServerName::parse(&name)?,
                 location: BackupLocation::parse(&location)?,
+                credentials: ssh.credentials()?,
+                host_key: ssh.host_key()?,
                 keep_daily,
                 keep_weekly,
                 default,
             };
-            out.one(&commands::create_backup_destination(store, ctx, spec).await?)
+            out.one(&commands::create_backup_destination(store, ctx, sources, spec).await?)
         }
         DestinationCommand::List(page) => {
             let all = store.backup_destinations().await?;
@@ -218,17 +260,20 @@ async fn destinations(
         DestinationCommand::Update {
             id,
             location,
+            ssh,
             keep_daily,
             keep_weekly,
             default,
         } => {
             let patch = BackupDestinationPatch {
                 location: location.as_deref().map(BackupLocation::parse).transpose()?,
+                credentials: ssh.credentials()?,
+                host_key: ssh.host_key()?,
                 keep_daily,
                 keep_weekly,
                 default,
             };
-            out.one(&commands::update_backup_destination(store, ctx, id, patch).await?)
+            out.one(&commands::update_backup_destination(store, ctx, sources, id, patch).await?)
         }
         DestinationCommand::Delete { id } => {
             commands::delete_backup_destination(store, ctx, id).await?;

@@ -4,8 +4,8 @@
 
 use drover_core::{
     AccountId, BackupDestinationId, BackupDestinationPatch, BackupDestinationSpec, BackupFacts,
-    BackupId, DesiredState, JobId, RestoreFacts, ServerId, ServiceStatus, backup_refusal,
-    restore_refusal,
+    BackupId, DesiredState, JobId, RestoreFacts, SecretSources, ServerId, ServiceStatus,
+    backup_refusal, restore_refusal,
 };
 use drover_store::jobs::{BackupAccount, RestoreAccount, SetAccountPassword};
 use drover_store::{Account, Backup, BackupDestination, Job, JobFilter, RequestContext, Store};
@@ -15,13 +15,18 @@ use serde_json::json;
 
 use super::Result;
 
-/// Records a destination (checked by core's rules first).
+/// Records a destination (checked by core's rules first, its credentials against where
+/// secrets may be read from).
 pub async fn create_backup_destination(
     store: &dyn Store,
     ctx: &RequestContext,
+    sources: &SecretSources,
     spec: BackupDestinationSpec,
 ) -> Result<BackupDestination> {
     let spec = spec.validated()?;
+    if let Some(credentials) = &spec.credentials {
+        sources.check(credentials)?;
+    }
     Ok(store.create_backup_destination(ctx, &spec).await?)
 }
 
@@ -29,6 +34,7 @@ pub async fn create_backup_destination(
 pub async fn update_backup_destination(
     store: &dyn Store,
     ctx: &RequestContext,
+    sources: &SecretSources,
     id: BackupDestinationId,
     patch: BackupDestinationPatch,
 ) -> Result<BackupDestination> {
@@ -38,6 +44,9 @@ pub async fn update_backup_destination(
         .spec
         .patched(patch)
         .validated()?;
+    if let Some(credentials) = &spec.credentials {
+        sources.check(credentials)?;
+    }
     Ok(store.update_backup_destination(ctx, id, &spec).await?)
 }
 
@@ -186,6 +195,8 @@ pub async fn plan_restore(
         backup_of_account: backup.account_id == account,
         backup_state: backup.state,
         backup_server: backup.server_id,
+        backup_shared: drover_core::BackupLocation::parse(&backup.archive)
+            .is_ok_and(|archive| archive.shared()),
         moving,
         server_state: server.as_ref().map(|s| s.state),
         login_refused: server.as_ref().is_some_and(|s| s.login_refused.is_some()),

@@ -123,25 +123,7 @@ where
     // finds this one's failure mark (and clears it), never the other way round.
     let ended = async {
         // Keep every call made, whatever the outcome.
-        let calls = std::mem::take(
-            &mut *log
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner),
-        );
-        for call in calls {
-            let record = JobCall {
-                seq: 0,
-                server: call.server,
-                call: call.call,
-                outcome: call.outcome,
-                message: call.message,
-                duration_ms: i64::try_from(call.duration.as_millis()).unwrap_or(i64::MAX),
-                at: jiff::Timestamp::try_from(call.started_at)
-                    .and_then(|t| t.round(jiff::Unit::Microsecond))
-                    .unwrap_or(started_at),
-            };
-            engine.store.record_job_call(job_id, &record).await?;
-        }
+        record_calls(engine, job_id, &log, started_at).await?;
         let subject = format!("account:{account}");
         let last_try = row.attempt >= row.max_attempts;
         let attempt = AttemptStart {
@@ -359,4 +341,33 @@ async fn decide(
         // Transient trouble: River retries with backoff.
         Err(e) => (Err(e), None),
     })
+}
+
+/// Keeps the calls a job's work made (collected in `log` by its call scope) as the job's.
+pub(super) async fn record_calls(
+    engine: &Engine,
+    job_id: JobId,
+    log: &std::sync::Mutex<Vec<drover_virtualmin::CallRecord>>,
+    started_at: jiff::Timestamp,
+) -> Result<(), drover_store::StoreError> {
+    let calls = std::mem::take(
+        &mut *log
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner),
+    );
+    for call in calls {
+        let record = JobCall {
+            seq: 0,
+            server: call.server,
+            call: call.call,
+            outcome: call.outcome,
+            message: call.message,
+            duration_ms: i64::try_from(call.duration.as_millis()).unwrap_or(i64::MAX),
+            at: jiff::Timestamp::try_from(call.started_at)
+                .and_then(|t| t.round(jiff::Unit::Microsecond))
+                .unwrap_or(started_at),
+        };
+        engine.store.record_job_call(job_id, &record).await?;
+    }
+    Ok(())
 }

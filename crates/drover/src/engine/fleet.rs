@@ -111,6 +111,15 @@ impl Fleet {
         &self.settings
     }
 
+    /// A secret the fleet's servers are given for a third party (an SSH backup host's
+    /// password), from where an operator allowed secrets to be read.
+    pub fn secret(
+        &self,
+        reference: &drover_core::CredentialRef,
+    ) -> Result<secrecy::SecretString, String> {
+        self.secrets.read(reference)
+    }
+
     /// The client for `server`, rebuilt when its record or its secret changed. The secret is
     /// read on every use (a file or a variable: small), so a changed one is picked up without
     /// touching the server's record.

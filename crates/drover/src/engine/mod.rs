@@ -9,6 +9,7 @@ pub mod health;
 mod jobs;
 pub mod seal;
 mod secrets;
+pub(crate) mod ssh_host;
 pub mod usage;
 
 use std::sync::Arc;

@@ -1760,15 +1760,17 @@ async fn a_waiting_restore_or_backup_elsewhere_is_not_joined_by_another(store: S
     let spec = |name: &str| drover_core::BackupDestinationSpec {
         name: drover_core::ServerName::parse(name).unwrap(),
         location: drover_core::BackupLocation::parse("/var/backups").unwrap(),
+        credentials: None,
+        host_key: None,
         keep_daily: 7,
         keep_weekly: 4,
         default: false,
     };
-    let one = commands::create_backup_destination(store, &ctx(), spec("one"))
+    let one = commands::create_backup_destination(store, &ctx(), &crate::no_secrets(), spec("one"))
         .await
         .unwrap()
         .id;
-    let two = commands::create_backup_destination(store, &ctx(), spec("two"))
+    let two = commands::create_backup_destination(store, &ctx(), &crate::no_secrets(), spec("two"))
         .await
         .unwrap()
         .id;

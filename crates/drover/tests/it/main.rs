@@ -81,6 +81,14 @@ pub fn secrets_in(dir: &std::path::Path) -> Arc<drover::engine::Secrets> {
     ))
 }
 
+/// Where no secret may be read from: for commands that check a reference and never read it.
+pub fn no_secrets() -> drover_core::SecretSources {
+    drover_core::SecretSources {
+        dir: "/nonexistent/drover-secrets".into(),
+        env_prefix: drover_core::SecretSources::DEFAULT_ENV_PREFIX.into(),
+    }
+}
+
 /// Client settings for tests: retries after 20 ms, not seconds.
 pub fn quick_retries() -> drover_virtualmin::VirtualminSettings {
     drover_virtualmin::VirtualminSettings {

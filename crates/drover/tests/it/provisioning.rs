@@ -15,6 +15,8 @@ struct Fleetwork {
     store: Arc<dyn Store>,
     sim: VirtualminSim,
     workers: riverqueue::RunHandle,
+    /// Where the engine reads secrets: files here.
+    secrets: drover_core::SecretSources,
     _keep: Vec<Box<dyn std::any::Any + Send>>,
 }
 
@@ -81,6 +83,10 @@ async fn setup_with(
         store,
         sim,
         workers,
+        secrets: drover_core::SecretSources {
+            dir: dir.path().to_owned(),
+            env_prefix: drover_core::SecretSources::DEFAULT_ENV_PREFIX.into(),
+        },
         _keep: vec![keep, Box::new(dir)],
     }
 }
@@ -130,6 +136,7 @@ drover_testkit::on_both_databases!(
     mailbox_quotas_come_from_the_plan_and_reach_a_server_that_keeps_them,
     an_account_is_backed_up_its_failures_kept_and_old_archives_pruned,
     an_account_is_restored_from_its_backup_once_its_domain_is_repeated,
+    backups_go_to_an_ssh_host_whose_key_is_pinned_and_password_kept_out_of_sight,
 );
 
 /// Fleets whose engine backs accounts up on a schedule.
@@ -1546,6 +1553,8 @@ fn destination(name: &str, keep_daily: u32, default: bool) -> drover_core::Backu
     drover_core::BackupDestinationSpec {
         name: drover_core::ServerName::parse(name).unwrap(),
         location: drover_core::BackupLocation::parse("/var/backups").unwrap(),
+        credentials: None,
+        host_key: None,
         keep_daily,
         keep_weekly: 0,
         default,
@@ -1575,10 +1584,14 @@ async fn an_account_is_backed_up_its_failures_kept_and_old_archives_pruned(f: Fl
         .await
         .unwrap_err();
     assert!(err.to_string().contains("none is the default"), "{err}");
-    let local =
-        drover::commands::create_backup_destination(store, &ctx(), destination("local", 1, false))
-            .await
-            .unwrap();
+    let local = drover::commands::create_backup_destination(
+        store,
+        &ctx(),
+        &f.secrets,
+        destination("local", 1, false),
+    )
+    .await
+    .unwrap();
     let backup = async |f: &Fleetwork| {
         let store = &*f.store;
         let job = drover::commands::backup_account(store, &ctx(), account, Some(local.id))
@@ -1608,7 +1621,7 @@ async fn an_account_is_backed_up_its_failures_kept_and_old_archives_pruned(f: Fl
     // it, not the destination's own; the failure names it.
     let mut missing = destination("missing", 1, false);
     missing.location = drover_core::BackupLocation::parse("/srv/backups").unwrap();
-    let missing = drover::commands::create_backup_destination(store, &ctx(), missing)
+    let missing = drover::commands::create_backup_destination(store, &ctx(), &f.secrets, missing)
         .await
         .unwrap();
     let job = drover::commands::backup_account(store, &ctx(), account, Some(missing.id))
@@ -1740,9 +1753,14 @@ async fn scheduled_backups_go_to_the_default_destination_and_late_ones_are_named
     let output = fleet_health(store).await;
     assert_eq!(output["backups_overdue_count"], 0, "{output}");
 
-    drover::commands::create_backup_destination(store, &ctx(), destination("nightly", 7, true))
-        .await
-        .unwrap();
+    drover::commands::create_backup_destination(
+        store,
+        &ctx(),
+        &f.secrets,
+        destination("nightly", 7, true),
+    )
+    .await
+    .unwrap();
     // Every account is backed up by the schedule, to the default destination.
     let (scheduled, unscheduled) = (&accounts[..2], accounts[2]);
     let backed_up = wait_for(|| async {
@@ -1808,10 +1826,14 @@ async fn an_account_is_restored_from_its_backup_once_its_domain_is_repeated(f: F
         err.to_string(),
         "refacut.ro cannot be restored: there is no good backup to restore it from"
     );
-    let local =
-        drover::commands::create_backup_destination(store, &ctx(), destination("local", 7, true))
-            .await
-            .unwrap();
+    let local = drover::commands::create_backup_destination(
+        store,
+        &ctx(),
+        &f.secrets,
+        destination("local", 7, true),
+    )
+    .await
+    .unwrap();
     f.sim
         .put_file(
             "refacut.ro",
@@ -1936,6 +1958,165 @@ async fn an_account_is_restored_from_its_backup_once_its_domain_is_repeated(f: F
     assert!(
         err.to_string()
             .ends_with("the backup's archive was deleted by retention"),
+        "{err}"
+    );
+}
+
+/// An SSH host as a destination: a real sshd (drover checks its host key against the pin
+/// before each use), and the simulated servers' `scp` to it. An archive there is restored by
+/// another server; a changed key stops the backup before the server is asked; a refused
+/// login is recorded with ssh's own words; the password is in no record.
+async fn backups_go_to_an_ssh_host_whose_key_is_pinned_and_password_kept_out_of_sight(
+    f: Fleetwork,
+) {
+    use drover_core::{BackupState, SshHostKey};
+    let sshd = tokio::task::spawn_blocking(drover_testkit::TestSshd::start)
+        .await
+        .unwrap()
+        .unwrap_or_else(|e| panic!("sshd: {e}"));
+    let vault = "/home/drover-backup/vault";
+    let host = drover_testkit::virtualmin::SimSshHost::new(
+        "127.0.0.1",
+        sshd.port,
+        sshd.user,
+        sshd.password,
+        &[vault],
+    );
+    f.sim.with_state(|s| s.ssh_hosts.push(host.clone()));
+    let password_file = f.secrets.dir.join("vault.password");
+    std::fs::write(&password_file, format!("{}\n", sshd.password)).unwrap();
+    let store = &*f.store;
+    let id = service_on(store, drover_core::PlanId(1), "seif.ro").await;
+    let moved = crate::transition_service(store, &ctx(), id, Transition::Activate, None)
+        .await
+        .unwrap();
+    assert_eq!(finished(store, moved.job_id).await.state, "completed");
+    let account = moved.account.id;
+    let mut spec = destination("vault", 7, true);
+    spec.location = drover_core::BackupLocation::parse(&format!(
+        "ssh://drover-backup@127.0.0.1:{}:{vault}",
+        sshd.port
+    ))
+    .unwrap();
+    spec.credentials = Some(
+        drover_core::CredentialRef::parse(&format!("file:{}", password_file.display())).unwrap(),
+    );
+    spec.host_key = Some(SshHostKey::parse(&sshd.host_key).unwrap());
+    let destination = drover::commands::create_backup_destination(store, &ctx(), &f.secrets, spec)
+        .await
+        .unwrap();
+    f.sim
+        .put_file("seif.ro", "public_html/index.html", "the customer's page")
+        .unwrap();
+    let backup = async || {
+        let job = drover::commands::backup_account(store, &ctx(), account, None)
+            .await
+            .unwrap();
+        let ended = finished(store, job).await;
+        assert_eq!(ended.state, "completed", "{ended:?}");
+        (job, ended.output.unwrap())
+    };
+
+    let (job, output) = backup().await;
+    let good = store.last_good_backup(account).await.unwrap().unwrap();
+    assert_eq!(output["backup_id"], serde_json::json!(good.id), "{output}");
+    let prefix = format!(
+        "ssh://drover-backup@127.0.0.1:{}:{vault}/seif.ro-",
+        sshd.port
+    );
+    assert!(good.archive.starts_with(&prefix), "{good:?}");
+    let path = good
+        .archive
+        .split_once(&format!(":{}:", sshd.port))
+        .unwrap()
+        .1;
+    assert_eq!(host.archives(), [path]);
+    let calls = store.job_calls(job).await.unwrap();
+    assert!(
+        calls
+            .iter()
+            .any(|c| c.call.contains(&format!("--dest \"{}\"", good.archive))),
+        "{calls:?}"
+    );
+
+    // The site breaks; the account comes back from the host.
+    f.sim
+        .put_file("seif.ro", "public_html/index.html", "broken")
+        .unwrap();
+    let (_, job) = drover::commands::restore_account(store, &ctx(), account, None, "seif.ro")
+        .await
+        .unwrap();
+    assert_eq!(finished(store, job).await.state, "completed");
+    assert_eq!(
+        f.sim.file("seif.ro", "public_html/index.html").as_deref(),
+        Some("the customer's page")
+    );
+
+    // Another key pinned (the host replaced, say): nothing is asked of the server.
+    let backups_asked = f.sim.calls_naming("seif.ro", "backup-domain");
+    let other = "SHA256:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA";
+    let patch = drover_core::BackupDestinationPatch {
+        host_key: Some(SshHostKey::parse(other).unwrap()),
+        ..Default::default()
+    };
+    drover::commands::update_backup_destination(store, &ctx(), &f.secrets, destination.id, patch)
+        .await
+        .unwrap();
+    let (_, output) = backup().await;
+    let error = output["error"].as_str().unwrap();
+    assert!(
+        error.contains(&format!(
+            "presented the host key {}, not the pinned {other}",
+            sshd.host_key
+        )),
+        "{output}"
+    );
+    assert_eq!(
+        f.sim.calls_naming("seif.ro", "backup-domain"),
+        backups_asked
+    );
+    // And no restore from it either.
+    let (_, job) = drover::commands::restore_account(store, &ctx(), account, None, "seif.ro")
+        .await
+        .unwrap();
+    let ended = finished(store, job).await;
+    assert!(format!("{ended:?}").contains("not the pinned"), "{ended:?}");
+    assert_eq!(f.sim.calls_naming("seif.ro", "restore-domain"), 1);
+
+    // The right key again, and a password the host no longer takes: ssh's own words.
+    let patch = drover_core::BackupDestinationPatch {
+        host_key: Some(SshHostKey::parse(&sshd.host_key).unwrap()),
+        ..Default::default()
+    };
+    drover::commands::update_backup_destination(store, &ctx(), &f.secrets, destination.id, patch)
+        .await
+        .unwrap();
+    host.set_password("rotated-on-the-host-1");
+    let (job, output) = backup().await;
+    assert!(
+        output["error"]
+            .as_str()
+            .unwrap()
+            .contains("Permission denied (publickey,password)"),
+        "{output}"
+    );
+    let failed = &store
+        .backups(drover_store::BackupFilter {
+            account: Some(account),
+            ..Default::default()
+        })
+        .await
+        .unwrap()[0];
+    assert_eq!(failed.state, BackupState::Failed);
+    let calls = format!("{:?}", store.job_calls(job).await.unwrap());
+    let records = format!("{failed:?} {calls} {output}");
+    assert!(!records.contains(sshd.password), "{records}");
+    // A location with the password in it is refused, and not echoed.
+    let err = drover_core::BackupLocation::parse("ssh://drover-backup:hunter2@vault:/srv")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        !err.contains("hunter2") && err.contains("credentials"),
         "{err}"
     );
 }

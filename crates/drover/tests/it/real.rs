@@ -1352,17 +1352,47 @@ fn sql(database: &str, statement: &str) -> String {
 #[tokio::test]
 #[ignore = "real tier: needs a real Virtualmin (scripts/real-virtualmin start)"]
 async fn an_account_deleted_by_hand_comes_back_from_its_backup_with_its_content() {
-    let real = RealServer::from_env();
-    let drover = Drover::start(&[]).await;
-    drover.add_real_server(&real).await;
     let location = format!("/var/backups/{}", unique("drover-real-"));
     std::fs::create_dir_all(&location).unwrap();
-    drover
-        .post(
-            "/backup-destinations",
-            json!({"name": unique("local-"), "location": location, "default": true}),
-        )
-        .await;
+    let destination = json!({"name": unique("local-"), "location": location, "default": true});
+    content_comes_back(&[], destination).await;
+    std::fs::remove_dir_all(&location).unwrap();
+}
+
+/// The same from an SSH host: a real sshd on a loopback port, its host key pinned, its user's
+/// password in drover's environment; the real server's `scp` carries the archive both ways.
+#[tokio::test]
+#[ignore = "real tier: needs a real Virtualmin (scripts/real-virtualmin start)"]
+async fn an_account_deleted_by_hand_comes_back_from_an_ssh_host_with_its_content() {
+    let sshd = tokio::task::spawn_blocking(drover_testkit::TestSshd::start)
+        .await
+        .unwrap()
+        .unwrap_or_else(|e| panic!("sshd: {e}"));
+    let vault = sshd.directory(&unique("vault-")).unwrap();
+    let destination = json!({
+        "name": unique("vault-"),
+        "location": format!("ssh://{}@127.0.0.1:{}:{vault}", sshd.user, sshd.port),
+        "credentials": "env:DROVER_SECRET_VAULT",
+        "host_key": sshd.host_key,
+        "default": true,
+    });
+    content_comes_back(&[("DROVER_SECRET_VAULT", sshd.password)], destination).await;
+    // Every archive written went to the host (and retention left the newest).
+    let archives: Vec<String> = sshd
+        .files(&vault)
+        .into_iter()
+        .filter(|f| f.ends_with(".tar.gz"))
+        .collect();
+    assert_eq!(archives.len(), 1, "{archives:?}");
+}
+
+/// Content written through the server's own filesystem and MariaDB, backed up to
+/// `destination`, broken and restored, then the account deleted by hand and restored.
+async fn content_comes_back(settings: &[(&str, &str)], destination: serde_json::Value) {
+    let real = RealServer::from_env();
+    let drover = Drover::start(settings).await;
+    drover.add_real_server(&real).await;
+    drover.post("/backup-destinations", destination).await;
     let plan = drover.plan(&unique("Restore "), json!({})).await;
     let domain = format!("{}.ro", unique("refacut-"));
     let (service, account) = drover.sell(plan, &domain).await;
@@ -1492,7 +1522,6 @@ async fn an_account_deleted_by_hand_comes_back_from_its_backup_with_its_content(
     );
 
     drover.remove(service, account, &domain).await;
-    std::fs::remove_dir_all(&location).unwrap();
 }
 
 #[tokio::test]
@@ -2325,7 +2354,8 @@ async fn the_simulator_answers_as_the_real_server_does() {
             ),
             ("nosuch-diff.ro", archive.clone()),
         ] {
-            let made = server.backup_domain(name, &dest).await;
+            let dest = drover_core::BackupLocation::parse(&dest).unwrap();
+            let made = server.backup_domain(name, &dest, None).await;
             let size = made
                 .as_ref()
                 .ok()
@@ -2337,7 +2367,8 @@ async fn the_simulator_answers_as_the_real_server_does() {
             ));
         }
         for _ in 0..2 {
-            let deleted = server.delete_backup(&archive).await;
+            let archive = drover_core::BackupLocation::parse(&archive).unwrap();
+            let deleted = server.delete_backup(&archive, None).await;
             mail.push(format!("delete backup: {}", outcome(deleted)));
         }
         let mail = mail.join("\n");

@@ -8,17 +8,20 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use drover_core::{
-    AccountId, BackupDestinationId, BackupState, JobId, backup_refusal, failure_lines,
-    final_size_bytes, to_prune,
+    AccountId, BackupDestinationId, BackupLocation, BackupState, JobId, backup_refusal,
+    failure_lines, final_size_bytes, to_prune,
 };
 use drover_store::{Backup, BackupFilter, BackupOutcome, Page, RequestContext, StoreError};
-use drover_virtualmin::{VirtualminClient, VirtualminError};
+use drover_virtualmin::{CallScope, VirtualminClient, VirtualminError, in_scope};
 use jiff::Timestamp;
 use riverqueue::{Job, WorkContext, WorkOutcome};
+use secrecy::SecretString;
 use serde_json::json;
 
 use super::job_context;
 use crate::engine::Engine;
+use crate::engine::account_job::record_calls;
+use crate::engine::ssh_host::archive_password;
 
 #[derive(Debug, thiserror::Error)]
 pub enum BackupError {
@@ -45,7 +48,15 @@ pub async fn run(
             context.record_output(json!({ "waiting": "another job is working on this account" }));
         return Ok(WorkOutcome::Snooze(Duration::from_secs(5)));
     }
-    let outcome = back_up(&engine, &context, &job).await;
+    // The calls made are kept as the job's, as an account job's are.
+    let started_at = Timestamp::now();
+    let log = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let scope = CallScope {
+        correlation_id: format!("job-{job_id}"),
+        log: Some(Arc::clone(&log)),
+    };
+    let outcome = in_scope(scope, back_up(&engine, &context, &job)).await;
+    record_calls(&engine, job_id, &log, started_at).await?;
     engine.store.release_account(account, job_id).await?;
     outcome
 }
@@ -87,10 +98,27 @@ async fn back_up(
         .location
         .archive(&account.domain, Timestamp::now());
     let started = store
-        .start_backup(account.id, destination.id, server.id, &archive)
+        .start_backup(account.id, destination.id, server.id, &archive.to_string())
         .await?;
+    // An SSH host's password, once its key is the pinned one: without them nothing is asked
+    // of the server, and the backup is recorded as failed with the reason.
+    let password = match archive_password(&engine.fleet, &destination.spec, &archive).await {
+        Ok(password) => password,
+        Err(error) => {
+            let failed = BackupOutcome::Failed {
+                error,
+                log: String::new(),
+            };
+            let done = store.finish_backup(&ctx, started.id, &failed).await?;
+            let _ = context.record_output(json!({
+                "backup_id": done.id, "archive": done.archive, "state": done.state,
+                "error": done.error,
+            }));
+            return Ok(WorkOutcome::Complete);
+        }
+    };
     let outcome = match client
-        .backup_domain(account.domain.as_str(), &archive)
+        .backup_domain(account.domain.as_str(), &archive, password.as_ref())
         .await
     {
         Ok(log) => BackupOutcome::Succeeded {
@@ -164,6 +192,7 @@ async fn prune(
     let mut pruned = Vec::new();
     for destination in destinations {
         let spec = store.backup_destination(destination).await?.spec;
+        let mut access: Option<Option<SecretString>> = None;
         let here: Vec<&Backup> = good
             .iter()
             .filter(|b| b.destination_id == destination)
@@ -183,7 +212,21 @@ async fn prune(
                 },
                 None => continue,
             };
-            match on.delete_backup(&backup.archive).await {
+            let Some(archive) = archive_of(backup) else {
+                continue;
+            };
+            // The host's key checked once per destination (and the password read once).
+            if access.is_none() {
+                match archive_password(&engine.fleet, &spec, &archive).await {
+                    Ok(password) => access = Some(password),
+                    Err(e) => {
+                        tracing::warn!(destination = %spec.name, error = %e, "pruning skipped");
+                        break;
+                    }
+                }
+            }
+            let password = access.as_ref().and_then(Option::as_ref);
+            match on.delete_backup(&archive, password).await {
                 Ok(()) => pruned.push(backup.id),
                 // Kept for the next backup's retention to try again.
                 Err(e) => {
@@ -210,9 +253,29 @@ async fn prune(
         if before.is_some_and(|b| backup.started_at < b) || backup.server_id != done.server_id {
             continue;
         }
-        if let Err(e) = client.delete_backup(&backup.archive).await {
+        let spec = store.backup_destination(backup.destination_id).await?.spec;
+        let Some(archive) = archive_of(&backup) else {
+            continue;
+        };
+        let password = match archive_password(&engine.fleet, &spec, &archive).await {
+            Ok(password) => password,
+            Err(e) => {
+                tracing::warn!(archive = %backup.archive, error = %e, "a failed backup's archive is kept");
+                continue;
+            }
+        };
+        if let Err(e) = client.delete_backup(&archive, password.as_ref()).await {
             tracing::warn!(archive = %backup.archive, error = %e, "deleting a failed backup's archive failed");
         }
     }
     Ok(pruned)
+}
+
+/// A recorded archive's place, as drover wrote it.
+fn archive_of(backup: &Backup) -> Option<BackupLocation> {
+    BackupLocation::parse(&backup.archive)
+        .inspect_err(
+            |e| tracing::warn!(backup = %backup.id, error = %e, "an unreadable archive is kept"),
+        )
+        .ok()
 }

@@ -4,12 +4,13 @@
 
 use std::sync::Arc;
 
-use drover_core::{AccountId, BackupId};
+use drover_core::{AccountId, BackupId, BackupLocation};
 use riverqueue::{Job, WorkContext, WorkOutcome};
 use serde_json::json;
 
 use crate::engine::Engine;
 use crate::engine::account_job::{ConvergeError, Finish, Round, run_for_account};
+use crate::engine::ssh_host::archive_password;
 
 pub async fn run(
     engine: Arc<Engine>,
@@ -46,8 +47,23 @@ pub async fn run(
             };
             let domain = engine.store.account(account).await?.domain;
             let subject = format!("account:{account}");
+            let destination = engine
+                .store
+                .backup_destination(plan.backup.destination_id)
+                .await?;
+            let archive = match BackupLocation::parse(&plan.backup.archive) {
+                Ok(archive) => archive,
+                Err(e) => return Ok(Round::Refused(e.to_string())),
+            };
+            // An SSH host's password, once its key is the pinned one; without them the server
+            // is not asked (and the account is left as it is).
+            let password = match archive_password(&engine.fleet, &destination.spec, &archive).await
+            {
+                Ok(password) => password,
+                Err(why) => return Ok(Round::Refused(why)),
+            };
             if let Err(e) = client
-                .restore_domain(&plan.backup.archive, domain.as_str())
+                .restore_domain(&archive, password.as_ref(), domain.as_str())
                 .await
             {
                 let failed = json!({ "backup_id": backup, "message": e.message });
