@@ -35,6 +35,23 @@ const DIRECTORY_EXPECTED: &str = "an absolute directory on the server, like /var
                                   or one on an SSH host, like ssh://backup@vault.example.net:/srv/backups \
                                   (letters, digits, '.', '-', '_' and '/'; no '..')";
 
+/// `input` as it may be echoed: in any `scheme://user:secret@host…` the secret (up to the last
+/// `@`, as passwords may hold one) replaced by `***`, so that a password pasted into a
+/// location is neither shown back nor logged with the error.
+fn without_password(input: &str) -> String {
+    let Some((scheme, rest)) = input.split_once("://") else {
+        return input.to_owned();
+    };
+    match (rest.split_once(':'), rest.rfind('@')) {
+        (Some((user, _)), Some(at)) if user.len() < at => {
+            format!("{scheme}://{user}:***{}", &rest[at..])
+        }
+        // A colon and no `@`: what follows may be a password all the same.
+        (Some((user, _)), None) if !user.contains('/') => format!("{scheme}://{user}:***"),
+        _ => input.to_owned(),
+    }
+}
+
 /// An absolute path the server's programs read as nothing more than a path (no `..`, spaces,
 /// quotes, control characters or shell syntax), without its trailing `/`.
 fn plain_path(input: &str) -> Option<String> {
@@ -42,7 +59,7 @@ fn plain_path(input: &str) -> Option<String> {
     let safe = |c: char| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_' | '/');
     let ok = input.starts_with('/')
         && !path.is_empty()
-        && path.len() <= 1024
+        && path.len() <= 2048
         && path.chars().all(safe)
         && !path.contains("//")
         && path.split('/').all(|part| part != ".." && part != ".");
@@ -53,18 +70,10 @@ impl BackupLocation {
     /// Accepts an absolute directory on the server (`/var/backups/drover`) or on an SSH host
     /// (`ssh://user@host:/path`, `ssh://user@host:2222:/path`; `ssh://user@host/path` too).
     pub fn parse(input: &str) -> Result<Self, Error> {
-        // A password pasted into the location is not echoed back (nor logged with the error).
-        let shown = match input.strip_prefix("ssh://").and_then(|r| r.split_once('@')) {
-            Some((user, host)) if user.contains(':') => {
-                format!(
-                    "ssh://{}:***@{host}",
-                    user.split(':').next().unwrap_or_default()
-                )
-            }
-            _ => input.to_owned(),
-        };
+        let shown = without_password(input);
         let invalid = |why: &str| Error::invalid("backup location", &shown, why.to_owned());
-        if let Some(rest) = input.strip_prefix("ssh://") {
+        let scheme = input.get(..6).map(str::to_ascii_lowercase);
+        if let (Some("ssh://"), Some(rest)) = (scheme.as_deref(), input.get(6..)) {
             return SshLocation::parse(rest)
                 .map(Self::Ssh)
                 .map_err(|why| invalid(&why));
@@ -264,12 +273,39 @@ pub struct BackupDestinationPatch {
 }
 
 impl BackupDestinationSpec {
+    /// Why `after` may not replace this destination, if it may not: archives on an SSH host
+    /// are reached with the destination's login and pinned key, so while it holds good
+    /// backups its host, port and user stay (a new host is a new destination).
+    pub fn change_refusal(&self, after: &Self, holds_backups: bool) -> Option<Error> {
+        let BackupLocation::Ssh(before) = &self.location else {
+            return None;
+        };
+        let same_host = match &after.location {
+            BackupLocation::Ssh(now) => {
+                (&now.user, &now.host, now.port) == (&before.user, &before.host, before.port)
+            }
+            BackupLocation::ServerDirectory(_) => false,
+        };
+        (holds_backups && !same_host).then(|| Error::DestinationChangeRefused {
+            name: self.name.to_string(),
+            why: format!(
+                "it holds backups on {}@{}:{}, reached with its credentials and pinned key; add \
+                 a destination for the new place instead (this one keeps its archives until \
+                 retention deletes them)",
+                before.user, before.host, before.port
+            ),
+        })
+    }
+
     pub fn patched(self, patch: BackupDestinationPatch) -> Self {
+        let location = patch.location.unwrap_or(self.location);
+        // A directory on the servers themselves needs no SSH login: moving there drops it.
+        let ssh = location.shared();
         Self {
             name: self.name,
-            location: patch.location.unwrap_or(self.location),
-            credentials: patch.credentials.or(self.credentials),
-            host_key: patch.host_key.or(self.host_key),
+            location,
+            credentials: patch.credentials.or(self.credentials).filter(|_| ssh),
+            host_key: patch.host_key.or(self.host_key).filter(|_| ssh),
             keep_daily: patch.keep_daily.unwrap_or(self.keep_daily),
             keep_weekly: patch.keep_weekly.unwrap_or(self.keep_weekly),
             default: patch.default.unwrap_or(self.default),
@@ -290,6 +326,15 @@ impl BackupDestinationSpec {
     pub const MAX_KEEP: u32 = 520;
 
     pub fn validated(self) -> Result<Self, Error> {
+        // Room for the archive's name below it (a domain and a time), within a path's limit.
+        let location = self.location.to_string();
+        if location.len() > 1024 {
+            return Err(Error::invalid(
+                "location",
+                &location[..64],
+                "at most 1024 characters",
+            ));
+        }
         for (what, keep) in [
             ("keep_daily", self.keep_daily),
             ("keep_weekly", self.keep_weekly),
@@ -698,6 +743,19 @@ mod tests {
                 "ssh://backup:hunter2@vault.example.net:/srv",
                 "never in its location",
             ),
+            (
+                "ssh://backup:hun@ter2@vault.example.net:/srv",
+                "never in its location",
+            ),
+            (
+                "SSH://backup:hunter2@vault.example.net:/srv",
+                "never in its location",
+            ),
+            (
+                "ftp://backup:hunter2@vault.example.net/srv",
+                "not supported",
+            ),
+            ("ssh://backup:hunter2", "the user is missing"),
             ("ssh://vault.example.net:/srv", "the user is missing"),
             ("ssh://Backup@vault.example.net:/srv", "is not a user name"),
             ("ssh://backup@vault.example.net:99999:/srv", "is not a port"),
@@ -763,6 +821,52 @@ mod tests {
         ] {
             assert!(SshHostKey::parse(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn an_ssh_destination_holding_backups_keeps_its_host_and_login() {
+        let key = SshHostKey::parse("SHA256:D6dVhy6OODf0DHt8bFg67I35TK0pDspxPgfkfADKbzU").unwrap();
+        let vault = BackupDestinationSpec {
+            name: ServerName::parse("vault").unwrap(),
+            location: BackupLocation::parse("ssh://b@vault:/srv").unwrap(),
+            credentials: Some(crate::CredentialRef::parse("env:DROVER_SECRET_V").unwrap()),
+            host_key: Some(key),
+            keep_daily: 7,
+            keep_weekly: 4,
+            default: true,
+        };
+        let moved = |location: &str| {
+            vault.clone().patched(BackupDestinationPatch {
+                location: Some(BackupLocation::parse(location).unwrap()),
+                ..BackupDestinationPatch::default()
+            })
+        };
+        // Another directory on the same host and login: fine, with backups or without.
+        assert!(
+            vault
+                .change_refusal(&moved("ssh://b@vault:/srv/new"), true)
+                .is_none()
+        );
+        for elsewhere in [
+            "ssh://b@other:/srv",
+            "ssh://b@vault:2222:/srv",
+            "ssh://c@vault:/srv",
+        ] {
+            let err = vault
+                .change_refusal(&moved(elsewhere), true)
+                .unwrap()
+                .to_string();
+            assert!(err.contains("add a destination for the new place"), "{err}");
+            assert!(vault.change_refusal(&moved(elsewhere), false).is_none());
+        }
+        // Back to the servers' own disks: the SSH login goes with the move.
+        let local = moved("/var/backups");
+        assert_eq!(
+            (local.credentials.clone(), local.host_key.clone()),
+            (None, None)
+        );
+        assert!(local.clone().validated().is_ok());
+        assert!(vault.change_refusal(&local, true).is_some());
     }
 
     #[test]

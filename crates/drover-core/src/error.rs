@@ -121,6 +121,8 @@ pub enum Error {
     /// A restore that cannot be made as things stand.
     #[error("{domain} cannot be restored: {why}")]
     RestoreRefused { domain: String, why: String },
+    #[error("backup destination {name} cannot be changed so: {why}")]
+    DestinationChangeRefused { name: String, why: String },
 
     /// A certificate request Let's Encrypt would refuse, or that cannot work as things stand.
     #[error("no certificate can be requested for {domain} now: {why}")]

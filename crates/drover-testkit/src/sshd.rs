@@ -1,16 +1,17 @@
-//! A real OpenSSH server on a free loopback port, for backups to an SSH host: its own host key
-//! (kept across runs, so that servers which met it once still trust it), and one user,
-//! `drover-backup`, logging in with a password. Needs root (to make the user and to let it log
-//! in) and Debian's openssh-server.
+//! A real OpenSSH server on a free loopback port, for backups to an SSH host: its own Ed25519
+//! host key (one per machine, kept across runs, so that a server's `scp` that met it once
+//! at an address finds the same key there again), and one user, `drover-backup`, who logs in
+//! with a password of the run's only when a test asks (root needed for that), locked again
+//! afterwards. Needs Debian's openssh-server.
 
+use std::io::Write;
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 const SSHD: &str = "/usr/sbin/sshd";
-/// Kept across runs and checkouts: a server that stored this host's key (Virtualmin's `scp`
-/// trusts on first use) refuses a new one for the same address.
+/// Kept across runs and checkouts.
 const STATE: &str = "/var/lib/drover-tests/sshd";
 
 #[derive(Debug)]
@@ -18,45 +19,47 @@ pub struct TestSshd {
     child: Child,
     pub port: u16,
     pub user: &'static str,
-    pub password: &'static str,
-    /// `SHA256:…`, as `ssh-keygen -lf` prints it.
+    /// `SHA256:…` of its Ed25519 key, as `ssh-keygen -lf` prints it.
     pub host_key: String,
     dir: PathBuf,
+    /// The user's password, once [`TestSshd::login`] set it; locked again when dropped.
+    password: Option<String>,
 }
 
 impl TestSshd {
     pub const USER: &str = "drover-backup";
-    pub const PASSWORD: &str = "drover-test-backup-Pw1";
 
-    /// Starts a server and waits until it accepts connections.
+    /// Starts a server and waits until it accepts connections. Its host key is made once per
+    /// machine; no user is touched (see [`TestSshd::login`]).
     pub fn start() -> Result<Self, String> {
         if !Path::new(SSHD).exists() {
             return Err(format!(
                 "{SSHD} is missing: install the Debian package openssh-server (scripts/test does)"
             ));
         }
-        let state = Path::new(STATE);
-        std::fs::create_dir_all(state).map_err(|e| format!("{STATE}: {e}"))?;
-        let key = state.join("ssh_host_ed25519_key");
-        if !key.exists() {
-            run(
-                "ssh-keygen",
-                &["-q", "-t", "ed25519", "-N", "", "-f", &path(&key)],
-            )?;
-        }
-        let printed = run(
-            "ssh-keygen",
-            &["-l", "-f", &path(&key.with_extension("pub"))],
-        )?;
+        let key = host_key()?;
+        let printed = run("ssh-keygen", &["-l", "-f", &path(&key)])?;
         let host_key = printed
             .split_whitespace()
             .nth(1)
             .filter(|f| f.starts_with("SHA256:"))
             .ok_or_else(|| format!("ssh-keygen printed no SHA256 fingerprint: {printed}"))?
             .to_owned();
-        ensure_user()?;
-        // Privilege separation wants this directory.
-        std::fs::create_dir_all("/run/sshd").map_err(|e| format!("/run/sshd: {e}"))?;
+        // Privilege separation wants this directory when sshd runs as root.
+        let _ = std::fs::create_dir_all("/run/sshd");
+        let mut last = String::new();
+        // A port found free may be taken before sshd binds it: then sshd exits, and another
+        // is tried.
+        for _ in 0..5 {
+            match Self::spawn(&key, &host_key) {
+                Ok(server) => return Ok(server),
+                Err(e) => last = e,
+            }
+        }
+        Err(last)
+    }
+
+    fn spawn(key: &Path, host_key: &str) -> Result<Self, String> {
         let port = TcpListener::bind("127.0.0.1:0")
             .and_then(|l| l.local_addr())
             .map_err(|e| e.to_string())?
@@ -80,23 +83,82 @@ impl TestSshd {
             .stderr(log)
             .spawn()
             .map_err(|e| format!("cannot start {SSHD}: {e}"))?;
-        let server = Self {
+        let mut server = Self {
             child,
             port,
             user: Self::USER,
-            password: Self::PASSWORD,
-            host_key,
+            host_key: host_key.to_owned(),
             dir,
+            password: None,
         };
         let deadline = Instant::now() + Duration::from_secs(10);
-        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        loop {
+            let log = || std::fs::read_to_string(server.dir.join("sshd.log")).unwrap_or_default();
+            if let Ok(Some(status)) = server.child.try_wait() {
+                return Err(format!("sshd exited ({status}); its log:\n{}", log()));
+            }
+            if TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                // Listening, and it is ours: it has not exited for want of the port.
+                std::thread::sleep(Duration::from_millis(50));
+                if let Ok(None) = server.child.try_wait() {
+                    return Ok(server);
+                }
+            }
             if Instant::now() > deadline {
-                let log = std::fs::read_to_string(server.dir.join("sshd.log")).unwrap_or_default();
-                return Err(format!("sshd did not listen within 10 s; its log:\n{log}"));
+                return Err(format!(
+                    "sshd did not listen within 10 s; its log:\n{}",
+                    log()
+                ));
             }
             std::thread::sleep(Duration::from_millis(20));
         }
-        Ok(server)
+    }
+
+    /// Lets the backup user log in, with a password of this run's (made when missing; needs
+    /// root). Locked again when the server is dropped, so that no known password opens the
+    /// machine's own sshd afterwards.
+    pub fn login(&mut self) -> Result<String, String> {
+        let user = Self::USER;
+        let exists = |user: &str| {
+            Command::new("id")
+                .arg(user)
+                .output()
+                .is_ok_and(|o| o.status.success())
+        };
+        if !exists(user) {
+            // Another test process may make it at the same moment: made is made.
+            let made = run("useradd", &["--create-home", "--shell", "/bin/sh", user]);
+            if !exists(user) {
+                return Err(made
+                    .err()
+                    .unwrap_or_else(|| format!("useradd made no {user}")));
+            }
+        }
+        let mut bytes = [0u8; 12];
+        std::io::Read::read_exact(
+            &mut std::fs::File::open("/dev/urandom").map_err(|e| e.to_string())?,
+            &mut bytes,
+        )
+        .map_err(|e| e.to_string())?;
+        let password: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+        let mut chpasswd = Command::new("chpasswd")
+            .stdin(Stdio::piped())
+            .spawn()
+            .map_err(|e| format!("chpasswd: {e}"))?;
+        chpasswd
+            .stdin
+            .take()
+            .expect("piped")
+            .write_all(format!("{user}:{password}\n").as_bytes())
+            .map_err(|e| e.to_string())?;
+        if !chpasswd.wait().map_err(|e| e.to_string())?.success() {
+            return Err(format!(
+                "chpasswd could not set {user}'s password (the real tier runs as root)"
+            ));
+        }
+        run("usermod", &["--unlock", user])?;
+        self.password = Some(password.clone());
+        Ok(password)
     }
 
     /// A directory of the user's, made for one test: where its archives go.
@@ -127,45 +189,40 @@ impl Drop for TestSshd {
         let _ = self.child.kill();
         let _ = self.child.wait();
         let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
-/// The backup user, made once, its password set each time (the same in every process: tests running at
-/// once share the user).
-fn ensure_user() -> Result<(), String> {
-    let user = TestSshd::USER;
-    let exists = |user: &str| {
-        Command::new("id")
-            .arg(user)
-            .output()
-            .is_ok_and(|o| o.status.success())
-    };
-    if !exists(user) {
-        // Another test process may make it at the same moment: made is made.
-        let made = run("useradd", &["--create-home", "--shell", "/bin/sh", user]);
-        if !exists(user) {
-            return made.map(drop);
+        if self.password.is_some() {
+            let _ = run("usermod", &["--lock", Self::USER]);
         }
     }
-    let mut chpasswd = Command::new("chpasswd")
-        .stdin(Stdio::piped())
-        .spawn()
-        .map_err(|e| format!("chpasswd: {e}"))?;
-    use std::io::Write;
-    chpasswd
-        .stdin
-        .take()
-        .expect("piped")
-        .write_all(format!("{user}:{}\n", TestSshd::PASSWORD).as_bytes())
-        .map_err(|e| e.to_string())?;
-    match chpasswd.wait().map_err(|e| e.to_string())?.success() {
-        true => Ok(()),
-        false => Err(format!(
-            "chpasswd could not set {user}'s password (drover's tests run as root)"
-        )),
-    }
 }
 
+/// The host key, made once per machine: made aside and linked into place, so that test
+/// processes starting at once end up with one key (the first link wins).
+fn host_key() -> Result<PathBuf, String> {
+    // Without root (a developer's fast tier), one kept in the user's temporary directory.
+    let state = match std::fs::create_dir_all(STATE) {
+        Ok(()) => PathBuf::from(STATE),
+        Err(_) => std::env::temp_dir().join("drover-tests-sshd"),
+    };
+    std::fs::create_dir_all(&state).map_err(|e| format!("{}: {e}", state.display()))?;
+    let key = state.join("ssh_host_ed25519_key");
+    if !key.exists() {
+        let aside = state.join(format!("new-{}", std::process::id()));
+        let _ = std::fs::remove_file(&aside);
+        let _ = std::fs::remove_file(aside.with_extension("pub"));
+        run(
+            "ssh-keygen",
+            &["-q", "-t", "ed25519", "-N", "", "-f", &path(&aside)],
+        )?;
+        match std::fs::hard_link(&aside, &key) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+            Err(e) => return Err(format!("{}: {e}", key.display())),
+        }
+        let _ = std::fs::remove_file(&aside);
+        let _ = std::fs::remove_file(aside.with_extension("pub"));
+    }
+    Ok(key)
+}
 fn path(p: &Path) -> String {
     p.display().to_string()
 }

@@ -136,7 +136,11 @@ impl VirtualminError {
 pub fn classify_failure(message: &str) -> ErrorKind {
     let m = message.trim();
     let m = m.strip_prefix(".. ").unwrap_or(m);
-    if is_dependency_failure(m) {
+    if is_backup_host_failure(m) {
+        // The backup host's trouble, not the server's: its breaker stays closed, and the
+        // failure is an outcome to record (a retry now would fail the same way).
+        ErrorKind::Invalid
+    } else if is_dependency_failure(m) {
         ErrorKind::Transient
     } else if m.contains("You are already hosting this domain")
         || m.contains("is already associated with this server")
@@ -170,6 +174,18 @@ pub fn classify_failure(message: &str) -> ErrorKind {
     } else {
         ErrorKind::Invalid
     }
+}
+
+/// Whether a text says an SSH backup host failed the server's `ssh` or `scp`: refused the
+/// connection or the login, or lacked a directory or file.
+pub fn is_backup_host_failure(text: &str) -> bool {
+    const MARKERS: &[&str] = &[
+        "Failed to connect to SSH server",
+        "upload failed : ",
+        "Failed to read backup file : ",
+        "scp: ",
+    ];
+    MARKERS.iter().any(|marker| text.contains(marker))
 }
 
 /// Whether a text says a service the server depends on failed (its database server, a
@@ -389,6 +405,11 @@ mod tests {
             failure_message("Starting backup..", refused),
             "Failed to connect to SSH server : ssh: connect to host 127.0.0.1 port 2223: Connection refused"
         );
+        // The backup host's trouble, not the server's: not retried, not held against it.
+        for output in [wrong_password, no_directory, refused] {
+            let message = failure_message("Starting backup..", output);
+            assert_eq!(classify_failure(&message), ErrorKind::Invalid, "{message}");
+        }
     }
 
     #[test]

@@ -518,27 +518,21 @@ impl VirtualminClient {
         )?;
         let output = self.call(&call).await?.output;
         // The program reports a failed deletion in its output and still exits with success.
-        match output
-            .lines()
-            .find_map(|l| l.trim().strip_prefix(".. failed : "))
-        {
-            Some(_) => {
-                // The cause, and for an SSH host the lines ssh printed after it (through a
-                // terminal: carriage returns and its password prompts left out).
-                let after = output.split(".. failed : ").nth(1).unwrap_or_default();
-                let cause = after
-                    .split(['\r', '\n'])
-                    .map(str::trim)
-                    .filter(|l| !l.is_empty() && !l.ends_with("password:"))
-                    .collect::<Vec<_>>()
-                    .join("; ");
-                let mut error = VirtualminError::new(classify_failure(&cause), cause);
-                error.program_failed = true;
-                error.output = Some(output);
-                Err(error)
-            }
-            None => Ok(()),
-        }
+        let Some((_, after)) = output.split_once(".. failed : ") else {
+            return Ok(());
+        };
+        // The cause, and for an SSH host the lines ssh printed after it (through a terminal:
+        // carriage returns and its password prompts left out).
+        let cause = after
+            .split(['\r', '\n'])
+            .map(str::trim)
+            .filter(|l| !l.is_empty() && !l.ends_with("password:"))
+            .collect::<Vec<_>>()
+            .join("; ");
+        let mut error = VirtualminError::new(classify_failure(&cause), cause);
+        error.program_failed = true;
+        error.output = Some(output);
+        Err(error)
     }
 
     /// A one-time login URL for the domain's owner, valid for `lifetime_seconds`. A secret:

@@ -68,8 +68,8 @@ pub struct Call {
     params: Vec<(String, Value)>,
     class: OperationClass,
     repeat: Repeat,
-    /// Secrets sent with the call, taken out of whatever comes back: programs echo their
-    /// arguments (`delete-backup` prints the URL it was given, password and all).
+    /// Passwords inside values sent with the call, taken out of whatever comes back: programs
+    /// echo those values (`delete-backup` prints the URL it was given, password and all).
     hidden: Vec<SecretString>,
 }
 
@@ -103,7 +103,6 @@ impl Call {
     }
 
     pub fn secret(mut self, name: &str, value: SecretString) -> Self {
-        self.hidden.push(value.clone());
         self.params.push((name.to_owned(), Value::Secret(value)));
         self
     }
@@ -128,12 +127,18 @@ impl Call {
         !self.hidden.is_empty()
     }
 
-    /// `text` with every secret of the call replaced by `***`.
+    /// `text` with the call's hidden passwords replaced by `***`: in a URL's `:password@`
+    /// always, alone when long enough not to be a common word (a short one would reveal
+    /// itself by what it left out).
     pub fn scrub(&self, text: &str) -> String {
         let mut text = text.to_owned();
         for secret in &self.hidden {
             let secret = secret.expose_secret();
-            if !secret.is_empty() {
+            if secret.is_empty() {
+                continue;
+            }
+            text = text.replace(&format!(":{secret}@"), ":***@");
+            if secret.len() >= 8 {
                 text = text.replace(secret, "***");
             }
         }

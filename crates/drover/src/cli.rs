@@ -1317,6 +1317,7 @@ async fn servers(
             if !plan.under_way.is_empty() {
                 println!("  {} accounts already being moved", plan.under_way.len());
             }
+            println!("  content: {}", plan.content);
             Ok(())
         }
         ServerCommand::Rebuild {
@@ -1347,8 +1348,14 @@ async fn servers(
                     plan.estimated_seconds
                 );
                 for step in &plan.steps {
+                    let content = match (step.restore_from, step.backup_age_seconds) {
+                        (Some(backup), Some(age)) => {
+                            format!("restored from backup {backup}, {} h old", age / 3600)
+                        }
+                        _ => "no backup: made empty".to_owned(),
+                    };
                     println!(
-                        "  {} (account {}, plan {}): {} calls",
+                        "  {} (account {}, plan {}): {} calls, {content}",
                         step.domain, step.account_id, step.plan, step.calls
                     );
                 }

@@ -148,6 +148,8 @@ fn median_latency(program: &str) -> Duration {
         "modify-user" => 1404,
         "create-database" => 2146,
         "backup-domain" => 2461,
+        // Onto a server that lacks the domain, as a move's target does (wave 2's median).
+        "restore-domain" => 9320,
         "generate-letsencrypt-cert" => 5000,
         "list-domains" => 482,
         "list-users" => 519,
@@ -300,6 +302,53 @@ impl VirtualminSim {
     /// A file of a domain's home directory, if the server has the domain and the file.
     pub fn file(&self, domain: &str, path: &str) -> Option<String> {
         self.with_state(|s| s.domains.get(domain)?.files.get(path).cloned())
+    }
+
+    /// Delivers a letter to a mailbox of a domain (`None` when the server lacks either).
+    pub fn put_mail(&self, domain: &str, mailbox: &str, letter: &str) -> Option<()> {
+        self.with_state(|s| {
+            let d = s.domains.get_mut(domain)?;
+            d.mailboxes.contains_key(mailbox).then_some(())?;
+            d.mail
+                .entry(mailbox.to_owned())
+                .or_default()
+                .push(letter.to_owned());
+            Some(())
+        })
+    }
+
+    /// The letters in a mailbox of a domain.
+    pub fn mail(&self, domain: &str, mailbox: &str) -> Vec<String> {
+        self.with_state(|s| {
+            s.domains
+                .get(domain)
+                .and_then(|d| d.mail.get(mailbox).cloned())
+                .unwrap_or_default()
+        })
+    }
+
+    /// Inserts a row into a database of a domain (`None` when the server lacks either), as
+    /// the customer's application would.
+    pub fn put_row(&self, domain: &str, database: &str, row: &str) -> Option<()> {
+        self.with_state(|s| {
+            let d = s.domains.get_mut(domain)?;
+            d.databases.iter().any(|db| db == database).then_some(())?;
+            d.rows
+                .entry(database.to_owned())
+                .or_default()
+                .push(row.to_owned());
+            Some(())
+        })
+    }
+
+    /// The rows in a database of a domain.
+    pub fn rows(&self, domain: &str, database: &str) -> Vec<String> {
+        self.with_state(|s| {
+            s.domains
+                .get(domain)
+                .and_then(|d| d.rows.get(database).cloned())
+                .unwrap_or_default()
+        })
     }
 
     pub fn domain_names(&self) -> Vec<String> {

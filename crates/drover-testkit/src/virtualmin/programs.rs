@@ -51,6 +51,10 @@ pub struct SimDomain {
     /// The customer's content: files under its home directory (path → text), which backups
     /// carry and restores bring back. A test puts and reads them with `VirtualminSim::files`.
     pub files: BTreeMap<String, String>,
+    /// Letters in each mailbox (by its local part), carried by backups like files.
+    pub mail: BTreeMap<String, Vec<String>>,
+    /// Rows in each database (by its name), carried by backups like files.
+    pub rows: BTreeMap<String, Vec<String>>,
 }
 
 /// What a domain uses, as a test sets it; the server reports it only where the real one would
@@ -93,6 +97,8 @@ impl SimDomain {
             certificate_expiry: None,
             certificate_renew: false,
             files: BTreeMap::new(),
+            mail: BTreeMap::new(),
+            rows: BTreeMap::new(),
         }
     }
 
@@ -141,6 +147,8 @@ pub struct State {
     pub backup_disk_full: bool,
     /// SSH hosts the server reaches for backups (none listens elsewhere).
     pub ssh_hosts: Vec<SimSshHost>,
+    /// Features turned off in the server's configuration (`mysql` without a MariaDB, say).
+    pub unsupported_features: BTreeSet<String>,
 }
 
 /// What Let's Encrypt answers the server.
@@ -182,6 +190,7 @@ impl Default for State {
             archives: BTreeMap::new(),
             backup_disk_full: false,
             ssh_hosts: Vec::new(),
+            unsupported_features: BTreeSet::new(),
         }
     }
 }
@@ -1267,6 +1276,8 @@ impl State {
             certificate_expiry: None,
             certificate_renew: false,
             files: BTreeMap::new(),
+            mail: BTreeMap::new(),
+            rows: BTreeMap::new(),
         };
         if kind == Kind::Alias {
             domain.parent = parent.as_ref().map(|p| p.name.clone());
@@ -1660,6 +1671,7 @@ impl State {
         let user = user.to_lowercase();
         let short = short_user(&user, &d.unix_user).to_owned();
         d.mailbox_quotas.remove(&short);
+        d.mail.remove(&short);
         if d.mailboxes.remove(&short).is_none() {
             return failure(
                 P,
@@ -1847,6 +1859,7 @@ impl State {
             };
         }
         d.databases.retain(|db| *db != name);
+        d.rows.remove(&name);
         Answer::Output(format!("Database {name} deleted successfully\n"))
     }
 
@@ -2146,9 +2159,36 @@ impl State {
                 None => return failure(P, format!("Restore file {source} does not exist")),
             },
         };
-        let checks = "Checking for missing features ..\n.. all features in backup are supported\n\n\
-                      Checking for errors in backup ..\n.. no errors found\n\nStarting restore..\n\
-                      Extracting backup archive file ..\n.. done\n\n";
+        // Features the backup has and this server turned off: restored without them, with
+        // the real program's warning (`missing_restore_features`: core features are not
+        // critical), a database feature's databases left out.
+        let mut archived = archived;
+        let missing: Vec<String> = archived
+            .features
+            .iter()
+            .filter(|f| self.unsupported_features.contains(*f))
+            .cloned()
+            .collect();
+        let supported = if missing.is_empty() {
+            ".. all features in backup are supported".to_owned()
+        } else {
+            let described: Vec<&str> = missing.iter().map(|f| feature_description(f)).collect();
+            archived.features.retain(|f| !missing.contains(f));
+            if missing.iter().any(|f| f == "mysql") {
+                archived.databases.clear();
+                archived.rows.clear();
+            }
+            format!(
+                ".. WARNING - The following features were enabled for one or more\n\
+                 domains in the backup, but do not exist on this system. Some\n\
+                 functions of the restored domains may not work : {}",
+                described.join(", ")
+            )
+        };
+        let checks = format!(
+            "Checking for missing features ..\n{supported}\n\nChecking for errors in backup ..\n\
+             .. no errors found\n\nStarting restore..\nExtracting backup archive file ..\n.. done\n\n"
+        );
         // The archive holds another domain: the real server says it restored, and restores
         // nothing (`restore-domain__domain-not-in-backup__json`).
         if archived.name != name {
@@ -2157,12 +2197,14 @@ impl State {
                  .. done\n\nRe-loading Webmin ..\n.. done\n\nRestore completed successfully.\n\n"
             ));
         }
-        let mut log = checks.to_owned();
+        let mut log = checks;
         match self.domains.get_mut(&name) {
             // Its files as backed up (with `dir delete`, those made since go); the mailboxes
             // and databases backed up come back, those made since stay.
             Some(existing) => {
                 existing.files = archived.files.clone();
+                existing.mail.extend(archived.mail.clone());
+                existing.rows.extend(archived.rows.clone());
                 existing.mailboxes.extend(archived.mailboxes.clone());
                 existing
                     .mailbox_quotas
@@ -2216,6 +2258,18 @@ impl State {
                 Answer::Output(format!("{deleting}.. failed : {text}"))
             }
         }
+    }
+}
+
+/// A feature as Virtualmin's messages name it (`feature_*` in its `lang/en`).
+fn feature_description(feature: &str) -> &str {
+    match feature {
+        "dns" => "DNS for domain",
+        "web" => "Apache website",
+        "mysql" => "MySQL database",
+        "postgres" => "PostgreSQL database",
+        "mail" => "Mail for domain",
+        other => other,
     }
 }
 

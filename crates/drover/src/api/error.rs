@@ -172,6 +172,9 @@ impl From<drover_core::Error> for ApiError {
             PlanFixed { .. } => Self::new(StatusCode::CONFLICT, "service_terminated", message),
             BackupRefused { .. } => Self::new(StatusCode::CONFLICT, "backup_refused", message),
             RestoreRefused { .. } => Self::new(StatusCode::CONFLICT, "restore_refused", message),
+            DestinationChangeRefused { .. } => {
+                Self::new(StatusCode::CONFLICT, "destination_change_refused", message)
+            }
             PlanTooSmall { .. } | PlanEditTooSmall { .. } => {
                 Self::new(StatusCode::CONFLICT, "plan_too_small", message)
             }

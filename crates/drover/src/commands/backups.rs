@@ -8,7 +8,9 @@ use drover_core::{
     backup_refusal, restore_refusal,
 };
 use drover_store::jobs::{BackupAccount, RestoreAccount, SetAccountPassword};
-use drover_store::{Account, Backup, BackupDestination, Job, JobFilter, RequestContext, Store};
+use drover_store::{
+    Account, Backup, BackupDestination, BackupFilter, Job, JobFilter, RequestContext, Store,
+};
 use riverqueue::JobArgs;
 use serde::Serialize;
 use serde_json::json;
@@ -38,14 +40,20 @@ pub async fn update_backup_destination(
     id: BackupDestinationId,
     patch: BackupDestinationPatch,
 ) -> Result<BackupDestination> {
-    let spec = store
-        .backup_destination(id)
-        .await?
-        .spec
-        .patched(patch)
-        .validated()?;
+    let before = store.backup_destination(id).await?.spec;
+    let spec = before.clone().patched(patch).validated()?;
     if let Some(credentials) = &spec.credentials {
         sources.check(credentials)?;
+    }
+    let held = BackupFilter {
+        destination: Some(id),
+        state: Some(drover_core::BackupState::Succeeded),
+        page: drover_store::Page::new(None, Some(1)),
+        ..BackupFilter::default()
+    };
+    let holds_backups = !store.backups(held).await?.is_empty();
+    if let Some(refused) = before.change_refusal(&spec, holds_backups) {
+        return Err(refused.into());
     }
     Ok(store.update_backup_destination(ctx, id, &spec).await?)
 }
@@ -160,8 +168,8 @@ pub struct RestorePlan {
 }
 
 /// The plan of restoring the account from `from` (its last good backup unless named):
-/// refused unless the backup is a good one of the account's own, written by the server the
-/// account is on (the archive is on that server's disk), and the account is there to restore.
+/// refused unless the backup is a good one of the account's own that the account's server can
+/// read (on an SSH host, or on that server's own disk), and the account is there to restore.
 pub async fn plan_restore(
     store: &dyn Store,
     account: AccountId,

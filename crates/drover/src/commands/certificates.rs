@@ -49,8 +49,24 @@ pub async fn ask_again(
     account: AccountId,
 ) -> drover_store::Result<(Certificate, JobId)> {
     let (certificate, job) = store.request_certificate(ctx, account).await?;
-    if job.joined && store.job(job.id).await?.state == "scheduled" {
-        store.retry_job(job.id).await?;
+    if job.joined {
+        // A run still going either sees this request when it records its outcome (and looks
+        // again at once) or recorded it just before: then it goes to wait for its backoff
+        // unaware, and is brought forward once it has (seen in a loaded CI run: the request
+        // was lost for five minutes). Runs end within moments of recording.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        loop {
+            match store.job(job.id).await?.state.as_str() {
+                "scheduled" => {
+                    store.retry_job(job.id).await?;
+                    break;
+                }
+                "running" if std::time::Instant::now() < deadline => {
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                }
+                _ => break,
+            }
+        }
     }
     Ok((certificate, job.id))
 }

@@ -1,9 +1,14 @@
 //! Rebuilding a lost server onto a fresh one from drover's data alone: an integrity check
-//! (every account has what recreation needs), a plan (accounts, order, calls), then one
-//! failover move per account, carried out by jobs.
+//! (every account has what recreation needs), a plan (accounts, order, calls, the backup each
+//! account's content comes back from), then one failover move per account, carried out by
+//! jobs (each restores the account's last good backup on an SSH host, then applies drover's
+//! records on top).
 
-use drover_core::{AccountId, Recreated, ResourceCounts, ServerId, check_rebuild};
+use drover_core::{
+    AccountId, BackupId, BackupLocation, Recreated, ResourceCounts, ServerId, check_rebuild,
+};
 use drover_store::{OtherDomainKind, RequestContext, Server, Store};
+use jiff::Timestamp;
 use serde::Serialize;
 
 use super::Result;
@@ -17,6 +22,12 @@ pub struct RebuildStep {
     pub plan: String,
     /// Virtualmin calls the step makes on the new server.
     pub calls: u32,
+    /// The backup its content is restored from (its last good one, kept on an SSH host); none:
+    /// the account is recreated empty.
+    #[schema(value_type = Option<i64>)]
+    pub restore_from: Option<BackupId>,
+    /// How old that backup is, in seconds.
+    pub backup_age_seconds: Option<i64>,
 }
 
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
@@ -30,6 +41,8 @@ pub struct RebuildPlan {
     pub estimated_seconds: f64,
     /// What stops the rebuild: an account lacking what recreation needs.
     pub problems: Vec<String>,
+    /// Accounts with no good backup on an SSH host: recreated empty.
+    pub without_backup: Vec<String>,
     pub started: bool,
 }
 
@@ -57,13 +70,28 @@ pub async fn rebuild(
     let rate = target.spec.rate_qps.unwrap_or(default_rate_qps);
     let check = check_rebuild(lost.id, onto, &recreated, rate);
     let mut steps = Vec::with_capacity(check.steps.len());
+    let mut without_backup = Vec::new();
     for (account, calls) in check.steps {
         let details = store.converge_target(account).await?;
+        // The copy on the lost server is gone: only a backup on an SSH host can be restored.
+        let backup = store
+            .last_good_backup(account)
+            .await?
+            .filter(|b| BackupLocation::parse(&b.archive).is_ok_and(|a| a.shared()));
+        if backup.is_none() {
+            without_backup.push(details.account.domain.to_string());
+        }
         steps.push(RebuildStep {
             account_id: account,
             domain: details.account.domain.to_string(),
             plan: details.plan.spec.name.to_string(),
             calls,
+            restore_from: backup.as_ref().map(|b| b.id),
+            backup_age_seconds: backup.as_ref().map(|b| {
+                Timestamp::now()
+                    .duration_since(b.finished_at.unwrap_or(b.started_at))
+                    .as_secs()
+            }),
         });
     }
     let mut plan = RebuildPlan {
@@ -73,6 +101,7 @@ pub async fn rebuild(
         calls: check.calls,
         estimated_seconds: check.estimated_seconds,
         problems: check.problems,
+        without_backup,
         started: false,
     };
     if dry_run || !plan.problems.is_empty() {

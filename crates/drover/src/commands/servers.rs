@@ -95,6 +95,8 @@ pub struct DrainPlan {
     /// Accounts already being moved.
     #[schema(value_type = Vec<i64>)]
     pub under_way: Vec<AccountId>,
+    /// What happens to the accounts' files, mail and databases.
+    pub content: String,
 }
 
 /// Starts emptying the server (it takes no new account from now on) and starts a migration
@@ -197,6 +199,34 @@ async fn finish_state_change(
     Ok(after)
 }
 
+/// What moves do with the accounts' content, said before they start: a planned move carries
+/// it through the default destination when that is an SSH host; a failover restores each
+/// account's last good backup kept on one.
+async fn content_plan(store: &dyn Store, planned: bool) -> Result<String> {
+    if !planned {
+        return Ok(
+            "restored from each account's last good backup on an SSH host; an account \
+                   without one is made empty"
+                .to_owned(),
+        );
+    }
+    Ok(match store.default_backup_destination().await? {
+        Some(d) if d.spec.location.shared() => format!(
+            "carried through the backup destination {}: each account backed up here, restored \
+             on its new server and checked there before its DNS moves",
+            d.spec.name
+        ),
+        Some(d) => format!(
+            "not carried: the default backup destination {} is on each server's own disk; the \
+             accounts are made empty on their new servers",
+            d.spec.name
+        ),
+        None => "not carried: no backup destination is the default; the accounts are made \
+                 empty on their new servers"
+            .to_owned(),
+    })
+}
+
 async fn move_all(
     store: &dyn Store,
     ctx: &RequestContext,
@@ -241,6 +271,7 @@ async fn move_all(
             .map(|(id, reason)| (id, domain(id), reason))
             .collect(),
         under_way: decided.under_way,
+        content: content_plan(store, grace.is_some()).await?,
     };
     for (account, to) in decided.moves {
         if !dry_run {

@@ -1,6 +1,7 @@
 //! The workers: River clients that work drover's jobs against the fleet.
 
 mod account_job;
+mod content;
 mod converge;
 pub mod dns;
 pub mod drift;

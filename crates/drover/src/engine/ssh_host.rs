@@ -3,11 +3,12 @@
 //! seen (Virtualmin answers "yes" for it), so this is where a replaced or impersonated host is
 //! stopped before any password or archive goes to it.
 
+use std::borrow::Cow;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use drover_core::{BackupDestinationSpec, BackupLocation, SshHostKey, SshLocation};
-use russh::keys::HashAlg;
+use russh::keys::{Algorithm, EcdsaCurve, HashAlg};
 use secrecy::SecretString;
 
 /// How long drover waits for the host's key.
@@ -38,15 +39,75 @@ pub async fn archive_password(
     Ok(Some(password))
 }
 
-/// Ok when the host at `location` presents `pinned`; otherwise what it presented, or why it
-/// could not be asked, in words an operator can act on.
+/// The key types drover can check, one connection each: a host offers several, and the
+/// operator pinned one of them. (RSA keys are not among them: drover's SSH library is built
+/// without RSA.)
+const KEY_TYPES: &[&[Algorithm]] = &[
+    &[Algorithm::Ed25519],
+    &[
+        Algorithm::Ecdsa {
+            curve: EcdsaCurve::NistP256,
+        },
+        Algorithm::Ecdsa {
+            curve: EcdsaCurve::NistP384,
+        },
+        Algorithm::Ecdsa {
+            curve: EcdsaCurve::NistP521,
+        },
+    ],
+];
+
+/// Ok when the host at `location` presents `pinned` (its Ed25519 or ECDSA key); otherwise
+/// what it presented, or why it could not be asked, in words an operator can act on.
 pub async fn check_host_key(location: &SshLocation, pinned: &SshHostKey) -> Result<(), String> {
+    let host = format!("{}:{}", location.host_for_url(), location.port);
+    let mut presented = Vec::new();
+    let mut failure = None;
+    for key_type in KEY_TYPES {
+        match presents(location, key_type, pinned).await {
+            Ok(Some(key)) if key == pinned.as_str() => return Ok(()),
+            Ok(Some(key)) => presented.push(key),
+            Ok(None) => {}
+            Err(e) => failure = Some(e),
+        }
+    }
+    match (presented.is_empty(), failure) {
+        (false, _) => Err(format!(
+            "the SSH host {host} presented the host key {}, not the pinned {pinned}: nothing \
+             was sent to it (pin its Ed25519 or ECDSA key with host_key, as `ssh-keyscan -t \
+             ed25519 -p {} {} | ssh-keygen -lf -` prints it, checked on the host itself)",
+            presented.join(" and "),
+            location.port,
+            location.host
+        )),
+        (true, Some(e)) => Err(format!(
+            "drover could not check the host key of {host} (it does before each use): {e}"
+        )),
+        (true, None) => Err(format!(
+            "the SSH host {host} offers no Ed25519 or ECDSA host key for drover to check"
+        )),
+    }
+}
+
+/// The fingerprint of the `key_type` key the host presents: none when it has no key of the
+/// type.
+async fn presents(
+    location: &SshLocation,
+    key_type: &'static [Algorithm],
+    pinned: &SshHostKey,
+) -> Result<Option<String>, String> {
     let seen = Arc::new(Mutex::new(None));
     let handler = Pin {
         pinned: pinned.as_str().to_owned(),
         seen: Arc::clone(&seen),
     };
-    let config = Arc::new(russh::client::Config::default());
+    let config = Arc::new(russh::client::Config {
+        preferred: russh::Preferred {
+            key: Cow::Borrowed(key_type),
+            ..russh::Preferred::default()
+        },
+        ..russh::client::Config::default()
+    });
     let address = (location.host.as_str(), location.port);
     let connected =
         tokio::time::timeout(TIMEOUT, russh::client::connect(config, address, handler)).await;
@@ -54,27 +115,19 @@ pub async fn check_host_key(location: &SshLocation, pinned: &SshHostKey) -> Resu
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner)
         .clone();
-    let host = format!("{}:{}", location.host_for_url(), location.port);
-    match (connected, presented) {
-        (Ok(Ok(session)), _) => {
+    match connected {
+        Ok(Ok(session)) => {
             let _ = session
                 .disconnect(russh::Disconnect::ByApplication, "", "en")
                 .await;
-            Ok(())
+            Ok(presented)
         }
-        (_, Some(other)) if other != pinned.as_str() => Err(format!(
-            "the SSH host {host} presented the host key {other}, not the pinned {pinned}: \
-             nothing was sent to it (if its key was changed on purpose, pin the new one with \
-             host_key)"
-        )),
-        (Ok(Err(e)), _) => Err(format!(
-            "drover could not check the host key of {host} (it does before each use): {e}"
-        )),
-        (Err(_), _) => Err(format!(
-            "drover could not check the host key of {host} (it does before each use): no \
-             answer within {} s",
-            TIMEOUT.as_secs()
-        )),
+        // Refused by our own check: the key is what it presented.
+        Ok(Err(_)) if presented.is_some() => Ok(presented),
+        // No key of this type in common.
+        Ok(Err(russh::Error::NoCommonAlgo { .. })) => Ok(None),
+        Ok(Err(e)) => Err(e.to_string()),
+        Err(_) => Err(format!("no answer within {} s", TIMEOUT.as_secs())),
     }
 }
 

@@ -1547,6 +1547,66 @@ async fn backup_destinations_and_backups_are_served(api: Api) {
         (twin.status, twin.code()),
         (StatusCode::CONFLICT, "duplicate_name")
     );
+    // An SSH host: its password's source and its pinned key kept (never a password); one
+    // pasted into the location refused without being echoed; credentials drover may not read
+    // from refused.
+    let key = "SHA256:D6dVhy6OODf0DHt8bFg67I35TK0pDspxPgfkfADKbzU";
+    let pasted = api
+        .post(
+            "/api/v1/backup-destinations",
+            json!({"name": "vault", "location": "ssh://backup:hunter2@vault.example.net:/srv",
+                   "credentials": "env:DROVER_SECRET_VAULT", "host_key": key}),
+        )
+        .await;
+    assert_eq!(pasted.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(
+        !pasted.body.to_string().contains("hunter2"),
+        "{:?}",
+        pasted.body
+    );
+    let elsewhere = api
+        .post(
+            "/api/v1/backup-destinations",
+            json!({"name": "vault", "location": "ssh://backup@vault.example.net:/srv",
+                   "credentials": "env:HOME", "host_key": key}),
+        )
+        .await;
+    assert_eq!(
+        elsewhere.status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "{:?}",
+        elsewhere.body
+    );
+    let vault = api
+        .post(
+            "/api/v1/backup-destinations",
+            json!({"name": "vault", "location": "ssh://backup@vault.example.net:2222/srv/",
+                   "credentials": "env:DROVER_SECRET_VAULT", "host_key": key}),
+        )
+        .await;
+    assert_eq!(vault.status, StatusCode::CREATED, "{:?}", vault.body);
+    assert_eq!(
+        (
+            vault.body["location"].clone(),
+            vault.body["credentials"].clone(),
+            vault.body["host_key"].clone()
+        ),
+        (
+            json!("ssh://backup@vault.example.net:2222:/srv"),
+            json!("env:DROVER_SECRET_VAULT"),
+            json!(key)
+        )
+    );
+    let gone = api
+        .call(
+            Method::DELETE,
+            &format!("/api/v1/backup-destinations/{}", vault.body["id"]),
+            Some(&api.operator),
+            &[],
+            None,
+        )
+        .await;
+    assert_eq!(gone.status, StatusCode::NO_CONTENT, "{:?}", gone.body);
     let listed = api.get("/api/v1/backup-destinations").await;
     assert_eq!(listed.body.as_array().unwrap().len(), 1);
     let id = created.body["id"].clone();

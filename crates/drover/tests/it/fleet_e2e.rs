@@ -369,6 +369,9 @@ async fn a_fleet_is_provisioned_repaired_drained_failed_over_and_rebuilt() {
         .unwrap();
     assert!(dry.problems.is_empty(), "{:?}", dry.problems);
     assert_eq!(dry.steps.len(), ACCOUNTS);
+    // No account was backed up: each is made empty, and the plan says which.
+    assert_eq!(dry.without_backup.len(), ACCOUNTS);
+    assert!(dry.steps.iter().all(|s| s.restore_from.is_none()));
     assert!(held(&fresh_sim).is_empty(), "a dry run changes nothing");
     let started = Instant::now();
     let plan = drover::commands::rebuild(&*store, &ctx(), &lost, fresh.id, 50.0, false)

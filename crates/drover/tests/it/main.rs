@@ -81,6 +81,75 @@ pub fn secrets_in(dir: &std::path::Path) -> Arc<drover::engine::Secrets> {
     ))
 }
 
+/// An SSH backup host for simulated servers: a real sshd, whose key drover checks against the
+/// pin, and the simulated host the servers' `scp` reaches (one directory, one password).
+#[derive(Debug)]
+pub struct Vault {
+    pub sshd: drover_testkit::TestSshd,
+    pub host: drover_testkit::virtualmin::SimSshHost,
+    pub dir: &'static str,
+    pub password: &'static str,
+}
+
+impl Vault {
+    pub async fn start(dir: &'static str, password: &'static str) -> Self {
+        let sshd = tokio::task::spawn_blocking(drover_testkit::TestSshd::start)
+            .await
+            .unwrap()
+            .unwrap_or_else(|e| panic!("sshd: {e}"));
+        let host = drover_testkit::virtualmin::SimSshHost::new(
+            "127.0.0.1",
+            sshd.port,
+            sshd.user,
+            password,
+            &[dir],
+        );
+        Self {
+            sshd,
+            host,
+            dir,
+            password,
+        }
+    }
+
+    /// Where the servers write: `ssh://drover-backup@127.0.0.1:PORT:DIR`.
+    pub fn location(&self) -> String {
+        format!(
+            "ssh://{}@127.0.0.1:{}:{}",
+            self.sshd.user, self.sshd.port, self.dir
+        )
+    }
+
+    /// Records it as the default destination `vault`, its password in a file in `secrets`.
+    pub async fn make_default(
+        &self,
+        store: &dyn Store,
+        secrets: &std::path::Path,
+    ) -> drover_store::BackupDestination {
+        let password_file = secrets.join("vault.password");
+        std::fs::write(&password_file, format!("{}\n", self.password)).unwrap();
+        let spec = serde_json::json!({
+            "name": "vault",
+            "location": self.location(),
+            "credentials": format!("file:{}", password_file.display()),
+            "host_key": self.sshd.host_key,
+            "default": true,
+        });
+        let sources = drover_core::SecretSources {
+            dir: secrets.to_owned(),
+            env_prefix: drover_core::SecretSources::DEFAULT_ENV_PREFIX.into(),
+        };
+        drover::commands::create_backup_destination(
+            store,
+            &setup_ctx(),
+            &sources,
+            serde_json::from_value(spec).unwrap(),
+        )
+        .await
+        .unwrap()
+    }
+}
+
 /// Where no secret may be read from: for commands that check a reference and never read it.
 pub fn no_secrets() -> drover_core::SecretSources {
     drover_core::SecretSources {

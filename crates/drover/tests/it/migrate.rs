@@ -447,6 +447,11 @@ async fn a_drained_server_empties_by_placement_and_is_retired() {
         .unwrap();
     assert_eq!(plan.moves.len(), 6);
     assert_eq!(
+        plan.content,
+        "not carried: no backup destination is the default; the accounts are made empty on \
+         their new servers"
+    );
+    assert_eq!(
         store.server(ServerId(1)).await.unwrap().state,
         drover_core::ServerState::Draining
     );
@@ -475,5 +480,473 @@ async fn a_drained_server_empties_by_placement_and_is_retired() {
         .await
         .unwrap();
     assert_eq!(retired.state, drover_core::ServerState::Decommissioned);
+    workers.stop().await.unwrap();
+}
+
+/// A move carries the account's content through the default destination when it is an SSH
+/// host both servers reach (a real sshd checks the pin; the simulators' `scp` reaches a
+/// shared host): backed up on the source, restored on the target, checked, then switched. A
+/// restore that fails keeps the account and its traffic on the source, with nothing left on
+/// the target; tried again, it moves. A failover (the source gone) restores the last good
+/// backup on its new server and says how old it was.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_move_carries_the_content_and_a_failover_restores_the_last_backup() {
+    let vault = crate::Vault::start("/home/drover-backup/moves", "vault-Passw0rd-1").await;
+    let host = vault.host.clone();
+    let fleet = crate::TestFleet::new().await;
+    let store = Arc::clone(&fleet.store);
+    let mut sims = Vec::new();
+    for i in 1..=3 {
+        let (sim, _) = fleet
+            .add_server(
+                &format!("vm{i}"),
+                serde_json::json!({"capacity": 10, "ipv4": format!("192.0.2.5{i}")}),
+            )
+            .await;
+        sims.push(sim);
+    }
+    // vm2 cannot reach the host at first.
+    for sim in [&sims[0], &sims[2]] {
+        sim.with_state(|s| s.ssh_hosts.push(host.clone()));
+    }
+    for id in [2, 3] {
+        drover::commands::set_maintenance(&*store, &ctx(), ServerId(id), true)
+            .await
+            .unwrap();
+    }
+    let (plan_id, customer_id) = fleet.plan_and_customer().await;
+    let databases = serde_json::json!({"features": ["dir", "web", "dns", "mysql"]});
+    drover::commands::update_plan(
+        &*store,
+        &ctx(),
+        plan_id,
+        serde_json::from_value(databases).unwrap(),
+        false,
+    )
+    .await
+    .unwrap();
+    let engine = fleet.engine(crate::quick_retries(), FleetPolicy::default());
+    let mut workers = drover::engine::start(Arc::new(engine), 4).unwrap();
+    let new = NewService {
+        customer_id,
+        plan_id,
+        domain: DomainName::parse("continut.ro").unwrap(),
+    };
+    let service = crate::create_service(&*store, &ctx(), new).await.unwrap();
+    crate::transition_service(&*store, &ctx(), service.id, Transition::Activate, None)
+        .await
+        .unwrap();
+    let account = service.account_id;
+    drover::commands::create_database(&*store, &ctx(), account, "shop", "mysql")
+        .await
+        .unwrap();
+    let database = |sim: &drover_testkit::virtualmin::VirtualminSim| {
+        sim.with_state(|s| {
+            s.domains
+                .get("continut.ro")
+                .and_then(|d| d.databases.first().cloned())
+        })
+    };
+    crate::until(
+        "continut.ro and its database are on vm1",
+        Duration::from_secs(10),
+        || async { database(&sims[0]).is_some() },
+    )
+    .await;
+    let shop = database(&sims[0]).unwrap();
+    sims[0].put_row("continut.ro", &shop, "order 7").unwrap();
+    drover::commands::set_maintenance(&*store, &ctx(), ServerId(2), false)
+        .await
+        .unwrap();
+    vault.make_default(&*store, fleet.dir.path()).await;
+    sims[0]
+        .put_file(
+            "continut.ro",
+            "public_html/index.html",
+            "the customer's page",
+        )
+        .unwrap();
+    let apex = async || {
+        let zone = store.account_zone(account).await.unwrap().unwrap();
+        zone.rrsets
+            .iter()
+            .find(|r| r.rtype == RecordType::A && r.name.as_str() == "continut.ro")
+            .unwrap()
+            .records
+            .clone()
+    };
+
+    // The restore on vm2 fails: the move stops, the account serves from vm1 as before.
+    let (_, job) =
+        drover::commands::start_migration(&*store, &ctx(), account, ServerId(2), Duration::ZERO)
+            .await
+            .unwrap();
+    let ended = finished(&*store, job).await;
+    assert_eq!(ended.state, "discarded", "{ended:?}");
+    let why = format!("{ended:?}");
+    assert!(
+        why.contains("continut.ro's content could not be carried from vm1 to vm2: its restore on vm2 failed: Failed to read backup file : ssh: connect to host 127.0.0.1"),
+        "{why}"
+    );
+    assert!(sims[1].domain_names().is_empty(), "nothing is left on vm2");
+    assert_eq!(apex().await, ["192.0.2.51"]);
+    assert_eq!(
+        sims[0]
+            .file("continut.ro", "public_html/index.html")
+            .as_deref(),
+        Some("the customer's page")
+    );
+    // The backup it took is kept as the account's.
+    assert!(store.last_good_backup(account).await.unwrap().is_some());
+
+    // vm2 reaches the host, but has no database feature: the restore leaves the database
+    // out, the check finds it missing, and the account stays.
+    sims[1].with_state(|s| {
+        s.ssh_hosts.push(host.clone());
+        s.unsupported_features.insert("mysql".into());
+    });
+    drover::commands::retry_job(&*store, &ctx(), job)
+        .await
+        .unwrap();
+    let ended = finished(&*store, job).await;
+    assert_eq!(ended.state, "discarded", "{ended:?}");
+    assert!(
+        format!("{ended:?}").contains(&format!(
+            "continut.ro's content could not be carried from vm1 to vm2: after its restore vm2 \
+             lacks database {shop}"
+        )),
+        "{ended:?}"
+    );
+    assert!(sims[1].domain_names().is_empty(), "nothing is left on vm2");
+    assert_eq!(apex().await, ["192.0.2.51"]);
+
+    // vm2 has databases now: tried again, the account moves with its content.
+    sims[1].with_state(|s| s.unsupported_features.clear());
+    drover::commands::retry_job(&*store, &ctx(), job)
+        .await
+        .unwrap();
+    crate::until(
+        "continut.ro moved to vm2",
+        Duration::from_secs(20),
+        || async {
+            store
+                .migration(account)
+                .await
+                .unwrap()
+                .is_some_and(|m| m.state == drover_core::MoveState::Done)
+        },
+    )
+    .await;
+    assert!(
+        sims[0].domain_names().is_empty(),
+        "deleted from vm1 after the grace"
+    );
+    assert_eq!(
+        sims[1]
+            .file("continut.ro", "public_html/index.html")
+            .as_deref(),
+        Some("the customer's page")
+    );
+    assert_eq!(apex().await, ["192.0.2.52"]);
+    assert_eq!(sims[1].rows("continut.ro", &shop), ["order 7"]);
+    let carried = content_events(&*store, account, "account.content_carried").await;
+    assert_eq!(carried.len(), 1, "{carried:?}");
+    assert_eq!(carried[0]["carried"]["content"], "carried");
+    assert_eq!(host.archives().len(), 3, "one backup per try");
+
+    // An account never backed up, on vm2 too.
+    drover::commands::set_maintenance(&*store, &ctx(), ServerId(1), true)
+        .await
+        .unwrap();
+    let new = NewService {
+        customer_id,
+        plan_id,
+        domain: DomainName::parse("gol.ro").unwrap(),
+    };
+    let bare = crate::create_service(&*store, &ctx(), new).await.unwrap();
+    crate::transition_service(&*store, &ctx(), bare.id, Transition::Activate, None)
+        .await
+        .unwrap();
+    crate::until("gol.ro is on vm2", Duration::from_secs(10), || async {
+        sims[1].domain_names().contains(&"gol.ro".to_owned())
+    })
+    .await;
+    sims[1]
+        .put_file("gol.ro", "public_html/index.html", "never backed up")
+        .unwrap();
+
+    // vm2 is lost: the failover to vm3 restores the last good backup there; the account
+    // without one comes back empty, and each says so.
+    sims[1]
+        .put_file(
+            "continut.ro",
+            "public_html/index.html",
+            "newer, lost with vm2",
+        )
+        .unwrap();
+    drover::commands::set_maintenance(&*store, &ctx(), ServerId(3), false)
+        .await
+        .unwrap();
+    sims[1].set_down(true);
+    let lost = store.server(ServerId(2)).await.unwrap();
+    let plan = drover::commands::rebuild(&*store, &ctx(), &lost, ServerId(3), 50.0, false)
+        .await
+        .unwrap();
+    assert!(plan.started, "{plan:?}");
+    assert_eq!(plan.without_backup, ["gol.ro"]);
+    let step = plan.steps.iter().find(|s| s.account_id == account).unwrap();
+    assert!(
+        step.restore_from.is_some() && step.backup_age_seconds.is_some(),
+        "{step:?}"
+    );
+    crate::until(
+        "both accounts are on vm3",
+        Duration::from_secs(20),
+        || async { store.failovers_remaining(lost.id).await.unwrap() == 0 },
+    )
+    .await;
+    assert!(sims[2].domain_names().contains(&"gol.ro".to_owned()));
+    assert_eq!(sims[2].file("gol.ro", "public_html/index.html"), None);
+    let empty = content_events(&*store, bare.account_id, "account.content_not_carried").await;
+    assert_eq!(empty.len(), 1, "{empty:?}");
+    let why = empty[0]["carried"]["why"].as_str().unwrap();
+    assert_eq!(
+        why,
+        "it has no good backup: the account is made empty on its new server"
+    );
+    assert_eq!(
+        sims[2]
+            .file("continut.ro", "public_html/index.html")
+            .as_deref(),
+        Some("the customer's page"),
+        "as it was at the last good backup"
+    );
+    assert_eq!(apex().await, ["192.0.2.53"]);
+    let restored = content_events(&*store, account, "account.content_carried").await;
+    let last = restored
+        .iter()
+        .find(|e| e["carried"]["content"] == "restored");
+    assert!(
+        last.is_some_and(|e| e["carried"]["age_seconds"].as_i64().is_some()),
+        "{restored:?}"
+    );
+    workers.stop().await.unwrap();
+}
+
+/// The details of the account's audit events of `action`, oldest first.
+async fn content_events(
+    store: &dyn drover_store::Store,
+    account: drover_core::AccountId,
+    action: &str,
+) -> Vec<serde_json::Value> {
+    let filter = drover_store::AuditFilter {
+        subject: Some(format!("account:{account}")),
+        page: drover_store::Page::new(None, Some(drover_store::Page::MAX_LIMIT)),
+    };
+    let mut events: Vec<_> = store
+        .audit_events(filter)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|e| e.action == action)
+        .collect();
+    events.sort_by_key(|e| e.id);
+    events
+        .iter()
+        .map(|e| serde_json::from_str(&e.details).unwrap())
+        .collect()
+}
+
+/// Waits for a job to reach a final state.
+async fn finished(
+    store: &dyn drover_store::Store,
+    id: drover_core::JobId,
+) -> drover_store::JobSummary {
+    let mut last = None;
+    for _ in 0..400 {
+        let job = store.job(id).await.unwrap();
+        if ["completed", "discarded", "cancelled"].contains(&job.state.as_str()) {
+            return job;
+        }
+        last = Some(job);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("job {id} did not finish: {last:?}");
+}
+
+/// A drain of a server with 20 accounts, each with a file, a mailbox with a letter and a
+/// database with a row: every account's content is on its new server, and its DNS was
+/// switched only after its restore was checked there.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_drain_carries_every_accounts_content_before_its_dns_moves() {
+    let vault = crate::Vault::start("/home/drover-backup/drain", "vault-Passw0rd-2").await;
+    let fleet = crate::TestFleet::new().await;
+    let store = Arc::clone(&fleet.store);
+    let mut sims = Vec::new();
+    for i in 1..=3 {
+        let (sim, _) = fleet
+            .add_server(
+                &format!("vm{i}"),
+                serde_json::json!({
+                    "capacity": 30,
+                    "ipv4": format!("192.0.2.6{i}"),
+                    "rate_qps": 100,
+                }),
+            )
+            .await;
+        sim.with_state(|s| s.ssh_hosts.push(vault.host.clone()));
+        sims.push(sim);
+    }
+    for id in [2, 3] {
+        drover::commands::set_maintenance(&*store, &ctx(), ServerId(id), true)
+            .await
+            .unwrap();
+    }
+    let (plan_id, customer_id) = fleet.plan_and_customer().await;
+    let mail = serde_json::json!({"features": ["dir", "web", "dns", "mail", "mysql"]});
+    drover::commands::update_plan(
+        &*store,
+        &ctx(),
+        plan_id,
+        serde_json::from_value(mail).unwrap(),
+        false,
+    )
+    .await
+    .unwrap();
+    let engine = fleet.engine(crate::quick_retries(), FleetPolicy::default());
+    let mut workers = drover::engine::start(Arc::new(engine), 4).unwrap();
+    let sealer = drover::engine::Sealer::from_hex(&"42".repeat(32)).unwrap();
+    let mut accounts = Vec::new();
+    for i in 0..20 {
+        let domain = format!("site{i}.ro");
+        let new = NewService {
+            customer_id,
+            plan_id,
+            domain: DomainName::parse(&domain).unwrap(),
+        };
+        let service = crate::create_service(&*store, &ctx(), new).await.unwrap();
+        crate::transition_service(&*store, &ctx(), service.id, Transition::Activate, None)
+            .await
+            .unwrap();
+        let password = secrecy::SecretString::from("Mail-passw0rd".to_owned());
+        drover::commands::create_mailbox(
+            &*store,
+            &ctx(),
+            &sealer,
+            service.account_id,
+            "ana",
+            "Ana",
+            password,
+            None,
+        )
+        .await
+        .unwrap();
+        drover::commands::create_database(&*store, &ctx(), service.account_id, "shop", "mysql")
+            .await
+            .unwrap();
+        accounts.push((service.account_id, domain));
+    }
+    let database = |sim: &drover_testkit::virtualmin::VirtualminSim, domain: &str| {
+        sim.with_state(|s| {
+            s.domains
+                .get(domain)
+                .and_then(|d| d.databases.first().cloned())
+        })
+    };
+    crate::until(
+        "twenty accounts with a mailbox and a database on vm1",
+        Duration::from_secs(60),
+        || async {
+            accounts.iter().all(|(_, domain)| {
+                sims[0].with_state(|s| {
+                    s.domains
+                        .get(domain.as_str())
+                        .is_some_and(|d| d.mailboxes.contains_key("ana") && !d.databases.is_empty())
+                })
+            })
+        },
+    )
+    .await;
+    for (_, domain) in &accounts {
+        sims[0].put_file(
+            domain,
+            "public_html/index.html",
+            &format!("the page of {domain}"),
+        );
+        sims[0].put_mail(domain, "ana", &format!("a letter to {domain}"));
+        let db = database(&sims[0], domain).unwrap();
+        sims[0].put_row(domain, &db, &format!("an order of {domain}"));
+    }
+    vault.make_default(&*store, fleet.dir.path()).await;
+    for id in [2, 3] {
+        drover::commands::set_maintenance(&*store, &ctx(), ServerId(id), false)
+            .await
+            .unwrap();
+    }
+
+    let plan = drover::commands::drain(
+        &*store,
+        &ctx(),
+        &PlacementPolicy::default(),
+        ServerId(1),
+        Duration::ZERO,
+        false,
+    )
+    .await
+    .unwrap();
+    assert_eq!(plan.moves.len(), 20);
+    assert!(
+        plan.content
+            .starts_with("carried through the backup destination vault"),
+        "{}",
+        plan.content
+    );
+    crate::until("every move is done", Duration::from_secs(120), || async {
+        let mut done = true;
+        for (account, _) in &accounts {
+            done &= store
+                .migration(*account)
+                .await
+                .unwrap()
+                .is_some_and(|m| m.state == drover_core::MoveState::Done);
+        }
+        done
+    })
+    .await;
+    assert!(sims[0].domain_names().is_empty(), "vm1 is empty");
+    for (account, domain) in &accounts {
+        let server = store.account(*account).await.unwrap().server_id.unwrap();
+        let sim = &sims[server.get() as usize - 1];
+        assert_ne!(server, ServerId(1));
+        assert_eq!(
+            sim.file(domain, "public_html/index.html"),
+            Some(format!("the page of {domain}"))
+        );
+        assert_eq!(sim.mail(domain, "ana"), [format!("a letter to {domain}")]);
+        let db = database(sim, domain).unwrap();
+        assert_eq!(sim.rows(domain, &db), [format!("an order of {domain}")]);
+        let zone = store.account_zone(*account).await.unwrap().unwrap();
+        let apex = zone
+            .rrsets
+            .iter()
+            .find(|r| r.rtype == RecordType::A && r.name.as_str() == domain.as_str())
+            .unwrap();
+        assert_eq!(apex.records, [format!("192.0.2.6{}", server.get())]);
+        // The content was checked on the target before the move switched.
+        let filter = drover_store::AuditFilter {
+            subject: Some(format!("account:{account}")),
+            page: drover_store::Page::new(None, Some(drover_store::Page::MAX_LIMIT)),
+        };
+        let events = store.audit_events(filter).await.unwrap();
+        let carried = events
+            .iter()
+            .find(|e| e.action == "account.content_carried")
+            .unwrap_or_else(|| panic!("{domain}: {events:?}"));
+        let switched = events
+            .iter()
+            .find(|e| e.action == "account.migrate.step" && e.details.contains("\"switched\""))
+            .unwrap_or_else(|| panic!("{domain}: {events:?}"));
+        assert!(carried.id < switched.id, "{domain}: {events:?}");
+    }
     workers.stop().await.unwrap();
 }

@@ -1970,21 +1970,10 @@ async fn backups_go_to_an_ssh_host_whose_key_is_pinned_and_password_kept_out_of_
     f: Fleetwork,
 ) {
     use drover_core::{BackupState, SshHostKey};
-    let sshd = tokio::task::spawn_blocking(drover_testkit::TestSshd::start)
-        .await
-        .unwrap()
-        .unwrap_or_else(|e| panic!("sshd: {e}"));
-    let vault = "/home/drover-backup/vault";
-    let host = drover_testkit::virtualmin::SimSshHost::new(
-        "127.0.0.1",
-        sshd.port,
-        sshd.user,
-        sshd.password,
-        &[vault],
-    );
+    const PASSWORD: &str = "vault-Passw0rd-1";
+    let vault = crate::Vault::start("/home/drover-backup/vault", PASSWORD).await;
+    let (sshd, host) = (&vault.sshd, &vault.host);
     f.sim.with_state(|s| s.ssh_hosts.push(host.clone()));
-    let password_file = f.secrets.dir.join("vault.password");
-    std::fs::write(&password_file, format!("{}\n", sshd.password)).unwrap();
     let store = &*f.store;
     let id = service_on(store, drover_core::PlanId(1), "seif.ro").await;
     let moved = crate::transition_service(store, &ctx(), id, Transition::Activate, None)
@@ -1992,19 +1981,7 @@ async fn backups_go_to_an_ssh_host_whose_key_is_pinned_and_password_kept_out_of_
         .unwrap();
     assert_eq!(finished(store, moved.job_id).await.state, "completed");
     let account = moved.account.id;
-    let mut spec = destination("vault", 7, true);
-    spec.location = drover_core::BackupLocation::parse(&format!(
-        "ssh://drover-backup@127.0.0.1:{}:{vault}",
-        sshd.port
-    ))
-    .unwrap();
-    spec.credentials = Some(
-        drover_core::CredentialRef::parse(&format!("file:{}", password_file.display())).unwrap(),
-    );
-    spec.host_key = Some(SshHostKey::parse(&sshd.host_key).unwrap());
-    let destination = drover::commands::create_backup_destination(store, &ctx(), &f.secrets, spec)
-        .await
-        .unwrap();
+    let destination = vault.make_default(store, &f.secrets.dir).await;
     f.sim
         .put_file("seif.ro", "public_html/index.html", "the customer's page")
         .unwrap();
@@ -2020,10 +1997,7 @@ async fn backups_go_to_an_ssh_host_whose_key_is_pinned_and_password_kept_out_of_
     let (job, output) = backup().await;
     let good = store.last_good_backup(account).await.unwrap().unwrap();
     assert_eq!(output["backup_id"], serde_json::json!(good.id), "{output}");
-    let prefix = format!(
-        "ssh://drover-backup@127.0.0.1:{}:{vault}/seif.ro-",
-        sshd.port
-    );
+    let prefix = format!("{}/seif.ro-", vault.location());
     assert!(good.archive.starts_with(&prefix), "{good:?}");
     let path = good
         .archive
@@ -2110,7 +2084,31 @@ async fn backups_go_to_an_ssh_host_whose_key_is_pinned_and_password_kept_out_of_
     assert_eq!(failed.state, BackupState::Failed);
     let calls = format!("{:?}", store.job_calls(job).await.unwrap());
     let records = format!("{failed:?} {calls} {output}");
-    assert!(!records.contains(sshd.password), "{records}");
+    assert!(!records.contains(PASSWORD), "{records}");
+    // Holding backups, the destination keeps its host: another one is another destination.
+    let elsewhere = drover_core::BackupDestinationPatch {
+        location: Some(
+            drover_core::BackupLocation::parse("ssh://drover-backup@vault.example.net:/srv")
+                .unwrap(),
+        ),
+        ..Default::default()
+    };
+    let err = drover::commands::update_backup_destination(
+        store,
+        &ctx(),
+        &f.secrets,
+        destination.id,
+        elsewhere,
+    )
+    .await
+    .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            drover::commands::Error::Rule(drover_core::Error::DestinationChangeRefused { .. })
+        ),
+        "{err}"
+    );
     // A location with the password in it is refused, and not echoed.
     let err = drover_core::BackupLocation::parse("ssh://drover-backup:hunter2@vault:/srv")
         .unwrap_err()

@@ -1364,10 +1364,11 @@ async fn an_account_deleted_by_hand_comes_back_from_its_backup_with_its_content(
 #[tokio::test]
 #[ignore = "real tier: needs a real Virtualmin (scripts/real-virtualmin start)"]
 async fn an_account_deleted_by_hand_comes_back_from_an_ssh_host_with_its_content() {
-    let sshd = tokio::task::spawn_blocking(drover_testkit::TestSshd::start)
+    let mut sshd = tokio::task::spawn_blocking(drover_testkit::TestSshd::start)
         .await
         .unwrap()
         .unwrap_or_else(|e| panic!("sshd: {e}"));
+    let password = sshd.login().unwrap();
     let vault = sshd.directory(&unique("vault-")).unwrap();
     let destination = json!({
         "name": unique("vault-"),
@@ -1376,7 +1377,7 @@ async fn an_account_deleted_by_hand_comes_back_from_an_ssh_host_with_its_content
         "host_key": sshd.host_key,
         "default": true,
     });
-    content_comes_back(&[("DROVER_SECRET_VAULT", sshd.password)], destination).await;
+    content_comes_back(&[("DROVER_SECRET_VAULT", &password)], destination).await;
     // Every archive written went to the host (and retention left the newest).
     let archives: Vec<String> = sshd
         .files(&vault)
@@ -1384,6 +1385,60 @@ async fn an_account_deleted_by_hand_comes_back_from_an_ssh_host_with_its_content
         .filter(|f| f.ends_with(".tar.gz"))
         .collect();
     assert_eq!(archives.len(), 1, "{archives:?}");
+}
+
+/// An SSH host that refuses the password: the real server's `scp` fails, and drover records
+/// the backup as failed with ssh's own words, the password in none of its records, and the
+/// server's breaker closed (the host's trouble, not the server's).
+#[tokio::test]
+#[ignore = "real tier: needs a real Virtualmin (scripts/real-virtualmin start)"]
+async fn a_backup_host_that_refuses_the_login_is_named_with_its_own_words() {
+    let mut sshd = tokio::task::spawn_blocking(drover_testkit::TestSshd::start)
+        .await
+        .unwrap()
+        .unwrap_or_else(|e| panic!("sshd: {e}"));
+    sshd.login().unwrap();
+    let vault = sshd.directory(&unique("vault-")).unwrap();
+    let wrong = "not-the-Passw0rd-of-it";
+    let real = RealServer::from_env();
+    let drover = Drover::start(&[("DROVER_SECRET_VAULT", wrong)]).await;
+    drover.add_real_server(&real).await;
+    drover
+        .post(
+            "/backup-destinations",
+            json!({
+                "name": unique("vault-"),
+                "location": format!("ssh://{}@127.0.0.1:{}:{vault}", sshd.user, sshd.port),
+                "credentials": "env:DROVER_SECRET_VAULT",
+                "host_key": sshd.host_key,
+                "default": true,
+            }),
+        )
+        .await;
+    let plan = drover.plan(&unique("Refused "), json!({})).await;
+    let domain = format!("{}.ro", unique("refuzat-"));
+    let (service, account) = drover.sell(plan, &domain).await;
+    let path = format!("/accounts/{account}/backups");
+    let asked = drover.post(&path, json!({})).await;
+    let job = drover
+        .job_completed(asked["job_id"].as_i64().unwrap())
+        .await;
+    let error = job["output"]["error"].as_str().unwrap_or_default();
+    assert!(
+        error.starts_with("Failed to connect to SSH server : ")
+            && error.contains("Permission denied (publickey,password)"),
+        "{job:#}"
+    );
+    let history = drover.get(&path).await;
+    assert_eq!(history["backups"][0]["state"], "failed", "{history:#}");
+    assert!(
+        !format!("{job} {history}").contains(wrong),
+        "{job:#} {history:#}"
+    );
+    assert!(sshd.files(&vault).is_empty(), "nothing was written");
+    // The server itself is fine: it takes the next account's work at once.
+    drover.settled(account).await;
+    drover.remove(service, account, &domain).await;
 }
 
 /// Content written through the server's own filesystem and MariaDB, backed up to

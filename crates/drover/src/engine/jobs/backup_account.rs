@@ -4,6 +4,7 @@
 //! under the account's lease: no restore reads an archive retention is deleting, and no
 //! converge changes the account while it is copied.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -56,8 +57,10 @@ pub async fn run(
         log: Some(Arc::clone(&log)),
     };
     let outcome = in_scope(scope, back_up(&engine, &context, &job)).await;
-    record_calls(&engine, job_id, &log, started_at).await?;
     engine.store.release_account(account, job_id).await?;
+    if let Err(e) = record_calls(&engine, job_id, &log, started_at).await {
+        tracing::warn!(job = %job_id, error = %e, "a backup's calls could not be kept");
+    }
     outcome
 }
 
@@ -163,7 +166,11 @@ async fn back_up(
         // A failed backup is an outcome, recorded and alerted on; the job itself is done.
         return Ok(WorkOutcome::Complete);
     }
-    output["pruned"] = json!(prune(engine, &ctx, &client, &done).await?);
+    let pruned = prune(engine, &ctx, &client, &done).await?;
+    output["pruned"] = json!(pruned.ids);
+    if !pruned.skipped.is_empty() {
+        output["kept_for_now"] = json!(pruned.skipped);
+    }
     let _ = context.record_output(output);
     Ok(WorkOutcome::Complete)
 }
@@ -176,7 +183,7 @@ async fn prune(
     ctx: &RequestContext,
     client: &Arc<VirtualminClient>,
     done: &Backup,
-) -> Result<Vec<drover_core::BackupId>, BackupError> {
+) -> Result<Pruned, BackupError> {
     let store = &engine.store;
     let filter = BackupFilter {
         account: Some(done.account_id),
@@ -189,10 +196,10 @@ async fn prune(
         good.iter().map(|b| b.destination_id).collect();
     destinations.sort();
     destinations.dedup();
-    let mut pruned = Vec::new();
+    let mut access = Access::default();
+    let mut pruned = Pruned::default();
     for destination in destinations {
         let spec = store.backup_destination(destination).await?.spec;
-        let mut access: Option<Option<SecretString>> = None;
         let here: Vec<&Backup> = good
             .iter()
             .filter(|b| b.destination_id == destination)
@@ -203,8 +210,13 @@ async fn prune(
             .collect();
         let doomed = to_prune(&dated, spec.keep_daily, spec.keep_weekly, Timestamp::now());
         for backup in here.into_iter().filter(|b| doomed.contains(&b.id)) {
-            // Written by another server (before a move): deleted there when it is reachable.
+            let Some(archive) = archive_of(backup) else {
+                continue;
+            };
+            // On an SSH host any server deletes it; on a server's disk only that server,
+            // when it is reachable (one written before a move).
             let on = match backup.server_id {
+                _ if archive.shared() => Arc::clone(client),
                 Some(id) if Some(id) == done.server_id => Arc::clone(client),
                 Some(id) => match engine.fleet.client(&store.server(id).await?) {
                     Ok(client) => client,
@@ -212,30 +224,23 @@ async fn prune(
                 },
                 None => continue,
             };
-            let Some(archive) = archive_of(backup) else {
-                continue;
+            let password = match access.password(engine, destination, &spec, &archive).await {
+                Ok(password) => password,
+                Err(why) => {
+                    pruned.skipped.push(format!("{}: {why}", backup.archive));
+                    continue;
+                }
             };
-            // The host's key checked once per destination (and the password read once).
-            if access.is_none() {
-                match archive_password(&engine.fleet, &spec, &archive).await {
-                    Ok(password) => access = Some(password),
-                    Err(e) => {
-                        tracing::warn!(destination = %spec.name, error = %e, "pruning skipped");
-                        break;
-                    }
-                }
-            }
-            let password = access.as_ref().and_then(Option::as_ref);
-            match on.delete_backup(&archive, password).await {
-                Ok(()) => pruned.push(backup.id),
+            match on.delete_backup(&archive, password.as_ref()).await {
+                Ok(()) => pruned.ids.push(backup.id),
                 // Kept for the next backup's retention to try again.
-                Err(e) => {
-                    tracing::warn!(archive = %backup.archive, error = %e, "pruning a backup failed");
-                }
+                Err(e) => pruned
+                    .skipped
+                    .push(format!("{}: {}", backup.archive, e.message)),
             }
         }
     }
-    store.mark_pruned(ctx, done.account_id, &pruned).await?;
+    store.mark_pruned(ctx, done.account_id, &pruned.ids).await?;
     // A failed backup may have left part of an archive: those since the good backup before
     // this one are deleted too (their records stay, as the account's history).
     let before = good
@@ -250,25 +255,65 @@ async fn prune(
         ..BackupFilter::default()
     };
     for backup in store.backups(failed).await? {
-        if before.is_some_and(|b| backup.started_at < b) || backup.server_id != done.server_id {
-            continue;
-        }
-        let spec = store.backup_destination(backup.destination_id).await?.spec;
         let Some(archive) = archive_of(&backup) else {
             continue;
         };
-        let password = match archive_password(&engine.fleet, &spec, &archive).await {
+        let elsewhere = !archive.shared() && backup.server_id != done.server_id;
+        if before.is_some_and(|b| backup.started_at < b) || elsewhere {
+            continue;
+        }
+        let spec = store.backup_destination(backup.destination_id).await?.spec;
+        let password = match access
+            .password(engine, backup.destination_id, &spec, &archive)
+            .await
+        {
             Ok(password) => password,
-            Err(e) => {
-                tracing::warn!(archive = %backup.archive, error = %e, "a failed backup's archive is kept");
-                continue;
-            }
+            Err(_) => continue,
         };
         if let Err(e) = client.delete_backup(&archive, password.as_ref()).await {
             tracing::warn!(archive = %backup.archive, error = %e, "deleting a failed backup's archive failed");
         }
     }
+    for why in &pruned.skipped {
+        tracing::warn!(account = %done.account_id, reason = %why, "an old archive is kept");
+    }
     Ok(pruned)
+}
+
+/// What retention deleted, and the archives it had to keep (with why).
+#[derive(Debug, Default)]
+struct Pruned {
+    ids: Vec<drover_core::BackupId>,
+    skipped: Vec<String>,
+}
+
+/// Each SSH host's password once its key was checked: once per destination and host in one
+/// job, whatever the number of archives there.
+#[derive(Default)]
+struct Access(HashMap<(BackupDestinationId, String), Result<Option<SecretString>, String>>);
+
+impl Access {
+    async fn password(
+        &mut self,
+        engine: &Engine,
+        destination: BackupDestinationId,
+        spec: &drover_core::BackupDestinationSpec,
+        archive: &BackupLocation,
+    ) -> Result<Option<SecretString>, String> {
+        let BackupLocation::Ssh(ssh) = archive else {
+            return Ok(None);
+        };
+        let key = (
+            destination,
+            format!("{}@{}:{}", ssh.user, ssh.host, ssh.port),
+        );
+        if let Some(known) = self.0.get(&key) {
+            return known.clone();
+        }
+        let found = archive_password(&engine.fleet, spec, archive).await;
+        self.0.insert(key, found.clone());
+        found
+    }
 }
 
 /// A recorded archive's place, as drover wrote it.

@@ -11,6 +11,7 @@ use serde_json::json;
 
 use crate::engine::Engine;
 use crate::engine::account_job::{ConvergeError, Finish, Round, run_for_account};
+use crate::engine::content::{self, Content, NotMoved};
 use crate::engine::converge::{apply, certify_again, observe, resources_on};
 
 /// `migrate_account`: one account moved to another server, a step per state of its
@@ -91,6 +92,41 @@ async fn migrate_steps(
                     Ok(client) => client,
                     Err(e) => return Ok(Round::Refused(e)),
                 };
+                // Content first, while the target lacks the domain (a later try finds it
+                // there, restored, and goes on from it).
+                if observe(&client, domain).await?.is_none() {
+                    let carried = if migration.failover {
+                        content::restore_last(engine, account, (&to, &client)).await?
+                    } else {
+                        let source = match client_for(&from) {
+                            Ok(source) => source,
+                            Err(e) => return Ok(Round::Refused(e)),
+                        };
+                        let carried =
+                            content::carry(engine, ctx, account, (&from, &source), (&to, &client))
+                                .await?;
+                        match carried {
+                            Ok(carried) => carried,
+                            Err(NotMoved(why)) => {
+                                // What a failed restore left on the target goes, so that the
+                                // next try starts clean (the account lives on its source).
+                                if observe(&client, domain).await?.is_some() {
+                                    let _ = client.delete_domain(domain).await;
+                                }
+                                return Ok(Round::Refused(why));
+                            }
+                        }
+                    };
+                    let action = match &carried {
+                        Content::NotCarried { .. } => "account.content_not_carried",
+                        _ => "account.content_carried",
+                    };
+                    let details = json!({ "to_server": to.spec.name, "from_server": from.spec.name, "carried": carried });
+                    engine
+                        .store
+                        .audit(ctx, action, format!("account:{account}"), details)
+                        .await?;
+                }
                 match observe(&client, domain).await? {
                     None => {
                         apply(engine, ctx, &client, &target, &Action::Create).await?;
@@ -111,8 +147,8 @@ async fn migrate_steps(
                     let reason = target.account.suspend_reason.clone();
                     apply(engine, ctx, &client, &target, &Action::Disable { reason }).await?;
                 }
-                // Its mailboxes and databases exist there before its traffic does (their mail
-                // and tables are not carried).
+                // Its mailboxes and databases exist there before its traffic does (restored
+                // with their content when it was carried, made empty otherwise).
                 actions.extend(resources_on(engine, ctx, &client, &target).await?);
                 // Traffic follows the account: its zone points at the target's addresses.
                 engine

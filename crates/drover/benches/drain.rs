@@ -1,0 +1,320 @@
+//! A drain that carries content. `cargo bench -p drover --bench drain [-- ACCOUNTS]`
+//!
+//! ACCOUNTS accounts (default 100), each with a file, on one of three simulators (latency
+//! scaled to 2 % of the real server's; each server limited to 20 calls/s), the default backup
+//! destination an SSH host (a real sshd checks drover's pin; the simulators' `scp` reaches a
+//! shared host). The real `drover serve` drains the first server: every account backed up
+//! there, restored on one of the other two, checked, switched, its old copy disabled and
+//! deleted. Measured from the drain's request to the first server's last deletion, against a
+//! bare client making the calls the content needs (the backup, the restore and the deletion
+//! per account, all at once, bounded by the same per-server limits), interleaved (A B A B A
+//! B): a ratio of medians. Printed too: the drain's time against the sum of the simulated
+//! backup and restore times, the figure the servers' work bounds.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use drover_testkit::TestSshd;
+use drover_testkit::virtualmin::{SimConfig, SimDomain, SimSshHost, VirtualminSim};
+use drover_virtualmin::{BreakerConfig, Endpoint, TlsPolicy, VirtualminClient, VirtualminSettings};
+use serde_json::{Value, json};
+use tokio::io::{AsyncBufReadExt, BufReader};
+
+const ROUNDS: usize = 3;
+const LATENCY_SCALE: f64 = 0.02;
+const RATE_QPS: f64 = 20.0;
+const PASSWORD: &str = "vault-Passw0rd-bench";
+const VAULT: &str = "/srv/vault";
+/// The real server's median times (the simulator's model) for the content's two calls.
+const BACKUP_MS: f64 = 2461.0;
+const RESTORE_MS: f64 = 9320.0;
+
+async fn simulators(host: &SimSshHost) -> Vec<VirtualminSim> {
+    let mut sims = Vec::new();
+    for _ in 0..3 {
+        let sim = VirtualminSim::start(SimConfig {
+            tls: true,
+            password: "pw".into(),
+            latency_scale: LATENCY_SCALE,
+            ..SimConfig::default()
+        })
+        .await
+        .unwrap();
+        sim.with_state(|s| {
+            s.plans.push("Web".into());
+            s.ssh_hosts.push(host.clone());
+        });
+        sims.push(sim);
+    }
+    sims
+}
+
+fn domain(i: usize) -> String {
+    format!("site{i}.ro")
+}
+
+/// drover's API on a running `drover serve`.
+struct Api {
+    http: reqwest::Client,
+    base: String,
+    token: String,
+}
+
+impl Api {
+    async fn post(&self, path: &str, body: Value) -> Value {
+        let answer = self
+            .http
+            .post(format!("{}/api/v1{path}", self.base))
+            .bearer_auth(&self.token)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        let status = answer.status();
+        let body: Value = answer.json().await.unwrap_or(Value::Null);
+        assert!(status.is_success(), "POST {path}: {status} {body}");
+        body
+    }
+}
+
+/// The drain through the real `drover serve`: seconds from its request until the drained
+/// server holds nothing.
+async fn through_drover(sshd: &TestSshd, accounts: usize) -> f64 {
+    let dir = tempfile::tempdir().unwrap();
+    let secrets = dir.path().join("secrets");
+    std::fs::create_dir_all(&secrets).unwrap();
+    std::fs::write(secrets.join("vm.password"), "pw").unwrap();
+    std::fs::write(secrets.join("vault.password"), PASSWORD).unwrap();
+    let host = SimSshHost::new("127.0.0.1", sshd.port, sshd.user, PASSWORD, &[VAULT]);
+    let sims = simulators(&host).await;
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_drover"))
+        .current_dir(dir.path())
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .env("DROVER_LOG_FORMAT", "text")
+        .env("RUST_LOG", "error")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut printed = Vec::new();
+    let base = loop {
+        let line = lines
+            .next_line()
+            .await
+            .unwrap()
+            .expect("drover serve stopped");
+        if let Some(rest) = line.strip_prefix("drover listening on ") {
+            break rest.split_whitespace().next().unwrap().to_owned();
+        }
+        printed.push(line);
+    };
+    // Whoever started it stops reading: drover must not mind.
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    let api = Api {
+        // drover's one TLS provider (ring) configured, as drover's own clients are.
+        http: reqwest::Client::builder()
+            .tls_backend_preconfigured(
+                drover_virtualmin::client_config(&TlsPolicy::default()).unwrap(),
+            )
+            .build()
+            .unwrap(),
+        base,
+        token: printed[1].clone(),
+    };
+    let server = |i: usize| {
+        let extra = json!({"capacity": accounts * 2, "rate_qps": RATE_QPS});
+        sims[i].server_record(&format!("vm{}", i + 1), &secrets.join("vm.password"), extra)
+    };
+    api.post("/servers", server(0)).await;
+    let plan = api
+        .post("/plans", json!({"name": "Web", "features": ["dir", "web"]}))
+        .await;
+    let customer = api.post("/customers", json!({"name": "Bench"})).await;
+    for i in 0..accounts {
+        let service = api
+            .post(
+                "/services",
+                json!({"customer_id": customer["id"], "plan_id": plan["id"], "domain": domain(i)}),
+            )
+            .await;
+        api.post(&format!("/services/{}/activate", service["id"]), json!({}))
+            .await;
+    }
+    until(Duration::from_secs(600), || {
+        sims[0].domain_names().len() == accounts
+    })
+    .await;
+    for i in 0..accounts {
+        sims[0].put_file(&domain(i), "public_html/index.html", &format!("page {i}"));
+    }
+    api.post("/servers", server(1)).await;
+    api.post("/servers", server(2)).await;
+    api.post(
+        "/backup-destinations",
+        json!({
+            "name": "vault",
+            "location": format!("ssh://{}@127.0.0.1:{}:{VAULT}", sshd.user, sshd.port),
+            "credentials": format!("file:{}", secrets.join("vault.password").display()),
+            "host_key": sshd.host_key,
+            "default": true,
+        }),
+    )
+    .await;
+    // The converges that made the accounts are done when the drain may move them: it starts
+    // once the source's last create has had a moment to be recorded.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+
+    let started = Instant::now();
+    let plan = api
+        .post("/servers/1/drain", json!({"grace_seconds": 0}))
+        .await;
+    assert_eq!(
+        plan["moves"].as_array().map(Vec::len),
+        Some(accounts),
+        "{plan}"
+    );
+    until(Duration::from_secs(3600), || {
+        sims[0].domain_names().is_empty()
+    })
+    .await;
+    let seconds = started.elapsed().as_secs_f64();
+    for i in 0..accounts {
+        let page = sims[1..]
+            .iter()
+            .find_map(|sim| sim.file(&domain(i), "public_html/index.html"));
+        assert_eq!(
+            page,
+            Some(format!("page {i}")),
+            "{} lost its page",
+            domain(i)
+        );
+    }
+    let _ = child.kill().await;
+    seconds
+}
+
+/// The same content's calls from a bare client per server: each account backed up on the
+/// first server, restored on the second or third, and deleted from the first.
+async fn bare(sshd: &TestSshd, accounts: usize) -> f64 {
+    let host = SimSshHost::new("127.0.0.1", sshd.port, sshd.user, PASSWORD, &[VAULT]);
+    let sims = simulators(&host).await;
+    sims[0].with_state(|s| {
+        for i in 0..accounts {
+            let mut made = SimDomain::top_level(&domain(i), &format!("site{i}"));
+            made.files
+                .insert("public_html/index.html".into(), format!("page {i}"));
+            s.domains.insert(domain(i), made);
+        }
+    });
+    let clients: Vec<Arc<VirtualminClient>> = sims
+        .iter()
+        .map(|sim| {
+            let endpoint = Endpoint {
+                name: "bare".into(),
+                base_url: format!("https://127.0.0.1:{}", sim.addr().port()),
+                user: "root".into(),
+                password: secrecy::SecretString::from("pw".to_owned()),
+                tls: TlsPolicy {
+                    verify: true,
+                    pinned_sha256: Some(
+                        drover_core::CertFingerprint::parse(&sim.certificate_sha256().unwrap())
+                            .unwrap(),
+                    ),
+                    extra_roots: Vec::new(),
+                },
+                rate_qps: RATE_QPS,
+                // As drover's clients: four calls at once per server.
+                max_concurrency: 4,
+            };
+            Arc::new(
+                VirtualminClient::new(
+                    endpoint,
+                    &VirtualminSettings::default(),
+                    BreakerConfig::default(),
+                )
+                .unwrap(),
+            )
+        })
+        .collect();
+    let password = secrecy::SecretString::from(PASSWORD.to_owned());
+    let started = Instant::now();
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in 0..accounts {
+        let (source, target) = (Arc::clone(&clients[0]), Arc::clone(&clients[1 + i % 2]));
+        let password = password.clone();
+        let vault = format!("ssh://{}@127.0.0.1:{}:{VAULT}", sshd.user, sshd.port);
+        tasks.spawn(async move {
+            let archive = drover_core::BackupLocation::parse(&vault).unwrap().archive(
+                &drover_core::DomainName::parse(&domain(i)).unwrap(),
+                jiff::Timestamp::now(),
+            );
+            source
+                .backup_domain(&domain(i), &archive, Some(&password))
+                .await
+                .unwrap();
+            target
+                .restore_domain(&archive, Some(&password), &domain(i))
+                .await
+                .unwrap();
+            source.delete_domain(&domain(i)).await.unwrap();
+        });
+    }
+    while let Some(done) = tasks.join_next().await {
+        done.unwrap();
+    }
+    started.elapsed().as_secs_f64()
+}
+
+async fn until(limit: Duration, check: impl Fn() -> bool) {
+    let deadline = Instant::now() + limit;
+    while !check() {
+        assert!(Instant::now() < deadline, "timed out");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+fn median(values: &mut [f64]) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values[values.len() / 2]
+}
+
+#[tokio::main]
+async fn main() {
+    let accounts: usize = std::env::args()
+        .skip(1)
+        .find_map(|a| a.parse().ok())
+        .unwrap_or(100);
+    let sshd = match tokio::task::spawn_blocking(TestSshd::start).await.unwrap() {
+        Ok(sshd) => sshd,
+        Err(e) => {
+            println!("drain bench not run: it needs a real sshd for drover's pin check: {e}");
+            return;
+        }
+    };
+    let (mut ours, mut theirs) = (Vec::new(), Vec::new());
+    for round in 0..ROUNDS {
+        ours.push(through_drover(&sshd, accounts).await);
+        theirs.push(bare(&sshd, accounts).await);
+        println!(
+            "  round {}: drover {:.1} s, bare client {:.1} s",
+            round + 1,
+            ours[round],
+            theirs[round]
+        );
+    }
+    let (ours, theirs) = (median(&mut ours), median(&mut theirs));
+    let work = accounts as f64 * (BACKUP_MS + RESTORE_MS) * LATENCY_SCALE / 1000.0;
+    println!(
+        "a drain of {accounts} accounts with their content (3 servers at {RATE_QPS} calls/s, \
+         latency at {:.0} % of the real server's), medians of {ROUNDS}:",
+        LATENCY_SCALE * 100.0
+    );
+    println!("  drover serve: {ours:.1} s; bare client (backup, restore, delete): {theirs:.1} s");
+    println!("  drover / bare client: {:.2}", ours / theirs);
+    println!(
+        "  drover / the sum of the simulated backup and restore times ({work:.1} s): {:.2}",
+        ours / work
+    );
+}

@@ -1,0 +1,199 @@
+//! An account's content (files, mail, databases) carried to the server a move takes it to.
+//! A planned move backs the account up on its source to the default destination, when that
+//! is an SSH host both servers reach, and restores it on the target; a failover (its source
+//! gone) restores the last good backup kept on such a host. drover's records are applied on
+//! top afterwards by the move itself.
+
+use drover_core::{AccountId, BackupLocation, failure_lines, final_size_bytes};
+use drover_store::{BackupOutcome, RequestContext, Server};
+use drover_virtualmin::VirtualminClient;
+use jiff::Timestamp;
+use serde::Serialize;
+
+use super::Engine;
+use super::ssh_host::archive_password;
+
+/// How the account's content reached the target.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "content", rename_all = "snake_case")]
+pub enum Content {
+    /// Backed up on the source just now and restored on the target, checked there.
+    Carried {
+        backup_id: i64,
+        size_bytes: Option<u64>,
+    },
+    /// Restored from the last good backup (the source is gone): as it was then.
+    Restored { backup_id: i64, age_seconds: i64 },
+    /// Not carried: the account is made empty on the target, and why.
+    NotCarried { why: String },
+}
+
+/// Why content that could have been carried was not: the move stays where it is.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct NotMoved(pub String);
+
+/// Carries the account's content from `from` (reachable: a planned move) to `to`. Nothing is
+/// carried when no SSH destination is the default; anything that fails on the way stops the
+/// move (the account stays where it was, its traffic too).
+pub async fn carry(
+    engine: &Engine,
+    ctx: &RequestContext,
+    account: AccountId,
+    from: (&Server, &VirtualminClient),
+    to: (&Server, &VirtualminClient),
+) -> Result<Result<Content, NotMoved>, drover_store::StoreError> {
+    let store = &engine.store;
+    let Some(destination) = store.default_backup_destination().await? else {
+        return Ok(Ok(not_carried("no backup destination is the default")));
+    };
+    if !destination.spec.location.shared() {
+        return Ok(Ok(not_carried(&format!(
+            "the default backup destination {} is on each server's own disk, not an SSH host \
+             both servers reach",
+            destination.spec.name
+        ))));
+    }
+    let record = store.account(account).await?;
+    let domain = record.domain.as_str();
+    let stop = |why: String| {
+        Ok(Err(NotMoved(format!(
+            "{domain}'s content could not be carried from {} to {}: {why}; it stays on {}",
+            from.0.spec.name, to.0.spec.name, from.0.spec.name
+        ))))
+    };
+    let archive = destination
+        .spec
+        .location
+        .archive(&record.domain, Timestamp::now());
+    let password = match archive_password(&engine.fleet, &destination.spec, &archive).await {
+        Ok(password) => password,
+        Err(why) => return stop(why),
+    };
+    // What the source holds, to find on the target afterwards.
+    let (mailboxes, databases) = match held(from.1, domain).await {
+        Ok(held) => held,
+        Err(e) => return stop(format!("{} could not be listed: {e}", from.0.spec.name)),
+    };
+    let started = store
+        .start_backup(account, destination.id, from.0.id, &archive.to_string())
+        .await?;
+    let outcome = match from
+        .1
+        .backup_domain(domain, &archive, password.as_ref())
+        .await
+    {
+        Ok(log) => BackupOutcome::Succeeded {
+            size_bytes: final_size_bytes(&log),
+        },
+        Err(e) => BackupOutcome::Failed {
+            log: failure_lines(e.output.as_deref().unwrap_or_default()),
+            error: e.message,
+        },
+    };
+    let backup = store.finish_backup(ctx, started.id, &outcome).await?;
+    if let BackupOutcome::Failed { error, .. } = outcome {
+        return stop(format!(
+            "its backup on {} failed: {error}",
+            from.0.spec.name
+        ));
+    }
+    if let Err(e) =
+        to.1.restore_domain(&archive, password.as_ref(), domain)
+            .await
+    {
+        return stop(format!(
+            "its restore on {} failed: {}",
+            to.0.spec.name, e.message
+        ));
+    }
+    let missing = match held(to.1, domain).await {
+        Ok((there_mailboxes, there_databases)) => {
+            let mut missing: Vec<String> = mailboxes
+                .iter()
+                .filter(|m| !there_mailboxes.contains(m))
+                .map(|m| format!("mailbox {m}"))
+                .collect();
+            missing.extend(
+                databases
+                    .iter()
+                    .filter(|d| !there_databases.contains(d))
+                    .map(|d| format!("database {d}")),
+            );
+            missing
+        }
+        Err(e) => vec![format!("the domain itself ({e})")],
+    };
+    if !missing.is_empty() {
+        return stop(format!(
+            "after its restore {} lacks {}",
+            to.0.spec.name,
+            missing.join(", ")
+        ));
+    }
+    Ok(Ok(Content::Carried {
+        backup_id: backup.id.get(),
+        size_bytes: backup.size_bytes,
+    }))
+}
+
+/// Restores the account on `to` from its last good backup, when it is kept on an SSH host
+/// (the source is gone: that copy is the only one). A failure is reported, not fatal: the
+/// account is then made empty, so that it serves again, and can be restored later.
+pub async fn restore_last(
+    engine: &Engine,
+    account: AccountId,
+    to: (&Server, &VirtualminClient),
+) -> Result<Content, drover_store::StoreError> {
+    let store = &engine.store;
+    let Some(backup) = store.last_good_backup(account).await? else {
+        return Ok(not_carried("it has no good backup"));
+    };
+    let Ok(archive) = BackupLocation::parse(&backup.archive) else {
+        return Ok(not_carried("its last backup's archive cannot be read"));
+    };
+    if !archive.shared() {
+        return Ok(not_carried(
+            "its last good backup is on the lost server's own disk",
+        ));
+    }
+    let destination = store.backup_destination(backup.destination_id).await?;
+    let password = match archive_password(&engine.fleet, &destination.spec, &archive).await {
+        Ok(password) => password,
+        Err(why) => return Ok(not_carried(&why)),
+    };
+    let domain = store.account(account).await?.domain;
+    if let Err(e) =
+        to.1.restore_domain(&archive, password.as_ref(), domain.as_str())
+            .await
+    {
+        return Ok(not_carried(&format!(
+            "its restore from backup {} on {} failed: {}",
+            backup.id, to.0.spec.name, e.message
+        )));
+    }
+    let taken = backup.finished_at.unwrap_or(backup.started_at);
+    Ok(Content::Restored {
+        backup_id: backup.id.get(),
+        age_seconds: Timestamp::now().duration_since(taken).as_secs(),
+    })
+}
+
+fn not_carried(why: &str) -> Content {
+    Content::NotCarried {
+        why: format!("{why}: the account is made empty on its new server"),
+    }
+}
+
+/// The mailboxes and databases the server holds for the domain, by name.
+async fn held(
+    client: &VirtualminClient,
+    domain: &str,
+) -> Result<(Vec<String>, Vec<String>), drover_virtualmin::VirtualminError> {
+    let mailboxes = client.mailboxes(domain).await?;
+    let databases = client.databases(domain).await?;
+    Ok((
+        mailboxes.into_iter().map(|m| m.user).collect(),
+        databases.into_iter().map(|d| d.name).collect(),
+    ))
+}
