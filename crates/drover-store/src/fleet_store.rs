@@ -53,6 +53,10 @@ pub struct Migration {
     pub confirmed: bool,
     /// The source is lost: nothing is done to it once the account is switched.
     pub failover: bool,
+    /// The backup the account's content comes from (a restore onto another server); none: a
+    /// backup taken on the source as the move begins (or the last good one, for a failover).
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<i64>))]
+    pub restore_from: Option<drover_core::BackupId>,
 }
 
 /// A finding of a server's last drift scan, and what the last repair did with it.

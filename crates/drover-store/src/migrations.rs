@@ -22,11 +22,11 @@ macro_rules! migrations {
 }
 
 pub fn postgres() -> Migrator {
-    migrations!("postgres": 1 => "0001_initial", 2 => "0002_engine", 3 => "0003_dns", 4 => "0004_health", 5 => "0005_drift", 6 => "0006_provider_calls", 7 => "0007_migrations", 8 => "0008_failover", 9 => "0009_usage", 10 => "0010_real_server", 11 => "0011_converge_endings", 12 => "0012_dns_provider_settings", 13 => "0013_seal_key", 14 => "0014_mailboxes", 15 => "0015_mailbox_drift", 16 => "0016_databases", 17 => "0017_aliases_and_subservers", 18 => "0018_login_links", 19 => "0019_certificates", 20 => "0020_mailbox_quotas", 21 => "0021_backups", 22 => "0022_ssh_backup_destinations")
+    migrations!("postgres": 1 => "0001_initial", 2 => "0002_engine", 3 => "0003_dns", 4 => "0004_health", 5 => "0005_drift", 6 => "0006_provider_calls", 7 => "0007_migrations", 8 => "0008_failover", 9 => "0009_usage", 10 => "0010_real_server", 11 => "0011_converge_endings", 12 => "0012_dns_provider_settings", 13 => "0013_seal_key", 14 => "0014_mailboxes", 15 => "0015_mailbox_drift", 16 => "0016_databases", 17 => "0017_aliases_and_subservers", 18 => "0018_login_links", 19 => "0019_certificates", 20 => "0020_mailbox_quotas", 21 => "0021_backups", 22 => "0022_ssh_backup_destinations", 23 => "0023_restore_onto_another_server")
 }
 
 pub fn sqlite() -> Migrator {
-    migrations!("sqlite": 1 => "0001_initial", 2 => "0002_engine", 3 => "0003_dns", 4 => "0004_health", 5 => "0005_drift", 6 => "0006_provider_calls", 7 => "0007_migrations", 8 => "0008_failover", 9 => "0009_usage", 10 => "0010_real_server", 11 => "0011_converge_endings", 12 => "0012_dns_provider_settings", 13 => "0013_seal_key", 14 => "0014_mailboxes", 15 => "0015_mailbox_drift", 16 => "0016_databases", 17 => "0017_aliases_and_subservers", 18 => "0018_login_links", 19 => "0019_certificates", 20 => "0020_mailbox_quotas", 21 => "0021_backups", 22 => "0022_ssh_backup_destinations")
+    migrations!("sqlite": 1 => "0001_initial", 2 => "0002_engine", 3 => "0003_dns", 4 => "0004_health", 5 => "0005_drift", 6 => "0006_provider_calls", 7 => "0007_migrations", 8 => "0008_failover", 9 => "0009_usage", 10 => "0010_real_server", 11 => "0011_converge_endings", 12 => "0012_dns_provider_settings", 13 => "0013_seal_key", 14 => "0014_mailboxes", 15 => "0015_mailbox_drift", 16 => "0016_databases", 17 => "0017_aliases_and_subservers", 18 => "0018_login_links", 19 => "0019_certificates", 20 => "0020_mailbox_quotas", 21 => "0021_backups", 22 => "0022_ssh_backup_destinations", 23 => "0023_restore_onto_another_server")
 }
 
 /// The versions of drover's migrations a database has (the table is missing before the first).

@@ -149,6 +149,7 @@ mod fleet_sql {
         delete_after_ms: i64,
         confirmed: bool,
         failover: bool,
+        restore_from: Option<i64>,
     }
 
     impl MigrationRow {
@@ -162,6 +163,7 @@ mod fleet_sql {
                     .map_err(|e| corrupt("delete_after", e))?,
                 confirmed: self.confirmed,
                 failover: self.failover,
+                restore_from: self.restore_from.map(drover_core::BackupId),
             })
         }
     }
@@ -172,7 +174,7 @@ mod fleet_sql {
     ) -> Result<Option<Migration>> {
         sqlx::query_as::<_, MigrationRow>(
             "SELECT account_id, from_server, to_server, state, delete_after_ms, confirmed, \
-             failover FROM account_migrations WHERE account_id = $1",
+             failover, restore_from FROM account_migrations WHERE account_id = $1",
         )
         .bind(account.get())
         .fetch_optional(&mut **tx)

@@ -925,15 +925,17 @@ mod write_sql {
             to: ServerId,
             delete_after: jiff::Timestamp,
             failover: bool,
+            restore_from: Option<drover_core::BackupId>,
         ) -> Result<()> {
             sqlx::query(
                 "INSERT INTO account_migrations (account_id, from_server, to_server, state, \
-                 delete_after_ms, confirmed, failover, created_at, updated_at) \
-                 VALUES ($1, $2, $3, $4, $5, FALSE, $6, $7, $7) \
+                 delete_after_ms, confirmed, failover, created_at, updated_at, restore_from) \
+                 VALUES ($1, $2, $3, $4, $5, FALSE, $6, $7, $7, $8) \
                  ON CONFLICT (account_id) DO UPDATE SET from_server = excluded.from_server, \
                  to_server = excluded.to_server, state = excluded.state, \
                  delete_after_ms = excluded.delete_after_ms, confirmed = FALSE, \
-                 failover = excluded.failover, updated_at = excluded.updated_at",
+                 failover = excluded.failover, updated_at = excluded.updated_at, \
+                 restore_from = excluded.restore_from",
             )
             .bind(account.get())
             .bind(from.get())
@@ -942,6 +944,7 @@ mod write_sql {
             .bind(delete_after.as_millisecond())
             .bind(failover)
             .bind(sql_now())
+            .bind(restore_from.map(|b| b.get()))
             .execute(&mut *self.tx)
             .await?;
             Ok(())

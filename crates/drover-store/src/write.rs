@@ -258,6 +258,7 @@ pub trait Write: Send {
         to: ServerId,
         delete_after: jiff::Timestamp,
         failover: bool,
+        restore_from: Option<drover_core::BackupId>,
     ) -> Result<()>;
     async fn update_migration_state(&mut self, account: AccountId, state: MoveState) -> Result<()>;
     async fn update_migration_confirmed(&mut self, account: AccountId) -> Result<()>;

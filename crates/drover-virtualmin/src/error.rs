@@ -181,9 +181,10 @@ pub fn classify_failure(message: &str) -> ErrorKind {
 pub fn is_backup_host_failure(text: &str) -> bool {
     const MARKERS: &[&str] = &[
         "Failed to connect to SSH server",
-        "upload failed : ",
-        "Failed to read backup file : ",
-        "scp: ",
+        "Uploading archive to SSH server",
+        "upload failed : scp: ",
+        "Failed to read backup file : ssh:",
+        "Failed to read backup file : scp: ",
     ];
     MARKERS.iter().any(|marker| text.contains(marker))
 }
@@ -352,9 +353,10 @@ pub fn is_step_failure(line: &str) -> bool {
 pub fn classify_answer(first_line: &str, full: &str) -> (ErrorKind, String) {
     let message = failure_message(first_line, full);
     let mut kind = classify_failure(&message);
-    // Let's Encrypt's own refusals often quote a "Connection refused" of the customer's site:
-    // an answer about that site, never a fault of the server's.
-    if full.contains("validation failed :") {
+    // Let's Encrypt's own refusals often quote a "Connection refused" of the customer's site,
+    // and an SSH backup host's failures one of that host: answers about them, never a fault
+    // of the server's.
+    if full.contains("validation failed :") || is_backup_host_failure(&message) {
         kind = ErrorKind::Invalid;
     } else if kind == ErrorKind::Invalid
         && (is_dependency_failure(full) || is_dependency_failure(first_line))
@@ -407,8 +409,8 @@ mod tests {
         );
         // The backup host's trouble, not the server's: not retried, not held against it.
         for output in [wrong_password, no_directory, refused] {
-            let message = failure_message("Starting backup..", output);
-            assert_eq!(classify_failure(&message), ErrorKind::Invalid, "{message}");
+            let (kind, _) = classify_answer("Starting backup..", output);
+            assert_eq!(kind, ErrorKind::Invalid, "{output}");
         }
     }
 

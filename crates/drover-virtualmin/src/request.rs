@@ -68,8 +68,8 @@ pub struct Call {
     params: Vec<(String, Value)>,
     class: OperationClass,
     repeat: Repeat,
-    /// Passwords inside values sent with the call, taken out of whatever comes back: programs
-    /// echo those values (`delete-backup` prints the URL it was given, password and all).
+    /// Passwords sent with the call, taken out of whatever comes back: programs echo what they
+    /// were given (`delete-backup` prints the URL it was given, password and all).
     hidden: Vec<SecretString>,
 }
 
@@ -103,6 +103,7 @@ impl Call {
     }
 
     pub fn secret(mut self, name: &str, value: SecretString) -> Self {
+        self.hidden.push(value.clone());
         self.params.push((name.to_owned(), Value::Secret(value)));
         self
     }

@@ -783,6 +783,14 @@ pub enum AccountCommand {
         /// The account's domain, repeated: the restore replaces its content.
         #[arg(long)]
         confirm: Option<String>,
+        /// Restore it onto this server instead: the account moves there with the backup's
+        /// content (the backup must be on an SSH host), its old copy kept for --grace.
+        #[arg(long)]
+        to: Option<ServerId>,
+        /// Seconds to keep the old copy after --to unless confirmed [default:
+        /// DROVER_MIGRATION_GRACE].
+        #[arg(long, requires = "to")]
+        grace: Option<u64>,
         #[command(flatten)]
         wait: WaitFlag,
     },
@@ -1690,10 +1698,12 @@ async fn accounts(
             id,
             from,
             confirm,
+            to,
+            grace,
             wait,
         } => {
             let Some(confirm) = confirm else {
-                let plan = commands::plan_restore(store, id, from).await?;
+                let plan = commands::plan_restore(store, id, from, to).await?;
                 out.one(&plan)?;
                 if !out.json {
                     eprintln!(
@@ -1703,7 +1713,16 @@ async fn accounts(
                 }
                 return Ok(());
             };
-            let (plan, job) = commands::restore_account(store, ctx, id, from, &confirm).await?;
+            let onto = match to {
+                Some(id) => commands::RestoreOnto::Server {
+                    id,
+                    grace: grace
+                        .map_or(config.fleet.migration_grace, std::time::Duration::from_secs),
+                },
+                None => commands::RestoreOnto::ItsServer,
+            };
+            let (plan, job) =
+                commands::restore_account(store, ctx, id, from, onto, &confirm).await?;
             if !out.json {
                 eprintln!("restoring: {}", plan.replaces);
             }

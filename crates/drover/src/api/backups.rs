@@ -221,6 +221,15 @@ pub struct RestoreRequest {
     /// The account's domain, repeated: the restore replaces its content.
     #[serde(default)]
     confirm_domain: Option<String>,
+    /// Another server to restore it onto: the account moves there with the backup's content
+    /// (its old copy kept for `grace_seconds`) [default: its own server].
+    #[schema(value_type = Option<i64>)]
+    #[serde(default)]
+    to_server: Option<drover_core::ServerId>,
+    /// Seconds to keep the old copy of an account restored onto another server unless
+    /// confirmed [default: DROVER_MIGRATION_GRACE].
+    #[serde(default)]
+    grace_seconds: Option<u64>,
 }
 
 /// A restore queued, with what it replaces.
@@ -247,14 +256,26 @@ async fn restore_account(
     use axum::response::IntoResponse;
     let id: AccountId = path_id("account", &id)?;
     if request.dry_run {
-        let plan = crate::commands::plan_restore(&*app.store, id, request.backup_id).await?;
+        let plan =
+            crate::commands::plan_restore(&*app.store, id, request.backup_id, request.to_server)
+                .await?;
         return Ok(axum::Json(plan).into_response());
     }
+    let onto = match request.to_server {
+        Some(id) => crate::commands::RestoreOnto::Server {
+            id,
+            grace: request
+                .grace_seconds
+                .map_or(app.settings.migration_grace, std::time::Duration::from_secs),
+        },
+        None => crate::commands::RestoreOnto::ItsServer,
+    };
     let (plan, job_id) = crate::commands::restore_account(
         &*app.store,
         &caller.context(),
         id,
         request.backup_id,
+        onto,
         request.confirm_domain.as_deref().unwrap_or_default(),
     )
     .await?;

@@ -167,13 +167,15 @@ pub struct RestorePlan {
     pub then: String,
 }
 
-/// The plan of restoring the account from `from` (its last good backup unless named):
-/// refused unless the backup is a good one of the account's own that the account's server can
-/// read (on an SSH host, or on that server's own disk), and the account is there to restore.
+/// The plan of restoring the account from `from` (its last good backup unless named), on its
+/// server or onto server `to`: refused unless the backup is a good one of the account's own
+/// that the server restoring it can read (on an SSH host, or on that server's own disk), and
+/// the account is there to restore.
 pub async fn plan_restore(
     store: &dyn Store,
     account: AccountId,
     from: Option<BackupId>,
+    to: Option<ServerId>,
 ) -> Result<RestorePlan> {
     let record = store.account(account).await?;
     let refused = |why: String| drover_core::Error::RestoreRefused {
@@ -192,14 +194,17 @@ pub async fn plan_restore(
         .migration(account)
         .await?
         .is_some_and(|m| Some(m.to_server) != record.server_id);
-    let server = match record.server_id {
+    // Onto another server: a move there, its content from the backup.
+    let onto = to.filter(|to| Some(*to) != record.server_id);
+    let restoring_on = onto.or(record.server_id);
+    let server = match restoring_on {
         Some(id) => Some(store.server(id).await?),
         None => None,
     };
     let facts = RestoreFacts {
         deleted: service.status == ServiceStatus::Terminated
             || record.desired_state == DesiredState::Absent,
-        server: record.server_id,
+        server: restoring_on,
         backup_of_account: backup.account_id == account,
         backup_state: backup.state,
         backup_server: backup.server_id,
@@ -212,21 +217,28 @@ pub async fn plan_restore(
     if let Some(why) = restore_refusal(&facts) {
         return Err(refused(format!("not from backup {}: {why}", backup.id)).into());
     }
-    let server_id = record
-        .server_id
-        .expect("a restore that may run has a server");
+    let server_id = restoring_on.expect("a restore that may run has a server");
     let server = server.map(|s| s.spec.name.to_string()).unwrap_or_default();
     let finished = backup.finished_at.unwrap_or(backup.started_at);
+    let domain = &record.domain_unicode;
+    let replaces = match onto {
+        None => format!(
+            "the files, mail and databases of {domain} on {server} as they are now, by those \
+             backed up at {finished} (files made since are deleted; mailboxes and databases made \
+             since stay)"
+        ),
+        Some(_) => format!(
+            "nothing on {server}: {domain} is made there from the backup taken at {finished}, \
+             then moves there (its DNS switched once the restore is checked); its copy on its \
+             current server, with anything changed since the backup, is disabled and deleted \
+             after the grace period"
+        ),
+    };
     Ok(RestorePlan {
         account_id: account,
         domain: record.domain_unicode.clone(),
         server_id,
-        replaces: format!(
-            "the files, mail and databases of {} on {server} as they are now, by those backed up \
-             at {finished} (files made since are deleted; mailboxes and databases made since \
-             stay)",
-            record.domain_unicode
-        ),
+        replaces,
         then: "drover's records are applied on top: the account's state, plan, features and \
                password, and the mailboxes, databases, aliases and sub-servers drover holds \
                (others the backup brings back are left, and drift lists them)"
@@ -237,16 +249,34 @@ pub async fn plan_restore(
     })
 }
 
+/// Where a restore puts the account.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RestoreOnto {
+    /// Its own server: its content replaced there.
+    ItsServer,
+    /// Another server: a move there, its old copy kept for `grace`.
+    Server {
+        id: ServerId,
+        grace: std::time::Duration,
+    },
+}
+
 /// Restores the account from `from` (its last good backup unless named) once `confirmation`
-/// repeats its domain: the plan is checked again, and the restore queued as a job, audited.
+/// repeats its domain: the plan is checked again, and the restore queued as a job (onto
+/// another server: a move with the backup's content), audited.
 pub async fn restore_account(
     store: &dyn Store,
     ctx: &RequestContext,
     account: AccountId,
     from: Option<BackupId>,
+    onto: RestoreOnto,
     confirmation: &str,
 ) -> Result<(RestorePlan, JobId)> {
-    let plan = plan_restore(store, account, from).await?;
+    let to = match onto {
+        RestoreOnto::ItsServer => None,
+        RestoreOnto::Server { id, .. } => Some(id),
+    };
+    let plan = plan_restore(store, account, from, to).await?;
     if let Some(other) = open_job(store, account, RestoreAccount::KIND).await? {
         return Err(drover_core::Error::RestoreRefused {
             domain: plan.domain,
@@ -257,14 +287,22 @@ pub async fn restore_account(
         }
         .into());
     }
-    let mut tx = store.write().await?;
-    let record = tx.account(account).await?;
+    let record = store.account(account).await?;
     record.domain.confirm(confirmation, || {
         format!(
-            "replace the content of account {account} by backup {}",
-            plan.backup.id
+            "restore account {account} from backup {} on {}",
+            plan.backup.id, plan.server
         )
     })?;
+    if let RestoreOnto::Server { id, grace } = onto
+        && Some(id) != record.server_id
+    {
+        let (_, job) =
+            super::moves::start_restore_move(store, ctx, account, id, grace, plan.backup.id)
+                .await?;
+        return Ok((plan, job));
+    }
+    let mut tx = store.write().await?;
     let args = RestoreAccount {
         account_id: account.get(),
         backup_id: plan.backup.id.get(),
@@ -282,6 +320,25 @@ pub async fn restore_account(
     .await?;
     tx.commit().await?;
     Ok((plan, queued.id))
+}
+
+/// The account's newest good backup on an SSH host: the copy any server can restore, and the
+/// only one left when its server is lost.
+pub async fn last_good_shared_backup(
+    store: &dyn Store,
+    account: AccountId,
+) -> drover_store::Result<Option<Backup>> {
+    let good = BackupFilter {
+        account: Some(account),
+        state: Some(drover_core::BackupState::Succeeded),
+        page: drover_store::Page::new(None, Some(drover_store::Page::MAX_LIMIT)),
+        ..BackupFilter::default()
+    };
+    Ok(store
+        .backups(good)
+        .await?
+        .into_iter()
+        .find(|b| drover_core::BackupLocation::parse(&b.archive).is_ok_and(|a| a.shared())))
 }
 
 /// After a restore, drover's records win: a converge of the account (a new generation) and

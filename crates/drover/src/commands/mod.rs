@@ -32,8 +32,9 @@ pub use accounts::{retry_failed_accounts, set_protection};
 pub use adoption::adopt;
 pub(crate) use backups::backup_facts;
 pub use backups::{
-    RestorePlan, after_restore, backup_account, create_backup_destination,
-    delete_backup_destination, plan_restore, restore_account, update_backup_destination,
+    RestoreOnto, RestorePlan, after_restore, backup_account, create_backup_destination,
+    delete_backup_destination, last_good_shared_backup, plan_restore, restore_account,
+    update_backup_destination,
 };
 pub use certificates::{
     ask_again as ask_certificate_again, certificate, forget_certificate, request_certificate,

@@ -18,7 +18,20 @@ pub async fn start_migration(
     to: ServerId,
     grace: std::time::Duration,
 ) -> Result<(Migration, JobId)> {
-    begin_move(store, ctx, account, to, grace, false).await
+    begin_move(store, ctx, account, to, grace, Kind::Planned).await
+}
+
+/// Starts moving the account to server `to` with the content of `backup` (a restore onto
+/// another server); its old copy is kept for `grace` unless an operator confirms earlier.
+pub(crate) async fn start_restore_move(
+    store: &dyn Store,
+    ctx: &RequestContext,
+    account: AccountId,
+    to: ServerId,
+    grace: std::time::Duration,
+    backup: drover_core::BackupId,
+) -> Result<(Migration, JobId)> {
+    begin_move(store, ctx, account, to, grace, Kind::Restore(backup)).await
 }
 
 /// Starts recreating the account of a lost server on server `to`; nothing is done to the lost
@@ -29,7 +42,26 @@ pub async fn start_failover(
     account: AccountId,
     to: ServerId,
 ) -> Result<(Migration, JobId)> {
-    begin_move(store, ctx, account, to, std::time::Duration::ZERO, true).await
+    begin_move(
+        store,
+        ctx,
+        account,
+        to,
+        std::time::Duration::ZERO,
+        Kind::Failover,
+    )
+    .await
+}
+
+/// Where a move's content comes from.
+#[derive(Clone, Copy)]
+enum Kind {
+    /// A backup taken on the source as it begins.
+    Planned,
+    /// The last good backup: the source is lost.
+    Failover,
+    /// This backup.
+    Restore(drover_core::BackupId),
 }
 
 /// A move may start when core's [`check_move`] says so; it is recorded with its job and audit
@@ -40,8 +72,13 @@ async fn begin_move(
     account: AccountId,
     to: ServerId,
     grace: std::time::Duration,
-    failover: bool,
+    kind: Kind,
 ) -> Result<(Migration, JobId)> {
+    let failover = matches!(kind, Kind::Failover);
+    let restore_from = match kind {
+        Kind::Restore(backup) => Some(backup),
+        Kind::Planned | Kind::Failover => None,
+    };
     let mut tx = store.write().await?;
     let moved = tx.account(account).await?;
     let target = tx.server(to).await?;
@@ -67,7 +104,7 @@ async fn begin_move(
             .saturating_add(grace_ms),
     )
     .unwrap_or(jiff::Timestamp::MAX);
-    tx.insert_migration(account, from, to, delete_after, failover)
+    tx.insert_migration(account, from, to, delete_after, failover, restore_from)
         .await?;
     let job = migrate(&mut *tx, ctx, account, None).await?;
     let action = if failover {
@@ -79,7 +116,10 @@ async fn begin_move(
         ctx,
         action,
         format!("account:{account}"),
-        json!({ "from": from, "to": to, "grace_seconds": grace.as_secs(), "job": job }),
+        json!({
+            "from": from, "to": to, "grace_seconds": grace.as_secs(), "job": job,
+            "restore_from": restore_from,
+        }),
     )
     .await?;
     let migration = recorded(&mut *tx, account).await?;

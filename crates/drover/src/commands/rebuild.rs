@@ -4,9 +4,7 @@
 //! jobs (each restores the account's last good backup on an SSH host, then applies drover's
 //! records on top).
 
-use drover_core::{
-    AccountId, BackupId, BackupLocation, Recreated, ResourceCounts, ServerId, check_rebuild,
-};
+use drover_core::{AccountId, BackupId, Recreated, ResourceCounts, ServerId, check_rebuild};
 use drover_store::{OtherDomainKind, RequestContext, Server, Store};
 use jiff::Timestamp;
 use serde::Serialize;
@@ -74,10 +72,7 @@ pub async fn rebuild(
     for (account, calls) in check.steps {
         let details = store.converge_target(account).await?;
         // The copy on the lost server is gone: only a backup on an SSH host can be restored.
-        let backup = store
-            .last_good_backup(account)
-            .await?
-            .filter(|b| BackupLocation::parse(&b.archive).is_ok_and(|a| a.shared()));
+        let backup = super::last_good_shared_backup(store, account).await?;
         if backup.is_none() {
             without_backup.push(details.account.domain.to_string());
         }

@@ -11,6 +11,8 @@ use jiff::Timestamp;
 use serde::Serialize;
 
 use super::Engine;
+use super::account_job::ConvergeError;
+use super::converge::observe;
 use super::ssh_host::archive_password;
 
 /// How the account's content reached the target.
@@ -33,16 +35,19 @@ pub enum Content {
 #[error("{0}")]
 pub struct NotMoved(pub String);
 
-/// Carries the account's content from `from` (reachable: a planned move) to `to`. Nothing is
-/// carried when no SSH destination is the default; anything that fails on the way stops the
-/// move (the account stays where it was, its traffic too).
+/// Carries the account's content from `from` (reachable: a planned move) to `to`: backed up
+/// there, restored here (onto what an earlier try left, replacing it), then checked: the
+/// domain with the source's unix user and features, every mailbox and database the source
+/// holds. Nothing is carried when no SSH destination is the default. A definite failure stops
+/// the move (the account stays where it was, its traffic too); one that may pass (no answer,
+/// a network fault) is an error, and the move is tried again later.
 pub async fn carry(
     engine: &Engine,
     ctx: &RequestContext,
     account: AccountId,
     from: (&Server, &VirtualminClient),
     to: (&Server, &VirtualminClient),
-) -> Result<Result<Content, NotMoved>, drover_store::StoreError> {
+) -> Result<Result<Content, NotMoved>, ConvergeError> {
     let store = &engine.store;
     let Some(destination) = store.default_backup_destination().await? else {
         return Ok(Ok(not_carried("no backup destination is the default")));
@@ -71,10 +76,10 @@ pub async fn carry(
         Err(why) => return stop(why),
     };
     // What the source holds, to find on the target afterwards.
-    let (mailboxes, databases) = match held(from.1, domain).await {
-        Ok(held) => held,
-        Err(e) => return stop(format!("{} could not be listed: {e}", from.0.spec.name)),
+    let Some(source) = observe(from.1, domain).await? else {
+        return stop(format!("{} does not have it", from.0.spec.name));
     };
+    let held = held(from.1, domain).await?;
     let started = store
         .start_backup(account, destination.id, from.0.id, &archive.to_string())
         .await?;
@@ -86,49 +91,69 @@ pub async fn carry(
         Ok(log) => BackupOutcome::Succeeded {
             size_bytes: final_size_bytes(&log),
         },
-        Err(e) => BackupOutcome::Failed {
-            log: failure_lines(e.output.as_deref().unwrap_or_default()),
-            error: e.message,
-        },
+        Err(e) => {
+            let failed = BackupOutcome::Failed {
+                log: failure_lines(e.output.as_deref().unwrap_or_default()),
+                error: e.message.clone(),
+            };
+            store.finish_backup(ctx, started.id, &failed).await?;
+            if e.program_failed {
+                return stop(format!(
+                    "its backup on {} failed: {}",
+                    from.0.spec.name, e.message
+                ));
+            }
+            return Err(e.into());
+        }
     };
     let backup = store.finish_backup(ctx, started.id, &outcome).await?;
-    if let BackupOutcome::Failed { error, .. } = outcome {
-        return stop(format!(
-            "its backup on {} failed: {error}",
-            from.0.spec.name
-        ));
-    }
     if let Err(e) =
         to.1.restore_domain(&archive, password.as_ref(), domain)
             .await
     {
+        // Not answered, or not reached: it may still run there; the next try restores again.
+        if !e.program_failed {
+            return Err(e.into());
+        }
         return stop(format!(
             "its restore on {} failed: {}",
             to.0.spec.name, e.message
         ));
     }
-    let missing = match held(to.1, domain).await {
-        Ok((there_mailboxes, there_databases)) => {
-            let mut missing: Vec<String> = mailboxes
-                .iter()
-                .filter(|m| !there_mailboxes.contains(m))
-                .map(|m| format!("mailbox {m}"))
-                .collect();
-            missing.extend(
-                databases
+    let mut lacks = Vec::new();
+    match observe(to.1, domain).await? {
+        None => lacks.push("the domain itself".to_owned()),
+        Some(restored) => {
+            if restored.unix_user != source.unix_user {
+                lacks.push("the source's unix user".to_owned());
+            }
+            lacks.extend(
+                source
+                    .features
                     .iter()
-                    .filter(|d| !there_databases.contains(d))
+                    .filter(|f| !restored.features.contains(f))
+                    .map(|f| format!("the feature {f}")),
+            );
+            let there = self::held(to.1, domain).await?;
+            lacks.extend(
+                held.mailboxes
+                    .iter()
+                    .filter(|m| !there.mailboxes.contains(m))
+                    .map(|m| format!("mailbox {m}")),
+            );
+            lacks.extend(
+                held.databases
+                    .iter()
+                    .filter(|d| !there.databases.contains(d))
                     .map(|d| format!("database {d}")),
             );
-            missing
         }
-        Err(e) => vec![format!("the domain itself ({e})")],
-    };
-    if !missing.is_empty() {
+    }
+    if !lacks.is_empty() {
         return stop(format!(
             "after its restore {} lacks {}",
             to.0.spec.name,
-            missing.join(", ")
+            lacks.join(", ")
         ));
     }
     Ok(Ok(Content::Carried {
@@ -145,38 +170,71 @@ pub async fn restore_last(
     account: AccountId,
     to: (&Server, &VirtualminClient),
 ) -> Result<Content, drover_store::StoreError> {
-    let store = &engine.store;
-    let Some(backup) = store.last_good_backup(account).await? else {
-        return Ok(not_carried("it has no good backup"));
+    let Some(backup) = crate::commands::last_good_shared_backup(&*engine.store, account).await?
+    else {
+        return Ok(not_carried("it has no good backup on an SSH host"));
     };
+    Ok(restore(engine, &backup, to)
+        .await?
+        .unwrap_or_else(|why| not_carried(&why)))
+}
+
+/// Restores the account on `to` from `backup` (an operator's restore onto another server):
+/// anything that fails stops the move, and the account stays where it is.
+pub async fn restore_chosen(
+    engine: &Engine,
+    backup: drover_core::BackupId,
+    to: (&Server, &VirtualminClient),
+) -> Result<Result<Content, NotMoved>, drover_store::StoreError> {
+    let backup = engine.store.backup(backup).await?;
+    let domain = engine.store.account(backup.account_id).await?.domain;
+    Ok(restore(engine, &backup, to).await?.map_err(|why| {
+        NotMoved(format!(
+            "{domain} could not be restored onto {}: {why}; it stays where it is",
+            to.0.spec.name
+        ))
+    }))
+}
+
+/// One of the account's backups restored on `to`, if its archive is where `to` can read it.
+async fn restore(
+    engine: &Engine,
+    backup: &drover_store::Backup,
+    to: (&Server, &VirtualminClient),
+) -> Result<Result<Content, String>, drover_store::StoreError> {
+    let store = &engine.store;
     let Ok(archive) = BackupLocation::parse(&backup.archive) else {
-        return Ok(not_carried("its last backup's archive cannot be read"));
+        return Ok(Err(format!(
+            "backup {}'s archive cannot be read",
+            backup.id
+        )));
     };
     if !archive.shared() {
-        return Ok(not_carried(
-            "its last good backup is on the lost server's own disk",
-        ));
+        return Ok(Err(format!(
+            "backup {} is on its server's own disk, not on an SSH host",
+            backup.id
+        )));
     }
     let destination = store.backup_destination(backup.destination_id).await?;
     let password = match archive_password(&engine.fleet, &destination.spec, &archive).await {
         Ok(password) => password,
-        Err(why) => return Ok(not_carried(&why)),
+        Err(why) => return Ok(Err(why)),
     };
-    let domain = store.account(account).await?.domain;
+    let domain = store.account(backup.account_id).await?.domain;
     if let Err(e) =
         to.1.restore_domain(&archive, password.as_ref(), domain.as_str())
             .await
     {
-        return Ok(not_carried(&format!(
+        return Ok(Err(format!(
             "its restore from backup {} on {} failed: {}",
             backup.id, to.0.spec.name, e.message
         )));
     }
     let taken = backup.finished_at.unwrap_or(backup.started_at);
-    Ok(Content::Restored {
+    Ok(Ok(Content::Restored {
         backup_id: backup.id.get(),
         age_seconds: Timestamp::now().duration_since(taken).as_secs(),
-    })
+    }))
 }
 
 fn not_carried(why: &str) -> Content {
@@ -185,15 +243,20 @@ fn not_carried(why: &str) -> Content {
     }
 }
 
-/// The mailboxes and databases the server holds for the domain, by name.
+/// The mailboxes and databases a server holds for a domain, by name.
+struct Held {
+    mailboxes: Vec<String>,
+    databases: Vec<String>,
+}
+
 async fn held(
     client: &VirtualminClient,
     domain: &str,
-) -> Result<(Vec<String>, Vec<String>), drover_virtualmin::VirtualminError> {
+) -> Result<Held, drover_virtualmin::VirtualminError> {
     let mailboxes = client.mailboxes(domain).await?;
     let databases = client.databases(domain).await?;
-    Ok((
-        mailboxes.into_iter().map(|m| m.user).collect(),
-        databases.into_iter().map(|d| d.name).collect(),
-    ))
+    Ok(Held {
+        mailboxes: mailboxes.into_iter().map(|m| m.user).collect(),
+        databases: databases.into_iter().map(|d| d.name).collect(),
+    })
 }

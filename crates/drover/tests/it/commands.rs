@@ -1811,14 +1811,27 @@ async fn a_waiting_restore_or_backup_elsewhere_is_not_joined_by_another(store: S
         "{err}"
     );
 
-    let (plan, restoring) =
-        commands::restore_account(store, &ctx(), account, Some(good[0]), "dublu.ro")
-            .await
-            .unwrap();
+    let (plan, restoring) = commands::restore_account(
+        store,
+        &ctx(),
+        account,
+        Some(good[0]),
+        drover::commands::RestoreOnto::ItsServer,
+        "dublu.ro",
+    )
+    .await
+    .unwrap();
     assert_eq!(plan.backup.id, good[0]);
-    let err = commands::restore_account(store, &ctx(), account, Some(good[1]), "dublu.ro")
-        .await
-        .unwrap_err();
+    let err = commands::restore_account(
+        store,
+        &ctx(),
+        account,
+        Some(good[1]),
+        drover::commands::RestoreOnto::ItsServer,
+        "dublu.ro",
+    )
+    .await
+    .unwrap_err();
     assert_eq!(
         err.to_string(),
         format!(
@@ -1830,7 +1843,7 @@ async fn a_waiting_restore_or_backup_elsewhere_is_not_joined_by_another(store: S
     commands::set_maintenance(store, &ctx(), vm1, true)
         .await
         .unwrap();
-    let err = commands::plan_restore(store, account, Some(good[1]))
+    let err = commands::plan_restore(store, account, Some(good[1]), None)
         .await
         .unwrap_err();
     assert!(

@@ -613,7 +613,7 @@ async fn a_move_carries_the_content_and_a_failover_restores_the_last_backup() {
     assert!(
         format!("{ended:?}").contains(&format!(
             "continut.ro's content could not be carried from vm1 to vm2: after its restore vm2 \
-             lacks database {shop}"
+             lacks the feature mysql, database {shop}"
         )),
         "{ended:?}"
     );
@@ -712,7 +712,7 @@ async fn a_move_carries_the_content_and_a_failover_restores_the_last_backup() {
     let why = empty[0]["carried"]["why"].as_str().unwrap();
     assert_eq!(
         why,
-        "it has no good backup: the account is made empty on its new server"
+        "it has no good backup on an SSH host: the account is made empty on its new server"
     );
     assert_eq!(
         sims[2]
@@ -948,5 +948,160 @@ async fn a_drain_carries_every_accounts_content_before_its_dns_moves() {
             .unwrap_or_else(|| panic!("{domain}: {events:?}"));
         assert!(carried.id < switched.id, "{domain}: {events:?}");
     }
+    workers.stop().await.unwrap();
+}
+
+/// A restore onto another server: the account moves there with a backup's content (the
+/// backup on an SSH host), its DNS follows once the restore is checked, and its old copy goes
+/// after the grace; a backup on the old server's own disk cannot be restored elsewhere.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_account_is_restored_onto_another_server_from_its_backup() {
+    let vault = crate::Vault::start("/home/drover-backup/onto", "vault-Passw0rd-3").await;
+    let fleet = crate::TestFleet::new().await;
+    let store = Arc::clone(&fleet.store);
+    let mut sims = Vec::new();
+    for i in 1..=2 {
+        let (sim, _) = fleet
+            .add_server(
+                &format!("vm{i}"),
+                serde_json::json!({"capacity": 10, "ipv4": format!("192.0.2.7{i}")}),
+            )
+            .await;
+        sim.with_state(|s| s.ssh_hosts.push(vault.host.clone()));
+        sims.push(sim);
+    }
+    drover::commands::set_maintenance(&*store, &ctx(), ServerId(2), true)
+        .await
+        .unwrap();
+    let (plan_id, customer_id) = fleet.plan_and_customer().await;
+    let engine = fleet.engine(crate::quick_retries(), FleetPolicy::default());
+    let mut workers = drover::engine::start(Arc::new(engine), 4).unwrap();
+    let new = NewService {
+        customer_id,
+        plan_id,
+        domain: DomainName::parse("inapoi.ro").unwrap(),
+    };
+    let service = crate::create_service(&*store, &ctx(), new).await.unwrap();
+    crate::transition_service(&*store, &ctx(), service.id, Transition::Activate, None)
+        .await
+        .unwrap();
+    let account = service.account_id;
+    crate::until("inapoi.ro is on vm1", Duration::from_secs(10), || async {
+        sims[0].domain_names() == ["inapoi.ro"]
+    })
+    .await;
+    crate::settled(&*store, account).await;
+    drover::commands::set_maintenance(&*store, &ctx(), ServerId(2), false)
+        .await
+        .unwrap();
+    let destination = vault.make_default(&*store, fleet.dir.path()).await;
+    let backed_up = async |destination| {
+        let job = drover::commands::backup_account(&*store, &ctx(), account, Some(destination))
+            .await
+            .unwrap();
+        assert_eq!(finished(&*store, job).await.state, "completed");
+        store.last_good_backup(account).await.unwrap().unwrap()
+    };
+    sims[0]
+        .put_file("inapoi.ro", "public_html/index.html", "as backed up")
+        .unwrap();
+    let good = backed_up(destination.id).await;
+    sims[0]
+        .put_file("inapoi.ro", "public_html/index.html", "broken since")
+        .unwrap();
+
+    // A backup on vm1's own disk cannot be restored onto vm2.
+    let local = drover::commands::create_backup_destination(
+        &*store,
+        &ctx(),
+        &crate::no_secrets(),
+        serde_json::from_value(serde_json::json!({"name": "local", "location": "/var/backups"}))
+            .unwrap(),
+    )
+    .await
+    .unwrap();
+    let on_disk = backed_up(local.id).await;
+    let err = drover::commands::plan_restore(&*store, account, Some(on_disk.id), Some(ServerId(2)))
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("the archive is on the disk of the server that wrote it"),
+        "{err}"
+    );
+
+    let plan = drover::commands::plan_restore(&*store, account, Some(good.id), Some(ServerId(2)))
+        .await
+        .unwrap();
+    assert_eq!(plan.server, "vm2");
+    assert!(
+        plan.replaces
+            .starts_with("nothing on vm2: inapoi.ro is made there"),
+        "{plan:?}"
+    );
+    let onto = drover::commands::RestoreOnto::Server {
+        id: ServerId(2),
+        grace: Duration::ZERO,
+    };
+    let err =
+        drover::commands::restore_account(&*store, &ctx(), account, Some(good.id), onto, "x.ro")
+            .await
+            .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            drover::commands::Error::Rule(drover_core::Error::ConfirmationMismatch { .. })
+        ),
+        "{err}"
+    );
+    assert!(
+        store.migration(account).await.unwrap().is_none(),
+        "nothing started"
+    );
+    let (_, job) = drover::commands::restore_account(
+        &*store,
+        &ctx(),
+        account,
+        Some(good.id),
+        onto,
+        "inapoi.ro",
+    )
+    .await
+    .unwrap();
+    crate::until(
+        "inapoi.ro is on vm2 alone",
+        Duration::from_secs(20),
+        || async {
+            store
+                .migration(account)
+                .await
+                .unwrap()
+                .is_some_and(|m| m.state == drover_core::MoveState::Done)
+        },
+    )
+    .await;
+    let migration = store.migration(account).await.unwrap().unwrap();
+    assert_eq!(migration.restore_from, Some(good.id));
+    assert!(sims[0].domain_names().is_empty(), "{job}");
+    assert_eq!(
+        sims[1]
+            .file("inapoi.ro", "public_html/index.html")
+            .as_deref(),
+        Some("as backed up")
+    );
+    let zone = store.account_zone(account).await.unwrap().unwrap();
+    let apex = zone
+        .rrsets
+        .iter()
+        .find(|r| r.rtype == RecordType::A && r.name.as_str() == "inapoi.ro")
+        .unwrap();
+    assert_eq!(apex.records, ["192.0.2.72"]);
+    let events = content_events(&*store, account, "account.content_carried").await;
+    assert_eq!(events.len(), 1, "{events:?}");
+    assert_eq!(events[0]["carried"]["content"], "restored");
+    assert_eq!(
+        events[0]["carried"]["backup_id"],
+        serde_json::json!(good.id)
+    );
     workers.stop().await.unwrap();
 }

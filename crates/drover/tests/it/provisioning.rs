@@ -1819,7 +1819,7 @@ async fn an_account_is_restored_from_its_backup_once_its_domain_is_repeated(f: F
     assert_eq!(finished(store, moved.job_id).await.state, "completed");
     let account = moved.account.id;
     // Nothing to restore from yet.
-    let err = drover::commands::plan_restore(store, account, None)
+    let err = drover::commands::plan_restore(store, account, None, None)
         .await
         .unwrap_err();
     assert_eq!(
@@ -1851,7 +1851,7 @@ async fn an_account_is_restored_from_its_backup_once_its_domain_is_repeated(f: F
         .put_file("refacut.ro", "public_html/index.html", "broken")
         .unwrap();
 
-    let plan = drover::commands::plan_restore(store, account, None)
+    let plan = drover::commands::plan_restore(store, account, None, None)
         .await
         .unwrap();
     assert_eq!(plan.backup.id, backup.id);
@@ -1863,9 +1863,16 @@ async fn an_account_is_restored_from_its_backup_once_its_domain_is_repeated(f: F
     );
     // The domain must be repeated: refused, nothing queued, nothing changed.
     let jobs_before = store.jobs(JobFilter::default()).await.unwrap().len();
-    let err = drover::commands::restore_account(store, &ctx(), account, None, "refacut.com")
-        .await
-        .unwrap_err();
+    let err = drover::commands::restore_account(
+        store,
+        &ctx(),
+        account,
+        None,
+        drover::commands::RestoreOnto::ItsServer,
+        "refacut.com",
+    )
+    .await
+    .unwrap_err();
     assert!(
         matches!(
             err,
@@ -1884,9 +1891,16 @@ async fn an_account_is_restored_from_its_backup_once_its_domain_is_repeated(f: F
         Some("broken")
     );
 
-    let (_, job) = drover::commands::restore_account(store, &ctx(), account, None, "REFACUT.ro")
-        .await
-        .unwrap();
+    let (_, job) = drover::commands::restore_account(
+        store,
+        &ctx(),
+        account,
+        None,
+        drover::commands::RestoreOnto::ItsServer,
+        "REFACUT.ro",
+    )
+    .await
+    .unwrap();
     let ended = finished(store, job).await;
     assert_eq!(ended.state, "completed", "{ended:?}");
     let output = ended.output.unwrap();
@@ -1952,7 +1966,7 @@ async fn an_account_is_restored_from_its_backup_once_its_domain_is_repeated(f: F
         .mark_pruned(&ctx(), account, &[backup.id])
         .await
         .unwrap();
-    let err = drover::commands::plan_restore(store, account, Some(backup.id))
+    let err = drover::commands::plan_restore(store, account, Some(backup.id), None)
         .await
         .unwrap_err();
     assert!(
@@ -2017,9 +2031,16 @@ async fn backups_go_to_an_ssh_host_whose_key_is_pinned_and_password_kept_out_of_
     f.sim
         .put_file("seif.ro", "public_html/index.html", "broken")
         .unwrap();
-    let (_, job) = drover::commands::restore_account(store, &ctx(), account, None, "seif.ro")
-        .await
-        .unwrap();
+    let (_, job) = drover::commands::restore_account(
+        store,
+        &ctx(),
+        account,
+        None,
+        drover::commands::RestoreOnto::ItsServer,
+        "seif.ro",
+    )
+    .await
+    .unwrap();
     assert_eq!(finished(store, job).await.state, "completed");
     assert_eq!(
         f.sim.file("seif.ro", "public_html/index.html").as_deref(),
@@ -2050,9 +2071,16 @@ async fn backups_go_to_an_ssh_host_whose_key_is_pinned_and_password_kept_out_of_
         backups_asked
     );
     // And no restore from it either.
-    let (_, job) = drover::commands::restore_account(store, &ctx(), account, None, "seif.ro")
-        .await
-        .unwrap();
+    let (_, job) = drover::commands::restore_account(
+        store,
+        &ctx(),
+        account,
+        None,
+        drover::commands::RestoreOnto::ItsServer,
+        "seif.ro",
+    )
+    .await
+    .unwrap();
     let ended = finished(store, job).await;
     assert!(format!("{ended:?}").contains("not the pinned"), "{ended:?}");
     assert_eq!(f.sim.calls_naming("seif.ro", "restore-domain"), 1);

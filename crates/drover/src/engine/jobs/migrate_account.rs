@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use drover_core::{AccountId, Action, DesiredState, MoveStep};
+use drover_core::{AccountId, Action, DesiredState, MoveStep, Observed};
 use drover_store::RequestContext;
 use drover_virtualmin::ErrorKind;
 use riverqueue::{Job, WorkContext, WorkOutcome};
@@ -92,40 +92,85 @@ async fn migrate_steps(
                     Ok(client) => client,
                     Err(e) => return Ok(Round::Refused(e)),
                 };
-                // Content first, while the target lacks the domain (a later try finds it
-                // there, restored, and goes on from it).
-                if observe(&client, domain).await?.is_none() {
-                    let carried = if migration.failover {
-                        content::restore_last(engine, account, (&to, &client)).await?
-                    } else {
-                        let source = match client_for(&from) {
-                            Ok(source) => source,
-                            Err(e) => return Ok(Round::Refused(e)),
+                let ours = |seen: &Observed| {
+                    seen.unix_user.as_deref() == Some(target.account.unix_username.as_str())
+                };
+                let before = observe(&client, domain).await?;
+                if before.as_ref().is_some_and(|seen| !ours(seen)) {
+                    return Ok(Round::Refused(format!(
+                        "{domain} exists on {} and is not drover's account (its unix user differs)",
+                        to.spec.name
+                    )));
+                }
+                // Content first. A planned move restores on every try, onto what an earlier
+                // try left (replacing it) and checks it again: nothing an interrupted try left
+                // is trusted. A failover restores once, onto a target without the domain.
+                let content = match (migration.failover, migration.restore_from) {
+                    (true, _) if before.is_some() => None,
+                    (true, _) => {
+                        let restored =
+                            content::restore_last(engine, account, (&to, &client)).await?;
+                        // A restore that failed half way: made afresh instead, empty.
+                        if matches!(restored, Content::NotCarried { .. })
+                            && observe(&client, domain).await?.is_some_and(|s| ours(&s))
+                        {
+                            client.delete_domain(domain).await?;
+                        }
+                        Some(restored)
+                    }
+                    (false, from_backup) => {
+                        let carried = match from_backup {
+                            Some(backup) => {
+                                content::restore_chosen(engine, backup, (&to, &client)).await?
+                            }
+                            None => {
+                                let source = match client_for(&from) {
+                                    Ok(source) => source,
+                                    Err(e) => return Ok(Round::Refused(e)),
+                                };
+                                content::carry(
+                                    engine,
+                                    ctx,
+                                    account,
+                                    (&from, &source),
+                                    (&to, &client),
+                                )
+                                .await?
+                            }
                         };
-                        let carried =
-                            content::carry(engine, ctx, account, (&from, &source), (&to, &client))
-                                .await?;
                         match carried {
-                            Ok(carried) => carried,
+                            Ok(carried) => Some(carried),
                             Err(NotMoved(why)) => {
-                                // What a failed restore left on the target goes, so that the
-                                // next try starts clean (the account lives on its source).
-                                if observe(&client, domain).await?.is_some() {
-                                    let _ = client.delete_domain(domain).await;
+                                // What the restore left on the target goes, when this try made
+                                // it there: the account lives on its source.
+                                if before.is_none()
+                                    && observe(&client, domain).await?.is_some_and(|s| ours(&s))
+                                {
+                                    client.delete_domain(domain).await?;
                                 }
                                 return Ok(Round::Refused(why));
                             }
                         }
-                    };
-                    let action = match &carried {
+                    }
+                };
+                if let Some(content) = &content {
+                    let action = match content {
                         Content::NotCarried { .. } => "account.content_not_carried",
                         _ => "account.content_carried",
                     };
-                    let details = json!({ "to_server": to.spec.name, "from_server": from.spec.name, "carried": carried });
+                    let details = json!({
+                        "to_server": to.spec.name, "from_server": from.spec.name,
+                        "carried": content,
+                    });
                     engine
                         .store
                         .audit(ctx, action, format!("account:{account}"), details)
                         .await?;
+                    // Restored from an older backup: drover's records win once the move is
+                    // done (a converge and the sealed passwords, waiting for this job).
+                    if matches!(content, Content::Restored { .. }) {
+                        crate::commands::after_restore(&*engine.store, ctx, account).await?;
+                    }
                 }
                 match observe(&client, domain).await? {
                     None => {

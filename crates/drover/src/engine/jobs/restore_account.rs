@@ -33,7 +33,9 @@ pub async fn run(
         |ctx| async move {
             // Checked again now: the account may have moved, or the archive been pruned.
             let plan =
-                match crate::commands::plan_restore(&*engine.store, account, Some(backup)).await {
+                match crate::commands::plan_restore(&*engine.store, account, Some(backup), None)
+                    .await
+                {
                     Ok(plan) => plan,
                     Err(crate::commands::Error::Rule(refused)) => {
                         return Ok(Round::Refused(refused.to_string()));
