@@ -8,6 +8,20 @@ use drover::engine::FleetPolicy;
 use drover_core::{DomainName, MoveRefusal, PlacementPolicy, RecordType, ServerId, Transition};
 use drover_store::{NewService, RequestContext, StoreError};
 
+/// Gives the plan these features (mail and databases, say, for accounts that hold them).
+async fn give_plan(store: &dyn drover_store::Store, plan: drover_core::PlanId, features: &[&str]) {
+    let spec = serde_json::json!({ "features": features });
+    drover::commands::update_plan(
+        store,
+        &ctx(),
+        plan,
+        serde_json::from_value(spec).unwrap(),
+        false,
+    )
+    .await
+    .unwrap();
+}
+
 fn ctx() -> RequestContext {
     RequestContext {
         actor: "test".into(),
@@ -35,16 +49,7 @@ async fn an_account_moves_to_another_server_with_its_dns() {
         .unwrap();
     let (plan_id, customer_id) = fleet.plan_and_customer().await;
     // Its accounts have mail, so they can have mailboxes.
-    let mail = serde_json::json!({"features": ["dir", "web", "dns", "mail", "mysql"]});
-    drover::commands::update_plan(
-        &*store,
-        &ctx(),
-        plan_id,
-        serde_json::from_value(mail).unwrap(),
-        false,
-    )
-    .await
-    .unwrap();
+    give_plan(&*store, plan_id, &["dir", "web", "dns", "mail", "mysql"]).await;
     let engine = fleet.engine(crate::quick_retries(), FleetPolicy::default());
     let mut workers = drover::engine::start(Arc::new(engine), 4).unwrap();
     let mut accounts = Vec::new();
@@ -515,16 +520,7 @@ async fn a_move_carries_the_content_and_a_failover_restores_the_last_backup() {
             .unwrap();
     }
     let (plan_id, customer_id) = fleet.plan_and_customer().await;
-    let databases = serde_json::json!({"features": ["dir", "web", "dns", "mysql"]});
-    drover::commands::update_plan(
-        &*store,
-        &ctx(),
-        plan_id,
-        serde_json::from_value(databases).unwrap(),
-        false,
-    )
-    .await
-    .unwrap();
+    give_plan(&*store, plan_id, &["dir", "web", "dns", "mysql"]).await;
     let engine = fleet.engine(crate::quick_retries(), FleetPolicy::default());
     let mut workers = drover::engine::start(Arc::new(engine), 4).unwrap();
     let new = NewService {
@@ -803,16 +799,7 @@ async fn a_drain_carries_every_accounts_content_before_its_dns_moves() {
             .unwrap();
     }
     let (plan_id, customer_id) = fleet.plan_and_customer().await;
-    let mail = serde_json::json!({"features": ["dir", "web", "dns", "mail", "mysql"]});
-    drover::commands::update_plan(
-        &*store,
-        &ctx(),
-        plan_id,
-        serde_json::from_value(mail).unwrap(),
-        false,
-    )
-    .await
-    .unwrap();
+    give_plan(&*store, plan_id, &["dir", "web", "dns", "mail", "mysql"]).await;
     let engine = fleet.engine(crate::quick_retries(), FleetPolicy::default());
     let mut workers = drover::engine::start(Arc::new(engine), 4).unwrap();
     let sealer = drover::engine::Sealer::from_hex(&"42".repeat(32)).unwrap();
