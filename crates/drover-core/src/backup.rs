@@ -504,6 +504,21 @@ pub fn final_size_bytes(output: &str) -> Option<u64> {
     (number.is_finite() && number >= 0.0).then(|| (number * unit).round() as u64)
 }
 
+/// How much smaller than its source a restored domain may measure and still count as whole:
+/// a tenth, or a mebibyte for small ones (block sizes, database pages and logs differ from
+/// server to server). Larger is always fine: the target may already hold logs of its own.
+const RESTORE_SIZE_TOLERANCE: (u64, u64) = (10, 1024 * 1024);
+
+/// Why a restored domain's `what` (disk use, database size) falls short of its source's:
+/// when both servers measure it and it is smaller by more than [`RESTORE_SIZE_TOLERANCE`].
+pub fn size_shortfall(what: &str, source: Option<u64>, restored: Option<u64>) -> Option<String> {
+    let (source, restored) = (source?, restored?);
+    let (percent, floor) = RESTORE_SIZE_TOLERANCE;
+    let allowed = (source / percent).max(floor);
+    (restored.saturating_add(allowed) < source)
+        .then(|| format!("{what} of {restored} bytes where the source has {source}"))
+}
+
 /// The server's lines that say what went wrong: those from the first error on, without the
 /// progress before it (kept short for the record).
 pub fn failure_lines(output: &str) -> String {
@@ -670,6 +685,34 @@ mod tests {
 
     fn at(seconds: i64) -> Timestamp {
         Timestamp::from_second(seconds).unwrap()
+    }
+
+    #[test]
+    fn a_restore_counts_as_whole_within_a_tenth_or_a_mebibyte() {
+        const MIB: u64 = 1024 * 1024;
+        // Unmeasured on the source: nothing to compare.
+        assert_eq!(size_shortfall("disk use", None, Some(0)), None);
+        // Small domains: a mebibyte of slack.
+        assert_eq!(size_shortfall("disk use", Some(MIB), Some(0)), None);
+        assert!(size_shortfall("disk use", Some(MIB + 1), Some(0)).is_some());
+        // Large ones: a tenth.
+        assert_eq!(
+            size_shortfall("disk use", Some(100 * MIB), Some(90 * MIB)),
+            None
+        );
+        let short = size_shortfall("disk use", Some(100 * MIB), Some(90 * MIB - 1)).unwrap();
+        assert_eq!(
+            short,
+            format!(
+                "disk use of {} bytes where the source has {}",
+                90 * MIB - 1,
+                100 * MIB
+            )
+        );
+        // Not measured by the target (quotas off there): nothing to compare.
+        assert_eq!(size_shortfall("disk use", Some(5 * MIB), None), None);
+        // Larger is fine.
+        assert_eq!(size_shortfall("disk use", Some(MIB), Some(u64::MAX)), None);
     }
 
     #[test]

@@ -43,7 +43,7 @@ pub use audit::{AuditChainBreak, AuditEntry, Hash, verify_chain};
 pub use backup::{
     BackupDestinationPatch, BackupDestinationSpec, BackupFacts, BackupLocation, BackupState,
     RestoreFacts, SshHostKey, SshLocation, backup_refusal, failure_lines, final_size_bytes,
-    overdue_before, restore_refusal, to_prune,
+    overdue_before, restore_refusal, size_shortfall, to_prune,
 };
 pub use certificate::{
     CertificateFacts, CertificateState, CertificateTurn, FAILED_VALIDATIONS_PER_HOUR,

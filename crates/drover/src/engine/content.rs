@@ -4,7 +4,7 @@
 //! gone) restores the last good backup kept on such a host. drover's records are applied on
 //! top afterwards by the move itself.
 
-use drover_core::{AccountId, BackupLocation, failure_lines, final_size_bytes};
+use drover_core::{AccountId, BackupLocation, failure_lines, final_size_bytes, size_shortfall};
 use drover_store::{BackupOutcome, RequestContext, Server};
 use drover_virtualmin::VirtualminClient;
 use jiff::Timestamp;
@@ -12,7 +12,7 @@ use serde::Serialize;
 
 use super::Engine;
 use super::account_job::ConvergeError;
-use super::converge::observe;
+use super::converge::known_features;
 use super::ssh_host::archive_password;
 
 /// How the account's content reached the target.
@@ -38,7 +38,8 @@ pub struct NotMoved(pub String);
 /// Carries the account's content from `from` (reachable: a planned move) to `to`: backed up
 /// there, restored here (onto what an earlier try left, replacing it), then checked: the
 /// domain with the source's unix user and features, every mailbox and database the source
-/// holds. Nothing is carried when no SSH destination is the default. A definite failure stops
+/// holds, and its disk use and database size within a tenth of the source's (where both
+/// servers measure them). Nothing is carried when no SSH destination is the default. A definite failure stops
 /// the move (the account stays where it was, its traffic too); one that may pass (no answer,
 /// a network fault) is an error, and the move is tried again later.
 pub async fn carry(
@@ -76,7 +77,7 @@ pub async fn carry(
         Err(why) => return stop(why),
     };
     // What the source holds, to find on the target afterwards.
-    let Some(source) = observe(from.1, domain).await? else {
+    let Some(source) = from.1.get_domain(domain).await? else {
         return stop(format!("{} does not have it", from.0.spec.name));
     };
     let held = held(from.1, domain).await?;
@@ -120,20 +121,32 @@ pub async fn carry(
             to.0.spec.name, e.message
         ));
     }
-    let mut lacks = Vec::new();
-    match observe(to.1, domain).await? {
+    let (mut lacks, mut short) = (Vec::new(), Vec::new());
+    match to.1.get_domain(domain).await? {
         None => lacks.push("the domain itself".to_owned()),
         Some(restored) => {
             if restored.unix_user != source.unix_user {
                 lacks.push("the source's unix user".to_owned());
             }
+            let features = known_features(&restored.features);
             lacks.extend(
-                source
-                    .features
-                    .iter()
-                    .filter(|f| !restored.features.contains(f))
+                known_features(&source.features)
+                    .into_iter()
+                    .filter(|f| !features.contains(f))
                     .map(|f| format!("the feature {f}")),
             );
+            // Files and data, by size: each where both servers measure it.
+            let (was, is) = (&source.quota, &restored.quota);
+            short.extend(size_shortfall(
+                "disk use",
+                was.server_byte_quota_used,
+                is.server_byte_quota_used,
+            ));
+            short.extend(size_shortfall(
+                "database size",
+                was.databases_byte_size,
+                is.databases_byte_size,
+            ));
             let there = self::held(to.1, domain).await?;
             lacks.extend(
                 held.mailboxes
@@ -149,11 +162,18 @@ pub async fn carry(
             );
         }
     }
+    let mut found = Vec::new();
     if !lacks.is_empty() {
+        found.push(format!("lacks {}", lacks.join(", ")));
+    }
+    if !short.is_empty() {
+        found.push(format!("measures {}", short.join(", ")));
+    }
+    if !found.is_empty() {
         return stop(format!(
-            "after its restore {} lacks {}",
+            "after its restore {} {}",
             to.0.spec.name,
-            lacks.join(", ")
+            found.join(" and ")
         ));
     }
     Ok(Ok(Content::Carried {

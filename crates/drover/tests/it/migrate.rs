@@ -616,8 +616,34 @@ async fn a_move_carries_the_content_and_a_failover_restores_the_last_backup() {
     assert!(sims[1].domain_names().is_empty(), "nothing is left on vm2");
     assert_eq!(apex().await, ["192.0.2.51"]);
 
-    // vm2 has databases now: tried again, the account moves with its content.
-    sims[1].with_state(|s| s.unsupported_features.clear());
+    // vm2 has databases now, and both servers measure disk use: a restore that comes back
+    // without the site's files (and says it succeeded) is found by its size, and the account
+    // stays.
+    for sim in &sims {
+        sim.with_state(|s| {
+            s.home_quotas = true;
+            s.unsupported_features.clear();
+        });
+    }
+    sims[0].with_state(|s| s.domains.get_mut("continut.ro").unwrap().usage.disk_bytes = 50 << 20);
+    sims[1].with_state(|s| s.restores_come_back_short = true);
+    drover::commands::retry_job(&*store, &ctx(), job)
+        .await
+        .unwrap();
+    let ended = finished(&*store, job).await;
+    assert_eq!(ended.state, "discarded", "{ended:?}");
+    assert!(
+        format!("{ended:?}").contains(
+            "continut.ro's content could not be carried from vm1 to vm2: after its restore vm2 \
+             measures disk use of 0 bytes where the source has 52428800"
+        ),
+        "{ended:?}"
+    );
+    assert!(sims[1].domain_names().is_empty(), "nothing is left on vm2");
+    assert_eq!(apex().await, ["192.0.2.51"]);
+
+    // Restores whole again: tried again, the account moves with its content.
+    sims[1].with_state(|s| s.restores_come_back_short = false);
     drover::commands::retry_job(&*store, &ctx(), job)
         .await
         .unwrap();
@@ -648,7 +674,7 @@ async fn a_move_carries_the_content_and_a_failover_restores_the_last_backup() {
     let carried = content_events(&*store, account, "account.content_carried").await;
     assert_eq!(carried.len(), 1, "{carried:?}");
     assert_eq!(carried[0]["carried"]["content"], "carried");
-    assert_eq!(host.archives().len(), 3, "one backup per try");
+    assert_eq!(host.archives().len(), 4, "one backup per try");
 
     // An account never backed up, on vm2 too.
     drover::commands::set_maintenance(&*store, &ctx(), ServerId(1), true)
