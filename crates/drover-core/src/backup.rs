@@ -236,6 +236,12 @@ pub struct BackupDestinationSpec {
     #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, example = "env:DROVER_SECRET_BACKUP_VAULT"))]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub credentials: Option<crate::CredentialRef>,
+    /// For an SSH host, instead of a password: a private key file kept on every server (its
+    /// public half authorized for the user on the host), which the servers' `scp` logs in
+    /// with. Only its path is known to drover.
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, example = "/root/.ssh/backup_ed25519"))]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_file: Option<SshKeyFile>,
     /// For an SSH host: its host key, pinned, as `ssh-keygen -lf` prints it
     /// (`SHA256:…`). drover checks it before each use and sends nothing to a host that
     /// presents another.
@@ -263,8 +269,12 @@ pub struct BackupDestinationPatch {
     /// (and are still pruned and restored from there).
     #[cfg_attr(feature = "openapi", schema(value_type = Option<String>))]
     pub location: Option<BackupLocation>,
+    /// A password reference instead of the key file.
     #[cfg_attr(feature = "openapi", schema(value_type = Option<String>))]
     pub credentials: Option<crate::CredentialRef>,
+    /// A key file instead of the password.
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>))]
+    pub key_file: Option<SshKeyFile>,
     #[cfg_attr(feature = "openapi", schema(value_type = Option<String>))]
     pub host_key: Option<SshHostKey>,
     pub keep_daily: Option<u32>,
@@ -301,10 +311,16 @@ impl BackupDestinationSpec {
         let location = patch.location.unwrap_or(self.location);
         // A directory on the servers themselves needs no SSH login: moving there drops it.
         let ssh = location.shared();
+        // One way to log in: a new one replaces the other.
+        let (credentials, key_file) = match (patch.credentials, patch.key_file) {
+            (None, None) => (self.credentials, self.key_file),
+            given => given,
+        };
         Self {
             name: self.name,
             location,
-            credentials: patch.credentials.or(self.credentials).filter(|_| ssh),
+            credentials: credentials.filter(|_| ssh),
+            key_file: key_file.filter(|_| ssh),
             host_key: patch.host_key.or(self.host_key).filter(|_| ssh),
             keep_daily: patch.keep_daily.unwrap_or(self.keep_daily),
             keep_weekly: patch.keep_weekly.unwrap_or(self.keep_weekly),
@@ -347,11 +363,19 @@ impl BackupDestinationSpec {
                 ));
             }
         }
-        match (&self.location, &self.credentials, &self.host_key) {
-            (BackupLocation::Ssh(_), Some(_), Some(_))
-            | (BackupLocation::ServerDirectory(_), None, None) => {}
-            (BackupLocation::Ssh(ssh), credentials, _) => {
-                let missing = if credentials.is_none() {
+        let login = self.credentials.is_some() as u8 + self.key_file.is_some() as u8;
+        match (&self.location, login, &self.host_key) {
+            (BackupLocation::Ssh(_), 1, Some(_))
+            | (BackupLocation::ServerDirectory(_), 0, None) => {}
+            (BackupLocation::Ssh(_), 2, _) => {
+                return Err(Error::invalid(
+                    "key_file",
+                    "",
+                    "one way to log in: credentials (a password) or key_file, not both",
+                ));
+            }
+            (BackupLocation::Ssh(ssh), login, _) => {
+                let missing = if login == 0 {
                     "credentials"
                 } else {
                     "host_key"
@@ -361,7 +385,8 @@ impl BackupDestinationSpec {
                     "",
                     format!(
                         "an SSH destination needs credentials (env:NAME or file:/path holding \
-                         the password of {}) and host_key (its SHA256:… fingerprint, as \
+                         the password of {}) or key_file (a private key kept on every server), \
+                         and host_key (its SHA256:… fingerprint, as \
                          `ssh-keyscan -p {} {} | ssh-keygen -lf -` prints it)",
                         ssh.user, ssh.port, ssh.host
                     ),
@@ -371,8 +396,8 @@ impl BackupDestinationSpec {
                 return Err(Error::invalid(
                     "credentials",
                     "",
-                    "none for a directory on the server itself: credentials and host_key are \
-                     for SSH destinations",
+                    "none for a directory on the server itself: credentials, key_file and \
+                     host_key are for SSH destinations",
                 ));
             }
         }
@@ -384,6 +409,51 @@ impl BackupDestinationSpec {
             ));
         }
         Ok(self)
+    }
+}
+
+/// A private key file on the servers, by its absolute path: what their `scp` logs in to an
+/// SSH host with (`-i`) instead of a password. The path is all drover knows of the key.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct SshKeyFile(String);
+
+impl SshKeyFile {
+    pub fn parse(input: &str) -> Result<Self, Error> {
+        plain_path(input)
+            .filter(|_| !input.ends_with('/'))
+            .map(Self)
+            .ok_or_else(|| {
+                Error::invalid(
+                    "key_file",
+                    input,
+                    "the absolute path of a private key file on every server, like \
+                     /root/.ssh/backup_ed25519 (letters, digits, '.', '-', '_' and '/'; no '..'), \
+                     readable by root there, its public half in the SSH user's authorized_keys",
+                )
+            })
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for SshKeyFile {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl Serialize for SshKeyFile {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&self.0)
+    }
+}
+
+impl<'de> Deserialize<'de> for SshKeyFile {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(deserializer)?;
+        Self::parse(&s).map_err(serde::de::Error::custom)
     }
 }
 
@@ -817,17 +887,22 @@ mod tests {
 
     #[test]
     fn an_ssh_destination_needs_its_password_source_and_pinned_key() {
+        let with_key =
+            |location: &str, login: (Option<&str>, Option<&str>), host_key: Option<&str>| {
+                BackupDestinationSpec {
+                    name: ServerName::parse("vault").unwrap(),
+                    location: BackupLocation::parse(location).unwrap(),
+                    credentials: login.0.map(|c| crate::CredentialRef::parse(c).unwrap()),
+                    key_file: login.1.map(|k| SshKeyFile::parse(k).unwrap()),
+                    host_key: host_key.map(|k| SshHostKey::parse(k).unwrap()),
+                    keep_daily: 7,
+                    keep_weekly: 4,
+                    default: false,
+                }
+                .validated()
+            };
         let spec = |location: &str, credentials: Option<&str>, host_key: Option<&str>| {
-            BackupDestinationSpec {
-                name: ServerName::parse("vault").unwrap(),
-                location: BackupLocation::parse(location).unwrap(),
-                credentials: credentials.map(|c| crate::CredentialRef::parse(c).unwrap()),
-                host_key: host_key.map(|k| SshHostKey::parse(k).unwrap()),
-                keep_daily: 7,
-                keep_weekly: 4,
-                default: false,
-            }
-            .validated()
+            with_key(location, (credentials, None), host_key)
         };
         let key = "SHA256:D6dVhy6OODf0DHt8bFg67I35TK0pDspxPgfkfADKbzU";
         assert!(
@@ -856,6 +931,35 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("for SSH destinations"), "{err}");
+        // A key file on the servers instead of a password; not both, not on a directory.
+        let file = Some("/root/.ssh/backup_ed25519");
+        assert!(with_key("ssh://b@vault:/srv", (None, file), Some(key)).is_ok());
+        let err = with_key(
+            "ssh://b@vault:/srv",
+            (Some("env:DROVER_SECRET_VAULT"), file),
+            Some(key),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("not both"), "{err}");
+        let err = with_key("/srv", (None, file), None)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("key_file"), "{err}");
+        for bad in [
+            "root/.ssh/k",
+            "/root/.ssh/",
+            "/root/my key",
+            "/a|b",
+            "/a:b",
+            "/../k",
+        ] {
+            let err = SshKeyFile::parse(bad).unwrap_err().to_string();
+            assert!(
+                err.contains("a private key file on every server"),
+                "{bad}: {err}"
+            );
+        }
         assert_eq!(SshHostKey::parse(&format!("{key}=")).unwrap().as_str(), key);
         for bad in [
             "D6dVhy6OODf0DHt8bFg67I35TK0pDspxPgfkfADKbzU",
@@ -873,6 +977,7 @@ mod tests {
             name: ServerName::parse("vault").unwrap(),
             location: BackupLocation::parse("ssh://b@vault:/srv").unwrap(),
             credentials: Some(crate::CredentialRef::parse("env:DROVER_SECRET_V").unwrap()),
+            key_file: None,
             host_key: Some(key),
             keep_daily: 7,
             keep_weekly: 4,
@@ -910,6 +1015,19 @@ mod tests {
         );
         assert!(local.clone().validated().is_ok());
         assert!(vault.change_refusal(&local, true).is_some());
+        // A key file replaces the password, and the password the key file.
+        let keyed = vault.clone().patched(BackupDestinationPatch {
+            key_file: Some(SshKeyFile::parse("/root/.ssh/k").unwrap()),
+            ..BackupDestinationPatch::default()
+        });
+        assert_eq!(keyed.credentials, None);
+        assert!(keyed.clone().validated().is_ok());
+        assert!(vault.change_refusal(&keyed, true).is_none());
+        let back = keyed.patched(BackupDestinationPatch {
+            credentials: vault.credentials.clone(),
+            ..BackupDestinationPatch::default()
+        });
+        assert_eq!((back.credentials.is_some(), back.key_file), (true, None));
     }
 
     #[test]

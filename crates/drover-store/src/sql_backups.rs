@@ -5,7 +5,7 @@ mod backup_sql {
     use async_trait::async_trait;
     use drover_core::{
         AccountId, BackupDestinationId, BackupDestinationSpec, BackupId, BackupLocation,
-        BackupState, CredentialRef, PlanId, ServerId, ServerName, SshHostKey,
+        BackupState, CredentialRef, PlanId, ServerId, ServerName, SshHostKey, SshKeyFile,
     };
     use jiff::Timestamp;
     use jiff_sqlx::Timestamp as SqlTimestamp;
@@ -18,7 +18,7 @@ mod backup_sql {
     use crate::rows::{parse, sql_now};
     use crate::{Enqueued, RequestContext, Result, StoreError};
 
-    const DESTINATION_COLUMNS: &str = "id, name, location, credentials, host_key, keep_daily, keep_weekly, is_default, created_at \
+    const DESTINATION_COLUMNS: &str = "id, name, location, credentials, key_file, host_key, keep_daily, keep_weekly, is_default, created_at \
          FROM backup_destinations";
 
     const BACKUP_COLUMNS: &str = "b.id, b.account_id, a.domain, b.destination_id, b.server_id, \
@@ -31,6 +31,7 @@ mod backup_sql {
         name: String,
         location: String,
         credentials: Option<String>,
+        key_file: Option<String>,
         host_key: Option<String>,
         keep_daily: i32,
         keep_weekly: i32,
@@ -50,6 +51,11 @@ mod backup_sql {
                         .credentials
                         .as_deref()
                         .map(|c| parse("credentials", c, CredentialRef::parse))
+                        .transpose()?,
+                    key_file: self
+                        .key_file
+                        .as_deref()
+                        .map(|k| parse("key file", k, SshKeyFile::parse))
                         .transpose()?,
                     host_key: self
                         .host_key
@@ -150,8 +156,8 @@ mod backup_sql {
                 }
                 let id: i64 = sqlx::query_scalar(
                     "INSERT INTO backup_destinations (name, location, keep_daily, keep_weekly, \
-                     is_default, created_at, updated_at, credentials, host_key) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $6, $7, $8) RETURNING id",
+                     is_default, created_at, updated_at, credentials, host_key, key_file) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $6, $7, $8, $9) RETURNING id",
                 )
                 .bind(spec.name.as_str())
                 .bind(spec.location.to_string())
@@ -161,6 +167,7 @@ mod backup_sql {
                 .bind(now)
                 .bind(spec.credentials.as_ref().map(ToString::to_string))
                 .bind(spec.host_key.as_ref().map(ToString::to_string))
+                .bind(spec.key_file.as_ref().map(ToString::to_string))
                 .fetch_one(&mut **tx)
                 .await
                 .map_err(|e| match unique_violation(&e) {
@@ -205,7 +212,7 @@ mod backup_sql {
                 sqlx::query(
                     "UPDATE backup_destinations SET location = $2, keep_daily = $3, \
                      keep_weekly = $4, is_default = $5, updated_at = $6, credentials = $7, \
-                     host_key = $8 WHERE id = $1",
+                     host_key = $8, key_file = $9 WHERE id = $1",
                 )
                 .bind(id.get())
                 .bind(spec.location.to_string())
@@ -215,6 +222,7 @@ mod backup_sql {
                 .bind(now)
                 .bind(spec.credentials.as_ref().map(ToString::to_string))
                 .bind(spec.host_key.as_ref().map(ToString::to_string))
+                .bind(spec.key_file.as_ref().map(ToString::to_string))
                 .execute(&mut **tx)
                 .await?;
                 append_audit(

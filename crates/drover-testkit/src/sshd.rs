@@ -1,8 +1,8 @@
 //! A real OpenSSH server on a free loopback port, for backups to an SSH host: its own Ed25519
 //! host key (one per machine, kept across runs, so that a server's `scp` that met it once
 //! at an address finds the same key there again), and one user, `drover-backup`, who logs in
-//! with a password of the run's only when a test asks (root needed for that), locked again
-//! afterwards. Needs Debian's openssh-server.
+//! with a password of the run's or a key made for it only when a test asks (root needed for
+//! that), locked again afterwards. Needs Debian's openssh-server.
 
 use std::io::Write;
 use std::net::{TcpListener, TcpStream};
@@ -24,6 +24,9 @@ pub struct TestSshd {
     dir: PathBuf,
     /// The user's password, once [`TestSshd::login`] set it; locked again when dropped.
     password: Option<String>,
+    /// The key pair [`TestSshd::authorize_key`] made: removed, and its public half taken out
+    /// of the user's authorized_keys, when dropped.
+    key: Option<PathBuf>,
 }
 
 impl TestSshd {
@@ -90,6 +93,7 @@ impl TestSshd {
             host_key: host_key.to_owned(),
             dir,
             password: None,
+            key: None,
         };
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
@@ -119,21 +123,7 @@ impl TestSshd {
     /// machine's own sshd afterwards.
     pub fn login(&mut self) -> Result<String, String> {
         let user = Self::USER;
-        let exists = |user: &str| {
-            Command::new("id")
-                .arg(user)
-                .output()
-                .is_ok_and(|o| o.status.success())
-        };
-        if !exists(user) {
-            // Another test process may make it at the same moment: made is made.
-            let made = run("useradd", &["--create-home", "--shell", "/bin/sh", user]);
-            if !exists(user) {
-                return Err(made
-                    .err()
-                    .unwrap_or_else(|| format!("useradd made no {user}")));
-            }
-        }
+        made_user()?;
         let mut bytes = [0u8; 12];
         std::io::Read::read_exact(
             &mut std::fs::File::open("/dev/urandom").map_err(|e| e.to_string())?,
@@ -159,6 +149,30 @@ impl TestSshd {
         run("usermod", &["--unlock", user])?;
         self.password = Some(password.clone());
         Ok(password)
+    }
+
+    /// Lets the backup user log in with a key made for this server (needs root): the private
+    /// half's path is returned (root's alone, where a server on this machine reads it); the
+    /// public half is the user's only authorized key until the server is dropped.
+    pub fn authorize_key(&mut self) -> Result<String, String> {
+        made_user()?;
+        let key = state_dir()?.join(format!("client-{}_ed25519", self.port));
+        let _ = std::fs::remove_file(&key);
+        let _ = std::fs::remove_file(key.with_extension("pub"));
+        run(
+            "ssh-keygen",
+            &["-q", "-t", "ed25519", "-N", "", "-f", &path(&key)],
+        )?;
+        self.key = Some(key.clone());
+        let public =
+            std::fs::read_to_string(key.with_extension("pub")).map_err(|e| e.to_string())?;
+        let ssh = format!("/home/{}/.ssh", Self::USER);
+        std::fs::create_dir_all(&ssh).map_err(|e| format!("{ssh}: {e}"))?;
+        std::fs::write(format!("{ssh}/authorized_keys"), public).map_err(|e| e.to_string())?;
+        run("chown", &["-R", &format!("{0}:{0}", Self::USER), &ssh])?;
+        run("chmod", &["700", &ssh])?;
+        run("chmod", &["600", &format!("{ssh}/authorized_keys")])?;
+        Ok(path(&key))
     }
 
     /// A directory of the user's, made for one test: where its archives go.
@@ -192,18 +206,50 @@ impl Drop for TestSshd {
         if self.password.is_some() {
             let _ = run("usermod", &["--lock", Self::USER]);
         }
+        if let Some(key) = &self.key {
+            let _ = std::fs::remove_file(format!("/home/{}/.ssh/authorized_keys", Self::USER));
+            let _ = std::fs::remove_file(key);
+            let _ = std::fs::remove_file(key.with_extension("pub"));
+        }
     }
 }
 
-/// The host key, made once per machine: made aside and linked into place, so that test
-/// processes starting at once end up with one key (the first link wins).
-fn host_key() -> Result<PathBuf, String> {
-    // Without root (a developer's fast tier), one kept in the user's temporary directory.
+/// The backup user, made when missing (needs root).
+fn made_user() -> Result<(), String> {
+    let user = TestSshd::USER;
+    let exists = || {
+        Command::new("id")
+            .arg(user)
+            .output()
+            .is_ok_and(|o| o.status.success())
+    };
+    if !exists() {
+        // Another test process may make it at the same moment: made is made.
+        let made = run("useradd", &["--create-home", "--shell", "/bin/sh", user]);
+        if !exists() {
+            return Err(made
+                .err()
+                .unwrap_or_else(|| format!("useradd made no {user}")));
+        }
+    }
+    Ok(())
+}
+
+/// Where the tests' SSH keys are kept: without root (a developer's fast tier), in the user's
+/// temporary directory.
+fn state_dir() -> Result<PathBuf, String> {
     let state = match std::fs::create_dir_all(STATE) {
         Ok(()) => PathBuf::from(STATE),
         Err(_) => std::env::temp_dir().join("drover-tests-sshd"),
     };
     std::fs::create_dir_all(&state).map_err(|e| format!("{}: {e}", state.display()))?;
+    Ok(state)
+}
+
+/// The host key, made once per machine: made aside and linked into place, so that test
+/// processes starting at once end up with one key (the first link wins).
+fn host_key() -> Result<PathBuf, String> {
+    let state = state_dir()?;
     let key = state.join("ssh_host_ed25519_key");
     if !key.exists() {
         let aside = state.join(format!("new-{}", std::process::id()));

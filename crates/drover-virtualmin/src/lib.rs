@@ -23,7 +23,7 @@ pub use error::{
     ErrorKind, VirtualminError, classify_answer, classify_error, classify_failure, failure_message,
     is_dependency_failure, is_log_line, is_step_failure,
 };
-pub use operations::{DomainChange, NewDomain, Placement};
+pub use operations::{DomainChange, NewDomain, Placement, SshLogin};
 pub use plans::{PlanPresence, PlanSync, ServerPlan};
 pub use reply::{Record, Reply, parse_reply, text_records};
 pub use request::{Call, OperationClass, Repeat};

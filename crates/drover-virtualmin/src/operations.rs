@@ -1,7 +1,7 @@
 //! The typed operations drover needs, each one call (or two, where the server's answer alone
 //! cannot say what happened).
 
-use drover_core::BackupLocation;
+use drover_core::{BackupLocation, SshKeyFile};
 use secrecy::{ExposeSecret, SecretString};
 
 use crate::client::VirtualminClient;
@@ -461,19 +461,19 @@ impl VirtualminClient {
     }
 
     /// Backs the domain up, all features, to an archive: a path on the server (its
-    /// directory made when missing) or on an SSH host (`password` is its user's; the
-    /// server makes no directory there). The answer is the server's log of the backup (its
+    /// directory made when missing) or on an SSH host (`login` is how the server's `scp`
+    /// logs in there; the server makes no directory there). The answer is the server's log of the backup (its
     /// last line gives the archive's size).
     pub async fn backup_domain(
         &self,
         domain: &str,
         archive: &BackupLocation,
-        password: Option<&SecretString>,
+        login: Option<&SshLogin>,
     ) -> Result<String, VirtualminError> {
         let call = Call::new("backup-domain")
             .class(OperationClass::Backup)
             .arg("domain", domain);
-        let call = with_archive(call, "dest", archive, password)?.flag("all-features");
+        let call = with_archive(call, "dest", archive, login)?.flag("all-features");
         // `--mkdir` is for local backups only: the program refuses it with an SSH URL.
         let call = match archive {
             BackupLocation::ServerDirectory(_) => call.flag("mkdir"),
@@ -488,14 +488,14 @@ impl VirtualminClient {
     pub async fn restore_domain(
         &self,
         archive: &BackupLocation,
-        password: Option<&SecretString>,
+        login: Option<&SshLogin>,
         domain: &str,
     ) -> Result<String, VirtualminError> {
         let call = with_archive(
             Call::new("restore-domain").class(OperationClass::Backup),
             "source",
             archive,
-            password,
+            login,
         )?
         .arg("domain", domain)
         .flag("all-features")
@@ -508,13 +508,13 @@ impl VirtualminClient {
     pub async fn delete_backup(
         &self,
         archive: &BackupLocation,
-        password: Option<&SecretString>,
+        login: Option<&SshLogin>,
     ) -> Result<(), VirtualminError> {
         let call = with_archive(
             Call::new("delete-backup").class(OperationClass::Backup),
             "dest",
             archive,
-            password,
+            login,
         )?;
         let output = self.call(&call).await?.output;
         // The program reports a failed deletion in its output and still exits with success.
@@ -550,14 +550,24 @@ impl VirtualminClient {
     }
 }
 
+/// How a server's `scp` logs in to an SSH host that keeps archives.
+#[derive(Debug, Clone)]
+pub enum SshLogin {
+    /// The host user's password: sent with the call, kept out of its record and answers.
+    Password(SecretString),
+    /// A private key file on the server (`scp -i`): only its path is sent.
+    KeyFile(SshKeyFile),
+}
+
 /// The archive as the backup programs take it: a path, or for an SSH host
-/// `ssh://user:password@host:port:/path` (Virtualmin's own form: a password with no `@` is
-/// not required, but one starting with `|` would be read as a key file's path).
+/// `ssh://user:password@host:port:/path`, or with a key file on the server
+/// `ssh://user:|path|to|key@host:port:/path` (Virtualmin's own form: a login starting with
+/// `|` is a key file's path, its `/` written as `|`).
 fn with_archive(
     call: Call,
     name: &str,
     archive: &BackupLocation,
-    password: Option<&SecretString>,
+    login: Option<&SshLogin>,
 ) -> Result<Call, VirtualminError> {
     let BackupLocation::Ssh(ssh) = archive else {
         return Ok(call.arg(name, archive.to_string()));
@@ -568,8 +578,20 @@ fn with_archive(
             format!("{archive}: {why}"),
         ))
     };
-    let Some(password) = password else {
-        return invalid("the password of the SSH host's user is needed");
+    let password = match login {
+        None => return invalid("the password or key file of the SSH host's user is needed"),
+        Some(SshLogin::KeyFile(key)) => {
+            let sent = format!(
+                "ssh://{}:{}@{}:{}:{}",
+                ssh.user,
+                key.as_str().replace('/', "|"),
+                ssh.host_for_url(),
+                ssh.port,
+                ssh.path
+            );
+            return Ok(call.arg(name, sent));
+        }
+        Some(SshLogin::Password(password)) => password,
     };
     let secret = password.expose_secret();
     if secret.is_empty() || secret.starts_with('|') {

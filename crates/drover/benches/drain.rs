@@ -263,7 +263,8 @@ async fn bare(sshd: &TestSshd, accounts: usize) -> f64 {
             )
         })
         .collect();
-    let password = secrecy::SecretString::from(PASSWORD.to_owned());
+    let password =
+        drover_virtualmin::SshLogin::Password(secrecy::SecretString::from(PASSWORD.to_owned()));
     let started = Instant::now();
     let mut tasks = tokio::task::JoinSet::new();
     for i in 0..accounts {

@@ -1822,6 +1822,7 @@ async fn backups_keep_their_destinations_outcomes_and_who_is_due(h: Harness) {
         name: drover_core::ServerName::parse(name).unwrap(),
         location: drover_core::BackupLocation::parse("/var/backups/drover").unwrap(),
         credentials: None,
+        key_file: None,
         host_key: None,
         keep_daily: 7,
         keep_weekly: 4,
@@ -1885,6 +1886,39 @@ async fn backups_keep_their_destinations_outcomes_and_who_is_due(h: Harness) {
         .update_backup_destination(&ctx(), other.id, &back)
         .await
         .unwrap();
+    // An SSH host's login (a key file on the servers, or a password reference) and pinned
+    // key are kept as given.
+    let keyed = drover_core::BackupDestinationSpec {
+        location: drover_core::BackupLocation::parse("ssh://b@vault.example.net:2222:/srv")
+            .unwrap(),
+        key_file: Some(drover_core::SshKeyFile::parse("/root/.ssh/backup_ed25519").unwrap()),
+        host_key: Some(
+            drover_core::SshHostKey::parse("SHA256:D6dVhy6OODf0DHt8bFg67I35TK0pDspxPgfkfADKbzU")
+                .unwrap(),
+        ),
+        ..spec("vault", false)
+    };
+    let vault = store
+        .create_backup_destination(&ctx(), &keyed)
+        .await
+        .unwrap();
+    assert_eq!(
+        store.backup_destination(vault.id).await.unwrap().spec,
+        keyed
+    );
+    let with_password = drover_core::BackupDestinationSpec {
+        credentials: Some(drover_core::CredentialRef::parse("env:DROVER_SECRET_VAULT").unwrap()),
+        key_file: None,
+        ..keyed
+    };
+    store
+        .update_backup_destination(&ctx(), vault.id, &with_password)
+        .await
+        .unwrap();
+    assert_eq!(
+        store.backup_destination(vault.id).await.unwrap().spec,
+        with_password
+    );
     assert_eq!(
         store
             .default_backup_destination()
@@ -2088,5 +2122,12 @@ async fn backups_keep_their_destinations_outcomes_and_who_is_due(h: Harness) {
         .await
         .unwrap();
     assert_eq!(store.default_backup_destination().await.unwrap(), None);
-    assert_eq!(store.backup_destinations().await.unwrap().len(), 1);
+    let left: Vec<String> = store
+        .backup_destinations()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|d| d.spec.name.to_string())
+        .collect();
+    assert_eq!(left, ["local", "vault"]);
 }

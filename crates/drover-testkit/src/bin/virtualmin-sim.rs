@@ -1,4 +1,6 @@
 //! `virtualmin-sim`: the Virtualmin remote.cgi simulator on its own, for trying drover by hand.
+//! A domain's files, mail and database rows are put and read at `/_test/content/…` (see
+//! `drover_testkit::virtualmin::content`), to follow them through backups and moves.
 
 use std::net::SocketAddr;
 

@@ -2,6 +2,7 @@
 //! (status lines, headers, JSON/XML/text shapes, error texts, slowness, 401s with growing
 //! delay and a 403 lock-out), with fault injection and counters that prove limits were kept.
 
+pub mod content;
 mod plans;
 mod programs;
 mod render;
@@ -290,65 +291,36 @@ impl VirtualminSim {
     }
 
     /// Puts a file of the customer's into a domain's home directory (`None` when the server
-    /// lacks the domain), as the customer's uploads would.
+    /// lacks the domain), as the customer's uploads would. (Also over HTTP: see
+    /// [`content`](self::content).)
     pub fn put_file(&self, domain: &str, path: &str, text: &str) -> Option<()> {
-        self.with_state(|s| {
-            let d = s.domains.get_mut(domain)?;
-            d.files.insert(path.to_owned(), text.to_owned());
-            Some(())
-        })
+        self.with_state(|s| s.put_file(domain, path, text))
     }
 
     /// A file of a domain's home directory, if the server has the domain and the file.
     pub fn file(&self, domain: &str, path: &str) -> Option<String> {
-        self.with_state(|s| s.domains.get(domain)?.files.get(path).cloned())
+        self.with_state(|s| s.file(domain, path))
     }
 
     /// Delivers a letter to a mailbox of a domain (`None` when the server lacks either).
     pub fn put_mail(&self, domain: &str, mailbox: &str, letter: &str) -> Option<()> {
-        self.with_state(|s| {
-            let d = s.domains.get_mut(domain)?;
-            d.mailboxes.contains_key(mailbox).then_some(())?;
-            d.mail
-                .entry(mailbox.to_owned())
-                .or_default()
-                .push(letter.to_owned());
-            Some(())
-        })
+        self.with_state(|s| s.put_mail(domain, mailbox, letter))
     }
 
     /// The letters in a mailbox of a domain.
     pub fn mail(&self, domain: &str, mailbox: &str) -> Vec<String> {
-        self.with_state(|s| {
-            s.domains
-                .get(domain)
-                .and_then(|d| d.mail.get(mailbox).cloned())
-                .unwrap_or_default()
-        })
+        self.with_state(|s| s.mail(domain, mailbox))
     }
 
     /// Inserts a row into a database of a domain (`None` when the server lacks either), as
     /// the customer's application would.
     pub fn put_row(&self, domain: &str, database: &str, row: &str) -> Option<()> {
-        self.with_state(|s| {
-            let d = s.domains.get_mut(domain)?;
-            d.databases.iter().any(|db| db == database).then_some(())?;
-            d.rows
-                .entry(database.to_owned())
-                .or_default()
-                .push(row.to_owned());
-            Some(())
-        })
+        self.with_state(|s| s.put_row(domain, database, row))
     }
 
     /// The rows in a database of a domain.
     pub fn rows(&self, domain: &str, database: &str) -> Vec<String> {
-        self.with_state(|s| {
-            s.domains
-                .get(domain)
-                .and_then(|d| d.rows.get(database).cloned())
-                .unwrap_or_default()
-        })
+        self.with_state(|s| s.rows(domain, database))
     }
 
     pub fn domain_names(&self) -> Vec<String> {

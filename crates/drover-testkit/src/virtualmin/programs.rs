@@ -68,6 +68,56 @@ pub struct SimUsage {
     pub database_bytes: u64,
 }
 
+impl State {
+    /// A customer's file put into a domain's home directory (`None` when the server lacks
+    /// the domain).
+    pub fn put_file(&mut self, domain: &str, path: &str, text: &str) -> Option<()> {
+        let d = self.domains.get_mut(domain)?;
+        d.files.insert(path.to_owned(), text.to_owned());
+        Some(())
+    }
+
+    pub fn file(&self, domain: &str, path: &str) -> Option<String> {
+        self.domains.get(domain)?.files.get(path).cloned()
+    }
+
+    /// A letter delivered to a mailbox of a domain (`None` when the server lacks either).
+    pub fn put_mail(&mut self, domain: &str, mailbox: &str, letter: &str) -> Option<()> {
+        let d = self.domains.get_mut(domain)?;
+        d.mailboxes.contains_key(mailbox).then_some(())?;
+        d.mail
+            .entry(mailbox.to_owned())
+            .or_default()
+            .push(letter.to_owned());
+        Some(())
+    }
+
+    pub fn mail(&self, domain: &str, mailbox: &str) -> Vec<String> {
+        self.domains
+            .get(domain)
+            .and_then(|d| d.mail.get(mailbox).cloned())
+            .unwrap_or_default()
+    }
+
+    /// A row inserted into a database of a domain (`None` when the server lacks either).
+    pub fn put_row(&mut self, domain: &str, database: &str, row: &str) -> Option<()> {
+        let d = self.domains.get_mut(domain)?;
+        d.databases.iter().any(|db| db == database).then_some(())?;
+        d.rows
+            .entry(database.to_owned())
+            .or_default()
+            .push(row.to_owned());
+        Some(())
+    }
+
+    pub fn rows(&self, domain: &str, database: &str) -> Vec<String> {
+        self.domains
+            .get(domain)
+            .and_then(|d| d.rows.get(database).cloned())
+            .unwrap_or_default()
+    }
+}
+
 impl SimDomain {
     /// A top-level domain as `create-domain` with default features makes it, for tests that
     /// put a domain on the server behind drover's back.

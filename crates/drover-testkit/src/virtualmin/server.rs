@@ -8,6 +8,7 @@ use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpListener;
 
+use super::content;
 use super::programs::{PROGRAMS, Params};
 use super::render::{Answer, Format, render};
 use super::{Fault, REFUSAL_LATENCY, Shared, lock, median_latency};
@@ -73,6 +74,8 @@ fn tls_acceptor() -> std::io::Result<(tokio_rustls::TlsAcceptor, Vec<u8>)> {
 }
 
 struct Request {
+    method: String,
+    path: String,
     query: String,
     headers: Vec<(String, String)>,
     body: Vec<u8>,
@@ -105,7 +108,9 @@ async fn read_request<S: AsyncRead + Unpin>(stream: &mut S) -> Option<Request> {
     };
     let head = String::from_utf8_lossy(&buffer[..head_end]).into_owned();
     let mut lines = head.split("\r\n");
-    let target = lines.next()?.split_whitespace().nth(1)?.to_owned();
+    let mut first = lines.next()?.split_whitespace();
+    let method = first.next()?.to_owned();
+    let target = first.next()?.to_owned();
     let headers: Vec<(String, String)> = lines
         .filter_map(|l| {
             l.split_once(':')
@@ -127,12 +132,11 @@ async fn read_request<S: AsyncRead + Unpin>(stream: &mut S) -> Option<Request> {
         }
         body.extend_from_slice(&chunk[..n]);
     }
-    let query = target
-        .split_once('?')
-        .map(|(_, q)| q.to_owned())
-        .unwrap_or_default();
+    let (path, query) = target.split_once('?').unwrap_or((&target, ""));
     Some(Request {
-        query,
+        method,
+        path: path.to_owned(),
+        query: query.to_owned(),
         headers,
         body,
     })
@@ -179,6 +183,18 @@ async fn serve<S: AsyncRead + AsyncWrite + Unpin>(
     let Some(request) = read_request(&mut stream).await else {
         return;
     };
+    if request.path.starts_with(content::PREFIX) {
+        let (status, content_type, body) = content::answer(
+            &mut lock(&shared.state),
+            &request.method,
+            &request.path,
+            &request.body,
+        );
+        let reply = response(&format!("{status} Test"), content_type, "", &body);
+        let _ = stream.write_all(&reply).await;
+        let _ = stream.shutdown().await;
+        return;
+    }
     let reply = answer(&request, ip, arrived, shared).await;
     let abrupt = reply
         .as_ref()

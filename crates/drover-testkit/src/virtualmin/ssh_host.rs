@@ -17,6 +17,8 @@ struct Host {
     port: u16,
     user: String,
     password: String,
+    /// Private key files on the servers whose public halves the user authorized.
+    key_files: BTreeSet<String>,
     directories: BTreeSet<String>,
     archives: BTreeMap<String, SimDomain>,
 }
@@ -72,6 +74,7 @@ impl SimSshHost {
             port,
             user: user.to_owned(),
             password: password.to_owned(),
+            key_files: BTreeSet::new(),
             directories: directories.iter().map(|d| (*d).to_owned()).collect(),
             archives: BTreeMap::new(),
         })))
@@ -98,9 +101,20 @@ impl SimSshHost {
         self.lock().password = password.to_owned();
     }
 
+    /// The key file at `path` on the servers may log in as the user (its public half is in
+    /// the user's authorized_keys).
+    pub fn authorize_key_file(&self, path: &str) {
+        self.lock().key_files.insert(path.to_owned());
+    }
+
     fn login(&self, url: &SshUrl) -> Result<MutexGuard<'_, Host>, ScpRefusal> {
         let me = self.lock();
-        if me.user != url.user || me.password != url.password {
+        // A login starting with `|` is a key file's path on the server, `/` written as `|`.
+        let admitted = match url.password.strip_prefix('|') {
+            Some(_) => me.key_files.contains(&url.password.replace('|', "/")),
+            None => me.password == url.password,
+        };
+        if me.user != url.user || !admitted {
             let who = format!("{}@{}", url.user, url.host);
             let prompt = format!("\r{who}'s password: \r\n");
             return Err(ScpRefusal::Connect(format!(

@@ -290,7 +290,9 @@ async fn the_simulator_answers_the_captured_session_like_the_real_server() {
 mod rules {
     use std::time::Duration;
 
+    use drover_core::SshKeyFile;
     use drover_testkit::virtualmin::{SimConfig, SimPlan, VirtualminSim};
+    use drover_virtualmin::SshLogin;
     use drover_virtualmin::{
         BreakerConfig, Call, DomainInfo, Endpoint, ErrorKind, Record, Reply, TlsPolicy,
         VirtualminClient, VirtualminError, VirtualminSettings, parse_reply,
@@ -969,7 +971,7 @@ mod rules {
         .unwrap();
         sim.put_file("bk1.test", "public_html/index.html", "the site")
             .unwrap();
-        let password = SecretString::from("s3cret-Pass");
+        let password = SshLogin::Password(SecretString::from("s3cret-Pass"));
         let archive = at("ssh://backup@127.0.0.1:2222:/srv/vault/bk1.test-1.tar.gz");
         let log = vm
             .backup_domain("bk1.test", &archive, Some(&password))
@@ -1000,7 +1002,7 @@ mod rules {
             Some("the site")
         );
 
-        let wrong = SecretString::from("wrong-Pass1");
+        let wrong = SshLogin::Password(SecretString::from("wrong-Pass1"));
         let err = vm
             .backup_domain("bk1.test", &archive, Some(&wrong))
             .await
@@ -1070,14 +1072,34 @@ mod rules {
         );
         vm.delete_backup(&archive, Some(&password)).await.unwrap();
         assert!(host.archives().is_empty());
-        // Nothing without the password: refused before the server is asked.
+
+        // A key file on the server instead of a password: its path goes in the URL (`|` for
+        // `/`), nothing hidden; a key the host does not know is refused like a password.
+        let key = SshLogin::KeyFile(SshKeyFile::parse("/root/.ssh/backup_ed25519").unwrap());
+        let err = vm
+            .backup_domain("bk1.test", &archive, Some(&key))
+            .await
+            .unwrap_err();
+        assert!(
+            err.message
+                .contains("Permission denied (publickey,password)"),
+            "{err:?}"
+        );
+        host.authorize_key_file("/root/.ssh/backup_ed25519");
+        vm.backup_domain("bk1.test", &archive, Some(&key))
+            .await
+            .unwrap();
+        assert_eq!(host.archives(), ["/srv/vault/bk1.test-1.tar.gz"]);
+        vm.delete_backup(&archive, Some(&key)).await.unwrap();
+        assert!(host.archives().is_empty());
+        // Nothing without a login: refused before the server is asked.
         let err = vm
             .backup_domain("bk1.test", &archive, None)
             .await
             .unwrap_err();
         assert!(
             err.message
-                .contains("the password of the SSH host's user is needed"),
+                .contains("the password or key file of the SSH host's user is needed"),
             "{err:?}"
         );
     }

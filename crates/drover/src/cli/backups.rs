@@ -5,7 +5,7 @@ use anyhow::bail;
 use clap::Subcommand;
 use drover_core::{
     AccountId, BackupDestinationId, BackupDestinationPatch, BackupDestinationSpec, BackupLocation,
-    BackupState, CredentialRef, SecretSources, ServerName, SshHostKey,
+    BackupState, CredentialRef, SecretSources, ServerName, SshHostKey, SshKeyFile,
 };
 use drover_store::{BackupFilter, Page, RequestContext, Store};
 use serde_json::json;
@@ -108,8 +108,12 @@ pub enum DestinationCommand {
 #[derive(Debug, clap::Args)]
 pub struct SshArgs {
     /// Where the SSH user's password is found: env:NAME or file:/path.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "key_file")]
     credentials: Option<String>,
+    /// Instead of a password: a private key file on every server (its absolute path there),
+    /// whose public half is in the SSH user's authorized_keys.
+    #[arg(long)]
+    key_file: Option<String>,
     /// The SSH host's key, pinned: SHA256:… as `ssh-keyscan -p PORT HOST | ssh-keygen -lf -`
     /// prints it (check it against the host itself).
     #[arg(long)]
@@ -122,6 +126,14 @@ impl SshArgs {
             .credentials
             .as_deref()
             .map(CredentialRef::parse)
+            .transpose()?)
+    }
+
+    fn key_file(&self) -> anyhow::Result<Option<SshKeyFile>> {
+        Ok(self
+            .key_file
+            .as_deref()
+            .map(SshKeyFile::parse)
             .transpose()?)
     }
 
@@ -230,6 +242,7 @@ async fn destinations(
                 name: ServerName::parse(&name)?,
                 location: BackupLocation::parse(&location)?,
                 credentials: ssh.credentials()?,
+                key_file: ssh.key_file()?,
                 host_key: ssh.host_key()?,
                 keep_daily,
                 keep_weekly,
@@ -268,6 +281,7 @@ async fn destinations(
             let patch = BackupDestinationPatch {
                 location: location.as_deref().map(BackupLocation::parse).transpose()?,
                 credentials: ssh.credentials()?,
+                key_file: ssh.key_file()?,
                 host_key: ssh.host_key()?,
                 keep_daily,
                 keep_weekly,

@@ -13,7 +13,7 @@ use serde::Serialize;
 use super::Engine;
 use super::account_job::ConvergeError;
 use super::converge::known_features;
-use super::ssh_host::archive_password;
+use super::ssh_host::archive_login;
 
 /// How the account's content reached the target.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -72,8 +72,8 @@ pub async fn carry(
         .spec
         .location
         .archive(&record.domain, Timestamp::now());
-    let password = match archive_password(&engine.fleet, &destination.spec, &archive).await {
-        Ok(password) => password,
+    let login = match archive_login(&engine.fleet, &destination.spec, &archive).await {
+        Ok(login) => login,
         Err(why) => return stop(why),
     };
     // What the source holds, to find on the target afterwards.
@@ -84,11 +84,7 @@ pub async fn carry(
     let started = store
         .start_backup(account, destination.id, from.0.id, &archive.to_string())
         .await?;
-    let outcome = match from
-        .1
-        .backup_domain(domain, &archive, password.as_ref())
-        .await
-    {
+    let outcome = match from.1.backup_domain(domain, &archive, login.as_ref()).await {
         Ok(log) => BackupOutcome::Succeeded {
             size_bytes: final_size_bytes(&log),
         },
@@ -108,10 +104,7 @@ pub async fn carry(
         }
     };
     let backup = store.finish_backup(ctx, started.id, &outcome).await?;
-    if let Err(e) =
-        to.1.restore_domain(&archive, password.as_ref(), domain)
-            .await
-    {
+    if let Err(e) = to.1.restore_domain(&archive, login.as_ref(), domain).await {
         // Not answered, or not reached: it may still run there; the next try restores again.
         if !e.program_failed {
             return Err(e.into());
@@ -236,13 +229,13 @@ async fn restore(
         )));
     }
     let destination = store.backup_destination(backup.destination_id).await?;
-    let password = match archive_password(&engine.fleet, &destination.spec, &archive).await {
-        Ok(password) => password,
+    let login = match archive_login(&engine.fleet, &destination.spec, &archive).await {
+        Ok(login) => login,
         Err(why) => return Ok(Err(why)),
     };
     let domain = store.account(backup.account_id).await?.domain;
     if let Err(e) =
-        to.1.restore_domain(&archive, password.as_ref(), domain.as_str())
+        to.1.restore_domain(&archive, login.as_ref(), domain.as_str())
             .await
     {
         return Ok(Err(format!(

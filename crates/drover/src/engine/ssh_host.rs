@@ -8,35 +8,46 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use drover_core::{BackupDestinationSpec, BackupLocation, SshHostKey, SshLocation};
+use drover_virtualmin::SshLogin;
 use russh::keys::{Algorithm, EcdsaCurve, HashAlg};
-use secrecy::SecretString;
 
 /// How long drover waits for the host's key.
 const TIMEOUT: Duration = Duration::from_secs(10);
 
-/// The password a server needs to reach `archive`, kept at `destination`: none for a
-/// directory on the server itself; for an SSH host its user's, once drover saw the host
-/// present the pinned key. The error says what an operator must fix.
-pub async fn archive_password(
+/// How a server logs in to reach `archive`, kept at `destination`: not at all for a directory
+/// on the server itself; for an SSH host with its user's password or the key file on the
+/// servers, once drover saw the host present the pinned key. The error says what an operator
+/// must fix.
+pub async fn archive_login(
     fleet: &super::Fleet,
     destination: &BackupDestinationSpec,
     archive: &BackupLocation,
-) -> Result<Option<SecretString>, String> {
+) -> Result<Option<SshLogin>, String> {
     let BackupLocation::Ssh(ssh) = archive else {
         return Ok(None);
     };
-    let (Some(credentials), Some(pinned)) = (&destination.credentials, &destination.host_key)
-    else {
+    let Some(pinned) = &destination.host_key else {
         return Err(format!(
-            "the destination {} has no credentials or host_key for {archive}",
+            "the destination {} has no host_key for {archive}",
             destination.name
         ));
     };
-    let password = fleet
-        .secret(credentials)
-        .map_err(|e| format!("the password of {archive} cannot be read: {e}"))?;
+    let login = match (&destination.credentials, &destination.key_file) {
+        (_, Some(key)) => SshLogin::KeyFile(key.clone()),
+        (Some(credentials), None) => SshLogin::Password(
+            fleet
+                .secret(credentials)
+                .map_err(|e| format!("the password of {archive} cannot be read: {e}"))?,
+        ),
+        (None, None) => {
+            return Err(format!(
+                "the destination {} has no credentials or key_file for {archive}",
+                destination.name
+            ));
+        }
+    };
     check_host_key(ssh, pinned).await?;
-    Ok(Some(password))
+    Ok(Some(login))
 }
 
 /// The key types drover can check, one connection each: a host offers several, and the

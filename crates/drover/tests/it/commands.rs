@@ -1761,6 +1761,7 @@ async fn a_waiting_restore_or_backup_elsewhere_is_not_joined_by_another(store: S
         name: drover_core::ServerName::parse(name).unwrap(),
         location: drover_core::BackupLocation::parse("/var/backups").unwrap(),
         credentials: None,
+        key_file: None,
         host_key: None,
         keep_daily: 7,
         keep_weekly: 4,

@@ -81,6 +81,85 @@ pub fn secrets_in(dir: &std::path::Path) -> Arc<drover::engine::Secrets> {
     ))
 }
 
+/// A simulated server's content, put and read over its test-only HTTP endpoint (as a test
+/// of a separate simulator process would), not through its state.
+pub struct SimContent {
+    http: reqwest::Client,
+    base: String,
+}
+
+impl SimContent {
+    pub fn of(sim: &drover_testkit::virtualmin::VirtualminSim) -> Self {
+        // The simulator's own certificate, pinned as drover pins it.
+        let mut http = reqwest::Client::builder();
+        if let Some(pin) = sim.certificate_sha256() {
+            let pinned = drover_virtualmin::TlsPolicy {
+                verify: true,
+                pinned_sha256: Some(drover_core::CertFingerprint::parse(&pin).unwrap()),
+                extra_roots: Vec::new(),
+            };
+            http =
+                http.tls_backend_preconfigured(drover_virtualmin::client_config(&pinned).unwrap());
+        }
+        let http = http.build().unwrap();
+        let base = format!(
+            "{}{}",
+            sim.url(),
+            drover_testkit::virtualmin::content::PREFIX
+        );
+        Self { http, base }
+    }
+
+    async fn send(&self, method: reqwest::Method, path: &str, body: &str) -> (u16, String) {
+        let answer = self
+            .http
+            .request(method, format!("{}{path}", self.base))
+            .body(body.to_owned())
+            .send()
+            .await
+            .unwrap();
+        (answer.status().as_u16(), answer.text().await.unwrap())
+    }
+
+    pub async fn put_file(&self, domain: &str, path: &str, text: &str) {
+        let path = format!("{domain}/files/{path}");
+        assert_eq!(
+            self.send(reqwest::Method::PUT, &path, text).await.0,
+            204,
+            "{path}"
+        );
+    }
+
+    pub async fn file(&self, domain: &str, path: &str) -> Option<String> {
+        match self
+            .send(reqwest::Method::GET, &format!("{domain}/files/{path}"), "")
+            .await
+        {
+            (200, text) => Some(text),
+            (404, _) => None,
+            other => panic!("{domain}/{path}: {other:?}"),
+        }
+    }
+
+    pub async fn add(&self, domain: &str, kind: &str, name: &str, item: &str) {
+        let path = format!("{domain}/{kind}/{name}");
+        assert_eq!(
+            self.send(reqwest::Method::POST, &path, item).await.0,
+            204,
+            "{path}"
+        );
+    }
+
+    /// The letters of a mailbox (`kind` "mail") or rows of a database ("rows").
+    pub async fn items(&self, domain: &str, kind: &str, name: &str) -> Vec<String> {
+        let (status, body) = self
+            .send(reqwest::Method::GET, &format!("{domain}/{kind}/{name}"), "")
+            .await;
+        assert_eq!(status, 200, "{domain}/{kind}/{name}: {body}");
+        serde_json::from_str(&body).unwrap()
+    }
+}
+
 /// An SSH backup host for simulated servers: a real sshd, whose key drover checks against the
 /// pin, and the simulated host the servers' `scp` reaches (one directory, one password).
 #[derive(Debug)]

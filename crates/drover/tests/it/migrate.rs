@@ -880,16 +880,26 @@ async fn a_drain_carries_every_accounts_content_before_its_dns_moves() {
         },
     )
     .await;
+    // The customers' content, through the simulators' own content endpoint.
+    let content: Vec<crate::SimContent> = sims.iter().map(crate::SimContent::of).collect();
     for (_, domain) in &accounts {
-        sims[0].put_file(
-            domain,
-            "public_html/index.html",
-            &format!("the page of {domain}"),
-        );
-        sims[0].put_mail(domain, "ana", &format!("a letter to {domain}"));
+        let page = format!("the page of {domain}");
+        content[0]
+            .put_file(domain, "public_html/index.html", &page)
+            .await;
+        let letter = format!("a letter to {domain}");
+        content[0].add(domain, "mail", "ana", &letter).await;
         let db = database(&sims[0], domain).unwrap();
-        sims[0].put_row(domain, &db, &format!("an order of {domain}"));
+        let order = format!("an order of {domain}");
+        content[0].add(domain, "rows", &db, &order).await;
     }
+    // What the endpoint says of what a server lacks.
+    assert_eq!(
+        content[1]
+            .file(&accounts[0].1, "public_html/index.html")
+            .await,
+        None
+    );
     vault.make_default(&*store, fleet.dir.path()).await;
     for id in [2, 3] {
         drover::commands::set_maintenance(&*store, &ctx(), ServerId(id), false)
@@ -930,14 +940,21 @@ async fn a_drain_carries_every_accounts_content_before_its_dns_moves() {
     for (account, domain) in &accounts {
         let server = store.account(*account).await.unwrap().server_id.unwrap();
         let sim = &sims[server.get() as usize - 1];
+        let there = &content[server.get() as usize - 1];
         assert_ne!(server, ServerId(1));
         assert_eq!(
-            sim.file(domain, "public_html/index.html"),
+            there.file(domain, "public_html/index.html").await,
             Some(format!("the page of {domain}"))
         );
-        assert_eq!(sim.mail(domain, "ana"), [format!("a letter to {domain}")]);
+        assert_eq!(
+            there.items(domain, "mail", "ana").await,
+            [format!("a letter to {domain}")]
+        );
         let db = database(sim, domain).unwrap();
-        assert_eq!(sim.rows(domain, &db), [format!("an order of {domain}")]);
+        assert_eq!(
+            there.items(domain, "rows", &db).await,
+            [format!("an order of {domain}")]
+        );
         let zone = store.account_zone(*account).await.unwrap().unwrap();
         let apex = zone
             .rrsets

@@ -1554,6 +1554,7 @@ fn destination(name: &str, keep_daily: u32, default: bool) -> drover_core::Backu
         name: drover_core::ServerName::parse(name).unwrap(),
         location: drover_core::BackupLocation::parse("/var/backups").unwrap(),
         credentials: None,
+        key_file: None,
         host_key: None,
         keep_daily,
         keep_weekly: 0,
@@ -2113,6 +2114,31 @@ async fn backups_go_to_an_ssh_host_whose_key_is_pinned_and_password_kept_out_of_
     let calls = format!("{:?}", store.job_calls(job).await.unwrap());
     let records = format!("{failed:?} {calls} {output}");
     assert!(!records.contains(PASSWORD), "{records}");
+    // The host takes a key instead: a key file on the servers replaces the password, and
+    // the servers log in with it (its path, not a secret, in the call's record).
+    host.authorize_key_file("/root/.ssh/drover_backup_ed25519");
+    let patch = drover_core::BackupDestinationPatch {
+        key_file: Some(drover_core::SshKeyFile::parse("/root/.ssh/drover_backup_ed25519").unwrap()),
+        ..Default::default()
+    };
+    let keyed = drover::commands::update_backup_destination(
+        store,
+        &ctx(),
+        &f.secrets,
+        destination.id,
+        patch,
+    )
+    .await
+    .unwrap();
+    assert_eq!(keyed.spec.credentials, None);
+    let (job, output) = backup().await;
+    let good = store.last_good_backup(account).await.unwrap().unwrap();
+    assert_eq!(output["backup_id"], serde_json::json!(good.id), "{output}");
+    let calls = format!("{:?}", store.job_calls(job).await.unwrap());
+    assert!(
+        calls.contains(":|root|.ssh|drover_backup_ed25519@127.0.0.1:"),
+        "{calls}"
+    );
     // Holding backups, the destination keeps its host: another one is another destination.
     let elsewhere = drover_core::BackupDestinationPatch {
         location: Some(

@@ -1387,6 +1387,33 @@ async fn an_account_deleted_by_hand_comes_back_from_an_ssh_host_with_its_content
     assert_eq!(archives.len(), 1, "{archives:?}");
 }
 
+/// The same with a key: the server's `scp` logs in with a private key file on the server
+/// (drover knows only its path), the host's key pinned as before.
+#[tokio::test]
+#[ignore = "real tier: needs a real Virtualmin (scripts/real-virtualmin start)"]
+async fn an_account_comes_back_from_an_ssh_host_reached_with_a_key_file() {
+    let mut sshd = tokio::task::spawn_blocking(drover_testkit::TestSshd::start)
+        .await
+        .unwrap()
+        .unwrap_or_else(|e| panic!("sshd: {e}"));
+    let key_file = sshd.authorize_key().unwrap();
+    let vault = sshd.directory(&unique("vault-")).unwrap();
+    let destination = json!({
+        "name": unique("vault-"),
+        "location": format!("ssh://{}@127.0.0.1:{}:{vault}", sshd.user, sshd.port),
+        "key_file": key_file,
+        "host_key": sshd.host_key,
+        "default": true,
+    });
+    content_comes_back(&[], destination).await;
+    let archives: Vec<String> = sshd
+        .files(&vault)
+        .into_iter()
+        .filter(|f| f.ends_with(".tar.gz"))
+        .collect();
+    assert_eq!(archives.len(), 1, "{archives:?}");
+}
+
 /// An SSH host that refuses the password: the real server's `scp` fails, and drover records
 /// the backup as failed with ssh's own words, the password in none of its records, and the
 /// server's breaker closed (the host's trouble, not the server's).

@@ -13,16 +13,15 @@ use drover_core::{
     failure_lines, final_size_bytes, to_prune,
 };
 use drover_store::{Backup, BackupFilter, BackupOutcome, Page, RequestContext, StoreError};
-use drover_virtualmin::{CallScope, VirtualminClient, VirtualminError, in_scope};
+use drover_virtualmin::{CallScope, SshLogin, VirtualminClient, VirtualminError, in_scope};
 use jiff::Timestamp;
 use riverqueue::{Job, WorkContext, WorkOutcome};
-use secrecy::SecretString;
 use serde_json::json;
 
 use super::job_context;
 use crate::engine::Engine;
 use crate::engine::account_job::record_calls;
-use crate::engine::ssh_host::archive_password;
+use crate::engine::ssh_host::archive_login;
 
 #[derive(Debug, thiserror::Error)]
 pub enum BackupError {
@@ -105,8 +104,8 @@ async fn back_up(
         .await?;
     // An SSH host's password, once its key is the pinned one: without them nothing is asked
     // of the server, and the backup is recorded as failed with the reason.
-    let password = match archive_password(&engine.fleet, &destination.spec, &archive).await {
-        Ok(password) => password,
+    let login = match archive_login(&engine.fleet, &destination.spec, &archive).await {
+        Ok(login) => login,
         Err(error) => {
             let failed = BackupOutcome::Failed {
                 error,
@@ -121,7 +120,7 @@ async fn back_up(
         }
     };
     let outcome = match client
-        .backup_domain(account.domain.as_str(), &archive, password.as_ref())
+        .backup_domain(account.domain.as_str(), &archive, login.as_ref())
         .await
     {
         Ok(log) => BackupOutcome::Succeeded {
@@ -224,14 +223,14 @@ async fn prune(
                 },
                 None => continue,
             };
-            let password = match access.password(engine, destination, &spec, &archive).await {
-                Ok(password) => password,
+            let login = match access.login(engine, destination, &spec, &archive).await {
+                Ok(login) => login,
                 Err(why) => {
                     pruned.skipped.push(format!("{}: {why}", backup.archive));
                     continue;
                 }
             };
-            match on.delete_backup(&archive, password.as_ref()).await {
+            match on.delete_backup(&archive, login.as_ref()).await {
                 Ok(()) => pruned.ids.push(backup.id),
                 // Kept for the next backup's retention to try again.
                 Err(e) => pruned
@@ -263,14 +262,14 @@ async fn prune(
             continue;
         }
         let spec = store.backup_destination(backup.destination_id).await?.spec;
-        let password = match access
-            .password(engine, backup.destination_id, &spec, &archive)
+        let login = match access
+            .login(engine, backup.destination_id, &spec, &archive)
             .await
         {
-            Ok(password) => password,
+            Ok(login) => login,
             Err(_) => continue,
         };
-        if let Err(e) = client.delete_backup(&archive, password.as_ref()).await {
+        if let Err(e) = client.delete_backup(&archive, login.as_ref()).await {
             tracing::warn!(archive = %backup.archive, error = %e, "deleting a failed backup's archive failed");
         }
     }
@@ -287,19 +286,19 @@ struct Pruned {
     skipped: Vec<String>,
 }
 
-/// Each SSH host's password once its key was checked: once per destination and host in one
+/// Each SSH host's login once its key was checked: once per destination and host in one
 /// job, whatever the number of archives there.
 #[derive(Default)]
-struct Access(HashMap<(BackupDestinationId, String), Result<Option<SecretString>, String>>);
+struct Access(HashMap<(BackupDestinationId, String), Result<Option<SshLogin>, String>>);
 
 impl Access {
-    async fn password(
+    async fn login(
         &mut self,
         engine: &Engine,
         destination: BackupDestinationId,
         spec: &drover_core::BackupDestinationSpec,
         archive: &BackupLocation,
-    ) -> Result<Option<SecretString>, String> {
+    ) -> Result<Option<SshLogin>, String> {
         let BackupLocation::Ssh(ssh) = archive else {
             return Ok(None);
         };
@@ -310,7 +309,7 @@ impl Access {
         if let Some(known) = self.0.get(&key) {
             return known.clone();
         }
-        let found = archive_password(&engine.fleet, spec, archive).await;
+        let found = archive_login(&engine.fleet, spec, archive).await;
         self.0.insert(key, found.clone());
         found
     }

@@ -10,7 +10,7 @@ use serde_json::json;
 
 use crate::engine::Engine;
 use crate::engine::account_job::{ConvergeError, Finish, Round, run_for_account};
-use crate::engine::ssh_host::archive_password;
+use crate::engine::ssh_host::archive_login;
 
 pub async fn run(
     engine: Arc<Engine>,
@@ -59,13 +59,12 @@ pub async fn run(
             };
             // An SSH host's password, once its key is the pinned one; without them the server
             // is not asked (and the account is left as it is).
-            let password = match archive_password(&engine.fleet, &destination.spec, &archive).await
-            {
-                Ok(password) => password,
+            let login = match archive_login(&engine.fleet, &destination.spec, &archive).await {
+                Ok(login) => login,
                 Err(why) => return Ok(Round::Refused(why)),
             };
             if let Err(e) = client
-                .restore_domain(&archive, password.as_ref(), domain.as_str())
+                .restore_domain(&archive, login.as_ref(), domain.as_str())
                 .await
             {
                 let failed = json!({ "backup_id": backup, "message": e.message });
