@@ -3,6 +3,7 @@
 //! delay and a 403 lock-out), with fault injection and counters that prove limits were kept.
 
 pub mod content;
+mod disk;
 mod plans;
 mod programs;
 mod render;
@@ -14,6 +15,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+pub use disk::SimDisk;
 pub use plans::{PLAN_MAXES, SimPlan};
 pub use programs::{Acme, Kind, SimDomain, SimUsage, State};
 pub use ssh_host::SimSshHost;

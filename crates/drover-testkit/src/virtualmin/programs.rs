@@ -3,11 +3,12 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use super::disk::SimDisk;
 use super::plans::SimPlan;
 use super::render::{Answer, Entry, table};
 use super::ssh_host::{ScpRefusal, SimSshHost, SshUrl, connection_refused};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Kind {
     TopLevel,
     SubServer,
@@ -15,7 +16,7 @@ pub enum Kind {
 }
 
 /// A domain on the simulated server.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct SimDomain {
     pub name: String,
     pub id: u64,
@@ -59,7 +60,7 @@ pub struct SimDomain {
 
 /// What a domain uses, as a test sets it; the server reports it only where the real one would
 /// (disk with quotas on, bandwidth with monitoring on, database size with databases).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct SimUsage {
     /// Home and mail files, in bytes.
     pub disk_bytes: u64,
@@ -189,10 +190,8 @@ pub struct State {
     pub acme_failures: BTreeMap<String, Vec<u64>>,
     /// Requests Let's Encrypt refused for that limit: a client that respects it makes none.
     pub acme_rate_limited: u64,
-    /// The server's own directories a backup may be written into without `--mkdir`.
-    pub directories: BTreeSet<String>,
-    /// Backup archives written on the server, by path: the domain as it was backed up.
-    pub archives: BTreeMap<String, SimDomain>,
+    /// The server's own disk: its directories, and the backup archives written there.
+    pub disk: SimDisk,
     /// The disk takes no more archives: a backup fails writing, as on a full disk.
     pub backup_disk_full: bool,
     /// Restores bring back none of the home directory's files and still say they succeeded:
@@ -236,11 +235,7 @@ impl Default for State {
             acme: Acme::default(),
             acme_failures: BTreeMap::new(),
             acme_rate_limited: 0,
-            directories: ["/", "/backups", "/var", "/var/backups"]
-                .into_iter()
-                .map(str::to_owned)
-                .collect(),
-            archives: BTreeMap::new(),
+            disk: SimDisk::default(),
             backup_disk_full: false,
             restores_come_back_short: false,
             ssh_hosts: Vec::new(),
@@ -2092,23 +2087,21 @@ impl State {
         let testing =
             format!("Starting backup..\nTesting backup destination local file {dest} ..\n");
         // `--mkdir` makes the archive's directory, not its parents (a plain mkdir).
-        if params.has("mkdir") && !self.directories.contains(&directory) {
-            let parent = directory.rsplit_once('/').map_or("/", |(dir, _)| dir);
-            let parent = if parent.is_empty() { "/" } else { parent };
-            if !self.directories.contains(parent) {
-                return Answer::Raw {
-                    output: format!(
-                        "{testing}Failed to create directory {directory} : mkdir: cannot create \
-                         directory '{directory}': No such file or directory\n\n\nBackup failed!\n\n"
-                    ),
-                    exit: 256,
-                    multiline: false,
-                };
-            }
-            self.directories.insert(directory.clone());
+        if params.has("mkdir")
+            && !self.disk.is_directory(&directory)
+            && self.disk.make_directory(&directory).is_err()
+        {
+            return Answer::Raw {
+                output: format!(
+                    "{testing}Failed to create directory {directory} : mkdir: cannot create \
+                     directory '{directory}': No such file or directory\n\n\nBackup failed!\n\n"
+                ),
+                exit: 256,
+                multiline: false,
+            };
         }
         let mut log = format!("{testing}.. done\n\n{}", backup_steps(&domain));
-        let unwritable = if !self.directories.contains(&directory) {
+        let unwritable = if !self.disk.is_directory(&directory) {
             Some("No such file or directory")
         } else if self.backup_disk_full {
             Some("No space left on device")
@@ -2129,7 +2122,9 @@ impl State {
         }
         // A small site's archive: its configuration, plus what it uses.
         let size = 60_000 + domain.usage.disk_bytes + domain.usage.database_bytes;
-        self.archives.insert(dest, domain);
+        if let Err(e) = self.disk.write_archive(&dest, &domain) {
+            return failure(P, format!("Failed to open {dest} for writing : {e}"));
+        }
         log.push_str(&format!(
             ".. completed in 1 seconds\n\nCreating final backup archive ..\n.. done\n\n\
              1 virtual servers backed up successfully\nBackup completed successfully. Final size \
@@ -2208,7 +2203,7 @@ impl State {
                     }
                 }
             }
-            None => match self.archives.get(&source).cloned() {
+            None => match self.disk.read_archive(&source) {
                 Some(archived) => archived,
                 None => return failure(P, format!("Restore file {source} does not exist")),
             },
@@ -2304,7 +2299,7 @@ impl State {
         // The URL is echoed as given, password and all.
         let deleting = format!("Deleting backup at {dest} ..\n");
         let Some(url) = SshUrl::parse(dest) else {
-            self.archives.remove(dest);
+            self.disk.remove_archive(dest);
             return Answer::Output(format!("{deleting}.. backup removed\n"));
         };
         match self

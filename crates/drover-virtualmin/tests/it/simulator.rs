@@ -855,7 +855,7 @@ mod rules {
         };
         assert_eq!(size(&output).as_deref(), Some("KiB"));
         assert_eq!(size(&real).as_deref(), Some("KiB"));
-        assert!(sim.with_state(|s| s.archives.contains_key(archive)));
+        assert!(sim.with_state(|s| s.disk.has_archive(archive)));
 
         // Its directory missing (no --mkdir): the archive cannot be written, as captured.
         let err = run(
@@ -946,7 +946,7 @@ mod rules {
         assert_eq!(err, real);
 
         vm.delete_backup(&at(archive), None).await.unwrap();
-        assert!(sim.with_state(|s| s.archives.is_empty()));
+        assert!(sim.with_state(|s| s.disk.archives().is_empty()));
         vm.delete_backup(&at(archive), None).await.unwrap();
     }
 

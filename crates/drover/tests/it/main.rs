@@ -83,6 +83,7 @@ pub fn secrets_in(dir: &std::path::Path) -> Arc<drover::engine::Secrets> {
 
 /// A simulated server's content, put and read over its test-only HTTP endpoint (as a test
 /// of a separate simulator process would), not through its state.
+#[derive(Debug)]
 pub struct SimContent {
     http: reqwest::Client,
     base: String,

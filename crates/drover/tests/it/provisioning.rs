@@ -1615,7 +1615,7 @@ async fn an_account_is_backed_up_its_failures_kept_and_old_archives_pruned(f: Fl
     // The size the server printed (58.59 KiB for the simulator's 60000 bytes).
     assert_eq!(recorded.size_bytes, Some(59_996));
     assert_eq!(recorded.server_id, Some(drover_core::ServerId(1)));
-    let on_server = |archive: &str| f.sim.with_state(|s| s.archives.contains_key(archive));
+    let on_server = |archive: &str| f.sim.with_state(|s| s.disk.has_archive(archive));
     assert!(on_server(&recorded.archive));
 
     // A destination whose directory the server lacks: it makes the account's directory in
@@ -1750,7 +1750,7 @@ async fn scheduled_backups_go_to_the_default_destination_and_late_ones_are_named
     }
     // Without a default destination, nothing is scheduled and nothing is late.
     tokio::time::sleep(Duration::from_millis(1500)).await;
-    assert!(f.sim.with_state(|s| s.archives.is_empty()));
+    assert!(f.sim.with_state(|s| s.disk.archives().is_empty()));
     let output = fleet_health(store).await;
     assert_eq!(output["backups_overdue_count"], 0, "{output}");
 

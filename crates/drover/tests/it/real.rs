@@ -2227,7 +2227,7 @@ async fn the_simulator_answers_as_the_real_server_does() {
     let stem = unique("diff");
     // The backups' directory, on each server.
     std::fs::create_dir_all(format!("/var/backups/{stem}")).unwrap();
-    sim.with_state(|s| s.directories.insert(format!("/var/backups/{stem}")));
+    sim.with_state(|s| s.disk.make_directories(&format!("/var/backups/{stem}")));
     let client = |name: &str, port: u16, pin: &str| {
         let endpoint = Endpoint {
             name: name.into(),
