@@ -27,6 +27,8 @@ pub struct TestSshd {
     /// The key pair [`TestSshd::authorize_key`] made: removed, and its public half taken out
     /// of the user's authorized_keys, when dropped.
     key: Option<PathBuf>,
+    /// Made by [`TestSshd::directory`], removed when dropped.
+    directories: Vec<String>,
 }
 
 impl TestSshd {
@@ -72,8 +74,10 @@ impl TestSshd {
         let config = format!(
             "Port {port}\nListenAddress 127.0.0.1\nHostKey {key}\nPidFile none\n\
              PasswordAuthentication yes\nKbdInteractiveAuthentication no\nUsePAM yes\n\
-             AllowUsers {user}\nSubsystem sftp internal-sftp\n",
+             AllowUsers {user}\nSubsystem sftp internal-sftp\n\
+             AuthorizedKeysFile {keys}\nStrictModes no\n",
             key = key.display(),
+            keys = dir.join("authorized_keys").display(),
             user = Self::USER
         );
         std::fs::write(dir.join("sshd_config"), config).map_err(|e| e.to_string())?;
@@ -94,6 +98,7 @@ impl TestSshd {
             dir,
             password: None,
             key: None,
+            directories: Vec::new(),
         };
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
@@ -153,8 +158,12 @@ impl TestSshd {
 
     /// Lets the backup user log in with a key made for this server (needs root): the private
     /// half's path is returned (root's alone, where a server on this machine reads it); the
-    /// public half is the user's only authorized key until the server is dropped.
+    /// public half is in this server's own authorized_keys file (no other server's, and not
+    /// the user's), so test processes running at once do not meet. The same key each time.
     pub fn authorize_key(&mut self) -> Result<String, String> {
+        if let Some(key) = &self.key {
+            return Ok(path(key));
+        }
         made_user()?;
         let key = state_dir()?.join(format!("client-{}_ed25519", self.port));
         let _ = std::fs::remove_file(&key);
@@ -166,21 +175,20 @@ impl TestSshd {
         self.key = Some(key.clone());
         let public =
             std::fs::read_to_string(key.with_extension("pub")).map_err(|e| e.to_string())?;
-        let ssh = format!("/home/{}/.ssh", Self::USER);
-        std::fs::create_dir_all(&ssh).map_err(|e| format!("{ssh}: {e}"))?;
-        std::fs::write(format!("{ssh}/authorized_keys"), public).map_err(|e| e.to_string())?;
-        run("chown", &["-R", &format!("{0}:{0}", Self::USER), &ssh])?;
-        run("chmod", &["700", &ssh])?;
-        run("chmod", &["600", &format!("{ssh}/authorized_keys")])?;
+        std::fs::write(self.dir.join("authorized_keys"), public).map_err(|e| e.to_string())?;
         Ok(path(&key))
     }
 
-    /// A directory of the user's, made for one test: where its archives go.
-    pub fn directory(&self, name: &str) -> Result<String, String> {
-        let dir = format!("/home/{}/{name}", Self::USER);
+    /// A directory of the user's, made for one test (named after `name` and this server's
+    /// port, so that tests running at once have their own): where its archives go. Removed
+    /// when the server is dropped.
+    pub fn directory(&mut self, name: &str) -> Result<String, String> {
+        made_user()?;
+        let dir = format!("/home/{}/{name}-{}", Self::USER, self.port);
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).map_err(|e| format!("{dir}: {e}"))?;
         run("chown", &[&format!("{0}:{0}", Self::USER), &dir])?;
+        self.directories.push(dir.clone());
         Ok(dir)
     }
 
@@ -206,8 +214,10 @@ impl Drop for TestSshd {
         if self.password.is_some() {
             let _ = run("usermod", &["--lock", Self::USER]);
         }
+        for dir in &self.directories {
+            let _ = std::fs::remove_dir_all(dir);
+        }
         if let Some(key) = &self.key {
-            let _ = std::fs::remove_file(format!("/home/{}/.ssh/authorized_keys", Self::USER));
             let _ = std::fs::remove_file(key);
             let _ = std::fs::remove_file(key.with_extension("pub"));
         }

@@ -2,8 +2,8 @@
 //!
 //! ACCOUNTS accounts (default 100), each with a file, on one of three simulators (latency
 //! scaled to 2 % of the real server's; each server limited to 20 calls/s), the default backup
-//! destination an SSH host (a real sshd checks drover's pin; the simulators' `scp` reaches a
-//! shared host). The real `drover serve` drains the first server: every account backed up
+//! destination an SSH host (a real sshd: drover checks its pin, and the simulators' archives
+//! travel through it with OpenSSH's `scp`). The real `drover serve` drains the first server: every account backed up
 //! there, restored on one of the other two, checked, switched, its old copy disabled and
 //! deleted. Measured from the drain's request to the first server's last deletion, against a
 //! bare client making the calls a move cannot do without (per account the backup, the
@@ -26,7 +26,6 @@ const ROUNDS: usize = 3;
 const LATENCY_SCALE: f64 = 0.02;
 const RATE_QPS: f64 = 20.0;
 const PASSWORD: &str = "vault-Passw0rd-bench";
-const VAULT: &str = "/srv/vault";
 /// The real server's median times (the simulator's model) for the content's two calls.
 const BACKUP_MS: f64 = 2461.0;
 const RESTORE_MS: f64 = 9320.0;
@@ -81,14 +80,13 @@ impl Api {
 
 /// The drain through the real `drover serve`: seconds from its request until the drained
 /// server holds nothing.
-async fn through_drover(sshd: &TestSshd, accounts: usize) -> f64 {
+async fn through_drover(sshd: &TestSshd, host: &SimSshHost, vault: &str, accounts: usize) -> f64 {
     let dir = tempfile::tempdir().unwrap();
     let secrets = dir.path().join("secrets");
     std::fs::create_dir_all(&secrets).unwrap();
     std::fs::write(secrets.join("vm.password"), "pw").unwrap();
     std::fs::write(secrets.join("vault.password"), PASSWORD).unwrap();
-    let host = SimSshHost::new("127.0.0.1", sshd.port, sshd.user, PASSWORD, &[VAULT]);
-    let sims = simulators(&host).await;
+    let sims = simulators(host).await;
     let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_drover"))
         .current_dir(dir.path())
         .args(["serve", "--listen", "127.0.0.1:0"])
@@ -157,7 +155,7 @@ async fn through_drover(sshd: &TestSshd, accounts: usize) -> f64 {
         "/backup-destinations",
         json!({
             "name": "vault",
-            "location": format!("ssh://{}@127.0.0.1:{}:{VAULT}", sshd.user, sshd.port),
+            "location": format!("ssh://{}@127.0.0.1:{}:{vault}", sshd.user, sshd.port),
             "credentials": format!("file:{}", secrets.join("vault.password").display()),
             "host_key": sshd.host_key,
             "default": true,
@@ -222,9 +220,8 @@ async fn through_drover(sshd: &TestSshd, accounts: usize) -> f64 {
 
 /// The same content's calls from a bare client per server: each account backed up on the
 /// first server, restored on the second or third, then disabled and deleted on the first.
-async fn bare(sshd: &TestSshd, accounts: usize) -> f64 {
-    let host = SimSshHost::new("127.0.0.1", sshd.port, sshd.user, PASSWORD, &[VAULT]);
-    let sims = simulators(&host).await;
+async fn bare(sshd: &TestSshd, host: &SimSshHost, vault: &str, accounts: usize) -> f64 {
+    let sims = simulators(host).await;
     sims[0].with_state(|s| {
         for i in 0..accounts {
             let mut made = SimDomain::top_level(&domain(i), &format!("site{i}"));
@@ -270,7 +267,7 @@ async fn bare(sshd: &TestSshd, accounts: usize) -> f64 {
     for i in 0..accounts {
         let (source, target) = (Arc::clone(&clients[0]), Arc::clone(&clients[1 + i % 2]));
         let password = password.clone();
-        let vault = format!("ssh://{}@127.0.0.1:{}:{VAULT}", sshd.user, sshd.port);
+        let vault = format!("ssh://{}@127.0.0.1:{}:{vault}", sshd.user, sshd.port);
         tasks.spawn(async move {
             let archive = drover_core::BackupLocation::parse(&vault).unwrap().archive(
                 &drover_core::DomainName::parse(&domain(i)).unwrap(),
@@ -313,17 +310,20 @@ async fn main() {
         .skip(1)
         .find_map(|a| a.parse().ok())
         .unwrap_or(100);
-    let sshd = match tokio::task::spawn_blocking(TestSshd::start).await.unwrap() {
+    let mut sshd = match tokio::task::spawn_blocking(TestSshd::start).await.unwrap() {
         Ok(sshd) => sshd,
         Err(e) => {
             println!("drain bench not run: it needs a real sshd for drover's pin check: {e}");
             return;
         }
     };
+    // The archives travel through the real sshd into one of its user's directories.
+    let vault = sshd.directory("drain-bench").unwrap();
+    let host = SimSshHost::on(&mut sshd, PASSWORD, &[&vault]).unwrap();
     let (mut ours, mut theirs) = (Vec::new(), Vec::new());
     for round in 0..ROUNDS {
-        ours.push(through_drover(&sshd, accounts).await);
-        theirs.push(bare(&sshd, accounts).await);
+        ours.push(through_drover(&sshd, &host, &vault, accounts).await);
+        theirs.push(bare(&sshd, &host, &vault, accounts).await);
         println!(
             "  round {}: drover {:.1} s, bare client {:.1} s",
             round + 1,

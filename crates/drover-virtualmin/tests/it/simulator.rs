@@ -959,7 +959,14 @@ mod rules {
         use drover_testkit::virtualmin::SimSshHost;
         let (sim, vm) = start(SimConfig::default()).await;
         let (other_sim, other) = start(SimConfig::default()).await;
-        let host = SimSshHost::new("127.0.0.1", 2222, "backup", "s3cret-Pass", &["/srv/vault"]);
+        let mut sshd = tokio::task::spawn_blocking(drover_testkit::TestSshd::start)
+            .await
+            .unwrap()
+            .unwrap_or_else(|e| panic!("sshd: {e}"));
+        let vault = sshd.directory("sim-rules").unwrap();
+        let host = SimSshHost::on(&mut sshd, "s3cret-Pass", &[&vault]).unwrap();
+        let (port, user) = (sshd.port, sshd.user);
+        let url = |path: &str| at(&format!("ssh://{user}@127.0.0.1:{port}:{path}"));
         sim.with_state(|s| s.ssh_hosts.push(host.clone()));
         other_sim.with_state(|s| s.ssh_hosts.push(host.clone()));
         run(
@@ -972,19 +979,22 @@ mod rules {
         sim.put_file("bk1.test", "public_html/index.html", "the site")
             .unwrap();
         let password = SshLogin::Password(SecretString::from("s3cret-Pass"));
-        let archive = at("ssh://backup@127.0.0.1:2222:/srv/vault/bk1.test-1.tar.gz");
+        let first = format!("{vault}/bk1.test-1.tar.gz");
+        let archive = url(&first);
         let log = vm
             .backup_domain("bk1.test", &archive, Some(&password))
             .await
             .unwrap();
         for line in [
-            "Testing backup destination /srv/vault/bk1.test-1.tar.gz on SSH server 127.0.0.1 ..",
+            &format!("Testing backup destination {first} on SSH server 127.0.0.1 .."),
             "Uploading archive to SSH server 127.0.0.1 ..",
             "Backup completed successfully. Final size was 58.59 KiB",
         ] {
             assert!(log.contains(line), "{line}: {log}");
         }
-        assert_eq!(host.archives(), ["/srv/vault/bk1.test-1.tar.gz"]);
+        // A real file in the host user's directory, written through the real sshd.
+        assert_eq!(host.archives(), [first.clone()]);
+        assert!(std::fs::metadata(&first).unwrap().len() > 0);
 
         // Another server restores it: the archive is on the host, not on a server's disk.
         let restored = other
@@ -1010,31 +1020,41 @@ mod rules {
         assert!(err.program_failed);
         assert_eq!(
             err.message,
-            "Failed to connect to SSH server : Permission denied, please try again.; \
-             backup@127.0.0.1: Permission denied (publickey,password).; scp: Connection closed"
+            format!(
+                "Failed to connect to SSH server : Permission denied, please try again.; \
+                 {user}@127.0.0.1: Permission denied (publickey,password).; scp: Connection closed"
+            )
         );
-        let nodir = at("ssh://backup@127.0.0.1:2222:/srv/elsewhere/bk1.test-2.tar.gz");
+        let nodir = url(&format!("{vault}/elsewhere/bk1.test-2.tar.gz"));
         let err = vm
             .backup_domain("bk1.test", &nodir, Some(&password))
             .await
             .unwrap_err();
         assert!(
-            err.message.starts_with(
-                "upload failed : scp: dest open \"/srv/elsewhere/bk1.test-2.tar.gz\": No such file \
-                 or directory; scp: failed to upload file"
-            ),
-            "{}",
-            err.message
+            err.message.starts_with(&format!(
+                "upload failed : scp: dest open \"{vault}/elsewhere/bk1.test-2.tar.gz\": No such \
+                 file or directory; scp: failed to upload file"
+            )),
+            "{err:?}"
         );
-        let nobody = at("ssh://backup@127.0.0.1:2223:/srv/vault/bk1.test-3.tar.gz");
+        let free = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let nobody = at(&format!(
+            "ssh://{user}@127.0.0.1:{free}:{vault}/bk1.test-3.tar.gz"
+        ));
         let err = vm
             .backup_domain("bk1.test", &nobody, Some(&password))
             .await
             .unwrap_err();
         assert_eq!(
             err.message,
-            "Failed to connect to SSH server : ssh: connect to host 127.0.0.1 port 2223: \
-             Connection refused"
+            format!(
+                "Failed to connect to SSH server : ssh: connect to host 127.0.0.1 port {free}: \
+                 Connection refused"
+            )
         );
         // The real program refuses `--mkdir` with an SSH URL; drover never sends it there.
         let err = run(
@@ -1042,7 +1062,7 @@ mod rules {
             "backup-domain",
             &[
                 "domain=bk1.test",
-                "dest=ssh://backup:s3cret-Pass@127.0.0.1:2222:/srv/vault/x.tar.gz",
+                &format!("dest=ssh://{user}:s3cret-Pass@127.0.0.1:{port}:{vault}/x.tar.gz"),
                 "mkdir",
             ],
         )
@@ -1067,7 +1087,7 @@ mod rules {
             "{shown}"
         );
         assert!(
-            !shown.contains("wrong-Pass1") && shown.contains("ssh://backup:***@"),
+            !shown.contains("wrong-Pass1") && shown.contains(&format!("ssh://{user}:***@")),
             "{shown}"
         );
         vm.delete_backup(&archive, Some(&password)).await.unwrap();
@@ -1089,7 +1109,7 @@ mod rules {
         vm.backup_domain("bk1.test", &archive, Some(&key))
             .await
             .unwrap();
-        assert_eq!(host.archives(), ["/srv/vault/bk1.test-1.tar.gz"]);
+        assert_eq!(host.archives(), [first.clone()]);
         vm.delete_backup(&archive, Some(&key)).await.unwrap();
         assert!(host.archives().is_empty());
         // Nothing without a login: refused before the server is asked.

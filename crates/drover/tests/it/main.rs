@@ -162,28 +162,26 @@ impl SimContent {
 }
 
 /// An SSH backup host for simulated servers: a real sshd, whose key drover checks against the
-/// pin, and the simulated host the servers' `scp` reaches (one directory, one password).
+/// pin and through which the servers' archives travel into one of its user's directories,
+/// where the servers log in with one password.
 #[derive(Debug)]
 pub struct Vault {
     pub sshd: drover_testkit::TestSshd,
     pub host: drover_testkit::virtualmin::SimSshHost,
-    pub dir: &'static str,
+    pub dir: String,
     pub password: &'static str,
 }
 
 impl Vault {
-    pub async fn start(dir: &'static str, password: &'static str) -> Self {
-        let sshd = tokio::task::spawn_blocking(drover_testkit::TestSshd::start)
+    /// A vault whose directory is named after `name` (and the sshd's port).
+    pub async fn start(name: &'static str, password: &'static str) -> Self {
+        let mut sshd = tokio::task::spawn_blocking(drover_testkit::TestSshd::start)
             .await
             .unwrap()
             .unwrap_or_else(|e| panic!("sshd: {e}"));
-        let host = drover_testkit::virtualmin::SimSshHost::new(
-            "127.0.0.1",
-            sshd.port,
-            sshd.user,
-            password,
-            &[dir],
-        );
+        let dir = sshd.directory(name).unwrap();
+        let host = drover_testkit::virtualmin::SimSshHost::on(&mut sshd, password, &[&dir])
+            .unwrap_or_else(|e| panic!("the vault's transfer key: {e}"));
         Self {
             sshd,
             host,

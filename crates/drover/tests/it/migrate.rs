@@ -496,7 +496,7 @@ async fn a_drained_server_empties_by_placement_and_is_retired() {
 /// backup on its new server and says how old it was.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_move_carries_the_content_and_a_failover_restores_the_last_backup() {
-    let vault = crate::Vault::start("/home/drover-backup/moves", "vault-Passw0rd-1").await;
+    let vault = crate::Vault::start("moves", "vault-Passw0rd-1").await;
     let host = vault.host.clone();
     let fleet = crate::TestFleet::new().await;
     let store = Arc::clone(&fleet.store);
@@ -801,7 +801,7 @@ async fn finished(
 /// switched only after its restore was checked there.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_drain_carries_every_accounts_content_before_its_dns_moves() {
-    let vault = crate::Vault::start("/home/drover-backup/drain", "vault-Passw0rd-2").await;
+    let vault = crate::Vault::start("drain", "vault-Passw0rd-2").await;
     let fleet = crate::TestFleet::new().await;
     let store = Arc::clone(&fleet.store);
     let mut sims = Vec::new();
@@ -986,7 +986,7 @@ async fn a_drain_carries_every_accounts_content_before_its_dns_moves() {
 /// after the grace; a backup on the old server's own disk cannot be restored elsewhere.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_account_is_restored_onto_another_server_from_its_backup() {
-    let vault = crate::Vault::start("/home/drover-backup/onto", "vault-Passw0rd-3").await;
+    let vault = crate::Vault::start("onto", "vault-Passw0rd-3").await;
     let fleet = crate::TestFleet::new().await;
     let store = Arc::clone(&fleet.store);
     let mut sims = Vec::new();

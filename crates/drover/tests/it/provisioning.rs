@@ -1986,7 +1986,7 @@ async fn backups_go_to_an_ssh_host_whose_key_is_pinned_and_password_kept_out_of_
 ) {
     use drover_core::{BackupState, SshHostKey};
     const PASSWORD: &str = "vault-Passw0rd-1";
-    let vault = crate::Vault::start("/home/drover-backup/vault", PASSWORD).await;
+    let vault = crate::Vault::start("vault", PASSWORD).await;
     let (sshd, host) = (&vault.sshd, &vault.host);
     f.sim.with_state(|s| s.ssh_hosts.push(host.clone()));
     let store = &*f.store;

@@ -2228,6 +2228,23 @@ async fn the_simulator_answers_as_the_real_server_does() {
     // The backups' directory, on each server.
     std::fs::create_dir_all(format!("/var/backups/{stem}")).unwrap();
     sim.with_state(|s| s.disk.make_directories(&format!("/var/backups/{stem}")));
+    // An SSH host both reach: a real sshd, whose user logs in with a password or a key file.
+    let mut sshd = tokio::task::spawn_blocking(drover_testkit::TestSshd::start)
+        .await
+        .unwrap()
+        .unwrap_or_else(|e| panic!("sshd: {e}"));
+    let ssh_password = sshd.login().unwrap();
+    let key_file = sshd.authorize_key().unwrap();
+    let vault = sshd.directory(&stem).unwrap();
+    let host =
+        drover_testkit::virtualmin::SimSshHost::on(&mut sshd, &ssh_password, &[&vault]).unwrap();
+    host.authorize_key_file(&key_file);
+    sim.with_state(|s| s.ssh_hosts.push(host));
+    let nothing_listens = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let client = |name: &str, port: u16, pin: &str| {
         let endpoint = Endpoint {
             name: name.into(),
@@ -2266,7 +2283,7 @@ async fn the_simulator_answers_as_the_real_server_does() {
     };
     let domain = format!("{stem}.ro");
     let mut seen = Vec::new();
-    for server in &servers {
+    for (which, server) in ["real", "sim"].into_iter().zip(&servers) {
         server.ensure_plan(&plan).await.unwrap();
         server
             .create_domain(&NewDomain {
@@ -2452,6 +2469,54 @@ async fn the_simulator_answers_as_the_real_server_does() {
             let archive = drover_core::BackupLocation::parse(&archive).unwrap();
             let deleted = server.delete_backup(&archive, None).await;
             mail.push(format!("delete backup: {}", outcome(deleted)));
+        }
+        // The same to the SSH host: with the password, a wrong one, the key file; into a
+        // directory the host lacks; at a port nothing listens on; restored; deleted twice.
+        let ssh = |login: &str, port: u16, path: &str| {
+            let at = format!("ssh://{}@127.0.0.1:{port}:{path}", sshd.user);
+            let login = match login.strip_prefix("key:") {
+                Some(key) => drover_virtualmin::SshLogin::KeyFile(
+                    drover_core::SshKeyFile::parse(key).unwrap(),
+                ),
+                None => drover_virtualmin::SshLogin::Password(secret(login)),
+            };
+            (drover_core::BackupLocation::parse(&at).unwrap(), login)
+        };
+        // One archive per server: each restores its own (the simulator's are not tar files).
+        let on_host = format!("{vault}/{domain}-{which}.tar.gz");
+        let key = format!("key:{key_file}");
+        for (login, port, path) in [
+            (ssh_password.as_str(), sshd.port, on_host.as_str()),
+            ("not-the-Passw0rd", sshd.port, on_host.as_str()),
+            (key.as_str(), sshd.port, on_host.as_str()),
+            (
+                ssh_password.as_str(),
+                sshd.port,
+                &format!("{vault}/none/a.tar.gz"),
+            ),
+            (ssh_password.as_str(), nothing_listens, on_host.as_str()),
+        ] {
+            let (dest, login) = ssh(login, port, path);
+            let made = server.backup_domain(&domain, &dest, Some(&login)).await;
+            let size = made
+                .as_ref()
+                .ok()
+                .map(|log| drover_core::final_size_bytes(log).is_some());
+            // The server's temporary copy is named as it likes: only scp's own words count.
+            let made = outcome(made.map(drop));
+            let made = made
+                .split("; scp: failed to upload file")
+                .next()
+                .unwrap_or_default();
+            let made = made.replace(which, "SERVER");
+            mail.push(format!("backup over ssh: {made} {size:?}"));
+        }
+        let (archive, login) = ssh(&ssh_password, sshd.port, &on_host);
+        let restored = server.restore_domain(&archive, Some(&login), &domain).await;
+        mail.push(format!("restore over ssh: {}", outcome(restored.map(drop))));
+        for _ in 0..2 {
+            let deleted = server.delete_backup(&archive, Some(&login)).await;
+            mail.push(format!("delete backup over ssh: {}", outcome(deleted)));
         }
         let mail = mail.join("\n");
         let template = server
