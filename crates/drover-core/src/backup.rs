@@ -589,6 +589,18 @@ pub fn size_shortfall(what: &str, source: Option<u64>, restored: Option<u64>) ->
         .then(|| format!("{what} of {restored} bytes where the source has {source}"))
 }
 
+/// A backup's failure as the server said it, with what it most likely means where the words
+/// alone leave an operator guessing: SFTP reports a write the host refused only as "Failure".
+pub fn explained_failure(message: &str) -> String {
+    if message.contains("write remote") && message.contains("Failure") {
+        return format!(
+            "{message} (the SSH host took no more of the archive: its disk, or its user's \
+             quota there, is most likely full)"
+        );
+    }
+    message.to_owned()
+}
+
 /// The server's lines that say what went wrong: those from the first error on, without the
 /// progress before it (kept short for the record).
 pub fn failure_lines(output: &str) -> String {
@@ -755,6 +767,14 @@ mod tests {
 
     fn at(seconds: i64) -> Timestamp {
         Timestamp::from_second(seconds).unwrap()
+    }
+
+    #[test]
+    fn a_refused_write_on_an_ssh_host_is_explained() {
+        let full = "upload failed : scp: write remote \"/srv/a.tar.gz\": Failure";
+        assert!(explained_failure(full).ends_with("is most likely full)"));
+        let other = "upload failed : scp: dest open \"/srv/a.tar.gz\": No such file or directory";
+        assert_eq!(explained_failure(other), other);
     }
 
     #[test]

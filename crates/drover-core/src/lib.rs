@@ -42,8 +42,8 @@ pub use alias::{check_alias, check_alias_limit};
 pub use audit::{AuditChainBreak, AuditEntry, Hash, verify_chain};
 pub use backup::{
     BackupDestinationPatch, BackupDestinationSpec, BackupFacts, BackupLocation, BackupState,
-    RestoreFacts, SshHostKey, SshKeyFile, SshLocation, backup_refusal, failure_lines,
-    final_size_bytes, overdue_before, restore_refusal, size_shortfall, to_prune,
+    RestoreFacts, SshHostKey, SshKeyFile, SshLocation, backup_refusal, explained_failure,
+    failure_lines, final_size_bytes, overdue_before, restore_refusal, size_shortfall, to_prune,
 };
 pub use certificate::{
     CertificateFacts, CertificateState, CertificateTurn, FAILED_VALIDATIONS_PER_HOUR,

@@ -279,7 +279,11 @@ fn terminal_text(full: &str) -> String {
     for line in full.split('\n') {
         let kept: Vec<&str> = line
             .split('\r')
-            .filter(|part| !part.trim().is_empty() && !part.trim_end().ends_with("password:"))
+            .filter(|part| {
+                !part.trim().is_empty()
+                    && !part.trim_end().ends_with("password:")
+                    && !is_progress_meter(part)
+            })
             .collect();
         // A line that held only a prompt goes; a blank one stays (it ends a message).
         if kept.is_empty() && !line.trim().is_empty() {
@@ -289,6 +293,17 @@ fn terminal_text(full: &str) -> String {
         text.push('\n');
     }
     text
+}
+
+/// scp's progress meter, redrawn on the terminal while a file travels: its name, how much (a
+/// percentage), how many bytes, how fast (`…/s`), and the time left.
+fn is_progress_meter(part: &str) -> bool {
+    let words: Vec<&str> = part.split_whitespace().collect();
+    let percent = words.iter().position(|w| {
+        w.strip_suffix('%')
+            .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+    });
+    percent.is_some_and(|at| words[at..].iter().any(|w| w.ends_with("/s")))
 }
 
 /// `head` ("… failed :", "Failed to connect to SSH server :") with the cause the program
@@ -407,8 +422,20 @@ mod tests {
             failure_message("Starting backup..", refused),
             "Failed to connect to SSH server : ssh: connect to host 127.0.0.1 port 2223: Connection refused"
         );
+        // A full host (Virtualmin with a key file, the host's disk full: seen on the real
+        // server): scp's progress meter stands before its words, and is no part of them.
+        let full = "Uploading archive to SSH server 127.0.0.1 ..\n\
+            .. upload failed : \r2823-x.tar.gz                            0%    0     0.0KB/s   --:-- ETA\
+            \r2823-x.tar.gz                           70%  255KB  97.0MB/s   00:00 ETA\r\n\
+            scp: write remote \"/srv/full/x.tar.gz\": Failure\r\r\n\
+            scp: failed to upload file /tmp/.webmin/2823-x.tar.gz to /srv/full/x.tar.gz\r\r\n\n\nBackup failed!\n\n";
+        assert_eq!(
+            failure_message("Starting backup..", full),
+            "upload failed : scp: write remote \"/srv/full/x.tar.gz\": Failure; \
+             scp: failed to upload file /tmp/.webmin/2823-x.tar.gz to /srv/full/x.tar.gz"
+        );
         // The backup host's trouble, not the server's: not retried, not held against it.
-        for output in [wrong_password, no_directory, refused] {
+        for output in [wrong_password, no_directory, refused, full] {
             let (kind, _) = classify_answer("Starting backup..", output);
             assert_eq!(kind, ErrorKind::Invalid, "{output}");
         }

@@ -993,7 +993,7 @@ mod rules {
             assert!(log.contains(line), "{line}: {log}");
         }
         // A real file in the host user's directory, written through the real sshd.
-        assert_eq!(host.archives(), [first.clone()]);
+        assert_eq!(host.archives(), std::slice::from_ref(&first));
         assert!(std::fs::metadata(&first).unwrap().len() > 0);
 
         // Another server restores it: the archive is on the host, not on a server's disk.
@@ -1109,7 +1109,7 @@ mod rules {
         vm.backup_domain("bk1.test", &archive, Some(&key))
             .await
             .unwrap();
-        assert_eq!(host.archives(), [first.clone()]);
+        assert_eq!(host.archives(), std::slice::from_ref(&first));
         vm.delete_backup(&archive, Some(&key)).await.unwrap();
         assert!(host.archives().is_empty());
         // Nothing without a login: refused before the server is asked.

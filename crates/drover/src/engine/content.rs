@@ -4,7 +4,9 @@
 //! gone) restores the last good backup kept on such a host. drover's records are applied on
 //! top afterwards by the move itself.
 
-use drover_core::{AccountId, BackupLocation, failure_lines, final_size_bytes, size_shortfall};
+use drover_core::{
+    AccountId, BackupLocation, explained_failure, failure_lines, final_size_bytes, size_shortfall,
+};
 use drover_store::{BackupOutcome, RequestContext, Server};
 use drover_virtualmin::VirtualminClient;
 use jiff::Timestamp;
@@ -91,13 +93,14 @@ pub async fn carry(
         Err(e) => {
             let failed = BackupOutcome::Failed {
                 log: failure_lines(e.output.as_deref().unwrap_or_default()),
-                error: e.message.clone(),
+                error: explained_failure(&e.message),
             };
             store.finish_backup(ctx, started.id, &failed).await?;
             if e.program_failed {
                 return stop(format!(
                     "its backup on {} failed: {}",
-                    from.0.spec.name, e.message
+                    from.0.spec.name,
+                    explained_failure(&e.message)
                 ));
             }
             return Err(e.into());

@@ -2201,6 +2201,50 @@ async fn the_lock_out_is_read_as_a_lock_out_and_never_retried_into() {
     drover.remove(id, account, &domain).await;
 }
 
+/// A filled tmpfs in an SSH user's directory (`archive` is a path in it), unmounted when
+/// dropped; `None`, said why, where this machine lets the tests mount nothing.
+struct FullDisk {
+    dir: String,
+    archive: String,
+}
+
+impl FullDisk {
+    fn mount(dir: &str, owner: &str) -> Option<Self> {
+        let run = |program: &str, args: &[&str]| {
+            std::process::Command::new(program)
+                .args(args)
+                .output()
+                .map_err(|e| e.to_string())
+                .and_then(|o| match o.status.success() {
+                    true => Ok(()),
+                    false => Err(String::from_utf8_lossy(&o.stderr).trim().to_owned()),
+                })
+        };
+        std::fs::create_dir_all(dir).unwrap();
+        if let Err(why) = run("mount", &["-t", "tmpfs", "-o", "size=64k", "tmpfs", dir]) {
+            eprintln!("the full SSH host case is left out: mounting a tmpfs failed: {why}");
+            return None;
+        }
+        let disk = Self {
+            dir: dir.to_owned(),
+            archive: format!("{dir}/a.tar.gz"),
+        };
+        run("chown", &[owner, dir]).unwrap();
+        // Filled to the last block: dd stops at "No space left on device".
+        let _ = run(
+            "dd",
+            &["if=/dev/zero", &format!("of={dir}/filler"), "bs=4k"],
+        );
+        Some(disk)
+    }
+}
+
+impl Drop for FullDisk {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount").arg(&self.dir).status();
+    }
+}
+
 /// One scenario through drover's client against the real server and against the simulator:
 /// their answers, normalised (names the scenario chose, ids and times aside), must agree field
 /// by field on everything drover reads, and the simulator may send no field the real server
@@ -2240,6 +2284,8 @@ async fn the_simulator_answers_as_the_real_server_does() {
         drover_testkit::virtualmin::SimSshHost::on(&mut sshd, &ssh_password, &[&vault]).unwrap();
     host.authorize_key_file(&key_file);
     sim.with_state(|s| s.ssh_hosts.push(host));
+    // A full disk on the host: a small tmpfs, filled up.
+    let full = FullDisk::mount(&format!("{vault}/full"), sshd.user);
     let nothing_listens = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -2495,7 +2541,12 @@ async fn the_simulator_answers_as_the_real_server_does() {
                 &format!("{vault}/none/a.tar.gz"),
             ),
             (ssh_password.as_str(), nothing_listens, on_host.as_str()),
-        ] {
+        ]
+        .into_iter()
+        .chain(
+            full.as_ref()
+                .map(|full| (key.as_str(), sshd.port, full.archive.as_str())),
+        ) {
             let (dest, login) = ssh(login, port, path);
             let made = server.backup_domain(&domain, &dest, Some(&login)).await;
             let size = made

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use drover_core::{
     AccountId, BackupDestinationId, BackupLocation, BackupState, JobId, backup_refusal,
-    failure_lines, final_size_bytes, to_prune,
+    explained_failure, failure_lines, final_size_bytes, to_prune,
 };
 use drover_store::{Backup, BackupFilter, BackupOutcome, Page, RequestContext, StoreError};
 use drover_virtualmin::{CallScope, SshLogin, VirtualminClient, VirtualminError, in_scope};
@@ -130,7 +130,7 @@ async fn back_up(
         // the record; trying the same again at once would fail the same way.
         Err(e) if e.program_failed => BackupOutcome::Failed {
             log: failure_lines(e.output.as_deref().unwrap_or(&e.message)),
-            error: e.message,
+            error: explained_failure(&e.message),
         },
         // Asked and not answered in time: the server may still be writing it, so it is not
         // asked again now (the schedule's next turn does).
