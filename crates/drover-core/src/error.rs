@@ -124,6 +124,15 @@ pub enum Error {
     #[error("backup destination {name} cannot be changed so: {why}")]
     DestinationChangeRefused { name: String, why: String },
 
+    /// A planned move that would leave the customers' content behind, not allowed to.
+    #[error(
+        "{what} would leave the customers' files, mail and databases behind ({why}); nothing \
+         was changed — make an SSH host the default backup destination so that moves carry \
+         content, or move without it (--without-content, \"without_content\": true) and the \
+         accounts start empty on their new servers"
+    )]
+    ContentWouldStay { what: String, why: String },
+
     /// A certificate request Let's Encrypt would refuse, or that cannot work as things stand.
     #[error("no certificate can be requested for {domain} now: {why}")]
     CertificateRefused { domain: String, why: String },

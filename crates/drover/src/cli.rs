@@ -580,6 +580,10 @@ pub enum ServerCommand {
         /// Seconds to keep each old copy unless confirmed [default: DROVER_MIGRATION_GRACE].
         #[arg(long)]
         grace: Option<u64>,
+        /// Move the accounts even though their content cannot be carried (no SSH host is the
+        /// default backup destination): they start empty on their new servers.
+        #[arg(long)]
+        without_content: bool,
     },
     /// Recreate a lost server's accounts on a fresh server from drover's data alone: checks
     /// first, then the plan, then the jobs.
@@ -811,6 +815,10 @@ pub enum AccountCommand {
         /// Seconds to keep the old copy unless confirmed [default: DROVER_MIGRATION_GRACE].
         #[arg(long)]
         grace: Option<u64>,
+        /// Move it even though its content cannot be carried (no SSH host is the default
+        /// backup destination): it starts empty on its new server.
+        #[arg(long)]
+        without_content: bool,
     },
     /// Where an account's move stands.
     Migration {
@@ -1307,10 +1315,24 @@ async fn servers(
             Some(health) => out.one(&health),
             None => bail!("server {id} has not been checked yet (drover servers check {id})"),
         },
-        ServerCommand::Drain { id, dry_run, grace } => {
+        ServerCommand::Drain {
+            id,
+            dry_run,
+            grace,
+            without_content,
+        } => {
             let grace = grace.map_or(config.fleet.migration_grace, std::time::Duration::from_secs);
-            let plan =
-                commands::drain(&**store, ctx, &config.placement, id, grace, dry_run).await?;
+            let without = commands::WithoutContent::allowed(without_content);
+            let plan = commands::drain(
+                &**store,
+                ctx,
+                &config.placement,
+                id,
+                grace,
+                dry_run,
+                without,
+            )
+            .await?;
             if out.json {
                 return out.one(&plan);
             }
@@ -1731,9 +1753,16 @@ async fn accounts(
             }
             Ok(())
         }
-        AccountCommand::Migrate { id, to, grace } => {
+        AccountCommand::Migrate {
+            id,
+            to,
+            grace,
+            without_content,
+        } => {
             let grace = grace.map_or(config.fleet.migration_grace, std::time::Duration::from_secs);
-            let (migration, job) = commands::start_migration(store, ctx, id, to, grace).await?;
+            let without = commands::WithoutContent::allowed(without_content);
+            let (migration, job) =
+                commands::start_migration(store, ctx, id, to, grace, without).await?;
             out.one(&json!({ "migration": migration, "job_id": job }))
         }
         AccountCommand::Migration { id } => match store.migration(id).await? {

@@ -126,6 +126,10 @@ pub struct MigrateRequest {
     to_server: ServerId,
     /// Seconds [default: DROVER_MIGRATION_GRACE].
     grace_seconds: Option<u64>,
+    /// Move the account even though its content cannot be carried (no SSH host is the
+    /// default backup destination): it starts empty on its new server.
+    #[serde(default)]
+    without_content: bool,
 }
 
 #[utoipa::path(post, path = "/api/v1/accounts/{id}/migrate", tag = "accounts", request_body = MigrateRequest,
@@ -147,6 +151,7 @@ async fn migrate_account(
         id,
         request.to_server,
         grace,
+        crate::commands::WithoutContent::allowed(request.without_content),
     )
     .await?;
     Ok((StatusCode::ACCEPTED, axum::Json(Accepted::new(job_id))))

@@ -175,6 +175,10 @@ impl From<drover_core::Error> for ApiError {
             DestinationChangeRefused { .. } => {
                 Self::new(StatusCode::CONFLICT, "destination_change_refused", message)
             }
+            ContentWouldStay { .. } => {
+                Self::new(StatusCode::CONFLICT, "content_would_stay", message)
+                    .with_field("without_content")
+            }
             PlanTooSmall { .. } | PlanEditTooSmall { .. } => {
                 Self::new(StatusCode::CONFLICT, "plan_too_small", message)
             }

@@ -176,6 +176,10 @@ pub struct DrainRequest {
     dry_run: bool,
     /// Seconds to keep each old copy unless confirmed [default: DROVER_MIGRATION_GRACE].
     grace_seconds: Option<u64>,
+    /// Move the accounts even though their content cannot be carried (no SSH host is the
+    /// default backup destination): they start empty on their new servers.
+    #[serde(default)]
+    without_content: bool,
 }
 
 #[utoipa::path(post, path = "/api/v1/servers/{id}/drain", tag = "servers", request_body = DrainRequest,
@@ -199,6 +203,7 @@ async fn drain_server(
         id,
         grace,
         request.dry_run,
+        crate::commands::WithoutContent::allowed(request.without_content),
     )
     .await?;
     Ok(axum::Json(plan))

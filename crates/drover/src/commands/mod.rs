@@ -50,7 +50,8 @@ pub use jobs::{cancel_job, retry_job, set_provisioning_paused};
 pub use login_links::{TakenLoginLink, take_login_link};
 pub use mailboxes::{create_mailbox, delete_mailbox, update_mailbox};
 pub use moves::{
-    advance_migration, confirm_migration, schedule_migration, start_failover, start_migration,
+    WithoutContent, advance_migration, confirm_migration, schedule_migration, start_failover,
+    start_migration,
 };
 pub use other_domains::{create_alias, create_subserver, delete_other_domain};
 pub use plans::{create_plan, update_plan};

@@ -10,15 +10,59 @@ use serde_json::json;
 use super::Result;
 
 /// Starts moving the account to server `to`; its old copy is kept for `grace` unless an
-/// operator confirms earlier.
+/// operator confirms earlier. Refused when its content could not be carried, unless moving
+/// `without` it is allowed.
 pub async fn start_migration(
     store: &dyn Store,
     ctx: &RequestContext,
     account: AccountId,
     to: ServerId,
     grace: std::time::Duration,
+    without: WithoutContent,
 ) -> Result<(Migration, JobId)> {
+    if let (Err(why), WithoutContent::Refused) = (content_carrier(store).await?, without) {
+        let domain = store.account(account).await?.domain_unicode;
+        return Err(drover_core::Error::ContentWouldStay {
+            what: format!("moving {domain}"),
+            why,
+        }
+        .into());
+    }
     begin_move(store, ctx, account, to, grace, Kind::Planned).await
+}
+
+/// Whether a planned move may go ahead when it cannot carry the account's content (the
+/// accounts then start empty on their new servers).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum WithoutContent {
+    #[default]
+    Refused,
+    Allowed,
+}
+
+impl WithoutContent {
+    pub fn allowed(allowed: bool) -> Self {
+        if allowed {
+            Self::Allowed
+        } else {
+            Self::Refused
+        }
+    }
+}
+
+/// Through which destination planned moves carry content (its name), or why they cannot: it
+/// must be the default, and an SSH host every server reaches.
+pub(crate) async fn content_carrier(
+    store: &dyn Store,
+) -> drover_store::Result<std::result::Result<String, String>> {
+    Ok(match store.default_backup_destination().await? {
+        Some(d) if d.spec.location.shared() => Ok(d.spec.name.to_string()),
+        Some(d) => Err(format!(
+            "the default backup destination {} is on each server's own disk",
+            d.spec.name
+        )),
+        None => Err("no backup destination is the default".to_owned()),
+    })
 }
 
 /// Starts moving the account to server `to` with the content of `backup` (a restore onto

@@ -11,6 +11,7 @@ use serde::Serialize;
 use serde_json::json;
 
 use super::Result;
+use super::moves::{WithoutContent, content_carrier};
 
 /// Records a server (checked whole first); it takes accounts from now on.
 pub async fn create_server(
@@ -101,7 +102,9 @@ pub struct DrainPlan {
 
 /// Starts emptying the server (it takes no new account from now on) and starts a migration
 /// for each account it holds, to where placement puts it, keeping each old copy for `grace`;
-/// a dry run only plans. Accounts no server can take now are listed and left.
+/// a dry run only plans. Accounts no server can take now are listed and left. Refused, with
+/// nothing changed, when the moves could not carry the accounts' content, unless moving
+/// `without` it is allowed.
 pub async fn drain(
     store: &dyn Store,
     ctx: &RequestContext,
@@ -109,7 +112,18 @@ pub async fn drain(
     id: ServerId,
     grace: std::time::Duration,
     dry_run: bool,
+    without: WithoutContent,
 ) -> Result<DrainPlan> {
+    if let (Err(why), WithoutContent::Refused, false) =
+        (content_carrier(store).await?, without, dry_run)
+    {
+        let server = store.server(id).await?;
+        return Err(drover_core::Error::ContentWouldStay {
+            what: format!("draining {}", server.spec.name),
+            why,
+        }
+        .into());
+    }
     let server = if dry_run {
         store.server(id).await?
     } else {
@@ -210,20 +224,15 @@ async fn content_plan(store: &dyn Store, planned: bool) -> Result<String> {
                 .to_owned(),
         );
     }
-    Ok(match store.default_backup_destination().await? {
-        Some(d) if d.spec.location.shared() => format!(
-            "carried through the backup destination {}: each account backed up here, restored \
-             on its new server and checked there before its DNS moves",
-            d.spec.name
+    Ok(match content_carrier(store).await? {
+        Ok(name) => format!(
+            "carried through the backup destination {name}: each account backed up here, \
+             restored on its new server and checked there before its DNS moves"
         ),
-        Some(d) => format!(
-            "not carried: the default backup destination {} is on each server's own disk; the \
-             accounts are made empty on their new servers",
-            d.spec.name
+        Err(why) => format!(
+            "not carried: {why}; a drain is refused unless it may move the accounts without \
+             their content (they start empty on their new servers)"
         ),
-        None => "not carried: no backup destination is the default; the accounts are made \
-                 empty on their new servers"
-            .to_owned(),
     })
 }
 
@@ -276,7 +285,11 @@ async fn move_all(
     for (account, to) in decided.moves {
         if !dry_run {
             match grace {
-                Some(grace) => super::start_migration(store, ctx, account, to, grace).await?,
+                // Checked, or allowed, for the whole drain above.
+                Some(grace) => {
+                    super::start_migration(store, ctx, account, to, grace, WithoutContent::Allowed)
+                        .await?
+                }
                 None => super::start_failover(store, ctx, account, to).await?,
             };
         }

@@ -1182,10 +1182,32 @@ async fn a_move_is_refused_with_its_reason_until_it_can_be_done(api: Api) {
         )
         .await;
     assert_eq!(created.status, StatusCode::CREATED);
+    // No SSH host carries content: refused, naming the field that allows it.
+    let refused = api
+        .post("/api/v1/accounts/1/migrate", json!({"to_server": 1}))
+        .await;
+    assert_eq!(
+        (refused.status, refused.code()),
+        (StatusCode::CONFLICT, "content_would_stay"),
+        "{:?}",
+        refused.body
+    );
+    assert_eq!(
+        refused.body["error"]["field"], "without_content",
+        "{:?}",
+        refused.body
+    );
+    assert!(
+        refused
+            .message()
+            .starts_with("moving mut.ro would leave the customers' files"),
+        "{}",
+        refused.message()
+    );
     let refused = api
         .post(
             "/api/v1/accounts/1/migrate",
-            json!({"to_server": 1, "grace_seconds": 60}),
+            json!({"to_server": 1, "grace_seconds": 60, "without_content": true}),
         )
         .await;
     assert_eq!(

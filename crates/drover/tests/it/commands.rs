@@ -480,9 +480,17 @@ async fn an_operator_moves_a_server_until_it_is_retired(store: Store_) {
         commands::set_maintenance(store, &ctx(), id, true)
             .await
             .map(drop),
-        commands::drain(store, &ctx(), &placement, id, Default::default(), false)
-            .await
-            .map(drop),
+        commands::drain(
+            store,
+            &ctx(),
+            &placement,
+            id,
+            Default::default(),
+            false,
+            commands::WithoutContent::Allowed,
+        )
+        .await
+        .map(drop),
     ];
     for err in refused {
         assert_eq!(
@@ -530,18 +538,32 @@ async fn a_migration_is_checked_stepped_and_confirmed(store: Store_) {
     };
     assert_eq!(
         code(
-            commands::start_migration(store, &ctx(), account, vm2.id, grace)
-                .await
-                .unwrap_err()
+            commands::start_migration(
+                store,
+                &ctx(),
+                account,
+                vm2.id,
+                grace,
+                commands::WithoutContent::Allowed
+            )
+            .await
+            .unwrap_err()
         ),
         "NotPlaced"
     );
     store.assign_server(&ctx(), account, vm1.id).await.unwrap();
     assert_eq!(
         code(
-            commands::start_migration(store, &ctx(), account, vm2.id, grace)
-                .await
-                .unwrap_err()
+            commands::start_migration(
+                store,
+                &ctx(),
+                account,
+                vm2.id,
+                grace,
+                commands::WithoutContent::Allowed
+            )
+            .await
+            .unwrap_err()
         ),
         "NotActive"
     );
@@ -550,17 +572,31 @@ async fn a_migration_is_checked_stepped_and_confirmed(store: Store_) {
         .unwrap();
     assert_eq!(
         code(
-            commands::start_migration(store, &ctx(), account, vm1.id, grace)
-                .await
-                .unwrap_err()
+            commands::start_migration(
+                store,
+                &ctx(),
+                account,
+                vm1.id,
+                grace,
+                commands::WithoutContent::Allowed
+            )
+            .await
+            .unwrap_err()
         ),
         "SameServer"
     );
     assert_eq!(
         code(
-            commands::start_migration(store, &ctx(), account, vm2.id, grace)
-                .await
-                .unwrap_err()
+            commands::start_migration(
+                store,
+                &ctx(),
+                account,
+                vm2.id,
+                grace,
+                commands::WithoutContent::Allowed
+            )
+            .await
+            .unwrap_err()
         ),
         "NoPassword"
     );
@@ -573,18 +609,32 @@ async fn a_migration_is_checked_stepped_and_confirmed(store: Store_) {
         .unwrap();
     assert_eq!(
         code(
-            commands::start_migration(store, &ctx(), account, vm2.id, grace)
-                .await
-                .unwrap_err()
+            commands::start_migration(
+                store,
+                &ctx(),
+                account,
+                vm2.id,
+                grace,
+                commands::WithoutContent::Allowed
+            )
+            .await
+            .unwrap_err()
         ),
         "TargetUnusable"
     );
     commands::set_maintenance(store, &ctx(), vm2.id, false)
         .await
         .unwrap();
-    let (migration, _job) = commands::start_migration(store, &ctx(), account, vm2.id, grace)
-        .await
-        .unwrap();
+    let (migration, _job) = commands::start_migration(
+        store,
+        &ctx(),
+        account,
+        vm2.id,
+        grace,
+        commands::WithoutContent::Allowed,
+    )
+    .await
+    .unwrap();
     assert_eq!(
         (
             migration.from_server,
@@ -596,9 +646,16 @@ async fn a_migration_is_checked_stepped_and_confirmed(store: Store_) {
     assert!(!migration.confirmed);
     assert_eq!(
         code(
-            commands::start_migration(store, &ctx(), account, vm2.id, grace)
-                .await
-                .unwrap_err()
+            commands::start_migration(
+                store,
+                &ctx(),
+                account,
+                vm2.id,
+                grace,
+                commands::WithoutContent::Allowed
+            )
+            .await
+            .unwrap_err()
         ),
         "UnderWay"
     );
@@ -639,9 +696,16 @@ async fn a_migration_is_checked_stepped_and_confirmed(store: Store_) {
     );
     // A finished move allows the next one.
     assert!(
-        commands::start_migration(store, &ctx(), account, ServerId(vm1.id.get()), grace)
-            .await
-            .is_ok()
+        commands::start_migration(
+            store,
+            &ctx(),
+            account,
+            ServerId(vm1.id.get()),
+            grace,
+            commands::WithoutContent::Allowed
+        )
+        .await
+        .is_ok()
     );
 }
 

@@ -225,6 +225,7 @@ async fn a_fleet_is_provisioned_repaired_drained_failed_over_and_rebuilt() {
         servers[1].id,
         Duration::ZERO,
         false,
+        drover::commands::WithoutContent::Allowed,
     )
     .await
     .unwrap();

@@ -80,9 +80,16 @@ async fn an_account_moves_to_another_server_with_its_dns() {
 
     // Refusals first: same server, unknown server, a target in maintenance.
     let grace = Duration::from_secs(3600);
-    let err = drover::commands::start_migration(&*store, &ctx(), accounts[1], ServerId(1), grace)
-        .await
-        .unwrap_err();
+    let err = drover::commands::start_migration(
+        &*store,
+        &ctx(),
+        accounts[1],
+        ServerId(1),
+        grace,
+        drover::commands::WithoutContent::Allowed,
+    )
+    .await
+    .unwrap_err();
     assert!(
         matches!(
             err,
@@ -93,7 +100,15 @@ async fn an_account_moves_to_another_server_with_its_dns() {
         "{err}"
     );
     assert!(matches!(
-        drover::commands::start_migration(&*store, &ctx(), accounts[1], ServerId(9), grace).await,
+        drover::commands::start_migration(
+            &*store,
+            &ctx(),
+            accounts[1],
+            ServerId(9),
+            grace,
+            drover::commands::WithoutContent::Allowed
+        )
+        .await,
         Err(drover::commands::Error::Store(StoreError::NotFound { .. }))
     ));
 
@@ -224,10 +239,36 @@ async fn an_account_moves_to_another_server_with_its_dns() {
     )
     .await;
 
-    // move.ro: confirmed by the operator, deleted from vm1 at once.
-    drover::commands::start_migration(&*store, &ctx(), accounts[1], ServerId(2), grace)
-        .await
-        .unwrap();
+    // move.ro: refused while its content would stay behind; then allowed to move without it,
+    // confirmed by the operator, deleted from vm1 at once.
+    let err = drover::commands::start_migration(
+        &*store,
+        &ctx(),
+        accounts[1],
+        ServerId(2),
+        grace,
+        drover::commands::WithoutContent::Refused,
+    )
+    .await
+    .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            drover::commands::Error::Rule(drover_core::Error::ContentWouldStay { .. })
+        ),
+        "{err}"
+    );
+    assert!(store.migration(accounts[1]).await.unwrap().is_none());
+    drover::commands::start_migration(
+        &*store,
+        &ctx(),
+        accounts[1],
+        ServerId(2),
+        grace,
+        drover::commands::WithoutContent::Allowed,
+    )
+    .await
+    .unwrap();
     crate::until(
         "move.ro is on vm2 and disabled on vm1",
         Duration::from_secs(30),
@@ -302,9 +343,16 @@ async fn an_account_moves_to_another_server_with_its_dns() {
         ["192.0.2.32"],
         "and its sub-server's addresses"
     );
-    let err = drover::commands::start_migration(&*store, &ctx(), accounts[1], ServerId(1), grace)
-        .await
-        .unwrap_err();
+    let err = drover::commands::start_migration(
+        &*store,
+        &ctx(),
+        accounts[1],
+        ServerId(1),
+        grace,
+        drover::commands::WithoutContent::Allowed,
+    )
+    .await
+    .unwrap_err();
     assert!(
         matches!(
             err,
@@ -355,9 +403,16 @@ async fn an_account_moves_to_another_server_with_its_dns() {
     .await;
 
     // wait.ro: no confirmation; a zero grace period deletes the old copy on its own.
-    drover::commands::start_migration(&*store, &ctx(), accounts[2], ServerId(2), Duration::ZERO)
-        .await
-        .unwrap();
+    drover::commands::start_migration(
+        &*store,
+        &ctx(),
+        accounts[2],
+        ServerId(2),
+        Duration::ZERO,
+        drover::commands::WithoutContent::Allowed,
+    )
+    .await
+    .unwrap();
     crate::until(
         "wait.ro is moved and its old copy gone",
         Duration::from_secs(10),
@@ -420,9 +475,17 @@ async fn a_drained_server_empties_by_placement_and_is_retired() {
     }
     let vm1 = store.server(ServerId(1)).await.unwrap();
     let placement = PlacementPolicy::default();
-    let dry = drover::commands::drain(&*store, &ctx(), &placement, vm1.id, Duration::ZERO, true)
-        .await
-        .unwrap();
+    let dry = drover::commands::drain(
+        &*store,
+        &ctx(),
+        &placement,
+        vm1.id,
+        Duration::ZERO,
+        true,
+        drover::commands::WithoutContent::Allowed,
+    )
+    .await
+    .unwrap();
     assert_eq!(dry.moves.len(), 6);
     let to_vm2 = dry
         .moves
@@ -447,14 +510,49 @@ async fn a_drained_server_empties_by_placement_and_is_retired() {
         ),
         "{err}"
     );
-    let plan = drover::commands::drain(&*store, &ctx(), &placement, vm1.id, Duration::ZERO, false)
+    // No SSH host carries content: the drain is refused, nothing changed, until the operator
+    // says the accounts may move without it.
+    let drain = async |without| {
+        drover::commands::drain(
+            &*store,
+            &ctx(),
+            &placement,
+            vm1.id,
+            Duration::ZERO,
+            false,
+            without,
+        )
+        .await
+    };
+    let err = drain(drover::commands::WithoutContent::Refused)
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string().starts_with(
+            "draining vm1 would leave the customers' files, mail and databases behind (no backup \
+             destination is the default); nothing was changed"
+        ),
+        "{err}"
+    );
+    assert_eq!(
+        store.server(ServerId(1)).await.unwrap().state,
+        drover_core::ServerState::Healthy
+    );
+    assert!(
+        store
+            .migration(drover_core::AccountId(1))
+            .await
+            .unwrap()
+            .is_none()
+    );
+    let plan = drain(drover::commands::WithoutContent::Allowed)
         .await
         .unwrap();
     assert_eq!(plan.moves.len(), 6);
     assert_eq!(
         plan.content,
-        "not carried: no backup destination is the default; the accounts are made empty on \
-         their new servers"
+        "not carried: no backup destination is the default; a drain is refused unless it may \
+         move the accounts without their content (they start empty on their new servers)"
     );
     assert_eq!(
         store.server(ServerId(1)).await.unwrap().state,
@@ -573,10 +671,16 @@ async fn a_move_carries_the_content_and_a_failover_restores_the_last_backup() {
     };
 
     // The restore on vm2 fails: the move stops, the account serves from vm1 as before.
-    let (_, job) =
-        drover::commands::start_migration(&*store, &ctx(), account, ServerId(2), Duration::ZERO)
-            .await
-            .unwrap();
+    let (_, job) = drover::commands::start_migration(
+        &*store,
+        &ctx(),
+        account,
+        ServerId(2),
+        Duration::ZERO,
+        drover::commands::WithoutContent::Refused,
+    )
+    .await
+    .unwrap();
     let ended = finished(&*store, job).await;
     assert_eq!(ended.state, "discarded", "{ended:?}");
     let why = format!("{ended:?}");
@@ -914,6 +1018,7 @@ async fn a_drain_carries_every_accounts_content_before_its_dns_moves() {
         ServerId(1),
         Duration::ZERO,
         false,
+        drover::commands::WithoutContent::Refused,
     )
     .await
     .unwrap();
