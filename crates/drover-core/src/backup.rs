@@ -311,17 +311,21 @@ impl BackupDestinationSpec {
         let location = patch.location.unwrap_or(self.location);
         // A directory on the servers themselves needs no SSH login: moving there drops it.
         let ssh = location.shared();
-        // One way to log in: a new one replaces the other.
+        // One way to log in: a new one replaces the other. Those given with a directory stay,
+        // for validation to refuse as it does for a new destination.
         let (credentials, key_file) = match (patch.credentials, patch.key_file) {
-            (None, None) => (self.credentials, self.key_file),
+            (None, None) => (
+                self.credentials.filter(|_| ssh),
+                self.key_file.filter(|_| ssh),
+            ),
             given => given,
         };
         Self {
             name: self.name,
             location,
-            credentials: credentials.filter(|_| ssh),
-            key_file: key_file.filter(|_| ssh),
-            host_key: patch.host_key.or(self.host_key).filter(|_| ssh),
+            credentials,
+            key_file,
+            host_key: patch.host_key.or(self.host_key.filter(|_| ssh)),
             keep_daily: patch.keep_daily.unwrap_or(self.keep_daily),
             keep_weekly: patch.keep_weekly.unwrap_or(self.keep_weekly),
             default: patch.default.unwrap_or(self.default),
@@ -579,7 +583,7 @@ pub fn final_size_bytes(output: &str) -> Option<u64> {
 /// server to server). Larger is always fine: the target may already hold logs of its own.
 const RESTORE_SIZE_TOLERANCE: (u64, u64) = (10, 1024 * 1024);
 
-/// Why a restored domain's `what` (disk use, database size) falls short of its source's:
+/// Why a restored domain's `what` (its disk use) falls short of its source's:
 /// when both servers measure it and it is smaller by more than [`RESTORE_SIZE_TOLERANCE`].
 pub fn size_shortfall(what: &str, source: Option<u64>, restored: Option<u64>) -> Option<String> {
     let (source, restored) = (source?, restored?);
@@ -605,8 +609,17 @@ pub fn explained_failure(message: &str) -> String {
 /// progress before it (kept short for the record).
 pub fn failure_lines(output: &str) -> String {
     const KEPT: usize = 4096;
-    // `ssh` and `scp` answer through a terminal: their lines end in carriage returns.
-    let output = output.replace('\r', "");
+    // `ssh` and `scp` answer through a terminal: their lines end in carriage returns, and
+    // scp redraws its progress meter after them (once a second, for as long as it sends).
+    let output: String = output
+        .split('\n')
+        .map(|line| {
+            line.split('\r')
+                .filter(|part| !is_progress_meter(part))
+                .collect::<String>()
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
     let lines: Vec<&str> = output.lines().map(str::trim_end).collect();
     let start = lines
         .iter()
@@ -618,6 +631,17 @@ pub fn failure_lines(output: &str) -> String {
         Some((cut, _)) => format!("{}…", &text[..cut]),
         None => text.to_owned(),
     }
+}
+
+/// scp's progress meter, redrawn on the server's terminal while a file travels: its name, how
+/// much (a percentage), how many bytes, how fast (`…/s`), and the time left.
+pub fn is_progress_meter(part: &str) -> bool {
+    let words: Vec<&str> = part.split_whitespace().collect();
+    let percent = words.iter().position(|w| {
+        w.strip_suffix('%')
+            .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+    });
+    percent.is_some_and(|at| words[at..].iter().any(|w| w.ends_with("/s")))
 }
 
 /// Which of a destination's good backups of one account retention deletes: every one that is
@@ -767,6 +791,24 @@ mod tests {
 
     fn at(seconds: i64) -> Timestamp {
         Timestamp::from_second(seconds).unwrap()
+    }
+
+    #[test]
+    fn scps_progress_meter_is_no_part_of_a_failures_lines() {
+        let meter = "2823-x.tar.gz   70%  255KB  97.0MB/s   00:00 ETA";
+        let output = format!(
+            "Uploading archive to SSH server 127.0.0.1 ..\n.. upload failed : {}\r\n\
+             scp: write remote \"/srv/x.tar.gz\": Failure\r\r\n",
+            format!("\r{meter}").repeat(500)
+        );
+        assert_eq!(
+            failure_lines(&output),
+            ".. upload failed :\nscp: write remote \"/srv/x.tar.gz\": Failure"
+        );
+        assert!(is_progress_meter(meter));
+        assert!(!is_progress_meter(
+            "scp: write remote \"/srv/x.tar.gz\": Failure"
+        ));
     }
 
     #[test]
@@ -1048,6 +1090,16 @@ mod tests {
             ..BackupDestinationPatch::default()
         });
         assert_eq!((back.credentials.is_some(), back.key_file), (true, None));
+        // A key file given to a directory destination is refused, as when it is made.
+        let err = local
+            .patched(BackupDestinationPatch {
+                key_file: Some(SshKeyFile::parse("/root/.ssh/k").unwrap()),
+                ..BackupDestinationPatch::default()
+            })
+            .validated()
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("for SSH destinations"), "{err}");
     }
 
     #[test]

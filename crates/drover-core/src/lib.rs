@@ -43,7 +43,8 @@ pub use audit::{AuditChainBreak, AuditEntry, Hash, verify_chain};
 pub use backup::{
     BackupDestinationPatch, BackupDestinationSpec, BackupFacts, BackupLocation, BackupState,
     RestoreFacts, SshHostKey, SshKeyFile, SshLocation, backup_refusal, explained_failure,
-    failure_lines, final_size_bytes, overdue_before, restore_refusal, size_shortfall, to_prune,
+    failure_lines, final_size_bytes, is_progress_meter, overdue_before, restore_refusal,
+    size_shortfall, to_prune,
 };
 pub use certificate::{
     CertificateFacts, CertificateState, CertificateTurn, FAILED_VALIDATIONS_PER_HOUR,

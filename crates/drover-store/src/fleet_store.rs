@@ -57,6 +57,21 @@ pub struct Migration {
     /// backup taken on the source as the move begins (or the last good one, for a failover).
     #[cfg_attr(feature = "openapi", schema(value_type = Option<i64>))]
     pub restore_from: Option<drover_core::BackupId>,
+    /// The operator let it go without the account's content (nothing could carry it).
+    pub without_content: bool,
+}
+
+/// A move as it is recorded when it starts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewMigration {
+    pub account: AccountId,
+    pub from: ServerId,
+    pub to: ServerId,
+    /// When the old copy is deleted unless an operator confirms earlier.
+    pub delete_after: Timestamp,
+    pub failover: bool,
+    pub restore_from: Option<drover_core::BackupId>,
+    pub without_content: bool,
 }
 
 /// A finding of a server's last drift scan, and what the last repair did with it.

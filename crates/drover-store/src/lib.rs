@@ -35,7 +35,8 @@ pub use dns_store::{
 };
 pub use error::{Conflict, Reference, StoreError, UniqueKey};
 pub use fleet_store::{
-    AccountUsage, DriftRecord, FleetStore, HealthChange, Migration, ServerHealth, UsageFilter,
+    AccountUsage, DriftRecord, FleetStore, HealthChange, Migration, NewMigration, ServerHealth,
+    UsageFilter,
 };
 pub use model::{
     Account, AccountFilter, ApiToken, AuditFilter, AuditReport, ConvergeTarget, Customer, Database,

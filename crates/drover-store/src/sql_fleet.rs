@@ -150,6 +150,7 @@ mod fleet_sql {
         confirmed: bool,
         failover: bool,
         restore_from: Option<i64>,
+        without_content: bool,
     }
 
     impl MigrationRow {
@@ -164,6 +165,7 @@ mod fleet_sql {
                 confirmed: self.confirmed,
                 failover: self.failover,
                 restore_from: self.restore_from.map(drover_core::BackupId),
+                without_content: self.without_content,
             })
         }
     }
@@ -174,7 +176,8 @@ mod fleet_sql {
     ) -> Result<Option<Migration>> {
         sqlx::query_as::<_, MigrationRow>(
             "SELECT account_id, from_server, to_server, state, delete_after_ms, confirmed, \
-             failover, restore_from FROM account_migrations WHERE account_id = $1",
+             failover, restore_from, without_content FROM account_migrations \
+             WHERE account_id = $1",
         )
         .bind(account.get())
         .fetch_optional(&mut **tx)

@@ -918,33 +918,28 @@ mod write_sql {
             Ok(())
         }
 
-        async fn insert_migration(
-            &mut self,
-            account: AccountId,
-            from: ServerId,
-            to: ServerId,
-            delete_after: jiff::Timestamp,
-            failover: bool,
-            restore_from: Option<drover_core::BackupId>,
-        ) -> Result<()> {
+        async fn insert_migration(&mut self, new: &crate::NewMigration) -> Result<()> {
             sqlx::query(
                 "INSERT INTO account_migrations (account_id, from_server, to_server, state, \
-                 delete_after_ms, confirmed, failover, created_at, updated_at, restore_from) \
-                 VALUES ($1, $2, $3, $4, $5, FALSE, $6, $7, $7, $8) \
+                 delete_after_ms, confirmed, failover, created_at, updated_at, restore_from, \
+                 without_content) \
+                 VALUES ($1, $2, $3, $4, $5, FALSE, $6, $7, $7, $8, $9) \
                  ON CONFLICT (account_id) DO UPDATE SET from_server = excluded.from_server, \
                  to_server = excluded.to_server, state = excluded.state, \
                  delete_after_ms = excluded.delete_after_ms, confirmed = FALSE, \
                  failover = excluded.failover, updated_at = excluded.updated_at, \
-                 restore_from = excluded.restore_from",
+                 restore_from = excluded.restore_from, \
+                 without_content = excluded.without_content",
             )
-            .bind(account.get())
-            .bind(from.get())
-            .bind(to.get())
+            .bind(new.account.get())
+            .bind(new.from.get())
+            .bind(new.to.get())
             .bind(MoveState::Creating.as_str())
-            .bind(delete_after.as_millisecond())
-            .bind(failover)
+            .bind(new.delete_after.as_millisecond())
+            .bind(new.failover)
             .bind(sql_now())
-            .bind(restore_from.map(|b| b.get()))
+            .bind(new.restore_from.map(|b| b.get()))
+            .bind(new.without_content)
             .execute(&mut *self.tx)
             .await?;
             Ok(())

@@ -251,15 +251,7 @@ pub trait Write: Send {
     async fn update_account_server(&mut self, id: AccountId, server: ServerId) -> Result<()>;
     /// A new move of the account (replacing the record of its last one), in its first state,
     /// unconfirmed.
-    async fn insert_migration(
-        &mut self,
-        account: AccountId,
-        from: ServerId,
-        to: ServerId,
-        delete_after: jiff::Timestamp,
-        failover: bool,
-        restore_from: Option<drover_core::BackupId>,
-    ) -> Result<()>;
+    async fn insert_migration(&mut self, new: &crate::NewMigration) -> Result<()>;
     async fn update_migration_state(&mut self, account: AccountId, state: MoveState) -> Result<()>;
     async fn update_migration_confirmed(&mut self, account: AccountId) -> Result<()>;
     /// Applies `diff` to the zone's records (deletes first, then creates and updates).

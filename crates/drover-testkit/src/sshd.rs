@@ -24,8 +24,8 @@ pub struct TestSshd {
     dir: PathBuf,
     /// The user's password, once [`TestSshd::login`] set it; locked again when dropped.
     password: Option<String>,
-    /// The key pair [`TestSshd::authorize_key`] made: removed, and its public half taken out
-    /// of the user's authorized_keys, when dropped.
+    /// The key pair [`TestSshd::authorize_key`] made (its public half in this server's own
+    /// authorized_keys file): removed when dropped.
     key: Option<PathBuf>,
     /// Made by [`TestSshd::directory`], removed when dropped.
     directories: Vec<String>,
@@ -208,18 +208,20 @@ impl TestSshd {
 
 impl Drop for TestSshd {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.dir);
-        if self.password.is_some() {
-            let _ = run("usermod", &["--lock", Self::USER]);
-        }
+        // What is named after the port goes while the port is still ours: another test's
+        // server may take the port (and the same names) once this one has stopped.
         for dir in &self.directories {
             let _ = std::fs::remove_dir_all(dir);
         }
         if let Some(key) = &self.key {
             let _ = std::fs::remove_file(key);
             let _ = std::fs::remove_file(key.with_extension("pub"));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+        if self.password.is_some() {
+            let _ = run("usermod", &["--lock", Self::USER]);
         }
     }
 }

@@ -282,7 +282,7 @@ fn terminal_text(full: &str) -> String {
             .filter(|part| {
                 !part.trim().is_empty()
                     && !part.trim_end().ends_with("password:")
-                    && !is_progress_meter(part)
+                    && !drover_core::is_progress_meter(part)
             })
             .collect();
         // A line that held only a prompt goes; a blank one stays (it ends a message).
@@ -293,17 +293,6 @@ fn terminal_text(full: &str) -> String {
         text.push('\n');
     }
     text
-}
-
-/// scp's progress meter, redrawn on the terminal while a file travels: its name, how much (a
-/// percentage), how many bytes, how fast (`…/s`), and the time left.
-fn is_progress_meter(part: &str) -> bool {
-    let words: Vec<&str> = part.split_whitespace().collect();
-    let percent = words.iter().position(|w| {
-        w.strip_suffix('%')
-            .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
-    });
-    percent.is_some_and(|at| words[at..].iter().any(|w| w.ends_with("/s")))
 }
 
 /// `head` ("… failed :", "Failed to connect to SSH server :") with the cause the program

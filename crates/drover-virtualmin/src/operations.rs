@@ -460,10 +460,11 @@ impl VirtualminClient {
         self.call(&call).await.map(drop)
     }
 
-    /// Backs the domain up, all features, to an archive: a path on the server (its
-    /// directory made when missing) or on an SSH host (`login` is how the server's `scp`
-    /// logs in there; the server makes no directory there). The answer is the server's log of the backup (its
-    /// last line gives the archive's size).
+    /// Backs the domain up with its sub-servers and aliases (`--parent`; a domain's own
+    /// backup leaves its sub-servers' directories out), all features, to an archive: a path on
+    /// the server (its directory made when missing) or on an SSH host (`login` is how the
+    /// server's `scp` logs in there; the server makes no directory there). The answer is the
+    /// server's log of the backup (its last line gives the archive's size).
     pub async fn backup_domain(
         &self,
         domain: &str,
@@ -473,7 +474,9 @@ impl VirtualminClient {
         let call = Call::new("backup-domain")
             .class(OperationClass::Backup)
             .arg("domain", domain);
-        let call = with_archive(call, "dest", archive, login)?.flag("all-features");
+        let call = with_archive(call, "dest", archive, login)?
+            .flag("parent")
+            .flag("all-features");
         // `--mkdir` is for local backups only: the program refuses it with an SSH URL.
         let call = match archive {
             BackupLocation::ServerDirectory(_) => call.flag("mkdir"),
@@ -482,24 +485,27 @@ impl VirtualminClient {
         Ok(self.call(&call).await?.output)
     }
 
-    /// Restores the domain, all features, from an archive the server can read: re-created when
-    /// the server lacks it, its files, mail and databases replaced when it has it (files made
-    /// since the backup deleted: `dir delete`). The answer is the server's log of the restore.
+    /// Restores `domains` (a domain first, then its sub-servers), all features, from an
+    /// archive the server can read: each re-created when the server lacks it, its files, mail
+    /// and databases replaced when it has it (files made since the backup deleted: `dir
+    /// delete`); one the archive lacks is passed over. The answer is the server's log of the
+    /// restore.
     pub async fn restore_domain(
         &self,
         archive: &BackupLocation,
         login: Option<&SshLogin>,
-        domain: &str,
+        domains: &[&str],
     ) -> Result<String, VirtualminError> {
-        let call = with_archive(
+        let mut call = with_archive(
             Call::new("restore-domain").class(OperationClass::Backup),
             "source",
             archive,
             login,
-        )?
-        .arg("domain", domain)
-        .flag("all-features")
-        .arg("option", "dir delete 1");
+        )?;
+        for domain in domains {
+            call = call.arg("domain", *domain);
+        }
+        let call = call.flag("all-features").arg("option", "dir delete 1");
         Ok(self.call(&call).await?.output)
     }
 

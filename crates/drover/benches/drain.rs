@@ -278,7 +278,7 @@ async fn bare(sshd: &TestSshd, host: &SimSshHost, vault: &str, accounts: usize) 
                 .await
                 .unwrap();
             target
-                .restore_domain(&archive, Some(&password), &domain(i))
+                .restore_domain(&archive, Some(&password), &[domain(i).as_str()])
                 .await
                 .unwrap();
             source.disable_domain(&domain(i), None).await.unwrap();

@@ -1,8 +1,8 @@
 //! A simulated server's own disk, where backups to a directory on the server go: a real
 //! directory on this machine stands for its root, so an archive is a file a test can find,
-//! list and lose, not a value in memory. Archives hold the domain as it was backed up (its
-//! settings, files, mail and database rows) as JSON, under the `.tar.gz` name the real
-//! server would give them.
+//! list and lose, not a value in memory. Archives hold the domains as they were backed up
+//! (their settings, files, mail and database rows; a domain first, then its sub-servers and
+//! aliases) as JSON, under the `.tar.gz` name the real server would give them.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -29,9 +29,14 @@ impl Default for SimDisk {
 }
 
 impl SimDisk {
-    /// Where a path on the server lies on this machine.
+    /// Where a path on the server lies on this machine: always below the disk's root (`..`
+    /// and `.` are dropped, as at the server's `/`).
     pub fn real_path(&self, path: &str) -> PathBuf {
-        self.0.path().join(path.trim_start_matches('/'))
+        let inside: PathBuf = path
+            .split('/')
+            .filter(|part| !part.is_empty() && *part != "." && *part != "..")
+            .collect();
+        self.0.path().join(inside)
     }
 
     pub fn is_directory(&self, path: &str) -> bool {
@@ -48,11 +53,11 @@ impl SimDisk {
         std::fs::create_dir_all(self.real_path(path)).expect("a directory on the simulated disk");
     }
 
-    pub fn write_archive(&self, path: &str, domain: &SimDomain) -> std::io::Result<()> {
-        std::fs::write(self.real_path(path), encode(domain))
+    pub fn write_archive(&self, path: &str, domains: &[SimDomain]) -> std::io::Result<()> {
+        std::fs::write(self.real_path(path), encode(domains))
     }
 
-    pub fn read_archive(&self, path: &str) -> Option<SimDomain> {
+    pub fn read_archive(&self, path: &str) -> Option<Vec<SimDomain>> {
         decode(&std::fs::read(self.real_path(path)).ok()?)
     }
 
@@ -84,11 +89,11 @@ impl SimDisk {
     }
 }
 
-/// An archive's bytes: the domain as backed up.
-pub(crate) fn encode(domain: &SimDomain) -> Vec<u8> {
-    serde_json::to_vec(domain).expect("a simulated domain serializes")
+/// An archive's bytes: the domains as backed up.
+pub(crate) fn encode(domains: &[SimDomain]) -> Vec<u8> {
+    serde_json::to_vec(domains).expect("a simulated domain serializes")
 }
 
-pub(crate) fn decode(bytes: &[u8]) -> Option<SimDomain> {
+pub(crate) fn decode(bytes: &[u8]) -> Option<Vec<SimDomain>> {
     serde_json::from_slice(bytes).ok()
 }

@@ -2077,11 +2077,21 @@ impl State {
         let Some(domain) = self.domains.get(name).cloned() else {
             return missing(P, name);
         };
+        // `--parent`: its sub-servers and aliases too, in the same archive.
+        let mut domains = vec![domain];
+        if params.has("parent") {
+            domains.extend(
+                self.domains
+                    .values()
+                    .filter(|d| d.parent.as_deref() == Some(name))
+                    .cloned(),
+            );
+        }
         if let Some(url) = SshUrl::parse(&dest) {
             if params.has("mkdir") {
                 return failure(P, "--mkdir option can only be used for local backups");
             }
-            return self.backup_over_ssh(&url, domain);
+            return self.backup_over_ssh(&url, &domains);
         }
         let directory = dest.rsplit_once('/').map_or("/", |(dir, _)| dir).to_owned();
         let testing =
@@ -2100,7 +2110,7 @@ impl State {
                 multiline: false,
             };
         }
-        let mut log = format!("{testing}.. done\n\n{}", backup_steps(&domain));
+        let mut log = format!("{testing}.. done\n\n{}", backup_steps(&domains));
         let unwritable = if !self.disk.is_directory(&directory) {
             Some("No such file or directory")
         } else if self.backup_disk_full {
@@ -2120,23 +2130,19 @@ impl State {
                 multiline: false,
             };
         }
-        // A small site's archive: its configuration, plus what it uses.
-        let size = 60_000 + domain.usage.disk_bytes + domain.usage.database_bytes;
-        if let Err(e) = self.disk.write_archive(&dest, &domain) {
+        if let Err(e) = self.disk.write_archive(&dest, &domains) {
             return failure(P, format!("Failed to open {dest} for writing : {e}"));
         }
         log.push_str(&format!(
-            ".. completed in 1 seconds\n\nCreating final backup archive ..\n.. done\n\n\
-             1 virtual servers backed up successfully\nBackup completed successfully. Final size \
-             was {}\n\n",
-            webmin_nice_size(size)
+            ".. completed in 1 seconds\n\nCreating final backup archive ..\n.. done\n\n{}",
+            backed_up(&domains)
         ));
         Answer::Output(log)
     }
 
     /// `backup-domain` to an SSH host: the login tested first, the archive made, then
     /// uploaded with `scp` (which makes no directory), as the real server does.
-    fn backup_over_ssh(&mut self, url: &SshUrl, domain: SimDomain) -> Answer {
+    fn backup_over_ssh(&mut self, url: &SshUrl, domains: &[SimDomain]) -> Answer {
         let testing = format!(
             "Starting backup..\nTesting backup destination {} on SSH server {} ..\n",
             url.path, url.host
@@ -2154,21 +2160,16 @@ impl State {
             return failed(format!("{testing}Failed to connect to SSH server : {text}"));
         }
         let host = host.expect("a host that took the login");
-        let size = 60_000 + domain.usage.disk_bytes + domain.usage.database_bytes;
         let mut log = format!(
             "{testing}.. done\n\n{}.. completed in 1 seconds\n\nCreating final backup archive ..\n\
              .. done\n\nUploading archive to SSH server {} ..\n",
-            backup_steps(&domain),
+            backup_steps(domains),
             url.host
         );
-        if let Err(ScpRefusal::Connect(text) | ScpRefusal::File(text)) = host.upload(url, domain) {
+        if let Err(ScpRefusal::Connect(text) | ScpRefusal::File(text)) = host.upload(url, domains) {
             return failed(format!("{log}.. upload failed : {text}"));
         }
-        log.push_str(&format!(
-            ".. done\n\n1 virtual servers backed up successfully\nBackup completed successfully. \
-             Final size was {}\n\n",
-            webmin_nice_size(size)
-        ));
+        log.push_str(&format!(".. done\n\n{}", backed_up(domains)));
         Answer::Output(log)
     }
 
@@ -2179,18 +2180,25 @@ impl State {
             .cloned()
     }
 
-    /// `restore-domain --source FILE --domain D --option "dir delete 1"` (`restore-domain__*`):
-    /// the domain as the archive holds it, re-created when the server lacks it (new unix ids, as
-    /// the real server allocates them) or its content restored when it has it; a missing
-    /// archive fails as captured (`restore-domain__missing-file__*`).
+    /// `restore-domain --source FILE --domain D [--domain SUB…] --option "dir delete 1"`
+    /// (`restore-domain__*`): each domain as the archive holds it, re-created when the server
+    /// lacks it (new unix ids, as the real server allocates them) or its content restored when
+    /// it has it; one the archive lacks is said to be restored and is not
+    /// (`restore-domain__domain-not-in-backup__json`); a missing archive fails as captured
+    /// (`restore-domain__missing-file__*`).
     fn restore_domain(&mut self, params: &Params) -> Answer {
         const P: &str = "restore-domain";
         let Some(source) = params.get("source").map(str::to_owned) else {
             return failure(P, "Missing --source parameter");
         };
-        let Some(name) = params.get("domain").map(str::to_owned) else {
+        let names: Vec<String> = params
+            .all("domain")
+            .into_iter()
+            .map(str::to_owned)
+            .collect();
+        if names.is_empty() {
             return failure(P, "No domains to restore specified");
-        };
+        }
         let archived = match SshUrl::parse(&source) {
             Some(url) => {
                 let fetched = self
@@ -2212,20 +2220,22 @@ impl State {
         // the real program's warning (`missing_restore_features`: core features are not
         // critical), a database feature's databases left out.
         let mut archived = archived;
-        let missing: Vec<String> = archived
-            .features
-            .iter()
-            .filter(|f| self.unsupported_features.contains(*f))
-            .cloned()
-            .collect();
+        let mut missing: Vec<String> = Vec::new();
+        for feature in archived.iter().flat_map(|d| &d.features) {
+            if self.unsupported_features.contains(feature) && !missing.contains(feature) {
+                missing.push(feature.clone());
+            }
+        }
         let supported = if missing.is_empty() {
             ".. all features in backup are supported".to_owned()
         } else {
             let described: Vec<&str> = missing.iter().map(|f| feature_description(f)).collect();
-            archived.features.retain(|f| !missing.contains(f));
-            if missing.iter().any(|f| f == "mysql") {
-                archived.databases.clear();
-                archived.rows.clear();
+            for domain in &mut archived {
+                domain.features.retain(|f| !missing.contains(f));
+                if missing.iter().any(|f| f == "mysql") {
+                    domain.databases.clear();
+                    domain.rows.clear();
+                }
             }
             format!(
                 ".. WARNING - The following features were enabled for one or more\n\
@@ -2234,56 +2244,62 @@ impl State {
                 described.join(", ")
             )
         };
-        let checks = format!(
+        let mut log = format!(
             "Checking for missing features ..\n{supported}\n\nChecking for errors in backup ..\n\
              .. no errors found\n\nStarting restore..\nExtracting backup archive file ..\n.. done\n\n"
         );
-        // The archive holds another domain: the real server says it restored, and restores
-        // nothing (`restore-domain__domain-not-in-backup__json`).
-        if archived.name != name {
-            return Answer::Output(format!(
-                "{checks}Restoring backup for virtual server {name} ..\n    Updating Webmin user ..\n    \
-                 .. done\n\nRe-loading Webmin ..\n.. done\n\nRestore completed successfully.\n\n"
-            ));
-        }
-        if self.restores_come_back_short {
-            archived.files.clear();
-            archived.usage.disk_bytes = 0;
-        }
-        let mut log = checks;
-        match self.domains.get_mut(&name) {
-            // Its files as backed up (with `dir delete`, those made since go); the mailboxes
-            // and databases backed up come back, those made since stay.
-            Some(existing) => {
-                existing.files = archived.files.clone();
-                existing.mail.extend(archived.mail.clone());
-                existing.rows.extend(archived.rows.clone());
-                existing.mailboxes.extend(archived.mailboxes.clone());
-                existing
-                    .mailbox_quotas
-                    .extend(archived.mailbox_quotas.clone());
-                for database in &archived.databases {
-                    if !existing.databases.contains(database) {
-                        existing.databases.push(database.clone());
-                    }
-                }
-                existing.usage = archived.usage;
-            }
-            None => {
+        let mut reloaded = false;
+        for name in names {
+            let Some(mut archived) = archived.iter().find(|d| d.name == name).cloned() else {
+                // Not in the archive: said to be restored, and nothing is.
                 log.push_str(&format!(
-                    "Re-creating virtual server {name} ..\n    Re-allocating user and group IDs ..\n    \
+                    "Restoring backup for virtual server {name} ..\n    Updating Webmin user ..\n    \
                      .. done\n\n"
                 ));
-                let mut restored = archived;
-                restored.id = self.next_id;
-                self.next_id += 1;
-                self.domains.insert(name.clone(), restored);
+                reloaded = true;
+                continue;
+            };
+            if self.restores_come_back_short {
+                archived.files.clear();
+                archived.usage.disk_bytes = 0;
             }
+            match self.domains.get_mut(&name) {
+                // Its files as backed up (with `dir delete`, those made since go); the
+                // mailboxes and databases backed up come back, those made since stay.
+                Some(existing) => {
+                    existing.files = archived.files.clone();
+                    existing.mail.extend(archived.mail.clone());
+                    existing.rows.extend(archived.rows.clone());
+                    existing.mailboxes.extend(archived.mailboxes.clone());
+                    existing
+                        .mailbox_quotas
+                        .extend(archived.mailbox_quotas.clone());
+                    for database in &archived.databases {
+                        if !existing.databases.contains(database) {
+                            existing.databases.push(database.clone());
+                        }
+                    }
+                    existing.usage = archived.usage;
+                }
+                None => {
+                    log.push_str(&format!(
+                        "Re-creating virtual server {name} ..\n    Re-allocating user and group IDs ..\n    \
+                         .. done\n\n"
+                    ));
+                    archived.id = self.next_id;
+                    self.next_id += 1;
+                    self.domains.insert(name.clone(), archived);
+                }
+            }
+            log.push_str(&format!(
+                "Restoring backup for virtual server {name} ..\n    Extracting TAR file of home directory ..\n    \
+                 .. done\n\n    Re-creating mail and FTP users ..\n    .. done\n\n"
+            ));
         }
-        log.push_str(&format!(
-            "Restoring backup for virtual server {name} ..\n    Extracting TAR file of home directory ..\n    \
-             .. done\n\n    Re-creating mail and FTP users ..\n    .. done\n\nRestore completed successfully.\n\n"
-        ));
+        if reloaded {
+            log.push_str("Re-loading Webmin ..\n.. done\n\n");
+        }
+        log.push_str("Restore completed successfully.\n\n");
         Answer::Output(log)
     }
 
@@ -2327,7 +2343,27 @@ fn feature_description(feature: &str) -> &str {
 }
 
 /// The steps `backup-domain` prints for a domain, by its features and databases.
-fn backup_steps(domain: &SimDomain) -> String {
+/// A backup's last lines: how many domains, and the archive's size (a small site's: its
+/// configuration, plus what its domains use).
+fn backed_up(domains: &[SimDomain]) -> String {
+    let size: u64 = 60_000
+        + domains
+            .iter()
+            .map(|d| d.usage.disk_bytes + d.usage.database_bytes)
+            .sum::<u64>();
+    format!(
+        "{} virtual servers backed up successfully\nBackup completed successfully. Final size was \
+         {}\n\n",
+        domains.len(),
+        webmin_nice_size(size)
+    )
+}
+
+fn backup_steps(domains: &[SimDomain]) -> String {
+    domains.iter().map(domain_backup_steps).collect()
+}
+
+fn domain_backup_steps(domain: &SimDomain) -> String {
     let mut log = format!("Creating backup for virtual server {} ..\n", domain.name);
     for (step, feature) in [
         ("Copying virtual server configuration", None),

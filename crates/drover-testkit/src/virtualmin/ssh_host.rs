@@ -159,6 +159,7 @@ impl SimSshHost {
             "StrictHostKeyChecking=accept-new",
             "GlobalKnownHostsFile=/dev/null",
             "LogLevel=ERROR",
+            "ConnectTimeout=10",
         ]
         .into_iter()
         .map(str::to_owned)
@@ -181,11 +182,11 @@ impl SimSshHost {
         self.transfer(url).map(drop)
     }
 
-    /// `scp`s the archive of `domain` to the host.
-    pub(crate) fn upload(&self, url: &SshUrl, domain: SimDomain) -> Result<(), ScpRefusal> {
+    /// `scp`s the archive of `domains` to the host.
+    pub(crate) fn upload(&self, url: &SshUrl, domains: &[SimDomain]) -> Result<(), ScpRefusal> {
         let transfer = self.transfer(url)?;
         let file = tempfile::NamedTempFile::new().map_err(local)?;
-        std::fs::write(file.path(), encode(&domain)).map_err(local)?;
+        std::fs::write(file.path(), encode(domains)).map_err(local)?;
         transfer.scp(
             &file.path().display().to_string(),
             &format!("{}:{}", transfer.login, url.path),
@@ -193,7 +194,7 @@ impl SimSshHost {
     }
 
     /// `scp`s an archive back from the host.
-    pub(crate) fn download(&self, url: &SshUrl) -> Result<SimDomain, ScpRefusal> {
+    pub(crate) fn download(&self, url: &SshUrl) -> Result<Vec<SimDomain>, ScpRefusal> {
         let transfer = self.transfer(url)?;
         let dir = tempfile::tempdir().map_err(local)?;
         let file: PathBuf = dir.path().join("archive.tar.gz");
@@ -214,11 +215,11 @@ impl SimSshHost {
             .args(&transfer.options)
             .arg(&transfer.login)
             .args(["rm", "-f", "--"])
-            .args([
-                url.path.clone(),
-                format!("{}.info", url.path),
-                format!("{}.dom", url.path),
-            ]);
+            // The remote shell reads the command line: each path quoted for it.
+            .args(
+                ["", ".info", ".dom"]
+                    .map(|suffix| format!("'{}{suffix}'", url.path.replace('\'', "'\\''"))),
+            );
         transfer.run(ssh)
     }
 }

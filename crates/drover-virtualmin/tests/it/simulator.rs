@@ -918,7 +918,7 @@ mod rules {
         sim.put_file("bk1.test", "public_html/index.html", "after")
             .unwrap();
         let log = vm
-            .restore_domain(&at(archive), None, "bk1.test")
+            .restore_domain(&at(archive), None, &["bk1.test"])
             .await
             .unwrap();
         assert!(log.contains("Restore completed successfully."), "{log}");
@@ -928,7 +928,7 @@ mod rules {
         );
         vm.delete_domain("bk1.test").await.unwrap();
         let log = vm
-            .restore_domain(&at(archive), None, "bk1.test")
+            .restore_domain(&at(archive), None, &["bk1.test"])
             .await
             .unwrap();
         assert!(log.contains("Re-creating virtual server bk1.test"), "{log}");
@@ -939,7 +939,7 @@ mod rules {
         // An archive that is not there, as captured.
         let missing = "/var/backups/drover-cap/nosuch.tar.gz";
         let err = vm
-            .restore_domain(&at(missing), None, "bk1.test")
+            .restore_domain(&at(missing), None, &["bk1.test"])
             .await
             .unwrap_err();
         let real = captured_error("restore-domain__missing-file__xml.http");
@@ -998,7 +998,7 @@ mod rules {
 
         // Another server restores it: the archive is on the host, not on a server's disk.
         let restored = other
-            .restore_domain(&archive, Some(&password), "bk1.test")
+            .restore_domain(&archive, Some(&password), &["bk1.test"])
             .await
             .unwrap();
         assert!(

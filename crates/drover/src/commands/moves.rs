@@ -28,7 +28,7 @@ pub async fn start_migration(
         }
         .into());
     }
-    begin_move(store, ctx, account, to, grace, Kind::Planned).await
+    begin_move(store, ctx, account, to, grace, Kind::Planned(without)).await
 }
 
 /// Whether a planned move may go ahead when it cannot carry the account's content (the
@@ -100,8 +100,8 @@ pub async fn start_failover(
 /// Where a move's content comes from.
 #[derive(Clone, Copy)]
 enum Kind {
-    /// A backup taken on the source as it begins.
-    Planned,
+    /// A backup taken on the source as it begins (or none, where the operator allowed it).
+    Planned(WithoutContent),
     /// The last good backup: the source is lost.
     Failover,
     /// This backup.
@@ -121,8 +121,9 @@ async fn begin_move(
     let failover = matches!(kind, Kind::Failover);
     let restore_from = match kind {
         Kind::Restore(backup) => Some(backup),
-        Kind::Planned | Kind::Failover => None,
+        Kind::Planned(_) | Kind::Failover => None,
     };
+    let without_content = matches!(kind, Kind::Planned(WithoutContent::Allowed));
     let mut tx = store.write().await?;
     let moved = tx.account(account).await?;
     let target = tx.server(to).await?;
@@ -148,8 +149,16 @@ async fn begin_move(
             .saturating_add(grace_ms),
     )
     .unwrap_or(jiff::Timestamp::MAX);
-    tx.insert_migration(account, from, to, delete_after, failover, restore_from)
-        .await?;
+    tx.insert_migration(&drover_store::NewMigration {
+        account,
+        from,
+        to,
+        delete_after,
+        failover,
+        restore_from,
+        without_content,
+    })
+    .await?;
     let job = migrate(&mut *tx, ctx, account, None).await?;
     let action = if failover {
         "account.failover"
@@ -162,7 +171,7 @@ async fn begin_move(
         format!("account:{account}"),
         json!({
             "from": from, "to": to, "grace_seconds": grace.as_secs(), "job": job,
-            "restore_from": restore_from,
+            "restore_from": restore_from, "without_content": without_content,
         }),
     )
     .await?;

@@ -114,9 +114,16 @@ pub async fn drain(
     dry_run: bool,
     without: WithoutContent,
 ) -> Result<DrainPlan> {
-    if let (Err(why), WithoutContent::Refused, false) =
-        (content_carrier(store).await?, without, dry_run)
-    {
+    let holds_accounts = crate::engine::accounts_on(store, id)
+        .await?
+        .iter()
+        .any(|a| a.desired_state != DesiredState::Absent);
+    if let (Err(why), WithoutContent::Refused, false, true) = (
+        content_carrier(store).await?,
+        without,
+        dry_run,
+        holds_accounts,
+    ) {
         let server = store.server(id).await?;
         return Err(drover_core::Error::ContentWouldStay {
             what: format!("draining {}", server.spec.name),
@@ -132,7 +139,15 @@ pub async fn drain(
         })
         .await?
     };
-    move_all(store, ctx, placement, &server, Some(grace), dry_run).await
+    let planned = Planned { grace, without };
+    move_all(store, ctx, placement, &server, Some(planned), dry_run).await
+}
+
+/// A drain's moves: each old copy kept for `grace`; content carried, or left `without`.
+#[derive(Clone, Copy)]
+struct Planned {
+    grace: std::time::Duration,
+    without: WithoutContent,
 }
 
 /// Recreates a lost server's accounts elsewhere at once (no grace: the old copies are gone).
@@ -216,18 +231,22 @@ async fn finish_state_change(
 /// What moves do with the accounts' content, said before they start: a planned move carries
 /// it through the default destination when that is an SSH host; a failover restores each
 /// account's last good backup kept on one.
-async fn content_plan(store: &dyn Store, planned: bool) -> Result<String> {
-    if !planned {
+async fn content_plan(store: &dyn Store, planned: Option<Planned>) -> Result<String> {
+    let Some(planned) = planned else {
         return Ok(
             "restored from each account's last good backup on an SSH host; an account \
                    without one is made empty"
                 .to_owned(),
         );
-    }
+    };
     Ok(match content_carrier(store).await? {
         Ok(name) => format!(
             "carried through the backup destination {name}: each account backed up here, \
              restored on its new server and checked there before its DNS moves"
+        ),
+        Err(why) if planned.without == WithoutContent::Allowed => format!(
+            "not carried: {why}; moved without it, as allowed: the accounts start empty on \
+             their new servers"
         ),
         Err(why) => format!(
             "not carried: {why}; a drain is refused unless it may move the accounts without \
@@ -241,7 +260,7 @@ async fn move_all(
     ctx: &RequestContext,
     placement: &PlacementPolicy,
     server: &Server,
-    grace: Option<std::time::Duration>,
+    planned: Option<Planned>,
     dry_run: bool,
 ) -> Result<DrainPlan> {
     let accounts: Vec<_> = crate::engine::accounts_on(store, server.id)
@@ -280,15 +299,13 @@ async fn move_all(
             .map(|(id, reason)| (id, domain(id), reason))
             .collect(),
         under_way: decided.under_way,
-        content: content_plan(store, grace.is_some()).await?,
+        content: content_plan(store, planned).await?,
     };
     for (account, to) in decided.moves {
         if !dry_run {
-            match grace {
-                // Checked, or allowed, for the whole drain above.
-                Some(grace) => {
-                    super::start_migration(store, ctx, account, to, grace, WithoutContent::Allowed)
-                        .await?
+            match planned {
+                Some(Planned { grace, without }) => {
+                    super::start_migration(store, ctx, account, to, grace, without).await?
                 }
                 None => super::start_failover(store, ctx, account, to).await?,
             };

@@ -40,8 +40,10 @@ pub struct NotMoved(pub String);
 /// Carries the account's content from `from` (reachable: a planned move) to `to`: backed up
 /// there, restored here (onto what an earlier try left, replacing it), then checked: the
 /// domain with the source's unix user and features, every mailbox and database the source
-/// holds, and its disk use and database size within a tenth of the source's (where both
-/// servers measure them). Nothing is carried when no SSH destination is the default. A definite failure stops
+/// holds, every sub-server drover keeps for it, and its disk use within a tenth of the
+/// source's (where both servers measure it). When no SSH destination is the default nothing
+/// can be carried: the move goes on without content only where the operator allowed it
+/// (`without_content`), and stops otherwise. A definite failure stops
 /// the move (the account stays where it was, its traffic too); one that may pass (no answer,
 /// a network fault) is an error, and the move is tried again later.
 pub async fn carry(
@@ -50,18 +52,9 @@ pub async fn carry(
     account: AccountId,
     from: (&Server, &VirtualminClient),
     to: (&Server, &VirtualminClient),
+    without_content: bool,
 ) -> Result<Result<Content, NotMoved>, ConvergeError> {
     let store = &engine.store;
-    let Some(destination) = store.default_backup_destination().await? else {
-        return Ok(Ok(not_carried("no backup destination is the default")));
-    };
-    if !destination.spec.location.shared() {
-        return Ok(Ok(not_carried(&format!(
-            "the default backup destination {} is on each server's own disk, not an SSH host \
-             both servers reach",
-            destination.spec.name
-        ))));
-    }
     let record = store.account(account).await?;
     let domain = record.domain.as_str();
     let stop = |why: String| {
@@ -69,6 +62,27 @@ pub async fn carry(
             "{domain}'s content could not be carried from {} to {}: {why}; it stays on {}",
             from.0.spec.name, to.0.spec.name, from.0.spec.name
         ))))
+    };
+    let destination = match store.default_backup_destination().await? {
+        Some(d) if d.spec.location.shared() => d,
+        // Nothing carries it (the default changed since the move was asked, if it was not
+        // allowed then): empty only with the operator's leave.
+        other => {
+            let why = match other {
+                Some(d) => format!(
+                    "the default backup destination {} is on each server's own disk, not an SSH \
+                     host both servers reach",
+                    d.spec.name
+                ),
+                None => "no backup destination is the default".to_owned(),
+            };
+            if without_content {
+                return Ok(Ok(not_carried(&why)));
+            }
+            return stop(format!(
+                "{why} (move it without its content, --without-content, to make it empty there)"
+            ));
+        }
     };
     let archive = destination
         .spec
@@ -107,7 +121,11 @@ pub async fn carry(
         }
     };
     let backup = store.finish_backup(ctx, started.id, &outcome).await?;
-    if let Err(e) = to.1.restore_domain(&archive, login.as_ref(), domain).await {
+    let domains = restored_domains(store.as_ref(), account).await?;
+    if let Err(e) =
+        to.1.restore_domain(&archive, login.as_ref(), &names(&domains))
+            .await
+    {
         // Not answered, or not reached: it may still run there; the next try restores again.
         if !e.program_failed {
             return Err(e.into());
@@ -131,18 +149,25 @@ pub async fn carry(
                     .filter(|f| !features.contains(f))
                     .map(|f| format!("the feature {f}")),
             );
-            // Files and data, by size: each where both servers measure it.
+            // Files and mail by disk use, where both servers measure it. (Not databases:
+            // a database restored from its dump is compacted, and may measure far smaller
+            // with nothing missing.)
             let (was, is) = (&source.quota, &restored.quota);
             short.extend(size_shortfall(
                 "disk use",
                 was.server_byte_quota_used,
                 is.server_byte_quota_used,
             ));
-            short.extend(size_shortfall(
-                "database size",
-                was.databases_byte_size,
-                is.databases_byte_size,
-            ));
+            // Sub-servers came in the same archive: each must be there too.
+            if domains.len() > 1 {
+                let listed = to.1.subservers_of(domain).await?;
+                lacks.extend(
+                    domains[1..]
+                        .iter()
+                        .filter(|d| !listed.contains(d))
+                        .map(|d| format!("sub-server {d}")),
+                );
+            }
             let there = self::held(to.1, domain).await?;
             lacks.extend(
                 held.mailboxes
@@ -236,9 +261,9 @@ async fn restore(
         Ok(login) => login,
         Err(why) => return Ok(Err(why)),
     };
-    let domain = store.account(backup.account_id).await?.domain;
+    let domains = restored_domains(store.as_ref(), backup.account_id).await?;
     if let Err(e) =
-        to.1.restore_domain(&archive, login.as_ref(), domain.as_str())
+        to.1.restore_domain(&archive, login.as_ref(), &names(&domains))
             .await
     {
         return Ok(Err(format!(
@@ -251,6 +276,29 @@ async fn restore(
         backup_id: backup.id.get(),
         age_seconds: Timestamp::now().duration_since(taken).as_secs(),
     }))
+}
+
+/// The domains a restore of the account brings back: its own, then its sub-servers (a
+/// domain's own backup leaves their directories out; the account's backups hold them).
+pub(crate) async fn restored_domains(
+    store: &dyn drover_store::Store,
+    account: AccountId,
+) -> Result<Vec<String>, drover_store::StoreError> {
+    let mut domains = vec![store.account(account).await?.domain.to_string()];
+    let subservers = store
+        .other_domains(account, drover_store::OtherDomainKind::Subserver)
+        .await?;
+    domains.extend(
+        subservers
+            .into_iter()
+            .filter(|d| !d.deleting)
+            .map(|d| d.domain.to_string()),
+    );
+    Ok(domains)
+}
+
+pub(crate) fn names(domains: &[String]) -> Vec<&str> {
+    domains.iter().map(String::as_str).collect()
 }
 
 fn not_carried(why: &str) -> Content {

@@ -551,8 +551,8 @@ async fn a_drained_server_empties_by_placement_and_is_retired() {
     assert_eq!(plan.moves.len(), 6);
     assert_eq!(
         plan.content,
-        "not carried: no backup destination is the default; a drain is refused unless it may \
-         move the accounts without their content (they start empty on their new servers)"
+        "not carried: no backup destination is the default; moved without it, as allowed: the \
+         accounts start empty on their new servers"
     );
     assert_eq!(
         store.server(ServerId(1)).await.unwrap().state,
@@ -652,7 +652,7 @@ async fn a_move_carries_the_content_and_a_failover_restores_the_last_backup() {
     drover::commands::set_maintenance(&*store, &ctx(), ServerId(2), false)
         .await
         .unwrap();
-    vault.make_default(&*store, fleet.dir.path()).await;
+    let vault_destination = vault.make_default(&*store, fleet.dir.path()).await;
     sims[0]
         .put_file(
             "continut.ro",
@@ -745,6 +745,49 @@ async fn a_move_carries_the_content_and_a_failover_restores_the_last_backup() {
     );
     assert!(sims[1].domain_names().is_empty(), "nothing is left on vm2");
     assert_eq!(apex().await, ["192.0.2.51"]);
+
+    // The default destination is now each server's own disk: the move was not allowed to go
+    // without content, so it stops rather than make the account empty.
+    let local = serde_json::json!({"name": "local", "location": "/var/backups", "default": true});
+    drover::commands::create_backup_destination(
+        &*store,
+        &ctx(),
+        &crate::no_secrets(),
+        serde_json::from_value(local).unwrap(),
+    )
+    .await
+    .unwrap();
+    drover::commands::retry_job(&*store, &ctx(), job)
+        .await
+        .unwrap();
+    let ended = finished(&*store, job).await;
+    assert_eq!(ended.state, "discarded", "{ended:?}");
+    assert!(
+        format!("{ended:?}").contains(
+            "the default backup destination local is on each server's own disk, not an SSH host \
+             both servers reach (move it without its content, --without-content, to make it \
+             empty there); it stays on vm1"
+        ),
+        "{ended:?}"
+    );
+    assert!(sims[1].domain_names().is_empty(), "nothing is left on vm2");
+    let default_again = drover_core::BackupDestinationPatch {
+        default: Some(true),
+        ..Default::default()
+    };
+    let sources = drover_core::SecretSources {
+        dir: fleet.dir.path().to_owned(),
+        env_prefix: drover_core::SecretSources::DEFAULT_ENV_PREFIX.into(),
+    };
+    drover::commands::update_backup_destination(
+        &*store,
+        &ctx(),
+        &sources,
+        vault_destination.id,
+        default_again,
+    )
+    .await
+    .unwrap();
 
     // Restores whole again: tried again, the account moves with its content.
     sims[1].with_state(|s| s.restores_come_back_short = false);
@@ -1125,7 +1168,24 @@ async fn an_account_is_restored_onto_another_server_from_its_backup() {
         sims[0].domain_names() == ["inapoi.ro"]
     })
     .await;
+    // A sub-server: its files are not in the domain's own backup, only in the account's.
+    drover::commands::create_subserver(&*store, &ctx(), account, "shop")
+        .await
+        .unwrap();
+    crate::until(
+        "shop.inapoi.ro is on vm1",
+        Duration::from_secs(10),
+        || async {
+            sims[0]
+                .domain_names()
+                .contains(&"shop.inapoi.ro".to_owned())
+        },
+    )
+    .await;
     crate::settled(&*store, account).await;
+    sims[0]
+        .put_file("shop.inapoi.ro", "public_html/index.html", "the shop")
+        .unwrap();
     drover::commands::set_maintenance(&*store, &ctx(), ServerId(2), false)
         .await
         .unwrap();
@@ -1223,6 +1283,12 @@ async fn an_account_is_restored_onto_another_server_from_its_backup() {
             .file("inapoi.ro", "public_html/index.html")
             .as_deref(),
         Some("as backed up")
+    );
+    assert_eq!(
+        sims[1]
+            .file("shop.inapoi.ro", "public_html/index.html")
+            .as_deref(),
+        Some("the shop")
     );
     let zone = store.account_zone(account).await.unwrap().unwrap();
     let apex = zone

@@ -102,8 +102,8 @@ async fn back_up(
     let started = store
         .start_backup(account.id, destination.id, server.id, &archive.to_string())
         .await?;
-    // An SSH host's password, once its key is the pinned one: without them nothing is asked
-    // of the server, and the backup is recorded as failed with the reason.
+    // An SSH host's login (password or key file), once its key is the pinned one: without it
+    // nothing is asked of the server, and the backup is recorded as failed with the reason.
     let login = match archive_login(&engine.fleet, &destination.spec, &archive).await {
         Ok(login) => login,
         Err(error) => {

@@ -134,6 +134,7 @@ async fn migrate_steps(
                                     account,
                                     (&from, &source),
                                     (&to, &client),
+                                    migration.without_content,
                                 )
                                 .await?
                             }

@@ -10,6 +10,7 @@ use serde_json::json;
 
 use crate::engine::Engine;
 use crate::engine::account_job::{ConvergeError, Finish, Round, run_for_account};
+use crate::engine::content::{names, restored_domains};
 use crate::engine::ssh_host::archive_login;
 
 pub async fn run(
@@ -57,14 +58,15 @@ pub async fn run(
                 Ok(archive) => archive,
                 Err(e) => return Ok(Round::Refused(e.to_string())),
             };
-            // An SSH host's password, once its key is the pinned one; without them the server
-            // is not asked (and the account is left as it is).
+            // An SSH host's login (password or key file), once its key is the pinned one; without
+            // it the server is not asked (and the account is left as it is).
             let login = match archive_login(&engine.fleet, &destination.spec, &archive).await {
                 Ok(login) => login,
                 Err(why) => return Ok(Round::Refused(why)),
             };
+            let domains = restored_domains(&*engine.store, account).await?;
             if let Err(e) = client
-                .restore_domain(&archive, login.as_ref(), domain.as_str())
+                .restore_domain(&archive, login.as_ref(), &names(&domains))
                 .await
             {
                 let failed = json!({ "backup_id": backup, "message": e.message });
