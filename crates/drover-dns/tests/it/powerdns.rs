@@ -353,6 +353,41 @@ async fn a_change_over_the_body_limit_is_split_and_a_single_huge_body_is_the_typ
     assert!(started.elapsed() < Duration::from_secs(10));
 }
 
+/// PowerDNS refuses a body over its limit and closes without reading the rest: a client still
+/// sending sees the connection reset, not the 400. Both are the body's refusal, not an
+/// unreachable server (seen in CI: the real PowerDNS test got the reset once).
+#[tokio::test]
+async fn a_connection_cut_under_a_huge_body_is_its_refusal() {
+    use tokio::io::AsyncReadExt;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let server = tokio::spawn(async move {
+        let (mut socket, _) = listener.accept().await.unwrap();
+        let mut head = [0u8; 16 * 1024];
+        let _ = socket.read(&mut head).await;
+        // Closed with unread bytes waiting: the kernel resets the connection.
+        drop(socket);
+    });
+    let mut settings = PowerDnsSettings::new(&url, SecretString::from("k"));
+    settings.max_body_bytes = usize::MAX;
+    settings.retry_delay = Duration::from_millis(5);
+    let zone = unique_zone("cut");
+    let ids = RecordIds::new();
+    let huge: Vec<_> = (0..20_000)
+        .map(|i| rr(&zone, &format!("x{i}"), RecordType::A, 300, &["192.0.2.3"]))
+        .collect();
+    let err = PowerDnsClient::new(settings)
+        .unwrap()
+        .apply(zref(&zone, &ids), &diff_zone(&huge, &[]))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, DnsError::BadRequest { bytes } if bytes > 2_000_000),
+        "{err}"
+    );
+    server.await.unwrap();
+}
+
 #[tokio::test]
 async fn server_errors_are_retried_with_backoff() {
     use wiremock::matchers::method;
