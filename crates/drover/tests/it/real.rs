@@ -1346,6 +1346,22 @@ fn sql(database: &str, statement: &str) -> String {
     String::from_utf8_lossy(&output.stdout).trim().to_owned()
 }
 
+/// A real sshd on a loopback port, for backups to an SSH host.
+async fn test_sshd() -> drover_testkit::TestSshd {
+    tokio::task::spawn_blocking(drover_testkit::TestSshd::start)
+        .await
+        .unwrap()
+        .unwrap_or_else(|e| panic!("sshd: {e}"))
+}
+
+/// The backup archives in one of the sshd user's directories.
+fn archives_in(sshd: &drover_testkit::TestSshd, dir: &str) -> Vec<String> {
+    sshd.files(dir)
+        .into_iter()
+        .filter(|f| f.ends_with(".tar.gz"))
+        .collect()
+}
+
 /// Content written through the server's own filesystem and MariaDB, backed up, the account
 /// deleted on the server by hand, restored by drover: the web file, a mailbox's mail and a
 /// database row are all back, and drover's records were applied on top.
@@ -1364,10 +1380,7 @@ async fn an_account_deleted_by_hand_comes_back_from_its_backup_with_its_content(
 #[tokio::test]
 #[ignore = "real tier: needs a real Virtualmin (scripts/real-virtualmin start)"]
 async fn an_account_deleted_by_hand_comes_back_from_an_ssh_host_with_its_content() {
-    let mut sshd = tokio::task::spawn_blocking(drover_testkit::TestSshd::start)
-        .await
-        .unwrap()
-        .unwrap_or_else(|e| panic!("sshd: {e}"));
+    let mut sshd = test_sshd().await;
     let password = sshd.login().unwrap();
     let vault = sshd.directory(&unique("vault-")).unwrap();
     let destination = json!({
@@ -1379,11 +1392,7 @@ async fn an_account_deleted_by_hand_comes_back_from_an_ssh_host_with_its_content
     });
     content_comes_back(&[("DROVER_SECRET_VAULT", &password)], destination).await;
     // Every archive written went to the host (and retention left the newest).
-    let archives: Vec<String> = sshd
-        .files(&vault)
-        .into_iter()
-        .filter(|f| f.ends_with(".tar.gz"))
-        .collect();
+    let archives = archives_in(&sshd, &vault);
     assert_eq!(archives.len(), 1, "{archives:?}");
 }
 
@@ -1392,10 +1401,7 @@ async fn an_account_deleted_by_hand_comes_back_from_an_ssh_host_with_its_content
 #[tokio::test]
 #[ignore = "real tier: needs a real Virtualmin (scripts/real-virtualmin start)"]
 async fn an_account_comes_back_from_an_ssh_host_reached_with_a_key_file() {
-    let mut sshd = tokio::task::spawn_blocking(drover_testkit::TestSshd::start)
-        .await
-        .unwrap()
-        .unwrap_or_else(|e| panic!("sshd: {e}"));
+    let mut sshd = test_sshd().await;
     let key_file = sshd.authorize_key().unwrap();
     let vault = sshd.directory(&unique("vault-")).unwrap();
     let destination = json!({
@@ -1406,11 +1412,7 @@ async fn an_account_comes_back_from_an_ssh_host_reached_with_a_key_file() {
         "default": true,
     });
     content_comes_back(&[], destination).await;
-    let archives: Vec<String> = sshd
-        .files(&vault)
-        .into_iter()
-        .filter(|f| f.ends_with(".tar.gz"))
-        .collect();
+    let archives = archives_in(&sshd, &vault);
     assert_eq!(archives.len(), 1, "{archives:?}");
 }
 
@@ -1420,10 +1422,7 @@ async fn an_account_comes_back_from_an_ssh_host_reached_with_a_key_file() {
 #[tokio::test]
 #[ignore = "real tier: needs a real Virtualmin (scripts/real-virtualmin start)"]
 async fn a_backup_host_that_refuses_the_login_is_named_with_its_own_words() {
-    let mut sshd = tokio::task::spawn_blocking(drover_testkit::TestSshd::start)
-        .await
-        .unwrap()
-        .unwrap_or_else(|e| panic!("sshd: {e}"));
+    let mut sshd = test_sshd().await;
     sshd.login().unwrap();
     let vault = sshd.directory(&unique("vault-")).unwrap();
     let wrong = "not-the-Passw0rd-of-it";
@@ -2298,10 +2297,7 @@ async fn the_simulator_answers_as_the_real_server_does() {
     std::fs::create_dir_all(format!("/var/backups/{stem}")).unwrap();
     sim.with_state(|s| s.disk.make_directories(&format!("/var/backups/{stem}")));
     // An SSH host both reach: a real sshd, whose user logs in with a password or a key file.
-    let mut sshd = tokio::task::spawn_blocking(drover_testkit::TestSshd::start)
-        .await
-        .unwrap()
-        .unwrap_or_else(|e| panic!("sshd: {e}"));
+    let mut sshd = test_sshd().await;
     let ssh_password = sshd.login().unwrap();
     let key_file = sshd.authorize_key().unwrap();
     let vault = sshd.directory(&stem).unwrap();
