@@ -7,8 +7,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde::{Deserialize, Serialize};
 
 use crate::{
-    AccountId, CustomerId, CustomerSpec, DesiredState, DomainName, DriftFinding, DriftKind, Error,
-    Expected, Feature, Listed, PlanId, PlanName, Tag, UnixUsername, find_drift,
+    AccountId, CustomerId, CustomerSpec, DatabaseName, DatabaseType, DesiredState, DomainName,
+    DriftFinding, DriftKind, Error, Expected, Feature, Listed, MailboxName, PlanId, PlanName, Tag,
+    UnixUsername, find_drift,
 };
 
 /// The server being adopted, as adoption needs it.
@@ -31,6 +32,47 @@ pub struct Found {
     pub contact_email: Option<String>,
     /// Why it was disabled, when the server says.
     pub disabled_reason: Option<String>,
+    /// Its mailboxes and databases as the server lists them (the database the server makes
+    /// with the account among them, or not).
+    pub mailboxes: Vec<FoundMailbox>,
+    pub databases: Vec<FoundDatabase>,
+}
+
+/// A mailbox as the server lists it for adoption.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FoundMailbox {
+    pub name: String,
+    pub real_name: String,
+    /// Its quota in bytes (0: none), where the server keeps quotas.
+    pub quota_bytes: Option<u64>,
+    /// The server showed its password's hash, which drover keeps (sealed) to make the mailbox
+    /// again with the customer's own password.
+    pub has_password_hash: bool,
+}
+
+/// A database as the server lists it for adoption.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FoundDatabase {
+    pub name: String,
+    /// The server's type name (`mysql`, `postgres`).
+    pub kind: String,
+}
+
+/// A mailbox recorded with its adopted account; its password is the hash the server showed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AdoptedMailbox {
+    pub name: MailboxName,
+    pub real_name: String,
+    /// Its own quota (MB) as the server keeps it; `None`: none there, or no quotas kept.
+    pub quota_mb: Option<u64>,
+}
+
+/// A database recorded with its adopted account, by the name the server gives it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AdoptedDatabase {
+    pub name: DatabaseName,
+    #[serde(rename = "type")]
+    pub kind: DatabaseType,
 }
 
 /// One line of billing's mapping file: the domain, billing's customer id, and optionally the
@@ -115,6 +157,11 @@ pub struct Adopted {
     pub aliases: Vec<DomainName>,
     #[serde(default)]
     pub subservers: Vec<DomainName>,
+    /// Its mailboxes and databases on the server (not the database the server made with it).
+    #[serde(default)]
+    pub mailboxes: Vec<AdoptedMailbox>,
+    #[serde(default)]
+    pub databases: Vec<AdoptedDatabase>,
 }
 
 /// A domain the server holds that is not adopted, and why.
@@ -136,6 +183,10 @@ pub struct Adoption {
     /// drover puts its own there once it manages them.
     pub differing_plans: Vec<String>,
     pub skipped: Vec<Skipped>,
+    /// Mailboxes and databases of adopted accounts drover cannot keep (drift logs them), and
+    /// why.
+    #[serde(default)]
+    pub left_to_server: Vec<Skipped>,
     /// Domains of the mapping this server does not hold.
     pub not_on_server: Vec<String>,
     /// Domains drover holds on this server already (a second adoption finds nothing new).
@@ -196,6 +247,18 @@ impl std::fmt::Display for Adoption {
                 a.unix_username.as_str(),
                 a.plan_name,
             )?;
+            if !a.mailboxes.is_empty() || !a.databases.is_empty() {
+                let names = |names: Vec<&str>| match names.is_empty() {
+                    true => "none".to_owned(),
+                    false => names.join(", "),
+                };
+                writeln!(
+                    f,
+                    "    with mailboxes: {}; databases: {}",
+                    names(a.mailboxes.iter().map(|m| m.name.as_str()).collect()),
+                    names(a.databases.iter().map(|d| d.name.as_str()).collect()),
+                )?;
+            }
             for d in &a.differences {
                 writeln!(
                     f,
@@ -209,6 +272,9 @@ impl std::fmt::Display for Adoption {
         }
         for s in &self.skipped {
             writeln!(f, "  skip {}: {}", s.domain, s.why)?;
+        }
+        for l in &self.left_to_server {
+            writeln!(f, "  leave {} to the server: {}", l.domain, l.why)?;
         }
         for d in &self.not_on_server {
             writeln!(f, "  {d} is in the mapping but not on this server")?;
@@ -255,6 +321,7 @@ pub fn propose(
         unmapped_plans: Vec::new(),
         differing_plans: Vec::new(),
         skipped: Vec::new(),
+        left_to_server: Vec::new(),
         not_on_server: Vec::new(),
         already_adopted: 0,
     };
@@ -427,6 +494,8 @@ pub fn propose(
                 .flatten()
         });
         subservers.retain(|s| crate::subserver::is_under(s, &domain));
+        let (mailboxes, databases) =
+            resources_of(f, &domain, &username, &mut adoption.left_to_server);
         adoption.accounts.push(Adopted {
             domain,
             unix_username: username,
@@ -442,6 +511,8 @@ pub fn propose(
             differences,
             aliases,
             subservers,
+            mailboxes,
+            databases,
         });
     }
     adoption.unmapped_plans = unmapped.into_iter().collect();
@@ -454,6 +525,64 @@ pub fn propose(
             .collect();
     }
     adoption
+}
+
+/// The mailboxes and databases of a found account drover keeps with it; any it cannot keep
+/// is left to the server (drift logs it) and named with why. A mailbox is kept only with its
+/// password's hash, or drover could not make it again as the customer knows it.
+fn resources_of(
+    found: &Found,
+    domain: &DomainName,
+    user: &UnixUsername,
+    left: &mut Vec<Skipped>,
+) -> (Vec<AdoptedMailbox>, Vec<AdoptedDatabase>) {
+    let shown = domain.to_unicode();
+    let mut skip = |what: &str, why: String| {
+        left.push(Skipped {
+            domain: what.to_owned(),
+            why,
+        });
+    };
+    let mut mailboxes = Vec::new();
+    for m in &found.mailboxes {
+        let what = format!("mailbox {}@{shown}", m.name);
+        let name = match MailboxName::parse(&m.name) {
+            Ok(name) => name,
+            Err(e) => {
+                skip(&what, e.to_string());
+                continue;
+            }
+        };
+        if !m.has_password_hash {
+            skip(
+                &what,
+                "the server does not show its password's hash (drover's login there is not a \
+                 master administrator), so drover could not make it again"
+                    .into(),
+            );
+            continue;
+        }
+        mailboxes.push(AdoptedMailbox {
+            name,
+            real_name: m.real_name.clone(),
+            quota_mb: m
+                .quota_bytes
+                .filter(|bytes| *bytes > 0)
+                .map(|bytes| bytes.div_ceil(1024 * 1024)),
+        });
+    }
+    let own = DatabaseName::prefix(user);
+    let mut databases = Vec::new();
+    for d in found.databases.iter().filter(|d| d.name != own) {
+        let what = format!("database {} of {shown}", d.name);
+        let kept = DatabaseType::parse(&d.kind)
+            .and_then(|kind| Ok((DatabaseName::listed(&d.name)?, kind)));
+        match kept {
+            Ok((name, kind)) => databases.push(AdoptedDatabase { name, kind }),
+            Err(e) => skip(&what, e.to_string()),
+        }
+    }
+    (mailboxes, databases)
 }
 
 /// The customer an account goes to: by billing's id from the mapping, else by the contact
@@ -686,7 +815,70 @@ mod tests {
             unix_user: Some(user.into()),
             contact_email: Some(email.into()),
             disabled_reason: None,
+            mailboxes: Vec::new(),
+            databases: Vec::new(),
         }
+    }
+
+    #[test]
+    fn mailboxes_and_databases_come_with_their_account_when_drover_can_keep_them() {
+        let mut f = found("shop.com", "shop", "Web", "ana@example.ro");
+        let mailbox = |name: &str, quota_bytes, has_password_hash| FoundMailbox {
+            name: name.into(),
+            real_name: format!("{name} of shop"),
+            quota_bytes,
+            has_password_hash,
+        };
+        f.mailboxes = vec![
+            mailbox("sales", Some(50 * 1024 * 1024), true),
+            mailbox("info", Some(0), true),
+            mailbox("Bad..Name", None, true),
+            mailbox("hidden", None, false),
+        ];
+        let database = |name: &str, kind: &str| FoundDatabase {
+            name: name.into(),
+            kind: kind.into(),
+        };
+        f.databases = vec![
+            database("shop", "mysql"),
+            database("shop_orders", "mysql"),
+            database("by-hand", "mysql"),
+            database("shop_cache", "sqlite"),
+        ];
+        let adoption = propose(&target("vm1"), &[f], None, &known());
+        assert_eq!(adoption.accounts.len(), 1, "{adoption:?}");
+        let account = &adoption.accounts[0];
+        let names: Vec<_> = account.mailboxes.iter().map(|m| m.name.as_str()).collect();
+        assert_eq!(names, ["sales", "info"]);
+        assert_eq!(
+            account.mailboxes[0].quota_mb,
+            Some(50),
+            "the server's own quota"
+        );
+        assert_eq!(account.mailboxes[1].quota_mb, None, "0 is none");
+        assert_eq!(account.mailboxes[0].real_name, "sales of shop");
+        // The server's own database is the account's; names made by hand are kept as listed.
+        let names: Vec<_> = account.databases.iter().map(|d| d.name.as_str()).collect();
+        assert_eq!(names, ["shop_orders", "by-hand"]);
+        assert!(adoption.skipped.is_empty(), "{:?}", adoption.skipped);
+        let skipped: Vec<_> = adoption
+            .left_to_server
+            .iter()
+            .map(|s| (s.domain.as_str(), s.why.as_str()))
+            .collect();
+        assert_eq!(skipped.len(), 3, "{skipped:?}");
+        assert!(
+            skipped[0].0 == "mailbox Bad..Name@shop.com" && skipped[0].1.contains("mailbox name")
+        );
+        assert!(skipped[1].0 == "mailbox hidden@shop.com" && skipped[1].1.contains("hash"));
+        assert!(
+            skipped[2].0 == "database shop_cache of shop.com" && skipped[2].1.contains("mysql")
+        );
+        let text = adoption.to_string();
+        assert!(
+            text.contains("with mailboxes: sales, info; databases: shop_orders, by-hand"),
+            "{text}"
+        );
     }
 
     fn target(name: &str) -> Target {

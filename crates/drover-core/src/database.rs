@@ -103,6 +103,25 @@ impl DatabaseName {
         Ok(Self(name))
     }
 
+    /// A name as a server lists it, for an adopted account: kept as the server has it, which
+    /// may lack the account's prefix or hold `-` (the server takes both when an operator makes
+    /// a database by hand); at most 64 characters, as MySQL keeps.
+    pub fn listed(input: &str) -> Result<Self, Error> {
+        let ok = !input.is_empty()
+            && input.len() <= MAX_LEN
+            && input
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '_' | '-'));
+        if !ok {
+            return Err(Error::invalid(
+                "database name",
+                input,
+                format!("lower-case letters, digits, '_' and '-', at most {MAX_LEN} characters"),
+            ));
+        }
+        Ok(Self(input.to_owned()))
+    }
+
     /// A name read back from drover's own records (checked when it was recorded).
     pub fn from_record(name: String) -> Self {
         Self(name)
@@ -124,6 +143,14 @@ impl DatabaseName {
             expected: self.0.clone(),
             got: crate::error::shown(typed),
         })
+    }
+}
+
+/// Read back as a listed name (the loosest of the rules a recorded name met).
+impl<'de> Deserialize<'de> for DatabaseName {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let raw = String::deserialize(deserializer)?;
+        Self::listed(&raw).map_err(serde::de::Error::custom)
     }
 }
 

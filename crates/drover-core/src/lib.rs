@@ -35,8 +35,9 @@ mod usage;
 
 pub use account::{AccountPassword, SuspendReason};
 pub use adopt::{
-    Adopted, Adoption, Found, Known, KnownAccount, KnownCustomer, KnownPlan, Mapping, Owner,
-    Skipped, Target, check_mapping, parse_mapping, propose,
+    Adopted, AdoptedDatabase, AdoptedMailbox, Adoption, Found, FoundDatabase, FoundMailbox, Known,
+    KnownAccount, KnownCustomer, KnownPlan, Mapping, Owner, Skipped, Target, check_mapping,
+    parse_mapping, propose,
 };
 pub use alias::{check_alias, check_alias_limit};
 pub use audit::{AuditChainBreak, AuditEntry, Hash, verify_chain};

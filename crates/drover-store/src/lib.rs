@@ -42,7 +42,7 @@ pub use model::{
     Account, AccountFilter, ApiToken, AuditFilter, AuditReport, ConvergeTarget, Customer, Database,
     IdempotencyStart, JobAttempt, JobCall, JobFilter, JobSummary, LoginRefused, Mailbox,
     NewService, OtherDomain, OtherDomainKind, Page, Plan, QueueCount, RequestContext,
-    ResourceCount, Server, Service, ServiceFilter, TransitionOutcome,
+    ResourceCount, SealedMailboxPassword, Server, Service, ServiceFilter, TransitionOutcome,
 };
 pub use postgres::PgStore;
 pub use riverqueue::JobState;

@@ -29,6 +29,17 @@ pub struct Mailbox {
     pub updated_at: Timestamp,
 }
 
+/// A mailbox's password as drover keeps it, sealed, for the job that gives it to a server.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SealedMailboxPassword {
+    pub sealed: Vec<u8>,
+    /// Moves with each password set in drover; the server has it once it took this one.
+    pub generation: i64,
+    /// What is sealed is the hash a server showed when the mailbox was adopted (made again
+    /// with `--encpass`), not the password itself.
+    pub is_hash: bool,
+}
+
 /// One of an account's databases, as drover's records say it must be on the account's server.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]

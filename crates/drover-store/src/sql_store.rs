@@ -1162,16 +1162,21 @@ impl Store for SqlStore {
         &self,
         account: AccountId,
         name: &MailboxName,
-    ) -> Result<(Vec<u8>, i64)> {
-        sqlx::query_as(
-            "SELECT sealed_password, password_generation FROM mailboxes \
+    ) -> Result<SealedMailboxPassword> {
+        let (sealed, generation, is_hash) = sqlx::query_as(
+            "SELECT sealed_password, password_generation, password_is_hash FROM mailboxes \
              WHERE account_id = $1 AND name = $2",
         )
         .bind(account.get())
         .bind(name.as_str())
         .fetch_optional(&self.pool)
         .await?
-        .ok_or_else(|| StoreError::not_found("mailbox", format!("{name} of account {account}")))
+        .ok_or_else(|| StoreError::not_found("mailbox", format!("{name} of account {account}")))?;
+        Ok(SealedMailboxPassword {
+            sealed,
+            generation,
+            is_hash,
+        })
     }
 
     async fn mailbox_password_set(

@@ -5,10 +5,10 @@
 mod write_sql {
     use async_trait::async_trait;
     use drover_core::{
-        AccountId, Adopted, CustomerId, CustomerSpec, DatabaseName, DatabaseType, DesiredState,
-        DnsProviderId, DomainName, DriftAction, MailboxName, MoveState, PlanId, PlanSpec, RrSet,
-        Scope, ServerId, ServerSpec, ServerState, ServiceId, ServiceStatus, TokenId, UnixUsername,
-        ZoneDiff, ZoneId,
+        AccountId, Adopted, AdoptedMailbox, CustomerId, CustomerSpec, DatabaseName, DatabaseType,
+        DesiredState, DnsProviderId, DomainName, DriftAction, MailboxName, MoveState, PlanId,
+        PlanSpec, RrSet, Scope, ServerId, ServerSpec, ServerState, ServiceId, ServiceStatus,
+        TokenId, UnixUsername, ZoneDiff, ZoneId,
     };
     use secrecy::SecretString;
 
@@ -138,6 +138,16 @@ mod write_sql {
         Zone,
     }
 
+    /// A mailbox row as it is first written.
+    struct NewMailbox<'a> {
+        name: &'a MailboxName,
+        real_name: &'a str,
+        quota_mb: Option<u64>,
+        sealed: &'a [u8],
+        /// `sealed` holds a server's hash of the password (from an adoption).
+        is_hash: bool,
+    }
+
     impl SqlWrite {
         /// Locks the row, if there is one (PostgreSQL; SQLite's writes are serial already).
         async fn lock(&mut self, table: Locked, id: i64) -> Result<()> {
@@ -156,6 +166,46 @@ mod write_sql {
             .fetch_optional(&mut *self.tx)
             .await?;
             Ok(())
+        }
+
+        /// A new mailbox row. The key's row, then the account's (as a rotation locks them),
+        /// then the mailbox; a password's hash taken from a server is nothing to apply.
+        async fn insert_mailbox_row(
+            &mut self,
+            account: AccountId,
+            new: NewMailbox<'_>,
+            key_id: &str,
+        ) -> Result<Mailbox> {
+            sealed_with_the_recorded_key(&mut self.tx, key_id).await?;
+            self.account(account).await?;
+            let name = new.name;
+            sqlx::query(
+                "INSERT INTO mailboxes (account_id, name, real_name, quota_mb, sealed_password, \
+                 password_is_hash, password_applied, created_at, updated_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8)",
+            )
+            .bind(account.get())
+            .bind(name.as_str())
+            .bind(new.real_name)
+            .bind(new.quota_mb.map(|mb| i64::try_from(mb).unwrap_or(i64::MAX)))
+            .bind(new.sealed)
+            .bind(new.is_hash)
+            .bind(i64::from(new.is_hash))
+            .bind(sql_now())
+            .execute(&mut *self.tx)
+            .await
+            .map_err(|e| match unique_violation(&e) {
+                Some(_) => StoreError::duplicate(
+                    UniqueKey::MailboxName,
+                    format!("account {account} has a mailbox named '{name}' already"),
+                ),
+                None => e.into(),
+            })?;
+            fetch_mailboxes(&mut self.tx, account)
+                .await?
+                .into_iter()
+                .find(|m| &m.name == name)
+                .ok_or_else(|| StoreError::not_found("mailbox", name))
         }
 
         async fn referenced_plan(&mut self, plan: PlanId) -> Result<()> {
@@ -472,33 +522,31 @@ mod write_sql {
             sealed_password: &[u8],
             key_id: &str,
         ) -> Result<Mailbox> {
-            // The key's row, then the account's (as a rotation locks them), then the mailbox.
-            sealed_with_the_recorded_key(&mut self.tx, key_id).await?;
-            self.account(account).await?;
-            let now = sql_now();
-            sqlx::query(
-                "INSERT INTO mailboxes (account_id, name, real_name, sealed_password, \
-                 created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $5)",
-            )
-            .bind(account.get())
-            .bind(name.as_str())
-            .bind(real_name)
-            .bind(sealed_password)
-            .bind(now)
-            .execute(&mut *self.tx)
-            .await
-            .map_err(|e| match unique_violation(&e) {
-                Some(_) => StoreError::duplicate(
-                    UniqueKey::MailboxName,
-                    format!("account {account} has a mailbox named '{name}' already"),
-                ),
-                None => e.into(),
-            })?;
-            fetch_mailboxes(&mut self.tx, account)
-                .await?
-                .into_iter()
-                .find(|m| &m.name == name)
-                .ok_or_else(|| StoreError::not_found("mailbox", name))
+            let new = NewMailbox {
+                name,
+                real_name,
+                quota_mb: None,
+                sealed: sealed_password,
+                is_hash: false,
+            };
+            self.insert_mailbox_row(account, new, key_id).await
+        }
+
+        async fn insert_adopted_mailbox(
+            &mut self,
+            account: AccountId,
+            mailbox: &AdoptedMailbox,
+            sealed_hash: &[u8],
+            key_id: &str,
+        ) -> Result<Mailbox> {
+            let new = NewMailbox {
+                name: &mailbox.name,
+                real_name: &mailbox.real_name,
+                quota_mb: mailbox.quota_mb,
+                sealed: sealed_hash,
+                is_hash: true,
+            };
+            self.insert_mailbox_row(account, new, key_id).await
         }
 
         async fn update_mailbox_real_name(
@@ -531,7 +579,7 @@ mod write_sql {
             sealed_with_the_recorded_key(&mut self.tx, key_id).await?;
             self.account(account).await?;
             let changed = sqlx::query(
-                "UPDATE mailboxes SET sealed_password = $3, \
+                "UPDATE mailboxes SET sealed_password = $3, password_is_hash = FALSE, \
                  password_generation = password_generation + 1, updated_at = $4 \
                  WHERE account_id = $1 AND name = $2",
             )

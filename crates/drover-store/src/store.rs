@@ -184,7 +184,7 @@ pub trait Store:
         &self,
         account: AccountId,
         name: &MailboxName,
-    ) -> Result<(Vec<u8>, i64)>;
+    ) -> Result<SealedMailboxPassword>;
     /// The server took the mailbox's password of `generation` (a newer one stays pending).
     async fn mailbox_password_set(
         &self,

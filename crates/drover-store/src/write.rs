@@ -5,10 +5,10 @@
 
 use async_trait::async_trait;
 use drover_core::{
-    AccountId, Adopted, CustomerId, CustomerSpec, DatabaseName, DatabaseType, DesiredState,
-    DnsProviderId, DomainName, DriftAction, JobId, MailboxName, MoveState, PlanId, PlanSpec, RrSet,
-    Scope, ServerId, ServerSpec, ServerState, ServiceId, ServiceStatus, TokenId, UnixUsername,
-    ZoneDiff, ZoneId,
+    AccountId, Adopted, AdoptedMailbox, CustomerId, CustomerSpec, DatabaseName, DatabaseType,
+    DesiredState, DnsProviderId, DomainName, DriftAction, JobId, MailboxName, MoveState, PlanId,
+    PlanSpec, RrSet, Scope, ServerId, ServerSpec, ServerState, ServiceId, ServiceStatus, TokenId,
+    UnixUsername, ZoneDiff, ZoneId,
 };
 use secrecy::SecretString;
 
@@ -143,6 +143,16 @@ pub trait Write: Send {
         name: &MailboxName,
         real_name: &str,
         sealed_password: &[u8],
+        key_id: &str,
+    ) -> Result<Mailbox>;
+    /// A mailbox found on the account's server at its adoption, with the password's hash the
+    /// server showed, sealed with `key_id`: nothing is pending for the server. As
+    /// [`Write::insert_mailbox`] otherwise.
+    async fn insert_adopted_mailbox(
+        &mut self,
+        account: AccountId,
+        mailbox: &AdoptedMailbox,
+        sealed_hash: &[u8],
         key_id: &str,
     ) -> Result<Mailbox>;
     async fn update_mailbox_real_name(

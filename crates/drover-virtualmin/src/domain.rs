@@ -1,5 +1,7 @@
 //! A domain as `list-domains --multiline` describes it, typed.
 
+use secrecy::{ExposeSecret, SecretString};
+
 use crate::reply::Record;
 
 /// How Virtualmin hosts a domain.
@@ -223,6 +225,34 @@ pub struct DomainUser {
     pub real_name: String,
     /// Its quota in bytes (0: none), listed only by a server that keeps quotas.
     pub quota_bytes: Option<u64>,
+    /// Its password as the server keeps it (the shadow hash), shown to a master administrator
+    /// only; `create-user --encpass` takes it back.
+    pub password_hash: Option<PasswordHash>,
+}
+
+/// A password as the server keeps it, hashed: still a secret (it can be attacked offline), so
+/// masked in `Debug` and kept sealed by drover.
+#[derive(Clone)]
+pub struct PasswordHash(pub SecretString);
+
+impl PasswordHash {
+    pub fn new(hash: impl Into<String>) -> Self {
+        Self(SecretString::from(hash.into()))
+    }
+}
+
+impl PartialEq for PasswordHash {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.expose_secret() == other.0.expose_secret()
+    }
+}
+
+impl Eq for PasswordHash {}
+
+impl std::fmt::Debug for PasswordHash {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("PasswordHash(***)")
+    }
 }
 
 impl DomainUser {
@@ -239,6 +269,12 @@ impl DomainUser {
             quota_bytes: record
                 .get("home_byte_quota")
                 .and_then(|q| q.trim().parse().ok()),
+            // `*` (no password accepted) and an empty field are no password to take back.
+            password_hash: record
+                .get("encrypted_password")
+                .map(str::trim)
+                .filter(|h| !h.is_empty() && *h != "*")
+                .map(PasswordHash::new),
         })
     }
 

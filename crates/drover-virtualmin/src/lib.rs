@@ -18,12 +18,14 @@ pub use breaker::{BreakerConfig, BreakerState};
 pub use client::{
     CallPacer, CallRecord, CallScope, Endpoint, LoginRefusedHook, VirtualminClient, in_scope,
 };
-pub use domain::{Disabled, DomainDatabase, DomainInfo, DomainKind, DomainUser, Quota};
+pub use domain::{
+    Disabled, DomainDatabase, DomainInfo, DomainKind, DomainUser, PasswordHash, Quota,
+};
 pub use error::{
     ErrorKind, VirtualminError, classify_answer, classify_error, classify_failure, failure_message,
     is_dependency_failure, is_log_line, is_step_failure,
 };
-pub use operations::{DomainChange, NewDomain, Placement, SshLogin};
+pub use operations::{DomainChange, MailboxPassword, NewDomain, Placement, SshLogin};
 pub use plans::{PlanPresence, PlanSync, ServerPlan};
 pub use reply::{Record, Reply, parse_reply, text_records};
 pub use request::{Call, OperationClass, Repeat};

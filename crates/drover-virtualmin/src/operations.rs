@@ -5,7 +5,7 @@ use drover_core::{BackupLocation, SshKeyFile};
 use secrecy::{ExposeSecret, SecretString};
 
 use crate::client::VirtualminClient;
-use crate::domain::{DomainDatabase, DomainInfo, DomainUser};
+use crate::domain::{DomainDatabase, DomainInfo, DomainUser, PasswordHash};
 use crate::error::{ErrorKind, VirtualminError, classify_failure};
 use crate::reply::{Record, Reply, text_records};
 use crate::request::{Call, OperationClass};
@@ -300,14 +300,17 @@ impl VirtualminClient {
         &self,
         domain: &str,
         user: &str,
-        password: SecretString,
+        password: MailboxPassword,
         real_name: Option<&str>,
         quota_mb: Option<u64>,
     ) -> Result<(), VirtualminError> {
-        let mut call = Call::new("create-user")
+        let call = Call::new("create-user")
             .arg("domain", domain)
-            .arg("user", user)
-            .secret("pass", password);
+            .arg("user", user);
+        let mut call = match password {
+            MailboxPassword::Plain(password) => call.secret("pass", password),
+            MailboxPassword::Hashed(hash) => call.secret("encpass", hash.0),
+        };
         if let Some(real) = real_name {
             call = call.arg("real", real);
         }
@@ -619,4 +622,12 @@ fn with_archive(
 /// A quota in MB as the server's programs take it: 1 kB blocks.
 fn quota_blocks(mb: u64) -> String {
     mb.saturating_mul(1024).to_string()
+}
+
+/// A new mailbox's password: in clear, or as the server keeps it (a hash read from another
+/// server, so the customer's password keeps working; only a master administrator may send it).
+#[derive(Debug, Clone)]
+pub enum MailboxPassword {
+    Plain(SecretString),
+    Hashed(PasswordHash),
 }

@@ -144,7 +144,7 @@ async fn bare(client: &VirtualminClient, round: usize) -> f64 {
             .create_mailbox(
                 &domain,
                 &format!("m{i}"),
-                secret("Mail-passw0rd"),
+                drover_virtualmin::MailboxPassword::Plain(secret("Mail-passw0rd")),
                 None,
                 None,
             )

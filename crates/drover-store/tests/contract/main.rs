@@ -704,7 +704,11 @@ async fn the_first_operator_key_recorded_stays_until_rotated(h: Harness) {
         .unwrap();
     assert_eq!(count, 2, "the account's and its mailbox's");
     assert_eq!(
-        store.mailbox_password(account, &mailbox).await.unwrap().0,
+        store
+            .mailbox_password(account, &mailbox)
+            .await
+            .unwrap()
+            .sealed,
         b"new:mb",
         "a mailbox's password opens with the new key"
     );
@@ -1438,7 +1442,11 @@ async fn mailboxes_are_kept_by_name_and_their_passwords_by_generation(h: Harness
     tx.commit().await.unwrap();
     assert_eq!(
         store.mailbox_password(account, &zed).await.unwrap(),
-        (b"newer".to_vec(), 2)
+        drover_store::SealedMailboxPassword {
+            sealed: b"newer".to_vec(),
+            generation: 2,
+            is_hash: false,
+        }
     );
     store.mailbox_password_set(account, &zed, 2).await.unwrap();
     store.mailbox_password_set(account, &zed, 1).await.unwrap();
@@ -1452,6 +1460,49 @@ async fn mailboxes_are_kept_by_name_and_their_passwords_by_generation(h: Harness
         !pending(store.mailboxes(account).await.unwrap()),
         "an older job does not undo it"
     );
+    // An adopted mailbox keeps the server's hash of its password, with its own quota, and
+    // nothing pending; a password set in drover replaces the hash.
+    let adopted = drover_core::AdoptedMailbox {
+        name: name("sales"),
+        real_name: "Sales".into(),
+        quota_mb: Some(50),
+    };
+    let mut tx = store.write().await.unwrap();
+    let recorded = tx
+        .insert_adopted_mailbox(account, &adopted, b"sealed-hash", "key:aaaa")
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    assert_eq!(
+        (
+            recorded.real_name.as_str(),
+            recorded.quota_mb,
+            recorded.password_pending
+        ),
+        ("Sales", Some(50), false)
+    );
+    let kept = store
+        .mailbox_password(account, &adopted.name)
+        .await
+        .unwrap();
+    assert!(kept.is_hash && kept.sealed == b"sealed-hash", "{kept:?}");
+    let mut tx = store.write().await.unwrap();
+    tx.update_mailbox_password(account, &adopted.name, b"plain", "key:aaaa")
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    let kept = store
+        .mailbox_password(account, &adopted.name)
+        .await
+        .unwrap();
+    assert!(!kept.is_hash && kept.sealed == b"plain", "{kept:?}");
+    let mut tx = store.write().await.unwrap();
+    tx.mark_mailbox_deleting(account, &adopted.name)
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    store.forget_mailbox(account, &adopted.name).await.unwrap();
+
     // Only a mailbox being deleted is forgotten one by one; an account's all at once.
     store.forget_mailbox(account, &zed).await.unwrap();
     assert_eq!(store.mailboxes(account).await.unwrap().len(), 4);

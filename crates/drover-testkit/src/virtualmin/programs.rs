@@ -37,6 +37,10 @@ pub struct SimDomain {
     pub mailboxes: BTreeMap<String, String>,
     /// Each mailbox's quota in 1 kB blocks (0: none), kept only with home quotas on.
     pub mailbox_quotas: BTreeMap<String, u64>,
+    /// Each mailbox's password as the server keeps it (`--encpass` as given; a stand-in hash
+    /// of `--pass`), shown by `list-users` as "Encrypted password".
+    #[serde(default)]
+    pub mailbox_hashes: BTreeMap<String, String>,
     pub databases: Vec<String>,
     pub usage: SimUsage,
     /// The id of the plan it was created on (kept when the plan is deleted, as the real
@@ -140,6 +144,7 @@ impl SimDomain {
             created_unix: 0,
             mailboxes: BTreeMap::new(),
             mailbox_quotas: BTreeMap::new(),
+            mailbox_hashes: BTreeMap::new(),
             databases: Vec::new(),
             usage: SimUsage::default(),
             plan_id: 0,
@@ -1317,6 +1322,7 @@ impl State {
             created_unix: now_unix,
             mailboxes: BTreeMap::new(),
             mailbox_quotas: BTreeMap::new(),
+            mailbox_hashes: BTreeMap::new(),
             databases: Vec::new(),
             usage: SimUsage::default(),
             plan_id: plan.id,
@@ -1655,6 +1661,11 @@ impl State {
         if self.home_quotas {
             d.mailbox_quotas.insert(user.clone(), quota.unwrap_or(0));
         }
+        let hash = match params.get("encpass") {
+            Some(hash) => hash.to_owned(),
+            None => sim_hash(params.get("pass").unwrap_or_default()),
+        };
+        d.mailbox_hashes.insert(user.clone(), hash);
         d.mailboxes.insert(user, real.to_owned());
         Answer::Output(format!("User {full} created successfully\n"))
     }
@@ -1703,6 +1714,9 @@ impl State {
             }
             d.mailboxes.insert(short.clone(), real.to_owned());
         }
+        if let Some(pass) = params.get("pass") {
+            d.mailbox_hashes.insert(short.clone(), sim_hash(pass));
+        }
         Answer::Output(format!(
             "User {short}.{} updated successfully\n",
             d.unix_user
@@ -1720,6 +1734,7 @@ impl State {
         let user = user.to_lowercase();
         let short = short_user(&user, &d.unix_user).to_owned();
         d.mailbox_quotas.remove(&short);
+        d.mailbox_hashes.remove(&short);
         d.mail.remove(&short);
         if d.mailboxes.remove(&short).is_none() {
             return failure(
@@ -1775,8 +1790,11 @@ impl State {
                         ("Domain".to_owned(), d.name.clone()),
                         ("Unix username".to_owned(), unix.clone()),
                         ("Real name".to_owned(), real.clone()),
-                        // A stand-in for the shadow hash the real server shows its master admin.
-                        ("Encrypted password".to_owned(), format!("$6$sim${user}")),
+                        // The shadow hash the real server shows its master admin.
+                        (
+                            "Encrypted password".to_owned(),
+                            d.mailbox_hashes.get(user).cloned().unwrap_or_default(),
+                        ),
                         ("Disabled".to_owned(), "No".to_owned()),
                         ("No password accepted".to_owned(), "No".to_owned()),
                         (
@@ -2274,6 +2292,9 @@ impl State {
                     existing
                         .mailbox_quotas
                         .extend(archived.mailbox_quotas.clone());
+                    existing
+                        .mailbox_hashes
+                        .extend(archived.mailbox_hashes.clone());
                     for database in &archived.databases {
                         if !existing.databases.contains(database) {
                             existing.databases.push(database.clone());
@@ -2460,4 +2481,13 @@ Data: None
 Response Code: None
 Response: <urlopen error [Errno -2] Name or service not known>"
         .to_owned()
+}
+
+/// A stand-in for the server's hash of a password: the same password gives the same hash, and
+/// different ones differ, which is all a test compares.
+fn sim_hash(password: &str) -> String {
+    use std::hash::{Hash, Hasher};
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    password.hash(&mut hasher);
+    format!("$6$sim${:016x}", hasher.finish())
 }

@@ -373,8 +373,13 @@ fn domain_users_are_typed_from_every_format() {
             email: Some("alice@alpha.test".into()),
             real_name: "Alice Example".into(),
             quota_bytes: None,
+            password_hash: Some(drover_virtualmin::PasswordHash::new(
+                "$y$j9T$YFMK.iswtojg0IHXO7SEZ.$DZlmOM0.ecmtzREPuWR4MhM.fbP7AJc09Gul/wbDO98"
+            )),
         }
     );
+    // Every mailbox's hash is read (the captured server showed them to its master admin).
+    assert!(users.iter().all(|u| u.password_hash.is_some()));
     assert!(users.iter().all(DomainUser::is_mailbox));
     assert_eq!(typed(&xml), users, "xml");
     assert_eq!(typed(&text), users, "text");

@@ -5,8 +5,8 @@ use std::time::Duration;
 
 use drover_testkit::virtualmin::{Fault, SimConfig, VirtualminSim};
 use drover_virtualmin::{
-    BreakerConfig, BreakerState, DomainChange, Endpoint, ErrorKind, NewDomain, Placement,
-    TlsPolicy, VirtualminClient, VirtualminSettings, fingerprint,
+    BreakerConfig, BreakerState, DomainChange, Endpoint, ErrorKind, MailboxPassword, NewDomain,
+    Placement, TlsPolicy, VirtualminClient, VirtualminSettings, fingerprint,
 };
 use secrecy::SecretString;
 
@@ -73,13 +73,34 @@ async fn usage_figures_come_from_two_listings() {
         vm.create_mailbox(
             domain,
             user,
-            SecretString::from("pw".to_owned()),
+            MailboxPassword::Plain(SecretString::from("pw".to_owned())),
             None,
             None,
         )
         .await
         .unwrap();
     }
+    // A password's hash read from one server makes the mailbox on another as the customer
+    // knows it (`--encpass`): the hash comes back as given.
+    let ana = vm.mailboxes("example.ro").await.unwrap();
+    let hash = ana[0]
+        .password_hash
+        .clone()
+        .expect("shown to the master admin");
+    vm.create_mailbox(
+        "other.ro",
+        "ana",
+        MailboxPassword::Hashed(hash.clone()),
+        None,
+        None,
+    )
+    .await
+    .unwrap();
+    let copied = vm.mailboxes("other.ro").await.unwrap();
+    let copied = copied.iter().find(|u| u.user == "ana").unwrap();
+    assert_eq!(copied.password_hash.as_ref(), Some(&hash));
+    assert_eq!(format!("{hash:?}"), "PasswordHash(***)", "masked");
+    vm.delete_mailbox("other.ro", "ana").await.unwrap();
     sim.with_state(|s| {
         s.domains.get_mut("example.ro").unwrap().usage = SimUsage {
             disk_bytes: 5_000_000,
@@ -190,7 +211,7 @@ async fn typed_operations_drive_a_domain_through_its_life() {
     vm.create_mailbox(
         "example.ro",
         "ana",
-        SecretString::from("pw".to_owned()),
+        MailboxPassword::Plain(SecretString::from("pw".to_owned())),
         Some("Ana"),
         None,
     )

@@ -1,22 +1,35 @@
 //! Adoption: a server's existing domains recorded as drover's accounts, as the server shows
 //! them. Nothing changes on the server; the proposal is core's (`drover_core::propose`).
 
-use drover_core::{AccountId, Adoption, Owner, ServerId};
+use std::collections::BTreeMap;
+
+use drover_core::{AccountId, Adoption, DomainName, MailboxName, Owner, ServerId};
 use drover_store::{Conflict, OtherDomainKind, RequestContext, Store, StoreError};
+use secrecy::SecretString;
 use serde_json::json;
 
+use super::services::resource_counts;
 use super::{Error, Result};
+use crate::engine::seal::Sealer;
+
+/// The password hashes the server showed for the adopted accounts' mailboxes, by domain and
+/// mailbox: kept sealed, so drover can make a mailbox again with the customer's password.
+pub type MailboxHashes = BTreeMap<(DomainName, MailboxName), SecretString>;
 
 /// Records `adoption` on `server` in one transaction: its new customers, then each account
 /// with its service (active, or suspended with the server's reason), on the server with no
 /// job, protected from deletion and with no sealed password; each audited. Refused whole when
 /// it names plans drover lacks, when the server is decommissioned, or when a domain, unix user
-/// or customer reference was taken since it was proposed. Returns the new accounts' ids.
+/// or customer reference was taken since it was proposed. Its mailboxes keep the hashes in
+/// `hashes`, sealed by `sealer`; an account holding more than its plan allows is flagged over
+/// its limits (nothing is deleted). Returns the new accounts' ids.
 pub async fn adopt(
     store: &dyn Store,
     ctx: &RequestContext,
+    sealer: &Sealer,
     server: ServerId,
     adoption: &Adoption,
+    hashes: &MailboxHashes,
 ) -> Result<Vec<AccountId>> {
     // Plans the server carries otherwise are the operator's call, made before this.
     if let Some(reason) = adoption.refusal(true) {
@@ -62,6 +75,32 @@ pub async fn adopt(
                     .map_err(taken_since)?;
             }
         }
+        for mailbox in &account.mailboxes {
+            let key = (account.domain.clone(), mailbox.name.clone());
+            let Some(hash) = hashes.get(&key) else {
+                return Err(drover_core::Error::AdoptionRefused {
+                    reason: format!(
+                        "no password hash was read for mailbox {}@{}; adopt again",
+                        mailbox.name,
+                        account.domain.to_unicode()
+                    ),
+                }
+                .into());
+            };
+            tx.insert_adopted_mailbox(id, mailbox, &sealer.seal(hash), sealer.id())
+                .await?;
+        }
+        for database in &account.databases {
+            tx.insert_database(id, &database.name, database.kind)
+                .await
+                .map_err(taken_since)?;
+        }
+        let plan = tx.plan(account.plan).await?.spec;
+        let overruns = plan.overruns(&resource_counts(&mut *tx, id).await?);
+        let over_limit = (!overruns.is_empty()).then(|| overruns.join("; "));
+        if over_limit.is_some() {
+            tx.set_over_limit(id, over_limit.as_deref()).await?;
+        }
         tx.audit(
             ctx,
             "account.adopt",
@@ -73,6 +112,9 @@ pub async fn adopt(
                 "customer_id": customer,
                 "plan": account.plan_name,
                 "state": account.state.as_str(),
+                "mailboxes": account.mailboxes.iter().map(|m| &m.name).collect::<Vec<_>>(),
+                "databases": account.databases.iter().map(|d| &d.name).collect::<Vec<_>>(),
+                "over_limit": over_limit,
             }),
         )
         .await?;

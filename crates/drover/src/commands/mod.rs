@@ -29,7 +29,7 @@ mod services;
 mod tokens;
 
 pub use accounts::{retry_failed_accounts, set_protection};
-pub use adoption::adopt;
+pub use adoption::{MailboxHashes, adopt};
 pub(crate) use backups::backup_facts;
 pub use backups::{
     RestoreOnto, RestorePlan, after_restore, backup_account, create_backup_destination,

@@ -11,7 +11,8 @@ use drover_core::{
 use drover_store::OtherDomainKind::{Alias, Subserver};
 use drover_store::{ConvergeTarget, OtherDomain, OtherDomainKind, RequestContext};
 use drover_virtualmin::{
-    ErrorKind, NewDomain, Placement, ServerPlan, VirtualminClient, VirtualminError,
+    ErrorKind, MailboxPassword, NewDomain, PasswordHash, Placement, ServerPlan, VirtualminClient,
+    VirtualminError,
 };
 
 use super::Engine;
@@ -405,10 +406,10 @@ async fn apply_mailbox(
             real_name,
             quota_mb,
         } => {
-            let (secret, generation) = mailbox_password(engine, target, name).await?;
+            let (password, generation) = mailbox_password(engine, target, name).await?;
             let real = Some(real_name.as_str()).filter(|r| !r.is_empty());
             match client
-                .create_mailbox(domain, name.as_str(), secret, real, *quota_mb)
+                .create_mailbox(domain, name.as_str(), password, real, *quota_mb)
                 .await
             {
                 Ok(()) => {
@@ -447,7 +448,16 @@ async fn apply_mailbox(
                 .await?;
         }
         MailboxAction::SetPassword { name } => {
-            let (secret, generation) = mailbox_password(engine, target, name).await?;
+            // Only a password set in drover is pending, and it replaced any adopted hash.
+            let (MailboxPassword::Plain(secret), generation) =
+                mailbox_password(engine, target, name).await?
+            else {
+                return Err(VirtualminError::new(
+                    ErrorKind::Invalid,
+                    format!("mailbox {name}@{domain}: only a hash of its password is kept"),
+                )
+                .into());
+            };
             client
                 .modify_mailbox(domain, name.as_str(), None, Some(secret))
                 .await?;
@@ -554,21 +564,26 @@ async fn apply_database(
     Ok(())
 }
 
-/// A mailbox's password, opened, and the generation it is.
+/// A mailbox's password, opened (in clear, or the hash a server showed when it was adopted),
+/// and the generation it is.
 async fn mailbox_password(
     engine: &Engine,
     target: &ConvergeTarget,
     name: &MailboxName,
-) -> Result<(secrecy::SecretString, i64), ConvergeError> {
+) -> Result<(MailboxPassword, i64), ConvergeError> {
     let account = &target.account;
-    let (sealed, generation) = engine.store.mailbox_password(account.id, name).await?;
-    let password = engine.open_sealed(&sealed).await.map_err(|e| {
+    let kept = engine.store.mailbox_password(account.id, name).await?;
+    let opened = engine.open_sealed(&kept.sealed).await.map_err(|e| {
         VirtualminError::new(
             ErrorKind::Invalid,
             format!("mailbox {name}@{}: {e}", account.domain),
         )
     })?;
-    Ok((password, generation))
+    let password = match kept.is_hash {
+        true => MailboxPassword::Hashed(PasswordHash(opened)),
+        false => MailboxPassword::Plain(opened),
+    };
+    Ok((password, kept.generation))
 }
 
 /// The domain as the server has it: one `list-domains` call.

@@ -1569,7 +1569,14 @@ async fn an_operator_adopts_a_server_full_of_accounts() {
             change(&mut domain);
             s.domains.insert(name.into(), domain);
         };
-        add("ana.ro", "ana", "Web", &|_| {});
+        // Made by hand: a mailbox with its customer's password, the account's own database
+        // and one more.
+        add("ana.ro", "ana", "Web", &|d| {
+            d.mailboxes.insert("sales".into(), "Sales Desk".into());
+            d.mailbox_hashes
+                .insert("sales".into(), "$y$j9T$customers-own".into());
+            d.databases = vec!["ana".into(), "ana_shop".into()];
+        });
         add("xn--tiri-pxb.ro", "stiri", "Web", &|d| {
             d.disabled = Some("unpaid invoice".into());
         });
@@ -1625,7 +1632,8 @@ async fn an_operator_adopts_a_server_full_of_accounts() {
     let applied = succeeded(run(d, &[&adopt[..], &["--accept-plan-changes"]].concat()).await);
     assert!(
         applied.contains("3 to adopt (2 new customers)")
-            && applied.contains("drift will find plan_mismatch"),
+            && applied.contains("drift will find plan_mismatch")
+            && applied.contains("with mailboxes: sales; databases: ana_shop"),
         "{applied}"
     );
     // Only reads reached the server (the worker's health checks call `info`).
@@ -1678,6 +1686,42 @@ async fn an_operator_adopts_a_server_full_of_accounts() {
         .map(|f| (f["domain"].as_str().unwrap(), f["kind"].as_str().unwrap()))
         .collect();
     assert_eq!(kinds, [("old.ro", "plan_mismatch")], "{scan}");
+
+    // Its mailbox and database are drover's records now; a mailbox lost on the server comes
+    // back with the customer's own password (the hash the server showed).
+    let ana = accounts.iter().find(|a| a["domain"] == "ana.ro").unwrap();
+    let ana_id = ana["id"].to_string();
+    let mailboxes = succeeded(run(d, &["--json", "mailboxes", "list", &ana_id]).await);
+    assert!(
+        mailboxes.contains("\"sales\"") && mailboxes.contains("Sales Desk"),
+        "{mailboxes}"
+    );
+    let databases = succeeded(run(d, &["--json", "databases", "list", &ana_id]).await);
+    assert!(
+        databases.contains("ana_shop") && !databases.contains("\"ana\""),
+        "{databases}"
+    );
+    sim.with_state(|s| {
+        let domain = s.domains.get_mut("ana.ro").unwrap();
+        domain.mailboxes.remove("sales");
+        domain.mailbox_hashes.remove("sales");
+    });
+    // Two of three accounts differ (old.ro's plan too): more than drift's limit, so forced.
+    let repair = ["drift", "repair", "--server", "1", "--force", "--wait"];
+    let repair = succeeded(run(d, &repair).await);
+    assert!(repair.contains("mailbox_missing"), "{repair}");
+    crate::until(
+        "sales@ana.ro is made again",
+        Duration::from_secs(20),
+        async || sim.with_state(|s| s.domains["ana.ro"].mailboxes.contains_key("sales")),
+    )
+    .await;
+    let hash = sim.with_state(|s| s.domains["ana.ro"].mailbox_hashes.get("sales").cloned());
+    assert_eq!(
+        hash.as_deref(),
+        Some("$y$j9T$customers-own"),
+        "made with the hash the server showed"
+    );
 
     // Adopted accounts are drover's: billing's unsuspension reaches the server.
     let service = stiri["service_id"].to_string();

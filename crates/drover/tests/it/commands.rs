@@ -1179,6 +1179,8 @@ async fn an_adoption_records_accounts_as_found_all_or_nothing(store: Store_) {
         differences: Vec::new(),
         aliases: Vec::new(),
         subservers: Vec::new(),
+        mailboxes: Vec::new(),
+        databases: Vec::new(),
     };
     let mut adoption = Adoption {
         accounts: vec![
@@ -1194,13 +1196,64 @@ async fn an_adoption_records_accounts_as_found_all_or_nothing(store: Store_) {
         unmapped_plans: Vec::new(),
         differing_plans: Vec::new(),
         skipped: Vec::new(),
+        left_to_server: Vec::new(),
         not_on_server: Vec::new(),
         already_adopted: 0,
     };
-    let ids = commands::adopt(store, &ctx(), vm1.id, &adoption)
+    // ana.ro comes with mailboxes (their passwords' hashes as the server showed them) and a
+    // database its plan gives no feature for: kept, and the account flagged.
+    let ana_domain = DomainName::parse("ana.ro").unwrap();
+    let mailbox = |name: &str| drover_core::AdoptedMailbox {
+        name: drover_core::MailboxName::parse(name).unwrap(),
+        real_name: format!("{name} desk"),
+        quota_mb: None,
+    };
+    adoption.accounts[0].mailboxes = vec![mailbox("sales"), mailbox("info")];
+    adoption.accounts[0].databases = vec![drover_core::AdoptedDatabase {
+        name: drover_core::DatabaseName::listed("ana_shop").unwrap(),
+        kind: drover_core::DatabaseType::Mysql,
+    }];
+    let mut hashes = commands::MailboxHashes::new();
+    hashes.insert(
+        (ana_domain.clone(), mailbox("sales").name),
+        "$y$sales-hash".to_owned().into(),
+    );
+    let sealer = drover::engine::Sealer::from_hex(&"42".repeat(32)).unwrap();
+    let err = commands::adopt(store, &ctx(), &sealer, vm1.id, &adoption, &hashes)
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("no password hash was read for mailbox info@ana.ro"),
+        "{err}"
+    );
+    assert!(store.adoption_known().await.unwrap().accounts.is_empty());
+    hashes.insert(
+        (ana_domain.clone(), mailbox("info").name),
+        "$y$info-hash".to_owned().into(),
+    );
+    let ids = commands::adopt(store, &ctx(), &sealer, vm1.id, &adoption, &hashes)
         .await
         .unwrap();
     assert_eq!(ids.len(), 2);
+    let ana = store.account(ids[0]).await.unwrap();
+    assert_eq!(
+        ana.over_limit.as_deref(),
+        Some("2 mailboxes without the feature mail; 1 MySQL databases without the feature mysql"),
+        "kept, and flagged"
+    );
+    let kept = store
+        .mailbox_password(ids[0], &mailbox("sales").name)
+        .await
+        .unwrap();
+    assert!(kept.is_hash);
+    assert_eq!(
+        secrecy::ExposeSecret::expose_secret(&sealer.open(&kept.sealed).unwrap()),
+        "$y$sales-hash"
+    );
+    let databases = store.databases(ids[0]).await.unwrap();
+    assert_eq!(databases.len(), 1);
+    assert_eq!(databases[0].name.as_str(), "ana_shop");
     let ion = store.account(ids[1]).await.unwrap();
     assert_eq!(ion.server_id, Some(vm1.id));
     assert_eq!(ion.desired_state, DesiredState::Disabled);
@@ -1242,7 +1295,7 @@ async fn an_adoption_records_accounts_as_found_all_or_nothing(store: Store_) {
         ),
     ];
     adoption.new_customers[0] = CustomerSpec::new("Eva", None, Some("B-3")).unwrap();
-    let err = commands::adopt(store, &ctx(), vm1.id, &adoption)
+    let err = commands::adopt(store, &ctx(), &sealer, vm1.id, &adoption, &hashes)
         .await
         .unwrap_err();
     assert!(err.to_string().contains("ana.ro"), "{err}");
@@ -1256,7 +1309,7 @@ async fn an_adoption_records_accounts_as_found_all_or_nothing(store: Store_) {
     );
     // An adoption with plans drover lacks is refused whole.
     adoption.unmapped_plans = vec!["Gold".into()];
-    let err = commands::adopt(store, &ctx(), vm1.id, &adoption)
+    let err = commands::adopt(store, &ctx(), &sealer, vm1.id, &adoption, &hashes)
         .await
         .unwrap_err();
     assert!(err.to_string().contains("'Gold'"), "{err}");
@@ -1269,7 +1322,7 @@ async fn an_adoption_records_accounts_as_found_all_or_nothing(store: Store_) {
     commands::decommission(store, &ctx(), vm2.id, "vm2")
         .await
         .unwrap();
-    let err = commands::adopt(store, &ctx(), vm2.id, &adoption)
+    let err = commands::adopt(store, &ctx(), &sealer, vm2.id, &adoption, &hashes)
         .await
         .unwrap_err();
     assert!(err.to_string().contains("decommissioned"), "{err}");

@@ -1835,7 +1835,10 @@ async fn accounts_made_by_hand_are_adopted_and_then_managed() {
     let server = drover.add_real_server(&real).await;
     let plan_name = unique("Adopted ");
     drover
-        .plan(&plan_name, json!({"features": ["web", "dns"]}))
+        .plan(
+            &plan_name,
+            json!({"features": ["web", "dns", "mail", "mysql"]}),
+        )
         .await;
     let stem = unique("adopt");
     let (open, closed) = (format!("open-{stem}.ro"), format!("closed-{stem}.ro"));
@@ -1853,6 +1856,8 @@ async fn accounts_made_by_hand_are_adopted_and_then_managed() {
             "--dir",
             "--web",
             "--dns",
+            "--mail",
+            "--mysql",
             "--plan",
             &plan_name,
             "--email",
@@ -1861,6 +1866,49 @@ async fn accounts_made_by_hand_are_adopted_and_then_managed() {
         let (ok, text) = virtualmin(&args);
         assert!(ok, "{args:?}: {text}");
     }
+    // The open one's customer made a mailbox and a database of their own.
+    let prefix = server_domain(&open).unwrap()["Username"].replace('-', "_");
+    let shop = format!("{prefix}_shop");
+    for args in [
+        vec![
+            "create-user",
+            "--domain",
+            &open,
+            "--user",
+            "sales",
+            "--pass",
+            "Customers-0wn",
+            "--real",
+            "Sales Desk",
+        ],
+        vec![
+            "create-database",
+            "--domain",
+            &open,
+            "--name",
+            &shop,
+            "--type",
+            "mysql",
+        ],
+    ] {
+        let (ok, text) = virtualmin(&args);
+        assert!(ok, "{args:?}: {text}");
+    }
+    let sales_hash = || {
+        let (ok, text) = virtualmin(&["list-users", "--domain", &open, "--multiline"]);
+        assert!(ok, "{text}");
+        // One block per user, headed by its unix user name.
+        text.split("\n    User: ")
+            .find(|block| block.starts_with("sales\n"))
+            .and_then(|block| {
+                block.lines().find_map(|l| {
+                    l.trim()
+                        .strip_prefix("Encrypted password: ")
+                        .map(str::to_owned)
+                })
+            })
+    };
+    let made_by_hand = sales_hash().expect("the mailbox's hash");
     let (ok, text) = virtualmin(&[
         "disable-domain",
         "--domain",
@@ -1900,7 +1948,8 @@ async fn accounts_made_by_hand_are_adopted_and_then_managed() {
     );
     let applied = adopt(&["--apply", "--accept-plan-changes"]).await;
     assert!(
-        applied.contains("2 to adopt (1 new customers)"),
+        applied.contains("2 to adopt (1 new customers)")
+            && applied.contains(&format!("with mailboxes: sales; databases: {shop}")),
         "{applied}"
     );
     assert!(
@@ -1925,6 +1974,24 @@ async fn accounts_made_by_hand_are_adopted_and_then_managed() {
         ours.is_empty(),
         "drift finds nothing on adopted accounts: {ours:?}"
     );
+
+    // The mailbox lost on the server: drift's repair makes it again with the customer's own
+    // password, from the hash the server showed at adoption.
+    let (ok, text) = virtualmin(&["delete-user", "--domain", &open, "--user", "sales"]);
+    assert!(ok, "{text}");
+    let scan = drover
+        .post(&format!("/servers/{server}/drift-scan"), json!({}))
+        .await;
+    drover.job_completed(scan["job_id"].as_i64().unwrap()).await;
+    until("drift's repair makes sales again", JOB_LIMIT, async || {
+        sales_hash().is_some()
+    })
+    .await;
+    assert_eq!(sales_hash(), Some(made_by_hand), "the customer's password");
+    let open_account = &drover.get(&format!("/accounts?domain={open}")).await[0];
+    let id = open_account["id"].as_i64().unwrap();
+    let databases = drover.get(&format!("/accounts/{id}/databases")).await;
+    assert_eq!(databases[0]["name"], json!(shop), "{databases}");
 
     let accounts = drover.get(&format!("/accounts?domain={closed}")).await;
     let account = &accounts[0];
@@ -2406,7 +2473,7 @@ async fn the_simulator_answers_as_the_real_server_does() {
                 .create_mailbox(
                     &domain,
                     user,
-                    secret("Mail-passw0rd"),
+                    drover_virtualmin::MailboxPassword::Plain(secret("Mail-passw0rd")),
                     Some(real_name).filter(|r| !r.is_empty()),
                     None,
                 )
@@ -2426,15 +2493,48 @@ async fn the_simulator_answers_as_the_real_server_does() {
         }
         // A quota: taken at creation where quotas are off (and not kept), refused in a change.
         let quota = server
-            .create_mailbox(&domain, "quota", secret("Mail-passw0rd"), None, Some(10))
+            .create_mailbox(
+                &domain,
+                "quota",
+                drover_virtualmin::MailboxPassword::Plain(secret("Mail-passw0rd")),
+                None,
+                Some(10),
+            )
             .await;
         mail.push(format!("create with a quota: {}", outcome(quota)));
         let quota = server.set_mailbox_quota(&domain, "quota", Some(20)).await;
         mail.push(format!("set a quota: {}", outcome(quota)));
-        let listed = server.mailboxes(&domain).await.unwrap();
+        // A mailbox made from another's hash (as drover makes an adopted one again) keeps it.
+        let hash_of = |listed: Vec<drover_virtualmin::DomainUser>, user: &str| {
+            listed
+                .into_iter()
+                .find(|u| u.user == user)
+                .and_then(|u| u.password_hash)
+        };
+        let ana_hash = hash_of(server.mailboxes(&domain).await.unwrap(), "ana")
+            .expect("the master admin is shown the hash");
+        let copied = server
+            .create_mailbox(
+                &domain,
+                "copy",
+                drover_virtualmin::MailboxPassword::Hashed(ana_hash.clone()),
+                None,
+                None,
+            )
+            .await;
+        let same = hash_of(server.mailboxes(&domain).await.unwrap(), "copy") == Some(ana_hash);
+        mail.push(format!(
+            "create from a hash: {} (the hash kept: {same})",
+            outcome(copied)
+        ));
+        // By name: the real server lists in the order they were made, the simulator by name,
+        // and drover reads listings as sets.
+        let mut listed = server.mailboxes(&domain).await.unwrap();
+        listed.sort_by(|a, b| a.user.cmp(&b.user));
         mail.push(format!("listed: {listed:?}"));
-        let users = server.list_mailboxes(&domain).await.unwrap();
-        for user in ["ana", "quota", "nobody"] {
+        let mut users = server.list_mailboxes(&domain).await.unwrap();
+        users.sort_by(|a, b| a.name.cmp(&b.name));
+        for user in ["ana", "quota", "copy", "nobody"] {
             let deleted = server.delete_mailbox(&domain, user).await;
             mail.push(format!("delete {user}: {}", outcome(deleted)));
         }

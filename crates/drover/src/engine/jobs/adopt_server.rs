@@ -3,13 +3,15 @@
 
 use std::sync::Arc;
 
-use drover_core::{Found, ServerId, Target, propose};
+use drover_core::{
+    DomainName, Found, FoundDatabase, FoundMailbox, MailboxName, ServerId, Target, propose,
+};
 use drover_store::{Page, StoreError};
 use drover_virtualmin::VirtualminError;
 use riverqueue::{Job, WorkContext, WorkOutcome};
 use serde_json::json;
 
-use crate::commands;
+use crate::commands::{self, MailboxHashes};
 use crate::engine::Engine;
 use crate::engine::drift::listed;
 
@@ -55,22 +57,61 @@ pub async fn run(
             server: name.clone(),
             source,
         })?;
-    let found: Vec<Found> = domains
-        .into_iter()
-        .map(|d| Found {
+    let listing = |source| AdoptError::Listing {
+        server: name.clone(),
+        source,
+    };
+    // Mailboxes in one listing of every domain's users; databases per account where the
+    // server counts more than the one it makes with it.
+    let users = match domains.iter().any(|d| d.parent.is_none()) {
+        true => client.list_all_users().await.map_err(listing)?,
+        false => Vec::new(),
+    };
+    let mut hashes = MailboxHashes::new();
+    let mut found = Vec::with_capacity(domains.len());
+    for d in domains {
+        let mailboxes = users
+            .iter()
+            .filter(|u| u.domain == d.domain && u.is_mailbox())
+            .map(|u| {
+                if let (Ok(domain), Ok(mailbox), Some(hash)) = (
+                    DomainName::parse(&u.domain),
+                    MailboxName::parse(&u.user),
+                    &u.password_hash,
+                ) {
+                    hashes.insert((domain, mailbox), hash.0.clone());
+                }
+                FoundMailbox {
+                    name: u.user.clone(),
+                    real_name: u.real_name.clone(),
+                    quota_bytes: u.quota_bytes,
+                    has_password_hash: u.password_hash.is_some(),
+                }
+            })
+            .collect();
+        let databases = match d.parent.is_none() && d.quota.databases_count.unwrap_or(0) > 1 {
+            true => client
+                .databases(&d.domain)
+                .await
+                .map_err(listing)?
+                .into_iter()
+                .map(|db| FoundDatabase {
+                    name: db.name,
+                    kind: db.kind,
+                })
+                .collect(),
+            false => Vec::new(),
+        };
+        found.push(Found {
             unix_user: d.unix_user.clone(),
             contact_email: d.contact_email.clone(),
             disabled_reason: d.disabled.as_ref().and_then(|why| why.reason.clone()),
+            mailboxes,
+            databases,
             listed: listed(d),
-        })
-        .collect();
-    let listed_plans = client
-        .list_plans()
-        .await
-        .map_err(|source| AdoptError::Listing {
-            server: name.clone(),
-            source,
-        })?;
+        });
+    }
+    let listed_plans = client.list_plans().await.map_err(listing)?;
     let plans = engine
         .store
         .plans(Page::new(None, Some(Page::MAX_LIMIT)))
@@ -103,7 +144,15 @@ pub async fn run(
     if let Some(refusal) = refusal {
         return refuse(refusal);
     }
-    let accounts = match commands::adopt(&*engine.store, &ctx, server.id, &adoption).await {
+    let adopted = commands::adopt(
+        &*engine.store,
+        &ctx,
+        &engine.sealer,
+        server.id,
+        &adoption,
+        &hashes,
+    );
+    let accounts = match adopted.await {
         Ok(accounts) => accounts,
         Err(
             e @ (commands::Error::Rule(_) | commands::Error::Store(StoreError::Conflict { .. })),
