@@ -133,6 +133,17 @@ pub fn dns_points_at(rrsets: &[RrSet], domain: &DomainName, addresses: &[IpAddr]
     }
 }
 
+/// The names an account's certificate request covers on its server: its domain, whose
+/// certificate the server makes for its alias domains with websites too (Virtualmin's
+/// `get_hostnames_for_ssl`), then each sub-server, which has a website and a certificate of
+/// its own.
+pub fn certificate_names(domain: &DomainName, subservers: &[DomainName]) -> Vec<DomainName> {
+    std::iter::once(domain)
+        .chain(subservers.iter().filter(|s| *s != domain))
+        .cloned()
+        .collect()
+}
+
 /// Whether accounts of `plan` have a website (an empty feature list is the server's defaults,
 /// which give one): Let's Encrypt validates over it.
 pub fn gives_website(plan: &crate::PlanSpec) -> bool {
@@ -179,6 +190,9 @@ pub struct CertificateFacts {
     pub made: bool,
     /// A move of the account has not switched it to its new server yet.
     pub moving: bool,
+    /// A converge of the account is queued or running: a new alias or sub-server may not be
+    /// on the server yet, and a certificate asked now would leave it out.
+    pub converging: bool,
     /// Why its server takes no work now (unavailable, in maintenance, its login refused).
     pub server_unusable: Option<String>,
     /// Its plan gives a website (Let's Encrypt validates over it).
@@ -208,6 +222,8 @@ pub enum CertificateTurn {
 /// on a person (a suspension, a plan) rarely.
 const SOON: SignedDuration = SignedDuration::from_mins(1);
 const LATER: SignedDuration = SignedDuration::from_mins(5);
+/// A converge ends within seconds: the job looks again soon after.
+const AFTER_CONVERGE: SignedDuration = SignedDuration::from_secs(5);
 
 /// Whether the account's certificate can be asked for now: the account enabled and made on
 /// its server, that server taking work, its plan giving a website, its DNS pointing there, and
@@ -240,6 +256,12 @@ pub fn certificate_turn(facts: &CertificateFacts, now: Timestamp) -> Certificate
         return wait(
             "the account's move to switch it to its new server".into(),
             SOON,
+        );
+    }
+    if facts.converging {
+        return wait(
+            "the account's changes to reach its server".into(),
+            AFTER_CONVERGE,
         );
     }
     if let Some(why) = &facts.server_unusable {
@@ -428,6 +450,7 @@ mod tests {
             server: Some("vm1".into()),
             made: true,
             moving: false,
+            converging: false,
             server_unusable: None,
             plan_gives_web: true,
             server_has_address: true,
@@ -480,6 +503,14 @@ mod tests {
                 },
                 "move",
                 1,
+            ),
+            (
+                CertificateFacts {
+                    converging: true,
+                    ..ready.clone()
+                },
+                "the account's changes to reach its server",
+                0,
             ),
             (
                 CertificateFacts {

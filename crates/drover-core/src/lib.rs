@@ -49,8 +49,8 @@ pub use backup::{
 };
 pub use certificate::{
     CertificateFacts, CertificateState, CertificateTurn, FAILED_VALIDATIONS_PER_HOUR,
-    certificate_turn, check_certificate_request, days_left, dns_points_at, earliest_attempt,
-    expiring_within, gives_website, next_attempt,
+    certificate_names, certificate_turn, check_certificate_request, days_left, dns_points_at,
+    earliest_attempt, expiring_within, gives_website, next_attempt,
 };
 pub use confirmation::Confirmation;
 pub use converge::{Action, Blocked, Observed, Wanted, converge};

@@ -40,6 +40,40 @@ pub struct Certificate {
     pub expires_at: Option<Timestamp>,
     #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
     pub updated_at: Timestamp,
+    /// Each name the request covers on the server: the account's domain first (its
+    /// certificate covers the account's alias domains with websites too), then its
+    /// sub-servers, each with a certificate of its own.
+    pub names: Vec<CertificateName>,
+}
+
+/// One name of a certificate request, as its server last answered for it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct CertificateName {
+    #[cfg_attr(feature = "openapi", schema(value_type = String, example = "shop.ana.ro"))]
+    pub domain: DomainName,
+    /// When its server last installed a certificate for it; `None` while it is to be asked.
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, format = DateTime))]
+    pub issued_at: Option<Timestamp>,
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, format = DateTime))]
+    pub expires_at: Option<Timestamp>,
+    /// The server's own message the last time it was refused.
+    pub last_error: Option<String>,
+}
+
+impl CertificateName {
+    /// Still to be asked of the server.
+    pub fn wanted(&self) -> bool {
+        self.issued_at.is_none()
+    }
+}
+
+/// What the server answered for one name in a turn: issued (with the expiry it reports), or
+/// refused with its message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NameAnswer {
+    pub domain: DomainName,
+    pub answer: std::result::Result<Option<Timestamp>, String>,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -55,16 +89,38 @@ pub struct CertificateFilter {
 
 /// What one turn of the requesting job came to.
 #[derive(Debug, Clone, PartialEq, Eq)]
+/// Each carries the answers for the names asked in the turn (kept per name even when the
+/// request changed meanwhile: the server installed what it installed).
 pub enum CertificateOutcome {
-    /// Not asked yet, and why; the job looks again at `until`.
-    Waiting { why: String, until: Timestamp },
-    /// Issued and installed; its expiry as the server reports it.
-    Issued { expires_at: Option<Timestamp> },
-    /// Let's Encrypt (or the server on its way there) said no; tried again at `next_attempt_at`.
+    /// Not (all) asked yet, and why; the job looks again at `until`.
+    Waiting {
+        why: String,
+        until: Timestamp,
+        answers: Vec<NameAnswer>,
+    },
+    /// Every name is issued and installed; the account's domain's expiry as the server
+    /// reports it (`None`: unchanged).
+    Issued {
+        expires_at: Option<Timestamp>,
+        answers: Vec<NameAnswer>,
+    },
+    /// Let's Encrypt (or the server on its way there) said no for some name; tried again at
+    /// `next_attempt_at`.
     Failed {
         message: String,
         next_attempt_at: Timestamp,
+        answers: Vec<NameAnswer>,
     },
+}
+
+impl CertificateOutcome {
+    pub fn answers(&self) -> &[NameAnswer] {
+        match self {
+            Self::Waiting { answers, .. }
+            | Self::Issued { answers, .. }
+            | Self::Failed { answers, .. } => answers,
+        }
+    }
 }
 
 #[async_trait]
@@ -74,12 +130,16 @@ pub trait CertificateStore: Send + Sync {
     /// The account's failed requests of the last hour, oldest first (kept even when its
     /// certificate's record is forgotten: Let's Encrypt keeps counting them).
     async fn certificate_failures(&self, account: AccountId) -> Result<Vec<Timestamp>>;
-    /// Records that a certificate is wanted for the account (again, if it has one) and queues
-    /// the job that asks for it (joining one that waits), audited, in one transaction.
+    /// Records that a certificate is wanted for the account's `names` (again, if it has one):
+    /// names it held that are not among them are forgotten, new ones are to be asked, and so
+    /// are those in `renew`. Queues the job that asks (joining one that waits), audited, in
+    /// one transaction.
     async fn request_certificate(
         &self,
         ctx: &RequestContext,
         account: AccountId,
+        names: &[DomainName],
+        renew: &[DomainName],
     ) -> Result<(Certificate, Enqueued)>;
     /// Records what the requesting job's turn came to, audited when it is an answer of the
     /// server. A failure always counts against Let's Encrypt's limit; the certificate's record

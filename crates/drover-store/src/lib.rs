@@ -28,7 +28,10 @@ use std::sync::Arc;
 pub use backup_store::{
     Backup, BackupAge, BackupDestination, BackupFilter, BackupOutcome, BackupStore,
 };
-pub use certificate_store::{Certificate, CertificateFilter, CertificateOutcome, CertificateStore};
+pub use certificate_store::{
+    Certificate, CertificateFilter, CertificateName, CertificateOutcome, CertificateStore,
+    NameAnswer,
+};
 pub use dns_store::{
     DnsProviderRecord, DnsProviderSpec, DnsStore, RewriteBatch, Zone, ZoneFilter, ZoneProvider,
     ZoneRewrite, ZoneSyncOutcome,

@@ -3,7 +3,7 @@
 
 mod certificate_sql {
     use async_trait::async_trait;
-    use drover_core::{AccountId, CertificateState, ServerId};
+    use drover_core::{AccountId, CertificateState, DomainName, ServerId};
     use jiff::Timestamp;
     use jiff_sqlx::Timestamp as SqlTimestamp;
     use serde_json::json;
@@ -36,6 +36,59 @@ mod certificate_sql {
         updated_at: SqlTimestamp,
     }
 
+    #[derive(sqlx::FromRow)]
+    struct NameRow {
+        account_id: i64,
+        domain: String,
+        issued_at: Option<SqlTimestamp>,
+        expires_at: Option<SqlTimestamp>,
+        last_error: Option<String>,
+    }
+
+    impl NameRow {
+        fn into_model(self) -> Result<CertificateName> {
+            Ok(CertificateName {
+                domain: parse("certificate name", &self.domain, DomainName::parse)?,
+                issued_at: self.issued_at.map(|t| t.to_jiff()),
+                expires_at: self.expires_at.map(|t| t.to_jiff()),
+                last_error: self.last_error,
+            })
+        }
+    }
+
+    /// The names of the certificates of `accounts`: the account's own domain first, then the
+    /// others by name.
+    async fn names_of(tx: &mut Tx, certificates: &mut [Certificate]) -> Result<()> {
+        if certificates.is_empty() {
+            return Ok(());
+        }
+        let ids: Vec<String> = certificates
+            .iter()
+            .map(|c| c.account_id.get().to_string())
+            .collect();
+        let rows: Vec<NameRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "SELECT account_id, domain, issued_at, expires_at, last_error \
+             FROM certificate_names WHERE account_id IN ({}) ORDER BY account_id, domain",
+            ids.join(", ")
+        )))
+        .fetch_all(&mut **tx)
+        .await?;
+        for row in rows {
+            let Some(certificate) = certificates
+                .iter_mut()
+                .find(|c| c.account_id.get() == row.account_id)
+            else {
+                continue;
+            };
+            let name = row.into_model()?;
+            let own = name.domain == certificate.domain;
+            certificate
+                .names
+                .insert(if own { 0 } else { certificate.names.len() }, name);
+        }
+        Ok(())
+    }
+
     impl CertificateRow {
         fn into_model(self, recent_failures: Vec<Timestamp>) -> Result<Certificate> {
             Ok(Certificate {
@@ -56,6 +109,7 @@ mod certificate_sql {
                 issued_at: self.issued_at.map(|t| t.to_jiff()),
                 expires_at: self.expires_at.map(|t| t.to_jiff()),
                 updated_at: self.updated_at.to_jiff(),
+                names: Vec::new(),
             })
         }
     }
@@ -70,8 +124,10 @@ mod certificate_sql {
         let Some(row) = row else {
             return Ok(None);
         };
-        row.into_model(recent_failures(tx, account).await?)
-            .map(Some)
+        let mut certificate = [row.into_model(recent_failures(tx, account).await?)?];
+        names_of(tx, &mut certificate).await?;
+        let [certificate] = certificate;
+        Ok(Some(certificate))
     }
 
     async fn recent_failures(tx: &mut Tx, account: AccountId) -> Result<Vec<Timestamp>> {
@@ -118,9 +174,12 @@ mod certificate_sql {
                 .fetch_all(&mut **tx)
                 .await?;
                 // Failures are only needed for one certificate's next turn, not for lists.
-                rows.into_iter()
+                let mut certificates = rows
+                    .into_iter()
                     .map(|row| row.into_model(Vec::new()))
-                    .collect()
+                    .collect::<Result<Vec<_>>>()?;
+                names_of(tx, &mut certificates).await?;
+                Ok(certificates)
             })
         }
 
@@ -132,6 +191,8 @@ mod certificate_sql {
             &self,
             ctx: &RequestContext,
             account: AccountId,
+            names: &[DomainName],
+            renew: &[DomainName],
         ) -> Result<(Certificate, Enqueued)> {
             write_tx!(self, tx, {
                 let now = sql_now();
@@ -152,6 +213,42 @@ mod certificate_sql {
                     }
                     _ => e.into(),
                 })?;
+                let held: Vec<(String,)> =
+                    sqlx::query_as("SELECT domain FROM certificate_names WHERE account_id = $1")
+                        .bind(account.get())
+                        .fetch_all(&mut **tx)
+                        .await?;
+                for (domain,) in &held {
+                    if !names.iter().any(|n| n.as_str() == domain) {
+                        sqlx::query(
+                            "DELETE FROM certificate_names WHERE account_id = $1 AND domain = $2",
+                        )
+                        .bind(account.get())
+                        .bind(domain)
+                        .execute(&mut **tx)
+                        .await?;
+                    }
+                }
+                for name in names {
+                    sqlx::query(
+                        "INSERT INTO certificate_names (account_id, domain) VALUES ($1, $2) \
+                         ON CONFLICT (account_id, domain) DO NOTHING",
+                    )
+                    .bind(account.get())
+                    .bind(name.as_str())
+                    .execute(&mut **tx)
+                    .await?;
+                }
+                for name in renew {
+                    sqlx::query(
+                        "UPDATE certificate_names SET issued_at = NULL \
+                         WHERE account_id = $1 AND domain = $2",
+                    )
+                    .bind(account.get())
+                    .bind(name.as_str())
+                    .execute(&mut **tx)
+                    .await?;
+                }
                 let args = RequestCertificate {
                     account_id: account.get(),
                 };
@@ -163,7 +260,7 @@ mod certificate_sql {
                     ctx,
                     "certificate.requested",
                     format!("account:{account}"),
-                    json!({ "job": id, "joined": joined }),
+                    json!({ "job": id, "joined": joined, "names": names, "renew": renew }),
                 )
                 .await?;
                 Ok((fetch_existing(tx, account).await?, Enqueued { id, joined }))
@@ -180,6 +277,27 @@ mod certificate_sql {
             write_tx!(self, tx, {
                 let now = sql_now();
                 let subject = format!("account:{account}");
+                // What the server installed is there, whatever became of the request since.
+                for NameAnswer { domain, answer } in outcome.answers() {
+                    let query = match answer {
+                        Ok(expires_at) => sqlx::query(
+                            "UPDATE certificate_names SET issued_at = $3, expires_at = $4, \
+                             last_error = NULL WHERE account_id = $1 AND domain = $2",
+                        )
+                        .bind(account.get())
+                        .bind(domain.as_str())
+                        .bind(now)
+                        .bind(expires_at.map(at)),
+                        Err(message) => sqlx::query(
+                            "UPDATE certificate_names SET last_error = $3 \
+                             WHERE account_id = $1 AND domain = $2",
+                        )
+                        .bind(account.get())
+                        .bind(domain.as_str())
+                        .bind(message),
+                    };
+                    query.execute(&mut **tx).await?;
+                }
                 // Let's Encrypt counted it, whatever became of the request since.
                 if let CertificateOutcome::Failed { message, .. } = outcome {
                     sqlx::query(
@@ -207,7 +325,7 @@ mod certificate_sql {
                 }
                 let asked = at(asked_at);
                 let changed = match outcome {
-                    CertificateOutcome::Waiting { why, until } => sqlx::query(
+                    CertificateOutcome::Waiting { why, until, .. } => sqlx::query(
                         "UPDATE certificates SET waiting_for = $3, next_attempt_at = $4, \
                          updated_at = $5 WHERE account_id = $1 AND requested_at = $2",
                     )
@@ -219,7 +337,7 @@ mod certificate_sql {
                     .execute(&mut **tx)
                     .await?
                     .rows_affected(),
-                    CertificateOutcome::Issued { expires_at } => {
+                    CertificateOutcome::Issued { expires_at, .. } => {
                         append_audit(
                             tx,
                             ctx,
@@ -231,7 +349,8 @@ mod certificate_sql {
                         sqlx::query(
                             "UPDATE certificates SET state = 'issued', waiting_for = NULL, \
                              last_error = NULL, failures = 0, next_attempt_at = NULL, \
-                             issued_at = $3, expires_at = $4, updated_at = $3 \
+                             issued_at = $3, expires_at = COALESCE($4, expires_at), \
+                             updated_at = $3 \
                              WHERE account_id = $1 AND requested_at = $2",
                         )
                         .bind(account.get())
@@ -245,6 +364,7 @@ mod certificate_sql {
                     CertificateOutcome::Failed {
                         message,
                         next_attempt_at,
+                        ..
                     } => sqlx::query(
                         "UPDATE certificates SET state = 'failed', waiting_for = NULL, \
                          last_error = $3, failures = failures + 1, next_attempt_at = $4, \
@@ -284,6 +404,15 @@ mod certificate_sql {
                     .execute(&mut **tx)
                     .await?
                     .rows_affected();
+                    sqlx::query(
+                        "UPDATE certificate_names SET expires_at = $2 WHERE account_id = $1 \
+                         AND issued_at IS NOT NULL \
+                         AND domain = (SELECT domain FROM accounts WHERE id = $1)",
+                    )
+                    .bind(account.get())
+                    .bind(at(*expires_at))
+                    .execute(&mut **tx)
+                    .await?;
                 }
                 Ok(usize::try_from(changed).unwrap_or(usize::MAX))
             })
@@ -295,6 +424,10 @@ mod certificate_sql {
             account: AccountId,
         ) -> Result<bool> {
             write_tx!(self, tx, {
+                sqlx::query("DELETE FROM certificate_names WHERE account_id = $1")
+                    .bind(account.get())
+                    .execute(&mut **tx)
+                    .await?;
                 let gone = sqlx::query("DELETE FROM certificates WHERE account_id = $1")
                     .bind(account.get())
                     .execute(&mut **tx)

@@ -1590,28 +1590,50 @@ async fn a_certificate_keeps_its_last_failures_its_expiry_and_one_job(h: Harness
     let ana = service(store, "cert-ana.ro").await.account_id;
     let ion = service(store, "cert-ion.ro").await.account_id;
     assert!(store.certificate(ana).await.unwrap().is_none());
+    let domain = |d: &str| drover_core::DomainName::parse(d).unwrap();
+    let (own, shop) = (domain("cert-ana.ro"), domain("shop.cert-ana.ro"));
+    let names = [own.clone(), shop.clone()];
     let missing = store
-        .request_certificate(&ctx(), drover_core::AccountId(999))
+        .request_certificate(&ctx(), drover_core::AccountId(999), &names, &names)
         .await
         .unwrap_err();
     assert!(
         matches!(missing, StoreError::NotFound { .. }),
         "{missing:?}"
     );
-    let (asked, job) = store.request_certificate(&ctx(), ana).await.unwrap();
+    let (asked, job) = store
+        .request_certificate(&ctx(), ana, &names, &names)
+        .await
+        .unwrap();
     assert_eq!(
         (asked.state, asked.failures, job.joined),
         (Requested, 0, false)
     );
     assert_eq!(asked.domain.as_str(), "cert-ana.ro");
+    let wanted = |c: &drover_store::Certificate| -> Vec<String> {
+        c.names
+            .iter()
+            .filter(|n| n.wanted())
+            .map(|n| n.domain.to_string())
+            .collect()
+    };
+    assert_eq!(
+        wanted(&asked),
+        ["cert-ana.ro", "shop.cert-ana.ro"],
+        "its domain first"
+    );
     // Asked again while its job waits: the same job.
-    let (asked, again) = store.request_certificate(&ctx(), ana).await.unwrap();
+    let (asked, again) = store
+        .request_certificate(&ctx(), ana, &names, &names)
+        .await
+        .unwrap();
     assert_eq!((again.id, again.joined), (job.id, true));
     let now = jiff::Timestamp::now();
     let later = now + jiff::SignedDuration::from_mins(5);
     let waiting = CertificateOutcome::Waiting {
         why: "the DNS".into(),
         until: later,
+        answers: Vec::new(),
     };
     let asked_at = asked.requested_at;
     let c = store
@@ -1625,6 +1647,7 @@ async fn a_certificate_keeps_its_last_failures_its_expiry_and_one_job(h: Harness
         let failed = CertificateOutcome::Failed {
             message: format!("refused {n}"),
             next_attempt_at: later,
+            answers: Vec::new(),
         };
         let c = store
             .record_certificate(&ctx(), ana, asked_at, &failed)
@@ -1653,6 +1676,7 @@ async fn a_certificate_keeps_its_last_failures_its_expiry_and_one_job(h: Harness
     let failed = CertificateOutcome::Failed {
         message: "stale".into(),
         next_attempt_at: later,
+        answers: Vec::new(),
     };
     let none = store
         .record_certificate(&ctx(), ana, stale, &failed)
@@ -1667,8 +1691,46 @@ async fn a_certificate_keeps_its_last_failures_its_expiry_and_one_job(h: Harness
     assert!(kept < jiff::SignedDuration::from_micros(1), "{c:?}");
     // Issued: the failures are gone, the expiry kept.
     let expires = now + jiff::SignedDuration::from_hours(24 * 90);
+    // Each name's answer is kept with it: the sub-server refused first, then issued.
+    let answer = |d: &drover_core::DomainName, answer| drover_store::NameAnswer {
+        domain: d.clone(),
+        answer,
+    };
+    let failed = CertificateOutcome::Failed {
+        message: "shop.cert-ana.ro: refused".into(),
+        next_attempt_at: later,
+        answers: vec![
+            answer(&own, Ok(Some(expires))),
+            answer(&shop, Err("refused".into())),
+        ],
+    };
+    let c = store
+        .record_certificate(&ctx(), ana, asked_at, &failed)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(wanted(&c), ["shop.cert-ana.ro"]);
+    assert_eq!(c.names[1].last_error.as_deref(), Some("refused"));
+    assert_eq!(
+        c.names[0].expires_at.map(|t| t.as_second()),
+        Some(expires.as_second())
+    );
+    let issued = CertificateOutcome::Issued {
+        expires_at: None,
+        answers: vec![answer(&shop, Ok(None))],
+    };
+    let c = store
+        .record_certificate(&ctx(), ana, asked_at, &issued)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        wanted(&c).is_empty() && c.names[1].last_error.is_none(),
+        "{c:?}"
+    );
     let issued = CertificateOutcome::Issued {
         expires_at: Some(expires),
+        answers: Vec::new(),
     };
     let c = store
         .record_certificate(&ctx(), ana, asked_at, &issued)
@@ -1679,11 +1741,45 @@ async fn a_certificate_keeps_its_last_failures_its_expiry_and_one_job(h: Harness
     assert!(c.last_error.is_none() && c.issued_at.is_some());
     assert_eq!(
         c.recent_failures.len(),
-        7,
-        "Let's Encrypt's hour still counts them"
+        8,
+        "Let's Encrypt's hour still counts them (the sub-server's too)"
     );
+    // A request renews only the names it says; a name no longer among them is dropped.
+    let (c, _) = store
+        .request_certificate(
+            &ctx(),
+            ana,
+            std::slice::from_ref(&own),
+            std::slice::from_ref(&own),
+        )
+        .await
+        .unwrap();
+    assert_eq!(wanted(&c), ["cert-ana.ro"]);
+    assert_eq!(c.names.len(), 1, "shop is gone");
+    let (c, _) = store
+        .request_certificate(&ctx(), ana, &names, &[])
+        .await
+        .unwrap();
+    assert_eq!(
+        wanted(&c),
+        ["cert-ana.ro", "shop.cert-ana.ro"],
+        "shop is new"
+    );
+    let issued = CertificateOutcome::Issued {
+        expires_at: None,
+        answers: vec![answer(&own, Ok(None)), answer(&shop, Ok(None))],
+    };
+    store
+        .record_certificate(&ctx(), ana, c.requested_at, &issued)
+        .await
+        .unwrap()
+        .unwrap();
     // A listing's expiry replaces it, for issued certificates only.
-    store.request_certificate(&ctx(), ion).await.unwrap();
+    let ion_domain = [domain("cert-ion.ro")];
+    store
+        .request_certificate(&ctx(), ion, &ion_domain, &ion_domain)
+        .await
+        .unwrap();
     let soon = now + jiff::SignedDuration::from_hours(24 * 3);
     let changed = store
         .record_certificate_expiries(&[(ana, soon), (ion, soon)])
@@ -1734,7 +1830,7 @@ async fn a_certificate_keeps_its_last_failures_its_expiry_and_one_job(h: Harness
     );
     assert_eq!(
         store.certificate_failures(ana).await.unwrap().len(),
-        7,
+        8,
         "forgetting the record forgets no failure"
     );
 }

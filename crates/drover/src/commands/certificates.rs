@@ -2,10 +2,11 @@
 //! once the account's DNS points at its server), renewed by the server, watched by drover.
 
 use drover_core::{
-    AccountId, FAILED_VALIDATIONS_PER_HOUR, JobId, check_certificate_request, earliest_attempt,
+    AccountId, DomainName, FAILED_VALIDATIONS_PER_HOUR, JobId, certificate_names,
+    check_certificate_request, earliest_attempt,
 };
 use drover_store::jobs::RequestCertificate;
-use drover_store::{Certificate, JobFilter, JobState, RequestContext, Store};
+use drover_store::{Certificate, JobFilter, JobState, OtherDomainKind, RequestContext, Store};
 use jiff::Timestamp;
 use riverqueue::JobArgs;
 
@@ -41,14 +42,65 @@ pub async fn request_certificate(
     Ok(ask_again(store, ctx, account).await?)
 }
 
-/// Records the request and queues its job; a job that waits (after a failure, for DNS) is
-/// brought forward, to look again now.
+/// Records the request for every name of the account (its domain and its sub-servers) and
+/// queues its job; a job that waits (after a failure, for DNS) is brought forward, to look
+/// again now.
 pub async fn ask_again(
     store: &dyn Store,
     ctx: &RequestContext,
     account: AccountId,
 ) -> drover_store::Result<(Certificate, JobId)> {
-    let (certificate, job) = store.request_certificate(ctx, account).await?;
+    ask(store, ctx, account, Renew::All).await
+}
+
+/// Which of an account's names a request asks for again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Renew {
+    /// Every name (asked by an operator or billing, or the account made anew on a server).
+    All,
+    /// The account's domain, whose certificate covers its aliases: one was added or removed.
+    Domain,
+    /// Only names new to the request (a sub-server added); names gone are dropped.
+    New,
+}
+
+/// After the account's aliases or sub-servers changed: an account with a certificate asks
+/// for what its names now need (`renew`), once its converge has put the change on its server.
+pub async fn certificate_follows(
+    store: &dyn Store,
+    ctx: &RequestContext,
+    account: AccountId,
+    renew: Renew,
+) -> drover_store::Result<()> {
+    if store.certificate(account).await?.is_some() {
+        ask(store, ctx, account, renew).await?;
+    }
+    Ok(())
+}
+
+async fn ask(
+    store: &dyn Store,
+    ctx: &RequestContext,
+    account: AccountId,
+    renew: Renew,
+) -> drover_store::Result<(Certificate, JobId)> {
+    let record = store.account(account).await?;
+    let subservers: Vec<DomainName> = store
+        .other_domains(account, OtherDomainKind::Subserver)
+        .await?
+        .into_iter()
+        .filter(|d| !d.deleting)
+        .map(|d| d.domain)
+        .collect();
+    let names = certificate_names(&record.domain, &subservers);
+    let renewed = match renew {
+        Renew::All => names.clone(),
+        Renew::Domain => vec![record.domain.clone()],
+        Renew::New => Vec::new(),
+    };
+    let (certificate, job) = store
+        .request_certificate(ctx, account, &names, &renewed)
+        .await?;
     if job.joined {
         // A run still going either sees this request when it records its outcome (and looks
         // again at once) or recorded it just before: then it goes to wait for its backoff

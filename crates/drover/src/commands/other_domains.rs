@@ -13,6 +13,7 @@ use drover_store::{
 use serde_json::json;
 
 use super::Result;
+use super::certificates::{Renew, certificate_follows};
 use super::services::{converge, lock_service_of, refresh_over_limit};
 
 /// Records a new alias domain of the account, within its plan's limit, and queues its
@@ -77,6 +78,7 @@ pub async fn delete_other_domain(
     tx.audit(ctx, &action, format!("account:{account}"), details)
         .await?;
     tx.commit().await?;
+    certificate_follows(store, ctx, account, renew_after(kind)).await?;
     Ok(deleted)
 }
 
@@ -114,7 +116,17 @@ async fn create(
     tx.audit(ctx, &action, format!("account:{account}"), details)
         .await?;
     tx.commit().await?;
+    certificate_follows(store, ctx, account, renew_after(kind)).await?;
     Ok(created)
+}
+
+/// What an account's certificate asks for again after an alias or a sub-server came or went:
+/// the domain's certificate covers its aliases, each sub-server has its own.
+fn renew_after(kind: OtherDomainKind) -> Renew {
+    match kind {
+        OtherDomainKind::Alias => Renew::Domain,
+        OtherDomainKind::Subserver => Renew::New,
+    }
 }
 
 /// How a refusal names the kind in the plural.

@@ -133,6 +133,7 @@ drover_testkit::on_both_databases!(
     subservers_reach_the_server_with_their_addresses_in_the_accounts_zone,
     a_login_link_is_made_by_the_server_kept_sealed_and_handed_out_once,
     a_certificate_waits_for_dns_and_its_failures_for_lets_encrypts_limits,
+    subservers_get_certificates_of_their_own_and_aliases_join_the_domains,
     mailbox_quotas_come_from_the_plan_and_reach_a_server_that_keeps_them,
     an_account_is_backed_up_its_failures_kept_and_old_archives_pruned,
     an_account_is_restored_from_its_backup_once_its_domain_is_repeated,
@@ -1301,6 +1302,98 @@ async fn a_login_link_is_made_by_the_server_kept_sealed_and_handed_out_once(f: F
             .contains("does not give its accounts the feature webmin: they have no panel logins"),
         "{err}"
     );
+}
+
+/// An account's certificate covers its names: its domain's certificate (which the server makes
+/// for its aliases too) and each sub-server's own. A new alias asks for the domain's again
+/// once the alias is on the server; a new sub-server asks for its own only; a sub-server gone
+/// leaves the request.
+async fn subservers_get_certificates_of_their_own_and_aliases_join_the_domains(f: Fleetwork) {
+    use drover_core::CertificateState;
+    let store = &*f.store;
+    let address = serde_json::from_value(serde_json::json!({"ipv4": "192.0.2.7"})).unwrap();
+    drover::commands::update_server(store, &ctx(), drover_core::ServerId(1), address)
+        .await
+        .unwrap();
+    let id = service_on(store, drover_core::PlanId(1), "certs.ro").await;
+    let moved = crate::transition_service(store, &ctx(), id, Transition::Activate, None)
+        .await
+        .unwrap();
+    assert_eq!(finished(store, moved.job_id).await.state, "completed");
+    let account = moved.account.id;
+    drover::commands::create_subserver(store, &ctx(), account, "shop")
+        .await
+        .unwrap();
+    let (_, job) = drover::commands::request_certificate(store, &ctx(), account)
+        .await
+        .unwrap();
+    let ended = finished(store, job).await;
+    assert_eq!(ended.state, "completed", "{ended:?}");
+    let asked = |domain: &str| f.sim.calls_naming(domain, "generate-letsencrypt-cert");
+    let names = || async {
+        let c = store.certificate(account).await.unwrap().unwrap();
+        let names: Vec<(String, bool)> = c
+            .names
+            .iter()
+            .map(|n| (n.domain.to_string(), n.issued_at.is_some()))
+            .collect();
+        (c.state, names)
+    };
+    let issued = |list: &[&str]| -> (CertificateState, Vec<(String, bool)>) {
+        let names = list.iter().map(|d| ((*d).to_owned(), true)).collect();
+        (CertificateState::Issued, names)
+    };
+    assert_eq!(names().await, issued(&["certs.ro", "shop.certs.ro"]));
+    assert_eq!((asked("certs.ro"), asked("shop.certs.ro")), (1, 1));
+    let on_server = f
+        .sim
+        .with_state(|s| s.domains["shop.certs.ro"].certificate_expiry);
+    assert!(on_server.is_some(), "the sub-server's own certificate");
+
+    // An alias: the domain's certificate is asked for again (after the alias is on the
+    // server), the sub-server's is not.
+    drover::commands::create_alias(store, &ctx(), account, "certs-alias.com")
+        .await
+        .unwrap();
+    wait_for(|| async { (asked("certs.ro") == 2).then_some(()) }).await;
+    wait_for(|| async { (names().await.0 == CertificateState::Issued).then_some(()) }).await;
+    let alias_first = f
+        .sim
+        .with_state(|s| s.domains.contains_key("certs-alias.com"));
+    assert!(alias_first, "the alias was made before the certificate");
+    assert_eq!(asked("shop.certs.ro"), 1);
+    // A new sub-server: its own only.
+    drover::commands::create_subserver(store, &ctx(), account, "blog")
+        .await
+        .unwrap();
+    wait_for(|| async { (asked("blog.certs.ro") == 1).then_some(()) }).await;
+    wait_for(|| async {
+        (names().await == issued(&["certs.ro", "blog.certs.ro", "shop.certs.ro"])).then_some(())
+    })
+    .await;
+    assert_eq!((asked("certs.ro"), asked("shop.certs.ro")), (2, 1));
+    // A sub-server deleted: no longer among the names, nothing asked.
+    let confirm = drover_core::Confirmation::Typed("shop.certs.ro".into());
+    drover::commands::delete_other_domain(
+        store,
+        &ctx(),
+        account,
+        drover_store::OtherDomainKind::Subserver,
+        "shop",
+        &confirm,
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        names()
+            .await
+            .1
+            .iter()
+            .map(|n| n.0.as_str())
+            .collect::<Vec<_>>(),
+        ["certs.ro", "blog.certs.ro"]
+    );
+    assert_eq!(asked("certs.ro"), 2);
 }
 
 /// The account's newest converge job.

@@ -1175,6 +1175,14 @@ async fn a_certificate_request_fails_with_the_servers_cause_and_waits() {
     let plan = drover.plan(&unique("Cert "), json!({})).await;
     let domain = format!("{}.ro", unique("cert-"));
     let (service, account) = drover.sell(plan, &domain).await;
+    // A sub-server has a certificate of its own, asked for with the account's.
+    let shop = format!("shop.{domain}");
+    drover
+        .post(
+            &format!("/accounts/{account}/subservers"),
+            json!({"name": "shop"}),
+        )
+        .await;
     let path = format!("/accounts/{account}/certificate");
     let asked = drover.call(reqwest::Method::POST, &path, None).await;
     assert_eq!(asked.0, 202, "{}", asked.1);
@@ -1192,6 +1200,22 @@ async fn a_certificate_request_fails_with_the_servers_cause_and_waits() {
             !cause.starts_with("Checking certificate names") && cause.contains("failed"),
             "{failed:#}"
         );
+        // Each name was asked (the sub-server once it was on the server) and keeps the
+        // server's own message.
+        let names = failed["names"].as_array().unwrap();
+        let asked: Vec<&str> = names
+            .iter()
+            .map(|n| n["domain"].as_str().unwrap())
+            .collect();
+        assert_eq!(asked, [domain.as_str(), shop.as_str()], "{failed:#}");
+        for name in names {
+            let own = name["last_error"].as_str().unwrap_or_default();
+            assert!(
+                own.contains("failed") && name["issued_at"].is_null(),
+                "{failed:#}"
+            );
+            assert!(cause.contains(&format!("{}: {own}", name["domain"].as_str().unwrap())));
+        }
         let next: jiff::Timestamp = failed["next_attempt_at"].as_str().unwrap().parse().unwrap();
         let wait = next.duration_since(jiff::Timestamp::now());
         assert!(
@@ -2598,10 +2622,9 @@ async fn the_simulator_answers_as_the_real_server_does() {
             "sub-server listed: {:?} {:?} {:?} {features:?}",
             listed.kind, listed.parent, listed.alias_of
         ));
-        let deleted = server.delete_domain(&sub).await;
-        mail.push(format!("delete sub-server: {}", outcome(deleted)));
-        // A certificate without internet, and for a domain the server lacks.
-        for name in [domain.as_str(), "nosuch-diff.ro"] {
+        // A certificate without internet (the account's, a sub-server's own), and for a
+        // domain the server lacks.
+        for name in [domain.as_str(), sub.as_str(), "nosuch-diff.ro"] {
             let asked = server.generate_letsencrypt_cert(name).await;
             let counted = asked.as_ref().is_err_and(|e| e.program_failed);
             mail.push(format!(
@@ -2609,6 +2632,8 @@ async fn the_simulator_answers_as_the_real_server_does() {
                 outcome(asked)
             ));
         }
+        let deleted = server.delete_domain(&sub).await;
+        mail.push(format!("delete sub-server: {}", outcome(deleted)));
         // A backup: made (its size printed), into a directory whose parent the server lacks,
         // of a domain it lacks; deleted, and deleted again.
         let archive = format!("/var/backups/{stem}/{domain}/a.tar.gz");

@@ -1,6 +1,7 @@
-//! `request_certificate`: asks the account's server for a Let's Encrypt certificate when
-//! [`drover_core::certificate_turn`] says it may, and again after a failure when Let's
-//! Encrypt's limits allow. The job lives until the certificate is issued: every wait is a
+//! `request_certificate`: asks the account's server for Let's Encrypt certificates for the
+//! account's names still without one (its domain, whose certificate covers its aliases, then
+//! each sub-server's own) when [`drover_core::certificate_turn`] says it may, and again after
+//! a failure when Let's Encrypt's limits allow. The job lives until the certificate is issued: every wait is a
 //! snooze (River counts no attempt for it), every answer is recorded on the certificate, and a
 //! request made while a turn ran is taken up by the next turn at once.
 
@@ -9,12 +10,16 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use drover_core::{
-    AccountId, CertificateFacts, CertificateState, CertificateTurn, ServerState, ServiceStatus,
-    certificate_turn, dns_points_at, gives_website, next_attempt,
+    AccountId, CertificateFacts, CertificateState, CertificateTurn, DomainName, ServerState,
+    ServiceStatus, certificate_turn, dns_points_at, gives_website, next_attempt,
 };
-use drover_store::{Certificate, CertificateOutcome, Server, StoreError};
+use drover_store::jobs::ConvergeAccount;
+use drover_store::{
+    Certificate, CertificateOutcome, JobFilter, JobState, NameAnswer, Server, StoreError,
+};
 use drover_virtualmin::ErrorKind;
 use jiff::{SignedDuration, Timestamp};
+use riverqueue::JobArgs;
 use riverqueue::{Job, WorkContext, WorkOutcome};
 use serde_json::json;
 
@@ -54,61 +59,112 @@ pub async fn run(
     let (facts, server) = facts(&engine, id, &certificate).await?;
     let server = match certificate_turn(&facts, Timestamp::now()) {
         CertificateTurn::Done(why) => return Ok(turn.done(why)),
-        CertificateTurn::Wait { why, until } => return turn.wait(why, until).await,
+        CertificateTurn::Wait { why, until } => return turn.wait(why, until, Vec::new()).await,
         CertificateTurn::Ask => server.expect("a turn that asks has a server"),
     };
     let unreached = Timestamp::now() + UNREACHED_WAIT;
     let client = match engine.fleet.client(&server) {
         Ok(client) => client,
-        Err(e) => return turn.wait(e.to_string(), unreached).await,
+        Err(e) => return turn.wait(e.to_string(), unreached, Vec::new()).await,
     };
-    let domain = facts.domain.as_str();
-    match client.generate_letsencrypt_cert(domain).await {
-        Ok(()) => {
-            // The expiry as the server reports it; each usage sync reads it again.
-            let expires_at = match client.get_domain(domain).await {
-                Ok(listed) => listed
-                    .and_then(|d| d.ssl_expiry_unix_time)
-                    .and_then(|t| Timestamp::from_second(t).ok()),
-                Err(_) => None,
-            };
-            turn.output(json!({
-                "issued": domain,
-                "expires_at": expires_at.map(|t| t.to_string()),
-            }));
-            let recorded = turn
-                .record(&CertificateOutcome::Issued { expires_at })
-                .await?;
-            // Asked again meanwhile (a move): the next turn looks again at once.
-            Ok(match recorded {
-                Some(_) => WorkOutcome::Complete,
-                None => snooze_until(None),
-            })
-        }
-        // The server has no such domain (yet): a converge makes it; nothing was asked.
-        Err(e) if e.kind == ErrorKind::NotFound => {
-            let why = "the account to be made on its server".to_owned();
-            turn.wait(why, unreached).await
-        }
-        // The program ran and said no, or may have run: Let's Encrypt may have counted it.
-        Err(e) if e.program_failed || e.unanswered => {
-            let failed_at = Timestamp::now();
-            let mut recent = facts.recent_failures.clone();
-            recent.push(failed_at);
-            let again = next_attempt(certificate.failures + 1, &recent, failed_at);
-            turn.output(json!({ "failed": e.message, "next_attempt_at": again.to_string() }));
-            let failed = CertificateOutcome::Failed {
-                message: e.message,
-                next_attempt_at: again,
-            };
-            let recorded = turn.record(&failed).await?;
-            Ok(snooze_until(recorded.map(|_| again)))
-        }
-        Err(e) => {
-            let why = format!("{} to answer ({e})", server.spec.name);
-            turn.wait(why, unreached).await
+    // The names still to ask, the account's domain first.
+    let wanted: Vec<DomainName> = certificate
+        .names
+        .iter()
+        .filter(|n| n.wanted())
+        .map(|n| n.domain.clone())
+        .collect();
+    let mut answers = Vec::new();
+    let (mut refused, mut not_made) = (Vec::new(), Vec::new());
+    let mut unanswered = None;
+    for name in &wanted {
+        match client.generate_letsencrypt_cert(name.as_str()).await {
+            Ok(()) => {
+                // The expiry as the server reports it; each usage sync reads the domain's again.
+                let expires_at = match client.get_domain(name.as_str()).await {
+                    Ok(listed) => listed
+                        .and_then(|d| d.ssl_expiry_unix_time)
+                        .and_then(|t| Timestamp::from_second(t).ok()),
+                    Err(_) => None,
+                };
+                answers.push(NameAnswer {
+                    domain: name.clone(),
+                    answer: Ok(expires_at),
+                });
+            }
+            // The server has no such domain (yet): a converge makes it; nothing was asked.
+            Err(e) if e.kind == ErrorKind::NotFound => not_made.push(name.to_unicode()),
+            // The program ran and said no, or may have run: Let's Encrypt may have counted it.
+            Err(e) if e.program_failed || e.unanswered => {
+                refused.push((name.clone(), e.message.clone()));
+                answers.push(NameAnswer {
+                    domain: name.clone(),
+                    answer: Err(e.message),
+                });
+            }
+            // The server does not answer: the rest waits for it.
+            Err(e) => {
+                unanswered = Some(format!("{} to answer ({e})", server.spec.name));
+                break;
+            }
         }
     }
+    let issued: Vec<String> = answers
+        .iter()
+        .filter(|a| a.answer.is_ok())
+        .map(|a| a.domain.to_unicode())
+        .collect();
+    if !refused.is_empty() {
+        let failed_at = Timestamp::now();
+        let mut recent = facts.recent_failures.clone();
+        recent.push(failed_at);
+        let again = next_attempt(certificate.failures + 1, &recent, failed_at);
+        // The server's own message; each name's when more than the account's domain failed.
+        let message = match refused.as_slice() {
+            [(name, message)] if *name == certificate.domain => message.clone(),
+            _ => refused
+                .iter()
+                .map(|(name, message)| format!("{}: {message}", name.to_unicode()))
+                .collect::<Vec<_>>()
+                .join("; "),
+        };
+        turn.output(json!({
+            "failed": message, "issued": issued, "next_attempt_at": again.to_string(),
+        }));
+        let failed = CertificateOutcome::Failed {
+            message,
+            next_attempt_at: again,
+            answers,
+        };
+        let recorded = turn.record(&failed).await?;
+        return Ok(snooze_until(recorded.map(|_| again)));
+    }
+    if let Some(why) = unanswered {
+        return turn.wait(why, unreached, answers).await;
+    }
+    if !not_made.is_empty() {
+        let why = format!("{} to be made on its server", not_made.join(", "));
+        return turn.wait(why, unreached, answers).await;
+    }
+    let expires_at = answers
+        .iter()
+        .find(|a| a.domain == certificate.domain)
+        .and_then(|a| a.answer.clone().ok().flatten());
+    turn.output(json!({
+        "issued": issued,
+        "expires_at": expires_at.map(|t| t.to_string()),
+    }));
+    let recorded = turn
+        .record(&CertificateOutcome::Issued {
+            expires_at,
+            answers,
+        })
+        .await?;
+    // Asked again meanwhile (a move, a new sub-server): the next turn looks again at once.
+    Ok(match recorded {
+        Some(_) => WorkOutcome::Complete,
+        None => snooze_until(None),
+    })
 }
 
 /// One turn of the job: what it records is about the request it began from.
@@ -142,12 +198,21 @@ impl ThisTurn<'_> {
             .await
     }
 
-    /// Records a wait (nothing asked of Let's Encrypt) and sleeps until it ends.
-    async fn wait(&self, why: String, until: Timestamp) -> Result<WorkOutcome, CertificateError> {
+    /// Records a wait (nothing more asked of Let's Encrypt: `answers` for what was) and sleeps
+    /// until it ends.
+    async fn wait(
+        &self,
+        why: String,
+        until: Timestamp,
+        answers: Vec<NameAnswer>,
+    ) -> Result<WorkOutcome, CertificateError> {
         self.output(json!({ "waiting_for": why }));
-        let recorded = self
-            .record(&CertificateOutcome::Waiting { why, until })
-            .await?;
+        let waiting = CertificateOutcome::Waiting {
+            why,
+            until,
+            answers,
+        };
+        let recorded = self.record(&waiting).await?;
         Ok(snooze_until(recorded.map(|_| until)))
     }
 }
@@ -170,6 +235,20 @@ async fn facts(
         .migration(id)
         .await?
         .is_some_and(|m| Some(m.to_server) != account.server_id);
+    let converging = store
+        .jobs(JobFilter {
+            states: vec![
+                JobState::Available,
+                JobState::Running,
+                JobState::Retryable,
+                JobState::Scheduled,
+            ],
+            account_id: Some(id),
+            limit: None,
+        })
+        .await?
+        .iter()
+        .any(|j| j.kind == ConvergeAccount::KIND);
     let addresses: Vec<IpAddr> = server
         .iter()
         .flat_map(|s| [s.spec.ipv4.map(IpAddr::V4), s.spec.ipv6.map(IpAddr::V6)])
@@ -197,6 +276,7 @@ async fn facts(
         server: server.as_ref().map(|s| s.spec.name.to_string()),
         made: account.observed_state.as_deref() == Some("enabled"),
         moving,
+        converging,
         server_unusable,
         plan_gives_web: gives_website(&plan),
         server_has_address: !addresses.is_empty(),
