@@ -48,6 +48,8 @@ pub struct FoundMailbox {
     /// The server showed its password's hash, which drover keeps (sealed) to make the mailbox
     /// again with the customer's own password.
     pub has_password_hash: bool,
+    /// Its login is disabled on the server.
+    pub disabled: bool,
 }
 
 /// A database as the server lists it for adoption.
@@ -351,7 +353,17 @@ pub fn propose(
         let shown = f.listed.domain.as_str();
         listed_names.insert(shown.to_ascii_lowercase());
         if let Some(parent) = &f.listed.parent {
-            // Sub-servers and aliases are part of their parent's account.
+            // Sub-servers and aliases are part of their parent's account; their own mailboxes
+            // are not drover's to keep.
+            for m in &f.mailboxes {
+                adoption.left_to_server.push(Skipped {
+                    domain: format!("mailbox {}@{shown}", m.name),
+                    why: format!(
+                        "a mailbox of {parent}'s sub-server: drover keeps the mailboxes of an \
+                         account's own domain"
+                    ),
+                });
+            }
             if !found.iter().any(|p| &p.listed.domain == parent) {
                 skip(shown, format!("belongs to {parent}, which is not listed"));
             } else if mapped.as_ref().is_some_and(|rows| rows.contains_key(shown)) {
@@ -556,8 +568,19 @@ fn resources_of(
         if !m.has_password_hash {
             skip(
                 &what,
-                "the server does not show its password's hash (drover's login there is not a \
-                 master administrator), so drover could not make it again"
+                "the server shows no hash of its password (none is set, or drover's login there \
+                 is not a master administrator), so drover could not make it again"
+                    .into(),
+            );
+            continue;
+        }
+        // A suspended account's mailboxes are all disabled, and come back with it; one
+        // disabled alone would come back enabled if drover made it again.
+        if m.disabled && !found.listed.disabled {
+            skip(
+                &what,
+                "its login is disabled on the server, and drover keeps no disabled mailbox of an \
+                 active account"
                     .into(),
             );
             continue;
@@ -828,12 +851,17 @@ mod tests {
             real_name: format!("{name} of shop"),
             quota_bytes,
             has_password_hash,
+            disabled: false,
         };
         f.mailboxes = vec![
             mailbox("sales", Some(50 * 1024 * 1024), true),
             mailbox("info", Some(0), true),
             mailbox("Bad..Name", None, true),
             mailbox("hidden", None, false),
+            FoundMailbox {
+                disabled: true,
+                ..mailbox("off", None, true)
+            },
         ];
         let database = |name: &str, kind: &str| FoundDatabase {
             name: name.into(),
@@ -866,13 +894,14 @@ mod tests {
             .iter()
             .map(|s| (s.domain.as_str(), s.why.as_str()))
             .collect();
-        assert_eq!(skipped.len(), 3, "{skipped:?}");
+        assert_eq!(skipped.len(), 4, "{skipped:?}");
         assert!(
             skipped[0].0 == "mailbox Bad..Name@shop.com" && skipped[0].1.contains("mailbox name")
         );
         assert!(skipped[1].0 == "mailbox hidden@shop.com" && skipped[1].1.contains("hash"));
+        assert!(skipped[2].0 == "mailbox off@shop.com" && skipped[2].1.contains("disabled"));
         assert!(
-            skipped[2].0 == "database shop_cache of shop.com" && skipped[2].1.contains("mysql")
+            skipped[3].0 == "database shop_cache of shop.com" && skipped[3].1.contains("mysql")
         );
         let text = adoption.to_string();
         assert!(

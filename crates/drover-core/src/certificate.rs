@@ -190,8 +190,8 @@ pub struct CertificateFacts {
     pub made: bool,
     /// A move of the account has not switched it to its new server yet.
     pub moving: bool,
-    /// A converge of the account is queued or running: a new alias or sub-server may not be
-    /// on the server yet, and a certificate asked now would leave it out.
+    /// A converge of the account is about to run or running: a new alias or sub-server may
+    /// not be on the server yet, and a certificate asked now would leave it out.
     pub converging: bool,
     /// Why its server takes no work now (unavailable, in maintenance, its login refused).
     pub server_unusable: Option<String>,
@@ -258,12 +258,6 @@ pub fn certificate_turn(facts: &CertificateFacts, now: Timestamp) -> Certificate
             SOON,
         );
     }
-    if facts.converging {
-        return wait(
-            "the account's changes to reach its server".into(),
-            AFTER_CONVERGE,
-        );
-    }
     if let Some(why) = &facts.server_unusable {
         return wait(format!("{server} to take work again ({why})"), LATER);
     }
@@ -280,6 +274,12 @@ pub fn certificate_turn(facts: &CertificateFacts, now: Timestamp) -> Certificate
             facts.domain
         );
         return wait(why, SOON);
+    }
+    if facts.converging {
+        return wait(
+            "the account's changes to reach its server".into(),
+            AFTER_CONVERGE,
+        );
     }
     let allowed = earliest_attempt(&facts.recent_failures, now);
     if allowed > now {

@@ -81,7 +81,8 @@ pub struct CertificateFilter {
     pub state: Option<CertificateState>,
     /// Accounts on this server.
     pub server: Option<ServerId>,
-    /// Issued certificates that expire before this.
+    /// Issued certificates that expire before this (the account's domain's, or one of its
+    /// sub-servers').
     pub expiring_before: Option<Timestamp>,
     /// By account id.
     pub page: Page,
@@ -153,11 +154,15 @@ pub trait CertificateStore: Send + Sync {
         outcome: &CertificateOutcome,
     ) -> Result<Option<Certificate>>;
     /// Records the expiry a server's listing shows for its accounts' issued certificates
-    /// (renewed by the server, or not). Returns how many changed.
+    /// (renewed by the server, or not), by account and name (its domain, a sub-server).
+    /// Returns how many accounts' own changed.
     async fn record_certificate_expiries(
         &self,
-        expiries: &[(AccountId, Timestamp)],
+        expiries: &[(AccountId, DomainName, Timestamp)],
     ) -> Result<usize>;
+    /// Drops the names of the account's certificate request that are not among `names` (a
+    /// sub-server gone); nothing else of the request changes.
+    async fn keep_certificate_names(&self, account: AccountId, names: &[DomainName]) -> Result<()>;
     /// Forgets the account's certificate record (nothing changes on the server), audited.
     /// Returns whether there was one.
     async fn forget_certificate(&self, ctx: &RequestContext, account: AccountId) -> Result<bool>;

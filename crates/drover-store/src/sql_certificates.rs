@@ -163,7 +163,10 @@ mod certificate_sql {
                 let rows: Vec<CertificateRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
                     "SELECT {COLUMNS} WHERE c.account_id > $1 \
                      AND ($2 IS NULL OR c.state = $2) AND ($3 IS NULL OR a.server_id = $3) \
-                     AND ($4 IS NULL OR (c.state = 'issued' AND c.expires_at < $4)) \
+                     AND ($4 IS NULL OR (c.state = 'issued' AND (c.expires_at < $4 \
+                          OR EXISTS (SELECT 1 FROM certificate_names n \
+                                     WHERE n.account_id = c.account_id \
+                                     AND n.issued_at IS NOT NULL AND n.expires_at < $4)))) \
                      ORDER BY c.account_id LIMIT $5"
                 )))
                 .bind(filter.page.after.unwrap_or(0))
@@ -277,27 +280,6 @@ mod certificate_sql {
             write_tx!(self, tx, {
                 let now = sql_now();
                 let subject = format!("account:{account}");
-                // What the server installed is there, whatever became of the request since.
-                for NameAnswer { domain, answer } in outcome.answers() {
-                    let query = match answer {
-                        Ok(expires_at) => sqlx::query(
-                            "UPDATE certificate_names SET issued_at = $3, expires_at = $4, \
-                             last_error = NULL WHERE account_id = $1 AND domain = $2",
-                        )
-                        .bind(account.get())
-                        .bind(domain.as_str())
-                        .bind(now)
-                        .bind(expires_at.map(at)),
-                        Err(message) => sqlx::query(
-                            "UPDATE certificate_names SET last_error = $3 \
-                             WHERE account_id = $1 AND domain = $2",
-                        )
-                        .bind(account.get())
-                        .bind(domain.as_str())
-                        .bind(message),
-                    };
-                    query.execute(&mut **tx).await?;
-                }
                 // Let's Encrypt counted it, whatever became of the request since.
                 if let CertificateOutcome::Failed { message, .. } = outcome {
                     sqlx::query(
@@ -382,39 +364,89 @@ mod certificate_sql {
                 if changed == 0 {
                     return Ok(None);
                 }
+                // Each name's answer, for the request the turn began from: one asked again
+                // meanwhile is asked by the next turn (a name renewed must not read as issued).
+                for NameAnswer { domain, answer } in outcome.answers() {
+                    let query = match answer {
+                        Ok(expires_at) => sqlx::query(
+                            "UPDATE certificate_names SET issued_at = $3, expires_at = $4, \
+                             last_error = NULL WHERE account_id = $1 AND domain = $2",
+                        )
+                        .bind(account.get())
+                        .bind(domain.as_str())
+                        .bind(now)
+                        .bind(expires_at.map(at)),
+                        Err(message) => sqlx::query(
+                            "UPDATE certificate_names SET last_error = $3 \
+                             WHERE account_id = $1 AND domain = $2",
+                        )
+                        .bind(account.get())
+                        .bind(domain.as_str())
+                        .bind(message),
+                    };
+                    query.execute(&mut **tx).await?;
+                }
                 fetch(tx, account).await
             })
         }
 
         async fn record_certificate_expiries(
             &self,
-            expiries: &[(AccountId, Timestamp)],
+            expiries: &[(AccountId, DomainName, Timestamp)],
         ) -> Result<usize> {
             write_tx!(self, tx, {
                 let mut changed = 0;
-                for (account, expires_at) in expiries {
+                for (account, domain, expires_at) in expiries {
                     changed += sqlx::query(
                         "UPDATE certificates SET expires_at = $2, updated_at = $3 \
                          WHERE account_id = $1 AND state = 'issued' \
-                         AND (expires_at IS NULL OR expires_at <> $2)",
+                         AND (expires_at IS NULL OR expires_at <> $2) \
+                         AND $4 = (SELECT domain FROM accounts WHERE id = $1)",
                     )
                     .bind(account.get())
                     .bind(at(*expires_at))
                     .bind(sql_now())
+                    .bind(domain.as_str())
                     .execute(&mut **tx)
                     .await?
                     .rows_affected();
                     sqlx::query(
-                        "UPDATE certificate_names SET expires_at = $2 WHERE account_id = $1 \
-                         AND issued_at IS NOT NULL \
-                         AND domain = (SELECT domain FROM accounts WHERE id = $1)",
+                        "UPDATE certificate_names SET expires_at = $3 WHERE account_id = $1 \
+                         AND domain = $2 AND issued_at IS NOT NULL",
                     )
                     .bind(account.get())
+                    .bind(domain.as_str())
                     .bind(at(*expires_at))
                     .execute(&mut **tx)
                     .await?;
                 }
                 Ok(usize::try_from(changed).unwrap_or(usize::MAX))
+            })
+        }
+
+        async fn keep_certificate_names(
+            &self,
+            account: AccountId,
+            names: &[DomainName],
+        ) -> Result<()> {
+            write_tx!(self, tx, {
+                let held: Vec<(String,)> =
+                    sqlx::query_as("SELECT domain FROM certificate_names WHERE account_id = $1")
+                        .bind(account.get())
+                        .fetch_all(&mut **tx)
+                        .await?;
+                for (domain,) in held {
+                    if !names.iter().any(|n| n.as_str() == domain) {
+                        sqlx::query(
+                            "DELETE FROM certificate_names WHERE account_id = $1 AND domain = $2",
+                        )
+                        .bind(account.get())
+                        .bind(domain)
+                        .execute(&mut **tx)
+                        .await?;
+                    }
+                }
+                Ok(())
             })
         }
 

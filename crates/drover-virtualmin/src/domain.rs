@@ -228,6 +228,8 @@ pub struct DomainUser {
     /// Its password as the server keeps it (the shadow hash), shown to a master administrator
     /// only; `create-user --encpass` takes it back.
     pub password_hash: Option<PasswordHash>,
+    /// Its login is disabled (the server's listing shows the hash without its `!`).
+    pub disabled: bool,
 }
 
 /// A password as the server keeps it, hashed: still a secret (it can be attacked offline), so
@@ -275,6 +277,7 @@ impl DomainUser {
                 .map(str::trim)
                 .filter(|h| !h.is_empty() && *h != "*")
                 .map(PasswordHash::new),
+            disabled: record.get("disabled") == Some("Yes"),
         })
     }
 

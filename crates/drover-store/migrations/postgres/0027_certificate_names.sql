@@ -10,7 +10,9 @@ CREATE TABLE certificate_names (
     last_error TEXT,
     PRIMARY KEY (account_id, domain)
 );
--- Certificates asked for before names were kept: the account's domain, as it was asked.
+-- Certificates asked for before names were kept: the account's domain, issued only when the
+-- request stands issued (one asked again keeps the last issue time while it waits).
 INSERT INTO certificate_names (account_id, domain, issued_at, expires_at, last_error)
-SELECT c.account_id, a.domain, c.issued_at, c.expires_at, c.last_error
+SELECT c.account_id, a.domain,
+       CASE WHEN c.state = 'issued' THEN c.issued_at END, c.expires_at, c.last_error
 FROM certificates c JOIN accounts a ON a.id = c.account_id;

@@ -1673,16 +1673,27 @@ async fn a_certificate_keeps_its_last_failures_its_expiry_and_one_job(h: Harness
     // A turn that began before the request was asked again records no change (but a failure
     // still counts: Let's Encrypt saw it).
     let stale = asked_at - jiff::SignedDuration::from_secs(1);
+    let answer = |d: &drover_core::DomainName, answer| drover_store::NameAnswer {
+        domain: d.clone(),
+        answer,
+    };
     let failed = CertificateOutcome::Failed {
         message: "stale".into(),
         next_attempt_at: later,
-        answers: Vec::new(),
+        answers: vec![answer(&own, Ok(None)), answer(&shop, Err("stale".into()))],
     };
     let none = store
         .record_certificate(&ctx(), ana, stale, &failed)
         .await
         .unwrap();
     assert!(none.is_none());
+    let c = store.certificate(ana).await.unwrap().unwrap();
+    assert_eq!(
+        wanted(&c),
+        ["cert-ana.ro", "shop.cert-ana.ro"],
+        "a stale turn's answers are not the request's: its names are asked again"
+    );
+    assert!(c.names.iter().all(|n| n.last_error.is_none()));
     assert_eq!(store.certificate_failures(ana).await.unwrap().len(), 7);
     let c = store.certificate(ana).await.unwrap().unwrap();
     assert_eq!(c.last_error.as_deref(), Some("refused 7"));
@@ -1692,10 +1703,6 @@ async fn a_certificate_keeps_its_last_failures_its_expiry_and_one_job(h: Harness
     // Issued: the failures are gone, the expiry kept.
     let expires = now + jiff::SignedDuration::from_hours(24 * 90);
     // Each name's answer is kept with it: the sub-server refused first, then issued.
-    let answer = |d: &drover_core::DomainName, answer| drover_store::NameAnswer {
-        domain: d.clone(),
-        answer,
-    };
     let failed = CertificateOutcome::Failed {
         message: "shop.cert-ana.ro: refused".into(),
         next_attempt_at: later,
@@ -1744,6 +1751,14 @@ async fn a_certificate_keeps_its_last_failures_its_expiry_and_one_job(h: Harness
         8,
         "Let's Encrypt's hour still counts them (the sub-server's too)"
     );
+    // Names no longer among the account's are dropped, nothing else changes.
+    store
+        .keep_certificate_names(ana, std::slice::from_ref(&own))
+        .await
+        .unwrap();
+    let c = store.certificate(ana).await.unwrap().unwrap();
+    assert_eq!(c.names.len(), 1);
+    assert_eq!(c.state, Issued);
     // A request renews only the names it says; a name no longer among them is dropped.
     let (c, _) = store
         .request_certificate(
@@ -1782,10 +1797,37 @@ async fn a_certificate_keeps_its_last_failures_its_expiry_and_one_job(h: Harness
         .unwrap();
     let soon = now + jiff::SignedDuration::from_hours(24 * 3);
     let changed = store
-        .record_certificate_expiries(&[(ana, soon), (ion, soon)])
+        .record_certificate_expiries(&[
+            (ana, own.clone(), soon),
+            (ana, shop.clone(), later),
+            (ion, domain("cert-ion.ro"), soon),
+        ])
         .await
         .unwrap();
     assert_eq!(changed, 1);
+    let names = store.certificate(ana).await.unwrap().unwrap().names;
+    let seconds = |n: &drover_store::CertificateName| n.expires_at.map(|t| t.as_second());
+    assert_eq!(
+        names.iter().map(seconds).collect::<Vec<_>>(),
+        [Some(soon.as_second()), Some(later.as_second())],
+        "each name's own expiry"
+    );
+    // A sub-server's certificate near its end puts its account among the expiring.
+    let shop_soon = CertificateFilter {
+        expiring_before: Some(later + jiff::SignedDuration::from_secs(1)),
+        ..Default::default()
+    };
+    assert_eq!(
+        store
+            .certificates(shop_soon)
+            .await
+            .unwrap()
+            .iter()
+            .map(|c| c.account_id)
+            .collect::<Vec<_>>(),
+        [ana],
+        "shop's expiry, not the domain's"
+    );
     let expiring = CertificateFilter {
         expiring_before: Some(now + jiff::SignedDuration::from_hours(24 * 14)),
         ..Default::default()

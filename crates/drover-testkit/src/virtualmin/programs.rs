@@ -53,6 +53,9 @@ pub struct SimDomain {
     pub certificate_expiry: Option<u64>,
     /// The server renews its certificate (`generate-letsencrypt-cert --renew`).
     pub certificate_renew: bool,
+    /// The names its certificate was issued for (its alias domains' among them).
+    #[serde(default)]
+    pub certificate_hosts: Vec<String>,
     /// The customer's content: files under its home directory (path → text), which backups
     /// carry and restores bring back. A test puts and reads them with `VirtualminSim::files`.
     pub files: BTreeMap<String, String>,
@@ -152,6 +155,7 @@ impl SimDomain {
             max_databases: None,
             certificate_expiry: None,
             certificate_renew: false,
+            certificate_hosts: Vec::new(),
             files: BTreeMap::new(),
             mail: BTreeMap::new(),
             rows: BTreeMap::new(),
@@ -629,10 +633,23 @@ impl State {
         let Some(name) = params.get("domain") else {
             return failure(P, "Missing --domain parameter");
         };
+        // As the real server's get_hostnames_for_ssl: the domain's web names, then those of
+        // its alias domains with a website.
+        let aliases: Vec<String> = self
+            .domains
+            .values()
+            .filter(|d| d.kind == Kind::Alias && d.parent.as_deref() == Some(name))
+            .filter(|d| d.features.iter().any(|f| f == "web"))
+            .map(|d| d.name.clone())
+            .collect();
         let Some(domain) = self.domains.get_mut(name) else {
             return failure(P, format!("No virtual server named {name} found"));
         };
-        let names = format!("{0} www.{0} mail.{0} admin.{0} webmail.{0}", domain.name);
+        let hosts: Vec<String> = std::iter::once(&domain.name)
+            .chain(&aliases)
+            .flat_map(|d| [d.clone(), format!("www.{d}")])
+            .collect();
+        let names = hosts.join(" ");
         let mut output = format!(
             "Checking certificate names for resolvability ..\n.. all certificate names are usable\n\n\
              Requesting SSL certificate for {names} ..\n"
@@ -684,6 +701,7 @@ impl State {
         // Let's Encrypt counts failures, not streaks: a success keeps the hour's count.
         domain.certificate_expiry = Some(now_unix + 90 * 86_400);
         domain.certificate_renew = params.has("renew");
+        domain.certificate_hosts = hosts;
         output.push_str(
             ".. done for all certificate names\n\nCopying to server configuration ..\n.. done\n\n",
         );
@@ -1330,6 +1348,7 @@ impl State {
             max_databases: None,
             certificate_expiry: None,
             certificate_renew: false,
+            certificate_hosts: Vec::new(),
             files: BTreeMap::new(),
             mail: BTreeMap::new(),
             rows: BTreeMap::new(),

@@ -376,6 +376,7 @@ fn domain_users_are_typed_from_every_format() {
             password_hash: Some(drover_virtualmin::PasswordHash::new(
                 "$y$j9T$YFMK.iswtojg0IHXO7SEZ.$DZlmOM0.ecmtzREPuWR4MhM.fbP7AJc09Gul/wbDO98"
             )),
+            disabled: false,
         }
     );
     // Every mailbox's hash is read (the captured server showed them to its master admin).

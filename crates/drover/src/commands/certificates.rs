@@ -64,18 +64,38 @@ pub enum Renew {
     New,
 }
 
-/// After the account's aliases or sub-servers changed: an account with a certificate asks
-/// for what its names now need (`renew`), once its converge has put the change on its server.
+/// After the account's aliases or sub-servers changed (and were committed): an account with a
+/// certificate asks for what its names now need (`renew`), once its converge has put the
+/// change on its server. A failure here is logged, not returned: the change stands, and an
+/// operator's request asks for every name again.
 pub async fn certificate_follows(
     store: &dyn Store,
     ctx: &RequestContext,
     account: AccountId,
     renew: Renew,
-) -> drover_store::Result<()> {
-    if store.certificate(account).await?.is_some() {
-        ask(store, ctx, account, renew).await?;
+) {
+    let followed = async {
+        let Some(held) = store.certificate(account).await? else {
+            return Ok(());
+        };
+        if renew == Renew::New {
+            let names = names_of(store, account).await?;
+            // Nothing new to ask (a sub-server gone): the request stands, without that name.
+            if names
+                .iter()
+                .all(|n| held.names.iter().any(|h| &h.domain == n))
+            {
+                return store.keep_certificate_names(account, &names).await;
+            }
+        }
+        ask(store, ctx, account, renew).await.map(drop)
+    };
+    if let Err(e) = followed.await {
+        tracing::error!(
+            account = %account, error = %e,
+            "the account's certificate was not asked for its changed names; request it again"
+        );
     }
-    Ok(())
 }
 
 async fn ask(
@@ -84,18 +104,11 @@ async fn ask(
     account: AccountId,
     renew: Renew,
 ) -> drover_store::Result<(Certificate, JobId)> {
-    let record = store.account(account).await?;
-    let subservers: Vec<DomainName> = store
-        .other_domains(account, OtherDomainKind::Subserver)
-        .await?
-        .into_iter()
-        .filter(|d| !d.deleting)
-        .map(|d| d.domain)
-        .collect();
-    let names = certificate_names(&record.domain, &subservers);
+    let names = names_of(store, account).await?;
     let renewed = match renew {
         Renew::All => names.clone(),
-        Renew::Domain => vec![record.domain.clone()],
+        // The account's domain is the first name.
+        Renew::Domain => names[..1].to_vec(),
         Renew::New => Vec::new(),
     };
     let (certificate, job) = store
@@ -162,6 +175,19 @@ pub async fn certificate(store: &dyn Store, account: AccountId) -> Result<Certif
         Some(certificate) => Ok(certificate),
         None => Err(none_asked(&record).into()),
     }
+}
+
+/// The account's names a certificate request covers: its domain, then its sub-servers.
+async fn names_of(store: &dyn Store, account: AccountId) -> drover_store::Result<Vec<DomainName>> {
+    let record = store.account(account).await?;
+    let subservers: Vec<DomainName> = store
+        .other_domains(account, OtherDomainKind::Subserver)
+        .await?
+        .into_iter()
+        .filter(|d| !d.deleting)
+        .map(|d| d.domain)
+        .collect();
+    Ok(certificate_names(&record.domain, &subservers))
 }
 
 fn none_asked(record: &drover_store::Account) -> drover_store::StoreError {

@@ -78,7 +78,7 @@ pub async fn delete_other_domain(
     tx.audit(ctx, &action, format!("account:{account}"), details)
         .await?;
     tx.commit().await?;
-    certificate_follows(store, ctx, account, renew_after(kind)).await?;
+    certificate_follows(store, ctx, account, renew_after(kind)).await;
     Ok(deleted)
 }
 
@@ -116,7 +116,7 @@ async fn create(
     tx.audit(ctx, &action, format!("account:{account}"), details)
         .await?;
     tx.commit().await?;
-    certificate_follows(store, ctx, account, renew_after(kind)).await?;
+    certificate_follows(store, ctx, account, renew_after(kind)).await;
     Ok(created)
 }
 

@@ -84,8 +84,18 @@ pub async fn sync_server(engine: &Engine, server: &Server) -> Result<SyncReport,
     let mut certificates = Vec::new();
     let expectations = engine.store.server_expectations(server.id).await?;
     for expected in expectations.into_iter().filter(|e| e.is_live()) {
-        if let Some(expiry) = expiries.get(expected.domain.as_str()) {
-            certificates.push((expected.account, *expiry));
+        // The account's domain's certificate and each sub-server's own.
+        let names = std::iter::once(expected.domain.clone()).chain(
+            expected
+                .subservers
+                .iter()
+                .filter(|(_, deleting)| !deleting)
+                .filter_map(|(name, _)| drover_core::DomainName::parse(name).ok()),
+        );
+        for name in names {
+            if let Some(expiry) = expiries.get(name.as_str()) {
+                certificates.push((expected.account, name, *expiry));
+            }
         }
         match by_domain.remove(expected.domain.as_str()) {
             Some(usage) => figures.push((expected.account, usage)),

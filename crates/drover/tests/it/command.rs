@@ -1584,6 +1584,9 @@ async fn an_operator_adopts_a_server_full_of_accounts() {
         add("shop.ana.ro", "ana", "Web", &|d| {
             d.kind = Kind::SubServer;
             d.parent = Some("ana.ro".into());
+            d.mailboxes.insert("orders".into(), String::new());
+            d.mailbox_hashes
+                .insert("orders".into(), "$y$j9T$orders".into());
         });
     });
     succeeded(run(d, &["plans", "create", "--name", "Web"]).await);
@@ -1602,7 +1605,7 @@ async fn an_operator_adopts_a_server_full_of_accounts() {
         "{proposal}"
     );
     assert!(
-        !proposal.contains("shop.ana.ro"),
+        !proposal.contains("adopt shop.ana.ro") && !proposal.contains("skip shop.ana.ro"),
         "part of ana.ro: {proposal}"
     );
 
@@ -1633,7 +1636,8 @@ async fn an_operator_adopts_a_server_full_of_accounts() {
     assert!(
         applied.contains("3 to adopt (2 new customers)")
             && applied.contains("drift will find plan_mismatch")
-            && applied.contains("with mailboxes: sales; databases: ana_shop"),
+            && applied.contains("with mailboxes: sales; databases: ana_shop")
+            && applied.contains("leave mailbox orders@shop.ana.ro to the server"),
         "{applied}"
     );
     // Only reads reached the server (the worker's health checks call `info`).

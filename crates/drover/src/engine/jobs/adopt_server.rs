@@ -62,7 +62,7 @@ pub async fn run(
         source,
     };
     // Mailboxes in one listing of every domain's users; databases per account where the
-    // server counts more than the one it makes with it.
+    // server counts any.
     let users = match domains.iter().any(|d| d.parent.is_none()) {
         true => client.list_all_users().await.map_err(listing)?,
         false => Vec::new(),
@@ -86,10 +86,11 @@ pub async fn run(
                     real_name: u.real_name.clone(),
                     quota_bytes: u.quota_bytes,
                     has_password_hash: u.password_hash.is_some(),
+                    disabled: u.disabled,
                 }
             })
             .collect();
-        let databases = match d.parent.is_none() && d.quota.databases_count.unwrap_or(0) > 1 {
+        let databases = match d.parent.is_none() && d.quota.databases_count.unwrap_or(0) > 0 {
             true => client
                 .databases(&d.domain)
                 .await

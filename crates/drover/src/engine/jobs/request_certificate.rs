@@ -235,14 +235,11 @@ async fn facts(
         .migration(id)
         .await?
         .is_some_and(|m| Some(m.to_server) != account.server_id);
+    // One waiting for a retry or its time (a server down) is not waited for: the server's own
+    // state and the answer say why.
     let converging = store
         .jobs(JobFilter {
-            states: vec![
-                JobState::Available,
-                JobState::Running,
-                JobState::Retryable,
-                JobState::Scheduled,
-            ],
+            states: vec![JobState::Available, JobState::Running],
             account_id: Some(id),
             limit: None,
         })
