@@ -148,6 +148,25 @@ mod certificate_sql {
             .ok_or_else(|| StoreError::not_found("certificate of account", account))
     }
 
+    /// Drops the account's certificate names that are not among `names`.
+    async fn keep_only(tx: &mut Tx, account: AccountId, names: &[DomainName]) -> Result<()> {
+        let held: Vec<(String,)> =
+            sqlx::query_as("SELECT domain FROM certificate_names WHERE account_id = $1")
+                .bind(account.get())
+                .fetch_all(&mut **tx)
+                .await?;
+        for (domain,) in held {
+            if !names.iter().any(|n| n.as_str() == domain) {
+                sqlx::query("DELETE FROM certificate_names WHERE account_id = $1 AND domain = $2")
+                    .bind(account.get())
+                    .bind(domain)
+                    .execute(&mut **tx)
+                    .await?;
+            }
+        }
+        Ok(())
+    }
+
     fn at(t: Timestamp) -> SqlTimestamp {
         SqlTimestamp::from(t)
     }
@@ -216,22 +235,7 @@ mod certificate_sql {
                     }
                     _ => e.into(),
                 })?;
-                let held: Vec<(String,)> =
-                    sqlx::query_as("SELECT domain FROM certificate_names WHERE account_id = $1")
-                        .bind(account.get())
-                        .fetch_all(&mut **tx)
-                        .await?;
-                for (domain,) in &held {
-                    if !names.iter().any(|n| n.as_str() == domain) {
-                        sqlx::query(
-                            "DELETE FROM certificate_names WHERE account_id = $1 AND domain = $2",
-                        )
-                        .bind(account.get())
-                        .bind(domain)
-                        .execute(&mut **tx)
-                        .await?;
-                    }
-                }
+                keep_only(tx, account, names).await?;
                 for name in names {
                     sqlx::query(
                         "INSERT INTO certificate_names (account_id, domain) VALUES ($1, $2) \
@@ -429,25 +433,7 @@ mod certificate_sql {
             account: AccountId,
             names: &[DomainName],
         ) -> Result<()> {
-            write_tx!(self, tx, {
-                let held: Vec<(String,)> =
-                    sqlx::query_as("SELECT domain FROM certificate_names WHERE account_id = $1")
-                        .bind(account.get())
-                        .fetch_all(&mut **tx)
-                        .await?;
-                for (domain,) in held {
-                    if !names.iter().any(|n| n.as_str() == domain) {
-                        sqlx::query(
-                            "DELETE FROM certificate_names WHERE account_id = $1 AND domain = $2",
-                        )
-                        .bind(account.get())
-                        .bind(domain)
-                        .execute(&mut **tx)
-                        .await?;
-                    }
-                }
-                Ok(())
-            })
+            write_tx!(self, tx, { keep_only(tx, account, names).await })
         }
 
         async fn forget_certificate(
