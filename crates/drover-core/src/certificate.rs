@@ -190,9 +190,10 @@ pub struct CertificateFacts {
     pub made: bool,
     /// A move of the account has not switched it to its new server yet.
     pub moving: bool,
-    /// A converge of the account is about to run or running: a new alias or sub-server may
-    /// not be on the server yet, and a certificate asked now would leave it out.
-    pub converging: bool,
+    /// When a converge of the account still to finish is due to run (now, when it is running
+    /// or waiting for a worker): a new alias or sub-server may not be on the server before it
+    /// has, and a certificate asked sooner would leave it out.
+    pub converge_due: Option<Timestamp>,
     /// Why its server takes no work now (unavailable, in maintenance, its login refused).
     pub server_unusable: Option<String>,
     /// Its plan gives a website (Let's Encrypt validates over it).
@@ -275,11 +276,11 @@ pub fn certificate_turn(facts: &CertificateFacts, now: Timestamp) -> Certificate
         );
         return wait(why, SOON);
     }
-    if facts.converging {
-        return wait(
-            "the account's changes to reach its server".into(),
-            AFTER_CONVERGE,
-        );
+    if let Some(due) = facts.converge_due {
+        return CertificateTurn::Wait {
+            why: "the account's changes to reach its server".into(),
+            until: due.max(now) + AFTER_CONVERGE,
+        };
     }
     let allowed = earliest_attempt(&facts.recent_failures, now);
     if allowed > now {
@@ -450,7 +451,7 @@ mod tests {
             server: Some("vm1".into()),
             made: true,
             moving: false,
-            converging: false,
+            converge_due: None,
             server_unusable: None,
             plan_gives_web: true,
             server_has_address: true,
@@ -506,11 +507,19 @@ mod tests {
             ),
             (
                 CertificateFacts {
-                    converging: true,
+                    converge_due: Some(now),
                     ..ready.clone()
                 },
                 "the account's changes to reach its server",
                 0,
+            ),
+            (
+                CertificateFacts {
+                    converge_due: Some(now + SignedDuration::from_mins(30)),
+                    ..ready.clone()
+                },
+                "the account's changes to reach its server",
+                30,
             ),
             (
                 CertificateFacts {

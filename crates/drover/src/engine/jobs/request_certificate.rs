@@ -235,17 +235,27 @@ async fn facts(
         .migration(id)
         .await?
         .is_some_and(|m| Some(m.to_server) != account.server_id);
-    // One waiting for a retry or its time (a server down) is not waited for: the server's own
-    // state and the answer say why.
-    let converging = store
+    // One waiting for a retry or its time (a server down, its rate) is waited for until then.
+    let now = Timestamp::now();
+    let converge_due = store
         .jobs(JobFilter {
-            states: vec![JobState::Available, JobState::Running],
+            states: vec![
+                JobState::Available,
+                JobState::Running,
+                JobState::Retryable,
+                JobState::Scheduled,
+            ],
             account_id: Some(id),
             limit: None,
         })
         .await?
         .iter()
-        .any(|j| j.kind == ConvergeAccount::KIND);
+        .filter(|j| j.kind == ConvergeAccount::KIND)
+        .map(|j| match j.state.as_str() {
+            "retryable" | "scheduled" => j.scheduled_at.max(now),
+            _ => now,
+        })
+        .min();
     let addresses: Vec<IpAddr> = server
         .iter()
         .flat_map(|s| [s.spec.ipv4.map(IpAddr::V4), s.spec.ipv6.map(IpAddr::V6)])
@@ -273,7 +283,7 @@ async fn facts(
         server: server.as_ref().map(|s| s.spec.name.to_string()),
         made: account.observed_state.as_deref() == Some("enabled"),
         moving,
-        converging,
+        converge_due,
         server_unusable,
         plan_gives_web: gives_website(&plan),
         server_has_address: !addresses.is_empty(),
