@@ -605,6 +605,7 @@ async fn mailboxes_reach_the_server_with_one_listing_and_a_call_per_change(f: Fl
             .with_state(|s| s.domains.get("posta.ro").map(|d| d.mailboxes.clone()))
             .unwrap()
     };
+    let held = hold_jobs(store).await;
     for (name, real) in [("ana", "Ana Pop"), ("ion", "")] {
         drover::commands::create_mailbox(
             store,
@@ -619,6 +620,7 @@ async fn mailboxes_reach_the_server_with_one_listing_and_a_call_per_change(f: Fl
         .await
         .unwrap();
     }
+    held.release().await;
     let job = last_converge(store, account).await;
     let ended = finished(store, job).await;
     assert_eq!(ended.state, "completed", "{ended:?}");
@@ -859,11 +861,13 @@ async fn databases_reach_the_server_with_one_listing_and_a_call_per_change(f: Fl
         ["baze"],
         "the server's own database, made with it"
     );
+    let held = hold_jobs(store).await;
     for name in ["shop", "baze_wiki"] {
         drover::commands::create_database(store, &ctx(), account, name, "mysql")
             .await
             .unwrap();
     }
+    held.release().await;
     let job = last_converge(store, account).await;
     let ended = finished(store, job).await;
     assert_eq!(ended.state, "completed", "{ended:?}");
@@ -968,11 +972,13 @@ async fn aliases_reach_the_server_and_get_zones_that_follow_the_account(f: Fleet
         names.sort();
         names
     };
+    let held = hold_jobs(store).await;
     for alias in ["firma.com", "știri-firma.ro"] {
         drover::commands::create_alias(store, &ctx(), account, alias)
             .await
             .unwrap();
     }
+    held.release().await;
     let job = last_converge(store, account).await;
     let ended = finished(store, job).await;
     assert_eq!(ended.state, "completed", "{ended:?}");
@@ -1096,11 +1102,13 @@ async fn subservers_reach_the_server_with_their_addresses_in_the_accounts_zone(f
         subs.sort();
         subs
     };
+    let held = hold_jobs(store).await;
     for name in ["shop", "blog.magazin.ro"] {
         drover::commands::create_subserver(store, &ctx(), account, name)
             .await
             .unwrap();
     }
+    held.release().await;
     let job = last_converge(store, account).await;
     let ended = finished(store, job).await;
     assert_eq!(ended.state, "completed", "{ended:?}");
@@ -1629,6 +1637,25 @@ where
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     panic!("the awaited state never came");
+}
+
+/// Holds new jobs (the emergency stop) so that changes recorded meanwhile join one converge,
+/// as they do when made faster than a worker picks the job up.
+async fn hold_jobs(store: &dyn Store) -> HeldJobs<'_> {
+    drover::commands::set_provisioning_paused(store, &ctx(), true)
+        .await
+        .unwrap();
+    HeldJobs(store)
+}
+
+struct HeldJobs<'a>(&'a dyn Store);
+
+impl HeldJobs<'_> {
+    async fn release(self) {
+        drover::commands::set_provisioning_paused(self.0, &ctx(), false)
+            .await
+            .unwrap();
+    }
 }
 
 async fn last_converge(store: &dyn Store, account: drover_core::AccountId) -> JobId {
