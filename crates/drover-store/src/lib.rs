@@ -46,6 +46,7 @@ pub use model::{
     IdempotencyStart, JobAttempt, JobCall, JobFilter, JobSummary, LoginRefused, Mailbox,
     NewService, OtherDomain, OtherDomainKind, Page, Plan, QueueCount, RequestContext,
     ResourceCount, SealedMailboxPassword, Server, Service, ServiceFilter, TransitionOutcome,
+    UiSession,
 };
 pub use postgres::PgStore;
 pub use riverqueue::JobState;

@@ -304,6 +304,17 @@ pub struct ApiToken {
     pub revoked_at: Option<Timestamp>,
 }
 
+/// A signed-in web UI session: the token it was opened with, which limits what it may do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UiSession {
+    pub token: ApiToken,
+    /// What every form of the session posts back (CSRF).
+    pub form_token: String,
+    /// The language its operator chose, over the browser's.
+    pub language: Option<String>,
+    pub expires_at: Timestamp,
+}
+
 /// How a request carrying an `Idempotency-Key` should proceed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum IdempotencyStart {

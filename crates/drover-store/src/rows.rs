@@ -9,7 +9,7 @@ use drover_core::{
 use jiff_sqlx::Timestamp as SqlTimestamp;
 use serde::de::DeserializeOwned;
 
-use crate::model::{Account, ApiToken, Customer, LoginRefused, Plan, Server, Service};
+use crate::model::{Account, ApiToken, Customer, LoginRefused, Plan, Server, Service, UiSession};
 use crate::{Result, StoreError};
 
 /// Now, to the microsecond: what both databases keep, so a value reads back exactly as written
@@ -285,6 +285,26 @@ impl TokenRow {
             scope: parse("token scope", &self.scope, Scope::parse)?,
             created_at: self.created_at.to_jiff(),
             revoked_at: self.revoked_at.map(|t| t.to_jiff()),
+        })
+    }
+}
+
+#[derive(sqlx::FromRow)]
+pub(crate) struct SessionRow {
+    #[sqlx(flatten)]
+    token: TokenRow,
+    form_token: String,
+    language: Option<String>,
+    expires_at: SqlTimestamp,
+}
+
+impl SessionRow {
+    pub(crate) fn into_model(self) -> Result<UiSession> {
+        Ok(UiSession {
+            token: self.token.into_model()?,
+            form_token: self.form_token,
+            language: self.language,
+            expires_at: self.expires_at.to_jiff(),
         })
     }
 }

@@ -538,6 +538,65 @@ impl Store for SqlStore {
         .transpose()
     }
 
+    async fn open_session(
+        &self,
+        secret: &str,
+        token: TokenId,
+        form_token: &str,
+        expires_at: jiff::Timestamp,
+    ) -> Result<()> {
+        write_tx!(self, tx, {
+            sqlx::query("DELETE FROM ui_sessions WHERE expires_at < $1")
+                .bind(sql_now())
+                .execute(&mut **tx)
+                .await?;
+            sqlx::query(
+                "INSERT INTO ui_sessions \
+                 (secret_hash, token_id, form_token, created_at, expires_at) \
+                 VALUES ($1, $2, $3, $4, $5)",
+            )
+            .bind(token_hash(secret))
+            .bind(token.0)
+            .bind(form_token)
+            .bind(sql_now())
+            .bind(jiff_sqlx::Timestamp::from(expires_at))
+            .execute(&mut **tx)
+            .await?;
+            Ok(())
+        })
+    }
+
+    async fn session(&self, secret: &str) -> Result<Option<UiSession>> {
+        let row: Option<SessionRow> = sqlx::query_as(
+            "SELECT t.id, t.name, t.scope, t.created_at, t.revoked_at, \
+                    s.form_token, s.language, s.expires_at \
+             FROM ui_sessions s JOIN api_tokens t ON t.id = s.token_id \
+             WHERE s.secret_hash = $1 AND s.expires_at > $2 AND t.revoked_at IS NULL",
+        )
+        .bind(token_hash(secret))
+        .bind(sql_now())
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(SessionRow::into_model).transpose()
+    }
+
+    async fn end_session(&self, secret: &str) -> Result<()> {
+        sqlx::query("DELETE FROM ui_sessions WHERE secret_hash = $1")
+            .bind(token_hash(secret))
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn set_session_language(&self, secret: &str, language: &str) -> Result<()> {
+        sqlx::query("UPDATE ui_sessions SET language = $1 WHERE secret_hash = $2")
+            .bind(language)
+            .bind(token_hash(secret))
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
     async fn tokens(&self) -> Result<Vec<ApiToken>> {
         sqlx::query_as::<_, TokenRow>(
             "SELECT id, name, scope, created_at, revoked_at FROM api_tokens ORDER BY id",
@@ -606,7 +665,11 @@ impl Store for SqlStore {
             )
         });
         let certificates = "SELECT 'certificate' AS kind, state, COUNT(*) AS count FROM certificates GROUP BY state";
-        let query = format!("{} UNION ALL {certificates}", per_kind.join(" UNION ALL "));
+        let accounts = "SELECT 'account' AS kind, desired_state AS state, COUNT(*) AS count FROM accounts GROUP BY desired_state";
+        let query = format!(
+            "{} UNION ALL {certificates} UNION ALL {accounts}",
+            per_kind.join(" UNION ALL ")
+        );
         Ok(sqlx::query_as(sqlx::AssertSqlSafe(query))
             .fetch_all(&self.pool)
             .await?)

@@ -49,6 +49,21 @@ pub trait Store:
     /// The live token a presented secret belongs to, if any.
     async fn authenticate(&self, secret: &str) -> Result<Option<ApiToken>>;
     async fn tokens(&self) -> Result<Vec<ApiToken>>;
+    /// Opens a web UI session for `token`, known by `secret`'s hash, until `expires_at`;
+    /// sessions already expired are dropped.
+    async fn open_session(
+        &self,
+        secret: &str,
+        token: TokenId,
+        form_token: &str,
+        expires_at: jiff::Timestamp,
+    ) -> Result<()>;
+    /// The live session `secret` opens: not ended, not expired, its token not revoked.
+    async fn session(&self, secret: &str) -> Result<Option<UiSession>>;
+    /// Ends the session `secret` opens (signing out); nothing if there is none.
+    async fn end_session(&self, secret: &str) -> Result<()>;
+    /// Keeps the language the session's operator chose.
+    async fn set_session_language(&self, secret: &str, language: &str) -> Result<()>;
 
     /// How many jobs each queue holds in each state, and how long the earliest has been due.
     async fn job_counts(&self) -> Result<Vec<QueueCount>>;

@@ -1,13 +1,15 @@
 //! Test harnesses for drover: throwaway PostgreSQL databases, a Virtualmin remote.cgi simulator
 //! (also the `virtualmin-sim` binary), real PowerDNS servers on loopback ports, and a stateful
-//! Cloudflare API fake (also the `cloudflare-fake` binary).
+//! Cloudflare API fake (also the `cloudflare-fake` binary), and a real headless browser.
 
+pub mod browser;
 pub mod cloudflare;
 mod postgres;
 pub mod powerdns;
 mod sshd;
 pub mod virtualmin;
 
+pub use browser::Browser;
 pub use cloudflare::{CloudflareFake, FakeConfig};
 pub use postgres::TestPostgres;
 pub use powerdns::PowerDns;

@@ -9,3 +9,4 @@ pub mod config;
 pub mod engine;
 pub mod metrics;
 mod serve;
+pub mod web;

@@ -146,7 +146,7 @@ pub fn routes(handle: PrometheusHandle, store: Arc<dyn Store>) -> Router {
     )
 }
 
-/// The account resources drover records, by kind and state, as they stand when read.
+/// The accounts and their resources drover records, by kind and state, as they stand when read.
 async fn count_resources(store: &dyn Store) {
     let counts = match store.resource_counts().await {
         Ok(counts) => counts,
@@ -161,6 +161,7 @@ async fn count_resources(store: &dyn Store) {
         ("alias", &["recorded", "deleting"]),
         ("subserver", &["recorded", "deleting"]),
         ("certificate", &["requested", "issued", "failed"]),
+        ("account", &["enabled", "disabled", "absent"]),
     ];
     for (kind, states) in kinds {
         for &state in states {

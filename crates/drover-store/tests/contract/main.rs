@@ -95,6 +95,7 @@ drover_testkit::on_both_databases!(
     a_write_moves_a_generation_and_joins_a_waiting_job,
     retrying_a_job_while_another_waits_for_its_account_names_the_waiting_one,
     tokens_authenticate_until_revoked,
+    ui_sessions_last_until_ended_expired_or_their_token_revoked,
     the_first_operator_key_recorded_stays_until_rotated,
     jobs_are_counted_by_queue_and_state,
     idempotency_keys_replay_the_first_answer,
@@ -804,6 +805,52 @@ async fn tokens_authenticate_until_revoked(h: Harness) {
             .any(|t| t.id == first.id && t.revoked_at.is_none()),
         "a revocation never committed is gone: {still:?}"
     );
+}
+
+async fn ui_sessions_last_until_ended_expired_or_their_token_revoked(h: Harness) {
+    let store = &*h.store;
+    let (token, _) = new_token(store, "support", Scope::Readonly).await.unwrap();
+    let later = jiff::Timestamp::now() + jiff::SignedDuration::from_hours(1);
+    store
+        .open_session("s-1", token.id, "form-1", later)
+        .await
+        .unwrap();
+    let open = store.session("s-1").await.unwrap().expect("open");
+    assert_eq!(
+        (open.token.id, open.token.scope, open.form_token.as_str()),
+        (token.id, Scope::Readonly, "form-1")
+    );
+    assert_eq!(open.language, None);
+    store.set_session_language("s-1", "ro").await.unwrap();
+    assert_eq!(
+        store
+            .session("s-1")
+            .await
+            .unwrap()
+            .unwrap()
+            .language
+            .as_deref(),
+        Some("ro")
+    );
+    assert_eq!(store.session("s-2").await.unwrap(), None, "unknown");
+    // Signing out ends it.
+    store.end_session("s-1").await.unwrap();
+    assert_eq!(store.session("s-1").await.unwrap(), None);
+    // An expired one is no session, and is dropped when the next opens.
+    let past = jiff::Timestamp::now() - jiff::SignedDuration::from_secs(1);
+    store
+        .open_session("old", token.id, "f", past)
+        .await
+        .unwrap();
+    assert_eq!(store.session("old").await.unwrap(), None);
+    // Revoking the token ends every session opened with it.
+    store
+        .open_session("s-3", token.id, "f3", later)
+        .await
+        .unwrap();
+    assert!(store.session("s-3").await.unwrap().is_some());
+    revoke_token(store, token.id).await;
+    assert_eq!(store.session("s-3").await.unwrap(), None);
 }
 
 async fn idempotency_keys_replay_the_first_answer(h: Harness) {
@@ -1860,6 +1907,19 @@ async fn a_certificate_keeps_its_last_failures_its_expiry_and_one_job(h: Harness
             .map_or(0, |c| c.count)
     };
     assert_eq!((count("issued"), count("requested")), (1, 1));
+    let accounts: i64 = counts
+        .iter()
+        .filter(|c| c.kind == "account")
+        .map(|c| c.count)
+        .sum();
+    assert_eq!(
+        accounts,
+        store
+            .accounts(AccountFilter::default())
+            .await
+            .unwrap()
+            .len() as i64
+    );
     assert!(store.forget_certificate(&ctx(), ion).await.unwrap());
     assert!(!store.forget_certificate(&ctx(), ion).await.unwrap());
     store.forget_resources(ana).await.unwrap();

@@ -1,4 +1,5 @@
-//! The HTTP API v1: JSON over axum, every route but the probes behind a bearer token.
+//! The HTTP API v1: JSON over axum, every route but the probes behind a bearer token. The
+//! web UI ([`crate::web`]) is served beside it, on the same state.
 //!
 //! Requests pass, outermost first: correlation id → authentication and scope → idempotency
 //! (POSTs with an `Idempotency-Key`) → the handler, which validates, records and enqueues
@@ -17,7 +18,7 @@ mod extract;
 mod jobs;
 mod login_links;
 mod mailboxes;
-mod middleware;
+pub(crate) mod middleware;
 mod openapi;
 mod other_domains;
 mod plans;
@@ -39,7 +40,9 @@ use utoipa_axum::router::OpenApiRouter;
 
 use crate::engine::Sealer;
 
+pub(crate) use error::ApiError;
 pub use extract::parse_json;
+pub(crate) use extract::path_id;
 pub use jobs::parse_job_states;
 pub use middleware::new_correlation_id;
 pub use openapi::document as openapi_document;
@@ -137,6 +140,7 @@ pub fn router_with(store: Arc<dyn Store>, sealer: Arc<Sealer>, settings: ApiSett
     Router::new()
         .merge(probes)
         .merge(api)
+        .merge(crate::web::routes())
         .fallback(error::no_such_route)
         .method_not_allowed_fallback(error::method_not_allowed)
         .layer(DefaultBodyLimit::max(1024 * 1024))

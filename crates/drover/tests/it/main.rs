@@ -17,6 +17,7 @@ mod readme;
 mod real;
 mod server_faults;
 mod usage;
+mod web;
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -1,0 +1,851 @@
+//! The pages: each reads what it shows from the store and hands the template rows already
+//! in the viewer's words and formats.
+
+use askama::Template;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::Response;
+use drover_core::{AccountId, DesiredState, DomainName, JobId, ServerId, ServerState};
+use drover_store::{Account, AccountFilter, AuditFilter, JobFilter, Page, ZoneFilter};
+use serde::Deserialize;
+
+use super::session::Viewer;
+use super::{Chrome, WebError, render};
+use crate::api::AppState;
+
+type PageResult = Result<Response, WebError>;
+
+/// A notice after a change, named by its message in the catalogue (`done-…`): only known
+/// messages are shown, so an address cannot put words on the page.
+#[derive(Debug, Default, Deserialize)]
+pub struct Done {
+    done: Option<String>,
+}
+
+impl Done {
+    fn notice(&self, page: &Chrome) -> Option<String> {
+        let key = format!("done-{}", self.done.as_deref()?);
+        page.t.lookup(&key).map(str::to_owned)
+    }
+}
+
+// ---------------------------------------------------------------- dashboard
+
+#[derive(Template)]
+#[template(path = "dashboard.html")]
+struct DashboardPage {
+    page: Chrome,
+    paused: bool,
+    servers_by_state: Vec<(String, String)>,
+    accounts_held: String,
+    capacity: String,
+    queues: Vec<(String, String, String)>,
+    failed_jobs: String,
+    drift_findings: String,
+    failed_accounts: Vec<AccountRow>,
+}
+
+pub async fn dashboard(
+    State(app): State<AppState>,
+    viewer: Viewer,
+    Query(done): Query<Done>,
+) -> PageResult {
+    let t = viewer.lang.words();
+    let store = &*app.store;
+    let servers = store.servers(Page::new(None, Some(1000))).await?;
+    let mut by_state = Vec::new();
+    for state in ServerState::ALL {
+        let count = servers.iter().filter(|s| s.state == state).count();
+        if count > 0 {
+            by_state.push((state_word(t, &state.to_string()), t.number(count as i64)));
+        }
+    }
+    let capacity: i64 = servers
+        .iter()
+        .filter(|s| s.state != ServerState::Decommissioned)
+        .map(|s| i64::from(s.spec.capacity))
+        .sum();
+    let held: i64 = store
+        .resource_counts()
+        .await?
+        .iter()
+        .filter(|c| c.kind == "account" && c.state != "absent")
+        .map(|c| c.count)
+        .sum();
+    let counts = store.job_counts().await?;
+    let failed_jobs: i64 = counts
+        .iter()
+        .filter(|c| c.state == "discarded")
+        .map(|c| c.count)
+        .sum();
+    let queues = counts
+        .iter()
+        .filter(|c| c.state != "completed" && c.state != "discarded")
+        .map(|c| (c.queue.clone(), state_word(t, &c.state), t.number(c.count)))
+        .collect();
+    let failed = store
+        .accounts(AccountFilter {
+            failed: true,
+            page: Page::new(None, Some(20)),
+            ..AccountFilter::default()
+        })
+        .await?;
+    let mut page = viewer.chrome(t.get("nav-dashboard").to_owned());
+    page.notice = done.notice(&page);
+    let view = DashboardPage {
+        paused: store.provisioning_paused().await?.unwrap_or(false),
+        servers_by_state: by_state,
+        accounts_held: t.number(held),
+        capacity: t.number(capacity),
+        queues,
+        failed_jobs: t.number(failed_jobs),
+        drift_findings: t.number(store.drift_findings(None).await?.len() as i64),
+        failed_accounts: failed.iter().map(|a| AccountRow::new(t, a)).collect(),
+        page,
+    };
+    Ok(render(StatusCode::OK, &view))
+}
+
+/// A state's name in the viewer's words where the catalogue has one (`state-…`).
+fn state_word(t: &super::Catalogue, state: &str) -> String {
+    t.lookup(&format!("state-{state}"))
+        .unwrap_or(state)
+        .to_owned()
+}
+
+// ---------------------------------------------------------------- accounts
+
+pub struct AccountRow {
+    id: i64,
+    domain: String,
+    state: String,
+    server: String,
+    protected: bool,
+    failure: String,
+}
+
+impl AccountRow {
+    fn new(t: &super::Catalogue, a: &Account) -> Self {
+        Self {
+            id: a.id.get(),
+            domain: a.domain_unicode.clone(),
+            state: state_word(t, &a.desired_state.to_string()),
+            server: a
+                .server_id
+                .map_or_else(|| "—".to_owned(), |s| format!("#{s}")),
+            protected: a.protected_from_deletion,
+            failure: a.failure.clone().unwrap_or_default(),
+        }
+    }
+}
+
+#[derive(Template)]
+#[template(path = "accounts.html")]
+struct AccountsPage {
+    page: Chrome,
+    query: String,
+    failed_only: bool,
+    rows: Vec<AccountRow>,
+    next: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct AccountSearch {
+    #[serde(default)]
+    q: String,
+    #[serde(default)]
+    failed: Option<String>,
+    after: Option<i64>,
+}
+
+const ROWS: u32 = 50;
+
+pub async fn accounts(
+    State(app): State<AppState>,
+    viewer: Viewer,
+    Query(search): Query<AccountSearch>,
+) -> PageResult {
+    let t = viewer.lang.words();
+    let mut page = viewer.chrome(t.get("nav-accounts").to_owned());
+    let query = search.q.trim().to_owned();
+    let failed_only = search.failed.is_some();
+    let domain = if query.is_empty() {
+        None
+    } else {
+        match DomainName::parse(&query) {
+            Ok(domain) => Some(domain),
+            Err(e) => {
+                page.error = Some(format!("{}: {e}", t.get("search-not-a-domain")));
+                let view = AccountsPage {
+                    page,
+                    query,
+                    failed_only,
+                    rows: Vec::new(),
+                    next: None,
+                };
+                return Ok(render(StatusCode::UNPROCESSABLE_ENTITY, &view));
+            }
+        }
+    };
+    let found = app
+        .store
+        .accounts(AccountFilter {
+            domain,
+            failed: failed_only,
+            page: Page::new(search.after, Some(ROWS)),
+            ..AccountFilter::default()
+        })
+        .await?;
+    let next = (found.len() == ROWS as usize).then(|| {
+        let last = found.last().map_or(0, |a| a.id.get());
+        let failed = if failed_only { "&failed=on" } else { "" };
+        format!("/ui/accounts?after={last}{failed}")
+    });
+    // A search for one domain that finds it goes straight to it.
+    if !query.is_empty()
+        && let [one] = found.as_slice()
+    {
+        return Ok(
+            axum::response::Redirect::to(&format!("/ui/accounts/{}", one.id)).into_response(),
+        );
+    }
+    if !query.is_empty() && found.is_empty() {
+        page.notice = Some(t.with("search-none", &[("domain", &query)]));
+    }
+    let view = AccountsPage {
+        rows: found.iter().map(|a| AccountRow::new(t, a)).collect(),
+        page,
+        query,
+        failed_only,
+        next,
+    };
+    Ok(render(StatusCode::OK, &view))
+}
+
+use axum::response::IntoResponse;
+
+#[derive(Template)]
+#[template(path = "account.html")]
+pub(super) struct AccountPage {
+    pub page: Chrome,
+    id: i64,
+    domain: String,
+    punycode: String,
+    unix_user: String,
+    desired: String,
+    observed: String,
+    service_status: String,
+    suspended: bool,
+    suspension: Option<String>,
+    server: String,
+    protected: bool,
+    failure: Option<String>,
+    over_limit: Option<String>,
+    last_sync: String,
+    last_backup: String,
+    mailboxes: Vec<String>,
+    databases: Vec<String>,
+    aliases: Vec<String>,
+    subservers: Vec<String>,
+    jobs: Vec<JobRow>,
+    events: Vec<EventRow>,
+}
+
+pub struct EventRow {
+    at: String,
+    actor: String,
+    action: String,
+    subject: String,
+    details: String,
+}
+
+impl EventRow {
+    fn new(t: &super::Catalogue, e: &drover_core::AuditEntry) -> Self {
+        Self {
+            at: t.time(e.at),
+            actor: e.actor.clone(),
+            action: e.action.clone(),
+            subject: e.subject.clone(),
+            details: e.details.clone(),
+        }
+    }
+}
+
+pub async fn account(
+    State(app): State<AppState>,
+    viewer: Viewer,
+    Path(id): Path<String>,
+    Query(done): Query<Done>,
+) -> PageResult {
+    let id: AccountId = path_id("account", &id)?;
+    let mut view = account_page(&app, &viewer, id).await?;
+    view.page.notice = done.notice(&view.page);
+    Ok(render(StatusCode::OK, &view))
+}
+
+pub(super) fn path_id<T: std::str::FromStr>(what: &str, raw: &str) -> Result<T, WebError> {
+    crate::api::path_id(what, raw).map_err(WebError::from)
+}
+
+/// An account's page, also drawn again with the reason when one of its forms is refused.
+pub(super) async fn account_page(
+    app: &AppState,
+    viewer: &Viewer,
+    id: AccountId,
+) -> Result<AccountPage, WebError> {
+    use drover_store::OtherDomainKind::{Alias, Subserver};
+    let t = viewer.lang.words();
+    let store = &*app.store;
+    let account = store.account(id).await?;
+    let service = store.service(account.service_id).await?;
+    let mut events = Vec::new();
+    for subject in [
+        format!("account:{id}"),
+        format!("service:{}", account.service_id),
+    ] {
+        events.extend(
+            store
+                .audit_events(AuditFilter {
+                    subject: Some(subject),
+                    page: Page::new(None, Some(1000)),
+                })
+                .await?,
+        );
+    }
+    events.sort_by_key(|e| std::cmp::Reverse(e.id));
+    let suspended = service.status == drover_core::ServiceStatus::Suspended;
+    // Who suspended it and when: the last suspension among its events.
+    let suspension = suspended.then(|| {
+        let by = events.iter().find(|e| e.action.contains("suspend"));
+        t.with(
+            "account-suspended-because",
+            &[
+                (
+                    "reason",
+                    &account.suspend_reason.clone().unwrap_or_else(|| "—".into()),
+                ),
+                ("actor", &by.map_or("—", |e| e.actor.as_str())),
+                ("at", &by.map_or_else(|| "—".to_owned(), |e| t.time(e.at))),
+            ],
+        )
+    });
+    let server = match account.server_id {
+        Some(s) => store.server(s).await?.spec.name.to_string(),
+        None => "—".to_owned(),
+    };
+    let jobs = store
+        .jobs(JobFilter {
+            account_id: Some(id),
+            limit: Some(20),
+            ..JobFilter::default()
+        })
+        .await?;
+    let last_backup = match store.last_good_backup(id).await? {
+        Some(b) => t.maybe_time(b.finished_at.or(Some(b.started_at))),
+        None => t.get("never").to_owned(),
+    };
+    Ok(AccountPage {
+        page: viewer.chrome(account.domain_unicode.clone()),
+        id: id.get(),
+        punycode: account.domain.to_string(),
+        unix_user: account.unix_username.to_string(),
+        desired: state_word(t, &account.desired_state.to_string()),
+        observed: account
+            .observed_state
+            .as_deref()
+            .map_or_else(|| "—".to_owned(), |s| state_word(t, s)),
+        service_status: state_word(t, &service.status.to_string()),
+        suspended,
+        suspension,
+        server,
+        protected: account.protected_from_deletion,
+        failure: account.failure.clone(),
+        over_limit: account.over_limit.clone(),
+        last_sync: t.maybe_time(account.last_sync_at),
+        last_backup,
+        mailboxes: store
+            .mailboxes(id)
+            .await?
+            .iter()
+            .map(|m| m.name.to_string())
+            .collect(),
+        databases: store
+            .databases(id)
+            .await?
+            .iter()
+            .map(|d| d.name.to_string())
+            .collect(),
+        aliases: store
+            .other_domains(id, Alias)
+            .await?
+            .iter()
+            .map(|d| d.domain.to_unicode())
+            .collect(),
+        subservers: store
+            .other_domains(id, Subserver)
+            .await?
+            .iter()
+            .map(|d| d.domain.to_unicode())
+            .collect(),
+        jobs: jobs.iter().map(|j| JobRow::new(t, j)).collect(),
+        events: events
+            .iter()
+            .take(30)
+            .map(|e| EventRow::new(t, e))
+            .collect(),
+        domain: account.domain_unicode,
+    })
+}
+
+// ---------------------------------------------------------------- servers
+
+pub struct ServerRow {
+    id: i64,
+    name: String,
+    host: String,
+    state: String,
+    accounts: String,
+}
+
+#[derive(Template)]
+#[template(path = "servers.html")]
+struct ServersPage {
+    page: Chrome,
+    rows: Vec<ServerRow>,
+}
+
+pub async fn servers(State(app): State<AppState>, viewer: Viewer) -> PageResult {
+    let t = viewer.lang.words();
+    let store = &*app.store;
+    let mut rows = Vec::new();
+    for server in store.servers(Page::new(None, Some(1000))).await? {
+        let held = crate::engine::accounts_on(store, server.id)
+            .await?
+            .iter()
+            .filter(|a| a.desired_state != DesiredState::Absent)
+            .count();
+        rows.push(ServerRow {
+            id: server.id.get(),
+            name: server.spec.name.to_string(),
+            host: format!("{}:{}", server.spec.hostname, server.spec.port),
+            state: state_word(t, &server.state.to_string()),
+            accounts: format!(
+                "{} / {}",
+                t.number(held as i64),
+                t.number(i64::from(server.spec.capacity))
+            ),
+        });
+    }
+    let view = ServersPage {
+        page: viewer.chrome(t.get("nav-servers").to_owned()),
+        rows,
+    };
+    Ok(render(StatusCode::OK, &view))
+}
+
+#[derive(Template)]
+#[template(path = "server.html")]
+pub(super) struct ServerPage {
+    pub page: Chrome,
+    id: i64,
+    name: String,
+    host: String,
+    state: String,
+    capacity: String,
+    health: Option<String>,
+    checked_at: String,
+    login_refused: Option<String>,
+    can_drain: bool,
+    /// The live part, drawn by its own template.
+    progress: String,
+}
+
+#[derive(Template)]
+#[template(path = "server_progress.html")]
+pub(super) struct ProgressFragment {
+    t: &'static super::Catalogue,
+    draining: bool,
+    remaining: String,
+    accounts: Vec<AccountRow>,
+}
+
+pub async fn server(
+    State(app): State<AppState>,
+    viewer: Viewer,
+    Path(id): Path<String>,
+    Query(done): Query<Done>,
+) -> PageResult {
+    let id: ServerId = path_id("server", &id)?;
+    let mut view = server_page(&app, &viewer, id).await?;
+    view.page.notice = done.notice(&view.page);
+    Ok(render(StatusCode::OK, &view))
+}
+
+pub(super) async fn server_page(
+    app: &AppState,
+    viewer: &Viewer,
+    id: ServerId,
+) -> Result<ServerPage, WebError> {
+    let t = viewer.lang.words();
+    let store = &*app.store;
+    let server = store.server(id).await?;
+    let health = store.server_health(id).await?;
+    Ok(ServerPage {
+        page: viewer.chrome(server.spec.name.to_string()),
+        id: id.get(),
+        name: server.spec.name.to_string(),
+        host: format!("{}:{}", server.spec.hostname, server.spec.port),
+        state: state_word(t, &server.state.to_string()),
+        capacity: t.number(i64::from(server.spec.capacity)),
+        health: health.as_ref().map(|h| {
+            let reasons = h.reasons.join("; ");
+            if reasons.is_empty() {
+                format!("{:?}", h.verdict).to_lowercase()
+            } else {
+                format!("{:?}: {reasons}", h.verdict).to_lowercase()
+            }
+        }),
+        checked_at: t.maybe_time(health.as_ref().map(|h| h.checked_at)),
+        login_refused: server.login_refused.as_ref().map(|l| l.reason.clone()),
+        can_drain: viewer.may(drover_core::Access::Operator)
+            && !matches!(
+                server.state,
+                ServerState::Draining | ServerState::Decommissioned
+            ),
+        progress: progress(app, viewer, id, server.state)
+            .await?
+            .render()
+            .map_err(|e| WebError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?,
+    })
+}
+
+async fn progress(
+    app: &AppState,
+    viewer: &Viewer,
+    id: ServerId,
+    state: ServerState,
+) -> Result<ProgressFragment, WebError> {
+    let t = viewer.lang.words();
+    let held: Vec<Account> = crate::engine::accounts_on(&*app.store, id)
+        .await?
+        .into_iter()
+        .filter(|a| a.desired_state != DesiredState::Absent)
+        .collect();
+    Ok(ProgressFragment {
+        t,
+        draining: state == ServerState::Draining,
+        remaining: t.with(
+            "server-accounts-here",
+            &[("count", &t.number(held.len() as i64))],
+        ),
+        accounts: held
+            .iter()
+            .take(100)
+            .map(|a| AccountRow::new(t, a))
+            .collect(),
+    })
+}
+
+/// The part of a server's page that follows a drain, fetched again by the page's script.
+pub async fn server_progress(
+    State(app): State<AppState>,
+    viewer: Viewer,
+    Path(id): Path<String>,
+) -> PageResult {
+    let id: ServerId = path_id("server", &id)?;
+    let server = app.store.server(id).await?;
+    let fragment = progress(&app, &viewer, id, server.state).await?;
+    Ok(render(StatusCode::OK, &fragment))
+}
+
+// ---------------------------------------------------------------- jobs
+
+pub struct JobRow {
+    id: i64,
+    kind: String,
+    state: String,
+    attempts: String,
+    account: Option<i64>,
+    created: String,
+    error: String,
+}
+
+impl JobRow {
+    fn new(t: &super::Catalogue, j: &drover_store::JobSummary) -> Self {
+        Self {
+            id: j.id.get(),
+            kind: j.kind.clone(),
+            state: state_word(t, &j.state),
+            attempts: format!("{}/{}", j.attempt, j.max_attempts),
+            account: j.account_id.map(|a| a.get()),
+            created: t.time(j.created_at),
+            error: j.errors.last().cloned().unwrap_or_default(),
+        }
+    }
+}
+
+#[derive(Template)]
+#[template(path = "jobs.html")]
+struct JobsPage {
+    page: Chrome,
+    state: String,
+    states: Vec<(String, String)>,
+    rows: Vec<JobRow>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct JobSearch {
+    #[serde(default)]
+    state: String,
+}
+
+pub async fn jobs(
+    State(app): State<AppState>,
+    viewer: Viewer,
+    Query(search): Query<JobSearch>,
+) -> PageResult {
+    let t = viewer.lang.words();
+    let states = if search.state.is_empty() {
+        Vec::new()
+    } else {
+        crate::api::parse_job_states(&search.state)?
+    };
+    let found = app
+        .store
+        .jobs(JobFilter {
+            states,
+            limit: Some(100),
+            ..JobFilter::default()
+        })
+        .await?;
+    let view = JobsPage {
+        page: viewer.chrome(t.get("nav-jobs").to_owned()),
+        states: [
+            "available",
+            "running",
+            "retryable",
+            "scheduled",
+            "completed",
+            "discarded",
+            "cancelled",
+        ]
+        .iter()
+        .map(|s| ((*s).to_owned(), state_word(t, s)))
+        .collect(),
+        state: search.state,
+        rows: found.iter().map(|j| JobRow::new(t, j)).collect(),
+    };
+    Ok(render(StatusCode::OK, &view))
+}
+
+pub struct CallRow {
+    at: String,
+    server: String,
+    call: String,
+    outcome: String,
+    message: String,
+    duration: String,
+}
+
+#[derive(Template)]
+#[template(path = "job.html")]
+pub(super) struct JobPage {
+    pub page: Chrome,
+    job: JobRow,
+    queue: String,
+    errors: Vec<String>,
+    calls: Vec<CallRow>,
+    finished: bool,
+}
+
+pub async fn job(
+    State(app): State<AppState>,
+    viewer: Viewer,
+    Path(id): Path<String>,
+    Query(done): Query<Done>,
+) -> PageResult {
+    let id: JobId = path_id("job", &id)?;
+    let mut view = job_page(&app, &viewer, id).await?;
+    view.page.notice = done.notice(&view.page);
+    Ok(render(StatusCode::OK, &view))
+}
+
+pub(super) async fn job_page(
+    app: &AppState,
+    viewer: &Viewer,
+    id: JobId,
+) -> Result<JobPage, WebError> {
+    let t = viewer.lang.words();
+    let job = app.store.job(id).await?;
+    let calls = app.store.job_calls(id).await?;
+    Ok(JobPage {
+        page: viewer.chrome(format!("{} #{id}", t.get("job"))),
+        queue: job.queue.clone(),
+        errors: job.errors.clone(),
+        finished: matches!(job.state.as_str(), "completed" | "cancelled" | "discarded"),
+        calls: calls
+            .iter()
+            .map(|c| CallRow {
+                at: t.time(c.at),
+                server: c.server.clone(),
+                call: c.call.clone(),
+                outcome: c.outcome.clone(),
+                message: c.message.clone().unwrap_or_default(),
+                duration: format!("{} ms", t.number(c.duration_ms)),
+            })
+            .collect(),
+        job: JobRow::new(t, &job),
+    })
+}
+
+// ---------------------------------------------------------------- drift, DNS, audit
+
+pub struct DriftRow {
+    server: i64,
+    kind: String,
+    domain: String,
+    account: Option<i64>,
+    expected: String,
+    found: String,
+    action: String,
+    at: String,
+}
+
+#[derive(Template)]
+#[template(path = "drift.html")]
+struct DriftPage {
+    page: Chrome,
+    rows: Vec<DriftRow>,
+}
+
+pub async fn drift(State(app): State<AppState>, viewer: Viewer) -> PageResult {
+    let t = viewer.lang.words();
+    let rows = app
+        .store
+        .drift_findings(None)
+        .await?
+        .iter()
+        .map(|d| DriftRow {
+            server: d.server_id.get(),
+            kind: format!("{:?}", d.finding.kind).to_lowercase(),
+            domain: d.finding.domain.clone(),
+            account: d.finding.account_id.map(|a| a.get()),
+            expected: d.finding.expected.clone().unwrap_or_default(),
+            found: d.finding.found.clone().unwrap_or_default(),
+            action: d
+                .action
+                .map_or_else(String::new, |a| format!("{a:?}").to_lowercase()),
+            at: t.time(d.found_at),
+        })
+        .collect();
+    let view = DriftPage {
+        page: viewer.chrome(t.get("nav-drift").to_owned()),
+        rows,
+    };
+    Ok(render(StatusCode::OK, &view))
+}
+
+pub struct ZoneRow {
+    name: String,
+    account: Option<i64>,
+    records: usize,
+    providers: Vec<String>,
+}
+
+#[derive(Template)]
+#[template(path = "dns.html")]
+struct DnsPage {
+    page: Chrome,
+    rows: Vec<ZoneRow>,
+}
+
+pub async fn dns(State(app): State<AppState>, viewer: Viewer) -> PageResult {
+    let t = viewer.lang.words();
+    let zones = app.store.zones(ZoneFilter::default()).await?;
+    let rows = zones
+        .iter()
+        .map(|z| ZoneRow {
+            name: z.name.to_unicode(),
+            account: z.account_id.map(|a| a.get()),
+            records: z.rrsets.len(),
+            providers: z
+                .providers
+                .iter()
+                .map(|p| {
+                    let state = match &p.last_error {
+                        Some(e) => format!("{}: {e}", t.get("dns-error")),
+                        None if p.synced_generation >= z.generation => {
+                            t.get("dns-in-sync").to_owned()
+                        }
+                        None => t.get("dns-pending").to_owned(),
+                    };
+                    format!("{} — {state}", p.provider_name)
+                })
+                .collect(),
+        })
+        .collect();
+    let view = DnsPage {
+        page: viewer.chrome(t.get("nav-dns").to_owned()),
+        rows,
+    };
+    Ok(render(StatusCode::OK, &view))
+}
+
+#[derive(Template)]
+#[template(path = "audit.html")]
+struct AuditPage {
+    page: Chrome,
+    rows: Vec<EventRow>,
+    verified: Option<String>,
+    next: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct AuditQuery {
+    after: Option<i64>,
+    verify: Option<String>,
+}
+
+pub async fn audit(
+    State(app): State<AppState>,
+    viewer: Viewer,
+    Query(query): Query<AuditQuery>,
+) -> PageResult {
+    let t = viewer.lang.words();
+    let events = app
+        .store
+        .audit_events(AuditFilter {
+            subject: None,
+            page: Page::new(query.after, Some(ROWS)),
+        })
+        .await?;
+    let verified = match query.verify {
+        Some(_) => {
+            let report = app.store.verify_audit().await?;
+            let checked = t.number(i64::try_from(report.events_checked).unwrap_or(i64::MAX));
+            Some(if report.intact {
+                t.with("audit-intact", &[("count", &checked)])
+            } else {
+                let problem = report.problem.map(|p| format!("{p:?}")).unwrap_or_default();
+                t.with(
+                    "audit-broken",
+                    &[("count", &checked), ("problem", &problem)],
+                )
+            })
+        }
+        None => None,
+    };
+    let next = (events.len() == ROWS as usize).then(|| {
+        format!(
+            "/ui/audit?after={}",
+            events.last().map_or(0, |e| e.id.get())
+        )
+    });
+    let view = AuditPage {
+        page: viewer.chrome(t.get("nav-audit").to_owned()),
+        rows: events.iter().map(|e| EventRow::new(t, e)).collect(),
+        verified,
+        next,
+    };
+    Ok(render(StatusCode::OK, &view))
+}
