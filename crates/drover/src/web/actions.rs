@@ -5,10 +5,11 @@
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
-use drover_core::{Access, AccountId, JobId, ServerId, Transition};
+use drover_core::{Access, AccountId, JobId, ServerId, Transition, ZoneId};
+use drover_store::jobs::DriftRepair;
 use serde::Deserialize;
 
-use super::pages::{account_page, job_page, path_id, server_page};
+use super::pages::{account_page, drift_page, job_page, path_id, server_page};
 use super::session::Posted;
 use super::{WebError, render};
 use crate::api::AppState;
@@ -33,6 +34,10 @@ pub struct AccountForm {
     reason: String,
     #[serde(default)]
     confirm: String,
+    plan: Option<String>,
+    force: Option<String>,
+    to: Option<String>,
+    without_content: Option<String>,
 }
 
 /// Suspend, unsuspend, protect or unprotect an account.
@@ -73,10 +78,35 @@ pub async fn account(
                 .await
                 .map(|_| ())
         }
+        "plan" => {
+            // A plan change is billing's too.
+            viewer.require(Access::Billing)?;
+            let plan = path_id("plan", form.plan.as_deref().unwrap_or_default())?;
+            let service = store.account(id).await?.service_id;
+            crate::commands::change_plan(store, &ctx, service, plan, form.force.is_some())
+                .await
+                .map(|_| ())
+        }
+        "migrate" => {
+            viewer.require(Access::Operator)?;
+            let to = path_id("server", form.to.as_deref().unwrap_or_default())?;
+            crate::commands::start_migration(
+                store,
+                &ctx,
+                id,
+                to,
+                app.settings.migration_grace,
+                crate::commands::WithoutContent::allowed(form.without_content.is_some()),
+            )
+            .await
+            .map(|_| ())
+        }
         _ => {
             return Err(WebError::new(
                 StatusCode::NOT_FOUND,
-                format!("no action '{action}': suspend, unsuspend, protect or unprotect"),
+                format!(
+                    "no action '{action}': suspend, unsuspend, protect, unprotect, plan or migrate"
+                ),
             ));
         }
     };
@@ -202,4 +232,186 @@ pub async fn job(
             Ok(render(status, &page))
         }
     }
+}
+
+/// A job's page, where what it does is followed until it ends.
+fn to_job(job: JobId) -> Response {
+    Redirect::to(&format!("/ui/jobs/{job}")).into_response()
+}
+
+#[derive(Debug, Deserialize)]
+pub struct ZoneForm {
+    force: Option<String>,
+    #[serde(default)]
+    confirm: String,
+}
+
+/// Plans a zone (each provider's changes, as a diff) or applies it; a forced apply, past the
+/// safety limits, repeats the zone's name.
+pub async fn zone(
+    State(app): State<AppState>,
+    Path((id, action)): Path<(String, String)>,
+    posted: Posted<ZoneForm>,
+) -> ActionResult {
+    let viewer = &posted.viewer;
+    viewer.require(Access::Operator)?;
+    let store = &*app.store;
+    let zone = store.zone(path_id::<ZoneId>("zone", &id)?).await?;
+    let ctx = viewer.context();
+    let job = match action.as_str() {
+        "plan" => {
+            crate::commands::request(
+                store,
+                &ctx,
+                crate::commands::Requested::ZonePlan { zone: zone.id },
+            )
+            .await?
+        }
+        "apply" => {
+            let force = posted.form.force.is_some();
+            if force {
+                zone.name
+                    .confirm_as("zone", &posted.form.confirm, || {
+                        format!(
+                            "apply zone {} past its safety limits",
+                            zone.name.to_unicode()
+                        )
+                    })
+                    .map_err(crate::commands::Error::from)?;
+            }
+            crate::commands::sync_zone(store, &ctx, zone.id, force).await?
+        }
+        _ => {
+            return Err(WebError::new(
+                StatusCode::NOT_FOUND,
+                format!("no action '{action}': plan or apply"),
+            ));
+        }
+    };
+    Ok(to_job(job))
+}
+
+#[derive(Debug, Deserialize)]
+pub struct DriftForm {
+    #[serde(default)]
+    confirm: String,
+}
+
+/// Scans a server for drift, says what a repair would do, repairs within the drift limits,
+/// or (the server's name typed) past them.
+pub async fn drift(
+    State(app): State<AppState>,
+    Path((id, action)): Path<(String, String)>,
+    posted: Posted<DriftForm>,
+) -> ActionResult {
+    let viewer = &posted.viewer;
+    viewer.require(Access::Operator)?;
+    let store = &*app.store;
+    let id: ServerId = path_id("server", &id)?;
+    let name = store.server(id).await?.spec.name.to_string();
+    let repair = match action.as_str() {
+        "scan" => DriftRepair::ScanOnly,
+        "plan" => DriftRepair::DryRun,
+        "repair" => DriftRepair::ByPolicy,
+        "force" if posted.form.confirm.trim() == name => DriftRepair::Forced,
+        "force" => {
+            let t = viewer.lang.words();
+            let mut page = drift_page(&app, viewer).await?;
+            page.page.error = Some(t.with("drift-force-confirm-wrong", &[("name", &name)]));
+            return Ok(render(StatusCode::UNPROCESSABLE_ENTITY, &page));
+        }
+        _ => {
+            return Err(WebError::new(
+                StatusCode::NOT_FOUND,
+                format!("no action '{action}': scan, plan, repair or force"),
+            ));
+        }
+    };
+    let requested = crate::commands::Requested::DriftScan {
+        server: Some(id),
+        repair,
+    };
+    Ok(to_job(
+        crate::commands::request(store, &viewer.context(), requested).await?,
+    ))
+}
+
+#[derive(Debug, Deserialize)]
+pub struct ServerForm {
+    on: Option<String>,
+    onto: Option<String>,
+    #[serde(default)]
+    confirm: String,
+}
+
+/// Maintenance on and off, and a rebuild onto another server: planned first (shown on the
+/// page), then started with the lost server's name typed.
+pub async fn server(
+    State(app): State<AppState>,
+    Path((id, action)): Path<(String, String)>,
+    posted: Posted<ServerForm>,
+) -> ActionResult {
+    let id: ServerId = path_id("server", &id)?;
+    let viewer = &posted.viewer;
+    viewer.require(Access::Operator)?;
+    let store = &*app.store;
+    let ctx = viewer.context();
+    let form = &posted.form;
+    match action.as_str() {
+        "maintenance" => {
+            let on = form.on.as_deref() == Some("true");
+            match crate::commands::set_maintenance(store, &ctx, id, on).await {
+                Ok(_) => Ok(done(
+                    &format!("/ui/servers/{id}"),
+                    if on {
+                        "maintenance-on"
+                    } else {
+                        "maintenance-off"
+                    },
+                )),
+                Err(e) => server_refused(&app, viewer, id, e.into()).await,
+            }
+        }
+        "rebuild-plan" | "rebuild" => {
+            let onto: ServerId = path_id("server", form.onto.as_deref().unwrap_or_default())?;
+            let lost = store.server(id).await?;
+            let start = action == "rebuild";
+            if start && form.confirm.trim() != lost.spec.name.as_str() {
+                let t = viewer.lang.words();
+                let name = lost.spec.name.to_string();
+                let message = t.with("server-rebuild-confirm-wrong", &[("name", &name)]);
+                let refused = WebError::new(StatusCode::UNPROCESSABLE_ENTITY, message);
+                return server_refused(&app, viewer, id, refused).await;
+            }
+            let rate = app.settings.virtualmin_rate_qps;
+            let plan = match crate::commands::rebuild(store, &ctx, &lost, onto, rate, !start).await
+            {
+                Ok(plan) => plan,
+                Err(e) => return server_refused(&app, viewer, id, e.into()).await,
+            };
+            if plan.started {
+                return Ok(done(&format!("/ui/servers/{onto}"), "rebuild"));
+            }
+            let mut page = server_page(&app, viewer, id).await?;
+            page.rebuild = Some((onto.get(), plan));
+            Ok(render(StatusCode::OK, &page))
+        }
+        _ => Err(WebError::new(
+            StatusCode::NOT_FOUND,
+            format!("no action '{action}': maintenance, rebuild-plan or rebuild"),
+        )),
+    }
+}
+
+/// A server's page drawn again with why its form was refused.
+async fn server_refused(
+    app: &AppState,
+    viewer: &super::session::Viewer,
+    id: ServerId,
+    e: WebError,
+) -> ActionResult {
+    let (status, message) = refusal(e)?;
+    let mut page = server_page(app, viewer, id).await?;
+    page.page.error = Some(message);
+    Ok(render(status, &page))
 }

@@ -249,6 +249,10 @@ pub(super) struct AccountPage {
     subservers: Vec<String>,
     jobs: Vec<JobRow>,
     events: Vec<EventRow>,
+    plan_id: i64,
+    plans: Vec<(i64, String)>,
+    servers: Vec<(i64, String)>,
+    usage: Option<String>,
 }
 
 pub struct EventRow {
@@ -340,6 +344,39 @@ pub(super) async fn account_page(
             ..JobFilter::default()
         })
         .await?;
+    let plans = store
+        .plans(Page::new(None, Some(1000)))
+        .await?
+        .into_iter()
+        .map(|p| (p.id.get(), p.spec.name.to_string()))
+        .collect();
+    let servers = store
+        .servers(Page::new(None, Some(1000)))
+        .await?
+        .into_iter()
+        .filter(|s| Some(s.id) != account.server_id && s.state != ServerState::Decommissioned)
+        .map(|s| (s.id.get(), s.spec.name.to_string()))
+        .collect();
+    let usage = store
+        .usage(drover_store::UsageFilter {
+            service_id: Some(account.service_id),
+            ..drover_store::UsageFilter::default()
+        })
+        .await?
+        .first()
+        .map(|u| {
+            let mb = |b: Option<u64>| {
+                b.map_or_else(|| "—".to_owned(), |b| t.number((b / 1_000_000) as i64))
+            };
+            t.with(
+                "account-usage-figures",
+                &[
+                    ("disk", &mb(u.usage.disk_bytes)),
+                    ("bandwidth", &mb(u.usage.bandwidth_bytes)),
+                    ("at", &t.time(u.measured_at)),
+                ],
+            )
+        });
     let last_backup = match store.last_good_backup(id).await? {
         Some(b) => t.maybe_time(b.finished_at.or(Some(b.started_at))),
         None => t.get("never").to_owned(),
@@ -393,6 +430,10 @@ pub(super) async fn account_page(
             .take(30)
             .map(|e| EventRow::new(t, e))
             .collect(),
+        plan_id: service.plan_id.get(),
+        plans,
+        servers,
+        usage,
         domain: account.domain_unicode,
     })
 }
@@ -455,7 +496,14 @@ pub(super) struct ServerPage {
     health: Option<String>,
     checked_at: String,
     login_refused: Option<String>,
+    certificate_days: String,
+    in_maintenance: bool,
     can_drain: bool,
+    /// The servers a rebuild may go onto.
+    others: Vec<(i64, String)>,
+    /// A rebuild's plan, once asked for: onto which server, and the plan.
+    pub rebuild: Option<(i64, crate::commands::RebuildPlan)>,
+    history: Vec<EventRow>,
     /// The live part, drawn by its own template.
     progress: String,
 }
@@ -490,6 +538,20 @@ pub(super) async fn server_page(
     let store = &*app.store;
     let server = store.server(id).await?;
     let health = store.server_health(id).await?;
+    let mut history = store
+        .audit_events(AuditFilter {
+            subject: Some(format!("server:{id}")),
+            page: Page::new(None, Some(1000)),
+        })
+        .await?;
+    history.sort_by_key(|e| std::cmp::Reverse(e.id));
+    let others = store
+        .servers(Page::new(None, Some(1000)))
+        .await?
+        .into_iter()
+        .filter(|s| s.id != id && s.state != ServerState::Decommissioned)
+        .map(|s| (s.id.get(), s.spec.name.to_string()))
+        .collect();
     Ok(ServerPage {
         page: viewer.chrome(server.spec.name.to_string()),
         id: id.get(),
@@ -507,15 +569,24 @@ pub(super) async fn server_page(
         }),
         checked_at: t.maybe_time(health.as_ref().map(|h| h.checked_at)),
         login_refused: server.login_refused.as_ref().map(|l| l.reason.clone()),
+        certificate_days: health
+            .as_ref()
+            .and_then(|h| h.probe.certificate_days_left)
+            .map_or_else(|| "—".to_owned(), |d| t.number(d)),
+        in_maintenance: server.state == ServerState::Maintenance,
+        others,
+        rebuild: None,
+        history: history
+            .iter()
+            .take(30)
+            .map(|e| EventRow::new(t, e))
+            .collect(),
         can_drain: viewer.may(drover_core::Access::Operator)
             && !matches!(
                 server.state,
                 ServerState::Draining | ServerState::Decommissioned
             ),
-        progress: progress(app, viewer, id, server.state)
-            .await?
-            .render()
-            .map_err(|e| WebError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?,
+        progress: fragment(&progress(app, viewer, id, server.state).await?)?,
     })
 }
 
@@ -651,11 +722,25 @@ pub struct CallRow {
 #[template(path = "job.html")]
 pub(super) struct JobPage {
     pub page: Chrome,
+    live: JobLive,
+    live_html: String,
+}
+
+/// The part of a job's page that follows it until it ends.
+#[derive(Template)]
+#[template(path = "job_live.html")]
+pub(super) struct JobLive {
+    t: &'static super::Catalogue,
     job: JobRow,
     queue: String,
     errors: Vec<String>,
+    /// What the job answered: a plan's text as it is, anything else as indented JSON.
+    output: Option<String>,
     calls: Vec<CallRow>,
     finished: bool,
+    /// Retry and cancel are offered to operators, with the session's form token.
+    operator: bool,
+    form_token: String,
 }
 
 pub async fn job(
@@ -670,19 +755,37 @@ pub async fn job(
     Ok(render(StatusCode::OK, &view))
 }
 
-pub(super) async fn job_page(
-    app: &AppState,
-    viewer: &Viewer,
-    id: JobId,
-) -> Result<JobPage, WebError> {
+pub async fn job_live(
+    State(app): State<AppState>,
+    viewer: Viewer,
+    Path(id): Path<String>,
+) -> PageResult {
+    let id: JobId = path_id("job", &id)?;
+    Ok(render(
+        StatusCode::OK,
+        &job_live_part(&app, &viewer, id).await?,
+    ))
+}
+
+async fn job_live_part(app: &AppState, viewer: &Viewer, id: JobId) -> Result<JobLive, WebError> {
     let t = viewer.lang.words();
     let job = app.store.job(id).await?;
     let calls = app.store.job_calls(id).await?;
-    Ok(JobPage {
-        page: viewer.chrome(format!("{} #{id}", t.get("job"))),
+    let output = job
+        .output
+        .as_ref()
+        .map(|o| match o.get("text").and_then(|t| t.as_str()) {
+            Some(text) => text.to_owned(),
+            None => serde_json::to_string_pretty(o).unwrap_or_default(),
+        });
+    Ok(JobLive {
+        t,
+        operator: viewer.may(drover_core::Access::Operator),
+        form_token: viewer.session.form_token.clone(),
         queue: job.queue.clone(),
         errors: job.errors.clone(),
         finished: matches!(job.state.as_str(), "completed" | "cancelled" | "discarded"),
+        output,
         calls: calls
             .iter()
             .map(|c| CallRow {
@@ -696,6 +799,26 @@ pub(super) async fn job_page(
             .collect(),
         job: JobRow::new(t, &job),
     })
+}
+
+pub(super) async fn job_page(
+    app: &AppState,
+    viewer: &Viewer,
+    id: JobId,
+) -> Result<JobPage, WebError> {
+    let t = viewer.lang.words();
+    let live = job_live_part(app, viewer, id).await?;
+    Ok(JobPage {
+        page: viewer.chrome(format!("{} #{id}", t.get("job"))),
+        live_html: fragment(&live)?,
+        live,
+    })
+}
+
+/// A live part drawn on its own, to be put into its page as it is.
+fn fragment(part: &impl Template) -> Result<String, WebError> {
+    part.render()
+        .map_err(|e| WebError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))
 }
 
 // ---------------------------------------------------------------- drift, DNS, audit
@@ -713,12 +836,17 @@ pub struct DriftRow {
 
 #[derive(Template)]
 #[template(path = "drift.html")]
-struct DriftPage {
-    page: Chrome,
+pub(super) struct DriftPage {
+    pub page: Chrome,
     rows: Vec<DriftRow>,
+    servers: Vec<(i64, String)>,
 }
 
 pub async fn drift(State(app): State<AppState>, viewer: Viewer) -> PageResult {
+    Ok(render(StatusCode::OK, &drift_page(&app, &viewer).await?))
+}
+
+pub(super) async fn drift_page(app: &AppState, viewer: &Viewer) -> Result<DriftPage, WebError> {
     let t = viewer.lang.words();
     let rows = app
         .store
@@ -738,14 +866,23 @@ pub async fn drift(State(app): State<AppState>, viewer: Viewer) -> PageResult {
             at: t.time(d.found_at),
         })
         .collect();
-    let view = DriftPage {
+    let servers = app
+        .store
+        .servers(Page::new(None, Some(1000)))
+        .await?
+        .into_iter()
+        .filter(|s| s.state != ServerState::Decommissioned)
+        .map(|s| (s.id.get(), s.spec.name.to_string()))
+        .collect();
+    Ok(DriftPage {
         page: viewer.chrome(t.get("nav-drift").to_owned()),
         rows,
-    };
-    Ok(render(StatusCode::OK, &view))
+        servers,
+    })
 }
 
 pub struct ZoneRow {
+    id: i64,
     name: String,
     account: Option<i64>,
     records: usize,
@@ -765,6 +902,7 @@ pub async fn dns(State(app): State<AppState>, viewer: Viewer) -> PageResult {
     let rows = zones
         .iter()
         .map(|z| ZoneRow {
+            id: z.id.get(),
             name: z.name.to_unicode(),
             account: z.account_id.map(|a| a.get()),
             records: z.rrsets.len(),
@@ -798,12 +936,16 @@ struct AuditPage {
     rows: Vec<EventRow>,
     verified: Option<String>,
     next: Option<String>,
+    subject: String,
 }
 
 #[derive(Debug, Deserialize)]
 pub struct AuditQuery {
     after: Option<i64>,
     verify: Option<String>,
+    /// Only the events about one thing (`account:7`, `server:2`, `service:7`…).
+    #[serde(default)]
+    subject: String,
 }
 
 pub async fn audit(
@@ -815,7 +957,7 @@ pub async fn audit(
     let events = app
         .store
         .audit_events(AuditFilter {
-            subject: None,
+            subject: Some(query.subject.trim().to_owned()).filter(|s| !s.is_empty()),
             page: Page::new(query.after, Some(ROWS)),
         })
         .await?;
@@ -836,16 +978,20 @@ pub async fn audit(
         None => None,
     };
     let next = (events.len() == ROWS as usize).then(|| {
-        format!(
-            "/ui/audit?after={}",
-            events.last().map_or(0, |e| e.id.get())
-        )
+        let after = events.last().map_or(0, |e| e.id.get()).to_string();
+        let query = serde_urlencoded::to_string([
+            ("after", after.as_str()),
+            ("subject", query.subject.trim()),
+        ])
+        .unwrap_or_default();
+        format!("/ui/audit?{query}")
     });
     let view = AuditPage {
         page: viewer.chrome(t.get("nav-audit").to_owned()),
         rows: events.iter().map(|e| EventRow::new(t, e)).collect(),
         verified,
         next,
+        subject: query.subject,
     };
     Ok(render(StatusCode::OK, &view))
 }

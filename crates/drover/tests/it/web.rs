@@ -635,13 +635,30 @@ async fn support_and_an_operator_work_through_the_ui_in_a_real_browser() {
     assert!(to_sim.with_state(|s| s.domains.contains_key(punycode)));
     look(&browser, &axe, "07-server-drained").await;
 
+    // A drift repair planned on the drift page, followed on its job's page until it ends.
+    browser.goto(&format!("{base}/ui/drift")).await.unwrap();
+    look(&browser, &axe, "08-drift").await;
+    let now_on = store
+        .account(account)
+        .await
+        .unwrap()
+        .server_id
+        .unwrap()
+        .get();
+    browser.follow(&format!("#plan-{now_on}")).await.unwrap();
+    browser
+        .wait_for_text("#job-state", Duration::from_secs(30), |s| s == "completed")
+        .await
+        .unwrap();
+    assert!(browser.has("#job-output").await.unwrap());
+    look(&browser, &axe, "09-drift-plan").await;
+
     // The dashboard, the other lists, then the same in Romanian.
     for (path, name) in [
-        ("/ui", "08-dashboard"),
-        ("/ui/servers", "09-servers"),
-        ("/ui/drift", "10-drift"),
-        ("/ui/dns", "11-dns"),
-        ("/ui/audit?verify=1", "12-audit"),
+        ("/ui", "10-dashboard"),
+        ("/ui/servers", "11-servers"),
+        ("/ui/dns", "12-dns"),
+        ("/ui/audit?verify=1", "13-audit"),
     ] {
         browser.goto(&format!("{base}{path}")).await.unwrap();
         look(&browser, &axe, name).await;
@@ -661,10 +678,251 @@ async fn support_and_an_operator_work_through_the_ui_in_a_real_browser() {
         why.starts_with("Suspendat:") && why.ends_with(" UTC."),
         "{why}"
     );
-    look(&browser, &axe, "13-account-ro").await;
+    look(&browser, &axe, "14-account-ro").await;
     browser.goto(&format!("{base}/ui")).await.unwrap();
-    look(&browser, &axe, "14-dashboard-ro").await;
+    look(&browser, &axe, "15-dashboard-ro").await;
 
     browser.close().await;
+    workers.stop().await.unwrap();
+}
+
+/// The path a form's answer sends the browser to.
+fn location(response: &reqwest::Response) -> String {
+    response.headers()[header::LOCATION]
+        .to_str()
+        .unwrap()
+        .to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_operators_forms_change_what_they_say_and_refusals_change_nothing() {
+    let fleet = crate::TestFleet::new().await;
+    let store = Arc::clone(&fleet.store);
+    let (_sim1, vm1) = fleet
+        .add_server("vm1", serde_json::json!({"capacity": 10}))
+        .await;
+    let (_sim2, vm2) = fleet
+        .add_server("vm2", serde_json::json!({"capacity": 10}))
+        .await;
+    let (plan, customer) = fleet.plan_and_customer().await;
+    let engine = fleet.engine(crate::quick_retries(), FleetPolicy::default());
+    let mut workers = drover::engine::start(Arc::new(engine), 2).unwrap();
+    let ctx = crate::setup_ctx();
+    let new = NewService {
+        customer_id: customer,
+        plan_id: plan,
+        domain: drover_core::DomainName::parse("forme.ro").unwrap(),
+    };
+    let service = crate::create_service(&*store, &ctx, new).await.unwrap();
+    let activated =
+        crate::transition_service(&*store, &ctx, service.id, Transition::Activate, None)
+            .await
+            .unwrap();
+    let account = activated.account.id.get();
+    crate::until(
+        "the account is placed",
+        Duration::from_secs(30),
+        async || {
+            let job = store.job(activated.job_id).await.unwrap();
+            job.state == "completed"
+        },
+    )
+    .await;
+    let bigger = serde_json::json!({"name": "Web Plus", "features": ["dir", "web", "dns"]});
+    let bigger =
+        drover::commands::create_plan(&*store, &ctx, serde_json::from_value(bigger).unwrap())
+            .await
+            .unwrap();
+    let base = serve_http(Arc::clone(&store), ApiSettings::default()).await;
+    let ops = sign_in(&base, &token(&*store, "ops", Scope::Operator).await).await;
+    let billing = sign_in(&base, &token(&*store, "billing", Scope::Billing).await).await;
+    let form = |s: &Session, extra: &[(&'static str, String)]| {
+        let mut all = vec![("csrf", s.form_token.clone())];
+        all.extend(extra.iter().cloned());
+        all
+    };
+    let send = async |s: &Session, path: String, fields: Vec<(&'static str, String)>| {
+        let pairs: Vec<(&str, &str)> = fields.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        post(&base, &s.jar, &path, &pairs).await
+    };
+
+    // Billing changes the plan from the account's page; an operator's move needs operator.
+    let changed = send(
+        &billing,
+        format!("/ui/accounts/{account}/plan"),
+        form(&billing, &[("plan", bigger.id.get().to_string())]),
+    )
+    .await;
+    assert_eq!(
+        location(&changed),
+        format!("/ui/accounts/{account}?done=plan")
+    );
+    assert_eq!(store.service(service.id).await.unwrap().plan_id, bigger.id);
+    let page = get(
+        &base,
+        &billing.jar,
+        &format!("/ui/accounts/{account}?done=plan"),
+    )
+    .await
+    .text()
+    .await
+    .unwrap();
+    assert!(page.contains("The plan was changed"), "the notice is shown");
+    assert!(
+        !page.contains("id=\"migrate\""),
+        "billing is offered no move"
+    );
+    let moved = send(
+        &billing,
+        format!("/ui/accounts/{account}/migrate"),
+        form(&billing, &[("to", vm2.id.get().to_string())]),
+    )
+    .await;
+    assert_eq!(moved.status(), StatusCode::FORBIDDEN);
+    // A move that cannot carry the content is refused on the page, saying why; nothing moves.
+    let from = store.account(activated.account.id).await.unwrap().server_id;
+    let to = if from == Some(vm1.id) { vm2.id } else { vm1.id };
+    let refused = send(
+        &ops,
+        format!("/ui/accounts/{account}/migrate"),
+        form(&ops, &[("to", to.get().to_string())]),
+    )
+    .await;
+    let status = refused.status();
+    let body = refused.text().await.unwrap();
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    assert!(
+        body.contains("no backup destination is the default"),
+        "{body}"
+    );
+    assert!(
+        store
+            .migration(activated.account.id)
+            .await
+            .unwrap()
+            .is_none()
+    );
+
+    // Maintenance on and off, audited on the server's history.
+    let on = send(
+        &ops,
+        format!("/ui/servers/{}/maintenance", vm1.id.get()),
+        form(&ops, &[("on", "true".into())]),
+    )
+    .await;
+    assert_eq!(
+        location(&on),
+        format!("/ui/servers/{}?done=maintenance-on", vm1.id.get())
+    );
+    assert_eq!(
+        store.server(vm1.id).await.unwrap().state,
+        drover_core::ServerState::Maintenance
+    );
+    let shown = get(&base, &ops.jar, &format!("/ui/servers/{}", vm1.id.get()))
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(shown.contains("End maintenance") && shown.contains("server.maintenance"));
+    send(
+        &ops,
+        format!("/ui/servers/{}/maintenance", vm1.id.get()),
+        form(&ops, &[("on", "false".into())]),
+    )
+    .await;
+    assert_eq!(
+        store.server(vm1.id).await.unwrap().state,
+        drover_core::ServerState::Healthy
+    );
+
+    // A rebuild is planned on the page first; a start without the lost server's name is refused.
+    let lost = from.unwrap().get();
+    let planned = send(
+        &ops,
+        format!("/ui/servers/{lost}/rebuild-plan"),
+        form(&ops, &[("onto", to.get().to_string())]),
+    )
+    .await;
+    assert_eq!(planned.status(), StatusCode::OK);
+    let planned = planned.text().await.unwrap();
+    assert!(
+        planned.contains("forme.ro") && planned.contains("id=\"rebuild\""),
+        "{planned}"
+    );
+    let unconfirmed = send(
+        &ops,
+        format!("/ui/servers/{lost}/rebuild"),
+        form(
+            &ops,
+            &[("onto", to.get().to_string()), ("confirm", "nope".into())],
+        ),
+    )
+    .await;
+    assert_eq!(unconfirmed.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(
+        store.account(activated.account.id).await.unwrap().server_id,
+        from,
+        "nothing was rebuilt"
+    );
+
+    // Drift and DNS work is a job, followed on its page.
+    let scan = send(&ops, format!("/ui/drift/{lost}/plan"), form(&ops, &[])).await;
+    let job_page = location(&scan);
+    assert!(job_page.starts_with("/ui/jobs/"), "{job_page}");
+    let job = job_page.rsplit('/').next().unwrap();
+    let kind = store
+        .job(job.parse::<drover_core::JobId>().unwrap())
+        .await
+        .unwrap()
+        .kind;
+    assert_eq!(kind, "scan_drift");
+    let forced = send(
+        &ops,
+        format!("/ui/drift/{lost}/force"),
+        form(&ops, &[("confirm", "wrong".into())]),
+    )
+    .await;
+    assert_eq!(forced.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let zone = drover::commands::create_zone(
+        &*store,
+        &ctx,
+        &drover_core::DomainName::parse("zona.ro").unwrap(),
+        None,
+        Vec::new(),
+        &[],
+    )
+    .await
+    .unwrap();
+    let planned = send(
+        &ops,
+        format!("/ui/dns/{}/plan", zone.id.get()),
+        form(&ops, &[]),
+    )
+    .await;
+    assert!(location(&planned).starts_with("/ui/jobs/"));
+    let forced = send(
+        &ops,
+        format!("/ui/dns/{}/apply", zone.id.get()),
+        form(
+            &ops,
+            &[("force", "on".into()), ("confirm", "alta.ro".into())],
+        ),
+    )
+    .await;
+    assert_eq!(forced.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(forced.text().await.unwrap().contains("zona.ro"));
+
+    // The audit log, filtered to one account's events.
+    let audit = get(
+        &base,
+        &ops.jar,
+        &format!("/ui/audit?subject=service%3A{}", service.id.get()),
+    )
+    .await
+    .text()
+    .await
+    .unwrap();
+    assert!(audit.contains("service.change_plan"), "{audit}");
+    assert!(!audit.contains("server.maintenance"), "only the service's");
     workers.stop().await.unwrap();
 }
