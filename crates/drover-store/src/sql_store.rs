@@ -1414,6 +1414,26 @@ impl Store for SqlStore {
         job_controlled(id, self.queue.jobs().cancel(id.get()).await)
     }
 
+    async fn latest_audit_events(
+        &self,
+        subject: Option<&str>,
+        before: Option<i64>,
+        limit: u32,
+    ) -> Result<Vec<AuditEntry>> {
+        sqlx::query_as::<_, AuditRow>(concat!(
+            select_audit!(),
+            " WHERE id < $1 AND ($2 IS NULL OR subject = $2) ORDER BY id DESC LIMIT $3"
+        ))
+        .bind(before.unwrap_or(i64::MAX))
+        .bind(subject)
+        .bind(i64::from(limit.clamp(1, 1000)))
+        .fetch_all(&self.pool)
+        .await?
+        .into_iter()
+        .map(AuditRow::into_model)
+        .collect()
+    }
+
     async fn audit_events(&self, filter: AuditFilter) -> Result<Vec<AuditEntry>> {
         sqlx::query_as::<_, AuditRow>(concat!(
             select_audit!(),

@@ -274,6 +274,14 @@ pub trait Store:
     async fn cancel_job(&self, id: JobId) -> Result<()>;
 
     async fn audit_events(&self, filter: AuditFilter) -> Result<Vec<AuditEntry>>;
+    /// The newest events (about `subject`, if given) older than event `before`, newest first,
+    /// at most `limit` (1 to 1000).
+    async fn latest_audit_events(
+        &self,
+        subject: Option<&str>,
+        before: Option<i64>,
+        limit: u32,
+    ) -> Result<Vec<AuditEntry>>;
     /// Walks the whole chain and reports the first break.
     async fn verify_audit(&self) -> Result<AuditReport>;
 }

@@ -42,8 +42,20 @@ type Result<T> = std::result::Result<T, BrowserError>;
 
 impl Browser {
     /// Starts ChromeDriver on a free port and opens a window whose language is `lang`
-    /// (sent as `Accept-Language`).
+    /// (sent as `Accept-Language`). A port taken between its choice and the driver's start
+    /// is chosen again.
     pub async fn start(lang: &str) -> Result<Self> {
+        let mut last = None;
+        for _ in 0..3 {
+            match Self::start_once(lang).await {
+                Ok(browser) => return Ok(browser),
+                Err(e) => last = Some(e),
+            }
+        }
+        Err(last.expect("tried"))
+    }
+
+    async fn start_once(lang: &str) -> Result<Self> {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .and_then(|l| l.local_addr())
             .map_err(|e| BrowserError(e.to_string()))?

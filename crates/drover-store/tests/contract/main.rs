@@ -96,6 +96,7 @@ drover_testkit::on_both_databases!(
     retrying_a_job_while_another_waits_for_its_account_names_the_waiting_one,
     tokens_authenticate_until_revoked,
     ui_sessions_last_until_ended_expired_or_their_token_revoked,
+    the_latest_audit_events_come_newest_first,
     the_first_operator_key_recorded_stays_until_rotated,
     jobs_are_counted_by_queue_and_state,
     idempotency_keys_replay_the_first_answer,
@@ -804,6 +805,50 @@ async fn tokens_authenticate_until_revoked(h: Harness) {
             .iter()
             .any(|t| t.id == first.id && t.revoked_at.is_none()),
         "a revocation never committed is gone: {still:?}"
+    );
+}
+
+async fn the_latest_audit_events_come_newest_first(h: Harness) {
+    let store = &*h.store;
+    let ctx = RequestContext {
+        actor: "test".into(),
+        correlation_id: "c".into(),
+    };
+    for i in 0..5 {
+        let subject = if i % 2 == 0 { "server:1" } else { "server:2" };
+        store
+            .audit(
+                &ctx,
+                &format!("step.{i}"),
+                subject.into(),
+                serde_json::json!({}),
+            )
+            .await
+            .unwrap();
+    }
+    let actions = |events: Vec<drover_core::AuditEntry>| {
+        events.into_iter().map(|e| e.action).collect::<Vec<_>>()
+    };
+    let newest = store.latest_audit_events(None, None, 2).await.unwrap();
+    let before = newest.last().unwrap().id.get();
+    assert_eq!(actions(newest), ["step.4", "step.3"]);
+    assert_eq!(
+        actions(
+            store
+                .latest_audit_events(None, Some(before), 10)
+                .await
+                .unwrap()
+        ),
+        ["step.2", "step.1", "step.0"]
+    );
+    assert_eq!(
+        actions(
+            store
+                .latest_audit_events(Some("server:1"), None, 2)
+                .await
+                .unwrap()
+        ),
+        ["step.4", "step.2"]
     );
 }
 

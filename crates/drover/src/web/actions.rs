@@ -1,6 +1,6 @@
-//! The forms: each checks the viewer's scope, calls the command layer as the API does, and
-//! redirects to the page with a notice; a refusal draws the page again with the reason, and
-//! nothing is changed.
+//! The forms: each checks the viewer's scope, calls the command layer as the API does (one
+//! transaction: a refused change changes nothing), and redirects to the page with a notice; a
+//! refusal draws the page again with the reason.
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -153,7 +153,6 @@ pub async fn drain(
         )
         .await
         .map_err(WebError::from)
-        .map(|_| ())
     } else {
         Err(WebError::new(
             StatusCode::UNPROCESSABLE_ENTITY,
@@ -164,7 +163,12 @@ pub async fn drain(
         ))
     };
     match outcome {
-        Ok(()) => Ok(done(&format!("/ui/servers/{id}"), "drain")),
+        Ok(plan) => Ok(Redirect::to(&format!(
+            "/ui/servers/{id}?done=drain&moves={}&unplaced={}",
+            plan.moves.len(),
+            plan.unplaced.len()
+        ))
+        .into_response()),
         Err(e) => {
             let (status, message) = refusal(e)?;
             let mut page = server_page(&app, viewer, id).await?;

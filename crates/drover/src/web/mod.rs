@@ -54,7 +54,28 @@ pub fn routes() -> Router<AppState> {
         .route("/ui/dns/{zone}/{action}", post(actions::zone))
         .route("/ui/audit", get(pages::audit))
         .route("/ui/assets/{name}", get(asset))
+        .layer(axum::middleware::from_fn(same_origin_posts))
         .layer(axum::middleware::from_fn(security_headers))
+}
+
+/// Refuses a form posted from another origin, sibling subdomains included (which `SameSite`
+/// counts as the same site), where the browser says so (`Sec-Fetch-Site`); the form token
+/// refuses the rest.
+async fn same_origin_posts(request: Request, next: Next) -> Response {
+    let from_elsewhere = request.method() == axum::http::Method::POST
+        && request
+            .headers()
+            .get("sec-fetch-site")
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|site| site != "same-origin" && site != "none");
+    if from_elsewhere {
+        return WebError::new(
+            StatusCode::FORBIDDEN,
+            "a form of drover's can only be posted from drover's own pages",
+        )
+        .into_response();
+    }
+    next.run(request).await
 }
 
 /// No script, style or frame from anywhere else; forms post only here.

@@ -6,7 +6,7 @@ use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::Response;
 use drover_core::{AccountId, DesiredState, DomainName, JobId, ServerId, ServerState};
-use drover_store::{Account, AccountFilter, AuditFilter, JobFilter, Page, ZoneFilter};
+use drover_store::{Account, AccountFilter, JobFilter, Page, ZoneFilter};
 use serde::Deserialize;
 
 use super::session::Viewer;
@@ -15,17 +15,32 @@ use crate::api::AppState;
 
 type PageResult = Result<Response, WebError>;
 
-/// A notice after a change, named by its message in the catalogue (`done-…`): only known
-/// messages are shown, so an address cannot put words on the page.
+/// A notice after a change, named by its message in the catalogue (`done-…`): only the
+/// page's own messages are shown, so an address cannot put other words on it.
 #[derive(Debug, Default, Deserialize)]
 pub struct Done {
     done: Option<String>,
+    /// A drain's figures: how many accounts move, and how many no server can take.
+    moves: Option<u32>,
+    unplaced: Option<u32>,
 }
 
 impl Done {
-    fn notice(&self, page: &Chrome) -> Option<String> {
-        let key = format!("done-{}", self.done.as_deref()?);
-        page.t.lookup(&key).map(str::to_owned)
+    fn notice(&self, page: &Chrome, own: &[&str]) -> Option<String> {
+        let done = self.done.as_deref().filter(|d| own.contains(d))?;
+        let key = format!("done-{done}");
+        let text = page.t.lookup(&key)?;
+        Some(if done == "drain" {
+            page.t.with(
+                &key,
+                &[
+                    ("moves", &self.moves.unwrap_or(0)),
+                    ("unplaced", &self.unplaced.unwrap_or(0)),
+                ],
+            )
+        } else {
+            text.to_owned()
+        })
     }
 }
 
@@ -91,7 +106,7 @@ pub async fn dashboard(
         })
         .await?;
     let mut page = viewer.chrome(t.get("nav-dashboard").to_owned());
-    page.notice = done.notice(&page);
+    page.notice = done.notice(&page, &["paused", "resumed"]);
     let view = DashboardPage {
         paused: store.provisioning_paused().await?.unwrap_or(false),
         servers_by_state: by_state,
@@ -236,6 +251,8 @@ pub(super) struct AccountPage {
     observed: String,
     service_status: String,
     suspended: bool,
+    /// The service may be suspended now (it is active).
+    suspendable: bool,
     suspension: Option<String>,
     server: String,
     protected: bool,
@@ -283,7 +300,15 @@ pub async fn account(
 ) -> PageResult {
     let id: AccountId = path_id("account", &id)?;
     let mut view = account_page(&app, &viewer, id).await?;
-    view.page.notice = done.notice(&view.page);
+    let own = [
+        "suspend",
+        "unsuspend",
+        "protect",
+        "unprotect",
+        "plan",
+        "migrate",
+    ];
+    view.page.notice = done.notice(&view.page, &own);
     Ok(render(StatusCode::OK, &view))
 }
 
@@ -307,14 +332,7 @@ pub(super) async fn account_page(
         format!("account:{id}"),
         format!("service:{}", account.service_id),
     ] {
-        events.extend(
-            store
-                .audit_events(AuditFilter {
-                    subject: Some(subject),
-                    page: Page::new(None, Some(1000)),
-                })
-                .await?,
-        );
+        events.extend(store.latest_audit_events(Some(&subject), None, 30).await?);
     }
     events.sort_by_key(|e| std::cmp::Reverse(e.id));
     let suspended = service.status == drover_core::ServiceStatus::Suspended;
@@ -393,6 +411,7 @@ pub(super) async fn account_page(
             .map_or_else(|| "—".to_owned(), |s| state_word(t, s)),
         service_status: state_word(t, &service.status.to_string()),
         suspended,
+        suspendable: service.status == drover_core::ServiceStatus::Active,
         suspension,
         server,
         protected: account.protected_from_deletion,
@@ -525,7 +544,8 @@ pub async fn server(
 ) -> PageResult {
     let id: ServerId = path_id("server", &id)?;
     let mut view = server_page(&app, &viewer, id).await?;
-    view.page.notice = done.notice(&view.page);
+    let own = ["drain", "maintenance-on", "maintenance-off", "rebuild"];
+    view.page.notice = done.notice(&view.page, &own);
     Ok(render(StatusCode::OK, &view))
 }
 
@@ -538,13 +558,9 @@ pub(super) async fn server_page(
     let store = &*app.store;
     let server = store.server(id).await?;
     let health = store.server_health(id).await?;
-    let mut history = store
-        .audit_events(AuditFilter {
-            subject: Some(format!("server:{id}")),
-            page: Page::new(None, Some(1000)),
-        })
+    let history = store
+        .latest_audit_events(Some(&format!("server:{id}")), None, 30)
         .await?;
-    history.sort_by_key(|e| std::cmp::Reverse(e.id));
     let others = store
         .servers(Page::new(None, Some(1000)))
         .await?
@@ -576,11 +592,7 @@ pub(super) async fn server_page(
         in_maintenance: server.state == ServerState::Maintenance,
         others,
         rebuild: None,
-        history: history
-            .iter()
-            .take(30)
-            .map(|e| EventRow::new(t, e))
-            .collect(),
+        history: history.iter().map(|e| EventRow::new(t, e)).collect(),
         can_drain: viewer.may(drover_core::Access::Operator)
             && !matches!(
                 server.state,
@@ -604,7 +616,8 @@ async fn progress(
         .collect();
     Ok(ProgressFragment {
         t,
-        draining: state == ServerState::Draining,
+        // Followed while accounts are still to leave; a drained server stays draining.
+        draining: state == ServerState::Draining && !held.is_empty(),
         remaining: t.with(
             "server-accounts-here",
             &[("count", &t.number(held.len() as i64))],
@@ -738,9 +751,6 @@ pub(super) struct JobLive {
     output: Option<String>,
     calls: Vec<CallRow>,
     finished: bool,
-    /// Retry and cancel are offered to operators, with the session's form token.
-    operator: bool,
-    form_token: String,
 }
 
 pub async fn job(
@@ -751,7 +761,7 @@ pub async fn job(
 ) -> PageResult {
     let id: JobId = path_id("job", &id)?;
     let mut view = job_page(&app, &viewer, id).await?;
-    view.page.notice = done.notice(&view.page);
+    view.page.notice = done.notice(&view.page, &["retry", "cancel"]);
     Ok(render(StatusCode::OK, &view))
 }
 
@@ -780,8 +790,6 @@ async fn job_live_part(app: &AppState, viewer: &Viewer, id: JobId) -> Result<Job
         });
     Ok(JobLive {
         t,
-        operator: viewer.may(drover_core::Access::Operator),
-        form_token: viewer.session.form_token.clone(),
         queue: job.queue.clone(),
         errors: job.errors.clone(),
         finished: matches!(job.state.as_str(), "completed" | "cancelled" | "discarded"),
@@ -941,7 +949,8 @@ struct AuditPage {
 
 #[derive(Debug, Deserialize)]
 pub struct AuditQuery {
-    after: Option<i64>,
+    /// Events older than this one (the next page, newest first).
+    before: Option<i64>,
     verify: Option<String>,
     /// Only the events about one thing (`account:7`, `server:2`, `service:7`…).
     #[serde(default)]
@@ -954,12 +963,10 @@ pub async fn audit(
     Query(query): Query<AuditQuery>,
 ) -> PageResult {
     let t = viewer.lang.words();
+    let subject = Some(query.subject.trim()).filter(|s| !s.is_empty());
     let events = app
         .store
-        .audit_events(AuditFilter {
-            subject: Some(query.subject.trim().to_owned()).filter(|s| !s.is_empty()),
-            page: Page::new(query.after, Some(ROWS)),
-        })
+        .latest_audit_events(subject, query.before, ROWS)
         .await?;
     let verified = match query.verify {
         Some(_) => {
@@ -978,9 +985,9 @@ pub async fn audit(
         None => None,
     };
     let next = (events.len() == ROWS as usize).then(|| {
-        let after = events.last().map_or(0, |e| e.id.get()).to_string();
+        let before = events.last().map_or(0, |e| e.id.get()).to_string();
         let query = serde_urlencoded::to_string([
-            ("after", after.as_str()),
+            ("before", before.as_str()),
             ("subject", query.subject.trim()),
         ])
         .unwrap_or_default();

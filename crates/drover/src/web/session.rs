@@ -141,13 +141,18 @@ impl FromRequestParts<AppState> for Viewer {
         };
         // A form's page drawn again after a refusal comes back to the UI's start on a change
         // of language: its address is the form's, which answers only posts.
+        // Without a notice: it was said once.
         let here = if parts.method == Method::GET {
-            parts.uri.path_and_query().map_or("/ui", |p| p.as_str())
+            let path = parts.uri.path();
+            match parts.uri.query().filter(|q| !q.starts_with("done=")) {
+                Some(query) => format!("{path}?{query}"),
+                None => path.to_owned(),
+            }
         } else {
-            "/ui"
+            "/ui".to_owned()
         };
         Ok(Viewer {
-            here: here.to_owned(),
+            here,
             lang: Lang::choose(session.language.as_deref(), &parts.headers),
             session,
             secret,
@@ -216,8 +221,12 @@ pub struct NextPage {
 fn safe_next(next: Option<&str>) -> &str {
     next.filter(|n| {
         (*n == "/ui" || n.starts_with("/ui/") || n.starts_with("/ui?"))
+            && n.bytes().all(|b| b.is_ascii_graphic())
             && !n.contains("//")
             && !n.contains('\\')
+            && !n
+                .split(['/', '?'])
+                .any(|segment| segment == ".." || segment == ".")
     })
     .unwrap_or("/ui")
 }
@@ -304,6 +313,10 @@ pub async fn sign_in(
             secure,
         ));
     };
+    // A browser signing in again leaves its earlier session behind: it ends here.
+    if let Some(earlier) = cookie(&headers, SESSION_COOKIE) {
+        app.store.end_session(earlier).await?;
+    }
     let secret = random_hex();
     let expires = jiff::Timestamp::now() + SESSION_LENGTH;
     app.store
@@ -393,6 +406,9 @@ mod tests {
             "/api/v1/tokens",
             "/ui\\evil",
             "/uix",
+            "/ui/\nx",
+            "/ui/../api/v1/tokens",
+            "/ui/./x",
         ] {
             assert_eq!(safe_next(Some(bad)), "/ui", "{bad}");
         }
