@@ -9,7 +9,9 @@ use drover_core::{Access, AccountId, JobId, ServerId, Transition, ZoneId};
 use drover_store::jobs::DriftRepair;
 use serde::Deserialize;
 
-use super::pages::{account_page, drift_page, job_page, path_id, server_page};
+use super::pages::{
+    account_page, dashboard_page, dns_page, drift_page, job_page, path_id, server_page,
+};
 use super::session::Posted;
 use super::{WebError, render};
 use crate::api::AppState;
@@ -195,10 +197,9 @@ pub async fn provisioning(
     let t = viewer.lang.words();
     let paused = posted.form.paused == "true";
     if paused && posted.form.confirm.trim() != t.get("stop-word") {
-        return Err(WebError::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            t.with("stop-confirm-wrong", &[("word", &t.get("stop-word"))]),
-        ));
+        let mut page = dashboard_page(&app, viewer).await?;
+        page.page.error = Some(t.with("stop-confirm-wrong", &[("word", &t.get("stop-word"))]));
+        return Ok(render(StatusCode::UNPROCESSABLE_ENTITY, &page));
     }
     crate::commands::set_provisioning_paused(&*app.store, &viewer.context(), paused).await?;
     Ok(done("/ui", if paused { "paused" } else { "resumed" }))
@@ -273,15 +274,16 @@ pub async fn zone(
         }
         "apply" => {
             let force = posted.form.force.is_some();
-            if force {
-                zone.name
-                    .confirm_as("zone", &posted.form.confirm, || {
-                        format!(
-                            "apply zone {} past its safety limits",
-                            zone.name.to_unicode()
-                        )
-                    })
-                    .map_err(crate::commands::Error::from)?;
+            let confirmed = zone.name.confirm_as("zone", &posted.form.confirm, || {
+                format!(
+                    "apply zone {} past its safety limits",
+                    zone.name.to_unicode()
+                )
+            });
+            if let (true, Err(refused)) = (force, confirmed) {
+                let mut page = dns_page(&app, viewer).await?;
+                page.page.error = Some(refused.to_string());
+                return Ok(render(StatusCode::UNPROCESSABLE_ENTITY, &page));
             }
             crate::commands::sync_zone(store, &ctx, zone.id, force).await?
         }
@@ -418,4 +420,71 @@ async fn server_refused(
     let mut page = server_page(app, viewer, id).await?;
     page.page.error = Some(message);
     Ok(render(status, &page))
+}
+
+/// Suspends or unsuspends the accounts ticked on the accounts page, each in its own
+/// transaction (as billing's bulk request does), then follows their jobs.
+pub async fn bulk(
+    State(app): State<AppState>,
+    posted: Posted<Vec<(String, String)>>,
+) -> ActionResult {
+    let viewer = &posted.viewer;
+    viewer.require(Access::Billing)?;
+    let field = |name: &str| {
+        posted
+            .form
+            .iter()
+            .find(|(n, _)| n == name)
+            .map_or("", |(_, v)| v.trim())
+    };
+    let services = posted
+        .form
+        .iter()
+        .filter(|(n, _)| n == "service")
+        .map(|(_, v)| path_id::<drover_core::ServiceId>("service", v))
+        .collect::<Result<Vec<_>, _>>()?;
+    if services.is_empty() || services.len() > 1000 {
+        let t = viewer.lang.words();
+        return Err(WebError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            t.get("bulk-none-chosen"),
+        ));
+    }
+    let action = match field("action") {
+        "suspend" => {
+            let reason = Some(field("reason")).filter(|r| !r.is_empty());
+            let reason = reason
+                .map(drover_core::SuspendReason::parse)
+                .transpose()
+                .map_err(crate::commands::Error::from)?;
+            crate::bulk::BulkAction::Suspend { reason }
+        }
+        "unsuspend" => crate::bulk::BulkAction::Unsuspend,
+        other => {
+            return Err(WebError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                format!("no bulk action '{other}': suspend or unsuspend"),
+            ));
+        }
+    };
+    let store = &*app.store;
+    let queued = crate::bulk::queue(
+        store,
+        &viewer.context(),
+        &action,
+        &services,
+        &crate::bulk::Interrupt::default(),
+    )
+    .await;
+    let mut refused = Vec::with_capacity(queued.refused.len());
+    for (service, why) in queued.refused {
+        let domain = match store.service(service).await {
+            Ok(s) => s.domain_unicode,
+            Err(_) => format!("#{service}"),
+        };
+        refused.push((domain, why));
+    }
+    let jobs: Vec<JobId> = queued.queued.iter().map(|(_, job)| *job).collect();
+    let page = super::pages::bulk_page(&app, viewer, &jobs, refused).await?;
+    Ok(render(StatusCode::OK, &page))
 }

@@ -37,6 +37,8 @@ pub fn routes() -> Router<AppState> {
         .route("/ui/language", post(session::choose_language))
         .route("/ui/provisioning", post(actions::provisioning))
         .route("/ui/accounts", get(pages::accounts))
+        .route("/ui/bulk", post(actions::bulk))
+        .route("/ui/bulk/live", get(pages::bulk_live))
         .route("/ui/accounts/{id}", get(pages::account))
         .route("/ui/accounts/{id}/{action}", post(actions::account))
         .route("/ui/servers", get(pages::servers))

@@ -48,8 +48,8 @@ impl Done {
 
 #[derive(Template)]
 #[template(path = "dashboard.html")]
-struct DashboardPage {
-    page: Chrome,
+pub(super) struct DashboardPage {
+    pub page: Chrome,
     paused: bool,
     servers_by_state: Vec<(String, String)>,
     accounts_held: String,
@@ -65,6 +65,16 @@ pub async fn dashboard(
     viewer: Viewer,
     Query(done): Query<Done>,
 ) -> PageResult {
+    let mut view = dashboard_page(&app, &viewer).await?;
+    view.page.notice = done.notice(&view.page, &["paused", "resumed"]);
+    Ok(render(StatusCode::OK, &view))
+}
+
+/// The dashboard, also drawn again with the reason when its emergency stop is refused.
+pub(super) async fn dashboard_page(
+    app: &AppState,
+    viewer: &Viewer,
+) -> Result<DashboardPage, WebError> {
     let t = viewer.lang.words();
     let store = &*app.store;
     let servers = store.servers(Page::new(None, Some(1000))).await?;
@@ -105,9 +115,8 @@ pub async fn dashboard(
             ..AccountFilter::default()
         })
         .await?;
-    let mut page = viewer.chrome(t.get("nav-dashboard").to_owned());
-    page.notice = done.notice(&page, &["paused", "resumed"]);
-    let view = DashboardPage {
+    let page = viewer.chrome(t.get("nav-dashboard").to_owned());
+    Ok(DashboardPage {
         paused: store.provisioning_paused().await?.unwrap_or(false),
         servers_by_state: by_state,
         accounts_held: t.number(held),
@@ -117,8 +126,7 @@ pub async fn dashboard(
         drift_findings: t.number(store.drift_findings(None).await?.len() as i64),
         failed_accounts: failed.iter().map(|a| AccountRow::new(t, a)).collect(),
         page,
-    };
-    Ok(render(StatusCode::OK, &view))
+    })
 }
 
 /// A state's name in the viewer's words where the catalogue has one (`state-…`).
@@ -132,6 +140,7 @@ fn state_word(t: &super::Catalogue, state: &str) -> String {
 
 pub struct AccountRow {
     id: i64,
+    service: i64,
     domain: String,
     state: String,
     server: String,
@@ -143,6 +152,7 @@ impl AccountRow {
     fn new(t: &super::Catalogue, a: &Account) -> Self {
         Self {
             id: a.id.get(),
+            service: a.service_id.get(),
             domain: a.domain_unicode.clone(),
             state: state_word(t, &a.desired_state.to_string()),
             server: a
@@ -899,12 +909,17 @@ pub struct ZoneRow {
 
 #[derive(Template)]
 #[template(path = "dns.html")]
-struct DnsPage {
-    page: Chrome,
+pub(super) struct DnsPage {
+    pub page: Chrome,
     rows: Vec<ZoneRow>,
 }
 
 pub async fn dns(State(app): State<AppState>, viewer: Viewer) -> PageResult {
+    Ok(render(StatusCode::OK, &dns_page(&app, &viewer).await?))
+}
+
+/// The zones, also drawn again with the reason when a forced apply is refused.
+pub(super) async fn dns_page(app: &AppState, viewer: &Viewer) -> Result<DnsPage, WebError> {
     let t = viewer.lang.words();
     let zones = app.store.zones(ZoneFilter::default()).await?;
     let rows = zones
@@ -930,11 +945,10 @@ pub async fn dns(State(app): State<AppState>, viewer: Viewer) -> PageResult {
                 .collect(),
         })
         .collect();
-    let view = DnsPage {
+    Ok(DnsPage {
         page: viewer.chrome(t.get("nav-dns").to_owned()),
         rows,
-    };
-    Ok(render(StatusCode::OK, &view))
+    })
 }
 
 #[derive(Template)]
@@ -1001,4 +1015,110 @@ pub async fn audit(
         subject: query.subject,
     };
     Ok(render(StatusCode::OK, &view))
+}
+
+// ---------------------------------------------------------------- bulk moves
+
+pub struct BulkRow {
+    job: i64,
+    domain: String,
+    state: String,
+}
+
+/// A bulk move's jobs, followed until each has ended.
+#[derive(Template)]
+#[template(path = "bulk_live.html")]
+pub(super) struct BulkLive {
+    t: &'static super::Catalogue,
+    rows: Vec<BulkRow>,
+    done: String,
+    finished: bool,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct BulkJobs {
+    #[serde(default)]
+    jobs: String,
+}
+
+pub async fn bulk_live(
+    State(app): State<AppState>,
+    viewer: Viewer,
+    Query(query): Query<BulkJobs>,
+) -> PageResult {
+    let jobs = query
+        .jobs
+        .split(',')
+        .filter(|j| !j.is_empty())
+        .take(1000)
+        .map(|j| path_id::<JobId>("job", j))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(render(
+        StatusCode::OK,
+        &bulk_live_part(&app, &viewer, &jobs).await?,
+    ))
+}
+
+pub(super) async fn bulk_live_part(
+    app: &AppState,
+    viewer: &Viewer,
+    jobs: &[JobId],
+) -> Result<BulkLive, WebError> {
+    let t = viewer.lang.words();
+    let mut rows = Vec::with_capacity(jobs.len());
+    let mut ended = 0_i64;
+    for &id in jobs {
+        let job = app.store.job(id).await?;
+        if matches!(job.state.as_str(), "completed" | "cancelled" | "discarded") {
+            ended += 1;
+        }
+        let domain = match job.account_id {
+            Some(account) => app.store.account(account).await?.domain_unicode,
+            None => String::new(),
+        };
+        rows.push(BulkRow {
+            job: id.get(),
+            domain,
+            state: state_word(t, &job.state),
+        });
+    }
+    Ok(BulkLive {
+        t,
+        done: t.with(
+            "bulk-progress",
+            &[
+                ("ended", &t.number(ended)),
+                ("total", &t.number(jobs.len() as i64)),
+            ],
+        ),
+        finished: ended == jobs.len() as i64,
+        rows,
+    })
+}
+
+#[derive(Template)]
+#[template(path = "bulk.html")]
+pub(super) struct BulkPage {
+    pub page: Chrome,
+    pub refused: Vec<(String, String)>,
+    pub live_path: String,
+    pub live_html: String,
+}
+
+/// The page a bulk move answers with: what was refused at once, and its jobs followed live.
+pub(super) async fn bulk_page(
+    app: &AppState,
+    viewer: &Viewer,
+    jobs: &[JobId],
+    refused: Vec<(String, String)>,
+) -> Result<BulkPage, WebError> {
+    let t = viewer.lang.words();
+    let live = bulk_live_part(app, viewer, jobs).await?;
+    let list: Vec<String> = jobs.iter().map(ToString::to_string).collect();
+    Ok(BulkPage {
+        page: viewer.chrome(t.get("bulk").to_owned()),
+        refused,
+        live_path: format!("/ui/bulk/live?jobs={}", list.join(",")),
+        live_html: fragment(&live)?,
+    })
 }
