@@ -817,6 +817,73 @@ async fn an_operators_forms_change_what_they_say_and_refusals_change_nothing() {
             .is_none()
     );
 
+    // Several accounts at once: billing ticks two and suspends them; both jobs are followed.
+    let second = NewService {
+        customer_id: customer,
+        plan_id: plan,
+        domain: drover_core::DomainName::parse("forme-doi.ro").unwrap(),
+    };
+    let second = crate::create_service(&*store, &ctx, second).await.unwrap();
+    crate::transition_service(&*store, &ctx, second.id, Transition::Activate, None)
+        .await
+        .unwrap();
+    let list = get(&base, &billing.jar, "/ui/accounts")
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        list.contains("name=\"service\""),
+        "billing may choose accounts"
+    );
+    let nothing = send(
+        &billing,
+        "/ui/bulk".into(),
+        form(&billing, &[("action", "suspend".into())]),
+    )
+    .await;
+    assert_eq!(nothing.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let bulk = send(
+        &billing,
+        "/ui/bulk".into(),
+        form(
+            &billing,
+            &[
+                ("service", service.id.get().to_string()),
+                ("service", second.id.get().to_string()),
+                ("action", "suspend".into()),
+                ("reason", "unpaid".into()),
+            ],
+        ),
+    )
+    .await;
+    assert_eq!(bulk.status(), StatusCode::OK);
+    let page = bulk.text().await.unwrap();
+    assert!(
+        page.contains("forme.ro") && page.contains("forme-doi.ro"),
+        "{page}"
+    );
+    for id in [service.id, second.id] {
+        assert_eq!(
+            store.service(id).await.unwrap().status,
+            drover_core::ServiceStatus::Suspended
+        );
+    }
+    let live = page
+        .split("data-live=\"")
+        .nth(1)
+        .unwrap()
+        .split('"')
+        .next()
+        .unwrap()
+        .replace("&#38;", "&");
+    // Before any maintenance below: a job that meets a server in maintenance waits 30 s.
+    crate::until("both jobs end", Duration::from_secs(60), async || {
+        let part = get(&base, &billing.jar, &live).await.text().await.unwrap();
+        part.contains("2 of 2 jobs ended")
+    })
+    .await;
+
     // Maintenance on and off, audited on the server's history.
     let on = send(
         &ops,
@@ -927,72 +994,6 @@ async fn an_operators_forms_change_what_they_say_and_refusals_change_nothing() {
     .await;
     assert_eq!(forced.status(), StatusCode::UNPROCESSABLE_ENTITY);
     assert!(forced.text().await.unwrap().contains("zona.ro"));
-
-    // Several accounts at once: billing ticks two and suspends them; both jobs are followed.
-    let second = NewService {
-        customer_id: customer,
-        plan_id: plan,
-        domain: drover_core::DomainName::parse("forme-doi.ro").unwrap(),
-    };
-    let second = crate::create_service(&*store, &ctx, second).await.unwrap();
-    crate::transition_service(&*store, &ctx, second.id, Transition::Activate, None)
-        .await
-        .unwrap();
-    let list = get(&base, &billing.jar, "/ui/accounts")
-        .await
-        .text()
-        .await
-        .unwrap();
-    assert!(
-        list.contains("name=\"service\""),
-        "billing may choose accounts"
-    );
-    let nothing = send(
-        &billing,
-        "/ui/bulk".into(),
-        form(&billing, &[("action", "suspend".into())]),
-    )
-    .await;
-    assert_eq!(nothing.status(), StatusCode::UNPROCESSABLE_ENTITY);
-    let bulk = send(
-        &billing,
-        "/ui/bulk".into(),
-        form(
-            &billing,
-            &[
-                ("service", service.id.get().to_string()),
-                ("service", second.id.get().to_string()),
-                ("action", "suspend".into()),
-                ("reason", "unpaid".into()),
-            ],
-        ),
-    )
-    .await;
-    assert_eq!(bulk.status(), StatusCode::OK);
-    let page = bulk.text().await.unwrap();
-    assert!(
-        page.contains("forme.ro") && page.contains("forme-doi.ro"),
-        "{page}"
-    );
-    for id in [service.id, second.id] {
-        assert_eq!(
-            store.service(id).await.unwrap().status,
-            drover_core::ServiceStatus::Suspended
-        );
-    }
-    let live = page
-        .split("data-live=\"")
-        .nth(1)
-        .unwrap()
-        .split('"')
-        .next()
-        .unwrap()
-        .replace("&#38;", "&");
-    crate::until("both jobs end", Duration::from_secs(30), async || {
-        let part = get(&base, &billing.jar, &live).await.text().await.unwrap();
-        part.contains("2 of 2 jobs ended")
-    })
-    .await;
 
     // The audit log, filtered to one account's events.
     let audit = get(
