@@ -77,7 +77,7 @@ pub(super) async fn dashboard_page(
 ) -> Result<DashboardPage, WebError> {
     let t = viewer.lang.words();
     let store = &*app.store;
-    let servers = store.servers(Page::new(None, Some(1000))).await?;
+    let servers = store.servers(Page::new(None, Some(ALL))).await?;
     let mut by_state = Vec::new();
     for state in ServerState::ALL {
         let count = servers.iter().filter(|s| s.state == state).count();
@@ -127,6 +127,24 @@ pub(super) async fn dashboard_page(
         failed_accounts: failed.iter().map(|a| AccountRow::new(t, a)).collect(),
         page,
     })
+}
+
+/// The most rows a page reads of what a fleet has few of (servers, plans): all of them.
+const ALL: u32 = 1000;
+
+/// The servers a form may name (by id, with their names): all but decommissioned ones and
+/// `except`.
+async fn server_choices(
+    store: &dyn drover_store::Store,
+    except: Option<ServerId>,
+) -> Result<Vec<(i64, String)>, WebError> {
+    Ok(store
+        .servers(Page::new(None, Some(ALL)))
+        .await?
+        .into_iter()
+        .filter(|s| Some(s.id) != except && s.state != ServerState::Decommissioned)
+        .map(|s| (s.id.get(), s.spec.name.to_string()))
+        .collect())
 }
 
 /// A state's name in the viewer's words where the catalogue has one (`state-…`).
@@ -373,18 +391,12 @@ pub(super) async fn account_page(
         })
         .await?;
     let plans = store
-        .plans(Page::new(None, Some(1000)))
+        .plans(Page::new(None, Some(ALL)))
         .await?
         .into_iter()
         .map(|p| (p.id.get(), p.spec.name.to_string()))
         .collect();
-    let servers = store
-        .servers(Page::new(None, Some(1000)))
-        .await?
-        .into_iter()
-        .filter(|s| Some(s.id) != account.server_id && s.state != ServerState::Decommissioned)
-        .map(|s| (s.id.get(), s.spec.name.to_string()))
-        .collect();
+    let servers = server_choices(store, account.server_id).await?;
     let usage = store
         .usage(drover_store::UsageFilter {
             service_id: Some(account.service_id),
@@ -488,7 +500,7 @@ pub async fn servers(State(app): State<AppState>, viewer: Viewer) -> PageResult 
     let t = viewer.lang.words();
     let store = &*app.store;
     let mut rows = Vec::new();
-    for server in store.servers(Page::new(None, Some(1000))).await? {
+    for server in store.servers(Page::new(None, Some(ALL))).await? {
         let held = crate::engine::accounts_on(store, server.id)
             .await?
             .iter()
@@ -571,13 +583,7 @@ pub(super) async fn server_page(
     let history = store
         .latest_audit_events(Some(&format!("server:{id}")), None, 30)
         .await?;
-    let others = store
-        .servers(Page::new(None, Some(1000)))
-        .await?
-        .into_iter()
-        .filter(|s| s.id != id && s.state != ServerState::Decommissioned)
-        .map(|s| (s.id.get(), s.spec.name.to_string()))
-        .collect();
+    let others = server_choices(store, Some(id)).await?;
     Ok(ServerPage {
         page: viewer.chrome(server.spec.name.to_string()),
         id: id.get(),
@@ -884,14 +890,7 @@ pub(super) async fn drift_page(app: &AppState, viewer: &Viewer) -> Result<DriftP
             at: t.time(d.found_at),
         })
         .collect();
-    let servers = app
-        .store
-        .servers(Page::new(None, Some(1000)))
-        .await?
-        .into_iter()
-        .filter(|s| s.state != ServerState::Decommissioned)
-        .map(|s| (s.id.get(), s.spec.name.to_string()))
-        .collect();
+    let servers = server_choices(&*app.store, None).await?;
     Ok(DriftPage {
         page: viewer.chrome(t.get("nav-drift").to_owned()),
         rows,
