@@ -116,6 +116,9 @@ pub trait FleetStore: Send + Sync {
     /// Failover moves off `server` not finished yet.
     async fn failovers_remaining(&self, server: ServerId) -> Result<i64>;
     async fn migration(&self, account: AccountId) -> Result<Option<Migration>>;
+    /// The moves not finished yet that leave or reach `server`, with their accounts' domains,
+    /// by account.
+    async fn moves_under_way(&self, server: ServerId) -> Result<Vec<(DomainName, Migration)>>;
     /// drover's accounts on a server, as a drift scan compares them.
     async fn server_expectations(&self, server: ServerId) -> Result<Vec<Expected>>;
     /// Replaces a server's open findings with a scan's, audited with their counts.

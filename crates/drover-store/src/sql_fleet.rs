@@ -259,6 +259,32 @@ mod fleet_sql {
             read_tx!(self, tx, { fetch_migration(tx, account).await })
         }
 
+        async fn moves_under_way(&self, server: ServerId) -> Result<Vec<(DomainName, Migration)>> {
+            #[derive(sqlx::FromRow)]
+            struct Row {
+                domain: String,
+                #[sqlx(flatten)]
+                migration: MigrationRow,
+            }
+            sqlx::query_as::<_, Row>(
+                "SELECT a.domain, m.account_id, m.from_server, m.to_server, m.state, \
+                 m.delete_after_ms, m.confirmed, m.failover, m.restore_from, m.without_content \
+                 FROM account_migrations m JOIN accounts a ON a.id = m.account_id \
+                 WHERE (m.from_server = $1 OR m.to_server = $1) AND m.state <> 'done' \
+                 ORDER BY m.account_id",
+            )
+            .bind(server.get())
+            .fetch_all(&self.pool)
+            .await?
+            .into_iter()
+            .map(|row| {
+                let domain =
+                    DomainName::parse(&row.domain).map_err(|e| corrupt("account domain", e))?;
+                Ok((domain, row.migration.into_model()?))
+            })
+            .collect()
+        }
+
         async fn server_expectations(&self, server: ServerId) -> Result<Vec<Expected>> {
             // The accounts, their mailboxes and their databases as of one moment.
             let (rows, mailboxes, databases, aliases, subservers) = read_tx!(self, tx, {

@@ -317,3 +317,63 @@ pub async fn usage_is_replaced_by_each_sync_for_accounts_still_on_the_server(h: 
     let mailboxes: Vec<u64> = on_vm1.iter().map(|u| u.usage.mailboxes).collect();
     assert_eq!(mailboxes, [5, 1], "ion keeps its last figures from vm1");
 }
+
+/// A server's page follows the moves leaving or reaching it until each is done.
+pub async fn a_servers_moves_are_listed_until_done(h: Harness) {
+    let store = &*h.store;
+    let vm1 = new_server(store, server_spec("vm1")).await.unwrap().id;
+    let vm2 = new_server(store, server_spec("vm2")).await.unwrap().id;
+    let vm3 = new_server(store, server_spec("vm3")).await.unwrap().id;
+    let mut accounts = Vec::new();
+    for (domain, from, to) in [("pleacă.ro", vm1, vm2), ("vine.ro", vm3, vm1)] {
+        let svc = crate::service(store, domain).await;
+        crate::move_service(store, svc.id, drover_core::Transition::Activate, None).await;
+        store
+            .assign_server(&ctx(), svc.account_id, from)
+            .await
+            .unwrap();
+        let mut tx = store.write().await.unwrap();
+        tx.insert_migration(&drover_store::NewMigration {
+            account: svc.account_id,
+            from,
+            to,
+            delete_after: jiff::Timestamp::now(),
+            failover: true,
+            restore_from: None,
+            without_content: false,
+        })
+        .await
+        .unwrap();
+        tx.commit().await.unwrap();
+        accounts.push(svc.account_id);
+    }
+    let listed = |moves: Vec<(drover_core::DomainName, drover_store::Migration)>| {
+        moves
+            .into_iter()
+            .map(|(d, m)| (d.to_string(), m.from_server, m.to_server, m.state))
+            .collect::<Vec<_>>()
+    };
+    use drover_core::MoveState::*;
+    let leaving = drover_core::DomainName::parse("pleacă.ro")
+        .unwrap()
+        .to_string();
+    assert_eq!(
+        listed(store.moves_under_way(vm1).await.unwrap()),
+        [
+            (leaving, vm1, vm2, Creating),
+            ("vine.ro".to_owned(), vm3, vm1, Creating)
+        ]
+    );
+    assert_eq!(listed(store.moves_under_way(vm2).await.unwrap()).len(), 1);
+    let mut tx = store.write().await.unwrap();
+    tx.update_migration_state(accounts[0], Done).await.unwrap();
+    tx.update_migration_state(accounts[1], Switched)
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    assert_eq!(
+        listed(store.moves_under_way(vm1).await.unwrap()),
+        [("vine.ro".to_owned(), vm3, vm1, Switched)]
+    );
+    assert!(store.moves_under_way(vm2).await.unwrap().is_empty());
+}

@@ -111,6 +111,7 @@ drover_testkit::on_both_databases!(
     provider_sync_state_and_record_ids_are_kept,
     an_address_rewrite_changes_only_zones_pointing_at_it,
     health_checks_move_a_server_after_consecutive_results,
+    a_servers_moves_are_listed_until_done,
     drift_scans_replace_findings_and_keep_what_repairs_did,
     a_provider_call_budget_is_shared_through_the_database,
     usage_is_replaced_by_each_sync_for_accounts_still_on_the_server,

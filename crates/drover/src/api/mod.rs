@@ -140,7 +140,7 @@ pub fn router_with(store: Arc<dyn Store>, sealer: Arc<Sealer>, settings: ApiSett
     Router::new()
         .merge(probes)
         .merge(api)
-        .merge(crate::web::routes())
+        .merge(crate::web::routes(state.clone()))
         .fallback(error::no_such_route)
         .method_not_allowed_fallback(error::method_not_allowed)
         .layer(DefaultBodyLimit::max(1024 * 1024))

@@ -204,15 +204,38 @@ mod tests {
 
     #[test]
     fn every_message_the_templates_ask_for_is_in_the_catalogue() {
-        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("templates");
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
         let mut asked = Vec::new();
-        for entry in std::fs::read_dir(dir).unwrap() {
-            let text = std::fs::read_to_string(entry.unwrap().path()).unwrap();
-            for rest in text.split(".get(\"").skip(1) {
-                asked.push(rest.split('"').next().unwrap().to_owned());
+        // Templates ask with `.get("…")`; the handlers with `t.get("…")` and `t.with("…", …)`,
+        // the key on a line of its own where rustfmt puts it there.
+        for (dir, asks) in [
+            ("templates", &[".get("][..]),
+            ("src/web", &["t.get(", "t.with("][..]),
+        ] {
+            for entry in std::fs::read_dir(root.join(dir)).unwrap() {
+                let text = std::fs::read_to_string(entry.unwrap().path()).unwrap();
+                for ask in asks {
+                    for rest in text.split(ask).skip(1) {
+                        let key = rest
+                            .trim_start()
+                            .strip_prefix('"')
+                            .map(|k| k.split('"').next().unwrap_or_default());
+                        // A key's own characters only: not an example in a comment.
+                        if let Some(key) = key.filter(|k| {
+                            k.chars()
+                                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+                        }) {
+                            asked.push(key.to_owned());
+                        }
+                    }
+                }
             }
         }
         assert!(asked.len() > 20, "{asked:?}");
+        assert!(
+            asked.iter().any(|k| k == "server-moves-under-way"),
+            "handlers are read"
+        );
         for key in asked {
             assert!(EN.lookup(&key).is_some(), "missing: {key}");
         }

@@ -12,7 +12,7 @@ use std::sync::LazyLock;
 
 use askama::Template;
 use axum::Router;
-use axum::extract::{Path, Request};
+use axum::extract::{FromRequestParts, Path, Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{Html, IntoResponse, Redirect, Response};
@@ -25,7 +25,7 @@ pub use i18n::{Catalogue, Lang};
 use session::Viewer;
 
 /// The UI's routes, under `/ui`.
-pub fn routes() -> Router<AppState> {
+pub fn routes(app: AppState) -> Router<AppState> {
     Router::new()
         .route("/ui", get(pages::dashboard))
         .route("/ui/", get(|| async { Redirect::permanent("/ui") }))
@@ -57,7 +57,55 @@ pub fn routes() -> Router<AppState> {
         .route("/ui/audit", get(pages::audit))
         .route("/ui/assets/{name}", get(asset))
         .layer(axum::middleware::from_fn(same_origin_posts))
+        .layer(axum::middleware::from_fn_with_state(app, error_pages))
         .layer(axum::middleware::from_fn(security_headers))
+}
+
+/// A refusal's message, carried on its response until [`error_pages`] draws it.
+#[derive(Clone)]
+struct Refusal(String);
+
+/// Draws a refusal inside the viewer's own page: their language, and the menu when signed in.
+/// Errors arise where the request is gone (extractors, `?`), so they are drawn here.
+async fn error_pages(State(app): State<AppState>, request: Request, next: Next) -> Response {
+    let mut asked = Request::builder()
+        .method(request.method().clone())
+        .uri(request.uri().clone())
+        .body(())
+        .map(Request::into_parts)
+        .map(|(parts, ())| parts)
+        .ok();
+    if let Some(parts) = asked.as_mut() {
+        parts.headers = request.headers().clone();
+    }
+    let response = next.run(request).await;
+    let (Some(Refusal(message)), Some(mut parts)) =
+        (response.extensions().get::<Refusal>().cloned(), asked)
+    else {
+        return response;
+    };
+    let status = response.status();
+    let lang = Lang::choose(None, &parts.headers);
+    let page = match Viewer::from_request_parts(&mut parts, &app).await {
+        Ok(viewer) => viewer.chrome(error_title(viewer.lang, status)),
+        Err(_) => Chrome::signed_out(lang, error_title(lang, status)),
+    };
+    render(
+        status,
+        &ErrorPage {
+            page,
+            message: &message,
+        },
+    )
+}
+
+fn error_title(lang: Lang, status: StatusCode) -> String {
+    let word = if status.is_server_error() {
+        "error-title-failed"
+    } else {
+        "error-title"
+    };
+    format!("{} · {}", lang.words().get(word), status.as_u16())
 }
 
 /// Refuses a form posted from another origin, sibling subdomains included (which `SameSite`
@@ -283,14 +331,17 @@ impl IntoResponse for WebError {
                 if status.is_server_error() {
                     tracing::error!(%status, %message, "a page failed");
                 }
-                let page = Chrome::signed_out(Lang::En, status.to_string());
-                render(
+                // Drawn by `error_pages`, which knows who asked; this is the page without it.
+                let page = Chrome::signed_out(Lang::En, error_title(Lang::En, status));
+                let mut response = render(
                     status,
                     &ErrorPage {
                         page,
                         message: &message,
                     },
-                )
+                );
+                response.extensions_mut().insert(Refusal(message));
+                response
             }
         }
     }

@@ -5,7 +5,7 @@ use askama::Template;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::Response;
-use drover_core::{AccountId, DesiredState, DomainName, JobId, ServerId, ServerState};
+use drover_core::{AccountId, DesiredState, DomainName, JobId, MoveState, ServerId, ServerState};
 use drover_store::{Account, AccountFilter, JobFilter, Page, ZoneFilter};
 use serde::Deserialize;
 
@@ -554,8 +554,21 @@ pub(super) struct ServerPage {
 pub(super) struct ProgressFragment {
     t: &'static super::Catalogue,
     draining: bool,
+    /// Followed while accounts still leave or reach the server (a drain, a move, a rebuild).
+    watching: bool,
     remaining: String,
     accounts: Vec<AccountRow>,
+    moving: String,
+    moves: Vec<MoveRow>,
+}
+
+/// A move leaving or reaching a server, as its page lists it.
+pub struct MoveRow {
+    account: i64,
+    domain: String,
+    from: String,
+    to: String,
+    state: String,
 }
 
 pub async fn server(
@@ -625,15 +638,49 @@ async fn progress(
     state: ServerState,
 ) -> Result<ProgressFragment, WebError> {
     let t = viewer.lang.words();
-    let held: Vec<Account> = crate::engine::accounts_on(&*app.store, id)
+    let store = &*app.store;
+    let held: Vec<Account> = crate::engine::accounts_on(store, id)
         .await?
         .into_iter()
         .filter(|a| a.desired_state != DesiredState::Absent)
         .collect();
+    let moves = store.moves_under_way(id).await?;
+    let names: std::collections::HashMap<ServerId, String> = if moves.is_empty() {
+        Default::default()
+    } else {
+        store
+            .servers(Page::new(None, Some(ALL)))
+            .await?
+            .into_iter()
+            .map(|s| (s.id, s.spec.name.to_string()))
+            .collect()
+    };
+    let name = |s: ServerId| names.get(&s).cloned().unwrap_or_else(|| format!("#{s}"));
+    // A draining server stays draining once empty; a move waiting out its grace period before
+    // the old copy goes (source disabled) has nothing left to watch for days.
+    let draining = state == ServerState::Draining && !held.is_empty();
+    let active = moves
+        .iter()
+        .any(|(_, m)| matches!(m.state, MoveState::Creating | MoveState::Switched));
     Ok(ProgressFragment {
         t,
-        // Followed while accounts are still to leave; a drained server stays draining.
-        draining: state == ServerState::Draining && !held.is_empty(),
+        draining,
+        watching: draining || active,
+        moving: t.with(
+            "server-moves-under-way",
+            &[("count", &t.number(moves.len() as i64))],
+        ),
+        moves: moves
+            .iter()
+            .take(100)
+            .map(|(domain, m)| MoveRow {
+                account: m.account_id.get(),
+                domain: domain.to_unicode(),
+                from: name(m.from_server),
+                to: name(m.to_server),
+                state: state_word(t, m.state.as_str()),
+            })
+            .collect(),
         remaining: t.with(
             "server-accounts-here",
             &[("count", &t.number(held.len() as i64))],

@@ -817,6 +817,17 @@ async fn an_operators_forms_change_what_they_say_and_refusals_change_nothing() {
             .is_none()
     );
 
+    // What does not exist is said inside the viewer's page, menu and all.
+    let missing = get(&base, &ops.jar, "/ui/accounts/987654").await;
+    assert_eq!(missing.status(), StatusCode::NOT_FOUND);
+    let missing = missing.text().await.unwrap();
+    assert!(
+        missing.contains("Refused · 404")
+            && missing.contains("987654")
+            && missing.contains("href=\"/ui/servers\""),
+        "{missing}"
+    );
+
     // Several accounts at once: billing ticks two and suspends them; both jobs are followed.
     let second = NewService {
         customer_id: customer,
@@ -947,6 +958,54 @@ async fn an_operators_forms_change_what_they_say_and_refusals_change_nothing() {
         .into_iter()
         .any(|e| e.action == "server.rebuild");
     assert!(!rebuilt, "nothing was rebuilt");
+
+    // Started with the name, a rebuild is followed on the page of the server it recreates the
+    // accounts on: held by the emergency stop, the live part lists the moves and is watched;
+    // released, the moves end and the page stops watching.
+    drover::commands::set_provisioning_paused(&*store, &ctx, true)
+        .await
+        .unwrap();
+    let lost_name = store.server(from.unwrap()).await.unwrap().spec.name;
+    let started = send(
+        &ops,
+        format!("/ui/servers/{lost}/rebuild"),
+        form(
+            &ops,
+            &[
+                ("onto", to.get().to_string()),
+                ("confirm", lost_name.to_string()),
+            ],
+        ),
+    )
+    .await;
+    assert_eq!(
+        location(&started),
+        format!("/ui/servers/{}?done=rebuild", to.get())
+    );
+    let progress = format!("/ui/servers/{}/progress", to.get());
+    let part = get(&base, &ops.jar, &progress).await.text().await.unwrap();
+    assert!(
+        part.contains("data-watching")
+            && part.contains("forme.ro")
+            && part.contains("being created on the new server"),
+        "{part}"
+    );
+    drover::commands::set_provisioning_paused(&*store, &ctx, false)
+        .await
+        .unwrap();
+    crate::until(
+        "the rebuild's moves end",
+        Duration::from_secs(60),
+        async || {
+            let part = get(&base, &ops.jar, &progress).await.text().await.unwrap();
+            !part.contains("data-watching") && !part.contains("Moves under way")
+        },
+    )
+    .await;
+    assert_eq!(
+        store.account(activated.account.id).await.unwrap().server_id,
+        Some(to)
+    );
 
     // Drift and DNS work is a job, followed on its page.
     let scan = send(&ops, format!("/ui/drift/{lost}/plan"), form(&ops, &[])).await;
