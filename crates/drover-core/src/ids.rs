@@ -67,6 +67,12 @@ id_type!(
     BackupDestinationId,
     /// One backup of one account.
     BackupId,
+    /// A place drover's events are sent (billing's or monitoring's webhook receiver).
+    WebhookEndpointId,
+    /// One event drover recorded, the same for every endpoint it is sent to.
+    EventId,
+    /// One event's delivery to one endpoint.
+    DeliveryId,
 );
 
 #[cfg(test)]

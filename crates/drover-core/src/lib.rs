@@ -32,6 +32,7 @@ mod server;
 mod service;
 mod subserver;
 mod usage;
+mod webhook;
 
 pub use account::{AccountPassword, SuspendReason};
 pub use adopt::{
@@ -74,8 +75,8 @@ pub use drift::{
 pub use error::Error;
 pub use health::{HealthPolicy, HealthProbe, HealthStreak, Verdict, next_health};
 pub use ids::{
-    AccountId, AuditEventId, BackupDestinationId, BackupId, CustomerId, DnsProviderId, JobId,
-    PlanId, ServerId, ServiceId, TokenId, ZoneId,
+    AccountId, AuditEventId, BackupDestinationId, BackupId, CustomerId, DeliveryId, DnsProviderId,
+    EventId, JobId, PlanId, ServerId, ServiceId, TokenId, WebhookEndpointId, ZoneId,
 };
 pub use mailbox::{
     ListedMailbox, MailboxAction, MailboxName, WantedMailbox, check_mailbox_change,
@@ -93,7 +94,7 @@ pub use plan::{Feature, PlanPatch, PlanSpec, ResourceCounts};
 pub use scope::{Access, Scope, check_revocation, token_name};
 pub use server::{
     CertFingerprint, CredentialRef, Hostname, SecretSources, ServerPatch, ServerRefusal,
-    ServerSpec, ServerState,
+    ServerSpec, ServerSsh, ServerState,
 };
 pub use service::{DesiredState, ServiceStatus, Transition, check_resources_change};
 pub use subserver::{
@@ -101,3 +102,6 @@ pub use subserver::{
     subserver_records,
 };
 pub use usage::{ListedUsage, Usage, usage_by_domain};
+pub use webhook::{
+    EventType, WebhookUrl, account_state_events, delivery_retry_delay, should_pause_endpoint,
+};

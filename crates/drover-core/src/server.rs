@@ -130,6 +130,16 @@ pub enum ServerRefusal {
         id: crate::ServerId,
         holding: i64,
     },
+    #[error(
+        "server {name} has no SSH access: give it ssh (user, key, host_key) before the \
+         break-glass path can reach it"
+    )]
+    NoSshAccess { name: String },
+    #[error(
+        "server {name} is not marked as worked on over SSH: mark it first (drover servers \
+         break-glass {name} --reason …); jobs never turn to SSH on their own"
+    )]
+    NotInBreakGlass { name: String },
 }
 
 impl ServerState {
@@ -457,6 +467,30 @@ fn default_true() -> bool {
     true
 }
 
+fn default_ssh_port() -> u16 {
+    22
+}
+
+/// SSH access to a server for the break-glass path: Virtualmin's own `virtualmin` command,
+/// for when remote.cgi does not answer. Never used by jobs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct ServerSsh {
+    /// Who logs in: `root`, or a user allowed to run `virtualmin`.
+    #[serde(default = "default_api_user")]
+    pub user: String,
+    #[serde(default = "default_ssh_port")]
+    pub port: u16,
+    /// Where its private key is read: an unencrypted Ed25519 or ECDSA key in OpenSSH format.
+    #[cfg_attr(feature = "openapi", schema(value_type = String, example = "file:vm1.ssh-key"))]
+    pub key: CredentialRef,
+    /// The host's key, pinned (`SHA256:…`, as `ssh-keygen -lf` prints it): a host that
+    /// presents another is refused before any credential is sent.
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
+    pub host_key: crate::SshHostKey,
+}
+
 /// Everything an operator says about a server when adding or editing it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
@@ -494,6 +528,9 @@ pub struct ServerSpec {
     /// Calls per second for this server, when not the fleet default.
     #[serde(default)]
     pub rate_qps: Option<f64>,
+    /// SSH access for the break-glass path, if any.
+    #[serde(default)]
+    pub ssh: Option<ServerSsh>,
 }
 
 /// A partial change to a server: absent fields are kept; `null` clears an optional one.
@@ -525,6 +562,9 @@ pub struct ServerPatch {
     #[serde(default, deserialize_with = "crate::patch::nullable")]
     #[cfg_attr(feature = "openapi", schema(value_type = Option<f64>))]
     pub rate_qps: Option<Option<f64>>,
+    /// `null` takes the SSH access away.
+    #[serde(default, deserialize_with = "crate::patch::nullable")]
+    pub ssh: Option<Option<ServerSsh>>,
 }
 
 impl ServerSpec {
@@ -545,18 +585,35 @@ impl ServerSpec {
                 "calls per second, more than 0 and at most 1000",
             ));
         }
-        let user = &self.api_user;
-        if user.is_empty()
-            || user.len() > 64
-            || user
-                .chars()
-                .any(|c| c.is_whitespace() || c.is_control() || c == ':')
-        {
+        let bad_user = |user: &str| {
+            user.is_empty()
+                || user.len() > 64
+                || user
+                    .chars()
+                    .any(|c| c.is_whitespace() || c.is_control() || c == ':')
+        };
+        if bad_user(&self.api_user) {
             return Err(Error::invalid(
                 "api_user",
-                user,
+                &self.api_user,
                 "a Webmin user name: 1 to 64 characters, no spaces or ':'",
             ));
+        }
+        if let Some(ssh) = &self.ssh {
+            if bad_user(&ssh.user) || ssh.user.starts_with('-') {
+                return Err(Error::invalid(
+                    "ssh.user",
+                    &ssh.user,
+                    "a user name: 1 to 64 characters, no spaces or ':'",
+                ));
+            }
+            if ssh.port == 0 {
+                return Err(Error::invalid(
+                    "ssh.port",
+                    "0",
+                    "a TCP port from 1 to 65535",
+                ));
+            }
         }
         self.tags.sort();
         self.tags.dedup();
@@ -577,6 +634,7 @@ impl ServerSpec {
             tls_verify: patch.tls_verify.unwrap_or(self.tls_verify),
             pinned_cert_sha256: patch.pinned_cert_sha256.unwrap_or(self.pinned_cert_sha256),
             rate_qps: patch.rate_qps.unwrap_or(self.rate_qps),
+            ssh: patch.ssh.unwrap_or(self.ssh),
         }
         .validated()
     }

@@ -85,6 +85,7 @@ pub enum RequestedJob {
     ZoneCheck(CheckZones),
     Adoption(AdoptServer),
     LoginLink(CreateLoginLink),
+    OverSsh(RunOverSsh),
 }
 
 impl RequestedJob {
@@ -99,6 +100,7 @@ impl RequestedJob {
             Self::ZoneCheck(args) => serde_json::to_value(args),
             Self::Adoption(args) => serde_json::to_value(args),
             Self::LoginLink(args) => serde_json::to_value(args),
+            Self::OverSsh(args) => serde_json::to_value(args),
         };
         asked.unwrap_or_default()
     }
@@ -155,6 +157,51 @@ pub const FLEET_QUEUE: &str = "fleet";
 /// The queue backups wait in: a server's backups take minutes each, and the fleet's own work
 /// (health checks, drift scans, login links) never waits behind them.
 pub const BACKUP_QUEUE: &str = "backup";
+
+/// Run one of Virtualmin's programs with its own `virtualmin` command over SSH (the
+/// break-glass path, while remote.cgi does not answer): only on a server an operator marked,
+/// only the programs to look (`list-domains`, `info`) and to suspend or unsuspend
+/// (`disable-domain`, `enable-domain`). The answer is the job's output.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JobArgs)]
+#[river(kind = "run_over_ssh", queue = "fleet")]
+pub struct RunOverSsh {
+    pub server_id: i64,
+    pub program: SshProgram,
+}
+
+/// The programs the break-glass path runs: `{"program": "disable-domain", "domain": …,
+/// "why": …}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(tag = "program", rename_all = "kebab-case", deny_unknown_fields)]
+pub enum SshProgram {
+    ListDomains,
+    Info,
+    DisableDomain {
+        domain: String,
+        /// Shown to the owner, as a suspension's reason is.
+        why: Option<String>,
+    },
+    EnableDomain {
+        domain: String,
+    },
+}
+
+/// The queue webhook deliveries wait in: a slow receiver never holds up the fleet's work.
+pub const WEBHOOK_QUEUE: &str = "webhooks";
+
+/// Send an endpoint's waiting events, oldest first, until none is left (one job per
+/// endpoint at a time keeps them in order).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JobArgs)]
+#[river(
+    kind = "deliver_webhooks",
+    queue = "webhooks",
+    unique(by_args, by_state(available, pending, running, scheduled, retryable))
+)]
+pub struct DeliverWebhooks {
+    #[river(unique)]
+    pub endpoint_id: i64,
+}
 
 /// Scan servers for drift (one, or every healthy or degraded one), and repair as asked.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JobArgs)]

@@ -21,6 +21,7 @@ mod postgres;
 mod rows;
 mod sqlite;
 mod store;
+mod webhook_store;
 mod write;
 
 use std::sync::Arc;
@@ -42,9 +43,9 @@ pub use fleet_store::{
     UsageFilter,
 };
 pub use model::{
-    Account, AccountFilter, ApiToken, AuditFilter, AuditReport, ConvergeTarget, Customer, Database,
-    IdempotencyStart, JobAttempt, JobCall, JobFilter, JobSummary, LoginRefused, Mailbox,
-    NewService, OtherDomain, OtherDomainKind, Page, Plan, QueueCount, RequestContext,
+    Account, AccountFilter, ApiToken, AuditFilter, AuditReport, BreakGlass, ConvergeTarget,
+    Customer, Database, IdempotencyStart, JobAttempt, JobCall, JobFilter, JobSummary, LoginRefused,
+    Mailbox, NewService, OtherDomain, OtherDomainKind, Page, Plan, QueueCount, RequestContext,
     ResourceCount, SealedMailboxPassword, Server, Service, ServiceFilter, TransitionOutcome,
     UiSession,
 };
@@ -52,6 +53,10 @@ pub use postgres::PgStore;
 pub use riverqueue::JobState;
 pub use sqlite::SqliteStore;
 pub use store::Store;
+pub use webhook_store::{
+    Delivery, DeliveryAttempt, DeliveryFilter, NewEvent, NewWebhookEndpoint, PendingDelivery,
+    SealedWebhookSecrets, WebhookEndpoint, WebhookEndpointPatch, WebhookStore,
+};
 pub use write::{Enqueued, Generation, Job, Write};
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;

@@ -169,10 +169,24 @@ pub struct Server {
     /// Set when the server refused drover's login: drover calls it no more until its
     /// credentials change or an operator lets it try again.
     pub login_refused: Option<LoginRefused>,
+    /// Set while an operator works on the server over SSH (remote.cgi not answering): its
+    /// jobs wait until it is lifted.
+    pub break_glass: Option<BreakGlass>,
     #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
     pub created_at: Timestamp,
     #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
     pub updated_at: Timestamp,
+}
+
+/// An operator's mark that a server is worked on over SSH, and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct BreakGlass {
+    pub reason: String,
+    /// Who set it.
+    pub by: String,
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
+    pub since: Timestamp,
 }
 
 /// Why and when a server refused drover's login.

@@ -148,6 +148,10 @@ pub(crate) struct ServerRow {
     login_refused: Option<String>,
     login_refused_at: Option<SqlTimestamp>,
     login_refused_secret: Option<String>,
+    ssh: Option<String>,
+    break_glass: Option<String>,
+    break_glass_by: Option<String>,
+    break_glass_at: Option<SqlTimestamp>,
     created_at: SqlTimestamp,
     updated_at: SqlTimestamp,
 }
@@ -176,8 +180,20 @@ impl ServerRow {
                     .map(|p| parse("server pin", &p, CertFingerprint::parse))
                     .transpose()?,
                 rate_qps: self.rate_qps,
+                ssh: self
+                    .ssh
+                    .map(|s| serde_json::from_str(&s).map_err(|e| corrupt("server ssh", e)))
+                    .transpose()?,
             },
             state: parse("server state", &self.state, ServerState::parse)?,
+            break_glass: match (self.break_glass, self.break_glass_by, self.break_glass_at) {
+                (Some(reason), Some(by), Some(at)) => Some(crate::BreakGlass {
+                    reason,
+                    by,
+                    since: at.to_jiff(),
+                }),
+                _ => None,
+            },
             login_refused: match (self.login_refused, self.login_refused_at) {
                 (Some(reason), Some(at)) => Some(LoginRefused {
                     reason,

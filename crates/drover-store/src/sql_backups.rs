@@ -11,7 +11,7 @@ mod backup_sql {
     use jiff_sqlx::Timestamp as SqlTimestamp;
     use serde_json::json;
 
-    use super::{SqlStore, Tx, append_audit, begin, begin_read, insert_job};
+    use super::{SqlStore, Tx, append_audit, append_event, begin, begin_read, insert_job};
     use crate::backup_store::*;
     use crate::error::{Conflict, UniqueKey, unique_violation};
     use crate::jobs::BackupAccount;
@@ -415,6 +415,13 @@ mod backup_sql {
                         json!({ "backup_id": id, "archive": done.archive, "message": error }),
                     )
                     .await?;
+                    let account = SqlStore::fetch_account(tx, done.account_id).await?;
+                    let event = crate::NewEvent::account(
+                        drover_core::EventType::BackupFailed,
+                        &account,
+                        json!({ "backup_id": id, "archive": done.archive, "message": error }),
+                    );
+                    append_event(tx, &self.queue, ctx, &event).await?;
                 }
                 Ok(done)
             })

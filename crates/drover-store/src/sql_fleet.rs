@@ -10,7 +10,7 @@ mod fleet_sql {
     use jiff_sqlx::Timestamp as SqlTimestamp;
     use serde_json::json;
 
-    use super::{SqlStore, Tx, append_audit, begin, begin_read};
+    use super::{SqlStore, Tx, append_audit, append_event, begin, begin_read};
     use crate::fleet_store::*;
     use crate::rows::{corrupt, sql_now, to_json_list};
     use crate::{RequestContext, Result, StoreError};
@@ -421,6 +421,15 @@ mod fleet_sql {
                     json!(counts),
                 )
                 .await?;
+                if !findings.is_empty() {
+                    let event = crate::NewEvent {
+                        event_type: drover_core::EventType::DriftFound,
+                        account: None,
+                        subject: format!("server:{server}"),
+                        data: json!({ "server_id": server, "findings": counts }),
+                    };
+                    append_event(tx, &self.queue, ctx, &event).await?;
+                }
                 fetch_drift(tx, Some(server)).await
             })
         }
@@ -525,6 +534,21 @@ mod fleet_sql {
                     .rows_affected();
                     recorded += usize::from(written > 0);
                 }
+                // One event per sync of a server: billing reads the figures themselves from
+                // /api/v1/usage (thousands of accounts would be thousands of events).
+                if recorded > 0 {
+                    let event = crate::NewEvent {
+                        event_type: drover_core::EventType::UsageUpdated,
+                        account: None,
+                        subject: format!("server:{server}"),
+                        data: json!({ "server_id": server, "accounts": recorded }),
+                    };
+                    let ctx = RequestContext {
+                        actor: "drover".into(),
+                        correlation_id: format!("usage-sync-server-{server}"),
+                    };
+                    append_event(tx, &self.queue, &ctx, &event).await?;
+                }
                 Ok(recorded)
             })
         }
@@ -604,6 +628,8 @@ mod fleet_sql {
                         }),
                     )
                     .await?;
+                    let event = crate::NewEvent::server_state_changed(&before, state, &reasons);
+                    append_event(tx, &self.queue, ctx, &event).await?;
                 }
                 let health = fetch_health(tx, server)
                     .await?

@@ -60,7 +60,8 @@ macro_rules! server_columns {
     () => {
         "id, name, hostname, port, ipv4, ipv6, capacity, tags, api_user, credentials, \
          tls_verify, pinned_cert_sha256, rate_qps, state, login_refused, login_refused_at, \
-         login_refused_secret, created_at, updated_at"
+         login_refused_secret, ssh, break_glass, break_glass_by, break_glass_at, created_at, \
+         updated_at"
     };
 }
 
@@ -91,6 +92,62 @@ macro_rules! select_audit {
         "SELECT id, at, actor, action, subject, correlation_id, details, prev_hash, hash \
          FROM audit_events"
     };
+}
+
+/// Records an event inside `tx`, the change's own transaction (the outbox), with a delivery
+/// for every endpoint that wants its type, and wakes their delivery jobs. Paused endpoints
+/// keep theirs until resumed.
+async fn append_event(
+    tx: &mut Tx,
+    queue: &riverqueue::Client,
+    ctx: &RequestContext,
+    event: &crate::NewEvent,
+) -> Result<drover_core::EventId> {
+    let id: i64 = sqlx::query_scalar(
+        "INSERT INTO events (event_type, account_id, subject, data, created_at) \
+         VALUES ($1, $2, $3, $4, $5) RETURNING id",
+    )
+    .bind(event.event_type.as_str())
+    .bind(event.account.map(AccountId::get))
+    .bind(&event.subject)
+    .bind(event.data.to_string())
+    .bind(sql_now())
+    .fetch_one(&mut **tx)
+    .await?;
+    let endpoints: Vec<(i64, String, bool)> =
+        sqlx::query_as("SELECT id, event_types, paused FROM webhook_endpoints ORDER BY id")
+            .fetch_all(&mut **tx)
+            .await?;
+    for (endpoint, types, paused) in endpoints {
+        let types: Vec<String> = crate::rows::json_list("webhook event types", &types)?;
+        if !types.is_empty() && !types.iter().any(|t| t == event.event_type.as_str()) {
+            continue;
+        }
+        sqlx::query("INSERT INTO webhook_deliveries (endpoint_id, event_id) VALUES ($1, $2)")
+            .bind(endpoint)
+            .bind(id)
+            .execute(&mut **tx)
+            .await?;
+        // Before the job: a delivery job ending now waits for this row, then sees the count
+        // moved and looks again (see `end_webhook_job`).
+        sqlx::query("UPDATE webhook_endpoints SET wanted = wanted + 1 WHERE id = $1")
+            .bind(endpoint)
+            .execute(&mut **tx)
+            .await?;
+        if !paused {
+            let args = crate::jobs::DeliverWebhooks {
+                endpoint_id: endpoint,
+            };
+            insert_job(queue, tx, ctx, None, args, webhook_job_opts()).await?;
+        }
+    }
+    Ok(drover_core::EventId(id))
+}
+
+/// Delivery jobs wait out a failing receiver by snoozing, not by failing: attempts are only
+/// spent on drover's own errors (its database).
+fn webhook_job_opts() -> riverqueue::InsertOpts {
+    riverqueue::InsertOpts::default().with_max_attempts(25)
 }
 
 /// Appends one event to the audit chain inside `tx`. Updating the head row first takes its
@@ -315,15 +372,15 @@ impl SqlStore {
             None => sqlx::query_as::<_, ServerRow>(concat!(
                 "INSERT INTO servers (name, hostname, port, ipv4, ipv6, capacity, tags, api_user, \
                  credentials, tls_verify, pinned_cert_sha256, rate_qps, state, created_at, \
-                 updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, \
-                 'healthy', $13, $13) RETURNING ",
+                 updated_at, ssh) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, \
+                 'healthy', $13, $13, $15) RETURNING ",
                 server_columns!()
             )),
             Some(_) => sqlx::query_as::<_, ServerRow>(concat!(
                 "UPDATE servers SET name = $1, hostname = $2, port = $3, ipv4 = $4, ipv6 = $5, \
                  capacity = $6, tags = $7, api_user = $8, credentials = $9, tls_verify = $10, \
-                 pinned_cert_sha256 = $11, rate_qps = $12, updated_at = $13 WHERE id = $14 \
-                 RETURNING ",
+                 pinned_cert_sha256 = $11, rate_qps = $12, updated_at = $13, ssh = $15 \
+                 WHERE id = $14 RETURNING ",
                 server_columns!()
             )),
         };
@@ -342,6 +399,11 @@ impl SqlStore {
             .bind(spec.rate_qps)
             .bind(now)
             .bind(id.map(ServerId::get))
+            .bind(
+                spec.ssh
+                    .as_ref()
+                    .map(|s| serde_json::to_string(s).unwrap_or_default()),
+            )
             .fetch_one(&mut **tx)
             .await
             .map_err(|e| name_taken(e, "server", spec.name.as_str()))?
@@ -779,6 +841,32 @@ impl Store for SqlStore {
                 .execute(&mut **tx)
                 .await?;
             }
+            // So are webhook secrets (the one a rotation replaced too, while it still signs).
+            let webhooks: Vec<(i64, Vec<u8>, Option<Vec<u8>>)> =
+                sqlx::query_as(sqlx::AssertSqlSafe(format!(
+                    "SELECT id, sealed_secret, previous_sealed_secret FROM webhook_endpoints \
+                     ORDER BY id{FOR_UPDATE}"
+                )))
+                .fetch_all(&mut **tx)
+                .await?;
+            for (id, secret, previous) in &webhooks {
+                let again = |sealed: &[u8]| {
+                    reseal(sealed).map_err(|e| {
+                        StoreError::Corrupt(format!("webhook endpoint {id}'s sealed secret: {e}"))
+                    })
+                };
+                let previous = previous.as_deref().map(again).transpose()?;
+                sqlx::query(
+                    "UPDATE webhook_endpoints SET sealed_secret = $1, \
+                     previous_sealed_secret = $2, seal_key_id = $3 WHERE id = $4",
+                )
+                .bind(again(secret)?)
+                .bind(previous)
+                .bind(to_key_id)
+                .bind(id)
+                .execute(&mut **tx)
+                .await?;
+            }
             // Login links waiting to be taken would not open with the new key; they last
             // minutes, so they are dropped (ask for a new one).
             sqlx::query("DELETE FROM login_links")
@@ -974,18 +1062,36 @@ impl Store for SqlStore {
         observed_state: &str,
         applied_generation: i64,
     ) -> Result<()> {
-        sqlx::query(
-            "UPDATE accounts SET observed_state = $1, last_sync_at = $2, \
-             applied_generation = CASE WHEN applied_generation > $3 THEN applied_generation \
-             ELSE $3 END, failure = NULL, failed_at = NULL WHERE id = $4",
-        )
-        .bind(observed_state)
-        .bind(sql_now())
-        .bind(applied_generation)
-        .bind(account.get())
-        .execute(&self.pool)
-        .await?;
-        Ok(())
+        write_tx!(self, tx, {
+            let before = Self::fetch_account(tx, account).await?;
+            sqlx::query(
+                "UPDATE accounts SET observed_state = $1, last_sync_at = $2, \
+                 applied_generation = CASE WHEN applied_generation > $3 THEN applied_generation \
+                 ELSE $3 END, failure = NULL, failed_at = NULL WHERE id = $4",
+            )
+            .bind(observed_state)
+            .bind(sql_now())
+            .bind(applied_generation)
+            .bind(account.get())
+            .execute(&mut **tx)
+            .await?;
+            // Billing hears of the account's move on its server with the move itself.
+            let ctx = RequestContext {
+                actor: "drover".into(),
+                correlation_id: format!("account-{account}-generation-{applied_generation}"),
+            };
+            for kind in
+                drover_core::account_state_events(before.observed_state.as_deref(), observed_state)
+            {
+                let event = crate::NewEvent::account(
+                    kind,
+                    &before,
+                    json!({ "state": observed_state, "generation": applied_generation }),
+                );
+                append_event(tx, &self.queue, &ctx, &event).await?;
+            }
+            Ok(())
+        })
     }
 
     async fn lease_account(
@@ -1126,8 +1232,12 @@ impl Store for SqlStore {
         ctx: &RequestContext,
         account: AccountId,
         reason: &str,
+        event: drover_core::EventType,
     ) -> Result<()> {
         write_tx!(self, tx, {
+            // The same refusal again (a retry of a failed account) is not news.
+            let before = Self::fetch_account(tx, account).await?;
+            let news = before.failure.as_deref() != Some(reason);
             sqlx::query("UPDATE accounts SET failure = $1, failed_at = $2 WHERE id = $3")
                 .bind(reason)
                 .bind(sql_now())
@@ -1142,6 +1252,10 @@ impl Store for SqlStore {
                 json!({ "reason": reason }),
             )
             .await?;
+            if news {
+                let event = crate::NewEvent::account(event, &before, json!({ "reason": reason }));
+                append_event(tx, &self.queue, ctx, &event).await?;
+            }
             Ok(())
         })
     }

@@ -956,6 +956,25 @@ mod write_sql {
             Ok(())
         }
 
+        async fn update_break_glass(
+            &mut self,
+            id: ServerId,
+            mark: Option<(&str, &RequestContext)>,
+        ) -> Result<()> {
+            sqlx::query(
+                "UPDATE servers SET break_glass = $1, break_glass_by = $2, break_glass_at = $3, \
+                 updated_at = $4 WHERE id = $5",
+            )
+            .bind(mark.map(|(reason, _)| reason))
+            .bind(mark.map(|(_, ctx)| ctx.actor.as_str()))
+            .bind(mark.map(|_| sql_now()))
+            .bind(sql_now())
+            .bind(id.get())
+            .execute(&mut *self.tx)
+            .await?;
+            Ok(())
+        }
+
         async fn update_account_server(&mut self, id: AccountId, server: ServerId) -> Result<()> {
             sqlx::query("UPDATE accounts SET server_id = $1, updated_at = $2 WHERE id = $3")
                 .bind(server.get())
@@ -1145,6 +1164,9 @@ mod write_sql {
                         RequestedJob::LoginLink(args) => {
                             insert_job(queue, tx, ctx, None, args, opts).await?
                         }
+                        RequestedJob::OverSsh(args) => {
+                            insert_job(queue, tx, ctx, None, args, opts).await?
+                        }
                     }
                 }
                 Job::RewriteAddresses(args) => insert_job(queue, tx, ctx, None, args, opts).await?,
@@ -1173,6 +1195,14 @@ mod write_sql {
             details: serde_json::Value,
         ) -> Result<()> {
             append_audit(&mut self.tx, ctx, action, subject, details).await
+        }
+
+        async fn event(
+            &mut self,
+            ctx: &RequestContext,
+            event: &crate::NewEvent,
+        ) -> Result<drover_core::EventId> {
+            super::append_event(&mut self.tx, &self.queue, ctx, event).await
         }
 
         async fn commit(self: Box<Self>) -> Result<()> {

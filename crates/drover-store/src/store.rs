@@ -15,6 +15,7 @@ pub trait Store:
     + crate::FleetStore
     + crate::CertificateStore
     + crate::BackupStore
+    + crate::WebhookStore
     + Send
     + Sync
     + std::fmt::Debug
@@ -230,12 +231,14 @@ pub trait Store:
         domain: &DomainName,
     ) -> Result<()>;
     /// The account's converge job gave up (refused, or out of retries): its server does not
-    /// match the record. Audited; cleared by the next successful converge.
+    /// match the record. Audited; cleared by the next successful converge. Webhooks hear of it
+    /// as `event` (a failure, or a protected account's deletion held), once per reason.
     async fn mark_account_failed(
         &self,
         ctx: &RequestContext,
         account: AccountId,
         reason: &str,
+        event: drover_core::EventType,
     ) -> Result<()>;
     /// The server refused the account's unix user name as taken (by one of its own users)
     /// before anything was created: the account takes the next free candidate for its domain.

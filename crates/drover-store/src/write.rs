@@ -258,6 +258,12 @@ pub trait Write: Send {
         key_id: &str,
     ) -> Result<()>;
     async fn update_server_state(&mut self, id: ServerId, state: ServerState) -> Result<()>;
+    /// Marks the server as worked on over SSH (`Some(reason)`), or lifts the mark.
+    async fn update_break_glass(
+        &mut self,
+        id: ServerId,
+        mark: Option<(&str, &RequestContext)>,
+    ) -> Result<()>;
     async fn update_account_server(&mut self, id: AccountId, server: ServerId) -> Result<()>;
     /// A new move of the account (replacing the record of its last one), in its first state,
     /// unconfirmed.
@@ -299,6 +305,14 @@ pub trait Write: Send {
         subject: String,
         details: serde_json::Value,
     ) -> Result<()>;
+
+    /// Records an event for webhooks with this change (the outbox): it is sent exactly when
+    /// the change commits.
+    async fn event(
+        &mut self,
+        ctx: &RequestContext,
+        event: &crate::NewEvent,
+    ) -> Result<drover_core::EventId>;
 
     async fn commit(self: Box<Self>) -> Result<()>;
 }

@@ -37,6 +37,13 @@ impl TestSshd {
     /// Starts a server and waits until it accepts connections. Its host key is made once per
     /// machine; no user is touched (see [`TestSshd::login`]).
     pub fn start() -> Result<Self, String> {
+        Self::start_as(Self::USER, None)
+    }
+
+    /// As [`TestSshd::start`], letting `user` log in (root too, with a key only), and, given
+    /// a `command` script, running it instead of whatever a client asks (sshd's
+    /// `ForceCommand`; the client's command line is in `SSH_ORIGINAL_COMMAND`).
+    pub fn start_as(user: &'static str, command: Option<&str>) -> Result<Self, String> {
         if !Path::new(SSHD).exists() {
             return Err(format!(
                 "{SSHD} is missing: install the Debian package openssh-server (scripts/test does)"
@@ -56,7 +63,7 @@ impl TestSshd {
         // A port found free may be taken before sshd binds it: then sshd exits, and another
         // is tried.
         for _ in 0..5 {
-            match Self::spawn(&key, &host_key) {
+            match Self::spawn(&key, &host_key, user, command) {
                 Ok(server) => return Ok(server),
                 Err(e) => last = e,
             }
@@ -64,22 +71,35 @@ impl TestSshd {
         Err(last)
     }
 
-    fn spawn(key: &Path, host_key: &str) -> Result<Self, String> {
+    fn spawn(
+        key: &Path,
+        host_key: &str,
+        user: &'static str,
+        command: Option<&str>,
+    ) -> Result<Self, String> {
         let port = TcpListener::bind("127.0.0.1:0")
             .and_then(|l| l.local_addr())
             .map_err(|e| e.to_string())?
             .port();
         let dir = std::env::temp_dir().join(format!("drover-sshd-{}-{port}", std::process::id()));
         std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-        let config = format!(
+        let mut config = format!(
             "Port {port}\nListenAddress 127.0.0.1\nHostKey {key}\nPidFile none\n\
              PasswordAuthentication yes\nKbdInteractiveAuthentication no\nUsePAM yes\n\
              AllowUsers {user}\nSubsystem sftp internal-sftp\n\
-             AuthorizedKeysFile {keys}\nStrictModes no\n",
+             AuthorizedKeysFile {keys}\nStrictModes no\nPermitRootLogin prohibit-password\n",
             key = key.display(),
             keys = dir.join("authorized_keys").display(),
-            user = Self::USER
         );
+        if let Some(script) = command {
+            // Readable and runnable by the user sshd runs it as.
+            use std::os::unix::fs::PermissionsExt as _;
+            let path = dir.join("command");
+            std::fs::write(&path, script).map_err(|e| e.to_string())?;
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755))
+                .map_err(|e| e.to_string())?;
+            config.push_str(&format!("ForceCommand {}\n", path.display()));
+        }
         std::fs::write(dir.join("sshd_config"), config).map_err(|e| e.to_string())?;
         let log = std::fs::File::create(dir.join("sshd.log")).map_err(|e| e.to_string())?;
         let child = Command::new(SSHD)
@@ -93,7 +113,7 @@ impl TestSshd {
         let mut server = Self {
             child,
             port,
-            user: Self::USER,
+            user,
             host_key: host_key.to_owned(),
             dir,
             password: None,

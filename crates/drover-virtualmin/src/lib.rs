@@ -12,6 +12,7 @@ mod plans;
 mod reply;
 mod request;
 mod settings;
+mod ssh;
 mod tls;
 
 pub use breaker::{BreakerConfig, BreakerState};
@@ -27,7 +28,8 @@ pub use error::{
 };
 pub use operations::{DomainChange, MailboxPassword, NewDomain, Placement, SshLogin};
 pub use plans::{PlanPresence, PlanSync, ServerPlan};
-pub use reply::{Record, Reply, parse_reply, text_records};
+pub use reply::{Record, Reply, parse_reply, parse_text_output, text_records};
 pub use request::{Call, OperationClass, Repeat};
 pub use settings::{Timeouts, VirtualminSettings};
+pub use ssh::{PinnedHostKey, SshAccess, SshVirtualmin};
 pub use tls::{PresentedCertificate, TlsPolicy, client_config, fingerprint, presented_certificate};

@@ -47,7 +47,7 @@ pub struct DomainChange {
 }
 
 /// Records of a list answer: JSON/XML carry them; text needs reading.
-fn records(reply: Reply) -> Vec<Record> {
+pub(crate) fn records(reply: Reply) -> Vec<Record> {
     if reply.records.is_empty() && !reply.output.is_empty() {
         text_records(&reply.output)
     } else {
@@ -56,7 +56,7 @@ fn records(reply: Reply) -> Vec<Record> {
 }
 
 /// Treats "already in that state" as done: repeats of enable/disable are no-ops.
-fn idempotent(result: Result<Reply, VirtualminError>) -> Result<(), VirtualminError> {
+pub(crate) fn idempotent(result: Result<Reply, VirtualminError>) -> Result<(), VirtualminError> {
     match result {
         Ok(_) => Ok(()),
         Err(e) if e.kind == ErrorKind::AlreadyInState => Ok(()),
@@ -64,14 +64,45 @@ fn idempotent(result: Result<Reply, VirtualminError>) -> Result<(), VirtualminEr
     }
 }
 
+// The calls the break-glass path makes over SSH too (`crate::ssh`): one definition each.
+
+pub(crate) fn list_domains_call() -> Call {
+    Call::new("list-domains")
+        .flag("multiline")
+        .class(OperationClass::DomainSync)
+}
+
+pub(crate) fn enable_domain_call(domain: &str) -> Call {
+    Call::new("enable-domain")
+        .class(OperationClass::Provisioning)
+        .arg("domain", domain)
+        .retry_safe()
+}
+
+pub(crate) fn disable_domain_call(domain: &str, why: Option<&str>) -> Call {
+    // Like a create, it visits every feature and reloads services: it gets as long.
+    let call = Call::new("disable-domain")
+        .class(OperationClass::Provisioning)
+        .arg("domain", domain)
+        .retry_safe();
+    match why {
+        Some(why) => call.arg("why", why),
+        None => call,
+    }
+}
+
+/// The server's own description (versions, status): the cheap health check, tried once.
+pub(crate) fn info_call() -> Call {
+    Call::new("info")
+        .class(OperationClass::HealthCheck)
+        .single_try()
+}
+
 impl VirtualminClient {
     /// Every domain on the server, sub-servers and aliases included. A failure is an error,
     /// never an empty list: a failed observation must not look like an empty server.
     pub async fn list_domains(&self) -> Result<Vec<DomainInfo>, VirtualminError> {
-        let call = Call::new("list-domains")
-            .flag("multiline")
-            .class(OperationClass::DomainSync);
-        let reply = self.call(&call).await?;
+        let reply = self.call(&list_domains_call()).await?;
         Ok(records(reply)
             .into_iter()
             .map(DomainInfo::from_record)
@@ -204,15 +235,7 @@ impl VirtualminClient {
 
     /// Enables a domain; enabling an enabled one succeeds.
     pub async fn enable_domain(&self, domain: &str) -> Result<(), VirtualminError> {
-        idempotent(
-            self.call(
-                &Call::new("enable-domain")
-                    .class(OperationClass::Provisioning)
-                    .arg("domain", domain)
-                    .retry_safe(),
-            )
-            .await,
-        )
+        idempotent(self.call(&enable_domain_call(domain)).await)
     }
 
     /// Disables a domain with the reason shown to its owner; disabling a disabled one succeeds.
@@ -221,15 +244,7 @@ impl VirtualminClient {
         domain: &str,
         why: Option<&str>,
     ) -> Result<(), VirtualminError> {
-        // Like a create, it visits every feature and reloads services: it gets as long.
-        let mut call = Call::new("disable-domain")
-            .class(OperationClass::Provisioning)
-            .arg("domain", domain)
-            .retry_safe();
-        if let Some(why) = why {
-            call = call.arg("why", why);
-        }
-        idempotent(self.call(&call).await)
+        idempotent(self.call(&disable_domain_call(domain, why)).await)
     }
 
     pub async fn modify_domain(
@@ -286,12 +301,7 @@ impl VirtualminClient {
 
     /// The server's own description (versions, status): the cheap health check, tried once.
     pub async fn info(&self) -> Result<Reply, VirtualminError> {
-        self.call(
-            &Call::new("info")
-                .class(OperationClass::HealthCheck)
-                .single_try(),
-        )
-        .await
+        self.call(&info_call()).await
     }
 
     /// Creates a mailbox, with a quota (MB) when given: a server without quotas takes it

@@ -552,6 +552,15 @@ fn push_value(records: &mut [Record], key: String, value: String) -> Result<(), 
 
 const USAGE_START: &str = "This CGI is designed to be invoked by other programs";
 
+/// Reads what the `virtualmin` command printed and how it exited (over SSH) as remote.cgi's
+/// text answer, which is that output with an `Exit status:` line.
+pub fn parse_text_output(output: &str, exit_status: u32) -> Result<Reply, VirtualminError> {
+    parse_text(&format!(
+        "{}\nExit status: {exit_status}\n",
+        output.trim_end()
+    ))
+}
+
 fn parse_text(text: &str) -> Result<Reply, VirtualminError> {
     let body = text.trim_end();
     if let Some(message) = body.trim_start().strip_prefix("ERROR:") {

@@ -186,9 +186,11 @@ impl Call {
         self.repeat
     }
 
-    /// The form body: `program`, each parameter, and `json=1`. A value with a line break or
-    /// NUL is refused: the server would split it into extra arguments.
-    pub fn form_body(&self) -> Result<String, VirtualminError> {
+    /// The program and its parameters as sent, each checked: names of letters, digits, `-`
+    /// and `_`; no value with a line break or NUL (the server would split it into extra
+    /// arguments).
+    /// Each as (name, value, whether it is a flag without a value).
+    fn checked(&self) -> Result<Vec<(&str, &str, bool)>, VirtualminError> {
         let valid_name = |n: &str| {
             !n.is_empty()
                 && n.chars()
@@ -200,8 +202,7 @@ impl Call {
                 format!("'{}' is not a program name", self.program),
             ));
         }
-        let mut form = form_urlencoded::Serializer::new(String::new());
-        form.append_pair("program", &self.program);
+        let mut params = Vec::with_capacity(self.params.len());
         for (name, value) in &self.params {
             if !valid_name(name) || name == "program" || name == "json" || name == "xml" {
                 return Err(VirtualminError::new(
@@ -224,10 +225,37 @@ impl Call {
                     ),
                 ));
             }
+            params.push((name.as_str(), text, matches!(value, Value::Flag)));
+        }
+        Ok(params)
+    }
+
+    /// The form body: `program`, each parameter, and `json=1`.
+    pub fn form_body(&self) -> Result<String, VirtualminError> {
+        let mut form = form_urlencoded::Serializer::new(String::new());
+        form.append_pair("program", &self.program);
+        for (name, text, _) in self.checked()? {
             form.append_pair(name, text);
         }
         form.append_pair("json", "1");
         Ok(form.finish())
+    }
+
+    /// The same call as Virtualmin's own command takes it over SSH: `virtualmin PROGRAM
+    /// --name 'value' --flag`, each value quoted for the remote shell. A flag is sent without
+    /// a value, as remote.cgi sends an empty one.
+    pub fn command_line(&self) -> Result<String, VirtualminError> {
+        let mut line = format!("virtualmin {}", self.program);
+        for (name, text, flag) in self.checked()? {
+            line.push_str(" --");
+            line.push_str(name);
+            if !flag {
+                line.push_str(" '");
+                line.push_str(&text.replace('\'', r"'\''"));
+                line.push('\'');
+            }
+        }
+        Ok(line)
     }
 }
 
@@ -325,5 +353,19 @@ mod tests {
             !shown.contains("hunter2") && shown.contains("--pass ***"),
             "{shown}"
         );
+    }
+
+    #[test]
+    fn the_command_line_quotes_each_value_for_the_remote_shell() {
+        let call = Call::new("disable-domain")
+            .arg("domain", "știri.ro")
+            .arg("why", "unpaid; it's $(rm -rf /)")
+            .flag("multiline");
+        assert_eq!(
+            call.command_line().unwrap(),
+            r"virtualmin disable-domain --domain 'știri.ro' --why 'unpaid; it'\''s $(rm -rf /)' --multiline"
+        );
+        let split = Call::new("list-domains").arg("domain", "a.ro\n--delete");
+        assert!(split.command_line().is_err());
     }
 }

@@ -117,6 +117,7 @@ async fn provision(
         job_timeout: Duration::from_secs(600),
         retry_max_delay: Duration::from_secs(5),
         fleet_policy: Default::default(),
+        webhooks: drover::engine::Webhooks::new(Default::default()).unwrap(),
     };
     let started = Instant::now();
     let mut workers = drover::engine::start(Arc::new(engine), 50).unwrap();

@@ -217,6 +217,7 @@ async fn main() {
         job_timeout: Duration::from_secs(600),
         retry_max_delay: Duration::from_secs(5),
         fleet_policy: Default::default(),
+        webhooks: drover::engine::Webhooks::new(Default::default()).unwrap(),
     };
     let mut workers = drover::engine::start(Arc::new(engine), 10).unwrap();
     // The bare client: the same TLS pinning and one call at a time, as drover's job makes them.

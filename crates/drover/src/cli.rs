@@ -32,6 +32,7 @@ mod follow;
 mod mailboxes;
 mod other_domains;
 mod usage;
+mod webhooks;
 
 use commands::Requested;
 use drover_store::jobs::DriftRepair;
@@ -141,6 +142,9 @@ pub enum Command {
     /// What each account uses (disk, bandwidth, mailboxes, databases), as billing reads it.
     #[command(subcommand)]
     Usage(usage::UsageCommand),
+    /// Where drover's events go (signed webhooks to billing and monitoring).
+    #[command(subcommand)]
+    Webhooks(webhooks::WebhookCommand),
     /// The operator key that seals account passwords.
     #[command(subcommand)]
     Key(KeyCommand),
@@ -478,6 +482,19 @@ pub struct ServerFields {
     /// Calls per second for this server [default: VIRTUALMIN_RATE_QPS].
     #[arg(long)]
     rate_qps: Option<f64>,
+    /// SSH for the break-glass path: where its private key is (env:NAME or file:/path; an
+    /// unencrypted Ed25519 or ECDSA key). Given with --ssh-host-key.
+    #[arg(long, requires = "ssh_host_key")]
+    ssh_key: Option<String>,
+    /// The server's SSH host key to pin, as `ssh-keygen -lf` prints it (SHA256:…).
+    #[arg(long, requires = "ssh_key")]
+    ssh_host_key: Option<String>,
+    /// Who logs in over SSH [default: root].
+    #[arg(long, requires = "ssh_key")]
+    ssh_user: Option<String>,
+    /// The SSH port [default: 22].
+    #[arg(long, requires = "ssh_key")]
+    ssh_port: Option<u16>,
 }
 
 impl ServerFields {
@@ -499,6 +516,19 @@ impl ServerFields {
                 self.insecure_skip_tls_verify.then_some(Value::Bool(false)),
             ),
             ("tags", (!self.tags.is_empty()).then(|| json!(self.tags))),
+            (
+                "ssh",
+                self.ssh_key.map(|key| {
+                    let mut ssh = json!({ "key": key, "host_key": self.ssh_host_key });
+                    if let Some(user) = self.ssh_user {
+                        ssh["user"] = user.into();
+                    }
+                    if let Some(port) = self.ssh_port {
+                        ssh["port"] = port.into();
+                    }
+                    ssh
+                }),
+            ),
         ];
         for (key, value) in values {
             if let Some(value) = value {
@@ -632,6 +662,58 @@ pub enum ServerCommand {
         /// The server's name, repeated.
         #[arg(long)]
         confirm: String,
+    },
+    /// Mark a server as worked on over SSH (its remote.cgi not answering): the break-glass
+    /// path may reach it, and its accounts' jobs wait until the mark is lifted.
+    BreakGlass {
+        /// The server's id.
+        id: ServerId,
+        /// Why, for the audit log and the other operators.
+        #[arg(long, required_unless_present = "lift", conflicts_with = "lift")]
+        reason: Option<String>,
+        /// Lift the mark: jobs carry on through remote.cgi.
+        #[arg(long)]
+        lift: bool,
+    },
+    /// Run one of Virtualmin's programs with its own `virtualmin` command over SSH, on a
+    /// server marked with break-glass; its answer is read as remote.cgi's.
+    OverSsh {
+        /// The server's id.
+        id: ServerId,
+        #[command(subcommand)]
+        program: OverSshCommand,
+    },
+}
+
+/// The programs the break-glass path runs.
+#[derive(Debug, Subcommand)]
+pub enum OverSshCommand {
+    /// Every domain on the server, and whether it is disabled.
+    ListDomains {
+        #[command(flatten)]
+        wait: WaitFlag,
+    },
+    /// The server's own description.
+    Info {
+        #[command(flatten)]
+        wait: WaitFlag,
+    },
+    /// Suspend a domain (its owner sees the reason).
+    DisableDomain {
+        /// The domain (Unicode or punycode).
+        domain: String,
+        /// The reason shown to its owner.
+        #[arg(long)]
+        why: Option<String>,
+        #[command(flatten)]
+        wait: WaitFlag,
+    },
+    /// Unsuspend a domain.
+    EnableDomain {
+        /// The domain (Unicode or punycode).
+        domain: String,
+        #[command(flatten)]
+        wait: WaitFlag,
     },
 }
 
@@ -967,6 +1049,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         Command::Dns(command) => dns::run(command, &store, &ctx, &config, out).await,
         Command::Drift(command) => drift(command, &store, &ctx, out).await,
         Command::Usage(command) => usage::run(command, &store, &ctx, out).await,
+        Command::Webhooks(command) => webhooks::run(command, &*store, &ctx, &config, out).await,
         Command::Mailboxes(command) => mailboxes::run(command, &*store, &ctx, &config, out).await,
         Command::Databases(command) => databases::run(command, &*store, &ctx, out).await,
         Command::Certificates(command) => certificates::run(command, &*store, &ctx, out).await,
@@ -1258,6 +1341,9 @@ async fn servers(
         ServerCommand::Add { name, fields } => {
             let spec: ServerSpec = from_flags(fields.into_json(Some(name)))?;
             config.secret_sources.check(&spec.credentials)?;
+            if let Some(ssh) = &spec.ssh {
+                config.secret_sources.check(&ssh.key)?;
+            }
             out.one(&commands::create_server(&**store, ctx, spec).await?)
         }
         ServerCommand::List(page) => out.list(
@@ -1271,6 +1357,9 @@ async fn servers(
             let patch: ServerPatch = from_flags(fields.into_json(name))?;
             if let Some(credentials) = &patch.credentials {
                 config.secret_sources.check(credentials)?;
+            }
+            if let Some(Some(ssh)) = &patch.ssh {
+                config.secret_sources.check(&ssh.key)?;
             }
             out.one(&commands::update_server(&**store, ctx, id, patch).await?)
         }
@@ -1453,6 +1542,32 @@ async fn servers(
         }
         ServerCommand::AllowLogin { id } => {
             out.one(&commands::allow_login(&**store, ctx, id).await?)
+        }
+        ServerCommand::BreakGlass {
+            id,
+            reason,
+            lift: _,
+        } => out.one(&commands::set_break_glass(&**store, ctx, id, reason.as_deref()).await?),
+        ServerCommand::OverSsh { id, program } => {
+            use drover_store::jobs::SshProgram;
+            let (program, wait) = match program {
+                OverSshCommand::ListDomains { wait } => (SshProgram::ListDomains, wait),
+                OverSshCommand::Info { wait } => (SshProgram::Info, wait),
+                OverSshCommand::DisableDomain { domain, why, wait } => {
+                    (SshProgram::DisableDomain { domain, why }, wait)
+                }
+                OverSshCommand::EnableDomain { domain, wait } => {
+                    (SshProgram::EnableDomain { domain }, wait)
+                }
+            };
+            let request = Requested::OverSsh {
+                server: id,
+                program,
+            };
+            let Some(output) = ask(&**store, ctx, request, wait, out).await? else {
+                return Ok(());
+            };
+            out.one(&output)
         }
     }
 }

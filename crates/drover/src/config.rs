@@ -48,6 +48,8 @@ pub struct Config {
     /// `DROVER_HEALTH_*`, `DROVER_DRIFT_*`, `DROVER_USAGE_INTERVAL`, `DROVER_BACKUP_INTERVAL`:
     /// the periodic fleet work.
     pub fleet: FleetPolicy,
+    /// `DROVER_WEBHOOK_TIMEOUT`, `DROVER_WEBHOOK_RETRY_MAX_DELAY`, `DROVER_WEBHOOK_PAUSE_AFTER`.
+    pub webhooks: crate::engine::WebhookPolicy,
 }
 
 /// The operator key: given in `DROVER_SEAL_KEY` (64 hex digits), or kept in a file
@@ -212,6 +214,9 @@ const SETTINGS: &[&str] = &[
     "DROVER_BILLING_DELETES_UNCONFIRMED",
     "DROVER_JOB_TIMEOUT",
     "DROVER_JOB_RETRY_MAX_DELAY",
+    "DROVER_WEBHOOK_TIMEOUT",
+    "DROVER_WEBHOOK_RETRY_MAX_DELAY",
+    "DROVER_WEBHOOK_PAUSE_AFTER",
     "DROVER_PLACEMENT_FILL_LIMIT",
     "DROVER_PLACEMENT_ALLOW_DEGRADED",
     "DROVER_HEALTH_INTERVAL",
@@ -466,6 +471,16 @@ impl Config {
         let job_timeout = sources.seconds("DROVER_JOB_TIMEOUT", Duration::from_secs(600))?;
         let retry_max_delay =
             sources.seconds("DROVER_JOB_RETRY_MAX_DELAY", Duration::from_secs(300))?;
+        let default_webhooks = crate::engine::WebhookPolicy::default();
+        let webhooks = crate::engine::WebhookPolicy {
+            timeout: sources.seconds("DROVER_WEBHOOK_TIMEOUT", default_webhooks.timeout)?,
+            retry_max_delay: sources.seconds(
+                "DROVER_WEBHOOK_RETRY_MAX_DELAY",
+                default_webhooks.retry_max_delay,
+            )?,
+            pause_after: sources
+                .seconds("DROVER_WEBHOOK_PAUSE_AFTER", default_webhooks.pause_after)?,
+        };
         let default_placement = PlacementPolicy::default();
         let placement = PlacementPolicy {
             fill_limit: sources.parse(
@@ -540,6 +555,7 @@ impl Config {
             placement,
             dns,
             fleet,
+            webhooks,
         })
     }
 }

@@ -17,8 +17,10 @@ use secrecy::ExposeSecret;
 
 mod dns;
 mod fleet;
+mod webhooks;
 use dns::*;
 use fleet::*;
+use webhooks::*;
 
 /// A store under test, with a way around it to play the part of someone editing the database.
 struct Harness {
@@ -112,6 +114,7 @@ drover_testkit::on_both_databases!(
     an_address_rewrite_changes_only_zones_pointing_at_it,
     health_checks_move_a_server_after_consecutive_results,
     a_servers_moves_are_listed_until_done,
+    events_go_to_the_endpoints_that_want_them_in_order,
     drift_scans_replace_findings_and_keep_what_repairs_did,
     a_provider_call_budget_is_shared_through_the_database,
     usage_is_replaced_by_each_sync_for_accounts_still_on_the_server,

@@ -251,6 +251,19 @@ impl VirtualminSim {
         format!("{scheme}://{}", self.addr)
     }
 
+    /// This simulator as Virtualmin's own `virtualmin` command: a script for a test's sshd to
+    /// run (`ForceCommand`) that turns the command line it was asked for into a remote.cgi
+    /// call and prints the text answer, exiting with its status, as the real command does.
+    pub fn as_command(&self) -> String {
+        use base64::Engine as _;
+        let config = &self.shared.config;
+        let auth = base64::engine::general_purpose::STANDARD
+            .encode(format!("{}:{}", config.user, config.password));
+        COMMAND
+            .replace("{url}", &self.url())
+            .replace("{auth}", &auth)
+    }
+
     /// The self-signed certificate served, for pinning.
     pub fn certificate_der(&self) -> Option<&[u8]> {
         self.certificate_der.as_deref()
@@ -373,3 +386,35 @@ impl Drop for VirtualminSim {
         self.task.abort();
     }
 }
+
+/// See [`VirtualminSim::as_command`].
+const COMMAND: &str = r#"#!/usr/bin/env python3
+import os, shlex, ssl, sys, urllib.parse, urllib.request
+
+words = shlex.split(os.environ.get("SSH_ORIGINAL_COMMAND", ""))
+if len(words) < 2 or words[0] != "virtualmin":
+    print("only the virtualmin command runs here", file=sys.stderr)
+    sys.exit(127)
+form, rest, i = [("program", words[1])], words[2:], 0
+while i < len(rest):
+    if i + 1 < len(rest) and not rest[i + 1].startswith("--"):
+        form.append((rest[i][2:], rest[i + 1]))
+        i += 2
+    else:
+        form.append((rest[i][2:], ""))
+        i += 1
+request = urllib.request.Request(
+    "{url}/virtual-server/remote.cgi",
+    data=urllib.parse.urlencode(form).encode(),
+    headers={"Authorization": "Basic {auth}"},
+)
+context = ssl.create_default_context()
+context.check_hostname = False
+context.verify_mode = ssl.CERT_NONE
+body = urllib.request.urlopen(request, context=context).read().decode()
+output, _, status = body.rstrip("\n").rpartition("\n")
+code = int(status.split(":")[1])
+sys.stdout.write(output + "\n")
+# remote.cgi shows the wait status (256 for 1); a command exits with the code.
+sys.exit(code >> 8 if code > 255 else code)
+"#;

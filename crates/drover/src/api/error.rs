@@ -197,6 +197,8 @@ impl From<drover_core::Error> for ApiError {
                 let code = match refusal {
                     ServerRefusal::Decommissioned { .. } => "server_decommissioned",
                     ServerRefusal::NotEmpty { .. } => "server_not_empty",
+                    ServerRefusal::NoSshAccess { .. } => "no_ssh_access",
+                    ServerRefusal::NotInBreakGlass { .. } => "not_in_break_glass",
                 };
                 Self::new(StatusCode::CONFLICT, code, message)
             }

@@ -29,6 +29,7 @@ mod services;
 mod shared;
 mod tokens;
 mod usage;
+mod webhooks;
 
 use std::sync::Arc;
 
@@ -116,6 +117,7 @@ fn resources() -> OpenApiRouter<AppState> {
         .merge(audit::routes())
         .merge(tokens::routes())
         .merge(dns::routes())
+        .merge(webhooks::routes())
 }
 
 /// The whole HTTP surface of drover.

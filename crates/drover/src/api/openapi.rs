@@ -19,6 +19,7 @@ use utoipa::{Modify, OpenApi};
                        (operator, billing, readonly) decides what it may do. Errors have one \
                        shape: `{\"error\": {\"code\", \"message\", \"field\"}}`."
     ),
+    components(schemas(super::webhooks::events::WebhookEvent)),
     modifiers(&BearerAuth),
     security(("bearer" = []))
 )]

@@ -31,6 +31,68 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(rebuild_server))
         .routes(routes!(decommission_server))
         .routes(routes!(adopt_server))
+        .routes(routes!(mark_break_glass, lift_break_glass))
+        .routes(routes!(run_over_ssh))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct BreakGlassRequest {
+    /// Why the server is worked on over SSH (remote.cgi not answering…), for the audit log and
+    /// the other operators.
+    reason: String,
+}
+
+/// Marks the server as worked on over SSH: the break-glass path may reach it, and its
+/// accounts' jobs wait until the mark is lifted.
+#[utoipa::path(post, path = "/api/v1/servers/{id}/break-glass", tag = "servers",
+    request_body = BreakGlassRequest,
+    responses((status = 200, body = Server), (status = 404, body = ErrorBody),
+        (status = 409, description = "the server has no SSH access (`no_ssh_access`)", body = ErrorBody)))]
+async fn mark_break_glass(
+    State(app): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<String>,
+    Json(request): Json<BreakGlassRequest>,
+) -> Reply<Server> {
+    let id: ServerId = path_id("server", &id)?;
+    let ctx = caller.context();
+    let server =
+        crate::commands::set_break_glass(&*app.store, &ctx, id, Some(&request.reason)).await?;
+    Ok(axum::Json(server))
+}
+
+/// Lifts the mark: the server's jobs carry on through remote.cgi.
+#[utoipa::path(delete, path = "/api/v1/servers/{id}/break-glass", tag = "servers",
+    responses((status = 200, body = Server), (status = 404, body = ErrorBody)))]
+async fn lift_break_glass(
+    State(app): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<String>,
+) -> Reply<Server> {
+    let id: ServerId = path_id("server", &id)?;
+    let server = crate::commands::set_break_glass(&*app.store, &caller.context(), id, None).await?;
+    Ok(axum::Json(server))
+}
+
+/// Runs one of Virtualmin's programs with its own `virtualmin` command over SSH, on a server
+/// marked for the break-glass path: `list-domains` and `info` to look, `disable-domain` and
+/// `enable-domain` to suspend and unsuspend. The answer, parsed as remote.cgi's, is the job's
+/// output.
+#[utoipa::path(post, path = "/api/v1/servers/{id}/over-ssh", tag = "servers",
+    request_body = drover_store::jobs::SshProgram,
+    responses((status = 202, description = "the job that runs it", body = Accepted),
+        (status = 404, body = ErrorBody),
+        (status = 409, description = "no SSH access (`no_ssh_access`), or the server is not \
+            marked (`not_in_break_glass`)", body = ErrorBody)))]
+async fn run_over_ssh(
+    State(app): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<String>,
+    Json(program): Json<drover_store::jobs::SshProgram>,
+) -> WithStatus<Accepted> {
+    let server: ServerId = path_id("server", &id)?;
+    queue(&app, &caller, Requested::OverSsh { server, program }).await
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -81,6 +143,9 @@ async fn create_server(
     Json(spec): Json<ServerSpec>,
 ) -> WithStatus<Server> {
     app.settings.secret_sources.check(&spec.credentials)?;
+    if let Some(ssh) = &spec.ssh {
+        app.settings.secret_sources.check(&ssh.key)?;
+    }
     let server = crate::commands::create_server(&*app.store, &caller.context(), spec).await?;
     Ok((StatusCode::CREATED, axum::Json(server)))
 }
@@ -112,6 +177,9 @@ async fn update_server(
     let id: ServerId = path_id("server", &id)?;
     if let Some(credentials) = &patch.credentials {
         app.settings.secret_sources.check(credentials)?;
+    }
+    if let Some(Some(ssh)) = &patch.ssh {
+        app.settings.secret_sources.check(&ssh.key)?;
     }
     Ok(axum::Json(
         crate::commands::update_server(&*app.store, &caller.context(), id, patch).await?,

@@ -49,6 +49,8 @@ pub async fn create_database(
         details,
     )
     .await?;
+    let what = ("database", name.as_str(), "created");
+    super::resource_event(&mut *tx, ctx, account, what, job.id).await?;
     tx.commit().await?;
     Ok(database)
 }
@@ -82,6 +84,8 @@ pub async fn delete_database(
         details,
     )
     .await?;
+    let what = ("database", name.as_str(), "deleted");
+    super::resource_event(&mut *tx, ctx, account, what, job.id).await?;
     tx.commit().await?;
     Ok(database)
 }

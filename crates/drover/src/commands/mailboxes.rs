@@ -73,6 +73,8 @@ pub async fn create_mailbox(
     });
     tx.audit(ctx, "mailbox.create", format!("account:{account}"), details)
         .await?;
+    let what = ("mailbox", name.as_str(), "created");
+    super::resource_event(&mut *tx, ctx, account, what, job.id).await?;
     tx.commit().await?;
     Ok(mailbox)
 }
@@ -157,6 +159,8 @@ pub async fn delete_mailbox(
     let details = json!({ "mailbox": name, "confirmed": confirm.as_str(), "job_id": job.id });
     tx.audit(ctx, "mailbox.delete", format!("account:{account}"), details)
         .await?;
+    let what = ("mailbox", name.as_str(), "deleted");
+    super::resource_event(&mut *tx, ctx, account, what, job.id).await?;
     tx.commit().await?;
     Ok(mailbox)
 }

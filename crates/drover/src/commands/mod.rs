@@ -27,6 +27,7 @@ mod requests;
 mod servers;
 mod services;
 mod tokens;
+mod webhooks;
 
 pub use accounts::{retry_failed_accounts, set_protection};
 pub use adoption::{MailboxHashes, adopt};
@@ -59,12 +60,16 @@ pub use rebuild::{RebuildPlan, RebuildStep, rebuild};
 pub use requests::{Requested, request, rewrite_addresses};
 pub use servers::{
     DrainMove, DrainPlan, allow_login, create_server, decommission, drain, failover,
-    set_maintenance, update_server,
+    set_break_glass, set_maintenance, update_server,
 };
 pub use services::{
     ServiceCreated, change_password, change_plan, create_service, transition_service,
 };
 pub use tokens::{create_token, revoke_token};
+pub use webhooks::{
+    NewEndpoint, PREVIOUS_SECRET_VALID_FOR, create_webhook_endpoint, redeliver_webhooks,
+    rotate_webhook_secret, update_webhook_endpoint,
+};
 
 use drover_store::StoreError;
 
@@ -86,3 +91,23 @@ impl From<drover_core::ServerRefusal> for Error {
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Tells webhooks of a resource (`kind`: mailbox, database, alias, subserver) recorded for an
+/// account or removed from it (`change`: created, deleted), in the change's transaction; `job`
+/// carries it to the server.
+async fn resource_event(
+    tx: &mut dyn drover_store::Write,
+    ctx: &drover_store::RequestContext,
+    account: drover_core::AccountId,
+    (kind, name, change): (&str, &str, &str),
+    job: drover_core::JobId,
+) -> Result<()> {
+    let record = tx.account(account).await?;
+    let event = drover_store::NewEvent::account(
+        drover_core::EventType::AccountResourceChanged,
+        &record,
+        serde_json::json!({ "kind": kind, "name": name, "change": change, "job_id": job }),
+    );
+    tx.event(ctx, &event).await?;
+    Ok(())
+}

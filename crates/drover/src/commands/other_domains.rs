@@ -77,6 +77,8 @@ pub async fn delete_other_domain(
     let action = format!("{}.delete", event(kind));
     tx.audit(ctx, &action, format!("account:{account}"), details)
         .await?;
+    let what = (event(kind), domain.as_str(), "deleted");
+    super::resource_event(&mut *tx, ctx, account, what, job.id).await?;
     tx.commit().await?;
     certificate_follows(store, ctx, account, renew_after(kind)).await;
     Ok(deleted)
@@ -115,6 +117,8 @@ async fn create(
     let action = format!("{}.create", event(kind));
     tx.audit(ctx, &action, format!("account:{account}"), details)
         .await?;
+    let what = (event(kind), domain.as_str(), "created");
+    super::resource_event(&mut *tx, ctx, account, what, job.id).await?;
     tx.commit().await?;
     certificate_follows(store, ctx, account, renew_after(kind)).await;
     Ok(created)

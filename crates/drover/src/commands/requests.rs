@@ -7,7 +7,7 @@ use drover_core::{
 };
 use drover_store::jobs::{
     AdoptServer, CheckFleetHealth, CheckZones, CreateLoginLink, DeleteOrphan, DriftRepair,
-    PlanZone, RequestedJob, RewriteAddresses, ScanDrift, SyncUsage,
+    PlanZone, RequestedJob, RewriteAddresses, RunOverSsh, ScanDrift, SshProgram, SyncUsage,
 };
 use drover_store::{Job, RequestContext, Store};
 use serde_json::json;
@@ -56,6 +56,11 @@ pub enum Requested {
     LoginLink {
         account: AccountId,
     },
+    /// One of Virtualmin's programs over SSH, on a server an operator marked (break glass).
+    OverSsh {
+        server: ServerId,
+        program: SshProgram,
+    },
 }
 
 /// What a requested job is about, checked to exist before the job is queued.
@@ -65,6 +70,8 @@ enum About {
     Zone(ZoneId),
     Provider(DnsProviderId),
     Account(AccountId),
+    /// A server an operator marked for the break-glass path, with SSH access.
+    BreakGlass(ServerId),
 }
 
 /// Queues the job that carries out `work`, audited as asked.
@@ -157,6 +164,26 @@ pub async fn request(store: &dyn Store, ctx: &RequestContext, work: Requested) -
             let job = RequestedJob::LoginLink(args);
             (About::Account(account), job, "account.login_link_requested")
         }
+        Requested::OverSsh { server, program } => {
+            // A domain as the server knows it: punycode.
+            let domain = |d: &str| DomainName::parse(d).map(|d| d.as_str().to_owned());
+            let program = match program {
+                SshProgram::DisableDomain { domain: d, why } => SshProgram::DisableDomain {
+                    domain: domain(&d)?,
+                    why,
+                },
+                SshProgram::EnableDomain { domain: d } => SshProgram::EnableDomain {
+                    domain: domain(&d)?,
+                },
+                look => look,
+            };
+            let args = RunOverSsh {
+                server_id: server.get(),
+                program,
+            };
+            let job = RequestedJob::OverSsh(args);
+            (About::BreakGlass(server), job, "server.break_glass_call")
+        }
     };
     let asked = job.asked();
     let mut tx = store.write().await?;
@@ -183,6 +210,17 @@ pub async fn request(store: &dyn Store, ctx: &RequestContext, work: Requested) -
                 .into());
             }
             format!("account:{account}")
+        }
+        About::BreakGlass(server) => {
+            let record = tx.server(server).await?;
+            let name = record.spec.name.to_string();
+            if record.spec.ssh.is_none() {
+                return Err(drover_core::ServerRefusal::NoSshAccess { name }.into());
+            }
+            if record.break_glass.is_none() {
+                return Err(drover_core::ServerRefusal::NotInBreakGlass { name }.into());
+            }
+            format!("server:{server}")
         }
     };
     let attempts = REQUESTED_ATTEMPTS;

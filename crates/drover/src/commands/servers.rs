@@ -157,7 +157,64 @@ pub async fn failover(
     placement: &PlacementPolicy,
     server: &Server,
 ) -> Result<DrainPlan> {
-    move_all(store, ctx, placement, server, None, false).await
+    let plan = move_all(store, ctx, placement, server, None, false).await?;
+    if !plan.moves.is_empty() {
+        let event = drover_store::NewEvent {
+            event_type: drover_core::EventType::ServerFailoverStarted,
+            account: None,
+            subject: format!("server:{}", server.id),
+            data: json!({
+                "server_id": server.id,
+                "name": server.spec.name,
+                "accounts": plan.moves.len(),
+                "unplaced": plan.unplaced.len(),
+            }),
+        };
+        store.record_event(ctx, &event).await?;
+    }
+    Ok(plan)
+}
+
+/// Marks the server as worked on over SSH (`reason`), which lets the break-glass path reach
+/// it and makes its accounts' jobs wait; `None` lifts the mark and the jobs carry on.
+pub async fn set_break_glass(
+    store: &dyn Store,
+    ctx: &RequestContext,
+    id: ServerId,
+    reason: Option<&str>,
+) -> Result<Server> {
+    let mut tx = store.write().await?;
+    let server = tx.server(id).await?;
+    let name = server.spec.name.to_string();
+    if reason.is_some() && server.spec.ssh.is_none() {
+        return Err(drover_core::ServerRefusal::NoSshAccess { name }.into());
+    }
+    let reason = reason.map(str::trim);
+    if reason.is_some_and(str::is_empty) {
+        return Err(drover_core::Error::InvalidValue {
+            what: "break-glass reason",
+            input: String::new(),
+            expected: "why the server is worked on over SSH, for the audit log and the other \
+                       operators"
+                .into(),
+        }
+        .into());
+    }
+    tx.update_break_glass(id, reason.map(|r| (r, ctx))).await?;
+    let action = match reason {
+        Some(_) => "server.break_glass",
+        None => "server.break_glass_lifted",
+    };
+    tx.audit(
+        ctx,
+        action,
+        format!("server:{id}"),
+        json!({ "reason": reason }),
+    )
+    .await?;
+    let after = tx.server(id).await?;
+    tx.commit().await?;
+    Ok(after)
 }
 
 /// Retires an empty server for good, once `confirm_name` repeats its name.
@@ -224,6 +281,11 @@ async fn finish_state_change(
         json!({ "from": before.state, "to": after.state }),
     )
     .await?;
+    if after.state != before.state {
+        let reason = format!("{action} by {}", ctx.actor);
+        let event = drover_store::NewEvent::server_state_changed(before, after.state, &[reason]);
+        tx.event(ctx, &event).await?;
+    }
     tx.commit().await?;
     Ok(after)
 }

@@ -5,7 +5,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use drover_core::{AccountId, Action, JobId};
+use drover_core::{AccountId, Action, EventType, JobId};
 use drover_store::{JobCall, RequestContext};
 use drover_virtualmin::{CallScope, ErrorKind, VirtualminError, in_scope};
 use riverqueue::{WorkContext, WorkOutcome};
@@ -47,6 +47,8 @@ pub(super) enum Round {
     Wait(String),
     /// A person must act; retrying cannot help.
     Refused(String),
+    /// A protected account's deletion is held until an operator lifts the protection.
+    Held(String),
 }
 
 /// How a job that did its work finishes.
@@ -155,7 +157,7 @@ where
                         let reason = format!("gave up after {} attempts: {e}", row.attempt);
                         engine
                             .store
-                            .mark_account_failed(&ctx, account, &reason)
+                            .mark_account_failed(&ctx, account, &reason, EventType::AccountFailed)
                             .await?;
                     }
                     (Err(e), why)
@@ -250,14 +252,21 @@ async fn decide(
         }
         other => other,
     };
-    let refused = match outcome {
-        Ok(Round::Refused(ref reason)) => Some(reason.clone()),
+    let (refused, event) = match outcome {
+        Ok(Round::Refused(ref reason)) => (Some(reason.clone()), EventType::AccountFailed),
+        Ok(Round::Held(ref reason)) => (
+            Some(reason.clone()),
+            EventType::AccountProtectedDeletionHeld,
+        ),
         Err(ConvergeError::Virtualmin(ref e))
             if !e.kind.is_retryable() && e.kind != ErrorKind::Protocol =>
         {
-            Some(format!("the server refused: {e}"))
+            (
+                Some(format!("the server refused: {e}")),
+                EventType::AccountFailed,
+            )
         }
-        _ => None,
+        _ => (None, EventType::AccountFailed),
     };
     if let Some(reason) = refused {
         if finish != Finish::Always
@@ -291,7 +300,7 @@ async fn decide(
         if finish == Finish::AtLatestGeneration {
             engine
                 .store
-                .mark_account_failed(ctx, account, &reason)
+                .mark_account_failed(ctx, account, &reason, event)
                 .await?;
         }
         return Ok((Ok(WorkOutcome::Discard), Some(reason)));
@@ -337,7 +346,9 @@ async fn decide(
             let _ = context.record_output(json!({ "waiting": reason }));
             (Ok(WorkOutcome::Snooze(WAIT)), Some(reason))
         }
-        Ok(Round::Refused(reason)) => (Ok(WorkOutcome::Discard), Some(reason)),
+        Ok(Round::Refused(reason) | Round::Held(reason)) => {
+            (Ok(WorkOutcome::Discard), Some(reason))
+        }
         // Transient trouble: River retries with backoff.
         Err(e) => (Err(e), None),
     })

@@ -112,6 +112,12 @@ async fn round(
             server.spec.name, server.state
         )));
     }
+    if let Some(mark) = &server.break_glass {
+        return Ok(Round::Wait(format!(
+            "server {} is worked on over SSH ({}, by {}): its jobs wait until the mark is lifted",
+            server.spec.name, mark.reason, mark.by
+        )));
+    }
     let client = match engine.fleet.client(&server) {
         Ok(client) => client,
         Err(e) if e.login_refused => return Ok(Round::Wait(e.to_string())),
@@ -129,9 +135,8 @@ async fn round(
     let observed = observe(&client, account.domain.as_str()).await?;
     let actions = match converge(&wanted, observed.as_ref()) {
         Ok(actions) => actions,
-        Err(blocked @ (Blocked::NotOurs { .. } | Blocked::Protected { .. })) => {
-            return Ok(Round::Refused(blocked.to_string()));
-        }
+        Err(blocked @ Blocked::NotOurs { .. }) => return Ok(Round::Refused(blocked.to_string())),
+        Err(held @ Blocked::Protected { .. }) => return Ok(Round::Held(held.to_string())),
     };
     for action in &actions {
         apply(engine, ctx, &client, target, action).await?;

@@ -12,6 +12,7 @@ pub mod seal;
 mod secrets;
 pub(crate) mod ssh_host;
 pub mod usage;
+pub mod webhooks;
 
 use std::sync::Arc;
 
@@ -23,6 +24,7 @@ pub use dns::{Dns, DnsSettings};
 pub use fleet::{Fleet, FleetError};
 pub use seal::Sealer;
 pub use secrets::Secrets;
+pub use webhooks::{WebhookPolicy, Webhooks};
 
 /// What the jobs share.
 #[derive(Debug)]
@@ -40,6 +42,8 @@ pub struct Engine {
     pub retry_max_delay: std::time::Duration,
     /// Health checks, drift scans and usage syncs: what they judge and how often they run.
     pub fleet_policy: FleetPolicy,
+    /// Where events are sent from, and how a failing receiver is tried again.
+    pub webhooks: Webhooks,
 }
 
 impl Default for FleetPolicy {
@@ -194,6 +198,10 @@ pub fn start_handing_back(
             drover_store::jobs::BACKUP_QUEUE,
             QueueConfig::new(concurrency.clamp(1, 4)),
         )
+        .queue(
+            drover_store::jobs::WEBHOOK_QUEUE,
+            QueueConfig::new(concurrency.clamp(1, 4)),
+        )
         .build()?;
     client.start()
 }
@@ -203,8 +211,9 @@ impl Engine {
     pub async fn from_config(
         store: Arc<dyn Store>,
         config: &crate::config::Config,
-    ) -> Result<Self, seal::SealError> {
+    ) -> Result<Self, StartError> {
         let sealer = Arc::new(seal::operator_key(&*store, &config.seal_key).await?);
+        let webhooks = Webhooks::new(config.webhooks.clone()).map_err(StartError::Webhooks)?;
         Ok(Self {
             store: Arc::clone(&store),
             fleet: Fleet::shared(
@@ -219,8 +228,18 @@ impl Engine {
             job_timeout: config.job_timeout,
             retry_max_delay: config.retry_max_delay,
             fleet_policy: config.fleet.clone(),
+            webhooks,
         })
     }
+}
+
+/// Why the engine of a configured process could not be made.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(transparent)]
+    Seal(#[from] seal::SealError),
+    #[error("the webhook client cannot be made: {0}")]
+    Webhooks(String),
 }
 
 impl Engine {

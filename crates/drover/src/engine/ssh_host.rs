@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use drover_core::{BackupDestinationSpec, BackupLocation, SshHostKey, SshLocation};
 use drover_virtualmin::SshLogin;
-use russh::keys::{Algorithm, EcdsaCurve, HashAlg};
+use russh::keys::{Algorithm, EcdsaCurve};
 
 /// How long drover waits for the host's key.
 const TIMEOUT: Duration = Duration::from_secs(10);
@@ -108,7 +108,7 @@ async fn presents(
     pinned: &SshHostKey,
 ) -> Result<Option<String>, String> {
     let seen = Arc::new(Mutex::new(None));
-    let handler = Pin {
+    let handler = drover_virtualmin::PinnedHostKey {
         pinned: pinned.as_str().to_owned(),
         seen: Arc::clone(&seen),
     };
@@ -139,32 +139,5 @@ async fn presents(
         Ok(Err(russh::Error::NoCommonAlgo { .. })) => Ok(None),
         Ok(Err(e)) => Err(e.to_string()),
         Err(_) => Err(format!("no answer within {} s", TIMEOUT.as_secs())),
-    }
-}
-
-struct Pin {
-    pinned: String,
-    seen: Arc<Mutex<Option<String>>>,
-}
-
-impl russh::client::Handler for Pin {
-    type Error = russh::Error;
-
-    async fn check_server_key(
-        &mut self,
-        key: &russh::keys::PublicKeyOrCertificate,
-    ) -> Result<bool, Self::Error> {
-        // A host certificate is pinned by the key it certifies.
-        let key = match key {
-            russh::keys::PublicKeyOrCertificate::PublicKey { key, .. } => key.key_data(),
-            russh::keys::PublicKeyOrCertificate::Certificate(cert) => cert.public_key(),
-        };
-        let seen = key.fingerprint(HashAlg::Sha256).to_string();
-        let matches = seen == self.pinned;
-        *self
-            .seen
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(seen);
-        Ok(matches)
     }
 }

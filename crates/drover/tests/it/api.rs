@@ -201,6 +201,7 @@ drover_testkit::on_both_databases!(
     billing_reads_usage_and_an_operator_asks_for_a_sync,
     billing_asks_for_a_certificate_and_a_reader_sees_how_it_stands,
     billing_deletes_without_repeating_names_only_when_an_operator_allows_it,
+    webhook_endpoints_are_an_operators_and_their_secrets_are_shown_once,
 );
 
 /// Log lines written while it lives, as `serve` writes them (JSON, with the span's fields).
@@ -1723,4 +1724,119 @@ async fn backup_destinations_and_backups_are_served(api: Api) {
             .status,
         StatusCode::NOT_FOUND
     );
+}
+
+async fn webhook_endpoints_are_an_operators_and_their_secrets_are_shown_once(api: Api) {
+    let new =
+        json!({"url": "https://billing.example/drover", "event_types": ["account.suspended"]});
+    let by_billing = api
+        .call(
+            Method::POST,
+            "/api/v1/webhooks",
+            Some(&api.billing),
+            &[],
+            Some(&new.to_string()),
+        )
+        .await;
+    assert_eq!(by_billing.status, StatusCode::FORBIDDEN);
+    for (bad, says) in [
+        (json!({"url": "http://billing.example/x"}), "https://"),
+        (json!({"url": "http://127.0.0.1:9/x"}), "allow_http"),
+        (
+            json!({"url": "https://b.example/", "event_types": ["account.exploded"]}),
+            "account.suspended",
+        ),
+    ] {
+        let refused = api.post("/api/v1/webhooks", bad).await;
+        assert_eq!(refused.status, StatusCode::UNPROCESSABLE_ENTITY);
+        assert!(refused.message().contains(says), "{}", refused.message());
+    }
+    let created = api.post("/api/v1/webhooks", new).await;
+    assert_eq!(created.status, StatusCode::CREATED, "{:?}", created.body);
+    let secret = created.body["secret"].as_str().unwrap().to_owned();
+    assert!(
+        secret.starts_with("whsec_") && secret.len() == 70,
+        "{secret}"
+    );
+    let id = created.body["id"].as_i64().unwrap();
+    let read = api
+        .call(
+            Method::GET,
+            &format!("/api/v1/webhooks/{id}"),
+            Some(&api.readonly),
+            &[],
+            None,
+        )
+        .await;
+    assert_eq!(read.status, StatusCode::OK);
+    assert!(
+        !read.body.to_string().contains(&secret),
+        "never shown again"
+    );
+    assert_eq!(read.body["event_types"], json!(["account.suspended"]));
+
+    let rotated = api
+        .post(
+            &format!("/api/v1/webhooks/{id}/rotate-secret"),
+            json!({"previous_valid_seconds": 600}),
+        )
+        .await;
+    assert_eq!(rotated.status, StatusCode::OK, "{:?}", rotated.body);
+    assert_ne!(rotated.body["secret"].as_str().unwrap(), secret);
+    assert!(rotated.body["previous_secret_valid_until"].is_string());
+
+    let paused = api
+        .call(
+            Method::PATCH,
+            &format!("/api/v1/webhooks/{id}"),
+            Some(&api.operator),
+            &[],
+            Some(&json!({"paused": true, "event_types": []}).to_string()),
+        )
+        .await;
+    assert_eq!(paused.status, StatusCode::OK, "{:?}", paused.body);
+    assert_eq!(paused.body["paused"], true);
+    assert_eq!(paused.body["event_types"], json!([]));
+    let deliveries = api
+        .get(&format!("/api/v1/webhooks/{id}/deliveries?failed=true"))
+        .await;
+    assert_eq!(deliveries.status, StatusCode::OK);
+    assert_eq!(deliveries.body, json!([]));
+    let redelivered = api
+        .post(&format!("/api/v1/webhooks/{id}/redeliver"), json!({}))
+        .await;
+    assert_eq!(redelivered.status, StatusCode::ACCEPTED);
+    assert_eq!(redelivered.body["count"], 0);
+    let missing = api
+        .post(
+            &format!("/api/v1/webhooks/{id}/redeliver"),
+            json!({"delivery_id": 999}),
+        )
+        .await;
+    assert_eq!(missing.status, StatusCode::NOT_FOUND);
+
+    let deleted = api
+        .call(
+            Method::DELETE,
+            &format!("/api/v1/webhooks/{id}"),
+            Some(&api.operator),
+            &[],
+            None,
+        )
+        .await;
+    assert_eq!(deleted.status, StatusCode::NO_CONTENT);
+    assert_eq!(
+        api.get(&format!("/api/v1/webhooks/{id}")).await.status,
+        StatusCode::NOT_FOUND
+    );
+    let audit = api.get("/api/v1/audit?limit=1000").await.body.to_string();
+    for action in [
+        "webhook.create",
+        "webhook.rotate_secret",
+        "webhook.update",
+        "webhook.delete",
+    ] {
+        assert!(audit.contains(action), "{action}");
+    }
+    assert!(!audit.contains(&secret), "no secret in the audit log");
 }

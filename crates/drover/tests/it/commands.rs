@@ -723,7 +723,12 @@ async fn failed_accounts_are_listed_retried_and_cleared(store: Store_) {
         .await
         .unwrap();
     store
-        .mark_account_failed(&ctx(), failing.account_id, "the server refused: invalid: x")
+        .mark_account_failed(
+            &ctx(),
+            failing.account_id,
+            "the server refused: invalid: x",
+            drover_core::EventType::AccountFailed,
+        )
         .await
         .unwrap();
     // A protected account waiting to be deleted needs an operator, not another try.
@@ -731,7 +736,12 @@ async fn failed_accounts_are_listed_retried_and_cleared(store: Store_) {
         .await
         .unwrap();
     store
-        .mark_account_failed(&ctx(), protected.account_id, "protected from deletion")
+        .mark_account_failed(
+            &ctx(),
+            protected.account_id,
+            "protected from deletion",
+            drover_core::EventType::AccountProtectedDeletionHeld,
+        )
         .await
         .unwrap();
     let listed = store.accounts(failed(true)).await.unwrap();

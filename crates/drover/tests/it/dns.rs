@@ -501,6 +501,7 @@ async fn hosting(
         job_timeout: Duration::from_secs(30),
         retry_max_delay: Duration::from_secs(1),
         fleet_policy: Default::default(),
+        webhooks: drover::engine::Webhooks::new(Default::default()).unwrap(),
     };
     let workers = drover::engine::start(Arc::new(engine), 4).unwrap();
     Hosting {

@@ -2,6 +2,7 @@
 //! the `drover` command itself.
 
 mod api;
+mod break_glass;
 mod command;
 mod commands;
 mod dns;
@@ -18,6 +19,7 @@ mod real;
 mod server_faults;
 mod usage;
 mod web;
+mod webhooks;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -319,6 +321,7 @@ impl TestFleet {
             job_timeout: Duration::from_secs(30),
             retry_max_delay: Duration::from_secs(1),
             fleet_policy,
+            webhooks: drover::engine::Webhooks::new(Default::default()).unwrap(),
         }
     }
 }

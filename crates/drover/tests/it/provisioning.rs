@@ -77,6 +77,7 @@ async fn setup_with(
         job_timeout: Duration::from_secs(30),
         retry_max_delay: Duration::from_secs(1),
         fleet_policy,
+        webhooks: drover::engine::Webhooks::new(Default::default()).unwrap(),
     };
     let workers = drover::engine::start(Arc::new(engine), 4).unwrap();
     Fleetwork {

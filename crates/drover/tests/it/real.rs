@@ -2918,3 +2918,147 @@ pub(crate) fn real_virtualmin(command: &str) {
         .unwrap();
     assert!(status.success(), "scripts/real-virtualmin {command}");
 }
+
+/// The break-glass path on the real server: its own `virtualmin` command over a real sshd
+/// (root, with a key), reached only once an operator marked the server; a host presenting
+/// another key than the pinned one is refused before drover's key is offered.
+#[tokio::test]
+#[ignore = "real tier: needs a real Virtualmin (scripts/real-virtualmin start)"]
+async fn the_emergency_programs_run_over_ssh_on_the_real_server() {
+    let real = RealServer::from_env();
+    let drover = Drover::start(&[]).await;
+    let server = drover.add_real_server(&real).await;
+    let plan = drover.plan(&unique("Glass "), json!({})).await;
+    let domain = format!("{}.ro", unique("glass-"));
+    let (service, account) = drover.sell(plan, &domain).await;
+
+    let mut sshd = tokio::task::spawn_blocking(|| drover_testkit::TestSshd::start_as("root", None))
+        .await
+        .unwrap()
+        .unwrap_or_else(|e| panic!("sshd: {e}"));
+    let key = sshd.authorize_key().unwrap();
+    let kept = drover.password_file().with_file_name("real.ssh-key");
+    std::fs::copy(&key, &kept).unwrap();
+    let ssh = |host_key: &str| {
+        json!({"ssh": {"user": "root", "port": sshd.port,
+                       "key": format!("file:{}", kept.display()), "host_key": host_key}})
+    };
+    let (status, _) = drover
+        .call(
+            reqwest::Method::PATCH,
+            &format!("/servers/{server}"),
+            Some(ssh(&sshd.host_key)),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let path = format!("/servers/{server}/over-ssh");
+    let post = reqwest::Method::POST;
+    let (status, refused) = drover
+        .call(
+            post.clone(),
+            &path,
+            Some(json!({"program": "list-domains"})),
+        )
+        .await;
+    assert_eq!(
+        (status, &refused["error"]["code"]),
+        (409, &json!("not_in_break_glass")),
+        "{refused}"
+    );
+    drover
+        .post(
+            &format!("/servers/{server}/break-glass"),
+            json!({"reason": "the real tier's own test"}),
+        )
+        .await;
+
+    let (status, asked) = drover
+        .call(
+            post.clone(),
+            &path,
+            Some(json!({"program": "list-domains"})),
+        )
+        .await;
+    assert_eq!(status, 202, "{asked}");
+    let listed = drover
+        .job_completed(asked["job_id"].as_i64().unwrap())
+        .await;
+    let domains = listed["output"]["answer"]["domains"].to_string();
+    assert!(domains.contains(&format!("\"{domain}\"")), "{domains}");
+
+    let disable = json!({"program": "disable-domain", "domain": domain, "why": "unpaid"});
+    let (_, asked) = drover.call(post.clone(), &path, Some(disable)).await;
+    drover
+        .job_completed(asked["job_id"].as_i64().unwrap())
+        .await;
+    let seen = server_domain(&domain).unwrap();
+    assert!(
+        seen.get("Disabled").is_some_and(|d| !d.is_empty()),
+        "disabled, as the server's own command line shows: {seen:?}"
+    );
+    let (_, asked) = drover
+        .call(
+            post.clone(),
+            &path,
+            Some(json!({"program": "enable-domain", "domain": domain})),
+        )
+        .await;
+    drover
+        .job_completed(asked["job_id"].as_i64().unwrap())
+        .await;
+    assert!(!server_domain(&domain).unwrap().contains_key("Disabled"));
+    let (_, asked) = drover
+        .call(post.clone(), &path, Some(json!({"program": "info"})))
+        .await;
+    let info = drover
+        .job_completed(asked["job_id"].as_i64().unwrap())
+        .await;
+    assert!(
+        !info["output"]["answer"]["info"]
+            .as_str()
+            .unwrap_or_default()
+            .is_empty(),
+        "{info}"
+    );
+
+    // Another host key pinned: refused before authentication, saying what was presented.
+    let other = "SHA256:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA";
+    drover
+        .call(
+            reqwest::Method::PATCH,
+            &format!("/servers/{server}"),
+            Some(ssh(other)),
+        )
+        .await;
+    let (_, asked) = drover
+        .call(
+            post.clone(),
+            &path,
+            Some(json!({"program": "list-domains"})),
+        )
+        .await;
+    let wrong = drover.job_ends(asked["job_id"].as_i64().unwrap()).await;
+    assert_eq!(wrong["state"], "discarded", "{wrong}");
+    let why = wrong["output"]["refused"].as_str().unwrap_or_default();
+    assert!(
+        why.contains(&sshd.host_key) && why.contains("not the pinned"),
+        "{why}"
+    );
+
+    let (status, _) = drover
+        .call(
+            reqwest::Method::DELETE,
+            &format!("/servers/{server}/break-glass"),
+            None,
+        )
+        .await;
+    assert_eq!(status, 200);
+    let audit = drover
+        .get(&format!("/audit?subject=server%3A{server}"))
+        .await;
+    let audit = audit.to_string();
+    assert!(
+        audit.contains("server.break_glass_call") && audit.contains("server.break_glass_lifted")
+    );
+    drover.remove(service, account, &domain).await;
+}

@@ -49,15 +49,27 @@ async fn record_recovery(
     metrics::gauge!("drover_failover_recovery_seconds", "server" => lost.spec.name.to_string())
         .set(seconds);
     tracing::warn!(server = %lost.spec.name, seconds, "failover complete");
-    engine
-        .store
-        .audit(
-            ctx,
-            "server.failover_complete",
-            format!("server:{}", lost.id),
-            json!({ "seconds_since_unavailable": seconds }),
-        )
-        .await?;
+    let details = json!({
+        "server_id": lost.id,
+        "name": lost.spec.name,
+        "seconds_since_unavailable": seconds,
+    });
+    let mut tx = engine.store.write().await?;
+    tx.audit(
+        ctx,
+        "server.failover_complete",
+        format!("server:{}", lost.id),
+        details.clone(),
+    )
+    .await?;
+    let event = drover_store::NewEvent {
+        event_type: drover_core::EventType::ServerFailoverComplete,
+        account: None,
+        subject: format!("server:{}", lost.id),
+        data: details,
+    };
+    tx.event(ctx, &event).await?;
+    tx.commit().await?;
     Ok(())
 }
 

@@ -9,12 +9,14 @@ mod check_zones;
 mod converge_account;
 mod create_login_link;
 mod delete_orphan;
+mod deliver_webhooks;
 mod migrate_account;
 mod plan_zone;
 mod request_certificate;
 mod restore_account;
 mod retry_failed_accounts;
 mod rewrite_addresses;
+mod run_over_ssh;
 mod scan_drift;
 mod schedule_backups;
 mod set_account_password;
@@ -57,6 +59,8 @@ pub(super) fn register(
     add(workers, engine, hand_back, backup_account::run)?;
     add(workers, engine, hand_back, schedule_backups::run)?;
     add(workers, engine, hand_back, restore_account::run)?;
+    add(workers, engine, hand_back, deliver_webhooks::run)?;
+    add(workers, engine, hand_back, run_over_ssh::run)?;
     Ok(())
 }
 
