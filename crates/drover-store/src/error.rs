@@ -94,6 +94,8 @@ pub enum Conflict {
     KeyRotated,
     /// Other records still refer to it.
     InUse,
+    /// It is paused: resume it first.
+    Paused,
 }
 
 impl StoreError {

@@ -55,7 +55,7 @@ pub use sqlite::SqliteStore;
 pub use store::Store;
 pub use webhook_store::{
     Delivery, DeliveryAttempt, DeliveryFilter, NewEvent, NewWebhookEndpoint, PendingDelivery,
-    SealedWebhookSecrets, WebhookEndpoint, WebhookEndpointPatch, WebhookStore,
+    SealedWebhookSecrets, WebhookBacklog, WebhookEndpoint, WebhookEndpointPatch, WebhookStore,
 };
 pub use write::{Enqueued, Generation, Job, Write};
 

@@ -95,43 +95,66 @@ macro_rules! select_audit {
 }
 
 /// Records an event inside `tx`, the change's own transaction (the outbox), with a delivery
-/// for every endpoint that wants its type, and wakes their delivery jobs. Paused endpoints
-/// keep theirs until resumed.
+/// for every endpoint that wants its type, and wakes their delivery jobs; none when no
+/// endpoint wants it (nothing is kept). Paused endpoints keep theirs until resumed.
+///
+/// Each wanting endpoint's row is locked (by id, as every writer does) before the event takes
+/// its id: events for one endpoint are numbered in the order they commit, which is the order
+/// its job sends them in. Locks are taken after the change's audit event, as everywhere.
 async fn append_event(
     tx: &mut Tx,
     queue: &riverqueue::Client,
     ctx: &RequestContext,
     event: &crate::NewEvent,
-) -> Result<drover_core::EventId> {
+) -> Result<Option<drover_core::EventId>> {
+    let kind = event.event_type.as_str();
+    let wants = |types: &str| -> Result<bool> {
+        let types: Vec<String> = crate::rows::json_list("webhook event types", types)?;
+        Ok(types.is_empty() || types.iter().any(|t| t == kind))
+    };
+    let endpoints: Vec<(i64, String)> =
+        sqlx::query_as("SELECT id, event_types FROM webhook_endpoints ORDER BY id")
+            .fetch_all(&mut **tx)
+            .await?;
+    let mut wanting = Vec::new();
+    for (endpoint, types) in endpoints {
+        if !wants(&types)? {
+            continue;
+        }
+        // Moving the count locks the row and reads it as it is now: a delivery job ending
+        // now waits for this transaction, then sees the count moved and looks again (see
+        // `end_webhook_job`). Gone or changed meanwhile: left out.
+        let now: Option<(String, bool)> = sqlx::query_as(
+            "UPDATE webhook_endpoints SET wanted = wanted + 1 WHERE id = $1 \
+             RETURNING event_types, paused",
+        )
+        .bind(endpoint)
+        .fetch_optional(&mut **tx)
+        .await?;
+        if let Some((types, paused)) = now
+            && wants(&types)?
+        {
+            wanting.push((endpoint, paused));
+        }
+    }
+    if wanting.is_empty() {
+        return Ok(None);
+    }
     let id: i64 = sqlx::query_scalar(
         "INSERT INTO events (event_type, account_id, subject, data, created_at) \
          VALUES ($1, $2, $3, $4, $5) RETURNING id",
     )
-    .bind(event.event_type.as_str())
+    .bind(kind)
     .bind(event.account.map(AccountId::get))
     .bind(&event.subject)
     .bind(event.data.to_string())
     .bind(sql_now())
     .fetch_one(&mut **tx)
     .await?;
-    let endpoints: Vec<(i64, String, bool)> =
-        sqlx::query_as("SELECT id, event_types, paused FROM webhook_endpoints ORDER BY id")
-            .fetch_all(&mut **tx)
-            .await?;
-    for (endpoint, types, paused) in endpoints {
-        let types: Vec<String> = crate::rows::json_list("webhook event types", &types)?;
-        if !types.is_empty() && !types.iter().any(|t| t == event.event_type.as_str()) {
-            continue;
-        }
+    for (endpoint, paused) in wanting {
         sqlx::query("INSERT INTO webhook_deliveries (endpoint_id, event_id) VALUES ($1, $2)")
             .bind(endpoint)
             .bind(id)
-            .execute(&mut **tx)
-            .await?;
-        // Before the job: a delivery job ending now waits for this row, then sees the count
-        // moved and looks again (see `end_webhook_job`).
-        sqlx::query("UPDATE webhook_endpoints SET wanted = wanted + 1 WHERE id = $1")
-            .bind(endpoint)
             .execute(&mut **tx)
             .await?;
         if !paused {
@@ -141,11 +164,12 @@ async fn append_event(
             insert_job(queue, tx, ctx, None, args, webhook_job_opts()).await?;
         }
     }
-    Ok(drover_core::EventId(id))
+    Ok(Some(drover_core::EventId(id)))
 }
 
-/// Delivery jobs wait out a failing receiver by snoozing, not by failing: attempts are only
-/// spent on drover's own errors (its database).
+/// Delivery jobs wait out a failing receiver by snoozing, not by failing, and hand back long
+/// runs before their time is up: attempts are only spent on drover's own errors (its
+/// database).
 fn webhook_job_opts() -> riverqueue::InsertOpts {
     riverqueue::InsertOpts::default().with_max_attempts(25)
 }
@@ -315,7 +339,11 @@ impl SqlStore {
                 drover_core::Candidate {
                     id: server.id,
                     name: server.spec.name.to_string(),
-                    state: server.state,
+                    // A server worked on over SSH takes nothing new, as in maintenance.
+                    state: match server.break_glass {
+                        Some(_) => drover_core::ServerState::Maintenance,
+                        None => server.state,
+                    },
                     tags: server.spec.tags,
                     capacity: server.spec.capacity,
                     accounts,
@@ -417,6 +445,18 @@ impl SqlStore {
             .await?
             .ok_or_else(|| StoreError::not_found("service", id))?
             .into_model()
+    }
+
+    /// The account, its row locked on PostgreSQL (SQLite's writes are serial already): what
+    /// is read is what the write after it changes.
+    async fn locked_account(tx: &mut Tx, id: AccountId) -> Result<Account> {
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT id FROM accounts WHERE id = $1{FOR_UPDATE}"
+        )))
+        .bind(id.get())
+        .execute(&mut **tx)
+        .await?;
+        Self::fetch_account(tx, id).await
     }
 
     async fn fetch_account(tx: &mut Tx, id: AccountId) -> Result<Account> {
@@ -841,7 +881,27 @@ impl Store for SqlStore {
                 .execute(&mut **tx)
                 .await?;
             }
-            // So are webhook secrets (the one a rotation replaced too, while it still signs).
+            // Login links waiting to be taken would not open with the new key; they last
+            // minutes, so they are dropped (ask for a new one).
+            sqlx::query("DELETE FROM login_links")
+                .execute(&mut **tx)
+                .await?;
+            let count = sealed.len() + mailboxes.len();
+            sqlx::query("UPDATE seal_key SET key_id = $1, recorded_at = $2 WHERE id = 1")
+                .bind(to_key_id)
+                .bind(sql_now())
+                .execute(&mut **tx)
+                .await?;
+            append_audit(
+                tx,
+                ctx,
+                "key.rotate",
+                "operator_key".into(),
+                json!({ "from": from_key_id, "to": to_key_id, "passwords": count }),
+            )
+            .await?;
+            // So are webhook secrets (the one a rotation replaced too, while it still signs),
+            // locked after the audit chain as every writer locks them.
             let webhooks: Vec<(i64, Vec<u8>, Option<Vec<u8>>)> =
                 sqlx::query_as(sqlx::AssertSqlSafe(format!(
                     "SELECT id, sealed_secret, previous_sealed_secret FROM webhook_endpoints \
@@ -867,25 +927,7 @@ impl Store for SqlStore {
                 .execute(&mut **tx)
                 .await?;
             }
-            // Login links waiting to be taken would not open with the new key; they last
-            // minutes, so they are dropped (ask for a new one).
-            sqlx::query("DELETE FROM login_links")
-                .execute(&mut **tx)
-                .await?;
-            let count = sealed.len() + mailboxes.len();
-            sqlx::query("UPDATE seal_key SET key_id = $1, recorded_at = $2 WHERE id = 1")
-                .bind(to_key_id)
-                .bind(sql_now())
-                .execute(&mut **tx)
-                .await?;
-            append_audit(
-                tx,
-                ctx,
-                "key.rotate",
-                "operator_key".into(),
-                json!({ "from": from_key_id, "to": to_key_id, "passwords": count }),
-            )
-            .await?;
+
             Ok(count)
         })
     }
@@ -1063,7 +1105,7 @@ impl Store for SqlStore {
         applied_generation: i64,
     ) -> Result<()> {
         write_tx!(self, tx, {
-            let before = Self::fetch_account(tx, account).await?;
+            let before = Self::locked_account(tx, account).await?;
             sqlx::query(
                 "UPDATE accounts SET observed_state = $1, last_sync_at = $2, \
                  applied_generation = CASE WHEN applied_generation > $3 THEN applied_generation \
@@ -1236,7 +1278,7 @@ impl Store for SqlStore {
     ) -> Result<()> {
         write_tx!(self, tx, {
             // The same refusal again (a retry of a failed account) is not news.
-            let before = Self::fetch_account(tx, account).await?;
+            let before = Self::locked_account(tx, account).await?;
             let news = before.failure.as_deref() != Some(reason);
             sqlx::query("UPDATE accounts SET failure = $1, failed_at = $2 WHERE id = $3")
                 .bind(reason)

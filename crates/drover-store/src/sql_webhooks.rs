@@ -190,6 +190,19 @@ mod webhook_sql {
             patch: &WebhookEndpointPatch,
         ) -> Result<WebhookEndpoint> {
             write_tx!(self, tx, {
+                // The audit chain first, then the endpoint: the order every writer locks in.
+                append_audit(
+                    tx,
+                    ctx,
+                    "webhook.update",
+                    format!("webhook:{id}"),
+                    json!({
+                        "url": patch.url.as_ref().map(|u| u.as_str()),
+                        "event_types": patch.event_types.as_deref().map(type_names),
+                        "paused": patch.paused,
+                    }),
+                )
+                .await?;
                 let before = locked_endpoint(tx, id).await?;
                 if let Some(url) = &patch.url {
                     sqlx::query("UPDATE webhook_endpoints SET url = $1 WHERE id = $2")
@@ -216,9 +229,10 @@ mod webhook_sql {
                         .await?;
                     }
                     Some(false) if before.paused => {
+                        // The count moves: a job ending as it is resumed looks again.
                         sqlx::query(
                             "UPDATE webhook_endpoints SET paused = FALSE, paused_reason = NULL, \
-                             failing_since = NULL WHERE id = $1",
+                             failing_since = NULL, wanted = wanted + 1 WHERE id = $1",
                         )
                         .bind(id.get())
                         .execute(&mut **tx)
@@ -231,18 +245,6 @@ mod webhook_sql {
                     _ => {}
                 }
                 touch(tx, id).await?;
-                append_audit(
-                    tx,
-                    ctx,
-                    "webhook.update",
-                    format!("webhook:{id}"),
-                    json!({
-                        "url": patch.url.as_ref().map(|u| u.as_str()),
-                        "event_types": patch.event_types.as_deref().map(type_names),
-                        "paused": patch.paused,
-                    }),
-                )
-                .await?;
                 locked_endpoint(tx, id).await
             })
         }
@@ -257,6 +259,14 @@ mod webhook_sql {
         ) -> Result<WebhookEndpoint> {
             write_tx!(self, tx, {
                 super::sealed_with_the_recorded_key(tx, key_id).await?;
+                append_audit(
+                    tx,
+                    ctx,
+                    "webhook.rotate_secret",
+                    format!("webhook:{id}"),
+                    json!({ "previous_valid_until": previous_valid_until.to_string() }),
+                )
+                .await?;
                 locked_endpoint(tx, id).await?;
                 sqlx::query(
                     "UPDATE webhook_endpoints SET previous_sealed_secret = sealed_secret, \
@@ -270,14 +280,6 @@ mod webhook_sql {
                 .execute(&mut **tx)
                 .await?;
                 touch(tx, id).await?;
-                append_audit(
-                    tx,
-                    ctx,
-                    "webhook.rotate_secret",
-                    format!("webhook:{id}"),
-                    json!({ "previous_valid_until": previous_valid_until.to_string() }),
-                )
-                .await?;
                 locked_endpoint(tx, id).await
             })
         }
@@ -288,7 +290,20 @@ mod webhook_sql {
             id: WebhookEndpointId,
         ) -> Result<()> {
             write_tx!(self, tx, {
-                let endpoint = locked_endpoint(tx, id).await?;
+                let url: Option<String> =
+                    sqlx::query_scalar("SELECT url FROM webhook_endpoints WHERE id = $1")
+                        .bind(id.get())
+                        .fetch_optional(&mut **tx)
+                        .await?;
+                let url = url.ok_or_else(|| StoreError::not_found("webhook endpoint", id))?;
+                append_audit(
+                    tx,
+                    ctx,
+                    "webhook.delete",
+                    format!("webhook:{id}"),
+                    json!({ "url": url }),
+                )
+                .await?;
                 sqlx::query("DELETE FROM webhook_deliveries WHERE endpoint_id = $1")
                     .bind(id.get())
                     .execute(&mut **tx)
@@ -297,14 +312,7 @@ mod webhook_sql {
                     .bind(id.get())
                     .execute(&mut **tx)
                     .await?;
-                append_audit(
-                    tx,
-                    ctx,
-                    "webhook.delete",
-                    format!("webhook:{id}"),
-                    json!({ "url": endpoint.url }),
-                )
-                .await
+                Ok(())
             })
         }
 
@@ -325,7 +333,11 @@ mod webhook_sql {
             })
         }
 
-        async fn record_event(&self, ctx: &RequestContext, event: &NewEvent) -> Result<EventId> {
+        async fn record_event(
+            &self,
+            ctx: &RequestContext,
+            event: &NewEvent,
+        ) -> Result<Option<EventId>> {
             write_tx!(self, tx, {
                 append_event(tx, &self.queue, ctx, event).await
             })
@@ -354,18 +366,21 @@ mod webhook_sql {
                 .collect())
         }
 
-        async fn pending_webhook_deliveries(
+        async fn webhook_backlog(
             &self,
             endpoint: WebhookEndpointId,
             limit: u32,
-        ) -> Result<(i64, Vec<PendingDelivery>)> {
+        ) -> Result<Option<WebhookBacklog>> {
             read_tx!(self, tx, {
-                let wanted: i64 =
-                    sqlx::query_scalar("SELECT wanted FROM webhook_endpoints WHERE id = $1")
-                        .bind(endpoint.get())
-                        .fetch_optional(&mut **tx)
-                        .await?
-                        .ok_or_else(|| StoreError::not_found("webhook endpoint", endpoint))?;
+                let found: Option<(i64, bool, String)> = sqlx::query_as(
+                    "SELECT wanted, paused, url FROM webhook_endpoints WHERE id = $1",
+                )
+                .bind(endpoint.get())
+                .fetch_optional(&mut **tx)
+                .await?;
+                let Some((seen, paused, url)) = found else {
+                    return Ok(None);
+                };
                 #[derive(sqlx::FromRow)]
                 struct PendingRow {
                     id: i64,
@@ -386,7 +401,7 @@ mod webhook_sql {
                 .bind(i64::from(limit))
                 .fetch_all(&mut **tx)
                 .await?;
-                let pending = rows
+                let deliveries = rows
                     .into_iter()
                     .map(|row| {
                         Ok(PendingDelivery {
@@ -401,7 +416,12 @@ mod webhook_sql {
                         })
                     })
                     .collect::<Result<Vec<_>>>()?;
-                Ok((wanted, pending))
+                Ok(Some(WebhookBacklog {
+                    seen,
+                    paused,
+                    url,
+                    deliveries,
+                }))
             })
         }
 
@@ -458,6 +478,14 @@ mod webhook_sql {
             reason: &str,
         ) -> Result<()> {
             write_tx!(self, tx, {
+                append_audit(
+                    tx,
+                    ctx,
+                    "webhook.paused",
+                    format!("webhook:{id}"),
+                    json!({ "reason": reason }),
+                )
+                .await?;
                 locked_endpoint(tx, id).await?;
                 sqlx::query(
                     "UPDATE webhook_endpoints SET paused = TRUE, paused_reason = $1 WHERE id = $2",
@@ -466,15 +494,7 @@ mod webhook_sql {
                 .bind(id.get())
                 .execute(&mut **tx)
                 .await?;
-                touch(tx, id).await?;
-                append_audit(
-                    tx,
-                    ctx,
-                    "webhook.paused",
-                    format!("webhook:{id}"),
-                    json!({ "reason": reason }),
-                )
-                .await
+                touch(tx, id).await
             })
         }
 
@@ -507,8 +527,42 @@ mod webhook_sql {
             delivery: Option<DeliveryId>,
             failed_since: Option<Timestamp>,
         ) -> Result<u64> {
-            write_tx!(self, tx, {
-                let found = locked_endpoint(tx, endpoint).await?;
+            let (count, job) = write_tx!(self, tx, {
+                let paused: Option<bool> =
+                    sqlx::query_scalar("SELECT paused FROM webhook_endpoints WHERE id = $1")
+                        .bind(endpoint.get())
+                        .fetch_optional(&mut **tx)
+                        .await?;
+                match paused {
+                    None => return Err(StoreError::not_found("webhook endpoint", endpoint)),
+                    Some(true) => {
+                        return Err(StoreError::conflict(
+                            crate::Conflict::Paused,
+                            format!(
+                                "webhook endpoint {endpoint} is paused: resume it \
+                                 ({{\"paused\": false}}), which sends what waits"
+                            ),
+                        ));
+                    }
+                    Some(false) => {}
+                }
+                append_audit(
+                    tx,
+                    ctx,
+                    "webhook.redeliver",
+                    format!("webhook:{endpoint}"),
+                    json!({
+                        "delivery": delivery,
+                        "failed_since": failed_since.map(|t| t.to_string()),
+                    }),
+                )
+                .await?;
+                // Locked after the audit chain, as every writer does; the count moves, so a
+                // job ending now looks again.
+                sqlx::query("UPDATE webhook_endpoints SET wanted = wanted + 1 WHERE id = $1")
+                    .bind(endpoint.get())
+                    .execute(&mut **tx)
+                    .await?;
                 let count = match delivery {
                     Some(delivery) => {
                         let changed = sqlx::query(
@@ -528,41 +582,31 @@ mod webhook_sql {
                         }
                         changed
                     }
-                    // Those waiting are sent again by the job: these are counted and woken.
-                    None => {
-                        let since = failed_since.unwrap_or(Timestamp::UNIX_EPOCH);
-                        sqlx::query_scalar::<_, i64>(
-                            "SELECT COUNT(*) FROM webhook_deliveries WHERE endpoint_id = $1 \
-                             AND NOT delivered AND failures > 0 AND last_attempt_at >= $2",
-                        )
-                        .bind(endpoint.get())
-                        .bind(SqlTimestamp::from(since))
-                        .fetch_one(&mut **tx)
-                        .await?
-                        .try_into()
-                        .unwrap_or(0)
-                    }
-                };
-                sqlx::query("UPDATE webhook_endpoints SET wanted = wanted + 1 WHERE id = $1")
+                    // Those waiting are sent by the job, now: counted here.
+                    None => sqlx::query_scalar::<_, i64>(
+                        "SELECT COUNT(*) FROM webhook_deliveries WHERE endpoint_id = $1 \
+                         AND NOT delivered AND failures > 0 AND last_attempt_at >= $2",
+                    )
                     .bind(endpoint.get())
-                    .execute(&mut **tx)
-                    .await?;
-                if !found.paused {
-                    let args = crate::jobs::DeliverWebhooks {
-                        endpoint_id: endpoint.get(),
-                    };
-                    insert_job(&self.queue, tx, ctx, None, args, webhook_job_opts()).await?;
-                }
-                append_audit(
-                    tx,
-                    ctx,
-                    "webhook.redeliver",
-                    format!("webhook:{endpoint}"),
-                    json!({ "delivery": delivery, "failed_since": failed_since.map(|t| t.to_string()), "count": count }),
-                )
-                .await?;
-                Ok(count)
-            })
+                    .bind(SqlTimestamp::from(
+                        failed_since.unwrap_or(Timestamp::UNIX_EPOCH),
+                    ))
+                    .fetch_one(&mut **tx)
+                    .await?
+                    .try_into()
+                    .unwrap_or(0),
+                };
+                let args = crate::jobs::DeliverWebhooks {
+                    endpoint_id: endpoint.get(),
+                };
+                let job = insert_job(&self.queue, tx, ctx, None, args, webhook_job_opts()).await?;
+                Ok((count, job))
+            })?;
+            // The endpoint's job may be waiting out a failing receiver: it tries now.
+            if let (id, true) = job {
+                let _ = self.queue.jobs().retry(id.get()).await;
+            }
+            Ok(count)
         }
     }
 }

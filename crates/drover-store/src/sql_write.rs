@@ -1201,7 +1201,7 @@ mod write_sql {
             &mut self,
             ctx: &RequestContext,
             event: &crate::NewEvent,
-        ) -> Result<drover_core::EventId> {
+        ) -> Result<Option<drover_core::EventId>> {
             super::append_event(&mut self.tx, &self.queue, ctx, event).await
         }
 

@@ -158,6 +158,17 @@ pub struct PendingDelivery {
     pub failures: u32,
 }
 
+/// An endpoint's deliveries not yet through, oldest event first, with what the job needs to
+/// know of the endpoint at the same moment.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WebhookBacklog {
+    /// The endpoint's count of events (see [`WebhookStore::end_webhook_job`]).
+    pub seen: i64,
+    pub paused: bool,
+    pub url: String,
+    pub deliveries: Vec<PendingDelivery>,
+}
+
 /// How one try went.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DeliveryAttempt {
@@ -211,16 +222,18 @@ pub trait WebhookStore: Send + Sync {
         id: WebhookEndpointId,
     ) -> Result<()>;
     async fn webhook_secrets(&self, id: WebhookEndpointId) -> Result<SealedWebhookSecrets>;
-    /// Records an event outside any other change (the others write theirs with the change).
-    async fn record_event(&self, ctx: &RequestContext, event: &NewEvent) -> Result<EventId>;
+    /// Records an event outside any other change (the others write theirs with the change);
+    /// none when no endpoint wants it.
+    async fn record_event(&self, ctx: &RequestContext, event: &NewEvent)
+    -> Result<Option<EventId>>;
     async fn webhook_deliveries(&self, filter: &DeliveryFilter) -> Result<Vec<Delivery>>;
-    /// An endpoint's deliveries not yet through, oldest event first, and the endpoint's
-    /// count of events (see [`WebhookStore::end_webhook_job`]) as of the same moment.
-    async fn pending_webhook_deliveries(
+    /// What an endpoint's delivery job has to do, as of one moment: none when the endpoint
+    /// is gone.
+    async fn webhook_backlog(
         &self,
         endpoint: WebhookEndpointId,
         limit: u32,
-    ) -> Result<(i64, Vec<PendingDelivery>)>;
+    ) -> Result<Option<WebhookBacklog>>;
     /// Keeps a try's outcome; returns since when the endpoint has been failing (none: it got
     /// through).
     async fn record_webhook_attempt(
@@ -235,16 +248,18 @@ pub trait WebhookStore: Send + Sync {
         id: WebhookEndpointId,
         reason: &str,
     ) -> Result<()>;
-    /// Completes the endpoint's delivery job if no event came since its count was `seen`
-    /// (in one transaction with the job's completion); `false`: look again.
+    /// Completes the endpoint's delivery job if no event came (and it was not resumed) since
+    /// its count was `seen`, in one transaction with the job's completion; `false`: look
+    /// again.
     async fn end_webhook_job(
         &self,
         endpoint: WebhookEndpointId,
         seen: i64,
         context: &riverqueue::WorkContext,
     ) -> Result<bool>;
-    /// Sends again one delivery, or every delivery of the endpoint whose last try failed
-    /// since a time; returns how many. A delivered event sent again may arrive after newer
+    /// Sends again one delivery (even one that got through), or tries now those not yet
+    /// through whose last try failed (since a time); returns how many. Refused while the
+    /// endpoint is paused (resume it). A delivered event sent again may arrive after newer
     /// ones: receivers de-duplicate by its id.
     async fn redeliver_webhooks(
         &self,

@@ -307,12 +307,12 @@ pub trait Write: Send {
     ) -> Result<()>;
 
     /// Records an event for webhooks with this change (the outbox): it is sent exactly when
-    /// the change commits.
+    /// the change commits. None when no endpoint wants it.
     async fn event(
         &mut self,
         ctx: &RequestContext,
         event: &crate::NewEvent,
-    ) -> Result<drover_core::EventId>;
+    ) -> Result<Option<drover_core::EventId>>;
 
     async fn commit(self: Box<Self>) -> Result<()>;
 }

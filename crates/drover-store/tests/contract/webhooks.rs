@@ -27,6 +27,14 @@ fn attempt(delivered: bool) -> DeliveryAttempt {
     }
 }
 
+async fn backlog(
+    store: &dyn drover_store::Store,
+    id: drover_core::WebhookEndpointId,
+) -> (i64, Vec<drover_store::PendingDelivery>) {
+    let backlog = store.webhook_backlog(id, 100).await.unwrap().unwrap();
+    (backlog.seen, backlog.deliveries)
+}
+
 pub async fn events_go_to_the_endpoints_that_want_them_in_order(h: Harness) {
     let store = &*h.store;
     let billing = store
@@ -75,19 +83,13 @@ pub async fn events_go_to_the_endpoints_that_want_them_in_order(h: Harness) {
     };
     store.record_event(&ctx(), &drift).await.unwrap();
 
-    let (seen, pending) = store
-        .pending_webhook_deliveries(billing.id, 100)
-        .await
-        .unwrap();
+    let (seen, pending) = backlog(store, billing.id).await;
     let kinds: Vec<&str> = pending.iter().map(|p| p.event_type.as_str()).collect();
     assert_eq!(kinds, ["server.state_changed"], "billing wants only these");
     assert_eq!(seen, 1);
     assert_eq!(pending[0].data["from"], "healthy");
     assert_eq!(pending[0].data["to"], "degraded");
-    let (seen, pending) = store
-        .pending_webhook_deliveries(monitoring.id, 100)
-        .await
-        .unwrap();
+    let (seen, pending) = backlog(store, monitoring.id).await;
     let kinds: Vec<&str> = pending.iter().map(|p| p.event_type.as_str()).collect();
     assert_eq!(
         kinds,
@@ -130,10 +132,7 @@ pub async fn events_go_to_the_endpoints_that_want_them_in_order(h: Harness) {
             .unwrap(),
         None
     );
-    let (_, pending) = store
-        .pending_webhook_deliveries(monitoring.id, 100)
-        .await
-        .unwrap();
+    let (_, pending) = backlog(store, monitoring.id).await;
     assert_eq!(pending.len(), 1, "the delivered one is done");
     assert!(store.webhook_deliveries(&failed).await.unwrap().is_empty());
 
@@ -143,10 +142,7 @@ pub async fn events_go_to_the_endpoints_that_want_them_in_order(h: Harness) {
         .await
         .unwrap();
     assert_eq!(count, 1);
-    let (seen, pending) = store
-        .pending_webhook_deliveries(monitoring.id, 100)
-        .await
-        .unwrap();
+    let (seen, pending) = backlog(store, monitoring.id).await;
     assert_eq!(pending.len(), 2);
     assert_eq!(seen, 3, "a redelivery wakes the job like an event");
 
@@ -160,6 +156,20 @@ pub async fn events_go_to_the_endpoints_that_want_them_in_order(h: Harness) {
         .await
         .unwrap();
     assert!(paused.paused);
+    let refused = store
+        .redeliver_webhooks(&ctx(), billing.id, None, None)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            refused,
+            drover_store::StoreError::Conflict {
+                conflict: drover_store::Conflict::Paused,
+                ..
+            }
+        ),
+        "{refused}"
+    );
     store.record_event(&ctx(), &drift).await.unwrap();
     let patch = WebhookEndpointPatch {
         paused: Some(false),
@@ -195,4 +205,15 @@ pub async fn events_go_to_the_endpoints_that_want_them_in_order(h: Harness) {
     assert!(store.webhook_endpoint(billing.id).await.is_err());
     let everyone = store.webhook_endpoints(Default::default()).await.unwrap();
     assert_eq!(everyone.len(), 1);
+
+    // An event no endpoint wants is not kept.
+    let narrow = WebhookEndpointPatch {
+        event_types: Some(vec![EventType::BackupFailed]),
+        ..WebhookEndpointPatch::default()
+    };
+    store
+        .update_webhook_endpoint(&ctx(), monitoring.id, &narrow)
+        .await
+        .unwrap();
+    assert_eq!(store.record_event(&ctx(), &drift).await.unwrap(), None);
 }

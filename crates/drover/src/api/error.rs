@@ -108,6 +108,7 @@ impl From<StoreError> for ApiError {
                     Conflict::KeyRotated => "key_rotated",
                     Conflict::JobWaiting => "job_waiting",
                     Conflict::InUse => "in_use",
+                    Conflict::Paused => "paused",
                 };
                 Self::new(StatusCode::CONFLICT, code, message)
             }

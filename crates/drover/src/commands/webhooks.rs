@@ -15,6 +15,9 @@ use crate::engine::Sealer;
 /// receiver to take the new one.
 pub const PREVIOUS_SECRET_VALID_FOR: Duration = Duration::from_secs(86_400);
 
+/// The longest a replaced secret may still sign.
+const PREVIOUS_SECRET_VALID_AT_MOST: Duration = Duration::from_secs(30 * 86_400);
+
 /// What an endpoint is created with; the URL and types are checked here.
 #[derive(Debug, Clone)]
 pub struct NewEndpoint<'a> {
@@ -76,6 +79,17 @@ pub async fn rotate_webhook_secret(
     id: WebhookEndpointId,
     previous_valid_for: Duration,
 ) -> Result<(WebhookEndpoint, SecretString)> {
+    if previous_valid_for > PREVIOUS_SECRET_VALID_AT_MOST {
+        return Err(drover_core::Error::InvalidValue {
+            what: "previous secret's validity",
+            input: format!("{} s", previous_valid_for.as_secs()),
+            expected: format!(
+                "at most {} s (30 days): long enough for a receiver to move to the new secret",
+                PREVIOUS_SECRET_VALID_AT_MOST.as_secs()
+            ),
+        }
+        .into());
+    }
     let secret = new_secret();
     let until = Timestamp::now()
         .checked_add(jiff::SignedDuration::try_from(previous_valid_for).unwrap_or_default())

@@ -112,15 +112,9 @@ async fn round(
             server.spec.name, server.state
         )));
     }
-    if let Some(mark) = &server.break_glass {
-        return Ok(Round::Wait(format!(
-            "server {} is worked on over SSH ({}, by {}): its jobs wait until the mark is lifted",
-            server.spec.name, mark.reason, mark.by
-        )));
-    }
     let client = match engine.fleet.client(&server) {
         Ok(client) => client,
-        Err(e) if e.login_refused => return Ok(Round::Wait(e.to_string())),
+        Err(e) if e.waits => return Ok(Round::Wait(e.to_string())),
         Err(e) => return Ok(Round::Refused(e.to_string())),
     };
     let wanted = Wanted {

@@ -68,9 +68,10 @@ type ClientVersion = (jiff::Timestamp, String);
 pub struct FleetError {
     pub server: String,
     pub reason: String,
-    /// The server refused drover's login with the secret it has now: waiting for new
-    /// credentials (or an operator) is the only way on.
-    pub login_refused: bool,
+    /// The server must not be called now: it refused drover's login with the secret it has
+    /// now, or an operator works on it over SSH. Waiting (for new credentials, or for the
+    /// operator) is the only way on.
+    pub waits: bool,
 }
 
 /// A short fingerprint of a secret, to tell whether the one refused is the one held now. Short
@@ -120,14 +121,33 @@ impl Fleet {
         self.secrets.read(reference)
     }
 
-    /// The client for `server`, rebuilt when its record or its secret changed. The secret is
+    /// The client a job changes or reads accounts through: none while an operator works on
+    /// the server over SSH (jobs never turn to SSH on their own; they wait for the mark to be
+    /// lifted).
+    pub fn client(&self, server: &Server) -> Result<Arc<VirtualminClient>, FleetError> {
+        if let Some(mark) = &server.break_glass {
+            return Err(FleetError {
+                server: server.spec.name.to_string(),
+                reason: format!(
+                    "it is worked on over SSH ({}, by {} since {}): no job calls it until the \
+                     mark is lifted (drover servers break-glass {} --lift)",
+                    mark.reason, mark.by, mark.since, server.id
+                ),
+                waits: true,
+            });
+        }
+        self.probe_client(server)
+    }
+
+    /// The client health checks look through, marked or not: they tell when remote.cgi
+    /// answers again. Rebuilt when the server's record or its secret changed. The secret is
     /// read on every use (a file or a variable: small), so a changed one is picked up without
     /// touching the server's record.
-    pub fn client(&self, server: &Server) -> Result<Arc<VirtualminClient>, FleetError> {
+    pub fn probe_client(&self, server: &Server) -> Result<Arc<VirtualminClient>, FleetError> {
         let fail = |reason: String| FleetError {
             server: server.spec.name.to_string(),
             reason,
-            login_refused: false,
+            waits: false,
         };
         let password = self.secrets.read(&server.spec.credentials).map_err(fail)?;
         let secret = secret_sha256(&password);
@@ -142,7 +162,7 @@ impl Fleet {
                      allow-login {})",
                     refused.at, refused.reason, server.id
                 ),
-                login_refused: true,
+                waits: true,
             });
         }
         let version = (server.updated_at, secret.clone());

@@ -16,7 +16,7 @@ pub async fn probe_server(engine: &Engine, server: &Server) -> HealthProbe {
     let timeout = engine.fleet.settings().timeouts.health_check;
     let started = Instant::now();
     let mut login_refused = false;
-    let (api_ok, error, breaker_open) = match engine.fleet.client(server) {
+    let (api_ok, error, breaker_open) = match engine.fleet.probe_client(server) {
         Ok(client) => {
             let answer = tokio::time::timeout(timeout, client.info()).await;
             let breaker_open = client.breaker_state() == BreakerState::Open;
@@ -38,7 +38,7 @@ pub async fn probe_server(engine: &Engine, server: &Server) -> HealthProbe {
             }
         }
         Err(e) => {
-            login_refused = e.login_refused;
+            login_refused = e.waits;
             (false, Some(e.to_string()), false)
         }
     };

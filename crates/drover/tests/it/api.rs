@@ -1775,6 +1775,18 @@ async fn webhook_endpoints_are_an_operators_and_their_secrets_are_shown_once(api
     );
     assert_eq!(read.body["event_types"], json!(["account.suspended"]));
 
+    let too_long = api
+        .post(
+            &format!("/api/v1/webhooks/{id}/rotate-secret"),
+            json!({"previous_valid_seconds": 90 * 86_400}),
+        )
+        .await;
+    assert_eq!(too_long.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(
+        too_long.message().contains("30 days"),
+        "{}",
+        too_long.message()
+    );
     let rotated = api
         .post(
             &format!("/api/v1/webhooks/{id}/rotate-secret"),
@@ -1802,6 +1814,24 @@ async fn webhook_endpoints_are_an_operators_and_their_secrets_are_shown_once(api
         .await;
     assert_eq!(deliveries.status, StatusCode::OK);
     assert_eq!(deliveries.body, json!([]));
+    let refused = api
+        .post(&format!("/api/v1/webhooks/{id}/redeliver"), json!({}))
+        .await;
+    assert_eq!(
+        (refused.status, refused.body["error"]["code"].as_str()),
+        (StatusCode::CONFLICT, Some("paused")),
+        "nothing is sent while paused"
+    );
+    let resumed = api
+        .call(
+            Method::PATCH,
+            &format!("/api/v1/webhooks/{id}"),
+            Some(&api.operator),
+            &[],
+            Some(&json!({"paused": false}).to_string()),
+        )
+        .await;
+    assert_eq!(resumed.body["paused"], false);
     let redelivered = api
         .post(&format!("/api/v1/webhooks/{id}/redeliver"), json!({}))
         .await;

@@ -272,3 +272,115 @@ async fn a_receiver_down_for_30_s_gets_every_event_once_in_order_per_account() {
         "{endpoint:?}"
     );
 }
+
+/// A rotated secret signs beside the new one while it is valid; an endpoint failing longer
+/// than the policy allows is paused, audited, and sends what waited once resumed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rotated_secret_still_signs_and_a_failing_endpoint_is_paused_until_resumed() {
+    let fleet = crate::TestFleet::new().await;
+    let store = Arc::clone(&fleet.store);
+    let ctx = crate::setup_ctx();
+    let (_sim, _) = fleet
+        .add_server("vm1", serde_json::json!({"capacity": 10}))
+        .await;
+    let (plan_id, customer_id) = fleet.plan_and_customer().await;
+    let mut engine = fleet.engine(crate::quick_retries(), FleetPolicy::default());
+    engine.webhooks = Webhooks::new(WebhookPolicy {
+        retry_max_delay: Duration::from_secs(1),
+        pause_after: Duration::from_secs(2),
+        ..WebhookPolicy::default()
+    })
+    .unwrap();
+    let engine = Arc::new(engine);
+    let port = free_port();
+    let url = format!("http://127.0.0.1:{port}/drover");
+    let types = ["account.provisioned".to_owned()];
+    let new = drover::commands::NewEndpoint {
+        url: &url,
+        event_types: &types,
+        allow_http: true,
+    };
+    let (endpoint, old) =
+        drover::commands::create_webhook_endpoint(&*store, &engine.sealer, &ctx, &new)
+            .await
+            .unwrap();
+    let mut workers = drover::engine::start(Arc::clone(&engine), 4).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("received.jsonl");
+    let activate = async |domain: &str| {
+        let new = NewService {
+            customer_id,
+            plan_id,
+            domain: DomainName::parse(domain).unwrap(),
+        };
+        let service = crate::create_service(&*store, &ctx, new).await.unwrap();
+        crate::transition_service(&*store, &ctx, service.id, Transition::Activate, None)
+            .await
+            .unwrap();
+        service.account_id.get()
+    };
+    let arrived = async |account: i64| {
+        crate::until("the event arrives", Duration::from_secs(30), async || {
+            received(&log).iter().any(|r| r.account_id == Some(account))
+        })
+        .await;
+        received(&log)
+            .into_iter()
+            .find(|r| r.account_id == Some(account))
+            .unwrap()
+    };
+
+    // Rotated: a receiver that has only the new secret and one that has only the old both
+    // check what comes next.
+    let (_, new_secret) = drover::commands::rotate_webhook_secret(
+        &*store,
+        &engine.sealer,
+        &ctx,
+        endpoint.id,
+        Duration::from_secs(600),
+    )
+    .await
+    .unwrap();
+    for secret in [new_secret.expose_secret(), old.expose_secret()] {
+        let receiver = Receiver::start(port, secret, &log);
+        Receiver::answering(port).await;
+        let account = activate(&format!("r{}.ro", &secret[6..12])).await;
+        assert!(arrived(account).await.valid, "signed with this secret too");
+        receiver.stop();
+    }
+
+    // Down for longer than the policy allows: paused, and said why.
+    let account = activate("paused.ro").await;
+    crate::until(
+        "the endpoint is paused",
+        Duration::from_secs(30),
+        async || store.webhook_endpoint(endpoint.id).await.unwrap().paused,
+    )
+    .await;
+    let paused = store.webhook_endpoint(endpoint.id).await.unwrap();
+    assert!(
+        paused
+            .paused_reason
+            .as_deref()
+            .is_some_and(|r| r.contains("failing since")),
+        "{paused:?}"
+    );
+    let receiver = Receiver::start(port, new_secret.expose_secret(), &log);
+    Receiver::answering(port).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert!(
+        !received(&log).iter().any(|r| r.account_id == Some(account)),
+        "nothing is sent while paused"
+    );
+    drover::commands::update_webhook_endpoint(&*store, &ctx, endpoint.id, None, None, Some(false))
+        .await
+        .unwrap();
+    assert!(arrived(account).await.valid);
+    receiver.stop();
+    workers.stop().await.unwrap();
+    let audit = store
+        .latest_audit_events(Some(&format!("webhook:{}", endpoint.id)), None, 100)
+        .await
+        .unwrap();
+    assert!(audit.iter().any(|e| e.action == "webhook.paused"));
+}

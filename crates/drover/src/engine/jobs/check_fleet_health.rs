@@ -85,7 +85,7 @@ pub async fn run(
 /// Which of drover's plans the server may host (by their tags) it lacks, or carries with other
 /// limits or features than drover's; or why its plans could not be read.
 async fn plan_presence(engine: &Engine, server: &Server, plans: &[Plan]) -> serde_json::Value {
-    let listed = match engine.fleet.client(server) {
+    let listed = match engine.fleet.probe_client(server) {
         Ok(client) => client.list_plans().await.map_err(|e| e.to_string()),
         Err(e) => Err(e.to_string()),
     };

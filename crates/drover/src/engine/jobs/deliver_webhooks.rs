@@ -3,6 +3,7 @@
 //! growing wait; one failing for the policy's `pause_after` is paused and an operator told.
 
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use drover_core::{WebhookEndpointId, delivery_retry_delay, should_pause_endpoint};
 use drover_store::StoreError;
@@ -23,29 +24,27 @@ pub async fn run(
     let id = WebhookEndpointId(job.args.endpoint_id);
     let store = &*engine.store;
     let policy = &engine.webhooks.policy;
+    // A long backlog is handed back before the job's time is up (a snooze spends no attempt).
+    let started = Instant::now();
+    let budget = engine.job_timeout / 2;
     loop {
-        let endpoint = match store.webhook_endpoint(id).await {
-            Ok(endpoint) => endpoint,
-            Err(StoreError::NotFound { .. }) => return Ok(WorkOutcome::Complete),
-            Err(e) => return Err(e),
-        };
-        // Resuming it wakes a new job.
-        if endpoint.paused {
+        let Some(backlog) = store.webhook_backlog(id, BATCH).await? else {
+            // Deleted: nothing is left to send.
             return Ok(WorkOutcome::Complete);
-        }
-        let (seen, pending) = store.pending_webhook_deliveries(id, BATCH).await?;
-        if pending.is_empty() {
-            if store.end_webhook_job(id, seen, &context).await? {
+        };
+        // Paused, or nothing left: done, unless an event came (or it was resumed) meanwhile.
+        if backlog.paused || backlog.deliveries.is_empty() {
+            if store.end_webhook_job(id, backlog.seen, &context).await? {
                 return Ok(WorkOutcome::Complete);
             }
             continue;
         }
         let secrets = secrets(&engine, id).await?;
-        for delivery in &pending {
-            let attempt = engine
-                .webhooks
-                .send(&endpoint.url, &secrets, delivery)
-                .await;
+        for delivery in &backlog.deliveries {
+            if started.elapsed() > budget {
+                return Ok(WorkOutcome::Snooze(Duration::ZERO));
+            }
+            let attempt = engine.webhooks.send(&backlog.url, &secrets, delivery).await;
             let outcome = if attempt.delivered {
                 "delivered"
             } else {
@@ -67,8 +66,10 @@ pub async fn run(
                 store
                     .pause_webhook_endpoint(&job_context(job.id()), id, &reason)
                     .await?;
+                metrics::counter!("drover_webhook_endpoints_paused_total").increment(1);
                 tracing::warn!(endpoint = %id, %reason, "webhook endpoint paused");
-                return Ok(WorkOutcome::Complete);
+                // Ends through the check above: a resume meanwhile is not missed.
+                break;
             }
             let wait = delivery_retry_delay(delivery.failures + 1, policy.retry_max_delay);
             let _ = context.record_output(serde_json::json!({

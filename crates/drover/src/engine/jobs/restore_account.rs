@@ -46,6 +46,7 @@ pub async fn run(
             let server = engine.store.server(plan.server_id).await?;
             let client = match engine.fleet.client(&server) {
                 Ok(client) => client,
+                Err(e) if e.waits => return Ok(Round::Wait(e.to_string())),
                 Err(e) => return Ok(Round::Refused(e.to_string())),
             };
             let domain = engine.store.account(account).await?.domain;

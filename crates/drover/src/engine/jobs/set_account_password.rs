@@ -42,6 +42,7 @@ pub async fn run(
             }
             let client = match engine.fleet.client(server) {
                 Ok(client) => client,
+                Err(e) if e.waits => return Ok(Round::Wait(e.to_string())),
                 Err(e) => return Ok(Round::Refused(e.to_string())),
             };
             let password = match engine.open_sealed(sealed).await {
