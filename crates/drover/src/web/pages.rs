@@ -537,6 +537,8 @@ pub(super) struct ServerPage {
     health: Option<String>,
     checked_at: String,
     login_refused: Option<String>,
+    /// Why, by whom and since when an operator works on it over SSH.
+    break_glass: Option<String>,
     certificate_days: String,
     in_maintenance: bool,
     can_drain: bool,
@@ -614,6 +616,16 @@ pub(super) async fn server_page(
         }),
         checked_at: t.maybe_time(health.as_ref().map(|h| h.checked_at)),
         login_refused: server.login_refused.as_ref().map(|l| l.reason.clone()),
+        break_glass: server.break_glass.as_ref().map(|m| {
+            t.with(
+                "server-break-glass-by",
+                &[
+                    ("reason", &m.reason),
+                    ("by", &m.by),
+                    ("since", &t.time(m.since)),
+                ],
+            )
+        }),
         certificate_days: health
             .as_ref()
             .and_then(|h| h.probe.certificate_days_left)

@@ -927,6 +927,30 @@ async fn an_operators_forms_change_what_they_say_and_refusals_change_nothing() {
         drover_core::ServerState::Healthy
     );
 
+    // A server an operator works on over SSH says so, and why.
+    let ssh = serde_json::json!({"ssh": {
+        "key": "env:VM1_SSH_KEY",
+        "host_key": "SHA256:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA",
+    }});
+    drover::commands::update_server(&*store, &ctx, vm1.id, serde_json::from_value(ssh).unwrap())
+        .await
+        .unwrap();
+    drover::commands::set_break_glass(&*store, &ctx, vm1.id, Some("remote.cgi answers 500"))
+        .await
+        .unwrap();
+    let shown = get(&base, &ops.jar, &format!("/ui/servers/{}", vm1.id.get()))
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        shown.contains("Worked on over SSH") && shown.contains("remote.cgi answers 500"),
+        "{shown}"
+    );
+    drover::commands::set_break_glass(&*store, &ctx, vm1.id, None)
+        .await
+        .unwrap();
+
     // A rebuild is planned on the page first; a start without the lost server's name is refused.
     let lost = from.unwrap().get();
     let planned = send(
