@@ -532,6 +532,22 @@ async fn the_databases_operator_key_is_checked_and_can_be_rotated() {
     succeeded(with_stdin(elsewhere.path(), &args, &env, "An0ther-passw0rd\n").await);
     succeeded(with_stdin(d, &change, &[], "N3w-passw0rd\n").await);
 
+    // A webhook endpoint's secrets (its own and the one its rotation replaced, which still
+    // signs) are sealed with the same key: a key rotation seals them again too, or the second
+    // rotation below could not open them.
+    let created = run(
+        d,
+        &[
+            "webhooks",
+            "create",
+            "http://127.0.0.1:9/in",
+            "--allow-http",
+        ],
+    )
+    .await;
+    assert!(succeeded(created).contains("whsec_"));
+    succeeded(run(d, &["webhooks", "rotate-secret", "1"]).await);
+
     // Rotation seals every password again with a new key; the old key is refused after it.
     let (ok, rotated, stderr) = run(d, &["key", "rotate", "--new-key-file", "new.key"]).await;
     assert!(ok, "{stderr}");
