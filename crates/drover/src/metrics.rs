@@ -126,6 +126,14 @@ fn describe() {
         Unit::Seconds,
         "How long the last failover of a server took to move its accounts"
     );
+    describe_counter!(
+        "drover_webhook_deliveries_total",
+        "Tries to deliver an event to a webhook endpoint, by outcome (delivered, failed)"
+    );
+    describe_counter!(
+        "drover_webhook_endpoints_paused_total",
+        "Webhook endpoints paused after failing for DROVER_WEBHOOK_PAUSE_AFTER: an operator resumes them"
+    );
 }
 
 pub fn routes(handle: PrometheusHandle, store: Arc<dyn Store>) -> Router {
