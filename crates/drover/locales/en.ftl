@@ -62,6 +62,7 @@ queue-name = Queue
 queue-waiting = Jobs not yet finished
 failed-jobs = Failed jobs
 drift-findings = Drift findings
+webhooks-paused = Webhook endpoints paused (events wait for them; resume with drover webhooks update ID --resume):
 failed-accounts = Accounts the servers do not match
 search = Search
 search-domain = Domain (Unicode or punycode)

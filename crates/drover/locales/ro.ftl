@@ -62,6 +62,7 @@ queue-name = Coadă
 queue-waiting = Lucrări neterminate
 failed-jobs = Lucrări eșuate
 drift-findings = Abateri găsite
+webhooks-paused = Destinații webhook oprite (evenimentele le așteaptă; reporniți cu drover webhooks update ID --resume):
 failed-accounts = Conturi pe care serverele nu le respectă
 search = Caută
 search-domain = Domeniu (Unicode sau punycode)

@@ -58,6 +58,8 @@ pub(super) struct DashboardPage {
     failed_jobs: String,
     drift_findings: String,
     failed_accounts: Vec<AccountRow>,
+    /// Webhook endpoints paused after failing: each URL with why.
+    paused_webhooks: Vec<(String, String)>,
 }
 
 pub async fn dashboard(
@@ -125,6 +127,13 @@ pub(super) async fn dashboard_page(
         failed_jobs: t.number(failed_jobs),
         drift_findings: t.number(store.drift_findings(None).await?.len() as i64),
         failed_accounts: failed.iter().map(|a| AccountRow::new(t, a)).collect(),
+        paused_webhooks: store
+            .webhook_endpoints(Page::new(None, Some(ALL)))
+            .await?
+            .into_iter()
+            .filter(|e| e.paused)
+            .map(|e| (e.url, e.paused_reason.unwrap_or_default()))
+            .collect(),
         page,
     })
 }

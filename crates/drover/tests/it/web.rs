@@ -927,6 +927,40 @@ async fn an_operators_forms_change_what_they_say_and_refusals_change_nothing() {
         drover_core::ServerState::Healthy
     );
 
+    // A webhook endpoint paused after failing is on the dashboard, with why.
+    let key_id = store
+        .seal_key_id()
+        .await
+        .unwrap()
+        .unwrap_or_else(|| "key:test".into());
+    let endpoint = store
+        .create_webhook_endpoint(
+            &ctx,
+            &drover_store::NewWebhookEndpoint {
+                url: drover_core::WebhookUrl::parse("https://billing.example/in", false).unwrap(),
+                event_types: Vec::new(),
+                sealed_secret: b"sealed".to_vec(),
+                key_id,
+            },
+        )
+        .await
+        .unwrap();
+    store
+        .pause_webhook_endpoint(
+            &ctx,
+            endpoint.id,
+            "failing since yesterday (last: answered 502)",
+        )
+        .await
+        .unwrap();
+    let dashboard = get(&base, &ops.jar, "/ui").await.text().await.unwrap();
+    assert!(
+        dashboard.contains("id=\"paused-webhooks\"")
+            && dashboard.contains("https://billing.example/in")
+            && dashboard.contains("answered 502"),
+        "{dashboard}"
+    );
+
     // A server an operator works on over SSH says so, and why.
     let ssh = serde_json::json!({"ssh": {
         "key": "env:VM1_SSH_KEY",
