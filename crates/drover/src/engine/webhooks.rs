@@ -4,7 +4,6 @@
 //! "<t>.<body>">` (one `v1` per secret that signs now: two while a rotated secret is still
 //! valid) and `Drover-Event-Id`, which a receiver de-duplicates by: delivery is at least once.
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use drover_store::{DeliveryAttempt, PendingDelivery};
@@ -44,14 +43,9 @@ const KEPT_RESPONSE: usize = 1024;
 
 impl Webhooks {
     pub fn new(policy: WebhookPolicy) -> Result<Self, String> {
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let mut roots = rustls::RootCertStore::empty();
-        roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
-        let tls = rustls::ClientConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()
-            .map_err(|e| format!("TLS: {e}"))?
-            .with_root_certificates(roots)
-            .with_no_client_auth();
+        // drover's one TLS setup (ring, the web PKI roots), verifying as any client does.
+        let tls = drover_virtualmin::client_config(&drover_virtualmin::TlsPolicy::default())
+            .map_err(|e| format!("TLS: {e}"))?;
         let client = reqwest::Client::builder()
             .tls_backend_preconfigured(tls)
             .timeout(policy.timeout)

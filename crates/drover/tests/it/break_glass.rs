@@ -9,18 +9,9 @@ use std::time::Duration;
 
 use drover::commands::Requested;
 use drover::engine::FleetPolicy;
-use drover_core::{DomainName, JobId, ServerRefusal, Transition};
+use drover_core::{DomainName, ServerRefusal, Transition};
+use drover_store::NewService;
 use drover_store::jobs::SshProgram;
-use drover_store::{NewService, Store};
-
-async fn finished(store: &dyn Store, id: JobId) -> drover_store::JobSummary {
-    crate::until("the job ends", Duration::from_secs(30), async || {
-        let job = store.job(id).await.unwrap();
-        ["completed", "discarded", "cancelled"].contains(&job.state.as_str())
-    })
-    .await;
-    store.job(id).await.unwrap()
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_operator_suspends_and_lists_over_ssh_while_jobs_wait() {
@@ -122,7 +113,7 @@ async fn an_operator_suspends_and_lists_over_ssh_while_jobs_wait() {
     let listed = drover::commands::request(&*store, &ctx, over_ssh(SshProgram::ListDomains))
         .await
         .unwrap();
-    let listed = finished(&*store, listed).await;
+    let listed = crate::finished(&*store, listed).await;
     assert_eq!(listed.state, "completed", "{listed:?}");
     let answer = &listed.output.unwrap()["answer"];
     assert_eq!(answer["domains"][0]["domain"], domain.as_str());
@@ -135,7 +126,7 @@ async fn an_operator_suspends_and_lists_over_ssh_while_jobs_wait() {
     let disabled = drover::commands::request(&*store, &ctx, over_ssh(disable))
         .await
         .unwrap();
-    assert_eq!(finished(&*store, disabled).await.state, "completed");
+    assert_eq!(crate::finished(&*store, disabled).await.state, "completed");
     assert!(
         sim.with_state(|s| s.domains[&domain].disabled.is_some()),
         "disabled over SSH"
@@ -143,7 +134,7 @@ async fn an_operator_suspends_and_lists_over_ssh_while_jobs_wait() {
     let info = drover::commands::request(&*store, &ctx, over_ssh(SshProgram::Info))
         .await
         .unwrap();
-    let info = finished(&*store, info).await;
+    let info = crate::finished(&*store, info).await;
     assert_eq!(info.state, "completed", "{info:?}");
     let enable = SshProgram::EnableDomain {
         domain: domain.clone(),
@@ -151,7 +142,7 @@ async fn an_operator_suspends_and_lists_over_ssh_while_jobs_wait() {
     let enabled = drover::commands::request(&*store, &ctx, over_ssh(enable))
         .await
         .unwrap();
-    assert_eq!(finished(&*store, enabled).await.state, "completed");
+    assert_eq!(crate::finished(&*store, enabled).await.state, "completed");
     assert!(sim.with_state(|s| s.domains[&domain].disabled.is_none()));
 
     // A host that presents another key than the pinned one is refused before drover's key
@@ -164,7 +155,7 @@ async fn an_operator_suspends_and_lists_over_ssh_while_jobs_wait() {
     let wrong = drover::commands::request(&*store, &ctx, over_ssh(SshProgram::ListDomains))
         .await
         .unwrap();
-    let wrong = finished(&*store, wrong).await;
+    let wrong = crate::finished(&*store, wrong).await;
     assert_eq!(wrong.state, "discarded", "{wrong:?}");
     let why = wrong.output.unwrap()["refused"].to_string();
     assert!(

@@ -393,6 +393,19 @@ pub async fn served_a(domain: &str) -> Option<String> {
 }
 
 /// Waits until `check` holds, at most `limit`.
+/// Waits for a job to end (completed, discarded or cancelled), and returns it.
+pub async fn finished(
+    store: &dyn drover_store::Store,
+    id: drover_core::JobId,
+) -> drover_store::JobSummary {
+    until("the job ends", Duration::from_secs(30), async || {
+        let job = store.job(id).await.unwrap();
+        ["completed", "discarded", "cancelled"].contains(&job.state.as_str())
+    })
+    .await;
+    store.job(id).await.unwrap()
+}
+
 pub async fn until(what: &str, limit: Duration, check: impl AsyncFn() -> bool) {
     let deadline = std::time::Instant::now() + limit;
     while std::time::Instant::now() < deadline {

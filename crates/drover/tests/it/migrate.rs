@@ -681,7 +681,7 @@ async fn a_move_carries_the_content_and_a_failover_restores_the_last_backup() {
     )
     .await
     .unwrap();
-    let ended = finished(&*store, job).await;
+    let ended = crate::finished(&*store, job).await;
     assert_eq!(ended.state, "discarded", "{ended:?}");
     let why = format!("{ended:?}");
     assert!(
@@ -708,7 +708,7 @@ async fn a_move_carries_the_content_and_a_failover_restores_the_last_backup() {
     drover::commands::retry_job(&*store, &ctx(), job)
         .await
         .unwrap();
-    let ended = finished(&*store, job).await;
+    let ended = crate::finished(&*store, job).await;
     assert_eq!(ended.state, "discarded", "{ended:?}");
     assert!(
         format!("{ended:?}").contains(&format!(
@@ -734,7 +734,7 @@ async fn a_move_carries_the_content_and_a_failover_restores_the_last_backup() {
     drover::commands::retry_job(&*store, &ctx(), job)
         .await
         .unwrap();
-    let ended = finished(&*store, job).await;
+    let ended = crate::finished(&*store, job).await;
     assert_eq!(ended.state, "discarded", "{ended:?}");
     assert!(
         format!("{ended:?}").contains(
@@ -760,7 +760,7 @@ async fn a_move_carries_the_content_and_a_failover_restores_the_last_backup() {
     drover::commands::retry_job(&*store, &ctx(), job)
         .await
         .unwrap();
-    let ended = finished(&*store, job).await;
+    let ended = crate::finished(&*store, job).await;
     assert_eq!(ended.state, "discarded", "{ended:?}");
     assert!(
         format!("{ended:?}").contains(
@@ -924,23 +924,6 @@ async fn content_events(
         .iter()
         .map(|e| serde_json::from_str(&e.details).unwrap())
         .collect()
-}
-
-/// Waits for a job to reach a final state.
-async fn finished(
-    store: &dyn drover_store::Store,
-    id: drover_core::JobId,
-) -> drover_store::JobSummary {
-    let mut last = None;
-    for _ in 0..400 {
-        let job = store.job(id).await.unwrap();
-        if ["completed", "discarded", "cancelled"].contains(&job.state.as_str()) {
-            return job;
-        }
-        last = Some(job);
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("job {id} did not finish: {last:?}");
 }
 
 /// A drain of a server with 20 accounts, each with a file, a mailbox with a letter and a
@@ -1194,7 +1177,7 @@ async fn an_account_is_restored_onto_another_server_from_its_backup() {
         let job = drover::commands::backup_account(&*store, &ctx(), account, Some(destination))
             .await
             .unwrap();
-        assert_eq!(finished(&*store, job).await.state, "completed");
+        assert_eq!(crate::finished(&*store, job).await.state, "completed");
         store.last_good_backup(account).await.unwrap().unwrap()
     };
     sims[0]

@@ -105,21 +105,6 @@ async fn postgres() -> Fleetwork {
     setup(drover_store::open(db.url()).await.unwrap(), Box::new(db)).await
 }
 
-/// Waits for a job to reach a final state and returns it.
-async fn finished(store: &dyn Store, id: JobId) -> drover_store::JobSummary {
-    for _ in 0..300 {
-        let job = store.job(id).await.unwrap();
-        if ["completed", "discarded", "cancelled"].contains(&job.state.as_str()) {
-            return job;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!(
-        "job {id} did not finish: {:?}",
-        store.job(id).await.unwrap()
-    );
-}
-
 drover_testkit::on_both_databases!(
     postgres: postgres,
     sqlite: sqlite;
@@ -188,7 +173,7 @@ async fn billing_moves_are_carried_out_on_the_server(mut f: Fleetwork) {
     let moved = crate::transition_service(store, &ctx(), service, Transition::Activate, None)
         .await
         .unwrap();
-    let job = finished(store, moved.job_id).await;
+    let job = crate::finished(store, moved.job_id).await;
     assert_eq!(job.state, "completed", "{job:?}");
     let created = on_server(&f).expect("the domain exists on the server");
     assert_eq!(created.plan, "Web");
@@ -234,7 +219,10 @@ async fn billing_moves_are_carried_out_on_the_server(mut f: Fleetwork) {
     )
     .await
     .unwrap();
-    assert_eq!(finished(store, moved.job_id).await.state, "completed");
+    assert_eq!(
+        crate::finished(store, moved.job_id).await.state,
+        "completed"
+    );
     assert_eq!(
         on_server(&f).unwrap().disabled.as_deref(),
         Some("unpaid invoice")
@@ -243,7 +231,10 @@ async fn billing_moves_are_carried_out_on_the_server(mut f: Fleetwork) {
     let moved = crate::transition_service(store, &ctx(), service, Transition::Unsuspend, None)
         .await
         .unwrap();
-    assert_eq!(finished(store, moved.job_id).await.state, "completed");
+    assert_eq!(
+        crate::finished(store, moved.job_id).await.state,
+        "completed"
+    );
     assert_eq!(on_server(&f).unwrap().disabled, None);
 
     // A plan change applies the plan on the server.
@@ -255,7 +246,10 @@ async fn billing_moves_are_carried_out_on_the_server(mut f: Fleetwork) {
     let moved = drover::commands::change_plan(store, &ctx(), service, plus.id, false)
         .await
         .unwrap();
-    assert_eq!(finished(store, moved.job_id).await.state, "completed");
+    assert_eq!(
+        crate::finished(store, moved.job_id).await.state,
+        "completed"
+    );
     assert_eq!(on_server(&f).unwrap().plan, "Web Plus");
     let calls = store.job_calls(moved.job_id).await.unwrap();
     assert!(
@@ -272,7 +266,7 @@ async fn billing_moves_are_carried_out_on_the_server(mut f: Fleetwork) {
     let job = drover::commands::change_password(store, &ctx(), &sealer, service, password)
         .await
         .unwrap();
-    assert_eq!(finished(store, job).await.state, "completed");
+    assert_eq!(crate::finished(store, job).await.state, "completed");
     assert_eq!(on_server(&f).unwrap().password, "N3w-passw0rd");
     let calls = store.job_calls(job).await.unwrap();
     assert!(
@@ -284,7 +278,7 @@ async fn billing_moves_are_carried_out_on_the_server(mut f: Fleetwork) {
     let moved = crate::transition_service(store, &ctx(), service, Transition::Terminate, None)
         .await
         .unwrap();
-    let refused = finished(store, moved.job_id).await;
+    let refused = crate::finished(store, moved.job_id).await;
     assert_eq!(refused.state, "discarded");
     let reason = refused.output.unwrap()["discarded"]
         .as_str()
@@ -316,7 +310,7 @@ async fn billing_moves_are_carried_out_on_the_server(mut f: Fleetwork) {
         .await
         .unwrap();
     let latest = jobs.iter().map(|j| j.id).max().unwrap();
-    assert_eq!(finished(store, latest).await.state, "completed");
+    assert_eq!(crate::finished(store, latest).await.state, "completed");
     assert!(
         on_server(&f).is_none(),
         "terminated and unprotected: gone from the server"
@@ -390,7 +384,7 @@ async fn jobs_wait_with_a_reason_and_the_emergency_stop_holds_them(mut f: Fleetw
     drover::commands::retry_job(store, &ctx(), moved.job_id)
         .await
         .unwrap();
-    let placed = finished(store, moved.job_id).await;
+    let placed = crate::finished(store, moved.job_id).await;
     assert_eq!(placed.state, "completed", "{placed:?}");
     assert_eq!(f.sim.domain_names(), ["far-away.com"]);
 
@@ -413,7 +407,7 @@ async fn jobs_wait_with_a_reason_and_the_emergency_stop_holds_them(mut f: Fleetw
     )
     .await
     .unwrap();
-    assert_eq!(finished(store, later).await.state, "completed");
+    assert_eq!(crate::finished(store, later).await.state, "completed");
     assert_eq!(
         store.job(held.job_id).await.unwrap().state,
         "available",
@@ -422,7 +416,7 @@ async fn jobs_wait_with_a_reason_and_the_emergency_stop_holds_them(mut f: Fleetw
     drover::commands::set_provisioning_paused(store, &ctx(), false)
         .await
         .unwrap();
-    assert_eq!(finished(store, held.job_id).await.state, "completed");
+    assert_eq!(crate::finished(store, held.job_id).await.state, "completed");
     assert!(f.sim.domain_names().contains(&"second.com".to_owned()));
     f.workers.stop().await.unwrap();
 }
@@ -435,7 +429,10 @@ async fn a_bulk_suspension_reports_every_outcome(mut f: Fleetwork) {
         let moved = crate::transition_service(store, &ctx(), id, Transition::Activate, None)
             .await
             .unwrap();
-        assert_eq!(finished(store, moved.job_id).await.state, "completed");
+        assert_eq!(
+            crate::finished(store, moved.job_id).await.state,
+            "completed"
+        );
         ids.push(id);
     }
     let never_activated = service_on(store, drover_core::PlanId(1), "pending.ro").await;
@@ -506,7 +503,10 @@ async fn a_change_made_while_a_job_runs_is_applied_by_that_job(mut f: Fleetwork)
         "the running job takes the change"
     );
     assert!(suspended.joined_waiting_job);
-    assert_eq!(finished(store, activated.job_id).await.state, "completed");
+    assert_eq!(
+        crate::finished(store, activated.job_id).await.state,
+        "completed"
+    );
     let on_server = f
         .sim
         .with_state(|s| s.domains.get("midway.ro").cloned())
@@ -527,7 +527,10 @@ async fn a_password_changed_while_its_job_runs_is_the_one_set(mut f: Fleetwork) 
     let activated = crate::transition_service(store, &ctx(), id, Transition::Activate, None)
         .await
         .unwrap();
-    assert_eq!(finished(store, activated.job_id).await.state, "completed");
+    assert_eq!(
+        crate::finished(store, activated.job_id).await.state,
+        "completed"
+    );
     let sealer = Sealer::from_hex(&"42".repeat(32)).unwrap();
     let billing = ctx();
     let change = |password: &str| {
@@ -548,7 +551,7 @@ async fn a_password_changed_while_its_job_runs_is_the_one_set(mut f: Fleetwork) 
     assert_eq!(store.job(first).await.unwrap().state, "running");
     let second = change("Second-passw0rd").await.unwrap();
     assert_eq!(second, first, "the running job takes the change");
-    assert_eq!(finished(store, first).await.state, "completed");
+    assert_eq!(crate::finished(store, first).await.state, "completed");
     let on_server = f
         .sim
         .with_state(|s| s.domains.get("parola.ro").cloned())
@@ -597,7 +600,10 @@ async fn mailboxes_reach_the_server_with_one_listing_and_a_call_per_change(f: Fl
     let activated = crate::transition_service(store, &ctx(), id, Transition::Activate, None)
         .await
         .unwrap();
-    assert_eq!(finished(store, activated.job_id).await.state, "completed");
+    assert_eq!(
+        crate::finished(store, activated.job_id).await.state,
+        "completed"
+    );
     let account = activated.account.id;
     let sealer = Sealer::from_hex(&"42".repeat(32)).unwrap();
     let secret = |p: &str| secrecy::SecretString::from(p.to_owned());
@@ -623,7 +629,7 @@ async fn mailboxes_reach_the_server_with_one_listing_and_a_call_per_change(f: Fl
     }
     held.release().await;
     let job = last_converge(store, account).await;
-    let ended = finished(store, job).await;
+    let ended = crate::finished(store, job).await;
     assert_eq!(ended.state, "completed", "{ended:?}");
     let mailboxes = on_server();
     assert_eq!(mailboxes.get("ana").map(String::as_str), Some("Ana Pop"));
@@ -667,7 +673,7 @@ async fn mailboxes_reach_the_server_with_one_listing_and_a_call_per_change(f: Fl
     .await
     .unwrap();
     let job = last_converge(store, account).await;
-    let ended = finished(store, job).await;
+    let ended = crate::finished(store, job).await;
     assert_eq!(ended.state, "completed", "{ended:?}");
     let mailboxes = on_server();
     assert_eq!(
@@ -728,7 +734,10 @@ async fn mailbox_quotas_come_from_the_plan_and_reach_a_server_that_keeps_them(f:
     let activated = crate::transition_service(store, &ctx(), id, Transition::Activate, None)
         .await
         .unwrap();
-    assert_eq!(finished(store, activated.job_id).await.state, "completed");
+    assert_eq!(
+        crate::finished(store, activated.job_id).await.state,
+        "completed"
+    );
     let account = activated.account.id;
     let sealer = Sealer::from_hex(&"42".repeat(32)).unwrap();
     let secret = || secrecy::SecretString::from("Mail-passw0rd".to_owned());
@@ -763,7 +772,7 @@ async fn mailbox_quotas_come_from_the_plan_and_reach_a_server_that_keeps_them(f:
         "{err}"
     );
     let job = last_converge(store, account).await;
-    assert_eq!(finished(store, job).await.state, "completed");
+    assert_eq!(crate::finished(store, job).await.state, "completed");
     let kept = quotas();
     assert_eq!(
         (kept["ana"], kept["ion"]),
@@ -789,7 +798,7 @@ async fn mailbox_quotas_come_from_the_plan_and_reach_a_server_that_keeps_them(f:
     )
     .await
     .unwrap();
-    let scanned = finished(store, scan).await;
+    let scanned = crate::finished(store, scan).await;
     assert_eq!(scanned.state, "completed", "{scanned:?}");
     let findings = store
         .drift_findings(Some(drover_core::ServerId(1)))
@@ -815,7 +824,7 @@ async fn mailbox_quotas_come_from_the_plan_and_reach_a_server_that_keeps_them(f:
     .await
     .unwrap();
     let job = last_converge(store, account).await;
-    assert_eq!(finished(store, job).await.state, "completed");
+    assert_eq!(crate::finished(store, job).await.state, "completed");
     let kept = quotas();
     assert_eq!((kept["ana"], kept["ion"]), (500 * 1024, 200 * 1024));
     let called = programs_called(store, job).await;
@@ -850,7 +859,10 @@ async fn databases_reach_the_server_with_one_listing_and_a_call_per_change(f: Fl
     let activated = crate::transition_service(store, &ctx(), id, Transition::Activate, None)
         .await
         .unwrap();
-    assert_eq!(finished(store, activated.job_id).await.state, "completed");
+    assert_eq!(
+        crate::finished(store, activated.job_id).await.state,
+        "completed"
+    );
     let account = activated.account.id;
     let on_server = || {
         f.sim
@@ -870,7 +882,7 @@ async fn databases_reach_the_server_with_one_listing_and_a_call_per_change(f: Fl
     }
     held.release().await;
     let job = last_converge(store, account).await;
-    let ended = finished(store, job).await;
+    let ended = crate::finished(store, job).await;
     assert_eq!(ended.state, "completed", "{ended:?}");
     assert_eq!(on_server(), ["baze", "baze_shop", "baze_wiki"]);
     assert_eq!(
@@ -907,7 +919,7 @@ async fn databases_reach_the_server_with_one_listing_and_a_call_per_change(f: Fl
     .await
     .unwrap();
     let job = last_converge(store, account).await;
-    assert_eq!(finished(store, job).await.state, "completed");
+    assert_eq!(crate::finished(store, job).await.state, "completed");
     assert_eq!(on_server(), ["baze", "baze_wiki"]);
     let called = programs_called(store, job).await;
     assert_eq!(
@@ -960,7 +972,10 @@ async fn aliases_reach_the_server_and_get_zones_that_follow_the_account(f: Fleet
     let activated = crate::transition_service(store, &ctx(), id, Transition::Activate, None)
         .await
         .unwrap();
-    assert_eq!(finished(store, activated.job_id).await.state, "completed");
+    assert_eq!(
+        crate::finished(store, activated.job_id).await.state,
+        "completed"
+    );
     let account = activated.account.id;
     let aliases_on_server = || {
         let mut names: Vec<String> = f.sim.with_state(|s| {
@@ -981,7 +996,7 @@ async fn aliases_reach_the_server_and_get_zones_that_follow_the_account(f: Fleet
     }
     held.release().await;
     let job = last_converge(store, account).await;
-    let ended = finished(store, job).await;
+    let ended = crate::finished(store, job).await;
     assert_eq!(ended.state, "completed", "{ended:?}");
     assert_eq!(aliases_on_server(), ["firma.com", "xn--tiri-firma-txd.ro"]);
     assert_eq!(
@@ -1043,7 +1058,7 @@ async fn aliases_reach_the_server_and_get_zones_that_follow_the_account(f: Fleet
     .await
     .unwrap();
     let job = last_converge(store, account).await;
-    assert_eq!(finished(store, job).await.state, "completed");
+    assert_eq!(crate::finished(store, job).await.state, "completed");
     assert_eq!(aliases_on_server(), ["xn--tiri-firma-txd.ro"]);
     let called = programs_called(store, job).await;
     assert_eq!(
@@ -1084,7 +1099,10 @@ async fn subservers_reach_the_server_with_their_addresses_in_the_accounts_zone(f
     let activated = crate::transition_service(store, &ctx(), id, Transition::Activate, None)
         .await
         .unwrap();
-    assert_eq!(finished(store, activated.job_id).await.state, "completed");
+    assert_eq!(
+        crate::finished(store, activated.job_id).await.state,
+        "completed"
+    );
     let account = activated.account.id;
     // Its server has an address for the zone to point at.
     let server = store.account(account).await.unwrap().server_id.unwrap();
@@ -1111,7 +1129,7 @@ async fn subservers_reach_the_server_with_their_addresses_in_the_accounts_zone(f
     }
     held.release().await;
     let job = last_converge(store, account).await;
-    let ended = finished(store, job).await;
+    let ended = crate::finished(store, job).await;
     assert_eq!(ended.state, "completed", "{ended:?}");
     let web = |f: &[&str]| f.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>();
     assert_eq!(
@@ -1204,7 +1222,7 @@ async fn subservers_reach_the_server_with_their_addresses_in_the_accounts_zone(f
     .await
     .unwrap();
     let job = last_converge(store, account).await;
-    assert_eq!(finished(store, job).await.state, "completed");
+    assert_eq!(crate::finished(store, job).await.state, "completed");
     assert_eq!(on_server().len(), 1);
     let zone = store.account_zone(account).await.unwrap().unwrap();
     assert!(
@@ -1235,7 +1253,7 @@ async fn a_login_link_is_made_by_the_server_kept_sealed_and_handed_out_once(f: F
     let job = request(store, &ctx(), Requested::LoginLink { account: pending })
         .await
         .unwrap();
-    let ended = finished(store, job).await;
+    let ended = crate::finished(store, job).await;
     assert_eq!(ended.state, "discarded", "{ended:?}");
     assert!(
         ended.output.unwrap()["refused"]
@@ -1246,12 +1264,15 @@ async fn a_login_link_is_made_by_the_server_kept_sealed_and_handed_out_once(f: F
     let activated = crate::transition_service(store, &ctx(), id, Transition::Activate, None)
         .await
         .unwrap();
-    assert_eq!(finished(store, activated.job_id).await.state, "completed");
+    assert_eq!(
+        crate::finished(store, activated.job_id).await.state,
+        "completed"
+    );
     let account = activated.account.id;
     let job = request(store, &ctx(), Requested::LoginLink { account })
         .await
         .unwrap();
-    let ended = finished(store, job).await;
+    let ended = crate::finished(store, job).await;
     assert_eq!(ended.state, "completed", "{ended:?}");
     // Neither the job's output nor its call record holds the link.
     let output = ended.output.unwrap().to_string();
@@ -1328,7 +1349,10 @@ async fn subservers_get_certificates_of_their_own_and_aliases_join_the_domains(f
     let moved = crate::transition_service(store, &ctx(), id, Transition::Activate, None)
         .await
         .unwrap();
-    assert_eq!(finished(store, moved.job_id).await.state, "completed");
+    assert_eq!(
+        crate::finished(store, moved.job_id).await.state,
+        "completed"
+    );
     let account = moved.account.id;
     drover::commands::create_subserver(store, &ctx(), account, "shop")
         .await
@@ -1336,7 +1360,7 @@ async fn subservers_get_certificates_of_their_own_and_aliases_join_the_domains(f
     let (_, job) = drover::commands::request_certificate(store, &ctx(), account)
         .await
         .unwrap();
-    let ended = finished(store, job).await;
+    let ended = crate::finished(store, job).await;
     assert_eq!(ended.state, "completed", "{ended:?}");
     let asked = |domain: &str| f.sim.calls_naming(domain, "generate-letsencrypt-cert");
     let names = || async {
@@ -1427,7 +1451,10 @@ async fn a_certificate_waits_for_dns_and_its_failures_for_lets_encrypts_limits(f
         let moved = crate::transition_service(store, &ctx(), id, Transition::Activate, None)
             .await
             .unwrap();
-        assert_eq!(finished(store, moved.job_id).await.state, "completed");
+        assert_eq!(
+            crate::finished(store, moved.job_id).await.state,
+            "completed"
+        );
         moved.account.id
     };
 
@@ -1476,7 +1503,7 @@ async fn a_certificate_waits_for_dns_and_its_failures_for_lets_encrypts_limits(f
         .await
         .unwrap();
     assert_eq!(again, job, "the waiting job is the one brought forward");
-    let ended = finished(store, job).await;
+    let ended = crate::finished(store, job).await;
     assert_eq!(ended.state, "completed", "{ended:?}");
     let issued = certificate(account).await;
     assert_eq!(issued.state, CertificateState::Issued, "{issued:?}");
@@ -1501,7 +1528,7 @@ async fn a_certificate_waits_for_dns_and_its_failures_for_lets_encrypts_limits(f
         let sync = request(store, &ctx(), Requested::UsageSync { server: None })
             .await
             .unwrap();
-        assert_eq!(finished(store, sync).await.state, "completed");
+        assert_eq!(crate::finished(store, sync).await.state, "completed");
         let seen = certificate(account).await.expires_at.unwrap();
         assert_eq!(
             drover_core::days_left(seen, jiff::Timestamp::now()),
@@ -1511,7 +1538,7 @@ async fn a_certificate_waits_for_dns_and_its_failures_for_lets_encrypts_limits(f
             server: None,
             plans: false,
         };
-        let health = finished(store, request(store, &ctx(), check).await.unwrap()).await;
+        let health = crate::finished(store, request(store, &ctx(), check).await.unwrap()).await;
         let output = health.output.unwrap();
         let overdue: Vec<String> = output["certificates_not_renewed"]
             .as_array()
@@ -1599,7 +1626,7 @@ async fn a_certificate_waits_for_dns_and_its_failures_for_lets_encrypts_limits(f
     )
     .await
     .unwrap();
-    finished(store, moved.job_id).await;
+    crate::finished(store, moved.job_id).await;
     let err = drover::commands::request_certificate(store, &ctx(), suspended)
         .await
         .unwrap_err();
@@ -1710,7 +1737,10 @@ async fn an_account_is_backed_up_its_failures_kept_and_old_archives_pruned(f: Fl
     let moved = crate::transition_service(store, &ctx(), id, Transition::Activate, None)
         .await
         .unwrap();
-    assert_eq!(finished(store, moved.job_id).await.state, "completed");
+    assert_eq!(
+        crate::finished(store, moved.job_id).await.state,
+        "completed"
+    );
     let account = moved.account.id;
     // No destination named, and none is the default.
     let err = drover::commands::backup_account(store, &ctx(), account, None)
@@ -1730,7 +1760,7 @@ async fn an_account_is_backed_up_its_failures_kept_and_old_archives_pruned(f: Fl
         let job = drover::commands::backup_account(store, &ctx(), account, Some(local.id))
             .await
             .unwrap();
-        let ended = finished(store, job).await;
+        let ended = crate::finished(store, job).await;
         assert_eq!(ended.state, "completed", "{ended:?}");
         ended.output.unwrap()
     };
@@ -1760,7 +1790,7 @@ async fn an_account_is_backed_up_its_failures_kept_and_old_archives_pruned(f: Fl
     let job = drover::commands::backup_account(store, &ctx(), account, Some(missing.id))
         .await
         .unwrap();
-    let output = finished(store, job).await.output.unwrap();
+    let output = crate::finished(store, job).await.output.unwrap();
     assert!(
         output["error"]
             .as_str()
@@ -1853,7 +1883,7 @@ async fn fleet_health(store: &dyn Store) -> serde_json::Value {
     let job = drover::commands::request(store, &ctx(), asked)
         .await
         .unwrap();
-    finished(store, job).await.output.unwrap()
+    crate::finished(store, job).await.output.unwrap()
 }
 
 async fn scheduled_backups_go_to_the_default_destination_and_late_ones_are_named(f: Fleetwork) {
@@ -1877,7 +1907,10 @@ async fn scheduled_backups_go_to_the_default_destination_and_late_ones_are_named
         let moved = crate::transition_service(store, &ctx(), id, Transition::Activate, None)
             .await
             .unwrap();
-        assert_eq!(finished(store, moved.job_id).await.state, "completed");
+        assert_eq!(
+            crate::finished(store, moved.job_id).await.state,
+            "completed"
+        );
         accounts.push(moved.account.id);
     }
     // Without a default destination, nothing is scheduled and nothing is late.
@@ -1949,7 +1982,10 @@ async fn an_account_is_restored_from_its_backup_once_its_domain_is_repeated(f: F
     let moved = crate::transition_service(store, &ctx(), id, Transition::Activate, None)
         .await
         .unwrap();
-    assert_eq!(finished(store, moved.job_id).await.state, "completed");
+    assert_eq!(
+        crate::finished(store, moved.job_id).await.state,
+        "completed"
+    );
     let account = moved.account.id;
     // Nothing to restore from yet.
     let err = drover::commands::plan_restore(store, account, None, None)
@@ -1977,7 +2013,7 @@ async fn an_account_is_restored_from_its_backup_once_its_domain_is_repeated(f: F
     let job = drover::commands::backup_account(store, &ctx(), account, Some(local.id))
         .await
         .unwrap();
-    assert_eq!(finished(store, job).await.state, "completed");
+    assert_eq!(crate::finished(store, job).await.state, "completed");
     let backup = store.last_good_backup(account).await.unwrap().unwrap();
     // The customer's site is broken afterwards.
     f.sim
@@ -2034,7 +2070,7 @@ async fn an_account_is_restored_from_its_backup_once_its_domain_is_repeated(f: F
     )
     .await
     .unwrap();
-    let ended = finished(store, job).await;
+    let ended = crate::finished(store, job).await;
     assert_eq!(ended.state, "completed", "{ended:?}");
     let output = ended.output.unwrap();
     assert_eq!(
@@ -2126,7 +2162,10 @@ async fn backups_go_to_an_ssh_host_whose_key_is_pinned_and_password_kept_out_of_
     let moved = crate::transition_service(store, &ctx(), id, Transition::Activate, None)
         .await
         .unwrap();
-    assert_eq!(finished(store, moved.job_id).await.state, "completed");
+    assert_eq!(
+        crate::finished(store, moved.job_id).await.state,
+        "completed"
+    );
     let account = moved.account.id;
     let destination = vault.make_default(store, &f.secrets.dir).await;
     f.sim
@@ -2136,7 +2175,7 @@ async fn backups_go_to_an_ssh_host_whose_key_is_pinned_and_password_kept_out_of_
         let job = drover::commands::backup_account(store, &ctx(), account, None)
             .await
             .unwrap();
-        let ended = finished(store, job).await;
+        let ended = crate::finished(store, job).await;
         assert_eq!(ended.state, "completed", "{ended:?}");
         (job, ended.output.unwrap())
     };
@@ -2174,7 +2213,7 @@ async fn backups_go_to_an_ssh_host_whose_key_is_pinned_and_password_kept_out_of_
     )
     .await
     .unwrap();
-    assert_eq!(finished(store, job).await.state, "completed");
+    assert_eq!(crate::finished(store, job).await.state, "completed");
     assert_eq!(
         f.sim.file("seif.ro", "public_html/index.html").as_deref(),
         Some("the customer's page")
@@ -2214,7 +2253,7 @@ async fn backups_go_to_an_ssh_host_whose_key_is_pinned_and_password_kept_out_of_
     )
     .await
     .unwrap();
-    let ended = finished(store, job).await;
+    let ended = crate::finished(store, job).await;
     assert!(format!("{ended:?}").contains("not the pinned"), "{ended:?}");
     assert_eq!(f.sim.calls_naming("seif.ro", "restore-domain"), 1);
 

@@ -75,23 +75,52 @@ fn free_port() -> u16 {
         .port()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_receiver_down_for_30_s_gets_every_event_once_in_order_per_account() {
+/// A fleet of one simulated server that takes `capacity` accounts, the plan and customer to
+/// sell them, and the engine that sends webhooks by `policy`.
+struct Fleet {
+    fleet: crate::TestFleet,
+    sim: drover_testkit::virtualmin::VirtualminSim,
+    plan_id: drover_core::PlanId,
+    customer_id: drover_core::CustomerId,
+    engine: Arc<drover::engine::Engine>,
+}
+
+async fn fleet(capacity: u32, policy: WebhookPolicy) -> Fleet {
     let fleet = crate::TestFleet::new().await;
-    let store = Arc::clone(&fleet.store);
-    let ctx = crate::setup_ctx();
     let (sim, _) = fleet
-        .add_server("vm1", serde_json::json!({"capacity": 400, "rate_qps": 500}))
+        .add_server(
+            "vm1",
+            serde_json::json!({"capacity": capacity, "rate_qps": 500}),
+        )
         .await;
     let (plan_id, customer_id) = fleet.plan_and_customer().await;
     let mut engine = fleet.engine(crate::quick_retries(), FleetPolicy::default());
+    engine.webhooks = Webhooks::new(policy).unwrap();
+    Fleet {
+        fleet,
+        sim,
+        plan_id,
+        customer_id,
+        engine: Arc::new(engine),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_receiver_down_for_30_s_gets_every_event_once_in_order_per_account() {
     // Tried again every 2 s at most: the outage is over soon after the receiver is back.
-    engine.webhooks = Webhooks::new(WebhookPolicy {
+    let policy = WebhookPolicy {
         retry_max_delay: Duration::from_secs(2),
         ..WebhookPolicy::default()
-    })
-    .unwrap();
-    let engine = Arc::new(engine);
+    };
+    let Fleet {
+        fleet,
+        sim,
+        plan_id,
+        customer_id,
+        engine,
+    } = fleet(400, policy).await;
+    let store = Arc::clone(&fleet.store);
+    let ctx = crate::setup_ctx();
 
     // An https-only rule with its one exception: http to this machine, when allowed.
     let port = free_port();
@@ -277,21 +306,21 @@ async fn a_receiver_down_for_30_s_gets_every_event_once_in_order_per_account() {
 /// than the policy allows is paused, audited, and sends what waited once resumed.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_rotated_secret_still_signs_and_a_failing_endpoint_is_paused_until_resumed() {
-    let fleet = crate::TestFleet::new().await;
-    let store = Arc::clone(&fleet.store);
-    let ctx = crate::setup_ctx();
-    let (_sim, _) = fleet
-        .add_server("vm1", serde_json::json!({"capacity": 10}))
-        .await;
-    let (plan_id, customer_id) = fleet.plan_and_customer().await;
-    let mut engine = fleet.engine(crate::quick_retries(), FleetPolicy::default());
-    engine.webhooks = Webhooks::new(WebhookPolicy {
+    let policy = WebhookPolicy {
         retry_max_delay: Duration::from_secs(1),
         pause_after: Duration::from_secs(2),
         ..WebhookPolicy::default()
-    })
-    .unwrap();
-    let engine = Arc::new(engine);
+    };
+    // The simulator is kept: dropped, the server it plays stops.
+    let Fleet {
+        fleet,
+        sim: _sim,
+        plan_id,
+        customer_id,
+        engine,
+    } = fleet(10, policy).await;
+    let store = Arc::clone(&fleet.store);
+    let ctx = crate::setup_ctx();
     let port = free_port();
     let url = format!("http://127.0.0.1:{port}/drover");
     let types = ["account.provisioned".to_owned()];
