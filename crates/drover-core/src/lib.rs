@@ -9,6 +9,7 @@ mod adopt;
 mod alias;
 mod audit;
 mod backup;
+mod bootstrap;
 mod certificate;
 mod confirmation;
 mod converge;
@@ -47,6 +48,11 @@ pub use backup::{
     RestoreFacts, SshHostKey, SshKeyFile, SshLocation, backup_refusal, explained_failure,
     failure_lines, final_size_bytes, is_progress_meter, overdue_before, restore_refusal,
     size_shortfall, to_prune,
+};
+pub use bootstrap::{
+    AllowedSource, BootstrapProgress, BootstrapSpec, BootstrapState, BootstrapStep, CommandRecord,
+    InstallSource, PlannedStep, SourceArchives, StepProgress, StepState, UPLOAD_DIR,
+    certificate_read, firewall_rules, output_tail, plan as plan_bootstrap,
 };
 pub use certificate::{
     CertificateFacts, CertificateState, CertificateTurn, FAILED_VALIDATIONS_PER_HOUR,

@@ -187,6 +187,23 @@ pub enum SshProgram {
     },
 }
 
+/// The queue bootstraps run in: each takes minutes, and the fleet's own work never waits
+/// behind them.
+pub const BOOTSTRAP_QUEUE: &str = "bootstrap";
+
+/// Bring a bare server into the fleet over SSH, step by step (see drover-core's bootstrap):
+/// a retry resumes it, as every step checks first whether it is done.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JobArgs)]
+#[river(
+    kind = "bootstrap_server",
+    queue = "bootstrap",
+    unique(by_args, by_state(available, pending, running, scheduled, retryable))
+)]
+pub struct BootstrapServer {
+    #[river(unique)]
+    pub bootstrap_id: i64,
+}
+
 /// The queue webhook deliveries wait in: a slow receiver never holds up the fleet's work.
 pub const WEBHOOK_QUEUE: &str = "webhooks";
 

@@ -9,6 +9,7 @@
 //! module, are kept to the same transaction rule; an adoption still checks its proposal here.)
 
 mod backup_store;
+mod bootstrap_store;
 mod certificate_store;
 mod dns_store;
 mod error;
@@ -29,6 +30,7 @@ use std::sync::Arc;
 pub use backup_store::{
     Backup, BackupAge, BackupDestination, BackupFilter, BackupOutcome, BackupStore,
 };
+pub use bootstrap_store::{BootstrapStore, ServerBootstrap};
 pub use certificate_store::{
     Certificate, CertificateFilter, CertificateName, CertificateOutcome, CertificateStore,
     NameAnswer,

@@ -165,4 +165,5 @@ include!("sql_fleet.rs");
 include!("sql_certificates.rs");
 include!("sql_backups.rs");
 include!("sql_webhooks.rs");
+include!("sql_bootstraps.rs");
 include!("sql_write.rs");

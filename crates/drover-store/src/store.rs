@@ -16,6 +16,7 @@ pub trait Store:
     + crate::CertificateStore
     + crate::BackupStore
     + crate::WebhookStore
+    + crate::BootstrapStore
     + Send
     + Sync
     + std::fmt::Debug

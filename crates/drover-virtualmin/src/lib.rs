@@ -31,5 +31,5 @@ pub use plans::{PlanPresence, PlanSync, ServerPlan};
 pub use reply::{Record, Reply, parse_reply, parse_text_output, text_records};
 pub use request::{Call, OperationClass, Repeat};
 pub use settings::{Timeouts, VirtualminSettings};
-pub use ssh::{PinnedHostKey, SshAccess, SshVirtualmin};
+pub use ssh::{CommandOutput, PinnedHostKey, SshAccess, SshShell, SshVirtualmin};
 pub use tls::{PresentedCertificate, TlsPolicy, client_config, fingerprint, presented_certificate};

@@ -105,7 +105,42 @@ impl SshVirtualmin {
     }
 
     async fn run(&self, command: &str) -> Result<(String, u32), VirtualminError> {
-        let access = &self.access;
+        let shell = SshShell::connect(&self.access).await?;
+        let ran = shell.exec(command, None).await;
+        shell.close().await;
+        let ran = ran?;
+        Ok((ran.combined, ran.status))
+    }
+}
+
+/// What a command run over SSH printed, and how it ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CommandOutput {
+    pub stdout: String,
+    pub stderr: String,
+    /// Both, in the order they came.
+    pub combined: String,
+    pub status: u32,
+}
+
+/// A logged-in SSH connection to one host, for running commands as its user: checked to be
+/// the pinned host before the key is offered.
+pub struct SshShell {
+    session: russh::client::Handle<PinnedHostKey>,
+    where_: String,
+}
+
+impl std::fmt::Debug for SshShell {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SshShell")
+            .field("to", &self.where_)
+            .finish()
+    }
+}
+
+impl SshShell {
+    /// Connects, checks the host's key against the pin, and logs in with the key.
+    pub async fn connect(access: &SshAccess) -> Result<Self, VirtualminError> {
         let where_ = format!("{}@{}:{}", access.user, access.host, access.port);
         let seen = Arc::new(Mutex::new(None));
         let handler = PinnedHostKey {
@@ -116,8 +151,20 @@ impl SshVirtualmin {
             inactivity_timeout: Some(access.timeout),
             ..russh::client::Config::default()
         });
-        let connected =
-            russh::client::connect(config, (access.host.as_str(), access.port), handler).await;
+        let connected = tokio::time::timeout(
+            access.timeout,
+            russh::client::connect(config, (access.host.as_str(), access.port), handler),
+        )
+        .await
+        .map_err(|_| {
+            VirtualminError::new(
+                ErrorKind::Transient,
+                format!(
+                    "no SSH answer from {where_} within {} s",
+                    access.timeout.as_secs()
+                ),
+            )
+        })?;
         let mut session = match connected {
             Ok(session) => session,
             Err(e) => {
@@ -151,43 +198,83 @@ impl SshVirtualmin {
             )
         })?;
         let key = russh::keys::PrivateKeyWithHashAlg::new(Arc::new(key), None);
-        let transient = |e: russh::Error| {
-            VirtualminError::new(ErrorKind::Transient, format!("SSH to {where_}: {e}"))
-        };
         let auth = session
             .authenticate_publickey(access.user.clone(), key)
             .await
-            .map_err(transient)?;
+            .map_err(|e| transient(&where_, e))?;
         if !auth.success() {
             return Err(VirtualminError::new(
                 ErrorKind::Auth,
                 format!("{where_} refused drover's SSH key"),
             ));
         }
-        let mut channel = session.channel_open_session().await.map_err(transient)?;
-        channel.exec(true, command).await.map_err(transient)?;
-        let mut output = Vec::new();
+        Ok(Self { session, where_ })
+    }
+
+    /// Runs `command` through the user's shell, `stdin` given on its standard input (then
+    /// closed), and waits for it to end.
+    pub async fn exec(
+        &self,
+        command: &str,
+        stdin: Option<&[u8]>,
+    ) -> Result<CommandOutput, VirtualminError> {
+        let where_ = &self.where_;
+        let mut channel = self
+            .session
+            .channel_open_session()
+            .await
+            .map_err(|e| transient(where_, e))?;
+        channel
+            .exec(true, command)
+            .await
+            .map_err(|e| transient(where_, e))?;
+        if let Some(input) = stdin {
+            channel
+                .data(input)
+                .await
+                .map_err(|e| transient(where_, e))?;
+        }
+        channel.eof().await.map_err(|e| transient(where_, e))?;
+        let (mut stdout, mut stderr, mut combined) = (Vec::new(), Vec::new(), Vec::new());
         let mut status = None;
         while let Some(message) = channel.wait().await {
             match message {
-                russh::ChannelMsg::Data { data } | russh::ChannelMsg::ExtendedData { data, .. } => {
-                    output.extend_from_slice(&data);
+                russh::ChannelMsg::Data { data } => {
+                    stdout.extend_from_slice(&data);
+                    combined.extend_from_slice(&data);
+                }
+                russh::ChannelMsg::ExtendedData { data, .. } => {
+                    stderr.extend_from_slice(&data);
+                    combined.extend_from_slice(&data);
                 }
                 russh::ChannelMsg::ExitStatus { exit_status } => status = Some(exit_status),
                 _ => {}
             }
         }
-        let _ = session
-            .disconnect(russh::Disconnect::ByApplication, "", "en")
-            .await;
         let status = status.ok_or_else(|| {
             VirtualminError::new(
                 ErrorKind::Transient,
                 format!("{where_} closed the command without its exit status"),
             )
         })?;
-        Ok((String::from_utf8_lossy(&output).into_owned(), status))
+        Ok(CommandOutput {
+            stdout: String::from_utf8_lossy(&stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&stderr).into_owned(),
+            combined: String::from_utf8_lossy(&combined).into_owned(),
+            status,
+        })
     }
+
+    pub async fn close(self) {
+        let _ = self
+            .session
+            .disconnect(russh::Disconnect::ByApplication, "", "en")
+            .await;
+    }
+}
+
+fn transient(where_: &str, e: russh::Error) -> VirtualminError {
+    VirtualminError::new(ErrorKind::Transient, format!("SSH to {where_}: {e}"))
 }
 
 /// Accepts the host only if it presents `pinned`; keeps what it presented for the error.

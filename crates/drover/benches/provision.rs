@@ -118,6 +118,7 @@ async fn provision(
         retry_max_delay: Duration::from_secs(5),
         fleet_policy: Default::default(),
         webhooks: drover::engine::Webhooks::new(Default::default()).unwrap(),
+        virtualmin_sources: None,
     };
     let started = Instant::now();
     let mut workers = drover::engine::start(Arc::new(engine), 50).unwrap();

@@ -218,6 +218,7 @@ async fn main() {
         retry_max_delay: Duration::from_secs(5),
         fleet_policy: Default::default(),
         webhooks: drover::engine::Webhooks::new(Default::default()).unwrap(),
+        virtualmin_sources: None,
     };
     let mut workers = drover::engine::start(Arc::new(engine), 10).unwrap();
     // The bare client: the same TLS pinning and one call at a time, as drover's job makes them.

@@ -24,6 +24,7 @@ use crate::commands;
 use crate::config::{Config, Overrides};
 
 mod backups;
+mod bootstrap;
 mod certificates;
 mod databases;
 mod dns;
@@ -682,6 +683,19 @@ pub enum ServerCommand {
         id: ServerId,
         #[command(subcommand)]
         program: OverSshCommand,
+    },
+    /// Bring a bare server into the fleet over SSH: checks the system, installs Webmin and
+    /// Virtualmin, makes a Webmin user for drover (remote calls only), optionally hardens it,
+    /// pins its certificate and registers it, in maintenance until its first good health
+    /// check. Every step checks first whether it is done, so running it again resumes it.
+    /// Try --dry-run first: it prints every command.
+    Bootstrap(Box<bootstrap::BootstrapArgs>),
+    /// The bootstraps, or one with each step and every command run.
+    Bootstraps {
+        /// A bootstrap's id.
+        id: Option<i64>,
+        #[command(flatten)]
+        page: PageArgs,
     },
 }
 
@@ -1548,6 +1562,8 @@ async fn servers(
             reason,
             lift: _,
         } => out.one(&commands::set_break_glass(&**store, ctx, id, reason.as_deref()).await?),
+        ServerCommand::Bootstrap(args) => bootstrap::start(*args, &**store, ctx, config, out).await,
+        ServerCommand::Bootstraps { id, page } => bootstrap::show(id, page, &**store, out).await,
         ServerCommand::OverSsh { id, program } => {
             use drover_store::jobs::SshProgram;
             let (program, wait) = match program {

@@ -50,6 +50,9 @@ pub struct Config {
     pub fleet: FleetPolicy,
     /// `DROVER_WEBHOOK_TIMEOUT`, `DROVER_WEBHOOK_RETRY_MAX_DELAY`, `DROVER_WEBHOOK_PAUSE_AFTER`.
     pub webhooks: crate::engine::WebhookPolicy,
+    /// `DROVER_VIRTUALMIN_SOURCES`: the folder of Webmin's and Virtualmin's archives (with
+    /// their SHA256SUMS) that bootstraps install from.
+    pub virtualmin_sources: Option<PathBuf>,
 }
 
 /// The operator key: given in `DROVER_SEAL_KEY` (64 hex digits), or kept in a file
@@ -217,6 +220,7 @@ const SETTINGS: &[&str] = &[
     "DROVER_WEBHOOK_TIMEOUT",
     "DROVER_WEBHOOK_RETRY_MAX_DELAY",
     "DROVER_WEBHOOK_PAUSE_AFTER",
+    "DROVER_VIRTUALMIN_SOURCES",
     "DROVER_PLACEMENT_FILL_LIMIT",
     "DROVER_PLACEMENT_ALLOW_DEGRADED",
     "DROVER_HEALTH_INTERVAL",
@@ -481,6 +485,9 @@ impl Config {
             pause_after: sources
                 .seconds("DROVER_WEBHOOK_PAUSE_AFTER", default_webhooks.pause_after)?,
         };
+        let virtualmin_sources = sources
+            .get("DROVER_VIRTUALMIN_SOURCES")
+            .map(|(v, _)| absolute(v.into()));
         let default_placement = PlacementPolicy::default();
         let placement = PlacementPolicy {
             fill_limit: sources.parse(
@@ -556,6 +563,7 @@ impl Config {
             dns,
             fleet,
             webhooks,
+            virtualmin_sources,
         })
     }
 }

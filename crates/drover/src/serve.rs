@@ -90,6 +90,7 @@ pub async fn serve(config: &Config, store: Arc<dyn Store>) -> anyhow::Result<()>
         secret_sources: config.secret_sources.clone(),
         refuse_confusable: config.refuse_confusable,
         billing_deletes_unconfirmed: config.billing_deletes_unconfirmed,
+        virtualmin_sources: config.virtualmin_sources.clone(),
     };
     let app = crate::api::router_with(Arc::clone(&store), sealer, settings)
         .merge(crate::metrics::routes(metrics, store));

@@ -1,7 +1,7 @@
 //! The fleet part of the store contract: health checks and the states they move.
 
 use drover_core::{HealthPolicy, HealthProbe, ServerState, Verdict};
-use drover_store::AuditFilter;
+use drover_store::{AuditFilter, Page};
 
 use crate::{Harness, ctx, new_plan, new_server, server_spec};
 
@@ -376,4 +376,76 @@ pub async fn a_servers_moves_are_listed_until_done(h: Harness) {
         [("vine.ro".to_owned(), vm3, vm1, Switched)]
     );
     assert!(store.moves_under_way(vm2).await.unwrap().is_empty());
+}
+
+/// A bootstrap: one under way per name, its progress kept as it runs, and the server it
+/// registers recorded once, in maintenance, however often its job resumes.
+pub async fn a_bootstrap_keeps_its_progress_and_registers_its_server_once(h: Harness) {
+    use drover_core::{BootstrapProgress, BootstrapState, BootstrapStep, StepState};
+    let store = &*h.store;
+    let spec: drover_core::BootstrapSpec = serde_json::from_value(serde_json::json!({
+        "name": "vm-new",
+        "host": "203.0.113.9",
+        "ssh": {"key": "env:DROVER_SECRET_KEY", "host_key": format!("SHA256:{}", "B".repeat(43))},
+        "api_credentials": "env:DROVER_SECRET_VM_NEW",
+        "capacity": 10,
+    }))
+    .unwrap();
+    let plan = drover_core::plan_bootstrap(&spec, None);
+    let started = store
+        .start_bootstrap(&ctx(), &spec, &BootstrapProgress::new(&plan))
+        .await
+        .unwrap();
+    assert_eq!(started.state, BootstrapState::Running);
+    assert!(started.job_id.is_some(), "its job is queued with it");
+    assert_eq!(started.progress.steps.len(), plan.len());
+    let again = store
+        .start_bootstrap(&ctx(), &spec, &BootstrapProgress::new(&plan))
+        .await
+        .unwrap_err();
+    assert!(again.to_string().contains("under way"), "{again}");
+
+    let mut progress = started.progress.clone();
+    progress.set(
+        BootstrapStep::CheckSystem,
+        StepState::Done,
+        Some("Debian GNU/Linux 12".into()),
+    );
+    store
+        .save_bootstrap_progress(started.id, BootstrapState::Running, &progress, None)
+        .await
+        .unwrap();
+    let read = store.bootstrap(started.id).await.unwrap();
+    assert_eq!(
+        read.progress.state_of(BootstrapStep::CheckSystem),
+        Some(StepState::Done)
+    );
+
+    let server_spec = spec.server_spec(None);
+    let server = store
+        .register_bootstrapped_server(&ctx(), started.id, &server_spec)
+        .await
+        .unwrap();
+    assert_eq!(server.state, ServerState::Maintenance);
+    let resumed = store
+        .register_bootstrapped_server(&ctx(), started.id, &server_spec)
+        .await
+        .unwrap();
+    assert_eq!(resumed.id, server.id, "registered once");
+    assert_eq!(
+        store.bootstrap(started.id).await.unwrap().server_id,
+        Some(server.id)
+    );
+
+    store
+        .save_bootstrap_progress(started.id, BootstrapState::Done, &progress, None)
+        .await
+        .unwrap();
+    // The name is the server's now: a new bootstrap of it is refused.
+    let taken = store
+        .start_bootstrap(&ctx(), &spec, &BootstrapProgress::new(&plan))
+        .await
+        .unwrap_err();
+    assert!(taken.to_string().contains("server named vm-new"), "{taken}");
+    assert_eq!(store.bootstraps(Page::default()).await.unwrap().len(), 1);
 }

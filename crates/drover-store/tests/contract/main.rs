@@ -114,6 +114,7 @@ drover_testkit::on_both_databases!(
     an_address_rewrite_changes_only_zones_pointing_at_it,
     health_checks_move_a_server_after_consecutive_results,
     a_servers_moves_are_listed_until_done,
+    a_bootstrap_keeps_its_progress_and_registers_its_server_once,
     events_go_to_the_endpoints_that_want_them_in_order,
     drift_scans_replace_findings_and_keep_what_repairs_did,
     a_provider_call_budget_is_shared_through_the_database,

@@ -8,6 +8,7 @@
 mod accounts;
 mod audit;
 mod backups;
+mod bootstraps;
 mod certificates;
 mod customers;
 mod databases;
@@ -72,6 +73,8 @@ pub struct ApiSettings {
     pub refuse_confusable: bool,
     /// The billing system may delete an account's resources without repeating their names.
     pub billing_deletes_unconfirmed: bool,
+    /// The local copy of Webmin and Virtualmin bootstraps install from.
+    pub virtualmin_sources: Option<std::path::PathBuf>,
 }
 
 impl Default for ApiSettings {
@@ -86,6 +89,7 @@ impl Default for ApiSettings {
             },
             refuse_confusable: false,
             billing_deletes_unconfirmed: false,
+            virtualmin_sources: None,
         }
     }
 }
@@ -102,6 +106,7 @@ fn resources() -> OpenApiRouter<AppState> {
         .merge(customers::routes())
         .merge(plans::routes())
         .merge(servers::routes())
+        .merge(bootstraps::routes())
         .merge(drift::routes())
         .merge(usage::routes())
         .merge(services::routes())

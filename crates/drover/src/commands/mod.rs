@@ -11,6 +11,7 @@
 mod accounts;
 mod adoption;
 mod backups;
+mod bootstrap;
 mod certificates;
 mod customers;
 mod databases;
@@ -37,6 +38,7 @@ pub use backups::{
     delete_backup_destination, last_good_shared_backup, plan_restore, restore_account,
     update_backup_destination,
 };
+pub use bootstrap::{BootstrapPlan, bootstrap_server};
 pub use certificates::{
     ask_again as ask_certificate_again, certificate, forget_certificate, request_certificate,
 };

@@ -121,6 +121,15 @@ impl Fleet {
         self.secrets.read(reference)
     }
 
+    /// The secret `reference` points at, a new random one written first to a `file:` that
+    /// does not exist yet (see [`super::Secrets::read_or_create`]).
+    pub fn secret_or_create(
+        &self,
+        reference: &drover_core::CredentialRef,
+    ) -> Result<secrecy::SecretString, String> {
+        self.secrets.read_or_create(reference)
+    }
+
     /// The client a job changes or reads accounts through: none while an operator works on
     /// the server over SSH (jobs never turn to SSH on their own; they wait for the mark to be
     /// lifted).

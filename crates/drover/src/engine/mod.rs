@@ -22,6 +22,7 @@ use riverqueue::{QueueConfig, RunHandle, Workers};
 
 pub use dns::{Dns, DnsSettings};
 pub use fleet::{Fleet, FleetError};
+pub(crate) use jobs::bootstrap_server::archives as local_virtualmin_sources;
 pub use seal::Sealer;
 pub use secrets::Secrets;
 pub use webhooks::{WebhookPolicy, Webhooks};
@@ -44,6 +45,9 @@ pub struct Engine {
     pub fleet_policy: FleetPolicy,
     /// Where events are sent from, and how a failing receiver is tried again.
     pub webhooks: Webhooks,
+    /// `DROVER_VIRTUALMIN_SOURCES`: the folder of Webmin's and Virtualmin's archives a
+    /// bootstrap installs from (with their SHA256SUMS).
+    pub virtualmin_sources: Option<std::path::PathBuf>,
 }
 
 impl Default for FleetPolicy {
@@ -198,6 +202,7 @@ pub fn start_handing_back(
             drover_store::jobs::BACKUP_QUEUE,
             QueueConfig::new(concurrency.clamp(1, 4)),
         )
+        .queue(drover_store::jobs::BOOTSTRAP_QUEUE, QueueConfig::new(2))
         .queue(
             drover_store::jobs::WEBHOOK_QUEUE,
             QueueConfig::new(concurrency.clamp(1, 4)),
@@ -229,6 +234,7 @@ impl Engine {
             retry_max_delay: config.retry_max_delay,
             fleet_policy: config.fleet.clone(),
             webhooks,
+            virtualmin_sources: config.virtualmin_sources.clone(),
         })
     }
 }

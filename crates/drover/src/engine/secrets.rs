@@ -22,6 +22,40 @@ impl Secrets {
         &self.sources
     }
 
+    /// As [`Secrets::read`]; a `file:` reference to a file that does not exist yet is first
+    /// filled with a new random password (readable by drover's user only), so that an
+    /// operator never has to invent one for a server drover sets up itself.
+    pub fn read_or_create(&self, reference: &CredentialRef) -> Result<SecretString, String> {
+        self.sources.check(reference).map_err(|e| e.to_string())?;
+        if let CredentialRef::File(path) = reference
+            && !std::path::Path::new(path).exists()
+        {
+            use std::io::Write as _;
+            use std::os::unix::fs::OpenOptionsExt as _;
+            let mut bytes = [0u8; 24];
+            rand::fill(&mut bytes);
+            let parent = std::path::Path::new(path)
+                .parent()
+                .ok_or_else(|| format!("{path} has no folder"))?;
+            std::fs::create_dir_all(parent)
+                .map_err(|e| format!("the folder of {path} cannot be made: {e}"))?;
+            // create_new: a file made meanwhile by someone else is read, never overwritten.
+            match std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(path)
+            {
+                Ok(mut file) => file
+                    .write_all(format!("{}\n", hex::encode(bytes)).as_bytes())
+                    .map_err(|e| format!("{path} cannot be written: {e}"))?,
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+                Err(e) => return Err(format!("{path} cannot be made: {e}")),
+            }
+        }
+        self.read(reference)
+    }
+
     /// The secret `reference` points at; the message says why it cannot be had.
     pub fn read(&self, reference: &CredentialRef) -> Result<SecretString, String> {
         self.sources.check(reference).map_err(|e| e.to_string())?;

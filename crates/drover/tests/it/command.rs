@@ -2182,3 +2182,79 @@ async fn an_operator_manages_alias_domains_and_subservers_from_the_command_line(
     let deleted = succeeded(run(d, &delete).await);
     assert!(deleted.contains(r#""deleting": true"#), "{deleted}");
 }
+
+#[tokio::test]
+async fn an_operator_plans_a_bootstrap_starts_it_and_looks_at_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let sources = crate::bootstrap::local_copy(d);
+    let sources = sources.display().to_string();
+    let env = [("DROVER_VIRTUALMIN_SOURCES", sources.as_str())];
+    let key = format!("file:{}", d.join("secrets/vm9.ssh-key").display());
+    let host_key = format!("SHA256:{}", "E".repeat(43));
+    let bootstrap = |ssh: &'static str, extra: &'static [&'static str]| {
+        let mut args = vec![
+            "servers",
+            "bootstrap",
+            "--ssh",
+            ssh,
+            "--ssh-key",
+            &key,
+            "--ssh-host-key",
+            &host_key,
+            "--name",
+            "vm9",
+            "--capacity",
+            "50",
+        ];
+        args.extend_from_slice(extra);
+        args
+    };
+    let planned = succeeded(
+        run_with(
+            d,
+            &bootstrap(
+                "root@127.0.0.1:1",
+                &["--allow-from", "198.51.100.7", "--firewall", "--dry-run"],
+            ),
+            &env,
+        )
+        .await,
+    );
+    for shown in [
+        "dry run: 10 steps",
+        "1. check-system:",
+        "upload: webmin-2.660-d16d9ea205a2.tar.xz -> /var/tmp/drover-bootstrap/",
+        "sha256sum --quiet -c SHA256SUMS",
+        "drover:$hash:0::allow 198.51.100.7",
+        "tcp dport { 1, 10000 } drop",
+        "(the Webmin user's password is given on the standard input)",
+        "10. first-health-check:",
+    ] {
+        assert!(planned.contains(shown), "{shown} in:\n{planned}");
+    }
+    let listed = succeeded(run(d, &["servers", "bootstraps"]).await);
+    assert!(listed.ends_with("(none)\n"), "nothing recorded: {listed}");
+
+    let (success, _, stderr) = run_with(d, &bootstrap("vm9.example.net", &[]), &env).await;
+    assert!(!success && stderr.contains("USER@HOST"), "{stderr}");
+    let (success, _, stderr) =
+        run_with(d, &bootstrap("root@127.0.0.1", &["--firewall"]), &env).await;
+    assert!(!success && stderr.contains("--allow-from"), "{stderr}");
+
+    // Started with no worker running: recorded, its job waiting, every step waiting.
+    let started = succeeded(run_with(d, &bootstrap("root@127.0.0.1:1", &[]), &env).await);
+    assert!(
+        started.contains("bootstrap 1 of vm9 started (job"),
+        "{started}"
+    );
+    let shown = succeeded(run(d, &["servers", "bootstraps", "1"]).await);
+    assert!(
+        shown.contains("bootstrap 1 of vm9 (127.0.0.1): running"),
+        "{shown}"
+    );
+    assert!(shown.contains("  check-system: waiting"), "{shown}");
+    assert!(shown.contains("commands run (0):"), "{shown}");
+    let (success, _, stderr) = run_with(d, &bootstrap("root@127.0.0.1:1", &[]), &env).await;
+    assert!(!success && stderr.contains("under way already"), "{stderr}");
+}

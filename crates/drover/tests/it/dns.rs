@@ -502,6 +502,7 @@ async fn hosting(
         retry_max_delay: Duration::from_secs(1),
         fleet_policy: Default::default(),
         webhooks: drover::engine::Webhooks::new(Default::default()).unwrap(),
+        virtualmin_sources: None,
     };
     let workers = drover::engine::start(Arc::new(engine), 4).unwrap();
     Hosting {

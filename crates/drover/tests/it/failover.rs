@@ -216,6 +216,7 @@ async fn a_lost_server_is_rebuilt_onto_a_fresh_one_from_drovers_records() {
         retry_max_delay: Duration::from_secs(1),
         fleet_policy: FleetPolicy::default(),
         webhooks: drover::engine::Webhooks::new(Default::default()).unwrap(),
+        virtualmin_sources: None,
     };
     let mut workers = drover::engine::start(Arc::new(engine), 4).unwrap();
     crate::until(

@@ -2,6 +2,7 @@
 //! the `drover` command itself.
 
 mod api;
+mod bootstrap;
 mod break_glass;
 mod command;
 mod commands;
@@ -322,6 +323,7 @@ impl TestFleet {
             retry_max_delay: Duration::from_secs(1),
             fleet_policy,
             webhooks: drover::engine::Webhooks::new(Default::default()).unwrap(),
+            virtualmin_sources: None,
         }
     }
 }

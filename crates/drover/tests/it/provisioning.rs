@@ -78,6 +78,7 @@ async fn setup_with(
         retry_max_delay: Duration::from_secs(1),
         fleet_policy,
         webhooks: drover::engine::Webhooks::new(Default::default()).unwrap(),
+        virtualmin_sources: None,
     };
     let workers = drover::engine::start(Arc::new(engine), 4).unwrap();
     Fleetwork {

@@ -168,3 +168,30 @@ async fn the_tour_runs_top_to_bottom_as_written() {
     // under way when the tour stops drover; they resume with the next start.)
     assert!(sim.with_state(|s| s.domains.contains_key("xn--tiri-pxb.ro")));
 }
+
+/// The README's bootstrap dry run, pasted into bash as written, with only the folder of the
+/// archives filled in (a local copy made here: the archives are not in the checkout).
+#[tokio::test]
+async fn the_bootstrap_dry_run_runs_as_written() {
+    let readme = readme();
+    let shown = block(&readme, "servers bootstrap --dry-run");
+    let dir = tempfile::tempdir().unwrap();
+    let sources = crate::bootstrap::local_copy(dir.path());
+    let script = format!(
+        "set -e\n{}",
+        shown.replace("../shared/real-virtualmin", &sources.display().to_string())
+    );
+    let (ok, stdout, stderr) = bash(dir.path(), &script).await;
+    assert!(ok, "stdout: {stdout}\nstderr: {stderr}");
+    assert!(stdout.starts_with("dry run: 11 steps"), "{stdout}");
+    for step in [
+        "1. check-system:",
+        "6. firewall:",
+        "7. fail2ban:",
+        "11. first-health-check:",
+    ] {
+        assert!(stdout.contains(step), "{step} in {stdout}");
+    }
+    let (_, listed, _) = bash(dir.path(), "drover servers bootstraps").await;
+    assert!(listed.ends_with("(none)\n"), "nothing recorded: {listed}");
+}

@@ -2949,10 +2949,7 @@ async fn the_emergency_programs_run_over_ssh_on_the_real_server() {
     let domain = format!("{}.ro", unique("glass-"));
     let (service, account) = drover.sell(plan, &domain).await;
 
-    let mut sshd = tokio::task::spawn_blocking(|| drover_testkit::TestSshd::start_as("root", None))
-        .await
-        .unwrap()
-        .unwrap_or_else(|e| panic!("sshd: {e}"));
+    let mut sshd = test_sshd_as_root().await;
     let key = sshd.authorize_key().unwrap();
     let kept = drover.password_file().with_file_name("real.ssh-key");
     std::fs::copy(&key, &kept).unwrap();
@@ -3078,4 +3075,223 @@ async fn the_emergency_programs_run_over_ssh_on_the_real_server() {
         audit.contains("server.break_glass_call") && audit.contains("server.break_glass_lifted")
     );
     drover.remove(service, account, &domain).await;
+}
+
+/// Bringing a server into the fleet, run on this machine (the real tier's own server) over a
+/// real sshd as root: the dry run changes nothing; the run finds Debian's packages and
+/// Webmin with Virtualmin installed (so it installs nothing: this machine is not bare), sets
+/// drover's settings, makes a Webmin user for drover that may only make remote calls, reads
+/// and pins the certificate over SSH, registers the server in maintenance and takes it out
+/// once the first health check passes as that user. A second run finds every step on the
+/// server done and runs none of them.
+#[tokio::test]
+#[ignore = "real tier: needs a real Virtualmin (scripts/real-virtualmin start)"]
+async fn a_server_is_bootstrapped_into_the_fleet_with_a_non_root_webmin_user() {
+    let real = RealServer::from_env();
+    let sources = std::env::var("DROVER_REAL_VIRTUALMIN_SOURCES").unwrap_or_else(|_| {
+        format!(
+            "{}/../../../shared/real-virtualmin",
+            env!("CARGO_MANIFEST_DIR")
+        )
+    });
+    let drover = Drover::start(&[
+        ("DROVER_VIRTUALMIN_SOURCES", &sources),
+        ("DROVER_HEALTH_INTERVAL", "2"),
+    ])
+    .await;
+    let mut sshd = test_sshd_as_root().await;
+    let key = sshd.authorize_key().unwrap();
+    let secrets = drover.password_file().parent().unwrap().to_owned();
+    let kept = secrets.join("bootstrap.ssh-key");
+    std::fs::copy(&key, &kept).unwrap();
+    let password = secrets.join("bootstrap.webmin-password");
+    let name = unique("boot-");
+    let spec = |name: &str, host: &str| {
+        json!({
+            "name": name,
+            "host": host,
+            "webmin_port": real.port,
+            "ssh": {"user": "root", "port": sshd.port,
+                    "key": format!("file:{}", kept.display()), "host_key": sshd.host_key},
+            "api_credentials": format!("file:{}", password.display()),
+            "capacity": 20,
+            "ipv4": "127.0.0.1",
+            "allow_from": ["127.0.0.1"],
+        })
+    };
+
+    let (status, plan) = drover
+        .call(
+            reqwest::Method::POST,
+            "/bootstraps?dry_run=true",
+            Some(spec(&name, "127.0.0.1")),
+        )
+        .await;
+    assert_eq!(status, 200, "{plan}");
+    let steps: Vec<&str> = plan["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["step"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        steps,
+        [
+            "check-system",
+            "install-packages",
+            "install-virtualmin",
+            "configure-virtualmin",
+            "api-user",
+            "start-webmin",
+            "read-certificate",
+            "register",
+            "first-health-check"
+        ]
+    );
+    assert_eq!(drover.get("/bootstraps").await, json!([]));
+    assert!(!password.exists(), "nothing made on a dry run");
+
+    let bootstrapped = |name: String, host: &str| {
+        let drover = &drover;
+        let spec = spec(&name, host);
+        async move {
+            let (status, started) = drover
+                .call(reqwest::Method::POST, "/bootstraps", Some(spec))
+                .await;
+            assert_eq!(status, 202, "{started}");
+            let id = started["bootstrap"]["id"].as_i64().unwrap();
+            let deadline = std::time::Instant::now() + JOB_LIMIT;
+            loop {
+                let now = drover.get(&format!("/bootstraps/{id}")).await;
+                if now["state"] != "running" {
+                    return now;
+                }
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "the bootstrap did not end: {now:#}"
+                );
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+        }
+    };
+    let first = bootstrapped(name.clone(), "127.0.0.1").await;
+    assert_eq!(first["state"], "done", "{first:#}");
+    let state_of = |run: &Value, step: &str| {
+        run["progress"]["steps"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["step"] == step)
+            .map(|s| (s["state"].as_str().unwrap().to_owned(), s["detail"].clone()))
+            .unwrap()
+    };
+    // This machine is not bare: what scripts/real-virtualmin installed is found, not redone.
+    assert_eq!(state_of(&first, "install-packages").0, "already_done");
+    let (installed, found) = state_of(&first, "install-virtualmin");
+    assert_eq!(installed, "already_done");
+    assert!(
+        found
+            .as_str()
+            .unwrap()
+            .contains("Webmin 2.660 with Virtualmin"),
+        "{found}"
+    );
+    assert_eq!(state_of(&first, "api-user").0, "done");
+    let (_, pin) = state_of(&first, "read-certificate");
+    assert_eq!(
+        pin,
+        json!(real.pin),
+        "the pin read over SSH is the served one"
+    );
+    // Every command run is recorded with its end; the password never in one.
+    let commands = first["progress"]["commands"].as_array().unwrap();
+    assert!(commands.iter().all(|c| !c["exit_status"].is_null()));
+    let secret = std::fs::read_to_string(&password).unwrap();
+    assert!(
+        !first.to_string().contains(secret.trim()),
+        "the password is given on standard input only"
+    );
+
+    let server = first["server_id"].as_i64().unwrap();
+    let registered = drover.get(&format!("/servers/{server}")).await;
+    assert_eq!(registered["api_user"], "drover");
+    assert_eq!(registered["pinned_cert_sha256"], json!(real.pin));
+    assert_ne!(registered["state"], "maintenance", "{registered}");
+    // The scheduler's health checks pass as the new user too.
+    let health = eventually("a health check", JOB_LIMIT, async || {
+        let (status, health) = drover
+            .call(
+                reqwest::Method::GET,
+                &format!("/servers/{server}/health"),
+                None,
+            )
+            .await;
+        (status == 200).then_some(health)
+    })
+    .await;
+    assert_eq!(health["probe"]["api_ok"], true, "{health}");
+    assert_eq!(health["probe"]["pin_matches"], true, "{health}");
+    // The user may call remote.cgi, and nothing else of Webmin.
+    // Signed in as a person would be (the login form, then a page with its session):
+    // Webmin refuses the pages, as the user is for remote calls only.
+    let jar = drover.dir.path().join("webmin-cookies");
+    let base = format!("https://127.0.0.1:{}", real.port);
+    let curl = |args: &[&str]| {
+        let out = std::process::Command::new("curl")
+            .args(["-sk", "-b", "testing=1", "-c"])
+            .arg(&jar)
+            .args(args)
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let form = format!("user=drover&pass={}", secret.trim());
+    curl(&["-d", &form, &format!("{base}/session_login.cgi")]);
+    let jar_arg = jar.display().to_string();
+    let page = curl(&["-b", &jar_arg, &format!("{base}/virtual-server/index.cgi")]);
+    assert!(page.contains("RPC calls only"), "{page}");
+    let webmin_acl = std::fs::read_to_string("/etc/webmin/webmin.acl").unwrap();
+    assert!(webmin_acl.lines().any(|l| l == "drover: virtual-server"));
+
+    // The same address again is refused: it is in the fleet.
+    let (status, refused) = drover
+        .call(
+            reqwest::Method::POST,
+            "/bootstraps",
+            Some(spec(&unique("boot-"), "127.0.0.1")),
+        )
+        .await;
+    assert_eq!(status, 409, "{refused}");
+    // Run again (another name and address, the same machine): every step on the server is
+    // found done.
+    let again = bootstrapped(unique("boot-again-"), "localhost").await;
+    assert_eq!(again["state"], "done", "{again:#}");
+    for step in [
+        "install-packages",
+        "install-virtualmin",
+        "configure-virtualmin",
+        "api-user",
+        "start-webmin",
+    ] {
+        assert_eq!(state_of(&again, step).0, "already_done", "{step}");
+    }
+    let ran: Vec<&Value> = again["progress"]["commands"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["kind"] == "run")
+        .collect();
+    let ran_steps: Vec<&str> = ran.iter().map(|c| c["step"].as_str().unwrap()).collect();
+    assert_eq!(
+        ran_steps,
+        ["check-system", "read-certificate"],
+        "only reads"
+    );
+}
+
+async fn test_sshd_as_root() -> drover_testkit::TestSshd {
+    tokio::task::spawn_blocking(|| drover_testkit::TestSshd::start_as("root", None))
+        .await
+        .unwrap()
+        .unwrap_or_else(|e| panic!("sshd: {e}"))
 }

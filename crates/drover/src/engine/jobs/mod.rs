@@ -4,6 +4,7 @@
 
 mod adopt_server;
 mod backup_account;
+pub(super) mod bootstrap_server;
 mod check_fleet_health;
 mod check_zones;
 mod converge_account;
@@ -30,7 +31,9 @@ use std::future::Future;
 use std::sync::Arc;
 
 use drover_store::RequestContext;
-use riverqueue::{BoxError, Job, JobArgs, WorkCancelled, WorkContext, WorkOutcome, Workers};
+use riverqueue::{
+    BoxError, Job, JobArgs, WorkCancelled, WorkContext, WorkOutcome, Worker, WorkerTimeout, Workers,
+};
 
 use super::Engine;
 
@@ -61,6 +64,9 @@ pub(super) fn register(
     add(workers, engine, hand_back, restore_account::run)?;
     add(workers, engine, hand_back, deliver_webhooks::run)?;
     add(workers, engine, hand_back, run_over_ssh::run)?;
+    // Installing a server's packages and Webmin takes longer than any other job.
+    let two_hours = WorkerTimeout::After(std::time::Duration::from_secs(2 * 3600));
+    add_timed(workers, engine, hand_back, bootstrap_server::run, two_hours)?;
     Ok(())
 }
 
@@ -76,11 +82,66 @@ where
     F: Fn(Arc<Engine>, WorkContext, Job<A>) -> Fut + Send + Sync + 'static,
     Fut: Future<Output = Result<WorkOutcome, E>> + Send,
 {
-    let engine = Arc::clone(engine);
-    let hand_back = hand_back.clone();
-    workers.add_fn(move |context: WorkContext, job| {
-        let hand_back = hand_back.clone();
-        let work = run(Arc::clone(&engine), context, job);
+    add_timed(
+        workers,
+        engine,
+        hand_back,
+        run,
+        WorkerTimeout::ClientDefault,
+    )
+}
+
+/// As [`add`], the kind's jobs allowed `timeout` instead of `DROVER_JOB_TIMEOUT`.
+fn add_timed<A, E, F, Fut>(
+    workers: &mut Workers,
+    engine: &Arc<Engine>,
+    hand_back: &super::HandBack,
+    run: F,
+    timeout: WorkerTimeout,
+) -> Result<(), riverqueue::Error>
+where
+    A: JobArgs,
+    E: Into<BoxError>,
+    F: Fn(Arc<Engine>, WorkContext, Job<A>) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Result<WorkOutcome, E>> + Send,
+{
+    workers.add(Worked {
+        engine: Arc::clone(engine),
+        hand_back: hand_back.clone(),
+        run,
+        timeout,
+    })?;
+    Ok(())
+}
+
+/// One kind's `run`, worked by River.
+struct Worked<F> {
+    engine: Arc<Engine>,
+    hand_back: super::HandBack,
+    run: F,
+    timeout: WorkerTimeout,
+}
+
+impl<A, E, F, Fut> Worker<A> for Worked<F>
+where
+    A: JobArgs,
+    E: Into<BoxError>,
+    F: Fn(Arc<Engine>, WorkContext, Job<A>) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Result<WorkOutcome, E>> + Send,
+{
+    type Error = BoxError;
+
+    fn timeout(&self, _job: &Job<A>) -> WorkerTimeout {
+        self.timeout
+    }
+
+    fn work(
+        &self,
+        context: WorkContext,
+        job: Job<A>,
+    ) -> impl Future<Output = Result<WorkOutcome, BoxError>> + Send {
+        let hand_back = self.hand_back.clone();
+        let work = (self.run)(Arc::clone(&self.engine), context, job);
         async move {
             // The process stops past its grace period: the job hands its work back, to run
             // again (a job holding an account's lease takes it again, being the same job).
@@ -101,8 +162,7 @@ where
                 .increment(1);
             result
         }
-    })?;
-    Ok(())
+    }
 }
 
 /// Who a job's changes are recorded as, correlated by the job's id.
