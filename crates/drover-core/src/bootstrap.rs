@@ -22,8 +22,8 @@ pub struct BootstrapSpec {
     /// Where drover reaches it, over SSH and then over Webmin's API.
     #[cfg_attr(feature = "openapi", schema(value_type = String, example = "vm9.example.net"))]
     pub host: Hostname,
-    /// How drover logs in over SSH (as root, or a user whose commands run as root); kept as
-    /// the server's break-glass access.
+    /// How drover logs in over SSH (as root: every step runs as root); kept as the server's
+    /// break-glass access.
     pub ssh: ServerSsh,
     /// Where Webmin will answer.
     #[serde(default = "default_webmin_port")]
@@ -176,6 +176,14 @@ impl BootstrapSpec {
                  shut drover out)",
             ));
         }
+        if self.fail2ban && self.allow_from.is_empty() {
+            return Err(Error::invalid(
+                "allow_from",
+                "(none)",
+                "drover's own addresses, which fail2ban must never ban (a few failed logins of \
+                 drover's would shut it out)",
+            ));
+        }
         Ok(self)
     }
 
@@ -277,8 +285,10 @@ impl SourceArchives {
     }
 }
 
-/// Where a local copy's archives wait on the server until installed.
-pub const UPLOAD_DIR: &str = "/var/tmp/drover-bootstrap";
+/// Where a local copy's archives wait on the server until installed: root's alone (made
+/// so before anything is copied), so that no other user can swap them between their check
+/// and their install.
+pub const UPLOAD_DIR: &str = "/root/drover-bootstrap";
 
 /// One step as it will run.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -329,9 +339,12 @@ pub const PACKAGES: &[&str] = &[
     "libtimedate-perl",
     "libsocket6-perl",
     "curl",
+    "xz-utils",
 ];
 
-/// The Virtualmin features drover's plans use, as Virtualmin's own settings name them.
+/// Virtualmin's settings drover runs with (as its real tier does): the features its plans
+/// use on, and those it does not drive off (per-domain SSL sites, spam and virus filtering,
+/// quotas, status monitoring), which an operator may turn on afterwards.
 pub const VIRTUALMIN_SETTINGS: &[(&str, &str)] = &[
     ("unix", "3"),
     ("dir", "3"),
@@ -341,6 +354,14 @@ pub const VIRTUALMIN_SETTINGS: &[(&str, &str)] = &[
     ("mysql", "1"),
     ("webmin", "1"),
     ("logrotate", "1"),
+    ("ssl", "0"),
+    ("spam", "0"),
+    ("virus", "0"),
+    ("postgres", "0"),
+    ("webalizer", "0"),
+    ("status", "0"),
+    ("quotas", "0"),
+    ("bw_active", "0"),
 ];
 
 /// Every step, in order, as it will run for `spec` (a local copy installs `sources`).
@@ -412,8 +433,8 @@ fn check_system() -> PlannedStep {
         None,
         r#"set -eu
 . /etc/os-release
-case "$ID:${VERSION_ID%%.*}" in
-debian:12|debian:13|ubuntu:22|ubuntu:24) ;;
+case "$ID:${VERSION_ID:-none}" in
+debian:12*|debian:13*|ubuntu:22.04|ubuntu:24.04) ;;
 *) echo "$PRETTY_NAME is not supported: Debian 12 or 13, or Ubuntu 22.04 or 24.04, is" >&2; exit 1 ;;
 esac
 case "$(uname -m)" in
@@ -444,7 +465,7 @@ export DEBIAN_FRONTEND=noninteractive
 echo "postfix postfix/main_mailer_type select Internet Site" | debconf-set-selections
 echo "postfix postfix/mailname string {host}" | debconf-set-selections
 apt-get update -qq
-apt-get install -y -qq --no-install-recommends {packages}"#,
+apt-get install -y -qq -o DPkg::Lock::Timeout=600 --no-install-recommends {packages}"#,
             host = spec.host
         ),
     )
@@ -469,7 +490,7 @@ fn install_virtualmin(spec: &BootstrapSpec, sources: Option<&SourceArchives>) ->
                 what: format!(
                     "copy {} and {} to {UPLOAD_DIR}, check them against SHA256SUMS and install \
                      them in {dir} (Webmin's own setup, on port {port}, started at boot, its \
-                     root login given a random password nobody keeps)",
+                     root login locked: root works over SSH)",
                     sources.webmin, sources.virtualmin
                 ),
                 check: Some(installed_check()),
@@ -487,10 +508,9 @@ rm -rf "$dir"
 mkdir -p "$dir/virtual-server"
 tar -xJf {webmin} -C "$dir"
 tar -xJf {virtualmin} -C "$dir/virtual-server"
-pass=$(head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n')
 cd "$dir"
 env config_dir=/etc/webmin var_dir=/var/webmin perl=/usr/bin/perl port={port} login=root \
-    password="$pass" ssl=1 atboot=1 nostart=1 autoos=1 ./setup.sh </dev/null >{UPLOAD_DIR}/setup.log 2>&1 \
+    crypt='!' ssl=1 atboot=1 nostart=1 autoos=1 ./setup.sh </dev/null >{UPLOAD_DIR}/setup.log 2>&1 \
     || {{ tail -n 20 {UPLOAD_DIR}/setup.log >&2; exit 1; }}
 rm -rf {UPLOAD_DIR}"#,
                     webmin = sources.webmin,
@@ -501,19 +521,15 @@ rm -rf {UPLOAD_DIR}"#,
         }
         _ => step(
             BootstrapStep::InstallVirtualmin,
-            format!(
-                "download Virtualmin's own installer and run it (minimal LAMP bundle); Webmin \
-                 then listens on port {port}"
-            ),
+            "download Virtualmin's own installer and run it (minimal LAMP bundle)".into(),
             Some(installed_check()),
-            format!(
-                r#"set -eu
+            r#"set -eu
 export DEBIAN_FRONTEND=noninteractive
-command -v curl >/dev/null || {{ apt-get update -qq; apt-get install -y -qq curl; }}
-curl -fsSL -o /var/tmp/virtualmin-install.sh https://software.virtualmin.com/gpl/scripts/virtualmin-install.sh
-sh /var/tmp/virtualmin-install.sh --minimal --bundle LAMP --force
-sed -i 's/^port=.*/port={port}/' /etc/webmin/miniserv.conf"#
-            ),
+command -v curl >/dev/null || { apt-get update -qq; apt-get install -y -qq curl; }
+install -d -m 700 /root/drover-bootstrap
+curl -fsSL -o /root/drover-bootstrap/virtualmin-install.sh https://software.virtualmin.com/gpl/scripts/virtualmin-install.sh
+sh /root/drover-bootstrap/virtualmin-install.sh --minimal --bundle LAMP --force"#
+                .into(),
         ),
     }
 }
@@ -528,8 +544,9 @@ fn configure_virtualmin() -> PlannedStep {
     step(
         BootstrapStep::ConfigureVirtualmin,
         format!(
-            "turn on the features drover's plans use ({settings}) and run Virtualmin's own \
-             check-config"
+            "set Virtualmin's features as drover runs them ({settings}), prepare Apache \
+             (PHP through FPM) and Postfix (the maps Virtualmin writes) as Virtualmin expects, \
+             and pass Virtualmin's own check-config"
         ),
         Some(format!(
             r#"c=/etc/webmin/virtual-server/config
@@ -547,6 +564,19 @@ for kv in {settings}; do
 k=${{kv%%=*}}
 if grep -q "^$k=" "$c"; then sed -i "s|^$k=.*|$kv|" "$c"; else echo "$kv" >>"$c"; fi
 done
+php=$(ls /etc/php | sort -V | tail -n 1)
+a2enmod -q rewrite proxy_fcgi setenvif actions fcgid include >/dev/null
+a2enconf -q "php$php-fpm" >/dev/null
+systemctl reload apache2 2>/dev/null || /etc/init.d/apache2 reload >/dev/null
+for map in virtual bcc dependent; do
+touch "/etc/postfix/$map"
+postmap "/etc/postfix/$map"
+done
+postconf -e "virtual_alias_maps = hash:/etc/postfix/virtual" \
+    "sender_bcc_maps = hash:/etc/postfix/bcc" \
+    "sender_dependent_default_transport_maps = hash:/etc/postfix/dependent" \
+    "home_mailbox = Maildir/"
+postfix reload >/dev/null 2>&1 || true
 env WEBMIN_CONFIG=/etc/webmin WEBMIN_VAR=/var/webmin "$root/virtual-server/check-config.pl"
 touch {marker}"#
         ),
@@ -558,10 +588,14 @@ fn webmin_allow(spec: &BootstrapSpec) -> String {
     if spec.allow_from.is_empty() {
         return String::new();
     }
+    // A bare IPv4 address as one host: Webmin reads trailing zeros (10.0.0.0) as wildcards.
     let sources: Vec<String> = spec
         .allow_from
         .iter()
-        .map(|s| s.to_string().replace(':', ";"))
+        .map(|s| match (s.address, s.prefix) {
+            (IpAddr::V4(a), None) => format!("{a}/32"),
+            _ => s.to_string().replace(':', ";"),
+        })
         .collect();
     format!("allow {}", sources.join(" "))
 }
@@ -583,7 +617,8 @@ fn api_user(spec: &BootstrapSpec) -> PlannedStep {
         ),
         check: Some(format!(
             r#"IFS= read -r pass
-line=$(grep "^{user}:" /etc/webmin/miniserv.users) || {{ echo "no Webmin user {user} yet"; exit 1; }}
+line=$(awk -F: -v u={user} '$1 == u' /etc/webmin/miniserv.users)
+[ -n "$line" ] || {{ echo "no Webmin user {user} yet"; exit 1; }}
 [ "$(echo "$line" | cut -d: -f5)" = "{allow}" ] || {{ echo "{user} may log in from other addresses"; exit 1; }}
 printf '%s\n%s\n' "$pass" "$(echo "$line" | cut -d: -f2)" | perl -e 'chomp(my $p = <STDIN>); chomp(my $h = <STDIN>); exit(crypt($p, $h) eq $h ? 0 : 1)' || {{ echo "{user} has another password"; exit 1; }}
 grep -qx "{user}: virtual-server" /etc/webmin/webmin.acl || {{ echo "{user} may use other modules"; exit 1; }}
@@ -595,9 +630,9 @@ grep -qx rpc=3 /etc/webmin/{user}.acl 2>/dev/null || {{ echo "{user} may use Web
 IFS= read -r pass
 hash=$(printf '%s\n' "$pass" | openssl passwd -6 -stdin)
 tmp=$(mktemp)
-{{ grep -v "^{user}:" /etc/webmin/miniserv.users || true; echo "{user}:$hash:0::{allow}"; }} >"$tmp"
+{{ awk -F: -v u={user} '$1 != u' /etc/webmin/miniserv.users; echo "{user}:$hash:0::{allow}"; }} >"$tmp"
 cat "$tmp" >/etc/webmin/miniserv.users
-{{ grep -v "^{user}:" /etc/webmin/webmin.acl || true; echo "{user}: virtual-server"; }} >"$tmp"
+{{ awk -F: -v u={user} '$1 != u' /etc/webmin/webmin.acl; echo "{user}: virtual-server"; }} >"$tmp"
 cat "$tmp" >/etc/webmin/webmin.acl
 rm -f "$tmp"
 echo rpc=3 >/etc/webmin/{user}.acl
@@ -614,6 +649,25 @@ if [ -f /var/webmin/miniserv.pid ] && kill -0 "$(cat /var/webmin/miniserv.pid)" 
 /// replaces it.
 pub fn firewall_rules(spec: &BootstrapSpec) -> String {
     let ports = format!("{}, {}", spec.ssh.port, spec.webmin_port);
+    format!(
+        "table inet drover\n\
+         delete table inet drover\n\
+         table inet drover {{\n\
+         {}\
+         \tchain input {{\n\
+         \t\ttype filter hook input priority filter - 1; policy accept;\n\
+         \t\tiif \"lo\" accept\n\
+         \t\ttcp dport {{ {ports} }} ip saddr @allowed4 accept\n\
+         \t\ttcp dport {{ {ports} }} ip6 saddr @allowed6 accept\n\
+         \t\ttcp dport {{ {ports} }} drop\n\
+         \t}}\n\
+         }}",
+        allowed_sets(spec)
+    )
+}
+
+/// drover's addresses as nftables sets, one per family.
+fn allowed_sets(spec: &BootstrapSpec) -> String {
     let set = |v4: bool| {
         let family: Vec<String> = spec
             .allow_from
@@ -628,53 +682,82 @@ pub fn firewall_rules(spec: &BootstrapSpec) -> String {
         }
     };
     format!(
-        "table inet drover\n\
-         delete table inet drover\n\
-         table inet drover {{\n\
-         \tset allowed4 {{ type ipv4_addr; flags interval; {}}}\n\
-         \tset allowed6 {{ type ipv6_addr; flags interval; {}}}\n\
-         \tchain input {{\n\
-         \t\ttype filter hook input priority filter - 1; policy accept;\n\
-         \t\tiif \"lo\" accept\n\
-         \t\ttcp dport {{ {ports} }} ip saddr @allowed4 accept\n\
-         \t\ttcp dport {{ {ports} }} ip6 saddr @allowed6 accept\n\
-         \t\ttcp dport {{ {ports} }} drop\n\
-         \t}}\n\
-         }}",
+        "\tset allowed4 {{ type ipv4_addr; flags interval; {}}}\n\
+         \tset allowed6 {{ type ipv6_addr; flags interval; {}}}\n",
         set(true),
         set(false)
     )
 }
 
+/// Loads drover's own table once the connection drover runs it over is known to be let in
+/// (checked against the same sets in a table that filters nothing); kept across reboots by
+/// a unit of drover's own, never by the system's nftables.conf (which flushes every rule).
 fn firewall(spec: &BootstrapSpec) -> PlannedStep {
     let ports = format!("{}, {}", spec.ssh.port, spec.webmin_port);
     let rules = firewall_rules(spec);
+    let sets = allowed_sets(spec);
     let allowed: Vec<String> = spec.allow_from.iter().map(ToString::to_string).collect();
     let file = "/etc/drover/firewall.nft";
+    let unit = "/etc/systemd/system/drover-firewall.service";
     step(
         BootstrapStep::Firewall,
         format!(
             "let only {} reach SSH and Webmin (ports {ports}) with an nftables table of \
-             drover's own (other rules untouched), kept across reboots",
+             drover's own (other rules untouched; refused if drover's own connection would not \
+             be let in), loaded at boot by drover-firewall.service",
             allowed.join(", ")
         ),
         Some(format!(
             r#"[ "$(cat {file} 2>/dev/null)" = '{rules}' ] || {{ echo "the rules are not written yet"; exit 1; }}
-nft list table inet drover >/dev/null 2>&1 || {{ echo "the rules are not loaded"; exit 1; }}"#
+nft list table inet drover >/dev/null 2>&1 || {{ echo "the rules are not loaded"; exit 1; }}
+[ -f {unit} ] || {{ echo "the rules are not loaded at boot yet"; exit 1; }}"#
         )),
         format!(
             r#"set -eu
 command -v nft >/dev/null || {{ apt-get update -qq; DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nftables; }}
-mkdir -p /etc/drover
+if [ -n "${{SSH_CONNECTION:-}}" ]; then
+client=${{SSH_CONNECTION%% *}}
+case "$client" in
+::ffff:*.*) client=${{client#::ffff:}}; set=allowed4 ;;
+*:*) set=allowed6 ;;
+*) set=allowed4 ;;
+esac
+nft -f - <<'EOF'
+table inet drover_check
+delete table inet drover_check
+table inet drover_check {{
+{sets}}}
+EOF
+if ! nft get element inet drover_check "$set" "{{ $client }}" >/dev/null 2>&1; then
+nft delete table inet drover_check
+echo "drover connects from $client, which allow_from does not hold: these rules would shut it out" >&2
+exit 1
+fi
+nft delete table inet drover_check
+fi
+mkdir -p /etc/drover /etc/systemd/system
 cat >{file}.new <<'EOF'
 {rules}
 EOF
 nft -c -f {file}.new
 mv {file}.new {file}
 nft -f {file}
-touch /etc/nftables.conf
-grep -qxF 'include "{file}"' /etc/nftables.conf || echo 'include "{file}"' >>/etc/nftables.conf
-systemctl enable nftables >/dev/null 2>&1 || true"#
+cat >{unit} <<'EOF'
+[Unit]
+Description=drover's firewall rules: SSH and Webmin from drover's addresses only
+Wants=network-pre.target
+Before=network-pre.target
+
+[Service]
+Type=oneshot
+RemainAfterExit=yes
+ExecStart=/usr/sbin/nft -f {file}
+
+[Install]
+WantedBy=multi-user.target
+EOF
+systemctl daemon-reload >/dev/null 2>&1 || true
+systemctl enable drover-firewall.service >/dev/null 2>&1 || true"#
         ),
     )
 }
@@ -720,12 +803,17 @@ fn start_webmin(spec: &BootstrapSpec) -> PlannedStep {
     let answers = format!("curl -sk -o /dev/null https://127.0.0.1:{port}/");
     step(
         BootstrapStep::StartWebmin,
-        format!("start Webmin, and wait until it answers on port {port}"),
+        format!("have Webmin listen on port {port}, start it and wait until it answers there"),
         Some(format!(
-            "{answers} || {{ echo \"Webmin does not answer on port {port} yet\"; exit 1; }}"
+            r#"grep -qx "port={port}" /etc/webmin/miniserv.conf || {{ echo "Webmin is set to another port than {port}"; exit 1; }}
+{answers} || {{ echo "Webmin does not answer on port {port} yet"; exit 1; }}"#
         )),
         format!(
-            r#"/etc/webmin/start >/dev/null 2>&1 || /etc/webmin/restart >/dev/null 2>&1 || true
+            r#"if ! grep -qx "port={port}" /etc/webmin/miniserv.conf; then
+sed -i 's/^port=.*/port={port}/' /etc/webmin/miniserv.conf
+/etc/webmin/restart >/dev/null 2>&1 || true
+fi
+/etc/webmin/start >/dev/null 2>&1 || /etc/webmin/restart >/dev/null 2>&1 || true
 for _ in $(seq 1 60); do {answers} && exit 0; sleep 1; done
 echo "Webmin did not answer on port {port}: see /var/webmin/miniserv.error" >&2; tail -n 20 /var/webmin/miniserv.error >&2; exit 1"#
         ),
@@ -742,7 +830,8 @@ fn read_certificate() -> PlannedStep {
         r#"set -eu
 cert=$(sed -n 's/^certfile=//p' /etc/webmin/miniserv.conf)
 [ -n "$cert" ] || cert=$(sed -n 's/^keyfile=//p' /etc/webmin/miniserv.conf)
-openssl x509 -in "$cert" -outform DER | sha256sum | cut -d' ' -f1"#
+[ -r "$cert" ] || { echo "Webmin's certificate file '$cert' cannot be read" >&2; exit 1; }
+openssl x509 -noout -fingerprint -sha256 -in "$cert" | sed 's/^.*=//'"#
             .into(),
     )
 }
@@ -967,7 +1056,7 @@ mod tests {
         assert!(user.reads_password);
         let run = user.run.as_deref().unwrap();
         // IPv6 colons as Webmin writes them.
-        assert!(run.contains("drover:$hash:0::allow 192.0.2.10 2001;db8;;/64"));
+        assert!(run.contains("drover:$hash:0::allow 192.0.2.10/32 2001;db8;;/64"));
         assert!(run.contains("echo rpc=3 >/etc/webmin/drover.acl"));
         assert!(run.contains("drover: virtual-server"));
         assert!(run.contains("IFS= read -r pass"));

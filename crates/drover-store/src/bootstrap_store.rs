@@ -42,6 +42,10 @@ pub trait BootstrapStore {
         progress: &BootstrapProgress,
     ) -> Result<ServerBootstrap>;
 
+    /// Starts a failed bootstrap again where it stopped (its done steps stay done), with a
+    /// new job, audited. Refused unless it failed.
+    async fn resume_bootstrap(&self, ctx: &RequestContext, id: i64) -> Result<ServerBootstrap>;
+
     async fn bootstrap(&self, id: i64) -> Result<ServerBootstrap>;
 
     /// Oldest first, by id.

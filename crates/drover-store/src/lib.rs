@@ -15,6 +15,7 @@ mod dns_store;
 mod error;
 mod fleet_store;
 pub mod jobs;
+pub mod listing;
 #[doc(hidden)]
 pub mod migrations;
 mod model;

@@ -143,6 +143,50 @@ mod bootstrap_sql {
             self.bootstrap(id).await
         }
 
+        async fn resume_bootstrap(&self, ctx: &RequestContext, id: i64) -> Result<ServerBootstrap> {
+            write_tx!(self, tx, {
+                let state: Option<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+                    "SELECT state FROM server_bootstraps WHERE id = $1{FOR_UPDATE}"
+                )))
+                .bind(id)
+                .fetch_optional(&mut **tx)
+                .await?;
+                match state.as_deref() {
+                    None => return Err(StoreError::not_found("bootstrap", id)),
+                    Some("failed") => {}
+                    Some(other) => {
+                        return Err(StoreError::conflict(
+                            Conflict::InUse,
+                            format!("bootstrap {id} is {other}: only a failed one is resumed"),
+                        ));
+                    }
+                }
+                let opts = riverqueue::InsertOpts::default().with_max_attempts(ATTEMPTS);
+                let args = BootstrapServer { bootstrap_id: id };
+                let (job, _) = insert_job(&self.queue, tx, ctx, None, args, opts).await?;
+                // The unique index refuses a second running bootstrap of the name.
+                sqlx::query(
+                    "UPDATE server_bootstraps SET state = 'running', error = NULL, job_id = $1, \
+                     updated_at = $2 WHERE id = $3",
+                )
+                .bind(job.get())
+                .bind(sql_now())
+                .bind(id)
+                .execute(&mut **tx)
+                .await?;
+                append_audit(
+                    tx,
+                    ctx,
+                    "server.bootstrap_resumed",
+                    format!("bootstrap:{id}"),
+                    json!({ "job": job }),
+                )
+                .await?;
+                Ok(())
+            })?;
+            self.bootstrap(id).await
+        }
+
         async fn bootstrap(&self, id: i64) -> Result<ServerBootstrap> {
             sqlx::query_as::<_, BootstrapRow>(sqlx::AssertSqlSafe(format!(
                 "SELECT {COLUMNS} WHERE id = $1"

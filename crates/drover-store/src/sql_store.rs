@@ -7,8 +7,8 @@
 use async_trait::async_trait;
 use drover_core::{
     AccountId, AuditEntry, AuditEventId, CustomerId, DatabaseName, DomainName, Hash, JobId,
-    MailboxName, PlanId, PlanSpec, ServerId, ServerSpec, ServiceId, ServiceStatus, TokenId,
-    UnixUsername, verify_chain,
+    MailboxName, PlanId, PlanSpec, ServerId, ServerSpec, ServiceId, TokenId, UnixUsername,
+    verify_chain,
 };
 use serde_json::json;
 use sqlx::Transaction;
@@ -551,20 +551,21 @@ impl Store for SqlStore {
     }
 
     async fn services(&self, filter: ServiceFilter) -> Result<Vec<Service>> {
-        sqlx::query_as::<_, ServiceRow>(concat!(
-            select_service!(),
-            " WHERE s.id > $1 AND ($2 IS NULL OR s.customer_id = $2) \
-             AND ($3 IS NULL OR s.status = $3) ORDER BY s.id LIMIT $4"
-        ))
-        .bind(filter.page.after.unwrap_or(0))
-        .bind(filter.customer_id.map(CustomerId::get))
-        .bind(filter.status.map(ServiceStatus::as_str))
-        .bind(i64::from(filter.page.limit))
-        .fetch_all(&self.pool)
-        .await?
-        .into_iter()
-        .map(ServiceRow::into_model)
-        .collect()
+        let tail = crate::listing::services(&filter);
+        let sql = format!("{} {}", select_service!(), tail.sql);
+        let mut query = sqlx::query_as::<_, ServiceRow>(sqlx::AssertSqlSafe(sql));
+        for bind in tail.binds {
+            query = match bind {
+                crate::listing::Bind::Int(v) => query.bind(v),
+                crate::listing::Bind::Text(v) => query.bind(v),
+            };
+        }
+        query
+            .fetch_all(&self.pool)
+            .await?
+            .into_iter()
+            .map(ServiceRow::into_model)
+            .collect()
     }
 
     async fn account(&self, id: AccountId) -> Result<Account> {
@@ -572,21 +573,21 @@ impl Store for SqlStore {
     }
 
     async fn accounts(&self, filter: AccountFilter) -> Result<Vec<Account>> {
-        sqlx::query_as::<_, AccountRow>(concat!(
-            select_account!(),
-            " WHERE id > $1 AND ($2 IS NULL OR domain = $2) AND ($3 IS NULL OR server_id = $3) \
-             AND ($4 = FALSE OR failure IS NOT NULL) ORDER BY id LIMIT $5"
-        ))
-        .bind(filter.page.after.unwrap_or(0))
-        .bind(filter.domain.as_ref().map(|d| d.as_str().to_owned()))
-        .bind(filter.server_id.map(ServerId::get))
-        .bind(filter.failed)
-        .bind(i64::from(filter.page.limit))
-        .fetch_all(&self.pool)
-        .await?
-        .into_iter()
-        .map(AccountRow::into_model)
-        .collect()
+        let tail = crate::listing::accounts(&filter);
+        let sql = format!("{} {}", select_account!(), tail.sql);
+        let mut query = sqlx::query_as::<_, AccountRow>(sqlx::AssertSqlSafe(sql));
+        for bind in tail.binds {
+            query = match bind {
+                crate::listing::Bind::Int(v) => query.bind(v),
+                crate::listing::Bind::Text(v) => query.bind(v),
+            };
+        }
+        query
+            .fetch_all(&self.pool)
+            .await?
+            .into_iter()
+            .map(AccountRow::into_model)
+            .collect()
     }
 
     async fn job(&self, id: JobId) -> Result<JobSummary> {

@@ -113,6 +113,9 @@ impl SshVirtualmin {
     }
 }
 
+/// The longest an SSH handshake may take.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
+
 /// What a command run over SSH printed, and how it ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CommandOutput {
@@ -151,8 +154,10 @@ impl SshShell {
             inactivity_timeout: Some(access.timeout),
             ..russh::client::Config::default()
         });
+        // The handshake is short whatever the commands may take.
+        let handshake = access.timeout.min(CONNECT_TIMEOUT);
         let connected = tokio::time::timeout(
-            access.timeout,
+            handshake,
             russh::client::connect(config, (access.host.as_str(), access.port), handler),
         )
         .await
@@ -161,7 +166,7 @@ impl SshShell {
                 ErrorKind::Transient,
                 format!(
                     "no SSH answer from {where_} within {} s",
-                    access.timeout.as_secs()
+                    handshake.as_secs()
                 ),
             )
         })?;

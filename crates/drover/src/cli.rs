@@ -694,6 +694,12 @@ pub enum ServerCommand {
     Bootstraps {
         /// A bootstrap's id.
         id: Option<i64>,
+        /// Start this failed bootstrap again where it stopped (its done steps stay done).
+        #[arg(long, requires = "id")]
+        resume: bool,
+        /// With --resume: follow it until it ends.
+        #[arg(long, requires = "resume")]
+        wait: bool,
         #[command(flatten)]
         page: PageArgs,
     },
@@ -1563,7 +1569,15 @@ async fn servers(
             lift: _,
         } => out.one(&commands::set_break_glass(&**store, ctx, id, reason.as_deref()).await?),
         ServerCommand::Bootstrap(args) => bootstrap::start(*args, &**store, ctx, config, out).await,
-        ServerCommand::Bootstraps { id, page } => bootstrap::show(id, page, &**store, out).await,
+        ServerCommand::Bootstraps {
+            id: Some(id),
+            resume: true,
+            wait,
+            ..
+        } => bootstrap::resume(id, wait, &**store, ctx, out).await,
+        ServerCommand::Bootstraps { id, page, .. } => {
+            bootstrap::show(id, page, &**store, out).await
+        }
         ServerCommand::OverSsh { id, program } => {
             use drover_store::jobs::SshProgram;
             let (program, wait) = match program {

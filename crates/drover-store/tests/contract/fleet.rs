@@ -449,3 +449,39 @@ pub async fn a_bootstrap_keeps_its_progress_and_registers_its_server_once(h: Har
     assert!(taken.to_string().contains("server named vm-new"), "{taken}");
     assert_eq!(store.bootstraps(Page::default()).await.unwrap().len(), 1);
 }
+
+/// The listings an API client pages through are served by an index for each filter that has
+/// one (the page's cursor by the primary key), on both databases: never a scan of every row.
+pub async fn listings_filtered_by_an_indexed_column_use_its_index(h: Harness) {
+    use drover_store::{AccountFilter, ServiceFilter, listing};
+    let plan = async |from: &str, tail: listing::Tail| {
+        let sql = format!("SELECT * FROM {from} {}", tail.sql);
+        h.raw.explain(&sql, &tail.binds).await
+    };
+    let uses = |plan: &str, index: &str| {
+        let sqlite = plan.contains("USING") && plan.contains(index);
+        let postgres = plan.contains("Index") && plan.contains(index);
+        (sqlite || postgres) && !plan.contains("SCAN accounts\n") && !plan.contains("Seq Scan")
+    };
+    let by_domain = AccountFilter {
+        domain: Some(drover_core::DomainName::parse("știri.ro").unwrap()),
+        ..AccountFilter::default()
+    };
+    let found = plan("accounts", listing::accounts(&by_domain)).await;
+    assert!(uses(&found, "domain"), "{found}");
+    let by_server = AccountFilter {
+        server_id: Some(drover_core::ServerId(1)),
+        ..AccountFilter::default()
+    };
+    let found = plan("accounts", listing::accounts(&by_server)).await;
+    assert!(uses(&found, "server"), "{found}");
+    let paged = plan("accounts", listing::accounts(&AccountFilter::default())).await;
+    let by_key = paged.contains("PRIMARY KEY") || paged.contains("accounts_pkey");
+    assert!(by_key, "{paged}");
+    let by_customer = ServiceFilter {
+        customer_id: Some(drover_core::CustomerId(1)),
+        ..ServiceFilter::default()
+    };
+    let found = plan("services s", listing::services(&by_customer)).await;
+    assert!(uses(&found, "services_customer"), "{found}");
+}

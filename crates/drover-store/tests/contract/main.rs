@@ -52,6 +52,48 @@ impl Raw {
     fn is_postgres(&self) -> bool {
         matches!(self, Self::Postgres(_))
     }
+
+    /// How the database would run `sql` with `binds`, one line per step. PostgreSQL is told
+    /// to avoid full scans (a test's few rows make one the cheapest), so the plan shows
+    /// whether an index can serve the query at all.
+    async fn explain(&self, sql: &str, binds: &[drover_store::listing::Bind]) -> String {
+        use drover_store::listing::Bind;
+        match self {
+            Self::Postgres(pool) => {
+                let mut tx = pool.begin().await.unwrap();
+                sqlx::query("SET LOCAL enable_seqscan = off")
+                    .execute(&mut *tx)
+                    .await
+                    .unwrap();
+                let explain = format!("EXPLAIN {sql}");
+                let mut query = sqlx::query_scalar::<_, String>(sqlx::AssertSqlSafe(explain));
+                for bind in binds {
+                    query = match bind {
+                        Bind::Int(v) => query.bind(*v),
+                        Bind::Text(v) => query.bind(v.clone()),
+                    };
+                }
+                let lines = query.fetch_all(&mut *tx).await.unwrap();
+                tx.rollback().await.unwrap();
+                lines.join("\n")
+            }
+            Self::Sqlite(pool) => {
+                let explain = format!("EXPLAIN QUERY PLAN {sql}");
+                let mut query = sqlx::query(sqlx::AssertSqlSafe(explain));
+                for bind in binds {
+                    query = match bind {
+                        Bind::Int(v) => query.bind(*v),
+                        Bind::Text(v) => query.bind(v.clone()),
+                    };
+                }
+                let rows = query.fetch_all(pool).await.unwrap();
+                rows.iter()
+                    .map(|row| sqlx::Row::get::<String, _>(row, "detail"))
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            }
+        }
+    }
 }
 
 async fn postgres() -> Harness {
@@ -115,6 +157,7 @@ drover_testkit::on_both_databases!(
     health_checks_move_a_server_after_consecutive_results,
     a_servers_moves_are_listed_until_done,
     a_bootstrap_keeps_its_progress_and_registers_its_server_once,
+    listings_filtered_by_an_indexed_column_use_its_index,
     events_go_to_the_endpoints_that_want_them_in_order,
     drift_scans_replace_findings_and_keep_what_repairs_did,
     a_provider_call_budget_is_shared_through_the_database,

@@ -22,6 +22,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(start_bootstrap, list_bootstraps))
         .routes(routes!(get_bootstrap))
+        .routes(routes!(resume_bootstrap))
 }
 
 #[derive(Debug, Default, Deserialize, IntoParams)]
@@ -79,4 +80,20 @@ async fn get_bootstrap(
 ) -> Reply<ServerBootstrap> {
     let id: i64 = path_id("bootstrap", &id)?;
     Ok(axum::Json(app.store.bootstrap(id).await?))
+}
+
+/// Starts a failed bootstrap again where it stopped (once its cause is fixed): the steps
+/// done stay done.
+#[utoipa::path(post, path = "/api/v1/bootstraps/{id}/resume", tag = "servers",
+    responses((status = 202, description = "running again, by a new job", body = ServerBootstrap),
+              (status = 404, body = ErrorBody),
+              (status = 409, description = "it has not failed", body = ErrorBody)))]
+async fn resume_bootstrap(
+    State(app): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<String>,
+) -> WithStatus<ServerBootstrap> {
+    let id: i64 = path_id("bootstrap", &id)?;
+    let resumed = crate::commands::resume_bootstrap(&*app.store, &caller.context(), id).await?;
+    Ok((StatusCode::ACCEPTED, axum::Json(resumed)))
 }

@@ -16,8 +16,7 @@ use crate::config::Config;
 /// What `drover servers bootstrap` is told.
 #[derive(Debug, ClapArgs)]
 pub struct BootstrapArgs {
-    /// How drover logs in: root@HOST or root@HOST:PORT (root, or a user whose commands run
-    /// as root).
+    /// How drover logs in: root@HOST or root@HOST:PORT (every step runs as root).
     #[arg(long, value_name = "USER@HOST[:PORT]")]
     ssh: String,
     /// Where its private key is: env:NAME or file:/path (an unencrypted Ed25519 or ECDSA key).
@@ -162,7 +161,35 @@ pub async fn start(
     if !args.wait {
         return Ok(());
     }
-    let ended = follow(store, started.id, out).await?;
+    ended(follow(store, started.id, out).await?, out)
+}
+
+/// `drover servers bootstraps ID --resume [--wait]`.
+pub async fn resume(
+    id: i64,
+    wait: bool,
+    store: &dyn Store,
+    ctx: &RequestContext,
+    out: Output,
+) -> anyhow::Result<()> {
+    let resumed = commands::resume_bootstrap(store, ctx, id).await?;
+    if !wait {
+        if out.json {
+            return out.one(&resumed);
+        }
+        println!(
+            "bootstrap {} of {} runs again (job {})",
+            resumed.id,
+            resumed.spec.name,
+            resumed.job_id.map(|j| j.to_string()).unwrap_or_default()
+        );
+        return Ok(());
+    }
+    ended(follow(store, id, out).await?, out)
+}
+
+/// Says how a followed bootstrap ended: an error when it failed.
+fn ended(ended: ServerBootstrap, out: Output) -> anyhow::Result<()> {
     if out.json {
         out.one(&ended)?;
     }
@@ -231,8 +258,21 @@ fn print_plan(plan: &BootstrapPlan) {
 /// Prints each step as it changes, until the bootstrap ends.
 async fn follow(store: &dyn Store, id: i64, out: Output) -> anyhow::Result<ServerBootstrap> {
     let mut shown: Vec<(String, StepState)> = Vec::new();
+    let mut said: Option<String> = None;
     loop {
         let bootstrap = store.bootstrap(id).await?;
+        // A step that failed and is tried again later says so, once per note.
+        if bootstrap.state == BootstrapState::Running
+            && bootstrap.error.is_some()
+            && bootstrap.error != said
+        {
+            if !out.json {
+                eprintln!("{}", bootstrap.error.as_deref().unwrap_or_default());
+            }
+            said.clone_from(&bootstrap.error);
+            // The step runs again: show its states again.
+            shown.retain(|(_, state)| *state != StepState::Running && *state != StepState::Failed);
+        }
         for step in &bootstrap.progress.steps {
             let key = (step.step.to_string(), step.state);
             if step.state == StepState::Waiting || shown.contains(&key) {

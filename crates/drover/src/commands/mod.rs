@@ -38,7 +38,7 @@ pub use backups::{
     delete_backup_destination, last_good_shared_backup, plan_restore, restore_account,
     update_backup_destination,
 };
-pub use bootstrap::{BootstrapPlan, bootstrap_server};
+pub use bootstrap::{BootstrapPlan, bootstrap_server, resume_bootstrap};
 pub use certificates::{
     ask_again as ask_certificate_again, certificate, forget_certificate, request_certificate,
 };

@@ -39,21 +39,31 @@ impl Secrets {
                 .ok_or_else(|| format!("{path} has no folder"))?;
             std::fs::create_dir_all(parent)
                 .map_err(|e| format!("the folder of {path} cannot be made: {e}"))?;
-            // create_new: a file made meanwhile by someone else is read, never overwritten.
-            match std::fs::OpenOptions::new()
+            // Written whole beside it, then linked in place: a crash leaves no empty secret,
+            // and a file made meanwhile by someone else is read, never overwritten.
+            let fresh = format!("{path}.new-{}", std::process::id());
+            let written = std::fs::OpenOptions::new()
                 .write(true)
                 .create_new(true)
                 .mode(0o600)
-                .open(path)
-            {
-                Ok(mut file) => file
-                    .write_all(format!("{}\n", hex::encode(bytes)).as_bytes())
-                    .map_err(|e| format!("{path} cannot be written: {e}"))?,
+                .open(&fresh)
+                .and_then(|mut file| {
+                    file.write_all(format!("{}\n", hex::encode(bytes)).as_bytes())?;
+                    file.sync_all()
+                });
+            let linked = written.and_then(|()| std::fs::hard_link(&fresh, path));
+            let _ = std::fs::remove_file(&fresh);
+            match linked {
+                Ok(()) => {}
                 Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
                 Err(e) => return Err(format!("{path} cannot be made: {e}")),
             }
         }
-        self.read(reference)
+        let secret = self.read(reference)?;
+        if secrecy::ExposeSecret::expose_secret(&secret).is_empty() {
+            return Err(format!("{reference} is empty"));
+        }
+        Ok(secret)
     }
 
     /// The secret `reference` points at; the message says why it cannot be had.

@@ -167,21 +167,16 @@ async fn bootstrap_until_it_ends(
     key: &str,
     host_key: &str,
 ) -> drover_store::ServerBootstrap {
-    let store = Arc::clone(&fleet.store);
     let ctx = crate::setup_ctx();
     let kept = fleet.dir.path().join("vm9.ssh-key");
     std::fs::copy(key, &kept).unwrap();
     let sources = local_copy(fleet.dir.path());
-    let mut engine = fleet.engine(crate::quick_retries(), FleetPolicy::default());
-    engine.virtualmin_sources = Some(sources.clone());
-    let engine = Arc::new(engine);
-    let mut workers = drover::engine::start(Arc::clone(&engine), 2).unwrap();
     let secrets = SecretSources {
         dir: fleet.dir.path().to_owned(),
         env_prefix: SecretSources::DEFAULT_ENV_PREFIX.into(),
     };
     let started = drover::commands::bootstrap_server(
-        &*store,
+        &*fleet.store,
         &ctx,
         &secrets,
         Some(&sources),
@@ -199,12 +194,22 @@ async fn bootstrap_until_it_ends(
     .unwrap()
     .bootstrap
     .unwrap();
+    until_it_ends(fleet, started.id).await
+}
+
+/// Works the jobs until the bootstrap is no longer running.
+async fn until_it_ends(fleet: &crate::TestFleet, id: i64) -> drover_store::ServerBootstrap {
+    let store = Arc::clone(&fleet.store);
+    let mut engine = fleet.engine(crate::quick_retries(), FleetPolicy::default());
+    engine.virtualmin_sources = Some(fleet.dir.path().join("virtualmin-sources"));
+    let engine = Arc::new(engine);
+    let mut workers = drover::engine::start(Arc::clone(&engine), 2).unwrap();
     crate::until("the bootstrap ends", Duration::from_secs(30), async || {
-        store.bootstrap(started.id).await.unwrap().state != BootstrapState::Running
+        store.bootstrap(id).await.unwrap().state != BootstrapState::Running
     })
     .await;
     workers.stop().await.unwrap();
-    store.bootstrap(started.id).await.unwrap()
+    store.bootstrap(id).await.unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -258,6 +263,35 @@ async fn a_login_that_is_not_root_stops_at_the_system_check_with_its_command_rec
         "nothing after it ran"
     );
     assert!(ended.server_id.is_none());
+
+    // Resumed (the cause fixed, say): it runs again from the step that failed, by a new job.
+    let ctx = crate::setup_ctx();
+    let resumed = drover::commands::resume_bootstrap(&*fleet.store, &ctx, ended.id)
+        .await
+        .unwrap();
+    assert_eq!(resumed.state, BootstrapState::Running);
+    assert_ne!(resumed.job_id, ended.job_id);
+    let twice = drover::commands::resume_bootstrap(&*fleet.store, &ctx, ended.id)
+        .await
+        .unwrap_err();
+    assert!(twice.to_string().contains("only a failed one"), "{twice}");
+    let again = until_it_ends(&fleet, ended.id).await;
+    assert_eq!(
+        again.state,
+        BootstrapState::Failed,
+        "the login is still not root"
+    );
+    let checks = again
+        .progress
+        .commands
+        .iter()
+        .filter(|c| c.step == BootstrapStep::CheckSystem)
+        .count();
+    assert_eq!(checks, 2, "tried once more, its record kept");
+    let refused = drover::commands::resume_bootstrap(&*fleet.store, &ctx, 999)
+        .await
+        .unwrap_err();
+    assert!(refused.to_string().contains("999"), "{refused}");
 }
 
 /// A network namespace of the test's own, joined to this one by a veth pair: the host side
@@ -383,9 +417,10 @@ impl Drop for TestHost {
 }
 
 /// The firewall step's own check and script, run for real as root in a network namespace
-/// (its /etc a tmpfs of its own): before, its check says it is not done; after, it is, and
-/// only drover's address reaches SSH and Webmin while other ports stay open to all; run
-/// again, it changes nothing.
+/// (its /etc a tmpfs of its own): before, its check says it is not done; run over a
+/// connection from an address it does not let in, it refuses and loads nothing; run from
+/// drover's, its check then passes, only drover's address reaches SSH and Webmin and other
+/// ports stay open to all; run again, it changes nothing.
 #[tokio::test]
 async fn the_firewall_step_lets_only_drovers_addresses_reach_ssh_and_webmin() {
     for tool in ["/usr/sbin/nft", "/usr/sbin/ip", "/usr/bin/unshare"] {
@@ -425,7 +460,18 @@ async fn the_firewall_step_lets_only_drovers_addresses_reach_ssh_and_webmin() {
     .await;
     assert!(host.answers("5", 22).await, "open before the rules");
 
-    let (ran, said) = host.run(&format!("{run}\n{check}"));
+    // Run over a connection from an address it does not hold: refused, nothing loaded.
+    let from = |n: &str| {
+        format!(
+            "export SSH_CONNECTION='{0}.{n} 40022 {0}.2 22'\n",
+            host.subnet
+        )
+    };
+    let (ran, said) = host.run(&format!("{}{run}", from("5")));
+    assert!(!ran && said.contains("would shut it out"), "{said}");
+    assert!(host.answers("5", 22).await, "nothing loaded");
+
+    let (ran, said) = host.run(&format!("{}{run}\n{check}", from("1")));
     assert!(ran, "the script and then its check pass: {said}");
     for (from, port, answers) in [
         ("1", 22, true),
@@ -446,4 +492,65 @@ async fn the_firewall_step_lets_only_drovers_addresses_reach_ssh_and_webmin() {
     assert_eq!(said.matches("table inet drover").count(), 1, "{said}");
     assert!(!host.answers("5", 22).await);
     assert!(host.answers("1", 22).await);
+}
+
+/// One bootstrap at a time on a machine (known by its SSH host key, whatever its name or
+/// address); one whose job was cancelled before it ended is marked failed when the next
+/// starts, so it holds the machine no longer.
+#[tokio::test]
+async fn a_machine_takes_one_bootstrap_at_a_time_and_a_cancelled_one_lets_go() {
+    let fleet = crate::TestFleet::new().await;
+    let store = &*fleet.store;
+    let ctx = crate::setup_ctx();
+    let secrets = SecretSources {
+        dir: fleet.dir.path().to_owned(),
+        env_prefix: SecretSources::DEFAULT_ENV_PREFIX.into(),
+    };
+    let sources = local_copy(fleet.dir.path());
+    let of = |name: &str, host: &str| {
+        spec(serde_json::json!({
+            "name": name,
+            "host": host,
+            "ssh": {"key": "env:DROVER_SECRET_KEY", "host_key": format!("SHA256:{}", "G".repeat(43))},
+            "api_credentials": "env:DROVER_SECRET_VM9",
+            "capacity": 10,
+        }))
+    };
+    let start = |spec: BootstrapSpec| {
+        drover::commands::bootstrap_server(store, &ctx, &secrets, Some(&sources), spec, false)
+    };
+    let first = start(of("vm9", "203.0.113.9"))
+        .await
+        .unwrap()
+        .bootstrap
+        .unwrap();
+    let refused = start(of("vm9-again", "vm9.example.net"))
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        refused.contains("bootstrap 1 of vm9 is under way"),
+        "{refused}"
+    );
+
+    drover::commands::cancel_job(store, &ctx, first.job_id.unwrap())
+        .await
+        .unwrap();
+    let second = start(of("vm9-again", "vm9.example.net"))
+        .await
+        .unwrap()
+        .bootstrap
+        .unwrap();
+    assert_eq!(second.state, BootstrapState::Running);
+    let first = store.bootstrap(first.id).await.unwrap();
+    assert_eq!(first.state, BootstrapState::Failed);
+    assert!(
+        first
+            .error
+            .as_deref()
+            .unwrap_or_default()
+            .contains("cancelled"),
+        "{:?}",
+        first.error
+    );
 }

@@ -2224,9 +2224,9 @@ async fn an_operator_plans_a_bootstrap_starts_it_and_looks_at_it() {
     for shown in [
         "dry run: 10 steps",
         "1. check-system:",
-        "upload: webmin-2.660-d16d9ea205a2.tar.xz -> /var/tmp/drover-bootstrap/",
+        "upload: webmin-2.660-d16d9ea205a2.tar.xz -> /root/drover-bootstrap/",
         "sha256sum --quiet -c SHA256SUMS",
-        "drover:$hash:0::allow 198.51.100.7",
+        "drover:$hash:0::allow 198.51.100.7/32",
         "tcp dport { 1, 10000 } drop",
         "(the Webmin user's password is given on the standard input)",
         "10. first-health-check:",
@@ -2256,5 +2256,8 @@ async fn an_operator_plans_a_bootstrap_starts_it_and_looks_at_it() {
     assert!(shown.contains("  check-system: waiting"), "{shown}");
     assert!(shown.contains("commands run (0):"), "{shown}");
     let (success, _, stderr) = run_with(d, &bootstrap("root@127.0.0.1:1", &[]), &env).await;
-    assert!(!success && stderr.contains("under way already"), "{stderr}");
+    assert!(
+        !success && stderr.contains("bootstrap 1 of vm9 is under way"),
+        "{stderr}"
+    );
 }

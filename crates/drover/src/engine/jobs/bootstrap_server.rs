@@ -252,7 +252,7 @@ impl Run<'_> {
         for name in &planned.uploads {
             let local = local.ok_or_else(|| Stop::Fail("no local copy to upload".into()))?;
             let bytes = local.content(name).await.map_err(Stop::Fail)?;
-            let command = format!("mkdir -p {UPLOAD_DIR} && cat >{UPLOAD_DIR}/{name}");
+            let command = format!("install -d -m 700 {UPLOAD_DIR} && cat >{UPLOAD_DIR}/{name}");
             let sent = self
                 .exec(shell, planned.step, "upload", &command, Some(&bytes))
                 .await?;
@@ -392,6 +392,19 @@ impl Run<'_> {
         };
         let server = self.engine.store.server(id).await?;
         let probe = crate::engine::health::probe_server(self.engine, &server).await;
+        // The certificate read from Webmin's file is not the one it serves: trying again
+        // reads the same file.
+        if probe.pin_matches == Some(false) {
+            return Err(Stop::Fail(format!(
+                "{} serves another certificate than the one in its miniserv.conf (pinned \
+                 {}): fix Webmin's certfile/keyfile and bootstrap it again",
+                server.spec.name,
+                self.progress
+                    .certificate_sha256
+                    .as_deref()
+                    .unwrap_or_default()
+            )));
+        }
         if !probe.api_ok || probe.pin_matches != Some(true) {
             let why = probe
                 .error
