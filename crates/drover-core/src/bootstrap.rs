@@ -745,8 +745,12 @@ nft -f {file}
 cat >{unit} <<'EOF'
 [Unit]
 Description=drover's firewall rules: SSH and Webmin from drover's addresses only
+DefaultDependencies=no
 Wants=network-pre.target
-Before=network-pre.target
+Before=network-pre.target shutdown.target
+After=nftables.service
+PartOf=nftables.service
+Conflicts=shutdown.target
 
 [Service]
 Type=oneshot
@@ -754,7 +758,7 @@ RemainAfterExit=yes
 ExecStart=/usr/sbin/nft -f {file}
 
 [Install]
-WantedBy=multi-user.target
+WantedBy=sysinit.target
 EOF
 systemctl daemon-reload >/dev/null 2>&1 || true
 systemctl enable drover-firewall.service >/dev/null 2>&1 || true"#

@@ -48,6 +48,9 @@ pub trait BootstrapStore {
 
     async fn bootstrap(&self, id: i64) -> Result<ServerBootstrap>;
 
+    /// Those under way (few: one per machine at most).
+    async fn running_bootstraps(&self) -> Result<Vec<ServerBootstrap>>;
+
     /// Oldest first, by id.
     async fn bootstraps(&self, page: Page) -> Result<Vec<ServerBootstrap>>;
 

@@ -56,6 +56,17 @@ mod bootstrap_sql {
         }
     }
 
+    /// A bootstrap of the name or of the machine started by someone else at the same time.
+    fn started_meanwhile(error: sqlx::Error, what: &str) -> StoreError {
+        if crate::error::unique_violation(&error).is_some() {
+            return StoreError::conflict(
+                Conflict::InUse,
+                format!("another bootstrap of {what} or of its machine started meanwhile"),
+            );
+        }
+        error.into()
+    }
+
     fn to_json<T: serde::Serialize>(value: &T) -> String {
         serde_json::to_string(value).unwrap_or_default()
     }
@@ -111,17 +122,19 @@ mod bootstrap_sql {
                 }
                 let now = sql_now();
                 let id: i64 = sqlx::query_scalar(
-                    "INSERT INTO server_bootstraps (name, spec, state, progress, created_by, \
-                     created_at, updated_at) VALUES ($1, $2, 'running', $3, $4, $5, $5) \
-                     RETURNING id",
+                    "INSERT INTO server_bootstraps (name, host_key, spec, state, progress, \
+                     created_by, created_at, updated_at) \
+                     VALUES ($1, $6, $2, 'running', $3, $4, $5, $5) RETURNING id",
                 )
                 .bind(name)
                 .bind(to_json(spec))
                 .bind(to_json(progress))
                 .bind(&ctx.actor)
                 .bind(now)
+                .bind(spec.ssh.host_key.as_str())
                 .fetch_one(&mut **tx)
-                .await?;
+                .await
+                .map_err(|e| started_meanwhile(e, name))?;
                 let opts = riverqueue::InsertOpts::default().with_max_attempts(ATTEMPTS);
                 let args = BootstrapServer { bootstrap_id: id };
                 let (job, _) = insert_job(&self.queue, tx, ctx, None, args, opts).await?;
@@ -173,7 +186,8 @@ mod bootstrap_sql {
                 .bind(sql_now())
                 .bind(id)
                 .execute(&mut **tx)
-                .await?;
+                .await
+                .map_err(|e| started_meanwhile(e, &format!("bootstrap {id}")))?;
                 append_audit(
                     tx,
                     ctx,
@@ -196,6 +210,17 @@ mod bootstrap_sql {
             .await?
             .ok_or_else(|| StoreError::not_found("bootstrap", id))?
             .into_model()
+        }
+
+        async fn running_bootstraps(&self) -> Result<Vec<ServerBootstrap>> {
+            sqlx::query_as::<_, BootstrapRow>(sqlx::AssertSqlSafe(format!(
+                "SELECT {COLUMNS} WHERE state = 'running' ORDER BY id"
+            )))
+            .fetch_all(&self.pool)
+            .await?
+            .into_iter()
+            .map(BootstrapRow::into_model)
+            .collect()
         }
 
         async fn bootstraps(&self, page: Page) -> Result<Vec<ServerBootstrap>> {

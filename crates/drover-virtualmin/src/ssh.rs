@@ -203,10 +203,21 @@ impl SshShell {
             )
         })?;
         let key = russh::keys::PrivateKeyWithHashAlg::new(Arc::new(key), None);
-        let auth = session
-            .authenticate_publickey(access.user.clone(), key)
-            .await
-            .map_err(|e| transient(&where_, e))?;
+        let auth = tokio::time::timeout(
+            handshake,
+            session.authenticate_publickey(access.user.clone(), key),
+        )
+        .await
+        .map_err(|_| {
+            VirtualminError::new(
+                ErrorKind::Transient,
+                format!(
+                    "{where_} did not answer drover's key within {} s",
+                    handshake.as_secs()
+                ),
+            )
+        })?
+        .map_err(|e| transient(&where_, e))?;
         if !auth.success() {
             return Err(VirtualminError::new(
                 ErrorKind::Auth,

@@ -4,6 +4,8 @@
 CREATE TABLE server_bootstraps (
     id          BIGSERIAL PRIMARY KEY,
     name        TEXT NOT NULL,
+    -- The machine's SSH host key (SHA256:…): one bootstrap under way per machine.
+    host_key    TEXT NOT NULL,
     spec        TEXT NOT NULL,
     state       TEXT NOT NULL,
     progress    TEXT NOT NULL,
@@ -14,5 +16,7 @@ CREATE TABLE server_bootstraps (
     created_at  TIMESTAMPTZ NOT NULL,
     updated_at  TIMESTAMPTZ NOT NULL
 );
--- One bootstrap under way per name.
+-- One bootstrap under way per name, and per machine.
 CREATE UNIQUE INDEX server_bootstraps_running ON server_bootstraps (name) WHERE state = 'running';
+CREATE UNIQUE INDEX server_bootstraps_running_host ON server_bootstraps (host_key)
+    WHERE state = 'running';

@@ -404,6 +404,18 @@ pub async fn a_bootstrap_keeps_its_progress_and_registers_its_server_once(h: Har
         .await
         .unwrap_err();
     assert!(again.to_string().contains("under way"), "{again}");
+    // Another name, the same machine (its host key): refused too.
+    let mut other_name = spec.clone();
+    other_name.name = drover_core::ServerName::parse("vm-alias").unwrap();
+    let same_machine = store
+        .start_bootstrap(&ctx(), &other_name, &BootstrapProgress::new(&plan))
+        .await
+        .unwrap_err();
+    assert!(
+        same_machine.to_string().contains("its machine"),
+        "{same_machine}"
+    );
+    assert_eq!(store.running_bootstraps().await.unwrap().len(), 1);
 
     let mut progress = started.progress.clone();
     progress.set(
@@ -458,23 +470,31 @@ pub async fn listings_filtered_by_an_indexed_column_use_its_index(h: Harness) {
         let sql = format!("SELECT * FROM {from} {}", tail.sql);
         h.raw.explain(&sql, &tail.binds).await
     };
-    let uses = |plan: &str, index: &str| {
-        let sqlite = plan.contains("USING") && plan.contains(index);
-        let postgres = plan.contains("Index") && plan.contains(index);
-        (sqlite || postgres) && !plan.contains("SCAN accounts\n") && !plan.contains("Seq Scan")
+    // The index by its name: SQLite's own for a UNIQUE column, PostgreSQL's `…_key`.
+    let uses = |plan: &str, sqlite: &str, postgres: &str| {
+        plan.contains(&format!("USING INDEX {sqlite}"))
+            || plan.contains(&format!("Index Scan using {postgres} "))
+            || plan.contains(&format!("Index Scan on {postgres} "))
     };
     let by_domain = AccountFilter {
         domain: Some(drover_core::DomainName::parse("știri.ro").unwrap()),
         ..AccountFilter::default()
     };
     let found = plan("accounts", listing::accounts(&by_domain)).await;
-    assert!(uses(&found, "domain"), "{found}");
+    let sqlite_unique = "sqlite_autoindex_accounts_2 (domain=?";
+    assert!(
+        uses(&found, sqlite_unique, "accounts_domain_key"),
+        "{found}"
+    );
     let by_server = AccountFilter {
         server_id: Some(drover_core::ServerId(1)),
         ..AccountFilter::default()
     };
     let found = plan("accounts", listing::accounts(&by_server)).await;
-    assert!(uses(&found, "server"), "{found}");
+    assert!(
+        uses(&found, "accounts_server (server_id=?", "accounts_server"),
+        "{found}"
+    );
     let paged = plan("accounts", listing::accounts(&AccountFilter::default())).await;
     let by_key = paged.contains("PRIMARY KEY") || paged.contains("accounts_pkey");
     assert!(by_key, "{paged}");
@@ -482,6 +502,14 @@ pub async fn listings_filtered_by_an_indexed_column_use_its_index(h: Harness) {
         customer_id: Some(drover_core::CustomerId(1)),
         ..ServiceFilter::default()
     };
-    let found = plan("services s", listing::services(&by_customer)).await;
-    assert!(uses(&found, "services_customer"), "{found}");
+    let joined = "services s JOIN accounts a ON a.service_id = s.id";
+    let found = plan(joined, listing::services(&by_customer)).await;
+    assert!(
+        uses(
+            &found,
+            "services_customer (customer_id=?",
+            "services_customer"
+        ),
+        "{found}"
+    );
 }

@@ -96,10 +96,10 @@ async fn under_way_elsewhere(
     itself: Option<i64>,
 ) -> Result<()> {
     let running = store
-        .bootstraps(drover_store::Page::new(None, Some(10_000)))
+        .running_bootstraps()
         .await?
         .into_iter()
-        .filter(|b| b.state == BootstrapState::Running && Some(b.id) != itself);
+        .filter(|b| Some(b.id) != itself);
     for bootstrap in running {
         let job = match bootstrap.job_id {
             Some(job) => Some(store.job(job).await?),

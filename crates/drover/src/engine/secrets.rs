@@ -41,8 +41,10 @@ impl Secrets {
                 .map_err(|e| format!("the folder of {path} cannot be made: {e}"))?;
             // Written whole beside it, then linked in place: a crash leaves no empty secret,
             // and a file made meanwhile by someone else is read, never overwritten.
-            let fresh = format!("{path}.new-{}", std::process::id());
-            let written = std::fs::OpenOptions::new()
+            let mut tag = [0u8; 8];
+            rand::fill(&mut tag);
+            let fresh = format!("{path}.new-{}", hex::encode(tag));
+            std::fs::OpenOptions::new()
                 .write(true)
                 .create_new(true)
                 .mode(0o600)
@@ -50,8 +52,12 @@ impl Secrets {
                 .and_then(|mut file| {
                     file.write_all(format!("{}\n", hex::encode(bytes)).as_bytes())?;
                     file.sync_all()
-                });
-            let linked = written.and_then(|()| std::fs::hard_link(&fresh, path));
+                })
+                .map_err(|e| {
+                    let _ = std::fs::remove_file(&fresh);
+                    format!("{fresh} cannot be written: {e}")
+                })?;
+            let linked = std::fs::hard_link(&fresh, path);
             let _ = std::fs::remove_file(&fresh);
             match linked {
                 Ok(()) => {}

@@ -367,6 +367,18 @@ impl Run<'_> {
                 }
                 e => Stop::Store(e),
             })?;
+        // Registered by an earlier run: the pin read now is the one to keep.
+        let server = if server.spec.pinned_cert_sha256 == Some(pin) {
+            server
+        } else {
+            let patch = drover_core::ServerPatch {
+                pinned_cert_sha256: Some(Some(pin)),
+                ..drover_core::ServerPatch::default()
+            };
+            crate::commands::update_server(&*self.engine.store, self.ctx, server.id, patch)
+                .await
+                .map_err(|e| Stop::Fail(e.to_string()))?
+        };
         self.record.server_id = Some(server.id);
         Ok((
             StepState::Done,
@@ -393,16 +405,18 @@ impl Run<'_> {
         let server = self.engine.store.server(id).await?;
         let probe = crate::engine::health::probe_server(self.engine, &server).await;
         // The certificate read from Webmin's file is not the one it serves: trying again
-        // reads the same file.
+        // would read the same file. Once an operator fixed it, a resumed run reads it again
+        // and pins what it reads.
         if probe.pin_matches == Some(false) {
+            let pinned = self.progress.certificate_sha256.take().unwrap_or_default();
+            self.progress
+                .set(BootstrapStep::ReadCertificate, StepState::Waiting, None);
+            self.progress
+                .set(BootstrapStep::Register, StepState::Waiting, None);
             return Err(Stop::Fail(format!(
-                "{} serves another certificate than the one in its miniserv.conf (pinned \
-                 {}): fix Webmin's certfile/keyfile and bootstrap it again",
-                server.spec.name,
-                self.progress
-                    .certificate_sha256
-                    .as_deref()
-                    .unwrap_or_default()
+                "{} serves another certificate than the one its miniserv.conf names (read \
+                 {pinned}): fix Webmin's certfile/keyfile, then resume this bootstrap",
+                server.spec.name
             )));
         }
         if !probe.api_ok || probe.pin_matches != Some(true) {
