@@ -62,7 +62,13 @@ pub async fn correlate(mut request: Request, next: Next) -> Response {
         let status = response.status().as_u16();
         let elapsed = started.elapsed().as_secs_f64();
         let duration_ms = elapsed * 1000.0;
-        tracing::info!(status, duration_ms, "answered");
+        // A successful read changes nothing worth a line at the default level; at fleet
+        // scale those lines were most of the log. Writes and refusals are always logged.
+        if matches!(method.as_str(), "GET" | "HEAD") && status < 400 {
+            tracing::debug!(status, duration_ms, "answered");
+        } else {
+            tracing::info!(status, duration_ms, "answered");
+        }
         metrics::histogram!("drover_http_request_duration_seconds", "method" => method.clone())
             .record(elapsed);
         // By method and status only: paths carry ids, which would make a series per account.
@@ -119,6 +125,58 @@ fn scopes_allowing(access: Access) -> String {
     names.join(" or ")
 }
 
+/// Tokens the database confirmed in the last second, by their secret's hash: a client's
+/// requests skip the lookup, and a token revoked by another process is refused within a
+/// second (this process's own revocations empty the cache at once).
+#[derive(Debug, Default)]
+pub struct TokenCache {
+    confirmed:
+        std::sync::Mutex<std::collections::HashMap<[u8; 32], (ApiToken, tokio::time::Instant)>>,
+}
+
+impl TokenCache {
+    const FRESH_FOR: std::time::Duration = std::time::Duration::from_secs(1);
+    /// Enough for every client a fleet has; a flood of new tokens cannot grow it past this.
+    const MAX_TOKENS: usize = 10_000;
+
+    fn key(secret: &str) -> [u8; 32] {
+        Sha256::digest(secret.as_bytes()).into()
+    }
+
+    fn confirmed(
+        &self,
+    ) -> std::sync::MutexGuard<
+        '_,
+        std::collections::HashMap<[u8; 32], (ApiToken, tokio::time::Instant)>,
+    > {
+        self.confirmed
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn get(&self, secret: &str) -> Option<ApiToken> {
+        let confirmed = self.confirmed();
+        let (token, at) = confirmed.get(&Self::key(secret))?;
+        (at.elapsed() < Self::FRESH_FOR).then(|| token.clone())
+    }
+
+    fn put(&self, secret: &str, token: ApiToken) {
+        let mut confirmed = self.confirmed();
+        if confirmed.len() >= Self::MAX_TOKENS {
+            confirmed.retain(|_, (_, at)| at.elapsed() < Self::FRESH_FOR);
+            if confirmed.len() >= Self::MAX_TOKENS {
+                confirmed.clear();
+            }
+        }
+        confirmed.insert(Self::key(secret), (token, tokio::time::Instant::now()));
+    }
+
+    /// After a revocation: every token is looked up again.
+    pub fn forget_all(&self) {
+        self.confirmed().clear();
+    }
+}
+
 /// Checks the bearer token and its scope.
 pub async fn authenticate(
     State(app): State<AppState>,
@@ -142,11 +200,18 @@ pub async fn authenticate(
         .ok_or_else(|| {
             ApiError::unauthorized("the Authorization header must be 'Bearer <token>'")
         })?;
-    let token = app
-        .store
-        .authenticate(secret)
-        .await?
-        .ok_or_else(|| ApiError::unauthorized("the token is unknown or revoked"))?;
+    let token = match app.tokens.get(secret) {
+        Some(token) => token,
+        None => {
+            let token = app
+                .store
+                .authenticate(secret)
+                .await?
+                .ok_or_else(|| ApiError::unauthorized("the token is unknown or revoked"))?;
+            app.tokens.put(secret, token.clone());
+            token
+        }
+    };
     let access = required_access(request.method(), request.uri().path());
     if !token.scope.allows(access) {
         return Err(ApiError::new(
@@ -266,6 +331,38 @@ pub async fn idempotency(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn a_confirmed_token_is_trusted_for_a_second_only() {
+        let cache = TokenCache::default();
+        assert!(cache.get("s3cret").is_none());
+        cache.put("s3cret", token("billing", Scope::Billing));
+        assert_eq!(cache.get("s3cret").map(|t| t.name), Some("billing".into()));
+        assert!(cache.get("other").is_none(), "only the secret confirmed");
+        tokio::time::advance(std::time::Duration::from_millis(999)).await;
+        assert!(cache.get("s3cret").is_some());
+        tokio::time::advance(std::time::Duration::from_millis(1)).await;
+        assert!(
+            cache.get("s3cret").is_none(),
+            "looked up again after a second"
+        );
+        cache.put("s3cret", token("ops", Scope::Operator));
+        cache.forget_all();
+        assert!(
+            cache.get("s3cret").is_none(),
+            "a revocation here forgets at once"
+        );
+    }
+
+    fn token(name: &str, scope: Scope) -> ApiToken {
+        ApiToken {
+            id: drover_core::TokenId(1),
+            name: name.into(),
+            scope,
+            created_at: jiff::Timestamp::UNIX_EPOCH,
+            revoked_at: None,
+        }
+    }
 
     #[test]
     fn billing_writes_customers_services_and_account_resources_only() {

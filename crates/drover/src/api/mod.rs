@@ -56,6 +56,7 @@ pub struct AppState {
     /// Seals account passwords sent by billing before they are stored.
     pub sealer: Arc<Sealer>,
     pub settings: ApiSettings,
+    pub tokens: Arc<middleware::TokenCache>,
 }
 
 /// The settings handlers plan with.
@@ -131,6 +132,7 @@ pub fn router_with(store: Arc<dyn Store>, sealer: Arc<Sealer>, settings: ApiSett
         store,
         sealer,
         settings,
+        tokens: Arc::default(),
     };
     let (api, _) = resources().split_for_parts();
     let api = api

@@ -71,7 +71,7 @@ async fn revoke_token(
     Path(id): Path<String>,
 ) -> Reply<ApiToken> {
     let id: TokenId = path_id("token", &id)?;
-    Ok(axum::Json(
-        crate::commands::revoke_token(&*app.store, &caller.context(), id).await?,
-    ))
+    let revoked = crate::commands::revoke_token(&*app.store, &caller.context(), id).await?;
+    app.tokens.forget_all();
+    Ok(axum::Json(revoked))
 }

@@ -9,11 +9,80 @@ use std::sync::{Arc, Mutex};
 use drover_store::Server;
 use drover_virtualmin::{BreakerConfig, Endpoint, TlsPolicy, VirtualminClient, VirtualminSettings};
 
-/// Paces one server's calls through the shared database.
+/// Paces one server's calls through the shared database, a block of its time at a time: one
+/// write reserves up to [`PACING_BLOCK_MS`] of the server's slots for this process, whose calls
+/// then take them in memory. Another process's block starts where this one ends, so the
+/// server's rate holds across processes; a server slower than one call per block costs one
+/// write per call, as before blocks.
 #[derive(Debug)]
 struct StorePacer {
     store: Arc<dyn drover_store::Store>,
     server: drover_core::ServerId,
+    block: Mutex<SlotBlock>,
+}
+
+/// The longest span of a server's time one reservation takes.
+const PACING_BLOCK_MS: i64 = 200;
+
+/// The slots of a reserved block not yet taken: `next_ms`, one interval apart, before `end_ms`.
+#[derive(Debug, Default)]
+struct SlotBlock {
+    next_ms: i64,
+    end_ms: i64,
+}
+
+impl SlotBlock {
+    /// The next slot, if the block still has one at `now_ms` or later.
+    fn take(&mut self, now_ms: i64, interval_ms: i64) -> Option<i64> {
+        let slot = self.next_ms.max(now_ms);
+        (slot + interval_ms <= self.end_ms).then(|| {
+            self.next_ms = slot + interval_ms;
+            slot
+        })
+    }
+}
+
+impl StorePacer {
+    fn new(store: Arc<dyn drover_store::Store>, server: drover_core::ServerId) -> Self {
+        Self {
+            store,
+            server,
+            block: Mutex::new(SlotBlock::default()),
+        }
+    }
+
+    fn block(&self) -> std::sync::MutexGuard<'_, SlotBlock> {
+        self.block
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    async fn slot(&self, interval_ms: i64) -> Result<i64, drover_virtualmin::VirtualminError> {
+        if let Some(slot) = self.block().take(now_ms(), interval_ms) {
+            return Ok(slot);
+        }
+        let slots = (PACING_BLOCK_MS / interval_ms).max(1);
+        let start = self
+            .store
+            .reserve_call_slot(self.server, interval_ms.saturating_mul(slots))
+            .await
+            .map_err(|e| {
+                drover_virtualmin::VirtualminError::new(
+                    drover_virtualmin::ErrorKind::Transient,
+                    format!("cannot reserve a call slot: {e}"),
+                )
+            })?;
+        // The first slot is this call's; the rest wait in memory for the next calls.
+        *self.block() = SlotBlock {
+            next_ms: start + interval_ms,
+            end_ms: start + interval_ms.saturating_mul(slots),
+        };
+        Ok(start)
+    }
+}
+
+fn now_ms() -> i64 {
+    jiff::Timestamp::now().as_millisecond()
 }
 
 impl drover_virtualmin::CallPacer for StorePacer {
@@ -31,17 +100,7 @@ impl drover_virtualmin::CallPacer for StorePacer {
             let interval_ms = i64::try_from(interval.as_millis())
                 .unwrap_or(i64::MAX)
                 .max(1);
-            let slot = self
-                .store
-                .reserve_call_slot(self.server, interval_ms)
-                .await
-                .map_err(|e| {
-                    drover_virtualmin::VirtualminError::new(
-                        drover_virtualmin::ErrorKind::Transient,
-                        format!("cannot reserve a call slot: {e}"),
-                    )
-                })?;
-            let wait = slot - jiff::Timestamp::now().as_millisecond();
+            let wait = self.slot(interval_ms).await? - now_ms();
             Ok(std::time::Duration::from_millis(
                 u64::try_from(wait).unwrap_or(0),
             ))
@@ -207,10 +266,7 @@ impl Fleet {
             .map_err(|e| fail(e.to_string()))?;
         if let Some(store) = &self.store {
             client = client
-                .with_pacer(Arc::new(StorePacer {
-                    store: Arc::clone(store),
-                    server: server.id,
-                }))
+                .with_pacer(Arc::new(StorePacer::new(Arc::clone(store), server.id)))
                 .on_login_refused(login_refused_hook(Arc::clone(store), server.id, secret));
         }
         let client = Arc::new(client);
@@ -241,4 +297,48 @@ fn login_refused_hook(
             }
         });
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Two processes' pacers on one database: every slot of theirs is its own, one interval
+    /// from the next, however they interleave.
+    #[tokio::test]
+    async fn pacers_sharing_a_database_never_share_a_slot() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("slots.db").display());
+        let store = drover_store::open(&url).await.unwrap();
+        let server = drover_core::ServerId(7);
+        let pacers = [
+            Arc::new(StorePacer::new(Arc::clone(&store), server)),
+            Arc::new(StorePacer::new(Arc::clone(&store), server)),
+        ];
+        let mut tasks = Vec::new();
+        for round in 0..90 {
+            let pacer = Arc::clone(&pacers[round % 2]);
+            tasks.push(tokio::spawn(async move { pacer.slot(10).await.unwrap() }));
+        }
+        let mut slots = Vec::new();
+        for task in tasks {
+            slots.push(task.await.unwrap());
+        }
+        slots.sort_unstable();
+        for pair in slots.windows(2) {
+            assert!(pair[1] - pair[0] >= 10, "{pair:?} in {slots:?}");
+        }
+    }
+
+    #[test]
+    fn a_block_hands_out_its_slots_and_none_past_its_end() {
+        let mut block = SlotBlock {
+            next_ms: 1_000,
+            end_ms: 1_030,
+        };
+        assert_eq!(block.take(990, 10), Some(1_000));
+        // A slot the clock has passed is not taken: calls after a pause do not burst.
+        assert_eq!(block.take(1_015, 10), Some(1_015));
+        assert_eq!(block.take(1_015, 10), None);
+    }
 }
