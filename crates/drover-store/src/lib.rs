@@ -46,11 +46,11 @@ pub use fleet_store::{
     UsageFilter,
 };
 pub use model::{
-    Account, AccountFilter, ApiToken, AuditFilter, AuditReport, BreakGlass, ConvergeTarget,
-    Customer, Database, IdempotencyStart, JobAttempt, JobCall, JobFilter, JobSummary, LoginRefused,
-    Mailbox, NewService, OtherDomain, OtherDomainKind, Page, Plan, QueueCount, RequestContext,
-    ResourceCount, SealedMailboxPassword, Server, Service, ServiceFilter, TransitionOutcome,
-    UiSession,
+    Account, AccountFilter, ApiToken, AuditFilter, AuditReport, BreakGlass, ConvergeCompletion,
+    ConvergeTarget, Customer, Database, IdempotencyStart, JobAttempt, JobCall, JobFilter,
+    JobSummary, LoginRefused, Mailbox, NewService, OtherDomain, OtherDomainKind, Page, Plan,
+    QueueCount, RequestContext, ResourceCount, SealedMailboxPassword, Server, Service,
+    ServiceFilter, TransitionOutcome, UiSession,
 };
 pub use postgres::PgStore;
 pub use riverqueue::JobState;

@@ -433,6 +433,19 @@ pub struct JobAttempt {
     pub finished_at: Timestamp,
 }
 
+/// What a converge job's completion writes with it (`Store::complete_converge`).
+#[derive(Debug)]
+pub struct ConvergeCompletion<'a> {
+    pub attempt: &'a JobAttempt,
+    /// The calls of this attempt, not yet kept.
+    pub calls: &'a [JobCall],
+    /// The audit event saying what the job made match, and who it acted for.
+    pub ctx: &'a crate::RequestContext,
+    pub action: &'a str,
+    pub subject: String,
+    pub details: serde_json::Value,
+}
+
 /// One Virtualmin call a job made.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]

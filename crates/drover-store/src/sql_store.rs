@@ -176,6 +176,35 @@ fn webhook_job_opts() -> riverqueue::InsertOpts {
 
 /// Appends one event to the audit chain inside `tx`. Updating the head row first takes its
 /// lock, so concurrent appenders queue up and each links to the one before.
+/// Adds `calls` to the job's, in order after those kept before.
+async fn insert_job_calls(tx: &mut Tx, job: JobId, calls: &[JobCall]) -> Result<()> {
+    if calls.is_empty() {
+        return Ok(());
+    }
+    let last: i64 =
+        sqlx::query_scalar("SELECT COALESCE(MAX(seq), 0) FROM job_calls WHERE job_id = $1")
+            .bind(job.get())
+            .fetch_one(&mut **tx)
+            .await?;
+    for (seq, call) in (last + 1..).zip(calls) {
+        sqlx::query(
+            "INSERT INTO job_calls (job_id, seq, server, call, outcome, message, duration_ms, at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        )
+        .bind(job.get())
+        .bind(seq)
+        .bind(&call.server)
+        .bind(&call.call)
+        .bind(&call.outcome)
+        .bind(&call.message)
+        .bind(call.duration_ms)
+        .bind(jiff_sqlx::Timestamp::from(call.at))
+        .execute(&mut **tx)
+        .await?;
+    }
+    Ok(())
+}
+
 async fn append_audit(
     tx: &mut Tx,
     ctx: &RequestContext,
@@ -1175,14 +1204,34 @@ impl Store for SqlStore {
         account: AccountId,
         generation: i64,
         context: &riverqueue::WorkContext,
-        attempt: &JobAttempt,
+        completion: &ConvergeCompletion<'_>,
     ) -> Result<bool> {
         write_tx!(self, tx, {
             if locked_generation(tx, account).await? != generation {
                 return Ok(false);
             }
-            insert_job_attempt(attempt).execute(&mut **tx).await?;
+            let job = completion.attempt.job_id;
+            insert_job_calls(tx, job, completion.calls).await?;
+            append_audit(
+                tx,
+                completion.ctx,
+                completion.action,
+                completion.subject.clone(),
+                completion.details.clone(),
+            )
+            .await?;
+            insert_job_attempt(completion.attempt)
+                .execute(&mut **tx)
+                .await?;
             context.job_complete_tx(&mut *tx).await?;
+            sqlx::query(
+                "UPDATE accounts SET lease_owner = NULL, lease_until = NULL \
+                 WHERE id = $1 AND lease_owner = $2",
+            )
+            .bind(account.get())
+            .bind(job.get())
+            .execute(&mut **tx)
+            .await?;
             Ok(true)
         })
     }
@@ -1217,22 +1266,11 @@ impl Store for SqlStore {
         Ok(slot)
     }
 
-    async fn record_job_call(&self, job: JobId, call: &JobCall) -> Result<()> {
-        sqlx::query(
-            "INSERT INTO job_calls (job_id, seq, server, call, outcome, message, duration_ms, at) \
-             VALUES ($1, (SELECT COALESCE(MAX(seq), 0) + 1 FROM job_calls WHERE job_id = $1), \
-             $2, $3, $4, $5, $6, $7)",
-        )
-        .bind(job.get())
-        .bind(&call.server)
-        .bind(&call.call)
-        .bind(&call.outcome)
-        .bind(&call.message)
-        .bind(call.duration_ms)
-        .bind(jiff_sqlx::Timestamp::from(call.at))
-        .execute(&self.pool)
-        .await?;
-        Ok(())
+    async fn record_job_calls(&self, job: JobId, calls: &[JobCall]) -> Result<()> {
+        if calls.is_empty() {
+            return Ok(());
+        }
+        write_tx!(self, tx, { insert_job_calls(tx, job, calls).await })
     }
 
     async fn record_job_attempt(&self, attempt: &JobAttempt) -> Result<()> {

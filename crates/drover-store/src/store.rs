@@ -171,15 +171,16 @@ pub trait Store:
     ) -> Result<bool>;
     async fn release_account(&self, account: AccountId, job: JobId) -> Result<()>;
     /// Completes a converge job that applied `generation`, in the same transaction that checks
-    /// it is still the account's latest: a change committed before is seen (`false`: run again),
-    /// and one committed after finds the job finished and enqueues its own. The completed
-    /// `attempt` is recorded in that transaction too: whoever sees the job completed sees how.
+    /// it is still the account's latest: a change committed before is seen (`false`: run again,
+    /// nothing written), and one committed after finds the job finished and enqueues its own.
+    /// The job's bookkeeping is written in that transaction too (whoever sees the job completed
+    /// sees how): its attempt, its calls, its audit event, and the account's lease let go.
     async fn complete_converge(
         &self,
         account: AccountId,
         generation: i64,
         context: &riverqueue::WorkContext,
-        attempt: &JobAttempt,
+        completion: &ConvergeCompletion<'_>,
     ) -> Result<bool>;
     /// A converge job that read `generation` gives up (refused, or out of retries). `false`
     /// when the account changed since (a change that joined the job: run again); otherwise a
@@ -189,7 +190,9 @@ pub trait Store:
     /// Reserves the next call slot of a server whose calls must be `interval_ms` apart, for
     /// every process; returns when (unix milliseconds) the call may go.
     async fn reserve_call_slot(&self, server: ServerId, interval_ms: i64) -> Result<i64>;
-    async fn record_job_call(&self, job: JobId, call: &JobCall) -> Result<()>;
+    /// Keeps the calls one attempt of a job made, in order after the job's earlier calls, in
+    /// one transaction.
+    async fn record_job_calls(&self, job: JobId, calls: &[JobCall]) -> Result<()>;
     async fn job_calls(&self, job: JobId) -> Result<Vec<JobCall>>;
     /// Keeps how one attempt of a job ended, apart from the attempts before and after it.
     async fn record_job_attempt(&self, attempt: &JobAttempt) -> Result<()>;

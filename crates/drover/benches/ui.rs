@@ -6,6 +6,11 @@
 //! dashboard with the failed-accounts list, its costliest read), interleaved A B A B, in rounds.
 //! Printed: p50 and p99 of each (the goal: every page under 50 ms at p99) and the ratio of
 //! medians, page over API.
+//!
+//! Then API reads under load: 32 connections asking `GET /api/v1/services` (the first page of
+//! 100,000) for `LOAD_SECONDS`, against the same 32 connections asking `GET /healthz` (the
+//! HTTP stack alone, no token, no query), interleaved in rounds: requests a second, p99, and
+//! the resident memory of `serve` after the load.
 
 use std::time::Instant;
 
@@ -87,8 +92,52 @@ async fn seeded(dir: &std::path::Path) -> String {
 }
 
 struct Served {
-    _child: tokio::process::Child,
+    child: tokio::process::Child,
     base: String,
+}
+
+/// A `/proc/PID/status` figure of `serve`, in MB.
+fn memory_mb(pid: u32, field: &str) -> f64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|status| {
+            status
+                .lines()
+                .find(|l| l.starts_with(field))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok())
+        })
+        .unwrap_or(0.0)
+        / 1000.0
+}
+
+const CONNECTIONS: usize = 32;
+const LOAD_SECONDS: f64 = 3.0;
+
+/// `CONNECTIONS` clients asking `path` one request after another for `LOAD_SECONDS`: requests
+/// a second and every request's milliseconds.
+async fn load(http: &reqwest::Client, url: String, token: Option<&str>) -> (f64, Vec<f64>) {
+    let started = Instant::now();
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..CONNECTIONS {
+        let (http, url) = (http.clone(), url.clone());
+        let token = token.map(|t| format!("Bearer {t}"));
+        tasks.spawn(async move {
+            let mut times = Vec::new();
+            while started.elapsed().as_secs_f64() < LOAD_SECONDS {
+                let mut request = http.get(&url);
+                if let Some(token) = &token {
+                    request = request.header("authorization", token);
+                }
+                times.push(timed(request, 200).await);
+            }
+            times
+        });
+    }
+    let mut times = Vec::new();
+    while let Some(done) = tasks.join_next().await {
+        times.extend(done.unwrap());
+    }
+    (times.len() as f64 / started.elapsed().as_secs_f64(), times)
 }
 
 async fn serve(dir: &std::path::Path) -> Served {
@@ -114,10 +163,7 @@ async fn serve(dir: &std::path::Path) -> Served {
         }
     };
     tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-    Served {
-        _child: child,
-        base,
-    }
+    Served { child, base }
 }
 
 fn client() -> reqwest::Client {
@@ -251,4 +297,49 @@ async fn main() {
             println!("  {name}: p99 {p99:.1} ms is over the 50 ms goal");
         }
     }
+
+    let loaded = reqwest::Client::builder()
+        .pool_max_idle_per_host(CONNECTIONS)
+        .build()
+        .unwrap();
+    let (mut reads, mut bare) = ((Vec::new(), Vec::new()), (Vec::new(), Vec::new()));
+    for _ in 0..ROUNDS {
+        let (rate, times) = load(&loaded, format!("{base}/api/v1/services"), Some(&token)).await;
+        reads.0.push(rate);
+        reads.1.extend(times);
+        let (rate, times) = load(&loaded, format!("{base}/healthz"), None).await;
+        bare.0.push(rate);
+        bare.1.extend(times);
+    }
+    let pid = served.child.id().unwrap();
+    println!(
+        "\nunder load: {CONNECTIONS} connections, {ROUNDS} rounds of {LOAD_SECONDS} s each, \
+         interleaved\n"
+    );
+    println!(
+        "{:<28} {:>10} {:>10} {:>10}",
+        "request", "req/s", "p50 ms", "p99 ms"
+    );
+    let mut rates = Vec::new();
+    for (name, (rounds, times)) in [
+        ("GET /api/v1/services", &mut reads),
+        ("GET /healthz (baseline)", &mut bare),
+    ] {
+        let rate = quantile(rounds, 0.5);
+        rates.push(rate);
+        println!(
+            "{name:<28} {rate:>10.0} {:>10.2} {:>10.2}",
+            quantile(times, 0.5),
+            quantile(times, 0.99)
+        );
+    }
+    println!(
+        "services over the baseline: {:.2}x the time per request (ratio of median rates)",
+        rates[1] / rates[0]
+    );
+    println!(
+        "drover serve's memory after the load: {:.0} MB resident, {:.0} MB at its peak",
+        memory_mb(pid, "VmRSS:"),
+        memory_mb(pid, "VmHWM:")
+    );
 }

@@ -164,6 +164,7 @@ drover_testkit::on_both_databases!(
     usage_is_replaced_by_each_sync_for_accounts_still_on_the_server,
     a_username_a_server_refused_is_replaced_by_the_next_free_one,
     each_attempt_of_a_job_is_kept_apart,
+    a_jobs_calls_are_kept_in_order_across_its_attempts,
     a_refused_login_is_kept_until_lifted,
 );
 
@@ -1319,6 +1320,54 @@ async fn a_username_a_server_refused_is_replaced_by_the_next_free_one(h: Harness
         changes,
         [serde_json::json!({ "from": "mail1", "to": "mail3" })],
         "one change, audited once"
+    );
+}
+
+async fn a_jobs_calls_are_kept_in_order_across_its_attempts(h: Harness) {
+    let store = &*h.store;
+    let job = drover_core::JobId(41);
+    let call = |name: &str, outcome: &str| drover_store::JobCall {
+        seq: 0,
+        server: "vm1".into(),
+        call: name.into(),
+        outcome: outcome.into(),
+        message: (outcome != "ok").then(|| "timed out".to_owned()),
+        duration_ms: 12,
+        at: jiff::Timestamp::from_second(1_800_000_000).unwrap(),
+    };
+    store
+        .record_job_calls(
+            job,
+            &[call("list-domains", "ok"), call("create-domain", "error")],
+        )
+        .await
+        .unwrap();
+    store.record_job_calls(job, &[]).await.unwrap();
+    store
+        .record_job_calls(job, &[call("create-domain", "ok")])
+        .await
+        .unwrap();
+    let kept: Vec<_> = store
+        .job_calls(job)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|c| (c.seq, c.call, c.outcome, c.message.is_some()))
+        .collect();
+    assert_eq!(
+        kept,
+        [
+            (1, "list-domains".into(), "ok".into(), false),
+            (2, "create-domain".into(), "error".into(), true),
+            (3, "create-domain".into(), "ok".into(), false),
+        ]
+    );
+    assert!(
+        store
+            .job_calls(drover_core::JobId(42))
+            .await
+            .unwrap()
+            .is_empty()
     );
 }
 

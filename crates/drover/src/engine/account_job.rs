@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use drover_core::{AccountId, Action, EventType, JobId};
-use drover_store::{JobCall, RequestContext};
+use drover_store::{ConvergeCompletion, JobCall, RequestContext};
 use drover_virtualmin::{CallScope, ErrorKind, VirtualminError, in_scope};
 use riverqueue::{WorkContext, WorkOutcome};
 use serde_json::json;
@@ -124,8 +124,13 @@ where
     // The lease is held until this attempt's ending is recorded: a job that starts after it
     // finds this one's failure mark (and clears it), never the other way round.
     let ended = async {
-        // Keep every call made, whatever the outcome.
-        record_calls(engine, job_id, &log, started_at).await?;
+        // Every call made is kept, whatever the outcome: with the completion when the job
+        // completes, otherwise now.
+        let calls = taken_calls(&log, started_at);
+        let completing = finish != Finish::Always && matches!(outcome, Ok(Round::Done { .. }));
+        if !completing {
+            engine.store.record_job_calls(job_id, &calls).await?;
+        }
         let subject = format!("account:{account}");
         let last_try = row.attempt >= row.max_attempts;
         let attempt = AttemptStart {
@@ -143,6 +148,7 @@ where
             read_generation,
             outcome,
             &subject,
+            if completing { &calls } else { &[] },
         )
         .await?;
         let (ended, why) = match ended {
@@ -180,7 +186,8 @@ where
             Err(e) if last_try => ("discarded", Some(e.to_string())),
             Err(e) => ("retried", Some(e.to_string())),
         };
-        // A converge that completed recorded its attempt as it completed.
+        // A converge that completed recorded its attempt (and let the account go) as it
+        // completed.
         let recorded = outcome == "completed" && finish != Finish::Always;
         // A job that waits is woken every half minute: only a change of why it waits is kept.
         let repeated_wait = outcome == "snoozed"
@@ -196,11 +203,20 @@ where
                 .record_job_attempt(&attempt.ended(outcome, message))
                 .await?;
         }
-        ended
+        Ok::<_, ConvergeError>((ended, recorded))
     }
     .await;
-    engine.store.release_account(account, job_id).await?;
-    ended
+    match ended {
+        Ok((ended, true)) => ended,
+        Ok((ended, false)) => {
+            engine.store.release_account(account, job_id).await?;
+            ended
+        }
+        Err(e) => {
+            engine.store.release_account(account, job_id).await?;
+            Err(e)
+        }
+    }
 }
 
 /// An attempt of a job, as it started.
@@ -237,6 +253,8 @@ async fn decide(
     read_generation: i64,
     outcome: Result<Round, ConvergeError>,
     subject: &str,
+    // The calls of a converge that completes, kept with its completion.
+    calls: &[JobCall],
 ) -> Result<(Result<WorkOutcome, ConvergeError>, Option<String>), ConvergeError> {
     let job_id = attempt.job_id;
     let outcome = match outcome {
@@ -310,28 +328,34 @@ async fn decide(
             generation,
             actions,
         }) => {
-            engine
-                .store
-                .audit(
-                    ctx,
-                    "account.converged",
-                    subject.to_owned(),
-                    json!({ "job_id": job_id, "generation": generation, "actions": actions }),
-                )
-                .await?;
+            let details = json!({ "job_id": job_id, "generation": generation, "actions": actions });
             // This attempt's own output, not an earlier one's.
             let _ = context.record_output(json!({ "actions": actions }));
-            if finish == Finish::Always
-                || engine
+            let completed = finish != Finish::Always
+                && engine
                     .store
                     .complete_converge(
                         account,
                         generation,
                         context,
-                        &attempt.ended("completed", None),
+                        &ConvergeCompletion {
+                            attempt: &attempt.ended("completed", None),
+                            calls,
+                            ctx,
+                            action: "account.converged",
+                            subject: subject.to_owned(),
+                            details: details.clone(),
+                        },
                     )
-                    .await?
-            {
+                    .await?;
+            if !completed {
+                engine.store.record_job_calls(job_id, calls).await?;
+                engine
+                    .store
+                    .audit(ctx, "account.converged", subject.to_owned(), details)
+                    .await?;
+            }
+            if completed || finish == Finish::Always {
                 (Ok(WorkOutcome::Complete), None)
             } else {
                 // A change that arrived after the last round's check joined this job: run again.
@@ -354,20 +378,19 @@ async fn decide(
     })
 }
 
-/// Keeps the calls a job's work made (collected in `log` by its call scope) as the job's.
-pub(super) async fn record_calls(
-    engine: &Engine,
-    job_id: JobId,
+/// The calls a job's work made (collected in `log` by its call scope), as the job's records.
+pub(super) fn taken_calls(
     log: &std::sync::Mutex<Vec<drover_virtualmin::CallRecord>>,
     started_at: jiff::Timestamp,
-) -> Result<(), drover_store::StoreError> {
+) -> Vec<JobCall> {
     let calls = std::mem::take(
         &mut *log
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner),
     );
-    for call in calls {
-        let record = JobCall {
+    calls
+        .into_iter()
+        .map(|call| JobCall {
             seq: 0,
             server: call.server,
             call: call.call,
@@ -377,8 +400,6 @@ pub(super) async fn record_calls(
             at: jiff::Timestamp::try_from(call.started_at)
                 .and_then(|t| t.round(jiff::Unit::Microsecond))
                 .unwrap_or(started_at),
-        };
-        engine.store.record_job_call(job_id, &record).await?;
-    }
-    Ok(())
+        })
+        .collect()
 }

@@ -20,7 +20,7 @@ use serde_json::json;
 
 use super::job_context;
 use crate::engine::Engine;
-use crate::engine::account_job::record_calls;
+use crate::engine::account_job::taken_calls;
 use crate::engine::ssh_host::archive_login;
 
 #[derive(Debug, thiserror::Error)]
@@ -57,7 +57,8 @@ pub async fn run(
     };
     let outcome = in_scope(scope, back_up(&engine, &context, &job)).await;
     engine.store.release_account(account, job_id).await?;
-    if let Err(e) = record_calls(&engine, job_id, &log, started_at).await {
+    let calls = taken_calls(&log, started_at);
+    if let Err(e) = engine.store.record_job_calls(job_id, &calls).await {
         tracing::warn!(job = %job_id, error = %e, "a backup's calls could not be kept");
     }
     outcome
