@@ -298,10 +298,7 @@ async fn main() {
         }
     }
 
-    let loaded = reqwest::Client::builder()
-        .pool_max_idle_per_host(CONNECTIONS)
-        .build()
-        .unwrap();
+    let loaded = client();
     let (mut reads, mut bare) = ((Vec::new(), Vec::new()), (Vec::new(), Vec::new()));
     for _ in 0..ROUNDS {
         let (rate, times) = load(&loaded, format!("{base}/api/v1/services"), Some(&token)).await;
