@@ -13,12 +13,14 @@ use drover_virtualmin::{BreakerConfig, Endpoint, TlsPolicy, VirtualminClient, Vi
 /// write reserves up to [`PACING_BLOCK_MS`] of the server's slots for this process, whose calls
 /// then take them in memory. Another process's block starts where this one ends, so the
 /// server's rate holds across processes; a server slower than one call per block costs one
-/// write per call, as before blocks.
+/// write per call, as before blocks. One call at a time reserves: calls that each reserved a
+/// block of their own would push the server's next free slot a block further each, and every
+/// call after them would wait for it.
 #[derive(Debug)]
 struct StorePacer {
     store: Arc<dyn drover_store::Store>,
     server: drover_core::ServerId,
-    block: Mutex<SlotBlock>,
+    block: tokio::sync::Mutex<SlotBlock>,
 }
 
 /// The longest span of a server's time one reservation takes.
@@ -47,18 +49,13 @@ impl StorePacer {
         Self {
             store,
             server,
-            block: Mutex::new(SlotBlock::default()),
+            block: tokio::sync::Mutex::new(SlotBlock::default()),
         }
     }
 
-    fn block(&self) -> std::sync::MutexGuard<'_, SlotBlock> {
-        self.block
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-    }
-
     async fn slot(&self, interval_ms: i64) -> Result<i64, drover_virtualmin::VirtualminError> {
-        if let Some(slot) = self.block().take(now_ms(), interval_ms) {
+        let mut block = self.block.lock().await;
+        if let Some(slot) = block.take(now_ms(), interval_ms) {
             return Ok(slot);
         }
         let slots = (PACING_BLOCK_MS / interval_ms).max(1);
@@ -73,7 +70,7 @@ impl StorePacer {
                 )
             })?;
         // The first slot is this call's; the rest wait in memory for the next calls.
-        *self.block() = SlotBlock {
+        *block = SlotBlock {
             next_ms: start + interval_ms,
             end_ms: start + interval_ms.saturating_mul(slots),
         };
@@ -328,6 +325,32 @@ mod tests {
         for pair in slots.windows(2) {
             assert!(pair[1] - pair[0] >= 10, "{pair:?} in {slots:?}");
         }
+        // Each pacer wastes at most the end of its last block.
+        let span = slots[slots.len() - 1] - slots[0];
+        assert!(span < 90 * 10 + 2 * 200, "slots spread over {span} ms");
+    }
+
+    /// Calls arriving together take one block's slots in turn: none waits for a block that
+    /// another call reserved needlessly.
+    #[tokio::test]
+    async fn calls_arriving_together_take_consecutive_slots() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("slots.db").display());
+        let store = drover_store::open(&url).await.unwrap();
+        let pacer = Arc::new(StorePacer::new(store, drover_core::ServerId(7)));
+        let tasks: Vec<_> = (0..90)
+            .map(|_| {
+                let pacer = Arc::clone(&pacer);
+                tokio::spawn(async move { pacer.slot(10).await.unwrap() })
+            })
+            .collect();
+        let mut slots = Vec::new();
+        for task in tasks {
+            slots.push(task.await.unwrap());
+        }
+        slots.sort_unstable();
+        let gaps: Vec<i64> = slots.windows(2).map(|p| p[1] - p[0]).collect();
+        assert!(gaps.iter().all(|gap| *gap == 10), "{gaps:?}");
     }
 
     #[test]
