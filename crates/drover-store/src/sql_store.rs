@@ -174,8 +174,6 @@ fn webhook_job_opts() -> riverqueue::InsertOpts {
     riverqueue::InsertOpts::default().with_max_attempts(25)
 }
 
-/// Appends one event to the audit chain inside `tx`. Updating the head row first takes its
-/// lock, so concurrent appenders queue up and each links to the one before.
 /// Adds `calls` to the job's, in order after those kept before.
 async fn insert_job_calls(tx: &mut Tx, job: JobId, calls: &[JobCall]) -> Result<()> {
     if calls.is_empty() {
@@ -205,6 +203,8 @@ async fn insert_job_calls(tx: &mut Tx, job: JobId, calls: &[JobCall]) -> Result<
     Ok(())
 }
 
+/// Appends one event to the audit chain inside `tx`. Updating the head row first takes its
+/// lock, so concurrent appenders queue up and each links to the one before.
 async fn append_audit(
     tx: &mut Tx,
     ctx: &RequestContext,

@@ -130,8 +130,22 @@ fn scopes_allowing(access: Access) -> String {
 /// second (this process's own revocations empty the cache at once).
 #[derive(Debug, Default)]
 pub struct TokenCache {
-    confirmed:
-        std::sync::Mutex<std::collections::HashMap<[u8; 32], (ApiToken, tokio::time::Instant)>>,
+    confirmed: std::sync::Mutex<Confirmed>,
+}
+
+#[derive(Debug, Default)]
+struct Confirmed {
+    /// Revocations this process made: a lookup that started before one is not kept.
+    revocations: u64,
+    /// By the secret's hash: the token and when the lookup that confirmed it started.
+    tokens: std::collections::HashMap<[u8; 32], (ApiToken, tokio::time::Instant)>,
+}
+
+/// When a database lookup of a token started, to keep its answer no longer than it is fresh.
+#[derive(Debug, Clone, Copy)]
+struct Lookup {
+    at: tokio::time::Instant,
+    revocations: u64,
 }
 
 impl TokenCache {
@@ -143,12 +157,7 @@ impl TokenCache {
         Sha256::digest(secret.as_bytes()).into()
     }
 
-    fn confirmed(
-        &self,
-    ) -> std::sync::MutexGuard<
-        '_,
-        std::collections::HashMap<[u8; 32], (ApiToken, tokio::time::Instant)>,
-    > {
+    fn confirmed(&self) -> std::sync::MutexGuard<'_, Confirmed> {
         self.confirmed
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
@@ -156,24 +165,43 @@ impl TokenCache {
 
     fn get(&self, secret: &str) -> Option<ApiToken> {
         let confirmed = self.confirmed();
-        let (token, at) = confirmed.get(&Self::key(secret))?;
+        let (token, at) = confirmed.tokens.get(&Self::key(secret))?;
         (at.elapsed() < Self::FRESH_FOR).then(|| token.clone())
     }
 
-    fn put(&self, secret: &str, token: ApiToken) {
-        let mut confirmed = self.confirmed();
-        if confirmed.len() >= Self::MAX_TOKENS {
-            confirmed.retain(|_, (_, at)| at.elapsed() < Self::FRESH_FOR);
-            if confirmed.len() >= Self::MAX_TOKENS {
-                confirmed.clear();
-            }
+    /// Call before asking the database.
+    fn lookup(&self) -> Lookup {
+        Lookup {
+            at: tokio::time::Instant::now(),
+            revocations: self.confirmed().revocations,
         }
-        confirmed.insert(Self::key(secret), (token, tokio::time::Instant::now()));
     }
 
-    /// After a revocation: every token is looked up again.
+    /// Keeps what the database answered to `lookup`, fresh from when it asked.
+    fn put(&self, secret: &str, token: ApiToken, lookup: Lookup) {
+        let mut confirmed = self.confirmed();
+        if confirmed.revocations != lookup.revocations {
+            return;
+        }
+        if confirmed.tokens.len() >= Self::MAX_TOKENS {
+            confirmed
+                .tokens
+                .retain(|_, (_, at)| at.elapsed() < Self::FRESH_FOR);
+            if confirmed.tokens.len() >= Self::MAX_TOKENS {
+                confirmed.tokens.clear();
+            }
+        }
+        confirmed
+            .tokens
+            .insert(Self::key(secret), (token, lookup.at));
+    }
+
+    /// After a revocation: every token is looked up again, and lookups already under way are
+    /// not kept.
     pub fn forget_all(&self) {
-        self.confirmed().clear();
+        let mut confirmed = self.confirmed();
+        confirmed.revocations += 1;
+        confirmed.tokens.clear();
     }
 }
 
@@ -203,12 +231,13 @@ pub async fn authenticate(
     let token = match app.tokens.get(secret) {
         Some(token) => token,
         None => {
+            let lookup = app.tokens.lookup();
             let token = app
                 .store
                 .authenticate(secret)
                 .await?
                 .ok_or_else(|| ApiError::unauthorized("the token is unknown or revoked"))?;
-            app.tokens.put(secret, token.clone());
+            app.tokens.put(secret, token.clone(), lookup);
             token
         }
     };
@@ -336,22 +365,30 @@ mod tests {
     async fn a_confirmed_token_is_trusted_for_a_second_only() {
         let cache = TokenCache::default();
         assert!(cache.get("s3cret").is_none());
-        cache.put("s3cret", token("billing", Scope::Billing));
+        let lookup = cache.lookup();
+        tokio::time::advance(std::time::Duration::from_millis(300)).await;
+        cache.put("s3cret", token("billing", Scope::Billing), lookup);
         assert_eq!(cache.get("s3cret").map(|t| t.name), Some("billing".into()));
         assert!(cache.get("other").is_none(), "only the secret confirmed");
-        tokio::time::advance(std::time::Duration::from_millis(999)).await;
+        // Fresh for a second from when the database was asked, not from its answer.
+        tokio::time::advance(std::time::Duration::from_millis(699)).await;
         assert!(cache.get("s3cret").is_some());
         tokio::time::advance(std::time::Duration::from_millis(1)).await;
         assert!(
             cache.get("s3cret").is_none(),
             "looked up again after a second"
         );
-        cache.put("s3cret", token("ops", Scope::Operator));
+        cache.put("s3cret", token("ops", Scope::Operator), cache.lookup());
         cache.forget_all();
         assert!(
             cache.get("s3cret").is_none(),
             "a revocation here forgets at once"
         );
+        // A lookup under way when this process revoked a token is not kept.
+        let lookup = cache.lookup();
+        cache.forget_all();
+        cache.put("s3cret", token("ops", Scope::Operator), lookup);
+        assert!(cache.get("s3cret").is_none());
     }
 
     fn token(name: &str, scope: Scope) -> ApiToken {

@@ -331,23 +331,31 @@ async fn decide(
             let details = json!({ "job_id": job_id, "generation": generation, "actions": actions });
             // This attempt's own output, not an earlier one's.
             let _ = context.record_output(json!({ "actions": actions }));
+            let completion = ConvergeCompletion {
+                attempt: &attempt.ended("completed", None),
+                calls,
+                ctx,
+                action: "account.converged",
+                subject: subject.to_owned(),
+                details: details.clone(),
+            };
             let completed = finish != Finish::Always
-                && engine
+                && match engine
                     .store
-                    .complete_converge(
-                        account,
-                        generation,
-                        context,
-                        &ConvergeCompletion {
-                            attempt: &attempt.ended("completed", None),
-                            calls,
-                            ctx,
-                            action: "account.converged",
-                            subject: subject.to_owned(),
-                            details: details.clone(),
-                        },
-                    )
-                    .await?;
+                    .complete_converge(account, generation, context, &completion)
+                    .await
+                {
+                    Ok(completed) => completed,
+                    Err(e) => {
+                        // Rolled back: what it would have kept is kept on its own if it can be.
+                        let _ = engine.store.record_job_calls(job_id, calls).await;
+                        let _ = engine
+                            .store
+                            .audit(ctx, "account.converged", subject.to_owned(), details)
+                            .await;
+                        return Err(e.into());
+                    }
+                };
             if !completed {
                 engine.store.record_job_calls(job_id, calls).await?;
                 engine
