@@ -35,6 +35,34 @@ struct Run {
     max_per_second: Vec<u32>,
 }
 
+/// `count` simulators holding the plan "Web", each recorded in `store` as a server.
+async fn servers_in(
+    store: &dyn Store,
+    count: usize,
+    qps: f64,
+    latency_scale: f64,
+    password: &std::path::Path,
+) -> Vec<VirtualminSim> {
+    let mut sims = Vec::new();
+    for i in 0..count {
+        let sim = VirtualminSim::start(SimConfig {
+            tls: true,
+            latency_scale,
+            ..SimConfig::default()
+        })
+        .await
+        .unwrap();
+        sim.with_state(|s| s.plans.push("Web".into()));
+        let extra = serde_json::json!({"capacity": 100_000, "rate_qps": qps});
+        let server = sim.server_record(&format!("vm{i}"), password, extra);
+        drover::commands::create_server(store, &ctx(), serde_json::from_value(server).unwrap())
+            .await
+            .unwrap();
+        sims.push(sim);
+    }
+    sims
+}
+
 async fn provision(
     store: Arc<dyn Store>,
     servers: usize,
@@ -56,23 +84,7 @@ async fn provision(
     drover::commands::create_plan(&*store, &ctx(), serde_json::from_value(plan).unwrap())
         .await
         .unwrap();
-    let mut sims = Vec::new();
-    for i in 0..servers {
-        let sim = VirtualminSim::start(SimConfig {
-            tls: true,
-            latency_scale,
-            ..SimConfig::default()
-        })
-        .await
-        .unwrap();
-        sim.with_state(|s| s.plans.push("Web".into()));
-        let extra = serde_json::json!({"capacity": 100_000, "rate_qps": qps});
-        let server = sim.server_record(&format!("vm{i}"), &password, extra);
-        drover::commands::create_server(&*store, &ctx(), serde_json::from_value(server).unwrap())
-            .await
-            .unwrap();
-        sims.push(sim);
-    }
+    let sims = servers_in(&*store, servers, qps, latency_scale, &password).await;
     let customer = drover::commands::create_customer(
         &*store,
         &ctx(),
@@ -190,23 +202,7 @@ async fn bare(servers: usize, accounts: usize) -> (f64, u64) {
     ))
     .await
     .unwrap();
-    let mut sims = Vec::new();
-    for i in 0..servers {
-        let sim = VirtualminSim::start(SimConfig {
-            tls: true,
-            latency_scale: 0.0,
-            ..SimConfig::default()
-        })
-        .await
-        .unwrap();
-        sim.with_state(|s| s.plans.push("Web".into()));
-        let extra = serde_json::json!({"capacity": 100_000, "rate_qps": OVERHEAD_QPS});
-        let server = sim.server_record(&format!("vm{i}"), &password, extra);
-        drover::commands::create_server(&*records, &ctx(), serde_json::from_value(server).unwrap())
-            .await
-            .unwrap();
-        sims.push(sim);
-    }
+    let sims = servers_in(&*records, servers, OVERHEAD_QPS, 0.0, &password).await;
     let fleet = Fleet::new(VirtualminSettings::default(), secrets);
     let clients: Vec<_> = records
         .servers(drover_store::Page::default())
