@@ -130,11 +130,20 @@ async fn serve(dir: &Path) -> Served {
 
 /// `drover serve` with settings in its environment.
 pub(crate) async fn serve_with(dir: &Path, settings: &[(&str, &str)]) -> Served {
+    serve_logging_to(dir, settings, Stdio::null()).await
+}
+
+/// `drover serve` with settings in its environment and its log (stderr) going to `log`.
+pub(crate) async fn serve_logging_to(
+    dir: &Path,
+    settings: &[(&str, &str)],
+    log: impl Into<Stdio>,
+) -> Served {
     let mut child = drover(dir)
         .args(["serve", "--listen", "127.0.0.1:0"])
         .envs(settings.iter().copied())
         .stdout(Stdio::piped())
-        .stderr(Stdio::null())
+        .stderr(log)
         .spawn()
         .unwrap();
     let (rest, printed) = printed_until(&mut child, "drover listening on ").await;
