@@ -150,6 +150,7 @@ drover_testkit::on_both_databases!(
     call_slots_are_spaced_for_every_caller,
     placement_sees_each_servers_load,
     concurrent_placements_never_overfill_a_server,
+    an_account_placed_twice_at_once_is_placed_once,
     dns_providers_are_stored_and_refuse_bad_settings,
     zones_keep_their_rrsets_and_their_sync_is_one_job,
     provider_sync_state_and_record_ids_are_kept,
@@ -1268,6 +1269,78 @@ async fn concurrent_placements_never_overfill_a_server(h: Harness) {
         "{}",
         refused[0]
     );
+}
+
+/// Placements asked for at the same moment (a job and its rescued twin): an account asked for
+/// twice is placed (and audited) once, the other asks refused as already placed, the rest placed.
+async fn an_account_placed_twice_at_once_is_placed_once(h: Harness) {
+    let store = &*h.store;
+    new_server(store, server_spec("vm1")).await.unwrap();
+    let mut accounts = Vec::new();
+    for i in 0..3 {
+        let svc = service(store, &format!("twice{i}.ro")).await;
+        move_service(store, svc.id, Transition::Activate, None).await;
+        accounts.push(svc.account_id);
+    }
+    let asks = [
+        accounts[0],
+        accounts[1],
+        accounts[0],
+        accounts[2],
+        accounts[0],
+    ];
+    let mut placing = tokio::task::JoinSet::new();
+    for account in asks {
+        let store = Arc::clone(&h.store);
+        placing.spawn(async move {
+            let policy = drover_core::PlacementPolicy::default();
+            (
+                account,
+                store.place_account(&ctx(), account, &[], &policy).await,
+            )
+        });
+    }
+    let (mut placed, mut refused) = (Vec::new(), Vec::new());
+    for (account, result) in placing.join_all().await {
+        match result {
+            Ok(Ok(server)) => placed.push((account, server.spec.name.to_string())),
+            Ok(Err(reason)) => panic!("{account}: no server: {reason}"),
+            Err(e) => refused.push((account, e)),
+        }
+    }
+    placed.sort_by_key(|(account, _)| *account);
+    assert_eq!(
+        placed,
+        accounts
+            .iter()
+            .map(|a| (*a, "vm1".to_owned()))
+            .collect::<Vec<_>>()
+    );
+    assert_eq!(refused.len(), 2, "{refused:?}");
+    for (account, e) in refused {
+        assert_eq!(account, accounts[0]);
+        assert!(
+            matches!(
+                e,
+                StoreError::Conflict {
+                    conflict: Conflict::AlreadyPlaced,
+                    ..
+                }
+            ),
+            "{e}"
+        );
+    }
+    for account in accounts {
+        let audit = store
+            .audit_events(AuditFilter {
+                subject: Some(format!("account:{account}")),
+                page: Page::new(None, Some(1000)),
+            })
+            .await
+            .unwrap();
+        let placements = audit.iter().filter(|e| e.action == "account.place");
+        assert_eq!(placements.count(), 1, "{account}");
+    }
 }
 
 async fn a_username_a_server_refused_is_replaced_by_the_next_free_one(h: Harness) {
