@@ -1,7 +1,7 @@
 //! Drift: how a server's domains differ from drover's accounts on it, what to do about each
 //! finding, and when a repair pass is too large to run without an operator's say-so.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
@@ -280,10 +280,16 @@ pub fn find_mailbox_drift(
     domains: &[Listed],
     users: &[ListedUser],
 ) -> Vec<DriftFinding> {
+    // Indexed once: a server holds thousands of accounts.
+    let on_the_server: BTreeSet<&str> = domains.iter().map(|l| l.domain.as_str()).collect();
+    let mut users_of: BTreeMap<&str, Vec<&ListedUser>> = BTreeMap::new();
+    for user in users {
+        users_of.entry(user.domain.as_str()).or_default().push(user);
+    }
     let mut findings = Vec::new();
     for want in expected.iter().filter(|e| e.is_live()) {
         let domain = want.domain.as_str();
-        if !domains.iter().any(|l| l.domain == domain) {
+        if !on_the_server.contains(domain) {
             continue;
         }
         let finding =
@@ -295,7 +301,7 @@ pub fn find_mailbox_drift(
                 found: found.map(str::to_owned),
                 resource: Some(mailbox.to_owned()),
             };
-        let on_server: Vec<&ListedUser> = users.iter().filter(|u| u.domain == domain).collect();
+        let on_server = users_of.get(domain).map_or(&[][..], Vec::as_slice);
         for mailbox in want.mailboxes.iter().filter(|m| !m.deleting) {
             let (name, real_name) = (&mailbox.name, &mailbox.real_name);
             match on_server.iter().find(|u| &u.name == name) {
@@ -408,7 +414,7 @@ pub fn find_alias_drift(expected: &[Expected], listed: &[Listed]) -> Vec<DriftFi
         expected,
         listed,
         |e| &e.aliases,
-        |l, domain| l.alias_of.as_deref() == Some(domain),
+        |l| l.alias_of.as_deref(),
         (DriftKind::AliasMissing, DriftKind::AliasOrphan),
     )
 }
@@ -420,24 +426,36 @@ pub fn find_subserver_drift(expected: &[Expected], listed: &[Listed]) -> Vec<Dri
         expected,
         listed,
         |e| &e.subservers,
-        |l, domain| l.alias_of.is_none() && l.parent.as_deref() == Some(domain),
+        |l| match l.alias_of {
+            None => l.parent.as_deref(),
+            Some(_) => None,
+        },
         (DriftKind::SubserverMissing, DriftKind::SubserverOrphan),
     )
 }
 
-/// Domains the listing shows under an account's (`belongs`), against those drover's records
-/// hold for it (`records`): each missing one, and each drover does not know.
+/// Domains the listing shows under an account's (`under`: the domain a listed one belongs
+/// to, if of this kind), against those drover's records hold for it (`records`): each missing
+/// one, and each drover does not know.
 fn find_nested_drift(
     expected: &[Expected],
     listed: &[Listed],
     records: impl Fn(&Expected) -> &[(String, bool)],
-    belongs: impl Fn(&Listed, &str) -> bool,
+    under: impl Fn(&Listed) -> Option<&str>,
     (missing, orphan): (DriftKind, DriftKind),
 ) -> Vec<DriftFinding> {
+    // Indexed once: a server holds thousands of accounts.
+    let on_the_server: BTreeSet<&str> = listed.iter().map(|l| l.domain.as_str()).collect();
+    let mut nested: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+    for l in listed {
+        if let Some(owner) = under(l) {
+            nested.entry(owner).or_default().push(l.domain.as_str());
+        }
+    }
     let mut findings = Vec::new();
     for want in expected.iter().filter(|e| e.is_live()) {
         let domain = want.domain.as_str();
-        if !listed.iter().any(|l| l.domain == domain) {
+        if !on_the_server.contains(domain) {
             continue;
         }
         let finding = |kind, name: &str| DriftFinding {
@@ -448,18 +466,14 @@ fn find_nested_drift(
             found: None,
             resource: Some(name.to_owned()),
         };
-        let on_server: Vec<&str> = listed
-            .iter()
-            .filter(|l| belongs(l, domain))
-            .map(|l| l.domain.as_str())
-            .collect();
+        let on_server = nested.get(domain).map_or(&[][..], Vec::as_slice);
         let ours = records(want);
         for (name, deleting) in ours {
             if !deleting && !on_server.contains(&name.as_str()) {
                 findings.push(finding(missing, name));
             }
         }
-        for have in on_server {
+        for &have in on_server {
             if !ours.iter().any(|(n, _)| n == have) {
                 findings.push(finding(orphan, have));
             }

@@ -133,10 +133,12 @@ async fn list_databases(
     expected: &[Expected],
     domains: &[drover_virtualmin::DomainInfo],
 ) -> Result<BTreeMap<String, Vec<ListedDatabase>>, VirtualminError> {
+    let by_name: BTreeMap<&str, &drover_virtualmin::DomainInfo> =
+        domains.iter().map(|d| (d.domain.as_str(), d)).collect();
     let mut listed = BTreeMap::new();
     for want in expected.iter().filter(|e| e.is_live()) {
         let domain = want.domain.as_str();
-        let Some(info) = domains.iter().find(|d| d.domain == domain) else {
+        let Some(info) = by_name.get(domain) else {
             continue;
         };
         let counted = info.quota.databases_count.unwrap_or(0);
