@@ -36,6 +36,9 @@ async fn simulator(accounts: usize) -> VirtualminSim {
             domain.plan = "Web".into();
             domain.email = Some("owner@clients.example.ro".into());
             domain.mailboxes.insert("info".into(), "Front desk".into());
+            // With its password's hash listed, the mailbox is adopted with its account.
+            let hash = format!("$6$bench${i:05}");
+            domain.mailbox_hashes.insert("info".into(), hash);
             domain.disabled = (i % 10 == 0).then(|| "Suspended for non-payment".to_owned());
             s.domains.insert(name, domain);
         }
@@ -150,6 +153,7 @@ async fn main() {
         // Only the scans asked for here: no periodic ones beside them.
         .env("DROVER_DRIFT_INTERVAL", "0")
         .env("DROVER_USAGE_INTERVAL", "0")
+        .env("DROVER_HEALTH_INTERVAL", "0")
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::null())
         .kill_on_drop(true)
@@ -187,9 +191,12 @@ async fn main() {
         )
         .await;
     api.completed(&adoption).await;
+    let pid = child.id().unwrap();
     println!(
-        "{accounts} accounts adopted in {:.1} s; drift scans, {ROUNDS} rounds:",
-        started.elapsed().as_secs_f64()
+        "{accounts} accounts adopted in {:.1} s ({:.0} MB resident after); drift scans, \
+         {ROUNDS} rounds:",
+        started.elapsed().as_secs_f64(),
+        resident_mb(pid)
     );
 
     let bare = Arc::new(bare_client(&sim));
@@ -199,10 +206,9 @@ async fn main() {
         let scan = api.post("/servers/1/drift-scan", json!({})).await;
         let job = api.completed(&scan).await;
         ours.push(started.elapsed().as_secs_f64());
-        assert!(
-            job["output"]["servers"][0]["error"].is_null(),
-            "the scan failed: {job:#}"
-        );
+        // The server matches what was adopted: a scan that finds anything measured other work.
+        let found = &job["output"]["servers"][0]["findings"];
+        assert_eq!(found.as_array().map(Vec::len), Some(0), "{job:#}");
 
         let started = Instant::now();
         let domains = bare.list_domains().await.unwrap();
@@ -222,7 +228,9 @@ async fn main() {
          {theirs:.2} s, {:.2}x (medians of {ROUNDS} rounds)",
         ours / theirs
     );
-    let pid = child.id().unwrap();
-    println!("serve's memory after: {:.0} MB resident", resident_mb(pid));
+    println!(
+        "serve's memory after the scans: {:.0} MB resident",
+        resident_mb(pid)
+    );
     let _ = child.kill().await;
 }

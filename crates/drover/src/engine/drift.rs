@@ -133,8 +133,11 @@ async fn list_databases(
     expected: &[Expected],
     domains: &[drover_virtualmin::DomainInfo],
 ) -> Result<BTreeMap<String, Vec<ListedDatabase>>, VirtualminError> {
-    let by_name: BTreeMap<&str, &drover_virtualmin::DomainInfo> =
-        domains.iter().map(|d| (d.domain.as_str(), d)).collect();
+    // Indexed once (the first of a name, as a walk would find it).
+    let mut by_name: BTreeMap<&str, &drover_virtualmin::DomainInfo> = BTreeMap::new();
+    for d in domains {
+        by_name.entry(d.domain.as_str()).or_insert(d);
+    }
     let mut listed = BTreeMap::new();
     for want in expected.iter().filter(|e| e.is_live()) {
         let domain = want.domain.as_str();

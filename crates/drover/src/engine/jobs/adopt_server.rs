@@ -67,12 +67,22 @@ pub async fn run(
         true => client.list_all_users().await.map_err(listing)?,
         false => Vec::new(),
     };
+    // Indexed once: a server holds thousands of accounts.
+    let mut mailboxes_of: std::collections::BTreeMap<&str, Vec<&drover_virtualmin::DomainUser>> =
+        std::collections::BTreeMap::new();
+    for user in users.iter().filter(|u| u.is_mailbox()) {
+        mailboxes_of
+            .entry(user.domain.as_str())
+            .or_default()
+            .push(user);
+    }
     let mut hashes = MailboxHashes::new();
     let mut found = Vec::with_capacity(domains.len());
     for d in domains {
-        let mailboxes = users
+        let mailboxes = mailboxes_of
+            .get(d.domain.as_str())
+            .map_or(&[][..], Vec::as_slice)
             .iter()
-            .filter(|u| u.domain == d.domain && u.is_mailbox())
             .map(|u| {
                 if let (Ok(domain), Ok(mailbox), Some(hash)) = (
                     DomainName::parse(&u.domain),
