@@ -13,6 +13,9 @@
 //! too: the drain's time against the sum of the simulated backup and restore times one after
 //! another (the servers do several at once, so this may be below 1).
 
+#[path = "common/serve.rs"]
+mod serve;
+
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -20,7 +23,6 @@ use drover_testkit::TestSshd;
 use drover_testkit::virtualmin::{SimConfig, SimDomain, SimSshHost, VirtualminSim};
 use drover_virtualmin::{BreakerConfig, Endpoint, TlsPolicy, VirtualminClient, VirtualminSettings};
 use serde_json::{Value, json};
-use tokio::io::{AsyncBufReadExt, BufReader};
 
 const ROUNDS: usize = 3;
 const LATENCY_SCALE: f64 = 0.02;
@@ -87,31 +89,7 @@ async fn through_drover(sshd: &TestSshd, host: &SimSshHost, vault: &str, account
     std::fs::write(secrets.join("vm.password"), "pw").unwrap();
     std::fs::write(secrets.join("vault.password"), PASSWORD).unwrap();
     let sims = simulators(host).await;
-    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_drover"))
-        .current_dir(dir.path())
-        .args(["serve", "--listen", "127.0.0.1:0"])
-        .env("DROVER_LOG_FORMAT", "text")
-        .env("RUST_LOG", "error")
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let mut printed = Vec::new();
-    let base = loop {
-        let line = lines
-            .next_line()
-            .await
-            .unwrap()
-            .expect("drover serve stopped");
-        if let Some(rest) = line.strip_prefix("drover listening on ") {
-            break rest.split_whitespace().next().unwrap().to_owned();
-        }
-        printed.push(line);
-    };
-    // Whoever started it stops reading: drover must not mind.
-    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    let mut served = serve::start(dir.path(), &[]).await;
     let api = Api {
         // drover's one TLS provider (ring) configured, as drover's own clients are.
         http: reqwest::Client::builder()
@@ -120,8 +98,8 @@ async fn through_drover(sshd: &TestSshd, host: &SimSshHost, vault: &str, account
             )
             .build()
             .unwrap(),
-        base,
-        token: printed[1].clone(),
+        base: served.base.clone(),
+        token: served.printed[1].clone(),
     };
     let server = |i: usize| {
         let extra = json!({"capacity": accounts * 2, "rate_qps": RATE_QPS});
@@ -214,7 +192,7 @@ async fn through_drover(sshd: &TestSshd, host: &SimSshHost, vault: &str, account
             domain(i)
         );
     }
-    let _ = child.kill().await;
+    let _ = served.child.kill().await;
     seconds
 }
 

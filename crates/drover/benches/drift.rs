@@ -8,13 +8,15 @@
 //! What drover does beyond the listings (reading its records, comparing, recording the
 //! findings) is its overhead. Printed too: `serve`'s memory after the scans.
 
+#[path = "common/serve.rs"]
+mod serve;
+
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use drover_testkit::virtualmin::{SimConfig, SimDomain, SimPlan, VirtualminSim};
 use drover_virtualmin::{BreakerConfig, Endpoint, TlsPolicy, VirtualminClient, VirtualminSettings};
 use serde_json::{Value, json};
-use tokio::io::{AsyncBufReadExt, BufReader};
 
 const ROUNDS: usize = 3;
 
@@ -145,38 +147,20 @@ async fn main() {
     std::fs::create_dir_all(&secrets).unwrap();
     let password = secrets.join("vm.password");
     std::fs::write(&password, "pw").unwrap();
-    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_drover"))
-        .current_dir(dir.path())
-        .args(["serve", "--listen", "127.0.0.1:0"])
-        .env("DROVER_LOG_FORMAT", "text")
-        .env("RUST_LOG", "error")
-        // Only the scans asked for here: no periodic ones beside them.
-        .env("DROVER_DRIFT_INTERVAL", "0")
-        .env("DROVER_USAGE_INTERVAL", "0")
-        .env("DROVER_HEALTH_INTERVAL", "0")
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let mut printed = Vec::new();
-    let base = loop {
-        let line = lines
-            .next_line()
-            .await
-            .unwrap()
-            .expect("drover serve stopped");
-        if let Some(rest) = line.strip_prefix("drover listening on ") {
-            break rest.split_whitespace().next().unwrap().to_owned();
-        }
-        printed.push(line);
-    };
-    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    let mut served = serve::start(
+        dir.path(),
+        // Only the scans asked for here: no periodic work beside them.
+        &[
+            ("DROVER_DRIFT_INTERVAL", "0"),
+            ("DROVER_USAGE_INTERVAL", "0"),
+            ("DROVER_HEALTH_INTERVAL", "0"),
+        ],
+    )
+    .await;
     let api = Api {
         http: tls(),
-        base,
-        token: printed[1].clone(),
+        base: served.base.clone(),
+        token: served.printed[1].clone(),
     };
     let record = json!({"capacity": accounts * 2, "rate_qps": 1_000});
     api.post("/servers", sim.server_record("vm1", &password, record))
@@ -191,7 +175,7 @@ async fn main() {
         )
         .await;
     api.completed(&adoption).await;
-    let pid = child.id().unwrap();
+    let pid = served.child.id().unwrap();
     println!(
         "{accounts} accounts adopted in {:.1} s ({:.0} MB resident after); drift scans, \
          {ROUNDS} rounds:",
@@ -232,5 +216,5 @@ async fn main() {
         "serve's memory after the scans: {:.0} MB resident",
         resident_mb(pid)
     );
-    let _ = child.kill().await;
+    let _ = served.child.kill().await;
 }

@@ -12,12 +12,14 @@
 //! HTTP stack alone, no token, no query), interleaved in rounds: requests a second, p99, and
 //! the resident memory of `serve` after the load.
 
+#[path = "common/serve.rs"]
+mod serve;
+
 use std::time::Instant;
 
 use drover_core::{CustomerSpec, Scope, Transition};
 use drover_store::RequestContext;
 use secrecy::ExposeSecret;
-use tokio::io::{AsyncBufReadExt, BufReader};
 
 const ACCOUNTS: i64 = 100_000;
 const ROUNDS: usize = 3;
@@ -91,11 +93,6 @@ async fn seeded(dir: &std::path::Path) -> String {
     secret.expose_secret().to_owned()
 }
 
-struct Served {
-    child: tokio::process::Child,
-    base: String,
-}
-
 /// A `/proc/PID/status` figure of `serve`, in MB.
 fn memory_mb(pid: u32, field: &str) -> f64 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
@@ -138,32 +135,6 @@ async fn load(http: &reqwest::Client, url: String, token: Option<&str>) -> (f64,
         times.extend(done.unwrap());
     }
     (times.len() as f64 / started.elapsed().as_secs_f64(), times)
-}
-
-async fn serve(dir: &std::path::Path) -> Served {
-    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_drover"))
-        .current_dir(dir)
-        .args(["serve", "--listen", "127.0.0.1:0"])
-        .env("DROVER_LOG_FORMAT", "text")
-        .env("RUST_LOG", "error")
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let base = loop {
-        let line = lines
-            .next_line()
-            .await
-            .unwrap()
-            .expect("drover serve stopped");
-        if let Some(rest) = line.strip_prefix("drover listening on ") {
-            break rest.split_whitespace().next().unwrap().to_owned();
-        }
-    };
-    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-    Served { child, base }
 }
 
 fn client() -> reqwest::Client {
@@ -246,7 +217,7 @@ async fn main() {
         "seeded {ACCOUNTS} accounts in {:.1} s",
         started.elapsed().as_secs_f64()
     );
-    let served = serve(dir.path()).await;
+    let served = serve::start(dir.path(), &[]).await;
     let base = &served.base;
     let http = client();
     let session = sign_in(&http, base, &token).await;
