@@ -340,7 +340,7 @@ impl VirtualminClient {
         // carries an answer worth reading.
         if status != 200 {
             drop(response);
-            let refused = parse_reply(status, &[]);
+            let refused = parse_reply(status, Vec::new());
             if matches!(status, 401 | 403)
                 && let Err(e) = &refused
             {
@@ -352,7 +352,7 @@ impl VirtualminClient {
             .bytes()
             .await
             .map_err(|e| transport_error(&e, timeout))?;
-        parse_reply(status, &bytes)
+        parse_reply(status, bytes.into())
     }
 
     /// The server refused the login itself (HTTP 401 or 403, not a program's "not allowed"):

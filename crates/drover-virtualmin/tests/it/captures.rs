@@ -220,7 +220,7 @@ fn every_capture_parses_to_the_outcome_index_md_records() {
     );
     let mut failures = Vec::new();
     for capture in &all {
-        let result = parse_reply(capture.status, &capture.body);
+        let result = parse_reply(capture.status, capture.body.clone());
         let problem = match (capture.outcome.as_str(), &result) {
             ("success", Ok(_)) => None,
             ("success", Err(e)) => Some(format!("expected success, got {e}")),
@@ -262,7 +262,7 @@ fn every_capture_parses_to_the_outcome_index_md_records() {
 
 fn reply(file: &str) -> Reply {
     let capture = captures().into_iter().find(|c| c.file == file).unwrap();
-    parse_reply(capture.status, &capture.body).unwrap()
+    parse_reply(capture.status, capture.body.clone()).unwrap()
 }
 
 /// The three formats of one list answer give the same records.
@@ -411,7 +411,7 @@ fn a_database_outage_is_transient_and_says_so() {
         "create-database__mariadb-down__json.http",
     ] {
         let capture = captures().into_iter().find(|c| c.file == file).unwrap();
-        let err = parse_reply(capture.status, &capture.body).unwrap_err();
+        let err = parse_reply(capture.status, capture.body.clone()).unwrap_err();
         assert_eq!(err.kind, ErrorKind::Transient, "{file}");
         assert!(err.kind.is_retryable());
         assert_eq!(err.message, dbi, "{file}");
@@ -428,7 +428,7 @@ fn a_failed_certificate_request_names_its_cause() {
         "generate-letsencrypt-cert__no-internet__text.http",
     ] {
         let capture = captures().into_iter().find(|c| c.file == file).unwrap();
-        let err = parse_reply(capture.status, &capture.body).unwrap_err();
+        let err = parse_reply(capture.status, capture.body.clone()).unwrap_err();
         assert!(err.program_failed, "{file}");
         assert_eq!(
             err.message,
@@ -443,7 +443,7 @@ fn a_failed_certificate_request_names_its_cause() {
         .into_iter()
         .find(|c| c.file == "generate-letsencrypt-cert__missing-domain__json.http")
         .unwrap();
-    let err = parse_reply(capture.status, &capture.body).unwrap_err();
+    let err = parse_reply(capture.status, capture.body.clone()).unwrap_err();
     assert_eq!(err.kind, ErrorKind::NotFound);
 }
 
@@ -496,7 +496,7 @@ fn failed_steps_of_a_success_are_surfaced() {
         if capture.outcome != "success" || capture.file.contains("mariadb-down") {
             continue;
         }
-        let reply = parse_reply(capture.status, &capture.body).unwrap();
+        let reply = parse_reply(capture.status, capture.body.clone()).unwrap();
         assert!(
             reply.step_failures.is_empty(),
             "{}: {:?}",

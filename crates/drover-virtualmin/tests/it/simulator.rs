@@ -58,8 +58,8 @@ fn compare(capture: &Capture, status: u16, head: &str, body: &[u8]) -> Result<()
     if !head.starts_with("HTTP/1.0 200 Document follows") || !head.contains("Connection: close") {
         return Err(format!("status line or connection header differ: {head}"));
     }
-    let want = parse_reply(capture.status, &capture.body);
-    let got = parse_reply(status, body);
+    let want = parse_reply(capture.status, capture.body.clone());
+    let got = parse_reply(status, body.to_vec());
     match (&want, &got) {
         (Ok(_), Ok(_)) => {}
         (Err(VirtualminError { kind: a, .. }), Err(VirtualminError { kind: b, .. })) if a == b => {}
@@ -264,7 +264,7 @@ async fn the_simulator_answers_the_captured_session_like_the_real_server() {
             if *before == capture.file {
                 let (status, _, body) = replay(&sim, &Capture::synthetic(step)).await;
                 assert!(
-                    parse_reply(status, &body).is_ok(),
+                    parse_reply(status, body.clone()).is_ok(),
                     "setup step {step} failed"
                 );
             }
@@ -352,7 +352,7 @@ mod rules {
 
     fn captured(file: &str) -> Result<Reply, VirtualminError> {
         let c = captures().into_iter().find(|c| c.file == file).unwrap();
-        parse_reply(c.status, &c.body)
+        parse_reply(c.status, c.body.clone())
     }
 
     fn captured_error(file: &str) -> VirtualminError {
