@@ -108,6 +108,15 @@ pub struct ZoneSyncOutcome {
     pub error: Option<String>,
 }
 
+/// The audit event written with a sync's outcomes.
+#[derive(Debug, Clone)]
+pub struct SyncAudit<'a> {
+    pub ctx: &'a RequestContext,
+    pub action: &'a str,
+    pub subject: String,
+    pub details: serde_json::Value,
+}
+
 /// A zone an address rewrite changed: its new state and what changed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ZoneRewrite {
@@ -155,10 +164,12 @@ pub trait DnsStore: Send + Sync {
     ) -> Result<Option<i64>>;
     async fn record_ids(&self, zone: ZoneId, provider: DnsProviderId) -> Result<RecordIds>;
     /// Records what providers did for zones, all in one transaction (a failover records a
-    /// thousand at once).
+    /// thousand at once), with the audit event saying what was applied, if any: a zone's
+    /// sync commits once.
     async fn record_zone_syncs(
         &self,
         outcomes: &[(ZoneId, DnsProviderId, ZoneSyncOutcome)],
+        audit: Option<SyncAudit<'_>>,
     ) -> Result<()>;
     /// Rewrites the records pointing at a moved address in the next `limit` zones that may
     /// hold one (ids above `after`), in one transaction with its audit event; the caller pushes

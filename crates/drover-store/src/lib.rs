@@ -37,8 +37,8 @@ pub use certificate_store::{
     NameAnswer,
 };
 pub use dns_store::{
-    DnsProviderRecord, DnsProviderSpec, DnsStore, RewriteBatch, Zone, ZoneFilter, ZoneProvider,
-    ZoneRewrite, ZoneSyncOutcome,
+    DnsProviderRecord, DnsProviderSpec, DnsStore, RewriteBatch, SyncAudit, Zone, ZoneFilter,
+    ZoneProvider, ZoneRewrite, ZoneSyncOutcome,
 };
 pub use error::{Conflict, Reference, StoreError, UniqueKey};
 pub use fleet_store::{

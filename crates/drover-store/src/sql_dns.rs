@@ -423,6 +423,7 @@ mod dns_sql {
         async fn record_zone_syncs(
             &self,
             outcomes: &[(ZoneId, DnsProviderId, ZoneSyncOutcome)],
+            audit: Option<SyncAudit<'_>>,
         ) -> Result<()> {
             write_tx!(self, tx, {
                 let now = sql_now();
@@ -464,6 +465,15 @@ mod dns_sql {
                         .execute(&mut **tx)
                         .await?;
                     }
+                }
+                if let Some(SyncAudit {
+                    ctx,
+                    action,
+                    subject,
+                    details,
+                }) = audit
+                {
+                    append_audit(tx, ctx, action, subject, details).await?;
                 }
                 Ok(())
             })

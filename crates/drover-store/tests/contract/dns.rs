@@ -5,8 +5,8 @@ use drover_core::{
     account_zone,
 };
 use drover_store::{
-    AuditFilter, DnsProviderSpec, JobFilter, Reference, Store, StoreError, UniqueKey, Zone,
-    ZoneFilter, ZoneSyncOutcome,
+    AuditFilter, DnsProviderSpec, JobFilter, Reference, Store, StoreError, SyncAudit, UniqueKey,
+    Zone, ZoneFilter, ZoneSyncOutcome,
 };
 
 use drover_dns::{ProviderKind, ProviderSettings};
@@ -270,8 +270,15 @@ pub async fn provider_sync_state_and_record_ids_are_kept(h: Harness) {
         record_ids: Some(ids.clone()),
         error: None,
     };
+    let applying = ctx();
+    let applied = SyncAudit {
+        ctx: &applying,
+        action: "dns.apply",
+        subject: "zone:ids.ro".into(),
+        details: serde_json::json!({"generation": 1}),
+    };
     store
-        .record_zone_syncs(&[(zone.id, p.id, outcome)])
+        .record_zone_syncs(&[(zone.id, p.id, outcome)], Some(applied))
         .await
         .unwrap();
     assert_eq!(store.record_ids(zone.id, p.id).await.unwrap(), ids);
@@ -289,9 +296,21 @@ pub async fn provider_sync_state_and_record_ids_are_kept(h: Harness) {
         error: Some("HTTP 500".into()),
     };
     store
-        .record_zone_syncs(&[(zone.id, p.id, failed)])
+        .record_zone_syncs(&[(zone.id, p.id, failed)], None)
         .await
         .unwrap();
+    // The apply's audit event was written with its outcome, and only with it.
+    let events = store
+        .audit_events(AuditFilter {
+            subject: Some("zone:ids.ro".into()),
+            ..AuditFilter::default()
+        })
+        .await
+        .unwrap();
+    let actions: Vec<&str> = events.iter().map(|e| e.action.as_str()).collect();
+    assert_eq!(actions, ["dns.apply"], "{events:?}");
+    let details: serde_json::Value = serde_json::from_str(&events[0].details).unwrap();
+    assert_eq!(details["generation"], 1);
     let zone = store.zone(zone.id).await.unwrap();
     assert_eq!(zone.providers[0].synced_generation, 1);
     assert_eq!(

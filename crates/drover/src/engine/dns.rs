@@ -15,8 +15,8 @@ use drover_dns::{
     query_served,
 };
 use drover_store::{
-    Account, DnsProviderRecord, RequestContext, Server, Store, StoreError, UniqueKey, Zone,
-    ZoneFilter, ZoneProvider, ZoneRewrite, ZoneSyncOutcome,
+    Account, DnsProviderRecord, RequestContext, Server, Store, StoreError, SyncAudit, UniqueKey,
+    Zone, ZoneFilter, ZoneProvider, ZoneRewrite, ZoneSyncOutcome,
 };
 use serde::Serialize;
 use serde_json::json;
@@ -312,12 +312,22 @@ impl Dns {
         Ok(client)
     }
 
+    /// The client for a provider by its id; its record is read only the first time (a
+    /// provider's settings do not change, and a sync of a thousand zones asks a thousand times).
     async fn provider_by_id(
         &self,
         id: DnsProviderId,
     ) -> Result<Arc<dyn DnsProvider>, DnsWorkError> {
-        let record = self.store.dns_provider(id).await?;
-        self.provider(&record)
+        let known = self
+            .clients
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(&id.get())
+            .cloned();
+        match known {
+            Some(client) => Ok(client),
+            None => self.provider(&self.store.dns_provider(id).await?),
+        }
     }
 
     fn limits_for(&self, zone: &Zone) -> SafetyLimits {
@@ -484,21 +494,20 @@ impl Dns {
                 }
             }
         }
-        self.store.record_zone_syncs(&records).await?;
+        let audit = outcomes
+            .iter()
+            .any(|o| o.result == ApplyResult::Applied)
+            .then(|| SyncAudit {
+                ctx,
+                action: "dns.apply",
+                subject: format!("zone:{}", zone.name),
+                details: json!({
+                    "generation": plan.generation, "force": force, "outcomes": outcomes,
+                }),
+            });
+        self.store.record_zone_syncs(&records, audit).await?;
         for o in &outcomes {
             count_zone_write(&o.provider, o.result.as_str());
-        }
-        if outcomes.iter().any(|o| o.result == ApplyResult::Applied) {
-            self.store
-                .audit(
-                    ctx,
-                    "dns.apply",
-                    format!("zone:{}", zone.name),
-                    json!({
-                        "generation": plan.generation, "force": force, "outcomes": outcomes,
-                    }),
-                )
-                .await?;
         }
         Ok(outcomes)
     }
@@ -681,7 +690,7 @@ impl Dns {
                 records.push((zone, provider, outcome));
             }
         }
-        self.store.record_zone_syncs(&records).await?;
+        self.store.record_zone_syncs(&records, None).await?;
         for zone in deferred {
             crate::commands::sync_zone(&*self.store, ctx, zone, false).await?;
         }
