@@ -727,7 +727,61 @@ mod tests {
         }
     }
 
+    /// The text list read the plain way: every line split and every label worked out anew.
+    fn text_records_read_plainly(output: &str) -> Vec<(String, Vec<(String, String)>)> {
+        let mut records: Vec<(String, Vec<(String, String)>)> = Vec::new();
+        for line in output.lines() {
+            let content = line.trim_ascii();
+            if content.is_empty() {
+                continue;
+            }
+            if !line.starts_with(' ') {
+                if !is_log_line(content) {
+                    records.push((content.to_owned(), Vec::new()));
+                }
+            } else if let Some((_, fields)) = records.last_mut()
+                && let Some((label, value)) = content.split_once(':')
+            {
+                fields.push((
+                    json_key(label.trim_ascii_end()),
+                    value.trim_ascii().to_owned(),
+                ));
+            }
+        }
+        records
+    }
+
     proptest::proptest! {
+        #[test]
+        fn text_records_read_as_the_plain_way_reads_them(
+            entries in proptest::collection::vec(
+                ("[a-z]{1,8}\\.test", proptest::collection::vec(
+                    ("(ID|Type|Server-side includes|Disabled|Features|Web root|Ünicode Label)",
+                     "[ -~]{0,12}"),
+                    0..6,
+                )),
+                0..6,
+            ),
+            line_break in "(\\n|\\r\\n)",
+        ) {
+            let mut output = String::new();
+            for (name, fields) in &entries {
+                output.push_str(name);
+                output.push_str(&line_break);
+                for (label, value) in fields {
+                    output.push_str(&format!("    {label}: {value}{line_break}"));
+                }
+            }
+            let read: Vec<(String, Vec<(String, String)>)> = text_records(&output)
+                .iter()
+                .map(|r| {
+                    let fields = r.fields().map(|(k, v)| (k.to_owned(), v.to_owned())).collect();
+                    (r.name.clone(), fields)
+                })
+                .collect();
+            proptest::prop_assert_eq!(read, text_records_read_plainly(&output));
+        }
+
         #[test]
         fn the_parser_never_panics(status in 0u16..600, body in proptest::collection::vec(proptest::num::u8::ANY, 0..512)) {
             let _ = parse_reply(status, body);
