@@ -108,7 +108,7 @@ pub struct ZoneSyncOutcome {
     pub error: Option<String>,
 }
 
-/// The audit event written with a sync's outcomes.
+/// An audit event written with a sync's outcomes.
 #[derive(Debug, Clone)]
 pub struct SyncAudit<'a> {
     pub ctx: &'a RequestContext,
@@ -164,12 +164,12 @@ pub trait DnsStore: Send + Sync {
     ) -> Result<Option<i64>>;
     async fn record_ids(&self, zone: ZoneId, provider: DnsProviderId) -> Result<RecordIds>;
     /// Records what providers did for zones, all in one transaction (a failover records a
-    /// thousand at once), with the audit event saying what was applied, if any: a zone's
-    /// sync commits once.
+    /// thousand at once), with the audit events saying what was applied or refused: a
+    /// zone's sync commits once.
     async fn record_zone_syncs(
         &self,
         outcomes: &[(ZoneId, DnsProviderId, ZoneSyncOutcome)],
-        audit: Option<SyncAudit<'_>>,
+        audits: Vec<SyncAudit<'_>>,
     ) -> Result<()>;
     /// Rewrites the records pointing at a moved address in the next `limit` zones that may
     /// hold one (ids above `after`), in one transaction with its audit event; the caller pushes

@@ -423,7 +423,7 @@ mod dns_sql {
         async fn record_zone_syncs(
             &self,
             outcomes: &[(ZoneId, DnsProviderId, ZoneSyncOutcome)],
-            audit: Option<SyncAudit<'_>>,
+            audits: Vec<SyncAudit<'_>>,
         ) -> Result<()> {
             write_tx!(self, tx, {
                 let now = sql_now();
@@ -466,12 +466,12 @@ mod dns_sql {
                         .await?;
                     }
                 }
-                if let Some(SyncAudit {
+                for SyncAudit {
                     ctx,
                     action,
                     subject,
                     details,
-                }) = audit
+                } in audits
                 {
                     append_audit(tx, ctx, action, subject, details).await?;
                 }

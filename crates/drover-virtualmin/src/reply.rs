@@ -55,7 +55,7 @@ impl Record {
         }
     }
 
-    /// Gives back the room `for_domain` reserved and did not use: lists of thousands of
+    /// Gives back the room `for_domain` or `sized_as` reserved and was not used: lists of thousands of
     /// records are held whole while a scan or an adoption reads them.
     fn finished(mut self) -> Self {
         self.text.shrink_to_fit();
@@ -170,10 +170,11 @@ impl Reply {
         let mut step_failures = Vec::new();
         for line in lines(&output) {
             // Only a line starting with '[' or '.' can be either (a quick test: a list is
-            // hundreds of thousands of lines).
+            // hundreds of thousands of lines). A vertical tab or a non-ASCII byte first may be
+            // whitespace the full tests trim, so those lines get them too.
             if !matches!(
                 line.trim_ascii_start().bytes().next(),
-                Some(b'[' | b'.' | 0x80..)
+                Some(b'[' | b'.' | 0x0B | 0x80..)
             ) {
                 continue;
             }
@@ -590,7 +591,7 @@ fn parse_text(mut text: String) -> Result<Reply, VirtualminError> {
         .and_then(|c| c.trim().parse::<i64>().ok())
         .ok_or_else(|| protocol("a text answer without its closing 'Exit status' line"))?;
     if code == 0 {
-        // The output is where the answer starts: the answer cut short is it.
+        // `output` is a prefix of `text`: truncated, the text is the output, with no copy.
         let output = output.len();
         text.truncate(output);
         return Ok(Reply::success(Vec::new(), text));
@@ -667,9 +668,10 @@ fn lines(text: &str) -> impl Iterator<Item = &str> {
             let line = &text[start..end];
             start = end + 1;
             // Only a line break is `\r\n`: a last line's own `\r` stays, as in `str::lines`.
-            match line.strip_suffix('\r') {
-                Some(line) if end < text.len() => line,
-                _ => line,
+            if end < text.len() {
+                line.strip_suffix('\r').unwrap_or(line)
+            } else {
+                line
             }
         })
 }
@@ -714,6 +716,17 @@ mod tests {
     }
 
     #[test]
+    fn warnings_and_failed_steps_are_found_after_any_whitespace() {
+        let reply = parse_text_output(
+            "\u{b}.. MariaDB database failed : gone\n\u{a0}[03/Dec/2026:10:00:00 +0000] warned\n  fine",
+            0,
+        )
+        .unwrap();
+        assert_eq!(reply.step_failures, [".. MariaDB database failed : gone"]);
+        assert_eq!(reply.warnings, ["[03/Dec/2026:10:00:00 +0000] warned"]);
+    }
+
+    #[test]
     fn garbage_is_a_protocol_error_not_a_panic() {
         for body in [
             &b"\xff\xfe"[..],
@@ -755,7 +768,10 @@ mod tests {
         #[test]
         fn text_records_read_as_the_plain_way_reads_them(
             entries in proptest::collection::vec(
-                ("[a-z]{1,8}\\.test", proptest::collection::vec(
+                ("[a-z]{1,8}\\.test",
+                 // A line of another kind after the name: none, blank, a warning, no colon.
+                 "(|\\t|\\[03/Dec/2026:10:00:00 \\+0000\\] warned: x|    no colon here|  \\tID : tabbed)",
+                 proptest::collection::vec(
                     ("(ID|Type|Server-side includes|Disabled|Features|Web root|Ünicode Label)",
                      "[ -~]{0,12}"),
                     0..6,
@@ -765,8 +781,10 @@ mod tests {
             line_break in "(\\n|\\r\\n)",
         ) {
             let mut output = String::new();
-            for (name, fields) in &entries {
+            for (name, other, fields) in &entries {
                 output.push_str(name);
+                output.push_str(&line_break);
+                output.push_str(other);
                 output.push_str(&line_break);
                 for (label, value) in fields {
                     output.push_str(&format!("    {label}: {value}{line_break}"));

@@ -278,7 +278,7 @@ pub async fn provider_sync_state_and_record_ids_are_kept(h: Harness) {
         details: serde_json::json!({"generation": 1}),
     };
     store
-        .record_zone_syncs(&[(zone.id, p.id, outcome)], Some(applied))
+        .record_zone_syncs(&[(zone.id, p.id, outcome)], vec![applied])
         .await
         .unwrap();
     assert_eq!(store.record_ids(zone.id, p.id).await.unwrap(), ids);
@@ -296,7 +296,7 @@ pub async fn provider_sync_state_and_record_ids_are_kept(h: Harness) {
         error: Some("HTTP 500".into()),
     };
     store
-        .record_zone_syncs(&[(zone.id, p.id, failed)], None)
+        .record_zone_syncs(&[(zone.id, p.id, failed)], Vec::new())
         .await
         .unwrap();
     // The apply's audit event was written with its outcome, and only with it.

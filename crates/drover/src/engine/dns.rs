@@ -407,6 +407,7 @@ impl Dns {
     ) -> Result<Vec<ProviderOutcome>, DnsWorkError> {
         let mut outcomes = Vec::new();
         let mut records = Vec::new();
+        let mut audits = Vec::new();
         for p in &plan.providers {
             let client = self.provider_by_id(p.provider_id).await?;
             let zref = ZoneRef {
@@ -428,16 +429,14 @@ impl Dns {
                     .map(ToString::to_string)
                     .collect::<Vec<_>>()
                     .join("; ");
-                self.store
-                    .audit(
-                        ctx,
-                        "dns.apply.refused",
-                        format!("zone:{}", zone.name),
-                        json!({
-                            "provider": p.provider, "refusals": p.refusals,
-                        }),
-                    )
-                    .await?;
+                audits.push(SyncAudit {
+                    ctx,
+                    action: "dns.apply.refused",
+                    subject: format!("zone:{}", zone.name),
+                    details: json!({
+                        "provider": p.provider, "refusals": p.refusals,
+                    }),
+                });
                 records.push((
                     zone.id,
                     p.provider_id,
@@ -494,10 +493,8 @@ impl Dns {
                 }
             }
         }
-        let audit = outcomes
-            .iter()
-            .any(|o| o.result == ApplyResult::Applied)
-            .then(|| SyncAudit {
+        if outcomes.iter().any(|o| o.result == ApplyResult::Applied) {
+            audits.push(SyncAudit {
                 ctx,
                 action: "dns.apply",
                 subject: format!("zone:{}", zone.name),
@@ -505,7 +502,8 @@ impl Dns {
                     "generation": plan.generation, "force": force, "outcomes": outcomes,
                 }),
             });
-        self.store.record_zone_syncs(&records, audit).await?;
+        }
+        self.store.record_zone_syncs(&records, audits).await?;
         for o in &outcomes {
             count_zone_write(&o.provider, o.result.as_str());
         }
@@ -690,7 +688,7 @@ impl Dns {
                 records.push((zone, provider, outcome));
             }
         }
-        self.store.record_zone_syncs(&records, None).await?;
+        self.store.record_zone_syncs(&records, Vec::new()).await?;
         for zone in deferred {
             crate::commands::sync_zone(&*self.store, ctx, zone, false).await?;
         }
