@@ -145,18 +145,22 @@ pub async fn forget_certificate(
 ) -> Result<()> {
     let record = store.account(account).await?;
     // The waiting job first: a request after the record's deletion gets a job of its own.
+    // A running one is cancelled too: it may have recorded a failure and be about to wait
+    // minutes before asking again, and the queue ends it as cancelled instead of waiting.
     let waiting = JobFilter {
         states: vec![
             JobState::Scheduled,
             JobState::Available,
             JobState::Retryable,
+            JobState::Running,
         ],
         account_id: Some(account),
         limit: None,
     };
     for job in store.jobs(waiting).await? {
         if job.kind == RequestCertificate::KIND {
-            // One that started (or ended) meanwhile finds no request and ends by itself.
+            // One that ended meanwhile is left as it ended; one that starts after this finds
+            // no request and ends by itself.
             if let Err(e) = store.cancel_job(job.id).await {
                 tracing::debug!(job = %job.id, error = %e, "certificate job not cancelled");
             }

@@ -120,6 +120,7 @@ drover_testkit::on_both_databases!(
     subservers_reach_the_server_with_their_addresses_in_the_accounts_zone,
     a_login_link_is_made_by_the_server_kept_sealed_and_handed_out_once,
     a_certificate_waits_for_dns_and_its_failures_for_lets_encrypts_limits,
+    a_certificate_forgotten_while_its_job_asks_ends_the_job,
     subservers_get_certificates_of_their_own_and_aliases_join_the_domains,
     mailbox_quotas_come_from_the_plan_and_reach_a_server_that_keeps_them,
     an_account_is_backed_up_its_failures_kept_and_old_archives_pruned,
@@ -1650,6 +1651,47 @@ async fn a_certificate_waits_for_dns_and_its_failures_for_lets_encrypts_limits(f
         .unwrap();
     assert!(store.certificate(account).await.unwrap().is_none());
     assert_eq!(store.job(job).await.unwrap().state, "cancelled");
+}
+
+/// An operator forgets a certificate request while its job is asking the server: the job is
+/// cancelled, not left waiting to ask again (it may have recorded a failure and be about to
+/// wait minutes).
+async fn a_certificate_forgotten_while_its_job_asks_ends_the_job(f: Fleetwork) {
+    use drover_testkit::virtualmin::{Fault, Gate};
+    let store = &*f.store;
+    let address = serde_json::from_value(serde_json::json!({"ipv4": "192.0.2.7"})).unwrap();
+    drover::commands::update_server(store, &ctx(), drover_core::ServerId(1), address)
+        .await
+        .unwrap();
+    let id = service_on(store, drover_core::PlanId(1), "held.ro").await;
+    let moved = crate::transition_service(store, &ctx(), id, Transition::Activate, None)
+        .await
+        .unwrap();
+    assert_eq!(
+        crate::finished(store, moved.job_id).await.state,
+        "completed"
+    );
+    let account = moved.account.id;
+    // The server runs the request and holds its answer until the test lets it go.
+    let gate = Gate::default();
+    f.sim
+        .set_fault_rate(1.0, vec![Fault::AnswerWhenReleased(gate.clone())]);
+    let (_, job) = drover::commands::request_certificate(store, &ctx(), account)
+        .await
+        .unwrap();
+    wait_for(|| async {
+        (f.sim.calls_naming("held.ro", "generate-letsencrypt-cert") > 0).then_some(())
+    })
+    .await;
+    assert_eq!(store.job(job).await.unwrap().state, "running");
+    drover::commands::forget_certificate(store, &ctx(), account)
+        .await
+        .unwrap();
+    f.sim.set_fault_rate(0.0, Vec::new());
+    gate.release("held.ro");
+    let ended = crate::finished(store, job).await;
+    assert_eq!(ended.state, "cancelled", "{ended:?}");
+    assert!(store.certificate(account).await.unwrap().is_none());
 }
 
 /// Polls `check` until it gives a value.
