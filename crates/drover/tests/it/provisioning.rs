@@ -1343,19 +1343,7 @@ async fn a_login_link_is_made_by_the_server_kept_sealed_and_handed_out_once(f: F
 async fn subservers_get_certificates_of_their_own_and_aliases_join_the_domains(f: Fleetwork) {
     use drover_core::CertificateState;
     let store = &*f.store;
-    let address = serde_json::from_value(serde_json::json!({"ipv4": "192.0.2.7"})).unwrap();
-    drover::commands::update_server(store, &ctx(), drover_core::ServerId(1), address)
-        .await
-        .unwrap();
-    let id = service_on(store, drover_core::PlanId(1), "certs.ro").await;
-    let moved = crate::transition_service(store, &ctx(), id, Transition::Activate, None)
-        .await
-        .unwrap();
-    assert_eq!(
-        crate::finished(store, moved.job_id).await.state,
-        "completed"
-    );
-    let account = moved.account.id;
+    let account = active_on_addressed_server(store, "certs.ro").await;
     drover::commands::create_subserver(store, &ctx(), account, "shop")
         .await
         .unwrap();
@@ -1659,19 +1647,7 @@ async fn a_certificate_waits_for_dns_and_its_failures_for_lets_encrypts_limits(f
 async fn a_certificate_forgotten_while_its_job_asks_ends_the_job(f: Fleetwork) {
     use drover_testkit::virtualmin::{Fault, Gate};
     let store = &*f.store;
-    let address = serde_json::from_value(serde_json::json!({"ipv4": "192.0.2.7"})).unwrap();
-    drover::commands::update_server(store, &ctx(), drover_core::ServerId(1), address)
-        .await
-        .unwrap();
-    let id = service_on(store, drover_core::PlanId(1), "held.ro").await;
-    let moved = crate::transition_service(store, &ctx(), id, Transition::Activate, None)
-        .await
-        .unwrap();
-    assert_eq!(
-        crate::finished(store, moved.job_id).await.state,
-        "completed"
-    );
-    let account = moved.account.id;
+    let account = active_on_addressed_server(store, "held.ro").await;
     // The server runs the request and holds its answer until the test lets it go.
     let gate = Gate::default();
     f.sim
@@ -1692,6 +1668,23 @@ async fn a_certificate_forgotten_while_its_job_asks_ends_the_job(f: Fleetwork) {
     let ended = crate::finished(store, job).await;
     assert_eq!(ended.state, "cancelled", "{ended:?}");
     assert!(store.certificate(account).await.unwrap().is_none());
+}
+
+/// An account made active on vm1, given an address first for the account's zone to point at.
+async fn active_on_addressed_server(store: &dyn Store, domain: &str) -> drover_core::AccountId {
+    let address = serde_json::from_value(serde_json::json!({"ipv4": "192.0.2.7"})).unwrap();
+    drover::commands::update_server(store, &ctx(), drover_core::ServerId(1), address)
+        .await
+        .unwrap();
+    let id = service_on(store, drover_core::PlanId(1), domain).await;
+    let moved = crate::transition_service(store, &ctx(), id, Transition::Activate, None)
+        .await
+        .unwrap();
+    assert_eq!(
+        crate::finished(store, moved.job_id).await.state,
+        "completed"
+    );
+    moved.account.id
 }
 
 /// Polls `check` until it gives a value.
